@@ -1,0 +1,45 @@
+# vws — see README.md. `make test` is what CI runs (after test/setup.sh).
+GO      ?= go
+BIN     := bin/vws
+FUZZTIME ?= 60s
+
+.PHONY: all build test test-short generate verify-generate bench lint fuzz demo clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/vws
+
+# The whole suite, interoperability tests with zeep and Apache Axis 1.4 included
+# (they skip with a message where those are not installed; test/setup.sh installs them).
+test: build
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./...
+
+test-short:
+	$(GO) test -short -count=1 ./...
+
+generate:
+	$(GO) generate ./...
+
+# Fails when the checked-in generated code differs from what `make generate` makes.
+verify-generate: generate
+	@git diff --exit-code -- wsdl schema || { echo "generated code is stale: run 'make generate' and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- wsdl schema)" || { git status --porcelain -- wsdl schema; echo "generate left untracked files"; exit 1; }
+
+bench: build
+	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./internal/container/ ./internal/xpathdoc/
+	$(GO) run ./test/bench -duration 5s
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); test -z "$$out" || { echo "gofmt needed:"; echo "$$out"; exit 1; }
+	$(GO) vet ./...
+
+fuzz:
+	$(GO) test -run='^$$' -fuzz=FuzzServeSOAP -fuzztime=$(FUZZTIME) ./internal/container/
+
+demo: build
+	bash test/demo.sh
+
+clean:
+	rm -rf bin

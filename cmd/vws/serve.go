@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vws-grid/vws/internal/server"
+	"github.com/vws-grid/vws/internal/tlsutil"
+)
+
+type serveOptions struct {
+	listen   string
+	dataDir  string
+	insecure bool
+	certFile string
+	keyFile  string
+	caPath   string
+	roles    []string
+	maxBody  int64
+	logLevel string
+	logJSON  bool
+}
+
+func defaultDataDir() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/vws"
+	}
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "vws")
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".local", "share", "vws")
+}
+
+func newServeCommand() *cobra.Command {
+	o := &serveOptions{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run vws services (all roles in one process by default)",
+		Long: `Run the vws services on one HTTP server: the Factory, the Repository and the host
+Manager by default, with embedded storage in --data. Services are mounted under
+/wsrf/services/, with /healthz and /metrics beside them.
+
+HTTPS with --cert and --key (and --ca to verify client certificates, whose subject
+becomes the caller's identity); plain HTTP only when asked for with --insecure.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runServe(cmd.Context(), o) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to listen on")
+	f.StringVar(&o.dataDir, "data", defaultDataDir(), "data directory (database, images)")
+	f.BoolVar(&o.insecure, "insecure", false, "serve plain HTTP without authentication (tests, demos)")
+	f.StringVar(&o.certFile, "cert", "", "host certificate (PEM) for HTTPS")
+	f.StringVar(&o.keyFile, "key", "", "host key (PEM) for HTTPS")
+	f.StringVar(&o.caPath, "ca", "", "trusted CA certificates for client certificates: a PEM file or a directory")
+	f.StringSliceVar(&o.roles, "role", nil, "roles to run: factory, repository, manager (default all)")
+	f.Int64Var(&o.maxBody, "max-body", 1<<20, "largest SOAP request body in bytes (larger: HTTP 413)")
+	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.BoolVar(&o.logJSON, "log-json", false, "log JSON records instead of text")
+	return cmd
+}
+
+func runServe(ctx context.Context, o *serveOptions) error {
+	var tlsCfg *tls.Config
+	switch {
+	case o.insecure && o.certFile != "":
+		return errors.New("--insecure and --cert exclude each other")
+	case !o.insecure && o.certFile == "":
+		return errors.New("no host certificate: pass --cert and --key to serve HTTPS, or --insecure for plain HTTP")
+	case !o.insecure:
+		var err error
+		if tlsCfg, err = tlsutil.Server(o.certFile, o.keyFile, o.caPath); err != nil {
+			return err
+		}
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	hopts := &slog.HandlerOptions{Level: level}
+	var handler slog.Handler = slog.NewTextHandler(os.Stderr, hopts)
+	if o.logJSON {
+		handler = slog.NewJSONHandler(os.Stderr, hopts)
+	}
+	logger := slog.New(handler)
+	slog.SetDefault(logger)
+
+	ctx, stop := signal.NotifyContext(ctxOrBackground(ctx), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	srv, err := server.New(ctx, server.Config{DataDir: o.dataDir, Roles: o.roles, MaxBodyBytes: o.maxBody, Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", o.listen, err)
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	scheme := "http"
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+		scheme = "https"
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	logger.Info("vws serving", "url", scheme+"://"+ln.Addr().String(), "roles", strings.Join(rolesOrAll(o.roles), ","), "data", o.dataDir)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return hs.Shutdown(sctx)
+}
+
+func rolesOrAll(r []string) []string {
+	if len(r) == 0 {
+		return []string{"factory", "repository", "manager"}
+	}
+	return r
+}
+
+func ctxOrBackground(ctx context.Context) context.Context {
+	if ctx == nil {
+		return context.Background()
+	}
+	return ctx
+}

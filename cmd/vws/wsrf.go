@@ -1,0 +1,328 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/beevik/etree"
+	"github.com/spf13/cobra"
+
+	"github.com/vws-grid/vws/internal/client"
+	"github.com/vws-grid/vws/internal/dialect"
+	"github.com/vws-grid/vws/internal/vwsns"
+	"github.com/vws-grid/vws/internal/wsa"
+)
+
+// knownPrefixes lets property names and queries use short prefixes instead of
+// {namespace}local.
+var knownPrefixes = map[string]string{
+	"vw": vwsns.Workspace, "hw": vwsns.Hardware, "net": vwsns.Network, "sw": vwsns.Software,
+	"cap": vwsns.Capability, "fac": vwsns.Factory, "repo": vwsns.Repository, "mgr": vwsns.Manager,
+}
+
+// targetOptions are the GT-style ways to name a resource.
+type targetOptions struct {
+	baseURL string
+	service string
+	eprFile string
+	keyName string
+	dialect string
+}
+
+func (t *targetOptions) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&t.baseURL, "url", "", "base URL of vws (default $VWS_URL, else http://127.0.0.1:8080)")
+	f.StringVarP(&t.service, "service", "s", "", "service URL (default <base>/wsrf/services/WorkspaceService)")
+	f.StringVarP(&t.eprFile, "eprFile", "e", "", "file holding the resource's EndpointReference")
+	f.StringVarP(&t.keyName, "key", "k", "", `resource key name as "{namespace}Name"; its value is the first argument`)
+	f.StringVar(&t.dialect, "dialect", "", "gt4 or wsrf12 (default: the EPR file's, else wsrf12)")
+}
+
+// resolve builds the EPR and returns the arguments left after the key value.
+func (t *targetOptions) resolve(args []string) (*wsa.EPR, []string, error) {
+	var d *dialect.Dialect
+	switch t.dialect {
+	case "":
+	case "gt4":
+		d = dialect.GT4
+	case "wsrf12":
+		d = dialect.WSRF12
+	default:
+		return nil, nil, fmt.Errorf("--dialect must be gt4 or wsrf12, not %q", t.dialect)
+	}
+	var epr *wsa.EPR
+	if t.eprFile != "" {
+		if t.service != "" || t.keyName != "" {
+			return nil, nil, fmt.Errorf("give either --eprFile or --service/--key, not both")
+		}
+		data, err := os.ReadFile(t.eprFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("read EPR file: %w", err)
+		}
+		if epr, err = wsa.ReadEPRDocument(data); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", t.eprFile, err)
+		}
+		if d != nil && d.WSA != epr.Version {
+			epr = convertEPR(epr, d.WSA)
+		}
+		return epr, args, nil
+	}
+	if d == nil {
+		d = dialect.WSRF12
+	}
+	addr := t.service
+	if addr == "" {
+		addr = baseURL(t.baseURL) + "/wsrf/services/" + vwsns.WorkspaceService
+	}
+	epr = &wsa.EPR{Version: d.WSA, Address: addr}
+	if t.keyName != "" {
+		q, err := parseName(t.keyName)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--key: %w", err)
+		}
+		if len(args) == 0 {
+			return nil, nil, fmt.Errorf("--key %s needs the key's value as the first argument", t.keyName)
+		}
+		k := etree.NewElement("k:" + q.Local)
+		k.CreateAttr("xmlns:k", q.Space)
+		k.SetText(args[0])
+		epr.References = append(epr.References, k)
+		args = args[1:]
+	}
+	return epr, args, nil
+}
+
+// convertEPR re-expresses an EPR in the other WS-Addressing version; the reference
+// elements themselves are the same in both.
+func convertEPR(e *wsa.EPR, v wsa.Version) *wsa.EPR {
+	c := *e
+	c.Version = v
+	return &c
+}
+
+func baseURL(flag string) string {
+	if flag != "" {
+		return strings.TrimRight(flag, "/")
+	}
+	if env := os.Getenv("VWS_URL"); env != "" {
+		return strings.TrimRight(env, "/")
+	}
+	return "http://127.0.0.1:8080"
+}
+
+// parseName accepts {namespace}local or prefix:local with a known prefix.
+func parseName(s string) (wsa.QName, error) {
+	if strings.HasPrefix(s, "{") {
+		return wsa.ParseClark(s)
+	}
+	if p, local, ok := strings.Cut(s, ":"); ok {
+		ns, known := knownPrefixes[p]
+		if !known {
+			return wsa.QName{}, fmt.Errorf("unknown prefix %q in %q: write {namespace}%s or use one of vw, hw, net, sw, cap, fac, repo, mgr", p, s, local)
+		}
+		return wsa.QName{Space: ns, Local: local}, nil
+	}
+	return wsa.QName{}, fmt.Errorf("%q: write {namespace}name or prefix:name", s)
+}
+
+func newWSRFCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "wsrf",
+		Short: "GT-style WSRF verbs on any resource: get-property, get-properties, query, set-termination-time, destroy",
+	}
+	cmd.AddCommand(wsrfGetProperty(), wsrfGetProperties(), wsrfQuery(), wsrfSetTerminationTime(), wsrfDestroy())
+	return cmd
+}
+
+func printElements(w io.Writer, els []*etree.Element) error {
+	for _, el := range els {
+		doc := etree.NewDocument()
+		c := wsa.Detach(el)
+		wsa.PruneNamespaces(c)
+		doc.SetRoot(c)
+		doc.Indent(2)
+		if _, err := doc.WriteTo(w); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func wsrfGetProperty() *cobra.Command {
+	t := &targetOptions{}
+	cmd := &cobra.Command{
+		Use:   "get-property [key-value] PROPERTY",
+		Short: "Print one resource property ({namespace}name or vw:name)",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			epr, rest, err := t.resolve(args)
+			if err != nil {
+				return err
+			}
+			if len(rest) != 1 {
+				return fmt.Errorf("give exactly one property name")
+			}
+			q, err := parseName(rest[0])
+			if err != nil {
+				return err
+			}
+			els, err := client.New(nil).GetResourceProperty(cmd.Context(), epr, q)
+			if err != nil {
+				return err
+			}
+			return printElements(cmd.OutOrStdout(), els)
+		},
+	}
+	t.register(cmd)
+	return cmd
+}
+
+func wsrfGetProperties() *cobra.Command {
+	t := &targetOptions{}
+	cmd := &cobra.Command{
+		Use:   "get-properties [key-value] PROPERTY...",
+		Short: "Print several resource properties",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			epr, rest, err := t.resolve(args)
+			if err != nil {
+				return err
+			}
+			if len(rest) == 0 {
+				return fmt.Errorf("give at least one property name")
+			}
+			var qs []wsa.QName
+			for _, a := range rest {
+				q, err := parseName(a)
+				if err != nil {
+					return err
+				}
+				qs = append(qs, q)
+			}
+			els, err := client.New(nil).GetMultipleResourceProperties(cmd.Context(), epr, qs)
+			if err != nil {
+				return err
+			}
+			return printElements(cmd.OutOrStdout(), els)
+		},
+	}
+	t.register(cmd)
+	return cmd
+}
+
+func wsrfQuery() *cobra.Command {
+	t := &targetOptions{}
+	var nsFlags []string
+	cmd := &cobra.Command{
+		Use:   "query [key-value] [XPATH] [DIALECT]",
+		Short: "Evaluate an XPath 1.0 query over the resource-property document (default \"/\")",
+		Long: `Evaluate an XPath 1.0 query over the resource-property document. The prefixes
+vw, hw, net, sw, cap, fac, repo and mgr are bound to the vws namespaces; bind more
+with --ns prefix=namespace.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			epr, rest, err := t.resolve(args)
+			if err != nil {
+				return err
+			}
+			expr := "/"
+			if len(rest) > 0 {
+				expr = rest[0]
+			}
+			if len(rest) > 1 && rest[1] != dialect.XPathDialect {
+				return fmt.Errorf("only the XPath 1.0 dialect %s is supported", dialect.XPathDialect)
+			}
+			if len(rest) > 2 {
+				return fmt.Errorf("too many arguments")
+			}
+			ns := map[string]string{}
+			for p, u := range knownPrefixes {
+				ns[p] = u
+			}
+			d := client.DialectOf(epr)
+			ns["wsrl"] = d.RL
+			for _, kv := range nsFlags {
+				p, u, ok := strings.Cut(kv, "=")
+				if !ok || p == "" || u == "" {
+					return fmt.Errorf("--ns %q: write prefix=namespace", kv)
+				}
+				ns[p] = u
+			}
+			resp, err := client.New(nil).QueryResourceProperties(cmd.Context(), epr, expr, ns)
+			if err != nil {
+				return err
+			}
+			if kids := resp.ChildElements(); len(kids) > 0 {
+				return printElements(cmd.OutOrStdout(), kids)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), resp.Text())
+			return nil
+		},
+	}
+	t.register(cmd)
+	cmd.Flags().StringArrayVar(&nsFlags, "ns", nil, "bind a prefix for the query: prefix=namespace")
+	return cmd
+}
+
+func wsrfSetTerminationTime() *cobra.Command {
+	t := &targetOptions{}
+	cmd := &cobra.Command{
+		Use:   "set-termination-time [key-value] SECONDS|infinity",
+		Short: "Schedule the resource's destruction SECONDS from now, or never",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			epr, rest, err := t.resolve(args)
+			if err != nil {
+				return err
+			}
+			if len(rest) != 1 {
+				return fmt.Errorf("give the lifetime in seconds from now, or infinity")
+			}
+			var when *time.Time
+			if rest[0] != "infinity" {
+				secs, err := strconv.ParseInt(rest[0], 10, 64)
+				if err != nil || secs < 0 {
+					return fmt.Errorf("%q is not a number of seconds (or infinity)", rest[0])
+				}
+				at := time.Now().Add(time.Duration(secs) * time.Second)
+				when = &at
+			}
+			got, current, err := client.New(nil).SetTerminationTime(cmd.Context(), epr, when)
+			if err != nil {
+				return err
+			}
+			if got == nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "termination time: infinity (service time %s)\n", current.Format(time.RFC3339))
+			} else {
+				fmt.Fprintf(cmd.OutOrStdout(), "termination time: %s (service time %s)\n", got.Format(time.RFC3339Nano), current.Format(time.RFC3339))
+			}
+			return nil
+		},
+	}
+	t.register(cmd)
+	return cmd
+}
+
+func wsrfDestroy() *cobra.Command {
+	t := &targetOptions{}
+	cmd := &cobra.Command{
+		Use:   "destroy [key-value]",
+		Short: "Destroy the resource",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			epr, rest, err := t.resolve(args)
+			if err != nil {
+				return err
+			}
+			if len(rest) != 0 {
+				return fmt.Errorf("unexpected arguments %v", rest)
+			}
+			if err := client.New(nil).Destroy(cmd.Context(), epr); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "destroyed")
+			return nil
+		},
+	}
+	t.register(cmd)
+	return cmd
+}

@@ -1,0 +1,110 @@
+// Package factory is the VW Factory: it creates workspaces under site policy and
+// describes what it offers through its own resource properties.
+package factory
+
+import (
+	"context"
+	"io/fs"
+	"runtime"
+	"time"
+
+	"github.com/beevik/etree"
+
+	"github.com/vws-grid/vws/internal/container"
+	"github.com/vws-grid/vws/internal/dialect"
+	"github.com/vws-grid/vws/internal/vwsns"
+	"github.com/vws-grid/vws/internal/wsa"
+	"github.com/vws-grid/vws/internal/wsrf"
+)
+
+// Config is what the Factory offers.
+type Config struct {
+	// VMMTypes the site's managers run (kvm, qemu, xen).
+	VMMTypes []string
+	// Architectures of the site's hosts; default the machine's own.
+	Architectures []string
+	// DefaultLifetime applies when a Create asks for none.
+	DefaultLifetime time.Duration
+	// MaximumLifetime bounds any workspace's lifetime.
+	MaximumLifetime time.Duration
+	// Version is the software version reported.
+	Version string
+}
+
+// Defaults fills unset fields.
+func (c *Config) Defaults() {
+	if len(c.VMMTypes) == 0 {
+		c.VMMTypes = []string{"kvm", "qemu"}
+	}
+	if len(c.Architectures) == 0 {
+		c.Architectures = []string{GoArchToVMArch(runtime.GOARCH)}
+	}
+	if c.DefaultLifetime == 0 {
+		c.DefaultLifetime = 24 * time.Hour
+	}
+	if c.MaximumLifetime == 0 {
+		c.MaximumLifetime = 30 * 24 * time.Hour
+	}
+}
+
+// GoArchToVMArch maps a Go architecture name to the one libvirt and descriptions use.
+func GoArchToVMArch(a string) string {
+	switch a {
+	case "amd64":
+		return "x86_64"
+	case "386":
+		return "i686"
+	case "arm64":
+		return "aarch64"
+	}
+	return a
+}
+
+var q = func(local string) wsa.QName { return vwsns.Q(vwsns.Factory, local) }
+
+// The Factory's resource properties.
+var (
+	PropVMMTypes        = q("VMMTypes")
+	PropArchitectures   = q("Architectures")
+	PropDefaultLifetime = q("DefaultLifetime")
+	PropMaximumLifetime = q("MaximumLifetime")
+	PropImagePool       = q("ImagePool")
+	PropVersion         = q("Version")
+)
+
+// NewService builds the WorkspaceFactoryService.
+func NewService(contract fs.FS, cfg Config) (*container.Service, error) {
+	cfg.Defaults()
+	svc, err := container.NewService(contract, "wsdl", vwsns.FactoryService, wsa.QName{})
+	if err != nil {
+		return nil, err
+	}
+	props := &wsrf.Singleton{
+		DocName:  q("WorkspaceFactoryResourceProperties"),
+		Declared: []wsa.QName{PropVMMTypes, PropArchitectures, PropDefaultLifetime, PropMaximumLifetime, PropImagePool, PropVersion},
+		Build: func(ctx context.Context, d *dialect.Dialect) ([]*etree.Element, error) {
+			var out []*etree.Element
+			for _, v := range cfg.VMMTypes {
+				out = append(out, text(PropVMMTypes, v))
+			}
+			for _, a := range cfg.Architectures {
+				out = append(out, text(PropArchitectures, a))
+			}
+			out = append(out,
+				text(PropDefaultLifetime, wsrf.FormatDuration(cfg.DefaultLifetime)),
+				text(PropMaximumLifetime, wsrf.FormatDuration(cfg.MaximumLifetime)),
+				text(PropVersion, cfg.Version))
+			return out, nil
+		},
+	}
+	wsrf.HandleProperties(svc, props)
+	svc.Handle("Create", container.NotImplemented("Create"))
+	return svc, nil
+}
+
+func text(name wsa.QName, v string) *etree.Element {
+	el := etree.NewElement("fac:" + name.Local)
+	el.CreateAttr("xmlns:fac", name.Space)
+	el.SetText(v)
+	return el
+}

@@ -1,0 +1,146 @@
+// Package client calls vws (and any WSRF) services: it addresses a request to an EPR in
+// the EPR's dialect, and turns a SOAP fault into a *FaultError carrying its BaseFault.
+package client
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/beevik/etree"
+	"github.com/google/uuid"
+
+	"github.com/vws-grid/vws/internal/dialect"
+	"github.com/vws-grid/vws/internal/soap"
+	"github.com/vws-grid/vws/internal/wsa"
+)
+
+// Client sends SOAP requests.
+type Client struct {
+	HTTP *http.Client
+	// MaxResponseBytes bounds a response body. Default 64 MiB.
+	MaxResponseBytes int64
+}
+
+// New returns a client using hc (http.DefaultClient when nil).
+func New(hc *http.Client) *Client {
+	if hc == nil {
+		hc = &http.Client{Timeout: 5 * time.Minute}
+	}
+	return &Client{HTTP: hc}
+}
+
+// FaultError is a SOAP fault returned by a service.
+type FaultError struct {
+	HTTPStatus int
+	Fault      *soap.Fault
+	// Type is the BaseFault subtype's local name (e.g. "ResourceUnknownFault").
+	Type        string
+	ErrorCode   string
+	Description string
+}
+
+func (e *FaultError) Error() string {
+	desc := e.Description
+	if desc == "" {
+		desc = e.Fault.String
+	}
+	if e.Type != "" {
+		return e.Type + ": " + desc
+	}
+	return "soap:" + string(e.Fault.Code) + ": " + desc
+}
+
+// Call sends body to epr with action and returns the response body element.
+func (c *Client) Call(ctx context.Context, epr *wsa.EPR, action string, body *etree.Element) (*etree.Element, error) {
+	v := epr.Version
+	headers := []*etree.Element{
+		addrHeader(v, "To", epr.Address),
+		addrHeader(v, "Action", action),
+		addrHeader(v, "MessageID", "urn:uuid:"+uuid.NewString()),
+	}
+	replyTo := etree.NewElement("wsa:ReplyTo")
+	replyTo.CreateAttr("xmlns:wsa", v.Namespace())
+	replyTo.CreateElement("wsa:Address").SetText(v.Anonymous())
+	headers = append(headers, replyTo)
+	headers = append(headers, epr.Headers()...)
+	data, err := (&soap.Message{Headers: headers, Body: body}).Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("encode request: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, epr.Address, bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("request to %s: %w", epr.Address, err)
+	}
+	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
+	req.Header.Set("SOAPAction", `"`+action+`"`)
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("call %s: %w", epr.Address, err)
+	}
+	defer resp.Body.Close()
+	limit := c.MaxResponseBytes
+	if limit <= 0 {
+		limit = 64 << 20
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("read response from %s: %w", epr.Address, err)
+	}
+	if int64(len(raw)) > limit {
+		return nil, fmt.Errorf("response from %s is larger than %d bytes", epr.Address, limit)
+	}
+	env, err := soap.Parse(raw)
+	if err != nil {
+		snippet := strings.TrimSpace(string(raw))
+		if len(snippet) > 200 {
+			snippet = snippet[:200] + "…"
+		}
+		return nil, fmt.Errorf("%s answered HTTP %d without a SOAP envelope: %s", epr.Address, resp.StatusCode, snippet)
+	}
+	if soap.IsFault(env.Payload) {
+		return nil, faultError(resp.StatusCode, soap.ParseFault(env.Payload))
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s answered HTTP %d", epr.Address, resp.StatusCode)
+	}
+	if env.Payload == nil {
+		return nil, errors.New("response has an empty soap:Body")
+	}
+	return env.Payload, nil
+}
+
+func faultError(status int, f *soap.Fault) *FaultError {
+	fe := &FaultError{HTTPStatus: status, Fault: f}
+	if len(f.Detail) > 0 {
+		d := f.Detail[0]
+		fe.Type = d.Tag
+		for _, c := range d.ChildElements() {
+			switch c.Tag {
+			case "Description":
+				if fe.Description != "" {
+					fe.Description += "; "
+				}
+				fe.Description += strings.TrimSpace(c.Text())
+			case "ErrorCode":
+				fe.ErrorCode = strings.TrimSpace(c.Text())
+			}
+		}
+	}
+	return fe
+}
+
+func addrHeader(v wsa.Version, local, text string) *etree.Element {
+	el := etree.NewElement("wsa:" + local)
+	el.CreateAttr("xmlns:wsa", v.Namespace())
+	el.SetText(text)
+	return el
+}
+
+// DialectOf returns the dialect an EPR's addressing version implies.
+func DialectOf(epr *wsa.EPR) *dialect.Dialect { return dialect.ForWSA(epr.Version) }

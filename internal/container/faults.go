@@ -1,0 +1,186 @@
+package container
+
+import (
+	"errors"
+	"time"
+
+	"github.com/beevik/etree"
+
+	"github.com/vws-grid/vws/internal/dialect"
+	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/soap"
+	"github.com/vws-grid/vws/internal/vwsns"
+	"github.com/vws-grid/vws/internal/wsa"
+)
+
+// FaultNS is the namespace of vws's own BaseFault subtypes.
+const FaultNS = vwsns.Faults
+
+// ErrorCodeDialect is the dialect URI of the ErrorCode vws puts in every fault.
+const ErrorCodeDialect = "http://vws.dev/ns/2026/faults/codes"
+
+// nsKind says which namespace a fault element lives in, resolved per dialect.
+type nsKind int
+
+const (
+	nsRP nsKind = iota
+	nsRL
+	nsResourceUnknown
+	nsVWS
+)
+
+type faultKind struct {
+	sentinel error
+	ns       nsKind
+	name     string // element local name
+	code     soap.FaultCode
+	advice   string // default "what to do" when the error carries none
+}
+
+// faultKinds maps sentinels to fault elements, most specific first.
+var faultKinds = []faultKind{
+	{errdefs.ErrResourceUnknown, nsResourceUnknown, "ResourceUnknownFault", soap.CodeClient,
+		"check the EPR or key you sent; the resource may have been destroyed or may have expired"},
+	{errdefs.ErrInvalidQName, nsRP, "InvalidResourcePropertyQNameFault", soap.CodeClient,
+		"ask for a property the resource's property document declares (GetResourcePropertyDocument or ?wsdl lists them)"},
+	{errdefs.ErrUnknownQueryDialect, nsRP, "UnknownQueryExpressionDialectFault", soap.CodeClient,
+		"use the XPath 1.0 dialect http://www.w3.org/TR/1999/REC-xpath-19991116"},
+	{errdefs.ErrQueryTooCostly, nsRP, "QueryEvaluationErrorFault", soap.CodeClient,
+		"narrow the query: use absolute paths instead of nested // and count() over the whole document"},
+	{errdefs.ErrInvalidQuery, nsRP, "InvalidQueryExpressionFault", soap.CodeClient,
+		"send an XPath 1.0 expression whose prefixes are declared on the QueryExpression element"},
+	{errdefs.ErrInvalidModification, nsRP, "InvalidModificationFault", soap.CodeClient,
+		"each Insert or Update must hold elements of a single property; Delete names it in @ResourceProperty"},
+	{errdefs.ErrUnableToModify, nsRP, "UnableToModifyResourcePropertyFault", soap.CodeClient,
+		"only writable properties can be changed; read the others"},
+	{errdefs.ErrTermTimeRejected, nsRL, "TerminationTimeChangeRejectedFault", soap.CodeClient,
+		"ask for a termination time within the site's maximum lifetime"},
+	{errdefs.ErrUnableToSetTermTime, nsRL, "UnableToSetTerminationTimeFault", soap.CodeClient,
+		"send an xsd:dateTime in the future (UTC), or xsi:nil=\"true\" for no scheduled termination"},
+	{errdefs.ErrNotDestroyed, nsRL, "ResourceNotDestroyedFault", soap.CodeServer,
+		"retry the Destroy; if it keeps failing, ask the site administrator"},
+	{errdefs.ErrMetadata, nsVWS, "WorkspaceMetadataFault", soap.CodeClient,
+		"correct the named element of the description and send it again"},
+	{errdefs.ErrAuthorization, nsVWS, "WorkspaceAuthorizationFault", soap.CodeClient,
+		"ask the site administrator for the right to do this"},
+	{errdefs.ErrQuotaExceeded, nsVWS, "WorkspaceQuotaExceededFault", soap.CodeClient,
+		"destroy or shut down workspaces you no longer need, or ask for a larger quota"},
+	{errdefs.ErrState, nsVWS, "WorkspaceStateFault", soap.CodeClient,
+		"bring the workspace into a state where the operation is valid first"},
+	{errdefs.ErrLocked, nsVWS, "WorkspaceLockedFault", soap.CodeClient,
+		"wait until the holder checks the workspace in, or undeploy it there"},
+	{errdefs.ErrCreation, nsVWS, "WorkspaceCreationFault", soap.CodeServer,
+		"nothing was created; retry, and report to the site administrator if it persists"},
+	{errdefs.ErrImageIntegrity, nsVWS, "ImageIntegrityFault", soap.CodeServer,
+		"the image does not match its signed manifest; nothing was started; tell the site administrator"},
+	{errdefs.ErrHypervisor, nsVWS, "HypervisorFault", soap.CodeServer,
+		"nothing was changed; retry when the host's hypervisor is available again"},
+	{errdefs.ErrActionNotSupported, nsVWS, "ServiceFault", soap.CodeClient,
+		"fetch the service's WSDL (?wsdl) for the actions it supports"},
+	{errdefs.ErrBadRequest, nsVWS, "ServiceFault", soap.CodeClient,
+		"correct the request and send it again"},
+	{errdefs.ErrNotImplemented, nsVWS, "ServiceFault", soap.CodeServer,
+		"this release does not provide the operation yet"},
+}
+
+var fallbackKind = faultKind{nil, nsVWS, "ServiceFault", soap.CodeServer,
+	"the service failed internally; retry, and report to the site administrator if it persists"}
+
+func classify(err error) faultKind {
+	for _, k := range faultKinds {
+		if errors.Is(err, k.sentinel) {
+			return k
+		}
+	}
+	return fallbackKind
+}
+
+// faultInput is what a fault is built from.
+type faultInput struct {
+	err        error
+	dialect    *dialect.Dialect
+	originator *wsa.EPR
+	// opNS is the namespace of the request element, which decides where GT4's
+	// ResourceUnknownFault lives (ResourceProperties vs ResourceLifetime draft).
+	opNS string
+	code soap.FaultCode // overrides the kind's code when set (MustUnderstand, VersionMismatch)
+	now  time.Time
+}
+
+// buildFault renders err as a SOAP fault whose detail is a BaseFault subtype.
+func buildFault(in faultInput) (*soap.Fault, faultKind) {
+	k := classify(in.err)
+	d := in.dialect
+	var ns string
+	switch k.ns {
+	case nsRP:
+		ns = d.RP
+	case nsRL:
+		ns = d.RL
+	case nsResourceUnknown:
+		ns = d.ResourceUnknownNS
+		// The 2004/06 drafts declare ResourceUnknownFault separately in the RL and
+		// BN namespaces for their own operations.
+		if d == dialect.GT4 && (in.opNS == d.RL || in.opNS == d.BN) {
+			ns = in.opNS
+		}
+	default:
+		ns = FaultNS
+	}
+	if d == dialect.GT4 && k.name == "InvalidModificationFault" {
+		k.name = "InvalidSetResourcePropertiesRequestContentFault"
+	}
+	desc := in.err.Error()
+	advice := errdefs.Advice(in.err)
+	if advice == "" {
+		advice = k.advice
+	}
+	if advice != "" {
+		desc += "; " + advice
+	}
+
+	el := etree.NewElement("f:" + k.name)
+	el.CreateAttr("xmlns:f", ns)
+	el.CreateAttr("xmlns:bf", d.BF)
+	el.CreateElement("bf:Timestamp").SetText(in.now.UTC().Format("2006-01-02T15:04:05.000Z"))
+	if in.originator != nil {
+		in.originator.ChildElement(el, "bf:"+d.OriginatorElement, "wsa")
+	}
+	ec := el.CreateElement("bf:ErrorCode")
+	ec.CreateAttr("dialect", ErrorCodeDialect)
+	ec.SetText(k.name[:len(k.name)-len("Fault")])
+	el.CreateElement("bf:Description").SetText(desc)
+	if d == dialect.WSRF12 && k.ns == nsRP && (k.name == "InvalidModificationFault" || k.name == "UnableToModifyResourcePropertyFault") {
+		// rp-2 requires these faults to say which change failed; vws applies all or
+		// nothing, so the (empty) failure element is all there is to say.
+		el.CreateAttr("xmlns:wsrf-rp", d.RP)
+		el.CreateElement("wsrf-rp:ResourcePropertyChangeFailure")
+	}
+	addTypedDetail(el, in.err)
+
+	code := k.code
+	if in.code != "" {
+		code = in.code
+	}
+	return &soap.Fault{Code: code, String: desc, Detail: []*etree.Element{el}}, k
+}
+
+// addTypedDetail appends the extra elements of vws fault subtypes.
+func addTypedDetail(el *etree.Element, err error) {
+	var se *errdefs.StateError
+	if errors.As(err, &se) {
+		el.CreateAttr("xmlns:vwf", FaultNS)
+		el.CreateElement("vwf:CurrentState").SetText(se.Current)
+		el.CreateElement("vwf:RequestedState").SetText(se.Requested)
+	}
+	var le *errdefs.LockedError
+	if errors.As(err, &le) {
+		el.CreateAttr("xmlns:vwf", FaultNS)
+		el.CreateElement("vwf:LockHolder").SetText(le.Holder)
+	}
+	var me *errdefs.MetadataError
+	if errors.As(err, &me) {
+		el.CreateAttr("xmlns:vwf", FaultNS)
+		el.CreateElement("vwf:ElementPath").SetText(me.Path)
+	}
+}

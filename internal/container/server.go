@@ -1,0 +1,352 @@
+package container
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/beevik/etree"
+	"github.com/google/uuid"
+
+	"github.com/vws-grid/vws/internal/dialect"
+	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/identity"
+	"github.com/vws-grid/vws/internal/soap"
+	"github.com/vws-grid/vws/internal/wsa"
+)
+
+// ServicesPath is where services are mounted, as in GT4 ("/wsrf/services/<name>").
+const ServicesPath = "/wsrf/services/"
+
+// Config tunes the container.
+type Config struct {
+	// MaxBodyBytes bounds a SOAP request body; larger ones get HTTP 413. Default 1 MiB.
+	MaxBodyBytes int64
+	// HandlerTimeout bounds one operation. Default 30 s.
+	HandlerTimeout time.Duration
+	// Logger receives one record per request. Default slog.Default().
+	Logger *slog.Logger
+	// ContractFS holds "wsdl/…" and "schema/…", served for ?wsdl and imports.
+	ContractFS fs.FS
+	// Metrics records per-operation counters; nil for none.
+	Metrics *Metrics
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Container serves SOAP services over HTTP.
+type Container struct {
+	cfg      Config
+	services map[string]*Service
+	mux      *http.ServeMux
+	wsdl     *wsdlServer
+}
+
+// New builds a container for services; it refuses any service whose WSDL declares an
+// operation it has no handler for.
+func New(cfg Config, services ...*Service) (*Container, error) {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	if cfg.HandlerTimeout <= 0 {
+		cfg.HandlerTimeout = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	c := &Container{cfg: cfg, services: map[string]*Service{}, mux: http.NewServeMux()}
+	var errs []error
+	for _, s := range services {
+		if err := s.Check(); err != nil {
+			errs = append(errs, err)
+		}
+		c.services[s.Name] = s
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	c.wsdl = newWSDLServer(cfg.ContractFS)
+	c.mux.HandleFunc(ServicesPath, c.serveService)
+	c.mux.HandleFunc("/wsrf/share/", c.wsdl.serveShare)
+	return c, nil
+}
+
+// Handle mounts an extra HTTP handler (healthz, metrics, images) beside the services.
+func (c *Container) Handle(pattern string, h http.Handler) { c.mux.Handle(pattern, h) }
+
+// ServeHTTP implements http.Handler.
+func (c *Container) ServeHTTP(w http.ResponseWriter, r *http.Request) { c.mux.ServeHTTP(w, r) }
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func (c *Container) serveService(w http.ResponseWriter, r *http.Request) {
+	name := strings.TrimPrefix(r.URL.Path, ServicesPath)
+	svc := c.services[name]
+	if svc == nil {
+		http.Error(w, fmt.Sprintf("no service %q here; services are %s", name, c.serviceNames()), http.StatusNotFound)
+		return
+	}
+	switch r.Method {
+	case http.MethodGet:
+		if _, ok := r.URL.Query()["wsdl"]; ok {
+			c.wsdl.serveWSDL(w, r, svc)
+			return
+		}
+		http.Error(w, "this is a SOAP endpoint: POST a SOAP 1.1 envelope, or GET ?wsdl for its description", http.StatusMethodNotAllowed)
+		return
+	case http.MethodPost:
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		http.Error(w, "use POST for SOAP requests", http.StatusMethodNotAllowed)
+		return
+	}
+	c.serveSOAP(w, r, svc)
+}
+
+func (c *Container) serviceNames() string {
+	names := make([]string, 0, len(c.services))
+	for n := range c.services {
+		names = append(names, n)
+	}
+	return strings.Join(names, ", ")
+}
+
+// call is the state of one SOAP exchange, for logging, metrics and faults.
+type call struct {
+	svc     *Service
+	dialect *dialect.Dialect
+	maps    wsa.MAPs
+	req     *Request
+	opName  string
+	start   time.Time
+}
+
+func (c *Container) serveSOAP(w http.ResponseWriter, r *http.Request, svc *Service) {
+	cl := &call{svc: svc, start: c.cfg.Now(), opName: "-"}
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer bufPool.Put(buf)
+
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, c.cfg.MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			cl.dialect = guessDialect(buf.Bytes())
+			c.fail(w, r, cl, http.StatusRequestEntityTooLarge, fmt.Errorf("%w: request body is larger than %d bytes",
+				errdefs.ErrBadRequest, c.cfg.MaxBodyBytes), "")
+			return
+		}
+		cl.dialect = dialect.WSRF12
+		c.fail(w, r, cl, http.StatusBadRequest, fmt.Errorf("%w: reading request body: %v", errdefs.ErrBadRequest, err), "")
+		return
+	}
+	env, err := soap.Parse(buf.Bytes())
+	if err != nil {
+		cl.dialect = guessDialect(buf.Bytes())
+		var code soap.FaultCode
+		if errors.Is(err, soap.ErrVersionMismatch) {
+			code = soap.CodeVersionMismatch
+		}
+		c.fail(w, r, cl, http.StatusInternalServerError, fmt.Errorf("%w: %w", errdefs.ErrBadRequest, err), code)
+		return
+	}
+	req, err := c.route(r, svc, env, cl)
+	if err != nil {
+		code := soap.FaultCode("")
+		if errors.Is(err, errMustUnderstand) {
+			code = soap.CodeMustUnderstand
+		}
+		c.fail(w, r, cl, http.StatusInternalServerError, err, code)
+		return
+	}
+	ctx, cancel := context.WithTimeout(identity.With(r.Context(), identity.FromRequest(r)), c.cfg.HandlerTimeout)
+	defer cancel()
+	body, err := c.invoke(ctx, svc, req)
+	if err != nil {
+		c.fail(w, r, cl, http.StatusInternalServerError, err, "")
+		return
+	}
+	headers := c.responseHeaders(cl, req.Operation.OutputAction)
+	c.write(w, http.StatusOK, &soap.Message{Headers: headers, Body: body})
+	c.observe(r, cl, http.StatusOK, "", nil)
+}
+
+// invoke runs the handler, turning a panic into a server fault so one bad request
+// cannot take the process down.
+func (c *Container) invoke(ctx context.Context, svc *Service, req *Request) (body *etree.Element, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.cfg.Logger.Error("handler panic", "service", svc.Name, "operation", req.Operation.Name, "panic", p)
+			body, err = nil, fmt.Errorf("internal error in %s", req.Operation.Name)
+		}
+	}()
+	return svc.handlers[req.Operation.Name](ctx, req)
+}
+
+var errMustUnderstand = errors.New("header not understood")
+
+// route finds the dialect and operation of a parsed envelope.
+func (c *Container) route(r *http.Request, svc *Service, env *soap.Envelope, cl *call) (*Request, error) {
+	maps, err := wsa.ReadMAPs(env.Headers)
+	cl.maps = maps
+	switch {
+	case maps.Version != 0:
+		cl.dialect = dialect.ForWSA(maps.Version)
+	case env.Payload != nil:
+		if d, ok := dialect.ForBodyNamespace(env.Payload.NamespaceURI()); ok {
+			cl.dialect = d
+		}
+	}
+	if cl.dialect == nil {
+		cl.dialect = dialect.WSRF12
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errdefs.ErrBadRequest, err)
+	}
+	if env.Payload == nil {
+		return nil, fmt.Errorf("%w: soap:Body is empty; it must hold the request element", errdefs.ErrBadRequest)
+	}
+	contract := svc.contracts[cl.dialect]
+	payloadName := wsa.QName{Space: env.Payload.NamespaceURI(), Local: env.Payload.Tag}
+	op := contract.ByInput(payloadName)
+	if maps.Action != "" {
+		byAction := contract.ByAction(maps.Action)
+		if byAction == nil {
+			return nil, fmt.Errorf("%w: %s does not support action %q in the %s dialect",
+				errdefs.ErrActionNotSupported, svc.Name, maps.Action, cl.dialect.Name)
+		}
+		if op != byAction {
+			return nil, fmt.Errorf("%w: action %s expects body element %s, got %s",
+				errdefs.ErrBadRequest, maps.Action, byAction.Input, payloadName)
+		}
+	}
+	if op == nil {
+		return nil, fmt.Errorf("%w: %s has no operation whose request element is %s (%s dialect)",
+			errdefs.ErrActionNotSupported, svc.Name, payloadName, cl.dialect.Name)
+	}
+	cl.opName = op.Name
+	for _, h := range env.Headers {
+		if !soap.MustUnderstand(h) || wsa.IsAddressingHeader(h) {
+			continue
+		}
+		if svc.Key.Local != "" && h.Tag == svc.Key.Local && h.NamespaceURI() == svc.Key.Space {
+			continue
+		}
+		return nil, fmt.Errorf("%w: header {%s}%s is marked mustUnderstand but this service does not process it",
+			errMustUnderstand, h.NamespaceURI(), h.Tag)
+	}
+	req := &Request{Service: svc, Operation: op, Dialect: cl.dialect, MAPs: maps, Envelope: env,
+		Payload: env.Payload, Address: endpointAddress(r)}
+	cl.req = req
+	return req, nil
+}
+
+// endpointAddress is the service URL the caller used, for EPRs the service hands out.
+func endpointAddress(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + r.URL.Path
+}
+
+// guessDialect picks a dialect for faults about requests too broken to route.
+func guessDialect(data []byte) *dialect.Dialect {
+	if bytes.Contains(data, []byte(wsa.NS200403)) {
+		return dialect.GT4
+	}
+	return dialect.WSRF12
+}
+
+func (c *Container) responseHeaders(cl *call, action string) []*etree.Element {
+	v := cl.dialect.WSA
+	pfx := "wsa"
+	mk := func(local, text string) *etree.Element {
+		e := etree.NewElement(pfx + ":" + local)
+		e.CreateAttr("xmlns:"+pfx, v.Namespace())
+		e.SetText(text)
+		return e
+	}
+	hs := []*etree.Element{
+		mk("Action", action),
+		mk("MessageID", "urn:uuid:"+uuid.NewString()),
+	}
+	if cl.maps.MessageID != "" {
+		hs = append(hs, mk("RelatesTo", cl.maps.MessageID))
+	}
+	to := v.Anonymous()
+	if cl.maps.ReplyTo != nil && cl.maps.ReplyTo.Address != "" {
+		to = cl.maps.ReplyTo.Address
+	}
+	hs = append(hs, mk("To", to))
+	return hs
+}
+
+// fail writes err as a fault. It is the one place errors become faults.
+func (c *Container) fail(w http.ResponseWriter, r *http.Request, cl *call, status int, err error, code soap.FaultCode) {
+	in := faultInput{err: err, dialect: cl.dialect, code: code, now: c.cfg.Now()}
+	if cl.req != nil {
+		in.originator = cl.req.EPR()
+		in.opNS = cl.req.Payload.NamespaceURI()
+	} else {
+		in.originator = &wsa.EPR{Version: cl.dialect.WSA, Address: endpointAddress(r)}
+	}
+	fault, kind := buildFault(in)
+	action := cl.dialect.FaultAction
+	if cl.req != nil {
+		if a, ok := cl.req.Operation.Faults[kind.name]; ok {
+			action = a
+		}
+	}
+	c.write(w, status, &soap.Message{Headers: c.responseHeaders(cl, action), Body: fault.Element()})
+	c.observe(r, cl, status, kind.name, err)
+}
+
+func (c *Container) write(w http.ResponseWriter, status int, m *soap.Message) {
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer bufPool.Put(buf)
+	if _, err := m.Document().WriteTo(buf); err != nil {
+		c.cfg.Logger.Error("encode response", "err", err)
+		http.Error(w, "cannot encode response", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = io.Copy(w, buf)
+}
+
+func (c *Container) observe(r *http.Request, cl *call, status int, fault string, err error) {
+	elapsed := c.cfg.Now().Sub(cl.start)
+	dname := "-"
+	if cl.dialect != nil {
+		dname = cl.dialect.Name
+	}
+	if c.cfg.Metrics != nil {
+		c.cfg.Metrics.observe(cl.svc.Name, cl.opName, dname, fault, elapsed)
+	}
+	attrs := []slog.Attr{
+		slog.String("service", cl.svc.Name), slog.String("operation", cl.opName), slog.String("dialect", dname),
+		slog.Int("status", status), slog.Duration("duration", elapsed),
+		slog.String("caller", identity.FromRequest(r).String()), slog.String("remote", r.RemoteAddr),
+	}
+	level := slog.LevelInfo
+	if fault != "" {
+		attrs = append(attrs, slog.String("fault", fault), slog.String("error", err.Error()))
+		if classify(err).code == soap.CodeServer {
+			level = slog.LevelError
+		}
+	}
+	c.cfg.Logger.LogAttrs(r.Context(), level, "soap request", attrs...)
+}

@@ -1,0 +1,85 @@
+// Package errdefs holds the sentinel errors every vws component wraps (with %w and
+// context) and the SOAP adapter maps to typed faults at exactly one boundary.
+package errdefs
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Client errors: the request was wrong; retrying it unchanged will fail again.
+var (
+	ErrBadRequest          = errors.New("bad request")
+	ErrResourceUnknown     = errors.New("resource unknown")
+	ErrInvalidQName        = errors.New("invalid resource property QName")
+	ErrInvalidQuery        = errors.New("invalid query expression")
+	ErrUnknownQueryDialect = errors.New("unknown query expression dialect")
+	ErrInvalidModification = errors.New("invalid resource property modification")
+	ErrUnableToModify      = errors.New("resource property is not writable")
+	ErrUnableToSetTermTime = errors.New("unable to set termination time")
+	ErrTermTimeRejected    = errors.New("termination time change rejected")
+	ErrActionNotSupported  = errors.New("action not supported")
+	ErrMetadata            = errors.New("workspace metadata invalid")
+	ErrAuthorization       = errors.New("not authorized")
+	ErrQuotaExceeded       = errors.New("quota exceeded")
+	ErrState               = errors.New("operation not valid in this state")
+	ErrLocked              = errors.New("workspace locked")
+)
+
+// Server errors: something on our side failed.
+var (
+	ErrNotDestroyed   = errors.New("resource not destroyed")
+	ErrCreation       = errors.New("workspace creation failed")
+	ErrImageIntegrity = errors.New("image integrity check failed")
+	ErrHypervisor     = errors.New("hypervisor failure")
+	ErrNotImplemented = errors.New("operation not implemented")
+	ErrQueryTooCostly = errors.New("query exceeded its evaluation budget")
+)
+
+// StateError names both the current and the requested state, as WorkspaceStateFault must.
+type StateError struct {
+	Current   string
+	Requested string
+}
+
+func (e *StateError) Error() string {
+	return fmt.Sprintf("workspace is %s; cannot go to %s", e.Current, e.Requested)
+}
+
+func (e *StateError) Unwrap() error { return ErrState }
+
+// Hint attaches advice for the caller ("what to do") to an error without hiding its cause.
+type Hint struct {
+	Err    error
+	Advice string
+}
+
+func (h *Hint) Error() string { return h.Err.Error() }
+func (h *Hint) Unwrap() error { return h.Err }
+
+// WithAdvice wraps err with advice the fault description appends.
+func WithAdvice(err error, advice string) error { return &Hint{Err: err, Advice: advice} }
+
+// Advice returns the outermost advice attached to err, if any.
+func Advice(err error) string {
+	var h *Hint
+	if errors.As(err, &h) {
+		return h.Advice
+	}
+	return ""
+}
+
+// LockedError names who holds a workspace's lock.
+type LockedError struct{ Holder string }
+
+func (e *LockedError) Error() string { return "workspace is checked out to " + e.Holder }
+func (e *LockedError) Unwrap() error { return ErrLocked }
+
+// MetadataError names the element of a description that is wrong.
+type MetadataError struct {
+	Path   string
+	Reason string
+}
+
+func (e *MetadataError) Error() string { return e.Path + ": " + e.Reason }
+func (e *MetadataError) Unwrap() error { return ErrMetadata }

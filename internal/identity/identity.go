@@ -1,0 +1,93 @@
+// Package identity carries the authenticated caller through a request's context.
+package identity
+
+import (
+	"context"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"net/http"
+	"strings"
+)
+
+// Identity is who called. On plain HTTP every caller is anonymous.
+type Identity struct {
+	// DN is the subject distinguished name in the OpenSSL one-line form Globus uses,
+	// e.g. "/O=Grid/OU=Example/CN=Jane Doe"; empty when anonymous.
+	DN string
+	// Certificate is the peer's end-entity certificate, when there is one.
+	Certificate *x509.Certificate
+}
+
+// Anonymous is the identity of an unauthenticated caller.
+var Anonymous = Identity{}
+
+// IsAnonymous reports whether the caller presented no certificate.
+func (i Identity) IsAnonymous() bool { return i.DN == "" }
+
+func (i Identity) String() string {
+	if i.IsAnonymous() {
+		return "<anonymous>"
+	}
+	return i.DN
+}
+
+type ctxKey struct{}
+
+// With returns ctx carrying id.
+func With(ctx context.Context, id Identity) context.Context {
+	return context.WithValue(ctx, ctxKey{}, id)
+}
+
+// From returns the caller in ctx, Anonymous if none was recorded.
+func From(ctx context.Context) Identity {
+	if id, ok := ctx.Value(ctxKey{}).(Identity); ok {
+		return id
+	}
+	return Anonymous
+}
+
+// FromRequest derives the caller from the TLS peer certificate of r, if any.
+func FromRequest(r *http.Request) Identity {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return Anonymous
+	}
+	cert := r.TLS.PeerCertificates[0]
+	return Identity{DN: OneLineDN(cert.Subject), Certificate: cert}
+}
+
+var shortNames = map[string]string{
+	"2.5.4.3":                    "CN",
+	"2.5.4.6":                    "C",
+	"2.5.4.7":                    "L",
+	"2.5.4.8":                    "ST",
+	"2.5.4.10":                   "O",
+	"2.5.4.11":                   "OU",
+	"2.5.4.5":                    "serialNumber",
+	"0.9.2342.19200300.100.1.25": "DC",
+	"0.9.2342.19200300.100.1.1":  "UID",
+	"1.2.840.113549.1.9.1":       "emailAddress",
+}
+
+// OneLineDN renders a name as OpenSSL's "/A=v/B=w" one-line form, in certificate order.
+func OneLineDN(name pkix.Name) string {
+	var b strings.Builder
+	for _, rdn := range name.ToRDNSequence() {
+		for _, atv := range rdn {
+			b.WriteByte('/')
+			b.WriteString(attrName(atv.Type))
+			b.WriteByte('=')
+			if s, ok := atv.Value.(string); ok {
+				b.WriteString(s)
+			}
+		}
+	}
+	return b.String()
+}
+
+func attrName(oid asn1.ObjectIdentifier) string {
+	if n, ok := shortNames[oid.String()]; ok {
+		return n
+	}
+	return oid.String()
+}

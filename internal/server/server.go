@@ -1,0 +1,163 @@
+// Package server assembles the vws roles into one HTTP handler: the services on the
+// container, /healthz and /metrics, over the embedded store.
+package server
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/vws-grid/vws/factory"
+	"github.com/vws-grid/vws/internal/container"
+	"github.com/vws-grid/vws/internal/contract"
+	"github.com/vws-grid/vws/internal/store"
+	"github.com/vws-grid/vws/manager"
+	"github.com/vws-grid/vws/repository"
+)
+
+// Version is the vws release.
+var Version = "0.1.0-dev"
+
+// ConfigVersion is the version of Config's layout.
+const ConfigVersion = 1
+
+// Config describes one vws server process.
+type Config struct {
+	// Version of this config's layout; 0 means current.
+	Version int
+	// DataDir holds the database (and later images); required.
+	DataDir string
+	// Roles to run: any of "factory", "repository", "manager". Empty: all three.
+	Roles []string
+	// MaxBodyBytes bounds SOAP request bodies (HTTP 413 beyond). Default 1 MiB.
+	MaxBodyBytes int64
+	// Factory is what the Factory offers.
+	Factory factory.Config
+	// Logger for request and service logs; default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Server is a running set of roles.
+type Server struct {
+	Repository *repository.Repository
+	handler    http.Handler
+	db         *store.DB
+}
+
+// New opens the store and builds every configured role's services.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Version != 0 && cfg.Version != ConfigVersion {
+		return nil, fmt.Errorf("config version %d is not supported (this vws reads version %d)", cfg.Version, ConfigVersion)
+	}
+	if cfg.DataDir == "" {
+		return nil, fmt.Errorf("no data directory configured")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	roles := map[string]bool{}
+	if len(cfg.Roles) == 0 {
+		cfg.Roles = []string{"factory", "repository", "manager"}
+	}
+	for _, r := range cfg.Roles {
+		switch r {
+		case "factory", "repository", "manager":
+			roles[r] = true
+		default:
+			return nil, fmt.Errorf("unknown role %q: roles are factory, repository and manager", r)
+		}
+	}
+	cfg.Factory.Version = Version
+
+	db, err := store.Open(ctx, cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{db: db}
+	ok := false
+	defer func() {
+		if !ok {
+			s.Close()
+		}
+	}()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var services []*container.Service
+	add := func(svc *container.Service, err error) error {
+		if err != nil {
+			return err
+		}
+		services = append(services, svc)
+		return nil
+	}
+	var cf fs.FS = contract.FS
+	if roles["repository"] {
+		s.Repository, err = repository.New(ctx, repository.Config{MaxLifetime: cfg.Factory.MaximumLifetime, Store: db, Now: cfg.Now})
+		if err != nil {
+			return nil, err
+		}
+		if err := add(s.Repository.WorkspaceService(cf)); err != nil {
+			return nil, err
+		}
+		if err := add(s.Repository.RepositoryService(cf, Version)); err != nil {
+			return nil, err
+		}
+	}
+	if roles["factory"] {
+		if err := add(factory.NewService(cf, cfg.Factory)); err != nil {
+			return nil, err
+		}
+	}
+	if roles["manager"] {
+		if err := add(manager.NewService(cf)); err != nil {
+			return nil, err
+		}
+	}
+	c, err := container.New(container.Config{
+		MaxBodyBytes: cfg.MaxBodyBytes, Logger: cfg.Logger, ContractFS: cf,
+		Metrics: container.NewMetrics(reg), Now: cfg.Now,
+	}, services...)
+	if err != nil {
+		return nil, err
+	}
+	c.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	c.Handle("/healthz", http.HandlerFunc(s.healthz))
+	s.handler = c
+	ok = true
+	return s, nil
+}
+
+// Handler serves every mounted endpoint.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	if err := s.db.Ping(r.Context()); err != nil {
+		http.Error(w, "database: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintln(w, "ok")
+}
+
+// Close stops background work and closes the store.
+func (s *Server) Close() {
+	if s.Repository != nil {
+		s.Repository.Close()
+	}
+	if s.db != nil {
+		s.db.Close()
+	}
+}

@@ -1,0 +1,174 @@
+// Package soap reads and writes SOAP 1.1 envelopes. It refuses DTDs and entity
+// declarations outright, so nothing a client sends can expand or fetch anything.
+package soap
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/beevik/etree"
+)
+
+// Namespaces of SOAP 1.1 and (only to recognise and refuse it) SOAP 1.2.
+const (
+	NS11 = "http://schemas.xmlsoap.org/soap/envelope/"
+	NS12 = "http://www.w3.org/2003/05/soap-envelope"
+	// ActorNext is the SOAP 1.1 actor that means "the next SOAP node", i.e. us.
+	ActorNext = "http://schemas.xmlsoap.org/soap/actor/next"
+)
+
+// Parse errors, each mapped to a SOAP fault by the container.
+var (
+	ErrMalformed       = errors.New("request is not a well-formed SOAP 1.1 envelope")
+	ErrDTD             = errors.New("DTDs and entity declarations are not accepted")
+	ErrVersionMismatch = errors.New("SOAP version mismatch")
+)
+
+// Envelope is a parsed request envelope.
+type Envelope struct {
+	Doc     *etree.Document
+	Root    *etree.Element
+	Headers []*etree.Element // header blocks, in order
+	Body    *etree.Element
+	// Payload is the first element child of Body; nil for an empty body.
+	Payload *etree.Element
+}
+
+// MaxDepth bounds element nesting; a SOAP request has no reason to be deep.
+const MaxDepth = 64
+
+// Parse reads one SOAP 1.1 envelope from data.
+func Parse(data []byte) (*Envelope, error) {
+	if hasDTD(data) {
+		return nil, ErrDTD
+	}
+	doc := etree.NewDocument()
+	doc.ReadSettings = etree.ReadSettings{MaxDepth: MaxDepth, CharsetReader: utf8Only}
+	if err := doc.ReadFromBytes(data); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	env := &Envelope{Doc: doc}
+	for _, t := range doc.Child {
+		switch t := t.(type) {
+		case *etree.Directive:
+			return nil, ErrDTD
+		case *etree.Element:
+			if env.Root != nil {
+				return nil, fmt.Errorf("%w: more than one root element", ErrMalformed)
+			}
+			env.Root = t
+		case *etree.CharData:
+			if !t.IsWhitespace() {
+				return nil, fmt.Errorf("%w: text outside the root element", ErrMalformed)
+			}
+		}
+	}
+	root := env.Root
+	if root == nil {
+		return nil, fmt.Errorf("%w: empty document", ErrMalformed)
+	}
+	if root.Tag != "Envelope" {
+		return nil, fmt.Errorf("%w: root element is %s, not soap:Envelope", ErrMalformed, root.Tag)
+	}
+	switch root.NamespaceURI() {
+	case NS11:
+	case NS12:
+		return nil, fmt.Errorf("%w: SOAP 1.2 envelope; this service speaks SOAP 1.1 (%s)", ErrVersionMismatch, NS11)
+	default:
+		return nil, fmt.Errorf("%w: envelope namespace %q is not SOAP 1.1 (%s)", ErrVersionMismatch, root.NamespaceURI(), NS11)
+	}
+	for _, c := range root.ChildElements() {
+		if c.NamespaceURI() != NS11 {
+			if env.Body != nil {
+				continue // trailing elements after Body are allowed by SOAP 1.1
+			}
+			return nil, fmt.Errorf("%w: unexpected %s before soap:Body", ErrMalformed, c.FullTag())
+		}
+		switch c.Tag {
+		case "Header":
+			if env.Body != nil || env.Headers != nil {
+				return nil, fmt.Errorf("%w: soap:Header must come once, before soap:Body", ErrMalformed)
+			}
+			env.Headers = c.ChildElements()
+			if env.Headers == nil {
+				env.Headers = []*etree.Element{}
+			}
+		case "Body":
+			if env.Body != nil {
+				return nil, fmt.Errorf("%w: more than one soap:Body", ErrMalformed)
+			}
+			env.Body = c
+		default:
+			return nil, fmt.Errorf("%w: unexpected soap:%s", ErrMalformed, c.Tag)
+		}
+	}
+	if env.Body == nil {
+		return nil, fmt.Errorf("%w: no soap:Body", ErrMalformed)
+	}
+	if kids := env.Body.ChildElements(); len(kids) > 0 {
+		env.Payload = kids[0]
+	}
+	return env, nil
+}
+
+// hasDTD finds "<!" markup that is neither a comment nor CDATA. The parser would keep a
+// DOCTYPE as a directive anyway; refusing it before parsing means an entity declaration
+// never reaches the decoder at all.
+func hasDTD(data []byte) bool {
+	for i := 0; ; {
+		j := bytes.Index(data[i:], []byte("<!"))
+		if j < 0 {
+			return false
+		}
+		i += j
+		rest := data[i:]
+		switch {
+		case bytes.HasPrefix(rest, []byte("<!--")):
+			end := bytes.Index(rest[4:], []byte("-->"))
+			if end < 0 {
+				return false // unterminated; the parser reports it
+			}
+			i += 4 + end + 3
+		case bytes.HasPrefix(rest, []byte("<![CDATA[")):
+			end := bytes.Index(rest[9:], []byte("]]>"))
+			if end < 0 {
+				return false
+			}
+			i += 9 + end + 3
+		default:
+			return true
+		}
+	}
+}
+
+func utf8Only(charset string, input io.Reader) (io.Reader, error) {
+	switch strings.ToLower(charset) {
+	case "utf-8", "utf8", "us-ascii", "ascii":
+		return input, nil
+	}
+	return nil, fmt.Errorf("encoding %q is not supported; send UTF-8", charset)
+}
+
+// MustUnderstand reports whether header block h demands processing by this node:
+// mustUnderstand="1"/"true" and an actor that is absent or "next".
+func MustUnderstand(h *etree.Element) bool {
+	mu, actor := "", ""
+	for _, a := range h.Attr {
+		if a.NamespaceURI() != NS11 {
+			continue
+		}
+		switch a.Key {
+		case "mustUnderstand":
+			mu = strings.TrimSpace(a.Value)
+		case "actor":
+			actor = strings.TrimSpace(a.Value)
+		}
+	}
+	if mu != "1" && mu != "true" {
+		return false
+	}
+	return actor == "" || actor == ActorNext
+}

@@ -1,0 +1,133 @@
+// Package store is vws's embedded persistence: one SQLite database (pure Go driver,
+// no cgo, so `vws` stays a static binary) with versioned schema migrations.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/vws-grid/vws/internal/wsrf"
+)
+
+// DB is the embedded database.
+type DB struct {
+	db *sql.DB
+}
+
+// migrations are applied in order; the database records how many it has seen. Never
+// edit an applied one: append.
+var migrations = []string{
+	`CREATE TABLE resources (
+		service     TEXT NOT NULL,
+		key         TEXT NOT NULL,
+		properties  BLOB NOT NULL,
+		termination INTEGER,            -- unix milliseconds; NULL = no scheduled termination
+		updated     INTEGER NOT NULL,
+		PRIMARY KEY (service, key)
+	)`,
+}
+
+// Open opens (creating if needed) the database in dir and migrates it.
+func Open(ctx context.Context, dir string) (*DB, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	path := filepath.Join(dir, "vws.db")
+	// WAL + synchronous=NORMAL: a commit survives a process crash (kill -9) at no fsync
+	// cost per write; busy_timeout makes concurrent writers wait instead of failing.
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(1) // SQLite has one writer; one connection avoids SQLITE_BUSY churn
+	s := &DB{db: db}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("migrate %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Close closes the database.
+func (s *DB) Close() error { return s.db.Close() }
+
+func (s *DB) migrate(ctx context.Context) error {
+	var version int
+	if err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return err
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("database schema version %d is newer than this vws (%d); use a newer vws", version, len(migrations))
+	}
+	for i := version; i < len(migrations); i++ {
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migration %d: %w", i+1, err)
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", i+1)); err != nil {
+			tx.Rollback()
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// LoadResources implements wsrf.Store.
+func (s *DB) LoadResources(ctx context.Context, service string) ([]wsrf.StoredResource, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT key, properties, termination FROM resources WHERE service = ?`, service)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []wsrf.StoredResource
+	for rows.Next() {
+		var r wsrf.StoredResource
+		var term sql.NullInt64
+		if err := rows.Scan(&r.Key, &r.Properties, &term); err != nil {
+			return nil, err
+		}
+		if term.Valid {
+			t := time.UnixMilli(term.Int64).UTC()
+			r.Termination = &t
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// PutResource implements wsrf.Store.
+func (s *DB) PutResource(ctx context.Context, service string, r wsrf.StoredResource) error {
+	var term any
+	if r.Termination != nil {
+		term = r.Termination.UnixMilli()
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO resources (service, key, properties, termination, updated)
+		VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (service, key) DO UPDATE SET properties = excluded.properties,
+			termination = excluded.termination, updated = excluded.updated`,
+		service, r.Key, r.Properties, term, time.Now().UnixMilli())
+	return err
+}
+
+// DeleteResource implements wsrf.Store. Deleting a missing resource is not an error.
+func (s *DB) DeleteResource(ctx context.Context, service, key string) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM resources WHERE service = ? AND key = ?`, service, key)
+	return err
+}
+
+// Ping checks the database answers.
+func (s *DB) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }

@@ -1,0 +1,408 @@
+// Package wsrf is the WS-Resource runtime: resource homes whose resources each have a
+// property document and an optional termination time, the WS-ResourceProperties and
+// WS-ResourceLifetime operations over them, and an expiry scheduler.
+package wsrf
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/beevik/etree"
+
+	"github.com/vws-grid/vws/internal/dialect"
+	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/wsa"
+)
+
+// Store persists resources; the home keeps them in memory and writes through.
+type Store interface {
+	LoadResources(ctx context.Context, service string) ([]StoredResource, error)
+	PutResource(ctx context.Context, service string, r StoredResource) error
+	DeleteResource(ctx context.Context, service, key string) error
+}
+
+// StoredResource is a resource as persisted: its stored properties serialized as
+// one XML fragment, and its termination time (nil: none scheduled).
+type StoredResource struct {
+	Key         string
+	Properties  []byte
+	Termination *time.Time
+}
+
+// HomeConfig describes a resource home.
+type HomeConfig struct {
+	// Service names the home in the store and in logs.
+	Service string
+	// Document is the name of the resource-property document element.
+	Document wsa.QName
+	// Declared lists the properties the document declares besides WS-ResourceLifetime's
+	// CurrentTime and TerminationTime (which follow them), in the order of the
+	// document's schema sequence; only these can be asked for or inserted, and stored
+	// properties are kept in this order.
+	Declared []wsa.QName
+	// Writable decides whether property q of resource key may be changed now
+	// (returning an error wrapping errdefs.ErrUnableToModify, or nil). Nil: nothing is.
+	Writable func(key string, q wsa.QName) error
+	// MaxLifetime bounds SetTerminationTime; zero for no bound.
+	MaxLifetime time.Duration
+	// OnDestroy releases what a resource holds outside the home (images, domains)
+	// before it is forgotten; an error keeps the resource and faults the Destroy.
+	OnDestroy func(ctx context.Context, key string) error
+	Store     Store
+	Logger    *slog.Logger
+	Now       func() time.Time
+}
+
+type resource struct {
+	mu          sync.Mutex // serializes operations on this resource
+	props       []*etree.Element
+	termination *time.Time
+	gone        bool
+}
+
+// Home holds the resources of one service.
+type Home struct {
+	cfg      HomeConfig
+	declared map[wsa.QName]int // property → position in the document
+	mu       sync.RWMutex
+	res      map[string]*resource
+	sched    *scheduler
+}
+
+// NewHome loads the home's resources from its store and starts its expiry scheduler;
+// resources that expired while the process was down are destroyed right away.
+func NewHome(ctx context.Context, cfg HomeConfig) (*Home, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	h := &Home{cfg: cfg, declared: map[wsa.QName]int{}, res: map[string]*resource{}}
+	for i, q := range cfg.Declared {
+		h.declared[q] = i
+	}
+	h.sched = newScheduler(cfg.Now, h.expire)
+	if cfg.Store != nil {
+		stored, err := cfg.Store.LoadResources(ctx, cfg.Service)
+		if err != nil {
+			return nil, fmt.Errorf("load %s resources: %w", cfg.Service, err)
+		}
+		for _, s := range stored {
+			props, err := decodeProperties(s.Properties)
+			if err != nil {
+				return nil, fmt.Errorf("load %s resource %s: %w", cfg.Service, s.Key, err)
+			}
+			h.res[s.Key] = &resource{props: props, termination: s.Termination}
+			if s.Termination != nil {
+				h.sched.schedule(s.Key, *s.Termination)
+			}
+		}
+	}
+	h.sched.start()
+	return h, nil
+}
+
+// Close stops the expiry scheduler.
+func (h *Home) Close() { h.sched.stop() }
+
+// Declares reports whether q is a property of this home's documents.
+func (h *Home) Declares(q wsa.QName) bool {
+	_, ok := h.declared[q]
+	return ok
+}
+
+// order sorts props stably into the document's declared order.
+func (h *Home) order(props []*etree.Element) []*etree.Element {
+	pos := func(p *etree.Element) int {
+		if i, ok := h.declared[wsa.QName{Space: p.NamespaceURI(), Local: p.Tag}]; ok {
+			return i
+		}
+		return len(h.declared)
+	}
+	slices.SortStableFunc(props, func(a, b *etree.Element) int { return pos(a) - pos(b) })
+	return props
+}
+
+// Keys returns the keys of all resources (order unspecified).
+func (h *Home) Keys() []string {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	keys := make([]string, 0, len(h.res))
+	for k := range h.res {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// Create adds a resource. props are standalone elements (each declaring its namespace).
+func (h *Home) Create(ctx context.Context, key string, props []*etree.Element, termination *time.Time) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, exists := h.res[key]; exists {
+		return fmt.Errorf("%w: resource %q already exists", errdefs.ErrBadRequest, key)
+	}
+	r := &resource{props: h.order(props), termination: termination}
+	if err := h.persist(ctx, key, r); err != nil {
+		return err
+	}
+	h.res[key] = r
+	if termination != nil {
+		h.sched.schedule(key, *termination)
+	}
+	return nil
+}
+
+// lookup returns the resource for key, locked; the caller unlocks r.mu.
+func (h *Home) lookup(key string) (*resource, error) {
+	h.mu.RLock()
+	r := h.res[key]
+	h.mu.RUnlock()
+	if r == nil {
+		return nil, fmt.Errorf("%w: no %s resource with key %q", errdefs.ErrResourceUnknown, h.cfg.Service, key)
+	}
+	r.mu.Lock()
+	if r.gone {
+		r.mu.Unlock()
+		return nil, fmt.Errorf("%w: %s resource %q was destroyed", errdefs.ErrResourceUnknown, h.cfg.Service, key)
+	}
+	return r, nil
+}
+
+// Property returns copies of the instances of property q of resource key.
+func (h *Home) Property(ctx context.Context, d *dialect.Dialect, key string, q wsa.QName) ([]*etree.Element, error) {
+	r, err := h.lookup(key)
+	if err != nil {
+		return nil, err
+	}
+	defer r.mu.Unlock()
+	if q.Space == d.RL && (q.Local == "CurrentTime" || q.Local == "TerminationTime") {
+		return h.lifetimeProps(d, r, q.Local), nil
+	}
+	var out []*etree.Element
+	for _, p := range r.props {
+		if p.Tag == q.Local && p.NamespaceURI() == q.Space {
+			out = append(out, p.Copy())
+		}
+	}
+	return out, nil
+}
+
+// Document returns a copy of resource key's whole property document in dialect d.
+func (h *Home) Document(ctx context.Context, d *dialect.Dialect, key string) (*etree.Element, error) {
+	r, err := h.lookup(key)
+	if err != nil {
+		return nil, err
+	}
+	defer r.mu.Unlock()
+	doc := etree.NewElement("rpd:" + h.cfg.Document.Local)
+	doc.CreateAttr("xmlns:rpd", h.cfg.Document.Space)
+	for _, p := range r.props {
+		doc.AddChild(p.Copy())
+	}
+	for _, p := range h.lifetimeProps(d, r, "") {
+		doc.AddChild(p)
+	}
+	return doc, nil
+}
+
+// lifetimeProps renders CurrentTime and/or TerminationTime (which = "" for both).
+func (h *Home) lifetimeProps(d *dialect.Dialect, r *resource, which string) []*etree.Element {
+	var out []*etree.Element
+	if which == "" || which == "CurrentTime" {
+		out = append(out, TimeElement(d.RL, "CurrentTime", ptr(h.cfg.Now())))
+	}
+	if which == "" || which == "TerminationTime" {
+		out = append(out, TimeElement(d.RL, "TerminationTime", r.termination))
+	}
+	return out
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TimeElement renders a nillable xsd:dateTime element {ns}local in UTC with ms.
+func TimeElement(ns, local string, t *time.Time) *etree.Element {
+	el := etree.NewElement("wsrl:" + local)
+	el.CreateAttr("xmlns:wsrl", ns)
+	if t == nil {
+		el.CreateAttr("xmlns:xsi", "http://www.w3.org/2001/XMLSchema-instance")
+		el.CreateAttr("xsi:nil", "true")
+		return el
+	}
+	el.SetText(FormatTime(*t))
+	return el
+}
+
+// FormatTime renders t as xsd:dateTime in UTC with milliseconds, as GT4 clients send it.
+func FormatTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+
+// Update changes resource key's stored properties through fn, atomically: fn works on
+// copies and nothing changes (in memory or store) if it or persisting fails.
+func (h *Home) Update(ctx context.Context, key string, fn func(props []*etree.Element) ([]*etree.Element, error)) error {
+	r, err := h.lookup(key)
+	if err != nil {
+		return err
+	}
+	defer r.mu.Unlock()
+	work := make([]*etree.Element, len(r.props))
+	for i, p := range r.props {
+		work[i] = p.Copy()
+	}
+	next, err := fn(work)
+	if err != nil {
+		return err
+	}
+	next = h.order(next)
+	candidate := &resource{props: next, termination: r.termination}
+	if err := h.persist(ctx, key, candidate); err != nil {
+		return err
+	}
+	r.props = next
+	return nil
+}
+
+// SetProperties applies WS-ResourceProperties modifications all-or-nothing.
+func (h *Home) SetProperties(ctx context.Context, key string, mods []Modification) error {
+	for _, m := range mods {
+		if !h.Declares(m.Property) {
+			return fmt.Errorf("%w: %s is not a property of %s", errdefs.ErrInvalidQName, m.Property, h.cfg.Document.Local)
+		}
+		if h.cfg.Writable == nil {
+			return fmt.Errorf("%w: %s is read-only", errdefs.ErrUnableToModify, m.Property)
+		}
+		if err := h.cfg.Writable(key, m.Property); err != nil {
+			return err
+		}
+	}
+	return h.Update(ctx, key, func(props []*etree.Element) ([]*etree.Element, error) {
+		return applyModifications(props, mods), nil
+	})
+}
+
+// Destroy releases and forgets resource key.
+func (h *Home) Destroy(ctx context.Context, key string) error {
+	r, err := h.lookup(key)
+	if err != nil {
+		return err
+	}
+	defer r.mu.Unlock()
+	return h.destroyLocked(ctx, key, r)
+}
+
+func (h *Home) destroyLocked(ctx context.Context, key string, r *resource) error {
+	if h.cfg.OnDestroy != nil {
+		if err := h.cfg.OnDestroy(ctx, key); err != nil {
+			return fmt.Errorf("%w: %w", errdefs.ErrNotDestroyed, err)
+		}
+	}
+	if h.cfg.Store != nil {
+		if err := h.cfg.Store.DeleteResource(ctx, h.cfg.Service, key); err != nil {
+			return fmt.Errorf("%w: removing its record: %w", errdefs.ErrNotDestroyed, err)
+		}
+	}
+	r.gone = true
+	h.mu.Lock()
+	delete(h.res, key)
+	h.mu.Unlock()
+	h.sched.cancel(key)
+	return nil
+}
+
+// SetTerminationTime schedules resource key's destruction at t (nil: never) and
+// returns the termination time now in force.
+func (h *Home) SetTerminationTime(ctx context.Context, key string, t *time.Time) (*time.Time, error) {
+	r, err := h.lookup(key)
+	if err != nil {
+		return nil, err
+	}
+	defer r.mu.Unlock()
+	now := h.cfg.Now()
+	if t != nil {
+		if t.Before(now) {
+			return nil, errdefs.WithAdvice(
+				fmt.Errorf("%w: requested termination time %s is in the past (now %s)", errdefs.ErrUnableToSetTermTime, FormatTime(*t), FormatTime(now)),
+				"send a time in the future, or call Destroy to end the resource now")
+		}
+		if h.cfg.MaxLifetime > 0 && t.Sub(now) > h.cfg.MaxLifetime {
+			return nil, fmt.Errorf("%w: %s is more than the maximum lifetime %s from now", errdefs.ErrTermTimeRejected, FormatTime(*t), h.cfg.MaxLifetime)
+		}
+	} else if h.cfg.MaxLifetime > 0 {
+		return nil, fmt.Errorf("%w: this site requires a termination time within %s; \"never\" is not allowed", errdefs.ErrTermTimeRejected, h.cfg.MaxLifetime)
+	}
+	candidate := &resource{props: r.props, termination: t}
+	if err := h.persist(ctx, key, candidate); err != nil {
+		return nil, err
+	}
+	r.termination = t
+	if t == nil {
+		h.sched.cancel(key)
+	} else {
+		h.sched.schedule(key, *t)
+	}
+	return t, nil
+}
+
+// expire destroys resource key if its termination time has come.
+func (h *Home) expire(key string) {
+	r, err := h.lookup(key)
+	if err != nil {
+		return // already gone
+	}
+	defer r.mu.Unlock()
+	if r.termination == nil || r.termination.After(h.cfg.Now()) {
+		return // extended meanwhile
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := h.destroyLocked(ctx, key, r); err != nil {
+		h.cfg.Logger.Error("expired resource not destroyed; retrying in 10s", "service", h.cfg.Service, "key", key, "err", err)
+		h.sched.schedule(key, h.cfg.Now().Add(10*time.Second))
+		return
+	}
+	h.cfg.Logger.Info("resource expired and destroyed", "service", h.cfg.Service, "key", key)
+}
+
+func (h *Home) persist(ctx context.Context, key string, r *resource) error {
+	if h.cfg.Store == nil {
+		return nil
+	}
+	data, err := encodeProperties(r.props)
+	if err != nil {
+		return fmt.Errorf("encode %s resource %s: %w", h.cfg.Service, key, err)
+	}
+	if err := h.cfg.Store.PutResource(ctx, h.cfg.Service, StoredResource{Key: key, Properties: data, Termination: r.termination}); err != nil {
+		return fmt.Errorf("persist %s resource %s: %w", h.cfg.Service, key, err)
+	}
+	return nil
+}
+
+// encodeProperties serializes standalone property elements under one wrapper.
+func encodeProperties(props []*etree.Element) ([]byte, error) {
+	doc := etree.NewDocument()
+	root := doc.CreateElement("properties")
+	for _, p := range props {
+		root.AddChild(p.Copy())
+	}
+	return doc.WriteToBytes()
+}
+
+func decodeProperties(data []byte) ([]*etree.Element, error) {
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(data); err != nil {
+		return nil, err
+	}
+	root := doc.Root()
+	if root == nil {
+		return nil, errors.New("empty property record")
+	}
+	var out []*etree.Element
+	for _, c := range root.ChildElements() {
+		out = append(out, wsa.Detach(c))
+	}
+	return out, nil
+}

@@ -1,0 +1,60 @@
+package wsrf
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/beevik/etree"
+
+	"github.com/vws-grid/vws/internal/container"
+	"github.com/vws-grid/vws/internal/dialect"
+	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/wsa"
+	"github.com/vws-grid/vws/internal/xpathdoc"
+)
+
+// QueryLimits bound every QueryResourceProperties evaluation.
+var QueryLimits = xpathdoc.DefaultLimits()
+
+// QueryResourceProperties answers WS-RP QueryResourceProperties with XPath 1.0 over
+// the resource's property document.
+func QueryResourceProperties(p Properties) container.Handler {
+	return func(ctx context.Context, req *container.Request) (*etree.Element, error) {
+		k, err := key(req)
+		if err != nil {
+			return nil, err
+		}
+		qe := req.Payload.SelectElement("QueryExpression")
+		if qe == nil || qe.NamespaceURI() != req.Dialect.RP {
+			return nil, fmt.Errorf("%w: QueryResourceProperties holds no {%s}QueryExpression", errdefs.ErrInvalidQuery, req.Dialect.RP)
+		}
+		if d := strings.TrimSpace(qe.SelectAttrValue("Dialect", "")); d != dialect.XPathDialect {
+			return nil, fmt.Errorf("%w: %q", errdefs.ErrUnknownQueryDialect, d)
+		}
+		doc, err := p.Document(ctx, req.Dialect, k)
+		if err != nil {
+			return nil, err
+		}
+		ns := wsa.InScopeNamespaces(qe)
+		delete(ns, "") // XPath 1.0: unprefixed names are in no namespace
+		res, err := xpathdoc.Evaluate(ctx, doc, qe.Text(), ns, QueryLimits)
+		if err != nil {
+			return nil, err
+		}
+		out := response(req.Dialect.RP, "QueryResourcePropertiesResponse")
+		if res.IsAtomic {
+			out.SetText(xpathdoc.FormatAtomic(res.Atomic))
+			return out, nil
+		}
+		for _, n := range res.Nodes {
+			switch n.Kind {
+			case xpathdoc.ElementNode, xpathdoc.DocumentNode:
+				out.AddChild(n.Element)
+			case xpathdoc.AttributeNode, xpathdoc.TextNode:
+				out.CreateText(n.Text)
+			}
+		}
+		return out, nil
+	}
+}

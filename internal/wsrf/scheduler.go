@@ -1,0 +1,122 @@
+package wsrf
+
+import (
+	"container/heap"
+	"sync"
+	"time"
+)
+
+// scheduler calls fire(key) once a key's time has come. Superseded entries stay in the
+// heap and are skipped when they surface (lazy deletion), so rescheduling is O(log n).
+type scheduler struct {
+	now      func() time.Time
+	fire     func(key string)
+	mu       sync.Mutex
+	due      map[string]time.Time
+	q        entryHeap
+	wake     chan struct{}
+	quit     chan struct{}
+	done     chan struct{}
+	active   bool
+	stopOnce sync.Once
+}
+
+type entry struct {
+	key string
+	at  time.Time
+}
+
+type entryHeap []entry
+
+func (h entryHeap) Len() int           { return len(h) }
+func (h entryHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h entryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *entryHeap) Push(x any)        { *h = append(*h, x.(entry)) }
+func (h *entryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
+}
+
+func newScheduler(now func() time.Time, fire func(string)) *scheduler {
+	return &scheduler{now: now, fire: fire, due: map[string]time.Time{}, wake: make(chan struct{}, 1),
+		quit: make(chan struct{}), done: make(chan struct{})}
+}
+
+func (s *scheduler) schedule(key string, at time.Time) {
+	s.mu.Lock()
+	s.due[key] = at
+	heap.Push(&s.q, entry{key, at})
+	s.mu.Unlock()
+	s.poke()
+}
+
+func (s *scheduler) cancel(key string) {
+	s.mu.Lock()
+	delete(s.due, key)
+	s.mu.Unlock()
+}
+
+func (s *scheduler) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *scheduler) start() {
+	s.active = true
+	go s.run()
+}
+
+func (s *scheduler) stop() {
+	if !s.active {
+		return
+	}
+	s.stopOnce.Do(func() {
+		close(s.quit)
+		<-s.done
+	})
+}
+
+func (s *scheduler) run() {
+	defer close(s.done)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		var expired []string
+		wait := time.Hour
+		s.mu.Lock()
+		now := s.now()
+		for s.q.Len() > 0 {
+			e := s.q[0]
+			if at, ok := s.due[e.key]; !ok || !at.Equal(e.at) {
+				heap.Pop(&s.q) // superseded or cancelled
+				continue
+			}
+			if e.at.After(now) {
+				wait = e.at.Sub(now)
+				break
+			}
+			heap.Pop(&s.q)
+			delete(s.due, e.key)
+			expired = append(expired, e.key)
+		}
+		s.mu.Unlock()
+		for _, k := range expired {
+			s.fire(k)
+		}
+		if len(expired) > 0 {
+			continue // fire may have rescheduled
+		}
+		timer.Reset(wait)
+		select {
+		case <-s.quit:
+			return
+		case <-s.wake:
+			timer.Stop() // Go ≥1.23 timers: no stale tick to drain after Stop
+		case <-timer.C:
+		}
+	}
+}

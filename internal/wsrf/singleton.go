@@ -1,0 +1,77 @@
+package wsrf
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/beevik/etree"
+
+	"github.com/vws-grid/vws/internal/dialect"
+	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/wsa"
+)
+
+// Singleton is a service that is itself its only resource (Factory, Repository,
+// Manager): no key, no lifetime, properties computed on every read.
+type Singleton struct {
+	DocName  wsa.QName
+	Declared []wsa.QName
+	// Build returns the current property elements, each declaring its namespace.
+	Build func(ctx context.Context, d *dialect.Dialect) ([]*etree.Element, error)
+	Now   func() time.Time
+}
+
+// Declares implements Properties.
+func (s *Singleton) Declares(q wsa.QName) bool {
+	for _, d := range s.Declared {
+		if d == q {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Singleton) props(ctx context.Context, d *dialect.Dialect, key string) ([]*etree.Element, error) {
+	if key != "" {
+		return nil, fmt.Errorf("%w: this service has a single resource and takes no key", errdefs.ErrResourceUnknown)
+	}
+	props, err := s.Build(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
+	return append(props, TimeElement(d.RL, "CurrentTime", ptr(now()))), nil
+}
+
+// Property implements Properties.
+func (s *Singleton) Property(ctx context.Context, d *dialect.Dialect, key string, q wsa.QName) ([]*etree.Element, error) {
+	props, err := s.props(ctx, d, key)
+	if err != nil {
+		return nil, err
+	}
+	var out []*etree.Element
+	for _, p := range props {
+		if p.Tag == q.Local && p.NamespaceURI() == q.Space {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// Document implements Properties.
+func (s *Singleton) Document(ctx context.Context, d *dialect.Dialect, key string) (*etree.Element, error) {
+	props, err := s.props(ctx, d, key)
+	if err != nil {
+		return nil, err
+	}
+	doc := etree.NewElement("rpd:" + s.DocName.Local)
+	doc.CreateAttr("xmlns:rpd", s.DocName.Space)
+	for _, p := range props {
+		doc.AddChild(p)
+	}
+	return doc, nil
+}

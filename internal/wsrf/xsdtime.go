@@ -1,0 +1,81 @@
+package wsrf
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ParseDateTime parses an xsd:dateTime. A value without a zone is taken as UTC, as
+// GT4 does.
+func ParseDateTime(s string) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q is not an xsd:dateTime such as 2026-11-22T01:13:56.303Z", s)
+}
+
+var durationRE = regexp.MustCompile(`^(-)?P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$`)
+
+// ParseDuration parses an xsd:duration. Years and months count as 365 and 30 days,
+// since a lifetime needs a fixed length.
+func ParseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	m := durationRE.FindStringSubmatch(s)
+	if m == nil || s == "P" || strings.HasSuffix(s, "T") {
+		return 0, fmt.Errorf("%q is not an xsd:duration such as PT2H or P1DT12H", s)
+	}
+	var total float64
+	units := []float64{365 * 24 * 3600, 30 * 24 * 3600, 24 * 3600, 3600, 60, 1}
+	for i, u := range units {
+		if m[i+2] == "" {
+			continue
+		}
+		v, err := strconv.ParseFloat(m[i+2], 64)
+		if err != nil {
+			return 0, fmt.Errorf("%q: %v", s, err)
+		}
+		total += v * u
+	}
+	if total > float64(100*365*24*3600) {
+		return 0, fmt.Errorf("%q is longer than 100 years", s)
+	}
+	d := time.Duration(total * float64(time.Second))
+	if m[1] == "-" {
+		d = -d
+	}
+	return d, nil
+}
+
+// FormatDuration renders d as an xsd:duration (seconds precision).
+func FormatDuration(d time.Duration) string {
+	if d < 0 {
+		return "-" + FormatDuration(-d)
+	}
+	secs := int64(d / time.Second)
+	days, secs := secs/86400, secs%86400
+	h, secs := secs/3600, secs%3600
+	mnt, secs := secs/60, secs%60
+	out := "P"
+	if days > 0 {
+		out += strconv.FormatInt(days, 10) + "D"
+	}
+	if h > 0 || mnt > 0 || secs > 0 || days == 0 {
+		out += "T"
+		if h > 0 {
+			out += strconv.FormatInt(h, 10) + "H"
+		}
+		if mnt > 0 {
+			out += strconv.FormatInt(mnt, 10) + "M"
+		}
+		if secs > 0 || (h == 0 && mnt == 0) {
+			out += strconv.FormatInt(secs, 10) + "S"
+		}
+	}
+	return out
+}

@@ -1,0 +1,63 @@
+package vwsinterop;
+
+import java.util.Calendar;
+
+import org.apache.axis.AxisFault;
+import org.apache.axis.description.TypeDesc;
+import org.apache.axis.message.MessageElement;
+
+/** A fault as the client understood it: the BaseFault subtype and its fields. */
+final class Fault {
+    String type;
+    String namespace;
+    String faultCode;
+    String errorCode;
+    String errorCodeDialect;
+    String description;
+    String timestamp;
+    String originatorAddress;
+    String action;
+
+    /**
+     * Starts a Fault from the typed exception Axis threw: the fault element is the one
+     * whose type the generated class was generated for (FooFaultType for FooFault).
+     */
+    static Fault of(AxisFault typed, TypeDesc desc, Calendar timestamp) {
+        Fault f = new Fault();
+        String xmlType = desc.getXmlType().getLocalPart();
+        f.type = xmlType.endsWith("Type") ? xmlType.substring(0, xmlType.length() - 4) : xmlType;
+        f.namespace = desc.getXmlType().getNamespaceURI();
+        f.faultCode = typed.getFaultCode() == null ? "" : typed.getFaultCode().getLocalPart();
+        f.timestamp = timestamp == null ? "" : Client.format(timestamp);
+        return f;
+    }
+
+    /**
+     * The text of mixed content (ErrorCode extends xs:anyType, mixed="true"), which the
+     * generated bean holds as MessageElements in _any: text nodes and elements.
+     */
+    static String text(MessageElement[] any) {
+        if (any == null) {
+            return "";
+        }
+        StringBuilder b = new StringBuilder();
+        for (MessageElement m : any) {
+            b.append(m.getValue() != null ? m.getValue() : m.toString());
+        }
+        return b.toString().trim();
+    }
+
+    String json() {
+        return new Json()
+            .field("type", type)
+            .field("namespace", namespace)
+            .field("faultcode", faultCode)
+            .field("errorCode", errorCode)
+            .field("errorCodeDialect", errorCodeDialect)
+            .field("description", description)
+            .field("timestamp", timestamp)
+            .field("originatorAddress", originatorAddress)
+            .field("action", action)
+            .end();
+    }
+}
