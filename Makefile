@@ -27,8 +27,10 @@ verify-generate: generate
 	@git diff --exit-code -- wsdl schema || { echo "generated code is stale: run 'make generate' and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- wsdl schema)" || { git status --porcelain -- wsdl schema; echo "generate left untracked files"; exit 1; }
 
+# Go benchmarks (req/s, p50, p99 reported as metrics), then the loopback load driver that
+# puts vws next to a bare net/http handler serving the same bytes.
 bench: build
-	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./internal/container/ ./internal/xpathdoc/
+	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./test/ ./internal/xpathdoc/
 	$(GO) run ./test/bench -duration 5s
 
 lint:

@@ -27,6 +27,9 @@ type Config struct {
 	DefaultLifetime time.Duration
 	// MaximumLifetime bounds any workspace's lifetime.
 	MaximumLifetime time.Duration
+	// RefuseLongLifetimes faults a request beyond MaximumLifetime; by default it is
+	// clamped to the maximum and the response says so.
+	RefuseLongLifetimes bool
 	// Version is the software version reported.
 	Version string
 }
@@ -73,7 +76,7 @@ var (
 )
 
 // NewService builds the WorkspaceFactoryService.
-func NewService(contract fs.FS, cfg Config) (*container.Service, error) {
+func NewService(contract fs.FS, cfg Config, deps *Deps) (*container.Service, error) {
 	cfg.Defaults()
 	svc, err := container.NewService(contract, "wsdl", vwsns.FactoryService, wsa.QName{})
 	if err != nil {
@@ -98,7 +101,7 @@ func NewService(contract fs.FS, cfg Config) (*container.Service, error) {
 		},
 	}
 	wsrf.HandleProperties(svc, props)
-	svc.Handle("Create", container.NotImplemented("Create"))
+	svc.Handle("Create", create(cfg, deps))
 	return svc, nil
 }
 

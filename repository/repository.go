@@ -4,8 +4,13 @@ package repository
 
 import (
 	"context"
+	"fmt"
 	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/beevik/etree"
@@ -16,6 +21,7 @@ import (
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/internal/wsrf"
+	"github.com/vws-grid/vws/repository/imagepool"
 )
 
 var vw = func(local string) wsa.QName { return vwsns.Q(vwsns.Workspace, local) }
@@ -53,50 +59,115 @@ var WorkspaceProperties = []wsa.QName{PropCategory, PropState, PropEPR, PropCrea
 // state and deployment facts belong to the services.
 var writable = map[wsa.QName]bool{PropHardware: true, PropCapability: true, PropLifeCycle: true}
 
+// ImagePool is what the Repository needs of the image pool.
+type ImagePool interface {
+	Get(ctx context.Context, nameOrDigest string) (imagepool.Image, error)
+	List(ctx context.Context) ([]imagepool.Image, error)
+	Path(digest string) (string, error)
+}
+
+// Auditor records what happened, with the caller in ctx.
+type Auditor interface {
+	Record(ctx context.Context, operation, resource, decision, detail string)
+}
+
 // Config tunes the Repository.
 type Config struct {
+	// Dir holds workspace overlays (workspaces/) and shared clone layers (layers/).
+	Dir string
 	// MaxLifetime bounds SetTerminationTime on workspaces; zero: unbounded.
 	MaxLifetime time.Duration
 	Store       wsrf.Store
+	Pool        ImagePool
+	Audit       Auditor
+	Logger      *slog.Logger
 	Now         func() time.Time
 }
 
 // Repository is the workspace home and the services over it.
 type Repository struct {
 	Workspaces *wsrf.Home
+	dir        string
+	pool       ImagePool
+	audit      Auditor
+	log        *slog.Logger
 	now        func() time.Time
+
+	namesMu sync.Mutex
+	names   map[string]string // workspace name → key; names are unique
+	// layersMu keeps the layer collector away from clones that have frozen a layer
+	// not yet recorded in any workspace.
+	layersMu sync.RWMutex
 }
 
-// New loads the workspace home.
+// New loads the workspace home and reconciles the files on disk with it.
 func New(ctx context.Context, cfg Config) (*Repository, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	r := &Repository{dir: cfg.Dir, pool: cfg.Pool, audit: cfg.Audit, log: cfg.Logger, now: cfg.Now, names: map[string]string{}}
+	if r.audit == nil {
+		r.audit = nopAudit{}
+	}
+	for _, sub := range []string{"workspaces", "layers"} {
+		if err := os.MkdirAll(filepath.Join(cfg.Dir, sub), 0o700); err != nil {
+			return nil, fmt.Errorf("repository: %w", err)
+		}
+	}
 	home, err := wsrf.NewHome(ctx, wsrf.HomeConfig{
-		Service:     vwsns.WorkspaceService,
-		Document:    WorkspaceDocument,
-		Declared:    WorkspaceProperties,
-		MaxLifetime: cfg.MaxLifetime,
-		Store:       cfg.Store,
-		Now:         cfg.Now,
-		Writable: func(key string, q wsa.QName) error {
-			if !writable[q] {
-				return errdefs.WithAdvice(errdefs.ErrUnableToModify, q.Local+" is maintained by vws; writable are hardware, capability and lifeCycle")
-			}
-			return nil
-		},
+		Service:      vwsns.WorkspaceService,
+		Document:     WorkspaceDocument,
+		Declared:     WorkspaceProperties,
+		MaxLifetime:  cfg.MaxLifetime,
+		Store:        cfg.Store,
+		Now:          cfg.Now,
+		Logger:       cfg.Logger,
+		Writable:     r.writable,
+		OnDestroy:    r.beforeDestroy,
+		AfterDestroy: r.afterDestroy,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &Repository{Workspaces: home, now: cfg.Now}, nil
+	r.Workspaces = home
+	home.Range(func(s *wsrf.Snapshot) bool {
+		if n := s.Property(PropName); n != nil {
+			r.names[n.Text()] = s.Key
+		}
+		return true
+	})
+	if err := r.sweep(ctx); err != nil {
+		home.Close()
+		return nil, fmt.Errorf("repository start-up sweep: %w", err)
+	}
+	return r, nil
 }
+
+type nopAudit struct{}
+
+func (nopAudit) Record(context.Context, string, string, string, string) {}
 
 // Close stops the workspace expiry scheduler.
 func (r *Repository) Close() { r.Workspaces.Close() }
 
+// writable allows the writable properties while the workspace is in the repository.
+func (r *Repository) writable(s *wsrf.Snapshot, q wsa.QName) error {
+	if !writable[q] {
+		return errdefs.WithAdvice(fmt.Errorf("%w: %s", errdefs.ErrUnableToModify, q.Local),
+			q.Local+" is maintained by vws; writable are hardware, capability and lifeCycle")
+	}
+	if d := text(s, PropDeployment); d != "in-repository" {
+		return errdefs.WithAdvice(fmt.Errorf("%w: %s while the workspace is %s", errdefs.ErrUnableToModify, q.Local, d),
+			"undeploy the workspace first")
+	}
+	return nil
+}
+
 // WorkspaceService builds the per-workspace WS-Resource service.
-func (r *Repository) WorkspaceService(contract fs.FS) (*container.Service, error) {
+func (r *Repository) WorkspaceService(contract fs.FS, lt wsrf.LifetimePolicy, authz Authorizer) (*container.Service, error) {
 	svc, err := container.NewService(contract, "wsdl", vwsns.WorkspaceService, vwsns.WorkspaceKey)
 	if err != nil {
 		return nil, err
@@ -104,7 +175,9 @@ func (r *Repository) WorkspaceService(contract fs.FS) (*container.Service, error
 	wsrf.HandleProperties(svc, r.Workspaces)
 	wsrf.HandleModify(svc, r.Workspaces)
 	wsrf.HandleLifetime(svc, r.Workspaces, r.now)
-	for _, op := range []string{"Subscribe", "Clone", "CheckOut", "CheckIn", "ReportState"} {
+	svc.Handle("Clone", r.clone(lt, authz))
+	// Notification and the manager hand-over arrive with the manager issue.
+	for _, op := range []string{"Subscribe", "CheckOut", "CheckIn", "ReportState"} {
 		svc.Handle(op, container.NotImplemented(op))
 	}
 	return svc, nil
@@ -122,16 +195,21 @@ func (r *Repository) RepositoryService(contract fs.FS, version string) (*contain
 		Declared: []wsa.QName{rq("WorkspaceCount"), rq("ImageCount"), rq("Version")},
 		Now:      r.now,
 		Build: func(ctx context.Context, d *dialect.Dialect) ([]*etree.Element, error) {
+			imgs, err := r.pool.List(ctx)
+			if err != nil {
+				return nil, err
+			}
 			return []*etree.Element{
 				textElement(rq("WorkspaceCount"), strconv.Itoa(len(r.Workspaces.Keys()))),
+				textElement(rq("ImageCount"), strconv.Itoa(len(imgs))),
 				textElement(rq("Version"), version),
 			}, nil
 		},
 	}
 	wsrf.HandleProperties(svc, props)
-	for _, op := range []string{"ListWorkspaces", "ListImages"} {
-		svc.Handle(op, container.NotImplemented(op))
-	}
+	svc.Handle("ListWorkspaces", r.listWorkspaces)
+	svc.Handle("ListImages", r.listImages)
+	svc.Handle("RegisterWorkspace", r.registerWorkspace)
 	return svc, nil
 }
 

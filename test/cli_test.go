@@ -112,9 +112,13 @@ func TestCLIWSRFVerbs(t *testing.T) {
 			if term.code != 0 || !strings.Contains(term.stdout, time.Now().Add(time.Hour).UTC().Format("2006-01-02T15")) {
 				t.Fatalf("termination time not set: %+v", term)
 			}
+			// The site has a maximum lifetime, so "never" is refused, and nothing changes.
 			r = runVWS(t, env, "wsrf", "set-termination-time", "-e", eprFile, "infinity")
-			if r.code != 0 || !strings.Contains(r.stdout, "infinity") {
+			if r.code != 2 || !strings.Contains(r.stderr, "TerminationTimeChangeRejectedFault") || !strings.Contains(r.stderr, "P30D") {
 				t.Fatalf("set-termination-time infinity: %+v", r)
+			}
+			if again := runVWS(t, env, "wsrf", "get-property", "-e", eprFile, "{"+d.RL+"}TerminationTime"); again.stdout != term.stdout {
+				t.Fatalf("a refused change changed the termination time: %q → %q", term.stdout, again.stdout)
 			}
 			r = runVWS(t, env, "wsrf", "destroy", "-e", eprFile)
 			if r.code != 0 {

@@ -12,6 +12,9 @@ packages=(
 	ca-certificates
 	curl
 	bc                # make demo timings
+	qemu-utils        # qemu-img: copy-on-write workspace overlays
+	libxml2-dev       # cgo: XML Schema validation of workspace descriptions
+	pkg-config
 )
 
 missing=()

@@ -138,7 +138,7 @@ var expectedOps = map[string]struct {
 		append(slices.Clone(standard3), "SetResourceProperties", "Destroy", "SetTerminationTime", "Subscribe"),
 		[]string{"Clone", "CheckOut", "CheckIn", "ReportState"}},
 	"WorkspaceRepositoryService": {"WorkspaceRepositoryPortType", "http://vws.dev/ns/2026/repository", standard3,
-		[]string{"ListWorkspaces", "ListImages"}},
+		[]string{"ListWorkspaces", "ListImages", "RegisterWorkspace"}},
 	"WorkspaceManagerService": {"WorkspaceManagerPortType", "http://vws.dev/ns/2026/manager", standard3,
 		[]string{"Deploy", "Start", "Pause", "Unpause", "Shutdown", "Undeploy"}},
 }

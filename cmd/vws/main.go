@@ -37,6 +37,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCommand(), newWSRFCommand(), newVersionCommand())
+	root.AddCommand(newServeCommand(), newWSRFCommand(), newVersionCommand(), newImageCommand(),
+		newCreateCommand(), newListCommand(), newStatusCommand(), newCloneCommand(), newDestroyCommand())
 	return root
 }

@@ -31,6 +31,7 @@ type serveOptions struct {
 	roles    []string
 	maxBody  int64
 	logLevel string
+	policy   string
 	logJSON  bool
 }
 
@@ -69,6 +70,7 @@ becomes the caller's identity); plain HTTP only when asked for with --insecure.`
 	f.StringSliceVar(&o.roles, "role", nil, "roles to run: factory, repository, manager (default all)")
 	f.Int64Var(&o.maxBody, "max-body", 1<<20, "largest SOAP request body in bytes (larger: HTTP 413)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&o.policy, "policy", "", "allow/deny rule file (see policy/policy.go); default: allow everything")
 	f.BoolVar(&o.logJSON, "log-json", false, "log JSON records instead of text")
 	return cmd
 }
@@ -100,7 +102,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 
 	ctx, stop := signal.NotifyContext(ctxOrBackground(ctx), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	srv, err := server.New(ctx, server.Config{DataDir: o.dataDir, Roles: o.roles, MaxBodyBytes: o.maxBody, Logger: logger})
+	srv, err := server.New(ctx, server.Config{DataDir: o.dataDir, Roles: o.roles, MaxBodyBytes: o.maxBody, Logger: logger, PolicyFile: o.policy})
 	if err != nil {
 		return err
 	}
@@ -115,6 +117,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		ln = tls.NewListener(ln, tlsCfg)
 		scheme = "https"
 	}
+	srv.SetBaseURL(scheme + "://" + ln.Addr().String())
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	logger.Info("vws serving", "url", scheme+"://"+ln.Addr().String(), "roles", strings.Join(rolesOrAll(o.roles), ","), "data", o.dataDir)

@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,11 +17,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/vws-grid/vws/factory"
+	"github.com/vws-grid/vws/internal/audit"
+	"github.com/vws-grid/vws/internal/client"
 	"github.com/vws-grid/vws/internal/container"
 	"github.com/vws-grid/vws/internal/contract"
+	"github.com/vws-grid/vws/internal/describe"
 	"github.com/vws-grid/vws/internal/store"
+	"github.com/vws-grid/vws/internal/wsrf"
 	"github.com/vws-grid/vws/manager"
+	"github.com/vws-grid/vws/policy"
 	"github.com/vws-grid/vws/repository"
+	"github.com/vws-grid/vws/repository/imagepool"
 )
 
 // Version is the vws release.
@@ -40,6 +48,9 @@ type Config struct {
 	MaxBodyBytes int64
 	// Factory is what the Factory offers.
 	Factory factory.Config
+	// PolicyFile holds the allow/deny rules; empty: every caller may do everything
+	// (logged as a warning at start).
+	PolicyFile string
 	// Logger for request and service logs; default slog.Default().
 	Logger *slog.Logger
 	// Now is the clock; default time.Now.
@@ -49,6 +60,9 @@ type Config struct {
 // Server is a running set of roles.
 type Server struct {
 	Repository *repository.Repository
+	images     *imagepool.Pool
+	validator  *describe.Validator
+	baseURL    atomic.Value // string: how this server reaches itself
 	handler    http.Handler
 	db         *store.DB
 }
@@ -80,6 +94,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}
 	cfg.Factory.Version = Version
+	cfg.Factory.Defaults()
 
 	db, err := store.Open(ctx, cfg.DataDir)
 	if err != nil {
@@ -93,6 +108,25 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}()
 
+	rules := policy.AllowAll
+	if cfg.PolicyFile != "" {
+		if rules, err = policy.Load(cfg.PolicyFile); err != nil {
+			return nil, err
+		}
+	} else {
+		cfg.Logger.Warn("no policy file: every caller may do everything (pass --policy FILE)")
+	}
+	if s.validator, err = describe.NewValidator(); err != nil {
+		return nil, err
+	}
+	auditLog := audit.New(db.SQL(), cfg.Logger)
+	s.baseURL.Store("")
+	deps := &factory.Deps{
+		Policy: rules, Validator: s.validator, Audit: auditLog, Now: cfg.Now,
+		Registry: &factory.SOAPRegistry{Client: client.New(nil), URL: s.BaseURL},
+	}
+	lifetimes := wsrf.LifetimePolicy{Default: cfg.Factory.DefaultLifetime, Maximum: cfg.Factory.MaximumLifetime, Refuse: cfg.Factory.RefuseLongLifetimes}
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var services []*container.Service
@@ -105,11 +139,20 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	var cf fs.FS = contract.FS
 	if roles["repository"] {
-		s.Repository, err = repository.New(ctx, repository.Config{MaxLifetime: cfg.Factory.MaximumLifetime, Store: db, Now: cfg.Now})
+		pool, err := imagepool.Open(ctx, filepath.Join(cfg.DataDir, "images"), db.SQL(), cfg.Logger)
 		if err != nil {
 			return nil, err
 		}
-		if err := add(s.Repository.WorkspaceService(cf)); err != nil {
+		s.Repository, err = repository.New(ctx, repository.Config{
+			Dir: cfg.DataDir, MaxLifetime: cfg.Factory.MaximumLifetime, Store: db, Pool: pool,
+			Audit: auditLog, Logger: cfg.Logger, Now: cfg.Now,
+		})
+		if err != nil {
+			return nil, err
+		}
+		pool.SetInUse(s.Repository.InUse)
+		s.images = pool
+		if err := add(s.Repository.WorkspaceService(cf, lifetimes, deps)); err != nil {
 			return nil, err
 		}
 		if err := add(s.Repository.RepositoryService(cf, Version)); err != nil {
@@ -117,7 +160,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}
 	if roles["factory"] {
-		if err := add(factory.NewService(cf, cfg.Factory)); err != nil {
+		if err := add(factory.NewService(cf, cfg.Factory, deps)); err != nil {
 			return nil, err
 		}
 	}
@@ -134,11 +177,22 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	c.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if s.images != nil {
+		c.Handle("/images", s.images)
+		c.Handle("/images/", s.images)
+	}
 	c.Handle("/healthz", http.HandlerFunc(s.healthz))
 	s.handler = c
 	ok = true
 	return s, nil
 }
+
+// SetBaseURL tells the server how it reaches itself ("http://127.0.0.1:8080"): the
+// Factory calls the Repository there, over SOAP like any other client.
+func (s *Server) SetBaseURL(u string) { s.baseURL.Store(u) }
+
+// BaseURL is the URL set by SetBaseURL.
+func (s *Server) BaseURL() string { return s.baseURL.Load().(string) }
 
 // Handler serves every mounted endpoint.
 func (s *Server) Handler() http.Handler { return s.handler }
@@ -156,6 +210,9 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 func (s *Server) Close() {
 	if s.Repository != nil {
 		s.Repository.Close()
+	}
+	if s.validator != nil {
+		s.validator.Close()
 	}
 	if s.db != nil {
 		s.db.Close()

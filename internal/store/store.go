@@ -31,6 +31,38 @@ var migrations = []string{
 		updated     INTEGER NOT NULL,
 		PRIMARY KEY (service, key)
 	)`,
+	// The image pool: blobs by content digest, and the names (with the software they
+	// carry) that point at them. Identical content is stored once.
+	`CREATE TABLE images (
+		digest   TEXT PRIMARY KEY,      -- "sha256:<64 hex>"
+		format   TEXT NOT NULL,         -- qcow2 | raw
+		size     INTEGER NOT NULL,      -- bytes of the stored file
+		virtual_size INTEGER NOT NULL,  -- bytes the guest sees
+		created  INTEGER NOT NULL
+	);
+	CREATE TABLE image_names (
+		name      TEXT PRIMARY KEY,
+		digest    TEXT NOT NULL REFERENCES images(digest),
+		os        TEXT NOT NULL DEFAULT '',
+		kernel    TEXT NOT NULL DEFAULT '',
+		arch      TEXT NOT NULL DEFAULT '',
+		libraries TEXT NOT NULL DEFAULT '', -- space-separated
+		created   INTEGER NOT NULL
+	);
+	CREATE INDEX image_names_digest ON image_names(digest)`,
+	// Append-only audit trail of create, clone, destroy, check-out/in and denials.
+	`CREATE TABLE audit (
+		id        INTEGER PRIMARY KEY AUTOINCREMENT,
+		time      INTEGER NOT NULL,     -- unix milliseconds
+		caller    TEXT NOT NULL,
+		operation TEXT NOT NULL,
+		resource  TEXT NOT NULL DEFAULT '',
+		decision  TEXT NOT NULL,        -- allowed | denied | done | failed
+		detail    TEXT NOT NULL DEFAULT ''
+	)`,
+	// Service-private state of a resource (e.g. a workspace's disk chain), committed
+	// in the same row as its properties so the two never disagree after a crash.
+	`ALTER TABLE resources ADD COLUMN private BLOB`,
 }
 
 // Open opens (creating if needed) the database in dir and migrates it.
@@ -54,6 +86,9 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 	}
 	return s, nil
 }
+
+// SQL exposes the database to the packages that own tables in it (image pool, audit).
+func (s *DB) SQL() *sql.DB { return s.db }
 
 // Close closes the database.
 func (s *DB) Close() error { return s.db.Close() }
@@ -88,7 +123,7 @@ func (s *DB) migrate(ctx context.Context) error {
 
 // LoadResources implements wsrf.Store.
 func (s *DB) LoadResources(ctx context.Context, service string) ([]wsrf.StoredResource, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT key, properties, termination FROM resources WHERE service = ?`, service)
+	rows, err := s.db.QueryContext(ctx, `SELECT key, properties, termination, private FROM resources WHERE service = ?`, service)
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +132,7 @@ func (s *DB) LoadResources(ctx context.Context, service string) ([]wsrf.StoredRe
 	for rows.Next() {
 		var r wsrf.StoredResource
 		var term sql.NullInt64
-		if err := rows.Scan(&r.Key, &r.Properties, &term); err != nil {
+		if err := rows.Scan(&r.Key, &r.Properties, &term, &r.Private); err != nil {
 			return nil, err
 		}
 		if term.Valid {
@@ -115,11 +150,11 @@ func (s *DB) PutResource(ctx context.Context, service string, r wsrf.StoredResou
 	if r.Termination != nil {
 		term = r.Termination.UnixMilli()
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO resources (service, key, properties, termination, updated)
-		VALUES (?, ?, ?, ?, ?)
+	_, err := s.db.ExecContext(ctx, `INSERT INTO resources (service, key, properties, termination, updated, private)
+		VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT (service, key) DO UPDATE SET properties = excluded.properties,
-			termination = excluded.termination, updated = excluded.updated`,
-		service, r.Key, r.Properties, term, time.Now().UnixMilli())
+			termination = excluded.termination, updated = excluded.updated, private = excluded.private`,
+		service, r.Key, r.Properties, term, time.Now().UnixMilli(), r.Private)
 	return err
 }
 

@@ -32,6 +32,8 @@ type StoredResource struct {
 	Key         string
 	Properties  []byte
 	Termination *time.Time
+	// Private is the owning service's own state, never shown as a property.
+	Private []byte
 }
 
 // HomeConfig describes a resource home.
@@ -45,22 +47,28 @@ type HomeConfig struct {
 	// document's schema sequence; only these can be asked for or inserted, and stored
 	// properties are kept in this order.
 	Declared []wsa.QName
-	// Writable decides whether property q of resource key may be changed now
-	// (returning an error wrapping errdefs.ErrUnableToModify, or nil). Nil: nothing is.
-	Writable func(key string, q wsa.QName) error
+	// Writable decides whether property q of the resource in s may be changed now
+	// (returning an error wrapping errdefs.ErrUnableToModify, or nil); it runs with the
+	// resource locked. Nil: nothing is writable.
+	Writable func(s *Snapshot, q wsa.QName) error
 	// MaxLifetime bounds SetTerminationTime; zero for no bound.
 	MaxLifetime time.Duration
 	// OnDestroy releases what a resource holds outside the home (images, domains)
 	// before it is forgotten; an error keeps the resource and faults the Destroy.
-	OnDestroy func(ctx context.Context, key string) error
-	Store     Store
-	Logger    *slog.Logger
-	Now       func() time.Time
+	// It runs with the resource locked; s is read-only.
+	OnDestroy func(ctx context.Context, s *Snapshot) error
+	// AfterDestroy runs once the resource is gone from the store, for cleanup that
+	// must not happen while it still exists (removing its files).
+	AfterDestroy func(s *Snapshot)
+	Store        Store
+	Logger       *slog.Logger
+	Now          func() time.Time
 }
 
 type resource struct {
 	mu          sync.Mutex // serializes operations on this resource
 	props       []*etree.Element
+	private     []byte
 	termination *time.Time
 	gone        bool
 }
@@ -98,7 +106,7 @@ func NewHome(ctx context.Context, cfg HomeConfig) (*Home, error) {
 			if err != nil {
 				return nil, fmt.Errorf("load %s resource %s: %w", cfg.Service, s.Key, err)
 			}
-			h.res[s.Key] = &resource{props: props, termination: s.Termination}
+			h.res[s.Key] = &resource{props: props, private: s.Private, termination: s.Termination}
 			if s.Termination != nil {
 				h.sched.schedule(s.Key, *s.Termination)
 			}
@@ -142,12 +150,17 @@ func (h *Home) Keys() []string {
 
 // Create adds a resource. props are standalone elements (each declaring its namespace).
 func (h *Home) Create(ctx context.Context, key string, props []*etree.Element, termination *time.Time) error {
+	return h.CreatePrivate(ctx, key, props, nil, termination)
+}
+
+// CreatePrivate adds a resource with service-private state, persisted in one write.
+func (h *Home) CreatePrivate(ctx context.Context, key string, props []*etree.Element, private []byte, termination *time.Time) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if _, exists := h.res[key]; exists {
 		return fmt.Errorf("%w: resource %q already exists", errdefs.ErrBadRequest, key)
 	}
-	r := &resource{props: h.order(props), termination: termination}
+	r := &resource{props: h.order(props), private: private, termination: termination}
 	if err := h.persist(ctx, key, r); err != nil {
 		return err
 	}
@@ -244,26 +257,79 @@ func FormatTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05
 // Update changes resource key's stored properties through fn, atomically: fn works on
 // copies and nothing changes (in memory or store) if it or persisting fails.
 func (h *Home) Update(ctx context.Context, key string, fn func(props []*etree.Element) ([]*etree.Element, error)) error {
+	return h.Modify(ctx, key, func(s *Snapshot) error {
+		next, err := fn(s.Props)
+		s.Props = next
+		return err
+	})
+}
+
+// Snapshot is a working copy of one resource that Modify's function may change.
+type Snapshot struct {
+	Key         string
+	Props       []*etree.Element
+	Private     []byte
+	Termination *time.Time
+}
+
+// Property returns the first instance of q in the snapshot, or nil.
+func (s *Snapshot) Property(q wsa.QName) *etree.Element {
+	for _, p := range s.Props {
+		if p.Tag == q.Local && p.NamespaceURI() == q.Space {
+			return p
+		}
+	}
+	return nil
+}
+
+// Modify changes resource key through fn, which works on a copy while the resource
+// is locked (so operations on one resource are serialized); nothing changes if fn or
+// persisting fails. Termination changes are rescheduled.
+func (h *Home) Modify(ctx context.Context, key string, fn func(s *Snapshot) error) error {
 	r, err := h.lookup(key)
 	if err != nil {
 		return err
 	}
 	defer r.mu.Unlock()
-	work := make([]*etree.Element, len(r.props))
+	s := &Snapshot{Key: key, Props: make([]*etree.Element, len(r.props)), Private: append([]byte(nil), r.private...), Termination: r.termination}
 	for i, p := range r.props {
-		work[i] = p.Copy()
+		s.Props[i] = p.Copy()
 	}
-	next, err := fn(work)
-	if err != nil {
+	if err := fn(s); err != nil {
 		return err
 	}
-	next = h.order(next)
-	candidate := &resource{props: next, termination: r.termination}
+	next := h.order(s.Props)
+	candidate := &resource{props: next, private: s.Private, termination: s.Termination}
 	if err := h.persist(ctx, key, candidate); err != nil {
 		return err
 	}
-	r.props = next
+	r.props, r.private = next, s.Private
+	if !sameTime(r.termination, s.Termination) {
+		r.termination = s.Termination
+		if s.Termination == nil {
+			h.sched.cancel(key)
+		} else {
+			h.sched.schedule(key, *s.Termination)
+		}
+	}
 	return nil
+}
+
+// View calls fn with a read-only snapshot of resource key while it is locked.
+func (h *Home) View(ctx context.Context, key string, fn func(s *Snapshot) error) error {
+	r, err := h.lookup(key)
+	if err != nil {
+		return err
+	}
+	defer r.mu.Unlock()
+	return fn(&Snapshot{Key: key, Props: r.props, Private: r.private, Termination: r.termination})
+}
+
+func sameTime(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(*b)
 }
 
 // SetProperties applies WS-ResourceProperties modifications all-or-nothing.
@@ -275,12 +341,15 @@ func (h *Home) SetProperties(ctx context.Context, key string, mods []Modificatio
 		if h.cfg.Writable == nil {
 			return fmt.Errorf("%w: %s is read-only", errdefs.ErrUnableToModify, m.Property)
 		}
-		if err := h.cfg.Writable(key, m.Property); err != nil {
-			return err
-		}
 	}
-	return h.Update(ctx, key, func(props []*etree.Element) ([]*etree.Element, error) {
-		return applyModifications(props, mods), nil
+	return h.Modify(ctx, key, func(s *Snapshot) error {
+		for _, m := range mods {
+			if err := h.cfg.Writable(s, m.Property); err != nil {
+				return err
+			}
+		}
+		s.Props = applyModifications(s.Props, mods)
+		return nil
 	})
 }
 
@@ -295,8 +364,9 @@ func (h *Home) Destroy(ctx context.Context, key string) error {
 }
 
 func (h *Home) destroyLocked(ctx context.Context, key string, r *resource) error {
+	snap := &Snapshot{Key: key, Props: r.props, Private: r.private, Termination: r.termination}
 	if h.cfg.OnDestroy != nil {
-		if err := h.cfg.OnDestroy(ctx, key); err != nil {
+		if err := h.cfg.OnDestroy(ctx, snap); err != nil {
 			return fmt.Errorf("%w: %w", errdefs.ErrNotDestroyed, err)
 		}
 	}
@@ -310,7 +380,26 @@ func (h *Home) destroyLocked(ctx context.Context, key string, r *resource) error
 	delete(h.res, key)
 	h.mu.Unlock()
 	h.sched.cancel(key)
+	if h.cfg.AfterDestroy != nil {
+		h.cfg.AfterDestroy(snap)
+	}
 	return nil
+}
+
+// Range calls fn for each resource with a read-only snapshot, one resource locked at a
+// time, until fn returns false.
+func (h *Home) Range(fn func(s *Snapshot) bool) {
+	for _, key := range h.Keys() {
+		r, err := h.lookup(key)
+		if err != nil {
+			continue // destroyed meanwhile
+		}
+		more := fn(&Snapshot{Key: key, Props: r.props, Private: r.private, Termination: r.termination})
+		r.mu.Unlock()
+		if !more {
+			return
+		}
+	}
 }
 
 // SetTerminationTime schedules resource key's destruction at t (nil: never) and
@@ -329,12 +418,12 @@ func (h *Home) SetTerminationTime(ctx context.Context, key string, t *time.Time)
 				"send a time in the future, or call Destroy to end the resource now")
 		}
 		if h.cfg.MaxLifetime > 0 && t.Sub(now) > h.cfg.MaxLifetime {
-			return nil, fmt.Errorf("%w: %s is more than the maximum lifetime %s from now", errdefs.ErrTermTimeRejected, FormatTime(*t), h.cfg.MaxLifetime)
+			return nil, fmt.Errorf("%w: %s is more than the maximum lifetime %s from now", errdefs.ErrTermTimeRejected, FormatTime(*t), FormatDuration(h.cfg.MaxLifetime))
 		}
 	} else if h.cfg.MaxLifetime > 0 {
-		return nil, fmt.Errorf("%w: this site requires a termination time within %s; \"never\" is not allowed", errdefs.ErrTermTimeRejected, h.cfg.MaxLifetime)
+		return nil, fmt.Errorf("%w: this site requires a termination time within %s; \"never\" is not allowed", errdefs.ErrTermTimeRejected, FormatDuration(h.cfg.MaxLifetime))
 	}
-	candidate := &resource{props: r.props, termination: t}
+	candidate := &resource{props: r.props, private: r.private, termination: t}
 	if err := h.persist(ctx, key, candidate); err != nil {
 		return nil, err
 	}
@@ -375,7 +464,7 @@ func (h *Home) persist(ctx context.Context, key string, r *resource) error {
 	if err != nil {
 		return fmt.Errorf("encode %s resource %s: %w", h.cfg.Service, key, err)
 	}
-	if err := h.cfg.Store.PutResource(ctx, h.cfg.Service, StoredResource{Key: key, Properties: data, Termination: r.termination}); err != nil {
+	if err := h.cfg.Store.PutResource(ctx, h.cfg.Service, StoredResource{Key: key, Properties: data, Termination: r.termination, Private: r.private}); err != nil {
 		return fmt.Errorf("persist %s resource %s: %w", h.cfg.Service, key, err)
 	}
 	return nil

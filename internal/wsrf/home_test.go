@@ -38,15 +38,15 @@ func newHome(t *testing.T, dir string, destroyed chan<- string) *wsrf.Home {
 	t.Cleanup(func() { db.Close() })
 	h, err := wsrf.NewHome(context.Background(), wsrf.HomeConfig{
 		Service: "test", Document: docName, Declared: []wsa.QName{propA, propB}, Store: db,
-		Writable: func(key string, q wsa.QName) error {
+		Writable: func(s *wsrf.Snapshot, q wsa.QName) error {
 			if q != propB {
 				return errdefs.ErrUnableToModify
 			}
 			return nil
 		},
-		OnDestroy: func(ctx context.Context, key string) error {
+		OnDestroy: func(ctx context.Context, s *wsrf.Snapshot) error {
 			if destroyed != nil {
-				destroyed <- key
+				destroyed <- s.Key
 			}
 			return nil
 		},

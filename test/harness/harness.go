@@ -42,6 +42,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 		t.Fatalf("start server: %v", err)
 	}
 	hs := httptest.NewServer(srv.Handler())
+	srv.SetBaseURL(hs.URL)
 	t.Cleanup(func() {
 		hs.Close()
 		srv.Close()

@@ -21,8 +21,9 @@ The scenario, on workspace --key unless said otherwise:
   after the Destroy (a fault).
 
 Results go to stdout as one JSON object; anything unexpected exits non-zero with the
-reason on stderr. Faults are reported with the BaseFault subtype name, ErrorCode and
-Description as zeep parses the fault detail against the WSDL's schema.
+reason (and the last exchange) on stderr. A fault is reported with the BaseFault subtype
+of its detail, its ErrorCode and Description, after zeep has parsed the detail with the
+element the WSDL's schema declares for it.
 """
 
 import argparse
@@ -34,7 +35,6 @@ import uuid
 from lxml import etree
 import zeep
 import zeep.exceptions
-import zeep.helpers
 from zeep.plugins import HistoryPlugin, Plugin
 
 VW = "http://vws.dev/ns/2026/workspace"
@@ -266,8 +266,20 @@ def values(c, result):
     return out
 
 
-def run(args):
+def dump_last(client):
+    """The last request and response, for diagnosis."""
+    if not client:
+        return
+    h = client[0].history
+    for what, item in (("request", h.last_sent), ("response", h.last_received)):
+        if item:
+            print("%s %s:\n%s" % (client[0].current, what, etree.tostring(
+                item["envelope"], pretty_print=True).decode()), file=sys.stderr)
+
+
+def run(args, client):
     c = Client(args.wsdl, args.dialect)
+    client.append(c)
     rl = c.d["rl"]
     out = {"dialect": args.dialect, "address": c.address}
 
@@ -317,15 +329,16 @@ def main():
     p.add_argument("--termination", required=True, help="requested termination time, xsd:dateTime in UTC")
     p.add_argument("--query", default="/*/vw:name", help="XPath 1.0 query for QueryResourceProperties")
     args = p.parse_args()
+    client = []
     try:
-        out = run(args)
+        out = run(args, client)
     except Failure as e:
         print("zeep_client: %s" % e, file=sys.stderr)
+        dump_last(client)
         return 1
     except zeep.exceptions.Fault as f:
         print("zeep_client: unexpected fault %s: %s" % (f.code, f.message), file=sys.stderr)
-        if f.detail is not None:
-            print(etree.tostring(f.detail, pretty_print=True).decode(), file=sys.stderr)
+        dump_last(client)
         return 1
     json.dump(out, sys.stdout, indent=1, sort_keys=True)
     print()

@@ -20,7 +20,7 @@ import org.apache.axis.AxisFault;
 import org.apache.axis.Message;
 import org.apache.axis.client.Call;
 import org.apache.axis.client.Stub;
-import org.apache.axis.description.TypeDesc;
+import org.apache.axis.description.FaultDesc;
 import org.apache.axis.message.MessageElement;
 import org.apache.axis.message.SOAPEnvelope;
 import org.apache.axis.message.SOAPHeaderElement;
@@ -126,14 +126,35 @@ public final class Client {
             Ops ops = (Ops) Class.forName(d == GT4 ? "vwsinterop.Gt4Ops" : "vwsinterop.Wsrf12Ops")
                 .getDeclaredConstructor(URL.class).newInstance(new URL(address));
             Client c = new Client(d, ops, address, actions(wsdl, d));
+            last = c;
             System.out.println(c.run(args));
         } catch (Failure f) {
             System.err.println("axis client: " + f.getMessage());
+            System.err.println(last == null ? "" : last.exchange());
             System.exit(1);
         } catch (AxisFault f) {
             System.err.println("axis client: unexpected fault " + f.getFaultCode() + ": " + f.getFaultString());
             System.err.println(f.dumpToString());
+            System.err.println(last == null ? "" : last.exchange());
             System.exit(1);
+        }
+    }
+
+    private static Client last; // for diagnostics
+
+    /** The last request and response as they went over the wire. */
+    private String exchange() {
+        try {
+            Call call = ops.stub()._getCall();
+            if (call == null || call.getMessageContext() == null) {
+                return "";
+            }
+            Message req = call.getMessageContext().getRequestMessage();
+            Message resp = call.getMessageContext().getResponseMessage();
+            return current + " request:\n" + (req == null ? "-" : req.getSOAPPartAsString())
+                + "\n" + current + " response:\n" + (resp == null ? "-" : resp.getSOAPPartAsString());
+        } catch (Exception e) {
+            return "(cannot show the last exchange: " + e + ")";
         }
     }
 
@@ -225,6 +246,9 @@ public final class Client {
         Call call = ops.stub()._getCall();
         Message req = call.getMessageContext().getRequestMessage();
         Message resp = call.getMessageContext().getResponseMessage();
+        if (System.getenv("VWS_INTEROP_DUMP") != null) {
+            System.err.println(exchange());
+        }
         if (resp == null) {
             throw new Failure(current + ": no response message");
         }
@@ -293,13 +317,16 @@ public final class Client {
         return new MessageElement[] {new MessageElement(new Text(text))};
     }
 
-    /** The Axis type description of a generated bean or fault class. */
-    static TypeDesc typeDesc(Object bean) {
-        try {
-            return (TypeDesc) bean.getClass().getMethod("getTypeDesc").invoke(null);
-        } catch (Exception e) {
-            throw new IllegalStateException(bean.getClass() + " has no Axis TypeDesc", e);
+    /**
+     * The wsdl:fault of the last call's operation whose generated exception class Axis
+     * threw, or null.
+     */
+    static FaultDesc faultDesc(Stub stub, Exception e) {
+        Call call = stub._getCall();
+        if (call == null || call.getOperation() == null) {
+            return null;
         }
+        return call.getOperation().getFaultByClass(e.getClass());
     }
 
     static String format(Calendar c) {

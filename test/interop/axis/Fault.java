@@ -3,7 +3,7 @@ package vwsinterop;
 import java.util.Calendar;
 
 import org.apache.axis.AxisFault;
-import org.apache.axis.description.TypeDesc;
+import org.apache.axis.description.FaultDesc;
 import org.apache.axis.message.MessageElement;
 
 /** A fault as the client understood it: the BaseFault subtype and its fields. */
@@ -19,14 +19,14 @@ final class Fault {
     String action;
 
     /**
-     * Starts a Fault from the typed exception Axis threw: the fault element is the one
-     * whose type the generated class was generated for (FooFaultType for FooFault).
+     * Starts a Fault from the typed exception Axis threw and the wsdl:fault of the
+     * operation that Axis mapped it from (the FaultDesc the generated stub registered:
+     * fault element QName, exception class).
      */
-    static Fault of(AxisFault typed, TypeDesc desc, Calendar timestamp) {
+    static Fault of(AxisFault typed, FaultDesc desc, Calendar timestamp) {
         Fault f = new Fault();
-        String xmlType = desc.getXmlType().getLocalPart();
-        f.type = xmlType.endsWith("Type") ? xmlType.substring(0, xmlType.length() - 4) : xmlType;
-        f.namespace = desc.getXmlType().getNamespaceURI();
+        f.type = desc.getQName().getLocalPart();
+        f.namespace = desc.getQName().getNamespaceURI();
         f.faultCode = typed.getFaultCode() == null ? "" : typed.getFaultCode().getLocalPart();
         f.timestamp = timestamp == null ? "" : Client.format(timestamp);
         return f;

@@ -7,6 +7,7 @@ import java.util.Calendar;
 import javax.xml.namespace.QName;
 
 import org.apache.axis.client.Stub;
+import org.apache.axis.description.FaultDesc;
 import org.apache.axis.message.MessageElement;
 import org.apache.axis.types.URI;
 import org.oasis_open.docs.wsrf._2004._06.wsrf_WS_BaseFaults_1_2_draft_01_xsd.BaseFaultType;
@@ -67,7 +68,11 @@ final class Gt4Ops implements Ops {
             return null;
         }
         BaseFaultType bf = (BaseFaultType) e;
-        Fault f = Fault.of(bf, Client.typeDesc(bf), bf.getTimestamp());
+        FaultDesc desc = Client.faultDesc(port, bf);
+        if (desc == null) {
+            return null;
+        }
+        Fault f = Fault.of(bf, desc, bf.getTimestamp());
         if (bf.getErrorCode() != null) {
             f.errorCode = Fault.text(bf.getErrorCode().get_any());
             f.errorCodeDialect = String.valueOf(bf.getErrorCode().getDialect());

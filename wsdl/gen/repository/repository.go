@@ -655,6 +655,30 @@ type ListWorkspacesResponse struct {
 	Total *Count `xml:"Total,omitempty" json:"Total,omitempty"`
 }
 
+type RegisterWorkspace struct {
+	XMLName xml.Name `xml:"http://vws.dev/ns/2026/repository RegisterWorkspace"`
+
+	VirtualWorkspace *VirtualWorkspace `xml:"virtualWorkspace,omitempty" json:"virtualWorkspace,omitempty"`
+
+	Name *WorkspaceNameType `xml:"Name,omitempty" json:"Name,omitempty"`
+
+	Owner *Principal `xml:"Owner,omitempty" json:"Owner,omitempty"`
+
+	BaseImage *Digest `xml:"BaseImage,omitempty" json:"BaseImage,omitempty"`
+
+	TerminationTime *Timestamp `xml:"TerminationTime,omitempty" json:"TerminationTime,omitempty"`
+
+	RequestedLifetime *Duration `xml:"RequestedLifetime,omitempty" json:"RequestedLifetime,omitempty"`
+}
+
+type RegisterWorkspaceResponse struct {
+	XMLName xml.Name `xml:"http://vws.dev/ns/2026/repository RegisterWorkspaceResponse"`
+
+	WorkspaceReference *EndpointReferenceContainerType `xml:"WorkspaceReference,omitempty" json:"WorkspaceReference,omitempty"`
+
+	Key *WorkspaceKeyType `xml:"Key,omitempty" json:"Key,omitempty"`
+}
+
 type ListImages struct {
 	XMLName xml.Name `xml:"http://vws.dev/ns/2026/repository ListImages"`
 
@@ -716,6 +740,8 @@ type ImageRecordType struct {
 
 	VirtualSizeBytes *ByteCount `xml:"VirtualSizeBytes,omitempty" json:"VirtualSizeBytes,omitempty"`
 
+	Architecture *Architecture `xml:"Architecture,omitempty" json:"Architecture,omitempty"`
+
 	Created *Timestamp `xml:"Created,omitempty" json:"Created,omitempty"`
 
 	Software *Software `xml:"software,omitempty" json:"software,omitempty"`
@@ -729,6 +755,10 @@ type WorkspaceRepositoryPortType interface {
 	ListImages(request *ListImages) (*ListImagesResponse, error)
 
 	ListImagesContext(ctx context.Context, request *ListImages) (*ListImagesResponse, error)
+
+	RegisterWorkspace(request *RegisterWorkspace) (*RegisterWorkspaceResponse, error)
+
+	RegisterWorkspaceContext(ctx context.Context, request *RegisterWorkspace) (*RegisterWorkspaceResponse, error)
 }
 
 type workspaceRepositoryPortType struct {
@@ -770,6 +800,23 @@ func (service *workspaceRepositoryPortType) ListImagesContext(ctx context.Contex
 
 func (service *workspaceRepositoryPortType) ListImages(request *ListImages) (*ListImagesResponse, error) {
 	return service.ListImagesContext(
+		context.Background(),
+		request,
+	)
+}
+
+func (service *workspaceRepositoryPortType) RegisterWorkspaceContext(ctx context.Context, request *RegisterWorkspace) (*RegisterWorkspaceResponse, error) {
+	response := new(RegisterWorkspaceResponse)
+	err := service.client.CallContext(ctx, "http://vws.dev/ns/2026/repository/WorkspaceRepositoryPortType/RegisterWorkspaceRequest", request, response)
+	if err != nil {
+		return nil, err
+	}
+
+	return response, nil
+}
+
+func (service *workspaceRepositoryPortType) RegisterWorkspace(request *RegisterWorkspace) (*RegisterWorkspaceResponse, error) {
+	return service.RegisterWorkspaceContext(
 		context.Background(),
 		request,
 	)

@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/vws-grid/vws/repository/imagepool"
+)
+
+func newImageCommand() *cobra.Command {
+	var base string
+	cmd := &cobra.Command{
+		Use:   "image",
+		Short: "Manage the image pool: import, list and remove base images",
+	}
+	cmd.PersistentFlags().StringVar(&base, "url", "", "base URL of vws (default $VWS_URL, else http://127.0.0.1:8080)")
+	cmd.AddCommand(newImageImportCommand(&base), newImageListCommand(&base), newImageRemoveCommand(&base))
+	return cmd
+}
+
+// imageHTTP has no overall timeout: an import of a large image takes as long as it takes.
+// The default transport waits up to 1 s for "100 Continue", so a refused import (a
+// taken name, say) is answered before the body is sent.
+var imageHTTP = &http.Client{}
+
+func newImageImportCommand(base *string) *cobra.Command {
+	var m imagepool.Meta
+	cmd := &cobra.Command{
+		Use:   "import FILE --name NAME [--os OS] [--kernel K] [--arch A] [--lib L ...]",
+		Short: "Import a qcow2 or raw base image (FILE, or - for standard input) into the pool",
+		Long: `Import streams FILE to the Repository, which stores it under its sha256 digest, hashed
+as it arrives. Identical content is stored once: a second name simply points at it.
+
+  --os      family[/distribution[/version]], family one of linux, bsd, solaris, windows, other
+            (e.g. linux/debian/12)
+  --kernel  the kernel version (e.g. 6.1.0-18-amd64)
+  --arch    x86_64, i686, aarch64, armv7l, ppc64le, s390x or riscv64
+  --lib     a library as name or name=version (e.g. glibc=2.36); repeat for more`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return importImage(cmd.Context(), baseURL(*base), args[0], m, cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&m.Name, "name", "", "name of the image in the pool (required)")
+	f.StringVar(&m.OS, "os", "", "operating system: family[/distribution[/version]]")
+	f.StringVar(&m.Kernel, "kernel", "", "kernel version")
+	f.StringVar(&m.Arch, "arch", "", "CPU architecture")
+	f.StringArrayVar(&m.Libraries, "lib", nil, "library name or name=version (repeatable)")
+	cmd.MarkFlagRequired("name")
+	return cmd
+}
+
+func importImage(ctx context.Context, base, file string, m imagepool.Meta, out io.Writer) error {
+	var src io.Reader
+	size := int64(-1)
+	if file == "-" {
+		src = os.Stdin
+	} else {
+		f, err := os.Open(file)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		if !fi.Mode().IsRegular() {
+			return fmt.Errorf("%s is not a regular file; to stream from a pipe, give - and feed standard input", file)
+		}
+		src, size = f, fi.Size()
+	}
+	q := url.Values{"name": {m.Name}}
+	for k, v := range map[string]string{"os": m.OS, "kernel": m.Kernel, "arch": m.Arch} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if len(m.Libraries) > 0 {
+		q["lib"] = m.Libraries
+	}
+
+	var bar *progressbar.ProgressBar
+	if term.IsTerminal(int(os.Stderr.Fd())) {
+		bar = progressbar.NewOptions64(size,
+			progressbar.OptionSetWriter(os.Stderr),
+			progressbar.OptionSetDescription("importing "+m.Name),
+			progressbar.OptionShowBytes(true),
+			progressbar.OptionShowCount(),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionClearOnFinish(),
+		)
+		r := progressbar.NewReader(src, bar)
+		src = &r
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, base+"/images?"+q.Encode(), src)
+	if err != nil {
+		return err
+	}
+	req.ContentLength = size
+	if size == 0 {
+		req.Body = http.NoBody
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	req.Header.Set("Expect", "100-continue")
+	resp, err := imageHTTP.Do(req)
+	if bar != nil {
+		bar.Finish()
+	}
+	if err != nil {
+		return fmt.Errorf("import %s: %w", file, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		return serverError(resp)
+	}
+	var res imagepool.ImportResult
+	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
+		return fmt.Errorf("read the import answer: %w", err)
+	}
+	what := "new content, stored"
+	if res.Deduplicated {
+		what = "identical content was already in the pool: deduplicated, nothing new stored"
+	}
+	fmt.Fprintf(out, "%s %s\n%s, %s (virtual %s): %s\n", res.Name, res.Digest, res.Format,
+		formatBytes(res.Size), formatBytes(res.VirtualSize), what)
+	return nil
+}
+
+func newImageListCommand(base *string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List the images in the pool",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			req, err := http.NewRequestWithContext(cmd.Context(), http.MethodGet, baseURL(*base)+"/images", nil)
+			if err != nil {
+				return err
+			}
+			resp, err := imageHTTP.Do(req)
+			if err != nil {
+				return fmt.Errorf("list images: %w", err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return serverError(resp)
+			}
+			var list imagepool.ImageList
+			if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
+				return fmt.Errorf("read the image list: %w", err)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tDIGEST\tFORMAT\tSIZE\tVIRTUAL\tOS\tKERNEL\tARCH")
+			for _, img := range list.Images {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", img.Name, shortDigest(img.Digest), img.Format,
+					formatBytes(img.Size), formatBytes(img.VirtualSize), dash(img.OS), dash(img.Kernel), dash(img.Arch))
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func newImageRemoveCommand(base *string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "remove NAME",
+		Short: "Remove an image name from the pool (its content goes with its last name); refused while workspaces use it",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req, err := http.NewRequestWithContext(cmd.Context(), http.MethodDelete, baseURL(*base)+"/images/"+url.PathEscape(args[0]), nil)
+			if err != nil {
+				return err
+			}
+			resp, err := imageHTTP.Do(req)
+			if err != nil {
+				return fmt.Errorf("remove image: %w", err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusOK {
+				return serverError(resp)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "removed", args[0])
+			return nil
+		},
+	}
+}
+
+// serverError turns a failed answer into an error carrying the server's one-line message.
+func serverError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	msg := strings.TrimSpace(string(b))
+	if msg == "" || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		msg = resp.Status
+	}
+	if resp.StatusCode == http.StatusNotFound && !strings.Contains(msg, "image") {
+		msg += " (is this a vws Repository? check --url / $VWS_URL)"
+	}
+	return errors.New(msg)
+}
+
+func shortDigest(d string) string {
+	if len(d) > len("sha256:")+12 {
+		return d[:len("sha256:")+12]
+	}
+	return d
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// formatBytes writes n in IEC units, e.g. "512 B", "1.5 GiB".
+func formatBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 5; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,271 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/beevik/etree"
+	"github.com/spf13/cobra"
+
+	"github.com/vws-grid/vws/internal/client"
+	"github.com/vws-grid/vws/internal/vwsns"
+	"github.com/vws-grid/vws/internal/wsa"
+	"github.com/vws-grid/vws/internal/wsrf"
+)
+
+// workspaceEPR reads an EPR argument: an EPR file, or a bare workspace key.
+func workspaceEPR(base, arg string) (*wsa.EPR, error) {
+	if data, err := os.ReadFile(arg); err == nil {
+		epr, err := wsa.ReadEPRDocument(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", arg, err)
+		}
+		return epr, nil
+	} else if strings.ContainsAny(arg, "/.") {
+		return nil, fmt.Errorf("read EPR file: %w", err)
+	}
+	k := etree.NewElement("vw:WorkspaceKey")
+	k.CreateAttr("xmlns:vw", vwsns.Workspace)
+	k.SetText(arg)
+	return &wsa.EPR{Version: wsa.V200508, Address: baseURL(base) + "/wsrf/services/" + vwsns.WorkspaceService, References: []*etree.Element{k}}, nil
+}
+
+// saveOrPrintEPR writes epr to file, or prints its key when file is empty.
+func saveOrPrintEPR(cmd *cobra.Command, epr *wsa.EPR, file string) error {
+	key := ""
+	if k := epr.Reference(vwsns.Workspace, "WorkspaceKey"); k != nil {
+		key = strings.TrimSpace(k.Text())
+	}
+	if file != "" {
+		data, err := epr.Document().WriteToBytes()
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(file, data, 0o644); err != nil {
+			return fmt.Errorf("write EPR: %w", err)
+		}
+	}
+	fmt.Fprintln(cmd.OutOrStdout(), key)
+	return nil
+}
+
+func newCreateCommand() *cobra.Command {
+	var base, file, image, name, out string
+	var memory, cpus int
+	var lifetime time.Duration
+	cmd := &cobra.Command{
+		Use:   "create (-f DESCRIPTION.xml | --image NAME) [flags]",
+		Short: "Create a workspace from a description file, or from an image and a few flags",
+		Long: `Create a workspace through the Factory. Either give a workspace description
+(-f, the XML schema in schema/vws/workspace.xsd), or name a pool image with --image and
+let vws write the description from --memory and --cpus. Prints the new workspace's key;
+-o also saves its EPR for the other commands and for GT-style tools.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var desc *etree.Element
+			switch {
+			case file != "" && image != "":
+				return fmt.Errorf("give either -f or --image, not both")
+			case file != "":
+				doc := etree.NewDocument()
+				if err := doc.ReadFromFile(file); err != nil {
+					return fmt.Errorf("read description: %w", err)
+				}
+				if desc = doc.Root(); desc == nil {
+					return fmt.Errorf("%s has no root element", file)
+				}
+			case image != "":
+				desc = describeFromFlags(image, memory, cpus)
+			default:
+				return fmt.Errorf("give a description with -f FILE, or an image with --image NAME")
+			}
+			body := etree.NewElement("fac:Create")
+			body.CreateAttr("xmlns:fac", vwsns.Factory)
+			body.AddChild(wsa.Detach(desc))
+			if name != "" {
+				body.CreateElement("fac:Name").SetText(name)
+			}
+			if lifetime != 0 {
+				body.CreateElement("fac:RequestedLifetime").SetText(wsrf.FormatDuration(lifetime))
+			}
+			factory := &wsa.EPR{Version: wsa.V200508, Address: baseURL(base) + "/wsrf/services/" + vwsns.FactoryService}
+			resp, err := client.New(nil).Invoke(cmd.Context(), factory, "Create", body)
+			if err != nil {
+				return err
+			}
+			ref := resp.SelectElement("WorkspaceReference")
+			if ref == nil {
+				return fmt.Errorf("the Factory's answer has no WorkspaceReference")
+			}
+			epr, err := wsa.ParseEPR(ref)
+			if err != nil {
+				return err
+			}
+			if c := resp.SelectElement("LifetimeClamped"); c != nil && strings.TrimSpace(c.Text()) == "true" {
+				fmt.Fprintln(cmd.ErrOrStderr(), "note: the requested lifetime exceeded the site maximum and was shortened")
+			}
+			if t := resp.SelectElement("TerminationTime"); t != nil {
+				fmt.Fprintln(cmd.ErrOrStderr(), "terminates at", strings.TrimSpace(t.Text()))
+			}
+			return saveOrPrintEPR(cmd, epr, out)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&base, "url", "", "base URL of vws (default $VWS_URL, else http://127.0.0.1:8080)")
+	f.StringVarP(&file, "file", "f", "", "workspace description (XML)")
+	f.StringVar(&image, "image", "", "pool image to boot (instead of -f)")
+	f.IntVar(&memory, "memory", 256, "memory in MiB (with --image)")
+	f.IntVar(&cpus, "cpus", 1, "virtual CPUs (with --image)")
+	f.StringVar(&name, "name", "", "workspace name (default: generated)")
+	f.DurationVar(&lifetime, "lifetime", 0, "requested lifetime, e.g. 2h (default: the site's)")
+	f.StringVarP(&out, "output", "o", "", "save the workspace's EPR to this file")
+	return cmd
+}
+
+// describeFromFlags writes the description of a plain VM booting a pool image.
+func describeFromFlags(image string, memory, cpus int) *etree.Element {
+	d := etree.NewElement("vw:virtualWorkspace")
+	d.CreateAttr("xmlns:vw", vwsns.Workspace)
+	d.CreateAttr("xmlns:hw", vwsns.Hardware)
+	d.CreateAttr("xmlns:sw", vwsns.Software)
+	d.CreateElement("vw:category").SetText("vm")
+	hw := d.CreateElement("hw:hardware")
+	hw.CreateElement("hw:RAM").CreateElement("hw:size").SetText(strconv.Itoa(memory))
+	hw.CreateElement("hw:CPU").CreateElement("hw:count").SetText(strconv.Itoa(cpus))
+	d.CreateElement("sw:software").CreateElement("sw:image").CreateElement("sw:name").SetText(image)
+	return d
+}
+
+func newListCommand() *cobra.Command {
+	var base, owner string
+	var states []string
+	cmd := &cobra.Command{
+		Use:   "list [--state S] [--owner DN]",
+		Short: "List workspaces in the repository",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			body := etree.NewElement("repo:ListWorkspaces")
+			body.CreateAttr("xmlns:repo", vwsns.Repository)
+			for _, s := range states {
+				body.CreateElement("repo:State").SetText(s)
+			}
+			if owner != "" {
+				body.CreateElement("repo:Owner").SetText(owner)
+			}
+			repo := &wsa.EPR{Version: wsa.V200508, Address: baseURL(base) + "/wsrf/services/" + vwsns.RepositoryService}
+			resp, err := client.New(nil).Invoke(cmd.Context(), repo, "ListWorkspaces", body)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "KEY\tNAME\tSTATE\tDEPLOYMENT\tOWNER\tTERMINATES")
+			for _, w := range resp.SelectElements("Workspace") {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", txt(w, "Key"), txt(w, "Name"), txt(w, "State"),
+					txt(w, "Deployment"), txt(w, "Owner"), txt(w, "TerminationTime"))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringVar(&base, "url", "", "base URL of vws (default $VWS_URL, else http://127.0.0.1:8080)")
+	cmd.Flags().StringSliceVar(&states, "state", nil, "only workspaces in these states (shutdown, paused, running, corrupted)")
+	cmd.Flags().StringVar(&owner, "owner", "", "only workspaces of this owner DN")
+	return cmd
+}
+
+func txt(e *etree.Element, child string) string {
+	if c := e.SelectElement(child); c != nil {
+		return strings.TrimSpace(c.Text())
+	}
+	return "-"
+}
+
+func newStatusCommand() *cobra.Command {
+	var base string
+	cmd := &cobra.Command{
+		Use:   "status EPR|KEY",
+		Short: "Show a workspace's resource-property document",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			epr, err := workspaceEPR(base, args[0])
+			if err != nil {
+				return err
+			}
+			resp, err := client.New(nil).QueryResourceProperties(cmd.Context(), epr, "/*", nil)
+			if err != nil {
+				return err
+			}
+			return printElements(cmd.OutOrStdout(), resp.ChildElements())
+		},
+	}
+	cmd.Flags().StringVar(&base, "url", "", "base URL of vws (default $VWS_URL, else http://127.0.0.1:8080)")
+	return cmd
+}
+
+func newCloneCommand() *cobra.Command {
+	var base, name, out string
+	var lifetime time.Duration
+	cmd := &cobra.Command{
+		Use:   "clone EPR|KEY [--name NAME] [-o epr.xml]",
+		Short: "Copy a workspace (copy-on-write) under a new name",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			epr, err := workspaceEPR(base, args[0])
+			if err != nil {
+				return err
+			}
+			body := etree.NewElement("vw:Clone")
+			body.CreateAttr("xmlns:vw", vwsns.Workspace)
+			if name != "" {
+				body.CreateElement("vw:Name").SetText(name)
+			}
+			if lifetime != 0 {
+				body.CreateElement("vw:RequestedLifetime").SetText(wsrf.FormatDuration(lifetime))
+			}
+			resp, err := client.New(nil).Invoke(cmd.Context(), epr, "Clone", body)
+			if err != nil {
+				return err
+			}
+			ref := resp.SelectElement("WorkspaceReference")
+			if ref == nil {
+				return fmt.Errorf("the answer has no WorkspaceReference")
+			}
+			cloneEPR, err := wsa.ParseEPR(ref)
+			if err != nil {
+				return err
+			}
+			return saveOrPrintEPR(cmd, cloneEPR, out)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&base, "url", "", "base URL of vws (default $VWS_URL, else http://127.0.0.1:8080)")
+	f.StringVar(&name, "name", "", "the clone's name (default: generated)")
+	f.DurationVar(&lifetime, "lifetime", 0, "the clone's lifetime (default: the site's)")
+	f.StringVarP(&out, "output", "o", "", "save the clone's EPR to this file")
+	return cmd
+}
+
+func newDestroyCommand() *cobra.Command {
+	var base string
+	cmd := &cobra.Command{
+		Use:   "destroy EPR|KEY",
+		Short: "Destroy a workspace: its image and metadata are removed",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			epr, err := workspaceEPR(base, args[0])
+			if err != nil {
+				return err
+			}
+			if err := client.New(nil).Destroy(cmd.Context(), epr); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "destroyed")
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&base, "url", "", "base URL of vws (default $VWS_URL, else http://127.0.0.1:8080)")
+	return cmd
+}

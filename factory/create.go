@@ -1,0 +1,205 @@
+package factory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/beevik/etree"
+
+	"github.com/vws-grid/vws/internal/client"
+	"github.com/vws-grid/vws/internal/container"
+	"github.com/vws-grid/vws/internal/describe"
+	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/identity"
+	"github.com/vws-grid/vws/internal/vwsns"
+	"github.com/vws-grid/vws/internal/wsa"
+	"github.com/vws-grid/vws/internal/wsrf"
+	"github.com/vws-grid/vws/policy"
+	"github.com/vws-grid/vws/repository/imagepool"
+)
+
+// Validator checks a description against the schema and the rules the schema cannot say.
+type Validator interface {
+	ValidateElement(el *etree.Element) (*describe.Description, error)
+}
+
+// Registry is the Repository as the Factory uses it.
+type Registry interface {
+	ListImages(ctx context.Context) ([]imagepool.Image, error)
+	Register(ctx context.Context, reg Registration) (key, address string, err error)
+}
+
+// Policy decides whether the caller in ctx may create workspaces.
+type Policy interface {
+	Authorize(ctx context.Context, op policy.Operation) (policy.Decision, error)
+}
+
+// Auditor records decisions and outcomes.
+type Auditor interface {
+	Record(ctx context.Context, operation, resource, decision, detail string)
+}
+
+// Deps are what Create stands on.
+type Deps struct {
+	Policy    Policy
+	Validator Validator
+	Registry  Registry
+	Audit     Auditor
+	Now       func() time.Time
+}
+
+// AuthorizeCreate checks create rights and audits a denial; Clone uses it too.
+func (d *Deps) AuthorizeCreate(ctx context.Context, what string) error {
+	dec, err := d.Policy.Authorize(ctx, policy.Create)
+	if err != nil {
+		d.Audit.Record(ctx, "create", what, "denied", dec.Rule)
+		return err
+	}
+	return nil
+}
+
+// create answers Create: authorize, validate, bound the lifetime, pick the base image,
+// and have the Repository register the workspace. Every check runs before anything
+// is made, so a fault leaves nothing behind.
+func create(cfg Config, d *Deps) container.Handler {
+	lt := wsrf.LifetimePolicy{Default: cfg.DefaultLifetime, Maximum: cfg.MaximumLifetime, Refuse: cfg.RefuseLongLifetimes}
+	return func(ctx context.Context, req *container.Request) (*etree.Element, error) {
+		p := req.Payload
+		if err := d.AuthorizeCreate(ctx, "new workspace"); err != nil {
+			return nil, err
+		}
+		descEl := childEl(p, vwsns.Workspace, "virtualWorkspace")
+		if descEl == nil {
+			return nil, errdefs.WithAdvice(&errdefs.MetadataError{Path: "/fac:Create", Reason: "no vw:virtualWorkspace description"},
+				"put the workspace description (schema/vws/workspace.xsd) first in Create")
+		}
+		desc, err := d.Validator.ValidateElement(wsa.Detach(descEl))
+		if err != nil {
+			return nil, err
+		}
+		now := d.Now()
+		lifetime := desc.RequestedLifetime
+		var at *time.Time
+		if s := childText(p, "RequestedLifetime"); s != "" {
+			if lifetime, err = wsrf.ParseDuration(s); err != nil {
+				return nil, &errdefs.MetadataError{Path: "/fac:Create/fac:RequestedLifetime", Reason: err.Error()}
+			}
+		}
+		if s := childText(p, "RequestedTerminationTime"); s != "" {
+			t, err := wsrf.ParseDateTime(s)
+			if err != nil {
+				return nil, &errdefs.MetadataError{Path: "/fac:Create/fac:RequestedTerminationTime", Reason: err.Error()}
+			}
+			at = &t
+		}
+		term, clamped, err := lt.Resolve(now, lifetime, at)
+		if err != nil {
+			return nil, err
+		}
+		if desc.Category != describe.CategoryVM {
+			return nil, errdefs.WithAdvice(&errdefs.MetadataError{Path: "/vw:virtualWorkspace/vw:category",
+				Reason: fmt.Sprintf("this site creates VM workspaces, not %q", desc.Category)}, "ask for category vm")
+		}
+		images, err := d.Registry.ListImages(ctx)
+		if err != nil {
+			return nil, err
+		}
+		img, err := pickImage(images, desc)
+		if err != nil {
+			return nil, err
+		}
+		name := childText(p, "Name")
+		key, address, err := d.Registry.Register(ctx, Registration{
+			Description: desc.Raw, Name: name, Owner: identity.From(ctx).String(), BaseImage: img.Digest,
+			Termination: term, RequestedLifetime: lifetime,
+		})
+		if err != nil {
+			return nil, unwrapRemote(err)
+		}
+		out := etree.NewElement("fac:CreateResponse")
+		out.CreateAttr("xmlns:fac", vwsns.Factory)
+		k := etree.NewElement("vw:WorkspaceKey")
+		k.CreateAttr("xmlns:vw", vwsns.Workspace)
+		k.SetText(key)
+		(&wsa.EPR{Version: req.Dialect.WSA, Address: address, References: []*etree.Element{k}}).ChildElement(out, "fac:WorkspaceReference", "wsa")
+		out.CreateElement("fac:CurrentTime").SetText(wsrf.FormatTime(now))
+		out.CreateElement("fac:TerminationTime").SetText(wsrf.FormatTime(term))
+		if clamped {
+			out.CreateElement("fac:LifetimeClamped").SetText("true")
+		}
+		return out, nil
+	}
+}
+
+// pickImage chooses the base image: the one the description names (software image or
+// the boot disk's), else the only pool image whose software matches the request.
+func pickImage(images []imagepool.Image, desc *describe.Description) (imagepool.Image, error) {
+	var ref *describe.Image
+	if desc.Software != nil && desc.Software.Image != nil {
+		ref = desc.Software.Image
+	} else if desc.Hardware != nil {
+		for _, disk := range desc.Hardware.Disks {
+			if disk.Image != nil && (disk.Boot || ref == nil) {
+				ref = disk.Image
+			}
+		}
+	}
+	if ref != nil {
+		for _, img := range images {
+			if (ref.Digest != "" && img.Digest == ref.Digest) || (ref.Digest == "" && img.Name == ref.Name) {
+				return img, nil
+			}
+		}
+		what := ref.Name
+		if ref.Digest != "" {
+			what = ref.Digest
+		}
+		return imagepool.Image{}, errdefs.WithAdvice(fmt.Errorf("%w: image %q is not in the pool", errdefs.ErrResourceUnknown, what),
+			"import it with 'vws image import', or name one 'vws image list' shows")
+	}
+	want := imagepool.Meta{}
+	if sw := desc.Software; sw != nil {
+		if sw.OS != nil {
+			want.OS = joinNonEmpty("/", sw.OS.Family, sw.OS.Distribution, sw.OS.Version)
+		}
+		if sw.Kernel != nil {
+			want.Kernel = sw.Kernel.Version
+		}
+		for _, l := range sw.Libraries {
+			want.Libraries = append(want.Libraries, joinNonEmpty("=", l.Name, l.Version))
+		}
+	}
+	if desc.Hardware != nil {
+		want.Arch = desc.Hardware.CPU.Architecture
+	}
+	return imagepool.Select(images, want)
+}
+
+// unwrapRemote turns the Repository's fault back into the error it stands for, so the
+// client sees the same fault type (a duplicate name stays a WorkspaceMetadataFault).
+func unwrapRemote(err error) error {
+	var fe *client.FaultError
+	if errors.As(err, &fe) {
+		if sentinel, ok := remoteFaults[fe.Type]; ok {
+			return fmt.Errorf("%w: %s", sentinel, err.Error())
+		}
+	}
+	return fmt.Errorf("%w: the repository: %w", errdefs.ErrCreation, err)
+}
+
+var remoteFaults = map[string]error{
+	"WorkspaceMetadataFault": errdefs.ErrMetadata,
+	"ResourceUnknownFault":   errdefs.ErrResourceUnknown,
+	"ServiceFault":           errdefs.ErrBadRequest,
+}
+
+func childEl(el *etree.Element, ns, local string) *etree.Element {
+	for _, c := range el.ChildElements() {
+		if c.Tag == local && c.NamespaceURI() == ns {
+			return c
+		}
+	}
+	return nil
+}

@@ -1,0 +1,120 @@
+package factory
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/beevik/etree"
+
+	"github.com/vws-grid/vws/internal/client"
+	"github.com/vws-grid/vws/internal/vwsns"
+	"github.com/vws-grid/vws/internal/wsa"
+	"github.com/vws-grid/vws/internal/wsrf"
+	"github.com/vws-grid/vws/repository/imagepool"
+)
+
+// Registration is what the Factory hands the Repository for a new workspace.
+type Registration struct {
+	Description       *etree.Element
+	Name, Owner       string
+	BaseImage         string // pool digest
+	Termination       time.Time
+	RequestedLifetime time.Duration
+}
+
+// SOAPRegistry reaches the Repository over its SOAP interface, as every component
+// reaches every other, even when they share a process.
+type SOAPRegistry struct {
+	Client *client.Client
+	// URL is the Repository's base URL ("http://host:port"); a function because the
+	// embedded server learns its own address only once it listens.
+	URL func() string
+}
+
+func (r *SOAPRegistry) epr() *wsa.EPR {
+	return &wsa.EPR{Version: wsa.V200508, Address: strings.TrimRight(r.URL(), "/") + "/wsrf/services/" + vwsns.RepositoryService}
+}
+
+// ListImages returns the pool's images with the software they carry.
+func (r *SOAPRegistry) ListImages(ctx context.Context) ([]imagepool.Image, error) {
+	body := etree.NewElement("repo:ListImages")
+	body.CreateAttr("xmlns:repo", vwsns.Repository)
+	resp, err := r.Client.Invoke(ctx, r.epr(), "ListImages", body)
+	if err != nil {
+		return nil, fmt.Errorf("list the repository's images: %w", err)
+	}
+	var out []imagepool.Image
+	for _, e := range resp.SelectElements("Image") {
+		img := imagepool.Image{
+			Name: childText(e, "Name"), Digest: childText(e, "Digest"), Format: childText(e, "Format"),
+		}
+		img.Size, _ = strconv.ParseInt(childText(e, "SizeBytes"), 10, 64)
+		img.VirtualSize, _ = strconv.ParseInt(childText(e, "VirtualSizeBytes"), 10, 64)
+		img.Arch = childText(e, "Architecture")
+		if sw := e.SelectElement("software"); sw != nil {
+			if os := sw.SelectElement("os"); os != nil {
+				img.OS = joinNonEmpty("/", childText(os, "family"), childText(os, "distribution"), childText(os, "version"))
+			}
+			if k := sw.SelectElement("kernel"); k != nil {
+				img.Kernel = childText(k, "version")
+			}
+			for _, l := range sw.SelectElements("library") {
+				img.Libraries = append(img.Libraries, joinNonEmpty("=", childText(l, "name"), childText(l, "version")))
+			}
+		}
+		out = append(out, img)
+	}
+	return out, nil
+}
+
+// Register creates the workspace in the Repository and returns its key and the
+// address of the service that holds it.
+func (r *SOAPRegistry) Register(ctx context.Context, reg Registration) (key, address string, err error) {
+	body := etree.NewElement("repo:RegisterWorkspace")
+	body.CreateAttr("xmlns:repo", vwsns.Repository)
+	body.AddChild(wsa.Detach(reg.Description))
+	body.CreateElement("repo:Name").SetText(reg.Name)
+	body.CreateElement("repo:Owner").SetText(reg.Owner)
+	body.CreateElement("repo:BaseImage").SetText(reg.BaseImage)
+	body.CreateElement("repo:TerminationTime").SetText(wsrf.FormatTime(reg.Termination))
+	if reg.RequestedLifetime > 0 {
+		body.CreateElement("repo:RequestedLifetime").SetText(wsrf.FormatDuration(reg.RequestedLifetime))
+	}
+	resp, err := r.Client.Invoke(ctx, r.epr(), "RegisterWorkspace", body)
+	if err != nil {
+		return "", "", err
+	}
+	key = childText(resp, "Key")
+	ref := resp.SelectElement("WorkspaceReference")
+	if key == "" || ref == nil {
+		return "", "", fmt.Errorf("the repository's RegisterWorkspace answer lacks Key or WorkspaceReference")
+	}
+	epr, err := wsa.ParseEPR(ref)
+	if err != nil {
+		return "", "", fmt.Errorf("the repository's workspace reference: %w", err)
+	}
+	return key, epr.Address, nil
+}
+
+func childText(e *etree.Element, child string) string {
+	if c := e.SelectElement(child); c != nil {
+		return strings.TrimSpace(c.Text())
+	}
+	return ""
+}
+
+// joinNonEmpty joins the leading non-empty parts: the pool's "family/distribution/
+// version" and "name=version" forms.
+func joinNonEmpty(sep string, parts ...string) string {
+	var out []string
+	for _, p := range parts {
+		if p == "" {
+			break
+		}
+		out = append(out, p)
+	}
+	return strings.Join(out, sep)
+}

@@ -1,0 +1,199 @@
+package describe
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	xsdvalidate "github.com/terminalstatic/go-xsd-validate"
+
+	"github.com/vws-grid/vws/internal/errdefs"
+)
+
+// ErrClosed is returned by Validate after Close.
+var ErrClosed = errors.New("describe: validator is closed")
+
+func newMeta(path, reason string) *errdefs.MetadataError {
+	return &errdefs.MetadataError{Path: path, Reason: reason}
+}
+
+// libxml2's schema validity messages start with the element (and attribute) they are
+// about: "Element '{ns}local', attribute 'a': ...".
+var (
+	subjectRE = regexp.MustCompile(`^Element '(?:\{([^}]*)\})?([^']*)'(?:, attribute '([^']*)')?: `)
+	// A namespace-qualified name in Clark notation. Sets of enumeration values are
+	// written {'a', 'b'} and never match: a namespace name has no quotes or spaces.
+	clarkRE = regexp.MustCompile(`\{([A-Za-z][A-Za-z0-9+.\-]*:[^{}'"\s]*)\}([A-Za-z_][A-Za-z0-9_.\-]*)`)
+	facetRE = regexp.MustCompile(`^\[facet '([A-Za-z]+)'\]`)
+)
+
+// maxAlso bounds how many further problems one error lists besides the first.
+const maxAlso = 3
+
+// problem is one libxml2 error, attributed to an element.
+type problem struct {
+	n       *node
+	attr    string // the attribute the message is about, if any
+	message string // readable: no namespace URIs, no "Element '...': " prefix
+}
+
+// schemaError turns go-xsd-validate's errors into a MetadataError naming the element
+// of the first problem; the others are summarised in the reason so that a client can
+// fix them in one round trip.
+func (v *Validator) schemaError(s *scanned, err error) error {
+	var ve xsdvalidate.ValidationError
+	var pe xsdvalidate.XmlParserError
+	switch {
+	case errors.As(err, &ve):
+	case errors.As(err, &pe):
+		// encoding/xml accepted the document but libxml2 did not (for example a duplicate
+		// attribute, which encoding/xml lets through).
+		return metaErr("/", "the description is not well-formed XML (libxml2: %s). Correct the XML syntax", pe.Message)
+	default:
+		return fmt.Errorf("describe: libxml2 failed: %w", err)
+	}
+	var probs []problem
+	for _, e := range ve.Errors {
+		if e.Level < 2 { // XML_ERR_WARNING: not a validity error
+			continue
+		}
+		probs = append(probs, s.attribute(e))
+	}
+	if len(probs) == 0 {
+		return nil
+	}
+	first := probs[0]
+	var reasons []string
+	seen := map[string]bool{}
+	for _, p := range probs {
+		if p.n == first.n && !seen[p.message] {
+			seen[p.message] = true
+			reasons = append(reasons, strings.TrimSuffix(p.message, "."))
+		}
+	}
+	reason := strings.Join(reasons, "; ") + ". " + v.advice(first)
+	var also []string
+	others := 0
+	blamed := map[*node]bool{first.n: true}
+	for _, p := range probs {
+		if blamed[p.n] {
+			continue
+		}
+		blamed[p.n] = true
+		if len(also) < maxAlso {
+			also = append(also, p.n.path()+": "+strings.TrimSuffix(p.message, "."))
+		} else {
+			others++
+		}
+	}
+	if len(also) > 0 {
+		reason += " Also: " + strings.Join(also, "; ")
+		if others > 0 {
+			reason += fmt.Sprintf("; and %d more", others)
+		}
+		reason += "."
+	}
+	return fmt.Errorf("workspace description: %w", newMeta(first.n.path(), reason))
+}
+
+// attribute finds the element a libxml2 error is about: the element of that name whose
+// start tag ends on the reported line (unique, see scan). Beyond line 65535, where
+// libxml2's 16-bit line numbers saturate, it is the first element of that name from
+// there on; failing everything, the root.
+func (s *scanned) attribute(e xsdvalidate.StructError) problem {
+	p := problem{message: e.Message}
+	var ns, local string
+	haveNS := false
+	if m := subjectRE.FindStringSubmatch(e.Message); m != nil {
+		ns, local, p.attr = m[1], m[2], m[3]
+		haveNS = true
+		p.message = e.Message[len(m[0]):]
+		if p.attr != "" {
+			p.message = "attribute '" + p.attr + "': " + p.message
+		}
+	} else {
+		local = e.NodeName
+	}
+	p.message = readable(p.message)
+	match := func(n *node) bool { return n.local == local && (!haveNS || n.ns == ns) }
+	for _, n := range s.nodes {
+		if n.line == e.Line && match(n) {
+			p.n = n
+			return p
+		}
+	}
+	for _, n := range s.nodes {
+		if n.line >= min(e.Line, 65535) && match(n) {
+			p.n = n
+			return p
+		}
+	}
+	p.n = s.root
+	return p
+}
+
+// readable replaces {namespace}name with the conventional prefix (or just the name
+// for namespaces without one).
+func readable(msg string) string {
+	return clarkRE.ReplaceAllStringFunc(msg, func(s string) string {
+		m := clarkRE.FindStringSubmatch(s)
+		if p, ok := prefixes[m[1]]; ok {
+			return p + ":" + m[2]
+		}
+		return m[2]
+	})
+}
+
+// advice says what to do about a problem, from the kind of message and, for values,
+// the documentation of the element's type in the schema.
+func (v *Validator) advice(p problem) string {
+	msg := p.message
+	if p.attr != "" {
+		msg = strings.TrimPrefix(msg, "attribute '"+p.attr+"': ")
+	}
+	file := v.model.file[p.n.ns]
+	if file == "" {
+		file = "vws/workspace.xsd"
+	}
+	switch {
+	case strings.Contains(msg, "This element is not expected. Expected is"):
+		return "Remove the element, or move it: the order of elements is fixed by schema/" + file + "."
+	case strings.Contains(msg, "This element is not expected"):
+		return "Remove the element; the description has no such element there (schema/" + file + ")."
+	case strings.Contains(msg, "Missing child element"):
+		return "Add the missing element."
+	case strings.Contains(msg, "is not allowed") && strings.Contains(msg, "attribute"):
+		return "Remove the attribute."
+	case strings.Contains(msg, "is required but missing"):
+		return "Add the attribute."
+	case strings.Contains(msg, "content type is a simple type"), strings.Contains(msg, "element-only"):
+		return "Remove the text or child elements the element does not allow."
+	}
+	facet := ""
+	if m := facetRE.FindStringSubmatch(msg); m != nil {
+		facet = m[1]
+	}
+	if facet == "enumeration" {
+		return "Use one of the listed values."
+	}
+	if p.attr == "" {
+		if t := v.model.typeOf(p.n); t != "" {
+			if d := v.model.docs[t]; d != "" {
+				return "Send a value of type " + typeName(t) + ": " + strings.TrimSuffix(d, ".") + "."
+			}
+			if name := typeName(t); name != "" && facet != "" {
+				return "Send a value that type " + name + " (schema/" + file + ") allows."
+			}
+		}
+	}
+	switch facet {
+	case "minInclusive", "maxInclusive", "minExclusive", "maxExclusive":
+		return "Send a value within the allowed range."
+	case "pattern":
+		return "Send a value the pattern accepts."
+	case "length", "minLength", "maxLength":
+		return "Send a value of allowed length."
+	}
+	return "Correct it so that it conforms to schema/" + file + "."
+}

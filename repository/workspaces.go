@@ -1,0 +1,370 @@
+package repository
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/beevik/etree"
+
+	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/qcow2"
+	"github.com/vws-grid/vws/internal/vwsns"
+	"github.com/vws-grid/vws/internal/wsa"
+	"github.com/vws-grid/vws/internal/wsrf"
+)
+
+// NameRE is what a workspace name may look like: no path-like or odd names, since
+// names reach file listings, logs and (later) libvirt domain names.
+var NameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+
+// CreateSpec is an authorized, validated request for a new workspace.
+type CreateSpec struct {
+	Name  string
+	Owner string
+	// Description is the validated vw:virtualWorkspace element.
+	Description *etree.Element
+	// BaseImage is the pool digest of the image the workspace starts from.
+	BaseImage         string
+	Termination       time.Time
+	RequestedLifetime time.Duration
+}
+
+// Created is what Create and Clone return.
+type Created struct {
+	Key         string
+	Name        string
+	Termination time.Time
+}
+
+// reserveName claims name for key, or says who has it.
+func (r *Repository) reserveName(name, key string) error {
+	if !NameRE.MatchString(name) {
+		return errdefs.WithAdvice(&errdefs.MetadataError{Path: "Name", Reason: fmt.Sprintf("%q is not a valid workspace name", name)},
+			"use 1–63 letters, digits, '.', '_' or '-', starting with a letter or digit")
+	}
+	r.namesMu.Lock()
+	defer r.namesMu.Unlock()
+	if other, taken := r.names[name]; taken {
+		return errdefs.WithAdvice(&errdefs.MetadataError{Path: "Name", Reason: fmt.Sprintf("a workspace named %q already exists (key %s)", name, other)},
+			"choose another name, or destroy the existing workspace first")
+	}
+	r.names[name] = key
+	return nil
+}
+
+func (r *Repository) releaseName(name, key string) {
+	r.namesMu.Lock()
+	defer r.namesMu.Unlock()
+	if r.names[name] == key {
+		delete(r.names, name)
+	}
+}
+
+// Create makes a workspace: a copy-on-write overlay on the base image (its cost does
+// not depend on the image's size) and the WS-Resource. The database commit is the last
+// step, so a crash before it leaves only files the start-up sweep removes.
+func (r *Repository) Create(ctx context.Context, spec CreateSpec) (*Created, error) {
+	key := newID()
+	if spec.Name == "" {
+		spec.Name = "ws-" + key[:12]
+	}
+	if err := r.reserveName(spec.Name, key); err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			r.releaseName(spec.Name, key)
+		}
+	}()
+	img, err := r.pool.Get(ctx, spec.BaseImage)
+	if err != nil {
+		return nil, err
+	}
+	basePath, err := r.pool.Path(img.Digest)
+	if err != nil {
+		return nil, err
+	}
+	chain := &diskChain{Version: chainVersion, Base: img.Digest, BaseFormat: img.Format, VirtualSize: img.VirtualSize, Overlay: overlayName(1)}
+	dir := r.workspaceDir(key)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("%w: workspace directory: %w", errdefs.ErrCreation, err)
+	}
+	defer func() {
+		if !ok {
+			os.RemoveAll(dir)
+		}
+	}()
+	if err := qcow2.CreateOverlay(filepath.Join(dir, chain.Overlay), basePath, img.Format, img.VirtualSize); err != nil {
+		return nil, fmt.Errorf("%w: overlay: %w", errdefs.ErrCreation, err)
+	}
+	if err := syncDir(dir); err != nil {
+		return nil, fmt.Errorf("%w: %w", errdefs.ErrCreation, err)
+	}
+	now := r.now().UTC()
+	props := r.initialProperties(spec, img.Digest, now)
+	term := spec.Termination
+	if err := r.Workspaces.CreatePrivate(ctx, key, props, chain.encode(), &term); err != nil {
+		return nil, fmt.Errorf("%w: %w", errdefs.ErrCreation, err)
+	}
+	ok = true
+	r.audit.Record(ctx, "create", key, "done", "name="+spec.Name+" base="+img.Digest)
+	return &Created{Key: key, Name: spec.Name, Termination: term}, nil
+}
+
+func el(q wsa.QName, text string) *etree.Element {
+	e := etree.NewElement("p:" + q.Local)
+	e.CreateAttr("xmlns:p", q.Space)
+	e.SetText(text)
+	return e
+}
+
+// initialProperties builds a new workspace's property document from its description.
+func (r *Repository) initialProperties(spec CreateSpec, base string, now time.Time) []*etree.Element {
+	var props []*etree.Element
+	for _, c := range spec.Description.ChildElements() {
+		q := wsa.QName{Space: c.NamespaceURI(), Local: c.Tag}
+		switch q {
+		case PropCategory, PropHardware, PropNetwork, PropSoftware, PropCapability:
+			props = append(props, wsa.Detach(c))
+		}
+	}
+	lc := etree.NewElement("p:lifeCycle")
+	lc.CreateAttr("xmlns:p", vwsns.Workspace)
+	if spec.RequestedLifetime > 0 {
+		lc.CreateElement("p:requestedLifetime").SetText(wsrf.FormatDuration(spec.RequestedLifetime))
+	}
+	lc.CreateElement("p:terminationTime").SetText(wsrf.FormatTime(spec.Termination))
+	digest := etree.NewElement("p:imageDigest")
+	digest.CreateAttr("xmlns:p", vwsns.Workspace)
+	digest.CreateElement("p:role").SetText("base")
+	digest.CreateElement("p:digest").SetText(base)
+	return append(props,
+		el(PropState, "shutdown"),
+		el(PropCreationTime, wsrf.FormatTime(now)),
+		lc,
+		el(PropLastModified, wsrf.FormatTime(now)),
+		el(PropDeployment, "in-repository"),
+		digest,
+		el(PropOwner, spec.Owner),
+		el(PropName, spec.Name),
+	)
+}
+
+func text(s *wsrf.Snapshot, q wsa.QName) string {
+	if p := s.Property(q); p != nil {
+		return strings.TrimSpace(p.Text())
+	}
+	return ""
+}
+
+func setText(s *wsrf.Snapshot, q wsa.QName, v string) {
+	for _, p := range s.Props {
+		if p.Tag == q.Local && p.NamespaceURI() == q.Space {
+			p.SetText(v)
+			return
+		}
+	}
+	s.Props = append(s.Props, el(q, v))
+}
+
+func removeProp(s *wsrf.Snapshot, q wsa.QName) {
+	kept := s.Props[:0]
+	for _, p := range s.Props {
+		if !(p.Tag == q.Local && p.NamespaceURI() == q.Space) {
+			kept = append(kept, p)
+		}
+	}
+	s.Props = kept
+}
+
+// inRepository refuses operations on a workspace that is out on a host.
+func inRepository(s *wsrf.Snapshot, requested string) error {
+	if d := text(s, PropDeployment); d != "in-repository" {
+		return errdefs.WithAdvice(&errdefs.StateError{Current: d, Requested: requested}, "undeploy the workspace first")
+	}
+	return nil
+}
+
+// Clone copies workspace key under a new name, copy-on-write: the source's overlay is
+// frozen into a shared read-only layer and both workspaces continue on fresh overlays
+// above it, so their content is equal and later changes stay apart.
+//
+// Crash safety: the layer is a hard link of the source's overlay; the clone's row is
+// committed first, then the source's; a crash between the two leaves the source on an
+// overlay that is also a layer, which the start-up sweep rolls forward.
+func (r *Repository) Clone(ctx context.Context, key, name, owner string, termination time.Time) (*Created, error) {
+	cloneKey := newID()
+	if name == "" {
+		name = "ws-" + cloneKey[:12]
+	}
+	if err := r.reserveName(name, cloneKey); err != nil {
+		return nil, err
+	}
+	r.layersMu.RLock()
+	defer r.layersMu.RUnlock()
+	var oldOverlay, srcNew, layerFile string
+	cloneCreated := false
+	err := r.Workspaces.Modify(ctx, key, func(s *wsrf.Snapshot) (err error) {
+		if err := inRepository(s, "cloned"); err != nil {
+			return err
+		}
+		chain, err := decodeChain(s.Private)
+		if err != nil {
+			return err
+		}
+		srcDir := r.workspaceDir(key)
+		oldOverlay = chain.Overlay
+		lay := layer{ID: newID()}
+		layerFile = r.layerPath(lay.ID)
+		if err := os.Link(filepath.Join(srcDir, chain.Overlay), layerFile); err != nil {
+			return fmt.Errorf("%w: freeze layer: %w", errdefs.ErrCreation, err)
+		}
+		var made []string // undone on failure, newest first
+		defer func() {
+			if err != nil {
+				for i := len(made) - 1; i >= 0; i-- {
+					os.RemoveAll(made[i])
+				}
+				os.Remove(layerFile)
+			}
+		}()
+		if lay.Digest, lay.Size, err = fileDigest(layerFile); err != nil {
+			return fmt.Errorf("%w: digest layer: %w", errdefs.ErrCreation, err)
+		}
+		chain.Layers = append(chain.Layers, lay)
+
+		// The clone: a fresh overlay on the layer.
+		cloneDir := r.workspaceDir(cloneKey)
+		if err := os.Mkdir(cloneDir, 0o700); err != nil {
+			return fmt.Errorf("%w: %w", errdefs.ErrCreation, err)
+		}
+		made = append(made, cloneDir)
+		cloneChain := *chain
+		cloneChain.Overlay, cloneChain.Lock = overlayName(1), ""
+		if err := qcow2.CreateOverlay(filepath.Join(cloneDir, cloneChain.Overlay), layerFile, "qcow2", chain.VirtualSize); err != nil {
+			return fmt.Errorf("%w: clone overlay: %w", errdefs.ErrCreation, err)
+		}
+		// The source: a fresh overlay on the same layer.
+		chain.Overlay = nextOverlayName(chain.Overlay)
+		srcNew = filepath.Join(srcDir, chain.Overlay)
+		if err := qcow2.CreateOverlay(srcNew, layerFile, "qcow2", chain.VirtualSize); err != nil {
+			return fmt.Errorf("%w: source overlay: %w", errdefs.ErrCreation, err)
+		}
+		made = append(made, srcNew)
+		for _, d := range []string{r.workspaceDir(""), cloneDir, srcDir, filepath.Dir(layerFile)} {
+			if err := syncDir(d); err != nil {
+				return fmt.Errorf("%w: %w", errdefs.ErrCreation, err)
+			}
+		}
+
+		now := r.now().UTC()
+		props := make([]*etree.Element, 0, len(s.Props))
+		for _, p := range s.Props {
+			q := wsa.QName{Space: p.NamespaceURI(), Local: p.Tag}
+			switch q {
+			case PropName, PropOwner, PropCreationTime, PropLastModified, PropLifeCycle:
+				continue
+			}
+			props = append(props, p.Copy())
+		}
+		lc := etree.NewElement("p:lifeCycle")
+		lc.CreateAttr("xmlns:p", vwsns.Workspace)
+		lc.CreateElement("p:terminationTime").SetText(wsrf.FormatTime(termination))
+		props = append(props, lc, el(PropCreationTime, wsrf.FormatTime(now)), el(PropLastModified, wsrf.FormatTime(now)),
+			el(PropOwner, owner), el(PropName, name))
+		if err := r.Workspaces.CreatePrivate(ctx, cloneKey, props, cloneChain.encode(), &termination); err != nil {
+			return fmt.Errorf("%w: %w", errdefs.ErrCreation, err)
+		}
+		cloneCreated = true
+		s.Private = chain.encode()
+		return nil
+	})
+	if err != nil {
+		if cloneCreated {
+			// The clone's row was committed but the source's was not: undo the clone, so
+			// the source keeps its overlay and nothing shares it.
+			if derr := r.Workspaces.Destroy(context.WithoutCancel(ctx), cloneKey); derr != nil {
+				r.log.Error("undo clone", "clone", cloneKey, "err", derr)
+			}
+			os.Remove(srcNew)
+			os.Remove(layerFile)
+		}
+		r.releaseName(name, cloneKey)
+		return nil, err
+	}
+	// The old overlay's inode lives on as the layer; drop its workspace name.
+	os.Remove(filepath.Join(r.workspaceDir(key), oldOverlay))
+	r.audit.Record(ctx, "clone", cloneKey, "done", "source="+key+" name="+name)
+	return &Created{Key: cloneKey, Name: name, Termination: termination}, nil
+}
+
+// beforeDestroy refuses to destroy a workspace that a manager holds.
+func (r *Repository) beforeDestroy(ctx context.Context, s *wsrf.Snapshot) error {
+	if err := inRepository(s, "destroyed"); err != nil {
+		return err
+	}
+	return nil
+}
+
+// afterDestroy removes a destroyed workspace's files, its name, and layers nobody
+// uses any more. The record is already gone, so a crash here leaves only files the
+// start-up sweep removes.
+func (r *Repository) afterDestroy(s *wsrf.Snapshot) {
+	if n := text(s, PropName); n != "" {
+		r.releaseName(n, s.Key)
+	}
+	if err := os.RemoveAll(r.workspaceDir(s.Key)); err != nil {
+		r.log.Error("remove destroyed workspace's files", "key", s.Key, "err", err)
+	}
+	r.audit.Record(context.Background(), "destroy", s.Key, "done", "name="+text(s, PropName))
+	go r.collectLayers() // not under the destroyed resource's lock
+}
+
+// collectLayers removes layer files no workspace's chain names.
+func (r *Repository) collectLayers() {
+	r.layersMu.Lock()
+	defer r.layersMu.Unlock()
+	used := r.usedLayers()
+	entries, err := os.ReadDir(filepath.Join(r.dir, "layers"))
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		id := strings.TrimSuffix(e.Name(), ".qcow2")
+		if !used[id] {
+			os.Remove(filepath.Join(r.dir, "layers", e.Name()))
+			r.log.Info("removed unused layer", "layer", id)
+		}
+	}
+}
+
+func (r *Repository) usedLayers() map[string]bool {
+	used := map[string]bool{}
+	r.Workspaces.Range(func(s *wsrf.Snapshot) bool {
+		if c, err := decodeChain(s.Private); err == nil {
+			for _, l := range c.Layers {
+				used[l.ID] = true
+			}
+		}
+		return true
+	})
+	return used
+}
+
+// InUse reports whether any workspace stands on the pool image digest.
+func (r *Repository) InUse(ctx context.Context, digest string) (bool, error) {
+	inUse := false
+	r.Workspaces.Range(func(s *wsrf.Snapshot) bool {
+		if c, err := decodeChain(s.Private); err == nil && c.Base == digest {
+			inUse = true
+		}
+		return !inUse
+	})
+	return inUse, nil
+}

@@ -1,0 +1,163 @@
+package test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vws-grid/vws/internal/store"
+	"github.com/vws-grid/vws/repository/imagepool"
+	"github.com/vws-grid/vws/test/harness"
+)
+
+// imageServer is a server with the image pool at /images: the real vws server when it
+// mounts the pool, else a standalone pool behind httptest (until the server wiring lands).
+func imageServer(t *testing.T) string {
+	t.Helper()
+	s := harness.Start(t)
+	resp, err := http.Get(s.URL + "/images")
+	if err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+			return s.URL
+		}
+	}
+	t.Log("the vws server does not serve /images yet: testing the CLI against a standalone image pool")
+	dir := t.TempDir()
+	db, err := store.Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	pool, err := imagepool.Open(context.Background(), filepath.Join(dir, "images"), db.SQL(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/images", pool)
+	mux.Handle("/images/", pool)
+	hs := httptest.NewServer(mux)
+	t.Cleanup(hs.Close)
+	return hs.URL
+}
+
+func TestCLIImage(t *testing.T) {
+	url := imageServer(t)
+	env := []string{"VWS_URL=" + url}
+	dir := t.TempDir()
+	data := make([]byte, 3<<20)
+	rand.Read(data)
+	data[0] = 0
+	raw := filepath.Join(dir, "disk.raw")
+	if err := os.WriteFile(raw, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	digest := "sha256:" + hex.EncodeToString(sum[:])
+
+	r := runVWS(t, env, "image", "import", raw, "--name", "deb12", "--os", "linux/debian/12", "--kernel", "6.1.0-18-amd64",
+		"--arch", "x86_64", "--lib", "glibc=2.36", "--lib", "openmpi")
+	if r.code != 0 || !strings.Contains(r.stdout, digest) || !strings.Contains(r.stdout, "new content") {
+		t.Fatalf("import: %+v", r)
+	}
+	if r.stderr != "" {
+		t.Errorf("import wrote to stderr (a progress bar belongs on terminals only): %q", r.stderr)
+	}
+	r = runVWS(t, env, "image", "import", raw, "--name", "deb12-copy")
+	if r.code != 0 || !strings.Contains(r.stdout, digest) || !strings.Contains(r.stdout, "deduplicated") {
+		t.Fatalf("import of identical content: %+v", r)
+	}
+
+	// From standard input, with no size known in advance (chunked upload).
+	cmd := exec.Command(vws(t), "image", "import", "-", "--name", "from-stdin", "--url", url)
+	cmd.Stdin = bytes.NewReader(data[:1<<20])
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "new content") {
+		t.Fatalf("import from stdin: %v\n%s", err, out)
+	}
+
+	if qemuImg, err := exec.LookPath("qemu-img"); err == nil {
+		q := filepath.Join(dir, "empty.qcow2")
+		if out, err := exec.Command(qemuImg, "create", "-f", "qcow2", q, "64M").CombinedOutput(); err != nil {
+			t.Fatalf("qemu-img: %v\n%s", err, out)
+		}
+		r = runVWS(t, env, "image", "import", q, "--name", "empty-qcow2", "--arch", "aarch64")
+		if r.code != 0 || !strings.Contains(r.stdout, "qcow2") || !strings.Contains(r.stdout, "virtual 64.0 MiB") {
+			t.Fatalf("qcow2 import: %+v", r)
+		}
+	} else {
+		t.Log("qemu-img is not installed (qemu-utils): skipping the qcow2 import")
+	}
+
+	refused := []struct {
+		args []string
+		says string
+	}{
+		{[]string{"image", "import", raw, "--name", "deb12"}, "already taken by " + digest},
+		{[]string{"image", "import", raw, "--name", "../x"}, "not valid"},
+		{[]string{"image", "import", raw, "--name", "x", "--arch", "amd64"}, "x86_64"},
+		{[]string{"image", "import", raw, "--name", "x", "--os", "debian"}, "family[/distribution[/version]]"},
+		{[]string{"image", "import", filepath.Join(dir, "missing.raw"), "--name", "x"}, "no such file"},
+		{[]string{"image", "import", raw}, `"name" not set`},
+		{[]string{"image", "remove", "nope"}, "no image named"},
+		{[]string{"image", "list", "--url", "http://127.0.0.1:1"}, "connection refused"},
+	}
+	for _, tt := range refused {
+		r := runVWS(t, env, tt.args...)
+		if r.code != 1 || !strings.Contains(r.stderr, tt.says) || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+			t.Errorf("vws %s: exit %d, stderr %q; want exit 1 and one line saying %q", strings.Join(tt.args, " "), r.code, r.stderr, tt.says)
+		}
+	}
+
+	r = runVWS(t, env, "image", "list")
+	if r.code != 0 {
+		t.Fatalf("list: %+v", r)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) < 4 || strings.Join(strings.Fields(lines[0]), " ") != "NAME DIGEST FORMAT SIZE VIRTUAL OS KERNEL ARCH" {
+		t.Fatalf("list output:\n%s", r.stdout)
+	}
+	var deb12 string
+	for _, l := range lines {
+		if strings.HasPrefix(l, "deb12 ") {
+			deb12 = strings.Join(strings.Fields(l), " ")
+		}
+	}
+	if want := "deb12 " + digest[:19] + " raw 3.0 MiB 3.0 MiB linux/debian/12 6.1.0-18-amd64 x86_64"; deb12 != want {
+		t.Errorf("list row = %q\nwant        %q", deb12, want)
+	}
+
+	// The bytes the pool serves are the bytes imported.
+	resp, err := http.Get(url + "/images/" + digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !bytes.Equal(got, data) || resp.Header.Get("ETag") != `"`+digest+`"` {
+		t.Errorf("GET /images/%s: %s, %d bytes, ETag %q", digest, resp.Status, len(got), resp.Header.Get("ETag"))
+	}
+
+	r = runVWS(t, env, "image", "remove", "deb12")
+	if r.code != 0 || strings.TrimSpace(r.stdout) != "removed deb12" {
+		t.Fatalf("remove: %+v", r)
+	}
+	r = runVWS(t, env, "image", "list")
+	if strings.Contains(r.stdout, "deb12 ") || !strings.Contains(r.stdout, "deb12-copy") {
+		t.Errorf("list after removing deb12:\n%s", r.stdout)
+	}
+	// deb12-copy still names the content.
+	if resp, err := http.Head(url + "/images/" + digest); err != nil || resp.StatusCode != 200 {
+		t.Errorf("HEAD of content another name still has: %v %v", resp, err)
+	}
+}

@@ -1,0 +1,279 @@
+package test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/beevik/etree"
+
+	"github.com/vws-grid/vws/internal/client"
+	"github.com/vws-grid/vws/internal/dialect"
+	"github.com/vws-grid/vws/internal/vwsns"
+	"github.com/vws-grid/vws/internal/wsa"
+	"github.com/vws-grid/vws/test/harness"
+)
+
+// importImage streams a file into the pool over HTTP, as `vws image import` does.
+func importImage(t *testing.T, s *harness.Server, file, query string) string {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	req, _ := http.NewRequest(http.MethodPut, s.URL+"/images?"+query, f)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
+		t.Fatalf("import: HTTP %d: %s", resp.StatusCode, body)
+	}
+	var out struct{ Digest string }
+	if err := json.Unmarshal(body, &out); err != nil || out.Digest == "" {
+		t.Fatalf("import answer %s: %v", body, err)
+	}
+	return out.Digest
+}
+
+// rawBase makes a small raw base image with recognisable content.
+func rawBase(t *testing.T, size int, fill byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "base.raw")
+	if err := os.WriteFile(p, bytes.Repeat([]byte{fill}, size), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func factoryEPR(s *harness.Server, d *dialect.Dialect) *wsa.EPR {
+	return &wsa.EPR{Version: d.WSA, Address: s.ServiceURL(vwsns.FactoryService)}
+}
+
+// create calls Factory Create over SOAP with a description and returns the EPR.
+func create(t *testing.T, s *harness.Server, d *dialect.Dialect, desc, name, lifetime string) (*wsa.EPR, error) {
+	t.Helper()
+	doc := etree.NewDocument()
+	if err := doc.ReadFromString(desc); err != nil {
+		t.Fatal(err)
+	}
+	body := etree.NewElement("fac:Create")
+	body.CreateAttr("xmlns:fac", vwsns.Factory)
+	body.AddChild(doc.Root())
+	if name != "" {
+		body.CreateElement("fac:Name").SetText(name)
+	}
+	if lifetime != "" {
+		body.CreateElement("fac:RequestedLifetime").SetText(lifetime)
+	}
+	resp, err := client.New(nil).Invoke(context.Background(), factoryEPR(s, d), "Create", body)
+	if err != nil {
+		return nil, err
+	}
+	return wsa.ParseEPR(resp.SelectElement("WorkspaceReference"))
+}
+
+func vmDescription(image string, extra ...string) string {
+	return `<vw:virtualWorkspace xmlns:vw="` + vwsns.Workspace + `" xmlns:hw="` + vwsns.Hardware + `" xmlns:sw="` + vwsns.Software + `">
+  <vw:category>vm</vw:category>
+  <hw:hardware><hw:RAM><hw:size>256</hw:size></hw:RAM><hw:CPU><hw:count>1</hw:count></hw:CPU></hw:hardware>
+  <sw:software>` + image + `</sw:software>` + strings.Join(extra, "") + `
+</vw:virtualWorkspace>`
+}
+
+func faultOf(t *testing.T, err error) *client.FaultError {
+	t.Helper()
+	var fe *client.FaultError
+	if !errors.As(err, &fe) {
+		t.Fatalf("want a SOAP fault, got %v", err)
+	}
+	return fe
+}
+
+func qemuImgChain(t *testing.T, file string) []string {
+	t.Helper()
+	if _, err := exec.LookPath("qemu-img"); err != nil {
+		t.Skip("qemu-img not found (Debian: qemu-utils); test/setup.sh installs it")
+	}
+	out, err := exec.Command("qemu-img", "info", "--output=json", "--backing-chain", file).Output()
+	if err != nil {
+		t.Fatalf("qemu-img info %s: %v", file, err)
+	}
+	var chain []struct {
+		Filename string `json:"filename"`
+	}
+	if err := json.Unmarshal(out, &chain); err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for _, c := range chain {
+		files = append(files, c.Filename)
+	}
+	if out, err := exec.Command("qemu-img", "check", file).CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img check %s: %v\n%s", file, err, out)
+	}
+	return files
+}
+
+func keyOf(epr *wsa.EPR) string {
+	if k := epr.Reference(vwsns.Workspace, "WorkspaceKey"); k != nil {
+		return strings.TrimSpace(k.Text())
+	}
+	return ""
+}
+
+func TestCreateCloneDestroyOverSOAP(t *testing.T) {
+	s := harness.Start(t)
+	digest := importImage(t, s, rawBase(t, 1<<20, 0xab), "name=tiny&os=linux/debian/12&kernel=6.1&arch=x86_64")
+	for _, d := range dialect.Dialects {
+		t.Run(d.Name, func(t *testing.T) {
+			epr, err := create(t, s, d, vmDescription(`<sw:image><sw:name>tiny</sw:name></sw:image>`), "w-"+d.Name, "PT2H")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if epr.Version != d.WSA {
+				t.Fatalf("EPR in %v, asked in %v", epr.Version, d.WSA)
+			}
+			c := client.New(nil)
+			got, err := c.GetMultipleResourceProperties(context.Background(), epr,
+				[]wsa.QName{{Space: vwsns.Workspace, Local: "name"}, {Space: vwsns.Workspace, Local: "state"}, {Space: vwsns.Workspace, Local: "deployment"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var vals []string
+			for _, g := range got {
+				vals = append(vals, g.Text())
+			}
+			if strings.Join(vals, ",") != "w-"+d.Name+",shutdown,in-repository" {
+				t.Fatalf("properties %v", vals)
+			}
+			key := keyOf(epr)
+			overlay := filepath.Join(s.DataDir, "workspaces", key, "disk-1.qcow2")
+			base := filepath.Join(s.DataDir, "images", strings.Replace(digest, ":", "-", 1))
+			if chain := qemuImgChain(t, overlay); len(chain) != 2 || chain[1] != base {
+				t.Fatalf("overlay chain %v, want [overlay, %s]", chain, base)
+			}
+
+			// Clone: both end on fresh overlays above one shared frozen layer.
+			body := etree.NewElement("vw:Clone")
+			body.CreateAttr("xmlns:vw", vwsns.Workspace)
+			body.CreateElement("vw:Name").SetText("w-" + d.Name + "-copy")
+			resp, err := c.Invoke(context.Background(), epr, "Clone", body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cloneEPR, err := wsa.ParseEPR(resp.SelectElement("WorkspaceReference"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cloneKey := keyOf(cloneEPR)
+			srcChain := qemuImgChain(t, filepath.Join(s.DataDir, "workspaces", key, "disk-2.qcow2"))
+			cloneChain := qemuImgChain(t, filepath.Join(s.DataDir, "workspaces", cloneKey, "disk-1.qcow2"))
+			if len(srcChain) != 3 || len(cloneChain) != 3 || srcChain[1] != cloneChain[1] || cloneChain[2] != base {
+				t.Fatalf("chains: source %v clone %v", srcChain, cloneChain)
+			}
+			names, err := c.GetResourceProperty(context.Background(), cloneEPR, wsa.QName{Space: vwsns.Workspace, Local: "name"})
+			if err != nil || len(names) != 1 || names[0].Text() != "w-"+d.Name+"-copy" {
+				t.Fatalf("clone name: %v %v", names, err)
+			}
+
+			// Destroy both: files and the shared layer go.
+			for _, e := range []*wsa.EPR{epr, cloneEPR} {
+				if err := c.Destroy(context.Background(), e); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, k := range []string{key, cloneKey} {
+				if _, err := os.Stat(filepath.Join(s.DataDir, "workspaces", k)); !os.IsNotExist(err) {
+					t.Errorf("workspace %s files remain", k)
+				}
+			}
+			waitEmpty(t, filepath.Join(s.DataDir, "layers"))
+		})
+	}
+}
+
+func waitEmpty(t *testing.T, dir string) {
+	t.Helper()
+	for i := 0; i < 100; i++ {
+		entries, _ := os.ReadDir(dir)
+		if len(entries) == 0 {
+			return
+		}
+		if i == 99 {
+			t.Fatalf("%s still holds %d files", dir, len(entries))
+		}
+		sleepMs(20)
+	}
+}
+
+func TestCreateBadInputChangesNothing(t *testing.T) {
+	s := harness.Start(t)
+	importImage(t, s, rawBase(t, 1<<20, 1), "name=deb-a&os=linux/debian/12&arch=x86_64")
+	importImage(t, s, rawBase(t, 1<<20, 2), "name=deb-b&os=linux/debian/12&arch=x86_64")
+	d := dialect.WSRF12
+	if _, err := create(t, s, d, vmDescription(`<sw:image><sw:name>deb-a</sw:name></sw:image>`), "taken", ""); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, desc, wsName, lifetime string
+		fault, says                  string
+	}{
+		{"schema-invalid RAM", strings.Replace(vmDescription(`<sw:image><sw:name>deb-a</sw:name></sw:image>`), "<hw:size>256</hw:size>", "<hw:size>-5</hw:size>", 1),
+			"", "", "WorkspaceMetadataFault", "hw:size"},
+		{"unknown element", vmDescription(`<sw:image><sw:name>deb-a</sw:name></sw:image>`, `<vw:color>red</vw:color>`),
+			"", "", "WorkspaceMetadataFault", "color"},
+		{"unknown image", vmDescription(`<sw:image><sw:name>nope</sw:name></sw:image>`), "", "", "ResourceUnknownFault", "nope"},
+		{"ambiguous software", vmDescription(`<sw:os><sw:family>linux</sw:family><sw:distribution>debian</sw:distribution></sw:os>`),
+			"", "", "WorkspaceMetadataFault", "deb-a"},
+		{"duplicate name", vmDescription(`<sw:image><sw:name>deb-a</sw:name></sw:image>`), "taken", "", "WorkspaceMetadataFault", "already exists"},
+		{"path-like name", vmDescription(`<sw:image><sw:name>deb-a</sw:name></sw:image>`), "../../etc", "", "WorkspaceMetadataFault", "name"},
+		{"oversized name", vmDescription(`<sw:image><sw:name>deb-a</sw:name></sw:image>`), strings.Repeat("n", 300), "", "WorkspaceMetadataFault", "name"},
+		{"negative lifetime", vmDescription(`<sw:image><sw:name>deb-a</sw:name></sw:image>`), "", "-PT1H", "ServiceFault", "lifetime"},
+		{"absurd lifetime", vmDescription(`<sw:image><sw:name>deb-a</sw:name></sw:image>`), "", "P99999Y", "WorkspaceMetadataFault", "RequestedLifetime"},
+	}
+	before := listing(t, s)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := create(t, s, d, c.desc, c.wsName, c.lifetime)
+			fe := faultOf(t, err)
+			if fe.Type != c.fault || !strings.Contains(strings.ToLower(fe.Description), strings.ToLower(c.says)) {
+				t.Fatalf("got %s: %s; want %s mentioning %q", fe.Type, fe.Description, c.fault, c.says)
+			}
+			if after := listing(t, s); after != before {
+				t.Fatalf("a refused create changed the repository:\n%s\n%s", before, after)
+			}
+		})
+	}
+}
+
+// listing is every workspace and every file under the data directory but the database.
+func listing(t *testing.T, s *harness.Server) string {
+	t.Helper()
+	var b strings.Builder
+	for _, sub := range []string{"workspaces", "layers", "images"} {
+		filepath.WalkDir(filepath.Join(s.DataDir, sub), func(p string, de os.DirEntry, err error) error {
+			if err == nil {
+				fmt.Fprintln(&b, strings.TrimPrefix(p, s.DataDir))
+			}
+			return nil
+		})
+	}
+	fmt.Fprintln(&b, len(s.Srv.Repository.Workspaces.Keys()))
+	return b.String()
+}
+
+func sleepMs(n int) { time.Sleep(time.Duration(n) * time.Millisecond) }
