@@ -38,7 +38,7 @@ lint:
 	$(GO) vet ./...
 
 fuzz:
-	$(GO) test -run='^$$' -fuzz=FuzzServeSOAP -fuzztime=$(FUZZTIME) ./internal/container/
+	$(GO) test -run='^$$' -fuzz=FuzzServeSOAP -fuzztime=$(FUZZTIME) -fuzzminimizetime=100x ./internal/container/
 
 demo: build
 	bash test/demo.sh

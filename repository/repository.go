@@ -128,6 +128,9 @@ func New(ctx context.Context, cfg Config) (*Repository, error) {
 		Writable:     r.writable,
 		OnDestroy:    r.beforeDestroy,
 		AfterDestroy: r.afterDestroy,
+		OnTerminationChange: func(s *wsrf.Snapshot) {
+			setLifeCycleTermination(s, r.now())
+		},
 	})
 	if err != nil {
 		return nil, err
@@ -176,10 +179,11 @@ func (r *Repository) WorkspaceService(contract fs.FS, lt wsrf.LifetimePolicy, au
 	wsrf.HandleModify(svc, r.Workspaces)
 	wsrf.HandleLifetime(svc, r.Workspaces, r.now)
 	svc.Handle("Clone", r.clone(lt, authz))
-	// Notification and the manager hand-over arrive with the manager issue.
-	for _, op := range []string{"Subscribe", "CheckOut", "CheckIn", "ReportState"} {
-		svc.Handle(op, container.NotImplemented(op))
-	}
+	svc.Handle("CheckOut", r.checkOutHandler)
+	svc.Handle("CheckIn", r.checkInHandler)
+	svc.Handle("ReportState", r.reportStateHandler)
+	// Notification arrives with the manager issue, which produces the state changes.
+	svc.Handle("Subscribe", container.NotImplemented("Subscribe"))
 	return svc, nil
 }
 
@@ -192,18 +196,26 @@ func (r *Repository) RepositoryService(contract fs.FS, version string) (*contain
 	rq := func(l string) wsa.QName { return vwsns.Q(vwsns.Repository, l) }
 	props := &wsrf.Singleton{
 		DocName:  rq("WorkspaceRepositoryResourceProperties"),
-		Declared: []wsa.QName{rq("WorkspaceCount"), rq("ImageCount"), rq("Version")},
+		Declared: []wsa.QName{rq("WorkspaceCount"), rq("ImageCount"), rq("Version"), rq("Workspace")},
 		Now:      r.now,
 		Build: func(ctx context.Context, d *dialect.Dialect) ([]*etree.Element, error) {
 			imgs, err := r.pool.List(ctx)
 			if err != nil {
 				return nil, err
 			}
-			return []*etree.Element{
-				textElement(rq("WorkspaceCount"), strconv.Itoa(len(r.Workspaces.Keys()))),
+			all := r.List(Filter{})
+			props := []*etree.Element{
+				textElement(rq("WorkspaceCount"), strconv.Itoa(len(all))),
 				textElement(rq("ImageCount"), strconv.Itoa(len(imgs))),
 				textElement(rq("Version"), version),
-			}, nil
+			}
+			for _, sum := range all {
+				w := etree.NewElement("r:Workspace")
+				w.CreateAttr("xmlns:r", vwsns.Repository)
+				summaryElement(w, d, serviceBase(ctx), sum)
+				props = append(props, w)
+			}
+			return props, nil
 		},
 	}
 	wsrf.HandleProperties(svc, props)

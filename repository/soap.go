@@ -11,6 +11,7 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/vws-grid/vws/internal/container"
+	"github.com/vws-grid/vws/internal/dialect"
 	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/identity"
 	"github.com/vws-grid/vws/internal/vwsns"
@@ -216,9 +217,20 @@ func (r *Repository) listWorkspaces(ctx context.Context, req *container.Request)
 	all := r.List(f)
 	out := response(vwsns.Repository, "ListWorkspacesResponse")
 	for i := offset; i < len(all) && i < offset+max; i++ {
-		s := all[i]
-		w := out.CreateElement("r:Workspace")
-		WorkspaceEPR(req, s.Key).ChildElement(w, "r:WorkspaceReference", "wsa")
+		summaryElement(out.CreateElement("r:Workspace"), req.Dialect, siblingURL(req, vwsns.WorkspaceService), all[i])
+	}
+	out.CreateElement("r:Total").SetText(strconv.Itoa(len(all)))
+	return out, nil
+}
+
+// summaryElement fills w (whose "r" prefix is the repository namespace) with a
+// WorkspaceSummaryType.
+func summaryElement(w *etree.Element, d *dialect.Dialect, workspaceService string, s Summary) {
+	{
+		k := etree.NewElement("vw:WorkspaceKey")
+		k.CreateAttr("xmlns:vw", vwsns.Workspace)
+		k.SetText(s.Key)
+		(&wsa.EPR{Version: d.WSA, Address: workspaceService, References: []*etree.Element{k}}).ChildElement(w, "r:WorkspaceReference", "wsa")
 		w.CreateElement("r:Key").SetText(s.Key)
 		if s.Name != "" {
 			w.CreateElement("r:Name").SetText(s.Name)
@@ -233,8 +245,14 @@ func (r *Repository) listWorkspaces(ctx context.Context, req *container.Request)
 		w.CreateElement("r:CreationTime").SetText(wsrf.FormatTime(s.Created))
 		w.CreateElement("r:TerminationTime").SetText(wsrf.FormatTime(s.Termination))
 	}
-	out.CreateElement("r:Total").SetText(strconv.Itoa(len(all)))
-	return out, nil
+}
+
+// serviceBase is the WorkspaceService URL beside the service serving ctx's request.
+func serviceBase(ctx context.Context) string {
+	if req, ok := container.RequestFrom(ctx); ok {
+		return siblingURL(req, vwsns.WorkspaceService)
+	}
+	return vwsns.WorkspaceService
 }
 
 // listImages answers ListImages.

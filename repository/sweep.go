@@ -2,12 +2,14 @@ package repository
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 
+	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/qcow2"
 	"github.com/vws-grid/vws/internal/wsrf"
 )
@@ -45,11 +47,18 @@ func (r *Repository) sweep(ctx context.Context) error {
 		return err
 	}
 	used := r.usedLayers()
+	// The home's expiry scheduler is already running: workspaces whose termination time
+	// passed while vws was down are being destroyed meanwhile. One gone since the listing
+	// above needs no sweeping; and the read lock keeps the layer collector those destroys
+	// start away from a layer a roll-forward is adopting.
+	r.layersMu.RLock()
 	for _, key := range keys {
-		if err := r.sweepWorkspace(ctx, key, layerInodes, used); err != nil && err != errNoChange {
+		if err := r.sweepWorkspace(ctx, key, layerInodes, used); err != nil && err != errNoChange && !errors.Is(err, errdefs.ErrResourceUnknown) {
+			r.layersMu.RUnlock()
 			return fmt.Errorf("workspace %s: %w", key, err)
 		}
 	}
+	r.layersMu.RUnlock()
 	r.collectLayers()
 	return nil
 }

@@ -90,7 +90,10 @@ func (r *Repository) Create(ctx context.Context, spec CreateSpec) (*Created, err
 	if err != nil {
 		return nil, err
 	}
-	chain := &diskChain{Version: chainVersion, Base: img.Digest, BaseFormat: img.Format, VirtualSize: img.VirtualSize, Overlay: overlayName(1)}
+	// A raw base need not be a whole number of 512-byte sectors; the guest disk is, and
+	// qemu-img rounds such a backing file's size up the same way.
+	vsize := (img.VirtualSize + 511) &^ 511
+	chain := &diskChain{Version: chainVersion, Base: img.Digest, BaseFormat: img.Format, VirtualSize: vsize, Overlay: overlayName(1)}
 	dir := r.workspaceDir(key)
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("%w: workspace directory: %w", errdefs.ErrCreation, err)
@@ -100,7 +103,7 @@ func (r *Repository) Create(ctx context.Context, spec CreateSpec) (*Created, err
 			os.RemoveAll(dir)
 		}
 	}()
-	if err := qcow2.CreateOverlay(filepath.Join(dir, chain.Overlay), basePath, img.Format, img.VirtualSize); err != nil {
+	if err := qcow2.CreateOverlay(filepath.Join(dir, chain.Overlay), basePath, img.Format, vsize); err != nil {
 		return nil, fmt.Errorf("%w: overlay: %w", errdefs.ErrCreation, err)
 	}
 	if err := syncDir(dir); err != nil {
@@ -367,4 +370,30 @@ func (r *Repository) InUse(ctx context.Context, digest string) (bool, error) {
 		return !inUse
 	})
 	return inUse, nil
+}
+
+// setLifeCycleTermination mirrors the WS-ResourceLifetime termination time in the
+// description's vw:lifeCycle, so both properties tell the same story.
+func setLifeCycleTermination(s *wsrf.Snapshot, now time.Time) {
+	lc := s.Property(PropLifeCycle)
+	if lc == nil {
+		lc = etree.NewElement("p:lifeCycle")
+		lc.CreateAttr("xmlns:p", vwsns.Workspace)
+		s.Props = append(s.Props, lc)
+	}
+	prefix := lc.Space
+	if t := lc.SelectElement("terminationTime"); t != nil {
+		lc.RemoveChild(t)
+	}
+	if s.Termination != nil {
+		lc.CreateElement(qualify(prefix, "terminationTime")).SetText(wsrf.FormatTime(*s.Termination))
+	}
+	setText(s, PropLastModified, wsrf.FormatTime(now.UTC()))
+}
+
+func qualify(prefix, local string) string {
+	if prefix == "" {
+		return local
+	}
+	return prefix + ":" + local
 }

@@ -160,6 +160,17 @@ func TestCreateCloneDestroyOverSOAP(t *testing.T) {
 			if strings.Join(vals, ",") != "w-"+d.Name+",shutdown,in-repository" {
 				t.Fatalf("properties %v", vals)
 			}
+			// The description's lifeCycle follows SetTerminationTime.
+			want := time.Now().Add(3 * time.Hour).UTC().Truncate(time.Millisecond)
+			if _, _, err := c.SetTerminationTime(context.Background(), epr, &want); err != nil {
+				t.Fatal(err)
+			}
+			lc, err := c.GetResourceProperty(context.Background(), epr, wsa.QName{Space: vwsns.Workspace, Local: "lifeCycle"})
+			if err != nil || len(lc) != 1 || lc[0].SelectElement("terminationTime") == nil ||
+				lc[0].SelectElement("terminationTime").Text() != want.Format("2006-01-02T15:04:05.000Z") {
+				t.Fatalf("lifeCycle after SetTerminationTime: %v %v", lc, err)
+			}
+
 			key := keyOf(epr)
 			overlay := filepath.Join(s.DataDir, "workspaces", key, "disk-1.qcow2")
 			base := filepath.Join(s.DataDir, "images", strings.Replace(digest, ":", "-", 1))
@@ -277,3 +288,105 @@ func listing(t *testing.T, s *harness.Server) string {
 }
 
 func sleepMs(n int) { time.Sleep(time.Duration(n) * time.Millisecond) }
+
+func wsCall(t *testing.T, epr *wsa.EPR, op string, children ...[2]string) (*etree.Element, error) {
+	t.Helper()
+	body := etree.NewElement("vw:" + op)
+	body.CreateAttr("xmlns:vw", vwsns.Workspace)
+	for _, c := range children {
+		body.CreateElement("vw:" + c[0]).SetText(c[1])
+	}
+	return client.New(nil).Invoke(context.Background(), epr, op, body)
+}
+
+// TestCheckOutLocksAndStates drives the manager hand-over over SOAP: one host at a
+// time, operations refused in the wrong state, the lock token required throughout.
+func TestCheckOutLocksAndStates(t *testing.T) {
+	s := harness.Start(t)
+	importImage(t, s, rawBase(t, 1<<20, 7), "name=img&os=linux&arch=x86_64")
+	epr, err := create(t, s, dialect.WSRF12, vmDescription(`<sw:image><sw:name>img</sw:name></sw:image>`), "held", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := wsCall(t, epr, "CheckOut", [2]string{"Host", "host-a.example.org"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	validate(t, typesSchema(t, dialect.WSRF12, vwsns.WorkspaceService), m)
+	manifest := m.SelectElement("Manifest")
+	token := manifest.FindElement("Lock/Token").Text()
+	var roles []string
+	overlayDigest := ""
+	for _, img := range manifest.SelectElements("Image") {
+		roles = append(roles, img.SelectElement("Role").Text())
+		if img.SelectElement("Role").Text() == "overlay" {
+			overlayDigest = img.SelectElement("Digest").Text()
+		}
+	}
+	if strings.Join(roles, ",") != "base,overlay" || manifest.SelectElement("virtualWorkspace") == nil {
+		t.Fatalf("manifest: %v", roles)
+	}
+	c := client.New(nil)
+	props := func() string {
+		got, err := c.GetMultipleResourceProperties(context.Background(), epr, []wsa.QName{
+			{Space: vwsns.Workspace, Local: "state"}, {Space: vwsns.Workspace, Local: "deployment"}, {Space: vwsns.Workspace, Local: "host"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v []string
+		for _, g := range got {
+			v = append(v, g.Text())
+		}
+		return strings.Join(v, ",")
+	}
+	if got := props(); got != "shutdown,staging,host-a.example.org" {
+		t.Fatalf("after check-out: %s", got)
+	}
+
+	refusals := []struct {
+		name  string
+		call  func() error
+		fault string
+		says  string
+	}{
+		{"second host", func() error { _, err := wsCall(t, epr, "CheckOut", [2]string{"Host", "host-b"}); return err }, "WorkspaceLockedFault", "host-a"},
+		{"destroy while staged", func() error { return c.Destroy(context.Background(), epr) }, "WorkspaceStateFault", "staging"},
+		{"clone while staged", func() error { _, err := wsCall(t, epr, "Clone"); return err }, "WorkspaceStateFault", "staging"},
+		{"report without the token", func() error {
+			_, err := wsCall(t, epr, "ReportState", [2]string{"LockToken", strings.Repeat("x", 32)}, [2]string{"Host", "host-a.example.org"},
+				[2]string{"State", "running"}, [2]string{"ObservedAt", "2026-01-01T00:00:00Z"})
+			return err
+		}, "WorkspaceLockedFault", "lock token"},
+		{"check-in of an overlay never uploaded", func() error {
+			_, err := wsCall(t, epr, "CheckIn", [2]string{"LockToken", token}, [2]string{"OverlayDigest", "sha256:" + strings.Repeat("0", 64)})
+			return err
+		}, "ImageIntegrityFault", "upload"},
+	}
+	for _, r := range refusals {
+		before := props()
+		fe := faultOf(t, r.call())
+		if fe.Type != r.fault || !strings.Contains(fe.Description, r.says) {
+			t.Errorf("%s: %s: %s (want %s mentioning %q)", r.name, fe.Type, fe.Description, r.fault, r.says)
+		}
+		if after := props(); after != before {
+			t.Errorf("%s changed the workspace: %s → %s", r.name, before, after)
+		}
+	}
+	if _, err := wsCall(t, epr, "ReportState", [2]string{"LockToken", token}, [2]string{"Host", "host-a.example.org"},
+		[2]string{"State", "running"}, [2]string{"Deployment", "deployed"}, [2]string{"ObservedAt", "2026-01-01T00:00:00Z"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := props(); got != "running,deployed,host-a.example.org" {
+		t.Fatalf("after report: %s", got)
+	}
+	if _, err := wsCall(t, epr, "CheckIn", [2]string{"LockToken", token}, [2]string{"OverlayDigest", overlayDigest}, [2]string{"State", "shutdown"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := props(); got != "shutdown,in-repository" {
+		t.Fatalf("after check-in: %s", got)
+	}
+	// Checked in, it can be checked out again, by another host.
+	if _, err := wsCall(t, epr, "CheckOut", [2]string{"Host", "host-b"}); err != nil {
+		t.Fatal(err)
+	}
+}

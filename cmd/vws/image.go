@@ -100,6 +100,7 @@ func importImage(ctx context.Context, base, file string, m imagepool.Meta, out i
 			progressbar.OptionSetWriter(os.Stderr),
 			progressbar.OptionSetDescription("importing "+m.Name),
 			progressbar.OptionShowBytes(true),
+			progressbar.OptionUseIECUnits(true),
 			progressbar.OptionShowCount(),
 			progressbar.OptionSetPredictTime(true),
 			progressbar.OptionThrottle(100*time.Millisecond),

@@ -170,7 +170,8 @@ func (c *Container) serveSOAP(w http.ResponseWriter, r *http.Request, svc *Servi
 		c.fail(w, r, cl, http.StatusInternalServerError, err, code)
 		return
 	}
-	ctx, cancel := context.WithTimeout(identity.With(r.Context(), identity.FromRequest(r)), c.cfg.HandlerTimeout)
+	ctx := context.WithValue(identity.With(r.Context(), identity.FromRequest(r)), requestKey{}, req)
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.HandlerTimeout)
 	defer cancel()
 	body, err := c.invoke(ctx, svc, req)
 	if err != nil {

@@ -165,3 +165,12 @@ func NotImplemented(op string) Handler {
 		return nil, fmt.Errorf("%w: %s.%s", errdefs.ErrNotImplemented, req.Service.Name, op)
 	}
 }
+
+type requestKey struct{}
+
+// RequestFrom returns the request being served, for code that runs inside a handler
+// without being handed it (property documents built on demand).
+func RequestFrom(ctx context.Context) (*Request, bool) {
+	r, ok := ctx.Value(requestKey{}).(*Request)
+	return r, ok
+}

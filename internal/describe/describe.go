@@ -114,10 +114,13 @@ func (v *Validator) Validate(data []byte) (*Description, error) {
 	if s.root.ns != vwsns.Workspace || s.root.local != "virtualWorkspace" {
 		return nil, metaErr(s.root.path(), "the root element is %s in namespace %q; a description is a virtualWorkspace element in namespace %q. Send a vw:virtualWorkspace element", s.root.local, s.root.ns, vwsns.Workspace)
 	}
+	if err := v.guard(s); err != nil {
+		return nil, err
+	}
 	if err := v.validateSchema(s); err != nil {
 		return nil, err
 	}
-	if err := v.checkSemantics(s.root); err != nil {
+	if err := v.checkSemantics(s); err != nil {
 		return nil, err
 	}
 	d, err := build(s.root)

@@ -169,6 +169,14 @@ func TestSamples(t *testing.T) {
 			if d.Raw.FindElement("hw:hardware") == nil && w.Hardware != nil {
 				t.Error("Raw has no hw:hardware")
 			}
+			// Raw is what etree's own reader makes of the document.
+			ref := etree.NewDocument()
+			if err := ref.ReadFromBytes(data); err != nil {
+				t.Fatal(err)
+			}
+			if diff := sameTree(d.Raw, ref.Root()); diff != "" {
+				t.Errorf("Raw differs from etree's reading: %s", diff)
+			}
 			d.Raw = nil
 			if !reflect.DeepEqual(d, w) {
 				t.Errorf("got  %+v\nwant %+v", d, w)
@@ -413,6 +421,7 @@ func TestRefused(t *testing.T) {
 		{"file path segment too long", doc(vm, startup(file("/"+strings.Repeat("a", 256), "<cap:content/>"))), "/vw:virtualWorkspace/cap:capability/cap:startup/cap:file/cap:path", "longer than 255"},
 		{"duplicate environment variable", doc(vm, startup("<cap:environment><cap:name>A</cap:name><cap:value>1</cap:value></cap:environment><cap:environment><cap:name>A</cap:name><cap:value>2</cap:value></cap:environment>")), "/vw:virtualWorkspace/cap:capability/cap:startup/cap:environment[2]/cap:name", "once"},
 		{"bad base64", doc(vm, startup(file("/a", "<cap:encoding>base64</cap:encoding><cap:content>not base64!</cap:content>"))), "/vw:virtualWorkspace/cap:capability/cap:startup/cap:file/cap:content", "base64"},
+		{"zero lifetime", doc(vm, "<vw:lifeCycle><vw:requestedLifetime>PT0S</vw:requestedLifetime></vw:lifeCycle>"), "/vw:virtualWorkspace/vw:lifeCycle/vw:requestedLifetime", "positive duration"},
 		{"lifetime beyond 100 years", doc(vm, "<vw:lifeCycle><vw:requestedLifetime>P200Y</vw:requestedLifetime></vw:lifeCycle>"), "/vw:virtualWorkspace/vw:lifeCycle/vw:requestedLifetime", "100 years"},
 		{"termination time Go cannot represent", doc(vm, "<vw:lifeCycle><vw:terminationTime>2026-03-01T24:00:00Z</vw:terminationTime></vw:lifeCycle>"), "/vw:virtualWorkspace/vw:lifeCycle/vw:terminationTime", "24:00:00"},
 	}
@@ -577,6 +586,58 @@ func checkLines(t testing.TB, name string, data []byte) {
 	}
 }
 
+// TestHostileInputs pins the refusals that keep libxml2 from spending minutes on one
+// document: a long value for net:IPAddress (whose pattern takes libxml2's regex engine
+// quadratic time), however it is smuggled in, and an element with thousands of
+// attributes. Each must be refused quickly, at the right element.
+func TestHostileInputs(t *testing.T) {
+	v := validator(t)
+	colons := strings.Repeat(":", 200<<10) + "g"
+	ip := func(inner string) string {
+		return "<net:network><net:nic><net:name>e</net:name><net:association><net:name>d</net:name></net:association><net:ip><net:method>dhcp</net:method>" + inner + "</net:ip></net:nic></net:network>"
+	}
+	const xsi = ` xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"`
+	var attrs strings.Builder
+	for i := range 20000 {
+		fmt.Fprintf(&attrs, " a%d=''", i)
+	}
+	tests := []struct{ name, doc, path, reason string }{
+		{"address", doc(vm, ip("<net:address>"+colons+"</net:address>")), "/vw:virtualWorkspace/net:network/net:nic/net:ip/net:address", "net:IPAddress allows at most 45"},
+		{"nameserver", doc(vm, ip("<net:nameserver>"+colons+"</net:nameserver>")), "/vw:virtualWorkspace/net:network/net:nic/net:ip/net:nameserver", "at most 45"},
+		{"inside the lax EPR", doc(vm, "<vw:EPR><x>"+ip("<net:gateway>"+colons+"</net:gateway>")+"</x></vw:EPR>"), "/vw:virtualWorkspace/vw:EPR/x/net:network/net:nic/net:ip/net:gateway", "at most 45"},
+		{"xsi:type", doc(vm, "<vw:EPR"+xsi+`><y xsi:type="net:IPAddress">`+colons+"</y></vw:EPR>"), "/vw:virtualWorkspace/vw:EPR/y", "at most 45"},
+		{"xsi:type of a complex type", doc(vm, "<vw:EPR"+xsi+`><y xsi:type="net:IPConfigType"><net:method>dhcp</net:method><net:address>`+colons+"</net:address></y></vw:EPR>"), "/vw:virtualWorkspace/vw:EPR/y/net:address", "at most 45"},
+		{"xsi:type on the EPR itself", doc(vm, "<vw:EPR"+xsi+` xsi:type="net:IPAddress">`+colons+"</vw:EPR>"), "/vw:virtualWorkspace/vw:EPR", "at most 45"},
+		{"20000 attributes", doc(vm, "<vw:EPR><x"+attrs.String()+"/></vw:EPR>"), "/", "at most 64"},
+		{"200 namespace declarations", doc(vm, "<vw:EPR>"+strings.Repeat("<x xmlns:p='urn:p'/>", 200)+"</vw:EPR>"), "/", "more than 128 namespaces"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			_, err := v.Validate([]byte(tt.doc))
+			// Unguarded, the first cases take libxml2 about an hour; 2 s leaves room for a
+			// loaded machine and the race detector.
+			if el := time.Since(start); el > 2*time.Second {
+				t.Errorf("took %v", el)
+			}
+			me := metadata(t, err)
+			if me.Path != tt.path || !strings.Contains(me.Reason, tt.reason) {
+				t.Errorf("got %v; want path %s and %q", err, tt.path, tt.reason)
+			}
+		})
+	}
+	// A long value is not repeated in full in the reason.
+	_, err := v.Validate([]byte(doc(vm, "<sw:software><sw:image><sw:name>"+strings.Repeat("a", 30000)+"!</sw:name></sw:image></sw:software>")))
+	if me := metadata(t, err); len(me.Reason) > 1000 || !strings.Contains(me.Reason, "(30001 characters)") {
+		t.Errorf("reason of %d bytes: %.300s", len(me.Reason), me.Reason)
+	}
+	// Within the limit, the address still goes to libxml2 and is judged by the pattern.
+	_, err = v.Validate([]byte(doc(vm, ip("<net:address>"+strings.Repeat(":", 44)+"g</net:address>"))))
+	if me := metadata(t, err); !strings.Contains(me.Reason, "[facet 'pattern']") {
+		t.Errorf("got %v", err)
+	}
+}
+
 func TestConcurrentValidate(t *testing.T) {
 	v := validator(t)
 	inputs := [][]byte{
@@ -705,6 +766,62 @@ func cpuTime(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkStages splits BenchmarkValidate's cost: the pre-checks and the scan (which
+// builds Raw), the guard and libxml2, the semantic checks and reading the Description;
+// "etree" is a plain etree.ReadFromBytes of the same document, for scale.
+func BenchmarkStages(b *testing.B) {
+	v := validator(b)
+	data := readSample(b, "full-vm.xml")
+	scanned := func() *scanned {
+		d, err := precheck(data, DefaultLimits)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s, err := scan(d, DefaultLimits)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return s
+	}
+	b.Run("scan", func(b *testing.B) {
+		for b.Loop() {
+			scanned()
+		}
+	})
+	b.Run("libxml2", func(b *testing.B) {
+		s := scanned()
+		for b.Loop() {
+			if err := v.guard(s); err != nil {
+				b.Fatal(err)
+			}
+			if err := v.validateSchema(s); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("checks", func(b *testing.B) {
+		s := scanned()
+		if err := v.guard(s); err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			if err := v.checkSemantics(s); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := build(s.root); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("etree", func(b *testing.B) {
+		for b.Loop() {
+			if err := etree.NewDocument().ReadFromBytes(data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 // BenchmarkValidateParallel is BenchmarkValidate from GOMAXPROCS goroutines at once.

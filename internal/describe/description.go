@@ -189,19 +189,19 @@ type File struct {
 
 // The names of the elements read, by namespace.
 var (
-	vw  = func(l string) qname { return qname{vwsns.Workspace, l} }
-	hw  = func(l string) qname { return qname{vwsns.Hardware, l} }
-	nt  = func(l string) qname { return qname{vwsns.Network, l} }
-	sw  = func(l string) qname { return qname{vwsns.Software, l} }
-	cp  = func(l string) qname { return qname{vwsns.Capability, l} }
+	vw = func(l string) qname { return qname{vwsns.Workspace, l} }
+	hw = func(l string) qname { return qname{vwsns.Hardware, l} }
+	nt = func(l string) qname { return qname{vwsns.Network, l} }
+	sw = func(l string) qname { return qname{vwsns.Software, l} }
+	cp = func(l string) qname { return qname{vwsns.Capability, l} }
 )
 
-func (n *node) get(q qname) *node     { return n.child(q.ns, q.local) }
-func (n *node) all(q qname) []*node   { return n.children(q.ns, q.local) }
-func (n *node) val(q qname) string    { return n.get(q).str() }
-func (n *node) collapsed() string     { return strings.Trim(n.str(), " \t\n") }
-func (n *node) boolean(q qname) bool  { v := n.get(q).collapsed(); return v == "true" || v == "1" }
-func (n *node) present(q qname) bool  { return n.get(q) != nil }
+func (n *node) get(q qname) *node    { return n.child(q.ns, q.local) }
+func (n *node) all(q qname) []*node  { return n.children(q.ns, q.local) }
+func (n *node) val(q qname) string   { return n.get(q).str() }
+func (n *node) collapsed() string    { return strings.Trim(n.str(), " \t\n") }
+func (n *node) boolean(q qname) bool { v := n.get(q).collapsed(); return v == "true" || v == "1" }
+func (n *node) present(q qname) bool { return n.get(q) != nil }
 func (n *node) intVal(q qname) (int64, error) {
 	c := n.get(q)
 	if c == nil {
@@ -227,6 +227,11 @@ func build(root *node) (*Description, error) {
 		if rl := lc.get(vw("requestedLifetime")); rl != nil {
 			if d.RequestedLifetime, err = wsrf.ParseDuration(rl.str()); err != nil {
 				return nil, metaErr(rl.path(), "%v. Send a shorter lifetime", err)
+			}
+			// Zero would read as "no lifetime asked for", and no workspace can live for
+			// no time at all.
+			if d.RequestedLifetime <= 0 {
+				return nil, metaErr(rl.path(), "a requested lifetime of %s is no lifetime. Send a positive duration, or leave vw:requestedLifetime out for the site's default", rl.str())
 			}
 		}
 		if tt := lc.get(vw("terminationTime")); tt != nil {

@@ -26,7 +26,12 @@ var (
 	// written {'a', 'b'} and never match: a namespace name has no quotes or spaces.
 	clarkRE = regexp.MustCompile(`\{([A-Za-z][A-Za-z0-9+.\-]*:[^{}'"\s]*)\}([A-Za-z_][A-Za-z0-9_.\-]*)`)
 	facetRE = regexp.MustCompile(`^\[facet '([A-Za-z]+)'\]`)
+	// A quoted value too long to repeat in a fault: libxml2 quotes the whole value.
+	longRE = regexp.MustCompile(`'[^']{81,}'`)
 )
+
+// maxQuoted is how much of a long value a reason repeats.
+const maxQuoted = 60
 
 // maxAlso bounds how many further problems one error lists besides the first.
 const maxAlso = 3
@@ -136,12 +141,16 @@ func (s *scanned) attribute(e xsdvalidate.StructError) problem {
 // readable replaces {namespace}name with the conventional prefix (or just the name
 // for namespaces without one).
 func readable(msg string) string {
-	return clarkRE.ReplaceAllStringFunc(msg, func(s string) string {
+	msg = clarkRE.ReplaceAllStringFunc(msg, func(s string) string {
 		m := clarkRE.FindStringSubmatch(s)
 		if p, ok := prefixes[m[1]]; ok {
 			return p + ":" + m[2]
 		}
 		return m[2]
+	})
+	return longRE.ReplaceAllStringFunc(msg, func(q string) string {
+		v := []rune(q[1 : len(q)-1])
+		return fmt.Sprintf("'%s...' (%d characters)", string(v[:maxQuoted]), len(v))
 	})
 }
 
@@ -178,7 +187,7 @@ func (v *Validator) advice(p problem) string {
 		return "Use one of the listed values."
 	}
 	if p.attr == "" {
-		if t := v.model.typeOf(p.n); t != "" {
+		if t := p.n.typ; t != "" {
 			if d := v.model.docs[t]; d != "" {
 				return "Send a value of type " + typeName(t) + ": " + strings.TrimSuffix(d, ".") + "."
 			}

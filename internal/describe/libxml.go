@@ -12,8 +12,9 @@ package describe
 #include <libxml/xmlerror.h>
 
 // The embedded schema tree, served to the schema compiler under the vws-schema: scheme.
-// Written once (before the loader is installed) and never freed: the buffers are handed
-// to libxml2 as static memory.
+// Written once, before the loader is installed, and never freed. Each load copies the
+// file (xmlParserInputBufferCreateMem): libxml2 2.9.14 misreads larger files given as
+// static memory (xmlParserInputBufferCreateStatic), which fails hardware.xsd.
 typedef struct { char *url; char *data; int len; } vwsFile;
 static vwsFile *vwsFiles = NULL;
 static int vwsNFiles = 0;

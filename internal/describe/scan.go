@@ -19,6 +19,16 @@ import (
 // xmlNS is the namespace the xml prefix is bound to by definition.
 const xmlNS = "http://www.w3.org/XML/1998/namespace"
 
+const xsiNS = "http://www.w3.org/2001/XMLSchema-instance"
+
+// Bounds of the scan. libxml2 2.9 and etree find duplicate attributes and namespace
+// bindings by linear search, so one element with thousands of attributes costs seconds
+// (6,400 attributes: 7 s). A description has a handful.
+const (
+	maxAttrs   = 64  // attributes (namespace declarations included) of one element
+	maxNSDecls = 128 // namespace declarations in the whole document
+)
+
 // prefixes are the conventional prefixes of paths and messages. xs only appears in
 // libxml2's messages (type names such as xs:int).
 var prefixes = map[string]string{
@@ -44,6 +54,11 @@ type node struct {
 	// line is the line of the '>' that ends the start tag in the bytes given to libxml2:
 	// the line libxml2 records for the element and reports in its errors.
 	line int
+	// xsiType is the type an xsi:type attribute names ("{ns}local"), typ the type the
+	// element is validated against (set by model.assignTypes).
+	xsiType, typ string
+	// part is the element's particle in its parent's content model (nil in lax content).
+	part *particle
 }
 
 type attr struct{ ns, local, value string }
@@ -311,6 +326,7 @@ func rawName(n xml.Name) string {
 type nsScope struct {
 	bindings []binding
 	marks    []int
+	decls    int
 }
 
 type binding struct{ prefix, uri string }
@@ -332,11 +348,17 @@ func (s *nsScope) lookup(prefix string) (string, bool) {
 
 func (s *nsScope) open(t xml.StartElement) (*node, error) {
 	s.marks = append(s.marks, len(s.bindings))
+	if len(t.Attr) > maxAttrs {
+		return nil, metaErr("/", "<%s> has %d attributes; at most %d are accepted. Remove the extra attributes", rawName(t.Name), len(t.Attr), maxAttrs)
+	}
 	// encoding/xml splits a name at its first colon and accepts more; XML namespaces
 	// allow one, between two non-empty parts.
-	for _, name := range append([]xml.Name{t.Name}, attrNames(t.Attr)...) {
-		if strings.Contains(name.Local, ":") || name.Local == "" || (name.Space == "" && strings.HasPrefix(rawName(name), ":")) {
-			return nil, metaErr("/", "%q is not a valid qualified name (at most one colon, between a prefix and a local name). Correct the name", rawName(name))
+	if err := checkQName(t.Name); err != nil {
+		return nil, err
+	}
+	for _, a := range t.Attr {
+		if err := checkQName(a.Name); err != nil {
+			return nil, err
 		}
 	}
 	for _, a := range t.Attr {
@@ -352,15 +374,20 @@ func (s *nsScope) open(t xml.StartElement) (*node, error) {
 				return nil, metaErr("/", "the reserved prefix %q is redeclared on <%s>. Remove the declaration", a.Name.Local, rawName(t.Name))
 			}
 			s.bindings = append(s.bindings, binding{a.Name.Local, a.Value})
+			s.decls++
 		case a.Name.Space == "" && a.Name.Local == "xmlns":
 			s.bindings = append(s.bindings, binding{"", a.Value})
+			s.decls++
 		}
+	}
+	if s.decls > maxNSDecls {
+		return nil, metaErr("/", "the document declares more than %d namespaces; a description needs a few. Declare each namespace once, on the root element", maxNSDecls)
 	}
 	uri, ok := s.lookup(t.Name.Space)
 	if !ok {
 		return nil, metaErr("/", "namespace prefix %q of <%s> is not declared. Declare it with xmlns:%s=\"...\"", t.Name.Space, rawName(t.Name), t.Name.Space)
 	}
-	n := &node{ns: uri, local: t.Name.Local, prefix: t.Name.Space}
+	n := &node{ns: intern(uri), local: t.Name.Local, prefix: t.Name.Space}
 	for _, a := range t.Attr {
 		if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
 			continue
@@ -372,16 +399,37 @@ func (s *nsScope) open(t xml.StartElement) (*node, error) {
 			}
 		}
 		n.attrs = append(n.attrs, attr{auri, a.Name.Local, a.Value})
+		if auri == xsiNS && a.Name.Local == "type" {
+			// Resolved here, while this element's namespace bindings are in scope.
+			prefix, local, ok := strings.Cut(strings.TrimSpace(a.Value), ":")
+			if !ok {
+				prefix, local = "", prefix
+			}
+			if tns, ok := s.lookup(prefix); ok {
+				n.xsiType = typeKey(qname{tns, local})
+			}
+		}
 	}
 	return n, nil
 }
 
-func attrNames(attrs []xml.Attr) []xml.Name {
-	out := make([]xml.Name, len(attrs))
-	for i, a := range attrs {
-		out[i] = a.Name
+func checkQName(n xml.Name) error {
+	if n.Local == "" || strings.IndexByte(n.Local, ':') >= 0 {
+		return metaErr("/", "%q is not a valid qualified name (at most one colon, between a prefix and a local name). Correct the name", rawName(n))
 	}
-	return out
+	return nil
+}
+
+// intern returns the package's own copy of a vws namespace name: the nodes are
+// compared with those names all the time, and equal strings at the same address
+// compare without reading them.
+func intern(uri string) string {
+	for ns := range prefixes {
+		if ns == uri {
+			return ns
+		}
+	}
+	return uri
 }
 
 func (s *nsScope) close() {

@@ -27,6 +27,9 @@ type model struct {
 	types   map[string]*ctype
 	docs    map[string]string // simple type key -> documentation
 	file    map[string]string // namespace -> schema file, for advice
+	// maxLen is the maxLength facet of simple types, in characters. guard enforces it
+	// before libxml2 runs a type's patterns (see guard).
+	maxLen map[string]int
 }
 
 type qname struct{ ns, local string }
@@ -36,6 +39,9 @@ type qname struct{ ns, local string }
 type ctype struct {
 	kids  map[qname]*particle
 	order []qname
+	// lax is xs:anyType content (vw:EPR, vw:managerReference): any element may appear,
+	// and libxml2 validates those with a global declaration against it.
+	lax bool
 }
 
 type particle struct {
@@ -52,7 +58,7 @@ var atMostRE = regexp.MustCompile(`(?i)\bat most (\d+)\b`)
 func typeKey(q qname) string { return "{" + q.ns + "}" + q.local }
 
 func loadModel() (*model, error) {
-	m := &model{globals: map[qname]string{}, types: map[string]*ctype{}, docs: map[string]string{}, file: map[string]string{}}
+	m := &model{globals: map[qname]string{}, types: map[string]*ctype{}, docs: map[string]string{}, file: map[string]string{}, maxLen: map[string]int{}}
 	anon := 0
 	for _, f := range descriptionSchemas {
 		b, err := fs.ReadFile(schema.FS, f)
@@ -86,6 +92,7 @@ func loadModel() (*model, error) {
 				if cc := el.SelectElement("xs:complexContent"); cc != nil {
 					if ext := cc.SelectElement("xs:extension"); ext != nil {
 						seq = ext.SelectElement("xs:sequence")
+						ct.lax = resolve(ext, ext.SelectAttrValue("base", "")) == qname{xsdNS, "anyType"}
 					}
 				}
 			}
@@ -131,6 +138,11 @@ func loadModel() (*model, error) {
 			case "complexType":
 				complexType(el, key)
 			case "simpleType":
+				if ml := el.FindElement("xs:restriction/xs:maxLength"); ml != nil {
+					if n, err := strconv.Atoi(ml.SelectAttrValue("value", "")); err == nil {
+						m.maxLen[key] = n
+					}
+				}
 				if d := documentation(el); d != "" {
 					m.docs[key] = d
 				} else if d := rangeOf(el); d != "" {
@@ -185,14 +197,33 @@ func (m *model) particle(parentType string, child qname) (*particle, string) {
 	return p, p.typ
 }
 
-// typeOf returns the type key of n ("" where the schema says nothing, e.g. inside the
-// lax EPR).
-func (m *model) typeOf(n *node) string {
-	if n.parent == nil {
-		return m.globals[qname{n.ns, n.local}]
+// assignTypes sets the type of every node (document order: parents first) as libxml2
+// will assess it: the declaration of the element in its parent's content model; in lax
+// content (and for elements the content model does not declare) the global
+// declaration of that name, if any; and an xsi:type naming a type of the schema wins.
+func (m *model) assignTypes(nodes []*node) {
+	for _, n := range nodes {
+		q := qname{n.ns, n.local}
+		var t string
+		if n.parent == nil {
+			t = m.globals[q]
+		} else {
+			p, pt := m.particle(n.parent.typ, q)
+			if p != nil {
+				t, n.part = pt, p
+			} else {
+				t = m.globals[q]
+			}
+		}
+		if n.xsiType != "" {
+			if _, ok := m.types[n.xsiType]; ok {
+				t = n.xsiType
+			} else if _, ok := m.maxLen[n.xsiType]; ok {
+				t = n.xsiType
+			}
+		}
+		n.typ = t
 	}
-	_, t := m.particle(m.typeOf(n.parent), qname{n.ns, n.local})
-	return t
 }
 
 // typeName renders a type key as hw:MiB.

@@ -60,9 +60,12 @@ type HomeConfig struct {
 	// AfterDestroy runs once the resource is gone from the store, for cleanup that
 	// must not happen while it still exists (removing its files).
 	AfterDestroy func(s *Snapshot)
-	Store        Store
-	Logger       *slog.Logger
-	Now          func() time.Time
+	// OnTerminationChange lets the service mirror a new termination time in its own
+	// properties (s.Termination is the new one), persisted with it.
+	OnTerminationChange func(s *Snapshot)
+	Store               Store
+	Logger              *slog.Logger
+	Now                 func() time.Time
 }
 
 type resource struct {
@@ -367,6 +370,9 @@ func (h *Home) destroyLocked(ctx context.Context, key string, r *resource) error
 	snap := &Snapshot{Key: key, Props: r.props, Private: r.private, Termination: r.termination}
 	if h.cfg.OnDestroy != nil {
 		if err := h.cfg.OnDestroy(ctx, snap); err != nil {
+			if errors.Is(err, errdefs.ErrState) || errors.Is(err, errdefs.ErrLocked) {
+				return err // a refusal the caller can act on, not a failure to destroy
+			}
 			return fmt.Errorf("%w: %w", errdefs.ErrNotDestroyed, err)
 		}
 	}
@@ -405,33 +411,28 @@ func (h *Home) Range(fn func(s *Snapshot) bool) {
 // SetTerminationTime schedules resource key's destruction at t (nil: never) and
 // returns the termination time now in force.
 func (h *Home) SetTerminationTime(ctx context.Context, key string, t *time.Time) (*time.Time, error) {
-	r, err := h.lookup(key)
+	err := h.Modify(ctx, key, func(s *Snapshot) error {
+		now := h.cfg.Now()
+		if t != nil {
+			if t.Before(now) {
+				return errdefs.WithAdvice(
+					fmt.Errorf("%w: requested termination time %s is in the past (now %s)", errdefs.ErrUnableToSetTermTime, FormatTime(*t), FormatTime(now)),
+					"send a time in the future, or call Destroy to end the resource now")
+			}
+			if h.cfg.MaxLifetime > 0 && t.Sub(now) > h.cfg.MaxLifetime {
+				return fmt.Errorf("%w: %s is more than the maximum lifetime %s from now", errdefs.ErrTermTimeRejected, FormatTime(*t), FormatDuration(h.cfg.MaxLifetime))
+			}
+		} else if h.cfg.MaxLifetime > 0 {
+			return fmt.Errorf("%w: this site requires a termination time within %s; \"never\" is not allowed", errdefs.ErrTermTimeRejected, FormatDuration(h.cfg.MaxLifetime))
+		}
+		s.Termination = t
+		if h.cfg.OnTerminationChange != nil {
+			h.cfg.OnTerminationChange(s)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	defer r.mu.Unlock()
-	now := h.cfg.Now()
-	if t != nil {
-		if t.Before(now) {
-			return nil, errdefs.WithAdvice(
-				fmt.Errorf("%w: requested termination time %s is in the past (now %s)", errdefs.ErrUnableToSetTermTime, FormatTime(*t), FormatTime(now)),
-				"send a time in the future, or call Destroy to end the resource now")
-		}
-		if h.cfg.MaxLifetime > 0 && t.Sub(now) > h.cfg.MaxLifetime {
-			return nil, fmt.Errorf("%w: %s is more than the maximum lifetime %s from now", errdefs.ErrTermTimeRejected, FormatTime(*t), FormatDuration(h.cfg.MaxLifetime))
-		}
-	} else if h.cfg.MaxLifetime > 0 {
-		return nil, fmt.Errorf("%w: this site requires a termination time within %s; \"never\" is not allowed", errdefs.ErrTermTimeRejected, FormatDuration(h.cfg.MaxLifetime))
-	}
-	candidate := &resource{props: r.props, private: r.private, termination: t}
-	if err := h.persist(ctx, key, candidate); err != nil {
-		return nil, err
-	}
-	r.termination = t
-	if t == nil {
-		h.sched.cancel(key)
-	} else {
-		h.sched.schedule(key, *t)
 	}
 	return t, nil
 }

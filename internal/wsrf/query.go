@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/beevik/etree"
 
@@ -14,8 +15,15 @@ import (
 	"github.com/vws-grid/vws/internal/xpathdoc"
 )
 
-// QueryLimits bound every QueryResourceProperties evaluation.
-var QueryLimits = xpathdoc.DefaultLimits()
+// QueryLimits bound every QueryResourceProperties evaluation. The step budget is what
+// stops runaway expressions (deterministically, in milliseconds); the wall-clock bound
+// is a backstop generous enough that a legitimate query over a large repository does
+// not fail merely because the machine is busy.
+var QueryLimits = func() xpathdoc.Limits {
+	l := xpathdoc.DefaultLimits()
+	l.Timeout = time.Second
+	return l
+}()
 
 // QueryResourceProperties answers WS-RP QueryResourceProperties with XPath 1.0 over
 // the resource's property document.

@@ -75,19 +75,35 @@ func (p *Pool) Import(ctx context.Context, r io.Reader, m Meta) (img Image, stor
 	if err != nil {
 		return Image{}, false, err
 	}
-	if err := tmp.Sync(); err != nil {
-		return Image{}, false, fmt.Errorf("sync imported image: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return Image{}, false, fmt.Errorf("close imported image: %w", err)
-	}
 	digest := digestPrefix + hex.EncodeToString(res.sum[:])
-	return p.commit(context.WithoutCancel(ctx), tmpName, &keepTmp, digest, format, res.size, vsize, m)
+	ctx = context.WithoutCancel(ctx)
+	// Sync outside the lock, unless the content is already stored (then the temporary
+	// file is thrown away and syncing it would only cost time).
+	synced := false
+	if !p.holds(ctx, digest) {
+		if err := tmp.Sync(); err != nil {
+			return Image{}, false, fmt.Errorf("sync imported image: %w", err)
+		}
+		synced = true
+	}
+	return p.commit(ctx, tmp, synced, &keepTmp, digest, format, res.size, vsize, m)
 }
 
-// commit puts the synced temporary file in place as the digest's blob (unless the pool
-// has that content already) and records the image and its name in one transaction.
-func (p *Pool) commit(ctx context.Context, tmpName string, keepTmp *bool, digest, format string, size, vsize int64, m Meta) (Image, bool, error) {
+// holds says whether the pool has a recorded, present blob for digest.
+func (p *Pool) holds(ctx context.Context, digest string) bool {
+	var n int
+	if err := p.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM images WHERE digest = ?`, digest).Scan(&n); err != nil || n == 0 {
+		return false
+	}
+	_, err := os.Stat(p.blobPath(digest))
+	return err == nil
+}
+
+// commit puts the temporary file in place as the digest's blob, durably (unless the
+// pool has that content already), and records the image and its name in one
+// transaction.
+func (p *Pool) commit(ctx context.Context, tmp *os.File, synced bool, keepTmp *bool, digest, format string, size, vsize int64, m Meta) (Image, bool, error) {
+	tmpName := tmp.Name()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if d, err := p.nameDigest(ctx, p.db, m.Name); err != nil {
@@ -110,6 +126,14 @@ func (p *Pool) commit(ctx context.Context, tmpName string, keepTmp *bool, digest
 		}
 	}
 	if stored {
+		if !synced { // the content went away between the look and the lock
+			if err := tmp.Sync(); err != nil {
+				return Image{}, false, fmt.Errorf("sync imported image: %w", err)
+			}
+		}
+		if err := tmp.Close(); err != nil {
+			return Image{}, false, fmt.Errorf("close imported image: %w", err)
+		}
 		if err := os.Rename(tmpName, blob); err != nil {
 			return Image{}, false, fmt.Errorf("move imported image into place: %w", err)
 		}

@@ -28,13 +28,14 @@ import (
 func main() {
 	duration := flag.Duration("duration", 5*time.Second, "how long each measurement runs")
 	conns := flag.Int("conns", 4, "concurrent keep-alive connections")
+	creates := flag.Int("creates", 200, "Create calls per image size")
 	flag.Parse()
-	if err := run(*duration, *conns); err != nil {
+	if err := run(*duration, *conns, *creates); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(d time.Duration, conns int) error {
+func run(d time.Duration, conns, creates int) error {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "vws-bench-")
 	if err != nil {
@@ -56,6 +57,7 @@ func run(d time.Duration, conns int) error {
 	}
 	hs := httptest.NewServer(srv.Handler())
 	defer hs.Close()
+	srv.SetBaseURL(hs.URL)
 	url := hs.URL + "/wsrf/services/" + vwsns.WorkspaceService
 	client := &http.Client{Transport: loadgen.Transport(conns)}
 
@@ -87,7 +89,12 @@ func run(d time.Duration, conns int) error {
 		}
 	}
 	fmt.Println("target: ≥ 5000 req/s and p50 ≤ 1 ms for vws (GT4's Java container: ~10 ms per call)")
-	return nil
+	fmt.Println()
+	if err := benchCreate(ctx, hs.URL, dir, creates); err != nil {
+		return err
+	}
+	fmt.Println()
+	return benchQuery(ctx, hs.URL, 1000, 50)
 }
 
 func request(d *dialect.Dialect, to string) []byte {

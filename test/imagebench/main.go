@@ -156,27 +156,31 @@ func run(size int64, rounds int, parent string) (bool, error) {
 		formatSize(size), dir, rounds, runtime.NumCPU(), runtime.Version())
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "what\tmedian MB/s\tbest MB/s\truns (MB/s)\twhat it does")
-	medians := map[string]float64{}
-	for _, m := range measures {
-		var rates []float64
-		for round := range rounds {
+	// Rounds interleave the measurements (sha256sum, cp, …, sha256sum, cp, …) so that
+	// a change in machine load hits them all alike.
+	rates := make([][]float64, len(measures))
+	for round := range rounds {
+		for i, m := range measures {
 			start := time.Now()
 			if err := m.fn(round); err != nil {
 				return false, fmt.Errorf("%s: %w", m.name, err)
 			}
-			rates = append(rates, float64(size)/1e6/time.Since(start).Seconds())
-			// Remove the imported image (untimed), so every round stores new content
-			// rather than taking the dedupe path.
-			for _, prefix := range []string{"direct-", "http-"} {
-				if err := pool.Remove(ctx, prefix+strconv.Itoa(round), nil); err == nil {
-					break
-				}
+			rates[i] = append(rates[i], float64(size)/1e6/time.Since(start).Seconds())
+		}
+		// Remove the imported images (untimed), so every round stores new content
+		// rather than taking the dedupe path.
+		for _, name := range []string{"direct-", "http-"} {
+			if err := pool.Remove(ctx, name+strconv.Itoa(round), nil); err != nil {
+				return false, err
 			}
 		}
-		med, best := stats(rates)
+	}
+	medians := map[string]float64{}
+	for i, m := range measures {
+		med, best := stats(rates[i])
 		medians[m.name] = med
 		var runs []string
-		for _, r := range rates {
+		for _, r := range rates[i] {
 			runs = append(runs, fmt.Sprintf("%.0f", r))
 		}
 		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%s\t%s\n", m.name, med, best, strings.Join(runs, " "), m.note)
