@@ -285,7 +285,7 @@ func scan(data []byte, lim Limits) (*scanned, error) {
 				n.text = append(n.text, t...)
 			}
 			text := string(t)
-			top.CreateText(text).SetData(text) // SetData marks whitespace as etree's reader does
+			top.CreateText("").SetData(text) // SetData marks whitespace as etree's reader does
 		case xml.Comment:
 			top.CreateComment(string(t))
 		case xml.ProcInst:
@@ -327,6 +327,15 @@ type nsScope struct {
 	bindings []binding
 	marks    []int
 	decls    int
+	slab     []node // nodes are allocated in chunks: one allocation instead of one per element
+}
+
+func (s *nsScope) alloc() *node {
+	if len(s.slab) == cap(s.slab) {
+		s.slab = make([]node, 0, 64)
+	}
+	s.slab = s.slab[:len(s.slab)+1]
+	return &s.slab[len(s.slab)-1]
 }
 
 type binding struct{ prefix, uri string }
@@ -387,7 +396,8 @@ func (s *nsScope) open(t xml.StartElement) (*node, error) {
 	if !ok {
 		return nil, metaErr("/", "namespace prefix %q of <%s> is not declared. Declare it with xmlns:%s=\"...\"", t.Name.Space, rawName(t.Name), t.Name.Space)
 	}
-	n := &node{ns: intern(uri), local: t.Name.Local, prefix: t.Name.Space}
+	n := s.alloc()
+	*n = node{ns: intern(uri), local: t.Name.Local, prefix: t.Name.Space}
 	for _, a := range t.Attr {
 		if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
 			continue
@@ -424,10 +434,17 @@ func checkQName(n xml.Name) error {
 // compared with those names all the time, and equal strings at the same address
 // compare without reading them.
 func intern(uri string) string {
-	for ns := range prefixes {
-		if ns == uri {
-			return ns
-		}
+	switch uri {
+	case vwsns.Workspace:
+		return vwsns.Workspace
+	case vwsns.Hardware:
+		return vwsns.Hardware
+	case vwsns.Network:
+		return vwsns.Network
+	case vwsns.Software:
+		return vwsns.Software
+	case vwsns.Capability:
+		return vwsns.Capability
 	}
 	return uri
 }

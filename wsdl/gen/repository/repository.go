@@ -499,6 +499,8 @@ const (
 	ImageRoleOverlay ImageRole = "overlay"
 
 	ImageRoleMemory ImageRole = "memory"
+
+	ImageRoleLayer ImageRole = "layer"
 )
 
 // A safe token: letters, digits, ".", "_" and "-", starting with a
@@ -655,6 +657,8 @@ type ListWorkspacesResponse struct {
 	Total *Count `xml:"Total,omitempty" json:"Total,omitempty"`
 }
 
+type Workspace WorkspaceSummaryType
+
 type RegisterWorkspace struct {
 	XMLName xml.Name `xml:"http://vws.dev/ns/2026/repository RegisterWorkspace"`
 
@@ -708,6 +712,8 @@ type ImageCount Count
 type Version VersionString
 
 type WorkspaceSummaryType struct {
+	XMLName xml.Name `xml:"http://vws.dev/ns/2026/repository Workspace"`
+
 	WorkspaceReference *EndpointReferenceContainerType `xml:"WorkspaceReference,omitempty" json:"WorkspaceReference,omitempty"`
 
 	Key *WorkspaceKeyType `xml:"Key,omitempty" json:"Key,omitempty"`

@@ -499,6 +499,8 @@ const (
 	ImageRoleOverlay ImageRole = "overlay"
 
 	ImageRoleMemory ImageRole = "memory"
+
+	ImageRoleLayer ImageRole = "layer"
 )
 
 // A safe token: letters, digits, ".", "_" and "-", starting with a
