@@ -30,8 +30,9 @@ verify-generate: generate
 # Go benchmarks (req/s, p50, p99 reported as metrics), then the loopback load driver that
 # puts vws next to a bare net/http handler serving the same bytes.
 bench: build
-	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./test/ ./internal/xpathdoc/
+	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./test/ ./internal/xpathdoc/ ./internal/qcow2/ ./repository/imagepool/
 	$(GO) run ./test/bench -duration 5s
+	$(GO) run ./test/imagebench -size 512MiB
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); test -z "$$out" || { echo "gofmt needed:"; echo "$$out"; exit 1; }

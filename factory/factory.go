@@ -88,26 +88,19 @@ func NewService(contract fs.FS, cfg Config, deps *Deps) (*container.Service, err
 		Build: func(ctx context.Context, d *dialect.Dialect) ([]*etree.Element, error) {
 			var out []*etree.Element
 			for _, v := range cfg.VMMTypes {
-				out = append(out, text(PropVMMTypes, v))
+				out = append(out, wsrf.TextProperty(PropVMMTypes, v))
 			}
 			for _, a := range cfg.Architectures {
-				out = append(out, text(PropArchitectures, a))
+				out = append(out, wsrf.TextProperty(PropArchitectures, a))
 			}
 			out = append(out,
-				text(PropDefaultLifetime, wsrf.FormatDuration(cfg.DefaultLifetime)),
-				text(PropMaximumLifetime, wsrf.FormatDuration(cfg.MaximumLifetime)),
-				text(PropVersion, cfg.Version))
+				wsrf.TextProperty(PropDefaultLifetime, wsrf.FormatDuration(cfg.DefaultLifetime)),
+				wsrf.TextProperty(PropMaximumLifetime, wsrf.FormatDuration(cfg.MaximumLifetime)),
+				wsrf.TextProperty(PropVersion, cfg.Version))
 			return out, nil
 		},
 	}
 	wsrf.HandleProperties(svc, props)
 	svc.Handle("Create", create(cfg, deps))
 	return svc, nil
-}
-
-func text(name wsa.QName, v string) *etree.Element {
-	el := etree.NewElement("fac:" + name.Local)
-	el.CreateAttr("xmlns:fac", name.Space)
-	el.SetText(v)
-	return el
 }

@@ -61,9 +61,9 @@ func hostProperties(ctx context.Context, d *dialect.Dialect) ([]*etree.Element, 
 		return nil, fmt.Errorf("read host memory: %w", err)
 	}
 	return []*etree.Element{
-		text(PropCPUs, strconv.Itoa(runtime.NumCPU())),
-		text(PropMemoryTotal, strconv.FormatInt(total, 10)),
-		text(PropMemoryFree, strconv.FormatInt(free, 10)),
+		wsrf.TextProperty(PropCPUs, strconv.Itoa(runtime.NumCPU())),
+		wsrf.TextProperty(PropMemoryTotal, strconv.FormatInt(total, 10)),
+		wsrf.TextProperty(PropMemoryFree, strconv.FormatInt(free, 10)),
 	}, nil
 }
 
@@ -92,11 +92,4 @@ func meminfo() (total, free int64, err error) {
 		}
 	}
 	return total, free, sc.Err()
-}
-
-func text(name wsa.QName, v string) *etree.Element {
-	el := etree.NewElement("mgr:" + name.Local)
-	el.CreateAttr("xmlns:mgr", name.Space)
-	el.SetText(v)
-	return el
 }

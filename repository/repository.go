@@ -62,6 +62,7 @@ var writable = map[wsa.QName]bool{PropHardware: true, PropCapability: true, Prop
 // ImagePool is what the Repository needs of the image pool.
 type ImagePool interface {
 	Get(ctx context.Context, nameOrDigest string) (imagepool.Image, error)
+	Hold(ctx context.Context, nameOrDigest string, fn func(img imagepool.Image, path string) error) error
 	List(ctx context.Context) ([]imagepool.Image, error)
 	Path(digest string) (string, error)
 }
@@ -205,9 +206,9 @@ func (r *Repository) RepositoryService(contract fs.FS, version string) (*contain
 			}
 			all := r.List(Filter{})
 			props := []*etree.Element{
-				textElement(rq("WorkspaceCount"), strconv.Itoa(len(all))),
-				textElement(rq("ImageCount"), strconv.Itoa(len(imgs))),
-				textElement(rq("Version"), version),
+				wsrf.TextProperty(rq("WorkspaceCount"), strconv.Itoa(len(all))),
+				wsrf.TextProperty(rq("ImageCount"), strconv.Itoa(len(imgs))),
+				wsrf.TextProperty(rq("Version"), version),
 			}
 			for _, sum := range all {
 				w := etree.NewElement("r:Workspace")
@@ -223,11 +224,4 @@ func (r *Repository) RepositoryService(contract fs.FS, version string) (*contain
 	svc.Handle("ListImages", r.listImages)
 	svc.Handle("RegisterWorkspace", r.registerWorkspace)
 	return svc, nil
-}
-
-func textElement(name wsa.QName, v string) *etree.Element {
-	el := etree.NewElement("p:" + name.Local)
-	el.CreateAttr("xmlns:p", name.Space)
-	el.SetText(v)
-	return el
 }

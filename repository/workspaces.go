@@ -16,6 +16,7 @@ import (
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/internal/wsrf"
+	"github.com/vws-grid/vws/repository/imagepool"
 )
 
 // NameRE is what a workspace name may look like: no path-like or odd names, since
@@ -82,49 +83,50 @@ func (r *Repository) Create(ctx context.Context, spec CreateSpec) (*Created, err
 			r.releaseName(spec.Name, key)
 		}
 	}()
-	img, err := r.pool.Get(ctx, spec.BaseImage)
+	// Hold keeps the image from being removed between finding its blob and committing
+	// the workspace that stands on it.
+	var img imagepool.Image
+	err := r.pool.Hold(ctx, spec.BaseImage, func(held imagepool.Image, basePath string) error {
+		img = held
+		return r.createOn(ctx, key, spec, img, basePath)
+	})
 	if err != nil {
 		return nil, err
 	}
-	basePath, err := r.pool.Path(img.Digest)
-	if err != nil {
-		return nil, err
-	}
-	// A raw base need not be a whole number of 512-byte sectors; the guest disk is, and
-	// qemu-img rounds such a backing file's size up the same way.
+	term := spec.Termination
+	ok = true
+	r.audit.Record(ctx, "create", key, "done", "name="+spec.Name+" base="+img.Digest)
+	return &Created{Key: key, Name: spec.Name, Termination: term}, nil
+}
+
+// createOn makes workspace key's overlay on the base image at basePath and commits it.
+func (r *Repository) createOn(ctx context.Context, key string, spec CreateSpec, img imagepool.Image, basePath string) error {
+	// qcow2 sizes are whole sectors; round a raw base up as qemu-img does.
 	vsize := (img.VirtualSize + 511) &^ 511
 	chain := &diskChain{Version: chainVersion, Base: img.Digest, BaseFormat: img.Format, VirtualSize: vsize, Overlay: overlayName(1)}
 	dir := r.workspaceDir(key)
 	if err := os.Mkdir(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("%w: workspace directory: %w", errdefs.ErrCreation, err)
+		return fmt.Errorf("%w: workspace directory: %w", errdefs.ErrCreation, err)
 	}
+	ok := false
 	defer func() {
 		if !ok {
 			os.RemoveAll(dir)
 		}
 	}()
 	if err := qcow2.CreateOverlay(filepath.Join(dir, chain.Overlay), basePath, img.Format, vsize); err != nil {
-		return nil, fmt.Errorf("%w: overlay: %w", errdefs.ErrCreation, err)
+		return fmt.Errorf("%w: overlay: %w", errdefs.ErrCreation, err)
 	}
 	if err := syncDir(dir); err != nil {
-		return nil, fmt.Errorf("%w: %w", errdefs.ErrCreation, err)
+		return fmt.Errorf("%w: %w", errdefs.ErrCreation, err)
 	}
-	now := r.now().UTC()
-	props := r.initialProperties(spec, img.Digest, now)
+	props := r.initialProperties(spec, img.Digest, r.now().UTC())
 	term := spec.Termination
 	if err := r.Workspaces.CreatePrivate(ctx, key, props, chain.encode(), &term); err != nil {
-		return nil, fmt.Errorf("%w: %w", errdefs.ErrCreation, err)
+		return fmt.Errorf("%w: %w", errdefs.ErrCreation, err)
 	}
 	ok = true
-	r.audit.Record(ctx, "create", key, "done", "name="+spec.Name+" base="+img.Digest)
-	return &Created{Key: key, Name: spec.Name, Termination: term}, nil
-}
-
-func el(q wsa.QName, text string) *etree.Element {
-	e := etree.NewElement("p:" + q.Local)
-	e.CreateAttr("xmlns:p", q.Space)
-	e.SetText(text)
-	return e
+	return nil
 }
 
 // initialProperties builds a new workspace's property document from its description.
@@ -148,14 +150,14 @@ func (r *Repository) initialProperties(spec CreateSpec, base string, now time.Ti
 	digest.CreateElement("p:role").SetText("base")
 	digest.CreateElement("p:digest").SetText(base)
 	return append(props,
-		el(PropState, "shutdown"),
-		el(PropCreationTime, wsrf.FormatTime(now)),
+		wsrf.TextProperty(PropState, "shutdown"),
+		wsrf.TextProperty(PropCreationTime, wsrf.FormatTime(now)),
 		lc,
-		el(PropLastModified, wsrf.FormatTime(now)),
-		el(PropDeployment, "in-repository"),
+		wsrf.TextProperty(PropLastModified, wsrf.FormatTime(now)),
+		wsrf.TextProperty(PropDeployment, "in-repository"),
 		digest,
-		el(PropOwner, spec.Owner),
-		el(PropName, spec.Name),
+		wsrf.TextProperty(PropOwner, spec.Owner),
+		wsrf.TextProperty(PropName, spec.Name),
 	)
 }
 
@@ -173,7 +175,7 @@ func setText(s *wsrf.Snapshot, q wsa.QName, v string) {
 			return
 		}
 	}
-	s.Props = append(s.Props, el(q, v))
+	s.Props = append(s.Props, wsrf.TextProperty(q, v))
 }
 
 func removeProp(s *wsrf.Snapshot, q wsa.QName) {
@@ -279,8 +281,8 @@ func (r *Repository) Clone(ctx context.Context, key, name, owner string, termina
 		lc := etree.NewElement("p:lifeCycle")
 		lc.CreateAttr("xmlns:p", vwsns.Workspace)
 		lc.CreateElement("p:terminationTime").SetText(wsrf.FormatTime(termination))
-		props = append(props, lc, el(PropCreationTime, wsrf.FormatTime(now)), el(PropLastModified, wsrf.FormatTime(now)),
-			el(PropOwner, owner), el(PropName, name))
+		props = append(props, lc, wsrf.TextProperty(PropCreationTime, wsrf.FormatTime(now)), wsrf.TextProperty(PropLastModified, wsrf.FormatTime(now)),
+			wsrf.TextProperty(PropOwner, owner), wsrf.TextProperty(PropName, name))
 		if err := r.Workspaces.CreatePrivate(ctx, cloneKey, props, cloneChain.encode(), &termination); err != nil {
 			return fmt.Errorf("%w: %w", errdefs.ErrCreation, err)
 		}

@@ -15,6 +15,15 @@
 //  4. the rules the schema documents but cannot express (counts, min <= size <= max,
 //     uniqueness, safe names and paths).
 //
+// What libxml2 may do with a document: go-xsd-validate parses it with
+// xmlCtxtReadMemory and parser options 0, so no entity substitution (XML_PARSE_NOENT
+// off), no DTD loading or DTD validation, no XInclude, and libxml2's default limits
+// (XML_PARSE_HUGE off). The library cannot pass XML_PARSE_NONET; instead initLibxml
+// installs an external entity loader that refuses http, https and ftp for every parse
+// in the process. A document cannot name anything to load anyway: DTDs are refused
+// before parsing, XInclude is never processed, and xsi:schemaLocation hints are ignored
+// because the schema is given (the tests check that the loader is never called).
+//
 // The result is a Description: a typed view of what the Factory needs, read from the
 // scanned tree with the namespaces resolved (not through the gowsdl types of wsdl/gen,
 // whose namespace handling is lossy), plus the validated element as an etree.Element.

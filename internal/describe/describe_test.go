@@ -609,6 +609,7 @@ func TestHostileInputs(t *testing.T) {
 		{"xsi:type of a complex type", doc(vm, "<vw:EPR"+xsi+`><y xsi:type="net:IPConfigType"><net:method>dhcp</net:method><net:address>`+colons+"</net:address></y></vw:EPR>"), "/vw:virtualWorkspace/vw:EPR/y/net:address", "at most 45"},
 		{"xsi:type on the EPR itself", doc(vm, "<vw:EPR"+xsi+` xsi:type="net:IPAddress">`+colons+"</vw:EPR>"), "/vw:virtualWorkspace/vw:EPR", "at most 45"},
 		{"20000 attributes", doc(vm, "<vw:EPR><x"+attrs.String()+"/></vw:EPR>"), "/", "at most 64"},
+		{"11000 errors", doc(vm, "<vw:EPR>"+strings.Repeat("<vw:state>x</vw:state>", 11000)+"</vw:EPR>"), "/vw:virtualWorkspace/vw:EPR/vw:state[1]", "and 10996 more problems"},
 		{"200 namespace declarations", doc(vm, "<vw:EPR>"+strings.Repeat("<x xmlns:p='urn:p'/>", 200)+"</vw:EPR>"), "/", "more than 128 namespaces"},
 	}
 	for _, tt := range tests {

@@ -33,8 +33,12 @@ var (
 // maxQuoted is how much of a long value a reason repeats.
 const maxQuoted = 60
 
-// maxAlso bounds how many further problems one error lists besides the first.
-const maxAlso = 3
+// maxAlso bounds how many further problems one error lists besides the first;
+// maxAttributed how many libxml2 errors are traced to their element at all.
+const (
+	maxAlso       = 3
+	maxAttributed = 16
+)
 
 // problem is one libxml2 error, attributed to an element.
 type problem struct {
@@ -58,12 +62,26 @@ func (v *Validator) schemaError(s *scanned, err error) error {
 	default:
 		return fmt.Errorf("describe: libxml2 failed: %w", err)
 	}
+	// Lax content can make libxml2 report an error per element, tens of thousands:
+	// only the first few are attributed (through an index of lines), the rest counted.
 	var probs []problem
+	unattributed := 0
+	var byLine map[int]*node
 	for _, e := range ve.Errors {
 		if e.Level < 2 { // XML_ERR_WARNING: not a validity error
 			continue
 		}
-		probs = append(probs, s.attribute(e))
+		if len(probs) == maxAttributed {
+			unattributed++
+			continue
+		}
+		if byLine == nil {
+			byLine = make(map[int]*node, len(s.nodes))
+			for _, n := range s.nodes {
+				byLine[n.line] = n
+			}
+		}
+		probs = append(probs, s.attribute(e, byLine))
 	}
 	if len(probs) == 0 {
 		return nil
@@ -79,7 +97,7 @@ func (v *Validator) schemaError(s *scanned, err error) error {
 	}
 	reason := strings.Join(reasons, "; ") + ". " + v.advice(first)
 	var also []string
-	others := 0
+	others := unattributed
 	blamed := map[*node]bool{first.n: true}
 	for _, p := range probs {
 		if blamed[p.n] {
@@ -95,7 +113,7 @@ func (v *Validator) schemaError(s *scanned, err error) error {
 	if len(also) > 0 {
 		reason += " Also: " + strings.Join(also, "; ")
 		if others > 0 {
-			reason += fmt.Sprintf("; and %d more", others)
+			reason += fmt.Sprintf("; and %d more problems", others)
 		}
 		reason += "."
 	}
@@ -106,7 +124,7 @@ func (v *Validator) schemaError(s *scanned, err error) error {
 // start tag ends on the reported line (unique, see scan). Beyond line 65535, where
 // libxml2's 16-bit line numbers saturate, it is the first element of that name from
 // there on; failing everything, the root.
-func (s *scanned) attribute(e xsdvalidate.StructError) problem {
+func (s *scanned) attribute(e xsdvalidate.StructError, byLine map[int]*node) problem {
 	p := problem{message: e.Message}
 	var ns, local string
 	haveNS := false
@@ -122,11 +140,9 @@ func (s *scanned) attribute(e xsdvalidate.StructError) problem {
 	}
 	p.message = readable(p.message)
 	match := func(n *node) bool { return n.local == local && (!haveNS || n.ns == ns) }
-	for _, n := range s.nodes {
-		if n.line == e.Line && match(n) {
-			p.n = n
-			return p
-		}
+	if n := byLine[e.Line]; n != nil && e.Line < 65535 && match(n) {
+		p.n = n
+		return p
 	}
 	for _, n := range s.nodes {
 		if n.line >= min(e.Line, 65535) && match(n) {

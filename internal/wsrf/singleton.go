@@ -75,3 +75,12 @@ func (s *Singleton) Document(ctx context.Context, d *dialect.Dialect, key string
 	}
 	return doc, nil
 }
+
+// TextProperty is a standalone property element {q}local with text content, declaring
+// its own namespace so it can move between documents unchanged.
+func TextProperty(q wsa.QName, text string) *etree.Element {
+	el := etree.NewElement("p:" + q.Local)
+	el.CreateAttr("xmlns:p", q.Space)
+	el.SetText(text)
+	return el
+}
