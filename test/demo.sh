@@ -39,8 +39,27 @@ step "The host this Manager runs on" \
 	"$VWS" wsrf get-properties -s "$VWS_URL/wsrf/services/WorkspaceManagerService" mgr:CPUs mgr:MemoryTotal mgr:MemoryFree
 step "A workspace key that does not exist: a typed fault, exit status 2" \
 	bash -c "\"$VWS\" wsrf get-property -k '{http://vws.dev/ns/2026/workspace}WorkspaceKey' no-such-workspace vw:state; echo \"exit status \$?\""
+head -c 64M /dev/zero > "$data/demo.raw"
+step "Import a base image into the pool (hashed while it streams in)" \
+	"$VWS" image import "$data/demo.raw" --name demo-base --os linux/debian/12 --arch x86_64
+step "The pool" \
+	"$VWS" image list
+step "Create a workspace from the image (copy-on-write overlay, EPR saved)" \
+	"$VWS" create --image demo-base --memory 256 --name demo --lifetime 2h -o "$data/demo.epr"
+step "Its resource properties" \
+	"$VWS" wsrf get-properties -e "$data/demo.epr" vw:name vw:state vw:deployment
+step "Clone it: both continue on fresh overlays above one frozen layer" \
+	"$VWS" clone "$data/demo.epr" --name demo-copy -o "$data/copy.epr"
+step "All workspaces" \
+	"$VWS" list
+step "Destroy the clone" \
+	"$VWS" destroy "$data/copy.epr"
+step "Removing an image a workspace uses is refused" \
+	bash -c "\"$VWS\" image remove demo-base; echo \"exit status \$?\""
+step "Destroy the workspace" \
+	"$VWS" destroy "$data/demo.epr"
 step "The contract, for client generators" \
-	bash -c "curl -fsS '$factory?wsdl' | head -c 400; echo …"
+	bash -c "curl -fsS -o '$data/factory.wsdl' '$factory?wsdl' && head -c 400 '$data/factory.wsdl'; echo …"
 step "Prometheus metrics" \
 	bash -c "curl -fsS '$VWS_URL/metrics' | grep '^vws_soap_requests_total'"
 echo
