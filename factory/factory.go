@@ -6,6 +6,8 @@ import (
 	"context"
 	"io/fs"
 	"runtime"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/beevik/etree"
@@ -15,6 +17,7 @@ import (
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/internal/wsrf"
+	"github.com/vws-grid/vws/repository/imagepool"
 )
 
 // Config is what the Factory offers.
@@ -95,12 +98,41 @@ func NewService(contract fs.FS, cfg Config, deps *Deps) (*container.Service, err
 			}
 			out = append(out,
 				wsrf.TextProperty(PropDefaultLifetime, wsrf.FormatDuration(cfg.DefaultLifetime)),
-				wsrf.TextProperty(PropMaximumLifetime, wsrf.FormatDuration(cfg.MaximumLifetime)),
-				wsrf.TextProperty(PropVersion, cfg.Version))
+				wsrf.TextProperty(PropMaximumLifetime, wsrf.FormatDuration(cfg.MaximumLifetime)))
+			images, err := deps.Registry.ListImages(ctx)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, imagePool(images), wsrf.TextProperty(PropVersion, cfg.Version))
 			return out, nil
 		},
 	}
 	wsrf.HandleProperties(svc, props)
 	svc.Handle("Create", create(cfg, deps))
 	return svc, nil
+}
+
+// imagePool summarizes the pool the Factory creates workspaces from.
+func imagePool(images []imagepool.Image) *etree.Element {
+	pool := etree.NewElement("fac:ImagePool")
+	pool.CreateAttr("xmlns:fac", vwsns.Factory)
+	var total int64
+	for _, img := range images {
+		total += img.Size
+	}
+	pool.CreateElement("fac:ImageCount").SetText(strconv.Itoa(len(images)))
+	pool.CreateElement("fac:TotalBytes").SetText(strconv.FormatInt(total, 10))
+	for _, img := range images {
+		e := pool.CreateElement("fac:Image")
+		e.CreateElement("fac:Name").SetText(img.Name)
+		e.CreateElement("fac:Digest").SetText(img.Digest)
+		e.CreateElement("fac:SizeBytes").SetText(strconv.FormatInt(img.Size, 10))
+		if family, _, _ := strings.Cut(img.OS, "/"); family != "" {
+			e.CreateElement("fac:OSFamily").SetText(family)
+		}
+		if img.Arch != "" {
+			e.CreateElement("fac:Architecture").SetText(img.Arch)
+		}
+	}
+	return pool
 }

@@ -17,8 +17,10 @@ import (
 
 	"github.com/beevik/etree"
 
+	"github.com/vws-grid/vws/internal/audit"
 	"github.com/vws-grid/vws/internal/client"
 	"github.com/vws-grid/vws/internal/dialect"
+	"github.com/vws-grid/vws/internal/server"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/test/harness"
@@ -388,5 +390,85 @@ func TestCheckOutLocksAndStates(t *testing.T) {
 	// Checked in, it can be checked out again, by another host.
 	if _, err := wsCall(t, epr, "CheckOut", [2]string{"Host", "host-b"}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAuditAndPolicy: a rule file decides who may create; every create, clone,
+// destroy and denial lands in the audit trail with the caller.
+func TestAuditAndPolicy(t *testing.T) {
+	rules := filepath.Join(t.TempDir(), "policy")
+	if err := os.WriteFile(rules, []byte("deny create anonymous\nallow * anonymous\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := harness.Start(t, func(c *server.Config) { c.PolicyFile = rules })
+	importImage(t, s, rawBase(t, 1<<20, 3), "name=pol&os=linux&arch=x86_64")
+	before := listing(t, s)
+	_, err := create(t, s, dialect.GT4, vmDescription(`<sw:image><sw:name>pol</sw:name></sw:image>`), "nope", "")
+	fe := faultOf(t, err)
+	if fe.Type != "WorkspaceAuthorizationFault" || !strings.Contains(fe.Description, "<anonymous> may not create") || !strings.Contains(fe.Description, ":1") {
+		t.Fatalf("%s: %s", fe.Type, fe.Description)
+	}
+	if after := listing(t, s); after != before {
+		t.Fatal("a denied create changed the repository")
+	}
+	// The Factory's properties list the pool.
+	pool, err := client.New(nil).GetResourceProperty(context.Background(), factoryEPR(s, dialect.WSRF12), wsa.QName{Space: vwsns.Factory, Local: "ImagePool"})
+	if err != nil || len(pool) != 1 || pool[0].SelectElement("ImageCount").Text() != "1" || pool[0].FindElement("Image/Name").Text() != "pol" {
+		t.Fatalf("ImagePool: %v %v", pool, err)
+	}
+	entries := auditEntries(t, s)
+	if len(entries) != 1 || entries[0] != "<anonymous> create new workspace denied" {
+		t.Fatalf("audit: %q", entries)
+	}
+}
+
+func auditEntries(t *testing.T, s *harness.Server) []string {
+	t.Helper()
+	list, err := audit.New(s.DB(), nil).List(context.Background(), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range list {
+		out = append(out, e.Caller+" "+e.Operation+" "+e.Resource+" "+e.Decision)
+	}
+	return out
+}
+
+func TestAuditRecordsLifecycle(t *testing.T) {
+	s := harness.Start(t)
+	importImage(t, s, rawBase(t, 1<<20, 4), "name=aud&os=linux&arch=x86_64")
+	epr, err := create(t, s, dialect.WSRF12, vmDescription(`<sw:image><sw:name>aud</sw:name></sw:image>`), "aud-1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := keyOf(epr)
+	if _, err := wsCall(t, epr, "Clone", [2]string{"Name", "aud-2"}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := wsCall(t, epr, "CheckOut", [2]string{"Host", "h1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var overlay string
+	for _, img := range m.FindElements("Manifest/Image") {
+		if img.SelectElement("Role").Text() == "overlay" {
+			overlay = img.SelectElement("Digest").Text()
+		}
+	}
+	if _, err := wsCall(t, epr, "CheckIn", [2]string{"LockToken", m.FindElement("Manifest/Lock/Token").Text()}, [2]string{"OverlayDigest", overlay}); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.New(nil).Destroy(context.Background(), epr); err != nil {
+		t.Fatal(err)
+	}
+	var ops []string
+	for _, e := range auditEntries(t, s) {
+		if strings.Contains(e, key) || strings.Contains(e, " clone ") {
+			ops = append(ops, strings.Fields(e)[1])
+		}
+	}
+	if strings.Join(ops, ",") != "create,clone,check-out,check-in,destroy" {
+		t.Fatalf("audit operations %v in %q", ops, auditEntries(t, s))
 	}
 }

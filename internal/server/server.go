@@ -4,6 +4,7 @@ package server
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -193,6 +194,9 @@ func (s *Server) SetBaseURL(u string) { s.baseURL.Store(u) }
 
 // BaseURL is the URL set by SetBaseURL.
 func (s *Server) BaseURL() string { return s.baseURL.Load().(string) }
+
+// DB is the embedded database (tests read the audit trail from it).
+func (s *Server) DB() *sql.DB { return s.db.SQL() }
 
 // Handler serves every mounted endpoint.
 func (s *Server) Handler() http.Handler { return s.handler }

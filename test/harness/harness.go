@@ -5,6 +5,7 @@ package harness
 
 import (
 	"context"
+	"database/sql"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -80,3 +81,7 @@ func (s *Server) SeedWorkspace(t testing.TB, key, name string, termination *time
 		t.Fatalf("seed workspace %s: %v", key, err)
 	}
 }
+
+// DB is the server's database, for checks on what is not exposed over SOAP (the audit
+// trail).
+func (s *Server) DB() *sql.DB { return s.Srv.DB() }
