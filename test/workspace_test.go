@@ -472,3 +472,44 @@ func TestAuditRecordsLifecycle(t *testing.T) {
 		t.Fatalf("audit operations %v in %q", ops, auditEntries(t, s))
 	}
 }
+
+// TestLifetimeClampedOrRefused: beyond the site maximum a lifetime is clamped and the
+// response says so, or, where the site says refuse, faulted with nothing created.
+func TestLifetimeClampedOrRefused(t *testing.T) {
+	for _, refuse := range []bool{false, true} {
+		s := harness.Start(t, func(c *server.Config) {
+			c.Factory.MaximumLifetime = 48 * time.Hour
+			c.Factory.RefuseLongLifetimes = refuse
+		})
+		importImage(t, s, rawBase(t, 1<<20, 5), "name=life&os=linux&arch=x86_64")
+		doc := etree.NewDocument()
+		if err := doc.ReadFromString(vmDescription(`<sw:image><sw:name>life</sw:name></sw:image>`)); err != nil {
+			t.Fatal(err)
+		}
+		body := etree.NewElement("fac:Create")
+		body.CreateAttr("xmlns:fac", vwsns.Factory)
+		body.AddChild(doc.Root())
+		body.CreateElement("fac:RequestedLifetime").SetText("P10D")
+		resp, err := client.New(nil).Invoke(context.Background(), factoryEPR(s, dialect.GT4), "Create", body)
+		if refuse {
+			fe := faultOf(t, err)
+			if fe.Type != "TerminationTimeChangeRejectedFault" || !strings.Contains(fe.Description, "P2D") {
+				t.Fatalf("refuse: %s: %s", fe.Type, fe.Description)
+			}
+			if n := len(s.Srv.Repository.Workspaces.Keys()); n != 0 {
+				t.Fatalf("refused create left %d workspaces", n)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := resp.SelectElement("LifetimeClamped"); c == nil || c.Text() != "true" {
+			t.Fatal("clamped lifetime not reported")
+		}
+		term, err := time.Parse(time.RFC3339, resp.SelectElement("TerminationTime").Text())
+		if err != nil || term.Sub(time.Now()) > 48*time.Hour || term.Sub(time.Now()) < 47*time.Hour {
+			t.Fatalf("termination %v (%v), want about 48h ahead", term, err)
+		}
+	}
+}

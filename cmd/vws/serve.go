@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vws-grid/vws/factory"
 	"github.com/vws-grid/vws/internal/server"
 	"github.com/vws-grid/vws/internal/tlsutil"
 )
@@ -32,6 +33,9 @@ type serveOptions struct {
 	maxBody  int64
 	logLevel string
 	policy   string
+	defLife  time.Duration
+	maxLife  time.Duration
+	lifePol  string
 	logJSON  bool
 }
 
@@ -71,6 +75,9 @@ becomes the caller's identity); plain HTTP only when asked for with --insecure.`
 	f.Int64Var(&o.maxBody, "max-body", 1<<20, "largest SOAP request body in bytes (larger: HTTP 413)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.policy, "policy", "", "allow/deny rule file (see policy/policy.go); default: allow everything")
+	f.DurationVar(&o.defLife, "default-lifetime", 24*time.Hour, "lifetime of a workspace whose request names none")
+	f.DurationVar(&o.maxLife, "max-lifetime", 30*24*time.Hour, "longest lifetime a workspace may have")
+	f.StringVar(&o.lifePol, "lifetime-policy", "clamp", "a request beyond --max-lifetime is clamped (and told so) or refused: clamp|refuse")
 	f.BoolVar(&o.logJSON, "log-json", false, "log JSON records instead of text")
 	return cmd
 }
@@ -102,7 +109,14 @@ func runServe(ctx context.Context, o *serveOptions) error {
 
 	ctx, stop := signal.NotifyContext(ctxOrBackground(ctx), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	srv, err := server.New(ctx, server.Config{DataDir: o.dataDir, Roles: o.roles, MaxBodyBytes: o.maxBody, Logger: logger, PolicyFile: o.policy})
+	if o.lifePol != "clamp" && o.lifePol != "refuse" {
+		return fmt.Errorf("--lifetime-policy must be clamp or refuse, not %q", o.lifePol)
+	}
+	if o.defLife <= 0 || o.maxLife <= 0 || o.defLife > o.maxLife {
+		return errors.New("--default-lifetime and --max-lifetime must be positive, the default no longer than the maximum")
+	}
+	srv, err := server.New(ctx, server.Config{DataDir: o.dataDir, Roles: o.roles, MaxBodyBytes: o.maxBody, Logger: logger, PolicyFile: o.policy,
+		Factory: factory.Config{DefaultLifetime: o.defLife, MaximumLifetime: o.maxLife, RefuseLongLifetimes: o.lifePol == "refuse"}})
 	if err != nil {
 		return err
 	}
