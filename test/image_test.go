@@ -2,54 +2,24 @@ package test
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/vws-grid/vws/internal/store"
-	"github.com/vws-grid/vws/repository/imagepool"
 	"github.com/vws-grid/vws/test/harness"
 )
 
-// imageServer is a server with the image pool at /images: the real vws server when it
-// mounts the pool, else a standalone pool behind httptest (until the server wiring lands).
+// imageServer is a real vws server; the image pool is mounted at /images.
 func imageServer(t *testing.T) string {
 	t.Helper()
-	s := harness.Start(t)
-	resp, err := http.Get(s.URL + "/images")
-	if err == nil {
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
-			return s.URL
-		}
-	}
-	t.Log("the vws server does not serve /images yet: testing the CLI against a standalone image pool")
-	dir := t.TempDir()
-	db, err := store.Open(context.Background(), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	pool, err := imagepool.Open(context.Background(), filepath.Join(dir, "images"), db.SQL(), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/images", pool)
-	mux.Handle("/images/", pool)
-	hs := httptest.NewServer(mux)
-	t.Cleanup(hs.Close)
-	return hs.URL
+	return harness.Start(t).URL
 }
 
 func TestCLIImage(t *testing.T) {

@@ -96,6 +96,9 @@ class MixedText(Plugin):
 
 
 class Client:
+    # Operations whose input and output actions the WSDL must name.
+    REQUIRED_OPS = ("GetResourceProperty", "GetMultipleResourceProperties", "QueryResourceProperties",
+                    "SetTerminationTime", "Destroy")
     def __init__(self, wsdl_url, dialect):
         self.d = DIALECTS[dialect]
         self.dialect = dialect
@@ -130,8 +133,7 @@ class Client:
                 elif local == "fault":
                     a["faults"][m.get("name")] = m.get(attr)
             actions[op.get("name")] = a
-        for op in ("GetResourceProperty", "GetMultipleResourceProperties", "QueryResourceProperties",
-                   "SetTerminationTime", "Destroy"):
+        for op in self.REQUIRED_OPS:
             if not actions.get(op, {}).get("input") or not actions[op].get("output"):
                 raise Failure("the WSDL's portType names no %s on %s's input and output" % (attr, op))
         return actions

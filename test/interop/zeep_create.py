@@ -49,27 +49,12 @@ class FactoryClient(zeep_client.Client):
     """zeep_client.Client for the Factory: the same addressing, no resource key, and
     the portType's actions for Create rather than the WS-Resource operations."""
 
+    REQUIRED_OPS = ("Create",)
+
     def __init__(self, wsdl_url, dialect):
         super().__init__(wsdl_url, dialect)
         epr_type = self.client.get_type("{%s}EndpointReferenceContainerType" % VW)
         epr_type._element = xsd.Sequence([xsd.Any(min_occurs=0, max_occurs="unbounded", process_contents="skip")])
-
-    def _actions(self, wsdl_url):
-        attr = "{%s}Action" % self.d["wsdl_action_ns"]
-        doc = etree.fromstring(self.client.transport.load(wsdl_url))
-        actions = {}
-        for op in doc.iterfind("{%s}portType/{%s}operation" % (WSDL_NS, WSDL_NS)):
-            a = {"faults": {}}
-            for m in op:
-                local = etree.QName(m).localname
-                if local in ("input", "output"):
-                    a[local] = m.get(attr)
-                elif local == "fault":
-                    a["faults"][m.get("name")] = m.get(attr)
-            actions[op.get("name")] = a
-        if not actions.get("Create", {}).get("input") or not actions["Create"].get("output"):
-            raise Failure("the Factory WSDL's portType names no %s on Create's input and output" % attr)
-        return actions
 
     def headers(self, operation, key):
         # The Factory is a singleton service: everything but the key header.
