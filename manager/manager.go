@@ -49,7 +49,7 @@ func NewService(contract fs.FS) (*container.Service, error) {
 		Build: hostProperties,
 	}
 	wsrf.HandleProperties(svc, props)
-	for _, op := range []string{"Deploy", "Start", "Pause", "Unpause", "Shutdown", "Undeploy"} {
+	for _, op := range []string{"Deploy", "Start", "Pause", "Unpause", "Shutdown", "Undeploy", "Console"} {
 		svc.Handle(op, container.NotImplemented(op))
 	}
 	return svc, nil

@@ -140,7 +140,7 @@ var expectedOps = map[string]struct {
 	"WorkspaceRepositoryService": {"WorkspaceRepositoryPortType", "http://vws.dev/ns/2026/repository", standard3,
 		[]string{"ListWorkspaces", "ListImages", "RegisterWorkspace"}},
 	"WorkspaceManagerService": {"WorkspaceManagerPortType", "http://vws.dev/ns/2026/manager", standard3,
-		[]string{"Deploy", "Start", "Pause", "Unpause", "Shutdown", "Undeploy"}},
+		[]string{"Deploy", "Start", "Console", "Pause", "Unpause", "Shutdown", "Undeploy"}},
 }
 
 // ---------------------------------------------------------------- WSDL model

@@ -501,6 +501,10 @@ const (
 	ImageRoleMemory ImageRole = "memory"
 
 	ImageRoleLayer ImageRole = "layer"
+
+	ImageRoleKernel ImageRole = "kernel"
+
+	ImageRoleInitrd ImageRole = "initrd"
 )
 
 // A safe token: letters, digits, ".", "_" and "-", starting with a
@@ -635,6 +639,8 @@ const (
 	ShutdownModeSerialize ShutdownMode = "Serialize"
 )
 
+type ConsoleBytes int32
+
 type DomainKind string
 
 const (
@@ -733,6 +739,30 @@ type UndeployResponse struct {
 	OverlayDigest *Digest `xml:"OverlayDigest,omitempty" json:"OverlayDigest,omitempty"`
 }
 
+type Console struct {
+	XMLName xml.Name `xml:"http://vws.dev/ns/2026/manager Console"`
+
+	WorkspaceReference *EndpointReferenceContainerType `xml:"WorkspaceReference,omitempty" json:"WorkspaceReference,omitempty"`
+
+	Offset int64 `xml:"Offset,omitempty" json:"Offset,omitempty"`
+
+	MaxBytes *ConsoleBytes `xml:"MaxBytes,omitempty" json:"MaxBytes,omitempty"`
+}
+
+type ConsoleResponse struct {
+	XMLName xml.Name `xml:"http://vws.dev/ns/2026/manager ConsoleResponse"`
+
+	// Where Text starts in the console log.
+	Offset int64 `xml:"Offset,omitempty" json:"Offset,omitempty"`
+
+	// The console log's size now: the Offset of the next read.
+	Size int64 `xml:"Size,omitempty" json:"Size,omitempty"`
+
+	// The bytes, base64: a console carries control characters
+	// XML cannot.
+	Text []byte `xml:"Text,omitempty" json:"Text,omitempty"`
+}
+
 type VMMType VMMKind
 
 type VMMVersion VersionString
@@ -765,6 +795,16 @@ type DeployedWorkspaceType struct {
 	Deployment *DeploymentState `xml:"Deployment,omitempty" json:"Deployment,omitempty"`
 
 	MemoryMiB *HostMiB `xml:"MemoryMiB,omitempty" json:"MemoryMiB,omitempty"`
+
+	// The libvirt domain name.
+	Domain string `xml:"Domain,omitempty" json:"Domain,omitempty"`
+
+	// Why the workspace is corrupted, when it is.
+	Detail string `xml:"Detail,omitempty" json:"Detail,omitempty"`
+
+	// The last lines of the serial console (at most 2 KiB),
+	// control characters other than newline and tab removed.
+	ConsoleTail string `xml:"ConsoleTail,omitempty" json:"ConsoleTail,omitempty"`
 }
 
 type CachedImagesType struct {
@@ -789,6 +829,10 @@ type WorkspaceManagerPortType interface {
 	Start(request *Start) (*StartResponse, error)
 
 	StartContext(ctx context.Context, request *Start) (*StartResponse, error)
+
+	Console(request *Console) (*ConsoleResponse, error)
+
+	ConsoleContext(ctx context.Context, request *Console) (*ConsoleResponse, error)
 
 	Pause(request *Pause) (*PauseResponse, error)
 
@@ -846,6 +890,23 @@ func (service *workspaceManagerPortType) StartContext(ctx context.Context, reque
 
 func (service *workspaceManagerPortType) Start(request *Start) (*StartResponse, error) {
 	return service.StartContext(
+		context.Background(),
+		request,
+	)
+}
+
+func (service *workspaceManagerPortType) ConsoleContext(ctx context.Context, request *Console) (*ConsoleResponse, error) {
+	response := new(ConsoleResponse)
+	err := service.client.CallContext(ctx, "http://vws.dev/ns/2026/manager/WorkspaceManagerPortType/ConsoleRequest", request, response)
+	if err != nil {
+		return nil, err
+	}
+
+	return response, nil
+}
+
+func (service *workspaceManagerPortType) Console(request *Console) (*ConsoleResponse, error) {
+	return service.ConsoleContext(
 		context.Background(),
 		request,
 	)

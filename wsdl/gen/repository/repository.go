@@ -501,6 +501,10 @@ const (
 	ImageRoleMemory ImageRole = "memory"
 
 	ImageRoleLayer ImageRole = "layer"
+
+	ImageRoleKernel ImageRole = "kernel"
+
+	ImageRoleInitrd ImageRole = "initrd"
 )
 
 // A safe token: letters, digits, ".", "_" and "-", starting with a
@@ -669,6 +673,12 @@ type RegisterWorkspace struct {
 	Owner *Principal `xml:"Owner,omitempty" json:"Owner,omitempty"`
 
 	BaseImage *Digest `xml:"BaseImage,omitempty" json:"BaseImage,omitempty"`
+
+	// The pool image sw:kernel/sw:image names (direct kernel
+	// boot), resolved to its digest by the Factory.
+	KernelImage *Digest `xml:"KernelImage,omitempty" json:"KernelImage,omitempty"`
+
+	InitrdImage *Digest `xml:"InitrdImage,omitempty" json:"InitrdImage,omitempty"`
 
 	TerminationTime *Timestamp `xml:"TerminationTime,omitempty" json:"TerminationTime,omitempty"`
 

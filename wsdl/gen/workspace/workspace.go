@@ -501,6 +501,10 @@ const (
 	ImageRoleMemory ImageRole = "memory"
 
 	ImageRoleLayer ImageRole = "layer"
+
+	ImageRoleKernel ImageRole = "kernel"
+
+	ImageRoleInitrd ImageRole = "initrd"
 )
 
 // A safe token: letters, digits, ".", "_" and "-", starting with a
