@@ -46,3 +46,9 @@ demo: build
 
 clean:
 	rm -rf bin
+
+# The real test guest (Debian kernel + busybox initramfs + base qcow2), cached in
+# .cache/guest; test/setup.sh builds it too. See test/guest/build.sh.
+.PHONY: guest
+guest:
+	bash test/guest/build.sh
