@@ -1,0 +1,80 @@
+package vmm
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"libvirt.org/go/libvirt"
+
+	"github.com/vws-grid/vws/internal/errdefs"
+)
+
+// ErrNoDomain reports that libvirt knows no domain of the given name (VIR_ERR_NO_DOMAIN).
+var ErrNoDomain = errors.New("no such domain")
+
+// ErrInvalidSpec reports a Spec (or a path argument) that fails validation. Nothing
+// reaches libvirt when it is returned.
+var ErrInvalidSpec = fmt.Errorf("invalid domain spec: %w", errdefs.ErrBadRequest)
+
+// hvError is a libvirt failure with its context. It unwraps to both
+// errdefs.ErrHypervisor and the libvirt error itself.
+type hvError struct {
+	op, name string
+	detail   string // optional explanation before libvirt's message
+	err      error
+}
+
+func (e *hvError) Error() string {
+	msg := e.err.Error()
+	var lerr libvirt.Error
+	if errors.As(e.err, &lerr) {
+		msg = "libvirt: " + lerr.Message
+	}
+	if e.detail != "" {
+		msg = e.detail + ": " + msg
+	}
+	if e.name == "" {
+		return e.op + ": " + msg
+	}
+	return e.op + " " + e.name + ": " + msg
+}
+
+func (e *hvError) Unwrap() []error { return []error{errdefs.ErrHypervisor, e.err} }
+
+// wrap turns a libvirt error into ErrNoDomain or a hypervisor error naming op and name.
+// Other errors (already wrapped by this package) pass unchanged.
+func wrap(op, name string, err error) error {
+	var lerr libvirt.Error
+	switch {
+	case err == nil:
+		return nil
+	case !errors.As(err, &lerr):
+		return err
+	case lerr.Code == libvirt.ERR_NO_DOMAIN:
+		return fmt.Errorf("%s %s: %w", op, name, ErrNoDomain)
+	default:
+		return &hvError{op: op, name: name, err: err}
+	}
+}
+
+// unsupportedFlags reports whether err is a driver rejecting flags it does not know
+// (libvirt's test driver; libxl lacks some too). Nothing was done, so a retry with
+// fewer flags is safe.
+func unsupportedFlags(err error) bool {
+	var lerr libvirt.Error
+	return errors.As(err, &lerr) && lerr.Code == libvirt.ERR_INVALID_ARG && strings.Contains(lerr.Message, "unsupported flags")
+}
+
+func libvirtCode(err error) libvirt.ErrorNumber {
+	var lerr libvirt.Error
+	if errors.As(err, &lerr) {
+		return lerr.Code
+	}
+	return libvirt.ERR_OK
+}
+
+// invalid builds an ErrInvalidSpec naming the offending field.
+func invalid(field, format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %s", ErrInvalidSpec, field, fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,283 @@
+package vmm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"libvirt.org/go/libvirt"
+)
+
+// Config configures Open.
+type Config struct {
+	// URI is the libvirt connection URI. "" → "qemu:///system"; "xen:///system" for
+	// Xen; "test:///default" (libvirt's in-memory test driver) for unit tests.
+	URI string
+	// DomainType is the type guests are defined with: "auto" (the default when ""),
+	// "kvm", "qemu" (TCG) or "xen". auto picks xen on a Xen URI, kvm where KVM can run
+	// ordinary guests, and qemu otherwise (also on kvm_pvm hosts).
+	DomainType string
+	// Logger receives connection losses and reconnections. nil → slog.Default().
+	Logger *slog.Logger
+}
+
+// HostInfo describes the hypervisor host.
+type HostInfo struct {
+	VMMType        string // vw:VMMKind: "kvm", "qemu" or "xen" (the domain type guests run with)
+	VMMVersion     string // hypervisor version, e.g. "7.2.22"
+	LibvirtVersion string // e.g. "9.0.0"
+	DomainType     string // the domain type guests are defined with: kvm | qemu | xen
+	Arch           string // host architecture, e.g. x86_64
+	CPUs           int
+	MemoryMiB      int64
+	FreeMiB        int64
+}
+
+// Domain is one libvirt domain as List reports it.
+type Domain struct {
+	Name, UUID string
+	State      State
+}
+
+// Libvirt drives guests through one libvirt connection, re-dialled when libvirtd
+// restarts. It is safe for concurrent use.
+type Libvirt struct {
+	uri     string
+	domType string
+	log     *slog.Logger
+
+	mu   sync.Mutex
+	conn *libvirt.Connect // nil while disconnected
+}
+
+// Open connects to libvirt and resolves the domain type. It fails when libvirtd is
+// unreachable; later calls reconnect by themselves.
+func Open(ctx context.Context, cfg Config) (*Libvirt, error) {
+	return openWith(ctx, cfg, "/")
+}
+
+// openWith is Open with the file system root the KVM probes look under.
+func openWith(ctx context.Context, cfg Config, root string) (*Libvirt, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	l := &Libvirt{uri: cfg.URI, log: cfg.Logger}
+	if l.uri == "" {
+		l.uri = "qemu:///system"
+	}
+	if l.log == nil {
+		l.log = slog.Default()
+	}
+	c, err := libvirt.NewConnect(l.uri)
+	if err != nil {
+		return nil, l.unreachable("open", "", err)
+	}
+	caps, err := c.GetCapabilities()
+	if err != nil {
+		c.Close()
+		return nil, wrap("open: capabilities of", l.uri, err)
+	}
+	facts, err := probeHost(l.uri, root, caps)
+	if err == nil {
+		l.domType, err = chooseDomainType(cfg.DomainType, facts)
+	}
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("open %s: %w", l.uri, err)
+	}
+	l.conn = c
+	return l, nil
+}
+
+// DomainType is the type guests are defined with when their Spec leaves it empty.
+func (l *Libvirt) DomainType() string { return l.domType }
+
+// Close releases the connection.
+func (l *Libvirt) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.conn == nil {
+		return nil
+	}
+	_, err := l.conn.Close()
+	l.conn = nil
+	return wrap("close", l.uri, err)
+}
+
+// Host describes the hypervisor host.
+func (l *Libvirt) Host(ctx context.Context) (HostInfo, error) {
+	h := HostInfo{VMMType: l.domType, DomainType: l.domType}
+	err := l.read(ctx, func(c *libvirt.Connect) error {
+		hv, err := c.GetVersion()
+		if err != nil {
+			return err
+		}
+		lib, err := c.GetLibVersion()
+		if err != nil {
+			return err
+		}
+		ni, err := c.GetNodeInfo()
+		if err != nil {
+			return err
+		}
+		free, err := c.GetFreeMemory()
+		if err != nil {
+			return err
+		}
+		h.VMMVersion, h.LibvirtVersion = version(hv), version(lib)
+		h.Arch, h.CPUs = ni.Model, int(ni.Cpus)
+		h.MemoryMiB, h.FreeMiB = int64(ni.Memory/1024), int64(free/(1<<20))
+		return nil
+	})
+	return h, wrap("host info of", l.uri, err)
+}
+
+func version(v uint32) string {
+	return fmt.Sprintf("%d.%d.%d", v/1000000, v/1000%1000, v%1000)
+}
+
+// acquire returns a referenced live connection, dialling when there is none or the
+// current one is known dead. The caller releases it.
+func (l *Libvirt) acquire() (*libvirt.Connect, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.conn != nil {
+		if alive, err := l.conn.IsAlive(); err == nil && alive {
+			if err := l.conn.Ref(); err != nil {
+				return nil, err
+			}
+			return l.conn, nil
+		}
+		l.conn.Close()
+		l.conn = nil
+	}
+	c, err := libvirt.NewConnect(l.uri)
+	if err != nil {
+		return nil, err
+	}
+	l.log.Info("reconnected to libvirt", "uri", l.uri)
+	l.conn = c
+	if err := c.Ref(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func release(c *libvirt.Connect) { c.Close() }
+
+// drop forgets c if it is still the current connection, so the next call re-dials.
+func (l *Libvirt) drop(c *libvirt.Connect, cause error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.conn == c {
+		l.log.Warn("libvirt connection lost", "uri", l.uri, "err", cause)
+		l.conn.Close()
+		l.conn = nil
+	}
+}
+
+// connDead reports whether err means the connection to libvirtd is gone (as opposed
+// to an operation failing on a live connection).
+func connDead(c *libvirt.Connect, err error) bool {
+	var lerr libvirt.Error
+	if errors.As(err, &lerr) {
+		switch {
+		case lerr.Code == libvirt.ERR_NO_CONNECT, lerr.Code == libvirt.ERR_INVALID_CONN:
+			return true
+		case (lerr.Domain == libvirt.FROM_RPC || lerr.Domain == libvirt.FROM_REMOTE) &&
+			(lerr.Code == libvirt.ERR_SYSTEM_ERROR || lerr.Code == libvirt.ERR_INTERNAL_ERROR):
+			return true
+		}
+	}
+	alive, aerr := c.IsAlive()
+	return aerr != nil || !alive
+}
+
+// unreachable is the error for an operation that could not reach libvirtd.
+func (l *Libvirt) unreachable(op, name string, err error) error {
+	return &hvError{op: op, name: name, err: err, detail: fmt.Sprintf(
+		"libvirtd at %s is unreachable; start it (virtlogd -d && libvirtd -d) and retry", l.uri)}
+}
+
+// read runs a read-only fn. When fn fails because the connection died, it reconnects
+// once and runs fn again.
+func (l *Libvirt) read(ctx context.Context, fn func(*libvirt.Connect) error) error {
+	var err error
+	for attempt := 0; attempt < 2; attempt++ {
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
+		}
+		var c *libvirt.Connect
+		if c, err = l.acquire(); err != nil {
+			return l.unreachable("connect", "", err)
+		}
+		err = fn(c)
+		dead := err != nil && connDead(c, err)
+		if dead {
+			l.drop(c, err)
+		}
+		release(c)
+		if !dead {
+			return err
+		}
+	}
+	return l.unreachable("connect", "", err)
+}
+
+// write runs a mutating fn once on a live connection; it is never retried, since the
+// first attempt may have reached libvirtd.
+func (l *Libvirt) write(ctx context.Context, op, name string, fn func(*libvirt.Connect) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c, err := l.acquire()
+	if err != nil {
+		return l.unreachable(op, name, err)
+	}
+	defer release(c)
+	if err := fn(c); err != nil {
+		if connDead(c, err) {
+			l.drop(c, err)
+			return l.unreachable(op, name, err)
+		}
+		return wrap(op, name, err)
+	}
+	return nil
+}
+
+// withDomain looks name up and runs fn on it. The lookup is read-only and retried on a
+// fresh connection when the old one died; fn is retried so only when !mutating.
+func (l *Libvirt) withDomain(ctx context.Context, op, name string, mutating bool, fn func(*libvirt.Domain) error) error {
+	var err error
+	for attempt := 0; attempt < 2; attempt++ {
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
+		}
+		var c *libvirt.Connect
+		if c, err = l.acquire(); err != nil {
+			return l.unreachable(op, name, err)
+		}
+		var d *libvirt.Domain
+		d, err = c.LookupDomainByName(name)
+		if err == nil {
+			err = fn(d)
+			d.Free()
+			if err != nil && mutating && connDead(c, err) {
+				l.drop(c, err)
+				release(c)
+				return l.unreachable(op, name, err)
+			}
+		}
+		dead := err != nil && connDead(c, err)
+		if dead {
+			l.drop(c, err)
+		}
+		release(c)
+		if !dead {
+			return wrap(op, name, err)
+		}
+	}
+	return l.unreachable(op, name, err)
+}

@@ -1,0 +1,213 @@
+package vmm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"libvirt.org/go/libvirt"
+
+	"github.com/vws-grid/vws/internal/errdefs"
+)
+
+// Define validates s and defines (or, same name and UUID, updates) the persistent
+// domain. An empty s.Type means l.DomainType().
+func (l *Libvirt) Define(ctx context.Context, s Spec) error {
+	if s.Type == "" {
+		s.Type = l.domType
+	}
+	xml, err := DomainXML(s)
+	if err != nil {
+		return err
+	}
+	return l.write(ctx, "define", s.Name, func(c *libvirt.Connect) error {
+		d, err := c.DomainDefineXML(xml)
+		if err != nil {
+			return err
+		}
+		return d.Free()
+	})
+}
+
+// Start boots the defined domain.
+func (l *Libvirt) Start(ctx context.Context, name string) error {
+	return l.withDomain(ctx, "start", name, true, (*libvirt.Domain).Create)
+}
+
+// Pause stops the domain's vCPUs.
+func (l *Libvirt) Pause(ctx context.Context, name string) error {
+	return l.withDomain(ctx, "pause", name, true, (*libvirt.Domain).Suspend)
+}
+
+// Resume restarts a paused domain's vCPUs.
+func (l *Libvirt) Resume(ctx context.Context, name string) error {
+	return l.withDomain(ctx, "resume", name, true, (*libvirt.Domain).Resume)
+}
+
+// Stop forces the domain off (virDomainDestroy). A domain already off is not an error.
+func (l *Libvirt) Stop(ctx context.Context, name string) error {
+	_, err := l.destroy(ctx, "stop", name)
+	return err
+}
+
+// destroy forces the domain off and reports whether it was running.
+func (l *Libvirt) destroy(ctx context.Context, op, name string) (destroyed bool, err error) {
+	err = l.withDomain(ctx, op, name, true, func(d *libvirt.Domain) error {
+		active, err := d.IsActive()
+		if err != nil || !active {
+			return err
+		}
+		if err := d.Destroy(); err != nil {
+			if libvirtCode(err) == libvirt.ERR_OPERATION_INVALID { // went off meanwhile
+				return nil
+			}
+			return err
+		}
+		destroyed = true
+		return nil
+	})
+	return destroyed, err
+}
+
+// pollInterval is how often Shutdown looks whether the guest is off.
+const pollInterval = 100 * time.Millisecond
+
+// Shutdown asks the guest to power off (ACPI power button: libvirt's default method
+// for a domain with no guest agent), waits up to grace for it to end, then forces it
+// off. forced reports whether that was needed. A domain already off returns nil, false.
+// When ctx ends during the grace period, Shutdown returns ctx's error without forcing.
+func (l *Libvirt) Shutdown(ctx context.Context, name string, grace time.Duration) (forced bool, err error) {
+	off := false
+	err = l.withDomain(ctx, "shutdown", name, true, func(d *libvirt.Domain) error {
+		active, err := d.IsActive()
+		if err != nil || !active {
+			off = !active
+			return err
+		}
+		return d.Shutdown()
+	})
+	if err != nil || off {
+		return false, err
+	}
+	deadline := time.NewTimer(grace)
+	defer deadline.Stop()
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	for {
+		active, err := l.active(ctx, name)
+		switch {
+		case errors.Is(err, ErrNoDomain): // a transient domain vanishes when it ends
+			return false, nil
+		case err != nil:
+			return false, err
+		case !active:
+			return false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, fmt.Errorf("shutdown %s: waiting for the guest to power off: %w", name, ctx.Err())
+		case <-deadline.C:
+			destroyed, err := l.destroy(ctx, "shutdown: force off", name)
+			if errors.Is(err, ErrNoDomain) {
+				return false, nil
+			}
+			return destroyed, err
+		case <-tick.C:
+		}
+	}
+}
+
+func (l *Libvirt) active(ctx context.Context, name string) (active bool, err error) {
+	err = l.withDomain(ctx, "state of", name, false, func(d *libvirt.Domain) error {
+		active, err = d.IsActive()
+		return err
+	})
+	return active, err
+}
+
+// State reports the domain's state; ErrNoDomain when libvirt knows no such domain.
+func (l *Libvirt) State(ctx context.Context, name string) (st State, err error) {
+	err = l.withDomain(ctx, "state of", name, false, func(d *libvirt.Domain) error {
+		s, reason, err := d.GetState()
+		st = stateFrom(s, reason)
+		return err
+	})
+	return st, err
+}
+
+// Undefine removes the persistent definition with its managed-save image, snapshot and
+// checkpoint metadata and NVRAM. An absent domain is not an error; a running (or
+// paused) one is: stop it first.
+func (l *Libvirt) Undefine(ctx context.Context, name string) error {
+	err := l.withDomain(ctx, "undefine", name, true, func(d *libvirt.Domain) error {
+		active, err := d.IsActive()
+		if err != nil {
+			return err
+		}
+		if active {
+			return fmt.Errorf("undefine %s: the domain is running; stop it first: %w", name, errdefs.ErrState)
+		}
+		// Drivers that reject some of these flags (libxl, the test driver) have nothing
+		// of that kind to remove: fall back to fewer.
+		for _, flags := range undefineFlags {
+			if err = d.UndefineFlags(flags); !unsupportedFlags(err) {
+				break
+			}
+		}
+		return err
+	})
+	if errors.Is(err, ErrNoDomain) {
+		return nil
+	}
+	return err
+}
+
+var undefineFlags = []libvirt.DomainUndefineFlagsValues{
+	libvirt.DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
+		libvirt.DOMAIN_UNDEFINE_CHECKPOINTS_METADATA | libvirt.DOMAIN_UNDEFINE_NVRAM,
+	libvirt.DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.DOMAIN_UNDEFINE_SNAPSHOTS_METADATA | libvirt.DOMAIN_UNDEFINE_NVRAM,
+	libvirt.DOMAIN_UNDEFINE_MANAGED_SAVE,
+	0,
+}
+
+// List returns all domains, active and inactive, whose name starts with prefix.
+func (l *Libvirt) List(ctx context.Context, prefix string) ([]Domain, error) {
+	var out []Domain
+	err := l.read(ctx, func(c *libvirt.Connect) error {
+		out = out[:0]
+		doms, err := c.ListAllDomains(0)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			for i := range doms {
+				doms[i].Free()
+			}
+		}()
+		for i := range doms {
+			name, err := doms[i].GetName()
+			if err != nil {
+				return err
+			}
+			if !strings.HasPrefix(name, prefix) {
+				continue
+			}
+			uuid, err := doms[i].GetUUIDString()
+			if err != nil {
+				return err
+			}
+			s, reason, err := doms[i].GetState()
+			if libvirtCode(err) == libvirt.ERR_NO_DOMAIN { // undefined meanwhile
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			out = append(out, Domain{Name: name, UUID: uuid, State: stateFrom(s, reason)})
+		}
+		return nil
+	})
+	return out, wrap("list domains on", l.uri, err)
+}

@@ -1,0 +1,63 @@
+package vmm
+
+import "libvirt.org/go/libvirt"
+
+// State is a domain's lifecycle state as the Manager sees it.
+type State int
+
+const (
+	// StateUnknown: libvirt reports no state (or one this package does not know).
+	// It never means "shut off".
+	StateUnknown State = iota
+	// StateRunning: the guest runs (including blocked and shutting down).
+	StateRunning
+	// StatePaused: the guest's vCPUs are stopped (paused by us, by an I/O error, or
+	// suspended to RAM by the guest itself).
+	StatePaused
+	// StateShutOff: the domain is defined but not running.
+	StateShutOff
+	// StateCrashed: the guest crashed; it is not running (on_crash is destroy).
+	StateCrashed
+)
+
+func (s State) String() string {
+	switch s {
+	case StateRunning:
+		return "running"
+	case StatePaused:
+		return "paused"
+	case StateShutOff:
+		return "shut off"
+	case StateCrashed:
+		return "crashed"
+	default:
+		return "unknown"
+	}
+}
+
+// stateFrom maps libvirt's domain state and reason to State. It is the only place
+// that does so.
+func stateFrom(st libvirt.DomainState, reason int) State {
+	switch st {
+	case libvirt.DOMAIN_RUNNING, libvirt.DOMAIN_BLOCKED:
+		return StateRunning
+	case libvirt.DOMAIN_SHUTDOWN: // shutting down: still running until it is off
+		return StateRunning
+	case libvirt.DOMAIN_PAUSED:
+		if libvirt.DomainPausedReason(reason) == libvirt.DOMAIN_PAUSED_CRASHED {
+			return StateCrashed
+		}
+		return StatePaused
+	case libvirt.DOMAIN_PMSUSPENDED:
+		return StatePaused
+	case libvirt.DOMAIN_SHUTOFF:
+		if libvirt.DomainShutoffReason(reason) == libvirt.DOMAIN_SHUTOFF_CRASHED {
+			return StateCrashed
+		}
+		return StateShutOff
+	case libvirt.DOMAIN_CRASHED:
+		return StateCrashed
+	default: // DOMAIN_NOSTATE and anything newer than this code
+		return StateUnknown
+	}
+}

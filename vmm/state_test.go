@@ -1,0 +1,40 @@
+package vmm
+
+import (
+	"testing"
+
+	"libvirt.org/go/libvirt"
+)
+
+func TestStateFrom(t *testing.T) {
+	tests := []struct {
+		st     libvirt.DomainState
+		reason int
+		want   State
+	}{
+		{libvirt.DOMAIN_NOSTATE, 0, StateUnknown},
+		{libvirt.DOMAIN_RUNNING, int(libvirt.DOMAIN_RUNNING_BOOTED), StateRunning},
+		{libvirt.DOMAIN_RUNNING, int(libvirt.DOMAIN_RUNNING_RESTORED), StateRunning},
+		{libvirt.DOMAIN_BLOCKED, 0, StateRunning},
+		{libvirt.DOMAIN_SHUTDOWN, int(libvirt.DOMAIN_SHUTDOWN_USER), StateRunning},
+		{libvirt.DOMAIN_PAUSED, int(libvirt.DOMAIN_PAUSED_USER), StatePaused},
+		{libvirt.DOMAIN_PAUSED, int(libvirt.DOMAIN_PAUSED_IOERROR), StatePaused},
+		{libvirt.DOMAIN_PAUSED, int(libvirt.DOMAIN_PAUSED_CRASHED), StateCrashed},
+		{libvirt.DOMAIN_PMSUSPENDED, 0, StatePaused},
+		{libvirt.DOMAIN_SHUTOFF, int(libvirt.DOMAIN_SHUTOFF_SHUTDOWN), StateShutOff},
+		{libvirt.DOMAIN_SHUTOFF, int(libvirt.DOMAIN_SHUTOFF_SAVED), StateShutOff},
+		{libvirt.DOMAIN_SHUTOFF, int(libvirt.DOMAIN_SHUTOFF_CRASHED), StateCrashed},
+		{libvirt.DOMAIN_CRASHED, 0, StateCrashed},
+		{libvirt.DomainState(99), 0, StateUnknown},
+	}
+	for _, tt := range tests {
+		if got := stateFrom(tt.st, tt.reason); got != tt.want {
+			t.Errorf("stateFrom(%d, %d) = %v, want %v", tt.st, tt.reason, got, tt.want)
+		}
+	}
+	for s, want := range map[State]string{StateUnknown: "unknown", StateRunning: "running", StatePaused: "paused", StateShutOff: "shut off", StateCrashed: "crashed", State(42): "unknown"} {
+		if s.String() != want {
+			t.Errorf("%d.String() = %q, want %q", int(s), s.String(), want)
+		}
+	}
+}
