@@ -110,9 +110,14 @@ func create(cfg Config, d *Deps) container.Handler {
 		if err != nil {
 			return nil, err
 		}
+		kernel, initrd, err := pickBootImages(images, desc)
+		if err != nil {
+			return nil, err
+		}
 		name := childText(p, "Name")
 		key, address, err := d.Registry.Register(ctx, Registration{
 			Description: desc.Raw, Name: name, Owner: identity.From(ctx).String(), BaseImage: img.Digest,
+			KernelImage: kernel, InitrdImage: initrd,
 			Termination: term, RequestedLifetime: lifetime,
 		})
 		if err != nil {
@@ -147,17 +152,7 @@ func pickImage(images []imagepool.Image, desc *describe.Description) (imagepool.
 		}
 	}
 	if ref != nil {
-		for _, img := range images {
-			if (ref.Digest != "" && img.Digest == ref.Digest) || (ref.Digest == "" && img.Name == ref.Name) {
-				return img, nil
-			}
-		}
-		what := ref.Name
-		if ref.Digest != "" {
-			what = ref.Digest
-		}
-		return imagepool.Image{}, errdefs.WithAdvice(fmt.Errorf("%w: image %q is not in the pool", errdefs.ErrResourceUnknown, what),
-			"import it with 'vws image import', or name one 'vws image list' shows")
+		return findImage(images, ref, "image")
 	}
 	want := imagepool.Meta{}
 	if sw := desc.Software; sw != nil {
@@ -175,6 +170,57 @@ func pickImage(images []imagepool.Image, desc *describe.Description) (imagepool.
 		want.Arch = desc.Hardware.CPU.Architecture
 	}
 	return imagepool.Select(images, want)
+}
+
+// findImage resolves an image reference against the pool: by digest when it gives
+// one, else by name. what names the reference in the fault ("image", "kernel image").
+func findImage(images []imagepool.Image, ref *describe.Image, what string) (imagepool.Image, error) {
+	for _, img := range images {
+		if (ref.Digest != "" && img.Digest == ref.Digest) || (ref.Digest == "" && img.Name == ref.Name) {
+			return img, nil
+		}
+	}
+	id := ref.Name
+	if ref.Digest != "" {
+		id = ref.Digest
+	}
+	return imagepool.Image{}, errdefs.WithAdvice(fmt.Errorf("%w: %s %q is not in the pool", errdefs.ErrResourceUnknown, what, id),
+		"import it with 'vws image import', or name one 'vws image list' shows")
+}
+
+// pickBootImages resolves the kernel and initrd of a direct-kernel-boot description
+// (sw:software/sw:kernel/sw:image and sw:initrd) to pool digests; "" when not asked for.
+// Both are files the hypervisor loads as they are, so they must be raw.
+func pickBootImages(images []imagepool.Image, desc *describe.Description) (kernel, initrd string, err error) {
+	if desc.Software == nil || desc.Software.Kernel == nil {
+		return "", "", nil
+	}
+	k := desc.Software.Kernel
+	for _, b := range []struct {
+		ref  *describe.Image
+		what string
+		elem string
+		out  *string
+	}{{k.Image, "kernel image", "sw:image", &kernel}, {k.Initrd, "initrd image", "sw:initrd", &initrd}} {
+		if b.ref == nil {
+			continue
+		}
+		img, err := findImage(images, b.ref, b.what)
+		if err != nil {
+			return "", "", err
+		}
+		if img.Format != "" && img.Format != imagepool.FormatRaw {
+			return "", "", errdefs.WithAdvice(&errdefs.MetadataError{Path: "/vw:virtualWorkspace/sw:software/sw:kernel/" + b.elem,
+				Reason: fmt.Sprintf("%s %q is a %s image; the hypervisor loads a kernel or initrd as a plain file", b.what, img.Name, img.Format)},
+				"import the kernel or initrd file itself (it is stored raw)")
+		}
+		*b.out = img.Digest
+	}
+	if initrd != "" && kernel == "" {
+		return "", "", errdefs.WithAdvice(&errdefs.MetadataError{Path: "/vw:virtualWorkspace/sw:software/sw:kernel/sw:initrd",
+			Reason: "an initrd is only loaded with a kernel image"}, "name the kernel image (sw:kernel/sw:image) too, or leave the initrd out")
+	}
+	return kernel, initrd, nil
 }
 
 // unwrapRemote turns the Repository's fault back into the error it stands for, so the

@@ -18,11 +18,14 @@ import (
 
 // Registration is what the Factory hands the Repository for a new workspace.
 type Registration struct {
-	Description       *etree.Element
-	Name, Owner       string
-	BaseImage         string // pool digest
-	Termination       time.Time
-	RequestedLifetime time.Duration
+	Description *etree.Element
+	Name, Owner string
+	BaseImage   string // pool digest
+	// KernelImage and InitrdImage are the pool digests of a direct-kernel-boot
+	// workspace's kernel and initrd; "" when not asked for.
+	KernelImage, InitrdImage string
+	Termination              time.Time
+	RequestedLifetime        time.Duration
 }
 
 // SOAPRegistry reaches the Repository over its SOAP interface, as every component
@@ -79,6 +82,12 @@ func (r *SOAPRegistry) Register(ctx context.Context, reg Registration) (key, add
 	body.CreateElement("repo:Name").SetText(reg.Name)
 	body.CreateElement("repo:Owner").SetText(reg.Owner)
 	body.CreateElement("repo:BaseImage").SetText(reg.BaseImage)
+	if reg.KernelImage != "" {
+		body.CreateElement("repo:KernelImage").SetText(reg.KernelImage)
+	}
+	if reg.InitrdImage != "" {
+		body.CreateElement("repo:InitrdImage").SetText(reg.InitrdImage)
+	}
 	body.CreateElement("repo:TerminationTime").SetText(wsrf.FormatTime(reg.Termination))
 	if reg.RequestedLifetime > 0 {
 		body.CreateElement("repo:RequestedLifetime").SetText(wsrf.FormatDuration(reg.RequestedLifetime))

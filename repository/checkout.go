@@ -3,6 +3,7 @@ package repository
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -25,10 +26,13 @@ var hostRE = regexp.MustCompile(`^[A-Za-z0-9\[][A-Za-z0-9.:\[\]\-]{0,259}$`)
 var deploymentStates = map[string]bool{"in-repository": true, "staging": true, "deployed": true, "unstaging": true}
 var workspaceStates = map[string]bool{"shutdown": true, "paused": true, "running": true, "corrupted": true}
 
-// ImageRef is one image file a manager must stage, by content.
+// ImageRef is one image file a manager must stage, by content. Path is where the
+// repository serves it, relative to its base URL: /images/<digest> for pool images,
+// /workspaces/<key>/files/<digest> (lock token required) for the workspace's own.
 type ImageRef struct {
 	Role, Digest, Format, Backing string
 	Size                          int64
+	Path                          string
 }
 
 // Manifest is what CheckOut hands a manager: who owns the workspace, the lock, every
@@ -42,8 +46,9 @@ type Manifest struct {
 }
 
 // CheckOut locks workspace key for deployment on host and returns its manifest. A
-// workspace is checked out to one host at a time.
-func (r *Repository) CheckOut(ctx context.Context, key, host string) (*Manifest, error) {
+// workspace is checked out to one host at a time. manager, the EPR of the host's VW
+// Manager, becomes the workspace's vw:managerReference (nil: none).
+func (r *Repository) CheckOut(ctx context.Context, key, host string, manager *wsa.EPR) (*Manifest, error) {
 	if !hostRE.MatchString(host) {
 		return nil, errdefs.WithAdvice(fmt.Errorf("%w: host %q is not a host name", errdefs.ErrBadRequest, host), "send the manager's host name")
 	}
@@ -75,19 +80,38 @@ func (r *Repository) CheckOut(ctx context.Context, key, host string) (*Manifest,
 		}
 		now := r.now().UTC()
 		chain.Lock = newID()
+		chain.OverlayDigest, chain.OverlaySize = od, osize
 		m = &Manifest{Key: key, Name: text(s, PropName), Owner: text(s, PropOwner), Issued: now, Holder: holder, Token: chain.Lock,
 			Description: describeSnapshot(s)}
-		m.Images = append(m.Images, ImageRef{Role: "base", Digest: base.Digest, Format: base.Format, Size: base.Size})
+		files := "/workspaces/" + key + "/files/"
+		m.Images = append(m.Images, ImageRef{Role: "base", Digest: base.Digest, Format: base.Format, Size: base.Size, Path: "/images/" + base.Digest})
+		for _, boot := range []struct{ role, digest string }{{"kernel", chain.Kernel}, {"initrd", chain.Initrd}} {
+			if boot.digest == "" {
+				continue
+			}
+			img, err := r.pool.Get(ctx, boot.digest)
+			if err != nil {
+				return fmt.Errorf("the workspace's %s image: %w", boot.role, err)
+			}
+			m.Images = append(m.Images, ImageRef{Role: boot.role, Digest: img.Digest, Format: "raw", Size: img.Size, Path: "/images/" + img.Digest})
+		}
 		backing := base.Digest
 		for _, l := range chain.Layers {
-			m.Images = append(m.Images, ImageRef{Role: "layer", Digest: l.Digest, Format: "qcow2", Size: l.Size, Backing: backing})
+			m.Images = append(m.Images, ImageRef{Role: "layer", Digest: l.Digest, Format: "qcow2", Size: l.Size, Backing: backing, Path: files + l.Digest})
 			backing = l.Digest
 		}
-		m.Images = append(m.Images, ImageRef{Role: "overlay", Digest: od, Format: "qcow2", Size: osize, Backing: backing})
+		m.Images = append(m.Images, ImageRef{Role: "overlay", Digest: od, Format: "qcow2", Size: osize, Backing: backing, Path: files + od})
+		if chain.Memory != "" {
+			m.Images = append(m.Images, ImageRef{Role: "memory", Digest: chain.MemoryDigest, Format: "raw", Size: chain.MemorySize, Path: files + chain.MemoryDigest})
+		}
 		setText(s, PropDeployment, "staging")
 		setText(s, PropHost, host)
 		setText(s, PropLockHolder, holder)
 		setText(s, PropLastModified, wsrf.FormatTime(now))
+		removeProp(s, PropManagerRef)
+		if manager != nil {
+			s.Props = append(s.Props, managerRefElement(manager))
+		}
 		s.Private = chain.encode()
 		return nil
 	})
@@ -96,6 +120,17 @@ func (r *Repository) CheckOut(ctx context.Context, key, host string) (*Manifest,
 	}
 	r.audit.Record(ctx, "check-out", key, "done", "host="+host)
 	return m, nil
+}
+
+// managerRefElement is the vw:managerReference property: the children of the
+// manager's EPR, in the WS-Addressing version the manager sent it in (as every
+// EndpointReferenceContainerType element carries an EPR).
+func managerRefElement(epr *wsa.EPR) *etree.Element {
+	holder := etree.NewElement("holder")
+	el := epr.ChildElement(holder, "vw:managerReference", "wsa")
+	el.CreateAttr("xmlns:vw", vwsns.Workspace)
+	holder.RemoveChild(el)
+	return el
 }
 
 // describeSnapshot rebuilds the vw:virtualWorkspace description from a workspace's
@@ -111,39 +146,144 @@ func describeSnapshot(s *wsrf.Snapshot) *etree.Element {
 	return d
 }
 
+// CheckInRequest is what the lock holder returns a workspace with.
+type CheckInRequest struct {
+	Token string
+	// OverlayDigest is the overlay the workspace continues on: the one the repository
+	// holds (unchanged), or one uploaded with PUT /workspaces/<key>/overlay during this
+	// check-out. OverlaySize, when >= 0, must be its size.
+	OverlayDigest string
+	OverlaySize   int64
+	// MemoryDigest is the saved RAM of a serialized workspace (State paused): the
+	// memory image the repository holds, or one uploaded with PUT …/memory. "": none,
+	// and any previous memory image is dropped. MemorySize, when >= 0, must be its size.
+	MemoryDigest string
+	MemorySize   int64
+	// State is the state the workspace was left in; "" means shutdown.
+	State string
+}
+
 // CheckIn returns a checked-out workspace to the repository and releases its lock.
-// The overlay digest must be the one the repository holds: staging changed overlays
-// back (and saved memory) comes with the manager's upload path.
-func (r *Repository) CheckIn(ctx context.Context, key, token, overlayDigest, state string) (string, time.Time, error) {
+// The overlay (and memory image) it continues with must be the repository's own or an
+// upload of this check-out; adopting an upload links the pending file in under the next
+// generation's name, and the superseded files go once the record is committed.
+func (r *Repository) CheckIn(ctx context.Context, key string, req CheckInRequest) (string, time.Time, error) {
+	state := req.State
 	if state == "" {
 		state = "shutdown"
 	}
 	if !workspaceStates[state] {
 		return "", time.Time{}, fmt.Errorf("%w: state %q is not shutdown, paused, running or corrupted", errdefs.ErrBadRequest, state)
 	}
+	if req.MemoryDigest != "" && state != "paused" {
+		return "", time.Time{}, errdefs.WithAdvice(fmt.Errorf("%w: a memory image comes with state paused (a serialized workspace), not %s", errdefs.ErrBadRequest, state),
+			"check in with State paused, or without MemoryDigest")
+	}
+	if req.MemoryDigest == "" && state == "paused" {
+		return "", time.Time{}, errdefs.WithAdvice(fmt.Errorf("%w: a paused workspace checks in with its saved memory image, and MemoryDigest is missing", errdefs.ErrBadRequest),
+			"upload the saved RAM (PUT /workspaces/"+key+"/memory) and send its digest as MemoryDigest, or shut the workspace down and check it in as shutdown")
+	}
+	for _, d := range []string{req.OverlayDigest, req.MemoryDigest} {
+		if d != "" && !digestRE.MatchString(d) {
+			return "", time.Time{}, fmt.Errorf("%w: %q is not a digest (sha256:<64 lowercase hex>)", errdefs.ErrBadRequest, d)
+		}
+	}
 	now := r.now().UTC()
+	dir := r.workspaceDir(key)
+	var linked []string          // made by fn: removed if the commit fails
+	var drop []string            // superseded: removed after the commit
+	var dropIfSame []os.FileInfo // pending files: removed after the commit unless replaced meanwhile
 	err := r.Workspaces.Modify(ctx, key, func(s *wsrf.Snapshot) error {
+		linked, drop, dropIfSame = nil, nil, nil
 		chain, err := decodeChain(s.Private)
 		if err != nil {
 			return err
 		}
-		if chain.Lock == "" || chain.Lock != token {
+		if chain.Lock == "" || chain.Lock != req.Token {
 			holder := text(s, PropLockHolder)
 			if holder == "" {
 				holder = "nobody"
 			}
 			return errdefs.WithAdvice(&errdefs.LockedError{Holder: holder}, "only the manager that checked the workspace out may check it in, with its lock token")
 		}
-		od, _, err := fileDigest(filepath.Join(r.workspaceDir(key), chain.Overlay))
-		if err != nil {
-			return fmt.Errorf("digest overlay: %w", err)
+		if chain.OverlayDigest == "" { // a record from before the digest was kept
+			if chain.OverlayDigest, chain.OverlaySize, err = fileDigest(filepath.Join(dir, chain.Overlay)); err != nil {
+				return fmt.Errorf("digest overlay: %w", err)
+			}
 		}
-		if overlayDigest != od {
-			return errdefs.WithAdvice(fmt.Errorf("%w: overlay %s has not been uploaded to the repository (it holds %s)", errdefs.ErrImageIntegrity, overlayDigest, od),
-				"upload the changed overlay before checking in")
+		adopt := func(what, digest string, size int64, pendingName, next string) (int64, error) {
+			fi, err := os.Stat(filepath.Join(dir, pendingName))
+			if err != nil {
+				return 0, errdefs.WithAdvice(fmt.Errorf("%w: %s %s has not been uploaded to the repository", errdefs.ErrImageIntegrity, what, digest),
+					"upload it first: PUT /workspaces/"+key+"/"+what+" with the lock token, then check in with the digest that answer gives")
+			}
+			if size >= 0 && size != fi.Size() {
+				return 0, fmt.Errorf("%w: %s %s is %d bytes, not %d", errdefs.ErrImageIntegrity, what, digest, fi.Size(), size)
+			}
+			os.Remove(filepath.Join(dir, next)) // a leftover of a check-in that did not commit
+			if err := os.Link(filepath.Join(dir, pendingName), filepath.Join(dir, next)); err != nil {
+				return 0, fmt.Errorf("adopt the uploaded %s: %w", what, err)
+			}
+			linked = append(linked, filepath.Join(dir, next))
+			return fi.Size(), nil
+		}
+		// The overlay.
+		if req.OverlayDigest == chain.OverlayDigest {
+			if req.OverlaySize >= 0 && req.OverlaySize != chain.OverlaySize {
+				return fmt.Errorf("%w: overlay %s is %d bytes, not %d", errdefs.ErrImageIntegrity, req.OverlayDigest, chain.OverlaySize, req.OverlaySize)
+			}
+		} else {
+			if req.OverlayDigest == "" {
+				return errdefs.WithAdvice(fmt.Errorf("%w: CheckIn names no overlay (the repository holds %s)", errdefs.ErrImageIntegrity, chain.OverlayDigest),
+					"send OverlayDigest: the manifest's overlay digest if the disk is unchanged, else the digest the overlay upload answered")
+			}
+			next := nextOverlayName(chain.Overlay)
+			size, err := adopt("overlay", req.OverlayDigest, req.OverlaySize, pendingOverlayName(req.OverlayDigest), next)
+			if err != nil {
+				return err
+			}
+			drop = append(drop, filepath.Join(dir, chain.Overlay))
+			chain.Overlay, chain.OverlayDigest, chain.OverlaySize = next, req.OverlayDigest, size
+		}
+		// The memory image.
+		switch {
+		case req.MemoryDigest == "":
+			if chain.Memory != "" {
+				drop = append(drop, filepath.Join(dir, chain.Memory))
+			}
+			chain.Memory, chain.MemoryDigest, chain.MemorySize = "", "", 0
+		case req.MemoryDigest == chain.MemoryDigest && chain.Memory != "":
+			if req.MemorySize >= 0 && req.MemorySize != chain.MemorySize {
+				return fmt.Errorf("%w: memory image %s is %d bytes, not %d", errdefs.ErrImageIntegrity, req.MemoryDigest, chain.MemorySize, req.MemorySize)
+			}
+		default:
+			next := nextMemoryName(chain.Memory)
+			size, err := adopt("memory", req.MemoryDigest, req.MemorySize, pendingMemoryName(req.MemoryDigest), next)
+			if err != nil {
+				return err
+			}
+			if chain.Memory != "" {
+				drop = append(drop, filepath.Join(dir, chain.Memory))
+			}
+			chain.Memory, chain.MemoryDigest, chain.MemorySize = next, req.MemoryDigest, size
+		}
+		if len(linked) > 0 {
+			if err := syncDir(dir); err != nil {
+				return err
+			}
+		}
+		// Every upload of this check-out is adopted or garbage once the lock is gone.
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if pendingRE.MatchString(e.Name()) {
+				if fi, err := os.Stat(filepath.Join(dir, e.Name())); err == nil {
+					dropIfSame = append(dropIfSame, fi)
+				}
+			}
 		}
 		chain.Lock = ""
 		s.Private = chain.encode()
+		setImageDigest(s, "memory", chain.MemoryDigest)
 		setText(s, PropDeployment, "in-repository")
 		setText(s, PropState, state)
 		setText(s, PropLastModified, wsrf.FormatTime(now))
@@ -153,7 +293,22 @@ func (r *Repository) CheckIn(ctx context.Context, key, token, overlayDigest, sta
 		return nil
 	})
 	if err != nil {
+		for _, f := range linked {
+			os.Remove(f)
+		}
 		return "", time.Time{}, err
+	}
+	for _, f := range drop {
+		if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
+			r.log.Warn("check-in: could not remove a superseded file; the next start removes it", "key", key, "file", f, "err", err)
+		}
+	}
+	for _, fi := range dropIfSame {
+		// A new check-out may have uploaded a file of the same name meanwhile.
+		p := filepath.Join(dir, fi.Name())
+		if cur, err := os.Stat(p); err == nil && os.SameFile(fi, cur) {
+			os.Remove(p)
+		}
 	}
 	r.audit.Record(ctx, "check-in", key, "done", "state="+state)
 	return state, now, nil
@@ -202,7 +357,15 @@ func (r *Repository) checkOutHandler(ctx context.Context, req *container.Request
 	if !ok {
 		return nil, fmt.Errorf("%w: CheckOut needs the workspace's key header", errdefs.ErrResourceUnknown)
 	}
-	m, err := r.CheckOut(ctx, key, childText(req.Payload, vwsns.Workspace, "Host"))
+	var manager *wsa.EPR
+	if ref := child(req.Payload, vwsns.Workspace, "ManagerReference"); ref != nil {
+		var err error
+		if manager, err = wsa.ParseEPR(ref); err != nil {
+			return nil, errdefs.WithAdvice(fmt.Errorf("%w: ManagerReference: %w", errdefs.ErrBadRequest, err),
+				"send the manager's endpoint reference (wsa:Address and its reference parameters), or leave ManagerReference out")
+		}
+	}
+	m, err := r.CheckOut(ctx, key, childText(req.Payload, vwsns.Workspace, "Host"), manager)
 	if err != nil {
 		return nil, err
 	}
@@ -228,8 +391,8 @@ func (r *Repository) checkOutHandler(ctx context.Context, req *container.Request
 		if img.Backing != "" {
 			ie.CreateElement("r:BackingDigest").SetText(img.Backing)
 		}
-		if img.Role == "base" {
-			ie.CreateElement("r:Location").SetText(base + "/images/" + img.Digest)
+		if img.Path != "" {
+			ie.CreateElement("r:Location").SetText(base + img.Path)
 		}
 	}
 	me.AddChild(m.Description)
@@ -242,7 +405,24 @@ func (r *Repository) checkInHandler(ctx context.Context, req *container.Request)
 		return nil, fmt.Errorf("%w: CheckIn needs the workspace's key header", errdefs.ErrResourceUnknown)
 	}
 	p := req.Payload
-	state, at, err := r.CheckIn(ctx, key, childText(p, vwsns.Workspace, "LockToken"), childText(p, vwsns.Workspace, "OverlayDigest"), childText(p, vwsns.Workspace, "State"))
+	in := CheckInRequest{
+		Token: childText(p, vwsns.Workspace, "LockToken"), OverlayDigest: childText(p, vwsns.Workspace, "OverlayDigest"),
+		MemoryDigest: childText(p, vwsns.Workspace, "MemoryDigest"), State: childText(p, vwsns.Workspace, "State"),
+		OverlaySize: -1, MemorySize: -1,
+	}
+	for _, f := range []struct {
+		name string
+		v    *int64
+	}{{"OverlaySizeBytes", &in.OverlaySize}, {"MemorySizeBytes", &in.MemorySize}} {
+		if t := childText(p, vwsns.Workspace, f.name); t != "" {
+			n, err := strconv.ParseInt(t, 10, 64)
+			if err != nil || n < 0 {
+				return nil, fmt.Errorf("%w: %s %q is not a byte count", errdefs.ErrBadRequest, f.name, t)
+			}
+			*f.v = n
+		}
+	}
+	state, at, err := r.CheckIn(ctx, key, in)
 	if err != nil {
 		return nil, err
 	}

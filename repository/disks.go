@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 )
 
 // diskChain is a workspace's private record of its image files: the pool base, the
@@ -24,6 +25,23 @@ type diskChain struct {
 	Overlay     string  `json:"overlay"` // file name in the workspace directory
 	// Lock is the token of the manager that checked the workspace out, if any.
 	Lock string `json:"lock,omitempty"`
+
+	// Fields added after version 1; records written before them decode with the zero
+	// values, which mean "none".
+
+	// Kernel and Initrd are the pool digests of a direct-kernel-boot workspace.
+	Kernel string `json:"kernel,omitempty"`
+	Initrd string `json:"initrd,omitempty"`
+	// OverlayDigest and OverlaySize describe Overlay as last hashed (CheckOut, or the
+	// upload CheckIn adopted); "" when not known (a fresh overlay from Clone or the
+	// sweep). Valid while Lock is set: the repository's overlay is not written then.
+	OverlayDigest string `json:"overlayDigest,omitempty"`
+	OverlaySize   int64  `json:"overlaySize,omitempty"`
+	// Memory is the saved RAM of a serialized (paused) workspace: a file name in the
+	// workspace directory, its digest and size; "" when there is none.
+	Memory       string `json:"memory,omitempty"`
+	MemoryDigest string `json:"memoryDigest,omitempty"`
+	MemorySize   int64  `json:"memorySize,omitempty"`
 }
 
 // layer is a frozen overlay shared by a workspace and its clones.
@@ -86,6 +104,34 @@ func nextOverlayName(current string) string {
 	fmt.Sscanf(current, "disk-%d.qcow2", &gen)
 	return overlayName(gen + 1)
 }
+
+// memoryName is a saved-RAM file's name for a generation; like overlays, a new memory
+// image never reuses the name of the one it replaces.
+func memoryName(gen int) string { return fmt.Sprintf("memory-%d.save", gen) }
+
+func nextMemoryName(current string) string {
+	var gen int
+	fmt.Sscanf(current, "memory-%d.save", &gen)
+	return memoryName(gen + 1)
+}
+
+// Files an upload leaves in a workspace directory: the stream while it arrives
+// (uploadPrefix…), then, once complete, synced and checked, a pending file named by its
+// digest that CheckIn adopts.
+const uploadPrefix = "upload-"
+
+func pendingOverlayName(digest string) string {
+	return "pending-overlay-" + strings.TrimPrefix(digest, "sha256:") + ".qcow2"
+}
+
+func pendingMemoryName(digest string) string {
+	return "pending-memory-" + strings.TrimPrefix(digest, "sha256:") + ".save"
+}
+
+var pendingRE = regexp.MustCompile(`^pending-(overlay-[0-9a-f]{64}\.qcow2|memory-[0-9a-f]{64}\.save)$`)
+
+// digestRE is a sha256 digest as the contract writes it.
+var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 
 // fileDigest hashes a file: the manifest names every image by content.
 func fileDigest(path string) (string, int64, error) {

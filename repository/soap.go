@@ -70,6 +70,7 @@ func (r *Repository) registerWorkspace(ctx context.Context, req *container.Reque
 	spec := CreateSpec{
 		Name: childText(p, vwsns.Repository, "Name"), Owner: childText(p, vwsns.Repository, "Owner"),
 		Description: desc, BaseImage: childText(p, vwsns.Repository, "BaseImage"), Termination: term,
+		KernelImage: childText(p, vwsns.Repository, "KernelImage"), InitrdImage: childText(p, vwsns.Repository, "InitrdImage"),
 	}
 	if s := childText(p, vwsns.Repository, "RequestedLifetime"); s != "" {
 		if spec.RequestedLifetime, err = wsrf.ParseDuration(s); err != nil {

@@ -17,7 +17,10 @@ import (
 // sweep reconciles the files on disk with the workspace records after a crash:
 //   - a workspace directory without a record (a create or clone that did not commit,
 //     or a destroy that committed before removing files) is removed;
-//   - files in a workspace directory other than its active overlay are removed;
+//   - files in a workspace directory other than its active overlay and memory image are
+//     removed (interrupted uploads, check-ins that did not commit, superseded files), but
+//     for the complete uploads (pending-…) of a workspace still checked out;
+//   - a workspace whose memory image is missing loses it and is marked corrupted;
 //   - a workspace whose active overlay is also a layer (a clone interrupted between
 //     committing the clone and committing the source) is rolled forward onto a fresh
 //     overlay above that layer, or, if no clone uses the layer, simply unlinked from it;
@@ -66,6 +69,7 @@ func (r *Repository) sweep(ctx context.Context) error {
 func (r *Repository) sweepWorkspace(ctx context.Context, key string, layerInodes map[uint64]string, used map[string]bool) error {
 	var superseded string
 	err := r.Workspaces.Modify(ctx, key, func(s *wsrf.Snapshot) error {
+		before := s.Private
 		chain, err := decodeChain(s.Private)
 		if err != nil {
 			return err
@@ -76,10 +80,28 @@ func (r *Repository) sweepWorkspace(ctx context.Context, key string, layerInodes
 			return err
 		}
 		for _, e := range entries {
-			if e.Name() != chain.Overlay {
-				r.log.Warn("sweep: removing a stray workspace file", "key", key, "file", e.Name())
-				os.Remove(filepath.Join(dir, e.Name()))
+			switch name := e.Name(); {
+			case name == chain.Overlay, chain.Memory != "" && name == chain.Memory:
+			case chain.Lock != "" && pendingRE.MatchString(name):
+				// A complete upload (synced, then renamed) of the current check-out:
+				// the manager may still check in with it.
+			default:
+				r.log.Warn("sweep: removing a stray workspace file", "key", key, "file", name)
+				os.Remove(filepath.Join(dir, name))
 			}
+		}
+		if chain.Memory != "" {
+			if _, err := os.Stat(filepath.Join(dir, chain.Memory)); err != nil {
+				r.log.Error("sweep: workspace memory image missing; dropping it and marking the workspace corrupted", "key", key, "file", chain.Memory)
+				chain.Memory, chain.MemoryDigest, chain.MemorySize = "", "", 0
+				setImageDigest(s, "memory", "")
+				setText(s, PropState, "corrupted")
+				s.Private = chain.encode()
+			}
+		}
+		noChange := errNoChange
+		if string(s.Private) != string(before) {
+			noChange = nil // the memory repair above must be written
 		}
 		active := filepath.Join(dir, chain.Overlay)
 		var st syscall.Stat_t
@@ -89,17 +111,17 @@ func (r *Repository) sweepWorkspace(ctx context.Context, key string, layerInodes
 			return nil
 		}
 		if st.Nlink < 2 {
-			return errNoChange
+			return noChange
 		}
 		layerID, isLayer := layerInodes[st.Ino]
 		if !isLayer {
-			return errNoChange
+			return noChange
 		}
 		if !used[layerID] {
 			// The clone never committed: the layer is just a second name.
 			r.log.Warn("sweep: unlinking an interrupted clone's layer", "key", key, "layer", layerID)
 			os.Remove(r.layerPath(layerID))
-			return errNoChange
+			return noChange
 		}
 		// The clone committed, the source did not: move the source onto the layer.
 		digest, size, err := fileDigest(r.layerPath(layerID))
@@ -108,6 +130,7 @@ func (r *Repository) sweepWorkspace(ctx context.Context, key string, layerInodes
 		}
 		chain.Layers = append(chain.Layers, layer{ID: layerID, Digest: digest, Size: size})
 		chain.Overlay = nextOverlayName(chain.Overlay)
+		chain.OverlayDigest, chain.OverlaySize = "", 0
 		if err := qcow2.CreateOverlay(filepath.Join(dir, chain.Overlay), r.layerPath(layerID), "qcow2", chain.VirtualSize); err != nil {
 			return err
 		}

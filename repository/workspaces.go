@@ -30,9 +30,12 @@ type CreateSpec struct {
 	// Description is the validated vw:virtualWorkspace element.
 	Description *etree.Element
 	// BaseImage is the pool digest of the image the workspace starts from.
-	BaseImage         string
-	Termination       time.Time
-	RequestedLifetime time.Duration
+	BaseImage string
+	// KernelImage and InitrdImage are the pool digests of the kernel and initial
+	// ramdisk of a direct-kernel-boot workspace; "" when it boots its own loader.
+	KernelImage, InitrdImage string
+	Termination              time.Time
+	RequestedLifetime        time.Duration
 }
 
 // Created is what Create and Clone return.
@@ -88,6 +91,20 @@ func (r *Repository) Create(ctx context.Context, spec CreateSpec) (*Created, err
 	var img imagepool.Image
 	err := r.pool.Hold(ctx, spec.BaseImage, func(held imagepool.Image, basePath string) error {
 		img = held
+		// The hold covers the kernel and initrd too: no removal runs until the commit.
+		for _, ref := range []*string{&spec.KernelImage, &spec.InitrdImage} {
+			if *ref == "" {
+				continue
+			}
+			boot, err := r.pool.Get(ctx, *ref)
+			if err != nil {
+				return err
+			}
+			if _, err := r.pool.Path(boot.Digest); err != nil {
+				return err
+			}
+			*ref = boot.Digest
+		}
 		return r.createOn(ctx, key, spec, img, basePath)
 	})
 	if err != nil {
@@ -103,7 +120,8 @@ func (r *Repository) Create(ctx context.Context, spec CreateSpec) (*Created, err
 func (r *Repository) createOn(ctx context.Context, key string, spec CreateSpec, img imagepool.Image, basePath string) error {
 	// qcow2 sizes are whole sectors; round a raw base up as qemu-img does.
 	vsize := (img.VirtualSize + 511) &^ 511
-	chain := &diskChain{Version: chainVersion, Base: img.Digest, BaseFormat: img.Format, VirtualSize: vsize, Overlay: overlayName(1)}
+	chain := &diskChain{Version: chainVersion, Base: img.Digest, BaseFormat: img.Format, VirtualSize: vsize, Overlay: overlayName(1),
+		Kernel: spec.KernelImage, Initrd: spec.InitrdImage}
 	dir := r.workspaceDir(key)
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return fmt.Errorf("%w: workspace directory: %w", errdefs.ErrCreation, err)
@@ -145,20 +163,49 @@ func (r *Repository) initialProperties(spec CreateSpec, base string, now time.Ti
 		lc.CreateElement("p:requestedLifetime").SetText(wsrf.FormatDuration(spec.RequestedLifetime))
 	}
 	lc.CreateElement("p:terminationTime").SetText(wsrf.FormatTime(spec.Termination))
-	digest := etree.NewElement("p:imageDigest")
-	digest.CreateAttr("xmlns:p", vwsns.Workspace)
-	digest.CreateElement("p:role").SetText("base")
-	digest.CreateElement("p:digest").SetText(base)
+	props = append(props, imageDigestProp("base", base))
+	if spec.KernelImage != "" {
+		props = append(props, imageDigestProp("kernel", spec.KernelImage))
+	}
+	if spec.InitrdImage != "" {
+		props = append(props, imageDigestProp("initrd", spec.InitrdImage))
+	}
 	return append(props,
 		wsrf.TextProperty(PropState, "shutdown"),
 		wsrf.TextProperty(PropCreationTime, wsrf.FormatTime(now)),
 		lc,
 		wsrf.TextProperty(PropLastModified, wsrf.FormatTime(now)),
 		wsrf.TextProperty(PropDeployment, "in-repository"),
-		digest,
 		wsrf.TextProperty(PropOwner, spec.Owner),
 		wsrf.TextProperty(PropName, spec.Name),
 	)
+}
+
+// imageDigestProp is a vw:imageDigest property.
+func imageDigestProp(role, digest string) *etree.Element {
+	e := etree.NewElement("p:imageDigest")
+	e.CreateAttr("xmlns:p", vwsns.Workspace)
+	e.CreateElement("p:role").SetText(role)
+	e.CreateElement("p:digest").SetText(digest)
+	return e
+}
+
+// setImageDigest replaces the vw:imageDigest properties of role by one for digest
+// ("": none).
+func setImageDigest(s *wsrf.Snapshot, role, digest string) {
+	kept := s.Props[:0]
+	for _, p := range s.Props {
+		if p.Tag == PropImageDigest.Local && p.NamespaceURI() == PropImageDigest.Space {
+			if r := p.SelectElement("role"); r != nil && strings.TrimSpace(r.Text()) == role {
+				continue
+			}
+		}
+		kept = append(kept, p)
+	}
+	s.Props = kept
+	if digest != "" {
+		s.Props = append(s.Props, imageDigestProp(role, digest))
+	}
 }
 
 func text(s *wsrf.Snapshot, q wsa.QName) string {
@@ -252,11 +299,17 @@ func (r *Repository) Clone(ctx context.Context, key, name, owner string, termina
 		made = append(made, cloneDir)
 		cloneChain := *chain
 		cloneChain.Overlay, cloneChain.Lock = overlayName(1), ""
+		// A clone starts without the source's saved RAM: a hypervisor's save file names
+		// the source's domain, and two workspaces resuming one memory image would be
+		// one machine twice. Its disk is what the source's was when it was saved.
+		cloneChain.Memory, cloneChain.MemoryDigest, cloneChain.MemorySize = "", "", 0
+		cloneChain.OverlayDigest, cloneChain.OverlaySize = "", 0
 		if err := qcow2.CreateOverlay(filepath.Join(cloneDir, cloneChain.Overlay), layerFile, "qcow2", chain.VirtualSize); err != nil {
 			return fmt.Errorf("%w: clone overlay: %w", errdefs.ErrCreation, err)
 		}
 		// The source: a fresh overlay on the same layer.
 		chain.Overlay = nextOverlayName(chain.Overlay)
+		chain.OverlayDigest, chain.OverlaySize = "", 0
 		srcNew = filepath.Join(srcDir, chain.Overlay)
 		if err := qcow2.CreateOverlay(srcNew, layerFile, "qcow2", chain.VirtualSize); err != nil {
 			return fmt.Errorf("%w: source overlay: %w", errdefs.ErrCreation, err)
@@ -283,6 +336,12 @@ func (r *Repository) Clone(ctx context.Context, key, name, owner string, termina
 		lc.CreateElement("p:terminationTime").SetText(wsrf.FormatTime(termination))
 		props = append(props, lc, wsrf.TextProperty(PropCreationTime, wsrf.FormatTime(now)), wsrf.TextProperty(PropLastModified, wsrf.FormatTime(now)),
 			wsrf.TextProperty(PropOwner, owner), wsrf.TextProperty(PropName, name))
+		cs := &wsrf.Snapshot{Key: cloneKey, Props: props}
+		setImageDigest(cs, "memory", "")
+		if chain.Memory != "" {
+			setText(cs, PropState, "shutdown")
+		}
+		props = cs.Props
 		if err := r.Workspaces.CreatePrivate(ctx, cloneKey, props, cloneChain.encode(), &termination); err != nil {
 			return fmt.Errorf("%w: %w", errdefs.ErrCreation, err)
 		}
@@ -362,11 +421,12 @@ func (r *Repository) usedLayers() map[string]bool {
 	return used
 }
 
-// InUse reports whether any workspace stands on the pool image digest.
+// InUse reports whether any workspace stands on the pool image digest: as its base, or
+// as the kernel or initrd it boots.
 func (r *Repository) InUse(ctx context.Context, digest string) (bool, error) {
 	inUse := false
 	r.Workspaces.Range(func(s *wsrf.Snapshot) bool {
-		if c, err := decodeChain(s.Private); err == nil && c.Base == digest {
+		if c, err := decodeChain(s.Private); err == nil && (c.Base == digest || c.Kernel == digest || c.Initrd == digest) {
 			inUse = true
 		}
 		return !inUse

@@ -1,0 +1,52 @@
+package factory
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/vws-grid/vws/internal/describe"
+	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/repository/imagepool"
+)
+
+func TestPickBootImages(t *testing.T) {
+	d := func(c byte) string { return "sha256:" + strings.Repeat(string(c), 64) }
+	pool := []imagepool.Image{
+		{Name: "base", Digest: d('a'), Format: "qcow2"},
+		{Name: "vmlinuz", Digest: d('b'), Format: "raw"},
+		{Name: "initrd", Digest: d('c'), Format: "raw"},
+	}
+	desc := func(k *describe.Kernel) *describe.Description {
+		return &describe.Description{Software: &describe.Software{Kernel: k}}
+	}
+	k, i, err := pickBootImages(pool, desc(&describe.Kernel{Image: &describe.Image{Name: "vmlinuz"}, Initrd: &describe.Image{Digest: d('c')}}))
+	if err != nil || k != d('b') || i != d('c') {
+		t.Fatalf("by name and digest: %q %q %v", k, i, err)
+	}
+	if k, i, err := pickBootImages(pool, desc(&describe.Kernel{Version: "6.1"})); err != nil || k != "" || i != "" {
+		t.Fatalf("no direct boot: %q %q %v", k, i, err)
+	}
+	if k, _, err := pickBootImages(pool, &describe.Description{}); err != nil || k != "" {
+		t.Fatalf("no software: %v", err)
+	}
+	for _, c := range []struct {
+		name string
+		k    *describe.Kernel
+		want error
+		says string
+	}{
+		{"unknown kernel", &describe.Kernel{Image: &describe.Image{Name: "nope"}}, errdefs.ErrResourceUnknown, "nope"},
+		{"unknown initrd digest", &describe.Kernel{Image: &describe.Image{Name: "vmlinuz"}, Initrd: &describe.Image{Digest: d('f')}}, errdefs.ErrResourceUnknown, d('f')},
+		{"qcow2 kernel", &describe.Kernel{Image: &describe.Image{Name: "base"}}, errdefs.ErrMetadata, "qcow2"},
+		{"initrd alone", &describe.Kernel{Initrd: &describe.Image{Name: "initrd"}}, errdefs.ErrMetadata, "kernel"},
+	} {
+		_, _, err := pickBootImages(pool, desc(c.k))
+		if !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("%s: %v", c.name, err)
+		}
+		if errors.Is(err, errdefs.ErrResourceUnknown) && !strings.Contains(errdefs.Advice(err), "vws image import") {
+			t.Errorf("%s: advice %q", c.name, errdefs.Advice(err))
+		}
+	}
+}
