@@ -1,95 +1,225 @@
-// Package manager is the VW Manager that runs on every host: it deploys workspaces
-// and drives them through the hypervisor. This release describes the host; the
-// lifecycle operations arrive with the manager issue.
+// Package manager is the VW Manager that runs on every host: it deploys a workspace
+// presented by its EPR (check-out, staging, domain definition), drives it through the
+// hypervisor (start, pause, unpause, shutdown, serialize, restore), hands it back to
+// the Repository (undeploy), and keeps a journal so a restart finishes or undoes what
+// a crash interrupted.
 package manager
 
 import (
-	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
-	"io/fs"
+	"log/slog"
+	"net/http"
 	"os"
-	"runtime"
-	"strconv"
+	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/beevik/etree"
 
-	"github.com/vws-grid/vws/internal/container"
-	"github.com/vws-grid/vws/internal/dialect"
-	"github.com/vws-grid/vws/internal/vwsns"
+	"github.com/vws-grid/vws/internal/client"
+	"github.com/vws-grid/vws/internal/describe"
 	"github.com/vws-grid/vws/internal/wsa"
-	"github.com/vws-grid/vws/internal/wsrf"
 )
 
-var mq = func(l string) wsa.QName { return vwsns.Q(vwsns.Manager, l) }
+// ConfigVersion is the layout version of Config.
+const ConfigVersion = 1
 
-// The Manager's host properties.
-var (
-	PropVMMType            = mq("VMMType")
-	PropVMMVersion         = mq("VMMVersion")
-	PropDomainType         = mq("DomainType")
-	PropCPUs               = mq("CPUs")
-	PropMemoryTotal        = mq("MemoryTotal")
-	PropMemoryFree         = mq("MemoryFree")
-	PropDeployedWorkspaces = mq("DeployedWorkspaces")
-	PropCachedImages       = mq("CachedImages")
-)
-
-// NewService builds the WorkspaceManagerService.
-func NewService(contract fs.FS) (*container.Service, error) {
-	svc, err := container.NewService(contract, "wsdl", vwsns.ManagerService, wsa.QName{})
-	if err != nil {
-		return nil, err
-	}
-	props := &wsrf.Singleton{
-		DocName: mq("WorkspaceManagerResourceProperties"),
-		Declared: []wsa.QName{PropVMMType, PropVMMVersion, PropDomainType, PropCPUs, PropMemoryTotal,
-			PropMemoryFree, PropDeployedWorkspaces, PropCachedImages},
-		Build: hostProperties,
-	}
-	wsrf.HandleProperties(svc, props)
-	for _, op := range []string{"Deploy", "Start", "Pause", "Unpause", "Shutdown", "Undeploy", "Console"} {
-		svc.Handle(op, container.NotImplemented(op))
-	}
-	return svc, nil
+// Config describes one host's Manager.
+type Config struct {
+	// Version of this layout; 0 means current.
+	Version int
+	// Dir holds the journal, the image cache and the workspaces' files; required.
+	Dir string
+	// Host is the name this manager checks workspaces out under (default: os.Hostname).
+	Host string
+	// GracePeriod is how long a Normal shutdown waits for the guest before forcing it
+	// off, when the request names none. Default 30 s.
+	GracePeriod time.Duration
+	// ReconcileEvery is how often the Manager compares its journal with what the
+	// hypervisor runs. Default 2 s.
+	ReconcileEvery time.Duration
+	// Self is this manager's service address; a function because an embedded server
+	// learns its own address once it listens.
+	Self func() string
+	// HTTP reaches the Repository (default: a client with generous timeouts).
+	HTTP   *http.Client
+	Logger *slog.Logger
 }
 
-func hostProperties(ctx context.Context, d *dialect.Dialect) ([]*etree.Element, error) {
-	total, free, err := meminfo()
-	if err != nil {
-		return nil, fmt.Errorf("read host memory: %w", err)
-	}
-	return []*etree.Element{
-		wsrf.TextProperty(PropCPUs, strconv.Itoa(runtime.NumCPU())),
-		wsrf.TextProperty(PropMemoryTotal, strconv.FormatInt(total, 10)),
-		wsrf.TextProperty(PropMemoryFree, strconv.FormatInt(free, 10)),
-	}, nil
+// Validator checks a workspace description (the manifest's) against the schema: the
+// Manager re-validates at its own boundary what reaches domain XML.
+type Validator interface {
+	ValidateElement(el *etree.Element) (*describe.Description, error)
 }
 
-// meminfo returns total and available memory in MiB.
-func meminfo() (total, free int64, err error) {
-	f, err := os.Open("/proc/meminfo")
-	if err != nil {
-		return 0, 0, err
+// Manager runs workspaces on this host.
+type Manager struct {
+	cfg     Config
+	hv      Hypervisor
+	repo    *repoClient
+	journal *journal
+	cache   *cache
+	log     *slog.Logger
+	valid   Validator
+
+	mu    sync.Mutex
+	locks map[string]*sync.Mutex // per workspace: one operation at a time
+	// progress of deploys in flight, by key (for the CLI's progress bar).
+	progress sync.Map
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+
+// New opens the manager's directory, reconciles the journal with the hypervisor
+// (finishing or undoing what a crash interrupted) and starts the periodic reconciler.
+func New(ctx context.Context, cfg Config, hv Hypervisor, valid Validator) (*Manager, error) {
+	if cfg.Version != 0 && cfg.Version != ConfigVersion {
+		return nil, fmt.Errorf("manager config version %d is not supported (this vws reads %d)", cfg.Version, ConfigVersion)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 2 {
-			continue
-		}
-		kb, err := strconv.ParseInt(fields[1], 10, 64)
+	if cfg.Dir == "" {
+		return nil, fmt.Errorf("manager: no directory configured")
+	}
+	if cfg.Host == "" {
+		h, err := os.Hostname()
 		if err != nil {
-			continue
+			return nil, fmt.Errorf("manager host name: %w", err)
 		}
-		switch fields[0] {
-		case "MemTotal:":
-			total = kb / 1024
-		case "MemAvailable:":
-			free = kb / 1024
+		cfg.Host = h
+	}
+	if cfg.GracePeriod <= 0 {
+		cfg.GracePeriod = 30 * time.Second
+	}
+	if cfg.ReconcileEvery <= 0 {
+		cfg.ReconcileEvery = 2 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.HTTP == nil {
+		cfg.HTTP = &http.Client{Timeout: 30 * time.Minute}
+	}
+	for _, d := range []string{"journal", "cache", "workspaces"} {
+		if err := os.MkdirAll(filepath.Join(cfg.Dir, d), 0o700); err != nil {
+			return nil, fmt.Errorf("manager directory: %w", err)
 		}
 	}
-	return total, free, sc.Err()
+	m := &Manager{
+		cfg: cfg, hv: hv, log: cfg.Logger, valid: valid,
+		repo:    &repoClient{soap: &client.Client{HTTP: cfg.HTTP}, http: cfg.HTTP},
+		journal: &journal{dir: filepath.Join(cfg.Dir, "journal")},
+		cache:   &cache{dir: filepath.Join(cfg.Dir, "cache"), inflight: map[string]*sync.Mutex{}},
+		locks:   map[string]*sync.Mutex{},
+		stop:    make(chan struct{}), done: make(chan struct{}),
+	}
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	m.recover(rctx)
+	cancel()
+	go m.loop()
+	return m, nil
+}
+
+// Close stops the reconciler. Domains keep running; the next start adopts them.
+func (m *Manager) Close() {
+	select {
+	case <-m.stop:
+	default:
+		close(m.stop)
+		<-m.done
+	}
+}
+
+func (m *Manager) loop() {
+	defer close(m.done)
+	t := time.NewTicker(m.cfg.ReconcileEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			m.reconcile(ctx)
+			cancel()
+		}
+	}
+}
+
+func (m *Manager) workspaceDir(key string) string {
+	return filepath.Join(m.cfg.Dir, "workspaces", key)
+}
+
+// lock serializes operations on one workspace.
+func (m *Manager) lock(key string) func() {
+	m.mu.Lock()
+	l := m.locks[key]
+	if l == nil {
+		l = &sync.Mutex{}
+		m.locks[key] = l
+	}
+	m.mu.Unlock()
+	l.Lock()
+	return l.Unlock
+}
+
+func (m *Manager) tryLock(key string) (func(), bool) {
+	m.mu.Lock()
+	l := m.locks[key]
+	if l == nil {
+		l = &sync.Mutex{}
+		m.locks[key] = l
+	}
+	m.mu.Unlock()
+	if !l.TryLock() {
+		return nil, false
+	}
+	return l.Unlock, true
+}
+
+// selfEPR is this manager's endpoint reference, in the dialect of the workspace's.
+func (m *Manager) selfEPR(v wsa.Version) *wsa.EPR {
+	if m.cfg.Self == nil || m.cfg.Self() == "" {
+		return nil
+	}
+	return &wsa.EPR{Version: v, Address: m.cfg.Self()}
+}
+
+// Progress reports how far the deploy of key has staged its images.
+type Progress struct {
+	Done, Total int64
+}
+
+// progressCell is updated by the transfer while handlers read it.
+type progressCell struct{ done, total atomic.Int64 }
+
+// StagingProgress returns the staging progress of a deploy in flight.
+func (m *Manager) StagingProgress(key string) (Progress, bool) {
+	v, ok := m.progress.Load(key)
+	if !ok {
+		return Progress{}, false
+	}
+	c := v.(*progressCell)
+	return Progress{Done: c.done.Load(), Total: c.total.Load()}, true
+}
+
+// ProgressHandler serves GET /manager/staging/<key>: the staging progress of a
+// deploy in flight as JSON {"done":N,"total":N}, 404 when none is.
+func (m *Manager) ProgressHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key := strings.TrimPrefix(r.URL.Path, "/manager/staging/")
+		p, ok := m.StagingProgress(key)
+		if !ok {
+			http.Error(w, "no deploy of that workspace is staging on this host", http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]int64{"done": p.Done, "total": p.Total})
+	})
 }

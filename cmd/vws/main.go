@@ -38,6 +38,11 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServeCommand(), newWSRFCommand(), newVersionCommand(), newImageCommand(),
-		newCreateCommand(), newListCommand(), newStatusCommand(), newCloneCommand(), newDestroyCommand())
+		newCreateCommand(), newListCommand(), newStatusCommand(), newCloneCommand(), newDestroyCommand(),
+		newDeployCommand(), newLifecycleCommand("Start", "Boot a deployed workspace (a serialized one resumes from its memory image)"),
+		newLifecycleCommand("Pause", "Suspend a running workspace's vCPUs"),
+		newLifecycleCommand("Unpause", "Resume a paused workspace"),
+		newLifecycleCommand("Undeploy", "Hand a shut-down or serialized workspace back to the Repository with its changes"),
+		newShutdownCommand(), newConsoleCommand(), newHostCommand())
 	return root
 }

@@ -37,6 +37,10 @@ type serveOptions struct {
 	maxLife  time.Duration
 	lifePol  string
 	logJSON  bool
+	libvirt  string
+	domType  string
+	hostName string
+	grace    time.Duration
 }
 
 func defaultDataDir() string {
@@ -79,6 +83,10 @@ becomes the caller's identity); plain HTTP only when asked for with --insecure.`
 	f.DurationVar(&o.maxLife, "max-lifetime", 30*24*time.Hour, "longest lifetime a workspace may have")
 	f.StringVar(&o.lifePol, "lifetime-policy", "clamp", "a request beyond --max-lifetime is clamped (and told so) or refused: clamp|refuse")
 	f.BoolVar(&o.logJSON, "log-json", false, "log JSON records instead of text")
+	f.StringVar(&o.libvirt, "libvirt-uri", "qemu:///system", "manager: libvirt connection (xen:///system for Xen)")
+	f.StringVar(&o.domType, "domain-type", "auto", "manager: libvirt domain type kvm|qemu|xen|auto (auto never picks KVM on a kvm_pvm host)")
+	f.StringVar(&o.hostName, "host-name", "", "manager: the host name workspaces are checked out under (default: the system's)")
+	f.DurationVar(&o.grace, "grace", 30*time.Second, "manager: how long a normal shutdown waits for the guest before forcing it off")
 	return cmd
 }
 
@@ -116,7 +124,8 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		return errors.New("--default-lifetime and --max-lifetime must be positive, the default no longer than the maximum")
 	}
 	srv, err := server.New(ctx, server.Config{DataDir: o.dataDir, Roles: o.roles, MaxBodyBytes: o.maxBody, Logger: logger, PolicyFile: o.policy,
-		Factory: factory.Config{DefaultLifetime: o.defLife, MaximumLifetime: o.maxLife, RefuseLongLifetimes: o.lifePol == "refuse"}})
+		Factory: factory.Config{DefaultLifetime: o.defLife, MaximumLifetime: o.maxLife, RefuseLongLifetimes: o.lifePol == "refuse"},
+		Manager: server.ManagerConfig{LibvirtURI: o.libvirt, DomainType: o.domType, Host: o.hostName, GracePeriod: o.grace}})
 	if err != nil {
 		return err
 	}

@@ -71,6 +71,9 @@ func MetaData(c Config) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// minImageSize is the least size of the written image.
+const minImageSize = 1 << 20
+
 // Write builds the ISO9660 image (volume id "cidata") holding meta-data and user-data
 // and puts it at path atomically: it writes a temporary file in path's directory,
 // fsyncs it, renames it over path and then fsyncs the directory (best effort: the
@@ -114,6 +117,16 @@ func Write(path string, c Config) (err error) {
 	}()
 	if err = w.WriteTo(tmp, VolumeID); err != nil {
 		return fmt.Errorf("cidata: writing the image: %w", err)
+	}
+	// A few-KiB disc is shorter than the window label probers read at once (busybox
+	// findfs reads 68 KiB from the start and gives up on a short read): pad with
+	// zeros, sparsely, past the end of the file system.
+	if fi, serr := tmp.Stat(); serr != nil {
+		return fmt.Errorf("cidata: %w", serr)
+	} else if fi.Size() < minImageSize {
+		if err = tmp.Truncate(minImageSize); err != nil {
+			return fmt.Errorf("cidata: %w", err)
+		}
 	}
 	if err = tmp.Sync(); err != nil {
 		return fmt.Errorf("cidata: %w", err)

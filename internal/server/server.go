@@ -29,6 +29,7 @@ import (
 	"github.com/vws-grid/vws/policy"
 	"github.com/vws-grid/vws/repository"
 	"github.com/vws-grid/vws/repository/imagepool"
+	"github.com/vws-grid/vws/vmm"
 )
 
 // Version is the vws release.
@@ -52,10 +53,24 @@ type Config struct {
 	// PolicyFile holds the allow/deny rules; empty: every caller may do everything
 	// (logged as a warning at start).
 	PolicyFile string
+	// Manager configures the host manager role.
+	Manager ManagerConfig
 	// Logger for request and service logs; default slog.Default().
 	Logger *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+}
+
+// ManagerConfig is the manager role's part of Config.
+type ManagerConfig struct {
+	// LibvirtURI is the hypervisor connection ("" → qemu:///system; xen:///system for Xen).
+	LibvirtURI string
+	// DomainType is kvm, qemu, xen or auto ("" → auto: never KVM on a kvm_pvm host).
+	DomainType string
+	// Host is the name workspaces are checked out under ("" → the host name).
+	Host string
+	// GracePeriod bounds a Normal shutdown's wait for the guest (0 → 30 s).
+	GracePeriod time.Duration
 }
 
 // Server is a running set of roles.
@@ -66,6 +81,8 @@ type Server struct {
 	baseURL    atomic.Value // string: how this server reaches itself
 	handler    http.Handler
 	db         *store.DB
+	Manager    *manager.Manager
+	hv         *lazyHypervisor
 }
 
 // New opens the store and builds every configured role's services.
@@ -166,7 +183,19 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}
 	if roles["manager"] {
-		if err := add(manager.NewService(cf)); err != nil {
+		s.hv = &lazyHypervisor{cfg: vmm.Config{URI: cfg.Manager.LibvirtURI, DomainType: cfg.Manager.DomainType, Logger: cfg.Logger}}
+		if _, err := s.hv.get(ctx); err != nil {
+			cfg.Logger.Error("the manager cannot reach the hypervisor yet; its operations fail until it can", "err", err)
+		}
+		s.Manager, err = manager.New(ctx, manager.Config{
+			Dir: filepath.Join(cfg.DataDir, "manager"), Host: cfg.Manager.Host, GracePeriod: cfg.Manager.GracePeriod,
+			Self:   func() string { return s.BaseURL() + "/wsrf/services/WorkspaceManagerService" },
+			Logger: cfg.Logger,
+		}, s.hv, s.validator)
+		if err != nil {
+			return nil, err
+		}
+		if err := add(s.Manager.Service(cf)); err != nil {
 			return nil, err
 		}
 	}
@@ -181,6 +210,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if s.images != nil {
 		c.Handle("/images", s.images)
 		c.Handle("/images/", s.images)
+	}
+	if s.Repository != nil {
+		c.Handle("/workspaces/", s.Repository.FilesHandler())
+	}
+	if s.Manager != nil {
+		c.Handle("/manager/staging/", s.Manager.ProgressHandler())
 	}
 	c.Handle("/healthz", http.HandlerFunc(s.healthz))
 	s.handler = c
@@ -212,6 +247,12 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 
 // Close stops background work and closes the store.
 func (s *Server) Close() {
+	if s.Manager != nil {
+		s.Manager.Close()
+	}
+	if s.hv != nil {
+		s.hv.Close()
+	}
 	if s.Repository != nil {
 		s.Repository.Close()
 	}

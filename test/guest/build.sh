@@ -2,7 +2,7 @@
 # Builds the vws test guest from Debian packages, into
 # ${VWS_GUEST_DIR:-<repo>/.cache/guest}:
 #   vmlinuz     Debian's kernel (linux-image-6.1.0-NN-amd64, downloaded, not installed)
-#   initrd.img  gzip'd newc cpio: busybox-static, a few kernel modules, test/guest/init
+#   initrd.img  newc cpio, uncompressed (the image pool stores no compressed files; the kernel reads it as is): busybox-static, a few kernel modules, test/guest/init
 #   disk.qcow2  a 64 MiB ext4 base root disk holding /etc/vws-base-image
 #   manifest    kernel version and the hash of the inputs (this script + init)
 # Cached: when the manifest matches the inputs, it exits at once.
@@ -146,7 +146,7 @@ chmod 0755 "$stage/etc/acpi/power"
 echo "root:x:0:0:root:/root:/bin/sh" >"$stage/etc/passwd"
 echo "root:x:0:" >"$stage/etc/group"
 log "initrd.img ($(/bin/busybox --list | wc -l) busybox applets)"
-(cd "$stage" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) | gzip -6 >"$tmp/initrd.img"
+(cd "$stage" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) >"$tmp/initrd.img"
 
 # --- base disk -------------------------------------------------------------
 disk=$tmp/disk

@@ -1,0 +1,338 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/beevik/etree"
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/vws-grid/vws/internal/client"
+	"github.com/vws-grid/vws/internal/vwsns"
+	"github.com/vws-grid/vws/internal/wsa"
+)
+
+const managerPath = "/wsrf/services/" + vwsns.ManagerService
+
+// managerTarget says which manager a lifecycle command talks to: --host, else the
+// manager the workspace's vw:managerReference names (where it is deployed).
+type managerTarget struct {
+	base string // --url: where the workspace EPR's key resolves
+	host string // --host: a manager's base URL
+}
+
+func (t *managerTarget) register(cmd *cobra.Command, hostHelp string) {
+	cmd.Flags().StringVar(&t.base, "url", "", "base URL of vws (default $VWS_URL, else http://127.0.0.1:8080)")
+	cmd.Flags().StringVar(&t.host, "host", "", hostHelp)
+}
+
+func (t *managerTarget) resolve(ctx context.Context, arg string, deployed bool) (ws, mgr *wsa.EPR, err error) {
+	ws, err = workspaceEPR(t.base, arg)
+	if err != nil {
+		return nil, nil, err
+	}
+	if t.host != "" {
+		return ws, &wsa.EPR{Version: ws.Version, Address: strings.TrimRight(t.host, "/") + managerPath}, nil
+	}
+	if deployed {
+		els, err := client.New(nil).GetResourceProperty(ctx, ws, wsa.QName{Space: vwsns.Workspace, Local: "managerReference"})
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(els) > 0 {
+			if ref, err := wsa.ParseEPR(els[0]); err == nil {
+				ref.Version = ws.Version
+				return ws, ref, nil
+			}
+		}
+		return nil, nil, errors.New("the workspace is not deployed (it has no vw:managerReference); deploy it first, or name the manager with --host")
+	}
+	return ws, &wsa.EPR{Version: ws.Version, Address: baseURL(t.base) + managerPath}, nil
+}
+
+func mgrBody(local string, ws *wsa.EPR) *etree.Element {
+	body := etree.NewElement("mgr:" + local)
+	body.CreateAttr("xmlns:mgr", vwsns.Manager)
+	ws.ChildElement(body, "mgr:WorkspaceReference", "wsa")
+	return body
+}
+
+// timed prints how long a step took, so operators see where time goes.
+func timed(cmd *cobra.Command, what string, start time.Time, state string) {
+	fmt.Fprintf(cmd.OutOrStdout(), "%s: %s (%.2fs)\n", what, state, time.Since(start).Seconds())
+}
+
+func newDeployCommand() *cobra.Command {
+	var t managerTarget
+	var state string
+	cmd := &cobra.Command{
+		Use:   "deploy EPR|KEY [--host URL] [--state running]",
+		Short: "Deploy a workspace onto a host's manager: check out, stage images, define the domain",
+		Long: `Deploy asks a VW Manager (--host, default --url) to check the workspace out of the
+Repository, stage its images (the base from the host's cache when present), define its
+domain and leave it in --state: shutdown (default), running or paused. A serialized
+workspace deployed with --state running continues where it stopped.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ws, mgr, err := t.resolve(cmd.Context(), args[0], false)
+			if err != nil {
+				return err
+			}
+			body := mgrBody("Deploy", ws)
+			if state != "" {
+				body.CreateElement("mgr:InitialState").SetText(state)
+			}
+			start := time.Now()
+			stop := showStaging(cmd.Context(), mgr.Address, keyOfEPR(ws))
+			resp, err := client.New(nil).Invoke(cmd.Context(), mgr, "Deploy", body)
+			stop()
+			if err != nil {
+				return err
+			}
+			timed(cmd, "deployed on "+txt(resp, "Host"), start, txt(resp, "State"))
+			return nil
+		},
+	}
+	t.register(cmd, "base URL of the manager to deploy on (default --url)")
+	cmd.Flags().StringVar(&state, "state", "", "state to leave the workspace in: shutdown, running or paused")
+	return cmd
+}
+
+// showStaging draws a progress bar from the manager's staging progress while a
+// deploy is in flight (on a terminal only).
+func showStaging(ctx context.Context, managerAddr, key string) func() {
+	if !term.IsTerminal(int(os.Stderr.Fd())) || key == "" {
+		return func() {}
+	}
+	url := strings.TrimSuffix(managerAddr, managerPath) + "/manager/staging/" + key
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var bar *progressbar.ProgressBar
+		for {
+			select {
+			case <-ctx.Done():
+				if bar != nil {
+					bar.Finish()
+				}
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				continue
+			}
+			var p struct{ Done, Total int64 }
+			if resp.StatusCode == http.StatusOK {
+				json.NewDecoder(resp.Body).Decode(&p)
+			}
+			resp.Body.Close()
+			if p.Total <= 0 {
+				continue
+			}
+			if bar == nil {
+				bar = progressbar.NewOptions64(p.Total, progressbar.OptionSetWriter(os.Stderr),
+					progressbar.OptionSetDescription("staging"), progressbar.OptionShowBytes(true),
+					progressbar.OptionUseIECUnits(true), progressbar.OptionClearOnFinish())
+			}
+			bar.Set64(p.Done)
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+func keyOfEPR(e *wsa.EPR) string {
+	if k := e.Reference(vwsns.Workspace, "WorkspaceKey"); k != nil {
+		return strings.TrimSpace(k.Text())
+	}
+	return ""
+}
+
+// newLifecycleCommand makes start, pause, unpause and undeploy.
+func newLifecycleCommand(op, short string) *cobra.Command {
+	var t managerTarget
+	cmd := &cobra.Command{
+		Use:   strings.ToLower(op) + " EPR|KEY",
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ws, mgr, err := t.resolve(cmd.Context(), args[0], true)
+			if err != nil {
+				return err
+			}
+			start := time.Now()
+			resp, err := client.New(nil).Invoke(cmd.Context(), mgr, op, mgrBody(op, ws))
+			if err != nil {
+				return err
+			}
+			state := txt(resp, "State")
+			if d := txt(resp, "Deployment"); d != "" {
+				state += ", " + d
+			}
+			timed(cmd, strings.ToLower(op), start, state)
+			return nil
+		},
+	}
+	t.register(cmd, "base URL of the manager (default: the one the workspace is deployed on)")
+	return cmd
+}
+
+func newShutdownCommand() *cobra.Command {
+	var t managerTarget
+	var mode string
+	var grace time.Duration
+	cmd := &cobra.Command{
+		Use:   "shutdown EPR|KEY [--mode normal|trash|serialize]",
+		Short: "Stop a workspace: ACPI then forced (normal), discard changes (trash), or save its RAM (serialize)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			modes := map[string]string{"normal": "Normal", "trash": "Trash", "serialize": "Serialize"}
+			m, ok := modes[strings.ToLower(mode)]
+			if !ok {
+				return fmt.Errorf("--mode must be normal, trash or serialize, not %q", mode)
+			}
+			ws, mgr, err := t.resolve(cmd.Context(), args[0], true)
+			if err != nil {
+				return err
+			}
+			body := mgrBody("Shutdown", ws)
+			body.CreateElement("mgr:Mode").SetText(m)
+			if grace > 0 {
+				body.CreateElement("mgr:GracePeriod").SetText(fmt.Sprintf("PT%gS", grace.Seconds()))
+			}
+			start := time.Now()
+			resp, err := client.New(nil).Invoke(cmd.Context(), mgr, "Shutdown", body)
+			if err != nil {
+				return err
+			}
+			timed(cmd, "shutdown ("+strings.ToLower(mode)+")", start, txt(resp, "State"))
+			return nil
+		},
+	}
+	t.register(cmd, "base URL of the manager (default: the one the workspace is deployed on)")
+	cmd.Flags().StringVar(&mode, "mode", "normal", "normal, trash or serialize")
+	cmd.Flags().DurationVar(&grace, "grace", 0, "how long a normal shutdown waits for the guest before forcing it off (default: the manager's)")
+	return cmd
+}
+
+func newConsoleCommand() *cobra.Command {
+	var t managerTarget
+	var follow bool
+	var tail int64
+	cmd := &cobra.Command{
+		Use:   "console EPR|KEY",
+		Short: "Print a deployed workspace's serial console",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ws, mgr, err := t.resolve(cmd.Context(), args[0], true)
+			if err != nil {
+				return err
+			}
+			offset := int64(0)
+			if tail > 0 {
+				offset = -tail
+			}
+			for {
+				body := mgrBody("Console", ws)
+				body.CreateElement("mgr:Offset").SetText(strconv.FormatInt(offset, 10))
+				resp, err := client.New(nil).Invoke(cmd.Context(), mgr, "Console", body)
+				if err != nil {
+					return err
+				}
+				data, err := base64.StdEncoding.DecodeString(txt(resp, "Text"))
+				if err != nil {
+					return fmt.Errorf("the manager sent undecodable console text: %w", err)
+				}
+				cmd.OutOrStdout().Write(data)
+				size, _ := strconv.ParseInt(txt(resp, "Size"), 10, 64)
+				if size > offset || offset < 0 {
+					offset = size
+					if len(data) > 0 && !follow {
+						continue // more than one answer's worth
+					}
+				}
+				if !follow {
+					return nil
+				}
+				select {
+				case <-cmd.Context().Done():
+					return nil
+				case <-time.After(500 * time.Millisecond):
+				}
+			}
+		},
+	}
+	t.register(cmd, "base URL of the manager (default: the one the workspace is deployed on)")
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing what the guest writes")
+	cmd.Flags().Int64Var(&tail, "tail", 0, "start this many bytes before the end")
+	return cmd
+}
+
+func newHostCommand() *cobra.Command {
+	host := &cobra.Command{Use: "host", Short: "Inspect host managers"}
+	var base string
+	status := &cobra.Command{
+		Use:   "status [URL]",
+		Short: "Show a manager's host: hypervisor, capacity, deployed workspaces, cached images",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			u := baseURL(base)
+			if len(args) == 1 {
+				u = strings.TrimRight(args[0], "/")
+			}
+			epr := &wsa.EPR{Version: wsa.V200508, Address: u + managerPath}
+			resp, err := client.New(nil).QueryResourceProperties(cmd.Context(), epr, "/*", nil)
+			if err != nil {
+				return err
+			}
+			return printHost(cmd.OutOrStdout(), resp)
+		},
+	}
+	status.Flags().StringVar(&base, "url", "", "base URL of vws (default $VWS_URL, else http://127.0.0.1:8080)")
+	host.AddCommand(status)
+	return host
+}
+
+func printHost(w io.Writer, resp *etree.Element) error {
+	doc := resp
+	if len(resp.ChildElements()) == 1 && len(resp.ChildElements()[0].ChildElements()) > 0 {
+		doc = resp.ChildElements()[0]
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, f := range []string{"VMMType", "VMMVersion", "DomainType", "CPUs", "MemoryTotal", "MemoryFree"} {
+		fmt.Fprintf(tw, "%s:\t%s\n", f, dash(txt(doc, f)))
+	}
+	tw.Flush()
+	if d := doc.SelectElement("DeployedWorkspaces"); d != nil {
+		fmt.Fprintln(w, "\nDeployed workspaces:")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "KEY\tNAME\tSTATE\tDEPLOYMENT\tMEMORY\tDETAIL")
+		for _, ws := range d.SelectElements("Workspace") {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", txt(ws, "Key"), dash(txt(ws, "Name")), txt(ws, "State"), txt(ws, "Deployment"),
+				dash(txt(ws, "MemoryMiB")), dash(txt(ws, "Detail")))
+		}
+		tw.Flush()
+	}
+	if c := doc.SelectElement("CachedImages"); c != nil {
+		fmt.Fprintln(w, "\nCached images:")
+		for _, img := range c.SelectElements("Image") {
+			n, _ := strconv.ParseInt(txt(img, "SizeBytes"), 10, 64)
+			fmt.Fprintf(w, "  %s  %s\n", shortDigest(txt(img, "Digest")), formatBytes(n))
+		}
+	}
+	return nil
+}

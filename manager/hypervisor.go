@@ -1,0 +1,26 @@
+package manager
+
+import (
+	"context"
+	"time"
+
+	"github.com/vws-grid/vws/vmm"
+)
+
+// Hypervisor is what the Manager needs of the host's hypervisor; vmm.Libvirt provides
+// it. Every call takes the request's context first.
+type Hypervisor interface {
+	Host(ctx context.Context) (vmm.HostInfo, error)
+	DomainType() string
+	Define(ctx context.Context, s vmm.Spec) error
+	Start(ctx context.Context, name string) error
+	Pause(ctx context.Context, name string) error
+	Resume(ctx context.Context, name string) error
+	Shutdown(ctx context.Context, name string, grace time.Duration) (forced bool, err error)
+	Stop(ctx context.Context, name string) error
+	Save(ctx context.Context, name, path string) error
+	Restore(ctx context.Context, path string, s vmm.Spec, paused bool) error
+	Undefine(ctx context.Context, name string) error
+	State(ctx context.Context, name string) (vmm.State, error)
+	List(ctx context.Context, prefix string) ([]vmm.Domain, error)
+}

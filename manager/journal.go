@@ -1,0 +1,159 @@
+package manager
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+
+	"github.com/vws-grid/vws/vmm"
+)
+
+// journalVersion is the layout version of a journal record.
+const journalVersion = 1
+
+// Phases of a workspace on this host. A record exists from before the first change
+// the Manager makes for a workspace until after the last one is undone.
+const (
+	phaseStaging   = "staging"   // checked out; files arriving; no domain yet
+	phaseDeployed  = "deployed"  // domain defined
+	phaseUnstaging = "unstaging" // changes going back to the Repository
+)
+
+// record is the Manager's durable view of one workspace on this host: written before
+// each change, so a restart can finish or undo what a crash interrupted.
+type record struct {
+	Version int    `json:"version"`
+	Key     string `json:"key"`
+	Name    string `json:"name,omitempty"`
+	// Workspace is the workspace's EPR at the Repository (address and WS-Addressing
+	// version; the key is Key).
+	WorkspaceAddress string `json:"workspaceAddress"`
+	WSAVersion       int    `json:"wsaVersion"`
+	Token            string `json:"token"`
+	Phase            string `json:"phase"`
+	// State is the workspace state as last observed: shutdown, running, paused, corrupted.
+	State  string `json:"state"`
+	Detail string `json:"detail,omitempty"`
+	// Hot: the RAM is saved in MemoryFile and the domain is off (a serialized workspace).
+	Hot bool `json:"hot,omitempty"`
+	// Checked-out content, returned unchanged when nothing changed (Trash, failed deploy).
+	OverlayDigest   string   `json:"overlayDigest"`
+	MemoryDigest    string   `json:"memoryDigest,omitempty"`
+	StateAtCheckout string   `json:"stateAtCheckout"`
+	Spec            vmm.Spec `json:"spec"`
+	// Files in the workspace directory.
+	Overlay    string `json:"overlay"`            // the checked-out overlay (read-only below Run)
+	Run        string `json:"run"`                // this deployment's writable overlay
+	MemoryFile string `json:"memoryFile"`         // saved RAM
+	Reported   string `json:"reported,omitempty"` // last state told to the Repository
+}
+
+var keyRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// journal stores one JSON record per workspace, each replaced atomically.
+type journal struct{ dir string }
+
+func (j *journal) path(key string) string { return filepath.Join(j.dir, key+".json") }
+
+func (j *journal) put(r *record) error {
+	r.Version = journalVersion
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode journal record %s: %w", r.Key, err)
+	}
+	return writeFileAtomic(j.path(r.Key), data)
+}
+
+func (j *journal) get(key string) (*record, error) {
+	data, err := os.ReadFile(j.path(key))
+	if err != nil {
+		return nil, err
+	}
+	var r record
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("journal record %s: %w", key, err)
+	}
+	if r.Version != journalVersion {
+		return nil, fmt.Errorf("journal record %s has version %d; this manager reads %d", key, r.Version, journalVersion)
+	}
+	return &r, nil
+}
+
+func (j *journal) remove(key string) error {
+	err := os.Remove(j.path(key))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return syncDir(j.dir)
+}
+
+// all returns every record, sorted by key; unreadable ones are returned as errors
+// beside the rest.
+func (j *journal) all() ([]*record, []error) {
+	ents, err := os.ReadDir(j.dir)
+	if err != nil {
+		return nil, []error{err}
+	}
+	var out []*record
+	var errs []error
+	for _, e := range ents {
+		name := e.Name()
+		if filepath.Ext(name) != ".json" {
+			if filepath.Ext(name) == ".tmp" {
+				os.Remove(filepath.Join(j.dir, name)) // an interrupted write
+			}
+			continue
+		}
+		r, err := j.get(name[:len(name)-len(".json")])
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, r)
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Key < out[b].Key })
+	return out, errs
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

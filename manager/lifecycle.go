@@ -1,0 +1,427 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/vws-grid/vws/internal/cidata"
+	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/vwsns"
+	"github.com/vws-grid/vws/internal/wsa"
+	"github.com/vws-grid/vws/vmm"
+)
+
+// Workspace states (the paper's) and deployment states, as the Repository knows them.
+const (
+	stateShutdown  = "shutdown"
+	stateRunning   = "running"
+	statePaused    = "paused"
+	stateCorrupted = "corrupted"
+)
+
+// Shutdown modes.
+const (
+	ModeNormal    = "Normal"
+	ModeTrash     = "Trash"
+	ModeSerialize = "Serialize"
+)
+
+// Result is a workspace's state after an operation.
+type Result struct {
+	State      string
+	Deployment string
+	Host       string
+	// OverlayDigest is what Undeploy checked in.
+	OverlayDigest string
+}
+
+func keyOf(epr *wsa.EPR) (string, error) {
+	if epr == nil {
+		return "", fmt.Errorf("%w: no workspace reference", errdefs.ErrBadRequest)
+	}
+	k := epr.Reference(vwsns.Workspace, "WorkspaceKey")
+	if k == nil {
+		return "", errdefs.WithAdvice(fmt.Errorf("%w: the workspace reference has no vw:WorkspaceKey", errdefs.ErrResourceUnknown),
+			"pass the EPR that Create returned")
+	}
+	key := k.Text()
+	if !keyRE.MatchString(key) {
+		return "", fmt.Errorf("%w: %q is not a workspace key", errdefs.ErrResourceUnknown, key)
+	}
+	return key, nil
+}
+
+// deployed returns the journal record of a workspace deployed here.
+func (m *Manager) deployed(key string) (*record, error) {
+	rec, err := m.journal.get(key)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, errdefs.WithAdvice(fmt.Errorf("%w: workspace %s is not deployed on host %s", errdefs.ErrResourceUnknown, key, m.cfg.Host),
+			"deploy it here first, or ask the manager of the host it is deployed on (the workspace's vw:managerReference)")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if rec.Phase != phaseDeployed {
+		return nil, &errdefs.StateError{Current: rec.Phase, Requested: "an operation"}
+	}
+	return rec, nil
+}
+
+// Deploy checks the workspace out, stages its images, defines its domain and leaves
+// it in state initial ("" or shutdown, running, paused). On any failure everything is
+// undone: no domain, no file, and the lock is released.
+func (m *Manager) Deploy(ctx context.Context, epr *wsa.EPR, initial string) (Result, error) {
+	key, err := keyOf(epr)
+	if err != nil {
+		return Result{}, err
+	}
+	switch initial {
+	case "", stateShutdown, stateRunning, statePaused:
+	default:
+		return Result{}, fmt.Errorf("%w: initial state %q is not shutdown, running or paused", errdefs.ErrBadRequest, initial)
+	}
+	unlock := m.lock(key)
+	defer unlock()
+	if rec, err := m.journal.get(key); err == nil {
+		return Result{}, errdefs.WithAdvice(&errdefs.StateError{Current: rec.Phase + "/" + rec.State + " on " + m.cfg.Host, Requested: "staging"},
+			"it is already deployed here")
+	}
+	// Ask the hypervisor first: with libvirtd down nothing must be checked out.
+	host, err := m.hv.Host(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	// Journal the intent before the check-out, so a crash right after it is found.
+	rec := &record{Key: key, WorkspaceAddress: epr.Address, WSAVersion: int(epr.Version), Phase: phaseStaging}
+	if err := m.journal.put(rec); err != nil {
+		return Result{}, fmt.Errorf("journal: %w", err)
+	}
+	man, err := m.repo.checkOut(ctx, epr, m.cfg.Host, m.selfEPR(epr.Version))
+	if err != nil {
+		m.journal.remove(key)
+		return Result{}, err
+	}
+	rec.Name, rec.Token, rec.State, rec.StateAtCheckout = man.Name, man.Token, man.State, man.State
+	rec.OverlayDigest = man.image("overlay").Digest
+	if mem := man.image("memory"); mem != nil {
+		rec.MemoryDigest = mem.Digest
+	}
+	if err := m.journal.put(rec); err != nil {
+		m.undoDeploy(context.WithoutCancel(ctx), rec)
+		return Result{}, fmt.Errorf("journal: %w", err)
+	}
+	res, err := m.stageAndDefine(ctx, rec, man, host, initial)
+	if err != nil {
+		if uerr := m.undoDeploy(context.WithoutCancel(ctx), rec); uerr != nil {
+			m.log.Error("undo a failed deploy; the reconciler retries", "workspace", key, "err", uerr)
+		}
+		return Result{}, err
+	}
+	return res, nil
+}
+
+func (m *Manager) stageAndDefine(ctx context.Context, rec *record, man *manifest, host vmm.HostInfo, initial string) (Result, error) {
+	desc, err := m.valid.ValidateElement(man.Description)
+	if err != nil {
+		return Result{}, err
+	}
+	hot := man.image("memory") != nil
+	if hot && man.State != statePaused {
+		return Result{}, fmt.Errorf("%w: the manifest carries saved memory but the workspace is %s, not paused", errdefs.ErrImageIntegrity, man.State)
+	}
+	offer := hostOffer{DomainType: host.DomainType, Arch: host.Arch, CPUs: host.CPUs, FreeMiB: host.FreeMiB}
+	dir := m.workspaceDir(rec.Key)
+	planned := stagedFiles{Disk: dir + "/run.qcow2", CIData: dir + "/cidata.iso", Console: dir + "/console.log"}
+	if k := man.image("kernel"); k != nil {
+		planned.Kernel = m.cache.path(k.Digest)
+	}
+	if i := man.image("initrd"); i != nil {
+		planned.Initrd = m.cache.path(i.Digest)
+	}
+	// Check the description against this host before moving any bytes.
+	if _, err := buildSpec(rec.Key, desc, offer, planned); err != nil {
+		return Result{}, err
+	}
+	progress := &progressCell{}
+	m.progress.Store(rec.Key, progress)
+	defer m.progress.Delete(rec.Key)
+	files, err := m.stageFiles(ctx, man, rec, func(done, total int64) { progress.done.Store(done); progress.total.Store(total) })
+	if err != nil {
+		return Result{}, err
+	}
+	spec, err := buildSpec(rec.Key, desc, offer, files)
+	if err != nil {
+		return Result{}, err
+	}
+	hostname := man.Name
+	if desc.Network != nil {
+		for _, n := range desc.Network.NICs {
+			if n.IP != nil && n.IP.Hostname != "" {
+				hostname = n.IP.Hostname
+				break
+			}
+		}
+	}
+	if !hostnameRE.MatchString(hostname) {
+		hostname = "ws-" + rec.Key[:8]
+	}
+	if err := cidata.Write(files.CIData, cidata.Config{InstanceID: rec.Key, Hostname: hostname, Startup: desc.Startup}); err != nil {
+		return Result{}, fmt.Errorf("configuration CD: %w", err)
+	}
+	rec.Spec = spec
+	rec.Hot = hot
+	if err := m.journal.put(rec); err != nil {
+		return Result{}, err
+	}
+	if err := m.hv.Define(ctx, spec); err != nil {
+		return Result{}, err
+	}
+	rec.Phase = phaseDeployed
+	if hot {
+		rec.State = statePaused
+	} else {
+		rec.State = stateShutdown
+	}
+	if err := m.journal.put(rec); err != nil {
+		return Result{}, err
+	}
+	m.report(ctx, rec, "")
+	switch {
+	case initial == stateRunning && hot:
+		err = m.restore(ctx, rec, false)
+	case initial == stateRunning:
+		err = m.start(ctx, rec)
+	case initial == statePaused && !hot:
+		if err = m.start(ctx, rec); err == nil {
+			err = m.pause(ctx, rec)
+		}
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	return m.result(rec), nil
+}
+
+// undoDeploy removes what a failed deploy made and releases the lock unchanged.
+func (m *Manager) undoDeploy(ctx context.Context, rec *record) error {
+	if err := m.removeDomain(ctx, rec.Key); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(m.workspaceDir(rec.Key)); err != nil {
+		return err
+	}
+	if rec.Token != "" {
+		if err := m.repo.checkIn(ctx, rec, rec.OverlayDigest, rec.MemoryDigest, rec.StateAtCheckout); err != nil && !errors.Is(err, errdefs.ErrLocked) {
+			return err
+		}
+	}
+	return m.journal.remove(rec.Key)
+}
+
+// removeDomain stops and undefines a workspace's domain, if there is one.
+func (m *Manager) removeDomain(ctx context.Context, key string) error {
+	name := domainName(key)
+	if err := m.hv.Stop(ctx, name); err != nil && !errors.Is(err, vmm.ErrNoDomain) {
+		return err
+	}
+	if err := m.hv.Undefine(ctx, name); err != nil && !errors.Is(err, vmm.ErrNoDomain) {
+		return err
+	}
+	return nil
+}
+
+// Start boots a shut-down workspace, or resumes a serialized one from its memory image.
+func (m *Manager) Start(ctx context.Context, epr *wsa.EPR) (Result, error) {
+	return m.op(ctx, epr, func(rec *record) error {
+		switch {
+		case rec.State == stateShutdown:
+			return m.start(ctx, rec)
+		case rec.State == statePaused && rec.Hot:
+			return m.restore(ctx, rec, false)
+		}
+		return &errdefs.StateError{Current: rec.State, Requested: stateRunning}
+	})
+}
+
+// Pause suspends a running workspace's vCPUs; its RAM stays in the host's memory.
+func (m *Manager) Pause(ctx context.Context, epr *wsa.EPR) (Result, error) {
+	return m.op(ctx, epr, func(rec *record) error {
+		if rec.State != stateRunning {
+			return &errdefs.StateError{Current: rec.State, Requested: statePaused}
+		}
+		return m.pause(ctx, rec)
+	})
+}
+
+// Unpause resumes a paused workspace; a serialized one is restored from its memory image.
+func (m *Manager) Unpause(ctx context.Context, epr *wsa.EPR) (Result, error) {
+	return m.op(ctx, epr, func(rec *record) error {
+		if rec.State != statePaused {
+			return &errdefs.StateError{Current: rec.State, Requested: stateRunning}
+		}
+		if rec.Hot {
+			return m.restore(ctx, rec, false)
+		}
+		if err := m.hv.Resume(ctx, rec.Spec.Name); err != nil {
+			return err
+		}
+		return m.transition(ctx, rec, stateRunning, "")
+	})
+}
+
+// Shutdown stops a workspace: Normal asks the guest (ACPI) and forces it off after
+// grace; Trash forces it off and discards this deployment's changes; Serialize saves
+// its RAM to a memory image ("hot image").
+func (m *Manager) Shutdown(ctx context.Context, epr *wsa.EPR, mode string, grace time.Duration) (Result, error) {
+	if grace <= 0 {
+		grace = m.cfg.GracePeriod
+	}
+	return m.op(ctx, epr, func(rec *record) error {
+		name := rec.Spec.Name
+		switch mode {
+		case ModeNormal, "":
+			switch {
+			case rec.State == stateRunning, rec.State == statePaused && !rec.Hot:
+				if rec.State == statePaused {
+					// A paused guest cannot hear the ACPI request.
+					if err := m.hv.Resume(ctx, name); err != nil {
+						return err
+					}
+				}
+				forced, err := m.hv.Shutdown(ctx, name, grace)
+				if err != nil {
+					return err
+				}
+				detail := ""
+				if forced {
+					detail = fmt.Sprintf("the guest did not power off within %s; forced off", grace)
+				}
+				return m.transition(ctx, rec, stateShutdown, detail)
+			case rec.State == statePaused && rec.Hot:
+				return m.dropMemory(ctx, rec)
+			}
+			return &errdefs.StateError{Current: rec.State, Requested: stateShutdown}
+		case ModeTrash:
+			if err := m.hv.Stop(ctx, name); err != nil && !errors.Is(err, vmm.ErrNoDomain) {
+				return err
+			}
+			if err := resetRun(rec); err != nil {
+				return fmt.Errorf("discard the deployment's changes: %w", err)
+			}
+			if rec.State == stateCorrupted {
+				// Trash is the way back from a vanished domain: define it anew.
+				if err := m.hv.Define(ctx, rec.Spec); err != nil {
+					return err
+				}
+			}
+			rec.Detail = ""
+			return m.dropMemory(ctx, rec)
+		case ModeSerialize:
+			if rec.State != stateRunning && !(rec.State == statePaused && !rec.Hot) {
+				return &errdefs.StateError{Current: rec.State, Requested: "paused (serialized)"}
+			}
+			mem := m.workspaceDir(rec.Key) + "/memory.save"
+			if err := m.hv.Save(ctx, name, mem); err != nil {
+				os.Remove(mem)
+				return err
+			}
+			rec.Hot, rec.MemoryFile = true, mem
+			return m.transition(ctx, rec, statePaused, "serialized: RAM saved")
+		}
+		return fmt.Errorf("%w: shutdown mode %q is not Normal, Trash or Serialize", errdefs.ErrBadRequest, mode)
+	})
+}
+
+// dropMemory discards a saved memory image; the workspace ends shut down.
+func (m *Manager) dropMemory(ctx context.Context, rec *record) error {
+	if rec.MemoryFile != "" {
+		if err := os.Remove(rec.MemoryFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	rec.Hot, rec.MemoryFile = false, ""
+	return m.transition(ctx, rec, stateShutdown, "")
+}
+
+// op runs f on a deployed workspace under its lock.
+func (m *Manager) op(ctx context.Context, epr *wsa.EPR, f func(*record) error) (Result, error) {
+	key, err := keyOf(epr)
+	if err != nil {
+		return Result{}, err
+	}
+	unlock := m.lock(key)
+	defer unlock()
+	rec, err := m.deployed(key)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := f(rec); err != nil {
+		return Result{}, err
+	}
+	return m.result(rec), nil
+}
+
+func (m *Manager) result(rec *record) Result {
+	return Result{State: rec.State, Deployment: "deployed", Host: m.cfg.Host}
+}
+
+func (m *Manager) start(ctx context.Context, rec *record) error {
+	if err := m.hv.Start(ctx, rec.Spec.Name); err != nil {
+		return err
+	}
+	return m.transition(ctx, rec, stateRunning, "")
+}
+
+func (m *Manager) pause(ctx context.Context, rec *record) error {
+	if err := m.hv.Pause(ctx, rec.Spec.Name); err != nil {
+		return err
+	}
+	return m.transition(ctx, rec, statePaused, "")
+}
+
+// restore resumes a serialized workspace from its memory image.
+func (m *Manager) restore(ctx context.Context, rec *record, paused bool) error {
+	if err := m.hv.Restore(ctx, rec.MemoryFile, rec.Spec, paused); err != nil {
+		return err
+	}
+	// The image is spent once the guest runs on: its disk has moved past it.
+	os.Remove(rec.MemoryFile)
+	rec.Hot, rec.MemoryFile = false, ""
+	state := stateRunning
+	if paused {
+		state = statePaused
+	}
+	return m.transition(ctx, rec, state, "restored from its memory image")
+}
+
+// transition records a new state in the journal and tells the Repository.
+func (m *Manager) transition(ctx context.Context, rec *record, state, detail string) error {
+	rec.State, rec.Detail = state, detail
+	if err := m.journal.put(rec); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	m.report(ctx, rec, "")
+	return nil
+}
+
+// report tells the Repository the workspace's state; a failure is retried by the
+// reconciler, so the workspace's EPR catches up with the truth.
+func (m *Manager) report(ctx context.Context, rec *record, deployment string) {
+	if deployment == "" {
+		deployment = rec.Phase
+	}
+	want := rec.State + "/" + deployment
+	if err := m.repo.reportState(ctx, rec, m.cfg.Host, rec.State, deployment, rec.Detail); err != nil {
+		m.log.Warn("report state to the repository; will retry", "workspace", rec.Key, "state", want, "err", err)
+		return
+	}
+	if rec.Reported != want {
+		rec.Reported = want
+		if err := m.journal.put(rec); err != nil {
+			m.log.Error("journal", "workspace", rec.Key, "err", err)
+		}
+	}
+}

@@ -1,0 +1,171 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+
+	"github.com/vws-grid/vws/vmm"
+)
+
+// change is one step the reconciler takes to bring the journal and the hypervisor
+// into agreement.
+type change struct {
+	Kind   changeKind
+	Key    string
+	State  string // for observe: the state the workspace is really in
+	Hot    bool
+	Detail string
+}
+
+type changeKind int
+
+const (
+	abortStaging  changeKind = iota + 1 // a deploy died: undo it
+	finishUnstage                       // an undeploy died: finish it
+	observe                             // the domain is in another state than recorded
+	redefine                            // a shut-down workspace's domain is gone: define it again
+	retryReport                         // the Repository has not heard the current state
+)
+
+func isNoDomain(err error) bool { return errors.Is(err, vmm.ErrNoDomain) }
+
+// plan compares the journal with the domains the hypervisor has, and says what to do.
+// It is pure, so every case is table-tested without libvirt.
+func plan(recs []*record, doms []vmm.Domain) []change {
+	byName := map[string]vmm.Domain{}
+	for _, d := range doms {
+		byName[d.Name] = d
+	}
+	var out []change
+	for _, r := range recs {
+		switch r.Phase {
+		case phaseStaging:
+			out = append(out, change{Kind: abortStaging, Key: r.Key})
+			continue
+		case phaseUnstaging:
+			out = append(out, change{Kind: finishUnstage, Key: r.Key})
+			continue
+		}
+		d, exists := byName[domainName(r.Key)]
+		c := change{Key: r.Key}
+		switch {
+		case !exists && (r.State == stateShutdown || r.State == statePaused && r.Hot):
+			// Nothing ran: the definition alone was lost.
+			c.Kind = redefine
+		case !exists && r.State != stateCorrupted:
+			c.Kind, c.State, c.Detail = observe, stateCorrupted, "its domain vanished from the hypervisor while "+r.State+"; the RAM is lost, the disk is intact (Shutdown Trash redefines it)"
+		case !exists:
+		case d.State == vmm.StateUnknown:
+			// Unreachable or in transition is never "shut off": conclude nothing.
+		case d.State == vmm.StateCrashed && r.State != stateCorrupted:
+			c.Kind, c.State, c.Detail = observe, stateCorrupted, "the guest crashed"
+		case d.State == vmm.StateShutOff && (r.State == stateRunning || r.State == statePaused && !r.Hot):
+			c.Kind, c.State, c.Detail = observe, stateShutdown, "the guest powered off"
+		case d.State == vmm.StateRunning && r.State != stateRunning && r.State != stateCorrupted:
+			c.Kind, c.State = observe, stateRunning
+		case d.State == vmm.StatePaused && r.State == stateRunning:
+			c.Kind, c.State = observe, statePaused
+		}
+		if c.Kind == 0 && r.Reported != r.State+"/"+r.Phase {
+			c.Kind = retryReport
+		}
+		if c.Kind != 0 {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// recover runs once at start: reconcile, then remove workspace directories no record
+// owns (a deploy that died before its first journal write).
+func (m *Manager) recover(ctx context.Context) {
+	m.reconcile(ctx)
+	recs, _ := m.journal.all()
+	known := map[string]bool{}
+	for _, r := range recs {
+		known[r.Key] = true
+	}
+	ents, _ := os.ReadDir(filepath.Join(m.cfg.Dir, "workspaces"))
+	for _, e := range ents {
+		if !known[e.Name()] {
+			m.log.Info("remove files of a workspace this host does not hold", "workspace", e.Name())
+			os.RemoveAll(filepath.Join(m.cfg.Dir, "workspaces", e.Name()))
+		}
+	}
+}
+
+// reconcile compares and acts. With the hypervisor unreachable it concludes nothing.
+func (m *Manager) reconcile(ctx context.Context) {
+	recs, errs := m.journal.all()
+	for _, err := range errs {
+		m.log.Error("unreadable journal record", "err", err)
+	}
+	if len(recs) == 0 {
+		return
+	}
+	doms, err := m.hv.List(ctx, domainPrefix)
+	if err != nil {
+		m.log.Debug("reconcile: hypervisor unreachable", "err", err)
+		return
+	}
+	for _, c := range plan(recs, doms) {
+		m.apply(ctx, c)
+	}
+}
+
+func (m *Manager) apply(ctx context.Context, c change) {
+	// An operation in flight holds the lock and journals its own outcome: skip this
+	// round rather than stall the others behind a long deploy.
+	unlock, ok := m.tryLock(c.Key)
+	if !ok {
+		return
+	}
+	defer unlock()
+	rec, err := m.journal.get(c.Key)
+	if err != nil {
+		return // finished meanwhile
+	}
+	log := m.log.With("workspace", c.Key)
+	switch c.Kind {
+	case abortStaging:
+		if rec.Token == "" {
+			// Died between journal and check-out answer: ask again; the Repository
+			// hands the same host its lock back.
+			if man, err := m.repo.checkOut(ctx, workspaceEPR(rec), m.cfg.Host, nil); err == nil {
+				rec.Token, rec.OverlayDigest, rec.StateAtCheckout = man.Token, man.image("overlay").Digest, man.State
+				if mem := man.image("memory"); mem != nil {
+					rec.MemoryDigest = mem.Digest
+				}
+			}
+		}
+		if err := m.undoDeploy(ctx, rec); err != nil {
+			log.Warn("undo an interrupted deploy; will retry", "err", err)
+			return
+		}
+		log.Info("undid an interrupted deploy")
+	case finishUnstage:
+		if _, err := m.finishUndeploy(ctx, rec); err != nil {
+			log.Warn("finish an interrupted undeploy; will retry", "err", err)
+			return
+		}
+		log.Info("finished an interrupted undeploy")
+	case redefine:
+		if err := m.hv.Define(ctx, rec.Spec); err != nil {
+			log.Warn("redefine a lost domain", "err", err)
+			return
+		}
+		log.Info("redefined a lost domain")
+	case observe:
+		if c.State == stateShutdown && rec.Hot {
+			return
+		}
+		log.Info("workspace changed state on its own", "from", rec.State, "to", c.State, "why", c.Detail)
+		if err := m.transition(ctx, rec, c.State, c.Detail); err != nil {
+			log.Error("record observed state", "err", err)
+		}
+	case retryReport:
+		m.report(ctx, rec, "")
+	}
+}

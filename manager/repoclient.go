@@ -1,0 +1,356 @@
+package manager
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/beevik/etree"
+
+	"github.com/vws-grid/vws/internal/client"
+	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/vwsns"
+	"github.com/vws-grid/vws/internal/wsa"
+	"github.com/vws-grid/vws/internal/wsrf"
+)
+
+// manifest is what CheckOut hands the Manager.
+type manifest struct {
+	Key, Name, Owner string
+	Token            string
+	Images           []manifestImage
+	Description      *etree.Element
+	State            string // the workspace state in the description
+}
+
+type manifestImage struct {
+	Role, Digest, Format, Backing, Location string
+	Size                                    int64
+}
+
+func (m *manifest) image(role string) *manifestImage {
+	for i := range m.Images {
+		if m.Images[i].Role == role {
+			return &m.Images[i]
+		}
+	}
+	return nil
+}
+
+// repoClient reaches the Repository: SOAP for check-out, check-in and state reports,
+// HTTP for image bytes.
+type repoClient struct {
+	soap *client.Client
+	http *http.Client
+}
+
+const lockHeader = "X-Vws-Lock-Token"
+
+func workspaceEPR(r *record) *wsa.EPR {
+	k := etree.NewElement("vw:WorkspaceKey")
+	k.CreateAttr("xmlns:vw", vwsns.Workspace)
+	k.SetText(r.Key)
+	return &wsa.EPR{Version: wsa.Version(r.WSAVersion), Address: r.WorkspaceAddress, References: []*etree.Element{k}}
+}
+
+func wsBody(local string) *etree.Element {
+	el := etree.NewElement("vw:" + local)
+	el.CreateAttr("xmlns:vw", vwsns.Workspace)
+	return el
+}
+
+// checkOut locks the workspace for this host.
+func (c *repoClient) checkOut(ctx context.Context, epr *wsa.EPR, host string, self *wsa.EPR) (*manifest, error) {
+	body := wsBody("CheckOut")
+	body.CreateElement("vw:Host").SetText(host)
+	if self != nil {
+		self.ChildElement(body, "vw:ManagerReference", "wsa")
+	}
+	resp, err := c.soap.Invoke(ctx, epr, "CheckOut", body)
+	if err != nil {
+		return nil, remoteErr("check the workspace out", err)
+	}
+	me := resp.SelectElement("Manifest")
+	if me == nil {
+		return nil, fmt.Errorf("%w: the repository's CheckOutResponse has no Manifest", errdefs.ErrImageIntegrity)
+	}
+	m := &manifest{Key: childText(me, "WorkspaceKey"), Name: childText(me, "name"), Owner: childText(me, "owner")}
+	if l := me.SelectElement("Lock"); l != nil {
+		m.Token = childText(l, "Token")
+	}
+	for _, ie := range me.SelectElements("Image") {
+		img := manifestImage{Role: childText(ie, "Role"), Digest: childText(ie, "Digest"), Format: childText(ie, "Format"),
+			Backing: childText(ie, "BackingDigest"), Location: childText(ie, "Location")}
+		img.Size, _ = strconv.ParseInt(childText(ie, "SizeBytes"), 10, 64)
+		m.Images = append(m.Images, img)
+	}
+	for _, c := range me.ChildElements() {
+		if c.Tag == "virtualWorkspace" && c.NamespaceURI() == vwsns.Workspace {
+			m.Description = wsa.Detach(c)
+			m.State = childText(c, "state")
+		}
+	}
+	if m.Token == "" || m.Description == nil || m.image("overlay") == nil {
+		return nil, fmt.Errorf("%w: the repository's manifest lacks a lock token, the description or the overlay", errdefs.ErrImageIntegrity)
+	}
+	return m, nil
+}
+
+// checkIn returns the workspace with its (uploaded) overlay and memory image.
+func (c *repoClient) checkIn(ctx context.Context, r *record, overlayDigest, memoryDigest, state string) error {
+	body := wsBody("CheckIn")
+	body.CreateElement("vw:LockToken").SetText(r.Token)
+	body.CreateElement("vw:OverlayDigest").SetText(overlayDigest)
+	if memoryDigest != "" {
+		body.CreateElement("vw:MemoryDigest").SetText(memoryDigest)
+	}
+	body.CreateElement("vw:State").SetText(state)
+	if _, err := c.soap.Invoke(ctx, workspaceEPR(r), "CheckIn", body); err != nil {
+		return remoteErr("check the workspace in", err)
+	}
+	return nil
+}
+
+// reportState tells the Repository what this host observed.
+func (c *repoClient) reportState(ctx context.Context, r *record, host, state, deployment, detail string) error {
+	body := wsBody("ReportState")
+	body.CreateElement("vw:LockToken").SetText(r.Token)
+	body.CreateElement("vw:Host").SetText(host)
+	body.CreateElement("vw:State").SetText(state)
+	if deployment != "" {
+		body.CreateElement("vw:Deployment").SetText(deployment)
+	}
+	body.CreateElement("vw:ObservedAt").SetText(wsrf.FormatTime(time.Now().UTC()))
+	if detail != "" {
+		if len(detail) > 4000 {
+			detail = detail[:4000]
+		}
+		body.CreateElement("vw:Detail").SetText(detail)
+	}
+	if _, err := c.soap.Invoke(ctx, workspaceEPR(r), "ReportState", body); err != nil {
+		return remoteErr("report the workspace's state", err)
+	}
+	return nil
+}
+
+// workspaceState reads the workspace's deployment and lock holder (recovery uses it
+// to learn whether a check-in went through before a crash).
+func (c *repoClient) deployment(ctx context.Context, r *record) (deployment string, err error) {
+	els, err := c.soap.GetResourceProperty(ctx, workspaceEPR(r), wsa.QName{Space: vwsns.Workspace, Local: "deployment"})
+	if err != nil {
+		return "", remoteErr("read the workspace's deployment", err)
+	}
+	if len(els) == 0 {
+		return "", nil
+	}
+	return strings.TrimSpace(els[0].Text()), nil
+}
+
+// progressFunc is told how many bytes of a transfer are done.
+type progressFunc func(done, total int64)
+
+// fetch downloads img to path, resuming from path+".part", and verifies its digest.
+func (c *repoClient) fetch(ctx context.Context, img *manifestImage, token, path string, progress progressFunc) error {
+	if img.Location == "" {
+		return fmt.Errorf("%w: the manifest gives no location for the %s image %s", errdefs.ErrImageIntegrity, img.Role, img.Digest)
+	}
+	part := path + ".part"
+	h := sha256.New()
+	f, err := os.OpenFile(part, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return fmt.Errorf("stage %s image: %w", img.Role, err)
+	}
+	defer f.Close()
+	// Resume: hash what an earlier attempt left, ask for the rest.
+	have, err := io.Copy(h, f)
+	if err != nil {
+		return fmt.Errorf("read partial %s: %w", part, err)
+	}
+	if have > img.Size {
+		if err := f.Truncate(0); err != nil {
+			return err
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		h.Reset()
+		have = 0
+	}
+	if have < img.Size {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, img.Location, nil)
+		if err != nil {
+			return fmt.Errorf("%w: image location %q: %w", errdefs.ErrImageIntegrity, img.Location, err)
+		}
+		if token != "" {
+			req.Header.Set(lockHeader, token)
+		}
+		if have > 0 {
+			req.Header.Set("Range", fmt.Sprintf("bytes=%d-", have))
+		}
+		resp, err := c.http.Do(req)
+		if err != nil {
+			return fmt.Errorf("fetch %s image from %s: %w", img.Role, img.Location, err)
+		}
+		defer resp.Body.Close()
+		switch {
+		case resp.StatusCode == http.StatusPartialContent && have > 0:
+		case resp.StatusCode == http.StatusOK:
+			if have > 0 { // the server ignored the range: start over
+				if err := f.Truncate(0); err != nil {
+					return err
+				}
+				if _, err := f.Seek(0, io.SeekStart); err != nil {
+					return err
+				}
+				h.Reset()
+				have = 0
+			}
+		default:
+			msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+			return fmt.Errorf("fetch %s image from %s: HTTP %d: %s", img.Role, img.Location, resp.StatusCode, strings.TrimSpace(string(msg)))
+		}
+		w := io.MultiWriter(f, h)
+		src := io.Reader(io.LimitReader(resp.Body, img.Size-have+1))
+		if progress != nil {
+			src = &progressReader{r: src, done: have, total: img.Size, fn: progress}
+		}
+		n, err := io.CopyBuffer(w, src, make([]byte, 1<<20))
+		if err != nil {
+			return fmt.Errorf("fetch %s image from %s (resumable): %w", img.Role, img.Location, err)
+		}
+		have += n
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	got := "sha256:" + hex.EncodeToString(h.Sum(nil))
+	if have != img.Size || got != img.Digest {
+		f.Close()
+		os.Remove(part)
+		return errdefs.WithAdvice(fmt.Errorf("%w: the %s image from %s has %d bytes with digest %s; the manifest says %d bytes, %s",
+			errdefs.ErrImageIntegrity, img.Role, img.Location, have, got, img.Size, img.Digest),
+			"the repository's copy is damaged or was substituted: nothing was defined or booted; tell the repository's administrator")
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(part, path); err != nil {
+		return err
+	}
+	return nil
+}
+
+type progressReader struct {
+	r           io.Reader
+	done, total int64
+	fn          progressFunc
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.done += int64(n)
+	p.fn(p.done, p.total)
+	return n, err
+}
+
+// upload sends a file to the Repository (overlay or memory) and returns the digest
+// the Repository now holds it under.
+func (c *repoClient) upload(ctx context.Context, r *record, kind, path string) (string, error) {
+	digest, size, err := fileDigest(path)
+	if err != nil {
+		return "", fmt.Errorf("hash %s: %w", path, err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	url := repositoryBase(r.WorkspaceAddress) + "/workspaces/" + r.Key + "/" + kind
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, f)
+	if err != nil {
+		return "", err
+	}
+	req.ContentLength = size
+	req.Header.Set(lockHeader, r.Token)
+	req.Header.Set("X-Vws-Sha256", digest)
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("upload the %s to %s: %w", kind, url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		return "", fmt.Errorf("upload the %s to %s: HTTP %d: %s", kind, url, resp.StatusCode, strings.TrimSpace(string(msg)))
+	}
+	var out struct {
+		Digest string `json:"digest"`
+		Size   int64  `json:"size"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&out); err != nil || out.Digest == "" {
+		return "", fmt.Errorf("upload the %s to %s: unreadable answer: %v", kind, url, err)
+	}
+	return out.Digest, nil
+}
+
+// repositoryBase is the server root of a WorkspaceService address.
+func repositoryBase(address string) string {
+	if i := strings.Index(address, "/wsrf/services/"); i >= 0 {
+		return address[:i]
+	}
+	return strings.TrimRight(address, "/")
+}
+
+func fileDigest(path string) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.CopyBuffer(h, f, make([]byte, 1<<20))
+	if err != nil {
+		return "", 0, err
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// remoteErr keeps the Repository's fault type: a locked workspace stays a
+// WorkspaceLockedFault for the Manager's caller, a wrong state a WorkspaceStateFault.
+func remoteErr(what string, err error) error {
+	var fe *client.FaultError
+	if errors.As(err, &fe) {
+		if sentinel, ok := remoteFaults[fe.Type]; ok {
+			return fmt.Errorf("%w: the repository refused to %s: %s", sentinel, what, fe.Description)
+		}
+		return fmt.Errorf("the repository refused to %s: %w", what, err)
+	}
+	return fmt.Errorf("%w: cannot reach the repository to %s: %w", errdefs.ErrHypervisor, what, err)
+}
+
+var remoteFaults = map[string]error{
+	"WorkspaceLockedFault":        errdefs.ErrLocked,
+	"WorkspaceStateFault":         errdefs.ErrState,
+	"ResourceUnknownFault":        errdefs.ErrResourceUnknown,
+	"ImageIntegrityFault":         errdefs.ErrImageIntegrity,
+	"WorkspaceAuthorizationFault": errdefs.ErrAuthorization,
+	"WorkspaceMetadataFault":      errdefs.ErrMetadata,
+}
+
+func childText(el *etree.Element, local string) string {
+	for _, c := range el.ChildElements() {
+		if c.Tag == local {
+			return strings.TrimSpace(c.Text())
+		}
+	}
+	return ""
+}

@@ -1,0 +1,220 @@
+package manager
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"io/fs"
+	"regexp"
+	"strconv"
+
+	"github.com/beevik/etree"
+
+	"github.com/vws-grid/vws/internal/container"
+	"github.com/vws-grid/vws/internal/dialect"
+	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/vwsns"
+	"github.com/vws-grid/vws/internal/wsa"
+	"github.com/vws-grid/vws/internal/wsrf"
+)
+
+var mq = func(l string) wsa.QName { return vwsns.Q(vwsns.Manager, l) }
+
+// The Manager's host properties.
+var (
+	PropVMMType            = mq("VMMType")
+	PropVMMVersion         = mq("VMMVersion")
+	PropDomainType         = mq("DomainType")
+	PropCPUs               = mq("CPUs")
+	PropMemoryTotal        = mq("MemoryTotal")
+	PropMemoryFree         = mq("MemoryFree")
+	PropDeployedWorkspaces = mq("DeployedWorkspaces")
+	PropCachedImages       = mq("CachedImages")
+)
+
+// Service builds the WorkspaceManagerService: a thin SOAP adapter over the Manager.
+func (m *Manager) Service(contract fs.FS) (*container.Service, error) {
+	svc, err := container.NewService(contract, "wsdl", vwsns.ManagerService, wsa.QName{})
+	if err != nil {
+		return nil, err
+	}
+	wsrf.HandleProperties(svc, &wsrf.Singleton{
+		DocName: mq("WorkspaceManagerResourceProperties"),
+		Declared: []wsa.QName{PropVMMType, PropVMMVersion, PropDomainType, PropCPUs, PropMemoryTotal,
+			PropMemoryFree, PropDeployedWorkspaces, PropCachedImages},
+		Build: m.hostProperties,
+	})
+	svc.Handle("Deploy", func(ctx context.Context, req *container.Request) (*etree.Element, error) {
+		epr, err := workspaceRef(req.Payload)
+		if err != nil {
+			return nil, err
+		}
+		res, err := m.Deploy(ctx, epr, childText(req.Payload, "InitialState"))
+		if err != nil {
+			return nil, err
+		}
+		out := response("DeployResponse", res.State)
+		out.CreateElement("mgr:Deployment").SetText(res.Deployment)
+		out.CreateElement("mgr:Host").SetText(res.Host)
+		return out, nil
+	})
+	simple := func(op string, f func(context.Context, *wsa.EPR) (Result, error)) {
+		svc.Handle(op, func(ctx context.Context, req *container.Request) (*etree.Element, error) {
+			epr, err := workspaceRef(req.Payload)
+			if err != nil {
+				return nil, err
+			}
+			res, err := f(ctx, epr)
+			if err != nil {
+				return nil, err
+			}
+			return response(op+"Response", res.State), nil
+		})
+	}
+	simple("Start", m.Start)
+	simple("Pause", m.Pause)
+	simple("Unpause", m.Unpause)
+	svc.Handle("Shutdown", func(ctx context.Context, req *container.Request) (*etree.Element, error) {
+		epr, err := workspaceRef(req.Payload)
+		if err != nil {
+			return nil, err
+		}
+		grace := m.cfg.GracePeriod
+		if s := childText(req.Payload, "GracePeriod"); s != "" {
+			if grace, err = wsrf.ParseDuration(s); err != nil || grace <= 0 {
+				return nil, fmt.Errorf("%w: GracePeriod %q is not a positive xs:duration", errdefs.ErrBadRequest, s)
+			}
+		}
+		res, err := m.Shutdown(ctx, epr, childText(req.Payload, "Mode"), grace)
+		if err != nil {
+			return nil, err
+		}
+		return response("ShutdownResponse", res.State), nil
+	})
+	svc.Handle("Undeploy", func(ctx context.Context, req *container.Request) (*etree.Element, error) {
+		epr, err := workspaceRef(req.Payload)
+		if err != nil {
+			return nil, err
+		}
+		res, err := m.Undeploy(ctx, epr)
+		if err != nil {
+			return nil, err
+		}
+		out := response("UndeployResponse", res.State)
+		out.CreateElement("mgr:Deployment").SetText(res.Deployment)
+		if res.OverlayDigest != "" {
+			out.CreateElement("mgr:OverlayDigest").SetText(res.OverlayDigest)
+		}
+		return out, nil
+	})
+	svc.Handle("Console", func(ctx context.Context, req *container.Request) (*etree.Element, error) {
+		epr, err := workspaceRef(req.Payload)
+		if err != nil {
+			return nil, err
+		}
+		var offset int64
+		max := MaxConsoleRead
+		if s := childText(req.Payload, "Offset"); s != "" {
+			if offset, err = strconv.ParseInt(s, 10, 64); err != nil {
+				return nil, fmt.Errorf("%w: Offset %q is not an integer", errdefs.ErrBadRequest, s)
+			}
+		}
+		if s := childText(req.Payload, "MaxBytes"); s != "" {
+			if max, err = strconv.Atoi(s); err != nil || max < 1 || max > MaxConsoleRead {
+				return nil, fmt.Errorf("%w: MaxBytes %q is not between 1 and %d", errdefs.ErrBadRequest, s, MaxConsoleRead)
+			}
+		}
+		c, err := m.Console(ctx, epr, offset, max)
+		if err != nil {
+			return nil, err
+		}
+		out := etree.NewElement("mgr:ConsoleResponse")
+		out.CreateAttr("xmlns:mgr", vwsns.Manager)
+		out.CreateElement("mgr:Offset").SetText(strconv.FormatInt(c.Offset, 10))
+		out.CreateElement("mgr:Size").SetText(strconv.FormatInt(c.Size, 10))
+		out.CreateElement("mgr:Text").SetText(base64.StdEncoding.EncodeToString(c.Data))
+		return out, nil
+	})
+	return svc, nil
+}
+
+func response(local, state string) *etree.Element {
+	out := etree.NewElement("mgr:" + local)
+	out.CreateAttr("xmlns:mgr", vwsns.Manager)
+	out.CreateElement("mgr:State").SetText(state)
+	return out
+}
+
+// workspaceRef reads the request's WorkspaceReference EPR.
+func workspaceRef(p *etree.Element) (*wsa.EPR, error) {
+	for _, c := range p.ChildElements() {
+		if c.Tag == "WorkspaceReference" {
+			epr, err := wsa.ParseEPR(c)
+			if err != nil {
+				return nil, errdefs.WithAdvice(fmt.Errorf("%w: WorkspaceReference: %w", errdefs.ErrBadRequest, err), "pass the workspace EPR that Create returned")
+			}
+			return epr, nil
+		}
+	}
+	return nil, errdefs.WithAdvice(fmt.Errorf("%w: no WorkspaceReference", errdefs.ErrBadRequest), "pass the workspace EPR that Create returned")
+}
+
+// hostProperties describes the host: hypervisor, capacity, what runs, what is cached.
+func (m *Manager) hostProperties(ctx context.Context, d *dialect.Dialect) ([]*etree.Element, error) {
+	var props []*etree.Element
+	if h, err := m.hv.Host(ctx); err == nil {
+		props = append(props,
+			wsrf.TextProperty(PropVMMType, h.VMMType),
+			wsrf.TextProperty(PropVMMVersion, h.VMMVersion),
+			wsrf.TextProperty(PropDomainType, h.DomainType),
+			wsrf.TextProperty(PropCPUs, strconv.Itoa(h.CPUs)),
+			wsrf.TextProperty(PropMemoryTotal, strconv.FormatInt(h.MemoryMiB, 10)),
+			wsrf.TextProperty(PropMemoryFree, strconv.FormatInt(h.FreeMiB, 10)))
+	} else {
+		// The hypervisor is unreachable: say what is known without inventing capacity.
+		m.log.Warn("host properties: hypervisor unreachable", "err", err)
+		props = append(props, wsrf.TextProperty(PropDomainType, m.hv.DomainType()))
+	}
+	dep := etree.NewElement("mgr:DeployedWorkspaces")
+	dep.CreateAttr("xmlns:mgr", vwsns.Manager)
+	recs, _ := m.journal.all()
+	for _, r := range recs {
+		w := dep.CreateElement("mgr:Workspace")
+		w.CreateElement("mgr:Key").SetText(r.Key)
+		if r.Name != "" {
+			w.CreateElement("mgr:Name").SetText(r.Name)
+		}
+		state := r.State
+		if state == "" {
+			state = stateShutdown
+		}
+		w.CreateElement("mgr:State").SetText(state)
+		w.CreateElement("mgr:Deployment").SetText(r.Phase)
+		if r.Spec.MemoryMiB > 0 {
+			w.CreateElement("mgr:MemoryMiB").SetText(strconv.Itoa(r.Spec.MemoryMiB))
+		}
+		if r.Spec.Name != "" {
+			w.CreateElement("mgr:Domain").SetText(r.Spec.Name)
+		}
+		if r.Detail != "" {
+			w.CreateElement("mgr:Detail").SetText(r.Detail)
+		}
+		if r.Spec.ConsoleLog != "" {
+			if tail := consoleTail(r.Spec.ConsoleLog, 2048); tail != "" {
+				w.CreateElement("mgr:ConsoleTail").SetText(tail)
+			}
+		}
+	}
+	props = append(props, dep)
+	ci := etree.NewElement("mgr:CachedImages")
+	ci.CreateAttr("xmlns:mgr", vwsns.Manager)
+	for _, c := range m.cache.list() {
+		img := ci.CreateElement("mgr:Image")
+		img.CreateElement("mgr:Digest").SetText(c.Digest)
+		img.CreateElement("mgr:SizeBytes").SetText(strconv.FormatInt(c.Size, 10))
+	}
+	props = append(props, ci)
+	return props, nil
+}
+
+var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)

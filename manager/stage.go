@@ -1,0 +1,198 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/qcow2"
+)
+
+// cache holds base images, kernels, initrds and frozen layers by digest, shared by
+// every workspace on this host: "image already here" skips the transfer.
+type cache struct {
+	dir string
+	mu  sync.Mutex
+	// inflight serializes fetches of one digest (two deploys of one base).
+	inflight map[string]*sync.Mutex
+}
+
+func (c *cache) path(digest string) string {
+	return filepath.Join(c.dir, strings.TrimPrefix(digest, "sha256:"))
+}
+
+func (c *cache) lock(digest string) func() {
+	c.mu.Lock()
+	m := c.inflight[digest]
+	if m == nil {
+		m = &sync.Mutex{}
+		c.inflight[digest] = m
+	}
+	c.mu.Unlock()
+	m.Lock()
+	return m.Unlock
+}
+
+// cachedImage is one entry of the host cache.
+type cachedImage struct {
+	Digest string
+	Size   int64
+}
+
+func (c *cache) list() []cachedImage {
+	ents, _ := os.ReadDir(c.dir)
+	var out []cachedImage
+	for _, e := range ents {
+		if len(e.Name()) != 64 || strings.Contains(e.Name(), ".") {
+			continue
+		}
+		if fi, err := e.Info(); err == nil {
+			out = append(out, cachedImage{Digest: "sha256:" + e.Name(), Size: fi.Size()})
+		}
+	}
+	return out
+}
+
+// stageShared brings a shared image (base, kernel, initrd, layer) into the cache,
+// transferring it only when absent; it returns the cached path.
+func (m *Manager) stageShared(ctx context.Context, img *manifestImage, token string, progress progressFunc) (path string, hit bool, err error) {
+	if !digestRE.MatchString(img.Digest) {
+		return "", false, fmt.Errorf("%w: the manifest names %s image by %q, not a sha256 digest", errdefs.ErrImageIntegrity, img.Role, img.Digest)
+	}
+	path = m.cache.path(img.Digest)
+	unlock := m.cache.lock(img.Digest)
+	defer unlock()
+	if fi, err := os.Stat(path); err == nil && fi.Size() == img.Size {
+		return path, true, nil
+	}
+	if err := m.repo.fetch(ctx, img, token, path, progress); err != nil {
+		return "", false, err
+	}
+	return path, false, nil
+}
+
+// stageFiles brings every image of a manifest to this host: shared ones into the
+// cache, the overlay (and saved RAM) into the workspace directory, and re-points each
+// qcow2 at the local copy of what it is layered on.
+func (m *Manager) stageFiles(ctx context.Context, man *manifest, rec *record, progress progressFunc) (files stagedFiles, err error) {
+	dir := m.workspaceDir(rec.Key)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return files, err
+	}
+	total := int64(0)
+	for _, img := range man.Images {
+		total += img.Size
+	}
+	var done int64
+	prog := func(base int64) progressFunc {
+		if progress == nil {
+			return nil
+		}
+		return func(d, _ int64) { progress(base+d, total) }
+	}
+	local := map[string]string{} // digest → path, for backing references
+	format := map[string]string{}
+	for i := range man.Images {
+		img := &man.Images[i]
+		var path string
+		switch img.Role {
+		case "base", "kernel", "initrd", "layer":
+			path, _, err = m.stageShared(ctx, img, man.Token, prog(done))
+		case "overlay":
+			path = filepath.Join(dir, "overlay.qcow2")
+			err = m.repo.fetch(ctx, img, man.Token, path, prog(done))
+		case "memory":
+			path = filepath.Join(dir, "memory.save")
+			err = m.repo.fetch(ctx, img, man.Token, path, prog(done))
+		default:
+			err = fmt.Errorf("%w: the manifest has an image of unknown role %q", errdefs.ErrImageIntegrity, img.Role)
+		}
+		if err != nil {
+			return files, err
+		}
+		done += img.Size
+		local[img.Digest] = path
+		format[img.Digest] = img.Format
+		switch img.Role {
+		case "kernel":
+			files.Kernel = path
+		case "initrd":
+			files.Initrd = path
+		case "memory":
+			rec.MemoryFile = path
+		}
+	}
+	if progress != nil {
+		progress(total, total)
+	}
+	// Re-point layers and the overlay at the local files below them.
+	for _, img := range man.Images {
+		if img.Role != "layer" && img.Role != "overlay" {
+			continue
+		}
+		below, ok := local[img.Backing]
+		if !ok {
+			return files, fmt.Errorf("%w: the %s %s is layered on %s, which the manifest does not list", errdefs.ErrImageIntegrity, img.Role, img.Digest, img.Backing)
+		}
+		bf := format[img.Backing]
+		if bf == "" {
+			bf = "raw"
+		}
+		if err := rebase(ctx, local[img.Digest], below, bf); err != nil {
+			return files, err
+		}
+	}
+	rec.Overlay = local[man.image("overlay").Digest]
+	info, err := qcow2.ReadInfo(rec.Overlay)
+	if err != nil {
+		return files, fmt.Errorf("%w: the workspace overlay is not a readable qcow2 image: %w", errdefs.ErrImageIntegrity, err)
+	}
+	// This deployment writes to its own overlay above the checked-out one, so Trash
+	// discards exactly the changes made here.
+	rec.Run = filepath.Join(dir, "run.qcow2")
+	os.Remove(rec.Run)
+	if err := qcow2.CreateOverlay(rec.Run, rec.Overlay, "qcow2", info.VirtualSize); err != nil {
+		return files, fmt.Errorf("create the deployment overlay: %w", err)
+	}
+	files.Disk = rec.Run
+	files.Console = filepath.Join(dir, "console.log")
+	files.CIData = filepath.Join(dir, "cidata.iso")
+	return files, nil
+}
+
+// rebase rewrites which file a qcow2 image is layered on, without touching data.
+func rebase(ctx context.Context, image, backing, backingFormat string) error {
+	out, err := exec.CommandContext(ctx, "qemu-img", "rebase", "-u", "-F", backingFormat, "-b", backing, image).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("re-point %s at %s: %w: %s", image, backing, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// commitRun folds this deployment's changes into the checked-out overlay, which is
+// then what goes back to the Repository.
+func commitRun(ctx context.Context, run string) error {
+	out, err := exec.CommandContext(ctx, "qemu-img", "commit", "-f", "qcow2", "-d", run).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("commit %s into its backing overlay: %w: %s", run, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// resetRun discards this deployment's changes (Trash).
+func resetRun(rec *record) error {
+	info, err := qcow2.ReadInfo(rec.Overlay)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(rec.Run); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return qcow2.CreateOverlay(rec.Run, rec.Overlay, "qcow2", info.VirtualSize)
+}

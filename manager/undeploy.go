@@ -1,0 +1,91 @@
+package manager
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/wsa"
+)
+
+// Undeploy hands a shut-down, serialized or corrupted workspace back to the
+// Repository: its changed overlay (and saved RAM) go up, it is checked in, and its
+// domain and files leave this host.
+func (m *Manager) Undeploy(ctx context.Context, epr *wsa.EPR) (Result, error) {
+	key, err := keyOf(epr)
+	if err != nil {
+		return Result{}, err
+	}
+	unlock := m.lock(key)
+	defer unlock()
+	rec, err := m.deployed(key)
+	if err != nil {
+		return Result{}, err
+	}
+	switch {
+	case rec.State == stateShutdown, rec.State == stateCorrupted, rec.State == statePaused && rec.Hot:
+	default:
+		return Result{}, errdefs.WithAdvice(&errdefs.StateError{Current: rec.State, Requested: "in-repository"},
+			"shut it down (Normal or Trash) or serialize it first")
+	}
+	rec.Phase = phaseUnstaging
+	if err := m.journal.put(rec); err != nil {
+		return Result{}, fmt.Errorf("journal: %w", err)
+	}
+	m.report(ctx, rec, phaseUnstaging)
+	digest, err := m.finishUndeploy(ctx, rec)
+	if err != nil {
+		// The record stays in phase unstaging: the reconciler finishes the hand-back.
+		return Result{}, err
+	}
+	return Result{State: rec.State, Deployment: "in-repository", OverlayDigest: digest}, nil
+}
+
+// finishUndeploy does the hand-back; every step may be repeated after a crash.
+func (m *Manager) finishUndeploy(ctx context.Context, rec *record) (string, error) {
+	if err := m.hv.Stop(ctx, rec.Spec.Name); err != nil && !isNoDomain(err) {
+		return "", err
+	}
+	overlayDigest, err := m.uploadOverlay(ctx, rec)
+	if err != nil {
+		return "", err
+	}
+	memoryDigest := ""
+	if rec.Hot && rec.MemoryFile != "" {
+		if memoryDigest, err = m.repo.upload(ctx, rec, "memory", rec.MemoryFile); err != nil {
+			return "", err
+		}
+	}
+	state := rec.State
+	if err := m.repo.checkIn(ctx, rec, overlayDigest, memoryDigest, state); err != nil {
+		// A crash after the check-in went through leaves the lock released: then the
+		// hand-back is done and only local clean-up remains.
+		dep, derr := m.repo.deployment(ctx, rec)
+		if derr != nil || dep != "in-repository" {
+			return "", err
+		}
+	}
+	if err := m.removeDomain(ctx, rec.Key); err != nil {
+		return "", err
+	}
+	if err := os.RemoveAll(m.workspaceDir(rec.Key)); err != nil {
+		return "", err
+	}
+	return overlayDigest, m.journal.remove(rec.Key)
+}
+
+// uploadOverlay folds the deployment's changes into the checked-out overlay and
+// uploads it when anything changed; it returns the digest to check in.
+func (m *Manager) uploadOverlay(ctx context.Context, rec *record) (string, error) {
+	if _, err := os.Stat(rec.Run); err == nil {
+		if err := commitRun(ctx, rec.Run); err != nil {
+			return "", err
+		}
+		// Empty again: a repeated commit (after a crash) changes nothing.
+		if err := resetRun(rec); err != nil {
+			return "", err
+		}
+	}
+	return m.repo.upload(ctx, rec, "overlay", rec.Overlay)
+}
