@@ -62,12 +62,18 @@ func (r *Repository) CheckOut(ctx context.Context, key, host string, manager *ws
 		if err != nil {
 			return err
 		}
-		if chain.Lock != "" {
+		// A manager that lost the answer to its CheckOut (it crashed, or the connection
+		// dropped) asks again: the same holder on the same host, still staging, gets the
+		// same lock back, so it can finish or undo the deploy.
+		reissue := chain.Lock != "" && text(s, PropHost) == host && text(s, PropLockHolder) == holder && text(s, PropDeployment) == "staging"
+		if chain.Lock != "" && !reissue {
 			return errdefs.WithAdvice(&errdefs.LockedError{Holder: text(s, PropLockHolder) + " on " + text(s, PropHost)},
 				"wait until that manager undeploys the workspace")
 		}
-		if err := inRepository(s, "staging"); err != nil {
-			return err
+		if !reissue {
+			if err := inRepository(s, "staging"); err != nil {
+				return err
+			}
 		}
 		overlay := filepath.Join(r.workspaceDir(key), chain.Overlay)
 		od, osize, err := fileDigest(overlay)
@@ -79,7 +85,9 @@ func (r *Repository) CheckOut(ctx context.Context, key, host string, manager *ws
 			return err
 		}
 		now := r.now().UTC()
-		chain.Lock = newID()
+		if !reissue {
+			chain.Lock = newID()
+		}
 		chain.OverlayDigest, chain.OverlaySize = od, osize
 		m = &Manifest{Key: key, Name: text(s, PropName), Owner: text(s, PropOwner), Issued: now, Holder: holder, Token: chain.Lock,
 			Description: describeSnapshot(s)}
