@@ -46,10 +46,11 @@ func (e *hvError) Unwrap() []error { return []error{errdefs.ErrHypervisor, e.err
 // Other errors (already wrapped by this package) pass unchanged.
 func wrap(op, name string, err error) error {
 	var lerr libvirt.Error
+	var hv *hvError
 	switch {
 	case err == nil:
 		return nil
-	case !errors.As(err, &lerr):
+	case errors.As(err, &hv), !errors.As(err, &lerr): // already in context, or not libvirt's
 		return err
 	case lerr.Code == libvirt.ERR_NO_DOMAIN:
 		return fmt.Errorf("%s %s: %w", op, name, ErrNoDomain)

@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"libvirt.org/go/libvirt"
+
+	"github.com/vws-grid/vws/internal/errdefs"
 )
 
 // Config configures Open.
@@ -48,8 +50,9 @@ type Libvirt struct {
 	domType string
 	log     *slog.Logger
 
-	mu   sync.Mutex
-	conn *libvirt.Connect // nil while disconnected
+	mu     sync.Mutex
+	conn   *libvirt.Connect // nil while disconnected
+	closed bool
 }
 
 // Open connects to libvirt and resolves the domain type. It fails when libvirtd is
@@ -98,6 +101,7 @@ func (l *Libvirt) DomainType() string { return l.domType }
 func (l *Libvirt) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.closed = true
 	if l.conn == nil {
 		return nil
 	}
@@ -143,6 +147,9 @@ func version(v uint32) string {
 func (l *Libvirt) acquire() (*libvirt.Connect, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.closed {
+		return nil, errClosed
+	}
 	if l.conn != nil {
 		if alive, err := l.conn.IsAlive(); err == nil && alive {
 			if err := l.conn.Ref(); err != nil {
@@ -164,6 +171,8 @@ func (l *Libvirt) acquire() (*libvirt.Connect, error) {
 	}
 	return c, nil
 }
+
+var errClosed = errors.New("vmm: Libvirt is closed")
 
 func release(c *libvirt.Connect) { c.Close() }
 
@@ -197,6 +206,9 @@ func connDead(c *libvirt.Connect, err error) bool {
 
 // unreachable is the error for an operation that could not reach libvirtd.
 func (l *Libvirt) unreachable(op, name string, err error) error {
+	if errors.Is(err, errClosed) {
+		return fmt.Errorf("%s %s: %w (%w)", op, name, errClosed, errdefs.ErrHypervisor)
+	}
 	return &hvError{op: op, name: name, err: err, detail: fmt.Sprintf(
 		"libvirtd at %s is unreachable; start it (virtlogd -d && libvirtd -d) and retry", l.uri)}
 }

@@ -114,3 +114,19 @@ func TestOpenExplicitKVMWithoutCaps(t *testing.T) {
 		t.Fatalf("open with kvm on the test driver: %v", err)
 	}
 }
+
+func TestClosed(t *testing.T) {
+	l, err := Open(t.Context(), Config{URI: "test:///default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.State(t.Context(), "x"); !errors.Is(err, errClosed) || !errors.Is(err, errdefs.ErrHypervisor) {
+		t.Errorf("state after Close: %v", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
