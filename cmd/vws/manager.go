@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -256,6 +257,12 @@ func newConsoleCommand() *cobra.Command {
 				data, err := base64.StdEncoding.DecodeString(txt(resp, "Text"))
 				if err != nil {
 					return fmt.Errorf("the manager sent undecodable console text: %w", err)
+				}
+				if offset < 0 {
+					// A tail starts mid-line: show whole lines only.
+					if i := bytes.IndexByte(data, '\n'); i >= 0 && txt(resp, "Offset") != "0" {
+						data = data[i+1:]
+					}
 				}
 				cmd.OutOrStdout().Write(data)
 				size, _ := strconv.ParseInt(txt(resp, "Size"), 10, 64)
