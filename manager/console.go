@@ -35,6 +35,9 @@ func (m *Manager) Console(ctx context.Context, epr *wsa.EPR, offset int64, max i
 	if max <= 0 || max > MaxConsoleRead {
 		max = MaxConsoleRead
 	}
+	if rec.Spec.ConsoleLog == "" {
+		return ConsoleChunk{}, nil // still staging: nothing has run
+	}
 	return readConsole(rec.Spec.ConsoleLog, offset, max)
 }
 

@@ -101,7 +101,9 @@ func (m *Manager) Deploy(ctx context.Context, epr *wsa.EPR, initial string) (Res
 	}
 	man, err := m.repo.checkOut(ctx, epr, m.cfg.Host, m.selfEPR(epr.Version))
 	if err != nil {
-		m.journal.remove(key)
+		if !outcomeUnknown(err) {
+			m.journal.remove(key)
+		} // else the reconciler asks again for the lock (if it was taken) and gives it back
 		return Result{}, err
 	}
 	rec.Name, rec.Token, rec.State, rec.StateAtCheckout = man.Name, man.Token, man.State, man.State
@@ -328,7 +330,8 @@ func (m *Manager) Shutdown(ctx context.Context, epr *wsa.EPR, mode string, grace
 				os.Remove(mem)
 				return err
 			}
-			rec.Hot, rec.MemoryFile = true, mem
+			// The Repository's memory image (if any) no longer describes this file.
+			rec.Hot, rec.MemoryFile, rec.MemoryDigest = true, mem, ""
 			return m.transition(ctx, rec, statePaused, "serialized: RAM saved")
 		}
 		return fmt.Errorf("%w: shutdown mode %q is not Normal, Trash or Serialize", errdefs.ErrBadRequest, mode)
@@ -342,7 +345,7 @@ func (m *Manager) dropMemory(ctx context.Context, rec *record) error {
 			return err
 		}
 	}
-	rec.Hot, rec.MemoryFile = false, ""
+	rec.Hot, rec.MemoryFile, rec.MemoryDigest = false, "", ""
 	return m.transition(ctx, rec, stateShutdown, "")
 }
 
@@ -389,7 +392,7 @@ func (m *Manager) restore(ctx context.Context, rec *record, paused bool) error {
 	}
 	// The image is spent once the guest runs on: its disk has moved past it.
 	os.Remove(rec.MemoryFile)
-	rec.Hot, rec.MemoryFile = false, ""
+	rec.Hot, rec.MemoryFile, rec.MemoryDigest = false, "", ""
 	state := stateRunning
 	if paused {
 		state = statePaused

@@ -15,6 +15,7 @@ type change struct {
 	Kind   changeKind
 	Key    string
 	State  string // for observe: the state the workspace is really in
+	From   string // for observe: the recorded state the plan compared
 	Hot    bool
 	Detail string
 }
@@ -61,12 +62,19 @@ func plan(recs []*record, doms []vmm.Domain) []change {
 			// Unreachable or in transition is never "shut off": conclude nothing.
 		case d.State == vmm.StateCrashed && r.State != stateCorrupted:
 			c.Kind, c.State, c.Detail = observe, stateCorrupted, "the guest crashed"
+		case d.State == vmm.StateShutOff && d.Forced && (r.State == stateRunning || r.State == statePaused && !r.Hot):
+			// Not the guest's own power-off: someone destroyed the domain under us.
+			c.Kind, c.State, c.Detail = observe, stateCorrupted, "its domain was forced off outside vws (virsh destroy?) while "+r.State+
+				"; the RAM is lost and the disk may be inconsistent (Shutdown Trash discards this deployment's changes)"
 		case d.State == vmm.StateShutOff && (r.State == stateRunning || r.State == statePaused && !r.Hot):
 			c.Kind, c.State, c.Detail = observe, stateShutdown, "the guest powered off"
 		case d.State == vmm.StateRunning && r.State != stateRunning && r.State != stateCorrupted:
 			c.Kind, c.State = observe, stateRunning
 		case d.State == vmm.StatePaused && r.State == stateRunning:
 			c.Kind, c.State = observe, statePaused
+		}
+		if c.Kind == observe {
+			c.From = r.State
 		}
 		if c.Kind == 0 && r.Reported != r.State+"/"+r.Phase {
 			c.Kind = retryReport
@@ -127,13 +135,33 @@ func (m *Manager) apply(ctx context.Context, c change) {
 	if err != nil {
 		return // finished meanwhile
 	}
+	// The plan was made from a snapshot; under the lock, plan this workspace again
+	// from fresh facts, so an operation that finished meanwhile is not undone.
+	var doms []vmm.Domain
+	st, err := m.hv.State(ctx, domainName(c.Key))
+	switch {
+	case err == nil:
+		doms = append(doms, vmm.Domain{Name: domainName(c.Key), State: st})
+	case !isNoDomain(err):
+		return // unreachable: conclude nothing
+	}
+	fresh := plan([]*record{rec}, doms)
+	if len(fresh) == 0 {
+		return
+	}
+	c = fresh[0]
 	log := m.log.With("workspace", c.Key)
 	switch c.Kind {
 	case abortStaging:
 		if rec.Token == "" {
 			// Died between journal and check-out answer: ask again; the Repository
 			// hands the same host its lock back.
-			if man, err := m.repo.checkOut(ctx, workspaceEPR(rec), m.cfg.Host, nil); err == nil {
+			man, err := m.repo.checkOut(ctx, workspaceEPR(rec), m.cfg.Host, nil)
+			if outcomeUnknown(err) {
+				log.Warn("undo an interrupted deploy: the repository is unreachable; will retry", "err", err)
+				return
+			}
+			if err == nil {
 				rec.Token, rec.OverlayDigest, rec.StateAtCheckout = man.Token, man.image("overlay").Digest, man.State
 				if mem := man.image("memory"); mem != nil {
 					rec.MemoryDigest = mem.Digest
@@ -158,6 +186,11 @@ func (m *Manager) apply(ctx context.Context, c change) {
 		}
 		log.Info("redefined a lost domain")
 	case observe:
+		if rec.State != c.From || rec.Phase != phaseDeployed {
+			// An operation changed the workspace after the plan was made (a Trash
+			// forces the domain off and then records shutdown): look again next round.
+			return
+		}
 		if c.State == stateShutdown && rec.Hot {
 			return
 		}

@@ -334,7 +334,25 @@ func remoteErr(what string, err error) error {
 		}
 		return fmt.Errorf("the repository refused to %s: %w", what, err)
 	}
-	return fmt.Errorf("%w: cannot reach the repository to %s: %w", errdefs.ErrHypervisor, what, err)
+	return &unreachableError{what: what, err: err}
+}
+
+// unreachableError is a call whose outcome is unknown: the Repository may or may not
+// have acted on it.
+type unreachableError struct {
+	what string
+	err  error
+}
+
+func (e *unreachableError) Error() string {
+	return "cannot reach the repository to " + e.what + ": " + e.err.Error()
+}
+func (e *unreachableError) Unwrap() error { return e.err }
+
+// outcomeUnknown says whether err leaves open whether the Repository acted.
+func outcomeUnknown(err error) bool {
+	var u *unreachableError
+	return errors.As(err, &u)
 }
 
 var remoteFaults = map[string]error{

@@ -52,7 +52,11 @@ func (m *Manager) finishUndeploy(ctx context.Context, rec *record) (string, erro
 		return "", err
 	}
 	memoryDigest := ""
-	if rec.Hot && rec.MemoryFile != "" {
+	switch {
+	case rec.Hot && rec.MemoryDigest != "":
+		// Deployed serialized and never resumed: the Repository holds this image.
+		memoryDigest = rec.MemoryDigest
+	case rec.Hot && rec.MemoryFile != "":
 		if memoryDigest, err = m.repo.upload(ctx, rec, "memory", rec.MemoryFile); err != nil {
 			return "", err
 		}
