@@ -137,12 +137,9 @@ func (m *Manager) apply(ctx context.Context, c change) {
 	}
 	// The plan was made from a snapshot; under the lock, plan this workspace again
 	// from fresh facts, so an operation that finished meanwhile is not undone.
-	var doms []vmm.Domain
-	st, err := m.hv.State(ctx, domainName(c.Key))
-	switch {
-	case err == nil:
-		doms = append(doms, vmm.Domain{Name: domainName(c.Key), State: st})
-	case !isNoDomain(err):
+	// List, not State: it also says whether a shut-off domain was forced off.
+	doms, err := m.hv.List(ctx, domainName(c.Key))
+	if err != nil {
 		return // unreachable: conclude nothing
 	}
 	fresh := plan([]*record{rec}, doms)

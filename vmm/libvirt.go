@@ -41,6 +41,9 @@ type HostInfo struct {
 type Domain struct {
 	Name, UUID string
 	State      State
+	// Forced: shut off by a forced stop (virsh destroy, libvirtd), not by the guest
+	// powering off or a save.
+	Forced bool
 }
 
 // Libvirt drives guests through one libvirt connection, re-dialled when libvirtd

@@ -205,7 +205,7 @@ func (l *Libvirt) List(ctx context.Context, prefix string) ([]Domain, error) {
 			if err != nil {
 				return err
 			}
-			out = append(out, Domain{Name: name, UUID: uuid, State: stateFrom(s, reason)})
+			out = append(out, Domain{Name: name, UUID: uuid, State: stateFrom(s, reason), Forced: forcedOff(s, reason)})
 		}
 		return nil
 	})

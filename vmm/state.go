@@ -61,3 +61,18 @@ func stateFrom(st libvirt.DomainState, reason int) State {
 		return StateUnknown
 	}
 }
+
+// forcedOff reports whether a shut-off domain was ended from outside the guest (a
+// forced stop: virDomainDestroy, `virsh destroy`, or libvirtd ending it) rather than
+// powered off by the guest itself or saved. Its RAM is lost and its disks were not
+// cleanly released.
+func forcedOff(st libvirt.DomainState, reason int) bool {
+	if st != libvirt.DOMAIN_SHUTOFF {
+		return false
+	}
+	switch libvirt.DomainShutoffReason(reason) {
+	case libvirt.DOMAIN_SHUTOFF_DESTROYED, libvirt.DOMAIN_SHUTOFF_DAEMON:
+		return true
+	}
+	return false
+}

@@ -37,4 +37,20 @@ func TestStateFrom(t *testing.T) {
 			t.Errorf("%d.String() = %q, want %q", int(s), s.String(), want)
 		}
 	}
+	for _, tt := range []struct {
+		st     libvirt.DomainState
+		reason int
+		want   bool
+	}{
+		{libvirt.DOMAIN_SHUTOFF, int(libvirt.DOMAIN_SHUTOFF_DESTROYED), true},
+		{libvirt.DOMAIN_SHUTOFF, int(libvirt.DOMAIN_SHUTOFF_DAEMON), true},
+		{libvirt.DOMAIN_SHUTOFF, int(libvirt.DOMAIN_SHUTOFF_SHUTDOWN), false},
+		{libvirt.DOMAIN_SHUTOFF, int(libvirt.DOMAIN_SHUTOFF_SAVED), false},
+		{libvirt.DOMAIN_SHUTOFF, int(libvirt.DOMAIN_SHUTOFF_UNKNOWN), false},
+		{libvirt.DOMAIN_RUNNING, int(libvirt.DOMAIN_RUNNING_BOOTED), false},
+	} {
+		if got := forcedOff(tt.st, tt.reason); got != tt.want {
+			t.Errorf("forcedOff(%d, %d) = %v, want %v", tt.st, tt.reason, got, tt.want)
+		}
+	}
 }

@@ -1,0 +1,284 @@
+package manager
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/vws-grid/vws/vmm"
+)
+
+// rec is a deployed record in state, already reported to the Repository.
+func rec(key, state string, hot bool) *record {
+	return &record{Key: key, Phase: phaseDeployed, State: state, Hot: hot, Reported: state + "/" + phaseDeployed}
+}
+
+func dom(key string, st vmm.State) vmm.Domain {
+	return vmm.Domain{Name: domainName(key), UUID: domainUUID(key), State: st}
+}
+
+// forced is key's domain shut off by a forced stop (virsh destroy).
+func forced(key string) vmm.Domain {
+	d := dom(key, vmm.StateShutOff)
+	d.Forced = true
+	return d
+}
+
+func TestPlan(t *testing.T) {
+	const k = "ws-1"
+	staging := &record{Key: k, Phase: phaseStaging}
+	unstaging := rec(k, stateShutdown, false)
+	unstaging.Phase = phaseUnstaging
+	lagging := rec(k, stateRunning, false)
+	lagging.Reported = stateShutdown + "/" + phaseDeployed
+	neverReported := rec(k, stateShutdown, false)
+	neverReported.Reported = ""
+	corruptedUnreported := rec(k, stateCorrupted, false)
+	corruptedUnreported.Reported = stateRunning + "/" + phaseDeployed
+
+	cases := []struct {
+		name string
+		recs []*record
+		doms []vmm.Domain
+		want []change
+		// detail, when set, must appear in the single change's Detail.
+		detail string
+	}{
+		{name: "nothing at all"},
+		{name: "staging: a deploy died, undo it", recs: []*record{staging},
+			want: []change{{Kind: abortStaging, Key: k}}},
+		{name: "staging with its domain defined still aborts", recs: []*record{staging}, doms: []vmm.Domain{dom(k, vmm.StateShutOff)},
+			want: []change{{Kind: abortStaging, Key: k}}},
+		{name: "unstaging: an undeploy died, finish it", recs: []*record{unstaging}, doms: []vmm.Domain{dom(k, vmm.StateShutOff)},
+			want: []change{{Kind: finishUnstage, Key: k}}},
+		{name: "unstaging without a domain still finishes", recs: []*record{unstaging},
+			want: []change{{Kind: finishUnstage, Key: k}}},
+		{name: "in agreement: running", recs: []*record{rec(k, stateRunning, false)}, doms: []vmm.Domain{dom(k, vmm.StateRunning)}},
+		{name: "in agreement: paused", recs: []*record{rec(k, statePaused, false)}, doms: []vmm.Domain{dom(k, vmm.StatePaused)}},
+		{name: "in agreement: shutdown", recs: []*record{rec(k, stateShutdown, false)}, doms: []vmm.Domain{dom(k, vmm.StateShutOff)}},
+		{name: "running, domain shut off: the guest powered off", recs: []*record{rec(k, stateRunning, false)}, doms: []vmm.Domain{dom(k, vmm.StateShutOff)},
+			want: []change{{Kind: observe, Key: k, State: stateShutdown}}, detail: "powered off"},
+		{name: "paused in RAM, domain shut off: shutdown", recs: []*record{rec(k, statePaused, false)}, doms: []vmm.Domain{dom(k, vmm.StateShutOff)},
+			want: []change{{Kind: observe, Key: k, State: stateShutdown}}, detail: "powered off"},
+		{name: "hot (serialized), domain shut off: as it should be", recs: []*record{rec(k, statePaused, true)}, doms: []vmm.Domain{dom(k, vmm.StateShutOff)}},
+		{name: "running, domain forced off (virsh destroy): corrupted", recs: []*record{rec(k, stateRunning, false)}, doms: []vmm.Domain{forced(k)},
+			want: []change{{Kind: observe, Key: k, State: stateCorrupted}}, detail: "forced off"},
+		{name: "paused in RAM, domain forced off: corrupted", recs: []*record{rec(k, statePaused, false)}, doms: []vmm.Domain{forced(k)},
+			want: []change{{Kind: observe, Key: k, State: stateCorrupted}}, detail: "forced off"},
+		{name: "shutdown, domain forced off (our own Trash or forced shutdown)", recs: []*record{rec(k, stateShutdown, false)}, doms: []vmm.Domain{forced(k)}},
+		{name: "hot, domain forced off before the save", recs: []*record{rec(k, statePaused, true)}, doms: []vmm.Domain{forced(k)}},
+		{name: "corrupted, domain forced off: already known", recs: []*record{rec(k, stateCorrupted, false)}, doms: []vmm.Domain{forced(k)}},
+		{name: "running, domain crashed: corrupted", recs: []*record{rec(k, stateRunning, false)}, doms: []vmm.Domain{dom(k, vmm.StateCrashed)},
+			want: []change{{Kind: observe, Key: k, State: stateCorrupted}}, detail: "crashed"},
+		{name: "paused, domain crashed: corrupted", recs: []*record{rec(k, statePaused, false)}, doms: []vmm.Domain{dom(k, vmm.StateCrashed)},
+			want: []change{{Kind: observe, Key: k, State: stateCorrupted}}, detail: "crashed"},
+		{name: "corrupted, domain crashed: already known", recs: []*record{rec(k, stateCorrupted, false)}, doms: []vmm.Domain{dom(k, vmm.StateCrashed)}},
+		{name: "running, domain vanished: corrupted", recs: []*record{rec(k, stateRunning, false)},
+			want: []change{{Kind: observe, Key: k, State: stateCorrupted}}, detail: "vanished"},
+		{name: "paused in RAM, domain vanished: corrupted", recs: []*record{rec(k, statePaused, false)},
+			want: []change{{Kind: observe, Key: k, State: stateCorrupted}}, detail: "vanished"},
+		{name: "shutdown, domain vanished: redefine", recs: []*record{rec(k, stateShutdown, false)},
+			want: []change{{Kind: redefine, Key: k}}},
+		{name: "hot, domain vanished: redefine", recs: []*record{rec(k, statePaused, true)},
+			want: []change{{Kind: redefine, Key: k}}},
+		{name: "corrupted, domain vanished: nothing more to conclude", recs: []*record{rec(k, stateCorrupted, false)}},
+		{name: "unknown domain state: conclude nothing (running)", recs: []*record{rec(k, stateRunning, false)}, doms: []vmm.Domain{dom(k, vmm.StateUnknown)}},
+		{name: "unknown domain state: conclude nothing (shutdown)", recs: []*record{rec(k, stateShutdown, false)}, doms: []vmm.Domain{dom(k, vmm.StateUnknown)}},
+		{name: "unknown domain state: conclude nothing (hot)", recs: []*record{rec(k, statePaused, true)}, doms: []vmm.Domain{dom(k, vmm.StateUnknown)}},
+		{name: "recorded running, domain paused", recs: []*record{rec(k, stateRunning, false)}, doms: []vmm.Domain{dom(k, vmm.StatePaused)},
+			want: []change{{Kind: observe, Key: k, State: statePaused}}},
+		{name: "recorded paused, domain running", recs: []*record{rec(k, statePaused, false)}, doms: []vmm.Domain{dom(k, vmm.StateRunning)},
+			want: []change{{Kind: observe, Key: k, State: stateRunning}}},
+		{name: "recorded shutdown, domain running", recs: []*record{rec(k, stateShutdown, false)}, doms: []vmm.Domain{dom(k, vmm.StateRunning)},
+			want: []change{{Kind: observe, Key: k, State: stateRunning}}},
+		{name: "recorded corrupted, domain running: stays corrupted", recs: []*record{rec(k, stateCorrupted, false)}, doms: []vmm.Domain{dom(k, vmm.StateRunning)}},
+		{name: "reported lags behind the journal", recs: []*record{lagging}, doms: []vmm.Domain{dom(k, vmm.StateRunning)},
+			want: []change{{Kind: retryReport, Key: k}}},
+		{name: "never reported", recs: []*record{neverReported}, doms: []vmm.Domain{dom(k, vmm.StateShutOff)},
+			want: []change{{Kind: retryReport, Key: k}}},
+		{name: "corrupted not yet reported, domain gone", recs: []*record{corruptedUnreported},
+			want: []change{{Kind: retryReport, Key: k}}},
+		{name: "hot, shut off, not reported", recs: []*record{func() *record { r := rec(k, statePaused, true); r.Reported = ""; return r }()},
+			doms: []vmm.Domain{dom(k, vmm.StateShutOff)}, want: []change{{Kind: retryReport, Key: k}}},
+		{name: "an observation wins over a lagging report", recs: []*record{func() *record { r := rec(k, stateRunning, false); r.Reported = ""; return r }()},
+			doms: []vmm.Domain{dom(k, vmm.StateShutOff)}, want: []change{{Kind: observe, Key: k, State: stateShutdown}}, detail: "powered off"},
+		{name: "domains of no record are left alone", recs: []*record{rec(k, stateRunning, false)},
+			doms: []vmm.Domain{dom("other", vmm.StateShutOff), dom(k, vmm.StateRunning), {Name: "vws-x", State: vmm.StateCrashed}}},
+		{name: "several records, each on its own",
+			recs: []*record{staging, rec("b", stateRunning, false), rec("c", stateShutdown, false), rec("d", statePaused, true)},
+			doms: []vmm.Domain{dom("b", vmm.StateShutOff), dom("d", vmm.StateShutOff)},
+			want: []change{{Kind: abortStaging, Key: k}, {Kind: observe, Key: "b", State: stateShutdown}, {Kind: redefine, Key: "c"}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := plan(tc.recs, tc.doms)
+			if tc.detail != "" {
+				if len(got) != 1 || !strings.Contains(got[0].Detail, tc.detail) {
+					t.Errorf("detail: got %+v, want one change whose detail says %q", got, tc.detail)
+				}
+			}
+			for i := range got {
+				if got[i].Kind == observe && got[i].From == "" {
+					t.Errorf("observe %+v does not say which recorded state it compared", got[i])
+				}
+				got[i].Detail, got[i].From = "", ""
+			}
+			if len(got) == 0 {
+				got = nil
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("plan:\n got %+v\nwant %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestPlanObserveFrom: an observation names the recorded state it was planned from, so
+// apply can tell when an operation changed the workspace meanwhile.
+func TestPlanObserveFrom(t *testing.T) {
+	got := plan([]*record{rec("a", stateRunning, false), rec("b", statePaused, false)},
+		[]vmm.Domain{forced("a"), dom("b", vmm.StateRunning)})
+	if len(got) != 2 || got[0].From != stateRunning || got[1].From != statePaused {
+		t.Fatalf("plan: %+v", got)
+	}
+}
+
+// TestPlanVanishedDetail: the reason a vanished running workspace is corrupted says
+// what was lost and how to recover, since it reaches the client as the Detail.
+func TestPlanVanishedDetail(t *testing.T) {
+	got := plan([]*record{rec("k", stateRunning, false)}, nil)
+	if len(got) != 1 {
+		t.Fatalf("plan: %+v", got)
+	}
+	for _, want := range []string{"vanished", "running", "RAM", "Trash"} {
+		if !strings.Contains(got[0].Detail, want) {
+			t.Errorf("detail %q does not say %q", got[0].Detail, want)
+		}
+	}
+}
+
+func TestJournalRoundTrip(t *testing.T) {
+	j := &journal{dir: t.TempDir()}
+	if recs, errs := j.all(); len(recs) != 0 || len(errs) != 0 {
+		t.Fatalf("empty journal: %v %v", recs, errs)
+	}
+	a := &record{Key: "b-ws", Name: "second", WorkspaceAddress: "http://127.0.0.1:1/wsrf/services/WorkspaceService", WSAVersion: 2,
+		Token: "tok", Phase: phaseDeployed, State: stateRunning, Detail: "d", Hot: false,
+		OverlayDigest: "sha256:" + strings.Repeat("a", 64), StateAtCheckout: stateShutdown,
+		Spec: vmm.Spec{Name: domainName("b-ws"), UUID: domainUUID("b-ws"), MemoryMiB: 128, CPUs: 1,
+			Disks: []vmm.Disk{{Path: "/x/run.qcow2", Format: "qcow2", Target: "vda", Boot: true}},
+			NICs:  []vmm.NIC{{MAC: derivedMAC("b-ws", 0), Kind: "network", Source: "default"}}},
+		Overlay: "/x/overlay.qcow2", Run: "/x/run.qcow2", Reported: "running/deployed"}
+	b := &record{Key: "a-ws", Phase: phaseStaging}
+	for _, r := range []*record{a, b} {
+		if err := j.put(r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Version != journalVersion {
+			t.Errorf("put left version %d", r.Version)
+		}
+	}
+	got, err := j.get("b-ws")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, a) {
+		t.Errorf("get:\n got %+v\nwant %+v", got, a)
+	}
+	// A put replaces the record.
+	a.State, a.Hot, a.MemoryFile = statePaused, true, "/x/memory.save"
+	if err := j.put(a); err != nil {
+		t.Fatal(err)
+	}
+	recs, errs := j.all()
+	if len(errs) != 0 || len(recs) != 2 || recs[0].Key != "a-ws" || recs[1].Key != "b-ws" {
+		t.Fatalf("all: %+v %v", recs, errs)
+	}
+	if !reflect.DeepEqual(recs[1], a) || !reflect.DeepEqual(recs[0], b) {
+		t.Errorf("all:\n got %+v %+v\nwant %+v %+v", recs[0], recs[1], b, a)
+	}
+	if err := j.remove("a-ws"); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.remove("a-ws"); err != nil {
+		t.Errorf("removing an absent record: %v", err)
+	}
+	if _, err := j.get("a-ws"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("get after remove: %v", err)
+	}
+	if recs, _ := j.all(); len(recs) != 1 {
+		t.Errorf("all after remove: %+v", recs)
+	}
+}
+
+func TestJournalVersionMismatch(t *testing.T) {
+	j := &journal{dir: t.TempDir()}
+	if err := j.put(&record{Key: "good", Phase: phaseDeployed, State: stateShutdown}); err != nil {
+		t.Fatal(err)
+	}
+	for key, body := range map[string]string{
+		"future":  `{"version": 2, "key": "future", "phase": "deployed"}`,
+		"ancient": `{"key": "ancient", "phase": "deployed"}`,
+		"garbled": `{"version": 1, "key": `,
+	} {
+		if err := os.WriteFile(filepath.Join(j.dir, key+".json"), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := j.get(key)
+		if err == nil {
+			t.Errorf("%s: a record this manager cannot read was accepted", key)
+		} else if !strings.Contains(err.Error(), key) {
+			t.Errorf("%s: error %q does not name the record", key, err)
+		}
+	}
+	if _, err := j.get("future"); err == nil || !strings.Contains(err.Error(), "version 2") {
+		t.Errorf("future version: %v", err)
+	}
+	recs, errs := j.all()
+	if len(recs) != 1 || recs[0].Key != "good" || len(errs) != 3 {
+		t.Errorf("all: %d records %+v, errors %v; want the good one and three errors", len(recs), recs, errs)
+	}
+	// The unreadable records stay for an operator (or a newer vws) to look at.
+	if _, err := os.Stat(filepath.Join(j.dir, "future.json")); err != nil {
+		t.Errorf("an unreadable record was removed: %v", err)
+	}
+}
+
+func TestJournalRemovesLeftoverTmp(t *testing.T) {
+	j := &journal{dir: t.TempDir()}
+	if err := j.put(&record{Key: "ws", Phase: phaseDeployed, State: stateShutdown}); err != nil {
+		t.Fatal(err)
+	}
+	// A write interrupted before its rename: half a record beside the whole one.
+	tmp := filepath.Join(j.dir, "ws.json.tmp")
+	if err := os.WriteFile(tmp, []byte(`{"version": 1, "key": "ws", "pha`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(j.dir, "new.json.tmp") // a first write that never landed
+	if err := os.WriteFile(other, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	recs, errs := j.all()
+	if len(errs) != 0 || len(recs) != 1 || recs[0].State != stateShutdown {
+		t.Fatalf("all: %+v %v", recs, errs)
+	}
+	for _, p := range []string{tmp, other} {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s left behind: %v", filepath.Base(p), err)
+		}
+	}
+	ents, _ := os.ReadDir(j.dir)
+	if len(ents) != 1 || ents[0].Name() != "ws.json" {
+		t.Errorf("journal directory holds %v", ents)
+	}
+	// A put leaves no temporary file either.
+	if err := j.put(recs[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(tmp); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("put left %s: %v", tmp, err)
+	}
+}
