@@ -181,7 +181,7 @@ func newLifecycleCommand(op, short string) *cobra.Command {
 				return err
 			}
 			state := txt(resp, "State")
-			if d := txt(resp, "Deployment"); d != "" {
+			if d := txt(resp, "Deployment"); d != "" && d != "-" { // txt says "-" when absent
 				state += ", " + d
 			}
 			timed(cmd, strings.ToLower(op), start, state)

@@ -1,0 +1,397 @@
+package test
+
+// End-to-end tests of the VW Manager: the real vws binary serving over loopback HTTP,
+// the CLI, and real QEMU guests (TCG) through libvirt — no mocks. They boot the test
+// guest (test/guest), so `go test -short` skips them.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/beevik/etree"
+
+	"github.com/vws-grid/vws/internal/client"
+	"github.com/vws-grid/vws/internal/vwsns"
+	"github.com/vws-grid/vws/internal/wsa"
+)
+
+const (
+	bootTimeout = 60 * time.Second // boot to "tick 2" on TCG takes about 7-9 s
+	tickTimeout = 20 * time.Second
+)
+
+func hasTicks(min int) func(string) bool {
+	return func(c string) bool { return LastTick(c) >= min }
+}
+
+// shortDigest is how `vws host status` prints a digest.
+func shortDigestOf(d string) string { return d[:len("sha256:")+12] }
+
+func TestManagerLifecycle(t *testing.T) {
+	t.Parallel()
+	s := StartMgrServer(t, MgrServerOptions{HostName: "lifecycle-host"})
+	imgs := ImportGuest(t, s)
+	w := CreateWorkspace(t, s, TickerDescription(t))
+	mgrAddr := s.URL + "/wsrf/services/" + vwsns.ManagerService
+
+	done := Step(t, "deploy")
+	s.MustCLI(t, "deploy", w.EPRFile)
+	done()
+	WantWSProps(t, w, "state", "shutdown", "deployment", "deployed", "host", "lifecycle-host", "managerReference", mgrAddr)
+	if !DomainDefined(w.Domain()) {
+		t.Fatalf("after deploy, libvirt has no domain %s", w.Domain())
+	}
+
+	done = Step(t, "start")
+	if out := s.MustCLI(t, "start", w.EPRFile).stdout; !strings.HasPrefix(out, "start: running (") {
+		t.Fatalf("vws start printed %q", out)
+	}
+	done()
+	WantWSProps(t, w, "state", "running", "deployment", "deployed")
+
+	done = Step(t, "boot to tick 2")
+	c := WaitConsole(t, s, w, bootTimeout, "the job's greeting and tick 2", func(c string) bool {
+		return strings.Contains(c, "hello from the grid job") && LastTick(c) >= 2
+	})
+	done()
+	if ts := Ticks(c); ts[0] != 0 {
+		t.Fatalf("a fresh boot should count from 0: %v", ts)
+	}
+
+	// The host: the workspace runs, its console tail shows the job, the images are cached.
+	h := ReadHost(t, s)
+	hw, ok := h.Workspaces[w.Key]
+	if !ok || hw.State != "running" || hw.Deployment != "deployed" || !strings.Contains(hw.ConsoleTail, "tick") || hw.Domain != w.Domain() {
+		t.Fatalf("host properties: workspace %+v (present %v)", hw, ok)
+	}
+	for _, d := range []string{imgs.Disk, imgs.Kernel, imgs.Initrd} {
+		if _, ok := h.Cached[d]; !ok {
+			t.Fatalf("host properties: %s is not among the cached images %v", d, h.Cached)
+		}
+	}
+	hs := s.MustCLI(t, "host", "status", s.URL).stdout
+	if !strings.Contains(hs, w.Key) || !strings.Contains(hs, "running") || !strings.Contains(hs, "DomainType:   qemu") {
+		t.Fatalf("vws host status:\n%s", hs)
+	}
+	for _, d := range []string{imgs.Disk, imgs.Kernel, imgs.Initrd} {
+		if !strings.Contains(hs, shortDigestOf(d)) {
+			t.Fatalf("vws host status does not list cached image %s:\n%s", d, hs)
+		}
+	}
+
+	// Pause: the guest's clock stops, so the console does not advance.
+	done = Step(t, "pause")
+	s.MustCLI(t, "pause", w.EPRFile)
+	done()
+	WantWSProps(t, w, "state", "paused")
+	if st := DomainState(w.Domain()); st != "paused" {
+		t.Fatalf("virsh domstate after pause: %q", st)
+	}
+	before := Console(t, s, w)
+	time.Sleep(3 * time.Second)
+	after := Console(t, s, w)
+	if LastTick(after) != LastTick(before) || after != before {
+		t.Fatalf("the console advanced while paused: tick %d → %d", LastTick(before), LastTick(after))
+	}
+	done = Step(t, "unpause")
+	s.MustCLI(t, "unpause", w.EPRFile)
+	done()
+	WantWSProps(t, w, "state", "running")
+	c = WaitConsole(t, s, w, tickTimeout, fmt.Sprintf("a tick after %d", LastTick(before)), hasTicks(LastTick(before)+1))
+
+	// Serialize: RAM saved, the workspace paused (hot).
+	done = Step(t, "shutdown serialize")
+	s.MustCLI(t, "shutdown", w.EPRFile, "--mode", "serialize")
+	done()
+	WantWSProps(t, w, "state", "paused", "deployment", "deployed")
+	lastBefore := LastTick(Console(t, s, w))
+	t.Logf("last tick before undeploy: %d", lastBefore)
+
+	done = Step(t, "undeploy (serialized)")
+	s.MustCLI(t, "undeploy", w.EPRFile)
+	done()
+	WantWSProps(t, w, "state", "paused", "deployment", "in-repository", "lockHolder", "", "managerReference", "")
+	if roles := imageRoles(t, w); !slices.Contains(roles, "memory") {
+		t.Fatalf("the serialized workspace was checked in without its memory image: %v", roles)
+	}
+	if DomainDefined(w.Domain()) {
+		t.Fatalf("after undeploy, libvirt still has domain %s", w.Domain())
+	}
+	if s.HasWorkspaceDir(w.Key) {
+		t.Fatalf("after undeploy, the manager still has files for the workspace: %v", s.WorkspaceFiles(w.Key))
+	}
+	if _, ok := ReadHost(t, s).Workspaces[w.Key]; ok {
+		t.Fatal("after undeploy, the host still lists the workspace")
+	}
+
+	// Deploy it running again: it resumes where it stopped.
+	done = Step(t, "deploy --state running (restore)")
+	s.MustCLI(t, "deploy", w.EPRFile, "--state", "running")
+	done()
+	WantWSProps(t, w, "state", "running", "deployment", "deployed")
+	done = Step(t, "ticks after restore")
+	c = WaitConsole(t, s, w, tickTimeout, fmt.Sprintf("ticks after %d", lastBefore), hasTicks(lastBefore+2))
+	done()
+	if ts := Ticks(c); ts[0] <= lastBefore || strings.Contains(c, "hello from the grid job") {
+		t.Fatalf("the restored guest should continue after tick %d, not boot anew; its console:\n%s", lastBefore, c)
+	}
+
+	// Normal shutdown: the guest's acpid powers it off within the grace period.
+	done = Step(t, "shutdown normal (ACPI)")
+	start := time.Now()
+	s.MustCLI(t, "shutdown", w.EPRFile, "--mode", "normal", "--grace", "20s")
+	took := time.Since(start)
+	done()
+	WantWSProps(t, w, "state", "shutdown", "deployment", "deployed")
+	hw = ReadHost(t, s).Workspaces[w.Key]
+	if hw.State != "shutdown" || strings.Contains(hw.Detail, "forced") || took >= 20*time.Second {
+		t.Fatalf("the guest should have powered off on ACPI within the grace period; took %s, host says %+v", took, hw)
+	}
+	if st := DomainState(w.Domain()); st != "shut off" {
+		t.Fatalf("virsh domstate after shutdown: %q", st)
+	}
+
+	done = Step(t, "shutdown trash (already shut down)")
+	s.MustCLI(t, "shutdown", w.EPRFile, "--mode", "trash")
+	done()
+	WantWSProps(t, w, "state", "shutdown", "deployment", "deployed")
+
+	done = Step(t, "undeploy")
+	s.MustCLI(t, "undeploy", w.EPRFile)
+	done()
+	WantWSProps(t, w, "state", "shutdown", "deployment", "in-repository", "lockHolder", "")
+	if DomainDefined(w.Domain()) || s.HasWorkspaceDir(w.Key) {
+		t.Fatalf("after undeploy: domain defined %v, manager files %v", DomainDefined(w.Domain()), s.WorkspaceFiles(w.Key))
+	}
+	if roles := imageRoles(t, w); slices.Contains(roles, "memory") {
+		t.Fatalf("a shut-down workspace still carries a memory image: %v", roles)
+	}
+	// It deploys again, cold (its saved RAM is spent).
+	done = Step(t, "deploy again, undeploy")
+	s.MustCLI(t, "deploy", w.EPRFile)
+	WantWSProps(t, w, "state", "shutdown", "deployment", "deployed")
+	s.MustCLI(t, "undeploy", w.EPRFile)
+	done()
+
+	done = Step(t, "destroy")
+	s.MustCLI(t, "destroy", w.EPRFile)
+	done()
+	WantFault(t, s.CLI(t, "status", w.EPRFile), "ResourceUnknownFault", w.Key)
+}
+
+func TestColdMigration(t *testing.T) {
+	t.Parallel()
+	a := StartMgrServer(t, MgrServerOptions{HostName: "hostA"})
+	b := StartMgrServer(t, MgrServerOptions{HostName: "hostB", Roles: []string{"manager"}})
+	ImportGuest(t, a)
+	w := CreateWorkspace(t, a, TickerDescription(t))
+
+	done := Step(t, "deploy on A, running")
+	a.MustCLI(t, "deploy", w.EPRFile, "--host", a.URL, "--state", "running")
+	done()
+	WantWSProps(t, w, "state", "running", "host", "hostA")
+	done = Step(t, "boot on A to tick 2")
+	WaitConsole(t, a, w, bootTimeout, "tick 2", hasTicks(2))
+	done()
+
+	done = Step(t, "serialize on A")
+	a.MustCLI(t, "shutdown", w.EPRFile, "--mode", "serialize")
+	done()
+	lastA := LastTick(Console(t, a, w))
+	done = Step(t, "undeploy from A")
+	a.MustCLI(t, "undeploy", w.EPRFile)
+	done()
+	WantWSProps(t, w, "state", "paused", "deployment", "in-repository", "lockHolder", "")
+	if DomainDefined(w.Domain()) || a.HasWorkspaceDir(w.Key) {
+		t.Fatalf("after undeploy from A: domain defined %v, A's files %v", DomainDefined(w.Domain()), a.WorkspaceFiles(w.Key))
+	}
+	t.Logf("last tick on A: %d", lastA)
+
+	done = Step(t, "deploy on B, running (restore)")
+	a.MustCLI(t, "deploy", w.EPRFile, "--host", b.URL, "--state", "running")
+	done()
+	WantWSProps(t, w, "state", "running", "deployment", "deployed", "host", "hostB",
+		"managerReference", b.URL+"/wsrf/services/"+vwsns.ManagerService)
+	done = Step(t, "ticks on B")
+	// `vws console` finds B through the workspace's vw:managerReference.
+	c := WaitConsole(t, a, w, tickTimeout, fmt.Sprintf("ticks after %d", lastA), hasTicks(lastA+2))
+	done()
+	if ts := Ticks(c); ts[0] <= lastA || strings.Contains(c, "hello from the grid job") {
+		t.Fatalf("on B the job should continue after tick %d; B's console:\n%s", lastA, c)
+	}
+	hb := ReadHost(t, b)
+	if hw, ok := hb.Workspaces[w.Key]; !ok || hw.State != "running" {
+		t.Fatalf("B's host properties: %+v", hb.Workspaces)
+	}
+	if hs := b.MustCLI(t, "host", "status", b.URL).stdout; !strings.Contains(hs, w.Key) || !strings.Contains(hs, "running") {
+		t.Fatalf("vws host status of B:\n%s", hs)
+	}
+	if _, ok := ReadHost(t, a).Workspaces[w.Key]; ok {
+		t.Fatal("A still lists the workspace")
+	}
+
+	done = Step(t, "shutdown trash on B")
+	a.MustCLI(t, "shutdown", w.EPRFile, "--mode", "trash")
+	done()
+	done = Step(t, "undeploy from B")
+	a.MustCLI(t, "undeploy", w.EPRFile)
+	done()
+	WantWSProps(t, w, "state", "shutdown", "deployment", "in-repository", "lockHolder", "")
+	if DomainDefined(w.Domain()) || b.HasWorkspaceDir(w.Key) {
+		t.Fatalf("after undeploy from B: domain defined %v, B's files %v", DomainDefined(w.Domain()), b.WorkspaceFiles(w.Key))
+	}
+	a.MustCLI(t, "destroy", w.EPRFile)
+}
+
+func TestManagerFaults(t *testing.T) {
+	t.Parallel()
+	a := StartMgrServer(t, MgrServerOptions{HostName: "faults-a"})
+	b := StartMgrServer(t, MgrServerOptions{HostName: "faults-b", Roles: []string{"manager"}})
+	imgs := ImportGuest(t, a)
+	w := CreateWorkspace(t, a, TickerDescription(t))
+
+	// nothingOnB: a refused deploy on B leaves no journal record, no file, no domain.
+	nothingOnB := func(what string) {
+		t.Helper()
+		if e := b.ManagerEntries(); len(e) > 0 {
+			t.Fatalf("%s: B's manager kept %v", what, e)
+		}
+	}
+
+	t.Run("locked", func(t *testing.T) {
+		a.MustCLI(t, "deploy", w.EPRFile, "--host", a.URL)
+		r := a.CLI(t, "deploy", w.EPRFile, "--host", b.URL)
+		WantFault(t, r, "WorkspaceLockedFault", "faults-a")
+		WantWSProps(t, w, "state", "shutdown", "deployment", "deployed", "host", "faults-a", "lockHolder", "faults-a")
+		nothingOnB("locked")
+		if !DomainDefined(w.Domain()) {
+			t.Fatal("the refused deploy on B removed A's domain")
+		}
+		// The same over SOAP: the fault's type is in its BaseFault detail.
+		body := mgrDeployBody(w.EPR)
+		_, err := mgrSOAP.Invoke(context.Background(), &wsa.EPR{Version: w.EPR.Version, Address: b.URL + "/wsrf/services/" + vwsns.ManagerService}, "Deploy", body)
+		var fe *client.FaultError
+		if !errors.As(err, &fe) || fe.Type != "WorkspaceLockedFault" || !strings.Contains(fe.Description, "faults-a") {
+			t.Fatalf("SOAP Deploy on B: %v", err)
+		}
+	})
+
+	t.Run("wrong state", func(t *testing.T) {
+		// Deployed and shut down on A (from "locked").
+		r := a.CLI(t, "pause", w.EPRFile)
+		WantFault(t, r, "WorkspaceStateFault", "shutdown", "paused")
+		WantWSProps(t, w, "state", "shutdown", "deployment", "deployed")
+		if st := DomainState(w.Domain()); st != "shut off" {
+			t.Fatalf("domain after a refused pause: %q", st)
+		}
+
+		a.MustCLI(t, "start", w.EPRFile)
+		r = a.CLI(t, "undeploy", w.EPRFile)
+		WantFault(t, r, "WorkspaceStateFault", "running")
+		WantWSProps(t, w, "state", "running", "deployment", "deployed", "lockHolder", "faults-a")
+		if st := DomainState(w.Domain()); st != "running" {
+			t.Fatalf("domain after a refused undeploy: %q", st)
+		}
+		if !slices.Contains(a.WorkspaceFiles(w.Key), "run.qcow2") {
+			t.Fatalf("a refused undeploy touched the workspace's files: %v", a.WorkspaceFiles(w.Key))
+		}
+
+		a.MustCLI(t, "shutdown", w.EPRFile, "--mode", "trash")
+		a.MustCLI(t, "undeploy", w.EPRFile)
+		r = a.CLI(t, "start", w.EPRFile, "--host", a.URL)
+		WantFault(t, r, "ResourceUnknownFault", w.Key)
+		WantWSProps(t, w, "state", "shutdown", "deployment", "in-repository", "lockHolder", "")
+		if DomainDefined(w.Domain()) || a.HasWorkspaceDir(w.Key) {
+			t.Fatalf("a refused start defined a domain (%v) or made files (%v)", DomainDefined(w.Domain()), a.WorkspaceFiles(w.Key))
+		}
+	})
+
+	t.Run("metadata", func(t *testing.T) {
+		for _, tc := range []struct {
+			name, old, new, mention string
+		}{
+			{"vmm kvm", `vmm="qemu"`, `vmm="kvm"`, "@vmm"},
+			{"aarch64", `<hw:architecture>x86_64<`, `<hw:architecture>aarch64<`, "hw:architecture"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				ws := CreateWorkspace(t, a, TickerDescription(t, tc.old, tc.new))
+				r := a.CLI(t, "deploy", ws.EPRFile, "--host", a.URL)
+				WantFault(t, r, "WorkspaceMetadataFault", tc.mention)
+				WantWSProps(t, ws, "state", "shutdown", "deployment", "in-repository", "lockHolder", "", "managerReference", "")
+				if DomainDefined(ws.Domain()) || a.HasWorkspaceDir(ws.Key) {
+					t.Fatalf("a refused deploy defined a domain (%v) or made files (%v)", DomainDefined(ws.Domain()), a.WorkspaceFiles(ws.Key))
+				}
+				if _, ok := ReadHost(t, a).Workspaces[ws.Key]; ok {
+					t.Fatal("the host lists a workspace whose deploy was refused")
+				}
+				a.MustCLI(t, "destroy", ws.EPRFile)
+			})
+		}
+	})
+
+	t.Run("image integrity", func(t *testing.T) {
+		// Damage the repository's stored base image; B has a clean cache, so it must
+		// transfer the base and find the damage before defining anything.
+		base := filepath.Join(a.Dir, "images", strings.Replace(imgs.Disk, ":", "-", 1))
+		data, err := os.ReadFile(base)
+		if err != nil {
+			t.Fatalf("the repository's base image: %v", err)
+		}
+		data[len(data)/2] ^= 0xff
+		if err := os.WriteFile(base, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if len(ReadHost(t, b).Cached) != 0 {
+			t.Fatal("B's cache is not clean")
+		}
+		r := a.CLI(t, "deploy", w.EPRFile, "--host", b.URL, "--state", "running")
+		WantFault(t, r, "ImageIntegrityFault", imgs.Disk)
+		WantWSProps(t, w, "state", "shutdown", "deployment", "in-repository", "lockHolder", "", "managerReference", "")
+		nothingOnB("image integrity")
+		if DomainDefined(w.Domain()) {
+			t.Fatal("a deploy with a damaged image defined a domain")
+		}
+		if _, ok := ReadHost(t, b).Cached[imgs.Disk]; ok {
+			t.Fatal("B cached the damaged base image")
+		}
+		ents, _ := os.ReadDir(filepath.Join(b.ManagerDir(), "cache"))
+		for _, e := range ents {
+			if strings.HasSuffix(e.Name(), ".part") {
+				t.Fatalf("B kept a partial transfer: %s", e.Name())
+			}
+		}
+	})
+
+	a.MustCLI(t, "destroy", w.EPRFile)
+}
+
+// imageRoles lists the roles of the workspace's vw:imageDigest properties.
+func imageRoles(t *testing.T, w *MgrWorkspace) []string {
+	t.Helper()
+	els, err := mgrSOAP.GetResourceProperty(context.Background(), w.EPR, wsa.QName{Space: vwsns.Workspace, Local: "imageDigest"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var roles []string
+	for _, e := range els {
+		if r := e.SelectElement("role"); r != nil {
+			roles = append(roles, strings.TrimSpace(r.Text()))
+		}
+	}
+	return roles
+}
+
+// mgrDeployBody is a Deploy request for workspace ws.
+func mgrDeployBody(ws *wsa.EPR) *etree.Element {
+	body := etree.NewElement("mgr:Deploy")
+	body.CreateAttr("xmlns:mgr", vwsns.Manager)
+	ws.ChildElement(body, "mgr:WorkspaceReference", "wsa")
+	return body
+}
