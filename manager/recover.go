@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/vmm"
 )
 
@@ -118,6 +119,11 @@ func (m *Manager) reconcile(ctx context.Context) {
 		m.log.Debug("reconcile: hypervisor unreachable", "err", err)
 		return
 	}
+	if m.forgetDestroyed(ctx, recs) {
+		if recs, _ = m.journal.all(); len(recs) == 0 {
+			return
+		}
+	}
 	for _, c := range plan(recs, doms) {
 		m.apply(ctx, c)
 	}
@@ -198,4 +204,34 @@ func (m *Manager) apply(ctx context.Context, c change) {
 	case retryReport:
 		m.report(ctx, rec, "")
 	}
+}
+
+// forgetDestroyed removes, domain and files, every workspace the Repository no longer
+// knows: destroyed by its owner or by its lifetime while it was out on this host. It
+// reports whether it removed any.
+func (m *Manager) forgetDestroyed(ctx context.Context, recs []*record) bool {
+	removed := false
+	for _, rec := range recs {
+		if rec.Token == "" {
+			continue
+		}
+		if _, err := m.repo.deployment(ctx, rec); !errors.Is(err, errdefs.ErrResourceUnknown) {
+			continue
+		}
+		unlock, ok := m.tryLock(rec.Key)
+		if !ok {
+			continue
+		}
+		log := m.log.With("workspace", rec.Key)
+		if err := m.removeDomain(ctx, rec.Key); err != nil {
+			log.Warn("remove the domain of a destroyed workspace; will retry", "err", err)
+		} else if err := os.RemoveAll(m.workspaceDir(rec.Key)); err != nil {
+			log.Warn("remove the files of a destroyed workspace; will retry", "err", err)
+		} else if err := m.journal.remove(rec.Key); err == nil {
+			log.Info("the repository destroyed the workspace: domain and files removed")
+			removed = true
+		}
+		unlock()
+	}
+	return removed
 }

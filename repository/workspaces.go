@@ -368,10 +368,13 @@ func (r *Repository) Clone(ctx context.Context, key, name, owner string, termina
 	return &Created{Key: cloneKey, Name: name, Termination: termination}, nil
 }
 
-// beforeDestroy refuses to destroy a workspace that a manager holds.
+// beforeDestroy lets any workspace be destroyed, also one a manager holds (a grid
+// client's Destroy, or its lifetime running out, ends the workspace wherever it is):
+// the record and files go, the lock with them, and the manager, finding the
+// workspace unknown, stops its domain and removes its files.
 func (r *Repository) beforeDestroy(ctx context.Context, s *wsrf.Snapshot) error {
-	if err := inRepository(s, "destroyed"); err != nil {
-		return err
+	if d := text(s, PropDeployment); d != "in-repository" {
+		r.audit.Record(ctx, "destroy", s.Key, "while-deployed", "deployment="+d+" host="+text(s, PropHost))
 	}
 	return nil
 }

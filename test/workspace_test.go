@@ -352,7 +352,6 @@ func TestCheckOutLocksAndStates(t *testing.T) {
 		says  string
 	}{
 		{"second host", func() error { _, err := wsCall(t, epr, "CheckOut", [2]string{"Host", "host-b"}); return err }, "WorkspaceLockedFault", "host-a"},
-		{"destroy while staged", func() error { return c.Destroy(context.Background(), epr) }, "WorkspaceStateFault", "staging"},
 		{"clone while staged", func() error { _, err := wsCall(t, epr, "Clone"); return err }, "WorkspaceStateFault", "staging"},
 		{"report without the token", func() error {
 			_, err := wsCall(t, epr, "ReportState", [2]string{"LockToken", strings.Repeat("x", 32)}, [2]string{"Host", "host-a.example.org"},
