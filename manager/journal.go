@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"sync"
 
 	"github.com/vws-grid/vws/vmm"
 )
@@ -55,7 +56,12 @@ type record struct {
 var keyRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
 // journal stores one JSON record per workspace, each replaced atomically.
-type journal struct{ dir string }
+type journal struct {
+	dir string
+	// mu keeps all from removing the .tmp of a put in flight as if a crash had left
+	// it: puts (of different keys) share it, all takes it alone.
+	mu sync.RWMutex
+}
 
 func (j *journal) path(key string) string { return filepath.Join(j.dir, key+".json") }
 
@@ -65,6 +71,8 @@ func (j *journal) put(r *record) error {
 	if err != nil {
 		return fmt.Errorf("encode journal record %s: %w", r.Key, err)
 	}
+	j.mu.RLock()
+	defer j.mu.RUnlock()
 	return writeFileAtomic(j.path(r.Key), data)
 }
 
@@ -97,6 +105,8 @@ func (j *journal) remove(key string) error {
 // all returns every record, sorted by key; unreadable ones are returned as errors
 // beside the rest.
 func (j *journal) all() ([]*record, []error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
 	ents, err := os.ReadDir(j.dir)
 	if err != nil {
 		return nil, []error{err}
