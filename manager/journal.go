@@ -10,6 +10,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/vws-grid/vws/internal/fsutil"
 	"github.com/vws-grid/vws/vmm"
 )
 
@@ -159,11 +160,4 @@ func writeFileAtomic(path string, data []byte) error {
 	return syncDir(filepath.Dir(path))
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
+var syncDir = fsutil.SyncDir

@@ -351,20 +351,31 @@ func (m *Manager) dropMemory(ctx context.Context, rec *record) error {
 
 // op runs f on a deployed workspace under its lock.
 func (m *Manager) op(ctx context.Context, epr *wsa.EPR, f func(*record) error) (Result, error) {
+	var res Result
+	err := m.withDeployed(epr, func(rec *record) error {
+		if err := f(rec); err != nil {
+			return err
+		}
+		res = m.result(rec)
+		return nil
+	})
+	return res, err
+}
+
+// withDeployed runs f on the journal record of a workspace deployed here, under the
+// workspace's lock.
+func (m *Manager) withDeployed(epr *wsa.EPR, f func(*record) error) error {
 	key, err := keyOf(epr)
 	if err != nil {
-		return Result{}, err
+		return err
 	}
 	unlock := m.lock(key)
 	defer unlock()
 	rec, err := m.deployed(key)
 	if err != nil {
-		return Result{}, err
+		return err
 	}
-	if err := f(rec); err != nil {
-		return Result{}, err
-	}
-	return m.result(rec), nil
+	return f(rec)
 }
 
 func (m *Manager) result(rec *record) Result {

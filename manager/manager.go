@@ -156,27 +156,28 @@ func (m *Manager) workspaceDir(key string) string {
 	return filepath.Join(m.cfg.Dir, "workspaces", key)
 }
 
-// lock serializes operations on one workspace.
-func (m *Manager) lock(key string) func() {
+// mutex is the lock that serializes operations on one workspace.
+func (m *Manager) mutex(key string) *sync.Mutex {
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	l := m.locks[key]
 	if l == nil {
 		l = &sync.Mutex{}
 		m.locks[key] = l
 	}
-	m.mu.Unlock()
+	return l
+}
+
+// lock waits for the workspace's lock and returns its release.
+func (m *Manager) lock(key string) func() {
+	l := m.mutex(key)
 	l.Lock()
 	return l.Unlock
 }
 
+// tryLock takes the workspace's lock only if it is free.
 func (m *Manager) tryLock(key string) (func(), bool) {
-	m.mu.Lock()
-	l := m.locks[key]
-	if l == nil {
-		l = &sync.Mutex{}
-		m.locks[key] = l
-	}
-	m.mu.Unlock()
+	l := m.mutex(key)
 	if !l.TryLock() {
 		return nil, false
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/vws-grid/vws/internal/client"
 	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/fsutil"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/internal/wsrf"
@@ -175,7 +176,7 @@ func (c *repoClient) fetch(ctx context.Context, img *manifestImage, token, path 
 	if err != nil {
 		return fmt.Errorf("read partial %s: %w", part, err)
 	}
-	if have > img.Size {
+	restart := func() error {
 		if err := f.Truncate(0); err != nil {
 			return err
 		}
@@ -184,6 +185,12 @@ func (c *repoClient) fetch(ctx context.Context, img *manifestImage, token, path 
 		}
 		h.Reset()
 		have = 0
+		return nil
+	}
+	if have > img.Size {
+		if err := restart(); err != nil {
+			return err
+		}
 	}
 	if have < img.Size {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, img.Location, nil)
@@ -205,14 +212,9 @@ func (c *repoClient) fetch(ctx context.Context, img *manifestImage, token, path 
 		case resp.StatusCode == http.StatusPartialContent && have > 0:
 		case resp.StatusCode == http.StatusOK:
 			if have > 0 { // the server ignored the range: start over
-				if err := f.Truncate(0); err != nil {
+				if err := restart(); err != nil {
 					return err
 				}
-				if _, err := f.Seek(0, io.SeekStart); err != nil {
-					return err
-				}
-				h.Reset()
-				have = 0
 			}
 		default:
 			msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
@@ -310,19 +312,7 @@ func repositoryBase(address string) string {
 	return strings.TrimRight(address, "/")
 }
 
-func fileDigest(path string) (string, int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", 0, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.CopyBuffer(h, f, make([]byte, 1<<20))
-	if err != nil {
-		return "", 0, err
-	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), n, nil
-}
+var fileDigest = fsutil.FileDigest
 
 // remoteErr keeps the Repository's fault type: a locked workspace stays a
 // WorkspaceLockedFault for the Manager's caller, a wrong state a WorkspaceStateFault.

@@ -13,33 +13,29 @@ import (
 // Repository: its changed overlay (and saved RAM) go up, it is checked in, and its
 // domain and files leave this host.
 func (m *Manager) Undeploy(ctx context.Context, epr *wsa.EPR) (Result, error) {
-	key, err := keyOf(epr)
+	var res Result
+	err := m.withDeployed(epr, func(rec *record) error {
+		switch {
+		case rec.State == stateShutdown, rec.State == stateCorrupted, rec.State == statePaused && rec.Hot:
+		default:
+			return errdefs.WithAdvice(&errdefs.StateError{Current: rec.State, Requested: "in-repository"},
+				"shut it down (Normal or Trash) or serialize it first")
+		}
+		rec.Phase = phaseUnstaging
+		if err := m.journal.put(rec); err != nil {
+			return fmt.Errorf("journal: %w", err)
+		}
+		m.report(ctx, rec, phaseUnstaging)
+		// On failure the record stays in phase unstaging: the reconciler finishes the
+		// hand-back.
+		digest, err := m.finishUndeploy(ctx, rec)
+		res = Result{State: rec.State, Deployment: "in-repository", OverlayDigest: digest}
+		return err
+	})
 	if err != nil {
 		return Result{}, err
 	}
-	unlock := m.lock(key)
-	defer unlock()
-	rec, err := m.deployed(key)
-	if err != nil {
-		return Result{}, err
-	}
-	switch {
-	case rec.State == stateShutdown, rec.State == stateCorrupted, rec.State == statePaused && rec.Hot:
-	default:
-		return Result{}, errdefs.WithAdvice(&errdefs.StateError{Current: rec.State, Requested: "in-repository"},
-			"shut it down (Normal or Trash) or serialize it first")
-	}
-	rec.Phase = phaseUnstaging
-	if err := m.journal.put(rec); err != nil {
-		return Result{}, fmt.Errorf("journal: %w", err)
-	}
-	m.report(ctx, rec, phaseUnstaging)
-	digest, err := m.finishUndeploy(ctx, rec)
-	if err != nil {
-		// The record stays in phase unstaging: the reconciler finishes the hand-back.
-		return Result{}, err
-	}
-	return Result{State: rec.State, Deployment: "in-repository", OverlayDigest: digest}, nil
+	return res, nil
 }
 
 // finishUndeploy does the hand-back; every step may be repeated after a crash.

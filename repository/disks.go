@@ -2,15 +2,14 @@ package repository
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/vws-grid/vws/internal/fsutil"
 )
 
 // diskChain is a workspace's private record of its image files: the pool base, the
@@ -134,26 +133,7 @@ var pendingRE = regexp.MustCompile(`^pending-(overlay-[0-9a-f]{64}\.qcow2|memory
 var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 
 // fileDigest hashes a file: the manifest names every image by content.
-func fileDigest(path string) (string, int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", 0, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return "", 0, err
-	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), n, nil
-}
+var fileDigest = fsutil.FileDigest
 
 // syncDir makes a directory entry (a new or renamed file) durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
+var syncDir = fsutil.SyncDir
