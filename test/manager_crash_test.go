@@ -1,0 +1,751 @@
+package test
+
+// Crash tests of the VW Manager with real QEMU guests and the real vws binary: the
+// server (all roles) is SIGKILLed while deploys, running guests and undeploys are in
+// flight, restarted on the same data directory and port, and the reconciler must bring
+// journal, libvirt and Repository back into agreement within a bounded time:
+//
+//   - no lost workspace: the Repository lists it, deployed exactly when the manager's
+//     journal says so, in the state the journal and libvirt agree on;
+//   - no orphan domain: every vws-<key> domain of this server's workspaces belongs to a
+//     workspace the journal holds as deployed;
+//   - no orphan file: every directory under <data>/manager/workspaces has a journal
+//     record, and no *.part or *.tmp is left in them;
+//   - the lock is released unless the workspace is deployed.
+//
+// Also: a guest that powers itself off is seen by the reconciler without any client
+// call, and with libvirtd unreachable (an in-process proxy of its socket, stopped and
+// started again) operations fail with HypervisorFault, change nothing, and work again
+// once it is back.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/beevik/etree"
+
+	"github.com/vws-grid/vws/internal/vwsns"
+	"github.com/vws-grid/vws/internal/wsa"
+)
+
+// settleTimeout bounds how long the reconciler may take after a restart.
+const settleTimeout = 30 * time.Second
+
+// guestSlots bounds the guests these tests run at once (2 cores, TCG).
+var guestSlots = make(chan struct{}, 3)
+
+// holdGuests takes n guest slots until the test ends.
+func holdGuests(t *testing.T, n int) {
+	t.Helper()
+	for range n {
+		guestSlots <- struct{}{}
+	}
+	t.Cleanup(func() {
+		for range n {
+			<-guestSlots
+		}
+	})
+}
+
+// crashHost is one vws server under test, restartable on its data directory and port.
+type crashHost struct {
+	t     *testing.T
+	dir   string
+	addr  string // 127.0.0.1:PORT, the same for every run
+	name  string // --host-name
+	extra []string
+	*MgrServer
+}
+
+// startCrashHost starts `vws serve` (all roles) on a fixed free port over a new data
+// directory, and imports the test guest (skipping under -short).
+func startCrashHost(t *testing.T, name string, extra ...string) *crashHost {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	h := &crashHost{t: t, dir: t.TempDir(), addr: addr, name: name, extra: extra}
+	h.restart()
+	ImportGuest(t, h.MgrServer)
+	return h
+}
+
+// restart starts the server again (after kill) on the same directory and port.
+func (h *crashHost) restart() {
+	h.t.Helper()
+	args := append([]string{"--listen", h.addr}, h.extra...)
+	h.MgrServer = StartMgrServer(h.t, MgrServerOptions{Dir: h.dir, HostName: h.name, Args: args})
+}
+
+// asyncCLI runs the vws client without waiting; the result arrives on the channel.
+func (h *crashHost) asyncCLI(args ...string) <-chan run {
+	h.t.Helper()
+	cmd := exec.Command(vws(h.t), args...)
+	cmd.Env = append(os.Environ(), "VWS_URL="+h.URL)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	done := make(chan run, 1)
+	if err := cmd.Start(); err != nil {
+		h.t.Fatal(err)
+	}
+	go func() {
+		err := cmd.Wait()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			code = -1
+		}
+		done <- run{code, out.String(), errb.String()}
+	}()
+	return done
+}
+
+// journalRecord is what the test reads of a manager journal record.
+type journalRecord struct {
+	Key, Phase, State, Detail, Reported, Token string
+	Hot                                        bool
+}
+
+func (h *crashHost) journal() (map[string]journalRecord, error) {
+	dir := filepath.Join(h.ManagerDir(), "journal")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]journalRecord{}
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".json") {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if errors.Is(err, os.ErrNotExist) {
+			continue // removed meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		var r journalRecord
+		if err := json.Unmarshal(data, &r); err != nil {
+			return nil, fmt.Errorf("journal/%s: %v", e.Name(), err)
+		}
+		out[r.Key] = r
+	}
+	return out, nil
+}
+
+// repoRow is a workspace as the Repository's ListWorkspaces summarizes it.
+type repoRow struct{ State, Deployment, Host string }
+
+func (h *crashHost) repository(ctx context.Context) (map[string]repoRow, error) {
+	body := etree.NewElement("repo:ListWorkspaces")
+	body.CreateAttr("xmlns:repo", vwsns.Repository)
+	resp, err := mgrSOAP.Invoke(ctx, &wsa.EPR{Version: wsa.V200508, Address: h.URL + "/wsrf/services/" + vwsns.RepositoryService}, "ListWorkspaces", body)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]repoRow{}
+	for _, w := range resp.SelectElements("Workspace") {
+		txt := func(n string) string {
+			if c := w.SelectElement(n); c != nil {
+				return strings.TrimSpace(c.Text())
+			}
+			return ""
+		}
+		out[txt("Key")] = repoRow{State: txt("State"), Deployment: txt("Deployment"), Host: txt("Host")}
+	}
+	return out, nil
+}
+
+// lockHolder is the workspace's vw:lockHolder ("" when unlocked).
+func (h *crashHost) lockHolder(ctx context.Context, w *MgrWorkspace) (string, error) {
+	els, err := mgrSOAP.GetResourceProperty(ctx, w.EPR, wsa.QName{Space: vwsns.Workspace, Local: "lockHolder"})
+	if err != nil || len(els) == 0 {
+		return "", err
+	}
+	return strings.TrimSpace(els[0].Text()), nil
+}
+
+// domains lists libvirt's domains (all, running or not) with their states.
+func domains() (map[string]string, error) {
+	out, err := exec.Command("virsh", "-c", "qemu:///system", "list", "--all").Output()
+	if err != nil {
+		return nil, fmt.Errorf("virsh list: %v", err)
+	}
+	doms := map[string]string{}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 || !strings.HasPrefix(f[1], "vws-") {
+			continue
+		}
+		doms[f[1]] = strings.Join(f[2:], " ")
+	}
+	return doms, nil
+}
+
+// problems checks the crash invariants for this server's workspaces ws; it returns
+// what is wrong (nothing once the reconciler has done its work).
+func (h *crashHost) problems(ctx context.Context, ws []*MgrWorkspace) []string {
+	var bad []string
+	add := func(format string, args ...any) { bad = append(bad, fmt.Sprintf(format, args...)) }
+	journal, err := h.journal()
+	if err != nil {
+		return []string{err.Error()}
+	}
+	doms, err := domains()
+	if err != nil {
+		return []string{err.Error()}
+	}
+	repo, err := h.repository(ctx)
+	if err != nil {
+		return []string{"ListWorkspaces: " + err.Error()}
+	}
+	mine := map[string]bool{}
+	for k := range repo {
+		mine[k] = true
+	}
+	// No orphan file.
+	wsDir := filepath.Join(h.ManagerDir(), "workspaces")
+	ents, _ := os.ReadDir(wsDir)
+	for _, e := range ents {
+		if _, ok := journal[e.Name()]; !ok {
+			add("orphan files: workspaces/%s has no journal record", e.Name())
+		}
+		files, _ := os.ReadDir(filepath.Join(wsDir, e.Name()))
+		for _, f := range files {
+			if strings.HasSuffix(f.Name(), ".part") || strings.HasSuffix(f.Name(), ".tmp") {
+				add("leftover workspaces/%s/%s", e.Name(), f.Name())
+			}
+		}
+	}
+	// No orphan domain.
+	for name := range doms {
+		key := strings.TrimPrefix(name, "vws-")
+		if !mine[key] {
+			continue // another server's
+		}
+		if r, ok := journal[key]; !ok || r.Phase != "deployed" {
+			add("orphan domain %s (journal: %+v)", name, r)
+		}
+	}
+	// No lost workspace; deployment, state and lock consistent.
+	for _, w := range ws {
+		row, listed := repo[w.Key]
+		if !listed {
+			add("lost workspace %s: the repository does not list it", w.Key)
+			continue
+		}
+		holder, err := h.lockHolder(ctx, w)
+		if err != nil {
+			add("lockHolder of %s: %v", w.Key, err)
+			continue
+		}
+		r, journaled := journal[w.Key]
+		dom, defined := doms[w.Domain()]
+		switch {
+		case !journaled:
+			if row.Deployment != "in-repository" || holder != "" {
+				add("%s: not in the journal, but the repository has it %s, locked by %q", w.Key, row.Deployment, holder)
+			}
+			if defined {
+				add("%s: not in the journal, but its domain is %s", w.Key, dom)
+			}
+			if h.HasWorkspaceDir(w.Key) {
+				add("%s: not in the journal, but it has files %v", w.Key, h.WorkspaceFiles(w.Key))
+			}
+		case r.Phase != "deployed":
+			add("%s: still %s on the host (repository: %s)", w.Key, r.Phase, row.Deployment)
+		default:
+			if row.Deployment != "deployed" || row.Host != h.name || holder != h.name {
+				add("%s: deployed here, but the repository has it %s on %q, locked by %q", w.Key, row.Deployment, row.Host, holder)
+			}
+			if row.State != r.State {
+				add("%s: the journal says %s, the repository %s", w.Key, r.State, row.State)
+			}
+			want := map[string]string{"running": "running", "paused": "paused", "shutdown": "shut off"}[r.State]
+			if r.Hot {
+				want = "shut off"
+			}
+			switch {
+			case !defined:
+				add("%s: deployed %s, but libvirt has no domain %s", w.Key, r.State, w.Domain())
+			case r.State != "corrupted" && dom != want:
+				add("%s: deployed %s (hot %v), but its domain is %s", w.Key, r.State, r.Hot, dom)
+			}
+		}
+	}
+	return bad
+}
+
+// settle waits (bounded) until the invariants hold, and returns how long it took.
+func (h *crashHost) settle(ws []*MgrWorkspace) time.Duration {
+	h.t.Helper()
+	start := time.Now()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		bad := h.problems(ctx, ws)
+		cancel()
+		if len(bad) == 0 {
+			return time.Since(start)
+		}
+		if time.Since(start) > settleTimeout {
+			h.t.Fatalf("%s after the restart the invariants still fail:\n  %s", settleTimeout, strings.Join(bad, "\n  "))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// row is the repository's summary of one workspace.
+func (h *crashHost) row(w *MgrWorkspace) repoRow {
+	h.t.Helper()
+	repo, err := h.repository(context.Background())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return repo[w.Key]
+}
+
+// TestManagerCrashDuringDeploy kills the server 0–400 ms after deploys were sent, over
+// several rounds: afterwards each workspace is fully deployed or fully back in the
+// repository, and a deploy the client saw succeed is deployed.
+func TestManagerCrashDuringDeploy(t *testing.T) {
+	t.Parallel()
+	h := startCrashHost(t, "crash-deploy")
+	holdGuests(t, 1)
+	desc := TickerDescription(t)
+	var ws []*MgrWorkspace
+	for range 3 {
+		ws = append(ws, CreateWorkspace(t, h.MgrServer, desc))
+	}
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	outcomes := map[string]int{}
+	const rounds = 5
+	for round := range rounds {
+		// Every workspace is back in the repository at the start of a round. The
+		// kill falls in [80·round, 80·round+80) ms: before, during and after staging.
+		delay := time.Duration(round*80+rng.IntN(80)) * time.Millisecond
+		var results []<-chan run
+		for i, w := range ws {
+			args := []string{"deploy", w.EPRFile}
+			if i == 0 {
+				args = append(args, "--state", "running") // one boots: start and its report are in the window too
+			}
+			results = append(results, h.asyncCLI(args...))
+		}
+		time.Sleep(delay)
+		h.Kill()
+		acked := map[string]bool{}
+		for i, c := range results {
+			r := <-c
+			acked[ws[i].Key] = r.code == 0
+		}
+		// What the crash left, for the log: the journal as the restart finds it.
+		left, err := h.journal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var atKill []string
+		for _, w := range ws {
+			switch r, ok := left[w.Key]; {
+			case !ok:
+				atKill = append(atKill, "none")
+			case r.Phase == "deployed":
+				atKill = append(atKill, "deployed/"+r.State)
+			default:
+				atKill = append(atKill, r.Phase+"/token:"+fmt.Sprint(r.Token != ""))
+			}
+		}
+		h.restart()
+		took := h.settle(ws)
+		journal, err := h.journal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seen []string
+		for _, w := range ws {
+			r, deployed := journal[w.Key]
+			switch {
+			case deployed:
+				seen = append(seen, "deployed/"+r.State)
+				outcomes["deployed"]++
+				if !DomainDefined(w.Domain()) || !h.HasWorkspaceDir(w.Key) {
+					t.Errorf("round %d: %s is deployed without its domain or files", round, w.Key)
+				}
+			case acked[w.Key]:
+				t.Errorf("round %d: the deploy of %s was acknowledged, but after the restart it is in the repository", round, w.Key)
+			default:
+				seen = append(seen, "in-repository")
+				outcomes["in-repository"]++
+				if st := h.row(w).State; st != "shutdown" {
+					t.Errorf("round %d: %s is back in the repository %s, want shutdown", round, w.Key, st)
+				}
+			}
+		}
+		t.Logf("round %d: killed %v after the deploys, leaving %v; settled %v after the restart: %v", round, delay, atKill, took.Round(time.Millisecond), seen)
+
+		// Back to the repository for the next round: what is deployed must be
+		// operable, and undeploys cleanly.
+		for _, w := range ws {
+			if r, ok := journal[w.Key]; ok {
+				if r.State == "running" {
+					h.MustCLI(t, "shutdown", w.EPRFile, "--mode", "trash")
+				}
+				h.MustCLI(t, "undeploy", w.EPRFile)
+			}
+		}
+		if bad := h.problems(context.Background(), ws); len(bad) != 0 {
+			t.Fatalf("round %d: after undeploying: %v", round, bad)
+		}
+	}
+	t.Logf("outcomes over %d rounds: %v", rounds, outcomes)
+}
+
+// TestManagerCrashWhileRunning kills the server while two guests run; while it is
+// down one of their domains is destroyed behind its back. After the restart the
+// running one is adopted (still running, its console advancing) and the destroyed
+// one is corrupted with a reason, until Shutdown Trash brings it back to shutdown.
+func TestManagerCrashWhileRunning(t *testing.T) {
+	t.Parallel()
+	h := startCrashHost(t, "crash-running")
+	holdGuests(t, 2)
+	desc := TickerDescription(t)
+	live, killed := CreateWorkspace(t, h.MgrServer, desc), CreateWorkspace(t, h.MgrServer, desc)
+	ws := []*MgrWorkspace{live, killed}
+	for _, w := range ws {
+		h.MustCLI(t, "deploy", w.EPRFile, "--state", "running")
+	}
+	for _, w := range ws {
+		WaitConsole(t, h.MgrServer, w, 90*time.Second, "a tick", func(c string) bool { return LastTick(c) >= 1 })
+	}
+	before := LastTick(Console(t, h.MgrServer, live))
+
+	h.Kill()
+	if out, err := exec.Command("virsh", "-c", "qemu:///system", "destroy", killed.Domain()).CombinedOutput(); err != nil {
+		t.Fatalf("virsh destroy: %v: %s", err, out)
+	}
+	time.Sleep(time.Second)
+	h.restart()
+	took := h.settle(ws)
+	t.Logf("settled %v after the restart", took.Round(time.Millisecond))
+	// The settled state must be the right one, not just a consistent one.
+	deadline := time.Now().Add(settleTimeout)
+	for h.row(killed).State != "corrupted" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the destroyed workspace is %+v, want corrupted", h.row(killed))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	h.settle(ws)
+
+	// Adopted: running everywhere, and the guest kept running through the crash.
+	if row := h.row(live); row.State != "running" || row.Deployment != "deployed" {
+		t.Errorf("the running workspace is %+v after the restart", row)
+	}
+	if st := DomainState(live.Domain()); st != "running" {
+		t.Errorf("its domain is %q", st)
+	}
+	c := WaitConsole(t, h.MgrServer, live, 20*time.Second, "ticks after the restart", func(c string) bool { return LastTick(c) > before+2 })
+	if strings.Count(c, "hello from the grid job") != 1 {
+		t.Errorf("the adopted guest was rebooted: its console has %d greetings", strings.Count(c, "hello from the grid job"))
+	}
+
+	// Corrupted, with the reason where an operator looks.
+	host := ReadHost(t, h.MgrServer)
+	hw := host.Workspaces[killed.Key]
+	if hw.State != "corrupted" || !strings.Contains(hw.Detail, "forced off") {
+		t.Errorf("host properties of the destroyed workspace: %+v; want corrupted with a reason", hw)
+	}
+	WantWSProps(t, killed, "state", "corrupted", "deployment", "deployed")
+	if host.Workspaces[live.Key].State != "running" {
+		t.Errorf("host properties of the running workspace: %+v", host.Workspaces[live.Key])
+	}
+
+	// Trash discards this deployment's changes and recovers it.
+	h.MustCLI(t, "shutdown", killed.EPRFile, "--mode", "trash")
+	WantWSProps(t, killed, "state", "shutdown", "deployment", "deployed")
+	if st := DomainState(killed.Domain()); st != "shut off" {
+		t.Errorf("after Trash its domain is %q, want shut off", st)
+	}
+	if hw := ReadHost(t, h.MgrServer).Workspaces[killed.Key]; hw.State != "shutdown" || hw.Detail != "" {
+		t.Errorf("after Trash the host has it %+v", hw)
+	}
+	if bad := h.problems(context.Background(), ws); len(bad) != 0 {
+		t.Errorf("after Trash: %v", bad)
+	}
+	h.MustCLI(t, "shutdown", live.EPRFile, "--mode", "trash")
+}
+
+// TestManagerCrashDuringUndeploy serializes a ticking guest, sends Undeploy and kills
+// the server 0–300 ms later. After the restart the undeploy is either finished (in the
+// repository, paused, its memory image kept: a deploy --state running continues the
+// ticks) or not begun (deployed and serialized: it undeploys again).
+func TestManagerCrashDuringUndeploy(t *testing.T) {
+	t.Parallel()
+	h := startCrashHost(t, "crash-undeploy")
+	holdGuests(t, 1)
+	w := CreateWorkspace(t, h.MgrServer, TickerDescription(t))
+	ws := []*MgrWorkspace{w}
+	h.MustCLI(t, "deploy", w.EPRFile, "--state", "running")
+	last := LastTick(WaitConsole(t, h.MgrServer, w, 90*time.Second, "a tick", func(c string) bool { return LastTick(c) >= 1 }))
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 11))
+	outcomes := map[string]int{}
+	const rounds = 3
+	for round := range rounds {
+		// Serialize at a tick past the last one seen, so continuing is visible.
+		last = LastTick(WaitConsole(t, h.MgrServer, w, 20*time.Second, "a new tick", func(c string) bool { return LastTick(c) > last }))
+		h.MustCLI(t, "shutdown", w.EPRFile, "--mode", "serialize")
+		saved := LastTick(Console(t, h.MgrServer, w))
+		WantWSProps(t, w, "state", "paused")
+
+		// Round 0 kills at once (most likely before the request arrives: not begun),
+		// the others while the hand-back is under way.
+		delay := time.Duration(0)
+		if round > 0 {
+			delay = time.Duration((round-1)*150+rng.IntN(150)) * time.Millisecond
+		}
+		result := h.asyncCLI("undeploy", w.EPRFile)
+		time.Sleep(delay)
+		h.Kill()
+		r := <-result
+		h.restart()
+		took := h.settle(ws)
+		journal, err := h.journal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec, ok := journal[w.Key]; ok {
+			// Not begun: still deployed and serialized.
+			if r.code == 0 {
+				t.Fatalf("round %d: the undeploy was acknowledged, but the workspace is still deployed (%+v)", round, rec)
+			}
+			if rec.State != "paused" || !rec.Hot {
+				t.Fatalf("round %d: after an undeploy that did not happen the workspace is %+v, want paused and serialized", round, rec)
+			}
+			outcomes["not begun"]++
+			t.Logf("round %d: killed %v after Undeploy; settled %v later: not begun", round, delay, took.Round(time.Millisecond))
+			h.MustCLI(t, "undeploy", w.EPRFile)
+		} else {
+			outcomes["finished"]++
+			t.Logf("round %d: killed %v after Undeploy (client: exit %d); settled %v later: finished", round, delay, r.code, took.Round(time.Millisecond))
+		}
+		WantWSProps(t, w, "state", "paused", "deployment", "in-repository", "lockHolder", "")
+		if DomainDefined(w.Domain()) || h.HasWorkspaceDir(w.Key) {
+			t.Fatalf("round %d: undeployed, but the domain or files remain", round)
+		}
+
+		// The memory image was kept: the guest continues where it was saved.
+		h.MustCLI(t, "deploy", w.EPRFile, "--state", "running")
+		c := WaitConsole(t, h.MgrServer, w, 30*time.Second, "ticks after the restore", func(c string) bool { return LastTick(c) > saved })
+		ticks := Ticks(c)
+		if strings.Contains(c, "hello from the grid job") || len(ticks) == 0 || ticks[0] < saved || ticks[0] > saved+3 {
+			t.Fatalf("round %d: saved at tick %d, but the redeployed guest's console is not a continuation:\n%s", round, saved, c)
+		}
+		last = LastTick(c)
+	}
+	t.Logf("outcomes over %d rounds: %v", rounds, outcomes)
+	h.MustCLI(t, "shutdown", w.EPRFile, "--mode", "trash")
+}
+
+// TestManagerGuestPowersOff: a guest whose startup program ends with onExit poweroff
+// shuts itself down; the reconciler notices within seconds, with no client call, and
+// the Repository says shutdown.
+func TestManagerGuestPowersOff(t *testing.T) {
+	t.Parallel()
+	h := startCrashHost(t, "crash-poweroff")
+	holdGuests(t, 1)
+	desc := TickerDescription(t,
+		`while :; do echo "tick $i"; i=$((i+1)); sleep 1; done`, `echo "job done"`,
+		`</cap:startup>`, `<cap:onExit>poweroff</cap:onExit></cap:startup>`)
+	w := CreateWorkspace(t, h.MgrServer, desc)
+	h.MustCLI(t, "deploy", w.EPRFile, "--state", "running")
+	start := time.Now()
+	var off time.Time // when libvirt first had the domain shut off
+	for {
+		if off.IsZero() && DomainState(w.Domain()) == "shut off" {
+			off = time.Now()
+		}
+		row := h.row(w)
+		if row.State == "shutdown" {
+			if off.IsZero() {
+				off = time.Now()
+			}
+			t.Logf("the guest powered off %v after the deploy; the repository said shutdown %v later",
+				off.Sub(start).Round(time.Millisecond), time.Since(off).Round(time.Millisecond))
+			if d := time.Since(off); d > 5*time.Second {
+				t.Errorf("the repository learned of the power-off %v after it happened, want within a few seconds", d)
+			}
+			break
+		}
+		if row.State != "running" {
+			t.Fatalf("while the job runs the workspace is %+v", row)
+		}
+		if time.Since(start) > 90*time.Second {
+			t.Fatalf("the guest did not power off within 90s (domain %q); console:\n%s", DomainState(w.Domain()), Console(t, h.MgrServer, w))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if c := Console(t, h.MgrServer, w); !strings.Contains(c, "job done") {
+		t.Errorf("the console does not show the job's output:\n%s", c)
+	}
+	if hw := ReadHost(t, h.MgrServer).Workspaces[w.Key]; hw.State != "shutdown" || !strings.Contains(hw.Detail, "powered off") {
+		t.Errorf("host properties: %+v; want shutdown, saying the guest powered off", hw)
+	}
+	WantWSProps(t, w, "deployment", "deployed")
+	if bad := h.problems(context.Background(), []*MgrWorkspace{w}); len(bad) != 0 {
+		t.Errorf("%v", bad)
+	}
+	// It is an ordinary shut-down workspace: it starts again.
+	h.MustCLI(t, "start", w.EPRFile)
+	WantWSProps(t, w, "state", "running")
+	h.MustCLI(t, "shutdown", w.EPRFile, "--mode", "trash")
+}
+
+// libvirtProxy forwards connections from its own Unix socket to libvirtd's; stopping
+// it makes libvirtd unreachable for whoever uses the proxy, as a libvirtd outage
+// would, without disturbing anyone else.
+type libvirtProxy struct {
+	path, target string
+	mu           sync.Mutex
+	ln           net.Listener
+	conns        map[net.Conn]bool
+}
+
+func (p *libvirtProxy) start(t *testing.T) {
+	t.Helper()
+	ln, err := net.Listen("unix", p.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	p.ln = ln
+	if p.conns == nil {
+		p.conns = map[net.Conn]bool{}
+	}
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("unix", p.target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns[c], p.conns[up] = true, true
+			p.mu.Unlock()
+			pipe := func(dst, src net.Conn) {
+				io.Copy(dst, src)
+				dst.Close()
+				src.Close()
+				p.mu.Lock()
+				delete(p.conns, dst)
+				delete(p.conns, src)
+				p.mu.Unlock()
+			}
+			go pipe(up, c)
+			go pipe(c, up)
+		}
+	}()
+}
+
+// stop closes the listener (removing the socket) and every forwarded connection.
+func (p *libvirtProxy) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for c := range p.conns {
+		c.Close()
+	}
+}
+
+// TestManagerLibvirtdDown: with libvirtd unreachable, Pause and Deploy fail with a
+// HypervisorFault that says so and change nothing; once libvirtd is back the manager
+// reconnects by itself and the same operations work.
+func TestManagerLibvirtdDown(t *testing.T) {
+	t.Parallel()
+	const libvirtd = "/run/libvirt/libvirt-sock"
+	if _, err := os.Stat(libvirtd); err != nil {
+		t.Skipf("no libvirtd socket at %s: %v", libvirtd, err)
+	}
+	proxy := &libvirtProxy{path: filepath.Join(t.TempDir(), "libvirt.sock"), target: libvirtd}
+	proxy.start(t)
+	t.Cleanup(proxy.stop)
+	h := startCrashHost(t, "crash-libvirtd", "--libvirt-uri", "qemu+unix:///system?socket="+proxy.path)
+	holdGuests(t, 1)
+	desc := TickerDescription(t)
+	a, b := CreateWorkspace(t, h.MgrServer, desc), CreateWorkspace(t, h.MgrServer, desc)
+	ws := []*MgrWorkspace{a, b}
+	h.MustCLI(t, "deploy", a.EPRFile, "--state", "running")
+	journalBefore, err := h.journal()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	proxy.stop()
+	r := h.CLI(t, "pause", a.EPRFile)
+	WantFault(t, r, "HypervisorFault", "unreachable")
+	t.Logf("pause with libvirtd unreachable: %s", strings.TrimSpace(r.stderr))
+	WantWSProps(t, a, "state", "running", "deployment", "deployed")
+	if st := DomainState(a.Domain()); st != "running" {
+		t.Errorf("after the failed pause the domain is %q", st)
+	}
+	r = h.CLI(t, "deploy", b.EPRFile)
+	WantFault(t, r, "HypervisorFault", "unreachable")
+	WantWSProps(t, b, "state", "shutdown", "deployment", "in-repository", "lockHolder", "")
+	if DomainDefined(b.Domain()) || h.HasWorkspaceDir(b.Key) {
+		t.Errorf("the failed deploy left a domain or files")
+	}
+	// The host still describes itself, without inventing capacity.
+	if r := h.CLI(t, "host", "status"); r.code != 0 || !strings.Contains(r.stdout, a.Key) {
+		t.Errorf("host status with libvirtd down: %+v", r)
+	}
+	// A few reconciler rounds with libvirtd unreachable conclude nothing.
+	time.Sleep(3 * time.Second)
+	journalDown, err := h.journal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(journalDown) != fmt.Sprint(journalBefore) {
+		t.Errorf("the journal changed while libvirtd was down:\n before %v\n after  %v", journalBefore, journalDown)
+	}
+	WantWSProps(t, a, "state", "running")
+
+	proxy.start(t)
+	h.MustCLI(t, "pause", a.EPRFile)
+	WantWSProps(t, a, "state", "paused")
+	if st := DomainState(a.Domain()); st != "paused" {
+		t.Errorf("after the pause the domain is %q", st)
+	}
+	h.MustCLI(t, "deploy", b.EPRFile)
+	WantWSProps(t, b, "state", "shutdown", "deployment", "deployed")
+	if !strings.Contains(h.Logs(), `msg="reconnected to libvirt"`) {
+		t.Errorf("the log does not show a reconnection to libvirt")
+	}
+	if bad := h.problems(context.Background(), ws); len(bad) != 0 {
+		t.Errorf("%v", bad)
+	}
+	h.MustCLI(t, "shutdown", a.EPRFile, "--mode", "trash")
+}
