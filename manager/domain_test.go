@@ -15,20 +15,20 @@ import (
 )
 
 var (
-	validatorOnce sync.Once
-	validator     *describe.Validator
-	validatorErr  error
+	descValidatorOnce sync.Once
+	descValidator     *describe.Validator
+	descValidatorErr  error
 )
 
 // describeXML validates a description with the real validator (the schema and its
 // prose rules), as the Manager does with a manifest's.
 func describeXML(t *testing.T, xml string) *describe.Description {
 	t.Helper()
-	validatorOnce.Do(func() { validator, validatorErr = describe.NewValidator() })
-	if validatorErr != nil {
-		t.Fatal(validatorErr)
+	descValidatorOnce.Do(func() { descValidator, descValidatorErr = describe.NewValidator() })
+	if descValidatorErr != nil {
+		t.Fatal(descValidatorErr)
 	}
-	d, err := validator.Validate([]byte(xml))
+	d, err := descValidator.Validate([]byte(xml))
 	if err != nil {
 		t.Fatalf("the test's description is invalid: %v\n%s", err, xml)
 	}

@@ -11,18 +11,18 @@ import (
 	"github.com/vws-grid/vws/vmm"
 )
 
-// rec is a deployed record in state, already reported to the Repository.
-func rec(key, state string, hot bool) *record {
+// deployedRec is a deployed record in state, already reported to the Repository.
+func deployedRec(key, state string, hot bool) *record {
 	return &record{Key: key, Phase: phaseDeployed, State: state, Hot: hot, Reported: state + "/" + phaseDeployed}
 }
 
-func dom(key string, st vmm.State) vmm.Domain {
+func domOf(key string, st vmm.State) vmm.Domain {
 	return vmm.Domain{Name: domainName(key), UUID: domainUUID(key), State: st}
 }
 
-// forced is key's domain shut off by a forced stop (virsh destroy).
-func forced(key string) vmm.Domain {
-	d := dom(key, vmm.StateShutOff)
+// forcedDom is key's domain shut off by a forced stop (virsh destroy).
+func forcedDom(key string) vmm.Domain {
+	d := domOf(key, vmm.StateShutOff)
 	d.Forced = true
 	return d
 }
@@ -30,13 +30,13 @@ func forced(key string) vmm.Domain {
 func TestPlan(t *testing.T) {
 	const k = "ws-1"
 	staging := &record{Key: k, Phase: phaseStaging}
-	unstaging := rec(k, stateShutdown, false)
+	unstaging := deployedRec(k, stateShutdown, false)
 	unstaging.Phase = phaseUnstaging
-	lagging := rec(k, stateRunning, false)
+	lagging := deployedRec(k, stateRunning, false)
 	lagging.Reported = stateShutdown + "/" + phaseDeployed
-	neverReported := rec(k, stateShutdown, false)
+	neverReported := deployedRec(k, stateShutdown, false)
 	neverReported.Reported = ""
-	corruptedUnreported := rec(k, stateCorrupted, false)
+	corruptedUnreported := deployedRec(k, stateCorrupted, false)
 	corruptedUnreported.Reported = stateRunning + "/" + phaseDeployed
 
 	cases := []struct {
@@ -50,66 +50,66 @@ func TestPlan(t *testing.T) {
 		{name: "nothing at all"},
 		{name: "staging: a deploy died, undo it", recs: []*record{staging},
 			want: []change{{Kind: abortStaging, Key: k}}},
-		{name: "staging with its domain defined still aborts", recs: []*record{staging}, doms: []vmm.Domain{dom(k, vmm.StateShutOff)},
+		{name: "staging with its domain defined still aborts", recs: []*record{staging}, doms: []vmm.Domain{domOf(k, vmm.StateShutOff)},
 			want: []change{{Kind: abortStaging, Key: k}}},
-		{name: "unstaging: an undeploy died, finish it", recs: []*record{unstaging}, doms: []vmm.Domain{dom(k, vmm.StateShutOff)},
+		{name: "unstaging: an undeploy died, finish it", recs: []*record{unstaging}, doms: []vmm.Domain{domOf(k, vmm.StateShutOff)},
 			want: []change{{Kind: finishUnstage, Key: k}}},
 		{name: "unstaging without a domain still finishes", recs: []*record{unstaging},
 			want: []change{{Kind: finishUnstage, Key: k}}},
-		{name: "in agreement: running", recs: []*record{rec(k, stateRunning, false)}, doms: []vmm.Domain{dom(k, vmm.StateRunning)}},
-		{name: "in agreement: paused", recs: []*record{rec(k, statePaused, false)}, doms: []vmm.Domain{dom(k, vmm.StatePaused)}},
-		{name: "in agreement: shutdown", recs: []*record{rec(k, stateShutdown, false)}, doms: []vmm.Domain{dom(k, vmm.StateShutOff)}},
-		{name: "running, domain shut off: the guest powered off", recs: []*record{rec(k, stateRunning, false)}, doms: []vmm.Domain{dom(k, vmm.StateShutOff)},
+		{name: "in agreement: running", recs: []*record{deployedRec(k, stateRunning, false)}, doms: []vmm.Domain{domOf(k, vmm.StateRunning)}},
+		{name: "in agreement: paused", recs: []*record{deployedRec(k, statePaused, false)}, doms: []vmm.Domain{domOf(k, vmm.StatePaused)}},
+		{name: "in agreement: shutdown", recs: []*record{deployedRec(k, stateShutdown, false)}, doms: []vmm.Domain{domOf(k, vmm.StateShutOff)}},
+		{name: "running, domain shut off: the guest powered off", recs: []*record{deployedRec(k, stateRunning, false)}, doms: []vmm.Domain{domOf(k, vmm.StateShutOff)},
 			want: []change{{Kind: observe, Key: k, State: stateShutdown}}, detail: "powered off"},
-		{name: "paused in RAM, domain shut off: shutdown", recs: []*record{rec(k, statePaused, false)}, doms: []vmm.Domain{dom(k, vmm.StateShutOff)},
+		{name: "paused in RAM, domain shut off: shutdown", recs: []*record{deployedRec(k, statePaused, false)}, doms: []vmm.Domain{domOf(k, vmm.StateShutOff)},
 			want: []change{{Kind: observe, Key: k, State: stateShutdown}}, detail: "powered off"},
-		{name: "hot (serialized), domain shut off: as it should be", recs: []*record{rec(k, statePaused, true)}, doms: []vmm.Domain{dom(k, vmm.StateShutOff)}},
-		{name: "running, domain forced off (virsh destroy): corrupted", recs: []*record{rec(k, stateRunning, false)}, doms: []vmm.Domain{forced(k)},
+		{name: "hot (serialized), domain shut off: as it should be", recs: []*record{deployedRec(k, statePaused, true)}, doms: []vmm.Domain{domOf(k, vmm.StateShutOff)}},
+		{name: "running, domain forced off (virsh destroy): corrupted", recs: []*record{deployedRec(k, stateRunning, false)}, doms: []vmm.Domain{forcedDom(k)},
 			want: []change{{Kind: observe, Key: k, State: stateCorrupted}}, detail: "forced off"},
-		{name: "paused in RAM, domain forced off: corrupted", recs: []*record{rec(k, statePaused, false)}, doms: []vmm.Domain{forced(k)},
+		{name: "paused in RAM, domain forced off: corrupted", recs: []*record{deployedRec(k, statePaused, false)}, doms: []vmm.Domain{forcedDom(k)},
 			want: []change{{Kind: observe, Key: k, State: stateCorrupted}}, detail: "forced off"},
-		{name: "shutdown, domain forced off (our own Trash or forced shutdown)", recs: []*record{rec(k, stateShutdown, false)}, doms: []vmm.Domain{forced(k)}},
-		{name: "hot, domain forced off before the save", recs: []*record{rec(k, statePaused, true)}, doms: []vmm.Domain{forced(k)}},
-		{name: "corrupted, domain forced off: already known", recs: []*record{rec(k, stateCorrupted, false)}, doms: []vmm.Domain{forced(k)}},
-		{name: "running, domain crashed: corrupted", recs: []*record{rec(k, stateRunning, false)}, doms: []vmm.Domain{dom(k, vmm.StateCrashed)},
+		{name: "shutdown, domain forced off (our own Trash or forced shutdown)", recs: []*record{deployedRec(k, stateShutdown, false)}, doms: []vmm.Domain{forcedDom(k)}},
+		{name: "hot, domain forced off before the save", recs: []*record{deployedRec(k, statePaused, true)}, doms: []vmm.Domain{forcedDom(k)}},
+		{name: "corrupted, domain forced off: already known", recs: []*record{deployedRec(k, stateCorrupted, false)}, doms: []vmm.Domain{forcedDom(k)}},
+		{name: "running, domain crashed: corrupted", recs: []*record{deployedRec(k, stateRunning, false)}, doms: []vmm.Domain{domOf(k, vmm.StateCrashed)},
 			want: []change{{Kind: observe, Key: k, State: stateCorrupted}}, detail: "crashed"},
-		{name: "paused, domain crashed: corrupted", recs: []*record{rec(k, statePaused, false)}, doms: []vmm.Domain{dom(k, vmm.StateCrashed)},
+		{name: "paused, domain crashed: corrupted", recs: []*record{deployedRec(k, statePaused, false)}, doms: []vmm.Domain{domOf(k, vmm.StateCrashed)},
 			want: []change{{Kind: observe, Key: k, State: stateCorrupted}}, detail: "crashed"},
-		{name: "corrupted, domain crashed: already known", recs: []*record{rec(k, stateCorrupted, false)}, doms: []vmm.Domain{dom(k, vmm.StateCrashed)}},
-		{name: "running, domain vanished: corrupted", recs: []*record{rec(k, stateRunning, false)},
+		{name: "corrupted, domain crashed: already known", recs: []*record{deployedRec(k, stateCorrupted, false)}, doms: []vmm.Domain{domOf(k, vmm.StateCrashed)}},
+		{name: "running, domain vanished: corrupted", recs: []*record{deployedRec(k, stateRunning, false)},
 			want: []change{{Kind: observe, Key: k, State: stateCorrupted}}, detail: "vanished"},
-		{name: "paused in RAM, domain vanished: corrupted", recs: []*record{rec(k, statePaused, false)},
+		{name: "paused in RAM, domain vanished: corrupted", recs: []*record{deployedRec(k, statePaused, false)},
 			want: []change{{Kind: observe, Key: k, State: stateCorrupted}}, detail: "vanished"},
-		{name: "shutdown, domain vanished: redefine", recs: []*record{rec(k, stateShutdown, false)},
+		{name: "shutdown, domain vanished: redefine", recs: []*record{deployedRec(k, stateShutdown, false)},
 			want: []change{{Kind: redefine, Key: k}}},
-		{name: "hot, domain vanished: redefine", recs: []*record{rec(k, statePaused, true)},
+		{name: "hot, domain vanished: redefine", recs: []*record{deployedRec(k, statePaused, true)},
 			want: []change{{Kind: redefine, Key: k}}},
-		{name: "corrupted, domain vanished: nothing more to conclude", recs: []*record{rec(k, stateCorrupted, false)}},
-		{name: "unknown domain state: conclude nothing (running)", recs: []*record{rec(k, stateRunning, false)}, doms: []vmm.Domain{dom(k, vmm.StateUnknown)}},
-		{name: "unknown domain state: conclude nothing (shutdown)", recs: []*record{rec(k, stateShutdown, false)}, doms: []vmm.Domain{dom(k, vmm.StateUnknown)}},
-		{name: "unknown domain state: conclude nothing (hot)", recs: []*record{rec(k, statePaused, true)}, doms: []vmm.Domain{dom(k, vmm.StateUnknown)}},
-		{name: "recorded running, domain paused", recs: []*record{rec(k, stateRunning, false)}, doms: []vmm.Domain{dom(k, vmm.StatePaused)},
+		{name: "corrupted, domain vanished: nothing more to conclude", recs: []*record{deployedRec(k, stateCorrupted, false)}},
+		{name: "unknown domain state: conclude nothing (running)", recs: []*record{deployedRec(k, stateRunning, false)}, doms: []vmm.Domain{domOf(k, vmm.StateUnknown)}},
+		{name: "unknown domain state: conclude nothing (shutdown)", recs: []*record{deployedRec(k, stateShutdown, false)}, doms: []vmm.Domain{domOf(k, vmm.StateUnknown)}},
+		{name: "unknown domain state: conclude nothing (hot)", recs: []*record{deployedRec(k, statePaused, true)}, doms: []vmm.Domain{domOf(k, vmm.StateUnknown)}},
+		{name: "recorded running, domain paused", recs: []*record{deployedRec(k, stateRunning, false)}, doms: []vmm.Domain{domOf(k, vmm.StatePaused)},
 			want: []change{{Kind: observe, Key: k, State: statePaused}}},
-		{name: "recorded paused, domain running", recs: []*record{rec(k, statePaused, false)}, doms: []vmm.Domain{dom(k, vmm.StateRunning)},
+		{name: "recorded paused, domain running", recs: []*record{deployedRec(k, statePaused, false)}, doms: []vmm.Domain{domOf(k, vmm.StateRunning)},
 			want: []change{{Kind: observe, Key: k, State: stateRunning}}},
-		{name: "recorded shutdown, domain running", recs: []*record{rec(k, stateShutdown, false)}, doms: []vmm.Domain{dom(k, vmm.StateRunning)},
+		{name: "recorded shutdown, domain running", recs: []*record{deployedRec(k, stateShutdown, false)}, doms: []vmm.Domain{domOf(k, vmm.StateRunning)},
 			want: []change{{Kind: observe, Key: k, State: stateRunning}}},
-		{name: "recorded corrupted, domain running: stays corrupted", recs: []*record{rec(k, stateCorrupted, false)}, doms: []vmm.Domain{dom(k, vmm.StateRunning)}},
-		{name: "reported lags behind the journal", recs: []*record{lagging}, doms: []vmm.Domain{dom(k, vmm.StateRunning)},
+		{name: "recorded corrupted, domain running: stays corrupted", recs: []*record{deployedRec(k, stateCorrupted, false)}, doms: []vmm.Domain{domOf(k, vmm.StateRunning)}},
+		{name: "reported lags behind the journal", recs: []*record{lagging}, doms: []vmm.Domain{domOf(k, vmm.StateRunning)},
 			want: []change{{Kind: retryReport, Key: k}}},
-		{name: "never reported", recs: []*record{neverReported}, doms: []vmm.Domain{dom(k, vmm.StateShutOff)},
+		{name: "never reported", recs: []*record{neverReported}, doms: []vmm.Domain{domOf(k, vmm.StateShutOff)},
 			want: []change{{Kind: retryReport, Key: k}}},
 		{name: "corrupted not yet reported, domain gone", recs: []*record{corruptedUnreported},
 			want: []change{{Kind: retryReport, Key: k}}},
-		{name: "hot, shut off, not reported", recs: []*record{func() *record { r := rec(k, statePaused, true); r.Reported = ""; return r }()},
-			doms: []vmm.Domain{dom(k, vmm.StateShutOff)}, want: []change{{Kind: retryReport, Key: k}}},
-		{name: "an observation wins over a lagging report", recs: []*record{func() *record { r := rec(k, stateRunning, false); r.Reported = ""; return r }()},
-			doms: []vmm.Domain{dom(k, vmm.StateShutOff)}, want: []change{{Kind: observe, Key: k, State: stateShutdown}}, detail: "powered off"},
-		{name: "domains of no record are left alone", recs: []*record{rec(k, stateRunning, false)},
-			doms: []vmm.Domain{dom("other", vmm.StateShutOff), dom(k, vmm.StateRunning), {Name: "vws-x", State: vmm.StateCrashed}}},
+		{name: "hot, shut off, not reported", recs: []*record{func() *record { r := deployedRec(k, statePaused, true); r.Reported = ""; return r }()},
+			doms: []vmm.Domain{domOf(k, vmm.StateShutOff)}, want: []change{{Kind: retryReport, Key: k}}},
+		{name: "an observation wins over a lagging report", recs: []*record{func() *record { r := deployedRec(k, stateRunning, false); r.Reported = ""; return r }()},
+			doms: []vmm.Domain{domOf(k, vmm.StateShutOff)}, want: []change{{Kind: observe, Key: k, State: stateShutdown}}, detail: "powered off"},
+		{name: "domains of no record are left alone", recs: []*record{deployedRec(k, stateRunning, false)},
+			doms: []vmm.Domain{domOf("other", vmm.StateShutOff), domOf(k, vmm.StateRunning), {Name: "vws-x", State: vmm.StateCrashed}}},
 		{name: "several records, each on its own",
-			recs: []*record{staging, rec("b", stateRunning, false), rec("c", stateShutdown, false), rec("d", statePaused, true)},
-			doms: []vmm.Domain{dom("b", vmm.StateShutOff), dom("d", vmm.StateShutOff)},
+			recs: []*record{staging, deployedRec("b", stateRunning, false), deployedRec("c", stateShutdown, false), deployedRec("d", statePaused, true)},
+			doms: []vmm.Domain{domOf("b", vmm.StateShutOff), domOf("d", vmm.StateShutOff)},
 			want: []change{{Kind: abortStaging, Key: k}, {Kind: observe, Key: "b", State: stateShutdown}, {Kind: redefine, Key: "c"}}},
 	}
 	for _, tc := range cases {
@@ -139,8 +139,8 @@ func TestPlan(t *testing.T) {
 // TestPlanObserveFrom: an observation names the recorded state it was planned from, so
 // apply can tell when an operation changed the workspace meanwhile.
 func TestPlanObserveFrom(t *testing.T) {
-	got := plan([]*record{rec("a", stateRunning, false), rec("b", statePaused, false)},
-		[]vmm.Domain{forced("a"), dom("b", vmm.StateRunning)})
+	got := plan([]*record{deployedRec("a", stateRunning, false), deployedRec("b", statePaused, false)},
+		[]vmm.Domain{forcedDom("a"), domOf("b", vmm.StateRunning)})
 	if len(got) != 2 || got[0].From != stateRunning || got[1].From != statePaused {
 		t.Fatalf("plan: %+v", got)
 	}
@@ -149,7 +149,7 @@ func TestPlanObserveFrom(t *testing.T) {
 // TestPlanVanishedDetail: the reason a vanished running workspace is corrupted says
 // what was lost and how to recover, since it reaches the client as the Detail.
 func TestPlanVanishedDetail(t *testing.T) {
-	got := plan([]*record{rec("k", stateRunning, false)}, nil)
+	got := plan([]*record{deployedRec("k", stateRunning, false)}, nil)
 	if len(got) != 1 {
 		t.Fatalf("plan: %+v", got)
 	}
