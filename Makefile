@@ -33,6 +33,7 @@ bench: build
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./test/ ./internal/xpathdoc/ ./internal/qcow2/ ./repository/imagepool/
 	$(GO) run ./test/bench -duration 5s
 	$(GO) run ./test/imagebench -size 512MiB
+	$(GO) run ./test/managerbench -iterations 8 -size 512MiB
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); test -z "$$out" || { echo "gofmt needed:"; echo "$$out"; exit 1; }

@@ -220,12 +220,11 @@ func (c *repoClient) fetch(ctx context.Context, img *manifestImage, token, path 
 			msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 			return fmt.Errorf("fetch %s image from %s: HTTP %d: %s", img.Role, img.Location, resp.StatusCode, strings.TrimSpace(string(msg)))
 		}
-		w := io.MultiWriter(f, h)
 		src := io.Reader(io.LimitReader(resp.Body, img.Size-have+1))
 		if progress != nil {
 			src = &progressReader{r: src, done: have, total: img.Size, fn: progress}
 		}
-		n, err := io.CopyBuffer(w, src, make([]byte, 1<<20))
+		n, err := copyHashed(ctx, f, have, h, src)
 		if err != nil {
 			return fmt.Errorf("fetch %s image from %s (resumable): %w", img.Role, img.Location, err)
 		}

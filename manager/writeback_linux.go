@@ -1,0 +1,13 @@
+package manager
+
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// startWriteback asks the kernel to start writing [off, off+n) of f to disk now,
+// without waiting. Advisory: errors are ignored (the fsync at the end decides).
+func startWriteback(f *os.File, off, n int64) {
+	_ = unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
+}

@@ -1,0 +1,869 @@
+// Command managerbench measures the VW Manager against the raw hypervisor and file
+// operations it wraps, each pair in the same run and on the same domain, and prints
+// them side by side:
+//
+//  1. Pause, Unpause, Serialize (Shutdown mode Serialize), Restore (Start of a
+//     serialized workspace) and Start (from shut down, until the call returns) over
+//     SOAP, against libvirt's Domain.Suspend, Resume, Save, Connect.DomainRestore and
+//     Domain.Create on the same domain, alternating; target ratio ≤ 1.15.
+//  2. Deploy (InitialState shutdown) of a workspace whose base, kernel and initrd are
+//     already cached; target ≤ 100 ms plus the overlay transfer, timed on its own.
+//  3. Cold boot to job output and hot restore to a running guest, in seconds, next to
+//     Figueiredo et al.'s VMware numbers.
+//  4. Staging throughput of a -size random base image on an empty cache, against cp
+//     and cp && sync of the same file to the same file system.
+//
+//	go run ./test/managerbench [-iterations 8] [-size 512MiB] [-keep]
+//
+// It needs root, libvirtd (qemu:///system) and the test guest (test/guest/build.sh,
+// which it runs when .cache/guest is missing). The server runs in process (internal/
+// server behind net/http/httptest), as test/bench does; every domain it made is
+// destroyed and undefined at the end, and the temporary directory removed unless -keep.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/beevik/etree"
+	"libvirt.org/go/libvirt"
+
+	"github.com/vws-grid/vws/internal/client"
+	"github.com/vws-grid/vws/internal/server"
+	"github.com/vws-grid/vws/internal/vwsns"
+	"github.com/vws-grid/vws/internal/wsa"
+)
+
+func main() {
+	iterations := flag.Int("iterations", 8, "iterations of each manager/raw pair (Pause/Unpause runs 4× as many)")
+	sizeFlag := flag.String("size", "512MiB", "size of the random base image staged in part 4 (B, KiB, MiB, GiB, KB, MB, GB)")
+	keep := flag.Bool("keep", false, "keep the temporary directory (data, journal, console logs) and print its path")
+	parent := flag.String("dir", "", "where to create the temporary directory (default $TMPDIR or /tmp)")
+	flag.Parse()
+	size, err := parseSize(*sizeFlag)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if *iterations < 1 {
+		log.Fatal("-iterations must be at least 1")
+	}
+	b := &bench{iterations: *iterations, size: size, keep: *keep}
+	err = b.run(*parent)
+	b.cleanup()
+	if err != nil {
+		log.Fatal(err)
+	}
+}
+
+type bench struct {
+	iterations int
+	size       int64
+	keep       bool
+
+	ctx     context.Context
+	root    string // the repository checkout
+	dir     string // temporary directory
+	srv     *server.Server
+	hs      *httptest.Server
+	cl      *client.Client
+	mgr     *wsa.EPR
+	conn    *libvirt.Connect
+	domains []string // every domain name this run may have made
+	rows    []row
+	notes   []string
+}
+
+// row is one line of the final table.
+type row struct {
+	section, what string
+	mgr, raw      []time.Duration // raw empty: no raw counterpart
+	rawWhat       string
+	target        float64 // ratio target (0: none)
+	extra         string
+}
+
+func (b *bench) run(parent string) error {
+	b.ctx = context.Background()
+	if os.Geteuid() != 0 {
+		return errors.New("managerbench needs root (QEMU runs as root here; see /work/shared/design/ENVIRONMENT.md)")
+	}
+	var err error
+	if b.root, err = repoRoot(); err != nil {
+		return err
+	}
+	guestDir := os.Getenv("VWS_GUEST_DIR")
+	if guestDir == "" {
+		guestDir = filepath.Join(b.root, ".cache", "guest")
+	}
+	cmd := exec.Command("bash", filepath.Join(b.root, "test", "guest", "build.sh"))
+	cmd.Env = append(os.Environ(), "VWS_GUEST_DIR="+guestDir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("test/guest/build.sh: %v\n%s", err, out)
+	}
+	if b.conn, err = libvirt.NewConnect("qemu:///system"); err != nil {
+		return fmt.Errorf("libvirt qemu:///system (start virtlogd -d && libvirtd -d): %w", err)
+	}
+	if b.dir, err = os.MkdirTemp(parent, "vws-managerbench-"); err != nil {
+		return err
+	}
+	// Request logs stay on (formatted and discarded) so their cost is counted.
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	b.srv, err = server.New(b.ctx, server.Config{DataDir: filepath.Join(b.dir, "data"), Logger: logger,
+		Manager: server.ManagerConfig{Host: "managerbench", GracePeriod: 5 * time.Second}})
+	if err != nil {
+		return err
+	}
+	b.hs = httptest.NewServer(b.srv.Handler())
+	b.srv.SetBaseURL(b.hs.URL)
+	b.cl = client.New(nil)
+	b.mgr = &wsa.EPR{Version: wsa.V200508, Address: b.hs.URL + "/wsrf/services/" + vwsns.ManagerService}
+
+	fmt.Printf("managerbench: in-process vws at %s, libvirt qemu:///system (TCG), %d CPUs, %s; -iterations %d, -size %s\n",
+		b.hs.URL, runtime.NumCPU(), runtime.Version(), b.iterations, formatSize(b.size))
+	if doms, err := b.conn.ListAllDomains(libvirt.CONNECT_LIST_DOMAINS_ACTIVE); err == nil {
+		if len(doms) > 0 {
+			b.note(fmt.Sprintf("%d other domain(s) were running on this host during the run (they share the 2 CPUs)", len(doms)))
+		}
+		for i := range doms {
+			doms[i].Free()
+		}
+	}
+
+	for _, img := range []struct{ file, name string }{
+		{"disk.qcow2", "guest-disk"}, {"vmlinuz", "guest-kernel"}, {"initrd.img", "guest-initrd"},
+	} {
+		if _, err := b.importImage(filepath.Join(guestDir, img.file), img.name); err != nil {
+			return err
+		}
+	}
+	ticker, err := os.ReadFile(filepath.Join(b.root, "test", "testdata", "manager", "ticker.xml"))
+	if err != nil {
+		return err
+	}
+	w1, err := b.create(ticker, "bench-ops")
+	if err != nil {
+		return err
+	}
+	if err := b.opsAndBoot(w1); err != nil {
+		return err
+	}
+	if err := b.cachedDeploy(ticker); err != nil {
+		return err
+	}
+	if err := b.staging(); err != nil {
+		return err
+	}
+	b.print()
+	return nil
+}
+
+// ---- part 1 and 3: one ticker workspace through every operation --------------------
+
+func (b *bench) opsAndBoot(ws *wsa.EPR) error {
+	key := keyOf(ws)
+	name := "vws-" + key
+	b.domains = append(b.domains, name)
+
+	// Cold boot: Deploy --state running on an empty cache → "hello from the grid job".
+	t0 := time.Now()
+	if _, err := b.call("Deploy", ws, "InitialState", "running"); err != nil {
+		return fmt.Errorf("deploy running: %w", err)
+	}
+	deployed := time.Since(t0)
+	console := b.consolePath(key)
+	if err := waitConsole(console, 90*time.Second, func(s string) bool { return strings.Contains(s, "hello from the grid job") }); err != nil {
+		return fmt.Errorf("cold boot: %w", err)
+	}
+	cold := time.Since(t0)
+	b.rows = append(b.rows, row{section: "3", what: "cold boot: Deploy --state running (empty cache) → 'hello from the grid job'",
+		mgr: []time.Duration{cold}, extra: fmt.Sprintf("Deploy returned after %s", secs(deployed))})
+
+	dom, err := b.conn.LookupDomainByName(name)
+	if err != nil {
+		return err
+	}
+	defer dom.Free()
+
+	// Pause / Unpause against Suspend / Resume, alternating.
+	var mp, mu, rp, ru []time.Duration
+	for range 4 * b.iterations {
+		if err := b.waitState(key, "running"); err != nil {
+			return err
+		}
+		d, err := b.timed(func() error { _, err := b.call("Pause", ws); return err })
+		if err != nil {
+			return fmt.Errorf("Pause: %w", err)
+		}
+		mp = append(mp, d)
+		if d, err = b.timed(func() error { _, err := b.call("Unpause", ws); return err }); err != nil {
+			return fmt.Errorf("Unpause: %w", err)
+		}
+		mu = append(mu, d)
+		if d, err = b.timed(dom.Suspend); err != nil {
+			return fmt.Errorf("raw Suspend: %w", err)
+		}
+		rp = append(rp, d)
+		if d, err = b.timed(dom.Resume); err != nil {
+			return fmt.Errorf("raw Resume: %w", err)
+		}
+		ru = append(ru, d)
+	}
+	b.rows = append(b.rows,
+		row{section: "1", what: "Pause (SOAP)", mgr: mp, rawWhat: "Domain.Suspend", raw: rp, target: 1.15},
+		row{section: "1", what: "Unpause (SOAP)", mgr: mu, rawWhat: "Domain.Resume", raw: ru, target: 1.15})
+
+	// Serialize / Restore against Save / DomainRestore, alternating.
+	saveFile := filepath.Join(b.dir, "raw.save")
+	var ms, mr, rs, rr []time.Duration
+	for range b.iterations {
+		if err := b.waitState(key, "running"); err != nil {
+			return err
+		}
+		d, err := b.timed(func() error { _, err := b.call("Shutdown", ws, "Mode", "Serialize"); return err })
+		if err != nil {
+			return fmt.Errorf("Shutdown Serialize: %w", err)
+		}
+		ms = append(ms, d)
+		if d, err = b.timed(func() error { _, err := b.call("Start", ws); return err }); err != nil {
+			return fmt.Errorf("Start (restore): %w", err)
+		}
+		mr = append(mr, d)
+		if d, err = b.timed(func() error { return dom.Save(saveFile) }); err != nil {
+			return fmt.Errorf("raw Save: %w", err)
+		}
+		rs = append(rs, d)
+		if d, err = b.timed(func() error { return b.conn.DomainRestore(saveFile) }); err != nil {
+			return fmt.Errorf("raw DomainRestore: %w", err)
+		}
+		rr = append(rr, d)
+		os.Remove(saveFile)
+	}
+	b.rows = append(b.rows,
+		row{section: "1", what: "Serialize (Shutdown Serialize)", mgr: ms, rawWhat: "Domain.Save", raw: rs, target: 1.15},
+		row{section: "1", what: "Restore (Start of serialized)", mgr: mr, rawWhat: "Connect.DomainRestore", raw: rr, target: 1.15})
+
+	// Start from shut down against Create, alternating; each is forced off (untimed).
+	if err := b.waitState(key, "running"); err != nil {
+		return err
+	}
+	if _, err := b.call("Shutdown", ws, "Mode", "Trash"); err != nil {
+		return fmt.Errorf("Shutdown Trash: %w", err)
+	}
+	var mst, rst []time.Duration
+	for range b.iterations {
+		if err := b.waitState(key, "shutdown"); err != nil {
+			return err
+		}
+		d, err := b.timed(func() error { _, err := b.call("Start", ws); return err })
+		if err != nil {
+			return fmt.Errorf("Start: %w", err)
+		}
+		mst = append(mst, d)
+		if _, err := b.call("Shutdown", ws, "Mode", "Trash"); err != nil {
+			return fmt.Errorf("Shutdown Trash: %w", err)
+		}
+		if d, err = b.timed(dom.Create); err != nil {
+			return fmt.Errorf("raw Create: %w", err)
+		}
+		rst = append(rst, d)
+		if err := dom.Destroy(); err != nil {
+			return fmt.Errorf("raw Destroy: %w", err)
+		}
+	}
+	b.rows = append(b.rows, row{section: "1", what: "Start (from shut down)", mgr: mst, rawWhat: "Domain.Create", raw: rst, target: 1.15})
+
+	// Cold boot of the deployed workspace, then hot restores of it.
+	if err := b.waitState(key, "shutdown"); err != nil {
+		return err
+	}
+	os.Remove(console)
+	t0 = time.Now()
+	if _, err := b.call("Start", ws); err != nil {
+		return fmt.Errorf("Start: %w", err)
+	}
+	if err := waitConsole(console, 90*time.Second, func(s string) bool { return strings.Contains(s, "hello from the grid job") }); err != nil {
+		return fmt.Errorf("cold boot (Start): %w", err)
+	}
+	b.rows = append(b.rows, row{section: "3", what: "cold boot: Start of the deployed workspace → 'hello from the grid job'", mgr: []time.Duration{time.Since(t0)}})
+	if err := waitConsole(console, 30*time.Second, func(s string) bool { return lastTick(s) >= 1 }); err != nil {
+		return err
+	}
+
+	// Hot restore on this host: Serialize, then Start → a new tick.
+	if _, err := b.call("Shutdown", ws, "Mode", "Serialize"); err != nil {
+		return fmt.Errorf("Shutdown Serialize: %w", err)
+	}
+	last := lastTick(readFile(console))
+	t0 = time.Now()
+	if _, err := b.call("Start", ws); err != nil {
+		return fmt.Errorf("Start (restore): %w", err)
+	}
+	returned := time.Since(t0)
+	if err := waitConsole(console, 30*time.Second, func(s string) bool { return lastTick(s) > last }); err != nil {
+		return fmt.Errorf("hot restore: %w", err)
+	}
+	b.rows = append(b.rows, row{section: "3", what: fmt.Sprintf("hot restore: Start of a serialized workspace → 'tick %d'", last+1),
+		mgr: []time.Duration{time.Since(t0)}, extra: fmt.Sprintf("Start returned after %s", secs(returned))})
+
+	// Hot restore through the Repository: Serialize, Undeploy (the RAM goes back),
+	// Deploy --state running → a new tick.
+	if err := b.waitState(key, "running"); err != nil {
+		return err
+	}
+	if _, err := b.call("Shutdown", ws, "Mode", "Serialize"); err != nil {
+		return fmt.Errorf("Shutdown Serialize: %w", err)
+	}
+	last = lastTick(readFile(console))
+	memSize := fileSize(b.journal(key).MemoryFile)
+	if _, err := b.call("Undeploy", ws); err != nil {
+		return fmt.Errorf("Undeploy: %w", err)
+	}
+	t0 = time.Now()
+	if _, err := b.call("Deploy", ws, "InitialState", "running"); err != nil {
+		return fmt.Errorf("Deploy running (hot): %w", err)
+	}
+	returned = time.Since(t0)
+	if err := waitConsole(console, 30*time.Second, func(s string) bool { return lastTick(s) > last }); err != nil {
+		return fmt.Errorf("hot restore (deploy): %w", err)
+	}
+	b.rows = append(b.rows, row{section: "3", what: fmt.Sprintf("hot restore: Deploy --state running of a serialized workspace → 'tick %d'", last+1),
+		mgr: []time.Duration{time.Since(t0)}, extra: fmt.Sprintf("Deploy returned after %s; memory image %s staged", secs(returned), formatSize(memSize))})
+	if _, err := b.call("Shutdown", ws, "Mode", "Trash"); err != nil {
+		return fmt.Errorf("Shutdown Trash: %w", err)
+	}
+	if _, err := b.call("Undeploy", ws); err != nil {
+		return fmt.Errorf("Undeploy: %w", err)
+	}
+	return nil
+}
+
+// ---- part 2: Deploy on a warm cache ---------------------------------------------
+
+func (b *bench) cachedDeploy(ticker []byte) error {
+	ws, err := b.create(ticker, "bench-cached")
+	if err != nil {
+		return err
+	}
+	key := keyOf(ws)
+	b.domains = append(b.domains, "vws-"+key)
+	var dep, get []time.Duration
+	var overlay int64
+	for range b.iterations {
+		d, err := b.timed(func() error { _, err := b.call("Deploy", ws, "InitialState", "shutdown"); return err })
+		if err != nil {
+			return fmt.Errorf("Deploy (cached): %w", err)
+		}
+		dep = append(dep, d)
+		// The overlay's transfer on its own: the same GET the manager's staging made.
+		rec := b.journal(key)
+		loc := b.hs.URL + "/workspaces/" + key + "/files/" + rec.OverlayDigest
+		if d, err = b.timed(func() error {
+			n, err := b.get(loc, rec.Token, io.Discard)
+			overlay = n
+			return err
+		}); err != nil {
+			return fmt.Errorf("GET overlay: %w", err)
+		}
+		get = append(get, d)
+		if _, err := b.call("Undeploy", ws); err != nil {
+			return fmt.Errorf("Undeploy: %w", err)
+		}
+	}
+	dm, gm := median(dep), median(get)
+	verdict := "meets"
+	if dm > 100*time.Millisecond+gm {
+		verdict = "MISSES"
+	}
+	b.rows = append(b.rows,
+		row{section: "2", what: "Deploy (shutdown), base+kernel+initrd cached", mgr: dep,
+			extra: fmt.Sprintf("target ≤ 100 ms + overlay GET = %s: %s; minus the GET: %s", ms(100*time.Millisecond+gm), verdict, ms(dm-gm))},
+		row{section: "2", what: fmt.Sprintf("  GET of the overlay alone (%s)", formatSize(overlay)), mgr: get})
+	return nil
+}
+
+// ---- part 4: staging throughput -------------------------------------------------
+
+func (b *bench) staging() error {
+	src := filepath.Join(b.dir, "big.raw")
+	if err := writeRandom(src, b.size); err != nil {
+		return err
+	}
+	digest, err := b.importImage(src, "bench-big")
+	if err != nil {
+		return err
+	}
+	desc := `<vw:virtualWorkspace xmlns:vw="` + vwsns.Workspace + `" xmlns:hw="` + vwsns.Hardware + `" xmlns:sw="` + vwsns.Software + `">
+  <vw:category>vm</vw:category>
+  <hw:hardware><hw:RAM><hw:size>64</hw:size></hw:RAM><hw:CPU><hw:count>1</hw:count></hw:CPU></hw:hardware>
+  <sw:software><sw:image><sw:name>bench-big</sw:name></sw:image></sw:software>
+</vw:virtualWorkspace>`
+	ws, err := b.create([]byte(desc), "bench-staging")
+	if err != nil {
+		return err
+	}
+	key := keyOf(ws)
+	b.domains = append(b.domains, "vws-"+key)
+	cached := filepath.Join(b.dir, "data", "manager", "cache", strings.TrimPrefix(digest, "sha256:"))
+	cacheDir := filepath.Dir(cached)
+	if err := warm(src); err != nil {
+		return err
+	}
+	copyFile := filepath.Join(cacheDir, "cp-copy.raw")
+	var dep, cp, cps []time.Duration
+	rounds := max(3, min(b.iterations, 5))
+	for range rounds {
+		os.Remove(cached) // an empty cache for this deploy
+		syncAll()         // no measurement pays for another's dirty pages
+		d, err := b.timed(func() error { _, err := b.call("Deploy", ws, "InitialState", "shutdown"); return err })
+		if err != nil {
+			return fmt.Errorf("Deploy (staging): %w", err)
+		}
+		if fileSize(cached) != b.size {
+			return fmt.Errorf("the deploy left %d bytes at %s, not %d", fileSize(cached), cached, b.size)
+		}
+		dep = append(dep, d)
+		if _, err := b.call("Undeploy", ws); err != nil {
+			return fmt.Errorf("Undeploy: %w", err)
+		}
+		syncAll()
+		if d, err = b.timed(func() error { return exec.Command("cp", src, copyFile).Run() }); err != nil {
+			return fmt.Errorf("cp: %w", err)
+		}
+		cp = append(cp, d)
+		os.Remove(copyFile)
+		syncAll()
+		if d, err = b.timed(func() error {
+			if err := exec.Command("cp", src, copyFile).Run(); err != nil {
+				return err
+			}
+			return exec.Command("sync", copyFile).Run()
+		}); err != nil {
+			return fmt.Errorf("cp && sync: %w", err)
+		}
+		cps = append(cps, d)
+		os.Remove(copyFile)
+	}
+	rate := func(d time.Duration) float64 { return float64(b.size) / 1e6 / d.Seconds() }
+	dr, cr, csr := rate(median(dep)), rate(median(cp)), rate(median(cps))
+	verdict := func(r float64) string {
+		if r >= 0.8 {
+			return "meets"
+		}
+		return "MISSES"
+	}
+	b.rows = append(b.rows,
+		row{section: "4", what: fmt.Sprintf("Deploy staging %s, empty cache (GET + SHA-256 + write + fsync)", formatSize(b.size)), mgr: dep,
+			extra: fmt.Sprintf("%.0f MB/s", dr)},
+		row{section: "4", what: "  cp FILE (same file system, page cache)", mgr: cp,
+			extra: fmt.Sprintf("%.0f MB/s; deploy/cp %.2f (target ≥ 0.80: %s)", cr, dr/cr, verdict(dr/cr))},
+		row{section: "4", what: "  cp FILE && sync", mgr: cps,
+			extra: fmt.Sprintf("%.0f MB/s; deploy/(cp && sync) %.2f (target ≥ 0.80: %s)", csr, dr/csr, verdict(dr/csr))})
+	return nil
+}
+
+// ---- output ---------------------------------------------------------------------
+
+func (b *bench) print() {
+	fmt.Println()
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "#\tmanager operation\tmedian\tp90\tn\traw operation\tmedian\tp90\tn\tratio\ttarget")
+	for _, r := range b.rows {
+		if len(r.raw) == 0 || r.section == "3" {
+			continue
+		}
+		ratio := float64(median(r.mgr)) / float64(median(r.raw))
+		verdict := "meets"
+		if ratio > r.target {
+			verdict = "MISSES"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%d\t%.2f\t≤ %.2f %s\n", r.section, r.what, ms(median(r.mgr)), ms(p90(r.mgr)), len(r.mgr),
+			r.rawWhat, ms(median(r.raw)), ms(p90(r.raw)), len(r.raw), ratio, r.target, verdict)
+	}
+	tw.Flush()
+	fmt.Println()
+	tw = tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "#\tmeasurement\tmedian\tp90\tn\tnotes")
+	for _, r := range b.rows {
+		if len(r.raw) > 0 || r.section == "3" {
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", r.section, r.what, ms(median(r.mgr)), ms(p90(r.mgr)), len(r.mgr), r.extra)
+	}
+	tw.Flush()
+	fmt.Println()
+	tw = tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "#\tboot and restore (TCG)\tseconds\tFigueiredo et al. (VMware)\tnotes")
+	for _, r := range b.rows {
+		if r.section != "3" {
+			continue
+		}
+		paper := "69 s reboot"
+		if strings.HasPrefix(r.what, "hot") {
+			paper = "12 s restore; aim 0.5 s"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.section, r.what, secs(median(r.mgr)), paper, r.extra)
+	}
+	tw.Flush()
+	for _, n := range b.notes {
+		fmt.Println("note:", n)
+	}
+}
+
+func (b *bench) note(s string) { b.notes = append(b.notes, s) }
+
+// ---- cleanup --------------------------------------------------------------------
+
+func (b *bench) cleanup() {
+	if b.hs != nil {
+		b.hs.Close()
+	}
+	if b.srv != nil {
+		b.srv.Close()
+	}
+	if b.conn != nil {
+		for _, name := range b.domains {
+			d, err := b.conn.LookupDomainByName(name)
+			if err != nil {
+				continue
+			}
+			if active, _ := d.IsActive(); active {
+				d.Destroy()
+			}
+			d.UndefineFlags(libvirt.DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.DOMAIN_UNDEFINE_SNAPSHOTS_METADATA | libvirt.DOMAIN_UNDEFINE_NVRAM)
+			d.Free()
+		}
+		b.conn.Close()
+	}
+	if b.dir != "" {
+		if b.keep {
+			fmt.Println("kept", b.dir)
+		} else {
+			os.RemoveAll(b.dir)
+		}
+	}
+}
+
+// ---- helpers --------------------------------------------------------------------
+
+func (b *bench) timed(f func() error) (time.Duration, error) {
+	t0 := time.Now()
+	err := f()
+	return time.Since(t0), err
+}
+
+// call invokes a Manager operation over SOAP, with the body cmd/vws builds.
+func (b *bench) call(op string, ws *wsa.EPR, kv ...string) (*etree.Element, error) {
+	body := etree.NewElement("mgr:" + op)
+	body.CreateAttr("xmlns:mgr", vwsns.Manager)
+	ws.ChildElement(body, "mgr:WorkspaceReference", "wsa")
+	for i := 0; i+1 < len(kv); i += 2 {
+		body.CreateElement("mgr:" + kv[i]).SetText(kv[i+1])
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Minute)
+	defer cancel()
+	return b.cl.Invoke(ctx, b.mgr, op, body)
+}
+
+// create makes a workspace through the Factory.
+func (b *bench) create(desc []byte, name string) (*wsa.EPR, error) {
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(desc); err != nil {
+		return nil, err
+	}
+	body := etree.NewElement("fac:Create")
+	body.CreateAttr("xmlns:fac", vwsns.Factory)
+	body.AddChild(wsa.Detach(doc.Root()))
+	body.CreateElement("fac:Name").SetText(name)
+	factory := &wsa.EPR{Version: wsa.V200508, Address: b.hs.URL + "/wsrf/services/" + vwsns.FactoryService}
+	resp, err := b.cl.Invoke(b.ctx, factory, "Create", body)
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", name, err)
+	}
+	ref := resp.SelectElement("WorkspaceReference")
+	if ref == nil {
+		return nil, errors.New("the Factory's answer has no WorkspaceReference")
+	}
+	return wsa.ParseEPR(ref)
+}
+
+// importImage PUTs a file into the pool, as `vws image import` does.
+func (b *bench) importImage(file, name string) (string, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	q := url.Values{"name": {name}, "os": {"linux/busybox/1"}, "arch": {"x86_64"}}
+	req, err := http.NewRequestWithContext(b.ctx, http.MethodPut, b.hs.URL+"/images?"+q.Encode(), f)
+	if err != nil {
+		return "", err
+	}
+	req.ContentLength = fi.Size()
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusCreated {
+		return "", fmt.Errorf("import %s: %s: %s", name, resp.Status, bytes.TrimSpace(body))
+	}
+	var res struct{ Digest string }
+	if err := json.Unmarshal(body, &res); err != nil || res.Digest == "" {
+		return "", fmt.Errorf("import %s: unreadable answer %s", name, body)
+	}
+	return res.Digest, nil
+}
+
+func (b *bench) get(loc, token string, w io.Writer) (int64, error) {
+	req, err := http.NewRequestWithContext(b.ctx, http.MethodGet, loc, nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("X-Vws-Lock-Token", token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(resp.Body)
+		return 0, fmt.Errorf("GET %s: %s: %s", loc, resp.Status, bytes.TrimSpace(msg))
+	}
+	return io.Copy(w, resp.Body)
+}
+
+// journalRecord is the part of the manager's journal record the bench reads.
+type journalRecord struct {
+	State, Token, OverlayDigest, MemoryFile string
+	Spec                                    struct{ ConsoleLog string }
+}
+
+func (b *bench) journal(key string) journalRecord {
+	var r journalRecord
+	data, _ := os.ReadFile(filepath.Join(b.dir, "data", "manager", "journal", key+".json"))
+	json.Unmarshal(data, &r)
+	return r
+}
+
+func (b *bench) consolePath(key string) string {
+	if p := b.journal(key).Spec.ConsoleLog; p != "" {
+		return p
+	}
+	return filepath.Join(b.dir, "data", "manager", "workspaces", key, "console.log")
+}
+
+// waitState waits (untimed) until the manager's journal says state: a raw operation
+// on the manager's domain may have been observed by its reconciler (every 2 s), which
+// then records the next state it sees.
+func (b *bench) waitState(key, state string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for b.journal(key).State != state {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("workspace %s: the manager records %q, not %q, after 10 s", key, b.journal(key).State, state)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return nil
+}
+
+func keyOf(epr *wsa.EPR) string {
+	if k := epr.Reference(vwsns.Workspace, "WorkspaceKey"); k != nil {
+		return strings.TrimSpace(k.Text())
+	}
+	return ""
+}
+
+var tickRE = regexp.MustCompile(`(?m)^tick (\d+)\r?$`)
+
+func lastTick(log string) int {
+	n := -1
+	for _, m := range tickRE.FindAllStringSubmatch(log, -1) {
+		if v, _ := strconv.Atoi(m[1]); v > n {
+			n = v
+		}
+	}
+	return n
+}
+
+func readFile(path string) string {
+	data, _ := os.ReadFile(path)
+	return string(data)
+}
+
+func fileSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return -1
+	}
+	return fi.Size()
+}
+
+// waitConsole polls the serial console log every 10 ms until cond holds.
+func waitConsole(path string, limit time.Duration, cond func(string) bool) error {
+	deadline := time.Now().Add(limit)
+	for !cond(readFile(path)) {
+		if time.Now().After(deadline) {
+			tail := readFile(path)
+			if len(tail) > 600 {
+				tail = tail[len(tail)-600:]
+			}
+			return fmt.Errorf("not seen on the console within %s; its tail:\n%s", limit, tail)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
+}
+
+func median(d []time.Duration) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	n := len(s)
+	if n == 0 {
+		return 0
+	}
+	if n%2 == 0 {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+	return s[n/2]
+}
+
+// p90 is the nearest-rank 90th percentile.
+func p90(d []time.Duration) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	i := (len(s)*9 + 9) / 10
+	return s[min(max(i-1, 0), len(s)-1)]
+}
+
+func ms(d time.Duration) string {
+	if d >= 10*time.Second {
+		return fmt.Sprintf("%.1f s", d.Seconds())
+	}
+	return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000)
+}
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
+
+// writeRandom fills file with size bytes from a fast PRNG (incompressible, new each
+// run), the first byte zero so it is never taken for another format's magic number.
+func writeRandom(file string, size int64) error {
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	var seed [32]byte
+	binary.LittleEndian.PutUint64(seed[:], uint64(time.Now().UnixNano()))
+	rng := rand.NewChaCha8(seed)
+	buf := make([]byte, 1<<20)
+	for left := size; left > 0; {
+		n := min(int64(len(buf)), left)
+		rng.Read(buf[:n])
+		if left == size {
+			buf[0] = 0
+		}
+		if _, err := f.Write(buf[:n]); err != nil {
+			f.Close()
+			return err
+		}
+		left -= n
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// syncAll writes every dirty page out (untimed, between measurements).
+func syncAll() { exec.Command("sync").Run() }
+
+func warm(file string) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(io.Discard, f)
+	return err
+}
+
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "test", "guest", "build.sh")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("run managerbench inside the vws checkout (go run ./test/managerbench)")
+		}
+		dir = parent
+	}
+}
+
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"B", 1}}
+	for _, u := range units {
+		if num, ok := strings.CutSuffix(s, u.suffix); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+			if err != nil || n <= 0 {
+				break
+			}
+			return n * u.mult, nil
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("-size %q: give a positive size such as 512MiB, 1GiB or 100MB", s)
+	}
+	return n, nil
+}
+
+func formatSize(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
