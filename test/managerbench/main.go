@@ -6,14 +6,17 @@
 //     serialized workspace) and Start (from shut down, until the call returns) over
 //     SOAP, against libvirt's Domain.Suspend, Resume, Save, Connect.DomainRestore and
 //     Domain.Create on the same domain, alternating; target ratio ≤ 1.15.
+//
 //  2. Deploy (InitialState shutdown) of a workspace whose base, kernel and initrd are
 //     already cached; target ≤ 100 ms plus the overlay transfer, timed on its own.
+//
 //  3. Cold boot to job output and hot restore to a running guest, in seconds, next to
 //     Figueiredo et al.'s VMware numbers.
+//
 //  4. Staging throughput of a -size random base image on an empty cache, against cp
 //     and cp && sync of the same file to the same file system.
 //
-//	go run ./test/managerbench [-iterations 8] [-size 512MiB] [-keep]
+//     go run ./test/managerbench [-iterations 8] [-size 512MiB] [-keep]
 //
 // It needs root, libvirtd (qemu:///system) and the test guest (test/guest/build.sh,
 // which it runs when .cache/guest is missing). The server runs in process (internal/
