@@ -39,6 +39,7 @@ import (
 
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
+	"github.com/vws-grid/vws/test/guest"
 )
 
 // settleTimeout bounds how long the reconciler may take after a restart.
@@ -74,6 +75,7 @@ type crashHost struct {
 // directory, and imports the test guest (skipping under -short).
 func startCrashHost(t *testing.T, name string, extra ...string) *crashHost {
 	t.Helper()
+	guest.Ensure(t) // skips under -short before anything starts
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
