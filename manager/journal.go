@@ -48,10 +48,12 @@ type record struct {
 	StateAtCheckout string   `json:"stateAtCheckout"`
 	Spec            vmm.Spec `json:"spec"`
 	// Files in the workspace directory.
-	Overlay    string `json:"overlay"`            // the checked-out overlay (read-only below Run)
-	Run        string `json:"run"`                // this deployment's writable overlay
-	MemoryFile string `json:"memoryFile"`         // saved RAM
-	Reported   string `json:"reported,omitempty"` // last state told to the Repository
+	Overlay    string `json:"overlay"`    // the checked-out overlay (read-only below Run)
+	Run        string `json:"run"`        // this deployment's writable overlay
+	MemoryFile string `json:"memoryFile"` // saved RAM
+	// Reported is the state/phase last told to the Repository, kept in memory only
+	// (after a restart every workspace is reported once more).
+	Reported string `json:"-"`
 }
 
 var keyRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
@@ -66,7 +68,15 @@ type journal struct {
 
 func (j *journal) path(key string) string { return filepath.Join(j.dir, key+".json") }
 
-func (j *journal) put(r *record) error {
+// put replaces the record durably: written, fsynced, renamed, directory fsynced.
+func (j *journal) put(r *record) error { return j.write(r, true) }
+
+// putVolatile replaces the record atomically (a reader or a restart after a process
+// crash sees the old or the new one) but leaves flushing to the kernel: for facts the
+// hypervisor keeps too.
+func (j *journal) putVolatile(r *record) error { return j.write(r, false) }
+
+func (j *journal) write(r *record, durable bool) error {
 	r.Version = journalVersion
 	data, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
@@ -74,7 +84,7 @@ func (j *journal) put(r *record) error {
 	}
 	j.mu.RLock()
 	defer j.mu.RUnlock()
-	return writeFileAtomic(j.path(r.Key), data)
+	return writeFileAtomic(j.path(r.Key), data, durable)
 }
 
 func (j *journal) get(key string) (*record, error) {
@@ -133,29 +143,28 @@ func (j *journal) all() ([]*record, []error) {
 	return out, errs
 }
 
-func writeFileAtomic(path string, data []byte) error {
+func writeFileAtomic(path string, data []byte, durable bool) error {
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
+	_, err = f.Write(data)
+	if err == nil && durable {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
 		os.Remove(tmp)
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
+	if !durable {
+		return nil
 	}
 	return syncDir(filepath.Dir(path))
 }

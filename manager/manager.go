@@ -72,8 +72,14 @@ type Manager struct {
 	// progress of deploys in flight, by key (for the CLI's progress bar).
 	progress sync.Map
 
+	// reportq carries workspace keys whose state the Repository must be told;
+	// queued coalesces them; reported is what it was last told, by key.
+	reportq  chan string
+	queued   sync.Map
+	reported sync.Map
+
 	stop chan struct{}
-	done chan struct{}
+	wg   sync.WaitGroup
 }
 
 var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
@@ -117,14 +123,17 @@ func New(ctx context.Context, cfg Config, hv Hypervisor, valid Validator) (*Mana
 		journal: &journal{dir: filepath.Join(cfg.Dir, "journal")},
 		cache:   &cache{dir: filepath.Join(cfg.Dir, "cache"), inflight: map[string]*sync.Mutex{}},
 		locks:   map[string]*sync.Mutex{},
-		stop:    make(chan struct{}), done: make(chan struct{}),
+		stop:    make(chan struct{}), reportq: make(chan string, 4096),
 	}
-	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	m.recover(rctx)
-	cancel()
+	m.wg.Add(2)
 	go m.loop()
+	go m.reporter()
 	return m, nil
 }
+
+// startupDelay lets an embedded server start listening before the first recovery
+// round calls its own Repository.
+const startupDelay = 100 * time.Millisecond
 
 // Close stops the reconciler. Domains keep running; the next start adopts them.
 func (m *Manager) Close() {
@@ -132,12 +141,23 @@ func (m *Manager) Close() {
 	case <-m.stop:
 	default:
 		close(m.stop)
-		<-m.done
+		m.wg.Wait()
 	}
 }
 
+// loop recovers what a previous run left (once, shortly after start, so that the
+// Repository this manager reports to may be in the same process), then reconciles
+// on a timer.
 func (m *Manager) loop() {
-	defer close(m.done)
+	defer m.wg.Done()
+	select {
+	case <-m.stop:
+		return
+	case <-time.After(startupDelay):
+	}
+	rctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	m.recover(rctx)
+	cancel()
 	t := time.NewTicker(m.cfg.ReconcileEvery)
 	defer t.Stop()
 	for {

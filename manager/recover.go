@@ -98,10 +98,20 @@ func (m *Manager) recover(ctx context.Context) {
 	}
 	ents, _ := os.ReadDir(filepath.Join(m.cfg.Dir, "workspaces"))
 	for _, e := range ents {
-		if !known[e.Name()] {
-			m.log.Info("remove files of a workspace this host does not hold", "workspace", e.Name())
-			os.RemoveAll(filepath.Join(m.cfg.Dir, "workspaces", e.Name()))
+		key := e.Name()
+		if known[key] {
+			continue
 		}
+		// A deploy that began meanwhile holds the lock and has journaled first.
+		unlock, ok := m.tryLock(key)
+		if !ok {
+			continue
+		}
+		if _, err := m.journal.get(key); errors.Is(err, os.ErrNotExist) {
+			m.log.Info("remove files of a workspace this host does not hold", "workspace", key)
+			os.RemoveAll(filepath.Join(m.cfg.Dir, "workspaces", key))
+		}
+		unlock()
 	}
 }
 
@@ -123,6 +133,9 @@ func (m *Manager) reconcile(ctx context.Context) {
 		if recs, _ = m.journal.all(); len(recs) == 0 {
 			return
 		}
+	}
+	for _, r := range recs {
+		r.Reported = m.reportedState(r.Key)
 	}
 	for _, c := range plan(recs, doms) {
 		m.apply(ctx, c)
@@ -148,6 +161,7 @@ func (m *Manager) apply(ctx context.Context, c change) {
 	if err != nil {
 		return // unreachable: conclude nothing
 	}
+	rec.Reported = m.reportedState(rec.Key)
 	fresh := plan([]*record{rec}, doms)
 	if len(fresh) == 0 {
 		return
@@ -202,7 +216,7 @@ func (m *Manager) apply(ctx context.Context, c change) {
 			log.Error("record observed state", "err", err)
 		}
 	case retryReport:
-		m.report(ctx, rec, "")
+		m.report(rec)
 	}
 }
 

@@ -171,7 +171,7 @@ func TestJournalRoundTrip(t *testing.T) {
 		Spec: vmm.Spec{Name: domainName("b-ws"), UUID: domainUUID("b-ws"), MemoryMiB: 128, CPUs: 1,
 			Disks: []vmm.Disk{{Path: "/x/run.qcow2", Format: "qcow2", Target: "vda", Boot: true}},
 			NICs:  []vmm.NIC{{MAC: derivedMAC("b-ws", 0), Kind: "network", Source: "default"}}},
-		Overlay: "/x/overlay.qcow2", Run: "/x/run.qcow2", Reported: "running/deployed"}
+		Overlay: "/x/overlay.qcow2", Run: "/x/run.qcow2"}
 	b := &record{Key: "a-ws", Phase: phaseStaging}
 	for _, r := range []*record{a, b} {
 		if err := j.put(r); err != nil {
@@ -188,11 +188,17 @@ func TestJournalRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(got, a) {
 		t.Errorf("get:\n got %+v\nwant %+v", got, a)
 	}
-	// A put replaces the record.
+	// A put replaces the record; so does a volatile one. What was reported lives in
+	// memory only: a restarted manager reports every workspace once more.
 	a.State, a.Hot, a.MemoryFile = statePaused, true, "/x/memory.save"
+	if err := j.putVolatile(a); err != nil {
+		t.Fatal(err)
+	}
+	a.Reported = "paused/deployed"
 	if err := j.put(a); err != nil {
 		t.Fatal(err)
 	}
+	a.Reported = ""
 	recs, errs := j.all()
 	if len(errs) != 0 || len(recs) != 2 || recs[0].Key != "a-ws" || recs[1].Key != "b-ws" {
 		t.Fatalf("all: %+v %v", recs, errs)

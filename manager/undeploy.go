@@ -25,7 +25,7 @@ func (m *Manager) Undeploy(ctx context.Context, epr *wsa.EPR) (Result, error) {
 		if err := m.journal.put(rec); err != nil {
 			return fmt.Errorf("journal: %w", err)
 		}
-		m.report(ctx, rec, phaseUnstaging)
+		m.report(rec)
 		// On failure the record stays in phase unstaging: the reconciler finishes the
 		// hand-back.
 		digest, err := m.finishUndeploy(ctx, rec)

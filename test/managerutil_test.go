@@ -335,21 +335,36 @@ func WSProps(t *testing.T, w *MgrWorkspace, locals ...string) map[string]string 
 }
 
 // WantWSProps fails unless the workspace's properties have the given values (local
-// name, value pairs).
+// name, value pairs) within reportLag: a manager tells the Repository of a state
+// change just after answering the operation.
 func WantWSProps(t *testing.T, w *MgrWorkspace, pairs ...string) map[string]string {
 	t.Helper()
 	var locals []string
 	for i := 0; i < len(pairs); i += 2 {
 		locals = append(locals, pairs[i])
 	}
-	got := WSProps(t, w, locals...)
-	for i := 0; i+1 < len(pairs); i += 2 {
-		if got[pairs[i]] != pairs[i+1] {
-			t.Fatalf("workspace %s: vw:%s is %q, want %q (all: %v)", w.Key, pairs[i], got[pairs[i]], pairs[i+1], got)
+	deadline := time.Now().Add(reportLag)
+	for {
+		got := WSProps(t, w, locals...)
+		bad := -1
+		for i := 0; i+1 < len(pairs); i += 2 {
+			if got[pairs[i]] != pairs[i+1] {
+				bad = i
+				break
+			}
 		}
+		if bad < 0 {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("workspace %s: vw:%s is %q, want %q (all: %v)", w.Key, pairs[bad], got[pairs[bad]], pairs[bad+1], got)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	return got
 }
+
+// reportLag bounds how long the Repository may lag behind a manager's answer.
+const reportLag = 3 * time.Second
 
 // HostWorkspace is one mgr:Workspace of a manager's DeployedWorkspaces.
 type HostWorkspace struct {

@@ -1,0 +1,91 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"os"
+	"time"
+
+	"github.com/vws-grid/vws/internal/errdefs"
+)
+
+// Reports to the Repository leave the operation's critical path: an operation
+// journals its new state and returns; a single reporter sends each workspace's
+// current state (read from the journal when sending, so bursts coalesce and order is
+// kept) a moment later. A report that fails is sent again by the reconciler, which
+// compares the journal with what was last reported.
+
+// report has the Repository told the workspace's current state.
+func (m *Manager) report(rec *record) {
+	if _, queued := m.queued.LoadOrStore(rec.Key, true); queued {
+		return
+	}
+	select {
+	case m.reportq <- rec.Key:
+	default:
+		m.queued.Delete(rec.Key) // full: the reconciler's next round sends it
+	}
+}
+
+// reportedState is what the Repository was last told of a workspace ("" unknown).
+func (m *Manager) reportedState(key string) string {
+	if v, ok := m.reported.Load(key); ok {
+		return v.(string)
+	}
+	return ""
+}
+
+func (m *Manager) reporter() {
+	defer m.wg.Done()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case key := <-m.reportq:
+			m.queued.Delete(key)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			m.sendReport(ctx, key)
+			cancel()
+		}
+	}
+}
+
+func (m *Manager) sendReport(ctx context.Context, key string) {
+	rec, err := m.journal.get(key)
+	if errors.Is(err, os.ErrNotExist) {
+		m.reported.Delete(key) // undeployed meanwhile: CheckIn said it all
+		return
+	}
+	if err != nil || rec.Token == "" || rec.State == "" {
+		return
+	}
+	want := rec.State + "/" + rec.Phase
+	if m.reportedState(key) == want {
+		return
+	}
+	if err := m.repo.reportState(ctx, rec, m.cfg.Host, rec.State, rec.Phase, rec.Detail); err != nil {
+		level := m.log.Warn
+		if errors.Is(err, errdefs.ErrLocked) || errors.Is(err, errdefs.ErrResourceUnknown) {
+			level = m.log.Debug // checked in or destroyed meanwhile
+		}
+		level("report state to the repository; will retry", "workspace", key, "state", want, "err", err)
+		return
+	}
+	m.reported.Store(key, want)
+}
+
+// Flush waits until every queued report has been sent (tests, orderly shutdown).
+func (m *Manager) Flush(ctx context.Context) {
+	for {
+		empty := true
+		m.queued.Range(func(any, any) bool { empty = false; return false })
+		if empty && len(m.reportq) == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
