@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 
 	"libvirt.org/go/libvirt"
@@ -56,6 +57,9 @@ type Libvirt struct {
 	mu     sync.Mutex
 	conn   *libvirt.Connect // nil while disconnected
 	closed bool
+	// doms caches domain handles of conn by name: a lookup is a round trip to
+	// libvirtd as long as a pause. The cache holds one reference of each handle.
+	doms map[string]*libvirt.Domain
 }
 
 // Open connects to libvirt and resolves the domain type. It fails when libvirtd is
@@ -108,6 +112,7 @@ func (l *Libvirt) Close() error {
 	if l.conn == nil {
 		return nil
 	}
+	l.forgetAllLocked()
 	_, err := l.conn.Close()
 	l.conn = nil
 	return wrap("close", l.uri, err)
@@ -160,6 +165,7 @@ func (l *Libvirt) acquire() (*libvirt.Connect, error) {
 			}
 			return l.conn, nil
 		}
+		l.forgetAllLocked()
 		l.conn.Close()
 		l.conn = nil
 	}
@@ -185,6 +191,7 @@ func (l *Libvirt) drop(c *libvirt.Connect, cause error) {
 	defer l.mu.Unlock()
 	if l.conn == c {
 		l.log.Warn("libvirt connection lost", "uri", l.uri, "err", cause)
+		l.forgetAllLocked()
 		l.conn.Close()
 		l.conn = nil
 	}
@@ -263,10 +270,12 @@ func (l *Libvirt) write(ctx context.Context, op, name string, fn func(*libvirt.C
 }
 
 // withDomain looks name up and runs fn on it. The lookup is read-only and retried on a
-// fresh connection when the old one died; fn is retried so only when !mutating.
+// fresh connection when the old one died; fn is retried so only when !mutating. A
+// cached handle whose domain libvirt no longer knows is looked up again once (fn did
+// nothing then).
 func (l *Libvirt) withDomain(ctx context.Context, op, name string, mutating bool, fn func(*libvirt.Domain) error) error {
 	var err error
-	for attempt := 0; attempt < 2; attempt++ {
+	for attempt := 0; attempt < 3; attempt++ {
 		if cerr := ctx.Err(); cerr != nil {
 			return cerr
 		}
@@ -275,13 +284,26 @@ func (l *Libvirt) withDomain(ctx context.Context, op, name string, mutating bool
 			return l.unreachable(op, name, err)
 		}
 		var d *libvirt.Domain
-		d, err = c.LookupDomainByName(name)
+		var cached bool
+		d, cached, err = l.domain(c, name)
 		if err == nil {
 			err = fn(d)
 			d.Free()
+			if err != nil && libvirtCode(err) == libvirt.ERR_NO_DOMAIN {
+				l.forget(name)
+				if cached {
+					release(c)
+					continue
+				}
+			}
 			if err != nil && mutating && connDead(c, err) {
 				l.drop(c, err)
 				release(c)
+				if cached && notSent(err) {
+					// A cached handle skipped the lookup that would have found the
+					// connection dead; the request never left: re-dial and try again.
+					continue
+				}
 				return l.unreachable(op, name, err)
 			}
 		}
@@ -295,4 +317,58 @@ func (l *Libvirt) withDomain(ctx context.Context, op, name string, mutating bool
 		}
 	}
 	return l.unreachable(op, name, err)
+}
+
+// notSent reports whether a call failed while writing its request to libvirtd, so
+// libvirtd never saw it (the RPC layer's "Cannot write data" system error).
+func notSent(err error) bool {
+	var lerr libvirt.Error
+	return errors.As(err, &lerr) && lerr.Domain == libvirt.FROM_RPC && lerr.Code == libvirt.ERR_SYSTEM_ERROR &&
+		strings.HasPrefix(lerr.Message, "Cannot write data")
+}
+
+// domain returns a referenced handle of name on c (the caller frees it), from the
+// cache when it has one.
+func (l *Libvirt) domain(c *libvirt.Connect, name string) (d *libvirt.Domain, cached bool, err error) {
+	l.mu.Lock()
+	if l.conn == c {
+		if d = l.doms[name]; d != nil {
+			if err := d.Ref(); err == nil {
+				l.mu.Unlock()
+				return d, true, nil
+			}
+		}
+	}
+	l.mu.Unlock()
+	d, err = c.LookupDomainByName(name)
+	if err != nil {
+		return nil, false, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.conn == c && l.doms[name] == nil && d.Ref() == nil {
+		if l.doms == nil {
+			l.doms = map[string]*libvirt.Domain{}
+		}
+		l.doms[name] = d
+	}
+	return d, false, nil
+}
+
+// forget drops the cached handle of name.
+func (l *Libvirt) forget(name string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if d := l.doms[name]; d != nil {
+		delete(l.doms, name)
+		d.Free()
+	}
+}
+
+// forgetAllLocked drops every cached handle; the caller holds l.mu.
+func (l *Libvirt) forgetAllLocked() {
+	for name, d := range l.doms {
+		d.Free()
+		delete(l.doms, name)
+	}
 }

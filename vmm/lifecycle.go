@@ -158,6 +158,7 @@ func (l *Libvirt) Undefine(ctx context.Context, name string) error {
 		}
 		return err
 	})
+	l.forget(name)
 	if errors.Is(err, ErrNoDomain) {
 		return nil
 	}
