@@ -19,6 +19,7 @@ import (
 	"github.com/vws-grid/vws/internal/client"
 	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/fsutil"
+	"github.com/vws-grid/vws/internal/transfer"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/internal/wsrf"
@@ -224,7 +225,7 @@ func (c *repoClient) fetch(ctx context.Context, img *manifestImage, token, path 
 		if progress != nil {
 			src = &progressReader{r: src, done: have, total: img.Size, fn: progress}
 		}
-		n, err := copyHashed(ctx, f, have, h, src)
+		n, _, err := transfer.CopyHashed(ctx, f, src, h, transfer.Options{Offset: have})
 		if err != nil {
 			return fmt.Errorf("fetch %s image from %s (resumable): %w", img.Role, img.Location, err)
 		}

@@ -11,22 +11,10 @@ import (
 	"io/fs"
 	"os"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/vws-grid/vws/internal/errdefs"
-)
-
-// The import pipeline: the caller's goroutine reads chunkSize pieces into a ring of
-// nChunks buffers; one goroutine hashes them and another writes them to the temporary
-// file, in parallel, so the import runs at the speed of the slowest of reading, hashing
-// and writing rather than their sum.
-const (
-	chunkSize = 1 << 20
-	nChunks   = 4
-	// writebackEvery: how much written data to let pile up in the page cache before
-	// asking the kernel to start writing it out (see startWriteback).
-	writebackEvery = 8 << 20
+	"github.com/vws-grid/vws/internal/transfer"
 )
 
 // Import stores the image read from r under m.Name with m's metadata. It reads r once:
@@ -213,107 +201,21 @@ type copyResult struct {
 // It refuses content detectFormat recognises as clearly wrong as soon as the first
 // chunk is in, so a mistaken upload of gigabytes stops early.
 func copyHashed(ctx context.Context, dst io.Writer, src io.Reader) (copyResult, error) {
-	var res copyResult
-	hashQ := make(chan []byte, nChunks)
-	writeQ := make(chan []byte, nChunks)
-	hashDone := make(chan struct{}, nChunks)
-	writeDone := make(chan struct{}, nChunks)
-	sumC := make(chan [sha256.Size]byte, 1)
-	writerExit := make(chan struct{})
-	var writeErr error
-	var writeFailed atomic.Bool
-
-	go func() {
-		h := sha256.New()
-		for b := range hashQ {
-			h.Write(b)
-			hashDone <- struct{}{}
-		}
-		var s [sha256.Size]byte
-		h.Sum(s[:0])
-		sumC <- s
-	}()
-	go func() {
-		defer close(writerExit)
-		f, _ := dst.(*os.File)
-		var written, flushed int64
-		for b := range writeQ {
-			if writeErr == nil {
-				if _, err := dst.Write(b); err != nil {
-					writeErr = err
-					writeFailed.Store(true)
-				}
-				written += int64(len(b))
-				if f != nil && written-flushed >= writebackEvery {
-					startWriteback(f, flushed, written-flushed)
-					flushed = written
-				}
-			}
-			writeDone <- struct{}{}
-		}
-	}()
-
-	buf := make([]byte, nChunks*chunkSize)
-	var err error
-	for i := 0; ; i++ {
-		if i >= nChunks {
-			// Chunks are handled in order: after one more signal from each, chunk
-			// i-nChunks (whose buffer we reuse) is hashed and written.
-			<-hashDone
-			<-writeDone
-		}
-		if writeFailed.Load() {
-			break
-		}
-		if err = ctx.Err(); err != nil {
-			err = fmt.Errorf("import interrupted: %w", err)
-			break
-		}
-		b := buf[(i%nChunks)*chunkSize : (i%nChunks+1)*chunkSize]
-		n, rerr := fill(src, b)
-		if n > 0 {
-			if len(res.head) < headLen {
-				res.head = append(res.head, b[:min(n, headLen-len(res.head))]...)
-				if len(res.head) == headLen {
-					if _, _, ferr := detectFormat(res.head, -1); ferr != nil {
-						err = ferr
-						break
-					}
-				}
-			}
-			res.size += int64(n)
-			hashQ <- b[:n]
-			writeQ <- b[:n]
-		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			err = fmt.Errorf("%w: reading the image failed after %d bytes (%w); nothing was stored, send it again", errdefs.ErrBadRequest, res.size, rerr)
-			break
-		}
-	}
-	close(hashQ)
-	close(writeQ)
-	res.sum = <-sumC
-	<-writerExit
-	if err == nil && writeErr != nil {
-		err = fmt.Errorf("write the image to the pool: %w", writeErr)
+	h := sha256.New()
+	n, head, err := transfer.CopyHashed(ctx, dst, src, h, transfer.Options{HeadLen: headLen,
+		Inspect: func(head []byte) error { _, _, err := detectFormat(head, -1); return err }})
+	res := copyResult{size: n, head: head}
+	h.Sum(res.sum[:0])
+	var rerr *transfer.ReadError
+	var werr *transfer.WriteError
+	switch {
+	case err == nil:
+	case errors.As(err, &rerr):
+		err = fmt.Errorf("%w: reading the image failed after %d bytes (%w); nothing was stored, send it again", errdefs.ErrBadRequest, n, rerr.Err)
+	case errors.As(err, &werr):
+		err = fmt.Errorf("write the image to the pool: %w", werr.Err)
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		err = fmt.Errorf("import interrupted: %w", err)
 	}
 	return res, err
-}
-
-// fill reads until b is full, the reader ends (io.EOF) or fails. Unlike io.ReadFull it
-// passes a reader's own io.ErrUnexpectedEOF (a truncated HTTP body) on as an error, so a
-// cut-short upload is never taken for a complete one.
-func fill(r io.Reader, b []byte) (int, error) {
-	n := 0
-	for n < len(b) {
-		m, err := r.Read(b[n:])
-		n += m
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
 }

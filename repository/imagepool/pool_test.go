@@ -620,3 +620,6 @@ func TestSelect(t *testing.T) {
 		t.Errorf("Select on nothing err = %v", err)
 	}
 }
+
+// chunkSize is the import pipeline's read size (internal/transfer): tests cross it.
+const chunkSize = 1 << 20

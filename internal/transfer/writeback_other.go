@@ -1,6 +1,6 @@
 //go:build !linux
 
-package manager
+package transfer
 
 import "os"
 

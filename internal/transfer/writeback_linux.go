@@ -1,4 +1,4 @@
-package imagepool
+package transfer
 
 import (
 	"os"
