@@ -64,19 +64,16 @@ type journal struct {
 	// mu keeps all from removing the .tmp of a put in flight as if a crash had left
 	// it: puts (of different keys) share it, all takes it alone.
 	mu sync.RWMutex
+	// volatile holds records changed by putVolatile since their last durable put, by
+	// key: what this process reads, never written to disk.
+	volMu    sync.Mutex
+	volatile map[string][]byte
 }
 
 func (j *journal) path(key string) string { return filepath.Join(j.dir, key+".json") }
 
 // put replaces the record durably: written, fsynced, renamed, directory fsynced.
-func (j *journal) put(r *record) error { return j.write(r, true) }
-
-// putVolatile replaces the record atomically (a reader or a restart after a process
-// crash sees the old or the new one) but leaves flushing to the kernel: for facts the
-// hypervisor keeps too.
-func (j *journal) putVolatile(r *record) error { return j.write(r, false) }
-
-func (j *journal) write(r *record, durable bool) error {
+func (j *journal) put(r *record) error {
 	r.Version = journalVersion
 	data, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
@@ -84,13 +81,49 @@ func (j *journal) write(r *record, durable bool) error {
 	}
 	j.mu.RLock()
 	defer j.mu.RUnlock()
-	return writeFileAtomic(j.path(r.Key), data, durable)
+	if err := writeFileAtomic(j.path(r.Key), data); err != nil {
+		return err
+	}
+	j.dropVolatile(r.Key)
+	return nil
+}
+
+// putVolatile replaces the record for this process only: for facts the hypervisor
+// keeps too (running or paused), which a restarted manager takes from libvirt. The
+// disk keeps the last durable record. Callers hold the workspace's lock, as for put.
+func (j *journal) putVolatile(r *record) error {
+	r.Version = journalVersion
+	data, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encode journal record %s: %w", r.Key, err)
+	}
+	j.volMu.Lock()
+	defer j.volMu.Unlock()
+	if _, err := os.Stat(j.path(r.Key)); err != nil {
+		return fmt.Errorf("journal record %s: a volatile change needs a durable record first: %w", r.Key, err)
+	}
+	if j.volatile == nil {
+		j.volatile = map[string][]byte{}
+	}
+	j.volatile[r.Key] = data
+	return nil
+}
+
+func (j *journal) dropVolatile(key string) {
+	j.volMu.Lock()
+	defer j.volMu.Unlock()
+	delete(j.volatile, key)
 }
 
 func (j *journal) get(key string) (*record, error) {
-	data, err := os.ReadFile(j.path(key))
-	if err != nil {
-		return nil, err
+	j.volMu.Lock()
+	data, ok := j.volatile[key]
+	j.volMu.Unlock()
+	if !ok {
+		var err error
+		if data, err = os.ReadFile(j.path(key)); err != nil {
+			return nil, err
+		}
 	}
 	var r record
 	if err := json.Unmarshal(data, &r); err != nil {
@@ -103,6 +136,7 @@ func (j *journal) get(key string) (*record, error) {
 }
 
 func (j *journal) remove(key string) error {
+	j.dropVolatile(key)
 	err := os.Remove(j.path(key))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -143,14 +177,14 @@ func (j *journal) all() ([]*record, []error) {
 	return out, errs
 }
 
-func writeFileAtomic(path string, data []byte, durable bool) error {
+func writeFileAtomic(path string, data []byte) error {
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
 	_, err = f.Write(data)
-	if err == nil && durable {
+	if err == nil {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -162,9 +196,6 @@ func writeFileAtomic(path string, data []byte, durable bool) error {
 	if err != nil {
 		os.Remove(tmp)
 		return err
-	}
-	if !durable {
-		return nil
 	}
 	return syncDir(filepath.Dir(path))
 }

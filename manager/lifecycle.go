@@ -386,7 +386,9 @@ func (m *Manager) start(ctx context.Context, rec *record) error {
 	if err := m.hv.Start(ctx, rec.Spec.Name); err != nil {
 		return err
 	}
-	return m.transitionFast(rec, stateRunning)
+	// Durable: after a crash, a domain found off whose record says running vanished
+	// with its RAM (corrupted), where one that says shutdown is simply off.
+	return m.transition(ctx, rec, stateRunning, "")
 }
 
 func (m *Manager) pause(ctx context.Context, rec *record) error {
@@ -422,10 +424,10 @@ func (m *Manager) transition(ctx context.Context, rec *record, state, detail str
 	return nil
 }
 
-// transitionFast records a state change libvirt itself keeps (running ⇄ paused,
-// started): the journal is replaced atomically but not fsynced, since after a host
-// crash the reconciler takes these states from libvirt anyway. It keeps Pause and
-// Unpause within a few percent of the bare libvirt call.
+// transitionFast records running ⇄ paused in the journal for this process only. The
+// durable record says running either way (so a domain found off after a crash is
+// still known to have lost its RAM), and a restarted manager takes paused or running
+// from libvirt. No disk write keeps Pause and Unpause close to the bare libvirt call.
 func (m *Manager) transitionFast(rec *record, state string) error {
 	rec.State, rec.Detail = state, ""
 	if err := m.journal.putVolatile(rec); err != nil {

@@ -288,3 +288,46 @@ func TestJournalRemovesLeftoverTmp(t *testing.T) {
 		t.Errorf("put left %s: %v", tmp, err)
 	}
 }
+
+// TestJournalVolatile: a volatile change is what this process reads, the disk keeps
+// the last durable record (a restart takes running/paused from libvirt), and a
+// durable put or a removal supersedes it.
+func TestJournalVolatile(t *testing.T) {
+	dir := t.TempDir()
+	j := &journal{dir: dir}
+	r := &record{Key: "k", Phase: phaseDeployed, State: stateShutdown}
+	if err := (&journal{dir: dir}).putVolatile(r); err == nil {
+		t.Fatal("a volatile change without a durable record was accepted")
+	}
+	if err := j.put(r); err != nil {
+		t.Fatal(err)
+	}
+	r.State = stateRunning
+	if err := j.putVolatile(r); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := j.get("k"); got.State != stateRunning {
+		t.Fatalf("this process reads %q, want running", got.State)
+	}
+	if got, _ := (&journal{dir: dir}).get("k"); got.State != stateShutdown {
+		t.Fatalf("the disk holds %q, want the durable shutdown", got.State)
+	}
+	if recs, _ := j.all(); len(recs) != 1 || recs[0].State != stateRunning {
+		t.Fatalf("all: %+v", recs)
+	}
+	r.State, r.Hot = statePaused, true
+	if err := j.put(r); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := (&journal{dir: dir}).get("k"); got.State != statePaused || !got.Hot {
+		t.Fatalf("after a durable put the disk holds %+v", got)
+	}
+	r.State = stateRunning
+	j.putVolatile(r)
+	if err := j.remove("k"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.get("k"); !os.IsNotExist(err) {
+		t.Fatalf("removed record still readable: %v", err)
+	}
+}

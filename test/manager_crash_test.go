@@ -150,6 +150,19 @@ func (h *crashHost) journal() (map[string]journalRecord, error) {
 		}
 		out[r.Key] = r
 	}
+	// Running and paused live in the manager's memory (libvirt keeps them; a restart
+	// takes them from there): the state is the manager's view, phase and the rest
+	// the journal's.
+	host, err := readHost(context.Background(), h.URL)
+	if err != nil {
+		return out, nil // the server is down: the journal is all there is
+	}
+	for k, r := range out {
+		if hw, ok := host.Workspaces[k]; ok {
+			r.State = hw.State
+			out[k] = r
+		}
+	}
 	return out, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -381,10 +382,18 @@ type HostInfo struct {
 // ReadHost queries a manager's host properties (what `vws host status` shows).
 func ReadHost(t *testing.T, s *MgrServer) HostInfo {
 	t.Helper()
-	epr := &wsa.EPR{Version: wsa.V200508, Address: s.URL + "/wsrf/services/" + vwsns.ManagerService}
-	resp, err := mgrSOAP.QueryResourceProperties(context.Background(), epr, "/*", nil)
+	h, err := readHost(context.Background(), s.URL)
 	if err != nil {
-		t.Fatalf("host properties of %s: %v", s.URL, err)
+		t.Fatal(err)
+	}
+	return h
+}
+
+func readHost(ctx context.Context, url string) (HostInfo, error) {
+	epr := &wsa.EPR{Version: wsa.V200508, Address: url + "/wsrf/services/" + vwsns.ManagerService}
+	resp, err := mgrSOAP.QueryResourceProperties(ctx, epr, "/*", nil)
+	if err != nil {
+		return HostInfo{}, fmt.Errorf("host properties of %s: %v", url, err)
 	}
 	doc := resp
 	if cs := resp.ChildElements(); len(cs) == 1 && len(cs[0].ChildElements()) > 0 {
@@ -413,7 +422,7 @@ func ReadHost(t *testing.T, s *MgrServer) HostInfo {
 			h.Cached[text(img, "Digest")] = n
 		}
 	}
-	return h
+	return h, nil
 }
 
 // Console is the workspace's whole serial console, through `vws console` (which asks
