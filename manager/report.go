@@ -12,19 +12,27 @@ import (
 // Reports to the Repository leave the operation's critical path: an operation
 // journals its new state and returns; a single reporter sends each workspace's
 // current state (read from the journal when sending, so bursts coalesce and order is
-// kept) a moment later. A report that fails is sent again by the reconciler, which
+// kept) some milliseconds later. A report that fails is sent again by the reconciler, which
 // compares the journal with what was last reported.
 
-// report has the Repository told the workspace's current state.
+// reportDelay lets a burst of changes to one workspace (pause, unpause, pause) go to
+// the Repository as one report of where it ended.
+const reportDelay = 10 * time.Millisecond
+
+// report has the Repository told the workspace's current state, shortly.
 func (m *Manager) report(rec *record) {
-	if _, queued := m.queued.LoadOrStore(rec.Key, true); queued {
+	key := rec.Key
+	if _, queued := m.queued.LoadOrStore(key, true); queued {
 		return
 	}
-	select {
-	case m.reportq <- rec.Key:
-	default:
-		m.queued.Delete(rec.Key) // full: the reconciler's next round sends it
-	}
+	time.AfterFunc(reportDelay, func() {
+		select {
+		case m.reportq <- key:
+		case <-m.stop:
+		default:
+			m.queued.Delete(key) // full: the reconciler's next round sends it
+		}
+	})
 }
 
 // reportedState is what the Repository was last told of a workspace ("" unknown).
@@ -78,7 +86,7 @@ func (m *Manager) sendReport(ctx context.Context, key string) {
 func (m *Manager) Flush(ctx context.Context) {
 	for {
 		empty := true
-		m.queued.Range(func(any, any) bool { empty = false; return false })
+		m.queued.Range(func(any, any) bool { empty = false; return false }) // includes reports still in their delay
 		if empty && len(m.reportq) == 0 {
 			return
 		}
