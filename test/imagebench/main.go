@@ -10,13 +10,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"flag"
 	"fmt"
 	"io"
 	"log"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -31,6 +29,7 @@ import (
 
 	"github.com/vws-grid/vws/internal/store"
 	"github.com/vws-grid/vws/repository/imagepool"
+	"github.com/vws-grid/vws/test/benchutil"
 )
 
 func main() {
@@ -39,7 +38,7 @@ func main() {
 	parent := flag.String("dir", "", "where to create the temporary directory (default $TMPDIR or /tmp)")
 	check := flag.Bool("check", true, "exit 1 when an import is slower than 0.8× sha256sum")
 	flag.Parse()
-	size, err := parseSize(*sizeFlag)
+	size, err := benchutil.ParseSize(*sizeFlag)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -65,10 +64,10 @@ func run(size int64, rounds int, parent string) (bool, error) {
 	}
 	defer os.RemoveAll(dir)
 	file := filepath.Join(dir, "image.raw")
-	if err := writeRandom(file, size); err != nil {
+	if err := benchutil.WriteRandom(file, size); err != nil {
 		return false, err
 	}
-	if err := warm(file); err != nil {
+	if err := benchutil.Warm(file); err != nil {
 		return false, err
 	}
 
@@ -153,7 +152,7 @@ func run(size int64, rounds int, parent string) (bool, error) {
 		}},
 	}
 	fmt.Printf("imagebench: %s of random data in %s; %d rounds each; %d CPUs, %s\n",
-		formatSize(size), dir, rounds, runtime.NumCPU(), runtime.Version())
+		benchutil.FormatSize(size), dir, rounds, runtime.NumCPU(), runtime.Version())
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "what\tmedian MB/s\tbest MB/s\truns (MB/s)\twhat it does")
 	// Rounds interleave the measurements (sha256sum, cp, …, sha256sum, cp, …) so that
@@ -198,48 +197,6 @@ func run(size int64, rounds int, parent string) (bool, error) {
 	return ok, nil
 }
 
-// writeRandom fills file with size bytes from a fast PRNG (content need not be secret,
-// only incompressible and new), the first byte zero so it is never taken for another
-// format's magic number.
-func writeRandom(file string, size int64) error {
-	f, err := os.Create(file)
-	if err != nil {
-		return err
-	}
-	var seed [32]byte
-	binary.LittleEndian.PutUint64(seed[:], uint64(time.Now().UnixNano()))
-	rng := rand.NewChaCha8(seed)
-	buf := make([]byte, 1<<20)
-	for left := size; left > 0; {
-		n := min(int64(len(buf)), left)
-		rng.Read(buf[:n])
-		if left == size {
-			buf[0] = 0
-		}
-		if _, err := f.Write(buf[:n]); err != nil {
-			f.Close()
-			return err
-		}
-		left -= n
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-// warm reads the file once so every timed run finds it in the page cache.
-func warm(file string) error {
-	f, err := os.Open(file)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	_, err = io.Copy(io.Discard, f)
-	return err
-}
-
 func stats(rates []float64) (median, best float64) {
 	s := slices.Clone(rates)
 	slices.Sort(s)
@@ -249,35 +206,4 @@ func stats(rates []float64) (median, best float64) {
 		median = (s[n/2-1] + s[n/2]) / 2
 	}
 	return median, s[n-1]
-}
-
-func parseSize(s string) (int64, error) {
-	units := []struct {
-		suffix string
-		mult   int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"B", 1}}
-	for _, u := range units {
-		if num, ok := strings.CutSuffix(s, u.suffix); ok {
-			n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
-			if err != nil || n <= 0 {
-				break
-			}
-			return n * u.mult, nil
-		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("-size %q: give a positive size such as 512MiB, 1GiB or 100MB", s)
-	}
-	return n, nil
-}
-
-func formatSize(n int64) string {
-	switch {
-	case n%(1<<30) == 0:
-		return fmt.Sprintf("%d GiB", n>>30)
-	case n%(1<<20) == 0:
-		return fmt.Sprintf("%d MiB", n>>20)
-	}
-	return fmt.Sprintf("%d bytes", n)
 }

@@ -27,7 +27,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -35,7 +34,6 @@ import (
 	"io"
 	"log"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -57,6 +55,7 @@ import (
 	"github.com/vws-grid/vws/internal/server"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
+	"github.com/vws-grid/vws/test/benchutil"
 )
 
 func main() {
@@ -65,7 +64,7 @@ func main() {
 	keep := flag.Bool("keep", false, "keep the temporary directory (data, journal, console logs) and print its path")
 	parent := flag.String("dir", "", "where to create the temporary directory (default $TMPDIR or /tmp)")
 	flag.Parse()
-	size, err := parseSize(*sizeFlag)
+	size, err := benchutil.ParseSize(*sizeFlag)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -144,7 +143,7 @@ func (b *bench) run(parent string) error {
 	b.mgr = &wsa.EPR{Version: wsa.V200508, Address: b.hs.URL + "/wsrf/services/" + vwsns.ManagerService}
 
 	fmt.Printf("managerbench: in-process vws at %s, libvirt qemu:///system (TCG), %d CPUs, %s; -iterations %d, -size %s\n",
-		b.hs.URL, runtime.NumCPU(), runtime.Version(), b.iterations, formatSize(b.size))
+		b.hs.URL, runtime.NumCPU(), runtime.Version(), b.iterations, benchutil.FormatSize(b.size))
 	if doms, err := b.conn.ListAllDomains(libvirt.CONNECT_LIST_DOMAINS_ACTIVE); err == nil {
 		if len(doms) > 0 {
 			b.note(fmt.Sprintf("%d other domain(s) were running on this host during the run (they share the 2 CPUs)", len(doms)))
@@ -352,7 +351,7 @@ func (b *bench) opsAndBoot(ws *wsa.EPR) error {
 		return fmt.Errorf("hot restore (deploy): %w", err)
 	}
 	b.rows = append(b.rows, row{section: "3", what: fmt.Sprintf("hot restore: Deploy --state running of a serialized workspace → 'tick %d'", last+1),
-		mgr: []time.Duration{time.Since(t0)}, extra: fmt.Sprintf("Deploy returned after %s; memory image %s staged", secs(returned), formatSize(memSize))})
+		mgr: []time.Duration{time.Since(t0)}, extra: fmt.Sprintf("Deploy returned after %s; memory image %s staged", secs(returned), benchutil.FormatSize(memSize))})
 	if _, err := b.call("Shutdown", ws, "Mode", "Trash"); err != nil {
 		return fmt.Errorf("Shutdown Trash: %w", err)
 	}
@@ -402,7 +401,7 @@ func (b *bench) cachedDeploy(ticker []byte) error {
 	b.rows = append(b.rows,
 		row{section: "2", what: "Deploy (shutdown), base+kernel+initrd cached", mgr: dep,
 			extra: fmt.Sprintf("target ≤ 100 ms + overlay GET = %s: %s; minus the GET: %s", ms(100*time.Millisecond+gm), verdict, ms(dm-gm))},
-		row{section: "2", what: fmt.Sprintf("  GET of the overlay alone (%s)", formatSize(overlay)), mgr: get})
+		row{section: "2", what: fmt.Sprintf("  GET of the overlay alone (%s)", benchutil.FormatSize(overlay)), mgr: get})
 	return nil
 }
 
@@ -410,7 +409,7 @@ func (b *bench) cachedDeploy(ticker []byte) error {
 
 func (b *bench) staging() error {
 	src := filepath.Join(b.dir, "big.raw")
-	if err := writeRandom(src, b.size); err != nil {
+	if err := benchutil.WriteRandom(src, b.size); err != nil {
 		return err
 	}
 	digest, err := b.importImage(src, "bench-big")
@@ -430,7 +429,7 @@ func (b *bench) staging() error {
 	b.domains = append(b.domains, "vws-"+key)
 	cached := filepath.Join(b.dir, "data", "manager", "cache", strings.TrimPrefix(digest, "sha256:"))
 	cacheDir := filepath.Dir(cached)
-	if err := warm(src); err != nil {
+	if err := benchutil.Warm(src); err != nil {
 		return err
 	}
 	copyFile := filepath.Join(cacheDir, "cp-copy.raw")
@@ -477,7 +476,7 @@ func (b *bench) staging() error {
 		return "MISSES"
 	}
 	b.rows = append(b.rows,
-		row{section: "4", what: fmt.Sprintf("Deploy staging %s, empty cache (GET + SHA-256 + write + fsync)", formatSize(b.size)), mgr: dep,
+		row{section: "4", what: fmt.Sprintf("Deploy staging %s, empty cache (GET + SHA-256 + write + fsync)", benchutil.FormatSize(b.size)), mgr: dep,
 			extra: fmt.Sprintf("%.0f MB/s", dr)},
 		row{section: "4", what: "  cp FILE (same file system, page cache)", mgr: cp,
 			extra: fmt.Sprintf("%.0f MB/s; deploy/cp %.2f (target ≥ 0.80: %s)", cr, dr/cr, verdict(dr/cr))},
@@ -778,48 +777,8 @@ func ms(d time.Duration) string {
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
 
-// writeRandom fills file with size bytes from a fast PRNG (incompressible, new each
-// run), the first byte zero so it is never taken for another format's magic number.
-func writeRandom(file string, size int64) error {
-	f, err := os.Create(file)
-	if err != nil {
-		return err
-	}
-	var seed [32]byte
-	binary.LittleEndian.PutUint64(seed[:], uint64(time.Now().UnixNano()))
-	rng := rand.NewChaCha8(seed)
-	buf := make([]byte, 1<<20)
-	for left := size; left > 0; {
-		n := min(int64(len(buf)), left)
-		rng.Read(buf[:n])
-		if left == size {
-			buf[0] = 0
-		}
-		if _, err := f.Write(buf[:n]); err != nil {
-			f.Close()
-			return err
-		}
-		left -= n
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
 // syncAll writes every dirty page out (untimed, between measurements).
 func syncAll() { exec.Command("sync").Run() }
-
-func warm(file string) error {
-	f, err := os.Open(file)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	_, err = io.Copy(io.Discard, f)
-	return err
-}
 
 func repoRoot() (string, error) {
 	dir, err := os.Getwd()
@@ -836,37 +795,4 @@ func repoRoot() (string, error) {
 		}
 		dir = parent
 	}
-}
-
-func parseSize(s string) (int64, error) {
-	units := []struct {
-		suffix string
-		mult   int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"B", 1}}
-	for _, u := range units {
-		if num, ok := strings.CutSuffix(s, u.suffix); ok {
-			n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
-			if err != nil || n <= 0 {
-				break
-			}
-			return n * u.mult, nil
-		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("-size %q: give a positive size such as 512MiB, 1GiB or 100MB", s)
-	}
-	return n, nil
-}
-
-func formatSize(n int64) string {
-	switch {
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return fmt.Sprintf("%d MiB", n>>20)
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d bytes", n)
 }
