@@ -229,20 +229,17 @@ func (m *Manager) forgetDestroyed(ctx context.Context, recs []*record) bool {
 		if rec.Token == "" {
 			continue
 		}
-		if _, err := m.repo.deployment(ctx, rec); !errors.Is(err, errdefs.ErrResourceUnknown) {
+		if _, _, err := m.repo.whereabouts(ctx, rec); !errors.Is(err, errdefs.ErrResourceUnknown) {
 			continue
 		}
 		unlock, ok := m.tryLock(rec.Key)
 		if !ok {
 			continue
 		}
-		log := m.log.With("workspace", rec.Key)
-		if err := m.removeDomain(ctx, rec.Key); err != nil {
-			log.Warn("remove the domain of a destroyed workspace; will retry", "err", err)
-		} else if err := os.RemoveAll(m.workspaceDir(rec.Key)); err != nil {
-			log.Warn("remove the files of a destroyed workspace; will retry", "err", err)
-		} else if err := m.journal.remove(rec.Key); err == nil {
-			log.Info("the repository destroyed the workspace: domain and files removed")
+		if err := m.removeLocal(ctx, rec); err != nil {
+			m.log.Warn("remove a workspace the repository destroyed; will retry", "workspace", rec.Key, "err", err)
+		} else {
+			m.log.Info("the repository destroyed the workspace: domain and files removed", "workspace", rec.Key)
 			removed = true
 		}
 		unlock()

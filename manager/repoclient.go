@@ -144,17 +144,24 @@ func (c *repoClient) reportState(ctx context.Context, r *record, host, state, de
 	return nil
 }
 
-// workspaceState reads the workspace's deployment and lock holder (recovery uses it
-// to learn whether a check-in went through before a crash).
-func (c *repoClient) deployment(ctx context.Context, r *record) (deployment string, err error) {
-	els, err := c.soap.GetResourceProperty(ctx, workspaceEPR(r), wsa.QName{Space: vwsns.Workspace, Local: "deployment"})
+// whereabouts reads where the Repository has the workspace: its deployment and the
+// host holding it (recovery uses them to learn whether a check-in went through
+// before a crash).
+func (c *repoClient) whereabouts(ctx context.Context, r *record) (deployment, host string, err error) {
+	els, err := c.soap.GetMultipleResourceProperties(ctx, workspaceEPR(r), []wsa.QName{
+		{Space: vwsns.Workspace, Local: "deployment"}, {Space: vwsns.Workspace, Local: "host"}})
 	if err != nil {
-		return "", remoteErr("read the workspace's deployment", err)
+		return "", "", remoteErr("read the workspace's deployment", err)
 	}
-	if len(els) == 0 {
-		return "", nil
+	for _, el := range els {
+		switch el.Tag {
+		case "deployment":
+			deployment = strings.TrimSpace(el.Text())
+		case "host":
+			host = strings.TrimSpace(el.Text())
+		}
 	}
-	return strings.TrimSpace(els[0].Text()), nil
+	return deployment, host, nil
 }
 
 // progressFunc is told how many bytes of a transfer are done.

@@ -43,6 +43,14 @@ func (m *Manager) finishUndeploy(ctx context.Context, rec *record) (string, erro
 	if err := m.hv.Stop(ctx, rec.Spec.Name); err != nil && !isNoDomain(err) {
 		return "", err
 	}
+	// A crash after the check-in went through leaves the lock released (the
+	// workspace in the repository, or already out on another host): only local
+	// clean-up remains.
+	if dep, host, err := m.repo.whereabouts(ctx, rec); err != nil {
+		return "", err
+	} else if dep == "in-repository" || host != m.cfg.Host {
+		return rec.OverlayDigest, m.removeLocal(ctx, rec)
+	}
 	overlayDigest, err := m.uploadOverlay(ctx, rec)
 	if err != nil {
 		return "", err
@@ -59,20 +67,20 @@ func (m *Manager) finishUndeploy(ctx context.Context, rec *record) (string, erro
 	}
 	state := rec.State
 	if err := m.repo.checkIn(ctx, rec, overlayDigest, memoryDigest, state); err != nil {
-		// A crash after the check-in went through leaves the lock released: then the
-		// hand-back is done and only local clean-up remains.
-		dep, derr := m.repo.deployment(ctx, rec)
-		if derr != nil || dep != "in-repository" {
-			return "", err
-		}
-	}
-	if err := m.removeDomain(ctx, rec.Key); err != nil {
 		return "", err
+	}
+	return overlayDigest, m.removeLocal(ctx, rec)
+}
+
+// removeLocal removes a handed-back workspace from this host: domain, files, record.
+func (m *Manager) removeLocal(ctx context.Context, rec *record) error {
+	if err := m.removeDomain(ctx, rec.Key); err != nil {
+		return err
 	}
 	if err := os.RemoveAll(m.workspaceDir(rec.Key)); err != nil {
-		return "", err
+		return err
 	}
-	return overlayDigest, m.journal.remove(rec.Key)
+	return m.journal.remove(rec.Key)
 }
 
 // uploadOverlay folds the deployment's changes into the checked-out overlay and

@@ -764,3 +764,53 @@ func TestManagerLibvirtdDown(t *testing.T) {
 	}
 	h.MustCLI(t, "shutdown", a.EPRFile, "--mode", "trash")
 }
+
+// TestManagerCrashAfterCheckIn: the manager died after the Repository accepted its
+// CheckIn but before it removed the workspace locally (its journal still says
+// unstaging). After the restart it must see that the hand-back is done, not upload
+// again into a workspace it no longer holds, and only clean up.
+func TestManagerCrashAfterCheckIn(t *testing.T) {
+	t.Parallel()
+	h := startCrashHost(t, "crash-checkin")
+	w := CreateWorkspace(t, h.MgrServer, TickerDescription(t))
+	h.MustCLI(t, "deploy", w.EPRFile)
+	WantWSProps(t, w, "deployment", "deployed")
+
+	journalFile := filepath.Join(h.ManagerDir(), "journal", w.Key+".json")
+	var rec map[string]any
+	data, err := os.ReadFile(journalFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &rec); err != nil {
+		t.Fatal(err)
+	}
+	// The CheckIn the dead manager sent, as the Repository saw it.
+	if _, err := wsCall(t, w.EPR, "CheckIn", [2]string{"LockToken", rec["token"].(string)},
+		[2]string{"OverlayDigest", rec["overlayDigest"].(string)}, [2]string{"State", "shutdown"}); err != nil {
+		t.Fatal(err)
+	}
+	h.Kill()
+	rec["phase"] = "unstaging"
+	data, _ = json.Marshal(rec)
+	if err := os.WriteFile(journalFile, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.restart()
+	for deadline := time.Now().Add(20 * time.Second); DomainDefined(w.Domain()) || h.HasWorkspaceDir(w.Key) || fileExists(journalFile); {
+		if time.Now().After(deadline) {
+			t.Fatalf("20 s after the restart: domain defined %v, files %v, journal record left %v\n%s",
+				DomainDefined(w.Domain()), h.WorkspaceFiles(w.Key), fileExists(journalFile), h.Logs())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	WantWSProps(t, w, "deployment", "in-repository", "state", "shutdown", "lockHolder", "")
+	if strings.Contains(h.Logs(), "upload the overlay") {
+		t.Fatalf("the restarted manager tried to upload into a workspace it no longer holds:\n%s", h.Logs())
+	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
