@@ -27,10 +27,12 @@ verify-generate: generate
 	@git diff --exit-code -- wsdl schema || { echo "generated code is stale: run 'make generate' and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- wsdl schema)" || { git status --porcelain -- wsdl schema; echo "generate left untracked files"; exit 1; }
 
-# Go benchmarks (req/s, p50, p99 reported as metrics), then the loopback load driver that
-# puts vws next to a bare net/http handler serving the same bytes.
+# Go benchmarks (req/s, p50, p99 reported as metrics; vmm's next to raw libvirt calls),
+# then the loopback load driver that puts vws next to a bare net/http handler serving
+# the same bytes, the image import next to sha256sum and cp, and the Manager's
+# operations on real guests next to the raw libvirt calls.
 bench: build
-	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./test/ ./internal/xpathdoc/ ./internal/qcow2/ ./repository/imagepool/
+	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./test/ ./internal/xpathdoc/ ./internal/qcow2/ ./repository/imagepool/ ./vmm/
 	$(GO) run ./test/bench -duration 5s
 	$(GO) run ./test/imagebench -size 512MiB
 	$(GO) run ./test/managerbench -iterations 8 -size 512MiB
