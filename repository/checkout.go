@@ -116,6 +116,7 @@ func (r *Repository) CheckOut(ctx context.Context, key, host string, manager *ws
 		setText(s, PropHost, host)
 		setText(s, PropLockHolder, holder)
 		setText(s, PropLastModified, wsrf.FormatTime(now))
+		removeProp(s, PropStateDetail)
 		removeProp(s, PropManagerRef)
 		if manager != nil {
 			s.Props = append(s.Props, managerRefElement(manager))
@@ -298,6 +299,9 @@ func (r *Repository) CheckIn(ctx context.Context, key string, req CheckInRequest
 		removeProp(s, PropHost)
 		removeProp(s, PropLockHolder)
 		removeProp(s, PropManagerRef)
+		if state != "corrupted" {
+			removeProp(s, PropStateDetail) // a host's explanation ends with its deployment
+		}
 		return nil
 	})
 	if err != nil {
@@ -322,8 +326,9 @@ func (r *Repository) CheckIn(ctx context.Context, key string, req CheckInRequest
 	return state, now, nil
 }
 
-// ReportState records a state change a manager observed on its host.
-func (r *Repository) ReportState(ctx context.Context, key, token, host, state, deployment string) (string, string, time.Time, error) {
+// ReportState records a state change a manager observed on its host, and why
+// (detail; "" when there is nothing to add).
+func (r *Repository) ReportState(ctx context.Context, key, token, host, state, deployment, detail string) (string, string, time.Time, error) {
 	if !workspaceStates[state] {
 		return "", "", time.Time{}, fmt.Errorf("%w: state %q is not shutdown, paused, running or corrupted", errdefs.ErrBadRequest, state)
 	}
@@ -345,6 +350,11 @@ func (r *Repository) ReportState(ctx context.Context, key, token, host, state, d
 			return fmt.Errorf("%w: a workspace returns to the repository by CheckIn, not ReportState", errdefs.ErrBadRequest)
 		}
 		setText(s, PropState, state)
+		if detail != "" {
+			setText(s, PropStateDetail, detail)
+		} else {
+			removeProp(s, PropStateDetail)
+		}
 		if deployment != "" {
 			setText(s, PropDeployment, deployment)
 		}
@@ -448,7 +458,7 @@ func (r *Repository) reportStateHandler(ctx context.Context, req *container.Requ
 	}
 	p := req.Payload
 	state, dep, at, err := r.ReportState(ctx, key, childText(p, vwsns.Workspace, "LockToken"), childText(p, vwsns.Workspace, "Host"),
-		childText(p, vwsns.Workspace, "State"), childText(p, vwsns.Workspace, "Deployment"))
+		childText(p, vwsns.Workspace, "State"), childText(p, vwsns.Workspace, "Deployment"), childText(p, vwsns.Workspace, "Detail"))
 	if err != nil {
 		return nil, err
 	}

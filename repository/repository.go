@@ -46,13 +46,14 @@ var (
 	PropOwner         = vw("owner")
 	PropEPR           = vw("EPR")
 	PropManagerRef    = vw("managerReference")
+	PropStateDetail   = vw("stateDetail")
 )
 
 // WorkspaceProperties lists every property of a workspace document, in the order the
 // WSDL's document sequence declares them.
 var WorkspaceProperties = []wsa.QName{PropCategory, PropState, PropEPR, PropCreationTime, PropLifeCycle,
 	PropLastModified, PropHardware, PropNetwork, PropSoftware, PropCapability, PropDeployment, PropHost,
-	PropManagerRef, PropLockHolder, PropImageDigest, PropOwner, PropName}
+	PropManagerRef, PropLockHolder, PropStateDetail, PropImageDigest, PropOwner, PropName}
 
 // writable: what a client may change of a workspace it manages. Resource requests and
 // the startup job can change while the workspace sits in the repository; identity,

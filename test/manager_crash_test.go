@@ -488,13 +488,17 @@ func TestManagerCrashWhileRunning(t *testing.T) {
 		t.Errorf("host properties of the destroyed workspace: %+v; want corrupted with a reason", hw)
 	}
 	WantWSProps(t, killed, "state", "corrupted", "deployment", "deployed")
+	// The workspace's own EPR says why, too.
+	if got := WSProps(t, killed, "stateDetail")["stateDetail"]; !strings.Contains(got, "forced off") {
+		t.Errorf("vw:stateDetail of the destroyed workspace is %q; want the reason", got)
+	}
 	if host.Workspaces[live.Key].State != "running" {
 		t.Errorf("host properties of the running workspace: %+v", host.Workspaces[live.Key])
 	}
 
 	// Trash discards this deployment's changes and recovers it.
 	h.MustCLI(t, "shutdown", killed.EPRFile, "--mode", "trash")
-	WantWSProps(t, killed, "state", "shutdown", "deployment", "deployed")
+	WantWSProps(t, killed, "state", "shutdown", "deployment", "deployed", "stateDetail", "")
 	if st := DomainState(killed.Domain()); st != "shut off" {
 		t.Errorf("after Trash its domain is %q, want shut off", st)
 	}
