@@ -77,6 +77,7 @@ func StartMgrServer(t *testing.T, o MgrServerOptions) *MgrServer {
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	trackServer(t, s)
 	urlc := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -268,8 +269,35 @@ func CreateWorkspace(t *testing.T, s *MgrServer, desc string) *MgrWorkspace {
 		t.Fatalf("%s has no WorkspaceKey", eprFile)
 	}
 	w := &MgrWorkspace{EPRFile: eprFile, Key: strings.TrimSpace(k.Text()), EPR: epr}
-	t.Cleanup(func() { CleanupDomain(t, w.Domain()) })
+	t.Cleanup(func() {
+		// A manager still running would define the domain again (a deployed,
+		// shut-down workspace whose definition vanished): stop the test's servers first.
+		killServers(t)
+		CleanupDomain(t, w.Domain())
+	})
 	return w
+}
+
+// servers lists the servers each test started, so clean-up can stop them all.
+var servers = struct {
+	sync.Mutex
+	byTest map[*testing.T][]*MgrServer
+}{byTest: map[*testing.T][]*MgrServer{}}
+
+func trackServer(t *testing.T, s *MgrServer) {
+	servers.Lock()
+	defer servers.Unlock()
+	servers.byTest[t] = append(servers.byTest[t], s)
+}
+
+func killServers(t *testing.T) {
+	servers.Lock()
+	list := servers.byTest[t]
+	delete(servers.byTest, t)
+	servers.Unlock()
+	for _, s := range list {
+		s.Kill()
+	}
 }
 
 // CleanupDomain destroys and undefines a libvirt domain if it exists (no error
