@@ -81,19 +81,3 @@ func (m *Manager) sendReport(ctx context.Context, key string) {
 	}
 	m.reported.Store(key, want)
 }
-
-// Flush waits until every queued report has been sent (tests, orderly shutdown).
-func (m *Manager) Flush(ctx context.Context) {
-	for {
-		empty := true
-		m.queued.Range(func(any, any) bool { empty = false; return false }) // includes reports still in their delay
-		if empty && len(m.reportq) == 0 {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(time.Millisecond):
-		}
-	}
-}
