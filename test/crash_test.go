@@ -1,7 +1,6 @@
 package test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -37,98 +36,22 @@ import (
 // destroy leaves either the whole workspace or nothing") and that termination times
 // survive.
 
-// crashServer is one run of `vws serve` as a child process.
+// crashServer is one run of `vws serve` (all roles) as a child process, with the
+// repository-level helpers the crash tests use.
 type crashServer struct {
-	t       *testing.T
-	dir     string
-	cmd     *exec.Cmd
-	URL     string
-	exited  chan struct{}
-	logMu   sync.Mutex
-	log     bytes.Buffer
-	started time.Time // when the process was started
-	serving time.Time // when /healthz first answered
+	*MgrServer
+	t *testing.T
 }
 
-var crashServingURL = regexp.MustCompile(`msg="vws serving" url=(\S+)`)
-
-// startCrashServer runs `vws serve --insecure` on a free loopback port (the kernel's
-// pick: --listen 127.0.0.1:0, read back from the start-up log line) over dir, and waits
-// until /healthz answers.
+// startCrashServer runs `vws serve --insecure` on a free loopback port over dir, and
+// waits until /healthz answers.
 func startCrashServer(t *testing.T, dir string) *crashServer {
 	t.Helper()
-	s := &crashServer{t: t, dir: dir, exited: make(chan struct{})}
-	s.cmd = exec.Command(vws(t), "serve", "--insecure", "--listen", "127.0.0.1:0", "--data", dir, "--log-level", "info")
-	stderr, err := s.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.started = time.Now()
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	urlc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			s.logMu.Lock()
-			s.log.WriteString(line + "\n")
-			s.logMu.Unlock()
-			if m := crashServingURL.FindStringSubmatch(line); m != nil {
-				select {
-				case urlc <- m[1]:
-				default:
-				}
-			}
-		}
-		io.Copy(io.Discard, stderr)
-	}()
-	go func() {
-		s.cmd.Wait()
-		close(s.exited)
-	}()
-	t.Cleanup(s.kill)
-	select {
-	case s.URL = <-urlc:
-	case <-s.exited:
-		t.Fatalf("vws serve exited during start-up (%v):\n%s", s.cmd.ProcessState, s.logs())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("vws serve did not start within 30s:\n%s", s.logs())
-	}
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		resp, err := http.Get(s.URL + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				s.serving = time.Now()
-				return s
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s/healthz does not answer: %v\n%s", s.URL, err, s.logs())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	return &crashServer{MgrServer: StartMgrServer(t, MgrServerOptions{Dir: dir}), t: t}
 }
 
-// kill sends SIGKILL and waits for the process to be gone.
-func (s *crashServer) kill() {
-	select {
-	case <-s.exited:
-		return
-	default:
-	}
-	s.cmd.Process.Kill()
-	<-s.exited
-}
-
-func (s *crashServer) logs() string {
-	s.logMu.Lock()
-	defer s.logMu.Unlock()
-	return s.log.String()
-}
+func (s *crashServer) kill()        { s.Kill() }
+func (s *crashServer) logs() string { return s.Logs() }
 
 func (s *crashServer) serviceURL(name string) string { return s.URL + "/wsrf/services/" + name }
 
@@ -801,14 +724,14 @@ func expiryAcrossRestart(t *testing.T, lead time.Duration) bool {
 			gone = time.Now()
 			break
 		}
-		if time.Since(srv.serving) > 5*time.Second {
+		if time.Since(srv.Serving) > 5*time.Second {
 			t.Fatalf("5s after restart %d expired workspaces, files or layers remain; log:\n%s", left, srv.logs())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Logf("termination passed %v before the restart; the expired workspaces were gone %v after the process started, %v after it first answered",
-		srv.started.Sub(soon).Round(time.Millisecond), gone.Sub(srv.started).Round(time.Millisecond), gone.Sub(srv.serving).Round(time.Millisecond))
-	if d := gone.Sub(srv.serving); d > time.Second {
+		srv.Started.Sub(soon).Round(time.Millisecond), gone.Sub(srv.Started).Round(time.Millisecond), gone.Sub(srv.Serving).Round(time.Millisecond))
+	if d := gone.Sub(srv.Serving); d > time.Second {
 		t.Errorf("expired workspaces were destroyed %v after the restart, want within 1s", d)
 	}
 	got := srv.listWorkspaces(t)

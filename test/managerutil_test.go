@@ -32,9 +32,11 @@ import (
 
 // MgrServer is one `vws serve --insecure` child process on a free loopback port.
 type MgrServer struct {
-	URL      string // http://127.0.0.1:PORT
-	Dir      string // its --data directory
-	HostName string // its --host-name ("" when not a manager or not given)
+	URL      string    // http://127.0.0.1:PORT
+	Dir      string    // its --data directory
+	HostName string    // its --host-name ("" when not a manager or not given)
+	Started  time.Time // when the process was started
+	Serving  time.Time // when /healthz first answered
 
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -74,6 +76,7 @@ func StartMgrServer(t *testing.T, o MgrServerOptions) *MgrServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.Started = time.Now()
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -118,6 +121,7 @@ func StartMgrServer(t *testing.T, o MgrServerOptions) *MgrServer {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
+				s.Serving = time.Now()
 				return s
 			}
 		}
