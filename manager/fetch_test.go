@@ -119,3 +119,38 @@ func TestFetchRefusesAlteredBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestStageSharedUsesTheCache: a base image already on the host is not transferred
+// again, for this workspace or the next.
+func TestStageSharedUsesTheCache(t *testing.T) {
+	data, digest := testImage(2<<20 + 1)
+	var requests int
+	var mu sync.Mutex
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		requests++
+		mu.Unlock()
+		http.ServeContent(w, r, "image", time.Time{}, bytes.NewReader(data))
+	}))
+	defer hs.Close()
+	m := &Manager{cache: &cache{dir: t.TempDir(), inflight: map[string]*sync.Mutex{}}, repo: &repoClient{http: hs.Client()}}
+	img := &manifestImage{Role: "base", Digest: digest, Size: int64(len(data)), Location: hs.URL + "/images/" + digest}
+	for i, wantHit := range []bool{false, true, true} {
+		path, hit, err := m.stageShared(context.Background(), img, "", nil)
+		if err != nil || hit != wantHit || path != m.cache.path(digest) {
+			t.Fatalf("stage %d: %s, hit %v, %v (want hit %v)", i, path, hit, err, wantHit)
+		}
+	}
+	if requests != 1 {
+		t.Fatalf("%d transfers for one image", requests)
+	}
+	if list := m.cache.list(); len(list) != 1 || list[0].Digest != digest || list[0].Size != int64(len(data)) {
+		t.Fatalf("cache lists %+v", list)
+	}
+	// A manifest naming something that is not a digest never reaches the file system.
+	bad := *img
+	bad.Digest = "sha256:../../etc/passwd"
+	if _, _, err := m.stageShared(context.Background(), &bad, "", nil); !errors.Is(err, errdefs.ErrImageIntegrity) {
+		t.Fatalf("path-like digest: %v", err)
+	}
+}
