@@ -196,7 +196,10 @@ func (m *Manager) stageAndDefine(ctx context.Context, rec *record, man *manifest
 		err = m.restore(ctx, rec, false)
 	case initial == stateRunning:
 		err = m.start(ctx, rec)
-	case initial == statePaused && !hot:
+	case initial == statePaused && hot:
+		// The schema's "paused": restored into memory, vCPUs stopped.
+		err = m.restore(ctx, rec, true)
+	case initial == statePaused:
 		if err = m.start(ctx, rec); err == nil {
 			err = m.pause(ctx, rec)
 		}

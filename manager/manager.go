@@ -84,9 +84,9 @@ type Manager struct {
 
 var digestRE = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 
-// New opens the manager's directory, reconciles the journal with the hypervisor
-// (finishing or undoing what a crash interrupted) and starts the periodic reconciler.
-func New(ctx context.Context, cfg Config, hv Hypervisor, valid Validator) (*Manager, error) {
+// New opens the manager's directory and starts the reconciler, whose first round,
+// right after start, finishes or undoes what a crash interrupted.
+func New(cfg Config, hv Hypervisor, valid Validator) (*Manager, error) {
 	if cfg.Version != 0 && cfg.Version != ConfigVersion {
 		return nil, fmt.Errorf("manager config version %d is not supported (this vws reads %d)", cfg.Version, ConfigVersion)
 	}

@@ -29,6 +29,10 @@ func (m *Manager) Undeploy(ctx context.Context, epr *wsa.EPR) (Result, error) {
 		// On failure the record stays in phase unstaging: the reconciler finishes the
 		// hand-back.
 		digest, err := m.finishUndeploy(ctx, rec)
+		if err != nil && errdefs.Advice(err) == "" {
+			err = errdefs.WithAdvice(err, "the workspace stays unstaging on this host and the manager retries the hand-back by itself; "+
+				"if the error persists, tell the site administrator")
+		}
 		res = Result{State: rec.State, Deployment: "in-repository", OverlayDigest: digest}
 		return err
 	})

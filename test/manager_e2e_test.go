@@ -214,11 +214,16 @@ func TestColdMigration(t *testing.T) {
 	}
 	t.Logf("last tick on A: %d", lastA)
 
-	done = Step(t, "deploy on B, running (restore)")
-	a.MustCLI(t, "deploy", w.EPRFile, "--host", b.URL, "--state", "running")
-	done()
-	WantWSProps(t, w, "state", "running", "deployment", "deployed", "host", "hostB",
+	done = Step(t, "deploy on B, paused (restored into memory, vCPUs stopped), then unpause")
+	a.MustCLI(t, "deploy", w.EPRFile, "--host", b.URL, "--state", "paused")
+	WantWSProps(t, w, "state", "paused", "deployment", "deployed", "host", "hostB",
 		"managerReference", b.URL+"/wsrf/services/"+vwsns.ManagerService)
+	if st := DomainState(w.Domain()); st != "paused" {
+		t.Fatalf("deployed paused from a hot image, the domain is %q, want paused (restored, not running)", st)
+	}
+	a.MustCLI(t, "unpause", w.EPRFile)
+	done()
+	WantWSProps(t, w, "state", "running", "deployment", "deployed")
 	done = Step(t, "ticks on B")
 	// `vws console` finds B through the workspace's vw:managerReference.
 	c := WaitConsole(t, a, w, tickTimeout, fmt.Sprintf("ticks after %d", lastA), hasTicks(lastA+2))

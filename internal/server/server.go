@@ -187,7 +187,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		if _, err := s.hv.get(ctx); err != nil {
 			cfg.Logger.Error("the manager cannot reach the hypervisor yet; its operations fail until it can", "err", err)
 		}
-		s.Manager, err = manager.New(ctx, manager.Config{
+		s.Manager, err = manager.New(manager.Config{
 			Dir: filepath.Join(cfg.DataDir, "manager"), Host: cfg.Manager.Host, GracePeriod: cfg.Manager.GracePeriod,
 			Self:   func() string { return s.BaseURL() + "/wsrf/services/WorkspaceManagerService" },
 			Logger: cfg.Logger,
