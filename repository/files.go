@@ -18,6 +18,7 @@ import (
 
 	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/qcow2"
+	"github.com/vws-grid/vws/internal/transfer"
 	"github.com/vws-grid/vws/internal/wsrf"
 )
 
@@ -266,7 +267,7 @@ func (r *Repository) serveUpload(w http.ResponseWriter, req *http.Request, key, 
 		return err
 	}
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), http.MaxBytesReader(w, req.Body, limit))
+	n, _, err := transfer.CopyHashed(ctx, tmp, http.MaxBytesReader(w, req.Body, limit), h, transfer.Options{})
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
