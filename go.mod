@@ -10,6 +10,11 @@ require (
 )
 
 require (
+	github.com/jonboulle/clockwork v0.5.0 // indirect
+	github.com/russellhaering/goxmldsig v1.6.1 // indirect
+)
+
+require (
 	github.com/antchfx/xpath v1.3.9 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect

@@ -11,6 +11,7 @@ packages=(
 	default-jdk-headless
 	libxml2-utils     # xmllint --schema
 	xmlsec1
+	python3-xmlsec    # zeep signs WS-Security requests with it (interop tests)
 	ca-certificates
 	curl
 	bc                # make demo timings

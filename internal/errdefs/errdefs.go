@@ -24,6 +24,8 @@ var (
 	ErrQuotaExceeded       = errors.New("quota exceeded")
 	ErrState               = errors.New("operation not valid in this state")
 	ErrLocked              = errors.New("workspace locked")
+	// ErrSecurity: a WS-Security header is missing, invalid, expired or replayed.
+	ErrSecurity = errors.New("message security check failed")
 )
 
 // Server errors: something on our side failed.

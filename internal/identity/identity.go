@@ -15,8 +15,17 @@ type Identity struct {
 	// DN is the subject distinguished name in the OpenSSL one-line form Globus uses,
 	// e.g. "/O=Grid/OU=Example/CN=Jane Doe"; empty when anonymous.
 	DN string
-	// Certificate is the peer's end-entity certificate, when there is one.
+	// Certificate is the caller's end-entity certificate, when there is one (for a
+	// proxy chain: the certificate the proxies descend from, whose subject is DN).
 	Certificate *x509.Certificate
+	// Proxy is true when the caller authenticated with an RFC 3820 proxy chain.
+	Proxy bool
+	// Attributes are VO attributes (VOMS-style FQANs such as "/atlas/Role=production")
+	// asserted by a trusted issuer; policy may also map them from the DN.
+	Attributes []string
+	// Signed is true when the identity comes from a verified WS-Security signature
+	// rather than (or in addition to) the TLS peer.
+	Signed bool
 }
 
 // Anonymous is the identity of an unauthenticated caller.
