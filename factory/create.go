@@ -33,7 +33,7 @@ type Registry interface {
 
 // Policy decides whether the caller in ctx may create workspaces.
 type Policy interface {
-	Authorize(ctx context.Context, op policy.Operation) (policy.Decision, error)
+	Authorize(ctx context.Context, op policy.Operation, res policy.Resource) (policy.Decision, error)
 }
 
 // Auditor records decisions and outcomes.
@@ -52,7 +52,7 @@ type Deps struct {
 
 // AuthorizeCreate checks create rights and audits a denial; Clone uses it too.
 func (d *Deps) AuthorizeCreate(ctx context.Context, what string) error {
-	dec, err := d.Policy.Authorize(ctx, policy.Create)
+	dec, err := d.Policy.Authorize(ctx, policy.Create, policy.Resource{Action: what})
 	if err != nil {
 		d.Audit.Record(ctx, "create", what, "denied", dec.Rule)
 		return err

@@ -1,0 +1,94 @@
+package policy
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// GridMap maps certificate DNs to local accounts, as a Globus grid-mapfile does.
+type GridMap struct {
+	source   string
+	accounts map[string]string // DN -> first (default) account
+}
+
+// LoadGridMap reads a grid-mapfile.
+func LoadGridMap(file string) (*GridMap, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, fmt.Errorf("grid-mapfile: %w", err)
+	}
+	defer f.Close()
+	return ParseGridMap(f, file)
+}
+
+// ParseGridMap reads grid-mapfile lines: `"DN" account[,account...]`, the DN quoted
+// when it contains spaces (a backslash escapes a quote inside), '#' comments. The
+// first account is the mapped one; a DN listed twice keeps its first line, as Globus does.
+func ParseGridMap(r io.Reader, source string) (*GridMap, error) {
+	gm := &GridMap{source: source, accounts: map[string]string{}}
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		dn, rest, err := gridMapDN(line)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", source, n, err)
+		}
+		if i := strings.IndexByte(rest, '#'); i >= 0 {
+			rest = rest[:i]
+		}
+		rest = strings.TrimSpace(rest)
+		if rest == "" {
+			return nil, fmt.Errorf("%s:%d: want \"DN\" account[,account...]: no account after the DN", source, n)
+		}
+		account, _, _ := strings.Cut(rest, ",")
+		account = strings.TrimSpace(account)
+		if account == "" || strings.ContainsAny(account, " \t") {
+			return nil, fmt.Errorf("%s:%d: account %q: want account[,account...] without spaces", source, n, rest)
+		}
+		if !strings.HasPrefix(dn, "/") {
+			return nil, fmt.Errorf("%s:%d: DN %q: want the OpenSSL one-line form /O=.../CN=...", source, n, dn)
+		}
+		if _, dup := gm.accounts[dn]; !dup {
+			gm.accounts[dn] = account
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", source, err)
+	}
+	return gm, nil
+}
+
+func gridMapDN(line string) (dn, rest string, err error) {
+	if line[0] != '"' {
+		dn, rest, _ = strings.Cut(line, " ")
+		if strings.ContainsRune(dn, '\t') {
+			dn, rest, _ = strings.Cut(line, "\t")
+		}
+		return dn, rest, nil
+	}
+	var b strings.Builder
+	for i := 1; i < len(line); i++ {
+		switch c := line[i]; {
+		case c == '\\' && i+1 < len(line):
+			i++
+			b.WriteByte(line[i])
+		case c == '"':
+			return b.String(), line[i+1:], nil
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return "", "", fmt.Errorf("unterminated quoted DN")
+}
+
+// Account returns the account dn maps to, "" when it is not listed.
+func (gm *GridMap) Account(dn string) string { return gm.accounts[dn] }
+
+// Len is the number of mapped DNs.
+func (gm *GridMap) Len() int { return len(gm.accounts) }
