@@ -101,7 +101,21 @@ func (m *Manager) Deploy(ctx context.Context, epr *wsa.EPR, initial string) (Res
 	}
 	man, err := m.repo.checkOut(ctx, epr, m.cfg.Host, m.selfEPR(epr.Version))
 	if err != nil {
-		if !outcomeUnknown(err) {
+		switch {
+		case man != nil:
+			// Checked out, but the manifest failed verification: hand the lock back.
+			rec.Token, rec.StateAtCheckout = man.Token, man.State
+			if o := man.image("overlay"); o != nil {
+				rec.OverlayDigest = o.Digest
+			}
+			if mem := man.image("memory"); mem != nil {
+				rec.MemoryDigest = mem.Digest
+			}
+			if uerr := m.undoDeploy(context.WithoutCancel(ctx), rec); uerr != nil {
+				m.journal.put(rec) // the reconciler retries the hand-back
+				m.log.Error("hand back a workspace whose manifest failed verification; the reconciler retries", "workspace", key, "err", uerr)
+			}
+		case !outcomeUnknown(err):
 			m.journal.remove(key)
 		} // else the reconciler asks again for the lock (if it was taken) and gives it back
 		return Result{}, err

@@ -23,6 +23,7 @@ import (
 
 	"github.com/vws-grid/vws/internal/client"
 	"github.com/vws-grid/vws/internal/describe"
+	"github.com/vws-grid/vws/internal/manifestsig"
 	"github.com/vws-grid/vws/internal/wsa"
 )
 
@@ -47,8 +48,12 @@ type Config struct {
 	// learns its own address once it listens.
 	Self func() string
 	// HTTP reaches the Repository (default: a client with generous timeouts).
-	HTTP   *http.Client
-	Logger *slog.Logger
+	HTTP *http.Client
+	// ManifestTrust decides whose manifest signatures this host accepts (the site's
+	// CAs and policy); nil checks signatures for integrity only, without knowing who
+	// signed (a server run with --insecure).
+	ManifestTrust manifestsig.TrustFunc
+	Logger        *slog.Logger
 }
 
 // Validator checks a workspace description (the manifest's) against the schema: the
@@ -119,7 +124,7 @@ func New(cfg Config, hv Hypervisor, valid Validator) (*Manager, error) {
 	}
 	m := &Manager{
 		cfg: cfg, hv: hv, log: cfg.Logger, valid: valid,
-		repo:    &repoClient{soap: &client.Client{HTTP: cfg.HTTP}, http: cfg.HTTP},
+		repo:    &repoClient{soap: &client.Client{HTTP: cfg.HTTP}, http: cfg.HTTP, trust: cfg.ManifestTrust},
 		journal: &journal{dir: filepath.Join(cfg.Dir, "journal")},
 		cache:   &cache{dir: filepath.Join(cfg.Dir, "cache"), inflight: map[string]*sync.Mutex{}},
 		locks:   map[string]*sync.Mutex{},

@@ -178,8 +178,11 @@ func (m *Manager) apply(ctx context.Context, c change) {
 				log.Warn("undo an interrupted deploy: the repository is unreachable; will retry", "err", err)
 				return
 			}
-			if err == nil {
-				rec.Token, rec.OverlayDigest, rec.StateAtCheckout = man.Token, man.image("overlay").Digest, man.State
+			if man != nil { // also when its manifest failed verification: the lock goes back
+				rec.Token, rec.StateAtCheckout = man.Token, man.State
+				if o := man.image("overlay"); o != nil {
+					rec.OverlayDigest = o.Digest
+				}
 				if mem := man.image("memory"); mem != nil {
 					rec.MemoryDigest = mem.Digest
 				}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/vws-grid/vws/internal/client"
 	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/fsutil"
+	"github.com/vws-grid/vws/internal/manifestsig"
 	"github.com/vws-grid/vws/internal/transfer"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
@@ -32,6 +34,7 @@ type manifest struct {
 	Images           []manifestImage
 	Description      *etree.Element
 	State            string // the workspace state in the description
+	Signer           string // subject of the certificate that signed the manifest
 }
 
 type manifestImage struct {
@@ -53,6 +56,9 @@ func (m *manifest) image(role string) *manifestImage {
 type repoClient struct {
 	soap *client.Client
 	http *http.Client
+	// trust decides whose manifest signatures this host accepts; nil checks the
+	// signature's integrity only.
+	trust manifestsig.TrustFunc
 }
 
 const lockHeader = "X-Vws-Lock-Token"
@@ -81,30 +87,64 @@ func (c *repoClient) checkOut(ctx context.Context, epr *wsa.EPR, host string, se
 	if err != nil {
 		return nil, remoteErr("check the workspace out", err)
 	}
-	me := resp.SelectElement("Manifest")
-	if me == nil {
-		return nil, fmt.Errorf("%w: the repository's CheckOutResponse has no Manifest", errdefs.ErrImageIntegrity)
-	}
-	m := &manifest{Key: childText(me, "WorkspaceKey"), Name: childText(me, "name"), Owner: childText(me, "owner")}
-	if l := me.SelectElement("Lock"); l != nil {
+	m := &manifest{}
+	if l := resp.SelectElement("Lock"); l != nil {
 		m.Token = childText(l, "Token")
 	}
-	for _, ie := range me.SelectElements("Image") {
-		img := manifestImage{Role: childText(ie, "Role"), Digest: childText(ie, "Digest"), Format: childText(ie, "Format"),
-			Backing: childText(ie, "BackingDigest"), Location: childText(ie, "Location")}
-		img.Size, _ = strconv.ParseInt(childText(ie, "SizeBytes"), 10, 64)
-		m.Images = append(m.Images, img)
-	}
-	for _, c := range me.ChildElements() {
+	for _, c := range resp.ChildElements() {
 		if c.Tag == "virtualWorkspace" && c.NamespaceURI() == vwsns.Workspace {
 			m.Description = wsa.Detach(c)
 			m.State = childText(c, "state")
 		}
 	}
-	if m.Token == "" || m.Description == nil || m.image("overlay") == nil {
-		return nil, fmt.Errorf("%w: the repository's manifest lacks a lock token, the description or the overlay", errdefs.ErrImageIntegrity)
+	me := resp.SelectElement("Manifest")
+	if me == nil || m.Token == "" || m.Description == nil {
+		return nil, fmt.Errorf("%w: the repository's CheckOutResponse lacks the manifest, the lock or the description", errdefs.ErrImageIntegrity)
 	}
-	return m, nil
+	// What the Repository claims, unverified, is kept only to hand the lock back.
+	m.readImages(me, epr.Address)
+	signed, signer, err := manifestsig.Verify(me, c.trust)
+	if err != nil {
+		return m, errdefs.WithAdvice(fmt.Errorf("%w: the manifest of workspace %s: %w", errdefs.ErrImageIntegrity, eprKey(epr), err),
+			"nothing was staged; tell the repository's administrator: the manifest was altered or signed by a key this host does not trust")
+	}
+	verified := &manifest{Token: m.Token, Description: m.Description, State: m.State,
+		Key: childText(signed, "WorkspaceKey"), Name: childText(signed, "name"), Owner: childText(signed, "owner"), Signer: signer.Subject.String()}
+	verified.readImages(signed, epr.Address)
+	// A validly signed manifest of another workspace must not stand in for this one.
+	if want := eprKey(epr); verified.Key != want {
+		return m, fmt.Errorf("%w: the repository answered for workspace %s with the signed manifest of %s", errdefs.ErrImageIntegrity, want, verified.Key)
+	}
+	if verified.image("overlay") == nil || verified.image("base") == nil {
+		return m, fmt.Errorf("%w: the signed manifest of %s names no base image or overlay", errdefs.ErrImageIntegrity, verified.Key)
+	}
+	return verified, nil
+}
+
+// readImages reads a manifest's images, resolving each Location against the
+// Repository's address.
+func (m *manifest) readImages(me *etree.Element, repoAddress string) {
+	base, _ := url.Parse(repoAddress)
+	m.Images = m.Images[:0]
+	for _, ie := range me.SelectElements("Image") {
+		img := manifestImage{Role: childText(ie, "Role"), Digest: childText(ie, "Digest"), Format: childText(ie, "Format"),
+			Backing: childText(ie, "BackingDigest"), Location: childText(ie, "Location")}
+		if loc, err := url.Parse(img.Location); err == nil && base != nil && img.Location != "" {
+			img.Location = base.ResolveReference(loc).String()
+		}
+		img.Size, _ = strconv.ParseInt(childText(ie, "SizeBytes"), 10, 64)
+		m.Images = append(m.Images, img)
+	}
+}
+
+// eprKey is the workspace key an EPR names.
+func eprKey(epr *wsa.EPR) string {
+	for _, r := range epr.References {
+		if r.Tag == "WorkspaceKey" && r.NamespaceURI() == vwsns.Workspace {
+			return strings.TrimSpace(r.Text())
+		}
+	}
+	return ""
 }
 
 // checkIn returns the workspace with its (uploaded) overlay and memory image.

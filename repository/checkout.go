@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/beevik/etree"
@@ -43,6 +42,8 @@ type Manifest struct {
 	Holder, Token    string
 	Images           []ImageRef
 	Description      *etree.Element
+	// Signed is the vw:Manifest as the Repository signed it.
+	Signed *etree.Element
 }
 
 // CheckOut locks workspace key for deployment on host and returns its manifest. A
@@ -75,43 +76,39 @@ func (r *Repository) CheckOut(ctx context.Context, key, host string, manager *ws
 				return err
 			}
 		}
+		// The overlay is hashed again: its bytes, not just the record, must still be
+		// what the manifest was signed over.
 		overlay := filepath.Join(r.workspaceDir(key), chain.Overlay)
 		od, osize, err := fileDigest(overlay)
 		if err != nil {
 			return fmt.Errorf("digest overlay: %w", err)
 		}
-		base, err := r.pool.Get(ctx, chain.Base)
-		if err != nil {
-			return err
-		}
 		now := r.now().UTC()
 		if !reissue {
 			chain.Lock = newID()
 		}
+		if chain.Seal == "" { // a record from before manifests were signed
+			chain.OverlayDigest, chain.OverlaySize = od, osize
+			if err := r.seal(ctx, s, chain); err != nil {
+				return err
+			}
+		}
+		stored := chain.OverlayDigest
 		chain.OverlayDigest, chain.OverlaySize = od, osize
+		imgs, err := r.manifestImages(ctx, key, chain)
+		if err != nil {
+			return err
+		}
+		if stored != "" && stored != od {
+			return errdefs.WithAdvice(fmt.Errorf("%w: the overlay of workspace %s changed in the repository's store (it hashes to %s; %s was signed)", errdefs.ErrImageIntegrity, key, od, stored),
+				"the file was changed outside vws: restore it from a backup, or destroy the workspace")
+		}
+		signed, err := sealed(s, chain, imgs)
+		if err != nil {
+			return err
+		}
 		m = &Manifest{Key: key, Name: text(s, PropName), Owner: text(s, PropOwner), Issued: now, Holder: holder, Token: chain.Lock,
-			Description: describeSnapshot(s)}
-		files := "/workspaces/" + key + "/files/"
-		m.Images = append(m.Images, ImageRef{Role: "base", Digest: base.Digest, Format: base.Format, Size: base.Size, Path: "/images/" + base.Digest})
-		for _, boot := range []struct{ role, digest string }{{"kernel", chain.Kernel}, {"initrd", chain.Initrd}} {
-			if boot.digest == "" {
-				continue
-			}
-			img, err := r.pool.Get(ctx, boot.digest)
-			if err != nil {
-				return fmt.Errorf("the workspace's %s image: %w", boot.role, err)
-			}
-			m.Images = append(m.Images, ImageRef{Role: boot.role, Digest: img.Digest, Format: "raw", Size: img.Size, Path: "/images/" + img.Digest})
-		}
-		backing := base.Digest
-		for _, l := range chain.Layers {
-			m.Images = append(m.Images, ImageRef{Role: "layer", Digest: l.Digest, Format: "qcow2", Size: l.Size, Backing: backing, Path: files + l.Digest})
-			backing = l.Digest
-		}
-		m.Images = append(m.Images, ImageRef{Role: "overlay", Digest: od, Format: "qcow2", Size: osize, Backing: backing, Path: files + od})
-		if chain.Memory != "" {
-			m.Images = append(m.Images, ImageRef{Role: "memory", Digest: chain.MemoryDigest, Format: "raw", Size: chain.MemorySize, Path: files + chain.MemoryDigest})
-		}
+			Description: describeSnapshot(s), Images: imgs, Signed: signed}
 		setText(s, PropDeployment, "staging")
 		setText(s, PropHost, host)
 		setText(s, PropLockHolder, holder)
@@ -291,6 +288,9 @@ func (r *Repository) CheckIn(ctx context.Context, key string, req CheckInRequest
 			}
 		}
 		chain.Lock = ""
+		if err := r.seal(ctx, s, chain); err != nil {
+			return fmt.Errorf("sign the checked-in manifest: %w", err)
+		}
 		s.Private = chain.encode()
 		setImageDigest(s, "memory", chain.MemoryDigest)
 		setText(s, PropDeployment, "in-repository")
@@ -388,32 +388,12 @@ func (r *Repository) checkOutHandler(ctx context.Context, req *container.Request
 		return nil, err
 	}
 	out := response(vwsns.Workspace, "CheckOutResponse")
-	me := out.CreateElement("r:Manifest")
-	me.CreateElement("r:WorkspaceKey").SetText(m.Key)
-	if m.Name != "" {
-		me.CreateElement("r:name").SetText(m.Name)
-	}
-	me.CreateElement("r:owner").SetText(m.Owner)
-	me.CreateElement("r:Issued").SetText(wsrf.FormatTime(m.Issued))
-	lock := me.CreateElement("r:Lock")
+	out.AddChild(m.Signed)
+	lock := out.CreateElement("r:Lock")
 	lock.CreateElement("r:Holder").SetText(m.Holder)
 	lock.CreateElement("r:Token").SetText(m.Token)
 	lock.CreateElement("r:Acquired").SetText(wsrf.FormatTime(m.Issued))
-	base := strings.TrimSuffix(req.Address, "/wsrf/services/"+vwsns.WorkspaceService)
-	for _, img := range m.Images {
-		ie := me.CreateElement("r:Image")
-		ie.CreateElement("r:Role").SetText(img.Role)
-		ie.CreateElement("r:Digest").SetText(img.Digest)
-		ie.CreateElement("r:SizeBytes").SetText(strconv.FormatInt(img.Size, 10))
-		ie.CreateElement("r:Format").SetText(img.Format)
-		if img.Backing != "" {
-			ie.CreateElement("r:BackingDigest").SetText(img.Backing)
-		}
-		if img.Path != "" {
-			ie.CreateElement("r:Location").SetText(base + img.Path)
-		}
-	}
-	me.AddChild(m.Description)
+	out.AddChild(m.Description)
 	return out, nil
 }
 

@@ -41,6 +41,9 @@ type diskChain struct {
 	Memory       string `json:"memory,omitempty"`
 	MemoryDigest string `json:"memoryDigest,omitempty"`
 	MemorySize   int64  `json:"memorySize,omitempty"`
+	// Seal is the signed vw:Manifest of the images above, made when they last changed;
+	// "" for a record from before manifests were signed (sealed at its next check-out).
+	Seal string `json:"seal,omitempty"`
 }
 
 // layer is a frozen overlay shared by a workspace and its clones.

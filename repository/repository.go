@@ -82,7 +82,9 @@ type Config struct {
 	Store       wsrf.Store
 	Pool        ImagePool
 	Audit       Auditor
-	Logger      *slog.Logger
+	// Signer signs every workspace manifest; required.
+	Signer ManifestSigner
+	Logger *slog.Logger
 	Now         func() time.Time
 }
 
@@ -92,6 +94,7 @@ type Repository struct {
 	dir        string
 	pool       ImagePool
 	audit      Auditor
+	signer     ManifestSigner
 	log        *slog.Logger
 	now        func() time.Time
 
@@ -110,7 +113,10 @@ func New(ctx context.Context, cfg Config) (*Repository, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	r := &Repository{dir: cfg.Dir, pool: cfg.Pool, audit: cfg.Audit, log: cfg.Logger, now: cfg.Now, names: map[string]string{}}
+	if cfg.Signer == nil {
+		return nil, fmt.Errorf("repository: no manifest signer configured")
+	}
+	r := &Repository{dir: cfg.Dir, pool: cfg.Pool, audit: cfg.Audit, signer: cfg.Signer, log: cfg.Logger, now: cfg.Now, names: map[string]string{}}
 	if r.audit == nil {
 		r.audit = nopAudit{}
 	}

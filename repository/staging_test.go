@@ -21,6 +21,8 @@ import (
 
 	"github.com/beevik/etree"
 
+	"github.com/vws-grid/vws/internal/manifestsig"
+
 	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/store"
 	"github.com/vws-grid/vws/internal/vwsns"
@@ -76,7 +78,11 @@ func newFixture(t *testing.T) *fixture {
 
 func (f *fixture) open() {
 	f.t.Helper()
-	r, err := New(context.Background(), Config{Dir: f.dir, Store: f.db, Pool: f.pool, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	signer, err := manifestsig.LoadOrCreate(filepath.Join(f.dir, "keys"), "test repository")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	r, err := New(context.Background(), Config{Dir: f.dir, Store: f.db, Pool: f.pool, Signer: signer, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		f.t.Fatal(err)
 	}

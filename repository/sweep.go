@@ -96,6 +96,9 @@ func (r *Repository) sweepWorkspace(ctx context.Context, key string, layerInodes
 				chain.Memory, chain.MemoryDigest, chain.MemorySize = "", "", 0
 				setImageDigest(s, "memory", "")
 				setText(s, PropState, "corrupted")
+				if err := r.seal(ctx, s, chain); err != nil {
+					return err
+				}
 				s.Private = chain.encode()
 			}
 		}
@@ -135,6 +138,9 @@ func (r *Repository) sweepWorkspace(ctx context.Context, key string, layerInodes
 			return err
 		}
 		if err := syncDir(dir); err != nil {
+			return err
+		}
+		if err := r.seal(ctx, s, chain); err != nil {
 			return err
 		}
 		s.Private = chain.encode()

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync/atomic"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"github.com/vws-grid/vws/internal/container"
 	"github.com/vws-grid/vws/internal/contract"
 	"github.com/vws-grid/vws/internal/describe"
+	"github.com/vws-grid/vws/internal/manifestsig"
 	"github.com/vws-grid/vws/internal/store"
 	"github.com/vws-grid/vws/internal/wsrf"
 	"github.com/vws-grid/vws/manager"
@@ -53,6 +55,9 @@ type Config struct {
 	// PolicyFile holds the allow/deny rules; empty: every caller may do everything
 	// (logged as a warning at start).
 	PolicyFile string
+	// HostCertFile and HostKeyFile are the host's X.509 certificate (chain) and key:
+	// the Repository signs manifests with them. Empty: a key of its own in DataDir/keys.
+	HostCertFile, HostKeyFile string
 	// Manager configures the host manager role.
 	Manager ManagerConfig
 	// Logger for request and service logs; default slog.Default().
@@ -161,9 +166,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
+		signer, err := manifestSigner(cfg)
+		if err != nil {
+			return nil, err
+		}
 		s.Repository, err = repository.New(ctx, repository.Config{
 			Dir: cfg.DataDir, MaxLifetime: cfg.Factory.MaximumLifetime, Store: db, Pool: pool,
-			Audit: auditLog, Logger: cfg.Logger, Now: cfg.Now,
+			Audit: auditLog, Signer: signer, Logger: cfg.Logger, Now: cfg.Now,
 		})
 		if err != nil {
 			return nil, err
@@ -221,6 +230,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.handler = c
 	ok = true
 	return s, nil
+}
+
+// manifestSigner is the Repository's manifest signing key: the host certificate and
+// key when the server has them, else a key of its own made on first start.
+func manifestSigner(cfg Config) (*manifestsig.Signer, error) {
+	if cfg.HostCertFile != "" {
+		return manifestsig.Load(cfg.HostCertFile, cfg.HostKeyFile)
+	}
+	name, _ := os.Hostname()
+	return manifestsig.LoadOrCreate(filepath.Join(cfg.DataDir, "keys"), "vws repository "+name)
 }
 
 // SetBaseURL tells the server how it reaches itself ("http://127.0.0.1:8080"): the

@@ -671,6 +671,10 @@ type CheckOutResponse struct {
 	XMLName xml.Name `xml:"http://vws.dev/ns/2026/workspace CheckOutResponse"`
 
 	Manifest *ManifestType `xml:"Manifest,omitempty" json:"Manifest,omitempty"`
+
+	Lock *LockType `xml:"Lock,omitempty" json:"Lock,omitempty"`
+
+	VirtualWorkspace *VirtualWorkspace `xml:"virtualWorkspace,omitempty" json:"virtualWorkspace,omitempty"`
 }
 
 type CheckIn struct {
@@ -732,13 +736,12 @@ type ManifestType struct {
 
 	Owner *Owner `xml:"owner,omitempty" json:"owner,omitempty"`
 
+	Created *Timestamp `xml:"Created,omitempty" json:"Created,omitempty"`
+
+	// When the Repository signed this manifest.
 	Issued *Timestamp `xml:"Issued,omitempty" json:"Issued,omitempty"`
 
-	Lock *LockType `xml:"Lock,omitempty" json:"Lock,omitempty"`
-
 	Image []*ManifestImageType `xml:"Image,omitempty" json:"Image,omitempty"`
-
-	VirtualWorkspace *VirtualWorkspace `xml:"virtualWorkspace,omitempty" json:"virtualWorkspace,omitempty"`
 
 	Items []string `xml:",any" json:"items,omitempty"`
 }
@@ -757,7 +760,8 @@ type ManifestImageType struct {
 	BackingDigest *Digest `xml:"BackingDigest,omitempty" json:"BackingDigest,omitempty"`
 
 	// Where to fetch the bytes (GET with Range; ETag is the
-	// digest).
+	// digest): a path relative to the Repository's base URL, so the signed
+	// manifest holds however the Repository is reached.
 	Location AnyURI `xml:"Location,omitempty" json:"Location,omitempty"`
 }
 

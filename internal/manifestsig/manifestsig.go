@@ -1,0 +1,248 @@
+// Package manifestsig signs and verifies workspace manifests: an enveloped XML
+// signature (exclusive c14n, RSA-SHA256, the signer's certificate chain in KeyInfo)
+// over the whole manifest element, so a manifest carries its integrity wherever a
+// workspace moves. The Repository signs; a Manager verifies before it defines anything.
+package manifestsig
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/beevik/etree"
+	dsig "github.com/russellhaering/goxmldsig"
+
+	"github.com/vws-grid/vws/internal/fsutil"
+	"github.com/vws-grid/vws/internal/wsa"
+)
+
+// Signer signs manifests with one key.
+type Signer struct {
+	key   crypto.Signer
+	chain []*x509.Certificate
+}
+
+// NewSigner signs with key; chain[0] is key's certificate, followed by its issuers
+// (they travel in KeyInfo so a verifier can build the path to its trusted CAs).
+func NewSigner(key crypto.Signer, chain []*x509.Certificate) (*Signer, error) {
+	if key == nil || len(chain) == 0 {
+		return nil, errors.New("manifest signer: a key and its certificate are needed")
+	}
+	if _, ok := key.(*rsa.PrivateKey); !ok {
+		// goxmldsig's RSA-SHA256 is what GT4-era verifiers (and xmlsec1) all accept.
+		return nil, fmt.Errorf("manifest signer: the key must be RSA, not %T", key)
+	}
+	return &Signer{key: key, chain: chain}, nil
+}
+
+// Certificate is the signer's own certificate.
+func (s *Signer) Certificate() *x509.Certificate { return s.chain[0] }
+
+// Sign returns a copy of el with an enveloped ds:Signature as its last child.
+func (s *Signer) Sign(el *etree.Element) (*etree.Element, error) {
+	certs := make([][]byte, len(s.chain))
+	for i, c := range s.chain {
+		certs[i] = c.Raw
+	}
+	ctx, err := dsig.NewSigningContext(s.key, certs)
+	if err != nil {
+		return nil, fmt.Errorf("sign manifest: %w", err)
+	}
+	ctx.Canonicalizer = dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList("")
+	signed, err := ctx.SignEnveloped(el)
+	if err != nil {
+		return nil, fmt.Errorf("sign manifest: %w", err)
+	}
+	return signed, nil
+}
+
+// TrustFunc decides whether a signer's certificate chain (leaf first) is one this
+// host accepts manifests from.
+type TrustFunc func(chain []*x509.Certificate) error
+
+// ErrInvalid is wrapped by every verification failure.
+var ErrInvalid = errors.New("manifest signature invalid")
+
+// Verify checks el's enveloped signature and returns the element as signed (use it,
+// not el: anything outside the signature's reach is dropped) and the signer's
+// certificate. trust nil checks integrity only: the signer is not authenticated.
+func Verify(el *etree.Element, trust TrustFunc) (*etree.Element, *x509.Certificate, error) {
+	chain, err := keyInfoChain(el)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if trust != nil {
+		if err := trust(chain); err != nil {
+			return nil, nil, fmt.Errorf("%w: signer %s is not trusted: %w", ErrInvalid, chain[0].Subject, err)
+		}
+	}
+	vctx := dsig.NewDefaultValidationContext(&dsig.MemoryX509CertificateStore{Roots: chain[:1]})
+	// Validate sees el alone: declare what it inherits from the message around it
+	// (exclusive c14n keeps only the declarations the manifest uses).
+	signed, err := vctx.Validate(wsa.Detach(el))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %v (signed by %s)", ErrInvalid, err, chain[0].Subject)
+	}
+	return signed, chain[0], nil
+}
+
+// keyInfoChain reads the certificates of el's ds:Signature/ds:KeyInfo/ds:X509Data.
+func keyInfoChain(el *etree.Element) ([]*x509.Certificate, error) {
+	var sig *etree.Element
+	for _, c := range el.ChildElements() {
+		if c.Tag == "Signature" && c.NamespaceURI() == dsig.Namespace {
+			if sig != nil {
+				return nil, errors.New("the manifest has more than one ds:Signature")
+			}
+			sig = c
+		}
+	}
+	if sig == nil {
+		return nil, errors.New("the manifest is not signed (no ds:Signature)")
+	}
+	var chain []*x509.Certificate
+	for _, ki := range sig.ChildElements() {
+		if ki.Tag != "KeyInfo" {
+			continue
+		}
+		for _, xd := range ki.ChildElements() {
+			if xd.Tag != "X509Data" {
+				continue
+			}
+			for _, xc := range xd.ChildElements() {
+				if xc.Tag != "X509Certificate" {
+					continue
+				}
+				der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(xc.Text()), ""))
+				if err != nil {
+					return nil, fmt.Errorf("KeyInfo certificate: %w", err)
+				}
+				c, err := x509.ParseCertificate(der)
+				if err != nil {
+					return nil, fmt.Errorf("KeyInfo certificate: %w", err)
+				}
+				chain = append(chain, c)
+			}
+		}
+	}
+	if len(chain) == 0 {
+		return nil, errors.New("the signature names no signer certificate (ds:KeyInfo/ds:X509Data)")
+	}
+	return chain, nil
+}
+
+// LoadOrCreate returns the signer whose key and certificate are in dir, making a
+// self-signed one on first use. A server without a host certificate (--insecure)
+// still signs, so a manifest edited in its store or on the wire is caught; only who
+// signed cannot be checked by anyone without that certificate.
+func LoadOrCreate(dir, commonName string) (*Signer, error) {
+	keyFile, certFile := filepath.Join(dir, "manifest-key.pem"), filepath.Join(dir, "manifest-cert.pem")
+	if s, err := Load(certFile, keyFile); err == nil {
+		return s, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("manifest signing key: %w", err)
+	}
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, fmt.Errorf("manifest signing key: %w", err)
+	}
+	serial, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 63))
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial, Subject: pkix.Name{CommonName: commonName},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(20, 0, 0),
+		KeyUsage: x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, fmt.Errorf("manifest signing certificate: %w", err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
+	// Key first: a crash between the two writes leaves a key without a certificate,
+	// which the next start replaces (Load fails with ErrNotExist on the certificate).
+	if err := fsutil.WriteFileAtomic(keyFile, keyPEM, 0o600); err != nil {
+		return nil, err
+	}
+	if err := fsutil.WriteFileAtomic(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		return nil, err
+	}
+	return NewSigner(key, []*x509.Certificate{cert})
+}
+
+// Load reads a PEM certificate (chain) and its private key.
+func Load(certFile, keyFile string) (*Signer, error) {
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return nil, fmt.Errorf("manifest signing certificate: %w", err)
+	}
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("manifest signing key: %w", err)
+	}
+	var chain []*x509.Certificate
+	for rest := certPEM; ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("manifest signing certificate %s: %w", certFile, err)
+		}
+		chain = append(chain, c)
+	}
+	if len(chain) == 0 {
+		return nil, fmt.Errorf("manifest signing certificate %s holds no certificate", certFile)
+	}
+	key, err := parseKey(keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("manifest signing key %s: %w", keyFile, err)
+	}
+	return NewSigner(key, chain)
+}
+
+func parseKey(data []byte) (crypto.Signer, error) {
+	for rest := data; ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			return nil, errors.New("no private key in PEM")
+		}
+		switch b.Type {
+		case "RSA PRIVATE KEY":
+			return x509.ParsePKCS1PrivateKey(b.Bytes)
+		case "PRIVATE KEY":
+			k, err := x509.ParsePKCS8PrivateKey(b.Bytes)
+			if err != nil {
+				return nil, err
+			}
+			switch k := k.(type) {
+			case *rsa.PrivateKey:
+				return k, nil
+			case *ecdsa.PrivateKey:
+				return k, nil
+			}
+			return nil, fmt.Errorf("unsupported key type %T", k)
+		}
+	}
+}

@@ -1,0 +1,144 @@
+package repository
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/beevik/etree"
+
+	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/vwsns"
+	"github.com/vws-grid/vws/internal/wsrf"
+)
+
+// ManifestSigner signs a workspace's manifest (an enveloped XML signature).
+type ManifestSigner interface {
+	Sign(el *etree.Element) (*etree.Element, error)
+}
+
+// manifestImages lists what a manager must stage for the workspace chain describes,
+// bottom first: base, kernel and initrd, layers, the overlay, the saved RAM. The
+// overlay's digest must be known (chain.OverlayDigest).
+func (r *Repository) manifestImages(ctx context.Context, key string, chain *diskChain) ([]ImageRef, error) {
+	base, err := r.pool.Get(ctx, chain.Base)
+	if err != nil {
+		return nil, err
+	}
+	files := "/workspaces/" + key + "/files/"
+	imgs := []ImageRef{{Role: "base", Digest: base.Digest, Format: base.Format, Size: base.Size, Path: "/images/" + base.Digest}}
+	for _, boot := range []struct{ role, digest string }{{"kernel", chain.Kernel}, {"initrd", chain.Initrd}} {
+		if boot.digest == "" {
+			continue
+		}
+		img, err := r.pool.Get(ctx, boot.digest)
+		if err != nil {
+			return nil, fmt.Errorf("the workspace's %s image: %w", boot.role, err)
+		}
+		imgs = append(imgs, ImageRef{Role: boot.role, Digest: img.Digest, Format: "raw", Size: img.Size, Path: "/images/" + img.Digest})
+	}
+	backing := base.Digest
+	for _, l := range chain.Layers {
+		imgs = append(imgs, ImageRef{Role: "layer", Digest: l.Digest, Format: "qcow2", Size: l.Size, Backing: backing, Path: files + l.Digest})
+		backing = l.Digest
+	}
+	imgs = append(imgs, ImageRef{Role: "overlay", Digest: chain.OverlayDigest, Format: "qcow2", Size: chain.OverlaySize, Backing: backing, Path: files + chain.OverlayDigest})
+	if chain.Memory != "" {
+		imgs = append(imgs, ImageRef{Role: "memory", Digest: chain.MemoryDigest, Format: "raw", Size: chain.MemorySize, Path: files + chain.MemoryDigest})
+	}
+	return imgs, nil
+}
+
+// manifestElement is the unsigned vw:Manifest of a workspace.
+func manifestElement(key, name, owner, created, issued string, imgs []ImageRef) *etree.Element {
+	me := etree.NewElement("r:Manifest")
+	me.CreateAttr("xmlns:r", vwsns.Workspace)
+	me.CreateElement("r:WorkspaceKey").SetText(key)
+	if name != "" {
+		me.CreateElement("r:name").SetText(name)
+	}
+	me.CreateElement("r:owner").SetText(owner)
+	me.CreateElement("r:Created").SetText(created)
+	me.CreateElement("r:Issued").SetText(issued)
+	for _, img := range imgs {
+		ie := me.CreateElement("r:Image")
+		ie.CreateElement("r:Role").SetText(img.Role)
+		ie.CreateElement("r:Digest").SetText(img.Digest)
+		ie.CreateElement("r:SizeBytes").SetText(strconv.FormatInt(img.Size, 10))
+		ie.CreateElement("r:Format").SetText(img.Format)
+		if img.Backing != "" {
+			ie.CreateElement("r:BackingDigest").SetText(img.Backing)
+		}
+		ie.CreateElement("r:Location").SetText(img.Path)
+	}
+	return me
+}
+
+// seal signs the manifest of workspace s as chain now describes it and keeps it in
+// the chain. Every change of a workspace's images (create, clone, check-in, the
+// start-up sweep) seals again, so the signature is made when the content is decided,
+// not when it is handed out: a later edit of the store cannot be signed over.
+func (r *Repository) seal(ctx context.Context, s *wsrf.Snapshot, chain *diskChain) error {
+	if chain.OverlayDigest == "" {
+		var err error
+		if chain.OverlayDigest, chain.OverlaySize, err = fileDigest(filepath.Join(r.workspaceDir(s.Key), chain.Overlay)); err != nil {
+			return fmt.Errorf("digest overlay: %w", err)
+		}
+	}
+	imgs, err := r.manifestImages(ctx, s.Key, chain)
+	if err != nil {
+		return err
+	}
+	me := manifestElement(s.Key, text(s, PropName), text(s, PropOwner), text(s, PropCreationTime), wsrf.FormatTime(r.now().UTC()), imgs)
+	signed, err := r.signer.Sign(me)
+	if err != nil {
+		return err
+	}
+	doc := etree.NewDocument()
+	doc.SetRoot(signed)
+	if chain.Seal, err = doc.WriteToString(); err != nil {
+		return fmt.Errorf("encode signed manifest: %w", err)
+	}
+	return nil
+}
+
+// sealed returns the stored signed manifest of workspace s after checking it still
+// describes what the store holds (imgs): a mismatch means the store was changed
+// outside vws, and nothing is handed out.
+func sealed(s *wsrf.Snapshot, chain *diskChain, imgs []ImageRef) (*etree.Element, error) {
+	doc := etree.NewDocument()
+	if err := doc.ReadFromString(chain.Seal); err != nil || doc.Root() == nil {
+		return nil, fmt.Errorf("%w: the stored signed manifest of workspace %s does not parse", errdefs.ErrImageIntegrity, s.Key)
+	}
+	me := doc.Root()
+	want := manifestElement(s.Key, text(s, PropName), text(s, PropOwner), text(s, PropCreationTime), "", imgs)
+	if got, exp := manifestFacts(me), manifestFacts(want); got != exp {
+		return nil, errdefs.WithAdvice(fmt.Errorf("%w: workspace %s in the repository's store no longer matches its signed manifest (signed: %s; stored: %s)",
+			errdefs.ErrImageIntegrity, s.Key, got, exp),
+			"the store was changed outside vws: restore the workspace's files and record from a backup, or destroy it")
+	}
+	return me, nil
+}
+
+// manifestFacts renders what a manifest vouches for — everything but the signing
+// time and the signature — comparably.
+func manifestFacts(me *etree.Element) string {
+	var b strings.Builder
+	for _, c := range me.ChildElements() {
+		switch c.Tag {
+		case "Issued", "Signature":
+			continue
+		case "Image":
+			b.WriteString("image(")
+			for _, f := range c.ChildElements() {
+				b.WriteString(f.Tag + "=" + strings.TrimSpace(f.Text()) + " ")
+			}
+			b.WriteString(") ")
+		default:
+			b.WriteString(c.Tag + "=" + strings.TrimSpace(c.Text()) + " ")
+		}
+	}
+	return strings.TrimSpace(b.String())
+}
