@@ -8,6 +8,8 @@ import (
 	"encoding/asn1"
 	"net/http"
 	"strings"
+
+	"github.com/vws-grid/vws/internal/pki/certext"
 )
 
 // Identity is who called. On plain HTTP every caller is anonymous.
@@ -20,6 +22,9 @@ type Identity struct {
 	Certificate *x509.Certificate
 	// Proxy is true when the caller authenticated with an RFC 3820 proxy chain.
 	Proxy bool
+	// Limited is true when a proxy of the chain is a limited proxy (id-ppl-limited or
+	// a legacy "limited proxy"), which Globus services refuse for job submission.
+	Limited bool
 	// Attributes are VO attributes (VOMS-style FQANs such as "/atlas/Role=production")
 	// asserted by a trusted issuer; policy may also map them from the DN.
 	Attributes []string
@@ -56,13 +61,38 @@ func From(ctx context.Context) Identity {
 	return Anonymous
 }
 
-// FromRequest derives the caller from the TLS peer certificate of r, if any.
+// FromRequest derives the caller from the TLS peer chain of r, if any. The chain was
+// verified during the handshake (tlsutil.Server), so this only reads it: it runs on
+// every request.
 func FromRequest(r *http.Request) Identity {
-	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+	if r.TLS == nil {
 		return Anonymous
 	}
-	cert := r.TLS.PeerCertificates[0]
-	return Identity{DN: OneLineDN(cert.Subject), Certificate: cert}
+	return FromChain(r.TLS.PeerCertificates)
+}
+
+// FromChain describes the caller of an already verified chain (leaf first, possibly
+// proxies before the end-entity certificate). It verifies nothing: for a chain that
+// has not been verified, use pki.Trust.Verify, which returns the same Identity.
+func FromChain(chain []*x509.Certificate) Identity {
+	for i, c := range chain {
+		p := certext.Classify(c)
+		if p.Kind != certext.NotProxy {
+			continue
+		}
+		id := Identity{DN: OneLineDN(c.Subject), Certificate: c, Proxy: i > 0,
+			// Only the end-entity certificate's attributes count: its CA asserted them.
+			// A proxy's extensions are written by the user himself.
+			Attributes: certext.VOAttributes(c)}
+		for _, p := range chain[:i] {
+			if certext.Classify(p).Limited {
+				id.Limited = true
+				break
+			}
+		}
+		return id
+	}
+	return Anonymous
 }
 
 var shortNames = map[string]string{
@@ -79,19 +109,32 @@ var shortNames = map[string]string{
 }
 
 // OneLineDN renders a name as OpenSSL's "/A=v/B=w" one-line form, in certificate order.
+// A parsed certificate's name has every attribute, in order, in Names (its fields
+// and ToRDNSequence lose repeated CNs, as in proxies, and DC, UID or emailAddress);
+// a name built by hand uses its fields.
 func OneLineDN(name pkix.Name) string {
 	var b strings.Builder
+	if len(name.Names) > 0 {
+		for _, atv := range name.Names {
+			writeATV(&b, atv)
+		}
+		return b.String()
+	}
 	for _, rdn := range name.ToRDNSequence() {
 		for _, atv := range rdn {
-			b.WriteByte('/')
-			b.WriteString(attrName(atv.Type))
-			b.WriteByte('=')
-			if s, ok := atv.Value.(string); ok {
-				b.WriteString(s)
-			}
+			writeATV(&b, atv)
 		}
 	}
 	return b.String()
+}
+
+func writeATV(b *strings.Builder, atv pkix.AttributeTypeAndValue) {
+	b.WriteByte('/')
+	b.WriteString(attrName(atv.Type))
+	b.WriteByte('=')
+	if s, ok := atv.Value.(string); ok {
+		b.WriteString(s)
+	}
 }
 
 func attrName(oid asn1.ObjectIdentifier) string {

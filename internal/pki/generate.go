@@ -1,0 +1,382 @@
+// Package pki handles the grid's X.509 side: it makes test and demo credentials (a CA,
+// host and user certificates, RFC 3820 proxies, CRLs), writes them in the layouts
+// Globus tools use, and verifies presented chains, proxies included, against a
+// trusted CA directory (Trust).
+package pki
+
+import (
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/vws-grid/vws/internal/pki/certext"
+)
+
+// Credential is a certificate with its private key and the chain that issued it
+// (nearest issuer first, without the trust anchor), as a proxy file holds it.
+type Credential struct {
+	Certificate *x509.Certificate
+	Key         crypto.Signer
+	Chain       []*x509.Certificate
+}
+
+// FullChain returns the certificate followed by its chain.
+func (c *Credential) FullChain() []*x509.Certificate {
+	return append([]*x509.Certificate{c.Certificate}, c.Chain...)
+}
+
+// DefaultKeyBits is the RSA key size of generated keys.
+const DefaultKeyBits = 2048
+
+// Validity is a certificate's lifetime. Zero NotBefore means now (minus five
+// minutes, for clocks a little behind).
+type Validity struct {
+	NotBefore time.Time
+	Lifetime  time.Duration
+}
+
+func (v Validity) bounds(def time.Duration) (time.Time, time.Time) {
+	nb := v.NotBefore
+	if nb.IsZero() {
+		nb = time.Now().Add(-5 * time.Minute)
+	}
+	lt := v.Lifetime
+	if lt <= 0 {
+		lt = def
+	}
+	return nb, nb.Add(lt)
+}
+
+// CAOptions describe a test CA.
+type CAOptions struct {
+	// Subject is the CA's DN in one-line form; default "/O=Grid/OU=vws/CN=vws Test CA".
+	Subject string
+	Validity
+	// KeyBits is the RSA key size; default DefaultKeyBits.
+	KeyBits int
+}
+
+// NewCA makes a self-signed CA.
+func NewCA(o CAOptions) (*Credential, error) {
+	if o.Subject == "" {
+		o.Subject = "/O=Grid/OU=vws/CN=vws Test CA"
+	}
+	name, err := ParseDN(o.Subject)
+	if err != nil {
+		return nil, err
+	}
+	key, err := newKey(o.KeyBits)
+	if err != nil {
+		return nil, err
+	}
+	serial, err := randomSerial()
+	if err != nil {
+		return nil, err
+	}
+	nb, na := o.bounds(10 * 365 * 24 * time.Hour)
+	tmpl := &x509.Certificate{
+		SerialNumber: serial, RawSubject: name, NotBefore: nb, NotAfter: na,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true, IsCA: true,
+	}
+	cert, err := sign(tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, fmt.Errorf("create CA %s: %w", o.Subject, err)
+	}
+	return &Credential{Certificate: cert, Key: key}, nil
+}
+
+// HostOptions describe a host certificate.
+type HostOptions struct {
+	// Name is the host name; the subject is /O=Grid/OU=vws/CN=host/<Name> under the
+	// CA's O and OU, and Name is a DNS SAN (an IP SAN when it is an address).
+	Name string
+	// DNSNames and IPs are further subject alternative names.
+	DNSNames []string
+	IPs      []net.IP
+	Validity
+	KeyBits int
+}
+
+// IssueHost issues a host certificate usable for TLS servers and clients.
+func (ca *Credential) IssueHost(o HostOptions) (*Credential, error) {
+	if o.Name == "" {
+		return nil, errors.New("host certificate: a host name is needed")
+	}
+	tmpl := &x509.Certificate{
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		DNSNames:    o.DNSNames, IPAddresses: o.IPs,
+	}
+	if ip := net.ParseIP(o.Name); ip != nil {
+		tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+	} else {
+		tmpl.DNSNames = append([]string{o.Name}, tmpl.DNSNames...)
+	}
+	return ca.issue(tmpl, "host/"+o.Name, o.Validity, 365*24*time.Hour, o.KeyBits)
+}
+
+// UserOptions describe a user certificate.
+type UserOptions struct {
+	// CN is the user's common name; the subject is /O=Grid/OU=vws/CN=<CN>.
+	CN string
+	// VOAttributes are FQANs (e.g. "/atlas/Role=production") the CA asserts in the
+	// vws-vo-attributes extension (certext.OIDVOAttributes).
+	VOAttributes []string
+	Validity
+	KeyBits int
+}
+
+// IssueUser issues a user certificate (TLS client, and issuer of proxies).
+func (ca *Credential) IssueUser(o UserOptions) (*Credential, error) {
+	if o.CN == "" {
+		return nil, errors.New("user certificate: a common name is needed")
+	}
+	tmpl := &x509.Certificate{
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	if len(o.VOAttributes) > 0 {
+		v, err := certext.MarshalVOAttributes(o.VOAttributes)
+		if err != nil {
+			return nil, err
+		}
+		tmpl.ExtraExtensions = append(tmpl.ExtraExtensions, pkix.Extension{Id: certext.OIDVOAttributes, Value: v})
+	}
+	return ca.issue(tmpl, o.CN, o.Validity, 365*24*time.Hour, o.KeyBits)
+}
+
+// issue signs tmpl with the CA: subject is the CA's O and OU (or /O=Grid/OU=vws) plus CN.
+func (ca *Credential) issue(tmpl *x509.Certificate, cn string, v Validity, def time.Duration, bits int) (*Credential, error) {
+	if !ca.Certificate.IsCA {
+		return nil, fmt.Errorf("%s is not a CA certificate", DN(ca.Certificate))
+	}
+	var prefix pkix.RDNSequence
+	for _, rdn := range ca.Certificate.Subject.ToRDNSequence() {
+		if len(rdn) == 1 && (rdn[0].Type.Equal(oidO) || rdn[0].Type.Equal(oidOU)) {
+			prefix = append(prefix, rdn)
+		}
+	}
+	if len(prefix) == 0 {
+		prefix = pkix.RDNSequence{{{Type: oidO, Value: "Grid"}}, {{Type: oidOU, Value: "vws"}}}
+	}
+	raw, err := asn1.Marshal(append(prefix, pkix.RelativeDistinguishedNameSET{{Type: oidCN, Value: cn}}))
+	if err != nil {
+		return nil, fmt.Errorf("subject CN=%s: %w", cn, err)
+	}
+	key, err := newKey(bits)
+	if err != nil {
+		return nil, err
+	}
+	if tmpl.SerialNumber, err = randomSerial(); err != nil {
+		return nil, err
+	}
+	tmpl.RawSubject = raw
+	tmpl.NotBefore, tmpl.NotAfter = v.bounds(def)
+	tmpl.BasicConstraintsValid = true
+	cert, err := sign(tmpl, ca.Certificate, key.Public(), ca.Key)
+	if err != nil {
+		return nil, fmt.Errorf("issue CN=%s: %w", cn, err)
+	}
+	return &Credential{Certificate: cert, Key: key, Chain: nil}, nil
+}
+
+// ProxyOptions describe a proxy certificate.
+type ProxyOptions struct {
+	// Validity defaults to 12 hours, like grid-proxy-init.
+	Validity
+	// Limited makes a limited proxy (id-ppl-limited) instead of inheritAll.
+	Limited bool
+	// PathLength, when set, is pCPathLenConstraint: how many proxies may descend
+	// from this one (0: none). Nil leaves the proxy unconstrained.
+	PathLength *int
+	// Legacy makes a pre-RFC Globus proxy: CN "proxy" or "limited proxy", no
+	// ProxyCertInfo.
+	Legacy  bool
+	KeyBits int
+
+	// For tests of refusal only: Subject replaces the proxy's subject (a one-line DN,
+	// e.g. another user's, to impersonate him), and SignWith signs with another key
+	// than the issuer's.
+	Subject  string
+	SignWith crypto.Signer
+}
+
+// PathLength returns a ProxyOptions.PathLength of n.
+func PathLength(n int) *int { return &n }
+
+// IssueProxy issues an RFC 3820 proxy from issuer (a user certificate or a proxy):
+// subject = issuer subject + CN=<decimal serial>, as grid-proxy-init does. The
+// returned credential's chain is the issuer followed by its chain.
+func IssueProxy(issuer *Credential, o ProxyOptions) (*Credential, error) {
+	if issuer.Certificate.IsCA {
+		return nil, fmt.Errorf("%s is a CA certificate: proxies are issued by user certificates", DN(issuer.Certificate))
+	}
+	key, err := newKey(o.KeyBits)
+	if err != nil {
+		return nil, err
+	}
+	serial, err := randomSerial()
+	if err != nil {
+		return nil, err
+	}
+	cn := serial.String()
+	tmpl := &x509.Certificate{SerialNumber: serial, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment}
+	tmpl.NotBefore, tmpl.NotAfter = o.Validity.bounds(12 * time.Hour)
+	// A proxy must not outlive its issuer: Globus clamps it the same way.
+	if tmpl.NotAfter.After(issuer.Certificate.NotAfter) && o.NotBefore.IsZero() {
+		tmpl.NotAfter = issuer.Certificate.NotAfter
+	}
+	if o.Legacy {
+		cn = "proxy"
+		if o.Limited {
+			cn = "limited proxy"
+		}
+	} else {
+		lang := certext.OIDPolicyInheritAll
+		if o.Limited {
+			lang = certext.OIDPolicyLimited
+		}
+		pl := -1
+		if o.PathLength != nil {
+			if *o.PathLength < 0 {
+				return nil, fmt.Errorf("proxy path length %d: it must be 0 or more", *o.PathLength)
+			}
+			pl = *o.PathLength
+		}
+		v, err := certext.ProxyCertInfo{PathLen: pl, Policy: certext.ProxyPolicy{Language: lang}}.Marshal()
+		if err != nil {
+			return nil, fmt.Errorf("ProxyCertInfo: %w", err)
+		}
+		tmpl.ExtraExtensions = []pkix.Extension{{Id: certext.OIDProxyCertInfo, Critical: true, Value: v}}
+	}
+	if o.Subject != "" {
+		if tmpl.RawSubject, err = ParseDN(o.Subject); err != nil {
+			return nil, err
+		}
+	} else if tmpl.RawSubject, err = appendCN(issuer.Certificate.RawSubject, cn); err != nil {
+		return nil, err
+	}
+	parent, signer := issuer.Certificate, issuer.Key
+	if o.SignWith != nil {
+		// CreateCertificate insists the key matches the parent: give it a parent with
+		// the issuer's name and the other key.
+		parent = &x509.Certificate{RawSubject: issuer.Certificate.RawSubject, PublicKey: o.SignWith.Public()}
+		signer = o.SignWith
+	}
+	cert, err := sign(tmpl, parent, key.Public(), signer)
+	if err != nil {
+		return nil, fmt.Errorf("issue proxy of %s: %w", DN(issuer.Certificate), err)
+	}
+	return &Credential{Certificate: cert, Key: key, Chain: issuer.FullChain()}, nil
+}
+
+// RevokedSerial is one entry of a CRL.
+type RevokedSerial struct {
+	Serial *big.Int
+	At     time.Time
+}
+
+// CRL makes a DER CRL of ca revoking the given serials, valid from thisUpdate until
+// nextUpdate, with CRL number number.
+func (ca *Credential) CRL(revoked []RevokedSerial, thisUpdate, nextUpdate time.Time, number int64) ([]byte, error) {
+	entries := make([]x509.RevocationListEntry, len(revoked))
+	for i, r := range revoked {
+		at := r.At
+		if at.IsZero() {
+			at = thisUpdate
+		}
+		entries[i] = x509.RevocationListEntry{SerialNumber: r.Serial, RevocationTime: at}
+	}
+	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+		Number: big.NewInt(number), ThisUpdate: thisUpdate, NextUpdate: nextUpdate,
+		RevokedCertificateEntries: entries,
+	}, ca.Certificate, ca.Key)
+	if err != nil {
+		return nil, fmt.Errorf("CRL of %s: %w", DN(ca.Certificate), err)
+	}
+	return der, nil
+}
+
+func sign(tmpl, parent *x509.Certificate, pub crypto.PublicKey, key crypto.Signer) (*x509.Certificate, error) {
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, key)
+	if err != nil {
+		return nil, err
+	}
+	return x509.ParseCertificate(der)
+}
+
+func newKey(bits int) (*rsa.PrivateKey, error) {
+	if bits == 0 {
+		bits = DefaultKeyBits
+	}
+	k, err := rsa.GenerateKey(rand.Reader, bits)
+	if err != nil {
+		return nil, fmt.Errorf("generate RSA key: %w", err)
+	}
+	return k, nil
+}
+
+// randomSerial returns a positive random 63-bit serial: unique in practice, and
+// short enough to type into `vws pki revoke`.
+func randomSerial() (*big.Int, error) {
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 63))
+	if err != nil {
+		return nil, fmt.Errorf("serial number: %w", err)
+	}
+	return n.Add(n, big.NewInt(1)), nil
+}
+
+// appendCN returns the DER name rawName followed by one RDN CN=cn, keeping the
+// issuer's RDNs byte for byte (a re-encoding could change string types and break
+// RFC 3820's subject comparison).
+func appendCN(rawName []byte, cn string) ([]byte, error) {
+	rdns, err := certext.SplitRDNs(rawName)
+	if err != nil {
+		return nil, err
+	}
+	last, err := asn1.Marshal(pkix.RelativeDistinguishedNameSET{{Type: oidCN, Value: cn}})
+	if err != nil {
+		return nil, err
+	}
+	vals := make([]asn1.RawValue, 0, len(rdns)+1)
+	for _, r := range rdns {
+		vals = append(vals, asn1.RawValue{FullBytes: r})
+	}
+	vals = append(vals, asn1.RawValue{FullBytes: last})
+	return asn1.Marshal(vals)
+}
+
+// ParseSerial reads a serial number in decimal, or in hex with a 0x prefix or
+// colon-separated bytes as openssl prints it.
+func ParseSerial(s string) (*big.Int, error) {
+	n := new(big.Int)
+	var ok bool
+	switch {
+	case len(s) > 2 && (s[:2] == "0x" || s[:2] == "0X"):
+		_, ok = n.SetString(s[2:], 16)
+	case strings.Contains(s, ":"):
+		var hex []byte
+		for i := 0; i < len(s); i++ {
+			if s[i] != ':' {
+				hex = append(hex, s[i])
+			}
+		}
+		_, ok = n.SetString(string(hex), 16)
+	default:
+		_, ok = n.SetString(s, 10)
+	}
+	if !ok || n.Sign() <= 0 {
+		return nil, fmt.Errorf("serial number %q: want a positive decimal number, 0x-prefixed hex or colon-separated hex bytes", s)
+	}
+	return n, nil
+}

@@ -1,0 +1,415 @@
+package pki
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vws-grid/vws/internal/identity"
+	"github.com/vws-grid/vws/internal/pki/certext"
+)
+
+// Kinds of verification failure, for errors.Is; the error's text says what exactly
+// was wrong and what to do.
+var (
+	ErrUntrusted = errors.New("certificate not trusted")
+	ErrExpired   = errors.New("certificate expired or not yet valid")
+	ErrRevoked   = errors.New("certificate revoked")
+	ErrStaleCRL  = errors.New("CRL stale or invalid")
+	ErrProxy     = errors.New("invalid proxy certificate")
+)
+
+// VerifyError is a refused chain.
+type VerifyError struct {
+	Kind error
+	Msg  string
+}
+
+func (e *VerifyError) Error() string { return e.Msg }
+func (e *VerifyError) Unwrap() error { return e.Kind }
+
+func refuse(kind error, format string, args ...any) error {
+	return &VerifyError{Kind: kind, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Trust is a set of trusted CAs and their CRLs, read from a directory in the
+// /etc/grid-security/certificates layout (or one PEM file of CAs). It is safe for
+// concurrent use; Reload and MaybeReload swap in a new set atomically.
+type Trust struct {
+	path  string
+	state atomic.Pointer[trustState]
+
+	reloadMu  sync.Mutex
+	lastCheck atomic.Int64 // unix nanoseconds of the last MaybeReload look
+}
+
+type trustState struct {
+	roots *x509.CertPool
+	cas   []*x509.Certificate
+	// crls holds, per issuing CA (by its DER certificate), the newest CRL whose
+	// signature that CA verifies.
+	crls  map[string]*x509.RevocationList
+	stamp string // names, sizes and mtimes of the files read
+}
+
+// LoadTrust reads the CA certificates (*.0…*.9, *.pem, *.crt) and CRLs (*.r0…*.r9,
+// *.crl, *.crl.pem, and CRL blocks of any of those) of dir, or the CAs of a single
+// PEM file. A CRL that no trusted CA signed is ignored with a warning.
+func LoadTrust(path string) (*Trust, error) {
+	t := &Trust{path: path}
+	if err := t.Reload(); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// Path is where the trust was read from.
+func (t *Trust) Path() string { return t.path }
+
+// Roots returns the trusted CAs as a pool (for verifying servers with crypto/tls).
+func (t *Trust) Roots() *x509.CertPool { return t.state.Load().roots }
+
+// Reload re-reads the directory. On error the previous set stays in force.
+func (t *Trust) Reload() error {
+	t.reloadMu.Lock()
+	defer t.reloadMu.Unlock()
+	files, stamp, err := trustFiles(t.path)
+	if err != nil {
+		return err
+	}
+	st, err := loadTrustState(t.path, files)
+	if err != nil {
+		return err
+	}
+	st.stamp = stamp
+	t.state.Store(st)
+	t.lastCheck.Store(time.Now().UnixNano())
+	return nil
+}
+
+// MaybeReload re-reads the directory when a file was added, removed or changed
+// (size or mtime) — fetch-crl refreshes CRLs on real sites — looking at most once a
+// second, so it is cheap to call on every handshake. A failed reload is logged and
+// the previous set kept.
+func (t *Trust) MaybeReload() {
+	now := time.Now().UnixNano()
+	last := t.lastCheck.Load()
+	if now-last < int64(time.Second) || !t.lastCheck.CompareAndSwap(last, now) {
+		return
+	}
+	_, stamp, err := trustFiles(t.path)
+	if err != nil {
+		slog.Warn("trusted CAs: cannot look for changes", "path", t.path, "err", err)
+		return
+	}
+	if stamp == t.state.Load().stamp {
+		return
+	}
+	if err := t.Reload(); err != nil {
+		slog.Warn("trusted CAs: reload failed, keeping the previous set", "path", t.path, "err", err)
+		return
+	}
+	slog.Info("trusted CAs reloaded", "path", t.path)
+}
+
+// trustFiles lists the files LoadTrust reads and a stamp of their names, sizes
+// and modification times.
+func trustFiles(path string) ([]string, string, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, "", fmt.Errorf("trusted CAs: %w", err)
+	}
+	if !info.IsDir() {
+		return []string{path}, fmt.Sprintf("%s %d %d", path, info.Size(), info.ModTime().UnixNano()), nil
+	}
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return nil, "", fmt.Errorf("trusted CAs: %w", err)
+	}
+	var files []string
+	var stamp strings.Builder
+	for _, e := range entries {
+		n := e.Name()
+		if !trustFileName(n) {
+			continue
+		}
+		full := filepath.Join(path, n)
+		fi, err := os.Stat(full) // follows the symlinks CA packages install
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		files = append(files, full)
+		fmt.Fprintf(&stamp, "%s %d %d\n", n, fi.Size(), fi.ModTime().UnixNano())
+	}
+	return files, stamp.String(), nil
+}
+
+func trustFileName(n string) bool {
+	if strings.HasPrefix(n, ".") {
+		return false // our own temporary files, editors' backups
+	}
+	ext := filepath.Ext(n)
+	switch {
+	case ext == ".pem" || ext == ".crt" || ext == ".crl":
+		return true
+	case len(ext) == 2 && ext[1] >= '0' && ext[1] <= '9':
+		return true
+	case len(ext) == 3 && ext[1] == 'r' && ext[2] >= '0' && ext[2] <= '9':
+		return true
+	}
+	return false
+}
+
+func loadTrustState(path string, files []string) (*trustState, error) {
+	st := &trustState{roots: x509.NewCertPool(), crls: map[string]*x509.RevocationList{}}
+	var crls []*x509.RevocationList
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("trusted CAs: %w", err)
+		}
+		found := false
+		for rest := data; ; {
+			var b *pem.Block
+			b, rest = pem.Decode(rest)
+			if b == nil {
+				break
+			}
+			switch b.Type {
+			case "CERTIFICATE", "TRUSTED CERTIFICATE":
+				c, err := x509.ParseCertificate(b.Bytes)
+				if err != nil {
+					return nil, fmt.Errorf("trusted CA in %s: %w", f, err)
+				}
+				st.roots.AddCert(c)
+				st.cas = append(st.cas, c)
+				found = true
+			case "X509 CRL":
+				crl, err := x509.ParseRevocationList(b.Bytes)
+				if err != nil {
+					return nil, fmt.Errorf("CRL in %s: %w", f, err)
+				}
+				crls = append(crls, crl)
+				found = true
+			}
+		}
+		if !found && strings.HasSuffix(f, ".crl") { // fetch-crl can leave DER
+			crl, err := x509.ParseRevocationList(data)
+			if err != nil {
+				return nil, fmt.Errorf("CRL in %s: %w", f, err)
+			}
+			crls = append(crls, crl)
+		}
+	}
+	if len(st.cas) == 0 {
+		return nil, fmt.Errorf("no CA certificates found in %s", path)
+	}
+	for _, crl := range crls {
+		var issuer *x509.Certificate
+		for _, ca := range st.cas {
+			if bytes.Equal(ca.RawSubject, crl.RawIssuer) && crl.CheckSignatureFrom(ca) == nil {
+				issuer = ca
+				break
+			}
+		}
+		if issuer == nil {
+			slog.Warn("ignoring a CRL no trusted CA signed", "issuer", identity.OneLineDN(crl.Issuer), "path", path)
+			continue
+		}
+		key := string(issuer.Raw)
+		if old := st.crls[key]; old == nil || crl.ThisUpdate.After(old.ThisUpdate) {
+			st.crls[key] = crl
+		}
+	}
+	return st, nil
+}
+
+// Verify checks a presented chain at time now and says who it identifies. chain[0]
+// is the leaf (possibly a proxy), followed by its issuers as presented. The first
+// certificate that is not a proxy is the end-entity certificate: it must chain to a
+// trusted CA, neither it nor a CA on its path revoked by a current CRL; the proxies
+// above it must each be a valid RFC 3820 (or legacy Globus) proxy of the next.
+func (t *Trust) Verify(chain []*x509.Certificate, now time.Time) (identity.Identity, error) {
+	st := t.state.Load()
+	if len(chain) == 0 {
+		return identity.Anonymous, refuse(ErrUntrusted, "no certificate presented")
+	}
+	eeIdx := certext.EndEntity(chain)
+	if eeIdx < 0 {
+		return identity.Anonymous, refuse(ErrProxy, "the chain holds only proxies (%s): send the certificate they descend from too (a proxy file holds the whole chain)", DN(chain[len(chain)-1]))
+	}
+	ee := chain[eeIdx]
+	if err := t.verifyEndEntity(st, ee, chain[eeIdx+1:], now); err != nil {
+		return identity.Anonymous, err
+	}
+	limited, err := verifyProxies(chain[:eeIdx+1], now)
+	if err != nil {
+		return identity.Anonymous, err
+	}
+	// Attributes come from the end-entity certificate only: its trusted CA asserted
+	// them. A proxy's extensions are written by the user himself and never count.
+	return identity.Identity{DN: DN(ee), Certificate: ee, Proxy: eeIdx > 0, Limited: limited,
+		Attributes: certext.VOAttributes(ee)}, nil
+}
+
+func (t *Trust) verifyEndEntity(st *trustState, ee *x509.Certificate, rest []*x509.Certificate, now time.Time) error {
+	dn := DN(ee)
+	if err := checkValidity("certificate", ee, now, "renew it"); err != nil {
+		return err
+	}
+	if ee.BasicConstraintsValid && ee.IsCA {
+		return refuse(ErrUntrusted, "certificate %s is a CA certificate; a caller authenticates with a user or host certificate", dn)
+	}
+	if ee.KeyUsage != 0 && ee.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
+		return refuse(ErrUntrusted, "certificate %s does not allow digital signatures (its key usage lacks digitalSignature), so it cannot authenticate or sign proxies", dn)
+	}
+	inter := x509.NewCertPool()
+	for _, c := range rest {
+		inter.AddCert(c)
+	}
+	paths, err := ee.Verify(x509.VerifyOptions{Roots: st.roots, Intermediates: inter, CurrentTime: now,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	if err != nil {
+		var ua x509.UnknownAuthorityError
+		if errors.As(err, &ua) {
+			return refuse(ErrUntrusted, "certificate %s is issued by %s, which this site does not trust; add its CA to %s", dn, identity.OneLineDN(ee.Issuer), t.path)
+		}
+		var ce x509.CertificateInvalidError
+		if errors.As(err, &ce) && ce.Reason == x509.Expired {
+			return refuse(ErrExpired, "a CA certificate on the path of %s is expired or not yet valid (%v); update %s", dn, err, t.path)
+		}
+		return refuse(ErrUntrusted, "certificate %s does not verify: %v", dn, err)
+	}
+	// Any verified path will do; check revocation along the first that passes.
+	var firstErr error
+	for _, p := range paths {
+		err := checkRevocation(st, p, now)
+		if err == nil {
+			return nil
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	return firstErr
+}
+
+// checkRevocation checks every certificate of a verified path (leaf first) but the
+// anchor against its issuer's CRL, when the site has one; a CRL past its nextUpdate
+// is refused, since grid sites fetch them regularly and an old one may miss
+// revocations.
+func checkRevocation(st *trustState, path []*x509.Certificate, now time.Time) error {
+	for i := 0; i+1 < len(path); i++ {
+		c, issuer := path[i], path[i+1]
+		crl := st.crls[string(issuer.Raw)]
+		if crl == nil {
+			continue
+		}
+		if !crl.NextUpdate.IsZero() && now.After(crl.NextUpdate) {
+			return refuse(ErrStaleCRL, "the CRL of %s is stale: its next update was due at %s; refresh it (fetch-crl, or vws pki revoke --ca-dir for a vws test CA)",
+				DN(issuer), crl.NextUpdate.UTC().Format(time.RFC3339))
+		}
+		for _, r := range crl.RevokedCertificateEntries {
+			if r.SerialNumber.Cmp(c.SerialNumber) == 0 {
+				return refuse(ErrRevoked, "certificate %s (serial %s) is revoked by the CRL of %s since %s",
+					DN(c), c.SerialNumber, DN(issuer), r.RevocationTime.UTC().Format(time.RFC3339))
+			}
+		}
+	}
+	return nil
+}
+
+// verifyProxies checks the proxies of chain (leaf first; the last element is the
+// end-entity certificate) from the end-entity down, and says whether one is limited.
+func verifyProxies(chain []*x509.Certificate, now time.Time) (limited bool, err error) {
+	remaining := -1 // proxies still allowed below; -1: unconstrained
+	for i := len(chain) - 2; i >= 0; i-- {
+		p, issuer := chain[i], chain[i+1]
+		dn := DN(p)
+		info := certext.Classify(p)
+		if info.Err != nil {
+			return false, refuse(ErrProxy, "proxy %s has a malformed ProxyCertInfo: %v", dn, info.Err)
+		}
+		if !bytes.Equal(p.RawIssuer, issuer.RawSubject) {
+			return false, refuse(ErrProxy, "proxy %s names %s as its issuer but is followed by %s: send the chain in order", dn, identity.OneLineDN(p.Issuer), DN(issuer))
+		}
+		if issuer.KeyUsage != 0 && issuer.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
+			return false, refuse(ErrProxy, "%s may not sign proxies: its key usage lacks digitalSignature", DN(issuer))
+		}
+		// CheckSignatureFrom insists on a CA issuer; a proxy's issuer is not one.
+		if err := issuer.CheckSignature(p.SignatureAlgorithm, p.RawTBSCertificate, p.Signature); err != nil {
+			return false, refuse(ErrProxy, "proxy %s is not signed by the key of %s (%v): it was not made by the holder of that certificate", dn, DN(issuer), err)
+		}
+		if err := checkValidity("proxy", p, now, "make a new one (vws pki proxy, or grid-proxy-init)"); err != nil {
+			return false, err
+		}
+		cn, ok := certext.ExtendsByOneCN(p.RawSubject, issuer.RawSubject)
+		if !ok {
+			return false, refuse(ErrProxy, "proxy subject %s does not extend its issuer's subject %s by one CN: impersonation refused", dn, DN(issuer))
+		}
+		if info.Kind == certext.Legacy && cn != "proxy" && cn != "limited proxy" {
+			return false, refuse(ErrProxy, "legacy proxy %s: its last CN must be \"proxy\" or \"limited proxy\"", dn)
+		}
+		if p.BasicConstraintsValid && p.IsCA {
+			return false, refuse(ErrProxy, "proxy %s claims to be a CA, which RFC 3820 forbids", dn)
+		}
+		if certext.HasAltNames(p) {
+			return false, refuse(ErrProxy, "proxy %s carries a subject or issuer alternative name, which RFC 3820 forbids", dn)
+		}
+		for _, oid := range p.UnhandledCriticalExtensions {
+			if !oid.Equal(certext.OIDProxyCertInfo) {
+				return false, refuse(ErrProxy, "proxy %s has a critical extension vws does not understand (%s)", dn, oid)
+			}
+		}
+		lang := info.Info.Policy.Language
+		switch {
+		case lang.Equal(certext.OIDPolicyInheritAll):
+			if limited {
+				return false, refuse(ErrProxy, "proxy %s is a full proxy issued by a limited one, which may only issue limited proxies", dn)
+			}
+		case lang.Equal(certext.OIDPolicyLimited):
+			limited = true
+		case lang.Equal(certext.OIDPolicyIndependent):
+			return false, refuse(ErrProxy, "proxy %s is an independent proxy, which carries none of its issuer's rights; use an inheritAll or limited proxy", dn)
+		default:
+			return false, refuse(ErrProxy, "proxy %s has a policy language vws does not understand (%s); use an inheritAll or limited proxy", dn, lang)
+		}
+		if remaining == 0 {
+			return false, refuse(ErrProxy, "proxy %s exceeds the proxy path length its issuers allow", dn)
+		}
+		if remaining > 0 {
+			remaining--
+		}
+		if pl := info.Info.PathLen; pl >= 0 && (remaining < 0 || pl < remaining) {
+			remaining = pl
+		}
+	}
+	return limited, nil
+}
+
+func checkValidity(what string, c *x509.Certificate, now time.Time, todo string) error {
+	if now.After(c.NotAfter) {
+		return refuse(ErrExpired, "%s %s expired at %s; %s", what, DN(c), c.NotAfter.UTC().Format(time.RFC3339), todo)
+	}
+	if now.Before(c.NotBefore) {
+		return refuse(ErrExpired, "%s %s is not valid before %s; check the clocks", what, DN(c), c.NotBefore.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// CAs returns the trusted CA certificates, sorted by subject.
+func (t *Trust) CAs() []*x509.Certificate {
+	cas := append([]*x509.Certificate(nil), t.state.Load().cas...)
+	sort.Slice(cas, func(i, j int) bool { return DN(cas[i]) < DN(cas[j]) })
+	return cas
+}
