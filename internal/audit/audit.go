@@ -1,63 +1,363 @@
 // Package audit appends what happened — creations, clones, destructions, check-outs,
-// check-ins and every policy denial — with the caller's identity to the audit table.
+// check-ins and policy decisions — with the caller's identity to the audit table.
+//
+// The table is a hash chain: each record stores the hash of the one before it (prev)
+// and its own hash, SHA-256 over a length-prefixed encoding of (id, time, caller,
+// operation, resource, decision, rule, detail, prev); the first record's prev is 64
+// zeros. Altering or removing a record breaks the chain at that point, which Verify
+// (and `vws audit --verify`) reports. Someone able to rewrite the database can
+// recompute every later hash, so the head (id and hash) is also logged every
+// anchorEvery records and at start: a log shipped off the host pins the chain.
+//
+// Records written before the chain existed (hash ”) are chained by the first record
+// appended after the upgrade; from then on an unhashed record is a break.
 package audit
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/vws-grid/vws/internal/identity"
 )
 
-// Log is the append-only audit trail.
-type Log struct {
-	db  *sql.DB
-	log *slog.Logger
-	now func() time.Time
+// Genesis is the prev hash of the first record.
+var Genesis = strings.Repeat("0", 64)
+
+// anchorEvery is how often (in record ids) the chain head is logged.
+const anchorEvery = 1000
+
+// ErrChainBroken is wrapped by Verify's error when a record was altered or removed.
+var ErrChainBroken = errors.New("audit chain broken")
+
+// ChainError names the first record at which the chain does not hold.
+type ChainError struct {
+	ID     int64
+	Reason string
 }
 
-// New writes to db's audit table.
+func (e *ChainError) Error() string {
+	return fmt.Sprintf("record %d was altered or removed: %s", e.ID, e.Reason)
+}
+func (e *ChainError) Unwrap() error { return ErrChainBroken }
+
+// Log is the append-only audit trail.
+type Log struct {
+	db    *sql.DB
+	log   *slog.Logger
+	now   func() time.Time
+	chain *chain
+}
+
+// chain is the cached head of one database's chain. Records are appended under its
+// mutex so that reading the head and inserting after it are one step; it is shared by
+// every Log on the same *sql.DB.
+type chain struct {
+	mu       sync.Mutex
+	loaded   bool
+	lastID   int64
+	lastHash string
+}
+
+var chains sync.Map // *sql.DB -> *chain
+
+// New writes to db's audit table. A nil logger logs to slog's default.
 func New(db *sql.DB, log *slog.Logger) *Log {
-	return &Log{db: db, log: log, now: time.Now}
+	if log == nil {
+		log = slog.Default()
+	}
+	c, _ := chains.LoadOrStore(db, &chain{})
+	return &Log{db: db, log: log, now: time.Now, chain: c.(*chain)}
 }
 
 // Record appends one entry. An audit write that fails is logged loudly; it does not
 // undo the operation it describes, which has already happened.
 func (l *Log) Record(ctx context.Context, operation, resource, decision, detail string) {
-	caller := identity.From(ctx).String()
-	_, err := l.db.ExecContext(context.WithoutCancel(ctx),
-		`INSERT INTO audit (time, caller, operation, resource, decision, detail) VALUES (?, ?, ?, ?, ?, ?)`,
-		l.now().UnixMilli(), caller, operation, resource, decision, detail)
-	if err != nil {
-		l.log.Error("audit record lost", "operation", operation, "resource", resource, "caller", caller, "err", err)
+	l.append(ctx, operation, resource, decision, "", detail)
+}
+
+// RecordDecision appends a policy decision ("allowed" or "denied") with the rule that
+// made it (policy.Decision.Rule).
+func (l *Log) RecordDecision(ctx context.Context, operation, resource string, allowed bool, rule, detail string) {
+	decision := "denied"
+	if allowed {
+		decision = "allowed"
 	}
+	l.append(ctx, operation, resource, decision, rule, detail)
+}
+
+func (l *Log) append(ctx context.Context, operation, resource, decision, rule, detail string) {
+	ctx = context.WithoutCancel(ctx)
+	e := Entry{Caller: identity.From(ctx).String(), Operation: operation, Resource: resource,
+		Decision: decision, Rule: rule, Detail: detail}
+	c := l.chain
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var err error
+	// Two tries: the cached head can be stale if another handle on the same file
+	// wrote in between; the insert then collides on the id and the head is re-read.
+	for try := 0; try < 2; try++ {
+		if !c.loaded {
+			if err = l.loadHead(ctx); err != nil {
+				continue
+			}
+		}
+		e.ID, e.Time, e.Prev = c.lastID+1, time.UnixMilli(l.now().UnixMilli()).UTC(), c.lastHash
+		e.Hash = e.ComputeHash()
+		_, err = l.db.ExecContext(ctx, `INSERT INTO audit (id, time, caller, operation, resource, decision, detail, rule, prev, hash)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			e.ID, e.Time.UnixMilli(), e.Caller, e.Operation, e.Resource, e.Decision, e.Detail, e.Rule, e.Prev, e.Hash)
+		if err == nil {
+			c.lastID, c.lastHash = e.ID, e.Hash
+			if e.ID%anchorEvery == 0 {
+				l.anchor(e.ID, e.Hash)
+			}
+			return
+		}
+		c.loaded = false
+	}
+	l.log.Error("audit record lost", "operation", operation, "resource", resource, "caller", e.Caller, "err", err)
+}
+
+// anchor logs the chain head so it exists outside the database, which an intruder
+// with write access could otherwise rewrite consistently from the first change on.
+func (l *Log) anchor(id int64, hash string) {
+	l.log.Info("audit chain head", "id", id, "hash", hash)
+}
+
+// loadHead reads the last record (with c.mu held), chaining pre-chain records first.
+func (l *Log) loadHead(ctx context.Context) error {
+	c := l.chain
+	var id int64
+	var hash string
+	err := l.db.QueryRowContext(ctx, `SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1`).Scan(&id, &hash)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		id, hash = 0, Genesis
+	case err != nil:
+		return fmt.Errorf("read audit chain head: %w", err)
+	case hash == "":
+		var chained int
+		if err := l.db.QueryRowContext(ctx, `SELECT count(*) FROM audit WHERE hash != ''`).Scan(&chained); err != nil {
+			return fmt.Errorf("read audit chain: %w", err)
+		}
+		if chained == 0 {
+			if hash, err = l.chainLegacy(ctx); err != nil {
+				return err
+			}
+		} else {
+			// Unhashed after hashed ones: not written by vws. Keep appending after it;
+			// Verify reports it as the break.
+			l.log.Error("the last audit record is not chained: it was not written by vws; vws audit --verify reports it", "id", id)
+		}
+	}
+	c.lastID, c.lastHash, c.loaded = id, hash, true
+	l.anchor(id, hash)
+	return nil
+}
+
+// chainLegacy hashes the records written before the audit table was a chain, once.
+// The chain vouches for them only from this moment on.
+func (l *Log) chainLegacy(ctx context.Context) (string, error) {
+	all, err := l.query(ctx, `SELECT id, time, caller, operation, resource, decision, detail, rule, prev, hash FROM audit ORDER BY id`)
+	if err != nil {
+		return "", err
+	}
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return "", fmt.Errorf("chain old audit records: %w", err)
+	}
+	defer tx.Rollback()
+	prev := Genesis
+	for _, e := range all {
+		e.Prev = prev
+		e.Hash = e.ComputeHash()
+		if _, err := tx.ExecContext(ctx, `UPDATE audit SET prev = ?, hash = ? WHERE id = ?`, e.Prev, e.Hash, e.ID); err != nil {
+			return "", fmt.Errorf("chain old audit record %d: %w", e.ID, err)
+		}
+		prev = e.Hash
+	}
+	if err := tx.Commit(); err != nil {
+		return "", fmt.Errorf("chain old audit records: %w", err)
+	}
+	l.log.Warn("chained audit records written before the audit hash chain existed", "records", len(all))
+	return prev, nil
 }
 
 // Entry is one audit record.
 type Entry struct {
+	ID                                            int64
 	Time                                          time.Time
 	Caller, Operation, Resource, Decision, Detail string
+	Rule                                          string // the policy rule behind a decision, if any
+	Prev, Hash                                    string
 }
 
-// List returns the entries after id 0, oldest first, at most limit.
-func (l *Log) List(ctx context.Context, limit int) ([]Entry, error) {
-	rows, err := l.db.QueryContext(ctx, `SELECT time, caller, operation, resource, decision, detail FROM audit ORDER BY id LIMIT ?`, limit)
+// ComputeHash is the hash e should carry: SHA-256, hex, over each field as an 8-byte
+// big-endian length and its bytes, so no two different records encode alike.
+func (e *Entry) ComputeHash() string {
+	h := sha256.New()
+	var n [8]byte
+	for _, f := range []string{strconv.FormatInt(e.ID, 10), strconv.FormatInt(e.Time.UnixMilli(), 10),
+		e.Caller, e.Operation, e.Resource, e.Decision, e.Rule, e.Detail, e.Prev} {
+		binary.BigEndian.PutUint64(n[:], uint64(len(f)))
+		h.Write(n[:])
+		h.Write([]byte(f))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+const columns = `id, time, caller, operation, resource, decision, detail, rule, prev, hash`
+
+func scanEntry(rows *sql.Rows) (Entry, error) {
+	var e Entry
+	var ms int64
+	if err := rows.Scan(&e.ID, &ms, &e.Caller, &e.Operation, &e.Resource, &e.Decision, &e.Detail, &e.Rule, &e.Prev, &e.Hash); err != nil {
+		return e, fmt.Errorf("read audit record: %w", err)
+	}
+	e.Time = time.UnixMilli(ms).UTC()
+	return e, nil
+}
+
+func (l *Log) query(ctx context.Context, q string, args ...any) ([]Entry, error) {
+	rows, err := l.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read audit log: %w", err)
 	}
 	defer rows.Close()
 	var out []Entry
 	for rows.Next() {
-		var e Entry
-		var ms int64
-		if err := rows.Scan(&ms, &e.Caller, &e.Operation, &e.Resource, &e.Decision, &e.Detail); err != nil {
+		e, err := scanEntry(rows)
+		if err != nil {
 			return nil, err
 		}
-		e.Time = time.UnixMilli(ms).UTC()
 		out = append(out, e)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read audit log: %w", err)
+	}
+	return out, nil
+}
+
+// List returns the entries oldest first, at most limit.
+func (l *Log) List(ctx context.Context, limit int) ([]Entry, error) {
+	return l.query(ctx, `SELECT `+columns+` FROM audit ORDER BY id LIMIT ?`, limit)
+}
+
+// Filter selects audit entries; zero fields select everything.
+type Filter struct {
+	Caller              string // glob: * matches any run of characters
+	Operation, Resource string
+	Decision            string // allowed | denied | done | failed | ...
+	Since, Until        time.Time
+	Limit               int // the most recent Limit matches; 0 = all
+}
+
+// Query returns the entries matching f, oldest first.
+func (l *Log) Query(ctx context.Context, f Filter) ([]Entry, error) {
+	var where []string
+	var args []any
+	if f.Caller != "" {
+		where = append(where, "caller GLOB ?")
+		args = append(args, sqliteGlob(f.Caller))
+	}
+	for col, v := range map[string]string{"operation": f.Operation, "resource": f.Resource, "decision": f.Decision} {
+		if v != "" {
+			where = append(where, col+" = ?")
+			args = append(args, v)
+		}
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "time >= ?")
+		args = append(args, f.Since.UnixMilli())
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "time <= ?")
+		args = append(args, f.Until.UnixMilli())
+	}
+	q := `SELECT ` + columns + ` FROM audit`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY id DESC"
+	if f.Limit > 0 {
+		q += " LIMIT ?"
+		args = append(args, f.Limit)
+	}
+	out, err := l.query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	// Newest first picks the most recent Limit; a trail reads oldest first.
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out, nil
+}
+
+// sqliteGlob turns a glob where only * is special into SQLite GLOB syntax (which also
+// treats ? and [ specially, and is case-sensitive as DNs are).
+func sqliteGlob(s string) string {
+	r := strings.NewReplacer("?", "[?]", "[", "[[]")
+	return r.Replace(s)
+}
+
+// Verify walks the whole chain and returns how many records hold; the error
+// (a *ChainError wrapping ErrChainBroken) names the first one that does not.
+func (l *Log) Verify(ctx context.Context) (int, error) {
+	rows, err := l.db.QueryContext(ctx, `SELECT `+columns+` FROM audit ORDER BY id`)
+	if err != nil {
+		return 0, fmt.Errorf("read audit log: %w", err)
+	}
+	defer rows.Close()
+	n := 0
+	prevID, prevHash := int64(0), Genesis
+	for rows.Next() {
+		e, err := scanEntry(rows)
+		if err != nil {
+			return n, err
+		}
+		switch {
+		case e.Hash == "":
+			return n, &ChainError{ID: e.ID, Reason: "it carries no hash (not written by vws, or written before the chain and never chained)"}
+		case e.Prev != prevHash:
+			what := "the start of the chain"
+			if prevID > 0 {
+				what = fmt.Sprintf("record %d", prevID)
+			}
+			return n, &ChainError{ID: e.ID, Reason: fmt.Sprintf("its prev hash %.12s… does not match %s (%.12s…): a record before it was removed, or the one before it altered", e.Prev, what, prevHash)}
+		case e.ComputeHash() != e.Hash:
+			return n, &ChainError{ID: e.ID, Reason: "its contents do not match its hash"}
+		}
+		n++
+		prevID, prevHash = e.ID, e.Hash
+	}
+	if err := rows.Err(); err != nil {
+		return n, fmt.Errorf("read audit log: %w", err)
+	}
+	return n, nil
+}
+
+// Head returns the last record's id and hash (0 and Genesis for an empty log), to
+// compare with the heads the server logged.
+func (l *Log) Head(ctx context.Context) (int64, string, error) {
+	var id int64
+	var hash string
+	err := l.db.QueryRowContext(ctx, `SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1`).Scan(&id, &hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, Genesis, nil
+	}
+	if err != nil {
+		return 0, "", fmt.Errorf("read audit chain head: %w", err)
+	}
+	return id, hash, nil
 }

@@ -63,6 +63,12 @@ var migrations = []string{
 	// Service-private state of a resource (e.g. a workspace's disk chain), committed
 	// in the same row as its properties so the two never disagree after a crash.
 	`ALTER TABLE resources ADD COLUMN private BLOB`,
+	// The audit trail becomes a hash chain (internal/audit): the deciding policy rule,
+	// and each record's predecessor hash and own hash. Rows from before stay '' until
+	// the first record after the upgrade chains them.
+	`ALTER TABLE audit ADD COLUMN rule TEXT NOT NULL DEFAULT '';
+	ALTER TABLE audit ADD COLUMN prev TEXT NOT NULL DEFAULT '';
+	ALTER TABLE audit ADD COLUMN hash TEXT NOT NULL DEFAULT ''`,
 }
 
 // Open opens (creating if needed) the database in dir and migrates it.
