@@ -1,0 +1,91 @@
+package wssec
+
+import (
+	"container/heap"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// DefaultReplayMax is the ReplayCache capacity when none is given: at ~100 bytes an
+// entry, about 100 MB at worst.
+const DefaultReplayMax = 1_000_000
+
+// ErrReplay is a message seen before; ErrReplayCacheFull a message refused because the
+// cache cannot remember it.
+var (
+	ErrReplay          = errors.New("message seen before")
+	ErrReplayCacheFull = errors.New("replay cache full")
+)
+
+// ReplayCache remembers accepted messages until their Timestamp expires (plus skew),
+// after which the Verifier refuses them anyway. Memory is bounded: when Max entries
+// are live, new messages are refused rather than old ones forgotten, since forgetting
+// a live entry would let its replay through. The zero value is ready to use.
+type ReplayCache struct {
+	// Max is the number of live entries; DefaultReplayMax when zero.
+	Max int
+
+	mu      sync.Mutex
+	seen    map[string]struct{}
+	expires expiryHeap
+}
+
+// NewReplayCache returns a cache of max entries (DefaultReplayMax when max <= 0).
+func NewReplayCache(max int) *ReplayCache {
+	return &ReplayCache{Max: max}
+}
+
+// Check records key until the time until and fails if it is already recorded.
+func (c *ReplayCache) Check(key string, until, now time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.seen == nil {
+		c.seen = map[string]struct{}{}
+	}
+	// Entries expire in heap order, so the sweep costs O(log n) per expired entry.
+	for len(c.expires) > 0 && !c.expires[0].until.After(now) {
+		e := heap.Pop(&c.expires).(expiry)
+		delete(c.seen, e.key)
+	}
+	if _, dup := c.seen[key]; dup {
+		return ErrReplay
+	}
+	max := c.Max
+	if max <= 0 {
+		max = DefaultReplayMax
+	}
+	if len(c.seen) >= max {
+		return fmt.Errorf("%w: %d messages are still live; refusing new ones rather than forgetting", ErrReplayCacheFull, len(c.seen))
+	}
+	c.seen[key] = struct{}{}
+	heap.Push(&c.expires, expiry{until: until, key: key})
+	return nil
+}
+
+// Len is the number of entries held.
+func (c *ReplayCache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.seen)
+}
+
+type expiry struct {
+	until time.Time
+	key   string
+}
+
+type expiryHeap []expiry
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].until.Before(h[j].until) }
+func (h expiryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *expiryHeap) Push(x any)        { *h = append(*h, x.(expiry)) }
+func (h *expiryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = expiry{}
+	*h = old[:len(old)-1]
+	return e
+}

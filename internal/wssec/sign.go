@@ -1,0 +1,274 @@
+package wssec
+
+import (
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/asn1"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"time"
+
+	"github.com/beevik/etree"
+
+	"github.com/vws-grid/vws/internal/soap"
+	"github.com/vws-grid/vws/internal/wsa"
+)
+
+// Algorithm is a signature algorithm the Signer can use.
+type Algorithm int
+
+const (
+	// RSASHA256 signs with rsa-sha256 and digests with sha256 (the default).
+	RSASHA256 Algorithm = iota
+	// RSASHA1 signs with rsa-sha1 and digests with sha1, as GT 4.0's WSS4J does; only
+	// for peers that know nothing newer.
+	RSASHA1
+)
+
+func (a Algorithm) uris() (sigURI, digestURI string, h crypto.Hash, err error) {
+	switch a {
+	case RSASHA256:
+		return AlgRSASHA256, AlgSHA256, crypto.SHA256, nil
+	case RSASHA1:
+		return AlgRSASHA1, AlgSHA1, crypto.SHA1, nil
+	}
+	return "", "", 0, fmt.Errorf("unknown signature algorithm %d", int(a))
+}
+
+// DefaultTTL is the Timestamp lifetime when Signer.TTL is zero.
+const DefaultTTL = 5 * time.Minute
+
+// Signer signs outgoing envelopes. It is safe for concurrent use once set up.
+type Signer struct {
+	// Key is the private key of Chain[0]; it must be an RSA key.
+	Key crypto.Signer
+	// Chain is the signer's certificate first, then (for a proxy) its issuers up to the
+	// end-entity certificate and beyond as far as the peer needs them. One certificate
+	// travels as an X509v3 token, more as an X509PKIPathv1 token.
+	Chain []*x509.Certificate
+	// Algorithm is RSASHA256 unless set.
+	Algorithm Algorithm
+	// TTL is the Timestamp lifetime; DefaultTTL when zero.
+	TTL time.Duration
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Sign signs doc, a SOAP 1.1 envelope, in place: it inserts a wsse:Security header
+// (mustUnderstand) as the first header block, creating soap:Header if needed, with a
+// BinarySecurityToken, a Timestamp and a Signature over the Body, the Timestamp and
+// every WS-Addressing header (either namespace), giving each a wsu:Id if it has none.
+// Nothing may change doc's signed parts afterwards, including re-indenting it.
+func (s *Signer) Sign(doc *etree.Document) error {
+	if s.Key == nil || len(s.Chain) == 0 {
+		return errors.New("wssec: signing needs a key and its certificate")
+	}
+	if _, ok := s.Key.Public().(*rsa.PublicKey); !ok {
+		return fmt.Errorf("wssec: signing key is %T; only RSA keys are supported", s.Key.Public())
+	}
+	sigURI, digestURI, hashAlg, err := s.Algorithm.uris()
+	if err != nil {
+		return fmt.Errorf("wssec: %w", err)
+	}
+	root := doc.Root()
+	if root == nil || root.Tag != "Envelope" || root.NamespaceURI() != soap.NS11 {
+		return errors.New("wssec: signing needs a SOAP 1.1 envelope")
+	}
+	var header, body *etree.Element
+	for _, c := range root.ChildElements() {
+		if c.NamespaceURI() != soap.NS11 {
+			continue
+		}
+		switch c.Tag {
+		case "Header":
+			header = c
+		case "Body":
+			body = c
+		}
+	}
+	if body == nil {
+		return errors.New("wssec: the envelope has no soap:Body to sign")
+	}
+	if header == nil {
+		header = etree.NewElement(qualify(root.Space, "Header"))
+		root.InsertChildAt(body.Index(), header)
+	}
+	var toSign []*etree.Element // Timestamp first, then the WS-Addressing headers, then Body
+	for _, h := range header.ChildElements() {
+		if IsSecurityHeader(h) && targetsUs(h) {
+			return errors.New("wssec: the envelope already has a wsse:Security header")
+		}
+		if wsa.IsAddressingHeader(h) {
+			toSign = append(toSign, h)
+		}
+	}
+	toSign = append(toSign, body)
+
+	token, tokenType, err := encodeToken(s.Chain)
+	if err != nil {
+		return err
+	}
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
+	ttl := s.TTL
+	if ttl <= 0 {
+		ttl = DefaultTTL
+	}
+	created := now().UTC()
+
+	var rnd [8]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return fmt.Errorf("wssec: random ids: %w", err)
+	}
+	suffix := hex.EncodeToString(rnd[:])
+
+	// wsu is declared once on the Envelope so that every wsu:Id below can use it.
+	wsu := declarePrefix(root, "wsu", NSWSU)
+	soapPrefix := lookupPrefix(root, soap.NS11)
+
+	sec := etree.NewElement("wsse:Security")
+	sec.CreateAttr("xmlns:wsse", NSWSSE)
+	if soapPrefix == "" {
+		soapPrefix = "wssoap"
+		sec.CreateAttr("xmlns:wssoap", soap.NS11)
+	}
+	sec.CreateAttr(soapPrefix+":mustUnderstand", "1")
+	header.InsertChildAt(0, sec)
+
+	ts := sec.CreateElement(wsu + ":Timestamp")
+	ts.CreateAttr(wsu+":Id", "TS-"+suffix)
+	ts.CreateElement(wsu + ":Created").SetText(created.Format(timeLayout))
+	ts.CreateElement(wsu + ":Expires").SetText(created.Add(ttl).Format(timeLayout))
+	toSign = append([]*etree.Element{ts}, toSign...)
+
+	bstID := "X509-" + suffix
+	bst := sec.CreateElement("wsse:BinarySecurityToken")
+	bst.CreateAttr("EncodingType", EncodingBase64Binary)
+	bst.CreateAttr("ValueType", tokenType)
+	bst.CreateAttr(wsu+":Id", bstID)
+	bst.SetText(token)
+
+	sig := sec.CreateElement("ds:Signature")
+	sig.CreateAttr("xmlns:ds", NSDS)
+	si := sig.CreateElement("ds:SignedInfo")
+	si.CreateElement("ds:CanonicalizationMethod").CreateAttr("Algorithm", NSExcC14N)
+	si.CreateElement("ds:SignatureMethod").CreateAttr("Algorithm", sigURI)
+	h := hashAlg.New()
+	for i, el := range toSign {
+		id := ensureID(el, wsu, fmt.Sprintf("%s-%d-%s", el.Tag, i, suffix))
+		h.Reset()
+		if err := canonicalize(h, el, ""); err != nil {
+			return fmt.Errorf("wssec: digest of %s: %w", el.FullTag(), err)
+		}
+		ref := si.CreateElement("ds:Reference")
+		ref.CreateAttr("URI", "#"+id)
+		ref.CreateElement("ds:Transforms").CreateElement("ds:Transform").CreateAttr("Algorithm", NSExcC14N)
+		ref.CreateElement("ds:DigestMethod").CreateAttr("Algorithm", digestURI)
+		ref.CreateElement("ds:DigestValue").SetText(base64.StdEncoding.EncodeToString(h.Sum(nil)))
+	}
+	sum, err := digestOf(hashAlg.New(), si, "")
+	if err != nil {
+		return fmt.Errorf("wssec: canonical SignedInfo: %w", err)
+	}
+	value, err := s.Key.Sign(rand.Reader, sum, hashAlg)
+	if err != nil {
+		return fmt.Errorf("wssec: signing SignedInfo: %w", err)
+	}
+	sig.CreateElement("ds:SignatureValue").SetText(base64.StdEncoding.EncodeToString(value))
+	str := sig.CreateElement("ds:KeyInfo").CreateElement("wsse:SecurityTokenReference")
+	r := str.CreateElement("wsse:Reference")
+	r.CreateAttr("URI", "#"+bstID)
+	r.CreateAttr("ValueType", tokenType)
+	return nil
+}
+
+// timeLayout is xs:dateTime in UTC with milliseconds, as WSS implementations write it.
+const timeLayout = "2006-01-02T15:04:05.000Z"
+
+func digestOf(h hash.Hash, el *etree.Element, prefixList string) ([]byte, error) {
+	if err := canonicalize(h, el, prefixList); err != nil {
+		return nil, err
+	}
+	return h.Sum(nil), nil
+}
+
+// encodeToken returns the BinarySecurityToken text and ValueType for chain.
+func encodeToken(chain []*x509.Certificate) (string, string, error) {
+	if len(chain) == 1 {
+		return base64.StdEncoding.EncodeToString(chain[0].Raw), ValueTypeX509v3, nil
+	}
+	// A PkiPath runs from the certificate nearest the trust anchor to the signer's,
+	// the reverse of Chain.
+	path := make([]asn1.RawValue, len(chain))
+	for i, c := range chain {
+		path[len(chain)-1-i] = asn1.RawValue{FullBytes: c.Raw}
+	}
+	der, err := asn1.Marshal(path)
+	if err != nil {
+		return "", "", fmt.Errorf("wssec: encoding the certificate path: %w", err)
+	}
+	return base64.StdEncoding.EncodeToString(der), ValueTypeX509PKIPathv1, nil
+}
+
+// ensureID returns el's wsu:Id, first giving it id when it has none.
+func ensureID(el *etree.Element, wsu, id string) string {
+	if v, ok := attrNS(el, NSWSU, "Id"); ok {
+		return v
+	}
+	if resolvePrefix(el, wsu) != NSWSU {
+		// something between the Envelope and el rebinds the prefix
+		el.CreateAttr("xmlns:"+wsu, NSWSU)
+	}
+	el.CreateAttr(wsu+":Id", id)
+	return id
+}
+
+// declarePrefix returns a prefix bound to ns on root, declaring want (or a variant of
+// it, if want is bound to something else there) when there is none.
+func declarePrefix(root *etree.Element, want, ns string) string {
+	if p := lookupPrefix(root, ns); p != "" {
+		return p
+	}
+	p := want
+	for i := 1; resolvePrefix(root, p) != ""; i++ {
+		p = fmt.Sprintf("%s%d", want, i)
+	}
+	root.CreateAttr("xmlns:"+p, ns)
+	return p
+}
+
+// lookupPrefix returns a prefix declared on el for ns, "" if there is none.
+func lookupPrefix(el *etree.Element, ns string) string {
+	for _, a := range el.Attr {
+		if a.Space == "xmlns" && a.Value == ns {
+			return a.Key
+		}
+	}
+	return ""
+}
+
+// resolvePrefix returns the namespace prefix is bound to at el.
+func resolvePrefix(el *etree.Element, prefix string) string {
+	for e := el; e != nil; e = e.Parent() {
+		for _, a := range e.Attr {
+			if a.Space == "xmlns" && a.Key == prefix {
+				return a.Value
+			}
+		}
+	}
+	return ""
+}
+
+func qualify(prefix, local string) string {
+	if prefix == "" {
+		return local
+	}
+	return prefix + ":" + local
+}

@@ -1,0 +1,176 @@
+#!/usr/bin/python3
+"""WS-Security interoperability with python3-zeep and python3-xmlsec.
+
+  zeep_wssec.py sign KEY.pem CERT.pem WSA_NS {sha1|sha256}
+      builds a request with zeep (client.create_message: the WS-Addressing plugin and
+      the WSSE signature applied, nothing sent) and prints the signed envelope.
+      zeep's BinarySignature signs only the Body and the Timestamp; WsaBinarySignature
+      below also signs every WS-Addressing header, as vws requires.
+  zeep_wssec.py verify CERT.pem < envelope.xml
+      checks an envelope signed elsewhere with zeep's own verifier (xmlsec), exit 0 if
+      it verifies, 1 if not.
+
+WSA_NS is the WS-Addressing namespace to write the headers in: zeep's
+WsAddressingPlugin knows only 2005/08, so 2004/03 headers come from a plugin of ours
+that writes the same three headers (Action, MessageID, To) in the older namespace.
+"""
+
+import datetime
+import os
+import sys
+import tempfile
+import uuid
+
+import xmlsec
+from lxml import etree
+from lxml.builder import ElementMaker
+
+import zeep
+from zeep import ns
+from zeep.plugins import Plugin
+from zeep.wsa import WsAddressingPlugin
+from zeep.wsdl.utils import get_or_create_header
+from zeep.wsse import signature as zsig
+from zeep.wsse.utils import WSU, get_security_header, ensure_id
+
+WSA200403 = "http://schemas.xmlsoap.org/ws/2004/03/addressing"
+WSA200508 = "http://www.w3.org/2005/08/addressing"
+VW = "http://vws.dev/ns/2026/workspace"
+ADDRESS = "https://repo.example.org:8443/wsrf/services/WorkspaceService"
+
+WSDL = """<?xml version="1.0" encoding="UTF-8"?>
+<definitions xmlns="http://schemas.xmlsoap.org/wsdl/"
+    xmlns:soap="http://schemas.xmlsoap.org/wsdl/soap/"
+    xmlns:xsd="http://www.w3.org/2001/XMLSchema"
+    xmlns:vw="{vw}" targetNamespace="{vw}">
+  <types>
+    <xsd:schema targetNamespace="{vw}" elementFormDefault="qualified">
+      <xsd:element name="Deploy">
+        <xsd:complexType><xsd:sequence>
+          <xsd:element name="State" type="xsd:string"/>
+        </xsd:sequence></xsd:complexType>
+      </xsd:element>
+      <xsd:element name="DeployResponse"><xsd:complexType/></xsd:element>
+    </xsd:schema>
+  </types>
+  <message name="DeployRequest"><part name="p" element="vw:Deploy"/></message>
+  <message name="DeployResponse"><part name="p" element="vw:DeployResponse"/></message>
+  <portType name="WorkspacePortType">
+    <operation name="Deploy">
+      <input message="vw:DeployRequest"/><output message="vw:DeployResponse"/>
+    </operation>
+  </portType>
+  <binding name="WorkspaceBinding" type="vw:WorkspacePortType">
+    <soap:binding style="document" transport="http://schemas.xmlsoap.org/soap/http"/>
+    <operation name="Deploy">
+      <soap:operation soapAction="{vw}/Deploy"/>
+      <input><soap:body use="literal"/></input>
+      <output><soap:body use="literal"/></output>
+    </operation>
+  </binding>
+  <service name="WorkspaceService">
+    <port name="WorkspacePort" binding="vw:WorkspaceBinding">
+      <soap:address location="{address}"/>
+    </port>
+  </service>
+</definitions>
+""".format(vw=VW, address=ADDRESS)
+
+
+class WsAddressing200403Plugin(Plugin):
+    """zeep's WsAddressingPlugin, in the March 2004 namespace of GT 4.0."""
+
+    def egress(self, envelope, http_headers, operation, binding_options):
+        wsa = ElementMaker(namespace=WSA200403, nsmap={"wsa": WSA200403})
+        header = get_or_create_header(envelope)
+        header.extend([
+            wsa.Action(operation.soapaction),
+            wsa.MessageID("urn:uuid:" + str(uuid.uuid4())),
+            wsa.To(binding_options["address"]),
+        ])
+        return envelope, http_headers
+
+
+class WsaBinarySignature(zsig.BinarySignature):
+    """BinarySignature that adds a Timestamp and signs it, the Body and every
+    WS-Addressing header, with the certificate in a BinarySecurityToken.
+
+    The steps are zeep's (_signature_prepare and _sign_envelope_with_key_binary),
+    with _sign_node called for the addressing headers as well.
+    """
+
+    def apply(self, envelope, headers):
+        key = zsig._make_sign_key(self.key_data, self.cert_data, self.password)
+        security = get_security_header(envelope)
+        now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+        security.append(WSU.Timestamp(
+            WSU.Created(now.isoformat().replace("+00:00", "Z")),
+            WSU.Expires((now + datetime.timedelta(minutes=5)).isoformat().replace("+00:00", "Z")),
+        ))
+
+        soap_env = zsig.detect_soap_env(envelope)
+        signature = xmlsec.template.create(
+            envelope, xmlsec.Transform.EXCL_C14N,
+            self.signature_method or xmlsec.Transform.RSA_SHA1)
+        key_info = xmlsec.template.ensure_key_info(signature)
+        x509_data = xmlsec.template.add_x509_data(key_info)
+        xmlsec.template.x509_data_add_certificate(x509_data)
+        security.insert(0, signature)
+
+        ctx = xmlsec.SignatureContext()
+        ctx.key = key
+        zsig._sign_node(ctx, signature, envelope.find(etree.QName(soap_env, "Body")), self.digest_method)
+        zsig._sign_node(ctx, signature, security.find(etree.QName(ns.WSU, "Timestamp")), self.digest_method)
+        header = envelope.find(etree.QName(soap_env, "Header"))
+        for h in header:
+            if etree.QName(h).namespace in (WSA200403, WSA200508):
+                zsig._sign_node(ctx, signature, h, self.digest_method)
+        ctx.sign(signature)
+
+        # As zeep's BinarySignature: the certificate moves into a BinarySecurityToken
+        # that KeyInfo references.
+        str_el = etree.SubElement(key_info, etree.QName(ns.WSSE, "SecurityTokenReference"))
+        ref = etree.SubElement(str_el, etree.QName(ns.WSSE, "Reference"), {
+            "ValueType": "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509v3"})
+        bst = etree.Element(etree.QName(ns.WSSE, "BinarySecurityToken"), {
+            "ValueType": "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509v3",
+            "EncodingType": "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0#Base64Binary"})
+        ref.attrib["URI"] = "#" + ensure_id(bst)
+        bst.text = x509_data.find(etree.QName(ns.DS, "X509Certificate")).text
+        security.insert(1, bst)
+        x509_data.getparent().remove(x509_data)
+        return envelope, headers
+
+
+def sign(key, cert, wsa_ns, alg):
+    if alg == "sha256":
+        methods = dict(signature_method=xmlsec.Transform.RSA_SHA256, digest_method=xmlsec.Transform.SHA256)
+    else:
+        methods = dict(signature_method=xmlsec.Transform.RSA_SHA1, digest_method=xmlsec.Transform.SHA1)
+    plugin = WsAddressingPlugin() if wsa_ns == WSA200508 else WsAddressing200403Plugin()
+    with tempfile.TemporaryDirectory() as d:
+        wsdl = os.path.join(d, "ws.wsdl")
+        with open(wsdl, "w") as f:
+            f.write(WSDL)
+        client = zeep.Client(wsdl, wsse=WsaBinarySignature(key, cert, **methods), plugins=[plugin])
+        envelope = client.create_message(client.service, "Deploy", State="running")
+    sys.stdout.buffer.write(etree.tostring(envelope, xml_declaration=True, encoding="UTF-8"))
+
+
+def verify(cert):
+    envelope = etree.fromstring(sys.stdin.buffer.read())
+    try:
+        zsig.verify_envelope(envelope, cert)
+    except zeep.exceptions.SignatureVerificationFailed:
+        print("signature verification failed", file=sys.stderr)
+        sys.exit(1)
+    print("verified")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 6 and sys.argv[1] == "sign":
+        sign(*sys.argv[2:])
+    elif len(sys.argv) == 3 and sys.argv[1] == "verify":
+        verify(sys.argv[2])
+    else:
+        sys.exit(__doc__)
