@@ -44,5 +44,6 @@ func newRootCommand() *cobra.Command {
 		newLifecycleCommand("Unpause", "Resume a paused workspace"),
 		newLifecycleCommand("Undeploy", "Hand a shut-down or serialized workspace back to the Repository with its changes"),
 		newShutdownCommand(), newConsoleCommand(), newHostCommand())
+	root.AddCommand(newAuditCommand())
 	return root
 }

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	_ "modernc.org/sqlite" // the database driver, read-only here
+
+	"github.com/vws-grid/vws/internal/audit"
+)
+
+type auditOptions struct {
+	dataDir      string
+	filter       audit.Filter
+	since, until string
+	json, verify bool
+}
+
+func newAuditCommand() *cobra.Command {
+	o := &auditOptions{}
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "Show or verify the audit log (on the service host: reads the database directly, read-only)",
+		Long: `Show the audit trail of a vws server — who did what to which workspace, and which
+policy rule allowed or denied it — or, with --verify, check its hash chain: the
+command fails naming the first record that was altered or removed.
+
+Run it on the service host with read access to the data directory; it never writes.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runAudit(cmd.Context(), cmd.OutOrStdout(), o) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.dataDir, "data", defaultDataDir(), "data directory of the server (holds vws.db)")
+	f.StringVar(&o.filter.Caller, "caller", "", "caller DN glob (* matches anything, '/' included), or <anonymous>")
+	f.StringVar(&o.filter.Operation, "operation", "", "operation, e.g. create, destroy, \"manage Destroy\"")
+	f.StringVar(&o.filter.Resource, "resource", "", "resource, e.g. a workspace key")
+	f.StringVar(&o.filter.Decision, "decision", "", "allowed, denied, done or failed")
+	f.StringVar(&o.since, "since", "", "only records from then on: a duration back from now (1h, 7d) or an RFC 3339 time")
+	f.StringVar(&o.until, "until", "", "only records until then: a duration back from now or an RFC 3339 time")
+	f.IntVar(&o.filter.Limit, "limit", 100, "show the most recent N matching records (0: all)")
+	f.BoolVar(&o.json, "json", false, "print a JSON array instead of a table")
+	f.BoolVar(&o.verify, "verify", false, "verify the whole hash chain; fail naming the first broken record")
+	return cmd
+}
+
+func runAudit(ctx context.Context, out io.Writer, o *auditOptions) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	now := time.Now()
+	var err error
+	if o.filter.Since, err = parseWhen(o.since, now); err != nil {
+		return fmt.Errorf("--since: %w", err)
+	}
+	if o.filter.Until, err = parseWhen(o.until, now); err != nil {
+		return fmt.Errorf("--until: %w", err)
+	}
+	db, err := openAuditDB(o.dataDir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	// A nil logger would log the chain head to stderr on every look; this is a reader.
+	log := audit.New(db, slog.New(slog.DiscardHandler))
+
+	if o.verify {
+		n, err := log.Verify(ctx)
+		if err != nil {
+			return fmt.Errorf("audit log in %s: %d records verified, then: %w", o.dataDir, n, err)
+		}
+		id, hash, err := log.Head(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "audit chain intact: %d records; head: record %d, hash %s\n", n, id, hash)
+		fmt.Fprintln(out, "compare the head with the last \"audit chain head\" the server logged: a rewritten database cannot match it")
+		return nil
+	}
+
+	entries, err := log.Query(ctx, o.filter)
+	if err != nil {
+		return fmt.Errorf("audit log in %s: %w (a database from before the audit chain: run this vws's serve once to upgrade it)", o.dataDir, err)
+	}
+	if o.json {
+		type jsonEntry struct {
+			ID        int64     `json:"id"`
+			Time      time.Time `json:"time"`
+			Caller    string    `json:"caller"`
+			Operation string    `json:"operation"`
+			Resource  string    `json:"resource"`
+			Decision  string    `json:"decision"`
+			Rule      string    `json:"rule,omitempty"`
+			Detail    string    `json:"detail,omitempty"`
+			Hash      string    `json:"hash"`
+		}
+		list := make([]jsonEntry, 0, len(entries))
+		for _, e := range entries {
+			list = append(list, jsonEntry{e.ID, e.Time, e.Caller, e.Operation, e.Resource, e.Decision, e.Rule, e.Detail, e.Hash})
+		}
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(list)
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tTIME\tCALLER\tOPERATION\tRESOURCE\tDECISION\tRULE\tDETAIL")
+	for _, e := range entries {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.Time.Local().Format("2006-01-02 15:04:05"),
+			cell(e.Caller), cell(e.Operation), cell(e.Resource), e.Decision, cell(e.Rule), cell(e.Detail))
+	}
+	return tw.Flush()
+}
+
+// cell keeps one record on one line: tabs and newlines in a field would break the table.
+func cell(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return strings.NewReplacer("\t", " ", "\n", " ", "\r", " ").Replace(s)
+}
+
+// parseWhen reads a time as RFC 3339 or as a duration back from now ("90m", "7d").
+func parseWhen(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	var days time.Duration
+	rest := s
+	if i := strings.IndexByte(s, 'd'); i > 0 {
+		var n int
+		if _, err := fmt.Sscanf(s[:i], "%d", &n); err == nil && fmt.Sprint(n) == s[:i] {
+			days, rest = time.Duration(n)*24*time.Hour, s[i+1:]
+		}
+	}
+	var d time.Duration
+	if rest != "" {
+		var err error
+		if d, err = time.ParseDuration(rest); err != nil {
+			return time.Time{}, fmt.Errorf("%q: want a duration (1h, 7d) or an RFC 3339 time (2026-05-01T12:00:00Z)", s)
+		}
+	}
+	return now.Add(-(days + d)), nil
+}
+
+// openAuditDB opens the server's database read-only: no migration, no writes, and an
+// error rather than a new empty database when the directory is wrong.
+func openAuditDB(dir string) (*sql.DB, error) {
+	path := filepath.Join(dir, "vws.db")
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("no vws database in %s (pass --data DIR, the server's data directory): %w", dir, err)
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(5000)")
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(1)
+	if err := db.Ping(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return db, nil
+}

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/vws-grid/vws/internal/audit"
+	"github.com/vws-grid/vws/internal/identity"
+	"github.com/vws-grid/vws/internal/store"
+)
+
+// auditCLI runs `vws audit args...` in process.
+func auditCLI(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	root := newRootCommand()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(append([]string{"audit"}, args...))
+	err := root.ExecuteContext(context.Background())
+	return out.String(), err
+}
+
+func TestAuditCommand(t *testing.T) {
+	dir := t.TempDir()
+	db, err := store.Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := audit.New(db.SQL(), nil)
+	alice := identity.With(context.Background(), identity.Identity{DN: "/O=Grid/OU=Example/CN=Alice Smith"})
+	bob := identity.With(context.Background(), identity.Identity{DN: "/O=Grid/OU=Other/CN=Bob"})
+	l.Record(alice, "create", "ws-1", "done", "name=alpha")
+	l.RecordDecision(bob, "manage Destroy", "ws-1", false, "rules.conf:4, but not the owner and no share rule", "")
+	l.Record(alice, "destroy", "ws-1", "done", "name=alpha")
+	db.Close()
+
+	out, err := auditCLI(t, "--data", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 4 || !strings.HasPrefix(lines[0], "ID") || !strings.Contains(lines[2], "rules.conf:4, but not the owner") ||
+		!strings.Contains(lines[1], "/O=Grid/OU=Example/CN=Alice Smith") {
+		t.Fatalf("table:\n%s", out)
+	}
+
+	out, err = auditCLI(t, "--data", dir, "--decision", "denied", "--caller", "/O=Grid/OU=Other/*", "--since", "1h", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []struct {
+		ID     int64
+		Caller string
+		Rule   string
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil || len(got) != 1 || got[0].ID != 2 || got[0].Caller != "/O=Grid/OU=Other/CN=Bob" {
+		t.Fatalf("json %v: %s", err, out)
+	}
+	if out, err = auditCLI(t, "--data", dir, "--resource", "ws-1", "--limit", "1", "--json"); err != nil || !strings.Contains(out, `"operation": "destroy"`) || strings.Count(out, `"id"`) != 1 {
+		t.Fatalf("limit: %v %s", err, out)
+	}
+
+	out, err = auditCLI(t, "--data", dir, "--verify")
+	if err != nil || !strings.Contains(out, "audit chain intact: 3 records") {
+		t.Fatalf("verify: %v %s", err, out)
+	}
+
+	// Tamper with the database behind vws's back: the second record hides Bob.
+	raw, err := sql.Open("sqlite", "file:"+dir+"/vws.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec(`UPDATE audit SET caller = '/O=Grid/CN=Nobody' WHERE id = 2`); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+	_, err = auditCLI(t, "--data", dir, "--verify")
+	var ce *audit.ChainError
+	if !errors.As(err, &ce) || ce.ID != 2 || !strings.Contains(err.Error(), "record 2 was altered or removed") {
+		t.Fatalf("verify after tampering: %v", err)
+	}
+
+	if _, err := auditCLI(t, "--data", t.TempDir()); err == nil || !strings.Contains(err.Error(), "no vws database") {
+		t.Fatalf("empty data dir: %v", err)
+	}
+	if _, err := auditCLI(t, "--data", dir, "--since", "yesterday"); err == nil {
+		t.Fatal("--since yesterday accepted")
+	}
+}
