@@ -201,23 +201,51 @@ func wantWSSecError(t *testing.T, err error, code, reason string) {
 	}
 }
 
-// goSigned returns a request signed by wssec.Signer in WS-Addressing namespace ns.
-func goSigned(t *testing.T, p *wssecPKI, ns string, alg wssec.Algorithm) []byte {
+// Payloads to sign: a plain one, and one with what canonicalizers get wrong:
+// namespaces inherited from the Envelope, attributes whose prefix order differs from
+// their namespace order (soapenv:mustUnderstand, wsa:IsReferenceParameter),
+// xmlns="" with and without a default namespace in scope, CDATA, escapes, a comment,
+// a QName in content with its prefix declared but not visibly used.
+var wssecPayloads = map[string]string{
+	"plain": `<vw:Deploy xmlns:vw="http://vws.dev/ns/2026/workspace"><vw:State>running</vw:State></vw:Deploy>`,
+	"tricky": `<vw:Deploy xmlns:vw="http://vws.dev/ns/2026/workspace" xmlns:z="urn:a" xmlns:a="urn:z"
+      z:m="1" a:i="2" b="3&#9;&quot;&lt;" soapenv:mustUnderstand="0" wsa:IsReferenceParameter="true">
+  <vw:State>running</vw:State>
+  <arg xmlns="">v &lt; &amp; "q" &gt; ' &#xD;</arg>
+  <d xmlns="urn:d"><e xmlns="">x</e><f/></d>
+  <t><![CDATA[<b>&]]></t>
+  <!-- a comment -->
+  <vw:Name xmlns:q="urn:q">q:name</vw:Name>
+</vw:Deploy>`,
+}
+
+// wssecEnvelope builds an unsigned Deploy request with WS-Addressing headers in ns,
+// with the wsa prefix also declared on the Envelope (the tricky payload uses it).
+func wssecEnvelope(t *testing.T, ns, payload string) *etree.Document {
 	t.Helper()
 	h := func(local, text string) *etree.Element {
 		el := etree.NewElement("wsa:" + local)
-		el.CreateAttr("xmlns:wsa", ns)
 		el.SetText(text)
 		return el
 	}
-	body := etree.NewElement("vw:Deploy")
-	body.CreateAttr("xmlns:vw", "http://vws.dev/ns/2026/workspace")
-	body.CreateElement("vw:State").SetText("running")
+	body := etree.NewDocument()
+	if err := body.ReadFromString(payload); err != nil {
+		t.Fatal(err)
+	}
 	doc := (&soap.Message{Headers: []*etree.Element{
 		h("To", "https://repo.example.org:8443/wsrf/services/WorkspaceService"),
 		h("Action", "http://vws.dev/ns/2026/workspace/Deploy"),
 		h("MessageID", "urn:uuid:go-signed"),
-	}, Body: body}).Document()
+	}, Body: body.Root()}).Document()
+	doc.Root().CreateAttr("xmlns:wsa", ns)
+	doc.Root().CreateAttr("xmlns:unused", "urn:unused")
+	return doc
+}
+
+// goSigned returns a request signed by wssec.Signer.
+func goSigned(t *testing.T, p *wssecPKI, ns, payload string, alg wssec.Algorithm) []byte {
+	t.Helper()
+	doc := wssecEnvelope(t, ns, payload)
 	s := &wssec.Signer{Key: p.userKey, Chain: []*x509.Certificate{p.user}, Algorithm: alg}
 	if err := s.Sign(doc); err != nil {
 		t.Fatal(err)
@@ -252,10 +280,20 @@ func TestWSSecXmlsec1VerifiesGoSigned(t *testing.T) {
 	p := newWSSecPKI(t)
 	for _, ns := range []string{wsa.NS200403, wsa.NS200508} {
 		for _, alg := range []wssec.Algorithm{wssec.RSASHA256, wssec.RSASHA1} {
-			data := goSigned(t, p, ns, alg)
-			if out, err := xmlsec1Verify(t, xmlsec1, p, ns, data); err != nil {
-				t.Errorf("%s alg %d: xmlsec1 refuses our signature: %v\n%s\n%s", ns, alg, err, out, data)
+			for name, payload := range wssecPayloads {
+				data := goSigned(t, p, ns, payload, alg)
+				if out, err := xmlsec1Verify(t, xmlsec1, p, ns, data); err != nil {
+					t.Errorf("%s alg %d %s payload: xmlsec1 refuses our signature: %v\n%s\n%s", ns, alg, name, err, out, data)
+				}
+				env, err := soap.Parse(data)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := p.verifier().Verify(env); err != nil {
+					t.Errorf("%s alg %d %s payload: our own signature does not verify: %v", ns, alg, name, err)
+				}
 			}
+			data := goSigned(t, p, ns, wssecPayloads["plain"], alg)
 			// xmlsec1 really checks: the same message altered fails.
 			altered := bytes.Replace(data, []byte(">running<"), []byte(">destroyed<"), 1)
 			if out, err := xmlsec1Verify(t, xmlsec1, p, ns, altered); err == nil {
@@ -269,7 +307,7 @@ func TestWSSecZeepVerifiesGoSigned(t *testing.T) {
 	needZeepXmlsec(t)
 	p := newWSSecPKI(t)
 	for _, ns := range []string{wsa.NS200403, wsa.NS200508} {
-		data := goSigned(t, p, ns, wssec.RSASHA256)
+		data := goSigned(t, p, ns, wssecPayloads["tricky"], wssec.RSASHA256)
 		for _, c := range []struct {
 			data []byte
 			ok   bool
@@ -279,6 +317,37 @@ func TestWSSecZeepVerifiesGoSigned(t *testing.T) {
 			out, err := cmd.CombinedOutput()
 			if (err == nil) != c.ok {
 				t.Errorf("%s: zeep verify ok=%v, want %v: %v\n%s", ns, err == nil, c.ok, err, out)
+			}
+		}
+	}
+}
+
+// TestWSSecXmlsecSignedPayloadsVerify has xmlsec (through zeep's signing helpers) sign
+// envelopes we built, unusual payload included, and checks that our canonicalization
+// agrees with xmlsec's: the signatures verify.
+func TestWSSecXmlsecSignedPayloadsVerify(t *testing.T) {
+	needZeepXmlsec(t)
+	p := newWSSecPKI(t)
+	for _, ns := range []string{wsa.NS200403, wsa.NS200508} {
+		for name, payload := range wssecPayloads {
+			unsigned, err := wssecEnvelope(t, ns, payload).WriteToBytes()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(zeepPython, "interop/zeep_wssec.py", "sign-envelope", p.keyPEM, p.certPEM, "sha256")
+			cmd.Stdin = bytes.NewReader(unsigned)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			data, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("zeep_wssec.py sign-envelope: %v\n%s", err, stderr.Bytes())
+			}
+			env, err := soap.Parse(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p.verifier().Verify(env); err != nil {
+				t.Errorf("%s %s payload: xmlsec's signature does not verify: %v\n%s", ns, name, err, data)
 			}
 		}
 	}

@@ -63,7 +63,8 @@ type Signer struct {
 // (mustUnderstand) as the first header block, creating soap:Header if needed, with a
 // BinarySecurityToken, a Timestamp and a Signature over the Body, the Timestamp and
 // every WS-Addressing header (either namespace), giving each a wsu:Id if it has none.
-// Nothing may change doc's signed parts afterwards, including re-indenting it.
+// Nothing may change doc's signed parts afterwards, including re-indenting it; Sign
+// sets doc.WriteSettings so that doc.WriteTo writes exactly what was signed.
 func (s *Signer) Sign(doc *etree.Document) error {
 	if s.Key == nil || len(s.Chain) == 0 {
 		return errors.New("wssec: signing needs a key and its certificate")
@@ -182,6 +183,11 @@ func (s *Signer) Sign(doc *etree.Document) error {
 		return fmt.Errorf("wssec: signing SignedInfo: %w", err)
 	}
 	sig.CreateElement("ds:SignatureValue").SetText(base64.StdEncoding.EncodeToString(value))
+	// etree's default escaping writes a CR in text, or a tab or newline in an attribute,
+	// as the raw character, which the receiver's parser normalizes: the bytes would no
+	// longer carry what was signed. Character references keep them.
+	doc.WriteSettings.CanonicalText = true
+	doc.WriteSettings.CanonicalAttrVal = true
 	str := sig.CreateElement("ds:KeyInfo").CreateElement("wsse:SecurityTokenReference")
 	r := str.CreateElement("wsse:Reference")
 	r.CreateAttr("URI", "#"+bstID)

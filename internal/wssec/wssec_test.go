@@ -22,7 +22,9 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 var namespaces = []string{wsa.NS200403, wsa.NS200508}
 
-func nsName(ns string) string { return map[string]string{wsa.NS200403: "wsa2004", wsa.NS200508: "wsa2005"}[ns] }
+func nsName(ns string) string {
+	return map[string]string{wsa.NS200403: "wsa2004", wsa.NS200508: "wsa2005"}[ns]
+}
 
 func TestRoundTrip(t *testing.T) {
 	p := getPKI(t)
@@ -536,5 +538,19 @@ func TestCanonicalize(t *testing.T) {
 				t.Errorf("got  %s\nwant %s", buf.String(), c.want)
 			}
 		})
+	}
+}
+
+// TestSignedBytesCarryWhatWasSigned: a CR in text and a tab in an attribute survive
+// serialization (a parser would normalize them if written raw).
+func TestSignedBytesCarryWhatWasSigned(t *testing.T) {
+	p := getPKI(t)
+	doc := request(wsa.NS200508, "urn:uuid:cr")
+	state := doc.FindElement("//vw:State")
+	state.SetText("a\r\nb")
+	state.CreateAttr("note", "x\ty\nz")
+	env := signed(t, p.signer(RSASHA256, t0), doc)
+	if _, err := p.verifier(t0).Verify(env); err != nil {
+		t.Fatal(err)
 	}
 }

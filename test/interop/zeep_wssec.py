@@ -6,6 +6,9 @@
       the WSSE signature applied, nothing sent) and prints the signed envelope.
       zeep's BinarySignature signs only the Body and the Timestamp; WsaBinarySignature
       below also signs every WS-Addressing header, as vws requires.
+  zeep_wssec.py sign-envelope KEY.pem CERT.pem {sha1|sha256} < envelope.xml
+      signs an envelope built elsewhere the same way, without zeep's client (to
+      check canonicalization of unusual content against xmlsec's).
   zeep_wssec.py verify CERT.pem < envelope.xml
       checks an envelope signed elsewhere with zeep's own verifier (xmlsec), exit 0 if
       it verifies, 1 if not.
@@ -142,11 +145,14 @@ class WsaBinarySignature(zsig.BinarySignature):
         return envelope, headers
 
 
-def sign(key, cert, wsa_ns, alg):
+def methods_for(alg):
     if alg == "sha256":
-        methods = dict(signature_method=xmlsec.Transform.RSA_SHA256, digest_method=xmlsec.Transform.SHA256)
-    else:
-        methods = dict(signature_method=xmlsec.Transform.RSA_SHA1, digest_method=xmlsec.Transform.SHA1)
+        return dict(signature_method=xmlsec.Transform.RSA_SHA256, digest_method=xmlsec.Transform.SHA256)
+    return dict(signature_method=xmlsec.Transform.RSA_SHA1, digest_method=xmlsec.Transform.SHA1)
+
+
+def sign(key, cert, wsa_ns, alg):
+    methods = methods_for(alg)
     plugin = WsAddressingPlugin() if wsa_ns == WSA200508 else WsAddressing200403Plugin()
     with tempfile.TemporaryDirectory() as d:
         wsdl = os.path.join(d, "ws.wsdl")
@@ -154,6 +160,12 @@ def sign(key, cert, wsa_ns, alg):
             f.write(WSDL)
         client = zeep.Client(wsdl, wsse=WsaBinarySignature(key, cert, **methods), plugins=[plugin])
         envelope = client.create_message(client.service, "Deploy", State="running")
+    sys.stdout.buffer.write(etree.tostring(envelope, xml_declaration=True, encoding="UTF-8"))
+
+
+def sign_envelope(key, cert, alg):
+    envelope = etree.fromstring(sys.stdin.buffer.read())
+    WsaBinarySignature(key, cert, **methods_for(alg)).apply(envelope, {})
     sys.stdout.buffer.write(etree.tostring(envelope, xml_declaration=True, encoding="UTF-8"))
 
 
@@ -170,6 +182,8 @@ def verify(cert):
 if __name__ == "__main__":
     if len(sys.argv) == 6 and sys.argv[1] == "sign":
         sign(*sys.argv[2:])
+    elif len(sys.argv) == 5 and sys.argv[1] == "sign-envelope":
+        sign_envelope(*sys.argv[2:])
     elif len(sys.argv) == 3 and sys.argv[1] == "verify":
         verify(sys.argv[2])
     else:
