@@ -34,7 +34,7 @@ func newImageCommand() *cobra.Command {
 // imageHTTP has no overall timeout: an import of a large image takes as long as it takes.
 // The default transport waits up to 1 s for "100 Continue", so a refused import (a
 // taken name, say) is answered before the body is sent.
-var imageHTTP = &http.Client{}
+var imageHTTP = &http.Client{Transport: cliTransport}
 
 func newImageImportCommand(base *string) *cobra.Command {
 	var m imagepool.Meta

@@ -45,5 +45,7 @@ func newRootCommand() *cobra.Command {
 		newLifecycleCommand("Undeploy", "Hand a shut-down or serialized workspace back to the Repository with its changes"),
 		newShutdownCommand(), newConsoleCommand(), newHostCommand())
 	root.AddCommand(newAuditCommand())
+	registerTLSFlags(root)
+	root.AddCommand(newPKICommand())
 	return root
 }

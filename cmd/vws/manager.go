@@ -20,7 +20,6 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/vws-grid/vws/internal/client"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
 )
@@ -48,7 +47,7 @@ func (t *managerTarget) resolve(ctx context.Context, arg string, deployed bool) 
 		return ws, &wsa.EPR{Version: ws.Version, Address: strings.TrimRight(t.host, "/") + managerPath}, nil
 	}
 	if deployed {
-		els, err := client.New(nil).GetResourceProperty(ctx, ws, wsa.QName{Space: vwsns.Workspace, Local: "managerReference"})
+		els, err := soapClient().GetResourceProperty(ctx, ws, wsa.QName{Space: vwsns.Workspace, Local: "managerReference"})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -97,7 +96,7 @@ workspace deployed with --state running continues where it stopped.`,
 			}
 			start := time.Now()
 			stop := showStaging(cmd.Context(), mgr.Address, keyOfEPR(ws))
-			resp, err := client.New(nil).Invoke(cmd.Context(), mgr, "Deploy", body)
+			resp, err := soapClient().Invoke(cmd.Context(), mgr, "Deploy", body)
 			stop()
 			if err != nil {
 				return err
@@ -176,7 +175,7 @@ func newLifecycleCommand(op, short string) *cobra.Command {
 				return err
 			}
 			start := time.Now()
-			resp, err := client.New(nil).Invoke(cmd.Context(), mgr, op, mgrBody(op, ws))
+			resp, err := soapClient().Invoke(cmd.Context(), mgr, op, mgrBody(op, ws))
 			if err != nil {
 				return err
 			}
@@ -216,7 +215,7 @@ func newShutdownCommand() *cobra.Command {
 				body.CreateElement("mgr:GracePeriod").SetText(fmt.Sprintf("PT%gS", grace.Seconds()))
 			}
 			start := time.Now()
-			resp, err := client.New(nil).Invoke(cmd.Context(), mgr, "Shutdown", body)
+			resp, err := soapClient().Invoke(cmd.Context(), mgr, "Shutdown", body)
 			if err != nil {
 				return err
 			}
@@ -250,7 +249,7 @@ func newConsoleCommand() *cobra.Command {
 			for {
 				body := mgrBody("Console", ws)
 				body.CreateElement("mgr:Offset").SetText(strconv.FormatInt(offset, 10))
-				resp, err := client.New(nil).Invoke(cmd.Context(), mgr, "Console", body)
+				resp, err := soapClient().Invoke(cmd.Context(), mgr, "Console", body)
 				if err != nil {
 					return err
 				}
@@ -302,7 +301,7 @@ func newHostCommand() *cobra.Command {
 				u = strings.TrimRight(args[0], "/")
 			}
 			epr := &wsa.EPR{Version: wsa.V200508, Address: u + managerPath}
-			resp, err := client.New(nil).QueryResourceProperties(cmd.Context(), epr, "/*", nil)
+			resp, err := soapClient().QueryResourceProperties(cmd.Context(), epr, "/*", nil)
 			if err != nil {
 				return err
 			}

@@ -41,6 +41,7 @@ type serveOptions struct {
 	domType  string
 	hostName string
 	grace    time.Duration
+	anon     bool // TLS callers without a client certificate are let in
 }
 
 func defaultDataDir() string {
@@ -72,9 +73,10 @@ becomes the caller's identity); plain HTTP only when asked for with --insecure.`
 	f.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to listen on")
 	f.StringVar(&o.dataDir, "data", defaultDataDir(), "data directory (database, images)")
 	f.BoolVar(&o.insecure, "insecure", false, "serve plain HTTP without authentication (tests, demos)")
-	f.StringVar(&o.certFile, "cert", "", "host certificate (PEM) for HTTPS")
-	f.StringVar(&o.keyFile, "key", "", "host key (PEM) for HTTPS")
-	f.StringVar(&o.caPath, "ca", "", "trusted CA certificates for client certificates: a PEM file or a directory")
+	f.StringVar(&o.certFile, "cert", "", "host certificate (PEM) for HTTPS (default "+defaultHostCert+" if it exists)")
+	f.StringVar(&o.keyFile, "key", "", "host key (PEM) for HTTPS (default "+defaultHostKey+" if it exists)")
+	f.StringVar(&o.caPath, "ca", "", "trusted CAs and CRLs for client certificates: a directory in the grid layout or a PEM file (default "+defaultCADir+" if it exists)")
+	f.BoolVar(&o.anon, "allow-anonymous", false, "let TLS clients without a certificate connect (policy decides what they may do); presented certificates are still verified")
 	f.StringSliceVar(&o.roles, "role", nil, "roles to run: factory, repository, manager (default all)")
 	f.Int64Var(&o.maxBody, "max-body", 1<<20, "largest SOAP request body in bytes (larger: HTTP 413)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -93,15 +95,22 @@ becomes the caller's identity); plain HTTP only when asked for with --insecure.`
 func runServe(ctx context.Context, o *serveOptions) error {
 	var tlsCfg *tls.Config
 	switch {
-	case o.insecure && o.certFile != "":
-		return errors.New("--insecure and --cert exclude each other")
-	case !o.insecure && o.certFile == "":
-		return errors.New("no host certificate: pass --cert and --key to serve HTTPS, or --insecure for plain HTTP")
+	case o.insecure && (o.certFile != "" || o.keyFile != ""):
+		return errors.New("--insecure and --cert/--key exclude each other")
 	case !o.insecure:
-		var err error
-		if tlsCfg, err = tlsutil.Server(o.certFile, o.keyFile, o.caPath); err != nil {
+		certFile, keyFile, caPath, err := serveTLSFiles(o)
+		if err != nil {
 			return err
 		}
+		var opts []tlsutil.Option
+		if o.anon {
+			opts = append(opts, tlsutil.AllowAnonymous())
+		}
+		if tlsCfg, err = tlsutil.Server(certFile, keyFile, caPath, opts...); err != nil {
+			return err
+		}
+	case o.anon:
+		return errors.New("--allow-anonymous is about TLS clients; with --insecure every caller is anonymous already")
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {

@@ -11,7 +11,6 @@ import (
 	"github.com/beevik/etree"
 	"github.com/spf13/cobra"
 
-	"github.com/vws-grid/vws/internal/client"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/internal/wsrf"
@@ -93,7 +92,7 @@ let vws write the description from --memory and --cpus. Prints the new workspace
 				body.CreateElement("fac:RequestedLifetime").SetText(wsrf.FormatDuration(lifetime))
 			}
 			factory := &wsa.EPR{Version: wsa.V200508, Address: baseURL(base) + "/wsrf/services/" + vwsns.FactoryService}
-			resp, err := client.New(nil).Invoke(cmd.Context(), factory, "Create", body)
+			resp, err := soapClient().Invoke(cmd.Context(), factory, "Create", body)
 			if err != nil {
 				return err
 			}
@@ -157,7 +156,7 @@ func newListCommand() *cobra.Command {
 				body.CreateElement("repo:Owner").SetText(owner)
 			}
 			repo := &wsa.EPR{Version: wsa.V200508, Address: baseURL(base) + "/wsrf/services/" + vwsns.RepositoryService}
-			resp, err := client.New(nil).Invoke(cmd.Context(), repo, "ListWorkspaces", body)
+			resp, err := soapClient().Invoke(cmd.Context(), repo, "ListWorkspaces", body)
 			if err != nil {
 				return err
 			}
@@ -194,7 +193,7 @@ func newStatusCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			resp, err := client.New(nil).QueryResourceProperties(cmd.Context(), epr, "/*", nil)
+			resp, err := soapClient().QueryResourceProperties(cmd.Context(), epr, "/*", nil)
 			if err != nil {
 				return err
 			}
@@ -225,7 +224,7 @@ func newCloneCommand() *cobra.Command {
 			if lifetime != 0 {
 				body.CreateElement("vw:RequestedLifetime").SetText(wsrf.FormatDuration(lifetime))
 			}
-			resp, err := client.New(nil).Invoke(cmd.Context(), epr, "Clone", body)
+			resp, err := soapClient().Invoke(cmd.Context(), epr, "Clone", body)
 			if err != nil {
 				return err
 			}
@@ -259,7 +258,7 @@ func newDestroyCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := client.New(nil).Destroy(cmd.Context(), epr); err != nil {
+			if err := soapClient().Destroy(cmd.Context(), epr); err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), "destroyed")

@@ -169,7 +169,7 @@ func wsrfGetProperty() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			els, err := client.New(nil).GetResourceProperty(cmd.Context(), epr, q)
+			els, err := soapClient().GetResourceProperty(cmd.Context(), epr, q)
 			if err != nil {
 				return err
 			}
@@ -201,7 +201,7 @@ func wsrfGetProperties() *cobra.Command {
 				}
 				qs = append(qs, q)
 			}
-			els, err := client.New(nil).GetMultipleResourceProperties(cmd.Context(), epr, qs)
+			els, err := soapClient().GetMultipleResourceProperties(cmd.Context(), epr, qs)
 			if err != nil {
 				return err
 			}
@@ -249,7 +249,7 @@ with --ns prefix=namespace.`,
 				}
 				ns[p] = u
 			}
-			resp, err := client.New(nil).QueryResourceProperties(cmd.Context(), epr, expr, ns)
+			resp, err := soapClient().QueryResourceProperties(cmd.Context(), epr, expr, ns)
 			if err != nil {
 				return err
 			}
@@ -287,7 +287,7 @@ func wsrfSetTerminationTime() *cobra.Command {
 				at := time.Now().Add(time.Duration(secs) * time.Second)
 				when = &at
 			}
-			got, current, err := client.New(nil).SetTerminationTime(cmd.Context(), epr, when)
+			got, current, err := soapClient().SetTerminationTime(cmd.Context(), epr, when)
 			if err != nil {
 				return err
 			}
@@ -316,7 +316,7 @@ func wsrfDestroy() *cobra.Command {
 			if len(rest) != 0 {
 				return fmt.Errorf("unexpected arguments %v", rest)
 			}
-			if err := client.New(nil).Destroy(cmd.Context(), epr); err != nil {
+			if err := soapClient().Destroy(cmd.Context(), epr); err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), "destroyed")

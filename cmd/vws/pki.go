@@ -1,0 +1,383 @@
+package main
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vws-grid/vws/internal/client"
+	"github.com/vws-grid/vws/internal/pki"
+)
+
+// caKeyFile is where `vws pki ca` keeps the CA's private key, inside the CA
+// directory but out of the files a CApath reader looks at.
+const caKeyFile = "private/ca-key.pem"
+
+func newPKICommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "pki",
+		Short: "Make test and demo grid credentials: a CA, host and user certificates, proxies, CRLs",
+		Long: `Make a small grid PKI for tests and demos (not a production CA).
+
+  vws pki ca --dir D                         a CA in D, in the /etc/grid-security/certificates
+                                             layout (<hash>.0 certificate, <hash>.r0 CRL); its
+                                             key goes to D/` + caKeyFile + ` (mode 0600)
+  vws pki host --ca-dir D --name N --out P   host certificate P-cert.pem, key P-key.pem
+  vws pki user --ca-dir D --cn N --out P     user certificate (with --vo-attribute FQANs)
+  vws pki proxy --cert C --key K             an RFC 3820 proxy, like grid-proxy-init
+  vws pki revoke --ca-dir D SERIAL|CERT...   revoke, rewriting the CRL
+
+Serve with: vws serve --cert P-cert.pem --key P-key.pem --ca D`,
+	}
+	cmd.AddCommand(newPKICACommand(), newPKIHostCommand(), newPKIUserCommand(), newPKIProxyCommand(), newPKIRevokeCommand())
+	return cmd
+}
+
+func newPKICACommand() *cobra.Command {
+	var dir, dn string
+	var days, crlDays, bits int
+	cmd := &cobra.Command{
+		Use:   "ca --dir DIR",
+		Short: "Create a test CA in DIR (certificate <hash>.0, CRL <hash>.r0, key " + caKeyFile + ")",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if dir == "" {
+				return errors.New("--dir is required: the CA directory to create (e.g. ./certificates)")
+			}
+			keyPath := filepath.Join(dir, caKeyFile)
+			if _, err := os.Stat(keyPath); err == nil {
+				return fmt.Errorf("%s already holds a CA (%s); pick another --dir", dir, keyPath)
+			}
+			ca, err := pki.NewCA(pki.CAOptions{Subject: dn, Validity: pki.Validity{Lifetime: daysDuration(days)}, KeyBits: bits})
+			if err != nil {
+				return err
+			}
+			now := time.Now()
+			crl, err := ca.CRL(nil, now, now.Add(daysDuration(crlDays)), 1)
+			if err != nil {
+				return err
+			}
+			if err := os.MkdirAll(filepath.Dir(keyPath), 0o700); err != nil {
+				return fmt.Errorf("CA key directory: %w", err)
+			}
+			key, err := pki.KeyPEM(ca.Key)
+			if err != nil {
+				return err
+			}
+			if err := pki.WriteFileAtomic(keyPath, key, 0o600); err != nil {
+				return err
+			}
+			hash, err := pki.WriteCADir(dir, ca.Certificate, crl)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "CA %s\n  certificate %s\n  CRL         %s (next update %s)\n  key         %s\n",
+				pki.DN(ca.Certificate), filepath.Join(dir, hash+".0"), filepath.Join(dir, hash+".r0"),
+				now.Add(daysDuration(crlDays)).UTC().Format(time.RFC3339), keyPath)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dir, "dir", "", "CA directory to create (required)")
+	f.StringVar(&dn, "dn", "/O=Grid/OU=vws/CN=vws Test CA", "the CA's subject, one-line form")
+	f.IntVar(&days, "days", 3650, "validity in days")
+	f.IntVar(&crlDays, "crl-days", 30, "days until the CRL's next update (verifiers refuse it after that; vws pki revoke renews it)")
+	f.IntVar(&bits, "key-bits", pki.DefaultKeyBits, "RSA key size")
+	return cmd
+}
+
+func newPKIHostCommand() *cobra.Command {
+	var caDir, name, out string
+	var ips, dns []string
+	var days int
+	cmd := &cobra.Command{
+		Use:   "host --ca-dir DIR --name NAME --out PREFIX",
+		Short: "Issue a host certificate (subject .../CN=host/NAME) as PREFIX-cert.pem and PREFIX-key.pem",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if name == "" || out == "" {
+				return errors.New("--name (the host name clients connect to) and --out (file prefix) are required")
+			}
+			ca, err := loadCA(caDir)
+			if err != nil {
+				return err
+			}
+			o := pki.HostOptions{Name: name, DNSNames: dns, Validity: pki.Validity{Lifetime: daysDuration(days)}}
+			for _, s := range ips {
+				ip := net.ParseIP(s)
+				if ip == nil {
+					return fmt.Errorf("--ip %q is not an IP address", s)
+				}
+				o.IPs = append(o.IPs, ip)
+			}
+			c, err := ca.IssueHost(o)
+			if err != nil {
+				return err
+			}
+			return writeIssued(cmd.OutOrStdout(), out, c)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&caDir, "ca-dir", "", "CA directory made by vws pki ca (required)")
+	f.StringVar(&name, "name", "", "host name: CN=host/NAME and a DNS (or IP) subject alternative name")
+	f.StringSliceVar(&ips, "ip", nil, "IP addresses clients use, e.g. 127.0.0.1 (repeatable)")
+	f.StringSliceVar(&dns, "dns", nil, "further DNS names (repeatable)")
+	f.IntVar(&days, "days", 365, "validity in days")
+	f.StringVar(&out, "out", "", "output prefix: writes PREFIX-cert.pem and PREFIX-key.pem (required)")
+	return cmd
+}
+
+func newPKIUserCommand() *cobra.Command {
+	var caDir, cn, out string
+	var attrs []string
+	var days int
+	cmd := &cobra.Command{
+		Use:   "user --ca-dir DIR --cn NAME --out PREFIX",
+		Short: "Issue a user certificate (subject .../CN=NAME) as PREFIX-cert.pem and PREFIX-key.pem",
+		Long: `Issue a user certificate. Each --vo-attribute is a VOMS-style FQAN such as
+/atlas/Role=production that the CA asserts in the certificate's vws-vo-attributes
+extension (OID 1.3.6.1.4.1.59999.1.1, a SEQUENCE OF UTF8String); vws trusts it on
+certificates issued by a trusted CA only, never on proxies.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cn == "" || out == "" {
+				return errors.New("--cn (the user's name) and --out (file prefix) are required")
+			}
+			ca, err := loadCA(caDir)
+			if err != nil {
+				return err
+			}
+			c, err := ca.IssueUser(pki.UserOptions{CN: cn, VOAttributes: attrs, Validity: pki.Validity{Lifetime: daysDuration(days)}})
+			if err != nil {
+				return err
+			}
+			return writeIssued(cmd.OutOrStdout(), out, c)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&caDir, "ca-dir", "", "CA directory made by vws pki ca (required)")
+	f.StringVar(&cn, "cn", "", "the user's common name")
+	f.StringArrayVar(&attrs, "vo-attribute", nil, "a VO attribute (FQAN) such as /atlas/Role=production (repeatable)")
+	f.IntVar(&days, "days", 365, "validity in days")
+	f.StringVar(&out, "out", "", "output prefix: writes PREFIX-cert.pem and PREFIX-key.pem (required)")
+	return cmd
+}
+
+func newPKIProxyCommand() *cobra.Command {
+	var out string
+	var hours float64
+	var limited, legacy bool
+	var pathLen int
+	cmd := &cobra.Command{
+		Use:   "proxy [--cert C --key K] [--hours 12] [--limited] [--path-length N] [--out FILE]",
+		Short: "Make an RFC 3820 proxy from a user certificate or another proxy, like grid-proxy-init",
+		Long: `Make a proxy certificate signed by --cert/--key (default: $X509_USER_CERT and
+$X509_USER_KEY, else ~/.globus/usercert.pem and userkey.pem; --cert may also be a proxy
+file, to delegate further). The proxy, its new key and the issuing chain go to one file
+of mode 0600 (default /tmp/x509up_u<uid>, where vws and Globus clients look for it).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if hours <= 0 {
+				return errors.New("--hours must be positive")
+			}
+			certFile, keyFile := tlsFlags.cert, tlsFlags.key
+			if certFile == "" {
+				certFile, keyFile = os.Getenv("X509_USER_CERT"), os.Getenv("X509_USER_KEY")
+			}
+			if certFile == "" {
+				home, err := os.UserHomeDir()
+				if err != nil {
+					return fmt.Errorf("no --cert given and no home directory: %w", err)
+				}
+				certFile, keyFile = filepath.Join(home, ".globus", "usercert.pem"), filepath.Join(home, ".globus", "userkey.pem")
+			}
+			issuer, err := pki.LoadCredential(certFile, keyFile)
+			if err != nil {
+				return fmt.Errorf("issuing credential: %w (pass --cert and --key)", err)
+			}
+			if time.Now().After(issuer.Certificate.NotAfter) {
+				return fmt.Errorf("%s in %s expired at %s: renew it first", pki.DN(issuer.Certificate), certFile, issuer.Certificate.NotAfter.UTC().Format(time.RFC3339))
+			}
+			o := pki.ProxyOptions{Validity: pki.Validity{Lifetime: time.Duration(hours * float64(time.Hour))}, Limited: limited, Legacy: legacy}
+			if pathLen >= 0 {
+				if legacy {
+					return errors.New("--path-length needs an RFC 3820 proxy: legacy proxies have no ProxyCertInfo")
+				}
+				o.PathLength = pki.PathLength(pathLen)
+			}
+			p, err := pki.IssueProxy(issuer, o)
+			if err != nil {
+				return err
+			}
+			if out == "" {
+				out = client.DefaultProxyFile()
+			}
+			if err := pki.WriteProxyFile(out, p); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "proxy %s\n  file   %s\n  valid  until %s\n",
+				pki.DN(p.Certificate), out, p.Certificate.NotAfter.UTC().Format(time.RFC3339))
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.Float64Var(&hours, "hours", 12, "lifetime in hours (never beyond the issuing certificate's)")
+	f.BoolVar(&limited, "limited", false, "make a limited proxy (id-ppl-limited)")
+	f.BoolVar(&legacy, "old", false, "make a legacy (pre-RFC 3820) Globus proxy")
+	f.IntVar(&pathLen, "path-length", -1, "how many further proxies may be made from this one (-1: no limit)")
+	f.StringVar(&out, "out", "", "proxy file to write (default /tmp/x509up_u<uid>)")
+	return cmd
+}
+
+func newPKIRevokeCommand() *cobra.Command {
+	var caDir string
+	var crlDays int
+	cmd := &cobra.Command{
+		Use:   "revoke --ca-dir DIR [SERIAL|CERTFILE]...",
+		Short: "Revoke certificates (by serial number or PEM file) and rewrite the CA's CRL; with none, just renew the CRL",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ca, err := loadCA(caDir)
+			if err != nil {
+				return err
+			}
+			entries, number, err := currentCRL(caDir, ca)
+			if err != nil {
+				return err
+			}
+			now := time.Now()
+			for _, a := range args {
+				serial, err := serialOf(a, ca.Certificate)
+				if err != nil {
+					return err
+				}
+				dup := false
+				for _, e := range entries {
+					dup = dup || e.Serial.Cmp(serial) == 0
+				}
+				if !dup {
+					entries = append(entries, pki.RevokedSerial{Serial: serial, At: now})
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "revoked serial %s (0x%x)\n", serial, serial)
+			}
+			next := now.Add(daysDuration(crlDays))
+			crl, err := ca.CRL(entries, now, next, number+1)
+			if err != nil {
+				return err
+			}
+			if err := pki.WriteCRL(caDir, ca.Certificate, crl); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "CRL of %s: %d revoked, next update %s\n", pki.DN(ca.Certificate), len(entries), next.UTC().Format(time.RFC3339))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&caDir, "ca-dir", "", "CA directory made by vws pki ca (required)")
+	cmd.Flags().IntVar(&crlDays, "crl-days", 30, "days until the new CRL's next update")
+	return cmd
+}
+
+// loadCA reads the CA of a directory made by `vws pki ca`: its key, and the
+// certificate among <hash>.N that the key belongs to.
+func loadCA(dir string) (*pki.Credential, error) {
+	if dir == "" {
+		return nil, errors.New("--ca-dir is required: the directory made by vws pki ca")
+	}
+	keyPath := filepath.Join(dir, caKeyFile)
+	key, err := pki.ReadKey(keyPath)
+	if err != nil {
+		return nil, fmt.Errorf("%w (is %s a CA directory made by vws pki ca?)", err, dir)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.[0-9]"))
+	for _, f := range files {
+		certs, err := pki.ReadCertificates(f)
+		if err != nil {
+			continue
+		}
+		for _, c := range certs {
+			if k, ok := c.PublicKey.(interface{ Equal(crypto.PublicKey) bool }); ok && c.IsCA && k.Equal(key.Public()) {
+				return &pki.Credential{Certificate: c, Key: key}, nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("no CA certificate in %s matches the key %s", dir, keyPath)
+}
+
+// currentCRL returns the entries and number of the CA's CRL in dir (none and 0
+// when there is none yet).
+func currentCRL(dir string, ca *pki.Credential) ([]pki.RevokedSerial, int64, error) {
+	hash, err := pki.SubjectHash(ca.Certificate.RawSubject)
+	if err != nil {
+		return nil, 0, err
+	}
+	path := filepath.Join(dir, hash+".r0")
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("CRL: %w", err)
+	}
+	if b, _ := pem.Decode(data); b != nil {
+		data = b.Bytes
+	}
+	crl, err := x509.ParseRevocationList(data)
+	if err != nil {
+		return nil, 0, fmt.Errorf("CRL %s: %w", path, err)
+	}
+	if err := crl.CheckSignatureFrom(ca.Certificate); err != nil {
+		return nil, 0, fmt.Errorf("CRL %s is not signed by %s: %w; remove it to start a new one", path, pki.DN(ca.Certificate), err)
+	}
+	var entries []pki.RevokedSerial
+	for _, e := range crl.RevokedCertificateEntries {
+		entries = append(entries, pki.RevokedSerial{Serial: e.SerialNumber, At: e.RevocationTime})
+	}
+	var n int64
+	if crl.Number != nil && crl.Number.IsInt64() {
+		n = crl.Number.Int64()
+	}
+	return entries, n, nil
+}
+
+// serialOf reads a serial number, or the serial of a certificate file the CA issued.
+func serialOf(arg string, ca *x509.Certificate) (*big.Int, error) {
+	if _, err := os.Stat(arg); err == nil {
+		certs, err := pki.ReadCertificates(arg)
+		if err != nil {
+			return nil, err
+		}
+		if !bytes.Equal(certs[0].RawIssuer, ca.RawSubject) {
+			return nil, fmt.Errorf("%s (%s) was issued by %s, not by this CA (%s)", arg, pki.DN(certs[0]), strings.TrimSpace(certs[0].Issuer.String()), pki.DN(ca))
+		}
+		return certs[0].SerialNumber, nil
+	}
+	s, err := pki.ParseSerial(arg)
+	if err != nil {
+		return nil, fmt.Errorf("%q is neither a certificate file nor a serial: %w", arg, err)
+	}
+	return s, nil
+}
+
+func writeIssued(w io.Writer, prefix string, c *pki.Credential) error {
+	certFile, keyFile := prefix+"-cert.pem", prefix+"-key.pem"
+	if err := pki.WriteCredential(certFile, keyFile, c); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "%s\n  serial      %s (0x%x)\n  certificate %s\n  key         %s\n  valid until %s\n",
+		pki.DN(c.Certificate), c.Certificate.SerialNumber, c.Certificate.SerialNumber, certFile, keyFile,
+		c.Certificate.NotAfter.UTC().Format(time.RFC3339))
+	return nil
+}
+
+func daysDuration(d int) time.Duration { return time.Duration(d) * 24 * time.Hour }
