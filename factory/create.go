@@ -16,7 +16,6 @@ import (
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/internal/wsrf"
-	"github.com/vws-grid/vws/policy"
 	"github.com/vws-grid/vws/repository/imagepool"
 )
 
@@ -31,11 +30,6 @@ type Registry interface {
 	Register(ctx context.Context, reg Registration) (key, address string, err error)
 }
 
-// Policy decides whether the caller in ctx may create workspaces.
-type Policy interface {
-	Authorize(ctx context.Context, op policy.Operation, res policy.Resource) (policy.Decision, error)
-}
-
 // Auditor records decisions and outcomes.
 type Auditor interface {
 	Record(ctx context.Context, operation, resource, decision, detail string)
@@ -43,33 +37,19 @@ type Auditor interface {
 
 // Deps are what Create stands on.
 type Deps struct {
-	Policy    Policy
 	Validator Validator
 	Registry  Registry
 	Audit     Auditor
 	Now       func() time.Time
 }
 
-// AuthorizeCreate checks create rights and audits a denial; Clone uses it too.
-func (d *Deps) AuthorizeCreate(ctx context.Context, what string) error {
-	dec, err := d.Policy.Authorize(ctx, policy.Create, policy.Resource{Action: what})
-	if err != nil {
-		d.Audit.Record(ctx, "create", what, "denied", dec.Rule)
-		return err
-	}
-	return nil
-}
-
-// create answers Create: authorize, validate, bound the lifetime, pick the base image,
+// create answers Create (the container has authorized the caller): validate, bound the lifetime, pick the base image,
 // and have the Repository register the workspace. Every check runs before anything
 // is made, so a fault leaves nothing behind.
 func create(cfg Config, d *Deps) container.Handler {
 	lt := wsrf.LifetimePolicy{Default: cfg.DefaultLifetime, Maximum: cfg.MaximumLifetime, Refuse: cfg.RefuseLongLifetimes}
 	return func(ctx context.Context, req *container.Request) (*etree.Element, error) {
 		p := req.Payload
-		if err := d.AuthorizeCreate(ctx, "new workspace"); err != nil {
-			return nil, err
-		}
 		descEl := childEl(p, vwsns.Workspace, "virtualWorkspace")
 		if descEl == nil {
 			return nil, errdefs.WithAdvice(&errdefs.MetadataError{Path: "/fac:Create", Reason: "no vw:virtualWorkspace description"},
@@ -116,7 +96,7 @@ func create(cfg Config, d *Deps) container.Handler {
 		}
 		name := childText(p, "Name")
 		key, address, err := d.Registry.Register(ctx, Registration{
-			Description: desc.Raw, Name: name, Owner: identity.From(ctx).String(), BaseImage: img.Digest,
+			Description: desc.Raw, Name: name, Owner: identity.From(ctx).String(), OwnerAttributes: identity.From(ctx).Attributes, BaseImage: img.Digest,
 			KernelImage: kernel, InitrdImage: initrd,
 			Termination: term, RequestedLifetime: lifetime,
 		})

@@ -20,7 +20,9 @@ import (
 type Registration struct {
 	Description *etree.Element
 	Name, Owner string
-	BaseImage   string // pool digest
+	// OwnerAttributes are the creator's VO attributes: group quotas may count by them.
+	OwnerAttributes []string
+	BaseImage       string // pool digest
 	// KernelImage and InitrdImage are the pool digests of a direct-kernel-boot
 	// workspace's kernel and initrd; "" when not asked for.
 	KernelImage, InitrdImage string
@@ -81,6 +83,9 @@ func (r *SOAPRegistry) Register(ctx context.Context, reg Registration) (key, add
 	body.AddChild(wsa.Detach(reg.Description))
 	body.CreateElement("repo:Name").SetText(reg.Name)
 	body.CreateElement("repo:Owner").SetText(reg.Owner)
+	for _, a := range reg.OwnerAttributes {
+		body.CreateElement("repo:OwnerAttribute").SetText(a)
+	}
 	body.CreateElement("repo:BaseImage").SetText(reg.BaseImage)
 	if reg.KernelImage != "" {
 		body.CreateElement("repo:KernelImage").SetText(reg.KernelImage)

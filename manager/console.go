@@ -9,6 +9,7 @@ import (
 
 	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/wsa"
+	"github.com/vws-grid/vws/policy"
 )
 
 // MaxConsoleRead bounds one Console answer.
@@ -31,6 +32,9 @@ func (m *Manager) Console(ctx context.Context, epr *wsa.EPR, offset int64, max i
 	if err != nil {
 		return ConsoleChunk{}, errdefs.WithAdvice(fmt.Errorf("%w: workspace %s is not deployed on host %s", errdefs.ErrResourceUnknown, key, m.cfg.Host),
 			"ask the manager of the host it is deployed on")
+	}
+	if err := m.authorize(ctx, policy.Inspect, rec); err != nil {
+		return ConsoleChunk{}, err
 	}
 	if max <= 0 || max > MaxConsoleRead {
 		max = MaxConsoleRead

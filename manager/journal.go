@@ -31,6 +31,9 @@ type record struct {
 	Version int    `json:"version"`
 	Key     string `json:"key"`
 	Name    string `json:"name,omitempty"`
+	// Owner is the workspace's owner as its signed manifest names it: later operations
+	// are decided against it.
+	Owner string `json:"owner,omitempty"`
 	// Workspace is the workspace's EPR at the Repository (address and WS-Addressing
 	// version; the key is Key).
 	WorkspaceAddress string `json:"workspaceAddress"`

@@ -9,8 +9,10 @@ import (
 
 	"github.com/vws-grid/vws/internal/cidata"
 	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/identity"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
+	"github.com/vws-grid/vws/policy"
 	"github.com/vws-grid/vws/vmm"
 )
 
@@ -99,7 +101,8 @@ func (m *Manager) Deploy(ctx context.Context, epr *wsa.EPR, initial string) (Res
 	if err := m.journal.put(rec); err != nil {
 		return Result{}, fmt.Errorf("journal: %w", err)
 	}
-	man, err := m.repo.checkOut(ctx, epr, m.cfg.Host, m.selfEPR(epr.Version))
+	caller := identity.From(ctx)
+	man, err := m.repo.checkOut(ctx, epr, m.cfg.Host, m.selfEPR(epr.Version), &caller)
 	if err != nil {
 		switch {
 		case man != nil:
@@ -120,7 +123,7 @@ func (m *Manager) Deploy(ctx context.Context, epr *wsa.EPR, initial string) (Res
 		} // else the reconciler asks again for the lock (if it was taken) and gives it back
 		return Result{}, err
 	}
-	rec.Name, rec.Token, rec.State, rec.StateAtCheckout = man.Name, man.Token, man.State, man.State
+	rec.Name, rec.Owner, rec.Token, rec.State, rec.StateAtCheckout = man.Name, man.Owner, man.Token, man.State, man.State
 	rec.OverlayDigest = man.image("overlay").Digest
 	if mem := man.image("memory"); mem != nil {
 		rec.MemoryDigest = mem.Digest
@@ -369,7 +372,7 @@ func (m *Manager) dropMemory(ctx context.Context, rec *record) error {
 // op runs f on a deployed workspace under its lock.
 func (m *Manager) op(ctx context.Context, epr *wsa.EPR, f func(*record) error) (Result, error) {
 	var res Result
-	err := m.withDeployed(epr, func(rec *record) error {
+	err := m.withDeployed(ctx, epr, policy.Manage, func(rec *record) error {
 		if err := f(rec); err != nil {
 			return err
 		}
@@ -380,8 +383,8 @@ func (m *Manager) op(ctx context.Context, epr *wsa.EPR, f func(*record) error) (
 }
 
 // withDeployed runs f on the journal record of a workspace deployed here, under the
-// workspace's lock.
-func (m *Manager) withDeployed(epr *wsa.EPR, f func(*record) error) error {
+// workspace's lock, once the caller in ctx may do op to it.
+func (m *Manager) withDeployed(ctx context.Context, epr *wsa.EPR, op policy.Operation, f func(*record) error) error {
 	key, err := keyOf(epr)
 	if err != nil {
 		return err
@@ -392,7 +395,19 @@ func (m *Manager) withDeployed(epr *wsa.EPR, f func(*record) error) error {
 	if err != nil {
 		return err
 	}
+	if err := m.authorize(ctx, op, rec); err != nil {
+		return err
+	}
 	return f(rec)
+}
+
+// authorize decides op on a deployed workspace for the caller in ctx, against the
+// owner its signed manifest named.
+func (m *Manager) authorize(ctx context.Context, op policy.Operation, rec *record) error {
+	if m.cfg.Authorize == nil {
+		return nil
+	}
+	return m.cfg.Authorize(ctx, op, policy.Resource{Service: vwsns.ManagerService, Key: rec.Key, Name: rec.Name, Owner: rec.Owner})
 }
 
 func (m *Manager) result(rec *record) Result {

@@ -25,6 +25,7 @@ import (
 	"github.com/vws-grid/vws/internal/describe"
 	"github.com/vws-grid/vws/internal/manifestsig"
 	"github.com/vws-grid/vws/internal/wsa"
+	"github.com/vws-grid/vws/policy"
 )
 
 // ConfigVersion is the layout version of Config.
@@ -53,7 +54,10 @@ type Config struct {
 	// CAs and policy); nil checks signatures for integrity only, without knowing who
 	// signed (a server run with --insecure).
 	ManifestTrust manifestsig.TrustFunc
-	Logger        *slog.Logger
+	// Authorize decides an operation on a deployed workspace (its owner known from the
+	// manifest) for the caller in ctx; nil allows everything.
+	Authorize func(ctx context.Context, op policy.Operation, res policy.Resource) error
+	Logger    *slog.Logger
 }
 
 // Validator checks a workspace description (the manifest's) against the schema: the

@@ -173,7 +173,7 @@ func (m *Manager) apply(ctx context.Context, c change) {
 		if rec.Token == "" {
 			// Died between journal and check-out answer: ask again; the Repository
 			// hands the same host its lock back.
-			man, err := m.repo.checkOut(ctx, workspaceEPR(rec), m.cfg.Host, nil)
+			man, err := m.repo.checkOut(ctx, workspaceEPR(rec), m.cfg.Host, nil, nil)
 			if outcomeUnknown(err) {
 				log.Warn("undo an interrupted deploy: the repository is unreachable; will retry", "err", err)
 				return

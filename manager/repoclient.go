@@ -20,6 +20,7 @@ import (
 	"github.com/vws-grid/vws/internal/client"
 	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/fsutil"
+	"github.com/vws-grid/vws/internal/identity"
 	"github.com/vws-grid/vws/internal/manifestsig"
 	"github.com/vws-grid/vws/internal/transfer"
 	"github.com/vws-grid/vws/internal/vwsns"
@@ -77,11 +78,19 @@ func wsBody(local string) *etree.Element {
 }
 
 // checkOut locks the workspace for this host.
-func (c *repoClient) checkOut(ctx context.Context, epr *wsa.EPR, host string, self *wsa.EPR) (*manifest, error) {
+// user is the caller whose Deploy this serves (the Repository decides whether it may
+// manage the workspace); nil when asking again for a lock this host already holds.
+func (c *repoClient) checkOut(ctx context.Context, epr *wsa.EPR, host string, self *wsa.EPR, user *identity.Identity) (*manifest, error) {
 	body := wsBody("CheckOut")
 	body.CreateElement("vw:Host").SetText(host)
 	if self != nil {
 		self.ChildElement(body, "vw:ManagerReference", "wsa")
+	}
+	if user != nil {
+		body.CreateElement("vw:OnBehalfOf").SetText(user.String())
+		for _, a := range user.Attributes {
+			body.CreateElement("vw:OnBehalfOfAttribute").SetText(a)
+		}
 	}
 	resp, err := c.soap.Invoke(ctx, epr, "CheckOut", body)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/wsa"
+	"github.com/vws-grid/vws/policy"
 )
 
 // Undeploy hands a shut-down, serialized or corrupted workspace back to the
@@ -14,7 +15,7 @@ import (
 // domain and files leave this host.
 func (m *Manager) Undeploy(ctx context.Context, epr *wsa.EPR) (Result, error) {
 	var res Result
-	err := m.withDeployed(epr, func(rec *record) error {
+	err := m.withDeployed(ctx, epr, policy.Manage, func(rec *record) error {
 		switch {
 		case rec.State == stateShutdown, rec.State == stateCorrupted, rec.State == statePaused && rec.Hot:
 		default:

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/beevik/etree"
@@ -17,6 +18,7 @@ import (
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/internal/wsrf"
+	"github.com/vws-grid/vws/policy"
 )
 
 // hostRE is the schema's HostName.
@@ -49,7 +51,11 @@ type Manifest struct {
 // CheckOut locks workspace key for deployment on host and returns its manifest. A
 // workspace is checked out to one host at a time. manager, the EPR of the host's VW
 // Manager, becomes the workspace's vw:managerReference (nil: none).
-func (r *Repository) CheckOut(ctx context.Context, key, host string, manager *wsa.EPR) (*Manifest, error) {
+//
+// user is the grid user the manager acts for: unless the call asks again for a lock
+// this holder already has, the user must be allowed to manage the workspace, and the
+// deployment must fit the owner's running and memory quotas; nil only for that re-ask.
+func (r *Repository) CheckOut(ctx context.Context, key, host string, manager *wsa.EPR, user *identity.Identity) (*Manifest, error) {
 	if !hostRE.MatchString(host) {
 		return nil, errdefs.WithAdvice(fmt.Errorf("%w: host %q is not a host name", errdefs.ErrBadRequest, host), "send the manager's host name")
 	}
@@ -58,7 +64,10 @@ func (r *Repository) CheckOut(ctx context.Context, key, host string, manager *ws
 		holder = id.DN
 	}
 	var m *Manifest
+	release := func() {}
 	err := r.Workspaces.Modify(ctx, key, func(s *wsrf.Snapshot) error {
+		release() // a retried fn must not count twice
+		release = func() {}
 		chain, err := decodeChain(s.Private)
 		if err != nil {
 			return err
@@ -72,6 +81,13 @@ func (r *Repository) CheckOut(ctx context.Context, key, host string, manager *ws
 				"wait until that manager undeploys the workspace")
 		}
 		if !reissue {
+			if user == nil {
+				return errdefs.WithAdvice(fmt.Errorf("%w: CheckOut names no OnBehalfOf user", errdefs.ErrAuthorization),
+					"a manager checks a workspace out for the user whose Deploy it serves: send OnBehalfOf")
+			}
+			if err := r.authorizeFor(ctx, *user, s); err != nil {
+				return err
+			}
 			if err := inRepository(s, "staging"); err != nil {
 				return err
 			}
@@ -107,6 +123,19 @@ func (r *Repository) CheckOut(ctx context.Context, key, host string, manager *ws
 		if err != nil {
 			return err
 		}
+		if !reissue {
+			// The deployment counts as running, with its memory, against the owner's
+			// quotas until it is checked in.
+			owner := identity.Identity{DN: text(s, PropOwner), Attributes: chain.OwnerAttributes}
+			quotas := r.rules().Quotas(owner)
+			mem := memoryMiB(s)
+			rel, err := r.ledger.Reserve(quotas, policy.Usage{Running: 1, MemoryMiB: mem})
+			if err != nil {
+				return err
+			}
+			release = rel
+			chain.RunScopes, chain.RunMemoryMiB = policy.Scopes(quotas), mem
+		}
 		m = &Manifest{Key: key, Name: text(s, PropName), Owner: text(s, PropOwner), Issued: now, Holder: holder, Token: chain.Lock,
 			Description: describeSnapshot(s), Images: imgs, Signed: signed}
 		setText(s, PropDeployment, "staging")
@@ -122,6 +151,7 @@ func (r *Repository) CheckOut(ctx context.Context, key, host string, manager *ws
 		return nil
 	})
 	if err != nil {
+		release()
 		return nil, err
 	}
 	r.audit.Record(ctx, "check-out", key, "done", "host="+host)
@@ -199,6 +229,8 @@ func (r *Repository) CheckIn(ctx context.Context, key string, req CheckInRequest
 	var linked []string          // made by fn: removed if the commit fails
 	var drop []string            // superseded: removed after the commit
 	var dropIfSame []os.FileInfo // pending files: removed after the commit unless replaced meanwhile
+	var ranScopes []string       // the deployment's quota charge, given back after the commit
+	var ranMemory int64
 	err := r.Workspaces.Modify(ctx, key, func(s *wsrf.Snapshot) error {
 		linked, drop, dropIfSame = nil, nil, nil
 		chain, err := decodeChain(s.Private)
@@ -211,6 +243,9 @@ func (r *Repository) CheckIn(ctx context.Context, key string, req CheckInRequest
 				holder = "nobody"
 			}
 			return errdefs.WithAdvice(&errdefs.LockedError{Holder: holder}, "only the manager that checked the workspace out may check it in, with its lock token")
+		}
+		if err := heldByCaller(ctx, s); err != nil {
+			return err
 		}
 		if chain.OverlayDigest == "" { // a record from before the digest was kept
 			if chain.OverlayDigest, chain.OverlaySize, err = fileDigest(filepath.Join(dir, chain.Overlay)); err != nil {
@@ -288,6 +323,8 @@ func (r *Repository) CheckIn(ctx context.Context, key string, req CheckInRequest
 			}
 		}
 		chain.Lock = ""
+		ranScopes, ranMemory = chain.RunScopes, chain.RunMemoryMiB
+		chain.RunScopes, chain.RunMemoryMiB = nil, 0
 		if err := r.seal(ctx, s, chain); err != nil {
 			return fmt.Errorf("sign the checked-in manifest: %w", err)
 		}
@@ -310,6 +347,7 @@ func (r *Repository) CheckIn(ctx context.Context, key string, req CheckInRequest
 		}
 		return "", time.Time{}, err
 	}
+	r.ledger.Add(ranScopes, policy.Usage{Running: -1, MemoryMiB: -ranMemory})
 	for _, f := range drop {
 		if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
 			r.log.Warn("check-in: could not remove a superseded file; the next start removes it", "key", key, "file", f, "err", err)
@@ -340,6 +378,9 @@ func (r *Repository) ReportState(ctx context.Context, key, token, host, state, d
 	err := r.Workspaces.Modify(ctx, key, func(s *wsrf.Snapshot) error {
 		chain, err := decodeChain(s.Private)
 		if err != nil {
+			return err
+		}
+		if err := heldByCaller(ctx, s); err != nil {
 			return err
 		}
 		if chain.Lock == "" || chain.Lock != token || text(s, PropHost) != host {
@@ -383,7 +424,19 @@ func (r *Repository) checkOutHandler(ctx context.Context, req *container.Request
 				"send the manager's endpoint reference (wsa:Address and its reference parameters), or leave ManagerReference out")
 		}
 	}
-	m, err := r.CheckOut(ctx, key, childText(req.Payload, vwsns.Workspace, "Host"), manager)
+	var user *identity.Identity
+	if dn := childText(req.Payload, vwsns.Workspace, "OnBehalfOf"); dn != "" {
+		user = &identity.Identity{DN: dn}
+		if dn == identity.Anonymous.String() { // a Deploy over plain HTTP
+			user.DN = ""
+		}
+		for _, c := range req.Payload.ChildElements() {
+			if c.Tag == "OnBehalfOfAttribute" && c.NamespaceURI() == vwsns.Workspace {
+				user.Attributes = append(user.Attributes, strings.TrimSpace(c.Text()))
+			}
+		}
+	}
+	m, err := r.CheckOut(ctx, key, childText(req.Payload, vwsns.Workspace, "Host"), manager, user)
 	if err != nil {
 		return nil, err
 	}
@@ -447,4 +500,18 @@ func (r *Repository) reportStateHandler(ctx context.Context, req *container.Requ
 	out.CreateElement("r:Deployment").SetText(dep)
 	out.CreateElement("r:LastModified").SetText(wsrf.FormatTime(at))
 	return out, nil
+}
+
+// heldByCaller refuses an authenticated host that is not the one the workspace is
+// checked out to: a manager touches only its own check-outs, whatever token it has.
+func heldByCaller(ctx context.Context, s *wsrf.Snapshot) error {
+	id := identity.From(ctx)
+	if id.IsAnonymous() {
+		return nil // plain HTTP (--insecure): the lock token alone decides
+	}
+	if holder := text(s, PropLockHolder); holder != id.DN {
+		return errdefs.WithAdvice(fmt.Errorf("%w: workspace %s is checked out to %s, not to %s", errdefs.ErrAuthorization, s.Key, holder, id.DN),
+			"only the manager holding the workspace may report on it, fetch its files or check it in")
+	}
+	return nil
 }

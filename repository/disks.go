@@ -44,6 +44,13 @@ type diskChain struct {
 	// Seal is the signed vw:Manifest of the images above, made when they last changed;
 	// "" for a record from before manifests were signed (sealed at its next check-out).
 	Seal string `json:"seal,omitempty"`
+	// OwnerAttributes are the creator's VO attributes; QuotaScopes the quota counts
+	// the workspace is charged to (policy.Scopes); RunScopes and RunMemoryMiB what a
+	// check-out charged, given back at check-in or destroy.
+	OwnerAttributes []string `json:"ownerAttributes,omitempty"`
+	QuotaScopes     []string `json:"quotaScopes,omitempty"`
+	RunScopes       []string `json:"runScopes,omitempty"`
+	RunMemoryMiB    int64    `json:"runMemoryMiB,omitempty"`
 }
 
 // layer is a frozen overlay shared by a workspace and its clones.

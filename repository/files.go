@@ -145,6 +145,9 @@ func (r *Repository) checkLock(ctx context.Context, s *wsrf.Snapshot, token stri
 		return nil, httpErr(http.StatusForbidden, "the %s is not the lock of workspace %s (held by %s on %s): send the token CheckOut returned, or check the workspace out again after it is checked in",
 			LockTokenHeader, s.Key, text(s, PropLockHolder), text(s, PropHost))
 	}
+	if err := heldByCaller(ctx, s); err != nil {
+		return nil, httpErr(http.StatusForbidden, "%v", err)
+	}
 	return chain, nil
 }
 

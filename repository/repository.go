@@ -21,6 +21,7 @@ import (
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/internal/wsrf"
+	"github.com/vws-grid/vws/policy"
 	"github.com/vws-grid/vws/repository/imagepool"
 )
 
@@ -84,6 +85,11 @@ type Config struct {
 	Audit       Auditor
 	// Signer signs every workspace manifest; required.
 	Signer ManifestSigner
+	// Policy holds the quotas and decides for the users managers act for; nil: no
+	// quotas, every user may manage every workspace.
+	Policy Policy
+	// Auditor, when set, records the decisions made for users managers act for.
+	Decisions DecisionAuditor
 	Logger *slog.Logger
 	Now         func() time.Time
 }
@@ -95,6 +101,9 @@ type Repository struct {
 	pool       ImagePool
 	audit      Auditor
 	signer     ManifestSigner
+	policy     Policy
+	decisions  DecisionAuditor
+	ledger     *policy.Ledger
 	log        *slog.Logger
 	now        func() time.Time
 
@@ -116,7 +125,8 @@ func New(ctx context.Context, cfg Config) (*Repository, error) {
 	if cfg.Signer == nil {
 		return nil, fmt.Errorf("repository: no manifest signer configured")
 	}
-	r := &Repository{dir: cfg.Dir, pool: cfg.Pool, audit: cfg.Audit, signer: cfg.Signer, log: cfg.Logger, now: cfg.Now, names: map[string]string{}}
+	r := &Repository{dir: cfg.Dir, pool: cfg.Pool, audit: cfg.Audit, signer: cfg.Signer, log: cfg.Logger, now: cfg.Now, names: map[string]string{},
+		policy: cfg.Policy, decisions: cfg.Decisions, ledger: policy.NewLedger()}
 	if r.audit == nil {
 		r.audit = nopAudit{}
 	}
@@ -154,6 +164,7 @@ func New(ctx context.Context, cfg Config) (*Repository, error) {
 		home.Close()
 		return nil, fmt.Errorf("repository start-up sweep: %w", err)
 	}
+	r.rebuildLedger(ctx)
 	return r, nil
 }
 
@@ -178,7 +189,7 @@ func (r *Repository) writable(s *wsrf.Snapshot, q wsa.QName) error {
 }
 
 // WorkspaceService builds the per-workspace WS-Resource service.
-func (r *Repository) WorkspaceService(contract fs.FS, lt wsrf.LifetimePolicy, authz Authorizer) (*container.Service, error) {
+func (r *Repository) WorkspaceService(contract fs.FS, lt wsrf.LifetimePolicy) (*container.Service, error) {
 	svc, err := container.NewService(contract, "wsdl", vwsns.WorkspaceService, vwsns.WorkspaceKey)
 	if err != nil {
 		return nil, err
@@ -186,7 +197,7 @@ func (r *Repository) WorkspaceService(contract fs.FS, lt wsrf.LifetimePolicy, au
 	wsrf.HandleProperties(svc, r.Workspaces)
 	wsrf.HandleModify(svc, r.Workspaces)
 	wsrf.HandleLifetime(svc, r.Workspaces, r.now)
-	svc.Handle("Clone", r.clone(lt, authz))
+	svc.Handle("Clone", r.clone(lt))
 	svc.Handle("CheckOut", r.checkOutHandler)
 	svc.Handle("CheckIn", r.checkInHandler)
 	svc.Handle("ReportState", r.reportStateHandler)
@@ -231,4 +242,13 @@ func (r *Repository) RepositoryService(contract fs.FS, version string) (*contain
 	svc.Handle("ListImages", r.listImages)
 	svc.Handle("RegisterWorkspace", r.registerWorkspace)
 	return svc, nil
+}
+
+// Owner returns workspace key's owner and name, for authorization.
+func (r *Repository) Owner(ctx context.Context, key string) (owner, name string, err error) {
+	err = r.Workspaces.View(ctx, key, func(s *wsrf.Snapshot) error {
+		owner, name = text(s, PropOwner), text(s, PropName)
+		return nil
+	})
+	return owner, name, err
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/identity"
 	"github.com/vws-grid/vws/internal/manifestsig"
 	"github.com/vws-grid/vws/internal/wsrf"
 )
@@ -20,7 +21,7 @@ func TestManifestSealedAtCreateAndCheckedAtCheckOut(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	key := f.create("sealed", f.kernel, "")
-	m, err := f.r.CheckOut(ctx, key, "node1", nil)
+	m, err := f.r.CheckOut(ctx, key, "node1", nil, &tester)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +52,7 @@ func TestManifestSealedAtCreateAndCheckedAtCheckOut(t *testing.T) {
 	}
 	fh.Write([]byte("tampered"))
 	fh.Close()
-	_, err = f.r.CheckOut(ctx, key, "node1", nil)
+	_, err = f.r.CheckOut(ctx, key, "node1", nil, &tester)
 	if !errors.Is(err, errdefs.ErrImageIntegrity) || !strings.Contains(err.Error(), "changed in the repository's store") {
 		t.Fatalf("check-out after the overlay changed: %v", err)
 	}
@@ -74,7 +75,7 @@ func TestManifestSealedAtCreateAndCheckedAtCheckOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.reopen()
-	_, err = f.r.CheckOut(ctx, key2, "node1", nil)
+	_, err = f.r.CheckOut(ctx, key2, "node1", nil, &tester)
 	if !errors.Is(err, errdefs.ErrImageIntegrity) || !strings.Contains(err.Error(), "no longer matches its signed manifest") {
 		t.Fatalf("check-out after the record changed: %v", err)
 	}
@@ -90,7 +91,7 @@ func TestManifestResealedByCloneAndCheckIn(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range []string{key, c.Key} {
-		m, err := f.r.CheckOut(ctx, k, "node1", nil)
+		m, err := f.r.CheckOut(ctx, k, "node1", nil, &tester)
 		if err != nil {
 			t.Fatalf("check out %s after the clone: %v", k, err)
 		}
@@ -106,3 +107,6 @@ func TestManifestResealedByCloneAndCheckIn(t *testing.T) {
 		}
 	}
 }
+
+// tester is the user the tests' check-outs act for (no policy: allowed everything).
+var tester = identity.Identity{DN: "/O=Grid/OU=vws/CN=tester"}

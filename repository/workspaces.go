@@ -12,10 +12,12 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/identity"
 	"github.com/vws-grid/vws/internal/qcow2"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/internal/wsrf"
+	"github.com/vws-grid/vws/policy"
 	"github.com/vws-grid/vws/repository/imagepool"
 )
 
@@ -36,6 +38,8 @@ type CreateSpec struct {
 	KernelImage, InitrdImage string
 	Termination              time.Time
 	RequestedLifetime        time.Duration
+	// OwnerAttributes are the creator's VO attributes (group quotas may count by them).
+	OwnerAttributes []string
 }
 
 // Created is what Create and Clone return.
@@ -77,19 +81,25 @@ func (r *Repository) Create(ctx context.Context, spec CreateSpec) (*Created, err
 	if spec.Name == "" {
 		spec.Name = "ws-" + key[:12]
 	}
+	scopes, release, err := r.reserveWorkspace(identity.Identity{DN: spec.Owner, Attributes: spec.OwnerAttributes}, spec.Termination.Sub(r.now()))
+	if err != nil {
+		return nil, err
+	}
 	if err := r.reserveName(spec.Name, key); err != nil {
+		release()
 		return nil, err
 	}
 	ok := false
 	defer func() {
 		if !ok {
 			r.releaseName(spec.Name, key)
+			release()
 		}
 	}()
 	// Hold keeps the image from being removed between finding its blob and committing
 	// the workspace that stands on it.
 	var img imagepool.Image
-	err := r.pool.Hold(ctx, spec.BaseImage, func(held imagepool.Image, basePath string) error {
+	err = r.pool.Hold(ctx, spec.BaseImage, func(held imagepool.Image, basePath string) error {
 		img = held
 		// The hold covers the kernel and initrd too: no removal runs until the commit.
 		for _, ref := range []*string{&spec.KernelImage, &spec.InitrdImage} {
@@ -105,7 +115,7 @@ func (r *Repository) Create(ctx context.Context, spec CreateSpec) (*Created, err
 			}
 			*ref = boot.Digest
 		}
-		return r.createOn(ctx, key, spec, img, basePath)
+		return r.createOn(ctx, key, spec, img, basePath, scopes)
 	})
 	if err != nil {
 		return nil, err
@@ -117,11 +127,11 @@ func (r *Repository) Create(ctx context.Context, spec CreateSpec) (*Created, err
 }
 
 // createOn makes workspace key's overlay on the base image at basePath and commits it.
-func (r *Repository) createOn(ctx context.Context, key string, spec CreateSpec, img imagepool.Image, basePath string) error {
+func (r *Repository) createOn(ctx context.Context, key string, spec CreateSpec, img imagepool.Image, basePath string, scopes []string) error {
 	// qcow2 sizes are whole sectors; round a raw base up as qemu-img does.
 	vsize := (img.VirtualSize + 511) &^ 511
 	chain := &diskChain{Version: chainVersion, Base: img.Digest, BaseFormat: img.Format, VirtualSize: vsize, Overlay: overlayName(1),
-		Kernel: spec.KernelImage, Initrd: spec.InitrdImage}
+		Kernel: spec.KernelImage, Initrd: spec.InitrdImage, OwnerAttributes: spec.OwnerAttributes, QuotaScopes: scopes}
 	dir := r.workspaceDir(key)
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return fmt.Errorf("%w: workspace directory: %w", errdefs.ErrCreation, err)
@@ -258,14 +268,20 @@ func (r *Repository) Clone(ctx context.Context, key, name, owner string, termina
 	if name == "" {
 		name = "ws-" + cloneKey[:12]
 	}
+	caller := identity.From(ctx)
+	scopes, release, err := r.reserveWorkspace(caller, termination.Sub(r.now()))
+	if err != nil {
+		return nil, err
+	}
 	if err := r.reserveName(name, cloneKey); err != nil {
+		release()
 		return nil, err
 	}
 	r.layersMu.RLock()
 	defer r.layersMu.RUnlock()
 	var oldOverlay, srcNew, layerFile string
 	cloneCreated := false
-	err := r.Workspaces.Modify(ctx, key, func(s *wsrf.Snapshot) (err error) {
+	err = r.Workspaces.Modify(ctx, key, func(s *wsrf.Snapshot) (err error) {
 		if err := inRepository(s, "cloned"); err != nil {
 			return err
 		}
@@ -307,6 +323,7 @@ func (r *Repository) Clone(ctx context.Context, key, name, owner string, termina
 		// one machine twice. Its disk is what the source's was when it was saved.
 		cloneChain.Memory, cloneChain.MemoryDigest, cloneChain.MemorySize = "", "", 0
 		cloneChain.OverlayDigest, cloneChain.OverlaySize = "", 0
+		cloneChain.OwnerAttributes, cloneChain.QuotaScopes, cloneChain.RunScopes, cloneChain.RunMemoryMiB = caller.Attributes, scopes, nil, 0
 		if err := qcow2.CreateOverlay(filepath.Join(cloneDir, cloneChain.Overlay), layerFile, "qcow2", chain.VirtualSize); err != nil {
 			return fmt.Errorf("%w: clone overlay: %w", errdefs.ErrCreation, err)
 		}
@@ -369,6 +386,7 @@ func (r *Repository) Clone(ctx context.Context, key, name, owner string, termina
 			os.Remove(layerFile)
 		}
 		r.releaseName(name, cloneKey)
+		release()
 		return nil, err
 	}
 	// The old overlay's inode lives on as the layer; drop its workspace name.
@@ -394,6 +412,10 @@ func (r *Repository) beforeDestroy(ctx context.Context, s *wsrf.Snapshot) error 
 func (r *Repository) afterDestroy(s *wsrf.Snapshot) {
 	if n := text(s, PropName); n != "" {
 		r.releaseName(n, s.Key)
+	}
+	if chain, err := decodeChain(s.Private); err == nil {
+		r.ledger.Add(chain.QuotaScopes, policy.Usage{Workspaces: -1})
+		r.ledger.Add(chain.RunScopes, policy.Usage{Running: -1, MemoryMiB: -chain.RunMemoryMiB})
 	}
 	if err := os.RemoveAll(r.workspaceDir(s.Key)); err != nil {
 		r.log.Error("remove destroyed workspace's files", "key", s.Key, "err", err)

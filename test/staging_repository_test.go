@@ -97,16 +97,19 @@ func stagingCheckOut(t *testing.T, epr *wsa.EPR, host string, mgr *wsa.EPR) stag
 	if mgr != nil {
 		mgr.ChildElement(body, "vw:ManagerReference", "wsa")
 	}
+	body.CreateElement("vw:OnBehalfOf").SetText("/O=Grid/OU=vws/CN=tester")
 	resp, err := client.New(nil).Invoke(context.Background(), epr, "CheckOut", body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := stagedManifest{el: resp, Token: resp.FindElement("Manifest/Lock/Token").Text()}
+	m := stagedManifest{el: resp, Token: resp.FindElement("Lock/Token").Text()}
+	base, _ := url.Parse(epr.Address)
 	for _, img := range resp.FindElements("Manifest/Image") {
 		si := stagedImage{Role: img.SelectElement("Role").Text(), Digest: img.SelectElement("Digest").Text()}
 		si.Size, _ = strconv.ParseInt(img.SelectElement("SizeBytes").Text(), 10, 64)
 		if l := img.SelectElement("Location"); l != nil {
-			si.Location = l.Text()
+			loc, _ := url.Parse(l.Text())
+			si.Location = base.ResolveReference(loc).String()
 		}
 		m.Images = append(m.Images, si)
 	}

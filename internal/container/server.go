@@ -40,6 +40,9 @@ type Config struct {
 	Metrics *Metrics
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Authorize decides, before its handler runs, whether the caller in ctx may make
+	// the request; nil allows everything.
+	Authorize func(ctx context.Context, req *Request) error
 }
 
 // Container serves SOAP services over HTTP.
@@ -173,6 +176,12 @@ func (c *Container) serveSOAP(w http.ResponseWriter, r *http.Request, svc *Servi
 	ctx := context.WithValue(identity.With(r.Context(), identity.FromRequest(r)), requestKey{}, req)
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.HandlerTimeout)
 	defer cancel()
+	if c.cfg.Authorize != nil {
+		if err := c.cfg.Authorize(ctx, req); err != nil {
+			c.fail(w, r, cl, http.StatusInternalServerError, err, "")
+			return
+		}
+	}
 	body, err := c.invoke(ctx, svc, req)
 	if err != nil {
 		c.fail(w, r, cl, http.StatusInternalServerError, err, "")

@@ -20,6 +20,7 @@ import (
 
 	"github.com/vws-grid/vws/factory"
 	"github.com/vws-grid/vws/internal/audit"
+	"github.com/vws-grid/vws/internal/authz"
 	"github.com/vws-grid/vws/internal/client"
 	"github.com/vws-grid/vws/internal/container"
 	"github.com/vws-grid/vws/internal/contract"
@@ -52,9 +53,11 @@ type Config struct {
 	MaxBodyBytes int64
 	// Factory is what the Factory offers.
 	Factory factory.Config
-	// PolicyFile holds the allow/deny rules; empty: every caller may do everything
-	// (logged as a warning at start).
+	// PolicyFile holds the rules (policy package); empty with GridMapFile empty: every
+	// caller may do everything (logged as a warning at start). Both reload on change.
 	PolicyFile string
+	// GridMapFile maps DNs to local accounts (Globus grid-mapfile); optional.
+	GridMapFile string
 	// HostCertFile and HostKeyFile are the host's X.509 certificate (chain) and key:
 	// the Repository signs manifests with them. Empty: a key of its own in DataDir/keys.
 	HostCertFile, HostKeyFile string
@@ -88,6 +91,7 @@ type Server struct {
 	db         *store.DB
 	Manager    *manager.Manager
 	hv         *lazyHypervisor
+	policy     *policy.Engine
 }
 
 // New opens the store and builds every configured role's services.
@@ -131,21 +135,21 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}()
 
-	rules := policy.AllowAll
-	if cfg.PolicyFile != "" {
-		if rules, err = policy.Load(cfg.PolicyFile); err != nil {
-			return nil, err
-		}
-	} else {
+	s.policy, err = policy.NewEngine(cfg.PolicyFile, cfg.GridMapFile, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.PolicyFile == "" && cfg.GridMapFile == "" {
 		cfg.Logger.Warn("no policy file: every caller may do everything (pass --policy FILE)")
 	}
 	if s.validator, err = describe.NewValidator(); err != nil {
 		return nil, err
 	}
 	auditLog := audit.New(db.SQL(), cfg.Logger)
+	az := &authz.Authorizer{Policy: s.policy, Audit: auditLog}
 	s.baseURL.Store("")
 	deps := &factory.Deps{
-		Policy: rules, Validator: s.validator, Audit: auditLog, Now: cfg.Now,
+		Validator: s.validator, Audit: auditLog, Now: cfg.Now,
 		Registry: &factory.SOAPRegistry{Client: client.New(nil), URL: s.BaseURL},
 	}
 	lifetimes := wsrf.LifetimePolicy{Default: cfg.Factory.DefaultLifetime, Maximum: cfg.Factory.MaximumLifetime, Refuse: cfg.Factory.RefuseLongLifetimes}
@@ -172,14 +176,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		s.Repository, err = repository.New(ctx, repository.Config{
 			Dir: cfg.DataDir, MaxLifetime: cfg.Factory.MaximumLifetime, Store: db, Pool: pool,
-			Audit: auditLog, Signer: signer, Logger: cfg.Logger, Now: cfg.Now,
+			Audit: auditLog, Signer: signer, Policy: s.policy, Decisions: auditLog, Logger: cfg.Logger, Now: cfg.Now,
 		})
 		if err != nil {
 			return nil, err
 		}
 		pool.SetInUse(s.Repository.InUse)
 		s.images = pool
-		if err := add(s.Repository.WorkspaceService(cf, lifetimes, deps)); err != nil {
+		if err := add(s.Repository.WorkspaceService(cf, lifetimes)); err != nil {
 			return nil, err
 		}
 		if err := add(s.Repository.RepositoryService(cf, Version)); err != nil {
@@ -199,7 +203,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.Manager, err = manager.New(manager.Config{
 			Dir: filepath.Join(cfg.DataDir, "manager"), Host: cfg.Manager.Host, GracePeriod: cfg.Manager.GracePeriod,
 			Self:   func() string { return s.BaseURL() + "/wsrf/services/WorkspaceManagerService" },
-			Logger: cfg.Logger,
+			Authorize: az.Check, Logger: cfg.Logger,
 		}, s.hv, s.validator)
 		if err != nil {
 			return nil, err
@@ -208,23 +212,37 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
+	if s.Repository != nil {
+		az.Owners = s.Repository
+	}
 	c, err := container.New(container.Config{
 		MaxBodyBytes: cfg.MaxBodyBytes, Logger: cfg.Logger, ContractFS: cf,
-		Metrics: container.NewMetrics(reg), Now: cfg.Now,
+		Metrics: container.NewMetrics(reg), Now: cfg.Now, Authorize: az.Authorize,
 	}, services...)
 	if err != nil {
 		return nil, err
 	}
-	c.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	inspect := func(*http.Request) []policy.Operation { return []policy.Operation{policy.Inspect} }
+	c.Handle("/metrics", az.HTTP("metrics", inspect, promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 	if s.images != nil {
-		c.Handle("/images", s.images)
-		c.Handle("/images/", s.images)
+		// Reading the pool is for users and hosts (managers stage from it); changing it
+		// is the site's.
+		images := az.HTTP("images", func(r *http.Request) []policy.Operation {
+			if r.Method == http.MethodGet || r.Method == http.MethodHead {
+				return []policy.Operation{policy.Inspect, policy.Host}
+			}
+			return []policy.Operation{policy.Admin}
+		}, s.images)
+		c.Handle("/images", images)
+		c.Handle("/images/", images)
 	}
 	if s.Repository != nil {
-		c.Handle("/workspaces/", s.Repository.FilesHandler())
+		// Hosts only; the Repository also wants the lock token and the lock holder.
+		c.Handle("/workspaces/", az.HTTP("workspace-files", func(*http.Request) []policy.Operation { return []policy.Operation{policy.Host} },
+			s.Repository.FilesHandler()))
 	}
 	if s.Manager != nil {
-		c.Handle("/manager/staging/", s.Manager.ProgressHandler())
+		c.Handle("/manager/staging/", az.HTTP("staging", inspect, s.Manager.ProgressHandler()))
 	}
 	c.Handle("/healthz", http.HandlerFunc(s.healthz))
 	s.handler = c
@@ -277,6 +295,9 @@ func (s *Server) Close() {
 	}
 	if s.validator != nil {
 		s.validator.Close()
+	}
+	if s.policy != nil {
+		s.policy.Close()
 	}
 	if s.db != nil {
 		s.db.Close()

@@ -672,6 +672,11 @@ type RegisterWorkspace struct {
 
 	Owner *Principal `xml:"Owner,omitempty" json:"Owner,omitempty"`
 
+	// The creator's VO attributes (FQANs such as
+	// /atlas/Role=production), as the Factory authenticated them: group quotas
+	// may count by them. Accepted only from callers policy allows as hosts.
+	OwnerAttribute string `xml:"OwnerAttribute,omitempty" json:"OwnerAttribute,omitempty"`
+
 	BaseImage *Digest `xml:"BaseImage,omitempty" json:"BaseImage,omitempty"`
 
 	// The pool image sw:kernel/sw:image names (direct kernel

@@ -665,6 +665,15 @@ type CheckOut struct {
 	ManagerReference *EndpointReferenceContainerType `xml:"ManagerReference,omitempty" json:"ManagerReference,omitempty"`
 
 	LockDuration *Duration `xml:"LockDuration,omitempty" json:"LockDuration,omitempty"`
+
+	// The grid user whose Deploy this check-out serves: the
+	// Repository decides, under its own policy, whether that user may manage the
+	// workspace (owner, share rule or admin) and whether the deployment fits the
+	// owner's running and memory quotas, before it locks anything. Required
+	// except when a manager asks again for a lock it already holds.
+	OnBehalfOf *Principal `xml:"OnBehalfOf,omitempty" json:"OnBehalfOf,omitempty"`
+
+	OnBehalfOfAttribute string `xml:"OnBehalfOfAttribute,omitempty" json:"OnBehalfOfAttribute,omitempty"`
 }
 
 type CheckOutResponse struct {

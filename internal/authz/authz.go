@@ -1,0 +1,148 @@
+// Package authz applies site policy to every request: it names the class of each
+// operation, finds the workspace a request acts on and its owner, asks the policy,
+// and appends the decision to the audit log. The container calls it before any
+// handler runs, so an operation nobody mapped cannot slip through: it is admin-only.
+package authz
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/vws-grid/vws/internal/container"
+	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/identity"
+	"github.com/vws-grid/vws/internal/vwsns"
+	"github.com/vws-grid/vws/policy"
+)
+
+// Policy is the current rules (reloaded on change by policy.Engine).
+type Policy interface {
+	Rules() *policy.Rules
+}
+
+// Auditor appends decisions to the tamper-evident log.
+type Auditor interface {
+	RecordDecision(ctx context.Context, operation, resource string, allowed bool, rule, detail string)
+}
+
+// Owners finds a workspace's owner and name by key.
+type Owners interface {
+	Owner(ctx context.Context, key string) (owner, name string, err error)
+}
+
+// Authorizer decides and audits.
+type Authorizer struct {
+	Policy Policy
+	Audit  Auditor
+	// Owners is the Repository, where it runs in this process; nil elsewhere.
+	Owners Owners
+}
+
+// classes maps service → operation → class. Operations missing here are admin-only.
+var classes = map[string]map[string]policy.Operation{
+	vwsns.FactoryService: {
+		"Create": policy.Create,
+	},
+	vwsns.WorkspaceService: {
+		"Destroy": policy.Manage, "SetTerminationTime": policy.Manage, "SetResourceProperties": policy.Manage,
+		"Subscribe": policy.Inspect, "Clone": policy.Create,
+		"CheckOut": policy.Host, "CheckIn": policy.Host, "ReportState": policy.Host,
+	},
+	vwsns.RepositoryService: {
+		"ListImages": policy.Inspect, "ListWorkspaces": policy.Inspect, "RegisterWorkspace": policy.Host,
+	},
+	vwsns.ManagerService: {
+		"Deploy": policy.Manage, "Start": policy.Manage, "Pause": policy.Manage, "Unpause": policy.Manage,
+		"Shutdown": policy.Manage, "Undeploy": policy.Manage, "Console": policy.Inspect,
+	},
+}
+
+// readOnly are the WS-ResourceProperties reads every service answers.
+var readOnly = map[string]bool{
+	"GetResourceProperty": true, "GetMultipleResourceProperties": true, "QueryResourceProperties": true,
+	"GetResourcePropertyDocument": true,
+}
+
+// Class is the policy class of service's operation.
+func Class(service, operation string) policy.Operation {
+	if readOnly[operation] {
+		return policy.Inspect
+	}
+	if c, ok := classes[service][operation]; ok {
+		return c
+	}
+	return policy.Admin
+}
+
+// Authorize is the container's hook: the class check for every request, and the
+// owner check for a request addressed to a workspace. A Clone needs create rights and
+// the right to read its source.
+func (a *Authorizer) Authorize(ctx context.Context, req *container.Request) error {
+	svc, op := req.Service.Name, req.Operation.Name
+	res := policy.Resource{Service: svc, Action: op}
+	class := Class(svc, op)
+	if key, ok := req.ResourceKey(); ok && svc == vwsns.WorkspaceService && class != policy.Host && a.Owners != nil {
+		owner, name, err := a.Owners.Owner(ctx, key)
+		if errors.Is(err, errdefs.ErrResourceUnknown) {
+			// Unknown keys get the same fault for everyone; the handler gives it.
+			return a.Check(ctx, class, res)
+		}
+		if err != nil {
+			return err
+		}
+		res.Key, res.Name, res.Owner = key, name, owner
+		if class == policy.Create {
+			if err := a.Check(ctx, policy.Inspect, res); err != nil {
+				return err
+			}
+			return a.Check(ctx, policy.Create, policy.Resource{Service: svc, Action: op})
+		}
+	}
+	return a.Check(ctx, class, res)
+}
+
+// Check decides op on res for the caller in ctx and audits the decision.
+func (a *Authorizer) Check(ctx context.Context, op policy.Operation, res policy.Resource) error {
+	d, err := a.Policy.Rules().Authorize(ctx, op, res)
+	what := res.Key
+	if what == "" {
+		what = res.Service
+	}
+	a.Audit.RecordDecision(ctx, string(op)+" "+res.Action, what, d.Allowed, d.Rule, "")
+	return err
+}
+
+// CheckAs decides op on res for caller (a manager acting for the user it names).
+func (a *Authorizer) CheckAs(ctx context.Context, caller identity.Identity, op policy.Operation, res policy.Resource) error {
+	return a.Check(identity.With(ctx, caller), op, res)
+}
+
+// HTTP guards a plain HTTP endpoint (image pool, workspace files): classesOf gives
+// the classes that admit a request (by method; any one suffices), and a denial is
+// answered 403 with the reason.
+func (a *Authorizer) HTTP(service string, classesOf func(*http.Request) []policy.Operation, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := identity.With(r.Context(), identity.FromRequest(r))
+		res := policy.Resource{Service: service, Action: r.Method}
+		var err error
+		for _, op := range classesOf(r) {
+			d, derr := a.Policy.Rules().Authorize(ctx, op, res)
+			if err = derr; d.Allowed {
+				a.Audit.RecordDecision(ctx, string(op)+" "+r.Method, r.URL.Path, true, d.Rule, "")
+				break
+			}
+			a.Audit.RecordDecision(ctx, string(op)+" "+r.Method, r.URL.Path, false, d.Rule, "")
+		}
+		if err != nil {
+			msg := err.Error()
+			if adv := errdefs.Advice(err); adv != "" {
+				msg += "; " + adv
+			}
+			http.Error(w, fmt.Sprintf("forbidden: %s", msg), http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r.WithContext(ctx))
+	})
+}

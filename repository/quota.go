@@ -1,0 +1,99 @@
+package repository
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vws-grid/vws/internal/identity"
+	"github.com/vws-grid/vws/internal/vwsns"
+	"github.com/vws-grid/vws/internal/wsrf"
+	"github.com/vws-grid/vws/policy"
+)
+
+// Policy is the site's current rules: quotas and decisions for the users a host acts for.
+type Policy interface {
+	Rules() *policy.Rules
+}
+
+// Quotas are counted here, where workspaces are made and checked out: the ledger
+// reserves atomically, so concurrent requests cannot together pass a limit. A
+// workspace counts against the scopes that applied when it was created (kept in its
+// chain, so a destroy gives back to the same counts); a deployment counts as running,
+// with its memory, from check-out to check-in.
+
+func (r *Repository) rules() *policy.Rules {
+	if r.policy == nil {
+		return policy.AllowAll
+	}
+	return r.policy.Rules()
+}
+
+// reserveWorkspace charges one workspace of lifetime to owner's quotas.
+func (r *Repository) reserveWorkspace(owner identity.Identity, lifetime time.Duration) (scopes []string, release func(), err error) {
+	quotas := r.rules().Quotas(owner)
+	if err := policy.CheckLifetime(quotas, lifetime); err != nil {
+		return nil, nil, err
+	}
+	release, err = r.ledger.Reserve(quotas, policy.Usage{Workspaces: 1})
+	if err != nil {
+		return nil, nil, err
+	}
+	return policy.Scopes(quotas), release, nil
+}
+
+// rebuildLedger counts the stored workspaces after a start.
+func (r *Repository) rebuildLedger(ctx context.Context) {
+	for _, key := range r.Workspaces.Keys() {
+		r.Workspaces.View(ctx, key, func(s *wsrf.Snapshot) error {
+			chain, err := decodeChain(s.Private)
+			if err != nil {
+				return nil
+			}
+			r.ledger.Add(chain.QuotaScopes, policy.Usage{Workspaces: 1})
+			if len(chain.RunScopes) > 0 {
+				r.ledger.Add(chain.RunScopes, policy.Usage{Running: 1, MemoryMiB: chain.RunMemoryMiB})
+			}
+			return nil
+		})
+	}
+}
+
+// memoryMiB is the RAM a workspace asks for: its size, else its maximum, else its
+// minimum (what a manager may grant at most).
+func memoryMiB(s *wsrf.Snapshot) int64 {
+	hw := s.Property(PropHardware)
+	if hw == nil {
+		return 0
+	}
+	for _, c := range hw.ChildElements() {
+		if c.Tag != "RAM" || c.NamespaceURI() != vwsns.Hardware {
+			continue
+		}
+		for _, name := range []string{"size", "maximum", "minimum"} {
+			if v := c.SelectElement(name); v != nil {
+				if n, err := strconv.ParseInt(strings.TrimSpace(v.Text()), 10, 64); err == nil {
+					return n
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// DecisionAuditor appends authorization decisions to the audit log.
+type DecisionAuditor interface {
+	RecordDecision(ctx context.Context, operation, resource string, allowed bool, rule, detail string)
+}
+
+// authorizeFor decides whether user, for whom a manager checks the workspace out, may
+// manage it, and audits the decision.
+func (r *Repository) authorizeFor(ctx context.Context, user identity.Identity, s *wsrf.Snapshot) error {
+	res := policy.Resource{Service: vwsns.WorkspaceService, Action: "CheckOut", Key: s.Key, Name: text(s, PropName), Owner: text(s, PropOwner)}
+	d, err := r.rules().Authorize(identity.With(ctx, user), policy.Manage, res)
+	if r.decisions != nil {
+		r.decisions.RecordDecision(identity.With(ctx, user), "manage CheckOut", s.Key, d.Allowed, d.Rule, "for host "+identity.From(ctx).String())
+	}
+	return err
+}
