@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vws-grid/vws/internal/identity"
+	"github.com/vws-grid/vws/internal/pki/certext"
 )
 
 type fixture struct {
@@ -418,4 +419,14 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// FromChain runs on every request: an ordinary certificate must cost no allocation
+// to classify.
+func TestClassifyAllocations(t *testing.T) {
+	f := testPKI(t)
+	c := f.alice.Certificate
+	if n := testing.AllocsPerRun(100, func() { _ = certext.IsProxy(c) }); n != 0 {
+		t.Fatalf("%v allocations to classify a user certificate", n)
+	}
 }

@@ -64,7 +64,9 @@ type trustState struct {
 
 // LoadTrust reads the CA certificates (*.0…*.9, *.pem, *.crt) and CRLs (*.r0…*.r9,
 // *.crl, *.crl.pem, and CRL blocks of any of those) of dir, or the CAs of a single
-// PEM file. A CRL that no trusted CA signed is ignored with a warning.
+// PEM file. A CRL that no trusted CA signed is ignored with a warning. A CA without
+// a CRL is accepted as Globus does by default; one whose CRL is past its nextUpdate
+// is not.
 func LoadTrust(path string) (*Trust, error) {
 	t := &Trust{path: path}
 	if err := t.Reload(); err != nil {

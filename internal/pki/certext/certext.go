@@ -120,6 +120,11 @@ func Classify(c *x509.Certificate) Proxy {
 			return Proxy{Kind: RFC3820, Info: info, Limited: info.Policy.Language.Equal(OIDPolicyLimited)}
 		}
 	}
+	// A legacy proxy's name ends with the bytes of "proxy" (its last value): look
+	// no further for the ordinary certificate.
+	if !bytes.HasSuffix(c.RawSubject, []byte("proxy")) {
+		return Proxy{Kind: NotProxy}
+	}
 	switch lastCN(c.RawSubject) {
 	case "proxy":
 		if extendsByOneRDN(c.RawSubject, c.RawIssuer) {
