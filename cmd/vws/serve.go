@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vws-grid/vws/factory"
+	"github.com/vws-grid/vws/internal/pki"
 	"github.com/vws-grid/vws/internal/server"
 	"github.com/vws-grid/vws/internal/tlsutil"
 )
@@ -33,6 +34,8 @@ type serveOptions struct {
 	maxBody  int64
 	logLevel string
 	policy   string
+	gridMap  string
+	trust    *pki.Trust
 	defLife  time.Duration
 	maxLife  time.Duration
 	lifePol  string
@@ -80,7 +83,8 @@ becomes the caller's identity); plain HTTP only when asked for with --insecure.`
 	f.StringSliceVar(&o.roles, "role", nil, "roles to run: factory, repository, manager (default all)")
 	f.Int64Var(&o.maxBody, "max-body", 1<<20, "largest SOAP request body in bytes (larger: HTTP 413)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
-	f.StringVar(&o.policy, "policy", "", "allow/deny rule file (see policy/policy.go); default: allow everything")
+	f.StringVar(&o.policy, "policy", "", "rules file: allow/deny, groups, shares, quotas, require-signature (see policy/policy.go); reloaded on change; default: allow everything")
+	f.StringVar(&o.gridMap, "grid-mapfile", "", `Globus grid-mapfile ("DN" account); reloaded on change`)
 	f.DurationVar(&o.defLife, "default-lifetime", 24*time.Hour, "lifetime of a workspace whose request names none")
 	f.DurationVar(&o.maxLife, "max-lifetime", 30*24*time.Hour, "longest lifetime a workspace may have")
 	f.StringVar(&o.lifePol, "lifetime-policy", "clamp", "a request beyond --max-lifetime is clamped (and told so) or refused: clamp|refuse")
@@ -102,7 +106,11 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		if err != nil {
 			return err
 		}
-		var opts []tlsutil.Option
+		o.certFile, o.keyFile, o.caPath = certFile, keyFile, caPath
+		if o.trust, err = pki.LoadTrust(caPath); err != nil {
+			return err
+		}
+		opts := []tlsutil.Option{tlsutil.WithTrust(o.trust)}
 		if o.anon {
 			opts = append(opts, tlsutil.AllowAnonymous())
 		}
@@ -132,7 +140,8 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if o.defLife <= 0 || o.maxLife <= 0 || o.defLife > o.maxLife {
 		return errors.New("--default-lifetime and --max-lifetime must be positive, the default no longer than the maximum")
 	}
-	srv, err := server.New(ctx, server.Config{DataDir: o.dataDir, Roles: o.roles, MaxBodyBytes: o.maxBody, Logger: logger, PolicyFile: o.policy,
+	srv, err := server.New(ctx, server.Config{DataDir: o.dataDir, Roles: o.roles, MaxBodyBytes: o.maxBody, Logger: logger,
+		PolicyFile: o.policy, GridMapFile: o.gridMap, HostCertFile: o.certFile, HostKeyFile: o.keyFile, Trust: o.trust,
 		Factory: factory.Config{DefaultLifetime: o.defLife, MaximumLifetime: o.maxLife, RefuseLongLifetimes: o.lifePol == "refuse"},
 		Manager: server.ManagerConfig{LibvirtURI: o.libvirt, DomainType: o.domType, Host: o.hostName, GracePeriod: o.grace}})
 	if err != nil {

@@ -16,8 +16,10 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/vws-grid/vws/internal/dialect"
+	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/soap"
 	"github.com/vws-grid/vws/internal/wsa"
+	"github.com/vws-grid/vws/internal/wssec"
 )
 
 // Client sends SOAP requests.
@@ -25,6 +27,11 @@ type Client struct {
 	HTTP *http.Client
 	// MaxResponseBytes bounds a response body. Default 64 MiB.
 	MaxResponseBytes int64
+	// Signer, when set, signs every request (WS-Security X.509).
+	Signer *wssec.Signer
+	// Verifier, when set with Signer, requires the answers to signed requests to be
+	// signed by a trusted service and checks them.
+	Verifier *wssec.Verifier
 }
 
 // New returns a client using hc (http.DefaultClient when nil).
@@ -69,7 +76,13 @@ func (c *Client) Call(ctx context.Context, epr *wsa.EPR, action string, body *et
 	replyTo.CreateElement("wsa:Address").SetText(v.Anonymous())
 	headers = append(headers, replyTo)
 	headers = append(headers, epr.Headers()...)
-	data, err := (&soap.Message{Headers: headers, Body: body}).Bytes()
+	doc := (&soap.Message{Headers: headers, Body: body}).Document()
+	if c.Signer != nil {
+		if err := c.Signer.Sign(doc); err != nil {
+			return nil, fmt.Errorf("sign request: %w", err)
+		}
+	}
+	data, err := doc.WriteToBytes()
 	if err != nil {
 		return nil, fmt.Errorf("encode request: %w", err)
 	}
@@ -95,7 +108,15 @@ func (c *Client) Call(ctx context.Context, epr *wsa.EPR, action string, body *et
 	if int64(len(raw)) > limit {
 		return nil, fmt.Errorf("response from %s is larger than %d bytes", epr.Address, limit)
 	}
-	env, err := soap.Parse(raw)
+	var env *soap.Envelope
+	if c.Signer != nil && c.Verifier != nil {
+		env, _, err = c.Verifier.VerifyResponse(raw)
+		if errors.Is(err, errdefs.ErrSecurity) {
+			return nil, fmt.Errorf("the answer of %s: %w", epr.Address, err)
+		}
+	} else {
+		env, err = soap.Parse(raw)
+	}
 	if err != nil {
 		snippet := strings.TrimSpace(string(raw))
 		if len(snippet) > 200 {

@@ -63,6 +63,8 @@ var faultKinds = []faultKind{
 		"correct the named element of the description and send it again"},
 	{errdefs.ErrAuthorization, nsVWS, "WorkspaceAuthorizationFault", soap.CodeClient,
 		"ask the site administrator for the right to do this"},
+	{errdefs.ErrSecurity, nsVWS, "WorkspaceAuthorizationFault", soap.CodeClient,
+		"sign the request with a certificate this site trusts, with a fresh Timestamp and MessageID; never resend a signed message"},
 	{errdefs.ErrQuotaExceeded, nsVWS, "WorkspaceQuotaExceededFault", soap.CodeClient,
 		"destroy or shut down workspaces you no longer need, or ask for a larger quota"},
 	{errdefs.ErrState, nsVWS, "WorkspaceStateFault", soap.CodeClient,

@@ -21,6 +21,7 @@ import (
 	"github.com/vws-grid/vws/internal/identity"
 	"github.com/vws-grid/vws/internal/soap"
 	"github.com/vws-grid/vws/internal/wsa"
+	"github.com/vws-grid/vws/internal/wssec"
 )
 
 // ServicesPath is where services are mounted, as in GT4 ("/wsrf/services/<name>").
@@ -43,6 +44,14 @@ type Config struct {
 	// Authorize decides, before its handler runs, whether the caller in ctx may make
 	// the request; nil allows everything.
 	Authorize func(ctx context.Context, req *Request) error
+	// Verifier checks WS-Security signed requests; a signed request's signer becomes
+	// the caller (message-level identity wins over the TLS peer, as in GT4). nil:
+	// signed requests are refused as not understood.
+	Verifier *wssec.Verifier
+	// RequireSignature names the operations whose requests must be signed.
+	RequireSignature func(service, operation string) bool
+	// Signer signs the response to every signed request; nil: responses go unsigned.
+	Signer *wssec.Signer
 }
 
 // Container serves SOAP services over HTTP.
@@ -133,6 +142,7 @@ type call struct {
 	req     *Request
 	opName  string
 	start   time.Time
+	signed  bool // the request carried a verified signature
 }
 
 func (c *Container) serveSOAP(w http.ResponseWriter, r *http.Request, svc *Service) {
@@ -173,7 +183,26 @@ func (c *Container) serveSOAP(w http.ResponseWriter, r *http.Request, svc *Servi
 		c.fail(w, r, cl, http.StatusInternalServerError, err, code)
 		return
 	}
-	ctx := context.WithValue(identity.With(r.Context(), identity.FromRequest(r)), requestKey{}, req)
+	caller := identity.FromRequest(r)
+	signed := false
+	if c.cfg.Verifier != nil {
+		res, err := c.cfg.Verifier.Verify(env)
+		if err != nil {
+			c.fail(w, r, cl, http.StatusInternalServerError, err, "")
+			return
+		}
+		if signed = res.Signed; signed {
+			caller = res.Identity
+		}
+	}
+	if !signed && c.cfg.RequireSignature != nil && c.cfg.RequireSignature(svc.Name, req.Operation.Name) {
+		c.fail(w, r, cl, http.StatusInternalServerError, errdefs.WithAdvice(
+			fmt.Errorf("%w: site policy requires %s.%s requests to be signed (WS-Security X.509)", errdefs.ErrSecurity, svc.Name, req.Operation.Name),
+			"sign the request: a Timestamp and an X.509 signature over the Body, the Timestamp and the WS-Addressing headers (vws --sign)"), "")
+		return
+	}
+	cl.signed = signed
+	ctx := context.WithValue(identity.With(r.Context(), caller), requestKey{}, req)
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.HandlerTimeout)
 	defer cancel()
 	if c.cfg.Authorize != nil {
@@ -188,7 +217,7 @@ func (c *Container) serveSOAP(w http.ResponseWriter, r *http.Request, svc *Servi
 		return
 	}
 	headers := c.responseHeaders(cl, req.Operation.OutputAction)
-	c.write(w, http.StatusOK, &soap.Message{Headers: headers, Body: body})
+	c.write(w, http.StatusOK, &soap.Message{Headers: headers, Body: body}, cl.signed)
 	c.observe(r, cl, http.StatusOK, "", nil)
 }
 
@@ -251,6 +280,9 @@ func (c *Container) route(r *http.Request, svc *Service, env *soap.Envelope, cl 
 			continue
 		}
 		if svc.Key.Local != "" && h.Tag == svc.Key.Local && h.NamespaceURI() == svc.Key.Space {
+			continue
+		}
+		if c.cfg.Verifier != nil && wssec.IsSecurityHeader(h) {
 			continue
 		}
 		return nil, fmt.Errorf("%w: header {%s}%s is marked mustUnderstand but this service does not process it",
@@ -319,15 +351,25 @@ func (c *Container) fail(w http.ResponseWriter, r *http.Request, cl *call, statu
 			action = a
 		}
 	}
-	c.write(w, status, &soap.Message{Headers: c.responseHeaders(cl, action), Body: fault.Element()})
+	c.write(w, status, &soap.Message{Headers: c.responseHeaders(cl, action), Body: fault.Element()}, cl.signed)
 	c.observe(r, cl, status, kind.name, err)
 }
 
-func (c *Container) write(w http.ResponseWriter, status int, m *soap.Message) {
+// write sends m; sign: the request was signed, so the answer is too (when a signer is
+// configured), its faults included.
+func (c *Container) write(w http.ResponseWriter, status int, m *soap.Message, sign bool) {
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer bufPool.Put(buf)
-	if _, err := m.Document().WriteTo(buf); err != nil {
+	doc := m.Document()
+	if sign && c.cfg.Signer != nil {
+		if err := c.cfg.Signer.Sign(doc); err != nil {
+			c.cfg.Logger.Error("sign response", "err", err)
+			http.Error(w, "cannot sign the response", http.StatusInternalServerError)
+			return
+		}
+	}
+	if _, err := doc.WriteTo(buf); err != nil {
 		c.cfg.Logger.Error("encode response", "err", err)
 		http.Error(w, "cannot encode response", http.StatusInternalServerError)
 		return

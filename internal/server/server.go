@@ -21,11 +21,11 @@ import (
 	"github.com/vws-grid/vws/factory"
 	"github.com/vws-grid/vws/internal/audit"
 	"github.com/vws-grid/vws/internal/authz"
-	"github.com/vws-grid/vws/internal/client"
 	"github.com/vws-grid/vws/internal/container"
 	"github.com/vws-grid/vws/internal/contract"
 	"github.com/vws-grid/vws/internal/describe"
 	"github.com/vws-grid/vws/internal/manifestsig"
+	"github.com/vws-grid/vws/internal/pki"
 	"github.com/vws-grid/vws/internal/store"
 	"github.com/vws-grid/vws/internal/wsrf"
 	"github.com/vws-grid/vws/manager"
@@ -61,6 +61,11 @@ type Config struct {
 	// HostCertFile and HostKeyFile are the host's X.509 certificate (chain) and key:
 	// the Repository signs manifests with them. Empty: a key of its own in DataDir/keys.
 	HostCertFile, HostKeyFile string
+	// Trust is the site's CAs (proxy-aware): with it, signed requests are verified,
+	// responses to them signed with the host key, the server calls itself and other
+	// services over mutual TLS, and managers accept manifests only from hosts policy
+	// allows. nil: plain HTTP (--insecure).
+	Trust *pki.Trust
 	// Manager configures the host manager role.
 	Manager ManagerConfig
 	// Logger for request and service logs; default slog.Default().
@@ -147,10 +152,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	auditLog := audit.New(db.SQL(), cfg.Logger)
 	az := &authz.Authorizer{Policy: s.policy, Audit: auditLog}
+	sec, err := newSecurity(cfg, s.policy)
+	if err != nil {
+		return nil, err
+	}
 	s.baseURL.Store("")
 	deps := &factory.Deps{
 		Validator: s.validator, Audit: auditLog, Now: cfg.Now,
-		Registry: &factory.SOAPRegistry{Client: client.New(nil), URL: s.BaseURL},
+		Registry: &factory.SOAPRegistry{Client: sec.client(), URL: s.BaseURL},
 	}
 	lifetimes := wsrf.LifetimePolicy{Default: cfg.Factory.DefaultLifetime, Maximum: cfg.Factory.MaximumLifetime, Refuse: cfg.Factory.RefuseLongLifetimes}
 
@@ -203,7 +212,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.Manager, err = manager.New(manager.Config{
 			Dir: filepath.Join(cfg.DataDir, "manager"), Host: cfg.Manager.Host, GracePeriod: cfg.Manager.GracePeriod,
 			Self:   func() string { return s.BaseURL() + "/wsrf/services/WorkspaceManagerService" },
-			Authorize: az.Check, Logger: cfg.Logger,
+			Authorize: az.Check, Logger: cfg.Logger, HTTP: sec.httpClient(), ManifestTrust: sec.manifestTrustFunc(),
 		}, s.hv, s.validator)
 		if err != nil {
 			return nil, err
@@ -218,6 +227,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	c, err := container.New(container.Config{
 		MaxBodyBytes: cfg.MaxBodyBytes, Logger: cfg.Logger, ContractFS: cf,
 		Metrics: container.NewMetrics(reg), Now: cfg.Now, Authorize: az.Authorize,
+		Verifier: sec.verifier, Signer: sec.signer, RequireSignature: sec.requireSignature,
 	}, services...)
 	if err != nil {
 		return nil, err

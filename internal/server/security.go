@@ -1,0 +1,104 @@
+package server
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/vws-grid/vws/internal/client"
+	"github.com/vws-grid/vws/internal/identity"
+	"github.com/vws-grid/vws/internal/pki"
+	"github.com/vws-grid/vws/internal/wssec"
+	"github.com/vws-grid/vws/policy"
+)
+
+// security is what the server derives from its host credential and the site's CAs:
+// message-level verification and signing, the TLS client its roles call other
+// services with, and the trust managers place in manifest signers.
+type security struct {
+	policy   *policy.Engine
+	trust    *pki.Trust
+	verifier *wssec.Verifier
+	signer   *wssec.Signer
+	tls      *tls.Config // client side: the host credential, the site's CAs
+}
+
+func newSecurity(cfg Config, pol *policy.Engine) (*security, error) {
+	s := &security{policy: pol, trust: cfg.Trust}
+	if cfg.Trust == nil {
+		return s, nil
+	}
+	s.verifier = wssec.NewVerifier(s.verifyChain)
+	if cfg.HostCertFile == "" {
+		return s, nil
+	}
+	cred, err := pki.LoadCredential(cfg.HostCertFile, cfg.HostKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("host credential: %w", err)
+	}
+	s.signer = &wssec.Signer{Key: cred.Key, Chain: cred.FullChain()}
+	chain := make([][]byte, 0, len(cred.FullChain()))
+	for _, c := range cred.FullChain() {
+		chain = append(chain, c.Raw)
+	}
+	s.tls = &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{{Certificate: chain, PrivateKey: cred.Key, Leaf: cred.Certificate}},
+		RootCAs:      cfg.Trust.Roots(),
+	}
+	return s, nil
+}
+
+func (s *security) verifyChain(chain []*x509.Certificate) (identity.Identity, error) {
+	s.trust.MaybeReload()
+	return s.trust.Verify(chain, time.Now())
+}
+
+// requireSignature is policy's require-signature, read from the current rules.
+func (s *security) requireSignature(service, operation string) bool {
+	return s.policy.Rules().RequiresSignature(service, operation)
+}
+
+// httpClient reaches other services (and this one): over mutual TLS as this host
+// when the server has a credential.
+func (s *security) httpClient() *http.Client {
+	if s.tls == nil {
+		return &http.Client{Timeout: 30 * time.Minute}
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = s.tls
+	return &http.Client{Transport: tr, Timeout: 30 * time.Minute}
+}
+
+func (s *security) client() *client.Client {
+	c := client.New(s.httpClient())
+	c.HTTP.Timeout = 5 * time.Minute
+	return c
+}
+
+// manifestTrust accepts a manifest signer whose certificate the site's CAs vouch for
+// and whom policy allows to act as a host; nil without CAs (integrity only).
+func (s *security) manifestTrust(chain []*x509.Certificate) error {
+	if s.trust == nil {
+		return nil
+	}
+	id, err := s.verifyChain(chain)
+	if err != nil {
+		return err
+	}
+	if d := s.policy.Rules().Decide(id, policy.Host, policy.Resource{Service: "manifest signer"}); !d.Allowed {
+		return fmt.Errorf("%s may not sign manifests here: policy does not allow it as a host (%s)", id, d.Rule)
+	}
+	return nil
+}
+
+// manifestTrustFunc is manifestTrust as the Manager takes it: nil (integrity only)
+// when the server has no CAs.
+func (s *security) manifestTrustFunc() func([]*x509.Certificate) error {
+	if s.trust == nil {
+		return nil
+	}
+	return s.manifestTrust
+}
