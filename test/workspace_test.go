@@ -310,13 +310,13 @@ func TestCheckOutLocksAndStates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := wsCall(t, epr, "CheckOut", [2]string{"Host", "host-a.example.org"})
+	m, err := wsCall(t, epr, "CheckOut", [2]string{"Host", "host-a.example.org"}, onBehalf)
 	if err != nil {
 		t.Fatal(err)
 	}
 	validate(t, typesSchema(t, dialect.WSRF12, vwsns.WorkspaceService), m)
 	manifest := m.SelectElement("Manifest")
-	token := manifest.FindElement("Lock/Token").Text()
+	token := m.FindElement("Lock/Token").Text()
 	var roles []string
 	overlayDigest := ""
 	for _, img := range manifest.SelectElements("Image") {
@@ -325,7 +325,7 @@ func TestCheckOutLocksAndStates(t *testing.T) {
 			overlayDigest = img.SelectElement("Digest").Text()
 		}
 	}
-	if strings.Join(roles, ",") != "base,overlay" || manifest.SelectElement("virtualWorkspace") == nil {
+	if strings.Join(roles, ",") != "base,overlay" || m.SelectElement("virtualWorkspace") == nil || manifest.SelectElement("Signature") == nil {
 		t.Fatalf("manifest: %v", roles)
 	}
 	c := client.New(nil)
@@ -351,7 +351,7 @@ func TestCheckOutLocksAndStates(t *testing.T) {
 		fault string
 		says  string
 	}{
-		{"second host", func() error { _, err := wsCall(t, epr, "CheckOut", [2]string{"Host", "host-b"}); return err }, "WorkspaceLockedFault", "host-a"},
+		{"second host", func() error { _, err := wsCall(t, epr, "CheckOut", [2]string{"Host", "host-b"}, onBehalf); return err }, "WorkspaceLockedFault", "host-a"},
 		{"clone while staged", func() error { _, err := wsCall(t, epr, "Clone"); return err }, "WorkspaceStateFault", "staging"},
 		{"report without the token", func() error {
 			_, err := wsCall(t, epr, "ReportState", [2]string{"LockToken", strings.Repeat("x", 32)}, [2]string{"Host", "host-a.example.org"},
@@ -387,7 +387,7 @@ func TestCheckOutLocksAndStates(t *testing.T) {
 		t.Fatalf("after check-in: %s", got)
 	}
 	// Checked in, it can be checked out again, by another host.
-	if _, err := wsCall(t, epr, "CheckOut", [2]string{"Host", "host-b"}); err != nil {
+	if _, err := wsCall(t, epr, "CheckOut", [2]string{"Host", "host-b"}, onBehalf); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -415,11 +415,23 @@ func TestAuditAndPolicy(t *testing.T) {
 	if err != nil || len(pool) != 1 || pool[0].SelectElement("ImageCount").Text() != "1" || pool[0].FindElement("Image/Name").Text() != "pol" {
 		t.Fatalf("ImagePool: %v %v", pool, err)
 	}
-	entries := auditEntries(t, s)
-	if len(entries) != 1 || entries[0] != "<anonymous> create new workspace denied" {
-		t.Fatalf("audit: %q", entries)
+	// Every decision is audited; the one denial names the rule that decided it.
+	var denied []string
+	for _, e := range auditEntries(t, s) {
+		if strings.HasSuffix(e, " denied") {
+			denied = append(denied, e)
+		}
+	}
+	if len(denied) != 1 || denied[0] != "<anonymous> create Create WorkspaceFactoryService denied" {
+		t.Fatalf("audit denials: %q", denied)
+	}
+	if n, err := audit.New(s.DB(), nil).Verify(context.Background()); err != nil || n == 0 {
+		t.Fatalf("audit chain: %d records, %v", n, err)
 	}
 }
+
+// onBehalf is the user a test's CheckOut acts for, as a manager's Deploy would send.
+var onBehalf = [2]string{"OnBehalfOf", "/O=Grid/OU=vws/CN=tester"}
 
 func auditEntries(t *testing.T, s *harness.Server) []string {
 	t.Helper()
@@ -445,7 +457,7 @@ func TestAuditRecordsLifecycle(t *testing.T) {
 	if _, err := wsCall(t, epr, "Clone", [2]string{"Name", "aud-2"}); err != nil {
 		t.Fatal(err)
 	}
-	m, err := wsCall(t, epr, "CheckOut", [2]string{"Host", "h1"})
+	m, err := wsCall(t, epr, "CheckOut", [2]string{"Host", "h1"}, onBehalf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -455,7 +467,7 @@ func TestAuditRecordsLifecycle(t *testing.T) {
 			overlay = img.SelectElement("Digest").Text()
 		}
 	}
-	if _, err := wsCall(t, epr, "CheckIn", [2]string{"LockToken", m.FindElement("Manifest/Lock/Token").Text()}, [2]string{"OverlayDigest", overlay}); err != nil {
+	if _, err := wsCall(t, epr, "CheckIn", [2]string{"LockToken", m.FindElement("Lock/Token").Text()}, [2]string{"OverlayDigest", overlay}); err != nil {
 		t.Fatal(err)
 	}
 	if err := client.New(nil).Destroy(context.Background(), epr); err != nil {
@@ -463,7 +475,8 @@ func TestAuditRecordsLifecycle(t *testing.T) {
 	}
 	var ops []string
 	for _, e := range auditEntries(t, s) {
-		if strings.Contains(e, key) || strings.Contains(e, " clone ") {
+		// The outcomes; the authorization decisions before them end in allowed/denied.
+		if (strings.Contains(e, key) || strings.Contains(e, " clone ")) && !strings.HasSuffix(e, " allowed") {
 			ops = append(ops, strings.Fields(e)[1])
 		}
 	}
