@@ -1,7 +1,9 @@
 package main
 
 import (
+	"crypto"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,12 +14,18 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vws-grid/vws/internal/client"
+	"github.com/vws-grid/vws/internal/identity"
+	"github.com/vws-grid/vws/internal/pki"
+	"github.com/vws-grid/vws/internal/wssec"
 )
 
 // tlsFlags are the client credential flags every command shares.
-var tlsFlags struct{ cert, key, ca string }
+var tlsFlags struct {
+	cert, key, ca string
+	sign          bool
+}
 
-// registerTLSFlags adds --cert, --key and --ca to root, for all subcommands. (vws
+// registerTLSFlags adds --cert, --key, --ca and --sign to root, for all subcommands. (vws
 // serve has its own flags of those names, for the host certificate; they take
 // precedence there.)
 func registerTLSFlags(root *cobra.Command) {
@@ -25,6 +33,7 @@ func registerTLSFlags(root *cobra.Command) {
 	pf.StringVar(&tlsFlags.cert, "cert", "", "client certificate (PEM), or a proxy file holding certificate, key and chain\n(default: $X509_USER_PROXY, /tmp/x509up_u<uid>, $X509_USER_CERT, ~/.globus/usercert.pem)")
 	pf.StringVar(&tlsFlags.key, "key", "", "key of --cert (default: --cert itself, as in a proxy file)")
 	pf.StringVar(&tlsFlags.ca, "ca", "", "trusted CAs for the server's certificate: a directory or PEM file\n(default: $X509_CERT_DIR, /etc/grid-security/certificates, ~/.globus/certificates)")
+	pf.BoolVar(&tlsFlags.sign, "sign", false, "sign every SOAP request with WS-Security (X.509) with the --cert credential,\nand accept only answers signed by a service the --ca CAs vouch for")
 }
 
 // cliTransport sends http:// requests as before and https:// ones with the client
@@ -73,14 +82,57 @@ func httpClient() (*http.Client, error) {
 }
 
 // soapClient is the SOAP client commands call services with, over httpClient's
-// transport. A flag error surfaces on the first call.
+// transport; with --sign it signs every request and verifies the signed answers. A
+// flag or credential error surfaces on the first call.
 func soapClient() *client.Client {
 	hc, err := httpClient()
+	var signer *wssec.Signer
+	var verifier *wssec.Verifier
+	if err == nil && tlsFlags.sign {
+		signer, verifier, err = messageSecurity()
+	}
 	if err != nil {
 		hc = &http.Client{Transport: failingTransport{err}}
 	}
 	hc.Timeout = 5 * time.Minute // as client.New(nil) had
-	return client.New(hc)
+	c := client.New(hc)
+	c.Signer, c.Verifier = signer, verifier
+	return c
+}
+
+// messageSecurity is --sign: the TLS credential signs the requests, and the answers
+// must be signed by a certificate the same trusted CAs vouch for.
+func messageSecurity() (*wssec.Signer, *wssec.Verifier, error) {
+	cr, err := client.LoadCredentials(tlsFlags.cert, tlsFlags.key, tlsFlags.ca)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--sign: %w", err)
+	}
+	if cr.Certificate == nil {
+		return nil, nil, errors.New("--sign needs a credential: pass --cert (and --key), or make a proxy (vws pki proxy, grid-proxy-init)")
+	}
+	key, ok := cr.Certificate.PrivateKey.(crypto.Signer)
+	if !ok {
+		return nil, nil, fmt.Errorf("--sign: the key of %s cannot sign", cr.Source)
+	}
+	chain := make([]*x509.Certificate, 0, len(cr.Certificate.Certificate))
+	for _, der := range cr.Certificate.Certificate {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--sign: %s: %w", cr.Source, err)
+		}
+		chain = append(chain, c)
+	}
+	if cr.CAPath == "" {
+		return nil, nil, errors.New("--sign needs trusted CAs to check the service's signed answers: pass --ca CADIR")
+	}
+	trust, err := pki.LoadTrust(cr.CAPath)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--sign: %w", err)
+	}
+	verifier := wssec.NewVerifier(func(chain []*x509.Certificate) (identity.Identity, error) {
+		return trust.Verify(chain, time.Now())
+	})
+	return &wssec.Signer{Key: key, Chain: chain}, verifier, nil
 }
 
 type failingTransport struct{ err error }
