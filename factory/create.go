@@ -209,7 +209,8 @@ func unwrapRemote(err error) error {
 	var fe *client.FaultError
 	if errors.As(err, &fe) {
 		if sentinel, ok := remoteFaults[fe.Type]; ok {
-			return fmt.Errorf("%w: %s", sentinel, err.Error())
+			// The Repository's description already says what and what to do.
+			return fmt.Errorf("%w: %s", sentinel, fe.Description)
 		}
 	}
 	return fmt.Errorf("%w: the repository: %w", errdefs.ErrCreation, err)
@@ -219,6 +220,9 @@ var remoteFaults = map[string]error{
 	"WorkspaceMetadataFault": errdefs.ErrMetadata,
 	"ResourceUnknownFault":   errdefs.ErrResourceUnknown,
 	"ServiceFault":           errdefs.ErrBadRequest,
+	// The Repository counts quotas; its refusal is the caller's to act on.
+	"WorkspaceQuotaExceededFault": errdefs.ErrQuotaExceeded,
+	"WorkspaceAuthorizationFault": errdefs.ErrAuthorization,
 }
 
 func childEl(el *etree.Element, ns, local string) *etree.Element {
