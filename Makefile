@@ -34,6 +34,7 @@ verify-generate: generate
 bench: build
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./test/ ./internal/xpathdoc/ ./internal/qcow2/ ./repository/imagepool/ ./vmm/
 	$(GO) run ./test/bench -duration 5s
+	$(GO) run ./test/securitybench -duration 5s
 	$(GO) run ./test/imagebench -size 512MiB
 	$(GO) run ./test/managerbench -iterations 8 -size 512MiB
 
