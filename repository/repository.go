@@ -90,8 +90,8 @@ type Config struct {
 	Policy Policy
 	// Auditor, when set, records the decisions made for users managers act for.
 	Decisions DecisionAuditor
-	Logger *slog.Logger
-	Now         func() time.Time
+	Logger    *slog.Logger
+	Now       func() time.Time
 }
 
 // Repository is the workspace home and the services over it.

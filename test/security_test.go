@@ -3,8 +3,8 @@ package test
 import (
 	"bytes"
 	"context"
-	"crypto/x509"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"

@@ -6,7 +6,6 @@ package manifestsig
 
 import (
 	"crypto"
-	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -25,6 +24,7 @@ import (
 	dsig "github.com/russellhaering/goxmldsig"
 
 	"github.com/vws-grid/vws/internal/fsutil"
+	"github.com/vws-grid/vws/internal/pki"
 	"github.com/vws-grid/vws/internal/wsa"
 )
 
@@ -187,62 +187,16 @@ func LoadOrCreate(dir, commonName string) (*Signer, error) {
 
 // Load reads a PEM certificate (chain) and its private key.
 func Load(certFile, keyFile string) (*Signer, error) {
-	certPEM, err := os.ReadFile(certFile)
+	chain, err := pki.ReadCertificates(certFile)
 	if err != nil {
 		return nil, fmt.Errorf("manifest signing certificate: %w", err)
-	}
-	keyPEM, err := os.ReadFile(keyFile)
-	if err != nil {
-		return nil, fmt.Errorf("manifest signing key: %w", err)
-	}
-	var chain []*x509.Certificate
-	for rest := certPEM; ; {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("manifest signing certificate %s: %w", certFile, err)
-		}
-		chain = append(chain, c)
 	}
 	if len(chain) == 0 {
 		return nil, fmt.Errorf("manifest signing certificate %s holds no certificate", certFile)
 	}
-	key, err := parseKey(keyPEM)
+	key, err := pki.ReadKey(keyFile)
 	if err != nil {
-		return nil, fmt.Errorf("manifest signing key %s: %w", keyFile, err)
+		return nil, fmt.Errorf("manifest signing key: %w", err)
 	}
 	return NewSigner(key, chain)
-}
-
-func parseKey(data []byte) (crypto.Signer, error) {
-	for rest := data; ; {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			return nil, errors.New("no private key in PEM")
-		}
-		switch b.Type {
-		case "RSA PRIVATE KEY":
-			return x509.ParsePKCS1PrivateKey(b.Bytes)
-		case "PRIVATE KEY":
-			k, err := x509.ParsePKCS8PrivateKey(b.Bytes)
-			if err != nil {
-				return nil, err
-			}
-			switch k := k.(type) {
-			case *rsa.PrivateKey:
-				return k, nil
-			case *ecdsa.PrivateKey:
-				return k, nil
-			}
-			return nil, fmt.Errorf("unsupported key type %T", k)
-		}
-	}
 }

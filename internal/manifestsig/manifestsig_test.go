@@ -60,9 +60,11 @@ func TestSignVerifyAndTamper(t *testing.T) {
 	}
 
 	for name, edit := range map[string]func(string) string{
-		"digest":         func(s string) string { return strings.Replace(s, "sha256:aa", "sha256:bb", 1) },
-		"owner":          func(s string) string { return strings.Replace(s, "CN=alice", "CN=mallory", 1) },
-		"added image":    func(s string) string { return strings.Replace(s, "</r:Image>", "</r:Image><r:Image><r:Role>layer</r:Role></r:Image>", 1) },
+		"digest": func(s string) string { return strings.Replace(s, "sha256:aa", "sha256:bb", 1) },
+		"owner":  func(s string) string { return strings.Replace(s, "CN=alice", "CN=mallory", 1) },
+		"added image": func(s string) string {
+			return strings.Replace(s, "</r:Image>", "</r:Image><r:Image><r:Role>layer</r:Role></r:Image>", 1)
+		},
 		"signature gone": func(s string) string { return s[:strings.Index(s, "<ds:Signature")] + "</r:Manifest>" },
 	} {
 		_, _, err := Verify(parse(t, edit(wire)), nil)

@@ -64,11 +64,13 @@ func (s *security) requireSignature(service, operation string) bool {
 // httpClient reaches other services (and this one): over mutual TLS as this host
 // when the server has a credential.
 func (s *security) httpClient() *http.Client {
-	if s.tls == nil {
-		return &http.Client{Timeout: 30 * time.Minute}
-	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = s.tls
+	// The Factory calls the Repository for every request it serves: keep enough idle
+	// connections that concurrent requests do not each pay a new (TLS) handshake.
+	tr.MaxIdleConnsPerHost = 32
+	if s.tls != nil {
+		tr.TLSClientConfig = s.tls
+	}
 	return &http.Client{Transport: tr, Timeout: 30 * time.Minute}
 }
 

@@ -3,9 +3,9 @@ package tlsutil
 
 import (
 	"crypto/tls"
-	"errors"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
