@@ -98,14 +98,21 @@ func NewService(contract fs.FS, cfg Config, deps *Deps) (*container.Service, err
 			}
 			out = append(out,
 				wsrf.TextProperty(PropDefaultLifetime, wsrf.FormatDuration(cfg.DefaultLifetime)),
-				wsrf.TextProperty(PropMaximumLifetime, wsrf.FormatDuration(cfg.MaximumLifetime)))
-			images, err := deps.Registry.ListImages(ctx)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, imagePool(images), wsrf.TextProperty(PropVersion, cfg.Version))
+				wsrf.TextProperty(PropMaximumLifetime, wsrf.FormatDuration(cfg.MaximumLifetime)),
+				wsrf.TextProperty(PropVersion, cfg.Version))
 			return out, nil
 		},
+		// The pool is a call to the Repository: only for those who ask for it.
+		Costly: map[wsa.QName]func(context.Context, *dialect.Dialect) ([]*etree.Element, error){
+			PropImagePool: func(ctx context.Context, _ *dialect.Dialect) ([]*etree.Element, error) {
+				images, err := deps.Registry.ListImages(ctx)
+				if err != nil {
+					return nil, err
+				}
+				return []*etree.Element{imagePool(images)}, nil
+			},
+		},
+		CostlyOrder: []wsa.QName{PropImagePool}, CostlyBefore: PropVersion,
 	}
 	wsrf.HandleProperties(svc, props)
 	svc.Handle("Create", create(cfg, deps))

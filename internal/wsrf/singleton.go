@@ -19,7 +19,15 @@ type Singleton struct {
 	Declared []wsa.QName
 	// Build returns the current property elements, each declaring its namespace.
 	Build func(ctx context.Context, d *dialect.Dialect) ([]*etree.Element, error)
-	Now   func() time.Time
+	// Costly are properties built only when asked for (a GetResourceProperty of
+	// another property does not pay for them).
+	Costly map[wsa.QName]func(ctx context.Context, d *dialect.Dialect) ([]*etree.Element, error)
+	// CostlyOrder is the order of Costly's properties in the document, where they
+	// stand before the first of Build's properties named CostlyBefore (at the end
+	// when there is none), as the document's schema orders them.
+	CostlyOrder  []wsa.QName
+	CostlyBefore wsa.QName
+	Now         func() time.Time
 }
 
 // Declares implements Properties.
@@ -32,13 +40,37 @@ func (s *Singleton) Declares(q wsa.QName) bool {
 	return false
 }
 
-func (s *Singleton) props(ctx context.Context, d *dialect.Dialect, key string) ([]*etree.Element, error) {
+// props builds the properties; only (when set) restricts the costly ones built.
+func (s *Singleton) props(ctx context.Context, d *dialect.Dialect, key string, only *wsa.QName) ([]*etree.Element, error) {
 	if key != "" {
 		return nil, fmt.Errorf("%w: this service has a single resource and takes no key", errdefs.ErrResourceUnknown)
+	}
+	if only != nil {
+		if build, ok := s.Costly[*only]; ok {
+			return build(ctx, d)
+		}
 	}
 	props, err := s.Build(ctx, d)
 	if err != nil {
 		return nil, err
+	}
+	if only == nil && len(s.CostlyOrder) > 0 {
+		var costly []*etree.Element
+		for _, q := range s.CostlyOrder {
+			more, err := s.Costly[q](ctx, d)
+			if err != nil {
+				return nil, err
+			}
+			costly = append(costly, more...)
+		}
+		at := len(props)
+		for i, p := range props {
+			if p.Tag == s.CostlyBefore.Local && p.NamespaceURI() == s.CostlyBefore.Space {
+				at = i
+				break
+			}
+		}
+		props = append(props[:at], append(costly, props[at:]...)...)
 	}
 	now := time.Now
 	if s.Now != nil {
@@ -49,7 +81,7 @@ func (s *Singleton) props(ctx context.Context, d *dialect.Dialect, key string) (
 
 // Property implements Properties.
 func (s *Singleton) Property(ctx context.Context, d *dialect.Dialect, key string, q wsa.QName) ([]*etree.Element, error) {
-	props, err := s.props(ctx, d, key)
+	props, err := s.props(ctx, d, key, &q)
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +96,7 @@ func (s *Singleton) Property(ctx context.Context, d *dialect.Dialect, key string
 
 // Document implements Properties.
 func (s *Singleton) Document(ctx context.Context, d *dialect.Dialect, key string) (*etree.Element, error) {
-	props, err := s.props(ctx, d, key)
+	props, err := s.props(ctx, d, key, nil)
 	if err != nil {
 		return nil, err
 	}
