@@ -114,31 +114,44 @@ func sealed(s *wsrf.Snapshot, chain *diskChain, imgs []ImageRef) (*etree.Element
 	}
 	me := doc.Root()
 	want := manifestElement(s.Key, text(s, PropName), text(s, PropOwner), text(s, PropCreationTime), "", imgs)
-	if got, exp := manifestFacts(me), manifestFacts(want); got != exp {
-		return nil, errdefs.WithAdvice(fmt.Errorf("%w: workspace %s in the repository's store no longer matches its signed manifest (signed: %s; stored: %s)",
-			errdefs.ErrImageIntegrity, s.Key, got, exp),
+	got, exp := manifestFacts(me), manifestFacts(want)
+	for i := 0; i < len(got) || i < len(exp); i++ {
+		if i < len(got) && i < len(exp) && got[i] == exp[i] {
+			continue
+		}
+		signed, stored := "nothing", "nothing"
+		if i < len(got) {
+			signed = got[i]
+		}
+		if i < len(exp) {
+			stored = exp[i]
+		}
+		return nil, errdefs.WithAdvice(fmt.Errorf("%w: workspace %s in the repository's store no longer matches its signed manifest: signed %s, stored %s",
+			errdefs.ErrImageIntegrity, s.Key, signed, stored),
 			"the store was changed outside vws: restore the workspace's files and record from a backup, or destroy it")
 	}
 	return me, nil
 }
 
-// manifestFacts renders what a manifest vouches for — everything but the signing
-// time and the signature — comparably.
-func manifestFacts(me *etree.Element) string {
-	var b strings.Builder
+// manifestFacts lists what a manifest vouches for — everything but the signing time
+// and the signature — one comparable fact per element ("name=x", "image base
+// Digest=sha256:…").
+func manifestFacts(me *etree.Element) []string {
+	var out []string
 	for _, c := range me.ChildElements() {
 		switch c.Tag {
 		case "Issued", "Signature":
-			continue
 		case "Image":
-			b.WriteString("image(")
-			for _, f := range c.ChildElements() {
-				b.WriteString(f.Tag + "=" + strings.TrimSpace(f.Text()) + " ")
+			role := ""
+			if r := c.SelectElement("Role"); r != nil {
+				role = strings.TrimSpace(r.Text())
 			}
-			b.WriteString(") ")
+			for _, f := range c.ChildElements() {
+				out = append(out, "image "+role+" "+f.Tag+"="+strings.TrimSpace(f.Text()))
+			}
 		default:
-			b.WriteString(c.Tag + "=" + strings.TrimSpace(c.Text()) + " ")
+			out = append(out, c.Tag+"="+strings.TrimSpace(c.Text()))
 		}
 	}
-	return strings.TrimSpace(b.String())
+	return out
 }
