@@ -2,10 +2,12 @@ package repository
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/identity"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsrf"
@@ -41,6 +43,50 @@ func (r *Repository) reserveWorkspace(owner identity.Identity, lifetime time.Dur
 		return nil, nil, err
 	}
 	return policy.Scopes(quotas), release, nil
+}
+
+// checkTermination keeps SetTerminationTime within the owner's lifetime quota, which
+// Create and Clone checked only once: without it a workspace made within lifetime=2h
+// could be extended for ever. The lifetime counts from the workspace's creation, as it
+// did then. A change that does not extend the termination passes whatever the limit,
+// so a workspace already over a lowered limit can still be shortened.
+func (r *Repository) checkTermination(s *wsrf.Snapshot, t *time.Time) error {
+	if !extends(s.Termination, t) {
+		return nil
+	}
+	chain, err := decodeChain(s.Private)
+	if err != nil {
+		return fmt.Errorf("workspace %s: %w", s.Key, err)
+	}
+	quotas := r.rules().Quotas(identity.Identity{DN: text(s, PropOwner), Attributes: chain.OwnerAttributes})
+	limited := false
+	for _, q := range quotas {
+		limited = limited || q.Limits.Lifetime > 0
+	}
+	if !limited {
+		return nil
+	}
+	if t == nil {
+		return policy.CheckLifetime(quotas, 0) // no termination exceeds any lifetime limit
+	}
+	created, err := wsrf.ParseDateTime(text(s, PropCreationTime))
+	if err != nil {
+		return fmt.Errorf("%w: workspace %s has no readable creation time to measure its lifetime quota from: %w",
+			errdefs.ErrUnableToSetTermTime, s.Key, err)
+	}
+	return policy.CheckLifetime(quotas, t.Sub(created))
+}
+
+// extends reports whether termination next is later than cur (nil: never, the latest).
+func extends(cur, next *time.Time) bool {
+	switch {
+	case cur == nil:
+		return false
+	case next == nil:
+		return true
+	default:
+		return next.After(*cur)
+	}
 }
 
 // rebuildLedger counts the stored workspaces after a start.

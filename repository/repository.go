@@ -136,16 +136,17 @@ func New(ctx context.Context, cfg Config) (*Repository, error) {
 		}
 	}
 	home, err := wsrf.NewHome(ctx, wsrf.HomeConfig{
-		Service:      vwsns.WorkspaceService,
-		Document:     WorkspaceDocument,
-		Declared:     WorkspaceProperties,
-		MaxLifetime:  cfg.MaxLifetime,
-		Store:        cfg.Store,
-		Now:          cfg.Now,
-		Logger:       cfg.Logger,
-		Writable:     r.writable,
-		OnDestroy:    r.beforeDestroy,
-		AfterDestroy: r.afterDestroy,
+		Service:          vwsns.WorkspaceService,
+		Document:         WorkspaceDocument,
+		Declared:         WorkspaceProperties,
+		MaxLifetime:      cfg.MaxLifetime,
+		Store:            cfg.Store,
+		Now:              cfg.Now,
+		Logger:           cfg.Logger,
+		Writable:         r.writable,
+		OnDestroy:        r.beforeDestroy,
+		AfterDestroy:     r.afterDestroy,
+		CheckTermination: r.checkTermination,
 		OnTerminationChange: func(s *wsrf.Snapshot) {
 			setLifeCycleTermination(s, r.now())
 		},
@@ -244,11 +245,11 @@ func (r *Repository) RepositoryService(contract fs.FS, version string) (*contain
 	return svc, nil
 }
 
-// Owner returns workspace key's owner and name, for authorization.
-func (r *Repository) Owner(ctx context.Context, key string) (owner, name string, err error) {
+// Owner returns workspace key's owner, name and lock holder, for authorization.
+func (r *Repository) Owner(ctx context.Context, key string) (owner, name, holder string, err error) {
 	err = r.Workspaces.View(ctx, key, func(s *wsrf.Snapshot) error {
-		owner, name = text(s, PropOwner), text(s, PropName)
+		owner, name, holder = text(s, PropOwner), text(s, PropName), text(s, PropLockHolder)
 		return nil
 	})
-	return owner, name, err
+	return owner, name, holder, err
 }

@@ -53,6 +53,12 @@ type HomeConfig struct {
 	Writable func(s *Snapshot, q wsa.QName) error
 	// MaxLifetime bounds SetTerminationTime; zero for no bound.
 	MaxLifetime time.Duration
+	// CheckTermination, when set, may refuse a SetTerminationTime to t (nil: never) on
+	// the resource in s, for bounds the service keeps per resource that one home-wide
+	// MaxLifetime cannot express (an owner's lifetime quota). It runs with the resource
+	// locked, after the home's own checks and before anything changes; its error
+	// refuses the change and is returned as is, so it chooses its own fault.
+	CheckTermination func(s *Snapshot, t *time.Time) error
 	// OnDestroy releases what a resource holds outside the home (images, domains)
 	// before it is forgotten; an error keeps the resource and faults the Destroy.
 	// It runs with the resource locked; s is read-only.
@@ -424,6 +430,11 @@ func (h *Home) SetTerminationTime(ctx context.Context, key string, t *time.Time)
 			}
 		} else if h.cfg.MaxLifetime > 0 {
 			return fmt.Errorf("%w: this site requires a termination time within %s; \"never\" is not allowed", errdefs.ErrTermTimeRejected, FormatDuration(h.cfg.MaxLifetime))
+		}
+		if h.cfg.CheckTermination != nil {
+			if err := h.cfg.CheckTermination(s, t); err != nil {
+				return err
+			}
 		}
 		s.Termination = t
 		if h.cfg.OnTerminationChange != nil {
