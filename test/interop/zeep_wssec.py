@@ -12,6 +12,9 @@
   zeep_wssec.py verify CERT.pem < envelope.xml
       checks an envelope signed elsewhere with zeep's own verifier (xmlsec), exit 0 if
       it verifies, 1 if not.
+  zeep_wssec.py call {signed|unsigned} WSDL_URL KEY.pem CERT.pem CA.pem SERVER_CERT.pem OUT_DIR
+      calls GetResourceProperty fac:Version on a live WorkspaceFactoryService over
+      HTTPS with the client certificate (see call_factory).
 
 WSA_NS is the WS-Addressing namespace to write the headers in: zeep's
 WsAddressingPlugin knows only 2005/08, so 2004/03 headers come from a plugin of ours
@@ -179,6 +182,71 @@ def verify(cert):
     print("verified")
 
 
+# --- calls to a live vws server (test/interop_wssec_server_test.go) ---
+
+FAC = "http://vws.dev/ns/2026/factory"
+
+
+class ServerSignature(WsaBinarySignature):
+    """WsaBinarySignature for calls to a live server. zeep hands every answer to
+    wsse.verify, and zeep's own verify checks it against the *caller's* certificate;
+    vws signs its answers with its host key, so this one checks them against the
+    server's certificate. An unsigned fault (vws signs answers only to signed requests,
+    so a refused request gets one) is passed through for zeep to raise as a Fault."""
+
+    def __init__(self, key, cert, server_cert, **methods):
+        super().__init__(key, cert, **methods)
+        self.server_cert = server_cert
+
+    def verify(self, envelope):
+        soap_env = zsig.detect_soap_env(envelope)
+        header = envelope.find(etree.QName(soap_env, "Header"))
+        unsigned = header is None or header.find(etree.QName(ns.WSSE, "Security")) is None
+        if unsigned and envelope.find("{%s}Body/{%s}Fault" % (soap_env, soap_env)) is not None:
+            return envelope
+        zsig.verify_envelope(envelope, self.server_cert)
+        return envelope
+
+
+def call_factory(mode, wsdl, key, cert, ca, server_cert, out_dir):
+    """GetResourceProperty fac:Version on the WorkspaceFactoryService whose WSDL is at
+    wsdl, over HTTPS with the client certificate (cert, key) and the CA in ca, signed
+    (mode "signed") or not ("unsigned"). Prints a JSON object: the version, or the fault.
+    The raw bytes of the SOAP request as sent and of the answer as received go to
+    out_dir/request.xml and out_dir/response.xml."""
+    import json
+    import requests
+    from zeep.transports import Transport
+
+    session = requests.Session()
+    session.cert = (cert, key)
+    session.verify = ca
+    # Else requests takes REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE over session.verify, and
+    # the proxy settings, from the environment.
+    session.trust_env = False
+    posts = []
+    session.hooks["response"].append(lambda r, *a, **kw: posts.append(r) if r.request.method == "POST" else None)
+    wsse = ServerSignature(key, cert, server_cert, **methods_for("sha256")) if mode == "signed" else None
+    client = zeep.Client(wsdl, transport=Transport(session=session), wsse=wsse)
+    client.set_ns_prefix("fac", FAC)
+    try:
+        result = client.service.GetResourceProperty("fac:Version")
+        items = result if isinstance(result, list) else [result]
+        out = {"ok": True, "values": [
+            (v.text or "").strip() if isinstance(v, etree._Element) else str(v).strip() for v in items]}
+    except zeep.exceptions.Fault as f:
+        out = {"ok": False, "faultcode": str(f.code), "fault": f.message}
+    except zeep.exceptions.SignatureVerificationFailed:
+        out = {"ok": False, "fault": "zeep: the answer's signature does not verify with " + server_cert}
+    if len(posts) != 1:
+        sys.exit("want one SOAP POST, saw %d" % len(posts))
+    with open(os.path.join(out_dir, "request.xml"), "wb") as f:
+        f.write(posts[0].request.body)
+    with open(os.path.join(out_dir, "response.xml"), "wb") as f:
+        f.write(posts[0].content)
+    print(json.dumps(out))
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 6 and sys.argv[1] == "sign":
         sign(*sys.argv[2:])
@@ -186,5 +254,7 @@ if __name__ == "__main__":
         sign_envelope(*sys.argv[2:])
     elif len(sys.argv) == 3 and sys.argv[1] == "verify":
         verify(sys.argv[2])
+    elif len(sys.argv) == 9 and sys.argv[1] == "call" and sys.argv[2] in ("signed", "unsigned"):
+        call_factory(*sys.argv[2:])
     else:
         sys.exit(__doc__)
