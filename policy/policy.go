@@ -23,7 +23,8 @@
 //	                                    signature (SERVICE/OPERATION may be *)
 //
 // OPERATION: create, inspect, manage, admin, host (Factories and Managers calling the
-// Repository as themselves) or *.
+// Repository as themselves) or * (every operation but host: a host may register
+// workspaces for any owner, so that role is granted only by a rule that names it).
 //
 // SUBJECT: a DN glob ("/O=Grid/OU=Example/*"; * matches any run of characters,
 // '/' included), anonymous (callers without a certificate), * (any authenticated
@@ -210,14 +211,24 @@ var AllowAll = &Rules{source: "built-in allow-all", allowAll: true, rules: []rul
 }}
 
 // gridMapOnly is the policy of a server with a grid-mapfile and no rules file, as in
-// Globus: mapped callers may create, inspect and manage their own workspaces (and act
-// as hosts); admin, which would reach everyone's workspaces, needs a rules file.
+// Globus: mapped callers may create, inspect and manage their own workspaces; hosts
+// are the certificates named the Globus way (".../CN=host/<name>"); admin, which would
+// reach everyone's workspaces, needs a rules file.
 func gridMapOnly(gm *GridMap) *Rules {
 	mapped := subject{kind: subjAccount, pattern: "*"}
 	rs := &Rules{source: "built-in grid-mapfile policy (" + gm.source + ")", gridmap: gm}
-	for _, op := range []Operation{Create, Inspect, Manage, Host} {
+	for _, op := range []Operation{Create, Inspect, Manage} {
 		rs.rules = append(rs.rules, rule{allow: true, op: string(op), subj: mapped})
 	}
+	hosts, err := parseSubject("*/CN=host/*")
+	if err != nil {
+		panic(err) // a constant
+	}
+	return append2(rs, rule{allow: true, op: string(Host), subj: hosts})
+}
+
+func append2(rs *Rules, r rule) *Rules {
+	rs.rules = append(rs.rules, r)
 	return rs
 }
 
@@ -543,7 +554,9 @@ func (rs *Rules) cite(line int) string { return fmt.Sprintf("%s:%d", rs.source, 
 // classRule returns the first allow/deny rule matching op and c.
 func (rs *Rules) classRule(c *caller, op Operation) (rule, bool) {
 	for _, ru := range rs.rules {
-		if (ru.op == "*" || ru.op == string(op)) && c.matches(ru.subj) {
+		// "*" is every user operation but not host: acting as a host (registering
+		// workspaces for any owner, checking them out) is a role a rule must name.
+		if ((ru.op == "*" && (op != Host || rs.allowAll)) || ru.op == string(op)) && c.matches(ru.subj) {
 			return ru, true
 		}
 	}

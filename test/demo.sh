@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# `make demo`: start vws (all roles, embedded storage) and walk through what this
-# release offers with the CLI, printing each step with its time; then stop it.
+# `make demo`: make a test grid CA with `vws pki`, start vws (all roles, embedded
+# storage) over mutual TLS under a rules file, and walk through what this release
+# offers with the CLI as a grid user with a proxy certificate, printing each step
+# with its time; then stop it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash test/setup.sh | tail -1
@@ -8,7 +10,7 @@ bash test/setup.sh | tail -1
 VWS=${VWS:-bin/vws}
 port=${VWS_DEMO_PORT:-18080}
 data=$(mktemp -d /tmp/vws-demo.XXXXXX)
-export VWS_URL="http://127.0.0.1:$port"
+export VWS_URL="https://127.0.0.1:$port"
 log="$data/serve.log"
 
 cleanup() {
@@ -32,14 +34,39 @@ step() {
 	printf -- '-- %.0f ms\n' "$(echo "($(date +%s.%N) - $t0) * 1000" | bc)"
 }
 
-"$VWS" serve --insecure --listen "127.0.0.1:$port" --data "$data/db" >"$log" 2>&1 &
+# A grid site in miniature: a CA (its directory in the /etc/grid-security/certificates
+# layout, with a CRL), this host's certificate, two users, and a proxy for the first.
+ca="$data/certificates"
+step "Make a test CA, a host certificate and two user certificates (vws pki)" \
+	bash -c "\"$VWS\" pki ca --dir '$ca' >/dev/null && \"$VWS\" pki host --ca-dir '$ca' --name 127.0.0.1 --out '$data/host' >/dev/null &&
+		\"$VWS\" pki user --ca-dir '$ca' --cn 'Demo User' --vo-attribute /demo/Role=user --out '$data/user' >/dev/null &&
+		\"$VWS\" pki user --ca-dir '$ca' --cn 'Other User' --out '$data/other' >/dev/null && ls '$ca'"
+step "Make a proxy for the demo user, as grid-proxy-init would" \
+	"$VWS" --cert "$data/user-cert.pem" --key "$data/user-key.pem" pki proxy --hours 2 --out "$data/proxy"
+export X509_USER_PROXY="$data/proxy" X509_CERT_DIR="$ca"
+cat >"$data/rules" <<RULES
+allow host  /O=Grid/OU=vws/CN=host/127.0.0.1   # this host's Factory and Manager
+allow admin /O=Grid/OU=vws/CN=Demo User        # may import images
+deny  admin *
+allow *     *                                  # every other authenticated user
+quota *     workspaces=5 running=2 memory=2GiB lifetime=1d
+require-signature WorkspaceRepositoryService ListWorkspaces
+RULES
+
+"$VWS" serve --listen "127.0.0.1:$port" --data "$data/db" --cert "$data/host-cert.pem" --key "$data/host-key.pem" \
+	--ca "$ca" --policy "$data/rules" >"$log" 2>&1 &
 pid=$!
-for _ in $(seq 50); do curl -fsS "$VWS_URL/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
-curl -fsS "$VWS_URL/healthz" >/dev/null || { cat "$log"; exit 1; }
+curlv() { curl -fsS --capath "$ca" --cert "$data/user-cert.pem" --key "$data/user-key.pem" "$@"; }
+for _ in $(seq 50); do curlv "$VWS_URL/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+curlv "$VWS_URL/healthz" >/dev/null || { cat "$log"; exit 1; }
+step "Without a certificate the TLS handshake refuses us" \
+	bash -c "curl -sS --capath '$ca' '$VWS_URL/healthz' 2>&1 | head -1 || true"
 
 factory="$VWS_URL/wsrf/services/WorkspaceFactoryService"
 step "What the Factory offers (WSRF 1.2 dialect)" \
 	"$VWS" wsrf get-properties -s "$factory" fac:VMMTypes fac:Architectures fac:DefaultLifetime fac:MaximumLifetime
+step "Who we are to the server: the proxy's end-entity DN" \
+	bash -c "openssl x509 -in '$data/proxy' -noout -subject"
 step "The same through an XPath query in the GT 4.0 dialect" \
 	"$VWS" wsrf query --dialect gt4 -s "$factory" 'count(/*/fac:VMMTypes)'
 step "The host this Manager runs on" \
@@ -54,8 +81,12 @@ step "The pool" \
 	"$VWS" image list
 step "Create a workspace whose startup program prints a greeting and then a tick a second" \
 	"$VWS" create -f test/testdata/manager/ticker.xml --name demo --lifetime 2h -o "$data/demo.epr"
-step "Its resource properties" \
-	"$VWS" wsrf get-properties -e "$data/demo.epr" vw:name vw:state vw:deployment
+step "Its resource properties: the owner is the demo user" \
+	"$VWS" wsrf get-properties -e "$data/demo.epr" vw:name vw:owner vw:state vw:deployment
+step "Another user may not touch it: WorkspaceAuthorizationFault (exit status 2)" \
+	bash -c "X509_USER_PROXY= \"$VWS\" --cert '$data/other-cert.pem' --key '$data/other-key.pem' destroy '$data/demo.epr'; echo \"exit status \$?\""
+step "Listing workspaces needs a signed request here: unsigned is refused, --sign passes" \
+	bash -c "\"$VWS\" list 2>&1 | cut -c1-160; \"$VWS\" --sign list"
 step "Deploy it on this host's Manager: check out, stage images by digest, define the domain" \
 	"$VWS" deploy "$data/demo.epr"
 step "The Repository knows where it is" \
@@ -85,6 +116,8 @@ step "Shut it down (ACPI power button, then forced after the grace period)" \
 step "Undeploy and destroy it" \
 	bash -c "\"$VWS\" undeploy '$data/demo.epr' && \"$VWS\" destroy '$data/demo.epr'"
 step "Prometheus metrics of the Manager's operations" \
-	bash -c "curl -fsS '$VWS_URL/metrics' | grep '^vws_soap_requests_total.*WorkspaceManagerService'"
+	bash -c "curl -fsS --capath '$ca' --cert '$data/user-cert.pem' --key '$data/user-key.pem' '$VWS_URL/metrics' | grep '^vws_soap_requests_total.*WorkspaceManagerService'"
+step "The audit trail: every decision, hash-chained; the other user's denial" \
+	bash -c "\"$VWS\" audit --data '$data/db' --decision denied && \"$VWS\" audit --data '$data/db' --verify"
 echo
 echo "demo done; stopping vws"

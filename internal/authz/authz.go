@@ -27,9 +27,10 @@ type Auditor interface {
 	RecordDecision(ctx context.Context, operation, resource string, allowed bool, rule, detail string)
 }
 
-// Owners finds a workspace's owner and name by key.
+// Owners finds a workspace's owner, name and lock holder (the host it is checked
+// out to, "" when none) by key.
 type Owners interface {
-	Owner(ctx context.Context, key string) (owner, name string, err error)
+	Owner(ctx context.Context, key string) (owner, name, holder string, err error)
 }
 
 // Authorizer decides and audits.
@@ -84,7 +85,7 @@ func (a *Authorizer) Authorize(ctx context.Context, req *container.Request) erro
 	res := policy.Resource{Service: svc, Action: op}
 	class := Class(svc, op)
 	if key, ok := req.ResourceKey(); ok && svc == vwsns.WorkspaceService && class != policy.Host && a.Owners != nil {
-		owner, name, err := a.Owners.Owner(ctx, key)
+		owner, name, holder, err := a.Owners.Owner(ctx, key)
 		if errors.Is(err, errdefs.ErrResourceUnknown) {
 			// Unknown keys get the same fault for everyone; the handler gives it.
 			return a.Check(ctx, class, res)
@@ -93,6 +94,11 @@ func (a *Authorizer) Authorize(ctx context.Context, req *container.Request) erro
 			return err
 		}
 		res.Key, res.Name, res.Owner = key, name, owner
+		// The host a workspace is checked out to reads its properties (where the
+		// Repository has it) as a host, not as its owner.
+		if class == policy.Inspect && holder != "" && holder == identity.From(ctx).DN {
+			return a.Check(ctx, policy.Host, policy.Resource{Service: svc, Action: op, Key: key, Name: name})
+		}
 		if class == policy.Create {
 			if err := a.Check(ctx, policy.Inspect, res); err != nil {
 				return err

@@ -27,7 +27,7 @@ type Singleton struct {
 	// when there is none), as the document's schema orders them.
 	CostlyOrder  []wsa.QName
 	CostlyBefore wsa.QName
-	Now         func() time.Time
+	Now          func() time.Time
 }
 
 // Declares implements Properties.

@@ -1,0 +1,47 @@
+package policy
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/vws-grid/vws/internal/identity"
+)
+
+// Acting as a host registers workspaces for any owner: "*" does not grant it, and
+// the grid-mapfile-only policy grants it to Globus-style host certificates alone.
+func TestHostIsNeverImplied(t *testing.T) {
+	user := identity.Identity{DN: "/O=Grid/CN=alice"}
+	host := identity.Identity{DN: "/O=Grid/CN=host/node1.example.org"}
+	rs, err := Parse(strings.NewReader("allow * *\n"), "rules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := rs.Decide(user, Host, Resource{}); d.Allowed {
+		t.Errorf(`"allow * *" made a user a host (%s)`, d.Rule)
+	}
+	if d := rs.Decide(user, Create, Resource{}); !d.Allowed {
+		t.Errorf(`"allow * *" does not allow create: %s`, d.Rule)
+	}
+	rs, err = Parse(strings.NewReader("allow host /O=Grid/CN=host/*\nallow * *\n"), "rules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rs.Decide(host, Host, Resource{}).Allowed || rs.Decide(user, Host, Resource{}).Allowed {
+		t.Error("a host rule naming host certificates does not decide alone")
+	}
+	if !AllowAll.Decide(user, Host, Resource{}).Allowed {
+		t.Error("the built-in allow-all policy (no rules file) refuses host")
+	}
+
+	gm, err := ParseGridMap(strings.NewReader(`"/O=Grid/CN=alice" alice`+"\n"), "grid-mapfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	only := gridMapOnly(gm)
+	if only.Decide(user, Host, Resource{}).Allowed {
+		t.Error("the grid-mapfile policy made a mapped user a host")
+	}
+	if !only.Decide(host, Host, Resource{}).Allowed || !only.Decide(user, Create, Resource{}).Allowed {
+		t.Error("the grid-mapfile policy refuses a host certificate as host, or a mapped user create")
+	}
+}
