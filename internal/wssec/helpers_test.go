@@ -1,6 +1,9 @@
 package wssec
 
 import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -25,6 +28,9 @@ import (
 type testPKI struct {
 	ca, user, proxy, stranger          *x509.Certificate
 	caKey, userKey, proxyKey, otherKey *rsa.PrivateKey
+	// ecUser is an ECDSA P-256 user the (RSA) CA issued, ecProxy an ECDSA proxy of it.
+	ecUser, ecProxy       *x509.Certificate
+	ecUserKey, ecProxyKey *ecdsa.PrivateKey
 }
 
 var (
@@ -54,7 +60,7 @@ func (p *testPKI) build() error {
 	}
 	p.caKey, p.userKey, p.proxyKey, p.otherKey = keys[0], keys[1], keys[2], keys[3]
 	now := time.Now()
-	mk := func(serial int64, subject pkix.Name, isCA bool, key *rsa.PrivateKey, parent *x509.Certificate, parentKey *rsa.PrivateKey) (*x509.Certificate, error) {
+	mk := func(serial int64, subject pkix.Name, isCA bool, key crypto.Signer, parent *x509.Certificate, parentKey crypto.Signer) (*x509.Certificate, error) {
 		tmpl := &x509.Certificate{
 			SerialNumber:          big.NewInt(serial),
 			Subject:               subject,
@@ -67,7 +73,7 @@ func (p *testPKI) build() error {
 		if parent == nil {
 			parent, parentKey = tmpl, key
 		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), parentKey)
 		if err != nil {
 			return nil, err
 		}
@@ -90,7 +96,22 @@ func (p *testPKI) build() error {
 	if err != nil {
 		return err
 	}
-	p.stranger, err = mk(5, pkix.Name{CommonName: "Mallory"}, false, p.otherKey, other, keys[4])
+	if p.stranger, err = mk(5, pkix.Name{CommonName: "Mallory"}, false, p.otherKey, other, keys[4]); err != nil {
+		return err
+	}
+	if p.ecUserKey, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
+		return err
+	}
+	if p.ecProxyKey, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
+		return err
+	}
+	ecName := pkix.Name{Organization: []string{"Grid"}, OrganizationalUnit: []string{"Example"}, CommonName: "Erin EC"}
+	if p.ecUser, err = mk(6, ecName, false, p.ecUserKey, p.ca, p.caKey); err != nil {
+		return err
+	}
+	ecProxyName := ecName
+	ecProxyName.ExtraNames = []pkix.AttributeTypeAndValue{{Type: []int{2, 5, 4, 3}, Value: "proxy"}}
+	p.ecProxy, err = mk(7, ecProxyName, false, p.ecProxyKey, p.ecUser, p.ecUserKey)
 	return err
 }
 
@@ -115,6 +136,11 @@ var errUntrusted = errors.New("not in the site's trust store")
 
 func (p *testPKI) signer(alg Algorithm, now time.Time) *Signer {
 	return &Signer{Key: p.userKey, Chain: []*x509.Certificate{p.user}, Algorithm: alg, Now: func() time.Time { return now }}
+}
+
+// ecSigner signs as the ECDSA user.
+func (p *testPKI) ecSigner(alg Algorithm, now time.Time) *Signer {
+	return &Signer{Key: p.ecUserKey, Chain: []*x509.Certificate{p.ecUser}, Algorithm: alg, Now: func() time.Time { return now }}
 }
 
 func (p *testPKI) verifier(now time.Time) *Verifier {

@@ -2,6 +2,7 @@ package wssec
 
 import (
 	"crypto"
+	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -23,19 +24,41 @@ import (
 type Algorithm int
 
 const (
-	// RSASHA256 signs with rsa-sha256 and digests with sha256 (the default).
+	// RSASHA256 signs with rsa-sha256 and digests with sha256 (the default). Being
+	// the zero value, it also stands for "SHA-256 with whatever the key is": with an
+	// ECDSA key the Signer uses ECDSASHA256, so that a site that switches its keys to
+	// ECDSA need not touch every Signer.
 	RSASHA256 Algorithm = iota
 	// RSASHA1 signs with rsa-sha1 and digests with sha1, as GT 4.0's WSS4J does; only
 	// for peers that know nothing newer.
 	RSASHA1
+	// ECDSASHA256 signs with ecdsa-sha256 (RFC 4051) and digests with sha256; it
+	// needs an ECDSA key.
+	ECDSASHA256
 )
 
-func (a Algorithm) uris() (sigURI, digestURI string, h crypto.Hash, err error) {
-	switch a {
-	case RSASHA256:
-		return AlgRSASHA256, AlgSHA256, crypto.SHA256, nil
-	case RSASHA1:
-		return AlgRSASHA1, AlgSHA1, crypto.SHA1, nil
+// method returns the URIs and hash of a with a key of public key pub, refusing a
+// pairing that cannot sign (an RSA algorithm with an ECDSA key, or the reverse).
+func (a Algorithm) method(pub crypto.PublicKey) (sigURI, digestURI string, h crypto.Hash, err error) {
+	switch pub.(type) {
+	case *rsa.PublicKey:
+		switch a {
+		case RSASHA256:
+			return AlgRSASHA256, AlgSHA256, crypto.SHA256, nil
+		case RSASHA1:
+			return AlgRSASHA1, AlgSHA1, crypto.SHA1, nil
+		case ECDSASHA256:
+			return "", "", 0, errors.New("algorithm ecdsa-sha256 needs an ECDSA key, and the signing key is RSA")
+		}
+	case *ecdsa.PublicKey:
+		switch a {
+		case RSASHA256, ECDSASHA256:
+			return AlgECDSASHA256, AlgSHA256, crypto.SHA256, nil
+		case RSASHA1:
+			return "", "", 0, errors.New("algorithm rsa-sha1 needs an RSA key, and the signing key is ECDSA")
+		}
+	default:
+		return "", "", 0, fmt.Errorf("signing key is %T; only RSA and ECDSA keys are supported", pub)
 	}
 	return "", "", 0, fmt.Errorf("unknown signature algorithm %d", int(a))
 }
@@ -45,13 +68,15 @@ const DefaultTTL = 5 * time.Minute
 
 // Signer signs outgoing envelopes. It is safe for concurrent use once set up.
 type Signer struct {
-	// Key is the private key of Chain[0]; it must be an RSA key.
+	// Key is the private key of Chain[0], RSA or ECDSA. It may be any crypto.Signer
+	// (a token's, say) as long as its ECDSA signatures are ASN.1, as crypto.Signer
+	// requires.
 	Key crypto.Signer
 	// Chain is the signer's certificate first, then (for a proxy) its issuers up to the
 	// end-entity certificate and beyond as far as the peer needs them. One certificate
 	// travels as an X509v3 token, more as an X509PKIPathv1 token.
 	Chain []*x509.Certificate
-	// Algorithm is RSASHA256 unless set.
+	// Algorithm is RSASHA256 unless set, which with an ECDSA key means ECDSASHA256.
 	Algorithm Algorithm
 	// TTL is the Timestamp lifetime; DefaultTTL when zero.
 	TTL time.Duration
@@ -69,10 +94,7 @@ func (s *Signer) Sign(doc *etree.Document) error {
 	if s.Key == nil || len(s.Chain) == 0 {
 		return errors.New("wssec: signing needs a key and its certificate")
 	}
-	if _, ok := s.Key.Public().(*rsa.PublicKey); !ok {
-		return fmt.Errorf("wssec: signing key is %T; only RSA keys are supported", s.Key.Public())
-	}
-	sigURI, digestURI, hashAlg, err := s.Algorithm.uris()
+	sigURI, digestURI, hashAlg, err := s.Algorithm.method(s.Key.Public())
 	if err != nil {
 		return fmt.Errorf("wssec: %w", err)
 	}
@@ -181,6 +203,11 @@ func (s *Signer) Sign(doc *etree.Document) error {
 	value, err := s.Key.Sign(rand.Reader, sum, hashAlg)
 	if err != nil {
 		return fmt.Errorf("wssec: signing SignedInfo: %w", err)
+	}
+	if pub, ok := s.Key.Public().(*ecdsa.PublicKey); ok {
+		if value, err = ecdsaDERToRaw(value, ecdsaSize(pub)); err != nil {
+			return fmt.Errorf("wssec: signing SignedInfo: %w", err)
+		}
 	}
 	sig.CreateElement("ds:SignatureValue").SetText(base64.StdEncoding.EncodeToString(value))
 	// etree's default escaping writes a CR in text, or a tab or newline in an attribute,

@@ -2,6 +2,7 @@ package wssec
 
 import (
 	"crypto"
+	"crypto/ecdsa"
 	"crypto/rsa"
 	"crypto/subtle"
 	"crypto/x509"
@@ -170,10 +171,6 @@ func (v *Verifier) Verify(env *soap.Envelope) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	pub, ok := chain[0].PublicKey.(*rsa.PublicKey)
-	if !ok {
-		return nil, fail(CodeInvalidSecurityToken, fmt.Sprintf("the signing certificate has a %T key; only RSA is supported", chain[0].PublicKey))
-	}
 	sv, msg := child(sig, NSDS, "SignatureValue")
 	if sv == nil {
 		return nil, fail(CodeInvalidSecurity, msg)
@@ -187,8 +184,8 @@ func (v *Verifier) Verify(env *soap.Envelope) (*Result, error) {
 	if err != nil {
 		return nil, &Error{Code: CodeInvalidSecurity, Reason: "cannot canonicalize SignedInfo: " + err.Error(), Err: err}
 	}
-	if err := rsa.VerifyPKCS1v15(pub, sigHash, sum, value); err != nil {
-		return nil, &Error{Code: CodeFailedCheck, Reason: "the SignatureValue does not verify with the key of " + chain[0].Subject.String() + ": SignedInfo was changed or signed by another key", Err: err}
+	if err := checkSignatureValue(chain[0], sigAlg, sigHash, sum, value); err != nil {
+		return nil, err
 	}
 
 	if v.VerifyChain == nil {
@@ -336,14 +333,47 @@ func (v *Verifier) signedInfoMethods(si *etree.Element) (alg string, h crypto.Ha
 	}
 	alg, _ = attrPlain(sm, "Algorithm")
 	switch {
-	case alg == AlgRSASHA256:
+	case alg == AlgRSASHA256 || alg == AlgECDSASHA256:
 		h = crypto.SHA256
 	case alg == AlgRSASHA1 && v.AllowSHA1:
 		h = crypto.SHA1
 	default:
-		return "", 0, "", fail(CodeInvalidSecurity, fmt.Sprintf("signature algorithm %q is not accepted; use %s", alg, AlgRSASHA256))
+		return "", 0, "", fail(CodeInvalidSecurity, fmt.Sprintf("signature algorithm %q is not accepted; use %s or %s", alg, AlgRSASHA256, AlgECDSASHA256))
 	}
 	return alg, h, inclusivePrefixes(cm), nil
+}
+
+// checkSignatureValue verifies value, the decoded SignatureValue, over sum (the
+// digest of the canonical SignedInfo) with cert's key. The SignatureMethod must be
+// the one for that kind of key: checking an RSA method against an ECDSA key (or the
+// reverse) is not something to try and see, it is a malformed or forged message.
+func checkSignatureValue(cert *x509.Certificate, alg string, h crypto.Hash, sum, value []byte) error {
+	who := cert.Subject.String()
+	var err error
+	switch pub := cert.PublicKey.(type) {
+	case *rsa.PublicKey:
+		if alg == AlgECDSASHA256 {
+			return fail(CodeInvalidSecurity, "the SignatureMethod is ecdsa-sha256 but the key of "+who+" is RSA: algorithm and key do not match")
+		}
+		err = rsa.VerifyPKCS1v15(pub, h, sum, value)
+	case *ecdsa.PublicKey:
+		if alg != AlgECDSASHA256 {
+			return fail(CodeInvalidSecurity, fmt.Sprintf("the SignatureMethod is %s but the key of %s is ECDSA: algorithm and key do not match; use %s", alg, who, AlgECDSASHA256))
+		}
+		der, rawErr := ecdsaRawToDER(value, ecdsaSize(pub))
+		if rawErr != nil {
+			return &Error{Code: CodeFailedCheck, Reason: "the SignatureValue is not an ECDSA signature for the key of " + who + ": " + rawErr.Error(), Err: rawErr}
+		}
+		if !ecdsa.VerifyASN1(pub, sum, der) {
+			err = errors.New("ecdsa: verification error")
+		}
+	default:
+		return fail(CodeInvalidSecurityToken, fmt.Sprintf("the signing certificate has a %T key; only RSA and ECDSA are supported", cert.PublicKey))
+	}
+	if err != nil {
+		return &Error{Code: CodeFailedCheck, Reason: "the SignatureValue does not verify with the key of " + who + ": SignedInfo was changed or signed by another key", Err: err}
+	}
+	return nil
 }
 
 // inclusivePrefixes returns the InclusiveNamespaces PrefixList of a c14n method or

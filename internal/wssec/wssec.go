@@ -5,7 +5,8 @@
 // WS-Addressing header, each canonicalized with exclusive C14N.
 //
 // Both dialects are handled alike: GT 4.0 clients (WS-Addressing 2004/03) sign with
-// rsa-sha1, WSRF 1.2 clients (WS-Addressing 2005/08) usually with rsa-sha256.
+// rsa-sha1, WSRF 1.2 clients (WS-Addressing 2005/08) usually with rsa-sha256. Sites
+// with ECDSA keys sign with ecdsa-sha256 (RFC 4051), at a small fraction of RSA's cost.
 package wssec
 
 import (
@@ -29,8 +30,10 @@ const (
 
 	AlgRSASHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 	AlgRSASHA1   = "http://www.w3.org/2000/09/xmldsig#rsa-sha1"
-	AlgSHA256    = "http://www.w3.org/2001/04/xmlenc#sha256"
-	AlgSHA1      = "http://www.w3.org/2000/09/xmldsig#sha1"
+	// AlgECDSASHA256 is RFC 4051's ecdsa-sha256; its SignatureValue is r||s.
+	AlgECDSASHA256 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
+	AlgSHA256      = "http://www.w3.org/2001/04/xmlenc#sha256"
+	AlgSHA1        = "http://www.w3.org/2000/09/xmldsig#sha1"
 )
 
 // Fault codes of WS-Security 1.0 §12, as QNames with the prefix "wsse" (bound to NSWSSE

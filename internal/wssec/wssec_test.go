@@ -157,20 +157,22 @@ func TestTampering(t *testing.T) {
 			}, CodeInvalidSecurity, []string{"the signature does not cover wsa:To"}},
 		}
 		for _, c := range cases {
-			t.Run(nsName(ns)+"/"+c.name, func(t *testing.T) {
-				doc := request(ns, "urn:uuid:tamper-"+c.name)
-				if err := p.signer(RSASHA256, t0).Sign(doc); err != nil {
-					t.Fatal(err)
-				}
-				env := wire(t, doc)
-				c.change(env)
-				env = wire(t, env.Doc)
-				_, err := p.verifier(t0).Verify(env)
-				e := wantRefused(t, err, c.code, c.reason...)
-				if !errors.Is(e, errdefs.ErrSecurity) {
-					t.Errorf("%v does not unwrap to ErrSecurity", e)
-				}
-			})
+			for key, s := range map[string]*Signer{"rsa": p.signer(RSASHA256, t0), "ecdsa": p.ecSigner(RSASHA256, t0)} {
+				t.Run(nsName(ns)+"/"+key+"/"+c.name, func(t *testing.T) {
+					doc := request(ns, "urn:uuid:tamper-"+c.name)
+					if err := s.Sign(doc); err != nil {
+						t.Fatal(err)
+					}
+					env := wire(t, doc)
+					c.change(env)
+					env = wire(t, env.Doc)
+					_, err := p.verifier(t0).Verify(env)
+					e := wantRefused(t, err, c.code, c.reason...)
+					if !errors.Is(e, errdefs.ErrSecurity) {
+						t.Errorf("%v does not unwrap to ErrSecurity", e)
+					}
+				})
+			}
 		}
 	}
 }
