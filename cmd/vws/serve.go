@@ -67,8 +67,15 @@ func newServeCommand() *cobra.Command {
 Manager by default, with embedded storage in --data. Services are mounted under
 /wsrf/services/, with /healthz and /metrics beside them.
 
-HTTPS with --cert and --key (and --ca to verify client certificates, whose subject
-becomes the caller's identity); plain HTTP only when asked for with --insecure.`,
+HTTPS with mutual X.509 authentication is the default: the host certificate and key
+(--cert, --key; default /etc/grid-security/hostcert.pem and hostkey.pem) and the
+trusted CAs with their CRLs (--ca; default /etc/grid-security/certificates). Callers'
+certificates and RFC 3820 proxies are verified; the identity is the end-entity DN.
+With the CAs the server also verifies WS-Security signed requests, signs its answers
+to them, signs workspace manifests with the host key, and calls other services as
+this host. --policy and --grid-mapfile decide who may do what (re-read on change);
+every decision goes to the hash-chained audit log (vws audit). Plain HTTP, everyone
+anonymous, only with --insecure. Test credentials: vws pki.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runServe(cmd.Context(), o) },
 	}
