@@ -6,6 +6,7 @@ package manifestsig
 
 import (
 	"crypto"
+	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -26,6 +27,7 @@ import (
 	"github.com/vws-grid/vws/internal/fsutil"
 	"github.com/vws-grid/vws/internal/pki"
 	"github.com/vws-grid/vws/internal/wsa"
+	"github.com/vws-grid/vws/internal/xmldsigec"
 )
 
 // Signer signs manifests with one key.
@@ -40,9 +42,10 @@ func NewSigner(key crypto.Signer, chain []*x509.Certificate) (*Signer, error) {
 	if key == nil || len(chain) == 0 {
 		return nil, errors.New("manifest signer: a key and its certificate are needed")
 	}
-	if _, ok := key.(*rsa.PrivateKey); !ok {
-		// goxmldsig's RSA-SHA256 is what GT4-era verifiers (and xmlsec1) all accept.
-		return nil, fmt.Errorf("manifest signer: the key must be RSA, not %T", key)
+	switch key.Public().(type) {
+	case *rsa.PublicKey, *ecdsa.PublicKey:
+	default:
+		return nil, fmt.Errorf("manifest signer: the key must be RSA or ECDSA, not %T", key.Public())
 	}
 	return &Signer{key: key, chain: chain}, nil
 }
@@ -61,11 +64,48 @@ func (s *Signer) Sign(el *etree.Element) (*etree.Element, error) {
 		return nil, fmt.Errorf("sign manifest: %w", err)
 	}
 	ctx.Canonicalizer = dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList("")
+	pub, isEC := s.key.Public().(*ecdsa.PublicKey)
+	if isEC {
+		if err := ctx.SetSignatureMethod(dsig.ECDSASHA256SignatureMethod); err != nil {
+			return nil, fmt.Errorf("sign manifest: %w", err)
+		}
+	}
 	signed, err := ctx.SignEnveloped(el)
 	if err != nil {
 		return nil, fmt.Errorf("sign manifest: %w", err)
 	}
+	if isEC {
+		// goxmldsig writes the ASN.1 form; XML Signature wants r||s.
+		if err := convertSignatureValue(signed, func(v []byte) ([]byte, error) { return xmldsigec.DERToRaw(v, xmldsigec.Size(pub)) }); err != nil {
+			return nil, fmt.Errorf("sign manifest: %w", err)
+		}
+	}
 	return signed, nil
+}
+
+// convertSignatureValue rewrites el's ds:Signature/ds:SignatureValue with conv.
+func convertSignatureValue(el *etree.Element, conv func([]byte) ([]byte, error)) error {
+	for _, sig := range el.ChildElements() {
+		if sig.Tag != "Signature" || sig.NamespaceURI() != dsig.Namespace {
+			continue
+		}
+		for _, sv := range sig.ChildElements() {
+			if sv.Tag != "SignatureValue" {
+				continue
+			}
+			raw, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(sv.Text()), ""))
+			if err != nil {
+				return fmt.Errorf("SignatureValue: %w", err)
+			}
+			out, err := conv(raw)
+			if err != nil {
+				return err
+			}
+			sv.SetText(base64.StdEncoding.EncodeToString(out))
+			return nil
+		}
+	}
+	return errors.New("no ds:SignatureValue")
 }
 
 // TrustFunc decides whether a signer's certificate chain (leaf first) is one this
@@ -91,7 +131,14 @@ func Verify(el *etree.Element, trust TrustFunc) (*etree.Element, *x509.Certifica
 	vctx := dsig.NewDefaultValidationContext(&dsig.MemoryX509CertificateStore{Roots: chain[:1]})
 	// Validate sees el alone: declare what it inherits from the message around it
 	// (exclusive c14n keeps only the declarations the manifest uses).
-	signed, err := vctx.Validate(wsa.Detach(el))
+	detached := wsa.Detach(el)
+	if pub, ok := chain[0].PublicKey.(*ecdsa.PublicKey); ok {
+		// goxmldsig checks the ASN.1 form; the manifest carries r||s.
+		if err := convertSignatureValue(detached, func(v []byte) ([]byte, error) { return xmldsigec.RawToDER(v, xmldsigec.Size(pub)) }); err != nil {
+			return nil, nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+	}
+	signed, err := vctx.Validate(detached)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %v (signed by %s)", ErrInvalid, err, chain[0].Subject)
 	}

@@ -3,11 +3,15 @@ package manifestsig
 import (
 	"crypto/x509"
 	"errors"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/beevik/etree"
+
+	"github.com/vws-grid/vws/internal/pki"
 )
 
 const manifestXML = `<r:Manifest xmlns:r="http://vws.dev/ns/2026/workspace"><r:WorkspaceKey>k1</r:WorkspaceKey><r:owner>/O=Grid/CN=alice</r:owner><r:Image><r:Role>base</r:Role><r:Digest>sha256:aa</r:Digest><r:SizeBytes>10</r:SizeBytes></r:Image></r:Manifest>`
@@ -100,5 +104,55 @@ func TestLoadOrCreateIsStable(t *testing.T) {
 	}
 	if !a.Certificate().Equal(b.Certificate()) {
 		t.Fatal("a restart made a new signing key")
+	}
+}
+
+// Host keys may be ECDSA: the manifest carries ecdsa-sha256 with an r||s value (XML
+// Signature 1.1), verifies, and catches an edit. Both key types verify with xmlsec1.
+func TestECDSAAndXmlsec1(t *testing.T) {
+	for _, kt := range []pki.KeyType{pki.KeyTypeRSA, pki.KeyTypeECDSA} {
+		ca, err := pki.NewCA(pki.CAOptions{KeyType: kt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		host, err := ca.IssueHost(pki.HostOptions{Name: "repo.example.org", KeyType: kt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := NewSigner(host.Key, host.FullChain())
+		if err != nil {
+			t.Fatal(err)
+		}
+		signed, err := s.Sign(parse(t, manifestXML))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wire := toString(t, signed)
+		if kt == pki.KeyTypeECDSA && !strings.Contains(wire, "ecdsa-sha256") {
+			t.Fatalf("ECDSA manifest not signed with ecdsa-sha256: %s", wire)
+		}
+		if _, _, err := Verify(parse(t, wire), nil); err != nil {
+			t.Fatalf("%v: %v", kt, err)
+		}
+		if _, _, err := Verify(parse(t, strings.Replace(wire, "sha256:aa", "sha256:bb", 1)), nil); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("%v: an edited manifest verified: %v", kt, err)
+		}
+		xmlsec1Verify(t, wire, host)
+	}
+}
+
+func xmlsec1Verify(t *testing.T, wire string, host *pki.Credential) {
+	t.Helper()
+	if _, err := exec.LookPath("xmlsec1"); err != nil {
+		t.Log("xmlsec1 not installed (test/setup.sh installs it): interop not checked")
+		return
+	}
+	dir := t.TempDir()
+	doc, cert := filepath.Join(dir, "manifest.xml"), filepath.Join(dir, "cert.pem")
+	os.WriteFile(doc, []byte(wire), 0o644)
+	os.WriteFile(cert, pki.CertificatesPEM(host.Certificate), 0o644)
+	out, err := exec.Command("xmlsec1", "--verify", "--pubkey-cert-pem", cert, doc).CombinedOutput()
+	if err != nil {
+		t.Fatalf("xmlsec1 refuses our %T manifest signature: %v\n%s", host.Key, err, out)
 	}
 }

@@ -3,10 +3,9 @@ package wssec
 import (
 	"bytes"
 	"crypto/x509"
-	"encoding/asn1"
 	"encoding/base64"
 	"encoding/pem"
-	"math/big"
+	"github.com/vws-grid/vws/internal/xmldsigec"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -122,7 +121,7 @@ func TestECDSASignatureValueForm(t *testing.T) {
 	t.Run("DER instead of r||s refused", func(t *testing.T) {
 		env := signed(t, p.ecSigner(RSASHA256, t0), request(wsa.NS200508, "urn:uuid:der"))
 		env = setValue(t, env, func(raw []byte) []byte {
-			der, err := ecdsaRawToDER(raw, 32)
+			der, err := xmldsigec.RawToDER(raw, 32)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -143,46 +142,6 @@ func TestECDSASignatureValueForm(t *testing.T) {
 		_, err := p.verifier(t0).Verify(env)
 		wantRefused(t, err, CodeFailedCheck, "does not verify")
 	})
-}
-
-func TestECDSAConversion(t *testing.T) {
-	// Small integers are left-padded to the curve size, both ways.
-	r, s := big.NewInt(0x0102), new(big.Int).Lsh(big.NewInt(1), 255)
-	der, err := asn1.Marshal(ecdsaSig{R: r, S: s})
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := ecdsaDERToRaw(der, 32)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := make([]byte, 64)
-	want[30], want[31], want[32] = 1, 2, 0x80
-	if !bytes.Equal(raw, want) {
-		t.Fatalf("raw = %x\nwant  %x", raw, want)
-	}
-	back, err := ecdsaRawToDER(raw, 32)
-	if err != nil || !bytes.Equal(back, der) {
-		t.Fatalf("back = %x, %v; want %x", back, err, der)
-	}
-	for name, bad := range map[string][]byte{
-		"trailing bytes": append(append([]byte{}, der...), 0),
-		"not ASN.1":      {0x01, 0x02},
-		"r too long":     mustDER(t, new(big.Int).Lsh(big.NewInt(1), 256), s),
-		"zero s":         mustDER(t, r, big.NewInt(0)),
-	} {
-		if _, err := ecdsaDERToRaw(bad, 32); err == nil {
-			t.Errorf("%s: accepted", name)
-		}
-	}
-}
-
-func mustDER(t *testing.T, r, s *big.Int) []byte {
-	der, err := asn1.Marshal(ecdsaSig{R: r, S: s})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return der
 }
 
 // TestECDSAXmlsec1 checks our ecdsa-sha256 against xmlsec1 (libxmlsec with OpenSSL)
@@ -252,7 +211,7 @@ func TestECDSAXmlsec1(t *testing.T) {
 			env := wire(t, mustParse(t, data).Doc)
 			sv := securityChild(t, env, NSDS, "Signature").FindElement("./ds:SignatureValue")
 			raw, _ := base64.StdEncoding.DecodeString(sv.Text())
-			der, err := ecdsaRawToDER(raw, 32)
+			der, err := xmldsigec.RawToDER(raw, 32)
 			if err != nil {
 				t.Fatal(err)
 			}

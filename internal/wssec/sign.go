@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/vws-grid/vws/internal/xmldsigec"
 	"hash"
 	"time"
 
@@ -205,7 +206,7 @@ func (s *Signer) Sign(doc *etree.Document) error {
 		return fmt.Errorf("wssec: signing SignedInfo: %w", err)
 	}
 	if pub, ok := s.Key.Public().(*ecdsa.PublicKey); ok {
-		if value, err = ecdsaDERToRaw(value, ecdsaSize(pub)); err != nil {
+		if value, err = xmldsigec.DERToRaw(value, xmldsigec.Size(pub)); err != nil {
 			return fmt.Errorf("wssec: signing SignedInfo: %w", err)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/vws-grid/vws/internal/xmldsigec"
 	"strings"
 	"time"
 
@@ -360,7 +361,7 @@ func checkSignatureValue(cert *x509.Certificate, alg string, h crypto.Hash, sum,
 		if alg != AlgECDSASHA256 {
 			return fail(CodeInvalidSecurity, fmt.Sprintf("the SignatureMethod is %s but the key of %s is ECDSA: algorithm and key do not match; use %s", alg, who, AlgECDSASHA256))
 		}
-		der, rawErr := ecdsaRawToDER(value, ecdsaSize(pub))
+		der, rawErr := xmldsigec.RawToDER(value, xmldsigec.Size(pub))
 		if rawErr != nil {
 			return &Error{Code: CodeFailedCheck, Reason: "the SignatureValue is not an ECDSA signature for the key of " + who + ": " + rawErr.Error(), Err: rawErr}
 		}

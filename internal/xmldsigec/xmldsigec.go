@@ -1,4 +1,7 @@
-package wssec
+// Package xmldsigec converts ECDSA signature values between the ASN.1 form Go's
+// crypto produces and the raw r||s form XML Signature requires, for WS-Security
+// messages and signed manifests alike.
+package xmldsigec
 
 import (
 	"crypto/ecdsa"
@@ -18,13 +21,13 @@ type ecdsaSig struct {
 	R, S *big.Int
 }
 
-// ecdsaSize is the byte length of each of r and s for pub's curve.
-func ecdsaSize(pub *ecdsa.PublicKey) int {
+// Size is the byte length of each of r and s for pub's curve.
+func Size(pub *ecdsa.PublicKey) int {
 	return (pub.Curve.Params().N.BitLen() + 7) / 8
 }
 
-// ecdsaDERToRaw turns a DER Ecdsa-Sig-Value into r||s of size bytes each.
-func ecdsaDERToRaw(der []byte, size int) ([]byte, error) {
+// DERToRaw turns a DER Ecdsa-Sig-Value into r||s of size bytes each.
+func DERToRaw(der []byte, size int) ([]byte, error) {
 	var sig ecdsaSig
 	rest, err := asn1.Unmarshal(der, &sig)
 	if err != nil {
@@ -45,11 +48,11 @@ func ecdsaDERToRaw(der []byte, size int) ([]byte, error) {
 	return raw, nil
 }
 
-// ecdsaRawToDER turns r||s into the DER Ecdsa-Sig-Value ecdsa.VerifyASN1 takes. The
+// RawToDER turns r||s into the DER Ecdsa-Sig-Value ecdsa.VerifyASN1 takes. The
 // length must be exactly twice the curve's size: a shorter value would be one whose
 // leading zeros the signer dropped, which RFC 4050 does not allow and which could
 // hide a split between r and s other than the one meant.
-func ecdsaRawToDER(raw []byte, size int) ([]byte, error) {
+func RawToDER(raw []byte, size int) ([]byte, error) {
 	if len(raw) != 2*size {
 		return nil, fmt.Errorf("ECDSA SignatureValue is %d bytes; the key's curve needs r||s of %d", len(raw), 2*size)
 	}
