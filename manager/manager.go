@@ -57,7 +57,10 @@ type Config struct {
 	// Authorize decides an operation on a deployed workspace (its owner known from the
 	// manifest) for the caller in ctx; nil allows everything.
 	Authorize func(ctx context.Context, op policy.Operation, res policy.Resource) error
-	Logger    *slog.Logger
+	// Visible decides, without auditing, whether the caller in ctx may see a deployed
+	// workspace in the host's properties; nil shows all.
+	Visible func(ctx context.Context, res policy.Resource) bool
+	Logger  *slog.Logger
 }
 
 // Validator checks a workspace description (the manifest's) against the schema: the

@@ -16,6 +16,7 @@ import (
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/internal/wsrf"
+	"github.com/vws-grid/vws/policy"
 )
 
 var mq = func(l string) wsa.QName { return vwsns.Q(vwsns.Manager, l) }
@@ -179,6 +180,10 @@ func (m *Manager) hostProperties(ctx context.Context, d *dialect.Dialect) ([]*et
 	dep.CreateAttr("xmlns:mgr", vwsns.Manager)
 	recs, _ := m.journal.all()
 	for _, r := range recs {
+		// A user sees the workspaces they may inspect; the site's admins see all.
+		if m.cfg.Visible != nil && !m.cfg.Visible(ctx, policy.Resource{Service: vwsns.ManagerService, Key: r.Key, Name: r.Name, Owner: r.Owner}) {
+			continue
+		}
 		w := dep.CreateElement("mgr:Workspace")
 		w.CreateElement("mgr:Key").SetText(r.Key)
 		if r.Name != "" {

@@ -143,3 +143,17 @@ func (r *Repository) authorizeFor(ctx context.Context, user identity.Identity, s
 	}
 	return err
 }
+
+// visible keeps the workspaces the caller in ctx may inspect: listing and querying
+// the Repository show a user their own workspaces (and shared ones), not everyone's.
+func (r *Repository) visible(ctx context.Context, all []Summary) []Summary {
+	rules, caller := r.rules(), identity.From(ctx)
+	out := all[:0:0]
+	for _, s := range all {
+		res := policy.Resource{Service: vwsns.WorkspaceService, Action: "list", Key: s.Key, Name: s.Name, Owner: s.Owner}
+		if rules.Decide(caller, policy.Inspect, res).Allowed {
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -223,7 +223,7 @@ func (r *Repository) RepositoryService(contract fs.FS, version string) (*contain
 			if err != nil {
 				return nil, err
 			}
-			all := r.List(Filter{})
+			all := r.visible(ctx, r.List(Filter{}))
 			props := []*etree.Element{
 				wsrf.TextProperty(rq("WorkspaceCount"), strconv.Itoa(len(all))),
 				wsrf.TextProperty(rq("ImageCount"), strconv.Itoa(len(imgs))),

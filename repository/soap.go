@@ -211,7 +211,7 @@ func (r *Repository) listWorkspaces(ctx context.Context, req *container.Request)
 			}
 		}
 	}
-	all := r.List(f)
+	all := r.visible(ctx, r.List(f))
 	out := response(vwsns.Repository, "ListWorkspacesResponse")
 	for i := offset; i < len(all) && i < offset+max; i++ {
 		summaryElement(out.CreateElement("r:Workspace"), req.Dialect, siblingURL(req, vwsns.WorkspaceService), all[i])

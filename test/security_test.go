@@ -313,10 +313,17 @@ func TestSecurityEndToEnd(t *testing.T) {
 	}
 
 	// --- signatures ---
+	var listed []string
 	list := func(c *client.Client) error {
 		b := etree.NewElement("repo:ListWorkspaces")
 		b.CreateAttr("xmlns:repo", vwsns.Repository)
-		_, err := c.Invoke(ctx, s.epr(vwsns.RepositoryService), "ListWorkspaces", b)
+		resp, err := c.Invoke(ctx, s.epr(vwsns.RepositoryService), "ListWorkspaces", b)
+		listed = nil
+		if err == nil {
+			for _, w := range resp.SelectElements("Workspace") {
+				listed = append(listed, w.SelectElement("Name").Text())
+			}
+		}
 		return err
 	}
 	wantFaultType(t, "unsigned ListWorkspaces", list(aliceProxy), "WorkspaceAuthorizationFault", "signed")
@@ -325,6 +332,10 @@ func TestSecurityEndToEnd(t *testing.T) {
 	signed.Verifier = wssec.NewVerifier(func(chain []*x509.Certificate) (identity.Identity, error) { return s.trust.Verify(chain, time.Now()) })
 	if err := list(signed); err != nil {
 		t.Fatalf("a signed ListWorkspaces (answer verified): %v", err)
+	}
+	// Alice sees her workspace, not the ten of the quota user.
+	if strings.Join(listed, ",") != "alices" {
+		t.Fatalf("alice's listing: %v", listed)
 	}
 	// The same signed bytes twice: the second is a replay.
 	b := etree.NewElement("repo:ListWorkspaces")

@@ -152,3 +152,9 @@ func (a *Authorizer) HTTP(service string, classesOf func(*http.Request) []policy
 		h.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
+
+// MayInspect reports, without auditing, whether the caller in ctx may see res: for
+// listings, which show each caller what is theirs (or shared with them).
+func (a *Authorizer) MayInspect(ctx context.Context, res policy.Resource) bool {
+	return a.Policy.Rules().Decide(identity.From(ctx), policy.Inspect, res).Allowed
+}

@@ -212,7 +212,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.Manager, err = manager.New(manager.Config{
 			Dir: filepath.Join(cfg.DataDir, "manager"), Host: cfg.Manager.Host, GracePeriod: cfg.Manager.GracePeriod,
 			Self:      func() string { return s.BaseURL() + "/wsrf/services/WorkspaceManagerService" },
-			Authorize: az.Check, Logger: cfg.Logger, HTTP: sec.httpClient(), ManifestTrust: sec.manifestTrustFunc(),
+			Authorize: az.Check, Visible: az.MayInspect, Logger: cfg.Logger, HTTP: sec.httpClient(), ManifestTrust: sec.manifestTrustFunc(),
 		}, s.hv, s.validator)
 		if err != nil {
 			return nil, err
