@@ -36,14 +36,19 @@ func SyncDir(dir string) error {
 }
 
 // WriteFileAtomic replaces path with data: written to path+".tmp", synced, renamed
-// over path, and the directory synced, so a crash leaves the old or the new content.
+// over path, and the directory synced, so a crash leaves the old or the new content
+// and a reader (a server reloading its CA directory) never sees half a file. The
+// temporary file has mode perm, whatever the umask, before any secret is written.
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, perm)
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(data)
+	err = f.Chmod(perm)
+	if err == nil {
+		_, err = f.Write(data)
+	}
 	if err == nil {
 		err = f.Sync()
 	}

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/vws-grid/vws/internal/fsutil"
 )
 
 // CertificatesPEM encodes certificates as consecutive PEM blocks.
@@ -98,32 +100,10 @@ func WriteCRL(dir string, ca *x509.Certificate, crl []byte) error {
 	return WriteFileAtomic(filepath.Join(dir, hash+".r0"), CRLPEM(crl), 0o644)
 }
 
-// WriteFileAtomic writes data to path through a temporary file renamed over it, so
-// a reader (a server reloading its CA directory, say) never sees half a file. The
-// temporary file has its final mode before any secret is written to it.
-func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // fails harmlessly after the rename
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+// WriteFileAtomic writes data to path with mode perm through a synced temporary
+// file renamed over it (fsutil.WriteFileAtomic).
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	if err := fsutil.WriteFileAtomic(path, data, perm); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
