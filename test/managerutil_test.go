@@ -32,7 +32,8 @@ import (
 
 // MgrServer is one `vws serve --insecure` child process on a free loopback port.
 type MgrServer struct {
-	URL      string    // http://127.0.0.1:PORT
+	URL      string    // http://127.0.0.1:PORT (https with TLS)
+	TLS      *MgrTLS   // nil: --insecure
 	Dir      string    // its --data directory
 	HostName string    // its --host-name ("" when not a manager or not given)
 	Started  time.Time // when the process was started
@@ -50,6 +51,17 @@ type MgrServerOptions struct {
 	Roles    []string // default: all
 	HostName string   // --host-name; give two managers on one machine different names
 	Args     []string // further flags
+	// TLS, when set, runs the server over mutual TLS with these credentials instead
+	// of --insecure.
+	TLS *MgrTLS
+}
+
+// MgrTLS is a site for a TLS test server: its CA directory, the host's certificate
+// and key, a rules file, and a client credential (a proxy file) that /healthz and
+// CLI calls without another credential use.
+type MgrTLS struct {
+	CADir, HostCert, HostKey, Policy string
+	Proxy                            string
 }
 
 var mgrServingURL = regexp.MustCompile(`msg="vws serving" url=(\S+)`)
@@ -63,6 +75,10 @@ func StartMgrServer(t *testing.T, o MgrServerOptions) *MgrServer {
 		o.Dir = t.TempDir()
 	}
 	args := []string{"serve", "--insecure", "--listen", "127.0.0.1:0", "--data", o.Dir, "--log-level", "info"}
+	if o.TLS != nil {
+		args = []string{"serve", "--listen", "127.0.0.1:0", "--data", o.Dir, "--log-level", "info",
+			"--cert", o.TLS.HostCert, "--key", o.TLS.HostKey, "--ca", o.TLS.CADir, "--policy", o.TLS.Policy}
+	}
 	if len(o.Roles) > 0 {
 		args = append(args, "--role", strings.Join(o.Roles, ","))
 	}
@@ -70,7 +86,7 @@ func StartMgrServer(t *testing.T, o MgrServerOptions) *MgrServer {
 		args = append(args, "--host-name", o.HostName)
 	}
 	args = append(args, o.Args...)
-	s := &MgrServer{Dir: o.Dir, HostName: o.HostName, exited: make(chan struct{})}
+	s := &MgrServer{Dir: o.Dir, HostName: o.HostName, TLS: o.TLS, exited: make(chan struct{})}
 	s.cmd = exec.Command(vws(t), args...)
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {
@@ -116,8 +132,16 @@ func StartMgrServer(t *testing.T, o MgrServerOptions) *MgrServer {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("vws serve did not start within 30s:\n%s", s.Logs())
 	}
+	hc := http.DefaultClient
+	if o.TLS != nil {
+		tc, err := client.TLSConfig(o.TLS.Proxy, o.TLS.Proxy, o.TLS.CADir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hc = &http.Client{Transport: &http.Transport{TLSClientConfig: tc}}
+	}
 	for deadline := time.Now().Add(20 * time.Second); ; {
-		resp, err := http.Get(s.URL + "/healthz")
+		resp, err := hc.Get(s.URL + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -150,10 +174,21 @@ func (s *MgrServer) Logs() string {
 	return s.log.String()
 }
 
-// CLI runs the vws client with VWS_URL set to this server.
+// CLI runs the vws client with VWS_URL set to this server (and, over TLS, as the
+// site's default client credential).
 func (s *MgrServer) CLI(t *testing.T, args ...string) run {
 	t.Helper()
+	if s.TLS != nil {
+		return s.CLIAs(t, s.TLS.Proxy, args...)
+	}
 	return runVWS(t, []string{"VWS_URL=" + s.URL}, args...)
+}
+
+// CLIAs runs the vws client as the holder of proxy (a proxy file: certificate, key
+// and chain), trusting the server's CAs.
+func (s *MgrServer) CLIAs(t *testing.T, proxy string, args ...string) run {
+	t.Helper()
+	return runVWS(t, []string{"VWS_URL=" + s.URL, "X509_USER_PROXY=" + proxy, "X509_CERT_DIR=" + s.TLS.CADir}, args...)
 }
 
 // MustCLI runs the vws client and fails the test unless it exits 0.
@@ -260,6 +295,13 @@ func CreateWorkspace(t *testing.T, s *MgrServer, desc string) *MgrWorkspace {
 	t.Helper()
 	eprFile := filepath.Join(t.TempDir(), "ws.xml")
 	s.MustCLI(t, "create", "-f", desc, "-o", eprFile)
+	return workspaceFromEPRFile(t, eprFile)
+}
+
+// workspaceFromEPRFile reads a workspace EPR file `vws create -o` wrote, and registers
+// the clean-up of its libvirt domain.
+func workspaceFromEPRFile(t *testing.T, eprFile string) *MgrWorkspace {
+	t.Helper()
 	doc := etree.NewDocument()
 	if err := doc.ReadFromFile(eprFile); err != nil {
 		t.Fatal(err)
