@@ -4,66 +4,21 @@ package tlsutil
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/vws-grid/vws/internal/pki"
 )
 
-// LoadCAs reads trusted CA certificates from a PEM file or from every *.pem, *.crt and
-// *.0…*.9 file of a directory (the hashed layout of /etc/grid-security/certificates).
+// LoadCAs reads trusted CA certificates from a PEM file or a directory in the
+// /etc/grid-security/certificates layout (pki.LoadTrust, CRLs included).
 func LoadCAs(path string) (*x509.CertPool, error) {
-	info, err := os.Stat(path)
+	t, err := pki.LoadTrust(path)
 	if err != nil {
-		return nil, fmt.Errorf("trusted CAs: %w", err)
+		return nil, err
 	}
-	files := []string{path}
-	if info.IsDir() {
-		entries, err := os.ReadDir(path)
-		if err != nil {
-			return nil, fmt.Errorf("trusted CAs: %w", err)
-		}
-		files = files[:0]
-		for _, e := range entries {
-			n := e.Name()
-			ext := filepath.Ext(n)
-			if e.Type().IsRegular() && (ext == ".pem" || ext == ".crt" || (len(ext) == 2 && ext[1] >= '0' && ext[1] <= '9')) {
-				files = append(files, filepath.Join(path, n))
-			}
-		}
-	}
-	pool := x509.NewCertPool()
-	n := 0
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("trusted CAs: %w", err)
-		}
-		for {
-			var block *pem.Block
-			block, data = pem.Decode(data)
-			if block == nil {
-				break
-			}
-			if block.Type != "CERTIFICATE" {
-				continue
-			}
-			cert, err := x509.ParseCertificate(block.Bytes)
-			if err != nil {
-				return nil, fmt.Errorf("trusted CA in %s: %w", f, err)
-			}
-			pool.AddCert(cert)
-			n++
-		}
-	}
-	if n == 0 {
-		return nil, fmt.Errorf("no CA certificates found in %s", path)
-	}
-	return pool, nil
+	return t.Roots(), nil
 }
 
 // Option adjusts Server.
