@@ -95,6 +95,8 @@ allow * *
 		// An operation nobody mapped is admin-only.
 		{alice, vwsns.RepositoryService, "SomethingNew", "", false},
 		{admin, vwsns.RepositoryService, "SomethingNew", "", true},
+		// A host reads service-level properties without an inspect rule of its own.
+		{host, vwsns.RepositoryService, "ListImages", "", true},
 		// An unknown key: the class decides, the handler answers ResourceUnknown.
 		{bob, vwsns.WorkspaceService, "GetResourceProperty", "nope", true},
 	} {
@@ -109,5 +111,25 @@ allow * *
 	}
 	if len(log.got) < 16 {
 		t.Fatalf("not every decision was audited: %q", log.got)
+	}
+}
+
+// A site whose rules give hosts nothing but host: the Factory still lists the images
+// it creates from, and a host still reads nothing of a workspace it does not hold.
+func TestHostReadsServiceLevel(t *testing.T) {
+	rs, err := policy.Parse(strings.NewReader("allow host /O=Grid/OU=vws/CN=host/*\nallow * "+alice+"\n"), "rules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &Authorizer{Policy: rules{rs}, Audit: &decisions{}, Owners: owners{"w2": {alice, "two", ""}}}
+	ctx := identity.With(context.Background(), identity.Identity{DN: host})
+	if err := a.Authorize(ctx, request(vwsns.RepositoryService, "ListImages", "")); err != nil {
+		t.Errorf("a host may not list images: %v", err)
+	}
+	if err := a.Authorize(ctx, request(vwsns.WorkspaceService, "GetResourceProperty", "w2")); err == nil {
+		t.Error("a host reads a workspace it does not hold")
+	}
+	if err := a.Authorize(ctx, request(vwsns.FactoryService, "Create", "")); err == nil {
+		t.Error("a host may create workspaces")
 	}
 }
