@@ -123,6 +123,9 @@ func (r *Repository) CheckOut(ctx context.Context, key, host string, manager *ws
 		if err != nil {
 			return err
 		}
+		if signed, err = r.renewed(ctx, s, chain, signed); err != nil {
+			return err
+		}
 		if !reissue {
 			// The deployment counts as running, with its memory, against the owner's
 			// quotas until it is checked in.

@@ -2,14 +2,17 @@ package repository
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/beevik/etree"
 
 	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/manifestsig"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsrf"
 )
@@ -17,6 +20,8 @@ import (
 // ManifestSigner signs a workspace's manifest (an enveloped XML signature).
 type ManifestSigner interface {
 	Sign(el *etree.Element) (*etree.Element, error)
+	// Certificate is the signer's certificate.
+	Certificate() *x509.Certificate
 }
 
 // manifestImages lists what a manager must stage for the workspace chain describes,
@@ -154,4 +159,38 @@ func manifestFacts(me *etree.Element) []string {
 		}
 	}
 	return out
+}
+
+// renewed returns the stored manifest me, signed again with the current key when an
+// earlier key signed it (the host certificate was renewed): a manifest verifies only
+// while its signer's certificate is valid, and workspaces outlive host certificates.
+// The old signature must verify as of when it was made, and the content has been
+// compared with the store, so nothing unsigned is re-signed.
+func (r *Repository) renewed(ctx context.Context, s *wsrf.Snapshot, chain *diskChain, me *etree.Element) (*etree.Element, error) {
+	old, err := manifestsig.SignerOf(me)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the stored manifest of workspace %s: %w", errdefs.ErrImageIntegrity, s.Key, err)
+	}
+	if old.Equal(r.signer.Certificate()) {
+		return me, nil
+	}
+	issued := time.Now()
+	if is := me.SelectElement("Issued"); is != nil {
+		if t, err := wsrf.ParseDateTime(strings.TrimSpace(is.Text())); err == nil {
+			issued = t
+		}
+	}
+	if _, _, err := manifestsig.VerifyAt(me, nil, issued); err != nil {
+		return nil, errdefs.WithAdvice(fmt.Errorf("%w: the stored manifest of workspace %s: %w", errdefs.ErrImageIntegrity, s.Key, err),
+			"the store was changed outside vws: restore the workspace's record from a backup, or destroy it")
+	}
+	if err := r.seal(ctx, s, chain); err != nil {
+		return nil, err
+	}
+	doc := etree.NewDocument()
+	if err := doc.ReadFromString(chain.Seal); err != nil {
+		return nil, fmt.Errorf("re-signed manifest: %w", err)
+	}
+	r.log.Info("manifest signed again with the current key", "key", s.Key, "previous signer", old.Subject.String())
+	return doc.Root(), nil
 }

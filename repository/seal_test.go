@@ -110,3 +110,43 @@ func TestManifestResealedByCloneAndCheckIn(t *testing.T) {
 
 // tester is the user the tests' check-outs act for (no policy: allowed everything).
 var tester = identity.Identity{DN: "/O=Grid/OU=vws/CN=tester"}
+
+// The host key is renewed: a workspace sealed with the old one is handed out signed
+// with the new one (after its old signature checked out), so workspaces outlive host
+// certificates; an old signature that does not verify is refused instead.
+func TestManifestSignedAgainAfterKeyRenewal(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	key := f.create("renewed", "", "")
+	key2 := f.create("forged", "", "")
+	oldSigner := f.r.signer.Certificate()
+	// A forged "old" manifest for key2: right content, signature value broken.
+	err := f.r.Workspaces.Modify(ctx, key2, func(s *wsrf.Snapshot) error {
+		c, err := decodeChain(s.Private)
+		if err != nil {
+			return err
+		}
+		i := strings.Index(c.Seal, "<ds:SignatureValue>") + len("<ds:SignatureValue>")
+		c.Seal = c.Seal[:i] + "AAAA" + c.Seal[i+4:]
+		s.Private = c.encode()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(filepath.Join(f.dir, "keys")) // the renewal: a new key on the next start
+	f.reopen()
+	if f.r.signer.Certificate().Equal(oldSigner) {
+		t.Fatal("the reopened repository kept the old key")
+	}
+	m, err := f.r.CheckOut(ctx, key, "node1", nil, &tester)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, cert, err := manifestsig.Verify(m.Signed, nil); err != nil || !cert.Equal(f.r.signer.Certificate()) {
+		t.Fatalf("after the renewal the manifest is signed by %v (%v)", cert.Subject, err)
+	}
+	if _, err := f.r.CheckOut(ctx, key2, "node1", nil, &tester); !errors.Is(err, errdefs.ErrImageIntegrity) {
+		t.Fatalf("a stored manifest whose old signature is broken was signed again: %v", err)
+	}
+}

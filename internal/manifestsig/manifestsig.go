@@ -119,6 +119,26 @@ var ErrInvalid = errors.New("manifest signature invalid")
 // not el: anything outside the signature's reach is dropped) and the signer's
 // certificate. trust nil checks integrity only: the signer is not authenticated.
 func Verify(el *etree.Element, trust TrustFunc) (*etree.Element, *x509.Certificate, error) {
+	return verify(el, trust, nil)
+}
+
+// VerifyAt is Verify with the signer's certificate judged valid or not at time at
+// (when the manifest was signed): the Repository checks its own earlier signatures so
+// before re-signing them with a renewed key.
+func VerifyAt(el *etree.Element, trust TrustFunc, at time.Time) (*etree.Element, *x509.Certificate, error) {
+	return verify(el, trust, dsig.NewFakeClockAt(at))
+}
+
+// SignerOf returns the certificate a signed element names as its signer, unverified.
+func SignerOf(el *etree.Element) (*x509.Certificate, error) {
+	chain, err := keyInfoChain(el)
+	if err != nil {
+		return nil, err
+	}
+	return chain[0], nil
+}
+
+func verify(el *etree.Element, trust TrustFunc, clock *dsig.Clock) (*etree.Element, *x509.Certificate, error) {
 	chain, err := keyInfoChain(el)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrInvalid, err)
@@ -129,6 +149,9 @@ func Verify(el *etree.Element, trust TrustFunc) (*etree.Element, *x509.Certifica
 		}
 	}
 	vctx := dsig.NewDefaultValidationContext(&dsig.MemoryX509CertificateStore{Roots: chain[:1]})
+	if clock != nil {
+		vctx.Clock = clock
+	}
 	// Validate sees el alone: declare what it inherits from the message around it
 	// (exclusive c14n keeps only the declarations the manifest uses).
 	detached := wsa.Detach(el)
