@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,27 +25,28 @@ import (
 )
 
 type serveOptions struct {
-	listen   string
-	dataDir  string
-	insecure bool
-	certFile string
-	keyFile  string
-	caPath   string
-	roles    []string
-	maxBody  int64
-	logLevel string
-	policy   string
-	gridMap  string
-	trust    *pki.Trust
-	defLife  time.Duration
-	maxLife  time.Duration
-	lifePol  string
-	logJSON  bool
-	libvirt  string
-	domType  string
-	hostName string
-	grace    time.Duration
-	anon     bool // TLS callers without a client certificate are let in
+	listen    string
+	dataDir   string
+	insecure  bool
+	certFile  string
+	keyFile   string
+	caPath    string
+	roles     []string
+	maxBody   int64
+	logLevel  string
+	policy    string
+	gridMap   string
+	publicURL string
+	trust     *pki.Trust
+	defLife   time.Duration
+	maxLife   time.Duration
+	lifePol   string
+	logJSON   bool
+	libvirt   string
+	domType   string
+	hostName  string
+	grace     time.Duration
+	anon      bool // TLS callers without a client certificate are let in
 }
 
 func defaultDataDir() string {
@@ -99,6 +101,7 @@ anonymous, only with --insecure. Test credentials: vws pki.`,
 	f.StringVar(&o.libvirt, "libvirt-uri", "qemu:///system", "manager: libvirt connection (xen:///system for Xen)")
 	f.StringVar(&o.domType, "domain-type", "auto", "manager: libvirt domain type kvm|qemu|xen|auto (auto never picks KVM on a kvm_pvm host)")
 	f.StringVar(&o.hostName, "host-name", "", "manager: the host name workspaces are checked out under (default: the system's)")
+	f.StringVar(&o.publicURL, "public-url", "", "base URL others reach this server at, as in its EPRs and its own calls\n(default: the listen address; over TLS on an unspecified address, the host certificate's name)")
 	f.DurationVar(&o.grace, "grace", 30*time.Second, "manager: how long a normal shutdown waits for the guest before forcing it off")
 	return cmd
 }
@@ -168,7 +171,15 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		ln = tls.NewListener(ln, tlsCfg)
 		scheme = "https"
 	}
-	srv.SetBaseURL(scheme + "://" + ln.Addr().String())
+	base := o.publicURL
+	if base == "" {
+		var leaf *x509.Certificate
+		if tlsCfg != nil && len(tlsCfg.Certificates) > 0 {
+			leaf, _ = x509.ParseCertificate(tlsCfg.Certificates[0].Certificate[0])
+		}
+		base = advertisedURL(scheme, ln.Addr(), leaf)
+	}
+	srv.SetBaseURL(strings.TrimRight(base, "/"))
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	logger.Info("vws serving", "url", scheme+"://"+ln.Addr().String(), "roles", strings.Join(rolesOrAll(o.roles), ","), "data", o.dataDir)
@@ -195,4 +206,28 @@ func ctxOrBackground(ctx context.Context) context.Context {
 		return context.Background()
 	}
 	return ctx
+}
+
+// advertisedURL is the base URL a server listening on addr gives in its EPRs and
+// calls itself at. Listening on every address (":8443"), the listen address names no
+// host; over TLS the host certificate's first DNS name (else IP) does, and it is
+// also the name the certificate is valid for, which a TLS client checks.
+func advertisedURL(scheme string, addr net.Addr, leaf *x509.Certificate) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return scheme + "://" + addr.String()
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		switch {
+		case leaf != nil && len(leaf.DNSNames) > 0:
+			host = leaf.DNSNames[0]
+		case leaf != nil && len(leaf.IPAddresses) > 0:
+			host = leaf.IPAddresses[0].String()
+		default:
+			if h, err := os.Hostname(); err == nil {
+				host = h
+			}
+		}
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
 }
