@@ -224,11 +224,7 @@ func gridMapOnly(gm *GridMap) *Rules {
 	if err != nil {
 		panic(err) // a constant
 	}
-	return append2(rs, rule{allow: true, op: string(Host), subj: hosts})
-}
-
-func append2(rs *Rules, r rule) *Rules {
-	rs.rules = append(rs.rules, r)
+	rs.rules = append(rs.rules, rule{allow: true, op: string(Host), subj: hosts})
 	return rs
 }
 
