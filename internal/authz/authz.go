@@ -119,6 +119,9 @@ func (a *Authorizer) Authorize(ctx context.Context, req *container.Request) erro
 
 // Check decides op on res for the caller in ctx and audits the decision.
 func (a *Authorizer) Check(ctx context.Context, op policy.Operation, res policy.Resource) error {
+	if err := a.limited(ctx, op, res); err != nil {
+		return err
+	}
 	d, err := a.Policy.Rules().Authorize(ctx, op, res)
 	what := res.Key
 	if what == "" {
@@ -126,6 +129,19 @@ func (a *Authorizer) Check(ctx context.Context, op policy.Operation, res policy.
 	}
 	a.Audit.RecordDecision(ctx, string(op)+" "+res.Action, what, d.Allowed, d.Rule, "")
 	return err
+}
+
+// limited refuses a limited proxy what changes things. Globus semantics: a limited
+// proxy may read and move data but not start anything; creating, deploying and
+// running workspaces, and administering the site, is starting something.
+func (a *Authorizer) limited(ctx context.Context, op policy.Operation, res policy.Resource) error {
+	caller := identity.From(ctx)
+	if !caller.Limited || op == policy.Inspect || op == policy.Host {
+		return nil
+	}
+	a.Audit.RecordDecision(ctx, string(op)+" "+res.Action, res.Key, false, "limited proxy", "")
+	return errdefs.WithAdvice(fmt.Errorf("%w: %s presented a limited proxy, which may not %s", errdefs.ErrAuthorization, caller, op),
+		"make a full proxy (vws pki proxy without --limited, or grid-proxy-init without -limited)")
 }
 
 // CheckAs decides op on res for caller (a manager acting for the user it names).
@@ -142,6 +158,9 @@ func (a *Authorizer) HTTP(service string, classesOf func(*http.Request) []policy
 		res := policy.Resource{Service: service, Action: r.Method}
 		var err error
 		for _, op := range classesOf(r) {
+			if err = a.limited(ctx, op, res); err != nil {
+				continue
+			}
 			d, derr := a.Policy.Rules().Authorize(ctx, op, res)
 			if err = derr; d.Allowed {
 				a.Audit.RecordDecision(ctx, string(op)+" "+r.Method, r.URL.Path, true, d.Rule, "")

@@ -133,3 +133,26 @@ func TestHostReadsServiceLevel(t *testing.T) {
 		t.Error("a host may create workspaces")
 	}
 }
+
+// A limited proxy reads but does not create, deploy or manage (as in Globus, where it
+// cannot start jobs).
+func TestLimitedProxy(t *testing.T) {
+	rs, err := policy.Parse(strings.NewReader("allow * *\n"), "rules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &decisions{}
+	a := &Authorizer{Policy: rules{rs}, Audit: log, Owners: owners{"w1": {alice, "one", ""}}}
+	ctx := identity.With(context.Background(), identity.Identity{DN: alice, Proxy: true, Limited: true})
+	if err := a.Authorize(ctx, request(vwsns.WorkspaceService, "GetResourceProperty", "w1")); err != nil {
+		t.Errorf("a limited proxy may not read its own workspace: %v", err)
+	}
+	for _, op := range []struct{ service, op, key string }{
+		{vwsns.FactoryService, "Create", ""}, {vwsns.WorkspaceService, "Destroy", "w1"}, {vwsns.ManagerService, "Deploy", ""},
+	} {
+		err := a.Authorize(ctx, request(op.service, op.op, op.key))
+		if !errors.Is(err, errdefs.ErrAuthorization) || !strings.Contains(err.Error(), "limited proxy") {
+			t.Errorf("a limited proxy's %s: %v", op.op, err)
+		}
+	}
+}
