@@ -17,6 +17,7 @@ import (
 	_ "modernc.org/sqlite" // the database driver, read-only here
 
 	"github.com/vws-grid/vws/internal/audit"
+	"github.com/vws-grid/vws/internal/store"
 )
 
 type auditOptions struct {
@@ -24,6 +25,7 @@ type auditOptions struct {
 	filter       audit.Filter
 	since, until string
 	json, verify bool
+	pruneBefore  string
 }
 
 func newAuditCommand() *cobra.Command {
@@ -35,7 +37,9 @@ func newAuditCommand() *cobra.Command {
 policy rule allowed or denied it — or, with --verify, check its hash chain: the
 command fails naming the first record that was altered or removed.
 
-Run it on the service host with read access to the data directory; it never writes.`,
+Run it on the service host with read access to the data directory; it never writes,
+except with --prune-before, which removes older records once they verify and keeps a
+checkpoint (the last removed record's id and hash) the rest of the chain continues from.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runAudit(cmd.Context(), cmd.OutOrStdout(), o) },
 	}
@@ -50,6 +54,7 @@ Run it on the service host with read access to the data directory; it never writ
 	f.IntVar(&o.filter.Limit, "limit", 100, "show the most recent N matching records (0: all)")
 	f.BoolVar(&o.json, "json", false, "print a JSON array instead of a table")
 	f.BoolVar(&o.verify, "verify", false, "verify the whole hash chain; fail naming the first broken record")
+	f.StringVar(&o.pruneBefore, "prune-before", "", "remove records older than this (a duration back, 90d, or an RFC 3339 time) after verifying them")
 	return cmd
 }
 
@@ -64,6 +69,9 @@ func runAudit(ctx context.Context, out io.Writer, o *auditOptions) error {
 	}
 	if o.filter.Until, err = parseWhen(o.until, now); err != nil {
 		return fmt.Errorf("--until: %w", err)
+	}
+	if o.pruneBefore != "" {
+		return pruneAudit(ctx, out, o, now)
 	}
 	db, err := openAuditDB(o.dataDir)
 	if err != nil {
@@ -171,4 +179,32 @@ func openAuditDB(dir string) (*sql.DB, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	return db, nil
+}
+
+// pruneAudit removes old records through the server's own store (migrated, writable).
+func pruneAudit(ctx context.Context, out io.Writer, o *auditOptions, now time.Time) error {
+	before, err := parseWhen(o.pruneBefore, now)
+	if err != nil || before.IsZero() {
+		return fmt.Errorf("--prune-before: want a duration back (90d) or an RFC 3339 time, got %q", o.pruneBefore)
+	}
+	if _, err := os.Stat(filepath.Join(o.dataDir, "vws.db")); err != nil {
+		return fmt.Errorf("no vws database in %s (pass --data DIR, the server's data directory): %w", o.dataDir, err)
+	}
+	db, err := store.Open(ctx, o.dataDir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	log := audit.New(db.SQL(), slog.New(slog.DiscardHandler))
+	n, err := log.Prune(ctx, before)
+	if err != nil {
+		return fmt.Errorf("audit log in %s: nothing removed: %w", o.dataDir, err)
+	}
+	cp, err := log.Checkpoint(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "removed %d records older than %s; the chain now starts after record %d (hash %s), %d removed in all\n",
+		n, before.Format(time.RFC3339), cp.LastID, cp.LastHash, cp.Pruned)
+	return nil
 }

@@ -93,3 +93,27 @@ func TestAuditCommand(t *testing.T) {
 		t.Fatal("--since yesterday accepted")
 	}
 }
+
+func TestAuditPrune(t *testing.T) {
+	dir := t.TempDir()
+	db, err := store.Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := audit.New(db.SQL(), nil)
+	alice := identity.With(context.Background(), identity.Identity{DN: "/O=Grid/CN=alice"})
+	for range 3 {
+		l.Record(alice, "create", "ws", "done", "")
+	}
+	db.Close()
+	if _, err := auditCLI(t, "--data", dir, "--prune-before", "yesterday"); err == nil {
+		t.Fatal("a --prune-before that is no time was accepted")
+	}
+	out, err := auditCLI(t, "--data", dir, "--prune-before", "2099-01-01T00:00:00Z")
+	if err != nil || !strings.Contains(out, "removed 3 records") || !strings.Contains(out, "after record 3") {
+		t.Fatalf("prune: %v\n%s", err, out)
+	}
+	if out, err := auditCLI(t, "--data", dir, "--verify"); err != nil || !strings.Contains(out, "intact: 0 records; head: record 3") {
+		t.Fatalf("verify after pruning everything: %v\n%s", err, out)
+	}
+}

@@ -142,7 +142,11 @@ func (l *Log) loadHead(ctx context.Context) error {
 	err := l.db.QueryRowContext(ctx, `SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1`).Scan(&id, &hash)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		id, hash = 0, Genesis
+		cp, err := l.Checkpoint(ctx)
+		if err != nil {
+			return err
+		}
+		id, hash = cp.LastID, cp.LastHash
 	case err != nil:
 		return fmt.Errorf("read audit chain head: %w", err)
 	case hash == "":
@@ -314,13 +318,18 @@ func sqliteGlob(s string) string {
 // Verify walks the whole chain and returns how many records hold; the error
 // (a *ChainError wrapping ErrChainBroken) names the first one that does not.
 func (l *Log) Verify(ctx context.Context) (int, error) {
+	// The checkpoint first: the database has one connection, which the rows hold.
+	cp, err := l.Checkpoint(ctx)
+	if err != nil {
+		return 0, err
+	}
 	rows, err := l.db.QueryContext(ctx, `SELECT `+columns+` FROM audit ORDER BY id`)
 	if err != nil {
 		return 0, fmt.Errorf("read audit log: %w", err)
 	}
 	defer rows.Close()
 	n := 0
-	prevID, prevHash := int64(0), Genesis
+	prevID, prevHash := cp.LastID, cp.LastHash
 	for rows.Next() {
 		e, err := scanEntry(rows)
 		if err != nil {
@@ -331,7 +340,9 @@ func (l *Log) Verify(ctx context.Context) (int, error) {
 			return n, &ChainError{ID: e.ID, Reason: "it carries no hash (not written by vws, or written before the chain and never chained)"}
 		case e.Prev != prevHash:
 			what := "the start of the chain"
-			if prevID > 0 {
+			if prevID > 0 && prevID == cp.LastID {
+				what = fmt.Sprintf("the checkpoint of pruned record %d", prevID)
+			} else if prevID > 0 {
 				what = fmt.Sprintf("record %d", prevID)
 			}
 			return n, &ChainError{ID: e.ID, Reason: fmt.Sprintf("its prev hash %.12s… does not match %s (%.12s…): a record before it was removed, or the one before it altered", e.Prev, what, prevHash)}
@@ -353,11 +364,91 @@ func (l *Log) Head(ctx context.Context) (int64, string, error) {
 	var id int64
 	var hash string
 	err := l.db.QueryRowContext(ctx, `SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1`).Scan(&id, &hash)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, Genesis, nil
+	if errors.Is(err, sql.ErrNoRows) { // empty, or pruned to nothing: the checkpoint
+		cp, err := l.Checkpoint(ctx)
+		return cp.LastID, cp.LastHash, err
 	}
 	if err != nil {
 		return 0, "", fmt.Errorf("read audit chain head: %w", err)
 	}
 	return id, hash, nil
+}
+
+// Checkpoint is where the kept chain starts: after pruning, the last removed record's
+// id and hash; before any, record 0 and Genesis.
+type Checkpoint struct {
+	LastID   int64
+	LastHash string
+	Pruned   int64
+	At       time.Time
+}
+
+// Checkpoint reads the chain's starting point.
+func (l *Log) Checkpoint(ctx context.Context) (Checkpoint, error) {
+	cp := Checkpoint{LastHash: Genesis}
+	var at int64
+	err := l.db.QueryRowContext(ctx, `SELECT last_id, last_hash, pruned, at FROM audit_checkpoint WHERE id = 1`).Scan(&cp.LastID, &cp.LastHash, &cp.Pruned, &at)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return cp, nil
+	case err != nil:
+		return cp, fmt.Errorf("read audit checkpoint: %w", err)
+	}
+	cp.At = time.UnixMilli(at).UTC()
+	return cp, nil
+}
+
+// Prune removes the records older than before — an audit table that records every
+// decision grows without end — once they verify, and keeps the last one's id and hash
+// as the checkpoint the rest of the chain continues from. A broken stretch is kept as
+// evidence: pruning refuses. It returns how many records went.
+func (l *Log) Prune(ctx context.Context, before time.Time) (int64, error) {
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("prune audit log: %w", err)
+	}
+	defer tx.Rollback()
+	cp := Checkpoint{LastHash: Genesis}
+	var pruned, at int64
+	err = tx.QueryRowContext(ctx, `SELECT last_id, last_hash, pruned, at FROM audit_checkpoint WHERE id = 1`).Scan(&cp.LastID, &cp.LastHash, &pruned, &at)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("read audit checkpoint: %w", err)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT `+columns+` FROM audit WHERE time < ? ORDER BY id`, before.UnixMilli())
+	if err != nil {
+		return 0, fmt.Errorf("prune audit log: %w", err)
+	}
+	lastID, lastHash, n := cp.LastID, cp.LastHash, int64(0)
+	for rows.Next() {
+		e, err := scanEntry(rows)
+		if err != nil {
+			rows.Close()
+			return 0, err
+		}
+		if e.Prev != lastHash || e.ComputeHash() != e.Hash {
+			rows.Close()
+			return 0, &ChainError{ID: e.ID, Reason: "it does not verify; records up to it are kept as evidence (vws audit --verify)"}
+		}
+		lastID, lastHash, n = e.ID, e.Hash, n+1
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("prune audit log: %w", err)
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM audit WHERE id <= ?`, lastID); err != nil {
+		return 0, fmt.Errorf("prune audit log: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO audit_checkpoint (id, last_id, last_hash, pruned, at) VALUES (1, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET last_id = excluded.last_id, last_hash = excluded.last_hash, pruned = excluded.pruned, at = excluded.at`,
+		lastID, lastHash, pruned+n, l.now().UnixMilli()); err != nil {
+		return 0, fmt.Errorf("prune audit log: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("prune audit log: %w", err)
+	}
+	l.log.Info("audit log pruned", "removed", n, "checkpoint id", lastID, "checkpoint hash", lastHash)
+	return n, nil
 }

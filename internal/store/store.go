@@ -69,6 +69,15 @@ var migrations = []string{
 	`ALTER TABLE audit ADD COLUMN rule TEXT NOT NULL DEFAULT '';
 	ALTER TABLE audit ADD COLUMN prev TEXT NOT NULL DEFAULT '';
 	ALTER TABLE audit ADD COLUMN hash TEXT NOT NULL DEFAULT ''`,
+	// Where the kept audit chain starts once older records were pruned: the id and
+	// hash of the last removed record, which the first kept one names as its prev.
+	`CREATE TABLE audit_checkpoint (
+		id        INTEGER PRIMARY KEY CHECK (id = 1),
+		last_id   INTEGER NOT NULL,
+		last_hash TEXT NOT NULL,
+		pruned    INTEGER NOT NULL,     -- records removed so far
+		at        INTEGER NOT NULL      -- unix milliseconds of the last pruning
+	)`,
 }
 
 // Open opens (creating if needed) the database in dir and migrates it.

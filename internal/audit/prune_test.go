@@ -1,0 +1,71 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/vws-grid/vws/internal/store"
+)
+
+// Pruning drops old records after checking them, leaves a checkpoint the kept chain
+// verifies from, and a server started afterwards (even on an emptied table) goes on
+// appending to the same chain; a broken stretch is not pruned.
+func TestPrune(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db1, err := store.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := New(db1.SQL(), nil)
+	l.now = func() time.Time { clock = clock.Add(time.Hour); return clock }
+	for i := 0; i < 10; i++ {
+		l.Record(as("/O=Grid/CN=a"), "create", "ws", "done", "")
+	} // records 1..10 at 01:00 … 10:00
+	n, err := l.Prune(ctx, time.Date(2026, 1, 1, 5, 30, 0, 0, time.UTC))
+	if err != nil || n != 5 {
+		t.Fatalf("prune: %d, %v", n, err)
+	}
+	cp, err := l.Checkpoint(ctx)
+	if err != nil || cp.LastID != 5 || cp.Pruned != 5 {
+		t.Fatalf("checkpoint %+v, %v", cp, err)
+	}
+	if got, err := l.Verify(ctx); err != nil || got != 5 {
+		t.Fatalf("verify after prune: %d, %v", got, err)
+	}
+	l.Record(as("/O=Grid/CN=a"), "destroy", "ws", "done", "")
+	if _, err := l.Prune(ctx, clock.Add(time.Hour)); err != nil { // everything
+		t.Fatal(err)
+	}
+	db1.Close()
+
+	// A restart on the emptied table continues from the checkpoint.
+	db2, err := store.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db2.Close()
+	l2 := New(db2.SQL(), nil)
+	l2.Record(as("/O=Grid/CN=b"), "create", "ws2", "done", "")
+	if got, err := l2.Verify(ctx); err != nil || got != 1 {
+		t.Fatalf("verify after a restart on a pruned log: %d, %v", got, err)
+	}
+	if e, _ := l2.List(ctx, 10); len(e) != 1 || e[0].ID != 12 {
+		t.Fatalf("the record after the checkpoint: %+v", e)
+	}
+
+	// A record altered before the cut: pruning keeps the evidence.
+	l2.Record(as("/O=Grid/CN=b"), "destroy", "ws2", "done", "")
+	exec(t, db2.SQL(), `UPDATE audit SET caller = 'mallory' WHERE id = 12`)
+	_, err = l2.Prune(ctx, time.Now().Add(time.Hour))
+	var ce *ChainError
+	if !errors.As(err, &ce) || ce.ID != 12 {
+		t.Fatalf("pruning over an altered record: %v", err)
+	}
+	if e, _ := l2.List(ctx, 10); len(e) != 2 {
+		t.Fatalf("a refused prune removed records: %d left", len(e))
+	}
+}
