@@ -129,7 +129,7 @@ func (r *Repository) CheckOut(ctx context.Context, key, host string, manager *ws
 		if !reissue {
 			// The deployment counts as running, with its memory, against the owner's
 			// quotas until it is checked in.
-			owner := identity.Identity{DN: text(s, PropOwner), Attributes: chain.OwnerAttributes}
+			owner := ownerIdentity(text(s, PropOwner), chain.OwnerAttributes)
 			quotas := r.rules().Quotas(owner)
 			mem := memoryMiB(s)
 			rel, err := r.ledger.Reserve(quotas, policy.Usage{Running: 1, MemoryMiB: mem})

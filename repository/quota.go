@@ -58,7 +58,7 @@ func (r *Repository) checkTermination(s *wsrf.Snapshot, t *time.Time) error {
 	if err != nil {
 		return fmt.Errorf("workspace %s: %w", s.Key, err)
 	}
-	quotas := r.rules().Quotas(identity.Identity{DN: text(s, PropOwner), Attributes: chain.OwnerAttributes})
+	quotas := r.rules().Quotas(ownerIdentity(text(s, PropOwner), chain.OwnerAttributes))
 	limited := false
 	for _, q := range quotas {
 		limited = limited || q.Limits.Lifetime > 0
@@ -156,4 +156,14 @@ func (r *Repository) visible(ctx context.Context, all []Summary) []Summary {
 		}
 	}
 	return out
+}
+
+// ownerIdentity is the identity a workspace's owner property names; "<anonymous>"
+// (a workspace made over plain HTTP) is the anonymous caller, whom quota rules name
+// "anonymous".
+func ownerIdentity(owner string, attributes []string) identity.Identity {
+	if owner == identity.Anonymous.String() {
+		owner = ""
+	}
+	return identity.Identity{DN: owner, Attributes: attributes}
 }

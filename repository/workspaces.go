@@ -81,7 +81,7 @@ func (r *Repository) Create(ctx context.Context, spec CreateSpec) (*Created, err
 	if spec.Name == "" {
 		spec.Name = "ws-" + key[:12]
 	}
-	scopes, release, err := r.reserveWorkspace(identity.Identity{DN: spec.Owner, Attributes: spec.OwnerAttributes}, spec.Termination.Sub(r.now()))
+	scopes, release, err := r.reserveWorkspace(ownerIdentity(spec.Owner, spec.OwnerAttributes), spec.Termination.Sub(r.now()))
 	if err != nil {
 		return nil, err
 	}
