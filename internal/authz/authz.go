@@ -60,6 +60,13 @@ var classes = map[string]map[string]policy.Operation{
 	},
 }
 
+// decidedByManager are the Manager's operations on a workspace deployed on its host:
+// the Manager decides them in full (class and owner, from the signed manifest) and
+// audits that, so the container does not record the class half of it again.
+var decidedByManager = map[string]bool{
+	"Start": true, "Pause": true, "Unpause": true, "Shutdown": true, "Undeploy": true, "Console": true,
+}
+
 // readOnly are the WS-ResourceProperties reads every service answers.
 var readOnly = map[string]bool{
 	"GetResourceProperty": true, "GetMultipleResourceProperties": true, "QueryResourceProperties": true,
@@ -82,6 +89,9 @@ func Class(service, operation string) policy.Operation {
 // the right to read its source.
 func (a *Authorizer) Authorize(ctx context.Context, req *container.Request) error {
 	svc, op := req.Service.Name, req.Operation.Name
+	if svc == vwsns.ManagerService && decidedByManager[op] {
+		return nil
+	}
 	res := policy.Resource{Service: svc, Action: op}
 	class := Class(svc, op)
 	if key, ok := req.ResourceKey(); ok && svc == vwsns.WorkspaceService && class != policy.Host && a.Owners != nil {

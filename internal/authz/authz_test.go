@@ -156,3 +156,24 @@ func TestLimitedProxy(t *testing.T) {
 		}
 	}
 }
+
+// The Manager's operations on a deployed workspace are decided (and audited) by the
+// Manager against the owner in the manifest, once: the container does not record a
+// class-only half of the same decision.
+func TestManagerDecidesItsOwn(t *testing.T) {
+	rs, err := policy.Parse(strings.NewReader("allow * *\n"), "rules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &decisions{}
+	a := &Authorizer{Policy: rules{rs}, Audit: log}
+	ctx := identity.With(context.Background(), identity.Identity{DN: bob})
+	for _, op := range []string{"Start", "Pause", "Unpause", "Shutdown", "Undeploy", "Console"} {
+		if err := a.Authorize(ctx, request(vwsns.ManagerService, op, "")); err != nil || len(log.got) != 0 {
+			t.Fatalf("%s: %v, audited %q", op, err, log.got)
+		}
+	}
+	if err := a.Authorize(ctx, request(vwsns.ManagerService, "Deploy", "")); err != nil || len(log.got) != 1 {
+		t.Fatalf("Deploy is decided here first: %v, audited %q", err, log.got)
+	}
+}
