@@ -29,6 +29,9 @@ type Engine struct {
 	mu      sync.Mutex // one reload at a time; guards the fields below
 	stamps  [2]stamp
 	lastErr error
+	// fallback is what serves when neither file is given: AllowAll, or
+	// Authenticated where callers are authenticated (UseDefault).
+	fallback *Rules
 }
 
 type stamp struct {
@@ -56,7 +59,7 @@ func NewEngine(rulesFile, gridMapFile string, logger *slog.Logger) (*Engine, err
 	if logger == nil {
 		logger = slog.Default()
 	}
-	e := &Engine{rulesFile: rulesFile, gridMapFile: gridMapFile, log: logger}
+	e := &Engine{rulesFile: rulesFile, gridMapFile: gridMapFile, log: logger, fallback: AllowAll}
 	var err error
 	if e.stamps[0], err = stampOf(rulesFile); err != nil {
 		return nil, fmt.Errorf("policy rules file: %w", err)
@@ -94,7 +97,18 @@ func (e *Engine) load() (*Rules, error) {
 	case gm != nil:
 		return gridMapOnly(gm), nil
 	}
-	return AllowAll, nil
+	return e.fallback, nil
+}
+
+// UseDefault makes rs what the engine serves when it has neither a rules file nor a
+// grid-mapfile (instead of AllowAll).
+func (e *Engine) UseDefault(rs *Rules) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.fallback = rs
+	if e.rulesFile == "" && e.gridMapFile == "" {
+		e.cur.Store(rs)
+	}
 }
 
 // Rules returns the current rules, first re-reading the files if they changed since

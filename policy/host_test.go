@@ -45,3 +45,35 @@ func TestHostIsNeverImplied(t *testing.T) {
 		t.Error("the grid-mapfile policy refuses a host certificate as host, or a mapped user create")
 	}
 }
+
+// A server with callers authenticated and no rules file: users keep to their own
+// workspaces, hosts are host certificates, nobody is admin, anonymous is refused.
+func TestAuthenticatedDefault(t *testing.T) {
+	al := identity.Identity{DN: "/O=Grid/CN=alice"}
+	bo := identity.Identity{DN: "/O=Grid/CN=bob"}
+	host := identity.Identity{DN: "/O=Grid/CN=host/node1"}
+	ws := Resource{Key: "k", Owner: al.DN}
+	rs := Authenticated
+	for _, tc := range []struct {
+		who  identity.Identity
+		op   Operation
+		res  Resource
+		want bool
+	}{
+		{al, Create, Resource{}, true}, {al, Manage, ws, true}, {bo, Manage, ws, false}, {bo, Inspect, ws, false},
+		{al, Admin, Resource{}, false}, {al, Host, Resource{}, false}, {host, Host, Resource{}, true},
+		{identity.Anonymous, Create, Resource{}, false},
+	} {
+		if got := rs.Decide(tc.who, tc.op, tc.res).Allowed; got != tc.want {
+			t.Errorf("%s %s %v: allowed=%v, want %v", tc.who, tc.op, tc.res, got, tc.want)
+		}
+	}
+	e, err := NewEngine("", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.UseDefault(Authenticated)
+	if e.Rules() != Authenticated {
+		t.Error("UseDefault did not take for an engine without files")
+	}
+}

@@ -210,6 +210,25 @@ var AllowAll = &Rules{source: "built-in allow-all", allowAll: true, rules: []rul
 	{allow: true, op: "*", subj: subject{kind: subjAnonymous}},
 }}
 
+// Authenticated is the policy of a server that authenticates its callers (mutual
+// TLS) but was given no rules file: every authenticated caller may create, and
+// inspect and manage its own workspaces; hosts are the certificates named the Globus
+// way (".../CN=host/<name>"); nobody is admin, so the image pool needs a rules file
+// naming who may change it. Anonymous callers may do nothing.
+var Authenticated = builtIn(`allow host    */CN=host/*
+allow create  *
+allow inspect *
+allow manage  *
+`, "built-in policy for authenticated callers (no --policy)")
+
+func builtIn(text, source string) *Rules {
+	rs, err := Parse(strings.NewReader(text), source)
+	if err != nil {
+		panic(err) // a constant
+	}
+	return rs
+}
+
 // gridMapOnly is the policy of a server with a grid-mapfile and no rules file, as in
 // Globus: mapped callers may create, inspect and manage their own workspaces; hosts
 // are the certificates named the Globus way (".../CN=host/<name>"); admin, which would

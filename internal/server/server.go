@@ -144,7 +144,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.PolicyFile == "" && cfg.GridMapFile == "" {
+	switch {
+	case cfg.PolicyFile != "" || cfg.GridMapFile != "":
+	case cfg.Trust != nil:
+		// Callers are authenticated: keep them to their own workspaces by default.
+		s.policy.UseDefault(policy.Authenticated)
+		cfg.Logger.Warn("no policy file: authenticated callers may create and manage their own workspaces, hosts are …/CN=host/ certificates, and nobody is admin (pass --policy FILE to name admins)")
+	default:
 		cfg.Logger.Warn("no policy file: every caller may do everything (pass --policy FILE)")
 	}
 	if s.validator, err = describe.NewValidator(); err != nil {
