@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -26,6 +27,7 @@ type auditOptions struct {
 	since, until string
 	json, verify bool
 	pruneBefore  string
+	anchor       string
 }
 
 func newAuditCommand() *cobra.Command {
@@ -54,6 +56,7 @@ checkpoint (the last removed record's id and hash) the rest of the chain continu
 	f.IntVar(&o.filter.Limit, "limit", 100, "show the most recent N matching records (0: all)")
 	f.BoolVar(&o.json, "json", false, "print a JSON array instead of a table")
 	f.BoolVar(&o.verify, "verify", false, "verify the whole hash chain; fail naming the first broken record")
+	f.StringVar(&o.anchor, "anchor", "", `with --verify: a head the server logged ("audit chain head id=N hash=H"), as N:H; the chain must still hold it`)
 	f.StringVar(&o.pruneBefore, "prune-before", "", "remove records older than this (a duration back, 90d, or an RFC 3339 time) after verifying them")
 	return cmd
 }
@@ -85,6 +88,17 @@ func runAudit(ctx context.Context, out io.Writer, o *auditOptions) error {
 		n, err := log.Verify(ctx)
 		if err != nil {
 			return fmt.Errorf("audit log in %s: %d records verified, then: %w", o.dataDir, n, err)
+		}
+		if o.anchor != "" {
+			idText, hash, ok := strings.Cut(o.anchor, ":")
+			aid, perr := strconv.ParseInt(idText, 10, 64)
+			if !ok || perr != nil || len(hash) != 64 {
+				return fmt.Errorf("--anchor: want ID:HASH as the server logged it (id=N hash=<64 hex>), got %q", o.anchor)
+			}
+			if err := log.HasAnchor(ctx, aid, hash); err != nil {
+				return fmt.Errorf("audit log in %s: the chain verifies, but against the logged head: %w", o.dataDir, err)
+			}
+			fmt.Fprintf(out, "logged head %d is in the chain\n", aid)
 		}
 		id, hash, err := log.Head(ctx)
 		if err != nil {

@@ -460,3 +460,32 @@ func (l *Log) Prune(ctx context.Context, before time.Time) (int64, error) {
 	l.log.Info("audit log pruned", "removed", n, "checkpoint id", lastID, "checkpoint hash", lastHash)
 	return n, nil
 }
+
+// HasAnchor reports whether the chain still holds record id with hash — a head the
+// server logged ("audit chain head") — as a record or as the pruning checkpoint. A
+// database rewritten consistently from some record on passes Verify but fails this
+// for any head logged after that record.
+func (l *Log) HasAnchor(ctx context.Context, id int64, hash string) error {
+	var got string
+	err := l.db.QueryRowContext(ctx, `SELECT hash FROM audit WHERE id = ?`, id).Scan(&got)
+	if errors.Is(err, sql.ErrNoRows) {
+		cp, cerr := l.Checkpoint(ctx)
+		if cerr != nil {
+			return cerr
+		}
+		switch {
+		case cp.LastID == id:
+			got = cp.LastHash
+		case id <= cp.LastID:
+			return fmt.Errorf("record %d was pruned (the chain starts after record %d): check a later logged head", id, cp.LastID)
+		default:
+			return &ChainError{ID: id, Reason: "the logged head is not in the database: records were removed"}
+		}
+	} else if err != nil {
+		return fmt.Errorf("read audit record %d: %w", id, err)
+	}
+	if got != hash {
+		return &ChainError{ID: id, Reason: fmt.Sprintf("its hash %.16s… is not the logged %.16s…: the log was rewritten from this record or before", got, hash)}
+	}
+	return nil
+}
