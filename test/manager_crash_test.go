@@ -447,9 +447,9 @@ func TestManagerCrashWhileRunning(t *testing.T) {
 		h.MustCLI(t, "deploy", w.EPRFile, "--state", "running")
 	}
 	for _, w := range ws {
-		WaitConsole(t, h.MgrServer, w, 90*time.Second, "a tick", func(c string) bool { return LastTick(c) >= 1 })
+		WaitConsole(t, h.MgrServer, w, 90*time.Second, "a tick", func(c string) bool { return guest.LastTick(c) >= 1 })
 	}
-	before := LastTick(Console(t, h.MgrServer, live))
+	before := guest.LastTick(Console(t, h.MgrServer, live))
 
 	h.Kill()
 	if out, err := exec.Command("virsh", "-c", "qemu:///system", "destroy", killed.Domain()).CombinedOutput(); err != nil {
@@ -476,7 +476,7 @@ func TestManagerCrashWhileRunning(t *testing.T) {
 	if st := DomainState(live.Domain()); st != "running" {
 		t.Errorf("its domain is %q", st)
 	}
-	c := WaitConsole(t, h.MgrServer, live, 20*time.Second, "ticks after the restart", func(c string) bool { return LastTick(c) > before+2 })
+	c := WaitConsole(t, h.MgrServer, live, 20*time.Second, "ticks after the restart", func(c string) bool { return guest.LastTick(c) > before+2 })
 	if strings.Count(c, "hello from the grid job") != 1 {
 		t.Errorf("the adopted guest was rebooted: its console has %d greetings", strings.Count(c, "hello from the grid job"))
 	}
@@ -522,15 +522,15 @@ func TestManagerCrashDuringUndeploy(t *testing.T) {
 	w := CreateWorkspace(t, h.MgrServer, TickerDescription(t))
 	ws := []*MgrWorkspace{w}
 	h.MustCLI(t, "deploy", w.EPRFile, "--state", "running")
-	last := LastTick(WaitConsole(t, h.MgrServer, w, 90*time.Second, "a tick", func(c string) bool { return LastTick(c) >= 1 }))
+	last := guest.LastTick(WaitConsole(t, h.MgrServer, w, 90*time.Second, "a tick", func(c string) bool { return guest.LastTick(c) >= 1 }))
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 11))
 	outcomes := map[string]int{}
 	const rounds = 3
 	for round := range rounds {
 		// Serialize at a tick past the last one seen, so continuing is visible.
-		last = LastTick(WaitConsole(t, h.MgrServer, w, 20*time.Second, "a new tick", func(c string) bool { return LastTick(c) > last }))
+		last = guest.LastTick(WaitConsole(t, h.MgrServer, w, 20*time.Second, "a new tick", func(c string) bool { return guest.LastTick(c) > last }))
 		h.MustCLI(t, "shutdown", w.EPRFile, "--mode", "serialize")
-		saved := LastTick(Console(t, h.MgrServer, w))
+		saved := guest.LastTick(Console(t, h.MgrServer, w))
 		WantWSProps(t, w, "state", "paused")
 
 		// Round 0 kills at once (most likely before the request arrives: not begun),
@@ -571,12 +571,12 @@ func TestManagerCrashDuringUndeploy(t *testing.T) {
 
 		// The memory image was kept: the guest continues where it was saved.
 		h.MustCLI(t, "deploy", w.EPRFile, "--state", "running")
-		c := WaitConsole(t, h.MgrServer, w, 30*time.Second, "ticks after the restore", func(c string) bool { return LastTick(c) > saved })
-		ticks := Ticks(c)
+		c := WaitConsole(t, h.MgrServer, w, 30*time.Second, "ticks after the restore", func(c string) bool { return guest.LastTick(c) > saved })
+		ticks := guest.Ticks(c)
 		if strings.Contains(c, "hello from the grid job") || len(ticks) == 0 || ticks[0] < saved || ticks[0] > saved+3 {
 			t.Fatalf("round %d: saved at tick %d, but the redeployed guest's console is not a continuation:\n%s", round, saved, c)
 		}
-		last = LastTick(c)
+		last = guest.LastTick(c)
 	}
 	t.Logf("outcomes over %d rounds: %v", rounds, outcomes)
 	h.MustCLI(t, "shutdown", w.EPRFile, "--mode", "trash")

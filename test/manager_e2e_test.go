@@ -20,6 +20,8 @@ import (
 	"github.com/vws-grid/vws/internal/client"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
+
+	"github.com/vws-grid/vws/test/guest"
 )
 
 const (
@@ -28,7 +30,7 @@ const (
 )
 
 func hasTicks(min int) func(string) bool {
-	return func(c string) bool { return LastTick(c) >= min }
+	return func(c string) bool { return guest.LastTick(c) >= min }
 }
 
 // shortDigest is how `vws host status` prints a digest.
@@ -58,10 +60,10 @@ func TestManagerLifecycle(t *testing.T) {
 
 	done = Step(t, "boot to tick 2")
 	c := WaitConsole(t, s, w, bootTimeout, "the job's greeting and tick 2", func(c string) bool {
-		return strings.Contains(c, "hello from the grid job") && LastTick(c) >= 2
+		return strings.Contains(c, "hello from the grid job") && guest.LastTick(c) >= 2
 	})
 	done()
-	if ts := Ticks(c); ts[0] != 0 {
+	if ts := guest.Ticks(c); ts[0] != 0 {
 		t.Fatalf("a fresh boot should count from 0: %v", ts)
 	}
 
@@ -97,21 +99,21 @@ func TestManagerLifecycle(t *testing.T) {
 	before := Console(t, s, w)
 	time.Sleep(3 * time.Second)
 	after := Console(t, s, w)
-	if LastTick(after) != LastTick(before) || after != before {
-		t.Fatalf("the console advanced while paused: tick %d → %d", LastTick(before), LastTick(after))
+	if guest.LastTick(after) != guest.LastTick(before) || after != before {
+		t.Fatalf("the console advanced while paused: tick %d → %d", guest.LastTick(before), guest.LastTick(after))
 	}
 	done = Step(t, "unpause")
 	s.MustCLI(t, "unpause", w.EPRFile)
 	done()
 	WantWSProps(t, w, "state", "running")
-	c = WaitConsole(t, s, w, tickTimeout, fmt.Sprintf("a tick after %d", LastTick(before)), hasTicks(LastTick(before)+1))
+	c = WaitConsole(t, s, w, tickTimeout, fmt.Sprintf("a tick after %d", guest.LastTick(before)), hasTicks(guest.LastTick(before)+1))
 
 	// Serialize: RAM saved, the workspace paused (hot).
 	done = Step(t, "shutdown serialize")
 	s.MustCLI(t, "shutdown", w.EPRFile, "--mode", "serialize")
 	done()
 	WantWSProps(t, w, "state", "paused", "deployment", "deployed")
-	lastBefore := LastTick(Console(t, s, w))
+	lastBefore := guest.LastTick(Console(t, s, w))
 	t.Logf("last tick before undeploy: %d", lastBefore)
 
 	done = Step(t, "undeploy (serialized)")
@@ -139,7 +141,7 @@ func TestManagerLifecycle(t *testing.T) {
 	done = Step(t, "ticks after restore")
 	c = WaitConsole(t, s, w, tickTimeout, fmt.Sprintf("ticks after %d", lastBefore), hasTicks(lastBefore+2))
 	done()
-	if ts := Ticks(c); ts[0] <= lastBefore || strings.Contains(c, "hello from the grid job") {
+	if ts := guest.Ticks(c); ts[0] <= lastBefore || strings.Contains(c, "hello from the grid job") {
 		t.Fatalf("the restored guest should continue after tick %d, not boot anew; its console:\n%s", lastBefore, c)
 	}
 
@@ -204,7 +206,7 @@ func TestColdMigration(t *testing.T) {
 	done = Step(t, "serialize on A")
 	a.MustCLI(t, "shutdown", w.EPRFile, "--mode", "serialize")
 	done()
-	lastA := LastTick(Console(t, a, w))
+	lastA := guest.LastTick(Console(t, a, w))
 	done = Step(t, "undeploy from A")
 	a.MustCLI(t, "undeploy", w.EPRFile)
 	done()
@@ -228,7 +230,7 @@ func TestColdMigration(t *testing.T) {
 	// `vws console` finds B through the workspace's vw:managerReference.
 	c := WaitConsole(t, a, w, tickTimeout, fmt.Sprintf("ticks after %d", lastA), hasTicks(lastA+2))
 	done()
-	if ts := Ticks(c); ts[0] <= lastA || strings.Contains(c, "hello from the grid job") {
+	if ts := guest.Ticks(c); ts[0] <= lastA || strings.Contains(c, "hello from the grid job") {
 		t.Fatalf("on B the job should continue after tick %d; B's console:\n%s", lastA, c)
 	}
 	hb := ReadHost(t, b)

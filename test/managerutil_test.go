@@ -506,27 +506,6 @@ func Console(t *testing.T, s *MgrServer, w *MgrWorkspace) string {
 	return s.MustCLI(t, "console", w.EPRFile).stdout
 }
 
-var tickRE = regexp.MustCompile(`(?m)^tick (\d+)\s*$`)
-
-// Ticks lists the tick numbers the ticker job printed, in order.
-func Ticks(console string) []int {
-	var out []int
-	for _, m := range tickRE.FindAllStringSubmatch(console, -1) {
-		n, _ := strconv.Atoi(m[1])
-		out = append(out, n)
-	}
-	return out
-}
-
-// LastTick is the last tick number in console, -1 when none.
-func LastTick(console string) int {
-	ts := Ticks(console)
-	if len(ts) == 0 {
-		return -1
-	}
-	return ts[len(ts)-1]
-}
-
 // WaitConsole polls `vws console` until ok accepts its text, or fails the test after
 // timeout; it returns the accepted text.
 func WaitConsole(t *testing.T, s *MgrServer, w *MgrWorkspace, timeout time.Duration, what string, ok func(string) bool) string {

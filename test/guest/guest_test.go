@@ -8,8 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -36,19 +34,6 @@ func run(t testing.TB, name string, args ...string) {
 	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
-}
-
-var tickRE = regexp.MustCompile(`(?m)^tick (\d+)\r?$`)
-
-// lastTick is the highest "tick N" on the console, or -1.
-func lastTick(log string) int {
-	n := -1
-	for _, m := range tickRE.FindAllStringSubmatch(log, -1) {
-		if v, _ := strconv.Atoi(m[1]); v > n {
-			n = v
-		}
-	}
-	return n
 }
 
 func readLog(path string) string {
@@ -160,7 +145,7 @@ func TestGuestBoots(t *testing.T) {
 		if hello == 0 && strings.Contains(log, "hello from the job") {
 			hello = time.Since(start)
 		}
-		return hello != 0 && lastTick(log) >= 2
+		return hello != 0 && LastTick(log) >= 2
 	}) {
 		t.Fatalf("no 'hello from the job' and 'tick 2' on the console within 60 s")
 	}
@@ -178,9 +163,9 @@ func TestGuestBoots(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("suspend: %v", time.Since(t0).Round(time.Millisecond))
-	paused := lastTick(readLog(console))
+	paused := LastTick(readLog(console))
 	time.Sleep(2 * time.Second)
-	if n := lastTick(readLog(console)); n != paused {
+	if n := LastTick(readLog(console)); n != paused {
 		t.Fatalf("suspended guest kept ticking: tick %d -> %d", paused, n)
 	}
 
@@ -190,7 +175,7 @@ func TestGuestBoots(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("resume: %v", time.Since(t0).Round(time.Millisecond))
-	if !waitFor(10*time.Second, func() bool { return lastTick(readLog(console)) > paused }) {
+	if !waitFor(10*time.Second, func() bool { return LastTick(readLog(console)) > paused }) {
 		t.Fatalf("resumed guest does not tick past %d", paused)
 	}
 

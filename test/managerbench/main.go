@@ -40,11 +40,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"runtime/pprof"
 	"slices"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -58,6 +56,7 @@ import (
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/test/benchutil"
+	"github.com/vws-grid/vws/test/guest"
 )
 
 func main() {
@@ -338,7 +337,7 @@ func (b *bench) opsAndBoot(ws *wsa.EPR) error {
 		return fmt.Errorf("cold boot (Start): %w", err)
 	}
 	b.rows = append(b.rows, row{section: "3", what: "cold boot: Start of the deployed workspace → 'hello from the grid job'", mgr: []time.Duration{time.Since(t0)}})
-	if err := waitConsole(console, 30*time.Second, func(s string) bool { return lastTick(s) >= 1 }); err != nil {
+	if err := waitConsole(console, 30*time.Second, func(s string) bool { return guest.LastTick(s) >= 1 }); err != nil {
 		return err
 	}
 
@@ -346,13 +345,13 @@ func (b *bench) opsAndBoot(ws *wsa.EPR) error {
 	if _, err := b.call("Shutdown", ws, "Mode", "Serialize"); err != nil {
 		return fmt.Errorf("Shutdown Serialize: %w", err)
 	}
-	last := lastTick(readFile(console))
+	last := guest.LastTick(readFile(console))
 	t0 = time.Now()
 	if _, err := b.call("Start", ws); err != nil {
 		return fmt.Errorf("Start (restore): %w", err)
 	}
 	returned := time.Since(t0)
-	if err := waitConsole(console, 30*time.Second, func(s string) bool { return lastTick(s) > last }); err != nil {
+	if err := waitConsole(console, 30*time.Second, func(s string) bool { return guest.LastTick(s) > last }); err != nil {
 		return fmt.Errorf("hot restore: %w", err)
 	}
 	b.rows = append(b.rows, row{section: "3", what: fmt.Sprintf("hot restore: Start of a serialized workspace → 'tick %d'", last+1),
@@ -366,7 +365,7 @@ func (b *bench) opsAndBoot(ws *wsa.EPR) error {
 	if _, err := b.call("Shutdown", ws, "Mode", "Serialize"); err != nil {
 		return fmt.Errorf("Shutdown Serialize: %w", err)
 	}
-	last = lastTick(readFile(console))
+	last = guest.LastTick(readFile(console))
 	memSize := fileSize(b.journal(key).MemoryFile)
 	if _, err := b.call("Undeploy", ws); err != nil {
 		return fmt.Errorf("Undeploy: %w", err)
@@ -376,7 +375,7 @@ func (b *bench) opsAndBoot(ws *wsa.EPR) error {
 		return fmt.Errorf("Deploy running (hot): %w", err)
 	}
 	returned = time.Since(t0)
-	if err := waitConsole(console, 30*time.Second, func(s string) bool { return lastTick(s) > last }); err != nil {
+	if err := waitConsole(console, 30*time.Second, func(s string) bool { return guest.LastTick(s) > last }); err != nil {
 		return fmt.Errorf("hot restore (deploy): %w", err)
 	}
 	b.rows = append(b.rows, row{section: "3", what: fmt.Sprintf("hot restore: Deploy --state running of a serialized workspace → 'tick %d'", last+1),
@@ -755,18 +754,6 @@ func keyOf(epr *wsa.EPR) string {
 		return strings.TrimSpace(k.Text())
 	}
 	return ""
-}
-
-var tickRE = regexp.MustCompile(`(?m)^tick (\d+)\r?$`)
-
-func lastTick(log string) int {
-	n := -1
-	for _, m := range tickRE.FindAllStringSubmatch(log, -1) {
-		if v, _ := strconv.Atoi(m[1]); v > n {
-			n = v
-		}
-	}
-	return n
 }
 
 func readFile(path string) string {
