@@ -114,56 +114,78 @@ func newPKICACommand() *cobra.Command {
 	return cmd
 }
 
+// issueFlags are what the host and user commands share: the CA that issues, the
+// output prefix, validity and key type.
+type issueFlags struct {
+	caDir, out, keyType string
+	days                int
+}
+
+func (o *issueFlags) register(f *pflag.FlagSet) {
+	f.StringVar(&o.caDir, "ca-dir", "", "CA directory made by vws pki ca (required)")
+	f.IntVar(&o.days, "days", 365, "validity in days")
+	f.StringVar(&o.out, "out", "", "output prefix: writes PREFIX-cert.pem and PREFIX-key.pem (required)")
+	keyTypeFlag(f, &o.keyType, "rsa")
+}
+
+// load reads the CA and the key type.
+func (o *issueFlags) load() (*pki.Credential, pki.KeyType, error) {
+	ca, err := loadCA(o.caDir)
+	if err != nil {
+		return nil, "", err
+	}
+	kt, err := pki.ParseKeyType(o.keyType)
+	if err != nil {
+		return nil, "", fmt.Errorf("--key-type: %w", err)
+	}
+	return ca, kt, nil
+}
+
+func (o *issueFlags) validity() pki.Validity { return pki.Validity{Lifetime: daysDuration(o.days)} }
+
 func newPKIHostCommand() *cobra.Command {
-	var caDir, name, out, keyType string
+	var o issueFlags
+	var name string
 	var ips, dns []string
-	var days int
 	cmd := &cobra.Command{
 		Use:   "host --ca-dir DIR --name NAME --out PREFIX",
 		Short: "Issue a host certificate (subject .../CN=host/NAME) as PREFIX-cert.pem and PREFIX-key.pem",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if name == "" || out == "" {
+			if name == "" || o.out == "" {
 				return errors.New("--name (the host name clients connect to) and --out (file prefix) are required")
 			}
-			ca, err := loadCA(caDir)
+			ca, kt, err := o.load()
 			if err != nil {
 				return err
 			}
-			kt, err := pki.ParseKeyType(keyType)
-			if err != nil {
-				return fmt.Errorf("--key-type: %w", err)
-			}
-			o := pki.HostOptions{Name: name, DNSNames: dns, Validity: pki.Validity{Lifetime: daysDuration(days)}, KeyType: kt}
+			ho := pki.HostOptions{Name: name, DNSNames: dns, Validity: o.validity(), KeyType: kt}
 			for _, s := range ips {
 				ip := net.ParseIP(s)
 				if ip == nil {
 					return fmt.Errorf("--ip %q is not an IP address", s)
 				}
-				o.IPs = append(o.IPs, ip)
+				ho.IPs = append(ho.IPs, ip)
 			}
-			c, err := ca.IssueHost(o)
+			c, err := ca.IssueHost(ho)
 			if err != nil {
 				return err
 			}
-			return writeIssued(cmd.OutOrStdout(), out, c)
+			return writeIssued(cmd.OutOrStdout(), o.out, c)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&caDir, "ca-dir", "", "CA directory made by vws pki ca (required)")
+	o.register(f)
 	f.StringVar(&name, "name", "", "host name: CN=host/NAME and a DNS (or IP) subject alternative name")
 	f.StringSliceVar(&ips, "ip", nil, "IP addresses clients use, e.g. 127.0.0.1 (repeatable)")
 	f.StringSliceVar(&dns, "dns", nil, "further DNS names (repeatable)")
-	f.IntVar(&days, "days", 365, "validity in days")
-	f.StringVar(&out, "out", "", "output prefix: writes PREFIX-cert.pem and PREFIX-key.pem (required)")
-	keyTypeFlag(f, &keyType, "rsa")
 	return cmd
 }
 
 func newPKIUserCommand() *cobra.Command {
-	var caDir, cn, out, keyType string
+	var o issueFlags
+	var cn string
 	var attrs []string
-	var days int
 	cmd := &cobra.Command{
 		Use:   "user --ca-dir DIR --cn NAME --out PREFIX",
 		Short: "Issue a user certificate (subject .../CN=NAME) as PREFIX-cert.pem and PREFIX-key.pem",
@@ -173,31 +195,24 @@ extension (OID 1.3.6.1.4.1.59999.1.1, a SEQUENCE OF UTF8String); vws trusts it o
 certificates issued by a trusted CA only, never on proxies.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if cn == "" || out == "" {
+			if cn == "" || o.out == "" {
 				return errors.New("--cn (the user's name) and --out (file prefix) are required")
 			}
-			ca, err := loadCA(caDir)
+			ca, kt, err := o.load()
 			if err != nil {
 				return err
 			}
-			kt, err := pki.ParseKeyType(keyType)
-			if err != nil {
-				return fmt.Errorf("--key-type: %w", err)
-			}
-			c, err := ca.IssueUser(pki.UserOptions{CN: cn, VOAttributes: attrs, Validity: pki.Validity{Lifetime: daysDuration(days)}, KeyType: kt})
+			c, err := ca.IssueUser(pki.UserOptions{CN: cn, VOAttributes: attrs, Validity: o.validity(), KeyType: kt})
 			if err != nil {
 				return err
 			}
-			return writeIssued(cmd.OutOrStdout(), out, c)
+			return writeIssued(cmd.OutOrStdout(), o.out, c)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&caDir, "ca-dir", "", "CA directory made by vws pki ca (required)")
+	o.register(f)
 	f.StringVar(&cn, "cn", "", "the user's common name")
 	f.StringArrayVar(&attrs, "vo-attribute", nil, "a VO attribute (FQAN) such as /atlas/Role=production (repeatable)")
-	f.IntVar(&days, "days", 365, "validity in days")
-	f.StringVar(&out, "out", "", "output prefix: writes PREFIX-cert.pem and PREFIX-key.pem (required)")
-	keyTypeFlag(f, &keyType, "rsa")
 	return cmd
 }
 
