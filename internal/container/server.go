@@ -282,8 +282,12 @@ func (c *Container) route(r *http.Request, svc *Service, env *soap.Envelope, cl 
 		if svc.Key.Local != "" && h.Tag == svc.Key.Local && h.NamespaceURI() == svc.Key.Space {
 			continue
 		}
-		if c.cfg.Verifier != nil && wssec.IsSecurityHeader(h) {
-			continue
+		if wssec.IsSecurityHeader(h) {
+			if c.cfg.Verifier != nil {
+				continue
+			}
+			return nil, errdefs.WithAdvice(fmt.Errorf("%w: this server has no trusted CAs (it runs --insecure), so it cannot verify the wsse:Security header",
+				errMustUnderstand), "send the request unsigned here, or to a server started with its host certificate and --ca")
 		}
 		return nil, fmt.Errorf("%w: header {%s}%s is marked mustUnderstand but this service does not process it",
 			errMustUnderstand, h.NamespaceURI(), h.Tag)
