@@ -60,7 +60,10 @@ type Config struct {
 	// Visible decides, without auditing, whether the caller in ctx may see a deployed
 	// workspace in the host's properties; nil shows all.
 	Visible func(ctx context.Context, res policy.Resource) bool
-	Logger  *slog.Logger
+	// LocalImages, when set, is the image pool of a Repository in the same process:
+	// pool images are staged from it without an HTTP transfer (still checked).
+	LocalImages LocalImages
+	Logger      *slog.Logger
 }
 
 // Validator checks a workspace description (the manifest's) against the schema: the
@@ -137,6 +140,7 @@ func New(cfg Config, hv Hypervisor, valid Validator) (*Manager, error) {
 		locks:   map[string]*sync.Mutex{},
 		stop:    make(chan struct{}), reportq: make(chan string, 4096),
 	}
+	m.cache.sweep()
 	m.wg.Add(2)
 	go m.loop()
 	go m.reporter()

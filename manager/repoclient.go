@@ -17,6 +17,7 @@ import (
 
 	"github.com/beevik/etree"
 
+	"github.com/vws-grid/vws/internal/chunkhash"
 	"github.com/vws-grid/vws/internal/client"
 	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/fsutil"
@@ -41,6 +42,9 @@ type manifest struct {
 type manifestImage struct {
 	Role, Digest, Format, Backing, Location string
 	Size                                    int64
+	// Chunks lists the digests of the image's pieces, when the Repository gives
+	// them (pool images): checked on every core instead of in one SHA-256 stream.
+	Chunks chunkhash.List
 }
 
 func (m *manifest) image(role string) *manifestImage {
@@ -111,7 +115,7 @@ func (c *repoClient) checkOut(ctx context.Context, epr *wsa.EPR, host string, se
 		return nil, fmt.Errorf("%w: the repository's CheckOutResponse lacks the manifest, the lock or the description", errdefs.ErrImageIntegrity)
 	}
 	// What the Repository claims, unverified, is kept only to hand the lock back.
-	m.readImages(me, epr.Address)
+	_ = m.readImages(me, epr.Address) // claims, kept only to hand the lock back
 	signed, signer, err := manifestsig.Verify(me, c.trust)
 	if err != nil {
 		return m, errdefs.WithAdvice(fmt.Errorf("%w: the manifest of workspace %s: %w", errdefs.ErrImageIntegrity, eprKey(epr), err),
@@ -119,7 +123,9 @@ func (c *repoClient) checkOut(ctx context.Context, epr *wsa.EPR, host string, se
 	}
 	verified := &manifest{Token: m.Token, Description: m.Description, State: m.State,
 		Key: childText(signed, "WorkspaceKey"), Name: childText(signed, "name"), Owner: childText(signed, "owner"), Signer: signer.Subject.String()}
-	verified.readImages(signed, epr.Address)
+	if err := verified.readImages(signed, epr.Address); err != nil {
+		return m, fmt.Errorf("%w: the signed manifest of %s: %w", errdefs.ErrImageIntegrity, verified.Key, err)
+	}
 	// A validly signed manifest of another workspace must not stand in for this one.
 	if want := eprKey(epr); verified.Key != want {
 		return m, fmt.Errorf("%w: the repository answered for workspace %s with the signed manifest of %s", errdefs.ErrImageIntegrity, want, verified.Key)
@@ -131,10 +137,11 @@ func (c *repoClient) checkOut(ctx context.Context, epr *wsa.EPR, host string, se
 }
 
 // readImages reads a manifest's images, resolving each Location against the
-// Repository's address.
-func (m *manifest) readImages(me *etree.Element, repoAddress string) {
+// Repository's address. A chunk list that does not fit its image is an error.
+func (m *manifest) readImages(me *etree.Element, repoAddress string) error {
 	base, _ := url.Parse(repoAddress)
 	m.Images = m.Images[:0]
+	var firstErr error
 	for _, ie := range me.SelectElements("Image") {
 		img := manifestImage{Role: childText(ie, "Role"), Digest: childText(ie, "Digest"), Format: childText(ie, "Format"),
 			Backing: childText(ie, "BackingDigest"), Location: childText(ie, "Location")}
@@ -142,8 +149,18 @@ func (m *manifest) readImages(me *etree.Element, repoAddress string) {
 			img.Location = base.ResolveReference(loc).String()
 		}
 		img.Size, _ = strconv.ParseInt(childText(ie, "SizeBytes"), 10, 64)
+		if cb := childText(ie, "ChunkBytes"); cb != "" {
+			n, err := strconv.ParseInt(cb, 10, 64)
+			if err == nil {
+				img.Chunks, err = chunkhash.Parse(n, img.Size, childText(ie, "ChunkDigests"))
+			}
+			if err != nil && firstErr == nil {
+				firstErr = fmt.Errorf("the chunk list of the %s image %s: %w", img.Role, img.Digest, err)
+			}
+		}
 		m.Images = append(m.Images, img)
 	}
+	return firstErr
 }
 
 // eprKey is the workspace key an EPR names.

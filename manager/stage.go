@@ -4,13 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 
+	"github.com/vws-grid/vws/internal/chunkhash"
 	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/fsutil"
 	"github.com/vws-grid/vws/internal/qcow2"
 )
 
@@ -37,6 +41,57 @@ func (c *cache) lock(digest string) func() {
 	c.mu.Unlock()
 	m.Lock()
 	return m.Unlock
+}
+
+// A cache entry is used without reading it again while it is the file that was
+// checked: a stamp beside it (<hex>.verified) records its inode, size and
+// modification time at the check. A file written to since is checked again before
+// use; one staged from the co-located pool shares the pool's inode, so an edit of the
+// pool's copy is caught here too.
+const stampSuffix = ".verified"
+
+func stampText(fi os.FileInfo) string {
+	var ino uint64
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		ino = uint64(st.Ino)
+	}
+	return fmt.Sprintf("%d %d %d\n", ino, fi.Size(), fi.ModTime().UnixNano())
+}
+
+// verified reports whether the entry for digest is size bytes and unchanged since
+// it was stamped.
+func (c *cache) verified(digest string, size int64) bool {
+	fi, err := os.Stat(c.path(digest))
+	if err != nil || fi.Size() != size {
+		return false
+	}
+	want, err := os.ReadFile(c.path(digest) + stampSuffix)
+	return err == nil && string(want) == stampText(fi)
+}
+
+// stamp records that the entry for digest was just checked.
+func (c *cache) stamp(digest string) error {
+	fi, err := os.Stat(c.path(digest))
+	if err != nil {
+		return err
+	}
+	return fsutil.WriteFileAtomic(c.path(digest)+stampSuffix, []byte(stampText(fi)), 0o644)
+}
+
+// drop removes the entry for digest and its stamp.
+func (c *cache) drop(digest string) {
+	os.Remove(c.path(digest) + stampSuffix)
+	os.Remove(c.path(digest))
+}
+
+// sweep removes what an interrupted staging from the co-located pool left.
+func (c *cache) sweep() {
+	ents, _ := os.ReadDir(c.dir)
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), localSuffix) {
+			os.Remove(filepath.Join(c.dir, e.Name()))
+		}
+	}
 }
 
 // cachedImage is one entry of the host cache.
@@ -68,13 +123,123 @@ func (m *Manager) stageShared(ctx context.Context, img *manifestImage, token str
 	path = m.cache.path(img.Digest)
 	unlock := m.cache.lock(img.Digest)
 	defer unlock()
-	if fi, err := os.Stat(path); err == nil && fi.Size() == img.Size {
+	if m.cache.verified(img.Digest, img.Size) {
 		return path, true, nil
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Size() == img.Size {
+		// Present, but changed since it was checked (or never stamped): check again.
+		err := verifyImage(ctx, path, img)
+		if err == nil {
+			return path, true, m.cache.stamp(img.Digest)
+		}
+		if ctx.Err() != nil {
+			return "", false, ctx.Err()
+		}
+		m.log.Warn("a cached image no longer matches its digest; staging it again", "digest", img.Digest, "err", err)
+		m.cache.drop(img.Digest)
+	}
+	if m.cfg.LocalImages != nil {
+		ok, err := m.stageLocal(ctx, img, path)
+		if ok {
+			if progress != nil {
+				progress(img.Size, img.Size)
+			}
+			return path, false, m.cache.stamp(img.Digest)
+		}
+		if err != nil {
+			m.log.Warn("this host's image pool has a bad copy; fetching the image from the repository", "digest", img.Digest, "err", err)
+		}
 	}
 	if err := m.repo.fetch(ctx, img, token, path, progress); err != nil {
 		return "", false, err
 	}
-	return path, false, nil
+	return path, false, m.cache.stamp(img.Digest)
+}
+
+// LocalImages finds pool images this process can read directly: the image pool of a
+// Repository running in the same server.
+type LocalImages interface {
+	Path(digest string) (string, error)
+}
+
+// stageLocal stages an image from the co-located pool, when it holds it: a hard link
+// into the cache where both are on one file system (no bytes move, no disk space is
+// used twice), else a kernel-side copy; either is checked against the manifest like
+// a transfer. ok is false when the pool lacks the image or its copy fails the check;
+// err says why in the second case, and the caller then fetches over HTTP (checked
+// again).
+func (m *Manager) stageLocal(ctx context.Context, img *manifestImage, path string) (ok bool, err error) {
+	src, err := m.cfg.LocalImages.Path(img.Digest)
+	if err != nil {
+		return false, nil
+	}
+	// Not .part: a resumed fetch writes into that name, which must never be the
+	// pool's own file.
+	tmp := path + localSuffix
+	os.Remove(tmp)
+	if err := os.Link(src, tmp); err != nil {
+		if err := copyFile(src, tmp); err != nil {
+			os.Remove(tmp)
+			return false, fmt.Errorf("copy %s from this host's image pool: %w", img.Digest, err)
+		}
+	}
+	if err := verifyImage(ctx, tmp, img); err != nil {
+		os.Remove(tmp)
+		return false, err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return false, err
+	}
+	return true, nil
+}
+
+// localSuffix names an image being staged from the co-located pool.
+const localSuffix = ".local"
+
+// copyFile copies src to a new dst (copy_file_range where the kernel can) and syncs it.
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// verifyImage checks a staged file against the manifest: piece by piece on every
+// core when the manifest lists the pieces, else its whole SHA-256.
+func verifyImage(ctx context.Context, path string, img *manifestImage) error {
+	if !img.Chunks.Empty() {
+		if err := chunkhash.VerifyFile(ctx, path, img.Chunks); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("%w: the %s image %s: %w", errdefs.ErrImageIntegrity, img.Role, img.Digest, err)
+		}
+		return nil
+	}
+	got, size, err := fsutil.FileDigest(path)
+	if err != nil {
+		return err
+	}
+	if size != img.Size || got != img.Digest {
+		return fmt.Errorf("%w: the %s image has %d bytes with digest %s; the manifest says %d bytes, %s",
+			errdefs.ErrImageIntegrity, img.Role, size, got, img.Size, img.Digest)
+	}
+	return nil
 }
 
 // stageFiles brings every image of a manifest to this host: shared ones into the

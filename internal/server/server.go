@@ -215,11 +215,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		if _, err := s.hv.get(ctx); err != nil {
 			cfg.Logger.Error("the manager cannot reach the hypervisor yet; its operations fail until it can", "err", err)
 		}
-		s.Manager, err = manager.New(manager.Config{
+		mcfg := manager.Config{
 			Dir: filepath.Join(cfg.DataDir, "manager"), Host: cfg.Manager.Host, GracePeriod: cfg.Manager.GracePeriod,
 			Self:      func() string { return s.BaseURL() + "/wsrf/services/WorkspaceManagerService" },
 			Authorize: az.Check, Visible: az.MayInspect, Logger: cfg.Logger, HTTP: sec.httpClient(), ManifestTrust: sec.manifestTrustFunc(),
-		}, s.hv, s.validator)
+		}
+		if s.images != nil {
+			// The pool is in this process: stage its images without an HTTP transfer.
+			mcfg.LocalImages = s.images
+		}
+		s.Manager, err = manager.New(mcfg, s.hv, s.validator)
 		if err != nil {
 			return nil, err
 		}
