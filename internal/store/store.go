@@ -78,6 +78,12 @@ var migrations = []string{
 		pruned    INTEGER NOT NULL,     -- records removed so far
 		at        INTEGER NOT NULL      -- unix milliseconds of the last pruning
 	)`,
+	// A pool image's SHA-256 digests of its chunk_bytes-long pieces (space-separated
+	// hex, internal/chunkhash), computed from bytes that hashed to the image's digest,
+	// for the signed manifest: managers check the pieces on every core. 0 and '': not
+	// computed yet (the pool computes them after an import, or when first asked).
+	`ALTER TABLE images ADD COLUMN chunk_bytes INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE images ADD COLUMN chunk_digests TEXT NOT NULL DEFAULT ''`,
 }
 
 // Open opens (creating if needed) the database in dir and migrates it.

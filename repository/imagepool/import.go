@@ -25,7 +25,19 @@ import (
 //
 // ctx bounds the streaming; once every byte is in, the import is finished even if ctx
 // ends (the client sent it all; it should find it stored).
+//
+// Once the image is recorded, its chunk list (Chunks) is computed in the background
+// from the stored blob, checked against the digest in the same pass, while no other
+// import streams.
 func (p *Pool) Import(ctx context.Context, r io.Reader, m Meta) (img Image, stored bool, err error) {
+	img, stored, err = p.importStream(ctx, r, m)
+	if err == nil {
+		p.startChunks(img.Digest)
+	}
+	return img, stored, err
+}
+
+func (p *Pool) importStream(ctx context.Context, r io.Reader, m Meta) (img Image, stored bool, err error) {
 	m, err = normalizeMeta(m, true)
 	if err != nil {
 		return Image{}, false, err
@@ -36,6 +48,8 @@ func (p *Pool) Import(ctx context.Context, r io.Reader, m Meta) (img Image, stor
 	} else if d != "" {
 		return Image{}, false, &NameTakenError{Name: m.Name, Digest: d}
 	}
+
+	defer p.importing()()
 
 	tmp, err := os.CreateTemp(p.dir, tempPrefix+"*")
 	if err != nil {

@@ -20,8 +20,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/vws-grid/vws/internal/chunkhash"
 	"github.com/vws-grid/vws/internal/errdefs"
 )
 
@@ -66,11 +68,28 @@ type Pool struct {
 	// shared, so a blob cannot disappear while a caller builds an overlay on it.
 	mu    sync.RWMutex
 	inUse InUseFunc
+
+	// Chunk lists (chunks.go): the piece length, the running computations by digest,
+	// and the background work's lifetime (Open's ctx, or Close).
+	chunkBytes int64
+	chunkMu    sync.Mutex
+	chunkJobs  map[string]*chunkJob
+	closed     bool
+	life       context.Context
+	stop       context.CancelFunc
+	jobs       sync.WaitGroup
+	hashed     atomic.Int64 // blobs hashed for chunk lists, for tests
+	// importMu guards imports (how many are streaming) and idle (nil when none is;
+	// closed when the last one ends), which background hashing yields to.
+	importMu sync.Mutex
+	imports  int
+	idle     chan struct{}
 }
 
 // Open opens the pool whose blobs live in dir (created if needed) and whose rows live in
-// db (the store's database, migrated to at least version 2), then sweeps what an
-// interrupted import or removal left behind.
+// db (the store's database, migrated to at least version 7), then sweeps what an
+// interrupted import or removal left behind. ctx also bounds the pool's background
+// work (computing chunk lists after imports); Close ends it earlier.
 func Open(ctx context.Context, dir string, db *sql.DB, log *slog.Logger) (*Pool, error) {
 	if db == nil {
 		return nil, errors.New("image pool: no database given")
@@ -89,10 +108,11 @@ func Open(ctx context.Context, dir string, db *sql.DB, log *slog.Logger) (*Pool,
 	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM images`).Scan(&n); err != nil {
 		return nil, fmt.Errorf("image pool: the database has no images table (open it with store.Open, which migrates it): %w", err)
 	}
-	p := &Pool{dir: abs, db: db, log: log}
+	p := &Pool{dir: abs, db: db, log: log, chunkBytes: chunkhash.DefaultChunkBytes, chunkJobs: map[string]*chunkJob{}}
 	if err := p.sweep(ctx); err != nil {
 		return nil, fmt.Errorf("image pool startup sweep: %w", err)
 	}
+	p.life, p.stop = context.WithCancel(ctx)
 	return p, nil
 }
 
@@ -432,6 +452,7 @@ func (p *Pool) Remove(ctx context.Context, name string, inUse func(ctx context.C
 	// The rows are gone; a crash before the unlink leaves an orphan blob the next
 	// startup sweep removes.
 	if others == 0 {
+		p.stopChunks(digest)
 		if err := os.Remove(p.blobPath(digest)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			p.log.Warn("image pool: could not delete the blob of a removed image; the next start removes it", "digest", digest, "err", err)
 		}

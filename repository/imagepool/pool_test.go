@@ -36,12 +36,16 @@ func openTestPool(t testing.TB) *testPool {
 	t.Cleanup(func() { db.Close() })
 	tp := &testPool{db: db, dataDir: dataDir, logs: &bytes.Buffer{}}
 	tp.reopen(t)
+	t.Cleanup(func() { tp.Close() }) // before the database closes
 	return tp
 }
 
 // reopen opens the pool again over the same directory and database (as a restart would).
 func (tp *testPool) reopen(t testing.TB) {
 	t.Helper()
+	if tp.Pool != nil {
+		tp.Close()
+	}
 	log := slog.New(slog.NewTextHandler(tp.logs, nil))
 	p, err := Open(context.Background(), filepath.Join(tp.dataDir, "images"), tp.db.SQL(), log)
 	if err != nil {
