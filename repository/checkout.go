@@ -12,6 +12,7 @@ import (
 
 	"github.com/beevik/etree"
 
+	"github.com/vws-grid/vws/internal/chunkhash"
 	"github.com/vws-grid/vws/internal/container"
 	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/identity"
@@ -30,10 +31,13 @@ var workspaceStates = map[string]bool{"shutdown": true, "paused": true, "running
 // ImageRef is one image file a manager must stage, by content. Path is where the
 // repository serves it, relative to its base URL: /images/<digest> for pool images,
 // /workspaces/<key>/files/<digest> (lock token required) for the workspace's own.
+// Chunks, for pool images (base, kernel, initrd), lists the digests of the file's
+// pieces, so that a manager checks them on every core; empty for the others.
 type ImageRef struct {
 	Role, Digest, Format, Backing string
 	Size                          int64
 	Path                          string
+	Chunks                        chunkhash.List
 }
 
 // Manifest is what CheckOut hands a manager: who owns the workspace, the lock, every
@@ -119,11 +123,11 @@ func (r *Repository) CheckOut(ctx context.Context, key, host string, manager *ws
 			return errdefs.WithAdvice(fmt.Errorf("%w: the overlay of workspace %s changed in the repository's store (it hashes to %s; %s was signed)", errdefs.ErrImageIntegrity, key, od, stored),
 				"the file was changed outside vws: restore it from a backup, or destroy the workspace")
 		}
-		signed, err := sealed(s, chain, imgs)
+		signed, unlisted, err := sealed(s, chain, imgs)
 		if err != nil {
 			return err
 		}
-		if signed, err = r.renewed(ctx, s, chain, signed); err != nil {
+		if signed, err = r.renewed(ctx, s, chain, signed, unlisted); err != nil {
 			return err
 		}
 		if !reissue {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/beevik/etree"
 
+	"github.com/vws-grid/vws/internal/chunkhash"
 	"github.com/vws-grid/vws/internal/container"
 	"github.com/vws-grid/vws/internal/dialect"
 	"github.com/vws-grid/vws/internal/errdefs"
@@ -67,6 +68,9 @@ type ImagePool interface {
 	Hold(ctx context.Context, nameOrDigest string, fn func(img imagepool.Image, path string) error) error
 	List(ctx context.Context) ([]imagepool.Image, error)
 	Path(digest string) (string, error)
+	// Chunks is the chunk list of a pool image, computed from bytes that had its
+	// digest; errdefs.ErrImageIntegrity when the pool's copy no longer has it.
+	Chunks(ctx context.Context, digest string) (chunkhash.List, error)
 }
 
 // Auditor records what happened, with the caller in ctx.

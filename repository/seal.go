@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,8 +33,12 @@ func (r *Repository) manifestImages(ctx context.Context, key string, chain *disk
 	if err != nil {
 		return nil, err
 	}
+	baseChunks, err := r.pool.Chunks(ctx, base.Digest)
+	if err != nil {
+		return nil, fmt.Errorf("the workspace's base image: %w", err)
+	}
 	files := "/workspaces/" + key + "/files/"
-	imgs := []ImageRef{{Role: "base", Digest: base.Digest, Format: base.Format, Size: base.Size, Path: "/images/" + base.Digest}}
+	imgs := []ImageRef{{Role: "base", Digest: base.Digest, Format: base.Format, Size: base.Size, Path: "/images/" + base.Digest, Chunks: baseChunks}}
 	for _, boot := range []struct{ role, digest string }{{"kernel", chain.Kernel}, {"initrd", chain.Initrd}} {
 		if boot.digest == "" {
 			continue
@@ -42,7 +47,11 @@ func (r *Repository) manifestImages(ctx context.Context, key string, chain *disk
 		if err != nil {
 			return nil, fmt.Errorf("the workspace's %s image: %w", boot.role, err)
 		}
-		imgs = append(imgs, ImageRef{Role: boot.role, Digest: img.Digest, Format: "raw", Size: img.Size, Path: "/images/" + img.Digest})
+		chunks, err := r.pool.Chunks(ctx, img.Digest)
+		if err != nil {
+			return nil, fmt.Errorf("the workspace's %s image: %w", boot.role, err)
+		}
+		imgs = append(imgs, ImageRef{Role: boot.role, Digest: img.Digest, Format: "raw", Size: img.Size, Path: "/images/" + img.Digest, Chunks: chunks})
 	}
 	backing := base.Digest
 	for _, l := range chain.Layers {
@@ -56,7 +65,10 @@ func (r *Repository) manifestImages(ctx context.Context, key string, chain *disk
 	return imgs, nil
 }
 
-// manifestElement is the unsigned vw:Manifest of a workspace.
+// manifestElement is the unsigned vw:Manifest of a workspace. A pool image's chunk
+// list follows its Format and BackingDigest, before its Location, as r:ChunkBytes (the
+// piece length) and r:ChunkDigests (the pieces' SHA-256 digests, space-separated hex,
+// in order); images without a list have neither.
 func manifestElement(key, name, owner, created, issued string, imgs []ImageRef) *etree.Element {
 	me := etree.NewElement("r:Manifest")
 	me.CreateAttr("xmlns:r", vwsns.Workspace)
@@ -75,6 +87,10 @@ func manifestElement(key, name, owner, created, issued string, imgs []ImageRef) 
 		ie.CreateElement("r:Format").SetText(img.Format)
 		if img.Backing != "" {
 			ie.CreateElement("r:BackingDigest").SetText(img.Backing)
+		}
+		if !img.Chunks.Empty() {
+			ie.CreateElement("r:ChunkBytes").SetText(strconv.FormatInt(img.Chunks.ChunkBytes, 10))
+			ie.CreateElement("r:ChunkDigests").SetText(img.Chunks.Text())
 		}
 		ie.CreateElement("r:Location").SetText(img.Path)
 	}
@@ -111,15 +127,21 @@ func (r *Repository) seal(ctx context.Context, s *wsrf.Snapshot, chain *diskChai
 
 // sealed returns the stored signed manifest of workspace s after checking it still
 // describes what the store holds (imgs): a mismatch means the store was changed
-// outside vws, and nothing is handed out.
-func sealed(s *wsrf.Snapshot, chain *diskChain, imgs []ImageRef) (*etree.Element, error) {
+// outside vws, and nothing is handed out. A manifest sealed before manifests listed
+// chunk digests has none at all: it is compared without them, and unlisted says it
+// must be sealed again (after its signature is checked) to carry them.
+func sealed(s *wsrf.Snapshot, chain *diskChain, imgs []ImageRef) (me *etree.Element, unlisted bool, err error) {
 	doc := etree.NewDocument()
 	if err := doc.ReadFromString(chain.Seal); err != nil || doc.Root() == nil {
-		return nil, fmt.Errorf("%w: the stored signed manifest of workspace %s does not parse", errdefs.ErrImageIntegrity, s.Key)
+		return nil, false, fmt.Errorf("%w: the stored signed manifest of workspace %s does not parse", errdefs.ErrImageIntegrity, s.Key)
 	}
-	me := doc.Root()
+	me = doc.Root()
 	want := manifestElement(s.Key, text(s, PropName), text(s, PropOwner), text(s, PropCreationTime), "", imgs)
 	got, exp := manifestFacts(me), manifestFacts(want)
+	if !slices.ContainsFunc(got, isChunkFact) && slices.ContainsFunc(exp, isChunkFact) {
+		exp = slices.DeleteFunc(exp, isChunkFact)
+		unlisted = true
+	}
 	for i := 0; i < len(got) || i < len(exp); i++ {
 		if i < len(got) && i < len(exp) && got[i] == exp[i] {
 			continue
@@ -131,11 +153,26 @@ func sealed(s *wsrf.Snapshot, chain *diskChain, imgs []ImageRef) (*etree.Element
 		if i < len(exp) {
 			stored = exp[i]
 		}
-		return nil, errdefs.WithAdvice(fmt.Errorf("%w: workspace %s in the repository's store no longer matches its signed manifest: signed %s, stored %s",
-			errdefs.ErrImageIntegrity, s.Key, signed, stored),
+		return nil, false, errdefs.WithAdvice(fmt.Errorf("%w: workspace %s in the repository's store no longer matches its signed manifest: signed %s, stored %s",
+			errdefs.ErrImageIntegrity, s.Key, truncateFact(signed), truncateFact(stored)),
 			"the store was changed outside vws: restore the workspace's files and record from a backup, or destroy it")
 	}
-	return me, nil
+	return me, unlisted, nil
+}
+
+// isChunkFact says whether a manifestFacts fact is an image's chunk list.
+func isChunkFact(f string) bool {
+	_, rest, _ := strings.Cut(strings.TrimPrefix(f, "image "), " ")
+	return strings.HasPrefix(f, "image ") && (strings.HasPrefix(rest, "ChunkBytes=") || strings.HasPrefix(rest, "ChunkDigests="))
+}
+
+// truncateFact shortens a fact for an error message (a chunk list has thousands of
+// digests).
+func truncateFact(f string) string {
+	if len(f) <= 200 {
+		return f
+	}
+	return f[:200] + "…"
 }
 
 // manifestFacts lists what a manifest vouches for — everything but the signing time
@@ -164,14 +201,16 @@ func manifestFacts(me *etree.Element) []string {
 // renewed returns the stored manifest me, signed again with the current key when an
 // earlier key signed it (the host certificate was renewed): a manifest verifies only
 // while its signer's certificate is valid, and workspaces outlive host certificates.
+// unlisted (from sealed) signs it again as well, to add its images' chunk lists.
 // The old signature must verify as of when it was made, and the content has been
 // compared with the store, so nothing unsigned is re-signed.
-func (r *Repository) renewed(ctx context.Context, s *wsrf.Snapshot, chain *diskChain, me *etree.Element) (*etree.Element, error) {
+func (r *Repository) renewed(ctx context.Context, s *wsrf.Snapshot, chain *diskChain, me *etree.Element, unlisted bool) (*etree.Element, error) {
 	old, err := manifestsig.SignerOf(me)
 	if err != nil {
 		return nil, fmt.Errorf("%w: the stored manifest of workspace %s: %w", errdefs.ErrImageIntegrity, s.Key, err)
 	}
-	if old.Equal(r.signer.Certificate()) {
+	sameKey := old.Equal(r.signer.Certificate())
+	if sameKey && !unlisted {
 		return me, nil
 	}
 	issued := time.Now()
@@ -191,6 +230,10 @@ func (r *Repository) renewed(ctx context.Context, s *wsrf.Snapshot, chain *diskC
 	if err := doc.ReadFromString(chain.Seal); err != nil {
 		return nil, fmt.Errorf("re-signed manifest: %w", err)
 	}
-	r.log.Info("manifest signed again with the current key", "key", s.Key, "previous signer", old.Subject.String())
+	if sameKey {
+		r.log.Info("manifest signed again with its images' chunk digests", "key", s.Key)
+	} else {
+		r.log.Info("manifest signed again with the current key", "key", s.Key, "previous signer", old.Subject.String())
+	}
 	return doc.Root(), nil
 }

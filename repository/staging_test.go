@@ -62,6 +62,7 @@ func newFixture(t *testing.T) *fixture {
 	if f.pool, err = imagepool.Open(ctx, filepath.Join(f.dir, "images"), f.db.SQL(), quiet); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { f.pool.Close() }) // before the database closes
 	f.open()
 	imp := func(name string, content []byte) string {
 		img, _, err := f.pool.Import(ctx, bytes.NewReader(content), imagepool.Meta{Name: name})

@@ -629,6 +629,10 @@ type EndpointReferenceContainerType struct {
 	AnyType
 }
 
+type ChunkLength int64
+
+type ChunkDigestList string
+
 type LockTokenType string
 
 type DetailText string
@@ -767,6 +771,18 @@ type ManifestImageType struct {
 	// For an overlay: the digest of the base image it is layered
 	// on.
 	BackingDigest *Digest `xml:"BackingDigest,omitempty" json:"BackingDigest,omitempty"`
+
+	// For a pool image (base, kernel, initrd): the length of the
+	// pieces ChunkDigests lists (33554432, 32 MiB); the last piece may be
+	// shorter. Present exactly when ChunkDigests is.
+	ChunkBytes *ChunkLength `xml:"ChunkBytes,omitempty" json:"ChunkBytes,omitempty"`
+
+	// The SHA-256 digests of the image's ChunkBytes-long pieces,
+	// in order, space-separated lower-case hex: computed by the Repository from
+	// bytes that hashed to Digest, and signed with it, so a manager may check the
+	// pieces on every core instead of one SHA-256 stream over the
+	// file.
+	ChunkDigests *ChunkDigestList `xml:"ChunkDigests,omitempty" json:"ChunkDigests,omitempty"`
 
 	// Where to fetch the bytes (GET with Range; ETag is the
 	// digest): a path relative to the Repository's base URL, so the signed
