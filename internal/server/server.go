@@ -320,6 +320,9 @@ func (s *Server) Close() {
 	if s.policy != nil {
 		s.policy.Close()
 	}
+	if s.images != nil {
+		s.images.Close() // its background chunk lists write to the database
+	}
 	if s.db != nil {
 		s.db.Close()
 	}
