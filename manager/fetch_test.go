@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vws-grid/vws/internal/chunkhash"
 	"github.com/vws-grid/vws/internal/errdefs"
 )
 
@@ -46,6 +47,14 @@ func (s *flakyImages) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	http.ServeContent(w, r, "image", time.Time{}, bytes.NewReader(s.data))
 }
 
+// listOf is the chunk list of data in 1 MiB pieces.
+func listOf(t *testing.T, data []byte) chunkhash.List {
+	t.Helper()
+	w := chunkhash.NewWriter(chunkhash.MinChunkBytes)
+	w.Write(data)
+	return w.List()
+}
+
 func testImage(size int) ([]byte, string) {
 	data := make([]byte, size)
 	for i := range data {
@@ -56,14 +65,25 @@ func testImage(size int) ([]byte, string) {
 }
 
 // TestFetchResumes: a transfer cut off midway leaves a .part file; the next attempt
-// asks only for the rest (Range), and the whole is verified against the manifest.
+// asks only for the rest (Range), and the whole is verified against the manifest — by
+// its digest, or piece by piece when the manifest lists the pieces (then only whole,
+// matching pieces are kept).
 func TestFetchResumes(t *testing.T) {
+	for _, chunked := range []bool{false, true} {
+		t.Run(fmt.Sprintf("chunk list %v", chunked), func(t *testing.T) { testFetchResumes(t, chunked) })
+	}
+}
+
+func testFetchResumes(t *testing.T, chunked bool) {
 	data, digest := testImage(5<<20 + 333)
-	srv := &flakyImages{data: data, cut: 3 << 20}
+	srv := &flakyImages{data: data, cut: 3<<20 + 1000}
 	hs := httptest.NewServer(srv)
 	defer hs.Close()
 	c := &repoClient{http: hs.Client()}
 	img := &manifestImage{Role: "base", Digest: digest, Size: int64(len(data)), Location: hs.URL + "/images/" + digest}
+	if chunked {
+		img.Chunks = listOf(t, data)
+	}
 	path := filepath.Join(t.TempDir(), "base")
 
 	if err := c.fetch(context.Background(), img, "tok", path, nil); err == nil {
@@ -74,6 +94,9 @@ func TestFetchResumes(t *testing.T) {
 		t.Fatalf("after the cut: .part %v, %v (want part of the %d bytes sent)", fi, err, srv.cut)
 	}
 	kept := fi.Size()
+	if chunked {
+		kept = kept / chunkhash.MinChunkBytes * chunkhash.MinChunkBytes
+	}
 	var progressed int64
 	if err := c.fetch(context.Background(), img, "tok", path, func(done, total int64) { progressed = done }); err != nil {
 		t.Fatal(err)
@@ -96,26 +119,39 @@ func TestFetchResumes(t *testing.T) {
 	}
 }
 
-// TestFetchRefusesAlteredBytes: bytes that do not hash to the manifest's digest are
-// an ImageIntegrityFault, and nothing is left to be used or resumed.
+// TestFetchRefusesAlteredBytes: bytes that do not hash to the manifest's digest (or
+// its chunk list) are an ImageIntegrityFault, and nothing is left to be used or
+// resumed.
 func TestFetchRefusesAlteredBytes(t *testing.T) {
-	data, digest := testImage(1<<20 + 7)
+	data, digest := testImage(4<<20 + 7)
 	altered := bytes.Clone(data)
-	altered[4242] ^= 1
+	altered[1<<20+4242] ^= 1
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.ServeContent(w, r, "image", time.Time{}, bytes.NewReader(altered))
+		w.Header().Set("Content-Length", fmt.Sprint(len(altered)))
+		for off := 0; off < len(altered); off += 64 << 10 {
+			if _, err := w.Write(altered[off:min(off+64<<10, len(altered))]); err != nil {
+				return
+			}
+		}
 	}))
 	defer hs.Close()
 	c := &repoClient{http: hs.Client()}
-	img := &manifestImage{Role: "base", Digest: digest, Size: int64(len(data)), Location: hs.URL + "/images/x"}
-	path := filepath.Join(t.TempDir(), "base")
-	err := c.fetch(context.Background(), img, "", path, nil)
-	if !errors.Is(err, errdefs.ErrImageIntegrity) || !strings.Contains(err.Error(), digest) {
-		t.Fatalf("altered bytes: %v", err)
-	}
-	for _, p := range []string{path, path + ".part"} {
-		if _, err := os.Stat(p); !os.IsNotExist(err) {
-			t.Errorf("%s exists after a failed verification", filepath.Base(p))
+	for _, chunked := range []bool{false, true} {
+		img := &manifestImage{Role: "base", Digest: digest, Size: int64(len(data)), Location: hs.URL + "/images/x"}
+		want := digest
+		if chunked {
+			img.Chunks = listOf(t, data)
+			want = "chunk 1"
+		}
+		path := filepath.Join(t.TempDir(), "base")
+		err := c.fetch(context.Background(), img, "", path, nil)
+		if !errors.Is(err, errdefs.ErrImageIntegrity) || !strings.Contains(err.Error(), want) {
+			t.Fatalf("chunk list %v: altered bytes: %v", chunked, err)
+		}
+		for _, p := range []string{path, path + ".part"} {
+			if _, err := os.Stat(p); !os.IsNotExist(err) {
+				t.Errorf("chunk list %v: %s exists after a failed verification", chunked, filepath.Base(p))
+			}
 		}
 	}
 }

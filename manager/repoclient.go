@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net/http"
 	"net/url"
@@ -233,20 +234,29 @@ func (c *repoClient) whereabouts(ctx context.Context, r *record) (deployment, ho
 // progressFunc is told how many bytes of a transfer are done.
 type progressFunc func(done, total int64)
 
-// fetch downloads img to path, resuming from path+".part", and verifies its digest.
+// fetch downloads img to path, resuming from path+".part", and verifies it: piece by
+// piece on every core while it arrives when the manifest lists the pieces, else by
+// its whole digest in one stream.
 func (c *repoClient) fetch(ctx context.Context, img *manifestImage, token, path string, progress progressFunc) error {
 	if img.Location == "" {
 		return fmt.Errorf("%w: the manifest gives no location for the %s image %s", errdefs.ErrImageIntegrity, img.Role, img.Digest)
 	}
 	part := path + ".part"
-	h := sha256.New()
 	f, err := os.OpenFile(part, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return fmt.Errorf("stage %s image: %w", img.Role, err)
 	}
 	defer f.Close()
-	// Resume: hash what an earlier attempt left, ask for the rest.
-	have, err := io.Copy(h, f)
+	chunked := !img.Chunks.Empty()
+	var h hash.Hash
+	var have int64
+	// Resume: check what an earlier attempt left, ask for the rest.
+	if chunked {
+		have, err = keepCheckedPieces(ctx, f, img.Chunks)
+	} else {
+		h = sha256.New()
+		have, err = io.Copy(h, f)
+	}
 	if err != nil {
 		return fmt.Errorf("read partial %s: %w", part, err)
 	}
@@ -257,7 +267,9 @@ func (c *repoClient) fetch(ctx context.Context, img *manifestImage, token, path 
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			return err
 		}
-		h.Reset()
+		if h != nil {
+			h.Reset()
+		}
 		have = 0
 		return nil
 	}
@@ -266,6 +278,7 @@ func (c *repoClient) fetch(ctx context.Context, img *manifestImage, token, path 
 			return err
 		}
 	}
+	checked := chunked && have == img.Size // every piece was kept, and checked
 	if have < img.Size {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, img.Location, nil)
 		if err != nil {
@@ -298,21 +311,54 @@ func (c *repoClient) fetch(ctx context.Context, img *manifestImage, token, path 
 		if progress != nil {
 			src = &progressReader{r: src, done: have, total: img.Size, fn: progress}
 		}
-		n, _, err := transfer.CopyHashed(ctx, f, src, h, transfer.Options{Offset: have})
+		opt := transfer.Options{Offset: have}
+		var ck *chunkhash.Checker
+		copyCtx, stop := context.WithCancel(ctx)
+		defer stop()
+		if chunked {
+			ck = chunkhash.NewChecker(copyCtx, f, img.Chunks, int(have/img.Chunks.ChunkBytes))
+			base := have
+			opt.Written = func(n int64) {
+				ck.Written(base + n)
+				if ck.Err() != nil {
+					stop() // a bad piece: the rest need not come
+				}
+			}
+		}
+		n, _, err := transfer.CopyHashed(copyCtx, f, src, h, opt)
+		have += n
+		if ck != nil {
+			cerr := ck.Wait()
+			var mismatch *chunkhash.MismatchError
+			if errors.As(cerr, &mismatch) {
+				f.Close()
+				os.Remove(part)
+				return errdefs.WithAdvice(fmt.Errorf("%w: the %s image %s from %s: %w",
+					errdefs.ErrImageIntegrity, img.Role, img.Digest, img.Location, cerr),
+					"the repository's copy is damaged or was substituted: nothing was defined or booted; tell the repository's administrator")
+			}
+			checked = cerr == nil && err == nil && have == img.Size
+		}
 		if err != nil {
 			return fmt.Errorf("fetch %s image from %s (resumable): %w", img.Role, img.Location, err)
 		}
-		have += n
 	}
 	if err := f.Sync(); err != nil {
 		return err
 	}
-	got := "sha256:" + hex.EncodeToString(h.Sum(nil))
-	if have != img.Size || got != img.Digest {
+	got := ""
+	if h != nil {
+		got = "sha256:" + hex.EncodeToString(h.Sum(nil))
+	}
+	if have != img.Size || (chunked && !checked) || (!chunked && got != img.Digest) {
 		f.Close()
 		os.Remove(part)
-		return errdefs.WithAdvice(fmt.Errorf("%w: the %s image from %s has %d bytes with digest %s; the manifest says %d bytes, %s",
-			errdefs.ErrImageIntegrity, img.Role, img.Location, have, got, img.Size, img.Digest),
+		what := "digest " + got
+		if chunked {
+			what = "its pieces not all matching the manifest's list"
+		}
+		return errdefs.WithAdvice(fmt.Errorf("%w: the %s image from %s has %d bytes with %s; the manifest says %d bytes, %s",
+			errdefs.ErrImageIntegrity, img.Role, img.Location, have, what, img.Size, img.Digest),
 			"the repository's copy is damaged or was substituted: nothing was defined or booted; tell the repository's administrator")
 	}
 	if err := f.Close(); err != nil {
@@ -322,6 +368,34 @@ func (c *repoClient) fetch(ctx context.Context, img *manifestImage, token, path 
 		return err
 	}
 	return nil
+}
+
+// keepCheckedPieces keeps of a partial transfer the whole pieces that match the list
+// (all of them, or none when one differs) and returns how many bytes that is, with f
+// cut and positioned there.
+func keepCheckedPieces(ctx context.Context, f *os.File, l chunkhash.List) (int64, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	var keep int64
+	if size := min(fi.Size(), l.Size); size == l.Size {
+		keep = l.Size
+	} else {
+		keep = size / l.ChunkBytes * l.ChunkBytes
+	}
+	pieces := chunkhash.Count(keep, l.ChunkBytes)
+	if err := chunkhash.Verify(ctx, f, l, 0, pieces); err != nil {
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+		keep = 0
+	}
+	if err := f.Truncate(keep); err != nil {
+		return 0, err
+	}
+	_, err = f.Seek(keep, io.SeekStart)
+	return keep, err
 }
 
 type progressReader struct {

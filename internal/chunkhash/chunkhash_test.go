@@ -1,6 +1,7 @@
 package chunkhash
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -185,6 +186,54 @@ func BenchmarkVerify(b *testing.B) {
 				if err := exec.Command("sha256sum", path).Run(); err != nil {
 					b.Fatal(err)
 				}
+			}
+		})
+	}
+}
+
+// TestCheckerAsTheFileGrows: pieces are checked as writes complete them; a piece
+// that differs is named, and a file that stops short is an error.
+func TestCheckerAsTheFileGrows(t *testing.T) {
+	ctx := context.Background()
+	src := writeRandom(t, 4*MinChunkBytes+77)
+	data, _ := os.ReadFile(src)
+	l, err := File(ctx, src, MinChunkBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name   string
+		alter  int // byte to flip (-1: none)
+		stopAt int // bytes written in all
+		want   string
+	}{
+		{"whole and right", -1, len(data), ""},
+		{"a flipped byte in chunk 2", 2*MinChunkBytes + 5, len(data), "chunk 2"},
+		{"a flipped byte in the short last chunk", len(data) - 1, len(data), "chunk 4"},
+		{"cut short", -1, 3*MinChunkBytes + 1, "ended at chunk 3"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f, err := os.Create(filepath.Join(t.TempDir(), "dst"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			body := bytes.Clone(data[:c.stopAt])
+			if c.alter >= 0 {
+				body[c.alter] ^= 1
+			}
+			ck := NewChecker(ctx, f, l, 0)
+			var n int64
+			for rest := body; len(rest) > 0; {
+				k := min(len(rest), 300001)
+				f.Write(rest[:k])
+				n += int64(k)
+				ck.Written(n)
+				rest = rest[k:]
+			}
+			err = ck.Wait()
+			if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+				t.Fatalf("%v, want %q", err, c.want)
 			}
 		})
 	}

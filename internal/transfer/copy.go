@@ -45,9 +45,13 @@ type Options struct {
 	// stops early.
 	HeadLen int
 	Inspect func(head []byte) error
+	// Written, when set, is told after every write how many bytes this copy has
+	// written so far (from the writing goroutine): a caller that checks pieces of the
+	// file itself learns which are complete.
+	Written func(n int64)
 }
 
-// CopyHashed copies src to dst while h hashes the same bytes. It returns how many
+// CopyHashed copies src to dst while h (nil: none) hashes the same bytes. It returns how many
 // bytes were copied and the first HeadLen of them; on an error, what was written
 // before it stays (a caller may resume from there). A source that ends with
 // io.ErrUnexpectedEOF (a truncated HTTP body) fails as a *ReadError: a cut-short
@@ -64,7 +68,9 @@ func CopyHashed(ctx context.Context, dst io.Writer, src io.Reader, h hash.Hash, 
 	go func() {
 		defer close(hashExit)
 		for b := range hashQ {
-			h.Write(b)
+			if h != nil {
+				h.Write(b)
+			}
 			hashDone <- struct{}{}
 		}
 	}()
@@ -82,6 +88,9 @@ func CopyHashed(ctx context.Context, dst io.Writer, src io.Reader, h hash.Hash, 
 				if f != nil && written-flushed >= writebackEvery {
 					startWriteback(f, flushed, written-flushed)
 					flushed = written
+				}
+				if opt.Written != nil && writeErr == nil {
+					opt.Written(written - opt.Offset)
 				}
 			}
 			writeDone <- struct{}{}
