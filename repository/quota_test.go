@@ -44,7 +44,7 @@ func (f *fixture) quotaOpen(rules string) {
 		f.t.Fatal(err)
 	}
 	f.r.Close()
-	r, err := New(context.Background(), Config{Dir: f.dir, Store: f.db, Pool: f.pool, Signer: signer, Policy: fixedPolicy{parsed},
+	r, err := New(context.Background(), Config{Dir: f.dir, Store: f.db, DB: f.db.SQL(), Pool: f.pool, Signer: signer, Policy: fixedPolicy{parsed},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		f.t.Fatal(err)

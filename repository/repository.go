@@ -4,6 +4,8 @@ package repository
 
 import (
 	"context"
+	"crypto/x509"
+	"database/sql"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -87,8 +89,18 @@ type Config struct {
 	Store       wsrf.Store
 	Pool        ImagePool
 	Audit       Auditor
+	// DB is the database Store keeps its records in; the Repository records there
+	// every certificate Signer has used (manifest_signers). Required.
+	DB *sql.DB
 	// Signer signs every workspace manifest; required.
 	Signer ManifestSigner
+	// EarlierSigner, on a server with CAs, says whether the site's CAs vouch for the
+	// certificate chain (signer first) of a stored manifest's earlier signer as of
+	// when it signed (signedAt): a renewed host certificate has often replaced an
+	// expired one. The Repository also requires the signer's subject to be its current
+	// certificate's before it signs such a manifest again (see renewed). nil (no CAs):
+	// only a certificate recorded in DB as one Signer used is accepted.
+	EarlierSigner func(chain []*x509.Certificate, signedAt time.Time) error
 	// Policy holds the quotas and decides for the users managers act for; nil: no
 	// quotas, every user may manage every workspace.
 	Policy Policy
@@ -105,6 +117,8 @@ type Repository struct {
 	pool       ImagePool
 	audit      Auditor
 	signer     ManifestSigner
+	db         *sql.DB
+	earlier    func(chain []*x509.Certificate, signedAt time.Time) error
 	policy     Policy
 	decisions  DecisionAuditor
 	ledger     *policy.Ledger
@@ -129,8 +143,14 @@ func New(ctx context.Context, cfg Config) (*Repository, error) {
 	if cfg.Signer == nil {
 		return nil, fmt.Errorf("repository: no manifest signer configured")
 	}
+	if cfg.DB == nil {
+		return nil, fmt.Errorf("repository: no database configured")
+	}
 	r := &Repository{dir: cfg.Dir, pool: cfg.Pool, audit: cfg.Audit, signer: cfg.Signer, log: cfg.Logger, now: cfg.Now, names: map[string]string{},
-		policy: cfg.Policy, decisions: cfg.Decisions, ledger: policy.NewLedger()}
+		db: cfg.DB, earlier: cfg.EarlierSigner, policy: cfg.Policy, decisions: cfg.Decisions, ledger: policy.NewLedger()}
+	if err := r.recordSigner(ctx); err != nil {
+		return nil, fmt.Errorf("repository: %w", err)
+	}
 	if r.audit == nil {
 		r.audit = nopAudit{}
 	}

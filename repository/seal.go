@@ -1,8 +1,11 @@
 package repository
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -13,6 +16,7 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/identity"
 	"github.com/vws-grid/vws/internal/manifestsig"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsrf"
@@ -202,24 +206,36 @@ func manifestFacts(me *etree.Element) []string {
 // earlier key signed it (the host certificate was renewed): a manifest verifies only
 // while its signer's certificate is valid, and workspaces outlive host certificates.
 // unlisted (from sealed) signs it again as well, to add its images' chunk lists.
-// The old signature must verify as of when it was made, and the content has been
-// compared with the store, so nothing unsigned is re-signed.
+//
+// Signing again vouches for the manifest with the current key, so it is done only
+// for a manifest this repository signed itself: its old signature must verify as of
+// when it was made (its r:Issued), its content has been compared with the store, and
+// its signer must be provably one of this repository's keys (earlierSigner). Anyone
+// who can edit the store can sign a manifest of their liking with a key of their own;
+// without that last check the repository would launder it with its own signature.
 func (r *Repository) renewed(ctx context.Context, s *wsrf.Snapshot, chain *diskChain, me *etree.Element, unlisted bool) (*etree.Element, error) {
-	old, err := manifestsig.SignerOf(me)
+	certs, err := manifestsig.ChainOf(me)
 	if err != nil {
 		return nil, fmt.Errorf("%w: the stored manifest of workspace %s: %w", errdefs.ErrImageIntegrity, s.Key, err)
 	}
+	old := certs[0]
 	sameKey := old.Equal(r.signer.Certificate())
 	if sameKey && !unlisted {
 		return me, nil
 	}
-	issued := time.Now()
+	// When it was signed, by its own word; never later than now.
+	signedAt := r.now()
 	if is := me.SelectElement("Issued"); is != nil {
-		if t, err := wsrf.ParseDateTime(strings.TrimSpace(is.Text())); err == nil {
-			issued = t
+		if t, err := wsrf.ParseDateTime(strings.TrimSpace(is.Text())); err == nil && t.Before(signedAt) {
+			signedAt = t
 		}
 	}
-	if _, _, err := manifestsig.VerifyAt(me, nil, issued); err != nil {
+	if !sameKey {
+		if err := r.earlierSigner(ctx, s.Key, certs, signedAt); err != nil {
+			return nil, err
+		}
+	}
+	if _, _, err := manifestsig.VerifyAt(me, nil, signedAt); err != nil {
 		return nil, errdefs.WithAdvice(fmt.Errorf("%w: the stored manifest of workspace %s: %w", errdefs.ErrImageIntegrity, s.Key, err),
 			"the store was changed outside vws: restore the workspace's record from a backup, or destroy it")
 	}
@@ -233,7 +249,91 @@ func (r *Repository) renewed(ctx context.Context, s *wsrf.Snapshot, chain *diskC
 	if sameKey {
 		r.log.Info("manifest signed again with its images' chunk digests", "key", s.Key)
 	} else {
-		r.log.Info("manifest signed again with the current key", "key", s.Key, "previous signer", old.Subject.String())
+		r.log.Info("manifest signed again with the current key", "key", s.Key, "previous signer", identity.OneLineDN(old.Subject))
 	}
 	return doc.Root(), nil
+}
+
+// earlierSigner refuses, with ErrImageIntegrity, a stored manifest's signer (certs,
+// signer first, as its KeyInfo carries them; not the current key) that is not
+// provably an earlier key of this repository:
+//
+//   - On a server with CAs (EarlierSigner set), the CAs must vouch for the chain as of
+//     signedAt — a renewed host certificate has often replaced an expired one; a
+//     revoked one stays refused, since its key may have signed anything — and it must
+//     name the host the current certificate names. The store, which an attacker may
+//     have edited, is not asked.
+//   - Without CAs (--insecure) nothing outside the data directory vouches for a key:
+//     the signer's certificate must be one the repository recorded as its own
+//     (manifest_signers, at every start). This guards against mistakes and against
+//     edits of the store by someone without the key, not against whoever can write
+//     the data directory: they can read the current key in <data>/keys as well, and
+//     sign with it.
+func (r *Repository) earlierSigner(ctx context.Context, key string, certs []*x509.Certificate, signedAt time.Time) error {
+	old, cur := certs[0], r.signer.Certificate()
+	refuse := func(why, advice string) error {
+		return errdefs.WithAdvice(fmt.Errorf("%w: the stored manifest of workspace %s is signed by %s, %s",
+			errdefs.ErrImageIntegrity, key, identity.OneLineDN(old.Subject), why), advice)
+	}
+	const edited = "the store was changed outside vws: restore the workspace's record from a backup, or destroy the workspace"
+	if r.earlier != nil {
+		if err := r.earlier(certs, signedAt); err != nil {
+			return refuse(fmt.Sprintf("which the site's CAs do not vouch for as of its signing time %s (%v), so the repository will not sign it again",
+				wsrf.FormatTime(signedAt.UTC()), err),
+				"if the host certificate was renewed, the earlier one must chain to the site's CAs (not revoked, valid when it signed) and name the same host as the current one; otherwise "+edited)
+		}
+		if !sameSubject(old, cur) {
+			return refuse(fmt.Sprintf("not this host (%s), so the repository will not sign it again", identity.OneLineDN(cur.Subject)),
+				"a renewed host certificate must name the same host as the one it replaced; otherwise "+edited)
+		}
+		return nil
+	}
+	var n int
+	if err := r.db.QueryRowContext(ctx, `SELECT count(*) FROM manifest_signers WHERE fingerprint = ?`, fingerprint(old)).Scan(&n); err != nil {
+		return fmt.Errorf("look up the manifest signers: %w", err)
+	}
+	if n == 0 {
+		return refuse("a key this repository has never signed with (its certificate is not in manifest_signers), so the repository will not sign it again",
+			"without CAs the repository signs again only manifests of its own earlier keys; "+edited)
+	}
+	return nil
+}
+
+// recordSigner records the current signer's certificate as one of the repository's
+// keys (manifest_signers), so that after a renewal manifests it signed can be signed
+// again without CAs.
+func (r *Repository) recordSigner(ctx context.Context) error {
+	c := r.signer.Certificate()
+	if _, err := r.db.ExecContext(ctx, `INSERT OR IGNORE INTO manifest_signers (fingerprint, subject, first_used) VALUES (?, ?, ?)`,
+		fingerprint(c), identity.OneLineDN(c.Subject), r.now().UnixMilli()); err != nil {
+		return fmt.Errorf("record the manifest signer: %w", err)
+	}
+	return nil
+}
+
+// fingerprint is the hex SHA-256 of a certificate's DER.
+func fingerprint(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.Raw)
+	return hex.EncodeToString(sum[:])
+}
+
+// sameSubject says whether two certificates name the same subject: the same
+// attributes with the same values in the same order (a CA may encode the strings of a
+// renewed certificate differently).
+func sameSubject(a, b *x509.Certificate) bool {
+	if bytes.Equal(a.RawSubject, b.RawSubject) {
+		return true
+	}
+	an, bn := a.Subject.Names, b.Subject.Names
+	if len(an) == 0 || len(an) != len(bn) {
+		return false
+	}
+	for i := range an {
+		av, aok := an[i].Value.(string)
+		bv, bok := bn[i].Value.(string)
+		if !an[i].Type.Equal(bn[i].Type) || !aok || !bok || av != bv {
+			return false
+		}
+	}
+	return true
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -38,6 +39,11 @@ type fixture struct {
 	pool                 *imagepool.Pool
 	r                    *Repository
 	base, kernel, initrd string
+	// signer, when set, is what open signs with instead of the key in <dir>/keys;
+	// earlier and now become Config.EarlierSigner and Config.Now.
+	signer  *manifestsig.Signer
+	earlier func([]*x509.Certificate, time.Time) error
+	now     func() time.Time
 }
 
 func needQemu(t *testing.T) {
@@ -79,11 +85,15 @@ func newFixture(t *testing.T) *fixture {
 
 func (f *fixture) open() {
 	f.t.Helper()
-	signer, err := manifestsig.LoadOrCreate(filepath.Join(f.dir, "keys"), "test repository")
-	if err != nil {
-		f.t.Fatal(err)
+	signer := f.signer
+	if signer == nil {
+		var err error
+		if signer, err = manifestsig.LoadOrCreate(filepath.Join(f.dir, "keys"), "test repository"); err != nil {
+			f.t.Fatal(err)
+		}
 	}
-	r, err := New(context.Background(), Config{Dir: f.dir, Store: f.db, Pool: f.pool, Signer: signer, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	r, err := New(context.Background(), Config{Dir: f.dir, Store: f.db, DB: f.db.SQL(), Pool: f.pool, Signer: signer, EarlierSigner: f.earlier,
+		Now: f.now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -131,11 +131,18 @@ func VerifyAt(el *etree.Element, trust TrustFunc, at time.Time) (*etree.Element,
 
 // SignerOf returns the certificate a signed element names as its signer, unverified.
 func SignerOf(el *etree.Element) (*x509.Certificate, error) {
-	chain, err := keyInfoChain(el)
+	chain, err := ChainOf(el)
 	if err != nil {
 		return nil, err
 	}
 	return chain[0], nil
+}
+
+// ChainOf returns the certificate chain a signed element's KeyInfo carries, signer
+// first, unverified: the chain Verify checks the signature with and hands a
+// TrustFunc.
+func ChainOf(el *etree.Element) ([]*x509.Certificate, error) {
+	return keyInfoChain(el)
 }
 
 func verify(el *etree.Element, trust TrustFunc, clock *dsig.Clock) (*etree.Element, *x509.Certificate, error) {

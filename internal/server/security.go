@@ -104,3 +104,19 @@ func (s *security) manifestTrustFunc() func([]*x509.Certificate) error {
 	}
 	return s.manifestTrust
 }
+
+// earlierManifestSigner is the Repository's EarlierSigner: when it signs with the host
+// certificate and the server has CAs, an earlier signer of a stored manifest must
+// chain to them as of when it signed (the Repository also wants the current
+// certificate's subject). nil otherwise: the Repository then accepts only the keys it
+// recorded as its own.
+func (s *security) earlierManifestSigner(cfg Config) func([]*x509.Certificate, time.Time) error {
+	if s.trust == nil || cfg.HostCertFile == "" {
+		return nil
+	}
+	return func(chain []*x509.Certificate, signedAt time.Time) error {
+		s.trust.MaybeReload()
+		_, err := s.trust.Verify(chain, signedAt)
+		return err
+	}
+}

@@ -190,8 +190,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, err
 		}
 		s.Repository, err = repository.New(ctx, repository.Config{
-			Dir: cfg.DataDir, MaxLifetime: cfg.Factory.MaximumLifetime, Store: db, Pool: pool,
-			Audit: auditLog, Signer: signer, Policy: s.policy, Decisions: auditLog, Logger: cfg.Logger, Now: cfg.Now,
+			Dir: cfg.DataDir, MaxLifetime: cfg.Factory.MaximumLifetime, Store: db, DB: db.SQL(), Pool: pool,
+			Audit: auditLog, Signer: signer, EarlierSigner: sec.earlierManifestSigner(cfg),
+			Policy: s.policy, Decisions: auditLog, Logger: cfg.Logger, Now: cfg.Now,
 		})
 		if err != nil {
 			return nil, err

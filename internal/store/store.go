@@ -84,6 +84,14 @@ var migrations = []string{
 	// computed yet (the pool computes them after an import, or when first asked).
 	`ALTER TABLE images ADD COLUMN chunk_bytes INTEGER NOT NULL DEFAULT 0;
 	ALTER TABLE images ADD COLUMN chunk_digests TEXT NOT NULL DEFAULT ''`,
+	// Every certificate the Repository has signed manifests with (recorded when it
+	// opens): without CAs (--insecure) a stored manifest signed by an earlier key is
+	// signed again at check-out only when that key is one of these.
+	`CREATE TABLE manifest_signers (
+		fingerprint TEXT PRIMARY KEY,   -- hex SHA-256 of the certificate's DER
+		subject     TEXT NOT NULL,
+		first_used  INTEGER NOT NULL    -- unix milliseconds
+	)`,
 }
 
 // Open opens (creating if needed) the database in dir and migrates it.
