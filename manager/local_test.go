@@ -17,6 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/vws-grid/vws/internal/chunkhash"
 	"github.com/vws-grid/vws/internal/errdefs"
 )
@@ -57,7 +60,8 @@ func localManager(t *testing.T, pool LocalImages, hs *httptest.Server) *Manager 
 	root := t.TempDir()
 	os.Mkdir(filepath.Join(root, "cache"), 0o700)
 	return &Manager{cache: &cache{dir: filepath.Join(root, "cache"), inflight: map[string]*sync.Mutex{}},
-		repo: &repoClient{http: hs.Client()}, cfg: Config{LocalImages: pool}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		repo: &repoClient{http: hs.Client()}, cfg: Config{LocalImages: pool}, log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		metrics: newMetrics(nil)}
 }
 
 // TestStageFromTheColocatedPool: a pool image of this process is linked into the
@@ -95,6 +99,12 @@ func TestStageFromTheColocatedPool(t *testing.T) {
 	if _, hit, err := m.stageShared(context.Background(), img, "", nil); err != nil || !hit {
 		t.Fatalf("second stage: hit %v, %v", hit, err)
 	}
+	if got := counterValue(m.metrics.stagedBytes.WithLabelValues(sourcePool)); got != float64(len(data)) {
+		t.Errorf("vws_manager_staged_bytes_total{source=pool} = %v, want %d", got, len(data))
+	}
+	if counterValue(m.metrics.stagedSeconds.WithLabelValues(sourcePool)) <= 0 || counterValue(m.metrics.cacheHits) != 1 {
+		t.Error("the staging time or the cache hit was not counted")
+	}
 
 	// The pool's copy edited in place (the cache shares its inode): the next deploy
 	// finds the cache entry changed, checks it, and stages the image anew; the bad
@@ -113,6 +123,9 @@ func TestStageFromTheColocatedPool(t *testing.T) {
 	}
 	if gets.Load() != 1 {
 		t.Fatalf("%d HTTP transfers after the pool's copy went bad, want 1", gets.Load())
+	}
+	if got := counterValue(m.metrics.stagedBytes.WithLabelValues(sourceRepository)); got != float64(len(data)) {
+		t.Errorf("vws_manager_staged_bytes_total{source=repository} = %v, want %d", got, len(data))
 	}
 	if got, _ := os.ReadFile(path); !bytes.Equal(got, data) {
 		t.Fatal("the cache holds other bytes than the image")
@@ -193,4 +206,12 @@ func TestCacheEntryChangedInPlaceIsCheckedAgain(t *testing.T) {
 	if !m.cache.verified(digest, img.Size) {
 		t.Fatal("the unstamped entry was not stamped after its check")
 	}
+}
+
+func counterValue(c prometheus.Counter) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		return -1
+	}
+	return m.GetCounter().GetValue()
 }

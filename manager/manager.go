@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/beevik/etree"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vws-grid/vws/internal/client"
 	"github.com/vws-grid/vws/internal/describe"
@@ -63,7 +64,9 @@ type Config struct {
 	// LocalImages, when set, is the image pool of a Repository in the same process:
 	// pool images are staged from it without an HTTP transfer (still checked).
 	LocalImages LocalImages
-	Logger      *slog.Logger
+	// Metrics registers the Manager's Prometheus instruments (nil: kept unregistered).
+	Metrics prometheus.Registerer
+	Logger  *slog.Logger
 }
 
 // Validator checks a workspace description (the manifest's) against the schema: the
@@ -81,6 +84,7 @@ type Manager struct {
 	cache   *cache
 	log     *slog.Logger
 	valid   Validator
+	metrics *metrics
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex // per workspace: one operation at a time
@@ -137,6 +141,7 @@ func New(cfg Config, hv Hypervisor, valid Validator) (*Manager, error) {
 		repo:    &repoClient{soap: &client.Client{HTTP: cfg.HTTP}, http: cfg.HTTP, trust: cfg.ManifestTrust},
 		journal: &journal{dir: filepath.Join(cfg.Dir, "journal")},
 		cache:   &cache{dir: filepath.Join(cfg.Dir, "cache"), inflight: map[string]*sync.Mutex{}},
+		metrics: newMetrics(cfg.Metrics),
 		locks:   map[string]*sync.Mutex{},
 		stop:    make(chan struct{}), reportq: make(chan string, 4096),
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/vws-grid/vws/internal/chunkhash"
 	"github.com/vws-grid/vws/internal/errdefs"
@@ -124,12 +125,14 @@ func (m *Manager) stageShared(ctx context.Context, img *manifestImage, token str
 	unlock := m.cache.lock(img.Digest)
 	defer unlock()
 	if m.cache.verified(img.Digest, img.Size) {
+		m.metrics.cacheHits.Inc()
 		return path, true, nil
 	}
 	if fi, err := os.Stat(path); err == nil && fi.Size() == img.Size {
 		// Present, but changed since it was checked (or never stamped): check again.
 		err := verifyImage(ctx, path, img)
 		if err == nil {
+			m.metrics.cacheHits.Inc()
 			return path, true, m.cache.stamp(img.Digest)
 		}
 		if ctx.Err() != nil {
@@ -139,8 +142,10 @@ func (m *Manager) stageShared(ctx context.Context, img *manifestImage, token str
 		m.cache.drop(img.Digest)
 	}
 	if m.cfg.LocalImages != nil {
+		t0 := time.Now()
 		ok, err := m.stageLocal(ctx, img, path)
 		if ok {
+			m.metrics.staged(sourcePool, img.Size, t0)
 			if progress != nil {
 				progress(img.Size, img.Size)
 			}
@@ -150,10 +155,20 @@ func (m *Manager) stageShared(ctx context.Context, img *manifestImage, token str
 			m.log.Warn("this host's image pool has a bad copy; fetching the image from the repository", "digest", img.Digest, "err", err)
 		}
 	}
-	if err := m.repo.fetch(ctx, img, token, path, progress); err != nil {
+	if err := m.fetch(ctx, img, token, path, progress); err != nil {
 		return "", false, err
 	}
 	return path, false, m.cache.stamp(img.Digest)
+}
+
+// fetch transfers an image from the Repository over HTTP, counted in the metrics.
+func (m *Manager) fetch(ctx context.Context, img *manifestImage, token, path string, progress progressFunc) error {
+	t0 := time.Now()
+	if err := m.repo.fetch(ctx, img, token, path, progress); err != nil {
+		return err
+	}
+	m.metrics.staged(sourceRepository, img.Size, t0)
+	return nil
 }
 
 // LocalImages finds pool images this process can read directly: the image pool of a
@@ -271,10 +286,10 @@ func (m *Manager) stageFiles(ctx context.Context, man *manifest, rec *record, pr
 			path, _, err = m.stageShared(ctx, img, man.Token, prog(done))
 		case "overlay":
 			path = filepath.Join(dir, "overlay.qcow2")
-			err = m.repo.fetch(ctx, img, man.Token, path, prog(done))
+			err = m.fetch(ctx, img, man.Token, path, prog(done))
 		case "memory":
 			path = filepath.Join(dir, "memory.save")
-			err = m.repo.fetch(ctx, img, man.Token, path, prog(done))
+			err = m.fetch(ctx, img, man.Token, path, prog(done))
 		default:
 			err = fmt.Errorf("%w: the manifest has an image of unknown role %q", errdefs.ErrImageIntegrity, img.Role)
 		}

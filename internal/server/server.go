@@ -220,6 +220,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			Dir: filepath.Join(cfg.DataDir, "manager"), Host: cfg.Manager.Host, GracePeriod: cfg.Manager.GracePeriod,
 			Self:      func() string { return s.BaseURL() + "/wsrf/services/WorkspaceManagerService" },
 			Authorize: az.Check, Visible: az.MayInspect, Logger: cfg.Logger, HTTP: sec.httpClient(), ManifestTrust: sec.manifestTrustFunc(),
+			Metrics: reg,
 		}
 		if s.images != nil {
 			// The pool is in this process: stage its images without an HTTP transfer.
