@@ -8,9 +8,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -274,6 +277,16 @@ func TestManagerFaults(t *testing.T) {
 
 	t.Run("locked", func(t *testing.T) {
 		a.MustCLI(t, "deploy", w.EPRFile, "--host", a.URL)
+		// A's Repository is in the same process: the base came from its pool by a
+		// hard link, checked, and counted as staged from the pool.
+		pooled := filepath.Join(a.Dir, "images", strings.Replace(imgs.Disk, ":", "-", 1))
+		cached := filepath.Join(a.ManagerDir(), "cache", strings.TrimPrefix(imgs.Disk, "sha256:"))
+		if !sameFile(t, pooled, cached) {
+			t.Fatal("A staged its own pool's base image by copying it, not by a hard link")
+		}
+		if v := metricValue(t, a, `vws_manager_staged_bytes_total{source="pool"}`); v <= 0 {
+			t.Fatalf("A counts %v bytes staged from its pool", v)
+		}
 		r := a.CLI(t, "deploy", w.EPRFile, "--host", b.URL)
 		WantFault(t, r, "WorkspaceLockedFault", "faults-a")
 		WantWSProps(t, w, "state", "shutdown", "deployment", "deployed", "host", "faults-a", "lockHolder", "faults-a")
@@ -374,6 +387,18 @@ func TestManagerFaults(t *testing.T) {
 				t.Fatalf("B kept a partial transfer: %s", e.Name())
 			}
 		}
+
+		// A's cache shares the damaged file's inode (a hard link from the pool): the
+		// entry changed since it was checked, so A checks it again and refuses too.
+		r = a.CLI(t, "deploy", w.EPRFile, "--host", a.URL, "--state", "running")
+		WantFault(t, r, "ImageIntegrityFault", imgs.Disk)
+		WantWSProps(t, w, "state", "shutdown", "deployment", "in-repository", "lockHolder", "")
+		if DomainDefined(w.Domain()) || a.HasWorkspaceDir(w.Key) {
+			t.Fatal("a deploy of a damaged pool image on its own host defined a domain or made files")
+		}
+		if _, ok := ReadHost(t, a).Cached[imgs.Disk]; ok {
+			t.Fatal("A still lists the damaged base image as cached")
+		}
 	})
 
 	a.MustCLI(t, "destroy", w.EPRFile)
@@ -401,4 +426,38 @@ func mgrDeployBody(ws *wsa.EPR) *etree.Element {
 	body.CreateAttr("xmlns:mgr", vwsns.Manager)
 	ws.ChildElement(body, "mgr:WorkspaceReference", "wsa")
 	return body
+}
+
+func sameFile(t *testing.T, a, b string) bool {
+	t.Helper()
+	fa, err := os.Stat(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb, err := os.Stat(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return os.SameFile(fa, fb)
+}
+
+// metricValue reads one sample of a server's /metrics (0 when absent).
+func metricValue(t *testing.T, s *MgrServer, sample string) float64 {
+	t.Helper()
+	resp, err := http.Get(s.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, sample+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return f
+		}
+	}
+	return 0
 }
