@@ -96,6 +96,11 @@ func (r *Repository) CheckOut(ctx context.Context, key, host string, manager *ws
 				return err
 			}
 		}
+		// Only the start-up sweep signs a record without a signed manifest (the upgrade
+		// from before manifests were signed): one here is refused, not signed.
+		if chain.Seal == "" {
+			return r.unsealedError(ctx, key)
+		}
 		// The overlay is hashed again: its bytes, not just the record, must still be
 		// what the manifest was signed over.
 		overlay := filepath.Join(r.workspaceDir(key), chain.Overlay)
@@ -106,12 +111,6 @@ func (r *Repository) CheckOut(ctx context.Context, key, host string, manager *ws
 		now := r.now().UTC()
 		if !reissue {
 			chain.Lock = newID()
-		}
-		if chain.Seal == "" { // a record from before manifests were signed
-			chain.OverlayDigest, chain.OverlaySize = od, osize
-			if err := r.seal(ctx, s, chain); err != nil {
-				return err
-			}
 		}
 		stored := chain.OverlayDigest
 		chain.OverlayDigest, chain.OverlaySize = od, osize
@@ -253,6 +252,9 @@ func (r *Repository) CheckIn(ctx context.Context, key string, req CheckInRequest
 		}
 		if err := heldByCaller(ctx, s); err != nil {
 			return err
+		}
+		if chain.Seal == "" { // see CheckOut: a record changed outside vws meanwhile
+			return r.unsealedError(ctx, key)
 		}
 		if chain.OverlayDigest == "" { // a record from before the digest was kept
 			if chain.OverlayDigest, chain.OverlaySize, err = fileDigest(filepath.Join(dir, chain.Overlay)); err != nil {

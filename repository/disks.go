@@ -42,7 +42,8 @@ type diskChain struct {
 	MemoryDigest string `json:"memoryDigest,omitempty"`
 	MemorySize   int64  `json:"memorySize,omitempty"`
 	// Seal is the signed vw:Manifest of the images above, made when they last changed;
-	// "" for a record from before manifests were signed (sealed at its next check-out).
+	// "" for a record from before manifests were signed: the start-up sweep signs it
+	// until the store is marked as fully sealed, after which "" is refused (sweep).
 	Seal string `json:"seal,omitempty"`
 	// OwnerAttributes are the creator's VO attributes; QuotaScopes the quota counts
 	// the workspace is charged to (policy.Scopes); RunScopes and RunMemoryMiB what a

@@ -140,6 +140,15 @@ func sealed(s *wsrf.Snapshot, chain *diskChain, imgs []ImageRef) (me *etree.Elem
 		return nil, false, fmt.Errorf("%w: the stored signed manifest of workspace %s does not parse", errdefs.ErrImageIntegrity, s.Key)
 	}
 	me = doc.Root()
+	if unlisted, err = matchesRecord(s, me, imgs); err != nil {
+		return nil, false, err
+	}
+	return me, unlisted, nil
+}
+
+// matchesRecord compares manifest me (stored or as its signature covers it) with
+// workspace s as the store holds it (imgs); see sealed.
+func matchesRecord(s *wsrf.Snapshot, me *etree.Element, imgs []ImageRef) (unlisted bool, err error) {
 	want := manifestElement(s.Key, text(s, PropName), text(s, PropOwner), text(s, PropCreationTime), "", imgs)
 	got, exp := manifestFacts(me), manifestFacts(want)
 	if !slices.ContainsFunc(got, isChunkFact) && slices.ContainsFunc(exp, isChunkFact) {
@@ -157,11 +166,64 @@ func sealed(s *wsrf.Snapshot, chain *diskChain, imgs []ImageRef) (me *etree.Elem
 		if i < len(exp) {
 			stored = exp[i]
 		}
-		return nil, false, errdefs.WithAdvice(fmt.Errorf("%w: workspace %s in the repository's store no longer matches its signed manifest: signed %s, stored %s",
+		return false, errdefs.WithAdvice(fmt.Errorf("%w: workspace %s in the repository's store no longer matches its signed manifest: signed %s, stored %s",
 			errdefs.ErrImageIntegrity, s.Key, truncateFact(signed), truncateFact(stored)),
 			"the store was changed outside vws: restore the workspace's files and record from a backup, or destroy it")
 	}
-	return me, unlisted, nil
+	return unlisted, nil
+}
+
+// verifySeal checks, before the repository signs a changed record of workspace s
+// again, that the record as it is (chain) is one it signed: its stored manifest
+// describes it (sealed's comparison, also of the content the signature covers) and
+// that manifest's signature verifies, by the current key or a provably earlier one
+// (verifySigner). A record without a stored manifest fails (unsealedError).
+func (r *Repository) verifySeal(ctx context.Context, s *wsrf.Snapshot, chain *diskChain) error {
+	if chain.Seal == "" {
+		return r.unsealedError(ctx, s.Key)
+	}
+	imgs, err := r.manifestImages(ctx, s.Key, chain)
+	if err != nil {
+		return err
+	}
+	me, _, err := sealed(s, chain, imgs)
+	if err != nil {
+		return err
+	}
+	signed, err := r.verifySigner(ctx, s.Key, me)
+	if err != nil {
+		return err
+	}
+	_, err = matchesRecord(s, signed, imgs)
+	return err
+}
+
+// unsealedError refuses workspace key's record without a signed manifest. Only the
+// start-up sweep signs a record that has none, and only while the store is not marked
+// as fully sealed (manifests_sealed, see sweep): the upgrade from records made before
+// manifests were signed. After that such a record was changed outside vws.
+func (r *Repository) unsealedError(ctx context.Context, key string) error {
+	complete, err := r.sealsComplete(ctx)
+	if err != nil {
+		return err
+	}
+	if !complete {
+		return errdefs.WithAdvice(fmt.Errorf("%w: workspace %s has no signed manifest: its record is from before manifests were signed, and the start-up sweep could not sign it",
+			errdefs.ErrImageIntegrity, key),
+			"the repository's start-up log says why (e.g. a missing overlay or pool image): fix that and restart vws, or destroy the workspace")
+	}
+	return errdefs.WithAdvice(fmt.Errorf("%w: workspace %s has no signed manifest in the repository's store, where every record has had one since the upgrade: its record was changed outside vws",
+		errdefs.ErrImageIntegrity, key),
+		"restore the workspace's record from a backup, or destroy the workspace")
+}
+
+// sealsComplete says whether the store is marked as fully sealed (manifests_sealed).
+func (r *Repository) sealsComplete(ctx context.Context) (bool, error) {
+	var n int
+	if err := r.db.QueryRowContext(ctx, `SELECT count(*) FROM manifests_sealed`).Scan(&n); err != nil {
+		return false, fmt.Errorf("read the sealed-store marker: %w", err)
+	}
+	return n > 0, nil
 }
 
 // isChunkFact says whether a manifestFacts fact is an image's chunk list.
@@ -210,7 +272,8 @@ func manifestFacts(me *etree.Element) []string {
 // Signing again vouches for the manifest with the current key, so it is done only
 // for a manifest this repository signed itself: its old signature must verify as of
 // when it was made (its r:Issued), its content has been compared with the store, and
-// its signer must be provably one of this repository's keys (earlierSigner). Anyone
+// its signer must be provably one of this repository's keys (earlierSigner; both
+// checks are verifySigner, which the start-up sweep's repairs use too). Anyone
 // who can edit the store can sign a manifest of their liking with a key of their own;
 // without that last check the repository would launder it with its own signature.
 func (r *Repository) renewed(ctx context.Context, s *wsrf.Snapshot, chain *diskChain, me *etree.Element, unlisted bool) (*etree.Element, error) {
@@ -223,21 +286,8 @@ func (r *Repository) renewed(ctx context.Context, s *wsrf.Snapshot, chain *diskC
 	if sameKey && !unlisted {
 		return me, nil
 	}
-	// When it was signed, by its own word; never later than now.
-	signedAt := r.now()
-	if is := me.SelectElement("Issued"); is != nil {
-		if t, err := wsrf.ParseDateTime(strings.TrimSpace(is.Text())); err == nil && t.Before(signedAt) {
-			signedAt = t
-		}
-	}
-	if !sameKey {
-		if err := r.earlierSigner(ctx, s.Key, certs, signedAt); err != nil {
-			return nil, err
-		}
-	}
-	if _, _, err := manifestsig.VerifyAt(me, nil, signedAt); err != nil {
-		return nil, errdefs.WithAdvice(fmt.Errorf("%w: the stored manifest of workspace %s: %w", errdefs.ErrImageIntegrity, s.Key, err),
-			"the store was changed outside vws: restore the workspace's record from a backup, or destroy it")
+	if _, err := r.verifySigner(ctx, s.Key, me); err != nil {
+		return nil, err
 	}
 	if err := r.seal(ctx, s, chain); err != nil {
 		return nil, err
@@ -252,6 +302,36 @@ func (r *Repository) renewed(ctx context.Context, s *wsrf.Snapshot, chain *diskC
 		r.log.Info("manifest signed again with the current key", "key", s.Key, "previous signer", identity.OneLineDN(old.Subject))
 	}
 	return doc.Root(), nil
+}
+
+// verifySigner checks the stored manifest me of workspace key before the repository
+// signs anything that rests on it, and returns the element as its signature covers
+// it: its signer must be the current key or provably an earlier one of this
+// repository (earlierSigner), and its signature must verify as of when it was made
+// (its r:Issued, never later than now). Anything else is ErrImageIntegrity.
+func (r *Repository) verifySigner(ctx context.Context, key string, me *etree.Element) (*etree.Element, error) {
+	certs, err := manifestsig.ChainOf(me)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the stored manifest of workspace %s: %w", errdefs.ErrImageIntegrity, key, err)
+	}
+	// When it was signed, by its own word; never later than now.
+	signedAt := r.now()
+	if is := me.SelectElement("Issued"); is != nil {
+		if t, err := wsrf.ParseDateTime(strings.TrimSpace(is.Text())); err == nil && t.Before(signedAt) {
+			signedAt = t
+		}
+	}
+	if !certs[0].Equal(r.signer.Certificate()) {
+		if err := r.earlierSigner(ctx, key, certs, signedAt); err != nil {
+			return nil, err
+		}
+	}
+	signed, _, err := manifestsig.VerifyAt(me, nil, signedAt)
+	if err != nil {
+		return nil, errdefs.WithAdvice(fmt.Errorf("%w: the stored manifest of workspace %s: %w", errdefs.ErrImageIntegrity, key, err),
+			"the store was changed outside vws: restore the workspace's record from a backup, or destroy it")
+	}
+	return signed, nil
 }
 
 // earlierSigner refuses, with ErrImageIntegrity, a stored manifest's signer (certs,

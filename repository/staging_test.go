@@ -44,6 +44,8 @@ type fixture struct {
 	signer  *manifestsig.Signer
 	earlier func([]*x509.Certificate, time.Time) error
 	now     func() time.Time
+	// logs keeps what the repository logs (every open appends).
+	logs lockedBuffer
 }
 
 func needQemu(t *testing.T) {
@@ -93,7 +95,7 @@ func (f *fixture) open() {
 		}
 	}
 	r, err := New(context.Background(), Config{Dir: f.dir, Store: f.db, DB: f.db.SQL(), Pool: f.pool, Signer: signer, EarlierSigner: f.earlier,
-		Now: f.now, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Now: f.now, Logger: f.logger()})
 	if err != nil {
 		f.t.Fatal(err)
 	}

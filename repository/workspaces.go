@@ -289,6 +289,9 @@ func (r *Repository) Clone(ctx context.Context, key, name, owner string, termina
 		if err != nil {
 			return err
 		}
+		if chain.Seal == "" { // see CheckOut: only the start-up sweep signs such a record
+			return r.unsealedError(ctx, key)
+		}
 		srcDir := r.workspaceDir(key)
 		oldOverlay = chain.Overlay
 		lay := layer{ID: newID()}

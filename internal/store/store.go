@@ -92,6 +92,14 @@ var migrations = []string{
 		subject     TEXT NOT NULL,
 		first_used  INTEGER NOT NULL    -- unix milliseconds
 	)`,
+	// One row once the Repository's start-up sweep found every workspace record with a
+	// signed manifest (the upgrade from records without one is done): from then on a
+	// record without one is refused, not signed. Defence in depth against partial or
+	// careless edits of the store, which it lives in, not against a full rewrite.
+	`CREATE TABLE manifests_sealed (
+		id    INTEGER PRIMARY KEY CHECK (id = 1),
+		since INTEGER NOT NULL          -- unix milliseconds
+	)`,
 }
 
 // Open opens (creating if needed) the database in dir and migrates it.
