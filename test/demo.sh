@@ -115,8 +115,8 @@ step "Shut it down (ACPI power button, then forced after the grace period)" \
 	"$VWS" shutdown "$data/demo.epr" --grace 20s
 step "Undeploy and destroy it" \
 	bash -c "\"$VWS\" undeploy '$data/demo.epr' && \"$VWS\" destroy '$data/demo.epr'"
-step "Prometheus metrics of the Manager's operations" \
-	bash -c "curl -fsS --capath '$ca' --cert '$data/user-cert.pem' --key '$data/user-key.pem' '$VWS_URL/metrics' | grep '^vws_soap_requests_total.*WorkspaceManagerService'"
+step "Prometheus metrics of the Manager's operations and of its staging (pool: linked from this server's own image pool)" \
+	bash -c "curl -fsS --capath '$ca' --cert '$data/user-cert.pem' --key '$data/user-key.pem' '$VWS_URL/metrics' | grep -E '^vws_soap_requests_total.*WorkspaceManagerService|^vws_manager_'"
 step "The audit trail: every decision, hash-chained; the other user's denial" \
 	bash -c "\"$VWS\" audit --data '$data/db' --decision denied && \"$VWS\" audit --data '$data/db' --verify"
 echo
