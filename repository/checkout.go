@@ -2,6 +2,7 @@ package repository
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -260,6 +261,24 @@ func (r *Repository) CheckIn(ctx context.Context, key string, req CheckInRequest
 			if chain.OverlayDigest, chain.OverlaySize, err = fileDigest(filepath.Join(dir, chain.Overlay)); err != nil {
 				return fmt.Errorf("digest overlay: %w", err)
 			}
+		}
+		// The manifest signed below restates the record (base, kernel, initrd, layers,
+		// name, owner, …) beside the new overlay and memory image: the record must be
+		// the one the repository signed. Compared as it was checked out, before this
+		// check-in changes anything: nothing a deployment legitimately changes (lock,
+		// state, deployment, host) is in the manifest, and the overlay and memory
+		// image are still the checked-out ones (CheckOut compared the record with its
+		// manifest, signed it again if need be, and stored both). Nothing is adopted
+		// yet, so a refusal leaves the store and the workspace directory as they were:
+		// the lock stays, and with it the check-out's uploads, until the record is
+		// restored or the workspace is destroyed (which removes its directory; the
+		// start-up sweep removes the uploads of a record restored without the lock).
+		if err := r.verifySeal(ctx, s, chain); err != nil {
+			if !errors.Is(err, errdefs.ErrImageIntegrity) {
+				return err
+			}
+			return errdefs.WithAdvice(fmt.Errorf("workspace %s cannot be checked in, its record is not the one the repository signed: %w", key, err),
+				"the workspace's record was changed outside vws while it was deployed; nothing was checked in, and it stays checked out to its host: restore the record from a backup and check it in again, or destroy the workspace (destroying works in any state)")
 		}
 		adopt := func(what, digest string, size int64, pendingName, next string) (int64, error) {
 			fi, err := os.Stat(filepath.Join(dir, pendingName))

@@ -1,9 +1,13 @@
 package repository
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -363,4 +367,256 @@ func TestManifestSignedAgainAfterHostCertificateRenewal(t *testing.T) {
 	f.wantRefusedSigner(other, err, intruder.Certificate(), "not this host")
 	_, err = f.r.CheckOut(ctx, untrusted, "node1", nil, &tester)
 	f.wantRefusedSigner(untrusted, err, rogue.Certificate(), "the site's CAs do not vouch for")
+}
+
+// storeState is what a refused clone or check-in must leave as it was: every
+// workspace record as the database holds it (properties, private data, termination,
+// last update) and every file under the workspace and layer directories.
+func (f *fixture) storeState() string {
+	f.t.Helper()
+	var b strings.Builder
+	rows, err := f.db.SQL().Query(`SELECT service, key, properties, private, coalesce(termination, -1), updated FROM resources ORDER BY service, key`)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var service, key string
+		var props, private []byte
+		var term, updated int64
+		if err := rows.Scan(&service, &key, &props, &private, &term, &updated); err != nil {
+			f.t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "record %s %s %d %d\n%s\n%s\n", service, key, term, updated, props, private)
+	}
+	if err := rows.Err(); err != nil {
+		f.t.Fatal(err)
+	}
+	for _, d := range []string{"workspaces", "layers"} {
+		err := filepath.WalkDir(filepath.Join(f.dir, d), func(p string, e fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			fi, err := e.Info()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(&b, "file %s %d\n", strings.TrimPrefix(p, f.dir), fi.Size())
+			return nil
+		})
+		if err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	return b.String()
+}
+
+// wantRefusedEdit fails unless err refuses op on workspace key with an image
+// integrity fault naming the workspace and the mismatch (because) and advising to
+// restore the record from a backup or destroy the workspace (advice).
+func wantRefusedEdit(t *testing.T, op, key string, err error, because, advice string) {
+	t.Helper()
+	if !errors.Is(err, errdefs.ErrImageIntegrity) {
+		t.Fatalf("%s of %s: %v, want an image integrity fault", op, key, err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, key) || !strings.Contains(msg, because) {
+		t.Errorf("%s of %s: the refusal does not name the workspace and %q: %v", op, key, because, err)
+	}
+	if a := errdefs.Advice(err); !strings.Contains(a, advice) || !strings.Contains(a, "destroy") {
+		t.Errorf("%s of %s: the refusal's advice %q, want %q and destroying", op, key, a, advice)
+	}
+}
+
+// forge renames workspace key in its record and in its stored manifest alike, behind
+// the repository's back (see setRow): the two agree, and only the manifest's
+// signature, no longer valid, tells.
+func (f *fixture) forge(key, from, to string) {
+	f.t.Helper()
+	props, private := f.row(key)
+	c, err := decodeChain(private)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	old := c.Seal
+	c.Seal = strings.Replace(c.Seal, "<r:name>"+from+"</r:name>", "<r:name>"+to+"</r:name>", 1)
+	edited := bytes.Replace(props, []byte(">"+from+"<"), []byte(">"+to+"<"), 1)
+	if c.Seal == old || bytes.Equal(edited, props) {
+		f.t.Fatalf("no name %q to forge in the record of %s", from, key)
+	}
+	f.setRow(key, edited, c.encode())
+}
+
+// A clone signs the source's record into two manifests (the clone's and the source's
+// next one), so it clones only a record the repository signed: one edited after it
+// was sealed, one edited alike in its manifest (the signature no longer verifies), one
+// whose manifest someone signed again with a key of their own over their edit, and
+// one whose overlay was rewritten are refused with an image integrity fault naming
+// the workspace, and nothing is made: no record, no file, no layer, no quota held, the
+// name still free. An unedited record still clones.
+func TestCloneOnlyOfSignedRecords(t *testing.T) {
+	f := newFixture(t)
+	attacker, err := manifestsig.LoadOrCreate(t.TempDir(), "test repository")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Five sources and room for exactly one clone.
+	const rules = "quota /O=Grid/CN=alice workspaces=6\n"
+	f.quotaOpen(rules)
+	legit := f.mustCreateFor(alice, "legit", 0)
+	edited := f.mustCreateFor(alice, "edited", 0)
+	forged := f.mustCreateFor(alice, "forged", 0)
+	foreign := f.mustCreateFor(alice, "foreign", 0)
+	rewritten := f.mustCreateFor(alice, "rewritten", 0)
+	f.editRow(edited, func(c *diskChain) { c.Kernel = f.kernel })
+	f.forge(forged, "forged", "forged-x")
+	f.quotaOpen(rules) // the repository sees the edits
+	f.resign(foreign, attacker, func(c *diskChain) { c.Base = f.kernel })
+	fh, err := os.OpenFile(filepath.Join(f.r.workspaceDir(rewritten), f.chain(rewritten).Overlay), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fh.Write([]byte("tampered"))
+	fh.Close()
+
+	ctx := identity.With(context.Background(), alice)
+	held := f.r.ledger.Usage("dn:" + alice.DN)
+	if held.Workspaces != 5 {
+		t.Fatalf("alice holds %+v, want 5 workspaces", held)
+	}
+	const restore = "restore"
+	for _, c := range []struct{ key, because string }{
+		{edited, "no longer matches its signed manifest"},
+		{forged, manifestsig.ErrInvalid.Error()},
+		{foreign, "never signed with"},
+		{rewritten, "its overlay changed in the repository's store"},
+	} {
+		before := f.storeState()
+		_, err := f.r.Clone(ctx, c.key, "copy", alice.DN, time.Now().Add(30*time.Minute))
+		wantRefusedEdit(t, "clone", c.key, err, c.because, restore)
+		if after := f.storeState(); after != before {
+			t.Errorf("the refused clone of %s changed the store:\n%s\nwas:\n%s", c.key, after, before)
+		}
+		if u := f.r.ledger.Usage("dn:" + alice.DN); u != held {
+			t.Errorf("after the refused clone of %s alice holds %+v, not %+v", c.key, u, held)
+		}
+	}
+	if f.chain(edited).Kernel != f.kernel || f.prop(forged, PropName) != "forged-x" || f.chain(foreign).Base != f.kernel {
+		t.Fatal("the edits did not take")
+	}
+
+	// The intact record clones, under the name the refused clones asked for, into
+	// the one workspace alice's quota has left.
+	cl, err := f.r.Clone(ctx, legit, "copy", alice.DN, time.Now().Add(30*time.Minute))
+	if err != nil {
+		t.Fatalf("clone of an intact record: %v", err)
+	}
+	f.wantSignedByRepository(legit)
+	f.wantSignedByRepository(cl.Key)
+	for _, k := range []string{legit, cl.Key} {
+		m, err := f.r.CheckOut(ctx, k, "node1", nil, &alice)
+		if err != nil || roles(m) != "base,layer,overlay" {
+			t.Fatalf("check-out of %s after the clone: %v", k, err)
+		}
+	}
+}
+
+// A check-in signs the record as it was checked out, with the new overlay and memory
+// image, so it checks in only a record the repository signed: one edited while the
+// workspace was out on its host (its record alone, its record and manifest alike, or
+// its manifest signed again with a foreign key over the edit) is refused with an
+// image integrity fault naming the workspace and the mismatch; the store is left
+// exactly as it was (still checked out, the lock held) and the check-out's upload is
+// neither adopted nor lost: restoring the record from a backup checks it in with the
+// upload, and destroying the workspace removes it. An unedited record checks in.
+func TestCheckInOnlyOfSignedRecords(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	attacker, err := manifestsig.LoadOrCreate(t.TempDir(), "test repository")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type out struct {
+		m   *Manifest
+		ram UploadResult
+	}
+	deployed := map[string]out{}
+	keys := map[string]string{}
+	for _, name := range []string{"legit", "edited", "forged", "foreign"} {
+		key := f.create(name, "", "")
+		m, err := f.r.CheckOut(ctx, key, "node1", nil, &tester)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ram := bytes.Repeat([]byte("RAM of "+name), 1000)
+		res, rs := f.upload(key, "memory", m.Token, ram, SHA256Header, sha(ram))
+		if rs.code != http.StatusOK {
+			t.Fatalf("memory upload: %d %s", rs.code, rs.body)
+		}
+		keys[name], deployed[key] = key, out{m, res}
+	}
+	legit, edited, forged, foreign := keys["legit"], keys["edited"], keys["forged"], keys["foreign"]
+	backupProps, backupPrivate := f.row(edited) // as it was checked out
+	f.editRow(edited, func(c *diskChain) { c.Base = f.kernel })
+	f.forge(forged, "forged", "forged-x")
+	f.reopen() // the repository sees the edits; the uploads of check-outs stay
+	f.resign(foreign, attacker, func(c *diskChain) { c.Kernel = f.kernel })
+
+	checkIn := func(key string, withRAM bool) error {
+		d := deployed[key]
+		req := CheckInRequest{Token: d.m.Token, OverlayDigest: image(d.m, "overlay").Digest, OverlaySize: -1, MemorySize: -1}
+		if withRAM {
+			req.MemoryDigest, req.MemorySize, req.State = d.ram.Digest, d.ram.Size, "paused"
+		}
+		_, _, err := f.r.CheckIn(ctx, key, req)
+		return err
+	}
+	const restore = "restore the record from a backup"
+	for _, c := range []struct{ key, because string }{
+		{edited, "no longer matches its signed manifest"},
+		{forged, manifestsig.ErrInvalid.Error()},
+		{foreign, "never signed with"},
+	} {
+		before := f.storeState()
+		for _, withRAM := range []bool{true, false} {
+			err := checkIn(c.key, withRAM)
+			wantRefusedEdit(t, "check-in", c.key, err, c.because, restore)
+			if after := f.storeState(); after != before {
+				t.Errorf("the refused check-in of %s changed the store:\n%s\nwas:\n%s", c.key, after, before)
+			}
+		}
+		if f.prop(c.key, PropDeployment) != "staging" || f.chain(c.key).Lock != deployed[c.key].m.Token {
+			t.Errorf("%s is no longer checked out after the refused check-in", c.key)
+		}
+		if got := strings.Join(f.files(c.key), ","); got != "disk-1.qcow2,"+pendingMemoryName(deployed[c.key].ram.Digest) {
+			t.Errorf("files of %s after the refused check-in: %s", c.key, got)
+		}
+	}
+
+	// The intact record checks in, adopting its upload.
+	if err := checkIn(legit, true); err != nil {
+		t.Fatalf("check-in of an intact record: %v", err)
+	}
+	if c := f.chain(legit); c.MemoryDigest != deployed[legit].ram.Digest || strings.Join(f.files(legit), ",") != "disk-1.qcow2,memory-1.save" {
+		t.Fatalf("the intact check-in: memory %s, files %v", c.MemoryDigest, f.files(legit))
+	}
+	f.wantSignedByRepository(legit)
+
+	// Restored from the backup, the edited record checks in with the upload it kept.
+	f.setRow(edited, backupProps, backupPrivate)
+	f.reopen()
+	if err := checkIn(edited, true); err != nil {
+		t.Fatalf("check-in of the restored record: %v", err)
+	}
+	if c := f.chain(edited); c.Base != f.base || c.MemoryDigest != deployed[edited].ram.Digest || strings.Join(f.files(edited), ",") != "disk-1.qcow2,memory-1.save" {
+		t.Fatalf("the restored check-in: base %s, memory %s, files %v", c.Base, c.MemoryDigest, f.files(edited))
+	}
+	f.wantSignedByRepository(edited)
+
+	// Destroyed while checked out: the record and the upload go.
+	if err := f.r.Workspaces.Destroy(ctx, forged); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(f.r.workspaceDir(forged)); !os.IsNotExist(err) {
+		t.Fatalf("the destroyed workspace's directory: %v", err)
+	}
 }

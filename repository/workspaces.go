@@ -2,6 +2,7 @@ package repository
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -292,6 +293,17 @@ func (r *Repository) Clone(ctx context.Context, key, name, owner string, termina
 		if chain.Seal == "" { // see CheckOut: only the start-up sweep signs such a record
 			return r.unsealedError(ctx, key)
 		}
+		// Both manifests signed below, the clone's and the source's, restate the
+		// source's record (base, kernel, initrd, layers, …): it must be the one the
+		// repository signed, or an edit of the store would be signed into both.
+		// Checked before anything is made, so a refusal leaves nothing behind.
+		if err := r.verifySeal(ctx, s, chain); err != nil {
+			if !errors.Is(err, errdefs.ErrImageIntegrity) {
+				return err
+			}
+			return errdefs.WithAdvice(fmt.Errorf("workspace %s cannot be cloned, its record is not the one the repository signed: %w", key, err),
+				"the source's record was changed outside vws, and no clone was made: restore the source workspace's record from a backup, or destroy it")
+		}
 		srcDir := r.workspaceDir(key)
 		oldOverlay = chain.Overlay
 		lay := layer{ID: newID()}
@@ -310,6 +322,12 @@ func (r *Repository) Clone(ctx context.Context, key, name, owner string, termina
 		}()
 		if lay.Digest, lay.Size, err = fileDigest(layerFile); err != nil {
 			return fmt.Errorf("%w: digest layer: %w", errdefs.ErrCreation, err)
+		}
+		// The layer is the source's overlay: its bytes, too, must be the ones signed.
+		if lay.Digest != chain.OverlayDigest {
+			return errdefs.WithAdvice(fmt.Errorf("%w: workspace %s cannot be cloned: its overlay changed in the repository's store (it hashes to %s; %s was signed)",
+				errdefs.ErrImageIntegrity, key, lay.Digest, chain.OverlayDigest),
+				"the file was changed outside vws, and no clone was made: restore it from a backup, or destroy the workspace")
 		}
 		chain.Layers = append(chain.Layers, lay)
 
