@@ -24,3 +24,10 @@ type Hypervisor interface {
 	State(ctx context.Context, name string) (vmm.State, error)
 	List(ctx context.Context, prefix string) ([]vmm.Domain, error)
 }
+
+// eventSource is a hypervisor that reports domain lifecycle events as they happen
+// (vmm.Libvirt does); with one, the Manager reconciles a guest that powered off or
+// vanished at once instead of on its next timer round.
+type eventSource interface {
+	Watch(fn func(vmm.Event))
+}

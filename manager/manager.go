@@ -27,6 +27,7 @@ import (
 	"github.com/vws-grid/vws/internal/manifestsig"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/policy"
+	"github.com/vws-grid/vws/vmm"
 )
 
 // ConfigVersion is the layout version of Config.
@@ -44,7 +45,8 @@ type Config struct {
 	// off, when the request names none. Default 30 s.
 	GracePeriod time.Duration
 	// ReconcileEvery is how often the Manager compares its journal with what the
-	// hypervisor runs. Default 2 s.
+	// hypervisor runs, besides right after libvirt reports a domain stopped or
+	// crashed. Default 2 s.
 	ReconcileEvery time.Duration
 	// Self is this manager's service address; a function because an embedded server
 	// learns its own address once it listens.
@@ -97,6 +99,9 @@ type Manager struct {
 	queued   sync.Map
 	reported sync.Map
 
+	// kick asks the reconciler for a round now (a domain stopped or crashed).
+	kick chan struct{}
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
@@ -143,7 +148,10 @@ func New(cfg Config, hv Hypervisor, valid Validator) (*Manager, error) {
 		cache:   &cache{dir: filepath.Join(cfg.Dir, "cache"), inflight: map[string]*sync.Mutex{}},
 		metrics: newMetrics(cfg.Metrics),
 		locks:   map[string]*sync.Mutex{},
-		stop:    make(chan struct{}), reportq: make(chan string, 4096),
+		stop:    make(chan struct{}), reportq: make(chan string, 4096), kick: make(chan struct{}, 1),
+	}
+	if es, ok := hv.(eventSource); ok {
+		es.Watch(m.onEvent)
 	}
 	m.cache.sweep()
 	m.wg.Add(2)
@@ -186,10 +194,35 @@ func (m *Manager) loop() {
 		case <-m.stop:
 			return
 		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			m.reconcile(ctx)
-			cancel()
+		case <-m.kick:
+			// Let a burst (a host shutting several guests down) make one round.
+			select {
+			case <-m.stop:
+				return
+			case <-time.After(eventSettle):
+			}
 		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		m.reconcile(ctx)
+		cancel()
+	}
+}
+
+// eventSettle is how long the reconciler waits after an event before its round.
+const eventSettle = 20 * time.Millisecond
+
+// onEvent runs on libvirt's event goroutine: it only asks for a round. Stopped and
+// crashed are the changes no operation of this manager journals by itself (a guest
+// that powered off, a domain destroyed behind its back); the states its own
+// operations cause are journaled by them, and reconciling after each of those would
+// only cost a hypervisor round trip.
+func (m *Manager) onEvent(e vmm.Event) {
+	if !strings.HasPrefix(e.Domain, domainPrefix) || (e.Kind != vmm.EventStopped && e.Kind != vmm.EventCrashed) {
+		return
+	}
+	select {
+	case m.kick <- struct{}{}:
+	default: // a round is already asked for
 	}
 }
 

@@ -331,3 +331,40 @@ func TestJournalVolatile(t *testing.T) {
 		t.Fatalf("removed record still readable: %v", err)
 	}
 }
+
+// TestEventsAskForARound: a stop or crash of one of vws's domains asks the
+// reconciler for a round at once (a burst asks once); the states vws's own
+// operations cause, and other domains, do not.
+func TestEventsAskForARound(t *testing.T) {
+	m := &Manager{kick: make(chan struct{}, 1)}
+	asked := func() bool {
+		select {
+		case <-m.kick:
+			return true
+		default:
+			return false
+		}
+	}
+	for _, c := range []struct {
+		e    vmm.Event
+		want bool
+	}{
+		{vmm.Event{Domain: domainName("k1"), Kind: vmm.EventStopped}, true},
+		{vmm.Event{Domain: domainName("k1"), Kind: vmm.EventCrashed}, true},
+		{vmm.Event{Domain: domainName("k1"), Kind: vmm.EventSuspended}, false},
+		{vmm.Event{Domain: domainName("k1"), Kind: vmm.EventResumed}, false},
+		{vmm.Event{Domain: domainName("k1"), Kind: vmm.EventStarted}, false},
+		{vmm.Event{Domain: "someone-elses-vm", Kind: vmm.EventStopped}, false},
+	} {
+		m.onEvent(c.e)
+		if got := asked(); got != c.want {
+			t.Errorf("%+v: asked for a round %v, want %v", c.e, got, c.want)
+		}
+	}
+	for range 5 {
+		m.onEvent(vmm.Event{Domain: domainName("k2"), Kind: vmm.EventStopped})
+	}
+	if !asked() || asked() {
+		t.Error("a burst of five stops did not ask for exactly one round")
+	}
+}

@@ -60,6 +60,8 @@ type Libvirt struct {
 	// doms caches domain handles of conn by name: a lookup is a round trip to
 	// libvirtd as long as a pause. The cache holds one reference of each handle.
 	doms map[string]*libvirt.Domain
+	// watch is told of domain lifecycle events (Watch); re-subscribed on reconnection.
+	watch func(Event)
 }
 
 // Open connects to libvirt and resolves the domain type. It fails when libvirtd is
@@ -79,6 +81,9 @@ func openWith(ctx context.Context, cfg Config, root string) (*Libvirt, error) {
 	}
 	if l.log == nil {
 		l.log = slog.Default()
+	}
+	if err := startEventLoop(); err != nil {
+		l.log.Warn("no libvirt event loop: domain changes are noticed on the manager's timer only", "err", err)
 	}
 	c, err := libvirt.NewConnect(l.uri)
 	if err != nil {
@@ -175,6 +180,7 @@ func (l *Libvirt) acquire() (*libvirt.Connect, error) {
 	}
 	l.log.Info("reconnected to libvirt", "uri", l.uri)
 	l.conn = c
+	l.registerLocked(c)
 	if err := c.Ref(); err != nil {
 		return nil, err
 	}

@@ -46,6 +46,7 @@ type serveOptions struct {
 	domType   string
 	hostName  string
 	grace     time.Duration
+	reconcile time.Duration
 	anon      bool // TLS callers without a client certificate are let in
 }
 
@@ -103,6 +104,7 @@ anonymous, only with --insecure. Test credentials: vws pki.`,
 	f.StringVar(&o.hostName, "host-name", "", "manager: the host name workspaces are checked out under (default: the system's)")
 	f.StringVar(&o.publicURL, "public-url", "", "base URL others reach this server at, as in its EPRs and its own calls\n(default: the listen address; over TLS on an unspecified address, the host certificate's name)")
 	f.DurationVar(&o.grace, "grace", 30*time.Second, "manager: how long a normal shutdown waits for the guest before forcing it off")
+	f.DurationVar(&o.reconcile, "reconcile-every", 2*time.Second, "manager: how often to compare the journal with what libvirt runs (and retry failed state reports), besides right after libvirt reports a guest stopped or crashed")
 	return cmd
 }
 
@@ -153,7 +155,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	srv, err := server.New(ctx, server.Config{DataDir: o.dataDir, Roles: o.roles, MaxBodyBytes: o.maxBody, Logger: logger,
 		PolicyFile: o.policy, GridMapFile: o.gridMap, HostCertFile: o.certFile, HostKeyFile: o.keyFile, Trust: o.trust,
 		Factory: factory.Config{DefaultLifetime: o.defLife, MaximumLifetime: o.maxLife, RefuseLongLifetimes: o.lifePol == "refuse"},
-		Manager: server.ManagerConfig{LibvirtURI: o.libvirt, DomainType: o.domType, Host: o.hostName, GracePeriod: o.grace}})
+		Manager: server.ManagerConfig{LibvirtURI: o.libvirt, DomainType: o.domType, Host: o.hostName, GracePeriod: o.grace, ReconcileEvery: o.reconcile}})
 	if err != nil {
 		return err
 	}

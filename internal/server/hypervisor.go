@@ -19,9 +19,23 @@ type lazyHypervisor struct {
 	mu      sync.Mutex
 	hv      *vmm.Libvirt
 	lastErr error
+	watch   func(vmm.Event)
 }
 
-var _ manager.Hypervisor = (*lazyHypervisor)(nil)
+var (
+	_ manager.Hypervisor                  = (*lazyHypervisor)(nil)
+	_ interface{ Watch(func(vmm.Event)) } = (*lazyHypervisor)(nil) // the manager's event source
+)
+
+// Watch passes libvirt's domain lifecycle events to fn, from when libvirt is opened.
+func (l *lazyHypervisor) Watch(fn func(vmm.Event)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.watch = fn
+	if l.hv != nil {
+		l.hv.Watch(fn)
+	}
+}
 
 func (l *lazyHypervisor) get(ctx context.Context) (*vmm.Libvirt, error) {
 	l.mu.Lock()
@@ -35,6 +49,9 @@ func (l *lazyHypervisor) get(ctx context.Context) (*vmm.Libvirt, error) {
 		return nil, fmt.Errorf("%w: libvirt %s: %w", errdefs.ErrHypervisor, l.cfg.URI, err)
 	}
 	l.hv = hv
+	if l.watch != nil {
+		hv.Watch(l.watch)
+	}
 	return hv, nil
 }
 

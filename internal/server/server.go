@@ -84,6 +84,9 @@ type ManagerConfig struct {
 	Host string
 	// GracePeriod bounds a Normal shutdown's wait for the guest (0 → 30 s).
 	GracePeriod time.Duration
+	// ReconcileEvery is how often the manager compares its journal with libvirt besides
+	// libvirt's stop and crash events (0 → 2 s).
+	ReconcileEvery time.Duration
 }
 
 // Server is a running set of roles.
@@ -218,8 +221,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		mcfg := manager.Config{
 			Dir: filepath.Join(cfg.DataDir, "manager"), Host: cfg.Manager.Host, GracePeriod: cfg.Manager.GracePeriod,
-			Self:      func() string { return s.BaseURL() + "/wsrf/services/WorkspaceManagerService" },
-			Authorize: az.Check, Visible: az.MayInspect, Logger: cfg.Logger, HTTP: sec.httpClient(), ManifestTrust: sec.manifestTrustFunc(),
+			ReconcileEvery: cfg.Manager.ReconcileEvery,
+			Self:           func() string { return s.BaseURL() + "/wsrf/services/WorkspaceManagerService" },
+			Authorize:      az.Check, Visible: az.MayInspect, Logger: cfg.Logger, HTTP: sec.httpClient(), ManifestTrust: sec.manifestTrustFunc(),
 			Metrics: reg,
 		}
 		if s.images != nil {
