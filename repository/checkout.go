@@ -273,7 +273,17 @@ func (r *Repository) CheckIn(ctx context.Context, key string, req CheckInRequest
 		// the lock stays, and with it the check-out's uploads, until the record is
 		// restored or the workspace is destroyed (which removes its directory; the
 		// start-up sweep removes the uploads of a record restored without the lock).
-		if err := r.verifySeal(ctx, s, chain); err != nil {
+		// A check-in that changes no image (a manager handing back a workspace it
+		// refused to deploy, or one whose disk did not change) signs nothing: it only
+		// releases the lock, and the stored manifest stays as it was — so a record
+		// edited outside vws is handed back, still refused wherever it is signed or
+		// deployed, rather than kept locked on a host that never ran it.
+		handBack := req.OverlayDigest == chain.OverlayDigest && req.MemoryDigest == chain.MemoryDigest
+		if handBack {
+			if err := checkSizes(req, chain); err != nil {
+				return err
+			}
+		} else if err := r.verifySeal(ctx, s, chain); err != nil {
 			if !errors.Is(err, errdefs.ErrImageIntegrity) {
 				return err
 			}
@@ -353,8 +363,10 @@ func (r *Repository) CheckIn(ctx context.Context, key string, req CheckInRequest
 		chain.Lock = ""
 		ranScopes, ranMemory = chain.RunScopes, chain.RunMemoryMiB
 		chain.RunScopes, chain.RunMemoryMiB = nil, 0
-		if err := r.seal(ctx, s, chain); err != nil {
-			return fmt.Errorf("sign the checked-in manifest: %w", err)
+		if !handBack {
+			if err := r.seal(ctx, s, chain); err != nil {
+				return fmt.Errorf("sign the checked-in manifest: %w", err)
+			}
 		}
 		s.Private = chain.encode()
 		setImageDigest(s, "memory", chain.MemoryDigest)
@@ -540,6 +552,17 @@ func heldByCaller(ctx context.Context, s *wsrf.Snapshot) error {
 	if holder := text(s, PropLockHolder); holder != id.DN {
 		return errdefs.WithAdvice(fmt.Errorf("%w: workspace %s is checked out to %s, not to %s", errdefs.ErrAuthorization, s.Key, holder, id.DN),
 			"only the manager holding the workspace may report on it, fetch its files or check it in")
+	}
+	return nil
+}
+
+// checkSizes checks the sizes a hand-back names (-1: not given) against the record.
+func checkSizes(req CheckInRequest, chain *diskChain) error {
+	if req.OverlaySize >= 0 && req.OverlaySize != chain.OverlaySize {
+		return fmt.Errorf("%w: overlay %s is %d bytes, not %d", errdefs.ErrImageIntegrity, req.OverlayDigest, chain.OverlaySize, req.OverlaySize)
+	}
+	if req.MemoryDigest != "" && req.MemorySize >= 0 && req.MemorySize != chain.MemorySize {
+		return fmt.Errorf("%w: memory image %s is %d bytes, not %d", errdefs.ErrImageIntegrity, req.MemoryDigest, chain.MemorySize, req.MemorySize)
 	}
 	return nil
 }
