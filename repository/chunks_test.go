@@ -48,34 +48,21 @@ func (f *fixture) unlistSeal(key string, broken bool) {
 		if err != nil {
 			return err
 		}
-		doc := etree.NewDocument()
-		if err := doc.ReadFromString(c.Seal); err != nil {
-			return err
-		}
-		me := doc.Root()
-		for _, ie := range me.SelectElements("Image") {
-			for _, tag := range []string{"ChunkBytes", "ChunkDigests"} {
-				if el := ie.SelectElement(tag); el != nil {
-					ie.RemoveChild(el)
+		c.Seal = f.reseal(c.Seal, f.r.signer, func(me *etree.Element) *etree.Element {
+			for _, ie := range me.SelectElements("Image") {
+				for _, tag := range []string{"ChunkBytes", "ChunkDigests"} {
+					if el := ie.SelectElement(tag); el != nil {
+						ie.RemoveChild(el)
+					}
 				}
 			}
-		}
-		me.RemoveChild(me.SelectElement("Signature"))
-		signed, err := f.r.signer.Sign(me)
-		if err != nil {
-			return err
-		}
-		out := etree.NewDocument()
-		out.SetRoot(signed)
-		if c.Seal, err = out.WriteToString(); err != nil {
-			return err
-		}
+			return me
+		})
 		if strings.Contains(c.Seal, "ChunkDigests") {
 			f.t.Fatal("the old-style manifest still lists chunks")
 		}
 		if broken {
-			i := strings.Index(c.Seal, "<ds:SignatureValue>") + len("<ds:SignatureValue>")
-			c.Seal = c.Seal[:i] + "AAAA" + c.Seal[i+4:]
+			c.Seal = spoiled(c.Seal)
 		}
 		s.Private = c.encode()
 		return nil
@@ -83,6 +70,12 @@ func (f *fixture) unlistSeal(key string, broken bool) {
 	if err != nil {
 		f.t.Fatal(err)
 	}
+}
+
+// spoiled is a stored signed manifest with its signature value broken.
+func spoiled(seal string) string {
+	i := strings.Index(seal, "<ds:SignatureValue>") + len("<ds:SignatureValue>")
+	return seal[:i] + "AAAA" + seal[i+4:]
 }
 
 // The signed manifest lists the chunk digests of the base, kernel and initrd (as

@@ -129,19 +129,7 @@ func TestManifestSignedAgainAfterKeyRenewal(t *testing.T) {
 	key2 := f.create("forged", "", "")
 	oldSigner := f.r.signer.Certificate()
 	// A forged "old" manifest for key2: right content, signature value broken.
-	err := f.r.Workspaces.Modify(ctx, key2, func(s *wsrf.Snapshot) error {
-		c, err := decodeChain(s.Private)
-		if err != nil {
-			return err
-		}
-		i := strings.Index(c.Seal, "<ds:SignatureValue>") + len("<ds:SignatureValue>")
-		c.Seal = c.Seal[:i] + "AAAA" + c.Seal[i+4:]
-		s.Private = c.encode()
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f.editRow(key2, func(c *diskChain) { c.Seal = spoiled(c.Seal) })
 	os.RemoveAll(filepath.Join(f.dir, "keys")) // the renewal: a new key on the next start
 	f.reopen()
 	if f.r.signer.Certificate().Equal(oldSigner) {
@@ -171,27 +159,19 @@ func (f *fixture) resign(key string, signer ManifestSigner, edit func(c *diskCha
 		if err != nil {
 			return err
 		}
-		doc := etree.NewDocument()
-		if err := doc.ReadFromString(c.Seal); err != nil {
-			return err
-		}
-		me := doc.Root()
-		me.RemoveChild(me.SelectElement("Signature"))
-		if edit != nil {
-			edit(c)
-			imgs, err := f.r.manifestImages(ctx, key, c)
-			if err != nil {
-				return err
+		c.Seal = f.reseal(c.Seal, signer, func(me *etree.Element) *etree.Element {
+			if edit == nil {
+				return me
 			}
-			me = manifestElement(key, text(s, PropName), text(s, PropOwner), text(s, PropCreationTime), me.SelectElement("Issued").Text(), imgs)
-		}
-		signed, err := signer.Sign(me)
+			edit(c)
+			imgs, ierr := f.r.manifestImages(ctx, key, c)
+			if ierr != nil {
+				err = ierr
+				return me
+			}
+			return manifestElement(key, text(s, PropName), text(s, PropOwner), text(s, PropCreationTime), me.SelectElement("Issued").Text(), imgs)
+		})
 		if err != nil {
-			return err
-		}
-		out := etree.NewDocument()
-		out.SetRoot(signed)
-		if c.Seal, err = out.WriteToString(); err != nil {
 			return err
 		}
 		s.Private = c.encode()

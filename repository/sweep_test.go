@@ -121,6 +121,12 @@ func (f *fixture) storedChain(key string) *diskChain {
 // foreignSeal is seal (a stored signed manifest) signed again by signer instead, as
 // someone who can write the store but lacks the repository's key would.
 func (f *fixture) foreignSeal(seal string, signer ManifestSigner) string {
+	return f.reseal(seal, signer, nil)
+}
+
+// reseal is seal (a stored signed manifest) without its signature, changed by edit
+// (nil: unchanged), signed by signer.
+func (f *fixture) reseal(seal string, signer ManifestSigner, edit func(me *etree.Element) *etree.Element) string {
 	f.t.Helper()
 	doc := etree.NewDocument()
 	if err := doc.ReadFromString(seal); err != nil {
@@ -128,6 +134,9 @@ func (f *fixture) foreignSeal(seal string, signer ManifestSigner) string {
 	}
 	me := doc.Root()
 	me.RemoveChild(me.SelectElement("Signature"))
+	if edit != nil {
+		me = edit(me)
+	}
 	signed, err := signer.Sign(me)
 	if err != nil {
 		f.t.Fatal(err)

@@ -192,24 +192,23 @@ func TestChunksConcurrentCallersHashOnce(t *testing.T) {
 	done := tp.importing() // keeps the import's own background job waiting
 	defer done()
 	img, _ := mustImport(t, tp.Pool, randomBytes(t, 4<<20+1), Meta{Name: "img"})
-	before := tp.hashed.Load()
-	var wg sync.WaitGroup
-	lists := make([]chunkhash.List, 8)
-	errs := make([]error, 8)
-	for i := range lists {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			lists[i], errs[i] = tp.Chunks(context.Background(), img.Digest)
-		}()
-	}
-	wg.Wait()
 	want := blobList(t, tp, img.Digest)
-	for i := range lists {
-		if errs[i] != nil || lists[i].Text() != want.Text() {
-			t.Errorf("caller %d: %v %q", i, errs[i], lists[i].Text())
+	// askAll has 8 callers ask at once; each must get the blob's list.
+	askAll := func(when string) {
+		var wg sync.WaitGroup
+		for i := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if l, err := tp.Chunks(context.Background(), img.Digest); err != nil || l.Text() != want.Text() {
+					t.Errorf("caller %d %s: %v %q", i, when, err, l.Text())
+				}
+			}()
 		}
+		wg.Wait()
 	}
+	before := tp.hashed.Load()
+	askAll("after the import")
 	if n := tp.hashed.Load(); n > 1 {
 		t.Errorf("the blob was hashed %d times for 8 callers (%d before they asked)", n, before)
 	}
@@ -217,19 +216,7 @@ func TestChunksConcurrentCallersHashOnce(t *testing.T) {
 	// An old row: concurrent first callers hash once too.
 	tp.forget(t, img.Digest)
 	before = tp.hashed.Load()
-	for i := range lists {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			lists[i], errs[i] = tp.Chunks(context.Background(), img.Digest)
-		}()
-	}
-	wg.Wait()
-	for i := range lists {
-		if errs[i] != nil || lists[i].Text() != want.Text() {
-			t.Errorf("caller %d after forgetting: %v %q", i, errs[i], lists[i].Text())
-		}
-	}
+	askAll("after forgetting")
 	if n := tp.hashed.Load() - before; n != 1 {
 		t.Errorf("the blob was hashed %d times for 8 first callers", n)
 	}
