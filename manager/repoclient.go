@@ -337,6 +337,10 @@ func (c *repoClient) fetch(ctx context.Context, img *manifestImage, token, path 
 					errdefs.ErrImageIntegrity, img.Role, img.Digest, img.Location, cerr),
 					"the repository's copy is damaged or was substituted: nothing was defined or booted; tell the repository's administrator")
 			}
+			if cerr != nil && err != nil && copyCtx.Err() != nil && ctx.Err() == nil {
+				// The check failed (reading a piece back), and stopped the copy: say why.
+				return fmt.Errorf("fetch %s image from %s (resumable): checking it: %w", img.Role, img.Location, cerr)
+			}
 			checked = cerr == nil && err == nil && have == img.Size
 		}
 		if err != nil {
