@@ -46,7 +46,10 @@ type record struct {
 	// Hot: the RAM is saved in MemoryFile and the domain is off (a serialized workspace).
 	Hot bool `json:"hot,omitempty"`
 	// Checked-out content, returned unchanged when nothing changed (Trash, failed deploy).
-	OverlayDigest   string   `json:"overlayDigest"`
+	OverlayDigest string `json:"overlayDigest"`
+	// Shared lists the digests of the host-cache images (base, kernel, initrd, layers)
+	// the deployment uses: the cache does not evict them while it is here.
+	Shared          []string `json:"shared,omitempty"`
 	MemoryDigest    string   `json:"memoryDigest,omitempty"`
 	StateAtCheckout string   `json:"stateAtCheckout"`
 	Spec            vmm.Spec `json:"spec"`

@@ -98,6 +98,9 @@ func (m *Manager) Deploy(ctx context.Context, epr *wsa.EPR, initial string) (Res
 	}
 	// Journal the intent before the check-out, so a crash right after it is found.
 	rec := &record{Key: key, WorkspaceAddress: epr.Address, WSAVersion: int(epr.Version), Phase: phaseStaging}
+	// The cache images this deploy stages stay pinned until it ends; its journal
+	// record keeps them from eviction after that.
+	defer func() { m.cache.unpin(rec.Shared) }()
 	if err := m.journal.put(rec); err != nil {
 		return Result{}, fmt.Errorf("journal: %w", err)
 	}

@@ -63,6 +63,10 @@ type Config struct {
 	// Visible decides, without auditing, whether the caller in ctx may see a deployed
 	// workspace in the host's properties; nil shows all.
 	Visible func(ctx context.Context, res policy.Resource) bool
+	// CacheMaxBytes bounds the images the host cache alone holds (not hard links to a
+	// co-located pool's files); 0: no bound. Past it, the least recently used images
+	// no deployment uses are evicted.
+	CacheMaxBytes int64
 	// LocalImages, when set, is the image pool of a Repository in the same process:
 	// pool images are staged from it without an HTTP transfer (still checked).
 	LocalImages LocalImages

@@ -15,9 +15,10 @@ const (
 // metrics are the Manager's Prometheus instruments: how fast images reach this host,
 // which an administrator compares with the disk and the network.
 type metrics struct {
-	stagedBytes   *prometheus.CounterVec
-	stagedSeconds *prometheus.CounterVec
-	cacheHits     prometheus.Counter
+	stagedBytes    *prometheus.CounterVec
+	stagedSeconds  *prometheus.CounterVec
+	cacheHits      prometheus.Counter
+	cacheEvictions prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -31,9 +32,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		cacheHits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vws_manager_cache_hits_total", Help: "Shared images (base, kernel, initrd, layer) a deploy found in the host cache.",
 		}),
+		cacheEvictions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vws_manager_cache_evictions_total", Help: "Images removed from the host cache to keep it within its budget (vws serve --cache-max).",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.stagedBytes, m.stagedSeconds, m.cacheHits)
+		reg.MustRegister(m.stagedBytes, m.stagedSeconds, m.cacheHits, m.cacheEvictions)
 	}
 	return m
 }

@@ -26,6 +26,8 @@ type cache struct {
 	mu  sync.Mutex
 	// inflight serializes fetches of one digest (two deploys of one base).
 	inflight map[string]*sync.Mutex
+	// pins counts the deploys in flight that staged each digest: never evicted.
+	pins map[string]int
 }
 
 func (c *cache) path(digest string) string {
@@ -33,15 +35,59 @@ func (c *cache) path(digest string) string {
 }
 
 func (c *cache) lock(digest string) func() {
+	m := c.mutex(digest)
+	m.Lock()
+	return m.Unlock
+}
+
+// tryLock takes digest's lock only if it is free.
+func (c *cache) tryLock(digest string) (func(), bool) {
+	m := c.mutex(digest)
+	if !m.TryLock() {
+		return nil, false
+	}
+	return m.Unlock, true
+}
+
+func (c *cache) mutex(digest string) *sync.Mutex {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	m := c.inflight[digest]
 	if m == nil {
 		m = &sync.Mutex{}
 		c.inflight[digest] = m
 	}
-	c.mu.Unlock()
-	m.Lock()
-	return m.Unlock
+	return m
+}
+
+// pin keeps digest from eviction until unpin (a deploy in flight uses it).
+func (c *cache) pin(digest string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pins == nil {
+		c.pins = map[string]int{}
+	}
+	c.pins[digest]++
+}
+
+func (c *cache) unpin(digests []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, d := range digests {
+		if c.pins[d]--; c.pins[d] <= 0 {
+			delete(c.pins, d)
+		}
+	}
+}
+
+func (c *cache) pinned() map[string]bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]bool, len(c.pins))
+	for d := range c.pins {
+		out[d] = true
+	}
+	return out
 }
 
 // A cache entry is used without reading it again while it is the file that was
@@ -77,6 +123,13 @@ func (c *cache) stamp(digest string) error {
 		return err
 	}
 	return fsutil.WriteFileAtomic(c.path(digest)+stampSuffix, []byte(stampText(fi)), 0o644)
+}
+
+// used records that the entry for digest was just used (the stamp's time: least
+// recently used entries are evicted first).
+func (c *cache) used(digest string) {
+	now := time.Now()
+	os.Chtimes(c.path(digest)+stampSuffix, now, now)
 }
 
 // drop removes the entry for digest and its stamp.
@@ -126,6 +179,8 @@ func (m *Manager) stageShared(ctx context.Context, img *manifestImage, token str
 	defer unlock()
 	if m.cache.verified(img.Digest, img.Size) {
 		m.metrics.cacheHits.Inc()
+		m.cache.used(img.Digest)
+		m.cache.pin(img.Digest)
 		return path, true, nil
 	}
 	if fi, err := os.Stat(path); err == nil && fi.Size() == img.Size {
@@ -133,7 +188,11 @@ func (m *Manager) stageShared(ctx context.Context, img *manifestImage, token str
 		err := verifyImage(ctx, path, img)
 		if err == nil {
 			m.metrics.cacheHits.Inc()
-			return path, true, m.cache.stamp(img.Digest)
+			if err := m.cache.stamp(img.Digest); err != nil {
+				return "", false, err
+			}
+			m.cache.pin(img.Digest)
+			return path, true, nil
 		}
 		if ctx.Err() != nil {
 			return "", false, ctx.Err()
@@ -149,7 +208,7 @@ func (m *Manager) stageShared(ctx context.Context, img *manifestImage, token str
 			if progress != nil {
 				progress(img.Size, img.Size)
 			}
-			return path, false, m.cache.stamp(img.Digest)
+			return path, false, m.staged(img.Digest)
 		}
 		if err != nil {
 			m.log.Warn("this host's image pool has a bad copy; fetching the image from the repository", "digest", img.Digest, "err", err)
@@ -158,7 +217,18 @@ func (m *Manager) stageShared(ctx context.Context, img *manifestImage, token str
 	if err := m.fetch(ctx, img, token, path, progress); err != nil {
 		return "", false, err
 	}
-	return path, false, m.cache.stamp(img.Digest)
+	return path, false, m.staged(img.Digest)
+}
+
+// staged stamps a newly staged cache entry, pins it for the deploy staging it, and
+// keeps the cache within its budget.
+func (m *Manager) staged(digest string) error {
+	if err := m.cache.stamp(digest); err != nil {
+		return err
+	}
+	m.cache.pin(digest)
+	m.evictCache()
+	return nil
 }
 
 // fetch transfers an image from the Repository over HTTP, counted in the metrics.
@@ -283,7 +353,10 @@ func (m *Manager) stageFiles(ctx context.Context, man *manifest, rec *record, pr
 		var path string
 		switch img.Role {
 		case "base", "kernel", "initrd", "layer":
-			path, _, err = m.stageShared(ctx, img, man.Token, prog(done))
+			if path, _, err = m.stageShared(ctx, img, man.Token, prog(done)); err == nil {
+				// Pinned by stageShared until the deploy ends; the journal keeps it after.
+				rec.Shared = append(rec.Shared, img.Digest)
+			}
 		case "overlay":
 			path = filepath.Join(dir, "overlay.qcow2")
 			err = m.fetch(ctx, img, man.Token, path, prog(done))

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
 
 	"github.com/vws-grid/vws/factory"
@@ -47,6 +49,7 @@ type serveOptions struct {
 	hostName  string
 	grace     time.Duration
 	reconcile time.Duration
+	cacheMax  string
 	anon      bool // TLS callers without a client certificate are let in
 }
 
@@ -104,6 +107,7 @@ anonymous, only with --insecure. Test credentials: vws pki.`,
 	f.StringVar(&o.hostName, "host-name", "", "manager: the host name workspaces are checked out under (default: the system's)")
 	f.StringVar(&o.publicURL, "public-url", "", "base URL others reach this server at, as in its EPRs and its own calls\n(default: the listen address; over TLS on an unspecified address, the host certificate's name)")
 	f.DurationVar(&o.grace, "grace", 30*time.Second, "manager: how long a normal shutdown waits for the guest before forcing it off")
+	f.StringVar(&o.cacheMax, "cache-max", "", "manager: bound on the image bytes the host cache alone holds, e.g. 50GiB; past it the least recently used images no deployment uses are evicted (default: no bound)")
 	f.DurationVar(&o.reconcile, "reconcile-every", 2*time.Second, "manager: how often to compare the journal with what libvirt runs (and retry failed state reports), besides right after libvirt reports a guest stopped or crashed")
 	return cmd
 }
@@ -149,13 +153,21 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if o.lifePol != "clamp" && o.lifePol != "refuse" {
 		return fmt.Errorf("--lifetime-policy must be clamp or refuse, not %q", o.lifePol)
 	}
+	var cacheMax uint64
+	if o.cacheMax != "" {
+		var err error
+		if cacheMax, err = humanize.ParseBytes(o.cacheMax); err != nil || cacheMax > math.MaxInt64 {
+			return fmt.Errorf("--cache-max %q is not a size: give bytes with a unit, e.g. 50GiB or 200GB", o.cacheMax)
+		}
+	}
 	if o.defLife <= 0 || o.maxLife <= 0 || o.defLife > o.maxLife {
 		return errors.New("--default-lifetime and --max-lifetime must be positive, the default no longer than the maximum")
 	}
 	srv, err := server.New(ctx, server.Config{DataDir: o.dataDir, Roles: o.roles, MaxBodyBytes: o.maxBody, Logger: logger,
 		PolicyFile: o.policy, GridMapFile: o.gridMap, HostCertFile: o.certFile, HostKeyFile: o.keyFile, Trust: o.trust,
 		Factory: factory.Config{DefaultLifetime: o.defLife, MaximumLifetime: o.maxLife, RefuseLongLifetimes: o.lifePol == "refuse"},
-		Manager: server.ManagerConfig{LibvirtURI: o.libvirt, DomainType: o.domType, Host: o.hostName, GracePeriod: o.grace, ReconcileEvery: o.reconcile}})
+		Manager: server.ManagerConfig{LibvirtURI: o.libvirt, DomainType: o.domType, Host: o.hostName, GracePeriod: o.grace, ReconcileEvery: o.reconcile,
+			CacheMaxBytes: int64(cacheMax)}})
 	if err != nil {
 		return err
 	}

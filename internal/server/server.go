@@ -87,6 +87,8 @@ type ManagerConfig struct {
 	// ReconcileEvery is how often the manager compares its journal with libvirt besides
 	// libvirt's stop and crash events (0 → 2 s).
 	ReconcileEvery time.Duration
+	// CacheMaxBytes bounds the image bytes the host cache alone holds (0: no bound).
+	CacheMaxBytes int64
 }
 
 // Server is a running set of roles.
@@ -221,9 +223,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		mcfg := manager.Config{
 			Dir: filepath.Join(cfg.DataDir, "manager"), Host: cfg.Manager.Host, GracePeriod: cfg.Manager.GracePeriod,
-			ReconcileEvery: cfg.Manager.ReconcileEvery,
-			Self:           func() string { return s.BaseURL() + "/wsrf/services/WorkspaceManagerService" },
-			Authorize:      az.Check, Visible: az.MayInspect, Logger: cfg.Logger, HTTP: sec.httpClient(), ManifestTrust: sec.manifestTrustFunc(),
+			ReconcileEvery: cfg.Manager.ReconcileEvery, CacheMaxBytes: cfg.Manager.CacheMaxBytes,
+			Self:      func() string { return s.BaseURL() + "/wsrf/services/WorkspaceManagerService" },
+			Authorize: az.Check, Visible: az.MayInspect, Logger: cfg.Logger, HTTP: sec.httpClient(), ManifestTrust: sec.manifestTrustFunc(),
 			Metrics: reg,
 		}
 		if s.images != nil {

@@ -1,0 +1,128 @@
+package manager
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// images serves any number of images at /<digest>.
+func images(t *testing.T, blobs ...[]byte) (*httptest.Server, []*manifestImage) {
+	byDigest := map[string][]byte{}
+	var imgs []*manifestImage
+	for _, b := range blobs {
+		sum := sha256.Sum256(b)
+		d := "sha256:" + hex.EncodeToString(sum[:])
+		byDigest[d] = b
+		imgs = append(imgs, &manifestImage{Role: "base", Digest: d, Size: int64(len(b))})
+	}
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.ServeContent(w, r, "image", time.Time{}, bytes.NewReader(byDigest[strings.TrimPrefix(r.URL.Path, "/")]))
+	}))
+	t.Cleanup(hs.Close)
+	for _, img := range imgs {
+		img.Location = hs.URL + "/" + img.Digest
+	}
+	return hs, imgs
+}
+
+func blob(n int, fill byte) []byte { return bytes.Repeat([]byte{fill}, n) }
+
+// evictingManager has a journal and a cache with a budget of budget bytes.
+func evictingManager(t *testing.T, hs *httptest.Server, budget int64) *Manager {
+	m := localManager(t, nil, hs)
+	m.cfg.CacheMaxBytes = budget
+	m.journal = &journal{dir: filepath.Join(filepath.Dir(m.cache.dir), "journal")}
+	os.MkdirAll(m.journal.dir, 0o700)
+	return m
+}
+
+func cached(m *Manager) map[string]bool {
+	out := map[string]bool{}
+	for _, c := range m.cache.list() {
+		out[c.Digest] = true
+	}
+	return out
+}
+
+// stageDone stages img as a deploy would and ends that deploy (unpins it).
+func stageDone(t *testing.T, m *Manager, img *manifestImage) {
+	t.Helper()
+	if _, _, err := m.stageShared(context.Background(), img, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	m.cache.unpin([]string{img.Digest})
+}
+
+// TestCacheEvictsLeastRecentlyUsed: over its budget, the cache drops the images used
+// longest ago that no deployment uses; the images deployments list, and those of a
+// deploy in flight, stay.
+func TestCacheEvictsLeastRecentlyUsed(t *testing.T) {
+	const mib = 1 << 20
+	hs, imgs := images(t, blob(2*mib, 'a'), blob(2*mib, 'b'), blob(2*mib, 'c'), blob(2*mib, 'd'))
+	a, b, c, d := imgs[0], imgs[1], imgs[2], imgs[3]
+	m := evictingManager(t, hs, 5*mib)
+
+	stageDone(t, m, a)
+	time.Sleep(10 * time.Millisecond) // distinct last-use times
+	stageDone(t, m, b)
+	time.Sleep(10 * time.Millisecond)
+	stageDone(t, m, a) // a hit: a is now the most recently used
+	time.Sleep(10 * time.Millisecond)
+	stageDone(t, m, c) // 6 MiB > 5: b, used longest ago, goes
+	if got := cached(m); !got[a.Digest] || got[b.Digest] || !got[c.Digest] {
+		t.Fatalf("after staging c: cache %v, want a and c (b least recently used)", got)
+	}
+	if n := counterValue(m.metrics.cacheEvictions); n != 1 {
+		t.Errorf("evictions counted: %v", n)
+	}
+
+	// a is used by a deployed workspace (its journal record), c by a deploy in flight.
+	if err := m.journal.put(&record{Key: "ws1", Phase: phaseDeployed, State: stateShutdown, Shared: []string{a.Digest}}); err != nil {
+		t.Fatal(err)
+	}
+	m.cache.pin(c.Digest)
+	stageDone(t, m, d) // 6 MiB again, but a and c are in use: nothing can go
+	if got := cached(m); !got[a.Digest] || !got[c.Digest] || !got[d.Digest] {
+		t.Fatalf("images in use were evicted: cache %v", got)
+	}
+	// The deploy in flight ends: c may go now (the next staging evicts it).
+	m.cache.unpin([]string{c.Digest})
+	m.evictCache()
+	if got := cached(m); !got[a.Digest] || got[c.Digest] || !got[d.Digest] {
+		t.Fatalf("after the deploy ended: cache %v, want a (deployed) and d (newest)", got)
+	}
+	// A record from an earlier vws (no Shared list): nothing is evicted.
+	if err := m.journal.put(&record{Key: "ws2", Phase: phaseDeployed, State: stateShutdown}); err != nil {
+		t.Fatal(err)
+	}
+	stageDone(t, m, b)
+	if got := cached(m); !got[b.Digest] || !got[d.Digest] || !got[a.Digest] {
+		t.Fatalf("evicted although a deployment's images are unknown: %v", got)
+	}
+}
+
+// TestCacheDoesNotCountPoolLinks: entries that are hard links to the co-located
+// pool's files use no space of their own; they are neither counted nor evicted.
+func TestCacheDoesNotCountPoolLinks(t *testing.T) {
+	const mib = 1 << 20
+	hs, imgs := images(t, blob(3*mib, 'p'), blob(3*mib, 'q'))
+	m := evictingManager(t, hs, 4*mib)
+	poolDir := filepath.Join(filepath.Dir(m.cache.dir), "pool")
+	os.Mkdir(poolDir, 0o700)
+	os.WriteFile(filepath.Join(poolDir, imgs[0].Digest), blob(3*mib, 'p'), 0o640)
+	m.cfg.LocalImages = dirPool{poolDir}
+	stageDone(t, m, imgs[0]) // linked from the pool
+	stageDone(t, m, imgs[1]) // transferred: 3 MiB of the cache's own, within 4
+	if got := cached(m); !got[imgs[0].Digest] || !got[imgs[1].Digest] {
+		t.Fatalf("cache %v: a linked entry was counted against the budget", got)
+	}
+}
