@@ -22,7 +22,6 @@ import (
 	"github.com/vws-grid/vws/internal/tlsutil"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
-	"github.com/vws-grid/vws/internal/wssec"
 )
 
 // WS-Security interoperability against the real service: python3-zeep with
@@ -157,20 +156,9 @@ func (s *wssecServer) zeepCall(t *testing.T, mode string) *zeepCallResult {
 	return &r
 }
 
-// xmlsec1VerifyHost runs xmlsec1 --verify on a response signed with the host key.
+// xmlsec1Verify runs xmlsec1 --verify on a response signed with the host key.
 func (s *wssecServer) xmlsec1Verify(t *testing.T, xmlsec1 string, data []byte) ([]byte, error) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "response.xml")
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	args := []string{"--verify", "--pubkey-cert-pem", s.hostCertPEM, "--trusted-pem", s.caPEM,
-		"--id-attr:Id", soap.NS11 + ":Body",
-		"--id-attr:Id", wssec.NSWSU + ":Timestamp"}
-	for _, local := range []string{"To", "Action", "MessageID", "RelatesTo"} {
-		args = append(args, "--id-attr:Id", wsa.NS200508+":"+local)
-	}
-	return exec.Command(xmlsec1, append(args, path)...).CombinedOutput()
+	return xmlsec1VerifyWith(t, xmlsec1, s.hostCertPEM, s.caPEM, wsa.NS200508, data)
 }
 
 func TestInteropWSSecServer(t *testing.T) {

@@ -261,15 +261,22 @@ func goSigned(t *testing.T, p *wssecPKI, ns, payload string, alg wssec.Algorithm
 // (xmlsec1 does not follow a wsse:SecurityTokenReference) and the wsu:Id attributes of
 // the signed elements declared as IDs.
 func xmlsec1Verify(t *testing.T, xmlsec1 string, p *wssecPKI, ns string, data []byte) ([]byte, error) {
+	return xmlsec1VerifyWith(t, xmlsec1, p.certPEM, p.caPEM, ns, data)
+}
+
+// xmlsec1VerifyWith runs xmlsec1 --verify on data signed with the key of certPEM
+// (issued by caPEM), declaring the wsu:Id of the Body, the Timestamp and the
+// WS-Addressing headers (in namespace ns) as IDs.
+func xmlsec1VerifyWith(t *testing.T, xmlsec1, certPEM, caPEM, ns string, data []byte) ([]byte, error) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "signed.xml")
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"--verify", "--pubkey-cert-pem", p.certPEM, "--trusted-pem", p.caPEM,
+	args := []string{"--verify", "--pubkey-cert-pem", certPEM, "--trusted-pem", caPEM,
 		"--id-attr:Id", soap.NS11 + ":Body",
 		"--id-attr:Id", wssec.NSWSU + ":Timestamp"}
-	for _, local := range []string{"To", "Action", "MessageID"} {
+	for _, local := range []string{"To", "Action", "MessageID", "RelatesTo"} {
 		args = append(args, "--id-attr:Id", ns+":"+local)
 	}
 	return exec.Command(xmlsec1, append(args, path)...).CombinedOutput()
