@@ -27,13 +27,19 @@ func auditCLI(t *testing.T, args ...string) (string, error) {
 	return out.String(), err
 }
 
-func TestAuditCommand(t *testing.T) {
+// openAudit opens a fresh data directory's database and its audit log.
+func openAudit(t *testing.T) (string, *store.DB, *audit.Log) {
+	t.Helper()
 	dir := t.TempDir()
 	db, err := store.Open(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := audit.New(db.SQL(), nil)
+	return dir, db, audit.New(db.SQL(), nil)
+}
+
+func TestAuditCommand(t *testing.T) {
+	dir, db, l := openAudit(t)
 	alice := identity.With(context.Background(), identity.Identity{DN: "/O=Grid/OU=Example/CN=Alice Smith"})
 	bob := identity.With(context.Background(), identity.Identity{DN: "/O=Grid/OU=Other/CN=Bob"})
 	l.Record(alice, "create", "ws-1", "done", "name=alpha")
@@ -96,12 +102,7 @@ func TestAuditCommand(t *testing.T) {
 }
 
 func TestAuditPrune(t *testing.T) {
-	dir := t.TempDir()
-	db, err := store.Open(context.Background(), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := audit.New(db.SQL(), nil)
+	dir, db, l := openAudit(t)
 	alice := identity.With(context.Background(), identity.Identity{DN: "/O=Grid/CN=alice"})
 	for range 3 {
 		l.Record(alice, "create", "ws", "done", "")
@@ -122,12 +123,7 @@ func TestAuditPrune(t *testing.T) {
 // A database rewritten consistently verifies on its own; the head the server logged
 // catches it.
 func TestAuditAnchor(t *testing.T) {
-	dir := t.TempDir()
-	db, err := store.Open(context.Background(), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := audit.New(db.SQL(), nil)
+	dir, db, l := openAudit(t)
 	alice := identity.With(context.Background(), identity.Identity{DN: "/O=Grid/CN=alice"})
 	l.Record(alice, "create", "ws", "done", "")
 	l.Record(alice, "destroy", "ws", "done", "")
