@@ -278,17 +278,16 @@ func (r *Repository) CheckIn(ctx context.Context, key string, req CheckInRequest
 		// releases the lock, and the stored manifest stays as it was — so a record
 		// edited outside vws is handed back, still refused wherever it is signed or
 		// deployed, rather than kept locked on a host that never ran it.
+		// (Its sizes are checked below, as for any image that stays.)
 		handBack := req.OverlayDigest == chain.OverlayDigest && req.MemoryDigest == chain.MemoryDigest
-		if handBack {
-			if err := checkSizes(req, chain); err != nil {
-				return err
+		if !handBack {
+			if err := r.verifySeal(ctx, s, chain); err != nil {
+				if !errors.Is(err, errdefs.ErrImageIntegrity) {
+					return err
+				}
+				return errdefs.WithAdvice(fmt.Errorf("workspace %s cannot be checked in, its record is not the one the repository signed: %w", key, err),
+					"the workspace's record was changed outside vws while it was deployed; nothing was checked in, and it stays checked out to its host: restore the record from a backup and check it in again, or destroy the workspace (destroying works in any state)")
 			}
-		} else if err := r.verifySeal(ctx, s, chain); err != nil {
-			if !errors.Is(err, errdefs.ErrImageIntegrity) {
-				return err
-			}
-			return errdefs.WithAdvice(fmt.Errorf("workspace %s cannot be checked in, its record is not the one the repository signed: %w", key, err),
-				"the workspace's record was changed outside vws while it was deployed; nothing was checked in, and it stays checked out to its host: restore the record from a backup and check it in again, or destroy the workspace (destroying works in any state)")
 		}
 		adopt := func(what, digest string, size int64, pendingName, next string) (int64, error) {
 			fi, err := os.Stat(filepath.Join(dir, pendingName))
@@ -552,17 +551,6 @@ func heldByCaller(ctx context.Context, s *wsrf.Snapshot) error {
 	if holder := text(s, PropLockHolder); holder != id.DN {
 		return errdefs.WithAdvice(fmt.Errorf("%w: workspace %s is checked out to %s, not to %s", errdefs.ErrAuthorization, s.Key, holder, id.DN),
 			"only the manager holding the workspace may report on it, fetch its files or check it in")
-	}
-	return nil
-}
-
-// checkSizes checks the sizes a hand-back names (-1: not given) against the record.
-func checkSizes(req CheckInRequest, chain *diskChain) error {
-	if req.OverlaySize >= 0 && req.OverlaySize != chain.OverlaySize {
-		return fmt.Errorf("%w: overlay %s is %d bytes, not %d", errdefs.ErrImageIntegrity, req.OverlayDigest, chain.OverlaySize, req.OverlaySize)
-	}
-	if req.MemoryDigest != "" && req.MemorySize >= 0 && req.MemorySize != chain.MemorySize {
-		return fmt.Errorf("%w: memory image %s is %d bytes, not %d", errdefs.ErrImageIntegrity, req.MemoryDigest, chain.MemorySize, req.MemorySize)
 	}
 	return nil
 }
