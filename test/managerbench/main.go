@@ -43,6 +43,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strconv"
 	"strings"
@@ -176,6 +177,10 @@ func (b *bench) run(parent string) error {
 	if err := b.opsAndBoot(w1); err != nil {
 		return err
 	}
+	if *onlyPause {
+		b.print()
+		return nil
+	}
 	if err := b.cachedDeploy(ticker); err != nil {
 		return err
 	}
@@ -190,7 +195,11 @@ func (b *bench) run(parent string) error {
 
 // cpuProfile, when set, profiles the Pause/Unpause loop, where the manager's own
 // overhead over the raw call is smallest and so easiest to see.
-var cpuProfile = flag.String("cpuprofile", "", "write a CPU profile of the Pause/Unpause loop to this file")
+var (
+	cpuProfile = flag.String("cpuprofile", "", "write a CPU profile of the Pause/Unpause loop to this file")
+	execTrace  = flag.String("trace", "", "write an execution trace (go tool trace) of the Pause/Unpause loop to this file")
+	onlyPause  = flag.Bool("only-pause", false, "stop after the Pause/Unpause loop (with -cpuprofile or -trace, to study the SOAP hop)")
+)
 
 func (b *bench) opsAndBoot(ws *wsa.EPR) error {
 	key := keyOf(ws)
@@ -228,6 +237,17 @@ func (b *bench) opsAndBoot(ws *wsa.EPR) error {
 			return err
 		}
 		stopProfile = func() { pprof.StopCPUProfile(); f.Close() }
+	}
+	if *execTrace != "" {
+		f, err := os.Create(*execTrace)
+		if err != nil {
+			return err
+		}
+		if err := trace.Start(f); err != nil {
+			return err
+		}
+		stopCPU := stopProfile
+		stopProfile = func() { stopCPU(); trace.Stop(); f.Close() }
 	}
 	var mp, mu, rp, ru, dp, du, refused, refusedAPI, floor []time.Duration
 	for range 4 * b.iterations {
@@ -288,6 +308,9 @@ func (b *bench) opsAndBoot(ws *wsa.EPR) error {
 		row{section: "1b", what: "Pause refused (already paused) over SOAP: everything but the libvirt call", mgr: refused},
 		row{section: "1b", what: "  the same through the Manager's Go API (lock, journal, authorization, audit)", mgr: refusedAPI},
 		row{section: "1b", what: "GetResourceProperty of the workspace (Repository): a bare SOAP round trip", mgr: floor})
+	if *onlyPause {
+		return nil
+	}
 
 	// Serialize / Restore against Save / DomainRestore, alternating.
 	saveFile := filepath.Join(b.dir, "raw.save")
