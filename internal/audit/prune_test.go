@@ -69,3 +69,51 @@ func TestPrune(t *testing.T) {
 		t.Fatalf("a refused prune removed records: %d left", len(e))
 	}
 }
+
+// Without AUTOINCREMENT SQLite would hand an emptied table's next row the id 1 again;
+// the chain supplies its ids, so after pruning everything appends still continue from
+// the checkpoint's last_id — with the cached head and with one read afresh.
+func TestPruneAllThenAppendKeepsIDsIncreasing(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db1, err := store.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db1.Close()
+	l := New(db1.SQL(), nil)
+	seed(t, l, 4)
+	if n, err := l.Prune(ctx, time.Now().Add(time.Hour)); err != nil || n != 4 {
+		t.Fatalf("prune everything: %d, %v", n, err)
+	}
+	l.Record(as("/O=Grid/CN=a"), "create", "ws-5", "done", "")
+
+	// A second handle on the same file has no cached head: it reads the table, which
+	// holds record 5, so empty the table again first to make it read the checkpoint.
+	if n, err := l.Prune(ctx, time.Now().Add(time.Hour)); err != nil || n != 1 {
+		t.Fatalf("prune record 5: %d, %v", n, err)
+	}
+	db2, err := store.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db2.Close()
+	l2 := New(db2.SQL(), nil)
+	l2.Record(as("/O=Grid/CN=b"), "create", "ws-6", "done", "")
+	l.Record(as("/O=Grid/CN=a"), "destroy", "ws-5", "done", "") // stale cache: collides, re-reads
+
+	cp, err := l.Checkpoint(ctx)
+	if err != nil || cp.LastID != 5 || cp.Pruned != 5 {
+		t.Fatalf("checkpoint %+v, %v", cp, err)
+	}
+	if n, err := l.Verify(ctx); err != nil || n != 2 {
+		t.Fatalf("Verify after pruning everything: %d, %v", n, err)
+	}
+	all, err := l.List(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 2 || all[0].ID != 6 || all[1].ID != 7 || all[0].Resource != "ws-6" || all[0].Prev != cp.LastHash {
+		t.Fatalf("records after the checkpoint of record %d: %+v", cp.LastID, all)
+	}
+}

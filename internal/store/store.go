@@ -100,6 +100,26 @@ var migrations = []string{
 		id    INTEGER PRIMARY KEY CHECK (id = 1),
 		since INTEGER NOT NULL          -- unix milliseconds
 	)`,
+	// The audit table without AUTOINCREMENT, same columns, rows and ids: internal/audit
+	// always supplies the id (its chain head + 1, or the pruning checkpoint's last_id + 1
+	// on an emptied table), so the sqlite_sequence row AUTOINCREMENT kept was only an
+	// extra page written by every append's commit. No index, trigger or view names audit.
+	`CREATE TABLE audit_new (
+		id        INTEGER PRIMARY KEY,
+		time      INTEGER NOT NULL,     -- unix milliseconds
+		caller    TEXT NOT NULL,
+		operation TEXT NOT NULL,
+		resource  TEXT NOT NULL DEFAULT '',
+		decision  TEXT NOT NULL,        -- allowed | denied | done | failed
+		detail    TEXT NOT NULL DEFAULT '',
+		rule      TEXT NOT NULL DEFAULT '',
+		prev      TEXT NOT NULL DEFAULT '',
+		hash      TEXT NOT NULL DEFAULT ''
+	);
+	INSERT INTO audit_new (id, time, caller, operation, resource, decision, detail, rule, prev, hash)
+		SELECT id, time, caller, operation, resource, decision, detail, rule, prev, hash FROM audit;
+	DROP TABLE audit;
+	ALTER TABLE audit_new RENAME TO audit`,
 }
 
 // Open opens (creating if needed) the database in dir and migrates it.
@@ -117,7 +137,7 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 	}
 	db.SetMaxOpenConns(1) // SQLite has one writer; one connection avoids SQLITE_BUSY churn
 	s := &DB{db: db}
-	if err := s.migrate(ctx); err != nil {
+	if err := s.migrate(ctx, len(migrations)); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
 	}
@@ -130,7 +150,9 @@ func (s *DB) SQL() *sql.DB { return s.db }
 // Close closes the database.
 func (s *DB) Close() error { return s.db.Close() }
 
-func (s *DB) migrate(ctx context.Context) error {
+// migrate applies the migrations the database has not seen, up to the first upTo (all
+// but in tests, which build a database as an earlier vws left it).
+func (s *DB) migrate(ctx context.Context, upTo int) error {
 	var version int
 	if err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
 		return err
@@ -138,7 +160,7 @@ func (s *DB) migrate(ctx context.Context) error {
 	if version > len(migrations) {
 		return fmt.Errorf("database schema version %d is newer than this vws (%d); use a newer vws", version, len(migrations))
 	}
-	for i := version; i < len(migrations); i++ {
+	for i := version; i < upTo; i++ {
 		tx, err := s.db.BeginTx(ctx, nil)
 		if err != nil {
 			return err
