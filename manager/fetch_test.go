@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -79,7 +80,7 @@ func testFetchResumes(t *testing.T, chunked bool) {
 	srv := &flakyImages{data: data, cut: 3<<20 + 1000}
 	hs := httptest.NewServer(srv)
 	defer hs.Close()
-	c := &repoClient{http: hs.Client()}
+	c := &repoClient{http: hs.Client(), streams: 1} // one GET, resumed from a prefix
 	img := &manifestImage{Role: "base", Digest: digest, Size: int64(len(data)), Location: hs.URL + "/images/" + digest}
 	if chunked {
 		img.Chunks = listOf(t, data)
@@ -135,7 +136,7 @@ func TestFetchRefusesAlteredBytes(t *testing.T) {
 		}
 	}))
 	defer hs.Close()
-	c := &repoClient{http: hs.Client()}
+	c := &repoClient{http: hs.Client(), streams: 1}
 	for _, chunked := range []bool{false, true} {
 		img := &manifestImage{Role: "base", Digest: digest, Size: int64(len(data)), Location: hs.URL + "/images/x"}
 		want := digest
@@ -188,5 +189,335 @@ func TestStageSharedUsesTheCache(t *testing.T) {
 	bad.Digest = "sha256:../../etc/passwd"
 	if _, _, err := m.stageShared(context.Background(), &bad, "", nil); !errors.Is(err, errdefs.ErrImageIntegrity) {
 		t.Fatalf("path-like digest: %v", err)
+	}
+}
+
+// rangeImages serves one image with Range support and records every request: its
+// Range header and lock token. hook, when set, may take over a request (and return
+// true).
+type rangeImages struct {
+	data []byte
+	hook func(w http.ResponseWriter, r *http.Request) bool
+
+	mu     sync.Mutex
+	ranges []string
+	tokens []string
+}
+
+func (s *rangeImages) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.ranges = append(s.ranges, r.Header.Get("Range"))
+	s.tokens = append(s.tokens, r.Header.Get(lockHeader))
+	hook := s.hook
+	s.mu.Unlock()
+	if hook != nil && hook(w, r) {
+		return
+	}
+	http.ServeContent(w, r, "image", time.Time{}, bytes.NewReader(s.data))
+}
+
+// served returns the requests recorded since the last call, sorted, and forgets them.
+func (s *rangeImages) served() (ranges, tokens []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ranges, tokens = s.ranges, s.tokens
+	s.ranges, s.tokens = nil, nil
+	slices.Sort(ranges)
+	return ranges, tokens
+}
+
+// pieceRanges is the Range header of each listed piece of l, sorted.
+func pieceRanges(l chunkhash.List, pieces ...int) []string {
+	var out []string
+	for _, i := range pieces {
+		off := int64(i) * l.ChunkBytes
+		out = append(out, fmt.Sprintf("bytes=%d-%d", off, off+min(l.ChunkBytes, l.Size-off)-1))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// pieceOf says which piece of l a Range header asks for (-1: not one piece).
+func pieceOf(l chunkhash.List, rng string) int {
+	for i := range l.Digests {
+		if pieceRanges(l, i)[0] == rng {
+			return i
+		}
+	}
+	return -1
+}
+
+func rangeImage(t *testing.T, size int) (*rangeImages, *httptest.Server, *manifestImage) {
+	t.Helper()
+	data, digest := testImage(size)
+	srv := &rangeImages{data: data}
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	img := &manifestImage{Role: "base", Digest: digest, Size: int64(len(data)), Location: hs.URL + "/images/" + digest, Chunks: listOf(t, data)}
+	return srv, hs, img
+}
+
+func sameFile(t *testing.T, path string, data []byte) {
+	t.Helper()
+	got, err := os.ReadFile(path)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("the staged file differs from the image (%v)", err)
+	}
+	if _, err := os.Stat(path + ".part"); !os.IsNotExist(err) {
+		t.Fatalf(".part left behind: %v", err)
+	}
+}
+
+// TestFetchParallel: an image whose manifest lists its pieces comes in range requests,
+// one per piece, several at once, each carrying the lock token; the file is the image,
+// progress (told from every stream) climbs to the total, and the metrics count the
+// image once.
+func TestFetchParallel(t *testing.T) {
+	srv, hs, img := rangeImage(t, 9<<20+333) // ten 1 MiB pieces, the last one short
+	m := &Manager{repo: &repoClient{http: hs.Client(), streams: 4}, metrics: newMetrics(nil)}
+	path := filepath.Join(t.TempDir(), "base")
+	var mu sync.Mutex
+	var last, calls int64
+	progress := func(done, total int64) {
+		mu.Lock()
+		defer mu.Unlock()
+		if done < last || total != img.Size {
+			t.Errorf("progress went from %d to %d of %d", last, done, total)
+		}
+		last = done
+		calls++
+	}
+	if err := m.fetch(context.Background(), img, "tok", path, progress); err != nil {
+		t.Fatal(err)
+	}
+	sameFile(t, path, srv.data)
+	ranges, tokens := srv.served()
+	if want := pieceRanges(img.Chunks, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9); !slices.Equal(ranges, want) {
+		t.Fatalf("served %q, want each piece once: %q", ranges, want)
+	}
+	for _, tok := range tokens {
+		if tok != "tok" {
+			t.Fatalf("a range request without the lock token: %q", tokens)
+		}
+	}
+	if last != img.Size || calls < 10 {
+		t.Errorf("progress ended at %d of %d after %d calls", last, img.Size, calls)
+	}
+	if got := counterValue(m.metrics.stagedBytes.WithLabelValues(sourceRepository)); got != float64(img.Size) {
+		t.Errorf("vws_manager_staged_bytes_total{source=repository} = %v, want %d", got, img.Size)
+	}
+}
+
+// TestFetchParallelRefusesABadPiece: a piece that differs from the list stops the
+// transfer at once (the streams still running are cancelled, the pieces not begun
+// never asked for), is named in the ImageIntegrityFault, and nothing is left to be
+// used or resumed.
+func TestFetchParallelRefusesABadPiece(t *testing.T) {
+	srv, hs, img := rangeImage(t, 12<<20)
+	bad := bytes.Clone(srv.data)
+	bad[2<<20+77] ^= 1 // piece 2
+	srv.hook = func(w http.ResponseWriter, r *http.Request) bool {
+		if pieceOf(img.Chunks, r.Header.Get("Range")) == 2 {
+			http.ServeContent(w, r, "image", time.Time{}, bytes.NewReader(bad))
+			return true
+		}
+		// Every other piece stalls half-sent until its request is cancelled.
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes %s/%d", strings.TrimPrefix(r.Header.Get("Range"), "bytes="), len(srv.data)))
+		w.Header().Set("Content-Length", fmt.Sprint(chunkhash.MinChunkBytes))
+		w.WriteHeader(http.StatusPartialContent)
+		w.Write(make([]byte, chunkhash.MinChunkBytes/2))
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+		case <-time.After(10 * time.Second):
+		}
+		return true
+	}
+	path := filepath.Join(t.TempDir(), "base")
+	t0 := time.Now()
+	err := (&repoClient{http: hs.Client(), streams: 4}).fetch(context.Background(), img, "", path, nil)
+	if !errors.Is(err, errdefs.ErrImageIntegrity) || !strings.Contains(err.Error(), "(chunk 2)") ||
+		!strings.Contains(errdefs.Advice(err), "the repository's copy is damaged or was substituted") {
+		t.Fatalf("a bad piece: %v", err)
+	}
+	if d := time.Since(t0); d > 5*time.Second {
+		t.Fatalf("the bad piece was refused after %v: the other streams were not cancelled", d)
+	}
+	// (A request cancelled before it was sent never reaches the server.)
+	ranges, _ := srv.served()
+	for _, rng := range ranges {
+		if pieceOf(img.Chunks, rng) > 3 {
+			t.Errorf("served %q: want no more than the first four pieces asked for (one per stream)", ranges)
+		}
+	}
+	for _, p := range []string{path, path + ".part"} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s exists after a failed verification", filepath.Base(p))
+		}
+	}
+}
+
+// TestFetchResumesPieceWise: a transfer cut off with holes (pieces 0 and 2 done, 1 cut
+// midway, 3 not begun) resumes by asking for pieces 1 and 3 only; a piece present in
+// full but wrong is asked for again, the matching ones are not.
+func TestFetchResumesPieceWise(t *testing.T) {
+	srv, hs, img := rangeImage(t, 3<<20+4242) // four pieces
+	c := &repoClient{http: hs.Client(), streams: 2}
+	path := filepath.Join(t.TempDir(), "base")
+	// Two streams: one takes piece 0, then 2, then 3; the other holds piece 1 half-sent
+	// until piece 3 is asked for (0 and 2 are written and checked by then), then drops.
+	cut := make(chan struct{})
+	srv.hook = func(w http.ResponseWriter, r *http.Request) bool {
+		switch pieceOf(img.Chunks, r.Header.Get("Range")) {
+		case 1:
+			w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", 1<<20, 2<<20-1, len(srv.data)))
+			w.Header().Set("Content-Length", fmt.Sprint(1<<20))
+			w.WriteHeader(http.StatusPartialContent)
+			w.Write(srv.data[1<<20 : 1<<20+300<<10])
+			w.(http.Flusher).Flush()
+			<-cut
+			panic(http.ErrAbortHandler)
+		case 3:
+			close(cut)
+			<-r.Context().Done()
+			return true
+		}
+		return false
+	}
+	if err := c.fetch(context.Background(), img, "tok", path, nil); err == nil || errors.Is(err, errdefs.ErrImageIntegrity) {
+		t.Fatalf("a cut-off transfer: %v (want a resumable error)", err)
+	}
+	if ranges, _ := srv.served(); !slices.Equal(ranges, pieceRanges(img.Chunks, 0, 1, 2, 3)) {
+		t.Fatalf("first attempt served %q", ranges)
+	}
+	srv.hook = nil
+	var first, last int64 = -1, 0
+	err := c.fetch(context.Background(), img, "tok", path, func(done, _ int64) {
+		if first < 0 {
+			first = done
+		}
+		last = done
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ranges, _ := srv.served(); !slices.Equal(ranges, pieceRanges(img.Chunks, 1, 3)) {
+		t.Fatalf("the resumed transfer asked for %q, want pieces 1 and 3 only: %q", ranges, pieceRanges(img.Chunks, 1, 3))
+	}
+	if first != 2<<20 || last != img.Size {
+		t.Errorf("progress went from %d to %d, want from the two kept pieces (%d) to %d", first, last, 2<<20, img.Size)
+	}
+	sameFile(t, path, srv.data)
+
+	// A whole .part with a wrong byte in piece 1 (an earlier run of another vws, a
+	// disk error): piece 1 alone is fetched again.
+	part := bytes.Clone(srv.data)
+	part[1<<20+5] ^= 0x80
+	os.Remove(path)
+	if err := os.WriteFile(path+".part", part, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.fetch(context.Background(), img, "tok", path, nil); err != nil {
+		t.Fatal(err)
+	}
+	if ranges, _ := srv.served(); !slices.Equal(ranges, pieceRanges(img.Chunks, 1)) {
+		t.Fatalf("asked for %q, want piece 1 only", ranges)
+	}
+	sameFile(t, path, srv.data)
+}
+
+// TestFetchFallsBackToOneStream: a server that answers a range request with the whole
+// image (200) gets one GET instead, and the image is staged all the same.
+func TestFetchFallsBackToOneStream(t *testing.T) {
+	srv, hs, img := rangeImage(t, 5<<20+1)
+	srv.hook = func(w http.ResponseWriter, r *http.Request) bool {
+		w.Header().Set("Content-Length", fmt.Sprint(len(srv.data)))
+		w.Write(srv.data)
+		return true
+	}
+	path := filepath.Join(t.TempDir(), "base")
+	var last int64
+	if err := (&repoClient{http: hs.Client(), streams: 4}).fetch(context.Background(), img, "tok", path, func(done, _ int64) { last = done }); err != nil {
+		t.Fatal(err)
+	}
+	sameFile(t, path, srv.data)
+	// (Range requests the client cancelled may reach the handler after the GET.)
+	ranges, _ := srv.served()
+	if len(ranges) < 2 || ranges[0] != "" || ranges[1] == "" {
+		t.Fatalf("requests %q: want range requests and one GET of the whole", ranges)
+	}
+	if last != img.Size {
+		t.Errorf("progress ended at %d of %d", last, img.Size)
+	}
+}
+
+// TestFetchRefusesAWrongRange: a 206 for other bytes than those asked for is an error
+// (kept to resume), never written in the place of the piece; one of a file longer
+// than the manifest's image is an ImageIntegrityFault.
+func TestFetchRefusesAWrongRange(t *testing.T) {
+	srv, hs, img := rangeImage(t, 2<<20)
+	srv.hook = func(w http.ResponseWriter, r *http.Request) bool {
+		r.Header.Set("Range", "bytes=0-1023")
+		return false
+	}
+	path := filepath.Join(t.TempDir(), "base")
+	err := (&repoClient{http: hs.Client(), streams: 4}).fetch(context.Background(), img, "", path, nil)
+	if err == nil || errors.Is(err, errdefs.ErrImageIntegrity) || !strings.Contains(err.Error(), "Content-Range") {
+		t.Fatalf("a wrong range: %v", err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatal("staged from wrong ranges")
+	}
+
+	// The right bytes of a longer file: the server's copy is not the manifest's image.
+	longer := &rangeImages{data: append(bytes.Clone(srv.data), "and more"...)}
+	hs2 := httptest.NewServer(longer)
+	defer hs2.Close()
+	img2 := *img
+	img2.Location = hs2.URL + "/images/" + img.Digest
+	err = (&repoClient{http: hs2.Client(), streams: 4}).fetch(context.Background(), &img2, "", path, nil)
+	if !errors.Is(err, errdefs.ErrImageIntegrity) || !strings.Contains(err.Error(), fmt.Sprintf("has %d bytes", len(longer.data))) {
+		t.Fatalf("a longer file: %v", err)
+	}
+	for _, p := range []string{path, path + ".part"} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s exists after a refused image", filepath.Base(p))
+		}
+	}
+}
+
+// BenchmarkFetch stages a 256 MiB image in 32 MiB pieces from a file served over
+// loopback HTTP (sendfile, as the Repository serves its pool), with 1 to 8 streams,
+// fsync included.
+func BenchmarkFetch(b *testing.B) {
+	const size = 256 << 20
+	dir := b.TempDir()
+	data, digest := testImage(size)
+	src := filepath.Join(dir, "image")
+	if err := os.WriteFile(src, data, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	w := chunkhash.NewWriter(chunkhash.DefaultChunkBytes)
+	w.Write(data)
+	data = nil
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.ServeFile(w, r, src)
+	}))
+	defer hs.Close()
+	img := &manifestImage{Role: "base", Digest: digest, Size: size, Location: hs.URL + "/image", Chunks: w.List()}
+	for _, streams := range []int{1, 2, 4, 8} {
+		b.Run(fmt.Sprintf("streams=%d", streams), func(b *testing.B) {
+			c := &repoClient{http: hs.Client(), streams: streams}
+			b.SetBytes(size)
+			path := filepath.Join(dir, "staged")
+			for b.Loop() {
+				if err := c.fetch(context.Background(), img, "", path, nil); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				os.Remove(path) // freeing the blocks of 256 MiB is no part of a staging
+				b.StartTimer()
+			}
+		})
 	}
 }

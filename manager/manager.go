@@ -67,6 +67,9 @@ type Config struct {
 	// co-located pool's files); 0: no bound. Past it, the least recently used images
 	// no deployment uses are evicted.
 	CacheMaxBytes int64
+	// FetchStreams is how many parallel range requests stage an image whose manifest
+	// lists its pieces, one piece each (0: DefaultFetchStreams; 1: one GET per image).
+	FetchStreams int
 	// LocalImages, when set, is the image pool of a Repository in the same process:
 	// pool images are staged from it without an HTTP transfer (still checked).
 	LocalImages LocalImages
@@ -147,7 +150,7 @@ func New(cfg Config, hv Hypervisor, valid Validator) (*Manager, error) {
 	}
 	m := &Manager{
 		cfg: cfg, hv: hv, log: cfg.Logger, valid: valid,
-		repo:    &repoClient{soap: &client.Client{HTTP: cfg.HTTP}, http: cfg.HTTP, trust: cfg.ManifestTrust},
+		repo:    &repoClient{soap: &client.Client{HTTP: cfg.HTTP}, http: cfg.HTTP, trust: cfg.ManifestTrust, streams: configuredStreams(cfg.FetchStreams)},
 		journal: &journal{dir: filepath.Join(cfg.Dir, "journal")},
 		cache:   &cache{dir: filepath.Join(cfg.Dir, "cache"), inflight: map[string]*sync.Mutex{}},
 		metrics: newMetrics(cfg.Metrics),

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -65,6 +66,9 @@ type repoClient struct {
 	// trust decides whose manifest signatures this host accepts; nil checks the
 	// signature's integrity only.
 	trust manifestsig.TrustFunc
+	// streams is how many range requests fetch an image whose pieces the manifest
+	// lists (0 or 1: one GET, resumed from a prefix).
+	streams int
 }
 
 const lockHeader = "X-Vws-Lock-Token"
@@ -234,9 +238,12 @@ func (c *repoClient) whereabouts(ctx context.Context, r *record) (deployment, ho
 // progressFunc is told how many bytes of a transfer are done.
 type progressFunc func(done, total int64)
 
-// fetch downloads img to path, resuming from path+".part", and verifies it: piece by
-// piece on every core while it arrives when the manifest lists the pieces, else by
-// its whole digest in one stream.
+// fetch downloads img to path, resuming from path+".part", and verifies it. When the
+// manifest lists the image's pieces, several streams fetch them by range requests,
+// each piece checked once complete (fetchPieces), and a resumed transfer keeps every
+// matching piece; one stream does when the server ignores ranges or the Manager is
+// configured so, its pieces checked on every core while it arrives. Without a list
+// (overlay, memory), one stream is hashed whole.
 func (c *repoClient) fetch(ctx context.Context, img *manifestImage, token, path string, progress progressFunc) error {
 	if img.Location == "" {
 		return fmt.Errorf("%w: the manifest gives no location for the %s image %s", errdefs.ErrImageIntegrity, img.Role, img.Digest)
@@ -248,6 +255,27 @@ func (c *repoClient) fetch(ctx context.Context, img *manifestImage, token, path 
 	}
 	defer f.Close()
 	chunked := !img.Chunks.Empty()
+	if chunked && c.fetchStreams() > 1 {
+		err := c.fetchPieces(ctx, img, token, f, progress)
+		var mismatch *chunkhash.MismatchError
+		switch {
+		case err == nil:
+			return commitPart(f, part, path)
+		case errors.Is(err, errRangeIgnored):
+			slog.Warn("the repository ignores range requests: fetching the image in one stream", "role", img.Role, "digest", img.Digest, "location", img.Location)
+		case errors.As(err, &mismatch):
+			f.Close()
+			os.Remove(part)
+			return errdefs.WithAdvice(fmt.Errorf("%w: the %s image %s from %s: %w",
+				errdefs.ErrImageIntegrity, img.Role, img.Digest, img.Location, err), integrityAdvice)
+		case errors.Is(err, errdefs.ErrImageIntegrity): // the server's copy has another size
+			f.Close()
+			os.Remove(part)
+			return err
+		default: // kept to resume
+			return err
+		}
+	}
 	var h hash.Hash
 	var have int64
 	// Resume: check what an earlier attempt left, ask for the rest.
@@ -368,10 +396,19 @@ func (c *repoClient) fetch(ctx context.Context, img *manifestImage, token, path 
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(part, path); err != nil {
+	return os.Rename(part, path)
+}
+
+// commitPart makes a complete, checked .part file the staged image: durable first,
+// since a deployed workspace boots from it.
+func commitPart(f *os.File, part, path string) error {
+	if err := f.Sync(); err != nil {
 		return err
 	}
-	return nil
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(part, path)
 }
 
 // keepCheckedPieces keeps of a partial transfer the whole pieces that match the list

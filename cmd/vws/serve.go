@@ -24,6 +24,7 @@ import (
 	"github.com/vws-grid/vws/internal/pki"
 	"github.com/vws-grid/vws/internal/server"
 	"github.com/vws-grid/vws/internal/tlsutil"
+	"github.com/vws-grid/vws/manager"
 )
 
 type serveOptions struct {
@@ -50,6 +51,7 @@ type serveOptions struct {
 	grace     time.Duration
 	reconcile time.Duration
 	cacheMax  string
+	streams   int
 	anon      bool // TLS callers without a client certificate are let in
 }
 
@@ -108,6 +110,7 @@ anonymous, only with --insecure. Test credentials: vws pki.`,
 	f.StringVar(&o.publicURL, "public-url", "", "base URL others reach this server at, as in its EPRs and its own calls\n(default: the listen address; over TLS on an unspecified address, the host certificate's name)")
 	f.DurationVar(&o.grace, "grace", 30*time.Second, "manager: how long a normal shutdown waits for the guest before forcing it off")
 	f.StringVar(&o.cacheMax, "cache-max", "", "manager: bound on the image bytes the host cache alone holds, e.g. 50GiB; past it the least recently used images no deployment uses are evicted (default: no bound)")
+	f.IntVar(&o.streams, "fetch-streams", manager.DefaultFetchStreams, "manager: parallel HTTP range requests, one piece each, that stage an image from another server's repository when its manifest lists the pieces (1: one GET)")
 	f.DurationVar(&o.reconcile, "reconcile-every", 2*time.Second, "manager: how often to compare the journal with what libvirt runs (and retry failed state reports), besides right after libvirt reports a guest stopped or crashed")
 	return cmd
 }
@@ -160,6 +163,9 @@ func runServe(ctx context.Context, o *serveOptions) error {
 			return fmt.Errorf("--cache-max %q is not a size: give bytes with a unit, e.g. 50GiB or 200GB", o.cacheMax)
 		}
 	}
+	if o.streams < 1 {
+		return fmt.Errorf("--fetch-streams %d: give at least 1 (one GET per image)", o.streams)
+	}
 	if o.defLife <= 0 || o.maxLife <= 0 || o.defLife > o.maxLife {
 		return errors.New("--default-lifetime and --max-lifetime must be positive, the default no longer than the maximum")
 	}
@@ -167,7 +173,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		PolicyFile: o.policy, GridMapFile: o.gridMap, HostCertFile: o.certFile, HostKeyFile: o.keyFile, Trust: o.trust,
 		Factory: factory.Config{DefaultLifetime: o.defLife, MaximumLifetime: o.maxLife, RefuseLongLifetimes: o.lifePol == "refuse"},
 		Manager: server.ManagerConfig{LibvirtURI: o.libvirt, DomainType: o.domType, Host: o.hostName, GracePeriod: o.grace, ReconcileEvery: o.reconcile,
-			CacheMaxBytes: int64(cacheMax)}})
+			CacheMaxBytes: int64(cacheMax), FetchStreams: o.streams}})
 	if err != nil {
 		return err
 	}

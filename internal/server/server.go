@@ -89,6 +89,9 @@ type ManagerConfig struct {
 	ReconcileEvery time.Duration
 	// CacheMaxBytes bounds the image bytes the host cache alone holds (0: no bound).
 	CacheMaxBytes int64
+	// FetchStreams is how many parallel range requests stage an image the manifest
+	// lists the pieces of (0 → manager.DefaultFetchStreams; 1: one GET).
+	FetchStreams int
 }
 
 // Server is a running set of roles.
@@ -224,8 +227,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		mcfg := manager.Config{
 			Dir: filepath.Join(cfg.DataDir, "manager"), Host: cfg.Manager.Host, GracePeriod: cfg.Manager.GracePeriod,
 			ReconcileEvery: cfg.Manager.ReconcileEvery, CacheMaxBytes: cfg.Manager.CacheMaxBytes,
-			Self:      func() string { return s.BaseURL() + "/wsrf/services/WorkspaceManagerService" },
-			Authorize: az.Check, Visible: az.MayInspect, Logger: cfg.Logger, HTTP: sec.httpClient(), ManifestTrust: sec.manifestTrustFunc(),
+			FetchStreams: cfg.Manager.FetchStreams,
+			Self:         func() string { return s.BaseURL() + "/wsrf/services/WorkspaceManagerService" },
+			Authorize:    az.Check, Visible: az.MayInspect, Logger: cfg.Logger, HTTP: sec.httpClient(), ManifestTrust: sec.manifestTrustFunc(),
 			Metrics: reg,
 		}
 		if s.images != nil {
