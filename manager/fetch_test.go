@@ -521,3 +521,33 @@ func BenchmarkFetch(b *testing.B) {
 		})
 	}
 }
+
+// TestFetchParallelCancelled: a deploy cancelled before or during the transfer never
+// leaves a staged file, however far the streams got.
+func TestFetchParallelCancelled(t *testing.T) {
+	srv, hs, img := rangeImage(t, 4<<20)
+	c := &repoClient{http: hs.Client(), streams: 2}
+	path := filepath.Join(t.TempDir(), "base")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := c.fetch(ctx, img, "", path, nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled before it began: %v", err)
+	}
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	err := c.fetch(ctx, img, "", path, func(done, _ int64) {
+		if done >= 1<<20 {
+			cancel()
+		}
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled midway: %v", err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatal("a cancelled transfer was staged")
+	}
+	if err := c.fetch(context.Background(), img, "", path, nil); err != nil {
+		t.Fatal(err)
+	}
+	sameFile(t, path, srv.data)
+}

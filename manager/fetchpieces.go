@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -122,6 +123,13 @@ func (c *repoClient) fetchPieces(ctx context.Context, img *manifestImage, token 
 		})
 	}
 	wg.Wait()
+	// A stream stops silently between pieces once ctx is done: whatever the
+	// streams say, every piece must be there before the file may be committed.
+	for i := 0; firstErr == nil && i < len(good); i++ {
+		if !good[i] {
+			firstErr = fmt.Errorf("fetch %s image from %s (resumable): piece %d did not come: %w", img.Role, img.Location, i, cmp.Or(ctx.Err(), errors.New("no stream took it")))
+		}
+	}
 	if errors.Is(firstErr, errRangeIgnored) {
 		// The single stream resumes from a prefix: keep the matching pieces it begins with.
 		keep := int64(0)
