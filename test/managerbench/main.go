@@ -58,6 +58,7 @@ import (
 	"github.com/vws-grid/vws/internal/server"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
+	"github.com/vws-grid/vws/manager"
 	"github.com/vws-grid/vws/test/benchutil"
 	"github.com/vws-grid/vws/test/guest"
 )
@@ -501,9 +502,18 @@ func (b *bench) cachedDeploy(ticker []byte) error {
 //     embedded default): the manager takes the pool's file by a hard link and checks
 //     it against the manifest's chunk digests on every core;
 //   - on a second, manager-only server with its own data directory (another host's
-//     manager): a GET from the first server's Repository, hashed while written, then
-//     fsync'd.
+//     manager): parallel range GETs from the first server's Repository, one piece
+//     each, every piece checked once written, then fsync'd. MANAGERBENCH_FETCH_STREAMS
+//     sets how many (vws serve --fetch-streams; 1: one GET, checked while it arrives).
 func (b *bench) staging() error {
+	streams := manager.DefaultFetchStreams
+	if v := os.Getenv("MANAGERBENCH_FETCH_STREAMS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return fmt.Errorf("MANAGERBENCH_FETCH_STREAMS=%q: give a count of at least 1", v)
+		}
+		streams = n
+	}
 	src := filepath.Join(b.dir, "big.raw")
 	if err := benchutil.WriteRandom(src, b.size); err != nil {
 		return err
@@ -529,7 +539,7 @@ func (b *bench) staging() error {
 	// Another host's manager: its own server, data directory and cache.
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	b.srv2, err = server.New(b.ctx, server.Config{DataDir: filepath.Join(b.dir, "data2"), Logger: logger, Roles: []string{"manager"},
-		Manager: server.ManagerConfig{Host: "managerbench-remote", GracePeriod: 5 * time.Second}})
+		Manager: server.ManagerConfig{Host: "managerbench-remote", GracePeriod: 5 * time.Second, FetchStreams: streams}})
 	if err != nil {
 		return err
 	}
@@ -618,11 +628,15 @@ func (b *bench) staging() error {
 		return "MISSES"
 	}
 	size := benchutil.FormatSize(b.size)
+	how := fmt.Sprintf("%d parallel range GETs", streams)
+	if streams == 1 {
+		how = "one GET"
+	}
 	b.rows = append(b.rows,
 		row{section: "4", what: fmt.Sprintf("staging %s from the co-located pool (link + chunk check on every core)", size), mgr: sl,
 			extra: fmt.Sprintf("%.0f MB/s; /cp %.2f (target ≥ 0.80: %s); the cache entry is %s", rsl, rsl/rcp, verdict(rsl/rcp), linked)},
 		row{section: "4", what: "  the whole Deploy around it", mgr: dl, extra: fmt.Sprintf("%.0f MB/s; /cp %.2f", rl, rl/rcp)},
-		row{section: "4", what: fmt.Sprintf("staging %s on another manager (HTTP GET, chunk check, write, fsync)", size), mgr: sr,
+		row{section: "4", what: fmt.Sprintf("staging %s on another manager (HTTP, %s, chunk check, write, fsync)", size, how), mgr: sr,
 			extra: fmt.Sprintf("%.0f MB/s; /cp %.2f (target ≥ 0.80: %s); /(cp && sync) %.2f (%s)", rsr, rsr/rcp, verdict(rsr/rcp), rsr/rcps, verdict(rsr/rcps))},
 		row{section: "4", what: "  the whole Deploy around it", mgr: dr, extra: fmt.Sprintf("%.0f MB/s; /cp %.2f", rr, rr/rcp)},
 		row{section: "4", what: "  cp FILE (same file system, page cache)", mgr: cp, extra: fmt.Sprintf("%.0f MB/s", rcp)},
