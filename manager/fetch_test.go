@@ -551,3 +551,106 @@ func TestFetchParallelCancelled(t *testing.T) {
 	}
 	sameFile(t, path, srv.data)
 }
+
+// TestSpansOf: missing pieces go in runs of consecutive ones, no longer than a share
+// that keeps an image at about streams×spansPerStream requests.
+func TestSpansOf(t *testing.T) {
+	seq := func(from, to int) []int {
+		var out []int
+		for i := from; i < to; i++ {
+			out = append(out, i)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		missing []int
+		streams int
+		want    []span
+	}{
+		{seq(0, 4), 4, []span{{0, 1}, {1, 1}, {2, 1}, {3, 1}}},
+		{seq(0, 16), 4, func() (s []span) {
+			for i := range 16 {
+				s = append(s, span{i, 1})
+			}
+			return
+		}()},
+		{seq(0, 40), 2, []span{{0, 5}, {5, 5}, {10, 5}, {15, 5}, {20, 5}, {25, 5}, {30, 5}, {35, 5}}},
+		{[]int{1, 3}, 2, []span{{1, 1}, {3, 1}}},
+		{append(seq(0, 10), seq(20, 30)...), 1, []span{{0, 5}, {5, 5}, {20, 5}, {25, 5}}},
+		{[]int{0, 1, 2, 7}, 1, []span{{0, 1}, {1, 1}, {2, 1}, {7, 1}}},
+		{seq(0, 3200), 4, func() (s []span) {
+			for i := 0; i < 3200; i += 200 {
+				s = append(s, span{i, 200})
+			}
+			return
+		}()},
+	} {
+		if got := spansOf(tc.missing, tc.streams); !slices.Equal(got, tc.want) {
+			t.Errorf("spansOf(%d missing, %d streams) = %v, want %v", len(tc.missing), tc.streams, got, tc.want)
+		}
+	}
+}
+
+// TestFetchLargeImageInRuns: an image of many pieces comes in runs of pieces, one
+// range request each (a request is an audit record at the Repository), every piece
+// still checked on its own: a bad byte is refused naming its piece, and a resumed
+// transfer asks only for the runs of pieces it lacks.
+func TestFetchLargeImageInRuns(t *testing.T) {
+	srv, hs, img := rangeImage(t, 40<<20) // forty 1 MiB pieces
+	c := &repoClient{http: hs.Client(), streams: 2}
+	path := filepath.Join(t.TempDir(), "base")
+	if err := c.fetch(context.Background(), img, "tok", path, nil); err != nil {
+		t.Fatal(err)
+	}
+	sameFile(t, path, srv.data)
+	runs := func(firsts ...int) []string {
+		var out []string
+		for _, i := range firsts {
+			out = append(out, fmt.Sprintf("bytes=%d-%d", i<<20, (i+5)<<20-1))
+		}
+		slices.Sort(out)
+		return out
+	}
+	if ranges, _ := srv.served(); !slices.Equal(ranges, runs(0, 5, 10, 15, 20, 25, 30, 35)) {
+		t.Fatalf("served %q, want eight runs of five pieces", ranges)
+	}
+
+	bad := bytes.Clone(srv.data)
+	bad[13<<20+99] ^= 1
+	srv.hook = func(w http.ResponseWriter, r *http.Request) bool {
+		http.ServeContent(w, r, "image", time.Time{}, bytes.NewReader(bad))
+		return true
+	}
+	os.Remove(path)
+	err := c.fetch(context.Background(), img, "", path, nil)
+	if !errors.Is(err, errdefs.ErrImageIntegrity) || !strings.Contains(err.Error(), "(chunk 13)") {
+		t.Fatalf("a bad byte in piece 13: %v", err)
+	}
+	for _, p := range []string{path, path + ".part"} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s exists after a failed verification", filepath.Base(p))
+		}
+	}
+	srv.hook = nil
+	srv.served()
+
+	// A .part holding all but pieces 10–19: those ten alone are asked for, in runs of
+	// two (ten pieces for two streams, four runs each at most).
+	part := bytes.Clone(srv.data)
+	clear(part[10<<20 : 20<<20])
+	if err := os.WriteFile(path+".part", part, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.fetch(context.Background(), img, "", path, nil); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i := 10; i < 20; i += 2 {
+		want = append(want, fmt.Sprintf("bytes=%d-%d", i<<20, (i+2)<<20-1))
+	}
+	slices.Sort(want)
+	if ranges, _ := srv.served(); !slices.Equal(ranges, want) {
+		t.Fatalf("the resumed transfer asked for %q, want %q", ranges, want)
+	}
+	sameFile(t, path, srv.data)
+}
