@@ -14,6 +14,7 @@ import (
 
 	"github.com/vws-grid/vws/internal/chunkhash"
 	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/transfer"
 )
 
 // DefaultFetchStreams is how many HTTP range requests stage an image whose manifest
@@ -232,7 +233,7 @@ func (c *repoClient) readPiece(ctx context.Context, img *manifestImage, body io.
 			done += int64(k)
 			prog.add(int64(k))
 			if done-flushed >= pieceWritebackEvery {
-				startWriteback(f, off+flushed, done-flushed)
+				transfer.StartWriteback(f, off+flushed, done-flushed)
 				flushed = done
 			}
 		}
@@ -244,7 +245,7 @@ func (c *repoClient) readPiece(ctx context.Context, img *manifestImage, body io.
 		}
 	}
 	if done > flushed {
-		startWriteback(f, off+flushed, done-flushed)
+		transfer.StartWriteback(f, off+flushed, done-flushed)
 	}
 	// Read back from the page cache (mapped, not copied): hashing the bytes in the
 	// buffer on their way instead measured no faster (BenchmarkFetch, 4 streams: 1,090

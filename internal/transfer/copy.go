@@ -18,7 +18,7 @@ const (
 	chunkSize = 1 << 20
 	nChunks   = 4
 	// writebackEvery: how much written data to let pile up in the page cache before
-	// asking the kernel to start writing it out (see startWriteback), so the fsync at
+	// asking the kernel to start writing it out (see StartWriteback), so the fsync at
 	// the end has little left to do.
 	writebackEvery = 8 << 20
 )
@@ -86,7 +86,7 @@ func CopyHashed(ctx context.Context, dst io.Writer, src io.Reader, h hash.Hash, 
 				}
 				written += int64(len(b))
 				if f != nil && written-flushed >= writebackEvery {
-					startWriteback(f, flushed, written-flushed)
+					StartWriteback(f, flushed, written-flushed)
 					flushed = written
 				}
 				if opt.Written != nil && writeErr == nil {

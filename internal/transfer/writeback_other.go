@@ -4,5 +4,5 @@ package transfer
 
 import "os"
 
-// startWriteback is a no-op where sync_file_range does not exist; fsync does it all.
-func startWriteback(*os.File, int64, int64) {}
+// StartWriteback is a no-op where sync_file_range does not exist; fsync does it all.
+func StartWriteback(*os.File, int64, int64) {}
