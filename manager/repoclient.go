@@ -362,8 +362,7 @@ func (c *repoClient) fetch(ctx context.Context, img *manifestImage, token, path 
 				f.Close()
 				os.Remove(part)
 				return errdefs.WithAdvice(fmt.Errorf("%w: the %s image %s from %s: %w",
-					errdefs.ErrImageIntegrity, img.Role, img.Digest, img.Location, cerr),
-					"the repository's copy is damaged or was substituted: nothing was defined or booted; tell the repository's administrator")
+					errdefs.ErrImageIntegrity, img.Role, img.Digest, img.Location, cerr), integrityAdvice)
 			}
 			if cerr != nil && err != nil && copyCtx.Err() != nil && ctx.Err() == nil {
 				// The check failed (reading a piece back), and stopped the copy: say why.
@@ -390,8 +389,7 @@ func (c *repoClient) fetch(ctx context.Context, img *manifestImage, token, path 
 			what = "its pieces not all matching the manifest's list"
 		}
 		return errdefs.WithAdvice(fmt.Errorf("%w: the %s image from %s has %d bytes with %s; the manifest says %d bytes, %s",
-			errdefs.ErrImageIntegrity, img.Role, img.Location, have, what, img.Size, img.Digest),
-			"the repository's copy is damaged or was substituted: nothing was defined or booted; tell the repository's administrator")
+			errdefs.ErrImageIntegrity, img.Role, img.Location, have, what, img.Size, img.Digest), integrityAdvice)
 	}
 	if err := f.Close(); err != nil {
 		return err
