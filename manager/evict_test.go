@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -124,5 +125,41 @@ func TestCacheDoesNotCountPoolLinks(t *testing.T) {
 	stageDone(t, m, imgs[1]) // transferred: 3 MiB of the cache's own, within 4
 	if got := cached(m); !got[imgs[0].Digest] || !got[imgs[1].Digest] {
 		t.Fatalf("cache %v: a linked entry was counted against the budget", got)
+	}
+}
+
+// TestDropStaleParts: an interrupted transfer's .part file waits partKeep for a deploy
+// to resume it, then goes; one whose transfer is in flight (its digest locked) stays
+// however old, and nothing but .part files is touched.
+func TestDropStaleParts(t *testing.T) {
+	c := &cache{dir: t.TempDir(), inflight: map[string]*sync.Mutex{}}
+	now := time.Now()
+	hexOf := func(b byte) string { return strings.Repeat(string("0123456789abcdef"[b]), 64) }
+	write := func(name string, age time.Duration) {
+		p := filepath.Join(c.dir, name)
+		if err := os.WriteFile(p, []byte("partial"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, now.Add(-age), now.Add(-age)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(hexOf(1)+".part", time.Hour)          // recent: a retry resumes it
+	write(hexOf(2)+".part", partKeep+time.Hour) // stale
+	write(hexOf(3)+".part", partKeep+time.Hour) // stale, but its transfer is in flight
+	write(hexOf(4), partKeep+time.Hour)         // an old cache entry, not a .part
+	unlock := c.lock("sha256:" + hexOf(3))
+	got := c.dropStaleParts(now)
+	unlock()
+	if len(got) != 1 || got[0] != hexOf(2)+".part" {
+		t.Fatalf("dropped %q, want only the stale .part no transfer holds", got)
+	}
+	for _, name := range []string{hexOf(1) + ".part", hexOf(3) + ".part", hexOf(4)} {
+		if _, err := os.Stat(filepath.Join(c.dir, name)); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if got := c.dropStaleParts(now); len(got) != 1 || got[0] != hexOf(3)+".part" {
+		t.Fatalf("once its transfer ended, dropped %q", got)
 	}
 }

@@ -194,6 +194,8 @@ func (m *Manager) loop() {
 	rctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	m.recover(rctx)
 	cancel()
+	m.dropStaleParts()
+	lastPartSweep := time.Now()
 	t := time.NewTicker(m.cfg.ReconcileEvery)
 	defer t.Stop()
 	for {
@@ -212,6 +214,20 @@ func (m *Manager) loop() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		m.reconcile(ctx)
 		cancel()
+		if time.Since(lastPartSweep) >= partSweepEvery {
+			m.dropStaleParts()
+			lastPartSweep = time.Now()
+		}
+	}
+}
+
+// partSweepEvery: stale .part files are looked for at start and then hourly, not on
+// every reconcile round (which reads the cache directory each time).
+const partSweepEvery = time.Hour
+
+func (m *Manager) dropStaleParts() {
+	for _, name := range m.cache.dropStaleParts(time.Now()) {
+		m.log.Info("removed an interrupted transfer no deploy resumed", "file", name, "kept", partKeep)
 	}
 }
 

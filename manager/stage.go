@@ -148,6 +148,37 @@ func (c *cache) sweep() {
 	}
 }
 
+// partKeep is how long an interrupted transfer's .part file waits in the cache for a
+// deploy to resume it: a retry within the day moves only what is missing, and one
+// never retried does not hold its bytes (up to a whole image) for ever.
+const partKeep = 24 * time.Hour
+
+// dropStaleParts removes the .part files not written to for partKeep, except those of
+// a transfer in flight (its digest's lock is held), and returns their names.
+func (c *cache) dropStaleParts(now time.Time) []string {
+	ents, _ := os.ReadDir(c.dir)
+	var dropped []string
+	for _, e := range ents {
+		hexDigest, ok := strings.CutSuffix(e.Name(), ".part")
+		if !ok {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil || now.Sub(fi.ModTime()) < partKeep {
+			continue
+		}
+		unlock, free := c.tryLock("sha256:" + hexDigest)
+		if !free {
+			continue
+		}
+		if os.Remove(filepath.Join(c.dir, e.Name())) == nil {
+			dropped = append(dropped, e.Name())
+		}
+		unlock()
+	}
+	return dropped
+}
+
 // cachedImage is one entry of the host cache.
 type cachedImage struct {
 	Digest string
