@@ -68,7 +68,8 @@ type Config struct {
 	// no deployment uses are evicted.
 	CacheMaxBytes int64
 	// FetchStreams is how many parallel range requests stage an image whose manifest
-	// lists its pieces, one piece each (0: DefaultFetchStreams; 1: one GET per image).
+	// lists its pieces, a piece or a run of pieces each (0: DefaultFetchStreams; 1: one
+	// GET per image).
 	FetchStreams int
 	// LocalImages, when set, is the image pool of a Repository in the same process:
 	// pool images are staged from it without an HTTP transfer (still checked).

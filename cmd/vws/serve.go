@@ -110,7 +110,7 @@ anonymous, only with --insecure. Test credentials: vws pki.`,
 	f.StringVar(&o.publicURL, "public-url", "", "base URL others reach this server at, as in its EPRs and its own calls\n(default: the listen address; over TLS on an unspecified address, the host certificate's name)")
 	f.DurationVar(&o.grace, "grace", 30*time.Second, "manager: how long a normal shutdown waits for the guest before forcing it off")
 	f.StringVar(&o.cacheMax, "cache-max", "", "manager: bound on the image bytes the host cache alone holds, e.g. 50GiB; past it the least recently used images no deployment uses are evicted (default: no bound)")
-	f.IntVar(&o.streams, "fetch-streams", manager.DefaultFetchStreams, "manager: parallel HTTP range requests, one piece each, that stage an image from another server's repository when its manifest lists the pieces (1: one GET)")
+	f.IntVar(&o.streams, "fetch-streams", manager.DefaultFetchStreams, "manager: parallel HTTP range requests (a piece, or a run of pieces of a large image, each) that stage an image from another server's repository when its manifest lists the pieces (1: one GET)")
 	f.DurationVar(&o.reconcile, "reconcile-every", 2*time.Second, "manager: how often to compare the journal with what libvirt runs (and retry failed state reports), besides right after libvirt reports a guest stopped or crashed")
 	return cmd
 }
