@@ -45,7 +45,12 @@ func (m *Manager) Service(contract fs.FS) (*container.Service, error) {
 			PropMemoryFree, PropDeployedWorkspaces, PropCachedImages},
 		Build: m.hostProperties,
 	})
-	svc.Handle("Deploy", func(ctx context.Context, req *container.Request) (*etree.Element, error) {
+	// Deploy, Start, Unpause (of a serialized workspace), Shutdown and Undeploy last
+	// as long as their work: an image transfer, restoring or saving a guest's RAM, the
+	// grace period a guest is given (a client may ask for minutes). The container's
+	// handler timeout would cut them off midway — a Normal shutdown never reaching its
+	// forced power-off — so they end with their work, or when the caller hangs up.
+	svc.HandleUnbounded("Deploy", func(ctx context.Context, req *container.Request) (*etree.Element, error) {
 		epr, err := workspaceRef(req.Payload)
 		if err != nil {
 			return nil, err
@@ -59,8 +64,8 @@ func (m *Manager) Service(contract fs.FS) (*container.Service, error) {
 		out.CreateElement("mgr:Host").SetText(res.Host)
 		return out, nil
 	})
-	simple := func(op string, f func(context.Context, *wsa.EPR) (Result, error)) {
-		svc.Handle(op, func(ctx context.Context, req *container.Request) (*etree.Element, error) {
+	simple := func(op string, handle func(string, container.Handler), f func(context.Context, *wsa.EPR) (Result, error)) {
+		handle(op, func(ctx context.Context, req *container.Request) (*etree.Element, error) {
 			epr, err := workspaceRef(req.Payload)
 			if err != nil {
 				return nil, err
@@ -72,10 +77,10 @@ func (m *Manager) Service(contract fs.FS) (*container.Service, error) {
 			return response(op+"Response", res.State), nil
 		})
 	}
-	simple("Start", m.Start)
-	simple("Pause", m.Pause)
-	simple("Unpause", m.Unpause)
-	svc.Handle("Shutdown", func(ctx context.Context, req *container.Request) (*etree.Element, error) {
+	simple("Start", svc.HandleUnbounded, m.Start)
+	simple("Pause", svc.Handle, m.Pause)
+	simple("Unpause", svc.HandleUnbounded, m.Unpause)
+	svc.HandleUnbounded("Shutdown", func(ctx context.Context, req *container.Request) (*etree.Element, error) {
 		epr, err := workspaceRef(req.Payload)
 		if err != nil {
 			return nil, err
@@ -92,7 +97,7 @@ func (m *Manager) Service(contract fs.FS) (*container.Service, error) {
 		}
 		return response("ShutdownResponse", res.State), nil
 	})
-	svc.Handle("Undeploy", func(ctx context.Context, req *container.Request) (*etree.Element, error) {
+	svc.HandleUnbounded("Undeploy", func(ctx context.Context, req *container.Request) (*etree.Element, error) {
 		epr, err := workspaceRef(req.Payload)
 		if err != nil {
 			return nil, err

@@ -77,3 +77,30 @@ func TestManagerGT4Dialect(t *testing.T) {
 		t.Fatal("the domain outlived the undeploy")
 	}
 }
+
+// TestShutdownGraceOutlastsTheHandlerTimeout: a Normal shutdown of a guest that does
+// not answer the ACPI power button waits the grace period the client asked for —
+// longer than the container's 30 s bound on an operation — and then forces the guest
+// off, as the contract says, rather than failing at 30 s with the guest still running.
+func TestShutdownGraceOutlastsTheHandlerTimeout(t *testing.T) {
+	t.Parallel()
+	s := StartMgrServer(t, MgrServerOptions{HostName: "grace-host"})
+	ImportGuest(t, s)
+	// The job stops the guest's acpid first: the power button then does nothing.
+	w := CreateWorkspace(t, s, TickerDescription(t, `echo "hello from the $1 job"`, `killall acpid; echo "hello from the $1 job"`))
+	s.MustCLI(t, "deploy", w.EPRFile, "--state", "running")
+	WaitConsole(t, s, w, 90*time.Second, "the job's greeting", func(c string) bool { return strings.Contains(c, "hello from the grid job") })
+	t0 := time.Now()
+	s.MustCLI(t, "shutdown", w.EPRFile, "--mode", "normal", "--grace", "33s")
+	took := time.Since(t0)
+	if took < 33*time.Second {
+		t.Fatalf("the shutdown returned after %v, before its 33 s grace: the guest answered the power button after all", took.Round(time.Millisecond))
+	}
+	if hw := ReadHost(t, s).Workspaces[w.Key]; hw.State != "shutdown" || !strings.Contains(hw.Detail, "forced off") {
+		t.Fatalf("after the grace: %+v; want shutdown, forced off", hw)
+	}
+	if st := DomainState(w.Domain()); st != "shut off" {
+		t.Fatalf("the domain is %q", st)
+	}
+	t.Logf("forced off after %v", took.Round(time.Millisecond))
+}

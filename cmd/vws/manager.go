@@ -96,7 +96,7 @@ workspace deployed with --state running continues where it stopped.`,
 			}
 			start := time.Now()
 			stop := showStaging(cmd.Context(), mgr.Address, keyOfEPR(ws))
-			resp, err := soapClient().Invoke(cmd.Context(), mgr, "Deploy", body)
+			resp, err := lifecycleClient().Invoke(cmd.Context(), mgr, "Deploy", body)
 			stop()
 			if err != nil {
 				return err
@@ -175,7 +175,7 @@ func newLifecycleCommand(op, short string) *cobra.Command {
 				return err
 			}
 			start := time.Now()
-			resp, err := soapClient().Invoke(cmd.Context(), mgr, op, mgrBody(op, ws))
+			resp, err := lifecycleClient().Invoke(cmd.Context(), mgr, op, mgrBody(op, ws))
 			if err != nil {
 				return err
 			}
@@ -215,7 +215,7 @@ func newShutdownCommand() *cobra.Command {
 				body.CreateElement("mgr:GracePeriod").SetText(fmt.Sprintf("PT%gS", grace.Seconds()))
 			}
 			start := time.Now()
-			resp, err := soapClient().Invoke(cmd.Context(), mgr, "Shutdown", body)
+			resp, err := lifecycleClient().Invoke(cmd.Context(), mgr, "Shutdown", body)
 			if err != nil {
 				return err
 			}

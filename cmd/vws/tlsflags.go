@@ -100,6 +100,16 @@ func soapClient() *client.Client {
 	return c
 }
 
+// lifecycleClient is soapClient without the overall timeout, for the Manager
+// operations that last as long as their work (staging an image, restoring or saving a
+// guest's RAM, a shutdown's grace period): the server bounds them, and Ctrl-C ends
+// them (the manager then undoes a deploy).
+func lifecycleClient() *client.Client {
+	c := soapClient()
+	c.HTTP.Timeout = 0
+	return c
+}
+
 // messageSecurity is --sign: the TLS credential signs the requests, and the answers
 // must be signed by a certificate the same trusted CAs vouch for.
 func messageSecurity() (*wssec.Signer, *wssec.Verifier, error) {

@@ -31,7 +31,8 @@ const ServicesPath = "/wsrf/services/"
 type Config struct {
 	// MaxBodyBytes bounds a SOAP request body; larger ones get HTTP 413. Default 1 MiB.
 	MaxBodyBytes int64
-	// HandlerTimeout bounds one operation. Default 30 s.
+	// HandlerTimeout bounds one operation (except those registered with
+	// Service.HandleUnbounded). Default 30 s.
 	HandlerTimeout time.Duration
 	// Logger receives one record per request. Default slog.Default().
 	Logger *slog.Logger
@@ -203,8 +204,11 @@ func (c *Container) serveSOAP(w http.ResponseWriter, r *http.Request, svc *Servi
 	}
 	cl.signed = signed
 	ctx := context.WithValue(identity.With(r.Context(), caller), requestKey{}, req)
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.HandlerTimeout)
-	defer cancel()
+	if !svc.Unbounded(req.Operation.Name) {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.HandlerTimeout)
+		defer cancel()
+	}
 	if c.cfg.Authorize != nil {
 		if err := c.cfg.Authorize(ctx, req); err != nil {
 			c.fail(w, r, cl, http.StatusInternalServerError, err, "")

@@ -93,6 +93,8 @@ type Service struct {
 	Key       wsa.QName
 	contracts map[*dialect.Dialect]*contract.Service
 	handlers  map[string]Handler
+	// unbounded names the operations HandleUnbounded registered.
+	unbounded map[string]bool
 }
 
 // NewService reads the service's WSDL in every dialect from the contract FS
@@ -112,7 +114,22 @@ func NewService(contractFS fs.FS, wsdlDir, name string, key wsa.QName) (*Service
 // Handle registers h for the operation named op (in every dialect).
 func (s *Service) Handle(op string, h Handler) {
 	s.handlers[op] = h
+	delete(s.unbounded, op)
 }
+
+// HandleUnbounded registers h for op without the container's HandlerTimeout: for an
+// operation whose length the work decides (an image transfer, a guest's grace period,
+// saving its RAM), which bounds itself and ends when the caller hangs up.
+func (s *Service) HandleUnbounded(op string, h Handler) {
+	s.handlers[op] = h
+	if s.unbounded == nil {
+		s.unbounded = map[string]bool{}
+	}
+	s.unbounded[op] = true
+}
+
+// Unbounded reports whether op was registered by HandleUnbounded.
+func (s *Service) Unbounded(op string) bool { return s.unbounded[op] }
 
 // Contract returns the service's WSDL operations in dialect d.
 func (s *Service) Contract(d *dialect.Dialect) *contract.Service { return s.contracts[d] }
