@@ -186,7 +186,7 @@ func (c *repoClient) fetchSpan(ctx context.Context, img *manifestImage, token st
 	}
 	want := fmt.Sprintf("bytes=%d-%d", start, end-1)
 	req.Header.Set("Range", want)
-	resp, err := c.http.Do(req)
+	resp, err := c.transfer(req)
 	if err != nil {
 		return fmt.Errorf("fetch %s image from %s (resumable), %s: %w", img.Role, img.Location, want, err)
 	}

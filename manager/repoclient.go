@@ -318,7 +318,7 @@ func (c *repoClient) fetch(ctx context.Context, img *manifestImage, token, path 
 		if have > 0 {
 			req.Header.Set("Range", fmt.Sprintf("bytes=%d-", have))
 		}
-		resp, err := c.http.Do(req)
+		resp, err := c.transfer(req)
 		if err != nil {
 			return fmt.Errorf("fetch %s image from %s: %w", img.Role, img.Location, err)
 		}
@@ -471,7 +471,7 @@ func (c *repoClient) upload(ctx context.Context, r *record, kind, path string) (
 	req.Header.Set(lockHeader, r.Token)
 	req.Header.Set("X-Vws-Sha256", digest)
 	req.Header.Set("Content-Type", "application/octet-stream")
-	resp, err := c.http.Do(req)
+	resp, err := c.transfer(req)
 	if err != nil {
 		return "", fmt.Errorf("upload the %s to %s: %w", kind, url, err)
 	}
