@@ -149,7 +149,12 @@ func (m *Manager) apply(ctx context.Context, c change) {
 	if !ok {
 		return
 	}
-	defer unlock()
+	handedOff := false // the lock went to a goroutine finishing an undeploy
+	defer func() {
+		if !handedOff {
+			unlock()
+		}
+	}()
 	rec, err := m.journal.get(c.Key)
 	if err != nil {
 		return // finished meanwhile
@@ -194,11 +199,31 @@ func (m *Manager) apply(ctx context.Context, c change) {
 		}
 		log.Info("undid an interrupted deploy")
 	case finishUnstage:
-		if _, err := m.finishUndeploy(ctx, rec); err != nil {
-			log.Warn("finish an interrupted undeploy; will retry", "err", err)
-			return
-		}
-		log.Info("finished an interrupted undeploy")
+		// Uploading the overlay and saved RAM takes what their size and the link take:
+		// not within this round's deadline (it would be cut off at every retry) and
+		// not holding up the other workspaces' reconciliation. The workspace's lock goes
+		// with it, so no round starts it twice; the transfers bound themselves (a stall
+		// gives up), and closing the manager stops it.
+		handedOff = true
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			defer unlock()
+			fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+			defer cancel()
+			go func() {
+				select {
+				case <-m.stop:
+					cancel()
+				case <-fctx.Done():
+				}
+			}()
+			if _, err := m.finishUndeploy(fctx, rec); err != nil {
+				log.Warn("finish an interrupted undeploy; will retry", "err", err)
+				return
+			}
+			log.Info("finished an interrupted undeploy")
+		}()
 	case redefine:
 		if err := m.hv.Define(ctx, rec.Spec); err != nil {
 			log.Warn("redefine a lost domain", "err", err)
