@@ -55,7 +55,7 @@ func (m *Manager) evictCache() {
 		if inUse[e.digest] {
 			continue
 		}
-		unlock, ok := m.cache.tryLock(e.digest)
+		unlock, ok := m.cache.inflight.tryLock(e.digest)
 		if !ok {
 			continue // being staged or checked right now
 		}

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -132,7 +131,7 @@ func TestCacheDoesNotCountPoolLinks(t *testing.T) {
 // to resume it, then goes; one whose transfer is in flight (its digest locked) stays
 // however old, and nothing but .part files is touched.
 func TestDropStaleParts(t *testing.T) {
-	c := &cache{dir: t.TempDir(), inflight: map[string]*sync.Mutex{}}
+	c := &cache{dir: t.TempDir()}
 	now := time.Now()
 	hexOf := func(b byte) string { return strings.Repeat(string("0123456789abcdef"[b]), 64) }
 	write := func(name string, age time.Duration) {
@@ -148,7 +147,7 @@ func TestDropStaleParts(t *testing.T) {
 	write(hexOf(2)+".part", partKeep+time.Hour) // stale
 	write(hexOf(3)+".part", partKeep+time.Hour) // stale, but its transfer is in flight
 	write(hexOf(4), partKeep+time.Hour)         // an old cache entry, not a .part
-	unlock := c.lock("sha256:" + hexOf(3))
+	unlock := c.inflight.lock("sha256:" + hexOf(3))
 	got := c.dropStaleParts(now)
 	unlock()
 	if len(got) != 1 || got[0] != hexOf(2)+".part" {

@@ -170,7 +170,7 @@ func TestStageSharedUsesTheCache(t *testing.T) {
 		http.ServeContent(w, r, "image", time.Time{}, bytes.NewReader(data))
 	}))
 	defer hs.Close()
-	m := &Manager{cache: &cache{dir: t.TempDir(), inflight: map[string]*sync.Mutex{}}, repo: &repoClient{http: hs.Client()}, metrics: newMetrics(nil)}
+	m := &Manager{cache: &cache{dir: t.TempDir()}, repo: &repoClient{http: hs.Client()}, metrics: newMetrics(nil)}
 	img := &manifestImage{Role: "base", Digest: digest, Size: int64(len(data)), Location: hs.URL + "/images/" + digest}
 	for i, wantHit := range []bool{false, true, true} {
 		path, hit, err := m.stageShared(context.Background(), img, "", nil)

@@ -85,7 +85,7 @@ func (m *Manager) Deploy(ctx context.Context, epr *wsa.EPR, initial string) (Res
 	default:
 		return Result{}, fmt.Errorf("%w: initial state %q is not shutdown, running or paused", errdefs.ErrBadRequest, initial)
 	}
-	unlock := m.lock(key)
+	unlock := m.locks.lock(key)
 	defer unlock()
 	if rec, err := m.journal.get(key); err == nil {
 		return Result{}, errdefs.WithAdvice(&errdefs.StateError{Current: rec.Phase + "/" + rec.State + " on " + m.cfg.Host, Requested: "staging"},
@@ -392,7 +392,7 @@ func (m *Manager) withDeployed(ctx context.Context, epr *wsa.EPR, op policy.Oper
 	if err != nil {
 		return err
 	}
-	unlock := m.lock(key)
+	unlock := m.locks.lock(key)
 	defer unlock()
 	rec, err := m.deployed(key)
 	if err != nil {

@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -59,7 +58,7 @@ func localManager(t *testing.T, pool LocalImages, hs *httptest.Server) *Manager 
 	// The cache sits beside the pool, on one file system, as in one server's data dir.
 	root := t.TempDir()
 	os.Mkdir(filepath.Join(root, "cache"), 0o700)
-	return &Manager{cache: &cache{dir: filepath.Join(root, "cache"), inflight: map[string]*sync.Mutex{}},
+	return &Manager{cache: &cache{dir: filepath.Join(root, "cache")},
 		repo: &repoClient{http: hs.Client()}, cfg: Config{LocalImages: pool}, log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		metrics: newMetrics(nil)}
 }

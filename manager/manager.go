@@ -96,8 +96,7 @@ type Manager struct {
 	valid   Validator
 	metrics *metrics
 
-	mu    sync.Mutex
-	locks map[string]*sync.Mutex // per workspace: one operation at a time
+	locks keyedLocks // per workspace: one operation at a time
 	// progress of deploys in flight, by key (for the CLI's progress bar).
 	progress sync.Map
 
@@ -153,9 +152,8 @@ func New(cfg Config, hv Hypervisor, valid Validator) (*Manager, error) {
 		cfg: cfg, hv: hv, log: cfg.Logger, valid: valid,
 		repo:    &repoClient{soap: &client.Client{HTTP: cfg.HTTP}, http: cfg.HTTP, trust: cfg.ManifestTrust, streams: configuredStreams(cfg.FetchStreams)},
 		journal: &journal{dir: filepath.Join(cfg.Dir, "journal")},
-		cache:   &cache{dir: filepath.Join(cfg.Dir, "cache"), inflight: map[string]*sync.Mutex{}},
+		cache:   &cache{dir: filepath.Join(cfg.Dir, "cache")},
 		metrics: newMetrics(cfg.Metrics),
-		locks:   map[string]*sync.Mutex{},
 		stop:    make(chan struct{}), reportq: make(chan string, 4096), kick: make(chan struct{}, 1),
 	}
 	if es, ok := hv.(eventSource); ok {
@@ -252,34 +250,6 @@ func (m *Manager) onEvent(e vmm.Event) {
 
 func (m *Manager) workspaceDir(key string) string {
 	return filepath.Join(m.cfg.Dir, "workspaces", key)
-}
-
-// mutex is the lock that serializes operations on one workspace.
-func (m *Manager) mutex(key string) *sync.Mutex {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	l := m.locks[key]
-	if l == nil {
-		l = &sync.Mutex{}
-		m.locks[key] = l
-	}
-	return l
-}
-
-// lock waits for the workspace's lock and returns its release.
-func (m *Manager) lock(key string) func() {
-	l := m.mutex(key)
-	l.Lock()
-	return l.Unlock
-}
-
-// tryLock takes the workspace's lock only if it is free.
-func (m *Manager) tryLock(key string) (func(), bool) {
-	l := m.mutex(key)
-	if !l.TryLock() {
-		return nil, false
-	}
-	return l.Unlock, true
 }
 
 // selfEPR is this manager's endpoint reference, in the dialect of the workspace's.

@@ -103,7 +103,7 @@ func (m *Manager) recover(ctx context.Context) {
 			continue
 		}
 		// A deploy that began meanwhile holds the lock and has journaled first.
-		unlock, ok := m.tryLock(key)
+		unlock, ok := m.locks.tryLock(key)
 		if !ok {
 			continue
 		}
@@ -145,7 +145,7 @@ func (m *Manager) reconcile(ctx context.Context) {
 func (m *Manager) apply(ctx context.Context, c change) {
 	// An operation in flight holds the lock and journals its own outcome: skip this
 	// round rather than stall the others behind a long deploy.
-	unlock, ok := m.tryLock(c.Key)
+	unlock, ok := m.locks.tryLock(c.Key)
 	if !ok {
 		return
 	}
@@ -260,7 +260,7 @@ func (m *Manager) forgetDestroyed(ctx context.Context, recs []*record) bool {
 		if _, _, err := m.repo.whereabouts(ctx, rec); !errors.Is(err, errdefs.ErrResourceUnknown) {
 			continue
 		}
-		unlock, ok := m.tryLock(rec.Key)
+		unlock, ok := m.locks.tryLock(rec.Key)
 		if !ok {
 			continue
 		}

@@ -25,39 +25,13 @@ type cache struct {
 	dir string
 	mu  sync.Mutex
 	// inflight serializes fetches of one digest (two deploys of one base).
-	inflight map[string]*sync.Mutex
+	inflight keyedLocks
 	// pins counts the deploys in flight that staged each digest: never evicted.
 	pins map[string]int
 }
 
 func (c *cache) path(digest string) string {
 	return filepath.Join(c.dir, strings.TrimPrefix(digest, "sha256:"))
-}
-
-func (c *cache) lock(digest string) func() {
-	m := c.mutex(digest)
-	m.Lock()
-	return m.Unlock
-}
-
-// tryLock takes digest's lock only if it is free.
-func (c *cache) tryLock(digest string) (func(), bool) {
-	m := c.mutex(digest)
-	if !m.TryLock() {
-		return nil, false
-	}
-	return m.Unlock, true
-}
-
-func (c *cache) mutex(digest string) *sync.Mutex {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	m := c.inflight[digest]
-	if m == nil {
-		m = &sync.Mutex{}
-		c.inflight[digest] = m
-	}
-	return m
 }
 
 // pin keeps digest from eviction until unpin (a deploy in flight uses it).
@@ -167,7 +141,7 @@ func (c *cache) dropStaleParts(now time.Time) []string {
 		if err != nil || now.Sub(fi.ModTime()) < partKeep {
 			continue
 		}
-		unlock, free := c.tryLock("sha256:" + hexDigest)
+		unlock, free := c.inflight.tryLock("sha256:" + hexDigest)
 		if !free {
 			continue
 		}
@@ -206,7 +180,7 @@ func (m *Manager) stageShared(ctx context.Context, img *manifestImage, token str
 		return "", false, fmt.Errorf("%w: the manifest names %s image by %q, not a sha256 digest", errdefs.ErrImageIntegrity, img.Role, img.Digest)
 	}
 	path = m.cache.path(img.Digest)
-	unlock := m.cache.lock(img.Digest)
+	unlock := m.cache.inflight.lock(img.Digest)
 	defer unlock()
 	if m.cache.verified(img.Digest, img.Size) {
 		m.metrics.cacheHits.Inc()
