@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/vws-grid/vws/internal/errdefs"
 )
 
 // A transfer may take hours on a slow link, so none has an overall timeout; one that
@@ -68,12 +70,19 @@ func (g *stallGuard) stop() {
 	g.cancel(nil)
 }
 
-// explain says that err came of a stall, when it did.
+// stallAdvice is what a caller whose transfer stalled can do.
+const stallAdvice = "check the network path between this host and the repository, then repeat the operation (a deploy resumes what was already transferred)"
+
+// explain says that err came of a stall, and what to do, when it did.
 func (g *stallGuard) explain(ctx context.Context, err error) error {
-	if cause := context.Cause(ctx); errors.Is(cause, errStalled) && !errors.Is(err, errStalled) {
-		return fmt.Errorf("%w (%w)", cause, err)
+	cause := context.Cause(ctx)
+	if !errors.Is(cause, errStalled) {
+		return err
 	}
-	return err
+	if !errors.Is(err, errStalled) {
+		err = fmt.Errorf("%w (%w)", cause, err)
+	}
+	return errdefs.WithAdvice(err, stallAdvice)
 }
 
 // guardedBody re-arms its guard whenever bytes move through it.

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/vws-grid/vws/internal/errdefs"
 )
 
 // shortStalls makes the stall bounds test-sized for one test.
@@ -68,6 +70,9 @@ func TestTransferOutlastsTheStallBound(t *testing.T) {
 	if d := time.Since(t0); d > 2*time.Second {
 		t.Fatalf("the stall was noticed after %v", d)
 	}
+	if errdefs.Advice(err) != stallAdvice {
+		t.Errorf("a stalled fetch says to do %q", errdefs.Advice(err))
+	}
 	t.Log(err)
 	if fi, err := os.Stat(path + ".part"); err != nil || fi.Size() != 16<<10 {
 		t.Fatalf("the .part to resume from: %v, %v", fi, err)
@@ -103,8 +108,8 @@ func TestUploadStalls(t *testing.T) {
 	rec := &record{Key: "k", Token: "tok", WorkspaceAddress: hs.URL + "/wsrf/services/WorkspaceService"}
 	t0 := time.Now()
 	_, err := c.upload(context.Background(), rec, "overlay", file)
-	if !errors.Is(err, errStalled) || strings.Count(err.Error(), "no bytes moved") != 1 {
-		t.Fatalf("an upload the server stopped reading: %v", err)
+	if !errors.Is(err, errStalled) || strings.Count(err.Error(), "no bytes moved") != 1 || errdefs.Advice(err) != stallAdvice {
+		t.Fatalf("an upload the server stopped reading: %v (advice %q)", err, errdefs.Advice(err))
 	}
 	t.Log(err)
 	if d := time.Since(t0); d > 2*time.Second {
