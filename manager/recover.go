@@ -28,6 +28,8 @@ const (
 	finishUnstage                       // an undeploy died: finish it
 	observe                             // the domain is in another state than recorded
 	redefine                            // a shut-down workspace's domain is gone: define it again
+	adoptSave                           // libvirt saved the RAM; the serialize died before recording it
+	finishRestore                       // libvirt restored the RAM; the restore died before recording it
 	retryReport                         // the Repository has not heard the current state
 )
 
@@ -63,6 +65,17 @@ func plan(recs []*record, doms []vmm.Domain) []change {
 			// Unreachable or in transition is never "shut off": conclude nothing.
 		case d.State == vmm.StateCrashed && r.State != stateCorrupted:
 			c.Kind, c.State, c.Detail = observe, stateCorrupted, "the guest crashed"
+		case d.State == vmm.StateShutOff && d.Saved && (r.State == stateRunning || r.State == statePaused && !r.Hot):
+			// Serialize's save finished (libvirtd completes it when the manager
+			// dies) but was never recorded: the RAM is in a file, not lost.
+			c.Kind = adoptSave
+		case r.Hot && (d.State == vmm.StateRunning || d.State == vmm.StatePaused) && r.State != stateCorrupted:
+			// A restore finished but was never recorded: the guest runs on from its
+			// memory image, which is spent (its disk has moved past it).
+			c.Kind, c.State = finishRestore, stateRunning
+			if d.State == vmm.StatePaused {
+				c.State = statePaused
+			}
 		case d.State == vmm.StateShutOff && d.Forced && (r.State == stateRunning || r.State == statePaused && !r.Hot):
 			// Not the guest's own power-off: someone destroyed the domain under us.
 			c.Kind, c.State, c.Detail = observe, stateCorrupted, "its domain was forced off outside vws (virsh destroy?) while "+r.State+
@@ -242,6 +255,31 @@ func (m *Manager) apply(ctx context.Context, c change) {
 		log.Info("workspace changed state on its own", "from", rec.State, "to", c.State, "why", c.Detail)
 		if err := m.transition(ctx, rec, c.State, c.Detail); err != nil {
 			log.Error("record observed state", "err", err)
+		}
+	case adoptSave:
+		mem := m.workspaceDir(rec.Key) + "/memory.save"
+		if fi, err := os.Stat(mem); err != nil || fi.Size() == 0 {
+			detail := "its domain's RAM was saved outside vws (virsh save?) while " + rec.State +
+				"; this host has no memory image of it, the disk is intact (Shutdown Trash discards this deployment's changes)"
+			log.Warn("workspace changed state on its own", "from", rec.State, "to", stateCorrupted, "why", detail)
+			if err := m.transition(ctx, rec, stateCorrupted, detail); err != nil {
+				log.Error("record observed state", "err", err)
+			}
+			return
+		}
+		rec.Hot, rec.MemoryFile, rec.MemoryDigest = true, mem, ""
+		log.Info("recorded a serialize that finished while the manager was down")
+		if err := m.transition(ctx, rec, statePaused, "serialized: RAM saved"); err != nil {
+			log.Error("record a finished serialize", "err", err)
+		}
+	case finishRestore:
+		if err := os.Remove(rec.MemoryFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+			log.Warn("remove a spent memory image", "err", err)
+		}
+		rec.Hot, rec.MemoryFile, rec.MemoryDigest = false, "", ""
+		log.Info("recorded a restore that finished while the manager was down", "state", c.State)
+		if err := m.transition(ctx, rec, c.State, "restored from its memory image"); err != nil {
+			log.Error("record a finished restore", "err", err)
 		}
 	case retryReport:
 		m.report(rec)

@@ -27,6 +27,13 @@ func forcedDom(key string) vmm.Domain {
 	return d
 }
 
+// savedDom is key's domain shut off by a save of its RAM (virDomainSave).
+func savedDom(key string) vmm.Domain {
+	d := domOf(key, vmm.StateShutOff)
+	d.Saved = true
+	return d
+}
+
 func TestPlan(t *testing.T) {
 	const k = "ws-1"
 	staging := &record{Key: k, Phase: phaseStaging}
@@ -88,6 +95,16 @@ func TestPlan(t *testing.T) {
 		{name: "unknown domain state: conclude nothing (running)", recs: []*record{deployedRec(k, stateRunning, false)}, doms: []vmm.Domain{domOf(k, vmm.StateUnknown)}},
 		{name: "unknown domain state: conclude nothing (shutdown)", recs: []*record{deployedRec(k, stateShutdown, false)}, doms: []vmm.Domain{domOf(k, vmm.StateUnknown)}},
 		{name: "unknown domain state: conclude nothing (hot)", recs: []*record{deployedRec(k, statePaused, true)}, doms: []vmm.Domain{domOf(k, vmm.StateUnknown)}},
+		{name: "running, domain saved: a serialize finished unrecorded", recs: []*record{deployedRec(k, stateRunning, false)}, doms: []vmm.Domain{savedDom(k)},
+			want: []change{{Kind: adoptSave, Key: k}}},
+		{name: "paused in RAM, domain saved: a serialize finished unrecorded", recs: []*record{deployedRec(k, statePaused, false)}, doms: []vmm.Domain{savedDom(k)},
+			want: []change{{Kind: adoptSave, Key: k}}},
+		{name: "hot, domain saved: as it should be", recs: []*record{deployedRec(k, statePaused, true)}, doms: []vmm.Domain{savedDom(k)}},
+		{name: "shutdown after its memory image was dropped, domain still saved-off", recs: []*record{deployedRec(k, stateShutdown, false)}, doms: []vmm.Domain{savedDom(k)}},
+		{name: "hot, domain running: a restore finished unrecorded", recs: []*record{deployedRec(k, statePaused, true)}, doms: []vmm.Domain{domOf(k, vmm.StateRunning)},
+			want: []change{{Kind: finishRestore, Key: k, State: stateRunning}}},
+		{name: "hot, domain paused: a restore (paused) finished unrecorded", recs: []*record{deployedRec(k, statePaused, true)}, doms: []vmm.Domain{domOf(k, vmm.StatePaused)},
+			want: []change{{Kind: finishRestore, Key: k, State: statePaused}}},
 		{name: "recorded running, domain paused", recs: []*record{deployedRec(k, stateRunning, false)}, doms: []vmm.Domain{domOf(k, vmm.StatePaused)},
 			want: []change{{Kind: observe, Key: k, State: statePaused}}},
 		{name: "recorded paused, domain running", recs: []*record{deployedRec(k, statePaused, false)}, doms: []vmm.Domain{domOf(k, vmm.StateRunning)},

@@ -582,6 +582,82 @@ func TestManagerCrashDuringUndeploy(t *testing.T) {
 	h.MustCLI(t, "shutdown", w.EPRFile, "--mode", "trash")
 }
 
+// TestManagerCrashDuringSerializeAndRestore: libvirtd finishes a save or a restore
+// whose manager was killed before it could record the outcome. After the restart the
+// manager records what libvirt did instead of guessing: the saved guest is serialized
+// (not "powered off", its RAM kept) and a start continues it; the restored guest runs
+// on, and its spent memory image is gone, so no later undeploy can carry stale RAM.
+func TestManagerCrashDuringSerializeAndRestore(t *testing.T) {
+	t.Parallel()
+	h := startCrashHost(t, "crash-serialize")
+	holdGuests(t, 1)
+	w := CreateWorkspace(t, h.MgrServer, TickerDescription(t))
+	ws := []*MgrWorkspace{w}
+	h.MustCLI(t, "deploy", w.EPRFile, "--state", "running")
+	WaitConsole(t, h.MgrServer, w, 90*time.Second, "a tick", func(c string) bool { return guest.LastTick(c) >= 2 })
+	mem := filepath.Join(h.ManagerDir(), "workspaces", w.Key, "memory.save")
+
+	// Serialize, killed as soon as libvirtd has begun writing the memory image.
+	result := h.asyncCLI("shutdown", w.EPRFile, "--mode", "serialize")
+	for start := time.Now(); ; time.Sleep(time.Millisecond) {
+		if _, err := os.Stat(mem); err == nil {
+			break
+		}
+		if time.Since(start) > 30*time.Second {
+			t.Fatalf("the serialize did not begin writing %s within 30s", mem)
+		}
+	}
+	h.Kill()
+	<-result
+	for start := time.Now(); DomainState(w.Domain()) != "shut off"; time.Sleep(100 * time.Millisecond) {
+		if time.Since(start) > 60*time.Second {
+			t.Fatalf("libvirtd did not finish the save on its own: the domain is %q", DomainState(w.Domain()))
+		}
+	}
+	h.restart()
+	h.settle(ws)
+	journal, err := h.journal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec := journal[w.Key]; rec.State != "paused" || !rec.Hot {
+		t.Fatalf("after a serialize libvirtd finished alone the workspace is %+v, want paused and serialized", rec)
+	}
+	WantWSProps(t, w, "state", "paused", "deployment", "deployed")
+	saved := guest.LastTick(Console(t, h.MgrServer, w))
+	h.MustCLI(t, "start", w.EPRFile)
+	c := WaitConsole(t, h.MgrServer, w, 30*time.Second, "ticks after the start", func(c string) bool { return guest.LastTick(c) > saved+1 })
+	if n := strings.Count(c, "hello from the grid job"); n != 1 {
+		t.Fatalf("the guest was rebooted instead of restored: %d greetings on its console", n)
+	}
+
+	// Restore, finished by libvirtd (as the manager's Start would have had it do) while
+	// the manager was down.
+	h.MustCLI(t, "shutdown", w.EPRFile, "--mode", "serialize")
+	saved = guest.LastTick(Console(t, h.MgrServer, w))
+	h.Kill()
+	if out, err := exec.Command("virsh", "-c", "qemu:///system", "restore", mem).CombinedOutput(); err != nil {
+		t.Fatalf("virsh restore: %v: %s", err, out)
+	}
+	h.restart()
+	h.settle(ws)
+	if journal, err = h.journal(); err != nil {
+		t.Fatal(err)
+	}
+	if rec := journal[w.Key]; rec.State != "running" || rec.Hot {
+		t.Fatalf("after a restore libvirtd finished alone the workspace is %+v, want running and not serialized", rec)
+	}
+	if _, err := os.Stat(mem); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the spent memory image is still there (stat: %v)", err)
+	}
+	WantWSProps(t, w, "state", "running", "deployment", "deployed")
+	c = WaitConsole(t, h.MgrServer, w, 30*time.Second, "ticks after the restore", func(c string) bool { return guest.LastTick(c) > saved+1 })
+	if n := strings.Count(c, "hello from the grid job"); n != 1 {
+		t.Fatalf("the guest was rebooted instead of restored: %d greetings on its console", n)
+	}
+	h.MustCLI(t, "shutdown", w.EPRFile, "--mode", "trash")
+}
+
 // TestManagerGuestPowersOff: a guest whose startup program ends with onExit poweroff
 // shuts itself down; libvirt's stop event has the manager reconcile at once, with no
 // client call, and the Repository says shutdown within a second or two — the timer

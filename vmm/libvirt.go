@@ -45,6 +45,9 @@ type Domain struct {
 	// Forced: shut off by a forced stop (virsh destroy, libvirtd), not by the guest
 	// powering off or a save.
 	Forced bool
+	// Saved: shut off because its RAM was saved to a file (virDomainSave), which a
+	// restore resumes from.
+	Saved bool
 }
 
 // Libvirt drives guests through one libvirt connection, re-dialled when libvirtd

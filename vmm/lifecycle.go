@@ -206,7 +206,8 @@ func (l *Libvirt) List(ctx context.Context, prefix string) ([]Domain, error) {
 			if err != nil {
 				return err
 			}
-			out = append(out, Domain{Name: name, UUID: uuid, State: stateFrom(s, reason), Forced: forcedOff(s, reason)})
+			out = append(out, Domain{Name: name, UUID: uuid, State: stateFrom(s, reason), Forced: forcedOff(s, reason),
+				Saved: savedOff(s, reason)})
 		}
 		return nil
 	})

@@ -76,3 +76,9 @@ func forcedOff(st libvirt.DomainState, reason int) bool {
 	}
 	return false
 }
+
+// savedOff reports whether a shut-off domain ended because its RAM was saved to a
+// file: the guest stopped where it was, and a restore of that file continues it.
+func savedOff(st libvirt.DomainState, reason int) bool {
+	return st == libvirt.DOMAIN_SHUTOFF && libvirt.DomainShutoffReason(reason) == libvirt.DOMAIN_SHUTOFF_SAVED
+}

@@ -54,3 +54,22 @@ func TestStateFrom(t *testing.T) {
 		}
 	}
 }
+
+func TestSavedOff(t *testing.T) {
+	for _, tt := range []struct {
+		st     libvirt.DomainState
+		reason int
+		want   bool
+	}{
+		{libvirt.DOMAIN_SHUTOFF, int(libvirt.DOMAIN_SHUTOFF_SAVED), true},
+		{libvirt.DOMAIN_SHUTOFF, int(libvirt.DOMAIN_SHUTOFF_DESTROYED), false},
+		{libvirt.DOMAIN_SHUTOFF, int(libvirt.DOMAIN_SHUTOFF_SHUTDOWN), false},
+		{libvirt.DOMAIN_SHUTOFF, int(libvirt.DOMAIN_SHUTOFF_UNKNOWN), false},
+		{libvirt.DOMAIN_PAUSED, int(libvirt.DOMAIN_PAUSED_SAVE), false},
+		{libvirt.DOMAIN_RUNNING, int(libvirt.DOMAIN_RUNNING_RESTORED), false},
+	} {
+		if got := savedOff(tt.st, tt.reason); got != tt.want {
+			t.Errorf("savedOff(%d, %d) = %v, want %v", tt.st, tt.reason, got, tt.want)
+		}
+	}
+}
