@@ -8,7 +8,18 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 )
+
+// FreeBytes is the space an unprivileged writer may still use on the file system
+// holding path.
+func FreeBytes(path string) (int64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(path, &st); err != nil {
+		return 0, &os.PathError{Op: "statfs", Path: path, Err: err}
+	}
+	return int64(st.Bavail) * int64(st.Bsize), nil
+}
 
 // FileDigest hashes a file as the contract names images: "sha256:<hex>", with its size.
 func FileDigest(path string) (string, int64, error) {

@@ -1,7 +1,9 @@
 package fsutil
 
 import (
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 )
@@ -21,5 +23,35 @@ func TestFileDigest(t *testing.T) {
 	}
 	if err := SyncDir(filepath.Dir(p)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestFreeBytes(t *testing.T) {
+	dir := t.TempDir()
+	free, err := FreeBytes(dir)
+	if err != nil || free <= 0 {
+		t.Fatalf("FreeBytes(%s) = %d, %v", dir, free, err)
+	}
+	if _, err := FreeBytes(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("FreeBytes of a missing path: %v, want a not-exist error", err)
+	}
+}
+
+// TestFreeBytesOfASmallFileSystem counts on a tmpfs of known size (mounting needs
+// root, as CI runs).
+func TestFreeBytesOfASmallFileSystem(t *testing.T) {
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs here: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", dir).Run() })
+	if free, err := FreeBytes(dir); err != nil || free != 4<<20 {
+		t.Fatalf("an empty 4 MiB tmpfs: FreeBytes = %d, %v; want %d", free, err, 4<<20)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "f"), make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if free, err := FreeBytes(dir); err != nil || free != 3<<20 {
+		t.Fatalf("after writing 1 MiB: FreeBytes = %d, %v; want %d", free, err, 3<<20)
 	}
 }
