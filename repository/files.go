@@ -15,8 +15,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/fsutil"
 	"github.com/vws-grid/vws/internal/qcow2"
 	"github.com/vws-grid/vws/internal/transfer"
 	"github.com/vws-grid/vws/internal/wsrf"
@@ -254,6 +256,12 @@ func (r *Repository) serveUpload(w http.ResponseWriter, req *http.Request, key, 
 		return httpErr(http.StatusRequestEntityTooLarge, "a %s of %d bytes is larger than the %d bytes this workspace's %s may have; nothing was read", kind, req.ContentLength, limit, kind)
 	}
 	dir := r.workspaceDir(key)
+	if req.ContentLength > 0 {
+		// Refuse before reading what cannot fit, rather than after moving it all.
+		if free, err := fsutil.FreeBytes(dir); err == nil && req.ContentLength > free {
+			return storageFull(kind, fmt.Sprintf("a %s of %d bytes does not fit the %d bytes free; nothing was read", kind, req.ContentLength, free))
+		}
+	}
 	tmp, err := os.CreateTemp(dir, uploadPrefix+kind+"-*.part")
 	if err != nil {
 		return fmt.Errorf("create the upload file: %w", err)
@@ -275,6 +283,10 @@ func (r *Repository) serveUpload(w http.ResponseWriter, req *http.Request, key, 
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			return err
+		}
+		if errors.Is(err, syscall.ENOSPC) {
+			r.log.Error("workspace upload: the repository's storage is full; nothing kept", "key", key, "kind", kind, "received", n, "dir", dir)
+			return storageFull(kind, fmt.Sprintf("it filled up after %d bytes of the %s; nothing was kept", n, kind))
 		}
 		r.log.Warn("workspace upload interrupted; nothing kept", "key", key, "kind", kind, "received", n, "err", err)
 		return httpErr(http.StatusBadRequest, "the upload ended after %d bytes: %v; nothing was kept, send it again", n, err)
@@ -305,6 +317,9 @@ func (r *Repository) serveUpload(w http.ResponseWriter, req *http.Request, key, 
 		}
 	}
 	if err := tmp.Sync(); err != nil {
+		if errors.Is(err, syscall.ENOSPC) { // delayed allocation fails only here
+			return storageFull(kind, "it filled up while the upload was written out; nothing was kept")
+		}
 		return fmt.Errorf("sync the upload: %w", err)
 	}
 	pending := pendingOverlayName(digest)
@@ -330,6 +345,13 @@ func (r *Repository) serveUpload(w http.ResponseWriter, req *http.Request, key, 
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	return json.NewEncoder(w).Encode(UploadResult{Digest: digest, Size: size})
+}
+
+// storageFull is the answer to an upload the repository's storage has no room for:
+// 507, and advice for whoever reads it (the manager retries the hand-back by itself).
+func storageFull(kind, what string) error {
+	return errdefs.WithAdvice(httpErr(http.StatusInsufficientStorage, "the repository's storage has no room for this workspace's %s: %s", kind, what),
+		"the site administrator must free space in the repository's data directory; a manager handing the workspace back retries by itself")
 }
 
 // checkUploadedOverlay refuses what cannot be a workspace overlay: not qcow2, no
