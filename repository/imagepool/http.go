@@ -10,8 +10,10 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"syscall"
 
 	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/fsutil"
 	"github.com/vws-grid/vws/internal/identity"
 )
 
@@ -132,7 +134,17 @@ func (p *Pool) serveImport(ctx context.Context, w http.ResponseWriter, r *http.R
 		p.fail(ctx, w, err)
 		return
 	}
+	if r.ContentLength > 0 {
+		// Refuse before reading what cannot fit, rather than after moving it all.
+		if free, err := fsutil.FreeBytes(p.dir); err == nil && r.ContentLength > free {
+			p.fail(ctx, w, &storageFullError{fmt.Sprintf("an image of %d bytes does not fit the %d bytes free; nothing was read", r.ContentLength, free)})
+			return
+		}
+	}
 	img, stored, err := p.Import(ctx, r.Body, m)
+	if errors.Is(err, syscall.ENOSPC) {
+		err = &storageFullError{"it filled up during the import; nothing was kept"}
+	}
 	if err != nil {
 		p.fail(ctx, w, err)
 		return
@@ -183,6 +195,14 @@ func (p *Pool) serveRemove(ctx context.Context, w http.ResponseWriter, r *http.R
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// storageFullError is an import the pool's file system has no room for.
+type storageFullError struct{ what string }
+
+func (e *storageFullError) Error() string {
+	return "the image pool's storage has no room for this image: " + e.what +
+		"; free space in the repository's data directory (vws image remove NAME drops an image no workspace uses), then import again"
+}
+
 // fail answers err as one line of text with the status its sentinel stands for.
 func (p *Pool) fail(ctx context.Context, w http.ResponseWriter, err error) {
 	var taken *NameTakenError
@@ -191,6 +211,9 @@ func (p *Pool) fail(ctx context.Context, w http.ResponseWriter, err error) {
 	switch {
 	case errors.As(err, &taken), errors.As(err, &inUse):
 		status = http.StatusConflict
+	case errors.As(err, new(*storageFullError)):
+		status = http.StatusInsufficientStorage
+		p.log.Error("image pool request failed", "err", err, "dir", p.dir, "caller", identity.From(ctx).String())
 	case errors.Is(err, errdefs.ErrResourceUnknown):
 		status = http.StatusNotFound
 	case errors.Is(err, errdefs.ErrBadRequest), errors.Is(err, errdefs.ErrMetadata):

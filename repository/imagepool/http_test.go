@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -255,5 +256,40 @@ func TestHTTPRemove(t *testing.T) {
 	resp, body = do(t, http.MethodDelete, hs.URL+"/images/"+img.Digest, nil)
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "not a digest") {
 		t.Errorf("DELETE by digest = %d %q", resp.StatusCode, body)
+	}
+}
+
+// TestHTTPImportIntoAFullStorage: an import the pool's file system has no room for is
+// answered 507 with what to do, refused before reading when its length is declared,
+// and leaves nothing behind, so the space is still there for one that fits.
+func TestHTTPImportIntoAFullStorage(t *testing.T) {
+	tp, hs := serveTestPool(t)
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", tp.Dir()).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs here: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", tp.Dir()).Run() })
+	big := randomBytes(t, 4<<20)
+	big[0] = 0
+	for _, tt := range []struct {
+		what, says string
+		body       io.Reader
+	}{
+		{"declared length", "nothing was read", bytes.NewReader(big)},
+		{"streamed", "filled up during the import", io.MultiReader(bytes.NewReader(big))},
+	} {
+		resp, body := do(t, http.MethodPut, hs.URL+"/images?name=big", tt.body)
+		for _, want := range []string{"no room", tt.says, "free space in the repository's data directory"} {
+			if resp.StatusCode != http.StatusInsufficientStorage || !strings.Contains(string(body), want) {
+				t.Errorf("%s: %d %q; want 507 saying %q", tt.what, resp.StatusCode, body, want)
+			}
+		}
+		if files := poolFiles(t, tp.Pool); len(files) != 0 {
+			t.Errorf("%s: the refused import left files: %v", tt.what, files)
+		}
+	}
+	small := randomBytes(t, 64<<10)
+	small[0] = 0
+	if resp, body := do(t, http.MethodPut, hs.URL+"/images?name=small", bytes.NewReader(small)); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("an import that fits after the refused ones: %d %s", resp.StatusCode, body)
 	}
 }
