@@ -1,6 +1,8 @@
 package manager
 
 import (
+	"context"
+	"log/slog"
 	"os"
 	"slices"
 	"syscall"
@@ -16,13 +18,27 @@ func (m *Manager) evictCache() {
 	if budget <= 0 {
 		return
 	}
+	own, enough, known := m.evictUnused("the host cache is over its budget", func(own int64) bool { return own <= budget },
+		slog.Int64("budget", budget))
+	if !enough && known {
+		m.log.Warn("the host cache is over its budget and every image left in it is in use", "bytes", own, "budget", budget)
+	}
+}
+
+// evictUnused drops the host cache's own entries (not pool hard links) that no
+// deployed workspace and no deploy in flight uses, least recently used first, until
+// enough, asked with the bytes the cache alone still holds, says so. Budget eviction
+// and a deploy or serialize making room share it, so both spare exactly the same
+// entries. It returns those bytes, whether enough was reached, and known: false when
+// nothing could be evicted because a deployment's record does not list its images
+// (logged here). why names the cause in the log (with attrs).
+func (m *Manager) evictUnused(why string, enough func(own int64) bool, attrs ...slog.Attr) (own int64, ok, known bool) {
 	type entry struct {
 		digest string
 		size   int64
 		used   time.Time
 	}
-	var own []entry
-	var total int64
+	var entries []entry
 	for _, c := range m.cache.list() {
 		fi, err := os.Stat(m.cache.path(c.Digest))
 		if err != nil {
@@ -35,28 +51,25 @@ func (m *Manager) evictCache() {
 		if si, err := os.Stat(m.cache.path(c.Digest) + stampSuffix); err == nil {
 			used = si.ModTime()
 		}
-		own = append(own, entry{c.Digest, fi.Size(), used})
-		total += fi.Size()
+		entries = append(entries, entry{c.Digest, fi.Size(), used})
+		own += fi.Size()
 	}
-	if total <= budget {
-		return
+	if enough(own) {
+		return own, true, true
 	}
 	inUse, known := m.cacheInUse()
 	if !known {
-		m.log.Warn("the host cache is over its budget, but a deployed workspace's journal record does not say which cached images it uses (deployed by an earlier vws): nothing is evicted until it is undeployed",
-			"bytes", total, "budget", budget)
-		return
+		m.log.LogAttrs(context.Background(), slog.LevelWarn, why+", but a deployed workspace's journal record does not say which cached images it uses (deployed by an earlier vws): nothing is evicted until it is undeployed",
+			append([]slog.Attr{slog.Int64("bytes", own)}, attrs...)...)
+		return own, false, false
 	}
-	slices.SortFunc(own, func(a, b entry) int { return a.used.Compare(b.used) })
-	for _, e := range own {
-		if total <= budget {
-			return
-		}
+	slices.SortFunc(entries, func(a, b entry) int { return a.used.Compare(b.used) })
+	for _, e := range entries {
 		if inUse[e.digest] {
 			continue
 		}
-		unlock, ok := m.cache.inflight.tryLock(e.digest)
-		if !ok {
+		unlock, free := m.cache.inflight.tryLock(e.digest)
+		if !free {
 			continue // being staged or checked right now
 		}
 		if m.cache.pinned()[e.digest] { // a deploy took it since we looked
@@ -65,11 +78,15 @@ func (m *Manager) evictCache() {
 		}
 		m.cache.drop(e.digest)
 		unlock()
-		total -= e.size
+		own -= e.size
 		m.metrics.cacheEvictions.Inc()
-		m.log.Info("evicted from the host cache", "digest", e.digest, "bytes", e.size, "last used", e.used.UTC().Format(time.RFC3339))
+		m.log.LogAttrs(context.Background(), slog.LevelInfo, "evicted from the host cache", append([]slog.Attr{slog.String("digest", e.digest), slog.Int64("bytes", e.size),
+			slog.String("last used", e.used.UTC().Format(time.RFC3339)), slog.String("because", why)}, attrs...)...)
+		if enough(own) {
+			return own, true, true
+		}
 	}
-	m.log.Warn("the host cache is over its budget and every image left in it is in use", "bytes", total, "budget", budget)
+	return own, false, true
 }
 
 // cacheInUse is the set of cache digests deployments and deploys in flight use;
