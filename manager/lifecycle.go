@@ -140,7 +140,7 @@ func (m *Manager) Deploy(ctx context.Context, epr *wsa.EPR, initial string) (Res
 		if uerr := m.undoDeploy(context.WithoutCancel(ctx), rec); uerr != nil {
 			m.log.Error("undo a failed deploy; the reconciler retries", "workspace", key, "err", uerr)
 		}
-		return Result{}, err
+		return Result{}, m.adviseOnFullDisk(err, "deploy the workspace on another host")
 	}
 	return res, nil
 }
@@ -165,6 +165,13 @@ func (m *Manager) stageAndDefine(ctx context.Context, rec *record, man *manifest
 	}
 	// Check the description against this host before moving any bytes.
 	if _, err := buildSpec(rec.Key, desc, offer, planned); err != nil {
+		return Result{}, err
+	}
+	// And the disk: a deploy that cannot fit fails here, having written nothing,
+	// rather than part-way with a bare write error. The images counted as cached
+	// stay pinned so that no eviction takes them before they are staged.
+	defer m.pinManifest(man)()
+	if err := m.ensureRoom(m.deployNeed(man), "workspace "+rec.Key, "deploy the workspace on another host"); err != nil {
 		return Result{}, err
 	}
 	progress := &progressCell{}
@@ -348,10 +355,17 @@ func (m *Manager) Shutdown(ctx context.Context, epr *wsa.EPR, mode string, grace
 			if rec.State != stateRunning && !(rec.State == statePaused && !rec.Hot) {
 				return &errdefs.StateError{Current: rec.State, Requested: "paused (serialized)"}
 			}
+			// Refuse before libvirt writes: a save that fills the disk fails late and
+			// leaves the disk full; refused here, the guest runs on untouched.
+			need := spaceNeed{workspace: int64(rec.Spec.MemoryMiB) << 20}
+			if err := m.ensureRoom(need, fmt.Sprintf("serializing workspace %s (saving its %d MiB of RAM)", rec.Key, rec.Spec.MemoryMiB),
+				"shut the workspace down (Normal) instead of serializing it; it keeps running as it is"); err != nil {
+				return err
+			}
 			mem := m.workspaceDir(rec.Key) + "/memory.save"
 			if err := m.hv.Save(ctx, name, mem); err != nil {
 				os.Remove(mem)
-				return err
+				return m.adviseOnFullDisk(err, "shut the workspace down (Normal) instead of serializing it")
 			}
 			// The Repository's memory image (if any) no longer describes this file.
 			rec.Hot, rec.MemoryFile, rec.MemoryDigest = true, mem, ""

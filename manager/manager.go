@@ -67,6 +67,11 @@ type Config struct {
 	// co-located pool's files); 0: no bound. Past it, the least recently used images
 	// no deployment uses are evicted.
 	CacheMaxBytes int64
+	// MinFreeBytes is the room a deploy or a serialize leaves free on the file system
+	// of Dir, for guest overlays to grow and for the journal: one that would not fit
+	// with it left over (after evicting cached images no workspace uses) is refused
+	// before it writes anything. 0: DefaultMinFreeBytes; negative: no floor.
+	MinFreeBytes int64
 	// FetchStreams is how many parallel range requests stage an image whose manifest
 	// lists its pieces, a piece or a run of pieces each (0: DefaultFetchStreams; 1: one
 	// GET per image).
@@ -105,6 +110,9 @@ type Manager struct {
 	reportq  chan string
 	queued   sync.Map
 	reported sync.Map
+
+	// freeBytes replaces statfs in unit tests (nil: the file system's own count).
+	freeBytes func(dir string) (int64, error)
 
 	// kick asks the reconciler for a round now (a domain stopped or crashed).
 	kick chan struct{}

@@ -220,6 +220,10 @@ func (m *Manager) stageShared(ctx context.Context, img *manifestImage, token str
 		}
 	}
 	if err := m.fetch(ctx, img, token, path, progress); err != nil {
+		if isNoSpace(err) {
+			// Not kept to resume: it holds space the user must now free.
+			os.Remove(path + ".part")
+		}
 		return "", false, err
 	}
 	return path, false, m.staged(img.Digest)

@@ -51,6 +51,7 @@ type serveOptions struct {
 	grace     time.Duration
 	reconcile time.Duration
 	cacheMax  string
+	minFree   string
 	streams   int
 	anon      bool // TLS callers without a client certificate are let in
 }
@@ -110,6 +111,7 @@ anonymous, only with --insecure. Test credentials: vws pki.`,
 	f.StringVar(&o.publicURL, "public-url", "", "base URL others reach this server at, as in its EPRs and its own calls\n(default: the listen address; over TLS on an unspecified address, the host certificate's name)")
 	f.DurationVar(&o.grace, "grace", 30*time.Second, "manager: how long a normal shutdown waits for the guest before forcing it off")
 	f.StringVar(&o.cacheMax, "cache-max", "", "manager: bound on the image bytes the host cache alone holds, e.g. 50GiB; past it the least recently used images no deployment uses are evicted (default: no bound)")
+	f.StringVar(&o.minFree, "min-free", "1GiB", "manager: room kept free on the file system of its files (DATA/manager) for guest overlays to grow and for the manager's journal; a deploy or serialize that would not fit with it left over (after evicting cached images no deployment uses) is refused before it writes anything (0: no floor)")
 	f.IntVar(&o.streams, "fetch-streams", manager.DefaultFetchStreams, "manager: parallel HTTP range requests (a piece, or a run of pieces of a large image, each) that stage an image from another server's repository when its manifest lists the pieces (1: one GET)")
 	f.DurationVar(&o.reconcile, "reconcile-every", 2*time.Second, "manager: how often to compare the journal with what libvirt runs (and retry failed state reports), besides right after libvirt reports a guest stopped or crashed")
 	return cmd
@@ -163,6 +165,15 @@ func runServe(ctx context.Context, o *serveOptions) error {
 			return fmt.Errorf("--cache-max %q is not a size: give bytes with a unit, e.g. 50GiB or 200GB", o.cacheMax)
 		}
 	}
+	minFree, err := humanize.ParseBytes(o.minFree)
+	if err != nil || minFree > math.MaxInt64 {
+		return fmt.Errorf("--min-free %q is not a size: give bytes with a unit, e.g. 1GiB or 500MB (0: no floor)", o.minFree)
+	}
+	// The manager reads 0 as its default floor: an explicit 0 here means none.
+	minFreeBytes := int64(minFree)
+	if minFreeBytes == 0 {
+		minFreeBytes = -1
+	}
 	if o.streams < 1 {
 		return fmt.Errorf("--fetch-streams %d: give at least 1 (one GET per image)", o.streams)
 	}
@@ -173,7 +184,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		PolicyFile: o.policy, GridMapFile: o.gridMap, HostCertFile: o.certFile, HostKeyFile: o.keyFile, Trust: o.trust,
 		Factory: factory.Config{DefaultLifetime: o.defLife, MaximumLifetime: o.maxLife, RefuseLongLifetimes: o.lifePol == "refuse"},
 		Manager: server.ManagerConfig{LibvirtURI: o.libvirt, DomainType: o.domType, Host: o.hostName, GracePeriod: o.grace, ReconcileEvery: o.reconcile,
-			CacheMaxBytes: int64(cacheMax), FetchStreams: o.streams}})
+			CacheMaxBytes: int64(cacheMax), MinFreeBytes: minFreeBytes, FetchStreams: o.streams}})
 	if err != nil {
 		return err
 	}

@@ -89,6 +89,9 @@ type ManagerConfig struct {
 	ReconcileEvery time.Duration
 	// CacheMaxBytes bounds the image bytes the host cache alone holds (0: no bound).
 	CacheMaxBytes int64
+	// MinFreeBytes is the room deploys and serializes leave free on the manager's file
+	// system (0 → manager.DefaultMinFreeBytes; negative: no floor).
+	MinFreeBytes int64
 	// FetchStreams is how many parallel range requests stage an image the manifest
 	// lists the pieces of (0 → manager.DefaultFetchStreams; 1: one GET).
 	FetchStreams int
@@ -227,9 +230,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		mcfg := manager.Config{
 			Dir: filepath.Join(cfg.DataDir, "manager"), Host: cfg.Manager.Host, GracePeriod: cfg.Manager.GracePeriod,
 			ReconcileEvery: cfg.Manager.ReconcileEvery, CacheMaxBytes: cfg.Manager.CacheMaxBytes,
-			FetchStreams: cfg.Manager.FetchStreams,
-			Self:         func() string { return s.BaseURL() + "/wsrf/services/WorkspaceManagerService" },
-			Authorize:    az.Check, Visible: az.MayInspect, Logger: cfg.Logger, HTTP: sec.httpClient(), ManifestTrust: sec.manifestTrustFunc(),
+			MinFreeBytes: cfg.Manager.MinFreeBytes, FetchStreams: cfg.Manager.FetchStreams,
+			Self:      func() string { return s.BaseURL() + "/wsrf/services/WorkspaceManagerService" },
+			Authorize: az.Check, Visible: az.MayInspect, Logger: cfg.Logger, HTTP: sec.httpClient(), ManifestTrust: sec.manifestTrustFunc(),
 			Metrics: reg,
 		}
 		if s.images != nil {
