@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"sync"
 
@@ -64,16 +65,19 @@ type record struct {
 
 var keyRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
-// journal stores one JSON record per workspace, each replaced atomically.
+// journal stores one JSON record per workspace, each replaced atomically. This process
+// is the only writer, so it keeps the latest record of each key decoded in memory:
+// every operation reads its workspace's record, and reading and decoding the file
+// each time cost Pause or Unpause a tenth of their time over SOAP.
 type journal struct {
 	dir string
 	// mu keeps all from removing the .tmp of a put in flight as if a crash had left
 	// it: puts (of different keys) share it, all takes it alone.
 	mu sync.RWMutex
-	// volatile holds records changed by putVolatile since their last durable put, by
-	// key: what this process reads, never written to disk.
-	volMu    sync.Mutex
-	volatile map[string][]byte
+	// latest holds, by key, the record last put (durably or not) or read; a record
+	// changed by putVolatile is here only, never on disk.
+	latestMu sync.Mutex
+	latest   map[string]*record
 }
 
 func (j *journal) path(key string) string { return filepath.Join(j.dir, key+".json") }
@@ -88,9 +92,10 @@ func (j *journal) put(r *record) error {
 	j.mu.RLock()
 	defer j.mu.RUnlock()
 	if err := writeFileAtomic(j.path(r.Key), data); err != nil {
+		j.forget(r.Key) // the disk may hold either version: read it again
 		return err
 	}
-	j.dropVolatile(r.Key)
+	j.remember(r)
 	return nil
 }
 
@@ -99,51 +104,77 @@ func (j *journal) put(r *record) error {
 // disk keeps the last durable record. Callers hold the workspace's lock, as for put.
 func (j *journal) putVolatile(r *record) error {
 	r.Version = journalVersion
-	data, err := json.Marshal(r)
-	if err != nil {
-		return fmt.Errorf("encode journal record %s: %w", r.Key, err)
+	j.latestMu.Lock()
+	_, known := j.latest[r.Key]
+	j.latestMu.Unlock()
+	if !known {
+		if _, err := os.Stat(j.path(r.Key)); err != nil {
+			return fmt.Errorf("journal record %s: a volatile change needs a durable record first: %w", r.Key, err)
+		}
 	}
-	j.volMu.Lock()
-	defer j.volMu.Unlock()
-	if _, err := os.Stat(j.path(r.Key)); err != nil {
-		return fmt.Errorf("journal record %s: a volatile change needs a durable record first: %w", r.Key, err)
-	}
-	if j.volatile == nil {
-		j.volatile = map[string][]byte{}
-	}
-	j.volatile[r.Key] = data
+	j.remember(r)
 	return nil
 }
 
-func (j *journal) dropVolatile(key string) {
-	j.volMu.Lock()
-	defer j.volMu.Unlock()
-	delete(j.volatile, key)
+// remember keeps a copy of r as key's latest record. What was reported is not part of
+// it: a record read back says nothing reported, as one read from disk would.
+func (j *journal) remember(r *record) {
+	c := r.clone()
+	c.Reported = ""
+	j.latestMu.Lock()
+	defer j.latestMu.Unlock()
+	if j.latest == nil {
+		j.latest = map[string]*record{}
+	}
+	j.latest[r.Key] = c
 }
 
+func (j *journal) forget(key string) {
+	j.latestMu.Lock()
+	defer j.latestMu.Unlock()
+	delete(j.latest, key)
+}
+
+// get returns a copy of key's latest record, which the caller may change.
 func (j *journal) get(key string) (*record, error) {
-	j.volMu.Lock()
-	data, ok := j.volatile[key]
-	j.volMu.Unlock()
-	if !ok {
-		var err error
-		if data, err = os.ReadFile(j.path(key)); err != nil {
-			return nil, err
-		}
+	// Held across the read of a record not yet in memory, so that a remove (which
+	// deletes the file before it forgets) cannot leave what was read behind it.
+	j.latestMu.Lock()
+	defer j.latestMu.Unlock()
+	if r, ok := j.latest[key]; ok {
+		return r.clone(), nil
 	}
-	var r record
-	if err := json.Unmarshal(data, &r); err != nil {
+	data, err := os.ReadFile(j.path(key))
+	if err != nil {
+		return nil, err
+	}
+	r := new(record)
+	if err := json.Unmarshal(data, r); err != nil {
 		return nil, fmt.Errorf("journal record %s: %w", key, err)
 	}
 	if r.Version != journalVersion {
 		return nil, fmt.Errorf("journal record %s has version %d; this manager reads %d", key, r.Version, journalVersion)
 	}
-	return &r, nil
+	if j.latest == nil {
+		j.latest = map[string]*record{}
+	}
+	j.latest[key] = r.clone()
+	return r, nil
+}
+
+// clone copies r deeply enough that changing the copy never changes r: every slice
+// the record holds, directly or in its Spec, is copied.
+func (r *record) clone() *record {
+	c := *r
+	c.Shared = slices.Clone(r.Shared)
+	c.Spec.Disks = slices.Clone(r.Spec.Disks)
+	c.Spec.NICs = slices.Clone(r.Spec.NICs)
+	return &c
 }
 
 func (j *journal) remove(key string) error {
-	j.dropVolatile(key)
 	err := os.Remove(j.path(key))
+	j.forget(key) // after the file: a get in between would read it back
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
