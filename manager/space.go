@@ -19,9 +19,9 @@ import (
 // and the journal must still be writable to record what happens next.
 const DefaultMinFreeBytes = 1 << 30
 
-// ownFilesSlack is what a deploy writes besides its images: the deployment overlay
-// run.qcow2 (a qcow2 header and tables, under 1 MiB), the configuration CD (about
-// 400 KiB) and the start of the console log.
+// ownFilesSlack is what a deploy writes besides its images: the configuration CD
+// (1 MiB), the deployment overlay run.qcow2 (a qcow2 header and tables, 256 KiB) and
+// the start of the console log.
 const ownFilesSlack = 2 << 20
 
 // errNoRoom: a deploy or serialize was refused before it wrote anything, because its
