@@ -12,6 +12,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/fsutil"
 )
 
 // DefaultMinFreeBytes is the room a deploy or serialize leaves free on the manager's
@@ -50,11 +51,7 @@ func (m *Manager) freeSpace(dir string) (int64, error) {
 	if m.freeBytes != nil {
 		return m.freeBytes(dir)
 	}
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		return 0, fmt.Errorf("free space of %s: %w", dir, err)
-	}
-	return int64(st.Bavail) * int64(st.Bsize), nil
+	return fsutil.FreeBytes(dir)
 }
 
 func deviceOf(path string) (uint64, bool) {
