@@ -3,8 +3,6 @@ package manager
 import (
 	"context"
 	"fmt"
-	"io"
-	"os"
 	"strings"
 
 	"github.com/vws-grid/vws/internal/errdefs"
@@ -45,32 +43,14 @@ func (m *Manager) Console(ctx context.Context, epr *wsa.EPR, offset int64, max i
 	return readConsole(rec.Spec.ConsoleLog, offset, max)
 }
 
+// readConsole reads the console log at path, rotations included, as one stream.
 func readConsole(path string, offset int64, max int) (ConsoleChunk, error) {
-	f, err := os.Open(path)
-	if os.IsNotExist(err) {
-		return ConsoleChunk{}, nil // never started: an empty console
-	}
+	s, err := openConsole(path)
 	if err != nil {
-		return ConsoleChunk{}, err
+		return ConsoleChunk{}, fmt.Errorf("read the console log: %w", err)
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return ConsoleChunk{}, err
-	}
-	size := fi.Size()
-	if offset < 0 {
-		offset = max64(0, size+offset)
-	}
-	if offset > size {
-		offset = size
-	}
-	n := min64(int64(max), size-offset)
-	buf := make([]byte, n)
-	if _, err := f.ReadAt(buf, offset); err != nil && err != io.EOF {
-		return ConsoleChunk{}, err
-	}
-	return ConsoleChunk{Offset: offset, Size: offset + n, Data: buf}, nil
+	defer s.close()
+	return s.read(offset, max)
 }
 
 // consoleTail is the end of a console log as printable text, for a resource property.
@@ -94,16 +74,3 @@ func consoleTail(path string, max int) string {
 	return s
 }
 
-func max64(a, b int64) int64 {
-	if a > b {
-		return a
-	}
-	return b
-}
-
-func min64(a, b int64) int64 {
-	if a < b {
-		return a
-	}
-	return b
-}

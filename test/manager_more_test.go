@@ -4,6 +4,7 @@ package test
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -103,4 +104,62 @@ func TestShutdownGraceOutlastsTheHandlerTimeout(t *testing.T) {
 		t.Fatalf("the domain is %q", st)
 	}
 	t.Logf("forced off after %v", took.Round(time.Millisecond))
+}
+
+// TestConsoleAcrossLogRotation: virtlogd rotates a console log at 2 MiB (console.log
+// becomes console.log.0 …). A job that writes about 4 MiB is followed by `vws console
+// --follow` from its start: the follower sees every line once, in order, across the
+// rotations, and a plain `vws console` still shows the greeting from before them.
+func TestConsoleAcrossLogRotation(t *testing.T) {
+	t.Parallel()
+	s := StartMgrServer(t, MgrServerOptions{HostName: "rotate-host"})
+	ImportGuest(t, s)
+	const lines = 70000 // ~67 bytes each: two rotations of 2 MiB
+	desc := TickerDescription(t, `while :; do echo "tick $i"; i=$((i+1)); sleep 1; done`,
+		fmt.Sprintf(`while [ $i -lt %d ]; do echo "flood line $i ................................................"; i=$((i+1)); done; echo "flood done"; while :; do echo "tick $i"; i=$((i+1)); sleep 1; done`, lines))
+	w := CreateWorkspace(t, s, desc)
+	s.MustCLI(t, "deploy", w.EPRFile, "--state", "running")
+
+	follow := exec.Command(vws(t), "console", "--follow", w.EPRFile)
+	follow.Env = append(os.Environ(), "VWS_URL="+s.URL)
+	var followed, followErr strings.Builder
+	follow.Stdout, follow.Stderr = &followed, &followErr
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer follow.Process.Kill()
+	WaitConsole(t, s, w, 180*time.Second, "the flood's end", func(c string) bool { return strings.Contains(c, "flood done") })
+	if _, err := os.Stat(filepath.Join(s.ManagerDir(), "workspaces", w.Key, "console.log.1")); err != nil {
+		t.Fatalf("the console log did not rotate twice (is virtlogd's max_size 2 MiB?): %v", err)
+	}
+	time.Sleep(2 * time.Second) // a poll or two of the follower after the end
+	follow.Process.Signal(os.Interrupt)
+	follow.Wait()
+
+	check := func(what, out string) {
+		t.Helper()
+		if n := strings.Count(out, "hello from the grid job"); n != 1 {
+			t.Errorf("%s: %d greetings, want 1", what, n)
+		}
+		next := 0
+		for _, l := range strings.Split(out, "\n") {
+			var i int
+			if _, err := fmt.Sscanf(l, "flood line %d", &i); err != nil {
+				continue
+			}
+			if i != next {
+				t.Fatalf("%s: flood line %d where %d was due", what, i, next)
+			}
+			next++
+		}
+		if next != lines || !strings.Contains(out, "flood done") {
+			t.Errorf("%s: %d of %d flood lines, end seen %v", what, next, lines, strings.Contains(out, "flood done"))
+		}
+	}
+	check("vws console --follow", followed.String())
+	if followErr.Len() > 0 {
+		t.Errorf("the follower said: %s", followErr.String())
+	}
+	check("vws console", Console(t, s, w))
+	s.MustCLI(t, "shutdown", w.EPRFile, "--mode", "trash")
 }

@@ -257,6 +257,10 @@ func newConsoleCommand() *cobra.Command {
 				if err != nil {
 					return fmt.Errorf("the manager sent undecodable console text: %w", err)
 				}
+				from, _ := strconv.ParseInt(txt(resp, "Offset"), 10, 64)
+				if offset >= 0 && from > offset {
+					fmt.Fprintf(cmd.ErrOrStderr(), "vws: %d bytes of console output before this were rotated away (virtlogd keeps max_backups files of max_size)\n", from-offset)
+				}
 				if offset < 0 {
 					// A tail starts mid-line: show whole lines only.
 					if i := bytes.IndexByte(data, '\n'); i >= 0 && txt(resp, "Offset") != "0" {
@@ -265,11 +269,14 @@ func newConsoleCommand() *cobra.Command {
 				}
 				cmd.OutOrStdout().Write(data)
 				size, _ := strconv.ParseInt(txt(resp, "Size"), 10, 64)
-				if size > offset || offset < 0 {
+				switch {
+				case size > offset || offset < 0:
 					offset = size
 					if len(data) > 0 && !follow {
 						continue // more than one answer's worth
 					}
+				case size < offset:
+					offset = size // the console started over (deployed anew): follow the new one
 				}
 				if !follow {
 					return nil

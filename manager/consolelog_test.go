@@ -1,0 +1,159 @@
+package manager
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+// rotatingLog writes a console log the way virtlogd does: appending to path, and past
+// maxSize renaming path.N-2 → path.N-1 … path → path.0 (dropping the oldest beyond
+// backups) before starting a new path.
+type rotatingLog struct {
+	path    string
+	maxSize int
+	backups int
+	written bytes.Buffer // everything ever written, in order
+}
+
+func (l *rotatingLog) write(t testing.TB, data []byte) {
+	t.Helper()
+	fi, err := os.Stat(l.path)
+	if err == nil && fi.Size()+int64(len(data)) > int64(l.maxSize) {
+		os.Remove(backupName(l.path, l.backups-1))
+		for i := l.backups - 2; i >= 0; i-- {
+			os.Rename(backupName(l.path, i), backupName(l.path, i+1))
+		}
+		if err := os.Rename(l.path, backupName(l.path, 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := os.OpenFile(l.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	l.written.Write(data)
+}
+
+func mustRead(t *testing.T, path string, offset int64, limit int) ConsoleChunk {
+	t.Helper()
+	c, err := readConsole(path, offset, limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestConsoleStreamAcrossRotations(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "console.log")
+	if c := mustRead(t, path, 0, 100); c.Size != 0 || len(c.Data) != 0 {
+		t.Fatalf("a console never written: %+v", c)
+	}
+	l := &rotatingLog{path: path, maxSize: 100, backups: 3}
+	line := func(i int) []byte { return fmt.Appendf(nil, "line %04d ........\n", i) } // 20 bytes
+	for i := range 4 {
+		l.write(t, line(i))
+	}
+	follower := mustRead(t, path, 0, 1000) // a --follow that has read it all so far
+	if follower.Offset != 0 || !bytes.Equal(follower.Data, l.written.Bytes()) {
+		t.Fatalf("before any rotation: %+v", follower)
+	}
+	for i := 4; i < 12; i++ { // two rotations
+		l.write(t, line(i))
+	}
+	if _, err := os.Stat(backupName(path, 1)); err != nil {
+		t.Fatalf("the log did not rotate twice: %v", err)
+	}
+	// The follower goes on where it was; the whole stream is still readable from 0.
+	next := mustRead(t, path, follower.Size, 1000)
+	if next.Offset != follower.Size || !bytes.Equal(next.Data, l.written.Bytes()[follower.Size:]) {
+		t.Fatalf("the follower after two rotations got %q at %d, want %q", next.Data, next.Offset, l.written.Bytes()[follower.Size:])
+	}
+	if all := mustRead(t, path, 0, 1000); !bytes.Equal(all.Data, l.written.Bytes()) {
+		t.Fatalf("the whole stream: %q, want %q", all.Data, l.written.Bytes())
+	}
+	// A small limit reads across a file boundary; a tail spans files too.
+	if c := mustRead(t, path, 90, 20); c.Offset != 90 || !bytes.Equal(c.Data, l.written.Bytes()[90:110]) {
+		t.Fatalf("across a boundary: %+v", c)
+	}
+	if c := mustRead(t, path, -50, 1000); !bytes.Equal(c.Data, l.written.Bytes()[l.written.Len()-50:]) {
+		t.Fatalf("tail: %q", c.Data)
+	}
+	// Ahead of the stream (a console that started over): nothing, at the end.
+	if c := mustRead(t, path, 1<<20, 1000); c.Offset != int64(l.written.Len()) || len(c.Data) != 0 {
+		t.Fatalf("past the end: %+v", c)
+	}
+	// Three more rotations drop the oldest files: offsets keep their meaning, and a
+	// read from 0 starts at the oldest byte still kept.
+	for i := 12; i < 30; i++ {
+		l.write(t, line(i))
+	}
+	all := mustRead(t, path, 0, 10000)
+	if all.Offset == 0 || all.Size != int64(l.written.Len()) || !bytes.Equal(all.Data, l.written.Bytes()[all.Offset:]) {
+		t.Fatalf("after the oldest were dropped: offset %d size %d (written %d) data %q", all.Offset, all.Size, l.written.Len(), all.Data)
+	}
+}
+
+// TestConsoleFollowWhileRotating: a follower reading while the log rotates under it
+// (concurrently, as virtlogd does) sees every byte once, in order.
+func TestConsoleFollowWhileRotating(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "console.log")
+	l := &rotatingLog{path: path, maxSize: 4096, backups: maxConsoleBackups}
+	const lines = 3000 // about 14 rotations: none dropped
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(done)
+		for i := range lines {
+			l.write(t, fmt.Appendf(nil, "line %05d\n", i)) // 11 bytes
+		}
+	}()
+	var got bytes.Buffer
+	offset := int64(0)
+	for finished := false; !finished; {
+		select {
+		case <-done:
+			finished = true
+		default:
+		}
+		c, err := readConsole(path, offset, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Offset != offset {
+			t.Fatalf("read at %d answered from %d", offset, c.Offset)
+		}
+		got.Write(c.Data)
+		offset = c.Size
+	}
+	wg.Wait()
+	for {
+		c := mustRead(t, path, offset, 1000)
+		if len(c.Data) == 0 {
+			break
+		}
+		got.Write(c.Data)
+		offset = c.Size
+	}
+	if !bytes.Equal(got.Bytes(), l.written.Bytes()) {
+		t.Fatalf("the follower read %d bytes, %d were written; they differ first at %d", got.Len(), l.written.Len(), firstDiff(got.Bytes(), l.written.Bytes()))
+	}
+}
+
+func firstDiff(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
