@@ -73,4 +73,3 @@ func consoleTail(path string, max int) string {
 	}
 	return s
 }
-
