@@ -46,6 +46,10 @@ type record struct {
 	Detail string `json:"detail,omitempty"`
 	// Hot: the RAM is saved in MemoryFile and the domain is off (a serialized workspace).
 	Hot bool `json:"hot,omitempty"`
+	// Pending names a Shutdown under way (pendingShutdown, pendingTrash, pendingDrop),
+	// written before its first step and cleared with its outcome: a restarted manager
+	// finishes it, or tells its forced stop from someone else's, instead of guessing.
+	Pending string `json:"pending,omitempty"`
 	// Checked-out content, returned unchanged when nothing changed (Trash, failed deploy).
 	OverlayDigest string `json:"overlayDigest"`
 	// Shared lists the digests of the host-cache images (base, kernel, initrd, layers)

@@ -31,6 +31,14 @@ const (
 	ModeSerialize = "Serialize"
 )
 
+// Shutdowns under way (record.Pending): each is journaled before its first step, so
+// a manager killed part-way comes back knowing what it was doing.
+const (
+	pendingShutdown = "shutdown" // Normal: the guest is asked to power off, forced off after grace
+	pendingTrash    = "trash"    // Trash: forced off, changes and saved RAM discarded
+	pendingDrop     = "drop"     // Normal of a serialized workspace: its memory image discarded
+)
+
 // Result is a workspace's state after an operation.
 type Result struct {
 	State      string
@@ -239,6 +247,16 @@ func (m *Manager) stageAndDefine(ctx context.Context, rec *record, man *manifest
 
 // undoDeploy removes what a failed deploy made and releases the lock unchanged.
 func (m *Manager) undoDeploy(ctx context.Context, rec *record) error {
+	if rec.Phase != phaseStaging {
+		// The deploy failed after recording it deployed (its start or restore did):
+		// journal the undo first. A crash part-way through it is then undone again by
+		// the reconciler, not taken for a deployed workspace whose domain, files or
+		// lock went missing (it would redefine the domain over deleted files).
+		rec.Phase = phaseStaging
+		if err := m.journal.put(rec); err != nil {
+			return fmt.Errorf("journal the undo of a deploy: %w", err)
+		}
+	}
 	if err := m.removeDomain(ctx, rec.Key); err != nil {
 		return err
 	}
@@ -317,14 +335,21 @@ func (m *Manager) Shutdown(ctx context.Context, epr *wsa.EPR, mode string, grace
 		case ModeNormal, "":
 			switch {
 			case rec.State == stateRunning, rec.State == statePaused && !rec.Hot:
+				// Journaled first: a domain found forced off after a crash was forced by
+				// this shutdown (shutdown), not destroyed behind vws's back (corrupted).
+				if err := m.begin(rec, pendingShutdown); err != nil {
+					return err
+				}
 				if rec.State == statePaused {
 					// A paused guest cannot hear the ACPI request.
 					if err := m.hv.Resume(ctx, name); err != nil {
+						m.abandon(rec)
 						return err
 					}
 				}
 				forced, err := m.hv.Shutdown(ctx, name, grace)
 				if err != nil {
+					m.abandon(rec)
 					return err
 				}
 				detail := ""
@@ -337,20 +362,17 @@ func (m *Manager) Shutdown(ctx context.Context, epr *wsa.EPR, mode string, grace
 			}
 			return &errdefs.StateError{Current: rec.State, Requested: stateShutdown}
 		case ModeTrash:
-			if err := m.hv.Stop(ctx, name); err != nil && !errors.Is(err, vmm.ErrNoDomain) {
+			// Journaled first: a crash part-way would otherwise leave a forced-off domain
+			// taken for corrupted, or a memory image kept beside the disk it was reset
+			// under (a Start would resume stale RAM on it). The reconciler finishes it.
+			if err := m.begin(rec, pendingTrash); err != nil {
 				return err
 			}
-			if err := resetRun(rec); err != nil {
-				return fmt.Errorf("discard the deployment's changes: %w", err)
+			if err := m.hv.Stop(ctx, name); err != nil && !errors.Is(err, vmm.ErrNoDomain) {
+				m.abandon(rec) // nothing changed yet
+				return err
 			}
-			if rec.State == stateCorrupted {
-				// Trash is the way back from a vanished domain: define it anew.
-				if err := m.hv.Define(ctx, rec.Spec); err != nil {
-					return err
-				}
-			}
-			rec.Detail = ""
-			return m.dropMemory(ctx, rec)
+			return m.trash(ctx, rec, rec.State == stateCorrupted)
 		case ModeSerialize:
 			if rec.State != stateRunning && !(rec.State == statePaused && !rec.Hot) {
 				return &errdefs.StateError{Current: rec.State, Requested: "paused (serialized)"}
@@ -375,15 +397,59 @@ func (m *Manager) Shutdown(ctx context.Context, epr *wsa.EPR, mode string, grace
 	})
 }
 
+// trash discards this deployment's changes and any saved RAM of a workspace whose
+// domain is off, defining the domain anew when define; it ends shut down. Every step
+// may be repeated: the reconciler uses it to finish a Trash a crash interrupted.
+func (m *Manager) trash(ctx context.Context, rec *record, define bool) error {
+	if err := resetRun(rec); err != nil {
+		return fmt.Errorf("discard the deployment's changes: %w", err)
+	}
+	if define {
+		// Trash is the way back from a vanished domain: define it anew.
+		if err := m.hv.Define(ctx, rec.Spec); err != nil {
+			return err
+		}
+	}
+	rec.Detail = ""
+	return m.dropMemory(ctx, rec)
+}
+
 // dropMemory discards a saved memory image; the workspace ends shut down.
 func (m *Manager) dropMemory(ctx context.Context, rec *record) error {
 	if rec.MemoryFile != "" {
+		if rec.Pending == "" {
+			// Journaled first: killed after the removal, the manager would come back
+			// to a serialized workspace with no memory image, which neither starts nor
+			// undeploys (the upload of the missing image fails at every retry).
+			if err := m.begin(rec, pendingDrop); err != nil {
+				return err
+			}
+		}
 		if err := os.Remove(rec.MemoryFile); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
 	}
 	rec.Hot, rec.MemoryFile, rec.MemoryDigest = false, "", ""
 	return m.transition(ctx, rec, stateShutdown, "")
+}
+
+// begin journals, durably, that the shutdown op is under way on rec; the transition
+// that records its outcome clears it.
+func (m *Manager) begin(rec *record, op string) error {
+	rec.Pending = op
+	if err := m.journal.put(rec); err != nil {
+		rec.Pending = ""
+		return fmt.Errorf("journal: %w", err)
+	}
+	return nil
+}
+
+// abandon clears the pending op of one that failed before changing anything.
+func (m *Manager) abandon(rec *record) {
+	rec.Pending = ""
+	if err := m.journal.put(rec); err != nil {
+		m.log.Error("clear the record of a failed shutdown", "workspace", rec.Key, "err", err)
+	}
 }
 
 // op runs f on a deployed workspace under its lock.
@@ -462,10 +528,10 @@ func (m *Manager) restore(ctx context.Context, rec *record, paused bool) error {
 	return m.transition(ctx, rec, state, "restored from its memory image")
 }
 
-// transition records a new state in the journal, durably, and has the Repository
-// told.
+// transition records a new state in the journal, durably, as the outcome of any
+// pending shutdown, and has the Repository told.
 func (m *Manager) transition(ctx context.Context, rec *record, state, detail string) error {
-	rec.State, rec.Detail = state, detail
+	rec.State, rec.Detail, rec.Pending = state, detail, ""
 	if err := m.journal.put(rec); err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}

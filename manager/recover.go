@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/vmm"
@@ -24,13 +25,16 @@ type change struct {
 type changeKind int
 
 const (
-	abortStaging  changeKind = iota + 1 // a deploy died: undo it
-	finishUnstage                       // an undeploy died: finish it
-	observe                             // the domain is in another state than recorded
-	redefine                            // a shut-down workspace's domain is gone: define it again
-	adoptSave                           // libvirt saved the RAM; the serialize died before recording it
-	finishRestore                       // libvirt restored the RAM; the restore died before recording it
-	retryReport                         // the Repository has not heard the current state
+	abortStaging   changeKind = iota + 1 // a deploy died: undo it
+	finishUnstage                        // an undeploy died: finish it
+	observe                              // the domain is in another state than recorded
+	redefine                             // a shut-down workspace's domain is gone: define it again
+	adoptSave                            // libvirt saved the RAM; the serialize died before recording it
+	finishRestore                        // libvirt restored the RAM; the restore died before recording it
+	finishShutdown                       // a Normal shutdown died: record where the domain ended
+	finishTrash                          // a Trash died part-way: finish it
+	finishDrop                           // discarding a memory image died part-way: finish it
+	retryReport                          // the Repository has not heard the current state
 )
 
 func isNoDomain(err error) bool { return errors.Is(err, vmm.ErrNoDomain) }
@@ -55,14 +59,32 @@ func plan(recs []*record, doms []vmm.Domain) []change {
 		d, exists := byName[domainName(r.Key)]
 		c := change{Key: r.Key}
 		switch {
+		case exists && d.State == vmm.StateUnknown:
+			// Unreachable or in transition is never "shut off": conclude nothing.
+		case r.Pending == pendingTrash:
+			// Every step of a Trash may be repeated, and the user asked for it.
+			c.Kind = finishTrash
+		case r.Pending == pendingDrop && r.Hot:
+			c.Kind = finishDrop
+		case r.Pending == pendingShutdown && exists && d.State == vmm.StateShutOff && !d.Saved:
+			// Off, forced or not, because this shutdown did it: shutdown, not corrupted.
+			c.Kind, c.State = finishShutdown, stateShutdown
+			if d.Forced {
+				c.Detail = "the guest did not power off in time; forced off"
+			}
+		case r.Pending == pendingShutdown && exists && (d.State == vmm.StateRunning || d.State == vmm.StatePaused):
+			// The guest has not gone down (yet: it may still heed the ACPI request, and
+			// is then seen powered off); the shutdown is no longer under way.
+			c.Kind, c.State = finishShutdown, stateRunning
+			if d.State == vmm.StatePaused {
+				c.State = statePaused
+			}
 		case !exists && (r.State == stateShutdown || r.State == statePaused && r.Hot):
 			// Nothing ran: the definition alone was lost.
 			c.Kind = redefine
 		case !exists && r.State != stateCorrupted:
 			c.Kind, c.State, c.Detail = observe, stateCorrupted, "its domain vanished from the hypervisor while "+r.State+"; the RAM is lost, the disk is intact (Shutdown Trash redefines it)"
 		case !exists:
-		case d.State == vmm.StateUnknown:
-			// Unreachable or in transition is never "shut off": conclude nothing.
 		case d.State == vmm.StateCrashed && r.State != stateCorrupted:
 			c.Kind, c.State, c.Detail = observe, stateCorrupted, "the guest crashed"
 		case d.State == vmm.StateShutOff && d.Saved && (r.State == stateRunning || r.State == statePaused && !r.Hot):
@@ -87,7 +109,7 @@ func plan(recs []*record, doms []vmm.Domain) []change {
 		case d.State == vmm.StatePaused && r.State == stateRunning:
 			c.Kind, c.State = observe, statePaused
 		}
-		if c.Kind == observe {
+		if c.Kind == observe || c.Kind == finishShutdown {
 			c.From = r.State
 		}
 		if c.Kind == 0 && r.Reported != r.State+"/"+r.Phase {
@@ -281,6 +303,33 @@ func (m *Manager) apply(ctx context.Context, c change) {
 		if err := m.transition(ctx, rec, c.State, "restored from its memory image"); err != nil {
 			log.Error("record a finished restore", "err", err)
 		}
+	case finishShutdown:
+		if rec.State != c.From || rec.Pending != pendingShutdown {
+			return
+		}
+		log.Info("recorded a shutdown that was under way when the manager died", "state", c.State, "detail", c.Detail)
+		if err := m.transition(ctx, rec, c.State, c.Detail); err != nil {
+			log.Error("record an interrupted shutdown", "err", err)
+		}
+	case finishTrash:
+		if err := m.hv.Stop(ctx, rec.Spec.Name); err != nil && !isNoDomain(err) {
+			log.Warn("finish an interrupted Trash; will retry", "err", err)
+			return
+		}
+		// A domain lost meanwhile (or the corrupted state Trash was undoing) is
+		// defined anew, as Trash does.
+		define := rec.State == stateCorrupted || !slices.ContainsFunc(doms, func(d vmm.Domain) bool { return d.Name == rec.Spec.Name })
+		if err := m.trash(ctx, rec, define); err != nil {
+			log.Warn("finish an interrupted Trash; will retry", "err", err)
+			return
+		}
+		log.Info("finished a Trash that was under way when the manager died")
+	case finishDrop:
+		if err := m.dropMemory(ctx, rec); err != nil {
+			log.Warn("finish discarding a memory image; will retry", "err", err)
+			return
+		}
+		log.Info("finished discarding a memory image, as a shutdown had begun to when the manager died")
 	case retryReport:
 		m.report(rec)
 	}

@@ -1,13 +1,19 @@
 package manager
 
 import (
+	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/vws-grid/vws/internal/qcow2"
+	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/vmm"
 )
 
@@ -32,6 +38,13 @@ func savedDom(key string) vmm.Domain {
 	d := domOf(key, vmm.StateShutOff)
 	d.Saved = true
 	return d
+}
+
+// pendingRec is a deployed record in state whose shutdown op was under way.
+func pendingRec(key, state string, hot bool, op string) *record {
+	r := deployedRec(key, state, hot)
+	r.Pending = op
+	return r
 }
 
 func TestPlan(t *testing.T) {
@@ -105,6 +118,36 @@ func TestPlan(t *testing.T) {
 			want: []change{{Kind: finishRestore, Key: k, State: stateRunning}}},
 		{name: "hot, domain paused: a restore (paused) finished unrecorded", recs: []*record{deployedRec(k, statePaused, true)}, doms: []vmm.Domain{domOf(k, vmm.StatePaused)},
 			want: []change{{Kind: finishRestore, Key: k, State: statePaused}}},
+		{name: "Normal shutdown under way, domain forced off: forced by it, shutdown (not corrupted)", recs: []*record{pendingRec(k, stateRunning, false, pendingShutdown)},
+			doms: []vmm.Domain{forcedDom(k)}, want: []change{{Kind: finishShutdown, Key: k, State: stateShutdown}}, detail: "forced off"},
+		{name: "Normal shutdown under way, the guest powered off", recs: []*record{pendingRec(k, stateRunning, false, pendingShutdown)},
+			doms: []vmm.Domain{domOf(k, vmm.StateShutOff)}, want: []change{{Kind: finishShutdown, Key: k, State: stateShutdown}}},
+		{name: "Normal shutdown under way from paused, domain forced off", recs: []*record{pendingRec(k, statePaused, false, pendingShutdown)},
+			doms: []vmm.Domain{forcedDom(k)}, want: []change{{Kind: finishShutdown, Key: k, State: stateShutdown}}, detail: "forced off"},
+		{name: "Normal shutdown under way, the guest still runs: no longer under way", recs: []*record{pendingRec(k, stateRunning, false, pendingShutdown)},
+			doms: []vmm.Domain{domOf(k, vmm.StateRunning)}, want: []change{{Kind: finishShutdown, Key: k, State: stateRunning}}},
+		{name: "Normal shutdown under way, still paused", recs: []*record{pendingRec(k, statePaused, false, pendingShutdown)},
+			doms: []vmm.Domain{domOf(k, vmm.StatePaused)}, want: []change{{Kind: finishShutdown, Key: k, State: statePaused}}},
+		{name: "Normal shutdown under way, domain vanished: corrupted", recs: []*record{pendingRec(k, stateRunning, false, pendingShutdown)},
+			want: []change{{Kind: observe, Key: k, State: stateCorrupted}}, detail: "vanished"},
+		{name: "Normal shutdown under way, guest crashed: corrupted", recs: []*record{pendingRec(k, stateRunning, false, pendingShutdown)},
+			doms: []vmm.Domain{domOf(k, vmm.StateCrashed)}, want: []change{{Kind: observe, Key: k, State: stateCorrupted}}, detail: "crashed"},
+		{name: "Normal shutdown under way, unknown domain state: conclude nothing", recs: []*record{pendingRec(k, stateRunning, false, pendingShutdown)},
+			doms: []vmm.Domain{domOf(k, vmm.StateUnknown)}},
+		{name: "Trash under way on a serialized workspace: finish it (not serialized with stale RAM)", recs: []*record{pendingRec(k, statePaused, true, pendingTrash)},
+			doms: []vmm.Domain{savedDom(k)}, want: []change{{Kind: finishTrash, Key: k}}},
+		{name: "Trash under way, domain forced off by it: finish it (not corrupted)", recs: []*record{pendingRec(k, stateRunning, false, pendingTrash)},
+			doms: []vmm.Domain{forcedDom(k)}, want: []change{{Kind: finishTrash, Key: k}}},
+		{name: "Trash under way, domain not yet stopped: finish it", recs: []*record{pendingRec(k, stateRunning, false, pendingTrash)},
+			doms: []vmm.Domain{domOf(k, vmm.StateRunning)}, want: []change{{Kind: finishTrash, Key: k}}},
+		{name: "Trash under way on a corrupted workspace whose domain vanished: finish it", recs: []*record{pendingRec(k, stateCorrupted, false, pendingTrash)},
+			want: []change{{Kind: finishTrash, Key: k}}},
+		{name: "Trash under way, unknown domain state: conclude nothing", recs: []*record{pendingRec(k, statePaused, true, pendingTrash)},
+			doms: []vmm.Domain{domOf(k, vmm.StateUnknown)}},
+		{name: "memory image being discarded: finish it (not serialized without its image)", recs: []*record{pendingRec(k, statePaused, true, pendingDrop)},
+			doms: []vmm.Domain{savedDom(k)}, want: []change{{Kind: finishDrop, Key: k}}},
+		{name: "memory image being discarded, domain vanished: finish it", recs: []*record{pendingRec(k, statePaused, true, pendingDrop)},
+			want: []change{{Kind: finishDrop, Key: k}}},
 		{name: "recorded running, domain paused", recs: []*record{deployedRec(k, stateRunning, false)}, doms: []vmm.Domain{domOf(k, vmm.StatePaused)},
 			want: []change{{Kind: observe, Key: k, State: statePaused}}},
 		{name: "recorded paused, domain running", recs: []*record{deployedRec(k, statePaused, false)}, doms: []vmm.Domain{domOf(k, vmm.StateRunning)},
@@ -138,7 +181,7 @@ func TestPlan(t *testing.T) {
 				}
 			}
 			for i := range got {
-				if got[i].Kind == observe && got[i].From == "" {
+				if (got[i].Kind == observe || got[i].Kind == finishShutdown) && got[i].From == "" {
 					t.Errorf("observe %+v does not say which recorded state it compared", got[i])
 				}
 				got[i].Detail, got[i].From = "", ""
@@ -384,4 +427,267 @@ func TestEventsAskForARound(t *testing.T) {
 	if !asked() || asked() {
 		t.Error("a burst of five stops did not ask for exactly one round")
 	}
+}
+
+// crashHV is a hypervisor of one domain that notes, at each call, the journal record
+// a manager killed right there would come back to (the one on disk).
+type crashHV struct {
+	t    *testing.T
+	dir  string // the journal's
+	key  string
+	dom  *vmm.Domain // nil: no domain
+	shut vmm.State   // what Shutdown leaves
+	// forced is what Shutdown reports; onDisk, by call, the record on disk then.
+	forced bool
+	onDisk map[string]*record
+}
+
+func (h *crashHV) at(op string) {
+	r, err := (&journal{dir: h.dir}).get(h.key) // a fresh journal reads the disk
+	if err != nil {
+		h.t.Fatalf("%s: the journal on disk: %v", op, err)
+	}
+	if h.onDisk == nil {
+		h.onDisk = map[string]*record{}
+	}
+	h.onDisk[op] = r
+}
+
+func (h *crashHV) set(st vmm.State, forced, saved bool) {
+	d := domOf(h.key, st)
+	d.Forced, d.Saved = forced, saved
+	h.dom = &d
+}
+
+func (h *crashHV) Host(context.Context) (vmm.HostInfo, error) { return vmm.HostInfo{}, nil }
+func (h *crashHV) DomainType() string                         { return "kvm" }
+func (h *crashHV) Define(_ context.Context, s vmm.Spec) error {
+	h.at("define")
+	if h.dom == nil {
+		h.set(vmm.StateShutOff, false, false)
+	}
+	return nil
+}
+func (h *crashHV) Start(context.Context, string) error {
+	h.at("start")
+	h.set(vmm.StateRunning, false, false)
+	return nil
+}
+func (h *crashHV) Pause(context.Context, string) error {
+	h.set(vmm.StatePaused, false, false)
+	return nil
+}
+func (h *crashHV) Resume(context.Context, string) error {
+	h.at("resume")
+	h.set(vmm.StateRunning, false, false)
+	return nil
+}
+func (h *crashHV) Shutdown(context.Context, string, time.Duration) (bool, error) {
+	h.at("shutdown")
+	h.set(vmm.StateShutOff, h.forced, false)
+	return h.forced, nil
+}
+func (h *crashHV) Stop(context.Context, string) error {
+	h.at("stop")
+	if h.dom != nil && (h.dom.State == vmm.StateRunning || h.dom.State == vmm.StatePaused) {
+		h.set(vmm.StateShutOff, true, false)
+	}
+	return nil
+}
+func (h *crashHV) Save(context.Context, string, string) error { return errors.New("not in this test") }
+func (h *crashHV) Restore(context.Context, string, vmm.Spec, bool) error {
+	return errors.New("not in this test")
+}
+func (h *crashHV) Undefine(context.Context, string) error {
+	h.at("undefine")
+	h.dom = nil
+	return nil
+}
+func (h *crashHV) State(context.Context, string) (vmm.State, error) {
+	if h.dom == nil {
+		return 0, vmm.ErrNoDomain
+	}
+	return h.dom.State, nil
+}
+func (h *crashHV) List(context.Context, string) ([]vmm.Domain, error) {
+	if h.dom == nil {
+		return nil, nil
+	}
+	return []vmm.Domain{*h.dom}, nil
+}
+
+// crashManager is a manager over a temporary directory and hv, holding key deployed
+// in state (serialized when hot, its memory image in place), with a real overlay
+// and run disk, and no Repository (no token: nothing is checked in or reported).
+func crashManager(t *testing.T, key, state string, hot bool) (*Manager, *crashHV, *record) {
+	t.Helper()
+	dir := t.TempDir()
+	hv := &crashHV{t: t, dir: filepath.Join(dir, "journal"), key: key}
+	m := &Manager{cfg: Config{Dir: dir, Host: "h", GracePeriod: time.Second}, hv: hv, journal: &journal{dir: hv.dir},
+		log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	ws := m.workspaceDir(key)
+	for _, d := range []string{hv.dir, ws} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec := &record{Key: key, WorkspaceAddress: "http://127.0.0.1:1/wsrf/services/WorkspaceService", WSAVersion: int(wsa.V200508),
+		Phase: phaseDeployed, State: state, Hot: hot, Spec: vmm.Spec{Name: domainName(key), UUID: domainUUID(key)},
+		Overlay: filepath.Join(ws, "overlay.qcow2"), Run: filepath.Join(ws, "run.qcow2")}
+	if err := qcow2.CreateOverlay(rec.Overlay, filepath.Join(dir, "base.img"), "raw", 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := qcow2.CreateOverlay(rec.Run, rec.Overlay, "qcow2", 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case hot:
+		rec.MemoryFile = filepath.Join(ws, "memory.save")
+		if err := os.WriteFile(rec.MemoryFile, []byte("RAM"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		hv.set(vmm.StateShutOff, false, true)
+	case state == stateCorrupted:
+	case state == stateShutdown:
+		hv.set(vmm.StateShutOff, false, false)
+	default:
+		hv.set(vmm.StateRunning, false, false)
+	}
+	if err := m.journal.put(rec); err != nil {
+		t.Fatal(err)
+	}
+	if state == statePaused && !hot {
+		m.journal.putVolatile(rec) // as Pause leaves it: the disk says running
+		hv.set(vmm.StatePaused, false, false)
+	}
+	return m, hv, rec.clone()
+}
+
+// restartPlan is what a manager restarted on the record r would plan, libvirt holding
+// dom (nil: none).
+func restartPlan(r *record, dom *vmm.Domain) []change {
+	var doms []vmm.Domain
+	if dom != nil {
+		doms = append(doms, *dom)
+	}
+	got := plan([]*record{r}, doms)
+	for i := range got {
+		got[i].From = ""
+	}
+	return got
+}
+
+// TestShutdownCrashPoints: a manager killed anywhere inside a Normal shutdown, a Trash
+// or the discarding of a memory image comes back (its journal as on disk then, libvirt
+// as the operation left it) to the right conclusion: the shutdown it forced off is
+// shut down, not corrupted; a Trash and a discard are finished, not left serialized
+// with stale RAM or with no memory image at all. Between the op's first effect and
+// its outcome nothing else is journaled, so the record at its first libvirt call is
+// the record at every crash point up to the outcome.
+func TestShutdownCrashPoints(t *testing.T) {
+	const k = "ws-crash"
+	ctx := context.Background()
+
+	t.Run("Normal, forced off after grace", func(t *testing.T) {
+		for _, from := range []string{stateRunning, statePaused} {
+			m, hv, rec := crashManager(t, k, from, false)
+			hv.forced = true
+			if _, err := m.Shutdown(ctx, workspaceEPR(rec), ModeNormal, time.Second); err != nil {
+				t.Fatal(err)
+			}
+			r := hv.onDisk["shutdown"]
+			if got, want := restartPlan(r, hv.dom), []change{{Kind: finishShutdown, Key: k, State: stateShutdown,
+				Detail: "the guest did not power off in time; forced off"}}; !reflect.DeepEqual(got, want) {
+				t.Errorf("from %s: killed as the guest was forced off, the restart plans %+v; want %+v", from, got, want)
+			}
+			if r, _ := (&journal{dir: hv.dir}).get(k); r.State != stateShutdown || r.Pending != "" {
+				t.Errorf("from %s: the shutdown left %+v on disk", from, r)
+			}
+		}
+	})
+
+	t.Run("Trash of a serialized workspace", func(t *testing.T) {
+		m, hv, rec := crashManager(t, k, statePaused, true)
+		if _, err := m.Shutdown(ctx, workspaceEPR(rec), ModeTrash, 0); err != nil {
+			t.Fatal(err)
+		}
+		r := hv.onDisk["stop"]
+		// Killed after the disk was reset, the memory image still there.
+		if got, want := restartPlan(r, hv.dom), []change{{Kind: finishTrash, Key: k}}; !reflect.DeepEqual(got, want) {
+			t.Fatalf("killed inside the Trash, the restart plans %+v; want %+v", got, want)
+		}
+		// The restart finishes it: the image goes, the workspace is shut down.
+		if err := os.WriteFile(rec.MemoryFile, []byte("RAM"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.journal.put(r); err != nil {
+			t.Fatal(err)
+		}
+		m.apply(ctx, change{Kind: finishTrash, Key: k})
+		if got, _ := (&journal{dir: hv.dir}).get(k); got.State != stateShutdown || got.Hot || got.Pending != "" || got.MemoryFile != "" {
+			t.Errorf("after the restart the record is %+v; want shut down, not serialized, nothing pending", got)
+		}
+		if _, err := os.Stat(rec.MemoryFile); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the memory image of the trashed deployment is kept (stat: %v)", err)
+		}
+	})
+
+	t.Run("Trash of a running workspace", func(t *testing.T) {
+		m, hv, rec := crashManager(t, k, stateRunning, false)
+		if _, err := m.Shutdown(ctx, workspaceEPR(rec), ModeTrash, 0); err != nil {
+			t.Fatal(err)
+		}
+		// The domain is off by the Trash's own forced stop.
+		if got, want := restartPlan(hv.onDisk["stop"], hv.dom), []change{{Kind: finishTrash, Key: k}}; !reflect.DeepEqual(got, want) {
+			t.Errorf("killed after the Trash forced the domain off, the restart plans %+v; want %+v", got, want)
+		}
+	})
+
+	t.Run("Trash of a corrupted workspace whose domain vanished", func(t *testing.T) {
+		m, hv, rec := crashManager(t, k, stateCorrupted, false)
+		if _, err := m.Shutdown(ctx, workspaceEPR(rec), ModeTrash, 0); err != nil {
+			t.Fatal(err)
+		}
+		// Killed as the domain was being defined again.
+		if got, want := restartPlan(hv.onDisk["define"], nil), []change{{Kind: finishTrash, Key: k}}; !reflect.DeepEqual(got, want) {
+			t.Errorf("killed inside the Trash, the restart plans %+v; want %+v", got, want)
+		}
+	})
+
+	t.Run("Normal of a serialized workspace discards its memory image", func(t *testing.T) {
+		m, hv, rec := crashManager(t, k, statePaused, true)
+		// The removal fails (a directory with something in it): the op stops there, its
+		// journal on disk as a crash right after the removal would leave it.
+		os.Remove(rec.MemoryFile)
+		if err := os.MkdirAll(filepath.Join(rec.MemoryFile, "x"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.Shutdown(ctx, workspaceEPR(rec), ModeNormal, 0); err == nil {
+			t.Fatal("the removal of the memory image did not fail")
+		}
+		r, err := (&journal{dir: hv.dir}).get(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := restartPlan(r, hv.dom), []change{{Kind: finishDrop, Key: k}}; !reflect.DeepEqual(got, want) {
+			t.Fatalf("killed while discarding the memory image, the restart plans %+v; want %+v", got, want)
+		}
+		os.RemoveAll(rec.MemoryFile) // a crash after the removal
+		m.apply(ctx, change{Kind: finishDrop, Key: k})
+		if got, _ := (&journal{dir: hv.dir}).get(k); got.State != stateShutdown || got.Hot || got.Pending != "" {
+			t.Errorf("after the restart the record is %+v; want shut down, not serialized", got)
+		}
+	})
+
+	t.Run("undo of a deploy that failed after recording it deployed", func(t *testing.T) {
+		m, hv, rec := crashManager(t, k, stateShutdown, false)
+		if err := m.undoDeploy(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+		// Killed after the domain went: the undo is finished, not the domain defined
+		// again over the files the undo goes on to delete.
+		if got, want := restartPlan(hv.onDisk["undefine"], nil), []change{{Kind: abortStaging, Key: k}}; !reflect.DeepEqual(got, want) {
+			t.Errorf("killed inside the undo, the restart plans %+v; want %+v", got, want)
+		}
+	})
 }

@@ -658,6 +658,117 @@ func TestManagerCrashDuringSerializeAndRestore(t *testing.T) {
 	h.MustCLI(t, "shutdown", w.EPRFile, "--mode", "trash")
 }
 
+// editJournal rewrites workspace key's journal record on disk (the server is down)
+// with edit, as an operation the server was killed in had left it.
+func (h *crashHost) editJournal(key string, edit func(rec map[string]any)) {
+	h.t.Helper()
+	file := filepath.Join(h.ManagerDir(), "journal", key+".json")
+	data, err := os.ReadFile(file)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var rec map[string]any
+	if err := json.Unmarshal(data, &rec); err != nil {
+		h.t.Fatal(err)
+	}
+	edit(rec)
+	if data, err = json.Marshal(rec); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := os.WriteFile(file, data, 0o600); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// TestManagerCrashDuringShutdown: the manager is killed inside a Shutdown, after its
+// first effect and before it recorded the outcome; each post-crash state is made with
+// virsh and qemu-img as the operation had left it, journal included (a shutdown under
+// way is journaled before its first step). After the restart the manager finishes or
+// records the shutdown instead of guessing: a guest its Normal shutdown forced off is
+// shut down (not corrupted, as a domain destroyed behind vws's back is); a Trash that
+// had reset the disk of a serialized workspace is finished (not left serialized with a
+// memory image older than its disk); a discarded memory image that was already gone
+// leaves the workspace shut down (not serialized without an image, which neither
+// starts nor undeploys).
+func TestManagerCrashDuringShutdown(t *testing.T) {
+	t.Parallel()
+	h := startCrashHost(t, "crash-shutdown")
+	holdGuests(t, 2)
+	desc := TickerDescription(t)
+	normal, trashed := CreateWorkspace(t, h.MgrServer, desc), CreateWorkspace(t, h.MgrServer, desc)
+	ws := []*MgrWorkspace{normal, trashed}
+	for _, w := range ws {
+		h.MustCLI(t, "deploy", w.EPRFile, "--state", "running")
+	}
+	for _, w := range ws {
+		WaitConsole(t, h.MgrServer, w, 90*time.Second, "a tick", func(c string) bool { return guest.LastTick(c) >= 1 })
+	}
+	memOf := func(w *MgrWorkspace) string { return filepath.Join(h.ManagerDir(), "workspaces", w.Key, "memory.save") }
+	h.MustCLI(t, "shutdown", trashed.EPRFile, "--mode", "serialize")
+
+	h.Kill()
+	// Normal: the guest did not power off within grace and was forced off.
+	h.editJournal(normal.Key, func(rec map[string]any) { rec["pending"] = "shutdown" })
+	if out, err := exec.Command("virsh", "-c", "qemu:///system", "destroy", normal.Domain()).CombinedOutput(); err != nil {
+		t.Fatalf("virsh destroy: %v: %s", err, out)
+	}
+	// Trash of the serialized one: its disk reset, its memory image not yet removed.
+	var run, overlay string
+	h.editJournal(trashed.Key, func(rec map[string]any) {
+		rec["pending"] = "trash"
+		run, overlay = rec["run"].(string), rec["overlay"].(string)
+	})
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", overlay, run).CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img create: %v: %s", err, out)
+	}
+	if !fileExists(memOf(trashed)) {
+		t.Fatal("the serialized workspace has no memory image")
+	}
+	h.restart()
+	h.settle(ws)
+	journal, err := h.journal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec := journal[normal.Key]; rec.State != "shutdown" {
+		t.Errorf("after its Normal shutdown forced the guest off the workspace is %+v, want shutdown", rec)
+	}
+	if hw := ReadHost(t, h.MgrServer).Workspaces[normal.Key]; hw.State != "shutdown" || !strings.Contains(hw.Detail, "forced off") {
+		t.Errorf("host properties of the forced-off workspace: %+v; want shutdown, forced off", hw)
+	}
+	if rec := journal[trashed.Key]; rec.State != "shutdown" || rec.Hot {
+		t.Errorf("after a Trash killed part-way the workspace is %+v, want shutdown and not serialized", rec)
+	}
+	if fileExists(memOf(trashed)) {
+		t.Errorf("the trashed deployment's memory image is kept beside its reset disk")
+	}
+	// Settled, the Repository agrees with the journal.
+
+	// Normal of a serialized workspace, killed after its memory image was removed. (The
+	// Trash first makes this stage independent of the last one's outcome.)
+	h.MustCLI(t, "shutdown", normal.EPRFile, "--mode", "trash")
+	h.MustCLI(t, "start", normal.EPRFile)
+	WaitConsole(t, h.MgrServer, normal, 90*time.Second, "a tick", func(c string) bool { return guest.LastTick(c) >= 1 })
+	h.MustCLI(t, "shutdown", normal.EPRFile, "--mode", "serialize")
+	h.Kill()
+	h.editJournal(normal.Key, func(rec map[string]any) { rec["pending"] = "drop" })
+	if err := os.Remove(memOf(normal)); err != nil {
+		t.Fatal(err)
+	}
+	h.restart()
+	h.settle(ws)
+	if journal, err = h.journal(); err != nil {
+		t.Fatal(err)
+	}
+	if rec := journal[normal.Key]; rec.State != "shutdown" || rec.Hot {
+		t.Errorf("after discarding its memory image was killed part-way the workspace is %+v, want shutdown and not serialized", rec)
+	}
+	WantWSProps(t, normal, "state", "shutdown", "deployment", "deployed")
+	// Not stuck: it undeploys (no memory image to upload) and deploys again.
+	h.MustCLI(t, "undeploy", normal.EPRFile)
+	WantWSProps(t, normal, "state", "shutdown", "deployment", "in-repository", "lockHolder", "")
+}
+
 // TestManagerGuestPowersOff: a guest whose startup program ends with onExit poweroff
 // shuts itself down; libvirt's stop event has the manager reconcile at once, with no
 // client call, and the Repository says shutdown within a second or two — the timer
