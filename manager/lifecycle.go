@@ -286,6 +286,9 @@ func (m *Manager) removeDomain(ctx context.Context, key string) error {
 // Start boots a shut-down workspace, or resumes a serialized one from its memory image.
 func (m *Manager) Start(ctx context.Context, epr *wsa.EPR) (Result, error) {
 	return m.op(ctx, epr, func(rec *record) error {
+		if err := unfinishedDiscard(rec, "Start"); err != nil {
+			return err
+		}
 		switch {
 		case rec.State == stateShutdown:
 			return m.start(ctx, rec)
@@ -299,6 +302,9 @@ func (m *Manager) Start(ctx context.Context, epr *wsa.EPR) (Result, error) {
 // Pause suspends a running workspace's vCPUs; its RAM stays in the host's memory.
 func (m *Manager) Pause(ctx context.Context, epr *wsa.EPR) (Result, error) {
 	return m.op(ctx, epr, func(rec *record) error {
+		if err := unfinishedDiscard(rec, "Pause"); err != nil {
+			return err
+		}
 		if rec.State != stateRunning {
 			return &errdefs.StateError{Current: rec.State, Requested: statePaused}
 		}
@@ -309,6 +315,9 @@ func (m *Manager) Pause(ctx context.Context, epr *wsa.EPR) (Result, error) {
 // Unpause resumes a paused workspace; a serialized one is restored from its memory image.
 func (m *Manager) Unpause(ctx context.Context, epr *wsa.EPR) (Result, error) {
 	return m.op(ctx, epr, func(rec *record) error {
+		if err := unfinishedDiscard(rec, "Unpause"); err != nil {
+			return err
+		}
 		if rec.State != statePaused {
 			return &errdefs.StateError{Current: rec.State, Requested: stateRunning}
 		}
@@ -330,6 +339,13 @@ func (m *Manager) Shutdown(ctx context.Context, epr *wsa.EPR, mode string, grace
 		grace = m.cfg.GracePeriod
 	}
 	return m.op(ctx, epr, func(rec *record) error {
+		normalized := mode
+		if normalized == "" {
+			normalized = ModeNormal
+		}
+		if err := unfinishedDiscard(rec, normalized); err != nil {
+			return err
+		}
 		name := rec.Spec.Name
 		switch mode {
 		case ModeNormal, "":
@@ -442,6 +458,32 @@ func (m *Manager) begin(rec *record, op string) error {
 		return fmt.Errorf("journal: %w", err)
 	}
 	return nil
+}
+
+// unfinishedDiscard refuses op on a workspace whose Trash, or whose discarding of a
+// memory image, failed part-way: until it is finished (by the reconciler within
+// seconds, or by repeating it), its disk and saved RAM may not belong together, and a
+// restore or an upload would carry stale RAM. Only the Shutdown that finishes it
+// proceeds: Trash for a Trash; Normal or Trash for a discard. op is an operation name
+// or, for Shutdown, its mode.
+func unfinishedDiscard(rec *record, op string) error {
+	var what, repeat string
+	switch rec.Pending {
+	case pendingTrash:
+		if op == ModeTrash {
+			return nil
+		}
+		what, repeat = "a Trash", "--mode trash"
+	case pendingDrop:
+		if op == ModeTrash || op == ModeNormal {
+			return nil
+		}
+		what, repeat = "the discarding of its saved RAM", "--mode normal"
+	default:
+		return nil
+	}
+	return errdefs.WithAdvice(fmt.Errorf("%w: %s of workspace %s failed part-way and is not finished; %s is refused until it is", errdefs.ErrState, what, rec.Key, op),
+		"the manager finishes it by itself within seconds; or finish it now: vws shutdown EPR "+repeat)
 }
 
 // abandon clears the pending op of one that failed before changing anything.

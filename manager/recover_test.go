@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/qcow2"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/vmm"
@@ -688,6 +689,75 @@ func TestShutdownCrashPoints(t *testing.T) {
 		// again over the files the undo goes on to delete.
 		if got, want := restartPlan(hv.onDisk["undefine"], nil), []change{{Kind: abortStaging, Key: k}}; !reflect.DeepEqual(got, want) {
 			t.Errorf("killed inside the undo, the restart plans %+v; want %+v", got, want)
+		}
+	})
+}
+
+// TestUnfinishedDiscardRefusesOtherOperations: a Trash or a discard of saved RAM that
+// failed part-way leaves the workspace's disk and RAM image apart; until it is
+// finished, a Start or Unpause (which would restore stale RAM), an Undeploy (which
+// would upload it) or another shutdown is refused with what to do, and repeating the
+// shutdown finishes it.
+func TestUnfinishedDiscardRefusesOtherOperations(t *testing.T) {
+	const k = "ws-unfinished"
+	ctx := context.Background()
+	refused := func(t *testing.T, m *Manager, rec *record, repeat string, ops map[string]func() error) {
+		t.Helper()
+		for name, op := range ops {
+			err := op()
+			if !errors.Is(err, errdefs.ErrState) || !strings.Contains(errdefs.Advice(err), "vws shutdown EPR "+repeat) {
+				t.Errorf("%s while unfinished: %v (advice %q); want a state fault saying to repeat the shutdown %s", name, err, errdefs.Advice(err), repeat)
+			}
+		}
+	}
+
+	t.Run("discard of saved RAM", func(t *testing.T) {
+		m, _, rec := crashManager(t, k, statePaused, true)
+		os.Remove(rec.MemoryFile)
+		if err := os.MkdirAll(filepath.Join(rec.MemoryFile, "x"), 0o700); err != nil { // the removal fails
+			t.Fatal(err)
+		}
+		epr := workspaceEPR(rec)
+		if _, err := m.Shutdown(ctx, epr, ModeNormal, 0); err == nil {
+			t.Fatal("the removal of the memory image did not fail")
+		}
+		refused(t, m, rec, "--mode normal", map[string]func() error{
+			"Start":     func() error { _, err := m.Start(ctx, epr); return err },
+			"Unpause":   func() error { _, err := m.Unpause(ctx, epr); return err },
+			"Undeploy":  func() error { _, err := m.Undeploy(ctx, epr); return err },
+			"Serialize": func() error { _, err := m.Shutdown(ctx, epr, ModeSerialize, 0); return err },
+		})
+		os.RemoveAll(rec.MemoryFile)
+		if _, err := m.Shutdown(ctx, epr, "", 0); err != nil {
+			t.Fatalf("repeating the shutdown: %v", err)
+		}
+		if _, err := m.Start(ctx, epr); err != nil {
+			t.Fatalf("Start once the discard is finished: %v", err)
+		}
+	})
+
+	t.Run("Trash", func(t *testing.T) {
+		m, _, rec := crashManager(t, k, statePaused, true)
+		os.Remove(rec.Run)
+		if err := os.MkdirAll(filepath.Join(rec.Run, "x"), 0o700); err != nil { // the reset fails
+			t.Fatal(err)
+		}
+		epr := workspaceEPR(rec)
+		if _, err := m.Shutdown(ctx, epr, ModeTrash, 0); err == nil {
+			t.Fatal("the reset of the disk did not fail")
+		}
+		refused(t, m, rec, "--mode trash", map[string]func() error{
+			"Start":    func() error { _, err := m.Start(ctx, epr); return err },
+			"Unpause":  func() error { _, err := m.Unpause(ctx, epr); return err },
+			"Undeploy": func() error { _, err := m.Undeploy(ctx, epr); return err },
+			"Normal":   func() error { _, err := m.Shutdown(ctx, epr, ModeNormal, 0); return err },
+		})
+		os.RemoveAll(rec.Run)
+		if _, err := m.Shutdown(ctx, epr, ModeTrash, 0); err != nil {
+			t.Fatalf("repeating the Trash: %v", err)
+		}
+		if r, _ := m.journal.get(k); r.State != stateShutdown || r.Hot || r.Pending != "" {
+			t.Fatalf("after the repeated Trash: %+v", r)
 		}
 	})
 }

@@ -16,6 +16,9 @@ import (
 func (m *Manager) Undeploy(ctx context.Context, epr *wsa.EPR) (Result, error) {
 	var res Result
 	err := m.withDeployed(ctx, epr, policy.Manage, func(rec *record) error {
+		if err := unfinishedDiscard(rec, "Undeploy"); err != nil {
+			return err
+		}
 		switch {
 		case rec.State == stateShutdown, rec.State == stateCorrupted, rec.State == statePaused && rec.Hot:
 		default:
