@@ -44,8 +44,13 @@ func stateFrom(st libvirt.DomainState, reason int) State {
 	case libvirt.DOMAIN_SHUTDOWN: // shutting down: still running until it is off
 		return StateRunning
 	case libvirt.DOMAIN_PAUSED:
-		if libvirt.DomainPausedReason(reason) == libvirt.DOMAIN_PAUSED_CRASHED {
+		switch libvirt.DomainPausedReason(reason) {
+		case libvirt.DOMAIN_PAUSED_CRASHED:
 			return StateCrashed
+		case libvirt.DOMAIN_PAUSED_STARTING_UP:
+			// Booting, or a restore still loading its RAM (it fails back to shut off):
+			// in transition, not paused.
+			return StateUnknown
 		}
 		return StatePaused
 	case libvirt.DOMAIN_PMSUSPENDED:

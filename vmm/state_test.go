@@ -20,6 +20,8 @@ func TestStateFrom(t *testing.T) {
 		{libvirt.DOMAIN_PAUSED, int(libvirt.DOMAIN_PAUSED_USER), StatePaused},
 		{libvirt.DOMAIN_PAUSED, int(libvirt.DOMAIN_PAUSED_IOERROR), StatePaused},
 		{libvirt.DOMAIN_PAUSED, int(libvirt.DOMAIN_PAUSED_CRASHED), StateCrashed},
+		{libvirt.DOMAIN_PAUSED, int(libvirt.DOMAIN_PAUSED_STARTING_UP), StateUnknown}, // a restore loading RAM
+		{libvirt.DOMAIN_PAUSED, int(libvirt.DOMAIN_PAUSED_MIGRATION), StatePaused},    // a restore --paused, done
 		{libvirt.DOMAIN_PMSUSPENDED, 0, StatePaused},
 		{libvirt.DOMAIN_SHUTOFF, int(libvirt.DOMAIN_SHUTOFF_SHUTDOWN), StateShutOff},
 		{libvirt.DOMAIN_SHUTOFF, int(libvirt.DOMAIN_SHUTOFF_SAVED), StateShutOff},
