@@ -39,6 +39,34 @@ type hostOffer struct {
 	Arch       string
 	CPUs       int
 	FreeMiB    int64
+	// Networks are the host's libvirt networks, when known: a NIC must join one.
+	Networks      []vmm.Network
+	NetworksKnown bool
+}
+
+// network is the host's libvirt network named name, if it has one.
+func (o hostOffer) network(name string) (vmm.Network, bool) {
+	for _, n := range o.Networks {
+		if n.Name == name {
+			return n, true
+		}
+	}
+	return vmm.Network{}, false
+}
+
+func (o hostOffer) networkNames() string {
+	if len(o.Networks) == 0 {
+		return "none"
+	}
+	var names []string
+	for _, n := range o.Networks {
+		if n.Active {
+			names = append(names, n.Name)
+		} else {
+			names = append(names, n.Name+" (not started)")
+		}
+	}
+	return strings.Join(names, ", ")
 }
 
 // vmmTypes lists the VMM types a description may ask for on this host: a KVM host
@@ -142,6 +170,11 @@ func buildSpec(key string, d *describe.Description, host hostOffer, files staged
 			if kind == "" {
 				kind = "network"
 			}
+			if _, ok := host.network(nic.Network); kind == "network" && host.NetworksKnown && !ok {
+				return vmm.Spec{}, metadataErr(fmt.Sprintf("/vw:virtualWorkspace/net:network/net:nic[%d]/net:association/net:name", i+1),
+					fmt.Sprintf("NIC %s joins network %q; this host's networks are: %s", nic.Name, nic.Network, host.networkNames()),
+					fmt.Sprintf("name one of them, or deploy the workspace on a host that has network %q", nic.Network))
+			}
 			spec.NICs = append(spec.NICs, vmm.NIC{MAC: strings.ToLower(mac), Model: nic.Model, Kind: kind, Source: nic.Network})
 		}
 	}
@@ -149,6 +182,19 @@ func buildSpec(key string, d *describe.Description, host hostOffer, files staged
 		return vmm.Spec{}, fmt.Errorf("%w (from the workspace description)", err)
 	}
 	return spec, nil
+}
+
+// startableNetworks refuses a guest that is to run now on a network the host has but
+// has not started: libvirt would refuse to start it, after the deploy moved its bytes.
+func startableNetworks(spec vmm.Spec, host hostOffer) error {
+	for _, nic := range spec.NICs {
+		if n, ok := host.network(nic.Source); nic.Kind == "network" && ok && !n.Active {
+			return errdefs.WithAdvice(fmt.Errorf("%w: network %q, which the workspace's NIC %s joins, is defined on this host but not started",
+				errdefs.ErrHypervisor, n.Name, nic.MAC),
+				fmt.Sprintf("the site administrator must start it: virsh net-start %s (virsh net-autostart %s keeps it started across reboots); or deploy with --state shutdown now and start the workspace once it is", n.Name, n.Name))
+		}
+	}
+	return nil
 }
 
 // grantMemory grants the requested size when the host has it free, else as much as

@@ -186,6 +186,15 @@ func TestBuildSpec(t *testing.T) {
 		{name: "CPU model passed on", host: tcg, desc: vmXML{CPU: `<hw:count>2</hw:count><hw:model>host-passthrough</hw:model>`},
 			want: base(func(s *vmm.Spec) { s.CPUs, s.CPUModel = 2, "host-passthrough" })},
 		{name: "too many CPUs", host: tcg, desc: vmXML{CPU: `<hw:count>4</hw:count>`}, refused: "hw:CPU/hw:count", reason: "4 CPUs"},
+		{name: "a network the host lacks is refused, naming those it has", host: withNets(tcg, vmm.Network{Name: "default"}, vmm.Network{Name: "lab", Active: true}),
+			desc:    vmXML{Network: nicOn("eth0", "default", "") + nicOn("eth1", "grid", "")},
+			refused: "net:nic[2]/net:association/net:name", reason: `NIC eth1 joins network "grid"; this host's networks are: default (not started), lab`},
+		{name: "a bridge is not a libvirt network: not checked", host: withNets(tcg),
+			desc: vmXML{Network: nicOn("eth0", "br0", "bridge")},
+			want: base(func(s *vmm.Spec) { s.NICs = []vmm.NIC{{MAC: derivedMAC(key, 0), Kind: "bridge", Source: "br0"}} })},
+		{name: "networks not known (a driver without them): not checked", host: tcg,
+			desc: vmXML{Network: nicOn("eth0", "grid", "")},
+			want: base(func(s *vmm.Spec) { s.NICs = []vmm.NIC{{MAC: derivedMAC(key, 0), Kind: "network", Source: "grid"}} })},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -218,6 +227,32 @@ func TestBuildSpec(t *testing.T) {
 				t.Errorf("the spec does not validate: %v", err)
 			}
 		})
+	}
+}
+
+func withNets(h hostOffer, nets ...vmm.Network) hostOffer {
+	h.Networks, h.NetworksKnown = nets, true
+	return h
+}
+
+func nicOn(name, network, kind string) string {
+	if kind != "" {
+		kind = "<net:kind>" + kind + "</net:kind>"
+	}
+	return "<net:nic><net:name>" + name + "</net:name><net:association><net:name>" + network + "</net:name>" + kind + "</net:association></net:nic>"
+}
+
+// TestStartableNetworks: a guest to run now on a network the host has not started is
+// refused before its bytes move, with what the administrator must do.
+func TestStartableNetworks(t *testing.T) {
+	host := withNets(hostOffer{}, vmm.Network{Name: "default"}, vmm.Network{Name: "lab", Active: true})
+	ok := vmm.Spec{NICs: []vmm.NIC{{Kind: "network", Source: "lab"}, {Kind: "bridge", Source: "default"}, {Kind: "user"}}}
+	if err := startableNetworks(ok, host); err != nil {
+		t.Errorf("started network, a bridge and user networking: %v", err)
+	}
+	err := startableNetworks(vmm.Spec{NICs: []vmm.NIC{{Kind: "network", Source: "default", MAC: "52:54:00:00:00:01"}}}, host)
+	if !errors.Is(err, errdefs.ErrHypervisor) || !strings.Contains(err.Error(), `network "default"`) || !strings.Contains(errdefs.Advice(err), "virsh net-start default") {
+		t.Errorf("a network not started: %v (advice %q)", err, errdefs.Advice(err))
 	}
 }
 

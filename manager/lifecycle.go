@@ -162,7 +162,8 @@ func (m *Manager) stageAndDefine(ctx context.Context, rec *record, man *manifest
 	if hot && man.State != statePaused {
 		return Result{}, fmt.Errorf("%w: the manifest carries saved memory but the workspace is %s, not paused", errdefs.ErrImageIntegrity, man.State)
 	}
-	offer := hostOffer{DomainType: host.DomainType, Arch: host.Arch, CPUs: host.CPUs, FreeMiB: host.FreeMiB}
+	offer := hostOffer{DomainType: host.DomainType, Arch: host.Arch, CPUs: host.CPUs, FreeMiB: host.FreeMiB,
+		Networks: host.Networks, NetworksKnown: host.NetworksKnown}
 	dir := m.workspaceDir(rec.Key)
 	planned := stagedFiles{Disk: dir + "/run.qcow2", CIData: dir + "/cidata.iso", Console: dir + "/console.log"}
 	if k := man.image("kernel"); k != nil {
@@ -172,8 +173,14 @@ func (m *Manager) stageAndDefine(ctx context.Context, rec *record, man *manifest
 		planned.Initrd = m.cache.path(i.Digest)
 	}
 	// Check the description against this host before moving any bytes.
-	if _, err := buildSpec(rec.Key, desc, offer, planned); err != nil {
+	spec, err := buildSpec(rec.Key, desc, offer, planned)
+	if err != nil {
 		return Result{}, err
+	}
+	if initial == stateRunning || initial == statePaused {
+		if err := startableNetworks(spec, offer); err != nil {
+			return Result{}, err
+		}
 	}
 	// And the disk: a deploy that cannot fit fails here, having written nothing,
 	// rather than part-way with a bare write error. The images counted as cached
@@ -189,7 +196,7 @@ func (m *Manager) stageAndDefine(ctx context.Context, rec *record, man *manifest
 	if err != nil {
 		return Result{}, err
 	}
-	spec, err := buildSpec(rec.Key, desc, offer, files)
+	spec, err = buildSpec(rec.Key, desc, offer, files)
 	if err != nil {
 		return Result{}, err
 	}

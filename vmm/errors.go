@@ -54,9 +54,26 @@ func wrap(op, name string, err error) error {
 		return err
 	case lerr.Code == libvirt.ERR_NO_DOMAIN:
 		return fmt.Errorf("%s %s: %w", op, name, ErrNoDomain)
+	case lerr.Code == libvirt.ERR_NO_NETWORK:
+		return errdefs.WithAdvice(&hvError{op: op, name: name, err: err},
+			"the workspace's NIC joins a network this host does not have (virsh net-list --all lists those it has): deploy it on a host that has it")
+	case lerr.Code == libvirt.ERR_OPERATION_INVALID && strings.Contains(lerr.Message, "network '") && strings.Contains(lerr.Message, "is not active"):
+		net := quoted(lerr.Message)
+		return errdefs.WithAdvice(&hvError{op: op, name: name, err: err},
+			fmt.Sprintf("the site administrator must start network %s: virsh net-start %s (virsh net-autostart %s keeps it started across reboots); then repeat", net, net, net))
 	default:
 		return &hvError{op: op, name: name, err: err}
 	}
+}
+
+// quoted is the first 'single-quoted' word of a libvirt message.
+func quoted(msg string) string {
+	_, rest, ok := strings.Cut(msg, "'")
+	if !ok {
+		return "NAME"
+	}
+	word, _, _ := strings.Cut(rest, "'")
+	return word
 }
 
 // unsupportedFlags reports whether err is a driver rejecting flags it does not know

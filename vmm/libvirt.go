@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 
@@ -36,6 +37,16 @@ type HostInfo struct {
 	CPUs           int
 	MemoryMiB      int64
 	FreeMiB        int64
+	// Networks are libvirt's virtual networks on the host, which NICs of kind
+	// "network" join; nil when the driver lists none (NetworksKnown false).
+	Networks      []Network
+	NetworksKnown bool
+}
+
+// Network is one libvirt virtual network.
+type Network struct {
+	Name   string
+	Active bool // started: a guest joining it can start
 }
 
 // Domain is one libvirt domain as List reports it.
@@ -149,9 +160,33 @@ func (l *Libvirt) Host(ctx context.Context) (HostInfo, error) {
 		h.VMMVersion, h.LibvirtVersion = version(hv), version(lib)
 		h.Arch, h.CPUs = ni.Model, int(ni.Cpus)
 		h.MemoryMiB, h.FreeMiB = int64(ni.Memory/1024), int64(free/(1<<20))
+		// Best effort: a driver without networks (or a network driver that is down)
+		// leaves them unknown, which checks nothing, rather than failing.
+		h.Networks, h.NetworksKnown = networks(c)
 		return nil
 	})
 	return h, wrap("host info of", l.uri, err)
+}
+
+func networks(c *libvirt.Connect) ([]Network, bool) {
+	nets, err := c.ListAllNetworks(0)
+	if err != nil {
+		return nil, false
+	}
+	out := make([]Network, 0, len(nets))
+	known := true
+	for i := range nets {
+		name, err := nets[i].GetName()
+		active, aerr := nets[i].IsActive()
+		nets[i].Free()
+		if err != nil || aerr != nil {
+			known = false
+			continue
+		}
+		out = append(out, Network{Name: name, Active: active})
+	}
+	slices.SortFunc(out, func(a, b Network) int { return strings.Compare(a.Name, b.Name) })
+	return out, known
 }
 
 func version(v uint32) string {

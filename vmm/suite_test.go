@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +34,34 @@ func TestTestDriver(t *testing.T) {
 	testSuite(t, l, "qemu", func(t *testing.T) string {
 		return filepath.Join(t.TempDir(), "root.qcow2") // the test driver never opens it
 	})
+}
+
+// TestHostNetworks: the host's libvirt networks are listed with whether they are
+// started, as a deploy checks its NICs against them.
+func TestHostNetworks(t *testing.T) {
+	l, err := Open(t.Context(), Config{URI: "test:///default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	c, err := libvirt.NewConnect("test:///default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	n, err := c.NetworkDefineXML(`<network><name>` + testPrefix + `off</name><bridge name="vwstestbr0"/></network>`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Undefine(); n.Free() })
+	h, err := l.Host(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Network{{Name: "default", Active: true}, {Name: testPrefix + "off", Active: false}}
+	if !h.NetworksKnown || !slices.Equal(h.Networks, want) {
+		t.Errorf("networks %+v (known %v); want %+v", h.Networks, h.NetworksKnown, want)
+	}
 }
 
 // TestQEMU runs the shared suite against the real qemu:///system with TCG guests.
@@ -149,7 +178,7 @@ func testSuite(t *testing.T, l *Libvirt, domType string, diskPath func(*testing.
 			t.Fatal(err)
 		}
 		if h.VMMType != domType || h.DomainType != domType || h.VMMVersion == "" || h.LibvirtVersion == "" ||
-			h.Arch == "" || h.CPUs < 1 || h.MemoryMiB < 1 {
+			h.Arch == "" || h.CPUs < 1 || h.MemoryMiB < 1 || !h.NetworksKnown {
 			t.Errorf("host info incomplete: %+v", h)
 		}
 		t.Logf("host: %+v", h)
