@@ -31,6 +31,7 @@ var (
 	PropMemoryFree         = mq("MemoryFree")
 	PropDeployedWorkspaces = mq("DeployedWorkspaces")
 	PropCachedImages       = mq("CachedImages")
+	PropNetworks           = mq("Networks")
 )
 
 // Service builds the WorkspaceManagerService: a thin SOAP adapter over the Manager.
@@ -42,7 +43,7 @@ func (m *Manager) Service(contract fs.FS) (*container.Service, error) {
 	wsrf.HandleProperties(svc, &wsrf.Singleton{
 		DocName: mq("WorkspaceManagerResourceProperties"),
 		Declared: []wsa.QName{PropVMMType, PropVMMVersion, PropDomainType, PropCPUs, PropMemoryTotal,
-			PropMemoryFree, PropDeployedWorkspaces, PropCachedImages},
+			PropMemoryFree, PropDeployedWorkspaces, PropCachedImages, PropNetworks},
 		Build: m.hostProperties,
 	})
 	// Deploy, Start, Unpause (of a serialized workspace), Shutdown and Undeploy last
@@ -168,7 +169,17 @@ func workspaceRef(p *etree.Element) (*wsa.EPR, error) {
 // hostProperties describes the host: hypervisor, capacity, what runs, what is cached.
 func (m *Manager) hostProperties(ctx context.Context, d *dialect.Dialect) ([]*etree.Element, error) {
 	var props []*etree.Element
+	var nets *etree.Element
 	if h, err := m.hv.Host(ctx); err == nil {
+		if h.NetworksKnown {
+			nets = etree.NewElement("mgr:Networks")
+			nets.CreateAttr("xmlns:mgr", vwsns.Manager)
+			for _, n := range h.Networks {
+				e := nets.CreateElement("mgr:Network")
+				e.CreateElement("mgr:Name").SetText(n.Name)
+				e.CreateElement("mgr:Active").SetText(strconv.FormatBool(n.Active))
+			}
+		}
 		props = append(props,
 			wsrf.TextProperty(PropVMMType, h.VMMType),
 			wsrf.TextProperty(PropVMMVersion, h.VMMVersion),
@@ -224,6 +235,9 @@ func (m *Manager) hostProperties(ctx context.Context, d *dialect.Dialect) ([]*et
 		img.CreateElement("mgr:SizeBytes").SetText(strconv.FormatInt(c.Size, 10))
 	}
 	props = append(props, ci)
+	if nets != nil {
+		props = append(props, nets)
+	}
 	return props, nil
 }
 

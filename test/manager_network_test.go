@@ -72,6 +72,14 @@ func TestManagerNetworks(t *testing.T) {
 		return names
 	}
 
+	// The host's properties list its networks, started or not.
+	status := s.MustCLI(t, "host", "status").stdout
+	for _, want := range []string{on + "  started", off + "  not started (virsh net-start " + off + ")"} {
+		if !strings.Contains(status, want) {
+			t.Errorf("vws host status does not say %q:\n%s", want, status)
+		}
+	}
+
 	// A network the host lacks: refused before anything happens, naming those it has.
 	w := CreateWorkspace(t, s, desc(none))
 	WantFault(t, s.CLI(t, "deploy", w.EPRFile, "--state", "running"), "WorkspaceMetadataFault",

@@ -347,5 +347,15 @@ func printHost(w io.Writer, resp *etree.Element) error {
 			fmt.Fprintf(w, "  %s  %s\n", shortDigest(txt(img, "Digest")), formatBytes(n))
 		}
 	}
+	if c := doc.SelectElement("Networks"); c != nil {
+		fmt.Fprintln(w, "\nNetworks (libvirt):")
+		for _, n := range c.SelectElements("Network") {
+			state := "started"
+			if txt(n, "Active") != "true" {
+				state = "not started (virsh net-start " + txt(n, "Name") + ")"
+			}
+			fmt.Fprintf(w, "  %s  %s\n", txt(n, "Name"), state)
+		}
+	}
 	return nil
 }

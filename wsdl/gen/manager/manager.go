@@ -777,6 +777,8 @@ type MemoryFree HostMiB
 
 type DeployedWorkspaces DeployedWorkspacesType
 
+type Networks HostNetworksType
+
 type CachedImages CachedImagesType
 
 type DeployedWorkspacesType struct {
@@ -805,6 +807,19 @@ type DeployedWorkspaceType struct {
 	// The last lines of the serial console (at most 2 KiB),
 	// control characters other than newline and tab removed.
 	ConsoleTail string `xml:"ConsoleTail,omitempty" json:"ConsoleTail,omitempty"`
+}
+
+type HostNetworksType struct {
+	XMLName xml.Name `xml:"http://vws.dev/ns/2026/manager Networks"`
+
+	Network []*HostNetworkType `xml:"Network,omitempty" json:"Network,omitempty"`
+}
+
+type HostNetworkType struct {
+	Name string `xml:"Name,omitempty" json:"Name,omitempty"`
+
+	// Started: a guest joining it can start.
+	Active bool `xml:"Active,omitempty" json:"Active,omitempty"`
 }
 
 type CachedImagesType struct {
