@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
@@ -51,6 +52,9 @@ as it arrives. Identical content is stored once: a second name simply points at 
   --lib     a library as name or name=version (e.g. glibc=2.36); repeat for more`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if strings.TrimSpace(m.Name) == "" {
+				return errors.New(`flag "name" not set: give the image's name in the pool with --name NAME (e.g. --name debian-12)`)
+			}
 			return importImage(cmd.Context(), baseURL(*base), args[0], m, cmd.OutOrStdout())
 		},
 	}
@@ -60,7 +64,6 @@ as it arrives. Identical content is stored once: a second name simply points at 
 	f.StringVar(&m.Kernel, "kernel", "", "kernel version")
 	f.StringVar(&m.Arch, "arch", "", "CPU architecture")
 	f.StringArrayVar(&m.Libraries, "lib", nil, "library name or name=version (repeatable)")
-	cmd.MarkFlagRequired("name")
 	return cmd
 }
 
@@ -71,8 +74,10 @@ func importImage(ctx context.Context, base, file string, m imagepool.Meta, out i
 		src = os.Stdin
 	} else {
 		f, err := os.Open(file)
-		if err != nil {
-			return err
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%s: no such file; give the path of a qcow2 or raw image, or - to read standard input", file)
+		} else if err != nil {
+			return fmt.Errorf("open the image: %w", err)
 		}
 		defer f.Close()
 		fi, err := f.Stat()

@@ -2,35 +2,26 @@
 package main
 
 import (
-	"errors"
-	"fmt"
+	"context"
 	"os"
+	"os/signal"
 
 	"github.com/spf13/cobra"
-
-	"github.com/vws-grid/vws/internal/client"
-)
-
-// Exit codes: 0 success, 1 usage or local failure, 2 the service answered with a fault.
-const (
-	exitError = 1
-	exitFault = 2
 )
 
 func main() {
-	root := newRootCommand()
-	if err := root.Execute(); err != nil {
-		var fe *client.FaultError
-		if errors.As(err, &fe) {
-			fmt.Fprintln(os.Stderr, "vws: fault:", fe.Error())
-			os.Exit(exitFault)
-		}
-		fmt.Fprintln(os.Stderr, "vws:", err)
-		os.Exit(exitError)
-	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	go func() {
+		<-ctx.Done()
+		stop() // the first Ctrl-C cancels the command; a second one ends vws at once
+	}()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
 func newRootCommand() *cobra.Command {
+	// A command line's credentials are its own: forget those an earlier one (in the
+	// same process, as in tests) loaded.
+	*cliTransport = lazyTransport{}
 	root := &cobra.Command{
 		Use:           "vws",
 		Short:         "Virtual workspaces for grids: factory, repository and host manager",
@@ -47,5 +38,6 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newAuditCommand())
 	registerTLSFlags(root)
 	root.AddCommand(newPKICommand())
+	polish(root)
 	return root
 }

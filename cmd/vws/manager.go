@@ -86,6 +86,11 @@ domain and leave it in --state: shutdown (default), running or paused. A seriali
 workspace deployed with --state running continues where it stopped.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			switch state {
+			case "", "shutdown", "running", "paused":
+			default:
+				return fmt.Errorf("--state must be shutdown, running or paused, not %q", state)
+			}
 			ws, mgr, err := t.resolve(cmd.Context(), args[0], false)
 			if err != nil {
 				return err
@@ -98,6 +103,9 @@ workspace deployed with --state running continues where it stopped.`,
 			stop := showStaging(cmd.Context(), mgr.Address, keyOfEPR(ws))
 			resp, err := lifecycleClient().Invoke(cmd.Context(), mgr, "Deploy", body)
 			stop()
+			if err != nil && cmd.Context().Err() != nil {
+				return &interruptedError{fmt.Sprintf("the deploy was cancelled, and the manager undoes a deploy cut short; vws status %s shows where the workspace is", args[0])}
+			}
 			if err != nil {
 				return err
 			}
@@ -205,6 +213,9 @@ func newShutdownCommand() *cobra.Command {
 			if !ok {
 				return fmt.Errorf("--mode must be normal, trash or serialize, not %q", mode)
 			}
+			if grace < 0 {
+				return fmt.Errorf("--grace %s is negative: give how long to wait for the guest, e.g. 30s (or leave it out for the manager's default)", grace)
+			}
 			ws, mgr, err := t.resolve(cmd.Context(), args[0], true)
 			if err != nil {
 				return err
@@ -238,6 +249,9 @@ func newConsoleCommand() *cobra.Command {
 		Short: "Print a deployed workspace's serial console",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if tail < 0 {
+				return fmt.Errorf("--tail %d is negative: give how many bytes before the end to start at, e.g. --tail 2000", tail)
+			}
 			ws, mgr, err := t.resolve(cmd.Context(), args[0], true)
 			if err != nil {
 				return err
@@ -305,6 +319,9 @@ func newHostCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			u := baseURL(base)
 			if len(args) == 1 {
+				if err := checkBaseURL("the manager URL", args[0]); err != nil {
+					return err
+				}
 				u = strings.TrimRight(args[0], "/")
 			}
 			epr := &wsa.EPR{Version: wsa.V200508, Address: u + managerPath}

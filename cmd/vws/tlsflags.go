@@ -50,9 +50,20 @@ type lazyTransport struct {
 }
 
 func (t *lazyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.URL.Scheme != "https" {
+	switch req.URL.Scheme {
+	case "http":
 		t.plainOnce.Do(func() { t.plain = http.DefaultTransport.(*http.Transport).Clone() })
-		return t.plain.RoundTrip(req)
+		resp, err := t.plain.RoundTrip(req)
+		if err != nil {
+			return nil, explainTransport(req, err)
+		}
+		return httpsRefusal(req, resp)
+	case "https":
+	default:
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, &connError{msg: fmt.Sprintf("%q is not an http:// or https:// URL: vws speaks HTTP(S); correct the URL you gave", req.URL.Redacted())}
 	}
 	t.tlsOnce.Do(func() {
 		var cfg *tls.Config
@@ -66,9 +77,10 @@ func (t *lazyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if req.Body != nil {
 			req.Body.Close()
 		}
-		return nil, t.err
+		return nil, &connError{msg: t.err.Error(), err: t.err}
 	}
-	return t.tls.RoundTrip(req)
+	resp, err := t.tls.RoundTrip(req)
+	return resp, explainTransport(req, err)
 }
 
 // httpClient returns the CLI's HTTP client: plain for http:// URLs, mutual TLS with

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -16,16 +17,16 @@ import (
 	"github.com/vws-grid/vws/internal/wsrf"
 )
 
-// workspaceEPR reads an EPR argument: an EPR file, or a bare workspace key.
+// workspaceEPR reads an EPR argument: an EPR file, or a bare workspace key. Whatever
+// exists under that name is read as a file; a name that does not, and looks like a
+// path (a / or a .), is a missing file rather than a key.
 func workspaceEPR(base, arg string) (*wsa.EPR, error) {
-	if data, err := os.ReadFile(arg); err == nil {
-		epr, err := wsa.ReadEPRDocument(data)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", arg, err)
-		}
-		return epr, nil
-	} else if strings.ContainsAny(arg, "/.") {
-		return nil, fmt.Errorf("read EPR file: %w", err)
+	const hint = "give the EPR file vws create -o wrote, or the workspace's key (vws list shows them)"
+	if _, err := os.Stat(arg); err == nil || strings.ContainsAny(arg, "/.") {
+		return readEPRFile(arg, hint)
+	}
+	if strings.TrimSpace(arg) == "" {
+		return nil, errors.New("the EPR|KEY argument is empty; " + hint)
 	}
 	k := etree.NewElement("vw:WorkspaceKey")
 	k.CreateAttr("xmlns:vw", vwsns.Workspace)
@@ -65,17 +66,17 @@ let vws write the description from --memory and --cpus. Prints the new workspace
 -o also saves its EPR for the other commands and for GT-style tools.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if lifetime < 0 {
+				return fmt.Errorf("--lifetime %s is negative: give how long the workspace should live, e.g. 2h (or leave it out for the site's default)", lifetime)
+			}
 			var desc *etree.Element
 			switch {
 			case file != "" && image != "":
 				return fmt.Errorf("give either -f or --image, not both")
 			case file != "":
-				doc := etree.NewDocument()
-				if err := doc.ReadFromFile(file); err != nil {
-					return fmt.Errorf("read description: %w", err)
-				}
-				if desc = doc.Root(); desc == nil {
-					return fmt.Errorf("%s has no root element", file)
+				var err error
+				if desc, err = readXMLFile("-f", file, "a workspace description (schema/vws/workspace.xsd), or use --image NAME"); err != nil {
+					return err
 				}
 			case image != "":
 				desc = describeFromFlags(image, memory, cpus)
@@ -147,6 +148,11 @@ func newListCommand() *cobra.Command {
 		Short: "List workspaces in the repository",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			for _, s := range states {
+				if !listStates[s] {
+					return fmt.Errorf("--state %q is not a workspace state: give shutdown, paused, running or corrupted", s)
+				}
+			}
 			body := etree.NewElement("repo:ListWorkspaces")
 			body.CreateAttr("xmlns:repo", vwsns.Repository)
 			for _, s := range states {
@@ -174,6 +180,9 @@ func newListCommand() *cobra.Command {
 	cmd.Flags().StringVar(&owner, "owner", "", "only workspaces of this owner DN")
 	return cmd
 }
+
+// listStates are the states a workspace is listed in.
+var listStates = map[string]bool{"shutdown": true, "paused": true, "running": true, "corrupted": true}
 
 func txt(e *etree.Element, child string) string {
 	if c := e.SelectElement(child); c != nil {
@@ -212,6 +221,9 @@ func newCloneCommand() *cobra.Command {
 		Short: "Copy a workspace (copy-on-write) under a new name",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if lifetime < 0 {
+				return fmt.Errorf("--lifetime %s is negative: give how long the clone should live, e.g. 2h (or leave it out for the site's default)", lifetime)
+			}
 			epr, err := workspaceEPR(base, args[0])
 			if err != nil {
 				return err

@@ -59,12 +59,9 @@ func (t *targetOptions) resolve(args []string) (*wsa.EPR, []string, error) {
 		if t.service != "" || t.keyName != "" {
 			return nil, nil, fmt.Errorf("give either --eprFile or --service/--key, not both")
 		}
-		data, err := os.ReadFile(t.eprFile)
-		if err != nil {
-			return nil, nil, fmt.Errorf("read EPR file: %w", err)
-		}
-		if epr, err = wsa.ReadEPRDocument(data); err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", t.eprFile, err)
+		var err error
+		if epr, err = readEPRFile(t.eprFile, "give -e a file holding a wsa:EndpointReference (vws create -o writes one), or name the resource with -s and -k"); err != nil {
+			return nil, nil, err
 		}
 		if d != nil && d.WSA != epr.Version {
 			epr = convertEPR(epr, d.WSA)

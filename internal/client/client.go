@@ -118,11 +118,8 @@ func (c *Client) Call(ctx context.Context, epr *wsa.EPR, action string, body *et
 		env, err = soap.Parse(raw)
 	}
 	if err != nil {
-		snippet := strings.TrimSpace(string(raw))
-		if len(snippet) > 200 {
-			snippet = snippet[:200] + "…"
-		}
-		return nil, fmt.Errorf("%s answered HTTP %d without a SOAP envelope: %s", epr.Address, resp.StatusCode, snippet)
+		return nil, fmt.Errorf("%s answered HTTP %d with %s, not a SOAP envelope: is this the address of a vws (WSRF) service?",
+			epr.Address, resp.StatusCode, describeBody(resp.Header.Get("Content-Type"), raw))
 	}
 	if soap.IsFault(env.Payload) {
 		return nil, faultError(resp.StatusCode, soap.ParseFault(env.Payload))
@@ -165,3 +162,19 @@ func addrHeader(v wsa.Version, local, text string) *etree.Element {
 
 // DialectOf returns the dialect an EPR's addressing version implies.
 func DialectOf(epr *wsa.EPR) *dialect.Dialect { return dialect.ForWSA(epr.Version) }
+
+// describeBody says in a few words on one line what a non-SOAP answer held: an HTML
+// page, nothing, or the start of its text.
+func describeBody(contentType string, raw []byte) string {
+	text := strings.Join(strings.Fields(string(raw)), " ")
+	lower := strings.ToLower(text)
+	switch {
+	case text == "":
+		return "an empty body"
+	case strings.HasPrefix(contentType, "text/html") || strings.HasPrefix(lower, "<!doctype html") || strings.HasPrefix(lower, "<html"):
+		return "an HTML page"
+	case len([]rune(text)) > 120:
+		text = string([]rune(text)[:120]) + "…"
+	}
+	return fmt.Sprintf("%q", text)
+}

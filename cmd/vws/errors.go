@@ -1,0 +1,347 @@
+package main
+
+// What a user sees when a command goes wrong: one line on stderr that says what was
+// wrong and what to do, never cobra's or Go's raw wording where it says neither.
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"syscall"
+
+	"github.com/beevik/etree"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/vws-grid/vws/internal/client"
+	"github.com/vws-grid/vws/internal/wsa"
+)
+
+// Exit codes: 0 success, 1 usage or local failure, 2 the service answered with a
+// fault, 130 interrupted (Ctrl-C), as shells report a command SIGINT ended.
+const (
+	exitError       = 1
+	exitFault       = 2
+	exitInterrupted = 130
+)
+
+// run executes the command line args and returns the exit code; an error is printed
+// on stderr as one line. ctx is cancelled on Ctrl-C.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := newRootCommand()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var fe *client.FaultError
+	switch {
+	case ctx.Err() != nil && errors.Is(err, context.Canceled):
+		var ie *interruptedError
+		if errors.As(err, &ie) {
+			fmt.Fprintln(stderr, "vws: interrupted:", ie.msg)
+		} else {
+			fmt.Fprintln(stderr, "vws: interrupted before the answer came; the server may still complete the request")
+		}
+		return exitInterrupted
+	case errors.As(err, &fe):
+		fmt.Fprintln(stderr, "vws: fault:", fe.Error())
+		return exitFault
+	}
+	fmt.Fprintln(stderr, "vws:", describe(err))
+	return exitError
+}
+
+// describe is the message of a local or transport error.
+func describe(err error) string {
+	var ce *connError
+	if errors.As(err, &ce) {
+		return ce.Error()
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) && ue.Op == "parse" {
+		return fmt.Sprintf("%q is not a URL: write http://HOST:PORT or https://HOST:PORT (--url, $VWS_URL, --host)", ue.URL)
+	}
+	return err.Error()
+}
+
+// interruptedError says what an interrupted command leaves behind.
+type interruptedError struct{ msg string }
+
+func (e *interruptedError) Error() string { return "interrupted: " + e.msg }
+func (e *interruptedError) Unwrap() error { return context.Canceled }
+
+// polish gives every command of the tree the error wording of this file: argument
+// and flag errors name the usage, group commands refuse unknown subcommands, and
+// --url / $VWS_URL must be a URL.
+func polish(root *cobra.Command) {
+	root.SetFlagErrorFunc(flagError)
+	root.PersistentPreRunE = checkURLFlags
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c.HasSubCommands() && c.Run == nil && c.RunE == nil {
+			c.Args = cobra.ArbitraryArgs
+			c.RunE = groupRun
+		} else if c.Args != nil {
+			c.Args = usageArgs(c.Args)
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+}
+
+// usageArgs wraps a cobra argument check: its error says which argument is missing
+// or unexpected, and the usage line.
+func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		err := check(cmd, args)
+		if err == nil {
+			return nil
+		}
+		usage := "; usage: " + cmd.UseLine()
+		for n := 1; n <= len(args); n++ {
+			if check(cmd, args[:len(args)-n]) == nil {
+				extra := args[len(args)-n:]
+				if n == 1 {
+					return fmt.Errorf("unexpected argument %q%s", extra[0], usage)
+				}
+				return fmt.Errorf("unexpected arguments %q%s", extra, usage)
+			}
+		}
+		more := args
+		for n := 1; n <= 3; n++ {
+			more = append(more[:len(more):len(more)], "x")
+			if check(cmd, more) == nil {
+				return fmt.Errorf("missing argument%s", usage)
+			}
+		}
+		return fmt.Errorf("%w%s", err, usage)
+	}
+}
+
+// groupRun is the Run of a command that only groups others: alone it shows its
+// help; with an argument it refuses it as an unknown command.
+func groupRun(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return cmd.Help()
+	}
+	var names []string
+	for _, c := range cmd.Commands() {
+		if c.IsAvailableCommand() {
+			names = append(names, c.Name())
+		}
+	}
+	msg := fmt.Sprintf("unknown command %q for %s", args[0], cmd.CommandPath())
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += fmt.Sprintf(" (did you mean %s?)", strings.Join(s, " or "))
+	}
+	return fmt.Errorf("%s; its commands are %s (see %s --help)", msg, strings.Join(names, ", "), cmd.CommandPath())
+}
+
+// flagError rewords pflag's errors: a bad value says what a good one looks like.
+func flagError(cmd *cobra.Command, err error) error {
+	var iv *pflag.InvalidValueError
+	if errors.As(err, &iv) {
+		f := iv.GetFlag()
+		var want string
+		switch f.Value.Type() {
+		case "duration":
+			want = "is not a duration: write one such as 90s, 15m, 2h or 1h30m"
+		case "int", "int64", "int32", "uint", "uint64":
+			want = "is not a whole number"
+		case "bool":
+			want = "is not true or false"
+		default:
+			want = fmt.Sprintf("is not valid (%v); see %s --help", errors.Unwrap(iv), cmd.CommandPath())
+		}
+		return fmt.Errorf("--%s %q %s", f.Name, iv.GetValue(), want)
+	}
+	return fmt.Errorf("%w; see %s --help", err, cmd.CommandPath())
+}
+
+// checkURLFlags refuses a --url (or $VWS_URL) or --host that is not an http(s) URL,
+// before anything is sent.
+func checkURLFlags(cmd *cobra.Command, _ []string) error {
+	if f := cmd.Flags().Lookup("url"); f != nil {
+		from := "--url"
+		if f.Value.String() == "" {
+			from = "$VWS_URL"
+		}
+		if os.Getenv("VWS_URL") != "" || f.Value.String() != "" {
+			if err := checkBaseURL(from, baseURL(f.Value.String())); err != nil {
+				return err
+			}
+		}
+	}
+	if f := cmd.Flags().Lookup("host"); f != nil && f.Value.Type() == "string" && f.Value.String() != "" {
+		if err := checkBaseURL("--host", f.Value.String()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkBaseURL(from, s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%s %q is not a vws URL: write http://HOST:PORT or https://HOST:PORT", from, s)
+	}
+	return nil
+}
+
+// connError is a failure to talk HTTP with the server, worded for the user.
+type connError struct {
+	msg string
+	err error
+}
+
+func (e *connError) Error() string { return e.msg }
+func (e *connError) Unwrap() error { return e.err }
+
+// explainTransport words a transport failure of req: what was wrong with the
+// connection, and which flag or variable to fix.
+func explainTransport(req *http.Request, err error) error {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var ce *connError
+	if errors.As(err, &ce) {
+		return err
+	}
+	server := req.URL.Scheme + "://" + req.URL.Host
+	other := "https://" + req.URL.Host
+	if req.URL.Scheme == "https" {
+		other = "http://" + req.URL.Host
+	}
+	const fix = "check --url / $VWS_URL"
+	var (
+		dnsErr     *net.DNSError
+		unknownCA  x509.UnknownAuthorityError
+		hostErr    x509.HostnameError
+		invalidErr x509.CertificateInvalidError
+		opErr      *net.OpError
+		alert      tls.AlertError
+		record     tls.RecordHeaderError
+	)
+	msg := ""
+	text := err.Error()
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		msg = fmt.Sprintf("cannot reach vws at %s: connection refused; is vws serve running there? %s", server, fix)
+	case errors.As(err, &dnsErr):
+		msg = fmt.Sprintf("cannot reach vws at %s: there is no host %q; %s", server, dnsErr.Name, fix)
+	case strings.Contains(text, "malformed HTTP response"):
+		said := text[strings.Index(text, "malformed HTTP response")+len("malformed HTTP response "):]
+		msg = fmt.Sprintf("%s does not speak HTTP (it answered %s): it is not a vws server; %s", server, said, fix)
+	case errors.As(err, &record) && string(record.RecordHeader[:]) == "HTTP/",
+		strings.Contains(text, "server gave HTTP response to HTTPS client"):
+		msg = fmt.Sprintf("%s speaks plain HTTP, not HTTPS: use %s in --url / $VWS_URL", server, other)
+	case errors.As(err, &record):
+		msg = fmt.Sprintf("%s does not speak TLS (it answered %q): it is not a vws server; %s", server, record.RecordHeader[:], fix)
+	case errors.As(err, &unknownCA):
+		msg = fmt.Sprintf("the certificate of %s is not signed by a CA you trust: pass the site's CA with --ca CADIR (or $X509_CERT_DIR)", server)
+	case errors.As(err, &hostErr):
+		msg = fmt.Sprintf("the certificate of %s is not for %q (%v): use the host name it is for in --url / $VWS_URL", server, req.URL.Hostname(), hostErr)
+	case errors.As(err, &invalidErr):
+		msg = fmt.Sprintf("the certificate of %s is not valid (%v): tell the site administrator", server, invalidErr)
+	case errors.As(err, &alert) || (errors.As(err, &opErr) && opErr.Op == "remote error"):
+		switch {
+		case strings.Contains(text, "certificate required"):
+			msg = fmt.Sprintf("%s requires a client certificate: pass --cert (and --key), or make a proxy (vws pki proxy, grid-proxy-init)", server)
+		case strings.Contains(text, "certificate"):
+			msg = fmt.Sprintf("%s refused your certificate (%s): use one issued by a CA the site trusts, or make a fresh proxy", server, strings.TrimPrefix(text[strings.LastIndex(text, "tls: "):], "tls: "))
+		default:
+			msg = fmt.Sprintf("%s refused the TLS connection (%v)", server, err)
+		}
+	case errors.As(err, &opErr) && opErr.Op == "dial":
+		msg = fmt.Sprintf("cannot reach vws at %s: %v; %s", server, opErr.Err, fix)
+	default:
+		return err
+	}
+	return &connError{msg: msg, err: err}
+}
+
+// httpsRefusal recognizes the answer of an HTTPS server to a plain HTTP request: a
+// bare "400 Bad Request" saying so, or a reset while it is read. It returns resp
+// intact when it is anything else.
+func httpsRefusal(req *http.Request, resp *http.Response) (*http.Response, error) {
+	if resp.StatusCode != http.StatusBadRequest || len(resp.Header) != 0 {
+		return resp, nil
+	}
+	peek, err := io.ReadAll(io.LimitReader(resp.Body, 512))
+	if err == nil && !bytes.Contains(peek, []byte("HTTP request to an HTTPS server")) {
+		resp.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(peek), resp.Body), resp.Body}
+		return resp, nil
+	}
+	resp.Body.Close()
+	return nil, &connError{msg: fmt.Sprintf("http://%s speaks HTTPS, not plain HTTP: use https://%s in --url / $VWS_URL", req.URL.Host, req.URL.Host)}
+}
+
+// readEPRFile reads an EPR file; its errors say what the file is instead, and hint
+// what to give.
+func readEPRFile(path, hint string) (*wsa.EPR, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("EPR file %s does not exist; %s", path, hint)
+		}
+		if fi, serr := os.Stat(path); serr == nil && fi.IsDir() {
+			return nil, fmt.Errorf("%s is a directory, not an EPR file; %s", path, hint)
+		}
+		return nil, fmt.Errorf("read EPR file: %w", err)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, fmt.Errorf("EPR file %s is empty; %s", path, hint)
+	}
+	epr, err := wsa.ReadEPRDocument(data)
+	if err == nil {
+		return epr, nil
+	}
+	doc := etree.NewDocument()
+	if doc.ReadFromBytes(data) != nil || doc.Root() == nil {
+		return nil, fmt.Errorf("%s is not an EPR file: it is not XML; %s", path, hint)
+	}
+	return nil, fmt.Errorf("%s is not an EPR file (<%s>: %w); %s", path, doc.Root().Tag, err, hint)
+}
+
+// readXMLFile reads an XML document the user named with flag, saying what the file
+// is instead when it is not one.
+func readXMLFile(flag, path, what string) (*etree.Element, error) {
+	data, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("%s %s: no such file; give %s", flag, path, what)
+	case err != nil:
+		if fi, serr := os.Stat(path); serr == nil && fi.IsDir() {
+			return nil, fmt.Errorf("%s %s is a directory; give %s", flag, path, what)
+		}
+		return nil, fmt.Errorf("%s %s: %w", flag, path, err)
+	case len(bytes.TrimSpace(data)) == 0:
+		return nil, fmt.Errorf("%s %s is empty; give %s", flag, path, what)
+	}
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(data); err != nil {
+		return nil, fmt.Errorf("%s %s is not well-formed XML (%v); give %s", flag, path, err, what)
+	}
+	if doc.Root() == nil {
+		return nil, fmt.Errorf("%s %s is not XML; give %s", flag, path, what)
+	}
+	return doc.Root(), nil
+}

@@ -1,0 +1,262 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// cliRun is one in-process run of the vws command line.
+type cliRun struct {
+	code           int
+	stdout, stderr string
+}
+
+func vwsRun(t *testing.T, ctx context.Context, args ...string) cliRun {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(ctx, args, &out, &errb)
+	return cliRun{code, out.String(), errb.String()}
+}
+
+// wantError fails unless r is a local error (exit 1) printed as one line on stderr,
+// with nothing on stdout, mentioning each of mentions and none of the raw Go wording.
+func wantError(t *testing.T, r cliRun, mentions ...string) {
+	t.Helper()
+	if r.code != exitError || r.stdout != "" || strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, "vws: ") {
+		t.Fatalf("want exit 1 and one line on stderr, got exit %d\nstdout: %q\nstderr: %q", r.code, r.stdout, r.stderr)
+	}
+	for _, m := range mentions {
+		if !strings.Contains(r.stderr, m) {
+			t.Errorf("stderr does not mention %q: %s", m, r.stderr)
+		}
+	}
+	for _, raw := range []string{`Post "`, `Get "`, "no such file or directory", "strconv.", "time: invalid", "accepts ", "received "} {
+		if strings.Contains(r.stderr, raw) {
+			t.Errorf("stderr has the raw wording %q: %s", raw, r.stderr)
+		}
+	}
+}
+
+// countingServer answers every request 500 and counts them: commands refused
+// locally must not reach it.
+func countingServer(t *testing.T) (*httptest.Server, *atomic.Int32) {
+	var n atomic.Int32
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		http.Error(w, "unexpected", http.StatusInternalServerError)
+	}))
+	t.Cleanup(s.Close)
+	t.Setenv("VWS_URL", s.URL)
+	return s, &n
+}
+
+func TestCLIArgumentErrorsNameTheUsage(t *testing.T) {
+	_, hits := countingServer(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		args     []string
+		mentions []string
+	}{
+		{[]string{"status"}, []string{"missing argument", "usage: vws status EPR|KEY"}},
+		{[]string{"status", "a", "b"}, []string{`unexpected argument "b"`, "usage: vws status EPR|KEY"}},
+		{[]string{"deploy"}, []string{"missing argument", "usage: vws deploy EPR|KEY"}},
+		{[]string{"create", "extra"}, []string{`unexpected argument "extra"`, "usage: vws create"}},
+		{[]string{"image", "import"}, []string{"missing argument", "usage: vws image import FILE"}},
+		{[]string{"image", "bogus"}, []string{`unknown command "bogus" for vws image`, "import, list, remove"}},
+		{[]string{"wsrf", "bogus"}, []string{`unknown command "bogus" for vws wsrf`, "get-property"}},
+		{[]string{"bogus"}, []string{`unknown command "bogus" for vws`, "see vws --help"}},
+		{[]string{"status", "k", "--bogus"}, []string{"unknown flag: --bogus", "see vws status --help"}},
+		{[]string{"image", "import", "/etc/hostname"}, []string{"--name NAME"}},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			wantError(t, vwsRun(t, ctx, tc.args...), tc.mentions...)
+		})
+	}
+	if hits.Load() != 0 {
+		t.Errorf("%d requests reached the server", hits.Load())
+	}
+}
+
+func TestCLIBadOptionValuesAreRefusedLocally(t *testing.T) {
+	_, hits := countingServer(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		args     []string
+		mentions []string
+	}{
+		{[]string{"create", "--image", "x", "--lifetime", "banana"}, []string{`--lifetime "banana" is not a duration`, "2h"}},
+		{[]string{"create", "--image", "x", "--lifetime", "-5h"}, []string{"--lifetime", "negative"}},
+		{[]string{"create", "--image", "x", "--memory", "abc"}, []string{`--memory "abc" is not a whole number`}},
+		{[]string{"clone", "k", "--lifetime", "-1h"}, []string{"--lifetime", "negative"}},
+		{[]string{"shutdown", "k", "--grace", "-1s"}, []string{"--grace", "negative"}},
+		{[]string{"shutdown", "k", "--mode", "bogus"}, []string{"--mode must be normal, trash or serialize"}},
+		{[]string{"deploy", "k", "--state", "bogus"}, []string{"--state must be shutdown, running or paused"}},
+		{[]string{"list", "--state", "bogus"}, []string{`--state "bogus" is not a workspace state`, "running"}},
+		{[]string{"console", "k", "--tail", "garbage"}, []string{`--tail "garbage" is not a whole number`}},
+		{[]string{"console", "k", "--tail", "-5"}, []string{"--tail -5 is negative"}},
+		{[]string{"deploy", "k", "--host", "127.0.0.1:9"}, []string{`--host "127.0.0.1:9" is not a vws URL`, "http://HOST:PORT"}},
+		{[]string{"list", "--url", "127.0.0.1:9"}, []string{`--url "127.0.0.1:9" is not a vws URL`}},
+		{[]string{"host", "status", "abc"}, []string{`"abc" is not a vws URL`}},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			wantError(t, vwsRun(t, ctx, tc.args...), tc.mentions...)
+		})
+	}
+	if hits.Load() != 0 {
+		t.Errorf("%d requests reached the server: a bad option was sent instead of refused", hits.Load())
+	}
+}
+
+func TestCLIBadEPRFilesSayWhatTheyAre(t *testing.T) {
+	_, hits := countingServer(t)
+	dir := t.TempDir()
+	t.Chdir(dir)
+	os.WriteFile("empty.xml", nil, 0o644)
+	os.WriteFile("text.xml", []byte("hello world\n"), 0o644)
+	os.WriteFile("other.xml", []byte("<foo><bar/></foo>"), 0o644)
+	os.Mkdir("adir", 0o755) // a name a key could have: still a directory, not a key
+	ctx := context.Background()
+	for _, tc := range []struct {
+		args     []string
+		mentions []string
+	}{
+		{[]string{"status", "missing.xml"}, []string{"EPR file missing.xml does not exist", "vws create -o", "key"}},
+		{[]string{"status", "empty.xml"}, []string{"EPR file empty.xml is empty"}},
+		{[]string{"status", "text.xml"}, []string{"text.xml is not an EPR file: it is not XML"}},
+		{[]string{"status", "other.xml"}, []string{"other.xml is not an EPR file (<foo>"}},
+		{[]string{"deploy", "adir"}, []string{"adir is a directory, not an EPR file"}},
+		{[]string{"wsrf", "get-property", "-e", "missing.xml", "vw:state"}, []string{"EPR file missing.xml does not exist", "-s and -k"}},
+		{[]string{"create", "-f", "missing.xml"}, []string{"-f missing.xml: no such file", "--image NAME"}},
+		{[]string{"create", "-f", "text.xml"}, []string{"-f text.xml is not XML"}},
+		{[]string{"create", "-f", "empty.xml"}, []string{"-f empty.xml is empty"}},
+		{[]string{"image", "import", "missing.img", "--name", "x"}, []string{"missing.img: no such file", "qcow2 or raw"}},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			wantError(t, vwsRun(t, ctx, tc.args...), tc.mentions...)
+		})
+	}
+	if hits.Load() != 0 {
+		t.Errorf("%d requests reached the server", hits.Load())
+	}
+}
+
+func TestCLIServerURLProblemsSayWhatToFix(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())   // no ~/.globus credential
+	t.Setenv("TMPDIR", t.TempDir()) // no default proxy file
+	t.Setenv("X509_USER_PROXY", "")
+	t.Setenv("X509_USER_CERT", "")
+	ctx := context.Background()
+	ca := filepath.Join(t.TempDir(), "ca")
+	if r := vwsRun(t, ctx, "pki", "ca", "--dir", ca); r.code != 0 {
+		t.Fatalf("pki ca: %+v", r)
+	}
+
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closedURL := closed.URL
+	closed.Close()
+
+	html := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusNotImplemented)
+		w.Write([]byte("<!DOCTYPE HTML>\n<html>\n<body>\n<h1>Error response</h1>\n</body>\n</html>\n"))
+	}))
+	defer html.Close()
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("SSH-2.0-OpenSSH_9.2\r\n"))
+			c.SetReadDeadline(time.Now().Add(time.Second))
+			c.Read(make([]byte, 4096))
+			c.Close()
+		}
+	}()
+	garbage := "http://" + ln.Addr().String()
+
+	tlsSrv := httptest.NewTLSServer(http.NotFoundHandler())
+	defer tlsSrv.Close()
+	tlsHost := strings.TrimPrefix(tlsSrv.URL, "https://")
+
+	for _, tc := range []struct {
+		name, url string
+		mentions  []string
+	}{
+		{"refused", closedURL, []string{"cannot reach vws at " + closedURL, "connection refused", "is vws serve running there?", "--url / $VWS_URL"}},
+		{"not HTTP", garbage, []string{garbage + " does not speak HTTP", "SSH-2.0", "--url / $VWS_URL"}},
+		{"HTML", html.URL, []string{"HTTP 501 with an HTML page, not a SOAP envelope", "vws (WSRF) service"}},
+		{"plain to TLS", "http://" + tlsHost, []string{"speaks HTTPS, not plain HTTP", "use https://" + tlsHost}},
+		{"TLS to plain", strings.Replace(html.URL, "http://", "https://", 1), []string{"speaks plain HTTP, not HTTPS", "use " + html.URL}},
+		{"unknown CA", tlsSrv.URL, []string{"not signed by a CA you trust", "--ca CADIR"}},
+		{"no scheme", tlsHost, []string{`$VWS_URL "` + tlsHost + `" is not a vws URL`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("VWS_URL", tc.url)
+			for _, args := range [][]string{{"list", "--ca", ca}, {"status", "k", "--ca", ca}} {
+				wantError(t, vwsRun(t, ctx, args...), tc.mentions...)
+			}
+			if tc.name != "HTML" { // the image commands speak REST, not SOAP
+				wantError(t, vwsRun(t, ctx, "image", "list", "--ca", ca), tc.mentions...)
+			}
+		})
+	}
+}
+
+// A fault is printed once, on stderr, with its type, description and advice, and
+// exit status 2; stdout stays empty.
+func TestCLIFaultIsOneLineOnStderr(t *testing.T) {
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/xml")
+		w.WriteHeader(http.StatusInternalServerError)
+		w.Write([]byte(`<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault>
+<faultcode>s:Client</faultcode><faultstring>workspace is running</faultstring><detail>
+<f:WorkspaceStateFault xmlns:f="http://vws.dev/ns/2026/faults" xmlns:bf="http://docs.oasis-open.org/wsrf/bf-2">
+<bf:Timestamp>2026-01-01T00:00:00Z</bf:Timestamp><bf:Description>workspace is running; cannot go to running; bring the workspace into a state where the operation is valid first</bf:Description>
+</f:WorkspaceStateFault></detail></s:Fault></s:Body></s:Envelope>`))
+	}))
+	defer s.Close()
+	r := vwsRun(t, context.Background(), "start", "k", "--host", s.URL)
+	want := "vws: fault: WorkspaceStateFault: workspace is running; cannot go to running; bring the workspace into a state where the operation is valid first\n"
+	if r.code != exitFault || r.stdout != "" || r.stderr != want {
+		t.Fatalf("want exit 2, no stdout and stderr %q; got exit %d\nstdout: %q\nstderr: %q", want, r.code, r.stdout, r.stderr)
+	}
+}
+
+// Ctrl-C during a deploy cancels the call and says what happens to the deploy; exit
+// status 130, as a shell reports SIGINT.
+func TestCLIInterruptedDeploy(t *testing.T) {
+	arrived := make(chan struct{}, 1)
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body) // then the server notices the client going away
+		arrived <- struct{}{}
+		<-r.Context().Done() // a deploy that takes long
+	}))
+	defer s.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-arrived
+		cancel() // what the first Ctrl-C does
+	}()
+	r := vwsRun(t, ctx, "deploy", "0123abcd", "--host", s.URL)
+	if r.code != exitInterrupted || r.stdout != "" || strings.Count(r.stderr, "\n") != 1 ||
+		!strings.Contains(r.stderr, "vws: interrupted: the deploy was cancelled, and the manager undoes a deploy cut short; vws status 0123abcd") {
+		t.Fatalf("want exit 130 and one line saying what happened, got exit %d\nstdout: %q\nstderr: %q", r.code, r.stdout, r.stderr)
+	}
+}
