@@ -3,6 +3,9 @@ package test
 import (
 	"bytes"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -151,4 +154,102 @@ func TestServeRefusesPlainHTTPUnlessAsked(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "--insecure") {
 		t.Fatalf("%+v", r)
 	}
+}
+
+// Ctrl-C during a long deploy: the real binary cancels the call, says what becomes
+// of the deploy on one line, and exits 130 (as a shell reports SIGINT); it is not
+// killed mid-line by the signal.
+func TestCLICtrlCDuringDeploy(t *testing.T) {
+	arrived := make(chan struct{}, 1)
+	mgr := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		arrived <- struct{}{}
+		<-r.Context().Done() // staging a large image
+	}))
+	defer mgr.Close()
+	cmd := exec.Command(vws(t), "deploy", "0123abcd", "--host", mgr.URL)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-arrived:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("the deploy never reached the manager; stderr: %s", errb.String())
+	}
+	cmd.Process.Signal(os.Interrupt)
+	cmd.Wait()
+	code := cmd.ProcessState.ExitCode()
+	want := "vws: interrupted: the deploy was cancelled, and the manager undoes a deploy cut short; vws status 0123abcd shows where the workspace is\n"
+	if code != 130 || out.Len() != 0 || errb.String() != want {
+		t.Fatalf("want exit 130, no stdout and stderr %q; got exit %d (%v)\nstdout: %q\nstderr: %q", want, code, cmd.ProcessState, out.String(), errb.String())
+	}
+}
+
+// Refused imports (a taken name, an empty file, a directory, a missing file, no
+// --name) each say why on one line and leave the pool as it was.
+func TestCLIImageImportRefusalsChangeNothing(t *testing.T) {
+	s := StartMgrServer(t, MgrServerOptions{Roles: []string{"repository"}})
+	dir := t.TempDir()
+	img, empty := filepath.Join(dir, "a.raw"), filepath.Join(dir, "empty.raw")
+	os.WriteFile(img, bytes.Repeat([]byte{7}, 64<<10), 0o644)
+	os.WriteFile(empty, nil, 0o644)
+	s.MustCLI(t, "image", "import", img, "--name", "taken")
+	pool := func() string {
+		var names []string
+		filepath.Walk(filepath.Join(s.Dir, "images"), func(p string, fi os.FileInfo, err error) error {
+			if err == nil {
+				names = append(names, p)
+			}
+			return nil
+		})
+		return strings.Join(names, "\n") + "\n" + s.MustCLI(t, "image", "list").stdout
+	}
+	before := pool()
+	for _, tc := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"image", "import", filepath.Join(dir, "missing.raw"), "--name", "x"}, "no such file; give the path of a qcow2 or raw image"},
+		{[]string{"image", "import", dir, "--name", "x"}, "is not a regular file"},
+		{[]string{"image", "import", empty, "--name", "x"}, "the image is empty"},
+		{[]string{"image", "import", img, "--name", "taken"}, `"taken" is already taken`},
+		{[]string{"image", "import", img}, "--name NAME"},
+		{[]string{"image", "import"}, "missing argument; usage: vws image import FILE"},
+	} {
+		r := s.CLI(t, tc.args...)
+		if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, tc.says) || strings.Count(r.stderr, "\n") != 1 {
+			t.Errorf("vws %s: exit %d\nstdout: %q\nstderr: %q\nwant exit 1 and one line saying %q", strings.Join(tc.args, " "), r.code, r.stdout, r.stderr, tc.says)
+		}
+	}
+	if after := pool(); after != before {
+		t.Errorf("refused imports changed the pool:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+// Operations in the wrong state are SOAP faults: type, description and advice once,
+// on stderr, exit status 2, nothing on stdout. (Deploys to shutdown: no guest boots.)
+func TestCLIWrongStateFaultsOnStderrOnly(t *testing.T) {
+	s := StartMgrServer(t, MgrServerOptions{HostName: "errs"})
+	ImportGuest(t, s)
+	w := CreateWorkspace(t, s, TickerDescription(t))
+	s.MustCLI(t, "deploy", w.EPRFile)
+	for _, tc := range []struct {
+		args     []string
+		typ, say string
+	}{
+		{[]string{"deploy", w.EPRFile}, "WorkspaceStateFault", "already deployed"},
+		{[]string{"pause", w.EPRFile}, "WorkspaceStateFault", "cannot go to paused"},
+		{[]string{"unpause", w.Key}, "WorkspaceStateFault", "bring the workspace into a state"},
+		{[]string{"status", "0123456789abcdef"}, "ResourceUnknownFault", "check the EPR or key you sent"},
+	} {
+		r := s.CLI(t, tc.args...)
+		WantFault(t, r, tc.typ, tc.say)
+		if r.stdout != "" || strings.Count(r.stderr, "\n") != 1 || strings.Count(r.stderr, tc.typ) != 1 {
+			t.Errorf("vws %s: want the fault once on one stderr line and nothing on stdout\nstdout: %q\nstderr: %q", strings.Join(tc.args, " "), r.stdout, r.stderr)
+		}
+	}
+	s.MustCLI(t, "undeploy", w.EPRFile)
 }
