@@ -260,3 +260,29 @@ func TestCLIInterruptedDeploy(t *testing.T) {
 		t.Fatalf("want exit 130 and one line saying what happened, got exit %d\nstdout: %q\nstderr: %q", r.code, r.stdout, r.stderr)
 	}
 }
+
+// Ctrl-C during an image import says what the pool keeps.
+func TestCLIInterruptedImport(t *testing.T) {
+	arrived, cancelled := make(chan struct{}, 1), make(chan struct{})
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body.Read(make([]byte, 1))
+		arrived <- struct{}{}
+		<-cancelled
+		io.Copy(io.Discard, r.Body) // until the client goes away
+	}))
+	defer s.Close()
+	t.Setenv("VWS_URL", s.URL)
+	img := filepath.Join(t.TempDir(), "a.raw")
+	os.WriteFile(img, bytes.Repeat([]byte{1}, 64<<20), 0o644)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-arrived
+		cancel()
+		close(cancelled)
+	}()
+	r := vwsRun(t, ctx, "image", "import", img, "--name", "a")
+	if r.code != exitInterrupted || r.stdout != "" || strings.Count(r.stderr, "\n") != 1 ||
+		!strings.Contains(r.stderr, "vws: interrupted: the import was cancelled; the pool keeps an image only once all of it arrived: vws image list shows whether a is there") {
+		t.Fatalf("want exit 130 and one line saying what the pool keeps, got exit %d\nstdout: %q\nstderr: %q", r.code, r.stdout, r.stderr)
+	}
+}

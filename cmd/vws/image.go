@@ -128,6 +128,9 @@ func importImage(ctx context.Context, base, file string, m imagepool.Meta, out i
 	if bar != nil {
 		bar.Finish()
 	}
+	if err != nil && ctx.Err() != nil {
+		return &interruptedError{fmt.Sprintf("the import was cancelled; the pool keeps an image only once all of it arrived: vws image list shows whether %s is there", m.Name)}
+	}
 	if err != nil {
 		return fmt.Errorf("import %s: %w", file, err)
 	}
