@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vws-grid/vws/internal/client"
 	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/qcow2"
 	"github.com/vws-grid/vws/internal/wsa"
@@ -760,4 +761,24 @@ func TestUnfinishedDiscardRefusesOtherOperations(t *testing.T) {
 			t.Fatalf("after the repeated Trash: %+v", r)
 		}
 	})
+}
+
+// TestRemoteErrSaysEachPartOnce: a Repository fault passed on by the Manager keeps its
+// type and its advice, and neither its type's words nor its advice come twice.
+func TestRemoteErrSaysEachPartOnce(t *testing.T) {
+	fe := &client.FaultError{Type: "ResourceUnknownFault",
+		Description: "resource unknown: no workspace 0123 in this repository (destroyed, or never created); check the EPR, or list the workspaces"}
+	err := remoteErr("check the workspace out", fe)
+	if !errors.Is(err, errdefs.ErrResourceUnknown) {
+		t.Fatalf("%v is not a resource-unknown error", err)
+	}
+	shown := err.Error() + "; " + errdefs.Advice(err) // what a fault's description says
+	for _, part := range []string{"resource unknown", "check the EPR"} {
+		if n := strings.Count(shown, part); n != 1 {
+			t.Errorf("%q says %q %d times", shown, part, n)
+		}
+	}
+	if !strings.Contains(shown, "refused to check the workspace out: no workspace 0123") {
+		t.Errorf("%q", shown)
+	}
 }

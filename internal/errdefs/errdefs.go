@@ -45,6 +45,9 @@ type StateError struct {
 }
 
 func (e *StateError) Error() string {
+	if e.Current == e.Requested {
+		return fmt.Sprintf("workspace is already %s (current and requested state)", e.Current)
+	}
 	return fmt.Sprintf("workspace is %s; cannot go to %s", e.Current, e.Requested)
 }
 
