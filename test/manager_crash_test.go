@@ -120,6 +120,23 @@ func (h *crashHost) asyncCLI(args ...string) <-chan run {
 	return done
 }
 
+// runningTickers creates n workspaces of the ticker guest, deploys them running and
+// waits until each has ticked.
+func (h *crashHost) runningTickers(n int) []*MgrWorkspace {
+	h.t.Helper()
+	desc := TickerDescription(h.t)
+	var ws []*MgrWorkspace
+	for range n {
+		w := CreateWorkspace(h.t, h.MgrServer, desc)
+		h.MustCLI(h.t, "deploy", w.EPRFile, "--state", "running")
+		ws = append(ws, w)
+	}
+	for _, w := range ws {
+		WaitConsole(h.t, h.MgrServer, w, 90*time.Second, "a tick", func(c string) bool { return guest.LastTick(c) >= 1 })
+	}
+	return ws
+}
+
 // journalRecord is what the test reads of a manager journal record.
 type journalRecord struct {
 	Key, Phase, State, Detail, Reported, Token string
@@ -440,15 +457,8 @@ func TestManagerCrashWhileRunning(t *testing.T) {
 	t.Parallel()
 	h := startCrashHost(t, "crash-running")
 	holdGuests(t, 2)
-	desc := TickerDescription(t)
-	live, killed := CreateWorkspace(t, h.MgrServer, desc), CreateWorkspace(t, h.MgrServer, desc)
-	ws := []*MgrWorkspace{live, killed}
-	for _, w := range ws {
-		h.MustCLI(t, "deploy", w.EPRFile, "--state", "running")
-	}
-	for _, w := range ws {
-		WaitConsole(t, h.MgrServer, w, 90*time.Second, "a tick", func(c string) bool { return guest.LastTick(c) >= 1 })
-	}
+	ws := h.runningTickers(2)
+	live, killed := ws[0], ws[1]
 	before := guest.LastTick(Console(t, h.MgrServer, live))
 
 	h.Kill()
@@ -591,10 +601,8 @@ func TestManagerCrashDuringSerializeAndRestore(t *testing.T) {
 	t.Parallel()
 	h := startCrashHost(t, "crash-serialize")
 	holdGuests(t, 1)
-	w := CreateWorkspace(t, h.MgrServer, TickerDescription(t))
-	ws := []*MgrWorkspace{w}
-	h.MustCLI(t, "deploy", w.EPRFile, "--state", "running")
-	WaitConsole(t, h.MgrServer, w, 90*time.Second, "a tick", func(c string) bool { return guest.LastTick(c) >= 2 })
+	ws := h.runningTickers(1)
+	w := ws[0]
 	mem := filepath.Join(h.ManagerDir(), "workspaces", w.Key, "memory.save")
 
 	// Serialize, killed as soon as libvirtd has begun writing the memory image.
@@ -694,15 +702,8 @@ func TestManagerCrashDuringShutdown(t *testing.T) {
 	t.Parallel()
 	h := startCrashHost(t, "crash-shutdown")
 	holdGuests(t, 2)
-	desc := TickerDescription(t)
-	normal, trashed := CreateWorkspace(t, h.MgrServer, desc), CreateWorkspace(t, h.MgrServer, desc)
-	ws := []*MgrWorkspace{normal, trashed}
-	for _, w := range ws {
-		h.MustCLI(t, "deploy", w.EPRFile, "--state", "running")
-	}
-	for _, w := range ws {
-		WaitConsole(t, h.MgrServer, w, 90*time.Second, "a tick", func(c string) bool { return guest.LastTick(c) >= 1 })
-	}
+	ws := h.runningTickers(2)
+	normal, trashed := ws[0], ws[1]
 	memOf := func(w *MgrWorkspace) string { return filepath.Join(h.ManagerDir(), "workspaces", w.Key, "memory.save") }
 	h.MustCLI(t, "shutdown", trashed.EPRFile, "--mode", "serialize")
 
