@@ -61,6 +61,14 @@ func LoadCredentials(certFile, keyFile, caPath string) (*Credentials, error) {
 	}
 	if certFile != "" {
 		cred, err := pki.LoadCredential(certFile, keyFile)
+		if errors.Is(err, os.ErrNotExist) {
+			var pe *os.PathError
+			missing := certFile
+			if errors.As(err, &pe) {
+				missing = pe.Path
+			}
+			return nil, fmt.Errorf("client credential (from %s): %s does not exist: give an existing certificate (--cert, and --key unless it is a proxy), or make a proxy (vws pki proxy, grid-proxy-init)", source, missing)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("client credential (from %s): %w", source, err)
 		}
