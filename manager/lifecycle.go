@@ -186,9 +186,11 @@ func (m *Manager) stageAndDefine(ctx context.Context, rec *record, man *manifest
 	// rather than part-way with a bare write error. The images counted as cached
 	// stay pinned so that no eviction takes them before they are staged.
 	defer m.pinManifest(man)()
-	if err := m.ensureRoom(m.deployNeed(man), "workspace "+rec.Key, "deploy the workspace on another host"); err != nil {
+	release, err := m.reserveRoom("deploy "+rec.Key, m.deployNeed(man), "workspace "+rec.Key, "deploy the workspace on another host")
+	if err != nil {
 		return Result{}, err
 	}
+	defer release()
 	progress := &progressCell{}
 	m.progress.Store(rec.Key, progress)
 	defer m.progress.Delete(rec.Key)
@@ -403,10 +405,12 @@ func (m *Manager) Shutdown(ctx context.Context, epr *wsa.EPR, mode string, grace
 			// Refuse before libvirt writes: a save that fills the disk fails late and
 			// leaves the disk full; refused here, the guest runs on untouched.
 			need := spaceNeed{workspace: int64(rec.Spec.MemoryMiB) << 20}
-			if err := m.ensureRoom(need, fmt.Sprintf("serializing workspace %s (saving its %d MiB of RAM)", rec.Key, rec.Spec.MemoryMiB),
-				"shut the workspace down (Normal) instead of serializing it; it keeps running as it is"); err != nil {
+			release, err := m.reserveRoom("serialize "+rec.Key, need, fmt.Sprintf("serializing workspace %s (saving its %d MiB of RAM)", rec.Key, rec.Spec.MemoryMiB),
+				"shut the workspace down (Normal) instead of serializing it; it keeps running as it is")
+			if err != nil {
 				return err
 			}
+			defer release()
 			mem := m.workspaceDir(rec.Key) + "/memory.save"
 			if err := m.hv.Save(ctx, name, mem); err != nil {
 				os.Remove(mem)

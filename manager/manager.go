@@ -113,6 +113,8 @@ type Manager struct {
 
 	// freeBytes replaces statfs in unit tests (nil: the file system's own count).
 	freeBytes func(dir string) (int64, error)
+	// room is the disk space granted to deploys and serializes under way.
+	room roomLedger
 
 	// kick asks the reconciler for a round now (a domain stopped or crashed).
 	kick chan struct{}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/dustin/go-humanize"
@@ -33,6 +34,41 @@ var errNoRoom = errors.New("not enough free disk space")
 // workspace's own directory. The two may lie on different file systems.
 type spaceNeed struct {
 	cache, workspace int64
+}
+
+// roomLedger holds, by operation, the room checked-and-granted deploys and serializes
+// under way here may still write: a check counts it as taken, so two deploys racing
+// for the same free space are not both let through (the second would fail part-way
+// on a full disk, having moved bytes for nothing). What a granted operation already
+// wrote is counted twice until it ends (the file system's free count has it too):
+// conservative, never a disk filled part-way.
+type roomLedger struct {
+	mu    sync.Mutex // held across a check and its grant, so checks do not race
+	taken map[string]spaceNeed
+}
+
+// reserveRoom checks need as ensureRoom does, counting the room granted to operations
+// under way as taken, and grants it to the operation id until release.
+func (m *Manager) reserveRoom(id string, need spaceNeed, what, alternative string) (release func(), err error) {
+	m.room.mu.Lock()
+	defer m.room.mu.Unlock()
+	var held spaceNeed
+	for _, n := range m.room.taken {
+		held.cache += n.cache
+		held.workspace += n.workspace
+	}
+	if err := m.ensureRoomHeld(need, held, what, alternative); err != nil {
+		return nil, err
+	}
+	if m.room.taken == nil {
+		m.room.taken = map[string]spaceNeed{}
+	}
+	m.room.taken[id] = need
+	return func() {
+		m.room.mu.Lock()
+		defer m.room.mu.Unlock()
+		delete(m.room.taken, id)
+	}, nil
 }
 
 // minFree is the configured floor: 0 means the default, negative none.
@@ -155,16 +191,21 @@ func (m *Manager) pinManifest(man *manifest) (release func()) {
 // saying what needs how much, what is free where, and the floor, with advice whose
 // last resort is alternative. what names the operation's subject ("workspace K").
 func (m *Manager) ensureRoom(need spaceNeed, what, alternative string) error {
+	return m.ensureRoomHeld(need, spaceNeed{}, what, alternative)
+}
+
+// ensureRoomHeld is ensureRoom with held taken by operations under way.
+func (m *Manager) ensureRoomHeld(need, held spaceNeed, what, alternative string) error {
 	type fsNeed struct {
-		dir   string
-		bytes int64
-		evict bool
+		dir         string
+		bytes, held int64 // this operation's, and those under way
+		evict       bool
 	}
 	var groups []fsNeed
 	if sameFileSystem(m.cache.dir, m.workspacesRoot()) {
-		groups = []fsNeed{{m.cfg.Dir, need.cache + need.workspace, true}}
+		groups = []fsNeed{{m.cfg.Dir, need.cache + need.workspace, held.cache + held.workspace, true}}
 	} else {
-		groups = []fsNeed{{m.cache.dir, need.cache, true}, {m.workspacesRoot(), need.workspace, false}}
+		groups = []fsNeed{{m.cache.dir, need.cache, held.cache, true}, {m.workspacesRoot(), need.workspace, held.workspace, false}}
 	}
 	floor := m.minFree()
 	for _, g := range groups {
@@ -178,8 +219,8 @@ func (m *Manager) ensureRoom(need spaceNeed, what, alternative string) error {
 			m.log.Warn("cannot tell the free disk space; going on without the check", "dir", g.dir, "err", err)
 			continue
 		}
-		// The check itself: free − need ≥ floor.
-		fits := func(free int64) bool { return free-g.bytes >= floor }
+		// The check itself: free − held − need ≥ floor.
+		fits := func(free int64) bool { return free-g.held-g.bytes >= floor }
 		if fits(free) {
 			continue
 		}
@@ -203,10 +244,14 @@ func (m *Manager) ensureRoom(need spaceNeed, what, alternative string) error {
 				evictNote = ", and no cached image could be evicted: a deployed workspace's record does not list the images it uses (deployed by an earlier vws)"
 			}
 		}
-		short := g.bytes + floor - free
-		m.log.Warn("refused: not enough free disk space", "for", what, "dir", g.dir, "need", g.bytes, "free", free, "floor", floor, "short", short)
-		err = fmt.Errorf("%w on host %s: %s needs %s, but %s has %s free, of which the manager keeps %s free (--min-free) for guest overlays to grow and for its journal: %s short%s; nothing was written",
-			errNoRoom, m.cfg.Host, what, ibytes(g.bytes), g.dir, ibytes(free), ibytes(floor), ibytes(short), evictNote)
+		short := g.bytes + g.held + floor - free
+		m.log.Warn("refused: not enough free disk space", "for", what, "dir", g.dir, "need", g.bytes, "held", g.held, "free", free, "floor", floor, "short", short)
+		heldNote := ""
+		if g.held > 0 {
+			heldNote = fmt.Sprintf(" (%s of it promised to deploys or serializes under way)", ibytes(g.held))
+		}
+		err = fmt.Errorf("%w on host %s: %s needs %s, but %s has %s free%s, of which the manager keeps %s free (--min-free) for guest overlays to grow and for its journal: %s short%s; nothing was written",
+			errNoRoom, m.cfg.Host, what, ibytes(g.bytes), g.dir, ibytes(free), heldNote, ibytes(floor), ibytes(short), evictNote)
 		return errdefs.WithAdvice(err, fmt.Sprintf("free at least %s in %s, or lower the manager's --min-free (vws serve), or %s", ibytes(short), g.dir, alternative))
 	}
 	return nil

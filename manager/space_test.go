@@ -219,3 +219,29 @@ func TestAdviseOnFullDisk(t *testing.T) {
 		}
 	}
 }
+
+// TestReserveRoomCountsOperationsUnderWay: room granted to a deploy under way is taken
+// for the next check until that deploy ends, so two racing for the same free space
+// are not both let through; the refusal says how much is promised to others.
+func TestReserveRoomCountsOperationsUnderWay(t *testing.T) {
+	m, _, _ := spaceManager(t)
+	m.cfg.MinFreeBytes = -1
+	m.freeBytes = func(string) (int64, error) { return 10 << 30, nil }
+	releaseA, err := m.reserveRoom("deploy a", spaceNeed{cache: 4 << 30, workspace: 2 << 30}, "workspace a", "elsewhere")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.reserveRoom("deploy b", spaceNeed{cache: 5 << 30}, "workspace b", "elsewhere"); !errors.Is(err, errNoRoom) ||
+		!strings.Contains(err.Error(), "6.0 GiB of it promised to deploys or serializes under way") {
+		t.Fatalf("a second deploy that fits only without the first: %v", err)
+	}
+	releaseC, err := m.reserveRoom("serialize c", spaceNeed{workspace: 4 << 30}, "serializing c", "elsewhere")
+	if err != nil {
+		t.Fatalf("what still fits beside the first: %v", err)
+	}
+	releaseA()
+	releaseC()
+	if _, err := m.reserveRoom("deploy b", spaceNeed{cache: 5 << 30}, "workspace b", "elsewhere"); err != nil {
+		t.Fatalf("once the others ended: %v", err)
+	}
+}
