@@ -137,6 +137,19 @@ func (h *crashHost) runningTickers(n int) []*MgrWorkspace {
 	return ws
 }
 
+// restartSettled restarts the server, waits until the invariants hold, and returns
+// the journal as the manager then has it.
+func (h *crashHost) restartSettled(ws []*MgrWorkspace) map[string]journalRecord {
+	h.t.Helper()
+	h.restart()
+	h.settle(ws)
+	journal, err := h.journal()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return journal
+}
+
 // journalRecord is what the test reads of a manager journal record.
 type journalRecord struct {
 	Key, Phase, State, Detail, Reported, Token string
@@ -622,12 +635,7 @@ func TestManagerCrashDuringSerializeAndRestore(t *testing.T) {
 			t.Fatalf("libvirtd did not finish the save on its own: the domain is %q", DomainState(w.Domain()))
 		}
 	}
-	h.restart()
-	h.settle(ws)
-	journal, err := h.journal()
-	if err != nil {
-		t.Fatal(err)
-	}
+	journal := h.restartSettled(ws)
 	if rec := journal[w.Key]; rec.State != "paused" || !rec.Hot {
 		t.Fatalf("after a serialize libvirtd finished alone the workspace is %+v, want paused and serialized", rec)
 	}
@@ -647,11 +655,7 @@ func TestManagerCrashDuringSerializeAndRestore(t *testing.T) {
 	if out, err := exec.Command("virsh", "-c", "qemu:///system", "restore", mem).CombinedOutput(); err != nil {
 		t.Fatalf("virsh restore: %v: %s", err, out)
 	}
-	h.restart()
-	h.settle(ws)
-	if journal, err = h.journal(); err != nil {
-		t.Fatal(err)
-	}
+	journal = h.restartSettled(ws)
 	if rec := journal[w.Key]; rec.State != "running" || rec.Hot {
 		t.Fatalf("after a restore libvirtd finished alone the workspace is %+v, want running and not serialized", rec)
 	}
@@ -725,12 +729,7 @@ func TestManagerCrashDuringShutdown(t *testing.T) {
 	if !fileExists(memOf(trashed)) {
 		t.Fatal("the serialized workspace has no memory image")
 	}
-	h.restart()
-	h.settle(ws)
-	journal, err := h.journal()
-	if err != nil {
-		t.Fatal(err)
-	}
+	journal := h.restartSettled(ws)
 	if rec := journal[normal.Key]; rec.State != "shutdown" {
 		t.Errorf("after its Normal shutdown forced the guest off the workspace is %+v, want shutdown", rec)
 	}
@@ -756,11 +755,7 @@ func TestManagerCrashDuringShutdown(t *testing.T) {
 	if err := os.Remove(memOf(normal)); err != nil {
 		t.Fatal(err)
 	}
-	h.restart()
-	h.settle(ws)
-	if journal, err = h.journal(); err != nil {
-		t.Fatal(err)
-	}
+	journal = h.restartSettled(ws)
 	if rec := journal[normal.Key]; rec.State != "shutdown" || rec.Hot {
 		t.Errorf("after discarding its memory image was killed part-way the workspace is %+v, want shutdown and not serialized", rec)
 	}
