@@ -6,10 +6,11 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/vws-grid/vws/internal/tmpfstest"
 )
 
 // onSmallFileSystem moves a workspace's directory onto a tmpfs of size bytes
@@ -26,10 +27,7 @@ func onSmallFileSystem(t *testing.T, dir string, size string) {
 			t.Fatal(err)
 		}
 	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs here: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+	tmpfstest.Mount(t, dir, size)
 	for name, data := range saved {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o640); err != nil {
 			t.Fatal(err)

@@ -6,7 +6,6 @@ package test
 import (
 	"crypto/rand"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/dustin/go-humanize"
 
+	"github.com/vws-grid/vws/internal/tmpfstest"
 	"github.com/vws-grid/vws/test/guest"
 )
 
@@ -30,16 +30,8 @@ func smallManagerDir(t *testing.T, size string) string {
 	if err := os.Mkdir(mdir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size+",mode=0700", "tmpfs", mdir).CombinedOutput(); err != nil {
-		t.Fatalf("mount a %s tmpfs on %s: %v: %s", size, mdir, err, out)
-	}
-	// Registered before the server and the workspaces: runs after they are gone.
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", mdir).CombinedOutput(); err != nil {
-			t.Logf("umount %s: %v: %s; detaching it", mdir, err, out)
-			exec.Command("umount", "-l", mdir).Run()
-		}
-	})
+	// Registered before the server and the workspaces: unmounted after they are gone.
+	tmpfstest.Mount(t, mdir, size)
 	return dir
 }
 

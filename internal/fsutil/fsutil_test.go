@@ -3,9 +3,10 @@ package fsutil
 import (
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/vws-grid/vws/internal/tmpfstest"
 )
 
 func TestFileDigest(t *testing.T) {
@@ -41,10 +42,7 @@ func TestFreeBytes(t *testing.T) {
 // root, as CI runs).
 func TestFreeBytesOfASmallFileSystem(t *testing.T) {
 	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs here: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", dir).Run() })
+	tmpfstest.Mount(t, dir, "4m")
 	if free, err := FreeBytes(dir); err != nil || free != 4<<20 {
 		t.Fatalf("an empty 4 MiB tmpfs: FreeBytes = %d, %v; want %d", free, err, 4<<20)
 	}

@@ -10,9 +10,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/vws-grid/vws/internal/tmpfstest"
 )
 
 func serveTestPool(t *testing.T) (*testPool, *httptest.Server) {
@@ -264,10 +265,7 @@ func TestHTTPRemove(t *testing.T) {
 // and leaves nothing behind, so the space is still there for one that fits.
 func TestHTTPImportIntoAFullStorage(t *testing.T) {
 	tp, hs := serveTestPool(t)
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", tp.Dir()).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs here: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", tp.Dir()).Run() })
+	tmpfstest.Mount(t, tp.Dir(), "2m")
 	big := randomBytes(t, 4<<20)
 	big[0] = 0
 	for _, tt := range []struct {
