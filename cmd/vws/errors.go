@@ -16,8 +16,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/beevik/etree"
 	"github.com/spf13/cobra"
@@ -247,6 +249,10 @@ func explainTransport(req *http.Request, err error) error {
 	case strings.Contains(text, "malformed HTTP response"):
 		said := text[strings.Index(text, "malformed HTTP response")+len("malformed HTTP response "):]
 		msg = fmt.Sprintf("%s does not speak HTTP (it answered %s): it is not a vws server; %s", server, said, fix)
+	case strings.Contains(text, "readLoopPeekFailLocked"):
+		// The server spoke first (an SSH or SMTP banner) and net/http gave up on the
+		// connection without saying what came: look once more, to name it.
+		msg = fmt.Sprintf("%s does not speak HTTP (it sends %s before any request): it is not a vws server; %s", server, banner(req.URL.Host), fix)
 	case errors.As(err, &record) && string(record.RecordHeader[:]) == "HTTP/",
 		strings.Contains(text, "server gave HTTP response to HTTPS client"):
 		msg = fmt.Sprintf("%s speaks plain HTTP, not HTTPS: use %s in --url / $VWS_URL", server, other)
@@ -344,4 +350,21 @@ func readXMLFile(flag, path, what string) (*etree.Element, error) {
 		return nil, fmt.Errorf("%s %s is not XML; give %s", flag, path, what)
 	}
 	return doc.Root(), nil
+}
+
+// banner is what a server that speaks first says on a new connection, quoted, or a
+// description when it cannot be read.
+func banner(hostport string) string {
+	c, err := net.DialTimeout("tcp", hostport, time.Second)
+	if err != nil {
+		return "bytes"
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(time.Second))
+	buf := make([]byte, 64)
+	n, _ := io.ReadAtLeast(c, buf, 1)
+	if n == 0 {
+		return "bytes"
+	}
+	return strconv.Quote(strings.TrimSpace(string(buf[:n])))
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -217,6 +218,18 @@ func TestCLIServerURLProblemsSayWhatToFix(t *testing.T) {
 			}
 		})
 	}
+	// A banner that arrives before the request is written makes net/http give up
+	// without saying what came (readLoopPeekFailLocked); which of the two errors a
+	// run meets is a matter of timing, so this one is made by hand.
+	t.Run("not HTTP, banner first", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodGet, garbage+"/images", nil)
+		err := explainTransport(req, fmt.Errorf("Get %q: readLoopPeekFailLocked: %w", req.URL, error(nil)))
+		for _, want := range []string{garbage + " does not speak HTTP", `"SSH-2.0-OpenSSH_9.2"`, "--url / $VWS_URL"} {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%v: does not mention %q", err, want)
+			}
+		}
+	})
 }
 
 // A fault is printed once, on stderr, with its type, description and advice, and
