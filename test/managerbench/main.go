@@ -171,6 +171,24 @@ func (b *bench) run(parent string) error {
 	if err != nil {
 		return err
 	}
+	if *onlyStaging {
+		if *cpuProfile != "" {
+			f, err := os.Create(*cpuProfile)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+			defer pprof.StopCPUProfile()
+		}
+		if err := b.staging(); err != nil {
+			return err
+		}
+		b.print()
+		return nil
+	}
 	w1, err := b.create(ticker, "bench-ops")
 	if err != nil {
 		return err
@@ -197,9 +215,10 @@ func (b *bench) run(parent string) error {
 // cpuProfile, when set, profiles the Pause/Unpause loop, where the manager's own
 // overhead over the raw call is smallest and so easiest to see.
 var (
-	cpuProfile = flag.String("cpuprofile", "", "write a CPU profile of the Pause/Unpause loop to this file")
-	execTrace  = flag.String("trace", "", "write an execution trace (go tool trace) of the Pause/Unpause loop to this file")
-	onlyPause  = flag.Bool("only-pause", false, "stop after the Pause/Unpause loop (with -cpuprofile or -trace, to study the SOAP hop)")
+	cpuProfile  = flag.String("cpuprofile", "", "write a CPU profile of the Pause/Unpause loop to this file")
+	execTrace   = flag.String("trace", "", "write an execution trace (go tool trace) of the Pause/Unpause loop to this file")
+	onlyPause   = flag.Bool("only-pause", false, "stop after the Pause/Unpause loop (with -cpuprofile or -trace, to study the SOAP hop)")
+	onlyStaging = flag.Bool("only-staging", false, "run part 4 (staging throughput) alone")
 )
 
 func (b *bench) opsAndBoot(ws *wsa.EPR) error {
