@@ -25,16 +25,17 @@ type change struct {
 type changeKind int
 
 const (
-	abortStaging   changeKind = iota + 1 // a deploy died: undo it
-	finishUnstage                        // an undeploy died: finish it
-	observe                              // the domain is in another state than recorded
-	redefine                             // a shut-down workspace's domain is gone: define it again
-	adoptSave                            // libvirt saved the RAM; the serialize died before recording it
-	finishRestore                        // libvirt restored the RAM; the restore died before recording it
-	finishShutdown                       // a Normal shutdown died: record where the domain ended
-	finishTrash                          // a Trash died part-way: finish it
-	finishDrop                           // discarding a memory image died part-way: finish it
-	retryReport                          // the Repository has not heard the current state
+	abortStaging     changeKind = iota + 1 // a deploy died: undo it
+	finishUnstage                          // an undeploy died: finish it
+	observe                                // the domain is in another state than recorded
+	redefine                               // a shut-down workspace's domain is gone: define it again
+	adoptSave                              // libvirt saved the RAM; the serialize died before recording it
+	adoptManagedSave                       // libvirt saved the RAM to its own file (managedsave): take it in
+	finishRestore                          // libvirt restored the RAM; the restore died before recording it
+	finishShutdown                         // a Normal shutdown died: record where the domain ended
+	finishTrash                            // a Trash died part-way: finish it
+	finishDrop                             // discarding a memory image died part-way: finish it
+	retryReport                            // the Repository has not heard the current state
 )
 
 func isNoDomain(err error) bool { return errors.Is(err, vmm.ErrNoDomain) }
@@ -87,6 +88,10 @@ func plan(recs []*record, doms []vmm.Domain) []change {
 		case !exists:
 		case d.State == vmm.StateCrashed && r.State != stateCorrupted:
 			c.Kind, c.State, c.Detail = observe, stateCorrupted, "the guest crashed"
+		case d.State == vmm.StateShutOff && d.ManagedSave && (r.State == stateRunning || r.State == statePaused && !r.Hot):
+			// libvirt-guests suspends the guests at a host shutdown (ON_SHUTDOWN=suspend),
+			// an administrator may run virsh managedsave: the RAM is in libvirt's file.
+			c.Kind = adoptManagedSave
 		case d.State == vmm.StateShutOff && d.Saved && (r.State == stateRunning || r.State == statePaused && !r.Hot):
 			// Serialize's save finished (libvirtd completes it when the manager
 			// dies) but was never recorded: the RAM is in a file, not lost.
@@ -293,6 +298,27 @@ func (m *Manager) apply(ctx context.Context, c change) {
 		log.Info("recorded a serialize that finished while the manager was down")
 		if err := m.transition(ctx, rec, statePaused, "serialized: RAM saved"); err != nil {
 			log.Error("record a finished serialize", "err", err)
+		}
+	case adoptManagedSave:
+		// Made the workspace's own memory image, as a Serialize makes it: Start then
+		// resumes it where it stopped, Undeploy carries it to the Repository, Trash
+		// discards it. Cut short, the guest is left paused in its RAM (seen next round)
+		// or libvirt finishes the save (adoptSave): nothing is lost either way.
+		mem := m.workspaceDir(rec.Key) + "/memory.save"
+		if err := m.hv.RestoreManagedSave(ctx, rec.Spec.Name); err != nil {
+			log.Warn("take in the RAM libvirt saved (managed save); will retry", "err", err)
+			return
+		}
+		if err := m.hv.Save(ctx, rec.Spec.Name, mem); err != nil {
+			os.Remove(mem)
+			log.Warn("take in the RAM libvirt saved (managed save): the guest stays paused", "err", err)
+			return
+		}
+		rec.Hot, rec.MemoryFile, rec.MemoryDigest = true, mem, ""
+		detail := "serialized: libvirt saved its RAM (virsh managedsave, or libvirt-guests at a host shutdown) while " + rec.State + "; Start resumes it where it stopped"
+		log.Info("took in the RAM libvirt saved", "from", rec.State)
+		if err := m.transition(ctx, rec, statePaused, detail); err != nil {
+			log.Error("record a managed save", "err", err)
 		}
 	case finishRestore:
 		if err := os.Remove(rec.MemoryFile); err != nil && !errors.Is(err, os.ErrNotExist) {

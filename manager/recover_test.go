@@ -42,6 +42,14 @@ func savedDom(key string) vmm.Domain {
 	return d
 }
 
+// managedSavedDom is key's domain shut off by libvirt saving its RAM to its own file
+// (virsh managedsave, libvirt-guests at a host shutdown).
+func managedSavedDom(key string) vmm.Domain {
+	d := savedDom(key)
+	d.ManagedSave = true
+	return d
+}
+
 // pendingRec is a deployed record in state whose shutdown op was under way.
 func pendingRec(key, state string, hot bool, op string) *record {
 	r := deployedRec(key, state, hot)
@@ -114,6 +122,10 @@ func TestPlan(t *testing.T) {
 			want: []change{{Kind: adoptSave, Key: k}}},
 		{name: "paused in RAM, domain saved: a serialize finished unrecorded", recs: []*record{deployedRec(k, statePaused, false)}, doms: []vmm.Domain{savedDom(k)},
 			want: []change{{Kind: adoptSave, Key: k}}},
+		{name: "running, domain managed-saved (libvirt-guests): take the RAM in", recs: []*record{deployedRec(k, stateRunning, false)}, doms: []vmm.Domain{managedSavedDom(k)},
+			want: []change{{Kind: adoptManagedSave, Key: k}}},
+		{name: "paused in RAM, domain managed-saved: take the RAM in", recs: []*record{deployedRec(k, statePaused, false)}, doms: []vmm.Domain{managedSavedDom(k)},
+			want: []change{{Kind: adoptManagedSave, Key: k}}},
 		{name: "hot, domain saved: as it should be", recs: []*record{deployedRec(k, statePaused, true)}, doms: []vmm.Domain{savedDom(k)}},
 		{name: "shutdown after its memory image was dropped, domain still saved-off", recs: []*record{deployedRec(k, stateShutdown, false)}, doms: []vmm.Domain{savedDom(k)}},
 		{name: "hot, domain running: a restore finished unrecorded", recs: []*record{deployedRec(k, statePaused, true)}, doms: []vmm.Domain{domOf(k, vmm.StateRunning)},
@@ -462,7 +474,11 @@ func (h *crashHV) set(st vmm.State, forced, saved bool) {
 }
 
 func (h *crashHV) Host(context.Context) (vmm.HostInfo, error) { return vmm.HostInfo{}, nil }
-func (h *crashHV) DomainType() string                         { return "kvm" }
+func (h *crashHV) RestoreManagedSave(context.Context, string) error {
+	h.t.Fatal("a managed save was restored")
+	return nil
+}
+func (h *crashHV) DomainType() string { return "kvm" }
 func (h *crashHV) Define(_ context.Context, s vmm.Spec) error {
 	h.at("define")
 	if h.dom == nil {

@@ -59,6 +59,9 @@ type Domain struct {
 	// Saved: shut off because its RAM was saved to a file (virDomainSave), which a
 	// restore resumes from.
 	Saved bool
+	// ManagedSave: saved by libvirt to its own file (virsh managedsave, libvirt-guests
+	// at a host shutdown), which RestoreManagedSave resumes from.
+	ManagedSave bool
 }
 
 // Libvirt drives guests through one libvirt connection, re-dialled when libvirtd

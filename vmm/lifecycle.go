@@ -31,9 +31,34 @@ func (l *Libvirt) Define(ctx context.Context, s Spec) error {
 	})
 }
 
-// Start boots the defined domain.
+// Start boots the defined domain. A managed-save image (virsh managedsave, or
+// libvirt-guests suspending guests at a host shutdown) is discarded, not resumed: a
+// cold start is asked for, and that RAM may belong to a disk that has since been
+// reset (Shutdown Trash); RestoreManagedSave is the way to resume one.
 func (l *Libvirt) Start(ctx context.Context, name string) error {
-	return l.withDomain(ctx, "start", name, true, (*libvirt.Domain).Create)
+	return l.withDomain(ctx, "start", name, true, func(d *libvirt.Domain) error {
+		err := d.CreateWithFlags(libvirt.DOMAIN_START_FORCE_BOOT)
+		if unsupportedFlags(err) { // drivers without managed save (test, libxl)
+			err = d.Create()
+		}
+		return err
+	})
+}
+
+// RestoreManagedSave resumes, paused, the RAM libvirt saved for the domain by a
+// managed save; libvirt deletes the image once the domain runs from it. A domain
+// without one is an error, not a cold boot.
+func (l *Libvirt) RestoreManagedSave(ctx context.Context, name string) error {
+	return l.withDomain(ctx, "restore the managed save of", name, true, func(d *libvirt.Domain) error {
+		has, err := d.HasManagedSaveImage(0)
+		if err != nil {
+			return err
+		}
+		if !has {
+			return fmt.Errorf("domain %s has no managed-save image", name)
+		}
+		return d.CreateWithFlags(libvirt.DOMAIN_START_PAUSED)
+	})
 }
 
 // Pause stops the domain's vCPUs.
@@ -206,8 +231,12 @@ func (l *Libvirt) List(ctx context.Context, prefix string) ([]Domain, error) {
 			if err != nil {
 				return err
 			}
-			out = append(out, Domain{Name: name, UUID: uuid, State: stateFrom(s, reason), Forced: forcedOff(s, reason),
-				Saved: savedOff(s, reason)})
+			d := Domain{Name: name, UUID: uuid, State: stateFrom(s, reason), Forced: forcedOff(s, reason), Saved: savedOff(s, reason)}
+			if d.Saved {
+				// Saved to a file (virsh save, Serialize), or by libvirt itself.
+				d.ManagedSave, _ = doms[i].HasManagedSaveImage(0)
+			}
+			out = append(out, d)
 		}
 		return nil
 	})
