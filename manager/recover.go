@@ -87,7 +87,10 @@ func plan(recs []*record, doms []vmm.Domain) []change {
 			c.Kind, c.State, c.Detail = observe, stateCorrupted, "its domain vanished from the hypervisor while "+r.State+"; the RAM is lost, the disk is intact (Shutdown Trash redefines it)"
 		case !exists:
 		case d.State == vmm.StateCrashed && r.State != stateCorrupted:
-			c.Kind, c.State, c.Detail = observe, stateCorrupted, "the guest crashed"
+			// libvirt says "crashed" for a guest panic and for its QEMU process dying
+			// (the OOM killer, a kill, a host crash): either way the RAM is gone.
+			c.Kind, c.State, c.Detail = observe, stateCorrupted, "the guest crashed or its QEMU process died while "+r.State+
+				"; the RAM is lost and the disk may be inconsistent (Shutdown Trash discards this deployment's changes, Undeploy keeps them)"
 		case d.State == vmm.StateShutOff && d.ManagedSave && (r.State == stateRunning || r.State == statePaused && !r.Hot):
 			// libvirt-guests suspends the guests at a host shutdown (ON_SHUTDOWN=suspend),
 			// an administrator may run virsh managedsave: the RAM is in libvirt's file.

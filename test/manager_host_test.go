@@ -115,3 +115,61 @@ func TestManagerManagedSave(t *testing.T) {
 	}
 	h.MustCLI(t, "shutdown", w.EPRFile, "--mode", "trash")
 }
+
+// killQEMU kills the QEMU process of domain, as the OOM killer or a host crash would.
+func killQEMU(t *testing.T, domain string) {
+	t.Helper()
+	if out, err := exec.Command("pkill", "-9", "-f", "guest="+domain+",").CombinedOutput(); err != nil {
+		t.Fatalf("pkill the QEMU of %s: %v: %s", domain, err, out)
+	}
+}
+
+// TestManagerGuestProcessDies: a guest's QEMU process killed (the OOM killer) while
+// the manager runs, or while it is down (a host crash), makes the workspace
+// corrupted at once or at the restart, saying what happened and what to do; Trash
+// boots it afresh and Undeploy takes its disk back to the Repository.
+func TestManagerGuestProcessDies(t *testing.T) {
+	t.Parallel()
+	h := startCrashHost(t, "host-qemu-dies", "--reconcile-every", "1h")
+	holdGuests(t, 2)
+	ws := h.runningTickers(2)
+	killed, crashed := ws[0], ws[1]
+
+	killQEMU(t, killed.Domain())
+	start := time.Now()
+	for h.row(killed).State != "corrupted" {
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("5 s after its QEMU was killed the workspace is %+v (domain %q): the stop event did not reach the manager", h.row(killed), DomainState(killed.Domain()))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("the repository said corrupted %v after the kill", time.Since(start).Round(time.Millisecond))
+
+	h.Kill()
+	killQEMU(t, crashed.Domain())
+	journal := h.restartSettled(ws)
+	for _, w := range ws {
+		WantWSProps(t, w, "state", "corrupted", "deployment", "deployed")
+		detail := WSProps(t, w, "stateDetail")["stateDetail"]
+		for _, want := range []string{"QEMU process died while running", "RAM is lost", "Shutdown Trash", "Undeploy keeps them"} {
+			if !strings.Contains(detail, want) {
+				t.Errorf("%s: vw:stateDetail %q does not say %q", w.Key, detail, want)
+			}
+		}
+		if journal[w.Key].State != "corrupted" {
+			t.Errorf("%s: journal %+v", w.Key, journal[w.Key])
+		}
+	}
+	WantFault(t, h.CLI(t, "start", killed.EPRFile), "WorkspaceStateFault", "corrupted")
+
+	h.MustCLI(t, "shutdown", killed.EPRFile, "--mode", "trash")
+	h.MustCLI(t, "start", killed.EPRFile)
+	WaitConsole(t, h.MgrServer, killed, 90*time.Second, "a fresh boot", func(c string) bool { return strings.Count(c, "hello from the grid job") == 2 })
+	h.MustCLI(t, "shutdown", killed.EPRFile, "--mode", "trash")
+
+	h.MustCLI(t, "undeploy", crashed.EPRFile)
+	WantWSProps(t, crashed, "deployment", "in-repository")
+	if DomainDefined(crashed.Domain()) || h.HasWorkspaceDir(crashed.Key) {
+		t.Errorf("the undeployed workspace left its domain (%v) or files (%v)", DomainDefined(crashed.Domain()), h.WorkspaceFiles(crashed.Key))
+	}
+}
