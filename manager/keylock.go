@@ -1,40 +1,97 @@
 package manager
 
-import "sync"
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
 
 // keyedLocks serializes work per key: operations on one workspace, transfers of one
-// image digest. The zero value is ready; a key's mutex lives as long as the map.
+// image digest. The zero value is ready; a key's lock lives as long as the map.
 type keyedLocks struct {
 	mu sync.Mutex
-	m  map[string]*sync.Mutex
+	m  map[string]*keyLock
 }
 
-func (k *keyedLocks) mutex(key string) *sync.Mutex {
+// keyLock is one key's lock: a token in a channel of one, so that a wait for it can
+// end with the waiter's context (a sync.Mutex wait cannot).
+type keyLock struct {
+	token chan struct{}
+	// what holds it and since when, for the error of a waiter that gives up; under
+	// keyedLocks.mu.
+	what  string
+	since time.Time
+}
+
+func (k *keyedLocks) entry(key string) *keyLock {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	l := k.m[key]
 	if l == nil {
 		if k.m == nil {
-			k.m = map[string]*sync.Mutex{}
+			k.m = map[string]*keyLock{}
 		}
-		l = &sync.Mutex{}
+		l = &keyLock{token: make(chan struct{}, 1)}
 		k.m[key] = l
 	}
 	return l
 }
 
+// held records what took l, and returns l's release.
+func (k *keyedLocks) held(l *keyLock, what string) func() {
+	k.mu.Lock()
+	l.what, l.since = what, time.Now()
+	k.mu.Unlock()
+	return func() {
+		k.mu.Lock()
+		l.what = ""
+		k.mu.Unlock()
+		<-l.token
+	}
+}
+
 // lock waits for key's lock and returns its release.
 func (k *keyedLocks) lock(key string) func() {
-	l := k.mutex(key)
-	l.Lock()
-	return l.Unlock
+	l := k.entry(key)
+	l.token <- struct{}{}
+	return k.held(l, "")
+}
+
+// lockCtx waits for key's lock until ctx ends, and then returns an error wrapping
+// ctx's that says what held the lock and for how long. what names the work taking
+// it, for the errors of those who wait behind it.
+func (k *keyedLocks) lockCtx(ctx context.Context, key, what string) (func(), error) {
+	l := k.entry(key)
+	select {
+	case l.token <- struct{}{}:
+		return k.held(l, what), nil
+	default:
+	}
+	select {
+	case l.token <- struct{}{}:
+		return k.held(l, what), nil
+	case <-ctx.Done():
+	}
+	k.mu.Lock()
+	holder, since := l.what, l.since
+	k.mu.Unlock()
+	if holder == "" {
+		holder = "another operation"
+	}
+	if since.IsZero() {
+		return nil, fmt.Errorf("%s is under way: %w", holder, ctx.Err())
+	}
+	return nil, fmt.Errorf("%s has been under way for %s: %w", holder, time.Since(since).Round(100*time.Millisecond), ctx.Err())
 }
 
 // tryLock takes key's lock only if it is free.
 func (k *keyedLocks) tryLock(key string) (func(), bool) {
-	l := k.mutex(key)
-	if !l.TryLock() {
+	l := k.entry(key)
+	select {
+	case l.token <- struct{}{}:
+		return k.held(l, ""), true
+	default:
 		return nil, false
 	}
-	return l.Unlock, true
 }

@@ -93,7 +93,10 @@ func (m *Manager) Deploy(ctx context.Context, epr *wsa.EPR, initial string) (Res
 	default:
 		return Result{}, fmt.Errorf("%w: initial state %q is not shutdown, running or paused", errdefs.ErrBadRequest, initial)
 	}
-	unlock := m.locks.lock(key)
+	unlock, err := m.lockWorkspace(ctx, key, "Deploy")
+	if err != nil {
+		return Result{}, err
+	}
 	defer unlock()
 	if rec, err := m.journal.get(key); err == nil {
 		return Result{}, errdefs.WithAdvice(&errdefs.StateError{Current: rec.Phase + "/" + rec.State + " on " + m.cfg.Host, Requested: "staging"},
@@ -294,7 +297,7 @@ func (m *Manager) removeDomain(ctx context.Context, key string) error {
 
 // Start boots a shut-down workspace, or resumes a serialized one from its memory image.
 func (m *Manager) Start(ctx context.Context, epr *wsa.EPR) (Result, error) {
-	return m.op(ctx, epr, func(rec *record) error {
+	return m.op(ctx, epr, "Start", func(rec *record) error {
 		if err := unfinishedDiscard(rec, "Start"); err != nil {
 			return err
 		}
@@ -310,7 +313,7 @@ func (m *Manager) Start(ctx context.Context, epr *wsa.EPR) (Result, error) {
 
 // Pause suspends a running workspace's vCPUs; its RAM stays in the host's memory.
 func (m *Manager) Pause(ctx context.Context, epr *wsa.EPR) (Result, error) {
-	return m.op(ctx, epr, func(rec *record) error {
+	return m.op(ctx, epr, "Pause", func(rec *record) error {
 		if err := unfinishedDiscard(rec, "Pause"); err != nil {
 			return err
 		}
@@ -323,7 +326,7 @@ func (m *Manager) Pause(ctx context.Context, epr *wsa.EPR) (Result, error) {
 
 // Unpause resumes a paused workspace; a serialized one is restored from its memory image.
 func (m *Manager) Unpause(ctx context.Context, epr *wsa.EPR) (Result, error) {
-	return m.op(ctx, epr, func(rec *record) error {
+	return m.op(ctx, epr, "Unpause", func(rec *record) error {
 		if err := unfinishedDiscard(rec, "Unpause"); err != nil {
 			return err
 		}
@@ -347,11 +350,11 @@ func (m *Manager) Shutdown(ctx context.Context, epr *wsa.EPR, mode string, grace
 	if grace <= 0 {
 		grace = m.cfg.GracePeriod
 	}
-	return m.op(ctx, epr, func(rec *record) error {
-		normalized := mode
-		if normalized == "" {
-			normalized = ModeNormal
-		}
+	normalized := mode
+	if normalized == "" {
+		normalized = ModeNormal
+	}
+	return m.op(ctx, epr, "Shutdown ("+normalized+")", func(rec *record) error {
 		if err := unfinishedDiscard(rec, normalized); err != nil {
 			return err
 		}
@@ -505,10 +508,10 @@ func (m *Manager) abandon(rec *record) {
 	}
 }
 
-// op runs f on a deployed workspace under its lock.
-func (m *Manager) op(ctx context.Context, epr *wsa.EPR, f func(*record) error) (Result, error) {
+// op runs f, the operation name, on a deployed workspace under its lock.
+func (m *Manager) op(ctx context.Context, epr *wsa.EPR, name string, f func(*record) error) (Result, error) {
 	var res Result
-	err := m.withDeployed(ctx, epr, policy.Manage, func(rec *record) error {
+	err := m.withDeployed(ctx, epr, policy.Manage, name, func(rec *record) error {
 		if err := f(rec); err != nil {
 			return err
 		}
@@ -518,14 +521,17 @@ func (m *Manager) op(ctx context.Context, epr *wsa.EPR, f func(*record) error) (
 	return res, err
 }
 
-// withDeployed runs f on the journal record of a workspace deployed here, under the
-// workspace's lock, once the caller in ctx may do op to it.
-func (m *Manager) withDeployed(ctx context.Context, epr *wsa.EPR, op policy.Operation, f func(*record) error) error {
+// withDeployed runs f, the operation name, on the journal record of a workspace
+// deployed here, under the workspace's lock, once the caller in ctx may do op to it.
+func (m *Manager) withDeployed(ctx context.Context, epr *wsa.EPR, op policy.Operation, name string, f func(*record) error) error {
 	key, err := keyOf(epr)
 	if err != nil {
 		return err
 	}
-	unlock := m.locks.lock(key)
+	unlock, err := m.lockWorkspace(ctx, key, name)
+	if err != nil {
+		return err
+	}
 	defer unlock()
 	rec, err := m.deployed(key)
 	if err != nil {
@@ -535,6 +541,24 @@ func (m *Manager) withDeployed(ctx context.Context, epr *wsa.EPR, op policy.Oper
 		return err
 	}
 	return f(rec)
+}
+
+// lockWorkspace takes the workspace's lock for the operation name, waiting for the
+// one under way while ctx lasts. A request whose caller hung up, or whose time bound
+// passed, while it waited is not begun: it would otherwise run later for nobody (an
+// Undeploy's caller gone, the reconciler would still carry it out).
+func (m *Manager) lockWorkspace(ctx context.Context, key, name string) (func(), error) {
+	unlock, err := m.locks.lockCtx(ctx, key, name)
+	if err == nil && ctx.Err() != nil {
+		// Got the lock as the wait ended: still not begun.
+		unlock()
+		err = fmt.Errorf("the request ended: %w", ctx.Err())
+	}
+	if err != nil {
+		return nil, errdefs.WithAdvice(fmt.Errorf("%w: %s of workspace %s was not begun: %w", errdefs.ErrState, name, key, err),
+			"retry once the operation under way has finished (vws status shows the workspace's state)")
+	}
+	return unlock, nil
 }
 
 // authorize decides op on a deployed workspace for the caller in ctx, against the

@@ -180,7 +180,12 @@ func (m *Manager) stageShared(ctx context.Context, img *manifestImage, token str
 		return "", false, fmt.Errorf("%w: the manifest names %s image by %q, not a sha256 digest", errdefs.ErrImageIntegrity, img.Role, img.Digest)
 	}
 	path = m.cache.path(img.Digest)
-	unlock := m.cache.inflight.lock(img.Digest)
+	// Another deploy may be staging the same image: wait for it, but no longer than
+	// this deploy's caller does.
+	unlock, err := m.cache.inflight.lockCtx(ctx, img.Digest, "staging it for another deploy")
+	if err != nil {
+		return "", false, fmt.Errorf("the %s image %s: %w", img.Role, img.Digest, err)
+	}
 	defer unlock()
 	if m.cache.verified(img.Digest, img.Size) {
 		m.metrics.cacheHits.Inc()

@@ -15,7 +15,7 @@ import (
 // domain and files leave this host.
 func (m *Manager) Undeploy(ctx context.Context, epr *wsa.EPR) (Result, error) {
 	var res Result
-	err := m.withDeployed(ctx, epr, policy.Manage, func(rec *record) error {
+	err := m.withDeployed(ctx, epr, policy.Manage, "Undeploy", func(rec *record) error {
 		if err := unfinishedDiscard(rec, "Undeploy"); err != nil {
 			return err
 		}
