@@ -272,7 +272,7 @@ func (m *Manager) undoDeploy(ctx context.Context, rec *record) error {
 	if err := m.removeDomain(ctx, rec.Key); err != nil {
 		return err
 	}
-	if err := os.RemoveAll(m.workspaceDir(rec.Key)); err != nil {
+	if err := m.removeWorkspaceDir(rec.Key); err != nil {
 		return err
 	}
 	if rec.Token != "" {

@@ -85,10 +85,21 @@ func (m *Manager) removeLocal(ctx context.Context, rec *record) error {
 	if err := m.removeDomain(ctx, rec.Key); err != nil {
 		return err
 	}
-	if err := os.RemoveAll(m.workspaceDir(rec.Key)); err != nil {
+	if err := m.removeWorkspaceDir(rec.Key); err != nil {
 		return err
 	}
 	return m.journal.remove(rec.Key)
+}
+
+// removeWorkspaceDir removes a workspace's directory. Console reads (the host's
+// properties, Console) take no workspace lock, and one may write the console index
+// there: under consoleMu none is in flight, so none puts a file in the directory
+// while it is removed (RemoveAll would fail: directory not empty); one that comes
+// after finds no console log, or cannot create its index in the missing directory.
+func (m *Manager) removeWorkspaceDir(key string) error {
+	consoleMu.Lock()
+	defer consoleMu.Unlock()
+	return os.RemoveAll(m.workspaceDir(key))
 }
 
 // uploadOverlay folds the deployment's changes into the checked-out overlay and

@@ -11,6 +11,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -163,6 +165,63 @@ func pollProperties(s *MgrServer, w *MgrWorkspace, stop <-chan struct{}, errs ch
 	return &wg
 }
 
+// TestManagerConcurrentOperations fires, in rounds, every operation at one workspace
+// at once from as many clients, with others reading properties all the while. Each
+// call succeeds or fails with a clear fault (none hangs: each answers within the
+// minute), property reads are never held up by the operations, and after each round
+// the journal, libvirt and the Repository agree, with no orphan domain or file.
+func TestManagerConcurrentOperations(t *testing.T) {
+	t.Parallel()
+	holdGuests(t, 1)
+	h := startCrashHost(t, "conc-ops-host")
+	w := CreateWorkspace(t, h.MgrServer, TickerDescription(t))
+	h.MustCLI(t, "deploy", w.EPRFile, "--state", "running")
+
+	stop := make(chan struct{})
+	pollErrs := make(chan error, 1)
+	var slowestRead atomic.Int64
+	polling := pollProperties(h.MgrServer, w, stop, pollErrs, &slowestRead)
+	defer func() { close(stop); polling.Wait() }()
+
+	rounds := [][]mgrOp{
+		{opPause, opUnpause, opSerialize, opPause, opStart, opUnpause},
+		{opNormal, opTrash, opSerialize, opUndeploy, opPause, opStart},
+		{opDeploy, opUndeploy, opDeploy, opStart, opUnpause},
+		{opSerialize, opSerialize, opUndeploy, opDeploy, opNormal, opTrash, opUnpause},
+		{opStart, opDeploy, opPause, opSerialize, opUndeploy, opUnpause, opNormal},
+	}
+	for i, ops := range rounds {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		res := fireAtOnce(ctx, h.MgrServer, w, ops...)
+		cancel()
+		var lines []string
+		for _, r := range res {
+			line := fmt.Sprintf("%-20s %6.2fs ", r.op, r.took.Seconds())
+			if r.err != nil {
+				line += "fault: " + r.err.Error()
+				if bad := clearFault(r.err); bad != "" {
+					t.Errorf("round %d: %s: %s", i, r.op, bad)
+				}
+			} else {
+				line += "-> " + r.state
+			}
+			lines = append(lines, line)
+		}
+		t.Logf("round %d:\n  %s", i, strings.Join(lines, "\n  "))
+		h.settle([]*MgrWorkspace{w})
+		select {
+		case err := <-pollErrs:
+			t.Fatalf("a property read failed during round %d: %v", i, err)
+		default:
+		}
+	}
+	if slowest := time.Duration(slowestRead.Load()); slowest > 5*time.Second {
+		t.Errorf("a property read took %v while operations ran", slowest)
+	} else {
+		t.Logf("slowest property read: %v", slowest)
+	}
+}
+
 // TestManagerQueuedOperationWhoseCallerLeft: operations that wait for the one under
 // way on their workspace (a Normal shutdown of a guest that ignores the power button,
 // so it lasts its grace period) and whose callers hang up while they wait take no
@@ -207,4 +266,87 @@ func TestManagerQueuedOperationWhoseCallerLeft(t *testing.T) {
 	if hw := ReadHost(t, h.MgrServer).Workspaces[w.Key]; hw.State != "shutdown" || !strings.Contains(hw.Detail, "forced off") {
 		t.Fatalf("the host has the workspace %+v; want shut down, forced off by the Normal shutdown", hw)
 	}
+}
+
+// TestManagerUndeployWhileReadingConsoles: a workspace's console is read without its
+// lock (Console, and the console tail in the host's properties: a long operation must
+// not hold them up), and a read may write the console's index beside the log. Read
+// over and over while a workspace is deployed and undeployed again and again, they
+// must never put a file in the directory an undeploy removes: every undeploy
+// succeeds and leaves no directory, record or domain behind.
+func TestManagerUndeployWhileReadingConsoles(t *testing.T) {
+	t.Parallel()
+	h := startCrashHost(t, "conc-console-host")
+	w := CreateWorkspace(t, h.MgrServer, TickerDescription(t))
+
+	stop := make(chan struct{})
+	readErrs := make(chan error, 1)
+	var readers sync.WaitGroup
+	for i := range 6 {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				var err error
+				if (i+n)%4 == 0 {
+					_, err = readHost(ctx, h.URL)
+				} else {
+					_, err = mgrOp{name: "Console"}.call(ctx, h.MgrServer, w)
+				}
+				cancel()
+				var fe *client.FaultError
+				if errors.As(err, &fe) && fe.Type == "ResourceUnknownFault" {
+					err = nil // not deployed at the moment
+				}
+				if err != nil {
+					select {
+					case readErrs <- err:
+					default:
+					}
+					return
+				}
+			}
+		}()
+	}
+	defer func() { close(stop); readers.Wait() }()
+
+	// The race needs a console log, not a guest: the test writes what a guest that
+	// ran would have left (booting one per cycle would make it slow), and waits until
+	// a read has indexed it.
+	consoleLog := filepath.Join(h.ManagerDir(), "workspaces", w.Key, "console.log")
+	for i := range 15 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		if _, err := (mgrOp{name: "Deploy"}).call(ctx, h.MgrServer, w); err != nil {
+			cancel()
+			t.Fatalf("cycle %d: Deploy: %v", i, err)
+		}
+		if err := os.WriteFile(consoleLog, []byte("hello from the grid job\ntick 0\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(10 * time.Second); !fileExists(consoleLog + ".index"); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("cycle %d: no read indexed the console log within 10 s", i)
+			}
+		}
+		_, err := opUndeploy.call(ctx, h.MgrServer, w)
+		cancel()
+		if err != nil {
+			t.Fatalf("cycle %d: Undeploy: %v", i, err)
+		}
+		if h.HasWorkspaceDir(w.Key) || DomainDefined(w.Domain()) {
+			t.Fatalf("cycle %d: after the undeploy, files %v, domain defined %v", i, h.WorkspaceFiles(w.Key), DomainDefined(w.Domain()))
+		}
+	}
+	select {
+	case err := <-readErrs:
+		t.Fatalf("a console or host property read failed: %v", err)
+	default:
+	}
+	h.settle([]*MgrWorkspace{w})
 }
