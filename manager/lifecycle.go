@@ -64,8 +64,9 @@ func keyOf(epr *wsa.EPR) (string, error) {
 	return key, nil
 }
 
-// deployed returns the journal record of a workspace deployed here.
-func (m *Manager) deployed(key string) (*record, error) {
+// deployed returns the journal record of a workspace deployed here, for the
+// operation name.
+func (m *Manager) deployed(key, name string) (*record, error) {
 	rec, err := m.journal.get(key)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, errdefs.WithAdvice(fmt.Errorf("%w: workspace %s is not deployed on host %s", errdefs.ErrResourceUnknown, key, m.cfg.Host),
@@ -74,10 +75,18 @@ func (m *Manager) deployed(key string) (*record, error) {
 	if err != nil {
 		return nil, err
 	}
-	if rec.Phase != phaseDeployed {
-		return nil, &errdefs.StateError{Current: rec.Phase, Requested: "an operation"}
+	switch rec.Phase {
+	case phaseDeployed:
+		return rec, nil
+	case phaseUnstaging:
+		// An undeploy that failed part-way, which the reconciler finishes.
+		return nil, errdefs.WithAdvice(fmt.Errorf("%w: workspace %s is unstaging on host %s (being handed back to the Repository); %s is refused", errdefs.ErrState, key, m.cfg.Host, name),
+			"the manager finishes the hand-back by itself; then deploy the workspace again")
+	default:
+		// A deploy that failed or lost its check-out answer, which the reconciler undoes.
+		return nil, errdefs.WithAdvice(fmt.Errorf("%w: workspace %s is %s on host %s (a deploy not finished); %s is refused", errdefs.ErrState, key, rec.Phase, m.cfg.Host, name),
+			"the manager undoes the unfinished deploy by itself; then deploy the workspace again")
 	}
-	return rec, nil
 }
 
 // Deploy checks the workspace out, stages its images, defines its domain and leaves
@@ -533,7 +542,7 @@ func (m *Manager) withDeployed(ctx context.Context, epr *wsa.EPR, op policy.Oper
 		return err
 	}
 	defer unlock()
-	rec, err := m.deployed(key)
+	rec, err := m.deployed(key, name)
 	if err != nil {
 		return err
 	}
