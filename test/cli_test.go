@@ -28,7 +28,8 @@ var (
 	buildErr  error
 )
 
-// vws builds cmd/vws once per test run and returns its path.
+// vws builds cmd/vws once per test run (with -race when the tests run with it) and
+// returns its path.
 func vws(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -38,7 +39,11 @@ func vws(t *testing.T) string {
 			return
 		}
 		vwsBin = filepath.Join(dir, "vws")
-		out, err := exec.Command("go", "build", "-o", vwsBin, "../cmd/vws").CombinedOutput()
+		args := []string{"build", "-o", vwsBin}
+		if raceBuild {
+			args = append(args, "-race")
+		}
+		out, err := exec.Command("go", append(args, "../cmd/vws")...).CombinedOutput()
 		if err != nil {
 			buildErr = errors.New(string(out))
 		}

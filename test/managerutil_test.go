@@ -121,6 +121,9 @@ func StartMgrServer(t *testing.T, o MgrServerOptions) *MgrServer {
 	}()
 	t.Cleanup(func() {
 		s.Kill()
+		if strings.Contains(s.Logs(), "WARNING: DATA RACE") {
+			t.Errorf("the race detector found a data race in vws serve (built with -race)")
+		}
 		if t.Failed() {
 			t.Logf("log of vws serve %v:\n%s", args, s.Logs())
 		}
