@@ -20,7 +20,8 @@ type Hypervisor interface {
 	Stop(ctx context.Context, name string) error
 	Save(ctx context.Context, name, path string) error
 	Restore(ctx context.Context, path string, s vmm.Spec, paused bool) error
-	RestoreManagedSave(ctx context.Context, name string) error
+	RestoreManagedSave(ctx context.Context, name string, paused bool) error
+	RemoveManagedSave(ctx context.Context, name string) error
 	Undefine(ctx context.Context, name string) error
 	State(ctx context.Context, name string) (vmm.State, error)
 	List(ctx context.Context, prefix string) ([]vmm.Domain, error)

@@ -44,8 +44,10 @@ type record struct {
 	// State is the workspace state as last observed: shutdown, running, paused, corrupted.
 	State  string `json:"state"`
 	Detail string `json:"detail,omitempty"`
-	// Hot: the RAM is saved in MemoryFile and the domain is off (a serialized workspace).
-	Hot bool `json:"hot,omitempty"`
+	// Hot: the RAM is saved in MemoryFile, or in libvirt's managed-save image of the
+	// domain when ManagedSave, and the domain is off (a serialized workspace).
+	Hot         bool `json:"hot,omitempty"`
+	ManagedSave bool `json:"managedSave,omitempty"`
 	// Pending names a Shutdown under way (pendingShutdown, pendingTrash, pendingDrop),
 	// written before its first step and cleared with its outcome: a restarted manager
 	// finishes it, or tells its forced stop from someone else's, instead of guessing.

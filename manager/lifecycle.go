@@ -455,7 +455,7 @@ func (m *Manager) trash(ctx context.Context, rec *record, define bool) error {
 
 // dropMemory discards a saved memory image; the workspace ends shut down.
 func (m *Manager) dropMemory(ctx context.Context, rec *record) error {
-	if rec.MemoryFile != "" {
+	if rec.MemoryFile != "" || rec.ManagedSave {
 		if rec.Pending == "" {
 			// Journaled first: killed after the removal, the manager would come back
 			// to a serialized workspace with no memory image, which neither starts nor
@@ -464,11 +464,18 @@ func (m *Manager) dropMemory(ctx context.Context, rec *record) error {
 				return err
 			}
 		}
+	}
+	if rec.ManagedSave {
+		if err := m.hv.RemoveManagedSave(ctx, rec.Spec.Name); err != nil && !isNoDomain(err) {
+			return err
+		}
+	}
+	if rec.MemoryFile != "" {
 		if err := os.Remove(rec.MemoryFile); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
 	}
-	rec.Hot, rec.MemoryFile, rec.MemoryDigest = false, "", ""
+	rec.Hot, rec.ManagedSave, rec.MemoryFile, rec.MemoryDigest = false, false, "", ""
 	return m.transition(ctx, rec, stateShutdown, "")
 }
 
@@ -601,12 +608,18 @@ func (m *Manager) pause(ctx context.Context, rec *record) error {
 
 // restore resumes a serialized workspace from its memory image.
 func (m *Manager) restore(ctx context.Context, rec *record, paused bool) error {
-	if err := m.hv.Restore(ctx, rec.MemoryFile, rec.Spec, paused); err != nil {
-		return err
+	if rec.ManagedSave {
+		if err := m.hv.RestoreManagedSave(ctx, rec.Spec.Name, paused); err != nil {
+			return err
+		}
+	} else {
+		if err := m.hv.Restore(ctx, rec.MemoryFile, rec.Spec, paused); err != nil {
+			return err
+		}
+		// The image is spent once the guest runs on: its disk has moved past it.
+		os.Remove(rec.MemoryFile)
 	}
-	// The image is spent once the guest runs on: its disk has moved past it.
-	os.Remove(rec.MemoryFile)
-	rec.Hot, rec.MemoryFile, rec.MemoryDigest = false, "", ""
+	rec.Hot, rec.ManagedSave, rec.MemoryFile, rec.MemoryDigest = false, false, "", ""
 	state := stateRunning
 	if paused {
 		state = statePaused

@@ -30,7 +30,7 @@ const (
 	observe                                // the domain is in another state than recorded
 	redefine                               // a shut-down workspace's domain is gone: define it again
 	adoptSave                              // libvirt saved the RAM; the serialize died before recording it
-	adoptManagedSave                       // libvirt saved the RAM to its own file (managedsave): take it in
+	adoptManagedSave                       // libvirt saved the RAM to its own file (managedsave): record it
 	finishRestore                          // libvirt restored the RAM; the restore died before recording it
 	finishShutdown                         // a Normal shutdown died: record where the domain ended
 	finishTrash                            // a Trash died part-way: finish it
@@ -95,6 +95,10 @@ func plan(recs []*record, doms []vmm.Domain) []change {
 			// libvirt-guests suspends the guests at a host shutdown (ON_SHUTDOWN=suspend),
 			// an administrator may run virsh managedsave: the RAM is in libvirt's file.
 			c.Kind = adoptManagedSave
+		case r.Hot && r.ManagedSave && d.State == vmm.StateShutOff && !d.ManagedSave:
+			// The managed-save image is gone: an Undeploy moved the RAM to memory.save
+			// and died before recording it, or someone removed the image.
+			c.Kind = adoptSave
 		case d.State == vmm.StateShutOff && d.Saved && (r.State == stateRunning || r.State == statePaused && !r.Hot):
 			// Serialize's save finished (libvirtd completes it when the manager
 			// dies) but was never recorded: the RAM is in a file, not lost.
@@ -291,35 +295,28 @@ func (m *Manager) apply(ctx context.Context, c change) {
 		if fi, err := os.Stat(mem); err != nil || fi.Size() == 0 {
 			detail := "its domain's RAM was saved outside vws (virsh save?) while " + rec.State +
 				"; this host has no memory image of it, the disk is intact (Shutdown Trash discards this deployment's changes)"
+			if rec.ManagedSave {
+				detail = "the RAM libvirt had saved for it (managed save) was removed; the disk is intact (Shutdown Trash discards this deployment's changes)"
+				rec.Hot, rec.ManagedSave = false, false
+			}
 			log.Warn("workspace changed state on its own", "from", rec.State, "to", stateCorrupted, "why", detail)
 			if err := m.transition(ctx, rec, stateCorrupted, detail); err != nil {
 				log.Error("record observed state", "err", err)
 			}
 			return
 		}
-		rec.Hot, rec.MemoryFile, rec.MemoryDigest = true, mem, ""
+		rec.Hot, rec.ManagedSave, rec.MemoryFile, rec.MemoryDigest = true, false, mem, ""
 		log.Info("recorded a serialize that finished while the manager was down")
 		if err := m.transition(ctx, rec, statePaused, "serialized: RAM saved"); err != nil {
 			log.Error("record a finished serialize", "err", err)
 		}
 	case adoptManagedSave:
-		// Made the workspace's own memory image, as a Serialize makes it: Start then
-		// resumes it where it stopped, Undeploy carries it to the Repository, Trash
-		// discards it. Cut short, the guest is left paused in its RAM (seen next round)
-		// or libvirt finishes the save (adoptSave): nothing is lost either way.
-		mem := m.workspaceDir(rec.Key) + "/memory.save"
-		if err := m.hv.RestoreManagedSave(ctx, rec.Spec.Name); err != nil {
-			log.Warn("take in the RAM libvirt saved (managed save); will retry", "err", err)
-			return
-		}
-		if err := m.hv.Save(ctx, rec.Spec.Name, mem); err != nil {
-			os.Remove(mem)
-			log.Warn("take in the RAM libvirt saved (managed save): the guest stays paused", "err", err)
-			return
-		}
-		rec.Hot, rec.MemoryFile, rec.MemoryDigest = true, mem, ""
+		// Left where libvirt keeps it: Start resumes it from there (RestoreManagedSave),
+		// as libvirt-guests does at boot with ON_BOOT=start (seen as a finished
+		// restore); Undeploy moves it into memory.save first; Trash removes it.
+		rec.Hot, rec.ManagedSave, rec.MemoryFile, rec.MemoryDigest = true, true, "", ""
 		detail := "serialized: libvirt saved its RAM (virsh managedsave, or libvirt-guests at a host shutdown) while " + rec.State + "; Start resumes it where it stopped"
-		log.Info("took in the RAM libvirt saved", "from", rec.State)
+		log.Info("recorded RAM libvirt saved", "from", rec.State)
 		if err := m.transition(ctx, rec, statePaused, detail); err != nil {
 			log.Error("record a managed save", "err", err)
 		}
@@ -327,7 +324,7 @@ func (m *Manager) apply(ctx context.Context, c change) {
 		if err := os.Remove(rec.MemoryFile); err != nil && !errors.Is(err, os.ErrNotExist) {
 			log.Warn("remove a spent memory image", "err", err)
 		}
-		rec.Hot, rec.MemoryFile, rec.MemoryDigest = false, "", ""
+		rec.Hot, rec.ManagedSave, rec.MemoryFile, rec.MemoryDigest = false, false, "", ""
 		log.Info("recorded a restore that finished while the manager was down", "state", c.State)
 		if err := m.transition(ctx, rec, c.State, "restored from its memory image"); err != nil {
 			log.Error("record a finished restore", "err", err)

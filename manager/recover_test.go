@@ -50,6 +50,13 @@ func managedSavedDom(key string) vmm.Domain {
 	return d
 }
 
+// managedRec is a serialized record whose RAM libvirt holds (managed save).
+func managedRec(key string) *record {
+	r := deployedRec(key, statePaused, true)
+	r.ManagedSave = true
+	return r
+}
+
 // pendingRec is a deployed record in state whose shutdown op was under way.
 func pendingRec(key, state string, hot bool, op string) *record {
 	r := deployedRec(key, state, hot)
@@ -126,6 +133,11 @@ func TestPlan(t *testing.T) {
 			want: []change{{Kind: adoptManagedSave, Key: k}}},
 		{name: "paused in RAM, domain managed-saved: take the RAM in", recs: []*record{deployedRec(k, statePaused, false)}, doms: []vmm.Domain{managedSavedDom(k)},
 			want: []change{{Kind: adoptManagedSave, Key: k}}},
+		{name: "hot in a managed save, domain managed-saved: as it should be", recs: []*record{managedRec(k)}, doms: []vmm.Domain{managedSavedDom(k)}},
+		{name: "hot in a managed save, the image gone: an Undeploy moved it, or it was removed", recs: []*record{managedRec(k)}, doms: []vmm.Domain{savedDom(k)},
+			want: []change{{Kind: adoptSave, Key: k}}},
+		{name: "hot in a managed save, domain running: libvirt-guests restored it at boot", recs: []*record{managedRec(k)}, doms: []vmm.Domain{domOf(k, vmm.StateRunning)},
+			want: []change{{Kind: finishRestore, Key: k, State: stateRunning}}},
 		{name: "hot, domain saved: as it should be", recs: []*record{deployedRec(k, statePaused, true)}, doms: []vmm.Domain{savedDom(k)}},
 		{name: "shutdown after its memory image was dropped, domain still saved-off", recs: []*record{deployedRec(k, stateShutdown, false)}, doms: []vmm.Domain{savedDom(k)}},
 		{name: "hot, domain running: a restore finished unrecorded", recs: []*record{deployedRec(k, statePaused, true)}, doms: []vmm.Domain{domOf(k, vmm.StateRunning)},
@@ -474,8 +486,12 @@ func (h *crashHV) set(st vmm.State, forced, saved bool) {
 }
 
 func (h *crashHV) Host(context.Context) (vmm.HostInfo, error) { return vmm.HostInfo{}, nil }
-func (h *crashHV) RestoreManagedSave(context.Context, string) error {
+func (h *crashHV) RestoreManagedSave(context.Context, string, bool) error {
 	h.t.Fatal("a managed save was restored")
+	return nil
+}
+func (h *crashHV) RemoveManagedSave(context.Context, string) error {
+	h.t.Fatal("a managed save was removed")
 	return nil
 }
 func (h *crashHV) DomainType() string { return "kvm" }

@@ -2,6 +2,7 @@ package manager
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 
@@ -25,6 +26,11 @@ func (m *Manager) Undeploy(ctx context.Context, epr *wsa.EPR) (Result, error) {
 			return errdefs.WithAdvice(&errdefs.StateError{Current: rec.State, Requested: "in-repository"},
 				"shut it down (Normal or Trash) or serialize it first")
 		}
+		if rec.Hot && rec.ManagedSave {
+			if err := m.managedSaveToFile(ctx, rec); err != nil {
+				return err
+			}
+		}
 		rec.Phase = phaseUnstaging
 		if err := m.journal.put(rec); err != nil {
 			return fmt.Errorf("journal: %w", err)
@@ -44,6 +50,40 @@ func (m *Manager) Undeploy(ctx context.Context, epr *wsa.EPR) (Result, error) {
 		return Result{}, err
 	}
 	return res, nil
+}
+
+// managedSaveToFile moves the RAM libvirt saved for a workspace (managed save) into
+// its memory.save, which the Repository takes like any serialized workspace's: the
+// guest is restored paused and saved again. Done while the workspace is still
+// deployed: cut short, the reconciler finds the guest paused in its RAM, or the file
+// saved (adoptSave); nothing is lost either way.
+func (m *Manager) managedSaveToFile(ctx context.Context, rec *record) error {
+	need := spaceNeed{workspace: int64(rec.Spec.MemoryMiB) << 20}
+	release, err := m.reserveRoom("undeploy "+rec.Key, need,
+		fmt.Sprintf("undeploying workspace %s (writing its %d MiB of saved RAM for the repository)", rec.Key, rec.Spec.MemoryMiB),
+		"discard its RAM (Shutdown Normal or Trash) and undeploy it then")
+	if err != nil {
+		return err
+	}
+	defer release()
+	if err := m.hv.RestoreManagedSave(ctx, rec.Spec.Name, true); err != nil {
+		return err
+	}
+	mem := m.workspaceDir(rec.Key) + "/memory.save"
+	if err := m.hv.Save(ctx, rec.Spec.Name, mem); err != nil {
+		os.Remove(mem)
+		// The guest is paused in its RAM now: say so, as it is.
+		rec.Hot, rec.ManagedSave = false, false
+		if terr := m.transition(ctx, rec, statePaused, "restored from the RAM libvirt had saved; saving it for the repository failed"); terr != nil {
+			return errors.Join(err, terr)
+		}
+		return m.adviseOnFullDisk(err, "discard its RAM (Shutdown Normal or Trash) and undeploy it then")
+	}
+	rec.ManagedSave, rec.MemoryFile = false, mem
+	if err := m.journal.put(rec); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	return nil
 }
 
 // finishUndeploy does the hand-back; every step may be repeated after a crash.

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -39,11 +40,12 @@ func hasManagedSave(t *testing.T, domain string) bool {
 }
 
 // TestManagerManagedSave: a guest whose RAM libvirt saved by itself is a serialized
-// workspace, not a corrupted one. Across a host shutdown (the manager stopped, the
-// guest suspended by libvirt-guests) and while the manager runs (an administrator's
-// virsh managedsave), the manager takes the RAM into the workspace's memory image:
-// Start resumes the guest where it stopped, and no managed-save image is left behind
-// for a later cold start to resume by surprise.
+// workspace, not a corrupted one, and its RAM is never lost or resumed by surprise:
+// across a host shutdown (the manager stopped, the guest suspended by libvirt-guests)
+// Start resumes it where it stopped; libvirt-guests resuming it at boot
+// (ON_BOOT=start) finds it running on; Undeploy carries the RAM to the Repository and
+// a new deploy resumes it; Trash discards it; and a managed save left behind on a
+// shut-down workspace does not make a cold Start resume stale RAM.
 func TestManagerManagedSave(t *testing.T) {
 	t.Parallel()
 	h := startCrashHost(t, "host-managedsave")
@@ -52,64 +54,106 @@ func TestManagerManagedSave(t *testing.T) {
 	w := ws[0]
 	mem := filepath.Join(h.ManagerDir(), "workspaces", w.Key, "memory.save")
 
-	resumes := func(what string) {
+	// suspended has libvirt save the guest's RAM behind the manager's back (killed
+	// first, as at a host shutdown, when down) and waits until the manager records
+	// the workspace serialized.
+	suspended := func(what string, down bool) int {
 		t.Helper()
-		if hasManagedSave(t, w.Domain()) {
-			t.Errorf("%s: the managed-save image is still there", what)
-		}
-		if fi, err := os.Stat(mem); err != nil || fi.Size() == 0 {
-			t.Fatalf("%s: the workspace has no memory image (%v)", what, err)
-		}
 		saved := guest.LastTick(Console(t, h.MgrServer, w))
-		h.MustCLI(t, "start", w.EPRFile)
-		c := WaitConsole(t, h.MgrServer, w, 30*time.Second, "ticks after the start", func(c string) bool { return guest.LastTick(c) > saved+1 })
-		if n := strings.Count(c, "hello from the grid job"); n != 1 {
-			t.Fatalf("%s: the guest was rebooted instead of resumed: %d greetings on its console", what, n)
+		if down {
+			h.Kill()
 		}
-		WantWSProps(t, w, "state", "running")
-		if _, err := os.Stat(mem); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("%s: the spent memory image is still there (stat: %v)", what, err)
+		managedSave(t, w.Domain())
+		if down {
+			h.restart()
+		}
+		h.settle(ws)
+		for start := time.Now(); ; time.Sleep(100 * time.Millisecond) {
+			j, err := h.journal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rec := j[w.Key]; rec.Hot {
+				if rec.State != "paused" || !strings.Contains(rec.Detail, "managedsave") {
+					t.Fatalf("%s: the workspace is %+v, want serialized, saying why", what, rec)
+				}
+				break
+			}
+			if time.Since(start) > settleTimeout {
+				t.Fatalf("%s: %v after a managedsave the workspace is %+v, want serialized", what, settleTimeout, j[w.Key])
+			}
+		}
+		WantWSProps(t, w, "state", "paused", "deployment", "deployed")
+		if !hasManagedSave(t, w.Domain()) {
+			t.Fatalf("%s: the managed-save image is gone while the workspace is serialized", what)
+		}
+		return saved
+	}
+	greetings := func() int { return strings.Count(Console(t, h.MgrServer, w), "hello from the grid job") }
+	// continued waits for ticks past saved with the guest never rebooted (its greeting
+	// count unchanged: the boot's job prints one).
+	continued := func(what string, saved, greeted int) {
+		t.Helper()
+		c := WaitConsole(t, h.MgrServer, w, 30*time.Second, what+": ticks after "+strconv.Itoa(saved), func(c string) bool { return guest.LastTick(c) > saved+1 })
+		if n := strings.Count(c, "hello from the grid job"); n != greeted {
+			t.Fatalf("%s: the guest was rebooted instead of resumed: %d greetings on its console, %d before", what, n, greeted)
+		}
+		if hasManagedSave(t, w.Domain()) {
+			t.Errorf("%s: the spent managed-save image is still there", what)
 		}
 	}
 
-	// A host shutdown: the manager stops, libvirt-guests suspends the guest.
-	h.Kill()
-	managedSave(t, w.Domain())
-	journal := h.restartSettled(ws)
-	if rec := journal[w.Key]; rec.State != "paused" || !rec.Hot || !strings.Contains(rec.Detail, "managedsave") {
-		t.Fatalf("after libvirt saved the guest's RAM across a manager restart the workspace is %+v, want serialized, saying why", rec)
-	}
-	WantWSProps(t, w, "state", "paused", "deployment", "deployed")
-	resumes("after a host shutdown")
+	// A host shutdown with libvirt-guests ON_SHUTDOWN=suspend; Start resumes.
+	saved := suspended("after a host shutdown", true)
+	h.MustCLI(t, "start", w.EPRFile)
+	WantWSProps(t, w, "state", "running")
+	continued("Start", saved, 1)
 
-	// An administrator's virsh managedsave of a paused guest, the manager running: the
-	// stop event brings the reconciler at once.
-	h.MustCLI(t, "pause", w.EPRFile)
-	managedSave(t, w.Domain())
-	for start := time.Now(); ; time.Sleep(200 * time.Millisecond) {
-		j, err := h.journal()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if rec := j[w.Key]; rec.Hot {
-			break
-		}
-		if time.Since(start) > settleTimeout {
-			t.Fatalf("%v after a managedsave the workspace is %+v, want serialized", settleTimeout, j[w.Key])
-		}
+	// ... and ON_BOOT=start: libvirt-guests resumes it before anyone asks.
+	saved = suspended("an administrator's managedsave", false)
+	if out, err := exec.Command("virsh", "-c", "qemu:///system", "start", w.Domain()).CombinedOutput(); err != nil {
+		t.Fatalf("virsh start (as libvirt-guests at boot): %v: %s", err, out)
 	}
-	h.settle(ws)
-	resumes("while the manager runs")
+	WantWSProps(t, w, "state", "running")
+	continued("libvirt-guests at boot", saved, 1)
+
+	// Undeploy carries the RAM; a deploy resumes it.
+	saved = suspended("before an undeploy", false)
+	h.MustCLI(t, "undeploy", w.EPRFile)
+	WantWSProps(t, w, "deployment", "in-repository", "state", "paused")
+	if DomainDefined(w.Domain()) {
+		t.Fatal("the undeployed workspace's domain is still defined")
+	}
+	h.MustCLI(t, "deploy", w.EPRFile, "--state", "running")
+	continued("deploy of the undeployed workspace", saved, 0) // a new deployment's console
+	if _, err := os.Stat(mem); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the spent memory image is still there (stat: %v)", err)
+	}
+
+	// Trash discards it.
+	suspended("before a Trash", false)
+	h.MustCLI(t, "shutdown", w.EPRFile, "--mode", "trash")
+	if hasManagedSave(t, w.Domain()) {
+		t.Error("Trash left the managed-save image")
+	}
+	g := greetings()
+	h.MustCLI(t, "start", w.EPRFile)
+	WaitConsole(t, h.MgrServer, w, 90*time.Second, "a fresh boot after the Trash", func(c string) bool {
+		return strings.Count(c, "hello from the grid job") == g+1 && guest.LastTick(c) >= 1
+	})
 
 	// A managed save left behind on a shut-down workspace (as a Trash of one that an
 	// earlier vws had called corrupted left it) is stale RAM for a disk that moved on:
 	// Start boots afresh instead of resuming it.
+	g = greetings()
 	h.Kill()
 	managedSave(t, w.Domain())
 	h.editJournal(w.Key, func(rec map[string]any) { rec["state"] = "shutdown"; delete(rec, "detail") })
 	h.restartSettled(ws)
 	h.MustCLI(t, "start", w.EPRFile)
-	WaitConsole(t, h.MgrServer, w, 90*time.Second, "a second boot", func(c string) bool { return strings.Count(c, "hello from the grid job") == 2 })
+	WaitConsole(t, h.MgrServer, w, 90*time.Second, "a fresh boot", func(c string) bool {
+		return strings.Count(c, "hello from the grid job") == g+1
+	})
 	if hasManagedSave(t, w.Domain()) {
 		t.Error("the stale managed-save image is still there after a cold start")
 	}

@@ -13,6 +13,9 @@ import (
 // ErrNoDomain reports that libvirt knows no domain of the given name (VIR_ERR_NO_DOMAIN).
 var ErrNoDomain = errors.New("no such domain")
 
+// ErrNoManagedSave reports a domain without the managed-save image a call needs.
+var ErrNoManagedSave = errors.New("no managed-save image")
+
 // ErrInvalidSpec reports a Spec (or a path argument) that fails validation. Nothing
 // reaches libvirt when it is returned.
 var ErrInvalidSpec = fmt.Errorf("invalid domain spec: %w", errdefs.ErrBadRequest)

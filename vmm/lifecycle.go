@@ -45,19 +45,39 @@ func (l *Libvirt) Start(ctx context.Context, name string) error {
 	})
 }
 
-// RestoreManagedSave resumes, paused, the RAM libvirt saved for the domain by a
-// managed save; libvirt deletes the image once the domain runs from it. A domain
-// without one is an error, not a cold boot.
-func (l *Libvirt) RestoreManagedSave(ctx context.Context, name string) error {
+// RestoreManagedSave resumes, running or paused, the RAM libvirt saved for the
+// domain by a managed save; libvirt deletes the image once the domain runs from it. A
+// domain without one is ErrNoManagedSave, not a cold boot.
+func (l *Libvirt) RestoreManagedSave(ctx context.Context, name string, paused bool) error {
 	return l.withDomain(ctx, "restore the managed save of", name, true, func(d *libvirt.Domain) error {
 		has, err := d.HasManagedSaveImage(0)
 		if err != nil {
 			return err
 		}
 		if !has {
-			return fmt.Errorf("domain %s has no managed-save image", name)
+			return fmt.Errorf("restore the managed save of %s: %w", name, ErrNoManagedSave)
 		}
-		return d.CreateWithFlags(libvirt.DOMAIN_START_PAUSED)
+		if !paused {
+			return d.Create()
+		}
+		err = d.CreateWithFlags(libvirt.DOMAIN_START_PAUSED)
+		if unsupportedFlags(err) { // the test driver
+			if err = d.Create(); err == nil {
+				err = d.Suspend()
+			}
+		}
+		return err
+	})
+}
+
+// RemoveManagedSave deletes the domain's managed-save image, if it has one.
+func (l *Libvirt) RemoveManagedSave(ctx context.Context, name string) error {
+	return l.withDomain(ctx, "remove the managed save of", name, true, func(d *libvirt.Domain) error {
+		// qemu's driver fails on a missing file: a repeated removal must not.
+		if has, err := d.HasManagedSaveImage(0); err != nil || !has {
+			return err
+		}
+		return d.ManagedSaveRemove(0)
 	})
 }
 

@@ -103,8 +103,11 @@ func (l *lazyHypervisor) Save(ctx context.Context, name, path string) error {
 func (l *lazyHypervisor) Restore(ctx context.Context, path string, s vmm.Spec, paused bool) error {
 	return l.do(ctx, func(hv *vmm.Libvirt) error { return hv.Restore(ctx, path, s, paused) })
 }
-func (l *lazyHypervisor) RestoreManagedSave(ctx context.Context, name string) error {
-	return l.do(ctx, func(hv *vmm.Libvirt) error { return hv.RestoreManagedSave(ctx, name) })
+func (l *lazyHypervisor) RestoreManagedSave(ctx context.Context, name string, paused bool) error {
+	return l.do(ctx, func(hv *vmm.Libvirt) error { return hv.RestoreManagedSave(ctx, name, paused) })
+}
+func (l *lazyHypervisor) RemoveManagedSave(ctx context.Context, name string) error {
+	return l.do(ctx, func(hv *vmm.Libvirt) error { return hv.RemoveManagedSave(ctx, name) })
 }
 func (l *lazyHypervisor) Undefine(ctx context.Context, name string) error {
 	return l.do(ctx, func(hv *vmm.Libvirt) error { return hv.Undefine(ctx, name) })
