@@ -111,6 +111,11 @@ func (m *Manager) Deploy(ctx context.Context, epr *wsa.EPR, initial string) (Res
 		return Result{}, errdefs.WithAdvice(&errdefs.StateError{Current: rec.Phase + "/" + rec.State + " on " + m.cfg.Host, Requested: "staging"},
 			"it is already deployed here")
 	}
+	// A new deployment: what the reporter told the Repository of an earlier one on
+	// this host (a failed deploy reported deployed, then undone) must not pass for
+	// this one's report, or its first state (shutdown/deployed again) is never sent
+	// and the Repository keeps the check-out's "staging".
+	m.reported.Delete(key)
 	// Ask the hypervisor first: with libvirtd down nothing must be checked out.
 	host, err := m.hv.Host(ctx)
 	if err != nil {

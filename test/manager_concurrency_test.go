@@ -503,3 +503,35 @@ func TestManagerConcurrentDeploysShareUncachedImages(t *testing.T) {
 		WantWSProps(t, w, "state", "running", "deployment", "deployed", "host", "conc-share-b")
 	}
 }
+
+// TestManagerDeployAfterAFailedStartIsReported: the manager tells the Repository a
+// workspace's state from a reporter of its own, some milliseconds after each change.
+// A deploy whose guest then fails to start (its console log cannot be opened: the
+// test puts a directory where the file goes) is reported deployed and shut down,
+// and then undone. Deployed again on the same host, the workspace must show as
+// deployed in the Repository: the report of the first deployment must not stand for
+// the second's.
+func TestManagerDeployAfterAFailedStartIsReported(t *testing.T) {
+	t.Parallel()
+	h := startCrashHost(t, "conc-report-host")
+	w := CreateWorkspace(t, h.MgrServer, TickerDescription(t))
+	if err := os.MkdirAll(filepath.Join(h.ManagerDir(), "workspaces", w.Key, "console.log"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if st, err := opDeploy.call(ctx, h.MgrServer, w); err == nil {
+		t.Fatalf("a guest whose console log is a directory started: %s", st)
+	} else {
+		t.Logf("the deploy failed as it should: %v", err)
+	}
+	WantWSProps(t, w, "deployment", "in-repository", "lockHolder", "")
+	if DomainDefined(w.Domain()) || h.HasWorkspaceDir(w.Key) {
+		t.Fatalf("the failed deploy left its domain (%v) or files (%v)", DomainDefined(w.Domain()), h.WorkspaceFiles(w.Key))
+	}
+	if st, err := (mgrOp{name: "Deploy"}).call(ctx, h.MgrServer, w); err != nil || st != "shutdown" {
+		t.Fatalf("deploy again: %q, %v", st, err)
+	}
+	WantWSProps(t, w, "state", "shutdown", "deployment", "deployed", "host", "conc-report-host", "lockHolder", "conc-report-host")
+	h.settle([]*MgrWorkspace{w})
+}
