@@ -1,8 +1,10 @@
 package test
 
 // Concurrency tests of the VW Manager with real QEMU guests and the real vws binary:
-// operations on one workspace fired at once from several clients, deploys of
-// workspaces sharing an image the host has not cached, and property reads throughout.
+// operations on one workspace fired at once from several clients, operations given
+// up while they wait, undeploys under console reads, deploys of workspaces sharing
+// an image the host has not cached, the asynchronous reporter against a deploy
+// undone and redone, and property reads throughout.
 // Every call must succeed or fail with a clear fault, and afterwards the manager's
 // journal, libvirt and the Repository must agree (crashHost.problems), with no orphan
 // domain or file.
