@@ -210,6 +210,9 @@ func (j *journal) all() ([]*record, []error) {
 			continue
 		}
 		r, err := j.get(name[:len(name)-len(".json")])
+		if errors.Is(err, os.ErrNotExist) {
+			continue // removed since the listing (an undeploy finished): gone, not unreadable
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue

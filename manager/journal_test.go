@@ -1,6 +1,9 @@
 package manager
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
 	"os"
 	"reflect"
 	"slices"
@@ -109,5 +112,52 @@ func TestJournalReadsTheDiskOnce(t *testing.T) {
 	}
 	if _, err := fresh.get("k"); !os.IsNotExist(err) {
 		t.Fatalf("get after remove: %v", err)
+	}
+}
+
+// TestJournalAllWhileRecordsGo: a record removed (an undeploy finishing) between all's
+// listing of the directory and its read is gone, not "unreadable": the reconciler
+// logged a false error, and skipped eviction for the round.
+func TestJournalAllWhileRecordsGo(t *testing.T) {
+	j := &journal{dir: t.TempDir()}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		data, err := json.Marshal(sampleRecord("ws"))
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		for i := range 3000 {
+			// Written behind the journal's back (as a previous run left it, so all
+			// reads it from disk) and removed as an undeploy removes it.
+			key := fmt.Sprintf("ws-%d", i)
+			staged := j.path(key) + ".staged"
+			if err := os.WriteFile(staged, bytes.Replace(data, []byte(`"ws"`), []byte(`"`+key+`"`), 1), 0o600); err != nil {
+				t.Error(err)
+				return
+			}
+			if err := os.Rename(staged, j.path(key)); err != nil {
+				t.Error(err)
+				return
+			}
+			if err := j.remove(key); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	var errs []error
+	for running := true; running && len(errs) == 0; {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		_, errs = j.all()
+	}
+	<-done
+	if len(errs) > 0 {
+		t.Fatalf("all, while records are removed: %v", errs)
 	}
 }

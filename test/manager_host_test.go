@@ -191,6 +191,13 @@ func TestManagerGuestProcessDies(t *testing.T) {
 
 	h.Kill()
 	killQEMU(t, crashed.Domain())
+	// libvirtd takes a second or so to see its QEMU gone; a manager restarted before
+	// that finds the guest running, rightly, and learns of the crash from the event.
+	for start := time.Now(); DomainState(crashed.Domain()) != "shut off"; time.Sleep(100 * time.Millisecond) {
+		if time.Since(start) > 30*time.Second {
+			t.Fatalf("30 s after its QEMU was killed libvirt has the domain %q", DomainState(crashed.Domain()))
+		}
+	}
 	journal := h.restartSettled(ws)
 	for _, w := range ws {
 		WantWSProps(t, w, "state", "corrupted", "deployment", "deployed")
