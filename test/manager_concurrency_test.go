@@ -526,6 +526,10 @@ func TestManagerDeployAfterAFailedStartIsReported(t *testing.T) {
 		t.Fatalf("a guest whose console log is a directory started: %s", st)
 	} else {
 		t.Logf("the deploy failed as it should: %v", err)
+		// libvirtd is up: its advice is not to wait for the hypervisor to come back.
+		if msg := err.Error(); strings.Contains(msg, "available again") || !strings.Contains(msg, "failed the operation for the reason given") {
+			t.Errorf("the fault's advice does not fit a start libvirt refused: %v", err)
+		}
 	}
 	WantWSProps(t, w, "deployment", "in-repository", "lockHolder", "")
 	if DomainDefined(w.Domain()) || h.HasWorkspaceDir(w.Key) {

@@ -912,7 +912,7 @@ func TestManagerLibvirtdDown(t *testing.T) {
 
 	proxy.stop()
 	r := h.CLI(t, "pause", a.EPRFile)
-	WantFault(t, r, "HypervisorFault", "unreachable")
+	WantFault(t, r, "HypervisorFault", "unreachable", "nothing was changed; retry when the host's hypervisor is available again")
 	t.Logf("pause with libvirtd unreachable: %s", strings.TrimSpace(r.stderr))
 	WantWSProps(t, a, "state", "running", "deployment", "deployed")
 	if st := DomainState(a.Domain()); st != "running" {

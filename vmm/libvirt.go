@@ -264,10 +264,12 @@ func connDead(c *libvirt.Connect, err error) bool {
 // unreachable is the error for an operation that could not reach libvirtd.
 func (l *Libvirt) unreachable(op, name string, err error) error {
 	if errors.Is(err, errClosed) {
-		return fmt.Errorf("%s %s: %w (%w)", op, name, errClosed, errdefs.ErrHypervisor)
+		return errdefs.WithAdvice(fmt.Errorf("%s %s: %w (%w)", op, name, errClosed, errdefs.ErrHypervisor),
+			"nothing was changed; the manager is shutting down: retry when it is back")
 	}
-	return &hvError{op: op, name: name, err: err, detail: fmt.Sprintf(
-		"libvirtd at %s is unreachable; start it (virtlogd -d && libvirtd -d) and retry", l.uri)}
+	return errdefs.WithAdvice(&hvError{op: op, name: name, err: err, detail: fmt.Sprintf(
+		"libvirtd at %s is unreachable; start it (virtlogd -d && libvirtd -d) and retry", l.uri)},
+		"nothing was changed; retry when the host's hypervisor is available again")
 }
 
 // read runs a read-only fn. When fn fails because the connection died, it reconnects

@@ -76,7 +76,7 @@ var faultKinds = []faultKind{
 	{errdefs.ErrImageIntegrity, nsVWS, "ImageIntegrityFault", soap.CodeServer,
 		"the image does not match its signed manifest; nothing was started; tell the site administrator"},
 	{errdefs.ErrHypervisor, nsVWS, "HypervisorFault", soap.CodeServer,
-		"nothing was changed; retry when the host's hypervisor is available again"},
+		"the host's hypervisor failed the operation for the reason given, and the workspace stays as it was; retry, and tell the site administrator if it persists"},
 	{errdefs.ErrActionNotSupported, nsVWS, "ServiceFault", soap.CodeClient,
 		"fetch the service's WSDL (?wsdl) for the actions it supports"},
 	{errdefs.ErrBadRequest, nsVWS, "ServiceFault", soap.CodeClient,
