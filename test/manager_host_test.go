@@ -1,12 +1,14 @@
 package test
 
 import (
+	"context"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -223,4 +225,67 @@ func TestManagerGuestProcessDies(t *testing.T) {
 	if DomainDefined(crashed.Domain()) || h.HasWorkspaceDir(crashed.Key) {
 		t.Errorf("the undeployed workspace left its domain (%v) or files (%v)", DomainDefined(crashed.Domain()), h.WorkspaceFiles(crashed.Key))
 	}
+}
+
+// TestManagerSerializeHoldsUpNoOne: while one guest's RAM is saved and restored
+// (seconds each), the host's status, read by several clients at once, and another
+// workspace's Pause are answered at once, not after the save or restore: each long
+// libvirt call has a connection of its own. (On the one shared connection, reads
+// waited until the save's end, up to 1.5 s.)
+func TestManagerSerializeHoldsUpNoOne(t *testing.T) {
+	t.Parallel()
+	h := startCrashHost(t, "host-long-calls")
+	holdGuests(t, 2)
+	ws := h.runningTickers(2)
+	moving, other := ws[0], ws[1]
+
+	done := make(chan struct{})
+	var (
+		mu    sync.Mutex
+		worst time.Duration
+		reads int
+		wg    sync.WaitGroup
+	)
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				t0 := time.Now()
+				if _, err := readHost(context.Background(), h.URL); err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				worst, reads = max(worst, time.Since(t0)), reads+1
+				mu.Unlock()
+			}
+		})
+	}
+	start := time.Now()
+	result := h.asyncCLI("shutdown", moving.EPRFile, "--mode", "serialize")
+	time.Sleep(200 * time.Millisecond)
+	t0 := time.Now()
+	h.MustCLI(t, "pause", other.EPRFile)
+	paused := time.Since(t0)
+	if r := <-result; r.code != 0 {
+		t.Fatalf("serialize: %+v", r)
+	}
+	h.MustCLI(t, "start", moving.EPRFile) // a restore
+	took := time.Since(start)
+	close(done)
+	wg.Wait()
+	t.Logf("during a Serialize and a Start (%v): %d host status reads, the slowest %v; a Pause of another workspace %v",
+		took.Round(time.Millisecond), reads, worst.Round(time.Millisecond), paused.Round(time.Millisecond))
+	if worst > took/4 || paused > took/4 {
+		t.Errorf("calls waited for the save or restore: the slowest host status read took %v, the Pause %v, of %v",
+			worst.Round(time.Millisecond), paused.Round(time.Millisecond), took.Round(time.Millisecond))
+	}
+	WantWSProps(t, other, "state", "paused")
+	WantWSProps(t, moving, "state", "running")
+	h.MustCLI(t, "shutdown", other.EPRFile, "--mode", "trash")
+	h.MustCLI(t, "shutdown", moving.EPRFile, "--mode", "trash")
 }
