@@ -229,9 +229,9 @@ func TestManagerGuestProcessDies(t *testing.T) {
 
 // TestManagerSerializeHoldsUpNoOne: while one guest's RAM is saved and restored
 // (seconds each), the host's status, read by several clients at once, and another
-// workspace's Pause are answered at once, not after the save or restore: each long
-// libvirt call has a connection of its own. (On the one shared connection, reads
-// waited until the save's end, up to 1.5 s.)
+// workspace's Pause are answered at once, not after the save or restore: the host
+// status is read on a libvirt connection of its own. (On the one shared connection,
+// reads waited until the save's end, up to 1.5 s.)
 func TestManagerSerializeHoldsUpNoOne(t *testing.T) {
 	t.Parallel()
 	h := startCrashHost(t, "host-long-calls")

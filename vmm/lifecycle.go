@@ -49,7 +49,7 @@ func (l *Libvirt) Start(ctx context.Context, name string) error {
 // domain by a managed save; libvirt deletes the image once the domain runs from it. A
 // domain without one is ErrNoManagedSave, not a cold boot.
 func (l *Libvirt) RestoreManagedSave(ctx context.Context, name string, paused bool) error {
-	return l.withDomainLong(ctx, "restore the managed save of", name, func(d *libvirt.Domain) error {
+	return l.withDomain(ctx, "restore the managed save of", name, true, func(d *libvirt.Domain) error {
 		has, err := d.HasManagedSaveImage(0)
 		if err != nil {
 			return err

@@ -12,7 +12,7 @@ func (l *Libvirt) Save(ctx context.Context, name, path string) error {
 	if err := checkPath("save image", path, false); err != nil {
 		return err
 	}
-	return l.withDomainLong(ctx, "save", name, func(d *libvirt.Domain) error {
+	return l.withDomain(ctx, "save", name, true, func(d *libvirt.Domain) error {
 		return d.Save(path)
 	})
 }
@@ -49,7 +49,7 @@ func (l *Libvirt) Restore(ctx context.Context, path string, s Spec, paused bool)
 		flags = libvirt.DOMAIN_SAVE_PAUSED
 	}
 	fixState := false
-	err = l.writeLong(ctx, "restore", s.Name, func(c *libvirt.Connect) error {
+	err = l.write(ctx, "restore", s.Name, func(c *libvirt.Connect) error {
 		err := c.DomainRestoreFlags(path, xml, flags)
 		if unsupportedFlags(err) {
 			// The driver (libxl, test) lacks SAVE_RUNNING or SAVE_PAUSED: restore in the

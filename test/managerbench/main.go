@@ -332,6 +332,11 @@ func (b *bench) opsAndBoot(ws *wsa.EPR) error {
 			return fmt.Errorf("raw Resume: %w", err)
 		}
 		ru = append(ru, d)
+		// A reconciler round that saw the raw Suspend records the guest paused until
+		// its next round sees it running again (untimed).
+		if err := b.waitState(key, "running"); err != nil {
+			return err
+		}
 		if d, err = b.timed(func() error { _, err := b.srv.Manager.Pause(b.ctx, ws); return err }); err != nil {
 			return fmt.Errorf("Pause (API): %w", err)
 		}
