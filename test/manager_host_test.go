@@ -1,14 +1,13 @@
 package test
 
 import (
-	"context"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -228,10 +227,11 @@ func TestManagerGuestProcessDies(t *testing.T) {
 }
 
 // TestManagerSerializeHoldsUpNoOne: while one guest's RAM is saved and restored
-// (seconds each), the host's status, read by several clients at once, and another
-// workspace's Pause are answered at once, not after the save or restore: the host
-// status is read on a libvirt connection of its own. (On the one shared connection,
-// reads waited until the save's end, up to 1.5 s.)
+// (seconds each), the host's status and a workspace's properties, read by four
+// clients at once (pollProperties), and another workspace's Pause are answered at
+// once, not after the save or restore: the host status is read on a libvirt
+// connection of its own. (On the one shared connection, reads waited until the
+// save's end, up to 1.5 s.)
 func TestManagerSerializeHoldsUpNoOne(t *testing.T) {
 	t.Parallel()
 	h := startCrashHost(t, "host-long-calls")
@@ -240,31 +240,9 @@ func TestManagerSerializeHoldsUpNoOne(t *testing.T) {
 	moving, other := ws[0], ws[1]
 
 	done := make(chan struct{})
-	var (
-		mu    sync.Mutex
-		worst time.Duration
-		reads int
-		wg    sync.WaitGroup
-	)
-	for range 4 {
-		wg.Go(func() {
-			for {
-				select {
-				case <-done:
-					return
-				default:
-				}
-				t0 := time.Now()
-				if _, err := readHost(context.Background(), h.URL); err != nil {
-					t.Error(err)
-					return
-				}
-				mu.Lock()
-				worst, reads = max(worst, time.Since(t0)), reads+1
-				mu.Unlock()
-			}
-		})
-	}
+	readErrs := make(chan error, 1)
+	var slowest atomic.Int64
+	readers := pollProperties(h.MgrServer, other, done, readErrs, &slowest)
 	start := time.Now()
 	result := h.asyncCLI("shutdown", moving.EPRFile, "--mode", "serialize")
 	time.Sleep(200 * time.Millisecond)
@@ -277,11 +255,17 @@ func TestManagerSerializeHoldsUpNoOne(t *testing.T) {
 	h.MustCLI(t, "start", moving.EPRFile) // a restore
 	took := time.Since(start)
 	close(done)
-	wg.Wait()
-	t.Logf("during a Serialize and a Start (%v): %d host status reads, the slowest %v; a Pause of another workspace %v",
-		took.Round(time.Millisecond), reads, worst.Round(time.Millisecond), paused.Round(time.Millisecond))
+	readers.Wait()
+	select {
+	case err := <-readErrs:
+		t.Fatalf("a property read failed: %v", err)
+	default:
+	}
+	worst := time.Duration(slowest.Load())
+	t.Logf("during a Serialize and a Start (%v): the slowest property read %v; a Pause of another workspace %v",
+		took.Round(time.Millisecond), worst.Round(time.Millisecond), paused.Round(time.Millisecond))
 	if worst > took/4 || paused > took/4 {
-		t.Errorf("calls waited for the save or restore: the slowest host status read took %v, the Pause %v, of %v",
+		t.Errorf("calls waited for the save or restore: the slowest property read took %v, the Pause %v, of %v",
 			worst.Round(time.Millisecond), paused.Round(time.Millisecond), took.Round(time.Millisecond))
 	}
 	WantWSProps(t, other, "state", "paused")
