@@ -670,6 +670,26 @@ func TestManagerCrashDuringSerializeAndRestore(t *testing.T) {
 	h.MustCLI(t, "shutdown", w.EPRFile, "--mode", "trash")
 }
 
+// waitRecord waits (up to settleTimeout) until w's journal record satisfies want, and
+// returns it. Settling is not enough where the record before and after the
+// reconciler's work both agree with the domain (a serialized and a shut-down
+// workspace both have it shut off).
+func (h *crashHost) waitRecord(w *MgrWorkspace, want func(journalRecord) bool) (journalRecord, bool) {
+	h.t.Helper()
+	for start := time.Now(); ; time.Sleep(100 * time.Millisecond) {
+		j, err := h.journal()
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if rec := j[w.Key]; want(rec) || time.Since(start) > settleTimeout {
+			return rec, want(rec)
+		}
+	}
+}
+
+// shutDownCold: shut down, with no memory image.
+func shutDownCold(r journalRecord) bool { return r.State == "shutdown" && !r.Hot }
+
 // editJournal rewrites workspace key's journal record on disk (the server is down)
 // with edit, as an operation the server was killed in had left it.
 func (h *crashHost) editJournal(key string, edit func(rec map[string]any)) {
@@ -736,7 +756,7 @@ func TestManagerCrashDuringShutdown(t *testing.T) {
 	if hw := ReadHost(t, h.MgrServer).Workspaces[normal.Key]; hw.State != "shutdown" || !strings.Contains(hw.Detail, "forced off") {
 		t.Errorf("host properties of the forced-off workspace: %+v; want shutdown, forced off", hw)
 	}
-	if rec := journal[trashed.Key]; rec.State != "shutdown" || rec.Hot {
+	if rec, ok := h.waitRecord(trashed, shutDownCold); !ok {
 		t.Errorf("after a Trash killed part-way the workspace is %+v, want shutdown and not serialized", rec)
 	}
 	if fileExists(memOf(trashed)) {
@@ -755,8 +775,8 @@ func TestManagerCrashDuringShutdown(t *testing.T) {
 	if err := os.Remove(memOf(normal)); err != nil {
 		t.Fatal(err)
 	}
-	journal = h.restartSettled(ws)
-	if rec := journal[normal.Key]; rec.State != "shutdown" || rec.Hot {
+	h.restartSettled(ws)
+	if rec, ok := h.waitRecord(normal, shutDownCold); !ok {
 		t.Errorf("after discarding its memory image was killed part-way the workspace is %+v, want shutdown and not serialized", rec)
 	}
 	WantWSProps(t, normal, "state", "shutdown", "deployment", "deployed")
