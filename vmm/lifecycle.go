@@ -252,8 +252,9 @@ func (l *Libvirt) List(ctx context.Context, prefix string) ([]Domain, error) {
 				return err
 			}
 			d := Domain{Name: name, UUID: uuid, State: stateFrom(s, reason), Forced: forcedOff(s, reason), Saved: savedOff(s, reason)}
-			if d.Saved {
-				// Saved to a file (virsh save, Serialize), or by libvirt itself.
+			if s == libvirt.DOMAIN_SHUTOFF {
+				// Asked of every shut-off domain, not only of one "shut off (saved)": a
+				// libvirtd restarted since (a host reboot) need not keep that reason.
 				d.ManagedSave, _ = doms[i].HasManagedSaveImage(0)
 			}
 			out = append(out, d)
