@@ -55,7 +55,10 @@ func (l *Libvirt) RestoreManagedSave(ctx context.Context, name string, paused bo
 			return err
 		}
 		if !has {
-			return fmt.Errorf("restore the managed save of %s: %w", name, ErrNoManagedSave)
+			// Removed behind vws's back (virsh managedsave-remove): the reconciler
+			// records the workspace as it finds it on its next round.
+			return errdefs.WithAdvice(fmt.Errorf("restore the managed save of %s: %w (%w)", name, ErrNoManagedSave, errdefs.ErrState),
+				"libvirt no longer holds the RAM it saved for this workspace; check its state (vws status) in a few seconds, then Shutdown Trash and Start it afresh")
 		}
 		if !paused {
 			return d.Create()

@@ -295,8 +295,8 @@ func testSuite(t *testing.T, l *Libvirt, domType string, diskPath func(*testing.
 				t.Fatal(err)
 			}
 		}
-		if err := l.RestoreManagedSave(ctx, s.Name, false); !errors.Is(err, ErrNoManagedSave) {
-			t.Errorf("restore a managed save the domain lacks: %v, want ErrNoManagedSave", err)
+		if err := l.RestoreManagedSave(ctx, s.Name, false); !errors.Is(err, ErrNoManagedSave) || !errors.Is(err, errdefs.ErrState) || errdefs.Advice(err) == "" {
+			t.Errorf("restore a managed save the domain lacks: %v, want ErrNoManagedSave, a state error with advice", err)
 		}
 		managedSave()
 		listed(Domain{Name: s.Name, UUID: s.UUID, State: StateShutOff, Saved: true, ManagedSave: true})
