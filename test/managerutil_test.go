@@ -350,13 +350,14 @@ func killServers(t *testing.T) {
 }
 
 // CleanupDomain destroys and undefines a libvirt domain if it exists (no error
-// otherwise), so that a failed test leaves no guest behind.
+// otherwise), with any managed-save image, so that a failed test leaves no guest
+// behind.
 func CleanupDomain(t *testing.T, name string) {
 	if !DomainDefined(name) {
 		return
 	}
 	exec.Command("virsh", "-c", "qemu:///system", "destroy", name).Run()
-	out, err := exec.Command("virsh", "-c", "qemu:///system", "undefine", name, "--nvram").CombinedOutput()
+	out, err := exec.Command("virsh", "-c", "qemu:///system", "undefine", name, "--nvram", "--managed-save").CombinedOutput()
 	if err != nil && DomainDefined(name) {
 		t.Logf("clean-up: virsh undefine %s: %v: %s", name, err, out)
 	}
