@@ -29,6 +29,7 @@ var (
 	PropCPUs               = mq("CPUs")
 	PropMemoryTotal        = mq("MemoryTotal")
 	PropMemoryFree         = mq("MemoryFree")
+	PropHypervisorProblem  = mq("HypervisorProblem")
 	PropDeployedWorkspaces = mq("DeployedWorkspaces")
 	PropCachedImages       = mq("CachedImages")
 	PropNetworks           = mq("Networks")
@@ -43,7 +44,7 @@ func (m *Manager) Service(contract fs.FS) (*container.Service, error) {
 	wsrf.HandleProperties(svc, &wsrf.Singleton{
 		DocName: mq("WorkspaceManagerResourceProperties"),
 		Declared: []wsa.QName{PropVMMType, PropVMMVersion, PropDomainType, PropCPUs, PropMemoryTotal,
-			PropMemoryFree, PropDeployedWorkspaces, PropCachedImages, PropNetworks},
+			PropMemoryFree, PropHypervisorProblem, PropDeployedWorkspaces, PropCachedImages, PropNetworks},
 		Build: m.hostProperties,
 	})
 	// Deploy, Start, Unpause (of a serialized workspace), Shutdown and Undeploy last
@@ -188,9 +189,11 @@ func (m *Manager) hostProperties(ctx context.Context, d *dialect.Dialect) ([]*et
 			wsrf.TextProperty(PropMemoryTotal, strconv.FormatInt(h.MemoryMiB, 10)),
 			wsrf.TextProperty(PropMemoryFree, strconv.FormatInt(h.FreeMiB, 10)))
 	} else {
-		// The hypervisor is unreachable: say what is known without inventing capacity.
+		// The hypervisor cannot be read: say what is known without inventing
+		// capacity, and why the rest is missing.
 		m.log.Warn("host properties: hypervisor unreachable", "err", err)
-		props = append(props, wsrf.TextProperty(PropDomainType, m.hv.DomainType()))
+		props = append(props, wsrf.TextProperty(PropDomainType, m.hv.DomainType()),
+			wsrf.TextProperty(PropHypervisorProblem, err.Error()))
 	}
 	dep := etree.NewElement("mgr:DeployedWorkspaces")
 	dep.CreateAttr("xmlns:mgr", vwsns.Manager)

@@ -24,14 +24,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -40,6 +38,7 @@ import (
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/test/guest"
+	"github.com/vws-grid/vws/test/libvirtproxy"
 )
 
 // settleTimeout bounds how long the reconciler may take after a restart.
@@ -843,68 +842,14 @@ func TestManagerGuestPowersOff(t *testing.T) {
 	h.MustCLI(t, "shutdown", w.EPRFile, "--mode", "trash")
 }
 
-// libvirtProxy forwards connections from its own Unix socket to libvirtd's; stopping
-// it makes libvirtd unreachable for whoever uses the proxy, as a libvirtd outage
-// would, without disturbing anyone else.
-type libvirtProxy struct {
-	path, target string
-	mu           sync.Mutex
-	ln           net.Listener
-	conns        map[net.Conn]bool
-}
-
-func (p *libvirtProxy) start(t *testing.T) {
+// startLibvirtProxy puts a proxy of its own between one test's server and libvirtd,
+// which the test closes or freezes without disturbing anyone else.
+func startLibvirtProxy(t *testing.T) *libvirtproxy.Proxy {
 	t.Helper()
-	ln, err := net.Listen("unix", p.path)
-	if err != nil {
-		t.Fatal(err)
+	if _, err := os.Stat(libvirtproxy.SystemSocket); err != nil {
+		t.Skipf("no libvirtd socket at %s: %v", libvirtproxy.SystemSocket, err)
 	}
-	p.mu.Lock()
-	p.ln = ln
-	if p.conns == nil {
-		p.conns = map[net.Conn]bool{}
-	}
-	p.mu.Unlock()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("unix", p.target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns[c], p.conns[up] = true, true
-			p.mu.Unlock()
-			pipe := func(dst, src net.Conn) {
-				io.Copy(dst, src)
-				dst.Close()
-				src.Close()
-				p.mu.Lock()
-				delete(p.conns, dst)
-				delete(p.conns, src)
-				p.mu.Unlock()
-			}
-			go pipe(up, c)
-			go pipe(c, up)
-		}
-	}()
-}
-
-// stop closes the listener (removing the socket) and every forwarded connection.
-func (p *libvirtProxy) stop() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		p.ln.Close()
-		p.ln = nil
-	}
-	for c := range p.conns {
-		c.Close()
-	}
+	return libvirtproxy.Start(t, libvirtproxy.SystemSocket)
 }
 
 // TestManagerLibvirtdDown: with libvirtd unreachable, Pause and Deploy fail with a
@@ -912,14 +857,8 @@ func (p *libvirtProxy) stop() {
 // reconnects by itself and the same operations work.
 func TestManagerLibvirtdDown(t *testing.T) {
 	t.Parallel()
-	const libvirtd = "/run/libvirt/libvirt-sock"
-	if _, err := os.Stat(libvirtd); err != nil {
-		t.Skipf("no libvirtd socket at %s: %v", libvirtd, err)
-	}
-	proxy := &libvirtProxy{path: filepath.Join(t.TempDir(), "libvirt.sock"), target: libvirtd}
-	proxy.start(t)
-	t.Cleanup(proxy.stop)
-	h := startCrashHost(t, "crash-libvirtd", "--libvirt-uri", "qemu+unix:///system?socket="+proxy.path)
+	proxy := startLibvirtProxy(t)
+	h := startCrashHost(t, "crash-libvirtd", "--libvirt-uri", proxy.URI())
 	holdGuests(t, 1)
 	desc := TickerDescription(t)
 	a, b := CreateWorkspace(t, h.MgrServer, desc), CreateWorkspace(t, h.MgrServer, desc)
@@ -930,7 +869,7 @@ func TestManagerLibvirtdDown(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	proxy.stop()
+	proxy.Close()
 	r := h.CLI(t, "pause", a.EPRFile)
 	WantFault(t, r, "HypervisorFault", "unreachable", "nothing was changed; retry when the host's hypervisor is available again")
 	t.Logf("pause with libvirtd unreachable: %s", strings.TrimSpace(r.stderr))
@@ -959,7 +898,7 @@ func TestManagerLibvirtdDown(t *testing.T) {
 	}
 	WantWSProps(t, a, "state", "running")
 
-	proxy.start(t)
+	proxy.Listen(t)
 	h.MustCLI(t, "pause", a.EPRFile)
 	WantWSProps(t, a, "state", "paused")
 	if st := DomainState(a.Domain()); st != "paused" {
@@ -969,6 +908,81 @@ func TestManagerLibvirtdDown(t *testing.T) {
 	WantWSProps(t, b, "state", "shutdown", "deployment", "deployed")
 	if !strings.Contains(h.Logs(), `msg="reconnected to libvirt"`) {
 		t.Errorf("the log does not show a reconnection to libvirt")
+	}
+	if bad := h.problems(context.Background(), ws); len(bad) != 0 {
+		t.Errorf("%v", bad)
+	}
+	h.MustCLI(t, "shutdown", a.EPRFile, "--mode", "trash")
+}
+
+// TestManagerLibvirtdSilent: with libvirtd accepting connections but answering
+// nothing (stopped with SIGSTOP, or deadlocked; a frozen proxy here), no call hangs:
+// a Pause under way fails after --libvirt-timeout saying its outcome is unknown, a
+// Deploy fails changing nothing, the host status still answers and says what is
+// wrong. Once libvirtd answers again the manager reconnects, records whatever the
+// cut-off Pause did, and works as before.
+func TestManagerLibvirtdSilent(t *testing.T) {
+	t.Parallel()
+	proxy := startLibvirtProxy(t)
+	const timeout = 3 * time.Second
+	h := startCrashHost(t, "crash-silent", "--libvirt-uri", proxy.URI(), "--libvirt-timeout", timeout.String())
+	holdGuests(t, 1)
+	desc := TickerDescription(t)
+	a, b := CreateWorkspace(t, h.MgrServer, desc), CreateWorkspace(t, h.MgrServer, desc)
+	ws := []*MgrWorkspace{a, b}
+	h.MustCLI(t, "deploy", a.EPRFile, "--state", "running")
+
+	proxy.Freeze()
+	bounded := func(what string, args ...string) run {
+		t.Helper()
+		t0 := time.Now()
+		r := h.CLI(t, args...)
+		// The bound is loose for a loaded machine; without it these calls hang for good.
+		if d := time.Since(t0); d > 4*timeout+5*time.Second {
+			t.Errorf("%s took %s with --libvirt-timeout %s", what, d.Round(time.Millisecond), timeout)
+		}
+		t.Logf("%s with libvirtd silent, after %s: exit %d %s", what, time.Since(t0).Round(time.Millisecond), r.code, strings.TrimSpace(r.stderr))
+		return r
+	}
+	r := bounded("pause", "pause", a.EPRFile)
+	WantFault(t, r, "HypervisorFault", "no answer while the call was under way", "check the workspace's state before repeating")
+	r = bounded("deploy", "deploy", b.EPRFile)
+	WantFault(t, r, "HypervisorFault", "has not answered", "nothing was changed")
+	WantWSProps(t, b, "state", "shutdown", "deployment", "in-repository", "lockHolder", "")
+	if h.HasWorkspaceDir(b.Key) {
+		t.Errorf("the failed deploy left files")
+	}
+	r = bounded("host status", "host", "status")
+	if r.code != 0 || !strings.Contains(r.stdout, a.Key) || !strings.Contains(r.stdout, "The hypervisor cannot be read") ||
+		!strings.Contains(r.stdout, "has not answered") {
+		t.Errorf("host status with libvirtd silent: %+v", r)
+	}
+
+	proxy.Thaw()
+	// libvirtd gets the held Pause as it wakes and may carry it out: the manager must
+	// end up recording what the domain is, and tell the Repository.
+	deadline := time.Now().Add(settleTimeout)
+	for {
+		dom := DomainState(a.Domain())
+		st := WSProps(t, a, "state")["state"]
+		if (dom == "running" || dom == "paused") && st == dom {
+			t.Logf("after libvirtd answers again the domain is %s, and so says the Repository", dom)
+			if dom == "paused" {
+				h.MustCLI(t, "unpause", a.EPRFile)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after libvirtd answers again the domain is %q, the Repository says %q", dom, st)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	h.MustCLI(t, "pause", a.EPRFile)
+	WantWSProps(t, a, "state", "paused")
+	h.MustCLI(t, "deploy", b.EPRFile)
+	WantWSProps(t, b, "state", "shutdown", "deployment", "deployed")
+	if r := h.MustCLI(t, "host", "status"); strings.Contains(r.stdout, "cannot be read") {
+		t.Errorf("host status after libvirtd answers again: %s", r.stdout)
 	}
 	if bad := h.problems(context.Background(), ws); len(bad) != 0 {
 		t.Errorf("%v", bad)

@@ -30,7 +30,7 @@ func benchDomain(b *testing.B) (*Libvirt, Spec, *libvirt.Connect, *libvirt.Domai
 	if err := l.Start(ctx, s.Name); err != nil {
 		b.Fatal(err)
 	}
-	c, err := l.acquire()
+	c, err := l.acquire(ctx)
 	if err != nil {
 		b.Fatal(err)
 	}

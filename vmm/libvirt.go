@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"libvirt.org/go/libvirt"
 
@@ -25,6 +26,9 @@ type Config struct {
 	DomainType string
 	// Logger receives connection losses and reconnections. nil → slog.Default().
 	Logger *slog.Logger
+	// Timeout bounds how long libvirtd may stay silent (to a new connection, or to
+	// probes while a call is under way) before a call fails; 0 → DefaultTimeout.
+	Timeout time.Duration
 }
 
 // HostInfo describes the hypervisor host.
@@ -70,10 +74,17 @@ type Libvirt struct {
 	uri     string
 	domType string
 	log     *slog.Logger
+	timeout time.Duration
 
 	mu     sync.Mutex
 	conn   *libvirt.Connect // nil while disconnected
 	closed bool
+	// dialing is closed when the reconnection under way ends; nil when none is.
+	dialing chan struct{}
+	// host is the host-status read under way, which later readers join.
+	host *hostRead
+	// live is the latest probe of libvirtd by a call that waited long (guard).
+	live liveness
 	// doms caches domain handles of conn by name: a lookup is a round trip to
 	// libvirtd as long as a pause. The cache holds one reference of each handle.
 	doms map[string]*libvirt.Domain
@@ -92,9 +103,12 @@ func openWith(ctx context.Context, cfg Config, root string) (*Libvirt, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	l := &Libvirt{uri: cfg.URI, log: cfg.Logger}
+	l := &Libvirt{uri: cfg.URI, log: cfg.Logger, timeout: cfg.Timeout}
 	if l.uri == "" {
 		l.uri = "qemu:///system"
+	}
+	if l.timeout <= 0 {
+		l.timeout = DefaultTimeout
 	}
 	if l.log == nil {
 		l.log = slog.Default()
@@ -102,7 +116,7 @@ func openWith(ctx context.Context, cfg Config, root string) (*Libvirt, error) {
 	if err := startEventLoop(); err != nil {
 		l.log.Warn("no libvirt event loop: domain changes are noticed on the manager's timer only", "err", err)
 	}
-	c, err := libvirt.NewConnect(l.uri)
+	c, err := dial(ctx, l.uri, l.timeout)
 	if err != nil {
 		return nil, l.unreachable("open", "", err)
 	}
@@ -126,24 +140,68 @@ func openWith(ctx context.Context, cfg Config, root string) (*Libvirt, error) {
 // DomainType is the type guests are defined with when their Spec leaves it empty.
 func (l *Libvirt) DomainType() string { return l.domType }
 
-// Close releases the connection.
+// Close releases the connection; it waits for libvirtd at most closeWait.
 func (l *Libvirt) Close() error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.closed = true
-	if l.conn == nil {
+	c, doms := l.conn, l.doms
+	l.conn, l.doms = nil, nil
+	l.mu.Unlock()
+	if c == nil {
 		return nil
 	}
-	l.forgetAllLocked()
-	_, err := l.conn.Close()
-	l.conn = nil
-	return wrap("close", l.uri, err)
+	waitBounded(context.Background(), closeWait, func() { releaseAll(c, doms) })
+	return nil
 }
 
-// Host describes the hypervisor host.
+// hostWait bounds how long Host waits for libvirtd: a status page should say that
+// the hypervisor does not answer rather than hang for the whole Timeout.
+const hostWait = 5 * time.Second
+
+// hostRead is one host-status read from libvirtd; callers that come while it runs
+// share it, so a silent libvirtd holds one thread, not one per status request.
+type hostRead struct {
+	done  chan struct{}
+	start time.Time
+	info  HostInfo
+	err   error
+}
+
+// Host describes the hypervisor host. It waits for libvirtd at most hostWait (or
+// Timeout, when shorter) and while ctx lasts.
 func (l *Libvirt) Host(ctx context.Context) (HostInfo, error) {
+	l.mu.Lock()
+	r := l.host
+	if r == nil {
+		r = &hostRead{done: make(chan struct{}), start: time.Now()}
+		l.host = r
+		go func() {
+			r.info, r.err = l.readHost()
+			l.mu.Lock()
+			l.host = nil
+			l.mu.Unlock()
+			close(r.done)
+		}()
+	}
+	l.mu.Unlock()
+	// A read already waiting longer than the bound fails the newcomer at once.
+	timer := time.NewTimer(max(0, min(hostWait, l.timeout)-time.Since(r.start)))
+	defer timer.Stop()
+	select {
+	case <-r.done:
+		return r.info, r.err
+	case <-ctx.Done():
+		return HostInfo{}, ctx.Err()
+	case <-timer.C:
+		return HostInfo{}, l.unreachable("host info of", l.uri, &silentError{uri: l.uri, silent: time.Since(r.start)})
+	}
+}
+
+// readHost reads the host's description from libvirtd, as long as that takes.
+func (l *Libvirt) readHost() (HostInfo, error) {
 	h := HostInfo{VMMType: l.domType, DomainType: l.domType}
-	err := l.readOwn(ctx, func(c *libvirt.Connect) error {
+	// Not the caller's ctx: the read outlives a caller that stops waiting for it.
+	err := l.readOwn(context.Background(), func(c *libvirt.Connect) error {
 		hv, err := c.GetVersion()
 		if err != nil {
 			return err
@@ -197,35 +255,67 @@ func version(v uint32) string {
 }
 
 // acquire returns a referenced live connection, dialling when there is none or the
-// current one is known dead. The caller releases it.
-func (l *Libvirt) acquire() (*libvirt.Connect, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		return nil, errClosed
-	}
-	if l.conn != nil {
-		if alive, err := l.conn.IsAlive(); err == nil && alive {
-			if err := l.conn.Ref(); err != nil {
-				return nil, err
-			}
-			return l.conn, nil
+// current one is known dead. One caller dials at a time, without holding l.mu (a
+// dial may wait for libvirtd up to the timeout); the others wait for it. The caller
+// releases the connection.
+func (l *Libvirt) acquire(ctx context.Context) (*libvirt.Connect, error) {
+	for {
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			return nil, errClosed
 		}
-		l.forgetAllLocked()
-		l.conn.Close()
-		l.conn = nil
+		if l.conn != nil {
+			if alive, err := l.conn.IsAlive(); err == nil && alive {
+				err := l.conn.Ref()
+				c := l.conn
+				l.mu.Unlock()
+				if err != nil {
+					return nil, err
+				}
+				return c, nil
+			}
+			l.forgetAllLocked()
+			l.conn.Close()
+			l.conn = nil
+		}
+		if wait := l.dialing; wait != nil {
+			l.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		done := make(chan struct{})
+		l.dialing = done
+		l.mu.Unlock()
+
+		c, err := dial(ctx, l.uri, l.timeout)
+
+		l.mu.Lock()
+		l.dialing = nil
+		close(done)
+		switch {
+		case err != nil:
+			l.mu.Unlock()
+			return nil, err
+		case l.closed:
+			l.mu.Unlock()
+			c.Close()
+			return nil, errClosed
+		}
+		l.log.Info("reconnected to libvirt", "uri", l.uri)
+		l.conn = c
+		l.registerLocked(c)
+		err = c.Ref()
+		l.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
 	}
-	c, err := libvirt.NewConnect(l.uri)
-	if err != nil {
-		return nil, err
-	}
-	l.log.Info("reconnected to libvirt", "uri", l.uri)
-	l.conn = c
-	l.registerLocked(c)
-	if err := c.Ref(); err != nil {
-		return nil, err
-	}
-	return c, nil
 }
 
 var errClosed = errors.New("vmm: Libvirt is closed")
@@ -261,27 +351,67 @@ func connDead(c *libvirt.Connect, err error) bool {
 	return aerr != nil || !alive
 }
 
-// unreachable is the error for an operation that could not reach libvirtd.
+// unreachable is the error for an operation that could not reach libvirtd, so
+// nothing was asked of it.
 func (l *Libvirt) unreachable(op, name string, err error) error {
-	if errors.Is(err, errClosed) {
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	case errors.Is(err, errClosed):
 		return errdefs.WithAdvice(fmt.Errorf("%s %s: %w (%w)", op, name, errClosed, errdefs.ErrHypervisor),
 			"nothing was changed; the manager is shutting down: retry when it is back")
+	case isSilent(err):
+		e := &hvError{op: op, name: name, err: err}
+		var s *silentError
+		if !errors.As(err, &s) { // libvirt's own "keepalive timeout" does not say where
+			e.detail = fmt.Sprintf("libvirtd at %s does not answer", l.uri)
+		}
+		return errdefs.WithAdvice(e,
+			"nothing was changed; retry when the host's libvirtd answers again (the site administrator: systemctl status libvirtd)")
 	}
 	return errdefs.WithAdvice(&hvError{op: op, name: name, err: err, detail: fmt.Sprintf(
 		"libvirtd at %s is unreachable; start it (virtlogd -d && libvirtd -d) and retry", l.uri)},
 		"nothing was changed; retry when the host's hypervisor is available again")
 }
 
-// read runs a read-only fn. When fn fails because the connection died, it reconnects
-// once and runs fn again.
+// cutOff is the error for a mutating call whose request reached libvirtd but whose
+// answer never came back: libvirtd stopped answering or went away meanwhile, so it
+// may have carried the call out, then or when it recovers.
+func (l *Libvirt) cutOff(op, name string, err error) error {
+	e := &hvError{op: op, name: name, err: err, detail: "no answer while the call was under way"}
+	if !isSilent(err) { // the error is libvirt's, which does not say where
+		e.detail = fmt.Sprintf("libvirtd at %s went away while the call was under way", l.uri)
+	}
+	return errdefs.WithAdvice(e,
+		"libvirtd may have carried the operation out, or may still when it recovers: the manager records what libvirt reports once it reaches libvirtd again, so check the workspace's state before repeating the operation (the site administrator: systemctl status libvirtd)")
+}
+
+// read runs a read-only fn (readNow) for as long as libvirtd answers (guard).
 func (l *Libvirt) read(ctx context.Context, fn func(*libvirt.Connect) error) error {
+	return l.guard("connect", "", false, func() error { return l.readNow(ctx, fn) })
+}
+
+// write runs a mutating fn (writeNow) for as long as libvirtd answers (guard).
+func (l *Libvirt) write(ctx context.Context, op, name string, fn func(*libvirt.Connect) error) error {
+	return l.guard(op, name, true, func() error { return l.writeNow(ctx, op, name, fn) })
+}
+
+// withDomain runs fn on domain name (withDomainNow) for as long as libvirtd answers
+// (guard).
+func (l *Libvirt) withDomain(ctx context.Context, op, name string, mutating bool, fn func(*libvirt.Domain) error) error {
+	return l.guard(op, name, mutating, func() error { return l.withDomainNow(ctx, op, name, mutating, fn) })
+}
+
+// readNow runs a read-only fn. When fn fails because the connection died, it reconnects
+// once and runs fn again.
+func (l *Libvirt) readNow(ctx context.Context, fn func(*libvirt.Connect) error) error {
 	var err error
 	for attempt := 0; attempt < 2; attempt++ {
 		if cerr := ctx.Err(); cerr != nil {
 			return cerr
 		}
 		var c *libvirt.Connect
-		if c, err = l.acquire(); err != nil {
+		if c, err = l.acquire(ctx); err != nil {
 			return l.unreachable("connect", "", err)
 		}
 		err = fn(c)
@@ -297,13 +427,13 @@ func (l *Libvirt) read(ctx context.Context, fn func(*libvirt.Connect) error) err
 	return l.unreachable("connect", "", err)
 }
 
-// write runs a mutating fn once on a live connection; it is never retried, since the
+// writeNow runs a mutating fn once on a live connection; it is never retried, since the
 // first attempt may have reached libvirtd.
-func (l *Libvirt) write(ctx context.Context, op, name string, fn func(*libvirt.Connect) error) error {
+func (l *Libvirt) writeNow(ctx context.Context, op, name string, fn func(*libvirt.Connect) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	c, err := l.acquire()
+	c, err := l.acquire(ctx)
 	if err != nil {
 		return l.unreachable(op, name, err)
 	}
@@ -311,7 +441,10 @@ func (l *Libvirt) write(ctx context.Context, op, name string, fn func(*libvirt.C
 	if err := fn(c); err != nil {
 		if connDead(c, err) {
 			l.drop(c, err)
-			return l.unreachable(op, name, err)
+			if notSent(err) {
+				return l.unreachable(op, name, err)
+			}
+			return l.cutOff(op, name, err)
 		}
 		return wrap(op, name, err)
 	}
@@ -335,26 +468,32 @@ func (l *Libvirt) readOwn(ctx context.Context, fn func(*libvirt.Connect) error) 
 	if closed {
 		return l.unreachable("connect", "", errClosed)
 	}
-	c, err := libvirt.NewConnect(l.uri)
+	c, err := dial(ctx, l.uri, l.timeout)
 	if err != nil {
 		return l.unreachable("connect", "", err)
 	}
 	defer c.Close()
-	return fn(c)
+	if err := fn(c); err != nil {
+		if connDead(c, err) {
+			return l.unreachable("connect", "", err)
+		}
+		return err
+	}
+	return nil
 }
 
-// withDomain looks name up and runs fn on it. The lookup is read-only and retried on a
+// withDomainNow looks name up and runs fn on it. The lookup is read-only and retried on a
 // fresh connection when the old one died; fn is retried so only when !mutating. A
 // cached handle whose domain libvirt no longer knows is looked up again once (fn did
 // nothing then).
-func (l *Libvirt) withDomain(ctx context.Context, op, name string, mutating bool, fn func(*libvirt.Domain) error) error {
+func (l *Libvirt) withDomainNow(ctx context.Context, op, name string, mutating bool, fn func(*libvirt.Domain) error) error {
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
 		if cerr := ctx.Err(); cerr != nil {
 			return cerr
 		}
 		var c *libvirt.Connect
-		if c, err = l.acquire(); err != nil {
+		if c, err = l.acquire(ctx); err != nil {
 			return l.unreachable(op, name, err)
 		}
 		var d *libvirt.Domain
@@ -373,7 +512,10 @@ func (l *Libvirt) withDomain(ctx context.Context, op, name string, mutating bool
 			if err != nil && mutating && connDead(c, err) {
 				l.drop(c, err)
 				release(c)
-				if cached && notSent(err) {
+				if !notSent(err) {
+					return l.cutOff(op, name, err)
+				}
+				if cached {
 					// A cached handle skipped the lookup that would have found the
 					// connection dead; the request never left: re-dial and try again.
 					continue

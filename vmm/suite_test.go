@@ -148,7 +148,7 @@ func isTestDriver(l *Libvirt) bool { return strings.HasPrefix(l.uri, "test:") }
 // liveXML returns the domain's current XML, parsed.
 func liveXML(t *testing.T, l *Libvirt, name string) *libvirtxml.Domain {
 	t.Helper()
-	c, err := l.acquire()
+	c, err := l.acquire(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +266,7 @@ func testSuite(t *testing.T, l *Libvirt, domType string, diskPath func(*testing.
 		s := newTestSpec(t, l, domType, diskPath)
 		managedSave := func() {
 			t.Helper()
-			c, err := l.acquire()
+			c, err := l.acquire(t.Context())
 			if err != nil {
 				t.Fatal(err)
 			}

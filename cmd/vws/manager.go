@@ -347,6 +347,9 @@ func printHost(w io.Writer, resp *etree.Element) error {
 		fmt.Fprintf(tw, "%s:\t%s\n", f, dash(txt(doc, f)))
 	}
 	tw.Flush()
+	if p := doc.SelectElement("HypervisorProblem"); p != nil {
+		fmt.Fprintf(w, "\nThe hypervisor cannot be read: %s\n", strings.TrimSpace(p.Text()))
+	}
 	if d := doc.SelectElement("DeployedWorkspaces"); d != nil {
 		fmt.Fprintln(w, "\nDeployed workspaces:")
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

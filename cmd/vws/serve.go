@@ -25,6 +25,7 @@ import (
 	"github.com/vws-grid/vws/internal/server"
 	"github.com/vws-grid/vws/internal/tlsutil"
 	"github.com/vws-grid/vws/manager"
+	"github.com/vws-grid/vws/vmm"
 )
 
 type serveOptions struct {
@@ -47,13 +48,15 @@ type serveOptions struct {
 	logJSON   bool
 	libvirt   string
 	domType   string
-	hostName  string
-	grace     time.Duration
-	reconcile time.Duration
-	cacheMax  string
-	minFree   string
-	streams   int
-	anon      bool // TLS callers without a client certificate are let in
+	// libvirtTimeout bounds libvirtd's silence (vmm.Config.Timeout).
+	libvirtTimeout time.Duration
+	hostName       string
+	grace          time.Duration
+	reconcile      time.Duration
+	cacheMax       string
+	minFree        string
+	streams        int
+	anon           bool // TLS callers without a client certificate are let in
 }
 
 func defaultDataDir() string {
@@ -106,6 +109,7 @@ anonymous, only with --insecure. Test credentials: vws pki.`,
 	f.StringVar(&o.lifePol, "lifetime-policy", "clamp", "a request beyond --max-lifetime is clamped (and told so) or refused: clamp|refuse")
 	f.BoolVar(&o.logJSON, "log-json", false, "log JSON records instead of text")
 	f.StringVar(&o.libvirt, "libvirt-uri", "qemu:///system", "manager: libvirt connection (xen:///system for Xen)")
+	f.DurationVar(&o.libvirtTimeout, "libvirt-timeout", vmm.DefaultTimeout, "manager: how long libvirtd may stay silent (to a new connection, or to keepalive probes during a call) before the call fails with a HypervisorFault; long saves and boots do not count, a stopped or deadlocked libvirtd does")
 	f.StringVar(&o.domType, "domain-type", "auto", "manager: libvirt domain type kvm|qemu|xen|auto (auto never picks KVM on a kvm_pvm host)")
 	f.StringVar(&o.hostName, "host-name", "", "manager: the host name workspaces are checked out under (default: the system's)")
 	f.StringVar(&o.publicURL, "public-url", "", "base URL others reach this server at, as in its EPRs and its own calls\n(default: the listen address; over TLS on an unspecified address, the host certificate's name)")
@@ -177,13 +181,16 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if o.streams < 1 {
 		return fmt.Errorf("--fetch-streams %d: give at least 1 (one GET per image)", o.streams)
 	}
+	if o.libvirtTimeout < time.Second {
+		return fmt.Errorf("--libvirt-timeout %s: give at least 1s (libvirt probes a silent libvirtd once a second at most)", o.libvirtTimeout)
+	}
 	if o.defLife <= 0 || o.maxLife <= 0 || o.defLife > o.maxLife {
 		return errors.New("--default-lifetime and --max-lifetime must be positive, the default no longer than the maximum")
 	}
 	srv, err := server.New(ctx, server.Config{DataDir: o.dataDir, Roles: o.roles, MaxBodyBytes: o.maxBody, Logger: logger,
 		PolicyFile: o.policy, GridMapFile: o.gridMap, HostCertFile: o.certFile, HostKeyFile: o.keyFile, Trust: o.trust,
 		Factory: factory.Config{DefaultLifetime: o.defLife, MaximumLifetime: o.maxLife, RefuseLongLifetimes: o.lifePol == "refuse"},
-		Manager: server.ManagerConfig{LibvirtURI: o.libvirt, DomainType: o.domType, Host: o.hostName, GracePeriod: o.grace, ReconcileEvery: o.reconcile,
+		Manager: server.ManagerConfig{LibvirtURI: o.libvirt, LibvirtTimeout: o.libvirtTimeout, DomainType: o.domType, Host: o.hostName, GracePeriod: o.grace, ReconcileEvery: o.reconcile,
 			CacheMaxBytes: int64(cacheMax), MinFreeBytes: minFreeBytes, FetchStreams: o.streams}})
 	if err != nil {
 		return err

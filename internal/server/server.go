@@ -78,6 +78,9 @@ type Config struct {
 type ManagerConfig struct {
 	// LibvirtURI is the hypervisor connection ("" → qemu:///system; xen:///system for Xen).
 	LibvirtURI string
+	// LibvirtTimeout is how long libvirtd may stay silent before a call fails with a
+	// HypervisorFault (0 → vmm.DefaultTimeout).
+	LibvirtTimeout time.Duration
 	// DomainType is kvm, qemu, xen or auto ("" → auto: never KVM on a kvm_pvm host).
 	DomainType string
 	// Host is the name workspaces are checked out under ("" → the host name).
@@ -223,7 +226,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}
 	if roles["manager"] {
-		s.hv = &lazyHypervisor{cfg: vmm.Config{URI: cfg.Manager.LibvirtURI, DomainType: cfg.Manager.DomainType, Logger: cfg.Logger}}
+		s.hv = &lazyHypervisor{cfg: vmm.Config{URI: cfg.Manager.LibvirtURI, DomainType: cfg.Manager.DomainType, Logger: cfg.Logger,
+			Timeout: cfg.Manager.LibvirtTimeout}}
 		if _, err := s.hv.get(ctx); err != nil {
 			cfg.Logger.Error("the manager cannot reach the hypervisor yet; its operations fail until it can", "err", err)
 		}

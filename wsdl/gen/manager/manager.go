@@ -775,6 +775,8 @@ type MemoryTotal HostMiB
 
 type MemoryFree HostMiB
 
+type HypervisorProblem string
+
 type DeployedWorkspaces DeployedWorkspacesType
 
 type Networks HostNetworksType

@@ -1,0 +1,228 @@
+package vmm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/test/libvirtproxy"
+)
+
+// TestOpenSilentLibvirtd: a socket that accepts connections and never answers (a
+// stopped libvirtd) fails Open after the timeout, and the next Open at once, rather
+// than hanging.
+func TestOpenSilentLibvirtd(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "silent.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan net.Conn, 8)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	cfg := Config{URI: "qemu+unix:///system?socket=" + sock, Timeout: time.Second}
+	t0 := time.Now()
+	_, err = Open(t.Context(), cfg)
+	if d := time.Since(t0); d > 10*time.Second {
+		t.Errorf("Open took %s with a 1 s timeout", d)
+	}
+	if !errors.Is(err, errdefs.ErrHypervisor) || !strings.Contains(err.Error(), "accepts connections but has not answered for 1s") ||
+		!strings.Contains(errdefs.Advice(err), "nothing was changed") {
+		t.Fatalf("open of a silent libvirtd: %v", err)
+	}
+	t.Log(err)
+	t0 = time.Now()
+	if _, err := Open(t.Context(), cfg); !isSilent(err) || time.Since(t0) > 500*time.Millisecond {
+		t.Errorf("a second open while the first still waits: %v after %s", err, time.Since(t0))
+	}
+	// The socket closing ends the pending dial; the next one may wait again.
+	ln.Close()
+	close(accepted)
+	for c := range accepted {
+		c.Close()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, stuck := gateOf(cfg.URI).stuckSince(); !stuck {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the abandoned dial did not end when the socket closed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := Open(t.Context(), cfg); !strings.Contains(err.Error(), "unreachable") {
+		t.Errorf("open with nobody listening: %v", err)
+	}
+}
+
+// TestLibvirtdStopsAnswering: with libvirtd silent (frozen behind a proxy), a call
+// under way fails after the timeout saying its outcome is unknown, reads and new
+// connections fail saying libvirtd does not answer, the host status gives up after
+// its own bound, and everything works again once libvirtd answers.
+func TestLibvirtdStopsAnswering(t *testing.T) {
+	openQEMU(t) // skips where real QEMU is unavailable
+	proxy := libvirtproxy.Start(t, libvirtproxy.SystemSocket)
+	const timeout = 2 * time.Second
+	l, err := Open(t.Context(), Config{URI: proxy.URI(), DomainType: "qemu", Timeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	ctx := t.Context()
+	s := newTestSpec(t, l, "qemu", emptyQcow2)
+	if err := l.Define(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Start(ctx, s.Name); err != nil {
+		t.Fatal(err)
+	}
+
+	proxy.Freeze()
+	timed := func(what string, f func() error) error {
+		t0 := time.Now()
+		err := f()
+		if d := time.Since(t0); d > 3*timeout+2*time.Second {
+			t.Errorf("%s took %s with a %s timeout", what, d, timeout)
+		}
+		if !errors.Is(err, errdefs.ErrHypervisor) {
+			t.Errorf("%s with libvirtd silent: %v, not a hypervisor error", what, err)
+		}
+		t.Logf("%s after %s: %v", what, time.Since(t0).Round(time.Millisecond), err)
+		return err
+	}
+	// Several calls wait on the shared connection at once (libvirt's own keepalive
+	// crashes then); each is given up on. The domain handle is cached: Pause goes
+	// straight to libvirtd and waits.
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i, f := range []func() error{
+		func() error { return l.Pause(ctx, s.Name) },
+		func() error { _, err := l.State(ctx, s.Name); return err },
+		func() error { _, err := l.List(ctx, testPrefix); return err },
+		func() error { _, err := l.State(ctx, s.Name); return err },
+	} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = timed(fmt.Sprintf("call %d", i), f)
+		}()
+	}
+	wg.Wait()
+	if err := errs[0]; err == nil || !strings.Contains(err.Error(), "no answer while the call was under way") ||
+		!strings.Contains(errdefs.Advice(err), "check the workspace's state") {
+		t.Errorf("pause cut off: %v (advice %q)", err, errdefs.Advice(err))
+	}
+	for _, err := range errs[1:] {
+		if err == nil || !strings.Contains(err.Error(), "has not answered") || !strings.Contains(errdefs.Advice(err), "nothing was changed") {
+			t.Errorf("read: %v (advice %q)", err, errdefs.Advice(err))
+		}
+	}
+	err = timed("list", func() error { _, err := l.List(ctx, testPrefix); return err })
+	if err == nil || !strings.Contains(err.Error(), "has not answered") {
+		t.Errorf("list: %v", err)
+	}
+	err = timed("host", func() error { _, err := l.Host(ctx); return err })
+	if err == nil || !strings.Contains(err.Error(), "has not answered") {
+		t.Errorf("host: %v", err)
+	}
+	// A caller that gives up first gets its own error, at once.
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if _, err := l.State(short, s.Name); !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, errdefs.ErrHypervisor) {
+		t.Errorf("state with a short deadline: %v", err)
+	}
+
+	proxy.Thaw()
+	deadline := time.Now().Add(3*timeout + 5*time.Second)
+	for {
+		st, err := l.State(ctx, s.Name)
+		if err == nil {
+			// libvirtd got the Pause the moment it answered again, and may have done it.
+			t.Logf("after libvirtd answers again the domain is %s", st)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("libvirtd answers again but State still fails: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := l.Host(ctx); err != nil {
+		t.Errorf("host after libvirtd answers again: %v", err)
+	}
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := l.List(ctx, testPrefix); err != nil {
+				t.Errorf("list after libvirtd answers again: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := l.Stop(ctx, s.Name); err != nil {
+		t.Errorf("stop after libvirtd answers again: %v", err)
+	}
+}
+
+// TestGuardWaitsWhileLibvirtdAnswers: a call that takes several probe periods (a long
+// save) is waited for as long as libvirtd answers probes; with a silent libvirtd the
+// same call is given up on after about the timeout.
+func TestGuardWaitsWhileLibvirtdAnswers(t *testing.T) {
+	l, err := Open(t.Context(), Config{URI: "test:///default", Timeout: 400 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	long := func() error { time.Sleep(time.Second); return errors.New("the call's own outcome") }
+	if err := l.guard("save", "x", true, long); err == nil || err.Error() != "the call's own outcome" {
+		t.Fatalf("guard of a long call with libvirtd answering: %v", err)
+	}
+	l.live.mu.Lock()
+	probed := !l.live.at.IsZero() && l.live.err == nil
+	l.live.mu.Unlock()
+	if !probed {
+		t.Error("no probe of libvirtd answered during a call of 2.5 probe periods")
+	}
+
+	sock := filepath.Join(t.TempDir(), "silent.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	silent := &Libvirt{uri: "qemu+unix:///system?socket=" + sock, timeout: 400 * time.Millisecond, log: l.log}
+	t0 := time.Now()
+	err = silent.guard("save", "x", true, func() error { time.Sleep(5 * time.Second); return nil })
+	if d := time.Since(t0); d > 3*time.Second || !isSilent(err) || !errors.Is(err, errdefs.ErrHypervisor) ||
+		!strings.Contains(errdefs.Advice(err), "may have carried the operation out") {
+		t.Errorf("guard with libvirtd silent: %v after %s", err, d)
+	}
+	err = silent.guard("state of", "x", false, func() error { time.Sleep(5 * time.Second); return nil })
+	if !isSilent(err) || !strings.Contains(errdefs.Advice(err), "nothing was changed") {
+		t.Errorf("read-only guard with libvirtd silent: %v", err)
+	}
+}
