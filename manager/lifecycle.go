@@ -385,13 +385,13 @@ func (m *Manager) Shutdown(ctx context.Context, epr *wsa.EPR, mode string, grace
 				if rec.State == statePaused {
 					// A paused guest cannot hear the ACPI request.
 					if err := m.hv.Resume(ctx, name); err != nil {
-						m.abandon(rec)
+						m.abandon(rec, err)
 						return err
 					}
 				}
 				forced, err := m.hv.Shutdown(ctx, name, grace)
 				if err != nil {
-					m.abandon(rec)
+					m.abandon(rec, err)
 					return err
 				}
 				detail := ""
@@ -411,7 +411,7 @@ func (m *Manager) Shutdown(ctx context.Context, epr *wsa.EPR, mode string, grace
 				return err
 			}
 			if err := m.hv.Stop(ctx, name); err != nil && !errors.Is(err, vmm.ErrNoDomain) {
-				m.abandon(rec) // nothing changed yet
+				m.abandon(rec, err) // nothing changed yet, unless libvirtd may still do it
 				return err
 			}
 			return m.trash(ctx, rec, rec.State == stateCorrupted)
@@ -430,7 +430,7 @@ func (m *Manager) Shutdown(ctx context.Context, epr *wsa.EPR, mode string, grace
 			defer release()
 			mem := m.workspaceDir(rec.Key) + "/memory.save"
 			if err := m.hv.Save(ctx, name, mem); err != nil {
-				os.Remove(mem)
+				removeUnlessStillWritten(mem, err)
 				return m.adviseOnFullDisk(err, "shut the workspace down (Normal) instead of serializing it")
 			}
 			// The Repository's memory image (if any) no longer describes this file.
@@ -439,6 +439,16 @@ func (m *Manager) Shutdown(ctx context.Context, epr *wsa.EPR, mode string, grace
 		}
 		return fmt.Errorf("%w: shutdown mode %q is not Normal, Trash or Serialize", errdefs.ErrBadRequest, mode)
 	})
+}
+
+// removeUnlessStillWritten removes what a failed save left at mem, unless libvirtd
+// may still be writing it: a save cut off by a silent libvirtd goes on when libvirtd
+// wakes, and removing its file then would lose the guest's RAM (the reconciler
+// records the save once libvirt reports the domain saved and the file is there).
+func removeUnlessStillWritten(mem string, err error) {
+	if !errors.Is(err, vmm.ErrOutcomeUnknown) {
+		os.Remove(mem)
+	}
 }
 
 // trash discards this deployment's changes and any saved RAM of a workspace whose
@@ -522,7 +532,13 @@ func unfinishedDiscard(rec *record, op string) error {
 }
 
 // abandon clears the pending op of one that failed before changing anything.
-func (m *Manager) abandon(rec *record) {
+// A call whose outcome is unknown (libvirtd fell silent under it, and may still
+// carry it out) keeps the mark: the reconciler then finishes the shutdown, or reads a
+// domain found forced off as this shutdown's doing.
+func (m *Manager) abandon(rec *record, cause error) {
+	if errors.Is(cause, vmm.ErrOutcomeUnknown) {
+		return
+	}
 	rec.Pending = ""
 	if err := m.journal.put(rec); err != nil {
 		m.log.Error("clear the record of a failed shutdown", "workspace", rec.Key, "err", err)

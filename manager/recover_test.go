@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -466,6 +467,9 @@ type crashHV struct {
 	// forced is what Shutdown reports; onDisk, by call, the record on disk then.
 	forced bool
 	onDisk map[string]*record
+	// fail, by call, makes it fail changing nothing (Save writes its file first, as
+	// libvirtd does).
+	fail map[string]error
 }
 
 func (h *crashHV) at(op string) {
@@ -518,17 +522,31 @@ func (h *crashHV) Resume(context.Context, string) error {
 }
 func (h *crashHV) Shutdown(context.Context, string, time.Duration) (bool, error) {
 	h.at("shutdown")
+	if err := h.fail["shutdown"]; err != nil {
+		return false, err
+	}
 	h.set(vmm.StateShutOff, h.forced, false)
 	return h.forced, nil
 }
 func (h *crashHV) Stop(context.Context, string) error {
 	h.at("stop")
+	if err := h.fail["stop"]; err != nil {
+		return err
+	}
 	if h.dom != nil && (h.dom.State == vmm.StateRunning || h.dom.State == vmm.StatePaused) {
 		h.set(vmm.StateShutOff, true, false)
 	}
 	return nil
 }
-func (h *crashHV) Save(context.Context, string, string) error { return errors.New("not in this test") }
+func (h *crashHV) Save(_ context.Context, _, path string) error {
+	if err := h.fail["save"]; err != nil {
+		if werr := os.WriteFile(path, []byte("RAM being written"), 0o600); werr != nil {
+			h.t.Fatal(werr)
+		}
+		return err
+	}
+	return errors.New("not in this test")
+}
 func (h *crashHV) Restore(context.Context, string, vmm.Spec, bool) error {
 	return errors.New("not in this test")
 }
@@ -812,5 +830,51 @@ func TestRemoteErrSaysEachPartOnce(t *testing.T) {
 	}
 	if !strings.Contains(shown, "refused to check the workspace out: no workspace 0123") {
 		t.Errorf("%q", shown)
+	}
+}
+
+// TestCutOffCallsLeaveWhatLibvirtdMayStillDo: a hypervisor call whose outcome is
+// unknown (libvirtd fell silent under it) keeps a shutdown's mark, so the reconciler
+// finishes it or reads its effect right, and leaves a save's memory image for
+// libvirtd to finish; a call that failed outright clears the mark and the debris.
+func TestCutOffCallsLeaveWhatLibvirtdMayStillDo(t *testing.T) {
+	const k = "ws-cutoff"
+	ctx := context.Background()
+	unknown := fmt.Errorf("pause: no answer: %w (%w)", errdefs.ErrHypervisor, vmm.ErrOutcomeUnknown)
+	refused := fmt.Errorf("pause: unreachable: %w", errdefs.ErrHypervisor)
+	for _, c := range []struct {
+		mode, call string
+		err        error
+		pending    string
+	}{
+		{ModeTrash, "stop", unknown, pendingTrash},
+		{ModeTrash, "stop", refused, ""},
+		{ModeNormal, "shutdown", unknown, pendingShutdown},
+		{ModeNormal, "shutdown", refused, ""},
+	} {
+		m, hv, rec := crashManager(t, k, stateRunning, false)
+		hv.fail = map[string]error{c.call: c.err}
+		if _, err := m.Shutdown(ctx, workspaceEPR(rec), c.mode, time.Second); !errors.Is(err, c.err) {
+			t.Fatalf("%s with %s failing: %v", c.mode, c.call, err)
+		}
+		if r, _ := (&journal{dir: hv.dir}).get(k); r.Pending != c.pending || r.State != stateRunning {
+			t.Errorf("%s whose %s failed (%v): the record is %s, pending %q; want running, pending %q", c.mode, c.call, c.err, r.State, r.Pending, c.pending)
+		}
+	}
+	for _, c := range []struct {
+		err  error
+		kept bool
+	}{{unknown, true}, {refused, false}} {
+		m, hv, rec := crashManager(t, k, stateRunning, false)
+		m.cache = &cache{dir: filepath.Join(m.cfg.Dir, "cache")}
+		m.freeBytes = func(string) (int64, error) { return 10 << 30, nil }
+		hv.fail = map[string]error{"save": c.err}
+		if _, err := m.Shutdown(ctx, workspaceEPR(rec), ModeSerialize, 0); !errors.Is(err, c.err) {
+			t.Fatalf("serialize with the save failing: %v", err)
+		}
+		_, err := os.Stat(filepath.Join(m.workspaceDir(k), "memory.save"))
+		if kept := err == nil; kept != c.kept {
+			t.Errorf("serialize whose save failed (%v): memory image kept %v, want %v", c.err, kept, c.kept)
+		}
 	}
 }

@@ -71,7 +71,7 @@ func (m *Manager) managedSaveToFile(ctx context.Context, rec *record) error {
 	}
 	mem := m.workspaceDir(rec.Key) + "/memory.save"
 	if err := m.hv.Save(ctx, rec.Spec.Name, mem); err != nil {
-		os.Remove(mem)
+		removeUnlessStillWritten(mem, err)
 		// The guest is paused in its RAM now: say so, as it is.
 		rec.Hot, rec.ManagedSave = false, false
 		if terr := m.transition(ctx, rec, statePaused, "restored from the RAM libvirt had saved; saving it for the repository failed"); terr != nil {

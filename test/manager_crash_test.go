@@ -979,6 +979,60 @@ func TestManagerLibvirtdSilent(t *testing.T) {
 	}
 	h.MustCLI(t, "pause", a.EPRFile)
 	WantWSProps(t, a, "state", "paused")
+
+	// A Serialize cut off once libvirtd has begun writing the memory image: libvirtd
+	// finishes the save, and the guest's RAM must survive that (the manager used to
+	// remove memory.save as the debris of a failed save, under libvirtd's feet).
+	h.MustCLI(t, "unpause", a.EPRFile)
+	mem := filepath.Join(h.ManagerDir(), "workspaces", a.Key, "memory.save")
+	serialized := make(chan run, 1)
+	go func() { serialized <- bounded("serialize", "shutdown", a.EPRFile, "--mode", "serialize") }()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(2 * time.Millisecond) {
+		if _, err := os.Stat(mem); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("libvirtd did not begin the save")
+		}
+	}
+	proxy.Freeze()
+	if r = <-serialized; r.code == 0 {
+		t.Log("the save's answer got through before the freeze")
+	} else {
+		WantFault(t, r, "HypervisorFault", "no answer while the call was under way")
+	}
+	proxy.Thaw()
+	for deadline := time.Now().Add(settleTimeout); ; {
+		dom := DomainState(a.Domain())
+		j, err := h.journal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := j[a.Key]
+		if dom == "shut off" && rec.State == "paused" && rec.Hot {
+			fi, err := os.Stat(mem)
+			if err != nil || fi.Size() == 0 {
+				t.Fatalf("the save libvirtd finished is recorded, but its memory image is gone: %v", err)
+			}
+			t.Logf("libvirtd saved the guest as it woke: recorded as serialized, %d MiB of RAM kept", fi.Size()>>20)
+			WantWSProps(t, a, "state", "paused")
+			h.MustCLI(t, "start", a.EPRFile) // restores it
+			break
+		}
+		if dom == "running" && rec.State == "running" && !rec.Hot {
+			t.Log("libvirtd did not carry the save out: the guest runs on")
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the cut-off serialize the domain is %q and the journal says %+v", dom, rec)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	WantWSProps(t, a, "state", "running")
+	if st := DomainState(a.Domain()); st != "running" {
+		t.Errorf("after the serialize and restore the domain is %q", st)
+	}
+
 	h.MustCLI(t, "deploy", b.EPRFile)
 	WantWSProps(t, b, "state", "shutdown", "deployment", "deployed")
 	if r := h.MustCLI(t, "host", "status"); strings.Contains(r.stdout, "cannot be read") {

@@ -16,6 +16,12 @@ var ErrNoDomain = errors.New("no such domain")
 // ErrNoManagedSave reports a domain without the managed-save image a call needs.
 var ErrNoManagedSave = errors.New("no managed-save image")
 
+// ErrOutcomeUnknown reports a mutating call whose request reached libvirtd but whose
+// answer never came back (libvirtd stopped answering or went away): libvirtd may
+// have carried it out, or may still. Whoever cleans up after a failed call must
+// leave what the call may yet write (a save's memory image) in place.
+var ErrOutcomeUnknown = errors.New("outcome unknown")
+
 // ErrInvalidSpec reports a Spec (or a path argument) that fails validation. Nothing
 // reaches libvirt when it is returned.
 var ErrInvalidSpec = fmt.Errorf("invalid domain spec: %w", errdefs.ErrBadRequest)
@@ -26,6 +32,7 @@ type hvError struct {
 	op, name string
 	detail   string // optional explanation before libvirt's message
 	err      error
+	unknown  bool // the call may have been carried out: unwraps to ErrOutcomeUnknown too
 }
 
 func (e *hvError) Error() string {
@@ -43,7 +50,12 @@ func (e *hvError) Error() string {
 	return e.op + " " + e.name + ": " + msg
 }
 
-func (e *hvError) Unwrap() []error { return []error{errdefs.ErrHypervisor, e.err} }
+func (e *hvError) Unwrap() []error {
+	if e.unknown {
+		return []error{errdefs.ErrHypervisor, ErrOutcomeUnknown, e.err}
+	}
+	return []error{errdefs.ErrHypervisor, e.err}
+}
 
 // wrap turns a libvirt error into ErrNoDomain or a hypervisor error naming op and name.
 // Other errors (already wrapped by this package) pass unchanged.

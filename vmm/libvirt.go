@@ -120,7 +120,31 @@ func openWith(ctx context.Context, cfg Config, root string) (*Libvirt, error) {
 	if err != nil {
 		return nil, l.unreachable("open", "", err)
 	}
-	caps, err := c.GetCapabilities()
+	// A libvirtd silent from here on fails the open after the timeout (guard); the
+	// connection is closed by whichever of the call and the open ends last.
+	var (
+		caps             string
+		mu               sync.Mutex
+		ended, abandoned bool
+	)
+	err = l.guard("open: capabilities of", l.uri, false, func() error {
+		got, err := c.GetCapabilities()
+		mu.Lock()
+		defer mu.Unlock()
+		if ended = true; abandoned {
+			c.Close()
+		}
+		caps = got
+		return err
+	})
+	if isSilent(err) {
+		mu.Lock()
+		if abandoned = true; ended {
+			c.Close()
+		}
+		mu.Unlock()
+		return nil, err
+	}
 	if err != nil {
 		c.Close()
 		return nil, wrap("open: capabilities of", l.uri, err)
@@ -378,7 +402,7 @@ func (l *Libvirt) unreachable(op, name string, err error) error {
 // answer never came back: libvirtd stopped answering or went away meanwhile, so it
 // may have carried the call out, then or when it recovers.
 func (l *Libvirt) cutOff(op, name string, err error) error {
-	e := &hvError{op: op, name: name, err: err, detail: "no answer while the call was under way"}
+	e := &hvError{op: op, name: name, err: err, detail: "no answer while the call was under way", unknown: true}
 	if !isSilent(err) { // the error is libvirt's, which does not say where
 		e.detail = fmt.Sprintf("libvirtd at %s went away while the call was under way", l.uri)
 	}
