@@ -1,6 +1,7 @@
 package vmm
 
 import (
+	"context"
 	"log/slog"
 	"sync"
 	"time"
@@ -73,17 +74,26 @@ func startEventLoop() error {
 // goroutine: it must return quickly and not call back into libvirt.
 func (l *Libvirt) Watch(fn func(Event)) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.watch = fn
-	if l.conn != nil {
-		l.registerLocked(l.conn)
+	c := l.conn
+	if c != nil && c.Ref() != nil {
+		c = nil
 	}
+	l.mu.Unlock()
+	if c == nil {
+		return
+	}
+	// Subscribing is a round trip to libvirtd, which may fall silent right now; the
+	// caller (opening the hypervisor) must not wait for it for good.
+	waitBounded(context.Background(), l.timeout, func() {
+		l.register(c, fn)
+		release(c)
+	})
 }
 
-// registerLocked subscribes the watcher to c's lifecycle events. The subscription
-// ends with the connection.
-func (l *Libvirt) registerLocked(c *libvirt.Connect) {
-	fn := l.watch
+// register subscribes fn to c's lifecycle events; the subscription ends with the
+// connection. It calls libvirtd: never under l.mu.
+func (l *Libvirt) register(c *libvirt.Connect, fn func(Event)) {
 	if fn == nil {
 		return
 	}

@@ -332,12 +332,13 @@ func (l *Libvirt) acquire(ctx context.Context) (*libvirt.Connect, error) {
 		}
 		l.log.Info("reconnected to libvirt", "uri", l.uri)
 		l.conn = c
-		l.registerLocked(c)
+		watch := l.watch
 		err = c.Ref()
 		l.mu.Unlock()
 		if err != nil {
 			return nil, err
 		}
+		l.register(c, watch) // a round trip: outside l.mu, within the caller's guard
 		return c, nil
 	}
 }

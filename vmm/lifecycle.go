@@ -101,8 +101,10 @@ func (l *Libvirt) Stop(ctx context.Context, name string) error {
 }
 
 // destroy forces the domain off and reports whether it was running.
-func (l *Libvirt) destroy(ctx context.Context, op, name string) (destroyed bool, err error) {
-	err = l.withDomain(ctx, op, name, true, func(d *libvirt.Domain) error {
+func (l *Libvirt) destroy(ctx context.Context, op, name string) (bool, error) {
+	// Locals, not named results: a call given up on may write them late (guard).
+	destroyed := false
+	err := l.withDomain(ctx, op, name, true, func(d *libvirt.Domain) error {
 		active, err := d.IsActive()
 		if err != nil || !active {
 			return err
@@ -116,7 +118,10 @@ func (l *Libvirt) destroy(ctx context.Context, op, name string) (destroyed bool,
 		destroyed = true
 		return nil
 	})
-	return destroyed, err
+	if err != nil { // not destroyed: a call given up on may still write it (guard)
+		return false, err
+	}
+	return destroyed, nil
 }
 
 // pollInterval is how often Shutdown looks whether the guest is off.
@@ -167,22 +172,31 @@ func (l *Libvirt) Shutdown(ctx context.Context, name string, grace time.Duration
 	}
 }
 
-func (l *Libvirt) active(ctx context.Context, name string) (active bool, err error) {
-	err = l.withDomain(ctx, "state of", name, false, func(d *libvirt.Domain) error {
-		active, err = d.IsActive()
+func (l *Libvirt) active(ctx context.Context, name string) (bool, error) {
+	active := false
+	err := l.withDomain(ctx, "state of", name, false, func(d *libvirt.Domain) error {
+		a, err := d.IsActive()
+		active = a
 		return err
 	})
-	return active, err
+	if err != nil {
+		return false, err
+	}
+	return active, nil
 }
 
 // State reports the domain's state; ErrNoDomain when libvirt knows no such domain.
-func (l *Libvirt) State(ctx context.Context, name string) (st State, err error) {
-	err = l.withDomain(ctx, "state of", name, false, func(d *libvirt.Domain) error {
+func (l *Libvirt) State(ctx context.Context, name string) (State, error) {
+	var st State
+	err := l.withDomain(ctx, "state of", name, false, func(d *libvirt.Domain) error {
 		s, reason, err := d.GetState()
 		st = stateFrom(s, reason)
 		return err
 	})
-	return st, err
+	if err != nil {
+		return StateUnknown, err
+	}
+	return st, nil
 }
 
 // Undefine removes the persistent definition with its managed-save image, snapshot and
@@ -264,5 +278,8 @@ func (l *Libvirt) List(ctx context.Context, prefix string) ([]Domain, error) {
 		}
 		return nil
 	})
-	return out, wrap("list domains on", l.uri, err)
+	if err != nil {
+		return nil, wrap("list domains on", l.uri, err)
+	}
+	return out, nil
 }

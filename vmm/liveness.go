@@ -67,7 +67,8 @@ func (l *Libvirt) probe() error {
 // silent, guard gives up on body: a mutating one may have reached libvirtd
 // (cutOff), a read-only one changed nothing. body goes on in the background and
 // ends when libvirtd answers or goes away; its outcome is dropped, and the
-// reconciler records whatever it did.
+// reconciler records whatever it did. So a caller must not read what body writes
+// unless guard returned nil: a body given up on may still write it.
 func (l *Libvirt) guard(op, name string, mutating bool, body func() error) error {
 	done := make(chan error, 1)
 	go func() { done <- body() }()
