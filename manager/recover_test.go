@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -811,6 +813,23 @@ func TestUnfinishedDiscardRefusesOtherOperations(t *testing.T) {
 			t.Fatalf("after the repeated Trash: %+v", r)
 		}
 	})
+}
+
+// TestRemoteErrKnowsWhatNeverLeft: a call that could not connect to the Repository
+// changed nothing there, one that broke off after connecting may have.
+func TestRemoteErrKnowsWhatNeverLeft(t *testing.T) {
+	_, dialErr := net.Dial("tcp", "127.0.0.1:1") // nothing listens on port 1
+	if dialErr == nil {
+		t.Skip("something listens on 127.0.0.1:1")
+	}
+	refused := remoteErr("check the workspace out", fmt.Errorf("call x: %w", &url.Error{Op: "Post", URL: "x", Err: dialErr}))
+	if !unreachable(refused) || outcomeUnknown(refused) || !strings.Contains(errdefs.Advice(refused), "nothing was changed") {
+		t.Errorf("connection refused: unreachable %v, outcome unknown %v, advice %q", unreachable(refused), outcomeUnknown(refused), errdefs.Advice(refused))
+	}
+	cut := remoteErr("check the workspace out", fmt.Errorf("call x: %w", &url.Error{Op: "Post", URL: "x", Err: io.ErrUnexpectedEOF}))
+	if !unreachable(cut) || !outcomeUnknown(cut) || errdefs.Advice(cut) != "" {
+		t.Errorf("cut off after connecting: unreachable %v, outcome unknown %v, advice %q", unreachable(cut), outcomeUnknown(cut), errdefs.Advice(cut))
+	}
 }
 
 // TestRemoteErrSaysEachPartOnce: a Repository fault passed on by the Manager keeps its

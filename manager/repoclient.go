@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"hash"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -522,14 +524,20 @@ func remoteErr(what string, err error) error {
 		}
 		return fmt.Errorf("the repository refused to %s: %w", what, err)
 	}
-	return &unreachableError{what: what, err: err}
+	u := &unreachableError{what: what, err: err, sent: mayHaveBeenSent(err)}
+	if !u.sent {
+		return errdefs.WithAdvice(u, "nothing was changed; retry when the workspace's Repository answers again (its site administrator: is vws serve running there?)")
+	}
+	return u
 }
 
-// unreachableError is a call whose outcome is unknown: the Repository may or may not
+// unreachableError is a call that got no answer from the Repository. When the
+// request may have been sent, its outcome is unknown: the Repository may or may not
 // have acted on it.
 type unreachableError struct {
 	what string
 	err  error
+	sent bool
 }
 
 func (e *unreachableError) Error() string {
@@ -537,10 +545,28 @@ func (e *unreachableError) Error() string {
 }
 func (e *unreachableError) Unwrap() error { return e.err }
 
+// mayHaveBeenSent says whether a call that failed so may have reached the
+// Repository: not when no connection was made (refused, no route, unknown host) or
+// its TLS handshake failed, since the request goes out only after those.
+func mayHaveBeenSent(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return false
+	}
+	var cert *tls.CertificateVerificationError
+	return !errors.As(err, &cert)
+}
+
+// unreachable says whether err is a call the Repository did not answer.
+func unreachable(err error) bool {
+	var u *unreachableError
+	return errors.As(err, &u)
+}
+
 // outcomeUnknown says whether err leaves open whether the Repository acted.
 func outcomeUnknown(err error) bool {
 	var u *unreachableError
-	return errors.As(err, &u)
+	return errors.As(err, &u) && u.sent
 }
 
 var remoteFaults = map[string]error{

@@ -461,3 +461,42 @@ func metricValue(t *testing.T, s *MgrServer, sample string) float64 {
 	}
 	return 0
 }
+
+// TestManagerRepositoryDown: the Repository goes away under a manager on another
+// host. The guests there run on and answer operations addressed to that manager; a
+// Deploy that cannot reach the Repository fails saying nothing was changed, and
+// leaves no record behind (it used to leave a "staging" workspace the reconciler
+// tried to undo for as long as the Repository stayed away). Once the Repository is
+// back, it is told what changed meanwhile and deploys work again.
+func TestManagerRepositoryDown(t *testing.T) {
+	t.Parallel()
+	holdGuests(t, 1)
+	a := StartMgrServer(t, MgrServerOptions{HostName: "repo-a"})
+	b := StartMgrServer(t, MgrServerOptions{HostName: "host-b", Roles: []string{"manager"}})
+	ImportGuest(t, a)
+	w1, w2 := CreateWorkspace(t, a, TickerDescription(t)), CreateWorkspace(t, a, TickerDescription(t))
+	a.MustCLI(t, "deploy", w1.EPRFile, "--host", b.URL)
+	WantWSProps(t, w1, "state", "shutdown", "deployment", "deployed", "host", "host-b")
+
+	a.Kill()
+	r := b.CLI(t, "deploy", w2.EPRFile, "--host", b.URL)
+	WantFault(t, r, "ServiceFault", "cannot reach the repository", "nothing was changed", "retry when the workspace's Repository answers again")
+	if _, ok := ReadHost(t, b).Workspaces[w2.Key]; ok || b.HasWorkspaceDir(w2.Key) {
+		t.Errorf("the deploy that could not reach the Repository left a record or files on the host")
+	}
+	// The manager needs the Repository only to be told: a start goes ahead.
+	b.MustCLI(t, "start", w1.EPRFile, "--host", b.URL)
+	if hw := ReadHost(t, b).Workspaces[w1.Key]; hw.State != "running" {
+		t.Errorf("host B says %s is %q after the start, want running", w1.Key, hw.State)
+	}
+
+	port := a.URL[strings.LastIndex(a.URL, ":")+1:]
+	StartMgrServer(t, MgrServerOptions{Dir: a.Dir, HostName: "repo-a", Args: []string{"--listen", "127.0.0.1:" + port}})
+	WantWSProps(t, w1, "state", "running", "deployment", "deployed") // the report B kept retrying
+	b.MustCLI(t, "deploy", w2.EPRFile, "--host", b.URL)
+	WantWSProps(t, w2, "state", "shutdown", "deployment", "deployed", "host", "host-b")
+	b.MustCLI(t, "shutdown", w1.EPRFile, "--mode", "trash")
+	b.MustCLI(t, "undeploy", w1.EPRFile)
+	b.MustCLI(t, "undeploy", w2.EPRFile)
+	WantWSProps(t, w1, "deployment", "in-repository")
+}
