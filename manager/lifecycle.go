@@ -148,7 +148,9 @@ func (m *Manager) Deploy(ctx context.Context, epr *wsa.EPR, initial string) (Res
 			}
 		case !outcomeUnknown(err):
 			m.journal.remove(key)
-		} // else the reconciler asks again for the lock (if it was taken) and gives it back
+		default: // the reconciler asks again for the lock (if it was taken) and gives it back
+			err = errdefs.WithAdvice(err, "the Repository may have locked the workspace to this host meanwhile: the manager gives the lock back by itself once the Repository answers again; deploy it then")
+		}
 		return Result{}, err
 	}
 	rec.Name, rec.Owner, rec.Token, rec.State, rec.StateAtCheckout = man.Name, man.Owner, man.Token, man.State, man.State

@@ -6,6 +6,7 @@
 package manager
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -76,6 +77,11 @@ type Config struct {
 	// lists its pieces, a piece or a run of pieces each (0: DefaultFetchStreams; 1: one
 	// GET per image).
 	FetchStreams int
+	// RepositoryTimeout bounds one SOAP call to a Repository (check-out, check-in,
+	// state report): its handlers answer within their own bound, so only one that
+	// stopped answering takes longer (0: DefaultRepositoryTimeout). Image transfers
+	// are bounded by their stall detection instead.
+	RepositoryTimeout time.Duration
 	// LocalImages, when set, is the image pool of a Repository in the same process:
 	// pool images are staged from it without an HTTP transfer (still checked).
 	LocalImages LocalImages
@@ -160,7 +166,8 @@ func New(cfg Config, hv Hypervisor, valid Validator) (*Manager, error) {
 	}
 	m := &Manager{
 		cfg: cfg, hv: hv, log: cfg.Logger, valid: valid,
-		repo:    &repoClient{soap: &client.Client{HTTP: cfg.HTTP}, http: cfg.HTTP, trust: cfg.ManifestTrust, streams: configuredStreams(cfg.FetchStreams)},
+		repo: &repoClient{soap: &client.Client{HTTP: cfg.HTTP}, http: cfg.HTTP, trust: cfg.ManifestTrust, streams: configuredStreams(cfg.FetchStreams),
+			timeout: cmp.Or(cfg.RepositoryTimeout, DefaultRepositoryTimeout)},
 		journal: &journal{dir: filepath.Join(cfg.Dir, "journal")},
 		cache:   &cache{dir: filepath.Join(cfg.Dir, "cache")},
 		metrics: newMetrics(cfg.Metrics),

@@ -71,6 +71,30 @@ type repoClient struct {
 	// streams is how many range requests fetch an image whose pieces the manifest
 	// lists (0 or 1: one GET, resumed from a prefix).
 	streams int
+	// timeout bounds each SOAP call (Config.RepositoryTimeout).
+	timeout time.Duration
+}
+
+// DefaultRepositoryTimeout bounds a SOAP call to a Repository: four times the
+// default bound of its handlers, so only a Repository that stopped answering (a
+// stopped or hung server that still accepts connections) reaches it, and a Deploy or
+// Undeploy is not held for the HTTP client's 30 minutes.
+const DefaultRepositoryTimeout = 2 * time.Minute
+
+// bounded is ctx bounded by the call timeout; its error after a call says so when
+// the bound, not the caller, ended the call.
+func (c *repoClient) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeoutCause(ctx, c.timeout, fmt.Errorf("the Repository did not answer within %s", c.timeout))
+}
+
+// silence names a call the bound ended (the cause says so), else returns err.
+func silence(ctx context.Context, err error) error {
+	cause := context.Cause(ctx)
+	mine := cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded)
+	if err != nil && mine && errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w (%w)", cause, err)
+	}
+	return err
 }
 
 const lockHeader = "X-Vws-Lock-Token"
@@ -103,9 +127,11 @@ func (c *repoClient) checkOut(ctx context.Context, epr *wsa.EPR, host string, se
 			body.CreateElement("vw:OnBehalfOfAttribute").SetText(a)
 		}
 	}
-	resp, err := c.soap.Invoke(ctx, epr, "CheckOut", body)
+	cctx, cancel := c.bounded(ctx)
+	defer cancel()
+	resp, err := c.soap.Invoke(cctx, epr, "CheckOut", body)
 	if err != nil {
-		return nil, remoteErr("check the workspace out", err)
+		return nil, remoteErr("check the workspace out", silence(cctx, err))
 	}
 	m := &manifest{}
 	if l := resp.SelectElement("Lock"); l != nil {
@@ -189,8 +215,10 @@ func (c *repoClient) checkIn(ctx context.Context, r *record, overlayDigest, memo
 		body.CreateElement("vw:MemoryDigest").SetText(memoryDigest)
 	}
 	body.CreateElement("vw:State").SetText(state)
-	if _, err := c.soap.Invoke(ctx, workspaceEPR(r), "CheckIn", body); err != nil {
-		return remoteErr("check the workspace in", err)
+	cctx, cancel := c.bounded(ctx)
+	defer cancel()
+	if _, err := c.soap.Invoke(cctx, workspaceEPR(r), "CheckIn", body); err != nil {
+		return remoteErr("check the workspace in", silence(cctx, err))
 	}
 	return nil
 }
@@ -211,8 +239,10 @@ func (c *repoClient) reportState(ctx context.Context, r *record, host, state, de
 		}
 		body.CreateElement("vw:Detail").SetText(detail)
 	}
-	if _, err := c.soap.Invoke(ctx, workspaceEPR(r), "ReportState", body); err != nil {
-		return remoteErr("report the workspace's state", err)
+	cctx, cancel := c.bounded(ctx)
+	defer cancel()
+	if _, err := c.soap.Invoke(cctx, workspaceEPR(r), "ReportState", body); err != nil {
+		return remoteErr("report the workspace's state", silence(cctx, err))
 	}
 	return nil
 }
@@ -221,10 +251,12 @@ func (c *repoClient) reportState(ctx context.Context, r *record, host, state, de
 // host holding it (recovery uses them to learn whether a check-in went through
 // before a crash).
 func (c *repoClient) whereabouts(ctx context.Context, r *record) (deployment, host string, err error) {
-	els, err := c.soap.GetMultipleResourceProperties(ctx, workspaceEPR(r), []wsa.QName{
+	cctx, cancel := c.bounded(ctx)
+	defer cancel()
+	els, err := c.soap.GetMultipleResourceProperties(cctx, workspaceEPR(r), []wsa.QName{
 		{Space: vwsns.Workspace, Local: "deployment"}, {Space: vwsns.Workspace, Local: "host"}})
 	if err != nil {
-		return "", "", remoteErr("read the workspace's deployment", err)
+		return "", "", remoteErr("read the workspace's deployment", silence(cctx, err))
 	}
 	for _, el := range els {
 		switch el.Tag {

@@ -38,7 +38,7 @@ import (
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/test/guest"
-	"github.com/vws-grid/vws/test/libvirtproxy"
+	"github.com/vws-grid/vws/test/sockproxy"
 )
 
 // settleTimeout bounds how long the reconciler may take after a restart.
@@ -844,12 +844,12 @@ func TestManagerGuestPowersOff(t *testing.T) {
 
 // startLibvirtProxy puts a proxy of its own between one test's server and libvirtd,
 // which the test closes or freezes without disturbing anyone else.
-func startLibvirtProxy(t *testing.T) *libvirtproxy.Proxy {
+func startLibvirtProxy(t *testing.T) *sockproxy.Proxy {
 	t.Helper()
-	if _, err := os.Stat(libvirtproxy.SystemSocket); err != nil {
-		t.Skipf("no libvirtd socket at %s: %v", libvirtproxy.SystemSocket, err)
+	if _, err := os.Stat(sockproxy.LibvirtSocket); err != nil {
+		t.Skipf("no libvirtd socket at %s: %v", sockproxy.LibvirtSocket, err)
 	}
-	return libvirtproxy.Start(t, libvirtproxy.SystemSocket)
+	return sockproxy.Start(t, sockproxy.LibvirtSocket)
 }
 
 // TestManagerLibvirtdDown: with libvirtd unreachable, Pause and Deploy fail with a

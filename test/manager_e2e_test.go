@@ -25,6 +25,7 @@ import (
 	"github.com/vws-grid/vws/internal/wsa"
 
 	"github.com/vws-grid/vws/test/guest"
+	"github.com/vws-grid/vws/test/sockproxy"
 )
 
 const (
@@ -499,4 +500,58 @@ func TestManagerRepositoryDown(t *testing.T) {
 	b.MustCLI(t, "undeploy", w1.EPRFile)
 	b.MustCLI(t, "undeploy", w2.EPRFile)
 	WantWSProps(t, w1, "deployment", "in-repository")
+}
+
+// TestManagerRepositoryHangs: the Repository accepts connections but answers nothing
+// (a stopped or hung server; a frozen proxy here). A manager on another host gives up
+// on each call after --repository-timeout instead of holding a Deploy or Undeploy
+// for the HTTP client's 30 minutes; once the Repository answers again, the
+// reconciler settles what those calls left open.
+func TestManagerRepositoryHangs(t *testing.T) {
+	t.Parallel()
+	proxy := sockproxy.StartTCP(t, "")
+	a := StartMgrServer(t, MgrServerOptions{HostName: "repo-a", Args: []string{"--public-url", "http://" + proxy.Path}})
+	proxy.SetTarget(strings.TrimPrefix(a.URL, "http://"))
+	const timeout = 3 * time.Second
+	b := StartMgrServer(t, MgrServerOptions{HostName: "host-b", Roles: []string{"manager"}, Args: []string{"--repository-timeout", timeout.String()}})
+	ImportGuest(t, a)
+	w1, w2 := CreateWorkspace(t, a, TickerDescription(t)), CreateWorkspace(t, a, TickerDescription(t))
+	a.MustCLI(t, "deploy", w1.EPRFile, "--host", b.URL)
+	WantWSProps(t, w1, "state", "shutdown", "deployment", "deployed", "host", "host-b")
+
+	proxy.Freeze()
+	bounded := func(args ...string) run {
+		t.Helper()
+		t0 := time.Now()
+		r := b.CLI(t, args...)
+		if d := time.Since(t0); d > 4*timeout {
+			t.Errorf("%v took %s with --repository-timeout %s", args, d.Round(time.Millisecond), timeout)
+		}
+		return r
+	}
+	r := bounded("deploy", w2.EPRFile, "--host", b.URL)
+	t.Logf("deploy with the Repository silent: %s", strings.TrimSpace(r.stderr))
+	WantFault(t, r, "ServiceFault", "cannot reach the repository to check the workspace out", "did not answer within 3s", "gives the lock back by itself")
+	r = bounded("undeploy", w1.EPRFile, "--host", b.URL)
+	WantFault(t, r, "ServiceFault", "did not answer within 3s", "the manager retries the hand-back by itself")
+
+	proxy.Thaw()
+	// The held CheckOut reaches the Repository now and locks w2 to B: B's reconciler
+	// gives that lock back; the Undeploy it finishes.
+	WantWSProps(t, w2, "deployment", "in-repository", "lockHolder", "")
+	WantWSProps(t, w1, "deployment", "in-repository", "lockHolder", "")
+	for deadline := time.Now().Add(settleTimeout); ; time.Sleep(200 * time.Millisecond) {
+		h := ReadHost(t, b)
+		_, has1 := h.Workspaces[w1.Key]
+		_, has2 := h.Workspaces[w2.Key]
+		if !has1 && !has2 && !b.HasWorkspaceDir(w1.Key) && !b.HasWorkspaceDir(w2.Key) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("host B still holds records or files: %+v", h.Workspaces)
+		}
+	}
+	b.MustCLI(t, "deploy", w2.EPRFile, "--host", b.URL)
+	WantWSProps(t, w2, "deployment", "deployed", "host", "host-b")
+	b.MustCLI(t, "undeploy", w2.EPRFile, "--host", b.URL)
 }

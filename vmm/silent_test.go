@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/vws-grid/vws/internal/errdefs"
-	"github.com/vws-grid/vws/test/libvirtproxy"
+	"github.com/vws-grid/vws/test/sockproxy"
 )
 
 // TestOpenSilentLibvirtd: a socket that accepts connections and never answers (a
@@ -76,7 +76,7 @@ func TestOpenSilentLibvirtd(t *testing.T) {
 // its own bound, and everything works again once libvirtd answers.
 func TestLibvirtdStopsAnswering(t *testing.T) {
 	openQEMU(t) // skips where real QEMU is unavailable
-	proxy := libvirtproxy.Start(t, libvirtproxy.SystemSocket)
+	proxy := sockproxy.Start(t, sockproxy.LibvirtSocket)
 	const timeout = 2 * time.Second
 	l, err := Open(t.Context(), Config{URI: proxy.URI(), DomainType: "qemu", Timeout: timeout})
 	if err != nil {

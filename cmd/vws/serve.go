@@ -50,13 +50,15 @@ type serveOptions struct {
 	domType   string
 	// libvirtTimeout bounds libvirtd's silence (vmm.Config.Timeout).
 	libvirtTimeout time.Duration
-	hostName       string
-	grace          time.Duration
-	reconcile      time.Duration
-	cacheMax       string
-	minFree        string
-	streams        int
-	anon           bool // TLS callers without a client certificate are let in
+	// repoTimeout bounds a SOAP call to a Repository (manager.Config.RepositoryTimeout).
+	repoTimeout time.Duration
+	hostName    string
+	grace       time.Duration
+	reconcile   time.Duration
+	cacheMax    string
+	minFree     string
+	streams     int
+	anon        bool // TLS callers without a client certificate are let in
 }
 
 func defaultDataDir() string {
@@ -109,6 +111,7 @@ anonymous, only with --insecure. Test credentials: vws pki.`,
 	f.StringVar(&o.lifePol, "lifetime-policy", "clamp", "a request beyond --max-lifetime is clamped (and told so) or refused: clamp|refuse")
 	f.BoolVar(&o.logJSON, "log-json", false, "log JSON records instead of text")
 	f.StringVar(&o.libvirt, "libvirt-uri", "qemu:///system", "manager: libvirt connection (xen:///system for Xen)")
+	f.DurationVar(&o.repoTimeout, "repository-timeout", manager.DefaultRepositoryTimeout, "manager: how long a call to a workspace's Repository (check-out, check-in, state report) may go unanswered before it fails; a Repository that answers at all does so within its own handler bound")
 	f.DurationVar(&o.libvirtTimeout, "libvirt-timeout", vmm.DefaultTimeout, "manager: how long libvirtd may stay silent (to a new connection, or to keepalive probes during a call) before the call fails with a HypervisorFault; long saves and boots do not count, a stopped or deadlocked libvirtd does")
 	f.StringVar(&o.domType, "domain-type", "auto", "manager: libvirt domain type kvm|qemu|xen|auto (auto never picks KVM on a kvm_pvm host)")
 	f.StringVar(&o.hostName, "host-name", "", "manager: the host name workspaces are checked out under (default: the system's)")
@@ -181,6 +184,9 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if o.streams < 1 {
 		return fmt.Errorf("--fetch-streams %d: give at least 1 (one GET per image)", o.streams)
 	}
+	if o.repoTimeout < time.Second {
+		return fmt.Errorf("--repository-timeout %s: give at least 1s", o.repoTimeout)
+	}
 	if o.libvirtTimeout < time.Second {
 		return fmt.Errorf("--libvirt-timeout %s: give at least 1s (libvirt probes a silent libvirtd once a second at most)", o.libvirtTimeout)
 	}
@@ -191,7 +197,8 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		PolicyFile: o.policy, GridMapFile: o.gridMap, HostCertFile: o.certFile, HostKeyFile: o.keyFile, Trust: o.trust,
 		Factory: factory.Config{DefaultLifetime: o.defLife, MaximumLifetime: o.maxLife, RefuseLongLifetimes: o.lifePol == "refuse"},
 		Manager: server.ManagerConfig{LibvirtURI: o.libvirt, LibvirtTimeout: o.libvirtTimeout, DomainType: o.domType, Host: o.hostName, GracePeriod: o.grace, ReconcileEvery: o.reconcile,
-			CacheMaxBytes: int64(cacheMax), MinFreeBytes: minFreeBytes, FetchStreams: o.streams}})
+			CacheMaxBytes: int64(cacheMax), MinFreeBytes: minFreeBytes, FetchStreams: o.streams,
+			RepositoryTimeout: o.repoTimeout}})
 	if err != nil {
 		return err
 	}

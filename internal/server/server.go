@@ -98,6 +98,9 @@ type ManagerConfig struct {
 	// FetchStreams is how many parallel range requests stage an image the manifest
 	// lists the pieces of (0 → manager.DefaultFetchStreams; 1: one GET).
 	FetchStreams int
+	// RepositoryTimeout bounds one SOAP call to a Repository (0 →
+	// manager.DefaultRepositoryTimeout).
+	RepositoryTimeout time.Duration
 }
 
 // Server is a running set of roles.
@@ -234,7 +237,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		mcfg := manager.Config{
 			Dir: filepath.Join(cfg.DataDir, "manager"), Host: cfg.Manager.Host, GracePeriod: cfg.Manager.GracePeriod,
 			ReconcileEvery: cfg.Manager.ReconcileEvery, CacheMaxBytes: cfg.Manager.CacheMaxBytes,
-			MinFreeBytes: cfg.Manager.MinFreeBytes, FetchStreams: cfg.Manager.FetchStreams,
+			MinFreeBytes: cfg.Manager.MinFreeBytes, FetchStreams: cfg.Manager.FetchStreams, RepositoryTimeout: cfg.Manager.RepositoryTimeout,
 			Self:      func() string { return s.BaseURL() + "/wsrf/services/WorkspaceManagerService" },
 			Authorize: az.Check, Visible: az.MayInspect, Logger: cfg.Logger, HTTP: sec.httpClient(), ManifestTrust: sec.manifestTrustFunc(),
 			Metrics: reg,

@@ -1,8 +1,9 @@
-// Package libvirtproxy stands between a test's libvirt client and the host's libvirtd:
-// a Unix socket that forwards to libvirtd's, which a test can close (libvirtd is
-// unreachable) or freeze (libvirtd stopped answering, as when it is stopped with
-// SIGSTOP or deadlocked) for its own client alone, without disturbing anyone else's.
-package libvirtproxy
+// Package sockproxy stands between a test's client and a service: a socket that
+// forwards to the service's (libvirtd's Unix socket, a vws server's TCP port), which
+// the test can close (the service is unreachable) or freeze (the service stopped
+// answering, as when it is stopped with SIGSTOP or deadlocked) for its own client
+// alone, without disturbing anyone else's.
+package sockproxy
 
 import (
 	"net"
@@ -11,11 +12,13 @@ import (
 	"testing"
 )
 
-// SystemSocket is libvirtd's socket for qemu:///system.
-const SystemSocket = "/run/libvirt/libvirt-sock"
+// LibvirtSocket is libvirtd's socket for qemu:///system.
+const LibvirtSocket = "/run/libvirt/libvirt-sock"
 
-// Proxy forwards connections from Path to Target.
+// Proxy forwards connections from Path (a Unix socket, or a TCP address when
+// Network is "tcp") to Target on the same network.
 type Proxy struct {
+	Network      string
 	Path, Target string
 
 	mu     sync.Mutex
@@ -25,11 +28,22 @@ type Proxy struct {
 	frozen bool
 }
 
-// Start listens on a socket in t's temporary directory, forwarding to target, until
-// the test ends.
+// Start listens on a Unix socket in t's temporary directory, forwarding to the Unix
+// socket target, until the test ends.
 func Start(t testing.TB, target string) *Proxy {
 	t.Helper()
-	p := &Proxy{Path: filepath.Join(t.TempDir(), "libvirt.sock"), Target: target}
+	p := &Proxy{Network: "unix", Path: filepath.Join(t.TempDir(), "libvirt.sock"), Target: target}
+	p.Listen(t)
+	t.Cleanup(p.Close)
+	return p
+}
+
+// StartTCP listens on a free loopback port, forwarding to the TCP address target
+// (which SetTarget may give later), until the test ends; Path is the address it
+// listens on.
+func StartTCP(t testing.TB, target string) *Proxy {
+	t.Helper()
+	p := &Proxy{Network: "tcp", Path: "127.0.0.1:0", Target: target}
 	p.Listen(t)
 	t.Cleanup(p.Close)
 	return p
@@ -41,12 +55,13 @@ func (p *Proxy) URI() string { return "qemu+unix:///system?socket=" + p.Path }
 // Listen (again) accepts connections on Path.
 func (p *Proxy) Listen(t testing.TB) {
 	t.Helper()
-	ln, err := net.Listen("unix", p.Path)
+	ln, err := net.Listen(p.Network, p.Path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.mu.Lock()
 	p.ln = ln
+	p.Path = ln.Addr().String() // the port chosen, to listen on again after Close
 	if p.conns == nil {
 		p.conns = map[net.Conn]bool{}
 		p.cond = sync.NewCond(&p.mu)
@@ -58,7 +73,10 @@ func (p *Proxy) Listen(t testing.TB) {
 			if err != nil {
 				return
 			}
-			up, err := net.Dial("unix", p.Target)
+			p.mu.Lock()
+			target := p.Target
+			p.mu.Unlock()
+			up, err := net.Dial(p.Network, target)
 			if err != nil {
 				c.Close()
 				continue
@@ -99,6 +117,13 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 			return
 		}
 	}
+}
+
+// SetTarget forwards connections made from now on to target.
+func (p *Proxy) SetTarget(target string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.Target = target
 }
 
 // Close stops listening (removing the socket) and closes every forwarded connection:
