@@ -6,7 +6,6 @@
 package manager
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -167,7 +166,7 @@ func New(cfg Config, hv Hypervisor, valid Validator) (*Manager, error) {
 	m := &Manager{
 		cfg: cfg, hv: hv, log: cfg.Logger, valid: valid,
 		repo: &repoClient{soap: &client.Client{HTTP: cfg.HTTP}, http: cfg.HTTP, trust: cfg.ManifestTrust, streams: configuredStreams(cfg.FetchStreams),
-			timeout: cmp.Or(cfg.RepositoryTimeout, DefaultRepositoryTimeout)},
+			timeout: cfg.RepositoryTimeout},
 		journal: &journal{dir: filepath.Join(cfg.Dir, "journal")},
 		cache:   &cache{dir: filepath.Join(cfg.Dir, "cache")},
 		metrics: newMetrics(cfg.Metrics),

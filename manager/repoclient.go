@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -84,7 +85,8 @@ const DefaultRepositoryTimeout = 2 * time.Minute
 // bounded is ctx bounded by the call timeout; its error after a call says so when
 // the bound, not the caller, ended the call.
 func (c *repoClient) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeoutCause(ctx, c.timeout, fmt.Errorf("the Repository did not answer within %s", c.timeout))
+	d := cmp.Or(c.timeout, DefaultRepositoryTimeout)
+	return context.WithTimeoutCause(ctx, d, fmt.Errorf("the Repository did not answer within %s", d))
 }
 
 // silence names a call the bound ended (the cause says so), else returns err.
