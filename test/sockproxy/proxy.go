@@ -126,8 +126,8 @@ func (p *Proxy) SetTarget(target string) {
 	p.Target = target
 }
 
-// Close stops listening (removing the socket) and closes every forwarded connection:
-// libvirtd is unreachable, as when it is down.
+// Close stops listening (removing a Unix socket) and closes every forwarded
+// connection: the service is unreachable, as when it is down.
 func (p *Proxy) Close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -145,14 +145,14 @@ func (p *Proxy) Close() {
 }
 
 // Freeze holds every byte in both directions, on open connections and new ones
-// alike, until Thaw: libvirtd accepts connections but answers nothing.
+// alike, until Thaw: the service accepts connections but answers nothing.
 func (p *Proxy) Freeze() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.frozen = true
 }
 
-// Thaw delivers what was held and forwards again, as libvirtd does on SIGCONT.
+// Thaw delivers what was held and forwards again, as a service does on SIGCONT.
 func (p *Proxy) Thaw() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
