@@ -19,40 +19,62 @@ import (
 const DefaultTimeout = 20 * time.Second
 
 // dial opens uri, waiting for libvirtd at most timeout (and while ctx lasts).
-// virConnectOpen has no bound of its own: a libvirtd that accepts connections but never answers (stopped, or
-// deadlocked) would hold every caller, and a thread in C each, for good. A dial
-// that outlives its wait finishes in the background (its connection is closed
-// then); until it does, further dials of the same URI fail at once instead of piling
-// up more threads behind it.
+// virConnectOpen has no bound of its own: a libvirtd that accepts connections but
+// never answers (stopped, or deadlocked) would hold every caller, and a thread in C
+// each, for good. So one dial of a URI runs at a time: a caller finding one under
+// way waits for it to end (within its own bound) before dialling, and fails at once
+// when it has outlived that bound already. A dial whose caller stopped waiting
+// finishes in the background, its connection closed then.
 func dial(ctx context.Context, uri string, timeout time.Duration) (*libvirt.Connect, error) {
 	g := gateOf(uri)
-	if since, stuck := g.stuckSince(); stuck {
-		return nil, &silentError{uri: uri, silent: time.Since(since)}
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		g.mu.Lock()
+		if g.pending == nil {
+			break // g.mu held: this caller dials
+		}
+		pending, since := g.pending, g.since
+		g.mu.Unlock()
+		if time.Since(since) >= timeout {
+			return nil, &silentError{uri: uri, silent: time.Since(since)}
+		}
+		select {
+		case <-pending:
+		case <-deadline.C:
+			return nil, &silentError{uri: uri, silent: time.Since(since)}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
+	ended := make(chan struct{})
+	start := time.Now()
+	g.pending, g.since = ended, start
+	g.mu.Unlock()
+
 	type result struct {
 		c   *libvirt.Connect
 		err error
 	}
 	done := make(chan result, 1)
-	start := time.Now()
 	go func() {
 		c, err := libvirt.NewConnect(uri)
+		g.mu.Lock()
+		g.pending = nil
+		close(ended)
+		g.mu.Unlock()
 		done <- result{c, err}
 	}()
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
 	select {
 	case r := <-done:
 		return r.c, r.err
-	case <-timer.C:
-		g.stick(start)
+	case <-deadline.C:
 	case <-ctx.Done():
 	}
 	go func() {
 		if r := <-done; r.c != nil {
 			r.c.Close()
 		}
-		g.unstick(start)
 	}()
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -60,10 +82,11 @@ func dial(ctx context.Context, uri string, timeout time.Duration) (*libvirt.Conn
 	return nil, &silentError{uri: uri, silent: time.Since(start)}
 }
 
-// dialGate remembers a dial of one URI that outlived its wait and is still pending.
+// dialGate is the dial of one URI under way, if any.
 type dialGate struct {
-	mu    sync.Mutex
-	stuck time.Time // start of the pending dial; zero when none
+	mu      sync.Mutex
+	pending chan struct{} // closed when the dial under way returns; nil when none is
+	since   time.Time     // when it began
 }
 
 var gates sync.Map // URI → *dialGate
@@ -71,28 +94,6 @@ var gates sync.Map // URI → *dialGate
 func gateOf(uri string) *dialGate {
 	g, _ := gates.LoadOrStore(uri, &dialGate{})
 	return g.(*dialGate)
-}
-
-func (g *dialGate) stuckSince() (time.Time, bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.stuck, !g.stuck.IsZero()
-}
-
-func (g *dialGate) stick(start time.Time) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.stuck.IsZero() {
-		g.stuck = start
-	}
-}
-
-func (g *dialGate) unstick(start time.Time) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.stuck.Equal(start) {
-		g.stuck = time.Time{}
-	}
 }
 
 // silentError is libvirtd accepting a connection but not answering on it.

@@ -86,22 +86,40 @@ func (l *Libvirt) Watch(fn func(Event)) {
 	// Subscribing is a round trip to libvirtd, which may fall silent right now; the
 	// caller (opening the hypervisor) must not wait for it for good.
 	waitBounded(context.Background(), l.timeout, func() {
-		l.register(c, fn)
+		l.subscribe(c, fn)
 		release(c)
 	})
 }
 
-// register subscribes fn to c's lifecycle events; the subscription ends with the
-// connection. It calls libvirtd: never under l.mu.
-func (l *Libvirt) register(c *libvirt.Connect, fn func(Event)) {
-	if fn == nil {
+// subscribe has fn told of c's lifecycle events and records the subscription, which
+// holds a reference of c until it is cancelled (releaseConn). It calls libvirtd:
+// never under l.mu. The caller holds a reference of c.
+func (l *Libvirt) subscribe(c *libvirt.Connect, fn func(Event)) {
+	id, ok := l.register(c, fn)
+	if !ok {
 		return
+	}
+	l.mu.Lock()
+	current := l.conn == c
+	if current {
+		l.eventID, l.eventConn = id, c
+	}
+	l.mu.Unlock()
+	if !current { // dropped meanwhile: its release did not know of this subscription
+		c.DomainEventDeregister(id)
+	}
+}
+
+// register subscribes fn to c's lifecycle events, returning the subscription's id.
+func (l *Libvirt) register(c *libvirt.Connect, fn func(Event)) (int, bool) {
+	if fn == nil {
+		return 0, false
 	}
 	if eventLoop.err != nil {
 		l.log.Warn("no libvirt event loop: domain changes are noticed on the manager's timer only", "err", eventLoop.err)
-		return
+		return 0, false
 	}
-	_, err := c.DomainEventLifecycleRegister(nil, func(_ *libvirt.Connect, d *libvirt.Domain, e *libvirt.DomainEventLifecycle) {
+	id, err := c.DomainEventLifecycleRegister(nil, func(_ *libvirt.Connect, d *libvirt.Domain, e *libvirt.DomainEventLifecycle) {
 		name, err := d.GetName() // local: the handle carries its name
 		if err != nil {
 			return
@@ -110,5 +128,7 @@ func (l *Libvirt) register(c *libvirt.Connect, fn func(Event)) {
 	})
 	if err != nil {
 		l.log.Warn("libvirt lifecycle events unavailable: domain changes are noticed on the manager's timer only", "uri", l.uri, "err", err)
+		return 0, false
 	}
+	return id, true
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"libvirt.org/go/libvirt"
@@ -90,6 +91,10 @@ type Libvirt struct {
 	doms map[string]*libvirt.Domain
 	// watch is told of domain lifecycle events (Watch); re-subscribed on reconnection.
 	watch func(Event)
+	// eventID is the subscription of watch on eventConn (the current connection, or
+	// none); it holds a reference of the connection, so dropping one cancels it.
+	eventID   int
+	eventConn *libvirt.Connect
 }
 
 // Open connects to libvirt and resolves the domain type. It fails when libvirtd is
@@ -127,7 +132,7 @@ func openWith(ctx context.Context, cfg Config, root string) (*Libvirt, error) {
 		mu               sync.Mutex
 		ended, abandoned bool
 	)
-	err = l.guard("open: capabilities of", l.uri, false, func() error {
+	err = l.guard("open: capabilities of", l.uri, nil, func() error {
 		got, err := c.GetCapabilities()
 		mu.Lock()
 		defer mu.Unlock()
@@ -168,13 +173,12 @@ func (l *Libvirt) DomainType() string { return l.domType }
 func (l *Libvirt) Close() error {
 	l.mu.Lock()
 	l.closed = true
-	c, doms := l.conn, l.doms
-	l.conn, l.doms = nil, nil
+	held := l.detachLocked()
 	l.mu.Unlock()
-	if c == nil {
+	if held.c == nil {
 		return nil
 	}
-	waitBounded(context.Background(), closeWait, func() { releaseAll(c, doms) })
+	waitBounded(context.Background(), closeWait, held.release)
 	return nil
 }
 
@@ -299,9 +303,7 @@ func (l *Libvirt) acquire(ctx context.Context) (*libvirt.Connect, error) {
 				}
 				return c, nil
 			}
-			l.forgetAllLocked()
-			l.conn.Close()
-			l.conn = nil
+			go l.detachLocked().release() // dead: its round trips fail at once
 		}
 		if wait := l.dialing; wait != nil {
 			l.mu.Unlock()
@@ -338,7 +340,7 @@ func (l *Libvirt) acquire(ctx context.Context) (*libvirt.Connect, error) {
 		if err != nil {
 			return nil, err
 		}
-		l.register(c, watch) // a round trip: outside l.mu, within the caller's guard
+		l.subscribe(c, watch) // a round trip: outside l.mu, within the caller's guard
 		return c, nil
 	}
 }
@@ -353,9 +355,7 @@ func (l *Libvirt) drop(c *libvirt.Connect, cause error) {
 	defer l.mu.Unlock()
 	if l.conn == c {
 		l.log.Warn("libvirt connection lost", "uri", l.uri, "err", cause)
-		l.forgetAllLocked()
-		l.conn.Close()
-		l.conn = nil
+		go l.detachLocked().release() // dead: its round trips fail at once
 	}
 }
 
@@ -385,13 +385,8 @@ func (l *Libvirt) unreachable(op, name string, err error) error {
 	case errors.Is(err, errClosed):
 		return errdefs.WithAdvice(fmt.Errorf("%s %s: %w (%w)", op, name, errClosed, errdefs.ErrHypervisor),
 			"nothing was changed; the manager is shutting down: retry when it is back")
-	case isSilent(err):
-		e := &hvError{op: op, name: name, err: err}
-		var s *silentError
-		if !errors.As(err, &s) { // libvirt's own "keepalive timeout" does not say where
-			e.detail = fmt.Sprintf("libvirtd at %s does not answer", l.uri)
-		}
-		return errdefs.WithAdvice(e,
+	case isSilent(err): // the silentError names libvirtd's URI already
+		return errdefs.WithAdvice(&hvError{op: op, name: name, err: err},
 			"nothing was changed; retry when the host's libvirtd answers again (the site administrator: systemctl status libvirtd)")
 	}
 	return errdefs.WithAdvice(&hvError{op: op, name: name, err: err, detail: fmt.Sprintf(
@@ -413,18 +408,27 @@ func (l *Libvirt) cutOff(op, name string, err error) error {
 
 // read runs a read-only fn (readNow) for as long as libvirtd answers (guard).
 func (l *Libvirt) read(ctx context.Context, fn func(*libvirt.Connect) error) error {
-	return l.guard("connect", "", false, func() error { return l.readNow(ctx, fn) })
+	return l.guard("connect", "", nil, func() error { return l.readNow(ctx, fn) })
 }
 
 // write runs a mutating fn (writeNow) for as long as libvirtd answers (guard).
 func (l *Libvirt) write(ctx context.Context, op, name string, fn func(*libvirt.Connect) error) error {
-	return l.guard(op, name, true, func() error { return l.writeNow(ctx, op, name, fn) })
+	var issued atomic.Bool
+	return l.guard(op, name, &issued, func() error {
+		return l.writeNow(ctx, op, name, func(c *libvirt.Connect) error { issued.Store(true); return fn(c) })
+	})
 }
 
 // withDomain runs fn on domain name (withDomainNow) for as long as libvirtd answers
 // (guard).
 func (l *Libvirt) withDomain(ctx context.Context, op, name string, mutating bool, fn func(*libvirt.Domain) error) error {
-	return l.guard(op, name, mutating, func() error { return l.withDomainNow(ctx, op, name, mutating, fn) })
+	if !mutating {
+		return l.guard(op, name, nil, func() error { return l.withDomainNow(ctx, op, name, false, fn) })
+	}
+	var issued atomic.Bool
+	return l.guard(op, name, &issued, func() error {
+		return l.withDomainNow(ctx, op, name, true, func(d *libvirt.Domain) error { issued.Store(true); return fn(d) })
+	})
 }
 
 // readNow runs a read-only fn. When fn fails because the connection died, it reconnects
@@ -603,13 +607,5 @@ func (l *Libvirt) forget(name string) {
 	if d := l.doms[name]; d != nil {
 		delete(l.doms, name)
 		d.Free()
-	}
-}
-
-// forgetAllLocked drops every cached handle; the caller holds l.mu.
-func (l *Libvirt) forgetAllLocked() {
-	for name, d := range l.doms {
-		d.Free()
-		delete(l.doms, name)
 	}
 }

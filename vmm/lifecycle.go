@@ -153,6 +153,11 @@ func (l *Libvirt) Shutdown(ctx context.Context, name string, grace time.Duration
 		switch {
 		case errors.Is(err, ErrNoDomain): // a transient domain vanishes when it ends
 			return false, nil
+		case errors.Is(err, errdefs.ErrHypervisor) && !errors.Is(err, ErrOutcomeUnknown):
+			// The power-off request reached the guest already: not "nothing changed".
+			return false, errdefs.WithAdvice(&hvError{op: "shutdown", name: name, err: err, unknown: true,
+				detail: "the guest was asked to power off; then libvirtd could not be asked whether it did"},
+				"the guest may still power off: the manager records it once it reaches libvirtd again, so check the workspace's state before repeating the shutdown")
 		case err != nil:
 			return false, err
 		case !active:

@@ -3,6 +3,7 @@ package vmm
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"libvirt.org/go/libvirt"
@@ -64,12 +65,12 @@ func (l *Libvirt) probe() error {
 // guard runs body, which calls libvirtd, and waits for it as long as libvirtd
 // answers: body running longer than probeEvery (a save of a large guest may take
 // minutes) has libvirtd probed, again every probeEvery. When a probe finds libvirtd
-// silent, guard gives up on body: a mutating one may have reached libvirtd
-// (cutOff), a read-only one changed nothing. body goes on in the background and
+// silent, guard gives up on body: one that had issued its mutating request (issued
+// set; nil for reads) may have reached libvirtd (cutOff), any other changed nothing. body goes on in the background and
 // ends when libvirtd answers or goes away; its outcome is dropped, and the
 // reconciler records whatever it did. So a caller must not read what body writes
 // unless guard returned nil: a body given up on may still write it.
-func (l *Libvirt) guard(op, name string, mutating bool, body func() error) error {
+func (l *Libvirt) guard(op, name string, issued *atomic.Bool, body func() error) error {
 	done := make(chan error, 1)
 	go func() { done <- body() }()
 	t := time.NewTimer(l.probeEvery())
@@ -87,7 +88,7 @@ func (l *Libvirt) guard(op, name string, mutating bool, body func() error) error
 			default:
 			}
 			l.dropSilent(err)
-			if mutating {
+			if issued != nil && issued.Load() {
 				return l.cutOff(op, name, err)
 			}
 			return l.unreachable(op, name, err)
@@ -102,22 +103,49 @@ func (l *Libvirt) guard(op, name string, mutating bool, body func() error) error
 // to libvirtd when no call holds it any more, so that happens in the background.
 func (l *Libvirt) dropSilent(cause error) {
 	l.mu.Lock()
-	c, doms := l.conn, l.doms
-	l.conn, l.doms = nil, nil
+	held := l.detachLocked()
 	l.mu.Unlock()
-	if c == nil {
+	if held.c == nil {
 		return
 	}
 	l.log.Warn("libvirtd stopped answering: giving up on its connection", "uri", l.uri, "err", cause)
-	go releaseAll(c, doms)
+	go held.release()
 }
 
-// releaseAll frees cached domain handles and then the connection's own reference.
-func releaseAll(c *libvirt.Connect, doms map[string]*libvirt.Domain) {
-	for _, d := range doms {
+// heldConn is what the Libvirt holds of one connection: its own reference, the
+// cached domain handles and the event subscription (each a reference too).
+type heldConn struct {
+	c       *libvirt.Connect
+	doms    map[string]*libvirt.Domain
+	eventID int
+	events  bool
+}
+
+// detachLocked takes the current connection and what hangs on it from l, which has
+// none after; the caller holds l.mu and releases what it got, outside l.mu.
+func (l *Libvirt) detachLocked() heldConn {
+	h := heldConn{c: l.conn, doms: l.doms}
+	if l.eventConn != nil && l.eventConn == l.conn {
+		h.eventID, h.events = l.eventID, true
+	}
+	l.conn, l.doms, l.eventConn = nil, nil, nil
+	return h
+}
+
+// release cancels the subscription, frees the cached handles and drops the
+// connection's own reference: the last of them closes it. Each may be a round trip
+// to libvirtd, so never under l.mu.
+func (h heldConn) release() {
+	if h.c == nil {
+		return
+	}
+	if h.events {
+		h.c.DomainEventDeregister(h.eventID)
+	}
+	for _, d := range h.doms {
 		d.Free()
 	}
-	c.Close()
+	h.c.Close()
 }
 
 // closeWait bounds how long Close waits to release the connection: with libvirtd

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,8 +57,11 @@ func TestOpenSilentLibvirtd(t *testing.T) {
 		c.Close()
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, stuck := gateOf(cfg.URI).stuckSince(); !stuck {
+	for g := gateOf(cfg.URI); ; {
+		g.mu.Lock()
+		pending := g.pending != nil
+		g.mu.Unlock()
+		if !pending {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -67,6 +71,59 @@ func TestOpenSilentLibvirtd(t *testing.T) {
 	}
 	if _, err := Open(t.Context(), cfg); !strings.Contains(err.Error(), "unreachable") {
 		t.Errorf("open with nobody listening: %v", err)
+	}
+}
+
+// TestDialsOfASilentLibvirtdDoNotPileUp: callers that give up early (clients hanging
+// up) leave one dial pending, not one blocked thread each.
+func TestDialsOfASilentLibvirtdDoNotPileUp(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "silent.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	uri := "qemu+unix:///system?socket=" + sock
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+			defer cancel()
+			if c, err := dial(ctx, uri, 5*time.Second); err == nil {
+				c.Close()
+				t.Error("a dial of a silent libvirtd succeeded")
+			}
+		}()
+	}
+	wg.Wait()
+	time.Sleep(300 * time.Millisecond)
+	mu.Lock()
+	n := len(conns)
+	mu.Unlock()
+	if n != 1 {
+		t.Errorf("10 callers that gave up after 50 ms left %d connections to a silent libvirtd pending, want 1", n)
 	}
 }
 
@@ -83,6 +140,7 @@ func TestLibvirtdStopsAnswering(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
+	l.Watch(func(Event) {}) // as the manager runs: the subscription holds the connection too
 	ctx := t.Context()
 	s := newTestSpec(t, l, "qemu", emptyQcow2)
 	if err := l.Define(ctx, s); err != nil {
@@ -174,8 +232,39 @@ func TestLibvirtdStopsAnswering(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	// A shutdown whose power-off request went out before libvirtd fell silent (a
+	// guest with no OS ignores it: the manager is polling) is not "nothing changed".
+	if st, _ := l.State(ctx, s.Name); st == StatePaused {
+		if err := l.Resume(ctx, s.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shut := make(chan error, 1)
+	go func() { _, err := l.Shutdown(ctx, s.Name, time.Minute); shut <- err }()
+	time.Sleep(500 * time.Millisecond)
+	proxy.Freeze()
+	err = timed("shutdown", func() error { return <-shut })
+	if !errors.Is(err, ErrOutcomeUnknown) || !strings.Contains(errdefs.Advice(err), "may still power off") {
+		t.Errorf("shutdown cut off while waiting for the guest: %v (advice %q)", err, errdefs.Advice(err))
+	}
+	proxy.Thaw()
+	for deadline := time.Now().Add(3*timeout + 5*time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if _, err := l.State(ctx, s.Name); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("libvirtd answers again but State still fails: %v", err)
+		}
+	}
 	if err := l.Stop(ctx, s.Name); err != nil {
 		t.Errorf("stop after libvirtd answers again: %v", err)
+	}
+	// The connection given up on is closed once libvirtd answers: its subscription
+	// is cancelled with it (else each silence would leave a connection open,
+	// delivering every event twice).
+	for deadline := time.Now().Add(10 * time.Second); proxy.Conns() > 1; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections to libvirtd stay open after it answers again, want 1", proxy.Conns())
+		}
 	}
 }
 
@@ -189,7 +278,9 @@ func TestGuardWaitsWhileLibvirtdAnswers(t *testing.T) {
 	}
 	t.Cleanup(func() { l.Close() })
 	long := func() error { time.Sleep(time.Second); return errors.New("the call's own outcome") }
-	if err := l.guard("save", "x", true, long); err == nil || err.Error() != "the call's own outcome" {
+	issued := new(atomic.Bool)
+	issued.Store(true)
+	if err := l.guard("save", "x", issued, long); err == nil || err.Error() != "the call's own outcome" {
 		t.Fatalf("guard of a long call with libvirtd answering: %v", err)
 	}
 	l.live.mu.Lock()
@@ -216,13 +307,18 @@ func TestGuardWaitsWhileLibvirtdAnswers(t *testing.T) {
 	}()
 	silent := &Libvirt{uri: "qemu+unix:///system?socket=" + sock, timeout: 400 * time.Millisecond, log: l.log}
 	t0 := time.Now()
-	err = silent.guard("save", "x", true, func() error { time.Sleep(5 * time.Second); return nil })
+	err = silent.guard("save", "x", issued, func() error { time.Sleep(5 * time.Second); return nil })
 	if d := time.Since(t0); d > 3*time.Second || !isSilent(err) || !errors.Is(err, errdefs.ErrHypervisor) ||
 		!strings.Contains(errdefs.Advice(err), "may have carried the operation out") {
 		t.Errorf("guard with libvirtd silent: %v after %s", err, d)
 	}
-	err = silent.guard("state of", "x", false, func() error { time.Sleep(5 * time.Second); return nil })
+	err = silent.guard("state of", "x", nil, func() error { time.Sleep(5 * time.Second); return nil })
 	if !isSilent(err) || !strings.Contains(errdefs.Advice(err), "nothing was changed") {
 		t.Errorf("read-only guard with libvirtd silent: %v", err)
+	}
+	// A mutating call still looking its domain up had asked libvirtd for nothing.
+	err = silent.guard("pause", "x", new(atomic.Bool), func() error { time.Sleep(5 * time.Second); return nil })
+	if !isSilent(err) || errors.Is(err, ErrOutcomeUnknown) || !strings.Contains(errdefs.Advice(err), "nothing was changed") {
+		t.Errorf("mutating guard given up on before its request: %v", err)
 	}
 }

@@ -112,7 +112,7 @@ anonymous, only with --insecure. Test credentials: vws pki.`,
 	f.BoolVar(&o.logJSON, "log-json", false, "log JSON records instead of text")
 	f.StringVar(&o.libvirt, "libvirt-uri", "qemu:///system", "manager: libvirt connection (xen:///system for Xen)")
 	f.DurationVar(&o.repoTimeout, "repository-timeout", manager.DefaultRepositoryTimeout, "manager: how long a call to a workspace's Repository (check-out, check-in, state report) may go unanswered before it fails; a Repository that answers at all does so within its own handler bound")
-	f.DurationVar(&o.libvirtTimeout, "libvirt-timeout", vmm.DefaultTimeout, "manager: how long libvirtd may stay silent (to a new connection, or to keepalive probes during a call) before the call fails with a HypervisorFault; long saves and boots do not count, a stopped or deadlocked libvirtd does")
+	f.DurationVar(&o.libvirtTimeout, "libvirt-timeout", vmm.DefaultTimeout, "manager: how long libvirtd may stay silent (to a new connection, or to the probes a long call makes) before the call fails with a HypervisorFault; long saves and boots do not count while libvirtd answers, a stopped or deadlocked libvirtd does")
 	f.StringVar(&o.domType, "domain-type", "auto", "manager: libvirt domain type kvm|qemu|xen|auto (auto never picks KVM on a kvm_pvm host)")
 	f.StringVar(&o.hostName, "host-name", "", "manager: the host name workspaces are checked out under (default: the system's)")
 	f.StringVar(&o.publicURL, "public-url", "", "base URL others reach this server at, as in its EPRs and its own calls\n(default: the listen address; over TLS on an unspecified address, the host certificate's name)")

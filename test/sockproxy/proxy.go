@@ -119,6 +119,13 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 	}
 }
 
+// Conns is how many client connections the proxy forwards now.
+func (p *Proxy) Conns() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.conns) / 2 // each one and its upstream twin
+}
+
 // SetTarget forwards connections made from now on to target.
 func (p *Proxy) SetTarget(target string) {
 	p.mu.Lock()
