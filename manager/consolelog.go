@@ -76,8 +76,26 @@ func openConsole(path string) (consoleStream, error) {
 	defer consoleMu.Unlock()
 	for attempt := 0; ; attempt++ {
 		s, err := openConsoleFiles(path)
-		if err != nil || len(s) == 0 {
+		if err != nil {
 			return nil, err
+		}
+		if len(s) == 0 {
+			// No file under any name: no console yet, or the first rotation fell
+			// between the looks at the names (the log renamed to .0 after .0 was
+			// looked for, the new log not created yet), which would read as a
+			// console that started over. Look again.
+			if attempt < 3 {
+				again, err := openConsoleFiles(path)
+				if err != nil {
+					return nil, err
+				}
+				n := len(again)
+				again.close()
+				if n > 0 {
+					continue
+				}
+			}
+			return nil, nil
 		}
 		// A rotation between two opens would hide a file or show one twice: open
 		// again until every name still holds the file opened under it.
