@@ -192,8 +192,10 @@ func (m *Manager) hostProperties(ctx context.Context, d *dialect.Dialect) ([]*et
 		// The hypervisor cannot be read: say what is known without inventing
 		// capacity, and why the rest is missing.
 		m.log.Warn("host properties: hypervisor unreachable", "err", err)
-		props = append(props, wsrf.TextProperty(PropDomainType, m.hv.DomainType()),
-			wsrf.TextProperty(PropHypervisorProblem, err.Error()))
+		if dt := m.hv.DomainType(); dt != "" {
+			props = append(props, wsrf.TextProperty(PropDomainType, dt))
+		}
+		props = append(props, wsrf.TextProperty(PropHypervisorProblem, err.Error()))
 	}
 	dep := etree.NewElement("mgr:DeployedWorkspaces")
 	dep.CreateAttr("xmlns:mgr", vwsns.Manager)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -13,14 +14,22 @@ import (
 
 // lazyHypervisor opens libvirt on first use and again after a failed open, so a
 // manager started while libvirtd is down serves HypervisorFaults until it returns
-// rather than refusing to start.
+// rather than refusing to start. One open runs at a time, in the background: a
+// caller waits for it while its context lasts, and the host status at most
+// hostOpenWait, since an open waits for a silent libvirtd up to the whole timeout.
 type lazyHypervisor struct {
 	cfg     vmm.Config
 	mu      sync.Mutex
 	hv      *vmm.Libvirt
+	opening chan struct{} // closed when the open under way ends; nil when none is
+	since   time.Time     // when it began
+	closed  bool
 	lastErr error
 	watch   func(vmm.Event)
 }
+
+// hostOpenWait bounds how long the host status waits for libvirt to be opened.
+const hostOpenWait = 5 * time.Second
 
 var (
 	_ manager.Hypervisor                  = (*lazyHypervisor)(nil)
@@ -30,52 +39,106 @@ var (
 // Watch passes libvirt's domain lifecycle events to fn, from when libvirt is opened.
 func (l *lazyHypervisor) Watch(fn func(vmm.Event)) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.watch = fn
-	if l.hv != nil {
-		l.hv.Watch(fn)
+	hv := l.hv
+	l.mu.Unlock()
+	if hv != nil {
+		hv.Watch(fn)
 	}
 }
 
+// get returns the opened hypervisor, opening it first if need be.
 func (l *lazyHypervisor) get(ctx context.Context) (*vmm.Libvirt, error) {
+	l.mu.Lock()
+	if l.hv != nil {
+		defer l.mu.Unlock()
+		return l.hv, nil
+	}
+	ch, since := l.opening, l.since
+	if ch == nil {
+		ch, since = make(chan struct{}), time.Now()
+		l.opening, l.since = ch, since
+		go l.open(ch)
+	}
+	l.mu.Unlock()
+	select {
+	case <-ch:
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, fmt.Errorf("%w: libvirt %s: still connecting after %s: libvirtd accepts connections but has not answered (systemctl status libvirtd)",
+				errdefs.ErrHypervisor, l.cfg.URI, time.Since(since).Round(time.Second))
+		}
+		return nil, ctx.Err()
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.hv != nil {
 		return l.hv, nil
 	}
-	hv, err := vmm.Open(ctx, l.cfg)
-	if err != nil {
-		l.lastErr = err
-		return nil, fmt.Errorf("%w: libvirt %s: %w", errdefs.ErrHypervisor, l.cfg.URI, err)
+	return nil, fmt.Errorf("%w: libvirt %s: %w", errdefs.ErrHypervisor, l.cfg.URI, l.lastErr)
+}
+
+// open opens libvirt for whoever waits on ch, and for later callers.
+func (l *lazyHypervisor) open(ch chan struct{}) {
+	hv, err := vmm.Open(context.Background(), l.cfg)
+	l.mu.Lock()
+	l.opening = nil
+	closed, watch := l.closed, l.watch
+	if err == nil && !closed {
+		l.hv = hv
 	}
-	l.hv = hv
-	if l.watch != nil {
-		hv.Watch(l.watch)
+	l.lastErr = err
+	l.mu.Unlock()
+	if err == nil {
+		if closed {
+			hv.Close()
+		} else if watch != nil {
+			hv.Watch(watch)
+		}
 	}
-	return hv, nil
+	close(ch)
 }
 
 func (l *lazyHypervisor) Close() {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.hv != nil {
-		l.hv.Close()
+	l.closed = true
+	hv := l.hv
+	l.mu.Unlock()
+	if hv != nil {
+		hv.Close()
 	}
 }
 
 func (l *lazyHypervisor) Host(ctx context.Context) (vmm.HostInfo, error) {
-	hv, err := l.get(ctx)
+	wait := hostOpenWait
+	l.mu.Lock()
+	if l.opening != nil { // an open waiting that long already fails the newcomer at once
+		wait = max(0, hostOpenWait-time.Since(l.since))
+	}
+	l.mu.Unlock()
+	octx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	hv, err := l.get(octx)
 	if err != nil {
 		return vmm.HostInfo{}, err
 	}
 	return hv.Host(ctx)
 }
 
+// DomainType is the opened hypervisor's, else the configured one when it names a
+// type ("" for auto, which only the hypervisor resolves); it never waits for an open.
 func (l *lazyHypervisor) DomainType() string {
-	if hv, err := l.get(context.Background()); err == nil {
+	l.mu.Lock()
+	hv := l.hv
+	l.mu.Unlock()
+	if hv != nil {
 		return hv.DomainType()
 	}
-	return l.cfg.DomainType
+	switch l.cfg.DomainType {
+	case "kvm", "qemu", "xen":
+		return l.cfg.DomainType
+	}
+	return ""
 }
 
 func (l *lazyHypervisor) Define(ctx context.Context, s vmm.Spec) error {
