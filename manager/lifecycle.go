@@ -535,8 +535,10 @@ func unfinishedDiscard(rec *record, op string) error {
 
 // abandon clears the pending op of one that failed before changing anything.
 // A call whose outcome is unknown (libvirtd fell silent under it, and may still
-// carry it out) keeps the mark: the reconciler then finishes the shutdown, or reads a
-// domain found forced off as this shutdown's doing.
+// carry it out) keeps the mark: the reconciler then finishes a Trash, and reads a
+// domain it finds off as this Normal shutdown's doing (shut down, not corrupted); a
+// guest still running is recorded running, for the caller to repeat the shutdown,
+// as the fault advises.
 func (m *Manager) abandon(rec *record, cause error) {
 	if errors.Is(cause, vmm.ErrOutcomeUnknown) {
 		return

@@ -306,7 +306,7 @@ func (m *Manager) apply(ctx context.Context, c change) {
 			return
 		}
 		rec.Hot, rec.ManagedSave, rec.MemoryFile, rec.MemoryDigest = true, false, mem, ""
-		log.Info("recorded a serialize that finished while the manager was down")
+		log.Info("recorded a serialize that finished unrecorded (the manager restarted, or libvirtd answered it late)")
 		if err := m.transition(ctx, rec, statePaused, "serialized: RAM saved"); err != nil {
 			log.Error("record a finished serialize", "err", err)
 		}
@@ -325,7 +325,7 @@ func (m *Manager) apply(ctx context.Context, c change) {
 			log.Warn("remove a spent memory image", "err", err)
 		}
 		rec.Hot, rec.ManagedSave, rec.MemoryFile, rec.MemoryDigest = false, false, "", ""
-		log.Info("recorded a restore that finished while the manager was down", "state", c.State)
+		log.Info("recorded a restore that finished unrecorded (the manager restarted, or libvirtd answered it late)", "state", c.State)
 		if err := m.transition(ctx, rec, c.State, "restored from its memory image"); err != nil {
 			log.Error("record a finished restore", "err", err)
 		}
@@ -333,7 +333,7 @@ func (m *Manager) apply(ctx context.Context, c change) {
 		if rec.State != c.From || rec.Pending != pendingShutdown {
 			return
 		}
-		log.Info("recorded a shutdown that was under way when the manager died", "state", c.State, "detail", c.Detail)
+		log.Info("recorded a shutdown left unfinished (the manager restarted, or libvirtd stopped answering during it)", "state", c.State, "detail", c.Detail)
 		if err := m.transition(ctx, rec, c.State, c.Detail); err != nil {
 			log.Error("record an interrupted shutdown", "err", err)
 		}
@@ -349,13 +349,13 @@ func (m *Manager) apply(ctx context.Context, c change) {
 			log.Warn("finish an interrupted Trash; will retry", "err", err)
 			return
 		}
-		log.Info("finished a Trash that was under way when the manager died")
+		log.Info("finished a Trash left unfinished (the manager restarted, or libvirtd stopped answering during it)")
 	case finishDrop:
 		if err := m.dropMemory(ctx, rec); err != nil {
 			log.Warn("finish discarding a memory image; will retry", "err", err)
 			return
 		}
-		log.Info("finished discarding a memory image, as a shutdown had begun to when the manager died")
+		log.Info("finished discarding a memory image, as a shutdown left unfinished had begun to")
 	case retryReport:
 		m.report(rec)
 	}

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"libvirt.org/go/libvirt"
@@ -413,9 +412,14 @@ func (l *Libvirt) read(ctx context.Context, fn func(*libvirt.Connect) error) err
 
 // write runs a mutating fn (writeNow) for as long as libvirtd answers (guard).
 func (l *Libvirt) write(ctx context.Context, op, name string, fn func(*libvirt.Connect) error) error {
-	var issued atomic.Bool
-	return l.guard(op, name, &issued, func() error {
-		return l.writeNow(ctx, op, name, func(c *libvirt.Connect) error { issued.Store(true); return fn(c) })
+	req := new(request)
+	return l.guard(op, name, req, func() error {
+		return l.writeNow(ctx, op, name, func(c *libvirt.Connect) error {
+			if !req.issue() {
+				return errAbandoned
+			}
+			return fn(c)
+		})
 	})
 }
 
@@ -425,9 +429,14 @@ func (l *Libvirt) withDomain(ctx context.Context, op, name string, mutating bool
 	if !mutating {
 		return l.guard(op, name, nil, func() error { return l.withDomainNow(ctx, op, name, false, fn) })
 	}
-	var issued atomic.Bool
-	return l.guard(op, name, &issued, func() error {
-		return l.withDomainNow(ctx, op, name, true, func(d *libvirt.Domain) error { issued.Store(true); return fn(d) })
+	req := new(request)
+	return l.guard(op, name, req, func() error {
+		return l.withDomainNow(ctx, op, name, true, func(d *libvirt.Domain) error {
+			if !req.issue() {
+				return errAbandoned
+			}
+			return fn(d)
+		})
 	})
 }
 

@@ -2,6 +2,7 @@ package vmm
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,12 +66,16 @@ func (l *Libvirt) probe() error {
 // guard runs body, which calls libvirtd, and waits for it as long as libvirtd
 // answers: body running longer than probeEvery (a save of a large guest may take
 // minutes) has libvirtd probed, again every probeEvery. When a probe finds libvirtd
-// silent, guard gives up on body: one that had issued its mutating request (issued
-// set; nil for reads) may have reached libvirtd (cutOff), any other changed nothing. body goes on in the background and
+// silent, guard gives up on body: one that had issued its mutating request may have
+// reached libvirtd (cutOff), any other changed nothing. body goes on in the background and
 // ends when libvirtd answers or goes away; its outcome is dropped, and the
 // reconciler records whatever it did. So a caller must not read what body writes
 // unless guard returned nil: a body given up on may still write it.
-func (l *Libvirt) guard(op, name string, issued *atomic.Bool, body func() error) error {
+//
+// A mutating body passes its request through req (nil for reads): given up on
+// before it issued the request, it never issues it (else libvirtd would carry out,
+// when it wakes, an operation its caller was told changed nothing).
+func (l *Libvirt) guard(op, name string, req *request, body func() error) error {
 	done := make(chan error, 1)
 	go func() { done <- body() }()
 	t := time.NewTimer(l.probeEvery())
@@ -88,7 +93,7 @@ func (l *Libvirt) guard(op, name string, issued *atomic.Bool, body func() error)
 			default:
 			}
 			l.dropSilent(err)
-			if issued != nil && issued.Load() {
+			if req != nil && !req.abandon() {
 				return l.cutOff(op, name, err)
 			}
 			return l.unreachable(op, name, err)
@@ -96,6 +101,31 @@ func (l *Libvirt) guard(op, name string, issued *atomic.Bool, body func() error)
 		t.Reset(l.probeEvery())
 	}
 }
+
+// request is the fate of a mutating call's request to libvirtd: issued, or
+// abandoned by guard first, whichever comes first.
+type request struct{ state atomic.Int32 }
+
+const (
+	requestPending int32 = iota
+	requestIssued
+	requestAbandoned
+)
+
+// issue reports whether the request may go out (again, for a call retried on a
+// fresh connection): false once guard gave up on it.
+func (r *request) issue() bool {
+	return r.state.CompareAndSwap(requestPending, requestIssued) || r.state.Load() == requestIssued
+}
+
+// abandon reports whether the request was kept from going out.
+func (r *request) abandon() bool {
+	return r.state.CompareAndSwap(requestPending, requestAbandoned) || r.state.Load() == requestAbandoned
+}
+
+// errAbandoned is a mutating call's body finding guard gave up on it before its
+// request went out; nobody reads it (guard returned already).
+var errAbandoned = errors.New("vmm: the call was given up on before its request went out")
 
 // dropSilent forgets the shared connection to a libvirtd that stopped answering, so
 // that later calls dial afresh (and fail at once while the dial gate is stuck)

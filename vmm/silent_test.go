@@ -232,13 +232,36 @@ func TestLibvirtdStopsAnswering(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	// A shutdown whose power-off request went out before libvirtd fell silent (a
-	// guest with no OS ignores it: the manager is polling) is not "nothing changed".
+	// A Pause given up on while it still looked its domain up (no cached handle) said
+	// nothing was changed, so it must not pause the guest once libvirtd answers.
 	if st, _ := l.State(ctx, s.Name); st == StatePaused {
 		if err := l.Resume(ctx, s.Name); err != nil {
 			t.Fatal(err)
 		}
 	}
+	l.forget(s.Name)
+	proxy.Freeze()
+	err = timed("pause during the lookup", func() error { return l.Pause(ctx, s.Name) })
+	if errors.Is(err, ErrOutcomeUnknown) || !strings.Contains(errdefs.Advice(err), "nothing was changed") {
+		t.Errorf("pause given up on during its lookup: %v (advice %q)", err, errdefs.Advice(err))
+	}
+	proxy.Thaw()
+	time.Sleep(2 * time.Second) // the held lookup is answered; the pause must stay in
+	for deadline := time.Now().Add(3*timeout + 5*time.Second); ; time.Sleep(100 * time.Millisecond) {
+		st, err := l.State(ctx, s.Name)
+		if err == nil {
+			if st != StateRunning {
+				t.Errorf("after a pause that 'changed nothing' the domain is %s", st)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("libvirtd answers again but State still fails: %v", err)
+		}
+	}
+
+	// A shutdown whose power-off request went out before libvirtd fell silent (a
+	// guest with no OS ignores it: the manager is polling) is not "nothing changed".
 	shut := make(chan error, 1)
 	go func() { _, err := l.Shutdown(ctx, s.Name, time.Minute); shut <- err }()
 	time.Sleep(500 * time.Millisecond)
@@ -278,8 +301,8 @@ func TestGuardWaitsWhileLibvirtdAnswers(t *testing.T) {
 	}
 	t.Cleanup(func() { l.Close() })
 	long := func() error { time.Sleep(time.Second); return errors.New("the call's own outcome") }
-	issued := new(atomic.Bool)
-	issued.Store(true)
+	issued := new(request)
+	issued.issue()
 	if err := l.guard("save", "x", issued, long); err == nil || err.Error() != "the call's own outcome" {
 		t.Fatalf("guard of a long call with libvirtd answering: %v", err)
 	}
@@ -316,9 +339,25 @@ func TestGuardWaitsWhileLibvirtdAnswers(t *testing.T) {
 	if !isSilent(err) || !strings.Contains(errdefs.Advice(err), "nothing was changed") {
 		t.Errorf("read-only guard with libvirtd silent: %v", err)
 	}
-	// A mutating call still looking its domain up had asked libvirtd for nothing.
-	err = silent.guard("pause", "x", new(atomic.Bool), func() error { time.Sleep(5 * time.Second); return nil })
+	// A mutating call still looking its domain up had asked libvirtd for nothing, and
+	// never will: its request stays in once libvirtd answers the lookup.
+	req := new(request)
+	var sent atomic.Bool
+	lookedUp := make(chan struct{})
+	err = silent.guard("pause", "x", req, func() error {
+		time.Sleep(2 * time.Second) // the lookup, answered only after guard gave up
+		defer close(lookedUp)
+		if !req.issue() {
+			return errAbandoned
+		}
+		sent.Store(true)
+		return nil
+	})
 	if !isSilent(err) || errors.Is(err, ErrOutcomeUnknown) || !strings.Contains(errdefs.Advice(err), "nothing was changed") {
 		t.Errorf("mutating guard given up on before its request: %v", err)
+	}
+	<-lookedUp
+	if sent.Load() {
+		t.Error("a request guard gave up on went out once libvirtd answered the lookup")
 	}
 }
