@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,24 +18,10 @@ import (
 // stopped libvirtd) fails Open after the timeout, and the next Open at once, rather
 // than hanging.
 func TestOpenSilentLibvirtd(t *testing.T) {
-	sock := filepath.Join(t.TempDir(), "silent.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	accepted := make(chan net.Conn, 8)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted <- c
-		}
-	}()
-	cfg := Config{URI: "qemu+unix:///system?socket=" + sock, Timeout: time.Second}
+	silent := sockproxy.Silent(t)
+	cfg := Config{URI: silent.URI(), Timeout: time.Second}
 	t0 := time.Now()
-	_, err = Open(t.Context(), cfg)
+	_, err := Open(t.Context(), cfg)
 	if d := time.Since(t0); d > 10*time.Second {
 		t.Errorf("Open took %s with a 1 s timeout", d)
 	}
@@ -51,11 +35,7 @@ func TestOpenSilentLibvirtd(t *testing.T) {
 		t.Errorf("a second open while the first still waits: %v after %s", err, time.Since(t0))
 	}
 	// The socket closing ends the pending dial; the next one may wait again.
-	ln.Close()
-	close(accepted)
-	for c := range accepted {
-		c.Close()
-	}
+	silent.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for g := gateOf(cfg.URI); ; {
 		g.mu.Lock()
@@ -77,33 +57,8 @@ func TestOpenSilentLibvirtd(t *testing.T) {
 // TestDialsOfASilentLibvirtdDoNotPileUp: callers that give up early (clients hanging
 // up) leave one dial pending, not one blocked thread each.
 func TestDialsOfASilentLibvirtdDoNotPileUp(t *testing.T) {
-	sock := filepath.Join(t.TempDir(), "silent.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	uri := "qemu+unix:///system?socket=" + sock
+	silent := sockproxy.Silent(t)
+	uri := silent.URI()
 	var wg sync.WaitGroup
 	for range 10 {
 		wg.Add(1)
@@ -119,10 +74,7 @@ func TestDialsOfASilentLibvirtdDoNotPileUp(t *testing.T) {
 	}
 	wg.Wait()
 	time.Sleep(300 * time.Millisecond)
-	mu.Lock()
-	n := len(conns)
-	mu.Unlock()
-	if n != 1 {
+	if n := silent.Accepted(); n != 1 {
 		t.Errorf("10 callers that gave up after 50 ms left %d connections to a silent libvirtd pending, want 1", n)
 	}
 }
@@ -313,22 +265,7 @@ func TestGuardWaitsWhileLibvirtdAnswers(t *testing.T) {
 		t.Error("no probe of libvirtd answered during a call of 2.5 probe periods")
 	}
 
-	sock := filepath.Join(t.TempDir(), "silent.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			t.Cleanup(func() { c.Close() })
-		}
-	}()
-	silent := &Libvirt{uri: "qemu+unix:///system?socket=" + sock, timeout: 400 * time.Millisecond, log: l.log}
+	silent := &Libvirt{uri: sockproxy.Silent(t).URI(), timeout: 400 * time.Millisecond, log: l.log}
 	t0 := time.Now()
 	err = silent.guard("save", "x", issued, func() error { time.Sleep(5 * time.Second); return nil })
 	if d := time.Since(t0); d > 3*time.Second || !isSilent(err) || !errors.Is(err, errdefs.ErrHypervisor) ||

@@ -2,13 +2,12 @@ package server
 
 import (
 	"errors"
-	"net"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/test/sockproxy"
 	"github.com/vws-grid/vws/vmm"
 )
 
@@ -16,32 +15,8 @@ import (
 // connections but answers nothing still answers for its host within the host-status
 // bound, saying why, instead of waiting out the whole libvirt timeout (or for good).
 func TestHostStatusWhileLibvirtdNeverAnswered(t *testing.T) {
-	sock := filepath.Join(t.TempDir(), "silent.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var conns []net.Conn
-	accepted := make(chan struct{})
-	go func() {
-		defer close(accepted)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns = append(conns, c)
-		}
-	}()
-	l := &lazyHypervisor{cfg: vmm.Config{URI: "qemu+unix:///system?socket=" + sock, Timeout: time.Minute}}
-	t.Cleanup(func() {
-		l.Close()
-		ln.Close()
-		<-accepted
-		for _, c := range conns {
-			c.Close()
-		}
-	})
+	l := &lazyHypervisor{cfg: vmm.Config{URI: sockproxy.Silent(t).URI(), Timeout: time.Minute}}
+	t.Cleanup(l.Close)
 	for i, bound := range []time.Duration{hostOpenWait + 3*time.Second, time.Second} {
 		t0 := time.Now()
 		_, err := l.Host(t.Context())

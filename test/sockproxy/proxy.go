@@ -166,3 +166,59 @@ func (p *Proxy) Thaw() {
 	p.frozen = false
 	p.cond.Broadcast()
 }
+
+// SilentSocket is a Unix socket that accepts connections and never answers: a
+// service stopped with SIGSTOP, or deadlocked, as a client sees it.
+type SilentSocket struct {
+	Path string
+
+	mu    sync.Mutex
+	ln    net.Listener
+	conns []net.Conn
+}
+
+// Silent listens on a silent Unix socket in t's temporary directory until the test
+// ends.
+func Silent(t testing.TB) *SilentSocket {
+	t.Helper()
+	s := &SilentSocket{Path: filepath.Join(t.TempDir(), "silent.sock")}
+	ln, err := net.Listen("unix", s.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.ln = ln
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.conns = append(s.conns, c)
+			s.mu.Unlock()
+		}
+	}()
+	t.Cleanup(s.Close)
+	return s
+}
+
+// URI is the qemu:///system URI of a libvirtd behind the socket.
+func (s *SilentSocket) URI() string { return "qemu+unix:///system?socket=" + s.Path }
+
+// Accepted is how many connections the socket took so far.
+func (s *SilentSocket) Accepted() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// Close stops listening and closes every connection taken: their clients see the
+// service gone.
+func (s *SilentSocket) Close() {
+	s.ln.Close()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.conns {
+		c.Close()
+	}
+}
