@@ -130,12 +130,12 @@ func clearFault(err error) string {
 	return fmt.Sprintf("unexpected %s: %s", fe.Type, fe.Description)
 }
 
-// pollProperties reads the workspace's Repository properties and the host's
-// properties over and over until stop closes, reports any failure on errs, and keeps
-// the longest a read took in slowest (nanoseconds).
-func pollProperties(s *MgrServer, w *MgrWorkspace, stop <-chan struct{}, errs chan<- error, slowest *atomic.Int64) *sync.WaitGroup {
+// readUntil runs read in readers goroutines, round after round, until stop closes;
+// the first failure goes to errs (if it has room) and ends that reader. Each read
+// gets 20 s.
+func readUntil(readers int, stop <-chan struct{}, errs chan<- error, read func(ctx context.Context, reader, round int) error) *sync.WaitGroup {
 	var wg sync.WaitGroup
-	for i := range 4 {
+	for i := range readers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -146,20 +146,8 @@ func pollProperties(s *MgrServer, w *MgrWorkspace, stop <-chan struct{}, errs ch
 				default:
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-				t0 := time.Now()
-				var err error
-				if (i+n)%2 == 0 {
-					_, err = readHost(ctx, s.URL)
-				} else {
-					_, err = mgrSOAP.GetResourceProperty(ctx, w.EPR, wsa.QName{Space: vwsns.Workspace, Local: "state"})
-				}
+				err := read(ctx, i, n)
 				cancel()
-				for took := int64(time.Since(t0)); ; {
-					old := slowest.Load()
-					if took <= old || slowest.CompareAndSwap(old, took) {
-						break
-					}
-				}
 				if err != nil {
 					select {
 					case errs <- err:
@@ -171,6 +159,28 @@ func pollProperties(s *MgrServer, w *MgrWorkspace, stop <-chan struct{}, errs ch
 		}()
 	}
 	return &wg
+}
+
+// pollProperties reads the workspace's Repository properties and the host's
+// properties over and over until stop closes, reports any failure on errs, and keeps
+// the longest a read took in slowest (nanoseconds).
+func pollProperties(s *MgrServer, w *MgrWorkspace, stop <-chan struct{}, errs chan<- error, slowest *atomic.Int64) *sync.WaitGroup {
+	return readUntil(4, stop, errs, func(ctx context.Context, i, n int) error {
+		t0 := time.Now()
+		var err error
+		if (i+n)%2 == 0 {
+			_, err = readHost(ctx, s.URL)
+		} else {
+			_, err = mgrSOAP.GetResourceProperty(ctx, w.EPR, wsa.QName{Space: vwsns.Workspace, Local: "state"})
+		}
+		for took := int64(time.Since(t0)); ; {
+			old := slowest.Load()
+			if took <= old || slowest.CompareAndSwap(old, took) {
+				break
+			}
+		}
+		return err
+	})
 }
 
 // TestManagerConcurrentOperations fires, in rounds, every operation at one workspace
@@ -289,39 +299,19 @@ func TestManagerUndeployWhileReadingConsoles(t *testing.T) {
 
 	stop := make(chan struct{})
 	readErrs := make(chan error, 1)
-	var readers sync.WaitGroup
-	for i := range 6 {
-		readers.Add(1)
-		go func() {
-			defer readers.Done()
-			for n := 0; ; n++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-				var err error
-				if (i+n)%4 == 0 {
-					_, err = readHost(ctx, h.URL)
-				} else {
-					_, err = mgrOp{name: "Console"}.call(ctx, h.MgrServer, w)
-				}
-				cancel()
-				var fe *client.FaultError
-				if errors.As(err, &fe) && fe.Type == "ResourceUnknownFault" {
-					err = nil // not deployed at the moment
-				}
-				if err != nil {
-					select {
-					case readErrs <- err:
-					default:
-					}
-					return
-				}
-			}
-		}()
-	}
+	readers := readUntil(6, stop, readErrs, func(ctx context.Context, i, n int) error {
+		var err error
+		if (i+n)%4 == 0 {
+			_, err = readHost(ctx, h.URL)
+		} else {
+			_, err = mgrOp{name: "Console"}.call(ctx, h.MgrServer, w)
+		}
+		var fe *client.FaultError
+		if errors.As(err, &fe) && fe.Type == "ResourceUnknownFault" {
+			err = nil // not deployed at the moment
+		}
+		return err
+	})
 	defer func() { close(stop); readers.Wait() }()
 
 	// The race needs a console log, not a guest: the test writes what a guest that
