@@ -626,7 +626,7 @@ type LifeCycleType struct {
 }
 
 type EndpointReferenceContainerType struct {
-	AnyType
+	Items []string `xml:",any" json:"items,omitempty"`
 }
 
 type PageSize int32
