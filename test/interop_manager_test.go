@@ -1,0 +1,283 @@
+package test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vws-grid/vws/internal/dialect"
+	"github.com/vws-grid/vws/internal/vwsns"
+	"github.com/vws-grid/vws/test/guest"
+)
+
+// managerStep is one line test/interop/zeep_manager.py prints: a step of the scenario
+// as zeep saw it.
+type managerStep struct {
+	Step          string       `json:"step"`
+	State         string       `json:"state"`
+	Deployment    string       `json:"deployment"`
+	Host          string       `json:"host"`
+	OverlayDigest *string      `json:"overlayDigest"`
+	Tail          string       `json:"tail"`
+	HostState     string       `json:"hostState"`
+	Key           string       `json:"key"`
+	Fault         managerFault `json:"fault"`
+}
+
+// managerFault is interopFault plus the states a WorkspaceStateFault names.
+type managerFault struct {
+	interopFault
+	CurrentState   string `json:"CurrentState"`
+	RequestedState string `json:"RequestedState"`
+}
+
+// TestInteropManagerZeep: python3-zeep, built from the Manager's live ?wsdl, drives a
+// real guest through the Manager in each dialect — deploy, start, the job's output in
+// the ConsoleTail property, pause, unpause, serialize, undeploy, restore, shutdown,
+// undeploy — and meets three faults. After each step the test compares what zeep
+// reported with the Repository's properties, libvirt and the manager's files.
+//
+// The workspace is created on the Go side and handed to zeep as an EPR file in the
+// dialect's WS-Addressing version, as GT-style tools pass workspaces around: creating
+// through the Factory with zeep is TestInteropCreateZeep's subject, and CreateWorkspace
+// registers the removal of the libvirt domain however the test ends.
+func TestInteropManagerZeep(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a QEMU guest per dialect")
+	}
+	if out, err := exec.Command(zeepPython, "-c", "import zeep").CombinedOutput(); err != nil {
+		t.Skipf("zeep interop test needs python3-zeep for %s (apt-get install python3-zeep): %v\n%s", zeepPython, err, out)
+	}
+	s := StartMgrServer(t, MgrServerOptions{HostName: "zeep-host"})
+	ImportGuest(t, s)
+	// Created by the parent test, whose clean-up stops the server before it removes
+	// the domains (a running manager would define a deployed workspace's domain again).
+	ws := map[*dialect.Dialect]*MgrWorkspace{}
+	for _, d := range dialect.Dialects {
+		ws[d] = CreateWorkspace(t, s, TickerDescription(t))
+	}
+	// One guest at a time: two TCG guests on two CPUs would slow each other's boot.
+	for _, d := range dialect.Dialects {
+		t.Run(d.Name, func(t *testing.T) { zeepManagerScenario(t, s, ws[d], d) })
+	}
+	if t.Failed() {
+		return
+	}
+	if e := s.ManagerEntries(); len(e) != 0 {
+		t.Errorf("the manager keeps files after the workspaces were undeployed: %v", e)
+	}
+	if ws := ReadHost(t, s).Workspaces; len(ws) != 0 {
+		t.Errorf("the host still lists workspaces: %v", ws)
+	}
+}
+
+func zeepManagerScenario(t *testing.T, s *MgrServer, w *MgrWorkspace, d *dialect.Dialect) {
+	start := time.Now()
+	mgrAddr := s.URL + "/wsrf/services/" + vwsns.ManagerService
+	// What a Create in this dialect returns: a 2004/03 EPR with reference properties
+	// (GT4), or a W3C one with reference parameters.
+	epr := *w.EPR
+	epr.Version = d.WSA
+	eprFile := filepath.Join(t.TempDir(), "ws-"+d.Name+".xml")
+	data, err := epr.Document().WriteToBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(eprFile, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	wsdl := mgrAddr + "?wsdl"
+	if d == dialect.GT4 {
+		wsdl += "&dialect=gt4"
+	}
+	// Both shutdown modes that end shut down: Trash in one dialect, Normal (ACPI, with
+	// a GracePeriod) in the other.
+	mode, grace := "Trash", ""
+	if d == dialect.WSRF12 {
+		mode, grace = "Normal", "PT20S"
+	}
+	const greeting = "hello from the grid job"
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, zeepPython, "interop/zeep_manager.py",
+		"--wsdl", wsdl, "--dialect", d.Name, "--epr", eprFile, "--expect", greeting,
+		"--shutdown-mode", mode, "--grace", grace, "--timeout", "60")
+	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// However the test ends: the script sees its stdin close and stops.
+	defer func() {
+		stdin.Close()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("zeep_manager.py (%s) stderr:\n%s", d.Name, stderr.String())
+		}
+	}()
+
+	wantState := func(st managerStep, want string) {
+		t.Helper()
+		if st.State != want {
+			t.Fatalf("%s: zeep reports state %q, want %q", st.Step, st.State, want)
+		}
+	}
+	wantDomain := func(step, want string) {
+		t.Helper()
+		if got := DomainState(w.Domain()); got != want {
+			t.Fatalf("%s: virsh domstate %s is %q, want %q", step, w.Domain(), got, want)
+		}
+	}
+	checkStateFault := func(step string, f managerFault, current, requested string) {
+		t.Helper()
+		checkInteropFault(t, step, d, mgrAddr, f.interopFault, "WorkspaceStateFault", vwsns.Faults, current)
+		if f.CurrentState != current || f.RequestedState != requested {
+			t.Errorf("%s: WorkspaceStateFault names %q → %q, want %q → %q", step, f.CurrentState, f.RequestedState, current, requested)
+		}
+		if !strings.Contains(f.Description, requested) {
+			t.Errorf("%s: Description %q does not name the requested state %q", step, f.Description, requested)
+		}
+	}
+
+	lastTick := -1 // the last tick the console showed before the workspace was serialized
+	var steps []string
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var st managerStep
+		if err := json.Unmarshal(sc.Bytes(), &st); err != nil {
+			t.Fatalf("zeep_manager.py printed a line that is not a step report: %v\n%s", err, sc.Text())
+		}
+		steps = append(steps, st.Step)
+		t.Logf("step %-14s at %5.1fs: %s", st.Step, time.Since(start).Seconds(), sc.Bytes())
+		switch st.Step {
+		case "deploy":
+			wantState(st, "shutdown")
+			if st.Deployment != "deployed" || st.Host != s.HostName {
+				t.Fatalf("DeployResponse: deployment %q on host %q, want deployed on %s", st.Deployment, st.Host, s.HostName)
+			}
+			WantWSProps(t, w, "state", "shutdown", "deployment", "deployed", "host", s.HostName, "managerReference", mgrAddr)
+			wantDomain(st.Step, "shut off")
+			if !s.HasWorkspaceDir(w.Key) {
+				t.Fatal("deploy: the manager has no directory for the workspace")
+			}
+		case "pauseFault":
+			checkStateFault("Pause of a shut-down workspace", st.Fault, "shutdown", "paused")
+			WantWSProps(t, w, "state", "shutdown")
+			wantDomain(st.Step, "shut off")
+		case "start":
+			wantState(st, "running")
+			WantWSProps(t, w, "state", "running", "deployment", "deployed")
+			wantDomain(st.Step, "running")
+		case "console":
+			// The tail zeep read is the end of what the guest really wrote.
+			console := Console(t, s, w)
+			if !strings.Contains(st.Tail, greeting) || guest.LastTick(st.Tail) < 0 || !strings.Contains(console, greeting) {
+				t.Fatalf("ConsoleTail as zeep read it:\n%s\nthe console:\n%s", st.Tail, console)
+			}
+			if n := guest.LastTick(st.Tail); !slices.Contains(guest.Ticks(console), n) {
+				t.Fatalf("the ConsoleTail shows tick %d, which the console does not:\n%s", n, console)
+			}
+			if st.HostState != "running" {
+				t.Errorf("DeployedWorkspaces says %q while the job runs", st.HostState)
+			}
+		case "pause":
+			wantState(st, "paused")
+			WantWSProps(t, w, "state", "paused")
+			wantDomain(st.Step, "paused")
+		case "unpause":
+			wantState(st, "running")
+			WantWSProps(t, w, "state", "running")
+			wantDomain(st.Step, "running")
+		case "serialize":
+			wantState(st, "paused")
+			WantWSProps(t, w, "state", "paused", "deployment", "deployed")
+			// The RAM is in libvirt's managed-save image: the domain is off, not gone.
+			wantDomain(st.Step, "shut off")
+			lastTick = guest.LastTick(Console(t, s, w))
+		case "undeploy":
+			wantState(st, "paused")
+			if st.Deployment != "in-repository" {
+				t.Fatalf("UndeployResponse: deployment %q", st.Deployment)
+			}
+			WantWSProps(t, w, "state", "paused", "deployment", "in-repository", "lockHolder", "", "managerReference", "")
+			if roles := imageRoles(t, w); !slices.Contains(roles, "memory") {
+				t.Fatalf("the serialized workspace was checked in without its memory image: %v", roles)
+			}
+			if DomainDefined(w.Domain()) || s.HasWorkspaceDir(w.Key) {
+				t.Fatalf("after undeploy: domain defined %v, manager files %v", DomainDefined(w.Domain()), s.WorkspaceFiles(w.Key))
+			}
+		case "restore":
+			wantState(st, "running")
+			WantWSProps(t, w, "state", "running", "deployment", "deployed")
+			wantDomain(st.Step, "running")
+			// Restored, not booted: the job counts on from where it was saved.
+			if ts := guest.Ticks(st.Tail); len(ts) == 0 || ts[0] <= lastTick || strings.Contains(st.Tail, greeting) {
+				t.Fatalf("after restore the job should continue after tick %d; the ConsoleTail:\n%s", lastTick, st.Tail)
+			}
+		case "shutdown":
+			wantState(st, "shutdown")
+			WantWSProps(t, w, "state", "shutdown", "deployment", "deployed")
+			wantDomain(st.Step, "shut off")
+			if hw := ReadHost(t, s).Workspaces[w.Key]; mode == "Normal" && strings.Contains(hw.Detail, "forced") {
+				t.Errorf("the guest should have powered off on ACPI within %s; the host says %+v", grace, hw)
+			}
+		case "undeployAgain":
+			wantState(st, "shutdown")
+			if st.Deployment != "in-repository" {
+				t.Fatalf("UndeployResponse: deployment %q", st.Deployment)
+			}
+			WantWSProps(t, w, "state", "shutdown", "deployment", "in-repository", "lockHolder", "")
+			if DomainDefined(w.Domain()) || s.HasWorkspaceDir(w.Key) {
+				t.Fatalf("after undeploy: domain defined %v, manager files %v", DomainDefined(w.Domain()), s.WorkspaceFiles(w.Key))
+			}
+		case "unknownFault":
+			checkInteropFault(t, "Deploy of an unknown workspace", d, mgrAddr, st.Fault.interopFault,
+				"ResourceUnknownFault", d.ResourceUnknownNS, st.Key)
+			if DomainDefined("vws-" + st.Key) {
+				t.Errorf("a domain was defined for the unknown workspace %s", st.Key)
+			}
+		case "garbledFault":
+			checkInteropFault(t, "Deploy of a reference that is no EPR", d, mgrAddr, st.Fault.interopFault,
+				"ServiceFault", vwsns.Faults, "WorkspaceReference")
+			WantWSProps(t, w, "state", "shutdown", "deployment", "in-repository")
+		case "done":
+		default:
+			t.Fatalf("zeep_manager.py reported an unknown step %q", st.Step)
+		}
+		if _, err := io.WriteString(stdin, "ok\n"); err != nil && st.Step != "done" {
+			t.Fatalf("answering step %s: %v", st.Step, err)
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("zeep_manager.py (%s): %v after steps %v\n%s", d.Name, err, steps, stderr.String())
+	}
+	want := []string{"deploy", "pauseFault", "start", "console", "pause", "unpause", "serialize", "undeploy",
+		"restore", "shutdown", "undeployAgain", "unknownFault", "garbledFault", "done"}
+	if !slices.Equal(steps, want) {
+		t.Fatalf("zeep_manager.py reported steps %v, want %v", steps, want)
+	}
+	if DomainDefined(w.Domain()) {
+		t.Errorf("domain %s is left after the scenario", w.Domain())
+	}
+	t.Logf("%s scenario took %.1fs", d.Name, time.Since(start).Seconds())
+}
