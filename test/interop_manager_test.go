@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -147,6 +149,17 @@ func zeepManagerScenario(t *testing.T, s *MgrServer, w *MgrWorkspace, d *dialect
 			t.Fatalf("%s: virsh domstate %s is %q, want %q", step, w.Domain(), got, want)
 		}
 	}
+	// The OverlayDigest of an UndeployResponse is the content of a file the Repository
+	// now keeps for the workspace.
+	wantOverlay := func(st managerStep) {
+		t.Helper()
+		if st.OverlayDigest == nil {
+			t.Fatalf("%s: zeep reports no OverlayDigest", st.Step)
+		}
+		if ok, files := repositoryHolds(t, s, w.Key, *st.OverlayDigest); !ok {
+			t.Fatalf("%s: no file the Repository keeps for the workspace has the OverlayDigest %s zeep reports: %v", st.Step, *st.OverlayDigest, files)
+		}
+	}
 	checkStateFault := func(step string, f managerFault, current, requested string) {
 		t.Helper()
 		checkInteropFault(t, step, d, mgrAddr, f.interopFault, "WorkspaceStateFault", vwsns.Faults, current)
@@ -223,6 +236,7 @@ func zeepManagerScenario(t *testing.T, s *MgrServer, w *MgrWorkspace, d *dialect
 			if roles := imageRoles(t, w); !slices.Contains(roles, "memory") {
 				t.Fatalf("the serialized workspace was checked in without its memory image: %v", roles)
 			}
+			wantOverlay(st)
 			if DomainDefined(w.Domain()) || s.HasWorkspaceDir(w.Key) {
 				t.Fatalf("after undeploy: domain defined %v, manager files %v", DomainDefined(w.Domain()), s.WorkspaceFiles(w.Key))
 			}
@@ -247,6 +261,7 @@ func zeepManagerScenario(t *testing.T, s *MgrServer, w *MgrWorkspace, d *dialect
 				t.Fatalf("UndeployResponse: deployment %q", st.Deployment)
 			}
 			WantWSProps(t, w, "state", "shutdown", "deployment", "in-repository", "lockHolder", "")
+			wantOverlay(st)
 			if DomainDefined(w.Domain()) || s.HasWorkspaceDir(w.Key) {
 				t.Fatalf("after undeploy: domain defined %v, manager files %v", DomainDefined(w.Domain()), s.WorkspaceFiles(w.Key))
 			}
@@ -280,4 +295,31 @@ func zeepManagerScenario(t *testing.T, s *MgrServer, w *MgrWorkspace, d *dialect
 		t.Errorf("domain %s is left after the scenario", w.Domain())
 	}
 	t.Logf("%s scenario took %.1fs", d.Name, time.Since(start).Seconds())
+}
+
+// repositoryHolds says whether one of the files the Repository keeps for the workspace
+// (under its data directory) has the content digest, and lists them.
+func repositoryHolds(t *testing.T, s *MgrServer, key, digest string) (bool, []string) {
+	t.Helper()
+	dir := filepath.Join(s.Dir, "workspaces", key)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatalf("the Repository's files of %s: %v", key, err)
+	}
+	var names []string
+	found := false
+	for _, e := range ents {
+		names = append(names, e.Name())
+		if !e.Type().IsRegular() {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprintf("sha256:%x", sha256.Sum256(data)) == digest {
+			found = true
+		}
+	}
+	return found, names
 }
