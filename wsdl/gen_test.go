@@ -101,9 +101,10 @@ func TestGeneratedXMLIsValid(t *testing.T) {
 	}
 	vw.EPR = nil
 
-	// Messages built in Go. gowsdl maps the wildcard of an EPR container to a slice of
-	// strings, which cannot hold an EPR's elements: the containers stay empty here (and
-	// EPRs are built with internal/wsa).
+	// Messages built in Go. An EPR's content carries its own namespace declarations
+	// (internal/eprxml keeps the EPR-valued types' inner XML whole).
+	epr := workspace.AnyType{InnerXML: `<wsa:Address xmlns:wsa="http://www.w3.org/2005/08/addressing">` +
+		`https://repo.example.org:8443/wsrf/services/WorkspaceService</wsa:Address>`}
 	desc := factory.VirtualWorkspace{}
 	if err := xml.Unmarshal(readSample(t, "minimal-vm.xml"), &desc); err != nil {
 		t.Fatal(err)
@@ -118,10 +119,10 @@ func TestGeneratedXMLIsValid(t *testing.T) {
 		"description": {"workspace.xsd", &vw},
 		"Create":      {"factory.xsd", &factory.Create{VirtualWorkspace: &desc, RequestedLifetime: &lifetime}},
 		"CreateResponse": {"factory.xsd", &factory.CreateResponse{
-			WorkspaceReference: &factory.EndpointReferenceContainerType{},
+			WorkspaceReference: &factory.EndpointReferenceContainerType{AnyType: factory.AnyType(epr)},
 			CurrentTime:        &now, TerminationTime: &end}},
 		"Shutdown": {"manager.xsd", &manager.Shutdown{
-			WorkspaceReference: &manager.EndpointReferenceContainerType{},
+			WorkspaceReference: &manager.EndpointReferenceContainerType{AnyType: manager.AnyType(epr)},
 			Mode:               &mode}},
 	} {
 		out, err := xml.MarshalIndent(v.val, "", "  ")

@@ -18,13 +18,10 @@
 Prints one JSON object; anything unexpected exits non-zero with the reason (and the
 last exchange) on stderr.
 
-zeep quirk worked around here: a complex type that extends xs:anyType without adding
-content (vw:EndpointReferenceContainerType, which holds an EPR's children in either
-WS-Addressing version) becomes, in zeep, a type whose only content is an element named
-"_value_1", so zeep rejects every real EPR child ("Unexpected element wsa:Address,
-expected '_value_1'"), strict or not. The type is given the content an extension of
-xs:anyType has, any elements (processContents skip: the EPR's children come back as
-lxml elements, and this client checks that they are an EPR of the dialect).
+The WorkspaceReference (vw:EndpointReferenceContainerType, a sequence of xs:any, lax)
+is read here with processContents skip: zeep then hands back the EPR's children as lxml
+elements, and this client checks that they are an EPR of the dialect itself, rather
+than through the objects zeep would make of the WS-Addressing elements it knows.
 """
 
 import argparse
@@ -53,6 +50,7 @@ class FactoryClient(zeep_client.Client):
 
     def __init__(self, wsdl_url, dialect):
         super().__init__(wsdl_url, dialect)
+        # Raw elements for the EPR's children (see the module docstring).
         epr_type = self.client.get_type("{%s}EndpointReferenceContainerType" % VW)
         epr_type._element = xsd.Sequence([xsd.Any(min_occurs=0, max_occurs="unbounded", process_contents="skip")])
 

@@ -626,7 +626,7 @@ type LifeCycleType struct {
 }
 
 type EndpointReferenceContainerType struct {
-	Items []string `xml:",any" json:"items,omitempty"`
+	AnyType
 }
 
 type ChunkLength int64
