@@ -102,7 +102,7 @@ func manifestElement(key, name, owner, created, issued string, imgs []ImageRef) 
 }
 
 // seal signs the manifest of workspace s as chain now describes it and keeps it in
-// the chain. Every change of a workspace's images (create, clone, check-in, the
+// the chain, and sets s's overlay vw:imageDigest. Every change of a workspace's images (create, clone, check-in, the
 // start-up sweep) seals again, so the signature is made when the content is decided,
 // not when it is handed out: a later edit of the store cannot be signed over.
 func (r *Repository) seal(ctx context.Context, s *wsrf.Snapshot, chain *diskChain) error {
@@ -126,6 +126,9 @@ func (r *Repository) seal(ctx context.Context, s *wsrf.Snapshot, chain *diskChai
 	if chain.Seal, err = doc.WriteToString(); err != nil {
 		return fmt.Errorf("encode signed manifest: %w", err)
 	}
+	// The overlay's digest is known from here on: the workspace's properties publish
+	// it beside the base (and memory) digests the manifest also names.
+	setImageDigest(s, "overlay", chain.OverlayDigest)
 	return nil
 }
 

@@ -113,6 +113,10 @@ func TestManifestResealedByCloneAndCheckIn(t *testing.T) {
 		if k == c.Key && signed.SelectElement("owner").Text() != "o2" {
 			t.Errorf("the clone's manifest names owner %q", signed.SelectElement("owner").Text())
 		}
+		// Each has a fresh overlay of its own, published as the manifest names it.
+		if got, want := f.imageDigest(k, "overlay"), image(m, "overlay").Digest; got != want || got == "" {
+			t.Errorf("%s publishes overlay digest %q, its manifest names %q", k, got, want)
+		}
 	}
 }
 

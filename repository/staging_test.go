@@ -148,6 +148,29 @@ func (f *fixture) prop(key string, q wsa.QName) string {
 	return v
 }
 
+// imageDigest is workspace key's published vw:imageDigest of role ("" none); more than
+// one of a role fails the test.
+func (f *fixture) imageDigest(key, role string) string {
+	f.t.Helper()
+	var found []string
+	f.r.Workspaces.View(context.Background(), key, func(s *wsrf.Snapshot) error {
+		for _, p := range s.Props {
+			if p.Tag == PropImageDigest.Local && p.NamespaceURI() == PropImageDigest.Space &&
+				strings.TrimSpace(p.SelectElement("role").Text()) == role {
+				found = append(found, strings.TrimSpace(p.SelectElement("digest").Text()))
+			}
+		}
+		return nil
+	})
+	if len(found) > 1 {
+		f.t.Fatalf("workspace %s publishes %d %s digests: %v", key, len(found), role, found)
+	}
+	if len(found) == 0 {
+		return ""
+	}
+	return found[0]
+}
+
 // files lists a workspace directory.
 func (f *fixture) files(key string) []string {
 	f.t.Helper()
@@ -387,6 +410,13 @@ func TestOverlayUploadRebasedAndAdopted(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	key := f.create("up", "", "")
+	created := f.chain(key).OverlayDigest
+	if d, _, _ := fileDigest(filepath.Join(f.r.workspaceDir(key), "disk-1.qcow2")); created == "" || d != created {
+		t.Fatalf("the new workspace's overlay digest is %q, its file's %q", created, d)
+	}
+	if got := f.imageDigest(key, "overlay"); got != created {
+		t.Fatalf("a new workspace publishes overlay digest %q, want %q", got, created)
+	}
 	m, err := f.r.CheckOut(ctx, key, "host-a", nil, &tester)
 	if err != nil {
 		t.Fatal(err)
@@ -454,6 +484,9 @@ func TestOverlayUploadRebasedAndAdopted(t *testing.T) {
 	}
 	if got := f.files(key); strings.Join(got, ",") != "disk-2.qcow2" {
 		t.Fatalf("files after check-in %v", got)
+	}
+	if got := f.imageDigest(key, "overlay"); got != res.Digest {
+		t.Fatalf("after the check-in the workspace publishes overlay digest %q, want %q", got, res.Digest)
 	}
 	overlay := filepath.Join(f.r.workspaceDir(key), c.Overlay)
 	basePath, _ := f.pool.Path(f.base)

@@ -149,12 +149,12 @@ func (r *Repository) createOn(ctx context.Context, key string, spec CreateSpec, 
 	if err := syncDir(dir); err != nil {
 		return fmt.Errorf("%w: %w", errdefs.ErrCreation, err)
 	}
-	props := r.initialProperties(spec, img.Digest, r.now().UTC())
-	if err := r.seal(ctx, &wsrf.Snapshot{Key: key, Props: props}, chain); err != nil {
+	snap := &wsrf.Snapshot{Key: key, Props: r.initialProperties(spec, img.Digest, r.now().UTC())}
+	if err := r.seal(ctx, snap, chain); err != nil {
 		return fmt.Errorf("%w: sign the manifest: %w", errdefs.ErrCreation, err)
 	}
 	term := spec.Termination
-	if err := r.Workspaces.CreatePrivate(ctx, key, props, chain.encode(), &term); err != nil {
+	if err := r.Workspaces.CreatePrivate(ctx, key, snap.Props, chain.encode(), &term); err != nil {
 		return fmt.Errorf("%w: %w", errdefs.ErrCreation, err)
 	}
 	ok = true
@@ -382,14 +382,13 @@ func (r *Repository) Clone(ctx context.Context, key, name, owner string, termina
 		if chain.Memory != "" {
 			setText(cs, PropState, "shutdown")
 		}
-		props = cs.Props
 		if err := r.seal(ctx, cs, &cloneChain); err != nil {
 			return fmt.Errorf("%w: sign the clone's manifest: %w", errdefs.ErrCreation, err)
 		}
 		if err := r.seal(ctx, s, chain); err != nil {
 			return fmt.Errorf("%w: sign the source's manifest: %w", errdefs.ErrCreation, err)
 		}
-		if err := r.Workspaces.CreatePrivate(ctx, cloneKey, props, cloneChain.encode(), &termination); err != nil {
+		if err := r.Workspaces.CreatePrivate(ctx, cloneKey, cs.Props, cloneChain.encode(), &termination); err != nil {
 			return fmt.Errorf("%w: %w", errdefs.ErrCreation, err)
 		}
 		cloneCreated = true
