@@ -21,8 +21,8 @@ import (
 	"github.com/vws-grid/vws/test/guest"
 )
 
-// managerStep is one line test/interop/zeep_manager.py prints: a step of the scenario
-// as zeep saw it.
+// managerStep is one line a Manager scenario client (test/interop/zeep_manager.py,
+// test/interop/axis/ManagerClient.java) prints: a step of the scenario as it saw it.
 type managerStep struct {
 	Step          string       `json:"step"`
 	State         string       `json:"state"`
@@ -42,6 +42,16 @@ type managerFault struct {
 	RequestedState string `json:"RequestedState"`
 }
 
+// managerClient is a client program that runs the Manager scenario step by step: its
+// command line, to which the scenario's arguments are appended (--wsdl, --dialect, --epr,
+// --expect, --shutdown-mode, --grace, --timeout), and what it needs in its environment.
+// It prints one managerStep line per step and waits for "ok" on stdin before the next.
+type managerClient struct {
+	name string
+	argv []string
+	env  []string
+}
+
 // TestInteropManagerZeep: python3-zeep, built from the Manager's live ?wsdl, drives a
 // real guest through the Manager in each dialect — deploy, start, the job's output in
 // the ConsoleTail property, pause, unpause, serialize, undeploy, restore, shutdown,
@@ -59,7 +69,111 @@ func TestInteropManagerZeep(t *testing.T) {
 	if out, err := exec.Command(zeepPython, "-c", "import zeep").CombinedOutput(); err != nil {
 		t.Skipf("zeep interop test needs python3-zeep for %s (apt-get install python3-zeep): %v\n%s", zeepPython, err, out)
 	}
-	s := StartMgrServer(t, MgrServerOptions{HostName: "zeep-host"})
+	runManagerInterop(t, "zeep-host", func(t *testing.T, s *MgrServer, d *dialect.Dialect) managerClient {
+		return managerClient{
+			name: "zeep_manager.py",
+			argv: []string{zeepPython, "interop/zeep_manager.py"},
+			env:  []string{"PYTHONDONTWRITEBYTECODE=1"},
+		}
+	})
+}
+
+// TestInteropManagerAxis runs the same scenario as TestInteropManagerZeep with Apache
+// Axis 1.4, the SOAP stack GT 4.0 tools are built on: WSDL2Java -W generates the stubs
+// from the Manager's live ?wsdl in each dialect, javac compiles them with
+// test/interop/axis/ManagerClient.java, and each step is checked as zeep's are: the
+// EPR travels in the generated bean's _any, the addressing headers are set with
+// Stub.setHeader, and the faults must come out as the generated fault classes.
+func TestInteropManagerAxis(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a QEMU guest per dialect")
+	}
+	java, javac, classpath := axisTools(t)
+	src, err := filepath.Abs(filepath.Join("interop", "axis"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runManagerInterop(t, "axis-host", func(t *testing.T, s *MgrServer, d *dialect.Dialect) managerClient {
+		start := time.Now()
+		dir := t.TempDir()
+		gen, classes := filepath.Join(dir, "gen"), filepath.Join(dir, "classes")
+		wsdl := managerWSDL(s, d)
+		runTool(t, "WSDL2Java", 2*time.Minute, java, slices.Concat(jvmFlags, []string{"-cp", classpath,
+			"org.apache.axis.wsdl.WSDL2Java", "-W", "-o", gen, wsdl})...)
+		sources := axisJavaFiles(t, gen)
+		generated := len(sources)
+		if generated == 0 {
+			t.Fatalf("WSDL2Java generated no Java sources from %s", wsdl)
+		}
+		ops := "Wsrf12MgrOps.java"
+		if d == dialect.GT4 {
+			ops = "Gt4MgrOps.java"
+		}
+		// Client.java lends the dialects' namespaces, the WSDL reading and the Failure
+		// type; Ops.java is its interface. Their WorkspaceService Ops are left out: the
+		// Manager's WSDL does not generate that service's stub.
+		for _, f := range []string{"Client.java", "Ops.java", "Fault.java", "Json.java", "MgrOps.java", "ManagerClient.java", ops} {
+			sources = append(sources, filepath.Join(src, f))
+		}
+		argfile := filepath.Join(dir, "sources.txt")
+		if err := os.WriteFile(argfile, []byte(strings.Join(sources, "\n")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var javacArgs []string
+		for _, f := range jvmFlags {
+			javacArgs = append(javacArgs, "-J"+f)
+		}
+		runTool(t, "javac", 2*time.Minute, javac, slices.Concat(javacArgs, []string{"-proc:none", "-nowarn", "-Xlint:none",
+			"-encoding", "UTF-8", "-d", classes, "-cp", classpath, "@" + argfile})...)
+		t.Logf("WSDL2Java and javac: %d generated files, %s", generated, time.Since(start).Round(time.Millisecond))
+		return managerClient{
+			name: "Axis ManagerClient",
+			argv: slices.Concat([]string{java}, jvmFlags, []string{"-cp", classes + string(os.PathListSeparator) + classpath,
+				"vwsinterop.ManagerClient"}),
+		}
+	})
+}
+
+// axisTools finds the JDK and Apache Axis 1.4 (Debian's jars) or skips the test.
+func axisTools(t *testing.T) (java, javac, classpath string) {
+	t.Helper()
+	java, err := exec.LookPath("java")
+	if err != nil {
+		t.Skip("Axis interop test needs a JDK (java and javac on PATH): java not found")
+	}
+	javac, err = exec.LookPath("javac")
+	if err != nil {
+		t.Skip("Axis interop test needs a JDK (java and javac on PATH): javac not found")
+	}
+	var cp []string
+	for _, j := range axisJars {
+		p := filepath.Join(axisJarDir, j)
+		if _, err := os.Stat(p); err != nil {
+			t.Skipf("Axis interop test needs Apache Axis 1.4 (Debian: apt-get install libaxis-java): %v", err)
+		}
+		cp = append(cp, p)
+	}
+	for _, j := range axisOptionalJars {
+		if p := filepath.Join(axisJarDir, j); axisFileExists(p) {
+			cp = append(cp, p)
+		}
+	}
+	return java, javac, strings.Join(cp, string(os.PathListSeparator))
+}
+
+// managerWSDL is the Manager's live WSDL in the dialect.
+func managerWSDL(s *MgrServer, d *dialect.Dialect) string {
+	u := s.URL + "/wsrf/services/" + vwsns.ManagerService + "?wsdl"
+	if d == dialect.GT4 {
+		u += "&dialect=gt4"
+	}
+	return u
+}
+
+// runManagerInterop runs the Manager scenario with the client newClient makes for each
+// dialect, one guest after the other, on a manager of its own.
+func runManagerInterop(t *testing.T, hostName string, newClient func(*testing.T, *MgrServer, *dialect.Dialect) managerClient) {
+	s := StartMgrServer(t, MgrServerOptions{HostName: hostName})
 	ImportGuest(t, s)
 	// Created by the parent test, whose clean-up stops the server before it removes
 	// the domains (a running manager would define a deployed workspace's domain again).
@@ -69,7 +183,7 @@ func TestInteropManagerZeep(t *testing.T) {
 	}
 	// One guest at a time: two TCG guests on two CPUs would slow each other's boot.
 	for _, d := range dialect.Dialects {
-		t.Run(d.Name, func(t *testing.T) { zeepManagerScenario(t, s, ws[d], d) })
+		t.Run(d.Name, func(t *testing.T) { managerScenario(t, s, ws[d], d, newClient(t, s, d)) })
 	}
 	if t.Failed() {
 		return
@@ -82,7 +196,10 @@ func TestInteropManagerZeep(t *testing.T) {
 	}
 }
 
-func zeepManagerScenario(t *testing.T, s *MgrServer, w *MgrWorkspace, d *dialect.Dialect) {
+// managerScenario runs the client's scenario on the workspace and, after each step it
+// reports, compares the report with the Repository's properties, libvirt and the
+// manager's files before it lets the client go on.
+func managerScenario(t *testing.T, s *MgrServer, w *MgrWorkspace, d *dialect.Dialect, c managerClient) {
 	start := time.Now()
 	mgrAddr := s.URL + "/wsrf/services/" + vwsns.ManagerService
 	// What a Create in this dialect returns: a 2004/03 EPR with reference properties
@@ -98,10 +215,6 @@ func zeepManagerScenario(t *testing.T, s *MgrServer, w *MgrWorkspace, d *dialect
 		t.Fatal(err)
 	}
 
-	wsdl := mgrAddr + "?wsdl"
-	if d == dialect.GT4 {
-		wsdl += "&dialect=gt4"
-	}
 	// Both shutdown modes that end shut down: Trash in one dialect, Normal (ACPI, with
 	// a GracePeriod) in the other.
 	mode, grace := "Trash", ""
@@ -111,10 +224,10 @@ func zeepManagerScenario(t *testing.T, s *MgrServer, w *MgrWorkspace, d *dialect
 	const greeting = "hello from the grid job"
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, zeepPython, "interop/zeep_manager.py",
-		"--wsdl", wsdl, "--dialect", d.Name, "--epr", eprFile, "--expect", greeting,
-		"--shutdown-mode", mode, "--grace", grace, "--timeout", "60")
-	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
+	cmd := exec.CommandContext(ctx, c.argv[0], slices.Concat(c.argv[1:], []string{
+		"--wsdl", managerWSDL(s, d), "--dialect", d.Name, "--epr", eprFile, "--expect", greeting,
+		"--shutdown-mode", mode, "--grace", grace, "--timeout", "60"})...)
+	cmd.Env = append(os.Environ(), c.env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdin, err := cmd.StdinPipe()
@@ -128,19 +241,19 @@ func zeepManagerScenario(t *testing.T, s *MgrServer, w *MgrWorkspace, d *dialect
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// However the test ends: the script sees its stdin close and stops.
+	// However the test ends: the client sees its stdin close and stops.
 	defer func() {
 		stdin.Close()
 		cmd.Wait()
 		if t.Failed() {
-			t.Logf("zeep_manager.py (%s) stderr:\n%s", d.Name, stderr.String())
+			t.Logf("%s (%s) stderr:\n%s", c.name, d.Name, stderr.String())
 		}
 	}()
 
 	wantState := func(st managerStep, want string) {
 		t.Helper()
 		if st.State != want {
-			t.Fatalf("%s: zeep reports state %q, want %q", st.Step, st.State, want)
+			t.Fatalf("%s: %s reports state %q, want %q", st.Step, c.name, st.State, want)
 		}
 	}
 	wantDomain := func(step, want string) {
@@ -154,10 +267,10 @@ func zeepManagerScenario(t *testing.T, s *MgrServer, w *MgrWorkspace, d *dialect
 	wantOverlay := func(st managerStep) {
 		t.Helper()
 		if st.OverlayDigest == nil {
-			t.Fatalf("%s: zeep reports no OverlayDigest", st.Step)
+			t.Fatalf("%s: %s reports no OverlayDigest", st.Step, c.name)
 		}
 		if ok, files := repositoryHolds(t, s, w.Key, *st.OverlayDigest); !ok {
-			t.Fatalf("%s: no file the Repository keeps for the workspace has the OverlayDigest %s zeep reports: %v", st.Step, *st.OverlayDigest, files)
+			t.Fatalf("%s: no file the Repository keeps for the workspace has the OverlayDigest %s %s reports: %v", st.Step, *st.OverlayDigest, c.name, files)
 		}
 	}
 	checkStateFault := func(step string, f managerFault, current, requested string) {
@@ -178,7 +291,7 @@ func zeepManagerScenario(t *testing.T, s *MgrServer, w *MgrWorkspace, d *dialect
 	for sc.Scan() {
 		var st managerStep
 		if err := json.Unmarshal(sc.Bytes(), &st); err != nil {
-			t.Fatalf("zeep_manager.py printed a line that is not a step report: %v\n%s", err, sc.Text())
+			t.Fatalf("%s printed a line that is not a step report: %v\n%s", c.name, err, sc.Text())
 		}
 		steps = append(steps, st.Step)
 		t.Logf("step %-14s at %5.1fs: %s", st.Step, time.Since(start).Seconds(), sc.Bytes())
@@ -202,10 +315,10 @@ func zeepManagerScenario(t *testing.T, s *MgrServer, w *MgrWorkspace, d *dialect
 			WantWSProps(t, w, "state", "running", "deployment", "deployed")
 			wantDomain(st.Step, "running")
 		case "console":
-			// The tail zeep read is the end of what the guest really wrote.
+			// The tail the client read is the end of what the guest really wrote.
 			console := Console(t, s, w)
 			if !strings.Contains(st.Tail, greeting) || guest.LastTick(st.Tail) < 0 || !strings.Contains(console, greeting) {
-				t.Fatalf("ConsoleTail as zeep read it:\n%s\nthe console:\n%s", st.Tail, console)
+				t.Fatalf("ConsoleTail as %s read it:\n%s\nthe console:\n%s", c.name, st.Tail, console)
 			}
 			if n := guest.LastTick(st.Tail); !slices.Contains(guest.Ticks(console), n) {
 				t.Fatalf("the ConsoleTail shows tick %d, which the console does not:\n%s", n, console)
@@ -277,19 +390,19 @@ func zeepManagerScenario(t *testing.T, s *MgrServer, w *MgrWorkspace, d *dialect
 			WantWSProps(t, w, "state", "shutdown", "deployment", "in-repository")
 		case "done":
 		default:
-			t.Fatalf("zeep_manager.py reported an unknown step %q", st.Step)
+			t.Fatalf("%s reported an unknown step %q", c.name, st.Step)
 		}
 		if _, err := io.WriteString(stdin, "ok\n"); err != nil && st.Step != "done" {
 			t.Fatalf("answering step %s: %v", st.Step, err)
 		}
 	}
 	if err := cmd.Wait(); err != nil {
-		t.Fatalf("zeep_manager.py (%s): %v after steps %v\n%s", d.Name, err, steps, stderr.String())
+		t.Fatalf("%s (%s): %v after steps %v\n%s", c.name, d.Name, err, steps, stderr.String())
 	}
 	want := []string{"deploy", "pauseFault", "start", "console", "pause", "unpause", "serialize", "undeploy",
 		"restore", "shutdown", "undeployAgain", "unknownFault", "garbledFault", "done"}
 	if !slices.Equal(steps, want) {
-		t.Fatalf("zeep_manager.py reported steps %v, want %v", steps, want)
+		t.Fatalf("%s reported steps %v, want %v", c.name, steps, want)
 	}
 	if DomainDefined(w.Domain()) {
 		t.Errorf("domain %s is left after the scenario", w.Domain())
