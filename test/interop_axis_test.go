@@ -29,22 +29,14 @@ var (
 	jvmFlags = []string{"-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"}
 )
 
-// axisNamespaceFreeQuery selects vw:name without a prefix: Axis 1.4 serializes the
-// generated QueryExpressionType bean without any way to declare a namespace on (or
-// above) the QueryExpression element, and a prefix must be declared there for the
-// service to resolve it (WS-ResourceProperties: the expression's namespace context is
-// that of the QueryExpression element). GT4-era clients wrote such queries.
-const axisNamespaceFreeQuery = "/*/*[namespace-uri()='http://vws.dev/ns/2026/workspace' and local-name()='name']"
-
-// TestInteropAxis generates an Apache Axis 1.4 client with WSDL2Java -W from the live
-// ?wsdl URL of WorkspaceService, compiles it with the hand-written client in
-// test/interop/axis into a temporary directory, and runs it in both dialects.
-func TestInteropAxis(t *testing.T) {
+// axisTools finds the JDK and Apache Axis 1.4 (Debian's jars) or skips the test.
+func axisTools(t *testing.T) (java, javac, classpath string) {
+	t.Helper()
 	java, err := exec.LookPath("java")
 	if err != nil {
 		t.Skip("Axis interop test needs a JDK (java and javac on PATH): java not found")
 	}
-	javac, err := exec.LookPath("javac")
+	javac, err = exec.LookPath("javac")
 	if err != nil {
 		t.Skip("Axis interop test needs a JDK (java and javac on PATH): javac not found")
 	}
@@ -61,7 +53,21 @@ func TestInteropAxis(t *testing.T) {
 			cp = append(cp, p)
 		}
 	}
-	classpath := strings.Join(cp, string(os.PathListSeparator))
+	return java, javac, strings.Join(cp, string(os.PathListSeparator))
+}
+
+// axisNamespaceFreeQuery selects vw:name without a prefix: Axis 1.4 serializes the
+// generated QueryExpressionType bean without any way to declare a namespace on (or
+// above) the QueryExpression element, and a prefix must be declared there for the
+// service to resolve it (WS-ResourceProperties: the expression's namespace context is
+// that of the QueryExpression element). GT4-era clients wrote such queries.
+const axisNamespaceFreeQuery = "/*/*[namespace-uri()='http://vws.dev/ns/2026/workspace' and local-name()='name']"
+
+// TestInteropAxis generates an Apache Axis 1.4 client with WSDL2Java -W from the live
+// ?wsdl URL of WorkspaceService, compiles it with the hand-written client in
+// test/interop/axis into a temporary directory, and runs it in both dialects.
+func TestInteropAxis(t *testing.T) {
+	java, javac, classpath := axisTools(t)
 	src, err := filepath.Abs(filepath.Join("interop", "axis"))
 	if err != nil {
 		t.Fatal(err)

@@ -134,33 +134,6 @@ func TestInteropManagerAxis(t *testing.T) {
 	})
 }
 
-// axisTools finds the JDK and Apache Axis 1.4 (Debian's jars) or skips the test.
-func axisTools(t *testing.T) (java, javac, classpath string) {
-	t.Helper()
-	java, err := exec.LookPath("java")
-	if err != nil {
-		t.Skip("Axis interop test needs a JDK (java and javac on PATH): java not found")
-	}
-	javac, err = exec.LookPath("javac")
-	if err != nil {
-		t.Skip("Axis interop test needs a JDK (java and javac on PATH): javac not found")
-	}
-	var cp []string
-	for _, j := range axisJars {
-		p := filepath.Join(axisJarDir, j)
-		if _, err := os.Stat(p); err != nil {
-			t.Skipf("Axis interop test needs Apache Axis 1.4 (Debian: apt-get install libaxis-java): %v", err)
-		}
-		cp = append(cp, p)
-	}
-	for _, j := range axisOptionalJars {
-		if p := filepath.Join(axisJarDir, j); axisFileExists(p) {
-			cp = append(cp, p)
-		}
-	}
-	return java, javac, strings.Join(cp, string(os.PathListSeparator))
-}
-
 // managerWSDL is the Manager's live WSDL in the dialect.
 func managerWSDL(s *MgrServer, d *dialect.Dialect) string {
 	u := s.URL + "/wsrf/services/" + vwsns.ManagerService + "?wsdl"
@@ -263,7 +236,7 @@ func managerScenario(t *testing.T, s *MgrServer, w *MgrWorkspace, d *dialect.Dia
 		}
 	}
 	// The OverlayDigest of an UndeployResponse is the content of a file the Repository
-	// now keeps for the workspace.
+	// now keeps for the workspace, and the overlay digest its EPR publishes.
 	wantOverlay := func(st managerStep) {
 		t.Helper()
 		if st.OverlayDigest == nil {
@@ -271,6 +244,9 @@ func managerScenario(t *testing.T, s *MgrServer, w *MgrWorkspace, d *dialect.Dia
 		}
 		if ok, files := repositoryHolds(t, s, w.Key, *st.OverlayDigest); !ok {
 			t.Fatalf("%s: no file the Repository keeps for the workspace has the OverlayDigest %s %s reports: %v", st.Step, *st.OverlayDigest, c.name, files)
+		}
+		if got := imageDigests(t, w)["overlay"]; got != *st.OverlayDigest {
+			t.Fatalf("%s: the workspace publishes overlay digest %q, %s reports %q", st.Step, got, c.name, *st.OverlayDigest)
 		}
 	}
 	checkStateFault := func(step string, f managerFault, current, requested string) {

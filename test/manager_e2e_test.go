@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -408,17 +409,30 @@ func TestManagerFaults(t *testing.T) {
 // imageRoles lists the roles of the workspace's vw:imageDigest properties.
 func imageRoles(t *testing.T, w *MgrWorkspace) []string {
 	t.Helper()
+	return slices.Sorted(maps.Keys(imageDigests(t, w)))
+}
+
+// imageDigests is the workspace's vw:imageDigest properties, digest by role; a role
+// published twice fails the test.
+func imageDigests(t *testing.T, w *MgrWorkspace) map[string]string {
+	t.Helper()
 	els, err := mgrSOAP.GetResourceProperty(context.Background(), w.EPR, wsa.QName{Space: vwsns.Workspace, Local: "imageDigest"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var roles []string
+	digests := map[string]string{}
 	for _, e := range els {
-		if r := e.SelectElement("role"); r != nil {
-			roles = append(roles, strings.TrimSpace(r.Text()))
+		r, d := e.SelectElement("role"), e.SelectElement("digest")
+		if r == nil || d == nil {
+			t.Fatalf("a vw:imageDigest without role or digest: %v", els)
 		}
+		role := strings.TrimSpace(r.Text())
+		if _, twice := digests[role]; twice {
+			t.Fatalf("the workspace publishes two %s digests", role)
+		}
+		digests[role] = strings.TrimSpace(d.Text())
 	}
-	return roles
+	return digests
 }
 
 // mgrDeployBody is a Deploy request for workspace ws.
