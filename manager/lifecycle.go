@@ -37,6 +37,10 @@ const (
 	pendingShutdown = "shutdown" // Normal: the guest is asked to power off, forced off after grace
 	pendingTrash    = "trash"    // Trash: forced off, changes and saved RAM discarded
 	pendingDrop     = "drop"     // Normal of a serialized workspace: its memory image discarded
+	// Serialize: libvirtd is saving the RAM to memory.save. A restarted libvirtd
+	// forgets why a domain is shut off ("saved" becomes "unknown"), so this mark, not
+	// the shut-off reason, tells a finished save from a guest that powered off.
+	pendingSerialize = "serialize"
 )
 
 // Result is a workspace's state after an operation.
@@ -431,8 +435,12 @@ func (m *Manager) Shutdown(ctx context.Context, epr *wsa.EPR, mode string, grace
 			}
 			defer release()
 			mem := m.workspaceDir(rec.Key) + "/memory.save"
+			if err := m.begin(rec, pendingSerialize); err != nil {
+				return err
+			}
 			if err := m.hv.Save(ctx, name, mem); err != nil {
 				removeUnlessStillWritten(mem, err)
+				m.abandon(rec, err)
 				return m.adviseOnFullDisk(err, "shut the workspace down (Normal) instead of serializing it")
 			}
 			// The Repository's memory image (if any) no longer describes this file.
@@ -641,15 +649,23 @@ func (m *Manager) restore(ctx context.Context, rec *record, paused bool) error {
 		if err := m.hv.Restore(ctx, rec.MemoryFile, rec.Spec, paused); err != nil {
 			return err
 		}
-		// The image is spent once the guest runs on: its disk has moved past it.
-		os.Remove(rec.MemoryFile)
 	}
+	spent := rec.MemoryFile
 	rec.Hot, rec.ManagedSave, rec.MemoryFile, rec.MemoryDigest = false, false, "", ""
 	state := stateRunning
 	if paused {
 		state = statePaused
 	}
-	return m.transition(ctx, rec, state, "restored from its memory image")
+	// Journaled first, removed after: the image is spent once the guest runs on (its
+	// disk has moved past it), but a record that still says hot must never lose it.
+	// A crash in between leaves a stray memory.save, which recover removes.
+	if err := m.transition(ctx, rec, state, "restored from its memory image"); err != nil {
+		return err
+	}
+	if spent != "" {
+		os.Remove(spent)
+	}
+	return nil
 }
 
 // transition records a new state in the journal, durably, as the outcome of any

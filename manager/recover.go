@@ -36,6 +36,7 @@ const (
 	finishTrash                            // a Trash died part-way: finish it
 	finishDrop                             // discarding a memory image died part-way: finish it
 	retryReport                            // the Repository has not heard the current state
+	abandonSerialize                       // a Serialize's save did not happen: drop its partial file
 )
 
 func isNoDomain(err error) bool { return errors.Is(err, vmm.ErrNoDomain) }
@@ -62,6 +63,16 @@ func plan(recs []*record, doms []vmm.Domain) []change {
 		switch {
 		case exists && d.State == vmm.StateUnknown:
 			// Unreachable or in transition is never "shut off": conclude nothing.
+		case r.Pending == pendingSerialize && exists && d.State == vmm.StateShutOff && !d.ManagedSave:
+			// The save this Serialize asked for ended the domain (libvirtd finishes it
+			// when the manager dies); a restarted libvirtd no longer says "saved".
+			c.Kind = adoptSave
+		case r.Pending == pendingSerialize && exists && d.State == vmm.StatePaused:
+			// Still saving (libvirt pauses the guest for the whole save): wait.
+		case r.Pending == pendingSerialize && exists && d.State == vmm.StateRunning:
+			// The save failed or was cancelled (a libvirtd restart resumes the guest):
+			// what it wrote is no memory image.
+			c.Kind = abandonSerialize
 		case r.Pending == pendingTrash:
 			// Every step of a Trash may be repeated, and the user asked for it.
 			c.Kind = finishTrash
@@ -142,6 +153,16 @@ func (m *Manager) recover(ctx context.Context) {
 	known := map[string]bool{}
 	for _, r := range recs {
 		known[r.Key] = true
+		// A memory image no record holds: spent by a restore that journaled its
+		// outcome and died before removing it.
+		if r.Phase == phaseDeployed && !r.Hot && r.Pending != pendingSerialize {
+			if unlock, ok := m.locks.tryLock(r.Key); ok {
+				if cur, err := m.journal.get(r.Key); err == nil && cur.Phase == phaseDeployed && !cur.Hot && cur.Pending != pendingSerialize {
+					os.Remove(filepath.Join(m.workspaceDir(r.Key), "memory.save"))
+				}
+				unlock()
+			}
+		}
 	}
 	ents, _ := os.ReadDir(filepath.Join(m.cfg.Dir, "workspaces"))
 	for _, e := range ents {
@@ -305,6 +326,18 @@ func (m *Manager) apply(ctx context.Context, c change) {
 			}
 			return
 		}
+		if unfinished, err := vmm.SaveImageUnfinished(mem); err == nil && unfinished {
+			// The domain ended before libvirt finished the image (QEMU died mid-save):
+			// the RAM is lost, as in a forced off.
+			os.Remove(mem)
+			detail := "its serialize was cut off before libvirt finished saving the RAM (the memory image was incomplete and is removed); " +
+				"the RAM is lost and the disk may be inconsistent (Shutdown Trash discards this deployment's changes)"
+			log.Warn("workspace changed state on its own", "from", rec.State, "to", stateCorrupted, "why", detail)
+			if err := m.transition(ctx, rec, stateCorrupted, detail); err != nil {
+				log.Error("record observed state", "err", err)
+			}
+			return
+		}
 		rec.Hot, rec.ManagedSave, rec.MemoryFile, rec.MemoryDigest = true, false, mem, ""
 		log.Info("recorded a serialize that finished unrecorded (the manager restarted, or libvirtd answered it late)")
 		if err := m.transition(ctx, rec, statePaused, "serialized: RAM saved"); err != nil {
@@ -356,6 +389,12 @@ func (m *Manager) apply(ctx context.Context, c change) {
 			return
 		}
 		log.Info("finished discarding a memory image, as a shutdown left unfinished had begun to")
+	case abandonSerialize:
+		os.Remove(m.workspaceDir(rec.Key) + "/memory.save")
+		log.Info("a serialize left unfinished did not save the RAM; the guest runs on")
+		if err := m.transition(ctx, rec, stateRunning, ""); err != nil {
+			log.Error("record an abandoned serialize", "err", err)
+		}
 	case retryReport:
 		m.report(rec)
 	}

@@ -103,6 +103,11 @@ func TestPlan(t *testing.T) {
 			want: []change{{Kind: observe, Key: k, State: stateShutdown}}, detail: "powered off"},
 		{name: "paused in RAM, domain shut off: shutdown", recs: []*record{deployedRec(k, statePaused, false)}, doms: []vmm.Domain{domOf(k, vmm.StateShutOff)},
 			want: []change{{Kind: observe, Key: k, State: stateShutdown}}, detail: "powered off"},
+		{name: "serialize under way, domain shut off with its reason forgotten (libvirtd restarted): the save finished", recs: []*record{withPending(deployedRec(k, stateRunning, false), pendingSerialize)}, doms: []vmm.Domain{domOf(k, vmm.StateShutOff)},
+			want: []change{{Kind: adoptSave, Key: k}}},
+		{name: "serialize under way, domain paused: still saving, wait", recs: []*record{withPending(deployedRec(k, stateRunning, false), pendingSerialize)}, doms: []vmm.Domain{domOf(k, vmm.StatePaused)}},
+		{name: "serialize under way, domain running: the save did not happen", recs: []*record{withPending(deployedRec(k, stateRunning, false), pendingSerialize)}, doms: []vmm.Domain{domOf(k, vmm.StateRunning)},
+			want: []change{{Kind: abandonSerialize, Key: k}}},
 		{name: "hot (serialized), domain shut off: as it should be", recs: []*record{deployedRec(k, statePaused, true)}, doms: []vmm.Domain{domOf(k, vmm.StateShutOff)}},
 		{name: "running, domain forced off (virsh destroy): corrupted", recs: []*record{deployedRec(k, stateRunning, false)}, doms: []vmm.Domain{forcedDom(k)},
 			want: []change{{Kind: observe, Key: k, State: stateCorrupted}}, detail: "forced off"},
@@ -541,13 +546,19 @@ func (h *crashHV) Stop(context.Context, string) error {
 	return nil
 }
 func (h *crashHV) Save(_ context.Context, _, path string) error {
+	h.at("save")
 	if err := h.fail["save"]; err != nil {
 		if werr := os.WriteFile(path, []byte("RAM being written"), 0o600); werr != nil {
 			h.t.Fatal(werr)
 		}
 		return err
 	}
-	return errors.New("not in this test")
+	// A complete image of libvirt's QEMU driver, and the domain saved.
+	if err := os.WriteFile(path, []byte("LibvirtQemudSave and the RAM"), 0o600); err != nil {
+		h.t.Fatal(err)
+	}
+	h.set(vmm.StateShutOff, false, true)
+	return nil
 }
 func (h *crashHV) Restore(context.Context, string, vmm.Spec, bool) error {
 	return errors.New("not in this test")
@@ -578,7 +589,8 @@ func crashManager(t *testing.T, key, state string, hot bool) (*Manager, *crashHV
 	dir := t.TempDir()
 	hv := &crashHV{t: t, dir: filepath.Join(dir, "journal"), key: key}
 	m := &Manager{cfg: Config{Dir: dir, Host: "h", GracePeriod: time.Second}, hv: hv, journal: &journal{dir: hv.dir},
-		log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		log: slog.New(slog.NewTextHandler(io.Discard, nil)), cache: &cache{dir: filepath.Join(dir, "cache")},
+		freeBytes: func(string) (int64, error) { return 10 << 30, nil }} // room for a serialize
 	ws := m.workspaceDir(key)
 	for _, d := range []string{hv.dir, ws} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -730,6 +742,99 @@ func TestShutdownCrashPoints(t *testing.T) {
 		m.apply(ctx, change{Kind: finishDrop, Key: k})
 		if got, _ := (&journal{dir: hv.dir}).get(k); got.State != stateShutdown || got.Hot || got.Pending != "" {
 			t.Errorf("after the restart the record is %+v; want shut down, not serialized", got)
+		}
+	})
+
+	// Serialize journals its mark before the save: libvirtd finishes a save whose
+	// manager died, and a restarted libvirtd no longer says why the domain is off
+	// ("saved" becomes "unknown"), so only the mark tells the saved RAM from a guest
+	// that powered off.
+	t.Run("Serialize", func(t *testing.T) {
+		for _, from := range []string{stateRunning, statePaused} {
+			m, hv, rec := crashManager(t, k, from, false)
+			if _, err := m.Shutdown(ctx, workspaceEPR(rec), ModeSerialize, 0); err != nil {
+				t.Fatal(err)
+			}
+			killed := hv.onDisk["save"]
+			if killed.Pending != pendingSerialize {
+				t.Fatalf("from %s: the record on disk during the save is %+v; want the serialize marked", from, killed)
+			}
+			if r, _ := (&journal{dir: hv.dir}).get(k); r.State != statePaused || !r.Hot || r.Pending != "" {
+				t.Errorf("from %s: the serialize left %+v on disk", from, r)
+			}
+			mem := m.workspaceDir(k) + "/memory.save"
+			restartWith := func(image string, dom vmm.Domain) *record {
+				t.Helper()
+				if err := m.journal.put(killed.clone()); err != nil {
+					t.Fatal(err)
+				}
+				os.Remove(mem)
+				if image != "" {
+					if err := os.WriteFile(mem, []byte(image), 0o600); err != nil {
+						t.Fatal(err)
+					}
+				}
+				hv.dom = &dom
+				m.reconcile(ctx)
+				r, err := (&journal{dir: hv.dir}).get(k)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return r
+			}
+			// The save finished; libvirtd restarted before the manager did.
+			if r := restartWith("LibvirtQemudSave and the RAM", domOf(k, vmm.StateShutOff)); r.State != statePaused || !r.Hot || r.MemoryFile != mem || r.Pending != "" {
+				t.Errorf("from %s: after a save libvirtd finished and forgot, the record is %+v; want serialized", from, r)
+			}
+			// The domain ended before the image was finished: the RAM is lost.
+			if r := restartWith("LibvirtQemudPart and half the RAM", domOf(k, vmm.StateShutOff)); r.State != stateCorrupted || r.Hot || !strings.Contains(r.Detail, "incomplete") {
+				t.Errorf("from %s: after a save cut off mid-image, the record is %+v; want corrupted, saying why", from, r)
+			} else if _, err := os.Stat(mem); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("from %s: the incomplete memory image is kept (stat: %v)", from, err)
+			}
+			// Still saving (libvirt keeps the guest paused for the whole save): wait.
+			if r := restartWith("LibvirtQemudPart", domOf(k, vmm.StatePaused)); r.Pending != pendingSerialize {
+				t.Errorf("from %s: with the save under way the record became %+v; want it left as it was", from, r)
+			} else if _, err := os.Stat(mem); err != nil {
+				t.Errorf("from %s: the image being written was removed: %v", from, err)
+			}
+		}
+		// The save failed (libvirtd, restarted, resumed the guest): it runs on, and
+		// what the save wrote is no memory image.
+		m, hv, rec := crashManager(t, k, stateRunning, false)
+		if _, err := m.Shutdown(ctx, workspaceEPR(rec), ModeSerialize, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.journal.put(hv.onDisk["save"]); err != nil {
+			t.Fatal(err)
+		}
+		hv.set(vmm.StateRunning, false, false)
+		m.reconcile(ctx)
+		if r, _ := (&journal{dir: hv.dir}).get(k); r.State != stateRunning || r.Hot || r.Pending != "" {
+			t.Errorf("after a save that did not happen the record is %+v; want running, nothing pending", r)
+		}
+		if _, err := os.Stat(m.workspaceDir(k) + "/memory.save"); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the failed save's file is kept (stat: %v)", err)
+		}
+	})
+
+	// A restore journals the workspace not serialized before it removes the spent
+	// image; a manager killed in between finds a memory image no record holds, and
+	// removes it at restart (one a serialized record holds is kept).
+	t.Run("memory image spent by a restore", func(t *testing.T) {
+		for _, hot := range []bool{false, true} {
+			m, _, _ := crashManager(t, k, statePaused, hot)
+			mem := m.workspaceDir(k) + "/memory.save"
+			if !hot {
+				if err := os.WriteFile(mem, []byte("LibvirtQemudSave spent"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			m.recover(ctx)
+			_, err := os.Stat(mem)
+			if gone := errors.Is(err, os.ErrNotExist); gone == hot {
+				t.Errorf("serialized %v: after the restart the memory image is gone: %v", hot, gone)
+			}
 		}
 	})
 
@@ -885,8 +990,6 @@ func TestCutOffCallsLeaveWhatLibvirtdMayStillDo(t *testing.T) {
 		kept bool
 	}{{unknown, true}, {refused, false}} {
 		m, hv, rec := crashManager(t, k, stateRunning, false)
-		m.cache = &cache{dir: filepath.Join(m.cfg.Dir, "cache")}
-		m.freeBytes = func(string) (int64, error) { return 10 << 30, nil }
 		hv.fail = map[string]error{"save": c.err}
 		if _, err := m.Shutdown(ctx, workspaceEPR(rec), ModeSerialize, 0); !errors.Is(err, c.err) {
 			t.Fatalf("serialize with the save failing: %v", err)
@@ -897,3 +1000,5 @@ func TestCutOffCallsLeaveWhatLibvirtdMayStillDo(t *testing.T) {
 		}
 	}
 }
+
+func withPending(r *record, p string) *record { r.Pending = p; return r }

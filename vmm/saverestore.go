@@ -2,6 +2,9 @@ package vmm
 
 import (
 	"context"
+	"errors"
+	"io"
+	"os"
 
 	"libvirt.org/go/libvirt"
 )
@@ -72,4 +75,27 @@ func (l *Libvirt) Restore(ctx context.Context, path string, s Spec, paused bool)
 		return l.Resume(ctx, s.Name)
 	}
 	return nil
+}
+
+// qemuSavePartial is the header libvirt's QEMU driver writes at the start of a save
+// image and replaces with "LibvirtQemudSave" once the image is complete.
+const qemuSavePartial = "LibvirtQemudPart"
+
+// SaveImageUnfinished reports whether the file at path is a save image libvirt's QEMU
+// driver began and never finished (the save was cut off: QEMU died, or libvirtd
+// stopped it). Such a file restores nothing. Other drivers' images are not judged.
+func SaveImageUnfinished(path string) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	head := make([]byte, len(qemuSavePartial))
+	if _, err := io.ReadFull(f, head); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return true, nil // not even a header
+		}
+		return false, err
+	}
+	return string(head) == qemuSavePartial, nil
 }
