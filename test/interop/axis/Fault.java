@@ -33,6 +33,43 @@ final class Fault {
     }
 
     /**
+     * A Fault from a WS-BaseFaults fault bean of either dialect. The GT 4.0 (1.2 draft
+     * 01) and WSRF 1.2 (bf-2) stubs generate same-shaped BaseFaultType classes in
+     * different packages with no common type, so their fields are read by name.
+     */
+    static Fault ofBaseFault(AxisFault bf, FaultDesc desc) {
+        if (desc == null) {
+            return null;
+        }
+        try {
+            Fault f = of(bf, desc, (Calendar) get(bf, "getTimestamp"));
+            Object code = get(bf, "getErrorCode");
+            if (code != null) {
+                f.errorCode = text((MessageElement[]) get(code, "get_any"));
+                f.errorCodeDialect = String.valueOf(get(code, "getDialect"));
+            }
+            StringBuilder d = new StringBuilder();
+            Object[] descriptions = (Object[]) get(bf, "getDescription");
+            if (descriptions != null) {
+                for (Object x : descriptions) {
+                    d.append(d.length() == 0 ? "" : " ").append(get(x, "get_value"));
+                }
+            }
+            f.description = d.toString();
+            Object originator = get(bf, "getOriginator");
+            Object address = originator == null ? null : get(originator, "getAddress");
+            f.originatorAddress = address == null ? "" : String.valueOf(get(address, "get_value"));
+            return f;
+        } catch (ReflectiveOperationException e) {
+            throw new IllegalStateException("the stub's BaseFaultType lacks a WS-BaseFaults field: " + e, e);
+        }
+    }
+
+    private static Object get(Object bean, String getter) throws ReflectiveOperationException {
+        return bean.getClass().getMethod(getter).invoke(bean);
+    }
+
+    /**
      * The text of mixed content (ErrorCode extends xs:anyType, mixed="true"), which the
      * generated bean holds as MessageElements in _any: text nodes and elements.
      */

@@ -7,11 +7,9 @@ import java.util.Calendar;
 import javax.xml.namespace.QName;
 
 import org.apache.axis.client.Stub;
-import org.apache.axis.description.FaultDesc;
 import org.apache.axis.message.MessageElement;
 import org.apache.axis.types.URI;
 import org.oasis_open.docs.wsrf.bf_2.BaseFaultType;
-import org.oasis_open.docs.wsrf.bf_2.BaseFaultTypeDescription;
 import org.oasis_open.docs.wsrf.rl_2.Destroy;
 import org.oasis_open.docs.wsrf.rl_2.SetTerminationTime;
 import org.oasis_open.docs.wsrf.rl_2.SetTerminationTimeResponse;
@@ -64,28 +62,6 @@ final class Wsrf12Ops implements Ops {
     }
 
     public Fault fault(RemoteException e) {
-        if (!(e instanceof BaseFaultType)) {
-            return null;
-        }
-        BaseFaultType bf = (BaseFaultType) e;
-        FaultDesc desc = Client.faultDesc(port, bf);
-        if (desc == null) {
-            return null;
-        }
-        Fault f = Fault.of(bf, desc, bf.getTimestamp());
-        if (bf.getErrorCode() != null) {
-            f.errorCode = Fault.text(bf.getErrorCode().get_any());
-            f.errorCodeDialect = String.valueOf(bf.getErrorCode().getDialect());
-        }
-        StringBuilder d = new StringBuilder();
-        if (bf.getDescription() != null) {
-            for (BaseFaultTypeDescription x : bf.getDescription()) {
-                d.append(d.length() == 0 ? "" : " ").append(x.get_value());
-            }
-        }
-        f.description = d.toString();
-        f.originatorAddress = bf.getOriginator() == null || bf.getOriginator().getAddress() == null ? ""
-            : String.valueOf(bf.getOriginator().getAddress().get_value());
-        return f;
+        return e instanceof BaseFaultType ? Fault.ofBaseFault((BaseFaultType) e, Client.faultDesc(port, e)) : null;
     }
 }
