@@ -29,14 +29,17 @@ var (
 	jvmFlags = []string{"-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"}
 )
 
-// axisTools finds the JDK and Apache Axis 1.4 (Debian's jars) or skips the test.
-func axisTools(t *testing.T) (java, javac, classpath string) {
+// axisToolchain is the JDK and Apache Axis 1.4 (Debian's jars).
+type axisToolchain struct{ java, javac, classpath string }
+
+// axisTools finds the JDK and Apache Axis 1.4 or skips the test.
+func axisTools(t *testing.T) axisToolchain {
 	t.Helper()
 	java, err := exec.LookPath("java")
 	if err != nil {
 		t.Skip("Axis interop test needs a JDK (java and javac on PATH): java not found")
 	}
-	javac, err = exec.LookPath("javac")
+	javac, err := exec.LookPath("javac")
 	if err != nil {
 		t.Skip("Axis interop test needs a JDK (java and javac on PATH): javac not found")
 	}
@@ -53,7 +56,46 @@ func axisTools(t *testing.T) (java, javac, classpath string) {
 			cp = append(cp, p)
 		}
 	}
-	return java, javac, strings.Join(cp, string(os.PathListSeparator))
+	return axisToolchain{java, javac, strings.Join(cp, string(os.PathListSeparator))}
+}
+
+// build generates stubs from wsdl with WSDL2Java -W and compiles them with the named
+// hand-written sources of test/interop/axis into dir/classes, which it returns.
+func (a axisToolchain) build(t *testing.T, dir, wsdl string, handWritten ...string) string {
+	t.Helper()
+	src, err := filepath.Abs(filepath.Join("interop", "axis"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen, classes := filepath.Join(dir, "gen"), filepath.Join(dir, "classes")
+	start := time.Now()
+	runTool(t, "WSDL2Java", 2*time.Minute, a.java, slices.Concat(jvmFlags, []string{"-cp", a.classpath,
+		"org.apache.axis.wsdl.WSDL2Java", "-W", "-o", gen, wsdl})...)
+	sources := axisJavaFiles(t, gen)
+	generated := len(sources)
+	if generated == 0 {
+		t.Fatalf("WSDL2Java generated no Java sources from %s", wsdl)
+	}
+	for _, f := range handWritten {
+		sources = append(sources, filepath.Join(src, f))
+	}
+	argfile := filepath.Join(dir, "sources.txt")
+	if err := os.WriteFile(argfile, []byte(strings.Join(sources, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var javacArgs []string
+	for _, f := range jvmFlags {
+		javacArgs = append(javacArgs, "-J"+f)
+	}
+	runTool(t, "javac", 2*time.Minute, a.javac, slices.Concat(javacArgs, []string{"-proc:none", "-nowarn", "-Xlint:none",
+		"-encoding", "UTF-8", "-d", classes, "-cp", a.classpath, "@" + argfile})...)
+	t.Logf("WSDL2Java and javac: %d generated files, %s", generated, time.Since(start).Round(time.Millisecond))
+	return classes
+}
+
+// command is a java command line running class from classes with Axis on the class path.
+func (a axisToolchain) command(classes, class string, args ...string) []string {
+	return slices.Concat([]string{a.java}, jvmFlags, []string{"-cp", classes + string(os.PathListSeparator) + a.classpath, class}, args)
 }
 
 // axisNamespaceFreeQuery selects vw:name without a prefix: Axis 1.4 serializes the
@@ -67,57 +109,24 @@ const axisNamespaceFreeQuery = "/*/*[namespace-uri()='http://vws.dev/ns/2026/wor
 // ?wsdl URL of WorkspaceService, compiles it with the hand-written client in
 // test/interop/axis into a temporary directory, and runs it in both dialects.
 func TestInteropAxis(t *testing.T) {
-	java, javac, classpath := axisTools(t)
-	src, err := filepath.Abs(filepath.Join("interop", "axis"))
-	if err != nil {
-		t.Fatal(err)
-	}
-
+	axis := axisTools(t)
 	s := harness.Start(t)
 	for _, d := range dialect.Dialects {
 		t.Run(d.Name, func(t *testing.T) {
 			t.Parallel()
 			c := newInteropCase(t, s, "axis", d)
-			dir := t.TempDir()
-			gen, classes := filepath.Join(dir, "gen"), filepath.Join(dir, "classes")
-
-			start := time.Now()
-			runTool(t, "WSDL2Java", 2*time.Minute, java, slices.Concat(jvmFlags, []string{"-cp", classpath,
-				"org.apache.axis.wsdl.WSDL2Java", "-W", "-o", gen, c.wsdlURL(s)})...)
-			generated := axisJavaFiles(t, gen)
-			if len(generated) == 0 {
-				t.Fatalf("WSDL2Java generated no Java sources from %s", c.wsdlURL(s))
-			}
-			t.Logf("WSDL2Java: %d files in %s", len(generated), time.Since(start).Round(time.Millisecond))
-
-			start = time.Now()
 			ops := "Wsrf12Ops.java"
 			if d == dialect.GT4 {
 				ops = "Gt4Ops.java"
 			}
-			sources := append([]string{}, generated...)
-			for _, f := range []string{"Client.java", "Ops.java", "Fault.java", "Json.java", ops} {
-				sources = append(sources, filepath.Join(src, f))
-			}
-			argfile := filepath.Join(dir, "sources.txt")
-			if err := os.WriteFile(argfile, []byte(strings.Join(sources, "\n")+"\n"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			var javacArgs []string
-			for _, f := range jvmFlags {
-				javacArgs = append(javacArgs, "-J"+f)
-			}
-			runTool(t, "javac", 2*time.Minute, javac, slices.Concat(javacArgs, []string{"-proc:none", "-nowarn", "-Xlint:none",
-				"-encoding", "UTF-8", "-d", classes, "-cp", classpath, "@" + argfile})...)
-			t.Logf("javac: %s", time.Since(start).Round(time.Millisecond))
-
-			start = time.Now()
-			out := runTool(t, "Axis client", time.Minute, java, slices.Concat(jvmFlags, []string{
-				"-cp", classes + string(os.PathListSeparator) + classpath, "vwsinterop.Client",
+			classes := axis.build(t, t.TempDir(), c.wsdlURL(s), "Client.java", "Ops.java", "Fault.java", "Json.java", ops)
+			start := time.Now()
+			argv := axis.command(classes, "vwsinterop.Client",
 				"--wsdl", c.wsdlURL(s), "--dialect", d.Name,
 				"--key", c.key, "--destroy-key", c.destroyKey,
 				"--termination", c.termination.Format(time.RFC3339),
-				"--query", axisNamespaceFreeQuery})...)
+				"--query", axisNamespaceFreeQuery)
+			out := runTool(t, "Axis client", time.Minute, argv[0], argv[1:]...)
 			t.Logf("client: %s", time.Since(start).Round(time.Millisecond))
 			checkInteropReport(t, s, c, parseInteropReport(t, out))
 		})

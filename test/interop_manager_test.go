@@ -88,23 +88,8 @@ func TestInteropManagerAxis(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots a QEMU guest per dialect")
 	}
-	java, javac, classpath := axisTools(t)
-	src, err := filepath.Abs(filepath.Join("interop", "axis"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	axis := axisTools(t)
 	runManagerInterop(t, "axis-host", func(t *testing.T, s *MgrServer, d *dialect.Dialect) managerClient {
-		start := time.Now()
-		dir := t.TempDir()
-		gen, classes := filepath.Join(dir, "gen"), filepath.Join(dir, "classes")
-		wsdl := managerWSDL(s, d)
-		runTool(t, "WSDL2Java", 2*time.Minute, java, slices.Concat(jvmFlags, []string{"-cp", classpath,
-			"org.apache.axis.wsdl.WSDL2Java", "-W", "-o", gen, wsdl})...)
-		sources := axisJavaFiles(t, gen)
-		generated := len(sources)
-		if generated == 0 {
-			t.Fatalf("WSDL2Java generated no Java sources from %s", wsdl)
-		}
 		ops := "Wsrf12MgrOps.java"
 		if d == dialect.GT4 {
 			ops = "Gt4MgrOps.java"
@@ -112,25 +97,9 @@ func TestInteropManagerAxis(t *testing.T) {
 		// Client.java lends the dialects' namespaces, the WSDL reading and the Failure
 		// type; Ops.java is its interface. Their WorkspaceService Ops are left out: the
 		// Manager's WSDL does not generate that service's stub.
-		for _, f := range []string{"Client.java", "Ops.java", "Fault.java", "Json.java", "MgrOps.java", "ManagerClient.java", ops} {
-			sources = append(sources, filepath.Join(src, f))
-		}
-		argfile := filepath.Join(dir, "sources.txt")
-		if err := os.WriteFile(argfile, []byte(strings.Join(sources, "\n")+"\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		var javacArgs []string
-		for _, f := range jvmFlags {
-			javacArgs = append(javacArgs, "-J"+f)
-		}
-		runTool(t, "javac", 2*time.Minute, javac, slices.Concat(javacArgs, []string{"-proc:none", "-nowarn", "-Xlint:none",
-			"-encoding", "UTF-8", "-d", classes, "-cp", classpath, "@" + argfile})...)
-		t.Logf("WSDL2Java and javac: %d generated files, %s", generated, time.Since(start).Round(time.Millisecond))
-		return managerClient{
-			name: "Axis ManagerClient",
-			argv: slices.Concat([]string{java}, jvmFlags, []string{"-cp", classes + string(os.PathListSeparator) + classpath,
-				"vwsinterop.ManagerClient"}),
-		}
+		classes := axis.build(t, t.TempDir(), managerWSDL(s, d),
+			"Client.java", "Ops.java", "Fault.java", "Json.java", "MgrOps.java", "ManagerClient.java", ops)
+		return managerClient{name: "Axis ManagerClient", argv: axis.command(classes, "vwsinterop.ManagerClient")}
 	})
 }
 
