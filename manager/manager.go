@@ -123,6 +123,8 @@ type Manager struct {
 
 	// kick asks the reconciler for a round now (a domain stopped or crashed).
 	kick chan struct{}
+	// boot says whether the host restarted since the last reconcile (reconciler only).
+	boot bootState
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -171,6 +173,7 @@ func New(cfg Config, hv Hypervisor, valid Validator) (*Manager, error) {
 		cache:   &cache{dir: filepath.Join(cfg.Dir, "cache")},
 		metrics: newMetrics(cfg.Metrics),
 		stop:    make(chan struct{}), reportq: make(chan string, 4096), kick: make(chan struct{}, 1),
+		boot: readBootState(cfg.Dir),
 	}
 	if es, ok := hv.(eventSource); ok {
 		es.Watch(m.onEvent)

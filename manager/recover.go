@@ -39,6 +39,10 @@ const (
 	abandonSerialize                       // a Serialize's save did not happen: drop its partial file
 )
 
+// detailPoweredOff is why a workspace last seen running or paused is shut down, as far
+// as libvirt tells (bootState.poweredOffDetail says more after a host restart).
+const detailPoweredOff = "the guest powered off"
+
 func isNoDomain(err error) bool { return errors.Is(err, vmm.ErrNoDomain) }
 
 // plan compares the journal with the domains the hypervisor has, and says what to do.
@@ -126,7 +130,7 @@ func plan(recs []*record, doms []vmm.Domain) []change {
 			c.Kind, c.State, c.Detail = observe, stateCorrupted, "its domain was forced off outside vws (virsh destroy?) while "+r.State+
 				"; the RAM is lost and the disk may be inconsistent (Shutdown Trash discards this deployment's changes)"
 		case d.State == vmm.StateShutOff && (r.State == stateRunning || r.State == statePaused && !r.Hot):
-			c.Kind, c.State, c.Detail = observe, stateShutdown, "the guest powered off"
+			c.Kind, c.State, c.Detail = observe, stateShutdown, detailPoweredOff
 		case d.State == vmm.StateRunning && r.State != stateRunning && r.State != stateCorrupted:
 			c.Kind, c.State = observe, stateRunning
 		case d.State == vmm.StatePaused && r.State == stateRunning:
@@ -207,6 +211,9 @@ func (m *Manager) reconcile(ctx context.Context) {
 	}
 	for _, c := range plan(recs, doms) {
 		m.apply(ctx, c)
+	}
+	if err := m.boot.reconciled(m.cfg.Dir); err != nil {
+		m.log.Warn("record the host's boot ID", "err", err)
 	}
 }
 
@@ -306,6 +313,9 @@ func (m *Manager) apply(ctx context.Context, c change) {
 		}
 		if c.State == stateShutdown && rec.Hot {
 			return
+		}
+		if c.Detail == detailPoweredOff {
+			c.Detail = m.boot.poweredOffDetail()
 		}
 		log.Info("workspace changed state on its own", "from", rec.State, "to", c.State, "why", c.Detail)
 		if err := m.transition(ctx, rec, c.State, c.Detail); err != nil {
