@@ -71,12 +71,21 @@ func plan(recs []*record, doms []vmm.Domain) []change {
 			// The save this Serialize asked for ended the domain (libvirtd finishes it
 			// when the manager dies); a restarted libvirtd no longer says "saved".
 			c.Kind = adoptSave
-		case r.Pending == pendingSerialize && exists && d.State == vmm.StatePaused:
-			// Still saving (libvirt pauses the guest for the whole save): wait.
-		case r.Pending == pendingSerialize && exists && d.State == vmm.StateRunning:
-			// The save failed or was cancelled (a libvirtd restart resumes the guest):
-			// what it wrote is no memory image.
-			c.Kind = abandonSerialize
+		case r.Pending == pendingSerialize && exists && d.State == vmm.StateCrashed:
+			// QEMU died under the save (libvirtd killed, the OOM killer): the RAM is
+			// lost, and what the save wrote is no memory image.
+			c.Kind, c.State, c.Detail = abandonSerialize, stateCorrupted, "its QEMU process died while a serialize saved its RAM"+
+				"; the RAM is lost and the disk may be inconsistent (Shutdown Trash discards this deployment's changes, Undeploy keeps them)"
+		case r.Pending == pendingSerialize && exists && d.State == vmm.StatePaused && d.Busy:
+			// Still saving (libvirt keeps the guest paused for the whole save): wait.
+		case r.Pending == pendingSerialize && exists && (d.State == vmm.StateRunning || d.State == vmm.StatePaused):
+			// The save failed or was cancelled (a libvirtd restart ends it, and resumes
+			// a guest the save had paused): what it wrote is no memory image, and the
+			// guest is as the domain is.
+			c.Kind, c.State = abandonSerialize, stateRunning
+			if d.State == vmm.StatePaused {
+				c.State = statePaused
+			}
 		case r.Pending == pendingTrash:
 			// Every step of a Trash may be repeated, and the user asked for it.
 			c.Kind = finishTrash
@@ -139,7 +148,7 @@ func plan(recs []*record, doms []vmm.Domain) []change {
 		if c.Kind == observe || c.Kind == finishShutdown {
 			c.From = r.State
 		}
-		if c.Kind == 0 && r.Reported != r.State+"/"+r.Phase {
+		if c.Kind == 0 && r.Reported != r.reportKey() {
 			c.Kind = retryReport
 		}
 		if c.Kind != 0 {
@@ -401,8 +410,8 @@ func (m *Manager) apply(ctx context.Context, c change) {
 		log.Info("finished discarding a memory image, as a shutdown left unfinished had begun to")
 	case abandonSerialize:
 		os.Remove(m.workspaceDir(rec.Key) + "/memory.save")
-		log.Info("a serialize left unfinished did not save the RAM; the guest runs on")
-		if err := m.transition(ctx, rec, stateRunning, ""); err != nil {
+		log.Info("a serialize left unfinished did not save the RAM", "state", c.State, "why", c.Detail)
+		if err := m.transition(ctx, rec, c.State, c.Detail); err != nil {
 			log.Error("record an abandoned serialize", "err", err)
 		}
 	case retryReport:

@@ -24,7 +24,9 @@ import (
 
 // deployedRec is a deployed record in state, already reported to the Repository.
 func deployedRec(key, state string, hot bool) *record {
-	return &record{Key: key, Phase: phaseDeployed, State: state, Hot: hot, Reported: state + "/" + phaseDeployed}
+	r := &record{Key: key, Phase: phaseDeployed, State: state, Hot: hot}
+	r.Reported = r.reportKey()
+	return r
 }
 
 func domOf(key string, st vmm.State) vmm.Domain {
@@ -73,11 +75,11 @@ func TestPlan(t *testing.T) {
 	unstaging := deployedRec(k, stateShutdown, false)
 	unstaging.Phase = phaseUnstaging
 	lagging := deployedRec(k, stateRunning, false)
-	lagging.Reported = stateShutdown + "/" + phaseDeployed
+	lagging.Reported = (&record{State: stateShutdown, Phase: phaseDeployed}).reportKey()
 	neverReported := deployedRec(k, stateShutdown, false)
 	neverReported.Reported = ""
 	corruptedUnreported := deployedRec(k, stateCorrupted, false)
-	corruptedUnreported.Reported = stateRunning + "/" + phaseDeployed
+	corruptedUnreported.Reported = (&record{State: stateRunning, Phase: phaseDeployed}).reportKey()
 
 	cases := []struct {
 		name string
@@ -105,9 +107,19 @@ func TestPlan(t *testing.T) {
 			want: []change{{Kind: observe, Key: k, State: stateShutdown}}, detail: "powered off"},
 		{name: "serialize under way, domain shut off with its reason forgotten (libvirtd restarted): the save finished", recs: []*record{withPending(deployedRec(k, stateRunning, false), pendingSerialize)}, doms: []vmm.Domain{domOf(k, vmm.StateShutOff)},
 			want: []change{{Kind: adoptSave, Key: k}}},
-		{name: "serialize under way, domain paused: still saving, wait", recs: []*record{withPending(deployedRec(k, stateRunning, false), pendingSerialize)}, doms: []vmm.Domain{domOf(k, vmm.StatePaused)}},
+		{name: "serialize under way, domain paused by the save: still saving, wait", recs: []*record{withPending(deployedRec(k, stateRunning, false), pendingSerialize)}, doms: []vmm.Domain{busyDom(k)}},
+		{name: "serialize of a paused guest under way: still saving, wait", recs: []*record{withPending(deployedRec(k, statePaused, false), pendingSerialize)}, doms: []vmm.Domain{busyDom(k)}},
 		{name: "serialize under way, domain running: the save did not happen", recs: []*record{withPending(deployedRec(k, stateRunning, false), pendingSerialize)}, doms: []vmm.Domain{domOf(k, vmm.StateRunning)},
-			want: []change{{Kind: abandonSerialize, Key: k}}},
+			want: []change{{Kind: abandonSerialize, Key: k, State: stateRunning}}},
+		{name: "the detail changed, not the state (paused in RAM → serialized): report again", recs: []*record{func() *record {
+			r := deployedRec(k, statePaused, true)
+			r.Detail = "serialized: RAM saved"
+			return r
+		}()}, doms: []vmm.Domain{domOf(k, vmm.StateShutOff)}, want: []change{{Kind: retryReport, Key: k}}},
+		{name: "serialize under way, QEMU died (domain crashed): corrupted", recs: []*record{withPending(deployedRec(k, stateRunning, false), pendingSerialize)}, doms: []vmm.Domain{domOf(k, vmm.StateCrashed)},
+			want: []change{{Kind: abandonSerialize, Key: k, State: stateCorrupted}}, detail: "QEMU process died while a serialize"},
+		{name: "serialize of a paused guest, no save under way: it did not happen, the guest stays paused", recs: []*record{withPending(deployedRec(k, statePaused, false), pendingSerialize)}, doms: []vmm.Domain{domOf(k, vmm.StatePaused)},
+			want: []change{{Kind: abandonSerialize, Key: k, State: statePaused}}},
 		{name: "hot (serialized), domain shut off: as it should be", recs: []*record{deployedRec(k, statePaused, true)}, doms: []vmm.Domain{domOf(k, vmm.StateShutOff)}},
 		{name: "running, domain forced off (virsh destroy): corrupted", recs: []*record{deployedRec(k, stateRunning, false)}, doms: []vmm.Domain{forcedDom(k)},
 			want: []change{{Kind: observe, Key: k, State: stateCorrupted}}, detail: "forced off"},
@@ -469,6 +481,8 @@ type crashHV struct {
 	t    *testing.T
 	dir  string // the journal's
 	key  string
+	// managedSave: the domain has a managed-save image RestoreManagedSave may resume.
+	managedSave bool
 	dom  *vmm.Domain // nil: no domain
 	shut vmm.State   // what Shutdown leaves
 	// forced is what Shutdown reports; onDisk, by call, the record on disk then.
@@ -497,8 +511,15 @@ func (h *crashHV) set(st vmm.State, forced, saved bool) {
 }
 
 func (h *crashHV) Host(context.Context) (vmm.HostInfo, error) { return vmm.HostInfo{}, nil }
-func (h *crashHV) RestoreManagedSave(context.Context, string, bool) error {
-	h.t.Fatal("a managed save was restored")
+func (h *crashHV) RestoreManagedSave(_ context.Context, _ string, paused bool) error {
+	if !h.managedSave {
+		h.t.Fatal("a managed save was restored")
+	}
+	h.managedSave = false
+	h.set(vmm.StateRunning, false, false)
+	if paused {
+		h.set(vmm.StatePaused, false, false)
+	}
 	return nil
 }
 func (h *crashHV) RemoveManagedSave(context.Context, string) error {
@@ -793,10 +814,17 @@ func TestShutdownCrashPoints(t *testing.T) {
 				t.Errorf("from %s: the incomplete memory image is kept (stat: %v)", from, err)
 			}
 			// Still saving (libvirt keeps the guest paused for the whole save): wait.
-			if r := restartWith("LibvirtQemudPart", domOf(k, vmm.StatePaused)); r.Pending != pendingSerialize {
+			if r := restartWith("LibvirtQemudPart", busyDom(k)); r.Pending != pendingSerialize {
 				t.Errorf("from %s: with the save under way the record became %+v; want it left as it was", from, r)
 			} else if _, err := os.Stat(mem); err != nil {
 				t.Errorf("from %s: the image being written was removed: %v", from, err)
+			}
+			// Paused with no save under way: the save failed (libvirtd restarted) and
+			// left the guest paused; what it wrote goes.
+			if r := restartWith("LibvirtQemudPart", domOf(k, vmm.StatePaused)); r.State != statePaused || r.Hot || r.Pending != "" {
+				t.Errorf("from %s: paused after a failed save, the record is %+v; want paused in RAM, nothing pending", from, r)
+			} else if _, err := os.Stat(mem); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("from %s: the failed save's file is kept (stat: %v)", from, err)
 			}
 		}
 		// The save failed (libvirtd, restarted, resumed the guest): it runs on, and
@@ -815,6 +843,33 @@ func TestShutdownCrashPoints(t *testing.T) {
 		}
 		if _, err := os.Stat(m.workspaceDir(k) + "/memory.save"); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("the failed save's file is kept (stat: %v)", err)
+		}
+	})
+
+	// An Undeploy of a workspace libvirt saved by itself (managed save) restores it
+	// paused and saves it to memory.save: that save is a Serialize's, journaled first,
+	// so one libvirtd finishes after a crash is adopted like a Serialize's.
+	t.Run("Undeploy of a managed save", func(t *testing.T) {
+		m, hv, rec := crashManager(t, k, statePaused, true)
+		os.Remove(rec.MemoryFile)
+		rec.ManagedSave, rec.MemoryFile = true, ""
+		if err := m.journal.put(rec); err != nil {
+			t.Fatal(err)
+		}
+		hv.managedSave = true
+		hv.set(vmm.StateShutOff, false, true)
+		if err := m.managedSaveToFile(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+		killed := hv.onDisk["save"]
+		if killed.Pending != pendingSerialize || killed.Hot || killed.ManagedSave {
+			t.Fatalf("the record on disk during the save is %+v; want paused in RAM, the serialize marked", killed)
+		}
+		if got, want := restartPlan(killed, &vmm.Domain{Name: domainName(k), UUID: domainUUID(k), State: vmm.StateShutOff}), []change{{Kind: adoptSave, Key: k}}; !reflect.DeepEqual(got, want) {
+			t.Errorf("killed during the save, libvirtd restarted, the restart plans %+v; want %+v", got, want)
+		}
+		if r, _ := (&journal{dir: hv.dir}).get(k); !r.Hot || r.ManagedSave || r.Pending != "" || r.MemoryFile == "" {
+			t.Errorf("after the save the record is %+v; want serialized to memory.save, nothing pending", r)
 		}
 	})
 
@@ -1002,3 +1057,10 @@ func TestCutOffCallsLeaveWhatLibvirtdMayStillDo(t *testing.T) {
 }
 
 func withPending(r *record, p string) *record { r.Pending = p; return r }
+
+// busyDom is a paused domain with a libvirt job under way (a save).
+func busyDom(key string) vmm.Domain {
+	d := domOf(key, vmm.StatePaused)
+	d.Busy = true
+	return d
+}

@@ -67,7 +67,7 @@ func (m *Manager) sendReport(ctx context.Context, key string) {
 	if err != nil || rec.Token == "" || rec.State == "" {
 		return
 	}
-	want := rec.State + "/" + rec.Phase
+	want := rec.reportKey()
 	if m.reportedState(key) == want {
 		return
 	}
@@ -80,4 +80,11 @@ func (m *Manager) sendReport(ctx context.Context, key string) {
 		return
 	}
 	m.reported.Store(key, want)
+}
+
+// reportKey is what a report tells the Repository: state, deployment phase and the
+// detail. The detail is part of it: "paused" is both a guest paused in RAM and a
+// serialized one, and only vw:stateDetail tells them apart.
+func (r *record) reportKey() string {
+	return r.State + "/" + r.Phase + "/" + r.Detail
 }

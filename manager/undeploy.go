@@ -9,6 +9,7 @@ import (
 	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/policy"
+	"github.com/vws-grid/vws/vmm"
 )
 
 // Undeploy hands a shut-down, serialized or corrupted workspace back to the
@@ -70,16 +71,27 @@ func (m *Manager) managedSaveToFile(ctx context.Context, rec *record) error {
 		return err
 	}
 	mem := m.workspaceDir(rec.Key) + "/memory.save"
+	// The guest is paused in its RAM now, and this save is a Serialize's: journaled as
+	// one first, so that a save libvirtd finishes after a crash, or after its own
+	// restart (which forgets that a save shut the domain off), is adopted rather than
+	// taken for a power-off.
+	rec.Hot, rec.ManagedSave, rec.MemoryFile, rec.MemoryDigest = false, false, "", ""
+	rec.State, rec.Detail = statePaused, "restored from the RAM libvirt had saved, to save it for the repository"
+	if err := m.begin(rec, pendingSerialize); err != nil {
+		return err
+	}
 	if err := m.hv.Save(ctx, rec.Spec.Name, mem); err != nil {
 		removeUnlessStillWritten(mem, err)
-		// The guest is paused in its RAM now: say so, as it is.
-		rec.Hot, rec.ManagedSave = false, false
+		if errors.Is(err, vmm.ErrOutcomeUnknown) {
+			m.report(rec) // libvirtd may still finish it: the reconciler records what it finds
+			return err
+		}
 		if terr := m.transition(ctx, rec, statePaused, "restored from the RAM libvirt had saved; saving it for the repository failed"); terr != nil {
 			return errors.Join(err, terr)
 		}
 		return m.adviseOnFullDisk(err, "discard its RAM (Shutdown Normal or Trash) and undeploy it then")
 	}
-	rec.ManagedSave, rec.MemoryFile = false, mem
+	rec.Hot, rec.MemoryFile, rec.Pending, rec.Detail = true, mem, "", "serialized: RAM saved"
 	if err := m.journal.put(rec); err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}

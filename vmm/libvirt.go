@@ -66,6 +66,8 @@ type Domain struct {
 	// ManagedSave: saved by libvirt to its own file (virsh managedsave, libvirt-guests
 	// at a host shutdown), which RestoreManagedSave resumes from.
 	ManagedSave bool
+	// Busy: paused with a libvirt job under way on it (a save writing its RAM out).
+	Busy bool
 }
 
 // Libvirt drives guests through one libvirt connection, re-dialled when libvirtd

@@ -274,10 +274,17 @@ func (l *Libvirt) List(ctx context.Context, prefix string) ([]Domain, error) {
 				return err
 			}
 			d := Domain{Name: name, UUID: uuid, State: stateFrom(s, reason), Forced: forcedOff(s, reason), Saved: savedOff(s, reason)}
-			if s == libvirt.DOMAIN_SHUTOFF {
+			switch s {
+			case libvirt.DOMAIN_SHUTOFF:
 				// Asked of every shut-off domain, not only of one "shut off (saved)": a
 				// libvirtd restarted since (a host reboot) need not keep that reason.
 				d.ManagedSave, _ = doms[i].HasManagedSaveImage(0)
+			case libvirt.DOMAIN_PAUSED:
+				// A save keeps its guest paused, under the reason it had before when it
+				// was paused already: only the job tells a save under way from one that
+				// failed. Not knowing counts as under way (nothing is concluded).
+				info, err := doms[i].GetJobInfo()
+				d.Busy = err != nil || info.Type != libvirt.DOMAIN_JOB_NONE
 			}
 			out = append(out, d)
 		}
