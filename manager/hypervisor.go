@@ -14,6 +14,7 @@ type Hypervisor interface {
 	DomainType() string
 	Define(ctx context.Context, s vmm.Spec) error
 	Start(ctx context.Context, name string) error
+	StartPaused(ctx context.Context, name string) error
 	Pause(ctx context.Context, name string) error
 	Resume(ctx context.Context, name string) error
 	Shutdown(ctx context.Context, name string, grace time.Duration) (forced bool, err error)

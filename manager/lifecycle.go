@@ -267,9 +267,7 @@ func (m *Manager) stageAndDefine(ctx context.Context, rec *record, man *manifest
 		// The schema's "paused": restored into memory, vCPUs stopped.
 		err = m.restore(ctx, rec, true)
 	case initial == statePaused:
-		if err = m.start(ctx, rec); err == nil {
-			err = m.pause(ctx, rec)
-		}
+		err = m.startPaused(ctx, rec)
 	}
 	if err != nil {
 		return Result{}, err
@@ -630,6 +628,15 @@ func (m *Manager) start(ctx context.Context, rec *record) error {
 	// Durable: after a crash, a domain found off whose record says running vanished
 	// with its RAM (corrupted), where one that says shutdown is simply off.
 	return m.transition(ctx, rec, stateRunning, "")
+}
+
+// startPaused boots a workspace with its vCPUs stopped (Deploy with initial state
+// paused): its job does not begin until Unpause.
+func (m *Manager) startPaused(ctx context.Context, rec *record) error {
+	if err := m.hv.StartPaused(ctx, rec.Spec.Name); err != nil {
+		return err
+	}
+	return m.transition(ctx, rec, statePaused, "")
 }
 
 func (m *Manager) pause(ctx context.Context, rec *record) error {

@@ -539,6 +539,11 @@ func (h *crashHV) Start(context.Context, string) error {
 	h.set(vmm.StateRunning, false, false)
 	return nil
 }
+func (h *crashHV) StartPaused(context.Context, string) error {
+	h.at("start")
+	h.set(vmm.StatePaused, false, false)
+	return nil
+}
 func (h *crashHV) Pause(context.Context, string) error {
 	h.set(vmm.StatePaused, false, false)
 	return nil

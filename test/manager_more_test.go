@@ -163,3 +163,31 @@ func TestConsoleAcrossLogRotation(t *testing.T) {
 	check("vws console", Console(t, s, w))
 	s.MustCLI(t, "shutdown", w.EPRFile, "--mode", "trash")
 }
+
+// TestDeployPaused: Deploy with initial state paused boots the guest with its vCPUs
+// stopped before its first instruction: nothing of it runs, so its job has not begun
+// (and a manager killed meanwhile finds it paused, not running), until Unpause.
+func TestDeployPaused(t *testing.T) {
+	t.Parallel()
+	s := StartMgrServer(t, MgrServerOptions{HostName: "paused-host"})
+	ImportGuest(t, s)
+	w := CreateWorkspace(t, s, TickerDescription(t))
+	s.MustCLI(t, "deploy", w.EPRFile, "--state", "paused")
+	WantWSProps(t, w, "state", "paused", "deployment", "deployed")
+	if got := DomainState(w.Domain()); got != "paused" {
+		t.Fatalf("after a deploy paused the domain is %q", got)
+	}
+	// Long enough for a guest that had run a moment to have printed its boot lines.
+	time.Sleep(3 * time.Second)
+	if c := Console(t, s, w); c != "" {
+		t.Fatalf("a guest deployed paused printed on its console:\n%s", c)
+	}
+	if ws, ok := ReadHost(t, s).Workspaces[w.Key]; !ok || ws.State != "paused" {
+		t.Fatalf("the host lists the workspace as %+v", ws)
+	}
+	s.MustCLI(t, "unpause", w.EPRFile)
+	WaitConsole(t, s, w, 60*time.Second, "the job's output after the unpause", func(c string) bool { return strings.Contains(c, "hello from the grid job") })
+	WantWSProps(t, w, "state", "running")
+	s.MustCLI(t, "shutdown", w.EPRFile, "--mode", "trash")
+	s.MustCLI(t, "undeploy", w.EPRFile)
+}

@@ -218,6 +218,11 @@ func testSuite(t *testing.T, l *Libvirt, domType string, diskPath func(*testing.
 		expect(StatePaused)
 		must("resume", l.Resume(ctx, s.Name))
 		expect(StateRunning)
+		must("stop", l.Stop(ctx, s.Name))
+		must("start paused", l.StartPaused(ctx, s.Name))
+		expect(StatePaused)
+		must("resume", l.Resume(ctx, s.Name))
+		expect(StateRunning)
 
 		doms, err := l.List(ctx, s.Name)
 		if err != nil || len(doms) != 1 || doms[0] != (Domain{Name: s.Name, UUID: s.UUID, State: StateRunning}) {

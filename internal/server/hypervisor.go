@@ -147,6 +147,9 @@ func (l *lazyHypervisor) Define(ctx context.Context, s vmm.Spec) error {
 func (l *lazyHypervisor) Start(ctx context.Context, name string) error {
 	return l.do(ctx, func(hv *vmm.Libvirt) error { return hv.Start(ctx, name) })
 }
+func (l *lazyHypervisor) StartPaused(ctx context.Context, name string) error {
+	return l.do(ctx, func(hv *vmm.Libvirt) error { return hv.StartPaused(ctx, name) })
+}
 func (l *lazyHypervisor) Pause(ctx context.Context, name string) error {
 	return l.do(ctx, func(hv *vmm.Libvirt) error { return hv.Pause(ctx, name) })
 }
