@@ -9,6 +9,7 @@ import (
 
 	"github.com/vws-grid/vws/internal/cidata"
 	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/fsutil"
 	"github.com/vws-grid/vws/internal/identity"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
@@ -440,6 +441,11 @@ func (m *Manager) Shutdown(ctx context.Context, epr *wsa.EPR, mode string, grace
 				removeUnlessStillWritten(mem, err)
 				m.abandon(rec, err)
 				return m.adviseOnFullDisk(err, "shut the workspace down (Normal) instead of serializing it")
+			}
+			// libvirtd does not sync what it saved: a power failure must not leave a
+			// serialized record with a memory image the page cache never wrote out.
+			if err := fsutil.SyncFile(mem); err != nil {
+				return fmt.Errorf("make the memory image durable (the reconciler tries again): %w", err)
 			}
 			// The Repository's memory image (if any) no longer describes this file.
 			rec.Hot, rec.MemoryFile, rec.MemoryDigest = true, mem, ""

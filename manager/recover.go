@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/fsutil"
 	"github.com/vws-grid/vws/vmm"
 )
 
@@ -355,6 +356,10 @@ func (m *Manager) apply(ctx context.Context, c change) {
 			if err := m.transition(ctx, rec, stateCorrupted, detail); err != nil {
 				log.Error("record observed state", "err", err)
 			}
+			return
+		}
+		if err := fsutil.SyncFile(mem); err != nil { // libvirtd does not sync what it saved
+			log.Error("make a memory image durable; will retry", "err", err)
 			return
 		}
 		rec.Hot, rec.ManagedSave, rec.MemoryFile, rec.MemoryDigest = true, false, mem, ""

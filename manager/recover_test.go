@@ -478,13 +478,13 @@ func TestEventsAskForARound(t *testing.T) {
 // crashHV is a hypervisor of one domain that notes, at each call, the journal record
 // a manager killed right there would come back to (the one on disk).
 type crashHV struct {
-	t    *testing.T
-	dir  string // the journal's
-	key  string
+	t   *testing.T
+	dir string // the journal's
+	key string
 	// managedSave: the domain has a managed-save image RestoreManagedSave may resume.
 	managedSave bool
-	dom  *vmm.Domain // nil: no domain
-	shut vmm.State   // what Shutdown leaves
+	dom         *vmm.Domain // nil: no domain
+	shut        vmm.State   // what Shutdown leaves
 	// forced is what Shutdown reports; onDisk, by call, the record on disk then.
 	forced bool
 	onDisk map[string]*record

@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/fsutil"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/policy"
 	"github.com/vws-grid/vws/vmm"
@@ -90,6 +91,9 @@ func (m *Manager) managedSaveToFile(ctx context.Context, rec *record) error {
 			return errors.Join(err, terr)
 		}
 		return m.adviseOnFullDisk(err, "discard its RAM (Shutdown Normal or Trash) and undeploy it then")
+	}
+	if err := fsutil.SyncFile(mem); err != nil { // libvirtd does not sync what it saved
+		return fmt.Errorf("make the memory image durable (the reconciler tries again): %w", err)
 	}
 	rec.Hot, rec.MemoryFile, rec.Pending, rec.Detail = true, mem, "", "serialized: RAM saved"
 	if err := m.journal.put(rec); err != nil {

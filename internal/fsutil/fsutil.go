@@ -46,6 +46,20 @@ func SyncDir(dir string) error {
 	return d.Sync()
 }
 
+// SyncFile makes a file another process wrote (libvirtd's save image) durable, with
+// its directory entry: written is not yet on disk until the page cache is flushed.
+func SyncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	return SyncDir(filepath.Dir(path))
+}
+
 // WriteFileAtomic replaces path with data: written to path+".tmp", synced, renamed
 // over path, and the directory synced, so a crash leaves the old or the new content
 // and a reader (a server reloading its CA directory) never sees half a file. The

@@ -53,3 +53,18 @@ func TestFreeBytesOfASmallFileSystem(t *testing.T) {
 		t.Fatalf("after writing 1 MiB: FreeBytes = %d, %v; want %d", free, err, 3<<20)
 	}
 }
+
+// TestSyncFile: a file and its directory entry are synced; a missing file is an error
+// (a save image that is not there cannot be made durable).
+func TestSyncFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "memory.save")
+	if err := os.WriteFile(path, []byte("RAM"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := SyncFile(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := SyncFile(path + ".missing"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("sync of a missing file: %v", err)
+	}
+}
