@@ -143,7 +143,9 @@ func plan(recs []*record, doms []vmm.Domain) []change {
 			c.Kind, c.State, c.Detail = observe, stateShutdown, detailPoweredOff
 		case d.State == vmm.StateRunning && r.State != stateRunning && r.State != stateCorrupted:
 			c.Kind, c.State = observe, stateRunning
-		case d.State == vmm.StatePaused && r.State == stateRunning:
+		case d.State == vmm.StatePaused && r.State == stateRunning && !d.Busy:
+			// (Paused for a libvirt job — a managed save, say — is not the guest paused:
+			// the job's end says what it became.)
 			c.Kind, c.State = observe, statePaused
 		}
 		if c.Kind == observe || c.Kind == finishShutdown {

@@ -116,6 +116,7 @@ func TestPlan(t *testing.T) {
 			r.Detail = "serialized: RAM saved"
 			return r
 		}()}, doms: []vmm.Domain{domOf(k, vmm.StateShutOff)}, want: []change{{Kind: retryReport, Key: k}}},
+		{name: "running, paused by a libvirt job (virsh managedsave under way): wait for its end", recs: []*record{deployedRec(k, stateRunning, false)}, doms: []vmm.Domain{busyDom(k)}},
 		{name: "serialize under way, QEMU died (domain crashed): corrupted", recs: []*record{withPending(deployedRec(k, stateRunning, false), pendingSerialize)}, doms: []vmm.Domain{domOf(k, vmm.StateCrashed)},
 			want: []change{{Kind: abandonSerialize, Key: k, State: stateCorrupted}}, detail: "QEMU process died while a serialize"},
 		{name: "serialize of a paused guest, no save under way: it did not happen, the guest stays paused", recs: []*record{withPending(deployedRec(k, statePaused, false), pendingSerialize)}, doms: []vmm.Domain{domOf(k, vmm.StatePaused)},
