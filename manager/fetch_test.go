@@ -216,6 +216,13 @@ func (s *rangeImages) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	http.ServeContent(w, r, "image", time.Time{}, bytes.NewReader(s.data))
 }
 
+// setHook replaces hook; requests of an earlier fetch may still be being served.
+func (s *rangeImages) setHook(hook func(w http.ResponseWriter, r *http.Request) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hook = hook
+}
+
 // served returns the requests recorded since the last call, sorted, and forgets them.
 func (s *rangeImages) served() (ranges, tokens []string) {
 	s.mu.Lock()
@@ -316,7 +323,7 @@ func TestFetchParallelRefusesABadPiece(t *testing.T) {
 	srv, hs, img := rangeImage(t, 12<<20)
 	bad := bytes.Clone(srv.data)
 	bad[2<<20+77] ^= 1 // piece 2
-	srv.hook = func(w http.ResponseWriter, r *http.Request) bool {
+	srv.setHook(func(w http.ResponseWriter, r *http.Request) bool {
 		if pieceOf(img.Chunks, r.Header.Get("Range")) == 2 {
 			http.ServeContent(w, r, "image", time.Time{}, bytes.NewReader(bad))
 			return true
@@ -332,7 +339,7 @@ func TestFetchParallelRefusesABadPiece(t *testing.T) {
 		case <-time.After(10 * time.Second):
 		}
 		return true
-	}
+	})
 	path := filepath.Join(t.TempDir(), "base")
 	t0 := time.Now()
 	err := (&repoClient{http: hs.Client(), streams: 4}).fetch(context.Background(), img, "", path, nil)
@@ -367,7 +374,7 @@ func TestFetchResumesPieceWise(t *testing.T) {
 	// Two streams: one takes piece 0, then 2, then 3; the other holds piece 1 half-sent
 	// until piece 3 is asked for (0 and 2 are written and checked by then), then drops.
 	cut := make(chan struct{})
-	srv.hook = func(w http.ResponseWriter, r *http.Request) bool {
+	srv.setHook(func(w http.ResponseWriter, r *http.Request) bool {
 		switch pieceOf(img.Chunks, r.Header.Get("Range")) {
 		case 1:
 			w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", 1<<20, 2<<20-1, len(srv.data)))
@@ -383,14 +390,14 @@ func TestFetchResumesPieceWise(t *testing.T) {
 			return true
 		}
 		return false
-	}
+	})
 	if err := c.fetch(context.Background(), img, "tok", path, nil); err == nil || errors.Is(err, errdefs.ErrImageIntegrity) {
 		t.Fatalf("a cut-off transfer: %v (want a resumable error)", err)
 	}
 	if ranges, _ := srv.served(); !slices.Equal(ranges, pieceRanges(img.Chunks, 0, 1, 2, 3)) {
 		t.Fatalf("first attempt served %q", ranges)
 	}
-	srv.hook = nil
+	srv.setHook(nil)
 	var first, last int64 = -1, 0
 	err := c.fetch(context.Background(), img, "tok", path, func(done, _ int64) {
 		if first < 0 {
@@ -430,11 +437,11 @@ func TestFetchResumesPieceWise(t *testing.T) {
 // image (200) gets one GET instead, and the image is staged all the same.
 func TestFetchFallsBackToOneStream(t *testing.T) {
 	srv, hs, img := rangeImage(t, 5<<20+1)
-	srv.hook = func(w http.ResponseWriter, r *http.Request) bool {
+	srv.setHook(func(w http.ResponseWriter, r *http.Request) bool {
 		w.Header().Set("Content-Length", fmt.Sprint(len(srv.data)))
 		w.Write(srv.data)
 		return true
-	}
+	})
 	path := filepath.Join(t.TempDir(), "base")
 	var last int64
 	if err := (&repoClient{http: hs.Client(), streams: 4}).fetch(context.Background(), img, "tok", path, func(done, _ int64) { last = done }); err != nil {
@@ -456,10 +463,10 @@ func TestFetchFallsBackToOneStream(t *testing.T) {
 // than the manifest's image is an ImageIntegrityFault.
 func TestFetchRefusesAWrongRange(t *testing.T) {
 	srv, hs, img := rangeImage(t, 2<<20)
-	srv.hook = func(w http.ResponseWriter, r *http.Request) bool {
+	srv.setHook(func(w http.ResponseWriter, r *http.Request) bool {
 		r.Header.Set("Range", "bytes=0-1023")
 		return false
-	}
+	})
 	path := filepath.Join(t.TempDir(), "base")
 	err := (&repoClient{http: hs.Client(), streams: 4}).fetch(context.Background(), img, "", path, nil)
 	if err == nil || errors.Is(err, errdefs.ErrImageIntegrity) || !strings.Contains(err.Error(), "Content-Range") {
@@ -617,10 +624,10 @@ func TestFetchLargeImageInRuns(t *testing.T) {
 
 	bad := bytes.Clone(srv.data)
 	bad[13<<20+99] ^= 1
-	srv.hook = func(w http.ResponseWriter, r *http.Request) bool {
+	srv.setHook(func(w http.ResponseWriter, r *http.Request) bool {
 		http.ServeContent(w, r, "image", time.Time{}, bytes.NewReader(bad))
 		return true
-	}
+	})
 	os.Remove(path)
 	err := c.fetch(context.Background(), img, "", path, nil)
 	if !errors.Is(err, errdefs.ErrImageIntegrity) || !strings.Contains(err.Error(), "(chunk 13)") {
@@ -631,7 +638,7 @@ func TestFetchLargeImageInRuns(t *testing.T) {
 			t.Errorf("%s exists after a failed verification", filepath.Base(p))
 		}
 	}
-	srv.hook = nil
+	srv.setHook(nil)
 	srv.served()
 
 	// A .part holding all but pieces 10–19: those ten alone are asked for, in runs of
