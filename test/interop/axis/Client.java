@@ -125,7 +125,8 @@ public final class Client {
             // Only the Ops of this dialect is compiled, with this dialect's stubs.
             Ops ops = (Ops) Class.forName(d == GT4 ? "vwsinterop.Gt4Ops" : "vwsinterop.Wsrf12Ops")
                 .getDeclaredConstructor(URL.class).newInstance(new URL(address));
-            Client c = new Client(d, ops, address, actions(wsdl, d));
+            Client c = new Client(d, ops, address, actions(wsdl, d, "GetResourceProperty", "GetMultipleResourceProperties",
+                "QueryResourceProperties", "SetTerminationTime", "Destroy"));
             last = c;
             System.out.println(c.run(args));
         } catch (Failure f) {
@@ -144,18 +145,7 @@ public final class Client {
 
     /** The last request and response as they went over the wire. */
     private String exchange() {
-        try {
-            Call call = ops.stub()._getCall();
-            if (call == null || call.getMessageContext() == null) {
-                return "";
-            }
-            Message req = call.getMessageContext().getRequestMessage();
-            Message resp = call.getMessageContext().getResponseMessage();
-            return current + " request:\n" + (req == null ? "-" : req.getSOAPPartAsString())
-                + "\n" + current + " response:\n" + (resp == null ? "-" : resp.getSOAPPartAsString());
-        } catch (Exception e) {
-            return "(cannot show the last exchange: " + e + ")";
-        }
+        return exchange(ops.stub(), current);
     }
 
     private String run(Map<String, String> args) throws Exception {
@@ -220,15 +210,8 @@ public final class Client {
     /** Sets the request headers of the next call on the stub, as GT4 clients did. */
     private void before(String operation, String key) throws Exception {
         current = operation;
-        Actions a = actions.get(operation);
         Stub stub = ops.stub();
-        stub.clearHeaders();
-        stub.setHeader(d.wsa, "To", address);
-        stub.setHeader(d.wsa, "Action", a.input);
-        stub.setHeader(d.wsa, "MessageID", (d == GT4 ? "uuid:" : "urn:uuid:") + UUID.randomUUID());
-        SOAPHeaderElement from = new SOAPHeaderElement(d.wsa, "From");
-        from.addChildElement("Address", "wsa", d.wsa).addTextNode(d.anonymous);
-        stub.setHeader(from);
+        addressing(stub, d, address, actions.get(operation).input);
         SOAPHeaderElement k = new SOAPHeaderElement(VW, "WorkspaceKey", key);
         if (d == WSRF12) {
             // a reference parameter, marked as WS-Addressing 1.0 Core section 3.3 requires
@@ -243,36 +226,74 @@ public final class Client {
     }
 
     private String check(String wantAction) throws Failure {
-        Call call = ops.stub()._getCall();
+        return checkReply(ops.stub(), d, current, wantAction);
+    }
+
+    /**
+     * Clears the stub's headers and sets the WS-Addressing ones of a request to address
+     * with action, as GT4 clients did.
+     */
+    static void addressing(Stub stub, Dialect d, String address, String action) throws javax.xml.soap.SOAPException {
+        stub.clearHeaders();
+        stub.setHeader(d.wsa, "To", address);
+        stub.setHeader(d.wsa, "Action", action);
+        stub.setHeader(d.wsa, "MessageID", (d == GT4 ? "uuid:" : "urn:uuid:") + UUID.randomUUID());
+        SOAPHeaderElement from = new SOAPHeaderElement(d.wsa, "From");
+        from.addChildElement("Address", "wsa", d.wsa).addTextNode(d.anonymous);
+        stub.setHeader(from);
+    }
+
+    /**
+     * Checks the addressing headers of the answer to the stub's last call (op): it
+     * relates to the request's MessageID and carries wantAction; returns that action.
+     */
+    static String checkReply(Stub stub, Dialect d, String op, String wantAction) throws Failure {
+        Call call = stub._getCall();
         Message req = call.getMessageContext().getRequestMessage();
         Message resp = call.getMessageContext().getResponseMessage();
         if (System.getenv("VWS_INTEROP_DUMP") != null) {
-            System.err.println(exchange());
+            System.err.println(exchange(stub, op));
         }
         if (resp == null) {
-            throw new Failure(current + ": no response message");
+            throw new Failure(op + ": no response message");
         }
         try {
-            String sent = header(req.getSOAPEnvelope(), "MessageID");
-            String relatesTo = header(resp.getSOAPEnvelope(), "RelatesTo");
-            String action = header(resp.getSOAPEnvelope(), "Action");
+            String sent = header(req.getSOAPEnvelope(), d, "MessageID");
+            String relatesTo = header(resp.getSOAPEnvelope(), d, "RelatesTo");
+            String action = header(resp.getSOAPEnvelope(), d, "Action");
             if (sent == null || !sent.equals(relatesTo)) {
-                throw new Failure(current + ": response wsa:RelatesTo " + relatesTo + " is not the request's wsa:MessageID " + sent);
+                throw new Failure(op + ": response wsa:RelatesTo " + relatesTo + " is not the request's wsa:MessageID " + sent);
             }
             if (wantAction == null || !wantAction.equals(action)) {
-                throw new Failure(current + ": response wsa:Action is " + action + "; the WSDL names " + wantAction);
+                throw new Failure(op + ": response wsa:Action is " + action + "; the WSDL names " + wantAction);
             }
             return action;
         } catch (Failure f) {
             throw f;
         } catch (Exception e) {
-            throw new Failure(current + ": reading the response headers: " + e);
+            throw new Failure(op + ": reading the response headers: " + e);
         }
     }
 
-    private String header(SOAPEnvelope env, String local) throws Exception {
+    private static String header(SOAPEnvelope env, Dialect d, String local) throws Exception {
         SOAPHeaderElement h = env.getHeaderByName(d.wsa, local);
         return h == null ? null : h.getValue().trim();
+    }
+
+    /** The stub's last request and response (op) as they went over the wire. */
+    static String exchange(Stub stub, String op) {
+        try {
+            Call call = stub._getCall();
+            if (call == null || call.getMessageContext() == null) {
+                return "";
+            }
+            Message req = call.getMessageContext().getRequestMessage();
+            Message resp = call.getMessageContext().getResponseMessage();
+            return op + " request:\n" + (req == null ? "-" : req.getSOAPPartAsString())
+                + "\n" + op + " response:\n" + (resp == null ? "-" : resp.getSOAPPartAsString());
+        } catch (Exception e) {
+            return "(cannot show the last exchange: " + e + ")";
+        }
     }
 
     /** Runs a call that must fail with a typed BaseFault. */
@@ -359,8 +380,11 @@ public final class Client {
         return ((Element) l.item(0)).getAttribute("location");
     }
 
-    /** The actions each portType operation names on its input, output and faults. */
-    static Map<String, Actions> actions(Document wsdl, Dialect d) throws Failure {
+    /**
+     * The actions each portType operation names on its input, output and faults; the
+     * required operations must name them on input and output.
+     */
+    static Map<String, Actions> actions(Document wsdl, Dialect d, String... required) throws Failure {
         Map<String, Actions> out = new HashMap<String, Actions>();
         NodeList pts = wsdl.getElementsByTagNameNS(WSDL, "portType");
         for (int i = 0; i < pts.getLength(); i++) {
@@ -386,8 +410,7 @@ public final class Client {
                 out.put(((Element) op).getAttribute("name"), a);
             }
         }
-        for (String op : new String[] {"GetResourceProperty", "GetMultipleResourceProperties",
-                "QueryResourceProperties", "SetTerminationTime", "Destroy"}) {
+        for (String op : required) {
             Actions a = out.get(op);
             if (a == null || a.input == null || a.output == null) {
                 throw new Failure("the WSDL's portType names no {" + d.actionAttr + "}Action on " + op + "'s input and output");

@@ -15,11 +15,7 @@ import java.util.regex.Pattern;
 import javax.xml.parsers.DocumentBuilderFactory;
 
 import org.apache.axis.AxisFault;
-import org.apache.axis.Message;
-import org.apache.axis.client.Call;
-import org.apache.axis.client.Stub;
 import org.apache.axis.message.MessageElement;
-import org.apache.axis.message.SOAPHeaderElement;
 import org.w3c.dom.Document;
 import org.w3c.dom.Element;
 import org.w3c.dom.Node;
@@ -91,7 +87,7 @@ public final class ManagerClient {
             // Only the MgrOps of this dialect is compiled, with this dialect's stubs.
             MgrOps ops = (MgrOps) Class.forName(d == Client.GT4 ? "vwsinterop.Gt4MgrOps" : "vwsinterop.Wsrf12MgrOps")
                 .getDeclaredConstructor(URL.class).newInstance(new URL(address));
-            c = new ManagerClient(d, ops, address, actions(wsdl, d), args);
+            c = new ManagerClient(d, ops, address, Client.actions(wsdl, d, REQUIRED_OPS), args);
             c.readEPR(args.get("--epr"));
             c.scenario();
         } catch (Client.Failure f) {
@@ -307,18 +303,11 @@ public final class ManagerClient {
     /** Sets the addressing headers of the next call on the stub, as GT4 clients did. */
     private void before(String operation) {
         current = operation;
-        Stub stub = ops.stub();
-        stub.clearHeaders();
-        stub.setHeader(d.wsa, "To", address);
-        stub.setHeader(d.wsa, "Action", actions.get(operation).input);
-        stub.setHeader(d.wsa, "MessageID", (d == Client.GT4 ? "uuid:" : "urn:uuid:") + UUID.randomUUID());
-        SOAPHeaderElement from = new SOAPHeaderElement(d.wsa, "From");
         try {
-            from.addChildElement("Address", "wsa", d.wsa).addTextNode(d.anonymous);
+            Client.addressing(ops.stub(), d, address, actions.get(operation).input);
         } catch (javax.xml.soap.SOAPException e) {
             throw new IllegalStateException(e);
         }
-        stub.setHeader(from);
     }
 
     /** Checks the addressing headers of the response to the last call. */
@@ -327,86 +316,11 @@ public final class ManagerClient {
     }
 
     private String check(String wantAction) throws Client.Failure {
-        Call call = ops.stub()._getCall();
-        Message req = call.getMessageContext().getRequestMessage();
-        Message resp = call.getMessageContext().getResponseMessage();
-        if (System.getenv("VWS_INTEROP_DUMP") != null) {
-            System.err.println(exchange());
-        }
-        if (resp == null) {
-            throw new Client.Failure(current + ": no response message");
-        }
-        try {
-            String sent = header(req, "MessageID");
-            String relatesTo = header(resp, "RelatesTo");
-            String action = header(resp, "Action");
-            if (sent == null || !sent.equals(relatesTo)) {
-                throw new Client.Failure(current + ": response wsa:RelatesTo " + relatesTo + " is not the request's wsa:MessageID " + sent);
-            }
-            if (wantAction == null || !wantAction.equals(action)) {
-                throw new Client.Failure(current + ": response wsa:Action is " + action + "; the WSDL names " + wantAction);
-            }
-            return action;
-        } catch (Client.Failure f) {
-            throw f;
-        } catch (Exception e) {
-            throw new Client.Failure(current + ": reading the response headers: " + e);
-        }
-    }
-
-    private String header(Message m, String local) throws Exception {
-        SOAPHeaderElement h = m.getSOAPEnvelope().getHeaderByName(d.wsa, local);
-        return h == null ? null : h.getValue().trim();
+        return Client.checkReply(ops.stub(), d, current, wantAction);
     }
 
     /** The last request and response as they went over the wire. */
     private String exchange() {
-        try {
-            Call call = ops.stub()._getCall();
-            if (call == null || call.getMessageContext() == null) {
-                return "";
-            }
-            Message req = call.getMessageContext().getRequestMessage();
-            Message resp = call.getMessageContext().getResponseMessage();
-            return current + " request:\n" + (req == null ? "-" : req.getSOAPPartAsString())
-                + "\n" + current + " response:\n" + (resp == null ? "-" : resp.getSOAPPartAsString());
-        } catch (Exception e) {
-            return "(cannot show the last exchange: " + e + ")";
-        }
-    }
-
-    /** The actions the WSDL's portType names on each operation's input, output and faults. */
-    static Map<String, Client.Actions> actions(Document wsdl, Client.Dialect d) throws Client.Failure {
-        Map<String, Client.Actions> out = new HashMap<String, Client.Actions>();
-        NodeList ops = wsdl.getElementsByTagNameNS(Client.WSDL, "operation");
-        for (int i = 0; i < ops.getLength(); i++) {
-            Element op = (Element) ops.item(i);
-            if (!"portType".equals(op.getParentNode().getLocalName())) {
-                continue; // a binding's operation
-            }
-            Client.Actions a = new Client.Actions();
-            for (Node m = op.getFirstChild(); m != null; m = m.getNextSibling()) {
-                if (!(m instanceof Element)) {
-                    continue;
-                }
-                Element e = (Element) m;
-                String action = e.hasAttributeNS(d.actionAttr, "Action") ? e.getAttributeNS(d.actionAttr, "Action") : null;
-                if ("input".equals(e.getLocalName())) {
-                    a.input = action;
-                } else if ("output".equals(e.getLocalName())) {
-                    a.output = action;
-                } else if ("fault".equals(e.getLocalName())) {
-                    a.faults.put(e.getAttribute("name"), action);
-                }
-            }
-            out.put(op.getAttribute("name"), a);
-        }
-        for (String op : REQUIRED_OPS) {
-            Client.Actions a = out.get(op);
-            if (a == null || a.input == null || a.output == null) {
-                throw new Client.Failure("the WSDL's portType names no {" + d.actionAttr + "}Action on " + op + "'s input and output");
-            }
-        }
-        return out;
+        return Client.exchange(ops.stub(), current);
     }
 }
