@@ -445,7 +445,8 @@ func (m *Manager) Shutdown(ctx context.Context, epr *wsa.EPR, mode string, grace
 			// libvirtd does not sync what it saved: a power failure must not leave a
 			// serialized record with a memory image the page cache never wrote out.
 			if err := fsutil.SyncFile(mem); err != nil {
-				return fmt.Errorf("make the memory image durable (the reconciler tries again): %w", err)
+				return errdefs.WithAdvice(fmt.Errorf("make the memory image durable: %w", err),
+					"the RAM is saved but not yet safely on disk; the manager records the workspace serialized once it is (check with vws status), and the host's disk may need the site administrator")
 			}
 			// The Repository's memory image (if any) no longer describes this file.
 			rec.Hot, rec.MemoryFile, rec.MemoryDigest = true, mem, ""

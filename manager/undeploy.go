@@ -93,7 +93,8 @@ func (m *Manager) managedSaveToFile(ctx context.Context, rec *record) error {
 		return m.adviseOnFullDisk(err, "discard its RAM (Shutdown Normal or Trash) and undeploy it then")
 	}
 	if err := fsutil.SyncFile(mem); err != nil { // libvirtd does not sync what it saved
-		return fmt.Errorf("make the memory image durable (the reconciler tries again): %w", err)
+		return errdefs.WithAdvice(fmt.Errorf("make the memory image durable: %w", err),
+			"the RAM is saved but not yet safely on disk; the manager records the workspace serialized once it is (check with vws status), and the host's disk may need the site administrator")
 	}
 	rec.Hot, rec.MemoryFile, rec.Pending, rec.Detail = true, mem, "", "serialized: RAM saved"
 	if err := m.journal.put(rec); err != nil {
