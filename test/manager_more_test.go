@@ -177,8 +177,11 @@ func TestDeployPaused(t *testing.T) {
 	if got := DomainState(w.Domain()); got != "paused" {
 		t.Fatalf("after a deploy paused the domain is %q", got)
 	}
-	// Long enough for a guest that had run a moment to have printed its boot lines.
-	time.Sleep(3 * time.Second)
+	// Not a single instruction ran: a start followed by a pause, however quick,
+	// leaves the vCPU somewhere in the firmware.
+	if !VCPUsAtResetVector(t, w.Domain()) {
+		t.Fatal("the guest deployed paused ran before it was paused: its vCPU left the reset vector")
+	}
 	if c := Console(t, s, w); c != "" {
 		t.Fatalf("a guest deployed paused printed on its console:\n%s", c)
 	}

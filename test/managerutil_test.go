@@ -386,6 +386,24 @@ func DomainState(name string) string {
 	return strings.TrimSpace(string(out))
 }
 
+// VCPUsAtResetVector reports whether every vCPU of domain name still sits where an
+// x86 CPU comes out of reset (CS base ffff0000, EIP fff0): the guest has executed
+// not one instruction. QEMU's registers, read through libvirt's monitor passthrough
+// (which marks the domain tainted, harmless in a test).
+func VCPUsAtResetVector(t *testing.T, name string) bool {
+	t.Helper()
+	out, err := exec.Command("virsh", "-c", "qemu:///system", "qemu-monitor-command", name, "--hmp", "info registers -a").CombinedOutput()
+	if err != nil {
+		t.Fatalf("reading the registers of %s: %v: %s", name, err, out)
+	}
+	text := string(out)
+	cpus := strings.Count(text, "CPU#")
+	if cpus == 0 {
+		t.Fatalf("no vCPU in QEMU's answer for %s:\n%s", name, text)
+	}
+	return strings.Count(text, "EIP=0000fff0") == cpus && strings.Count(text, "CS =f000 ffff0000") == cpus
+}
+
 var mgrSOAP = client.New(&http.Client{Timeout: 2 * time.Minute})
 
 // WSProps reads workspace properties (vw:LOCAL names) over SOAP: local name → text;
