@@ -1,16 +1,20 @@
 package manager
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/vws-grid/vws/vmm"
 )
 
 // A guest the manager last saw running, found shut off after the host restarted,
 // did not necessarily power itself off: it was shut down with the host (libvirt-guests
 // does that, and the manager, stopped first, never saw it) or lost at a power failure.
 // The manager keeps the boot ID of the host it last reconciled on, so that its first
-// round after a reboot says so instead of "the guest powered off".
+// round after a reboot says so instead of "the guest powered off", and how the guest's
+// run ended as libvirt's own log of it tells (vmm.LastRun).
 
 // bootIDFile is the kernel's random ID of the current boot.
 var bootIDFile = "/proc/sys/kernel/random/boot_id"
@@ -54,12 +58,45 @@ func (b *bootState) reconciled(dir string) error {
 	return nil
 }
 
-// poweredOffDetail is why a workspace the manager last saw running or paused is now
-// shut down.
-func (b *bootState) poweredOffDetail() string {
-	if b.restarted {
+// runLog is a hypervisor that can tell from the host's own logs how a domain's latest
+// run ended (vmm.Libvirt can, on a local system libvirtd). After a host restart that
+// is what tells a guest shut down with the host from one lost with it.
+type runLog interface {
+	LastRun(name string) (vmm.LastRun, error)
+}
+
+// poweredOffDetail is why a workspace whose domain is name, last seen running or
+// paused by the manager, is now shut down.
+func (m *Manager) poweredOffDetail(name string) string {
+	if !m.boot.restarted {
+		return detailPoweredOff
+	}
+	run, err := vmm.LastRun{}, vmm.ErrNoRunLog
+	if l, ok := m.hv.(runLog); ok {
+		run, err = l.LastRun(name)
+	}
+	return hostRestartDetail(run, err)
+}
+
+// hostRestartDetail says how a guest the manager did not see stop ended, the host
+// having restarted since, from libvirt's log of its run (err: none to read).
+func hostRestartDetail(run vmm.LastRun, err error) string {
+	const lost = "its RAM is lost and its disk may be inconsistent, as a PC's after a pulled plug (Shutdown Trash discards this deployment's changes)"
+	switch {
+	case err != nil:
 		return "the host restarted while it ran, and the manager did not see it stop: it was shut down with the host, " +
 			"or lost at a power failure (then its RAM is lost and its disk may be inconsistent; Shutdown Trash discards this deployment's changes)"
+	case run.Ended && run.Reason == "shutdown":
+		return "the host restarted after the guest had shut down cleanly (libvirt logged its power-off at " + run.EndedAt + ")"
+	case run.Ended && run.Reason == "saved":
+		return "the host restarted after libvirt had saved the guest's RAM at " + run.EndedAt +
+			" to a file vws does not know of (virsh save?); its disk is intact (Shutdown Trash discards this deployment's changes)"
+	case run.Ended:
+		return fmt.Sprintf("the host restarted after libvirt had stopped the guest without its shutdown (reason %s, at %s): %s", run.Reason, run.EndedAt, lost)
+	case run.Killed != "":
+		return "the host went down while the guest ran, without shutting it down: QEMU was killed after libvirtd had stopped (" +
+			run.Killed + "); " + lost
+	default:
+		return "the host went down while the guest ran, and nothing logged the guest's end (a power failure, or a crash of the host): " + lost
 	}
-	return detailPoweredOff
 }

@@ -67,3 +67,53 @@ func TestPoweredOffAfterHostRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestHostRestartDetailFromTheRunLog: after a host restart, libvirt's log of the
+// guest's run tells a guest shut down with the host from one lost with it.
+func TestHostRestartDetailFromTheRunLog(t *testing.T) {
+	const k = "ws-runlog"
+	boot := filepath.Join(t.TempDir(), "boot_id")
+	old := bootIDFile
+	bootIDFile = boot
+	t.Cleanup(func() { bootIDFile = old })
+	if err := os.WriteFile(boot, []byte("boot-2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const at = "2026-11-30 18:21:55.442+0000"
+	for _, c := range []struct {
+		name string
+		run  *vmm.LastRun
+		says []string
+	}{
+		{"shut down with the host (libvirt-guests)", &vmm.LastRun{Ended: true, Reason: "shutdown", EndedAt: at},
+			[]string{"shut down cleanly", at}},
+		{"killed with the host after libvirtd stopped", &vmm.LastRun{Killed: "terminating on signal 15 from pid 1 (systemd)"},
+			[]string{"without shutting it down", "(systemd)", "RAM is lost", "Shutdown Trash"}},
+		{"power failure", &vmm.LastRun{},
+			[]string{"nothing logged the guest's end", "power failure", "disk may be inconsistent"}},
+		{"forced off before the restart", &vmm.LastRun{Ended: true, Reason: "destroyed", EndedAt: at},
+			[]string{"reason destroyed", at, "disk may be inconsistent"}},
+		{"no log to read", nil, []string{"host restarted", "shut down with the host, or lost at a power failure"}},
+	} {
+		m, hv, _ := crashManager(t, k, stateRunning, false)
+		if err := os.WriteFile(filepath.Join(m.cfg.Dir, lastBootFile), []byte("boot-1\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		m.boot = readBootState(m.cfg.Dir)
+		hv.set(vmm.StateShutOff, false, false) // the reason libvirtd forgot
+		hv.lastRun = c.run
+		m.reconcile(context.Background())
+		r, err := m.journal.get(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.State != stateShutdown {
+			t.Errorf("%s: recorded %s; want shutdown", c.name, r.State)
+		}
+		for _, want := range c.says {
+			if !strings.Contains(r.Detail, want) {
+				t.Errorf("%s: the detail %q does not say %q", c.name, r.Detail, want)
+			}
+		}
+	}
+}

@@ -41,7 +41,7 @@ const (
 )
 
 // detailPoweredOff is why a workspace last seen running or paused is shut down, as far
-// as libvirt tells (bootState.poweredOffDetail says more after a host restart).
+// as libvirt tells (Manager.poweredOffDetail says more after a host restart).
 const detailPoweredOff = "the guest powered off"
 
 func isNoDomain(err error) bool { return errors.Is(err, vmm.ErrNoDomain) }
@@ -327,7 +327,7 @@ func (m *Manager) apply(ctx context.Context, c change) {
 			return
 		}
 		if c.Detail == detailPoweredOff {
-			c.Detail = m.boot.poweredOffDetail()
+			c.Detail = m.poweredOffDetail(rec.Spec.Name)
 		}
 		log.Info("workspace changed state on its own", "from", rec.State, "to", c.State, "why", c.Detail)
 		if err := m.transition(ctx, rec, c.State, c.Detail); err != nil {

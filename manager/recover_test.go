@@ -492,6 +492,15 @@ type crashHV struct {
 	// fail, by call, makes it fail changing nothing (Save writes its file first, as
 	// libvirtd does).
 	fail map[string]error
+	// lastRun is what libvirt's log says of the domain's latest run; nil: no log.
+	lastRun *vmm.LastRun
+}
+
+func (h *crashHV) LastRun(string) (vmm.LastRun, error) {
+	if h.lastRun == nil {
+		return vmm.LastRun{}, vmm.ErrNoRunLog
+	}
+	return *h.lastRun, nil
 }
 
 func (h *crashHV) at(op string) {

@@ -29,6 +29,9 @@ type Config struct {
 	// Timeout bounds how long libvirtd may stay silent (to a new connection, or to
 	// probes while a call is under way) before a call fails; 0 → DefaultTimeout.
 	Timeout time.Duration
+	// DomainLogDir is where libvirtd logs each domain's runs (LastRun reads it); ""
+	// → /var/log/libvirt/qemu for a local system QEMU driver, none for other URIs.
+	DomainLogDir string
 }
 
 // HostInfo describes the hypervisor host.
@@ -77,6 +80,7 @@ type Libvirt struct {
 	domType string
 	log     *slog.Logger
 	timeout time.Duration
+	logDir  string // libvirtd's log of each domain's runs; "" none readable here
 
 	mu     sync.Mutex
 	conn   *libvirt.Connect // nil while disconnected
@@ -109,9 +113,12 @@ func openWith(ctx context.Context, cfg Config, root string) (*Libvirt, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	l := &Libvirt{uri: cfg.URI, log: cfg.Logger, timeout: cfg.Timeout}
+	l := &Libvirt{uri: cfg.URI, log: cfg.Logger, timeout: cfg.Timeout, logDir: cfg.DomainLogDir}
 	if l.uri == "" {
 		l.uri = "qemu:///system"
+	}
+	if l.logDir == "" {
+		l.logDir = domainLogDir(l.uri)
 	}
 	if l.timeout <= 0 {
 		l.timeout = DefaultTimeout
