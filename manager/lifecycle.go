@@ -107,6 +107,9 @@ func (m *Manager) Deploy(ctx context.Context, epr *wsa.EPR, initial string) (Res
 	default:
 		return Result{}, fmt.Errorf("%w: initial state %q is not shutdown, running or paused", errdefs.ErrBadRequest, initial)
 	}
+	if err := m.checkRepository(epr.Address); err != nil {
+		return Result{}, err
+	}
 	unlock, err := m.lockWorkspace(ctx, key, "Deploy")
 	if err != nil {
 		return Result{}, err

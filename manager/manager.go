@@ -8,6 +8,7 @@ package manager
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -53,6 +54,13 @@ type Config struct {
 	Self func() string
 	// HTTP reaches the Repository (default: a client with generous timeouts).
 	HTTP *http.Client
+	// Repositories are the base URLs (scheme://host[:port][/path]) of the Repositories
+	// whose workspaces this manager deploys, besides LocalRepository's: a Deploy of
+	// another's is refused before anything is sent to it.
+	Repositories []string
+	// LocalRepository gives the base URL of a Repository in this process (an embedded
+	// server learns its address once it listens); nil: none.
+	LocalRepository func() string
 	// ManifestTrust decides whose manifest signatures this host accepts (the site's
 	// CAs and policy); nil checks signatures for integrity only, without knowing who
 	// signed (a server run with --insecure).
@@ -105,6 +113,8 @@ type Manager struct {
 	log     *slog.Logger
 	valid   Validator
 	metrics *metrics
+	// scopes are the Repositories of Config.Repositories.
+	scopes []repoScope
 
 	locks keyedLocks // per workspace: one operation at a time
 	// progress of deploys in flight, by key (for the CLI's progress bar).
@@ -160,13 +170,24 @@ func New(cfg Config, hv Hypervisor, valid Validator) (*Manager, error) {
 	if cfg.HTTP == nil {
 		cfg.HTTP = &http.Client{Timeout: 30 * time.Minute}
 	}
+	var scopes []repoScope
+	for _, r := range cfg.Repositories {
+		scope, err := parseRepoScope(r)
+		if err != nil {
+			return nil, fmt.Errorf("manager: %w", err)
+		}
+		scopes = append(scopes, scope)
+	}
+	if len(scopes) == 0 && cfg.LocalRepository == nil {
+		return nil, errors.New("manager: no repository whose workspaces it deploys: name one (vws serve --repository URL, repeatable), or run the repository role in this server")
+	}
 	for _, d := range []string{"journal", "cache", "workspaces"} {
 		if err := os.MkdirAll(filepath.Join(cfg.Dir, d), 0o700); err != nil {
 			return nil, fmt.Errorf("manager directory: %w", err)
 		}
 	}
 	m := &Manager{
-		cfg: cfg, hv: hv, log: cfg.Logger, valid: valid,
+		cfg: cfg, hv: hv, log: cfg.Logger, valid: valid, scopes: scopes,
 		repo: &repoClient{soap: &client.Client{HTTP: cfg.HTTP}, http: cfg.HTTP, trust: cfg.ManifestTrust, streams: configuredStreams(cfg.FetchStreams),
 			timeout: cfg.RepositoryTimeout},
 		journal: &journal{dir: filepath.Join(cfg.Dir, "journal")},

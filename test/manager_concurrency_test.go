@@ -408,7 +408,7 @@ func TestManagerConcurrentDeploysShareUncachedImages(t *testing.T) {
 	t.Parallel()
 	holdGuests(t, 2)
 	a := StartMgrServer(t, MgrServerOptions{HostName: "conc-share-a"})
-	b := StartMgrServer(t, MgrServerOptions{HostName: "conc-share-b", Roles: []string{"manager"}, Args: []string{"--cache-max", "1B"}})
+	b := StartMgrServer(t, MgrServerOptions{HostName: "conc-share-b", Roles: []string{"manager"}, Repository: a.URL, Args: []string{"--cache-max", "1B"}})
 	imgs := ImportGuest(t, a)
 	// Another base: the same disk, other bytes (another cluster size).
 	disk2 := filepath.Join(t.TempDir(), "disk2.qcow2")

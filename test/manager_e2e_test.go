@@ -11,11 +11,13 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -196,7 +198,7 @@ func TestManagerLifecycle(t *testing.T) {
 func TestColdMigration(t *testing.T) {
 	t.Parallel()
 	a := StartMgrServer(t, MgrServerOptions{HostName: "hostA"})
-	b := StartMgrServer(t, MgrServerOptions{HostName: "hostB", Roles: []string{"manager"}})
+	b := StartMgrServer(t, MgrServerOptions{HostName: "hostB", Roles: []string{"manager"}, Repository: a.URL})
 	ImportGuest(t, a)
 	w := CreateWorkspace(t, a, TickerDescription(t))
 
@@ -265,7 +267,7 @@ func TestColdMigration(t *testing.T) {
 func TestManagerFaults(t *testing.T) {
 	t.Parallel()
 	a := StartMgrServer(t, MgrServerOptions{HostName: "faults-a"})
-	b := StartMgrServer(t, MgrServerOptions{HostName: "faults-b", Roles: []string{"manager"}})
+	b := StartMgrServer(t, MgrServerOptions{HostName: "faults-b", Roles: []string{"manager"}, Repository: a.URL})
 	imgs := ImportGuest(t, a)
 	w := CreateWorkspace(t, a, TickerDescription(t))
 
@@ -303,6 +305,32 @@ func TestManagerFaults(t *testing.T) {
 		if !errors.As(err, &fe) || fe.Type != "WorkspaceLockedFault" || !strings.Contains(fe.Description, "faults-a") {
 			t.Fatalf("SOAP Deploy on B: %v", err)
 		}
+	})
+
+	t.Run("a repository the host does not serve", func(t *testing.T) {
+		// The workspace's reference, pointed at another server: neither manager calls
+		// it, whatever it is, and each says which repositories it serves.
+		var calls atomic.Int32
+		foreign := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			calls.Add(1)
+			http.Error(w, "internal service", http.StatusOK)
+		}))
+		defer foreign.Close()
+		elsewhere := *w.EPR
+		elsewhere.Address = foreign.URL + "/wsrf/services/" + vwsns.WorkspaceService
+		for _, srv := range []*MgrServer{b, a} {
+			_, err := mgrSOAP.Invoke(context.Background(), &wsa.EPR{Version: w.EPR.Version, Address: srv.URL + "/wsrf/services/" + vwsns.ManagerService},
+				"Deploy", mgrDeployBody(&elsewhere))
+			var fe *client.FaultError
+			if !errors.As(err, &fe) || fe.Type != "WorkspaceAuthorizationFault" || !strings.Contains(fe.Description, strings.TrimPrefix(a.URL, "http://")) ||
+				!strings.Contains(fe.Description, strings.TrimPrefix(foreign.URL, "http://")) || !strings.Contains(fe.Description, "--repository") {
+				t.Fatalf("Deploy on %s of a workspace of another repository: %v", srv.HostName, err)
+			}
+		}
+		if n := calls.Load(); n != 0 {
+			t.Fatalf("a refused deploy sent %d requests to the address its reference named", n)
+		}
+		nothingOnB("a repository B does not serve")
 	})
 
 	t.Run("wrong state", func(t *testing.T) {
@@ -487,7 +515,7 @@ func TestManagerRepositoryDown(t *testing.T) {
 	t.Parallel()
 	holdGuests(t, 1)
 	a := StartMgrServer(t, MgrServerOptions{HostName: "repo-a"})
-	b := StartMgrServer(t, MgrServerOptions{HostName: "host-b", Roles: []string{"manager"}})
+	b := StartMgrServer(t, MgrServerOptions{HostName: "host-b", Roles: []string{"manager"}, Repository: a.URL})
 	ImportGuest(t, a)
 	w1, w2 := CreateWorkspace(t, a, TickerDescription(t)), CreateWorkspace(t, a, TickerDescription(t))
 	a.MustCLI(t, "deploy", w1.EPRFile, "--host", b.URL)
@@ -527,7 +555,7 @@ func TestManagerRepositoryHangs(t *testing.T) {
 	a := StartMgrServer(t, MgrServerOptions{HostName: "repo-a", Args: []string{"--public-url", "http://" + proxy.Path}})
 	proxy.SetTarget(strings.TrimPrefix(a.URL, "http://"))
 	const timeout = 3 * time.Second
-	b := StartMgrServer(t, MgrServerOptions{HostName: "host-b", Roles: []string{"manager"}, Args: []string{"--repository-timeout", timeout.String()}})
+	b := StartMgrServer(t, MgrServerOptions{HostName: "host-b", Roles: []string{"manager"}, Repository: "http://" + proxy.Path, Args: []string{"--repository-timeout", timeout.String()}})
 	ImportGuest(t, a)
 	w1, w2 := CreateWorkspace(t, a, TickerDescription(t)), CreateWorkspace(t, a, TickerDescription(t))
 	a.MustCLI(t, "deploy", w1.EPRFile, "--host", b.URL)

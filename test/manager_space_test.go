@@ -79,7 +79,7 @@ func TestManagerDiskTooSmall(t *testing.T) {
 	g := guest.Ensure(t)
 	a := StartMgrServer(t, MgrServerOptions{HostName: "space-a"})
 	ImportGuest(t, a)
-	b := StartMgrServer(t, MgrServerOptions{HostName: "space-small", Roles: []string{"manager"},
+	b := StartMgrServer(t, MgrServerOptions{HostName: "space-small", Roles: []string{"manager"}, Repository: a.URL,
 		Dir: smallManagerDir(t, "8m"), Args: []string{"--min-free", "1MiB"}})
 	w := CreateWorkspace(t, a, TickerDescription(t))
 	before := managerTree(t, b)
@@ -142,7 +142,7 @@ func TestManagerDiskEvictsAndRefusesSerialize(t *testing.T) {
 		a.MustCLI(t, "image", "import", other, "--name", "space-other-disk", "--os", "linux/busybox/1", "--arch", "x86_64").stdout)
 	// 32 MiB: room for either workspace (16 MiB and about 15 MiB, with their own
 	// files and the 1 MiB floor), not for both, nor for 128 MiB of saved RAM.
-	b := StartMgrServer(t, MgrServerOptions{HostName: "space-b", Roles: []string{"manager"},
+	b := StartMgrServer(t, MgrServerOptions{HostName: "space-b", Roles: []string{"manager"}, Repository: a.URL,
 		Dir: smallManagerDir(t, "32m"), Args: []string{"--min-free", "1MiB"}})
 
 	done := Step(t, "deploy and undeploy a workspace on another base")

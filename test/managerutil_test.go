@@ -50,7 +50,10 @@ type MgrServerOptions struct {
 	Dir      string   // default: t.TempDir()
 	Roles    []string // default: all
 	HostName string   // --host-name; give two managers on one machine different names
-	Args     []string // further flags
+	// Repository is the base URL of the Repository a server without the repository
+	// role deploys the workspaces of (--repository).
+	Repository string
+	Args       []string // further flags
 	// TLS, when set, runs the server over mutual TLS with these credentials instead
 	// of --insecure.
 	TLS *MgrTLS
@@ -84,6 +87,9 @@ func StartMgrServer(t *testing.T, o MgrServerOptions) *MgrServer {
 	}
 	if o.HostName != "" {
 		args = append(args, "--host-name", o.HostName)
+	}
+	if o.Repository != "" {
+		args = append(args, "--repository", o.Repository)
 	}
 	args = append(args, o.Args...)
 	s := &MgrServer{Dir: o.Dir, HostName: o.HostName, TLS: o.TLS, exited: make(chan struct{})}

@@ -52,13 +52,15 @@ type serveOptions struct {
 	libvirtTimeout time.Duration
 	// repoTimeout bounds a SOAP call to a Repository (manager.Config.RepositoryTimeout).
 	repoTimeout time.Duration
-	hostName    string
-	grace       time.Duration
-	reconcile   time.Duration
-	cacheMax    string
-	minFree     string
-	streams     int
-	anon        bool // TLS callers without a client certificate are let in
+	// repositories are the Repositories whose workspaces the manager deploys.
+	repositories []string
+	hostName     string
+	grace        time.Duration
+	reconcile    time.Duration
+	cacheMax     string
+	minFree      string
+	streams      int
+	anon         bool // TLS callers without a client certificate are let in
 }
 
 func defaultDataDir() string {
@@ -102,6 +104,7 @@ anonymous, only with --insecure. Test credentials: vws pki.`,
 	f.StringVar(&o.caPath, "ca", "", "trusted CAs and CRLs for client certificates: a directory in the grid layout or a PEM file (default "+defaultCADir+" if it exists)")
 	f.BoolVar(&o.anon, "allow-anonymous", false, "let TLS clients without a certificate connect (policy decides what they may do); presented certificates are still verified")
 	f.StringSliceVar(&o.roles, "role", nil, "roles to run: factory, repository, manager (default all)")
+	f.StringArrayVar(&o.repositories, "repository", nil, "manager: base URL of a Repository whose workspaces this host deploys, e.g. https://repo.example.org:8443 (repeatable; this server's own when it runs the repository role); a Deploy naming another is refused before it is called")
 	f.Int64Var(&o.maxBody, "max-body", 1<<20, "largest SOAP request body in bytes (larger: HTTP 413)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.policy, "policy", "", "rules file: allow/deny, groups, shares, quotas, require-signature (see policy/policy.go); reloaded on change; default: allow everything")
@@ -198,7 +201,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		Factory: factory.Config{DefaultLifetime: o.defLife, MaximumLifetime: o.maxLife, RefuseLongLifetimes: o.lifePol == "refuse"},
 		Manager: server.ManagerConfig{LibvirtURI: o.libvirt, LibvirtTimeout: o.libvirtTimeout, DomainType: o.domType, Host: o.hostName, GracePeriod: o.grace, ReconcileEvery: o.reconcile,
 			CacheMaxBytes: int64(cacheMax), MinFreeBytes: minFreeBytes, FetchStreams: o.streams,
-			RepositoryTimeout: o.repoTimeout}})
+			RepositoryTimeout: o.repoTimeout, Repositories: o.repositories}})
 	if err != nil {
 		return err
 	}

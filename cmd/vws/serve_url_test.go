@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/x509"
 	"net"
+	"strings"
 	"testing"
 )
 
@@ -24,5 +25,19 @@ func TestAdvertisedURL(t *testing.T) {
 		if got := advertisedURL(tc.scheme, tc.addr, tc.leaf); got != tc.want {
 			t.Errorf("advertisedURL(%s, %v) = %s, want %s", tc.scheme, tc.addr, got, tc.want)
 		}
+	}
+}
+
+// TestServeManagerNeedsItsRepositories: a manager without the repository role is
+// told to name the Repositories it deploys from, and a URL that is none is refused.
+func TestServeManagerNeedsItsRepositories(t *testing.T) {
+	base := []string{"serve", "--insecure", "--listen", "127.0.0.1:0", "--role", "manager", "--libvirt-uri", "test:///default"}
+	_, err := runCLI(t, append(base, "--data", t.TempDir())...)
+	if err == nil || !strings.Contains(err.Error(), "--repository URL") {
+		t.Fatalf("a manager with no repository: %v", err)
+	}
+	_, err = runCLI(t, append(base, "--data", t.TempDir(), "--repository", "repo.example.org:8443")...)
+	if err == nil || !strings.Contains(err.Error(), "repo.example.org:8443") || !strings.Contains(err.Error(), "base URL") {
+		t.Fatalf("a repository that is no URL: %v", err)
 	}
 }

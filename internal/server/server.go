@@ -101,6 +101,9 @@ type ManagerConfig struct {
 	// RepositoryTimeout bounds one SOAP call to a Repository (0 →
 	// manager.DefaultRepositoryTimeout).
 	RepositoryTimeout time.Duration
+	// Repositories are the base URLs of the Repositories whose workspaces the manager
+	// deploys, besides this server's own when it runs the repository role.
+	Repositories []string
 }
 
 // Server is a running set of roles.
@@ -238,13 +241,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			Dir: filepath.Join(cfg.DataDir, "manager"), Host: cfg.Manager.Host, GracePeriod: cfg.Manager.GracePeriod,
 			ReconcileEvery: cfg.Manager.ReconcileEvery, CacheMaxBytes: cfg.Manager.CacheMaxBytes,
 			MinFreeBytes: cfg.Manager.MinFreeBytes, FetchStreams: cfg.Manager.FetchStreams, RepositoryTimeout: cfg.Manager.RepositoryTimeout,
-			Self:      func() string { return s.BaseURL() + "/wsrf/services/WorkspaceManagerService" },
-			Authorize: az.Check, Visible: az.MayInspect, Logger: cfg.Logger, HTTP: sec.httpClient(), ManifestTrust: sec.manifestTrustFunc(),
+			Repositories: cfg.Manager.Repositories,
+			Self:         func() string { return s.BaseURL() + "/wsrf/services/WorkspaceManagerService" },
+			Authorize:    az.Check, Visible: az.MayInspect, Logger: cfg.Logger, HTTP: sec.httpClient(), ManifestTrust: sec.manifestTrustFunc(),
 			Metrics: reg,
 		}
 		if s.images != nil {
 			// The pool is in this process: stage its images without an HTTP transfer.
 			mcfg.LocalImages = s.images
+		}
+		if roles["repository"] {
+			mcfg.LocalRepository = s.BaseURL
 		}
 		s.Manager, err = manager.New(mcfg, s.hv, s.validator)
 		if err != nil {

@@ -640,7 +640,7 @@ func (b *bench) staging() error {
 	// Another host's manager: its own server, data directory and cache.
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	b.srv2, err = server.New(b.ctx, server.Config{DataDir: filepath.Join(b.dir, "data2"), Logger: logger, Roles: []string{"manager"},
-		Manager: server.ManagerConfig{Host: "managerbench-remote", GracePeriod: 5 * time.Second, FetchStreams: streams}})
+		Manager: server.ManagerConfig{Host: "managerbench-remote", GracePeriod: 5 * time.Second, FetchStreams: streams, Repositories: []string{b.hs.URL}}})
 	if err != nil {
 		return err
 	}
