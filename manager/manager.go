@@ -200,6 +200,7 @@ func New(cfg Config, hv Hypervisor, valid Validator) (*Manager, error) {
 		es.Watch(m.onEvent)
 	}
 	m.cache.sweep()
+	m.log.Info("manager ready", "host", cfg.Host, "repositories", cfg.Repositories, "own_repository", cfg.LocalRepository != nil)
 	m.wg.Add(2)
 	go m.loop()
 	go m.reporter()
