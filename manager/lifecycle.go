@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
+
+	"github.com/beevik/etree"
 
 	"github.com/vws-grid/vws/internal/cidata"
 	"github.com/vws-grid/vws/internal/errdefs"
@@ -57,12 +60,22 @@ func keyOf(epr *wsa.EPR) (string, error) {
 	if epr == nil {
 		return "", fmt.Errorf("%w: no workspace reference", errdefs.ErrBadRequest)
 	}
-	k := epr.Reference(vwsns.Workspace, "WorkspaceKey")
-	if k == nil {
+	var keys []*etree.Element
+	for _, r := range epr.References {
+		if r.Tag == "WorkspaceKey" && r.NamespaceURI() == vwsns.Workspace {
+			keys = append(keys, r)
+		}
+	}
+	switch {
+	case len(keys) == 0:
 		return "", errdefs.WithAdvice(fmt.Errorf("%w: the workspace reference has no vw:WorkspaceKey", errdefs.ErrResourceUnknown),
 			"pass the EPR that Create returned")
+	case len(keys) > 1:
+		return "", errdefs.WithAdvice(fmt.Errorf("%w: the workspace reference has %d vw:WorkspaceKey parameters", errdefs.ErrBadRequest, len(keys)),
+			"pass the EPR that Create returned, which has one")
 	}
-	key := k.Text()
+	// Trimmed as the WorkspaceService reads it: pretty-printed EPR files indent it.
+	key := strings.TrimSpace(keys[0].Text())
 	if !keyRE.MatchString(key) {
 		return "", fmt.Errorf("%w: %q is not a workspace key", errdefs.ErrResourceUnknown, key)
 	}

@@ -580,9 +580,13 @@ func (e *unreachableError) Error() string {
 func (e *unreachableError) Unwrap() error { return e.err }
 
 // mayHaveBeenSent says whether a call that failed so may have reached the
-// Repository: not when no connection was made (refused, no route, unknown host) or
-// its TLS handshake failed, since the request goes out only after those.
+// Repository: not when it failed before leaving this process, no connection was
+// made (refused, no route, unknown host) or its TLS handshake failed, since the
+// request goes out only after those.
 func mayHaveBeenSent(err error) bool {
+	if errors.Is(err, client.ErrNotSent) {
+		return false
+	}
 	var op *net.OpError
 	if errors.As(err, &op) && op.Op == "dial" {
 		return false

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/vwsns"
 )
 
 // A Deploy names the Repository to call in its EPR's address. Calling whatever a
@@ -44,11 +45,17 @@ func (r repoScope) String() string {
 	return r.scheme + "://" + r.host + ":" + r.port + r.path
 }
 
-// covers says whether address is a service of the Repository at r.
+// workspacePath is where a vws server's WorkspaceService is, below its base URL: the
+// address of every workspace EPR a Repository hands out.
+const workspacePath = "/wsrf/services/" + vwsns.WorkspaceService
+
+// covers says whether address is the WorkspaceService of the Repository at r. Any
+// other address on its server is not a workspace's (its status page, another
+// service): a reference naming it was made up.
 func (r repoScope) covers(address *url.URL) bool {
 	a := scopeOf(address)
 	return a.scheme == r.scheme && a.host == r.host && a.port == r.port &&
-		(a.path == r.path || strings.HasPrefix(a.path, r.path+"/"))
+		address.Path == r.path+workspacePath && address.RawQuery == "" && address.Fragment == ""
 }
 
 // repositories lists the Repositories this manager deploys workspaces of.
@@ -80,7 +87,8 @@ func (m *Manager) checkRepository(address string) error {
 	if len(names) > 0 {
 		served = strings.Join(names, ", ")
 	}
-	return errdefs.WithAdvice(fmt.Errorf("%w: host %s deploys workspaces of its site's repositories only (%s), not of %s://%s; nothing was done",
-		errdefs.ErrAuthorization, m.cfg.Host, served, u.Scheme, u.Host),
-		"deploy the workspace on a host of its repository's site, or ask this host's administrator to add the repository (vws serve --repository URL)")
+	return errdefs.WithAdvice(fmt.Errorf("%w: host %s deploys the workspaces of its site's repositories only (their %s at %s), not %s; nothing was done",
+		errdefs.ErrAuthorization, m.cfg.Host, workspacePath, served, address),
+		"pass the EPR its repository's Create returned, deploy the workspace on a host of that repository's site, "+
+			"or ask this host's administrator to add the repository (vws serve --repository URL)")
 }

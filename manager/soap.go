@@ -155,16 +155,29 @@ func response(local, state string) *etree.Element {
 
 // workspaceRef reads the request's WorkspaceReference EPR.
 func workspaceRef(p *etree.Element) (*wsa.EPR, error) {
+	var ref *etree.Element
 	for _, c := range p.ChildElements() {
-		if c.Tag == "WorkspaceReference" {
-			epr, err := wsa.ParseEPR(c)
-			if err != nil {
-				return nil, errdefs.WithAdvice(fmt.Errorf("%w: WorkspaceReference: %w", errdefs.ErrBadRequest, err), "pass the workspace EPR that Create returned")
-			}
-			return epr, nil
+		if c.Tag != "WorkspaceReference" {
+			continue
 		}
+		if c.NamespaceURI() != vwsns.Manager {
+			return nil, errdefs.WithAdvice(fmt.Errorf("%w: WorkspaceReference in namespace %q, not %s", errdefs.ErrBadRequest, c.NamespaceURI(), vwsns.Manager),
+				"qualify it as the service's WSDL does (mgr:WorkspaceReference)")
+		}
+		if ref != nil {
+			// Which of two the caller meant is a guess: refuse rather than act on one.
+			return nil, errdefs.WithAdvice(fmt.Errorf("%w: more than one WorkspaceReference", errdefs.ErrBadRequest), "pass one workspace EPR per request")
+		}
+		ref = c
 	}
-	return nil, errdefs.WithAdvice(fmt.Errorf("%w: no WorkspaceReference", errdefs.ErrBadRequest), "pass the workspace EPR that Create returned")
+	if ref == nil {
+		return nil, errdefs.WithAdvice(fmt.Errorf("%w: no WorkspaceReference", errdefs.ErrBadRequest), "pass the workspace EPR that Create returned")
+	}
+	epr, err := wsa.ParseEPR(ref)
+	if err != nil {
+		return nil, errdefs.WithAdvice(fmt.Errorf("%w: WorkspaceReference: %w", errdefs.ErrBadRequest, err), "pass the workspace EPR that Create returned")
+	}
+	return epr, nil
 }
 
 // hostProperties describes the host: hypervisor, capacity, what runs, what is cached.

@@ -316,21 +316,30 @@ func TestManagerFaults(t *testing.T) {
 			http.Error(w, "internal service", http.StatusOK)
 		}))
 		defer foreign.Close()
-		elsewhere := *w.EPR
-		elsewhere.Address = foreign.URL + "/wsrf/services/" + vwsns.WorkspaceService
-		for _, srv := range []*MgrServer{b, a} {
-			_, err := mgrSOAP.Invoke(context.Background(), &wsa.EPR{Version: w.EPR.Version, Address: srv.URL + "/wsrf/services/" + vwsns.ManagerService},
-				"Deploy", mgrDeployBody(&elsewhere))
-			var fe *client.FaultError
-			if !errors.As(err, &fe) || fe.Type != "WorkspaceAuthorizationFault" || !strings.Contains(fe.Description, strings.TrimPrefix(a.URL, "http://")) ||
-				!strings.Contains(fe.Description, strings.TrimPrefix(foreign.URL, "http://")) || !strings.Contains(fe.Description, "--repository") {
-				t.Fatalf("Deploy on %s of a workspace of another repository: %v", srv.HostName, err)
+		aBefore := a.ManagerEntries()
+		// Another server, and addresses on A's that are no WorkspaceService (a made-up
+		// reference to one of them once left a deploy journaled for good).
+		for _, address := range []string{foreign.URL + "/wsrf/services/" + vwsns.WorkspaceService, a.URL + "/healthz",
+			a.URL + "/wsrf/services/" + vwsns.ManagerService} {
+			elsewhere := *w.EPR
+			elsewhere.Address = address
+			for _, srv := range []*MgrServer{b, a} {
+				_, err := mgrSOAP.Invoke(context.Background(), &wsa.EPR{Version: w.EPR.Version, Address: srv.URL + "/wsrf/services/" + vwsns.ManagerService},
+					"Deploy", mgrDeployBody(&elsewhere))
+				var fe *client.FaultError
+				if !errors.As(err, &fe) || fe.Type != "WorkspaceAuthorizationFault" || !strings.Contains(fe.Description, a.URL) ||
+					!strings.Contains(fe.Description, address) || !strings.Contains(fe.Description, "--repository") {
+					t.Fatalf("Deploy on %s of a workspace at %s: %v", srv.HostName, address, err)
+				}
 			}
 		}
 		if n := calls.Load(); n != 0 {
 			t.Fatalf("a refused deploy sent %d requests to the address its reference named", n)
 		}
 		nothingOnB("a repository B does not serve")
+		if got := a.ManagerEntries(); !slices.Equal(got, aBefore) {
+			t.Fatalf("refused deploys changed A's manager: %v, before %v", got, aBefore)
+		}
 	})
 
 	t.Run("wrong state", func(t *testing.T) {

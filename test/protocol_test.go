@@ -278,6 +278,10 @@ func TestHostileInputFaultsAndChangesNothing(t *testing.T) {
 				if !strings.Contains(desc, c.descHas) {
 					t.Errorf("description %q does not mention %q", desc, c.descHas)
 				}
+				// The caller's mistake is not told as the service's failure.
+				if strings.Contains(desc, "failed internally") {
+					t.Errorf("the fault for a bad request says the service failed: %q", desc)
+				}
 				// A request too broken to show its dialect is answered in WSRF 1.2's.
 				if a.header(dialect.GT4.WSA.Namespace(), "Action") == "" && a.header(dialect.WSRF12.WSA.Namespace(), "Action") == "" {
 					t.Error("fault without wsa:Action")

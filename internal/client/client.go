@@ -63,6 +63,11 @@ func (e *FaultError) Error() string {
 	return "soap:" + string(e.Fault.Code) + ": " + desc
 }
 
+// ErrNotSent marks a call that failed before its request left this process (no
+// operation of that name at the address, a request that cannot be encoded or
+// signed): whatever the failure, the service did nothing.
+var ErrNotSent = errors.New("the request was not sent")
+
 // Call sends body to epr with action and returns the response body element.
 func (c *Client) Call(ctx context.Context, epr *wsa.EPR, action string, body *etree.Element) (*etree.Element, error) {
 	v := epr.Version
@@ -79,16 +84,16 @@ func (c *Client) Call(ctx context.Context, epr *wsa.EPR, action string, body *et
 	doc := (&soap.Message{Headers: headers, Body: body}).Document()
 	if c.Signer != nil {
 		if err := c.Signer.Sign(doc); err != nil {
-			return nil, fmt.Errorf("sign request: %w", err)
+			return nil, fmt.Errorf("%w: sign request: %w", ErrNotSent, err)
 		}
 	}
 	data, err := doc.WriteToBytes()
 	if err != nil {
-		return nil, fmt.Errorf("encode request: %w", err)
+		return nil, fmt.Errorf("%w: encode request: %w", ErrNotSent, err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, epr.Address, bytes.NewReader(data))
 	if err != nil {
-		return nil, fmt.Errorf("request to %s: %w", epr.Address, err)
+		return nil, fmt.Errorf("%w: request to %s: %w", ErrNotSent, epr.Address, err)
 	}
 	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
 	req.Header.Set("SOAPAction", `"`+action+`"`)

@@ -65,7 +65,7 @@ func addrPath(addr string) string {
 func (c *Client) Invoke(ctx context.Context, epr *wsa.EPR, op string, body *etree.Element) (*etree.Element, error) {
 	o, err := operation(epr, op)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrNotSent, err)
 	}
 	return c.Call(ctx, epr, o.InputAction, body)
 }

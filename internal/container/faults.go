@@ -39,6 +39,8 @@ type faultKind struct {
 
 // faultKinds maps sentinels to fault elements, most specific first.
 var faultKinds = []faultKind{
+	{errMustUnderstand, nsVWS, "ServiceFault", soap.CodeClient,
+		"send the header without mustUnderstand=\"1\", or to a service that processes it"},
 	{errdefs.ErrResourceUnknown, nsResourceUnknown, "ResourceUnknownFault", soap.CodeClient,
 		"check the EPR or key you sent; the resource may have been destroyed or may have expired"},
 	{errdefs.ErrInvalidQName, nsRP, "InvalidResourcePropertyQNameFault", soap.CodeClient,
