@@ -24,6 +24,10 @@ import (
 	"github.com/vws-grid/vws/internal/wssec"
 )
 
+// DefaultBodyTimeout is how long a SOAP request body may take to arrive: a 1 MiB
+// one over a 256 kbit/s link.
+const DefaultBodyTimeout = 45 * time.Second
+
 // ServicesPath is where services are mounted, as in GT4 ("/wsrf/services/<name>").
 const ServicesPath = "/wsrf/services/"
 
@@ -31,6 +35,10 @@ const ServicesPath = "/wsrf/services/"
 type Config struct {
 	// MaxBodyBytes bounds a SOAP request body; larger ones get HTTP 413. Default 1 MiB.
 	MaxBodyBytes int64
+	// BodyTimeout bounds the reading of a SOAP request body, which no handler's bound
+	// covers yet: a client that stalls or trickles past it is cut off rather than
+	// holding a connection. Default DefaultBodyTimeout.
+	BodyTimeout time.Duration
 	// HandlerTimeout bounds one operation (except those registered with
 	// Service.HandleUnbounded). Default 30 s.
 	HandlerTimeout time.Duration
@@ -68,6 +76,9 @@ type Container struct {
 func New(cfg Config, services ...*Service) (*Container, error) {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
 	}
 	if cfg.HandlerTimeout <= 0 {
 		cfg.HandlerTimeout = 30 * time.Second
@@ -152,8 +163,12 @@ func (c *Container) serveSOAP(w http.ResponseWriter, r *http.Request, svc *Servi
 	buf.Reset()
 	defer bufPool.Put(buf)
 
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(c.cfg.BodyTimeout))
 	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, c.cfg.MaxBodyBytes))
 	if err != nil {
+		// The rest of the body is not waited for: the connection ends with the fault.
+		w.Header().Set("Connection", "close")
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			cl.dialect = guessDialect(buf.Bytes())
@@ -165,6 +180,9 @@ func (c *Container) serveSOAP(w http.ResponseWriter, r *http.Request, svc *Servi
 		c.fail(w, r, cl, http.StatusBadRequest, fmt.Errorf("%w: reading request body: %v", errdefs.ErrBadRequest, err), "")
 		return
 	}
+	// Lifted once the body is in (net/http does too as it starts reading ahead to
+	// notice a client hanging up): a deadline left there would cancel a long operation.
+	_ = rc.SetReadDeadline(time.Time{})
 	env, err := soap.Parse(buf.Bytes())
 	if err != nil {
 		cl.dialect = guessDialect(buf.Bytes())

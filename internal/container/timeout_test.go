@@ -3,7 +3,9 @@ package container_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"net"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -69,5 +71,62 @@ func TestHandlerTimeouts(t *testing.T) {
 		s.Handle("GetResourceProperty", deadlineOf)
 	}); !strings.Contains(got, "<deadline>5h0m0s</deadline>") {
 		t.Errorf("registered again with Handle: %s", got)
+	}
+}
+
+// TestBodyTimeout: a client that stops sending its request body is cut off after
+// BodyTimeout, while an operation that outlasts it once the body is in runs to its
+// end with its context alive.
+func TestBodyTimeout(t *testing.T) {
+	const bodyTimeout = 300 * time.Millisecond
+	svc, err := container.NewService(contract.FS, "wsdl", vwsns.FactoryService, wsa.QName{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := func(ctx context.Context, _ *container.Request) (*etree.Element, error) {
+		select {
+		case <-time.After(3 * bodyTimeout):
+			return etree.NewElement("done"), nil
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
+	}
+	for _, d := range dialect.Dialects {
+		for _, op := range svc.Contract(d).Operations {
+			svc.HandleUnbounded(op.Name, slow)
+		}
+	}
+	c, err := container.New(container.Config{BodyTimeout: bodyTimeout}, svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(c)
+	defer hs.Close()
+	body := `<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><rp:GetResourceProperty xmlns:rp="http://docs.oasis-open.org/wsrf/rp-2" xmlns:f="` + vwsns.Factory + `">f:Version</rp:GetResourceProperty></s:Body></s:Envelope>`
+	resp, err := hs.Client().Post(hs.URL+"/wsrf/services/"+vwsns.FactoryService, "text/xml", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(data), "<done/>") {
+		t.Fatalf("an operation longer than the body timeout: %s", data)
+	}
+
+	conn, err := net.Dial("tcp", hs.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /wsrf/services/%s HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: %d\r\n\r\n%s",
+		vwsns.FactoryService, len(body), body[:20]) // and then nothing
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	t0 := time.Now()
+	answer, _ := io.ReadAll(conn) // until the server closes the connection
+	if d := time.Since(t0); d > 5*time.Second {
+		t.Fatalf("a stalled body held the connection %s with a %s body timeout", d, bodyTimeout)
+	}
+	if !strings.Contains(string(answer), "reading request body") {
+		t.Errorf("the answer to a stalled body: %q", answer)
 	}
 }

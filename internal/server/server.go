@@ -27,6 +27,7 @@ import (
 	"github.com/vws-grid/vws/internal/manifestsig"
 	"github.com/vws-grid/vws/internal/pki"
 	"github.com/vws-grid/vws/internal/store"
+	"github.com/vws-grid/vws/internal/transfer"
 	"github.com/vws-grid/vws/internal/wsrf"
 	"github.com/vws-grid/vws/manager"
 	"github.com/vws-grid/vws/policy"
@@ -283,13 +284,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			}
 			return []policy.Operation{policy.Admin}
 		}, s.images)
+		images = transfer.StallGuard(transfer.DefaultUploadStall, images)
 		c.Handle("/images", images)
 		c.Handle("/images/", images)
 	}
 	if s.Repository != nil {
 		// Hosts only; the Repository also wants the lock token and the lock holder.
-		c.Handle("/workspaces/", az.HTTP("workspace-files", func(*http.Request) []policy.Operation { return []policy.Operation{policy.Host} },
-			s.Repository.FilesHandler()))
+		c.Handle("/workspaces/", transfer.StallGuard(transfer.DefaultUploadStall,
+			az.HTTP("workspace-files", func(*http.Request) []policy.Operation { return []policy.Operation{policy.Host} }, s.Repository.FilesHandler())))
 	}
 	if s.Manager != nil {
 		c.Handle("/manager/staging/", az.HTTP("staging", inspect, s.Manager.ProgressHandler()))
