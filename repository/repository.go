@@ -19,6 +19,7 @@ import (
 
 	"github.com/vws-grid/vws/internal/chunkhash"
 	"github.com/vws-grid/vws/internal/container"
+	"github.com/vws-grid/vws/internal/describe"
 	"github.com/vws-grid/vws/internal/dialect"
 	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/vwsns"
@@ -62,7 +63,10 @@ var WorkspaceProperties = []wsa.QName{PropCategory, PropState, PropEPR, PropCrea
 // writable: what a client may change of a workspace it manages. Resource requests and
 // the startup job can change while the workspace sits in the repository; identity,
 // state and deployment facts belong to the services.
-var writable = map[wsa.QName]bool{PropHardware: true, PropCapability: true, PropLifeCycle: true}
+// writable are the parts of a workspace's description its owner may change while it is
+// in the repository. Not lifeCycle: its termination time mirrors the resource's, which
+// SetTerminationTime changes within the site's bounds.
+var writable = map[wsa.QName]bool{PropHardware: true, PropCapability: true}
 
 // ImagePool is what the Repository needs of the image pool.
 type ImagePool interface {
@@ -106,6 +110,9 @@ type Config struct {
 	Policy Policy
 	// Auditor, when set, records the decisions made for users managers act for.
 	Decisions DecisionAuditor
+	// Validator, when set, checks a workspace's description as a SetResourceProperties
+	// leaves it, as the Factory checked it at Create; nil: not checked.
+	Validator Validator
 	Logger    *slog.Logger
 	Now       func() time.Time
 }
@@ -121,6 +128,7 @@ type Repository struct {
 	earlier    func(chain []*x509.Certificate, signedAt time.Time) error
 	policy     Policy
 	decisions  DecisionAuditor
+	validator  Validator
 	ledger     *policy.Ledger
 	log        *slog.Logger
 	now        func() time.Time
@@ -147,7 +155,7 @@ func New(ctx context.Context, cfg Config) (*Repository, error) {
 		return nil, fmt.Errorf("repository: no database configured")
 	}
 	r := &Repository{dir: cfg.Dir, pool: cfg.Pool, audit: cfg.Audit, signer: cfg.Signer, log: cfg.Logger, now: cfg.Now, names: map[string]string{},
-		db: cfg.DB, earlier: cfg.EarlierSigner, policy: cfg.Policy, decisions: cfg.Decisions, ledger: policy.NewLedger()}
+		db: cfg.DB, earlier: cfg.EarlierSigner, policy: cfg.Policy, decisions: cfg.Decisions, validator: cfg.Validator, ledger: policy.NewLedger()}
 	if err := r.recordSigner(ctx); err != nil {
 		return nil, fmt.Errorf("repository: %w", err)
 	}
@@ -168,6 +176,7 @@ func New(ctx context.Context, cfg Config) (*Repository, error) {
 		Now:              cfg.Now,
 		Logger:           cfg.Logger,
 		Writable:         r.writable,
+		Validate:         r.validateDescription,
 		OnDestroy:        r.beforeDestroy,
 		AfterDestroy:     r.afterDestroy,
 		CheckTermination: r.checkTermination,
@@ -204,11 +213,29 @@ func (r *Repository) Close() { r.Workspaces.Close() }
 func (r *Repository) writable(s *wsrf.Snapshot, q wsa.QName) error {
 	if !writable[q] {
 		return errdefs.WithAdvice(fmt.Errorf("%w: %s", errdefs.ErrUnableToModify, q.Local),
-			q.Local+" is maintained by vws; writable are hardware, capability and lifeCycle")
+			q.Local+" is maintained by vws; writable are hardware and capability (SetTerminationTime changes when the workspace ends)")
 	}
 	if d := text(s, PropDeployment); d != "in-repository" {
 		return errdefs.WithAdvice(fmt.Errorf("%w: %s while the workspace is %s", errdefs.ErrUnableToModify, q.Local, d),
 			"undeploy the workspace first")
+	}
+	return nil
+}
+
+// Validator checks a workspace description (describe.Validator does).
+type Validator interface {
+	ValidateElement(el *etree.Element) (*describe.Description, error)
+}
+
+// validateDescription refuses a change of a workspace's properties that leaves its
+// description invalid (hardware out of the schema's ranges, say), which would
+// otherwise only fail its next deploy.
+func (r *Repository) validateDescription(s *wsrf.Snapshot) error {
+	if r.validator == nil {
+		return nil
+	}
+	if _, err := r.validator.ValidateElement(describeSnapshot(s)); err != nil {
+		return errdefs.WithAdvice(err, "nothing was changed; send a description part that the workspace schema allows (GetResourceProperty shows the current one)")
 	}
 	return nil
 }

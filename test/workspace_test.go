@@ -525,3 +525,52 @@ func TestLifetimeClampedOrRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestSetResourcePropertiesKeepsTheDescriptionValid: the description parts an owner
+// may change are checked as Create checked them, all or nothing, and the lifeCycle,
+// which mirrors the termination time, is not among them.
+func TestSetResourcePropertiesKeepsTheDescriptionValid(t *testing.T) {
+	s := harness.Start(t)
+	importImage(t, s, rawBase(t, 1<<20, 0xab), "name=tiny&os=linux/debian/12&kernel=6.1&arch=x86_64")
+	epr, err := create(t, s, dialect.WSRF12, vmDescription(`<sw:image><sw:name>tiny</sw:name></sw:image>`), "set-valid", "PT2H")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := keyOf(epr)
+	svcURL := s.ServiceURL(vwsns.WorkspaceService)
+	hw := func(inner string) string {
+		return `<rp:Update><hw:hardware xmlns:hw="` + vwsns.Hardware + `">` + inner + `</hw:hardware></rp:Update>`
+	}
+	for _, d := range dialect.Dialects {
+		for _, c := range []struct {
+			name, mods, fault, says string
+		}{
+			{"RAM that is no number", hw(`<hw:RAM><hw:size>abc</hw:size></hw:RAM><hw:CPU><hw:count>1</hw:count></hw:CPU>`), "WorkspaceMetadataFault", "size"},
+			{"a negative CPU count", hw(`<hw:RAM><hw:size>256</hw:size></hw:RAM><hw:CPU><hw:count>-3</hw:count></hw:CPU>`), "WorkspaceMetadataFault", "count"},
+			{"a valid capability with invalid hardware", `<rp:Update><cap:capability xmlns:cap="` + vwsns.Capability + `"/></rp:Update>` +
+				hw(`<hw:RAM><hw:size>abc</hw:size></hw:RAM>`), "WorkspaceMetadataFault", "size"},
+			{"a termination time of the description's own", `<rp:Update><vw:lifeCycle><vw:terminationTime>2099-01-01T00:00:00Z</vw:terminationTime></vw:lifeCycle></rp:Update>`,
+				"UnableToModifyResourcePropertyFault", "SetTerminationTime"},
+		} {
+			before := snapshot(t, s, key)
+			a := post(t, svcURL, request(d, svcURL, setRPAction(d), key, `<rp:SetResourceProperties>`+c.mods+`</rp:SetResourceProperties>`))
+			typ, _, desc := a.fault(t)
+			if typ != c.fault || !strings.Contains(desc, c.says) {
+				t.Errorf("%s/%s: %s %q; want %s saying %q", d.Name, c.name, typ, desc, c.fault, c.says)
+			}
+			if after := snapshot(t, s, key); after != before {
+				t.Errorf("%s/%s: a refused change changed the workspace", d.Name, c.name)
+			}
+		}
+	}
+	// A valid change is taken.
+	d := dialect.WSRF12
+	ok := post(t, svcURL, request(d, svcURL, setRPAction(d), key, `<rp:SetResourceProperties>`+
+		hw(`<hw:RAM><hw:size>512</hw:size></hw:RAM><hw:CPU><hw:count>2</hw:count></hw:CPU>`)+`</rp:SetResourceProperties>`))
+	if ok.status != 200 {
+		t.Fatalf("a valid hardware change: HTTP %d %s", ok.status, ok.raw)
+	}
+	if after := snapshot(t, s, key); !strings.Contains(after, ">512<") {
+		t.Fatalf("the valid change is not in the document: %s", after)
+	}
+}

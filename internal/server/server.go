@@ -213,7 +213,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.Repository, err = repository.New(ctx, repository.Config{
 			Dir: cfg.DataDir, MaxLifetime: cfg.Factory.MaximumLifetime, Store: db, DB: db.SQL(), Pool: pool,
 			Audit: auditLog, Signer: signer, EarlierSigner: sec.earlierManifestSigner(cfg),
-			Policy: s.policy, Decisions: auditLog, Logger: cfg.Logger, Now: cfg.Now,
+			Policy: s.policy, Decisions: auditLog, Validator: s.validator, Logger: cfg.Logger, Now: cfg.Now,
 		})
 		if err != nil {
 			return nil, err

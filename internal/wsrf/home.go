@@ -51,6 +51,10 @@ type HomeConfig struct {
 	// (returning an error wrapping errdefs.ErrUnableToModify, or nil); it runs with the
 	// resource locked. Nil: nothing is writable.
 	Writable func(s *Snapshot, q wsa.QName) error
+	// Validate checks the properties of the resource in s as a SetResourceProperties
+	// leaves them, before anything is stored; its error refuses every modification of
+	// the request and is returned as is. Nil: any content is taken.
+	Validate func(s *Snapshot) error
 	// MaxLifetime bounds SetTerminationTime; zero for no bound.
 	MaxLifetime time.Duration
 	// CheckTermination, when set, may refuse a SetTerminationTime to t (nil: never) on
@@ -358,6 +362,9 @@ func (h *Home) SetProperties(ctx context.Context, key string, mods []Modificatio
 			}
 		}
 		s.Props = applyModifications(s.Props, mods)
+		if h.cfg.Validate != nil {
+			return h.cfg.Validate(s)
+		}
 		return nil
 	})
 }
