@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/beevik/etree"
@@ -50,6 +51,9 @@ func create(cfg Config, d *Deps) container.Handler {
 	lt := wsrf.LifetimePolicy{Default: cfg.DefaultLifetime, Maximum: cfg.MaximumLifetime, Refuse: cfg.RefuseLongLifetimes}
 	return func(ctx context.Context, req *container.Request) (*etree.Element, error) {
 		p := req.Payload
+		if err := checkCreateShape(p); err != nil {
+			return nil, err
+		}
 		descEl := childEl(p, vwsns.Workspace, "virtualWorkspace")
 		if descEl == nil {
 			return nil, errdefs.WithAdvice(&errdefs.MetadataError{Path: "/fac:Create", Reason: "no vw:virtualWorkspace description"},
@@ -65,6 +69,11 @@ func create(cfg Config, d *Deps) container.Handler {
 		if s := childText(p, "RequestedLifetime"); s != "" {
 			if lifetime, err = wsrf.ParseDuration(s); err != nil {
 				return nil, &errdefs.MetadataError{Path: "/fac:Create/fac:RequestedLifetime", Reason: err.Error()}
+			}
+			if lifetime <= 0 {
+				// Not "the default": a caller who asks for none is told so.
+				return nil, errdefs.WithAdvice(&errdefs.MetadataError{Path: "/fac:Create/fac:RequestedLifetime", Reason: fmt.Sprintf("%s is not a positive duration", s)},
+					"ask for a positive lifetime, or leave RequestedLifetime out for the site's default")
 			}
 		}
 		if s := childText(p, "RequestedTerminationTime"); s != "" {
@@ -223,6 +232,39 @@ var remoteFaults = map[string]error{
 	// The Repository counts quotas; its refusal is the caller's to act on.
 	"WorkspaceQuotaExceededFault": errdefs.ErrQuotaExceeded,
 	"WorkspaceAuthorizationFault": errdefs.ErrAuthorization,
+}
+
+// createChildren are the elements Create holds (schema/vws/factory.xsd), each at most
+// once.
+var createChildren = []wsa.QName{
+	{Space: vwsns.Workspace, Local: "virtualWorkspace"},
+	{Space: vwsns.Factory, Local: "Name"},
+	{Space: vwsns.Factory, Local: "RequestedLifetime"},
+	{Space: vwsns.Factory, Local: "RequestedTerminationTime"},
+	{Space: vwsns.Factory, Local: "ResourceRequest"},
+}
+
+// checkCreateShape refuses a Create whose children the schema does not allow: which of
+// two names, descriptions or lifetimes the caller meant would be a guess.
+func checkCreateShape(p *etree.Element) error {
+	seen := map[wsa.QName]int{}
+	for _, c := range p.ChildElements() {
+		q := wsa.QName{Space: c.NamespaceURI(), Local: c.Tag}
+		if !slices.Contains(createChildren, q) {
+			return errdefs.WithAdvice(&errdefs.MetadataError{Path: "/fac:Create/" + c.FullTag(),
+				Reason: fmt.Sprintf("{%s}%s is not an element of Create", q.Space, q.Local)},
+				"send vw:virtualWorkspace, then optionally fac:Name, fac:RequestedLifetime or fac:RequestedTerminationTime (the factory's WSDL)")
+		}
+		if seen[q]++; seen[q] > 1 {
+			return errdefs.WithAdvice(&errdefs.MetadataError{Path: "/fac:Create/" + c.FullTag(), Reason: "appears more than once"},
+				"send each element of Create once")
+		}
+	}
+	if seen[createChildren[2]] > 0 && seen[createChildren[3]] > 0 {
+		return errdefs.WithAdvice(&errdefs.MetadataError{Path: "/fac:Create", Reason: "both RequestedLifetime and RequestedTerminationTime"},
+			"give one of them: a lifetime, or the time the workspace ends")
+	}
+	return nil
 }
 
 func childEl(el *etree.Element, ns, local string) *etree.Element {

@@ -65,8 +65,9 @@ func factoryEPR(s *harness.Server, d *dialect.Dialect) *wsa.EPR {
 	return &wsa.EPR{Version: d.WSA, Address: s.ServiceURL(vwsns.FactoryService)}
 }
 
-// create calls Factory Create over SOAP with a description and returns the EPR.
-func create(t *testing.T, s *harness.Server, d *dialect.Dialect, desc, name, lifetime string) (*wsa.EPR, error) {
+// create calls Factory Create over SOAP with a description and returns the EPR;
+// extra are further children of Create (XML, fac: declared).
+func create(t *testing.T, s *harness.Server, d *dialect.Dialect, desc, name, lifetime string, extra ...string) (*wsa.EPR, error) {
 	t.Helper()
 	doc := etree.NewDocument()
 	if err := doc.ReadFromString(desc); err != nil {
@@ -80,6 +81,15 @@ func create(t *testing.T, s *harness.Server, d *dialect.Dialect, desc, name, lif
 	}
 	if lifetime != "" {
 		body.CreateElement("fac:RequestedLifetime").SetText(lifetime)
+	}
+	for _, x := range extra {
+		el := etree.NewDocument()
+		if err := el.ReadFromString(`<w xmlns:fac="` + vwsns.Factory + `">` + x + `</w>`); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range el.Root().ChildElements() {
+			body.AddChild(wsa.Detach(c))
+		}
 	}
 	resp, err := client.New(nil).Invoke(context.Background(), factoryEPR(s, d), "Create", body)
 	if err != nil {
@@ -244,24 +254,35 @@ func TestCreateBadInputChangesNothing(t *testing.T) {
 	cases := []struct {
 		name, desc, wsName, lifetime string
 		fault, says                  string
+		extra                        []string
 	}{
 		{"schema-invalid RAM", strings.Replace(vmDescription(`<sw:image><sw:name>deb-a</sw:name></sw:image>`), "<hw:size>256</hw:size>", "<hw:size>-5</hw:size>", 1),
-			"", "", "WorkspaceMetadataFault", "hw:size"},
+			"", "", "WorkspaceMetadataFault", "hw:size", nil},
 		{"unknown element", vmDescription(`<sw:image><sw:name>deb-a</sw:name></sw:image>`, `<vw:color>red</vw:color>`),
-			"", "", "WorkspaceMetadataFault", "color"},
-		{"unknown image", vmDescription(`<sw:image><sw:name>nope</sw:name></sw:image>`), "", "", "ResourceUnknownFault", "nope"},
+			"", "", "WorkspaceMetadataFault", "color", nil},
+		{"unknown image", vmDescription(`<sw:image><sw:name>nope</sw:name></sw:image>`), "", "", "ResourceUnknownFault", "nope", nil},
 		{"ambiguous software", vmDescription(`<sw:os><sw:family>linux</sw:family><sw:distribution>debian</sw:distribution></sw:os>`),
-			"", "", "WorkspaceMetadataFault", "deb-a"},
-		{"duplicate name", vmDescription(`<sw:image><sw:name>deb-a</sw:name></sw:image>`), "taken", "", "WorkspaceMetadataFault", "already exists"},
-		{"path-like name", vmDescription(`<sw:image><sw:name>deb-a</sw:name></sw:image>`), "../../etc", "", "WorkspaceMetadataFault", "name"},
-		{"oversized name", vmDescription(`<sw:image><sw:name>deb-a</sw:name></sw:image>`), strings.Repeat("n", 300), "", "WorkspaceMetadataFault", "name"},
-		{"negative lifetime", vmDescription(`<sw:image><sw:name>deb-a</sw:name></sw:image>`), "", "-PT1H", "ServiceFault", "lifetime"},
-		{"absurd lifetime", vmDescription(`<sw:image><sw:name>deb-a</sw:name></sw:image>`), "", "P99999Y", "WorkspaceMetadataFault", "RequestedLifetime"},
+			"", "", "WorkspaceMetadataFault", "deb-a", nil},
+		{"duplicate name", vmDescription(`<sw:image><sw:name>deb-a</sw:name></sw:image>`), "taken", "", "WorkspaceMetadataFault", "already exists", nil},
+		{"path-like name", vmDescription(`<sw:image><sw:name>deb-a</sw:name></sw:image>`), "../../etc", "", "WorkspaceMetadataFault", "name", nil},
+		{"oversized name", vmDescription(`<sw:image><sw:name>deb-a</sw:name></sw:image>`), strings.Repeat("n", 300), "", "WorkspaceMetadataFault", "name", nil},
+		{"negative lifetime", vmDescription(`<sw:image><sw:name>deb-a</sw:name></sw:image>`), "", "-PT1H", "WorkspaceMetadataFault", "positive", nil},
+		{"absurd lifetime", vmDescription(`<sw:image><sw:name>deb-a</sw:name></sw:image>`), "", "P99999Y", "WorkspaceMetadataFault", "RequestedLifetime", nil},
+		{"zero lifetime", vmDescription(`<sw:image><sw:name>deb-a</sw:name></sw:image>`), "", "PT0S", "WorkspaceMetadataFault", "positive", nil},
+		// Which of two the caller meant would be a guess.
+		{"two names", vmDescription(`<sw:image><sw:name>deb-a</sw:name></sw:image>`), "one", "", "WorkspaceMetadataFault", "more than once",
+			[]string{`<fac:Name>two</fac:Name>`}},
+		{"two descriptions", vmDescription(`<sw:image><sw:name>deb-a</sw:name></sw:image>`), "", "", "WorkspaceMetadataFault", "more than once",
+			[]string{vmDescription(`<sw:image><sw:name>deb-b</sw:name></sw:image>`)}},
+		{"a lifetime and a termination time", vmDescription(`<sw:image><sw:name>deb-a</sw:name></sw:image>`), "", "PT1H", "WorkspaceMetadataFault", "both",
+			[]string{`<fac:RequestedTerminationTime>2099-01-01T00:00:00Z</fac:RequestedTerminationTime>`}},
+		{"an element Create has not", vmDescription(`<sw:image><sw:name>deb-a</sw:name></sw:image>`), "", "", "WorkspaceMetadataFault", "not an element of Create",
+			[]string{`<x:Name xmlns:x="urn:wrong">n</x:Name>`}},
 	}
 	before := listing(t, s)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := create(t, s, d, c.desc, c.wsName, c.lifetime)
+			_, err := create(t, s, d, c.desc, c.wsName, c.lifetime, c.extra...)
 			fe := faultOf(t, err)
 			if fe.Type != c.fault || !strings.Contains(strings.ToLower(fe.Description), strings.ToLower(c.says)) {
 				t.Fatalf("got %s: %s; want %s mentioning %q", fe.Type, fe.Description, c.fault, c.says)
