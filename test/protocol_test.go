@@ -220,6 +220,10 @@ func TestHostileInputFaultsAndChangesNothing(t *testing.T) {
 
 	for _, d := range dialect.Dialects {
 		d := d
+		other := dialect.WSRF12
+		if d == dialect.WSRF12 {
+			other = dialect.GT4
+		}
 		cases := []struct {
 			name    string
 			body    []byte
@@ -236,6 +240,12 @@ func TestHostileInputFaultsAndChangesNothing(t *testing.T) {
 			{"mustUnderstand header", request(d, svcURL, getRPAction(d), "ws-h", `<rp:GetResourceProperty>vw:state</rp:GetResourceProperty>`,
 				`<x:Secret xmlns:x="urn:unknown" s:mustUnderstand="1">1</x:Secret>`),
 				500, "ServiceFault", soap.CodeMustUnderstand, "{urn:unknown}Secret"},
+			{"two wsa:Action headers", request(d, svcURL, getRPAction(d), "ws-h", `<rp:GetResourceProperty>vw:state</rp:GetResourceProperty>`,
+				`<wsa:Action>urn:another-action</wsa:Action>`),
+				500, "ServiceFault", soap.CodeClient, "more than once"},
+			{"the other addressing version's header, to be understood", request(d, svcURL, getRPAction(d), "ws-h", `<rp:GetResourceProperty>vw:state</rp:GetResourceProperty>`,
+				`<o:ReplyTo xmlns:o="`+other.WSA.Namespace()+`" s:mustUnderstand="1"><o:Address>http://example.org/replies</o:Address></o:ReplyTo>`),
+				500, "ServiceFault", soap.CodeMustUnderstand, "ReplyTo"},
 			{"signed request to a server without CAs", request(d, svcURL, getRPAction(d), "ws-h", `<rp:GetResourceProperty>vw:state</rp:GetResourceProperty>`,
 				`<wsse:Security xmlns:wsse="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd" s:mustUnderstand="1"/>`),
 				500, "ServiceFault", soap.CodeMustUnderstand, "runs --insecure"},

@@ -298,7 +298,12 @@ func (c *Container) route(r *http.Request, svc *Service, env *soap.Envelope, cl 
 	}
 	cl.opName = op.Name
 	for _, h := range env.Headers {
-		if !soap.MustUnderstand(h) || wsa.IsAddressingHeader(h) {
+		if !soap.MustUnderstand(h) {
+			continue
+		}
+		// Understood: the addressing headers of the version the request is read in;
+		// another version's are ignored, so not understood.
+		if v, _ := wsa.VersionOf(h.NamespaceURI()); wsa.IsAddressingHeader(h) && v == maps.Version {
 			continue
 		}
 		if svc.Key.Local != "" && h.Tag == svc.Key.Local && h.NamespaceURI() == svc.Key.Space {

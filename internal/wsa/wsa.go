@@ -94,6 +94,7 @@ type MAPs struct {
 // namespace of the first addressing header seen; headers of the other version are ignored.
 func ReadMAPs(headers []*etree.Element) (MAPs, error) {
 	var m MAPs
+	seen := map[string]bool{}
 	for _, h := range headers {
 		v, ok := VersionOf(h.NamespaceURI())
 		if !ok {
@@ -103,6 +104,15 @@ func ReadMAPs(headers []*etree.Element) (MAPs, error) {
 			m.Version = v
 		} else if v != m.Version {
 			continue
+		}
+		switch h.Tag {
+		case "To", "Action", "MessageID", "From", "ReplyTo", "FaultTo":
+			// WS-Addressing allows each once (RelatesTo may repeat): which of two a
+			// sender meant would be a guess.
+			if seen[h.Tag] {
+				return m, fmt.Errorf("wsa:%s appears more than once; WS-Addressing allows one", h.Tag)
+			}
+			seen[h.Tag] = true
 		}
 		switch h.Tag {
 		case "To":
