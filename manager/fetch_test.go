@@ -661,3 +661,21 @@ func TestFetchLargeImageInRuns(t *testing.T) {
 	}
 	sameFile(t, path, srv.data)
 }
+
+// TestFetchOfAnImageGoneIsResourceUnknown: a 404 from the Repository (the workspace
+// destroyed while being deployed) tells the caller the resource is gone, on either
+// path (one GET, or pieces), rather than that the manager failed.
+func TestFetchOfAnImageGoneIsResourceUnknown(t *testing.T) {
+	srv, hs, img := rangeImage(t, 2<<20)
+	srv.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		http.Error(w, "no workspace ws-1 (destroyed)", http.StatusNotFound)
+		return true
+	})
+	for _, streams := range []int{1, 4} {
+		path := filepath.Join(t.TempDir(), "base")
+		err := (&repoClient{http: hs.Client(), streams: streams}).fetch(context.Background(), img, "", path, nil)
+		if !errors.Is(err, errdefs.ErrResourceUnknown) || !strings.Contains(err.Error(), "destroyed") || !strings.Contains(errdefs.Advice(err), "nothing was deployed") {
+			t.Errorf("%d streams: %v", streams, err)
+		}
+	}
+}

@@ -206,8 +206,7 @@ func (c *repoClient) fetchSpan(ctx context.Context, img *manifestImage, token st
 	case http.StatusOK:
 		return errRangeIgnored
 	default:
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("fetch %s image from %s (resumable), %s: HTTP %d: %s", img.Role, img.Location, want, resp.StatusCode, strings.TrimSpace(string(msg)))
+		return fetchStatusError(fmt.Sprintf("fetch %s image from %s (resumable), %s", img.Role, img.Location, want), resp)
 	}
 	for i := sp.first; i <= last; i++ {
 		if err := c.readPiece(ctx, img, resp.Body, f, i, buf, prog, want); err != nil {

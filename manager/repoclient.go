@@ -368,8 +368,7 @@ func (c *repoClient) fetch(ctx context.Context, img *manifestImage, token, path 
 				}
 			}
 		default:
-			msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-			return fmt.Errorf("fetch %s image from %s: HTTP %d: %s", img.Role, img.Location, resp.StatusCode, strings.TrimSpace(string(msg)))
+			return fetchStatusError(fmt.Sprintf("fetch %s image from %s", img.Role, img.Location), resp)
 		}
 		src := io.Reader(io.LimitReader(resp.Body, img.Size-have+1))
 		if progress != nil {
@@ -532,6 +531,19 @@ func repositoryBase(address string) string {
 		return address[:i]
 	}
 	return strings.TrimRight(address, "/")
+}
+
+// fetchStatusError is an image GET the Repository answered with an error status. A
+// 404 is the workspace or the image gone from it (destroyed while being deployed), a
+// fact the caller can act on, not the manager failing.
+func fetchStatusError(what string, resp *http.Response) error {
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	err := fmt.Errorf("%s: HTTP %d: %s", what, resp.StatusCode, strings.TrimSpace(string(msg)))
+	if resp.StatusCode == http.StatusNotFound {
+		return errdefs.WithAdvice(fmt.Errorf("%w: %w", errdefs.ErrResourceUnknown, err),
+			"the workspace or its image left the repository (destroyed meanwhile?); nothing was deployed")
+	}
+	return err
 }
 
 var fileDigest = fsutil.FileDigest
