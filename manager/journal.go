@@ -40,7 +40,11 @@ type record struct {
 	WorkspaceAddress string `json:"workspaceAddress"`
 	WSAVersion       int    `json:"wsaVersion"`
 	Token            string `json:"token"`
-	Phase            string `json:"phase"`
+	// CheckOutID names this deployment's CheckOut to the Repository, journaled before
+	// it is sent and sent again with a retry, so that a copy arriving after the deploy
+	// was undone is refused rather than locking the workspace for nobody.
+	CheckOutID string `json:"checkOutID,omitempty"`
+	Phase      string `json:"phase"`
 	// State is the workspace state as last observed: shutdown, running, paused, corrupted.
 	State  string `json:"state"`
 	Detail string `json:"detail,omitempty"`

@@ -2,6 +2,7 @@ package manager
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -143,7 +144,7 @@ func (m *Manager) Deploy(ctx context.Context, epr *wsa.EPR, initial string) (Res
 		return Result{}, err
 	}
 	// Journal the intent before the check-out, so a crash right after it is found.
-	rec := &record{Key: key, WorkspaceAddress: epr.Address, WSAVersion: int(epr.Version), Phase: phaseStaging}
+	rec := &record{Key: key, WorkspaceAddress: epr.Address, WSAVersion: int(epr.Version), Phase: phaseStaging, CheckOutID: rand.Text()}
 	// The cache images this deploy stages stay pinned until it ends; its journal
 	// record keeps them from eviction after that.
 	defer func() { m.cache.unpin(rec.Shared) }()
@@ -151,7 +152,7 @@ func (m *Manager) Deploy(ctx context.Context, epr *wsa.EPR, initial string) (Res
 		return Result{}, fmt.Errorf("journal: %w", err)
 	}
 	caller := identity.From(ctx)
-	man, err := m.repo.checkOut(ctx, epr, m.cfg.Host, m.selfEPR(epr.Version), &caller)
+	man, err := m.repo.checkOut(ctx, epr, m.cfg.Host, rec.CheckOutID, m.selfEPR(epr.Version), &caller)
 	if err != nil {
 		switch {
 		case man != nil:

@@ -117,7 +117,7 @@ func TestCheckOutVerifiesManifest(t *testing.T) {
 	s := testSigner(t)
 	hs := checkOutServer(t, signManifest(t, s, mfKey))
 	c := &repoClient{soap: client.New(hs.Client()), http: hs.Client(), trust: trustOnly(s.Certificate())}
-	m, err := c.checkOut(context.Background(), checkOutEPR(hs, mfKey), "node7.example.org", nil, nil)
+	m, err := c.checkOut(context.Background(), checkOutEPR(hs, mfKey), "node7.example.org", "", nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +170,7 @@ func TestCheckOutRefusesManifest(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			hs := checkOutServer(t, tc.manifest)
 			c := &repoClient{soap: client.New(hs.Client()), http: hs.Client(), trust: tc.trust}
-			m, err := c.checkOut(context.Background(), checkOutEPR(hs, mfKey), "node7.example.org", nil, nil)
+			m, err := c.checkOut(context.Background(), checkOutEPR(hs, mfKey), "node7.example.org", "", nil, nil)
 			if !errors.Is(err, errdefs.ErrImageIntegrity) {
 				t.Fatalf("err %v, want ErrImageIntegrity", err)
 			}

@@ -265,7 +265,7 @@ func (m *Manager) apply(ctx context.Context, c change) {
 		if rec.Token == "" {
 			// Died between journal and check-out answer: ask again; the Repository
 			// hands the same host its lock back.
-			man, err := m.repo.checkOut(ctx, workspaceEPR(rec), m.cfg.Host, nil, nil)
+			man, err := m.repo.checkOut(ctx, workspaceEPR(rec), m.cfg.Host, rec.CheckOutID, nil, nil)
 			if unreachable(err) { // whether the first check-out went through is still open
 				log.Warn("undo an interrupted deploy: the repository is unreachable; will retry", "err", err)
 				return

@@ -117,7 +117,7 @@ func wsBody(local string) *etree.Element {
 // checkOut locks the workspace for this host.
 // user is the caller whose Deploy this serves (the Repository decides whether it may
 // manage the workspace); nil when asking again for a lock this host already holds.
-func (c *repoClient) checkOut(ctx context.Context, epr *wsa.EPR, host string, self *wsa.EPR, user *identity.Identity) (*manifest, error) {
+func (c *repoClient) checkOut(ctx context.Context, epr *wsa.EPR, host, requestID string, self *wsa.EPR, user *identity.Identity) (*manifest, error) {
 	body := wsBody("CheckOut")
 	body.CreateElement("vw:Host").SetText(host)
 	if self != nil {
@@ -128,6 +128,9 @@ func (c *repoClient) checkOut(ctx context.Context, epr *wsa.EPR, host string, se
 		for _, a := range user.Attributes {
 			body.CreateElement("vw:OnBehalfOfAttribute").SetText(a)
 		}
+	}
+	if requestID != "" {
+		body.CreateElement("vw:RequestID").SetText(requestID)
 	}
 	cctx, cancel := c.bounded(ctx)
 	defer cancel()

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -60,7 +61,11 @@ type Manifest struct {
 // user is the grid user the manager acts for: unless the call asks again for a lock
 // this holder already has, the user must be allowed to manage the workspace, and the
 // deployment must fit the owner's running and memory quotas; nil only for that re-ask.
-func (r *Repository) CheckOut(ctx context.Context, key, host string, manager *wsa.EPR, user *identity.Identity) (*Manifest, error) {
+//
+// requestID, when not "", is the manager's name for this check-out, the same when it
+// asks again: once the check-out it took is checked in, a CheckOut under that name is
+// a late copy and is refused.
+func (r *Repository) CheckOut(ctx context.Context, key, host, requestID string, manager *wsa.EPR, user *identity.Identity) (*Manifest, error) {
 	if !hostRE.MatchString(host) {
 		return nil, errdefs.WithAdvice(fmt.Errorf("%w: host %q is not a host name", errdefs.ErrBadRequest, host), "send the manager's host name")
 	}
@@ -70,12 +75,18 @@ func (r *Repository) CheckOut(ctx context.Context, key, host string, manager *ws
 	}
 	var m *Manifest
 	release := func() {}
+	withdrawn := false
 	err := r.Workspaces.Modify(ctx, key, func(s *wsrf.Snapshot) error {
 		release() // a retried fn must not count twice
 		release = func() {}
+		withdrawn = false
 		chain, err := decodeChain(s.Private)
 		if err != nil {
 			return err
+		}
+		if requestID != "" && slices.Contains(chain.EndedRequests, requestID) {
+			return errdefs.WithAdvice(fmt.Errorf("%w: check-out %s of workspace %s has ended (checked in, or withdrawn by its host); this is a late copy of a request its manager gave up on",
+				errdefs.ErrState, requestID, key), "nothing was changed; a manager that deploys the workspace sends a new CheckOut")
 		}
 		// A manager that lost the answer to its CheckOut (it crashed, or the connection
 		// dropped) asks again: the same holder on the same host, still staging, gets the
@@ -84,6 +95,15 @@ func (r *Repository) CheckOut(ctx context.Context, key, host string, manager *ws
 		if chain.Lock != "" && !reissue {
 			return errdefs.WithAdvice(&errdefs.LockedError{Holder: text(s, PropLockHolder) + " on " + text(s, PropHost)},
 				"wait until that manager undeploys the workspace")
+		}
+		if !reissue && user == nil && requestID != "" {
+			// Asked again for a lock it does not hold: the first request never arrived,
+			// or has not yet. The manager undoes its deploy on this answer, so the
+			// request is withdrawn, and its copy refused should it arrive later.
+			chain.endRequest(requestID)
+			s.Private = chain.encode()
+			withdrawn = true
+			return nil
 		}
 		if !reissue {
 			if user == nil {
@@ -111,7 +131,7 @@ func (r *Repository) CheckOut(ctx context.Context, key, host string, manager *ws
 		}
 		now := r.now().UTC()
 		if !reissue {
-			chain.Lock = newID()
+			chain.Lock, chain.LockRequest = newID(), requestID
 		}
 		stored := chain.OverlayDigest
 		chain.OverlayDigest, chain.OverlaySize = od, osize
@@ -160,6 +180,11 @@ func (r *Repository) CheckOut(ctx context.Context, key, host string, manager *ws
 	if err != nil {
 		release()
 		return nil, err
+	}
+	if withdrawn {
+		r.audit.Record(ctx, "check-out", key, "withdrawn", "host="+host+" request="+requestID)
+		return nil, errdefs.WithAdvice(fmt.Errorf("%w: workspace %s is not checked out to %s on %s: check-out %s never arrived, or has not yet; it is withdrawn, and refused should it arrive",
+			errdefs.ErrState, key, holder, host, requestID), "nothing is locked for this host; a manager that deploys the workspace sends a new CheckOut")
 	}
 	r.audit.Record(ctx, "check-out", key, "done", "host="+host)
 	return m, nil
@@ -359,7 +384,8 @@ func (r *Repository) CheckIn(ctx context.Context, key string, req CheckInRequest
 				}
 			}
 		}
-		chain.Lock = ""
+		chain.endRequest(chain.LockRequest)
+		chain.Lock, chain.LockRequest = "", ""
 		ranScopes, ranMemory = chain.RunScopes, chain.RunMemoryMiB
 		chain.RunScopes, chain.RunMemoryMiB = nil, 0
 		if !handBack {
@@ -475,7 +501,7 @@ func (r *Repository) checkOutHandler(ctx context.Context, req *container.Request
 			}
 		}
 	}
-	m, err := r.CheckOut(ctx, key, childText(req.Payload, vwsns.Workspace, "Host"), manager, user)
+	m, err := r.CheckOut(ctx, key, childText(req.Payload, vwsns.Workspace, "Host"), childText(req.Payload, vwsns.Workspace, "RequestID"), manager, user)
 	if err != nil {
 		return nil, err
 	}

@@ -85,7 +85,7 @@ func TestManifestListsPoolImageChunks(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	key := f.create("chunks", f.kernel, f.initrd)
-	m, err := f.r.CheckOut(ctx, key, "node1", nil, &tester)
+	m, err := f.r.CheckOut(ctx, key, "node1", "", nil, &tester)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestManifestWithoutChunksSignedAgain(t *testing.T) {
 	f.forgetLists()
 	f.reopen()
 
-	m, err := f.r.CheckOut(ctx, key, "node1", nil, &tester)
+	m, err := f.r.CheckOut(ctx, key, "node1", "", nil, &tester)
 	if err != nil {
 		t.Fatalf("check-out of a workspace sealed without chunk lists: %v", err)
 	}
@@ -169,7 +169,7 @@ func TestManifestWithoutChunksSignedAgain(t *testing.T) {
 	if seal := f.chain(key).Seal; !strings.Contains(seal, "<r:ChunkDigests>"+f.poolList(f.base).Text()+"</r:ChunkDigests>") {
 		t.Errorf("the stored manifest was not updated with the lists:\n%s", seal)
 	}
-	if _, err := f.r.CheckOut(ctx, forged, "node1", nil, &tester); !errors.Is(err, errdefs.ErrImageIntegrity) {
+	if _, err := f.r.CheckOut(ctx, forged, "node1", "", nil, &tester); !errors.Is(err, errdefs.ErrImageIntegrity) {
 		t.Fatalf("an old manifest whose signature is broken was signed again: %v", err)
 	}
 	if strings.Contains(f.chain(forged).Seal, "ChunkDigests") {
@@ -187,7 +187,7 @@ func TestManifestChunkListMismatchRefused(t *testing.T) {
 	if _, err := f.db.SQL().Exec(`UPDATE images SET chunk_digests = ? WHERE digest = ?`, other.Text(), f.base); err != nil {
 		t.Fatal(err)
 	}
-	_, err := f.r.CheckOut(ctx, key, "node1", nil, &tester)
+	_, err := f.r.CheckOut(ctx, key, "node1", "", nil, &tester)
 	if !errors.Is(err, errdefs.ErrImageIntegrity) || !strings.Contains(err.Error(), "no longer matches its signed manifest") {
 		t.Fatalf("check-out with a changed chunk list: %v", err)
 	}
@@ -211,7 +211,7 @@ func TestManifestOfDamagedBaseRefused(t *testing.T) {
 	if err := os.WriteFile(path, []byte("not the base any more"), 0o640); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.r.CheckOut(ctx, key, "node1", nil, &tester); !errors.Is(err, errdefs.ErrImageIntegrity) || !strings.Contains(err.Error(), "damaged") {
+	if _, err := f.r.CheckOut(ctx, key, "node1", "", nil, &tester); !errors.Is(err, errdefs.ErrImageIntegrity) || !strings.Contains(err.Error(), "damaged") {
 		t.Fatalf("check-out on a damaged base: %v", err)
 	}
 	if d := f.prop(key, PropDeployment); d != "in-repository" {

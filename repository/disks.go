@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/vws-grid/vws/internal/fsutil"
@@ -52,6 +53,28 @@ type diskChain struct {
 	QuotaScopes     []string `json:"quotaScopes,omitempty"`
 	RunScopes       []string `json:"runScopes,omitempty"`
 	RunMemoryMiB    int64    `json:"runMemoryMiB,omitempty"`
+	// LockRequest is the RequestID of the CheckOut that took Lock ("" none given);
+	// EndedRequests those of the latest check-outs checked in or withdrawn (at most
+	// maxEndedRequests). A copy of such a CheckOut arriving late (held in the network
+	// after its manager gave up on it and undid the deploy) must not lock the
+	// workspace again for nobody.
+	LockRequest   string   `json:"lockRequest,omitempty"`
+	EndedRequests []string `json:"endedRequests,omitempty"`
+}
+
+// maxEndedRequests bounds the check-out names a workspace remembers as ended: a copy
+// delayed past that many later deployments of the workspace is not expected.
+const maxEndedRequests = 8
+
+// endRequest remembers check-out id ("": none) as ended.
+func (c *diskChain) endRequest(id string) {
+	if id == "" || slices.Contains(c.EndedRequests, id) {
+		return
+	}
+	c.EndedRequests = append(c.EndedRequests, id)
+	if n := len(c.EndedRequests); n > maxEndedRequests {
+		c.EndedRequests = slices.Clone(c.EndedRequests[n-maxEndedRequests:])
+	}
 }
 
 // layer is a frozen overlay shared by a workspace and its clones.

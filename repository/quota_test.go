@@ -129,23 +129,23 @@ func TestQuotaRunningCountsDeploymentsUntilCheckIn(t *testing.T) {
 	a1, a2 := f.mustCreateFor(alice, "a1", 0), f.mustCreateFor(alice, "a2", 0)
 	b1 := f.mustCreateFor(bob, "b1", 0)
 
-	m1, err := f.r.CheckOut(ctx, a1, "node1", nil, &alice)
+	m1, err := f.r.CheckOut(ctx, a1, "node1", "", nil, &alice)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = f.r.CheckOut(ctx, a2, "node2", nil, &alice)
+	_, err = f.r.CheckOut(ctx, a2, "node2", "", nil, &alice)
 	wantQuota(t, "alice's second check-out", err, "running=1", "dn:"+alice.DN, "rules:2", "1 running")
 	f.wantUntouched(a2)
 	if u := f.r.ledger.Usage("dn:" + alice.DN); u.Running != 1 {
 		t.Errorf("after the refusal alice has %d running, want 1", u.Running)
 	}
-	mb, err := f.r.CheckOut(ctx, b1, "node2", nil, &bob)
+	mb, err := f.r.CheckOut(ctx, b1, "node2", "", nil, &bob)
 	if err != nil {
 		t.Fatalf("bob's check-out counted against alice's quota: %v", err)
 	}
 
 	f.checkIn(a1, m1)
-	m2, err := f.r.CheckOut(ctx, a2, "node2", nil, &alice)
+	m2, err := f.r.CheckOut(ctx, a2, "node2", "", nil, &alice)
 	if err != nil {
 		t.Fatalf("check-out after the first was checked in: %v", err)
 	}
@@ -165,18 +165,18 @@ func TestQuotaMemoryCountsDeployedRAM(t *testing.T) {
 	f := newFixture(t)
 	f.quotaOpen("quota /O=Grid/CN=alice memory=300\n")
 	k1, k2 := f.mustCreateFor(alice, "m1", 256), f.mustCreateFor(alice, "m2", 256)
-	m1, err := f.r.CheckOut(ctx, k1, "node1", nil, &alice)
+	m1, err := f.r.CheckOut(ctx, k1, "node1", "", nil, &alice)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c := f.chain(k1); c.RunMemoryMiB != 256 {
 		t.Errorf("the deployment is charged %d MiB, want 256", c.RunMemoryMiB)
 	}
-	_, err = f.r.CheckOut(ctx, k2, "node2", nil, &alice)
+	_, err = f.r.CheckOut(ctx, k2, "node2", "", nil, &alice)
 	wantQuota(t, "a second 256 MiB deployment under memory=300", err, "memory=300MiB", "256 MiB in use", "256 MiB more")
 	f.wantUntouched(k2)
 	f.checkIn(k1, m1)
-	if _, err := f.r.CheckOut(ctx, k2, "node2", nil, &alice); err != nil {
+	if _, err := f.r.CheckOut(ctx, k2, "node2", "", nil, &alice); err != nil {
 		t.Fatalf("check-out after the memory was given back: %v", err)
 	}
 }
@@ -225,7 +225,7 @@ func TestQuotaLedgerRebuiltAtRestart(t *testing.T) {
 	const rules = "quota /O=Grid/CN=alice workspaces=2 running=1\n"
 	f.quotaOpen(rules)
 	k1, k2 := f.mustCreateFor(alice, "r1", 128), f.mustCreateFor(alice, "r2", 0)
-	m1, err := f.r.CheckOut(ctx, k1, "node1", nil, &alice)
+	m1, err := f.r.CheckOut(ctx, k1, "node1", "", nil, &alice)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,13 +236,13 @@ func TestQuotaLedgerRebuiltAtRestart(t *testing.T) {
 	}
 	_, err = f.createFor(alice, "r3", 30*time.Minute, 0)
 	wantQuota(t, "a create after the restart", err, "workspaces=2", "2 held")
-	_, err = f.r.CheckOut(ctx, k2, "node2", nil, &alice)
+	_, err = f.r.CheckOut(ctx, k2, "node2", "", nil, &alice)
 	wantQuota(t, "a check-out after the restart", err, "running=1", "1 running")
 	f.wantUntouched(k2)
 
 	// The check-out from before the restart is given back at its check-in.
 	f.checkIn(k1, m1)
-	if _, err := f.r.CheckOut(ctx, k2, "node2", nil, &alice); err != nil {
+	if _, err := f.r.CheckOut(ctx, k2, "node2", "", nil, &alice); err != nil {
 		t.Fatalf("check-out after the restored deployment was checked in: %v", err)
 	}
 }

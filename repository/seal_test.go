@@ -29,7 +29,7 @@ func TestManifestSealedAtCreateAndCheckedAtCheckOut(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
 	key := f.create("sealed", f.kernel, "")
-	m, err := f.r.CheckOut(ctx, key, "node1", nil, &tester)
+	m, err := f.r.CheckOut(ctx, key, "node1", "", nil, &tester)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestManifestSealedAtCreateAndCheckedAtCheckOut(t *testing.T) {
 	}
 	fh.Write([]byte("tampered"))
 	fh.Close()
-	_, err = f.r.CheckOut(ctx, key, "node1", nil, &tester)
+	_, err = f.r.CheckOut(ctx, key, "node1", "", nil, &tester)
 	if !errors.Is(err, errdefs.ErrImageIntegrity) || !strings.Contains(err.Error(), "changed in the repository's store") {
 		t.Fatalf("check-out after the overlay changed: %v", err)
 	}
@@ -83,7 +83,7 @@ func TestManifestSealedAtCreateAndCheckedAtCheckOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.reopen()
-	_, err = f.r.CheckOut(ctx, key2, "node1", nil, &tester)
+	_, err = f.r.CheckOut(ctx, key2, "node1", "", nil, &tester)
 	if !errors.Is(err, errdefs.ErrImageIntegrity) || !strings.Contains(err.Error(), "no longer matches its signed manifest") {
 		t.Fatalf("check-out after the record changed: %v", err)
 	}
@@ -99,7 +99,7 @@ func TestManifestResealedByCloneAndCheckIn(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range []string{key, c.Key} {
-		m, err := f.r.CheckOut(ctx, k, "node1", nil, &tester)
+		m, err := f.r.CheckOut(ctx, k, "node1", "", nil, &tester)
 		if err != nil {
 			t.Fatalf("check out %s after the clone: %v", k, err)
 		}
@@ -139,14 +139,14 @@ func TestManifestSignedAgainAfterKeyRenewal(t *testing.T) {
 	if f.r.signer.Certificate().Equal(oldSigner) {
 		t.Fatal("the reopened repository kept the old key")
 	}
-	m, err := f.r.CheckOut(ctx, key, "node1", nil, &tester)
+	m, err := f.r.CheckOut(ctx, key, "node1", "", nil, &tester)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, cert, err := manifestsig.Verify(m.Signed, nil); err != nil || !cert.Equal(f.r.signer.Certificate()) {
 		t.Fatalf("after the renewal the manifest is signed by %v (%v)", cert.Subject, err)
 	}
-	if _, err := f.r.CheckOut(ctx, key2, "node1", nil, &tester); !errors.Is(err, errdefs.ErrImageIntegrity) {
+	if _, err := f.r.CheckOut(ctx, key2, "node1", "", nil, &tester); !errors.Is(err, errdefs.ErrImageIntegrity) {
 		t.Fatalf("a stored manifest whose old signature is broken was signed again: %v", err)
 	}
 }
@@ -237,7 +237,7 @@ func TestManifestOfForeignKeyNotSignedAgain(t *testing.T) {
 	const because = "never signed with"
 	same := f.create("same-key", "", "")
 	f.resign(same, attacker, nil)
-	_, err = f.r.CheckOut(ctx, same, "node1", nil, &tester)
+	_, err = f.r.CheckOut(ctx, same, "node1", "", nil, &tester)
 	f.wantRefusedSigner(same, err, attacker.Certificate(), because)
 
 	renewed := f.create("renewed", "", "")
@@ -248,14 +248,14 @@ func TestManifestOfForeignKeyNotSignedAgain(t *testing.T) {
 	f.resign(renewed, attacker, nil)
 	f.resign(edited, attacker, func(c *diskChain) { c.Base = f.kernel })
 	for _, key := range []string{renewed, edited} {
-		_, err := f.r.CheckOut(ctx, key, "node1", nil, &tester)
+		_, err := f.r.CheckOut(ctx, key, "node1", "", nil, &tester)
 		f.wantRefusedSigner(key, err, attacker.Certificate(), because)
 	}
 	if f.chain(edited).Base != f.kernel {
 		t.Fatal("the record edit did not take")
 	}
 	// The repository's own earlier key still counts.
-	m, err := f.r.CheckOut(ctx, own, "node1", nil, &tester)
+	m, err := f.r.CheckOut(ctx, own, "node1", "", nil, &tester)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,7 +328,7 @@ func TestManifestSignedAgainAfterHostCertificateRenewal(t *testing.T) {
 	f.signer, f.now = current, nil
 	f.reopen()
 
-	m, err := f.r.CheckOut(ctx, renewed, "node1", nil, &tester)
+	m, err := f.r.CheckOut(ctx, renewed, "node1", "", nil, &tester)
 	if err != nil {
 		t.Fatalf("check-out of a manifest of the earlier host certificate: %v", err)
 	}
@@ -347,9 +347,9 @@ func TestManifestSignedAgainAfterHostCertificateRenewal(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	_, err = f.r.CheckOut(ctx, other, "node1", nil, &tester)
+	_, err = f.r.CheckOut(ctx, other, "node1", "", nil, &tester)
 	f.wantRefusedSigner(other, err, intruder.Certificate(), "not this host")
-	_, err = f.r.CheckOut(ctx, untrusted, "node1", nil, &tester)
+	_, err = f.r.CheckOut(ctx, untrusted, "node1", "", nil, &tester)
 	f.wantRefusedSigner(untrusted, err, rogue.Certificate(), "the site's CAs do not vouch for")
 }
 
@@ -497,7 +497,7 @@ func TestCloneOnlyOfSignedRecords(t *testing.T) {
 	f.wantSignedByRepository(legit)
 	f.wantSignedByRepository(cl.Key)
 	for _, k := range []string{legit, cl.Key} {
-		m, err := f.r.CheckOut(ctx, k, "node1", nil, &alice)
+		m, err := f.r.CheckOut(ctx, k, "node1", "", nil, &alice)
 		if err != nil || roles(m) != "base,layer,overlay" {
 			t.Fatalf("check-out of %s after the clone: %v", k, err)
 		}
@@ -527,7 +527,7 @@ func TestCheckInOnlyOfSignedRecords(t *testing.T) {
 	keys := map[string]string{}
 	for _, name := range []string{"legit", "edited", "forged", "foreign"} {
 		key := f.create(name, "", "")
-		m, err := f.r.CheckOut(ctx, key, "node1", nil, &tester)
+		m, err := f.r.CheckOut(ctx, key, "node1", "", nil, &tester)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -584,7 +584,7 @@ func TestCheckInOnlyOfSignedRecords(t *testing.T) {
 	if c := f.chain(foreign); c.Lock != "" || c.Seal != sealBefore || f.prop(foreign, PropDeployment) != "in-repository" {
 		t.Fatalf("after the hand-back: lock %q, deployment %s, seal changed %v", c.Lock, f.prop(foreign, PropDeployment), c.Seal != sealBefore)
 	}
-	if _, err := f.r.CheckOut(ctx, foreign, "node1", nil, &tester); !errors.Is(err, errdefs.ErrImageIntegrity) {
+	if _, err := f.r.CheckOut(ctx, foreign, "node1", "", nil, &tester); !errors.Is(err, errdefs.ErrImageIntegrity) {
 		t.Fatalf("check-out of the handed-back edited record: %v", err)
 	}
 

@@ -299,7 +299,7 @@ func TestKernelInitrdRecordedListedAndInUse(t *testing.T) {
 			t.Fatalf("remove %s while a workspace boots from it: %v", name, err)
 		}
 	}
-	m, err := f.r.CheckOut(ctx, key, "host-a", nil, &tester)
+	m, err := f.r.CheckOut(ctx, key, "host-a", "", nil, &tester)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,7 +347,7 @@ func TestFilesServedOnlyToTheLockHolder(t *testing.T) {
 		t.Fatalf("before check-out: %d %s", rs.code, rs.body)
 	}
 	mgr := &wsa.EPR{Version: wsa.V200508, Address: "http://host-a:8080/wsrf/services/WorkspaceManagerService"}
-	m, err := f.r.CheckOut(ctx, key, "host-a", mgr, &tester)
+	m, err := f.r.CheckOut(ctx, key, "host-a", "", mgr, &tester)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -417,7 +417,7 @@ func TestOverlayUploadRebasedAndAdopted(t *testing.T) {
 	if got := f.imageDigest(key, "overlay"); got != created {
 		t.Fatalf("a new workspace publishes overlay digest %q, want %q", got, created)
 	}
-	m, err := f.r.CheckOut(ctx, key, "host-a", nil, &tester)
+	m, err := f.r.CheckOut(ctx, key, "host-a", "", nil, &tester)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -507,7 +507,7 @@ func TestOverlayUploadRebasedAndAdopted(t *testing.T) {
 		}
 	}
 	// The next check-out hands out the adopted overlay.
-	m2, err := f.r.CheckOut(ctx, key, "host-b", nil, &tester)
+	m2, err := f.r.CheckOut(ctx, key, "host-b", "", nil, &tester)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -524,7 +524,7 @@ func TestMemoryImageCheckInAndClone(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	key := f.create("hot", "", "")
-	m, err := f.r.CheckOut(ctx, key, "host-a", nil, &tester)
+	m, err := f.r.CheckOut(ctx, key, "host-a", "", nil, &tester)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -573,7 +573,7 @@ func TestMemoryImageCheckInAndClone(t *testing.T) {
 		t.Fatalf("clone chain %+v state %s files %v", c, f.prop(cl.Key, PropState), f.files(cl.Key))
 	}
 
-	m2, err := f.r.CheckOut(ctx, key, "host-b", nil, &tester)
+	m2, err := f.r.CheckOut(ctx, key, "host-b", "", nil, &tester)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -601,11 +601,50 @@ func TestMemoryImageCheckInAndClone(t *testing.T) {
 	if c := f.chain(key); c.Memory != "" || c.MemoryDigest != "" {
 		t.Fatalf("chain %+v", c)
 	}
-	m3, err := f.r.CheckOut(ctx, key, "host-a", nil, &tester)
+	m3, err := f.r.CheckOut(ctx, key, "host-a", "", nil, &tester)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if roles(m3) != "base,layer,overlay" {
 		t.Fatalf("roles %s", roles(m3))
+	}
+}
+
+// TestLateCheckOutCopyIsRefused: a manager that gave up on its CheckOut (no answer)
+// asks again under the same RequestID and gets the same lock, checks the workspace
+// back in, and a copy of the first request arriving after that locks nothing; nor
+// does one the manager asked again for before it arrived.
+func TestLateCheckOutCopyIsRefused(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	key := f.create("late", "", "")
+	m, err := f.r.CheckOut(ctx, key, "host-a", "req-1", nil, &tester)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := f.r.CheckOut(ctx, key, "host-a", "req-1", nil, nil)
+	if err != nil || again.Token != m.Token {
+		t.Fatalf("asked again: %v (token %q, first %q)", err, again.Token, m.Token)
+	}
+	if _, _, err := f.r.CheckIn(ctx, key, CheckInRequest{Token: m.Token, OverlayDigest: image(m, "overlay").Digest, OverlaySize: -1, MemorySize: -1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.r.CheckOut(ctx, key, "host-a", "req-1", nil, &tester); !errors.Is(err, errdefs.ErrState) || !strings.Contains(err.Error(), "late copy") {
+		t.Fatalf("a late copy of the check-out: %v", err)
+	}
+	f.wantUntouched(key)
+	// The manager asks again for a lock whose request has not arrived: nothing is
+	// locked, the request is withdrawn, and when it does arrive it is refused.
+	if _, err := f.r.CheckOut(ctx, key, "host-a", "req-2", nil, nil); !errors.Is(err, errdefs.ErrState) || !strings.Contains(err.Error(), "withdrawn") {
+		t.Fatalf("asked again for a check-out that never arrived: %v", err)
+	}
+	f.wantUntouched(key)
+	if _, err := f.r.CheckOut(ctx, key, "host-a", "req-2", nil, &tester); !errors.Is(err, errdefs.ErrState) || !strings.Contains(err.Error(), "late copy") {
+		t.Fatalf("the withdrawn check-out arriving: %v", err)
+	}
+	f.wantUntouched(key)
+	// A new check-out, under another name, is a check-out like any.
+	if _, err := f.r.CheckOut(ctx, key, "host-a", "req-3", nil, &tester); err != nil {
+		t.Fatalf("a new check-out after the late copies: %v", err)
 	}
 }

@@ -41,7 +41,7 @@ func onSmallFileSystem(t *testing.T, dir string, size string) {
 func TestUploadToAFullStorage(t *testing.T) {
 	f := newFixture(t)
 	key := f.create("full", "", "")
-	m, err := f.r.CheckOut(context.Background(), key, "host-a", nil, &tester)
+	m, err := f.r.CheckOut(context.Background(), key, "host-a", "", nil, &tester)
 	if err != nil {
 		t.Fatal(err)
 	}

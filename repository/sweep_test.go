@@ -199,7 +199,7 @@ func TestUnsealedRecordRefusedOnceStoreIsSealed(t *testing.T) {
 	}
 	f.wantLogged("level=ERROR", "sweep: workspace record has no signed manifest", edited)
 	const changed, restore = "its record was changed outside vws", "restore the workspace's record from a backup, or destroy the workspace"
-	_, err := f.r.CheckOut(ctx, edited, "node1", nil, &tester)
+	_, err := f.r.CheckOut(ctx, edited, "node1", "", nil, &tester)
 	f.wantUnsealedRefused(edited, err, changed, restore)
 
 	// Blanked while the repository runs: the same at check-out.
@@ -215,7 +215,7 @@ func TestUnsealedRecordRefusedOnceStoreIsSealed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = f.r.CheckOut(ctx, live, "node1", nil, &tester)
+	_, err = f.r.CheckOut(ctx, live, "node1", "", nil, &tester)
 	f.wantUnsealedRefused(live, err, changed, restore)
 	// A clone would sign the source and the copy: refused as well.
 	if _, err := f.r.Clone(ctx, live, "live-copy", "o", time.Now().Add(time.Hour)); !errors.Is(err, errdefs.ErrImageIntegrity) {
@@ -226,7 +226,7 @@ func TestUnsealedRecordRefusedOnceStoreIsSealed(t *testing.T) {
 	}
 
 	// The others are not affected.
-	m, err := f.r.CheckOut(ctx, other, "node1", nil, &tester)
+	m, err := f.r.CheckOut(ctx, other, "node1", "", nil, &tester)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,10 +273,10 @@ func TestSweepSealsRecordsOfBeforeSigning(t *testing.T) {
 	if f.marked() {
 		t.Fatal("the store was marked as fully sealed with an unsigned record left")
 	}
-	_, err := f.r.CheckOut(ctx, broken, "node1", nil, &tester)
+	_, err := f.r.CheckOut(ctx, broken, "node1", "", nil, &tester)
 	f.wantUnsealedRefused(broken, err, "the start-up sweep could not sign it", "start-up log")
 
-	m, err := f.r.CheckOut(ctx, a, "node1", nil, &tester)
+	m, err := f.r.CheckOut(ctx, a, "node1", "", nil, &tester)
 	if err != nil {
 		t.Fatalf("check-out of a record the sweep signed: %v", err)
 	}
@@ -297,7 +297,7 @@ func TestSweepSealsRecordsOfBeforeSigning(t *testing.T) {
 	if f.chain(a).Seal != sealA || f.logged("sweep: signed the manifest", a) != 1 {
 		t.Error("a signed record was signed again by a later start")
 	}
-	if _, err := f.r.CheckOut(ctx, b, "node1", nil, &tester); err != nil {
+	if _, err := f.r.CheckOut(ctx, b, "node1", "", nil, &tester); err != nil {
 		t.Fatalf("check-out after the store was marked: %v", err)
 	}
 }
@@ -307,7 +307,7 @@ func (f *fixture) paused(name string) string {
 	f.t.Helper()
 	ctx := context.Background()
 	key := f.create(name, "", "")
-	m, err := f.r.CheckOut(ctx, key, "node1", nil, &tester)
+	m, err := f.r.CheckOut(ctx, key, "node1", "", nil, &tester)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -375,7 +375,7 @@ func TestSweepMemoryRepairOnlyOfSignedRecords(t *testing.T) {
 		t.Fatalf("the memory repair of an intact record: memory %q, state %s, signed again %v", c.Memory, f.prop(legit, PropState), c.Seal != before[legit])
 	}
 	f.wantSignedByRepository(legit)
-	m, err := f.r.CheckOut(ctx, legit, "node1", nil, &tester)
+	m, err := f.r.CheckOut(ctx, legit, "node1", "", nil, &tester)
 	if err != nil || roles(m) != "base,overlay" {
 		t.Fatalf("check-out after the memory repair: %v", err)
 	}
@@ -392,16 +392,16 @@ func TestSweepMemoryRepairOnlyOfSignedRecords(t *testing.T) {
 	f.wantLogged("level=ERROR", foreign, "never signed with")
 
 	for _, k := range []string{edited, inconsistent} {
-		_, err := f.r.CheckOut(ctx, k, "node1", nil, &tester)
+		_, err := f.r.CheckOut(ctx, k, "node1", "", nil, &tester)
 		if !errors.Is(err, errdefs.ErrImageIntegrity) || !strings.Contains(err.Error(), "no longer matches its signed manifest") {
 			t.Fatalf("check-out of %s: %v", k, err)
 		}
 		f.wantUntouched(k)
 	}
-	_, err = f.r.CheckOut(ctx, foreign, "node1", nil, &tester)
+	_, err = f.r.CheckOut(ctx, foreign, "node1", "", nil, &tester)
 	f.wantRefusedSigner(foreign, err, attacker.Certificate(), "never signed with")
 	// Check-out hands the stored manifest out as it is; the manager verifies it.
-	if m, err := f.r.CheckOut(ctx, forged, "node1", nil, &tester); err == nil {
+	if m, err := f.r.CheckOut(ctx, forged, "node1", "", nil, &tester); err == nil {
 		if _, _, err := manifestsig.Verify(m.Signed, nil); !errors.Is(err, manifestsig.ErrInvalid) {
 			t.Fatalf("the forged manifest verifies: %v", err)
 		}
@@ -477,7 +477,7 @@ func TestSweepFinishesOnlySignedInterruptedClones(t *testing.T) {
 	f.wantSignedByRepository(legit)
 	f.wantLogged("sweep: finished an interrupted clone", legit)
 	for _, k := range []string{legit, legitCopy} {
-		m, err := f.r.CheckOut(ctx, k, "node1", nil, &tester)
+		m, err := f.r.CheckOut(ctx, k, "node1", "", nil, &tester)
 		if err != nil {
 			t.Fatalf("check-out of %s after the roll-forward: %v", k, err)
 		}
@@ -495,19 +495,19 @@ func TestSweepFinishesOnlySignedInterruptedClones(t *testing.T) {
 	f.wantLogged("level=ERROR", "interrupted clone not finished: the source's record does not match its signed manifest", edited, "no longer matches")
 	f.wantLogged("level=ERROR", "interrupted clone not finished: the source's record does not match its signed manifest", foreign, "never signed with")
 	f.wantLogged("level=ERROR", "interrupted clone not finished: the source's overlay is not the one its signed manifest names", rewritten)
-	_, err = f.r.CheckOut(ctx, edited, "node1", nil, &tester)
+	_, err = f.r.CheckOut(ctx, edited, "node1", "", nil, &tester)
 	if !errors.Is(err, errdefs.ErrImageIntegrity) || !strings.Contains(err.Error(), "no longer matches its signed manifest") {
 		t.Fatalf("check-out of the edited source: %v", err)
 	}
 	f.wantUntouched(edited)
-	_, err = f.r.CheckOut(ctx, foreign, "node1", nil, &tester)
+	_, err = f.r.CheckOut(ctx, foreign, "node1", "", nil, &tester)
 	f.wantRefusedSigner(foreign, err, attacker.Certificate(), "never signed with")
-	_, err = f.r.CheckOut(ctx, rewritten, "node1", nil, &tester)
+	_, err = f.r.CheckOut(ctx, rewritten, "node1", "", nil, &tester)
 	if !errors.Is(err, errdefs.ErrImageIntegrity) || !strings.Contains(err.Error(), "changed in the repository's store") {
 		t.Fatalf("check-out of the source whose overlay changed: %v", err)
 	}
 	f.wantUntouched(rewritten)
-	if _, err := f.r.CheckOut(ctx, editedCopy, "node1", nil, &tester); err != nil {
+	if _, err := f.r.CheckOut(ctx, editedCopy, "node1", "", nil, &tester); err != nil {
 		t.Fatalf("check-out of the clone of an edited source: %v", err)
 	}
 
@@ -522,7 +522,7 @@ func TestSweepFinishesOnlySignedInterruptedClones(t *testing.T) {
 		t.Fatalf("an uncommitted clone's source was changed: signed again %v, layers %v", c.Seal != seal, c.Layers)
 	}
 	f.wantLogged("sweep: unlinking an interrupted clone's layer", lone)
-	if _, err := f.r.CheckOut(ctx, lone, "node1", nil, &tester); err != nil {
+	if _, err := f.r.CheckOut(ctx, lone, "node1", "", nil, &tester); err != nil {
 		t.Fatal(err)
 	}
 }

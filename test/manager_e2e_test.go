@@ -586,9 +586,10 @@ func TestManagerRepositoryHangs(t *testing.T) {
 	r = bounded("undeploy", w1.EPRFile, "--host", b.URL)
 	WantFault(t, r, "ServiceFault", "did not answer within 3s", "the manager retries the hand-back by itself")
 
-	proxy.Thaw()
-	// The held CheckOut reaches the Repository now and locks w2 to B: B's reconciler
-	// gives that lock back; the Undeploy it finishes.
+	// The Repository answers again, but the requests B gave up on stay held: B's
+	// reconciler undoes the deploy (asking for the lock under the same check-out ID
+	// and giving it back) and finishes the Undeploy before they arrive.
+	proxy.ThawNew()
 	for deadline := time.Now().Add(settleTimeout); ; time.Sleep(200 * time.Millisecond) {
 		h := ReadHost(t, b)
 		_, has1 := h.Workspaces[w1.Key]
@@ -600,8 +601,16 @@ func TestManagerRepositoryHangs(t *testing.T) {
 			t.Fatalf("host B still holds records or files: %+v", h.Workspaces)
 		}
 	}
-	// Read once B let go, and again a little later: no lock taken by a held request
-	// may be left over.
+	// Then the held CheckOut arrives, late: it must lock nothing, since B, which sent
+	// it, has forgotten the deploy. Read once the held connections are done, and again
+	// a little later.
+	checkOuts := strings.Count(a.Logs(), "operation=CheckOut")
+	proxy.ReleaseHeld()
+	for deadline := time.Now().Add(settleTimeout); strings.Count(a.Logs(), "operation=CheckOut") == checkOuts; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the held CheckOut never reached the Repository")
+		}
+	}
 	for range 2 {
 		for _, w := range []*MgrWorkspace{w1, w2} {
 			if p := WSProps(t, w, "deployment", "lockHolder"); p["deployment"] != "in-repository" || p["lockHolder"] != "" {

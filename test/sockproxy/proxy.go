@@ -26,6 +26,11 @@ type Proxy struct {
 	ln     net.Listener
 	conns  map[net.Conn]bool
 	frozen bool
+	// held are connections whose bytes stay held after ThawNew, until ReleaseHeld;
+	// delayed those that were, whose end a client's hang-up no longer brings (see
+	// pipe).
+	held, delayed map[net.Conn]bool
+	clients       map[net.Conn]bool // the accepted side of each connection pair
 }
 
 // Start listens on a Unix socket in t's temporary directory, forwarding to the Unix
@@ -83,6 +88,10 @@ func (p *Proxy) Listen(t testing.TB) {
 			}
 			p.mu.Lock()
 			p.conns[c], p.conns[up] = true, true
+			if p.clients == nil {
+				p.clients = map[net.Conn]bool{}
+			}
+			p.clients[c] = true
 			p.mu.Unlock()
 			go p.pipe(up, c)
 			go p.pipe(c, up)
@@ -93,18 +102,29 @@ func (p *Proxy) Listen(t testing.TB) {
 // pipe copies src to dst, holding what it read while the proxy is frozen.
 func (p *Proxy) pipe(dst, src net.Conn) {
 	defer func() {
+		p.mu.Lock()
+		// A delayed request is delivered whole, as a buffering middlebox does: its
+		// client having hung up meanwhile does not end the upstream connection, whose
+		// answer (to nobody) ends it.
+		keep := p.delayed[src] && p.clients[src]
+		p.mu.Unlock()
+		if keep {
+			return
+		}
 		dst.Close()
 		src.Close()
 		p.mu.Lock()
 		delete(p.conns, dst)
 		delete(p.conns, src)
+		delete(p.clients, dst)
+		delete(p.clients, src)
 		p.mu.Unlock()
 	}()
 	buf := make([]byte, 64<<10)
 	for {
 		n, err := src.Read(buf)
 		p.mu.Lock()
-		for p.frozen {
+		for p.frozen || p.held[src] {
 			p.cond.Wait()
 		}
 		p.mu.Unlock()
@@ -142,7 +162,7 @@ func (p *Proxy) Close() {
 		p.ln.Close()
 		p.ln = nil
 	}
-	p.frozen = false
+	p.frozen, p.held = false, nil
 	if p.cond != nil {
 		p.cond.Broadcast()
 	}
@@ -164,6 +184,28 @@ func (p *Proxy) Thaw() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.frozen = false
+	p.cond.Broadcast()
+}
+
+// ThawNew forwards again on new connections while the open ones keep holding what
+// they hold until ReleaseHeld: a request delayed in the network arriving after the
+// ones its client sent next.
+func (p *Proxy) ThawNew() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.held, p.delayed = map[net.Conn]bool{}, map[net.Conn]bool{}
+	for c := range p.conns {
+		p.held[c], p.delayed[c] = true, true
+	}
+	p.frozen = false
+	p.cond.Broadcast()
+}
+
+// ReleaseHeld delivers what the connections open at ThawNew held.
+func (p *Proxy) ReleaseHeld() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.held = nil
 	p.cond.Broadcast()
 }
 

@@ -678,6 +678,12 @@ type CheckOut struct {
 	OnBehalfOf *Principal `xml:"OnBehalfOf,omitempty" json:"OnBehalfOf,omitempty"`
 
 	OnBehalfOfAttribute string `xml:"OnBehalfOfAttribute,omitempty" json:"OnBehalfOfAttribute,omitempty"`
+
+	// The manager's name for this check-out, sent again when it
+	// asks again for the lock. Once the check-out is checked in, a CheckOut with
+	// this RequestID is refused: a copy of a request the manager gave up on,
+	// arriving late, must not lock the workspace for nobody.
+	RequestID string `xml:"RequestID,omitempty" json:"RequestID,omitempty"`
 }
 
 type CheckOutResponse struct {
