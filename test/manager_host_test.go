@@ -115,7 +115,8 @@ func TestManagerManagedSave(t *testing.T) {
 	if out, err := exec.Command("virsh", "-c", "qemu:///system", "start", w.Domain()).CombinedOutput(); err != nil {
 		t.Fatalf("virsh start (as libvirt-guests at boot): %v: %s", err, out)
 	}
-	WantWSProps(t, w, "state", "running")
+	// A start is no event the manager acts on at once: its timer's next round sees it.
+	WantWSPropsWithin(t, w, settleTimeout, "state", "running")
 	continued("libvirt-guests at boot", saved, 1)
 
 	// Undeploy carries the RAM; a deploy resumes it.

@@ -442,11 +442,19 @@ func WSProps(t *testing.T, w *MgrWorkspace, locals ...string) map[string]string 
 // change just after answering the operation.
 func WantWSProps(t *testing.T, w *MgrWorkspace, pairs ...string) map[string]string {
 	t.Helper()
+	return WantWSPropsWithin(t, w, reportLag, pairs...)
+}
+
+// WantWSPropsWithin is WantWSProps waiting up to patience: for what the manager
+// notices on its reconciler's timer rather than at once (a change made outside vws
+// that libvirt reports no stop or crash event for).
+func WantWSPropsWithin(t *testing.T, w *MgrWorkspace, patience time.Duration, pairs ...string) map[string]string {
+	t.Helper()
 	var locals []string
 	for i := 0; i < len(pairs); i += 2 {
 		locals = append(locals, pairs[i])
 	}
-	deadline := time.Now().Add(reportLag)
+	deadline := time.Now().Add(patience)
 	for {
 		got := WSProps(t, w, locals...)
 		bad := -1
