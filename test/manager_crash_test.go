@@ -808,11 +808,10 @@ func TestManagerGuestPowersOff(t *testing.T) {
 			if off.IsZero() {
 				off = time.Now()
 			}
+			// Reported at all proves the stop event: the reconciler's timer is an hour.
+			// (Some 20 ms on a quiet machine; how long under load is no assertion.)
 			t.Logf("the guest powered off %v after the deploy; the repository said shutdown %v later",
 				off.Sub(start).Round(time.Millisecond), time.Since(off).Round(time.Millisecond))
-			if d := time.Since(off); d > 2*time.Second {
-				t.Errorf("the repository learned of the power-off %v after it happened, want within 2 s (libvirt's stop event)", d)
-			}
 			break
 		}
 		if !off.IsZero() && time.Since(off) > 10*time.Second {
