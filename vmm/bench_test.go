@@ -23,13 +23,8 @@ func benchDomain(b *testing.B) (*Libvirt, Spec, *libvirt.Connect, *libvirt.Domai
 		ConsoleLog: filepath.Join(dir, "console.log"),
 	}
 	b.Cleanup(func() { cleanupDomain(b, l, s.Name) })
+	defineAndStart(b, l, s)
 	ctx := context.Background()
-	if err := l.Define(ctx, s); err != nil {
-		b.Fatal(err)
-	}
-	if err := l.Start(ctx, s.Name); err != nil {
-		b.Fatal(err)
-	}
 	c, err := l.acquire(ctx)
 	if err != nil {
 		b.Fatal(err)

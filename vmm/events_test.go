@@ -44,12 +44,7 @@ func (w *eventsOf) want(t *testing.T, k EventKind, after string) {
 func testEvents(t *testing.T, l *Libvirt, s Spec) {
 	ctx := context.Background()
 	w := watchDomain(l, s.Name)
-	if err := l.Define(ctx, s); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Start(ctx, s.Name); err != nil {
-		t.Fatal(err)
-	}
+	defineAndStart(t, l, s)
 	w.want(t, EventStarted, "start")
 	if err := l.Pause(ctx, s.Name); err != nil {
 		t.Fatal(err)

@@ -92,12 +92,7 @@ func TestLastRunQEMU(t *testing.T) {
 	l := openQEMU(t)
 	ctx := t.Context()
 	s := newTestSpec(t, l, "qemu", emptyQcow2)
-	if err := l.Define(ctx, s); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Start(ctx, s.Name); err != nil {
-		t.Fatal(err)
-	}
+	defineAndStart(t, l, s)
 	if run, err := l.LastRun(s.Name); err != nil || run.Ended || run.Killed != "" {
 		t.Fatalf("a running domain's run: %+v, %v; want not ended", run, err)
 	}

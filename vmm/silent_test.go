@@ -95,12 +95,7 @@ func TestLibvirtdStopsAnswering(t *testing.T) {
 	l.Watch(func(Event) {}) // as the manager runs: the subscription holds the connection too
 	ctx := t.Context()
 	s := newTestSpec(t, l, "qemu", emptyQcow2)
-	if err := l.Define(ctx, s); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Start(ctx, s.Name); err != nil {
-		t.Fatal(err)
-	}
+	defineAndStart(t, l, s)
 
 	proxy.Freeze()
 	timed := func(what string, f func() error) error {

@@ -132,6 +132,18 @@ func newTestSpec(t *testing.T, l *Libvirt, domType string, diskPath func(*testin
 	return s
 }
 
+// defineAndStart defines the guest s and boots it.
+func defineAndStart(t testing.TB, l *Libvirt, s Spec) {
+	t.Helper()
+	ctx := context.Background()
+	if err := l.Define(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Start(ctx, s.Name); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func cleanupDomain(t testing.TB, l *Libvirt, name string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -1,7 +1,6 @@
 package container_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -51,14 +50,7 @@ func TestHandlerTimeouts(t *testing.T) {
 		}
 		hs := httptest.NewServer(c)
 		defer hs.Close()
-		body := `<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><rp:GetResourceProperty xmlns:rp="http://docs.oasis-open.org/wsrf/rp-2" xmlns:f="` + vwsns.Factory + `">f:Version</rp:GetResourceProperty></s:Body></s:Envelope>`
-		resp, err := hs.Client().Post(hs.URL+"/wsrf/services/"+vwsns.FactoryService, "text/xml", bytes.NewBufferString(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		data, _ := io.ReadAll(resp.Body)
-		return string(data)
+		return postVersionRequest(t, hs)
 	}
 	if got := serve(func(*container.Service) {}); !strings.Contains(got, "<deadline>5h0m0s</deadline>") {
 		t.Errorf("a bounded operation: %s", got)
@@ -102,14 +94,7 @@ func TestBodyTimeout(t *testing.T) {
 	}
 	hs := httptest.NewServer(c)
 	defer hs.Close()
-	body := `<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><rp:GetResourceProperty xmlns:rp="http://docs.oasis-open.org/wsrf/rp-2" xmlns:f="` + vwsns.Factory + `">f:Version</rp:GetResourceProperty></s:Body></s:Envelope>`
-	resp, err := hs.Client().Post(hs.URL+"/wsrf/services/"+vwsns.FactoryService, "text/xml", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(data), "<done/>") {
+	if data := postVersionRequest(t, hs); !strings.Contains(data, "<done/>") {
 		t.Fatalf("an operation longer than the body timeout: %s", data)
 	}
 
@@ -119,7 +104,7 @@ func TestBodyTimeout(t *testing.T) {
 	}
 	defer conn.Close()
 	fmt.Fprintf(conn, "POST /wsrf/services/%s HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: %d\r\n\r\n%s",
-		vwsns.FactoryService, len(body), body[:20]) // and then nothing
+		vwsns.FactoryService, len(versionRequest), versionRequest[:20]) // and then nothing
 	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	t0 := time.Now()
 	answer, _ := io.ReadAll(conn) // until the server closes the connection
@@ -129,4 +114,21 @@ func TestBodyTimeout(t *testing.T) {
 	if !strings.Contains(string(answer), "reading request body") {
 		t.Errorf("the answer to a stalled body: %q", answer)
 	}
+}
+
+// versionRequest asks the Factory service for its f:Version property.
+var versionRequest = `<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><rp:GetResourceProperty xmlns:rp="http://docs.oasis-open.org/wsrf/rp-2" xmlns:f="` +
+	vwsns.Factory + `">f:Version</rp:GetResourceProperty></s:Body></s:Envelope>`
+
+// postVersionRequest sends versionRequest to the Factory service at hs and returns the
+// answer's body.
+func postVersionRequest(t *testing.T, hs *httptest.Server) string {
+	t.Helper()
+	resp, err := hs.Client().Post(hs.URL+"/wsrf/services/"+vwsns.FactoryService, "text/xml", strings.NewReader(versionRequest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return string(data)
 }
