@@ -152,7 +152,10 @@ func (m *Manager) Deploy(ctx context.Context, epr *wsa.EPR, initial string) (Res
 		return Result{}, fmt.Errorf("journal: %w", err)
 	}
 	caller := identity.From(ctx)
-	man, err := m.repo.checkOut(ctx, epr, m.cfg.Host, rec.CheckOutID, m.selfEPR(epr.Version), &caller)
+	// The Repository is called with the workspace's address and key alone, as every
+	// later call is: other reference parameters of the caller's EPR would go along
+	// as SOAP headers, in the manager's name.
+	man, err := m.repo.checkOut(ctx, workspaceEPR(rec), m.cfg.Host, rec.CheckOutID, m.selfEPR(epr.Version), &caller)
 	if err != nil {
 		switch {
 		case man != nil:

@@ -342,6 +342,26 @@ func TestManagerFaults(t *testing.T) {
 		}
 	})
 
+	t.Run("reference parameters of the caller's own", func(t *testing.T) {
+		// A header smuggled in as a reference parameter of the workspace's EPR does not
+		// reach the Repository in the manager's request: the check-out happens (and is
+		// refused, A holding the workspace) rather than failing on that header.
+		injected := etree.NewElement("x:Injected")
+		injected.CreateAttr("xmlns:x", "urn:example:injected")
+		injected.CreateAttr("xmlns:soapenv", "http://schemas.xmlsoap.org/soap/envelope/")
+		injected.CreateAttr("soapenv:mustUnderstand", "1")
+		injected.SetText("1")
+		smuggling := *w.EPR
+		smuggling.References = append(slices.Clone(w.EPR.References), injected)
+		_, err := mgrSOAP.Invoke(context.Background(), &wsa.EPR{Version: w.EPR.Version, Address: b.URL + "/wsrf/services/" + vwsns.ManagerService},
+			"Deploy", mgrDeployBody(&smuggling))
+		var fe *client.FaultError
+		if !errors.As(err, &fe) || fe.Type != "WorkspaceLockedFault" || !strings.Contains(fe.Description, "faults-a") {
+			t.Fatalf("Deploy on B with a smuggled header: %v", err)
+		}
+		nothingOnB("a smuggled header")
+	})
+
 	t.Run("wrong state", func(t *testing.T) {
 		// Deployed and shut down on A (from "locked").
 		r := a.CLI(t, "pause", w.EPRFile)
