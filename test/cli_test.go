@@ -257,4 +257,17 @@ func TestCLIWrongStateFaultsOnStderrOnly(t *testing.T) {
 		}
 	}
 	s.MustCLI(t, "undeploy", w.EPRFile)
+
+	// An -o the CLI cannot write fails before any workspace is made: one that nobody
+	// was told the key of would live on unseen. The same for a clone.
+	before := s.MustCLI(t, "list").stdout
+	for _, args := range [][]string{{"create", "-f", TickerDescription(t)}, {"clone", w.EPRFile}} {
+		r := s.CLI(t, append(args, "-o", "/nonexistent/dir/ws.xml")...)
+		if r.code == 0 || r.stdout != "" || !strings.Contains(r.stderr, "-o /nonexistent/dir/ws.xml") || !strings.Contains(r.stderr, "nothing was created") {
+			t.Errorf("vws %s -o into a missing directory: exit %d\nstdout: %q\nstderr: %q", args[0], r.code, r.stdout, r.stderr)
+		}
+	}
+	if after := s.MustCLI(t, "list").stdout; after != before {
+		t.Errorf("a refused -o left a workspace behind:\nbefore %s\nafter  %s", before, after)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -34,22 +35,57 @@ func workspaceEPR(base, arg string) (*wsa.EPR, error) {
 	return &wsa.EPR{Version: wsa.V200508, Address: baseURL(base) + "/wsrf/services/" + vwsns.WorkspaceService, References: []*etree.Element{k}}, nil
 }
 
-// saveOrPrintEPR writes epr to file, or prints its key when file is empty.
-func saveOrPrintEPR(cmd *cobra.Command, epr *wsa.EPR, file string) error {
+// eprOutput is where -o saves a new workspace's EPR. It is made ready before the
+// workspace is, so that a path that cannot be written fails the command before a
+// workspace exists that nobody would be told of.
+type eprOutput struct {
+	path string
+	tmp  *os.File // in path's directory, renamed over path once written
+}
+
+func prepareEPROutput(path string) (*eprOutput, error) {
+	if path == "" {
+		return &eprOutput{}, nil
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return nil, fmt.Errorf("-o %s: cannot write there (%w): give a file in a directory you can write; nothing was created", path, err)
+	}
+	return &eprOutput{path: path, tmp: tmp}, nil
+}
+
+// discard removes what prepareEPROutput made, if the EPR was not saved.
+func (o *eprOutput) discard() {
+	if o.tmp != nil {
+		o.tmp.Close()
+		os.Remove(o.tmp.Name())
+	}
+}
+
+// save writes epr to o's file, if any, and prints its key.
+func (o *eprOutput) save(cmd *cobra.Command, epr *wsa.EPR) error {
 	key := ""
 	if k := epr.Reference(vwsns.Workspace, "WorkspaceKey"); k != nil {
 		key = strings.TrimSpace(k.Text())
 	}
-	if file != "" {
-		data, err := epr.Document().WriteToBytes()
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(file, data, 0o644); err != nil {
-			return fmt.Errorf("write EPR: %w", err)
-		}
-	}
 	fmt.Fprintln(cmd.OutOrStdout(), key)
+	if o.tmp == nil {
+		return nil
+	}
+	_, err := epr.Document().WriteTo(o.tmp)
+	if cerr := o.tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(o.tmp.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(o.tmp.Name(), o.path)
+	}
+	if err != nil {
+		os.Remove(o.tmp.Name())
+		return fmt.Errorf("write EPR to %s: %w; workspace %s exists: the other commands take its key, and vws destroy %s removes it", o.path, err, key, key)
+	}
 	return nil
 }
 
@@ -83,6 +119,11 @@ let vws write the description from --memory and --cpus. Prints the new workspace
 			default:
 				return fmt.Errorf("give a description with -f FILE, or an image with --image NAME")
 			}
+			output, err := prepareEPROutput(out)
+			if err != nil {
+				return err
+			}
+			defer output.discard()
 			body := etree.NewElement("fac:Create")
 			body.CreateAttr("xmlns:fac", vwsns.Factory)
 			body.AddChild(wsa.Detach(desc))
@@ -111,7 +152,7 @@ let vws write the description from --memory and --cpus. Prints the new workspace
 			if t := resp.SelectElement("TerminationTime"); t != nil {
 				fmt.Fprintln(cmd.ErrOrStderr(), "terminates at", strings.TrimSpace(t.Text()))
 			}
-			return saveOrPrintEPR(cmd, epr, out)
+			return output.save(cmd, epr)
 		},
 	}
 	f := cmd.Flags()
@@ -228,6 +269,11 @@ func newCloneCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			output, err := prepareEPROutput(out)
+			if err != nil {
+				return err
+			}
+			defer output.discard()
 			body := etree.NewElement("vw:Clone")
 			body.CreateAttr("xmlns:vw", vwsns.Workspace)
 			if name != "" {
@@ -248,7 +294,7 @@ func newCloneCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return saveOrPrintEPR(cmd, cloneEPR, out)
+			return output.save(cmd, cloneEPR)
 		},
 	}
 	f := cmd.Flags()

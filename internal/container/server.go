@@ -297,6 +297,19 @@ func (c *Container) route(r *http.Request, svc *Service, env *soap.Envelope, cl 
 			errdefs.ErrActionNotSupported, svc.Name, payloadName, cl.dialect.Name)
 	}
 	cl.opName = op.Name
+	if svc.Key.Local != "" {
+		keys := 0
+		for _, h := range env.Headers {
+			if h.Tag == svc.Key.Local && h.NamespaceURI() == svc.Key.Space {
+				keys++
+			}
+		}
+		if keys > 1 {
+			// Which resource the caller meant is a guess; a Destroy must not make it.
+			return nil, errdefs.WithAdvice(fmt.Errorf("%w: the request carries %d {%s}%s headers; a request addresses one resource",
+				errdefs.ErrBadRequest, keys, svc.Key.Space, svc.Key.Local), "send the EPR of one resource, with its one key")
+		}
+	}
 	for _, h := range env.Headers {
 		if !soap.MustUnderstand(h) {
 			continue

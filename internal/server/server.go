@@ -284,14 +284,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			}
 			return []policy.Operation{policy.Admin}
 		}, s.images)
-		images = transfer.StallGuard(transfer.DefaultUploadStall, images)
+		images = transfer.StallGuard(transfer.DefaultUploadStall, transfer.LimitRanges(transfer.MaxRanges, images))
 		c.Handle("/images", images)
 		c.Handle("/images/", images)
 	}
 	if s.Repository != nil {
 		// Hosts only; the Repository also wants the lock token and the lock holder.
-		c.Handle("/workspaces/", transfer.StallGuard(transfer.DefaultUploadStall,
-			az.HTTP("workspace-files", func(*http.Request) []policy.Operation { return []policy.Operation{policy.Host} }, s.Repository.FilesHandler())))
+		c.Handle("/workspaces/", transfer.StallGuard(transfer.DefaultUploadStall, transfer.LimitRanges(transfer.MaxRanges,
+			az.HTTP("workspace-files", func(*http.Request) []policy.Operation { return []policy.Operation{policy.Host} }, s.Repository.FilesHandler()))))
 	}
 	if s.Manager != nil {
 		c.Handle("/manager/staging/", az.HTTP("staging", inspect, s.Manager.ProgressHandler()))

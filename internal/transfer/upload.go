@@ -1,8 +1,10 @@
 package transfer
 
 import (
+	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -45,4 +47,24 @@ func (b *progressBody) Read(p []byte) (int, error) {
 		_ = b.rc.SetReadDeadline(time.Now().Add(b.stall))
 	}
 	return n, err
+}
+
+// MaxRanges is the most byte ranges one GET may ask for: the manager asks for one
+// per request; a client asking for thousands of tiny ones would have the server
+// build a huge multipart answer for the price of one header.
+const MaxRanges = 16
+
+// LimitRanges serves h, refusing (416) a request whose Range header asks for more
+// than max ranges.
+func LimitRanges(max int, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rng := r.Header.Get("Range"); rng != "" && strings.Count(rng, ",")+1 > max {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.WriteHeader(http.StatusRequestedRangeNotSatisfiable)
+			fmt.Fprintf(w, "the Range header asks for %d ranges; this server serves at most %d per request: ask for fewer, larger ranges\n",
+				strings.Count(rng, ",")+1, max)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

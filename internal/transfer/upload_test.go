@@ -77,3 +77,36 @@ func TestStallGuard(t *testing.T) {
 		t.Errorf("the answer to a stalled upload: %q", answer)
 	}
 }
+
+// TestLimitRanges: a GET of a few ranges is served as net/http serves it; one of
+// thousands is refused before any work.
+func TestLimitRanges(t *testing.T) {
+	served := 0
+	hs := httptest.NewServer(LimitRanges(MaxRanges, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		served++
+		http.ServeContent(w, r, "image", time.Time{}, strings.NewReader(strings.Repeat("x", 1<<20)))
+	})))
+	defer hs.Close()
+	get := func(rng string) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, hs.URL, nil)
+		req.Header.Set("Range", rng)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if code, _ := get("bytes=0-99,200-299"); code != http.StatusPartialContent || served != 1 {
+		t.Fatalf("two ranges: HTTP %d, served %d", code, served)
+	}
+	parts := make([]string, 5000)
+	for i := range parts {
+		parts[i] = fmt.Sprintf("%d-%d", i, i)
+	}
+	code, body := get("bytes=" + strings.Join(parts, ","))
+	if code != http.StatusRequestedRangeNotSatisfiable || served != 1 || !strings.Contains(body, "5000 ranges") {
+		t.Fatalf("5,000 ranges: HTTP %d, served %d: %s", code, served, body)
+	}
+}
