@@ -196,6 +196,13 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if o.defLife <= 0 || o.maxLife <= 0 || o.defLife > o.maxLife {
 		return errors.New("--default-lifetime and --max-lifetime must be positive, the default no longer than the maximum")
 	}
+	// Listening first: a port in use fails the start before the server's background
+	// work (the recovery sweep, the manager's reconciler) has begun.
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", o.listen, err)
+	}
+	defer ln.Close()
 	srv, err := server.New(ctx, server.Config{DataDir: o.dataDir, Roles: o.roles, MaxBodyBytes: o.maxBody, Logger: logger,
 		PolicyFile: o.policy, GridMapFile: o.gridMap, HostCertFile: o.certFile, HostKeyFile: o.keyFile, Trust: o.trust,
 		Factory: factory.Config{DefaultLifetime: o.defLife, MaximumLifetime: o.maxLife, RefuseLongLifetimes: o.lifePol == "refuse"},
@@ -206,10 +213,6 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		return err
 	}
 	defer srv.Close()
-	ln, err := net.Listen("tcp", o.listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", o.listen, err)
-	}
 	// Refused handshakes (untrusted, expired, revoked, impersonating certificates) are
 	// reported by net/http through ErrorLog: into the structured log with the rest.
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,

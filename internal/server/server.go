@@ -113,6 +113,7 @@ type Server struct {
 	images     *imagepool.Pool
 	validator  *describe.Validator
 	baseURL    atomic.Value // string: how this server reaches itself
+	unlock     func()       // releases the data directory (lockDataDir)
 	handler    http.Handler
 	db         *store.DB
 	Manager    *manager.Manager
@@ -149,11 +150,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	cfg.Factory.Version = Version
 	cfg.Factory.Defaults()
 
-	db, err := store.Open(ctx, cfg.DataDir)
+	unlock, err := lockDataDir(cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{db: db}
+	db, err := store.Open(ctx, cfg.DataDir)
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	s := &Server{db: db, unlock: unlock}
 	ok := false
 	defer func() {
 		if !ok {
@@ -356,5 +362,8 @@ func (s *Server) Close() {
 	}
 	if s.db != nil {
 		s.db.Close()
+	}
+	if s.unlock != nil {
+		s.unlock()
 	}
 }
