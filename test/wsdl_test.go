@@ -85,6 +85,11 @@ func TestHealthAndMetrics(t *testing.T) {
 	if got := string(fetch(t, s.URL+"/healthz")); strings.TrimSpace(got) != "ok" {
 		t.Fatalf("healthz: %q", got)
 	}
+	if resp, err := http.Post(s.URL+"/healthz", "text/plain", strings.NewReader("x")); err != nil || resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("POST /healthz: %v %v; want 405", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	s.SeedWorkspace(t, "m1", "metrics", nil)
 	post(t, s.ServiceURL(vwsns.WorkspaceService), golden(t, "GetResourceProperty.xml", s.ServiceURL(vwsns.WorkspaceService), "m1"))
 	post(t, s.ServiceURL(vwsns.WorkspaceService), golden(t, "GetResourceProperty.xml", s.ServiceURL(vwsns.WorkspaceService), "nope"))

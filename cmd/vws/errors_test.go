@@ -126,6 +126,8 @@ func TestCLIBadEPRFilesSayWhatTheyAre(t *testing.T) {
 	os.WriteFile("text.xml", []byte("hello world\n"), 0o644)
 	os.WriteFile("other.xml", []byte("<foo><bar/></foo>"), 0o644)
 	os.Mkdir("adir", 0o755) // a name a key could have: still a directory, not a key
+	os.WriteFile("keyless.xml", []byte(`<wsa:EndpointReference xmlns:wsa="http://www.w3.org/2005/08/addressing">`+
+		`<wsa:Address>http://127.0.0.1:1/wsrf/services/WorkspaceService</wsa:Address></wsa:EndpointReference>`), 0o644)
 	ctx := context.Background()
 	for _, tc := range []struct {
 		args     []string
@@ -136,6 +138,7 @@ func TestCLIBadEPRFilesSayWhatTheyAre(t *testing.T) {
 		{[]string{"status", "text.xml"}, []string{"text.xml is not an EPR file: it is not XML"}},
 		{[]string{"status", "other.xml"}, []string{"other.xml is not an EPR file (<foo>"}},
 		{[]string{"deploy", "adir"}, []string{"adir is a directory, not an EPR file"}},
+		{[]string{"undeploy", "keyless.xml"}, []string{"EPR file keyless.xml names no workspace", "vws create -o"}},
 		{[]string{"wsrf", "get-property", "-e", "missing.xml", "vw:state"}, []string{"EPR file missing.xml does not exist", "-s and -k"}},
 		{[]string{"create", "-f", "missing.xml"}, []string{"-f missing.xml: no such file", "--image NAME"}},
 		{[]string{"create", "-f", "text.xml"}, []string{"-f text.xml is not XML"}},

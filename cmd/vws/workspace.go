@@ -24,7 +24,14 @@ import (
 func workspaceEPR(base, arg string) (*wsa.EPR, error) {
 	const hint = "give the EPR file vws create -o wrote, or the workspace's key (vws list shows them)"
 	if _, err := os.Stat(arg); err == nil || strings.ContainsAny(arg, "/.") {
-		return readEPRFile(arg, hint)
+		epr, err := readEPRFile(arg, hint)
+		if err != nil {
+			return nil, err
+		}
+		if k := epr.Reference(vwsns.Workspace, "WorkspaceKey"); k == nil || strings.TrimSpace(k.Text()) == "" {
+			return nil, fmt.Errorf("EPR file %s names no workspace (it has no vw:WorkspaceKey reference parameter, or an empty one); %s", arg, hint)
+		}
+		return epr, nil
 	}
 	if strings.TrimSpace(arg) == "" {
 		return nil, errors.New("the EPR|KEY argument is empty; " + hint)

@@ -332,6 +332,11 @@ func (s *Server) DB() *sql.DB { return s.db.SQL() }
 func (s *Server) Handler() http.Handler { return s.handler }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "use GET", http.StatusMethodNotAllowed)
+		return
+	}
 	if err := s.db.Ping(r.Context()); err != nil {
 		http.Error(w, "database: "+err.Error(), http.StatusServiceUnavailable)
 		return
