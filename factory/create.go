@@ -14,6 +14,7 @@ import (
 	"github.com/vws-grid/vws/internal/describe"
 	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/identity"
+	"github.com/vws-grid/vws/internal/soap"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/internal/wsrf"
@@ -217,21 +218,16 @@ func pickBootImages(images []imagepool.Image, desc *describe.Description) (kerne
 func unwrapRemote(err error) error {
 	var fe *client.FaultError
 	if errors.As(err, &fe) {
-		if sentinel, ok := remoteFaults[fe.Type]; ok {
+		sentinel := container.SentinelOf(fe.Type)
+		if fe.Type == "ServiceFault" && fe.Fault != nil && fe.Fault.Code == soap.CodeClient {
+			sentinel = errdefs.ErrBadRequest // the caller's request, passed on, was wrong
+		}
+		if sentinel != nil {
 			// The Repository's description already says what and what to do.
 			return fmt.Errorf("%w: %s", sentinel, fe.Description)
 		}
 	}
 	return fmt.Errorf("%w: the repository: %w", errdefs.ErrCreation, err)
-}
-
-var remoteFaults = map[string]error{
-	"WorkspaceMetadataFault": errdefs.ErrMetadata,
-	"ResourceUnknownFault":   errdefs.ErrResourceUnknown,
-	"ServiceFault":           errdefs.ErrBadRequest,
-	// The Repository counts quotas; its refusal is the caller's to act on.
-	"WorkspaceQuotaExceededFault": errdefs.ErrQuotaExceeded,
-	"WorkspaceAuthorizationFault": errdefs.ErrAuthorization,
 }
 
 // createChildren are the elements Create holds (schema/vws/factory.xsd), each at most

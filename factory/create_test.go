@@ -2,11 +2,14 @@ package factory
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/vws-grid/vws/internal/client"
 	"github.com/vws-grid/vws/internal/describe"
 	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/soap"
 	"github.com/vws-grid/vws/repository/imagepool"
 )
 
@@ -47,6 +50,25 @@ func TestPickBootImages(t *testing.T) {
 		}
 		if errors.Is(err, errdefs.ErrResourceUnknown) && !strings.Contains(errdefs.Advice(err), "vws image import") {
 			t.Errorf("%s: advice %q", c.name, errdefs.Advice(err))
+		}
+	}
+}
+
+// TestUnwrapRemoteKeepsWhoseFaultItIs: the Repository's refusal of the caller's
+// request reaches the caller as the same fault; its own failure stays a creation
+// failure, not advice to correct the request.
+func TestUnwrapRemoteKeepsWhoseFaultItIs(t *testing.T) {
+	for _, c := range []struct {
+		fe   *client.FaultError
+		want error
+	}{
+		{&client.FaultError{Type: "WorkspaceQuotaExceededFault", Fault: &soap.Fault{Code: soap.CodeClient}}, errdefs.ErrQuotaExceeded},
+		{&client.FaultError{Type: "WorkspaceMetadataFault", Fault: &soap.Fault{Code: soap.CodeClient}}, errdefs.ErrMetadata},
+		{&client.FaultError{Type: "ServiceFault", Fault: &soap.Fault{Code: soap.CodeClient}}, errdefs.ErrBadRequest},
+		{&client.FaultError{Type: "ServiceFault", Fault: &soap.Fault{Code: soap.CodeServer}}, errdefs.ErrCreation},
+	} {
+		if err := unwrapRemote(fmt.Errorf("call: %w", c.fe)); !errors.Is(err, c.want) {
+			t.Errorf("%s (%s) unwrapped to %v, want %v", c.fe.Type, c.fe.Fault.Code, err, c.want)
 		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/vws-grid/vws/internal/client"
 	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/qcow2"
+	"github.com/vws-grid/vws/internal/soap"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/vmm"
 )
@@ -1024,6 +1025,25 @@ func TestRemoteErrSaysEachPartOnce(t *testing.T) {
 	}
 	if !strings.Contains(shown, "refused to check the workspace out: no workspace 0123") {
 		t.Errorf("%q", shown)
+	}
+}
+
+// TestRemoteErrKeepsEveryClientFault: a Repository fault that is the caller's to act
+// on (here: the owner's quota) reaches the Deploy caller as that fault, not as the
+// Manager's own failure; one that says the Manager's request was wrong stays the
+// Manager's.
+func TestRemoteErrKeepsEveryClientFault(t *testing.T) {
+	quota := remoteErr("check the workspace out", &client.FaultError{Type: "WorkspaceQuotaExceededFault",
+		Description: "quota exceeded: memory=1MiB of dn:/O=Grid/CN=q (rules:2): 0 MiB in use, this request needs 64 MiB more; shut down workspaces you no longer need, or ask for a larger quota"})
+	if !errors.Is(quota, errdefs.ErrQuotaExceeded) || !strings.Contains(quota.Error(), "memory=1MiB") || !strings.Contains(errdefs.Advice(quota), "larger quota") {
+		t.Errorf("a quota refusal passed on as %v (advice %q)", quota, errdefs.Advice(quota))
+	}
+	bad := remoteErr("check the workspace out", &client.FaultError{Type: "ServiceFault", Fault: &soap.Fault{Code: soap.CodeClient},
+		Description: "bad request: host \"a b\" is not a host name"})
+	for _, clientSide := range []error{errdefs.ErrBadRequest, errdefs.ErrQuotaExceeded, errdefs.ErrState, errdefs.ErrAuthorization} {
+		if errors.Is(bad, clientSide) {
+			t.Errorf("the Manager's own bad request passed on as the caller's %v: %v", clientSide, bad)
+		}
 	}
 }
 

@@ -24,6 +24,7 @@ import (
 
 	"github.com/vws-grid/vws/internal/chunkhash"
 	"github.com/vws-grid/vws/internal/client"
+	"github.com/vws-grid/vws/internal/container"
 	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/fsutil"
 	"github.com/vws-grid/vws/internal/identity"
@@ -556,7 +557,7 @@ var fileDigest = fsutil.FileDigest
 func remoteErr(what string, err error) error {
 	var fe *client.FaultError
 	if errors.As(err, &fe) {
-		if sentinel, ok := remoteFaults[fe.Type]; ok {
+		if sentinel := container.SentinelOf(fe.Type); sentinel != nil {
 			// The Repository's description is "<sentinel>: what; advice": the sentinel
 			// is wrapped again here, and its advice kept as advice, so the Manager's
 			// caller reads each once (not the general advice of the fault type after it).
@@ -620,15 +621,6 @@ func unreachable(err error) bool {
 func outcomeUnknown(err error) bool {
 	var u *unreachableError
 	return errors.As(err, &u) && u.sent
-}
-
-var remoteFaults = map[string]error{
-	"WorkspaceLockedFault":        errdefs.ErrLocked,
-	"WorkspaceStateFault":         errdefs.ErrState,
-	"ResourceUnknownFault":        errdefs.ErrResourceUnknown,
-	"ImageIntegrityFault":         errdefs.ErrImageIntegrity,
-	"WorkspaceAuthorizationFault": errdefs.ErrAuthorization,
-	"WorkspaceMetadataFault":      errdefs.ErrMetadata,
 }
 
 func childText(el *etree.Element, local string) string {

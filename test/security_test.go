@@ -53,7 +53,7 @@ const secRules = `allow host  /O=Grid/OU=vws/CN=host/127.0.0.1
 allow admin /O=Grid/OU=vws/CN=admin
 deny  admin *
 allow *     *
-quota /O=Grid/OU=vws/CN=quota workspaces=10
+quota /O=Grid/OU=vws/CN=quota workspaces=10 memory=1MiB
 require-signature WorkspaceRepositoryService ListWorkspaces
 `
 
@@ -289,17 +289,19 @@ func TestSecurityEndToEnd(t *testing.T) {
 	var mu sync.Mutex
 	made, refused := 0, 0
 	var other []error
+	var quotas *wsa.EPR
 	for i := 0; i < 50; i++ {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			_, err := s.create(asQuota, fmt.Sprintf("q-%02d", i))
+			made1, err := s.create(asQuota, fmt.Sprintf("q-%02d", i))
 			var fe *client.FaultError
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
 			case err == nil:
 				made++
+				quotas = made1
 			case errors.As(err, &fe) && fe.Type == "WorkspaceQuotaExceededFault" && strings.Contains(fe.Description, "workspaces=10"):
 				refused++
 			default:
@@ -310,6 +312,19 @@ func TestSecurityEndToEnd(t *testing.T) {
 	wg.Wait()
 	if made != 10 || refused != 40 || len(other) > 0 {
 		t.Fatalf("50 creates against a quota of 10: %d made, %d refused, others %v", made, refused, other)
+	}
+	// The memory quota is counted at check-out: the Manager passes the Repository's
+	// refusal on as the caller's quota fault, and nothing stays deployed or locked.
+	deploy := etree.NewElement("mgr:Deploy")
+	deploy.CreateAttr("xmlns:mgr", vwsns.Manager)
+	quotas.ChildElement(deploy, "mgr:WorkspaceReference", "wsa")
+	_, err = asQuota.Invoke(ctx, s.epr(vwsns.ManagerService), "Deploy", deploy)
+	wantFaultType(t, "a Deploy past the owner's memory quota", err, "WorkspaceQuotaExceededFault", "memory=1MiB", "larger quota")
+	if strings.Contains(err.Error(), "failed internally") {
+		t.Errorf("a quota refusal reads as a failure of the service: %v", err)
+	}
+	if st, err := asQuota.GetResourceProperty(ctx, quotas, wsa.QName{Space: vwsns.Workspace, Local: "deployment"}); err != nil || st[0].Text() != "in-repository" {
+		t.Fatalf("after the Deploy refused for its quota the workspace is %v (%v)", st, err)
 	}
 
 	// --- signatures ---

@@ -90,6 +90,21 @@ var faultKinds = []faultKind{
 var fallbackKind = faultKind{nil, nsVWS, "ServiceFault", soap.CodeServer,
 	"the service failed internally; retry, and report to the site administrator if it persists"}
 
+// SentinelOf returns the error a vws fault of this BaseFault subtype (its local name)
+// stands for, so that a service passing on another's fault keeps its kind; nil for
+// ServiceFault, which several errors share, and for a name vws does not send.
+func SentinelOf(faultType string) error {
+	if faultType == fallbackKind.name {
+		return nil
+	}
+	for _, k := range faultKinds {
+		if k.name == faultType {
+			return k.sentinel
+		}
+	}
+	return nil
+}
+
 func classify(err error) faultKind {
 	for _, k := range faultKinds {
 		if errors.Is(err, k.sentinel) {
