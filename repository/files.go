@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -336,6 +337,10 @@ func (r *Repository) serveUpload(w http.ResponseWriter, req *http.Request, key, 
 			return err
 		}
 		kept = true
+		// Only the newest upload of a kind counts (a manager checks in with the digest
+		// its last upload answered): older ones would hold the repository's disk until
+		// check-in, however many a host sent.
+		dropOlderUploads(dir, pending, r.log)
 		return syncDir(dir)
 	})
 	if err != nil {
@@ -345,6 +350,23 @@ func (r *Repository) serveUpload(w http.ResponseWriter, req *http.Request, key, 
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	return json.NewEncoder(w).Encode(UploadResult{Digest: digest, Size: size})
+}
+
+// dropOlderUploads removes the pending uploads of the same kind as newest.
+func dropOlderUploads(dir, newest string, log *slog.Logger) {
+	kind := newest[:strings.LastIndexByte(newest, '-')+1] // "pending-overlay-" or "pending-memory-"
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		log.Warn("list a workspace's uploads", "dir", dir, "err", err)
+		return
+	}
+	for _, e := range ents {
+		if name := e.Name(); name != newest && strings.HasPrefix(name, kind) && pendingRE.MatchString(name) {
+			if err := os.Remove(filepath.Join(dir, name)); err != nil {
+				log.Warn("remove a superseded upload", "file", filepath.Join(dir, name), "err", err)
+			}
+		}
+	}
 }
 
 // storageFull is the answer to an upload the repository's storage has no room for:

@@ -3,6 +3,7 @@ package repository
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/tmpfstest"
 )
 
@@ -79,5 +81,47 @@ func TestUploadToAFullStorage(t *testing.T) {
 	small := []byte("a small memory image")
 	if res, rs := f.upload(key, "memory", m.Token, small, SHA256Header, sha(small)); rs.code != http.StatusOK || res.Size != int64(len(small)) {
 		t.Fatalf("an upload that fits after the refused ones: HTTP %d %s", rs.code, rs.body)
+	}
+}
+
+// TestOnlyTheNewestUploadIsKept: a host that uploads memory images again and again
+// while it holds the lock keeps one on the repository's disk, the newest, which is
+// the one it checks in with; an earlier one is gone and cannot be checked in.
+func TestOnlyTheNewestUploadIsKept(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	key := f.create("many", "", "")
+	m, err := f.r.CheckOut(ctx, key, "host-a", "", nil, &tester)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkIn := func(memory UploadResult) error {
+		_, _, err := f.r.CheckIn(ctx, key, CheckInRequest{Token: m.Token, OverlayDigest: image(m, "overlay").Digest,
+			MemoryDigest: memory.Digest, State: "paused", OverlaySize: -1, MemorySize: memory.Size})
+		return err
+	}
+	var uploads []UploadResult
+	for i := range 5 {
+		res, rs := f.upload(key, "memory", m.Token, bytes.Repeat([]byte{byte('a' + i)}, 64<<10))
+		if rs.code != http.StatusOK {
+			t.Fatalf("upload %d: HTTP %d %s", i, rs.code, rs.body)
+		}
+		uploads = append(uploads, res)
+	}
+	var pending []string
+	for _, name := range f.files(key) {
+		if strings.HasPrefix(name, "pending-") {
+			pending = append(pending, name)
+		}
+	}
+	newest := uploads[len(uploads)-1]
+	if want := pendingMemoryName(newest.Digest); len(pending) != 1 || pending[0] != want {
+		t.Fatalf("after 5 memory uploads the workspace holds %v, want only %s", pending, want)
+	}
+	if err := checkIn(uploads[0]); !errors.Is(err, errdefs.ErrImageIntegrity) || !strings.Contains(err.Error(), "has not been uploaded") {
+		t.Fatalf("check-in with a superseded upload: %v", err)
+	}
+	if err := checkIn(newest); err != nil {
+		t.Fatalf("check-in with the newest upload: %v", err)
 	}
 }
