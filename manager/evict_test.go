@@ -56,7 +56,7 @@ func cached(m *Manager) map[string]bool {
 // stageDone stages img as a deploy would and ends that deploy (unpins it).
 func stageDone(t *testing.T, m *Manager, img *manifestImage) {
 	t.Helper()
-	if _, _, err := m.stageShared(context.Background(), img, "", nil); err != nil {
+	if _, _, err := m.stageShared(context.Background(), img, "", "", nil); err != nil {
 		t.Fatal(err)
 	}
 	m.cache.unpin([]string{img.Digest})

@@ -173,7 +173,7 @@ func TestStageSharedUsesTheCache(t *testing.T) {
 	m := &Manager{cache: &cache{dir: t.TempDir()}, repo: &repoClient{http: hs.Client()}, metrics: newMetrics(nil)}
 	img := &manifestImage{Role: "base", Digest: digest, Size: int64(len(data)), Location: hs.URL + "/images/" + digest}
 	for i, wantHit := range []bool{false, true, true} {
-		path, hit, err := m.stageShared(context.Background(), img, "", nil)
+		path, hit, err := m.stageShared(context.Background(), img, "", "", nil)
 		if err != nil || hit != wantHit || path != m.cache.path(digest) {
 			t.Fatalf("stage %d: %s, hit %v, %v (want hit %v)", i, path, hit, err, wantHit)
 		}
@@ -187,7 +187,7 @@ func TestStageSharedUsesTheCache(t *testing.T) {
 	// A manifest naming something that is not a digest never reaches the file system.
 	bad := *img
 	bad.Digest = "sha256:../../etc/passwd"
-	if _, _, err := m.stageShared(context.Background(), &bad, "", nil); !errors.Is(err, errdefs.ErrImageIntegrity) {
+	if _, _, err := m.stageShared(context.Background(), &bad, "", "", nil); !errors.Is(err, errdefs.ErrImageIntegrity) {
 		t.Fatalf("path-like digest: %v", err)
 	}
 }

@@ -82,7 +82,7 @@ func TestStageFromTheColocatedPool(t *testing.T) {
 	}
 	img := &manifestImage{Role: "base", Digest: digest, Size: int64(len(data)), Location: hs.URL + "/images/" + digest, Chunks: list}
 	var progressed int64
-	path, hit, err := m.stageShared(context.Background(), img, "", func(done, _ int64) { progressed = done })
+	path, hit, err := m.stageShared(context.Background(), img, "", "", func(done, _ int64) { progressed = done })
 	if err != nil || hit {
 		t.Fatalf("stage: hit %v, %v", hit, err)
 	}
@@ -95,7 +95,7 @@ func TestStageFromTheColocatedPool(t *testing.T) {
 	if progressed != int64(len(data)) {
 		t.Errorf("progress ended at %d", progressed)
 	}
-	if _, hit, err := m.stageShared(context.Background(), img, "", nil); err != nil || !hit {
+	if _, hit, err := m.stageShared(context.Background(), img, "", "", nil); err != nil || !hit {
 		t.Fatalf("second stage: hit %v, %v", hit, err)
 	}
 	if got := counterValue(m.metrics.stagedBytes.WithLabelValues(sourcePool)); got != float64(len(data)) {
@@ -116,7 +116,7 @@ func TestStageFromTheColocatedPool(t *testing.T) {
 	f.Close()
 	later := time.Now().Add(time.Second) // a coarse clock could leave mtime unchanged
 	os.Chtimes(blob, later, later)
-	path, hit, err = m.stageShared(context.Background(), img, "", nil)
+	path, hit, err = m.stageShared(context.Background(), img, "", "", nil)
 	if err != nil || hit {
 		t.Fatalf("stage after the pool's copy changed: hit %v, %v", hit, err)
 	}
@@ -159,7 +159,7 @@ func TestStageRefusesABadCopyEverywhere(t *testing.T) {
 		if withList {
 			img.Chunks = list
 		}
-		_, _, err := m.stageShared(context.Background(), img, "", nil)
+		_, _, err := m.stageShared(context.Background(), img, "", "", nil)
 		if !errors.Is(err, errdefs.ErrImageIntegrity) {
 			t.Fatalf("list %v: %v", withList, err)
 		}
@@ -176,7 +176,7 @@ func TestCacheEntryChangedInPlaceIsCheckedAgain(t *testing.T) {
 	hs, gets := countingImages(t, data)
 	m := localManager(t, nil, hs)
 	img := &manifestImage{Role: "base", Digest: digest, Size: int64(len(data)), Location: hs.URL + "/x"}
-	path, _, err := m.stageShared(context.Background(), img, "", nil)
+	path, _, err := m.stageShared(context.Background(), img, "", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +191,7 @@ func TestCacheEntryChangedInPlaceIsCheckedAgain(t *testing.T) {
 	if m.cache.verified(digest, img.Size) {
 		t.Fatal("an entry written to since its check still counts as checked")
 	}
-	if _, hit, err := m.stageShared(context.Background(), img, "", nil); err != nil || hit || gets.Load() != 2 {
+	if _, hit, err := m.stageShared(context.Background(), img, "", "", nil); err != nil || hit || gets.Load() != 2 {
 		t.Fatalf("after the edit: hit %v, %v, %d transfers", hit, err, gets.Load())
 	}
 	if got, _ := os.ReadFile(path); !bytes.Equal(got, data) {
@@ -199,7 +199,7 @@ func TestCacheEntryChangedInPlaceIsCheckedAgain(t *testing.T) {
 	}
 	// An entry with no stamp (staged by an earlier vws) is checked once, then trusted.
 	os.Remove(path + stampSuffix)
-	if _, hit, err := m.stageShared(context.Background(), img, "", nil); err != nil || !hit || gets.Load() != 2 {
+	if _, hit, err := m.stageShared(context.Background(), img, "", "", nil); err != nil || !hit || gets.Load() != 2 {
 		t.Fatalf("unstamped entry: hit %v, %v, %d transfers", hit, err, gets.Load())
 	}
 	if !m.cache.verified(digest, img.Size) {

@@ -174,8 +174,9 @@ func (c *cache) list() []cachedImage {
 }
 
 // stageShared brings a shared image (base, kernel, initrd, layer) into the cache,
-// transferring it only when absent; it returns the cached path.
-func (m *Manager) stageShared(ctx context.Context, img *manifestImage, token string, progress progressFunc) (path string, hit bool, err error) {
+// transferring it only when absent; it returns the cached path. A layer is re-pointed
+// at the cache's copy of the image below it (backingFormat) before it is stamped.
+func (m *Manager) stageShared(ctx context.Context, img *manifestImage, token, backingFormat string, progress progressFunc) (path string, hit bool, err error) {
 	if !digestRE.MatchString(img.Digest) {
 		return "", false, fmt.Errorf("%w: the manifest names %s image by %q, not a sha256 digest", errdefs.ErrImageIntegrity, img.Role, img.Digest)
 	}
@@ -188,6 +189,11 @@ func (m *Manager) stageShared(ctx context.Context, img *manifestImage, token str
 	}
 	defer unlock()
 	if m.cache.verified(img.Digest, img.Size) {
+		if img.Role == "layer" {
+			if err := m.repointLayer(ctx, img, backingFormat); err != nil {
+				return "", false, err
+			}
+		}
 		m.metrics.cacheHits.Inc()
 		m.cache.used(img.Digest)
 		m.cache.pin(img.Digest)
@@ -197,6 +203,11 @@ func (m *Manager) stageShared(ctx context.Context, img *manifestImage, token str
 		// Present, but changed since it was checked (or never stamped): check again.
 		err := verifyImage(ctx, path, img)
 		if err == nil {
+			if img.Role == "layer" {
+				if err := m.repointLayer(ctx, img, backingFormat); err != nil {
+					return "", false, err
+				}
+			}
 			m.metrics.cacheHits.Inc()
 			if err := m.cache.stamp(img.Digest); err != nil {
 				return "", false, err
@@ -218,7 +229,7 @@ func (m *Manager) stageShared(ctx context.Context, img *manifestImage, token str
 			if progress != nil {
 				progress(img.Size, img.Size)
 			}
-			return path, false, m.staged(img.Digest)
+			return path, false, m.staged(ctx, img, backingFormat)
 		}
 		if err != nil {
 			m.log.Warn("this host's image pool has a bad copy; fetching the image from the repository", "digest", img.Digest, "err", err)
@@ -231,18 +242,40 @@ func (m *Manager) stageShared(ctx context.Context, img *manifestImage, token str
 		}
 		return "", false, err
 	}
-	return path, false, m.staged(img.Digest)
+	return path, false, m.staged(ctx, img, backingFormat)
 }
 
-// staged stamps a newly staged cache entry, pins it for the deploy staging it, and
-// keeps the cache within its budget.
-func (m *Manager) staged(digest string) error {
-	if err := m.cache.stamp(digest); err != nil {
+// staged re-points a newly staged layer, stamps the cache entry, pins it for the
+// deploy staging it, and keeps the cache within its budget.
+func (m *Manager) staged(ctx context.Context, img *manifestImage, backingFormat string) error {
+	if img.Role == "layer" {
+		if err := m.repointLayer(ctx, img, backingFormat); err != nil {
+			m.cache.drop(img.Digest)
+			return err
+		}
+	}
+	if err := m.cache.stamp(img.Digest); err != nil {
 		return err
 	}
-	m.cache.pin(digest)
+	m.cache.pin(img.Digest)
 	m.evictCache()
 	return nil
+}
+
+// repointLayer makes a cached layer stand on the cache's copy of the image below it,
+// unless it already does. The cache keeps layers re-pointed so (the one change the
+// manager makes to an entry, before stamping it): a deploy uses a cached layer as it
+// is, instead of rewriting it under guests that read it, which would also leave it
+// unlike its stamp and have every deploy check and transfer it again.
+func (m *Manager) repointLayer(ctx context.Context, img *manifestImage, backingFormat string) error {
+	path, below := m.cache.path(img.Digest), m.cache.path(img.Backing)
+	if info, err := qcow2.ReadInfo(path); err == nil && info.BackingFile == below && info.BackingFormat == backingFormat {
+		return nil
+	}
+	if err := rebase(ctx, path, below, backingFormat); err != nil {
+		return err
+	}
+	return m.cache.stamp(img.Digest)
 }
 
 // fetch transfers an image from the Repository over HTTP, counted in the metrics.
@@ -367,7 +400,15 @@ func (m *Manager) stageFiles(ctx context.Context, man *manifest, rec *record, pr
 		var path string
 		switch img.Role {
 		case "base", "kernel", "initrd", "layer":
-			if path, _, err = m.stageShared(ctx, img, man.Token, prog(done)); err == nil {
+			var bf string
+			if img.Role == "layer" {
+				// Listed bottom first: what a layer stands on is staged before it.
+				if _, ok := local[img.Backing]; !ok {
+					return files, fmt.Errorf("%w: the layer %s is layered on %s, which the manifest does not list below it", errdefs.ErrImageIntegrity, img.Digest, img.Backing)
+				}
+				bf = backingFormatOf(format[img.Backing])
+			}
+			if path, _, err = m.stageShared(ctx, img, man.Token, bf, prog(done)); err == nil {
 				// Pinned by stageShared until the deploy ends; the journal keeps it after.
 				rec.Shared = append(rec.Shared, img.Digest)
 			}
@@ -398,24 +439,16 @@ func (m *Manager) stageFiles(ctx context.Context, man *manifest, rec *record, pr
 	if progress != nil {
 		progress(total, total)
 	}
-	// Re-point layers and the overlay at the local files below them.
-	for _, img := range man.Images {
-		if img.Role != "layer" && img.Role != "overlay" {
-			continue
-		}
-		below, ok := local[img.Backing]
-		if !ok {
-			return files, fmt.Errorf("%w: the %s %s is layered on %s, which the manifest does not list", errdefs.ErrImageIntegrity, img.Role, img.Digest, img.Backing)
-		}
-		bf := format[img.Backing]
-		if bf == "" {
-			bf = "raw"
-		}
-		if err := rebase(ctx, local[img.Digest], below, bf); err != nil {
-			return files, err
-		}
+	// Re-point the overlay at the local file below it (the cache re-pointed the layers).
+	ov := man.image("overlay")
+	below, ok := local[ov.Backing]
+	if !ok {
+		return files, fmt.Errorf("%w: the overlay %s is layered on %s, which the manifest does not list", errdefs.ErrImageIntegrity, ov.Digest, ov.Backing)
 	}
-	rec.Overlay = local[man.image("overlay").Digest]
+	if err := rebase(ctx, local[ov.Digest], below, backingFormatOf(format[ov.Backing])); err != nil {
+		return files, err
+	}
+	rec.Overlay = local[ov.Digest]
 	info, err := qcow2.ReadInfo(rec.Overlay)
 	if err != nil {
 		return files, fmt.Errorf("%w: the workspace overlay is not a readable qcow2 image: %w", errdefs.ErrImageIntegrity, err)
@@ -431,6 +464,15 @@ func (m *Manager) stageFiles(ctx context.Context, man *manifest, rec *record, pr
 	files.Console = filepath.Join(dir, "console.log")
 	files.CIData = filepath.Join(dir, "cidata.iso")
 	return files, nil
+}
+
+// backingFormatOf is the format a qcow2 records for the image below it: the
+// manifest's, raw when it names none.
+func backingFormatOf(format string) string {
+	if format == "" {
+		return "raw"
+	}
+	return format
 }
 
 // rebase rewrites which file a qcow2 image is layered on, without touching data.
