@@ -88,6 +88,9 @@ type journal struct {
 	// changed by putVolatile is here only, never on disk.
 	latestMu sync.Mutex
 	latest   map[string]*record
+	// unsaved names the keys whose latest record the disk refused after the
+	// hypervisor had acted (putOrKeep): the reconciler writes them out once it can.
+	unsaved map[string]bool
 }
 
 func (j *journal) path(key string) string { return filepath.Join(j.dir, key+".json") }
@@ -102,11 +105,77 @@ func (j *journal) put(r *record) error {
 	j.mu.RLock()
 	defer j.mu.RUnlock()
 	if err := writeFileAtomic(j.path(r.Key), data); err != nil {
-		j.forget(r.Key) // the disk may hold either version: read it again
+		j.latestMu.Lock()
+		// The disk may hold either version: read it again; unless the latest record
+		// is one the disk refused before (putOrKeep), which the disk never held.
+		if !j.unsaved[r.Key] {
+			delete(j.latest, r.Key)
+		}
+		j.latestMu.Unlock()
 		return err
 	}
 	j.remember(r)
+	j.latestMu.Lock()
+	delete(j.unsaved, r.Key)
+	j.latestMu.Unlock()
 	return nil
+}
+
+// putOrKeep replaces the record durably if the disk takes it, else for this process
+// only, until writeUnsaved succeeds: for an outcome the hypervisor has already
+// brought about, which a full disk must not turn into a failure or have forgotten.
+// It fails only for a key with no durable record at all.
+func (j *journal) putOrKeep(r *record) (durable bool, err error) {
+	perr := j.put(r)
+	if perr == nil {
+		return true, nil
+	}
+	if err := j.putVolatile(r); err != nil {
+		return false, errors.Join(perr, err)
+	}
+	j.latestMu.Lock()
+	if j.unsaved == nil {
+		j.unsaved = map[string]bool{}
+	}
+	j.unsaved[r.Key] = true
+	j.latestMu.Unlock()
+	return false, perr
+}
+
+// kept says whether key's latest record is in memory only, refused by the disk.
+func (j *journal) kept(key string) bool {
+	j.latestMu.Lock()
+	defer j.latestMu.Unlock()
+	return j.unsaved[key]
+}
+
+// unsavedKeys lists the keys putOrKeep kept in memory only.
+func (j *journal) unsavedKeys() []string {
+	j.latestMu.Lock()
+	defer j.latestMu.Unlock()
+	keys := make([]string, 0, len(j.unsaved))
+	for k := range j.unsaved {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// writeUnsaved writes out key's record kept in memory by putOrKeep; the caller holds
+// the workspace's lock. It keeps the record in memory when the disk still refuses it.
+func (j *journal) writeUnsaved(key string) (written bool, err error) {
+	j.latestMu.Lock()
+	r, ok := j.latest[key]
+	if ok && j.unsaved[key] {
+		r = r.clone()
+	} else {
+		ok = false
+	}
+	j.latestMu.Unlock()
+	if !ok {
+		return false, nil // written or removed meanwhile
+	}
+	return j.putOrKeep(r)
 }
 
 // putVolatile replaces the record for this process only: for facts the hypervisor
@@ -143,6 +212,7 @@ func (j *journal) forget(key string) {
 	j.latestMu.Lock()
 	defer j.latestMu.Unlock()
 	delete(j.latest, key)
+	delete(j.unsaved, key)
 }
 
 // get returns a copy of key's latest record, which the caller may change.

@@ -149,7 +149,8 @@ func (m *Manager) Deploy(ctx context.Context, epr *wsa.EPR, initial string) (Res
 	// record keeps them from eviction after that.
 	defer func() { m.cache.unpin(rec.Shared) }()
 	if err := m.journal.put(rec); err != nil {
-		return Result{}, fmt.Errorf("journal: %w", err)
+		m.journal.remove(key) // what a failed write may have left
+		return Result{}, m.adviseOnFullDisk(fmt.Errorf("journal: %w; nothing was done", err), "deploy the workspace on another host")
 	}
 	caller := identity.From(ctx)
 	// The Repository is called with the workspace's address and key alone, as every
@@ -185,7 +186,7 @@ func (m *Manager) Deploy(ctx context.Context, epr *wsa.EPR, initial string) (Res
 	}
 	if err := m.journal.put(rec); err != nil {
 		m.undoDeploy(context.WithoutCancel(ctx), rec)
-		return Result{}, fmt.Errorf("journal: %w", err)
+		return Result{}, m.adviseOnFullDisk(fmt.Errorf("journal: %w", err), "deploy the workspace on another host")
 	}
 	res, err := m.stageAndDefine(ctx, rec, man, host, initial)
 	if err != nil {
@@ -304,8 +305,14 @@ func (m *Manager) undoDeploy(ctx context.Context, rec *record) error {
 		// the reconciler, not taken for a deployed workspace whose domain, files or
 		// lock went missing (it would redefine the domain over deleted files).
 		rec.Phase = phaseStaging
-		if err := m.journal.put(rec); err != nil {
-			return fmt.Errorf("journal the undo of a deploy: %w", err)
+		if _, err := m.journal.putOrKeep(rec); err != nil {
+			if !m.journal.kept(rec.Key) {
+				return fmt.Errorf("journal the undo of a deploy: %w", err)
+			}
+			// The disk refuses the mark, but the undo must still happen, or a deploy
+			// answered as failed leaves its guest defined and the lock held here. Kept
+			// in memory, the mark has the reconciler finish it if a step below fails.
+			m.log.Error("journal the undo of a deploy: undoing it with the mark kept in memory", "workspace", rec.Key, "err", err)
 		}
 	}
 	if err := m.removeDomain(ctx, rec.Key); err != nil {
@@ -535,7 +542,7 @@ func (m *Manager) begin(rec *record, op string) error {
 	rec.Pending = op
 	if err := m.journal.put(rec); err != nil {
 		rec.Pending = ""
-		return fmt.Errorf("journal: %w", err)
+		return m.adviseOnFullDisk(fmt.Errorf("journal: %w; nothing was done", err), "")
 	}
 	return nil
 }
@@ -696,18 +703,29 @@ func (m *Manager) restore(ctx context.Context, rec *record, paused bool) error {
 	if err := m.transition(ctx, rec, state, "restored from its memory image"); err != nil {
 		return err
 	}
-	if spent != "" {
+	// Not while the disk still holds the record that needs it: the restart sweep
+	// removes it once the journal no longer names it.
+	if spent != "" && !m.journal.kept(rec.Key) {
 		os.Remove(spent)
 	}
 	return nil
 }
 
 // transition records a new state in the journal, durably, as the outcome of any
-// pending shutdown, and has the Repository told.
+// pending shutdown, and has the Repository told. The hypervisor has acted already:
+// when the disk refuses the record (full), what happened still stands — it is not
+// answered as a failure (a retry would meet a guest already running, a shutdown a
+// state that is not the guest's), the record is kept in memory and reported, and
+// the reconciler writes it once it can. A crash before then leaves the earlier
+// record, which the reconciler squares with what libvirt runs, as after any crash.
 func (m *Manager) transition(ctx context.Context, rec *record, state, detail string) error {
 	rec.State, rec.Detail, rec.Pending = state, detail, ""
-	if err := m.journal.put(rec); err != nil {
-		return fmt.Errorf("journal: %w", err)
+	if _, err := m.journal.putOrKeep(rec); err != nil {
+		if !m.journal.kept(rec.Key) {
+			return fmt.Errorf("journal: %w", err)
+		}
+		m.log.Error("journal a workspace's new state: kept in memory until the disk takes it", "workspace", rec.Key, "state", state,
+			"dir", m.cfg.Dir, "err", err)
 	}
 	m.report(rec)
 	return nil

@@ -201,6 +201,7 @@ func (m *Manager) recover(ctx context.Context) {
 
 // reconcile compares and acts. With the hypervisor unreachable it concludes nothing.
 func (m *Manager) reconcile(ctx context.Context) {
+	m.writeUnsaved()
 	recs, errs := m.journal.all()
 	for _, err := range errs {
 		m.log.Error("unreadable journal record", "err", err)
@@ -226,6 +227,24 @@ func (m *Manager) reconcile(ctx context.Context) {
 	}
 	if err := m.boot.reconciled(m.cfg.Dir); err != nil {
 		m.log.Warn("record the host's boot ID", "err", err)
+	}
+}
+
+// writeUnsaved writes out the records the disk refused after the hypervisor had
+// acted (transition), each once no operation holds its workspace.
+func (m *Manager) writeUnsaved() {
+	for _, key := range m.journal.unsavedKeys() {
+		unlock, ok := m.locks.tryLock(key)
+		if !ok {
+			continue
+		}
+		switch written, err := m.journal.writeUnsaved(key); {
+		case err != nil:
+			m.log.Debug("journal a record kept in memory: the disk still refuses it", "workspace", key, "err", err)
+		case written:
+			m.log.Info("journaled a workspace's record the disk had refused", "workspace", key)
+		}
+		unlock()
 	}
 }
 

@@ -267,6 +267,9 @@ func (m *Manager) adviseOnFullDisk(err error, alternative string) error {
 	if free, ferr := m.freeSpace(m.cfg.Dir); ferr == nil {
 		err = fmt.Errorf("%w (the disk filled up: %s has %s free now; the manager keeps %s free)", err, m.cfg.Dir, ibytes(free), ibytes(m.minFree()))
 	}
+	if alternative == "" {
+		return errdefs.WithAdvice(err, fmt.Sprintf("free space in %s and repeat", m.cfg.Dir))
+	}
 	return errdefs.WithAdvice(err, fmt.Sprintf("free space in %s and repeat, or %s", m.cfg.Dir, alternative))
 }
 

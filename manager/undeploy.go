@@ -35,7 +35,7 @@ func (m *Manager) Undeploy(ctx context.Context, epr *wsa.EPR) (Result, error) {
 		}
 		rec.Phase = phaseUnstaging
 		if err := m.journal.put(rec); err != nil {
-			return fmt.Errorf("journal: %w", err)
+			return m.adviseOnFullDisk(fmt.Errorf("journal: %w; the workspace stays deployed here", err), "")
 		}
 		m.report(rec)
 		// On failure the record stays in phase unstaging: the reconciler finishes the

@@ -1,0 +1,128 @@
+package manager
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/tmpfstest"
+	"github.com/vws-grid/vws/vmm"
+)
+
+// fillJournal moves m's journal onto a small tmpfs and fills it, so that every
+// journal write fails with ENOSPC; the func it returns frees the space.
+func fillJournal(t *testing.T, m *Manager) (free func()) {
+	t.Helper()
+	dir := m.journal.dir
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := map[string][]byte{}
+	for _, e := range ents {
+		if saved[e.Name()], err = os.ReadFile(filepath.Join(dir, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tmpfstest.Mount(t, dir, "64k")
+	for name, data := range saved {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	filler := filepath.Join(dir, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := bytes.Repeat([]byte{0}, 4096)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	f.Close()
+	return func() { os.Remove(filler) }
+}
+
+// onDisk reads key's record as a restarted manager would.
+func onDisk(t *testing.T, m *Manager, key string) *record {
+	t.Helper()
+	r, err := (&journal{dir: m.journal.dir}).get(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestStartOnAFullDiskStands: a Start whose guest libvirt booted is not answered as a
+// failure because the disk refused the journal record: the guest runs, the manager
+// says so (a retry would meet a running guest, a shutdown a state that is not the
+// guest's), and the record is written once the disk has room.
+func TestStartOnAFullDiskStands(t *testing.T) {
+	const k = "ws-full-start"
+	m, hv, rec := crashManager(t, k, stateShutdown, false)
+	free := fillJournal(t, m)
+	res, err := m.Start(context.Background(), workspaceEPR(rec))
+	if err != nil || res.State != stateRunning {
+		t.Fatalf("Start on a full disk: %+v, %v", res, err)
+	}
+	if hv.dom.State != vmm.StateRunning {
+		t.Fatalf("the domain is %v", hv.dom.State)
+	}
+	if r, _ := m.journal.get(k); r.State != stateRunning || !m.journal.kept(k) {
+		t.Fatalf("the manager's record says %s (kept in memory: %v)", r.State, m.journal.kept(k))
+	}
+	if got := onDisk(t, m, k).State; got != stateShutdown {
+		t.Fatalf("the disk took the record after all (%s): the test filled nothing", got)
+	}
+	// A Shutdown now is refused before it acts (its intent cannot be journaled),
+	// saying why and what to do, and the guest runs on.
+	_, err = m.Shutdown(context.Background(), workspaceEPR(rec), ModeNormal, time.Second)
+	if err == nil || !isNoSpace(err) || !strings.Contains(errdefs.Advice(err), "free space in") {
+		t.Fatalf("Shutdown on a full disk: %v (advice %q)", err, errdefs.Advice(err))
+	}
+	if hv.dom.State != vmm.StateRunning {
+		t.Fatalf("a refused shutdown left the domain %v", hv.dom.State)
+	}
+	m.writeUnsaved()
+	if !m.journal.kept(k) {
+		t.Fatal("the record counts as written while the disk is still full")
+	}
+	free()
+	m.writeUnsaved()
+	if got := onDisk(t, m, k).State; got != stateRunning || m.journal.kept(k) {
+		t.Fatalf("after space was freed the disk says %s (kept in memory: %v)", got, m.journal.kept(k))
+	}
+}
+
+// TestUndoOfADeployOnAFullDisk: a deploy that failed after recording the workspace
+// deployed is undone although the disk refuses the undo's mark: no domain, files or
+// record stay behind to be taken for a deployed workspace.
+func TestUndoOfADeployOnAFullDisk(t *testing.T) {
+	const k = "ws-full-undo"
+	m, hv, rec := crashManager(t, k, stateShutdown, false)
+	fillJournal(t, m)
+	if err := m.undoDeploy(context.Background(), rec); err != nil {
+		t.Fatalf("undo on a full disk: %v", err)
+	}
+	if hv.dom != nil {
+		t.Fatalf("the domain stayed: %+v", hv.dom)
+	}
+	if _, err := os.Stat(m.journal.path(k)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the journal record stayed: %v", err)
+	}
+	if _, err := os.Stat(m.workspaceDir(k)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the workspace directory stayed: %v", err)
+	}
+}
