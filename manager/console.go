@@ -31,7 +31,7 @@ func (m *Manager) Console(ctx context.Context, epr *wsa.EPR, offset int64, max i
 		return ConsoleChunk{}, errdefs.WithAdvice(fmt.Errorf("%w: workspace %s is not deployed on host %s", errdefs.ErrResourceUnknown, key, m.cfg.Host),
 			"ask the manager of the host it is deployed on")
 	}
-	if err := m.authorize(ctx, policy.Inspect, rec); err != nil {
+	if err := m.authorize(ctx, policy.Inspect, "Console", rec); err != nil {
 		return ConsoleChunk{}, err
 	}
 	if max <= 0 || max > MaxConsoleRead {

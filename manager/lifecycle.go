@@ -618,7 +618,7 @@ func (m *Manager) withDeployed(ctx context.Context, epr *wsa.EPR, op policy.Oper
 	if err != nil {
 		return err
 	}
-	if err := m.authorize(ctx, op, rec); err != nil {
+	if err := m.authorize(ctx, op, name, rec); err != nil {
 		return err
 	}
 	return f(rec)
@@ -642,13 +642,14 @@ func (m *Manager) lockWorkspace(ctx context.Context, key, name string) (func(), 
 	return unlock, nil
 }
 
-// authorize decides op on a deployed workspace for the caller in ctx, against the
-// owner its signed manifest named.
-func (m *Manager) authorize(ctx context.Context, op policy.Operation, rec *record) error {
+// authorize decides op (the operation action, as the audit and a denial name it) on
+// a deployed workspace for the caller in ctx, against the owner its signed manifest
+// named.
+func (m *Manager) authorize(ctx context.Context, op policy.Operation, action string, rec *record) error {
 	if m.cfg.Authorize == nil {
 		return nil
 	}
-	return m.cfg.Authorize(ctx, op, policy.Resource{Service: vwsns.ManagerService, Key: rec.Key, Name: rec.Name, Owner: rec.Owner})
+	return m.cfg.Authorize(ctx, op, policy.Resource{Service: vwsns.ManagerService, Action: action, Key: rec.Key, Name: rec.Name, Owner: rec.Owner})
 }
 
 func (m *Manager) result(rec *record) Result {

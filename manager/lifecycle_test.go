@@ -5,12 +5,14 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/beevik/etree"
 
 	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
+	"github.com/vws-grid/vws/policy"
 )
 
 // TestOperationOnAnUnfinishedDeployment: an operation on a workspace whose undeploy
@@ -35,6 +37,37 @@ func TestOperationOnAnUnfinishedDeployment(t *testing.T) {
 		_, err := m.Pause(context.Background(), epr)
 		if !errors.Is(err, errdefs.ErrState) || !strings.Contains(err.Error(), want) || !strings.Contains(errdefs.Advice(err), "by itself") {
 			t.Errorf("Pause of a workspace %s: %v (advice %q); want a state error saying %q", phase, err, errdefs.Advice(err), want)
+		}
+	}
+}
+
+// TestOperationsAreAuthorizedByName: the decision on an operation on a deployed
+// workspace names the operation (for the audit trail and a denial), not only its
+// class: Start, Pause and Shutdown are told apart.
+func TestOperationsAreAuthorizedByName(t *testing.T) {
+	const k = "ws-named"
+	m, _, rec := crashManager(t, k, stateShutdown, false)
+	var asked []string
+	m.cfg.Authorize = func(_ context.Context, op policy.Operation, res policy.Resource) error {
+		asked = append(asked, string(op)+" "+res.String())
+		return nil
+	}
+	ctx := context.Background()
+	for _, call := range []func() error{
+		func() error { _, err := m.Start(ctx, workspaceEPR(rec)); return err },
+		func() error { _, err := m.Pause(ctx, workspaceEPR(rec)); return err },
+		func() error { _, err := m.Shutdown(ctx, workspaceEPR(rec), ModeTrash, time.Second); return err },
+		func() error { _, err := m.Console(ctx, workspaceEPR(rec), 0, 10); return err },
+	} {
+		if err := call(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	svc := vwsns.ManagerService + "/"
+	want := []string{"manage " + svc + "Start", "manage " + svc + "Pause", "manage " + svc + "Shutdown (Trash)", "inspect " + svc + "Console"}
+	for i, w := range want {
+		if i >= len(asked) || !strings.HasPrefix(asked[i], w+" ") {
+			t.Errorf("decision %d: %q, want it to begin %q", i, asked, w)
 		}
 	}
 }
