@@ -133,6 +133,8 @@ type Manager struct {
 
 	// kick asks the reconciler for a round now (a domain stopped or crashed).
 	kick chan struct{}
+	// existence paces the reconciler's questions whether a workspace still exists.
+	existence existenceChecks
 	// boot says whether the host restarted since the last reconcile (reconciler only).
 	boot bootState
 

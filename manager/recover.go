@@ -3,9 +3,12 @@ package manager
 import (
 	"context"
 	"errors"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
+	"time"
 
 	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/fsutil"
@@ -450,11 +453,16 @@ func (m *Manager) apply(ctx context.Context, c change) {
 // reports whether it removed any.
 func (m *Manager) forgetDestroyed(ctx context.Context, recs []*record) bool {
 	removed := false
+	now := time.Now()
+	m.existence.keepOnly(recs)
 	for _, rec := range recs {
-		if rec.Token == "" {
+		if rec.Token == "" || !m.existence.due(rec.Key, m.isLocal(rec), now) {
 			continue
 		}
 		if _, _, err := m.repo.whereabouts(ctx, rec); !errors.Is(err, errdefs.ErrResourceUnknown) {
+			if err != nil {
+				m.existence.again(rec.Key) // unanswered: ask next round
+			}
 			continue
 		}
 		unlock, ok := m.locks.tryLock(rec.Key)
@@ -470,4 +478,78 @@ func (m *Manager) forgetDestroyed(ctx context.Context, recs []*record) bool {
 		unlock()
 	}
 	return removed
+}
+
+// existenceEvery is how often the reconciler asks a remote Repository whether a
+// workspace deployed here still exists (a Destroy, or the end of its lifetime, ends
+// it there): each question is a SOAP call that Repository logs and audits, so not
+// every round. A Repository in this process tells the manager at once instead
+// (WorkspaceDestroyed), and is asked at start and when it does.
+const existenceEvery = 30 * time.Second
+
+// existenceChecks paces forgetDestroyed's questions, by workspace key.
+type existenceChecks struct {
+	mu    sync.Mutex
+	asked map[string]time.Time // when last asked; absent: not since this process started
+	now   map[string]bool      // ask next round (told destroyed, or unanswered)
+}
+
+// due says whether to ask about key now, and counts it asked if so.
+func (e *existenceChecks) due(key string, local bool, now time.Time) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	last, asked := e.asked[key]
+	switch {
+	case e.now[key], !asked, !local && now.Sub(last) >= existenceEvery:
+	default:
+		return false
+	}
+	delete(e.now, key)
+	if e.asked == nil {
+		e.asked = map[string]time.Time{}
+	}
+	e.asked[key] = now
+	return true
+}
+
+// keepOnly forgets the keys no record has any more.
+func (e *existenceChecks) keepOnly(recs []*record) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for key := range e.asked {
+		if !slices.ContainsFunc(recs, func(r *record) bool { return r.Key == key }) {
+			delete(e.asked, key)
+		}
+	}
+}
+
+// again has key asked about next round.
+func (e *existenceChecks) again(key string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.now == nil {
+		e.now = map[string]bool{}
+	}
+	e.now[key] = true
+}
+
+// WorkspaceDestroyed is the Repository in this process saying it destroyed the
+// workspace key: if it is deployed here, the reconciler confirms it with that
+// Repository and removes its domain and files now.
+func (m *Manager) WorkspaceDestroyed(key string) {
+	m.existence.again(key)
+	select {
+	case m.kick <- struct{}{}:
+	default: // a round is already asked for
+	}
+}
+
+// isLocal says whether rec's workspace belongs to the Repository in this process.
+func (m *Manager) isLocal(rec *record) bool {
+	if m.cfg.LocalRepository == nil {
+		return false
+	}
+	own, err := parseRepoScope(m.cfg.LocalRepository())
+	u, uerr := url.Parse(rec.WorkspaceAddress)
+	return err == nil && uerr == nil && own.covers(u)
 }

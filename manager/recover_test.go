@@ -1099,3 +1099,49 @@ func busyDom(key string) vmm.Domain {
 	d.Busy = true
 	return d
 }
+
+// TestExistenceIsAskedSparingly: the reconciler asks a remote Repository whether a
+// workspace still exists every existenceEvery, not every round, and the Repository
+// in this process once, then only when it says it destroyed the workspace; an
+// unanswered question is asked again next round.
+func TestExistenceIsAskedSparingly(t *testing.T) {
+	m := &Manager{kick: make(chan struct{}, 1), cfg: Config{LocalRepository: func() string { return "http://127.0.0.1:8080" }}}
+	local := &record{Key: "ws-local", WorkspaceAddress: "http://127.0.0.1:8080/wsrf/services/WorkspaceService"}
+	remote := &record{Key: "ws-remote", WorkspaceAddress: "https://repo.example.org:8443/wsrf/services/WorkspaceService"}
+	if !m.isLocal(local) || m.isLocal(remote) {
+		t.Fatalf("local: %v, remote: %v", m.isLocal(local), m.isLocal(remote))
+	}
+	t0 := time.Now()
+	asked := func(r *record, at time.Duration) bool { return m.existence.due(r.Key, m.isLocal(r), t0.Add(at)) }
+	for _, r := range []*record{local, remote} {
+		if !asked(r, 0) {
+			t.Errorf("%s: not asked on the first round", r.Key)
+		}
+		if asked(r, 2*time.Second) {
+			t.Errorf("%s: asked again 2 s later", r.Key)
+		}
+	}
+	if !asked(remote, existenceEvery) {
+		t.Error("the remote Repository is not asked again after existenceEvery")
+	}
+	if asked(local, time.Hour) {
+		t.Error("the Repository in this process is asked again unprompted")
+	}
+	m.WorkspaceDestroyed(local.Key)
+	select {
+	case <-m.kick:
+	default:
+		t.Error("WorkspaceDestroyed asked for no reconcile round")
+	}
+	if !asked(local, time.Hour+time.Second) || asked(local, time.Hour+2*time.Second) {
+		t.Error("WorkspaceDestroyed did not have the workspace asked about exactly once")
+	}
+	m.existence.again(remote.Key) // unanswered
+	if !asked(remote, existenceEvery+time.Second) {
+		t.Error("an unanswered question is not asked again next round")
+	}
+	m.existence.keepOnly([]*record{remote})
+	if !asked(local, 2*time.Hour) {
+		t.Error("a key whose record went is still counted asked")
+	}
+}

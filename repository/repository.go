@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/beevik/etree"
@@ -138,6 +139,8 @@ type Repository struct {
 	// layersMu keeps the layer collector away from clones that have frozen a layer
 	// not yet recorded in any workspace.
 	layersMu sync.RWMutex
+	// destroyed is told the key of a workspace destroyed while deployed (NotifyDestroyed).
+	destroyed atomic.Pointer[func(key string)]
 }
 
 // New loads the workspace home and reconciles the files on disk with it.

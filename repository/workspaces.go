@@ -442,7 +442,14 @@ func (r *Repository) afterDestroy(s *wsrf.Snapshot) {
 	}
 	r.audit.Record(context.Background(), "destroy", s.Key, "done", "name="+text(s, PropName))
 	go r.collectLayers() // not under the destroyed resource's lock
+	if f := r.destroyed.Load(); f != nil && text(s, PropDeployment) != "in-repository" {
+		(*f)(s.Key)
+	}
 }
+
+// NotifyDestroyed has f told the key of every workspace destroyed while deployed:
+// a Manager in this process then removes it at once, rather than when it next asks.
+func (r *Repository) NotifyDestroyed(f func(key string)) { r.destroyed.Store(&f) }
 
 // collectLayers removes layer files no workspace's chain names.
 func (r *Repository) collectLayers() {

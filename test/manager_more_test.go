@@ -13,10 +13,12 @@ import (
 
 // TestDestroyWhileDeployed: a grid client's Destroy, or the end of the workspace's
 // lifetime, ends a workspace that runs on a host: the Repository forgets it at once,
-// and the Manager, finding it unknown, stops the guest and removes its files.
+// and the Manager, finding it unknown, stops the guest and removes its files. The
+// Repository in the same process tells the Manager: no periodic round (an hour
+// apart here) is needed for it.
 func TestDestroyWhileDeployed(t *testing.T) {
 	t.Parallel()
-	s := StartMgrServer(t, MgrServerOptions{HostName: "destroy-host"})
+	s := StartMgrServer(t, MgrServerOptions{HostName: "destroy-host", Args: []string{"--reconcile-every", "1h"}})
 	ImportGuest(t, s)
 
 	running := CreateWorkspace(t, s, TickerDescription(t))

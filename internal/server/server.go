@@ -264,6 +264,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
+		if s.Repository != nil {
+			s.Repository.NotifyDestroyed(s.Manager.WorkspaceDestroyed)
+		}
 		if err := add(s.Manager.Service(cf)); err != nil {
 			return nil, err
 		}
