@@ -302,3 +302,34 @@ func TestCLIInterruptedImport(t *testing.T) {
 		t.Fatalf("want exit 130 and one line saying what the pool keeps, got exit %d\nstdout: %q\nstderr: %q", r.code, r.stdout, r.stderr)
 	}
 }
+
+// -o naming a directory is refused before the Factory is called, and no temporary
+// file is left beside it or in its parent.
+func TestCLIOutputDirectoryIsRefusedBeforeCreating(t *testing.T) {
+	_, hits := countingServer(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	os.Mkdir(out, 0o755)
+	ctx := context.Background()
+	for _, args := range [][]string{
+		{"create", "--image", "x", "-o", out},
+		{"create", "--image", "x", "-o", out + "/"},
+		{"create", "--image", "x", "-o", filepath.Join(dir, "new") + "/"},
+		{"clone", "k", "-o", out},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			wantError(t, vwsRun(t, ctx, args...), "is a directory", "give a file name for the EPR", "nothing was created")
+		})
+	}
+	if hits.Load() != 0 {
+		t.Errorf("%d requests reached the server: the workspace would exist", hits.Load())
+	}
+	for _, d := range []string{dir, out} {
+		ents, _ := os.ReadDir(d)
+		for _, e := range ents {
+			if e.Name() != "out" {
+				t.Errorf("%s holds %s: a temporary file was left behind", d, e.Name())
+			}
+		}
+	}
+}

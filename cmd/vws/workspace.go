@@ -54,6 +54,12 @@ func prepareEPROutput(path string) (*eprOutput, error) {
 	if path == "" {
 		return &eprOutput{}, nil
 	}
+	// A directory cannot be renamed over, and its parent is not where the user
+	// looks for the temporary file: refuse it (or a name ending in /) here.
+	if fi, err := os.Stat(path); (err == nil && fi.IsDir()) || strings.HasSuffix(path, string(filepath.Separator)) {
+		return nil, fmt.Errorf("-o %s is a directory: give a file name for the EPR, e.g. %s; nothing was created", path, filepath.Join(path, "ws.xml"))
+	}
+	path = filepath.Clean(path)
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return nil, fmt.Errorf("-o %s: cannot write there (%w): give a file in a directory you can write; nothing was created", path, err)
