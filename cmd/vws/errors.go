@@ -18,6 +18,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -214,8 +215,59 @@ type connError struct {
 func (e *connError) Error() string { return e.msg }
 func (e *connError) Unwrap() error { return e.err }
 
+// addressSources says, for the addresses a command took from somewhere other than
+// --url / $VWS_URL (an EPR file, --host, a manager reference), where each came
+// from: the advice on a connection failure must name what the user can correct.
+var addressSources struct {
+	sync.Mutex
+	m map[string]string
+}
+
+// noteAddress records that addr (a service address or base URL) came from from, a
+// noun phrase such as "--host" or "the address in EPR file ws.xml".
+func noteAddress(addr, from string) {
+	u, err := url.Parse(strings.TrimSpace(addr))
+	if err != nil {
+		return
+	}
+	addressSources.Lock()
+	defer addressSources.Unlock()
+	if addressSources.m == nil {
+		addressSources.m = map[string]string{}
+	}
+	addressSources.m[addressKey(u)] = from
+}
+
+// forgetAddresses empties addressSources, for a new command line.
+func forgetAddresses() {
+	addressSources.Lock()
+	addressSources.m = nil
+	addressSources.Unlock()
+}
+
+func addressKey(u *url.URL) string {
+	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host) + strings.TrimRight(u.Path, "/")
+}
+
+// addressSource is where the address u was taken from: a noted source of u or of a
+// base URL u lies under, else --url / $VWS_URL.
+func addressSource(u *url.URL) string {
+	addressSources.Lock()
+	defer addressSources.Unlock()
+	for key := addressKey(u); ; {
+		if from, ok := addressSources.m[key]; ok {
+			return from
+		}
+		i := strings.LastIndexByte(key, '/')
+		if i < 0 || strings.HasSuffix(key[:i], "/") {
+			return "--url / $VWS_URL"
+		}
+		key = key[:i]
+	}
+}
+
 // explainTransport words a transport failure of req: what was wrong with the
-// connection, and which flag or variable to fix.
+// connection, and which flag, variable or file to fix.
 func explainTransport(req *http.Request, err error) error {
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
@@ -229,7 +281,8 @@ func explainTransport(req *http.Request, err error) error {
 	if req.URL.Scheme == "https" {
 		other = "http://" + req.URL.Host
 	}
-	const fix = "check --url / $VWS_URL"
+	source := addressSource(req.URL)
+	fix := "check " + source
 	var (
 		dnsErr     *net.DNSError
 		unknownCA  x509.UnknownAuthorityError
@@ -255,13 +308,13 @@ func explainTransport(req *http.Request, err error) error {
 		msg = fmt.Sprintf("%s does not speak HTTP (it sends %s before any request): it is not a vws server; %s", server, banner(req.URL.Host), fix)
 	case errors.As(err, &record) && string(record.RecordHeader[:]) == "HTTP/",
 		strings.Contains(text, "server gave HTTP response to HTTPS client"):
-		msg = fmt.Sprintf("%s speaks plain HTTP, not HTTPS: use %s in --url / $VWS_URL", server, other)
+		msg = fmt.Sprintf("%s speaks plain HTTP, not HTTPS: use %s in %s", server, other, source)
 	case errors.As(err, &record):
 		msg = fmt.Sprintf("%s does not speak TLS (it answered %q): it is not a vws server; %s", server, record.RecordHeader[:], fix)
 	case errors.As(err, &unknownCA):
 		msg = fmt.Sprintf("the certificate of %s is not signed by a CA you trust: pass the site's CA with --ca CADIR (or $X509_CERT_DIR)", server)
 	case errors.As(err, &hostErr):
-		msg = fmt.Sprintf("the certificate of %s is not for %q (%v): use the host name it is for in --url / $VWS_URL", server, req.URL.Hostname(), hostErr)
+		msg = fmt.Sprintf("the certificate of %s is not for %q (%v): use the host name it is for in %s", server, req.URL.Hostname(), hostErr, source)
 	case errors.As(err, &invalidErr):
 		msg = fmt.Sprintf("the certificate of %s is not valid (%v): tell the site administrator", server, invalidErr)
 	case errors.As(err, &alert) || (errors.As(err, &opErr) && opErr.Op == "remote error"):
@@ -297,7 +350,7 @@ func httpsRefusal(req *http.Request, resp *http.Response) (*http.Response, error
 		return resp, nil
 	}
 	resp.Body.Close()
-	return nil, &connError{msg: fmt.Sprintf("http://%s speaks HTTPS, not plain HTTP: use https://%s in --url / $VWS_URL", req.URL.Host, req.URL.Host)}
+	return nil, &connError{msg: fmt.Sprintf("http://%s speaks HTTPS, not plain HTTP: use https://%s in %s", req.URL.Host, req.URL.Host, addressSource(req.URL))}
 }
 
 // readEPRFile reads an EPR file; its errors say what the file is instead, and hint

@@ -333,3 +333,46 @@ func TestCLIOutputDirectoryIsRefusedBeforeCreating(t *testing.T) {
 		}
 	}
 }
+
+// A connection failure's advice names where the address came from: the EPR file,
+// --host, -s, the manager reference or the URL argument, not --url when it was not.
+func TestCLIConnectionAdviceNamesTheAddressSource(t *testing.T) {
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closedURL := closed.URL
+	closed.Close()
+	deployed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/xml")
+		w.Write([]byte(`<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>` +
+			`<wsrp:GetResourcePropertyResponse xmlns:wsrp="http://docs.oasis-open.org/wsrf/rp-2">` +
+			`<vw:managerReference xmlns:vw="http://vws.dev/ns/2026/workspace" xmlns:wsa="http://www.w3.org/2005/08/addressing">` +
+			`<wsa:Address>` + closedURL + `/wsrf/services/WorkspaceManagerService</wsa:Address></vw:managerReference>` +
+			`</wsrp:GetResourcePropertyResponse></s:Body></s:Envelope>`))
+	}))
+	defer deployed.Close()
+	t.Setenv("VWS_URL", deployed.URL)
+	t.Chdir(t.TempDir())
+	os.WriteFile("ws.xml", []byte(`<wsa:EndpointReference xmlns:wsa="http://www.w3.org/2005/08/addressing">`+
+		`<wsa:Address>`+closedURL+`/wsrf/services/WorkspaceService</wsa:Address><wsa:ReferenceParameters>`+
+		`<vw:WorkspaceKey xmlns:vw="http://vws.dev/ns/2026/workspace">k</vw:WorkspaceKey></wsa:ReferenceParameters></wsa:EndpointReference>`), 0o644)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		args []string
+		from string
+	}{
+		{[]string{"status", "ws.xml"}, "check the address in EPR file ws.xml"},
+		{[]string{"wsrf", "get-property", "-e", "ws.xml", "vw:state"}, "check the address in EPR file ws.xml"},
+		{[]string{"wsrf", "get-property", "-s", closedURL + "/wsrf/services/WorkspaceService", "-k", "vw:WorkspaceKey", "k", "vw:state"}, "check -s/--service"},
+		{[]string{"start", "k", "--host", closedURL}, "check --host"},
+		{[]string{"pause", "k"}, "check the manager address in the workspace's vw:managerReference"},
+		{[]string{"host", "status", closedURL}, "check the URL argument of vws host status"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			r := vwsRun(t, ctx, tc.args...)
+			wantError(t, r, "cannot reach vws at "+closedURL, tc.from)
+			if strings.Contains(r.stderr, "--url") {
+				t.Errorf("the advice names --url, which did not give this address: %s", r.stderr)
+			}
+		})
+	}
+	wantError(t, vwsRun(t, ctx, "list", "--url", closedURL), "check --url / $VWS_URL")
+}

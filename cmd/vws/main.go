@@ -22,6 +22,7 @@ func newRootCommand() *cobra.Command {
 	// A command line's credentials are its own: forget those an earlier one (in the
 	// same process, as in tests) loaded.
 	*cliTransport = lazyTransport{}
+	forgetAddresses()
 	root := &cobra.Command{
 		Use:           "vws",
 		Short:         "Virtual workspaces for grids: factory, repository and host manager",

@@ -44,7 +44,9 @@ func (t *managerTarget) resolve(ctx context.Context, arg string, deployed bool) 
 		return nil, nil, err
 	}
 	if t.host != "" {
-		return ws, &wsa.EPR{Version: ws.Version, Address: strings.TrimRight(t.host, "/") + managerPath}, nil
+		addr := strings.TrimRight(t.host, "/") + managerPath
+		noteAddress(addr, "--host")
+		return ws, &wsa.EPR{Version: ws.Version, Address: addr}, nil
 	}
 	if deployed {
 		els, err := soapClient().GetResourceProperty(ctx, ws, wsa.QName{Space: vwsns.Workspace, Local: "managerReference"})
@@ -54,6 +56,7 @@ func (t *managerTarget) resolve(ctx context.Context, arg string, deployed bool) 
 		if len(els) > 0 {
 			if ref, err := wsa.ParseEPR(els[0]); err == nil {
 				ref.Version = ws.Version
+				noteAddress(ref.Address, "the manager address in the workspace's vw:managerReference (where it is deployed), or name a manager with --host")
 				return ws, ref, nil
 			}
 		}
@@ -323,6 +326,7 @@ func newHostCommand() *cobra.Command {
 					return err
 				}
 				u = strings.TrimRight(args[0], "/")
+				noteAddress(u, "the URL argument of vws host status")
 			}
 			epr := &wsa.EPR{Version: wsa.V200508, Address: u + managerPath}
 			resp, err := soapClient().QueryResourceProperties(cmd.Context(), epr, "/*", nil)

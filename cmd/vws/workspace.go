@@ -31,6 +31,7 @@ func workspaceEPR(base, arg string) (*wsa.EPR, error) {
 		if k := epr.Reference(vwsns.Workspace, "WorkspaceKey"); k == nil || strings.TrimSpace(k.Text()) == "" {
 			return nil, fmt.Errorf("EPR file %s names no workspace (it has no vw:WorkspaceKey reference parameter, or an empty one); %s", arg, hint)
 		}
+		noteAddress(epr.Address, "the address in EPR file "+arg)
 		return epr, nil
 	}
 	if strings.TrimSpace(arg) == "" {

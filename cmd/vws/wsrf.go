@@ -63,6 +63,7 @@ func (t *targetOptions) resolve(args []string) (*wsa.EPR, []string, error) {
 		if epr, err = readEPRFile(t.eprFile, "give -e a file holding a wsa:EndpointReference (vws create -o writes one), or name the resource with -s and -k"); err != nil {
 			return nil, nil, err
 		}
+		noteAddress(epr.Address, "the address in EPR file "+t.eprFile)
 		if d != nil && d.WSA != epr.Version {
 			epr = convertEPR(epr, d.WSA)
 		}
@@ -72,7 +73,9 @@ func (t *targetOptions) resolve(args []string) (*wsa.EPR, []string, error) {
 		d = dialect.WSRF12
 	}
 	addr := t.service
-	if addr == "" {
+	if addr != "" {
+		noteAddress(addr, "-s/--service")
+	} else {
 		addr = baseURL(t.baseURL) + "/wsrf/services/" + vwsns.WorkspaceService
 	}
 	epr = &wsa.EPR{Version: d.WSA, Address: addr}
