@@ -376,3 +376,23 @@ func TestCLIConnectionAdviceNamesTheAddressSource(t *testing.T) {
 	}
 	wantError(t, vwsRun(t, ctx, "list", "--url", closedURL), "check --url / $VWS_URL")
 }
+
+// Clone, like create, says when the new workspace terminates and that the site
+// shortened the lifetime asked for.
+func TestCLICloneSaysTheLifetimeWasClamped(t *testing.T) {
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/xml")
+		w.Write([]byte(`<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>` +
+			`<vw:CloneResponse xmlns:vw="http://vws.dev/ns/2026/workspace" xmlns:wsa="http://www.w3.org/2005/08/addressing">` +
+			`<vw:WorkspaceReference><wsa:Address>http://127.0.0.1:1/wsrf/services/WorkspaceService</wsa:Address>` +
+			`<wsa:ReferenceParameters><vw:WorkspaceKey>c10ne</vw:WorkspaceKey></wsa:ReferenceParameters></vw:WorkspaceReference>` +
+			`<vw:CurrentTime>2026-01-01T00:00:00Z</vw:CurrentTime><vw:TerminationTime>2026-01-08T00:00:00Z</vw:TerminationTime>` +
+			`<vw:LifetimeClamped>true</vw:LifetimeClamped></vw:CloneResponse></s:Body></s:Envelope>`))
+	}))
+	defer s.Close()
+	r := vwsRun(t, context.Background(), "clone", "k", "--lifetime", "1000h", "--url", s.URL)
+	want := "note: the requested lifetime exceeded the site maximum and was shortened\nterminates at 2026-01-08T00:00:00Z\n"
+	if r.code != 0 || r.stdout != "c10ne\n" || r.stderr != want {
+		t.Fatalf("want exit 0, the key on stdout and stderr %q; got exit %d\nstdout: %q\nstderr: %q", want, r.code, r.stdout, r.stderr)
+	}
+}

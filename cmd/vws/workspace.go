@@ -160,12 +160,7 @@ let vws write the description from --memory and --cpus. Prints the new workspace
 			if err != nil {
 				return err
 			}
-			if c := resp.SelectElement("LifetimeClamped"); c != nil && strings.TrimSpace(c.Text()) == "true" {
-				fmt.Fprintln(cmd.ErrOrStderr(), "note: the requested lifetime exceeded the site maximum and was shortened")
-			}
-			if t := resp.SelectElement("TerminationTime"); t != nil {
-				fmt.Fprintln(cmd.ErrOrStderr(), "terminates at", strings.TrimSpace(t.Text()))
-			}
+			printLifetime(cmd, resp)
 			return output.save(cmd, epr)
 		},
 	}
@@ -179,6 +174,18 @@ let vws write the description from --memory and --cpus. Prints the new workspace
 	f.DurationVar(&lifetime, "lifetime", 0, "requested lifetime, e.g. 2h (default: the site's)")
 	f.StringVarP(&out, "output", "o", "", "save the workspace's EPR to this file")
 	return cmd
+}
+
+// printLifetime tells, on stderr, when a new workspace (created or cloned) ends,
+// and whether the site shortened the lifetime asked for: otherwise a clamp would
+// go unnoticed until the workspace is destroyed.
+func printLifetime(cmd *cobra.Command, resp *etree.Element) {
+	if c := resp.SelectElement("LifetimeClamped"); c != nil && strings.TrimSpace(c.Text()) == "true" {
+		fmt.Fprintln(cmd.ErrOrStderr(), "note: the requested lifetime exceeded the site maximum and was shortened")
+	}
+	if t := resp.SelectElement("TerminationTime"); t != nil {
+		fmt.Fprintln(cmd.ErrOrStderr(), "terminates at", strings.TrimSpace(t.Text()))
+	}
 }
 
 // describeFromFlags writes the description of a plain VM booting a pool image.
@@ -308,6 +315,7 @@ func newCloneCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			printLifetime(cmd, resp)
 			return output.save(cmd, cloneEPR)
 		},
 	}
