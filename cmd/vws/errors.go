@@ -203,6 +203,13 @@ func checkBaseURL(from, s string) error {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("%s %q is not a vws URL: write http://HOST:PORT or https://HOST:PORT", from, s)
 	}
+	// The commands append the service path themselves: a service address here
+	// would be sent to as <address>/wsrf/services/..., and its 404 misleads.
+	if i := strings.Index(u.Path+"/", "/wsrf/services/"); i >= 0 {
+		base := *u
+		base.Path, base.RawPath, base.RawQuery, base.Fragment = u.Path[:i], "", "", ""
+		return fmt.Errorf("%s %q is a service's address, not the base URL of vws: give %s (vws adds /wsrf/services/...)", from, s, base.String())
+	}
 	return nil
 }
 

@@ -108,6 +108,9 @@ func TestCLIBadOptionValuesAreRefusedLocally(t *testing.T) {
 		{[]string{"deploy", "k", "--host", "127.0.0.1:9"}, []string{`--host "127.0.0.1:9" is not a vws URL`, "http://HOST:PORT"}},
 		{[]string{"list", "--url", "127.0.0.1:9"}, []string{`--url "127.0.0.1:9" is not a vws URL`}},
 		{[]string{"host", "status", "abc"}, []string{`"abc" is not a vws URL`}},
+		{[]string{"list", "--url", "http://127.0.0.1:9/wsrf/services/WorkspaceService"}, []string{"is a service's address", "give http://127.0.0.1:9 "}},
+		{[]string{"start", "k", "--host", "http://127.0.0.1:9/vws/wsrf/services/WorkspaceManagerService/"}, []string{"--host", "is a service's address", "give http://127.0.0.1:9/vws "}},
+		{[]string{"host", "status", "https://h:9/wsrf/services"}, []string{"is a service's address", "give https://h:9 "}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			wantError(t, vwsRun(t, ctx, tc.args...), tc.mentions...)
