@@ -131,6 +131,11 @@ func TestCLIBadEPRFilesSayWhatTheyAre(t *testing.T) {
 	os.Mkdir("adir", 0o755) // a name a key could have: still a directory, not a key
 	os.WriteFile("keyless.xml", []byte(`<wsa:EndpointReference xmlns:wsa="http://www.w3.org/2005/08/addressing">`+
 		`<wsa:Address>http://127.0.0.1:1/wsrf/services/WorkspaceService</wsa:Address></wsa:EndpointReference>`), 0o644)
+	for file, service := range map[string]string{"factory.xml": "WorkspaceFactoryService", "manager.xml": "WorkspaceManagerService"} {
+		os.WriteFile(file, []byte(`<wsa:EndpointReference xmlns:wsa="http://www.w3.org/2005/08/addressing">`+
+			`<wsa:Address>http://127.0.0.1:1/wsrf/services/`+service+`</wsa:Address><wsa:ReferenceParameters>`+
+			`<vw:WorkspaceKey xmlns:vw="http://vws.dev/ns/2026/workspace">k</vw:WorkspaceKey></wsa:ReferenceParameters></wsa:EndpointReference>`), 0o644)
+	}
 	ctx := context.Background()
 	for _, tc := range []struct {
 		args     []string
@@ -142,6 +147,9 @@ func TestCLIBadEPRFilesSayWhatTheyAre(t *testing.T) {
 		{[]string{"status", "other.xml"}, []string{"other.xml is not an EPR file (<foo>"}},
 		{[]string{"deploy", "adir"}, []string{"adir is a directory, not an EPR file"}},
 		{[]string{"undeploy", "keyless.xml"}, []string{"EPR file keyless.xml names no workspace", "vws create -o"}},
+		{[]string{"status", "factory.xml"}, []string{"EPR file factory.xml is not a workspace's: its address is http://127.0.0.1:1/wsrf/services/WorkspaceFactoryService, a workspace's ends in /wsrf/services/WorkspaceService"}},
+		{[]string{"pause", "factory.xml"}, []string{"factory.xml is not a workspace's"}},
+		{[]string{"destroy", "manager.xml"}, []string{"manager.xml is not a workspace's", "WorkspaceManagerService"}},
 		{[]string{"wsrf", "get-property", "-e", "missing.xml", "vw:state"}, []string{"EPR file missing.xml does not exist", "-s and -k"}},
 		{[]string{"create", "-f", "missing.xml"}, []string{"-f missing.xml: no such file", "--image NAME"}},
 		{[]string{"create", "-f", "text.xml"}, []string{"-f text.xml is not XML"}},

@@ -3,7 +3,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -30,6 +32,12 @@ func workspaceEPR(base, arg string) (*wsa.EPR, error) {
 		}
 		if k := epr.Reference(vwsns.Workspace, "WorkspaceKey"); k == nil || strings.TrimSpace(k.Text()) == "" {
 			return nil, fmt.Errorf("EPR file %s names no workspace (it has no vw:WorkspaceKey reference parameter, or an empty one); %s", arg, hint)
+		}
+		// A Factory's or Manager's address with a workspace key would reach a
+		// service that reads the key differently (or not at all): its answers
+		// mislead, or worse, succeed on the wrong resource.
+		if u, err := url.Parse(strings.TrimSpace(epr.Address)); err == nil && path.Base(u.Path) != vwsns.WorkspaceService {
+			return nil, fmt.Errorf("EPR file %s is not a workspace's: its address is %s, a workspace's ends in /wsrf/services/%s; %s", arg, epr.Address, vwsns.WorkspaceService, hint)
 		}
 		noteAddress(epr.Address, "the address in EPR file "+arg)
 		return epr, nil
