@@ -13,6 +13,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -127,7 +129,49 @@ anonymous, only with --insecure. Test credentials: vws pki.`,
 	return cmd
 }
 
+// check refuses flag values that name nothing vws knows, before any file is read
+// or anything starts: a misspelt one would otherwise start a server whose every
+// operation then fails (--domain-type), or fail with Go's wording (--listen).
+func (o *serveOptions) check() error {
+	if _, port, err := net.SplitHostPort(o.listen); err != nil || port == "" {
+		example := "8080"
+		if _, err := strconv.ParseUint(o.listen, 10, 16); err == nil {
+			example = o.listen
+		}
+		return fmt.Errorf("--listen %q: --listen takes host:port, e.g. 127.0.0.1:%s or :%s", o.listen, example, example)
+	}
+	for _, e := range []struct {
+		flag, value string
+		allowed     []string
+	}{
+		{"--log-level", strings.ToLower(o.logLevel), []string{"debug", "info", "warn", "error"}},
+		{"--lifetime-policy", o.lifePol, []string{"clamp", "refuse"}},
+		{"--domain-type", o.domType, []string{"auto", "kvm", "qemu", "xen"}},
+	} {
+		if !slices.Contains(e.allowed, e.value) {
+			return fmt.Errorf("%s %q is not valid: give %s", e.flag, e.value, orList(e.allowed))
+		}
+	}
+	for _, r := range o.roles {
+		if !slices.Contains(rolesOrAll(nil), r) {
+			return fmt.Errorf("--role %q is not valid: give %s (default all)", r, orList(rolesOrAll(nil)))
+		}
+	}
+	return nil
+}
+
+// orList writes values as "a, b or c".
+func orList(values []string) string {
+	if len(values) < 2 {
+		return strings.Join(values, "")
+	}
+	return strings.Join(values[:len(values)-1], ", ") + " or " + values[len(values)-1]
+}
+
 func runServe(ctx context.Context, o *serveOptions) error {
+	if err := o.check(); err != nil {
+		return err
+	}
 	var tlsCfg *tls.Config
 	switch {
 	case o.insecure && (o.certFile != "" || o.keyFile != ""):
@@ -165,9 +209,6 @@ func runServe(ctx context.Context, o *serveOptions) error {
 
 	ctx, stop := signal.NotifyContext(ctxOrBackground(ctx), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if o.lifePol != "clamp" && o.lifePol != "refuse" {
-		return fmt.Errorf("--lifetime-policy must be clamp or refuse, not %q", o.lifePol)
-	}
 	var cacheMax uint64
 	if o.cacheMax != "" {
 		var err error

@@ -1,10 +1,14 @@
 package main
 
 import (
+	"context"
 	"crypto/x509"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestAdvertisedURL(t *testing.T) {
@@ -39,5 +43,35 @@ func TestServeManagerNeedsItsRepositories(t *testing.T) {
 	_, err = runCLI(t, append(base, "--data", t.TempDir(), "--repository", "repo.example.org:8443")...)
 	if err == nil || !strings.Contains(err.Error(), "repo.example.org:8443") || !strings.Contains(err.Error(), "base URL") {
 		t.Fatalf("a repository that is no URL: %v", err)
+	}
+}
+
+// Serve flags that name nothing vws knows are refused before anything is read or
+// started, saying what is allowed.
+func TestServeRefusesUnknownFlagValues(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	base := []string{"serve", "--insecure", "--listen", "127.0.0.1:0", "--data", data, "--libvirt-uri", "test:///default"}
+	for _, tc := range []struct {
+		args     []string
+		mentions []string
+	}{
+		{[]string{"--domain-type", "kvmm"}, []string{`--domain-type "kvmm" is not valid`, "auto, kvm, qemu or xen"}},
+		{[]string{"--lifetime-policy", "cut"}, []string{`--lifetime-policy "cut" is not valid`, "clamp or refuse"}},
+		{[]string{"--log-level", "loud"}, []string{`--log-level "loud" is not valid`, "debug, info, warn or error"}},
+		{[]string{"--role", "factory,repo"}, []string{`--role "repo" is not valid`, "factory, repository or manager"}},
+		{[]string{"--listen", "18352"}, []string{"--listen takes host:port, e.g. 127.0.0.1:18352 or :18352"}},
+		// Checked before the TLS credentials are looked for.
+		{[]string{"--insecure=false", "--domain-type", "kvmm"}, []string{`--domain-type "kvmm" is not valid`}},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			// A server that starts anyway is stopped, and fails the test.
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			r := vwsRun(t, ctx, append(base, tc.args...)...)
+			wantError(t, r, tc.mentions...)
+			if _, err := os.Stat(data); err == nil {
+				t.Errorf("%s was created", data)
+			}
+		})
 	}
 }
