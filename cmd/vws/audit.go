@@ -4,11 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -28,6 +30,37 @@ type auditOptions struct {
 	json, verify bool
 	pruneBefore  string
 	anchor       string
+	yes          bool
+}
+
+// auditDecisions are the decisions the services record: a policy's allowed or
+// denied, and an operation's outcome.
+var auditDecisions = []string{"allowed", "denied", "done", "failed", "withdrawn", "while-deployed"}
+
+// minRetention is the youngest --prune-before takes without --yes: a slip such as
+// 1s or 0 would otherwise remove the whole trail, which nothing can bring back.
+const minRetention = 24 * time.Hour
+
+// check refuses flags that would be ignored, or would match nothing, before the
+// database is opened.
+func (o *auditOptions) check(cmd *cobra.Command) error {
+	if o.anchor != "" && !o.verify {
+		return errors.New("--anchor is checked by --verify: add --verify")
+	}
+	if d := o.filter.Decision; d != "" && !slices.Contains(auditDecisions, d) {
+		return fmt.Errorf("--decision %q is not a decision: give %s", d, orList(auditDecisions))
+	}
+	if o.filter.Limit < 0 {
+		return fmt.Errorf("--limit %d is negative: give how many records to show, or 0 for all", o.filter.Limit)
+	}
+	if o.pruneBefore != "" {
+		for _, name := range []string{"caller", "operation", "resource", "decision", "since", "until", "limit", "json", "verify", "anchor"} {
+			if cmd.Flags().Changed(name) {
+				return fmt.Errorf("--prune-before removes every record older than it, whatever --%s says: leave --%s out", name, name)
+			}
+		}
+	}
+	return nil
 }
 
 func newAuditCommand() *cobra.Command {
@@ -41,23 +74,31 @@ command fails naming the first record that was altered or removed.
 
 Run it on the service host with read access to the data directory; it never writes,
 except with --prune-before, which removes older records once they verify and keeps a
-checkpoint (the last removed record's id and hash) the rest of the chain continues from.`,
+checkpoint (the last removed record's id and hash) the rest of the chain continues from.
+A --prune-before younger than 24h (which would remove recent records, or with 0 all of
+them) is refused unless --yes is given.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runAudit(cmd.Context(), cmd.OutOrStdout(), o) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.check(cmd); err != nil {
+				return err
+			}
+			return runAudit(cmd.Context(), cmd.OutOrStdout(), o)
+		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.dataDir, "data", defaultDataDir(), "data directory of the server (holds vws.db)")
 	f.StringVar(&o.filter.Caller, "caller", "", "caller DN glob (* matches anything, '/' included), or <anonymous>")
 	f.StringVar(&o.filter.Operation, "operation", "", "operation, e.g. create, destroy, \"manage Destroy\"")
 	f.StringVar(&o.filter.Resource, "resource", "", "resource, e.g. a workspace key")
-	f.StringVar(&o.filter.Decision, "decision", "", "allowed, denied, done or failed")
+	f.StringVar(&o.filter.Decision, "decision", "", orList(auditDecisions))
 	f.StringVar(&o.since, "since", "", "only records from then on: a duration back from now (1h, 7d) or an RFC 3339 time")
 	f.StringVar(&o.until, "until", "", "only records until then: a duration back from now or an RFC 3339 time")
 	f.IntVar(&o.filter.Limit, "limit", 100, "show the most recent N matching records (0: all)")
 	f.BoolVar(&o.json, "json", false, "print a JSON array instead of a table")
 	f.BoolVar(&o.verify, "verify", false, "verify the whole hash chain; fail naming the first broken record")
 	f.StringVar(&o.anchor, "anchor", "", `with --verify: a head the server logged ("audit chain head id=N hash=H"), as N:H; the chain must still hold it`)
-	f.StringVar(&o.pruneBefore, "prune-before", "", "remove records older than this (a duration back, 90d, or an RFC 3339 time) after verifying them")
+	f.StringVar(&o.pruneBefore, "prune-before", "", "remove records older than this (a duration back, 90d, or an RFC 3339 time) after verifying them;\nat least 24h back unless --yes")
+	f.BoolVar(&o.yes, "yes", false, "with --prune-before: remove records younger than 24h too")
 	return cmd
 }
 
@@ -200,6 +241,10 @@ func pruneAudit(ctx context.Context, out io.Writer, o *auditOptions, now time.Ti
 	before, err := parseWhen(o.pruneBefore, now)
 	if err != nil || before.IsZero() {
 		return fmt.Errorf("--prune-before: want a duration back (90d) or an RFC 3339 time, got %q", o.pruneBefore)
+	}
+	if before.After(now.Add(-minRetention)) && !o.yes {
+		return fmt.Errorf("--prune-before %s would remove records of the last 24h (everything before %s): give 24h or more, e.g. 90d, or add --yes to remove them; nothing was removed",
+			o.pruneBefore, before.Format(time.RFC3339))
 	}
 	if _, err := os.Stat(filepath.Join(o.dataDir, "vws.db")); err != nil {
 		return fmt.Errorf("no vws database in %s (pass --data DIR, the server's data directory): %w", o.dataDir, err)

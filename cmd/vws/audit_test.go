@@ -111,7 +111,21 @@ func TestAuditPrune(t *testing.T) {
 	if _, err := auditCLI(t, "--data", dir, "--prune-before", "yesterday"); err == nil {
 		t.Fatal("a --prune-before that is no time was accepted")
 	}
-	out, err := auditCLI(t, "--data", dir, "--prune-before", "2099-01-01T00:00:00Z")
+	// Removing the last day's records (here: all of them) takes --yes.
+	for _, when := range []string{"2099-01-01T00:00:00Z", "0", "1s", "23h"} {
+		if _, err := auditCLI(t, "--data", dir, "--prune-before", when); err == nil || !strings.Contains(err.Error(), "--yes") ||
+			!strings.Contains(err.Error(), "nothing was removed") {
+			t.Fatalf("--prune-before %s without --yes: %v", when, err)
+		}
+	}
+	if out, err := auditCLI(t, "--data", dir, "--prune-before", "24h"); err != nil || !strings.Contains(out, "removed 0 records") {
+		t.Fatalf("--prune-before 24h: %v\n%s", err, out)
+	}
+	if _, err := auditCLI(t, "--data", dir, "--prune-before", "24h", "--caller", "/O=Grid/CN=alice"); err == nil ||
+		!strings.Contains(err.Error(), "whatever --caller says") {
+		t.Fatalf("--prune-before with a filter it ignores: %v", err)
+	}
+	out, err := auditCLI(t, "--data", dir, "--prune-before", "2099-01-01T00:00:00Z", "--yes")
 	if err != nil || !strings.Contains(out, "removed 3 records") || !strings.Contains(out, "after record 3") {
 		t.Fatalf("prune: %v\n%s", err, out)
 	}
@@ -152,5 +166,28 @@ func TestAuditAnchor(t *testing.T) {
 	}
 	if _, err := auditCLI(t, "--data", dir, "--verify", "--anchor", "two:abc"); err == nil {
 		t.Fatal("a malformed --anchor was accepted")
+	}
+}
+
+// Flags that would be ignored, or match nothing, are refused before the database
+// is read.
+func TestAuditRefusesFlagsThatDoNothing(t *testing.T) {
+	dir, db, l := openAudit(t)
+	l.Record(identity.With(context.Background(), identity.Identity{DN: "/O=Grid/CN=alice"}), "create", "ws", "done", "")
+	db.Close()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--anchor", "1:abc"}, "--anchor is checked by --verify: add --verify"},
+		{[]string{"--decision", "nope"}, `--decision "nope" is not a decision: give allowed, denied, done, failed, withdrawn or while-deployed`},
+		{[]string{"--limit", "-1"}, "--limit -1 is negative"},
+	} {
+		if out, err := auditCLI(t, append([]string{"--data", dir}, tc.args...)...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("audit %v: want an error saying %q, got %v\n%s", tc.args, tc.want, err, out)
+		}
+	}
+	if out, err := auditCLI(t, "--data", dir, "--decision", "while-deployed"); err != nil || strings.Count(out, "\n") != 1 {
+		t.Errorf("a decision the Repository records: %v\n%s", err, out)
 	}
 }
