@@ -111,6 +111,12 @@ func TestCLIBadOptionValuesAreRefusedLocally(t *testing.T) {
 		{[]string{"list", "--url", "http://127.0.0.1:9/wsrf/services/WorkspaceService"}, []string{"is a service's address", "give http://127.0.0.1:9 "}},
 		{[]string{"start", "k", "--host", "http://127.0.0.1:9/vws/wsrf/services/WorkspaceManagerService/"}, []string{"--host", "is a service's address", "give http://127.0.0.1:9/vws "}},
 		{[]string{"host", "status", "https://h:9/wsrf/services"}, []string{"is a service's address", "give https://h:9 "}},
+		{[]string{"wsrf", "get-property", "vw:state"}, []string{"give -e EPR-FILE or -k NAME VALUE (the workspace's key"}},
+		{[]string{"wsrf", "get-properties", "vw:state", "vw:name"}, []string{"give -e EPR-FILE or -k NAME VALUE"}},
+		{[]string{"wsrf", "query"}, []string{"give -e EPR-FILE or -k NAME VALUE"}},
+		{[]string{"wsrf", "set-termination-time", "60"}, []string{"give -e EPR-FILE or -k NAME VALUE"}},
+		{[]string{"wsrf", "destroy"}, []string{"give -e EPR-FILE or -k NAME VALUE"}},
+		{[]string{"wsrf", "get-property", "-s", "http://127.0.0.1:9/wsrf/services/WorkspaceService/", "vw:state"}, []string{"give -e EPR-FILE or -k NAME VALUE"}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			wantError(t, vwsRun(t, ctx, tc.args...), tc.mentions...)
@@ -405,5 +411,15 @@ func TestCLICloneSaysTheLifetimeWasClamped(t *testing.T) {
 	want := "note: the requested lifetime exceeded the site maximum and was shortened\nterminates at 2026-01-08T00:00:00Z\n"
 	if r.code != 0 || r.stdout != "c10ne\n" || r.stderr != want {
 		t.Fatalf("want exit 0, the key on stdout and stderr %q; got exit %d\nstdout: %q\nstderr: %q", want, r.code, r.stdout, r.stderr)
+	}
+}
+
+// A service's own properties (the Manager's, the Factory's) need no key: -s alone
+// is sent.
+func TestCLIWSRFServiceWithoutKeyIsSent(t *testing.T) {
+	s, hits := countingServer(t)
+	r := vwsRun(t, context.Background(), "wsrf", "query", "-s", s.URL+"/wsrf/services/WorkspaceManagerService")
+	if hits.Load() != 1 {
+		t.Fatalf("want the query sent, %d requests arrived; exit %d, stderr %q", hits.Load(), r.code, r.stderr)
 	}
 }

@@ -3,7 +3,9 @@ package main
 import (
 	"fmt"
 	"io"
+	"net/url"
 	"os"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -92,6 +94,10 @@ func (t *targetOptions) resolve(args []string) (*wsa.EPR, []string, error) {
 		k.SetText(args[0])
 		epr.References = append(epr.References, k)
 		args = args[1:]
+	} else if path.Base(strings.TrimRight(addrPath(addr), "/")) == vwsns.WorkspaceService {
+		// A workspace is a WS-Resource of WorkspaceService named by its key; the
+		// service alone is no resource, and its fault says so less plainly.
+		return nil, nil, fmt.Errorf("no resource named: give -e EPR-FILE or -k NAME VALUE (the workspace's key, e.g. -k vw:WorkspaceKey KEY)")
 	}
 	return epr, args, nil
 }
@@ -102,6 +108,14 @@ func convertEPR(e *wsa.EPR, v wsa.Version) *wsa.EPR {
 	c := *e
 	c.Version = v
 	return &c
+}
+
+// addrPath is the path of the address s, or s when it is no URL.
+func addrPath(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return u.Path
+	}
+	return s
 }
 
 func baseURL(flag string) string {
