@@ -423,3 +423,12 @@ func TestCLIWSRFServiceWithoutKeyIsSent(t *testing.T) {
 		t.Fatalf("want the query sent, %d requests arrived; exit %d, stderr %q", hits.Load(), r.code, r.stderr)
 	}
 }
+
+// vws --version prints what vws version does.
+func TestCLIVersionFlag(t *testing.T) {
+	r := vwsRun(t, context.Background(), "--version")
+	v := vwsRun(t, context.Background(), "version")
+	if r.code != 0 || r.stderr != "" || r.stdout != v.stdout || !strings.HasPrefix(r.stdout, "vws ") {
+		t.Fatalf("want exit 0 and %q, got exit %d\nstdout: %q\nstderr: %q", v.stdout, r.code, r.stdout, r.stderr)
+	}
+}

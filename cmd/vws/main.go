@@ -7,6 +7,8 @@ import (
 	"os/signal"
 
 	"github.com/spf13/cobra"
+
+	"github.com/vws-grid/vws/internal/server"
 )
 
 func main() {
@@ -28,7 +30,10 @@ func newRootCommand() *cobra.Command {
 		Short:         "Virtual workspaces for grids: factory, repository and host manager",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// --version, as most tools have, says what vws version does.
+		Version: server.Version,
 	}
+	root.SetVersionTemplate("vws {{.Version}}\n")
 	root.AddCommand(newServeCommand(), newWSRFCommand(), newVersionCommand(), newImageCommand(),
 		newCreateCommand(), newListCommand(), newStatusCommand(), newCloneCommand(), newDestroyCommand(),
 		newDeployCommand(), newLifecycleCommand("Start", "Boot a deployed workspace (a serialized one resumes from its memory image)"),
