@@ -166,6 +166,15 @@ func flagError(cmd *cobra.Command, err error) error {
 			want = "is not a duration: write one such as 90s, 15m, 2h or 1h30m"
 		case "int", "int64", "int32", "uint", "uint64":
 			want = "is not a whole number"
+			// A size flag counts MiB: a value with a unit says what was meant.
+			if strings.Contains(f.Usage, "in MiB") {
+				want += " of MiB"
+				if mib, ok := sizeInMiB(iv.GetValue()); ok {
+					want += fmt.Sprintf(": for %s write --%s %d", iv.GetValue(), f.Name, mib)
+				} else {
+					want += fmt.Sprintf(", e.g. --%s 1024 for 1 GiB", f.Name)
+				}
+			}
 		case "bool":
 			want = "is not true or false"
 		default:
@@ -174,6 +183,25 @@ func flagError(cmd *cobra.Command, err error) error {
 		return fmt.Errorf("--%s %q %s", f.Name, iv.GetValue(), want)
 	}
 	return fmt.Errorf("%w; see %s --help", err, cmd.CommandPath())
+}
+
+// sizeInMiB reads a size with a binary unit (512M, 1G, 1.5GiB, 2T) as a whole
+// number of MiB.
+func sizeInMiB(s string) (int64, bool) {
+	s = strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(strings.TrimSpace(s)), "B"), "I")
+	if s == "" {
+		return 0, false
+	}
+	shift := map[byte]float64{'K': 1.0 / 1024, 'M': 1, 'G': 1024, 'T': 1024 * 1024}[s[len(s)-1]]
+	if shift == 0 {
+		return 0, false
+	}
+	n, err := strconv.ParseFloat(s[:len(s)-1], 64)
+	mib := n * shift
+	if err != nil || n <= 0 || mib != float64(int64(mib)) {
+		return 0, false
+	}
+	return int64(mib), true
 }
 
 // checkURLFlags refuses a --url (or $VWS_URL) or --host that is not an http(s) URL,

@@ -97,7 +97,10 @@ func TestCLIBadOptionValuesAreRefusedLocally(t *testing.T) {
 	}{
 		{[]string{"create", "--image", "x", "--lifetime", "banana"}, []string{`--lifetime "banana" is not a duration`, "2h"}},
 		{[]string{"create", "--image", "x", "--lifetime", "-5h"}, []string{"--lifetime", "negative"}},
-		{[]string{"create", "--image", "x", "--memory", "abc"}, []string{`--memory "abc" is not a whole number`}},
+		{[]string{"create", "--image", "x", "--memory", "abc"}, []string{`--memory "abc" is not a whole number of MiB, e.g. --memory 1024 for 1 GiB`}},
+		{[]string{"create", "--image", "x", "--memory", "1G"}, []string{`--memory "1G" is not a whole number of MiB: for 1G write --memory 1024`}},
+		{[]string{"create", "--image", "x", "--memory", "1.5GiB"}, []string{"write --memory 1536"}},
+		{[]string{"create", "--image", "x", "--memory", "512MB"}, []string{"write --memory 512"}},
 		{[]string{"clone", "k", "--lifetime", "-1h"}, []string{"--lifetime", "negative"}},
 		{[]string{"shutdown", "k", "--grace", "-1s"}, []string{"--grace", "negative"}},
 		{[]string{"shutdown", "k", "--mode", "bogus"}, []string{"--mode must be normal, trash or serialize"}},
