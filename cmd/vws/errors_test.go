@@ -435,3 +435,36 @@ func TestCLIVersionFlag(t *testing.T) {
 		t.Fatalf("want exit 0 and %q, got exit %d\nstdout: %q\nstderr: %q", v.stdout, r.code, r.stdout, r.stderr)
 	}
 }
+
+// consoleServer answers every Console call with an empty console and signals each
+// call on arrived.
+func consoleServer(t *testing.T, arrived chan<- struct{}) *httptest.Server {
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/xml")
+		w.Write([]byte(`<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>` +
+			`<mgr:ConsoleResponse xmlns:mgr="http://vws.dev/ns/2026/manager"><mgr:Text></mgr:Text>` +
+			`<mgr:Offset>0</mgr:Offset><mgr:Size>0</mgr:Size></mgr:ConsoleResponse></s:Body></s:Envelope>`))
+		select {
+		case arrived <- struct{}{}:
+		default:
+		}
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Ctrl-C ends vws console -f with exit 130, like any interrupted command.
+func TestCLIConsoleFollowInterrupted(t *testing.T) {
+	arrived := make(chan struct{}, 1)
+	s := consoleServer(t, arrived)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-arrived
+		cancel()
+	}()
+	r := vwsRun(t, ctx, "console", "k", "-f", "--host", s.URL)
+	if r.code != exitInterrupted || r.stdout != "" || !strings.HasSuffix(r.stderr, "vws: interrupted: stopped following the console; the workspace runs on\n") {
+		t.Fatalf("want exit 130, got exit %d\nstdout: %q\nstderr: %q", r.code, r.stdout, r.stderr)
+	}
+}

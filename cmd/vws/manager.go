@@ -243,6 +243,10 @@ func newShutdownCommand() *cobra.Command {
 	return cmd
 }
 
+// stoppedFollowing is how Ctrl-C ends vws console -f: exit 130 like any other
+// interrupted command (the exit codes in errors.go), not 0 as if it had finished.
+var stoppedFollowing = &interruptedError{"stopped following the console; the workspace runs on"}
+
 func newConsoleCommand() *cobra.Command {
 	var t managerTarget
 	var follow bool
@@ -267,6 +271,9 @@ func newConsoleCommand() *cobra.Command {
 				body := mgrBody("Console", ws)
 				body.CreateElement("mgr:Offset").SetText(strconv.FormatInt(offset, 10))
 				resp, err := soapClient().Invoke(cmd.Context(), mgr, "Console", body)
+				if err != nil && follow && cmd.Context().Err() != nil {
+					return stoppedFollowing
+				}
 				if err != nil {
 					return err
 				}
@@ -300,7 +307,7 @@ func newConsoleCommand() *cobra.Command {
 				}
 				select {
 				case <-cmd.Context().Done():
-					return nil
+					return stoppedFollowing
 				case <-time.After(500 * time.Millisecond):
 				}
 			}
