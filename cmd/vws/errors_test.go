@@ -468,3 +468,12 @@ func TestCLIConsoleFollowInterrupted(t *testing.T) {
 		t.Fatalf("want exit 130, got exit %d\nstdout: %q\nstderr: %q", r.code, r.stdout, r.stderr)
 	}
 }
+
+// A console with nothing in it yet says so on stderr, rather than printing nothing.
+func TestCLIConsoleEmptySaysSo(t *testing.T) {
+	s := consoleServer(t, make(chan struct{}))
+	r := vwsRun(t, context.Background(), "console", "k", "--host", s.URL)
+	if r.code != 0 || r.stdout != "" || r.stderr != "(no console output yet)\n" {
+		t.Fatalf("want exit 0 and a note on stderr, got exit %d\nstdout: %q\nstderr: %q", r.code, r.stdout, r.stderr)
+	}
+}

@@ -267,7 +267,7 @@ func newConsoleCommand() *cobra.Command {
 			if tail > 0 {
 				offset = -tail
 			}
-			for {
+			for first := true; ; first = false {
 				body := mgrBody("Console", ws)
 				body.CreateElement("mgr:Offset").SetText(strconv.FormatInt(offset, 10))
 				resp, err := soapClient().Invoke(cmd.Context(), mgr, "Console", body)
@@ -293,6 +293,10 @@ func newConsoleCommand() *cobra.Command {
 				}
 				cmd.OutOrStdout().Write(data)
 				size, _ := strconv.ParseInt(txt(resp, "Size"), 10, 64)
+				if first && size == 0 {
+					// Silence would look like a hung command or a broken console.
+					fmt.Fprintln(cmd.ErrOrStderr(), "(no console output yet)")
+				}
 				switch {
 				case size > offset || offset < 0:
 					offset = size
