@@ -163,6 +163,7 @@ func TestCLIBadEPRFilesSayWhatTheyAre(t *testing.T) {
 		{[]string{"create", "-f", "missing.xml"}, []string{"-f missing.xml: no such file", "--image NAME"}},
 		{[]string{"create", "-f", "text.xml"}, []string{"-f text.xml is not XML"}},
 		{[]string{"create", "-f", "empty.xml"}, []string{"-f empty.xml is empty"}},
+		{[]string{"create", "-f", "factory.xml"}, []string{"-f factory.xml is an endpoint reference, not a workspace description"}},
 		{[]string{"image", "import", "missing.img", "--name", "x"}, []string{"missing.img: no such file", "qcow2 or raw"}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

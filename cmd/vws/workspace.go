@@ -136,6 +136,11 @@ let vws write the description from --memory and --cpus. Prints the new workspace
 				if desc, err = readXMLFile("-f", file, "a workspace description (schema/vws/workspace.xsd), or use --image NAME"); err != nil {
 					return err
 				}
+				// The file -o wrote is easily taken for the one -f wants; the
+				// Factory's schema fault would not say so.
+				if desc.Tag == "EndpointReference" {
+					return fmt.Errorf("-f %s is an endpoint reference, not a workspace description: give a description (schema/vws/workspace.xsd), or use --image NAME; vws clone %s copies the workspace it names", file, file)
+				}
 			case image != "":
 				desc = describeFromFlags(image, memory, cpus)
 			default:
