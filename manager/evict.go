@@ -37,8 +37,16 @@ func (m *Manager) evictUnused(why string, enough func(own int64) bool, attrs ...
 		digest string
 		size   int64
 		used   time.Time
+		part   bool // an interrupted transfer's .part file
 	}
 	var entries []entry
+	// Interrupted transfers first: useless until a deploy resumes them (one in flight
+	// holds the digest's lock, one about to resume pins it), they otherwise hold
+	// their bytes for a day, unseen by the budget and the room a deploy needs.
+	for _, p := range m.cache.parts() {
+		entries = append(entries, entry{p.Digest, p.Size, time.Time{}, true})
+		own += p.Size
+	}
 	for _, c := range m.cache.list() {
 		fi, err := os.Stat(m.cache.path(c.Digest))
 		if err != nil {
@@ -51,7 +59,7 @@ func (m *Manager) evictUnused(why string, enough func(own int64) bool, attrs ...
 		if si, err := os.Stat(m.cache.path(c.Digest) + stampSuffix); err == nil {
 			used = si.ModTime()
 		}
-		entries = append(entries, entry{c.Digest, fi.Size(), used})
+		entries = append(entries, entry{c.Digest, fi.Size(), used, false})
 		own += fi.Size()
 	}
 	if enough(own) {
@@ -63,9 +71,9 @@ func (m *Manager) evictUnused(why string, enough func(own int64) bool, attrs ...
 			append([]slog.Attr{slog.Int64("bytes", own)}, attrs...)...)
 		return own, false, false
 	}
-	slices.SortFunc(entries, func(a, b entry) int { return a.used.Compare(b.used) })
+	slices.SortFunc(entries, func(a, b entry) int { return a.used.Compare(b.used) }) // parts (zero time) first
 	for _, e := range entries {
-		if inUse[e.digest] {
+		if inUse[e.digest] && !e.part {
 			continue
 		}
 		unlock, free := m.cache.inflight.tryLock(e.digest)
@@ -74,6 +82,17 @@ func (m *Manager) evictUnused(why string, enough func(own int64) bool, attrs ...
 		}
 		if m.cache.pinned()[e.digest] { // a deploy took it since we looked
 			unlock()
+			continue
+		}
+		if e.part {
+			os.Remove(m.cache.path(e.digest) + ".part")
+			unlock()
+			own -= e.size
+			m.log.LogAttrs(context.Background(), slog.LevelInfo, "removed an interrupted transfer no deploy is resuming", append([]slog.Attr{
+				slog.String("digest", e.digest), slog.Int64("bytes", e.size), slog.String("because", why)}, attrs...)...)
+			if enough(own) {
+				return own, true, true
+			}
 			continue
 		}
 		m.cache.drop(e.digest)

@@ -162,3 +162,54 @@ func TestDropStaleParts(t *testing.T) {
 		t.Fatalf("once its transfer ended, dropped %q", got)
 	}
 }
+
+// TestInterruptedTransfersCountAndGoFirst: the .part files of interrupted transfers
+// count against the cache's budget and are removed before any cached image, except
+// one a transfer in flight writes or a deploy in flight is about to resume; making
+// room for a deploy removes them too.
+func TestInterruptedTransfersCountAndGoFirst(t *testing.T) {
+	const mib = 1 << 20
+	hs, imgs := images(t, blob(2*mib, 'a'))
+	m := evictingManager(t, hs, 3*mib)
+	stageDone(t, m, imgs[0])
+	part := func(fill byte, n int) string {
+		t.Helper()
+		digest := "sha256:" + strings.Repeat(string(fill), 64)
+		if err := os.WriteFile(m.cache.path(digest)+".part", blob(n, fill), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return digest
+	}
+	stale, resumed, writing := part('1', 2*mib), part('2', mib/2), part('3', mib/2)
+	m.cache.pin(resumed)
+	unlock := m.cache.inflight.lock(writing)
+	m.evictCache()
+	unlock()
+	has := func(path string) bool { _, err := os.Stat(path); return err == nil }
+	if has(m.cache.path(stale) + ".part") {
+		t.Error("an interrupted transfer no deploy resumes outlived the budget")
+	}
+	if !has(m.cache.path(resumed)+".part") || !has(m.cache.path(writing)+".part") {
+		t.Error("a transfer a deploy resumes or writes was removed")
+	}
+	if !cached(m)[imgs[0].Digest] {
+		t.Error("a cached image went although removing the interrupted transfer was enough")
+	}
+
+	// Making room for a deploy: the .part goes before the refusal.
+	m.cache.unpin([]string{resumed})
+	m.cfg.CacheMaxBytes = 0
+	m.cfg.MinFreeBytes = -1
+	m.freeBytes = func(string) (int64, error) {
+		if has(m.cache.path(resumed) + ".part") {
+			return 0, nil
+		}
+		return mib, nil
+	}
+	if err := m.ensureRoom(spaceNeed{cache: mib / 2}, "workspace w", "elsewhere"); err != nil {
+		t.Fatalf("a deploy that fits once an idle .part is removed: %v", err)
+	}
+	if has(m.cache.path(resumed) + ".part") {
+		t.Error("the idle .part is still there")
+	}
+}

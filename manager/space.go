@@ -31,9 +31,13 @@ const ownFilesSlack = 2 << 20
 var errNoRoom = errors.New("not enough free disk space")
 
 // spaceNeed is what an operation will write: into the host cache, and into the
-// workspace's own directory. The two may lie on different file systems.
+// workspace's own directory. The two may lie on different file systems. images
+// holds the cache part that is shared images, by digest: deploys in flight that
+// stage the same image write it once (the second waits for the first's transfer),
+// so a reservation counts each digest once.
 type spaceNeed struct {
 	cache, workspace int64
+	images           map[string]int64
 }
 
 // roomLedger holds, by operation, the room checked-and-granted deploys and serializes
@@ -50,14 +54,32 @@ type roomLedger struct {
 // reserveRoom checks need as ensureRoom does, counting the room granted to operations
 // under way as taken, and grants it to the operation id until release.
 func (m *Manager) reserveRoom(id string, need spaceNeed, what, alternative string) (release func(), err error) {
+	return m.reserveRoomAbove(id, need, m.minFree(), what, alternative)
+}
+
+// reserveRoomAbove is reserveRoom leaving floor bytes free rather than --min-free.
+func (m *Manager) reserveRoomAbove(id string, need spaceNeed, floor int64, what, alternative string) (release func(), err error) {
 	m.room.mu.Lock()
 	defer m.room.mu.Unlock()
 	var held spaceNeed
+	promised := map[string]int64{}
 	for _, n := range m.room.taken {
 		held.cache += n.cache
 		held.workspace += n.workspace
+		for d, b := range n.images {
+			promised[d] = max(promised[d], b)
+		}
 	}
-	if err := m.ensureRoomHeld(need, held, what, alternative); err != nil {
+	for _, b := range promised {
+		held.cache += b
+	}
+	own := spaceNeed{cache: need.cache, workspace: need.workspace}
+	for d, b := range need.images {
+		if _, ok := promised[d]; !ok {
+			own.cache += b
+		}
+	}
+	if err := m.ensureRoomHeld(own, held, floor, what, alternative); err != nil {
 		return nil, err
 	}
 	if m.room.taken == nil {
@@ -117,7 +139,7 @@ func (m *Manager) workspacesRoot() string { return filepath.Join(m.cfg.Dir, "wor
 // what a resumable partial transfer already holds; the overlay and saved RAM; and
 // the deployment's own small files.
 func (m *Manager) deployNeed(man *manifest) spaceNeed {
-	need := spaceNeed{workspace: ownFilesSlack}
+	need := spaceNeed{workspace: ownFilesSlack, images: map[string]int64{}}
 	seen := map[string]bool{}
 	for i := range man.Images {
 		img := &man.Images[i]
@@ -127,7 +149,9 @@ func (m *Manager) deployNeed(man *manifest) spaceNeed {
 				continue
 			}
 			seen[img.Digest] = true
-			need.cache += m.cacheCost(img)
+			if cost := m.cacheCost(img); cost > 0 {
+				need.images[img.Digest] = cost
+			}
 		default: // overlay, memory; stageFiles refuses any other role
 			need.workspace += img.Size
 		}
@@ -191,11 +215,21 @@ func (m *Manager) pinManifest(man *manifest) (release func()) {
 // saying what needs how much, what is free where, and the floor, with advice whose
 // last resort is alternative. what names the operation's subject ("workspace K").
 func (m *Manager) ensureRoom(need spaceNeed, what, alternative string) error {
-	return m.ensureRoomHeld(need, spaceNeed{}, what, alternative)
+	return m.ensureRoomHeld(spaceNeed{cache: need.cacheTotal(), workspace: need.workspace}, spaceNeed{}, m.minFree(), what, alternative)
 }
 
-// ensureRoomHeld is ensureRoom with held taken by operations under way.
-func (m *Manager) ensureRoomHeld(need, held spaceNeed, what, alternative string) error {
+// cacheTotal is what need writes into the host cache, its shared images included.
+func (n spaceNeed) cacheTotal() int64 {
+	total := n.cache
+	for _, b := range n.images {
+		total += b
+	}
+	return total
+}
+
+// ensureRoomHeld is ensureRoom with held taken by operations under way, leaving
+// floor bytes free; need.images is already counted in need.cache.
+func (m *Manager) ensureRoomHeld(need, held spaceNeed, floor int64, what, alternative string) error {
 	type fsNeed struct {
 		dir         string
 		bytes, held int64 // this operation's, and those under way
@@ -207,7 +241,6 @@ func (m *Manager) ensureRoomHeld(need, held spaceNeed, what, alternative string)
 	} else {
 		groups = []fsNeed{{m.cache.dir, need.cache, held.cache, true}, {m.workspacesRoot(), need.workspace, held.workspace, false}}
 	}
-	floor := m.minFree()
 	for _, g := range groups {
 		if g.bytes <= 0 {
 			continue
@@ -250,9 +283,14 @@ func (m *Manager) ensureRoomHeld(need, held spaceNeed, what, alternative string)
 		if g.held > 0 {
 			heldNote = fmt.Sprintf(" (%s of it promised to deploys or serializes under way)", ibytes(g.held))
 		}
-		err = fmt.Errorf("%w on host %s: %s needs %s, but %s has %s free%s, of which the manager keeps %s free (--min-free) for guest overlays to grow and for its journal: %s short%s; nothing was written",
-			errNoRoom, m.cfg.Host, what, ibytes(g.bytes), g.dir, ibytes(free), heldNote, ibytes(floor), ibytes(short), evictNote)
-		return errdefs.WithAdvice(err, fmt.Sprintf("free at least %s in %s, or lower the manager's --min-free (vws serve), or %s", ibytes(short), g.dir, alternative))
+		floorNote, lower := "", ""
+		if floor > 0 {
+			floorNote = fmt.Sprintf(", of which the manager keeps %s free (--min-free) for guest overlays to grow and for its journal", ibytes(floor))
+			lower = "lower the manager's --min-free (vws serve), or "
+		}
+		err = fmt.Errorf("%w on host %s: %s needs %s, but %s has %s free%s%s: %s short%s; nothing was written",
+			errNoRoom, m.cfg.Host, what, ibytes(g.bytes), g.dir, ibytes(free), heldNote, floorNote, ibytes(short), evictNote)
+		return errdefs.WithAdvice(err, fmt.Sprintf("free at least %s in %s, or %s%s", ibytes(short), g.dir, lower, alternative))
 	}
 	return nil
 }

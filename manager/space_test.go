@@ -85,8 +85,8 @@ func TestDeployNeed(t *testing.T) {
 	}}
 	got := m.deployNeed(man)
 	want := spaceNeed{cache: kernel.Size + layer.Size - 1*mib, workspace: 5*mib + 7*mib + ownFilesSlack}
-	if got != want {
-		t.Fatalf("need %+v, want %+v", got, want)
+	if got.cacheTotal() != want.cache || got.workspace != want.workspace || len(got.images) != 2 {
+		t.Fatalf("need %+v, want %+v in two images", got, want)
 	}
 
 	// A pool on another file system is copied, not linked: the image costs its size.
@@ -100,8 +100,8 @@ func TestDeployNeed(t *testing.T) {
 			t.Fatal(err)
 		}
 		m.cfg.LocalImages = dirPool{otherPool}
-		if got := m.deployNeed(man); got.cache != want.cache+initrd.Size {
-			t.Fatalf("a pool on another file system: cache need %d, want %d", got.cache, want.cache+initrd.Size)
+		if got := m.deployNeed(man); got.cacheTotal() != want.cache+initrd.Size {
+			t.Fatalf("a pool on another file system: cache need %d, want %d", got.cacheTotal(), want.cache+initrd.Size)
 		}
 	}
 }
@@ -243,5 +243,40 @@ func TestReserveRoomCountsOperationsUnderWay(t *testing.T) {
 	releaseC()
 	if _, err := m.reserveRoom("deploy b", spaceNeed{cache: 5 << 30}, "workspace b", "elsewhere"); err != nil {
 		t.Fatalf("once the others ended: %v", err)
+	}
+}
+
+// TestDeploysOfOneImageReserveItOnce: deploys in flight that stage the same shared
+// image write it once (the second waits for the first's transfer, then finds it
+// cached), so the second is not refused for room only the first needs; another
+// image still counts in full.
+func TestDeploysOfOneImageReserveItOnce(t *testing.T) {
+	m, _, _ := spaceManager(t)
+	m.cfg.MinFreeBytes = -1
+	m.freeBytes = func(string) (int64, error) { return 10 << 30, nil }
+	base := "sha256:" + strings.Repeat("b", 64)
+	need := func(digest string) spaceNeed {
+		return spaceNeed{workspace: 1 << 30, images: map[string]int64{digest: 6 << 30}}
+	}
+	releaseA, err := m.reserveRoom("deploy a", need(base), "workspace a", "elsewhere")
+	if err != nil {
+		t.Fatal(err)
+	}
+	releaseB, err := m.reserveRoom("deploy b", need(base), "workspace b", "elsewhere")
+	if err != nil {
+		t.Fatalf("a second deploy of the image the first is staging: %v", err)
+	}
+	other := "sha256:" + strings.Repeat("c", 64)
+	if _, err := m.reserveRoom("deploy c", need(other), "workspace c", "elsewhere"); !errors.Is(err, errNoRoom) ||
+		!strings.Contains(err.Error(), "8.0 GiB of it promised") {
+		t.Fatalf("a deploy of another image that does not fit beside them: %v", err)
+	}
+	releaseA()
+	if _, err := m.reserveRoom("deploy c", need(other), "workspace c", "elsewhere"); !errors.Is(err, errNoRoom) {
+		t.Fatalf("the image still promised to deploy b was let go with deploy a: %v", err)
+	}
+	releaseB()
+	if _, err := m.reserveRoom("deploy c", need(other), "workspace c", "elsewhere"); err != nil {
+		t.Fatalf("once both ended: %v", err)
 	}
 }

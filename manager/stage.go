@@ -159,6 +159,27 @@ type cachedImage struct {
 	Size   int64
 }
 
+// parts lists the interrupted transfers in the cache, each with the bytes it holds
+// on disk (a piece-wise transfer leaves holes).
+func (c *cache) parts() []cachedImage {
+	ents, _ := os.ReadDir(c.dir)
+	var out []cachedImage
+	for _, e := range ents {
+		hexDigest, ok := strings.CutSuffix(e.Name(), ".part")
+		if !ok || len(hexDigest) != 64 {
+			continue
+		}
+		if fi, err := e.Info(); err == nil {
+			held := fi.Size()
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+				held = st.Blocks * 512
+			}
+			out = append(out, cachedImage{Digest: "sha256:" + hexDigest, Size: held})
+		}
+	}
+	return out
+}
+
 func (c *cache) list() []cachedImage {
 	ents, _ := os.ReadDir(c.dir)
 	var out []cachedImage
