@@ -135,6 +135,8 @@ type Manager struct {
 	kick chan struct{}
 	// existence paces the reconciler's questions whether a workspace still exists.
 	existence existenceChecks
+	// retries spaces the reconciler's retries of an undo or hand-back that fails.
+	retries retryBackoff
 	// boot says whether the host restarted since the last reconcile (reconciler only).
 	boot bootState
 

@@ -282,6 +282,13 @@ func (m *Manager) apply(ctx context.Context, c change) {
 	}
 	c = fresh[0]
 	log := m.log.With("workspace", c.Key)
+	if (c.Kind == abortStaging || c.Kind == finishUnstage) && !m.retries.due(c.Key, time.Now()) {
+		return
+	}
+	// retry notes a failed undo or hand-back, and says when the next attempt is.
+	retry := func(what string, err error) {
+		log.Warn(what+"; will retry", "in", m.retries.failed(c.Key, time.Now(), m.cfg.ReconcileEvery), "err", err)
+	}
 	switch c.Kind {
 	case abortStaging:
 		if rec.Token == "" {
@@ -289,7 +296,7 @@ func (m *Manager) apply(ctx context.Context, c change) {
 			// hands the same host its lock back.
 			man, err := m.repo.checkOut(ctx, workspaceEPR(rec), m.cfg.Host, rec.CheckOutID, nil, nil)
 			if unreachable(err) { // whether the first check-out went through is still open
-				log.Warn("undo an interrupted deploy: the repository is unreachable; will retry", "err", err)
+				retry("undo an interrupted deploy: the repository is unreachable", err)
 				return
 			}
 			if man != nil { // also when its manifest failed verification: the lock goes back
@@ -303,9 +310,10 @@ func (m *Manager) apply(ctx context.Context, c change) {
 			}
 		}
 		if err := m.undoDeploy(ctx, rec); err != nil {
-			log.Warn("undo an interrupted deploy; will retry", "err", err)
+			retry("undo an interrupted deploy", err)
 			return
 		}
+		m.retries.succeeded(c.Key)
 		log.Info("undid an interrupted deploy")
 	case finishUnstage:
 		// Uploading the overlay and saved RAM takes what their size and the link take:
@@ -328,9 +336,10 @@ func (m *Manager) apply(ctx context.Context, c change) {
 				}
 			}()
 			if _, err := m.finishUndeploy(fctx, rec); err != nil {
-				log.Warn("finish an interrupted undeploy; will retry", "err", err)
+				retry("finish an interrupted undeploy", err)
 				return
 			}
+			m.retries.succeeded(c.Key)
 			log.Info("finished an interrupted undeploy")
 		}()
 	case redefine:
@@ -552,4 +561,49 @@ func (m *Manager) isLocal(rec *record) bool {
 	own, err := parseRepoScope(m.cfg.LocalRepository())
 	u, uerr := url.Parse(rec.WorkspaceAddress)
 	return err == nil && uerr == nil && own.covers(u)
+}
+
+// retryMax bounds the wait between the reconciler's attempts at an undo or hand-back
+// that keeps failing.
+const retryMax = 30 * time.Second
+
+// retryBackoff spaces the reconciler's retries of an undo or a hand-back that keeps
+// failing (a full disk, a Repository that refuses): the next round at first, then
+// twice as long after each failure, up to retryMax — not a qemu-img run and a warning
+// every round for as long as the disk stays full.
+type retryBackoff struct {
+	mu   sync.Mutex
+	next map[string]time.Time
+	wait map[string]time.Duration
+}
+
+// due says whether key's next attempt may be made now.
+func (b *retryBackoff) due(key string, now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return !now.Before(b.next[key])
+}
+
+// failed records a failed attempt and returns the wait before the next one: first,
+// then doubled each time.
+func (b *retryBackoff) failed(key string, now time.Time, first time.Duration) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.next == nil {
+		b.next, b.wait = map[string]time.Time{}, map[string]time.Duration{}
+	}
+	w := min(max(first, time.Second), retryMax)
+	if prev, ok := b.wait[key]; ok {
+		w = min(2*prev, retryMax)
+	}
+	b.wait[key], b.next[key] = w, now.Add(w)
+	return w
+}
+
+// succeeded forgets key's failures.
+func (b *retryBackoff) succeeded(key string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.next, key)
+	delete(b.wait, key)
 }

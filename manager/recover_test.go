@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,8 +10,10 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -1143,5 +1146,65 @@ func TestExistenceIsAskedSparingly(t *testing.T) {
 	m.existence.keepOnly([]*record{remote})
 	if !asked(local, 2*time.Hour) {
 		t.Error("a key whose record went is still counted asked")
+	}
+}
+
+// TestRetryBackoff: an undo or hand-back that keeps failing is retried the next
+// round, then twice as long after each failure up to retryMax; success starts over.
+func TestRetryBackoff(t *testing.T) {
+	var b retryBackoff
+	t0 := time.Now()
+	if !b.due("k", t0) {
+		t.Fatal("a first attempt is not due")
+	}
+	var waits []time.Duration
+	now := t0
+	for range 7 {
+		w := b.failed("k", now, 2*time.Second)
+		if b.due("k", now.Add(w-time.Millisecond)) || !b.due("k", now.Add(w)) {
+			t.Fatalf("after waiting %v: due too early or not at all", w)
+		}
+		waits = append(waits, w)
+		now = now.Add(w)
+	}
+	want := []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second, retryMax, retryMax, retryMax}
+	if !slices.Equal(waits, want) {
+		t.Fatalf("waits %v, want %v", waits, want)
+	}
+	if !b.due("other", t0) {
+		t.Fatal("another workspace waits for this one's failures")
+	}
+	b.succeeded("k")
+	if w := b.failed("k", now, time.Hour); w != retryMax {
+		t.Fatalf("after a success, a failure with hour-long rounds waits %v, want %v", w, retryMax)
+	}
+}
+
+// TestUndeployCommitChecksRoom: folding the deployment's changes into the overlay at
+// an undeploy is refused up front when the disk cannot take them, leaving the
+// overlay untouched and saying where to free how much, and that the manager finishes
+// the undeploy by itself.
+func TestUndeployCommitChecksRoom(t *testing.T) {
+	const k = "ws-commit-room"
+	m, _, rec := crashManager(t, k, stateShutdown, false)
+	if err := os.WriteFile(filepath.Join(m.cfg.Dir, "base.img"), make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("qemu-io", "-c", "write -P 0x5a 0 512k", rec.Run).CombinedOutput()
+	if err != nil {
+		t.Fatalf("qemu-io: %v: %s", err, out)
+	}
+	before, err := os.ReadFile(rec.Overlay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.freeBytes = func(string) (int64, error) { return 256 << 10, nil }
+	_, err = m.uploadOverlay(context.Background(), rec)
+	if !errors.Is(err, errNoRoom) || !strings.Contains(errdefs.Advice(err), "free at least") ||
+		!strings.Contains(errdefs.Advice(err), "finishes the undeploy by itself") || strings.Contains(err.Error(), "--min-free") {
+		t.Fatalf("an undeploy whose changes do not fit: %v (advice %q)", err, errdefs.Advice(err))
+	}
+	if after, _ := os.ReadFile(rec.Overlay); !bytes.Equal(after, before) {
+		t.Fatal("the refused commit changed the overlay")
 	}
 }

@@ -290,7 +290,14 @@ func (m *Manager) ensureRoomHeld(need, held spaceNeed, floor int64, what, altern
 		}
 		err = fmt.Errorf("%w on host %s: %s needs %s, but %s has %s free%s%s: %s short%s; nothing was written",
 			errNoRoom, m.cfg.Host, what, ibytes(g.bytes), g.dir, ibytes(free), heldNote, floorNote, ibytes(short), evictNote)
-		return errdefs.WithAdvice(err, fmt.Sprintf("free at least %s in %s, or %s%s", ibytes(short), g.dir, lower, alternative))
+		advice := fmt.Sprintf("free at least %s in %s", ibytes(short), g.dir)
+		switch {
+		case alternative != "":
+			advice += ", or " + lower + alternative
+		case lower != "":
+			advice += ", or " + strings.TrimSuffix(lower, ", or ")
+		}
+		return errdefs.WithAdvice(err, advice)
 	}
 	return nil
 }

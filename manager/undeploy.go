@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"syscall"
 
 	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/fsutil"
@@ -162,8 +163,28 @@ func (m *Manager) removeWorkspaceDir(key string) error {
 // uploadOverlay folds the deployment's changes into the checked-out overlay and
 // uploads it when anything changed; it returns the digest to check in.
 func (m *Manager) uploadOverlay(ctx context.Context, rec *record) (string, error) {
-	if _, err := os.Stat(rec.Run); err == nil {
-		if err := commitRun(ctx, rec.Run); err != nil {
+	if fi, err := os.Stat(rec.Run); err == nil {
+		// The commit writes at most the clusters the deployment wrote, and qcow2
+		// tables: refused up front, it leaves the checked-out overlay untouched rather
+		// than half-written by a commit the disk cuts off. No --min-free floor: an
+		// undeploy is how a host gets its space back.
+		changed := fi.Size()
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			changed = st.Blocks * 512
+		}
+		const retried = "; the workspace stays unstaging here, and the manager finishes the undeploy by itself once there is room"
+		release, err := m.reserveRoomAbove("undeploy "+rec.Key, spaceNeed{workspace: changed + ownFilesSlack}, 0,
+			fmt.Sprintf("undeploying workspace %s (folding the %s its guest wrote into its overlay)", rec.Key, ibytes(changed)), "")
+		if err != nil {
+			return "", errdefs.WithAdvice(err, errdefs.Advice(err)+retried)
+		}
+		err = commitRun(ctx, rec.Run)
+		release()
+		if err != nil && isNoSpace(err) {
+			err = m.adviseOnFullDisk(err, "")
+			return "", errdefs.WithAdvice(err, errdefs.Advice(err)+retried)
+		}
+		if err != nil {
 			return "", err
 		}
 		// Empty again: a repeated commit (after a crash) changes nothing.
