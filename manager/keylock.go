@@ -8,7 +8,9 @@ import (
 )
 
 // keyedLocks serializes work per key: operations on one workspace, transfers of one
-// image digest. The zero value is ready; a key's lock lives as long as the map.
+// image digest. The zero value is ready; a key's lock lives while someone holds or
+// waits for it, so a long-running manager does not keep one for every workspace and
+// image it ever handled.
 type keyedLocks struct {
 	mu sync.Mutex
 	m  map[string]*keyLock
@@ -22,8 +24,11 @@ type keyLock struct {
 	// keyedLocks.mu.
 	what  string
 	since time.Time
+	// refs counts those holding or waiting for it; under keyedLocks.mu.
+	refs int
 }
 
+// entry returns key's lock, counting the caller in until it calls done.
 func (k *keyedLocks) entry(key string) *keyLock {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -35,11 +40,22 @@ func (k *keyedLocks) entry(key string) *keyLock {
 		l = &keyLock{token: make(chan struct{}, 1)}
 		k.m[key] = l
 	}
+	l.refs++
 	return l
 }
 
+// done counts the caller out of key's lock l, which goes once nobody holds or
+// waits for it.
+func (k *keyedLocks) done(key string, l *keyLock) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if l.refs--; l.refs == 0 {
+		delete(k.m, key)
+	}
+}
+
 // held records what took l, and returns l's release.
-func (k *keyedLocks) held(l *keyLock, what string) func() {
+func (k *keyedLocks) held(key string, l *keyLock, what string) func() {
 	k.mu.Lock()
 	l.what, l.since = what, time.Now()
 	k.mu.Unlock()
@@ -48,6 +64,7 @@ func (k *keyedLocks) held(l *keyLock, what string) func() {
 		l.what = ""
 		k.mu.Unlock()
 		<-l.token
+		k.done(key, l)
 	}
 }
 
@@ -55,7 +72,7 @@ func (k *keyedLocks) held(l *keyLock, what string) func() {
 func (k *keyedLocks) lock(key string) func() {
 	l := k.entry(key)
 	l.token <- struct{}{}
-	return k.held(l, "")
+	return k.held(key, l, "")
 }
 
 // lockCtx waits for key's lock until ctx ends, and then returns an error wrapping
@@ -65,17 +82,18 @@ func (k *keyedLocks) lockCtx(ctx context.Context, key, what string) (func(), err
 	l := k.entry(key)
 	select {
 	case l.token <- struct{}{}:
-		return k.held(l, what), nil
+		return k.held(key, l, what), nil
 	default:
 	}
 	select {
 	case l.token <- struct{}{}:
-		return k.held(l, what), nil
+		return k.held(key, l, what), nil
 	case <-ctx.Done():
 	}
 	k.mu.Lock()
 	holder, since := l.what, l.since
 	k.mu.Unlock()
+	k.done(key, l)
 	if holder == "" {
 		holder = "another operation"
 	}
@@ -90,8 +108,9 @@ func (k *keyedLocks) tryLock(key string) (func(), bool) {
 	l := k.entry(key)
 	select {
 	case l.token <- struct{}{}:
-		return k.held(l, ""), true
+		return k.held(key, l, ""), true
 	default:
+		k.done(key, l)
 		return nil, false
 	}
 }

@@ -3,7 +3,10 @@ package manager
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,5 +59,62 @@ func TestLockWorkspaceGivesUp(t *testing.T) {
 		t.Fatal("the lock was left held")
 	} else {
 		u()
+	}
+}
+
+// TestKeyedLocksForgetIdleKeys: a key's lock goes once nobody holds or waits for it,
+// whichever way its holders and waiters leave, and it still excludes while it lives.
+func TestKeyedLocksForgetIdleKeys(t *testing.T) {
+	var k keyedLocks
+	var inside [5]atomic.Int32 // holders of each key at once
+	var twice atomic.Bool
+	var wg sync.WaitGroup
+	for i := range 200 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			key := fmt.Sprintf("k%d", i%5)
+			var unlock func()
+			switch i % 3 {
+			case 0:
+				unlock = k.lock(key)
+			case 1:
+				ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+				defer cancel()
+				var err error
+				if unlock, err = k.lockCtx(ctx, key, "test"); err != nil {
+					return // gave up waiting
+				}
+			default:
+				var ok bool
+				if unlock, ok = k.tryLock(key); !ok {
+					return
+				}
+			}
+			if inside[i%5].Add(1) > 1 {
+				twice.Store(true)
+			}
+			time.Sleep(100 * time.Microsecond)
+			inside[i%5].Add(-1)
+			unlock()
+		}()
+	}
+	wg.Wait()
+	if twice.Load() {
+		t.Fatal("a key was held twice at once")
+	}
+	if n := len(k.m); n != 0 {
+		t.Fatalf("%d idle keys kept", n)
+	}
+	unlock := k.lock("held")
+	if _, ok := k.tryLock("held"); ok {
+		t.Fatal("a held key was taken twice")
+	}
+	if len(k.m) != 1 {
+		t.Fatalf("%d keys while one is held", len(k.m))
+	}
+	unlock()
+	if len(k.m) != 0 {
+		t.Fatal("the released key is kept")
 	}
 }
