@@ -359,7 +359,11 @@ func printHost(w io.Writer, resp *etree.Element) error {
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, f := range []string{"VMMType", "VMMVersion", "DomainType", "CPUs", "MemoryTotal", "MemoryFree"} {
-		fmt.Fprintf(tw, "%s:\t%s\n", f, dash(txt(doc, f)))
+		v := dash(txt(doc, f))
+		if strings.HasPrefix(f, "Memory") && v != "-" {
+			v += " MiB" // the properties count MiB (mgr:HostMiB)
+		}
+		fmt.Fprintf(tw, "%s:\t%s\n", f, v)
 	}
 	tw.Flush()
 	if p := doc.SelectElement("HypervisorProblem"); p != nil {
@@ -368,7 +372,7 @@ func printHost(w io.Writer, resp *etree.Element) error {
 	if d := doc.SelectElement("DeployedWorkspaces"); d != nil {
 		fmt.Fprintln(w, "\nDeployed workspaces:")
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "KEY\tNAME\tSTATE\tDEPLOYMENT\tMEMORY\tDETAIL")
+		fmt.Fprintln(tw, "KEY\tNAME\tSTATE\tDEPLOYMENT\tMEMORY (MiB)\tDETAIL")
 		for _, ws := range d.SelectElements("Workspace") {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", txt(ws, "Key"), dash(txt(ws, "Name")), txt(ws, "State"), txt(ws, "Deployment"),
 				dash(txt(ws, "MemoryMiB")), dash(txt(ws, "Detail")))

@@ -1,0 +1,29 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/beevik/etree"
+)
+
+// TestPrintHostSaysTheUnits: host status gives memory with its unit, as the
+// properties count it (MiB), not as bare numbers.
+func TestPrintHostSaysTheUnits(t *testing.T) {
+	doc := etree.NewDocument()
+	if err := doc.ReadFromString(`<q><WorkspaceManagerRP><VMMType>QEMU</VMMType><CPUs>2</CPUs><MemoryTotal>7940</MemoryTotal><MemoryFree>5120</MemoryFree>` +
+		`<DeployedWorkspaces><Workspace><Key>k1</Key><State>running</State><Deployment>deployed</Deployment><MemoryMiB>256</MemoryMiB></Workspace></DeployedWorkspaces>` +
+		`</WorkspaceManagerRP></q>`); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := printHost(&out, doc.Root()); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"MemoryTotal:  7940 MiB", "MemoryFree:   5120 MiB", "MEMORY (MiB)", "DomainType:   -"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("host status lacks %q:\n%s", want, out.String())
+		}
+	}
+}
