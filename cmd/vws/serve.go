@@ -274,7 +274,10 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	srv.SetBaseURL(strings.TrimRight(base, "/"))
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	logger.Info("vws serving", "url", scheme+"://"+ln.Addr().String(), "roles", strings.Join(rolesOrAll(o.roles), ","), "data", o.dataDir)
+	// url is where it listens; advertised, what its EPRs and its own calls name (they
+	// differ on an unspecified address or behind --public-url).
+	logger.Info("vws serving", "url", scheme+"://"+ln.Addr().String(), "advertised", srv.BaseURL(),
+		"roles", strings.Join(rolesOrAll(o.roles), ","), "data", o.dataDir)
 	select {
 	case err := <-errc:
 		return err
