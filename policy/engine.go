@@ -73,6 +73,9 @@ func NewEngine(rulesFile, gridMapFile string, logger *slog.Logger) (*Engine, err
 	}
 	e.cur.Store(rs)
 	e.nextCheck.Store(time.Now().Add(checkInterval).UnixNano())
+	if rulesFile != "" || gridMapFile != "" {
+		e.log.Info("policy loaded", rs.summary()...)
+	}
 	return e, nil
 }
 
@@ -152,7 +155,7 @@ func (e *Engine) reloadLocked() {
 	}
 	e.cur.Store(rs)
 	e.lastErr = nil
-	e.log.Info("policy reloaded", "rules", e.rulesFile, "grid-mapfile", e.gridMapFile)
+	e.log.Info("policy reloaded", rs.summary()...)
 }
 
 func (e *Engine) fail(err error) {

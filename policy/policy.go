@@ -203,6 +203,17 @@ type Rules struct {
 	gridmap  *GridMap
 }
 
+// summary describes rs for the log: where it came from and what it holds, so an
+// operator sees which files are in force and that they hold what was meant.
+func (rs *Rules) summary() []any {
+	out := []any{"source", rs.source, "rules", len(rs.rules), "groups", len(rs.groups), "shares", len(rs.shares),
+		"quotas", len(rs.quotas), "signature-rules", len(rs.sigs)}
+	if rs.gridmap != nil {
+		out = append(out, "grid-mapfile", rs.gridmap.source, "mapped-DNs", len(rs.gridmap.accounts))
+	}
+	return out
+}
+
 // AllowAll is the policy of a server started without a rules file: every caller may do
 // everything, including to other callers' workspaces (the server warns at start).
 var AllowAll = &Rules{source: "built-in allow-all", allowAll: true, rules: []rule{

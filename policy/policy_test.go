@@ -1,8 +1,10 @@
 package policy
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -516,5 +518,26 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestEngineLogsWhatItLoaded: at start and on every reload the log names the files in
+// force and what they hold, so an operator sees the policy took.
+func TestEngineLogsWhatItLoaded(t *testing.T) {
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "rules")
+	if err := os.WriteFile(rules, []byte("allow admin /O=Grid/CN=admin\nallow * *\nquota * workspaces=3\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var logged bytes.Buffer
+	e, err := NewEngine(rules, "", slog.New(slog.NewTextHandler(&logged, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	for _, want := range []string{`msg="policy loaded"`, "source=" + rules, "rules=2", "quotas=1"} {
+		if !strings.Contains(logged.String(), want) {
+			t.Errorf("the start-up log lacks %q:\n%s", want, logged.String())
+		}
 	}
 }
