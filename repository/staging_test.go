@@ -295,8 +295,8 @@ func TestKernelInitrdRecordedListedAndInUse(t *testing.T) {
 	}
 	for _, name := range []string{"vmlinuz", "initrd", "base"} {
 		var inUse *imagepool.InUseError
-		if err := f.pool.Remove(ctx, name, f.r.InUse); !errors.As(err, &inUse) {
-			t.Fatalf("remove %s while a workspace boots from it: %v", name, err)
+		if err := f.pool.Remove(ctx, name, f.r.InUse); !errors.As(err, &inUse) || !strings.Contains(err.Error(), "kboot "+key) {
+			t.Fatalf("remove %s while a workspace boots from it: %v (want the workspace named)", name, err)
 		}
 	}
 	m, err := f.r.CheckOut(ctx, key, "host-a", "", nil, &tester)

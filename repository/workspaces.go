@@ -484,15 +484,22 @@ func (r *Repository) usedLayers() map[string]bool {
 
 // InUse reports whether any workspace stands on the pool image digest: as its base, or
 // as the kernel or initrd it boots.
-func (r *Repository) InUse(ctx context.Context, digest string) (bool, error) {
-	inUse := false
+func (r *Repository) InUse(ctx context.Context, digest string) ([]string, error) {
+	const shown = 5 // enough to say which; the count says how many more
+	var users []string
+	n := 0
 	r.Workspaces.Range(func(s *wsrf.Snapshot) bool {
 		if c, err := decodeChain(s.Private); err == nil && (c.Base == digest || c.Kernel == digest || c.Initrd == digest) {
-			inUse = true
+			if n++; n <= shown {
+				users = append(users, fmt.Sprintf("%s %s", text(s, PropName), s.Key))
+			}
 		}
-		return !inUse
+		return true
 	})
-	return inUse, nil
+	if n > shown {
+		users = append(users, fmt.Sprintf("and %d more", n-shown))
+	}
+	return users, nil
 }
 
 // setLifeCycleTermination mirrors the WS-ResourceLifetime termination time in the

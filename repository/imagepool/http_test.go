@@ -236,7 +236,12 @@ func TestHTTPBadRefs(t *testing.T) {
 func TestHTTPRemove(t *testing.T) {
 	tp, hs := serveTestPool(t)
 	img, _ := mustImport(t, tp.Pool, []byte("to remove"), Meta{Name: "gone"})
-	tp.SetInUse(func(_ context.Context, d string) (bool, error) { return d == img.Digest, nil })
+	tp.SetInUse(func(_ context.Context, d string) ([]string, error) {
+		if d == img.Digest {
+			return []string{"ws"}, nil
+		}
+		return nil, nil
+	})
 	resp, body := do(t, http.MethodDelete, hs.URL+"/images/gone", nil)
 	if resp.StatusCode != http.StatusConflict || !strings.Contains(string(body), "used by workspaces") {
 		t.Errorf("DELETE of an image in use = %d %q", resp.StatusCode, body)

@@ -54,8 +54,9 @@ type Meta struct {
 	Libraries              []string
 }
 
-// InUseFunc says whether any workspace uses the image with this digest.
-type InUseFunc func(ctx context.Context, digest string) (bool, error)
+// InUseFunc names the workspaces that use the image with this digest (a few of
+// them, enough to say which); none: the image is not in use.
+type InUseFunc func(ctx context.Context, digest string) ([]string, error)
 
 // Pool is the image pool.
 type Pool struct {
@@ -390,11 +391,13 @@ func (e *NameTakenError) Unwrap() error { return errdefs.ErrBadRequest }
 // InUseError refuses to remove an image workspaces use; it wraps errdefs.ErrBadRequest.
 type InUseError struct {
 	Name, Digest string
+	// Users names (some of) the workspaces that use it.
+	Users []string
 }
 
 func (e *InUseError) Error() string {
-	return fmt.Sprintf("%v: image %q (%s) is used by workspaces; destroy them (or let them expire) before removing it",
-		errdefs.ErrBadRequest, e.Name, e.Digest)
+	return fmt.Sprintf("%v: image %q (%s) is used by workspaces (%s); destroy them (or let them expire) before removing it",
+		errdefs.ErrBadRequest, e.Name, e.Digest, strings.Join(e.Users, ", "))
 }
 
 func (e *InUseError) Unwrap() error { return errdefs.ErrBadRequest }
@@ -403,7 +406,7 @@ func (e *InUseError) Unwrap() error { return errdefs.ErrBadRequest }
 // points at the digest. It refuses while inUse (nil: nothing is in use) reports that a
 // workspace uses the digest, whether or not other names share it. inUse runs while the
 // pool's lock is held: it must not call the pool's Import, Remove or Hold.
-func (p *Pool) Remove(ctx context.Context, name string, inUse func(ctx context.Context, digest string) (bool, error)) error {
+func (p *Pool) Remove(ctx context.Context, name string, inUse InUseFunc) error {
 	if looksLikeDigest(name) {
 		return badRequest("remove takes an image name, not a digest (%s); `vws image list` shows the names", truncate(name, 80))
 	}
@@ -421,12 +424,12 @@ func (p *Pool) Remove(ctx context.Context, name string, inUse func(ctx context.C
 		return fmt.Errorf("look up image %q: %w", name, err)
 	}
 	if inUse != nil {
-		used, err := inUse(ctx, digest)
+		users, err := inUse(ctx, digest)
 		if err != nil {
 			return fmt.Errorf("check whether workspaces use image %q: %w", name, err)
 		}
-		if used {
-			return &InUseError{Name: name, Digest: digest}
+		if len(users) > 0 {
+			return &InUseError{Name: name, Digest: digest, Users: users}
 		}
 	}
 	tx, err := p.db.BeginTx(ctx, nil)

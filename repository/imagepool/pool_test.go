@@ -481,22 +481,22 @@ func TestRemove(t *testing.T) {
 	mustImport(t, tp.Pool, data, Meta{Name: "b"})
 	blob, _ := tp.Path(a.Digest)
 
-	used := func(context.Context, string) (bool, error) { return true, nil }
+	used := func(context.Context, string) ([]string, error) { return []string{"web-1 0123"}, nil }
 	err := tp.Remove(ctx, "a", used)
 	var inUse *InUseError
-	if !errors.As(err, &inUse) || !errors.Is(err, errdefs.ErrBadRequest) || !strings.Contains(err.Error(), "used by workspaces") {
+	if !errors.As(err, &inUse) || !errors.Is(err, errdefs.ErrBadRequest) || !strings.Contains(err.Error(), "used by workspaces (web-1 0123)") {
 		t.Fatalf("Remove of an image in use: %v", err)
 	}
 	if _, err := tp.Get(ctx, "a"); err != nil {
 		t.Errorf("a refused removal removed the name: %v", err)
 	}
 	checkErr := errors.New("repository down")
-	if err := tp.Remove(ctx, "a", func(context.Context, string) (bool, error) { return false, checkErr }); !errors.Is(err, checkErr) {
+	if err := tp.Remove(ctx, "a", func(context.Context, string) ([]string, error) { return nil, checkErr }); !errors.Is(err, checkErr) {
 		t.Errorf("Remove with a failing in-use check: %v", err)
 	}
 
 	var asked string
-	notUsed := func(_ context.Context, d string) (bool, error) { asked = d; return false, nil }
+	notUsed := func(_ context.Context, d string) ([]string, error) { asked = d; return nil, nil }
 	if err := tp.Remove(ctx, "a", notUsed); err != nil {
 		t.Fatal(err)
 	}
