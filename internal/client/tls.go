@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"strconv"
 	"time"
 
@@ -68,6 +69,9 @@ func LoadCredentials(certFile, keyFile, caPath string) (*Credentials, error) {
 				missing = pe.Path
 			}
 			return nil, fmt.Errorf("client credential (from %s): %s does not exist: give an existing certificate (--cert, and --key unless it is a proxy), or make a proxy (vws pki proxy, grid-proxy-init)", source, missing)
+		}
+		if errors.Is(err, syscall.EISDIR) {
+			return nil, fmt.Errorf("client credential (from %s): %w: give the PEM files themselves (--cert usercert.pem --key userkey.pem, or a proxy file), not a directory", source, err)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("client credential (from %s): %w", source, err)

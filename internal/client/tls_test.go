@@ -23,3 +23,12 @@ func TestLoadCredentialsOfAMissingFile(t *testing.T) {
 		t.Errorf("%q still carries the bare open error", err)
 	}
 }
+
+// TestLoadCredentialsOfADirectory says to give the PEM files, not a directory.
+func TestLoadCredentialsOfADirectory(t *testing.T) {
+	dir := t.TempDir()
+	_, err := LoadCredentials(dir, dir, "")
+	if err == nil || !strings.Contains(err.Error(), "give the PEM files themselves") {
+		t.Fatalf("--cert DIR: %v", err)
+	}
+}
