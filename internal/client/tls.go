@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"syscall"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/vws-grid/vws/internal/pki"
