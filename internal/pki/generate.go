@@ -76,23 +76,26 @@ func KeyTypeOf(pub crypto.PublicKey) (KeyType, error) {
 	return "", fmt.Errorf("%T keys are not supported: use RSA or ECDSA P-256", pub)
 }
 
-// Validity is a certificate's lifetime. Zero NotBefore means now (minus five
-// minutes, for clocks a little behind).
+// Validity is a certificate's lifetime. Zero NotBefore means now: the certificate
+// lasts Lifetime from now, and is valid from five minutes before for clocks a little
+// behind. A NotBefore given starts the Lifetime.
 type Validity struct {
 	NotBefore time.Time
 	Lifetime  time.Duration
 }
 
 func (v Validity) bounds(def time.Duration) (time.Time, time.Time) {
-	nb := v.NotBefore
-	if nb.IsZero() {
-		nb = time.Now().Add(-5 * time.Minute)
-	}
 	lt := v.Lifetime
 	if lt <= 0 {
 		lt = def
 	}
-	return nb, nb.Add(lt)
+	if !v.NotBefore.IsZero() {
+		return v.NotBefore, v.NotBefore.Add(lt)
+	}
+	// The back-dating is for other clocks only; counting the lifetime from it would
+	// make every certificate five minutes shorter than asked.
+	now := time.Now()
+	return now.Add(-5 * time.Minute), now.Add(lt)
 }
 
 // CAOptions describe a test CA.

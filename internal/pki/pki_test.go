@@ -430,3 +430,30 @@ func TestClassifyAllocations(t *testing.T) {
 		t.Fatalf("%v allocations to classify a user certificate", n)
 	}
 }
+
+// TestLifetimeCountsFromNow: a certificate or proxy asked for a lifetime lasts that
+// long from when it is made; only its start is back-dated, for clocks behind.
+func TestLifetimeCountsFromNow(t *testing.T) {
+	f := testPKI(t)
+	before := time.Now()
+	user, err := f.ca.IssueUser(UserOptions{CN: "carol", Validity: Validity{Lifetime: 24 * time.Hour}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p12 := proxy(t, f.alice, ProxyOptions{Validity: Validity{Lifetime: 12 * time.Hour}})
+	short := proxy(t, f.alice, ProxyOptions{Validity: Validity{Lifetime: time.Minute}})
+	after := time.Now()
+	for _, c := range []struct {
+		name string
+		cert *x509.Certificate
+		lt   time.Duration
+	}{{"user certificate", user.Certificate, 24 * time.Hour}, {"12 h proxy", p12.Certificate, 12 * time.Hour}, {"1 min proxy", short.Certificate, time.Minute}} {
+		// X.509 times are whole seconds.
+		if c.cert.NotAfter.Before(before.Add(c.lt).Truncate(time.Second)) || c.cert.NotAfter.After(after.Add(c.lt)) {
+			t.Errorf("%s of %s made at %s lasts until %s", c.name, c.lt, before.Format(time.RFC3339), c.cert.NotAfter.Format(time.RFC3339))
+		}
+		if !c.cert.NotBefore.Before(before.Add(-4 * time.Minute)) {
+			t.Errorf("%s is valid from %s: not back-dated for clock skew", c.name, c.cert.NotBefore.Format(time.RFC3339))
+		}
+	}
+}
