@@ -343,9 +343,16 @@ quota /O=Grid/CN=Jane Doe lifetime=1d12h
 	if err := CheckLifetime(rs.Quotas(bob), 7*24*time.Hour); err != nil {
 		t.Errorf("7d within lifetime=7d: %v", err)
 	}
-	err := CheckLifetime(rs.Quotas(bob), 8*24*time.Hour)
-	if !errors.Is(err, errdefs.ErrQuotaExceeded) || !strings.Contains(err.Error(), "lifetime=168h0m0s of dn:"+bob.DN+" (rules.conf:4)") {
-		t.Errorf("CheckLifetime: %v", err)
+	// Durations read as the rules file writes them, the request rounded to the second
+	// (a lifetime measured from a termination time carries the request's transit).
+	err := CheckLifetime(rs.Quotas(bob), 200*time.Hour-1500*time.Microsecond)
+	if !errors.Is(err, errdefs.ErrQuotaExceeded) || !strings.Contains(err.Error(), "lifetime=7d of dn:"+bob.DN+" (rules.conf:4): this request asks for a lifetime of 8d8h") ||
+		errdefs.Advice(err) != "ask for a lifetime of at most 7d and extend it later if needed" {
+		t.Errorf("CheckLifetime: %v; %s", err, errdefs.Advice(err))
+	}
+	// Rounded, a request just over the limit would read as within it.
+	if err := CheckLifetime(rs.Quotas(bob), 7*24*time.Hour+time.Millisecond); !strings.Contains(err.Error(), "a lifetime of 7d1s") {
+		t.Errorf("CheckLifetime just over: %v", err)
 	}
 	if err := CheckLifetime(rs.Quotas(bob), 0); !errors.Is(err, errdefs.ErrQuotaExceeded) {
 		t.Errorf("no termination within a lifetime limit: %v", err)
@@ -448,6 +455,14 @@ func TestParseSizesAndLifetimes(t *testing.T) {
 	for _, bad := range []string{"d", "0d", "-1h", "xd"} {
 		if _, err := parseLifetime(bad); err == nil {
 			t.Errorf("parseLifetime(%q) accepted", bad)
+		}
+	}
+	for d, want := range map[time.Duration]string{168 * time.Hour: "7d", 36 * time.Hour: "1d12h", 200 * time.Hour: "8d8h", 12 * time.Hour: "12h",
+		90 * time.Minute: "1h30m", 45 * time.Second: "45s", 24*time.Hour + 5*time.Second: "1d5s", 1500 * time.Millisecond: "1.5s"} {
+		if got := formatLifetime(d); got != want {
+			t.Errorf("formatLifetime(%v) = %q, want %q", d, got, want)
+		} else if back, err := parseLifetime(got); err != nil || back != d {
+			t.Errorf("parseLifetime(formatLifetime(%v)) = %v, %v", d, back, err)
 		}
 	}
 }

@@ -90,13 +90,54 @@ func CheckLifetime(quotas []Quota, d time.Duration) error {
 		}
 		asked := "no termination time"
 		if d > 0 {
-			asked = "a lifetime of " + d.String()
+			asked = "a lifetime of " + formatLifetime(roundRequest(d, max))
 		}
 		return errdefs.WithAdvice(fmt.Errorf("%w: quota lifetime=%s of %s (%s): this request asks for %s",
-			errdefs.ErrQuotaExceeded, max, q.Scope, q.Rule, asked),
-			fmt.Sprintf("ask for a lifetime of at most %s and extend it later if needed", max))
+			errdefs.ErrQuotaExceeded, formatLifetime(max), q.Scope, q.Rule, asked),
+			fmt.Sprintf("ask for a lifetime of at most %s and extend it later if needed", formatLifetime(max)))
 	}
 	return nil
+}
+
+// roundRequest rounds a requested lifetime d over max to the second: a lifetime the
+// Repository measures from a termination time carries the milliseconds the request
+// spent on the way (P8DT8H arrives as 199h59m59.998s). Rounding never makes d look
+// within max.
+func roundRequest(d, max time.Duration) time.Duration {
+	r := d.Round(time.Second)
+	if r <= max {
+		r = d.Truncate(time.Second) + time.Second
+	}
+	if r <= max {
+		return d
+	}
+	return r
+}
+
+// formatLifetime writes d as the rules file does (7d, 1d12h, 90m → 1h30m), so that
+// a limit reads as it was written and can be copied back.
+func formatLifetime(d time.Duration) string {
+	if d <= 0 {
+		return d.String()
+	}
+	var b strings.Builder
+	const day = 24 * time.Hour
+	if n := d / day; n > 0 {
+		fmt.Fprintf(&b, "%dd", n)
+		d -= n * day
+	}
+	if n := d / time.Hour; n > 0 {
+		fmt.Fprintf(&b, "%dh", n)
+		d -= n * time.Hour
+	}
+	if n := d / time.Minute; n > 0 {
+		fmt.Fprintf(&b, "%dm", n)
+		d -= n * time.Minute
+	}
+	if d > 0 {
+		b.WriteString(d.String()) // 5s, or 1.5s and 500ms for a limit written so
+	}
+	return b.String()
 }
 
 // Ledger counts what each scope holds. It is in memory: the Repository rebuilds it

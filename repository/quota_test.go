@@ -187,7 +187,10 @@ func TestQuotaLifetimeRefusesLongerCreate(t *testing.T) {
 	f := newFixture(t)
 	f.quotaOpen("quota /O=Grid/CN=alice lifetime=1h\n")
 	_, err := f.createFor(alice, "long", 2*time.Hour, 0)
-	wantQuota(t, "a 2h create under lifetime=1h", err, "lifetime=1h0m0s", "dn:"+alice.DN)
+	wantQuota(t, "a 2h create under lifetime=1h", err, "lifetime=1h of ", "dn:"+alice.DN)
+	if !strings.HasSuffix(err.Error(), "asks for a lifetime of 2h") { // not 1h59m59.99…s, as measured on arrival
+		t.Errorf("the refusal does not round the request: %v", err)
+	}
 	if keys := f.r.Workspaces.Keys(); len(keys) != 0 {
 		t.Errorf("the refused create left workspaces %v", keys)
 	}
@@ -279,9 +282,9 @@ func TestQuotaLifetimeBoundsSetTerminationTime(t *testing.T) {
 	}
 	beyond := time.Now().Add(2 * time.Hour)
 	_, err := f.r.Workspaces.SetTerminationTime(ctx, key, &beyond)
-	wantQuota(t, "extending to 2h", err, "lifetime=1h0m0s", "dn:"+alice.DN, "a lifetime of")
+	wantQuota(t, "extending to 2h", err, "lifetime=1h of ", "dn:"+alice.DN, "a lifetime of")
 	_, err = f.r.Workspaces.SetTerminationTime(ctx, key, nil)
-	wantQuota(t, "no termination", err, "lifetime=1h0m0s", "no termination time")
+	wantQuota(t, "no termination", err, "lifetime=1h of ", "no termination time")
 	var term *time.Time
 	f.r.Workspaces.View(ctx, key, func(s *wsrf.Snapshot) error { term = s.Termination; return nil })
 	if term == nil || !term.Equal(within) {
@@ -310,5 +313,5 @@ func TestQuotaLifetimeBoundsSetTerminationTime(t *testing.T) {
 	}
 	later := beyond.Add(30 * time.Minute)
 	_, err = f.r.Workspaces.SetTerminationTime(ctx, old, &later)
-	wantQuota(t, "lengthening a workspace over a lowered limit", err, "lifetime=1h0m0s")
+	wantQuota(t, "lengthening a workspace over a lowered limit", err, "lifetime=1h of ")
 }
