@@ -119,7 +119,8 @@ type Decision struct {
 	Allowed bool
 	// Rule names what decided: "rules.conf:4", "rules.conf:4 + owner",
 	// "rules.conf:4 + share rules.conf:9", "rules.conf:4 + admin rules.conf:2",
-	// "rules.conf:4, but not the owner and no share rule", "no rule in rules.conf matched".
+	// "rules.conf:4, but not the owner and no share rule", "rules.conf:4, but anonymous
+	// callers never count as a workspace's owner, …", "no rule in rules.conf matched".
 	Rule string
 	// Reason is a sentence for the fault description.
 	Reason string
@@ -622,6 +623,12 @@ func (rs *Rules) Decide(id identity.Identity, op Operation, res Resource) Decisi
 	if ar, ok := rs.classRule(c, Admin); ok && ar.allow {
 		return Decision{Allowed: true, Rule: at + " + admin " + rs.citeRule(ar)}
 	}
+	if id.IsAnonymous() {
+		// Also of a workspace an anonymous caller created ("owned by <anonymous>"):
+		// anyone without a certificate would own it otherwise.
+		return Decision{Rule: at + ", but anonymous callers never count as a workspace's owner, and no share rule names anonymous",
+			Reason: fmt.Sprintf("%s may not %s %s: anonymous callers never count as a workspace's owner, and no share rule in %s names anonymous", id, op, res, rs.source)}
+	}
 	return Decision{Rule: at + ", but not the owner and no share rule",
 		Reason: fmt.Sprintf("%s may not %s %s: it belongs to %s and no share rule in %s covers the caller", id, op, res, res.Owner, rs.source)}
 }
@@ -653,6 +660,11 @@ func (rs *Rules) Authorize(ctx context.Context, op Operation, res Resource) (Dec
 	err := fmt.Errorf("%w: %s may not %s %s (%s)", errdefs.ErrAuthorization, id, op, what, d.Rule)
 	advice := "ask the site administrator to add a rule that allows it"
 	switch {
+	case id.IsAnonymous() && strings.Contains(d.Rule, "never count as a workspace's owner"):
+		advice = fmt.Sprintf("ask the site administrator for a share rule naming anonymous (share %s key:%s anonymous) or an admin rule for anonymous", op, res.Key)
+		if res.Owner != id.String() {
+			advice = "present the owner's grid certificate (or proxy), or " + advice
+		}
 	case id.IsAnonymous():
 		advice = "present a grid certificate (or proxy); anonymous callers may not do this here"
 	case strings.Contains(d.Rule, "not the owner"):

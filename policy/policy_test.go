@@ -556,3 +556,41 @@ func TestEngineLogsWhatItLoaded(t *testing.T) {
 		}
 	}
 }
+
+// TestAnonymousOwnsNothingSaysSo: a site that lets anonymous callers inspect (as under
+// --insecure) still refuses them a workspace, also one an anonymous caller created;
+// the refusal says why, not "owned by <anonymous> … but not the owner", and what
+// would grant access.
+func TestAnonymousOwnsNothingSaysSo(t *testing.T) {
+	rs, err := Parse(strings.NewReader("allow inspect anonymous\ndeny manage anonymous\n"), "pol.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	anon := identity.With(context.Background(), identity.Anonymous)
+	for _, c := range []struct {
+		owner string
+		says  []string
+	}{
+		{"<anonymous>", []string{"pol.conf:1", "anonymous callers never count as a workspace's owner", "share inspect key:k1 anonymous", "admin rule"}},
+		{alice.DN, []string{"pol.conf:1", "anonymous callers never count as a workspace's owner", "owner's grid certificate", "share inspect key:k1 anonymous"}},
+	} {
+		_, err := rs.Authorize(anon, Inspect, Resource{Key: "k1", Name: "w", Owner: c.owner})
+		if !errors.Is(err, errdefs.ErrAuthorization) {
+			t.Fatalf("owned by %s: %v", c.owner, err)
+		}
+		text := err.Error() + "; " + errdefs.Advice(err)
+		for _, want := range c.says {
+			if !strings.Contains(text, want) {
+				t.Errorf("owned by %s: %q does not say %q", c.owner, text, want)
+			}
+		}
+		if strings.Contains(text, "not the owner") || strings.Contains(text, "may not do this here") {
+			t.Errorf("owned by %s: %q", c.owner, text)
+		}
+	}
+	// Denied by its class, the anonymous caller is told what it is now.
+	_, err = rs.Authorize(anon, Manage, Resource{Key: "k1", Owner: "<anonymous>"})
+	if adv := errdefs.Advice(err); !strings.Contains(adv, "anonymous callers may not do this here") {
+		t.Errorf("manage: %v; %s", err, adv)
+	}
+}
