@@ -214,7 +214,8 @@ func pickBootImages(images []imagepool.Image, desc *describe.Description) (kerne
 }
 
 // unwrapRemote turns the Repository's fault back into the error it stands for, so the
-// client sees the same fault type (a duplicate name stays a WorkspaceMetadataFault).
+// client sees the same fault type (a duplicate name stays a WorkspaceMetadataFault)
+// with the Repository's description and advice as they were, each once.
 func unwrapRemote(err error) error {
 	var fe *client.FaultError
 	if errors.As(err, &fe) {
@@ -223,8 +224,7 @@ func unwrapRemote(err error) error {
 			sentinel = errdefs.ErrBadRequest // the caller's request, passed on, was wrong
 		}
 		if sentinel != nil {
-			// The Repository's description already says what and what to do.
-			return fmt.Errorf("%w: %s", sentinel, fe.Description)
+			return container.PassOn(sentinel, fe.Description, fe.Fault, "")
 		}
 	}
 	return fmt.Errorf("%w: the repository: %w", errdefs.ErrCreation, err)

@@ -72,3 +72,15 @@ func TestUnwrapRemoteKeepsWhoseFaultItIs(t *testing.T) {
 		}
 	}
 }
+
+// TestUnwrapRemotePassesTheDescriptionOn: the Repository's description is passed on as
+// it was, its advice kept as advice, so the fault says each once.
+func TestUnwrapRemotePassesTheDescriptionOn(t *testing.T) {
+	fe := &client.FaultError{Type: "ResourceUnknownFault", Fault: &soap.Fault{Code: soap.CodeClient},
+		Description: `resource unknown: image "gone" is not in the pool; import it with 'vws image import', or name one 'vws image list' shows`}
+	err := unwrapRemote(fmt.Errorf("call: %w", fe))
+	if !errors.Is(err, errdefs.ErrResourceUnknown) || err.Error() != `resource unknown: image "gone" is not in the pool` ||
+		errdefs.Advice(err) != "import it with 'vws image import', or name one 'vws image list' shows" {
+		t.Errorf("unwrapped to %q, advice %q", err, errdefs.Advice(err))
+	}
+}

@@ -595,3 +595,68 @@ func TestSetResourcePropertiesKeepsTheDescriptionValid(t *testing.T) {
 		t.Fatalf("the valid change is not in the document: %s", after)
 	}
 }
+
+// TestCreateFaultsSayEachPartOnce: a Create the Repository refuses (quota, taken
+// name) reaches the client as the Repository's fault: its type, its description and
+// advice each once (not "quota exceeded: quota exceeded: …", nor the fault type's
+// general advice after the Repository's), and the typed detail the type requires.
+func TestCreateFaultsSayEachPartOnce(t *testing.T) {
+	pol := filepath.Join(t.TempDir(), "pol.conf")
+	rules := "allow * anonymous\nallow host anonymous\ngroup anon anonymous\nquota group:anon workspaces=2 lifetime=7d\n"
+	if err := os.WriteFile(pol, []byte(rules), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := harness.Start(t, func(c *server.Config) { c.PolicyFile = pol })
+	importImage(t, s, rawBase(t, 1<<20, 1), "name=deb-a&os=linux/debian/12&arch=x86_64")
+	d := dialect.WSRF12
+	desc := vmDescription(`<sw:image><sw:name>deb-a</sw:name></sw:image>`)
+	for _, c := range []struct {
+		name, before                  string // before: a workspace made first
+		wsName, lifetime, desc, fault string
+		once                          []string // each exactly once
+		never                         []string
+		detail                        string // typed detail element the type requires
+	}{
+		// One workspace held: within the count quota, so the name is what is refused.
+		{"duplicate name", "one", "one", "", desc, "WorkspaceMetadataFault",
+			[]string{`a workspace named "one" already exists`, "choose another name, or destroy the existing workspace first"},
+			[]string{"workspace metadata invalid", "correct the named element"}, "ElementPath"},
+		{"unknown image", "", "", "", vmDescription(`<sw:image><sw:name>nope</sw:name></sw:image>`), "ResourceUnknownFault",
+			[]string{"resource unknown", `image "nope" is not in the pool`, "vws image import"},
+			[]string{"check the EPR"}, ""},
+		{"quota lifetime", "", "long", "P8DT8H", desc, "WorkspaceQuotaExceededFault",
+			[]string{"quota exceeded", "quota lifetime=7d of group:anon", "asks for a lifetime of 8d8h", "ask for a lifetime of at most 7d"},
+			[]string{"destroy or shut down", "h0m0s"}, ""},
+		{"quota workspaces", "two", "three", "", desc, "WorkspaceQuotaExceededFault",
+			[]string{"quota exceeded", "quota workspaces=2 of group:anon", "2 held, this request needs 1 more", "or ask the site administrator for a larger quota"},
+			[]string{"destroy or shut down workspaces you no longer need, or ask for a larger quota"}, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if c.before != "" {
+				if _, err := create(t, s, d, desc, c.before, ""); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := create(t, s, d, c.desc, c.wsName, c.lifetime)
+			fe := faultOf(t, err)
+			if fe.Type != c.fault {
+				t.Fatalf("got %s: %s; want %s", fe.Type, fe.Description, c.fault)
+			}
+			for _, w := range c.once {
+				if n := strings.Count(fe.Description, w); n != 1 {
+					t.Errorf("%q says %q %d times, want once", fe.Description, w, n)
+				}
+			}
+			for _, w := range c.never {
+				if strings.Contains(fe.Description, w) {
+					t.Errorf("%q says %q", fe.Description, w)
+				}
+			}
+			if c.detail != "" {
+				if el := fe.Fault.Detail[0].SelectElement(c.detail); el == nil || el.Text() == "" {
+					t.Errorf("the %s has no %s", fe.Type, c.detail)
+				}
+			}
+		})
+	}
+}

@@ -202,4 +202,11 @@ func addTypedDetail(el *etree.Element, err error) {
 		el.CreateAttr("xmlns:vwf", FaultNS)
 		el.CreateElement("vwf:ElementPath").SetText(me.Path)
 	}
+	var po *passedOn
+	if errors.As(err, &po) {
+		for _, d := range po.detail {
+			el.CreateAttr("xmlns:vwf", FaultNS)
+			el.CreateElement("vwf:" + d[0]).SetText(d[1])
+		}
+	}
 }

@@ -2,9 +2,17 @@ package container
 
 import (
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/beevik/etree"
+
+	"github.com/vws-grid/vws/internal/dialect"
 	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/soap"
 )
 
 // TestSentinelOfRoundTrips: every fault type vws sends, passed on by another vws
@@ -28,5 +36,70 @@ func TestSentinelOfRoundTrips(t *testing.T) {
 	}
 	if got := SentinelOf("NoSuchFault"); got != nil {
 		t.Errorf("an unknown fault type stands for %v", got)
+	}
+}
+
+// received is fault as another service's client sees it after the wire: its type and
+// its description (client.FaultError's Type and Description).
+func received(t *testing.T, f *soap.Fault) (*soap.Fault, string, string) {
+	t.Helper()
+	doc := etree.NewDocument()
+	doc.SetRoot(f.Element())
+	doc.Root().CreateAttr("xmlns:soapenv", soap.NS11)
+	text, err := doc.WriteToString()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back := etree.NewDocument()
+	if err := back.ReadFromString(text); err != nil {
+		t.Fatal(err)
+	}
+	g := soap.ParseFault(back.Root())
+	d := g.Detail[0]
+	return g, d.Tag, d.SelectElement("Description").Text()
+}
+
+func typedChildren(f *soap.Fault) []string {
+	var out []string
+	for _, c := range f.Detail[0].ChildElements() {
+		if c.NamespaceURI() == FaultNS {
+			out = append(out, c.Tag+"="+c.Text())
+		}
+	}
+	return out
+}
+
+// TestPassOnKeepsTheFaultAsItWas: a fault another vws service answered, passed on,
+// reaches the caller as the same fault type with the same description, its message
+// and advice each once (not the sentinel twice, nor the fault type's advice after the
+// other service's), and with the typed detail its type requires.
+func TestPassOnKeepsTheFaultAsItWas(t *testing.T) {
+	for _, err := range []error{
+		errdefs.WithAdvice(fmt.Errorf("%w: quota workspaces=2 of dn:/CN=a (pol.conf:4): 2 held, this request needs 1 more", errdefs.ErrQuotaExceeded),
+			"destroy, shut down or undeploy workspaces you no longer need, or ask the site administrator for a larger quota"),
+		errdefs.WithAdvice(&errdefs.MetadataError{Path: "Name", Reason: `a workspace named "a" already exists`}, "choose another name"),
+		fmt.Errorf("%w: image %q is not in the pool", errdefs.ErrResourceUnknown, "nope"), // default advice, itself with "; "
+		fmt.Errorf("%w: overlay: no space left on device", errdefs.ErrCreation),
+		fmt.Errorf("workspace k: %w", &errdefs.LockedError{Holder: "host-a"}),
+		fmt.Errorf("%w: workspace k: %w", errdefs.ErrState, &errdefs.StateError{Current: "running", Requested: "running"}),
+	} {
+		orig, _ := buildFault(faultInput{err: err, dialect: dialect.WSRF12, now: time.Now()})
+		fault, typ, desc := received(t, orig)
+		sentinel := SentinelOf(typ)
+		again, _ := buildFault(faultInput{err: PassOn(sentinel, desc, fault, ""), dialect: dialect.WSRF12, now: time.Now()})
+		_, typ2, desc2 := received(t, again)
+		if typ2 != typ || desc2 != desc {
+			t.Errorf("%s %q passed on as %s %q", typ, desc, typ2, desc2)
+		}
+		if got, want := typedChildren(again), typedChildren(orig); !slices.Equal(got, want) {
+			t.Errorf("%s: typed detail %v passed on as %v", typ, want, got)
+		}
+
+		// Said what was being done, the description keeps the sentinel first.
+		withCtx, _ := buildFault(faultInput{err: PassOn(sentinel, desc, fault, "the repository refused to check the workspace out"), dialect: dialect.WSRF12, now: time.Now()})
+		_, _, desc3 := received(t, withCtx)
+		if want := sentinel.Error() + ": the repository refused to check the workspace out: " + strings.TrimPrefix(desc, sentinel.Error()+": "); desc3 != want {
+			t.Errorf("with context: %q, want %q", desc3, want)
+		}
 	}
 }
