@@ -59,8 +59,14 @@ func needQemu(t *testing.T) {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	return newFixtureIn(t, t.TempDir())
+}
+
+// newFixtureIn is a fixture whose data directory is dir.
+func newFixtureIn(t *testing.T, dir string) *fixture {
+	t.Helper()
 	ctx := context.Background()
-	f := &fixture{t: t, dir: t.TempDir()}
+	f := &fixture{t: t, dir: dir}
 	var err error
 	if f.db, err = store.Open(ctx, f.dir); err != nil {
 		t.Fatal(err)

@@ -8,9 +8,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/beevik/etree"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/identity"
@@ -119,7 +122,7 @@ func (r *Repository) Create(ctx context.Context, spec CreateSpec) (*Created, err
 		return r.createOn(ctx, key, spec, img, basePath, scopes)
 	})
 	if err != nil {
-		return nil, err
+		return nil, r.noRoom("create", key, "create the workspace again", err)
 	}
 	term := spec.Termination
 	ok = true
@@ -396,24 +399,66 @@ func (r *Repository) Clone(ctx context.Context, key, name, owner string, termina
 		return nil
 	})
 	if err != nil {
+		undone := true
 		if cloneCreated {
 			// The clone's row was committed but the source's was not: undo the clone, so
 			// the source keeps its overlay and nothing shares it.
 			if derr := r.Workspaces.Destroy(context.WithoutCancel(ctx), cloneKey); derr != nil {
 				r.log.Error("undo clone", "clone", cloneKey, "err", derr)
+				undone = false
 			}
 			os.Remove(srcNew)
 			os.Remove(layerFile)
 		}
 		r.releaseName(name, cloneKey)
 		release()
-		return nil, err
+		if !undone {
+			return nil, err // the clone's record stays: not "nothing was created"
+		}
+		return nil, r.noRoom("clone", cloneKey, "clone the workspace again", err)
 	}
 	// The old overlay's inode lives on as the layer; drop its workspace name.
 	os.Remove(filepath.Join(r.workspaceDir(key), oldOverlay))
 	r.audit.Record(ctx, "clone", cloneKey, "done", "source="+key+" name="+name)
 	return &Created{Key: cloneKey, Name: name, Termination: termination}, nil
 }
+
+// noRoom turns a Create or Clone that failed for want of room in the repository's
+// storage (its files or its database, both in the data directory) into a failure
+// that says so, where, and who can make room; other errors are returned as they are.
+// Both undo what they made before returning, so nothing was created. The cause names
+// a file only the site administrator can act on: it goes to the log.
+func (r *Repository) noRoom(op, key, again string, err error) error {
+	if !isStorageFull(err) {
+		return err
+	}
+	r.log.Error(op+": the repository's storage is full; nothing was created", "key", key, "dir", r.dir, "err", err)
+	return errdefs.WithAdvice(&storageFullError{dir: r.dir, cause: err}, "the site administrator must free space there, then "+again)
+}
+
+// isStorageFull recognizes a full disk: ENOSPC, wrapped or as text (qemu-img reports
+// it in its output), or SQLite's SQLITE_FULL ("database or disk is full", code 13,
+// also when the database reached its maximum size).
+func isStorageFull(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_FULL {
+		return true
+	}
+	msg := strings.ToLower(err.Error())
+	return errors.Is(err, syscall.ENOSPC) || strings.Contains(msg, "no space left on device") || strings.Contains(msg, "database or disk is full")
+}
+
+// storageFullError is a workspace the repository's storage had no room for.
+type storageFullError struct {
+	dir   string
+	cause error
+}
+
+func (e *storageFullError) Error() string {
+	return fmt.Sprintf("%s: the repository's storage is full (no room left in its data directory, %s); nothing was created", errdefs.ErrCreation, e.dir)
+}
+
+func (e *storageFullError) Unwrap() []error { return []error{errdefs.ErrCreation, e.cause} }
 
 // beforeDestroy lets any workspace be destroyed, also one a manager holds (a grid
 // client's Destroy, or its lifetime running out, ends the workspace wherever it is):

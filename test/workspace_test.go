@@ -21,6 +21,7 @@ import (
 	"github.com/vws-grid/vws/internal/client"
 	"github.com/vws-grid/vws/internal/dialect"
 	"github.com/vws-grid/vws/internal/server"
+	"github.com/vws-grid/vws/internal/tmpfstest"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/test/harness"
@@ -658,5 +659,57 @@ func TestCreateFaultsSayEachPartOnce(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCreateAndCloneOnAFullRepository: a Create (through the Factory) or a Clone the
+// Repository's storage has no room for is a WorkspaceCreationFault that says, each
+// once, that the storage is full, where, that nothing was created, and what to do.
+func TestCreateAndCloneOnAFullRepository(t *testing.T) {
+	dir := t.TempDir()
+	tmpfstest.Mount(t, dir, "24m") // before the server, so it is unmounted after it closes
+	s := harness.Start(t, func(c *server.Config) { c.DataDir = dir })
+	importImage(t, s, rawBase(t, 1<<20, 3), "name=img&os=linux&arch=x86_64")
+	d := dialect.WSRF12
+	desc := vmDescription(`<sw:image><sw:name>img</sw:name></sw:image>`)
+	epr, err := create(t, s, d, desc, "src", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	filler, err := os.Create(filepath.Join(dir, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for buf := make([]byte, 64<<10); ; {
+		if _, err := filler.Write(buf); err != nil {
+			break
+		}
+	}
+	filler.Close()
+
+	_, err = create(t, s, d, desc, "new", "")
+	check := func(what string, err error, again string) {
+		t.Helper()
+		fe := faultOf(t, err)
+		if fe.Type != "WorkspaceCreationFault" {
+			t.Fatalf("%s: %s: %s", what, fe.Type, fe.Description)
+		}
+		for _, want := range []string{"the repository's storage is full", dir, "nothing was created", "the site administrator must free space there, then " + again} {
+			if n := strings.Count(fe.Description, want); n != 1 {
+				t.Errorf("%s: %q says %q %d times, want once", what, fe.Description, want, n)
+			}
+		}
+		if strings.Contains(fe.Description, "retry, and report") {
+			t.Errorf("%s: %q", what, fe.Description)
+		}
+	}
+	check("create", err, "create the workspace again")
+	body := etree.NewElement("vw:Clone")
+	body.CreateAttr("xmlns:vw", vwsns.Workspace)
+	body.CreateElement("vw:Name").SetText("copy")
+	_, err = client.New(nil).Invoke(context.Background(), epr, "Clone", body)
+	check("clone", err, "clone the workspace again")
+	if keys := s.Srv.Repository.Workspaces.Keys(); len(keys) != 1 {
+		t.Errorf("the repository holds %v, want only the source", keys)
 	}
 }
