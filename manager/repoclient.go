@@ -558,19 +558,9 @@ func remoteErr(what string, err error) error {
 	var fe *client.FaultError
 	if errors.As(err, &fe) {
 		if sentinel := container.SentinelOf(fe.Type); sentinel != nil {
-			// The Repository's description is "<sentinel>: what; advice": the sentinel
-			// is wrapped again here, and its advice kept as advice, so the Manager's
-			// caller reads each once (not the general advice of the fault type after it).
-			desc := strings.TrimPrefix(fe.Description, sentinel.Error()+": ")
-			msg, advice := desc, ""
-			if i := strings.LastIndex(desc, "; "); i >= 0 {
-				msg, advice = desc[:i], desc[i+2:]
-			}
-			err := fmt.Errorf("%w: the repository refused to %s: %s", sentinel, what, msg)
-			if advice != "" {
-				return errdefs.WithAdvice(err, advice)
-			}
-			return err
+			// The Repository's fault keeps its type, its advice stays advice, and the
+			// Manager's caller reads each part once.
+			return container.PassOn(sentinel, fe.Description, fe.Fault, "the repository refused to "+what)
 		}
 		return fmt.Errorf("the repository refused to %s: %w", what, err)
 	}
