@@ -20,6 +20,7 @@ import (
 	"github.com/vws-grid/vws/internal/identity"
 	"github.com/vws-grid/vws/internal/manifestsig"
 	"github.com/vws-grid/vws/internal/pki"
+	"github.com/vws-grid/vws/internal/qcow2"
 	"github.com/vws-grid/vws/internal/wsrf"
 )
 
@@ -614,5 +615,81 @@ func TestCheckInOnlyOfSignedRecords(t *testing.T) {
 	}
 	if _, err := os.Stat(f.r.workspaceDir(forged)); !os.IsNotExist(err) {
 		t.Fatalf("the destroyed workspace's directory: %v", err)
+	}
+}
+
+// TestRepeatedClonesDoNotDeepenTheChain: a workspace cloned again and again without
+// changing in between (a golden image cloned for every job) keeps one frozen layer,
+// and so do its clones; a change of the source, checked in, is frozen into a second
+// layer at the next clone; a source overlay changed outside vws is still refused.
+func TestRepeatedClonesDoNotDeepenTheChain(t *testing.T) {
+	needQemu(t)
+	f := newFixture(t)
+	ctx := context.Background()
+	key := f.create("golden", "", "")
+	clone := func(name string) string {
+		t.Helper()
+		c, err := f.r.Clone(ctx, key, name, "o", time.Now().Add(time.Hour))
+		if err != nil {
+			t.Fatalf("clone %s: %v", name, err)
+		}
+		return c.Key
+	}
+	var clones []string
+	for i := range 4 {
+		clones = append(clones, clone(fmt.Sprintf("job-%d", i)))
+	}
+	src := f.chain(key)
+	if len(src.Layers) != 1 {
+		t.Fatalf("after 4 clones the source stands on %d layers, want 1", len(src.Layers))
+	}
+	layerFile := f.r.layerPath(src.Layers[0].ID)
+	for _, c := range clones {
+		ch := f.chain(c)
+		if len(ch.Layers) != 1 || ch.Layers[0].ID != src.Layers[0].ID {
+			t.Fatalf("clone %s stands on %+v, want the source's one layer", c, ch.Layers)
+		}
+		info, err := qcow2.ReadInfo(filepath.Join(f.r.workspaceDir(c), ch.Overlay))
+		if err != nil || info.BackingFile != layerFile {
+			t.Fatalf("clone %s's overlay is backed by %+v (%v)", c, info, err)
+		}
+		if m, err := f.r.CheckOut(ctx, c, "host-a", "", nil, &tester); err != nil || len(m.Images) != 3 {
+			t.Fatalf("check-out of clone %s: %+v, %v", c, m, err)
+		}
+	}
+	ents, _ := os.ReadDir(filepath.Join(f.r.dir, "layers"))
+	if len(ents) != 1 {
+		t.Fatalf("%d layer files, want 1", len(ents))
+	}
+
+	// A change checked in is frozen at the next clone.
+	m, err := f.r.CheckOut(ctx, key, "host-a", "", nil, &tester)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := f.managerOverlay(key, m.Token, m, "write -P 0xcd 0 64k")
+	res, rs := f.upload(key, "overlay", m.Token, changed)
+	if rs.code != http.StatusOK {
+		t.Fatalf("upload: %d %s", rs.code, rs.body)
+	}
+	if _, _, err := f.r.CheckIn(ctx, key, CheckInRequest{Token: m.Token, OverlayDigest: res.Digest, OverlaySize: -1, MemorySize: -1}); err != nil {
+		t.Fatal(err)
+	}
+	clone("after-change")
+	if n := len(f.chain(key).Layers); n != 2 {
+		t.Fatalf("a clone after a change leaves the source on %d layers, want 2", n)
+	}
+
+	// An unwritten overlay changed outside vws is refused, as a written one is.
+	clone("again") // the source's overlay is unwritten now
+	ov := filepath.Join(f.r.workspaceDir(key), f.chain(key).Overlay)
+	fh, err := os.OpenFile(ov, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fh.Write(make([]byte, 512))
+	fh.Close()
+	if _, err := f.r.Clone(ctx, key, "tampered", "o", time.Now().Add(time.Hour)); !errors.Is(err, errdefs.ErrImageIntegrity) {
+		t.Fatalf("a clone of a source whose overlay changed outside vws: %v", err)
 	}
 }

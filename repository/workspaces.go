@@ -309,30 +309,60 @@ func (r *Repository) Clone(ctx context.Context, key, name, owner string, termina
 		}
 		srcDir := r.workspaceDir(key)
 		oldOverlay = chain.Overlay
-		lay := layer{ID: newID()}
-		layerFile = r.layerPath(lay.ID)
-		if err := os.Link(filepath.Join(srcDir, chain.Overlay), layerFile); err != nil {
-			return fmt.Errorf("%w: freeze layer: %w", errdefs.ErrCreation, err)
-		}
 		var made []string // undone on failure, newest first
 		defer func() {
 			if err != nil {
 				for i := len(made) - 1; i >= 0; i-- {
 					os.RemoveAll(made[i])
 				}
-				os.Remove(layerFile)
+				if layerFile != "" {
+					os.Remove(layerFile)
+				}
 			}
 		}()
-		if lay.Digest, lay.Size, err = fileDigest(layerFile); err != nil {
-			return fmt.Errorf("%w: digest layer: %w", errdefs.ErrCreation, err)
-		}
-		// The layer is the source's overlay: its bytes, too, must be the ones signed.
-		if lay.Digest != chain.OverlayDigest {
+		// The source's overlay bytes, too, must be the ones signed: the clone starts
+		// from them (checked on the frozen layer, or here when nothing is frozen).
+		changedOverlay := func(d string) error {
 			return errdefs.WithAdvice(fmt.Errorf("%w: workspace %s cannot be cloned: its overlay changed in the repository's store (it hashes to %s; %s was signed)",
-				errdefs.ErrImageIntegrity, key, lay.Digest, chain.OverlayDigest),
+				errdefs.ErrImageIntegrity, key, d, chain.OverlayDigest),
 				"the file was changed outside vws, and no clone was made: restore it from a backup, or destroy the workspace")
 		}
-		chain.Layers = append(chain.Layers, lay)
+		// A source cloned before whose overlay holds nothing of its own since (its
+		// last clone froze what it had) is not frozen into another layer: the clone
+		// stands on the same top layer, and the source stays as it is. A workspace
+		// cloned for every job keeps its chain as deep as its changes made it, not one
+		// layer deeper per clone (every deploy opens every layer).
+		unwritten, err := qcow2.Unwritten(filepath.Join(srcDir, chain.Overlay))
+		if err != nil {
+			return fmt.Errorf("%w: read the source's overlay: %w", errdefs.ErrCreation, err)
+		}
+		unwritten = unwritten && len(chain.Layers) > 0
+		below, belowFormat := "", "qcow2"
+		if unwritten {
+			if d, _, err := fileDigest(filepath.Join(srcDir, chain.Overlay)); err != nil {
+				return fmt.Errorf("%w: digest the source's overlay: %w", errdefs.ErrCreation, err)
+			} else if d != chain.OverlayDigest {
+				return changedOverlay(d)
+			}
+			if below, belowFormat, err = chain.top(r); err != nil {
+				return fmt.Errorf("%w: the image below the source's overlay: %w", errdefs.ErrCreation, err)
+			}
+		} else {
+			lay := layer{ID: newID()}
+			layerFile = r.layerPath(lay.ID)
+			if err := os.Link(filepath.Join(srcDir, chain.Overlay), layerFile); err != nil {
+				layerFile = ""
+				return fmt.Errorf("%w: freeze layer: %w", errdefs.ErrCreation, err)
+			}
+			if lay.Digest, lay.Size, err = fileDigest(layerFile); err != nil {
+				return fmt.Errorf("%w: digest layer: %w", errdefs.ErrCreation, err)
+			}
+			if lay.Digest != chain.OverlayDigest {
+				return changedOverlay(lay.Digest)
+			}
+			chain.Layers = append(chain.Layers, lay)
+			below = layerFile
+		}
 
 		// The clone: a fresh overlay on the layer.
 		cloneDir := r.workspaceDir(cloneKey)
@@ -348,18 +378,22 @@ func (r *Repository) Clone(ctx context.Context, key, name, owner string, termina
 		cloneChain.Memory, cloneChain.MemoryDigest, cloneChain.MemorySize = "", "", 0
 		cloneChain.OverlayDigest, cloneChain.OverlaySize = "", 0
 		cloneChain.OwnerAttributes, cloneChain.QuotaScopes, cloneChain.RunScopes, cloneChain.RunMemoryMiB = caller.Attributes, scopes, nil, 0
-		if err := qcow2.CreateOverlay(filepath.Join(cloneDir, cloneChain.Overlay), layerFile, "qcow2", chain.VirtualSize); err != nil {
+		if err := qcow2.CreateOverlay(filepath.Join(cloneDir, cloneChain.Overlay), below, belowFormat, chain.VirtualSize); err != nil {
 			return fmt.Errorf("%w: clone overlay: %w", errdefs.ErrCreation, err)
 		}
-		// The source: a fresh overlay on the same layer.
-		chain.Overlay = nextOverlayName(chain.Overlay)
-		chain.OverlayDigest, chain.OverlaySize = "", 0
-		srcNew = filepath.Join(srcDir, chain.Overlay)
-		if err := qcow2.CreateOverlay(srcNew, layerFile, "qcow2", chain.VirtualSize); err != nil {
-			return fmt.Errorf("%w: source overlay: %w", errdefs.ErrCreation, err)
+		synced := []string{r.workspaceDir(""), cloneDir}
+		if !unwritten {
+			// The source: a fresh overlay on the same layer.
+			chain.Overlay = nextOverlayName(chain.Overlay)
+			chain.OverlayDigest, chain.OverlaySize = "", 0
+			srcNew = filepath.Join(srcDir, chain.Overlay)
+			if err := qcow2.CreateOverlay(srcNew, layerFile, "qcow2", chain.VirtualSize); err != nil {
+				return fmt.Errorf("%w: source overlay: %w", errdefs.ErrCreation, err)
+			}
+			made = append(made, srcNew)
+			synced = append(synced, srcDir, filepath.Dir(layerFile))
 		}
-		made = append(made, srcNew)
-		for _, d := range []string{r.workspaceDir(""), cloneDir, srcDir, filepath.Dir(layerFile)} {
+		for _, d := range synced {
 			if err := syncDir(d); err != nil {
 				return fmt.Errorf("%w: %w", errdefs.ErrCreation, err)
 			}
@@ -388,14 +422,20 @@ func (r *Repository) Clone(ctx context.Context, key, name, owner string, termina
 		if err := r.seal(ctx, cs, &cloneChain); err != nil {
 			return fmt.Errorf("%w: sign the clone's manifest: %w", errdefs.ErrCreation, err)
 		}
-		if err := r.seal(ctx, s, chain); err != nil {
-			return fmt.Errorf("%w: sign the source's manifest: %w", errdefs.ErrCreation, err)
+		if !unwritten {
+			if err := r.seal(ctx, s, chain); err != nil {
+				return fmt.Errorf("%w: sign the source's manifest: %w", errdefs.ErrCreation, err)
+			}
 		}
 		if err := r.Workspaces.CreatePrivate(ctx, cloneKey, cs.Props, cloneChain.encode(), &termination); err != nil {
 			return fmt.Errorf("%w: %w", errdefs.ErrCreation, err)
 		}
 		cloneCreated = true
-		s.Private = chain.encode()
+		if !unwritten {
+			s.Private = chain.encode()
+		} else {
+			oldOverlay = "" // the source keeps it
+		}
 		return nil
 	})
 	if err != nil {
@@ -418,7 +458,9 @@ func (r *Repository) Clone(ctx context.Context, key, name, owner string, termina
 		return nil, r.noRoom("clone", cloneKey, "clone the workspace again", err)
 	}
 	// The old overlay's inode lives on as the layer; drop its workspace name.
-	os.Remove(filepath.Join(r.workspaceDir(key), oldOverlay))
+	if oldOverlay != "" {
+		os.Remove(filepath.Join(r.workspaceDir(key), oldOverlay))
+	}
 	r.audit.Record(ctx, "clone", cloneKey, "done", "source="+key+" name="+name)
 	return &Created{Key: cloneKey, Name: name, Termination: termination}, nil
 }

@@ -467,3 +467,44 @@ func parseHeader(b []byte) (header, error) {
 	}
 	return h, nil
 }
+
+// Unwritten reports whether the qcow2 image at path holds no data of its own: no
+// L2 table is allocated (every read falls through to its backing file) and it has no
+// snapshots. Conservative: an image whose tables exist but map nothing counts as
+// written.
+func Unwritten(path string) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, fmt.Errorf("qcow2: %w", err)
+	}
+	defer f.Close()
+	buf, err := readPrefix(f, 4096)
+	if err != nil {
+		return false, fmt.Errorf("qcow2: read %s: %w", path, err)
+	}
+	h, err := parseHeader(buf)
+	if err != nil {
+		return false, fmt.Errorf("qcow2: %s: %w", path, err)
+	}
+	if h.nbSnapshots != 0 {
+		return false, nil
+	}
+	const maxL1 = 32 << 20 / 8 // qemu's own bound on the L1 table
+	if h.l1Size > maxL1 {
+		return false, fmt.Errorf("qcow2: %s: L1 table of %d entries", path, h.l1Size)
+	}
+	l1 := make([]byte, 64<<10)
+	for left, off := int64(h.l1Size)*8, int64(h.l1TableOffset); left > 0; {
+		n := min(left, int64(len(l1)))
+		if _, err := f.ReadAt(l1[:n], off); err != nil {
+			return false, fmt.Errorf("qcow2: read the L1 table of %s: %w", path, err)
+		}
+		for i := int64(0); i < n; i += 8 {
+			if binary.BigEndian.Uint64(l1[i:]) != 0 {
+				return false, nil
+			}
+		}
+		left, off = left-n, off+n
+	}
+	return true, nil
+}

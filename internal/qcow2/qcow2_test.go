@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -299,5 +300,33 @@ func TestReadInfoErrors(t *testing.T) {
 	}
 	if _, err := ReadInfo(filepath.Join(dir, "missing")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("missing file: err = %v, want fs.ErrNotExist", err)
+	}
+}
+
+// TestUnwritten: a fresh overlay holds nothing of its own; one qemu-io wrote to does.
+func TestUnwritten(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, "base.raw")
+	if err := os.WriteFile(base, make([]byte, 4<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ov := filepath.Join(dir, "ov.qcow2")
+	if err := CreateOverlay(ov, base, "raw", 4<<20); err != nil {
+		t.Fatal(err)
+	}
+	if empty, err := Unwritten(ov); err != nil || !empty {
+		t.Fatalf("a fresh overlay: unwritten %v, %v", empty, err)
+	}
+	if _, err := exec.LookPath("qemu-io"); err != nil {
+		t.Skip("no qemu-io")
+	}
+	if out, err := exec.Command("qemu-io", "-c", "write -P 0x11 1M 4k", ov).CombinedOutput(); err != nil {
+		t.Fatalf("qemu-io: %v: %s", err, out)
+	}
+	if empty, err := Unwritten(ov); err != nil || empty {
+		t.Fatalf("after a write: unwritten %v, %v", empty, err)
+	}
+	if _, err := Unwritten(base); !errors.Is(err, ErrNotQCOW2) {
+		t.Fatalf("a raw file: %v", err)
 	}
 }
