@@ -118,10 +118,15 @@ func (a *Authorizer) Authorize(ctx context.Context, req *container.Request) erro
 	}
 	if class == policy.Inspect && res.Owner == "" {
 		// Service-level reads (the image list, the host's properties) serve the
-		// site's hosts too: the Factory lists images as itself when it creates.
-		if d := a.Policy.Rules().Decide(identity.From(ctx), policy.Host, res); d.Allowed {
-			a.Audit.RecordDecision(ctx, string(policy.Host)+" "+res.Action, res.Service, true, d.Rule, "")
-			return nil
+		// site's hosts too: the Factory lists images as itself when it creates. A
+		// caller who may inspect is audited as inspecting, not as a host (under a
+		// rule such as "allow * *", every caller may be both).
+		rs, who := a.Policy.Rules(), identity.From(ctx)
+		if !rs.Decide(who, policy.Inspect, res).Allowed {
+			if d := rs.Decide(who, policy.Host, res); d.Allowed {
+				a.Audit.RecordDecision(ctx, string(policy.Host)+" "+res.Action, res.Service, true, d.Rule, "")
+				return nil
+			}
 		}
 	}
 	return a.Check(ctx, class, res)

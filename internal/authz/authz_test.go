@@ -177,3 +177,31 @@ func TestManagerDecidesItsOwn(t *testing.T) {
 		t.Fatalf("Deploy is decided here first: %v, audited %q", err, log.got)
 	}
 }
+
+// TestServiceReadsAuditedAsInspect: a user listing workspaces is audited as
+// inspecting, also under the built-in allow-all (where every caller may act as a
+// host too); a host with no inspect rule is audited as a host.
+func TestServiceReadsAuditedAsInspect(t *testing.T) {
+	hostsOnly, err := policy.Parse(strings.NewReader("allow host /O=Grid/OU=vws/CN=host/*\nallow * "+alice+"\n"), "rules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		rs        *policy.Rules
+		who, want string
+	}{
+		{policy.AllowAll, alice, "inspect"},
+		{hostsOnly, alice, "inspect"},
+		{hostsOnly, host, "host"},
+	} {
+		log := &decisions{}
+		a := &Authorizer{Policy: rules{c.rs}, Audit: log, Owners: owners{}}
+		ctx := identity.With(context.Background(), identity.Identity{DN: c.who})
+		if err := a.Authorize(ctx, request(vwsns.RepositoryService, "ListWorkspaces", "")); err != nil {
+			t.Fatalf("%s lists workspaces: %v", c.who, err)
+		}
+		if want := c.who + " " + c.want + " ListWorkspaces " + vwsns.RepositoryService + " allowed"; len(log.got) != 1 || log.got[0] != want {
+			t.Errorf("audited %q, want %q", log.got, want)
+		}
+	}
+}
