@@ -22,6 +22,7 @@ import (
 	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/identity"
 	"github.com/vws-grid/vws/internal/soap"
+	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/internal/wssec"
 )
@@ -275,7 +276,8 @@ func xmlsec1VerifyWith(t *testing.T, xmlsec1, certPEM, caPEM, ns string, data []
 	}
 	args := []string{"--verify", "--pubkey-cert-pem", certPEM, "--trusted-pem", caPEM,
 		"--id-attr:Id", soap.NS11 + ":Body",
-		"--id-attr:Id", wssec.NSWSU + ":Timestamp"}
+		"--id-attr:Id", wssec.NSWSU + ":Timestamp",
+		"--id-attr:Id", vwsns.Workspace + ":WorkspaceKey"}
 	for _, local := range []string{"To", "Action", "MessageID", "RelatesTo"} {
 		args = append(args, "--id-attr:Id", ns+":"+local)
 	}

@@ -408,3 +408,126 @@ func addrHeader(local, text string) *etree.Element {
 	e.SetText(text)
 	return e
 }
+
+// TestSignedRequestsArePinned: what a signed request acts on cannot be changed by
+// whoever passes it on (a portal, a relay): not the workspace its key header names,
+// not the server its wsa:To names, and its signature cannot be re-encoded into a
+// second message. Refusals are audited under the caller that delivered them.
+func TestSignedRequestsArePinned(t *testing.T) {
+	s := newSecSite(t)
+	s.importImage("sec")
+	ctx := context.Background()
+	alice, bob := s.users["alice"], s.users["bob"]
+	a, err := s.create(s.as(alice), "pinned-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.create(s.as(alice), "pinned-b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyA, keyB := a.References[0].Text(), b.References[0].Text()
+	signer := &wssec.Signer{Key: alice.Key, Chain: alice.FullChain()}
+	wsURL := s.epr(vwsns.WorkspaceService).Address
+	// signedMsg is alice's request to, with the key header of key; late headers are
+	// added after signing; no MessageID when id is "".
+	signedMsg := func(to, id, key string, body *etree.Element, late ...*etree.Element) []byte {
+		t.Helper()
+		hs := []*etree.Element{addrHeader("To", to)}
+		if id != "" {
+			hs = append(hs, addrHeader("MessageID", id))
+		}
+		if key != "" {
+			k := etree.NewElement("vw:WorkspaceKey")
+			k.CreateAttr("xmlns:vw", vwsns.Workspace)
+			k.SetText(key)
+			hs = append(hs, k)
+		}
+		doc := (&soap.Message{Headers: hs, Body: body}).Document()
+		if err := signer.Sign(doc); err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range late {
+			doc.Root().SelectElement("Header").AddChild(h)
+		}
+		raw, err := doc.WriteToBytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	post := func(raw []byte) (int, string) {
+		t.Helper()
+		resp, err := s.httpAs(bob).Post(wsURL, "text/xml; charset=utf-8", bytes.NewReader(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	destroy := func() *etree.Element {
+		d := etree.NewElement("wsrl:Destroy")
+		d.CreateAttr("xmlns:wsrl", "http://docs.oasis-open.org/wsrf/rl-2")
+		return d
+	}
+	getName := func() *etree.Element {
+		g := etree.NewElement("wsrp:GetResourceProperty")
+		g.CreateAttr("xmlns:wsrp", "http://docs.oasis-open.org/wsrf/rp-2")
+		g.CreateAttr("xmlns:vw", vwsns.Workspace)
+		g.SetText("vw:name")
+		return g
+	}
+	exists := func(epr *wsa.EPR) bool {
+		_, err := s.as(alice).GetResourceProperty(ctx, epr, wsa.QName{Space: vwsns.Workspace, Local: "name"})
+		return err == nil
+	}
+
+	// Alice's Destroy of A, its key header turned into B's on the way.
+	raw := signedMsg(wsURL, "urn:uuid:pin-destroy", keyA, destroy())
+	swapped := bytes.Replace(raw, []byte(">"+keyA+"<"), []byte(">"+keyB+"<"), 1)
+	if code, body := post(swapped); code == 200 || !strings.Contains(body, "changed after signing") {
+		t.Fatalf("a signed Destroy pointed at another workspace: HTTP %d: %.400s", code, body)
+	}
+	if !exists(a) || !exists(b) {
+		t.Fatalf("after the retargeted Destroy: A exists %v, B exists %v", exists(a), exists(b))
+	}
+	// A key header the signature does not cover is not acted on.
+	lateKey := etree.NewElement("vw:WorkspaceKey")
+	lateKey.CreateAttr("xmlns:vw", vwsns.Workspace)
+	lateKey.SetText(keyB)
+	if code, body := post(signedMsg(wsURL, "urn:uuid:pin-late", "", destroy(), lateKey)); code == 200 || !strings.Contains(body, "does not cover the resource key") {
+		t.Fatalf("a signed Destroy with an unsigned key header: HTTP %d: %.400s", code, body)
+	}
+	if !exists(b) {
+		t.Fatal("the unsigned key header's workspace was destroyed")
+	}
+	// A message signed for another server is not carried out here.
+	other := "https://other.example.org:8443/wsrf/services/" + vwsns.WorkspaceService
+	if code, body := post(signedMsg(other, "urn:uuid:pin-other", keyA, getName())); code == 200 || !strings.Contains(body, "addressed to "+other) {
+		t.Fatalf("a message signed for another server: HTTP %d: %.400s", code, body)
+	}
+	// Without a MessageID, the signature's base64 written another way is a replay.
+	raw = signedMsg(wsURL, "", keyA, getName())
+	if code, body := post(raw); code != 200 {
+		t.Fatalf("a signed request without MessageID: HTTP %d: %.400s", code, body)
+	}
+	i := bytes.Index(raw, []byte("==</ds:SignatureValue>"))
+	if i < 1 {
+		t.Fatalf("no padded SignatureValue in %s", raw)
+	}
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	reencoded := bytes.Clone(raw)
+	reencoded[i-1] = alphabet[strings.IndexByte(alphabet, raw[i-1])^1] // an unused bit
+	if code, body := post(reencoded); code == 200 || !strings.Contains(body, "replay") {
+		t.Fatalf("the same signature re-encoded: HTTP %d: %.400s", code, body)
+	}
+	// The refusals are in the audit trail, under bob, who delivered them.
+	refused, err := audit.New(s.srv.DB(), nil).Query(ctx, audit.Filter{Caller: pki.DN(bob.Certificate), Decision: "denied"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(refused) < 4 || !strings.HasPrefix(refused[0].Operation, "security ") {
+		t.Fatalf("bob's refused deliveries in the audit trail: %+v", refused)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -61,6 +62,14 @@ type Config struct {
 	RequireSignature func(service, operation string) bool
 	// Signer signs the response to every signed request; nil: responses go unsigned.
 	Signer *wssec.Signer
+	// BaseURL is the base URL this server's EPRs name ("https://host:8443"): a
+	// signed request's wsa:To must name a service under it, so that a message signed
+	// for one server is not carried out by another. nil or "": the address the
+	// request reached (its Host header).
+	BaseURL func() string
+	// AuditRefusal records a request refused before authorization (a WS-Security
+	// check failed); nil: only logged.
+	AuditRefusal func(ctx context.Context, operation, resource, reason string)
 }
 
 // Container serves SOAP services over HTTP.
@@ -206,8 +215,11 @@ func (c *Container) serveSOAP(w http.ResponseWriter, r *http.Request, svc *Servi
 	signed := false
 	if c.cfg.Verifier != nil {
 		res, err := c.cfg.Verifier.Verify(env)
+		if err == nil && res.Signed {
+			err = c.checkSignedTargets(r, req, res)
+		}
 		if err != nil {
-			c.fail(w, r, cl, http.StatusInternalServerError, err, "")
+			c.refuse(w, r, cl, caller, req, err)
 			return
 		}
 		if signed = res.Signed; signed {
@@ -215,9 +227,9 @@ func (c *Container) serveSOAP(w http.ResponseWriter, r *http.Request, svc *Servi
 		}
 	}
 	if !signed && c.cfg.RequireSignature != nil && c.cfg.RequireSignature(svc.Name, req.Operation.Name) {
-		c.fail(w, r, cl, http.StatusInternalServerError, errdefs.WithAdvice(
+		c.refuse(w, r, cl, caller, req, errdefs.WithAdvice(
 			fmt.Errorf("%w: site policy requires %s.%s requests to be signed (WS-Security X.509)", errdefs.ErrSecurity, svc.Name, req.Operation.Name),
-			"sign the request: a Timestamp and an X.509 signature over the Body, the Timestamp and the WS-Addressing headers (vws --sign)"), "")
+			"sign the request: a Timestamp and an X.509 signature over the Body, the Timestamp and the header blocks (vws --sign)"))
 		return
 	}
 	cl.signed = signed
@@ -345,6 +357,73 @@ func endpointAddress(r *http.Request) string {
 		scheme = "https"
 	}
 	return scheme + "://" + r.Host + r.URL.Path
+}
+
+// refuse answers a request refused for its message security, and audits the refusal
+// under the TLS caller (the signer, if any, was not proven).
+func (c *Container) refuse(w http.ResponseWriter, r *http.Request, cl *call, caller identity.Identity, req *Request, err error) {
+	if c.cfg.AuditRefusal != nil {
+		resource := req.Service.Name
+		if key, ok := req.ResourceKey(); ok {
+			resource = key
+		}
+		c.cfg.AuditRefusal(identity.With(r.Context(), caller), "security "+req.Operation.Name, resource, err.Error())
+	}
+	c.fail(w, r, cl, http.StatusInternalServerError, err, "")
+}
+
+// checkSignedTargets refuses a signed request whose signature does not pin what it
+// acts on: the resource key header (else whoever passes the message on could point
+// it at another of the signer's resources) and wsa:To, which must name this service
+// (else a message signed for one server could be carried out by another, each
+// server keeping its own replay cache).
+func (c *Container) checkSignedTargets(r *http.Request, req *Request, res *wssec.Result) error {
+	if req.Service.Key.Local != "" {
+		if h := req.Header(req.Service.Key); h != nil && !res.Covers(h) {
+			return errdefs.WithAdvice(fmt.Errorf("%w: the signature does not cover the resource key header {%s}%s",
+				errdefs.ErrSecurity, req.Service.Key.Space, req.Service.Key.Local),
+				"sign every header block of the request, the resource key included (vws --sign does)")
+		}
+	}
+	var to *etree.Element
+	for _, h := range req.Envelope.Headers {
+		if wsa.IsAddressingHeader(h) && h.Tag == "To" {
+			to = h
+		}
+	}
+	want := endpointAddress(r)
+	if c.cfg.BaseURL != nil {
+		if base := strings.TrimRight(c.cfg.BaseURL(), "/"); base != "" {
+			want = base + r.URL.Path
+		}
+	}
+	if to == nil {
+		return errdefs.WithAdvice(fmt.Errorf("%w: a signed request must carry wsa:To naming the service it is for", errdefs.ErrSecurity),
+			"add wsa:To "+want+" and sign it with the rest")
+	}
+	if !sameAddress(strings.TrimSpace(to.Text()), want) {
+		return errdefs.WithAdvice(fmt.Errorf("%w: the signed request is addressed to %s, not to this service, %s", errdefs.ErrSecurity, strings.TrimSpace(to.Text()), want),
+			"send it to the service it was signed for, or sign a request addressed to "+want)
+	}
+	return nil
+}
+
+// sameAddress compares two endpoint addresses as URLs: scheme and host without
+// regard to case, a default port written or not, the path exactly.
+func sameAddress(a, b string) bool {
+	ua, errA := url.Parse(a)
+	ub, errB := url.Parse(b)
+	if errA != nil || errB != nil {
+		return false
+	}
+	port := func(u *url.URL) string {
+		if p := u.Port(); p != "" {
+			return p
+		}
+		return map[string]string{"http": "80", "https": "443"}[strings.ToLower(u.Scheme)]
+	}
+	return strings.EqualFold(ua.Scheme, ub.Scheme) && strings.EqualFold(ua.Hostname(), ub.Hostname()) && port(ua) == port(ub) &&
+		strings.TrimRight(ua.Path, "/") == strings.TrimRight(ub.Path, "/") && ua.RawQuery == "" && ub.RawQuery == ""
 }
 
 // guessDialect picks a dialect for faults about requests too broken to route.

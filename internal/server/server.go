@@ -278,6 +278,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		MaxBodyBytes: cfg.MaxBodyBytes, Logger: cfg.Logger, ContractFS: cf,
 		Metrics: container.NewMetrics(reg), Now: cfg.Now, Authorize: az.Authorize,
 		Verifier: sec.verifier, Signer: sec.signer, RequireSignature: sec.requireSignature,
+		BaseURL: s.BaseURL,
+		AuditRefusal: func(ctx context.Context, operation, resource, reason string) {
+			auditLog.RecordDecision(ctx, operation, resource, false, "message security", reason)
+		},
 	}, services...)
 	if err != nil {
 		return nil, err

@@ -169,7 +169,7 @@ func TestECDSAXmlsec1(t *testing.T) {
 	}
 	keyPEM := write("ec-user-key.pem", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}))
 	idAttrs := func(ns string) []string {
-		args := []string{"--id-attr:Id", soap.NS11 + ":Body", "--id-attr:Id", NSWSU + ":Timestamp"}
+		args := []string{"--id-attr:Id", soap.NS11 + ":Body", "--id-attr:Id", NSWSU + ":Timestamp", "--id-attr:Id", testKeyNS + ":WorkspaceKey"}
 		for _, local := range []string{"To", "Action", "MessageID", "ReplyTo"} {
 			args = append(args, "--id-attr:Id", ns+":"+local)
 		}

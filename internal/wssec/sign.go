@@ -18,7 +18,6 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/vws-grid/vws/internal/soap"
-	"github.com/vws-grid/vws/internal/wsa"
 )
 
 // Algorithm is a signature algorithm the Signer can use.
@@ -88,7 +87,7 @@ type Signer struct {
 // Sign signs doc, a SOAP 1.1 envelope, in place: it inserts a wsse:Security header
 // (mustUnderstand) as the first header block, creating soap:Header if needed, with a
 // BinarySecurityToken, a Timestamp and a Signature over the Body, the Timestamp and
-// every WS-Addressing header (either namespace), giving each a wsu:Id if it has none.
+// every other header block, giving each a wsu:Id if it has none.
 // Nothing may change doc's signed parts afterwards, including re-indenting it; Sign
 // sets doc.WriteSettings so that doc.WriteTo writes exactly what was signed.
 func (s *Signer) Sign(doc *etree.Document) error {
@@ -122,14 +121,18 @@ func (s *Signer) Sign(doc *etree.Document) error {
 		header = etree.NewElement(qualify(root.Space, "Header"))
 		root.InsertChildAt(body.Index(), header)
 	}
-	var toSign []*etree.Element // Timestamp first, then the WS-Addressing headers, then Body
+	// Timestamp first, then every header block (the WS-Addressing headers and the
+	// resource key among them: what the message acts on must not be changed on the
+	// way), then Body.
+	var toSign []*etree.Element
 	for _, h := range header.ChildElements() {
-		if IsSecurityHeader(h) && targetsUs(h) {
-			return errors.New("wssec: the envelope already has a wsse:Security header")
+		if IsSecurityHeader(h) {
+			if targetsUs(h) {
+				return errors.New("wssec: the envelope already has a wsse:Security header")
+			}
+			continue
 		}
-		if wsa.IsAddressingHeader(h) {
-			toSign = append(toSign, h)
-		}
+		toSign = append(toSign, h)
 	}
 	toSign = append(toSign, body)
 

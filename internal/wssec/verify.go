@@ -201,7 +201,10 @@ func (v *Verifier) Verify(env *soap.Envelope) (*Result, error) {
 
 	if v.Replay != nil {
 		// Keyed by signer too, so that nobody can block another signer's message ids.
-		key := "s\x00" + sigText
+		// Without a message id, by what was signed (the SignedInfo's digest), not by
+		// the SignatureValue: its base64 text can be written several ways, and an
+		// ECDSA signature has a second valid value, all for one message.
+		key := "s\x00" + string(sum)
 		if messageID != "" {
 			key = "m\x00" + id.DN + "\x00" + messageID
 		}

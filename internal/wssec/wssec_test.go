@@ -47,8 +47,8 @@ func TestRoundTrip(t *testing.T) {
 					t.Errorf("%s: wsa:%s not among the signed headers", ns, local)
 				}
 			}
-			if res.Covers(header(t, env, testKeyNS, "WorkspaceKey")) {
-				t.Errorf("the resource key was not signed but is reported signed")
+			if !res.Covers(header(t, env, testKeyNS, "WorkspaceKey")) {
+				t.Errorf("the resource key header is not among the signed headers")
 			}
 			// The Security header comes first and must be understood.
 			if first := env.Headers[0]; !IsSecurityHeader(first) || !soap.MustUnderstand(first) {

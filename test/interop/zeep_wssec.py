@@ -5,7 +5,7 @@
       builds a request with zeep (client.create_message: the WS-Addressing plugin and
       the WSSE signature applied, nothing sent) and prints the signed envelope.
       zeep's BinarySignature signs only the Body and the Timestamp; WsaBinarySignature
-      below also signs every WS-Addressing header, as vws requires.
+      below also signs every other header block (WS-Addressing, the resource key), as vws requires.
   zeep_wssec.py sign-envelope KEY.pem CERT.pem {sha1|sha256} < envelope.xml
       signs an envelope built elsewhere the same way, without zeep's client (to
       check canonicalization of unusual content against xmlsec's).
@@ -99,7 +99,8 @@ class WsAddressing200403Plugin(Plugin):
 
 class WsaBinarySignature(zsig.BinarySignature):
     """BinarySignature that adds a Timestamp and signs it, the Body and every
-    WS-Addressing header, with the certificate in a BinarySecurityToken.
+    other header block (WS-Addressing, the resource key), with the certificate in a
+    BinarySecurityToken.
 
     The steps are zeep's (_signature_prepare and _sign_envelope_with_key_binary),
     with _sign_node called for the addressing headers as well.
@@ -129,7 +130,9 @@ class WsaBinarySignature(zsig.BinarySignature):
         zsig._sign_node(ctx, signature, security.find(etree.QName(ns.WSU, "Timestamp")), self.digest_method)
         header = envelope.find(etree.QName(soap_env, "Header"))
         for h in header:
-            if etree.QName(h).namespace in (WSA200403, WSA200508):
+            # Every header block but the Security header: the WS-Addressing headers
+            # and the resource key, which vws requires signed with the rest.
+            if h is not security:
                 zsig._sign_node(ctx, signature, h, self.digest_method)
         ctx.sign(signature)
 
