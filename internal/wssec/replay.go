@@ -22,14 +22,19 @@ var (
 // ReplayCache remembers accepted messages until their Timestamp expires (plus skew),
 // after which the Verifier refuses them anyway. Memory is bounded: when Max entries
 // are live, new messages are refused rather than old ones forgotten, since forgetting
-// a live entry would let its replay through. The zero value is ready to use.
+// a live entry would let its replay through. One signer may hold a share of them
+// only, so that nobody can fill the cache and so block everyone's signed messages.
+// The zero value is ready to use.
 type ReplayCache struct {
 	// Max is the number of live entries; DefaultReplayMax when zero.
 	Max int
+	// PerSigner is the number of live entries one signer may hold; Max/16 when zero.
+	PerSigner int
 
-	mu      sync.Mutex
-	seen    map[string]struct{}
-	expires expiryHeap
+	mu       sync.Mutex
+	seen     map[string]struct{}
+	bySigner map[string]int
+	expires  expiryHeap
 }
 
 // NewReplayCache returns a cache of max entries (DefaultReplayMax when max <= 0).
@@ -37,30 +42,42 @@ func NewReplayCache(max int) *ReplayCache {
 	return &ReplayCache{Max: max}
 }
 
-// Check records key until the time until and fails if it is already recorded.
-func (c *ReplayCache) Check(key string, until, now time.Time) error {
+// Check records key, a message of signer, until the time until and fails if it is
+// already recorded.
+func (c *ReplayCache) Check(key, signer string, until, now time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.seen == nil {
-		c.seen = map[string]struct{}{}
+		c.seen, c.bySigner = map[string]struct{}{}, map[string]int{}
 	}
 	// Entries expire in heap order, so the sweep costs O(log n) per expired entry.
 	for len(c.expires) > 0 && !c.expires[0].until.After(now) {
 		e := heap.Pop(&c.expires).(expiry)
 		delete(c.seen, e.key)
+		if c.bySigner[e.signer]--; c.bySigner[e.signer] <= 0 {
+			delete(c.bySigner, e.signer)
+		}
 	}
 	if _, dup := c.seen[key]; dup {
 		return ErrReplay
 	}
-	max := c.Max
-	if max <= 0 {
-		max = DefaultReplayMax
+	limit := c.Max
+	if limit <= 0 {
+		limit = DefaultReplayMax
 	}
-	if len(c.seen) >= max {
+	if len(c.seen) >= limit {
 		return fmt.Errorf("%w: %d messages are still live; refusing new ones rather than forgetting", ErrReplayCacheFull, len(c.seen))
 	}
+	perSigner := c.PerSigner
+	if perSigner <= 0 {
+		perSigner = max(limit/16, 1)
+	}
+	if n := c.bySigner[signer]; n >= perSigner {
+		return fmt.Errorf("%w: %d messages of this signer are still live; refusing more from it", ErrReplayCacheFull, n)
+	}
 	c.seen[key] = struct{}{}
-	heap.Push(&c.expires, expiry{until: until, key: key})
+	c.bySigner[signer]++
+	heap.Push(&c.expires, expiry{until: until, key: key, signer: signer})
 	return nil
 }
 
@@ -72,8 +89,8 @@ func (c *ReplayCache) Len() int {
 }
 
 type expiry struct {
-	until time.Time
-	key   string
+	until       time.Time
+	key, signer string
 }
 
 type expiryHeap []expiry

@@ -208,7 +208,7 @@ func (v *Verifier) Verify(env *soap.Envelope) (*Result, error) {
 		if messageID != "" {
 			key = "m\x00" + id.DN + "\x00" + messageID
 		}
-		if err := v.Replay.Check(key, expires.Add(skew), now); err != nil {
+		if err := v.Replay.Check(key, id.DN, expires.Add(skew), now); err != nil {
 			if errors.Is(err, ErrReplayCacheFull) {
 				return nil, &Error{Code: CodeInvalidSecurity, Reason: "too many messages in flight to check for replay; retry later", Err: err}
 			}

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -344,28 +345,59 @@ func TestReplay(t *testing.T) {
 }
 
 func TestReplayCacheBounds(t *testing.T) {
-	c := NewReplayCache(2)
+	c := &ReplayCache{Max: 2, PerSigner: 2}
 	until := t0.Add(time.Minute)
 	for _, k := range []string{"a", "b"} {
-		if err := c.Check(k, until, t0); err != nil {
+		if err := c.Check(k, "s1", until, t0); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := c.Check("a", until, t0); !errors.Is(err, ErrReplay) {
+	if err := c.Check("a", "s1", until, t0); !errors.Is(err, ErrReplay) {
 		t.Errorf("second a: %v, want ErrReplay", err)
 	}
-	if err := c.Check("c", until, t0); !errors.Is(err, ErrReplayCacheFull) {
+	if err := c.Check("c", "s2", until, t0); !errors.Is(err, ErrReplayCacheFull) {
 		t.Errorf("c with a full cache: %v, want ErrReplayCacheFull", err)
 	}
 	// Once a and b expire there is room again, and a is no longer remembered.
-	if err := c.Check("c", until.Add(time.Minute), until); err != nil {
+	if err := c.Check("c", "s1", until.Add(time.Minute), until); err != nil {
 		t.Errorf("c after expiry: %v", err)
 	}
-	if err := c.Check("a", until.Add(time.Minute), until); err != nil {
+	if err := c.Check("a", "s1", until.Add(time.Minute), until); err != nil {
 		t.Errorf("a after expiry: %v", err)
 	}
 	if c.Len() != 2 {
 		t.Errorf("len = %d, want 2", c.Len())
+	}
+}
+
+// TestReplayCacheShares: one signer filling its share of the cache is refused more,
+// and other signers' messages still get in.
+func TestReplayCacheShares(t *testing.T) {
+	c := &ReplayCache{Max: 100, PerSigner: 3}
+	until := t0.Add(time.Minute)
+	for i := range 3 {
+		if err := c.Check(fmt.Sprint("m", i), "mallory", until, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Check("m3", "mallory", until, t0); !errors.Is(err, ErrReplayCacheFull) || !strings.Contains(err.Error(), "this signer") {
+		t.Errorf("a fourth message of one signer with a share of 3: %v", err)
+	}
+	if err := c.Check("x", "alice", until, t0); err != nil {
+		t.Errorf("another signer's message: %v", err)
+	}
+	if err := c.Check("m3", "mallory", until.Add(time.Minute), until); err != nil {
+		t.Errorf("once the signer's messages expired: %v", err)
+	}
+	// Without PerSigner, a signer's share is Max/16.
+	d := &ReplayCache{Max: 64}
+	for i := range 4 {
+		if err := d.Check(fmt.Sprint("d", i), "s", until, t0); err != nil {
+			t.Fatalf("message %d of a share of 4: %v", i, err)
+		}
+	}
+	if err := d.Check("d4", "s", until, t0); !errors.Is(err, ErrReplayCacheFull) {
+		t.Errorf("a fifth message with Max 64: %v", err)
 	}
 }
 
