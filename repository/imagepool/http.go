@@ -146,6 +146,9 @@ func (p *Pool) serveImport(ctx context.Context, w http.ResponseWriter, r *http.R
 		err = &storageFullError{"it filled up during the import; nothing was kept"}
 	}
 	if err != nil {
+		// Said once in the log whatever the cause (a refusal, a client gone mid-way),
+		// so an operator sees the import that did not happen.
+		p.log.Warn("image import not done; nothing was kept", "name", m.Name, "err", err, "caller", identity.From(ctx).String())
 		p.fail(ctx, w, err)
 		return
 	}

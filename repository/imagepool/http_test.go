@@ -296,3 +296,29 @@ func TestHTTPImportIntoAFullStorage(t *testing.T) {
 		t.Fatalf("an import that fits after the refused ones: %d %s", resp.StatusCode, body)
 	}
 }
+
+type brokenBody struct{ left int }
+
+func (b *brokenBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, io.ErrUnexpectedEOF // the client went away mid-way
+	}
+	n := min(len(p), b.left)
+	b.left -= n
+	return n, nil
+}
+
+// TestHTTPImportCutOffIsLogged: an import the client broke off is said in the log,
+// not only answered (to nobody).
+func TestHTTPImportCutOffIsLogged(t *testing.T) {
+	tp := openTestPool(t)
+	req := httptest.NewRequest(http.MethodPut, "/images?name=halfway", &brokenBody{left: 64 << 10})
+	rec := httptest.NewRecorder()
+	tp.Pool.ServeHTTP(rec, req)
+	if rec.Code/100 == 2 {
+		t.Fatalf("a broken-off import answered %d", rec.Code)
+	}
+	if logs := tp.logs.String(); !strings.Contains(logs, "image import not done") || !strings.Contains(logs, "name=halfway") {
+		t.Fatalf("the log does not say the import was not done:\n%s", logs)
+	}
+}
