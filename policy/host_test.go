@@ -1,6 +1,13 @@
 package policy
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"math/big"
 	"strings"
 	"testing"
 
@@ -75,5 +82,54 @@ func TestAuthenticatedDefault(t *testing.T) {
 	e.UseDefault(Authenticated)
 	if e.Rules() != Authenticated {
 		t.Error("UseDefault did not take for an engine without files")
+	}
+}
+
+// certWithCN is a certificate under /O=Grid/OU=vws with common name cn, as a CA that
+// does not check names would issue it (signing does not matter to policy).
+func certWithCN(t *testing.T, cn string) *x509.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject, err := asn1.Marshal(pkix.RDNSequence{
+		{{Type: asn1.ObjectIdentifier{2, 5, 4, 10}, Value: "Grid"}},
+		{{Type: asn1.ObjectIdentifier{2, 5, 4, 11}, Value: "vws"}},
+		{{Type: asn1.ObjectIdentifier{2, 5, 4, 3}, Value: cn}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(1), RawSubject: subject}, &x509.Certificate{SerialNumber: big.NewInt(2)}, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// A user certificate whose CN spells "/CN=host/…" is not a host under the built-in
+// policies: its one-line DN does not read as a host's.
+func TestCNSpellingAHostIsNoHost(t *testing.T) {
+	mallory := identity.FromChain([]*x509.Certificate{certWithCN(t, "mallory/CN=host/evil")})
+	host := identity.FromChain([]*x509.Certificate{certWithCN(t, "host/node1.example.org")})
+	if host.DN != "/O=Grid/OU=vws/CN=host/node1.example.org" {
+		t.Fatalf("host DN %s", host.DN)
+	}
+	gm, err := ParseGridMap(strings.NewReader(`"/O=Grid/OU=vws/CN=alice" alice`+"\n"), "grid-mapfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rs := range []*Rules{Authenticated, gridMapOnly(gm)} {
+		if d := rs.Decide(mallory, Host, Resource{}); d.Allowed {
+			t.Errorf("%s: %s is a host (%s)", rs.source, mallory.DN, d.Rule)
+		}
+		if d := rs.Decide(host, Host, Resource{}); !d.Allowed {
+			t.Errorf("%s: %s is no host (%s)", rs.source, host.DN, d.Rule)
+		}
 	}
 }

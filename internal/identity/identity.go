@@ -111,21 +111,59 @@ var shortNames = map[string]string{
 // OneLineDN renders a name as OpenSSL's "/A=v/B=w" one-line form, in certificate order.
 // A parsed certificate's name has every attribute, in order, in Names (its fields
 // and ToRDNSequence lose repeated CNs, as in proxies, and DC, UID or emailAddress);
-// a name built by hand uses its fields.
+// a name built by hand uses its fields. Values are written as they are but for the
+// escapes writeValue makes, which no ordinary grid DN needs.
 func OneLineDN(name pkix.Name) string {
 	var b strings.Builder
-	if len(name.Names) > 0 {
-		for _, atv := range name.Names {
-			writeATV(&b, atv)
-		}
-		return b.String()
-	}
-	for _, rdn := range name.ToRDNSequence() {
-		for _, atv := range rdn {
-			writeATV(&b, atv)
-		}
+	for _, atv := range attributes(name) {
+		writeATV(&b, atv)
 	}
 	return b.String()
+}
+
+// attributes lists name's attributes in certificate order (see OneLineDN).
+func attributes(name pkix.Name) []pkix.AttributeTypeAndValue {
+	if len(name.Names) > 0 {
+		return name.Names
+	}
+	var out []pkix.AttributeTypeAndValue
+	for _, rdn := range name.ToRDNSequence() {
+		out = append(out, rdn...)
+	}
+	return out
+}
+
+// AmbiguousValue finds the first attribute of name whose value holds a '/' that the
+// one-line form would read as the start of another attribute ("mallory/CN=host/x"):
+// OneLineDN escapes it, but such a name is made to pass for another, so
+// authentication refuses it.
+func AmbiguousValue(name pkix.Name) (attr, value string, found bool) {
+	for _, atv := range attributes(name) {
+		s, ok := atv.Value.(string)
+		if !ok {
+			continue
+		}
+		for i := 0; i < len(s); i++ {
+			if s[i] == '/' && StartsAttribute(s[i:]) {
+				return attrName(atv.Type), s, true
+			}
+		}
+	}
+	return "", "", false
+}
+
+// StartsAttribute reports whether s starts as an attribute of the one-line form
+// does: '/', an attribute name or dotted OID, '='. Any other '/' belongs to a value,
+// as in CN=host/node1.example.org.
+func StartsAttribute(s string) bool {
+	if len(s) < 3 || s[0] != '/' {
+		return false
+	}
+	j := 1
+	for j < len(s) && (s[j] >= 'a' && s[j] <= 'z' || s[j] >= 'A' && s[j] <= 'Z' || s[j] >= '0' && s[j] <= '9' || s[j] == '.') {
+		j++
+	}
+	return j > 1 && j < len(s) && s[j] == '='
 }
 
 func writeATV(b *strings.Builder, atv pkix.AttributeTypeAndValue) {
@@ -133,8 +171,31 @@ func writeATV(b *strings.Builder, atv pkix.AttributeTypeAndValue) {
 	b.WriteString(attrName(atv.Type))
 	b.WriteByte('=')
 	if s, ok := atv.Value.(string); ok {
-		b.WriteString(s)
+		writeValue(b, s)
 	}
+}
+
+// writeValue writes an attribute value. The one-line form has no escaping, so a value
+// "mallory/CN=host/evil" would render as a name with a CN=host/evil attribute, which
+// DN globs such as policy's "*/CN=host/*" match: a '/' that would read as the start of
+// an attribute is written \2F instead, and a '\' that would read as such an escape
+// \5C, so that distinct names render distinctly. Every ordinary value, "host/node1"
+// and a proxy's number included, is written unchanged.
+func writeValue(b *strings.Builder, s string) {
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] == '/' && StartsAttribute(s[i:]):
+			b.WriteString(`\2F`)
+		case s[i] == '\\' && (hasPrefixFold(s[i+1:], "2F") || hasPrefixFold(s[i+1:], "5C")):
+			b.WriteString(`\5C`)
+		default:
+			b.WriteByte(s[i])
+		}
+	}
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
 func attrName(oid asn1.ObjectIdentifier) string {

@@ -73,16 +73,10 @@ func ParseDN(s string) ([]byte, error) {
 }
 
 // nextAttr returns the index of the '/' that starts the next "attr=" in s, or len(s).
+// identity.OneLineDN renders by the same rule: a '/' it leaves in a value starts none.
 func nextAttr(s string) int {
 	for i := 0; i < len(s); i++ {
-		if s[i] != '/' {
-			continue
-		}
-		j := i + 1
-		for j < len(s) && (s[j] >= 'a' && s[j] <= 'z' || s[j] >= 'A' && s[j] <= 'Z' || s[j] >= '0' && s[j] <= '9' || s[j] == '.') {
-			j++
-		}
-		if j > i+1 && j < len(s) && s[j] == '=' {
+		if s[i] == '/' && identity.StartsAttribute(s[i:]) {
 			return i
 		}
 	}

@@ -110,6 +110,12 @@ func TestVerify(t *testing.T) {
 	one := proxy(t, f.alice, ProxyOptions{PathLength: PathLength(1)})
 	oneDeep := proxy(t, one, ProxyOptions{})
 	twoDeep := proxy(t, oneDeep, ProxyOptions{})
+	// IssueUser refuses such a name; a careless CA might not.
+	mallory, err := f.ca.issue(&x509.Certificate{ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}},
+		"mallory/CN=host/evil", Validity{}, time.Hour, KeyTypeECDSA, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	alice := "/O=Grid/OU=vws/CN=alice"
 	for _, tc := range []struct {
@@ -137,6 +143,9 @@ func TestVerify(t *testing.T) {
 		{name: "path length 0 exceeded", chain: []*Credential{tooDeep}, kind: ErrProxy, msg: "exceeds the proxy path length"},
 		{name: "path length 1 exceeded", chain: []*Credential{twoDeep}, kind: ErrProxy, msg: "exceeds the proxy path length"},
 		{name: "full proxy under limited", chain: []*Credential{fullUnderLimited}, kind: ErrProxy, msg: "issued by a limited one"},
+		{name: "CN reading as another name", chain: []*Credential{mallory}, kind: ErrUntrusted,
+			msg: `certificate /O=Grid/OU=vws/CN=mallory\2FCN=host/evil refused: its CN "mallory/CN=host/evil" holds "/" followed by "attribute="`},
+		{name: "CN reading as another name, by proxy", chain: []*Credential{proxy(t, mallory, ProxyOptions{})}, kind: ErrUntrusted, msg: "refused: its CN"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			id, err := trust.Verify(tc.chain[0].FullChain(), now)

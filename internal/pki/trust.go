@@ -254,6 +254,11 @@ func (t *Trust) Verify(chain []*x509.Certificate, now time.Time) (identity.Ident
 	if err := t.verifyEndEntity(st, ee, chain[eeIdx+1:], now); err != nil {
 		return identity.Anonymous, err
 	}
+	// OneLineDN escapes such a value, but a CA-signed name made to read as another
+	// (".../CN=mallory/CN=host/x" passing for a host) is an attack, not a user.
+	if attr, val, found := identity.AmbiguousValue(ee.Subject); found {
+		return identity.Anonymous, refuse(ErrUntrusted, "certificate %s refused: its %s %q holds \"/\" followed by \"attribute=\", so its one-line DN reads as another name; ask its CA for a certificate without that", DN(ee), attr, val)
+	}
 	limited, err := verifyProxies(chain[:eeIdx+1], now)
 	if err != nil {
 		return identity.Anonymous, err
