@@ -158,6 +158,10 @@ func (ca *Credential) IssueHost(o HostOptions) (*Credential, error) {
 	if o.Name == "" {
 		return nil, errors.New("host certificate: a host name is needed")
 	}
+	if strings.ContainsAny(o.Name, "/=") {
+		// CN=host/a/CN=b would render as two attributes (see identity.OneLineDN).
+		return nil, fmt.Errorf("host certificate: host name %q holds \"/\" or \"=\": give a host name such as node1.example.org", o.Name)
+	}
 	tmpl := &x509.Certificate{
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		DNSNames:    o.DNSNames, IPAddresses: o.IPs,
@@ -187,6 +191,10 @@ type UserOptions struct {
 func (ca *Credential) IssueUser(o UserOptions) (*Credential, error) {
 	if o.CN == "" {
 		return nil, errors.New("user certificate: a common name is needed")
+	}
+	if strings.ContainsAny(o.CN, "/=") {
+		// The one-line DN does not escape: CN "mallory/CN=host/x" would read as a host.
+		return nil, fmt.Errorf("user certificate: common name %q holds \"/\" or \"=\", which would make its one-line DN ambiguous: choose a name without them", o.CN)
 	}
 	tmpl := &x509.Certificate{
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},

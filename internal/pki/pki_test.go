@@ -328,6 +328,21 @@ func TestParseDN(t *testing.T) {
 	}
 }
 
+// A name whose one-line DN would read as another's is not issued.
+func TestIssueRefusesAmbiguousNames(t *testing.T) {
+	f := testPKI(t)
+	for _, cn := range []string{"mallory/CN=host/evil", "host/evil", "a=b"} {
+		if _, err := f.ca.IssueUser(UserOptions{CN: cn, KeyType: KeyTypeECDSA}); err == nil || !strings.Contains(err.Error(), `holds "/" or "="`) {
+			t.Errorf("user CN %q: %v", cn, err)
+		}
+	}
+	for _, name := range []string{"node1/CN=admin", "a=b"} {
+		if _, err := f.ca.IssueHost(HostOptions{Name: name, KeyType: KeyTypeECDSA}); err == nil || !strings.Contains(err.Error(), `holds "/" or "="`) {
+			t.Errorf("host name %q: %v", name, err)
+		}
+	}
+}
+
 func openssl(t *testing.T, env []string, args ...string) (string, error) {
 	t.Helper()
 	if _, err := exec.LookPath("openssl"); err != nil {
