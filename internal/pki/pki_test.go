@@ -263,6 +263,47 @@ func TestRevocation(t *testing.T) {
 	})
 }
 
+// A verdict lapses at the earliest expiry on the chain or its CRLs' next update, and
+// a reload that read something new changes the generation.
+func TestCheckVerdict(t *testing.T) {
+	f := testPKI(t)
+	now := time.Now()
+	dir := caDir(t, f.ca, now.Add(24*time.Hour))
+	trust, err := LoadTrust(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := proxy(t, f.alice, ProxyOptions{Validity: Validity{Lifetime: time.Hour}})
+	v, err := trust.Check(p.FullChain(), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !v.Until.Equal(p.Certificate.NotAfter) || v.Generation != trust.Generation() || v.Identity.DN != "/O=Grid/OU=vws/CN=alice" {
+		t.Fatalf("proxy: %+v; want until %s, generation %d", v, p.Certificate.NotAfter, trust.Generation())
+	}
+	if v, err = trust.Check(f.alice.FullChain(), now); err != nil || !v.Until.Equal(now.Add(24*time.Hour).Truncate(time.Second)) {
+		t.Fatalf("user: %+v %v; want until the CRL's next update %s", v, err, now.Add(24*time.Hour))
+	}
+	gen := trust.Generation()
+	trust.lastCheck.Store(time.Now().Add(-2 * time.Second).UnixNano())
+	trust.MaybeReload()
+	if trust.Generation() != gen {
+		t.Fatal("a look that found nothing new changed the generation")
+	}
+	crl, err := f.ca.CRL(nil, now, now.Add(48*time.Hour), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteCRL(dir, f.ca.Certificate, crl); err != nil {
+		t.Fatal(err)
+	}
+	trust.lastCheck.Store(time.Now().Add(-2 * time.Second).UnixNano())
+	trust.MaybeReload()
+	if trust.Generation() == gen {
+		t.Fatal("reloading a new CRL left the generation")
+	}
+}
+
 func TestLoadTrustFile(t *testing.T) {
 	f := testPKI(t)
 	file := filepath.Join(t.TempDir(), "cas.pem")

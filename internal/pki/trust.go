@@ -51,6 +51,7 @@ type Trust struct {
 
 	reloadMu  sync.Mutex
 	lastCheck atomic.Int64 // unix nanoseconds of the last MaybeReload look
+	gens      atomic.Uint64
 }
 
 type trustState struct {
@@ -60,6 +61,7 @@ type trustState struct {
 	// signature that CA verifies.
 	crls  map[string]*x509.RevocationList
 	stamp string // names, sizes and mtimes of the files read
+	gen   uint64 // see Generation
 }
 
 // LoadTrust reads the CA certificates (*.0…*.9, *.pem, *.crt) and CRLs (*.r0…*.r9,
@@ -81,6 +83,10 @@ func (t *Trust) Path() string { return t.path }
 // Roots returns the trusted CAs as a pool (for verifying servers with crypto/tls).
 func (t *Trust) Roots() *x509.CertPool { return t.state.Load().roots }
 
+// Generation changes whenever Reload swaps in a newly read set of CAs and CRLs: a
+// verdict (Check) of an earlier generation may no longer hold.
+func (t *Trust) Generation() uint64 { return t.state.Load().gen }
+
 // Reload re-reads the directory. On error the previous set stays in force.
 func (t *Trust) Reload() error {
 	t.reloadMu.Lock()
@@ -94,6 +100,7 @@ func (t *Trust) Reload() error {
 		return err
 	}
 	st.stamp = stamp
+	st.gen = t.gens.Add(1)
 	t.state.Store(st)
 	t.lastCheck.Store(time.Now().UnixNano())
 	return nil
@@ -242,43 +249,76 @@ func loadTrustState(path string, files []string) (*trustState, error) {
 // trusted CA, neither it nor a CA on its path revoked by a current CRL; the proxies
 // above it must each be a valid RFC 3820 (or legacy Globus) proxy of the next.
 func (t *Trust) Verify(chain []*x509.Certificate, now time.Time) (identity.Identity, error) {
+	v, err := t.Check(chain, now)
+	return v.Identity, err
+}
+
+// Verdict is what Check found: who a chain identifies, and for how long that holds.
+type Verdict struct {
+	Identity identity.Identity
+	// Generation is that of the CAs and CRLs the chain was checked against: after a
+	// reload (a new CRL) it must be checked again.
+	Generation uint64
+	// Until is the last instant the verdict holds without a reload: the earliest
+	// NotAfter of the proxies, the end-entity certificate and the CAs of its path,
+	// or an earlier nextUpdate of a CRL it was checked against.
+	Until time.Time
+}
+
+// Check is Verify, also saying how long its verdict holds, so that a caller may keep
+// it rather than verify the same chain again (a TLS connection's, on each request).
+func (t *Trust) Check(chain []*x509.Certificate, now time.Time) (Verdict, error) {
 	st := t.state.Load()
 	if len(chain) == 0 {
-		return identity.Anonymous, refuse(ErrUntrusted, "no certificate presented")
+		return Verdict{}, refuse(ErrUntrusted, "no certificate presented")
 	}
 	eeIdx := certext.EndEntity(chain)
 	if eeIdx < 0 {
-		return identity.Anonymous, refuse(ErrProxy, "the chain holds only proxies (%s): send the certificate they descend from too (a proxy file holds the whole chain)", DN(chain[len(chain)-1]))
+		return Verdict{}, refuse(ErrProxy, "the chain holds only proxies (%s): send the certificate they descend from too (a proxy file holds the whole chain)", DN(chain[len(chain)-1]))
 	}
 	ee := chain[eeIdx]
-	if err := t.verifyEndEntity(st, ee, chain[eeIdx+1:], now); err != nil {
-		return identity.Anonymous, err
+	until, err := t.verifyEndEntity(st, ee, chain[eeIdx+1:], now)
+	if err != nil {
+		return Verdict{}, err
 	}
 	// OneLineDN escapes such a value, but a CA-signed name made to read as another
 	// (".../CN=mallory/CN=host/x" passing for a host) is an attack, not a user.
 	if attr, val, found := identity.AmbiguousValue(ee.Subject); found {
-		return identity.Anonymous, refuse(ErrUntrusted, "certificate %s refused: its %s %q holds \"/\" followed by \"attribute=\", so its one-line DN reads as another name; ask its CA for a certificate without that", DN(ee), attr, val)
+		return Verdict{}, refuse(ErrUntrusted, "certificate %s refused: its %s %q holds \"/\" followed by \"attribute=\", so its one-line DN reads as another name; ask its CA for a certificate without that", DN(ee), attr, val)
 	}
 	limited, err := verifyProxies(chain[:eeIdx+1], now)
 	if err != nil {
-		return identity.Anonymous, err
+		return Verdict{}, err
+	}
+	for _, p := range chain[:eeIdx] {
+		until = earlier(until, p.NotAfter)
 	}
 	// Attributes come from the end-entity certificate only: its trusted CA asserted
 	// them. A proxy's extensions are written by the user himself and never count.
-	return identity.Identity{DN: DN(ee), Certificate: ee, Proxy: eeIdx > 0, Limited: limited,
-		Attributes: certext.VOAttributes(ee)}, nil
+	id := identity.Identity{DN: DN(ee), Certificate: ee, Proxy: eeIdx > 0, Limited: limited,
+		Attributes: certext.VOAttributes(ee)}
+	return Verdict{Identity: id, Generation: st.gen, Until: until}, nil
 }
 
-func (t *Trust) verifyEndEntity(st *trustState, ee *x509.Certificate, rest []*x509.Certificate, now time.Time) error {
+// earlier returns the earlier of a and b, a zero time counting as none.
+func earlier(a, b time.Time) time.Time {
+	if a.IsZero() || !b.IsZero() && b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// verifyEndEntity verifies ee and says until when that holds (see Verdict.Until).
+func (t *Trust) verifyEndEntity(st *trustState, ee *x509.Certificate, rest []*x509.Certificate, now time.Time) (time.Time, error) {
 	dn := DN(ee)
 	if err := checkValidity("certificate", ee, now, "renew it"); err != nil {
-		return err
+		return time.Time{}, err
 	}
 	if ee.BasicConstraintsValid && ee.IsCA {
-		return refuse(ErrUntrusted, "certificate %s is a CA certificate; a caller authenticates with a user or host certificate", dn)
+		return time.Time{}, refuse(ErrUntrusted, "certificate %s is a CA certificate; a caller authenticates with a user or host certificate", dn)
 	}
 	if ee.KeyUsage != 0 && ee.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
-		return refuse(ErrUntrusted, "certificate %s does not allow digital signatures (its key usage lacks digitalSignature), so it cannot authenticate or sign proxies", dn)
+		return time.Time{}, refuse(ErrUntrusted, "certificate %s does not allow digital signatures (its key usage lacks digitalSignature), so it cannot authenticate or sign proxies", dn)
 	}
 	inter := x509.NewCertPool()
 	for _, c := range rest {
@@ -289,33 +329,38 @@ func (t *Trust) verifyEndEntity(st *trustState, ee *x509.Certificate, rest []*x5
 	if err != nil {
 		var ua x509.UnknownAuthorityError
 		if errors.As(err, &ua) {
-			return refuse(ErrUntrusted, "certificate %s is issued by %s, which this site does not trust; add its CA to %s", dn, identity.OneLineDN(ee.Issuer), t.path)
+			return time.Time{}, refuse(ErrUntrusted, "certificate %s is issued by %s, which this site does not trust; add its CA to %s", dn, identity.OneLineDN(ee.Issuer), t.path)
 		}
 		var ce x509.CertificateInvalidError
 		if errors.As(err, &ce) && ce.Reason == x509.Expired {
-			return refuse(ErrExpired, "a CA certificate on the path of %s is expired or not yet valid (%v); update %s", dn, err, t.path)
+			return time.Time{}, refuse(ErrExpired, "a CA certificate on the path of %s is expired or not yet valid (%v); update %s", dn, err, t.path)
 		}
-		return refuse(ErrUntrusted, "certificate %s does not verify: %v", dn, err)
+		return time.Time{}, refuse(ErrUntrusted, "certificate %s does not verify: %v", dn, err)
 	}
 	// Any verified path will do; check revocation along the first that passes.
 	var firstErr error
 	for _, p := range paths {
-		err := checkRevocation(st, p, now)
+		until, err := checkRevocation(st, p, now)
 		if err == nil {
-			return nil
+			for _, c := range p {
+				until = earlier(until, c.NotAfter)
+			}
+			return until, nil
 		}
 		if firstErr == nil {
 			firstErr = err
 		}
 	}
-	return firstErr
+	return time.Time{}, firstErr
 }
 
 // checkRevocation checks every certificate of a verified path (leaf first) but the
 // anchor against its issuer's CRL, when the site has one; a CRL past its nextUpdate
 // is refused, since grid sites fetch them regularly and an old one may miss
-// revocations.
-func checkRevocation(st *trustState, path []*x509.Certificate, now time.Time) error {
+// revocations. It returns the earliest nextUpdate of the CRLs it consulted (zero:
+// none), when the path must be checked again.
+func checkRevocation(st *trustState, path []*x509.Certificate, now time.Time) (time.Time, error) {
+	var until time.Time
 	for i := 0; i+1 < len(path); i++ {
 		c, issuer := path[i], path[i+1]
 		crl := st.crls[string(issuer.Raw)]
@@ -323,17 +368,18 @@ func checkRevocation(st *trustState, path []*x509.Certificate, now time.Time) er
 			continue
 		}
 		if !crl.NextUpdate.IsZero() && now.After(crl.NextUpdate) {
-			return refuse(ErrStaleCRL, "the CRL of %s is stale: its next update was due at %s; refresh it (fetch-crl, or vws pki revoke --ca-dir for a vws test CA)",
+			return time.Time{}, refuse(ErrStaleCRL, "the CRL of %s is stale: its next update was due at %s; refresh it (fetch-crl, or vws pki revoke --ca-dir for a vws test CA)",
 				DN(issuer), crl.NextUpdate.UTC().Format(time.RFC3339))
 		}
 		for _, r := range crl.RevokedCertificateEntries {
 			if r.SerialNumber.Cmp(c.SerialNumber) == 0 {
-				return refuse(ErrRevoked, "certificate %s (serial %s) is revoked by the CRL of %s since %s",
+				return time.Time{}, refuse(ErrRevoked, "certificate %s (serial %s) is revoked by the CRL of %s since %s",
 					DN(c), c.SerialNumber, DN(issuer), r.RevocationTime.UTC().Format(time.RFC3339))
 			}
 		}
+		until = earlier(until, crl.NextUpdate)
 	}
-	return nil
+	return until, nil
 }
 
 // verifyProxies checks the proxies of chain (leaf first; the last element is the
