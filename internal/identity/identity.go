@@ -62,8 +62,8 @@ func From(ctx context.Context) Identity {
 }
 
 // FromRequest derives the caller from the TLS peer chain of r, if any. The chain was
-// verified during the handshake (tlsutil.Server), so this only reads it: it runs on
-// every request.
+// verified during the handshake (tlsutil.Server) and again for this request, should
+// the connection have outlived it (tlsutil.Revalidator), so this only reads it.
 func FromRequest(r *http.Request) Identity {
 	if r.TLS == nil {
 		return Anonymous

@@ -27,6 +27,7 @@ import (
 	"github.com/vws-grid/vws/internal/manifestsig"
 	"github.com/vws-grid/vws/internal/pki"
 	"github.com/vws-grid/vws/internal/store"
+	"github.com/vws-grid/vws/internal/tlsutil"
 	"github.com/vws-grid/vws/internal/transfer"
 	"github.com/vws-grid/vws/internal/wsrf"
 	"github.com/vws-grid/vws/manager"
@@ -71,7 +72,7 @@ type Config struct {
 	Manager ManagerConfig
 	// Logger for request and service logs; default slog.Default().
 	Logger *slog.Logger
-	// Now is the clock; default time.Now.
+	// Now is the clock, callers' certificates on each request included; default time.Now.
 	Now func() time.Time
 }
 
@@ -311,6 +312,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	c.Handle("/healthz", http.HandlerFunc(s.healthz))
 	s.handler = c
+	if cfg.Trust != nil {
+		// The handshake verified the client's chain once, but a kept-alive connection
+		// outlives an expiring proxy or a new CRL: every request, on every endpoint,
+		// is checked again.
+		s.handler = tlsutil.NewRevalidator(cfg.Trust, cfg.Now, cfg.Logger).Handler(c)
+	}
 	ok = true
 	return s, nil
 }

@@ -43,7 +43,8 @@ func WithTrust(t *pki.Trust) Option { return func(o *serverOptions) { o.trust = 
 // and verifies it with the trusted CAs and CRLs of caPath (see pki.LoadTrust),
 // proxy chains included. crypto/tls's own verifier rejects RFC 3820 proxies, so
 // the handshake asks for any certificate and pki.Trust.Verify decides. After the
-// handshake, identity.FromRequest reads the verified chain.
+// handshake, identity.FromRequest reads the verified chain; a Revalidator around the
+// handler verifies it again on each request of the connection.
 func Server(certFile, keyFile, caPath string, opts ...Option) (*tls.Config, error) {
 	var o serverOptions
 	for _, f := range opts {
