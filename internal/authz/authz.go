@@ -94,7 +94,13 @@ func (a *Authorizer) Authorize(ctx context.Context, req *container.Request) erro
 	}
 	res := policy.Resource{Service: svc, Action: op}
 	class := Class(svc, op)
-	if key, ok := req.ResourceKey(); ok && svc == vwsns.WorkspaceService && class != policy.Host && a.Owners != nil {
+	key, keyed := req.ResourceKey()
+	if keyed && class == policy.Host {
+		// A host's rights do not depend on the owner, so nothing is looked up; the key
+		// still goes into the decision, so the trail says which workspace it acted on.
+		res.Key = key
+	}
+	if keyed && svc == vwsns.WorkspaceService && class != policy.Host && a.Owners != nil {
 		owner, name, holder, err := a.Owners.Owner(ctx, key)
 		if errors.Is(err, errdefs.ErrResourceUnknown) {
 			// Unknown keys get the same fault for everyone; the handler gives it.

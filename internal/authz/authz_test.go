@@ -205,3 +205,34 @@ func TestServiceReadsAuditedAsInspect(t *testing.T) {
 		}
 	}
 }
+
+// A host's decisions name the workspace it acts on, not only the service: the trail
+// must say which workspace a host checked out, reported on or checked in.
+func TestHostDecisionsNameTheWorkspace(t *testing.T) {
+	rs, err := policy.Parse(strings.NewReader("allow host /O=Grid/OU=vws/CN=host/*\nallow * *\n"), "rules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &decisions{}
+	a := &Authorizer{Policy: rules{rs}, Audit: log, Owners: owners{"w1": {alice, "one", host}}}
+	var want []string
+	for _, c := range []struct {
+		who, op string
+		ok      bool
+	}{
+		{host, "CheckOut", true}, {host, "ReportState", true}, {host, "CheckIn", true}, {bob, "ReportState", false},
+	} {
+		ctx := identity.With(context.Background(), identity.Identity{DN: c.who})
+		if err := a.Authorize(ctx, request(vwsns.WorkspaceService, c.op, "w1")); (err == nil) != c.ok {
+			t.Fatalf("%s %s: %v", c.who, c.op, err)
+		}
+		verdict := "allowed"
+		if !c.ok {
+			verdict = "denied"
+		}
+		want = append(want, c.who+" host "+c.op+" w1 "+verdict)
+	}
+	if strings.Join(log.got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("audited\n%s\nwant\n%s", strings.Join(log.got, "\n"), strings.Join(want, "\n"))
+	}
+}
