@@ -140,27 +140,28 @@ func (a *Authorizer) Authorize(ctx context.Context, req *container.Request) erro
 
 // Check decides op on res for the caller in ctx and audits the decision.
 func (a *Authorizer) Check(ctx context.Context, op policy.Operation, res policy.Resource) error {
-	if err := a.limited(ctx, op, res); err != nil {
-		return err
-	}
-	d, err := a.Policy.Rules().Authorize(ctx, op, res)
 	what := res.Key
 	if what == "" {
 		what = res.Service
 	}
+	if err := a.limited(ctx, op, res, what); err != nil {
+		return err
+	}
+	d, err := a.Policy.Rules().Authorize(ctx, op, res)
 	a.Audit.RecordDecision(ctx, string(op)+" "+res.Action, what, d.Allowed, d.Rule, "")
 	return err
 }
 
 // limited refuses a limited proxy what changes things. Globus semantics: a limited
 // proxy may read and move data but not start anything; creating, deploying and
-// running workspaces, and administering the site, is starting something.
-func (a *Authorizer) limited(ctx context.Context, op policy.Operation, res policy.Resource) error {
+// running workspaces, and administering the site, is starting something. A refusal
+// is audited against what, as every other decision on the same request is.
+func (a *Authorizer) limited(ctx context.Context, op policy.Operation, res policy.Resource, what string) error {
 	caller := identity.From(ctx)
 	if !caller.Limited || op == policy.Inspect || op == policy.Host {
 		return nil
 	}
-	a.Audit.RecordDecision(ctx, string(op)+" "+res.Action, res.Key, false, "limited proxy", "")
+	a.Audit.RecordDecision(ctx, string(op)+" "+res.Action, what, false, "limited proxy", "")
 	return errdefs.WithAdvice(fmt.Errorf("%w: %s presented a limited proxy, which may not %s", errdefs.ErrAuthorization, caller, op),
 		"make a full proxy (vws pki proxy without --limited, or grid-proxy-init without -limited)")
 }
@@ -179,7 +180,7 @@ func (a *Authorizer) HTTP(service string, classesOf func(*http.Request) []policy
 		res := policy.Resource{Service: service, Action: r.Method}
 		var err error
 		for _, op := range classesOf(r) {
-			if err = a.limited(ctx, op, res); err != nil {
+			if err = a.limited(ctx, op, res, r.URL.Path); err != nil {
 				continue
 			}
 			d, derr := a.Policy.Rules().Authorize(ctx, op, res)

@@ -2,7 +2,10 @@ package authz
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -12,6 +15,7 @@ import (
 	"github.com/vws-grid/vws/internal/contract"
 	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/identity"
+	"github.com/vws-grid/vws/internal/pki"
 	"github.com/vws-grid/vws/internal/soap"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
@@ -154,6 +158,48 @@ func TestLimitedProxy(t *testing.T) {
 		if !errors.Is(err, errdefs.ErrAuthorization) || !strings.Contains(err.Error(), "limited proxy") {
 			t.Errorf("a limited proxy's %s: %v", op.op, err)
 		}
+	}
+	// Each refusal names what was refused: the workspace, or else the service.
+	want := []string{
+		alice + " inspect GetResourceProperty w1 allowed",
+		alice + " create Create " + vwsns.FactoryService + " denied",
+		alice + " manage Destroy w1 denied",
+		alice + " manage Deploy " + vwsns.ManagerService + " denied",
+	}
+	if strings.Join(log.got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("audited\n%s\nwant\n%s", strings.Join(log.got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// A limited proxy refused on a plain HTTP endpoint (an image import, a workspace
+// upload) is audited against the request's path, as the endpoint's other decisions are.
+func TestLimitedProxyOverHTTPNamesThePath(t *testing.T) {
+	ca, err := pki.NewCA(pki.CAOptions{KeyType: pki.KeyTypeECDSA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	user, err := ca.IssueUser(pki.UserOptions{CN: "alice", KeyType: pki.KeyTypeECDSA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy, err := pki.IssueProxy(user, pki.ProxyOptions{Limited: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &decisions{}
+	a := &Authorizer{Policy: rules{policy.AllowAll}, Audit: log}
+	served := false
+	h := a.HTTP("images", func(*http.Request) []policy.Operation { return []policy.Operation{policy.Admin} },
+		http.HandlerFunc(func(http.ResponseWriter, *http.Request) { served = true }))
+	req := httptest.NewRequest(http.MethodPost, "/images", nil)
+	req.TLS = &tls.ConnectionState{PeerCertificates: proxy.FullChain()}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if served || rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "limited proxy") {
+		t.Fatalf("a limited proxy's import: %d %s", rec.Code, rec.Body)
+	}
+	if want := alice + " admin POST /images denied"; len(log.got) != 1 || log.got[0] != want {
+		t.Errorf("audited %q, want %q", log.got, want)
 	}
 }
 
