@@ -274,7 +274,8 @@ func (r *Repository) CheckIn(ctx context.Context, key string, req CheckInRequest
 			if holder == "" {
 				holder = "nobody"
 			}
-			return errdefs.WithAdvice(&errdefs.LockedError{Holder: holder}, "only the manager that checked the workspace out may check it in, with its lock token")
+			return refuse(errdefs.WithAdvice(&errdefs.LockedError{Holder: holder}, "only the manager that checked the workspace out may check it in, with its lock token"),
+				tokenMismatch(s, chain))
 		}
 		if err := heldByCaller(ctx, s); err != nil {
 			return err
@@ -410,6 +411,7 @@ func (r *Repository) CheckIn(ctx context.Context, key string, req CheckInRequest
 		for _, f := range linked {
 			os.Remove(f)
 		}
+		r.auditRefusal(ctx, "check-in", key, err)
 		return "", time.Time{}, err
 	}
 	r.ledger.Add(ranScopes, policy.Usage{Running: -1, MemoryMiB: -ranMemory})
@@ -449,8 +451,12 @@ func (r *Repository) ReportState(ctx context.Context, key, token, host, state, d
 			return err
 		}
 		if chain.Lock == "" || chain.Lock != token || text(s, PropHost) != host {
-			return errdefs.WithAdvice(&errdefs.LockedError{Holder: text(s, PropLockHolder) + " on " + text(s, PropHost)},
-				"only the manager holding the workspace reports its state, with its lock token")
+			why := tokenMismatch(s, chain)
+			if chain.Lock != "" && chain.Lock == token {
+				why = fmt.Sprintf("the report names host %q; the workspace is checked out on %s", host, text(s, PropHost))
+			}
+			return refuse(errdefs.WithAdvice(&errdefs.LockedError{Holder: text(s, PropLockHolder) + " on " + text(s, PropHost)},
+				"only the manager holding the workspace reports its state, with its lock token"), why)
 		}
 		if deployment == "in-repository" {
 			return fmt.Errorf("%w: a workspace returns to the repository by CheckIn, not ReportState", errdefs.ErrBadRequest)
@@ -469,6 +475,7 @@ func (r *Repository) ReportState(ctx context.Context, key, token, host, state, d
 		return nil
 	})
 	if err != nil {
+		r.auditRefusal(ctx, "report-state", key, err)
 		return "", "", time.Time{}, err
 	}
 	return state, dep, now, nil
@@ -575,8 +582,44 @@ func heldByCaller(ctx context.Context, s *wsrf.Snapshot) error {
 		return nil // plain HTTP (--insecure): the lock token alone decides
 	}
 	if holder := text(s, PropLockHolder); holder != id.DN {
-		return errdefs.WithAdvice(fmt.Errorf("%w: workspace %s is checked out to %s, not to %s", errdefs.ErrAuthorization, s.Key, holder, id.DN),
-			"only the manager holding the workspace may report on it, fetch its files or check it in")
+		if holder == "" {
+			holder = "nobody"
+		}
+		return refuse(errdefs.WithAdvice(fmt.Errorf("%w: workspace %s is checked out to %s, not to %s", errdefs.ErrAuthorization, s.Key, holder, id.DN),
+			"only the manager holding the workspace may report on it, fetch its files or check it in"),
+			"the workspace is checked out to "+holder+", not to the caller")
 	}
 	return nil
+}
+
+// lockRefusal is a host's request refused, after the policy allowed it, for the lock
+// token it presented or for not being the lock's holder. The policy's "allowed" is
+// already in the audit trail: the refusal must be too, with why.
+type lockRefusal struct {
+	err    error
+	reason string
+}
+
+func (e *lockRefusal) Error() string { return e.err.Error() }
+func (e *lockRefusal) Unwrap() error { return e.err }
+
+// refuse marks err as a lock refusal for the audit, which records reason.
+func refuse(err error, reason string) error { return &lockRefusal{err: err, reason: reason} }
+
+// auditRefusal records err as operation denied on workspace key when it is a lock
+// refusal; other failures (bad input, an unknown workspace) are not decisions.
+// Called once the workspace's lock is released, so an audit write never holds it.
+func (r *Repository) auditRefusal(ctx context.Context, operation, key string, err error) {
+	var lr *lockRefusal
+	if errors.As(err, &lr) {
+		r.audit.Record(ctx, operation, key, "denied", lr.reason)
+	}
+}
+
+// tokenMismatch says, for the audit, why a lock token does not open workspace s.
+func tokenMismatch(s *wsrf.Snapshot, chain *diskChain) string {
+	if chain.Lock == "" {
+		return "the workspace is not checked out (" + text(s, PropDeployment) + "): the lock token is stale, or was never issued"
+	}
+	return "the lock token is not the workspace's, which is checked out to " + text(s, PropLockHolder) + " on " + text(s, PropHost)
 }

@@ -83,6 +83,7 @@ func (r *Repository) serveFiles(w http.ResponseWriter, req *http.Request) {
 	parts := strings.Split(rest, "/")
 	key := parts[0]
 	var err error
+	op := "fetch-file" // as a refusal is audited
 	switch {
 	case len(parts) == 3 && parts[1] == "files" && parts[2] != "":
 		if req.Method != http.MethodGet && req.Method != http.MethodHead {
@@ -97,11 +98,13 @@ func (r *Repository) serveFiles(w http.ResponseWriter, req *http.Request) {
 			err = httpErr(http.StatusMethodNotAllowed, "%s is not supported on /workspaces/<key>/%s: PUT uploads it", req.Method, parts[1])
 			break
 		}
+		op = "upload-" + parts[1]
 		err = r.serveUpload(w, req, key, parts[1])
 	default:
 		err = httpErr(http.StatusNotFound, "not found: workspace file paths are /workspaces/<key>/files/<digest> (GET) and /workspaces/<key>/overlay or /memory (PUT)")
 	}
 	if err != nil {
+		r.auditRefusal(req.Context(), op, key, err)
 		r.failHTTP(w, req, key, err)
 	}
 }
@@ -139,17 +142,22 @@ func (r *Repository) checkLock(ctx context.Context, s *wsrf.Snapshot, token stri
 		return nil, err
 	}
 	if chain.Lock == "" {
-		return nil, httpErr(http.StatusConflict, "workspace %s is not checked out (it is %s); its files are served to the manager holding it: CheckOut first", s.Key, text(s, PropDeployment))
+		return nil, refuse(httpErr(http.StatusConflict, "workspace %s is not checked out (it is %s); its files are served to the manager holding it: CheckOut first", s.Key, text(s, PropDeployment)),
+			tokenMismatch(s, chain))
 	}
 	if token == "" {
-		return nil, httpErr(http.StatusForbidden, "no %s header: send the lock token CheckOut returned", LockTokenHeader)
+		return nil, refuse(httpErr(http.StatusForbidden, "no %s header: send the lock token CheckOut returned", LockTokenHeader), "no lock token")
 	}
 	if token != chain.Lock {
-		return nil, httpErr(http.StatusForbidden, "the %s is not the lock of workspace %s (held by %s on %s): send the token CheckOut returned, or check the workspace out again after it is checked in",
-			LockTokenHeader, s.Key, text(s, PropLockHolder), text(s, PropHost))
+		return nil, refuse(httpErr(http.StatusForbidden, "the %s is not the lock of workspace %s (held by %s on %s): send the token CheckOut returned, or check the workspace out again after it is checked in",
+			LockTokenHeader, s.Key, text(s, PropLockHolder), text(s, PropHost)), tokenMismatch(s, chain))
 	}
 	if err := heldByCaller(ctx, s); err != nil {
-		return nil, httpErr(http.StatusForbidden, "%v", err)
+		var lr *lockRefusal
+		if errors.As(err, &lr) { // answered 403, as a wrong token is
+			lr.err = httpErr(http.StatusForbidden, "%v", lr.err)
+		}
+		return nil, err
 	}
 	return chain, nil
 }
