@@ -2,13 +2,26 @@ package repository
 
 import (
 	"context"
+	"crypto/tls"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/beevik/etree"
+
+	"github.com/vws-grid/vws/internal/client"
+	"github.com/vws-grid/vws/internal/container"
+	"github.com/vws-grid/vws/internal/contract"
 	"github.com/vws-grid/vws/internal/identity"
+	"github.com/vws-grid/vws/internal/pki"
+	"github.com/vws-grid/vws/internal/vwsns"
+	"github.com/vws-grid/vws/internal/wsa"
+	"github.com/vws-grid/vws/internal/wsrf"
 )
 
 // auditRecorder keeps what the Repository audits, one line per record:
@@ -147,4 +160,72 @@ func TestLockRefusalsAudited(t *testing.T) {
 		[]string{hostA.DN, "check-in " + key + " denied", spent},
 		[]string{hostA.DN, "report-state " + key + " denied"},
 		[]string{hostA.DN, "fetch-file " + key + " denied", spent})
+}
+
+// serveWorkspaces serves f's WorkspaceService over HTTP as a container does, to a
+// caller presenting cred's certificate (as if over mutual TLS), and returns the EPR
+// of workspace key there.
+func (f *fixture) serveWorkspaces(cred *pki.Credential, key string) *wsa.EPR {
+	f.t.Helper()
+	svc, err := f.r.WorkspaceService(contract.FS, wsrf.LifetimePolicy{Maximum: 24 * time.Hour})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	c, err := container.New(container.Config{ContractFS: contract.FS, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, svc)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.TLS = &tls.ConnectionState{PeerCertificates: cred.FullChain()}
+		c.ServeHTTP(w, r)
+	}))
+	f.t.Cleanup(srv.Close)
+	k := etree.NewElement("vw:WorkspaceKey")
+	k.CreateAttr("xmlns:vw", vwsns.Workspace)
+	k.SetText(key)
+	return &wsa.EPR{Version: wsa.V200508, Address: srv.URL + container.ServicesPath + vwsns.WorkspaceService, References: []*etree.Element{k}}
+}
+
+// A create record names the owner the Factory creates for; a destroy record names
+// who destroyed the workspace and why: a client's Destroy, or its lifetime running out.
+func TestCreateAndDestroyAuditedWithOwnerCallerAndCause(t *testing.T) {
+	f := newFixture(t)
+	rec := f.recordAudit()
+	factory := identity.With(context.Background(), identity.Identity{DN: "/O=Grid/OU=vws/CN=host/factory.example.org"})
+	ca, err := pki.NewCA(pki.CAOptions{KeyType: pki.KeyTypeECDSA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice, err := ca.IssueUser(pki.UserOptions{CN: "alice", KeyType: pki.KeyTypeECDSA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	aliceDN := "/O=Grid/OU=vws/CN=alice"
+	create := func(name string, lifetime time.Duration) string {
+		t.Helper()
+		c, err := f.r.Create(factory, CreateSpec{Name: name, Owner: aliceDN, Description: description(), BaseImage: f.base, Termination: time.Now().Add(lifetime)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Key
+	}
+
+	key := create("by-hand", time.Hour)
+	wantAudited(t, "create", rec.take(), []string{"/CN=host/factory.example.org create " + key + " done", "owner=" + aliceDN})
+	if err := client.New(nil).Destroy(context.Background(), f.serveWorkspaces(alice, key)); err != nil {
+		t.Fatal(err)
+	}
+	wantAudited(t, "alice's Destroy", rec.take(), []string{aliceDN + " destroy " + key + " done", "owner=" + aliceDN, "cause=destroy-request"})
+
+	// The lifetime runs out: nobody called; the record says so.
+	key = create("short-lived", time.Second)
+	rec.take()
+	var got []string
+	for deadline := time.Now().Add(10 * time.Second); len(got) == 0; got = rec.take() {
+		if time.Now().After(deadline) {
+			t.Fatal("the workspace outlived its lifetime by 10s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	wantAudited(t, "expiry", got, []string{"<anonymous> destroy " + key + " done", "owner=" + aliceDN, "cause=lifetime-expired"})
 }

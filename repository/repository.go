@@ -141,6 +141,9 @@ type Repository struct {
 	layersMu sync.RWMutex
 	// destroyed is told the key of a workspace destroyed while deployed (NotifyDestroyed).
 	destroyed atomic.Pointer[func(key string)]
+	// destroying holds, from beforeDestroy to afterDestroy, who destroys a workspace
+	// and why (key → destroyer), for the audit record of the outcome.
+	destroying sync.Map
 }
 
 // New loads the workspace home and reconciles the files on disk with it.

@@ -15,6 +15,7 @@ import (
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/vws-grid/vws/internal/container"
 	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/identity"
 	"github.com/vws-grid/vws/internal/qcow2"
@@ -126,7 +127,8 @@ func (r *Repository) Create(ctx context.Context, spec CreateSpec) (*Created, err
 	}
 	term := spec.Termination
 	ok = true
-	r.audit.Record(ctx, "create", key, "done", "name="+spec.Name+" base="+img.Digest)
+	// The caller is the Factory, which creates for the owner: the owner is named.
+	r.audit.Record(ctx, "create", key, "done", "name="+spec.Name+" owner="+spec.Owner+" base="+img.Digest)
 	return &Created{Key: key, Name: spec.Name, Termination: term}, nil
 }
 
@@ -507,10 +509,39 @@ func (e *storageFullError) Unwrap() []error { return []error{errdefs.ErrCreation
 // the record and files go, the lock with them, and the manager, finding the
 // workspace unknown, stops its domain and removes its files.
 func (r *Repository) beforeDestroy(ctx context.Context, s *wsrf.Snapshot) error {
+	cause := r.destroyCause(ctx, s)
 	if d := text(s, PropDeployment); d != "in-repository" {
-		r.audit.Record(ctx, "destroy", s.Key, "while-deployed", "deployment="+d+" host="+text(s, PropHost))
+		r.audit.Record(ctx, "destroy", s.Key, "while-deployed", "deployment="+d+" host="+text(s, PropHost)+" cause="+cause)
 	}
+	// afterDestroy, which records the outcome, is not given ctx: the caller and cause
+	// wait for it here (it runs next, under the same resource lock, if the record goes).
+	r.destroying.Store(s.Key, destroyer{caller: identity.From(ctx), cause: cause})
 	return nil
+}
+
+// destroyer is who destroys a workspace, and why.
+type destroyer struct {
+	caller identity.Identity
+	cause  string
+}
+
+// destroyCause tells a client's Destroy from the lifetime running out (the expiry
+// scheduler destroys outside any request) and from the undo of a Clone whose source
+// could not be committed.
+func (r *Repository) destroyCause(ctx context.Context, s *wsrf.Snapshot) string {
+	if req, ok := container.RequestFrom(ctx); ok && req.Operation != nil {
+		switch req.Operation.Name {
+		case "Destroy":
+			return "destroy-request"
+		case "Clone":
+			return "clone-undone"
+		}
+		return "request-" + req.Operation.Name
+	}
+	if s.Termination != nil && !s.Termination.After(r.now()) {
+		return "lifetime-expired"
+	}
+	return "repository" // in-process, outside any request
 }
 
 // afterDestroy removes a destroyed workspace's files, its name, and layers nobody
@@ -527,7 +558,11 @@ func (r *Repository) afterDestroy(s *wsrf.Snapshot) {
 	if err := os.RemoveAll(r.workspaceDir(s.Key)); err != nil {
 		r.log.Error("remove destroyed workspace's files", "key", s.Key, "err", err)
 	}
-	r.audit.Record(context.Background(), "destroy", s.Key, "done", "name="+text(s, PropName))
+	ctx, cause := context.Background(), "unknown"
+	if d, ok := r.destroying.LoadAndDelete(s.Key); ok {
+		ctx, cause = identity.With(ctx, d.(destroyer).caller), d.(destroyer).cause
+	}
+	r.audit.Record(ctx, "destroy", s.Key, "done", "name="+text(s, PropName)+" owner="+text(s, PropOwner)+" cause="+cause)
 	go r.collectLayers() // not under the destroyed resource's lock
 	if f := r.destroyed.Load(); f != nil && text(s, PropDeployment) != "in-repository" {
 		(*f)(s.Key)
