@@ -54,20 +54,37 @@ type Created struct {
 	Termination time.Time
 }
 
-// reserveName claims name for key, or says who has it.
-func (r *Repository) reserveName(name, key string) error {
+// reserveName claims name for key, for the workspace's owner-to-be who.
+func (r *Repository) reserveName(ctx context.Context, name, key string, who identity.Identity) error {
 	if !NameRE.MatchString(name) {
 		return errdefs.WithAdvice(&errdefs.MetadataError{Path: "Name", Reason: fmt.Sprintf("%q is not a valid workspace name", name)},
 			"use 1–63 letters, digits, '.', '_' or '-', starting with a letter or digit")
 	}
 	r.namesMu.Lock()
-	defer r.namesMu.Unlock()
-	if other, taken := r.names[name]; taken {
+	other, taken := r.names[name]
+	if !taken {
+		r.names[name] = key
+	}
+	r.namesMu.Unlock()
+	if taken {
+		return r.nameTaken(ctx, name, other, who)
+	}
+	return nil
+}
+
+// nameTaken refuses name, held by workspace other. Only someone who may inspect that
+// workspace (its owner, an admin, a share) is told its key: to anyone else a key is a
+// handle on another user's workspace. Called without namesMu, which afterDestroy takes
+// under a workspace's lock.
+func (r *Repository) nameTaken(ctx context.Context, name, other string, who identity.Identity) error {
+	owner, _, _, err := r.Owner(ctx, other)
+	res := policy.Resource{Service: vwsns.WorkspaceService, Action: "Create", Key: other, Name: name, Owner: owner}
+	if err == nil && r.rules().Decide(who, policy.Inspect, res).Allowed {
 		return errdefs.WithAdvice(&errdefs.MetadataError{Path: "Name", Reason: fmt.Sprintf("a workspace named %q already exists (key %s)", name, other)},
 			"choose another name, or destroy the existing workspace first")
 	}
-	r.names[name] = key
-	return nil
+	return errdefs.WithAdvice(&errdefs.MetadataError{Path: "Name", Reason: fmt.Sprintf("a workspace named %q already exists", name)},
+		"choose another name: workspace names are unique across the site")
 }
 
 func (r *Repository) releaseName(name, key string) {
@@ -86,11 +103,14 @@ func (r *Repository) Create(ctx context.Context, spec CreateSpec) (*Created, err
 	if spec.Name == "" {
 		spec.Name = "ws-" + key[:12]
 	}
-	scopes, release, err := r.reserveWorkspace(ownerIdentity(spec.Owner, spec.OwnerAttributes), spec.Termination.Sub(r.now()))
+	owner := ownerIdentity(spec.Owner, spec.OwnerAttributes)
+	scopes, release, err := r.reserveWorkspace(owner, spec.Termination.Sub(r.now()))
 	if err != nil {
 		return nil, err
 	}
-	if err := r.reserveName(spec.Name, key); err != nil {
+	// The Factory calls for the owner: whether the name's holder may be named is
+	// decided for the owner, not for the Factory's host.
+	if err := r.reserveName(ctx, spec.Name, key, owner); err != nil {
 		release()
 		return nil, err
 	}
@@ -279,7 +299,7 @@ func (r *Repository) Clone(ctx context.Context, key, name, owner string, termina
 	if err != nil {
 		return nil, err
 	}
-	if err := r.reserveName(name, cloneKey); err != nil {
+	if err := r.reserveName(ctx, name, cloneKey, caller); err != nil {
 		release()
 		return nil, err
 	}
