@@ -58,9 +58,10 @@ type Manifest struct {
 // workspace is checked out to one host at a time. manager, the EPR of the host's VW
 // Manager, becomes the workspace's vw:managerReference (nil: none).
 //
-// user is the grid user the manager acts for: unless the call asks again for a lock
-// this holder already has, the user must be allowed to manage the workspace, and the
-// deployment must fit the owner's running and memory quotas; nil only for that re-ask.
+// user is the grid user the manager acts for: the user must be allowed to manage the
+// workspace (decided before its state is told), and, unless the call asks again for a
+// lock this holder already has, the deployment must fit the owner's running and memory
+// quotas; nil only for that re-ask.
 //
 // requestID, when not "", is the manager's name for this check-out, the same when it
 // asks again: once the check-out it took is checked in, a CheckOut under that name is
@@ -92,6 +93,14 @@ func (r *Repository) CheckOut(ctx context.Context, key, host, requestID string, 
 		// dropped) asks again: the same holder on the same host, still staging, gets the
 		// same lock back, so it can finish or undo the deploy.
 		reissue := chain.Lock != "" && text(s, PropHost) == host && text(s, PropLockHolder) == holder && text(s, PropDeployment) == "staging"
+		// The user is decided on before anything is said of the workspace's state: a
+		// user who may not manage it must not learn where it is deployed, or that it is.
+		// Also on a re-ask that names one: a lock is handed back only to its user.
+		if user != nil {
+			if err := r.authorizeFor(ctx, *user, s); err != nil {
+				return err
+			}
+		}
 		if chain.Lock != "" && !reissue {
 			return errdefs.WithAdvice(&errdefs.LockedError{Holder: text(s, PropLockHolder) + " on " + text(s, PropHost)},
 				"wait until that manager undeploys the workspace")
@@ -109,9 +118,6 @@ func (r *Repository) CheckOut(ctx context.Context, key, host, requestID string, 
 			if user == nil {
 				return errdefs.WithAdvice(fmt.Errorf("%w: CheckOut names no OnBehalfOf user", errdefs.ErrAuthorization),
 					"a manager checks a workspace out for the user whose Deploy it serves: send OnBehalfOf")
-			}
-			if err := r.authorizeFor(ctx, *user, s); err != nil {
-				return err
 			}
 			if err := inRepository(s, "staging"); err != nil {
 				return err

@@ -2,6 +2,7 @@ package repository
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/identity"
 	"github.com/vws-grid/vws/internal/manifestsig"
 	"github.com/vws-grid/vws/policy"
@@ -71,5 +73,40 @@ func TestTakenNameNamesTheKeyOnlyToWhoMayInspect(t *testing.T) {
 		if strings.Contains(err.Error(), alicews) != c.showKey {
 			t.Errorf("%s (clone %v): %v (want the key shown: %v)", c.who.DN, c.clone, err, c.showKey)
 		}
+	}
+}
+
+// A CheckOut for a user who may not manage the workspace is refused as such before
+// anything is said of its state: bob deploying alice's workspace must not learn that
+// it is deployed, nor on which host.
+func TestCheckOutRefusesTheUserBeforeTellingTheState(t *testing.T) {
+	f := newFixture(t)
+	f.openWithRules(userRules)
+	key := f.mustCreateFor(alice, "alicews", 0)
+	hostA := identity.With(context.Background(), identity.Identity{DN: "/O=Grid/OU=vws/CN=host/a.example.org"})
+	hostB := identity.With(context.Background(), identity.Identity{DN: "/O=Grid/OU=vws/CN=host/b.example.org"})
+	if _, err := f.r.CheckOut(hostA, key, "a.example.org", "a-1", nil, &alice); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.r.CheckOut(hostB, key, "b.example.org", "b-1", nil, &bob)
+	if !errors.Is(err, errdefs.ErrAuthorization) || errors.Is(err, errdefs.ErrLocked) {
+		t.Fatalf("bob's check-out of alice's deployed workspace: %v", err)
+	}
+	for _, leak := range []string{"a.example.org", "checked out", "staging"} {
+		if strings.Contains(err.Error(), leak) || strings.Contains(errdefs.Advice(err), leak) {
+			t.Errorf("bob's refusal tells %q: %v; %s", leak, err, errdefs.Advice(err))
+		}
+	}
+	// Nor may bob have the lock handed back by asking as its holder would.
+	if _, err := f.r.CheckOut(hostA, key, "a.example.org", "a-1", nil, &bob); !errors.Is(err, errdefs.ErrAuthorization) {
+		t.Fatalf("bob asking again for alice's check-out: %v", err)
+	}
+	// Alice may manage it: she is told where it is.
+	if _, err := f.r.CheckOut(hostB, key, "b.example.org", "b-2", nil, &alice); !errors.Is(err, errdefs.ErrLocked) || !strings.Contains(err.Error(), "a.example.org") {
+		t.Fatalf("alice's second check-out: %v", err)
+	}
+	// The holder asking again, for her, gets its lock back.
+	if _, err := f.r.CheckOut(hostA, key, "a.example.org", "a-1", nil, &alice); err != nil {
+		t.Fatalf("asked again: %v", err)
 	}
 }
