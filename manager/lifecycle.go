@@ -130,6 +130,16 @@ func (m *Manager) Deploy(ctx context.Context, epr *wsa.EPR, initial string) (Res
 	}
 	defer unlock()
 	if rec, err := m.journal.get(key); err == nil {
+		// Only a caller who may manage the workspace learns its state here; the owner
+		// is the one its signed manifest named. A record without one is a check-out
+		// not yet answered: whose the workspace is is not known, so nothing is told.
+		if rec.Owner == "" {
+			return Result{}, errdefs.WithAdvice(fmt.Errorf("%w: workspace %s has a deploy under way on this host; Deploy is refused", errdefs.ErrState, key),
+				"the manager finishes or undoes that deploy by itself; deploy the workspace again then")
+		}
+		if err := m.authorize(ctx, policy.Manage, "Deploy", rec); err != nil {
+			return Result{}, err
+		}
 		return Result{}, errdefs.WithAdvice(&errdefs.StateError{Current: rec.Phase + "/" + rec.State + " on " + m.cfg.Host, Requested: "staging"},
 			"it is already deployed here")
 	}

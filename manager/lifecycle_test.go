@@ -10,6 +10,7 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/identity"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/policy"
@@ -70,4 +71,59 @@ func TestOperationsAreAuthorizedByName(t *testing.T) {
 			t.Errorf("decision %d: %q, want it to begin %q", i, asked, w)
 		}
 	}
+}
+
+// TestDeployRefusesTheUserBeforeTellingTheState: a Deploy of a workspace deployed
+// here, by a caller who may not manage it, is refused as such, without its state or
+// host; its owner is told it is already deployed. A deploy still waiting for its
+// check-out (no owner known yet) is refused without its phase.
+func TestDeployRefusesTheUserBeforeTellingTheState(t *testing.T) {
+	const k = "ws-alice"
+	m, _, rec := crashManager(t, k, statePaused, false)
+	scope, err := parseRepoScope("http://127.0.0.1:1/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.scopes = []repoScope{scope}
+	alice, bob := "/O=Grid/CN=alice", "/O=Grid/CN=bob"
+	rec.Owner, rec.Name = alice, "alicews"
+	if err := m.journal.put(rec); err != nil {
+		t.Fatal(err)
+	}
+	rules, err := policy.Parse(strings.NewReader("allow manage *\n"), "rules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.cfg.Authorize = func(ctx context.Context, op policy.Operation, res policy.Resource) error {
+		_, err := rules.Authorize(ctx, op, res)
+		return err
+	}
+	as := func(dn string) context.Context { return identity.With(context.Background(), identity.Identity{DN: dn}) }
+	noState := func(who string, err error) {
+		t.Helper()
+		for _, leak := range []string{statePaused, phaseDeployed, phaseStaging, " on h"} {
+			if strings.Contains(err.Error(), leak) || strings.Contains(errdefs.Advice(err), leak) {
+				t.Errorf("%s's refusal tells %q: %v; %s", who, leak, err, errdefs.Advice(err))
+			}
+		}
+	}
+
+	_, err = m.Deploy(as(bob), workspaceEPR(rec), "")
+	if !errors.Is(err, errdefs.ErrAuthorization) || !strings.Contains(err.Error(), bob+" may not manage") {
+		t.Fatalf("bob's Deploy of alice's deployed workspace: %v", err)
+	}
+	noState("bob", err)
+	if _, err := m.Deploy(as(alice), workspaceEPR(rec), ""); !errors.Is(err, errdefs.ErrState) || !strings.Contains(err.Error(), "deployed/paused on h") {
+		t.Fatalf("alice's second Deploy: %v", err)
+	}
+
+	rec.Phase, rec.Owner, rec.Name = phaseStaging, "", ""
+	if err := m.journal.put(rec); err != nil {
+		t.Fatal(err)
+	}
+	_, err = m.Deploy(as(bob), workspaceEPR(rec), "")
+	if !errors.Is(err, errdefs.ErrState) || !strings.Contains(err.Error(), "under way") {
+		t.Fatalf("a Deploy while a check-out is unanswered: %v", err)
+	}
+	noState("bob", err)
 }
