@@ -84,8 +84,9 @@ func keyOf(epr *wsa.EPR) (string, error) {
 }
 
 // deployed returns the journal record of a workspace deployed here, for the
-// operation name.
-func (m *Manager) deployed(key, name string) (*record, error) {
+// operation name (class op) the caller in ctx may do to it. The caller is decided on
+// before anything is said of the workspace's phase, when its owner is known.
+func (m *Manager) deployed(ctx context.Context, key string, op policy.Operation, name string) (*record, error) {
 	rec, err := m.journal.get(key)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, errdefs.WithAdvice(fmt.Errorf("%w: workspace %s is not deployed on host %s", errdefs.ErrResourceUnknown, key, m.cfg.Host),
@@ -93,6 +94,11 @@ func (m *Manager) deployed(key, name string) (*record, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if rec.Owner != "" || rec.Phase == phaseDeployed {
+		if err := m.authorize(ctx, op, name, rec); err != nil {
+			return nil, err
+		}
 	}
 	switch rec.Phase {
 	case phaseDeployed:
@@ -624,11 +630,8 @@ func (m *Manager) withDeployed(ctx context.Context, epr *wsa.EPR, op policy.Oper
 		return err
 	}
 	defer unlock()
-	rec, err := m.deployed(key, name)
+	rec, err := m.deployed(ctx, key, op, name)
 	if err != nil {
-		return err
-	}
-	if err := m.authorize(ctx, op, name, rec); err != nil {
 		return err
 	}
 	return f(rec)

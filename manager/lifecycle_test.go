@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -126,4 +127,23 @@ func TestDeployRefusesTheUserBeforeTellingTheState(t *testing.T) {
 		t.Fatalf("a Deploy while a check-out is unanswered: %v", err)
 	}
 	noState("bob", err)
+}
+
+// TestUnfinishedDeploymentIsNotToldToStrangers: a caller who may not manage a
+// workspace learns nothing of an unfinished deployment of it on this host: the
+// authorization refusal comes before the state.
+func TestUnfinishedDeploymentIsNotToldToStrangers(t *testing.T) {
+	const k = "ws-stranger"
+	m, _, rec := crashManager(t, k, stateShutdown, false)
+	rec.Phase, rec.Owner = phaseUnstaging, "/O=Grid/CN=alice"
+	if err := m.journal.put(rec); err != nil {
+		t.Fatal(err)
+	}
+	m.cfg.Authorize = func(_ context.Context, op policy.Operation, res policy.Resource) error {
+		return fmt.Errorf("%w: not the owner", errdefs.ErrAuthorization)
+	}
+	_, err := m.Pause(context.Background(), workspaceEPR(rec))
+	if !errors.Is(err, errdefs.ErrAuthorization) || strings.Contains(err.Error(), "unstaging") {
+		t.Fatalf("a stranger's Pause of a workspace unstaging here: %v", err)
+	}
 }
