@@ -530,4 +530,16 @@ func TestSignedRequestsArePinned(t *testing.T) {
 	if len(refused) < 4 || !strings.HasPrefix(refused[0].Operation, "security ") {
 		t.Fatalf("bob's refused deliveries in the audit trail: %+v", refused)
 	}
+	// Alice's accepted request, which bob delivered, names them both.
+	alices, err := audit.New(s.srv.DB(), nil).Query(ctx, audit.Filter{Caller: pki.DN(alice.Certificate), Resource: keyA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	delivered := false
+	for _, e := range alices {
+		delivered = delivered || strings.Contains(e.Detail, "delivered by "+pki.DN(bob.Certificate))
+	}
+	if !delivered {
+		t.Fatalf("alice's signed request that bob delivered: %+v", alices)
+	}
 }

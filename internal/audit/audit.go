@@ -100,7 +100,16 @@ func (l *Log) RecordDecision(ctx context.Context, operation, resource string, al
 
 func (l *Log) append(ctx context.Context, operation, resource, decision, rule, detail string) {
 	ctx = context.WithoutCancel(ctx)
-	e := Entry{Caller: identity.From(ctx).String(), Operation: operation, Resource: resource,
+	id := identity.From(ctx)
+	if id.DeliveredBy != "" {
+		// A signed message passed on by another: who carried it counts too.
+		if detail == "" {
+			detail = "delivered by " + id.DeliveredBy
+		} else {
+			detail += "; delivered by " + id.DeliveredBy
+		}
+	}
+	e := Entry{Caller: id.String(), Operation: operation, Resource: resource,
 		Decision: decision, Rule: rule, Detail: detail}
 	c := l.chain
 	c.mu.Lock()

@@ -223,6 +223,9 @@ func (c *Container) serveSOAP(w http.ResponseWriter, r *http.Request, svc *Servi
 			return
 		}
 		if signed = res.Signed; signed {
+			if caller.DN != res.Identity.DN {
+				res.Identity.DeliveredBy = caller.String()
+			}
 			caller = res.Identity
 		}
 	}

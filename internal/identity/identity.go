@@ -31,6 +31,9 @@ type Identity struct {
 	// Signed is true when the identity comes from a verified WS-Security signature
 	// rather than (or in addition to) the TLS peer.
 	Signed bool
+	// DeliveredBy is the TLS peer that delivered a signed message, when it is not
+	// the signer (a portal passing a user's request on): the audit names both.
+	DeliveredBy string
 }
 
 // Anonymous is the identity of an unauthenticated caller.
