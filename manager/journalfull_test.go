@@ -21,22 +21,7 @@ import (
 func fillJournal(t *testing.T, m *Manager) (free func()) {
 	t.Helper()
 	dir := m.journal.dir
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	saved := map[string][]byte{}
-	for _, e := range ents {
-		if saved[e.Name()], err = os.ReadFile(filepath.Join(dir, e.Name())); err != nil {
-			t.Fatal(err)
-		}
-	}
-	tmpfstest.Mount(t, dir, "64k")
-	for name, data := range saved {
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	tmpfstest.MountOver(t, dir, "64k")
 	filler := filepath.Join(dir, "filler")
 	f, err := os.Create(filler)
 	if err != nil {

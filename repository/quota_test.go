@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +12,6 @@ import (
 
 	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/identity"
-	"github.com/vws-grid/vws/internal/manifestsig"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsrf"
 	"github.com/vws-grid/vws/policy"
@@ -35,23 +31,7 @@ var (
 // everything, so only the quotas in rules refuse), as a restart with that rules file.
 func (f *fixture) quotaOpen(rules string) {
 	f.t.Helper()
-	parsed, err := policy.Parse(strings.NewReader("allow * *\n"+rules), "rules")
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	signer, err := manifestsig.LoadOrCreate(filepath.Join(f.dir, "keys"), "test repository")
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	f.r.Close()
-	r, err := New(context.Background(), Config{Dir: f.dir, Store: f.db, DB: f.db.SQL(), Pool: f.pool, Signer: signer, Policy: fixedPolicy{parsed},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	f.r = r
-	f.pool.SetInUse(r.InUse)
-	f.t.Cleanup(r.Close)
+	f.openWithRules("allow * *\n" + rules)
 }
 
 // sizedDescription is description() with hw:RAM/hw:size ramMiB (0: no hardware).

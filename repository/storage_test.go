@@ -18,28 +18,6 @@ import (
 	"github.com/vws-grid/vws/internal/tmpfstest"
 )
 
-// onSmallFileSystem moves a workspace's directory onto a tmpfs of size bytes
-// (mounting needs root, as CI runs), so its uploads meet a full disk.
-func onSmallFileSystem(t *testing.T, dir string, size string) {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	saved := map[string][]byte{}
-	for _, e := range ents {
-		if saved[e.Name()], err = os.ReadFile(filepath.Join(dir, e.Name())); err != nil {
-			t.Fatal(err)
-		}
-	}
-	tmpfstest.Mount(t, dir, size)
-	for name, data := range saved {
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o640); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // TestUploadToAFullStorage: an upload the repository's storage has no room for is
 // answered 507 with what to do, refused before reading when its length is declared,
 // and leaves nothing behind, so the space is still there for one that fits.
@@ -50,7 +28,7 @@ func TestUploadToAFullStorage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	onSmallFileSystem(t, f.r.workspaceDir(key), "2m")
+	tmpfstest.MountOver(t, f.r.workspaceDir(key), "2m")
 	before := strings.Join(f.files(key), ",")
 	ram := bytes.Repeat([]byte("RAM!"), 1<<20) // 4 MiB
 

@@ -5,6 +5,7 @@ package tmpfstest
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 )
 
@@ -25,4 +26,26 @@ func Mount(t testing.TB, dir, size string) {
 			exec.Command("umount", "-l", dir).Run()
 		}
 	})
+}
+
+// MountOver is Mount keeping dir's files: they are copied onto the new file system,
+// for a test that needs what a directory holds to meet a full disk.
+func MountOver(t testing.TB, dir, size string) {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := map[string][]byte{}
+	for _, e := range ents {
+		if saved[e.Name()], err = os.ReadFile(filepath.Join(dir, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	Mount(t, dir, size)
+	for name, data := range saved {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
