@@ -4,10 +4,12 @@ package soap
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf16"
 
 	"github.com/beevik/etree"
 )
@@ -42,11 +44,22 @@ const MaxDepth = 64
 
 // Parse reads one SOAP 1.1 envelope from data.
 func Parse(data []byte) (*Envelope, error) {
+	data, transcoded := toUTF8(data)
 	if hasDTD(data) {
 		return nil, ErrDTD
 	}
+	charsets := utf8Only
+	if transcoded {
+		// The declaration still names UTF-16; the bytes are UTF-8 now.
+		charsets = func(charset string, input io.Reader) (io.Reader, error) {
+			if strings.HasPrefix(strings.ToLower(charset), "utf-16") {
+				return input, nil
+			}
+			return utf8Only(charset, input)
+		}
+	}
 	doc := etree.NewDocument()
-	doc.ReadSettings = etree.ReadSettings{MaxDepth: MaxDepth, CharsetReader: utf8Only}
+	doc.ReadSettings = etree.ReadSettings{MaxDepth: MaxDepth, CharsetReader: charsets}
 	if err := doc.ReadFromBytes(data); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
@@ -142,6 +155,33 @@ func hasDTD(data []byte) bool {
 			return true
 		}
 	}
+}
+
+// toUTF8 returns data as UTF-8 without a byte-order mark: XML processors must read
+// UTF-8 (a BOM allowed) and UTF-16 (XML 1.0 §4.3.3), which .NET and some gSOAP
+// builds send. transcoded is true when data was UTF-16.
+func toUTF8(data []byte) (out []byte, transcoded bool) {
+	switch {
+	case bytes.HasPrefix(data, []byte{0xEF, 0xBB, 0xBF}):
+		return data[3:], false
+	case bytes.HasPrefix(data, []byte{0xFE, 0xFF}):
+		return fromUTF16(data[2:], binary.BigEndian), true
+	case bytes.HasPrefix(data, []byte{0xFF, 0xFE}):
+		return fromUTF16(data[2:], binary.LittleEndian), true
+	case bytes.HasPrefix(data, []byte{0x00, '<', 0x00, '?'}): // UTF-16BE without a BOM (XML 1.0 Appendix F)
+		return fromUTF16(data, binary.BigEndian), true
+	case bytes.HasPrefix(data, []byte{'<', 0x00, '?', 0x00}):
+		return fromUTF16(data, binary.LittleEndian), true
+	}
+	return data, false
+}
+
+func fromUTF16(data []byte, order binary.ByteOrder) []byte {
+	units := make([]uint16, len(data)/2)
+	for i := range units {
+		units[i] = order.Uint16(data[2*i:])
+	}
+	return []byte(string(utf16.Decode(units)))
 }
 
 func utf8Only(charset string, input io.Reader) (io.Reader, error) {

@@ -1,9 +1,12 @@
 package soap
 
 import (
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"unicode/utf16"
 )
 
 const okEnv = `<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Header><h:A xmlns:h="urn:h" soapenv:mustUnderstand="1">x</h:A><h:B xmlns:h="urn:h" soapenv:mustUnderstand="0"/><h:C xmlns:h="urn:h" soapenv:actor="http://example.org/other" soapenv:mustUnderstand="1"/></soapenv:Header><soapenv:Body><p:Op xmlns:p="urn:p">v</p:Op></soapenv:Body></soapenv:Envelope>`
@@ -83,5 +86,42 @@ func TestFaultRoundTrip(t *testing.T) {
 	got := ParseFault(env.Payload)
 	if got.Code != CodeClient || got.String != "bad thing" {
 		t.Fatalf("got %+v", got)
+	}
+}
+
+// TestParseByteOrderMarksAndUTF16: an envelope with a UTF-8 byte-order mark, or in
+// UTF-16 either way round (with a BOM, or declared and without one), reads as the
+// same envelope; a DTD in UTF-16 is still refused.
+func TestParseByteOrderMarksAndUTF16(t *testing.T) {
+	const env = `<?xml version="1.0" encoding="%s"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><p xmlns="urn:x">grüße 𝄞</p></s:Body></s:Envelope>`
+	utf16 := func(s string, order binary.AppendByteOrder, bom bool) []byte {
+		var out []byte
+		if bom {
+			out = order.AppendUint16(out, 0xFEFF)
+		}
+		for _, u := range utf16.Encode([]rune(s)) {
+			out = order.AppendUint16(out, u)
+		}
+		return out
+	}
+	for name, data := range map[string][]byte{
+		"UTF-8 with a BOM":       append([]byte{0xEF, 0xBB, 0xBF}, fmt.Sprintf(env, "UTF-8")...),
+		"UTF-16BE with a BOM":    utf16(fmt.Sprintf(env, "UTF-16"), binary.BigEndian, true),
+		"UTF-16LE with a BOM":    utf16(fmt.Sprintf(env, "UTF-16"), binary.LittleEndian, true),
+		"UTF-16LE without a BOM": utf16(fmt.Sprintf(env, "UTF-16LE"), binary.LittleEndian, false),
+		"UTF-16BE without a BOM": utf16(fmt.Sprintf(env, "UTF-16BE"), binary.BigEndian, false),
+	} {
+		e, err := Parse(data)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if got := e.Payload.Text(); got != "grüße 𝄞" {
+			t.Errorf("%s: payload %q", name, got)
+		}
+	}
+	dtd := utf16(`<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE x [<!ENTITY a "b">]><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body/></s:Envelope>`, binary.LittleEndian, true)
+	if _, err := Parse(dtd); !errors.Is(err, ErrDTD) {
+		t.Errorf("a DTD in UTF-16: %v", err)
 	}
 }
