@@ -71,6 +71,11 @@ func TestWSDLImportsResolveOverHTTP(t *testing.T) {
 	if len(seen) < 16 {
 		t.Fatalf("only %d documents reached", len(seen))
 	}
+	// As Axis-based containers do, ?WSDL and the dialect's name in capitals work too.
+	gt4 := string(fetch(t, s.ServiceURL(vwsns.WorkspaceService)+"?WSDL&Dialect=GT4"))
+	if !strings.Contains(gt4, "http://schemas.xmlsoap.org/ws/2004/03/addressing") {
+		t.Errorf("?WSDL&Dialect=GT4 is not the GT4 WSDL")
+	}
 	resp, err := http.Get(s.URL + "/wsrf/share/../../etc/passwd")
 	if err == nil {
 		resp.Body.Close()

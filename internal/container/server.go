@@ -132,7 +132,7 @@ func (c *Container) serveService(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.Method {
 	case http.MethodGet:
-		if _, ok := r.URL.Query()["wsdl"]; ok {
+		if _, ok := queryParam(r, "wsdl"); ok {
 			c.wsdl.serveWSDL(w, r, svc)
 			return
 		}

@@ -40,11 +40,26 @@ func baseURL(r *http.Request) string {
 	return scheme + "://" + r.Host
 }
 
+// queryParam returns the query parameter name, its name matched without regard to
+// case: Axis-based containers (GT4's among them) answer ?WSDL too, and tools ask so.
+func queryParam(r *http.Request, name string) (string, bool) {
+	for k, v := range r.URL.Query() {
+		if strings.EqualFold(k, name) {
+			if len(v) == 0 {
+				return "", true
+			}
+			return v[0], true
+		}
+	}
+	return "", false
+}
+
 // serveWSDL answers GET <service>?wsdl: the WSRF 1.2 dialect by default, GT4's with
 // ?wsdl&dialect=gt4.
 func (s *wsdlServer) serveWSDL(w http.ResponseWriter, r *http.Request, svc *Service) {
 	d := dialect.WSRF12
-	switch r.URL.Query().Get("dialect") {
+	want, _ := queryParam(r, "dialect")
+	switch strings.ToLower(want) {
 	case "", "wsrf12":
 	case "gt4":
 		d = dialect.GT4
