@@ -16,6 +16,7 @@ import (
 
 	"github.com/vws-grid/vws/internal/chunkhash"
 	"github.com/vws-grid/vws/internal/container"
+	"github.com/vws-grid/vws/internal/dialect"
 	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/identity"
 	"github.com/vws-grid/vws/internal/vwsns"
@@ -197,14 +198,30 @@ func (r *Repository) CheckOut(ctx context.Context, key, host, requestID string, 
 }
 
 // managerRefElement is the vw:managerReference property: the children of the
-// manager's EPR, in the WS-Addressing version the manager sent it in (as every
-// EndpointReferenceContainerType element carries an EPR).
+// manager's EPR (as every EndpointReferenceContainerType element carries an EPR), in
+// the WS-Addressing version of epr; renderManagerRef gives it in the reader's.
 func managerRefElement(epr *wsa.EPR) *etree.Element {
 	holder := etree.NewElement("holder")
 	el := epr.ChildElement(holder, "vw:managerReference", "wsa")
 	el.CreateAttr("xmlns:vw", vwsns.Workspace)
 	holder.RemoveChild(el)
 	return el
+}
+
+// renderManagerRef gives a stored vw:managerReference in the WS-Addressing version
+// of dialect d: it is stored in the version its manager sent it in, and a GT4
+// client reading it must get a 2004/03 EPR to call the manager with. Other
+// properties pass as they are.
+func renderManagerRef(d *dialect.Dialect, p *etree.Element) *etree.Element {
+	if p.Tag != PropManagerRef.Local || p.NamespaceURI() != PropManagerRef.Space {
+		return p
+	}
+	epr, err := wsa.ParseEPR(p)
+	if err != nil || epr.Version == d.WSA {
+		return p
+	}
+	epr.Version = d.WSA
+	return managerRefElement(epr)
 }
 
 // describeSnapshot rebuilds the vw:virtualWorkspace description from a workspace's

@@ -185,6 +185,7 @@ func New(ctx context.Context, cfg Config) (*Repository, error) {
 		Validate:         r.validateDescription,
 		OnDestroy:        r.beforeDestroy,
 		AfterDestroy:     r.afterDestroy,
+		Render:           renderManagerRef,
 		CheckTermination: r.checkTermination,
 		OnTerminationChange: func(s *wsrf.Snapshot) {
 			setLifeCycleTermination(s, r.now())

@@ -70,6 +70,9 @@ type HomeConfig struct {
 	// AfterDestroy runs once the resource is gone from the store, for cleanup that
 	// must not happen while it still exists (removing its files).
 	AfterDestroy func(s *Snapshot)
+	// Render, if set, rewrites a copy of a stored property for the dialect of the
+	// caller reading it (an EPR held in the WS-Addressing version it arrived in).
+	Render func(d *dialect.Dialect, p *etree.Element) *etree.Element
 	// OnTerminationChange lets the service mirror a new termination time in its own
 	// properties (s.Termination is the new one), persisted with it.
 	OnTerminationChange func(s *Snapshot)
@@ -213,10 +216,19 @@ func (h *Home) Property(ctx context.Context, d *dialect.Dialect, key string, q w
 	var out []*etree.Element
 	for _, p := range r.props {
 		if p.Tag == q.Local && p.NamespaceURI() == q.Space {
-			out = append(out, p.Copy())
+			out = append(out, h.render(d, p))
 		}
 	}
 	return out, nil
+}
+
+// render is a copy of property p as dialect d's callers read it.
+func (h *Home) render(d *dialect.Dialect, p *etree.Element) *etree.Element {
+	c := p.Copy()
+	if h.cfg.Render != nil {
+		c = h.cfg.Render(d, c)
+	}
+	return c
 }
 
 // Document returns a copy of resource key's whole property document in dialect d.
@@ -229,7 +241,7 @@ func (h *Home) Document(ctx context.Context, d *dialect.Dialect, key string) (*e
 	doc := etree.NewElement("rpd:" + h.cfg.Document.Local)
 	doc.CreateAttr("xmlns:rpd", h.cfg.Document.Space)
 	for _, p := range r.props {
-		doc.AddChild(p.Copy())
+		doc.AddChild(h.render(d, p))
 	}
 	for _, p := range h.lifetimeProps(d, r, "") {
 		doc.AddChild(p)
