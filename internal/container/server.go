@@ -253,7 +253,7 @@ func (c *Container) serveSOAP(w http.ResponseWriter, r *http.Request, svc *Servi
 		c.fail(w, r, cl, http.StatusInternalServerError, err, "")
 		return
 	}
-	headers := c.responseHeaders(cl, req.Operation.OutputAction)
+	headers := c.responseHeaders(cl, req.Operation.OutputAction, false)
 	c.write(w, http.StatusOK, &soap.Message{Headers: headers, Body: body}, cl.signed)
 	c.observe(r, cl, http.StatusOK, "", nil)
 }
@@ -437,7 +437,11 @@ func guessDialect(data []byte) *dialect.Dialect {
 	return dialect.WSRF12
 }
 
-func (c *Container) responseHeaders(cl *call, action string) []*etree.Element {
+// responseHeaders are the addressing headers of the answer to cl: a reply (fault
+// false) or a fault. Each reference property/parameter of the endpoint the answer goes
+// to (FaultTo for a fault when the request has one, else ReplyTo) becomes a header block
+// of its own (WS-Addressing 1.0 Core §3.3, 2004/03 §3).
+func (c *Container) responseHeaders(cl *call, action string, fault bool) []*etree.Element {
 	v := cl.dialect.WSA
 	pfx := "wsa"
 	mk := func(local, text string) *etree.Element {
@@ -458,6 +462,13 @@ func (c *Container) responseHeaders(cl *call, action string) []*etree.Element {
 		to = cl.maps.ReplyTo.Address
 	}
 	hs = append(hs, mk("To", to))
+	dest := cl.maps.ReplyTo
+	if fault && cl.maps.FaultTo != nil {
+		dest = cl.maps.FaultTo
+	}
+	if dest != nil {
+		hs = append(hs, dest.Headers()...)
+	}
 	return hs
 }
 
@@ -477,7 +488,7 @@ func (c *Container) fail(w http.ResponseWriter, r *http.Request, cl *call, statu
 			action = a
 		}
 	}
-	c.write(w, status, &soap.Message{Headers: c.responseHeaders(cl, action), Body: fault.Element()}, cl.signed)
+	c.write(w, status, &soap.Message{Headers: c.responseHeaders(cl, action, true), Body: fault.Element()}, cl.signed)
 	c.observe(r, cl, status, kind.name, err)
 }
 

@@ -1,0 +1,181 @@
+package container_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/beevik/etree"
+
+	"github.com/vws-grid/vws/internal/container"
+	"github.com/vws-grid/vws/internal/contract"
+	"github.com/vws-grid/vws/internal/dialect"
+	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/soap"
+	"github.com/vws-grid/vws/internal/vwsns"
+	"github.com/vws-grid/vws/internal/wsa"
+)
+
+// wsaServer serves the factory service with handlers that count their calls; the
+// GetResourceProperty handler fails when asked for f:Fail.
+type wsaServer struct {
+	url   string
+	calls atomic.Int64
+	svc   *container.Service
+}
+
+func startWSAServer(t *testing.T) *wsaServer {
+	t.Helper()
+	s := &wsaServer{}
+	svc, err := container.NewService(contract.FS, "wsdl", vwsns.FactoryService, wsa.QName{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range dialect.Dialects {
+		for _, op := range svc.Contract(d).Operations {
+			svc.Handle(op.Name, func(ctx context.Context, req *container.Request) (*etree.Element, error) {
+				s.calls.Add(1)
+				if strings.Contains(req.Payload.Text(), "Fail") {
+					return nil, fmt.Errorf("%w: no property Fail", errdefs.ErrInvalidQName)
+				}
+				return etree.NewElement("ok"), nil
+			})
+		}
+	}
+	s.svc = svc
+	c, err := container.New(container.Config{}, svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(c)
+	t.Cleanup(hs.Close)
+	s.url = hs.URL + container.ServicesPath + vwsns.FactoryService
+	return s
+}
+
+// getRP returns GetResourceProperty's action in dialect d.
+func (s *wsaServer) getRP(t *testing.T, d *dialect.Dialect) string {
+	t.Helper()
+	for _, op := range s.svc.Contract(d).Operations {
+		if op.Name == "GetResourceProperty" {
+			return op.InputAction
+		}
+	}
+	t.Fatal("no GetResourceProperty")
+	return ""
+}
+
+// envelope builds a GetResourceProperty request in dialect d with the given extra
+// addressing headers (prefix wsa, in d's version) and action.
+func envelope(d *dialect.Dialect, action, property string, headers ...string) string {
+	return `<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" xmlns:wsa="` + d.WSA.Namespace() + `"><s:Header>` +
+		`<wsa:Action>` + action + `</wsa:Action><wsa:MessageID>urn:uuid:req-1</wsa:MessageID>` + strings.Join(headers, "") +
+		`</s:Header><s:Body><rp:GetResourceProperty xmlns:rp="` + d.RP + `" xmlns:f="` + vwsns.Factory + `">f:` + property +
+		`</rp:GetResourceProperty></s:Body></s:Envelope>`
+}
+
+type reply struct {
+	status int
+	raw    string
+	env    *soap.Envelope
+}
+
+func (s *wsaServer) post(t *testing.T, body string) reply {
+	t.Helper()
+	resp, err := http.Post(s.url, "text/xml; charset=utf-8", bytes.NewBufferString(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	r := reply{status: resp.StatusCode, raw: string(raw)}
+	if len(raw) > 0 {
+		if r.env, err = soap.Parse(raw); err != nil {
+			t.Fatalf("response does not parse: %v\n%s", err, raw)
+		}
+	}
+	return r
+}
+
+// headers returns the response header blocks named {ns}local.
+func (r reply) headers(ns, local string) []*etree.Element {
+	var out []*etree.Element
+	for _, h := range r.env.Headers {
+		if h.Tag == local && h.NamespaceURI() == ns {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+func (r reply) header(ns, local string) string {
+	if hs := r.headers(ns, local); len(hs) == 1 {
+		return strings.TrimSpace(hs[0].Text())
+	}
+	return ""
+}
+
+// TestReplyEchoesReferenceParameters: WS-Addressing 1.0 Core §3.3 and 2004/03 §3 add
+// each reference parameter/property of the endpoint a reply goes to as a header block
+// of the reply (1.0: marked wsa:IsReferenceParameter="true"): ReplyTo's for a normal
+// reply, FaultTo's for a fault when there is one, else ReplyTo's.
+func TestReplyEchoesReferenceParameters(t *testing.T) {
+	s := startWSAServer(t)
+	for _, d := range dialect.Dialects {
+		v := d.WSA
+		epr := func(name, corr string) string {
+			return `<wsa:` + name + `><wsa:Address>` + v.Anonymous() + `</wsa:Address><wsa:` + v.ReferenceContainer() +
+				`><c:Corr xmlns:c="urn:c">` + corr + `</c:Corr></wsa:` + v.ReferenceContainer() + `></wsa:` + name + `>`
+		}
+		corr := func(t *testing.T, r reply, want string) {
+			t.Helper()
+			hs := r.headers("urn:c", "Corr")
+			if len(hs) != 1 || strings.TrimSpace(hs[0].Text()) != want {
+				t.Fatalf("want one c:Corr header %q: %s", want, r.raw)
+			}
+			isRP := ""
+			for _, a := range hs[0].Attr {
+				if a.Key == "IsReferenceParameter" && a.NamespaceURI() == wsa.NS200508 {
+					isRP = a.Value
+				}
+			}
+			if wantRP := map[wsa.Version]string{wsa.V200403: "", wsa.V200508: "true"}[v]; isRP != wantRP {
+				t.Errorf("IsReferenceParameter %q, want %q: %s", isRP, wantRP, r.raw)
+			}
+		}
+		t.Run(d.Name+"/reply", func(t *testing.T) {
+			r := s.post(t, envelope(d, s.getRP(t, d), "Version", epr("ReplyTo", "42")))
+			if r.status != 200 {
+				t.Fatalf("HTTP %d: %s", r.status, r.raw)
+			}
+			corr(t, r, "42")
+		})
+		t.Run(d.Name+"/fault to ReplyTo", func(t *testing.T) {
+			r := s.post(t, envelope(d, s.getRP(t, d), "Fail", epr("ReplyTo", "42")))
+			if r.status != 500 {
+				t.Fatalf("HTTP %d: %s", r.status, r.raw)
+			}
+			corr(t, r, "42")
+		})
+		t.Run(d.Name+"/fault to FaultTo", func(t *testing.T) {
+			r := s.post(t, envelope(d, s.getRP(t, d), "Fail", epr("ReplyTo", "42"), epr("FaultTo", "43")))
+			if r.status != 500 {
+				t.Fatalf("HTTP %d: %s", r.status, r.raw)
+			}
+			corr(t, r, "43")
+		})
+		t.Run(d.Name+"/reply with FaultTo", func(t *testing.T) {
+			r := s.post(t, envelope(d, s.getRP(t, d), "Version", epr("ReplyTo", "42"), epr("FaultTo", "43")))
+			if r.status != 200 {
+				t.Fatalf("HTTP %d: %s", r.status, r.raw)
+			}
+			corr(t, r, "42")
+		})
+	}
+}
