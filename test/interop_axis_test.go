@@ -3,6 +3,7 @@ package test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -129,6 +130,15 @@ func TestInteropAxis(t *testing.T) {
 			out := runTool(t, "Axis client", time.Minute, argv[0], argv[1:]...)
 			t.Logf("client: %s", time.Since(start).Round(time.Millisecond))
 			checkInteropReport(t, s, c, parseInteropReport(t, out))
+			var addressing struct {
+				Fault struct{ FaultCode, Namespace, FaultString, Action string } `json:"actionNotSupportedFault"`
+			}
+			if err := json.Unmarshal(out, &addressing); err != nil {
+				t.Fatal(err)
+			}
+			if f := addressing.Fault; f.FaultCode != "ActionNotSupported" || f.Namespace != d.WSA.Namespace() || !strings.Contains(f.FaultString, "urn:bogus") {
+				t.Errorf("Axis read the ActionNotSupported fault as %+v", f)
+			}
 		})
 	}
 }

@@ -288,6 +288,9 @@ func (c *Container) route(r *http.Request, svc *Service, env *soap.Envelope, cl 
 		cl.dialect = dialect.WSRF12
 	}
 	if err != nil {
+		// Which endpoint the caller wanted answers at is in doubt: the fault goes back
+		// on the HTTP response, relating to the request's MessageID alone.
+		cl.maps = wsa.MAPs{Version: maps.Version, MessageID: maps.MessageID}
 		return nil, fmt.Errorf("%w: %w", errdefs.ErrBadRequest, err)
 	}
 	if env.Payload == nil {
@@ -299,8 +302,8 @@ func (c *Container) route(r *http.Request, svc *Service, env *soap.Envelope, cl 
 	if maps.Action != "" {
 		byAction := contract.ByAction(maps.Action)
 		if byAction == nil {
-			return nil, fmt.Errorf("%w: %s does not support action %q in the %s dialect",
-				errdefs.ErrActionNotSupported, svc.Name, maps.Action, cl.dialect.Name)
+			return nil, fmt.Errorf("%w: %w", errdefs.ErrActionNotSupported, wsa.ActionNotSupported(maps.Version, maps.Action,
+				fmt.Sprintf("%s does not support action %q in the %s dialect", svc.Name, maps.Action, cl.dialect.Name)))
 		}
 		if op != byAction {
 			return nil, fmt.Errorf("%w: action %s expects body element %s, got %s",
@@ -488,7 +491,23 @@ func (c *Container) fail(w http.ResponseWriter, r *http.Request, cl *call, statu
 			action = a
 		}
 	}
-	c.write(w, status, &soap.Message{Headers: c.responseHeaders(cl, action, true), Body: fault.Element()}, cl.signed)
+	body := fault.Element()
+	var extra []*etree.Element
+	var af *wsa.Fault
+	if errors.As(err, &af) {
+		// A WS-Addressing fault, bound to SOAP 1.1 as the WS-Addressing 1.0 SOAP
+		// Binding §6 says: its code as the faultcode, its details in a wsa:FaultDetail
+		// header, the addressing fault action. The BaseFault detail stays, for the
+		// clients that read every vws fault's Description there.
+		action = af.Version.FaultAction()
+		body.CreateAttr("xmlns:wsa", af.Version.Namespace())
+		body.SelectElement("faultcode").SetText("wsa:" + af.Code())
+		if d := af.DetailHeader(); d != nil {
+			extra = append(extra, d)
+		}
+	}
+	headers := append(c.responseHeaders(cl, action, true), extra...)
+	c.write(w, status, &soap.Message{Headers: headers, Body: body}, cl.signed)
 	c.observe(r, cl, status, kind.name, err)
 }
 

@@ -179,3 +179,84 @@ func TestReplyEchoesReferenceParameters(t *testing.T) {
 		})
 	}
 }
+
+// faultCode resolves the SOAP 1.1 faultcode of r to {namespace}local.
+func (r reply) faultCode(t *testing.T) (ns, local string) {
+	t.Helper()
+	if r.env == nil || !soap.IsFault(r.env.Payload) {
+		t.Fatalf("not a fault: HTTP %d %s", r.status, r.raw)
+	}
+	fc := r.env.Payload.SelectElement("faultcode")
+	prefix, local, _ := strings.Cut(strings.TrimSpace(fc.Text()), ":")
+	ns, ok := wsa.LookupNamespace(fc, prefix)
+	if !ok {
+		t.Fatalf("faultcode prefix %q undeclared: %s", prefix, r.raw)
+	}
+	return ns, local
+}
+
+// TestAddressingFaults: errors in the addressing headers are WS-Addressing faults bound
+// to SOAP 1.1 as the 1.0 SOAP Binding §6 says (the most specific code as faultcode, the
+// details in a wsa:FaultDetail header, the addressing fault action), in 2004/03 with
+// its own codes; each keeps its human faultstring and the BaseFault detail, relates to
+// the request, and runs nothing.
+func TestAddressingFaults(t *testing.T) {
+	s := startWSAServer(t)
+	for _, d := range dialect.Dialects {
+		v := d.WSA
+		for _, c := range []struct {
+			name         string
+			body         string
+			code         map[wsa.Version]string
+			problem      string // FaultDetail child in 1.0
+			problemValue string
+			says         string
+		}{
+			{"unknown action", envelope(d, "urn:bogus", "Version"),
+				map[wsa.Version]string{wsa.V200508: "ActionNotSupported", wsa.V200403: "ActionNotSupported"},
+				"ProblemAction/Action", "urn:bogus", `does not support action "urn:bogus"`},
+			{"two actions", envelope(d, s.getRP(t, d), "Version", `<wsa:Action>urn:another</wsa:Action>`),
+				map[wsa.Version]string{wsa.V200508: "InvalidCardinality", wsa.V200403: "InvalidMessageInformationHeader"},
+				"ProblemHeaderQName", "wsa:Action", "wsa:Action appears more than once"},
+			{"two actions before the MessageID", strings.Replace(envelope(d, s.getRP(t, d), "Version"),
+				`<wsa:Action>`, `<wsa:Action>urn:first</wsa:Action><wsa:Action>`, 1),
+				map[wsa.Version]string{wsa.V200508: "InvalidCardinality", wsa.V200403: "InvalidMessageInformationHeader"},
+				"ProblemHeaderQName", "wsa:Action", "wsa:Action appears more than once"},
+		} {
+			t.Run(d.Name+"/"+c.name, func(t *testing.T) {
+				before := s.calls.Load()
+				r := s.post(t, c.body)
+				if r.status != 500 {
+					t.Fatalf("HTTP %d: %s", r.status, r.raw)
+				}
+				if ns, local := r.faultCode(t); ns != v.Namespace() || local != c.code[v] {
+					t.Errorf("faultcode {%s}%s, want {%s}%s", ns, local, v.Namespace(), c.code[v])
+				}
+				if got := r.header(v.Namespace(), "Action"); got != v.Namespace()+"/fault" {
+					t.Errorf("action %q, want %s/fault", got, v.Namespace())
+				}
+				if got := r.header(v.Namespace(), "RelatesTo"); got != "urn:uuid:req-1" {
+					t.Errorf("RelatesTo %q", got)
+				}
+				f := soap.ParseFault(r.env.Payload)
+				if !strings.Contains(f.String, c.says) || !strings.Contains(f.String, "; ") {
+					t.Errorf("faultstring %q lacks %q and advice", f.String, c.says)
+				}
+				if len(f.Detail) != 1 || f.Detail[0].SelectElement("Description") == nil {
+					t.Errorf("no BaseFault detail: %s", r.raw)
+				}
+				fd := r.headers(wsa.NS200508, "FaultDetail")
+				if v == wsa.V200403 {
+					if len(fd) != 0 {
+						t.Errorf("2004/03 fault with a 1.0 FaultDetail: %s", r.raw)
+					}
+				} else if len(fd) != 1 || fd[0].FindElement(c.problem) == nil || fd[0].FindElement(c.problem).Text() != c.problemValue {
+					t.Errorf("want wsa:FaultDetail/%s %s: %s", c.problem, c.problemValue, r.raw)
+				}
+				if s.calls.Load() != before {
+					t.Error("the handler ran")
+				}
+			})
+		}
+	}
+}

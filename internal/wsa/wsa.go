@@ -92,8 +92,12 @@ type MAPs struct {
 
 // ReadMAPs extracts addressing properties from SOAP header blocks. The version is the
 // namespace of the first addressing header seen; headers of the other version are ignored.
+// An invalid addressing header makes the error a *Fault; every header is read all the
+// same (the first of a repeated one counts), so that the fault can still name the
+// request's MessageID in its RelatesTo.
 func ReadMAPs(headers []*etree.Element) (MAPs, error) {
 	var m MAPs
+	var fault *Fault
 	seen := map[string]bool{}
 	for _, h := range headers {
 		v, ok := VersionOf(h.NamespaceURI())
@@ -110,7 +114,11 @@ func ReadMAPs(headers []*etree.Element) (MAPs, error) {
 			// WS-Addressing allows each once (RelatesTo may repeat): which of two a
 			// sender meant would be a guess.
 			if seen[h.Tag] {
-				return m, fmt.Errorf("wsa:%s appears more than once; WS-Addressing allows one", h.Tag)
+				if fault == nil {
+					fault = InvalidHeader(v, CodeInvalidCardinality, h.Tag,
+						fmt.Sprintf("wsa:%s appears more than once; WS-Addressing allows one", h.Tag))
+				}
+				continue
 			}
 			seen[h.Tag] = true
 		}
@@ -126,7 +134,10 @@ func ReadMAPs(headers []*etree.Element) (MAPs, error) {
 		case "From", "ReplyTo", "FaultTo":
 			epr, err := ParseEPR(h)
 			if err != nil {
-				return m, fmt.Errorf("wsa:%s: %w", h.Tag, err)
+				if fault == nil {
+					fault = InvalidHeader(v, CodeMissingAddressInEPR, h.Tag, fmt.Sprintf("wsa:%s: %v", h.Tag, err))
+				}
+				continue
 			}
 			switch h.Tag {
 			case "From":
@@ -137,6 +148,9 @@ func ReadMAPs(headers []*etree.Element) (MAPs, error) {
 				m.FaultTo = epr
 			}
 		}
+	}
+	if fault != nil {
+		return m, fault
 	}
 	return m, nil
 }

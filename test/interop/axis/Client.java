@@ -189,6 +189,15 @@ public final class Client {
             }
         }).json());
 
+        // A WS-Addressing fault (not a BaseFault the WSDL declares): Axis must still
+        // read its namespaced faultcode, faultstring and addressing headers.
+        before("GetResourceProperty", key, "urn:bogus");
+        out.raw("actionNotSupportedFault", addressingFault("ActionNotSupported", new Call0() {
+            public void call() throws RemoteException {
+                ops.getResourceProperty(new QName(VW, "state"));
+            }
+        }));
+
         before("Destroy", doomed);
         ops.destroy();
         after();
@@ -209,9 +218,14 @@ public final class Client {
 
     /** Sets the request headers of the next call on the stub, as GT4 clients did. */
     private void before(String operation, String key) throws Exception {
+        before(operation, key, actions.get(operation).input);
+    }
+
+    /** As before(operation, key), with wsa:Action action instead of the operation's. */
+    private void before(String operation, String key, String action) throws Exception {
         current = operation;
         Stub stub = ops.stub();
-        addressing(stub, d, address, actions.get(operation).input);
+        addressing(stub, d, address, action);
         SOAPHeaderElement k = new SOAPHeaderElement(VW, "WorkspaceKey", key);
         if (d == WSRF12) {
             // a reference parameter, marked as WS-Addressing 1.0 Core section 3.3 requires
@@ -312,6 +326,25 @@ public final class Client {
             return f;
         }
         throw new Failure(current + " succeeded but a fault was expected");
+    }
+
+    /**
+     * Runs a call that must fail with the WS-Addressing fault {wsa}code, answered with
+     * the addressing fault action and related to the request; returns it as JSON.
+     */
+    private String addressingFault(String code, Call0 c) throws Exception {
+        try {
+            c.call();
+        } catch (AxisFault e) {
+            QName got = e.getFaultCode();
+            if (got == null || !d.wsa.equals(got.getNamespaceURI()) || !code.equals(got.getLocalPart())) {
+                throw new Failure(current + ": faultcode " + got + ", want {" + d.wsa + "}" + code + "\n" + e.dumpToString());
+            }
+            String action = check(d.wsa + "/fault");
+            return new Json().field("faultcode", got.getLocalPart()).field("namespace", got.getNamespaceURI())
+                .field("faultstring", e.getFaultString()).field("action", action).end();
+        }
+        throw new Failure(current + " succeeded but a WS-Addressing fault was expected");
     }
 
     /** Property elements by {ns}local: their text, or "xsi:nil". */
