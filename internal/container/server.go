@@ -253,6 +253,11 @@ func (c *Container) serveSOAP(w http.ResponseWriter, r *http.Request, svc *Servi
 		c.fail(w, r, cl, http.StatusInternalServerError, err, "")
 		return
 	}
+	if cl.discarded(false) {
+		w.WriteHeader(http.StatusAccepted)
+		c.observe(r, cl, http.StatusAccepted, "", nil)
+		return
+	}
 	headers := c.responseHeaders(cl, req.Operation.OutputAction, false)
 	c.write(w, http.StatusOK, &soap.Message{Headers: headers, Body: body}, cl.signed)
 	c.observe(r, cl, http.StatusOK, "", nil)
@@ -291,6 +296,9 @@ func (c *Container) route(r *http.Request, svc *Service, env *soap.Envelope, cl 
 		// Which endpoint the caller wanted answers at is in doubt: the fault goes back
 		// on the HTTP response, relating to the request's MessageID alone.
 		cl.maps = wsa.MAPs{Version: maps.Version, MessageID: maps.MessageID}
+		return nil, fmt.Errorf("%w: %w", errdefs.ErrBadRequest, err)
+	}
+	if err := refuseAnswerEndpoints(cl); err != nil {
 		return nil, fmt.Errorf("%w: %w", errdefs.ErrBadRequest, err)
 	}
 	if env.Payload == nil {
@@ -354,6 +362,51 @@ func (c *Container) route(r *http.Request, svc *Service, env *soap.Envelope, cl 
 		Payload: env.Payload, Address: endpointAddress(r)}
 	cl.req = req
 	return req, nil
+}
+
+// refuseAnswerEndpoints refuses a request whose wsa:ReplyTo or wsa:FaultTo the container
+// cannot send to: it answers only on the HTTP response, that is to the anonymous address
+// (and, in 1.0, to none by not answering). A refused endpoint is dropped from cl's MAPs,
+// so the fault goes back on the HTTP response without its reference parameters.
+func refuseAnswerEndpoints(cl *call) error {
+	v := cl.maps.Version
+	var refusal error
+	for _, e := range []struct {
+		header string
+		epr    **wsa.EPR
+	}{{"ReplyTo", &cl.maps.ReplyTo}, {"FaultTo", &cl.maps.FaultTo}} {
+		epr := *e.epr
+		if epr == nil || epr.Address == v.Anonymous() || (v.None() != "" && epr.Address == v.None()) {
+			continue
+		}
+		if refusal == nil {
+			advice := "send wsa:" + e.header + " with the anonymous address " + v.Anonymous() + ", or leave it out"
+			if v.None() != "" {
+				advice += " (" + v.None() + " when no answer is wanted)"
+			}
+			refusal = errdefs.WithAdvice(wsa.InvalidHeader(v, wsa.CodeOnlyAnonymousAddressSupported, e.header,
+				fmt.Sprintf("wsa:%s is %s, but this service answers only on the HTTP response, not to another address; nothing was done",
+					e.header, epr.Address)), advice)
+		}
+		*e.epr = nil
+	}
+	return refusal
+}
+
+// discarded reports whether the answer to cl, a reply or a fault, goes to the 1.0 none
+// address, which is to say nowhere (Core §3.4: a fault to FaultTo if the request has
+// one, else to ReplyTo). Only answers to a request that got past its addressing
+// headers are discarded: a fault about those goes back on the HTTP response.
+func (cl *call) discarded(fault bool) bool {
+	none := cl.maps.Version.None()
+	if cl.req == nil || none == "" {
+		return false
+	}
+	dest := cl.maps.ReplyTo
+	if fault && cl.maps.FaultTo != nil {
+		dest = cl.maps.FaultTo
+	}
+	return dest != nil && dest.Address == none
 }
 
 // endpointAddress is the service URL the caller used, for EPRs the service hands out.
@@ -460,11 +513,8 @@ func (c *Container) responseHeaders(cl *call, action string, fault bool) []*etre
 	if cl.maps.MessageID != "" {
 		hs = append(hs, mk("RelatesTo", cl.maps.MessageID))
 	}
-	to := v.Anonymous()
-	if cl.maps.ReplyTo != nil && cl.maps.ReplyTo.Address != "" {
-		to = cl.maps.ReplyTo.Address
-	}
-	hs = append(hs, mk("To", to))
+	// Every answer goes back on the HTTP response (refuseAnswerEndpoints).
+	hs = append(hs, mk("To", v.Anonymous()))
 	dest := cl.maps.ReplyTo
 	if fault && cl.maps.FaultTo != nil {
 		dest = cl.maps.FaultTo
@@ -477,6 +527,11 @@ func (c *Container) responseHeaders(cl *call, action string, fault bool) []*etre
 
 // fail writes err as a fault. It is the one place errors become faults.
 func (c *Container) fail(w http.ResponseWriter, r *http.Request, cl *call, status int, err error, code soap.FaultCode) {
+	if cl.discarded(true) {
+		w.WriteHeader(http.StatusAccepted)
+		c.observe(r, cl, http.StatusAccepted, classify(err).name, err)
+		return
+	}
 	in := faultInput{err: err, dialect: cl.dialect, code: code, now: c.cfg.Now()}
 	if cl.req != nil {
 		in.originator = cl.req.EPR()

@@ -260,3 +260,103 @@ func TestAddressingFaults(t *testing.T) {
 		}
 	}
 }
+
+// TestAnswersOnlyOnTheHTTPResponse: the container answers only on the HTTP response, so
+// a request whose ReplyTo or FaultTo names another address is refused with the
+// WS-Addressing fault for it, before anything runs (1.0 OnlyAnonymousAddressSupported,
+// 2004/03 InvalidMessageInformationHeader), the fault going back on the HTTP response
+// without the refused endpoint's reference parameters. In 1.0, an answer to the none
+// address is not sent: HTTP 202 with no body, the operation done.
+func TestAnswersOnlyOnTheHTTPResponse(t *testing.T) {
+	s := startWSAServer(t)
+	epr := func(v wsa.Version, name, address, corr string) string {
+		return `<wsa:` + name + `><wsa:Address>` + address + `</wsa:Address><wsa:` + v.ReferenceContainer() +
+			`><c:Corr xmlns:c="urn:c">` + corr + `</c:Corr></wsa:` + v.ReferenceContainer() + `></wsa:` + name + `>`
+	}
+	const elsewhere = "http://127.0.0.1:9/cb"
+	for _, d := range dialect.Dialects {
+		v := d.WSA
+		code := map[wsa.Version]string{wsa.V200508: "OnlyAnonymousAddressSupported", wsa.V200403: "InvalidMessageInformationHeader"}[v]
+		for _, c := range []struct {
+			name, header string
+			headers      []string
+			corr         string // the c:Corr the fault must echo, "" for none
+		}{
+			{"ReplyTo elsewhere", "ReplyTo", []string{epr(v, "ReplyTo", elsewhere, "42")}, ""},
+			{"FaultTo elsewhere", "FaultTo", []string{epr(v, "ReplyTo", v.Anonymous(), "42"), epr(v, "FaultTo", elsewhere, "43")}, "42"},
+			{"ReplyTo elsewhere, FaultTo anonymous", "ReplyTo", []string{epr(v, "ReplyTo", elsewhere, "42"), epr(v, "FaultTo", v.Anonymous(), "43")}, "43"},
+			{"ReplyTo the other version's none", "ReplyTo", []string{epr(v, "ReplyTo", map[wsa.Version]string{
+				wsa.V200403: wsa.V200508.None(), wsa.V200508: wsa.NS200403 + "/none"}[v], "42")}, ""},
+		} {
+			t.Run(d.Name+"/"+c.name, func(t *testing.T) {
+				before := s.calls.Load()
+				r := s.post(t, envelope(d, s.getRP(t, d), "Version", c.headers...))
+				if r.status != 500 {
+					t.Fatalf("HTTP %d: %s", r.status, r.raw)
+				}
+				if s.calls.Load() != before {
+					t.Error("the operation ran")
+				}
+				if ns, local := r.faultCode(t); ns != v.Namespace() || local != code {
+					t.Errorf("faultcode {%s}%s, want {%s}%s", ns, local, v.Namespace(), code)
+				}
+				if got := r.header(v.Namespace(), "To"); got != v.Anonymous() {
+					t.Errorf("wsa:To %q, want %s", got, v.Anonymous())
+				}
+				if got := r.header(v.Namespace(), "RelatesTo"); got != "urn:uuid:req-1" {
+					t.Errorf("RelatesTo %q", got)
+				}
+				if got := r.header(v.Namespace(), "Action"); got != v.Namespace()+"/fault" {
+					t.Errorf("action %q", got)
+				}
+				f := soap.ParseFault(r.env.Payload)
+				if !strings.Contains(f.String, "wsa:"+c.header+" is ") || !strings.Contains(f.String, "anonymous") {
+					t.Errorf("faultstring %q", f.String)
+				}
+				if got := r.header("urn:c", "Corr"); got != c.corr {
+					t.Errorf("echoed c:Corr %q, want %q: %s", got, c.corr, r.raw)
+				}
+				if v == wsa.V200508 {
+					fd := r.headers(wsa.NS200508, "FaultDetail")
+					if len(fd) != 1 || fd[0].SelectElement("ProblemHeaderQName") == nil || fd[0].SelectElement("ProblemHeaderQName").Text() != "wsa:"+c.header {
+						t.Errorf("want FaultDetail/ProblemHeaderQName wsa:%s: %s", c.header, r.raw)
+					}
+				}
+			})
+		}
+	}
+
+	d, v := dialect.WSRF12, wsa.V200508
+	none := v.None()
+	for _, c := range []struct {
+		name     string
+		property string // Fail makes the operation fail
+		headers  []string
+		status   int
+	}{
+		{"reply to none", "Version", []string{epr(v, "ReplyTo", none, "42")}, 202},
+		{"fault to none via ReplyTo", "Fail", []string{epr(v, "ReplyTo", none, "42")}, 202},
+		{"fault to none", "Fail", []string{epr(v, "ReplyTo", v.Anonymous(), "42"), epr(v, "FaultTo", none, "43")}, 202},
+		{"reply with FaultTo none", "Version", []string{epr(v, "FaultTo", none, "43")}, 200},
+		{"fault to anonymous FaultTo, reply to none", "Fail", []string{epr(v, "ReplyTo", none, "42"), epr(v, "FaultTo", v.Anonymous(), "43")}, 500},
+	} {
+		t.Run("wsrf12/"+c.name, func(t *testing.T) {
+			before := s.calls.Load()
+			r := s.post(t, envelope(d, s.getRP(t, d), c.property, c.headers...))
+			if r.status != c.status {
+				t.Fatalf("HTTP %d, want %d: %s", r.status, c.status, r.raw)
+			}
+			if s.calls.Load() != before+1 {
+				t.Error("the operation did not run")
+			}
+			if c.status == 202 && r.raw != "" {
+				t.Errorf("an answer to none has a body: %s", r.raw)
+			}
+		})
+	}
+	// A fault about the request itself is not the operation's answer: it comes back.
+	r := s.post(t, envelope(d, "urn:bogus", "Version", epr(v, "ReplyTo", none, "42")))
+	if ns, local := r.faultCode(t); r.status != 500 || ns != wsa.NS200508 || local != "ActionNotSupported" {
+		t.Errorf("unknown action with ReplyTo none: HTTP %d {%s}%s", r.status, ns, local)
+	}
+}

@@ -40,6 +40,15 @@ func (v Version) Anonymous() string {
 	return NS200508 + "/anonymous"
 }
 
+// None is the address whose messages are discarded, not sent (1.0 Core §2.1); the
+// 2004/03 submission defines none, so "".
+func (v Version) None() string {
+	if v == V200508 {
+		return NS200508 + "/none"
+	}
+	return ""
+}
+
 // ReferenceContainer is the EPR child that holds the resource key:
 // ReferenceProperties (2004/03) or ReferenceParameters (W3C).
 func (v Version) ReferenceContainer() string {
