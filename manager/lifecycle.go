@@ -572,6 +572,18 @@ func (m *Manager) begin(rec *record, op string) error {
 func unfinishedDiscard(rec *record, op string) error {
 	var what, repeat string
 	switch rec.Pending {
+	case pendingSerialize, pendingShutdown:
+		// At rest, such a mark is a call libvirtd fell silent under: it may still
+		// carry it out (finish a save, take the guest down). Another operation now
+		// would overwrite the mark the reconciler reads the outcome by, and a repeated
+		// Serialize would remove the memory image libvirtd finished.
+		what = "a Serialize"
+		if rec.Pending == pendingShutdown {
+			what = "a Normal shutdown"
+		}
+		return errdefs.WithAdvice(fmt.Errorf("%w: the outcome of %s of workspace %s is not known yet (libvirtd did not answer while it was under way); %s is refused until it is",
+			errdefs.ErrState, what, rec.Key, op),
+			"the manager records the outcome by itself once libvirtd answers again (vws status shows it); repeat the operation then if it is still needed")
 	case pendingTrash:
 		if op == ModeTrash {
 			return nil

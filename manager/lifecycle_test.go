@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -145,5 +147,57 @@ func TestUnfinishedDeploymentIsNotToldToStrangers(t *testing.T) {
 	_, err := m.Pause(context.Background(), workspaceEPR(rec))
 	if !errors.Is(err, errdefs.ErrAuthorization) || strings.Contains(err.Error(), "unstaging") {
 		t.Fatalf("a stranger's Pause of a workspace unstaging here: %v", err)
+	}
+}
+
+// TestOperationsWaitForAnUnknownOutcome: a Serialize that libvirtd fell silent under
+// (it may still finish the save) leaves its mark; every operation is refused until
+// the reconciler learns the outcome, so that none overwrites the mark and a repeated
+// Serialize does not remove the memory image libvirtd wrote.
+func TestOperationsWaitForAnUnknownOutcome(t *testing.T) {
+	const k = "ws-unknown"
+	ctx := context.Background()
+	for _, pending := range []string{pendingSerialize, pendingShutdown} {
+		m, _, rec := crashManager(t, k, stateRunning, false)
+		mem := filepath.Join(m.workspaceDir(k), "memory.save")
+		if err := os.WriteFile(mem, []byte("LibvirtQemudSave and the RAM"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		rec.Pending = pending
+		if err := m.journal.put(rec); err != nil {
+			t.Fatal(err)
+		}
+		epr := workspaceEPR(rec)
+		for name, call := range map[string]func() error{
+			"Serialize": func() error { _, err := m.Shutdown(ctx, epr, ModeSerialize, time.Second); return err },
+			"Normal":    func() error { _, err := m.Shutdown(ctx, epr, ModeNormal, time.Second); return err },
+			"Trash":     func() error { _, err := m.Shutdown(ctx, epr, ModeTrash, time.Second); return err },
+			"Pause":     func() error { _, err := m.Pause(ctx, epr); return err },
+			"Undeploy":  func() error { _, err := m.Undeploy(ctx, epr); return err },
+		} {
+			if err := call(); !errors.Is(err, errdefs.ErrState) || !strings.Contains(err.Error(), "not known yet") {
+				t.Errorf("%s pending: %s: %v", pending, name, err)
+			}
+		}
+		if r, _ := m.journal.get(k); r.Pending != pending {
+			t.Errorf("%s pending: the mark became %q", pending, r.Pending)
+		}
+		if _, err := os.Stat(mem); err != nil {
+			t.Errorf("%s pending: the memory image went: %v", pending, err)
+		}
+	}
+}
+
+// TestUndeployWithLibvirtdDownChangesNothing: an Undeploy libvirtd cannot serve is
+// refused before the hand-back begins: the workspace stays deployed, not unstaging.
+func TestUndeployWithLibvirtdDownChangesNothing(t *testing.T) {
+	const k = "ws-undeploy-down"
+	m, hv, rec := crashManager(t, k, stateShutdown, false)
+	hv.fail = map[string]error{"state": fmt.Errorf("%w: libvirtd is unreachable; nothing was changed", errdefs.ErrHypervisor)}
+	if _, err := m.Undeploy(context.Background(), workspaceEPR(rec)); !errors.Is(err, errdefs.ErrHypervisor) {
+		t.Fatalf("Undeploy with libvirtd down: %v", err)
+	}
+	if r, _ := m.journal.get(k); r.Phase != phaseDeployed {
+		t.Fatalf("the refused Undeploy left the workspace %s", r.Phase)
 	}
 }

@@ -101,6 +101,12 @@ func plan(recs []*record, doms []vmm.Domain) []change {
 			if d.Forced {
 				c.Detail = "the guest did not power off in time; forced off"
 			}
+		case r.Pending == pendingShutdown && exists && d.State == vmm.StateCrashed:
+			// The guest was being shut down when its QEMU ended otherwise than by its
+			// own power-off (libvirtd killed mid-way takes QEMU with it): the shutdown
+			// asked for happened, not cleanly — as a forced one.
+			c.Kind, c.State, c.Detail = finishShutdown, stateShutdown,
+				"its QEMU process ended during the shutdown (libvirtd stopped, or the guest crashed); forced off"
 		case r.Pending == pendingShutdown && exists && (d.State == vmm.StateRunning || d.State == vmm.StatePaused):
 			// The guest has not gone down (yet: it may still heed the ACPI request, and
 			// is then seen powered off); the shutdown is no longer under way.
@@ -114,7 +120,7 @@ func plan(recs []*record, doms []vmm.Domain) []change {
 		case !exists && r.State != stateCorrupted:
 			c.Kind, c.State, c.Detail = observe, stateCorrupted, "its domain vanished from the hypervisor while "+r.State+"; the RAM is lost, the disk is intact (Shutdown Trash redefines it)"
 		case !exists:
-		case d.State == vmm.StateCrashed && r.State != stateCorrupted:
+		case d.State == vmm.StateCrashed && (r.State == stateRunning || r.State == statePaused && !r.Hot):
 			// libvirt says "crashed" for a guest panic and for its QEMU process dying
 			// (the OOM killer, a kill, a host crash): either way the RAM is gone.
 			c.Kind, c.State, c.Detail = observe, stateCorrupted, "the guest crashed or its QEMU process died while "+r.State+

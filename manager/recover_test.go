@@ -181,8 +181,15 @@ func TestPlan(t *testing.T) {
 			doms: []vmm.Domain{domOf(k, vmm.StatePaused)}, want: []change{{Kind: finishShutdown, Key: k, State: statePaused}}},
 		{name: "Normal shutdown under way, domain vanished: corrupted", recs: []*record{pendingRec(k, stateRunning, false, pendingShutdown)},
 			want: []change{{Kind: observe, Key: k, State: stateCorrupted}}, detail: "vanished"},
-		{name: "Normal shutdown under way, guest crashed: corrupted", recs: []*record{pendingRec(k, stateRunning, false, pendingShutdown)},
-			doms: []vmm.Domain{domOf(k, vmm.StateCrashed)}, want: []change{{Kind: observe, Key: k, State: stateCorrupted}}, detail: "crashed"},
+		// libvirtd killed mid-shutdown takes QEMU with it, and libvirt then says
+		// "crashed": the shutdown asked for happened, forced, as after a grace period.
+		{name: "Normal shutdown under way, QEMU ended uncleanly: shut down, forced off", recs: []*record{pendingRec(k, stateRunning, false, pendingShutdown)},
+			doms: []vmm.Domain{domOf(k, vmm.StateCrashed)}, want: []change{{Kind: finishShutdown, Key: k, State: stateShutdown}}, detail: "forced off"},
+		// A Trash redefines a crashed workspace's domain, and libvirt keeps saying
+		// "crashed" for it: a workspace recorded shut down stays so (it used to flip
+		// back to corrupted on the next round, and Start was refused).
+		{name: "shut down, domain still reads crashed: nothing to do", recs: []*record{deployedRec(k, stateShutdown, false)},
+			doms: []vmm.Domain{domOf(k, vmm.StateCrashed)}},
 		{name: "Normal shutdown under way, unknown domain state: conclude nothing", recs: []*record{pendingRec(k, stateRunning, false, pendingShutdown)},
 			doms: []vmm.Domain{domOf(k, vmm.StateUnknown)}},
 		{name: "Trash under way on a serialized workspace: finish it (not serialized with stale RAM)", recs: []*record{pendingRec(k, statePaused, true, pendingTrash)},
@@ -609,6 +616,9 @@ func (h *crashHV) Undefine(context.Context, string) error {
 	return nil
 }
 func (h *crashHV) State(context.Context, string) (vmm.State, error) {
+	if err := h.fail["state"]; err != nil {
+		return 0, err
+	}
 	if h.dom == nil {
 		return 0, vmm.ErrNoDomain
 	}
