@@ -29,6 +29,12 @@ func (m *Manager) Undeploy(ctx context.Context, epr *wsa.EPR) (Result, error) {
 			return errdefs.WithAdvice(&errdefs.StateError{Current: rec.State, Requested: "in-repository"},
 				"shut it down (Normal or Trash) or serialize it first")
 		}
+		// Ask the hypervisor first: with libvirtd down the hand-back cannot begin, and
+		// nothing may change (the phase here and at the Repository) for a call that
+		// is answered "nothing was changed".
+		if _, err := m.hv.State(ctx, rec.Spec.Name); err != nil && !isNoDomain(err) {
+			return err
+		}
 		if rec.Hot && rec.ManagedSave {
 			if err := m.managedSaveToFile(ctx, rec); err != nil {
 				return err

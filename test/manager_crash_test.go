@@ -1092,3 +1092,22 @@ func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
 }
+
+// TestServerStartsWhileLibvirtdIsSilent: a libvirtd that accepts connections but does
+// not answer (stopped, deadlocked) holds up the manager's operations, not the server's
+// start: the Repository serves at once, and the manager works once libvirtd answers.
+func TestServerStartsWhileLibvirtdIsSilent(t *testing.T) {
+	t.Parallel()
+	proxy := startLibvirtProxy(t)
+	proxy.Freeze()
+	// Longer than StartMgrServer waits for the server: a start that waited for
+	// libvirtd would never be seen serving.
+	s := StartMgrServer(t, MgrServerOptions{HostName: "silent-start", Args: []string{"--libvirt-uri", proxy.URI(), "--libvirt-timeout", "10m"}})
+	ImportGuest(t, s)
+	w := CreateWorkspace(t, s, TickerDescription(t))
+	proxy.Thaw()
+	s.MustCLI(t, "deploy", w.EPRFile)
+	WantWSProps(t, w, "state", "shutdown", "deployment", "deployed")
+	s.MustCLI(t, "undeploy", w.EPRFile)
+	s.MustCLI(t, "destroy", w.EPRFile)
+}

@@ -48,6 +48,9 @@ func (l *lazyHypervisor) Watch(fn func(vmm.Event)) {
 }
 
 // get returns the opened hypervisor, opening it first if need be.
+// hypervisorProbe is how long the server's start waits for libvirtd.
+const hypervisorProbe = 2 * time.Second
+
 func (l *lazyHypervisor) get(ctx context.Context) (*vmm.Libvirt, error) {
 	l.mu.Lock()
 	if l.hv != nil {

@@ -242,9 +242,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if roles["manager"] {
 		s.hv = &lazyHypervisor{cfg: vmm.Config{URI: cfg.Manager.LibvirtURI, DomainType: cfg.Manager.DomainType, Logger: cfg.Logger,
 			Timeout: cfg.Manager.LibvirtTimeout}}
-		if _, err := s.hv.get(ctx); err != nil {
+		// A first look, not a wait: a libvirtd that accepts connections but does not
+		// answer (stopped, deadlocked) must not hold up the Factory and the Repository
+		// for --libvirt-timeout; the connection goes on opening in the background.
+		probe, cancel := context.WithTimeout(ctx, hypervisorProbe)
+		if _, err := s.hv.get(probe); err != nil {
 			cfg.Logger.Error("the manager cannot reach the hypervisor yet; its operations fail until it can", "err", err)
 		}
+		cancel()
 		mcfg := manager.Config{
 			Dir: filepath.Join(cfg.DataDir, "manager"), Host: cfg.Manager.Host, GracePeriod: cfg.Manager.GracePeriod,
 			ReconcileEvery: cfg.Manager.ReconcileEvery, CacheMaxBytes: cfg.Manager.CacheMaxBytes,
