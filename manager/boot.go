@@ -65,6 +65,34 @@ type runLog interface {
 	LastRun(name string) (vmm.LastRun, error)
 }
 
+// poweredOffOutcome is what became of a workspace last seen running or paused whose
+// domain name libvirt has shut off for no reason it still knows (a libvirtd restarted
+// since forgets it): the host restarted (poweredOffDetail), or libvirt's log of the
+// run says how it ended — a guest that crashed, or whose QEMU was killed or destroyed,
+// lost its RAM (corrupted); otherwise the guest powered itself off.
+func (m *Manager) poweredOffOutcome(name string) (state, detail string) {
+	if m.boot.restarted {
+		return stateShutdown, m.poweredOffDetail(name)
+	}
+	l, ok := m.hv.(runLog)
+	if !ok {
+		return stateShutdown, detailPoweredOff
+	}
+	run, err := l.LastRun(name)
+	const lost = "; the RAM is lost and the disk may be inconsistent (Shutdown Trash discards this deployment's changes, Undeploy keeps them)"
+	switch {
+	case err != nil, run.Ended && (run.Reason == "shutdown" || run.Reason == "saved"):
+		return stateShutdown, detailPoweredOff
+	case run.Ended && run.Reason == "destroyed":
+		return stateCorrupted, "its domain was forced off outside vws (libvirt logged it destroyed at " + run.EndedAt + ")" + lost
+	case run.Ended:
+		return stateCorrupted, "the guest crashed or its QEMU process died (libvirt logged its end, reason " + run.Reason + ", at " + run.EndedAt + ")" + lost
+	case run.Killed != "":
+		return stateCorrupted, "its QEMU process was killed (" + run.Killed + ")" + lost
+	}
+	return stateShutdown, detailPoweredOff
+}
+
 // poweredOffDetail is why a workspace whose domain is name, last seen running or
 // paused by the manager, is now shut down.
 func (m *Manager) poweredOffDetail(name string) string {

@@ -364,7 +364,7 @@ func (m *Manager) apply(ctx context.Context, c change) {
 			return
 		}
 		if c.Detail == detailPoweredOff {
-			c.Detail = m.poweredOffDetail(rec.Spec.Name)
+			c.State, c.Detail = m.poweredOffOutcome(rec.Spec.Name)
 		}
 		log.Info("workspace changed state on its own", "from", rec.State, "to", c.State, "why", c.Detail)
 		if err := m.transition(ctx, rec, c.State, c.Detail); err != nil {

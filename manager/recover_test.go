@@ -1218,3 +1218,30 @@ func TestUndeployCommitChecksRoom(t *testing.T) {
 		t.Fatal("the refused commit changed the overlay")
 	}
 }
+
+// TestPowerOffReadFromTheRunLog: a guest found shut off for no reason libvirt still
+// knows (libvirtd restarted since, the host did not) is taken as powered off only
+// when libvirt's log of its run says so; a run that ended crashed or destroyed, or
+// whose QEMU was killed, lost its RAM: corrupted.
+func TestPowerOffReadFromTheRunLog(t *testing.T) {
+	const k = "ws-runlog"
+	for _, c := range []struct {
+		run         *vmm.LastRun
+		state, says string
+	}{
+		{&vmm.LastRun{Ended: true, Reason: "shutdown", EndedAt: "T"}, stateShutdown, detailPoweredOff},
+		{nil, stateShutdown, detailPoweredOff},
+		{&vmm.LastRun{Ended: true, Reason: "crashed", EndedAt: "T"}, stateCorrupted, "reason crashed"},
+		{&vmm.LastRun{Ended: true, Reason: "destroyed", EndedAt: "T"}, stateCorrupted, "forced off outside vws"},
+		{&vmm.LastRun{Killed: "terminating on signal 9"}, stateCorrupted, "killed"},
+	} {
+		m, hv, _ := crashManager(t, k, stateRunning, false)
+		hv.set(vmm.StateShutOff, false, false) // libvirt's reason forgotten: not "forced", not "crashed"
+		hv.lastRun = c.run
+		m.reconcile(context.Background())
+		r, err := m.journal.get(k)
+		if err != nil || r.State != c.state || !strings.Contains(r.Detail, c.says) {
+			t.Errorf("run %+v: %s %q (%v), want %s saying %q", c.run, r.State, r.Detail, err, c.state, c.says)
+		}
+	}
+}
