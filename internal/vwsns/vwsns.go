@@ -14,10 +14,16 @@ const (
 	Repository = "http://vws.dev/ns/2026/repository"
 	Manager    = "http://vws.dev/ns/2026/manager"
 	Faults     = "http://vws.dev/ns/2026/faults"
+	// Notification holds the subscription resources' own names (their key, their
+	// property document); the messages themselves are WS-BaseNotification's.
+	Notification = "http://vws.dev/ns/2026/notification"
 )
 
 // WorkspaceKey is the reference property/parameter that addresses one workspace.
 var WorkspaceKey = wsa.QName{Space: Workspace, Local: "WorkspaceKey"}
+
+// SubscriptionKey is the reference property/parameter that addresses one subscription.
+var SubscriptionKey = wsa.QName{Space: Notification, Local: "SubscriptionKey"}
 
 // Service names, as mounted under /wsrf/services/.
 const (
@@ -25,6 +31,8 @@ const (
 	WorkspaceService  = "WorkspaceService"
 	RepositoryService = "WorkspaceRepositoryService"
 	ManagerService    = "WorkspaceManagerService"
+	// SubscriptionManagerService holds the subscriptions made with Subscribe.
+	SubscriptionManagerService = "SubscriptionManagerService"
 )
 
 // Q is shorthand for a qualified name.
