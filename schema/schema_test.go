@@ -292,6 +292,31 @@ func TestFaultSamples(t *testing.T) {
 	}
 }
 
+// TestNotificationSamples checks the subscription manager's messages and the
+// notification payloads (WS-BaseNotification, WS-ResourceProperties value changes,
+// WS-ResourceLifetime termination) against each dialect's schemas, and that the shapes
+// of the other dialect, or of neither, are refused.
+func TestNotificationSamples(t *testing.T) {
+	lint := xmllint(t)
+	for _, dialect := range []string{"gt4", "wsrf12"} {
+		t.Run(dialect, func(t *testing.T) {
+			imports := append(slices.Clone(vwsImports), dialectImports[dialect]...)
+			imports = append(imports, [2]string{"http://vws.dev/ns/2026/notification", "vws/notification.xsd"})
+			xsd := composite(t, imports)
+			for _, doc := range files(t, filepath.Join("samples", "notification", dialect), ".xml") {
+				if code, out := validate(t, lint, xsd, doc); code != lintValid {
+					t.Errorf("%s should be a valid %s message:\n%s", doc, dialect, out)
+				}
+			}
+			for _, doc := range files(t, filepath.Join("samples", "notification", "invalid", dialect), ".xml") {
+				if code, _ := validate(t, lint, xsd, doc); code != lintInvalid {
+					t.Errorf("%s should not be a valid %s message, but passed", doc, dialect)
+				}
+			}
+		})
+	}
+}
+
 // TestFS checks that FS embeds every schema under the paths the runtime uses.
 func TestFS(t *testing.T) {
 	for _, p := range allSchemaFiles(t) {
