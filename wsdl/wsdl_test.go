@@ -26,7 +26,8 @@ const (
 	nsVWF   = "http://vws.dev/ns/2026/faults"
 )
 
-var services = []string{"WorkspaceFactoryService", "WorkspaceService", "WorkspaceRepositoryService", "WorkspaceManagerService"}
+var services = []string{"WorkspaceFactoryService", "WorkspaceService", "WorkspaceRepositoryService", "WorkspaceManagerService",
+	"SubscriptionManagerService"}
 
 // dialect describes what every WSDL of one dialect must say.
 type dialect struct {
@@ -84,12 +85,20 @@ var dialects = []dialect{
 			"Subscribe": {q(gt4BN, "Subscribe"), q(gt4BN, "SubscribeResponse"),
 				"http://docs.oasis-open.org/wsn/2004/06/wsn-WS-BaseNotification/Subscribe",
 				"http://docs.oasis-open.org/wsn/2004/06/wsn-WS-BaseNotification/SubscribeResponse"},
+			// The draft's SubscriptionManager; a subscription ends with Destroy.
+			"PauseSubscription": {q(gt4BN, "PauseSubscription"), q(gt4BN, "PauseSubscriptionResponse"),
+				"http://docs.oasis-open.org/wsn/2004/06/wsn-WS-BaseNotification/PauseSubscription",
+				"http://docs.oasis-open.org/wsn/2004/06/wsn-WS-BaseNotification/PauseSubscriptionResponse"},
+			"ResumeSubscription": {q(gt4BN, "ResumeSubscription"), q(gt4BN, "ResumeSubscriptionResponse"),
+				"http://docs.oasis-open.org/wsn/2004/06/wsn-WS-BaseNotification/ResumeSubscription",
+				"http://docs.oasis-open.org/wsn/2004/06/wsn-WS-BaseNotification/ResumeSubscriptionResponse"},
 		},
 		// GT 4.0 (draft 01) declares ResourceUnknownFault separately in the RP, RL and BN
 		// namespaces; vws operations use the RP one.
 		resourceUnknown: map[string]string{
 			"Destroy": q(gt4RL, "ResourceUnknownFault"), "SetTerminationTime": q(gt4RL, "ResourceUnknownFault"),
-			"Subscribe": q(gt4BN, "ResourceUnknownFault"), "": q(gt4RP, "ResourceUnknownFault"),
+			"Subscribe": q(gt4BN, "ResourceUnknownFault"), "PauseSubscription": q(gt4BN, "ResourceUnknownFault"),
+			"ResumeSubscription": q(gt4BN, "ResourceUnknownFault"), "": q(gt4RP, "ResourceUnknownFault"),
 		},
 	},
 	{
@@ -121,6 +130,20 @@ var dialects = []dialect{
 			"Subscribe": {q(b2, "Subscribe"), q(b2, "SubscribeResponse"),
 				"http://docs.oasis-open.org/wsn/bw-2/NotificationProducer/SubscribeRequest",
 				"http://docs.oasis-open.org/wsn/bw-2/NotificationProducer/SubscribeResponse"},
+			// bw-2.wsdl names no actions: these are the WS-Addressing default actions of
+			// the port type that first declares each operation, as the WSN 1.3 text says.
+			"Renew": {q(b2, "Renew"), q(b2, "RenewResponse"),
+				"http://docs.oasis-open.org/wsn/bw-2/SubscriptionManager/RenewRequest",
+				"http://docs.oasis-open.org/wsn/bw-2/SubscriptionManager/RenewResponse"},
+			"Unsubscribe": {q(b2, "Unsubscribe"), q(b2, "UnsubscribeResponse"),
+				"http://docs.oasis-open.org/wsn/bw-2/SubscriptionManager/UnsubscribeRequest",
+				"http://docs.oasis-open.org/wsn/bw-2/SubscriptionManager/UnsubscribeResponse"},
+			"PauseSubscription": {q(b2, "PauseSubscription"), q(b2, "PauseSubscriptionResponse"),
+				"http://docs.oasis-open.org/wsn/bw-2/PausableSubscriptionManager/PauseSubscriptionRequest",
+				"http://docs.oasis-open.org/wsn/bw-2/PausableSubscriptionManager/PauseSubscriptionResponse"},
+			"ResumeSubscription": {q(b2, "ResumeSubscription"), q(b2, "ResumeSubscriptionResponse"),
+				"http://docs.oasis-open.org/wsn/bw-2/PausableSubscriptionManager/ResumeSubscriptionRequest",
+				"http://docs.oasis-open.org/wsn/bw-2/PausableSubscriptionManager/ResumeSubscriptionResponse"},
 		},
 		resourceUnknown: map[string]string{"": q(r2, "ResourceUnknownFault")},
 	},
@@ -132,15 +155,35 @@ var standard3 = []string{"GetResourceProperty", "GetMultipleResourceProperties",
 var expectedOps = map[string]struct {
 	portType, tns string
 	std, own      []string
+	// stdIn overrides std in the named dialect (the subscription manager's operations
+	// differ between WSN 1.2 draft 01 and WSN 1.3).
+	stdIn map[string][]string
 }{
-	"WorkspaceFactoryService": {"WorkspaceFactoryPortType", "http://vws.dev/ns/2026/factory", standard3, []string{"Create"}},
+	"WorkspaceFactoryService": {"WorkspaceFactoryPortType", "http://vws.dev/ns/2026/factory", standard3, []string{"Create"}, nil},
 	"WorkspaceService": {"WorkspacePortType", "http://vws.dev/ns/2026/workspace",
 		append(slices.Clone(standard3), "SetResourceProperties", "Destroy", "SetTerminationTime", "Subscribe"),
-		[]string{"Clone", "CheckOut", "CheckIn", "ReportState"}},
+		[]string{"Clone", "CheckOut", "CheckIn", "ReportState"}, nil},
 	"WorkspaceRepositoryService": {"WorkspaceRepositoryPortType", "http://vws.dev/ns/2026/repository", standard3,
-		[]string{"ListWorkspaces", "ListImages", "RegisterWorkspace"}},
+		[]string{"ListWorkspaces", "ListImages", "RegisterWorkspace"}, nil},
 	"WorkspaceManagerService": {"WorkspaceManagerPortType", "http://vws.dev/ns/2026/manager", standard3,
-		[]string{"Deploy", "Start", "Console", "Pause", "Unpause", "Shutdown", "Undeploy"}},
+		[]string{"Deploy", "Start", "Console", "Pause", "Unpause", "Shutdown", "Undeploy"}, nil},
+	// Only standard operations: WS-ResourceProperties, WS-ResourceLifetime and the
+	// subscription manager of each dialect's WS-BaseNotification.
+	"SubscriptionManagerService": {"SubscriptionManagerPortType", "http://vws.dev/ns/2026/notification", nil, nil,
+		map[string][]string{
+			"gt4": append(slices.Clone(standard3), "Destroy", "SetTerminationTime", "PauseSubscription", "ResumeSubscription"),
+			"wsrf12": append(slices.Clone(standard3), "Destroy", "SetTerminationTime",
+				"Renew", "Unsubscribe", "PauseSubscription", "ResumeSubscription"),
+		}},
+}
+
+// stdOps is the standard operations svc must declare in dialect dl.
+func stdOps(svc, dl string) []string {
+	want := expectedOps[svc]
+	if ops, ok := want.stdIn[dl]; ok {
+		return ops
+	}
+	return want.std
 }
 
 // ---------------------------------------------------------------- WSDL model
@@ -330,8 +373,8 @@ func TestWellFormed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(paths) != 12 {
-		t.Fatalf("found %d WSDL files, want 8 served + 4 code-generation: %v", len(paths), paths)
+	if len(paths) != 14 {
+		t.Fatalf("found %d WSDL files, want 10 served + 4 code-generation: %v", len(paths), paths)
 	}
 	for _, p := range paths {
 		f, err := os.Open(p)
@@ -411,7 +454,8 @@ func checkContract(t *testing.T, dl dialect, svc string) {
 	for _, op := range pt.Operations {
 		names = append(names, op.Name)
 	}
-	wantNames := append(slices.Clone(want.std), want.own...)
+	stdNames := stdOps(svc, dl.name)
+	wantNames := append(slices.Clone(stdNames), want.own...)
 	if !slices.Equal(names, wantNames) {
 		t.Errorf("operations %v, want %v", names, wantNames)
 	}
@@ -469,7 +513,7 @@ func checkContract(t *testing.T, dl dialect, svc string) {
 			if ru != wantRU {
 				t.Errorf("%s: ResourceUnknownFault is %s, want %s", op.Name, ru, wantRU)
 			}
-		} else if slices.Contains(want.std, op.Name) || svc == "WorkspaceService" {
+		} else if slices.Contains(stdNames, op.Name) || svc == "WorkspaceService" {
 			t.Errorf("%s: no ResourceUnknownFault", op.Name)
 		}
 	}
@@ -763,7 +807,12 @@ func TestInlineSchemas(t *testing.T) {
 		for _, svc := range services {
 			t.Run(dl.name+"/"+svc, func(t *testing.T) {
 				xsd := inlineSchema(t, servedWSDL(dl.name, svc))
-				sample, err := os.ReadFile(filepath.Join("testdata", "rp", svc+".xml"))
+				// A dialect's own sample, where the documents of the two dialects differ
+				// by more than the lifetime namespace.
+				sample, err := os.ReadFile(filepath.Join("testdata", "rp", dl.name, svc+".xml"))
+				if errors.Is(err, fs.ErrNotExist) {
+					sample, err = os.ReadFile(filepath.Join("testdata", "rp", svc+".xml"))
+				}
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -27,7 +27,8 @@ func operation(epr *wsa.EPR, op string) (*contract.Operation, error) {
 	d := DialectOf(epr)
 	svc := path.Base(strings.TrimRight(addrPath(epr.Address), "/"))
 	switch svc {
-	case vwsns.FactoryService, vwsns.WorkspaceService, vwsns.RepositoryService, vwsns.ManagerService:
+	case vwsns.FactoryService, vwsns.WorkspaceService, vwsns.RepositoryService, vwsns.ManagerService,
+		vwsns.SubscriptionManagerService:
 	default:
 		svc = vwsns.WorkspaceService
 	}
