@@ -75,14 +75,19 @@ func TestResponsesConformToContract(t *testing.T) {
 	s.SeedWorkspace(t, "c1", "conform", nil)
 	queryRoot := `<rp:QueryResourceProperties><rp:QueryExpression Dialect="http://www.w3.org/TR/1999/REC-xpath-19991116">/*</rp:QueryExpression></rp:QueryResourceProperties>`
 	for _, d := range dialect.Dialects {
-		for _, svc := range []string{vwsns.WorkspaceService, vwsns.FactoryService, vwsns.RepositoryService, vwsns.ManagerService} {
+		for _, svc := range []string{vwsns.WorkspaceService, vwsns.FactoryService, vwsns.RepositoryService, vwsns.ManagerService,
+			vwsns.SubscriptionManagerService} {
 			t.Run(d.Name+"/"+svc, func(t *testing.T) {
 				key := ""
-				if svc == vwsns.WorkspaceService {
+				var headers []string
+				switch svc {
+				case vwsns.WorkspaceService:
 					key = "c1"
+				case vwsns.SubscriptionManagerService:
+					headers = subscribe(t, s, d, "c1")
 				}
 				url := s.ServiceURL(svc)
-				a := post(t, url, request(d, url, queryAction(d), key, queryRoot))
+				a := post(t, url, request(d, url, queryAction(d), key, queryRoot, headers...))
 				if a.status != 200 {
 					t.Fatalf("HTTP %d: %s", a.status, a.raw)
 				}
@@ -94,7 +99,7 @@ func TestResponsesConformToContract(t *testing.T) {
 				validate(t, xsd, docs[0])
 
 				// A fault from this service validates too.
-				f := post(t, url, request(d, url, getRPAction(d), key, `<rp:GetResourceProperty>vw:nope</rp:GetResourceProperty>`))
+				f := post(t, url, request(d, url, getRPAction(d), key, `<rp:GetResourceProperty>vw:nope</rp:GetResourceProperty>`, headers...))
 				f.fault(t)
 				validate(t, xsd, f.env.Payload.FindElement("detail/*"))
 			})
@@ -113,4 +118,66 @@ func TestResponsesConformToContract(t *testing.T) {
 			}
 		})
 	}
+}
+
+// subscribe subscribes to the first topic workspace key advertises and returns the
+// SOAP headers that address the new subscription (its EPR's reference properties or
+// parameters), checking that the EPR points at SubscriptionManagerService.
+func subscribe(t *testing.T, s *harness.Server, d *dialect.Dialect, key string) []string {
+	t.Helper()
+	url := s.ServiceURL(vwsns.WorkspaceService)
+	// GT 4.0's NotificationProducer lists its topics in wsnt:Topic, WSN 1.3's in
+	// wsnt:TopicExpression.
+	topicRP, subscribeAction := "Topic", "http://docs.oasis-open.org/wsn/2004/06/wsn-WS-BaseNotification/Subscribe"
+	if d == dialect.WSRF12 {
+		topicRP, subscribeAction = "TopicExpression", "http://docs.oasis-open.org/wsn/bw-2/NotificationProducer/SubscribeRequest"
+	}
+	a := post(t, url, request(d, url, getRPAction(d), key,
+		`<rp:GetResourceProperty xmlns:wsnt="`+d.BN+`">wsnt:`+topicRP+`</rp:GetResourceProperty>`))
+	if a.status != 200 || a.env == nil || a.env.Payload == nil {
+		t.Fatalf("reading the workspace's topics: HTTP %d: %s", a.status, a.raw)
+	}
+	topics := a.env.Payload.ChildElements()
+	if len(topics) == 0 {
+		t.Fatalf("the workspace advertises no topic: %s", a.raw)
+	}
+	topic := wsa.Detach(topics[0])
+	topic.Space, topic.Tag = "wsnt", "TopicExpression"
+	topic.CreateAttr("xmlns:wsnt", d.BN)
+	te, err := etree.NewDocumentWithRoot(topic).WriteToString()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d == dialect.WSRF12 {
+		te = `<wsnt:Filter>` + te + `</wsnt:Filter>`
+	}
+	body := `<wsnt:Subscribe xmlns:wsnt="` + d.BN + `"><wsnt:ConsumerReference><wsa:Address>http://127.0.0.1:9/wsrf/services/Consumer</wsa:Address>` +
+		`</wsnt:ConsumerReference>` + te + `</wsnt:Subscribe>`
+	a = post(t, url, request(d, url, subscribeAction, key, body))
+	if a.status != 200 || a.env == nil || a.env.Payload == nil || a.env.Payload.Tag != "SubscribeResponse" {
+		t.Fatalf("Subscribe: HTTP %d: %s", a.status, a.raw)
+	}
+	ref := a.env.Payload.SelectElement("SubscriptionReference")
+	if ref == nil {
+		t.Fatalf("SubscribeResponse without a SubscriptionReference: %s", a.raw)
+	}
+	epr, err := wsa.ParseEPR(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(epr.Address, "/wsrf/services/"+vwsns.SubscriptionManagerService) {
+		t.Errorf("SubscriptionReference addresses %s, not %s", epr.Address, vwsns.SubscriptionManagerService)
+	}
+	if epr.Reference(vwsns.SubscriptionKey.Space, vwsns.SubscriptionKey.Local) == nil {
+		t.Errorf("SubscriptionReference lacks %s: %s", vwsns.SubscriptionKey, a.raw)
+	}
+	var headers []string
+	for _, h := range epr.Headers() {
+		x, err := etree.NewDocumentWithRoot(h).WriteToString()
+		if err != nil {
+			t.Fatal(err)
+		}
+		headers = append(headers, x)
+	}
+	return headers
 }

@@ -64,7 +64,8 @@ func TestWSDLImportsResolveOverHTTP(t *testing.T) {
 		}
 		walk(doc.Root())
 	}
-	for _, svc := range []string{vwsns.FactoryService, vwsns.WorkspaceService, vwsns.RepositoryService, vwsns.ManagerService} {
+	for _, svc := range []string{vwsns.FactoryService, vwsns.WorkspaceService, vwsns.RepositoryService, vwsns.ManagerService,
+		vwsns.SubscriptionManagerService} {
 		follow(s.ServiceURL(svc) + "?wsdl")
 		follow(s.ServiceURL(svc) + "?wsdl&dialect=gt4")
 	}
