@@ -114,8 +114,27 @@ type Config struct {
 	// Validator, when set, checks a workspace's description as a SetResourceProperties
 	// leaves it, as the Factory checked it at Create; nil: not checked.
 	Validator Validator
-	Logger    *slog.Logger
-	Now       func() time.Time
+	// Subscriptions, when set, takes Subscribe and is told of every change of a
+	// workspace's NotifiedTopics and of its end; nil: Subscribe is refused.
+	Subscriptions Subscriptions
+	Logger        *slog.Logger
+	Now           func() time.Time
+}
+
+// NotifiedTopics are the workspace properties whose changes subscribers are told of
+// (besides a workspace's end): where it is and what it does.
+var NotifiedTopics = []wsa.QName{PropState, PropDeployment}
+
+// Subscriptions holds the subscriptions to workspaces (notify.Broker).
+type Subscriptions interface {
+	// Subscribe answers WS-BaseNotification Subscribe; exists checks the workspace.
+	Subscribe(exists func(ctx context.Context, key string) error) container.Handler
+	// ProducerProperties are the topic properties of every workspace document.
+	ProducerProperties(d *dialect.Dialect) []*etree.Element
+	// Changed is told of each committed change of a workspace's properties, in order.
+	Changed(key string, before, after []*etree.Element)
+	// Terminated is told that a workspace ended, and why.
+	Terminated(key, reason string)
 }
 
 // Repository is the workspace home and the services over it.
@@ -130,6 +149,7 @@ type Repository struct {
 	policy     Policy
 	decisions  DecisionAuditor
 	validator  Validator
+	subs       Subscriptions
 	ledger     *policy.Ledger
 	log        *slog.Logger
 	now        func() time.Time
@@ -161,7 +181,8 @@ func New(ctx context.Context, cfg Config) (*Repository, error) {
 		return nil, fmt.Errorf("repository: no database configured")
 	}
 	r := &Repository{dir: cfg.Dir, pool: cfg.Pool, audit: cfg.Audit, signer: cfg.Signer, log: cfg.Logger, now: cfg.Now, names: map[string]string{},
-		db: cfg.DB, earlier: cfg.EarlierSigner, policy: cfg.Policy, decisions: cfg.Decisions, validator: cfg.Validator, ledger: policy.NewLedger()}
+		db: cfg.DB, earlier: cfg.EarlierSigner, policy: cfg.Policy, decisions: cfg.Decisions, validator: cfg.Validator, ledger: policy.NewLedger(),
+		subs: cfg.Subscriptions}
 	if err := r.recordSigner(ctx); err != nil {
 		return nil, fmt.Errorf("repository: %w", err)
 	}
@@ -173,7 +194,7 @@ func New(ctx context.Context, cfg Config) (*Repository, error) {
 			return nil, fmt.Errorf("repository: %w", err)
 		}
 	}
-	home, err := wsrf.NewHome(ctx, wsrf.HomeConfig{
+	hc := wsrf.HomeConfig{
 		Service:          vwsns.WorkspaceService,
 		Document:         WorkspaceDocument,
 		Declared:         WorkspaceProperties,
@@ -190,7 +211,11 @@ func New(ctx context.Context, cfg Config) (*Repository, error) {
 		OnTerminationChange: func(s *wsrf.Snapshot) {
 			setLifeCycleTermination(s, r.now())
 		},
-	})
+	}
+	if r.subs != nil {
+		hc.OnChange, hc.Fixed = r.subs.Changed, r.subs.ProducerProperties
+	}
+	home, err := wsrf.NewHome(ctx, hc)
 	if err != nil {
 		return nil, err
 	}
@@ -260,8 +285,13 @@ func (r *Repository) WorkspaceService(contract fs.FS, lt wsrf.LifetimePolicy) (*
 	svc.Handle("CheckOut", r.checkOutHandler)
 	svc.Handle("CheckIn", r.checkInHandler)
 	svc.Handle("ReportState", r.reportStateHandler)
-	// Notification arrives with the manager issue, which produces the state changes.
-	svc.Handle("Subscribe", container.NotImplemented("Subscribe"))
+	if r.subs != nil {
+		svc.Handle("Subscribe", r.subs.Subscribe(func(ctx context.Context, key string) error {
+			return r.Workspaces.View(ctx, key, func(*wsrf.Snapshot) error { return nil })
+		}))
+	} else {
+		svc.Handle("Subscribe", container.NotImplemented("Subscribe"))
+	}
 	return svc, nil
 }
 

@@ -583,10 +583,26 @@ func (r *Repository) afterDestroy(s *wsrf.Snapshot) {
 		ctx, cause = identity.With(ctx, d.(destroyer).caller), d.(destroyer).cause
 	}
 	r.audit.Record(ctx, "destroy", s.Key, "done", "name="+text(s, PropName)+" owner="+text(s, PropOwner)+" cause="+cause)
+	if r.subs != nil {
+		r.subs.Terminated(s.Key, terminationReason(cause))
+	}
 	go r.collectLayers() // not under the destroyed resource's lock
 	if f := r.destroyed.Load(); f != nil && text(s, PropDeployment) != "in-repository" {
 		(*f)(s.Key)
 	}
+}
+
+// terminationReason says why a workspace ended, to its subscribers.
+func terminationReason(cause string) string {
+	switch cause {
+	case "destroy-request":
+		return "destroyed at a client's request"
+	case "lifetime-expired":
+		return "its lifetime expired"
+	case "clone-undone":
+		return "the clone that made it failed"
+	}
+	return "destroyed (" + cause + ")"
 }
 
 // NotifyDestroyed has f told the key of every workspace destroyed while deployed:

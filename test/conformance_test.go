@@ -1,16 +1,22 @@
 package test
 
 import (
+	"context"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/beevik/etree"
 
 	"github.com/vws-grid/vws/internal/dialect"
+	"github.com/vws-grid/vws/internal/soap"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/test/harness"
@@ -180,4 +186,117 @@ func subscribe(t *testing.T, s *harness.Server, d *dialect.Dialect, key string) 
 		headers = append(headers, x)
 	}
 	return headers
+}
+
+// Subscribe's answers, its faults and the Notify messages it brings validate against
+// the WSDL types of each dialect, and each refusal is the fault WS-BaseNotification
+// names for it.
+func TestNotificationConformsToContract(t *testing.T) {
+	s := harness.Start(t)
+	for _, d := range dialect.Dialects {
+		t.Run(d.Name, func(t *testing.T) {
+			key := "n-" + d.Name
+			s.SeedWorkspace(t, key, "notified-"+d.Name, nil)
+			url := s.ServiceURL(vwsns.WorkspaceService)
+			xsd := typesSchema(t, d, vwsns.WorkspaceService)
+			action, simple, full := "http://docs.oasis-open.org/wsn/2004/06/wsn-WS-BaseNotification/Subscribe",
+				"http://docs.oasis-open.org/wsn/2004/06/TopicExpression/Simple", "http://docs.oasis-open.org/wsn/2004/06/TopicExpression/Full"
+			if d == dialect.WSRF12 {
+				action, simple, full = "http://docs.oasis-open.org/wsn/bw-2/NotificationProducer/SubscribeRequest",
+					"http://docs.oasis-open.org/wsn/t-1/TopicExpression/Simple", "http://docs.oasis-open.org/wsn/t-1/TopicExpression/Full"
+			}
+			topic := func(dialectURI, text string) string {
+				te := `<wsnt:TopicExpression Dialect="` + dialectURI + `">` + text + `</wsnt:TopicExpression>`
+				if d == dialect.WSRF12 {
+					return `<wsnt:Filter>` + te + `</wsnt:Filter>`
+				}
+				return te
+			}
+			// A consumer that validates each Notify it gets.
+			got := make(chan *etree.Element, 10)
+			consumer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				data, _ := io.ReadAll(r.Body)
+				env, err := soap.Parse(data)
+				if err != nil {
+					t.Errorf("Notify is not SOAP: %v", err)
+					return
+				}
+				got <- env.Payload
+			}))
+			defer consumer.Close()
+			subscribe := func(addr, te, extra string) answer {
+				return post(t, url, request(d, url, action, key, `<wsnt:Subscribe xmlns:wsnt="`+d.BN+`"><wsnt:ConsumerReference><wsa:Address>`+addr+
+					`</wsa:Address></wsnt:ConsumerReference>`+te+extra+`</wsnt:Subscribe>`))
+			}
+
+			ok := subscribe(consumer.URL, topic(simple, "vw:state"), "")
+			if ok.status != 200 {
+				t.Fatalf("Subscribe: HTTP %d: %s", ok.status, ok.raw)
+			}
+			validate(t, xsd, ok.env.Payload)
+
+			for _, c := range []struct {
+				name, addr, te, extra string
+				gt4, wsrf12           string // fault type in each dialect
+			}{
+				{"unknown topic", consumer.URL, topic(simple, "vw:owner"), "", "TopicNotSupportedFault", "TopicNotSupportedFault"},
+				{"unbound prefix", consumer.URL, topic(simple, "zz:state"), "", "InvalidTopicExpressionFault", "InvalidTopicExpressionFault"},
+				{"Full dialect", consumer.URL, topic(full, "vw:*"), "", "TopicPathDialectUnknownFault", "TopicExpressionDialectUnknownFault"},
+				{"consumer not http", "mailto:x@example.org", topic(simple, "vw:state"), "", "SubscribeCreationFailedFault", "SubscribeCreationFailedFault"},
+				{"past termination", consumer.URL, topic(simple, "vw:state"), `<wsnt:InitialTerminationTime>2001-01-01T00:00:00Z</wsnt:InitialTerminationTime>`,
+					"SubscribeCreationFailedFault", "UnacceptableInitialTerminationTimeFault"},
+			} {
+				f := subscribe(c.addr, c.te, c.extra)
+				typ, _, desc := f.fault(t)
+				want := c.gt4
+				if d == dialect.WSRF12 {
+					want = c.wsrf12
+				}
+				if typ != want {
+					t.Errorf("%s: %s (%s), want %s", c.name, typ, desc, want)
+				}
+				validate(t, xsd, f.env.Payload.FindElement("detail/*"))
+			}
+
+			// A change of the workspace's state, then its end, reach the consumer as
+			// valid Notify messages whose payloads validate too.
+			rl := `xmlns:wsrl="` + d.RL + `"`
+			if end := subscribe(consumer.URL, strings.Replace(topic(simple, "wsrl:ResourceTermination"), "<wsnt:TopicExpression ", "<wsnt:TopicExpression "+rl+" ", 1), ""); end.status != 200 {
+				t.Fatalf("Subscribe to ResourceTermination: HTTP %d: %s", end.status, end.raw)
+			}
+			if err := s.Srv.Repository.Workspaces.Update(context.Background(), key, func(props []*etree.Element) ([]*etree.Element, error) {
+				for _, p := range props {
+					if p.Tag == "state" {
+						p.SetText("running")
+					}
+				}
+				return props, nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if f := post(t, url, request(d, url, destroyAction(d), key, `<rl:Destroy/>`)); f.status != 200 {
+				t.Fatalf("Destroy: HTTP %d: %s", f.status, f.raw)
+			}
+			for _, want := range []string{"ResourcePropertyValueChangeNotification", "TerminationNotification"} {
+				select {
+				case n := <-got:
+					validate(t, xsd, n)
+					payload := n.FindElement("NotificationMessage/Message/*")
+					if payload == nil || payload.Tag != want {
+						t.Fatalf("Notify carries %v, want %s", payload, want)
+					}
+					validate(t, xsd, payload)
+				case <-time.After(10 * time.Second):
+					t.Fatalf("no Notify with a %s within 10 s", want)
+				}
+			}
+		})
+	}
+}
+
+func destroyAction(d *dialect.Dialect) string {
+	if d == dialect.GT4 {
+		return "http://docs.oasis-open.org/wsrf/2004/06/wsrf-WS-ResourceLifetime/Destroy"
+	}
+	return "http://docs.oasis-open.org/wsrf/rlw-2/ImmediateResourceTermination/DestroyRequest"
 }

@@ -49,6 +49,11 @@ func TestManagerLifecycle(t *testing.T) {
 	imgs := ImportGuest(t, s)
 	w := CreateWorkspace(t, s, TickerDescription(t))
 	mgrAddr := s.URL + "/wsrf/services/" + vwsns.ManagerService
+	// Two grid users follow the workspace's changes, one in each dialect.
+	subs := map[string]*Subscriber{
+		"wsrf12": StartSubscriber(t, []string{"VWS_URL=" + s.URL}, "-e", w.EPRFile, "--dialect", "wsrf12"),
+		"gt4":    StartSubscriber(t, []string{"VWS_URL=" + s.URL}, "-e", w.EPRFile, "--dialect", "gt4"),
+	}
 
 	done := Step(t, "deploy")
 	s.MustCLI(t, "deploy", w.EPRFile)
@@ -193,6 +198,20 @@ func TestManagerLifecycle(t *testing.T) {
 	s.MustCLI(t, "destroy", w.EPRFile)
 	done()
 	WantFault(t, s.CLI(t, "status", w.EPRFile), "ResourceUnknownFault", w.Key)
+
+	// Each subscriber was told every change, in order, and ended with the workspace.
+	for name, sub := range subs {
+		if code := sub.Wait(t, 30*time.Second); code != 0 {
+			t.Fatalf("%s subscriber: exit %d after the workspace's end", name, code)
+		}
+		chains, ended := sub.Changes(t)
+		WantChain(t, name+" subscriber: state", chains["state"], []string{"shutdown", "running", "paused", "running", "paused", "running", "shutdown"})
+		WantChain(t, name+" subscriber: deployment", chains["deployment"],
+			[]string{"in-repository", "deployed", "in-repository", "deployed", "in-repository", "deployed", "in-repository"})
+		if ended != "destroyed at a client's request" {
+			t.Errorf("%s subscriber: the workspace ended with %q", name, ended)
+		}
+	}
 }
 
 func TestColdMigration(t *testing.T) {

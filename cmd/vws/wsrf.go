@@ -146,9 +146,9 @@ func parseName(s string) (wsa.QName, error) {
 func newWSRFCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "wsrf",
-		Short: "GT-style WSRF verbs on any resource: get-property, get-properties, query, set-termination-time, destroy",
+		Short: "GT-style WSRF verbs on any resource: get-property, get-properties, query, set-termination-time, destroy, subscribe",
 	}
-	cmd.AddCommand(wsrfGetProperty(), wsrfGetProperties(), wsrfQuery(), wsrfSetTerminationTime(), wsrfDestroy())
+	cmd.AddCommand(wsrfGetProperty(), wsrfGetProperties(), wsrfQuery(), wsrfSetTerminationTime(), wsrfDestroy(), wsrfSubscribe())
 	return cmd
 }
 

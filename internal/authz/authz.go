@@ -39,6 +39,9 @@ type Authorizer struct {
 	Audit  Auditor
 	// Owners is the Repository, where it runs in this process; nil elsewhere.
 	Owners Owners
+	// Subscriptions finds a subscription's subscriber (its owner) by key; nil where
+	// no Repository runs.
+	Subscriptions Owners
 }
 
 // classes maps service → operation → class. Operations missing here are admin-only.
@@ -53,6 +56,10 @@ var classes = map[string]map[string]policy.Operation{
 	},
 	vwsns.RepositoryService: {
 		"ListImages": policy.Inspect, "ListWorkspaces": policy.Inspect, "RegisterWorkspace": policy.Host,
+	},
+	vwsns.SubscriptionManagerService: {
+		"Destroy": policy.Manage, "SetTerminationTime": policy.Manage, "Renew": policy.Manage, "Unsubscribe": policy.Manage,
+		"PauseSubscription": policy.Manage, "ResumeSubscription": policy.Manage,
 	},
 	vwsns.ManagerService: {
 		"Deploy": policy.Manage, "Start": policy.Manage, "Pause": policy.Manage, "Unpause": policy.Manage,
@@ -99,6 +106,18 @@ func (a *Authorizer) Authorize(ctx context.Context, req *container.Request) erro
 		// A host's rights do not depend on the owner, so nothing is looked up; the key
 		// still goes into the decision, so the trail says which workspace it acted on.
 		res.Key = key
+	}
+	if keyed && svc == vwsns.SubscriptionManagerService && a.Subscriptions != nil {
+		// A subscription is its subscriber's, as a workspace is its owner's.
+		owner, name, _, err := a.Subscriptions.Owner(ctx, key)
+		if errors.Is(err, errdefs.ErrResourceUnknown) {
+			return a.Check(ctx, class, res)
+		}
+		if err != nil {
+			return err
+		}
+		res.Key, res.Name, res.Owner = key, name, owner
+		return a.Check(ctx, class, res)
 	}
 	if keyed && svc == vwsns.WorkspaceService && class != policy.Host && a.Owners != nil {
 		owner, name, holder, err := a.Owners.Owner(ctx, key)

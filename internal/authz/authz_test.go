@@ -282,3 +282,48 @@ func TestHostDecisionsNameTheWorkspace(t *testing.T) {
 		t.Errorf("audited\n%s\nwant\n%s", strings.Join(log.got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// A subscription is its subscriber's: others may neither read nor end it, and
+// Subscribe itself needs the right to read the workspace.
+func TestSubscriptionsAreTheirSubscribers(t *testing.T) {
+	rs, err := policy.Parse(strings.NewReader("allow admin "+admin+"\ndeny admin *\nallow * *\n"), "rules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &decisions{}
+	a := &Authorizer{Policy: rules{rs}, Audit: log, Owners: owners{"w1": {alice, "one", ""}},
+		Subscriptions: owners{"s1": {alice, "subscription to w1", ""}}}
+	sub := func(op, key string) *container.Request {
+		svc := &container.Service{Name: vwsns.SubscriptionManagerService, Key: vwsns.SubscriptionKey}
+		h := etree.NewElement("vwn:SubscriptionKey")
+		h.CreateAttr("xmlns:vwn", vwsns.Notification)
+		h.SetText(key)
+		return &container.Request{Service: svc, Operation: &contract.Operation{Name: op}, Envelope: &soap.Envelope{Headers: []*etree.Element{h}}}
+	}
+	for _, tc := range []struct {
+		who string
+		req *container.Request
+		ok  bool
+	}{
+		{alice, request(vwsns.WorkspaceService, "Subscribe", "w1"), true},
+		{bob, request(vwsns.WorkspaceService, "Subscribe", "w1"), false},
+		{alice, sub("GetResourceProperty", "s1"), true},
+		{alice, sub("Unsubscribe", "s1"), true},
+		{alice, sub("PauseSubscription", "s1"), true},
+		{bob, sub("GetResourceProperty", "s1"), false},
+		{bob, sub("Destroy", "s1"), false},
+		{bob, sub("Renew", "s1"), false},
+		{bob, sub("ResumeSubscription", "s1"), false},
+		{admin, sub("Destroy", "s1"), true},
+		{bob, sub("Destroy", "nope"), true}, // unknown: the handler's ResourceUnknownFault, as for workspaces
+	} {
+		ctx := identity.With(context.Background(), identity.Identity{DN: tc.who})
+		err := a.Authorize(ctx, tc.req)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s %s %s: err = %v, want allowed=%v", tc.who, tc.req.Service.Name, tc.req.Operation.Name, err, tc.ok)
+		}
+	}
+	if !strings.Contains(strings.Join(log.got, "\n"), bob+" manage Destroy") {
+		t.Errorf("bob's refused Destroy of alice's subscription is not in the trail:\n%s", strings.Join(log.got, "\n"))
+	}
+}

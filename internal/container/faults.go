@@ -26,6 +26,7 @@ const (
 	nsRP nsKind = iota
 	nsRL
 	nsResourceUnknown
+	nsBN
 	nsVWS
 )
 
@@ -61,6 +62,20 @@ var faultKinds = []faultKind{
 		"send an xsd:dateTime in the future (UTC), or xsi:nil=\"true\" for no scheduled termination"},
 	{errdefs.ErrNotDestroyed, nsRL, "ResourceNotDestroyedFault", soap.CodeServer,
 		"retry the Destroy; if it keeps failing, ask the site administrator"},
+	{errdefs.ErrTopicDialectUnknown, nsBN, "TopicExpressionDialectUnknownFault", soap.CodeClient,
+		"use the Simple topic dialect (a topic's QName, as the resource's Topic property lists them)"},
+	{errdefs.ErrTopicNotSupported, nsBN, "TopicNotSupportedFault", soap.CodeClient,
+		"subscribe to one of the topics the resource's Topic property lists"},
+	{errdefs.ErrInvalidTopic, nsBN, "InvalidTopicExpressionFault", soap.CodeClient,
+		"send a topic QName whose prefix is declared on the TopicExpression element"},
+	{errdefs.ErrInvalidFilter, nsBN, "InvalidFilterFault", soap.CodeClient,
+		"filter by TopicExpression only"},
+	{errdefs.ErrUnacceptableInitialTermTime, nsBN, "UnacceptableInitialTerminationTimeFault", soap.CodeClient,
+		"ask for a termination time in the future, or none"},
+	{errdefs.ErrUnacceptableTermTime, nsBN, "UnacceptableTerminationTimeFault", soap.CodeClient,
+		"ask for a termination time in the future"},
+	{errdefs.ErrSubscribe, nsBN, "SubscribeCreationFailedFault", soap.CodeClient,
+		"nothing was subscribed; correct the request as the description says and send it again"},
 	{errdefs.ErrMetadata, nsVWS, "WorkspaceMetadataFault", soap.CodeClient,
 		"correct the named element of the description and send it again"},
 	{errdefs.ErrAuthorization, nsVWS, "WorkspaceAuthorizationFault", soap.CodeClient,
@@ -89,6 +104,17 @@ var faultKinds = []faultKind{
 
 var fallbackKind = faultKind{nil, nsVWS, "ServiceFault", soap.CodeServer,
 	"the service failed internally; retry, and report to the site administrator if it persists"}
+
+// gt4Names are the faults the 2004/06 drafts name otherwise or lack (those become
+// the draft's nearest fault: its Subscribe knows no filters but the topic, and no
+// relative termination times).
+var gt4Names = map[string]string{
+	"InvalidModificationFault":                "InvalidSetResourcePropertiesRequestContentFault",
+	"TopicExpressionDialectUnknownFault":      "TopicPathDialectUnknownFault",
+	"InvalidFilterFault":                      "SubscribeCreationFailedFault",
+	"UnacceptableInitialTerminationTimeFault": "SubscribeCreationFailedFault",
+	"UnacceptableTerminationTimeFault":        "SubscribeCreationFailedFault",
+}
 
 // SentinelOf returns the error a vws fault of this BaseFault subtype (its local name)
 // stands for, so that a service passing on another's fault keeps its kind; nil for
@@ -143,11 +169,15 @@ func buildFault(in faultInput) (*soap.Fault, faultKind) {
 		if d == dialect.GT4 && (in.opNS == d.RL || in.opNS == d.BN) {
 			ns = in.opNS
 		}
+	case nsBN:
+		ns = d.BN
 	default:
 		ns = FaultNS
 	}
-	if d == dialect.GT4 && k.name == "InvalidModificationFault" {
-		k.name = "InvalidSetResourcePropertiesRequestContentFault"
+	if d == dialect.GT4 {
+		if n, ok := gt4Names[k.name]; ok {
+			k.name = n
+		}
 	}
 	desc := in.err.Error()
 	advice := errdefs.Advice(in.err)
@@ -176,6 +206,12 @@ func buildFault(in faultInput) (*soap.Fault, faultKind) {
 		el.CreateElement("wsrf-rp:ResourcePropertyChangeFailure")
 	}
 	addTypedDetail(el, in.err)
+	var tb *errdefs.TimeBoundsError
+	if k.ns == nsBN && d == dialect.WSRF12 && errors.As(in.err, &tb) {
+		// b-2 requires the bounds after the BaseFault parts.
+		el.CreateElement("f:MinimumTime").SetText(tb.Min.UTC().Format("2006-01-02T15:04:05.000Z"))
+		el.CreateElement("f:MaximumTime").SetText(tb.Max.UTC().Format("2006-01-02T15:04:05.000Z"))
+	}
 
 	code := k.code
 	if in.code != "" {

@@ -5,6 +5,7 @@ package errdefs
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Client errors: the request was wrong; retrying it unchanged will fail again.
@@ -26,6 +27,18 @@ var (
 	ErrLocked              = errors.New("workspace locked")
 	// ErrSecurity: a WS-Security header is missing, invalid, expired or replayed.
 	ErrSecurity = errors.New("message security check failed")
+)
+
+// WS-BaseNotification client errors: a Subscribe, Renew or subscription change that
+// cannot be carried out as asked.
+var (
+	ErrSubscribe                   = errors.New("subscription not created")
+	ErrTopicNotSupported           = errors.New("topic not supported")
+	ErrInvalidTopic                = errors.New("invalid topic expression")
+	ErrTopicDialectUnknown         = errors.New("unknown topic expression dialect")
+	ErrInvalidFilter               = errors.New("invalid filter")
+	ErrUnacceptableInitialTermTime = errors.New("unacceptable initial termination time")
+	ErrUnacceptableTermTime        = errors.New("unacceptable termination time")
 )
 
 // Server errors: something on our side failed.
@@ -88,3 +101,13 @@ type MetadataError struct {
 
 func (e *MetadataError) Error() string { return e.Path + ": " + e.Reason }
 func (e *MetadataError) Unwrap() error { return ErrMetadata }
+
+// TimeBoundsError is an unacceptable (initial) termination time with the bounds the
+// service accepts, which WSN 1.3's faults for it must carry.
+type TimeBoundsError struct {
+	Err      error // wraps ErrUnacceptableInitialTermTime or ErrUnacceptableTermTime
+	Min, Max time.Time
+}
+
+func (e *TimeBoundsError) Error() string { return e.Err.Error() }
+func (e *TimeBoundsError) Unwrap() error { return e.Err }

@@ -25,6 +25,7 @@ import (
 	"github.com/vws-grid/vws/internal/contract"
 	"github.com/vws-grid/vws/internal/describe"
 	"github.com/vws-grid/vws/internal/manifestsig"
+	"github.com/vws-grid/vws/internal/notify"
 	"github.com/vws-grid/vws/internal/pki"
 	"github.com/vws-grid/vws/internal/store"
 	"github.com/vws-grid/vws/internal/tlsutil"
@@ -119,7 +120,9 @@ type Server struct {
 	db         *store.DB
 	Manager    *manager.Manager
 	hv         *lazyHypervisor
-	policy     *policy.Engine
+	// subscriptions are the WS-BaseNotification subscriptions to workspaces.
+	subscriptions *notify.Broker
+	policy        *policy.Engine
 }
 
 // New opens the store and builds every configured role's services.
@@ -217,12 +220,23 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
+		// Subscriptions to workspaces live beside them: the Repository tells them
+		// of every change it records.
+		s.subscriptions, err = notify.New(ctx, notify.Config{Topics: repository.NotifiedTopics, Store: db,
+			HTTP: sec.httpClient(), Logger: cfg.Logger, Now: cfg.Now})
+		if err != nil {
+			return nil, err
+		}
 		s.Repository, err = repository.New(ctx, repository.Config{
 			Dir: cfg.DataDir, MaxLifetime: cfg.Factory.MaximumLifetime, Store: db, DB: db.SQL(), Pool: pool,
 			Audit: auditLog, Signer: signer, EarlierSigner: sec.earlierManifestSigner(cfg),
-			Policy: s.policy, Decisions: auditLog, Validator: s.validator, Logger: cfg.Logger, Now: cfg.Now,
+			Policy: s.policy, Decisions: auditLog, Validator: s.validator, Subscriptions: s.subscriptions,
+			Logger: cfg.Logger, Now: cfg.Now,
 		})
 		if err != nil {
+			return nil, err
+		}
+		if err := add(s.subscriptions.Service(cf)); err != nil {
 			return nil, err
 		}
 		pool.SetInUse(s.Repository.InUse)
@@ -279,6 +293,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if s.Repository != nil {
 		az.Owners = s.Repository
+		az.Subscriptions = s.subscriptions
 	}
 	c, err := container.New(container.Config{
 		MaxBodyBytes: cfg.MaxBodyBytes, Logger: cfg.Logger, ContractFS: cf,
@@ -374,6 +389,9 @@ func (s *Server) Close() {
 	}
 	if s.Repository != nil {
 		s.Repository.Close()
+	}
+	if s.subscriptions != nil {
+		s.subscriptions.Close() // deliveries in flight end before the database closes
 	}
 	if s.validator != nil {
 		s.validator.Close()

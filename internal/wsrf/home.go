@@ -76,9 +76,17 @@ type HomeConfig struct {
 	// OnTerminationChange lets the service mirror a new termination time in its own
 	// properties (s.Termination is the new one), persisted with it.
 	OnTerminationChange func(s *Snapshot)
-	Store               Store
-	Logger              *slog.Logger
-	Now                 func() time.Time
+	// OnChange is told of every committed change of a resource's stored properties
+	// (before and after, which it must not modify), with the resource still locked,
+	// so that changes of one resource reach it in order; it must not block.
+	OnChange func(key string, before, after []*etree.Element)
+	// Fixed, if set, renders the properties every resource of the home has alike (a
+	// notification producer's topics), in the dialect of the caller; they follow
+	// CurrentTime and TerminationTime in the document.
+	Fixed  func(d *dialect.Dialect) []*etree.Element
+	Store  Store
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 type resource struct {
@@ -92,7 +100,8 @@ type resource struct {
 // Home holds the resources of one service.
 type Home struct {
 	cfg      HomeConfig
-	declared map[wsa.QName]int // property → position in the document
+	declared map[wsa.QName]int  // property → position in the document
+	fixed    map[wsa.QName]bool // the properties Fixed renders, in any dialect
 	mu       sync.RWMutex
 	res      map[string]*resource
 	sched    *scheduler
@@ -107,9 +116,16 @@ func NewHome(ctx context.Context, cfg HomeConfig) (*Home, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	h := &Home{cfg: cfg, declared: map[wsa.QName]int{}, res: map[string]*resource{}}
+	h := &Home{cfg: cfg, declared: map[wsa.QName]int{}, fixed: map[wsa.QName]bool{}, res: map[string]*resource{}}
 	for i, q := range cfg.Declared {
 		h.declared[q] = i
+	}
+	if cfg.Fixed != nil {
+		for _, d := range dialect.Dialects {
+			for _, p := range cfg.Fixed(d) {
+				h.fixed[wsa.QName{Space: p.NamespaceURI(), Local: p.Tag}] = true
+			}
+		}
 	}
 	h.sched = newScheduler(cfg.Now, h.expire)
 	if cfg.Store != nil {
@@ -138,7 +154,7 @@ func (h *Home) Close() { h.sched.stop() }
 // Declares reports whether q is a property of this home's documents.
 func (h *Home) Declares(q wsa.QName) bool {
 	_, ok := h.declared[q]
-	return ok
+	return ok || h.fixed[q]
 }
 
 // order sorts props stably into the document's declared order.
@@ -219,6 +235,13 @@ func (h *Home) Property(ctx context.Context, d *dialect.Dialect, key string, q w
 			out = append(out, h.render(d, p))
 		}
 	}
+	if h.fixed[q] {
+		for _, p := range h.cfg.Fixed(d) {
+			if p.Tag == q.Local && p.NamespaceURI() == q.Space {
+				out = append(out, p)
+			}
+		}
+	}
 	return out, nil
 }
 
@@ -245,6 +268,11 @@ func (h *Home) Document(ctx context.Context, d *dialect.Dialect, key string) (*e
 	}
 	for _, p := range h.lifetimeProps(d, r, "") {
 		doc.AddChild(p)
+	}
+	if h.cfg.Fixed != nil {
+		for _, p := range h.cfg.Fixed(d) {
+			doc.AddChild(p)
+		}
 	}
 	return doc, nil
 }
@@ -328,7 +356,11 @@ func (h *Home) Modify(ctx context.Context, key string, fn func(s *Snapshot) erro
 	if err := h.persist(ctx, key, candidate); err != nil {
 		return err
 	}
+	before := r.props
 	r.props, r.private = next, s.Private
+	if h.cfg.OnChange != nil {
+		h.cfg.OnChange(key, before, next)
+	}
 	if !sameTime(r.termination, s.Termination) {
 		r.termination = s.Termination
 		if s.Termination == nil {

@@ -1,0 +1,279 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/beevik/etree"
+	"github.com/spf13/cobra"
+
+	"github.com/vws-grid/vws/internal/client"
+	"github.com/vws-grid/vws/internal/dialect"
+	"github.com/vws-grid/vws/internal/notify"
+	"github.com/vws-grid/vws/internal/vwsns"
+	"github.com/vws-grid/vws/internal/wsa"
+	"github.com/vws-grid/vws/internal/wsrf"
+)
+
+// subscribeTopics are the names `vws wsrf subscribe` takes for a workspace's topics.
+var subscribeTopics = map[string]func(d *dialect.Dialect) wsa.QName{
+	"state":       func(*dialect.Dialect) wsa.QName { return vwsns.Q(vwsns.Workspace, "state") },
+	"deployment":  func(*dialect.Dialect) wsa.QName { return vwsns.Q(vwsns.Workspace, "deployment") },
+	"termination": notify.Termination,
+}
+
+// stoppedListening is how Ctrl-C ends vws wsrf subscribe.
+var stoppedListening = &interruptedError{"stopped listening; the subscriptions were destroyed"}
+
+func wsrfSubscribe() *cobra.Command {
+	t := &targetOptions{}
+	var listen, consumerURL string
+	var lifetime, wait time.Duration
+	var count int
+	var raw bool
+	cmd := &cobra.Command{
+		Use:   "subscribe [key-value] [TOPIC...]",
+		Short: "Subscribe to a workspace's changes and print each notification as it comes",
+		Long: `Subscribe to a workspace's topics (WS-BaseNotification) and print each notification
+as it arrives, until Ctrl-C, --count messages, --wait, or the workspace's end. TOPIC is
+state, deployment or termination (default: all three). vws listens for the messages on
+--listen and destroys its subscriptions when it stops.
+
+The service must reach the listener: by default vws listens on the address it reaches
+the service from (so 127.0.0.1 for a local service); behind NAT give --consumer-url.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			epr, rest, err := t.resolve(args)
+			if err != nil {
+				return err
+			}
+			d := client.DialectOf(epr)
+			if len(rest) == 0 {
+				rest = []string{"state", "deployment", "termination"}
+			}
+			var topics []wsa.QName
+			for _, name := range rest {
+				q, ok := subscribeTopics[strings.TrimPrefix(name, "vw:")]
+				if !ok {
+					return fmt.Errorf("unknown topic %q: the topics of a workspace are state, deployment and termination", name)
+				}
+				topics = append(topics, q(d))
+			}
+			if lifetime <= 0 {
+				return fmt.Errorf("--lifetime %s: give a positive duration, e.g. 1h", lifetime)
+			}
+			return runSubscribe(cmd, epr, d, topics, subscribeOptions{listen: listen, consumerURL: consumerURL,
+				lifetime: lifetime, wait: wait, count: count, raw: raw})
+		},
+	}
+	t.register(cmd)
+	f := cmd.Flags()
+	f.StringVar(&listen, "listen", "", "HOST:PORT to take notifications on (default: the local address that reaches the service, any free port)")
+	f.StringVar(&consumerURL, "consumer-url", "", "the URL the service sends notifications to (default: http://<--listen>/)")
+	f.DurationVar(&lifetime, "lifetime", time.Hour, "how long the subscriptions last if vws is not stopped first")
+	f.DurationVar(&wait, "wait", 0, "stop after this long (default: until Ctrl-C, --count or the workspace's end)")
+	f.IntVar(&count, "count", 0, "stop after this many notifications (default: no limit)")
+	f.BoolVar(&raw, "xml", false, "print each NotificationMessage as XML")
+	return cmd
+}
+
+type subscribeOptions struct {
+	listen, consumerURL string
+	lifetime, wait      time.Duration
+	count               int
+	raw                 bool
+}
+
+func runSubscribe(cmd *cobra.Command, ws *wsa.EPR, d *dialect.Dialect, topics []wsa.QName, o subscribeOptions) error {
+	ctx := cmd.Context()
+	if o.listen == "" {
+		o.listen = net.JoinHostPort(localAddressFor(ws.Address), "0")
+	}
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fmt.Errorf("listen for notifications on %s: %w (give --listen HOST:PORT)", o.listen, err)
+	}
+	if o.consumerURL == "" {
+		o.consumerURL = "http://" + ln.Addr().String() + "/"
+	} else if u, err := url.Parse(o.consumerURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		ln.Close()
+		return fmt.Errorf("--consumer-url %q is not an http:// or https:// URL", o.consumerURL)
+	}
+
+	token := make([]byte, 16)
+	if _, err := rand.Read(token); err != nil {
+		ln.Close()
+		return err
+	}
+	out := cmd.OutOrStdout()
+	var mu sync.Mutex
+	seen := 0
+	done := make(chan string, 1)
+	finish := func(why string) {
+		select {
+		case done <- why:
+		default:
+		}
+	}
+	consumer := &notify.Consumer{Token: hex.EncodeToString(token), Deliver: func(n notify.Notification) {
+		mu.Lock()
+		defer mu.Unlock()
+		if o.count > 0 && seen >= o.count {
+			return
+		}
+		seen++
+		printNotification(out, n, o.raw)
+		switch {
+		case n.Terminated:
+			finish("")
+		case o.count > 0 && seen >= o.count:
+			finish("")
+		}
+	}}
+	srv := &http.Server{Handler: consumer, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	defer srv.Close()
+
+	sc := soapClient()
+	var subs []*wsa.EPR
+	defer func() {
+		// Ended here, so the service stops sending to a listener that is gone.
+		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		for _, s := range subs {
+			if err := sc.Destroy(cctx, s); err != nil && !isResourceUnknown(err) {
+				fmt.Fprintf(cmd.ErrOrStderr(), "vws: could not destroy subscription %s (it ends by itself within --lifetime): %v\n", subscriptionKeyOf(s), err)
+			}
+		}
+	}()
+	ref := consumer.Reference(d.WSA, o.consumerURL)
+	until := time.Now().Add(o.lifetime)
+	for _, q := range topics {
+		body := subscribeBody(d, ref, q, until)
+		resp, err := sc.Invoke(ctx, ws, "Subscribe", body)
+		if err != nil {
+			return err
+		}
+		sub := resp.FindElement("./SubscriptionReference")
+		if sub == nil {
+			return fmt.Errorf("the SubscribeResponse holds no SubscriptionReference")
+		}
+		s, err := wsa.ParseEPR(sub)
+		if err != nil {
+			return fmt.Errorf("SubscriptionReference: %w", err)
+		}
+		subs = append(subs, s)
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "vws: listening on %s for %s (Ctrl-C to stop)\n", o.consumerURL, topicNames(topics))
+
+	var timeout <-chan time.Time
+	if o.wait > 0 {
+		timeout = time.After(o.wait)
+	}
+	select {
+	case <-done:
+		return nil
+	case <-timeout:
+		return nil
+	case <-ctx.Done():
+		return stoppedListening
+	}
+}
+
+func subscribeBody(d *dialect.Dialect, consumer *wsa.EPR, topic wsa.QName, until time.Time) *etree.Element {
+	body := etree.NewElement("wsnt:Subscribe")
+	body.CreateAttr("xmlns:wsnt", d.BN)
+	consumer.ChildElement(body, "wsnt:ConsumerReference", "wsa")
+	parent := body
+	if d == dialect.WSRF12 {
+		parent = body.CreateElement("wsnt:Filter")
+	}
+	te := parent.CreateElement("wsnt:TopicExpression")
+	simple := "http://docs.oasis-open.org/wsn/t-1/TopicExpression/Simple"
+	if d == dialect.GT4 {
+		simple = "http://docs.oasis-open.org/wsn/2004/06/TopicExpression/Simple"
+	}
+	te.CreateAttr("Dialect", simple)
+	te.CreateAttr("xmlns:t", topic.Space)
+	te.SetText("t:" + topic.Local)
+	body.CreateElement("wsnt:InitialTerminationTime").SetText(wsrf.FormatTime(until))
+	return body
+}
+
+func printNotification(w io.Writer, n notify.Notification, raw bool) {
+	if raw {
+		_ = printElements(w, []*etree.Element{n.Message})
+		return
+	}
+	at := time.Now().UTC().Format("2006-01-02T15:04:05Z")
+	ws := ""
+	if n.Producer != nil {
+		if k := n.Producer.Reference(vwsns.Workspace, "WorkspaceKey"); k != nil {
+			ws = strings.TrimSpace(k.Text()) + " "
+		}
+	}
+	if n.Terminated {
+		fmt.Fprintf(w, "%s %sended: %s\n", at, ws, n.Reason)
+		return
+	}
+	fmt.Fprintf(w, "%s %s%s: %s -> %s\n", at, ws, n.Topic.Local, values(n.Old), values(n.New))
+}
+
+func values(els []*etree.Element) string {
+	if len(els) == 0 {
+		return "(none)"
+	}
+	parts := make([]string, len(els))
+	for i, el := range els {
+		parts[i] = strings.TrimSpace(el.Text())
+	}
+	return strings.Join(parts, ",")
+}
+
+func topicNames(qs []wsa.QName) string {
+	names := make([]string, len(qs))
+	for i, q := range qs {
+		names[i] = q.Local
+	}
+	return strings.Join(names, ", ")
+}
+
+func subscriptionKeyOf(e *wsa.EPR) string {
+	if k := e.Reference(vwsns.Notification, "SubscriptionKey"); k != nil {
+		return strings.TrimSpace(k.Text())
+	}
+	return e.Address
+}
+
+func isResourceUnknown(err error) bool {
+	var fe *client.FaultError
+	return errors.As(err, &fe) && fe.Type == "ResourceUnknownFault"
+}
+
+// localAddressFor is this host's address on the route to the service at addr (no
+// packet is sent): the service sends notifications back to it.
+func localAddressFor(addr string) string {
+	u, err := url.Parse(addr)
+	if err != nil || u.Hostname() == "" {
+		return "127.0.0.1"
+	}
+	port := u.Port()
+	if port == "" {
+		port = "80"
+	}
+	c, err := net.Dial("udp", net.JoinHostPort(u.Hostname(), port))
+	if err != nil {
+		return "127.0.0.1"
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).IP.String()
+}

@@ -1,0 +1,358 @@
+// Package notify is WS-BaseNotification for the workspace resources: Subscribe on a
+// producer service (WorkspaceService), subscriptions as WS-Resources of their own with
+// lifetimes (SubscriptionManagerService), and Notify messages delivered to consumers
+// over HTTP, in the dialect each subscriber used (GT 4.0 / WSN 1.2 draft 01, or
+// WSN 1.3).
+//
+// Subscriptions persist with the other resources and outlive a restart; messages
+// waiting for delivery do not. A subscription ends at its termination time, when its
+// subscriber destroys it, when its producer ends (after ResourceTermination is
+// delivered), or after MaxFailures messages in a row could not be delivered.
+package notify
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/beevik/etree"
+
+	"github.com/vws-grid/vws/internal/dialect"
+	"github.com/vws-grid/vws/internal/vwsns"
+	"github.com/vws-grid/vws/internal/wsa"
+	"github.com/vws-grid/vws/internal/wsrf"
+)
+
+// Config configures a Broker.
+type Config struct {
+	// Topics are the producer's value-change topics: the resource properties whose
+	// changes are notified (ResourceTermination is always offered).
+	Topics []wsa.QName
+	// Store persists subscriptions; nil keeps them in memory.
+	Store wsrf.Store
+	// HTTP sends Notify messages (the server's client credentials for https
+	// consumers). Its timeout is not used: each delivery has DeliveryTimeout.
+	HTTP *http.Client
+	// MaxPerProducer bounds the subscriptions of one producer resource (default 32).
+	MaxPerProducer int
+	// MaxLifetime bounds a subscription's termination time (default 30 days); a
+	// subscription asking for none gets DefaultLifetime (default 24 h).
+	MaxLifetime, DefaultLifetime time.Duration
+	// DeliveryTimeout bounds one HTTP delivery (default 10 s).
+	DeliveryTimeout time.Duration
+	// Retries are the waits before each new attempt at a message that failed
+	// (default 1 s, 4 s): the message is dropped after the last.
+	Retries []time.Duration
+	// MaxFailures ends a subscription after this many messages in a row were
+	// dropped (default 5): its consumer is gone.
+	MaxFailures int
+	// MaxQueue bounds the messages waiting for one subscription (default 256); the
+	// oldest goes when a new one comes to a full queue.
+	MaxQueue int
+	Logger   *slog.Logger
+	Now      func() time.Time
+}
+
+func (c *Config) defaults() {
+	if c.MaxPerProducer <= 0 {
+		c.MaxPerProducer = 32
+	}
+	if c.MaxLifetime <= 0 {
+		c.MaxLifetime = 30 * 24 * time.Hour
+	}
+	if c.DefaultLifetime <= 0 {
+		c.DefaultLifetime = 24 * time.Hour
+	}
+	if c.DefaultLifetime > c.MaxLifetime {
+		c.DefaultLifetime = c.MaxLifetime
+	}
+	if c.DeliveryTimeout <= 0 {
+		c.DeliveryTimeout = 10 * time.Second
+	}
+	if c.Retries == nil {
+		c.Retries = []time.Duration{time.Second, 4 * time.Second}
+	}
+	if c.MaxFailures <= 0 {
+		c.MaxFailures = 5
+	}
+	if c.MaxQueue <= 0 {
+		c.MaxQueue = 256
+	}
+	if c.HTTP == nil {
+		c.HTTP = http.DefaultClient
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Names of the subscription resources' own properties.
+var (
+	// Document is the subscription resource-property document.
+	Document = wsa.QName{Space: vwsns.Notification, Local: "SubscriptionResourceProperties"}
+	// PropPaused says whether the subscription is paused.
+	PropPaused = wsa.QName{Space: vwsns.Notification, Local: "Paused"}
+)
+
+// declared lists the stored properties of a subscription document in schema order,
+// both dialects' (a subscription's are in the dialect it was made in).
+func declared() []wsa.QName {
+	var qs []wsa.QName
+	for _, d := range dialect.Dialects {
+		for _, l := range []string{"ConsumerReference", "TopicExpression", "Filter", "UseNotify", "CreationTime"} {
+			qs = append(qs, wsa.QName{Space: d.BN, Local: l})
+		}
+	}
+	return append(qs, PropPaused)
+}
+
+// record is a subscription's private state, persisted with it.
+type record struct {
+	Producer string `json:"producer"` // the producer resource's key
+	// ProducerEPR is the producer's EPR as the subscriber addressed it (XML).
+	ProducerEPR string `json:"producerEPR"`
+	// Consumer is where messages go (an EPR, XML).
+	Consumer string `json:"consumer"`
+	// Self is the subscription's own EPR (XML), sent in WSN 1.3 messages.
+	Self    string   `json:"self"`
+	Topics  []string `json:"topics,omitempty"` // Clark names; none: every topic
+	Dialect string   `json:"dialect"`
+	Paused  bool     `json:"paused,omitempty"`
+	Owner   string   `json:"owner"` // the subscriber's identity
+}
+
+// sub is a live subscription: its record, parsed, and its delivery queue.
+type sub struct {
+	key      string
+	producer string
+	dialect  *dialect.Dialect
+	consumer *wsa.EPR
+	producerEPR,
+	self *wsa.EPR
+	topics map[wsa.QName]bool // nil: all
+	owner  string
+
+	mu       sync.Mutex // guards the fields below
+	paused   bool
+	queue    []message
+	sending  bool
+	failures int  // messages dropped in a row
+	ended    bool // destroyed: deliver nothing more
+}
+
+func (s *sub) wants(q wsa.QName) bool {
+	if s.topics == nil {
+		return true
+	}
+	if isTermination(q) {
+		for t := range s.topics {
+			if isTermination(t) {
+				return true
+			}
+		}
+		return false
+	}
+	return s.topics[q]
+}
+
+// Broker holds the subscriptions of one producer service and delivers their messages.
+type Broker struct {
+	cfg  Config
+	home *wsrf.Home
+
+	mu         sync.RWMutex
+	subs       map[string]*sub
+	byProducer map[string]map[string]*sub
+
+	slots chan struct{} // bounds concurrent deliveries
+	wg    sync.WaitGroup
+	stop  chan struct{}
+	once  sync.Once
+}
+
+// maxConcurrentDeliveries bounds the HTTP deliveries in flight, all subscriptions
+// together, so one slow consumer per subscription cannot take every connection.
+const maxConcurrentDeliveries = 16
+
+// New loads the subscriptions from the store and starts their expiry.
+func New(ctx context.Context, cfg Config) (*Broker, error) {
+	cfg.defaults()
+	b := &Broker{cfg: cfg, subs: map[string]*sub{}, byProducer: map[string]map[string]*sub{},
+		slots: make(chan struct{}, maxConcurrentDeliveries), stop: make(chan struct{})}
+	home, err := wsrf.NewHome(ctx, wsrf.HomeConfig{
+		Service:      vwsns.SubscriptionManagerService,
+		Document:     Document,
+		Declared:     declared(),
+		MaxLifetime:  cfg.MaxLifetime,
+		Store:        cfg.Store,
+		Now:          cfg.Now,
+		Logger:       cfg.Logger,
+		AfterDestroy: func(s *wsrf.Snapshot) { b.forget(s.Key) },
+		OnChange:     b.pausedChanged,
+	})
+	if err != nil {
+		return nil, err
+	}
+	b.home = home
+	var bad []string
+	home.Range(func(s *wsrf.Snapshot) bool {
+		live, err := parseRecord(s.Key, s.Private)
+		if err != nil {
+			cfg.Logger.Error("subscription unreadable; removing it", "subscription", s.Key, "err", err)
+			bad = append(bad, s.Key)
+			return true
+		}
+		b.index(live)
+		return true
+	})
+	for _, k := range bad {
+		if err := home.Destroy(ctx, k); err != nil {
+			cfg.Logger.Error("remove an unreadable subscription", "subscription", k, "err", err)
+		}
+	}
+	return b, nil
+}
+
+// Close stops expiry and waits for deliveries in flight to end (queued messages are
+// dropped).
+func (b *Broker) Close() {
+	b.once.Do(func() {
+		close(b.stop)
+		b.home.Close()
+	})
+	b.wg.Wait()
+}
+
+// Home is the subscriptions' resource home (for the WSRF operations on them).
+func (b *Broker) Home() *wsrf.Home { return b.home }
+
+func parseRecord(key string, private []byte) (*sub, error) {
+	var rec record
+	if err := json.Unmarshal(private, &rec); err != nil {
+		return nil, fmt.Errorf("subscription %s: %w", key, err)
+	}
+	d := dialect.GT4
+	if rec.Dialect == dialect.WSRF12.Name {
+		d = dialect.WSRF12
+	}
+	s := &sub{key: key, producer: rec.Producer, dialect: d, owner: rec.Owner, paused: rec.Paused}
+	var err error
+	if s.consumer, err = wsa.ReadEPRDocument([]byte(rec.Consumer)); err != nil {
+		return nil, fmt.Errorf("subscription %s: consumer: %w", key, err)
+	}
+	if s.producerEPR, err = wsa.ReadEPRDocument([]byte(rec.ProducerEPR)); err != nil {
+		return nil, fmt.Errorf("subscription %s: producer: %w", key, err)
+	}
+	if s.self, err = wsa.ReadEPRDocument([]byte(rec.Self)); err != nil {
+		return nil, fmt.Errorf("subscription %s: own EPR: %w", key, err)
+	}
+	if len(rec.Topics) > 0 {
+		s.topics = map[wsa.QName]bool{}
+		for _, t := range rec.Topics {
+			q, err := wsa.ParseClark(t)
+			if err != nil {
+				return nil, fmt.Errorf("subscription %s: topic: %w", key, err)
+			}
+			s.topics[q] = true
+		}
+	}
+	return s, nil
+}
+
+func (b *Broker) index(s *sub) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.subs[s.key] = s
+	m := b.byProducer[s.producer]
+	if m == nil {
+		m = map[string]*sub{}
+		b.byProducer[s.producer] = m
+	}
+	m[s.key] = s
+}
+
+// forget drops a destroyed subscription from the index; its queue is dropped.
+func (b *Broker) forget(key string) {
+	b.mu.Lock()
+	s := b.subs[key]
+	delete(b.subs, key)
+	if s != nil {
+		if m := b.byProducer[s.producer]; m != nil {
+			delete(m, key)
+			if len(m) == 0 {
+				delete(b.byProducer, s.producer)
+			}
+		}
+	}
+	b.mu.Unlock()
+	if s != nil {
+		s.mu.Lock()
+		s.ended, s.queue = true, nil
+		s.mu.Unlock()
+	}
+}
+
+func (b *Broker) lookup(key string) *sub {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.subs[key]
+}
+
+// of returns the live subscriptions of producer.
+func (b *Broker) of(producer string) []*sub {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	out := make([]*sub, 0, len(b.byProducer[producer]))
+	for _, s := range b.byProducer[producer] {
+		out = append(out, s)
+	}
+	return out
+}
+
+// Count is the number of live subscriptions of producer.
+func (b *Broker) Count(producer string) int {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return len(b.byProducer[producer])
+}
+
+// Owner returns the subscriber of subscription key and what it subscribes to, for
+// authorization (a subscription is its subscriber's to manage).
+func (b *Broker) Owner(ctx context.Context, key string) (owner, name, holder string, err error) {
+	err = b.home.View(ctx, key, func(*wsrf.Snapshot) error {
+		if s := b.lookup(key); s != nil {
+			owner, name = s.owner, "subscription to "+s.producer
+		}
+		return nil
+	})
+	return owner, name, "", err
+}
+
+func newKey() string {
+	var k [16]byte
+	if _, err := rand.Read(k[:]); err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	return hex.EncodeToString(k[:])
+}
+
+func eprXML(e *wsa.EPR) string {
+	s, _ := e.Document().WriteToString()
+	return s
+}
+
+func textElement(ns, pfx, local, text string) *etree.Element {
+	el := etree.NewElement(pfx + ":" + local)
+	el.CreateAttr("xmlns:"+pfx, ns)
+	el.SetText(text)
+	return el
+}

@@ -1,0 +1,154 @@
+package notify
+
+import (
+	"crypto/subtle"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/beevik/etree"
+
+	"github.com/vws-grid/vws/internal/dialect"
+	"github.com/vws-grid/vws/internal/soap"
+	"github.com/vws-grid/vws/internal/vwsns"
+	"github.com/vws-grid/vws/internal/wsa"
+)
+
+// Notification is one NotificationMessage as a consumer reads it.
+type Notification struct {
+	Dialect *dialect.Dialect
+	Topic   wsa.QName
+	// Producer is the resource the message is about (nil if the message has none).
+	Producer *wsa.EPR
+	// Old and New are a value change's property instances (Old may be empty).
+	Old, New []*etree.Element
+	// Terminated is set for a ResourceTermination message, with its reason.
+	Terminated bool
+	Reason     string
+	// Message is the NotificationMessage element itself.
+	Message *etree.Element
+}
+
+// ListenerKey is the reference parameter a Consumer puts in its ConsumerReference:
+// every Notify for it carries the value back as a header, so the consumer takes
+// messages only from subscriptions it made.
+var ListenerKey = wsa.QName{Space: vwsns.Notification, Local: "Listener"}
+
+// maxNotifyBytes bounds a Notify a Consumer reads.
+const maxNotifyBytes = 1 << 20
+
+// Consumer is an HTTP notification consumer: it takes Notify messages carrying its
+// token and hands each NotificationMessage to Deliver.
+type Consumer struct {
+	// Token is the ListenerKey value Notify messages must carry.
+	Token   string
+	Deliver func(Notification)
+}
+
+// Reference is the consumer's EPR at address, in WS-Addressing version v.
+func (c *Consumer) Reference(v wsa.Version, address string) *wsa.EPR {
+	return &wsa.EPR{Version: v, Address: address,
+		References: []*etree.Element{textElement(ListenerKey.Space, "vwn", ListenerKey.Local, c.Token)}}
+}
+
+func (c *Consumer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "this is a WS-BaseNotification consumer: POST Notify messages", http.StatusMethodNotAllowed)
+		return
+	}
+	data, err := io.ReadAll(io.LimitReader(r.Body, maxNotifyBytes+1))
+	if err != nil || len(data) > maxNotifyBytes {
+		http.Error(w, "message unreadable or too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	env, err := soap.Parse(data)
+	if err != nil {
+		http.Error(w, "not a SOAP 1.1 envelope: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	token := ""
+	for _, h := range env.Headers {
+		if h.Tag == ListenerKey.Local && h.NamespaceURI() == ListenerKey.Space {
+			token = strings.TrimSpace(h.Text())
+		}
+	}
+	if subtle.ConstantTimeCompare([]byte(token), []byte(c.Token)) != 1 {
+		http.Error(w, "this consumer takes messages of its own subscriptions only", http.StatusForbidden)
+		return
+	}
+	msgs, err := ParseNotify(env.Payload)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	for _, m := range msgs {
+		c.Deliver(m)
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// ParseNotify reads the NotificationMessages of a Notify body in either dialect.
+func ParseNotify(body *etree.Element) ([]Notification, error) {
+	if body == nil || body.Tag != "Notify" {
+		return nil, fmt.Errorf("the body is not a wsnt:Notify")
+	}
+	var d *dialect.Dialect
+	for _, dd := range dialect.Dialects {
+		if body.NamespaceURI() == dd.BN {
+			d = dd
+		}
+	}
+	if d == nil {
+		return nil, fmt.Errorf("Notify in unknown namespace %q", body.NamespaceURI())
+	}
+	var out []Notification
+	for _, nm := range body.ChildElements() {
+		if nm.Tag != "NotificationMessage" || nm.NamespaceURI() != d.BN {
+			continue
+		}
+		n := Notification{Dialect: d, Message: nm}
+		for _, c := range nm.ChildElements() {
+			switch {
+			case c.Tag == "Topic" && c.NamespaceURI() == d.BN:
+				q, err := wsa.ResolveQName(c, strings.TrimSpace(c.Text()))
+				if err != nil {
+					return nil, fmt.Errorf("Topic: %w", err)
+				}
+				n.Topic = q
+			case c.Tag == "ProducerReference" && c.NamespaceURI() == d.BN:
+				if epr, err := wsa.ParseEPR(c); err == nil {
+					n.Producer = epr
+				}
+			case c.Tag == "Message" && c.NamespaceURI() == d.BN:
+				readMessage(d, c, &n)
+			}
+		}
+		out = append(out, n)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("Notify holds no NotificationMessage")
+	}
+	return out, nil
+}
+
+func readMessage(d *dialect.Dialect, msg *etree.Element, n *Notification) {
+	for _, p := range msg.ChildElements() {
+		switch {
+		case p.Tag == "TerminationNotification" && p.NamespaceURI() == d.RL:
+			n.Terminated = true
+			if r := p.FindElement("./TerminationReason"); r != nil {
+				n.Reason = strings.TrimSpace(r.Text())
+			}
+		case p.Tag == "ResourcePropertyValueChangeNotification" && p.NamespaceURI() == d.RP:
+			for _, v := range p.ChildElements() {
+				switch v.Tag {
+				case "OldValue", "OldValues":
+					n.Old = append(n.Old, v.ChildElements()...)
+				case "NewValue", "NewValues":
+					n.New = append(n.New, v.ChildElements()...)
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,293 @@
+package notify
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/beevik/etree"
+	"github.com/google/uuid"
+
+	"github.com/vws-grid/vws/internal/dialect"
+	"github.com/vws-grid/vws/internal/soap"
+	"github.com/vws-grid/vws/internal/wsa"
+	"github.com/vws-grid/vws/internal/wsrf"
+)
+
+// message is one notification, kept dialect-neutral until it is sent.
+type message struct {
+	topic wsa.QName // the property, or ResourceTermination (any dialect's)
+	// A value change: the property's instances before and after (copies).
+	old, new []*etree.Element
+	// A termination: when, and why.
+	at     time.Time
+	reason string
+	// last ends the subscription once it is delivered (or dropped).
+	last bool
+	// skip sends nothing (a termination its subscriber did not ask to hear of).
+	skip bool
+}
+
+// Notify actions: WSN 1.2 draft 01 as GT 4.0 sends it, and WSN 1.3.
+const (
+	notifyActionGT4   = "http://docs.oasis-open.org/wsn/2004/06/wsn-WS-BaseNotification/Notify"
+	notifyActionWSN13 = "http://docs.oasis-open.org/wsn/bw-2/NotificationConsumer/Notify"
+)
+
+// Changed tells the subscribers of producer which of its topics' properties changed
+// between before and after. It must be called in the order of the changes (a
+// resource home calls it with the resource locked); it does not block.
+func (b *Broker) Changed(producer string, before, after []*etree.Element) {
+	subs := b.of(producer)
+	if len(subs) == 0 {
+		return
+	}
+	for _, q := range b.cfg.Topics {
+		old, cur := instances(before, q), instances(after, q)
+		if sameValues(old, cur) {
+			continue
+		}
+		m := message{topic: q, old: old, new: cur}
+		for _, s := range subs {
+			if s.wants(q) {
+				b.enqueue(s, m)
+			}
+		}
+	}
+}
+
+// Terminated tells the subscribers of producer that it ended (reason: "destroyed",
+// "lifetime expired", …) and ends their subscriptions once that is delivered.
+func (b *Broker) Terminated(producer, reason string) {
+	m := message{topic: Termination(dialect.WSRF12), at: b.cfg.Now(), reason: reason, last: true}
+	for _, s := range b.of(producer) {
+		end := m
+		end.skip = !s.wants(m.topic)
+		b.enqueue(s, end)
+	}
+}
+
+func instances(props []*etree.Element, q wsa.QName) []*etree.Element {
+	var out []*etree.Element
+	for _, p := range props {
+		if p.Tag == q.Local && p.NamespaceURI() == q.Space {
+			out = append(out, p.Copy())
+		}
+	}
+	return out
+}
+
+func sameValues(a, b []*etree.Element) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, _ := etree.NewDocumentWithRoot(a[i].Copy()).WriteToString()
+		y, _ := etree.NewDocumentWithRoot(b[i].Copy()).WriteToString()
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// enqueue adds m to s's queue and starts its sender if none runs.
+func (b *Broker) enqueue(s *sub, m message) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return
+	}
+	if s.paused && !m.last {
+		return // a paused subscription is sent nothing, and keeps nothing for later
+	}
+	if len(s.queue) >= b.cfg.MaxQueue {
+		b.cfg.Logger.Warn("notification queue full; dropping the oldest message", "subscription", s.key, "consumer", s.consumer.Address)
+		s.queue = s.queue[1:]
+	}
+	s.queue = append(s.queue, m)
+	if !s.sending {
+		s.sending = true
+		b.wg.Add(1)
+		go b.drain(s)
+	}
+}
+
+// drain sends s's queue in order, then exits.
+func (b *Broker) drain(s *sub) {
+	defer b.wg.Done()
+	for {
+		s.mu.Lock()
+		if len(s.queue) == 0 || s.ended {
+			s.sending = false
+			s.mu.Unlock()
+			return
+		}
+		m := s.queue[0]
+		s.queue = s.queue[1:]
+		s.mu.Unlock()
+
+		if !m.skip {
+			delivered := b.deliver(s, m)
+			s.mu.Lock()
+			if delivered {
+				s.failures = 0
+			} else {
+				s.failures++
+			}
+			gone := s.failures >= b.cfg.MaxFailures
+			s.mu.Unlock()
+			if gone && !m.last {
+				b.cfg.Logger.Warn("ending a subscription whose consumer took no message", "subscription", s.key,
+					"consumer", s.consumer.Address, "messages lost in a row", b.cfg.MaxFailures)
+				b.end(s)
+				return
+			}
+		}
+		if m.last {
+			b.end(s)
+			return
+		}
+	}
+}
+
+// end destroys subscription s.
+func (b *Broker) end(s *sub) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := b.home.Destroy(ctx, s.key); err != nil {
+		b.cfg.Logger.Error("end a subscription", "subscription", s.key, "err", err)
+	}
+}
+
+// deliver sends m to s's consumer, retrying; it reports whether the consumer took it.
+func (b *Broker) deliver(s *sub, m message) bool {
+	body, err := b.envelope(s, m)
+	if err != nil {
+		b.cfg.Logger.Error("render a notification", "subscription", s.key, "err", err)
+		return false
+	}
+	var last error
+	for attempt := 0; ; attempt++ {
+		if last = b.post(s, body); last == nil {
+			return true
+		}
+		if attempt >= len(b.cfg.Retries) {
+			break
+		}
+		select {
+		case <-time.After(b.cfg.Retries[attempt]):
+		case <-b.stop:
+			return false
+		}
+	}
+	b.cfg.Logger.Warn("notification not delivered; dropped", "subscription", s.key, "consumer", s.consumer.Address,
+		"topic", m.topic.Local, "attempts", len(b.cfg.Retries)+1, "err", last)
+	return false
+}
+
+func (b *Broker) post(s *sub, body []byte) error {
+	select {
+	case b.slots <- struct{}{}:
+	case <-b.stop:
+		return fmt.Errorf("shutting down")
+	}
+	defer func() { <-b.slots }()
+	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.DeliveryTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.consumer.Address, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	action := notifyActionWSN13
+	if s.dialect == dialect.GT4 {
+		action = notifyActionGT4
+	}
+	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
+	req.Header.Set("SOAPAction", `"`+action+`"`)
+	resp, err := b.cfg.HTTP.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("the consumer answered HTTP %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// envelope renders m for s as a Notify envelope in s's dialect.
+func (b *Broker) envelope(s *sub, m message) ([]byte, error) {
+	d := s.dialect
+	v := d.WSA
+	action := notifyActionWSN13
+	if d == dialect.GT4 {
+		action = notifyActionGT4
+	}
+	headers := []*etree.Element{
+		addrHeader(v, "To", s.consumer.Address),
+		addrHeader(v, "Action", action),
+		addrHeader(v, "MessageID", "urn:uuid:"+uuid.NewString()),
+	}
+	headers = append(headers, s.consumer.Headers()...)
+
+	notify := etree.NewElement("wsnt:Notify")
+	notify.CreateAttr("xmlns:wsnt", d.BN)
+	nm := notify.CreateElement("wsnt:NotificationMessage")
+	if d == dialect.WSRF12 {
+		s.self.ChildElement(nm, "wsnt:SubscriptionReference", "wsa")
+	}
+	topic := m.topic
+	if isTermination(topic) {
+		topic = Termination(d)
+	}
+	t := nm.CreateElement("wsnt:Topic")
+	t.CreateAttr("Dialect", simpleDialect(d))
+	t.CreateAttr("xmlns:t", topic.Space)
+	t.SetText("t:" + topic.Local)
+	producer := *s.producerEPR
+	producer.Version = v
+	producer.ChildElement(nm, "wsnt:ProducerReference", "wsa")
+	nm.CreateElement("wsnt:Message").AddChild(payload(d, m))
+	return (&soap.Message{Headers: headers, Body: notify}).Bytes()
+}
+
+// payload is the message's content: WS-ResourceProperties' value-change notification,
+// or WS-ResourceLifetime's termination notification, in dialect d.
+func payload(d *dialect.Dialect, m message) *etree.Element {
+	if isTermination(m.topic) {
+		el := etree.NewElement("wsrl:TerminationNotification")
+		el.CreateAttr("xmlns:wsrl", d.RL)
+		el.CreateElement("wsrl:TerminationTime").SetText(wsrf.FormatTime(m.at))
+		el.CreateElement("wsrl:TerminationReason").SetText(m.reason)
+		return el
+	}
+	el := etree.NewElement("wsrp:ResourcePropertyValueChangeNotification")
+	el.CreateAttr("xmlns:wsrp", d.RP)
+	oldName, newName := "OldValues", "NewValues"
+	if d == dialect.GT4 {
+		oldName, newName = "OldValue", "NewValue"
+	}
+	if len(m.old) > 0 {
+		o := el.CreateElement("wsrp:" + oldName)
+		for _, p := range m.old {
+			o.AddChild(p.Copy())
+		}
+	}
+	n := el.CreateElement("wsrp:" + newName)
+	for _, p := range m.new {
+		n.AddChild(p.Copy())
+	}
+	return el
+}
+
+func addrHeader(v wsa.Version, local, text string) *etree.Element {
+	el := etree.NewElement("wsa:" + local)
+	el.CreateAttr("xmlns:wsa", v.Namespace())
+	el.SetText(text)
+	return el
+}

@@ -1,0 +1,486 @@
+package notify
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/beevik/etree"
+
+	"github.com/vws-grid/vws/internal/container"
+	"github.com/vws-grid/vws/internal/dialect"
+	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/soap"
+	"github.com/vws-grid/vws/internal/store"
+	"github.com/vws-grid/vws/internal/vwsns"
+	"github.com/vws-grid/vws/internal/wsa"
+)
+
+var (
+	propState      = wsa.QName{Space: vwsns.Workspace, Local: "state"}
+	propDeployment = wsa.QName{Space: vwsns.Workspace, Local: "deployment"}
+)
+
+// consumer is a notification consumer on loopback HTTP recording what it is sent.
+type consumer struct {
+	*httptest.Server
+	mu       sync.Mutex
+	got      []*soap.Envelope
+	status   int // answer; 0: 200
+	arrivals chan struct{}
+}
+
+func newConsumer(t *testing.T) *consumer {
+	c := &consumer{arrivals: make(chan struct{}, 1000)}
+	c.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		data, _ := io.ReadAll(r.Body)
+		env, err := soap.Parse(data)
+		if err != nil {
+			t.Errorf("consumer got a message that is not SOAP: %v\n%s", err, data)
+			return
+		}
+		c.mu.Lock()
+		status := c.status
+		if status == 0 || status/100 == 2 {
+			c.got = append(c.got, env)
+		}
+		c.mu.Unlock()
+		if status != 0 {
+			w.WriteHeader(status)
+		}
+		c.arrivals <- struct{}{}
+	}))
+	t.Cleanup(c.Close)
+	return c
+}
+
+func (c *consumer) messages() []*soap.Envelope {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*soap.Envelope(nil), c.got...)
+}
+
+// waitFor waits until the consumer holds n messages.
+func (c *consumer) waitFor(t *testing.T, n int) []*soap.Envelope {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		if got := c.messages(); len(got) >= n {
+			return got
+		}
+		select {
+		case <-c.arrivals:
+		case <-deadline:
+			t.Fatalf("consumer got %d messages, want %d", len(c.messages()), n)
+		}
+	}
+}
+
+func newBroker(t *testing.T, db *store.DB, mod func(*Config)) *Broker {
+	t.Helper()
+	cfg := Config{Topics: []wsa.QName{propState, propDeployment}, Retries: []time.Duration{}, MaxFailures: 2}
+	if db != nil {
+		cfg.Store = db
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	b, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
+const producerAddr = "http://vws.example.org:8080/wsrf/services/WorkspaceService"
+
+// subscribeRequest builds a Subscribe to workspace key in dialect d with the given
+// body children (XML, prefix wsnt bound to d's BN namespace, vw to the workspace's).
+func subscribeRequest(t *testing.T, d *dialect.Dialect, key, inner string) *container.Request {
+	t.Helper()
+	doc := etree.NewDocument()
+	if err := doc.ReadFromString(`<wsnt:Subscribe xmlns:wsnt="` + d.BN + `" xmlns:vw="` + vwsns.Workspace + `" xmlns:wsa="` +
+		d.WSA.Namespace() + `">` + inner + `</wsnt:Subscribe>`); err != nil {
+		t.Fatal(err)
+	}
+	k := etree.NewElement("vw:WorkspaceKey")
+	k.CreateAttr("xmlns:vw", vwsns.Workspace)
+	k.SetText(key)
+	return &container.Request{
+		Service:  &container.Service{Name: vwsns.WorkspaceService, Key: vwsns.WorkspaceKey},
+		Dialect:  d,
+		Envelope: &soap.Envelope{Headers: []*etree.Element{k}},
+		Payload:  doc.Root(),
+		Address:  producerAddr,
+	}
+}
+
+func consumerRef(d *dialect.Dialect, addr string) string {
+	return `<wsnt:ConsumerReference><wsa:Address>` + addr + `</wsa:Address><wsa:` + d.WSA.ReferenceContainer() +
+		`><c:Listener xmlns:c="urn:test">L1</c:Listener></wsa:` + d.WSA.ReferenceContainer() + `></wsnt:ConsumerReference>`
+}
+
+func topicFilter(d *dialect.Dialect, topic string) string {
+	if d == dialect.GT4 {
+		return `<wsnt:TopicExpression Dialect="` + simpleGT4 + `">` + topic + `</wsnt:TopicExpression>`
+	}
+	return `<wsnt:Filter><wsnt:TopicExpression Dialect="` + simpleWSN13 + `">` + topic + `</wsnt:TopicExpression></wsnt:Filter>`
+}
+
+func exists(keys ...string) func(context.Context, string) error {
+	return func(_ context.Context, key string) error {
+		for _, k := range keys {
+			if k == key {
+				return nil
+			}
+		}
+		return errdefs.ErrResourceUnknown
+	}
+}
+
+// subscribe subscribes and returns the subscription's key.
+func subscribe(t *testing.T, b *Broker, d *dialect.Dialect, key, inner string) string {
+	t.Helper()
+	out, err := b.Subscribe(exists(key))(context.Background(), subscribeRequest(t, d, key, inner))
+	if err != nil {
+		t.Fatalf("Subscribe: %v", err)
+	}
+	ref := out.FindElement("./SubscriptionReference")
+	if ref == nil || out.NamespaceURI() != d.BN {
+		t.Fatalf("SubscribeResponse without SubscriptionReference: %s", xmlOf(out))
+	}
+	epr, err := wsa.ParseEPR(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if epr.Version != d.WSA || !strings.HasSuffix(epr.Address, "/wsrf/services/SubscriptionManagerService") {
+		t.Fatalf("subscription EPR %+v", epr)
+	}
+	k := epr.Reference(vwsns.Notification, "SubscriptionKey")
+	if k == nil {
+		t.Fatalf("subscription EPR has no SubscriptionKey: %s", xmlOf(ref))
+	}
+	if d == dialect.WSRF12 && (out.FindElement("./CurrentTime") == nil || out.FindElement("./TerminationTime") == nil) {
+		t.Fatalf("WSN 1.3 SubscribeResponse lacks CurrentTime/TerminationTime: %s", xmlOf(out))
+	}
+	return k.Text()
+}
+
+func xmlOf(el *etree.Element) string {
+	s, _ := etree.NewDocumentWithRoot(el.Copy()).WriteToString()
+	return s
+}
+
+func prop(q wsa.QName, v string) *etree.Element {
+	el := etree.NewElement("vw:" + q.Local)
+	el.CreateAttr("xmlns:vw", q.Space)
+	el.SetText(v)
+	return el
+}
+
+func props(state, deployment string) []*etree.Element {
+	return []*etree.Element{prop(propState, state), prop(propDeployment, deployment)}
+}
+
+func header(env *soap.Envelope, ns, local string) string {
+	for _, h := range env.Headers {
+		if h.Tag == local && h.NamespaceURI() == ns {
+			return strings.TrimSpace(h.Text())
+		}
+	}
+	return ""
+}
+
+func TestValueChangeNotifiedInEachDialect(t *testing.T) {
+	for _, d := range dialect.Dialects {
+		t.Run(d.Name, func(t *testing.T) {
+			c := newConsumer(t)
+			b := newBroker(t, nil, nil)
+			subscribe(t, b, d, "ws1", consumerRef(d, c.URL)+topicFilter(d, "vw:state"))
+
+			b.Changed("ws1", props("shutdown", "in-repository"), props("shutdown", "staging")) // not the topic
+			b.Changed("ws1", props("shutdown", "deployed"), props("running", "deployed"))
+			b.Changed("other", props("shutdown", "deployed"), props("running", "deployed")) // another workspace
+			got := c.waitFor(t, 1)
+			time.Sleep(100 * time.Millisecond)
+			if got = c.messages(); len(got) != 1 {
+				t.Fatalf("consumer got %d messages, want only the state change", len(got))
+			}
+			env := got[0]
+			wantAction := notifyActionWSN13
+			if d == dialect.GT4 {
+				wantAction = notifyActionGT4
+			}
+			if a := header(env, d.WSA.Namespace(), "Action"); a != wantAction {
+				t.Errorf("wsa:Action %q, want %q", a, wantAction)
+			}
+			if to := header(env, d.WSA.Namespace(), "To"); to != c.URL {
+				t.Errorf("wsa:To %q, want %q", to, c.URL)
+			}
+			if l := header(env, "urn:test", "Listener"); l != "L1" {
+				t.Errorf("the consumer's reference parameter came back as %q, want L1", l)
+			}
+			if env.Payload.Tag != "Notify" || env.Payload.NamespaceURI() != d.BN {
+				t.Fatalf("body is %s, want {%s}Notify", env.Payload.FullTag(), d.BN)
+			}
+			nm := env.Payload.FindElement("./NotificationMessage")
+			topic := nm.FindElement("./Topic")
+			q, err := wsa.ResolveQName(topic, topic.Text())
+			if err != nil || q != propState {
+				t.Errorf("Topic %q resolves to %v (%v), want %v", topic.Text(), q, err, propState)
+			}
+			producer, err := wsa.ParseEPR(nm.FindElement("./ProducerReference"))
+			if err != nil || producer.Address != producerAddr || producer.Reference(vwsns.Workspace, "WorkspaceKey").Text() != "ws1" {
+				t.Errorf("ProducerReference %+v (%v)", producer, err)
+			}
+			if d == dialect.WSRF12 && nm.FindElement("./SubscriptionReference") == nil {
+				t.Error("WSN 1.3 NotificationMessage lacks SubscriptionReference")
+			}
+			change := nm.FindElement("./Message/ResourcePropertyValueChangeNotification")
+			if change == nil || change.NamespaceURI() != d.RP {
+				t.Fatalf("Message holds no {%s}ResourcePropertyValueChangeNotification: %s", d.RP, xmlOf(nm))
+			}
+			oldName, newName := "OldValues", "NewValues"
+			if d == dialect.GT4 {
+				oldName, newName = "OldValue", "NewValue"
+			}
+			if v := change.FindElement("./" + oldName + "/state"); v == nil || v.Text() != "shutdown" {
+				t.Errorf("old value: %s", xmlOf(change))
+			}
+			if v := change.FindElement("./" + newName + "/state"); v == nil || v.Text() != "running" {
+				t.Errorf("new value: %s", xmlOf(change))
+			}
+		})
+	}
+}
+
+func TestChangesArriveInOrder(t *testing.T) {
+	c := newConsumer(t)
+	b := newBroker(t, nil, nil)
+	d := dialect.WSRF12
+	subscribe(t, b, d, "ws1", consumerRef(d, c.URL)) // no filter: every topic
+	states := []string{"running", "paused", "running", "paused", "running", "shutdown"}
+	prev := "shutdown"
+	for i := 0; i < 5; i++ {
+		for _, s := range states {
+			b.Changed("ws1", props(prev, "deployed"), props(s, "deployed"))
+			prev = s
+		}
+	}
+	got := c.waitFor(t, 5*len(states))
+	for i, env := range got {
+		v := env.Payload.FindElement(".//NewValues/state")
+		if v == nil || v.Text() != states[i%len(states)] {
+			t.Fatalf("message %d: new state %v, want %s", i, v, states[i%len(states)])
+		}
+	}
+}
+
+func TestPausedSubscriptionIsSentNothing(t *testing.T) {
+	c := newConsumer(t)
+	b := newBroker(t, nil, nil)
+	d := dialect.GT4
+	key := subscribe(t, b, d, "ws1", consumerRef(d, c.URL)+topicFilter(d, "vw:state"))
+	ctx := context.Background()
+	if err := b.setPaused(ctx, key, true); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.home.Property(ctx, d, key, PropPaused)
+	if err != nil || len(got) != 1 || got[0].Text() != "true" {
+		t.Fatalf("Paused property after PauseSubscription: %v %v", got, err)
+	}
+	b.Changed("ws1", props("running", "deployed"), props("paused", "deployed"))
+	if err := b.setPaused(ctx, key, false); err != nil {
+		t.Fatal(err)
+	}
+	b.Changed("ws1", props("paused", "deployed"), props("running", "deployed"))
+	c.waitFor(t, 1)
+	time.Sleep(100 * time.Millisecond)
+	msgs := c.messages()
+	if len(msgs) != 1 || msgs[0].Payload.FindElement(".//NewValue/state").Text() != "running" {
+		t.Fatalf("got %d messages; want only the change after ResumeSubscription", len(msgs))
+	}
+}
+
+func TestTerminationEndsSubscriptions(t *testing.T) {
+	c := newConsumer(t)
+	b := newBroker(t, nil, nil)
+	d := dialect.WSRF12
+	term := subscribe(t, b, d, "ws1", consumerRef(d, c.URL)+
+		`<wsnt:Filter><wsnt:TopicExpression Dialect="`+simpleWSN13+`" xmlns:wsrl="`+d.RL+`">wsrl:ResourceTermination</wsnt:TopicExpression></wsnt:Filter>`)
+	state := subscribe(t, b, d, "ws1", consumerRef(d, c.URL)+topicFilter(d, "vw:state"))
+	b.Terminated("ws1", "its lifetime expired")
+	got := c.waitFor(t, 1)
+	tn := got[0].Payload.FindElement(".//Message/TerminationNotification")
+	if tn == nil || tn.NamespaceURI() != d.RL || tn.FindElement("./TerminationReason").Text() != "its lifetime expired" {
+		t.Fatalf("termination message: %s", xmlOf(got[0].Payload))
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for b.Count("ws1") > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, k := range []string{term, state} {
+		if _, err := b.home.Document(context.Background(), d, k); !errors.Is(err, errdefs.ErrResourceUnknown) {
+			t.Errorf("subscription %s outlived its workspace: %v", k, err)
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := len(c.messages()); n != 1 {
+		t.Errorf("consumer got %d messages; the state subscriber must get no termination message", n)
+	}
+}
+
+func TestUnreachableConsumerEndsSubscription(t *testing.T) {
+	c := newConsumer(t)
+	c.status = http.StatusInternalServerError
+	b := newBroker(t, nil, nil) // MaxFailures 2, no retries
+	d := dialect.GT4
+	key := subscribe(t, b, d, "ws1", consumerRef(d, c.URL)+topicFilter(d, "vw:state"))
+	b.Changed("ws1", props("running", "deployed"), props("paused", "deployed"))
+	b.Changed("ws1", props("paused", "deployed"), props("running", "deployed"))
+	deadline := time.Now().Add(5 * time.Second)
+	for b.Count("ws1") > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := b.home.Document(context.Background(), d, key); !errors.Is(err, errdefs.ErrResourceUnknown) {
+		t.Fatalf("subscription still there after its consumer refused %d messages: %v", 2, err)
+	}
+}
+
+func TestSubscriptionsSurviveRestart(t *testing.T) {
+	db, err := store.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	c := newConsumer(t)
+	d := dialect.GT4
+	b1 := newBroker(t, db, nil)
+	key := subscribe(t, b1, d, "ws1", consumerRef(d, c.URL)+topicFilter(d, "vw:deployment"))
+	b1.Close()
+
+	b2 := newBroker(t, db, nil)
+	if b2.Count("ws1") != 1 {
+		t.Fatalf("after a restart the workspace has %d subscriptions, want 1", b2.Count("ws1"))
+	}
+	doc, err := b2.home.Document(context.Background(), d, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cr := doc.FindElement("./ConsumerReference/Address"); cr == nil || cr.Text() != c.URL {
+		t.Errorf("ConsumerReference after restart: %s", xmlOf(doc))
+	}
+	b2.Changed("ws1", props("shutdown", "in-repository"), props("shutdown", "staging"))
+	got := c.waitFor(t, 1)
+	if v := got[0].Payload.FindElement(".//NewValue/deployment"); v == nil || v.Text() != "staging" {
+		t.Fatalf("message after restart: %s", xmlOf(got[0].Payload))
+	}
+}
+
+func TestBadSubscribeChangesNothing(t *testing.T) {
+	gt4, w := dialect.GT4, dialect.WSRF12
+	good := consumerRef(gt4, "http://127.0.0.1:9/consumer")
+	cases := []struct {
+		name  string
+		d     *dialect.Dialect
+		key   string
+		inner string
+		want  error
+	}{
+		{"unknown workspace", gt4, "nope", good + topicFilter(gt4, "vw:state"), errdefs.ErrResourceUnknown},
+		{"no consumer", gt4, "ws1", topicFilter(gt4, "vw:state"), errdefs.ErrSubscribe},
+		{"anonymous consumer", gt4, "ws1", consumerRef(gt4, gt4.WSA.Anonymous()) + topicFilter(gt4, "vw:state"), errdefs.ErrSubscribe},
+		{"ftp consumer", gt4, "ws1", consumerRef(gt4, "ftp://h/x") + topicFilter(gt4, "vw:state"), errdefs.ErrSubscribe},
+		{"no topic (GT4)", gt4, "ws1", good, errdefs.ErrSubscribe},
+		{"unknown topic", gt4, "ws1", good + topicFilter(gt4, "vw:owner"), errdefs.ErrTopicNotSupported},
+		{"unbound prefix", gt4, "ws1", good + topicFilter(gt4, "x:state"), errdefs.ErrInvalidTopic},
+		{"Full dialect", gt4, "ws1", good + `<wsnt:TopicExpression Dialect="` + fullGT4 + `">vw:*</wsnt:TopicExpression>`, errdefs.ErrTopicDialectUnknown},
+		{"odd dialect", gt4, "ws1", good + `<wsnt:TopicExpression Dialect="urn:x">vw:state</wsnt:TopicExpression>`, errdefs.ErrTopicDialectUnknown},
+		{"UseNotify false", gt4, "ws1", good + topicFilter(gt4, "vw:state") + `<wsnt:UseNotify>false</wsnt:UseNotify>`, errdefs.ErrSubscribe},
+		{"past termination", gt4, "ws1", good + topicFilter(gt4, "vw:state") + `<wsnt:InitialTerminationTime>2001-01-01T00:00:00Z</wsnt:InitialTerminationTime>`, errdefs.ErrUnacceptableInitialTermTime},
+		{"content filter", w, "ws1", consumerRef(w, "http://127.0.0.1:9/c") + `<wsnt:Filter><wsnt:MessageContent Dialect="urn:x">1</wsnt:MessageContent></wsnt:Filter>`, errdefs.ErrInvalidFilter},
+		{"two topics", w, "ws1", consumerRef(w, "http://127.0.0.1:9/c") + `<wsnt:Filter><wsnt:TopicExpression Dialect="` + simpleWSN13 + `">vw:state</wsnt:TopicExpression><wsnt:TopicExpression Dialect="` + simpleWSN13 + `">vw:deployment</wsnt:TopicExpression></wsnt:Filter>`, errdefs.ErrInvalidFilter},
+		{"bad duration", w, "ws1", consumerRef(w, "http://127.0.0.1:9/c") + `<wsnt:InitialTerminationTime>PTfoo</wsnt:InitialTerminationTime>`, errdefs.ErrUnacceptableInitialTermTime},
+	}
+	b := newBroker(t, nil, nil)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := b.Subscribe(exists("ws1"))(context.Background(), subscribeRequest(t, tc.d, tc.key, tc.inner))
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+			if n := len(b.home.Keys()); n != 0 {
+				t.Fatalf("a refused Subscribe left %d subscriptions", n)
+			}
+		})
+	}
+}
+
+func TestSubscriptionsPerWorkspaceBounded(t *testing.T) {
+	b := newBroker(t, nil, func(c *Config) { c.MaxPerProducer = 2 })
+	d := dialect.GT4
+	inner := consumerRef(d, "http://127.0.0.1:9/c") + topicFilter(d, "vw:state")
+	subscribe(t, b, d, "ws1", inner)
+	subscribe(t, b, d, "ws1", inner)
+	if _, err := b.Subscribe(exists("ws1"))(context.Background(), subscribeRequest(t, d, "ws1", inner)); !errors.Is(err, errdefs.ErrSubscribe) {
+		t.Fatalf("third subscription: %v, want refused", err)
+	}
+	subscribe(t, b, d, "ws2", strings.Replace(inner, "ws1", "ws2", 1)) // other workspaces are not affected
+}
+
+func TestLifetimeGrantedAndBounded(t *testing.T) {
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	b := newBroker(t, nil, func(c *Config) {
+		c.Now = func() time.Time { return now }
+		c.MaxLifetime, c.DefaultLifetime = 48*time.Hour, time.Hour
+	})
+	d := dialect.WSRF12
+	ref := consumerRef(d, "http://127.0.0.1:9/c")
+	term := func(key string) string {
+		p, err := b.home.Property(context.Background(), d, key, wsa.QName{Space: d.RL, Local: "TerminationTime"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p[0].Text()
+	}
+	if got := term(subscribe(t, b, d, "ws1", ref)); got != "2026-11-30T13:00:00.000Z" {
+		t.Errorf("default termination %s, want one hour from now", got)
+	}
+	if got := term(subscribe(t, b, d, "ws1", ref+`<wsnt:InitialTerminationTime>PT10M</wsnt:InitialTerminationTime>`)); got != "2026-11-30T12:10:00.000Z" {
+		t.Errorf("relative termination %s", got)
+	}
+	if got := term(subscribe(t, b, d, "ws1", ref+`<wsnt:InitialTerminationTime>2030-01-01T00:00:00Z</wsnt:InitialTerminationTime>`)); got != "2026-12-02T12:00:00.000Z" {
+		t.Errorf("termination beyond the maximum granted as %s, want the maximum", got)
+	}
+}
+
+func TestProducerPropertiesNameEveryTopic(t *testing.T) {
+	for _, d := range dialect.Dialects {
+		var topics []wsa.QName
+		for _, p := range ProducerProperties(d, []wsa.QName{propState, propDeployment}) {
+			if p.Tag == "Topic" || p.Tag == "TopicExpression" {
+				q, err := wsa.ResolveQName(p, p.Text())
+				if err != nil {
+					t.Fatal(err)
+				}
+				topics = append(topics, q)
+			}
+		}
+		want := []wsa.QName{propState, propDeployment, Termination(d)}
+		if len(topics) != len(want) {
+			t.Fatalf("%s: topics %v, want %v", d.Name, topics, want)
+		}
+		for i := range want {
+			if topics[i] != want[i] {
+				t.Errorf("%s: topic %d is %v, want %v", d.Name, i, topics[i], want[i])
+			}
+		}
+	}
+}

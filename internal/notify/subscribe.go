@@ -1,0 +1,271 @@
+package notify
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/beevik/etree"
+
+	"github.com/vws-grid/vws/internal/container"
+	"github.com/vws-grid/vws/internal/dialect"
+	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/identity"
+	"github.com/vws-grid/vws/internal/vwsns"
+	"github.com/vws-grid/vws/internal/wsa"
+	"github.com/vws-grid/vws/internal/wsrf"
+)
+
+// maxAddressLength bounds a consumer's address: it is stored and dialled.
+const maxAddressLength = 2048
+
+// request is a Subscribe, read in either dialect.
+type request struct {
+	consumer *wsa.EPR
+	// topicProp is the stored TopicExpression (GT4) or Filter (WSN 1.3) property.
+	topicProp   *etree.Element
+	topics      []wsa.QName // nil: every topic
+	termination *time.Time  // nil: none asked for
+}
+
+// Subscribe answers WS-BaseNotification Subscribe on a producer's resource: exists
+// says whether the resource the request addresses is there (errdefs.ErrResourceUnknown
+// if not).
+func (b *Broker) Subscribe(exists func(ctx context.Context, key string) error) container.Handler {
+	return func(ctx context.Context, req *container.Request) (*etree.Element, error) {
+		producer, ok := req.ResourceKey()
+		if !ok || producer == "" {
+			return nil, errdefs.WithAdvice(fmt.Errorf("%w: the request has no %s header", errdefs.ErrResourceUnknown, req.Service.Key),
+				"send Subscribe to a workspace's EPR: its reference properties (GT4) or parameters (WSRF 1.2) go into the SOAP header")
+		}
+		if err := exists(ctx, producer); err != nil {
+			return nil, err
+		}
+		d := req.Dialect
+		now := b.cfg.Now()
+		r, err := b.readRequest(d, req.Payload, now)
+		if err != nil {
+			return nil, err
+		}
+		if n := b.Count(producer); n >= b.cfg.MaxPerProducer {
+			return nil, errdefs.WithAdvice(fmt.Errorf("%w: the workspace has %d subscriptions, the most this site allows", errdefs.ErrSubscribe, n),
+				"destroy (unsubscribe) subscriptions you no longer need")
+		}
+		term := now.Add(b.cfg.DefaultLifetime)
+		if r.termination != nil {
+			term = *r.termination
+		}
+		if max := now.Add(b.cfg.MaxLifetime); term.After(max) {
+			term = max // the response says what was granted
+		}
+
+		key := newKey()
+		ref := textElement(vwsns.Notification, "vwn", "SubscriptionKey", key)
+		self := &wsa.EPR{Version: d.WSA, Address: siblingURL(req.Address, vwsns.SubscriptionManagerService), References: []*etree.Element{ref}}
+		consumer := *r.consumer
+		consumer.Version = d.WSA // messages go in the subscriber's dialect
+		rec := record{Producer: producer, ProducerEPR: eprXML(req.EPR()), Consumer: eprXML(&consumer), Self: eprXML(self),
+			Dialect: d.Name, Owner: identity.From(ctx).DN}
+		for _, q := range r.topics {
+			rec.Topics = append(rec.Topics, q.String())
+		}
+		private, err := json.Marshal(rec)
+		if err != nil {
+			return nil, fmt.Errorf("encode subscription: %w", err)
+		}
+		props := []*etree.Element{eprProperty(d, "ConsumerReference", &consumer)}
+		if r.topicProp != nil {
+			props = append(props, r.topicProp)
+		}
+		if d == dialect.GT4 {
+			props = append(props, textElement(d.BN, "wsnt", "UseNotify", "true"))
+		}
+		props = append(props, textElement(d.BN, "wsnt", "CreationTime", wsrf.FormatTime(now)),
+			textElement(vwsns.Notification, "vwn", "Paused", "false"))
+		live, err := parseRecord(key, private)
+		if err != nil {
+			return nil, err
+		}
+		if err := b.home.CreatePrivate(ctx, key, props, private, &term); err != nil {
+			return nil, fmt.Errorf("%w: %w", errdefs.ErrSubscribe, err)
+		}
+		b.index(live)
+		// A producer destroyed since the check above told nobody of this subscription.
+		if err := exists(ctx, producer); errors.Is(err, errdefs.ErrResourceUnknown) {
+			_ = b.home.Destroy(ctx, key)
+			return nil, err
+		}
+		b.cfg.Logger.Info("subscribed", "subscription", key, "workspace", producer, "topics", topicList(r.topics),
+			"consumer", consumer.Address, "until", wsrf.FormatTime(term), "subscriber", rec.Owner)
+
+		out := etree.NewElement("wsnt:SubscribeResponse")
+		out.CreateAttr("xmlns:wsnt", d.BN)
+		self.ChildElement(out, "wsnt:SubscriptionReference", "wsa")
+		if d == dialect.WSRF12 {
+			out.CreateElement("wsnt:CurrentTime").SetText(wsrf.FormatTime(now))
+			out.CreateElement("wsnt:TerminationTime").SetText(wsrf.FormatTime(term))
+		}
+		return out, nil
+	}
+}
+
+func topicList(qs []wsa.QName) string {
+	if qs == nil {
+		return "all"
+	}
+	return names(qs)
+}
+
+// readRequest reads and checks a Subscribe body in dialect d.
+func (b *Broker) readRequest(d *dialect.Dialect, payload *etree.Element, now time.Time) (*request, error) {
+	r := &request{}
+	var filter *etree.Element
+	for _, c := range payload.ChildElements() {
+		if c.NamespaceURI() != d.BN {
+			return nil, fmt.Errorf("%w: unexpected element %s in Subscribe", errdefs.ErrSubscribe, c.FullTag())
+		}
+		switch c.Tag {
+		case "ConsumerReference":
+			epr, err := wsa.ParseEPR(c)
+			if err != nil {
+				return nil, errdefs.WithAdvice(fmt.Errorf("%w: ConsumerReference: %v", errdefs.ErrSubscribe, err),
+					"give the EPR of your notification consumer: an http(s) address it listens on")
+			}
+			if err := checkConsumer(epr); err != nil {
+				return nil, err
+			}
+			r.consumer = epr
+		case "TopicExpression":
+			if d != dialect.GT4 {
+				return nil, fmt.Errorf("%w: in WSN 1.3 the TopicExpression goes inside a Filter", errdefs.ErrSubscribe)
+			}
+			topics, err := parseTopics(c, b.cfg.Topics)
+			if err != nil {
+				return nil, err
+			}
+			r.topics, r.topicProp = topics, wsa.Detach(c)
+		case "Filter":
+			if d == dialect.GT4 {
+				return nil, fmt.Errorf("%w: Filter is WSN 1.3's; the 2004/06 draft takes a TopicExpression", errdefs.ErrSubscribe)
+			}
+			filter = c
+		case "UseNotify":
+			if d == dialect.GT4 && strings.TrimSpace(c.Text()) != "true" && strings.TrimSpace(c.Text()) != "1" {
+				return nil, errdefs.WithAdvice(fmt.Errorf("%w: UseNotify=%s: vws sends every message wrapped in Notify", errdefs.ErrSubscribe, strings.TrimSpace(c.Text())),
+					"leave UseNotify out, or set it to true")
+			}
+		case "Precondition", "Selector":
+			return nil, errdefs.WithAdvice(fmt.Errorf("%w: %s is not supported", errdefs.ErrSubscribe, c.Tag),
+				"subscribe to the topic alone; each message carries the old and new value to select on")
+		case "SubscriptionPolicy":
+			if len(c.ChildElements()) > 0 || strings.TrimSpace(c.Text()) != "" {
+				return nil, fmt.Errorf("%w: no subscription policy is supported", errdefs.ErrSubscribe)
+			}
+		case "InitialTerminationTime":
+			t, err := initialTermination(d, c, now)
+			if err != nil {
+				return nil, &errdefs.TimeBoundsError{Err: err, Min: now, Max: now.Add(b.cfg.MaxLifetime)}
+			}
+			r.termination = t
+		default:
+			return nil, fmt.Errorf("%w: unexpected element %s in Subscribe", errdefs.ErrSubscribe, c.Tag)
+		}
+	}
+	if r.consumer == nil {
+		return nil, errdefs.WithAdvice(fmt.Errorf("%w: Subscribe has no ConsumerReference", errdefs.ErrSubscribe),
+			"give the EPR of your notification consumer")
+	}
+	if d == dialect.GT4 && r.topicProp == nil {
+		return nil, errdefs.WithAdvice(fmt.Errorf("%w: Subscribe has no TopicExpression", errdefs.ErrSubscribe),
+			"name a topic, e.g. <wsnt:TopicExpression Dialect=\""+simpleGT4+"\">vw:state</wsnt:TopicExpression>")
+	}
+	if filter != nil {
+		for _, c := range filter.ChildElements() {
+			if c.NamespaceURI() != d.BN || c.Tag != "TopicExpression" {
+				return nil, &filterError{unknown: wsa.QName{Space: c.NamespaceURI(), Local: c.Tag}}
+			}
+			if r.topics != nil {
+				return nil, errdefs.WithAdvice(fmt.Errorf("%w: more than one TopicExpression (a message would have to match all of them)", errdefs.ErrInvalidFilter),
+					"subscribe once per topic")
+			}
+			topics, err := parseTopics(c, b.cfg.Topics)
+			if err != nil {
+				return nil, err
+			}
+			r.topics = topics
+		}
+		r.topicProp = wsa.Detach(filter)
+	}
+	return r, nil
+}
+
+// filterError is a Filter holding an expression vws does not evaluate.
+type filterError struct{ unknown wsa.QName }
+
+func (e *filterError) Error() string {
+	return fmt.Sprintf("%v: %s is not supported; vws filters by TopicExpression only", errdefs.ErrInvalidFilter, e.unknown)
+}
+
+func (e *filterError) Unwrap() error { return errdefs.ErrInvalidFilter }
+
+// checkConsumer refuses an address vws cannot deliver to.
+func checkConsumer(epr *wsa.EPR) error {
+	advice := "give the http:// or https:// address your notification consumer listens on"
+	if len(epr.Address) > maxAddressLength {
+		return errdefs.WithAdvice(fmt.Errorf("%w: the consumer address is longer than %d bytes", errdefs.ErrSubscribe, maxAddressLength), advice)
+	}
+	if epr.Address == epr.Version.Anonymous() {
+		return errdefs.WithAdvice(fmt.Errorf("%w: the consumer address is WS-Addressing's anonymous address; Notify messages are sent, not answered", errdefs.ErrSubscribe), advice)
+	}
+	u, err := url.Parse(epr.Address)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errdefs.WithAdvice(fmt.Errorf("%w: consumer address %q is not an http or https URL", errdefs.ErrSubscribe, epr.Address), advice)
+	}
+	if u.User != nil {
+		return errdefs.WithAdvice(fmt.Errorf("%w: consumer address %q carries credentials", errdefs.ErrSubscribe, epr.Address), advice)
+	}
+	return nil
+}
+
+// initialTermination reads InitialTerminationTime: an xsd:dateTime, or in WSN 1.3
+// also an xsd:duration from now.
+func initialTermination(d *dialect.Dialect, el *etree.Element, now time.Time) (*time.Time, error) {
+	v := strings.TrimSpace(el.Text())
+	var t time.Time
+	if d == dialect.WSRF12 && (strings.HasPrefix(v, "P") || strings.HasPrefix(v, "-P")) {
+		dur, err := wsrf.ParseDuration(v)
+		if err != nil {
+			return nil, fmt.Errorf("%w: InitialTerminationTime %q: %v", errdefs.ErrUnacceptableInitialTermTime, v, err)
+		}
+		t = now.Add(dur)
+	} else {
+		var err error
+		if t, err = wsrf.ParseDateTime(v); err != nil {
+			return nil, fmt.Errorf("%w: InitialTerminationTime %q: %v", errdefs.ErrUnacceptableInitialTermTime, v, err)
+		}
+	}
+	if !t.After(now) {
+		return nil, fmt.Errorf("%w: InitialTerminationTime %s is not in the future (now %s)", errdefs.ErrUnacceptableInitialTermTime,
+			wsrf.FormatTime(t), wsrf.FormatTime(now))
+	}
+	return &t, nil
+}
+
+// eprProperty renders epr as a standalone property {d.BN}local.
+func eprProperty(d *dialect.Dialect, local string, epr *wsa.EPR) *etree.Element {
+	holder := etree.NewElement("holder")
+	el := epr.ChildElement(holder, "wsnt:"+local, "wsa")
+	el.CreateAttr("xmlns:wsnt", d.BN)
+	holder.RemoveChild(el)
+	return el
+}
+
+// siblingURL is the address of service next to the one at addr.
+func siblingURL(addr, service string) string {
+	i := strings.LastIndex(addr, "/")
+	return addr[:i+1] + service
+}
