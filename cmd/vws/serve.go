@@ -23,6 +23,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vws-grid/vws/factory"
+	"github.com/vws-grid/vws/internal/notify"
 	"github.com/vws-grid/vws/internal/pki"
 	"github.com/vws-grid/vws/internal/server"
 	"github.com/vws-grid/vws/internal/tlsutil"
@@ -61,8 +62,10 @@ type serveOptions struct {
 	reconcile    time.Duration
 	cacheMax     string
 	minFree      string
-	streams      int
-	anon         bool // TLS callers without a client certificate are let in
+	// notifyNets are where the Repository may send notifications.
+	notifyNets []string
+	streams    int
+	anon       bool // TLS callers without a client certificate are let in
 }
 
 func defaultDataDir() string {
@@ -108,6 +111,7 @@ anonymous, only with --insecure. Test credentials: vws pki.`,
 	f.StringSliceVar(&o.roles, "role", nil, "roles to run: factory, repository, manager (default all)")
 	f.StringArrayVar(&o.repositories, "repository", nil, "manager: base URL of a Repository whose workspaces this host deploys, e.g. https://repo.example.org:8443 (repeatable; this server's own when it runs the repository role); a Deploy naming another is refused before it is called")
 	f.Int64Var(&o.maxBody, "max-body", 1<<20, "largest SOAP request body in bytes (larger: HTTP 413)")
+	f.StringSliceVar(&o.notifyNets, "notify-networks", nil, "repository: the only networks (CIDRs or addresses, comma-separated) notifications may be sent to, e.g. 10.0.0.0/8,127.0.0.1 (default: any address but link-local and multicast ones)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.policy, "policy", "", "rules file: allow/deny, groups, shares, quotas, require-signature (see policy/policy.go); reloaded on change; default: allow everything")
 	f.StringVar(&o.gridMap, "grid-mapfile", "", `Globus grid-mapfile ("DN" account); reloaded on change`)
@@ -133,6 +137,9 @@ anonymous, only with --insecure. Test credentials: vws pki.`,
 // or anything starts: a misspelt one would otherwise start a server whose every
 // operation then fails (--domain-type), or fail with Go's wording (--listen).
 func (o *serveOptions) check() error {
+	if _, err := notify.ParseNetworks(o.notifyNets); err != nil {
+		return fmt.Errorf("--notify-networks: %w", err)
+	}
 	if _, port, err := net.SplitHostPort(o.listen); err != nil || port == "" {
 		example := "8080"
 		if _, err := strconv.ParseUint(o.listen, 10, 16); err == nil {
@@ -246,7 +253,8 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	defer ln.Close()
 	srv, err := server.New(ctx, server.Config{DataDir: o.dataDir, Roles: o.roles, MaxBodyBytes: o.maxBody, Logger: logger,
 		PolicyFile: o.policy, GridMapFile: o.gridMap, HostCertFile: o.certFile, HostKeyFile: o.keyFile, Trust: o.trust,
-		Factory: factory.Config{DefaultLifetime: o.defLife, MaximumLifetime: o.maxLife, RefuseLongLifetimes: o.lifePol == "refuse"},
+		NotifyNetworks: o.notifyNets,
+		Factory:        factory.Config{DefaultLifetime: o.defLife, MaximumLifetime: o.maxLife, RefuseLongLifetimes: o.lifePol == "refuse"},
 		Manager: server.ManagerConfig{LibvirtURI: o.libvirt, LibvirtTimeout: o.libvirtTimeout, DomainType: o.domType, Host: o.hostName, GracePeriod: o.grace, ReconcileEvery: o.reconcile,
 			CacheMaxBytes: int64(cacheMax), MinFreeBytes: minFreeBytes, FetchStreams: o.streams,
 			RepositoryTimeout: o.repoTimeout, Repositories: o.repositories}})

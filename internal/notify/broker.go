@@ -13,8 +13,10 @@ package notify
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -24,6 +26,7 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/vws-grid/vws/internal/dialect"
+	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/internal/wsrf"
@@ -36,8 +39,13 @@ type Config struct {
 	Topics []wsa.QName
 	// Store persists subscriptions; nil keeps them in memory.
 	Store wsrf.Store
-	// HTTP sends Notify messages (the server's client credentials for https
-	// consumers). Its timeout is not used: each delivery has DeliveryTimeout.
+	// TLS is the client credential (and trust) for https consumers; nil: defaults.
+	TLS *tls.Config
+	// Networks are where messages may go (default: anywhere but link-local and
+	// multicast addresses).
+	Networks Networks
+	// HTTP, if set, sends Notify messages instead of a client built from TLS and
+	// Networks (tests). Its timeout is not used: each delivery has DeliveryTimeout.
 	HTTP *http.Client
 	// MaxPerProducer bounds the subscriptions of one producer resource (default 32).
 	MaxPerProducer int
@@ -85,7 +93,7 @@ func (c *Config) defaults() {
 		c.MaxQueue = 256
 	}
 	if c.HTTP == nil {
-		c.HTTP = http.DefaultClient
+		c.HTTP = deliveryClient(c.TLS, c.Networks)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -174,20 +182,27 @@ type Broker struct {
 	byProducer map[string]map[string]*sub
 
 	slots chan struct{} // bounds concurrent deliveries
-	wg    sync.WaitGroup
-	stop  chan struct{}
-	once  sync.Once
+	// perOwner bounds one subscriber's concurrent deliveries, so that slow consumers
+	// of one user cannot hold every slot (owner → its slots).
+	perOwnerMu sync.Mutex
+	perOwner   map[string]chan struct{}
+	wg         sync.WaitGroup
+	stop       chan struct{}
+	once       sync.Once
 }
 
 // maxConcurrentDeliveries bounds the HTTP deliveries in flight, all subscriptions
-// together, so one slow consumer per subscription cannot take every connection.
-const maxConcurrentDeliveries = 16
+// together; maxOwnerDeliveries those of one subscriber.
+const (
+	maxConcurrentDeliveries = 16
+	maxOwnerDeliveries      = 4
+)
 
 // New loads the subscriptions from the store and starts their expiry.
 func New(ctx context.Context, cfg Config) (*Broker, error) {
 	cfg.defaults()
 	b := &Broker{cfg: cfg, subs: map[string]*sub{}, byProducer: map[string]map[string]*sub{},
-		slots: make(chan struct{}, maxConcurrentDeliveries), stop: make(chan struct{})}
+		slots: make(chan struct{}, maxConcurrentDeliveries), perOwner: map[string]chan struct{}{}, stop: make(chan struct{})}
 	home, err := wsrf.NewHome(ctx, wsrf.HomeConfig{
 		Service:      vwsns.SubscriptionManagerService,
 		Document:     Document,
@@ -355,4 +370,22 @@ func textElement(ns, pfx, local, text string) *etree.Element {
 	el.CreateAttr("xmlns:"+pfx, ns)
 	el.SetText(text)
 	return el
+}
+
+// Prune ends the subscriptions of producers that are gone (destroyed while this
+// process was down, or between a producer's end and its message), telling their
+// subscribers as for any end.
+func (b *Broker) Prune(ctx context.Context, exists func(ctx context.Context, key string) error) {
+	b.mu.RLock()
+	producers := make([]string, 0, len(b.byProducer))
+	for p := range b.byProducer {
+		producers = append(producers, p)
+	}
+	b.mu.RUnlock()
+	for _, p := range producers {
+		if err := exists(ctx, p); errors.Is(err, errdefs.ErrResourceUnknown) {
+			b.cfg.Logger.Info("ending the subscriptions of a workspace that is gone", "workspace", p, "subscriptions", b.Count(p))
+			b.Terminated(p, "it no longer exists")
+		}
+	}
 }

@@ -189,13 +189,28 @@ func (b *Broker) deliver(s *sub, m message) bool {
 	return false
 }
 
-func (b *Broker) post(s *sub, body []byte) error {
-	select {
-	case b.slots <- struct{}{}:
-	case <-b.stop:
-		return fmt.Errorf("shutting down")
+// ownerSlots is the semaphore of one subscriber's deliveries.
+func (b *Broker) ownerSlots(owner string) chan struct{} {
+	b.perOwnerMu.Lock()
+	defer b.perOwnerMu.Unlock()
+	c := b.perOwner[owner]
+	if c == nil {
+		c = make(chan struct{}, maxOwnerDeliveries)
+		b.perOwner[owner] = c
 	}
-	defer func() { <-b.slots }()
+	return c
+}
+
+func (b *Broker) post(s *sub, body []byte) error {
+	mine := b.ownerSlots(s.owner)
+	for _, sem := range []chan struct{}{mine, b.slots} {
+		select {
+		case sem <- struct{}{}:
+			defer func(sem chan struct{}) { <-sem }(sem)
+		case <-b.stop:
+			return fmt.Errorf("shutting down")
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.DeliveryTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.consumer.Address, bytes.NewReader(body))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -482,5 +483,86 @@ func TestProducerPropertiesNameEveryTopic(t *testing.T) {
 				t.Errorf("%s: topic %d is %v, want %v", d.Name, i, topics[i], want[i])
 			}
 		}
+	}
+}
+
+func TestNetworks(t *testing.T) {
+	var def Networks
+	for ip, want := range map[string]bool{"127.0.0.1": true, "10.1.2.3": true, "::1": true, "169.254.169.254": false,
+		"fe80::1": false, "224.0.0.1": false, "0.0.0.0": false} {
+		if got := def.Permits(net.ParseIP(ip)); got != want {
+			t.Errorf("default networks permit %s: %v, want %v", ip, got, want)
+		}
+	}
+	n, err := ParseNetworks([]string{"10.0.0.0/8", "192.0.2.7"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ip, want := range map[string]bool{"10.9.9.9": true, "192.0.2.7": true, "192.0.2.8": false, "127.0.0.1": false} {
+		if got := n.Permits(net.ParseIP(ip)); got != want {
+			t.Errorf("10.0.0.0/8,192.0.2.7 permit %s: %v, want %v", ip, got, want)
+		}
+	}
+	if _, err := ParseNetworks([]string{"10.0.0.0/33"}); err == nil {
+		t.Error("10.0.0.0/33 accepted")
+	}
+}
+
+// A consumer outside the site's networks is refused at Subscribe when its address is
+// an IP, and sent nothing when its name resolves outside them.
+func TestDeliveriesKeptToAllowedNetworks(t *testing.T) {
+	nets, _ := ParseNetworks([]string{"10.0.0.0/8"})
+	b := newBroker(t, nil, func(c *Config) { c.Networks = nets }) // HTTP from Networks
+	d := dialect.GT4
+	for _, addr := range []string{"http://127.0.0.1:9/c", "http://169.254.169.254/latest"} {
+		_, err := b.Subscribe(exists("ws1"))(context.Background(), subscribeRequest(t, d, "ws1", consumerRef(d, addr)+topicFilter(d, "vw:state")))
+		if !errors.Is(err, errdefs.ErrSubscribe) || !strings.Contains(err.Error(), "sends no notifications to") {
+			t.Fatalf("consumer %s: %v, want refused", addr, err)
+		}
+	}
+	c := newConsumer(t)
+	named := strings.Replace(c.URL, "127.0.0.1", "localhost", 1)
+	key := subscribe(t, b, d, "ws1", consumerRef(d, named)+topicFilter(d, "vw:state"))
+	b.Changed("ws1", props("running", "deployed"), props("paused", "deployed"))
+	b.Changed("ws1", props("paused", "deployed"), props("running", "deployed"))
+	deadline := time.Now().Add(5 * time.Second)
+	for b.Count("ws1") > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := len(c.messages()); n != 0 {
+		t.Fatalf("a consumer whose name resolves to 127.0.0.1 got %d messages outside 10.0.0.0/8", n)
+	}
+	if _, err := b.home.Document(context.Background(), d, key); !errors.Is(err, errdefs.ErrResourceUnknown) {
+		t.Fatalf("the subscription lives on after every delivery was refused: %v", err)
+	}
+}
+
+// Subscriptions of a workspace that went while the server was down end at start-up,
+// with the termination message for those who asked for it.
+func TestPruneEndsOrphanedSubscriptions(t *testing.T) {
+	db, err := store.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	c := newConsumer(t)
+	d := dialect.WSRF12
+	b1 := newBroker(t, db, nil)
+	subscribe(t, b1, d, "gone", consumerRef(d, c.URL)) // every topic
+	subscribe(t, b1, d, "kept", consumerRef(d, c.URL))
+	b1.Close()
+
+	b2 := newBroker(t, db, nil)
+	b2.Prune(context.Background(), exists("kept"))
+	got := c.waitFor(t, 1)
+	if n := got[0].Payload.FindElement(".//TerminationReason"); n == nil || n.Text() != "it no longer exists" {
+		t.Fatalf("message to the orphan's subscriber: %s", xmlOf(got[0].Payload))
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for b2.Count("gone") > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if b2.Count("gone") != 0 || b2.Count("kept") != 1 {
+		t.Fatalf("after Prune: %d subscriptions of the gone workspace, %d of the kept one; want 0 and 1", b2.Count("gone"), b2.Count("kept"))
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -135,7 +136,7 @@ func (b *Broker) readRequest(d *dialect.Dialect, payload *etree.Element, now tim
 				return nil, errdefs.WithAdvice(fmt.Errorf("%w: ConsumerReference: %v", errdefs.ErrSubscribe, err),
 					"give the EPR of your notification consumer: an http(s) address it listens on")
 			}
-			if err := checkConsumer(epr); err != nil {
+			if err := b.checkConsumer(epr); err != nil {
 				return nil, err
 			}
 			r.consumer = epr
@@ -212,8 +213,8 @@ func (e *filterError) Error() string {
 
 func (e *filterError) Unwrap() error { return errdefs.ErrInvalidFilter }
 
-// checkConsumer refuses an address vws cannot deliver to.
-func checkConsumer(epr *wsa.EPR) error {
+// checkConsumer refuses an address vws cannot or may not deliver to.
+func (b *Broker) checkConsumer(epr *wsa.EPR) error {
 	advice := "give the http:// or https:// address your notification consumer listens on"
 	if len(epr.Address) > maxAddressLength {
 		return errdefs.WithAdvice(fmt.Errorf("%w: the consumer address is longer than %d bytes", errdefs.ErrSubscribe, maxAddressLength), advice)
@@ -227,6 +228,11 @@ func checkConsumer(epr *wsa.EPR) error {
 	}
 	if u.User != nil {
 		return errdefs.WithAdvice(fmt.Errorf("%w: consumer address %q carries credentials", errdefs.ErrSubscribe, epr.Address), advice)
+	}
+	// A name is checked when a message is sent, against what it resolves to then.
+	if ip := net.ParseIP(u.Hostname()); ip != nil && !b.cfg.Networks.Permits(ip) {
+		return errdefs.WithAdvice(fmt.Errorf("%w: this site sends no notifications to %s", errdefs.ErrSubscribe, ip),
+			"use a consumer address on a network the site allows (its administrator sets them with --notify-networks)")
 	}
 	return nil
 }

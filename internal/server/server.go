@@ -69,6 +69,10 @@ type Config struct {
 	// services over mutual TLS, and managers accept manifests only from hosts policy
 	// allows. nil: plain HTTP (--insecure).
 	Trust *pki.Trust
+	// NotifyNetworks, if set, are the only networks (CIDRs or addresses) the
+	// Repository sends notifications to; default: any address but link-local and
+	// multicast ones.
+	NotifyNetworks []string
 	// Manager configures the host manager role.
 	Manager ManagerConfig
 	// Logger for request and service logs; default slog.Default().
@@ -222,8 +226,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		// Subscriptions to workspaces live beside them: the Repository tells them
 		// of every change it records.
+		nets, err := notify.ParseNetworks(cfg.NotifyNetworks)
+		if err != nil {
+			return nil, fmt.Errorf("notify networks: %w", err)
+		}
 		s.subscriptions, err = notify.New(ctx, notify.Config{Topics: repository.NotifiedTopics, Store: db,
-			HTTP: sec.httpClient(), Logger: cfg.Logger, Now: cfg.Now})
+			TLS: sec.tls, Networks: nets, Logger: cfg.Logger, Now: cfg.Now})
 		if err != nil {
 			return nil, err
 		}
@@ -236,6 +244,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
+		s.subscriptions.Prune(ctx, func(ctx context.Context, key string) error {
+			return s.Repository.Workspaces.View(ctx, key, func(*wsrf.Snapshot) error { return nil })
+		})
 		if err := add(s.subscriptions.Service(cf)); err != nil {
 			return nil, err
 		}
