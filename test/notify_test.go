@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -208,5 +209,70 @@ func TestConsumerRefusesStrangers(t *testing.T) {
 	a = post(t, hs.URL, []byte(strings.Replace(body, ">theirs<", ">mine<", 1)))
 	if a.status != 200 || delivered.Load() != 1 {
 		t.Fatalf("its own Notify: HTTP %d (%s), %d delivered", a.status, a.raw, delivered.Load())
+	}
+}
+
+func subscriptionCount(t *testing.T, s *harness.Server) int {
+	t.Helper()
+	var n int
+	if err := s.DB().QueryRow(`SELECT count(*) FROM resources WHERE service = ?`, vwsns.SubscriptionManagerService).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// vws wsrf subscribe as a user meets it: bad arguments are refused before anything
+// is subscribed, --count ends it after that many messages, Ctrl-C with exit 130, and
+// either way its subscriptions are destroyed.
+func TestCLISubscribe(t *testing.T) {
+	s := harness.Start(t)
+	s.SeedWorkspace(t, "cs", "cli-subscribed", nil)
+	env := []string{"VWS_URL=" + s.URL}
+	key := []string{"-k", "{" + vwsns.Workspace + "}WorkspaceKey", "cs"}
+	for _, c := range []struct {
+		args []string
+		says string
+	}{
+		{append(append([]string{"wsrf", "subscribe"}, key...), "owner"), "unknown topic"},
+		{append(append([]string{"wsrf", "subscribe", "--consumer-url", "ftp://x/"}, key...), "state"), "--consumer-url"},
+		{append(append([]string{"wsrf", "subscribe", "--lifetime", "0s"}, key...), "state"), "--lifetime"},
+		{append(append([]string{"wsrf", "subscribe", "--listen", "256.0.0.1:0"}, key...), "state"), "--listen"},
+	} {
+		r := runVWS(t, env, c.args...)
+		if r.code != 1 || !strings.Contains(r.stderr, c.says) {
+			t.Errorf("vws %v: exit %d, stderr %q; want exit 1 naming %s", c.args, r.code, r.stderr, c.says)
+		}
+	}
+	if n := subscriptionCount(t, s); n != 0 {
+		t.Fatalf("refused commands left %d subscriptions", n)
+	}
+
+	// --count 2: two changes, then it ends by itself and unsubscribes.
+	sub := StartSubscriber(t, env, append(append([]string{"--count", "2"}, key...), "state")...)
+	if n := subscriptionCount(t, s); n != 1 {
+		t.Fatalf("a listening subscriber holds %d subscriptions, want 1", n)
+	}
+	setState(t, s, "cs", "running")
+	setState(t, s, "cs", "paused")
+	if code := sub.Wait(t, 20*time.Second); code != 0 {
+		t.Fatalf("--count 2 ended with exit %d", code)
+	}
+	chains, _ := sub.Changes(t)
+	WantChain(t, "state", chains["state"], []string{"shutdown", "running", "paused"})
+	if n := subscriptionCount(t, s); n != 0 {
+		t.Fatalf("after --count ended it, %d subscriptions are left", n)
+	}
+
+	// Ctrl-C: exit 130, subscriptions destroyed.
+	sub = StartSubscriber(t, env, key...)
+	if n := subscriptionCount(t, s); n != 3 {
+		t.Fatalf("subscribing to every topic holds %d subscriptions, want 3 (state, deployment, termination)", n)
+	}
+	sub.cmd.Process.Signal(os.Interrupt)
+	if code := sub.Wait(t, 20*time.Second); code != 130 {
+		t.Fatalf("Ctrl-C ended vws wsrf subscribe with exit %d, want 130; stderr %q", code, sub.stderr())
+	}
+	if n := subscriptionCount(t, s); n != 0 {
+		t.Fatalf("after Ctrl-C, %d subscriptions are left", n)
 	}
 }
