@@ -154,7 +154,10 @@ func TestSubscriptionManagerOperations(t *testing.T) {
 					body.CreateElement("wsnt:TerminationTime").SetText(v)
 					return cl.Invoke(ctx, sub, "Renew", body)
 				}
-				resp, err := renew("PT2H")
+				// As a client generated from bw-2's PausableSubscriptionManager sends it.
+				body := bnElement(d, "Renew")
+				body.CreateElement("wsnt:TerminationTime").SetText("PT2H")
+				resp, err := cl.Call(ctx, sub, "http://docs.oasis-open.org/wsn/bw-2/PausableSubscriptionManager/RenewRequest", body)
 				if err != nil {
 					t.Fatalf("Renew: %v", err)
 				}

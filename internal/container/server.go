@@ -308,7 +308,7 @@ func (c *Container) route(r *http.Request, svc *Service, env *soap.Envelope, cl 
 	payloadName := wsa.QName{Space: env.Payload.NamespaceURI(), Local: env.Payload.Tag}
 	op := contract.ByInput(payloadName)
 	if maps.Action != "" {
-		byAction := contract.ByAction(maps.Action)
+		byAction := svc.byAction(cl.dialect, maps.Action)
 		if byAction == nil {
 			return nil, fmt.Errorf("%w: %w", errdefs.ErrActionNotSupported, wsa.ActionNotSupported(maps.Version, maps.Action,
 				fmt.Sprintf("%s does not support action %q in the %s dialect", svc.Name, maps.Action, cl.dialect.Name)))

@@ -95,6 +95,8 @@ type Service struct {
 	handlers  map[string]Handler
 	// unbounded names the operations HandleUnbounded registered.
 	unbounded map[string]bool
+	// aliases are input actions besides the WSDL's that name an operation (AcceptAction).
+	aliases map[string]string
 }
 
 // NewService reads the service's WSDL in every dialect from the contract FS
@@ -126,6 +128,38 @@ func (s *Service) HandleUnbounded(op string, h Handler) {
 		s.unbounded = map[string]bool{}
 	}
 	s.unbounded[op] = true
+}
+
+// AcceptAction has a request with input action also dispatched to operation op of
+// dialect d: a specification that declares one operation in two port types gives it
+// two default actions, and a WSDL operation can declare only one.
+func (s *Service) AcceptAction(d *dialect.Dialect, action, op string) error {
+	for _, o := range s.contracts[d].Operations {
+		if o.Name == op {
+			if s.aliases == nil {
+				s.aliases = map[string]string{}
+			}
+			s.aliases[d.Name+" "+action] = op
+			return nil
+		}
+	}
+	return fmt.Errorf("service %s has no operation %s in the %s dialect", s.Name, op, d.Name)
+}
+
+// byAction finds the operation of dialect d whose input action (or alias) is action.
+func (s *Service) byAction(d *dialect.Dialect, action string) *contract.Operation {
+	c := s.contracts[d]
+	if op := c.ByAction(action); op != nil {
+		return op
+	}
+	if name, ok := s.aliases[d.Name+" "+action]; ok {
+		for _, o := range c.Operations {
+			if o.Name == name {
+				return o
+			}
+		}
+	}
+	return nil
 }
 
 // Unbounded reports whether op was registered by HandleUnbounded.

@@ -31,6 +31,13 @@ func (b *Broker) Service(contract fs.FS) (*container.Service, error) {
 	svc.Handle("ResumeSubscription", b.pauseHandler(false))
 	svc.Handle("Renew", b.renew)
 	svc.Handle("Unsubscribe", b.unsubscribe)
+	// bw-2 declares Renew and Unsubscribe in PausableSubscriptionManager too, whose
+	// default actions a client generated from that port type sends.
+	for _, op := range []string{"Renew", "Unsubscribe"} {
+		if err := svc.AcceptAction(dialect.WSRF12, "http://docs.oasis-open.org/wsn/bw-2/PausableSubscriptionManager/"+op+"Request", op); err != nil {
+			return nil, err
+		}
+	}
 	return svc, nil
 }
 
