@@ -483,6 +483,9 @@ func (m *Manager) Shutdown(ctx context.Context, epr *wsa.EPR, mode string, grace
 			if err := m.hv.Save(ctx, name, mem); err != nil {
 				removeUnlessStillWritten(mem, err)
 				m.abandon(rec, err)
+				if lost := m.guestEnded(ctx, rec, err); lost != nil {
+					return lost
+				}
 				return m.adviseOnFullDisk(err, "shut the workspace down (Normal) instead of serializing it")
 			}
 			// libvirtd does not sync what it saved: a power failure must not leave a
@@ -497,6 +500,30 @@ func (m *Manager) Shutdown(ctx context.Context, epr *wsa.EPR, mode string, grace
 		}
 		return fmt.Errorf("%w: shutdown mode %q is not Normal, Trash or Serialize", errdefs.ErrBadRequest, mode)
 	})
+}
+
+// guestEnded is the answer to a failed save whose guest is no longer running (its
+// QEMU died part-way: "qemu unexpectedly closed the monitor"), nil otherwise. Then the
+// workspace did not stay as it was, which a hypervisor failure otherwise promises:
+// its RAM is gone, and the reconciler records it corrupted.
+func (m *Manager) guestEnded(ctx context.Context, rec *record, cause error) error {
+	if errors.Is(cause, vmm.ErrOutcomeUnknown) {
+		return nil // libvirtd may still be saving: the reconciler learns the outcome
+	}
+	st, err := m.hv.State(ctx, rec.Spec.Name)
+	if err != nil && !errors.Is(err, vmm.ErrNoDomain) {
+		return nil
+	}
+	if err == nil && st != vmm.StateShutOff && st != vmm.StateCrashed {
+		return nil
+	}
+	select {
+	case m.kick <- struct{}{}: // record it corrupted now, not at the next round
+	default:
+	}
+	return errdefs.WithAdvice(fmt.Errorf("%w: serialize workspace %s: the guest's QEMU ended while its RAM was being saved (%v); its RAM is lost",
+		errdefs.ErrHypervisor, rec.Key, cause),
+		"the workspace is now corrupted: vws shutdown --mode trash brings it back, shut down, from its disk as it was deployed; or destroy it; tell the site administrator (the QEMU log on the host says why it ended)")
 }
 
 // removeUnlessStillWritten removes what a failed save left at mem, unless libvirtd

@@ -503,6 +503,8 @@ type crashHV struct {
 	// fail, by call, makes it fail changing nothing (Save writes its file first, as
 	// libvirtd does).
 	fail map[string]error
+	// dieOnSave: a failing Save takes the guest's QEMU down with it (crashed).
+	dieOnSave bool
 	// lastRun is what libvirt's log says of the domain's latest run; nil: no log.
 	lastRun *vmm.LastRun
 }
@@ -597,6 +599,9 @@ func (h *crashHV) Save(_ context.Context, _, path string) error {
 	if err := h.fail["save"]; err != nil {
 		if werr := os.WriteFile(path, []byte("RAM being written"), 0o600); werr != nil {
 			h.t.Fatal(werr)
+		}
+		if h.dieOnSave {
+			h.set(vmm.StateCrashed, false, false)
 		}
 		return err
 	}
@@ -1242,6 +1247,29 @@ func TestPowerOffReadFromTheRunLog(t *testing.T) {
 		r, err := m.journal.get(k)
 		if err != nil || r.State != c.state || !strings.Contains(r.Detail, c.says) {
 			t.Errorf("run %+v: %s %q (%v), want %s saying %q", c.run, r.State, r.Detail, err, c.state, c.says)
+		}
+	}
+}
+
+// A Serialize whose QEMU dies part-way does not say the workspace stays as it was
+// (retry): its RAM is gone, and the answer says so and what to do.
+func TestSerializeWhoseGuestDies(t *testing.T) {
+	ctx := context.Background()
+	for _, dies := range []bool{false, true} {
+		m, hv, rec := crashManager(t, "k1", stateRunning, false)
+		hv.fail = map[string]error{"save": fmt.Errorf("%w: save: operation failed: qemu unexpectedly closed the monitor", errdefs.ErrHypervisor)}
+		hv.dieOnSave = dies
+		_, err := m.Shutdown(ctx, workspaceEPR(rec), ModeSerialize, 0)
+		if !errors.Is(err, errdefs.ErrHypervisor) {
+			t.Fatalf("guest dies %v: %v, want a hypervisor failure", dies, err)
+		}
+		advice := errdefs.Advice(err)
+		lost := strings.Contains(err.Error(), "ended while its RAM was being saved") && strings.Contains(advice, "--mode trash")
+		if lost != dies {
+			t.Errorf("guest dies %v: answer %q (advice %q) says the RAM is lost: %v", dies, err, advice, lost)
+		}
+		if _, statErr := os.Stat(filepath.Join(m.workspaceDir("k1"), "memory.save")); !os.IsNotExist(statErr) {
+			t.Errorf("guest dies %v: the partial memory image stays: %v", dies, statErr)
 		}
 	}
 }
