@@ -69,11 +69,30 @@ func TestCLIImage(t *testing.T) {
 		t.Log("qemu-img is not installed (qemu-utils): skipping the qcow2 import")
 	}
 
+	// Imported again under its name, with its content: nothing to do (a provisioning
+	// script may run twice); another file under that name is refused before its upload.
+	for _, args := range [][]string{{"--name", "deb12"}, {"--name", "deb12", "--os", "linux/debian/12", "--arch", "x86_64"}} {
+		r = runVWS(t, env, append([]string{"image", "import", raw}, args...)...)
+		if r.code != 0 || !strings.Contains(r.stdout, digest) || !strings.Contains(r.stdout, "nothing to do") {
+			t.Fatalf("import again %v: %+v", args, r)
+		}
+	}
+	other := filepath.Join(dir, "other.raw")
+	if err := os.WriteFile(other, data[:2<<20], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sameSize := filepath.Join(dir, "same-size.raw")
+	if err := os.WriteFile(sameSize, append([]byte{0, 1}, data[2:]...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
 	refused := []struct {
 		args []string
 		says string
 	}{
-		{[]string{"image", "import", raw, "--name", "deb12"}, "already taken by " + digest},
+		{[]string{"image", "import", other, "--name", "deb12"}, "already taken by " + digest},
+		{[]string{"image", "import", sameSize, "--name", "deb12"}, "already taken by " + digest},
+		{[]string{"image", "import", raw, "--name", "deb12", "--kernel", "6.2"}, `with --kernel "6.1.0-18-amd64", not "6.2"`},
 		{[]string{"image", "import", raw, "--name", "../x"}, "not valid"},
 		{[]string{"image", "import", raw, "--name", "x", "--arch", "amd64"}, "x86_64"},
 		{[]string{"image", "import", raw, "--name", "x", "--os", "debian"}, "family[/distribution[/version]]"},

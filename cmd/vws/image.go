@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/vws-grid/vws/internal/fsutil"
 	"github.com/vws-grid/vws/repository/imagepool"
 )
 
@@ -88,6 +89,15 @@ func importImage(ctx context.Context, base, file string, m imagepool.Meta, out i
 			return fmt.Errorf("%s is not a regular file; to stream from a pipe, give - and feed standard input", file)
 		}
 		src, size = f, fi.Size()
+		// Importing what is already there under this name is a success with nothing to
+		// do, so that a site's provisioning can be run again.
+		if img, err := sameImage(ctx, base, file, size, m); err != nil {
+			return err
+		} else if img != nil {
+			fmt.Fprintf(out, "%s %s\n%s, %s (virtual %s): already in the pool under this name with this content: nothing to do\n", img.Name, img.Digest,
+				img.Format, formatBytes(img.Size), formatBytes(img.VirtualSize))
+			return nil
+		}
 	}
 	q := url.Values{"name": {m.Name}}
 	for k, v := range map[string]string{"os": m.OS, "kernel": m.Kernel, "arch": m.Arch} {
@@ -151,27 +161,79 @@ func importImage(ctx context.Context, base, file string, m imagepool.Meta, out i
 	return nil
 }
 
+// sameImage returns the pool's image named m.Name when it holds file's content (size
+// first, then the sha256 of the file, read only then) and the metadata given agrees;
+// nil when the name is free, so the import goes ahead; an error when the name is
+// another content's or the metadata differs (the server would refuse the upload, and
+// this way not after the whole file went over the wire).
+func sameImage(ctx context.Context, base, file string, size int64, m imagepool.Meta) (*imagepool.Image, error) {
+	list, err := listImages(ctx, base)
+	if err != nil {
+		return nil, err
+	}
+	var img *imagepool.Image
+	for i := range list.Images {
+		if list.Images[i].Name == m.Name {
+			img = &list.Images[i]
+		}
+	}
+	if img == nil {
+		return nil, nil
+	}
+	taken := fmt.Errorf("image name %q is already taken by %s (other content than %s); import under another name, or remove that image first (vws image remove %s)",
+		m.Name, img.Digest, file, m.Name)
+	if img.Size != size {
+		return nil, taken
+	}
+	digest, _, err := fsutil.FileDigest(file)
+	if err != nil {
+		return nil, fmt.Errorf("hash %s: %w", file, err)
+	}
+	if digest != img.Digest {
+		return nil, taken
+	}
+	for _, f := range [][3]string{{"os", m.OS, img.OS}, {"kernel", m.Kernel, img.Kernel}, {"arch", m.Arch, img.Arch}} {
+		if f[1] != "" && !strings.EqualFold(f[1], f[2]) {
+			return nil, fmt.Errorf("image %q holds this content with --%s %q, not %q; to change its metadata, remove it (vws image remove %s) and import it again",
+				m.Name, f[0], dash(f[2]), f[1], m.Name)
+		}
+	}
+	if len(m.Libraries) > 0 && strings.Join(m.Libraries, " ") != strings.Join(img.Libraries, " ") {
+		return nil, fmt.Errorf("image %q holds this content with libraries %q, not %q; to change its metadata, remove it (vws image remove %s) and import it again",
+			m.Name, strings.Join(img.Libraries, " "), strings.Join(m.Libraries, " "), m.Name)
+	}
+	return img, nil
+}
+
+func listImages(ctx context.Context, base string) (*imagepool.ImageList, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/images", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := imageHTTP.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("list images: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, serverError(resp)
+	}
+	var list imagepool.ImageList
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
+		return nil, fmt.Errorf("read the image list: %w", err)
+	}
+	return &list, nil
+}
+
 func newImageListCommand(base *string) *cobra.Command {
 	return &cobra.Command{
 		Use:   "list",
 		Short: "List the images in the pool",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			req, err := http.NewRequestWithContext(cmd.Context(), http.MethodGet, baseURL(*base)+"/images", nil)
+			list, err := listImages(cmd.Context(), baseURL(*base))
 			if err != nil {
 				return err
-			}
-			resp, err := imageHTTP.Do(req)
-			if err != nil {
-				return fmt.Errorf("list images: %w", err)
-			}
-			defer resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				return serverError(resp)
-			}
-			var list imagepool.ImageList
-			if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
-				return fmt.Errorf("read the image list: %w", err)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tDIGEST\tFORMAT\tSIZE\tVIRTUAL\tOS\tKERNEL\tARCH")
