@@ -64,18 +64,27 @@ func axisTools(t *testing.T) axisToolchain {
 // hand-written sources of test/interop/axis into dir/classes, which it returns.
 func (a axisToolchain) build(t *testing.T, dir, wsdl string, handWritten ...string) string {
 	t.Helper()
+	return a.buildFrom(t, dir, []string{wsdl}, handWritten...)
+}
+
+// buildFrom is build with the stubs of several WSDLs, generated into one tree: the
+// schema types they share are generated into the same packages, once per WSDL, alike.
+func (a axisToolchain) buildFrom(t *testing.T, dir string, wsdls []string, handWritten ...string) string {
+	t.Helper()
 	src, err := filepath.Abs(filepath.Join("interop", "axis"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	gen, classes := filepath.Join(dir, "gen"), filepath.Join(dir, "classes")
 	start := time.Now()
-	runTool(t, "WSDL2Java", 2*time.Minute, a.java, slices.Concat(jvmFlags, []string{"-cp", a.classpath,
-		"org.apache.axis.wsdl.WSDL2Java", "-W", "-o", gen, wsdl})...)
+	for _, wsdl := range wsdls {
+		runTool(t, "WSDL2Java", 2*time.Minute, a.java, slices.Concat(jvmFlags, []string{"-cp", a.classpath,
+			"org.apache.axis.wsdl.WSDL2Java", "-W", "-o", gen, wsdl})...)
+	}
 	sources := axisJavaFiles(t, gen)
 	generated := len(sources)
 	if generated == 0 {
-		t.Fatalf("WSDL2Java generated no Java sources from %s", wsdl)
+		t.Fatalf("WSDL2Java generated no Java sources from %s", wsdls)
 	}
 	for _, f := range handWritten {
 		sources = append(sources, filepath.Join(src, f))

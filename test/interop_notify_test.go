@@ -5,7 +5,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"maps"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"slices"
@@ -16,6 +19,7 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/vws-grid/vws/internal/dialect"
+	"github.com/vws-grid/vws/internal/soap"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsrf"
 	"github.com/vws-grid/vws/test/harness"
@@ -351,4 +355,199 @@ func mustTime(t *testing.T, s string) time.Time {
 		t.Fatal(err)
 	}
 	return tt
+}
+
+// notifyDelivery is one POST a consumer the test runs received.
+type notifyDelivery struct {
+	soapAction string
+	body       []byte
+}
+
+// startConsumer runs a notification consumer that keeps every POST and answers 200
+// with no body, as an Axis 1.4 one-way service does.
+func startConsumer(t *testing.T) (url string, got chan notifyDelivery) {
+	t.Helper()
+	got = make(chan notifyDelivery, 16)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		got <- notifyDelivery{soapAction: r.Header.Get("SOAPAction"), body: body}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/notify", got
+}
+
+// TestInteropNotifyAxis: Apache Axis 1.4, what GT 4.0 clients were built on. WSDL2Java
+// -W generates stubs from the live GT4 WSDLs of WorkspaceService and
+// SubscriptionManagerService, javac compiles them with
+// test/interop/axis/Gt4NotifyClient.java, which subscribes to a workspace's vw:state
+// with the generated Subscribe bean for a consumer the test runs (its
+// ConsumerReference with a reference property of its own); the test changes the
+// state and its consumer must receive the Notify. The client then destroys the
+// subscription through the generated SubscriptionManagerService stub, on the address
+// and reference properties of the SubscriptionReference, and a GetResourceProperty on
+// it must come back as the generated ResourceUnknownFault class. GT4 only: WSN 1.3
+// clients were not built on Axis 1.4.
+func TestInteropNotifyAxis(t *testing.T) {
+	axis := axisTools(t)
+	s := harness.Start(t)
+	d := dialect.GT4
+	key := "axis-notify-gt4"
+	s.SeedWorkspace(t, key, "axis-notified", nil)
+	wsURL, subURL := s.ServiceURL(vwsns.WorkspaceService), s.ServiceURL(vwsns.SubscriptionManagerService)
+	const q = "?wsdl&dialect=gt4"
+	classes := axis.buildFrom(t, t.TempDir(), []string{wsURL + q, subURL + q},
+		"Client.java", "Ops.java", "Fault.java", "Json.java", "Gt4NotifyClient.java")
+	consumer, got := startConsumer(t)
+
+	start := time.Now()
+	argv := axis.command(classes, "vwsinterop.Gt4NotifyClient",
+		"--wsdl", wsURL+q, "--sub-wsdl", subURL+q, "--key", key, "--consumer", consumer)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		stdin.Close()
+		err := cmd.Wait()
+		if err != nil && !t.Failed() {
+			t.Errorf("Gt4NotifyClient: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("Gt4NotifyClient stderr:\n%s", stderr.String())
+		}
+	}()
+	next := func(within time.Duration) *notifyDelivery {
+		select {
+		case n := <-got:
+			return &n
+		case <-time.After(within):
+			return nil
+		}
+	}
+
+	var steps []string
+	var subKey string
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var st struct {
+			Step       string            `json:"step"`
+			Address    string            `json:"address"`
+			Key        string            `json:"key"`
+			References map[string]string `json:"references"`
+			Fault      interopFault      `json:"fault"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &st); err != nil {
+			t.Fatalf("Gt4NotifyClient printed a line that is not a step report: %v\n%s", err, sc.Text())
+		}
+		steps = append(steps, st.Step)
+		t.Logf("step %-10s at %4.1fs: %s", st.Step, time.Since(start).Seconds(), sc.Bytes())
+		switch st.Step {
+		case "subscribed":
+			subKey = st.Key
+			if st.Address != subURL || subKey == "" || len(st.References) != 1 || st.References["0"] != "{"+vwsns.Notification+"}SubscriptionKey" {
+				t.Fatalf("SubscriptionReference: %s with references %v, want %s with vwn:SubscriptionKey", st.Address, st.References, subURL)
+			}
+			wantSubscriptionProperty(t, s, d, subKey, "wsnt:ConsumerReference", consumer)
+			setWorkspaceState(t, s, key, "running")
+			n := next(10 * time.Second)
+			if n == nil {
+				t.Fatal("the consumer received no Notify within 10 s")
+			}
+			checkGT4Notify(t, n, consumer, wsURL, key, "shutdown", "running")
+		case "destroyed":
+			checkInteropFault(t, "GetResourceProperty vwn:Paused after Destroy", d, subURL, st.Fault,
+				"ResourceUnknownFault", d.ResourceUnknownNS, subKey)
+			setWorkspaceState(t, s, key, "shutdown") // nobody hears of it
+			if n := next(time.Second); n != nil {
+				t.Errorf("the consumer received a message after Destroy:\n%s", n.body)
+			}
+		default:
+			t.Fatalf("unknown step %q", st.Step)
+		}
+		if t.Failed() {
+			return
+		}
+		if _, err := stdin.Write([]byte("ok\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := []string{"subscribed", "destroyed"}; !slices.Equal(steps, want) {
+		t.Fatalf("Gt4NotifyClient ran steps %v, want %v", steps, want)
+	}
+}
+
+// checkGT4Notify checks a WSN 1.2 draft 01 Notify of a vw:state change from old to cur,
+// sent to consumer, which subscribed with the ConsumerId reference property.
+func checkGT4Notify(t *testing.T, n *notifyDelivery, consumer, producer, key, old, cur string) {
+	t.Helper()
+	d := dialect.GT4
+	action, simple := notifyDialect(d)
+	env, err := soap.Parse(n.body)
+	if err != nil {
+		t.Fatalf("Notify is not SOAP: %v\n%s", err, n.body)
+	}
+	if n.soapAction != `"`+action+`"` {
+		t.Errorf("Notify SOAPAction %s, want %q", n.soapAction, action)
+	}
+	a := answer{status: 200, env: env, raw: string(n.body)}
+	if got := a.header(d.WSA.Namespace(), "Action"); got != action {
+		t.Errorf("Notify wsa:Action %q, want %q", got, action)
+	}
+	if got := a.header(d.WSA.Namespace(), "To"); got != consumer {
+		t.Errorf("Notify wsa:To %q, want %q", got, consumer)
+	}
+	if got := a.header(notifyConsumerIDHeader, "ConsumerId"); got != "axis-consumer-4" {
+		t.Errorf("Notify lacks the consumer's reference property ConsumerId (got %q):\n%s", got, n.body)
+	}
+	p := env.Payload
+	if p == nil || p.Tag != "Notify" || p.NamespaceURI() != d.BN {
+		t.Fatalf("Notify body: %s", n.body)
+	}
+	topic := p.FindElement("NotificationMessage/Topic")
+	if topic == nil || topic.SelectAttrValue("Dialect", "") != simple {
+		t.Fatalf("Notify topic not in the Simple dialect: %s", n.body)
+	}
+	prefix, local, _ := strings.Cut(strings.TrimSpace(topic.Text()), ":")
+	if ns := topic.NamespaceURI(); local != "state" || lookupPrefix(topic, prefix) != vwsns.Workspace {
+		t.Errorf("Notify topic %q (prefix bound to %q; element in %s), want vw:state", topic.Text(), lookupPrefix(topic, prefix), ns)
+	}
+	if got := p.FindElement("NotificationMessage/ProducerReference/ReferenceProperties/WorkspaceKey"); got == nil || got.Text() != key ||
+		strings.TrimSpace(p.FindElement("NotificationMessage/ProducerReference/Address").Text()) != producer {
+		t.Errorf("Notify ProducerReference is not %s key %s: %s", producer, key, n.body)
+	}
+	change := p.FindElement("NotificationMessage/Message/ResourcePropertyValueChangeNotification")
+	if change == nil || change.NamespaceURI() != d.RP {
+		t.Fatalf("Notify carries no WS-RP value change: %s", n.body)
+	}
+	for holder, want := range map[string]string{"OldValue": old, "NewValue": cur} {
+		v := change.FindElement(holder + "/state")
+		if v == nil || v.NamespaceURI() != vwsns.Workspace || v.Text() != want {
+			t.Errorf("Notify %s is not vw:state %s: %s", holder, want, n.body)
+		}
+	}
+}
+
+// lookupPrefix is the namespace that prefix is bound to where el is.
+func lookupPrefix(el *etree.Element, prefix string) string {
+	for e := el; e != nil; e = e.Parent() {
+		for _, a := range e.Attr {
+			if (a.Space == "xmlns" && a.Key == prefix) || (prefix == "" && a.Space == "" && a.Key == "xmlns") {
+				return a.Value
+			}
+		}
+	}
+	return ""
 }
