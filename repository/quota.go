@@ -130,7 +130,7 @@ func memoryMiB(s *wsrf.Snapshot) int64 {
 
 // DecisionAuditor appends authorization decisions to the audit log.
 type DecisionAuditor interface {
-	RecordDecision(ctx context.Context, operation, resource string, allowed bool, rule, detail string)
+	RecordDecision(ctx context.Context, operation, resource string, allowed bool, rule, detail string) error
 }
 
 // authorizeFor decides whether user, for whom a manager checks the workspace out, may
@@ -139,7 +139,11 @@ func (r *Repository) authorizeFor(ctx context.Context, user identity.Identity, s
 	res := policy.Resource{Service: vwsns.WorkspaceService, Action: "CheckOut", Key: s.Key, Name: text(s, PropName), Owner: text(s, PropOwner)}
 	d, err := r.rules().Authorize(identity.With(ctx, user), policy.Manage, res)
 	if r.decisions != nil {
-		r.decisions.RecordDecision(identity.With(ctx, user), "manage CheckOut", s.Key, d.Allowed, d.Rule, "for host "+identity.From(ctx).String())
+		if rerr := r.decisions.RecordDecision(identity.With(ctx, user), "manage CheckOut", s.Key, d.Allowed, d.Rule, "for host "+identity.From(ctx).String()); rerr != nil && err == nil {
+			// Not checked out unaudited: every decision is in the trail, or nothing happens.
+			return errdefs.WithAdvice(fmt.Errorf("the audit trail could not record the decision, so nothing was done: %w", rerr),
+				"retry later, and tell the site administrator: the server's data directory may be full")
+		}
 	}
 	return err
 }

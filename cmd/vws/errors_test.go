@@ -302,6 +302,10 @@ func TestCLIInterruptedDeploy(t *testing.T) {
 func TestCLIInterruptedImport(t *testing.T) {
 	arrived, cancelled := make(chan struct{}, 1), make(chan struct{})
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet { // the look for the name, before the upload
+			w.Write([]byte(`{"images":[]}`))
+			return
+		}
 		r.Body.Read(make([]byte, 1))
 		arrived <- struct{}{}
 		<-cancelled

@@ -92,6 +92,9 @@ func importImage(ctx context.Context, base, file string, m imagepool.Meta, out i
 		// Importing what is already there under this name is a success with nothing to
 		// do, so that a site's provisioning can be run again.
 		if img, err := sameImage(ctx, base, file, size, m); err != nil {
+			if ctx.Err() != nil {
+				return &interruptedError{fmt.Sprintf("the import was cancelled before it began; nothing was sent: vws image list shows what the pool holds under %s", m.Name)}
+			}
 			return err
 		} else if img != nil {
 			fmt.Fprintf(out, "%s %s\n%s, %s (virtual %s): already in the pool under this name with this content: nothing to do\n", img.Name, img.Digest,

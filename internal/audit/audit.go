@@ -85,20 +85,21 @@ func New(db *sql.DB, log *slog.Logger) *Log {
 // Record appends one entry. An audit write that fails is logged loudly; it does not
 // undo the operation it describes, which has already happened.
 func (l *Log) Record(ctx context.Context, operation, resource, decision, detail string) {
-	l.append(ctx, operation, resource, decision, "", detail)
+	_ = l.append(ctx, operation, resource, decision, "", detail) // logged when lost
 }
 
 // RecordDecision appends a policy decision ("allowed" or "denied") with the rule that
-// made it (policy.Decision.Rule).
-func (l *Log) RecordDecision(ctx context.Context, operation, resource string, allowed bool, rule, detail string) {
+// made it (policy.Decision.Rule). Its error is a record that could not be written
+// (logged too): an allowed operation must then not go ahead unaudited.
+func (l *Log) RecordDecision(ctx context.Context, operation, resource string, allowed bool, rule, detail string) error {
 	decision := "denied"
 	if allowed {
 		decision = "allowed"
 	}
-	l.append(ctx, operation, resource, decision, rule, detail)
+	return l.append(ctx, operation, resource, decision, rule, detail)
 }
 
-func (l *Log) append(ctx context.Context, operation, resource, decision, rule, detail string) {
+func (l *Log) append(ctx context.Context, operation, resource, decision, rule, detail string) error {
 	ctx = context.WithoutCancel(ctx)
 	id := identity.From(ctx)
 	if id.DeliveredBy != "" {
@@ -138,11 +139,12 @@ func (l *Log) append(ctx context.Context, operation, resource, decision, rule, d
 			if e.ID%anchorEvery == 0 {
 				l.anchor(e.ID, e.Hash)
 			}
-			return
+			return nil
 		}
 		c.loaded = false
 	}
 	l.log.Error("audit record lost", "operation", operation, "resource", resource, "caller", e.Caller, "err", err)
+	return fmt.Errorf("write the audit record: %w", err)
 }
 
 // anchor logs the chain head so it exists outside the database, which an intruder

@@ -22,9 +22,17 @@ type Policy interface {
 	Rules() *policy.Rules
 }
 
-// Auditor appends decisions to the tamper-evident log.
+// Auditor appends decisions to the tamper-evident log; an error is a decision it could
+// not record.
 type Auditor interface {
-	RecordDecision(ctx context.Context, operation, resource string, allowed bool, rule, detail string)
+	RecordDecision(ctx context.Context, operation, resource string, allowed bool, rule, detail string) error
+}
+
+// unaudited refuses an allowed operation whose decision could not be recorded: every
+// decision is in the trail, or the operation does not happen.
+func unaudited(err error) error {
+	return errdefs.WithAdvice(fmt.Errorf("the audit trail could not record the decision, so nothing was done: %w", err),
+		"retry later, and tell the site administrator: the server's data directory may be full")
 }
 
 // Owners finds a workspace's owner, name and lock holder (the host it is checked
@@ -149,7 +157,9 @@ func (a *Authorizer) Authorize(ctx context.Context, req *container.Request) erro
 		rs, who := a.Policy.Rules(), identity.From(ctx)
 		if !rs.Decide(who, policy.Inspect, res).Allowed {
 			if d := rs.Decide(who, policy.Host, res); d.Allowed {
-				a.Audit.RecordDecision(ctx, string(policy.Host)+" "+res.Action, res.Service, true, d.Rule, "")
+				if err := a.Audit.RecordDecision(ctx, string(policy.Host)+" "+res.Action, res.Service, true, d.Rule, ""); err != nil {
+					return unaudited(err)
+				}
 				return nil
 			}
 		}
@@ -167,7 +177,9 @@ func (a *Authorizer) Check(ctx context.Context, op policy.Operation, res policy.
 		return err
 	}
 	d, err := a.Policy.Rules().Authorize(ctx, op, res)
-	a.Audit.RecordDecision(ctx, string(op)+" "+res.Action, what, d.Allowed, d.Rule, "")
+	if rerr := a.Audit.RecordDecision(ctx, string(op)+" "+res.Action, what, d.Allowed, d.Rule, ""); rerr != nil && err == nil {
+		return unaudited(rerr)
+	}
 	return err
 }
 
@@ -180,7 +192,7 @@ func (a *Authorizer) limited(ctx context.Context, op policy.Operation, res polic
 	if !caller.Limited || op == policy.Inspect || op == policy.Host {
 		return nil
 	}
-	a.Audit.RecordDecision(ctx, string(op)+" "+res.Action, what, false, "limited proxy", "")
+	_ = a.Audit.RecordDecision(ctx, string(op)+" "+res.Action, what, false, "limited proxy", "") // refused either way
 	return errdefs.WithAdvice(fmt.Errorf("%w: %s presented a limited proxy, which may not %s", errdefs.ErrAuthorization, caller, op),
 		"make a full proxy (vws pki proxy without --limited, or grid-proxy-init without -limited)")
 }
@@ -204,10 +216,13 @@ func (a *Authorizer) HTTP(service string, classesOf func(*http.Request) []policy
 			}
 			d, derr := a.Policy.Rules().Authorize(ctx, op, res)
 			if err = derr; d.Allowed {
-				a.Audit.RecordDecision(ctx, string(op)+" "+r.Method, r.URL.Path, true, d.Rule, "")
+				if rerr := a.Audit.RecordDecision(ctx, string(op)+" "+r.Method, r.URL.Path, true, d.Rule, ""); rerr != nil {
+					http.Error(w, unaudited(rerr).Error()+"; "+errdefs.Advice(unaudited(rerr)), http.StatusServiceUnavailable)
+					return
+				}
 				break
 			}
-			a.Audit.RecordDecision(ctx, string(op)+" "+r.Method, r.URL.Path, false, d.Rule, "")
+			_ = a.Audit.RecordDecision(ctx, string(op)+" "+r.Method, r.URL.Path, false, d.Rule, "") // refused either way
 		}
 		if err != nil {
 			msg := err.Error()

@@ -26,14 +26,21 @@ type rules struct{ rs *policy.Rules }
 
 func (r rules) Rules() *policy.Rules { return r.rs }
 
-type decisions struct{ got []string }
+type decisions struct {
+	got  []string
+	fail error // what every record fails with (nil: recorded)
+}
 
-func (d *decisions) RecordDecision(ctx context.Context, op, res string, allowed bool, rule, _ string) {
+func (d *decisions) RecordDecision(ctx context.Context, op, res string, allowed bool, rule, _ string) error {
+	if d.fail != nil {
+		return d.fail
+	}
 	verdict := "denied"
 	if allowed {
 		verdict = "allowed"
 	}
 	d.got = append(d.got, identity.From(ctx).DN+" "+op+" "+res+" "+verdict)
+	return nil
 }
 
 type owners map[string][3]string // key → owner, name, holder
@@ -325,5 +332,38 @@ func TestSubscriptionsAreTheirSubscribers(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(log.got, "\n"), bob+" manage Destroy") {
 		t.Errorf("bob's refused Destroy of alice's subscription is not in the trail:\n%s", strings.Join(log.got, "\n"))
+	}
+}
+
+
+// An operation whose decision the audit trail cannot take (its disk is full) does not
+// go ahead unaudited: allowed ones are refused, saying why; denied ones stay denied.
+func TestUnauditedOperationsAreRefused(t *testing.T) {
+	rs, err := policy.Parse(strings.NewReader("deny admin *\nallow * *\n"), "rules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &Authorizer{Policy: rules{rs}, Audit: &decisions{fail: errors.New("database or disk is full")}, Owners: owners{"w1": {alice, "one", ""}}}
+	ctx := identity.With(context.Background(), identity.Identity{DN: alice})
+	err = a.Authorize(ctx, request(vwsns.WorkspaceService, "Destroy", "w1"))
+	if err == nil || !strings.Contains(err.Error(), "audit trail could not record") || !strings.Contains(errdefs.Advice(err), "data directory may be full") {
+		t.Fatalf("an allowed Destroy the trail could not record: %v (advice %q)", err, errdefs.Advice(err))
+	}
+	if errors.Is(err, errdefs.ErrAuthorization) {
+		t.Errorf("the refusal reads as the caller's lack of rights: %v", err)
+	}
+	bob := identity.With(context.Background(), identity.Identity{DN: "/O=Grid/OU=vws/CN=bob"})
+	if err := a.Authorize(bob, request(vwsns.WorkspaceService, "Destroy", "w1")); !errors.Is(err, errdefs.ErrAuthorization) {
+		t.Errorf("a denied Destroy: %v, want the authorization refusal", err)
+	}
+	// Plain HTTP endpoints (the image pool): 503, not served.
+	served := false
+	h := a.HTTP("images", func(*http.Request) []policy.Operation { return []policy.Operation{policy.Inspect} },
+		http.HandlerFunc(func(http.ResponseWriter, *http.Request) { served = true }))
+	rec := httptest.NewRecorder()
+	a.Policy = rules{policy.AllowAll}
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/images", nil))
+	if served || rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "audit trail") {
+		t.Errorf("GET /images with the trail unwritable: served %v, HTTP %d %q", served, rec.Code, rec.Body.String())
 	}
 }
