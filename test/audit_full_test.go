@@ -41,4 +41,3 @@ func TestNothingHappensUnaudited(t *testing.T) {
 		t.Fatalf("once the database has room: %+v (a refused Destroy must leave the workspace)", r)
 	}
 }
-

@@ -335,7 +335,6 @@ func TestSubscriptionsAreTheirSubscribers(t *testing.T) {
 	}
 }
 
-
 // An operation whose decision the audit trail cannot take (its disk is full) does not
 // go ahead unaudited: allowed ones are refused, saying why; denied ones stay denied.
 func TestUnauditedOperationsAreRefused(t *testing.T) {
