@@ -32,6 +32,10 @@ var subscribeTopics = map[string]func(d *dialect.Dialect) wsa.QName{
 	"termination": notify.Termination,
 }
 
+// endGrace is how long vws wsrf subscribe waits, after a workspace's end, for the
+// changes just before it that other subscriptions carry.
+const endGrace = 500 * time.Millisecond
+
 // stoppedListening is how Ctrl-C ends vws wsrf subscribe.
 var stoppedListening = &interruptedError{"stopped listening; the subscriptions were destroyed"}
 
@@ -124,18 +128,28 @@ func runSubscribe(cmd *cobra.Command, ws *wsa.EPR, d *dialect.Dialect, topics []
 		default:
 		}
 	}
+	ended := false
 	consumer := &notify.Consumer{Token: hex.EncodeToString(token), Deliver: func(n notify.Notification) {
 		mu.Lock()
 		defer mu.Unlock()
-		if o.count > 0 && seen >= o.count {
+		if ended || (o.count > 0 && seen >= o.count) {
+			return
+		}
+		if n.Terminated {
+			// Each topic is a subscription of its own, with its own queue: changes made
+			// just before the end may still be on their way. They are printed first.
+			ended = true
+			time.AfterFunc(endGrace, func() {
+				mu.Lock()
+				defer mu.Unlock()
+				printNotification(out, n, o.raw)
+				finish("")
+			})
 			return
 		}
 		seen++
 		printNotification(out, n, o.raw)
-		switch {
-		case n.Terminated:
-			finish("")
-		case o.count > 0 && seen >= o.count:
+		if o.count > 0 && seen >= o.count {
 			finish("")
 		}
 	}}
