@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/beevik/etree"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vws-grid/vws/internal/dialect"
 	"github.com/vws-grid/vws/internal/errdefs"
@@ -63,8 +64,10 @@ type Config struct {
 	// MaxQueue bounds the messages waiting for one subscription (default 256); the
 	// oldest goes when a new one comes to a full queue.
 	MaxQueue int
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// Metrics, if set, registers the broker's Prometheus instruments.
+	Metrics prometheus.Registerer
+	Logger  *slog.Logger
+	Now     func() time.Time
 }
 
 func (c *Config) defaults() {
@@ -174,8 +177,9 @@ func (s *sub) wants(q wsa.QName) bool {
 
 // Broker holds the subscriptions of one producer service and delivers their messages.
 type Broker struct {
-	cfg  Config
-	home *wsrf.Home
+	cfg     Config
+	home    *wsrf.Home
+	metrics *metrics
 
 	mu         sync.RWMutex
 	subs       map[string]*sub
@@ -218,6 +222,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 		return nil, err
 	}
 	b.home = home
+	b.metrics = newMetrics(cfg.Metrics, b)
 	var bad []string
 	home.Range(func(s *wsrf.Snapshot) bool {
 		live, err := parseRecord(s.Key, s.Private)

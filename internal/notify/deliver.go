@@ -107,6 +107,7 @@ func (b *Broker) enqueue(s *sub, m message) {
 	if len(s.queue) >= b.cfg.MaxQueue {
 		b.cfg.Logger.Warn("notification queue full; dropping the oldest message", "subscription", s.key, "consumer", s.consumer.Address)
 		s.queue = s.queue[1:]
+		b.metrics.dropped.Inc()
 	}
 	s.queue = append(s.queue, m)
 	if !s.sending {
@@ -143,11 +144,13 @@ func (b *Broker) drain(s *sub) {
 			if gone && !m.last {
 				b.cfg.Logger.Warn("ending a subscription whose consumer took no message", "subscription", s.key,
 					"consumer", s.consumer.Address, "messages lost in a row", b.cfg.MaxFailures)
+				b.metrics.ended.WithLabelValues("consumer-gone").Inc()
 				b.end(s)
 				return
 			}
 		}
 		if m.last {
+			b.metrics.ended.WithLabelValues("producer-ended").Inc()
 			b.end(s)
 			return
 		}
@@ -173,6 +176,7 @@ func (b *Broker) deliver(s *sub, m message) bool {
 	var last error
 	for attempt := 0; ; attempt++ {
 		if last = b.post(s, body); last == nil {
+			b.metrics.delivered.Inc()
 			return true
 		}
 		if attempt >= len(b.cfg.Retries) {
@@ -186,6 +190,7 @@ func (b *Broker) deliver(s *sub, m message) bool {
 	}
 	b.cfg.Logger.Warn("notification not delivered; dropped", "subscription", s.key, "consumer", s.consumer.Address,
 		"topic", m.topic.Local, "attempts", len(b.cfg.Retries)+1, "err", last)
+	b.metrics.dropped.Inc()
 	return false
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/beevik/etree"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vws-grid/vws/internal/container"
 	"github.com/vws-grid/vws/internal/dialect"
@@ -565,4 +566,73 @@ func TestPruneEndsOrphanedSubscriptions(t *testing.T) {
 	if b2.Count("gone") != 0 || b2.Count("kept") != 1 {
 		t.Fatalf("after Prune: %d subscriptions of the gone workspace, %d of the kept one; want 0 and 1", b2.Count("gone"), b2.Count("kept"))
 	}
+}
+
+// The metrics count what consumers took, what was dropped, and the subscriptions vws
+// ended itself.
+func TestMetricsCount(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	b := newBroker(t, nil, func(c *Config) { c.Metrics = reg })
+	good, bad := newConsumer(t), newConsumer(t)
+	bad.status = http.StatusServiceUnavailable
+	d := dialect.GT4
+	subscribe(t, b, d, "ws1", consumerRef(d, good.URL)+topicFilter(d, "vw:state"))
+	subscribe(t, b, d, "ws1", consumerRef(d, bad.URL)+topicFilter(d, "vw:state"))
+	if got := value(t, reg, "vws_subscriptions"); got != 2 {
+		t.Fatalf("vws_subscriptions = %v, want 2", got)
+	}
+	b.Changed("ws1", props("running", "deployed"), props("paused", "deployed"))
+	b.Changed("ws1", props("paused", "deployed"), props("running", "deployed"))
+	good.waitFor(t, 2)
+	deadline := time.Now().Add(5 * time.Second)
+	for (b.Count("ws1") > 1 || value(t, reg, "vws_notifications_delivered_total") < 2) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond) // the count follows the consumer's answer
+	}
+	for name, want := range map[string]float64{
+		"vws_notifications_delivered_total":                            2,
+		"vws_notifications_dropped_total":                              2,
+		`vws_subscriptions_ended_by_vws_total{reason="consumer-gone"}`: 1,
+		"vws_subscriptions":                                            1,
+	} {
+		if got := value(t, reg, name); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+}
+
+// value reads one sample of the registry: name, with {label="value"} if labelled.
+func value(t *testing.T, reg *prometheus.Registry, sample string) float64 {
+	t.Helper()
+	name, label, _ := strings.Cut(strings.TrimSuffix(sample, "}"), "{")
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if label != "" {
+				k, v, _ := strings.Cut(label, "=")
+				match := false
+				for _, lp := range m.GetLabel() {
+					if lp.GetName() == k && `"`+lp.GetValue()+`"` == v {
+						match = true
+					}
+				}
+				if !match {
+					continue
+				}
+			}
+			switch {
+			case m.GetCounter() != nil:
+				return m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no sample %s", sample)
+	return 0
 }
