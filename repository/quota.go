@@ -3,6 +3,7 @@ package repository
 import (
 	"context"
 	"fmt"
+	"github.com/vws-grid/vws/internal/audit"
 	"strconv"
 	"strings"
 	"time"
@@ -140,9 +141,7 @@ func (r *Repository) authorizeFor(ctx context.Context, user identity.Identity, s
 	d, err := r.rules().Authorize(identity.With(ctx, user), policy.Manage, res)
 	if r.decisions != nil {
 		if rerr := r.decisions.RecordDecision(identity.With(ctx, user), "manage CheckOut", s.Key, d.Allowed, d.Rule, "for host "+identity.From(ctx).String()); rerr != nil && err == nil {
-			// Not checked out unaudited: every decision is in the trail, or nothing happens.
-			return errdefs.WithAdvice(fmt.Errorf("the audit trail could not record the decision, so nothing was done: %w", rerr),
-				"retry later, and tell the site administrator: the server's data directory may be full")
+			return audit.Unrecorded(rerr, r.dir) // not checked out unaudited
 		}
 	}
 	return err

@@ -8,17 +8,15 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/beevik/etree"
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/vws-grid/vws/internal/container"
 	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/identity"
 	"github.com/vws-grid/vws/internal/qcow2"
+	"github.com/vws-grid/vws/internal/store"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/internal/wsrf"
@@ -493,23 +491,11 @@ func (r *Repository) Clone(ctx context.Context, key, name, owner string, termina
 // Both undo what they made before returning, so nothing was created. The cause names
 // a file only the site administrator can act on: it goes to the log.
 func (r *Repository) noRoom(op, key, again string, err error) error {
-	if !isStorageFull(err) {
+	if !store.IsFull(err) {
 		return err
 	}
 	r.log.Error(op+": the repository's storage is full; nothing was created", "key", key, "dir", r.dir, "err", err)
 	return errdefs.WithAdvice(&storageFullError{dir: r.dir, cause: err}, "the site administrator must free space there, then "+again)
-}
-
-// isStorageFull recognizes a full disk: ENOSPC, wrapped or as text (qemu-img reports
-// it in its output), or SQLite's SQLITE_FULL ("database or disk is full", code 13,
-// also when the database reached its maximum size).
-func isStorageFull(err error) bool {
-	var se *sqlite.Error
-	if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_FULL {
-		return true
-	}
-	msg := strings.ToLower(err.Error())
-	return errors.Is(err, syscall.ENOSPC) || strings.Contains(msg, "no space left on device") || strings.Contains(msg, "database or disk is full")
 }
 
 // storageFullError is a workspace the repository's storage had no room for.

@@ -28,8 +28,8 @@ func TestNothingHappensUnaudited(t *testing.T) {
 		append([]string{"wsrf", "destroy"}, key...),
 	} {
 		r := runVWS(t, env, args...)
-		if r.code != 2 || !strings.Contains(r.stderr, "audit trail could not record the decision, so nothing was done") ||
-			!strings.Contains(r.stderr, "data directory may be full") {
+		if r.code != 2 || !strings.Contains(r.stderr, "the server's storage is full ("+s.DataDir+"): the audit trail cannot record this decision, so nothing was done") ||
+			!strings.Contains(r.stderr, "the site administrator must free space there, then retry") {
 			t.Errorf("vws %v with the audit trail full: exit %d, stderr %q", args, r.code, r.stderr)
 		}
 	}

@@ -198,8 +198,9 @@ func TestCLICtrlCDuringDeploy(t *testing.T) {
 func TestCLIImageImportRefusalsChangeNothing(t *testing.T) {
 	s := StartMgrServer(t, MgrServerOptions{Roles: []string{"repository"}})
 	dir := t.TempDir()
-	img, empty := filepath.Join(dir, "a.raw"), filepath.Join(dir, "empty.raw")
+	img, other, empty := filepath.Join(dir, "a.raw"), filepath.Join(dir, "b.raw"), filepath.Join(dir, "empty.raw")
 	os.WriteFile(img, bytes.Repeat([]byte{7}, 64<<10), 0o644)
+	os.WriteFile(other, bytes.Repeat([]byte{8}, 64<<10), 0o644) // same size, other content
 	os.WriteFile(empty, nil, 0o644)
 	s.MustCLI(t, "image", "import", img, "--name", "taken")
 	pool := func() string {
@@ -220,7 +221,7 @@ func TestCLIImageImportRefusalsChangeNothing(t *testing.T) {
 		{[]string{"image", "import", filepath.Join(dir, "missing.raw"), "--name", "x"}, "no such file; give the path of a qcow2 or raw image"},
 		{[]string{"image", "import", dir, "--name", "x"}, "is not a regular file"},
 		{[]string{"image", "import", empty, "--name", "x"}, "the image is empty"},
-		{[]string{"image", "import", img, "--name", "taken"}, `"taken" is already taken`},
+		{[]string{"image", "import", other, "--name", "taken"}, `"taken" is already taken`},
 		{[]string{"image", "import", img}, "--name NAME"},
 		{[]string{"image", "import"}, "missing argument; usage: vws image import FILE"},
 	} {

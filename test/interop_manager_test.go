@@ -2,7 +2,6 @@ package test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -170,27 +169,8 @@ func managerScenario(t *testing.T, s *MgrServer, w *MgrWorkspace, d *dialect.Dia
 		"--wsdl", managerWSDL(s, d), "--dialect", d.Name, "--epr", eprFile, "--expect", greeting,
 		"--shutdown-mode", mode, "--grace", grace, "--timeout", "60"})...)
 	cmd.Env = append(os.Environ(), c.env...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// However the test ends: the client sees its stdin close and stops.
-	defer func() {
-		stdin.Close()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("%s (%s) stderr:\n%s", c.name, d.Name, stderr.String())
-		}
-	}()
+	stdin, stdout, done := startDriven(t, cmd, c.name+" ("+d.Name+")", false)
+	defer done()
 
 	wantState := func(st managerStep, want string) {
 		t.Helper()
@@ -342,7 +322,7 @@ func managerScenario(t *testing.T, s *MgrServer, w *MgrWorkspace, d *dialect.Dia
 		}
 	}
 	if err := cmd.Wait(); err != nil {
-		t.Fatalf("%s (%s): %v after steps %v\n%s", c.name, d.Name, err, steps, stderr.String())
+		t.Fatalf("%s (%s): %v after steps %v (its stderr follows)", c.name, d.Name, err, steps)
 	}
 	want := []string{"deploy", "pauseFault", "start", "console", "pause", "unpause", "serialize", "undeploy",
 		"restore", "shutdown", "undeployAgain", "unknownFault", "garbledFault", "done"}

@@ -2,7 +2,6 @@ package test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -172,30 +171,8 @@ func notifyScenario(t *testing.T, s *harness.Server, d *dialect.Dialect, key str
 		"--wsdl", wsURL+q, "--sub-wsdl", subURL+q, "--dialect", d.Name, "--key", key,
 		"--termination", termination.Format(time.RFC3339), "--timeout", "15", "--quiet", "1")
 	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// However the test ends: the client sees its stdin close and stops.
-	defer func() {
-		stdin.Close()
-		err := cmd.Wait()
-		if err != nil && !t.Failed() {
-			t.Errorf("zeep_notify.py (%s): %v", d.Name, err)
-		}
-		if t.Failed() {
-			t.Logf("zeep_notify.py (%s) stderr:\n%s", d.Name, stderr.String())
-		}
-	}()
+	stdin, stdout, done := startDriven(t, cmd, "zeep_notify.py ("+d.Name+")", true)
+	defer done()
 
 	action, simple := notifyDialect(d)
 	var consumer, subKey string
@@ -405,29 +382,8 @@ func TestInteropNotifyAxis(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		stdin.Close()
-		err := cmd.Wait()
-		if err != nil && !t.Failed() {
-			t.Errorf("Gt4NotifyClient: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("Gt4NotifyClient stderr:\n%s", stderr.String())
-		}
-	}()
+	stdin, stdout, done := startDriven(t, cmd, "Gt4NotifyClient", true)
+	defer done()
 	next := func(within time.Duration) *notifyDelivery {
 		select {
 		case n := <-got:

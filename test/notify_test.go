@@ -21,21 +21,6 @@ import (
 	"github.com/vws-grid/vws/test/harness"
 )
 
-// setState changes a seeded workspace's state as the Repository records it.
-func setState(t *testing.T, s *harness.Server, key, state string) {
-	t.Helper()
-	if err := s.Srv.Repository.Workspaces.Update(context.Background(), key, func(props []*etree.Element) ([]*etree.Element, error) {
-		for _, p := range props {
-			if p.Tag == "state" && p.NamespaceURI() == vwsns.Workspace {
-				p.SetText(state)
-			}
-		}
-		return props, nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func workspaceEPR(s *harness.Server, d *dialect.Dialect, key string) *wsa.EPR {
 	k := etree.NewElement("vw:WorkspaceKey")
 	k.CreateAttr("xmlns:vw", vwsns.Workspace)
@@ -125,12 +110,12 @@ func TestSubscriptionManagerOperations(t *testing.T) {
 			if v := isPaused(); v != "true" {
 				t.Fatalf("after PauseSubscription, Paused is %q", v)
 			}
-			setState(t, s, key, "running")
+			setWorkspaceState(t, s, key, "running")
 			quiet("the subscription is paused")
 			if _, err := cl.Invoke(ctx, sub, "ResumeSubscription", bnElement(d, "ResumeSubscription")); err != nil {
 				t.Fatal(err)
 			}
-			setState(t, s, key, "paused")
+			setWorkspaceState(t, s, key, "paused")
 			select {
 			case n := <-got:
 				if len(n.Old) != 1 || n.Old[0].Text() != "running" || len(n.New) != 1 || n.New[0].Text() != "paused" {
@@ -190,7 +175,7 @@ func TestSubscriptionManagerOperations(t *testing.T) {
 			if _, err := cl.GetResourceProperty(ctx, sub, paused); faultType(err) != "ResourceUnknownFault" {
 				t.Fatalf("an ended subscription answers %v, want ResourceUnknownFault", err)
 			}
-			setState(t, s, key, "running")
+			setWorkspaceState(t, s, key, "running")
 			quiet("the subscription ended")
 		})
 	}
@@ -255,8 +240,8 @@ func TestCLISubscribe(t *testing.T) {
 	if n := subscriptionCount(t, s); n != 1 {
 		t.Fatalf("a listening subscriber holds %d subscriptions, want 1", n)
 	}
-	setState(t, s, "cs", "running")
-	setState(t, s, "cs", "paused")
+	setWorkspaceState(t, s, "cs", "running")
+	setWorkspaceState(t, s, "cs", "paused")
 	if code := sub.Wait(t, 20*time.Second); code != 0 {
 		t.Fatalf("--count 2 ended with exit %d", code)
 	}

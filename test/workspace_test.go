@@ -662,9 +662,12 @@ func TestCreateFaultsSayEachPartOnce(t *testing.T) {
 	}
 }
 
-// TestCreateAndCloneOnAFullRepository: a Create (through the Factory) or a Clone the
-// Repository's storage has no room for is a WorkspaceCreationFault that says, each
-// once, that the storage is full, where, that nothing was created, and what to do.
+// TestCreateAndCloneOnAFullRepository: a Create (through the Factory) or a Clone on a
+// server whose storage is full is refused before anything is made, since the audit
+// trail cannot record the decision: the fault says, each once, that the storage is
+// full, where, that nothing was done, and what to do. (With room for the trail but
+// none for the workspace's files, the Repository's own WorkspaceCreationFault says the
+// same: see repository's TestCreateAndCloneOnAFullStorage.)
 func TestCreateAndCloneOnAFullRepository(t *testing.T) {
 	dir := t.TempDir()
 	tmpfstest.Mount(t, dir, "24m") // before the server, so it is unmounted after it closes
@@ -691,10 +694,10 @@ func TestCreateAndCloneOnAFullRepository(t *testing.T) {
 	check := func(what string, err error, again string) {
 		t.Helper()
 		fe := faultOf(t, err)
-		if fe.Type != "WorkspaceCreationFault" {
-			t.Fatalf("%s: %s: %s", what, fe.Type, fe.Description)
+		if fe.Type != "ServiceFault" || fe.Fault.Code != "Server" {
+			t.Fatalf("%s: %s (%s): %s", what, fe.Type, fe.Fault.Code, fe.Description)
 		}
-		for _, want := range []string{"the repository's storage is full", dir, "nothing was created", "the site administrator must free space there, then " + again} {
+		for _, want := range []string{"the server's storage is full", dir, "nothing was done", "the site administrator must free space there, then " + again} {
 			if n := strings.Count(fe.Description, want); n != 1 {
 				t.Errorf("%s: %q says %q %d times, want once", what, fe.Description, want, n)
 			}
@@ -703,12 +706,12 @@ func TestCreateAndCloneOnAFullRepository(t *testing.T) {
 			t.Errorf("%s: %q", what, fe.Description)
 		}
 	}
-	check("create", err, "create the workspace again")
+	check("create", err, "retry")
 	body := etree.NewElement("vw:Clone")
 	body.CreateAttr("xmlns:vw", vwsns.Workspace)
 	body.CreateElement("vw:Name").SetText("copy")
 	_, err = client.New(nil).Invoke(context.Background(), epr, "Clone", body)
-	check("clone", err, "clone the workspace again")
+	check("clone", err, "retry")
 	if keys := s.Srv.Repository.Workspaces.Keys(); len(keys) != 1 {
 		t.Errorf("the repository holds %v, want only the source", keys)
 	}

@@ -27,7 +27,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/identity"
+	"github.com/vws-grid/vws/internal/store"
 )
 
 // Genesis is the prev hash of the first record.
@@ -499,4 +501,17 @@ func (l *Log) HasAnchor(ctx context.Context, id int64, hash string) error {
 		return &ChainError{ID: id, Reason: fmt.Sprintf("its hash %.16s… is not the logged %.16s…: the log was rewritten from this record or before", got, hash)}
 	}
 	return nil
+}
+
+// Unrecorded is the refusal of an allowed operation whose decision the trail could
+// not record (err, from RecordDecision): every decision is in the trail, or the
+// operation does not happen. dir is where the trail is kept, named when the cause is
+// a full disk, so that the administrator knows where to make room.
+func Unrecorded(err error, dir string) error {
+	if store.IsFull(err) {
+		return errdefs.WithAdvice(fmt.Errorf("the server's storage is full (%s): the audit trail cannot record this decision, so nothing was done: %w", dir, err),
+			"the site administrator must free space there, then retry")
+	}
+	return errdefs.WithAdvice(fmt.Errorf("the audit trail could not record this decision, so nothing was done: %w", err),
+		"retry later; if it persists, tell the site administrator (the server's log says why)")
 }

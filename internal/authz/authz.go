@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/vws-grid/vws/internal/audit"
 	"github.com/vws-grid/vws/internal/container"
 	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/identity"
@@ -28,13 +29,6 @@ type Auditor interface {
 	RecordDecision(ctx context.Context, operation, resource string, allowed bool, rule, detail string) error
 }
 
-// unaudited refuses an allowed operation whose decision could not be recorded: every
-// decision is in the trail, or the operation does not happen.
-func unaudited(err error) error {
-	return errdefs.WithAdvice(fmt.Errorf("the audit trail could not record the decision, so nothing was done: %w", err),
-		"retry later, and tell the site administrator: the server's data directory may be full")
-}
-
 // Owners finds a workspace's owner, name and lock holder (the host it is checked
 // out to, "" when none) by key.
 type Owners interface {
@@ -50,6 +44,9 @@ type Authorizer struct {
 	// Subscriptions finds a subscription's subscriber (its owner) by key; nil where
 	// no Repository runs.
 	Subscriptions Owners
+	// DataDir is where the audit trail is kept, for the refusal of an operation it
+	// could not record (audit.Unrecorded).
+	DataDir string
 }
 
 // classes maps service → operation → class. Operations missing here are admin-only.
@@ -158,7 +155,7 @@ func (a *Authorizer) Authorize(ctx context.Context, req *container.Request) erro
 		if !rs.Decide(who, policy.Inspect, res).Allowed {
 			if d := rs.Decide(who, policy.Host, res); d.Allowed {
 				if err := a.Audit.RecordDecision(ctx, string(policy.Host)+" "+res.Action, res.Service, true, d.Rule, ""); err != nil {
-					return unaudited(err)
+					return audit.Unrecorded(err, a.DataDir)
 				}
 				return nil
 			}
@@ -178,7 +175,7 @@ func (a *Authorizer) Check(ctx context.Context, op policy.Operation, res policy.
 	}
 	d, err := a.Policy.Rules().Authorize(ctx, op, res)
 	if rerr := a.Audit.RecordDecision(ctx, string(op)+" "+res.Action, what, d.Allowed, d.Rule, ""); rerr != nil && err == nil {
-		return unaudited(rerr)
+		return audit.Unrecorded(rerr, a.DataDir)
 	}
 	return err
 }
@@ -217,7 +214,7 @@ func (a *Authorizer) HTTP(service string, classesOf func(*http.Request) []policy
 			d, derr := a.Policy.Rules().Authorize(ctx, op, res)
 			if err = derr; d.Allowed {
 				if rerr := a.Audit.RecordDecision(ctx, string(op)+" "+r.Method, r.URL.Path, true, d.Rule, ""); rerr != nil {
-					http.Error(w, unaudited(rerr).Error()+"; "+errdefs.Advice(unaudited(rerr)), http.StatusServiceUnavailable)
+					http.Error(w, audit.Unrecorded(rerr, a.DataDir).Error()+"; "+errdefs.Advice(audit.Unrecorded(rerr, a.DataDir)), http.StatusServiceUnavailable)
 					return
 				}
 				break

@@ -192,7 +192,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	auditLog := audit.New(db.SQL(), cfg.Logger)
-	az := &authz.Authorizer{Policy: s.policy, Audit: auditLog}
+	az := &authz.Authorizer{Policy: s.policy, Audit: auditLog, DataDir: cfg.DataDir}
 	sec, err := newSecurity(cfg, s.policy)
 	if err != nil {
 		return nil, err
