@@ -237,8 +237,8 @@ func TestCLISubscribe(t *testing.T) {
 
 	// --count 2: two changes, then it ends by itself and unsubscribes.
 	sub := StartSubscriber(t, env, append(append([]string{"--count", "2"}, key...), "state")...)
-	if n := subscriptionCount(t, s); n != 1 {
-		t.Fatalf("a listening subscriber holds %d subscriptions, want 1", n)
+	if n := subscriptionCount(t, s); n != 2 {
+		t.Fatalf("a subscriber to state holds %d subscriptions, want 2 (state, and the end it stops at)", n)
 	}
 	setWorkspaceState(t, s, "cs", "running")
 	setWorkspaceState(t, s, "cs", "paused")
@@ -263,4 +263,23 @@ func TestCLISubscribe(t *testing.T) {
 	if n := subscriptionCount(t, s); n != 0 {
 		t.Fatalf("after Ctrl-C, %d subscriptions are left", n)
 	}
+}
+
+// A listener running longer than its subscriptions' lifetime renews them: a change
+// after that lifetime still reaches it.
+func TestCLISubscribeRenews(t *testing.T) {
+	s := harness.Start(t)
+	s.SeedWorkspace(t, "cr", "renewed", nil)
+	env := []string{"VWS_URL=" + s.URL}
+	sub := StartSubscriber(t, env, "-k", "{"+vwsns.Workspace+"}WorkspaceKey", "cr", "--lifetime", "2s", "--count", "1", "state")
+	time.Sleep(3500 * time.Millisecond) // past the 2 s the subscriptions were made for
+	if n := subscriptionCount(t, s); n != 2 {
+		t.Fatalf("after more than --lifetime, %d subscriptions are left; want them renewed (2)", n)
+	}
+	setWorkspaceState(t, s, "cr", "running")
+	if code := sub.Wait(t, 20*time.Second); code != 0 {
+		t.Fatalf("exit %d; stderr %q", code, sub.stderr())
+	}
+	chains, _ := sub.Changes(t)
+	WantChain(t, "state", chains["state"], []string{"shutdown", "running"})
 }

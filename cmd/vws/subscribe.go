@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -49,9 +50,10 @@ func wsrfSubscribe() *cobra.Command {
 		Use:   "subscribe [key-value] [TOPIC...]",
 		Short: "Subscribe to a workspace's changes and print each notification as it comes",
 		Long: `Subscribe to a workspace's topics (WS-BaseNotification) and print each notification
-as it arrives, until Ctrl-C, --count messages, --wait, or the workspace's end. TOPIC is
-state, deployment or termination (default: all three). vws listens for the messages on
---listen and destroys its subscriptions when it stops.
+as it arrives, until Ctrl-C, --count messages, --wait, or the workspace's end (always
+listened for). TOPIC is state, deployment or termination (default: all three). vws
+listens for the messages on --listen, renews its subscriptions while it runs, and
+destroys them when it stops.
 
 The service must reach the listener: by default vws listens on the address it reaches
 the service from (so 127.0.0.1 for a local service); behind NAT give --consumer-url.`,
@@ -70,7 +72,13 @@ the service from (so 127.0.0.1 for a local service); behind NAT give --consumer-
 				if !ok {
 					return fmt.Errorf("unknown topic %q: the topics of a workspace are state, deployment and termination", name)
 				}
-				topics = append(topics, q(d))
+				if !slices.Contains(topics, q(d)) {
+					topics = append(topics, q(d))
+				}
+			}
+			// Its end is always listened for: it is when the command stops.
+			if end := notify.Termination(d); !slices.Contains(topics, end) {
+				topics = append(topics, end)
 			}
 			if lifetime <= 0 {
 				return fmt.Errorf("--lifetime %s: give a positive duration, e.g. 1h", lifetime)
@@ -83,7 +91,7 @@ the service from (so 127.0.0.1 for a local service); behind NAT give --consumer-
 	f := cmd.Flags()
 	f.StringVar(&listen, "listen", "", "HOST:PORT to take notifications on (default: the local address that reaches the service, any free port)")
 	f.StringVar(&consumerURL, "consumer-url", "", "the URL the service sends notifications to (default: http://<--listen>/)")
-	f.DurationVar(&lifetime, "lifetime", time.Hour, "how long the subscriptions last if vws is not stopped first")
+	f.DurationVar(&lifetime, "lifetime", time.Hour, "how long the subscriptions outlive a vws that cannot destroy them (killed, say); while it runs, vws renews them")
 	f.DurationVar(&wait, "wait", 0, "stop after this long (default: until Ctrl-C, --count or the workspace's end)")
 	f.IntVar(&count, "count", 0, "stop after this many notifications (default: no limit)")
 	f.BoolVar(&raw, "xml", false, "print each NotificationMessage as XML")
@@ -193,13 +201,40 @@ func runSubscribe(cmd *cobra.Command, ws *wsa.EPR, d *dialect.Dialect, topics []
 	if o.wait > 0 {
 		timeout = time.After(o.wait)
 	}
-	select {
-	case <-done:
-		return nil
-	case <-timeout:
-		return nil
-	case <-ctx.Done():
-		return stoppedListening
+	// The subscriptions last --lifetime past the last renewal: they outlive a vws killed
+	// without destroying them by that much only, and a listener running for days keeps
+	// them by renewing them at half their lifetime.
+	renew := time.NewTicker(max(o.lifetime/2, time.Second))
+	defer renew.Stop()
+	for {
+		select {
+		case <-done:
+			return nil
+		case <-timeout:
+			return nil
+		case <-ctx.Done():
+			return stoppedListening
+		case <-renew.C:
+			at := time.Now().Add(o.lifetime)
+			for _, s := range subs {
+				_, _, err := sc.SetTerminationTime(ctx, s, &at)
+				switch {
+				case err == nil:
+				case ctx.Err() != nil:
+					return stoppedListening
+				case isResourceUnknown(err):
+					mu.Lock()
+					stillListening := !ended
+					mu.Unlock()
+					if stillListening {
+						return fmt.Errorf("the service ended subscription %s: its messages could not be delivered to %s (is that address reachable from the service? give --consumer-url)",
+							subscriptionKeyOf(s), o.consumerURL)
+					}
+				default:
+					fmt.Fprintf(cmd.ErrOrStderr(), "vws: could not renew subscription %s (trying again in %s): %v\n", subscriptionKeyOf(s), max(o.lifetime/2, time.Second), err)
+				}
+			}
+		}
 	}
 }
 
