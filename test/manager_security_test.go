@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vws-grid/vws/internal/pki"
 )
@@ -74,6 +75,15 @@ allow *     *
 		t.Fatalf("alice creates: %s", r.stderr)
 	}
 	w := workspaceFromEPRFile(t, eprFile)
+	// Alice follows her workspace; its notifications must be signed by the host. Bob
+	// may not subscribe to it.
+	as := func(who string) []string {
+		return []string{"VWS_URL=" + s.URL, "X509_USER_PROXY=" + px[who], "X509_CERT_DIR=" + site.CADir}
+	}
+	follower := StartSubscriber(t, as("alice"), "-e", eprFile)
+	if r := runVWS(t, as("bob"), "wsrf", "subscribe", "-e", eprFile, "--wait", "1s"); r.code != 2 || !strings.Contains(r.stderr, "WorkspaceAuthorizationFault") {
+		t.Fatalf("bob subscribes to alice's workspace: exit %d, stderr %q", r.code, r.stderr)
+	}
 
 	if r := s.CLIAs(t, px["alice"], "deploy", eprFile, "--host", s.URL); r.code != 0 {
 		t.Fatalf("alice deploys over TLS: %s\n%s", r.stderr, s.Logs())
@@ -103,5 +113,13 @@ allow *     *
 	}
 	if r := s.CLIAs(t, px["alice"], "destroy", eprFile); r.code != 0 {
 		t.Fatalf("alice destroys: %s", r.stderr)
+	}
+	if code := follower.Wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("alice's subscriber: exit %d, stderr %q", code, follower.stderr())
+	}
+	chains, ended := follower.Changes(t)
+	WantChain(t, "deployment", chains["deployment"], []string{"in-repository", "deployed", "in-repository"})
+	if ended != "destroyed at a client's request" {
+		t.Fatalf("alice's subscriber: the workspace ended with %q\n%s", ended, follower.Output())
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -20,10 +21,13 @@ import (
 
 	"github.com/vws-grid/vws/internal/client"
 	"github.com/vws-grid/vws/internal/dialect"
+	"github.com/vws-grid/vws/internal/identity"
 	"github.com/vws-grid/vws/internal/notify"
+	"github.com/vws-grid/vws/internal/pki"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/internal/wsrf"
+	"github.com/vws-grid/vws/internal/wssec"
 )
 
 // subscribeTopics are the names `vws wsrf subscribe` takes for a workspace's topics.
@@ -161,6 +165,10 @@ func runSubscribe(cmd *cobra.Command, ws *wsa.EPR, d *dialect.Dialect, topics []
 			finish("")
 		}
 	}}
+	if consumer.Verifier, consumer.Signer, err = notifyTrust(ws.Address); err != nil {
+		ln.Close()
+		return err
+	}
 	srv := &http.Server{Handler: consumer, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	defer srv.Close()
@@ -306,6 +314,35 @@ func subscriptionKeyOf(e *wsa.EPR) string {
 func isResourceUnknown(err error) bool {
 	var fe *client.FaultError
 	return errors.As(err, &fe) && fe.Type == "ResourceUnknownFault"
+}
+
+// notifyTrust is how the listener of a service reached over https tells the service's
+// Notify messages from anyone else's: they must be signed by a host certificate the
+// site's CAs (those that vouch for the service's TLS certificate) vouch for. Over plain
+// HTTP there is nothing to check against (nil).
+func notifyTrust(service string) (*wssec.Verifier, func(identity.Identity) error, error) {
+	if !strings.HasPrefix(strings.ToLower(service), "https://") {
+		return nil, nil, nil
+	}
+	cr, err := client.LoadCredentials(tlsFlags.cert, tlsFlags.key, tlsFlags.ca)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cr.CAPath == "" {
+		return nil, nil, errors.New("no trusted CAs to check the service's signed notifications against: pass --ca CADIR (or set X509_CERT_DIR)")
+	}
+	trust, err := pki.LoadTrust(cr.CAPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	verifier := wssec.NewVerifier(func(chain []*x509.Certificate) (identity.Identity, error) { return trust.Verify(chain, time.Now()) })
+	host := func(id identity.Identity) error {
+		if !strings.Contains(id.DN, "/CN=host/") {
+			return fmt.Errorf("the Notify is signed by %s, not by a service's host certificate (…/CN=host/…)", id.DN)
+		}
+		return nil
+	}
+	return verifier, host, nil
 }
 
 // localAddressFor is this host's address on the route to the service at addr (no

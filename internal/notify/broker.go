@@ -31,6 +31,7 @@ import (
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/internal/wsrf"
+	"github.com/vws-grid/vws/internal/wssec"
 )
 
 // Config configures a Broker.
@@ -42,6 +43,9 @@ type Config struct {
 	Store wsrf.Store
 	// TLS is the client credential (and trust) for https consumers; nil: defaults.
 	TLS *tls.Config
+	// Signer, if set, signs every Notify (WS-Security X.509) with the host's
+	// credential, so that a consumer can tell the service's messages from forgeries.
+	Signer *wssec.Signer
 	// Networks are where messages may go (default: anywhere but link-local and
 	// multicast addresses).
 	Networks Networks

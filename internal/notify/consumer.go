@@ -10,9 +10,11 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/vws-grid/vws/internal/dialect"
+	"github.com/vws-grid/vws/internal/identity"
 	"github.com/vws-grid/vws/internal/soap"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
+	"github.com/vws-grid/vws/internal/wssec"
 )
 
 // Notification is one NotificationMessage as a consumer reads it.
@@ -44,6 +46,11 @@ type Consumer struct {
 	// Token is the ListenerKey value Notify messages must carry.
 	Token   string
 	Deliver func(Notification)
+	// Verifier, if set, requires every Notify to be signed (WS-Security X.509) by a
+	// certificate it trusts, over the token too, and seen once; Signer then decides
+	// whether that signer may send notifications (a host, say).
+	Verifier *wssec.Verifier
+	Signer   func(identity.Identity) error
 }
 
 // Reference is the consumer's EPR at address, in WS-Addressing version v.
@@ -68,14 +75,35 @@ func (c *Consumer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	token := ""
+	var tokenHeader *etree.Element
 	for _, h := range env.Headers {
 		if h.Tag == ListenerKey.Local && h.NamespaceURI() == ListenerKey.Space {
-			token = strings.TrimSpace(h.Text())
+			token, tokenHeader = strings.TrimSpace(h.Text()), h
 		}
 	}
 	if subtle.ConstantTimeCompare([]byte(token), []byte(c.Token)) != 1 {
 		http.Error(w, "this consumer takes messages of its own subscriptions only", http.StatusForbidden)
 		return
+	}
+	if c.Verifier != nil {
+		res, err := c.Verifier.Verify(env)
+		switch {
+		case err != nil:
+			http.Error(w, "the Notify's signature: "+err.Error(), http.StatusForbidden)
+			return
+		case !res.Signed:
+			http.Error(w, "this consumer takes signed Notify messages only", http.StatusForbidden)
+			return
+		case !res.Covers(tokenHeader):
+			http.Error(w, "the Notify's signature does not cover its listener header", http.StatusForbidden)
+			return
+		}
+		if c.Signer != nil {
+			if err := c.Signer(res.Identity); err != nil {
+				http.Error(w, err.Error(), http.StatusForbidden)
+				return
+			}
+		}
 	}
 	msgs, err := ParseNotify(env.Payload)
 	if err != nil {

@@ -273,7 +273,13 @@ func (b *Broker) envelope(s *sub, m message) ([]byte, error) {
 	producer.Version = v
 	producer.ChildElement(nm, "wsnt:ProducerReference", "wsa")
 	nm.CreateElement("wsnt:Message").AddChild(payload(d, m))
-	return (&soap.Message{Headers: headers, Body: notify}).Bytes()
+	doc := (&soap.Message{Headers: headers, Body: notify}).Document()
+	if b.cfg.Signer != nil {
+		if err := b.cfg.Signer.Sign(doc); err != nil {
+			return nil, fmt.Errorf("sign the Notify: %w", err)
+		}
+	}
+	return doc.WriteToBytes()
 }
 
 // payload is the message's content: WS-ResourceProperties' value-change notification,

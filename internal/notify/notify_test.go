@@ -2,11 +2,14 @@ package notify
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -18,10 +21,13 @@ import (
 	"github.com/vws-grid/vws/internal/container"
 	"github.com/vws-grid/vws/internal/dialect"
 	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/identity"
+	"github.com/vws-grid/vws/internal/pki"
 	"github.com/vws-grid/vws/internal/soap"
 	"github.com/vws-grid/vws/internal/store"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
+	"github.com/vws-grid/vws/internal/wssec"
 )
 
 var (
@@ -635,4 +641,71 @@ func value(t *testing.T, reg *prometheus.Registry, sample string) float64 {
 	}
 	t.Fatalf("no sample %s", sample)
 	return 0
+}
+
+// With the host's credential the broker signs each Notify; a consumer that trusts the
+// site's CA takes it, and refuses unsigned or forged ones.
+func TestSignedNotifications(t *testing.T) {
+	ca, err := pki.NewCA(pki.CAOptions{KeyType: pki.KeyTypeECDSA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, err := ca.IssueHost(pki.HostOptions{Name: "repo.example.org", KeyType: pki.KeyTypeECDSA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	user, err := ca.IssueUser(pki.UserOptions{CN: "mallory", KeyType: pki.KeyTypeECDSA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	caDir := filepath.Join(t.TempDir(), "certificates")
+	if _, err := pki.WriteCADir(caDir, ca.Certificate, nil); err != nil {
+		t.Fatal(err)
+	}
+	trust, err := pki.LoadTrust(caDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan Notification, 10)
+	consumer := &Consumer{Token: "t1", Deliver: func(n Notification) { got <- n },
+		Verifier: wssec.NewVerifier(func(chain []*x509.Certificate) (identity.Identity, error) { return trust.Verify(chain, time.Now()) }),
+		Signer: func(id identity.Identity) error {
+			if !strings.Contains(id.DN, "/CN=host/") {
+				return fmt.Errorf("%s is not a host", id.DN)
+			}
+			return nil
+		}}
+	hs := httptest.NewServer(consumer)
+	defer hs.Close()
+	d := dialect.WSRF12
+	ref := consumer.Reference(d.WSA, hs.URL)
+	inner := func() string {
+		el := eprProperty(d, "ConsumerReference", ref)
+		s, _ := etree.NewDocumentWithRoot(el).WriteToString()
+		return s + topicFilter(d, "vw:state")
+	}
+	for _, c := range []struct {
+		name   string
+		signer *wssec.Signer
+		taken  bool
+	}{
+		{"signed by the host", &wssec.Signer{Key: host.Key, Chain: host.FullChain()}, true},
+		{"unsigned", nil, false},
+		{"signed by a user", &wssec.Signer{Key: user.Key, Chain: user.FullChain()}, false},
+	} {
+		b := newBroker(t, nil, func(cfg *Config) { cfg.Signer = c.signer })
+		subscribe(t, b, d, "ws1", inner())
+		b.Changed("ws1", props("running", "deployed"), props("paused", "deployed"))
+		select {
+		case n := <-got:
+			if !c.taken {
+				t.Errorf("%s: the consumer took %v", c.name, n.New)
+			}
+		case <-time.After(time.Second):
+			if c.taken {
+				t.Errorf("%s: the consumer took nothing", c.name)
+			}
+		}
+		b.Close()
+	}
 }

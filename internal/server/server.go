@@ -231,7 +231,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("notify networks: %w", err)
 		}
 		s.subscriptions, err = notify.New(ctx, notify.Config{Topics: repository.NotifiedTopics, Store: db,
-			TLS: sec.tls, Networks: nets, Metrics: reg, Logger: cfg.Logger, Now: cfg.Now})
+			TLS: sec.tls, Signer: sec.signer, Networks: nets, Metrics: reg, Logger: cfg.Logger, Now: cfg.Now})
 		if err != nil {
 			return nil, err
 		}
