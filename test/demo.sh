@@ -83,7 +83,7 @@ step "Create a workspace whose startup program prints a greeting and then a tick
 	"$VWS" create -f test/testdata/manager/ticker.xml --name demo --lifetime 2h -o "$data/demo.epr"
 step "Its resource properties: the owner is the demo user" \
 	"$VWS" wsrf get-properties -e "$data/demo.epr" vw:name vw:owner vw:state vw:deployment
-step "Follow its changes as a GT 4.0 client would: subscribe to its state, deployment and end (in the background)" \
+step "Follow its changes as a GT 4.0 client would: subscribe to its state, deployment and end; the host signs each notification (in the background)" \
 	bash -c "(\"$VWS\" wsrf subscribe -e '$data/demo.epr' --dialect gt4 >'$data/notifications' 2>'$data/subscribe.err' & echo \$! >'$data/subscriber.pid');
 		for i in \$(seq 100); do grep -q listening '$data/subscribe.err' 2>/dev/null && break; sleep 0.1; done; cat '$data/subscribe.err'"
 step "Another user may not touch it: WorkspaceAuthorizationFault (exit status 2)" \
@@ -120,8 +120,8 @@ step "Undeploy and destroy it" \
 	bash -c "\"$VWS\" undeploy '$data/demo.epr' && \"$VWS\" destroy '$data/demo.epr'"
 step "What the subscriber was told, in order (WS-BaseNotification; it ended with the workspace)" \
 	bash -c "for i in \$(seq 100); do kill -0 \$(cat '$data/subscriber.pid') 2>/dev/null || break; sleep 0.1; done; cat '$data/notifications'"
-step "Prometheus metrics of the Manager's operations and of its staging (pool: linked from this server's own image pool)" \
-	bash -c "curl -fsS --capath '$ca' --cert '$data/user-cert.pem' --key '$data/user-key.pem' '$VWS_URL/metrics' | grep -E '^vws_soap_requests_total.*WorkspaceManagerService|^vws_manager_'"
+step "Prometheus metrics of the Manager's operations, of its staging (pool: linked from this server's own image pool) and of notifications" \
+	bash -c "curl -fsS --capath '$ca' --cert '$data/user-cert.pem' --key '$data/user-key.pem' '$VWS_URL/metrics' | grep -E '^vws_soap_requests_total.*WorkspaceManagerService|^vws_manager_|^vws_notifications_|^vws_subscriptions'"
 step "The audit trail: every decision, hash-chained; the other user's denial" \
 	bash -c "\"$VWS\" audit --data '$data/db' --decision denied && \"$VWS\" audit --data '$data/db' --verify"
 echo
