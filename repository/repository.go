@@ -23,6 +23,7 @@ import (
 	"github.com/vws-grid/vws/internal/describe"
 	"github.com/vws-grid/vws/internal/dialect"
 	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/notify"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/internal/wsrf"
@@ -127,8 +128,8 @@ var NotifiedTopics = []wsa.QName{PropState, PropDeployment}
 
 // Subscriptions holds the subscriptions to workspaces (notify.Broker).
 type Subscriptions interface {
-	// Subscribe answers WS-BaseNotification Subscribe; exists checks the workspace.
-	Subscribe(exists func(ctx context.Context, key string) error) container.Handler
+	// Subscribe answers WS-BaseNotification Subscribe; workspace reads the workspace.
+	Subscribe(workspace notify.Producer) container.Handler
 	// ProducerProperties are the topic properties of every workspace document.
 	ProducerProperties(d *dialect.Dialect) []*etree.Element
 	// Changed is told of each committed change of a workspace's properties, in order.
@@ -286,9 +287,7 @@ func (r *Repository) WorkspaceService(contract fs.FS, lt wsrf.LifetimePolicy) (*
 	svc.Handle("CheckIn", r.checkInHandler)
 	svc.Handle("ReportState", r.reportStateHandler)
 	if r.subs != nil {
-		svc.Handle("Subscribe", r.subs.Subscribe(func(ctx context.Context, key string) error {
-			return r.Workspaces.View(ctx, key, func(*wsrf.Snapshot) error { return nil })
-		}))
+		svc.Handle("Subscribe", r.subs.Subscribe(r.Properties))
 	} else {
 		svc.Handle("Subscribe", container.NotImplemented("Subscribe"))
 	}
@@ -331,6 +330,19 @@ func (r *Repository) RepositoryService(contract fs.FS, version string) (*contain
 	svc.Handle("ListImages", r.listImages)
 	svc.Handle("RegisterWorkspace", r.registerWorkspace)
 	return svc, nil
+}
+
+// Properties returns copies of workspace key's stored properties
+// (errdefs.ErrResourceUnknown when there is no such workspace).
+func (r *Repository) Properties(ctx context.Context, key string) ([]*etree.Element, error) {
+	var props []*etree.Element
+	err := r.Workspaces.View(ctx, key, func(s *wsrf.Snapshot) error {
+		for _, p := range s.Props {
+			props = append(props, p.Copy())
+		}
+		return nil
+	})
+	return props, err
 }
 
 // Owner returns workspace key's owner, name and lock holder, for authorization.

@@ -143,6 +143,9 @@ type record struct {
 	Dialect string   `json:"dialect"`
 	Paused  bool     `json:"paused,omitempty"`
 	Owner   string   `json:"owner"` // the subscriber's identity
+	// Sent is, by topic (Clark name), the value the consumer was last sent, or had
+	// when it subscribed (valueOf).
+	Sent map[string]string `json:"sent,omitempty"`
 }
 
 // sub is a live subscription: its record, parsed, and its delivery queue.
@@ -381,10 +384,16 @@ func textElement(ns, pfx, local, text string) *etree.Element {
 	return el
 }
 
-// Prune ends the subscriptions of producers that are gone (destroyed while this
-// process was down, or between a producer's end and its message), telling their
-// subscribers as for any end.
-func (b *Broker) Prune(ctx context.Context, exists func(ctx context.Context, key string) error) {
+// Producer gives copies of the properties of producer resource key, or an error
+// wrapping errdefs.ErrResourceUnknown when it is gone.
+type Producer func(ctx context.Context, key string) ([]*etree.Element, error)
+
+// Resync squares the subscriptions with their producers after a start: those whose
+// producer is gone (destroyed while this process was down, or between its end and
+// the message) end, their subscribers told as for any end; the others are sent each
+// change their consumer was not sent (a message lost when the process stopped), from
+// the value it was last sent to the current one.
+func (b *Broker) Resync(ctx context.Context, producer Producer) {
 	b.mu.RLock()
 	producers := make([]string, 0, len(b.byProducer))
 	for p := range b.byProducer {
@@ -392,9 +401,29 @@ func (b *Broker) Prune(ctx context.Context, exists func(ctx context.Context, key
 	}
 	b.mu.RUnlock()
 	for _, p := range producers {
-		if err := exists(ctx, p); errors.Is(err, errdefs.ErrResourceUnknown) {
+		props, err := producer(ctx, p)
+		if errors.Is(err, errdefs.ErrResourceUnknown) {
 			b.cfg.Logger.Info("ending the subscriptions of a workspace that is gone", "workspace", p, "subscriptions", b.Count(p))
 			b.Terminated(p, "it no longer exists")
+			continue
+		}
+		if err != nil {
+			b.cfg.Logger.Warn("subscriptions not squared with their workspace", "workspace", p, "err", err)
+			continue
+		}
+		for _, s := range b.of(p) {
+			var rec record
+			if err := b.home.View(ctx, s.key, func(snap *wsrf.Snapshot) error { return json.Unmarshal(snap.Private, &rec) }); err != nil {
+				continue
+			}
+			for _, q := range b.cfg.Topics {
+				was, known := rec.Sent[q.String()]
+				now := valueOf(props, q)
+				if !known || was == now || !s.wants(q) {
+					continue
+				}
+				b.enqueue(s, message{topic: q, old: parseValue(was), new: instances(props, q), newValue: now})
+			}
 		}
 	}
 }

@@ -3,15 +3,19 @@ package notify
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/beevik/etree"
 	"github.com/google/uuid"
 
 	"github.com/vws-grid/vws/internal/dialect"
+	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/soap"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/internal/wsrf"
@@ -20,8 +24,10 @@ import (
 // message is one notification, kept dialect-neutral until it is sent.
 type message struct {
 	topic wsa.QName // the property, or ResourceTermination (any dialect's)
-	// A value change: the property's instances before and after (copies).
+	// A value change: the property's instances before and after (copies), and the
+	// new ones as text (valueOf), which the subscription records once delivered.
 	old, new []*etree.Element
+	newValue string
 	// A termination: when, and why.
 	at     time.Time
 	reason string
@@ -46,11 +52,11 @@ func (b *Broker) Changed(producer string, before, after []*etree.Element) {
 		return
 	}
 	for _, q := range b.cfg.Topics {
-		old, cur := instances(before, q), instances(after, q)
-		if sameValues(old, cur) {
+		was, now := valueOf(before, q), valueOf(after, q)
+		if was == now {
 			continue
 		}
-		m := message{topic: q, old: old, new: cur}
+		m := message{topic: q, old: instances(before, q), new: instances(after, q), newValue: now}
 		for _, s := range subs {
 			if s.wants(q) {
 				b.enqueue(s, m)
@@ -80,18 +86,28 @@ func instances(props []*etree.Element, q wsa.QName) []*etree.Element {
 	return out
 }
 
-func sameValues(a, b []*etree.Element) bool {
-	if len(a) != len(b) {
-		return false
+// valueOf is the instances of property q in props as one string: equal strings are
+// equal values, and parseValue gives the instances back.
+func valueOf(props []*etree.Element, q wsa.QName) string {
+	var b strings.Builder
+	for _, p := range instances(props, q) {
+		s, _ := etree.NewDocumentWithRoot(p).WriteToString()
+		b.WriteString(s)
 	}
-	for i := range a {
-		x, _ := etree.NewDocumentWithRoot(a[i].Copy()).WriteToString()
-		y, _ := etree.NewDocumentWithRoot(b[i].Copy()).WriteToString()
-		if x != y {
-			return false
-		}
+	return b.String()
+}
+
+// parseValue is the instances valueOf wrote.
+func parseValue(v string) []*etree.Element {
+	doc := etree.NewDocument()
+	if err := doc.ReadFromString("<v>" + v + "</v>"); err != nil {
+		return nil
 	}
-	return true
+	var out []*etree.Element
+	for _, c := range doc.Root().ChildElements() {
+		out = append(out, wsa.Detach(c))
+	}
+	return out
 }
 
 // enqueue adds m to s's queue and starts its sender if none runs.
@@ -133,6 +149,9 @@ func (b *Broker) drain(s *sub) {
 
 		if !m.skip {
 			delivered := b.deliver(s, m)
+			if delivered && !isTermination(m.topic) {
+				b.noteSent(s, m.topic, m.newValue)
+			}
 			s.mu.Lock()
 			if delivered {
 				s.failures = 0
@@ -154,6 +173,29 @@ func (b *Broker) drain(s *sub) {
 			b.end(s)
 			return
 		}
+	}
+}
+
+// noteSent records, with the subscription, the value of topic its consumer was last
+// sent: after a restart the subscription is told what changed meanwhile (Resync).
+func (b *Broker) noteSent(s *sub, topic wsa.QName, value string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := b.home.Modify(ctx, s.key, func(snap *wsrf.Snapshot) error {
+		var rec record
+		if err := json.Unmarshal(snap.Private, &rec); err != nil {
+			return err
+		}
+		if rec.Sent == nil {
+			rec.Sent = map[string]string{}
+		}
+		rec.Sent[topic.String()] = value
+		private, err := json.Marshal(rec)
+		snap.Private = private
+		return err
+	})
+	if err != nil && !errors.Is(err, errdefs.ErrResourceUnknown) {
+		b.cfg.Logger.Warn("record what a subscription was sent; after a restart it may be told a change again", "subscription", s.key, "err", err)
 	}
 }
 

@@ -3,6 +3,7 @@ package notify
 import (
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -27,6 +28,7 @@ import (
 	"github.com/vws-grid/vws/internal/store"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
+	"github.com/vws-grid/vws/internal/wsrf"
 	"github.com/vws-grid/vws/internal/wssec"
 )
 
@@ -142,14 +144,24 @@ func topicFilter(d *dialect.Dialect, topic string) string {
 	return `<wsnt:Filter><wsnt:TopicExpression Dialect="` + simpleWSN13 + `">` + topic + `</wsnt:TopicExpression></wsnt:Filter>`
 }
 
-func exists(keys ...string) func(context.Context, string) error {
-	return func(_ context.Context, key string) error {
+// exists is a producer of the workspaces keys, shut down in the repository.
+func exists(keys ...string) Producer {
+	return producerOf(map[string][]*etree.Element{}, keys...)
+}
+
+// producerOf is a producer whose workspaces have the properties in current, or, for
+// keys not there, are shut down in the repository.
+func producerOf(current map[string][]*etree.Element, keys ...string) Producer {
+	return func(_ context.Context, key string) ([]*etree.Element, error) {
+		if p, ok := current[key]; ok {
+			return p, nil
+		}
 		for _, k := range keys {
 			if k == key {
-				return nil
+				return props("shutdown", "in-repository"), nil
 			}
 		}
-		return errdefs.ErrResourceUnknown
+		return nil, errdefs.ErrResourceUnknown
 	}
 }
 
@@ -560,7 +572,7 @@ func TestPruneEndsOrphanedSubscriptions(t *testing.T) {
 	b1.Close()
 
 	b2 := newBroker(t, db, nil)
-	b2.Prune(context.Background(), exists("kept"))
+	b2.Resync(context.Background(), exists("kept"))
 	got := c.waitFor(t, 1)
 	if n := got[0].Payload.FindElement(".//TerminationReason"); n == nil || n.Text() != "it no longer exists" {
 		t.Fatalf("message to the orphan's subscriber: %s", xmlOf(got[0].Payload))
@@ -708,4 +720,73 @@ func TestSignedNotifications(t *testing.T) {
 		}
 		b.Close()
 	}
+}
+
+// A change whose message was lost when the server stopped (or that happened while it
+// was down) reaches the subscriber after the restart, from the value it was last
+// sent; a subscriber that is up to date is sent nothing.
+func TestResyncAfterRestart(t *testing.T) {
+	db, err := store.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	c := newConsumer(t)
+	d := dialect.GT4
+	b1 := newBroker(t, db, nil)
+	lagging := subscribe(t, b1, d, "ws1", consumerRef(d, c.URL)+topicFilter(d, "vw:state"))
+	subscribe(t, b1, d, "ws2", consumerRef(d, c.URL)+topicFilter(d, "vw:state"))
+	subscribe(t, b1, d, "ws3", consumerRef(d, c.URL)+topicFilter(d, "vw:deployment"))
+	b1.Changed("ws1", props("shutdown", "deployed"), props("running", "deployed"))
+	c.waitFor(t, 1)
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) { // the delivery is recorded after the answer
+		var rec record
+		b1.home.View(context.Background(), lagging, func(s *wsrf.Snapshot) error { return json.Unmarshal(s.Private, &rec) })
+		if strings.Contains(rec.Sent[propState.String()], ">running<") {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.mu.Lock()
+	c.status = http.StatusServiceUnavailable // the next message is lost
+	c.mu.Unlock()
+	b1.Changed("ws1", props("running", "deployed"), props("paused", "deployed"))
+	time.Sleep(200 * time.Millisecond)
+	b1.Close()
+
+	c.mu.Lock()
+	c.status, c.got = 0, nil
+	c.mu.Unlock()
+	b2 := newBroker(t, db, nil)
+	// Now: ws1 paused (its subscriber was last sent running), ws2 started while the
+	// server was down, ws3's deployment unchanged.
+	b2.Resync(context.Background(), producerOf(map[string][]*etree.Element{
+		"ws1": props("paused", "deployed"), "ws2": props("running", "deployed"), "ws3": props("shutdown", "in-repository"),
+	}))
+	got := c.waitFor(t, 2)
+	time.Sleep(200 * time.Millisecond)
+	if got = c.messages(); len(got) != 2 {
+		t.Fatalf("after the restart the consumer got %d messages, want 2 (ws1 and ws2 only)", len(got))
+	}
+	seen := map[string]string{}
+	for _, env := range got {
+		n, err := ParseNotify(env.Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := n[0].Producer.Reference(vwsns.Workspace, "WorkspaceKey").Text()
+		seen[k] = values(n[0].Old) + " -> " + values(n[0].New)
+	}
+	if seen["ws1"] != "running -> paused" || seen["ws2"] != "shutdown -> running" {
+		t.Fatalf("after the restart: %v; want ws1 running -> paused, ws2 shutdown -> running", seen)
+	}
+}
+
+func values(els []*etree.Element) string {
+	var s []string
+	for _, e := range els {
+		s = append(s, e.Text())
+	}
+	return strings.Join(s, ",")
 }

@@ -33,17 +33,17 @@ type request struct {
 	termination *time.Time  // nil: none asked for
 }
 
-// Subscribe answers WS-BaseNotification Subscribe on a producer's resource: exists
-// says whether the resource the request addresses is there (errdefs.ErrResourceUnknown
-// if not).
-func (b *Broker) Subscribe(exists func(ctx context.Context, key string) error) container.Handler {
+// Subscribe answers WS-BaseNotification Subscribe on a producer's resource, which
+// producer reads (errdefs.ErrResourceUnknown when it is not there).
+func (b *Broker) Subscribe(producer Producer) container.Handler {
 	return func(ctx context.Context, req *container.Request) (*etree.Element, error) {
-		producer, ok := req.ResourceKey()
-		if !ok || producer == "" {
+		key, ok := req.ResourceKey()
+		if !ok || key == "" {
 			return nil, errdefs.WithAdvice(fmt.Errorf("%w: the request has no %s header", errdefs.ErrResourceUnknown, req.Service.Key),
 				"send Subscribe to a workspace's EPR: its reference properties (GT4) or parameters (WSRF 1.2) go into the SOAP header")
 		}
-		if err := exists(ctx, producer); err != nil {
+		current, err := producer(ctx, key)
+		if err != nil {
 			return nil, err
 		}
 		d := req.Dialect
@@ -52,7 +52,7 @@ func (b *Broker) Subscribe(exists func(ctx context.Context, key string) error) c
 		if err != nil {
 			return nil, err
 		}
-		if n := b.Count(producer); n >= b.cfg.MaxPerProducer {
+		if n := b.Count(key); n >= b.cfg.MaxPerProducer {
 			return nil, errdefs.WithAdvice(fmt.Errorf("%w: the workspace has %d subscriptions, the most this site allows", errdefs.ErrSubscribe, n),
 				"destroy (unsubscribe) subscriptions you no longer need")
 		}
@@ -64,13 +64,17 @@ func (b *Broker) Subscribe(exists func(ctx context.Context, key string) error) c
 			term = max // the response says what was granted
 		}
 
-		key := newKey()
-		ref := textElement(vwsns.Notification, "vwn", "SubscriptionKey", key)
+		subKey := newKey()
+		ref := textElement(vwsns.Notification, "vwn", "SubscriptionKey", subKey)
 		self := &wsa.EPR{Version: d.WSA, Address: siblingURL(req.Address, vwsns.SubscriptionManagerService), References: []*etree.Element{ref}}
 		consumer := *r.consumer
 		consumer.Version = d.WSA // messages go in the subscriber's dialect
-		rec := record{Producer: producer, ProducerEPR: eprXML(req.EPR()), Consumer: eprXML(&consumer), Self: eprXML(self),
-			Dialect: d.Name, Owner: identity.From(ctx).DN}
+		rec := record{Producer: key, ProducerEPR: eprXML(req.EPR()), Consumer: eprXML(&consumer), Self: eprXML(self),
+			Dialect: d.Name, Owner: identity.From(ctx).DN, Sent: map[string]string{}}
+		// What the subscriber starts from: a change from here is what it is sent.
+		for _, q := range b.cfg.Topics {
+			rec.Sent[q.String()] = valueOf(current, q)
+		}
 		for _, q := range r.topics {
 			rec.Topics = append(rec.Topics, q.String())
 		}
@@ -87,20 +91,20 @@ func (b *Broker) Subscribe(exists func(ctx context.Context, key string) error) c
 		}
 		props = append(props, textElement(d.BN, "wsnt", "CreationTime", wsrf.FormatTime(now)),
 			textElement(vwsns.Notification, "vwn", "Paused", "false"))
-		live, err := parseRecord(key, private)
+		live, err := parseRecord(subKey, private)
 		if err != nil {
 			return nil, err
 		}
-		if err := b.home.CreatePrivate(ctx, key, props, private, &term); err != nil {
+		if err := b.home.CreatePrivate(ctx, subKey, props, private, &term); err != nil {
 			return nil, fmt.Errorf("%w: %w", errdefs.ErrSubscribe, err)
 		}
 		b.index(live)
 		// A producer destroyed since the check above told nobody of this subscription.
-		if err := exists(ctx, producer); errors.Is(err, errdefs.ErrResourceUnknown) {
-			_ = b.home.Destroy(ctx, key)
+		if _, err := producer(ctx, key); errors.Is(err, errdefs.ErrResourceUnknown) {
+			_ = b.home.Destroy(ctx, subKey)
 			return nil, err
 		}
-		b.cfg.Logger.Info("subscribed", "subscription", key, "workspace", producer, "topics", topicList(r.topics),
+		b.cfg.Logger.Info("subscribed", "subscription", subKey, "workspace", key, "topics", topicList(r.topics),
 			"consumer", consumer.Address, "until", wsrf.FormatTime(term), "subscriber", rec.Owner)
 
 		out := etree.NewElement("wsnt:SubscribeResponse")

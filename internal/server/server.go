@@ -244,9 +244,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.subscriptions.Prune(ctx, func(ctx context.Context, key string) error {
-			return s.Repository.Workspaces.View(ctx, key, func(*wsrf.Snapshot) error { return nil })
-		})
+		s.subscriptions.Resync(ctx, s.Repository.Properties)
 		if err := add(s.subscriptions.Service(cf)); err != nil {
 			return nil, err
 		}
