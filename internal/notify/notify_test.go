@@ -113,7 +113,7 @@ const producerAddr = "http://vws.example.org:8080/wsrf/services/WorkspaceService
 
 // subscribeRequest builds a Subscribe to workspace key in dialect d with the given
 // body children (XML, prefix wsnt bound to d's BN namespace, vw to the workspace's).
-func subscribeRequest(t *testing.T, d *dialect.Dialect, key, inner string) *container.Request {
+func subscribeRequest(t testing.TB, d *dialect.Dialect, key, inner string) *container.Request {
 	t.Helper()
 	doc := etree.NewDocument()
 	if err := doc.ReadFromString(`<wsnt:Subscribe xmlns:wsnt="` + d.BN + `" xmlns:vw="` + vwsns.Workspace + `" xmlns:wsa="` +
@@ -130,6 +130,12 @@ func subscribeRequest(t *testing.T, d *dialect.Dialect, key, inner string) *cont
 		Payload:  doc.Root(),
 		Address:  producerAddr,
 	}
+}
+
+// consumerRefOf renders epr as the ConsumerReference of a Subscribe.
+func consumerRefOf(d *dialect.Dialect, epr *wsa.EPR) string {
+	s, _ := etree.NewDocumentWithRoot(eprProperty(d, "ConsumerReference", epr)).WriteToString()
+	return s
 }
 
 func consumerRef(d *dialect.Dialect, addr string) string {
@@ -691,11 +697,7 @@ func TestSignedNotifications(t *testing.T) {
 	defer hs.Close()
 	d := dialect.WSRF12
 	ref := consumer.Reference(d.WSA, hs.URL)
-	inner := func() string {
-		el := eprProperty(d, "ConsumerReference", ref)
-		s, _ := etree.NewDocumentWithRoot(el).WriteToString()
-		return s + topicFilter(d, "vw:state")
-	}
+	inner := func() string { return consumerRefOf(d, ref) + topicFilter(d, "vw:state") }
 	for _, c := range []struct {
 		name   string
 		signer *wssec.Signer
