@@ -92,6 +92,17 @@ func (c *consumer) waitFor(t *testing.T, n int) []*soap.Envelope {
 	}
 }
 
+// openStore opens the real SQLite store in a temporary directory until the test ends.
+func openStore(t *testing.T) *store.DB {
+	t.Helper()
+	db, err := store.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
 func newBroker(t *testing.T, db *store.DB, mod func(*Config)) *Broker {
 	t.Helper()
 	cfg := Config{Topics: []wsa.QName{propState, propDeployment}, Retries: []time.Duration{}, MaxFailures: 2}
@@ -381,11 +392,7 @@ func TestUnreachableConsumerEndsSubscription(t *testing.T) {
 }
 
 func TestSubscriptionsSurviveRestart(t *testing.T) {
-	db, err := store.Open(context.Background(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openStore(t)
 	c := newConsumer(t)
 	d := dialect.GT4
 	b1 := newBroker(t, db, nil)
@@ -565,11 +572,7 @@ func TestDeliveriesKeptToAllowedNetworks(t *testing.T) {
 // Subscriptions of a workspace that went while the server was down end at start-up,
 // with the termination message for those who asked for it.
 func TestPruneEndsOrphanedSubscriptions(t *testing.T) {
-	db, err := store.Open(context.Background(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openStore(t)
 	c := newConsumer(t)
 	d := dialect.WSRF12
 	b1 := newBroker(t, db, nil)
@@ -728,11 +731,7 @@ func TestSignedNotifications(t *testing.T) {
 // was down) reaches the subscriber after the restart, from the value it was last
 // sent; a subscriber that is up to date is sent nothing.
 func TestResyncAfterRestart(t *testing.T) {
-	db, err := store.Open(context.Background(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openStore(t)
 	c := newConsumer(t)
 	d := dialect.GT4
 	b1 := newBroker(t, db, nil)
