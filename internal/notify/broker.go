@@ -45,6 +45,8 @@ type Config struct {
 	TLS *tls.Config
 	// Signer, if set, signs every Notify (WS-Security X.509) with the host's
 	// credential, so that a consumer can tell the service's messages from forgeries.
+	// The Security header is optional to the consumer (mustUnderstand="0"): one that
+	// knows no WS-Security still takes the message.
 	Signer *wssec.Signer
 	// Networks are where messages may go (default: anywhere but link-local and
 	// multicast addresses).
@@ -75,6 +77,11 @@ type Config struct {
 }
 
 func (c *Config) defaults() {
+	if c.Signer != nil {
+		optional := *c.Signer
+		optional.Optional = true
+		c.Signer = &optional
+	}
 	if c.MaxPerProducer <= 0 {
 		c.MaxPerProducer = 32
 	}

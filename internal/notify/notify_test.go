@@ -701,6 +701,21 @@ func TestSignedNotifications(t *testing.T) {
 	d := dialect.WSRF12
 	ref := consumer.Reference(d.WSA, hs.URL)
 	inner := func() string { return consumerRefOf(d, ref) + topicFilter(d, "vw:state") }
+	// The signature is optional to a consumer that knows no WS-Security: it must not
+	// refuse the message (MustUnderstand) for its Security header.
+	plain := newConsumer(t)
+	hostSigner := &wssec.Signer{Key: host.Key, Chain: host.FullChain()}
+	b0 := newBroker(t, nil, func(cfg *Config) { cfg.Signer = hostSigner })
+	subscribe(t, b0, d, "ws0", consumerRef(d, plain.URL)+topicFilter(d, "vw:state"))
+	b0.Changed("ws0", props("running", "deployed"), props("paused", "deployed"))
+	sec := plain.waitFor(t, 1)[0].Headers[0]
+	if sec.Tag != "Security" || sec.SelectAttrValue("mustUnderstand", "") != "0" {
+		t.Fatalf("the Notify's first header is %s mustUnderstand=%q, want an optional wsse:Security", sec.FullTag(), sec.SelectAttrValue("mustUnderstand", ""))
+	}
+	if hostSigner.Optional {
+		t.Error("the broker changed the server's own signer, which signs its answers")
+	}
+
 	for _, c := range []struct {
 		name   string
 		signer *wssec.Signer

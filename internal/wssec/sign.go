@@ -80,12 +80,16 @@ type Signer struct {
 	Algorithm Algorithm
 	// TTL is the Timestamp lifetime; DefaultTTL when zero.
 	TTL time.Duration
+	// Optional marks the Security header mustUnderstand="0": for a message the
+	// receiver may take without checking it (a notification to a consumer that knows
+	// no WS-Security), where the signature is for those who do.
+	Optional bool
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
 
 // Sign signs doc, a SOAP 1.1 envelope, in place: it inserts a wsse:Security header
-// (mustUnderstand) as the first header block, creating soap:Header if needed, with a
+// (mustUnderstand, unless Optional) as the first header block, creating soap:Header if needed, with a
 // BinarySecurityToken, a Timestamp and a Signature over the Body, the Timestamp and
 // every other header block, giving each a wsu:Id if it has none.
 // Nothing may change doc's signed parts afterwards, including re-indenting it; Sign
@@ -166,7 +170,11 @@ func (s *Signer) Sign(doc *etree.Document) error {
 		soapPrefix = "wssoap"
 		sec.CreateAttr("xmlns:wssoap", soap.NS11)
 	}
-	sec.CreateAttr(soapPrefix+":mustUnderstand", "1")
+	mustUnderstand := "1"
+	if s.Optional {
+		mustUnderstand = "0"
+	}
+	sec.CreateAttr(soapPrefix+":mustUnderstand", mustUnderstand)
 	header.InsertChildAt(0, sec)
 
 	ts := sec.CreateElement(wsu + ":Timestamp")
