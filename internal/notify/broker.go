@@ -195,6 +195,10 @@ type Broker struct {
 	home    *wsrf.Home
 	metrics *metrics
 
+	// subscribing serializes Subscribe's count of a producer's subscriptions with
+	// the addition of one.
+	subscribing sync.Mutex
+
 	mu         sync.RWMutex
 	subs       map[string]*sub
 	byProducer map[string]map[string]*sub

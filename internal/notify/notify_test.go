@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -805,4 +806,26 @@ func values(els []*etree.Element) string {
 		s = append(s, e.Text())
 	}
 	return strings.Join(s, ",")
+}
+
+// Concurrent Subscribes to one workspace stop at the bound, not past it.
+func TestSubscriptionBoundHoldsUnderConcurrency(t *testing.T) {
+	b := newBroker(t, nil, func(c *Config) { c.MaxPerProducer = 5 })
+	d := dialect.GT4
+	inner := consumerRef(d, "http://127.0.0.1:9/c") + topicFilter(d, "vw:state")
+	var wg sync.WaitGroup
+	var ok atomic.Int32
+	for range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := b.Subscribe(exists("ws1"))(context.Background(), subscribeRequest(t, d, "ws1", inner)); err == nil {
+				ok.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if ok.Load() != 5 || b.Count("ws1") != 5 || len(b.home.Keys()) != 5 {
+		t.Fatalf("%d of 40 concurrent Subscribes succeeded, %d live, %d stored; want 5", ok.Load(), b.Count("ws1"), len(b.home.Keys()))
+	}
 }

@@ -52,6 +52,9 @@ func (b *Broker) Subscribe(producer Producer) container.Handler {
 		if err != nil {
 			return nil, err
 		}
+		// Counted and added under one lock: concurrent Subscribes do not overshoot the bound.
+		b.subscribing.Lock()
+		defer b.subscribing.Unlock()
 		if n := b.Count(key); n >= b.cfg.MaxPerProducer {
 			return nil, errdefs.WithAdvice(fmt.Errorf("%w: the workspace has %d subscriptions, the most this site allows", errdefs.ErrSubscribe, n),
 				"destroy (unsubscribe) subscriptions you no longer need")
