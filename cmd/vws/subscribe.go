@@ -130,41 +130,9 @@ func runSubscribe(cmd *cobra.Command, ws *wsa.EPR, d *dialect.Dialect, topics []
 		ln.Close()
 		return err
 	}
-	out := cmd.OutOrStdout()
-	var mu sync.Mutex
-	seen := 0
-	done := make(chan string, 1)
-	finish := func(why string) {
-		select {
-		case done <- why:
-		default:
-		}
-	}
-	ended := false
-	consumer := &notify.Consumer{Token: hex.EncodeToString(token), Deliver: func(n notify.Notification) {
-		mu.Lock()
-		defer mu.Unlock()
-		if ended || (o.count > 0 && seen >= o.count) {
-			return
-		}
-		if n.Terminated {
-			// Each topic is a subscription of its own, with its own queue: changes made
-			// just before the end may still be on their way. They are printed first.
-			ended = true
-			time.AfterFunc(endGrace, func() {
-				mu.Lock()
-				defer mu.Unlock()
-				printNotification(out, n, o.raw)
-				finish("")
-			})
-			return
-		}
-		seen++
-		printNotification(out, n, o.raw)
-		if o.count > 0 && seen >= o.count {
-			finish("")
-		}
-	}}
+	p := newListenPrinter(cmd.OutOrStdout(), o.raw, o.count, endGrace)
+	done := p.done
+	consumer := &notify.Consumer{Token: hex.EncodeToString(token), Deliver: p.deliver}
 	if consumer.Verifier, consumer.Signer, err = notifyTrust(ws.Address); err != nil {
 		ln.Close()
 		return err
@@ -231,10 +199,7 @@ func runSubscribe(cmd *cobra.Command, ws *wsa.EPR, d *dialect.Dialect, topics []
 				case ctx.Err() != nil:
 					return stoppedListening
 				case isResourceUnknown(err):
-					mu.Lock()
-					stillListening := !ended
-					mu.Unlock()
-					if stillListening {
+					if !p.hasEnded() {
 						return fmt.Errorf("the service ended subscription %s: its messages could not be delivered to %s (is that address reachable from the service? give --consumer-url)",
 							subscriptionKeyOf(s), o.consumerURL)
 					}
@@ -244,6 +209,64 @@ func runSubscribe(cmd *cobra.Command, ws *wsa.EPR, d *dialect.Dialect, topics []
 			}
 		}
 	}
+}
+
+// listenPrinter prints the notifications vws wsrf subscribe receives and says when
+// it is done: after count of them, or once the workspace's end is printed.
+type listenPrinter struct {
+	out   io.Writer
+	raw   bool
+	count int
+	grace time.Duration
+	done  chan struct{}
+
+	mu   sync.Mutex
+	seen int
+	// ended: the workspace's end came; closed: it was printed, and nothing more is.
+	ended, closed bool
+}
+
+func newListenPrinter(out io.Writer, raw bool, count int, grace time.Duration) *listenPrinter {
+	return &listenPrinter{out: out, raw: raw, count: count, grace: grace, done: make(chan struct{})}
+}
+
+func (p *listenPrinter) deliver(n notify.Notification) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || (p.count > 0 && p.seen >= p.count) {
+		return
+	}
+	if n.Terminated {
+		if p.ended {
+			return
+		}
+		// Each topic is a subscription of its own, with its own queue: changes made
+		// just before the end may still be on their way. They are printed first.
+		p.ended = true
+		time.AfterFunc(p.grace, func() {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			if p.closed {
+				return // --count was reached meanwhile
+			}
+			p.closed = true
+			printNotification(p.out, n, p.raw)
+			close(p.done)
+		})
+		return
+	}
+	p.seen++
+	printNotification(p.out, n, p.raw)
+	if p.count > 0 && p.seen == p.count {
+		p.closed = true
+		close(p.done)
+	}
+}
+
+func (p *listenPrinter) hasEnded() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.ended
 }
 
 func subscribeBody(d *dialect.Dialect, consumer *wsa.EPR, topic wsa.QName, until time.Time) *etree.Element {
