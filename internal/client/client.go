@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/beevik/etree"
-	"github.com/google/uuid"
 
 	"github.com/vws-grid/vws/internal/dialect"
 	"github.com/vws-grid/vws/internal/errdefs"
@@ -71,11 +70,7 @@ var ErrNotSent = errors.New("the request was not sent")
 // Call sends body to epr with action and returns the response body element.
 func (c *Client) Call(ctx context.Context, epr *wsa.EPR, action string, body *etree.Element) (*etree.Element, error) {
 	v := epr.Version
-	headers := []*etree.Element{
-		addrHeader(v, "To", epr.Address),
-		addrHeader(v, "Action", action),
-		addrHeader(v, "MessageID", "urn:uuid:"+uuid.NewString()),
-	}
+	headers := v.MessageHeaders(epr.Address, action)
 	replyTo := etree.NewElement("wsa:ReplyTo")
 	replyTo.CreateAttr("xmlns:wsa", v.Namespace())
 	replyTo.CreateElement("wsa:Address").SetText(v.Anonymous())
@@ -156,13 +151,6 @@ func faultError(status int, f *soap.Fault) *FaultError {
 		}
 	}
 	return fe
-}
-
-func addrHeader(v wsa.Version, local, text string) *etree.Element {
-	el := etree.NewElement("wsa:" + local)
-	el.CreateAttr("xmlns:wsa", v.Namespace())
-	el.SetText(text)
-	return el
 }
 
 // DialectOf returns the dialect an EPR's addressing version implies.

@@ -499,13 +499,7 @@ func guessDialect(data []byte) *dialect.Dialect {
 // of its own (WS-Addressing 1.0 Core §3.3, 2004/03 §3).
 func (c *Container) responseHeaders(cl *call, action string, fault bool) []*etree.Element {
 	v := cl.dialect.WSA
-	pfx := "wsa"
-	mk := func(local, text string) *etree.Element {
-		e := etree.NewElement(pfx + ":" + local)
-		e.CreateAttr("xmlns:"+pfx, v.Namespace())
-		e.SetText(text)
-		return e
-	}
+	mk := v.Header
 	hs := []*etree.Element{
 		mk("Action", action),
 		mk("MessageID", "urn:uuid:"+uuid.NewString()),

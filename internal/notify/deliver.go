@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/beevik/etree"
-	"github.com/google/uuid"
 
 	"github.com/vws-grid/vws/internal/dialect"
 	"github.com/vws-grid/vws/internal/errdefs"
@@ -290,11 +289,7 @@ func (b *Broker) envelope(s *sub, m message) ([]byte, error) {
 	if d == dialect.GT4 {
 		action = notifyActionGT4
 	}
-	headers := []*etree.Element{
-		addrHeader(v, "To", s.consumer.Address),
-		addrHeader(v, "Action", action),
-		addrHeader(v, "MessageID", "urn:uuid:"+uuid.NewString()),
-	}
+	headers := v.MessageHeaders(s.consumer.Address, action)
 	headers = append(headers, s.consumer.Headers()...)
 
 	notify := etree.NewElement("wsnt:Notify")
@@ -350,12 +345,5 @@ func payload(d *dialect.Dialect, m message) *etree.Element {
 	for _, p := range m.new {
 		n.AddChild(p.Copy())
 	}
-	return el
-}
-
-func addrHeader(v wsa.Version, local, text string) *etree.Element {
-	el := etree.NewElement("wsa:" + local)
-	el.CreateAttr("xmlns:wsa", v.Namespace())
-	el.SetText(text)
 	return el
 }

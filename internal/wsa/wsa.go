@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/beevik/etree"
+	"github.com/google/uuid"
 )
 
 // Version is a WS-Addressing version.
@@ -193,3 +194,17 @@ func trimSpace(s string) string {
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// Header is the addressing header {v}local holding text.
+func (v Version) Header(local, text string) *etree.Element {
+	el := etree.NewElement("wsa:" + local)
+	el.CreateAttr("xmlns:wsa", v.Namespace())
+	el.SetText(text)
+	return el
+}
+
+// MessageHeaders are the addressing headers every message vws sends carries: To,
+// Action, and a MessageID of its own.
+func (v Version) MessageHeaders(to, action string) []*etree.Element {
+	return []*etree.Element{v.Header("To", to), v.Header("Action", action), v.Header("MessageID", "urn:uuid:"+uuid.NewString())}
+}
