@@ -372,7 +372,7 @@ func (r *Repository) earlierSigner(ctx context.Context, key string, certs []*x50
 		return nil
 	}
 	var n int
-	if err := r.db.QueryRowContext(ctx, `SELECT count(*) FROM manifest_signers WHERE fingerprint = ?`, fingerprint(old)).Scan(&n); err != nil {
+	if err := r.db.QueryRowContext(ctx, `SELECT count(*) FROM manifest_signers WHERE fingerprint = $1`, fingerprint(old)).Scan(&n); err != nil {
 		return fmt.Errorf("look up the manifest signers: %w", err)
 	}
 	if n == 0 {
@@ -387,7 +387,7 @@ func (r *Repository) earlierSigner(ctx context.Context, key string, certs []*x50
 // again without CAs.
 func (r *Repository) recordSigner(ctx context.Context) error {
 	c := r.signer.Certificate()
-	if _, err := r.db.ExecContext(ctx, `INSERT OR IGNORE INTO manifest_signers (fingerprint, subject, first_used) VALUES (?, ?, ?)`,
+	if _, err := r.db.ExecContext(ctx, `INSERT INTO manifest_signers (fingerprint, subject, first_used) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
 		fingerprint(c), identity.OneLineDN(c.Subject), r.now().UnixMilli()); err != nil {
 		return fmt.Errorf("record the manifest signer: %w", err)
 	}

@@ -105,7 +105,7 @@ func (r *Repository) markSealed(ctx context.Context) error {
 			"keys", strings.Join(unsealed, " "))
 		return nil
 	}
-	if _, err := r.db.ExecContext(ctx, `INSERT OR IGNORE INTO manifests_sealed (id, since) VALUES (1, ?)`, r.now().UnixMilli()); err != nil {
+	if _, err := r.db.ExecContext(ctx, `INSERT INTO manifests_sealed (id, since) VALUES (1, $1) ON CONFLICT DO NOTHING`, r.now().UnixMilli()); err != nil {
 		return fmt.Errorf("mark the store as fully sealed: %w", err)
 	}
 	r.log.Info("sweep: every workspace record has a signed manifest; from now on a record without one is refused")

@@ -34,6 +34,7 @@ import (
 type serveOptions struct {
 	listen    string
 	dataDir   string
+	database  string
 	insecure  bool
 	certFile  string
 	keyFile   string
@@ -85,7 +86,8 @@ func newServeCommand() *cobra.Command {
 		Use:   "serve",
 		Short: "Run vws services (all roles in one process by default)",
 		Long: `Run the vws services on one HTTP server: the Factory, the Repository and the host
-Manager by default, with embedded storage in --data. Services are mounted under
+Manager by default, with embedded storage in --data (or its records in PostgreSQL,
+--database). Services are mounted under
 /wsrf/services/, with /healthz and /metrics beside them.
 
 HTTPS with mutual X.509 authentication is the default: the host certificate and key
@@ -103,6 +105,7 @@ anonymous, only with --insecure. Test credentials: vws pki.`,
 	f := cmd.Flags()
 	f.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to listen on")
 	f.StringVar(&o.dataDir, "data", defaultDataDir(), "data directory (database, images)")
+	f.StringVar(&o.database, "database", "", "PostgreSQL database for the records instead of SQLite in --data: postgres://USER@HOST:PORT/DB (the password from PGPASSWORD or ~/.pgpass; host=/run/postgresql for a socket); one server per database")
 	f.BoolVar(&o.insecure, "insecure", false, "serve plain HTTP without authentication (tests, demos)")
 	f.StringVar(&o.certFile, "cert", "", "host certificate (PEM) for HTTPS (default "+defaultHostCert+" if it exists)")
 	f.StringVar(&o.keyFile, "key", "", "host key (PEM) for HTTPS (default "+defaultHostKey+" if it exists)")
@@ -251,7 +254,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		return fmt.Errorf("listen on %s: %w", o.listen, err)
 	}
 	defer ln.Close()
-	srv, err := server.New(ctx, server.Config{DataDir: o.dataDir, Roles: o.roles, MaxBodyBytes: o.maxBody, Logger: logger,
+	srv, err := server.New(ctx, server.Config{DataDir: o.dataDir, Database: o.database, Roles: o.roles, MaxBodyBytes: o.maxBody, Logger: logger,
 		PolicyFile: o.policy, GridMapFile: o.gridMap, HostCertFile: o.certFile, HostKeyFile: o.keyFile, Trust: o.trust,
 		NotifyNetworks: o.notifyNets,
 		Factory:        factory.Config{DefaultLifetime: o.defLife, MaximumLifetime: o.maxLife, RefuseLongLifetimes: o.lifePol == "refuse"},

@@ -130,7 +130,7 @@ func (l *Log) append(ctx context.Context, operation, resource, decision, rule, d
 		e.Hash = e.ComputeHash()
 		if c.insert == nil {
 			if c.insert, err = l.db.PrepareContext(ctx, `INSERT INTO audit (id, time, caller, operation, resource, decision, detail, rule, prev, hash)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`); err != nil {
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`); err != nil {
 				continue
 			}
 		}
@@ -206,7 +206,7 @@ func (l *Log) chainLegacy(ctx context.Context) (string, error) {
 	for _, e := range all {
 		e.Prev = prev
 		e.Hash = e.ComputeHash()
-		if _, err := tx.ExecContext(ctx, `UPDATE audit SET prev = ?, hash = ? WHERE id = ?`, e.Prev, e.Hash, e.ID); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE audit SET prev = $1, hash = $2 WHERE id = $3`, e.Prev, e.Hash, e.ID); err != nil {
 			return "", fmt.Errorf("chain old audit record %d: %w", e.ID, err)
 		}
 		prev = e.Hash
@@ -275,7 +275,7 @@ func (l *Log) query(ctx context.Context, q string, args ...any) ([]Entry, error)
 
 // List returns the entries oldest first, at most limit.
 func (l *Log) List(ctx context.Context, limit int) ([]Entry, error) {
-	return l.query(ctx, `SELECT `+columns+` FROM audit ORDER BY id LIMIT ?`, limit)
+	return l.query(ctx, `SELECT `+columns+` FROM audit ORDER BY id LIMIT $1`, limit)
 }
 
 // Filter selects audit entries; zero fields select everything.
@@ -291,23 +291,29 @@ type Filter struct {
 func (l *Log) Query(ctx context.Context, f Filter) ([]Entry, error) {
 	var where []string
 	var args []any
-	if f.Caller != "" {
-		where = append(where, "caller GLOB ?")
-		args = append(args, sqliteGlob(f.Caller))
+	// arg adds a parameter and returns its placeholder ($n: both SQLite and PostgreSQL
+	// take it).
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
 	}
-	for col, v := range map[string]string{"operation": f.Operation, "resource": f.Resource, "decision": f.Decision} {
-		if v != "" {
-			where = append(where, col+" = ?")
-			args = append(args, v)
+	if f.Caller != "" {
+		if store.IsPostgres(l.db) {
+			where = append(where, "caller LIKE "+arg(likePattern(f.Caller))+` ESCAPE '\'`)
+		} else {
+			where = append(where, "caller GLOB "+arg(sqliteGlob(f.Caller)))
+		}
+	}
+	for _, c := range []struct{ col, v string }{{"operation", f.Operation}, {"resource", f.Resource}, {"decision", f.Decision}} {
+		if c.v != "" {
+			where = append(where, c.col+" = "+arg(c.v))
 		}
 	}
 	if !f.Since.IsZero() {
-		where = append(where, "time >= ?")
-		args = append(args, f.Since.UnixMilli())
+		where = append(where, "time >= "+arg(f.Since.UnixMilli()))
 	}
 	if !f.Until.IsZero() {
-		where = append(where, "time <= ?")
-		args = append(args, f.Until.UnixMilli())
+		where = append(where, "time <= "+arg(f.Until.UnixMilli()))
 	}
 	q := `SELECT ` + columns + ` FROM audit`
 	if len(where) > 0 {
@@ -315,8 +321,7 @@ func (l *Log) Query(ctx context.Context, f Filter) ([]Entry, error) {
 	}
 	q += " ORDER BY id DESC"
 	if f.Limit > 0 {
-		q += " LIMIT ?"
-		args = append(args, f.Limit)
+		q += " LIMIT " + arg(f.Limit)
 	}
 	out, err := l.query(ctx, q, args...)
 	if err != nil {
@@ -333,6 +338,13 @@ func (l *Log) Query(ctx context.Context, f Filter) ([]Entry, error) {
 // treats ? and [ specially, and is case-sensitive as DNs are).
 func sqliteGlob(s string) string {
 	r := strings.NewReplacer("?", "[?]", "[", "[[]")
+	return r.Replace(s)
+}
+
+// likePattern turns the same glob into a PostgreSQL LIKE pattern with \ as its escape
+// (LIKE is case-sensitive there).
+func likePattern(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`, "*", "%")
 	return r.Replace(s)
 }
 
@@ -435,7 +447,7 @@ func (l *Log) Prune(ctx context.Context, before time.Time) (int64, error) {
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("read audit checkpoint: %w", err)
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT `+columns+` FROM audit WHERE time < ? ORDER BY id`, before.UnixMilli())
+	rows, err := tx.QueryContext(ctx, `SELECT `+columns+` FROM audit WHERE time < $1 ORDER BY id`, before.UnixMilli())
 	if err != nil {
 		return 0, fmt.Errorf("prune audit log: %w", err)
 	}
@@ -459,10 +471,10 @@ func (l *Log) Prune(ctx context.Context, before time.Time) (int64, error) {
 	if n == 0 {
 		return 0, nil
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM audit WHERE id <= ?`, lastID); err != nil {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM audit WHERE id <= $1`, lastID); err != nil {
 		return 0, fmt.Errorf("prune audit log: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO audit_checkpoint (id, last_id, last_hash, pruned, at) VALUES (1, ?, ?, ?, ?)
+	if _, err := tx.ExecContext(ctx, `INSERT INTO audit_checkpoint (id, last_id, last_hash, pruned, at) VALUES (1, $1, $2, $3, $4)
 		ON CONFLICT (id) DO UPDATE SET last_id = excluded.last_id, last_hash = excluded.last_hash, pruned = excluded.pruned, at = excluded.at`,
 		lastID, lastHash, pruned+n, l.now().UnixMilli()); err != nil {
 		return 0, fmt.Errorf("prune audit log: %w", err)
@@ -480,7 +492,7 @@ func (l *Log) Prune(ctx context.Context, before time.Time) (int64, error) {
 // for any head logged after that record.
 func (l *Log) HasAnchor(ctx context.Context, id int64, hash string) error {
 	var got string
-	err := l.db.QueryRowContext(ctx, `SELECT hash FROM audit WHERE id = ?`, id).Scan(&got)
+	err := l.db.QueryRowContext(ctx, `SELECT hash FROM audit WHERE id = $1`, id).Scan(&got)
 	if errors.Is(err, sql.ErrNoRows) {
 		cp, cerr := l.Checkpoint(ctx)
 		if cerr != nil {

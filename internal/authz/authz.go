@@ -44,9 +44,10 @@ type Authorizer struct {
 	// Subscriptions finds a subscription's subscriber (its owner) by key; nil where
 	// no Repository runs.
 	Subscriptions Owners
-	// DataDir is where the audit trail is kept, for the refusal of an operation it
-	// could not record (audit.Unrecorded).
-	DataDir string
+	// AuditStore is where the audit trail is kept (the data directory, or the
+	// database), for the refusal of an operation it could not record
+	// (audit.Unrecorded).
+	AuditStore string
 }
 
 // classes maps service → operation → class. Operations missing here are admin-only.
@@ -155,7 +156,7 @@ func (a *Authorizer) Authorize(ctx context.Context, req *container.Request) erro
 		if !rs.Decide(who, policy.Inspect, res).Allowed {
 			if d := rs.Decide(who, policy.Host, res); d.Allowed {
 				if err := a.Audit.RecordDecision(ctx, string(policy.Host)+" "+res.Action, res.Service, true, d.Rule, ""); err != nil {
-					return audit.Unrecorded(err, a.DataDir)
+					return audit.Unrecorded(err, a.AuditStore)
 				}
 				return nil
 			}
@@ -175,7 +176,7 @@ func (a *Authorizer) Check(ctx context.Context, op policy.Operation, res policy.
 	}
 	d, err := a.Policy.Rules().Authorize(ctx, op, res)
 	if rerr := a.Audit.RecordDecision(ctx, string(op)+" "+res.Action, what, d.Allowed, d.Rule, ""); rerr != nil && err == nil {
-		return audit.Unrecorded(rerr, a.DataDir)
+		return audit.Unrecorded(rerr, a.AuditStore)
 	}
 	return err
 }
@@ -214,7 +215,7 @@ func (a *Authorizer) HTTP(service string, classesOf func(*http.Request) []policy
 			d, derr := a.Policy.Rules().Authorize(ctx, op, res)
 			if err = derr; d.Allowed {
 				if rerr := a.Audit.RecordDecision(ctx, string(op)+" "+r.Method, r.URL.Path, true, d.Rule, ""); rerr != nil {
-					http.Error(w, audit.Unrecorded(rerr, a.DataDir).Error()+"; "+errdefs.Advice(audit.Unrecorded(rerr, a.DataDir)), http.StatusServiceUnavailable)
+					http.Error(w, audit.Unrecorded(rerr, a.AuditStore).Error()+"; "+errdefs.Advice(audit.Unrecorded(rerr, a.AuditStore)), http.StatusServiceUnavailable)
 					return
 				}
 				break

@@ -343,7 +343,7 @@ func TestUnauditedOperationsAreRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := &Authorizer{Policy: rules{rs}, Audit: &decisions{fail: errors.New("database or disk is full")}, Owners: owners{"w1": {alice, "one", ""}},
-		DataDir: "/srv/vws"}
+		AuditStore: "/srv/vws"}
 	ctx := identity.With(context.Background(), identity.Identity{DN: alice})
 	err = a.Authorize(ctx, request(vwsns.WorkspaceService, "Destroy", "w1"))
 	if err == nil || !strings.Contains(err.Error(), "storage is full (/srv/vws): the audit trail cannot record this decision, so nothing was done") ||

@@ -48,8 +48,13 @@ const ConfigVersion = 1
 type Config struct {
 	// Version of this config's layout; 0 means current.
 	Version int
-	// DataDir holds the database (and later images); required.
+	// DataDir holds the database (unless Database names one), the image pool, keys and
+	// the manager's files; required.
 	DataDir string
+	// Database is a PostgreSQL URL (postgres://…) for the records SQLite keeps in
+	// DataDir by default: workspaces, subscriptions, the image pool's index and the
+	// audit trail. One server per database: a second is refused.
+	Database string
 	// Roles to run: any of "factory", "repository", "manager". Empty: all three.
 	Roles []string
 	// MaxBodyBytes bounds SOAP request bodies (HTTP 413 beyond). Default 1 MiB.
@@ -162,11 +167,21 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := store.Open(ctx, cfg.DataDir)
+	var db *store.DB
+	if cfg.Database != "" {
+		if !store.IsPostgresURL(cfg.Database) {
+			unlock()
+			return nil, fmt.Errorf("database %q: want a PostgreSQL URL, postgres://USER@HOST:PORT/DATABASE (without it, SQLite in the data directory)", store.RedactURL(cfg.Database))
+		}
+		db, err = store.OpenPostgres(ctx, cfg.Database)
+	} else {
+		db, err = store.Open(ctx, cfg.DataDir)
+	}
 	if err != nil {
 		unlock()
 		return nil, err
 	}
+	cfg.Logger.Info("database", "store", db.String())
 	s := &Server{db: db, unlock: unlock}
 	ok := false
 	defer func() {
@@ -192,7 +207,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	auditLog := audit.New(db.SQL(), cfg.Logger)
-	az := &authz.Authorizer{Policy: s.policy, Audit: auditLog, DataDir: cfg.DataDir}
+	auditWhere := cfg.DataDir // where an administrator makes room when the trail is full
+	if cfg.Database != "" {
+		auditWhere = db.String()
+	}
+	az := &authz.Authorizer{Policy: s.policy, Audit: auditLog, AuditStore: auditWhere}
 	sec, err := newSecurity(cfg, s.policy)
 	if err != nil {
 		return nil, err
@@ -368,7 +387,7 @@ func (s *Server) SetBaseURL(u string) { s.baseURL.Store(u) }
 // BaseURL is the URL set by SetBaseURL.
 func (s *Server) BaseURL() string { return s.baseURL.Load().(string) }
 
-// DB is the embedded database (tests read the audit trail from it).
+// DB is the server's database (tests read the audit trail from it).
 func (s *Server) DB() *sql.DB { return s.db.SQL() }
 
 // Handler serves every mounted endpoint.

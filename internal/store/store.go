@@ -1,10 +1,17 @@
-// Package store is vws's embedded persistence: one SQLite database (pure Go driver,
-// no cgo, so `vws` stays a static binary) with versioned schema migrations.
+// Package store is vws's persistence: one SQLite database by default (pure Go driver,
+// no cgo, so `vws` stays a static binary), or a PostgreSQL database when the
+// Repository's records should live off its machine (postgres.go), each with versioned
+// schema migrations.
+//
+// SQL written for either takes $1, $2, … placeholders, which both drivers bind by
+// position, and the statements both dialects share (ON CONFLICT … DO UPDATE/NOTHING,
+// LIMIT); what differs (types in DDL, GLOB) is chosen by IsPostgres.
 package store
 
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,13 +22,20 @@ import (
 	"github.com/vws-grid/vws/internal/wsrf"
 )
 
-// DB is the embedded database.
+// DB is the database.
 type DB struct {
 	db *sql.DB
+	// what says which database this is in logs and errors, with no password.
+	what string
+	// closeLock releases what keeps other servers off a shared database (PostgreSQL).
+	closeLock func() error
+	// ping checks more than that the database answers (PostgreSQL: the lock is held).
+	ping func(context.Context) error
 }
 
 // migrations are applied in order; the database records how many it has seen. Never
-// edit an applied one: append.
+// edit an applied one: append — here and to postgresMigrations, which must end in
+// the same schema.
 var migrations = []string{
 	`CREATE TABLE resources (
 		service     TEXT NOT NULL,
@@ -136,7 +150,7 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	db.SetMaxOpenConns(1) // SQLite has one writer; one connection avoids SQLITE_BUSY churn
-	s := &DB{db: db}
+	s := &DB{db: db, what: "SQLite " + path}
 	if err := s.migrate(ctx, len(migrations)); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
@@ -147,8 +161,18 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 // SQL exposes the database to the packages that own tables in it (image pool, audit).
 func (s *DB) SQL() *sql.DB { return s.db }
 
+// String says which database this is ("SQLite /var/lib/vws/vws.db", "PostgreSQL
+// vws@db.example.org:5432/vws"), never with a password.
+func (s *DB) String() string { return s.what }
+
 // Close closes the database.
-func (s *DB) Close() error { return s.db.Close() }
+func (s *DB) Close() error {
+	var err error
+	if s.closeLock != nil {
+		err = s.closeLock()
+	}
+	return errors.Join(err, s.db.Close())
+}
 
 // migrate applies the migrations the database has not seen, up to the first upTo (all
 // but in tests, which build a database as an earlier vws left it).
@@ -182,7 +206,7 @@ func (s *DB) migrate(ctx context.Context, upTo int) error {
 
 // LoadResources implements wsrf.Store.
 func (s *DB) LoadResources(ctx context.Context, service string) ([]wsrf.StoredResource, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT key, properties, termination, private FROM resources WHERE service = ?`, service)
+	rows, err := s.db.QueryContext(ctx, `SELECT key, properties, termination, private FROM resources WHERE service = $1`, service)
 	if err != nil {
 		return nil, err
 	}
@@ -210,7 +234,7 @@ func (s *DB) PutResource(ctx context.Context, service string, r wsrf.StoredResou
 		term = r.Termination.UnixMilli()
 	}
 	_, err := s.db.ExecContext(ctx, `INSERT INTO resources (service, key, properties, termination, updated, private)
-		VALUES (?, ?, ?, ?, ?, ?)
+		VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT (service, key) DO UPDATE SET properties = excluded.properties,
 			termination = excluded.termination, updated = excluded.updated, private = excluded.private`,
 		service, r.Key, r.Properties, term, time.Now().UnixMilli(), r.Private)
@@ -219,9 +243,15 @@ func (s *DB) PutResource(ctx context.Context, service string, r wsrf.StoredResou
 
 // DeleteResource implements wsrf.Store. Deleting a missing resource is not an error.
 func (s *DB) DeleteResource(ctx context.Context, service, key string) error {
-	_, err := s.db.ExecContext(ctx, `DELETE FROM resources WHERE service = ? AND key = ?`, service, key)
+	_, err := s.db.ExecContext(ctx, `DELETE FROM resources WHERE service = $1 AND key = $2`, service, key)
 	return err
 }
 
-// Ping checks the database answers.
-func (s *DB) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+// Ping checks the database answers (and, on PostgreSQL, that it is still this
+// server's).
+func (s *DB) Ping(ctx context.Context) error {
+	if s.ping != nil {
+		return s.ping(ctx)
+	}
+	return s.db.PingContext(ctx)
+}

@@ -75,7 +75,7 @@ func (p *Pool) Chunks(ctx context.Context, digest string) (chunkhash.List, error
 func (p *Pool) storedChunks(ctx context.Context, d string) (l chunkhash.List, size int64, ok bool, err error) {
 	var chunkBytes int64
 	var text string
-	err = p.db.QueryRowContext(ctx, `SELECT size, chunk_bytes, chunk_digests FROM images WHERE digest = ?`, d).Scan(&size, &chunkBytes, &text)
+	err = p.db.QueryRowContext(ctx, `SELECT size, chunk_bytes, chunk_digests FROM images WHERE digest = $1`, d).Scan(&size, &chunkBytes, &text)
 	if errors.Is(err, sql.ErrNoRows) {
 		return l, 0, false, fmt.Errorf("%w: the image pool holds no image %s", errdefs.ErrResourceUnknown, d)
 	}
@@ -170,7 +170,7 @@ func (p *Pool) computeChunks(ctx context.Context, d string, job *chunkJob) (chun
 	}
 	// The row may have gone (the image removed) or been made again for the same
 	// content meanwhile: either way the list is right for d.
-	if _, err := p.db.ExecContext(ctx, `UPDATE images SET chunk_bytes = ?, chunk_digests = ? WHERE digest = ? AND size = ?`,
+	if _, err := p.db.ExecContext(ctx, `UPDATE images SET chunk_bytes = $1, chunk_digests = $2 WHERE digest = $3 AND size = $4`,
 		l.ChunkBytes, l.Text(), d, size); err != nil {
 		p.log.Warn("image pool: could not store an image's chunk digests; they are computed again when next needed", "digest", d, "err", err)
 	}

@@ -87,7 +87,7 @@ func (p *Pool) serveBlob(ctx context.Context, w http.ResponseWriter, r *http.Req
 		return
 	}
 	var created int64
-	err = p.db.QueryRowContext(ctx, `SELECT created FROM images WHERE digest = ?`, d).Scan(&created)
+	err = p.db.QueryRowContext(ctx, `SELECT created FROM images WHERE digest = $1`, d).Scan(&created)
 	if err != nil {
 		if isNoRows(err) {
 			err = fmt.Errorf("%w: no image with digest %s in this pool", errdefs.ErrResourceUnknown, d)

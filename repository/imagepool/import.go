@@ -94,7 +94,7 @@ func (p *Pool) importStream(ctx context.Context, r io.Reader, m Meta) (img Image
 // holds says whether the pool has a recorded, present blob for digest.
 func (p *Pool) holds(ctx context.Context, digest string) bool {
 	var n int
-	if err := p.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM images WHERE digest = ?`, digest).Scan(&n); err != nil || n == 0 {
+	if err := p.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM images WHERE digest = $1`, digest).Scan(&n); err != nil || n == 0 {
 		return false
 	}
 	_, err := os.Stat(p.blobPath(digest))
@@ -114,7 +114,7 @@ func (p *Pool) commit(ctx context.Context, tmp *os.File, synced bool, keepTmp *b
 		return Image{}, false, &NameTakenError{Name: m.Name, Digest: d}
 	}
 	var known int
-	err := p.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM images WHERE digest = ?`, digest).Scan(&known)
+	err := p.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM images WHERE digest = $1`, digest).Scan(&known)
 	if err != nil {
 		return Image{}, false, fmt.Errorf("look up digest %s: %w", digest, err)
 	}
@@ -157,12 +157,12 @@ func (p *Pool) commit(ctx context.Context, tmp *os.File, synced bool, keepTmp *b
 		return fail(err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO images (digest, format, size, virtual_size, created) VALUES (?, ?, ?, ?, ?)
+	if _, err := tx.ExecContext(ctx, `INSERT INTO images (digest, format, size, virtual_size, created) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (digest) DO NOTHING`, digest, format, size, vsize, now.UnixMilli()); err != nil {
 		return fail(err)
 	}
 	libs := strings.Join(m.Libraries, " ")
-	if _, err := tx.ExecContext(ctx, `INSERT INTO image_names (name, digest, os, kernel, arch, libraries, created) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+	if _, err := tx.ExecContext(ctx, `INSERT INTO image_names (name, digest, os, kernel, arch, libraries, created) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 		m.Name, digest, m.OS, m.Kernel, m.Arch, libs, now.UnixMilli()); err != nil {
 		return fail(err)
 	}
@@ -170,7 +170,7 @@ func (p *Pool) commit(ctx context.Context, tmp *os.File, synced bool, keepTmp *b
 		return fail(err)
 	}
 	var img Image
-	img, err = scanImage(p.db.QueryRowContext(ctx, selectImage+` WHERE n.name = ?`, m.Name))
+	img, err = scanImage(p.db.QueryRowContext(ctx, selectImage+` WHERE n.name = $1`, m.Name))
 	if err != nil {
 		return Image{}, false, fmt.Errorf("read back image %q: %w", m.Name, err)
 	}
@@ -195,7 +195,7 @@ type querier interface {
 // nameDigest is the digest the name points at, "" when the name is free.
 func (p *Pool) nameDigest(ctx context.Context, q querier, name string) (string, error) {
 	var d string
-	err := q.QueryRowContext(ctx, `SELECT digest FROM image_names WHERE name = ?`, name).Scan(&d)
+	err := q.QueryRowContext(ctx, `SELECT digest FROM image_names WHERE name = $1`, name).Scan(&d)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}

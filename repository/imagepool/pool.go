@@ -192,7 +192,7 @@ func (p *Pool) sweep(ctx context.Context) error {
 				"digest", d, "names", n, "file", p.blobPath(d))
 			continue
 		}
-		if _, err := p.db.ExecContext(ctx, `DELETE FROM images WHERE digest = ? AND NOT EXISTS (SELECT 1 FROM image_names WHERE digest = ?)`, d, d); err != nil {
+		if _, err := p.db.ExecContext(ctx, `DELETE FROM images WHERE digest = $1 AND NOT EXISTS (SELECT 1 FROM image_names WHERE digest = $2)`, d, d); err != nil {
 			return fmt.Errorf("remove record of missing blob %s: %w", d, err)
 		}
 		p.log.Info("image pool sweep: removed an unnamed image record whose blob is missing", "digest", d)
@@ -232,12 +232,12 @@ func (p *Pool) Get(ctx context.Context, nameOrDigest string) (Image, error) {
 		if err != nil {
 			return Image{}, err
 		}
-		row = p.db.QueryRowContext(ctx, selectImage+` WHERE n.digest = ? ORDER BY n.name LIMIT 1`, d)
+		row = p.db.QueryRowContext(ctx, selectImage+` WHERE n.digest = $1 ORDER BY n.name LIMIT 1`, d)
 	} else {
 		if err := ValidateName(nameOrDigest); err != nil {
 			return Image{}, err
 		}
-		row = p.db.QueryRowContext(ctx, selectImage+` WHERE n.name = ?`, nameOrDigest)
+		row = p.db.QueryRowContext(ctx, selectImage+` WHERE n.name = $1`, nameOrDigest)
 	}
 	img, err := scanImage(row)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -416,7 +416,7 @@ func (p *Pool) Remove(ctx context.Context, name string, inUse InUseFunc) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var digest string
-	err := p.db.QueryRowContext(ctx, `SELECT digest FROM image_names WHERE name = ?`, name).Scan(&digest)
+	err := p.db.QueryRowContext(ctx, `SELECT digest FROM image_names WHERE name = $1`, name).Scan(&digest)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("%w: no image named %q; `vws image list` shows the pool", errdefs.ErrResourceUnknown, name)
 	}
@@ -437,15 +437,15 @@ func (p *Pool) Remove(ctx context.Context, name string, inUse InUseFunc) error {
 		return fmt.Errorf("remove image %q: %w", name, err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `DELETE FROM image_names WHERE name = ?`, name); err != nil {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM image_names WHERE name = $1`, name); err != nil {
 		return fmt.Errorf("remove image %q: %w", name, err)
 	}
 	var others int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM image_names WHERE digest = ?`, digest).Scan(&others); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM image_names WHERE digest = $1`, digest).Scan(&others); err != nil {
 		return fmt.Errorf("remove image %q: %w", name, err)
 	}
 	if others == 0 {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM images WHERE digest = ?`, digest); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM images WHERE digest = $1`, digest); err != nil {
 			return fmt.Errorf("remove image %q: %w", name, err)
 		}
 	}
@@ -472,7 +472,7 @@ func (p *Pool) Path(digest string) (string, error) {
 		return "", err
 	}
 	var one int
-	err = p.db.QueryRow(`SELECT 1 FROM images WHERE digest = ?`, d).Scan(&one)
+	err = p.db.QueryRow(`SELECT 1 FROM images WHERE digest = $1`, d).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", fmt.Errorf("%w: the image pool holds no image %s", errdefs.ErrResourceUnknown, d)
 	}

@@ -1,0 +1,254 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	neturl "net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+)
+
+// postgresMigrations are PostgreSQL's migrations: the first is the schema the SQLite
+// migrations had reached when PostgreSQL support came (their 9), with PostgreSQL's
+// types (BIGINT for unix milliseconds and sizes, BYTEA for blobs). Append a migration
+// here whenever one is appended to migrations.
+var postgresMigrations = []string{
+	`CREATE TABLE resources (
+		service     TEXT NOT NULL,
+		key         TEXT NOT NULL,
+		properties  BYTEA NOT NULL,
+		termination BIGINT,             -- unix milliseconds; NULL = no scheduled termination
+		updated     BIGINT NOT NULL,
+		private     BYTEA,
+		PRIMARY KEY (service, key)
+	);
+	CREATE TABLE images (
+		digest        TEXT PRIMARY KEY,
+		format        TEXT NOT NULL,
+		size          BIGINT NOT NULL,
+		virtual_size  BIGINT NOT NULL,
+		created       BIGINT NOT NULL,
+		chunk_bytes   BIGINT NOT NULL DEFAULT 0,
+		chunk_digests TEXT NOT NULL DEFAULT ''
+	);
+	CREATE TABLE image_names (
+		name      TEXT PRIMARY KEY,
+		digest    TEXT NOT NULL REFERENCES images(digest),
+		os        TEXT NOT NULL DEFAULT '',
+		kernel    TEXT NOT NULL DEFAULT '',
+		arch      TEXT NOT NULL DEFAULT '',
+		libraries TEXT NOT NULL DEFAULT '',
+		created   BIGINT NOT NULL
+	);
+	CREATE INDEX image_names_digest ON image_names(digest);
+	CREATE TABLE audit (
+		id        BIGINT PRIMARY KEY,
+		time      BIGINT NOT NULL,
+		caller    TEXT NOT NULL,
+		operation TEXT NOT NULL,
+		resource  TEXT NOT NULL DEFAULT '',
+		decision  TEXT NOT NULL,
+		detail    TEXT NOT NULL DEFAULT '',
+		rule      TEXT NOT NULL DEFAULT '',
+		prev      TEXT NOT NULL DEFAULT '',
+		hash      TEXT NOT NULL DEFAULT ''
+	);
+	CREATE TABLE audit_checkpoint (
+		id        INTEGER PRIMARY KEY CHECK (id = 1),
+		last_id   BIGINT NOT NULL,
+		last_hash TEXT NOT NULL,
+		pruned    BIGINT NOT NULL,
+		at        BIGINT NOT NULL
+	);
+	CREATE TABLE manifest_signers (
+		fingerprint TEXT PRIMARY KEY,
+		subject     TEXT NOT NULL,
+		first_used  BIGINT NOT NULL
+	);
+	CREATE TABLE manifests_sealed (
+		id    INTEGER PRIMARY KEY CHECK (id = 1),
+		since BIGINT NOT NULL
+	)`,
+}
+
+// serverLockKey is the session advisory lock a vws server holds on its PostgreSQL
+// database ("vws" in ASCII). The Repository keeps its workspaces in memory and
+// serializes their changes in-process, so two servers writing one database would
+// overwrite each other's changes: the second is refused instead.
+const serverLockKey = 0x767773
+
+// IsPostgresURL says whether a --database value names a PostgreSQL database.
+func IsPostgresURL(url string) bool {
+	return strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://")
+}
+
+// RedactURL is a database URL fit for a message or a log: without its password.
+func RedactURL(s string) string {
+	u, err := neturl.Parse(s)
+	if err != nil {
+		return "(a database URL that does not parse)"
+	}
+	return u.Redacted()
+}
+
+// IsPostgres says whether db is a PostgreSQL database (else it is SQLite), for the
+// few statements the two dialects write differently.
+func IsPostgres(db *sql.DB) bool {
+	_, ok := db.Driver().(*stdlib.Driver)
+	return ok
+}
+
+// OpenPostgres connects to the PostgreSQL database url names
+// (postgres://user:password@host:port/database?sslmode=…, or host=/var/run/postgresql
+// for a Unix socket), takes it for this server, and migrates it.
+func OpenPostgres(ctx context.Context, url string) (*DB, error) {
+	cfg, err := pgx.ParseConfig(url) // its errors never repeat the password
+	if err != nil {
+		return nil, fmt.Errorf("database URL: %w", err)
+	}
+	host, _ := os.Hostname()
+	cfg.RuntimeParams["application_name"] = fmt.Sprintf("vws on %s (pid %d)", host, os.Getpid())
+	what := fmt.Sprintf("PostgreSQL %s@%s:%d/%s", cfg.User, cfg.Host, cfg.Port, cfg.Database)
+	db := stdlib.OpenDB(*cfg)
+	// A handful of connections: the Repository's writes are serialized in-process
+	// anyway, and the audit trail appends one at a time; reads go in parallel.
+	db.SetMaxOpenConns(8)
+	db.SetMaxIdleConns(8)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	pingCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := db.PingContext(pingCtx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("connect to %s: %w", what, err)
+	}
+	lock := &serverLock{db: db, what: what}
+	if err := lock.take(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	s := &DB{db: db, what: what, closeLock: lock.release, ping: lock.check}
+	if err := s.migratePostgres(ctx, len(postgresMigrations)); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("migrate %s: %w", what, err)
+	}
+	return s, nil
+}
+
+// serverLock holds the server's advisory lock on one dedicated connection: the lock
+// lives as long as that session does.
+type serverLock struct {
+	db   *sql.DB
+	what string
+	mu   sync.Mutex
+	conn *sql.Conn
+}
+
+func (l *serverLock) take(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	conn, err := l.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("connect to %s: %w", l.what, err)
+	}
+	var got bool
+	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, int64(serverLockKey)).Scan(&got); err != nil {
+		conn.Close()
+		return fmt.Errorf("lock %s for this server: %w", l.what, err)
+	}
+	if !got {
+		holder := l.holder(ctx, conn)
+		conn.Close()
+		return fmt.Errorf("%s is in use by another vws server (%s): one server with the repository role per database. Stop that one, or give this one a database of its own", l.what, holder)
+	}
+	l.conn = conn
+	return nil
+}
+
+// holder says who holds the lock, from PostgreSQL's own view of the sessions.
+func (l *serverLock) holder(ctx context.Context, conn *sql.Conn) string {
+	var app, addr string
+	err := conn.QueryRowContext(ctx, `SELECT COALESCE(a.application_name, ''), COALESCE(host(a.client_addr), 'local socket')
+		FROM pg_locks k JOIN pg_stat_activity a ON a.pid = k.pid
+		WHERE k.locktype = 'advisory' AND k.objid = $1 AND k.granted LIMIT 1`, int64(serverLockKey)).Scan(&app, &addr)
+	if err != nil {
+		return "whose session PostgreSQL does not show this user"
+	}
+	return fmt.Sprintf("%q, connected from %s", app, addr)
+}
+
+// check is the server's health check: the database answers and the lock is still
+// this server's. A session lost with its connection (a database restart) lost the
+// lock too; it is taken again if no other server took it meanwhile.
+func (l *serverLock) check(ctx context.Context) error {
+	l.mu.Lock()
+	conn := l.conn
+	l.mu.Unlock()
+	if conn != nil {
+		if err := conn.PingContext(ctx); err == nil {
+			return nil
+		}
+		conn.Close()
+		l.mu.Lock()
+		l.conn = nil
+		l.mu.Unlock()
+	}
+	return l.take(ctx)
+}
+
+func (l *serverLock) release() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.conn == nil {
+		return nil
+	}
+	// Closing the session releases its advisory locks.
+	err := l.conn.Close()
+	l.conn = nil
+	return err
+}
+
+// migratePostgres applies PostgreSQL's migrations up to the first upTo, each in one
+// transaction with the version it reaches.
+func (s *DB) migratePostgres(ctx context.Context, upTo int) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS vws_schema (version INTEGER NOT NULL)`); err != nil {
+		return err
+	}
+	var version int
+	err := s.db.QueryRowContext(ctx, `SELECT version FROM vws_schema`).Scan(&version)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		if _, err := s.db.ExecContext(ctx, `INSERT INTO vws_schema (version) VALUES (0)`); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	}
+	if version > len(postgresMigrations) {
+		return fmt.Errorf("database schema version %d is newer than this vws (%d); use a newer vws", version, len(postgresMigrations))
+	}
+	for i := version; i < upTo; i++ {
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, postgresMigrations[i]); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migration %d: %w", i+1, err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE vws_schema SET version = $1`, i+1); err != nil {
+			tx.Rollback()
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+	}
+	return nil
+}

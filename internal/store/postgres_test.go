@@ -1,0 +1,180 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/vws-grid/vws/internal/store"
+	"github.com/vws-grid/vws/internal/store/storetest"
+	"github.com/vws-grid/vws/internal/wsrf"
+)
+
+// postgresURL is a fresh PostgreSQL database, or a skip where the suite has none.
+func postgresURL(t *testing.T) string {
+	t.Helper()
+	server := os.Getenv(storetest.Env)
+	if server == "" {
+		t.Skipf("%s is not set: no PostgreSQL server to test against (make test sets it)", storetest.Env)
+	}
+	return storetest.NewPostgres(t, server)
+}
+
+// columns lists table.column for every column of every vws table, sorted.
+func columns(t *testing.T, db *store.DB) []string {
+	t.Helper()
+	q := `SELECT m.name || '.' || p.name FROM sqlite_schema m JOIN pragma_table_info(m.name) p
+		WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' ORDER BY 1`
+	if store.IsPostgres(db.SQL()) {
+		q = `SELECT table_name || '.' || column_name FROM information_schema.columns
+			WHERE table_schema = 'public' AND table_name <> 'vws_schema' ORDER BY 1`
+	}
+	rows, err := db.SQL().Query(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// Both dialects' migrations end in the same tables and columns: a migration added to
+// one list only fails here.
+func TestPostgresSchemaMatchesSQLite(t *testing.T) {
+	ctx := context.Background()
+	lite, err := store.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lite.Close()
+	pg, err := store.OpenPostgres(ctx, postgresURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Close()
+	if a, b := columns(t, lite), columns(t, pg); !reflect.DeepEqual(a, b) {
+		t.Fatalf("SQLite and PostgreSQL schemas differ:\nSQLite     %v\nPostgreSQL %v", a, b)
+	}
+	if !strings.HasPrefix(pg.String(), "PostgreSQL ") || strings.Contains(pg.String(), "password") {
+		t.Errorf("String() = %q", pg.String())
+	}
+}
+
+// One server per database: a second one is refused, saying who holds it and what to
+// do, and gets it once the first has closed. Records written meanwhile are there.
+func TestPostgresOneServerPerDatabase(t *testing.T) {
+	ctx := context.Background()
+	url := postgresURL(t)
+	first, err := store.OpenPostgres(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := wsrf.StoredResource{Key: "k1", Properties: []byte("<p/>")}
+	if err := first.PutResource(ctx, "WorkspaceService", r); err != nil {
+		t.Fatal(err)
+	}
+	second, err := store.OpenPostgres(ctx, url)
+	if err == nil {
+		second.Close()
+		t.Fatal("a second server opened the database the first holds")
+	}
+	for _, want := range []string{"in use by another vws server", fmt.Sprintf("pid %d", os.Getpid()), "one server with the repository role per database"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("refusal %q lacks %q", err, want)
+		}
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := store.OpenPostgres(ctx, url)
+	if err != nil {
+		t.Fatalf("after the first closed: %v", err)
+	}
+	defer again.Close()
+	got, err := again.LoadResources(ctx, "WorkspaceService")
+	if err != nil || len(got) != 1 || string(got[0].Properties) != "<p/>" {
+		t.Fatalf("LoadResources = %+v, %v", got, err)
+	}
+}
+
+// A server whose session (and with it the lock) was cut, as by a database restart,
+// takes the lock again at its next health check; if another server took it
+// meanwhile, the health check fails and says so.
+func TestPostgresLockLostAndRetaken(t *testing.T) {
+	ctx := context.Background()
+	url := postgresURL(t)
+	db, err := store.OpenPostgres(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	kill := func() {
+		t.Helper()
+		res, err := db.SQL().Exec(`SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			t.Fatalf("terminated %d sessions holding the lock, want 1", n)
+		}
+		time.Sleep(100 * time.Millisecond) // the backend goes away asynchronously
+	}
+	kill()
+	if err := db.Ping(ctx); err != nil {
+		t.Fatalf("health check after the session was cut: %v", err)
+	}
+	if _, err := store.OpenPostgres(ctx, url); err == nil {
+		t.Fatal("the lock was not taken again: a second server got the database")
+	}
+
+	kill()
+	other, err := store.OpenPostgres(ctx, url)
+	if err != nil {
+		t.Fatalf("another server after the session was cut: %v", err)
+	}
+	defer other.Close()
+	err = db.Ping(ctx)
+	if err == nil || !strings.Contains(err.Error(), "in use by another vws server") {
+		t.Fatalf("health check with the lock taken by another server: %v", err)
+	}
+}
+
+// A URL that is no PostgreSQL server fails with the address, never the password.
+func TestPostgresBadURL(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err := store.OpenPostgres(ctx, "postgres://vws:s3cret@127.0.0.1:1/vws?connect_timeout=2")
+	if err == nil {
+		t.Fatal("opened a database on port 1")
+	}
+	if strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "127.0.0.1") {
+		t.Errorf("error %q", err)
+	}
+	if got := store.RedactURL("postgres://vws:s3cret@db/vws"); strings.Contains(got, "s3cret") {
+		t.Errorf("RedactURL kept the password: %s", got)
+	}
+}
+
+func TestIsFullPostgres(t *testing.T) {
+	full := fmt.Errorf("write: %w", &pgconn.PgError{Code: "53100", Message: "could not extend file"})
+	if !store.IsFull(full) {
+		t.Error("disk_full (53100) is not IsFull")
+	}
+	if store.IsFull(&pgconn.PgError{Code: "23505"}) || store.IsFull(errors.New("x")) {
+		t.Error("a unique violation or another error is IsFull")
+	}
+}
