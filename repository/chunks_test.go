@@ -184,7 +184,7 @@ func TestManifestChunkListMismatchRefused(t *testing.T) {
 	f := newFixture(t)
 	key := f.create("mismatch", "", "")
 	other := f.poolList(f.kernel) // a well-formed list, of other bytes
-	if _, err := f.db.SQL().Exec(`UPDATE images SET chunk_digests = ? WHERE digest = ?`, other.Text(), f.base); err != nil {
+	if _, err := f.db.SQL().Exec(`UPDATE images SET chunk_digests = $1 WHERE digest = $2`, other.Text(), f.base); err != nil {
 		t.Fatal(err)
 	}
 	_, err := f.r.CheckOut(ctx, key, "node1", "", nil, &tester)

@@ -343,7 +343,7 @@ func TestManifestSignedAgainAfterHostCertificateRenewal(t *testing.T) {
 
 	// The store's list of signers is no evidence where CAs are.
 	for _, s := range []*manifestsig.Signer{intruder, rogue} {
-		if _, err := f.db.SQL().Exec(`INSERT INTO manifest_signers (fingerprint, subject, first_used) VALUES (?, ?, 0)`,
+		if _, err := f.db.SQL().Exec(`INSERT INTO manifest_signers (fingerprint, subject, first_used) VALUES ($1, $2, 0)`,
 			fingerprint(s.Certificate()), identity.OneLineDN(s.Certificate().Subject)); err != nil {
 			t.Fatal(err)
 		}

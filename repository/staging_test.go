@@ -26,6 +26,7 @@ import (
 
 	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/store"
+	"github.com/vws-grid/vws/internal/store/storetest"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/internal/wsrf"
@@ -59,16 +60,22 @@ func needQemu(t *testing.T) {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	return newFixtureIn(t, t.TempDir())
+	return newFixtureAt(t, storetest.New(t, ""))
 }
 
-// newFixtureIn is a fixture whose data directory is dir.
+// newFixtureIn is a fixture whose data directory, database included, is dir (SQLite
+// whatever the suite runs against: its tests are about that directory's disk).
 func newFixtureIn(t *testing.T, dir string) *fixture {
 	t.Helper()
+	return newFixtureAt(t, storetest.Place{Dir: dir})
+}
+
+func newFixtureAt(t *testing.T, place storetest.Place) *fixture {
+	t.Helper()
 	ctx := context.Background()
-	f := &fixture{t: t, dir: dir}
+	f := &fixture{t: t, dir: place.Dir}
 	var err error
-	if f.db, err = store.Open(ctx, f.dir); err != nil {
+	if f.db, err = place.Open(ctx); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.db.Close() })

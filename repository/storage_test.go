@@ -194,7 +194,7 @@ func TestCreateAndCloneOnAFullStorage(t *testing.T) {
 // disk is full") is the repository's storage full too.
 func TestCloneWithAFullDatabase(t *testing.T) {
 	needQemu(t)
-	f := newFixture(t)
+	f := newFixtureIn(t, t.TempDir()) // SQLite's own limit
 	ctx := context.Background()
 	src := f.create("src", "", "")
 	before := f.storeState()

@@ -77,7 +77,7 @@ func (f *fixture) marked() bool {
 // row is workspace key's stored record, as the database holds it.
 func (f *fixture) row(key string) (props, private []byte) {
 	f.t.Helper()
-	if err := f.db.SQL().QueryRow(`SELECT properties, private FROM resources WHERE key = ?`, key).Scan(&props, &private); err != nil {
+	if err := f.db.SQL().QueryRow(`SELECT properties, private FROM resources WHERE key = $1`, key).Scan(&props, &private); err != nil {
 		f.t.Fatal(err)
 	}
 	return props, private
@@ -88,7 +88,7 @@ func (f *fixture) row(key string) (props, private []byte) {
 // after reopen.
 func (f *fixture) setRow(key string, props, private []byte) {
 	f.t.Helper()
-	res, err := f.db.SQL().Exec(`UPDATE resources SET properties = ?, private = ? WHERE key = ?`, props, private, key)
+	res, err := f.db.SQL().Exec(`UPDATE resources SET properties = $1, private = $2 WHERE key = $3`, props, private, key)
 	if n, _ := res.RowsAffected(); err != nil || n != 1 {
 		f.t.Fatalf("edit the record of %s: %v (%d rows)", key, err, n)
 	}

@@ -33,8 +33,8 @@ func TestDeployRefusesEditedManifest(t *testing.T) {
 	}
 	edited := name[:len(name)-1] + "X"
 	// The private record is JSON, where the signed manifest's < and > are escaped.
-	res, err := db.Exec(`UPDATE resources SET properties = CAST(replace(CAST(properties AS TEXT), ?, ?) AS BLOB),
-		private = CAST(replace(CAST(private AS TEXT), ?, ?) AS BLOB) WHERE key = ?`,
+	res, err := db.Exec(`UPDATE resources SET properties = CAST(replace(CAST(properties AS TEXT), $1, $2) AS BLOB),
+		private = CAST(replace(CAST(private AS TEXT), $3, $4) AS BLOB) WHERE key = $5`,
 		">"+name+"<", ">"+edited+"<", `\u003e`+name+`\u003c`, `\u003e`+edited+`\u003c`, w.Key)
 	if n, _ := res.RowsAffected(); err != nil || n != 1 {
 		t.Fatalf("edit the store: %v (%d rows)", err, n)

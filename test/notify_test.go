@@ -203,7 +203,7 @@ func TestConsumerRefusesStrangers(t *testing.T) {
 func subscriptionCount(t *testing.T, s *harness.Server) int {
 	t.Helper()
 	var n int
-	if err := s.DB().QueryRow(`SELECT count(*) FROM resources WHERE service = ?`, vwsns.SubscriptionManagerService).Scan(&n); err != nil {
+	if err := s.DB().QueryRow(`SELECT count(*) FROM resources WHERE service = $1`, vwsns.SubscriptionManagerService).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n

@@ -153,7 +153,7 @@ func TestAuditAnchor(t *testing.T) {
 	list, _ := l.List(context.Background(), 10)
 	e = list[1]
 	e.Caller = "/O=Grid/CN=mallory"
-	if _, err := db.SQL().Exec(`UPDATE audit SET caller = ?, hash = ? WHERE id = ?`, e.Caller, e.ComputeHash(), e.ID); err != nil {
+	if _, err := db.SQL().Exec(`UPDATE audit SET caller = $1, hash = $2 WHERE id = $3`, e.Caller, e.ComputeHash(), e.ID); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()

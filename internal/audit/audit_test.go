@@ -12,16 +12,12 @@ import (
 
 	"github.com/vws-grid/vws/internal/identity"
 	"github.com/vws-grid/vws/internal/store"
+	"github.com/vws-grid/vws/internal/store/storetest"
 )
 
 func openDB(t *testing.T) *sql.DB {
 	t.Helper()
-	db, err := store.Open(context.Background(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db.SQL()
+	return storetest.Open(t).SQL()
 }
 
 func as(dn string) context.Context {
@@ -115,16 +111,22 @@ func TestVerifyFindsTampering(t *testing.T) {
 	all, _ := l.List(context.Background(), 10)
 	e := all[2]
 	e.Detail = "forged"
-	exec(t, db, `UPDATE audit SET detail = ?, hash = ? WHERE id = ?`, e.Detail, e.ComputeHash(), e.ID)
+	exec(t, db, `UPDATE audit SET detail = $1, hash = $2 WHERE id = $3`, e.Detail, e.ComputeHash(), e.ID)
 	if _, err := l.Verify(context.Background()); err == nil || !strings.Contains(err.Error(), "record 4 was altered or removed") {
 		t.Fatalf("forged record 3: %v", err)
 	}
 }
 
+// Records from before the chain exist only in SQLite stores (PostgreSQL came later).
 func TestLegacyRecordsAreChained(t *testing.T) {
-	db := openDB(t)
+	sdb, err := store.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sdb.Close() })
+	db := sdb.SQL()
 	for i := 1; i <= 3; i++ {
-		exec(t, db, `INSERT INTO audit (time, caller, operation, resource, decision, detail) VALUES (?, 'old', 'create', ?, 'done', '')`, i, fmt.Sprint(i))
+		exec(t, db, `INSERT INTO audit (time, caller, operation, resource, decision, detail) VALUES ($1, 'old', 'create', $2, 'done', '')`, i, fmt.Sprint(i))
 	}
 	l := New(db, nil)
 	if _, err := l.Verify(context.Background()); err == nil {
@@ -153,6 +155,12 @@ func TestQuery(t *testing.T) {
 	l.RecordDecision(context.Background(), "inspect", "ws-2", true, "r:2", "")
 	now = now.Add(time.Hour)
 	l.Record(as("/O=Grid/OU=A/CN=Alice [x]"), "destroy", "ws-1", "done", "")
+	now = now.Add(time.Hour)
+	// Characters that are patterns in SQL's LIKE (and a backslash) are literal in the
+	// glob: record 6 must not match record 5's name.
+	l.Record(as(`/O=Grid/CN=c_d%e\f`), "create", "ws-3", "done", "")
+	now = now.Add(time.Hour)
+	l.Record(as(`/O=Grid/CN=cXdYe\f`), "create", "ws-4", "done", "")
 
 	ids := func(f Filter) string {
 		t.Helper()
@@ -171,16 +179,19 @@ func TestQuery(t *testing.T) {
 		f    Filter
 		want string
 	}{
-		{Filter{}, "1,2,3,4"},
+		{Filter{}, "1,2,3,4,5,6"},
 		{Filter{Caller: "/O=Grid/OU=A/*"}, "1,4"},
 		{Filter{Caller: "*[x]"}, "1,4"},
 		{Filter{Caller: "<anonymous>"}, "3"},
+		{Filter{Caller: `/O=Grid/CN=c_d%e\f`}, "5"},
+		{Filter{Caller: `*_d%*`}, "5"},
+		{Filter{Caller: "/o=grid/*"}, ""}, // DNs compare case-sensitively
 		{Filter{Resource: "ws-1"}, "1,2,4"},
 		{Filter{Resource: "ws-1", Operation: "manage"}, "2"},
 		{Filter{Decision: "allowed"}, "3"},
-		{Filter{Since: start.Add(90 * time.Minute)}, "3,4"},
+		{Filter{Since: start.Add(90 * time.Minute)}, "3,4,5,6"},
 		{Filter{Until: start.Add(time.Hour)}, "1,2"},
-		{Filter{Limit: 2}, "3,4"},
+		{Filter{Limit: 2}, "5,6"},
 	} {
 		if got := ids(c.f); got != c.want {
 			t.Errorf("Query(%+v) = %s, want %s", c.f, got, c.want)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vws-grid/vws/internal/store"
+	"github.com/vws-grid/vws/internal/store/storetest"
 )
 
 // Pruning drops old records after checking them, leaves a checkpoint the kept chain
@@ -14,8 +15,8 @@ import (
 // appending to the same chain; a broken stretch is not pruned.
 func TestPrune(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	db1, err := store.Open(ctx, dir)
+	place := storetest.New(t, "")
+	db1, err := place.Open(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +44,7 @@ func TestPrune(t *testing.T) {
 	db1.Close()
 
 	// A restart on the emptied table continues from the checkpoint.
-	db2, err := store.Open(ctx, dir)
+	db2, err := place.Open(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

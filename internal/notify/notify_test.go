@@ -27,6 +27,7 @@ import (
 	"github.com/vws-grid/vws/internal/pki"
 	"github.com/vws-grid/vws/internal/soap"
 	"github.com/vws-grid/vws/internal/store"
+	"github.com/vws-grid/vws/internal/store/storetest"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/internal/wsrf"
@@ -93,15 +94,11 @@ func (c *consumer) waitFor(t *testing.T, n int) []*soap.Envelope {
 	}
 }
 
-// openStore opens the real SQLite store in a temporary directory until the test ends.
+// openStore opens the real store (SQLite, or PostgreSQL under VWS_TEST_POSTGRES)
+// until the test ends.
 func openStore(t *testing.T) *store.DB {
 	t.Helper()
-	db, err := store.Open(context.Background(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
+	return storetest.Open(t)
 }
 
 func newBroker(t *testing.T, db *store.DB, mod func(*Config)) *Broker {

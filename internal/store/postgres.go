@@ -176,7 +176,8 @@ func (l *serverLock) holder(ctx context.Context, conn *sql.Conn) string {
 	var app, addr string
 	err := conn.QueryRowContext(ctx, `SELECT COALESCE(a.application_name, ''), COALESCE(host(a.client_addr), 'local socket')
 		FROM pg_locks k JOIN pg_stat_activity a ON a.pid = k.pid
-		WHERE k.locktype = 'advisory' AND k.objid = $1 AND k.granted LIMIT 1`, int64(serverLockKey)).Scan(&app, &addr)
+		WHERE k.locktype = 'advisory' AND k.objid = $1 AND k.granted
+			AND k.database = (SELECT oid FROM pg_database WHERE datname = current_database()) LIMIT 1`, int64(serverLockKey)).Scan(&app, &addr)
 	if err != nil {
 		return "whose session PostgreSQL does not show this user"
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/vws-grid/vws/internal/dialect"
 	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/store"
+	"github.com/vws-grid/vws/internal/store/storetest"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/internal/wsrf"
 )
@@ -29,13 +30,10 @@ func prop(q wsa.QName, text string) *etree.Element {
 	return e
 }
 
-func newHome(t *testing.T, dir string, destroyed chan<- string) *wsrf.Home {
+// newHome starts a home on db; a second one on the same db is the home after a
+// restart: it has only what the store kept.
+func newHome(t *testing.T, db *store.DB, destroyed chan<- string) *wsrf.Home {
 	t.Helper()
-	db, err := store.Open(context.Background(), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
 	h, err := wsrf.NewHome(context.Background(), wsrf.HomeConfig{
 		Service: "test", Document: docName, Declared: []wsa.QName{propA, propB}, Store: db,
 		Writable: func(s *wsrf.Snapshot, q wsa.QName) error {
@@ -59,9 +57,9 @@ func newHome(t *testing.T, dir string, destroyed chan<- string) *wsrf.Home {
 }
 
 func TestHomePersistsAcrossRestart(t *testing.T) {
-	dir := t.TempDir()
+	db := storetest.Open(t)
 	ctx := context.Background()
-	h := newHome(t, dir, nil)
+	h := newHome(t, db, nil)
 	term := time.Now().Add(time.Hour).Truncate(time.Millisecond)
 	if err := h.Create(ctx, "k1", []*etree.Element{prop(propA, "1")}, &term); err != nil {
 		t.Fatal(err)
@@ -74,7 +72,7 @@ func TestHomePersistsAcrossRestart(t *testing.T) {
 	}
 	h.Close()
 
-	h2 := newHome(t, dir, nil)
+	h2 := newHome(t, db, nil)
 	doc, err := h2.Document(ctx, dialect.WSRF12, "k1")
 	if err != nil {
 		t.Fatal(err)
@@ -88,10 +86,10 @@ func TestHomePersistsAcrossRestart(t *testing.T) {
 }
 
 func TestHomeExpiresWithinOneSecondAndAfterRestart(t *testing.T) {
-	dir := t.TempDir()
+	db := storetest.Open(t)
 	ctx := context.Background()
 	destroyed := make(chan string, 4)
-	h := newHome(t, dir, destroyed)
+	h := newHome(t, db, destroyed)
 	soon := time.Now().Add(300 * time.Millisecond)
 	if err := h.Create(ctx, "soon", nil, &soon); err != nil {
 		t.Fatal(err)
@@ -116,7 +114,7 @@ func TestHomeExpiresWithinOneSecondAndAfterRestart(t *testing.T) {
 	}
 	// "later" must survive a restart that happens before its time and still expire.
 	h.Close()
-	h2 := newHome(t, dir, destroyed)
+	h2 := newHome(t, db, destroyed)
 	select {
 	case k := <-destroyed:
 		if k != "later" {
@@ -141,7 +139,7 @@ func TestHomeExpiresWithinOneSecondAndAfterRestart(t *testing.T) {
 func TestSetTerminationTime(t *testing.T) {
 	ctx := context.Background()
 	destroyed := make(chan string, 1)
-	h := newHome(t, t.TempDir(), destroyed)
+	h := newHome(t, storetest.Open(t), destroyed)
 	if err := h.Create(ctx, "k", nil, nil); err != nil {
 		t.Fatal(err)
 	}

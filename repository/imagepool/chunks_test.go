@@ -27,7 +27,7 @@ func (tp *testPool) storedRow(t *testing.T, d string) (int64, string) {
 	t.Helper()
 	var n int64
 	var text string
-	if err := tp.db.SQL().QueryRow(`SELECT chunk_bytes, chunk_digests FROM images WHERE digest = ?`, d).Scan(&n, &text); err != nil {
+	if err := tp.db.SQL().QueryRow(`SELECT chunk_bytes, chunk_digests FROM images WHERE digest = $1`, d).Scan(&n, &text); err != nil {
 		t.Fatal(err)
 	}
 	return n, text
@@ -36,7 +36,7 @@ func (tp *testPool) storedRow(t *testing.T, d string) (int64, string) {
 // forget makes d's row look like one imported before lists existed.
 func (tp *testPool) forget(t *testing.T, d string) {
 	t.Helper()
-	if _, err := tp.db.SQL().Exec(`UPDATE images SET chunk_bytes = 0, chunk_digests = '' WHERE digest = ?`, d); err != nil {
+	if _, err := tp.db.SQL().Exec(`UPDATE images SET chunk_bytes = 0, chunk_digests = '' WHERE digest = $1`, d); err != nil {
 		t.Fatal(err)
 	}
 }

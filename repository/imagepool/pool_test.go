@@ -17,6 +17,7 @@ import (
 
 	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/store"
+	"github.com/vws-grid/vws/internal/store/storetest"
 )
 
 type testPool struct {
@@ -29,9 +30,9 @@ type testPool struct {
 func openTestPool(t testing.TB) *testPool {
 	t.Helper()
 	dataDir := t.TempDir()
-	db, err := store.Open(context.Background(), dataDir)
+	db, err := storetest.New(t, dataDir).Open(context.Background())
 	if err != nil {
-		t.Fatalf("store.Open: %v", err)
+		t.Fatalf("open the store: %v", err)
 	}
 	t.Cleanup(func() { db.Close() })
 	tp := &testPool{db: db, dataDir: dataDir, logs: &bytes.Buffer{}}
@@ -546,7 +547,7 @@ func TestSweep(t *testing.T) {
 	}
 	// An unnamed record whose blob is missing (never made by the pool; the sweep tidies it).
 	missing := digestOf([]byte("missing"))
-	if _, err := tp.db.SQL().Exec(`INSERT INTO images (digest, format, size, virtual_size, created) VALUES (?, 'raw', 7, 7, 0)`, missing); err != nil {
+	if _, err := tp.db.SQL().Exec(`INSERT INTO images (digest, format, size, virtual_size, created) VALUES ($1, 'raw', 7, 7, 0)`, missing); err != nil {
 		t.Fatal(err)
 	}
 	tp.reopen(t)
