@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/vws
 FUZZTIME ?= 60s
 
-.PHONY: all build test test-short generate verify-generate bench lint fuzz demo clean
+.PHONY: all build test test-postgres test-short generate verify-generate bench lint fuzz demo clean
 
 all: build
 
@@ -15,6 +15,16 @@ build:
 test: build
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
+	$(MAKE) test-postgres
+
+# The packages that keep records, and the end-to-end tests that lean on them (a real
+# guest's whole life, cold migration, crash recovery, notifications, the audit trail),
+# once more against PostgreSQL (`vws serve --database`; test/setup.sh starts it).
+VWS_TEST_POSTGRES ?= postgres:///postgres?host=/var/run/postgresql
+PG_E2E := TestServeOnePerDatabase|TestManagerLifecycle|TestColdMigration|TestManagerCrashDuringDeploy|TestManagerCrashDuringUndeploy|TestManagerCrashAfterCheckIn|TestSubscriptionManagerOperations|TestCreateCloneDestroyOverSOAP|TestCreateBadInputChangesNothing|TestCheckOutLocksAndStates|TestAuditAndPolicy|TestAuditRecordsLifecycle|TestSecurityEndToEnd|TestDeployRefusesEditedManifest|TestNothingHappensUnaudited|TestCrashDuringCreateCloneDestroy|TestCrashExpiryAcrossRestart
+test-postgres: build
+	VWS_TEST_POSTGRES='$(VWS_TEST_POSTGRES)' $(GO) test -count=1 -timeout 10m ./internal/store/... ./internal/audit/ ./internal/wsrf/ ./internal/notify/ ./repository/... ./cmd/vws/
+	VWS_TEST_POSTGRES='$(VWS_TEST_POSTGRES)' $(GO) test -count=1 -timeout 15m -run '^($(PG_E2E))$$' ./test/
 
 test-short:
 	$(GO) test -short -count=1 ./...

@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
 	"net/http"
@@ -25,6 +26,7 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/vws-grid/vws/internal/client"
+	"github.com/vws-grid/vws/internal/store/storetest"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/test/guest"
@@ -57,6 +59,52 @@ type MgrServerOptions struct {
 	// TLS, when set, runs the server over mutual TLS with these credentials instead
 	// of --insecure.
 	TLS *MgrTLS
+	// Database is its --database. Default: none, or under VWS_TEST_POSTGRES a
+	// PostgreSQL database of Dir's own, the same one whenever a server starts on Dir.
+	Database string
+}
+
+// testDatabase is a --database for an in-process server: none, or under
+// VWS_TEST_POSTGRES a fresh PostgreSQL database.
+func testDatabase(t *testing.T) string {
+	if !storetest.Postgres() {
+		return ""
+	}
+	return storetest.NewPostgres(t, os.Getenv(storetest.Env))
+}
+
+// openServerDB opens a stopped server's database behind its back, as an intruder or
+// a careless administrator would; pg says it is PostgreSQL (else SQLite in its Dir).
+func openServerDB(t *testing.T, s *MgrServer) (db *sql.DB, pg bool) {
+	t.Helper()
+	var err error
+	if u, ok := dirDatabases.Load(s.Dir); ok {
+		db, err = sql.Open("pgx", u.(string))
+		pg = true
+	} else {
+		db, err = sql.Open("sqlite", "file:"+filepath.Join(s.Dir, "vws.db"))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, pg
+}
+
+// dirDatabases maps a data directory to its PostgreSQL test database, so that a
+// server restarted on the directory finds its records.
+var dirDatabases sync.Map
+
+func (o *MgrServerOptions) database(t *testing.T) string {
+	if o.Database != "" || !storetest.Postgres() {
+		return o.Database
+	}
+	if u, ok := dirDatabases.Load(o.Dir); ok {
+		return u.(string)
+	}
+	u := testDatabase(t)
+	dirDatabases.Store(o.Dir, u)
+	return u
 }
 
 // MgrTLS is a site for a TLS test server: its CA directory, the host's certificate
@@ -90,6 +138,9 @@ func StartMgrServer(t *testing.T, o MgrServerOptions) *MgrServer {
 	}
 	if o.Repository != "" {
 		args = append(args, "--repository", o.Repository)
+	}
+	if db := o.database(t); db != "" {
+		args = append(args, "--database", db)
 	}
 	args = append(args, o.Args...)
 	s := &MgrServer{Dir: o.Dir, HostName: o.HostName, TLS: o.TLS, exited: make(chan struct{})}

@@ -1,9 +1,7 @@
 package test
 
 import (
-	"database/sql"
 	"net/url"
-	"path/filepath"
 	"testing"
 )
 
@@ -27,14 +25,16 @@ func TestDeployRefusesEditedManifest(t *testing.T) {
 	u, _ := url.Parse(a.URL)
 	a.Kill()
 
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "vws.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, pg := openServerDB(t, a)
 	edited := name[:len(name)-1] + "X"
 	// The private record is JSON, where the signed manifest's < and > are escaped.
-	res, err := db.Exec(`UPDATE resources SET properties = CAST(replace(CAST(properties AS TEXT), $1, $2) AS BLOB),
-		private = CAST(replace(CAST(private AS TEXT), $3, $4) AS BLOB) WHERE key = $5`,
+	edit := `UPDATE resources SET properties = CAST(replace(CAST(properties AS TEXT), $1, $2) AS BLOB),
+		private = CAST(replace(CAST(private AS TEXT), $3, $4) AS BLOB) WHERE key = $5`
+	if pg {
+		edit = `UPDATE resources SET properties = convert_to(replace(convert_from(properties, 'UTF8'), $1, $2), 'UTF8'),
+		private = convert_to(replace(convert_from(private, 'UTF8'), $3, $4), 'UTF8') WHERE key = $5`
+	}
+	res, err := db.Exec(edit,
 		">"+name+"<", ">"+edited+"<", `\u003e`+name+`\u003c`, `\u003e`+edited+`\u003c`, w.Key)
 	if n, _ := res.RowsAffected(); err != nil || n != 1 {
 		t.Fatalf("edit the store: %v (%d rows)", err, n)

@@ -92,8 +92,9 @@ func newSecSite(t *testing.T) *secSite {
 
 	s.srv, err = server.New(context.Background(), server.Config{
 		DataDir: filepath.Join(s.dir, "data"), PolicyFile: s.rules, HostCertFile: hostCert, HostKeyFile: hostKey, Trust: s.trust,
-		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Manager: server.ManagerConfig{LibvirtURI: "test:///default", Host: "sec-host"},
+		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Manager:  server.ManagerConfig{LibvirtURI: "test:///default", Host: "sec-host"},
+		Database: testDatabase(t),
 	})
 	must(err)
 	tlsCfg, err := tlsutil.Server(hostCert, hostKey, s.caDir, tlsutil.WithTrust(s.trust))

@@ -30,6 +30,8 @@ packages=(
 	xorriso
 	e2fsprogs
 	kmod
+	# the tests of `vws serve --database` (VWS_TEST_POSTGRES in the Makefile)
+	postgresql
 )
 
 missing=()
@@ -119,6 +121,27 @@ if ((!ok)); then
 	virsh -c qemu:///system version >&2 || true
 	echo "setup: see /var/log/libvirt/ (libvirtd -d was started by this script)" >&2
 	exit 1
+fi
+
+# --- PostgreSQL (no systemd): the cluster Debian's package made, and a role for
+# the user running the tests (peer authentication over the Unix socket) ---------
+read -r pg_version pg_cluster _ pg_status _ < <(pg_lsclusters -h | head -n1) || true
+if [ -z "${pg_version:-}" ]; then
+	need_root "create a PostgreSQL cluster"
+	pg_version=$(ls /usr/lib/postgresql | sort -V | tail -n1)
+	echo "setup: creating PostgreSQL cluster ${pg_version}/main"
+	pg_createcluster "$pg_version" main >/dev/null
+	pg_cluster=main pg_status=down
+fi
+if [ "$pg_status" != online ]; then
+	need_root "start PostgreSQL"
+	echo "setup: starting PostgreSQL ${pg_version}/${pg_cluster}"
+	pg_ctlcluster "$pg_version" "$pg_cluster" start
+fi
+me=$(id -un)
+if ! su postgres -c "psql -XtAc \"SELECT 1 FROM pg_roles WHERE rolname = '$me'\"" | grep -q 1; then
+	echo "setup: creating PostgreSQL role $me (creates the tests' throwaway databases)"
+	su postgres -c "createuser --superuser '$me'"
 fi
 
 # --- the test guest image (cached) -----------------------------------------

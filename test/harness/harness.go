@@ -9,12 +9,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"os"
 	"testing"
 	"time"
 
 	"github.com/beevik/etree"
 
 	"github.com/vws-grid/vws/internal/server"
+	"github.com/vws-grid/vws/internal/store/storetest"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsrf"
 )
@@ -35,6 +37,9 @@ func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := server.Config{DataDir: dir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if storetest.Postgres() {
+		cfg.Database = storetest.NewPostgres(t, os.Getenv(storetest.Env))
+	}
 	for _, o := range opts {
 		o(&cfg)
 	}

@@ -1,0 +1,47 @@
+package test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/vws-grid/vws/internal/store/storetest"
+)
+
+// One server per PostgreSQL database: a second `vws serve` on a running server's
+// database is refused at start, saying who holds it and what to do; a URL that is not
+// PostgreSQL, or a server that does not answer, is refused without the password.
+func TestServeOnePerDatabase(t *testing.T) {
+	if !storetest.Postgres() {
+		t.Skipf("%s is not set (make test sets it)", storetest.Env)
+	}
+	a := StartMgrServer(t, MgrServerOptions{Roles: []string{"factory", "repository"}})
+	db, ok := dirDatabases.Load(a.Dir)
+	if !ok {
+		t.Fatal("the server got no database of its own")
+	}
+	r := runVWS(t, nil, "serve", "--insecure", "--listen", "127.0.0.1:0", "--data", t.TempDir(),
+		"--role", "factory,repository", "--database", db.(string))
+	if r.code != 1 || !strings.Contains(r.stderr, "is in use by another vws server") ||
+		!strings.Contains(r.stderr, "one server with the repository role per database") {
+		t.Errorf("a second server on the database: %+v", r)
+	}
+	resp, err := http.Get(a.URL + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("the first server's /healthz after the refusal: %s", resp.Status)
+	}
+
+	for _, c := range []struct{ url, want string }{
+		{"mysql://vws:s3cret@db/vws", "want a PostgreSQL URL"},
+		{"postgres://vws:s3cret@127.0.0.1:1/vws?connect_timeout=2", "127.0.0.1"},
+	} {
+		r := runVWS(t, nil, "serve", "--insecure", "--listen", "127.0.0.1:0", "--data", t.TempDir(), "--database", c.url)
+		if r.code != 1 || !strings.Contains(r.stderr, c.want) || strings.Contains(r.stderr, "s3cret") {
+			t.Errorf("--database %s: %+v", c.url, r)
+		}
+	}
+}
