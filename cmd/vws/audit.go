@@ -25,6 +25,7 @@ import (
 
 type auditOptions struct {
 	dataDir      string
+	database     string // PostgreSQL instead of dataDir's SQLite
 	filter       audit.Filter
 	since, until string
 	json, verify bool
@@ -44,6 +45,14 @@ const minRetention = 24 * time.Hour
 // check refuses flags that would be ignored, or would match nothing, before the
 // database is opened.
 func (o *auditOptions) check(cmd *cobra.Command) error {
+	if o.database != "" {
+		if cmd.Flags().Changed("data") {
+			return errors.New("--data and --database name two stores: the audit trail is in PostgreSQL when the server runs with --database; leave --data out")
+		}
+		if !store.IsPostgresURL(o.database) {
+			return fmt.Errorf("--database %q: want a PostgreSQL URL, postgres://USER@HOST:PORT/DATABASE, as the server's --database", store.RedactURL(o.database))
+		}
+	}
 	if o.anchor != "" && !o.verify {
 		return errors.New("--anchor is checked by --verify: add --verify")
 	}
@@ -75,6 +84,9 @@ command fails naming the first record that was altered or removed.
 Run it on the service host with read access to the data directory; it never writes,
 except with --prune-before, which removes older records once they verify and keeps a
 checkpoint (the last removed record's id and hash) the rest of the chain continues from.
+For a server whose records are in PostgreSQL (vws serve --database URL), give the same
+--database URL instead of --data: it reads in read-only sessions beside the running
+server, from any host that reaches the database.
 A --prune-before younger than 24h (which would remove recent records, or with 0 all of
 them) is refused unless --yes is given.`,
 		Args: cobra.NoArgs,
@@ -87,6 +99,7 @@ them) is refused unless --yes is given.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.dataDir, "data", defaultDataDir(), "data directory of the server (holds vws.db)")
+	f.StringVar(&o.database, "database", "", "the server's PostgreSQL database (its --database), instead of --data: postgres://USER@HOST:PORT/DB")
 	f.StringVar(&o.filter.Caller, "caller", "", "caller DN glob (* matches anything, '/' included), or <anonymous>")
 	f.StringVar(&o.filter.Operation, "operation", "", "operation, e.g. create, destroy, \"manage Destroy\"")
 	f.StringVar(&o.filter.Resource, "resource", "", "resource, e.g. a workspace key")
@@ -117,7 +130,7 @@ func runAudit(ctx context.Context, out io.Writer, o *auditOptions) error {
 	if o.pruneBefore != "" {
 		return pruneAudit(ctx, out, o, now)
 	}
-	db, err := openAuditDB(o.dataDir)
+	db, where, err := openAuditReader(ctx, o)
 	if err != nil {
 		return err
 	}
@@ -128,7 +141,7 @@ func runAudit(ctx context.Context, out io.Writer, o *auditOptions) error {
 	if o.verify {
 		n, err := log.Verify(ctx)
 		if err != nil {
-			return fmt.Errorf("audit log in %s: %d records verified, then: %w", o.dataDir, n, err)
+			return fmt.Errorf("audit log in %s: %d records verified, then: %w", where, n, err)
 		}
 		if o.anchor != "" {
 			idText, hash, ok := strings.Cut(o.anchor, ":")
@@ -137,7 +150,7 @@ func runAudit(ctx context.Context, out io.Writer, o *auditOptions) error {
 				return fmt.Errorf("--anchor: want ID:HASH as the server logged it (id=N hash=<64 hex>), got %q", o.anchor)
 			}
 			if err := log.HasAnchor(ctx, aid, hash); err != nil {
-				return fmt.Errorf("audit log in %s: the chain verifies, but against the logged head: %w", o.dataDir, err)
+				return fmt.Errorf("audit log in %s: the chain verifies, but against the logged head: %w", where, err)
 			}
 			fmt.Fprintf(out, "logged head %d is in the chain\n", aid)
 		}
@@ -152,7 +165,10 @@ func runAudit(ctx context.Context, out io.Writer, o *auditOptions) error {
 
 	entries, err := log.Query(ctx, o.filter)
 	if err != nil {
-		return fmt.Errorf("audit log in %s: %w (a database from before the audit chain: run this vws's serve once to upgrade it)", o.dataDir, err)
+		if o.database != "" { // its schema version was checked on opening
+			return fmt.Errorf("audit log in %s: %w", where, err)
+		}
+		return fmt.Errorf("audit log in %s: %w (a database from before the audit chain: run this vws's serve once to upgrade it)", where, err)
 	}
 	if o.json {
 		type jsonEntry struct {
@@ -217,6 +233,21 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 	return now.Add(-(days + d)), nil
 }
 
+// openAuditReader opens the audit trail's database for reading: the server's SQLite
+// file, or its PostgreSQL database in read-only sessions, and says where it is.
+func openAuditReader(ctx context.Context, o *auditOptions) (*sql.DB, string, error) {
+	if o.database == "" {
+		db, err := openAuditDB(o.dataDir)
+		return db, o.dataDir, err
+	}
+	// Beside the server: its lock is the server's, and it alone migrates.
+	pg, err := store.OpenPostgresBeside(ctx, o.database, store.ReadOnly)
+	if err != nil {
+		return nil, "", err
+	}
+	return pg.SQL(), pg.String(), nil
+}
+
 // openAuditDB opens the server's database read-only: no migration, no writes, and an
 // error rather than a new empty database when the directory is wrong.
 func openAuditDB(dir string) (*sql.DB, error) {
@@ -246,18 +277,33 @@ func pruneAudit(ctx context.Context, out io.Writer, o *auditOptions, now time.Ti
 		return fmt.Errorf("--prune-before %s would remove records of the last 24h (everything before %s): give 24h or more, e.g. 90d, or add --yes to remove them; nothing was removed",
 			o.pruneBefore, before.Format(time.RFC3339))
 	}
-	if _, err := os.Stat(filepath.Join(o.dataDir, "vws.db")); err != nil {
-		return fmt.Errorf("no vws database in %s (pass --data DIR, the server's data directory): %w", o.dataDir, err)
+	var db *store.DB
+	if o.database != "" {
+		// Beside the running server, which is safe: Prune is one transaction that
+		// removes verified records up to the last one older than --prune-before and
+		// moves the checkpoint to it, while the server only appends after the chain's
+		// head (never at or below a record that exists, so never among those removed)
+		// and reads the checkpoint only when the table is empty, which it is only
+		// once the transaction has committed the checkpoint too.
+		db, err = store.OpenPostgresBeside(ctx, o.database, store.ReadWrite)
+	} else {
+		if _, err := os.Stat(filepath.Join(o.dataDir, "vws.db")); err != nil {
+			return fmt.Errorf("no vws database in %s (pass --data DIR, the server's data directory): %w", o.dataDir, err)
+		}
+		db, err = store.Open(ctx, o.dataDir)
 	}
-	db, err := store.Open(ctx, o.dataDir)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	where := o.dataDir
+	if o.database != "" {
+		where = db.String()
+	}
 	log := audit.New(db.SQL(), slog.New(slog.DiscardHandler))
 	n, err := log.Prune(ctx, before)
 	if err != nil {
-		return fmt.Errorf("audit log in %s: nothing removed: %w", o.dataDir, err)
+		return fmt.Errorf("audit log in %s: nothing removed: %w", where, err)
 	}
 	cp, err := log.Checkpoint(ctx)
 	if err != nil {

@@ -109,24 +109,11 @@ func IsPostgres(db *sql.DB) bool {
 // (postgres://user:password@host:port/database?sslmode=…, or host=/var/run/postgresql
 // for a Unix socket), takes it for this server, and migrates it.
 func OpenPostgres(ctx context.Context, url string) (*DB, error) {
-	cfg, err := pgx.ParseConfig(url) // its errors never repeat the password
-	if err != nil {
-		return nil, fmt.Errorf("database URL: %w", err)
-	}
-	host, _ := os.Hostname()
-	cfg.RuntimeParams["application_name"] = fmt.Sprintf("vws on %s (pid %d)", host, os.Getpid())
-	what := fmt.Sprintf("PostgreSQL %s@%s:%d/%s", cfg.User, cfg.Host, cfg.Port, cfg.Database)
-	db := stdlib.OpenDB(*cfg)
 	// A handful of connections: the Repository's writes are serialized in-process
 	// anyway, and the audit trail appends one at a time; reads go in parallel.
-	db.SetMaxOpenConns(8)
-	db.SetMaxIdleConns(8)
-	db.SetConnMaxIdleTime(5 * time.Minute)
-	pingCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	if err := db.PingContext(pingCtx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("connect to %s: %w", what, err)
+	db, what, err := connectPostgres(ctx, url, "vws", nil, 8)
+	if err != nil {
+		return nil, err
 	}
 	lock := &serverLock{db: db, what: what}
 	if err := lock.take(ctx); err != nil {
@@ -139,6 +126,96 @@ func OpenPostgres(ctx context.Context, url string) (*DB, error) {
 		return nil, fmt.Errorf("migrate %s: %w", what, err)
 	}
 	return s, nil
+}
+
+// connectPostgres opens a pool of at most conns connections to url whose sessions
+// carry params, and checks the database answers. app starts the application_name
+// PostgreSQL shows for them (pg_stat_activity), which also names the lock's holder.
+func connectPostgres(ctx context.Context, url, app string, params map[string]string, conns int) (*sql.DB, string, error) {
+	cfg, err := pgx.ParseConfig(url) // its errors never repeat the password
+	if err != nil {
+		return nil, "", fmt.Errorf("database URL: %w", err)
+	}
+	host, _ := os.Hostname()
+	cfg.RuntimeParams["application_name"] = fmt.Sprintf("%s on %s (pid %d)", app, host, os.Getpid())
+	for k, v := range params {
+		cfg.RuntimeParams[k] = v
+	}
+	what := fmt.Sprintf("PostgreSQL %s@%s:%d/%s", cfg.User, cfg.Host, cfg.Port, cfg.Database)
+	db := stdlib.OpenDB(*cfg)
+	db.SetMaxOpenConns(conns)
+	db.SetMaxIdleConns(conns)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	pingCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := db.PingContext(pingCtx); err != nil {
+		db.Close()
+		return nil, "", fmt.Errorf("connect to %s: %w", what, err)
+	}
+	return db, what, nil
+}
+
+// Access is what OpenPostgresBeside's sessions may do.
+type Access int
+
+const (
+	// ReadOnly sessions refuse every write (default_transaction_read_only), so that
+	// a reading command cannot change the records even by a bug.
+	ReadOnly Access = iota
+	// ReadWrite sessions may write, in SERIALIZABLE transactions.
+	ReadWrite
+)
+
+// OpenPostgresBeside opens the PostgreSQL database url names for the site
+// administrator's commands (vws audit), which run beside the vws server holding it:
+// without the server's lock, which that server keeps, and without migrating, which is
+// that server's to do. It refuses a database without vws's schema, or at another
+// version of it than this vws's, whose records it would misread.
+//
+// ReadWrite sessions' transactions are SERIALIZABLE: two such commands at once (two
+// audit prunings) then cannot both act on what the other is changing — one fails and
+// changes nothing. The server's own transactions are unaffected.
+func OpenPostgresBeside(ctx context.Context, url string, access Access) (*DB, error) {
+	params := map[string]string{"default_transaction_read_only": "on"}
+	app := "vws (read-only)"
+	if access == ReadWrite {
+		params = map[string]string{"default_transaction_isolation": "serializable"}
+		app = "vws (administration)"
+	}
+	db, what, err := connectPostgres(ctx, url, app, params, 2)
+	if err != nil {
+		return nil, err
+	}
+	s := &DB{db: db, what: what}
+	if err := s.checkPostgresSchema(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// checkPostgresSchema refuses a database that is not at this vws's schema version.
+func (s *DB) checkPostgresSchema(ctx context.Context) error {
+	var exists bool
+	if err := s.db.QueryRowContext(ctx, `SELECT to_regclass('vws_schema') IS NOT NULL`).Scan(&exists); err != nil {
+		return fmt.Errorf("read the schema version of %s: %w", s.what, err)
+	}
+	var version int
+	err := sql.ErrNoRows
+	if exists {
+		err = s.db.QueryRowContext(ctx, `SELECT version FROM vws_schema`).Scan(&version)
+	}
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("%s is not a vws database (it has no vws schema): check the URL; a server started with --database on it sets it up", s.what)
+	case err != nil:
+		return fmt.Errorf("read the schema version of %s: %w", s.what, err)
+	case version < len(postgresMigrations):
+		return fmt.Errorf("%s has schema version %d, older than this vws's (%d): start this vws's serve on it once to migrate it, then run this again", s.what, version, len(postgresMigrations))
+	case version > len(postgresMigrations):
+		return fmt.Errorf("%s has schema version %d, newer than this vws's (%d): use a newer vws", s.what, version, len(postgresMigrations))
+	}
+	return nil
 }
 
 // serverLock holds the server's advisory lock on one dedicated connection: the lock

@@ -178,3 +178,67 @@ func TestIsFullPostgres(t *testing.T) {
 		t.Error("a unique violation or another error is IsFull")
 	}
 }
+
+// The administrator's commands open the database beside the server holding it: no
+// lock taken, read-only sessions refuse writes, and a database at another schema
+// version than this vws's, or without vws's schema, is refused saying what to do.
+func TestPostgresBeside(t *testing.T) {
+	ctx := context.Background()
+	url := postgresURL(t)
+	if _, err := store.OpenPostgresBeside(ctx, url, store.ReadOnly); err == nil || !strings.Contains(err.Error(), "is not a vws database") {
+		t.Fatalf("an empty database: %v", err)
+	}
+	server, err := store.OpenPostgres(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	if err := server.PutResource(ctx, "WorkspaceService", wsrf.StoredResource{Key: "k1", Properties: []byte("<p/>")}); err != nil {
+		t.Fatal(err)
+	}
+
+	ro, err := store.OpenPostgresBeside(ctx, url, store.ReadOnly)
+	if err != nil {
+		t.Fatalf("beside a server: %v", err)
+	}
+	defer ro.Close()
+	if got, err := ro.LoadResources(ctx, "WorkspaceService"); err != nil || len(got) != 1 {
+		t.Fatalf("read beside a server: %v, %v", got, err)
+	}
+	var pe *pgconn.PgError
+	if err := ro.PutResource(ctx, "WorkspaceService", wsrf.StoredResource{Key: "k2", Properties: []byte("x")}); !errors.As(err, &pe) || pe.Code != "25006" {
+		t.Fatalf("a write in a read-only session: %v, want read_only_sql_transaction (25006)", err)
+	}
+	rw, err := store.OpenPostgresBeside(ctx, url, store.ReadWrite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rw.Close()
+	if err := rw.DeleteResource(ctx, "WorkspaceService", "k1"); err != nil {
+		t.Fatalf("a write in a read-write session: %v", err)
+	}
+	if err := server.Ping(ctx); err != nil {
+		t.Fatalf("the server lost its database to the administrator's commands: %v", err)
+	}
+
+	for _, tc := range []struct {
+		delta int
+		want  string
+	}{
+		{-1, "older than this vws's"},
+		{+1, "newer than this vws's"},
+		{-1, "start this vws's serve on it once to migrate it"},
+		{+1, "use a newer vws"},
+	} {
+		if _, err := server.SQL().Exec(`UPDATE vws_schema SET version = version + $1`, tc.delta); err != nil {
+			t.Fatal(err)
+		}
+		_, err := store.OpenPostgresBeside(ctx, url, store.ReadOnly)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("schema version %+d: %v, want %q", tc.delta, err, tc.want)
+		}
+		if _, err := server.SQL().Exec(`UPDATE vws_schema SET version = version - $1`, tc.delta); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
