@@ -16,9 +16,20 @@ import (
 // one manager journal.
 const lockFile = "vws.lock"
 
-// lockDataDir takes dir for this process until release; the kernel lets go of it when
-// the process dies, so a crash leaves nothing to clean up.
-func lockDataDir(dir string) (release func(), err error) {
+// DataDirInUseError is the refusal of a data directory another vws process holds.
+type DataDirInUseError struct {
+	Dir    string
+	Holder string // its pid, as it wrote it; "unknown" when it did not
+}
+
+func (e *DataDirInUseError) Error() string {
+	return fmt.Sprintf("data directory %s is in use by another vws serve (pid %s)", e.Dir, e.Holder)
+}
+
+// LockDataDir takes dir for this process until release; the kernel lets go of it when
+// the process dies, so a crash leaves nothing to clean up. Besides the server, the
+// commands that must not run beside one (vws database copy) take it.
+func LockDataDir(dir string) (release func(), err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
@@ -31,8 +42,7 @@ func lockDataDir(dir string) (release func(), err error) {
 		holder, _ := os.ReadFile(path)
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("data directory %s is in use by another vws serve (pid %s): stop that one first, or give this one another --data",
-				dir, cmp.Or(strings.TrimSpace(string(holder)), "unknown"))
+			return nil, &DataDirInUseError{Dir: dir, Holder: cmp.Or(strings.TrimSpace(string(holder)), "unknown")}
 		}
 		return nil, fmt.Errorf("lock the data directory %s: %w", dir, err)
 	}

@@ -5,6 +5,7 @@ package server
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -124,7 +125,7 @@ type Server struct {
 	images     *imagepool.Pool
 	validator  *describe.Validator
 	baseURL    atomic.Value // string: how this server reaches itself
-	unlock     func()       // releases the data directory (lockDataDir)
+	unlock     func()       // releases the data directory (LockDataDir)
 	handler    http.Handler
 	db         *store.DB
 	Manager    *manager.Manager
@@ -163,8 +164,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	cfg.Factory.Version = Version
 	cfg.Factory.Defaults()
 
-	unlock, err := lockDataDir(cfg.DataDir)
+	unlock, err := LockDataDir(cfg.DataDir)
 	if err != nil {
+		var inUse *DataDirInUseError
+		if errors.As(err, &inUse) {
+			return nil, fmt.Errorf("%w: stop that one first, or give this one another --data", err)
+		}
 		return nil, err
 	}
 	var db *store.DB
