@@ -41,7 +41,7 @@ func newRootCommand() *cobra.Command {
 		newLifecycleCommand("Unpause", "Resume a paused workspace"),
 		newLifecycleCommand("Undeploy", "Hand a shut-down or serialized workspace back to the Repository with its changes"),
 		newShutdownCommand(), newConsoleCommand(), newHostCommand())
-	root.AddCommand(newAuditCommand())
+	root.AddCommand(newAuditCommand(), newDatabaseCommand())
 	registerTLSFlags(root)
 	root.AddCommand(newPKICommand())
 	polish(root)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 
@@ -113,5 +114,27 @@ func TestMigrationAuditWithoutAutoincrement(t *testing.T) {
 	}
 	if _, err := s.db.Exec(`INSERT INTO audit VALUES (8, 81, 'c', 'create', 'ws-3', 'done', '', '', 'h7', 'h8')`); err == nil {
 		t.Error("a second record 8 was accepted")
+	}
+}
+
+// The copy to PostgreSQL knows every table and column of the records: a migration that
+// adds one fails here until copyTables has it, instead of a copy that leaves it behind.
+func TestCopyTablesCoverTheSchema(t *testing.T) {
+	s, err := Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	schema := dump(t, s.db, `SELECT m.name || '.' || p.name FROM sqlite_schema m JOIN pragma_table_info(m.name) p
+		WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' ORDER BY 1`)
+	var copied []string
+	for _, tb := range copyTables {
+		for _, c := range tb.columns {
+			copied = append(copied, fmt.Sprintf("[]interface {}{%q}", tb.name+"."+c.name))
+		}
+	}
+	sort.Strings(copied)
+	if !reflect.DeepEqual(schema, copied) {
+		t.Fatalf("the copy's columns differ from the schema's:\nschema %v\ncopy   %v", schema, copied)
 	}
 }
