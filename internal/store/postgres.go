@@ -172,9 +172,11 @@ const (
 // that server's to do. It refuses a database without vws's schema, or at another
 // version of it than this vws's, whose records it would misread.
 //
-// ReadWrite sessions' transactions are SERIALIZABLE: two such commands at once (two
-// audit prunings) then cannot both act on what the other is changing — one fails and
-// changes nothing. The server's own transactions are unaffected.
+// ReadWrite sessions' transactions are SERIALIZABLE: of two audit prunings at once,
+// one fails and changes nothing (could not serialize access), where under READ
+// COMMITTED the later to commit could set the checkpoint back before records the
+// other removed, and the kept chain would no longer verify. The server's own
+// transactions are unaffected.
 func OpenPostgresBeside(ctx context.Context, url string, access Access) (*DB, error) {
 	params := map[string]string{"default_transaction_read_only": "on"}
 	app := "vws (read-only)"

@@ -217,6 +217,10 @@ func TestPostgresBeside(t *testing.T) {
 	if err := rw.DeleteResource(ctx, "WorkspaceService", "k1"); err != nil {
 		t.Fatalf("a write in a read-write session: %v", err)
 	}
+	var isolation string
+	if err := rw.SQL().QueryRow(`SHOW default_transaction_isolation`).Scan(&isolation); err != nil || isolation != "serializable" {
+		t.Fatalf("read-write sessions' isolation: %q, %v", isolation, err)
+	}
 	if err := server.Ping(ctx); err != nil {
 		t.Fatalf("the server lost its database to the administrator's commands: %v", err)
 	}
