@@ -250,7 +250,9 @@ func (l *serverLock) take(ctx context.Context) error {
 	return nil
 }
 
-// holder says who holds the lock, from PostgreSQL's own view of the sessions.
+// holder says who holds the lock, from PostgreSQL's own view of the sessions. Advisory
+// locks are per database: the servers of other databases on the same PostgreSQL
+// server hold the same key, and are not the holder.
 func (l *serverLock) holder(ctx context.Context, conn *sql.Conn) string {
 	var app, addr string
 	err := conn.QueryRowContext(ctx, `SELECT COALESCE(a.application_name, ''), COALESCE(host(a.client_addr), 'local socket')

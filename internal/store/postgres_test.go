@@ -124,7 +124,8 @@ func TestPostgresLockLostAndRetaken(t *testing.T) {
 	defer db.Close()
 	kill := func() {
 		t.Helper()
-		res, err := db.SQL().Exec(`SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()`)
+		res, err := db.SQL().Exec(`SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()
+			AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`)
 		if err != nil {
 			t.Fatal(err)
 		}
