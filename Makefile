@@ -42,7 +42,8 @@ verify-generate: generate
 # the same bytes, the image import next to sha256sum and cp, and the Manager's
 # operations on real guests next to the raw libvirt calls.
 bench: build
-	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./test/ ./internal/audit/ ./internal/xpathdoc/ ./internal/qcow2/ ./repository/imagepool/ ./internal/chunkhash/ ./internal/notify/ ./manager/ ./vmm/
+	VWS_TEST_POSTGRES='$(VWS_TEST_POSTGRES)' $(GO) test -run='^$$' -bench=. -benchmem -count=1 ./internal/audit/
+	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./test/ ./internal/xpathdoc/ ./internal/qcow2/ ./repository/imagepool/ ./internal/chunkhash/ ./internal/notify/ ./manager/ ./vmm/
 	$(GO) run ./test/bench -duration 5s
 	$(GO) run ./test/securitybench -duration 5s
 	$(GO) run ./test/imagebench -size 512MiB

@@ -3,18 +3,21 @@ package audit
 import (
 	"context"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vws-grid/vws/internal/identity"
 	"github.com/vws-grid/vws/internal/store"
+	"github.com/vws-grid/vws/internal/store/storetest"
 )
 
 // BenchmarkAppend measures one audit append (Log.Record: head, hash, INSERT, commit)
 // next to the raw operation it rests on — a prepared INSERT of an equal row into a
 // plain table of the same database — so the chain's own cost is the difference. The
-// server appends from a goroutine per request, hence the parallel pair.
+// server appends from a goroutine per request, hence the parallel pair. It runs on
+// SQLite, and on PostgreSQL too when VWS_TEST_POSTGRES names a server (make bench).
 func BenchmarkAppend(b *testing.B) {
 	ctx := context.Background()
 	db, err := store.Open(ctx, b.TempDir())
@@ -22,15 +25,32 @@ func BenchmarkAppend(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer db.Close()
+	b.Run("sqlite", func(b *testing.B) { benchAppend(b, db) })
+	if server := os.Getenv(storetest.Env); server != "" {
+		pg, err := store.OpenPostgres(ctx, storetest.NewPostgres(b, server))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer pg.Close()
+		b.Run("postgres", func(b *testing.B) { benchAppend(b, pg) })
+	}
+}
+
+func benchAppend(b *testing.B, db *store.DB) {
+	ctx := context.Background()
 	sqlDB := db.SQL()
+	id := "id INTEGER PRIMARY KEY"
+	if store.IsPostgres(sqlDB) {
+		id = "id BIGSERIAL PRIMARY KEY"
+	}
 	if _, err := sqlDB.ExecContext(ctx, `CREATE TABLE plain (
-		id INTEGER PRIMARY KEY, time INTEGER NOT NULL, caller TEXT NOT NULL, operation TEXT NOT NULL,
+		`+id+`, time BIGINT NOT NULL, caller TEXT NOT NULL, operation TEXT NOT NULL,
 		resource TEXT NOT NULL, decision TEXT NOT NULL, detail TEXT NOT NULL, rule TEXT NOT NULL,
 		prev TEXT NOT NULL, hash TEXT NOT NULL)`); err != nil {
 		b.Fatal(err)
 	}
 	insert, err := sqlDB.PrepareContext(ctx, `INSERT INTO plain (time, caller, operation, resource, decision, detail, rule, prev, hash)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`)
 	if err != nil {
 		b.Fatal(err)
 	}
