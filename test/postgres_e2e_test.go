@@ -1,11 +1,15 @@
 package test
 
 import (
+	"context"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/vws-grid/vws/internal/audit"
 	"github.com/vws-grid/vws/internal/store/storetest"
+	"github.com/vws-grid/vws/test/harness"
 )
 
 // One server per PostgreSQL database: a second `vws serve` on a running server's
@@ -43,5 +47,28 @@ func TestServeOnePerDatabase(t *testing.T) {
 		if r.code != 1 || !strings.Contains(r.stderr, c.want) || strings.Contains(r.stderr, "s3cret") {
 			t.Errorf("--database %s: %+v", c.url, r)
 		}
+	}
+}
+
+// A path with NUL and bytes that are not UTF-8 is answered as any unknown image is,
+// and audited (with those bytes replaced): on PostgreSQL, whose text refuses them,
+// the audit record failed and the request was refused as server trouble (503).
+func TestOddBytesInAPathAreAudited(t *testing.T) {
+	s := harness.Start(t)
+	resp, err := http.Get(s.URL + "/images/sha256:%00%ff%fe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode >= 500 {
+		t.Fatalf("GET an image path with odd bytes: %s: %s", resp.Status, body)
+	}
+	es, err := audit.New(s.DB(), nil).Query(context.Background(), audit.Filter{Resource: "/images/sha256:\uFFFD\uFFFD"})
+	if err != nil || len(es) != 1 || es[0].Decision != "allowed" {
+		t.Fatalf("the audit trail has %+v (%v)", es, err)
+	}
+	if n, err := audit.New(s.DB(), nil).Verify(context.Background()); err != nil || n == 0 {
+		t.Fatalf("verify: %d, %v", n, err)
 	}
 }

@@ -62,15 +62,19 @@ type Log struct {
 
 // chain is the cached head of one database's chain. Records are appended under its
 // mutex so that reading the head and inserting after it are one step; it is shared by
-// every Log on the same *sql.DB.
+// every Log on the same *sql.DB. Records queue while a batch is being written, and go
+// together in the next one.
 type chain struct {
-	mu       sync.Mutex
+	mu       sync.Mutex // held by the appender writing a batch; guards the head
 	loaded   bool
 	lastID   int64
 	lastHash string
 	// insert is the prepared INSERT: every request appends, and parsing the
 	// statement each time was a third of an append's cost.
 	insert *sql.Stmt
+
+	queueMu sync.Mutex
+	queue   []*pending // records waiting for the next batch
 }
 
 var chains sync.Map // *sql.DB -> *chain
@@ -112,11 +116,69 @@ func (l *Log) append(ctx context.Context, operation, resource, decision, rule, d
 			detail += "; delivered by " + id.DeliveredBy
 		}
 	}
-	e := Entry{Caller: id.String(), Operation: operation, Resource: resource,
-		Decision: decision, Rule: rule, Detail: detail}
+	e := Entry{Caller: text(id.String()), Operation: text(operation), Resource: text(resource),
+		Decision: text(decision), Rule: text(rule), Detail: text(detail)}
+	p := &pending{entry: e, done: make(chan error, 1)}
 	c := l.chain
+	c.queueMu.Lock()
+	c.queue = append(c.queue, p)
+	c.queueMu.Unlock()
+
+	// Group commit: whoever holds the head writes every record queued by then, in
+	// one transaction, so that concurrent requests share a commit (PostgreSQL flushes
+	// each one to disk) instead of queueing for one each. A writer signals its
+	// records before letting go, so ours is either written or still queued.
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	select {
+	case err := <-p.done:
+		c.mu.Unlock()
+		return err
+	default:
+	}
+	c.queueMu.Lock()
+	batch := c.queue
+	c.queue = nil
+	c.queueMu.Unlock()
+	l.writeBatch(ctx, batch)
+	c.mu.Unlock()
+	return <-p.done
+}
+
+// pending is a record waiting to be written, and where its writer says how that went.
+type pending struct {
+	entry Entry
+	done  chan error
+}
+
+// writeBatch writes batch after the head (with c.mu held) and tells each record's
+// appender. A batch that fails is written again one record at a time, so that a
+// record the database refuses fails alone, not the requests that shared its commit.
+func (l *Log) writeBatch(ctx context.Context, batch []*pending) {
+	err := l.writeRecords(ctx, batch)
+	if err != nil && len(batch) > 1 {
+		for _, p := range batch {
+			l.finish(p, l.writeRecords(ctx, []*pending{p}))
+		}
+		return
+	}
+	for _, p := range batch {
+		l.finish(p, err)
+	}
+}
+
+func (l *Log) finish(p *pending, err error) {
+	if err != nil {
+		e := p.entry
+		l.log.Error("audit record lost", "operation", e.Operation, "resource", e.Resource, "caller", e.Caller, "err", err)
+		err = fmt.Errorf("write the audit record: %w", err)
+	}
+	p.done <- err
+}
+
+// writeRecords chains records after the head and inserts them in one transaction
+// (one statement without), moving the head only once they are committed.
+func (l *Log) writeRecords(ctx context.Context, records []*pending) error {
+	c := l.chain
 	var err error
 	// Two tries: the cached head can be stale if another handle on the same file
 	// wrote in between; the insert then collides on the id and the head is re-read.
@@ -126,27 +188,63 @@ func (l *Log) append(ctx context.Context, operation, resource, decision, rule, d
 				continue
 			}
 		}
-		e.ID, e.Time, e.Prev = c.lastID+1, time.UnixMilli(l.now().UnixMilli()).UTC(), c.lastHash
-		e.Hash = e.ComputeHash()
 		if c.insert == nil {
 			if c.insert, err = l.db.PrepareContext(ctx, `INSERT INTO audit (id, time, caller, operation, resource, decision, detail, rule, prev, hash)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`); err != nil {
 				continue
 			}
 		}
-		_, err = c.insert.ExecContext(ctx,
-			e.ID, e.Time.UnixMilli(), e.Caller, e.Operation, e.Resource, e.Decision, e.Detail, e.Rule, e.Prev, e.Hash)
-		if err == nil {
-			c.lastID, c.lastHash = e.ID, e.Hash
-			if e.ID%anchorEvery == 0 {
-				l.anchor(e.ID, e.Hash)
+		id, prev := c.lastID, c.lastHash
+		now := time.UnixMilli(l.now().UnixMilli()).UTC()
+		for _, p := range records {
+			e := &p.entry
+			id++
+			e.ID, e.Time, e.Prev = id, now, prev
+			e.Hash = e.ComputeHash()
+			prev = e.Hash
+		}
+		if err = l.insert(ctx, records); err == nil {
+			for _, p := range records {
+				if p.entry.ID%anchorEvery == 0 {
+					l.anchor(p.entry.ID, p.entry.Hash)
+				}
 			}
+			c.lastID, c.lastHash = id, prev
 			return nil
 		}
 		c.loaded = false
 	}
-	l.log.Error("audit record lost", "operation", operation, "resource", resource, "caller", e.Caller, "err", err)
-	return fmt.Errorf("write the audit record: %w", err)
+	return err
+}
+
+func (l *Log) insert(ctx context.Context, records []*pending) error {
+	exec := func(stmt *sql.Stmt, e *Entry) error {
+		_, err := stmt.ExecContext(ctx,
+			e.ID, e.Time.UnixMilli(), e.Caller, e.Operation, e.Resource, e.Decision, e.Detail, e.Rule, e.Prev, e.Hash)
+		return err
+	}
+	if len(records) == 1 {
+		return exec(l.chain.insert, &records[0].entry)
+	}
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	stmt := tx.StmtContext(ctx, l.chain.insert)
+	for _, p := range records {
+		if err := exec(stmt, &p.entry); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// text is s as a database's text column takes it: PostgreSQL refuses NUL and bytes
+// that are not UTF-8, which a caller can put in a URL path or a certificate. They
+// become U+FFFD, before the hash, so the record says what was stored.
+func text(s string) string {
+	return strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", "\uFFFD"), "\uFFFD")
 }
 
 // anchor logs the chain head so it exists outside the database, which an intruder

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -196,5 +197,78 @@ func TestQuery(t *testing.T) {
 		if got := ids(c.f); got != c.want {
 			t.Errorf("Query(%+v) = %s, want %s", c.f, got, c.want)
 		}
+	}
+}
+
+// What a caller controls (a resource name from a URL path, a detail) may hold bytes
+// that are not UTF-8, or NUL, which PostgreSQL's text refuses: the record is still
+// written, with those bytes replaced, and the chain verifies. Otherwise such a request
+// would be refused as unauditable, server trouble, on PostgreSQL only.
+func TestRecordOfBytesThatAreNotText(t *testing.T) {
+	db := openDB(t)
+	l := New(db, nil)
+	ctx := as("/O=Grid/CN=a\x00b")
+	if err := l.RecordDecision(ctx, "manage", "ws-\xff\xfe", true, "r:1", "detail \x00 \xc3"); err != nil {
+		t.Fatalf("record: %v", err)
+	}
+	if n, err := l.Verify(context.Background()); err != nil || n != 1 {
+		t.Fatalf("verify: %d, %v", n, err)
+	}
+	es, err := l.List(context.Background(), 10)
+	if err != nil || len(es) != 1 {
+		t.Fatalf("list: %v, %v", es, err)
+	}
+	e := es[0]
+	if e.Resource != "ws-\uFFFD" || e.Caller != "/O=Grid/CN=a\uFFFDb" || e.Detail != "detail \uFFFD \uFFFD" {
+		t.Errorf("stored %q %q %q", e.Caller, e.Resource, e.Detail)
+	}
+}
+
+// Records queued while a batch is written go together in the next one; one the
+// database refuses fails alone, and the others of its batch are written, chained.
+func TestBatchWithARefusedRecord(t *testing.T) {
+	db := openDB(t)
+	l := New(db, nil)
+	refuse := []string{`CREATE TRIGGER refuse BEFORE INSERT ON audit WHEN NEW.resource = 'poison' BEGIN SELECT RAISE(FAIL, 'refused'); END`}
+	if storetest.Postgres() {
+		refuse = []string{`CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+			BEGIN IF NEW.resource = 'poison' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$`,
+			`CREATE TRIGGER refuse BEFORE INSERT ON audit FOR EACH ROW EXECUTE FUNCTION refuse()`}
+	}
+	for _, q := range refuse {
+		exec(t, db, q)
+	}
+	c := l.chain
+	c.mu.Lock() // a batch being written: the appends below queue
+	resources := []string{"ws-1", "ws-2", "poison", "ws-3", "ws-4"}
+	errs := make([]error, len(resources))
+	var wg sync.WaitGroup
+	for i, r := range resources {
+		wg.Go(func() { errs[i] = l.RecordDecision(as("/O=Grid/CN=a"), "manage", r, true, "r:1", "") })
+	}
+	for queued := 0; queued < len(resources); {
+		time.Sleep(time.Millisecond)
+		c.queueMu.Lock()
+		queued = len(c.queue)
+		c.queueMu.Unlock()
+	}
+	c.mu.Unlock()
+	wg.Wait()
+	for i, r := range resources {
+		if (errs[i] != nil) != (r == "poison") {
+			t.Errorf("record of %s: %v", r, errs[i])
+		}
+	}
+	if n, err := l.Verify(context.Background()); err != nil || n != 4 {
+		t.Fatalf("verify: %d, %v", n, err)
+	}
+	es, _ := l.List(context.Background(), 10)
+	var got []string
+	for _, e := range es {
+		got = append(got, e.Resource)
+	}
+	slices.Sort(got)
+	if strings.Join(got, ",") != "ws-1,ws-2,ws-3,ws-4" {
+		t.Errorf("records: %v", got)
 	}
 }
