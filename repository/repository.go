@@ -165,6 +165,10 @@ type Repository struct {
 	// destroying holds, from beforeDestroy to afterDestroy, who destroys a workspace
 	// and why (key → destroyer), for the audit record of the outcome.
 	destroying sync.Map
+	// gone remembers, for a while, the owner and name of destroyed workspaces
+	// (key → formerOwner): their end is announced to subscribers after they are gone,
+	// and only to those who may still read them (FormerOwner).
+	gone sync.Map
 }
 
 // New loads the workspace home and reconciles the files on disk with it.
@@ -346,6 +350,40 @@ func (r *Repository) Properties(ctx context.Context, key string) ([]*etree.Eleme
 }
 
 // Owner returns workspace key's owner, name and lock holder, for authorization.
+// formerOwner is a destroyed workspace's owner and name, and when it went.
+type formerOwner struct {
+	owner, name string
+	at          time.Time
+}
+
+// goneFor is how long FormerOwner remembers a destroyed workspace: its subscribers'
+// termination messages are on their way within seconds.
+const goneFor = 10 * time.Minute
+
+// FormerOwner is the owner and name of workspace key if it was destroyed in the last
+// ten minutes (since this process started).
+func (r *Repository) FormerOwner(key string) (owner, name string, ok bool) {
+	v, ok := r.gone.Load(key)
+	if !ok {
+		return "", "", false
+	}
+	f := v.(formerOwner)
+	return f.owner, f.name, true
+}
+
+// rememberGone records a destroyed workspace for FormerOwner, forgetting those gone
+// longer than goneFor.
+func (r *Repository) rememberGone(key, owner, name string) {
+	now := time.Now()
+	r.gone.Store(key, formerOwner{owner: owner, name: name, at: now})
+	r.gone.Range(func(k, v any) bool {
+		if now.Sub(v.(formerOwner).at) > goneFor {
+			r.gone.Delete(k)
+		}
+		return true
+	})
+}
+
 func (r *Repository) Owner(ctx context.Context, key string) (owner, name, holder string, err error) {
 	err = r.Workspaces.View(ctx, key, func(s *wsrf.Snapshot) error {
 		owner, name, holder = text(s, PropOwner), text(s, PropName), text(s, PropLockHolder)

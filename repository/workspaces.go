@@ -570,6 +570,7 @@ func (r *Repository) afterDestroy(s *wsrf.Snapshot) {
 	}
 	r.audit.Record(ctx, "destroy", s.Key, "done", "name="+text(s, PropName)+" owner="+text(s, PropOwner)+" cause="+cause)
 	if r.subs != nil {
+		r.rememberGone(s.Key, text(s, PropOwner), text(s, PropName))
 		r.subs.Terminated(s.Key, terminationReason(cause))
 	}
 	go r.collectLayers() // not under the destroyed resource's lock

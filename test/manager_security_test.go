@@ -63,11 +63,13 @@ func TestManagerOverTLSOwnersOnly(t *testing.T) {
 		t.Skip("starts real vws processes with libvirt (make test)")
 	}
 	t.Parallel()
-	site, px := mgrSite(t, `allow host  /O=Grid/OU=vws/CN=host/127.0.0.1
+	rules := `allow host  /O=Grid/OU=vws/CN=host/127.0.0.1
 allow admin /O=Grid/OU=vws/CN=admin
 deny  admin *
 allow *     *
-`, "admin", "alice", "bob")
+`
+	const share = "share inspect owner:/O=Grid/OU=vws/CN=alice /O=Grid/OU=vws/CN=carol\n"
+	site, px := mgrSite(t, rules+share, "admin", "alice", "bob", "carol")
 	s := StartMgrServer(t, MgrServerOptions{HostName: "tls-host", TLS: site})
 	ImportGuest(t, s) // as admin: the site's default credential here
 	eprFile := filepath.Join(t.TempDir(), "ws.xml")
@@ -84,10 +86,22 @@ allow *     *
 	if r := runVWS(t, as("bob"), "wsrf", "subscribe", "-e", eprFile, "--wait", "1s"); r.code != 2 || !strings.Contains(r.stderr, "WorkspaceAuthorizationFault") {
 		t.Fatalf("bob subscribes to alice's workspace: exit %d, stderr %q", r.code, r.stderr)
 	}
+	// Carol may read it by a share rule, and follows it until the share is withdrawn.
+	carol := StartSubscriber(t, as("carol"), "-e", eprFile)
 
 	if r := s.CLIAs(t, px["alice"], "deploy", eprFile, "--host", s.URL); r.code != 0 {
 		t.Fatalf("alice deploys over TLS: %s\n%s", r.stderr, s.Logs())
 	}
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(carol.Output(), "-> deployed"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("carol, sharing alice's workspace, was not told of its deployment:\n%s\n%s", carol.Output(), carol.stderr())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := os.WriteFile(site.Policy, []byte(rules), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // the rules are re-read at most every 500 ms
 	if st := DomainState(w.Domain()); st != "shut off" {
 		t.Fatalf("alice's domain after deploy: %q", st)
 	}
@@ -121,5 +135,12 @@ allow *     *
 	WantChain(t, "deployment", chains["deployment"], []string{"in-repository", "deployed", "in-repository"})
 	if ended != "destroyed at a client's request" {
 		t.Fatalf("alice's subscriber: the workspace ended with %q\n%s", ended, follower.Output())
+	}
+	// Carol's subscription ended with her right to read: nothing after the share went.
+	carol.cmd.Process.Signal(os.Interrupt)
+	carol.Wait(t, 30*time.Second)
+	chains, ended = carol.Changes(t)
+	if d := chains["deployment"]; len(d) == 0 || d[len(d)-1] != "deployed" || ended != "" {
+		t.Fatalf("carol was told after her share was withdrawn: deployment %v, end %q\n%s", d, ended, carol.Output())
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
+	"sync"
 
 	"github.com/vws-grid/vws/internal/audit"
 	"github.com/vws-grid/vws/internal/container"
@@ -48,6 +50,63 @@ type Authorizer struct {
 	// database), for the refusal of an operation it could not record
 	// (audit.Unrecorded).
 	AuditStore string
+
+	// readers caches MayStillRead's grants under the rules that made them.
+	readersMu    sync.Mutex
+	readersRules *policy.Rules
+	readers      map[string]bool
+}
+
+// FormerOwners knows the owner and name of recently destroyed workspaces.
+type FormerOwners interface {
+	FormerOwner(key string) (owner, name string, ok bool)
+}
+
+// MayStillRead says whether who may still read (inspect) workspace key, for the
+// notifications a subscription of theirs is sent. Rules only change on a reload, so
+// a grant is decided, and audited, once per subscriber and workspace under each
+// version of the rules, not once per message. The end of a workspace that is gone is
+// decided on its former owner (Owners as FormerOwners), when known: this process
+// destroyed it lately; otherwise (it went while vws was down) it is announced.
+func (a *Authorizer) MayStillRead(ctx context.Context, who identity.Identity, key string) error {
+	if a.Owners == nil {
+		return nil
+	}
+	owner, name, _, err := a.Owners.Owner(ctx, key)
+	if errors.Is(err, errdefs.ErrResourceUnknown) {
+		f, ok := a.Owners.(FormerOwners)
+		if !ok {
+			return nil
+		}
+		if owner, name, ok = f.FormerOwner(key); !ok {
+			return nil
+		}
+		err = nil
+	}
+	if err != nil {
+		return err
+	}
+	rules := a.Policy.Rules()
+	memo := who.DN + "\x00" + strings.Join(who.Attributes, "\x00") + "\x00\x00" + key
+	a.readersMu.Lock()
+	if a.readersRules != rules {
+		a.readersRules, a.readers = rules, map[string]bool{}
+	}
+	known := a.readers[memo]
+	a.readersMu.Unlock()
+	if known {
+		return nil
+	}
+	res := policy.Resource{Service: vwsns.WorkspaceService, Action: "Notify", Key: key, Name: name, Owner: owner}
+	if err := a.Check(identity.With(ctx, who), policy.Inspect, res); err != nil {
+		return err
+	}
+	a.readersMu.Lock()
+	if a.readersRules == rules {
+		a.readers[memo] = true
+	}
+	a.readersMu.Unlock()
+	return nil
 }
 
 // classes maps service → operation → class. Operations missing here are admin-only.

@@ -368,3 +368,61 @@ func TestUnauditedOperationsAreRefused(t *testing.T) {
 		t.Errorf("GET /images with the trail unwritable: served %v, HTTP %d %q", served, rec.Code, rec.Body.String())
 	}
 }
+
+// A subscriber's read right is decided (and audited) once per workspace under each
+// version of the rules; a reload that withdraws it refuses the next message; a
+// workspace that is gone is no refusal. The VO attributes count as at Subscribe.
+func TestMayStillRead(t *testing.T) {
+	parse := func(text string) *policy.Rules {
+		rs, err := policy.Parse(strings.NewReader(text), "rules")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rs
+	}
+	log := &decisions{}
+	a := &Authorizer{Policy: rules{parse("allow inspect *\nshare inspect key:w1 vo:/atlas/*\n")}, Audit: log,
+		Owners: owners{"w1": {alice, "one", ""}}}
+	ctx := context.Background()
+	reader := identity.Identity{DN: bob, Attributes: []string{"/atlas/Role=reader"}}
+	for range 3 {
+		if err := a.MayStillRead(ctx, reader, "w1"); err != nil {
+			t.Fatalf("bob with the shared VO attribute: %v", err)
+		}
+	}
+	if len(log.got) != 1 || log.got[0] != bob+" inspect Notify w1 allowed" {
+		t.Errorf("decisions recorded: %q, want one", log.got)
+	}
+	if err := a.MayStillRead(ctx, identity.Identity{DN: bob}, "w1"); !errors.Is(err, errdefs.ErrAuthorization) {
+		t.Errorf("bob without the attribute: %v", err)
+	}
+
+	a.Policy = rules{parse("allow inspect *\n")} // the share is withdrawn (a reload)
+	if err := a.MayStillRead(ctx, reader, "w1"); !errors.Is(err, errdefs.ErrAuthorization) {
+		t.Errorf("after the share was withdrawn: %v", err)
+	}
+	if err := a.MayStillRead(ctx, identity.Identity{DN: alice}, "w1"); err != nil {
+		t.Errorf("the owner: %v", err)
+	}
+	if err := a.MayStillRead(ctx, reader, "gone"); err != nil {
+		t.Errorf("a workspace gone while vws was down: %v", err)
+	}
+	// Destroyed lately: its end goes only to those who may read it.
+	a.Owners = formerOwners{owners{}, map[string][2]string{"w1": {alice, "one"}}}
+	if err := a.MayStillRead(ctx, reader, "w1"); !errors.Is(err, errdefs.ErrAuthorization) {
+		t.Errorf("the end of a workspace destroyed after the share was withdrawn: %v", err)
+	}
+	if err := a.MayStillRead(ctx, identity.Identity{DN: alice}, "w1"); err != nil {
+		t.Errorf("the end of her workspace, to its owner: %v", err)
+	}
+}
+
+type formerOwners struct {
+	owners
+	former map[string][2]string
+}
+
+func (f formerOwners) FormerOwner(key string) (string, string, bool) {
+	w, ok := f.former[key]
+	return w[0], w[1], ok
+}

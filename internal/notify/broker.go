@@ -28,6 +28,7 @@ import (
 
 	"github.com/vws-grid/vws/internal/dialect"
 	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/identity"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/internal/wsrf"
@@ -70,6 +71,11 @@ type Config struct {
 	// MaxQueue bounds the messages waiting for one subscription (default 256); the
 	// oldest goes when a new one comes to a full queue.
 	MaxQueue int
+	// MayRead, if set, says whether a subscriber may still read its producer, before
+	// each message: rights granted at Subscribe can be withdrawn (a policy change).
+	// An error wrapping errdefs.ErrAuthorization ends the subscription unannounced;
+	// another error (the decision could not be audited) drops the message.
+	MayRead func(ctx context.Context, subscriber identity.Identity, producer string) error
 	// Metrics, if set, registers the broker's Prometheus instruments.
 	Metrics prometheus.Registerer
 	Logger  *slog.Logger
@@ -150,6 +156,9 @@ type record struct {
 	Dialect string   `json:"dialect"`
 	Paused  bool     `json:"paused,omitempty"`
 	Owner   string   `json:"owner"` // the subscriber's identity
+	// Attributes are the subscriber's VO attributes when it subscribed: what policy
+	// decides its read rights on, with Owner, when they are checked again.
+	Attributes []string `json:"attributes,omitempty"`
 	// Sent is, by topic (Clark name), the value the consumer was last sent, or had
 	// when it subscribed (valueOf).
 	Sent map[string]string `json:"sent,omitempty"`
@@ -165,6 +174,7 @@ type sub struct {
 	self *wsa.EPR
 	topics map[wsa.QName]bool // nil: all
 	owner  string
+	attrs  []string
 
 	mu       sync.Mutex // guards the fields below
 	paused   bool
@@ -282,7 +292,7 @@ func parseRecord(key string, private []byte) (*sub, error) {
 	if rec.Dialect == dialect.WSRF12.Name {
 		d = dialect.WSRF12
 	}
-	s := &sub{key: key, producer: rec.Producer, dialect: d, owner: rec.Owner, paused: rec.Paused}
+	s := &sub{key: key, producer: rec.Producer, dialect: d, owner: rec.Owner, attrs: rec.Attributes, paused: rec.Paused}
 	var err error
 	if s.consumer, err = wsa.ReadEPRDocument([]byte(rec.Consumer)); err != nil {
 		return nil, fmt.Errorf("subscription %s: consumer: %w", key, err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/vws-grid/vws/internal/dialect"
 	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/identity"
 	"github.com/vws-grid/vws/internal/soap"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/internal/wsrf"
@@ -147,6 +148,21 @@ func (b *Broker) drain(s *sub) {
 		s.mu.Unlock()
 
 		if !m.skip {
+			switch err := b.mayRead(s); {
+			case errors.Is(err, errdefs.ErrAuthorization):
+				b.cfg.Logger.Info("ending a subscription whose subscriber may no longer read its workspace",
+					"subscription", s.key, "subscriber", s.owner, "workspace", s.producer, "reason", err)
+				b.metrics.ended.WithLabelValues("rights-withdrawn").Inc()
+				b.end(s)
+				return
+			case err != nil:
+				b.cfg.Logger.Warn("notification dropped: the subscriber's right to it could not be checked",
+					"subscription", s.key, "err", err)
+				b.metrics.dropped.Inc()
+				m.skip = true
+			}
+		}
+		if !m.skip {
 			delivered := b.deliver(s, m)
 			if delivered && !isTermination(m.topic) {
 				b.noteSent(s, m.topic, m.newValue)
@@ -196,6 +212,16 @@ func (b *Broker) noteSent(s *sub, topic wsa.QName, value string) {
 	if err != nil && !errors.Is(err, errdefs.ErrResourceUnknown) {
 		b.cfg.Logger.Warn("record what a subscription was sent; after a restart it may be told a change again", "subscription", s.key, "err", err)
 	}
+}
+
+// mayRead asks policy whether s's subscriber may still read its producer.
+func (b *Broker) mayRead(s *sub) error {
+	if b.cfg.MayRead == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return b.cfg.MayRead(ctx, identity.Identity{DN: s.owner, Attributes: s.attrs}, s.producer)
 }
 
 // end destroys subscription s.

@@ -19,7 +19,7 @@ func newMetrics(reg prometheus.Registerer, b *Broker) *metrics {
 			Name: "vws_notifications_dropped_total", Help: "Notify messages given up on after every attempt failed, or pushed out of a full queue.",
 		}),
 		ended: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "vws_subscriptions_ended_by_vws_total", Help: "Subscriptions vws ended itself, by reason (producer-ended: their workspace ended; consumer-gone: their consumer took no message several times in a row).",
+			Name: "vws_subscriptions_ended_by_vws_total", Help: "Subscriptions vws ended itself, by reason (producer-ended: their workspace ended; consumer-gone: their consumer took no message several times in a row; rights-withdrawn: their subscriber may no longer read the workspace).",
 		}, []string{"reason"}),
 	}
 	live := prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -826,3 +826,74 @@ func TestSubscriptionBoundHoldsUnderConcurrency(t *testing.T) {
 		t.Fatalf("%d of 40 concurrent Subscribes succeeded, %d live, %d stored; want 5", ok.Load(), b.Count("ws1"), len(b.home.Keys()))
 	}
 }
+
+// Read rights are checked again before each message, for the identity that
+// subscribed (its DN and VO attributes, also after a restart): once policy withdraws
+// them, the subscription ends, unannounced, and its consumer gets nothing more; a
+// check that could not be made drops the message and keeps the subscription.
+func TestSubscriptionEndsWhenReadRightsAreWithdrawn(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	var verdict atomic.Pointer[error] // nil: allowed
+	set := func(err error) { verdict.Store(&err) }
+	var mu sync.Mutex
+	var asked []string
+	db := openStore(t)
+	cfg := func(c *Config) {
+		c.MayRead = func(_ context.Context, who identity.Identity, producer string) error {
+			mu.Lock()
+			asked = append(asked, who.DN+" "+strings.Join(who.Attributes, ",")+" "+producer)
+			mu.Unlock()
+			if p := verdict.Load(); p != nil {
+				return *p
+			}
+			return nil
+		}
+	}
+	b1 := newBroker(t, db, cfg)
+	c := newConsumer(t)
+	d := dialect.WSRF12
+	bob := identity.With(context.Background(), identity.Identity{DN: "/O=Grid/CN=bob", Attributes: []string{"/vo/Role=reader"}})
+	out, err := b1.Subscribe(exists("ws1"))(bob, subscribeRequest(t, d, "ws1", consumerRef(d, c.URL)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = out
+	b1.Close()
+	b := newBroker(t, db, func(c *Config) { cfg(c); c.Metrics = reg }) // after a restart
+	b.Changed("ws1", props("running", "deployed"), props("paused", "deployed"))
+	c.waitFor(t, 1)
+
+	set(errors.New("the audit trail could not record this decision"))
+	b.Changed("ws1", props("paused", "deployed"), props("running", "deployed"))
+	time.Sleep(200 * time.Millisecond)
+	if n := len(c.messages()); n != 1 || b.Count("ws1") != 1 {
+		t.Fatalf("a check that could not be made: %d messages, %d subscriptions", n, b.Count("ws1"))
+	}
+
+	set(fmt.Errorf("%w: bob may not inspect ws1", errdefs.ErrAuthorization))
+	b.Changed("ws1", props("running", "deployed"), props("paused", "deployed"))
+	deadline := time.Now().Add(5 * time.Second)
+	for b.Count("ws1") > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if b.Count("ws1") != 0 {
+		t.Fatal("the subscription outlived its subscriber's read rights")
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := len(c.messages()); n != 1 {
+		t.Errorf("the consumer got %d messages, want only the one from before", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(asked) != 3 || asked[0] != "/O=Grid/CN=bob /vo/Role=reader ws1" {
+		t.Errorf("MayRead was asked %q", asked)
+	}
+	for name, want := range map[string]float64{
+		`vws_subscriptions_ended_by_vws_total{reason="rights-withdrawn"}`: 1,
+		"vws_notifications_dropped_total":                                 1,
+	} {
+		if got := value(t, reg, name); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+}

@@ -73,7 +73,7 @@ func (b *Broker) Subscribe(producer Producer) container.Handler {
 		consumer := *r.consumer
 		consumer.Version = d.WSA // messages go in the subscriber's dialect
 		rec := record{Producer: key, ProducerEPR: eprXML(req.EPR()), Consumer: eprXML(&consumer), Self: eprXML(self),
-			Dialect: d.Name, Owner: identity.From(ctx).DN, Sent: map[string]string{}}
+			Dialect: d.Name, Owner: identity.From(ctx).DN, Attributes: identity.From(ctx).Attributes, Sent: map[string]string{}}
 		// What the subscriber starts from: a change from here is what it is sent.
 		for _, q := range b.cfg.Topics {
 			rec.Sent[q.String()] = valueOf(current, q)

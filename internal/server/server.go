@@ -255,7 +255,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("notify networks: %w", err)
 		}
 		s.subscriptions, err = notify.New(ctx, notify.Config{Topics: repository.NotifiedTopics, Store: db,
-			TLS: sec.tls, Signer: sec.signer, Networks: nets, Metrics: reg, Logger: cfg.Logger, Now: cfg.Now})
+			TLS: sec.tls, Signer: sec.signer, Networks: nets, Metrics: reg, Logger: cfg.Logger, Now: cfg.Now,
+			MayRead: az.MayStillRead})
 		if err != nil {
 			return nil, err
 		}
