@@ -2,12 +2,15 @@ package test
 
 import (
 	"context"
+	"database/sql"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vws-grid/vws/internal/audit"
+	"github.com/vws-grid/vws/internal/store"
 	"github.com/vws-grid/vws/internal/store/storetest"
 	"github.com/vws-grid/vws/test/harness"
 )
@@ -47,6 +50,40 @@ func TestServeOnePerDatabase(t *testing.T) {
 		if r.code != 1 || !strings.Contains(r.stderr, c.want) || strings.Contains(r.stderr, "s3cret") {
 			t.Errorf("--database %s: %+v", c.url, r)
 		}
+	}
+}
+
+// A server whose session (and lock) was cut, and whose database another server took
+// meanwhile, stops, saying why, rather than go on writing over the other's records.
+func TestServeStopsWhenItsDatabaseIsTaken(t *testing.T) {
+	if !storetest.Postgres() {
+		t.Skipf("%s is not set (make test sets it)", storetest.Env)
+	}
+	a := StartMgrServer(t, MgrServerOptions{Roles: []string{"factory", "repository"}})
+	url, _ := dirDatabases.Load(a.Dir)
+	db, err := sql.Open("pgx", url.(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`); err != nil {
+		t.Fatal(err)
+	}
+	var other *store.DB
+	for deadline := time.Now().Add(5 * time.Second); other == nil; time.Sleep(20 * time.Millisecond) {
+		if other, err = store.OpenPostgres(context.Background(), url.(string)); err != nil && time.Now().After(deadline) {
+			t.Fatalf("take the database: %v", err) // the first server was quicker every time
+		}
+	}
+	defer other.Close()
+	select {
+	case <-a.exited:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("vws serve goes on without its database's lock:\n%s", a.Logs())
+	}
+	if code := a.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(a.Logs(), "another vws server took the database") {
+		t.Fatalf("vws serve exited %d:\n%s", code, a.Logs())
 	}
 }
 

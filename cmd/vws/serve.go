@@ -289,15 +289,24 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	// differ on an unspecified address or behind --public-url).
 	logger.Info("vws serving", "url", scheme+"://"+ln.Addr().String(), "advertised", srv.BaseURL(),
 		"roles", strings.Join(rolesOrAll(o.roles), ","), "data", o.dataDir)
+	var lost error
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
+	case lost = <-srv.Lost():
+		logger.Error("stopping: the database is no longer this server's", "err", lost)
 	}
 	logger.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return hs.Shutdown(sctx)
+	if err := hs.Shutdown(sctx); err != nil {
+		return err
+	}
+	if lost != nil {
+		return fmt.Errorf("stopped, since another vws server took the database while this one's session was cut: %w", lost)
+	}
+	return nil
 }
 
 func rolesOrAll(r []string) []string {

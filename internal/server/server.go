@@ -393,6 +393,10 @@ func (s *Server) SetBaseURL(u string) { s.baseURL.Store(u) }
 // BaseURL is the URL set by SetBaseURL.
 func (s *Server) BaseURL() string { return s.baseURL.Load().(string) }
 
+// Lost delivers an error once another server took this one's database (PostgreSQL):
+// the server must stop.
+func (s *Server) Lost() <-chan error { return s.db.Lost() }
+
 // DB is the server's database (tests read the audit trail from it).
 func (s *Server) DB() *sql.DB { return s.db.SQL() }
 

@@ -78,6 +78,13 @@ var postgresMigrations = []string{
 	)`,
 }
 
+// ErrInUse is wrapped by the refusal of a database another vws server holds.
+var ErrInUse = errors.New("in use by another vws server")
+
+// lockCheckEvery is how often a server checks that its lock is still its own, and
+// takes it again after its session was cut (a database restart).
+const lockCheckEvery = 2 * time.Second
+
 // serverLockKey is the session advisory lock a vws server holds on its PostgreSQL
 // database ("vws" in ASCII). The Repository keeps its workspaces in memory and
 // serializes their changes in-process, so two servers writing one database would
@@ -115,12 +122,14 @@ func OpenPostgres(ctx context.Context, url string) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	lock := &serverLock{db: db, what: what}
+	lock := &serverLock{db: db, what: what, lost: make(chan error, 1), stop: make(chan struct{})}
 	if err := lock.take(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}
-	s := &DB{db: db, what: what, closeLock: lock.release, ping: lock.check}
+	lock.wg.Add(1)
+	go lock.watch()
+	s := &DB{db: db, what: what, closeLock: lock.release, ping: lock.check, lost: lock.lost}
 	if err := s.migratePostgres(ctx, len(postgresMigrations)); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("migrate %s: %w", what, err)
@@ -227,6 +236,34 @@ type serverLock struct {
 	what string
 	mu   sync.Mutex
 	conn *sql.Conn
+
+	lost chan error // the lock went to another server (once)
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// watch checks the lock every lockCheckEvery. A session cut by a database restart is
+// locked again once the database answers; a lock another server took meanwhile is
+// lost for good: that server holds the records now, and this one's view of them is
+// stale, so it is told to stop (DB.Lost).
+func (l *serverLock) watch() {
+	defer l.wg.Done()
+	t := time.NewTicker(lockCheckEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), lockCheckEvery)
+		err := l.check(ctx)
+		cancel()
+		if errors.Is(err, ErrInUse) {
+			l.lost <- err
+			return
+		}
+	}
 }
 
 func (l *serverLock) take(ctx context.Context) error {
@@ -244,7 +281,7 @@ func (l *serverLock) take(ctx context.Context) error {
 	if !got {
 		holder := l.holder(ctx, conn)
 		conn.Close()
-		return fmt.Errorf("%s is in use by another vws server (%s): one server with the repository role per database. Stop that one, or give this one a database of its own", l.what, holder)
+		return fmt.Errorf("%s is %w (%s): one server with the repository role per database. Stop that one, or give this one a database of its own", l.what, ErrInUse, holder)
 	}
 	l.conn = conn
 	return nil
@@ -285,6 +322,8 @@ func (l *serverLock) check(ctx context.Context) error {
 }
 
 func (l *serverLock) release() error {
+	close(l.stop)
+	l.wg.Wait() // no check re-takes the lock after this
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.conn == nil {

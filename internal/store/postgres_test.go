@@ -152,6 +152,59 @@ func TestPostgresLockLostAndRetaken(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "in use by another vws server") {
 		t.Fatalf("health check with the lock taken by another server: %v", err)
 	}
+	// Without a health check, the server learns it too: it must stop.
+	select {
+	case err := <-db.Lost():
+		if !errors.Is(err, store.ErrInUse) {
+			t.Errorf("Lost: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server was not told that another took its database")
+	}
+}
+
+// A session cut while no other server waits is taken again by the server itself,
+// without a health check, and Lost stays silent.
+func TestPostgresLockRetakenUnasked(t *testing.T) {
+	ctx := context.Background()
+	url := postgresURL(t)
+	db, err := store.OpenPostgres(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	const holder = `SELECT COALESCE(max(pid), 0) FROM pg_locks WHERE locktype = 'advisory' AND granted
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`
+	var cut int
+	if err := db.SQL().QueryRow(holder).Scan(&cut); err != nil || cut == 0 {
+		t.Fatalf("the lock's session: %d, %v", cut, err)
+	}
+	if _, err := db.SQL().Exec(`SELECT pg_terminate_backend($1)`, cut); err != nil {
+		t.Fatal(err)
+	}
+	held := func() bool { // by a session other than the one cut
+		var pid int
+		if err := db.SQL().QueryRow(holder).Scan(&pid); err != nil {
+			t.Fatal(err)
+		}
+		return pid != 0 && pid != cut
+	}
+	for deadline := time.Now().Add(10 * time.Second); !held(); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the server did not take its lock again")
+		}
+	}
+	if other, err := store.OpenPostgres(ctx, url); !errors.Is(err, store.ErrInUse) {
+		if other != nil {
+			other.Close()
+		}
+		t.Fatalf("a second server after the lock was taken again: %v", err)
+	}
+	select {
+	case err := <-db.Lost():
+		t.Fatalf("Lost: %v", err)
+	default:
+	}
 }
 
 // A URL that is no PostgreSQL server fails with the address, never the password.

@@ -31,7 +31,14 @@ type DB struct {
 	closeLock func() error
 	// ping checks more than that the database answers (PostgreSQL: the lock is held).
 	ping func(context.Context) error
+	// lost says the database was taken by another server (PostgreSQL); nil: never.
+	lost <-chan error
 }
+
+// Lost delivers an error once the database is no longer this server's: another
+// server took a PostgreSQL database while this one's session was cut. The server
+// must stop, since its view of the records is stale. SQLite: never.
+func (s *DB) Lost() <-chan error { return s.lost }
 
 // migrations are applied in order; the database records how many it has seen. Never
 // edit an applied one: append — here and to postgresMigrations, which must end in
