@@ -449,12 +449,25 @@ func likePattern(s string) string {
 // Verify walks the whole chain and returns how many records hold; the error
 // (a *ChainError wrapping ErrChainBroken) names the first one that does not.
 func (l *Log) Verify(ctx context.Context) (int, error) {
-	// The checkpoint first: the database has one connection, which the rows hold.
-	cp, err := l.Checkpoint(ctx)
+	// One snapshot for the checkpoint and the records: a Prune committing between the
+	// two reads (vws audit --prune-before beside the server) would otherwise look
+	// like a break.
+	opts := &sql.TxOptions{ReadOnly: true}
+	if store.IsPostgres(l.db) {
+		opts.Isolation = sql.LevelRepeatableRead
+	}
+	tx, err := l.db.BeginTx(ctx, opts)
+	if err != nil {
+		return 0, fmt.Errorf("read audit log: %w", err)
+	}
+	defer tx.Rollback()
+	// The checkpoint first: the database may have one connection, which the rows hold.
+	cp, err := checkpoint(ctx, tx)
 	if err != nil {
 		return 0, err
 	}
-	rows, err := l.db.QueryContext(ctx, `SELECT `+columns+` FROM audit ORDER BY id`)
+	verifyRead()
+	rows, err := tx.QueryContext(ctx, `SELECT `+columns+` FROM audit ORDER BY id`)
 	if err != nil {
 		return 0, fmt.Errorf("read audit log: %w", err)
 	}
@@ -516,9 +529,20 @@ type Checkpoint struct {
 
 // Checkpoint reads the chain's starting point.
 func (l *Log) Checkpoint(ctx context.Context) (Checkpoint, error) {
+	return checkpoint(ctx, l.db)
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// verifyRead runs between Verify's two reads (tests put a Prune there).
+var verifyRead = func() {}
+
+func checkpoint(ctx context.Context, q querier) (Checkpoint, error) {
 	cp := Checkpoint{LastHash: Genesis}
 	var at int64
-	err := l.db.QueryRowContext(ctx, `SELECT last_id, last_hash, pruned, at FROM audit_checkpoint WHERE id = 1`).Scan(&cp.LastID, &cp.LastHash, &cp.Pruned, &at)
+	err := q.QueryRowContext(ctx, `SELECT last_id, last_hash, pruned, at FROM audit_checkpoint WHERE id = 1`).Scan(&cp.LastID, &cp.LastHash, &cp.Pruned, &at)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return cp, nil

@@ -118,3 +118,44 @@ func TestPruneAllThenAppendKeepsIDsIncreasing(t *testing.T) {
 		t.Fatalf("records after the checkpoint of record %d: %+v", cp.LastID, all)
 	}
 }
+
+// Verify reads the checkpoint and the records in one snapshot: a Prune committed
+// between the two reads (vws audit --prune-before beside the server) is no break.
+func TestVerifyWhilePruning(t *testing.T) {
+	ctx := context.Background()
+	place := storetest.New(t, "")
+	db1, err := place.Open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db1.Close()
+	l := New(db1.SQL(), nil)
+	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l.now = func() time.Time { clock = clock.Add(time.Hour); return clock }
+	seed(t, l, 10)
+	var db2 *store.DB
+	if place.URL != "" {
+		db2, err = store.OpenPostgresBeside(ctx, place.URL, store.ReadWrite)
+	} else {
+		db2, err = store.Open(ctx, place.Dir)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db2.Close()
+	pruned := int64(-1)
+	verifyRead = func() {
+		pruned, err = New(db2.SQL(), nil).Prune(ctx, time.Date(2026, 1, 1, 5, 30, 0, 0, time.UTC))
+	}
+	defer func() { verifyRead = func() {} }()
+	n, verr := l.Verify(ctx)
+	if err != nil || pruned != 5 {
+		t.Fatalf("the prune between the reads: %d, %v", pruned, err)
+	}
+	if verr != nil || n != 10 {
+		t.Fatalf("Verify with a prune between its reads: %d, %v", n, verr)
+	}
+	if n, err := l.Verify(ctx); err != nil || n != 5 {
+		t.Fatalf("Verify after: %d, %v", n, err)
+	}
+}
