@@ -62,6 +62,8 @@ type MgrServerOptions struct {
 	// Database is its --database. Default: none, or under VWS_TEST_POSTGRES a
 	// PostgreSQL database of Dir's own, the same one whenever a server starts on Dir.
 	Database string
+	// SQLite keeps the records in Dir whatever the suite runs against.
+	SQLite bool
 }
 
 // testDatabase is a --database for an in-process server: none, or under
@@ -96,7 +98,7 @@ func openServerDB(t *testing.T, s *MgrServer) (db *sql.DB, pg bool) {
 var dirDatabases sync.Map
 
 func (o *MgrServerOptions) database(t *testing.T) string {
-	if o.Database != "" || !storetest.Postgres() {
+	if o.Database != "" || o.SQLite || !storetest.Postgres() {
 		return o.Database
 	}
 	if u, ok := dirDatabases.Load(o.Dir); ok {

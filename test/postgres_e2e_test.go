@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"io"
 	"net/http"
+	neturl "net/url"
 	"strings"
 	"testing"
 	"time"
@@ -85,6 +86,42 @@ func TestServeStopsWhenItsDatabaseIsTaken(t *testing.T) {
 	if code := a.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(a.Logs(), "another vws server took the database") {
 		t.Fatalf("vws serve exited %d:\n%s", code, a.Logs())
 	}
+}
+
+// A lab moves to PostgreSQL: its server stopped, `vws database copy` takes its
+// records, and a server on the same data directory with --database goes on where the
+// other stopped: the workspace, its image and manifest, and the audit trail.
+func TestCopyALabToPostgres(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real vws processes with libvirt (make test)")
+	}
+	if !storetest.Postgres() {
+		t.Skipf("%s is not set (make test sets it)", storetest.Env)
+	}
+	lab := StartMgrServer(t, MgrServerOptions{HostName: "lab", SQLite: true})
+	ImportGuest(t, lab)
+	w := CreateWorkspace(t, lab, TickerDescription(t))
+	name := WSProps(t, w, "name")["name"]
+	u, _ := neturl.Parse(lab.URL)
+	lab.Kill()
+
+	db := testDatabase(t)
+	r := runVWS(t, nil, "database", "copy", "--data", lab.Dir, "--to", db)
+	if r.code != 0 || !strings.Contains(r.stdout, "audit chain intact in PostgreSQL") {
+		t.Fatalf("vws database copy: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	s := StartMgrServer(t, MgrServerOptions{Dir: lab.Dir, HostName: "lab", Database: db, Args: []string{"--listen", u.Host}})
+	if got := WSProps(t, w, "name")["name"]; got != name {
+		t.Fatalf("the workspace after the move: name %q, want %q", got, name)
+	}
+	s.MustCLI(t, "deploy", w.EPRFile, "--host", s.URL)
+	WantWSProps(t, w, "deployment", "deployed")
+	s.MustCLI(t, "undeploy", w.EPRFile)
+	WantWSProps(t, w, "deployment", "in-repository")
+	if r := runVWS(t, nil, "audit", "--database", db, "--verify"); r.code != 0 {
+		t.Fatalf("vws audit --verify on PostgreSQL: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	s.MustCLI(t, "destroy", w.EPRFile)
 }
 
 // A path with NUL and bytes that are not UTF-8 is answered as any unknown image is,
