@@ -21,7 +21,7 @@ test: build
 # guest's whole life, cold migration, crash recovery, notifications, the audit trail),
 # once more against PostgreSQL (`vws serve --database`; test/setup.sh starts it).
 VWS_TEST_POSTGRES ?= postgres:///postgres?host=/var/run/postgresql
-PG_E2E := TestServeOnePerDatabase|TestCopyALabToPostgres|TestServeStopsWhenItsDatabaseIsTaken|TestOddBytesInAPathAreAudited|TestManagerLifecycle|TestColdMigration|TestManagerCrashDuringDeploy|TestManagerCrashDuringUndeploy|TestManagerCrashAfterCheckIn|TestSubscriptionManagerOperations|TestCreateCloneDestroyOverSOAP|TestCreateBadInputChangesNothing|TestCheckOutLocksAndStates|TestAuditAndPolicy|TestAuditRecordsLifecycle|TestSecurityEndToEnd|TestDeployRefusesEditedManifest|TestNothingHappensUnaudited|TestCrashDuringCreateCloneDestroy|TestCrashExpiryAcrossRestart
+PG_E2E := TestServeOnePerDatabase|TestServeRidesOutADatabaseRestart|TestCopyALabToPostgres|TestServeStopsWhenItsDatabaseIsTaken|TestOddBytesInAPathAreAudited|TestManagerLifecycle|TestColdMigration|TestManagerCrashDuringDeploy|TestManagerCrashDuringUndeploy|TestManagerCrashAfterCheckIn|TestSubscriptionManagerOperations|TestCreateCloneDestroyOverSOAP|TestCreateBadInputChangesNothing|TestCheckOutLocksAndStates|TestAuditAndPolicy|TestAuditRecordsLifecycle|TestSecurityEndToEnd|TestDeployRefusesEditedManifest|TestNothingHappensUnaudited|TestCrashDuringCreateCloneDestroy|TestCrashExpiryAcrossRestart
 test-postgres: build
 	VWS_TEST_POSTGRES='$(VWS_TEST_POSTGRES)' $(GO) test -count=1 -timeout 10m ./internal/store/... ./internal/audit/ ./internal/wsrf/ ./internal/notify/ ./repository/... ./cmd/vws/
 	VWS_TEST_POSTGRES='$(VWS_TEST_POSTGRES)' $(GO) test -count=1 -timeout 15m -run '^($(PG_E2E))$$' ./test/

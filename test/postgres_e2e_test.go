@@ -3,6 +3,7 @@ package test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"io"
 	"net/http"
 	neturl "net/url"
@@ -122,6 +123,55 @@ func TestCopyALabToPostgres(t *testing.T) {
 		t.Fatalf("vws audit --verify on PostgreSQL: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	s.MustCLI(t, "destroy", w.EPRFile)
+}
+
+// A database restart (every session of the server cut) costs no request: writes go
+// on at once, and the server holds its database again within seconds.
+func TestServeRidesOutADatabaseRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real vws processes (make test)")
+	}
+	if !storetest.Postgres() {
+		t.Skipf("%s is not set (make test sets it)", storetest.Env)
+	}
+	a := StartMgrServer(t, MgrServerOptions{HostName: "restart"})
+	ImportGuest(t, a)
+	w := CreateWorkspace(t, a, TickerDescription(t))
+	url, _ := dirDatabases.Load(a.Dir)
+	db, err := sql.Open("pgx", url.(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE datname = current_database() AND pid <> pg_backend_pid()`); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	for i := 0; i < 5; i++ { // more than one pooled connection's worth
+		a.MustCLI(t, "wsrf", "set-termination-time", "-e", w.EPRFile, fmt.Sprint(3600+i))
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		other, err := store.OpenPostgresBeside(context.Background(), url.(string), store.ReadOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var held int
+		err = other.SQL().QueryRow(`SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
+			AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&held)
+		other.Close()
+		if err == nil && held == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server did not lock its database again (%d locks, %v)", held, err)
+		}
+	}
+	select {
+	case <-a.exited:
+		t.Fatalf("vws serve stopped:\n%s", a.Logs())
+	default:
+	}
 }
 
 // A path with NUL and bytes that are not UTF-8 is answered as any unknown image is,
