@@ -216,18 +216,19 @@ func TestCLIImageImportRefusalsChangeNothing(t *testing.T) {
 	before := pool()
 	for _, tc := range []struct {
 		args []string
+		code int // 2: the pool refused; 1: the CLI did
 		says string
 	}{
-		{[]string{"image", "import", filepath.Join(dir, "missing.raw"), "--name", "x"}, "no such file; give the path of a qcow2 or raw image"},
-		{[]string{"image", "import", dir, "--name", "x"}, "is not a regular file"},
-		{[]string{"image", "import", empty, "--name", "x"}, "the image is empty"},
-		{[]string{"image", "import", other, "--name", "taken"}, `"taken" is already taken`},
-		{[]string{"image", "import", img}, "--name NAME"},
-		{[]string{"image", "import"}, "missing argument; usage: vws image import FILE"},
+		{[]string{"image", "import", filepath.Join(dir, "missing.raw"), "--name", "x"}, 1, "no such file; give the path of a qcow2 or raw image"},
+		{[]string{"image", "import", dir, "--name", "x"}, 1, "is not a regular file"},
+		{[]string{"image", "import", empty, "--name", "x"}, 2, "vws: refused: bad request: the image is empty"},
+		{[]string{"image", "import", other, "--name", "taken"}, 2, `vws: refused: image name "taken" is already taken`},
+		{[]string{"image", "import", img}, 1, "--name NAME"},
+		{[]string{"image", "import"}, 1, "missing argument; usage: vws image import FILE"},
 	} {
 		r := s.CLI(t, tc.args...)
-		if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, tc.says) || strings.Count(r.stderr, "\n") != 1 {
-			t.Errorf("vws %s: exit %d\nstdout: %q\nstderr: %q\nwant exit 1 and one line saying %q", strings.Join(tc.args, " "), r.code, r.stdout, r.stderr, tc.says)
+		if r.code != tc.code || r.stdout != "" || !strings.Contains(r.stderr, tc.says) || strings.Count(r.stderr, "\n") != 1 {
+			t.Errorf("vws %s: exit %d\nstdout: %q\nstderr: %q\nwant exit %d and one line saying %q", strings.Join(tc.args, " "), r.code, r.stdout, r.stderr, tc.code, tc.says)
 		}
 	}
 	if after := pool(); after != before {

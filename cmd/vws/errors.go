@@ -31,7 +31,8 @@ import (
 )
 
 // Exit codes: 0 success, 1 usage or local failure, 2 the service answered with a
-// fault, 130 interrupted (Ctrl-C), as shells report a command SIGINT ended.
+// fault (or, for the image pool's HTTP endpoints, a refusal), 130 interrupted
+// (Ctrl-C), as shells report a command SIGINT ended.
 const (
 	exitError       = 1
 	exitFault       = 2
@@ -61,6 +62,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitInterrupted
 	case errors.As(err, &fe):
 		fmt.Fprintln(stderr, "vws: fault:", fe.Error())
+		return exitFault
+	}
+	var re *refusalError
+	if errors.As(err, &re) {
+		fmt.Fprintln(stderr, "vws: refused:", re.Error())
 		return exitFault
 	}
 	fmt.Fprintln(stderr, "vws:", describe(err))

@@ -183,7 +183,7 @@ func sameImage(ctx context.Context, base, file string, size int64, m imagepool.M
 	if img == nil {
 		return nil, nil
 	}
-	taken := fmt.Errorf("image name %q is already taken by %s (other content than %s); import under another name, or remove that image first (vws image remove %s)",
+	taken := refused("image name %q is already taken by %s (other content than %s); import under another name, or remove that image first (vws image remove %s)",
 		m.Name, img.Digest, file, m.Name)
 	if img.Size != size {
 		return nil, taken
@@ -197,12 +197,12 @@ func sameImage(ctx context.Context, base, file string, size int64, m imagepool.M
 	}
 	for _, f := range [][3]string{{"os", m.OS, img.OS}, {"kernel", m.Kernel, img.Kernel}, {"arch", m.Arch, img.Arch}} {
 		if f[1] != "" && !strings.EqualFold(f[1], f[2]) {
-			return nil, fmt.Errorf("image %q holds this content with --%s %q, not %q; to change its metadata, remove it (vws image remove %s) and import it again",
+			return nil, refused("image %q holds this content with --%s %q, not %q; to change its metadata, remove it (vws image remove %s) and import it again",
 				m.Name, f[0], dash(f[2]), f[1], m.Name)
 		}
 	}
 	if len(m.Libraries) > 0 && strings.Join(m.Libraries, " ") != strings.Join(img.Libraries, " ") {
-		return nil, fmt.Errorf("image %q holds this content with libraries %q, not %q; to change its metadata, remove it (vws image remove %s) and import it again",
+		return nil, refused("image %q holds this content with libraries %q, not %q; to change its metadata, remove it (vws image remove %s) and import it again",
 			m.Name, strings.Join(img.Libraries, " "), strings.Join(m.Libraries, " "), m.Name)
 	}
 	return img, nil
@@ -273,7 +273,9 @@ func newImageRemoveCommand(base *string) *cobra.Command {
 	}
 }
 
-// serverError turns a failed answer into an error carrying the server's one-line message.
+// serverError turns a failed answer into an error carrying the server's one-line
+// message: the pool's refusal (exit 2, as a fault), unless the answer is not the
+// pool's at all (a wrong --url: exit 1).
 func serverError(resp *http.Response) error {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	msg := strings.TrimSpace(string(b))
@@ -281,10 +283,18 @@ func serverError(resp *http.Response) error {
 		msg = resp.Status
 	}
 	if resp.StatusCode == http.StatusNotFound && !strings.Contains(msg, "image") {
-		msg += " (is this a vws Repository? check --url / $VWS_URL)"
+		return errors.New(msg + " (is this a vws Repository? check --url / $VWS_URL)")
 	}
-	return errors.New(msg)
+	return &refusalError{msg}
 }
+
+// refusalError is the image pool's refusal, told by its HTTP answer or, before an
+// upload, read from what the pool lists: the service said no, as a fault says no.
+type refusalError struct{ msg string }
+
+func (e *refusalError) Error() string { return e.msg }
+
+func refused(format string, args ...any) error { return &refusalError{fmt.Sprintf(format, args...)} }
 
 func shortDigest(d string) string {
 	if len(d) > len("sha256:")+12 {
