@@ -354,22 +354,8 @@ func (s *DB) migratePostgres(ctx context.Context, upTo int) error {
 	if version > len(postgresMigrations) {
 		return fmt.Errorf("database schema version %d is newer than this vws (%d); use a newer vws", version, len(postgresMigrations))
 	}
-	for i := version; i < upTo; i++ {
-		tx, err := s.db.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, postgresMigrations[i]); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("migration %d: %w", i+1, err)
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE vws_schema SET version = $1`, i+1); err != nil {
-			tx.Rollback()
-			return err
-		}
-		if err := tx.Commit(); err != nil {
-			return err
-		}
-	}
-	return nil
+	return s.apply(ctx, postgresMigrations, version, upTo, func(tx *sql.Tx, v int) error {
+		_, err := tx.ExecContext(ctx, `UPDATE vws_schema SET version = $1`, v)
+		return err
+	})
 }

@@ -191,16 +191,25 @@ func (s *DB) migrate(ctx context.Context, upTo int) error {
 	if version > len(migrations) {
 		return fmt.Errorf("database schema version %d is newer than this vws (%d); use a newer vws", version, len(migrations))
 	}
-	for i := version; i < upTo; i++ {
+	return s.apply(ctx, migrations, version, upTo, func(tx *sql.Tx, v int) error {
+		_, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v))
+		return err
+	})
+}
+
+// apply runs list[from:upTo], each in one transaction with setVersion recording the
+// version it reaches, so that a failed migration leaves the database as it was.
+func (s *DB) apply(ctx context.Context, list []string, from, upTo int, setVersion func(*sql.Tx, int) error) error {
+	for i := from; i < upTo; i++ {
 		tx, err := s.db.BeginTx(ctx, nil)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+		if _, err := tx.ExecContext(ctx, list[i]); err != nil {
 			tx.Rollback()
 			return fmt.Errorf("migration %d: %w", i+1, err)
 		}
-		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", i+1)); err != nil {
+		if err := setVersion(tx, i+1); err != nil {
 			tx.Rollback()
 			return err
 		}
