@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -135,14 +136,23 @@ func (l *Log) append(ctx context.Context, operation, resource, decision, rule, d
 		return err
 	default:
 	}
-	c.queueMu.Lock()
-	batch := c.queue
-	c.queue = nil
-	c.queueMu.Unlock()
-	l.writeBatch(ctx, batch)
+	// Ours is queued, behind at most what came first: write batches until it went.
+	for done := false; !done; {
+		c.queueMu.Lock()
+		n := min(len(c.queue), maxBatch)
+		batch := c.queue[:n:n]
+		c.queue = c.queue[n:]
+		c.queueMu.Unlock()
+		done = slices.Contains(batch, p)
+		l.writeBatch(ctx, batch)
+	}
 	c.mu.Unlock()
 	return <-p.done
 }
+
+// maxBatch bounds the records one INSERT carries (10 parameters each; SQLite takes
+// 32766 parameters in a statement).
+const maxBatch = 256
 
 // pending is a record waiting to be written, and where its writer says how that went.
 type pending struct {
@@ -218,24 +228,46 @@ func (l *Log) writeRecords(ctx context.Context, records []*pending) error {
 }
 
 func (l *Log) insert(ctx context.Context, records []*pending) error {
-	exec := func(stmt *sql.Stmt, e *Entry) error {
-		_, err := stmt.ExecContext(ctx,
+	if len(records) == 1 {
+		e := &records[0].entry
+		_, err := l.chain.insert.ExecContext(ctx,
 			e.ID, e.Time.UnixMilli(), e.Caller, e.Operation, e.Resource, e.Decision, e.Detail, e.Rule, e.Prev, e.Hash)
 		return err
 	}
-	if len(records) == 1 {
-		return exec(l.chain.insert, &records[0].entry)
+	// One statement for the batch: one round trip and one commit (a transaction of
+	// single INSERTs took one round trip each, which on PostgreSQL cost more than the
+	// flush the batch shares).
+	var q strings.Builder
+	q.WriteString(`INSERT INTO audit (id, time, caller, operation, resource, decision, detail, rule, prev, hash) VALUES `)
+	args := make([]any, 0, 10*len(records))
+	for i, p := range records {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("(")
+		for j := range 10 {
+			if j > 0 {
+				q.WriteString(", ")
+			}
+			fmt.Fprintf(&q, "$%d", 10*i+j+1)
+		}
+		q.WriteString(")")
+		e := &p.entry
+		args = append(args, e.ID, e.Time.UnixMilli(), e.Caller, e.Operation, e.Resource, e.Decision, e.Detail, e.Rule, e.Prev, e.Hash)
 	}
+	if store.IsPostgres(l.db) {
+		_, err := l.db.ExecContext(ctx, q.String(), args...) // a statement is all or nothing
+		return err
+	}
+	// SQLite keeps what a statement did before an error raised with FAIL; a
+	// transaction keeps nothing, and costs no round trip there.
 	tx, err := l.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	stmt := tx.StmtContext(ctx, l.chain.insert)
-	for _, p := range records {
-		if err := exec(stmt, &p.entry); err != nil {
-			return err
-		}
+	if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+		return err
 	}
 	return tx.Commit()
 }

@@ -6,6 +6,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"flag"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	neturl "net/url"
 	"os"
 	"runtime"
 	"time"
@@ -21,6 +23,7 @@ import (
 
 	"github.com/vws-grid/vws/internal/dialect"
 	"github.com/vws-grid/vws/internal/server"
+	"github.com/vws-grid/vws/internal/store"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/test/loadgen"
 )
@@ -29,22 +32,32 @@ func main() {
 	duration := flag.Duration("duration", 5*time.Second, "how long each measurement runs")
 	conns := flag.Int("conns", 4, "concurrent keep-alive connections")
 	creates := flag.Int("creates", 200, "Create calls per image size")
+	postgres := flag.String("postgres", "", "run the server on a throwaway database of this PostgreSQL server (postgres:///postgres?host=/var/run/postgresql) instead of SQLite")
 	flag.Parse()
-	if err := run(*duration, *conns, *creates); err != nil {
+	if err := run(*duration, *conns, *creates, *postgres); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(d time.Duration, conns, creates int) error {
+func run(d time.Duration, conns, creates int, postgres string) error {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "vws-bench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	database := ""
+	if postgres != "" {
+		var drop func()
+		if database, drop, err = throwawayDatabase(postgres); err != nil {
+			return err
+		}
+		defer drop()
+		fmt.Println("records in PostgreSQL:", store.RedactURL(database))
+	}
 	// Request logs stay on (formatted and discarded) so the cost of logging is counted.
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := server.New(ctx, server.Config{DataDir: dir, Logger: logger})
+	srv, err := server.New(ctx, server.Config{DataDir: dir, Database: database, Logger: logger})
 	if err != nil {
 		return err
 	}
@@ -107,3 +120,28 @@ func request(d *dialect.Dialect, to string) []byte {
 }
 
 func runtimeProcs() int { return runtime.GOMAXPROCS(0) }
+
+// throwawayDatabase creates an empty database on the PostgreSQL server serverURL names
+// and returns its URL and how to drop it.
+func throwawayDatabase(serverURL string) (string, func(), error) {
+	u, err := neturl.Parse(serverURL)
+	if err != nil {
+		return "", nil, fmt.Errorf("-postgres: %w", err)
+	}
+	admin, err := sql.Open("pgx", serverURL)
+	if err != nil {
+		return "", nil, err
+	}
+	name := fmt.Sprintf("vws_bench_%d", time.Now().UnixNano())
+	if _, err := admin.Exec(`CREATE DATABASE ` + name); err != nil {
+		admin.Close()
+		return "", nil, fmt.Errorf("create the benchmark's database on %s: %w", store.RedactURL(serverURL), err)
+	}
+	u.Path = "/" + name
+	return u.String(), func() {
+		if _, err := admin.Exec(`DROP DATABASE IF EXISTS ` + name + ` WITH (FORCE)`); err != nil {
+			log.Printf("drop %s: %v", name, err)
+		}
+		admin.Close()
+	}, nil
+}
