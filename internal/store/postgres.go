@@ -117,7 +117,8 @@ func IsPostgres(db *sql.DB) bool {
 // for a Unix socket), takes it for this server, and migrates it.
 func OpenPostgres(ctx context.Context, url string) (*DB, error) {
 	// A handful of connections: the Repository's writes are serialized in-process
-	// anyway, and the audit trail appends one at a time; reads go in parallel.
+	// anyway, and the audit trail appends from one writer at a time (in batches);
+	// one connection holds the server's lock.
 	db, what, err := connectPostgres(ctx, url, "vws", nil, 8)
 	if err != nil {
 		return nil, err
