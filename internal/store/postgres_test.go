@@ -124,14 +124,7 @@ func TestPostgresLockLostAndRetaken(t *testing.T) {
 	defer db.Close()
 	kill := func() {
 		t.Helper()
-		res, err := db.SQL().Exec(`SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()
-			AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n, _ := res.RowsAffected(); n != 1 {
-			t.Fatalf("terminated %d sessions holding the lock, want 1", n)
-		}
+		storetest.CutLock(t, db.SQL())
 		time.Sleep(100 * time.Millisecond) // the backend goes away asynchronously
 	}
 	kill()
@@ -173,20 +166,9 @@ func TestPostgresLockRetakenUnasked(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	const holder = `SELECT COALESCE(max(pid), 0) FROM pg_locks WHERE locktype = 'advisory' AND granted
-		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`
-	var cut int
-	if err := db.SQL().QueryRow(holder).Scan(&cut); err != nil || cut == 0 {
-		t.Fatalf("the lock's session: %d, %v", cut, err)
-	}
-	if _, err := db.SQL().Exec(`SELECT pg_terminate_backend($1)`, cut); err != nil {
-		t.Fatal(err)
-	}
+	cut := storetest.CutLock(t, db.SQL())
 	held := func() bool { // by a session other than the one cut
-		var pid int
-		if err := db.SQL().QueryRow(holder).Scan(&pid); err != nil {
-			t.Fatal(err)
-		}
+		pid := storetest.LockHolder(t, db.SQL())
 		return pid != 0 && pid != cut
 	}
 	for deadline := time.Now().Add(10 * time.Second); !held(); time.Sleep(100 * time.Millisecond) {

@@ -91,3 +91,29 @@ func NewPostgres(t testing.TB, serverURL string) string {
 	u.Path = "/" + name
 	return u.String()
 }
+
+// LockHolder is the backend pid of the session holding a vws server's lock on the
+// database db is connected to, 0 when none does (advisory locks are per database).
+func LockHolder(t testing.TB, db *sql.DB) int {
+	t.Helper()
+	var pid int
+	if err := db.QueryRow(`SELECT COALESCE(max(pid), 0) FROM pg_locks WHERE locktype = 'advisory' AND granted
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	return pid
+}
+
+// CutLock ends the session holding the server's lock, as a database restart would,
+// and returns its pid; the backend goes away asynchronously.
+func CutLock(t testing.TB, db *sql.DB) int {
+	t.Helper()
+	pid := LockHolder(t, db)
+	if pid == 0 {
+		t.Fatal("no session holds a vws server's lock on this database")
+	}
+	if _, err := db.Exec(`SELECT pg_terminate_backend($1)`, pid); err != nil {
+		t.Fatal(err)
+	}
+	return pid
+}
