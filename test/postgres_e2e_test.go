@@ -21,9 +21,7 @@ import (
 // database is refused at start, saying who holds it and what to do; a URL that is not
 // PostgreSQL, or a server that does not answer, is refused without the password.
 func TestServeOnePerDatabase(t *testing.T) {
-	if !storetest.Postgres() {
-		t.Skipf("%s is not set (make test sets it)", storetest.Env)
-	}
+	storetest.Server(t) // or a skip
 	a := StartMgrServer(t, MgrServerOptions{Roles: []string{"factory", "repository"}})
 	db, ok := dirDatabases.Load(a.Dir)
 	if !ok {
@@ -58,9 +56,7 @@ func TestServeOnePerDatabase(t *testing.T) {
 // A server whose session (and lock) was cut, and whose database another server took
 // meanwhile, stops, saying why, rather than go on writing over the other's records.
 func TestServeStopsWhenItsDatabaseIsTaken(t *testing.T) {
-	if !storetest.Postgres() {
-		t.Skipf("%s is not set (make test sets it)", storetest.Env)
-	}
+	storetest.Server(t) // or a skip
 	a := StartMgrServer(t, MgrServerOptions{Roles: []string{"factory", "repository"}})
 	url, _ := dirDatabases.Load(a.Dir)
 	db, err := sql.Open("pgx", url.(string))
@@ -93,9 +89,7 @@ func TestCopyALabToPostgres(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts real vws processes with libvirt (make test)")
 	}
-	if !storetest.Postgres() {
-		t.Skipf("%s is not set (make test sets it)", storetest.Env)
-	}
+	storetest.Server(t) // or a skip
 	lab := StartMgrServer(t, MgrServerOptions{HostName: "lab", SQLite: true})
 	ImportGuest(t, lab)
 	w := CreateWorkspace(t, lab, TickerDescription(t))
@@ -128,9 +122,7 @@ func TestServeRidesOutADatabaseRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts real vws processes (make test)")
 	}
-	if !storetest.Postgres() {
-		t.Skipf("%s is not set (make test sets it)", storetest.Env)
-	}
+	storetest.Server(t) // or a skip
 	a := StartMgrServer(t, MgrServerOptions{HostName: "restart"})
 	ImportGuest(t, a)
 	w := CreateWorkspace(t, a, TickerDescription(t))

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -17,14 +16,7 @@ import (
 )
 
 // postgresServer is the PostgreSQL server the tests make databases on, or a skip.
-func postgresServer(t *testing.T) string {
-	t.Helper()
-	server := os.Getenv(storetest.Env)
-	if server == "" {
-		t.Skipf("%s is not set: no PostgreSQL server to test against (e.g. %s='postgres:///postgres?host=/var/run/postgresql')", storetest.Env, storetest.Env)
-	}
-	return server
-}
+func postgresServer(t *testing.T) string { return storetest.Server(t) }
 
 // runningServer opens a fresh PostgreSQL database as vws serve --database does, and so
 // holds its lock for the rest of the test, and its audit log.

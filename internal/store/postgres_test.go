@@ -20,11 +20,7 @@ import (
 // postgresURL is a fresh PostgreSQL database, or a skip where the suite has none.
 func postgresURL(t *testing.T) string {
 	t.Helper()
-	server := os.Getenv(storetest.Env)
-	if server == "" {
-		t.Skipf("%s is not set: no PostgreSQL server to test against (make test sets it)", storetest.Env)
-	}
-	return storetest.NewPostgres(t, server)
+	return storetest.NewPostgres(t, storetest.Server(t))
 }
 
 // columns lists table.column for every column of every vws table, sorted.

@@ -117,3 +117,14 @@ func CutLock(t testing.TB, db *sql.DB) int {
 	}
 	return pid
 }
+
+// Server is the PostgreSQL server VWS_TEST_POSTGRES names; the test is skipped, saying
+// so, when it names none.
+func Server(t testing.TB) string {
+	t.Helper()
+	server := os.Getenv(Env)
+	if server == "" {
+		t.Skipf("%s is not set: no PostgreSQL server to test against (make test sets it: %s='postgres:///postgres?host=/var/run/postgresql')", Env, Env)
+	}
+	return server
+}
