@@ -162,9 +162,9 @@ var expectedOps = map[string]struct {
 	"WorkspaceFactoryService": {"WorkspaceFactoryPortType", "http://vws.dev/ns/2026/factory", standard3, []string{"Create"}, nil},
 	"WorkspaceService": {"WorkspacePortType", "http://vws.dev/ns/2026/workspace",
 		append(slices.Clone(standard3), "SetResourceProperties", "Destroy", "SetTerminationTime", "Subscribe"),
-		[]string{"Clone", "CheckOut", "CheckIn", "ReportState"}, nil},
+		[]string{"Clone", "CheckOut", "CheckIn", "ReportState", "Place"}, nil},
 	"WorkspaceRepositoryService": {"WorkspaceRepositoryPortType", "http://vws.dev/ns/2026/repository", standard3,
-		[]string{"ListWorkspaces", "ListImages", "RegisterWorkspace"}, nil},
+		[]string{"ListWorkspaces", "ListImages", "RegisterWorkspace", "AnnounceHost"}, nil},
 	"WorkspaceManagerService": {"WorkspaceManagerPortType", "http://vws.dev/ns/2026/manager", standard3,
 		[]string{"Deploy", "Start", "Console", "Pause", "Unpause", "Shutdown", "Undeploy"}, nil},
 	// Only standard operations: WS-ResourceProperties, WS-ResourceLifetime and the

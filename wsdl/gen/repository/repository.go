@@ -631,6 +631,16 @@ type EndpointReferenceContainerType struct {
 
 type PageSize int32
 
+type DomainType string
+
+const (
+	DomainTypeKvm DomainType = "kvm"
+
+	DomainTypeQemu DomainType = "qemu"
+
+	DomainTypeXen DomainType = "xen"
+)
+
 type ListWorkspaces struct {
 	XMLName xml.Name `xml:"http://vws.dev/ns/2026/repository ListWorkspaces"`
 
@@ -720,6 +730,34 @@ type ListImagesResponse struct {
 	Total *Count `xml:"Total,omitempty" json:"Total,omitempty"`
 }
 
+type AnnounceHost struct {
+	XMLName xml.Name `xml:"http://vws.dev/ns/2026/repository AnnounceHost"`
+
+	Host *HostOfferType `xml:"Host,omitempty" json:"Host,omitempty"`
+
+	// How long the Repository counts on this announcement
+	// without another: between PT10S and PT1H.
+	ValidFor *Duration `xml:"ValidFor,omitempty" json:"ValidFor,omitempty"`
+}
+
+type AnnounceHostResponse struct {
+	XMLName xml.Name `xml:"http://vws.dev/ns/2026/repository AnnounceHostResponse"`
+
+	Expires *Timestamp `xml:"Expires,omitempty" json:"Expires,omitempty"`
+}
+
+type KnownHost struct {
+	XMLName xml.Name `xml:"http://vws.dev/ns/2026/repository KnownHost"`
+
+	*HostOfferType
+
+	AnnouncedBy *Principal `xml:"AnnouncedBy,omitempty" json:"AnnouncedBy,omitempty"`
+
+	LastSeen *Timestamp `xml:"LastSeen,omitempty" json:"LastSeen,omitempty"`
+
+	Expires *Timestamp `xml:"Expires,omitempty" json:"Expires,omitempty"`
+}
+
 type WorkspaceCount Count
 
 type ImageCount Count
@@ -768,6 +806,39 @@ type ImageRecordType struct {
 	Software *Software `xml:"software,omitempty" json:"software,omitempty"`
 }
 
+type HostOfferType struct {
+
+	// The name the manager checks workspaces out under.
+	HostName *HostName `xml:"HostName,omitempty" json:"HostName,omitempty"`
+
+	ManagerReference *EndpointReferenceContainerType `xml:"ManagerReference,omitempty" json:"ManagerReference,omitempty"`
+
+	DomainType *DomainType `xml:"DomainType,omitempty" json:"DomainType,omitempty"`
+
+	Architecture *Architecture `xml:"Architecture,omitempty" json:"Architecture,omitempty"`
+
+	CPUs *Count `xml:"CPUs,omitempty" json:"CPUs,omitempty"`
+
+	MemoryTotalMiB *ByteCount `xml:"MemoryTotalMiB,omitempty" json:"MemoryTotalMiB,omitempty"`
+
+	MemoryFreeMiB *ByteCount `xml:"MemoryFreeMiB,omitempty" json:"MemoryFreeMiB,omitempty"`
+
+	DeployedWorkspaces *Count `xml:"DeployedWorkspaces,omitempty" json:"DeployedWorkspaces,omitempty"`
+
+	Networks struct {
+		Network struct {
+			Name string `xml:"Name,omitempty" json:"Name,omitempty"`
+
+			Active bool `xml:"Active,omitempty" json:"Active,omitempty"`
+		} `xml:"Network,omitempty" json:"Network,omitempty"`
+	} `xml:"Networks,omitempty" json:"Networks,omitempty"`
+
+	// An image (pool image or frozen layer) in the host's cache.
+	CachedImage *Digest `xml:"CachedImage,omitempty" json:"CachedImage,omitempty"`
+
+	Problem string `xml:"Problem,omitempty" json:"Problem,omitempty"`
+}
+
 type WorkspaceRepositoryPortType interface {
 	ListWorkspaces(request *ListWorkspaces) (*ListWorkspacesResponse, error)
 
@@ -780,6 +851,10 @@ type WorkspaceRepositoryPortType interface {
 	RegisterWorkspace(request *RegisterWorkspace) (*RegisterWorkspaceResponse, error)
 
 	RegisterWorkspaceContext(ctx context.Context, request *RegisterWorkspace) (*RegisterWorkspaceResponse, error)
+
+	AnnounceHost(request *AnnounceHost) (*AnnounceHostResponse, error)
+
+	AnnounceHostContext(ctx context.Context, request *AnnounceHost) (*AnnounceHostResponse, error)
 }
 
 type workspaceRepositoryPortType struct {
@@ -838,6 +913,23 @@ func (service *workspaceRepositoryPortType) RegisterWorkspaceContext(ctx context
 
 func (service *workspaceRepositoryPortType) RegisterWorkspace(request *RegisterWorkspace) (*RegisterWorkspaceResponse, error) {
 	return service.RegisterWorkspaceContext(
+		context.Background(),
+		request,
+	)
+}
+
+func (service *workspaceRepositoryPortType) AnnounceHostContext(ctx context.Context, request *AnnounceHost) (*AnnounceHostResponse, error) {
+	response := new(AnnounceHostResponse)
+	err := service.client.CallContext(ctx, "http://vws.dev/ns/2026/repository/WorkspaceRepositoryPortType/AnnounceHostRequest", request, response)
+	if err != nil {
+		return nil, err
+	}
+
+	return response, nil
+}
+
+func (service *workspaceRepositoryPortType) AnnounceHost(request *AnnounceHost) (*AnnounceHostResponse, error) {
+	return service.AnnounceHostContext(
 		context.Background(),
 		request,
 	)

@@ -637,6 +637,18 @@ type LockTokenType string
 
 type DetailText string
 
+type Place struct {
+	XMLName xml.Name `xml:"http://vws.dev/ns/2026/workspace Place"`
+}
+
+type PlaceResponse struct {
+	XMLName xml.Name `xml:"http://vws.dev/ns/2026/workspace PlaceResponse"`
+
+	Candidate []*PlacementCandidateType `xml:"Candidate,omitempty" json:"Candidate,omitempty"`
+
+	Unsuitable []*UnsuitableHostType `xml:"Unsuitable,omitempty" json:"Unsuitable,omitempty"`
+}
+
 type Clone struct {
 	XMLName xml.Name `xml:"http://vws.dev/ns/2026/workspace Clone"`
 
@@ -748,6 +760,31 @@ type ReportStateResponse struct {
 	LastModified *Timestamp `xml:"LastModified,omitempty" json:"LastModified,omitempty"`
 }
 
+type PlacementCandidateType struct {
+	HostName *HostName `xml:"HostName,omitempty" json:"HostName,omitempty"`
+
+	ManagerReference *EndpointReferenceContainerType `xml:"ManagerReference,omitempty" json:"ManagerReference,omitempty"`
+
+	// Bytes of the workspace's base, kernel, initrd and frozen
+	// layers already in the host's cache: what a deploy there does not move.
+	CachedBytes *ByteCount `xml:"CachedBytes,omitempty" json:"CachedBytes,omitempty"`
+
+	// Bytes of those images a deploy there moves.
+	StagedBytes *ByteCount `xml:"StagedBytes,omitempty" json:"StagedBytes,omitempty"`
+
+	MemoryFreeMiB *ByteCount `xml:"MemoryFreeMiB,omitempty" json:"MemoryFreeMiB,omitempty"`
+
+	DeployedWorkspaces *Count `xml:"DeployedWorkspaces,omitempty" json:"DeployedWorkspaces,omitempty"`
+}
+
+type UnsuitableHostType struct {
+	HostName *HostName `xml:"HostName,omitempty" json:"HostName,omitempty"`
+
+	ManagerReference *EndpointReferenceContainerType `xml:"ManagerReference,omitempty" json:"ManagerReference,omitempty"`
+
+	Reason string `xml:"Reason,omitempty" json:"Reason,omitempty"`
+}
+
 type ManifestType struct {
 	WorkspaceKey *WorkspaceKey `xml:"WorkspaceKey,omitempty" json:"WorkspaceKey,omitempty"`
 
@@ -822,6 +859,10 @@ type WorkspacePortType interface {
 	ReportState(request *ReportState) (*ReportStateResponse, error)
 
 	ReportStateContext(ctx context.Context, request *ReportState) (*ReportStateResponse, error)
+
+	Place(request *Place) (*PlaceResponse, error)
+
+	PlaceContext(ctx context.Context, request *Place) (*PlaceResponse, error)
 }
 
 type workspacePortType struct {
@@ -897,6 +938,23 @@ func (service *workspacePortType) ReportStateContext(ctx context.Context, reques
 
 func (service *workspacePortType) ReportState(request *ReportState) (*ReportStateResponse, error) {
 	return service.ReportStateContext(
+		context.Background(),
+		request,
+	)
+}
+
+func (service *workspacePortType) PlaceContext(ctx context.Context, request *Place) (*PlaceResponse, error) {
+	response := new(PlaceResponse)
+	err := service.client.CallContext(ctx, "http://vws.dev/ns/2026/workspace/WorkspacePortType/PlaceRequest", request, response)
+	if err != nil {
+		return nil, err
+	}
+
+	return response, nil
+}
+
+func (service *workspacePortType) Place(request *Place) (*PlaceResponse, error) {
+	return service.PlaceContext(
 		context.Background(),
 		request,
 	)
