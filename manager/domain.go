@@ -7,6 +7,7 @@ import (
 
 	"github.com/vws-grid/vws/internal/describe"
 	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/hostfit"
 	"github.com/vws-grid/vws/vmm"
 )
 
@@ -34,50 +35,15 @@ func derivedMAC(key string, i int) string {
 }
 
 // hostOffer is what this host can run, for checking a description against it.
-type hostOffer struct {
-	DomainType string // kvm, qemu or xen
-	Arch       string
-	CPUs       int
-	FreeMiB    int64
-	// Networks are the host's libvirt networks, when known: a NIC must join one.
-	Networks      []vmm.Network
-	NetworksKnown bool
-}
+type hostOffer = hostfit.Offer
 
-// network is the host's libvirt network named name, if it has one.
-func (o hostOffer) network(name string) (vmm.Network, bool) {
-	for _, n := range o.Networks {
-		if n.Name == name {
-			return n, true
-		}
+// offerOf is the offer of a host as the hypervisor describes it.
+func offerOf(h vmm.HostInfo) hostOffer {
+	o := hostOffer{DomainType: h.DomainType, Arch: h.Arch, CPUs: h.CPUs, FreeMiB: h.FreeMiB, NetworksKnown: h.NetworksKnown}
+	for _, n := range h.Networks {
+		o.Networks = append(o.Networks, hostfit.Network{Name: n.Name, Active: n.Active})
 	}
-	return vmm.Network{}, false
-}
-
-func (o hostOffer) networkNames() string {
-	if len(o.Networks) == 0 {
-		return "none"
-	}
-	var names []string
-	for _, n := range o.Networks {
-		if n.Active {
-			names = append(names, n.Name)
-		} else {
-			names = append(names, n.Name+" (not started)")
-		}
-	}
-	return strings.Join(names, ", ")
-}
-
-// vmmTypes lists the VMM types a description may ask for on this host: a KVM host
-// also runs plain QEMU guests; a TCG-only host does not offer KVM.
-func (h hostOffer) vmmTypes() []string {
-	switch h.DomainType {
-	case "kvm":
-		return []string{"kvm", "qemu"}
-	default:
-		return []string{h.DomainType}
-	}
+	return o
 }
 
 // stagedFiles are the host paths a workspace's domain uses.
@@ -93,34 +59,11 @@ type stagedFiles struct {
 // buildSpec turns a validated description into a domain definition for this host,
 // or says which element of the description the host cannot satisfy.
 func buildSpec(key string, d *describe.Description, host hostOffer, files stagedFiles) (vmm.Spec, error) {
-	if d.Category != describe.CategoryVM {
-		return vmm.Spec{}, metadataErr("/vw:virtualWorkspace/vw:category", fmt.Sprintf("a manager deploys vm workspaces, not %q", d.Category), "")
-	}
-	if d.VMM != "" && !contains(host.vmmTypes(), d.VMM) {
-		return vmm.Spec{}, metadataErr("/vw:virtualWorkspace/vw:category/@vmm",
-			fmt.Sprintf("the workspace needs VMM %q; this host offers %s", d.VMM, strings.Join(host.vmmTypes(), ", ")),
-			"deploy it on a host of that VMM type, or change the description's vmm attribute")
-	}
-	hw := d.Hardware
-	if hw == nil {
-		return vmm.Spec{}, metadataErr("/vw:virtualWorkspace/hw:hardware", "a vm workspace needs its hardware described", "")
-	}
-	arch := hw.CPU.Architecture
-	if arch == "" {
-		arch = host.Arch
-	}
-	if arch != host.Arch && !(host.Arch == "x86_64" && arch == "i686") {
-		return vmm.Spec{}, metadataErr("/vw:virtualWorkspace/hw:hardware/hw:CPU/hw:architecture",
-			fmt.Sprintf("the workspace needs architecture %s; this host is %s", arch, host.Arch), "deploy it on a host of that architecture")
-	}
-	if hw.CPU.Count > host.CPUs {
-		return vmm.Spec{}, metadataErr("/vw:virtualWorkspace/hw:hardware/hw:CPU/hw:count",
-			fmt.Sprintf("the workspace asks for %d CPUs; this host has %d", hw.CPU.Count, host.CPUs), "ask for fewer CPUs or deploy on a larger host")
-	}
-	mem, err := grantMemory(hw.Memory, host.FreeMiB)
+	fit, err := hostfit.Check(d, host)
 	if err != nil {
 		return vmm.Spec{}, err
 	}
+	hw, arch, mem := d.Hardware, fit.Arch, fit.MemoryMiB
 	spec := vmm.Spec{
 		Name: domainName(key), UUID: domainUUID(key), Type: host.DomainType, Arch: arch,
 		MemoryMiB: mem, CPUs: hw.CPU.Count, CPUModel: hw.CPU.Model, ConsoleLog: files.Console,
@@ -170,11 +113,6 @@ func buildSpec(key string, d *describe.Description, host hostOffer, files staged
 			if kind == "" {
 				kind = "network"
 			}
-			if _, ok := host.network(nic.Network); kind == "network" && host.NetworksKnown && !ok {
-				return vmm.Spec{}, metadataErr(fmt.Sprintf("/vw:virtualWorkspace/net:network/net:nic[%d]/net:association/net:name", i+1),
-					fmt.Sprintf("NIC %s joins network %q; this host's networks are: %s", nic.Name, nic.Network, host.networkNames()),
-					fmt.Sprintf("name one of them, or deploy the workspace on a host that has network %q", nic.Network))
-			}
 			spec.NICs = append(spec.NICs, vmm.NIC{MAC: strings.ToLower(mac), Model: nic.Model, Kind: kind, Source: nic.Network})
 		}
 	}
@@ -188,31 +126,13 @@ func buildSpec(key string, d *describe.Description, host hostOffer, files staged
 // has not started: libvirt would refuse to start it, after the deploy moved its bytes.
 func startableNetworks(spec vmm.Spec, host hostOffer) error {
 	for _, nic := range spec.NICs {
-		if n, ok := host.network(nic.Source); nic.Kind == "network" && ok && !n.Active {
+		if n, ok := host.Network(nic.Source); nic.Kind == "network" && ok && !n.Active {
 			return errdefs.WithAdvice(fmt.Errorf("%w: network %q, which the workspace's NIC %s joins, is defined on this host but not started",
 				errdefs.ErrHypervisor, n.Name, nic.MAC),
 				fmt.Sprintf("the site administrator must start it: virsh net-start %s (virsh net-autostart %s keeps it started across reboots); or deploy with --state shutdown now and start the workspace once it is", n.Name, n.Name))
 		}
 	}
 	return nil
-}
-
-// grantMemory grants the requested size when the host has it free, else as much as
-// the host has down to the description's minimum.
-func grantMemory(m describe.Memory, freeMiB int64) (int, error) {
-	if int64(m.SizeMiB) <= freeMiB {
-		return m.SizeMiB, nil
-	}
-	if m.MinMiB > 0 && int64(m.MinMiB) <= freeMiB {
-		return int(freeMiB), nil
-	}
-	least := m.SizeMiB
-	if m.MinMiB > 0 {
-		least = m.MinMiB
-	}
-	return 0, metadataErr("/vw:virtualWorkspace/hw:hardware/hw:RAM",
-		fmt.Sprintf("the workspace needs at least %d MiB; this host has %d MiB free", least, freeMiB),
-		"deploy it on a host with more free memory, or lower hw:RAM/hw:minimum")
 }
 
 // rootDisk is the index of the disk the base image backs: the boot disk with an
@@ -248,13 +168,4 @@ func metadataErr(path, reason, advice string) error {
 		err = errdefs.WithAdvice(err, advice)
 	}
 	return err
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

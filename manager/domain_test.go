@@ -231,8 +231,7 @@ func TestBuildSpec(t *testing.T) {
 }
 
 func withNets(h hostOffer, nets ...vmm.Network) hostOffer {
-	h.Networks, h.NetworksKnown = nets, true
-	return h
+	return offerOf(vmm.HostInfo{DomainType: h.DomainType, Arch: h.Arch, CPUs: h.CPUs, FreeMiB: h.FreeMiB, Networks: nets, NetworksKnown: true})
 }
 
 func nicOn(name, network, kind string) string {

@@ -130,6 +130,7 @@ func (m *Manager) Deploy(ctx context.Context, epr *wsa.EPR, initial string) (Res
 	if err := m.checkRepository(epr.Address); err != nil {
 		return Result{}, err
 	}
+	defer m.offerChanged() // deployed workspaces, cached images and free memory
 	unlock, err := m.lockWorkspace(ctx, key, "Deploy")
 	if err != nil {
 		return Result{}, err
@@ -223,8 +224,7 @@ func (m *Manager) stageAndDefine(ctx context.Context, rec *record, man *manifest
 	if hot && man.State != statePaused {
 		return Result{}, fmt.Errorf("%w: the manifest carries saved memory but the workspace is %s, not paused", errdefs.ErrImageIntegrity, man.State)
 	}
-	offer := hostOffer{DomainType: host.DomainType, Arch: host.Arch, CPUs: host.CPUs, FreeMiB: host.FreeMiB,
-		Networks: host.Networks, NetworksKnown: host.NetworksKnown}
+	offer := offerOf(host)
 	dir := m.workspaceDir(rec.Key)
 	planned := stagedFiles{Disk: dir + "/run.qcow2", CIData: dir + "/cidata.iso", Console: dir + "/console.log"}
 	if k := man.image("kernel"); k != nil {
@@ -359,6 +359,7 @@ func (m *Manager) removeDomain(ctx context.Context, key string) error {
 
 // Start boots a shut-down workspace, or resumes a serialized one from its memory image.
 func (m *Manager) Start(ctx context.Context, epr *wsa.EPR) (Result, error) {
+	defer m.offerChanged() // free memory
 	return m.op(ctx, epr, "Start", func(rec *record) error {
 		if err := unfinishedDiscard(rec, "Start"); err != nil {
 			return err
@@ -412,6 +413,7 @@ func (m *Manager) Shutdown(ctx context.Context, epr *wsa.EPR, mode string, grace
 	if grace <= 0 {
 		grace = m.cfg.GracePeriod
 	}
+	defer m.offerChanged() // free memory
 	normalized := mode
 	if normalized == "" {
 		normalized = ModeNormal

@@ -92,6 +92,10 @@ type Config struct {
 	// LocalImages, when set, is the image pool of a Repository in the same process:
 	// pool images are staged from it without an HTTP transfer (still checked).
 	LocalImages LocalImages
+	// AnnounceEvery is how often the manager announces this host to its Repositories
+	// (for placement), besides soon after what it offers changes: 0 means
+	// DefaultAnnounceEvery; negative, never.
+	AnnounceEvery time.Duration
 	// Metrics registers the Manager's Prometheus instruments (nil: kept unregistered).
 	Metrics prometheus.Registerer
 	Logger  *slog.Logger
@@ -133,6 +137,8 @@ type Manager struct {
 
 	// kick asks the reconciler for a round now (a domain stopped or crashed).
 	kick chan struct{}
+	// announceKick asks for an announcement soon: what this host offers changed.
+	announceKick chan struct{}
 	// existence paces the reconciler's questions whether a workspace still exists.
 	existence existenceChecks
 	// retries spaces the reconciler's retries of an undo or hand-back that fails.
@@ -171,6 +177,9 @@ func New(cfg Config, hv Hypervisor, valid Validator) (*Manager, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.AnnounceEvery == 0 {
+		cfg.AnnounceEvery = DefaultAnnounceEvery
+	}
 	if cfg.HTTP == nil {
 		cfg.HTTP = &http.Client{Timeout: 30 * time.Minute}
 	}
@@ -198,7 +207,8 @@ func New(cfg Config, hv Hypervisor, valid Validator) (*Manager, error) {
 		cache:   &cache{dir: filepath.Join(cfg.Dir, "cache")},
 		metrics: newMetrics(cfg.Metrics),
 		stop:    make(chan struct{}), reportq: make(chan string, 4096), kick: make(chan struct{}, 1),
-		boot: readBootState(cfg.Dir),
+		announceKick: make(chan struct{}, 1),
+		boot:         readBootState(cfg.Dir),
 	}
 	if es, ok := hv.(eventSource); ok {
 		es.Watch(m.onEvent)
@@ -208,6 +218,10 @@ func New(cfg Config, hv Hypervisor, valid Validator) (*Manager, error) {
 	m.wg.Add(2)
 	go m.loop()
 	go m.reporter()
+	if cfg.AnnounceEvery > 0 {
+		m.wg.Add(1)
+		go m.announcer()
+	}
 	return m, nil
 }
 

@@ -18,6 +18,7 @@ import (
 // Repository: its changed overlay (and saved RAM) go up, it is checked in, and its
 // domain and files leave this host.
 func (m *Manager) Undeploy(ctx context.Context, epr *wsa.EPR) (Result, error) {
+	defer m.offerChanged() // deployed workspaces and free memory
 	var res Result
 	err := m.withDeployed(ctx, epr, policy.Manage, "Undeploy", func(rec *record) error {
 		if err := unfinishedDiscard(rec, "Undeploy"); err != nil {

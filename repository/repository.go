@@ -29,6 +29,7 @@ import (
 	"github.com/vws-grid/vws/internal/wsrf"
 	"github.com/vws-grid/vws/policy"
 	"github.com/vws-grid/vws/repository/imagepool"
+	"github.com/vws-grid/vws/repository/placement"
 )
 
 var vw = func(local string) wsa.QName { return vwsns.Q(vwsns.Workspace, local) }
@@ -169,6 +170,8 @@ type Repository struct {
 	// (key → formerOwner): their end is announced to subscribers after they are gone,
 	// and only to those who may still read them (FormerOwner).
 	gone sync.Map
+	// hosts are the hosts whose managers announced themselves, for Place.
+	hosts *placement.Directory
 }
 
 // New loads the workspace home and reconciles the files on disk with it.
@@ -186,7 +189,7 @@ func New(ctx context.Context, cfg Config) (*Repository, error) {
 		return nil, fmt.Errorf("repository: no database configured")
 	}
 	r := &Repository{dir: cfg.Dir, pool: cfg.Pool, audit: cfg.Audit, signer: cfg.Signer, log: cfg.Logger, now: cfg.Now, names: map[string]string{},
-		db: cfg.DB, earlier: cfg.EarlierSigner, policy: cfg.Policy, decisions: cfg.Decisions, validator: cfg.Validator, ledger: policy.NewLedger(),
+		db: cfg.DB, earlier: cfg.EarlierSigner, policy: cfg.Policy, decisions: cfg.Decisions, validator: cfg.Validator, ledger: policy.NewLedger(), hosts: placement.NewDirectory(),
 		subs: cfg.Subscriptions}
 	if err := r.recordSigner(ctx); err != nil {
 		return nil, fmt.Errorf("repository: %w", err)
@@ -290,6 +293,7 @@ func (r *Repository) WorkspaceService(contract fs.FS, lt wsrf.LifetimePolicy) (*
 	svc.Handle("CheckOut", r.checkOutHandler)
 	svc.Handle("CheckIn", r.checkInHandler)
 	svc.Handle("ReportState", r.reportStateHandler)
+	svc.Handle("Place", r.place)
 	if r.subs != nil {
 		svc.Handle("Subscribe", r.subs.Subscribe(r.Properties))
 	} else {
@@ -307,7 +311,7 @@ func (r *Repository) RepositoryService(contract fs.FS, version string) (*contain
 	rq := func(l string) wsa.QName { return vwsns.Q(vwsns.Repository, l) }
 	props := &wsrf.Singleton{
 		DocName:  rq("WorkspaceRepositoryResourceProperties"),
-		Declared: []wsa.QName{rq("WorkspaceCount"), rq("ImageCount"), rq("Version"), rq("Workspace")},
+		Declared: []wsa.QName{rq("WorkspaceCount"), rq("ImageCount"), rq("Version"), rq("Workspace"), rq("KnownHost")},
 		Now:      r.now,
 		Build: func(ctx context.Context, d *dialect.Dialect) ([]*etree.Element, error) {
 			imgs, err := r.pool.List(ctx)
@@ -326,6 +330,9 @@ func (r *Repository) RepositoryService(contract fs.FS, version string) (*contain
 				summaryElement(w, d, serviceBase(ctx), sum)
 				props = append(props, w)
 			}
+			for _, h := range r.hosts.Live(r.now()) {
+				props = append(props, hostElement("KnownHost", h, d, true))
+			}
 			return props, nil
 		},
 	}
@@ -333,6 +340,7 @@ func (r *Repository) RepositoryService(contract fs.FS, version string) (*contain
 	svc.Handle("ListWorkspaces", r.listWorkspaces)
 	svc.Handle("ListImages", r.listImages)
 	svc.Handle("RegisterWorkspace", r.registerWorkspace)
+	svc.Handle("AnnounceHost", r.announceHost)
 	return svc, nil
 }
 

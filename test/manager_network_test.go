@@ -32,8 +32,6 @@ func virshNet(t *testing.T, args ...string) {
 func TestManagerNetworks(t *testing.T) {
 	t.Parallel()
 	guest.Ensure(t)
-	s := StartMgrServer(t, MgrServerOptions{HostName: "net-host"})
-	ImportGuest(t, s)
 	b := make([]byte, 3)
 	rand.Read(b)
 	suffix := hex.EncodeToString(b)
@@ -52,6 +50,10 @@ func TestManagerNetworks(t *testing.T) {
 	t.Cleanup(func() { exec.Command("virsh", "-c", "qemu:///system", "net-destroy", on).Run() })
 	virshNet(t, "net-define", write(off, fmt.Sprintf(`<network><name>%s</name><bridge name="vwsbo%s"/></network>`, off, suffix)))
 	t.Cleanup(func() { exec.Command("virsh", "-c", "qemu:///system", "net-undefine", off).Run() })
+	// Started after the networks exist: its manager announces them to the Repository
+	// at start, and placement decides on what the host announced.
+	s := StartMgrServer(t, MgrServerOptions{HostName: "net-host"})
+	ImportGuest(t, s)
 
 	const mac = "52:54:00:5e:0a:17"
 	desc := func(network string) string {
@@ -80,9 +82,11 @@ func TestManagerNetworks(t *testing.T) {
 		}
 	}
 
-	// A network the host lacks: refused before anything happens, naming those it has.
+	// A network the host lacks: refused before anything happens, naming those it has;
+	// by placement, which finds no host for it, and by the manager named with --host.
 	w := CreateWorkspace(t, s, desc(none))
-	WantFault(t, s.CLI(t, "deploy", w.EPRFile, "--state", "running"), "WorkspaceMetadataFault",
+	wantUnplaced(t, s.CLI(t, "deploy", w.EPRFile, "--state", "running"), fmt.Sprintf("joins network %q", none), on, off+" (not started)")
+	WantFault(t, s.CLI(t, "deploy", w.EPRFile, "--host", s.URL, "--state", "running"), "WorkspaceMetadataFault",
 		"net:nic[1]/net:association/net:name", fmt.Sprintf("joins network %q", none), on, off+" (not started)")
 	WantWSProps(t, w, "deployment", "in-repository", "lockHolder", "")
 	if c := cached(); len(c) != 0 || DomainDefined(w.Domain()) {
@@ -92,7 +96,8 @@ func TestManagerNetworks(t *testing.T) {
 	// A network not started: a deploy to run now is refused before any bytes move; a
 	// deploy to shut down goes ahead, and its Start says what to do.
 	w = CreateWorkspace(t, s, desc(off))
-	WantFault(t, s.CLI(t, "deploy", w.EPRFile, "--state", "running"), "HypervisorFault",
+	wantUnplaced(t, s.CLI(t, "deploy", w.EPRFile, "--state", "running"), fmt.Sprintf("network %q", off), "defined there but not started")
+	WantFault(t, s.CLI(t, "deploy", w.EPRFile, "--host", s.URL, "--state", "running"), "HypervisorFault",
 		fmt.Sprintf("network %q", off), "virsh net-start "+off)
 	WantWSProps(t, w, "deployment", "in-repository", "lockHolder", "")
 	if c := cached(); len(c) != 0 {
@@ -115,4 +120,18 @@ func TestManagerNetworks(t *testing.T) {
 		t.Errorf("virsh domiflist: %v\n%s", err, out)
 	}
 	s.MustCLI(t, "shutdown", w.EPRFile, "--mode", "trash")
+}
+
+// wantUnplaced fails unless the CLI run was a deploy refused because no host the
+// Repository knows fits the workspace, for a reason that mentions each of mentions.
+func wantUnplaced(t *testing.T, r run, mentions ...string) {
+	t.Helper()
+	if r.code != 2 || !strings.Contains(r.stderr, "vws: refused: no host the repository knows can deploy this workspace now") {
+		t.Fatalf("want exit 2, refused by placement; got exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	for _, m := range mentions {
+		if !strings.Contains(r.stderr, m) {
+			t.Fatalf("the refusal does not mention %q: %s", m, r.stderr)
+		}
+	}
 }

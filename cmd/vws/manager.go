@@ -83,10 +83,15 @@ func newDeployCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "deploy EPR|KEY [--host URL] [--state running]",
 		Short: "Deploy a workspace onto a host's manager: check out, stage images, define the domain",
-		Long: `Deploy asks a VW Manager (--host, default --url) to check the workspace out of the
-Repository, stage its images (the base from the host's cache when present), define its
-domain and leave it in --state: shutdown (default), running or paused. A serialized
-workspace deployed with --state running continues where it stopped.`,
+		Long: `Deploy asks a VW Manager to check the workspace out of the Repository, stage its
+images (the base from the host's cache when present), define its domain and leave it in
+--state: shutdown (default), running or paused. A serialized workspace deployed with
+--state running continues where it stopped.
+
+Without --host, the Repository places the workspace: of the hosts whose managers
+announced themselves to it, the one that fits its description and already caches
+most of its images, then has the most free memory (vws host list shows them). When
+no host has announced itself, the manager at --url deploys it.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch state {
@@ -97,6 +102,12 @@ workspace deployed with --state running continues where it stopped.`,
 			ws, mgr, err := t.resolve(cmd.Context(), args[0], false)
 			if err != nil {
 				return err
+			}
+			placed := ""
+			if t.host == "" {
+				if mgr, placed, err = place(cmd, ws, mgr, state); err != nil {
+					return err
+				}
 			}
 			body := mgrBody("Deploy", ws)
 			if state != "" {
@@ -112,13 +123,64 @@ workspace deployed with --state running continues where it stopped.`,
 			if err != nil {
 				return err
 			}
+			if placed != "" {
+				fmt.Fprintln(cmd.OutOrStdout(), placed)
+			}
 			timed(cmd, "deployed on "+txt(resp, "Host"), start, txt(resp, "State"))
 			return nil
 		},
 	}
-	t.register(cmd, "base URL of the manager to deploy on (default --url)")
+	t.register(cmd, "base URL of the manager to deploy on (default: the host the Repository places it on)")
 	cmd.Flags().StringVar(&state, "state", "", "state to leave the workspace in: shutdown, running or paused")
 	return cmd
+}
+
+// place asks the Repository where to deploy ws: the manager of its best candidate
+// host and a line that says why, or fallback when no host has announced itself (a
+// lone server, or one whose managers have not yet).
+func place(cmd *cobra.Command, ws, fallback *wsa.EPR, state string) (*wsa.EPR, string, error) {
+	body := etree.NewElement("vw:Place")
+	body.CreateAttr("xmlns:vw", vwsns.Workspace)
+	if state != "" {
+		body.CreateElement("vw:InitialState").SetText(state)
+	}
+	resp, err := soapClient().Invoke(cmd.Context(), ws, "Place", body)
+	if err != nil {
+		return nil, "", err
+	}
+	cands, unfit := resp.SelectElements("Candidate"), resp.SelectElements("Unsuitable")
+	if len(cands) == 0 && len(unfit) == 0 {
+		fmt.Fprintf(cmd.ErrOrStderr(), "vws: no host has announced itself to the repository; deploying on the manager at %s\n",
+			strings.TrimSuffix(fallback.Address, managerPath))
+		return fallback, "", nil
+	}
+	if len(cands) == 0 {
+		var why strings.Builder
+		for _, u := range unfit {
+			fmt.Fprintf(&why, "\n  %s: %s", txt(u, "HostName"), txt(u, "Reason"))
+		}
+		return nil, "", refused("no host the repository knows can deploy this workspace now:%s\n"+
+			"free what the reasons name, or deploy on a host of your choice with --host URL", why.String())
+	}
+	best := cands[0]
+	ref := best.SelectElement("ManagerReference")
+	if ref == nil {
+		return nil, "", errors.New("the repository's placement names a host without its manager's reference")
+	}
+	mgr, err := wsa.ParseEPR(ref)
+	if err != nil {
+		return nil, "", fmt.Errorf("the repository's placement: %w", err)
+	}
+	mgr.Version = ws.Version
+	noteAddress(mgr.Address, "the manager address the repository placed the workspace on, or name one with --host")
+	cached, _ := strconv.ParseInt(txt(best, "CachedBytes"), 10, 64)
+	staged, _ := strconv.ParseInt(txt(best, "StagedBytes"), 10, 64)
+	why := fmt.Sprintf("placed on %s: %s of its images cached there, %s to stage; %s MiB free; %d other host(s) fit, %d do not",
+		txt(best, "HostName"), formatBytes(cached), formatBytes(staged), dash(txt(best, "MemoryFreeMiB")), len(cands)-1, len(unfit))
+	if p := txt(best, "Problem"); p != "-" {
+		why = fmt.Sprintf("placed on %s, the only choice left, though its manager could not read its hypervisor when it announced itself: %s", txt(best, "HostName"), p)
+	}
+	return mgr, why, nil
 }
 
 // showStaging draws a progress bar from the manager's staging progress while a
@@ -348,8 +410,54 @@ func newHostCommand() *cobra.Command {
 		},
 	}
 	status.Flags().StringVar(&base, "url", "", "base URL of vws (default $VWS_URL, else http://127.0.0.1:8080)")
-	host.AddCommand(status)
+	var listBase string
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the hosts whose managers announced themselves to the Repository",
+		Long: `List shows the hosts the Repository places workspaces on: every host whose manager
+announced itself (at start, after each change, and every minute) and has not gone
+quiet for longer than its announcement is valid.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			epr := &wsa.EPR{Version: wsa.V200508, Address: baseURL(listBase) + "/wsrf/services/" + vwsns.RepositoryService}
+			hosts, err := soapClient().GetResourceProperty(cmd.Context(), epr, wsa.QName{Space: vwsns.Repository, Local: "KnownHost"})
+			if err != nil {
+				return err
+			}
+			return printKnownHosts(cmd.OutOrStdout(), hosts)
+		},
+	}
+	list.Flags().StringVar(&listBase, "url", "", "base URL of vws (default $VWS_URL, else http://127.0.0.1:8080)")
+	host.AddCommand(status, list)
 	return host
+}
+
+func printKnownHosts(w io.Writer, hosts []*etree.Element) error {
+	if len(hosts) == 0 {
+		fmt.Fprintln(w, "No host has announced itself to this repository (managers announce at start and every minute).")
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOST\tMANAGER\tTYPE\tCPUS\tFREE (MiB)\tDEPLOYED\tCACHED IMAGES\tLAST SEEN\tPROBLEM")
+	for _, h := range hosts {
+		addr := "-"
+		if ref := h.SelectElement("ManagerReference"); ref != nil {
+			if epr, err := wsa.ParseEPR(ref); err == nil {
+				addr = strings.TrimSuffix(epr.Address, managerPath)
+			}
+		}
+		seen := txt(h, "LastSeen")
+		if t, err := time.Parse(time.RFC3339Nano, seen); err == nil {
+			seen = time.Since(t).Round(time.Second).String() + " ago"
+		}
+		typ := dash(txt(h, "DomainType"))
+		if a := txt(h, "Architecture"); a != "-" {
+			typ += "/" + a
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", txt(h, "HostName"), addr, typ, dash(txt(h, "CPUs")), dash(txt(h, "MemoryFreeMiB")),
+			txt(h, "DeployedWorkspaces"), len(h.SelectElements("CachedImage")), seen, dash(txt(h, "Problem")))
+	}
+	return tw.Flush()
 }
 
 func printHost(w io.Writer, resp *etree.Element) error {

@@ -61,6 +61,7 @@ type serveOptions struct {
 	hostName     string
 	grace        time.Duration
 	reconcile    time.Duration
+	announce     time.Duration
 	cacheMax     string
 	minFree      string
 	// notifyNets are where the Repository may send notifications.
@@ -132,6 +133,7 @@ anonymous, only with --insecure. Test credentials: vws pki.`,
 	f.StringVar(&o.cacheMax, "cache-max", "", "manager: bound on the image bytes the host cache alone holds, e.g. 50GiB; past it the least recently used images no deployment uses are evicted (default: no bound)")
 	f.StringVar(&o.minFree, "min-free", "1GiB", "manager: room kept free on the file system of its files (DATA/manager) for guest overlays to grow and for the manager's journal; a deploy or serialize that would not fit with it left over (after evicting cached images no deployment uses) is refused before it writes anything (0: no floor)")
 	f.IntVar(&o.streams, "fetch-streams", manager.DefaultFetchStreams, "manager: parallel HTTP range requests (a piece, or a run of pieces of a large image, each) that stage an image from another server's repository when its manifest lists the pieces (1: one GET)")
+	f.DurationVar(&o.announce, "announce-every", manager.DefaultAnnounceEvery, "manager: how often to announce this host to its repositories for placement, besides soon after each deploy, start, shutdown or undeploy (an announcement stays valid three times as long; 0: never)")
 	f.DurationVar(&o.reconcile, "reconcile-every", 2*time.Second, "manager: how often to compare the journal with what libvirt runs (and retry failed state reports), besides right after libvirt reports a guest stopped or crashed")
 	return cmd
 }
@@ -238,6 +240,10 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if o.streams < 1 {
 		return fmt.Errorf("--fetch-streams %d: give at least 1 (one GET per image)", o.streams)
 	}
+	if o.announce != 0 && (o.announce < 4*time.Second || o.announce > 20*time.Minute) {
+		// A Repository holds an announcement for three periods, from 10 s to 1 h.
+		return fmt.Errorf("--announce-every %s: give from 4s to 20m, or 0 for a host the repository does not place workspaces on", o.announce)
+	}
 	if o.repoTimeout < time.Second {
 		return fmt.Errorf("--repository-timeout %s: give at least 1s", o.repoTimeout)
 	}
@@ -259,7 +265,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		NotifyNetworks: o.notifyNets,
 		Factory:        factory.Config{DefaultLifetime: o.defLife, MaximumLifetime: o.maxLife, RefuseLongLifetimes: o.lifePol == "refuse"},
 		Manager: server.ManagerConfig{LibvirtURI: o.libvirt, LibvirtTimeout: o.libvirtTimeout, DomainType: o.domType, Host: o.hostName, GracePeriod: o.grace, ReconcileEvery: o.reconcile,
-			CacheMaxBytes: int64(cacheMax), MinFreeBytes: minFreeBytes, FetchStreams: o.streams,
+			CacheMaxBytes: int64(cacheMax), MinFreeBytes: minFreeBytes, FetchStreams: o.streams, AnnounceEvery: announceEvery(o.announce),
 			RepositoryTimeout: o.repoTimeout, Repositories: o.repositories}})
 	if err != nil {
 		return err
@@ -345,4 +351,13 @@ func advertisedURL(scheme string, addr net.Addr, leaf *x509.Certificate) string 
 		}
 	}
 	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
+// announceEvery maps --announce-every to the manager's setting, where 0 means the
+// default and negative never.
+func announceEvery(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }

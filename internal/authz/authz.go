@@ -117,10 +117,11 @@ var classes = map[string]map[string]policy.Operation{
 	vwsns.WorkspaceService: {
 		"Destroy": policy.Manage, "SetTerminationTime": policy.Manage, "SetResourceProperties": policy.Manage,
 		"Subscribe": policy.Inspect, "Clone": policy.Create,
-		"CheckOut": policy.Host, "CheckIn": policy.Host, "ReportState": policy.Host,
+		"CheckOut": policy.Host, "CheckIn": policy.Host, "ReportState": policy.Host, "Place": policy.Manage,
 	},
 	vwsns.RepositoryService: {
 		"ListImages": policy.Inspect, "ListWorkspaces": policy.Inspect, "RegisterWorkspace": policy.Host,
+		"AnnounceHost": policy.Host,
 	},
 	vwsns.SubscriptionManagerService: {
 		"Destroy": policy.Manage, "SetTerminationTime": policy.Manage, "Renew": policy.Manage, "Unsubscribe": policy.Manage,

@@ -111,6 +111,9 @@ type ManagerConfig struct {
 	// FetchStreams is how many parallel range requests stage an image the manifest
 	// lists the pieces of (0 → manager.DefaultFetchStreams; 1: one GET).
 	FetchStreams int
+	// AnnounceEvery is how often the manager announces the host to its Repositories
+	// for placement (0 → manager.DefaultAnnounceEvery; negative: never).
+	AnnounceEvery time.Duration
 	// RepositoryTimeout bounds one SOAP call to a Repository (0 →
 	// manager.DefaultRepositoryTimeout).
 	RepositoryTimeout time.Duration
@@ -302,9 +305,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			Dir: filepath.Join(cfg.DataDir, "manager"), Host: cfg.Manager.Host, GracePeriod: cfg.Manager.GracePeriod,
 			ReconcileEvery: cfg.Manager.ReconcileEvery, CacheMaxBytes: cfg.Manager.CacheMaxBytes,
 			MinFreeBytes: cfg.Manager.MinFreeBytes, FetchStreams: cfg.Manager.FetchStreams, RepositoryTimeout: cfg.Manager.RepositoryTimeout,
-			Repositories: cfg.Manager.Repositories,
-			Self:         func() string { return s.BaseURL() + "/wsrf/services/WorkspaceManagerService" },
-			Authorize:    az.Check, Visible: az.MayInspect, Logger: cfg.Logger, HTTP: sec.httpClient(), ManifestTrust: sec.manifestTrustFunc(),
+			AnnounceEvery: cfg.Manager.AnnounceEvery,
+			Repositories:  cfg.Manager.Repositories,
+			Self:          func() string { return s.BaseURL() + "/wsrf/services/WorkspaceManagerService" },
+			Authorize:     az.Check, Visible: az.MayInspect, Logger: cfg.Logger, HTTP: sec.httpClient(), ManifestTrust: sec.manifestTrustFunc(),
 			Metrics: reg,
 		}
 		if s.images != nil {

@@ -826,15 +826,17 @@ type HostOfferType struct {
 	DeployedWorkspaces *Count `xml:"DeployedWorkspaces,omitempty" json:"DeployedWorkspaces,omitempty"`
 
 	Networks struct {
-		Network struct {
+		Network []struct {
 			Name string `xml:"Name,omitempty" json:"Name,omitempty"`
 
+			// Started; absent means not.
 			Active bool `xml:"Active,omitempty" json:"Active,omitempty"`
 		} `xml:"Network,omitempty" json:"Network,omitempty"`
 	} `xml:"Networks,omitempty" json:"Networks,omitempty"`
 
-	// An image (pool image or frozen layer) in the host's cache.
-	CachedImage *Digest `xml:"CachedImage,omitempty" json:"CachedImage,omitempty"`
+	// An image (pool image or frozen layer) in the host's cache. At
+	// most 100000; the service refuses more.
+	CachedImage []*Digest `xml:"CachedImage,omitempty" json:"CachedImage,omitempty"`
 
 	Problem string `xml:"Problem,omitempty" json:"Problem,omitempty"`
 }

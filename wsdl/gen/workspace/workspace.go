@@ -639,6 +639,11 @@ type DetailText string
 
 type Place struct {
 	XMLName xml.Name `xml:"http://vws.dev/ns/2026/workspace Place"`
+
+	// The state the deploy is to leave the workspace in (default
+	// shutdown): to run or pause it now, a host must also have started the
+	// networks its NICs join.
+	InitialState *WorkspaceState `xml:"InitialState,omitempty" json:"InitialState,omitempty"`
 }
 
 type PlaceResponse struct {
@@ -775,6 +780,11 @@ type PlacementCandidateType struct {
 	MemoryFreeMiB *ByteCount `xml:"MemoryFreeMiB,omitempty" json:"MemoryFreeMiB,omitempty"`
 
 	DeployedWorkspaces *Count `xml:"DeployedWorkspaces,omitempty" json:"DeployedWorkspaces,omitempty"`
+
+	// Why the host's manager could not read its hypervisor when it
+	// last announced itself: such hosts come last, and their manager says at
+	// Deploy whether it is back.
+	Problem string `xml:"Problem,omitempty" json:"Problem,omitempty"`
 }
 
 type UnsuitableHostType struct {

@@ -1,0 +1,144 @@
+// Package hostfit decides whether a workspace description fits a host: the check a
+// Manager makes before it deploys, and the Repository makes for each announced host
+// when it places a workspace. One check, so that a host placement chose does not then
+// refuse the deploy for a reason placement did not see.
+package hostfit
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/vws-grid/vws/internal/describe"
+	"github.com/vws-grid/vws/internal/errdefs"
+)
+
+// Offer is what a host can run.
+type Offer struct {
+	DomainType string // kvm, qemu or xen
+	Arch       string
+	CPUs       int
+	FreeMiB    int64
+	// Networks are the host's libvirt networks, when known: a NIC must join one.
+	Networks      []Network
+	NetworksKnown bool
+}
+
+// Network is one of a host's libvirt networks.
+type Network struct {
+	Name   string
+	Active bool // started: a guest joining it can start
+}
+
+// Network is the host's network named name, if it has one.
+func (o Offer) Network(name string) (Network, bool) {
+	for _, n := range o.Networks {
+		if n.Name == name {
+			return n, true
+		}
+	}
+	return Network{}, false
+}
+
+// NetworkNames lists the host's networks for a message, those not started marked.
+func (o Offer) NetworkNames() string {
+	if len(o.Networks) == 0 {
+		return "none"
+	}
+	var names []string
+	for _, n := range o.Networks {
+		if n.Active {
+			names = append(names, n.Name)
+		} else {
+			names = append(names, n.Name+" (not started)")
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
+// VMMTypes lists the VMM types a description may ask for on this host: a KVM host
+// also runs plain QEMU guests; a TCG-only host does not offer KVM.
+func (o Offer) VMMTypes() []string {
+	if o.DomainType == "kvm" {
+		return []string{"kvm", "qemu"}
+	}
+	return []string{o.DomainType}
+}
+
+// Fit is what a fitting description gets on the host.
+type Fit struct {
+	Arch      string // the guest's architecture
+	MemoryMiB int    // the memory granted
+}
+
+// Check says what d gets on the host, or which element of d the host cannot
+// satisfy (an *errdefs.MetadataError with advice).
+func Check(d *describe.Description, o Offer) (Fit, error) {
+	if d.Category != describe.CategoryVM {
+		return Fit{}, metadataErr("/vw:virtualWorkspace/vw:category", fmt.Sprintf("a manager deploys vm workspaces, not %q", d.Category), "")
+	}
+	if d.VMM != "" && !slices.Contains(o.VMMTypes(), d.VMM) {
+		return Fit{}, metadataErr("/vw:virtualWorkspace/vw:category/@vmm",
+			fmt.Sprintf("the workspace needs VMM %q; this host offers %s", d.VMM, strings.Join(o.VMMTypes(), ", ")),
+			"deploy it on a host of that VMM type, or change the description's vmm attribute")
+	}
+	hw := d.Hardware
+	if hw == nil {
+		return Fit{}, metadataErr("/vw:virtualWorkspace/hw:hardware", "a vm workspace needs its hardware described", "")
+	}
+	arch := hw.CPU.Architecture
+	if arch == "" {
+		arch = o.Arch
+	}
+	if arch != o.Arch && !(o.Arch == "x86_64" && arch == "i686") {
+		return Fit{}, metadataErr("/vw:virtualWorkspace/hw:hardware/hw:CPU/hw:architecture",
+			fmt.Sprintf("the workspace needs architecture %s; this host is %s", arch, o.Arch), "deploy it on a host of that architecture")
+	}
+	if hw.CPU.Count > o.CPUs {
+		return Fit{}, metadataErr("/vw:virtualWorkspace/hw:hardware/hw:CPU/hw:count",
+			fmt.Sprintf("the workspace asks for %d CPUs; this host has %d", hw.CPU.Count, o.CPUs), "ask for fewer CPUs or deploy on a larger host")
+	}
+	mem, err := grantMemory(hw.Memory, o.FreeMiB)
+	if err != nil {
+		return Fit{}, err
+	}
+	if d.Network != nil && o.NetworksKnown {
+		for i, nic := range d.Network.NICs {
+			if nic.NetworkKind != "" && nic.NetworkKind != "network" {
+				continue
+			}
+			if _, ok := o.Network(nic.Network); !ok {
+				return Fit{}, metadataErr(fmt.Sprintf("/vw:virtualWorkspace/net:network/net:nic[%d]/net:association/net:name", i+1),
+					fmt.Sprintf("NIC %s joins network %q; this host's networks are: %s", nic.Name, nic.Network, o.NetworkNames()),
+					fmt.Sprintf("name one of them, or deploy the workspace on a host that has network %q", nic.Network))
+			}
+		}
+	}
+	return Fit{Arch: arch, MemoryMiB: mem}, nil
+}
+
+// grantMemory grants the requested size when the host has it free, else as much as
+// the host has down to the description's minimum.
+func grantMemory(m describe.Memory, freeMiB int64) (int, error) {
+	if int64(m.SizeMiB) <= freeMiB {
+		return m.SizeMiB, nil
+	}
+	if m.MinMiB > 0 && int64(m.MinMiB) <= freeMiB {
+		return int(freeMiB), nil
+	}
+	least := m.SizeMiB
+	if m.MinMiB > 0 {
+		least = m.MinMiB
+	}
+	return 0, metadataErr("/vw:virtualWorkspace/hw:hardware/hw:RAM",
+		fmt.Sprintf("the workspace needs at least %d MiB; this host has %d MiB free", least, freeMiB),
+		"deploy it on a host with more free memory, or lower hw:RAM/hw:minimum")
+}
+
+func metadataErr(path, reason, advice string) error {
+	err := error(&errdefs.MetadataError{Path: path, Reason: reason})
+	if advice != "" {
+		err = errdefs.WithAdvice(err, advice)
+	}
+	return err
+}

@@ -1,0 +1,343 @@
+package repository
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/beevik/etree"
+
+	"github.com/vws-grid/vws/internal/container"
+	"github.com/vws-grid/vws/internal/dialect"
+	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/hostfit"
+	"github.com/vws-grid/vws/internal/identity"
+	"github.com/vws-grid/vws/internal/vwsns"
+	"github.com/vws-grid/vws/internal/wsa"
+	"github.com/vws-grid/vws/internal/wsrf"
+	"github.com/vws-grid/vws/repository/placement"
+)
+
+// Bounds of an announcement: a host renews it at least every third of ValidFor, so
+// the floor keeps that traffic (and its audit records) modest, and the ceiling keeps
+// a host that went away from being offered for long.
+const (
+	minValidFor    = 10 * time.Second
+	maxValidFor    = time.Hour
+	maxCached      = 100000
+	maxNetworks    = 1024
+	maxProblemText = 1024
+	maxAddressLen  = 2048
+)
+
+var architectures = []string{"x86_64", "i686", "aarch64", "armv7l", "ppc64le", "s390x", "riscv64"}
+
+// announceHost answers AnnounceHost: a Manager says it is there and what it offers.
+func (r *Repository) announceHost(ctx context.Context, req *container.Request) (*etree.Element, error) {
+	offer := child(req.Payload, vwsns.Repository, "Host")
+	if offer == nil {
+		return nil, errdefs.WithAdvice(fmt.Errorf("%w: AnnounceHost holds no repo:Host", errdefs.ErrBadRequest), "send the host's offer as the schema's HostOfferType")
+	}
+	h, err := parseHostOffer(offer)
+	if err != nil {
+		return nil, errdefs.WithAdvice(fmt.Errorf("%w: AnnounceHost: %w", errdefs.ErrBadRequest, err), "send the host's offer as the schema's HostOfferType; nothing was recorded")
+	}
+	validFor, err := wsrf.ParseDuration(childText(req.Payload, vwsns.Repository, "ValidFor"))
+	if err != nil || validFor < minValidFor || validFor > maxValidFor {
+		return nil, errdefs.WithAdvice(fmt.Errorf("%w: AnnounceHost: ValidFor %q is not a duration between %s and %s",
+			errdefs.ErrBadRequest, childText(req.Payload, vwsns.Repository, "ValidFor"), minValidFor, maxValidFor), "send e.g. PT3M; nothing was recorded")
+	}
+	now := r.now().UTC()
+	h.AnnouncedBy, h.LastSeen, h.Expires = identity.From(ctx).String(), now, now.Add(validFor)
+	if err := r.hosts.Announce(h, now); err != nil {
+		var taken *placement.ErrNameTaken
+		if errors.As(err, &taken) {
+			return nil, errdefs.WithAdvice(fmt.Errorf("%w: %w", errdefs.ErrAuthorization, err),
+				"each host announces itself under its own name (vws serve --host-name); nothing was recorded")
+		}
+		return nil, err
+	}
+	out := response(vwsns.Repository, "AnnounceHostResponse")
+	out.CreateElement("r:Expires").SetText(wsrf.FormatTime(h.Expires))
+	return out, nil
+}
+
+// parseHostOffer reads a repo:HostOfferType element, refusing anything out of its
+// bounds: its values end up in placement decisions and resource properties.
+func parseHostOffer(el *etree.Element) (placement.Host, error) {
+	h := placement.Host{Cached: map[string]bool{}}
+	var err error
+	number := func(c *etree.Element, max int64) (int64, error) {
+		n, err := strconv.ParseInt(strings.TrimSpace(c.Text()), 10, 64)
+		if err != nil || n < 0 || n > max {
+			return 0, fmt.Errorf("%s %q is not a whole number from 0 to %d", c.Tag, strings.TrimSpace(c.Text()), max)
+		}
+		return n, nil
+	}
+	seen := map[string]bool{}
+	capacity := 0
+	for _, c := range el.ChildElements() {
+		if c.NamespaceURI() != vwsns.Repository {
+			return h, fmt.Errorf("element %s in namespace %q is not part of a host offer", c.Tag, c.NamespaceURI())
+		}
+		if seen[c.Tag] && c.Tag != "CachedImage" {
+			return h, fmt.Errorf("%s appears twice", c.Tag)
+		}
+		seen[c.Tag] = true
+		text := strings.TrimSpace(c.Text())
+		switch c.Tag {
+		case "HostName":
+			if !hostRE.MatchString(text) {
+				return h, fmt.Errorf("HostName %q is not a host name", text)
+			}
+			h.Name = text
+		case "ManagerReference":
+			if h.Manager, err = wsa.ParseEPR(c); err != nil {
+				return h, fmt.Errorf("ManagerReference: %w", err)
+			}
+			u, err := url.Parse(h.Manager.Address)
+			if err != nil || len(h.Manager.Address) > maxAddressLen || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+				return h, fmt.Errorf("ManagerReference address %q is not the http(s) URL of a manager service", h.Manager.Address)
+			}
+		case "DomainType":
+			if !slices.Contains([]string{"kvm", "qemu", "xen"}, text) {
+				return h, fmt.Errorf("DomainType %q is not kvm, qemu or xen", text)
+			}
+			h.Offer.DomainType = text
+			capacity++
+		case "Architecture":
+			if !slices.Contains(architectures, text) {
+				return h, fmt.Errorf("Architecture %q is not one of %s", text, strings.Join(architectures, ", "))
+			}
+			h.Offer.Arch = text
+			capacity++
+		case "CPUs":
+			n, err := number(c, 1<<16)
+			if err != nil {
+				return h, err
+			}
+			h.Offer.CPUs = int(n)
+			capacity++
+		case "MemoryTotalMiB":
+			if h.MemoryTotalMiB, err = number(c, 1<<40); err != nil {
+				return h, err
+			}
+		case "MemoryFreeMiB":
+			if h.Offer.FreeMiB, err = number(c, 1<<40); err != nil {
+				return h, err
+			}
+			capacity++
+		case "DeployedWorkspaces":
+			n, err := number(c, 1<<20)
+			if err != nil {
+				return h, err
+			}
+			h.Deployed = int(n)
+		case "Networks":
+			h.Offer.NetworksKnown = true
+			for _, n := range c.ChildElements() {
+				if n.Tag != "Network" || n.NamespaceURI() != vwsns.Repository {
+					return h, fmt.Errorf("Networks holds %s; it lists Network elements", n.Tag)
+				}
+				if len(h.Offer.Networks) == maxNetworks {
+					return h, fmt.Errorf("more than %d networks", maxNetworks)
+				}
+				name, active := childText(n, vwsns.Repository, "Name"), childText(n, vwsns.Repository, "Active")
+				if name == "" || len(name) > 256 || strings.ContainsFunc(name, func(r rune) bool { return r < ' ' }) {
+					return h, fmt.Errorf("network name %q is empty, too long or holds control characters", name)
+				}
+				if !slices.Contains([]string{"", "true", "false", "1", "0"}, active) {
+					return h, fmt.Errorf("network %s: Active %q is not a boolean", name, active)
+				}
+				h.Offer.Networks = append(h.Offer.Networks, hostfit.Network{Name: name, Active: active == "true" || active == "1"})
+			}
+		case "CachedImage":
+			if !digestRE.MatchString(text) {
+				return h, fmt.Errorf("CachedImage %q is not a sha256:<64 hex> digest", text)
+			}
+			if len(h.Cached) == maxCached {
+				return h, fmt.Errorf("more than %d cached images", maxCached)
+			}
+			h.Cached[text] = true
+		case "Problem":
+			if len(text) > maxProblemText {
+				text = text[:maxProblemText]
+			}
+			h.Problem = strings.ToValidUTF8(text, "\uFFFD")
+		default:
+			return h, fmt.Errorf("%s is not part of a host offer", c.Tag)
+		}
+	}
+	switch {
+	case h.Name == "":
+		return h, errors.New("no HostName")
+	case h.Manager == nil:
+		return h, errors.New("no ManagerReference")
+	case !seen["DeployedWorkspaces"]:
+		return h, errors.New("no DeployedWorkspaces")
+	case h.Problem == "" && capacity != 4:
+		return h, errors.New("DomainType, Architecture, CPUs and MemoryFreeMiB are required unless Problem says why the hypervisor cannot be read")
+	}
+	return h, nil
+}
+
+// hostElement renders h as a repo:HostOfferType (with the directory's facts, for
+// KnownHost) in the caller's WS-Addressing version.
+func hostElement(local string, h placement.Host, d *dialect.Dialect, known bool) *etree.Element {
+	el := etree.NewElement("r:" + local)
+	el.CreateAttr("xmlns:r", vwsns.Repository)
+	el.CreateElement("r:HostName").SetText(h.Name)
+	epr := *h.Manager
+	epr.Version = d.WSA
+	epr.ChildElement(el, "r:ManagerReference", "wsa")
+	if h.Problem == "" {
+		el.CreateElement("r:DomainType").SetText(h.Offer.DomainType)
+		el.CreateElement("r:Architecture").SetText(h.Offer.Arch)
+		el.CreateElement("r:CPUs").SetText(strconv.Itoa(h.Offer.CPUs))
+		if h.MemoryTotalMiB > 0 {
+			el.CreateElement("r:MemoryTotalMiB").SetText(strconv.FormatInt(h.MemoryTotalMiB, 10))
+		}
+		el.CreateElement("r:MemoryFreeMiB").SetText(strconv.FormatInt(h.Offer.FreeMiB, 10))
+	}
+	el.CreateElement("r:DeployedWorkspaces").SetText(strconv.Itoa(h.Deployed))
+	if h.Offer.NetworksKnown {
+		nets := el.CreateElement("r:Networks")
+		for _, n := range h.Offer.Networks {
+			ne := nets.CreateElement("r:Network")
+			ne.CreateElement("r:Name").SetText(n.Name)
+			ne.CreateElement("r:Active").SetText(strconv.FormatBool(n.Active))
+		}
+	}
+	cached := make([]string, 0, len(h.Cached))
+	for dg := range h.Cached {
+		cached = append(cached, dg)
+	}
+	slices.Sort(cached)
+	for _, dg := range cached {
+		el.CreateElement("r:CachedImage").SetText(dg)
+	}
+	if h.Problem != "" {
+		el.CreateElement("r:Problem").SetText(h.Problem)
+	}
+	if known {
+		el.CreateElement("r:AnnouncedBy").SetText(h.AnnouncedBy)
+		el.CreateElement("r:LastSeen").SetText(wsrf.FormatTime(h.LastSeen))
+		el.CreateElement("r:Expires").SetText(wsrf.FormatTime(h.Expires))
+	}
+	return el
+}
+
+// place answers Place: the announced hosts that could deploy the workspace now, best
+// first, and why the others could not.
+func (r *Repository) place(ctx context.Context, req *container.Request) (*etree.Element, error) {
+	key, ok := req.ResourceKey()
+	if !ok {
+		return nil, fmt.Errorf("%w: Place needs the workspace's key header", errdefs.ErrResourceUnknown)
+	}
+	if r.validator == nil {
+		return nil, errors.New("this Repository has no description validator, so it cannot place workspaces")
+	}
+	var (
+		description *etree.Element
+		chain       *diskChain
+		deployment  string
+		host        string
+		managerRef  *etree.Element
+	)
+	err := r.Workspaces.View(ctx, key, func(s *wsrf.Snapshot) error {
+		var err error
+		if chain, err = decodeChain(s.Private); err != nil {
+			return err
+		}
+		description, deployment, host = describeSnapshot(s), text(s, PropDeployment), text(s, PropHost)
+		for _, p := range s.Props {
+			if p.Tag == PropManagerRef.Local && p.NamespaceURI() == PropManagerRef.Space {
+				managerRef = p.Copy()
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := response(vwsns.Workspace, "PlaceResponse")
+	if deployment != "in-repository" {
+		// Its only place is where it is: a deploy anywhere else meets its lock.
+		if managerRef == nil {
+			return nil, errdefs.WithAdvice(fmt.Errorf("%w: the workspace is %s on %s, between the repository and a host", errdefs.ErrState, deployment, host),
+				"wait until it is deployed there, or back in the repository")
+		}
+		epr, err := wsa.ParseEPR(managerRef)
+		if err != nil {
+			return nil, fmt.Errorf("the workspace's managerReference: %w", err)
+		}
+		c := placement.Candidate{Host: placement.Host{Name: host, Manager: epr}}
+		for _, h := range r.hosts.Live(r.now()) {
+			if h.Name == host {
+				c.Host.Offer.FreeMiB, c.Host.Deployed = h.Offer.FreeMiB, h.Deployed
+			}
+		}
+		candidateElement(out, c, req.Dialect)
+		return out, nil
+	}
+	desc, err := r.validator.ValidateElement(description)
+	if err != nil {
+		return nil, fmt.Errorf("the workspace's stored description: %w", err)
+	}
+	var images []placement.Image
+	for _, dg := range []string{chain.Base, chain.Kernel, chain.Initrd} {
+		if dg == "" {
+			continue
+		}
+		img, err := r.pool.Get(ctx, dg)
+		if err != nil {
+			return nil, fmt.Errorf("the workspace's image %s: %w", dg, err)
+		}
+		images = append(images, placement.Image{Digest: img.Digest, Size: img.Size})
+	}
+	for _, l := range chain.Layers {
+		images = append(images, placement.Image{Digest: l.Digest, Size: l.Size})
+	}
+	initial := childText(req.Payload, vwsns.Workspace, "InitialState")
+	switch initial {
+	case "", "shutdown", "running", "paused":
+	default:
+		return nil, errdefs.WithAdvice(fmt.Errorf("%w: Place: InitialState %q is not shutdown, running or paused", errdefs.ErrBadRequest, initial),
+			"send the state the deploy is to leave the workspace in, or none for shutdown")
+	}
+	cands, unfit := placement.Rank(desc, images, r.hosts.Live(r.now()), initial == "running" || initial == "paused")
+	for _, c := range cands {
+		candidateElement(out, c, req.Dialect)
+	}
+	for _, u := range unfit {
+		el := out.CreateElement("r:Unsuitable")
+		el.CreateElement("r:HostName").SetText(u.Name)
+		epr := *u.Manager
+		epr.Version = req.Dialect.WSA
+		epr.ChildElement(el, "r:ManagerReference", "wsa")
+		el.CreateElement("r:Reason").SetText(u.Reason)
+	}
+	return out, nil
+}
+
+func candidateElement(out *etree.Element, c placement.Candidate, d *dialect.Dialect) {
+	el := out.CreateElement("r:Candidate")
+	el.CreateElement("r:HostName").SetText(c.Name)
+	epr := *c.Manager
+	epr.Version = d.WSA
+	epr.ChildElement(el, "r:ManagerReference", "wsa")
+	el.CreateElement("r:CachedBytes").SetText(strconv.FormatInt(c.CachedBytes, 10))
+	el.CreateElement("r:StagedBytes").SetText(strconv.FormatInt(c.StagedBytes, 10))
+	if c.Offer.FreeMiB > 0 {
+		el.CreateElement("r:MemoryFreeMiB").SetText(strconv.FormatInt(c.Offer.FreeMiB, 10))
+	}
+	el.CreateElement("r:DeployedWorkspaces").SetText(strconv.Itoa(c.Deployed))
+	if c.Problem != "" {
+		el.CreateElement("r:Problem").SetText(c.Problem)
+	}
+}

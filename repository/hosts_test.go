@@ -1,0 +1,117 @@
+package repository
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/beevik/etree"
+
+	"github.com/vws-grid/vws/internal/container"
+	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/identity"
+	"github.com/vws-grid/vws/internal/vwsns"
+)
+
+const digestA = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+
+// announcement is an AnnounceHost body: a valid one with the host part's children
+// hostXML and ValidFor validFor.
+func announcement(t *testing.T, hostXML, validFor string) *container.Request {
+	t.Helper()
+	doc := etree.NewDocument()
+	err := doc.ReadFromString(`<repo:AnnounceHost xmlns:repo="` + vwsns.Repository + `" xmlns:wsa="http://www.w3.org/2005/08/addressing"><repo:Host>` +
+		hostXML + `</repo:Host><repo:ValidFor>` + validFor + `</repo:ValidFor></repo:AnnounceHost>`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &container.Request{Payload: doc.Root()}
+}
+
+const goodHost = `<repo:HostName>node7</repo:HostName>
+<repo:ManagerReference><wsa:Address>https://node7:8443/wsrf/services/WorkspaceManagerService</wsa:Address></repo:ManagerReference>
+<repo:DomainType>kvm</repo:DomainType><repo:Architecture>x86_64</repo:Architecture><repo:CPUs>8</repo:CPUs>
+<repo:MemoryTotalMiB>32768</repo:MemoryTotalMiB><repo:MemoryFreeMiB>16384</repo:MemoryFreeMiB><repo:DeployedWorkspaces>2</repo:DeployedWorkspaces>
+<repo:Networks><repo:Network><repo:Name>default</repo:Name><repo:Active>true</repo:Active></repo:Network></repo:Networks>
+<repo:CachedImage>` + digestA + `</repo:CachedImage>`
+
+// TestAnnounceHostRefusesBadOffers: each malformed announcement is a client fault that
+// says what is wrong, and records nothing.
+func TestAnnounceHostRefusesBadOffers(t *testing.T) {
+	f := newFixture(t)
+	ctx := identity.With(context.Background(), identity.Identity{DN: "/O=Grid/CN=host/node7"})
+	repl := func(old, new string) string { return strings.Replace(goodHost, old, new, 1) }
+	for _, tc := range []struct{ name, host, validFor, says string }{
+		{"no host name", repl("<repo:HostName>node7</repo:HostName>", ""), "PT3M", "no HostName"},
+		{"path-like host name", repl(">node7<", ">../etc<"), "PT3M", "is not a host name"},
+		{"manager address not http", repl("https://node7:8443", "file:///etc/passwd"), "PT3M", "is not the http(s) URL of a manager service"},
+		{"manager address with credentials", repl("https://node7:8443", "https://u:p@node7:8443"), "PT3M", "is not the http(s) URL"},
+		{"unknown domain type", repl(">kvm<", ">vmware<"), "PT3M", `DomainType "vmware" is not kvm, qemu or xen`},
+		{"unknown architecture", repl(">x86_64<", ">pdp11<"), "PT3M", `Architecture "pdp11"`},
+		{"negative CPUs", repl(">8<", ">-1<"), "PT3M", `CPUs "-1" is not a whole number`},
+		{"capacity missing without a problem", repl("<repo:CPUs>8</repo:CPUs>", ""), "PT3M", "are required unless Problem says why"},
+		{"bad digest", repl(digestA, "sha256:xyz"), "PT3M", `CachedImage "sha256:xyz" is not a sha256:<64 hex> digest`},
+		{"not a boolean", repl(">true<", ">yes<"), "PT3M", `Active "yes" is not a boolean`},
+		{"unknown element", goodHost + "<repo:Owner>x</repo:Owner>", "PT3M", "Owner is not part of a host offer"},
+		{"element twice", goodHost + "<repo:CPUs>9</repo:CPUs>", "PT3M", "CPUs appears twice"},
+		{"foreign element", goodHost + `<x:y xmlns:x="urn:x"/>`, "PT3M", `element y in namespace "urn:x"`},
+		{"ValidFor too short", goodHost, "PT1S", `ValidFor "PT1S" is not a duration between 10s and 1h0m0s`},
+		{"ValidFor too long", goodHost, "P1D", "is not a duration between"},
+		{"ValidFor not a duration", goodHost, "soon", "is not a duration between"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := f.r.announceHost(ctx, announcement(t, tc.host, tc.validFor))
+			if !errors.Is(err, errdefs.ErrBadRequest) || !strings.Contains(err.Error(), tc.says) {
+				t.Fatalf("got %v, want a bad request saying %q", err, tc.says)
+			}
+			if live := f.r.hosts.Live(f.r.now()); len(live) != 0 {
+				t.Fatalf("a refused announcement was recorded: %+v", live)
+			}
+		})
+	}
+}
+
+// TestAnnounceHost: a valid announcement is listed until it expires; another
+// identity cannot announce the same host name meanwhile.
+func TestAnnounceHost(t *testing.T) {
+	f := newFixture(t)
+	node7 := identity.With(context.Background(), identity.Identity{DN: "/O=Grid/CN=host/node7"})
+	out, err := f.r.announceHost(node7, announcement(t, goodHost, "PT3M"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Tag != "AnnounceHostResponse" || childText(out, vwsns.Repository, "Expires") == "" {
+		t.Fatalf("response: %s", elementString(out))
+	}
+	live := f.r.hosts.Live(f.r.now())
+	if len(live) != 1 {
+		t.Fatalf("live hosts: %+v", live)
+	}
+	h := live[0]
+	if h.Name != "node7" || h.Offer.CPUs != 8 || h.Offer.FreeMiB != 16384 || h.Deployed != 2 || !h.Cached[digestA] ||
+		len(h.Offer.Networks) != 1 || !h.Offer.Networks[0].Active || h.AnnouncedBy != "/O=Grid/CN=host/node7" ||
+		h.Manager.Address != "https://node7:8443/wsrf/services/WorkspaceManagerService" {
+		t.Fatalf("recorded %+v", h)
+	}
+	node8 := identity.With(context.Background(), identity.Identity{DN: "/O=Grid/CN=host/node8"})
+	if _, err := f.r.announceHost(node8, announcement(t, goodHost, "PT3M")); !errors.Is(err, errdefs.ErrAuthorization) || !strings.Contains(err.Error(), "announced by /O=Grid/CN=host/node7") {
+		t.Fatalf("node8 announcing node7: %v", err)
+	}
+	// A host whose hypervisor cannot be read is listed, with the problem, without capacity.
+	problem := `<repo:HostName>node9</repo:HostName><repo:ManagerReference><wsa:Address>http://node9/wsrf/services/WorkspaceManagerService</wsa:Address></repo:ManagerReference>
+<repo:DeployedWorkspaces>0</repo:DeployedWorkspaces><repo:Problem>libvirtd is not running</repo:Problem>`
+	if _, err := f.r.announceHost(node8, announcement(t, problem, "PT10S")); err != nil {
+		t.Fatal(err)
+	}
+	if live := f.r.hosts.Live(f.r.now()); len(live) != 2 || live[1].Problem != "libvirtd is not running" {
+		t.Fatalf("live hosts: %+v", live)
+	}
+}
+
+func elementString(el *etree.Element) string {
+	doc := etree.NewDocument()
+	doc.SetRoot(el.Copy())
+	s, _ := doc.WriteToString()
+	return s
+}

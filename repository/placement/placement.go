@@ -1,0 +1,173 @@
+// Package placement keeps the hosts that announced themselves to a Repository and
+// ranks them for a workspace: the hosts whose hypervisor, architecture, CPUs, free
+// memory and networks fit its description (hostfit, the check their Manager makes
+// at Deploy), those that already cache most of its images first ("image already on
+// the host" is the placement criterion of the architecture), then those with the
+// most free memory, then those running the fewest workspaces; last, the hosts whose
+// manager could not read its hypervisor when it announced itself.
+package placement
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/vws-grid/vws/internal/describe"
+	"github.com/vws-grid/vws/internal/hostfit"
+	"github.com/vws-grid/vws/internal/wsa"
+)
+
+// Host is one host as its Manager announced it.
+type Host struct {
+	Name    string   // the name its manager checks workspaces out under
+	Manager *wsa.EPR // its manager's reference, as announced
+	// Offer is what the host can run; meaningful only when Problem is "".
+	Offer          hostfit.Offer
+	MemoryTotalMiB int64
+	Deployed       int
+	Cached         map[string]bool // digests in the host cache
+	// Problem says why the manager could not read its hypervisor; nothing is placed
+	// on the host meanwhile.
+	Problem string
+
+	AnnouncedBy string // the identity that announced it
+	LastSeen    time.Time
+	Expires     time.Time
+}
+
+// Directory holds the latest announcement of each host.
+type Directory struct {
+	mu    sync.Mutex
+	hosts map[string]Host
+}
+
+// NewDirectory returns an empty directory.
+func NewDirectory() *Directory { return &Directory{hosts: map[string]Host{}} }
+
+// ErrNameTaken is Announce's refusal of a host name another identity announced.
+type ErrNameTaken struct {
+	Name, By string
+	Until    time.Time
+}
+
+func (e *ErrNameTaken) Error() string {
+	return fmt.Sprintf("host name %q is announced by %s until %s", e.Name, e.By, e.Until.UTC().Format(time.RFC3339))
+}
+
+// Announce records h, replacing the host's previous announcement. A name another
+// identity announced is refused until that announcement expires: one host's
+// credentials must not redirect the deploys meant for another.
+func (d *Directory) Announce(h Host, now time.Time) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if old, ok := d.hosts[h.Name]; ok && old.AnnouncedBy != h.AnnouncedBy && now.Before(old.Expires) {
+		return &ErrNameTaken{Name: h.Name, By: old.AnnouncedBy, Until: old.Expires}
+	}
+	d.hosts[h.Name] = h
+	return nil
+}
+
+// Live lists the hosts whose announcement has not expired at now, by name, and
+// forgets the others.
+func (d *Directory) Live(now time.Time) []Host {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var live []Host
+	for name, h := range d.hosts {
+		if !now.Before(h.Expires) {
+			delete(d.hosts, name)
+			continue
+		}
+		live = append(live, h)
+	}
+	slices.SortFunc(live, func(a, b Host) int { return cmp.Compare(a.Name, b.Name) })
+	return live
+}
+
+// Image is one of a workspace's images a host caches by digest.
+type Image struct {
+	Digest string
+	Size   int64
+}
+
+// Candidate is a host that could deploy the workspace now.
+type Candidate struct {
+	Host
+	CachedBytes int64 // of the workspace's images, already on the host
+	StagedBytes int64 // of the workspace's images, to move there
+}
+
+// Unsuitable is a host that could not, and why.
+type Unsuitable struct {
+	Host
+	Reason string
+}
+
+// Rank sorts hosts for workspace d whose cacheable images are images: candidates
+// best first, and the hosts that do not fit with the reason. runNow says the deploy
+// starts the guest (running or paused), which needs its networks started.
+func Rank(d *describe.Description, images []Image, hosts []Host, runNow bool) ([]Candidate, []Unsuitable) {
+	var cands []Candidate
+	var unfit []Unsuitable
+	for _, h := range hosts {
+		if h.Problem != "" {
+			// What it offers is unknown, not lacking: tried last, where its manager
+			// says at once whether the hypervisor is back.
+			cands = append(cands, Candidate{Host: h})
+			continue
+		}
+		if _, err := hostfit.Check(d, h.Offer); err != nil {
+			unfit = append(unfit, Unsuitable{Host: h, Reason: err.Error()})
+			continue
+		}
+		if reason := stoppedNetwork(d, h.Offer); runNow && reason != "" {
+			unfit = append(unfit, Unsuitable{Host: h, Reason: reason})
+			continue
+		}
+		c := Candidate{Host: h}
+		for _, img := range images {
+			if h.Cached[img.Digest] {
+				c.CachedBytes += img.Size
+			} else {
+				c.StagedBytes += img.Size
+			}
+		}
+		cands = append(cands, c)
+	}
+	slices.SortStableFunc(cands, func(a, b Candidate) int {
+		return cmp.Or(
+			cmp.Compare(unread(a.Host), unread(b.Host)),
+			cmp.Compare(b.CachedBytes, a.CachedBytes),
+			cmp.Compare(b.Offer.FreeMiB, a.Offer.FreeMiB),
+			cmp.Compare(a.Deployed, b.Deployed),
+			cmp.Compare(a.Name, b.Name))
+	})
+	return cands, unfit
+}
+
+// stoppedNetwork names a network a NIC joins that the host defined but has not
+// started: a deploy there could not start the guest until its administrator does.
+func stoppedNetwork(d *describe.Description, o hostfit.Offer) string {
+	if d.Network == nil {
+		return ""
+	}
+	for _, nic := range d.Network.NICs {
+		if nic.NetworkKind != "" && nic.NetworkKind != "network" {
+			continue
+		}
+		if n, ok := o.Network(nic.Network); ok && !n.Active {
+			return fmt.Sprintf("network %q, which NIC %s joins, is defined there but not started", n.Name, nic.Name)
+		}
+	}
+	return ""
+}
+
+// unread is 1 for a host whose manager could not read its hypervisor, which ranks it last.
+func unread(h Host) int {
+	if h.Problem != "" {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,93 @@
+package test
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// knownHosts is `vws host list` against s, as lines by host name.
+func knownHosts(t *testing.T, s *MgrServer) map[string]string {
+	t.Helper()
+	out := s.MustCLI(t, "host", "list").stdout
+	hosts := map[string]string{}
+	for _, line := range strings.Split(out, "\n")[1:] {
+		if f := strings.Fields(line); len(f) > 0 {
+			hosts[f[0]] = line
+		}
+	}
+	return hosts
+}
+
+// waitHosts waits until `vws host list` shows exactly the hosts ok accepts.
+func waitHosts(t *testing.T, s *MgrServer, patience time.Duration, what string, ok func(map[string]string) bool) map[string]string {
+	t.Helper()
+	deadline := time.Now().Add(patience)
+	for {
+		hosts := knownHosts(t, s)
+		if ok(hosts) {
+			return hosts
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s, vws host list does not show %s:\n%v", patience, what, hosts)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestPlacement: two managers announce themselves to one Repository; `vws deploy`
+// without --host deploys where the workspace's images are already cached, and a host
+// that stops announcing itself drops out of the list and of placement.
+func TestPlacement(t *testing.T) {
+	t.Parallel()
+	a := StartMgrServer(t, MgrServerOptions{HostName: "hostA"})
+	b := StartMgrServer(t, MgrServerOptions{HostName: "hostB", Roles: []string{"manager"}, Repository: a.URL, Args: []string{"--announce-every", "4s"}})
+	ImportGuest(t, a)
+
+	done := Step(t, "both hosts announce themselves at start")
+	hosts := waitHosts(t, a, 10*time.Second, "hostA and hostB", func(h map[string]string) bool { return h["hostA"] != "" && h["hostB"] != "" })
+	done()
+	if !strings.Contains(hosts["hostB"], strings.TrimPrefix(b.URL, "http://")) || !strings.Contains(hosts["hostA"], "qemu/x86_64") {
+		t.Fatalf("vws host list:\n%v", hosts)
+	}
+
+	// Neither caches the guest yet, both see the same machine's free memory: the
+	// tie goes by name, to hostA. Deployed on B by hand, the images stay in B's cache.
+	first := CreateWorkspace(t, a, TickerDescription(t))
+	done = Step(t, "deploy on B by --host, then undeploy")
+	a.MustCLI(t, "deploy", first.EPRFile, "--host", b.URL)
+	a.MustCLI(t, "undeploy", first.EPRFile)
+	done()
+	waitHosts(t, a, 10*time.Second, "hostB caching the guest's three images", func(h map[string]string) bool {
+		f := strings.Fields(h["hostB"])
+		return len(f) > 6 && f[6] == "3"
+	})
+
+	second := CreateWorkspace(t, a, TickerDescription(t))
+	done = Step(t, "deploy without --host: placed on B, which caches its images")
+	r := a.MustCLI(t, "deploy", second.EPRFile)
+	done()
+	if !strings.Contains(r.stdout, "placed on hostB:") || !strings.Contains(r.stdout, "0 B to stage") {
+		t.Fatalf("vws deploy without --host:\n%s", r.stdout)
+	}
+	WantWSProps(t, second, "deployment", "deployed", "host", "hostB")
+	a.MustCLI(t, "undeploy", second.EPRFile)
+
+	// A workspace that fits no host is refused before anything is checked out.
+	big := CreateWorkspace(t, a, TickerDescription(t, "<hw:CPU><hw:count>1</hw:count>", "<hw:CPU><hw:count>64</hw:count>"))
+	wantUnplaced(t, a.CLI(t, "deploy", big.EPRFile), "hostA: ", "hostB: ", "asks for 64 CPUs")
+	WantWSProps(t, big, "deployment", "in-repository", "lockHolder", "")
+
+	// B goes quiet: once its announcement (valid 3 × 4 s) expires, it is no longer
+	// listed, and the next workspace is placed on A.
+	done = Step(t, "B stops; its announcement expires")
+	b.Kill()
+	waitHosts(t, a, 20*time.Second, "hostA alone", func(h map[string]string) bool { return h["hostA"] != "" && h["hostB"] == "" })
+	done()
+	r = a.MustCLI(t, "deploy", second.EPRFile)
+	if !strings.Contains(r.stdout, "placed on hostA:") {
+		t.Fatalf("with B gone, vws deploy without --host:\n%s", r.stdout)
+	}
+	WantWSProps(t, second, "deployment", "deployed", "host", "hostA")
+	a.MustCLI(t, "undeploy", second.EPRFile)
+}
