@@ -192,9 +192,7 @@ func hostElement(local string, h placement.Host, d *dialect.Dialect, known bool)
 	el := etree.NewElement("r:" + local)
 	el.CreateAttr("xmlns:r", vwsns.Repository)
 	el.CreateElement("r:HostName").SetText(h.Name)
-	epr := *h.Manager
-	epr.Version = d.WSA
-	epr.ChildElement(el, "r:ManagerReference", "wsa")
+	managerRefIn(el, h.Manager, d)
 	if h.Problem == "" {
 		el.CreateElement("r:DomainType").SetText(h.Offer.DomainType)
 		el.CreateElement("r:Architecture").SetText(h.Offer.Arch)
@@ -317,9 +315,7 @@ func (r *Repository) place(ctx context.Context, req *container.Request) (*etree.
 	for _, u := range unfit {
 		el := out.CreateElement("r:Unsuitable")
 		el.CreateElement("r:HostName").SetText(u.Name)
-		epr := *u.Manager
-		epr.Version = req.Dialect.WSA
-		epr.ChildElement(el, "r:ManagerReference", "wsa")
+		managerRefIn(el, u.Manager, req.Dialect)
 		el.CreateElement("r:Reason").SetText(u.Reason)
 	}
 	return out, nil
@@ -328,9 +324,7 @@ func (r *Repository) place(ctx context.Context, req *container.Request) (*etree.
 func candidateElement(out *etree.Element, c placement.Candidate, d *dialect.Dialect) {
 	el := out.CreateElement("r:Candidate")
 	el.CreateElement("r:HostName").SetText(c.Name)
-	epr := *c.Manager
-	epr.Version = d.WSA
-	epr.ChildElement(el, "r:ManagerReference", "wsa")
+	managerRefIn(el, c.Manager, d)
 	el.CreateElement("r:CachedBytes").SetText(strconv.FormatInt(c.CachedBytes, 10))
 	el.CreateElement("r:StagedBytes").SetText(strconv.FormatInt(c.StagedBytes, 10))
 	if c.Offer.FreeMiB > 0 {
@@ -340,4 +334,13 @@ func candidateElement(out *etree.Element, c placement.Candidate, d *dialect.Dial
 	if c.Problem != "" {
 		el.CreateElement("r:Problem").SetText(c.Problem)
 	}
+}
+
+// managerRefIn adds a manager's reference to el, in the reader's WS-Addressing
+// version whichever the manager announced it in: a GT4 client calls the manager with
+// what it reads.
+func managerRefIn(el *etree.Element, manager *wsa.EPR, d *dialect.Dialect) {
+	epr := *manager
+	epr.Version = d.WSA
+	epr.ChildElement(el, "r:ManagerReference", "wsa")
 }

@@ -9,9 +9,11 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/vws-grid/vws/internal/container"
+	"github.com/vws-grid/vws/internal/dialect"
 	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/identity"
 	"github.com/vws-grid/vws/internal/vwsns"
+	"github.com/vws-grid/vws/internal/wsa"
 )
 
 const digestA = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -93,6 +95,15 @@ func TestAnnounceHost(t *testing.T) {
 		len(h.Offer.Networks) != 1 || !h.Offer.Networks[0].Active || h.AnnouncedBy != "/O=Grid/CN=host/node7" ||
 		h.Manager.Address != "https://node7:8443/wsrf/services/WorkspaceManagerService" {
 		t.Fatalf("recorded %+v", h)
+	}
+	// A GT4 reader gets the manager's reference in WS-Addressing 2004/03, whichever
+	// version the manager announced it in.
+	for _, d := range []*dialect.Dialect{dialect.GT4, dialect.WSRF12} {
+		ref := child(hostElement("KnownHost", h, d, true), vwsns.Repository, "ManagerReference")
+		epr, err := wsa.ParseEPR(ref)
+		if err != nil || epr.Version != d.WSA || epr.Address != h.Manager.Address {
+			t.Errorf("%s reader: manager reference %s (%v)", d.Name, elementString(ref), err)
+		}
 	}
 	node8 := identity.With(context.Background(), identity.Identity{DN: "/O=Grid/CN=host/node8"})
 	if _, err := f.r.announceHost(node8, announcement(t, goodHost, "PT3M")); !errors.Is(err, errdefs.ErrAuthorization) || !strings.Contains(err.Error(), "announced by /O=Grid/CN=host/node7") {

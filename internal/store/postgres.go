@@ -7,8 +7,11 @@ import (
 	"fmt"
 	neturl "net/url"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -124,7 +127,7 @@ func OpenPostgres(ctx context.Context, url string) (*DB, error) {
 		return nil, err
 	}
 	lock := &serverLock{db: db, what: what, lost: make(chan error, 1), stop: make(chan struct{})}
-	if err := lock.take(ctx); err != nil {
+	if err := lock.takeAtStart(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -280,27 +283,78 @@ func (l *serverLock) take(ctx context.Context) error {
 		return fmt.Errorf("lock %s for this server: %w", l.what, err)
 	}
 	if !got {
-		holder := l.holder(ctx, conn)
+		app, addr, err := l.holder(ctx, conn)
 		conn.Close()
-		return fmt.Errorf("%s is %w (%s): one server with the repository role per database. Stop that one, or give this one a database of its own", l.what, ErrInUse, holder)
+		return &heldError{what: l.what, app: app, addr: addr, unknown: err != nil}
 	}
 	l.conn = conn
 	return nil
 }
 
+// deadHolderPatience is how long a starting server waits for the session of a vws
+// process of this host that no longer runs: killed a moment before (a crash, then a
+// restart by hand or by systemd), its session keeps the lock until PostgreSQL
+// notices the connection is gone, which takes until its last statement ends.
+const deadHolderPatience = 15 * time.Second
+
+// takeAtStart takes the lock, waiting out the session of a dead local server.
+func (l *serverLock) takeAtStart(ctx context.Context) error {
+	deadline := time.Now().Add(deadHolderPatience)
+	for {
+		err := l.take(ctx)
+		var held *heldError
+		if err == nil || !errors.As(err, &held) || !held.deadLocal() || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// heldError is the refusal of a database another server's session holds.
+type heldError struct {
+	what, app, addr string
+	unknown         bool // PostgreSQL did not show this user the holder's session
+}
+
+func (e *heldError) Error() string {
+	holder := fmt.Sprintf("%q, connected from %s", e.app, e.addr)
+	if e.unknown {
+		holder = "whose session PostgreSQL does not show this user"
+	}
+	return fmt.Sprintf("%s is %s (%s): one server with the repository role per database. Stop that one, or give this one a database of its own", e.what, ErrInUse, holder)
+}
+
+func (e *heldError) Unwrap() error { return ErrInUse }
+
+var vwsAppRE = regexp.MustCompile(`^vws on (.+) \(pid (\d+)\)$`)
+
+// deadLocal says the holder is a vws server of this host whose process is gone.
+func (e *heldError) deadLocal() bool {
+	m := vwsAppRE.FindStringSubmatch(e.app)
+	if m == nil || e.addr != "local socket" && e.addr != "127.0.0.1" && e.addr != "::1" {
+		return false
+	}
+	host, _ := os.Hostname()
+	pid, err := strconv.Atoi(m[2])
+	if m[1] != host || err != nil || pid <= 0 || pid == os.Getpid() {
+		return false
+	}
+	return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
+}
+
 // holder says who holds the lock, from PostgreSQL's own view of the sessions. Advisory
 // locks are per database: the servers of other databases on the same PostgreSQL
 // server hold the same key, and are not the holder.
-func (l *serverLock) holder(ctx context.Context, conn *sql.Conn) string {
-	var app, addr string
-	err := conn.QueryRowContext(ctx, `SELECT COALESCE(a.application_name, ''), COALESCE(host(a.client_addr), 'local socket')
+func (l *serverLock) holder(ctx context.Context, conn *sql.Conn) (app, addr string, err error) {
+	err = conn.QueryRowContext(ctx, `SELECT COALESCE(a.application_name, ''), COALESCE(host(a.client_addr), 'local socket')
 		FROM pg_locks k JOIN pg_stat_activity a ON a.pid = k.pid
 		WHERE k.locktype = 'advisory' AND k.objid = $1 AND k.granted
 			AND k.database = (SELECT oid FROM pg_database WHERE datname = current_database()) LIMIT 1`, int64(serverLockKey)).Scan(&app, &addr)
-	if err != nil {
-		return "whose session PostgreSQL does not show this user"
-	}
-	return fmt.Sprintf("%q, connected from %s", app, addr)
+	return app, addr, err
 }
 
 // check is the server's health check: the database answers and the lock is still

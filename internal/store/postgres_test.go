@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/vws-grid/vws/internal/store"
@@ -276,5 +278,73 @@ func TestPostgresBeside(t *testing.T) {
 		if _, err := server.SQL().Exec(`UPDATE vws_schema SET version = version - $1`, tc.delta); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// holdLockAs holds the server lock of url's database in a session that calls itself
+// app, as a vws server would, until the returned func closes it.
+func holdLockAs(t *testing.T, url, app string) func() {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.RuntimeParams["application_name"] = app
+	conn, err := pgx.ConnectConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(context.Background(), `SELECT pg_advisory_lock(x'767773'::int)`); err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	release := func() {
+		if !closed {
+			closed = true
+			conn.Close(context.Background())
+		}
+	}
+	t.Cleanup(release)
+	return release
+}
+
+// A server started right after one on this host was killed waits for the dead one's
+// session, which holds the lock until PostgreSQL notices the connection is gone; a
+// live holder is refused at once.
+func TestPostgresWaitsOutADeadServersSession(t *testing.T) {
+	ctx := context.Background()
+	url := postgresURL(t)
+	host, _ := os.Hostname()
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	release := holdLockAs(t, url, fmt.Sprintf("vws on %s (pid %d)", host, dead.Process.Pid))
+	time.AfterFunc(700*time.Millisecond, release)
+	t0 := time.Now()
+	db, err := store.OpenPostgres(ctx, url)
+	if err != nil {
+		t.Fatalf("a dead server's session was not waited out: %v", err)
+	}
+	db.Close()
+	if waited := time.Since(t0); waited < 600*time.Millisecond {
+		t.Fatalf("opened after %s, before the dead server's session ended", waited)
+	}
+
+	live := exec.Command("sleep", "30")
+	if err := live.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer live.Process.Kill()
+	holdLockAs(t, url, fmt.Sprintf("vws on %s (pid %d)", host, live.Process.Pid))
+	t0 = time.Now()
+	if db, err := store.OpenPostgres(ctx, url); !errors.Is(err, store.ErrInUse) {
+		if err == nil {
+			db.Close()
+		}
+		t.Fatalf("a live server's lock: %v", err)
+	}
+	if waited := time.Since(t0); waited > 5*time.Second {
+		t.Fatalf("refused only after %s; a live holder is refused at once", waited)
 	}
 }
