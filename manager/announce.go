@@ -56,10 +56,16 @@ func (m *Manager) announcer() {
 			continue
 		case <-timer.C:
 		}
+		if m.selfEPR(wsa.V200508) == nil {
+			// An embedded server learns its address once it listens.
+			timer.Reset(200 * time.Millisecond)
+			due = time.Now().Add(200 * time.Millisecond)
+			continue
+		}
 		next := every
 		if ok, healthy := m.announce(failing); !ok || !healthy {
-			// An embedded server not listening yet, a Repository down, or libvirt
-			// unreadable: soon again, not a whole period with stale facts.
+			// A Repository down or libvirt unreadable: soon again, not a whole
+			// period with stale facts.
 			next = min(every, 5*time.Second)
 		}
 		timer.Reset(next)

@@ -1,0 +1,98 @@
+package test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/beevik/etree"
+
+	"github.com/vws-grid/vws/internal/client"
+	"github.com/vws-grid/vws/internal/vwsns"
+	"github.com/vws-grid/vws/internal/wsa"
+)
+
+// TestPlacementOverTLS: over mutual TLS the server's manager announces its host as
+// the host certificate; a user cannot announce a host (nor take over one's name), and
+// only who may manage a workspace learns where it would be placed.
+func TestPlacementOverTLS(t *testing.T) {
+	s := newSecSite(t)
+	ctx := context.Background()
+	asAlice, asBob := s.as(s.users["alice"]), s.as(s.users["bob"])
+	repo := s.epr(vwsns.RepositoryService)
+	knownHost := func(c *client.Client) *etree.Element {
+		t.Helper()
+		hosts, err := c.GetResourceProperty(ctx, repo, wsa.QName{Space: vwsns.Repository, Local: "KnownHost"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range hosts {
+			if elText(h, "HostName") == "sec-host" {
+				return h
+			}
+		}
+		return nil
+	}
+	var h *etree.Element
+	for deadline := time.Now().Add(10 * time.Second); h == nil; h = knownHost(asAlice) {
+		if time.Now().After(deadline) {
+			t.Fatal("the server's manager did not announce its host within 10 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if by := elText(h, "AnnouncedBy"); by != s.hostDN {
+		t.Fatalf("sec-host announced by %q, want the host certificate %q", by, s.hostDN)
+	}
+
+	// Bob is no host: his announcement, of a new name or of sec-host, is refused.
+	for _, name := range []string{"bobs-host", "sec-host"} {
+		body := etree.NewElement("repo:AnnounceHost")
+		body.CreateAttr("xmlns:repo", vwsns.Repository)
+		hb := body.CreateElement("repo:Host")
+		hb.CreateElement("repo:HostName").SetText(name)
+		(&wsa.EPR{Version: wsa.V200508, Address: "https://bob.example.org/wsrf/services/WorkspaceManagerService"}).ChildElement(hb, "repo:ManagerReference", "wsa")
+		hb.CreateElement("repo:DomainType").SetText("kvm")
+		hb.CreateElement("repo:Architecture").SetText("x86_64")
+		hb.CreateElement("repo:CPUs").SetText("64")
+		hb.CreateElement("repo:MemoryFreeMiB").SetText("999999")
+		hb.CreateElement("repo:DeployedWorkspaces").SetText("0")
+		body.CreateElement("repo:ValidFor").SetText("PT1H")
+		_, err := asBob.Invoke(ctx, repo, "AnnounceHost", body)
+		wantFaultType(t, "bob announces "+name, err, "WorkspaceAuthorizationFault", "CN=bob")
+	}
+	if h := knownHost(asAlice); h == nil || elText(h, "AnnouncedBy") != s.hostDN {
+		t.Fatal("bob's refused announcement changed sec-host's")
+	}
+
+	// Alice may place her workspace; bob, who may not manage it, learns nothing.
+	s.importImage("sec")
+	epr, err := s.create(asAlice, "placed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	place := etree.NewElement("vw:Place")
+	place.CreateAttr("xmlns:vw", vwsns.Workspace)
+	resp, err := asAlice.Invoke(ctx, epr, "Place", place)
+	if err != nil {
+		t.Fatalf("alice places her workspace: %v", err)
+	}
+	// libvirt's test driver reports 3 MiB free: sec-host is named, as unsuitable.
+	named := false
+	for _, el := range append(resp.SelectElements("Candidate"), resp.SelectElements("Unsuitable")...) {
+		named = named || elText(el, "HostName") == "sec-host"
+	}
+	if !named {
+		t.Fatalf("alice's placement does not name sec-host: %d candidates, %d unsuitable", len(resp.SelectElements("Candidate")), len(resp.SelectElements("Unsuitable")))
+	}
+	_, err = asBob.Invoke(ctx, epr, "Place", place.Copy())
+	wantFaultType(t, "bob places alice's workspace", err, "WorkspaceAuthorizationFault", "CN=bob")
+}
+
+// elText is the trimmed text of el's child local, "" when it has none.
+func elText(el *etree.Element, local string) string {
+	if c := el.SelectElement(local); c != nil {
+		return strings.TrimSpace(c.Text())
+	}
+	return ""
+}
