@@ -90,7 +90,9 @@ step "Another user may not touch it: WorkspaceAuthorizationFault (exit status 2)
 	bash -c "X509_USER_PROXY= \"$VWS\" --cert '$data/other-cert.pem' --key '$data/other-key.pem' destroy '$data/demo.epr'; echo \"exit status \$?\""
 step "Listing workspaces needs a signed request here: unsigned is refused, --sign passes" \
 	bash -c "\"$VWS\" list 2>&1 | cut -c1-160; \"$VWS\" --sign list"
-step "Deploy it on this host's Manager: check out, stage images by digest, define the domain" \
+step "The hosts the Repository places workspaces on (each Manager announces itself)" \
+	"$VWS" host list
+step "Deploy it where the Repository places it (this host's Manager): check out, stage images by digest, define the domain" \
 	"$VWS" deploy "$data/demo.epr"
 step "The Repository knows where it is" \
 	"$VWS" wsrf get-properties -e "$data/demo.epr" vw:state vw:deployment vw:host
