@@ -78,10 +78,11 @@ func (r *Repository) CheckOut(ctx context.Context, key, host, requestID string, 
 	var m *Manifest
 	release := func() {}
 	withdrawn := false
+	var charged int64 // memory of a new check-out, for placement
 	err := r.Workspaces.Modify(ctx, key, func(s *wsrf.Snapshot) error {
 		release() // a retried fn must not count twice
 		release = func() {}
-		withdrawn = false
+		withdrawn, charged = false, 0
 		chain, err := decodeChain(s.Private)
 		if err != nil {
 			return err
@@ -169,6 +170,7 @@ func (r *Repository) CheckOut(ctx context.Context, key, host, requestID string, 
 			}
 			release = rel
 			chain.RunScopes, chain.RunMemoryMiB = policy.Scopes(quotas), mem
+			charged = mem
 		}
 		m = &Manifest{Key: key, Name: text(s, PropName), Owner: text(s, PropOwner), Issued: now, Holder: holder, Token: chain.Lock,
 			Description: describeSnapshot(s), Images: imgs, Signed: signed}
@@ -192,6 +194,15 @@ func (r *Repository) CheckOut(ctx context.Context, key, host, requestID string, 
 		r.audit.Record(ctx, "check-out", key, "withdrawn", "host="+host+" request="+requestID)
 		return nil, errdefs.WithAdvice(fmt.Errorf("%w: workspace %s is not checked out to %s on %s: check-out %s never arrived, or has not yet; it is withdrawn, and refused should it arrive",
 			errdefs.ErrState, key, holder, host, requestID), "nothing is locked for this host; a manager that deploys the workspace sends a new CheckOut")
+	}
+	if charged > 0 {
+		var cacheable []string
+		for _, img := range m.Images {
+			if img.Role != "overlay" && img.Role != "memory" {
+				cacheable = append(cacheable, img.Digest)
+			}
+		}
+		r.hosts.Charge(host, charged, cacheable)
 	}
 	r.audit.Record(ctx, "check-out", key, "done", "host="+host)
 	return m, nil

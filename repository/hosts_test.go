@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/beevik/etree"
 
@@ -125,4 +126,38 @@ func elementString(el *etree.Element) string {
 	doc.SetRoot(el.Copy())
 	s, _ := doc.WriteToString()
 	return s
+}
+
+// TestCheckOutChargesTheHost: a check-out to an announced host counts against what it
+// announced until it announces again, so deploys placed at the same time spread.
+func TestCheckOutChargesTheHost(t *testing.T) {
+	f := newFixture(t)
+	node7 := identity.With(context.Background(), identity.Identity{DN: "/O=Grid/CN=host/node7"})
+	if _, err := f.r.announceHost(node7, announcement(t, goodHost, "PT3M")); err != nil {
+		t.Fatal(err)
+	}
+	doc := etree.NewDocument()
+	if err := doc.ReadFromString(`<vw:virtualWorkspace xmlns:vw="` + vwsns.Workspace + `" xmlns:hw="` + vwsns.Hardware + `"><vw:category>vm</vw:category>` +
+		`<hw:hardware><hw:RAM><hw:size>1024</hw:size></hw:RAM></hw:hardware></vw:virtualWorkspace>`); err != nil {
+		t.Fatal(err)
+	}
+	c, err := f.r.Create(context.Background(), CreateSpec{Name: "charged", Owner: "o", Description: doc.Root(), BaseImage: f.base,
+		KernelImage: f.kernel, Termination: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.r.CheckOut(node7, c.Key, "node7", "", nil, &tester); err != nil {
+		t.Fatal(err)
+	}
+	h := f.r.hosts.Live(f.r.now())[0]
+	if h.Offer.FreeMiB != 16384-1024 || h.Deployed != 3 || !h.Cached[f.base] || !h.Cached[f.kernel] || !h.Cached[digestA] {
+		t.Fatalf("after a check-out of 1024 MiB: free %d MiB, %d deployed, cached %v", h.Offer.FreeMiB, h.Deployed, h.Cached)
+	}
+	// The host's next announcement states the facts again.
+	if _, err := f.r.announceHost(node7, announcement(t, goodHost, "PT3M")); err != nil {
+		t.Fatal(err)
+	}
+	if h := f.r.hosts.Live(f.r.now())[0]; h.Offer.FreeMiB != 16384 || h.Deployed != 2 {
+		t.Fatalf("after the next announcement: free %d MiB, %d deployed", h.Offer.FreeMiB, h.Deployed)
+	}
 }

@@ -69,6 +69,31 @@ func (d *Directory) Announce(h Host, now time.Time) error {
 	return nil
 }
 
+// Charge counts a workspace just checked out to host name against what it last
+// announced: memMiB less free, one more workspace, its images cached. Its manager's
+// next announcement, a second or so after the deploy, replaces the estimate with
+// facts; until then, deploys placed at the same time spread over the hosts instead of
+// all choosing the one that looked best.
+func (d *Directory) Charge(name string, memMiB int64, images []string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	h, ok := d.hosts[name]
+	if !ok {
+		return
+	}
+	h.Offer.FreeMiB = max(0, h.Offer.FreeMiB-memMiB)
+	h.Deployed++
+	cached := make(map[string]bool, len(h.Cached)+len(images))
+	for dg := range h.Cached {
+		cached[dg] = true
+	}
+	for _, dg := range images {
+		cached[dg] = true
+	}
+	h.Cached = cached // a copy: Live's callers may still read the old one
+	d.hosts[name] = h
+}
+
 // Live lists the hosts whose announcement has not expired at now, by name, and
 // forgets the others.
 func (d *Directory) Live(now time.Time) []Host {
