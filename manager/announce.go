@@ -95,6 +95,11 @@ func (m *Manager) announce(failing map[string]bool) (ok, healthy bool) {
 			_, err := m.repo.soap.Invoke(ctx, &wsa.EPR{Version: wsa.V200508, Address: url}, "AnnounceHost", body.Copy())
 			mu.Lock()
 			defer mu.Unlock()
+			result := "ok"
+			if err != nil {
+				result = "failed"
+			}
+			m.metrics.announcements.WithLabelValues(result).Inc()
 			switch {
 			case err != nil:
 				ok = false

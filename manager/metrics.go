@@ -19,6 +19,7 @@ type metrics struct {
 	stagedSeconds  *prometheus.CounterVec
 	cacheHits      prometheus.Counter
 	cacheEvictions prometheus.Counter
+	announcements  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -35,9 +36,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		cacheEvictions: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vws_manager_cache_evictions_total", Help: "Images removed from the host cache to keep it within its budget (vws serve --cache-max).",
 		}),
+		announcements: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vws_manager_announcements_total", Help: "Announcements of this host to its repositories (for placement), by result: ok or failed.",
+		}, []string{"result"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.stagedBytes, m.stagedSeconds, m.cacheHits, m.cacheEvictions)
+		reg.MustRegister(m.stagedBytes, m.stagedSeconds, m.cacheHits, m.cacheEvictions, m.announcements)
 	}
 	return m
 }

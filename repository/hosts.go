@@ -281,6 +281,7 @@ func (r *Repository) place(ctx context.Context, req *container.Request) (*etree.
 			}
 		}
 		candidateElement(out, c, req.Dialect)
+		r.placements.WithLabelValues("deployed").Inc()
 		return out, nil
 	}
 	desc, err := r.validator.ValidateElement(description)
@@ -309,6 +310,14 @@ func (r *Repository) place(ctx context.Context, req *container.Request) (*etree.
 			"send the state the deploy is to leave the workspace in, or none for shutdown")
 	}
 	cands, unfit := placement.Rank(desc, images, r.hosts.Live(r.now()), initial == "running" || initial == "paused")
+	switch {
+	case len(cands) > 0:
+		r.placements.WithLabelValues("placed").Inc()
+	case len(unfit) > 0:
+		r.placements.WithLabelValues("none-fit").Inc()
+	default:
+		r.placements.WithLabelValues("no-hosts").Inc()
+	}
 	for _, c := range cands {
 		candidateElement(out, c, req.Dialect)
 	}

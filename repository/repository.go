@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/beevik/etree"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vws-grid/vws/internal/chunkhash"
 	"github.com/vws-grid/vws/internal/container"
@@ -116,6 +117,9 @@ type Config struct {
 	// Validator, when set, checks a workspace's description as a SetResourceProperties
 	// leaves it, as the Factory checked it at Create; nil: not checked.
 	Validator Validator
+	// Metrics registers the Repository's Prometheus instruments (nil: kept
+	// unregistered).
+	Metrics prometheus.Registerer
 	// Subscriptions, when set, takes Subscribe and is told of every change of a
 	// workspace's NotifiedTopics and of its end; nil: Subscribe is refused.
 	Subscriptions Subscriptions
@@ -172,6 +176,8 @@ type Repository struct {
 	gone sync.Map
 	// hosts are the hosts whose managers announced themselves, for Place.
 	hosts *placement.Directory
+	// placements counts Place answers by outcome.
+	placements *prometheus.CounterVec
 }
 
 // New loads the workspace home and reconciles the files on disk with it.
@@ -196,6 +202,21 @@ func New(ctx context.Context, cfg Config) (*Repository, error) {
 	}
 	if r.audit == nil {
 		r.audit = nopAudit{}
+	}
+	r.placements = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vws_repository_placements_total",
+		Help: "Place answers by outcome: placed (a host fits), none-fit (hosts announced, none fits), no-hosts (none announced), deployed (the workspace's own host).",
+	}, []string{"result"})
+	if cfg.Metrics != nil {
+		known := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "vws_repository_known_hosts", Help: "Hosts whose announcement has not expired: what Place chooses from (vws host list).",
+		}, func() float64 { return float64(len(r.hosts.Live(r.now()))) })
+		if err := cfg.Metrics.Register(known); err != nil {
+			return nil, fmt.Errorf("repository metrics: %w", err)
+		}
+		if err := cfg.Metrics.Register(r.placements); err != nil {
+			return nil, fmt.Errorf("repository metrics: %w", err)
+		}
 	}
 	for _, sub := range []string{"workspaces", "layers"} {
 		if err := os.MkdirAll(filepath.Join(cfg.Dir, sub), 0o700); err != nil {

@@ -72,6 +72,12 @@ func TestPlacement(t *testing.T) {
 	}
 	WantWSProps(t, second, "deployment", "deployed", "host", "hostB")
 	a.MustCLI(t, "undeploy", second.EPRFile)
+	metrics := string(fetch(t, a.URL+"/metrics"))
+	for _, want := range []string{"vws_repository_known_hosts 2", `vws_repository_placements_total{result="placed"} 1`, `vws_manager_announcements_total{result="ok"}`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 
 	// A workspace that fits no host is refused before anything is checked out.
 	big := CreateWorkspace(t, a, TickerDescription(t, "<hw:CPU><hw:count>1</hw:count>", "<hw:CPU><hw:count>64</hw:count>"))
