@@ -814,7 +814,9 @@ func TestManagerGuestPowersOff(t *testing.T) {
 				off.Sub(start).Round(time.Millisecond), time.Since(off).Round(time.Millisecond))
 			break
 		}
-		if !off.IsZero() && time.Since(off) > 10*time.Second {
+		// 30 s, far below the reconciler's hour: under the load of a parallel suite
+		// on 2 cores the report once took more than 10 s.
+		if !off.IsZero() && time.Since(off) > 30*time.Second {
 			t.Fatalf("the domain is off since %v and the repository still says %+v: the stop event did not reach the manager", time.Since(off).Round(time.Second), row)
 		}
 		if row.State != "running" {
