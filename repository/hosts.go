@@ -62,9 +62,64 @@ func (r *Repository) announceHost(ctx context.Context, req *container.Request) (
 		}
 		return nil, err
 	}
+	if err := r.saveHost(ctx, h); err != nil {
+		// Placement goes on from memory; only a restart before the host's next
+		// announcement would not know it.
+		r.log.Warn("could not keep a host's announcement in the database", "host", h.Name, "err", err)
+	}
 	out := response(vwsns.Repository, "AnnounceHostResponse")
 	out.CreateElement("r:Expires").SetText(wsrf.FormatTime(h.Expires))
 	return out, nil
+}
+
+// saveHost keeps h's announcement, and forgets those expired, so that a restarted
+// Repository places workspaces at once.
+func (r *Repository) saveHost(ctx context.Context, h placement.Host) error {
+	doc := etree.NewDocument()
+	doc.SetRoot(hostElement("Host", h, dialect.ForWSA(h.Manager.Version), false))
+	offer, err := doc.WriteToString()
+	if err != nil {
+		return err
+	}
+	if _, err := r.db.ExecContext(ctx, `DELETE FROM known_hosts WHERE expires <= $1`, r.now().UnixMilli()); err != nil {
+		return err
+	}
+	_, err = r.db.ExecContext(ctx, `INSERT INTO known_hosts (name, announced_by, offer, last_seen, expires) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (name) DO UPDATE SET announced_by = excluded.announced_by, offer = excluded.offer, last_seen = excluded.last_seen, expires = excluded.expires`,
+		h.Name, h.AnnouncedBy, offer, h.LastSeen.UnixMilli(), h.Expires.UnixMilli())
+	return err
+}
+
+// loadHosts reads the announcements that have not expired, at start.
+func (r *Repository) loadHosts(ctx context.Context) error {
+	now := r.now()
+	rows, err := r.db.QueryContext(ctx, `SELECT announced_by, offer, last_seen, expires FROM known_hosts WHERE expires > $1`, now.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("read the hosts' announcements: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var by, offer string
+		var seen, expires int64
+		if err := rows.Scan(&by, &offer, &seen, &expires); err != nil {
+			return fmt.Errorf("read the hosts' announcements: %w", err)
+		}
+		doc := etree.NewDocument()
+		if err := doc.ReadFromString(offer); err != nil || doc.Root() == nil {
+			r.log.Warn("a stored host announcement does not parse; the host is placed again once it announces itself", "err", err)
+			continue
+		}
+		h, err := parseHostOffer(doc.Root())
+		if err != nil {
+			r.log.Warn("a stored host announcement does not parse; the host is placed again once it announces itself", "err", err)
+			continue
+		}
+		h.AnnouncedBy, h.LastSeen, h.Expires = by, time.UnixMilli(seen).UTC(), time.UnixMilli(expires).UTC()
+		if err := r.hosts.Announce(h, now); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
 }
 
 // parseHostOffer reads a repo:HostOfferType element, refusing anything out of its

@@ -3,6 +3,7 @@ package repository
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -159,5 +160,34 @@ func TestCheckOutChargesTheHost(t *testing.T) {
 	}
 	if h := f.r.hosts.Live(f.r.now())[0]; h.Offer.FreeMiB != 16384 || h.Deployed != 2 {
 		t.Fatalf("after the next announcement: free %d MiB, %d deployed", h.Offer.FreeMiB, h.Deployed)
+	}
+}
+
+// TestAnnouncementsSurviveARestart: a restarted Repository places on the hosts that
+// announced themselves before, until their announcements expire.
+func TestAnnouncementsSurviveARestart(t *testing.T) {
+	f := newFixture(t)
+	node7 := identity.With(context.Background(), identity.Identity{DN: "/O=Grid/CN=host/node7"})
+	if _, err := f.r.announceHost(node7, announcement(t, goodHost, "PT3M")); err != nil {
+		t.Fatal(err)
+	}
+	short := strings.Replace(strings.Replace(goodHost, ">node7<", ">node8<", 1), "https://node7", "https://node8", 1)
+	if _, err := f.r.announceHost(node7, announcement(t, short, "PT10S")); err != nil {
+		t.Fatal(err)
+	}
+	before := f.r.hosts.Live(f.r.now())
+	f.reopen()
+	after := f.r.hosts.Live(f.r.now())
+	if len(after) != 2 || after[0].Name != "node7" || !reflect.DeepEqual(after[0].Offer, before[0].Offer) || after[0].Deployed != 2 ||
+		!after[0].Cached[digestA] || after[0].AnnouncedBy != "/O=Grid/CN=host/node7" || !after[0].Expires.Equal(before[0].Expires.Truncate(time.Millisecond)) ||
+		after[0].Manager.Address != before[0].Manager.Address {
+		t.Fatalf("after a restart: %+v\nbefore: %+v", after, before)
+	}
+	// Restarted 20 s later, node8's 10-second announcement is gone.
+	later := time.Now().Add(20 * time.Second)
+	f.now = func() time.Time { return later }
+	f.reopen()
+	if live := f.r.hosts.Live(f.r.now()); len(live) != 1 || live[0].Name != "node7" {
+		t.Fatalf("restarted after node8's announcement expired: %+v", live)
 	}
 }

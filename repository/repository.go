@@ -200,6 +200,9 @@ func New(ctx context.Context, cfg Config) (*Repository, error) {
 	if err := r.recordSigner(ctx); err != nil {
 		return nil, fmt.Errorf("repository: %w", err)
 	}
+	if err := r.loadHosts(ctx); err != nil {
+		return nil, fmt.Errorf("repository: %w", err)
+	}
 	if r.audit == nil {
 		r.audit = nopAudit{}
 	}

@@ -50,6 +50,7 @@ var copyTables = []copyTable{
 	{"audit_checkpoint", []copyColumn{{"id", kindInt}, {"last_id", kindInt}, {"last_hash", kindText}, {"pruned", kindInt}, {"at", kindInt}}},
 	{"manifest_signers", []copyColumn{{"fingerprint", kindText}, {"subject", kindText}, {"first_used", kindInt}}},
 	{"manifests_sealed", []copyColumn{{"id", kindInt}, {"since", kindInt}}},
+	{"known_hosts", []copyColumn{{"name", kindText}, {"announced_by", kindText}, {"offer", kindText}, {"last_seen", kindInt}, {"expires", kindInt}}},
 }
 
 func (t copyTable) columnNames() []string {

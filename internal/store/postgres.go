@@ -79,6 +79,13 @@ var postgresMigrations = []string{
 		id    INTEGER PRIMARY KEY CHECK (id = 1),
 		since BIGINT NOT NULL
 	)`,
+	`CREATE TABLE known_hosts (
+		name         TEXT PRIMARY KEY,
+		announced_by TEXT NOT NULL,
+		offer        TEXT NOT NULL,
+		last_seen    BIGINT NOT NULL,
+		expires      BIGINT NOT NULL
+	)`,
 }
 
 // ErrInUse is wrapped by the refusal of a database another vws server holds.

@@ -141,6 +141,15 @@ var migrations = []string{
 		SELECT id, time, caller, operation, resource, decision, detail, rule, prev, hash FROM audit;
 	DROP TABLE audit;
 	ALTER TABLE audit_new RENAME TO audit`,
+	// The hosts managers announced (placement): kept so that a restarted Repository
+	// places workspaces at once, not after each manager's next announcement.
+	`CREATE TABLE known_hosts (
+		name         TEXT PRIMARY KEY,
+		announced_by TEXT NOT NULL,
+		offer        TEXT NOT NULL,     -- the repo:Host element as the Repository read it
+		last_seen    INTEGER NOT NULL,  -- unix milliseconds
+		expires      INTEGER NOT NULL   -- unix milliseconds
+	)`,
 }
 
 // Open opens (creating if needed) the database in dir and migrates it.
