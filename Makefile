@@ -43,7 +43,7 @@ verify-generate: generate
 # operations on real guests next to the raw libvirt calls.
 bench: build
 	VWS_TEST_POSTGRES='$(VWS_TEST_POSTGRES)' $(GO) test -run='^$$' -bench=. -benchmem -count=1 ./internal/audit/
-	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./test/ ./internal/xpathdoc/ ./internal/qcow2/ ./repository/imagepool/ ./internal/chunkhash/ ./internal/notify/ ./manager/ ./vmm/
+	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./test/ ./internal/xpathdoc/ ./internal/qcow2/ ./repository/imagepool/ ./repository/placement/ ./internal/chunkhash/ ./internal/notify/ ./manager/ ./vmm/
 	$(GO) run ./test/bench -duration 5s
 	$(GO) run ./test/bench -duration 5s -postgres '$(VWS_TEST_POSTGRES)'
 	$(GO) run ./test/securitybench -duration 5s

@@ -134,7 +134,7 @@ type Unsuitable struct {
 // best first, and the hosts that do not fit with the reason. runNow says the deploy
 // starts the guest (running or paused), which needs its networks started.
 func Rank(d *describe.Description, images []Image, hosts []Host, runNow bool) ([]Candidate, []Unsuitable) {
-	var cands []Candidate
+	cands := make([]Candidate, 0, len(hosts))
 	var unfit []Unsuitable
 	for _, h := range hosts {
 		if h.Problem != "" {

@@ -2,6 +2,7 @@ package placement
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -144,5 +145,29 @@ func TestDirectory(t *testing.T) {
 	}
 	if err := d.Announce(intruder, t0.Add(2*time.Minute)); err != nil {
 		t.Fatalf("name free again after expiry: %v", err)
+	}
+}
+
+// BenchmarkRank ranks 1,000 hosts, each caching 200 images, for a workspace of three
+// images: what one Place costs a large site's Repository.
+func BenchmarkRank(b *testing.B) {
+	var hosts []Host
+	for i := range 1000 {
+		var cached []string
+		for j := range 200 {
+			cached = append(cached, fmt.Sprintf("sha256:%d-%d", i%7, j))
+		}
+		h := host(fmt.Sprintf("node%04d", i), int64(1024+i%64*512), i%13, cached...)
+		h.Offer.NetworksKnown, h.Offer.Networks = true, []hostfit.Network{{Name: "default", Active: true}}
+		hosts = append(hosts, h)
+	}
+	images := []Image{{Digest: "sha256:3-1", Size: 4 << 30}, {Digest: "sha256:3-2", Size: 8 << 20}, {Digest: "sha256:x", Size: 5 << 20}}
+	d := desc(2048, 2, "x86_64", "default")
+	b.ReportAllocs()
+	for b.Loop() {
+		cands, _ := Rank(d, images, hosts, true)
+		if len(cands) == 0 {
+			b.Fatal("no candidate")
+		}
 	}
 }
