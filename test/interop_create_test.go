@@ -7,12 +7,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vws-grid/vws/internal/client"
 	"github.com/vws-grid/vws/internal/dialect"
 	"github.com/vws-grid/vws/internal/vwsns"
+	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/internal/wsrf"
 	"github.com/vws-grid/vws/test/harness"
 )
@@ -33,6 +36,11 @@ type createReport struct {
 		RAM  int `json:"ram"`
 		CPUs int `json:"cpus"`
 	} `json:"hardware"`
+	Place struct {
+		Candidates  []string `json:"candidates"`
+		CachedBytes []int64  `json:"cachedBytes"`
+		Unsuitable  []string `json:"unsuitable"`
+	} `json:"place"`
 }
 
 // TestInteropCreateZeep: zeep creates a workspace from a description file through the
@@ -52,6 +60,7 @@ func TestInteropCreateZeep(t *testing.T) {
 	}
 	env := []string{"VWS_URL=" + s.URL}
 	keyName := "{" + vwsns.Workspace + "}WorkspaceKey"
+	host := waitKnownHost(t, s.ServiceURL(vwsns.RepositoryService))
 
 	for _, d := range dialect.Dialects {
 		t.Run(d.Name, func(t *testing.T) {
@@ -95,6 +104,10 @@ func TestInteropCreateZeep(t *testing.T) {
 			if r.Hardware.RAM != 256 || r.Hardware.CPUs != 1 {
 				t.Errorf("hw:hardware: RAM %d MiB, %d CPUs; the description says 256 and 1", r.Hardware.RAM, r.Hardware.CPUs)
 			}
+			// The server's own manager announced its host; nothing of the image is cached there yet.
+			if !slices.Equal(r.Place.Candidates, []string{host}) || !slices.Equal(r.Place.CachedBytes, []int64{0}) || len(r.Place.Unsuitable) != 0 {
+				t.Errorf("Place: candidates %v (cached %v), unsuitable %v; want [%s] with 0 bytes cached", r.Place.Candidates, r.Place.CachedBytes, r.Place.Unsuitable, host)
+			}
 			cur, err1 := wsrf.ParseDateTime(r.CurrentTime)
 			term, err2 := wsrf.ParseDateTime(r.TerminationTime)
 			if err1 != nil || err2 != nil || term.Sub(cur) != 2*time.Hour || r.LifetimeClamped {
@@ -137,4 +150,25 @@ func TestInteropCreateZeep(t *testing.T) {
 		})
 	}
 	waitEmpty(t, filepath.Join(s.DataDir, "workspaces"))
+}
+
+// waitKnownHost waits until a host has announced itself to the Repository at repo (the
+// server's own manager does within a second of start), and returns its name.
+func waitKnownHost(t *testing.T, repo string) string {
+	t.Helper()
+	epr := &wsa.EPR{Version: wsa.V200508, Address: repo}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		hosts, err := client.New(nil).GetResourceProperty(context.Background(), epr, wsa.QName{Space: vwsns.Repository, Local: "KnownHost"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(hosts) > 0 {
+			if name := hosts[0].SelectElement("HostName"); name != nil {
+				return strings.TrimSpace(name.Text())
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no host announced itself to the repository within 10 s")
+		}
+	}
 }

@@ -13,7 +13,8 @@
   4. zeep loads the WorkspaceService WSDL from that address (?wsdl), and calls
      GetResourceProperty for vw:name and vw:state and GetMultipleResourceProperties for
      hw:hardware on the new workspace (through zeep_client.Client, which sends the
-     addressing and key headers of each dialect; see zeep_client.py).
+     addressing and key headers of each dialect; see zeep_client.py), and Place, which
+     names the hosts that could deploy it.
 
 Prints one JSON object; anything unexpected exits non-zero with the reason (and the
 last exchange) on stderr.
@@ -133,6 +134,15 @@ def run(args, clients):
     out["hardware"] = {
         "ram": hardware.RAM.size,
         "cpus": hardware.CPU.count,
+    }
+
+    # Place: the hosts announced to the Repository that could deploy it, parsed with the
+    # WSDL's PlacementCandidateType and UnsuitableHostType (zeep is strict).
+    placed = w.call("Place", key)
+    out["place"] = {
+        "candidates": [c.HostName for c in (placed.Candidate or [])],
+        "cachedBytes": [c.CachedBytes for c in (placed.Candidate or [])],
+        "unsuitable": [u.HostName for u in (placed.Unsuitable or [])],
     }
     return out
 
