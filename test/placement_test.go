@@ -64,6 +64,13 @@ func TestPlacement(t *testing.T) {
 	})
 
 	second := CreateWorkspace(t, a, TickerDescription(t))
+	// vws place shows the ranking without deploying: B, which caches the images, first.
+	ranking := a.MustCLI(t, "place", second.EPRFile).stdout
+	if lines := strings.Split(strings.TrimSpace(ranking), "\n"); len(lines) != 3 ||
+		!strings.HasPrefix(lines[1], "1     hostB") || !strings.Contains(lines[1], " 0 B ") || !strings.HasPrefix(lines[2], "2     hostA") {
+		t.Fatalf("vws place:\n%s", ranking)
+	}
+	WantWSProps(t, second, "deployment", "in-repository", "lockHolder", "")
 	done = Step(t, "deploy without --host: placed on B, which caches its images")
 	r := a.MustCLI(t, "deploy", second.EPRFile)
 	done()
@@ -72,8 +79,8 @@ func TestPlacement(t *testing.T) {
 	}
 	WantWSProps(t, second, "deployment", "deployed", "host", "hostB")
 	a.MustCLI(t, "undeploy", second.EPRFile)
-	metrics := string(fetch(t, a.URL+"/metrics"))
-	for _, want := range []string{"vws_repository_known_hosts 2", `vws_repository_placements_total{result="placed"} 1`, `vws_manager_announcements_total{result="ok"}`} {
+	metrics := string(fetch(t, a.URL+"/metrics")) // placed twice: vws place, then vws deploy
+	for _, want := range []string{"vws_repository_known_hosts 2", `vws_repository_placements_total{result="placed"} 2`, `vws_manager_announcements_total{result="ok"}`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}
@@ -82,6 +89,9 @@ func TestPlacement(t *testing.T) {
 	// A workspace that fits no host is refused before anything is checked out.
 	big := CreateWorkspace(t, a, TickerDescription(t, "<hw:CPU><hw:count>1</hw:count>", "<hw:CPU><hw:count>64</hw:count>"))
 	wantUnplaced(t, a.CLI(t, "deploy", big.EPRFile), "hostA: ", "hostB: ", "asks for 64 CPUs")
+	if out := a.MustCLI(t, "place", big.EPRFile).stdout; !strings.HasPrefix(out, "\nCannot deploy it now:") || strings.Count(out, "asks for 64 CPUs") != 2 {
+		t.Fatalf("vws place of a workspace no host fits:\n%s", out)
+	}
 	WantWSProps(t, big, "deployment", "in-repository", "lockHolder", "")
 
 	// B goes quiet: once its announcement (valid 3 × 4 s) expires, it is no longer

@@ -135,16 +135,85 @@ no host has announced itself, the manager at --url deploys it.`,
 	return cmd
 }
 
-// place asks the Repository where to deploy ws: the manager of its best candidate
-// host and a line that says why, or fallback when no host has announced itself (a
-// lone server, or one whose managers have not yet).
-func place(cmd *cobra.Command, ws, fallback *wsa.EPR, state string) (*wsa.EPR, string, error) {
+func newPlaceCommand() *cobra.Command {
+	var base, state string
+	cmd := &cobra.Command{
+		Use:   "place EPR|KEY [--state running]",
+		Short: "Show where vws deploy would put a workspace, and why not elsewhere",
+		Long: `Place asks the Repository which of the hosts announced to it could deploy the
+workspace now, best first (the most of its images cached, then the most free memory,
+then the fewest workspaces), and why each other host could not. Nothing is deployed
+or reserved: vws deploy without --host deploys on the first.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch state {
+			case "", "shutdown", "running", "paused":
+			default:
+				return fmt.Errorf("--state must be shutdown, running or paused, not %q", state)
+			}
+			ws, err := workspaceEPR(base, args[0])
+			if err != nil {
+				return err
+			}
+			resp, err := soapClient().Invoke(cmd.Context(), ws, "Place", placeBody(state))
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			cands, unfit := resp.SelectElements("Candidate"), resp.SelectElements("Unsuitable")
+			if len(cands) == 0 && len(unfit) == 0 {
+				fmt.Fprintln(w, "No host has announced itself to this repository: vws deploy would use the manager at --url.")
+				return nil
+			}
+			if len(cands) > 0 {
+				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+				fmt.Fprintln(tw, "RANK\tHOST\tMANAGER\tCACHED\tTO STAGE\tFREE (MiB)\tDEPLOYED\tPROBLEM")
+				for i, c := range cands {
+					cached, _ := strconv.ParseInt(txt(c, "CachedBytes"), 10, 64)
+					staged, _ := strconv.ParseInt(txt(c, "StagedBytes"), 10, 64)
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", i+1, txt(c, "HostName"), managerBase(c), formatBytes(cached), formatBytes(staged),
+						txt(c, "MemoryFreeMiB"), txt(c, "DeployedWorkspaces"), txt(c, "Problem"))
+				}
+				tw.Flush()
+			}
+			if len(unfit) > 0 {
+				fmt.Fprintln(w, "\nCannot deploy it now:")
+				for _, u := range unfit {
+					fmt.Fprintf(w, "  %s: %s\n", txt(u, "HostName"), txt(u, "Reason"))
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&base, "url", "", "base URL of vws (default $VWS_URL, else http://127.0.0.1:8080)")
+	cmd.Flags().StringVar(&state, "state", "", "the state the deploy is to leave it in: to run it now, a host must have its networks started")
+	return cmd
+}
+
+// managerBase is the base URL of the manager whose reference el holds, or "-".
+func managerBase(el *etree.Element) string {
+	if ref := el.SelectElement("ManagerReference"); ref != nil {
+		if epr, err := wsa.ParseEPR(ref); err == nil {
+			return strings.TrimSuffix(epr.Address, managerPath)
+		}
+	}
+	return "-"
+}
+
+func placeBody(state string) *etree.Element {
 	body := etree.NewElement("vw:Place")
 	body.CreateAttr("xmlns:vw", vwsns.Workspace)
 	if state != "" {
 		body.CreateElement("vw:InitialState").SetText(state)
 	}
-	resp, err := soapClient().Invoke(cmd.Context(), ws, "Place", body)
+	return body
+}
+
+// place asks the Repository where to deploy ws: the manager of its best candidate
+// host and a line that says why, or fallback when no host has announced itself (a
+// lone server, or one whose managers have not yet).
+func place(cmd *cobra.Command, ws, fallback *wsa.EPR, state string) (*wsa.EPR, string, error) {
+	resp, err := soapClient().Invoke(cmd.Context(), ws, "Place", placeBody(state))
 	if err != nil {
 		return nil, "", err
 	}
@@ -440,12 +509,7 @@ func printKnownHosts(w io.Writer, hosts []*etree.Element) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "HOST\tMANAGER\tTYPE\tCPUS\tFREE (MiB)\tDEPLOYED\tCACHED IMAGES\tLAST SEEN\tPROBLEM")
 	for _, h := range hosts {
-		addr := "-"
-		if ref := h.SelectElement("ManagerReference"); ref != nil {
-			if epr, err := wsa.ParseEPR(ref); err == nil {
-				addr = strings.TrimSuffix(epr.Address, managerPath)
-			}
-		}
+		addr := managerBase(h)
 		seen := txt(h, "LastSeen")
 		if t, err := time.Parse(time.RFC3339Nano, seen); err == nil {
 			seen = time.Since(t).Round(time.Second).String() + " ago"
