@@ -2,7 +2,9 @@ package manager
 
 import (
 	"context"
+	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -11,6 +13,7 @@ import (
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/internal/wsrf"
+	"github.com/vws-grid/vws/vmm"
 )
 
 // DefaultAnnounceEvery is how often a manager tells its Repositories it is there,
@@ -21,6 +24,13 @@ const DefaultAnnounceEvery = time.Minute
 // announceSettle coalesces the changes of one burst (a deploy stages, defines and
 // starts) into one announcement.
 const announceSettle = time.Second
+
+// offerCheckEvery is how often the manager compares what its hypervisor offers
+// (domain type, CPUs, networks started or not) with what it last announced: an
+// administrator who starts a network expects placement to know within seconds, not
+// at the next periodic announcement. Free memory, which moves all the time, is left
+// to the period and to the announcements after each deploy.
+const offerCheckEvery = 5 * time.Second
 
 // repositoryServicePath is where a vws server's WorkspaceRepositoryService is.
 const repositoryServicePath = "/wsrf/services/" + vwsns.RepositoryService
@@ -42,10 +52,18 @@ func (m *Manager) announcer() {
 	defer timer.Stop()
 	due := time.Now().Add(startupDelay)
 	failing := map[string]bool{}
+	check := time.NewTicker(offerCheckEvery)
+	defer check.Stop()
+	announced := "" // the offer's fingerprint as last announced
 	for {
 		select {
 		case <-m.stop:
 			return
+		case <-check.C:
+			if announced != "" && m.offerFingerprint() != announced {
+				m.offerChanged()
+			}
+			continue
 		case <-m.announceKick:
 			// Brought forward, never put off: a stream of changes must not hold
 			// back the periodic announcement.
@@ -63,7 +81,11 @@ func (m *Manager) announcer() {
 			continue
 		}
 		next := every
-		if ok, healthy := m.announce(failing); !ok || !healthy {
+		ok, healthy, fingerprint := m.announce(failing)
+		if ok {
+			announced = fingerprint
+		}
+		if !ok || !healthy {
 			// A Repository down or libvirt unreadable: soon again, not a whole
 			// period with stale facts.
 			next = min(every, 5*time.Second)
@@ -76,15 +98,15 @@ func (m *Manager) announcer() {
 // announce sends one announcement to each Repository: ok if all took it, healthy if
 // it could read the hypervisor. failing remembers which failed last time, so a
 // Repository that stays down is logged once.
-func (m *Manager) announce(failing map[string]bool) (ok, healthy bool) {
+func (m *Manager) announce(failing map[string]bool) (ok, healthy bool, fingerprint string) {
 	self := m.selfEPR(wsa.V200508)
 	if self == nil {
-		return false, true
+		return false, true, ""
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), min(m.cfg.AnnounceEvery, 30*time.Second))
 	defer cancel()
-	body, healthy := m.announcement(ctx, self)
-	ok = true
+	body, info, err := m.announcement(ctx, self)
+	healthy, fingerprint, ok = err == nil, offerFingerprint(info, err), true
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	for _, scope := range m.repositories() {
@@ -115,18 +137,39 @@ func (m *Manager) announce(failing map[string]bool) (ok, healthy bool) {
 		}()
 	}
 	wg.Wait()
-	return ok, healthy
+	return ok, healthy, fingerprint
 }
 
-// announcement is the AnnounceHost body: what this host offers now; healthy says it
-// could read the hypervisor.
-func (m *Manager) announcement(ctx context.Context, self *wsa.EPR) (body *etree.Element, healthy bool) {
+// offerFingerprint sums up what placement decides on besides memory.
+func offerFingerprint(h vmm.HostInfo, err error) string {
+	if err != nil {
+		return "unreadable"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s %d %v", h.DomainType, h.Arch, h.CPUs, h.NetworksKnown)
+	for _, n := range h.Networks {
+		fmt.Fprintf(&b, " %s=%v", n.Name, n.Active)
+	}
+	return b.String()
+}
+
+// offerFingerprint is the hypervisor's offer now, summed up.
+func (m *Manager) offerFingerprint() string {
+	ctx, cancel := context.WithTimeout(context.Background(), offerCheckEvery)
+	defer cancel()
+	h, err := m.hv.Host(ctx)
+	return offerFingerprint(h, err)
+}
+
+// announcement is the AnnounceHost body: what this host offers now, as read from the
+// hypervisor (err: it could not be read).
+func (m *Manager) announcement(ctx context.Context, self *wsa.EPR) (body *etree.Element, info vmm.HostInfo, err error) {
 	body = etree.NewElement("repo:AnnounceHost")
 	body.CreateAttr("xmlns:repo", vwsns.Repository)
 	h := body.CreateElement("repo:Host")
 	h.CreateElement("repo:HostName").SetText(m.cfg.Host)
 	self.ChildElement(h, "repo:ManagerReference", "wsa")
-	info, err := m.hv.Host(ctx)
+	info, err = m.hv.Host(ctx)
 	if err == nil {
 		h.CreateElement("repo:DomainType").SetText(info.DomainType)
 		h.CreateElement("repo:Architecture").SetText(info.Arch)
@@ -151,5 +194,5 @@ func (m *Manager) announcement(ctx context.Context, self *wsa.EPR) (body *etree.
 		h.CreateElement("repo:Problem").SetText(err.Error())
 	}
 	body.CreateElement("repo:ValidFor").SetText(wsrf.FormatDuration(3 * m.cfg.AnnounceEvery))
-	return body, err == nil
+	return body, info, err
 }

@@ -1,6 +1,12 @@
 package test
 
 import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -106,4 +112,55 @@ func TestPlacement(t *testing.T) {
 	}
 	WantWSProps(t, second, "deployment", "deployed", "host", "hostA")
 	a.MustCLI(t, "undeploy", second.EPRFile)
+}
+
+// TestPlacementFollowsNetworks: a network the administrator defines, then starts, after
+// the manager announced its host reaches placement within seconds, not at the next
+// periodic announcement (a minute): the manager re-announces when its offer changes.
+func TestPlacementFollowsNetworks(t *testing.T) {
+	t.Parallel()
+	s := StartMgrServer(t, MgrServerOptions{HostName: "net-placer"})
+	ImportGuest(t, s)
+	waitHosts(t, s, 10*time.Second, "net-placer", func(h map[string]string) bool { return h["net-placer"] != "" })
+	b := make([]byte, 3)
+	rand.Read(b)
+	name := "vwstest-place-" + hex.EncodeToString(b)
+	desc := TickerDescription(t, `  <sw:software>`,
+		`  <net:network xmlns:net="http://vws.dev/ns/2026/workspace/network"><net:nic><net:name>eth0</net:name>`+
+			`<net:association><net:name>`+name+`</net:name></net:association></net:nic></net:network>
+  <sw:software>`)
+	w := CreateWorkspace(t, s, desc)
+	placement := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			out := s.MustCLI(t, "place", w.EPRFile, "--state", "running").stdout
+			if strings.Contains(out, want) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after 15 s, vws place does not say %q:\n%s", want, out)
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
+	placement(fmt.Sprintf(`joins network %q; this host's networks are`, name))
+
+	dir := t.TempDir()
+	file := filepath.Join(dir, "net.xml")
+	if err := os.WriteFile(file, []byte(fmt.Sprintf(`<network><name>%s</name><bridge name="vwsbp%s"/></network>`, name, hex.EncodeToString(b))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	virshNet(t, "net-define", file)
+	t.Cleanup(func() {
+		exec.Command("virsh", "-c", "qemu:///system", "net-destroy", name).Run()
+		exec.Command("virsh", "-c", "qemu:///system", "net-undefine", name).Run()
+	})
+	done := Step(t, "a network defined: placement knows it is not started")
+	placement(fmt.Sprintf(`network %q, which NIC eth0 joins, is defined there but not started`, name))
+	done()
+	virshNet(t, "net-start", name)
+	done = Step(t, "the network started: the host is a candidate")
+	placement("1     net-placer")
+	done()
 }
