@@ -94,10 +94,8 @@ most of its images, then has the most free memory (vws host list shows them). Wh
 no host has announced itself, the manager at --url deploys it.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			switch state {
-			case "", "shutdown", "running", "paused":
-			default:
-				return fmt.Errorf("--state must be shutdown, running or paused, not %q", state)
+			if err := checkInitialState(state); err != nil {
+				return err
 			}
 			ws, mgr, err := t.resolve(cmd.Context(), args[0], false)
 			if err != nil {
@@ -146,10 +144,8 @@ then the fewest workspaces), and why each other host could not. Nothing is deplo
 or reserved: vws deploy without --host deploys on the first.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			switch state {
-			case "", "shutdown", "running", "paused":
-			default:
-				return fmt.Errorf("--state must be shutdown, running or paused, not %q", state)
+			if err := checkInitialState(state); err != nil {
+				return err
 			}
 			ws, err := workspaceEPR(base, args[0])
 			if err != nil {
@@ -188,6 +184,15 @@ or reserved: vws deploy without --host deploys on the first.`,
 	cmd.Flags().StringVar(&base, "url", "", "base URL of vws (default $VWS_URL, else http://127.0.0.1:8080)")
 	cmd.Flags().StringVar(&state, "state", "", "the state the deploy is to leave it in: to run it now, a host must have its networks started")
 	return cmd
+}
+
+// checkInitialState refuses a --state a deploy cannot leave a workspace in.
+func checkInitialState(state string) error {
+	switch state {
+	case "", "shutdown", "running", "paused":
+		return nil
+	}
+	return fmt.Errorf("--state must be shutdown, running or paused, not %q", state)
 }
 
 // managerBase is the base URL of the manager whose reference el holds, or "-".
