@@ -25,6 +25,17 @@ func postgresURL(t *testing.T) string {
 	return storetest.NewPostgres(t, storetest.Server(t))
 }
 
+// openServer opens url's database as a server does (its lock held) until the test ends.
+func openServer(t *testing.T, url string) *store.DB {
+	t.Helper()
+	db, err := store.OpenPostgres(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
 // columns lists table.column for every column of every vws table, sorted.
 func columns(t *testing.T, db *store.DB) []string {
 	t.Helper()
@@ -115,11 +126,7 @@ func TestPostgresOneServerPerDatabase(t *testing.T) {
 func TestPostgresLockLostAndRetaken(t *testing.T) {
 	ctx := context.Background()
 	url := postgresURL(t)
-	db, err := store.OpenPostgres(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openServer(t, url)
 	kill := func() {
 		t.Helper()
 		storetest.CutLock(t, db.SQL())
@@ -159,11 +166,7 @@ func TestPostgresLockLostAndRetaken(t *testing.T) {
 func TestPostgresLockRetakenUnasked(t *testing.T) {
 	ctx := context.Background()
 	url := postgresURL(t)
-	db, err := store.OpenPostgres(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openServer(t, url)
 	cut := storetest.CutLock(t, db.SQL())
 	held := func() bool { // by a session other than the one cut
 		pid := storetest.LockHolder(t, db.SQL())
@@ -222,11 +225,7 @@ func TestPostgresBeside(t *testing.T) {
 	if _, err := store.OpenPostgresBeside(ctx, url, store.ReadOnly); err == nil || !strings.Contains(err.Error(), "is not a vws database") {
 		t.Fatalf("an empty database: %v", err)
 	}
-	server, err := store.OpenPostgres(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer server.Close()
+	server := openServer(t, url)
 	if err := server.PutResource(ctx, "WorkspaceService", wsrf.StoredResource{Key: "k1", Properties: []byte("<p/>")}); err != nil {
 		t.Fatal(err)
 	}
