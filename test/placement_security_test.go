@@ -21,26 +21,7 @@ func TestPlacementOverTLS(t *testing.T) {
 	ctx := context.Background()
 	asAlice, asBob := s.as(s.users["alice"]), s.as(s.users["bob"])
 	repo := s.epr(vwsns.RepositoryService)
-	knownHost := func(c *client.Client) *etree.Element {
-		t.Helper()
-		hosts, err := c.GetResourceProperty(ctx, repo, wsa.QName{Space: vwsns.Repository, Local: "KnownHost"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, h := range hosts {
-			if elText(h, "HostName") == "sec-host" {
-				return h
-			}
-		}
-		return nil
-	}
-	var h *etree.Element
-	for deadline := time.Now().Add(10 * time.Second); h == nil; h = knownHost(asAlice) {
-		if time.Now().After(deadline) {
-			t.Fatal("the server's manager did not announce its host within 10 s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	h := waitKnownHost(t, asAlice, repo, "sec-host")
 	if by := elText(h, "AnnouncedBy"); by != s.hostDN {
 		t.Fatalf("sec-host announced by %q, want the host certificate %q", by, s.hostDN)
 	}
@@ -61,7 +42,7 @@ func TestPlacementOverTLS(t *testing.T) {
 		_, err := asBob.Invoke(ctx, repo, "AnnounceHost", body)
 		wantFaultType(t, "bob announces "+name, err, "WorkspaceAuthorizationFault", "CN=bob")
 	}
-	if h := knownHost(asAlice); h == nil || elText(h, "AnnouncedBy") != s.hostDN {
+	if h := knownHost(t, asAlice, repo, "sec-host"); h == nil || elText(h, "AnnouncedBy") != s.hostDN {
 		t.Fatal("bob's refused announcement changed sec-host's")
 	}
 
@@ -95,4 +76,34 @@ func elText(el *etree.Element, local string) string {
 		return strings.TrimSpace(c.Text())
 	}
 	return ""
+}
+
+// knownHost is the Repository's repo:KnownHost property for host name (any host for
+// ""), read through c; nil when it has none.
+func knownHost(t *testing.T, c *client.Client, repo *wsa.EPR, name string) *etree.Element {
+	t.Helper()
+	hosts, err := c.GetResourceProperty(context.Background(), repo, wsa.QName{Space: vwsns.Repository, Local: "KnownHost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hosts {
+		if name == "" || elText(h, "HostName") == name {
+			return h
+		}
+	}
+	return nil
+}
+
+// waitKnownHost waits until host name (any host for "") has announced itself to the
+// Repository at repo (a server's own manager does within a second of start).
+func waitKnownHost(t *testing.T, c *client.Client, repo *wsa.EPR, name string) *etree.Element {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if h := knownHost(t, c, repo, name); h != nil {
+			return h
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no host %q announced itself to %s within 10 s", name, repo.Address)
+		}
+	}
 }
