@@ -318,13 +318,25 @@ func (r *Repository) place(ctx context.Context, req *container.Request) (*etree.
 	if err != nil {
 		return nil, err
 	}
+	initial := childText(req.Payload, vwsns.Workspace, "InitialState")
+	switch initial {
+	case "", "shutdown", "running", "paused":
+	default:
+		return nil, errdefs.WithAdvice(fmt.Errorf("%w: Place: InitialState %q is not shutdown, running or paused", errdefs.ErrBadRequest, initial),
+			"send the state the deploy is to leave the workspace in, or none for shutdown")
+	}
+	move, err := xsBoolean(childText(req.Payload, vwsns.Workspace, "Move"))
+	if err != nil {
+		return nil, errdefs.WithAdvice(fmt.Errorf("%w: Place: Move: %w", errdefs.ErrBadRequest, err),
+			"send true to rank the hosts the deployed workspace could move to, or leave Move out")
+	}
 	out := response(vwsns.Workspace, "PlaceResponse")
-	if deployment != "in-repository" {
+	if deployment != "in-repository" && managerRef == nil {
+		return nil, errdefs.WithAdvice(fmt.Errorf("%w: the workspace is %s on %s, between the repository and a host", errdefs.ErrState, deployment, host),
+			"wait until it is deployed there, or back in the repository")
+	}
+	if deployment != "in-repository" && !move {
 		// Its only place is where it is: a deploy anywhere else meets its lock.
-		if managerRef == nil {
-			return nil, errdefs.WithAdvice(fmt.Errorf("%w: the workspace is %s on %s, between the repository and a host", errdefs.ErrState, deployment, host),
-				"wait until it is deployed there, or back in the repository")
-		}
 		epr, err := wsa.ParseEPR(managerRef)
 		if err != nil {
 			return nil, fmt.Errorf("the workspace's managerReference: %w", err)
@@ -357,14 +369,20 @@ func (r *Repository) place(ctx context.Context, req *container.Request) (*etree.
 	for _, l := range chain.Layers {
 		images = append(images, placement.Image{Digest: l.Digest, Size: l.Size})
 	}
-	initial := childText(req.Payload, vwsns.Workspace, "InitialState")
-	switch initial {
-	case "", "shutdown", "running", "paused":
-	default:
-		return nil, errdefs.WithAdvice(fmt.Errorf("%w: Place: InitialState %q is not shutdown, running or paused", errdefs.ErrBadRequest, initial),
-			"send the state the deploy is to leave the workspace in, or none for shutdown")
+	live := r.hosts.Live(r.now())
+	var here []placement.Unsuitable
+	if deployment != "in-repository" {
+		// Moving: every host but its own, which it is to leave.
+		live = slices.DeleteFunc(live, func(h placement.Host) bool {
+			if h.Name != host {
+				return false
+			}
+			here = append(here, placement.Unsuitable{Host: h, Reason: "the workspace is deployed there now"})
+			return true
+		})
 	}
-	cands, unfit := placement.Rank(desc, images, r.hosts.Live(r.now()), initial == "running" || initial == "paused")
+	cands, unfit := placement.Rank(desc, images, live, initial == "running" || initial == "paused")
+	unfit = append(here, unfit...)
 	switch {
 	case len(cands) > 0:
 		r.placements.WithLabelValues("placed").Inc()

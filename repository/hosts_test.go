@@ -3,6 +3,7 @@ package repository
 import (
 	"context"
 	"errors"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -11,9 +12,11 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/vws-grid/vws/internal/container"
+	"github.com/vws-grid/vws/internal/describe"
 	"github.com/vws-grid/vws/internal/dialect"
 	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/identity"
+	"github.com/vws-grid/vws/internal/soap"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
 )
@@ -189,5 +192,93 @@ func TestAnnouncementsSurviveARestart(t *testing.T) {
 	f.reopen()
 	if live := f.r.hosts.Live(f.r.now()); len(live) != 1 || live[0].Name != "node7" {
 		t.Fatalf("restarted after node8's announcement expired: %+v", live)
+	}
+}
+
+// placeRequest is a Place call on workspace key with the body's children children.
+func placeRequest(t *testing.T, key, children string) *container.Request {
+	t.Helper()
+	doc := etree.NewDocument()
+	if err := doc.ReadFromString(`<vw:Place xmlns:vw="` + vwsns.Workspace + `">` + children + `</vw:Place>`); err != nil {
+		t.Fatal(err)
+	}
+	header := etree.NewElement("vw:WorkspaceKey")
+	header.CreateAttr("xmlns:vw", vwsns.Workspace)
+	header.SetText(key)
+	return &container.Request{Service: &container.Service{Key: vwsns.WorkspaceKey}, Dialect: dialect.WSRF12,
+		Envelope: &soap.Envelope{Headers: []*etree.Element{header}}, Payload: doc.Root()}
+}
+
+// placed is a PlaceResponse as "candidates | unsuitable host: reason; …".
+func placed(out *etree.Element) string {
+	var cands, unfit []string
+	for _, c := range out.ChildElements() {
+		switch c.Tag {
+		case "Candidate":
+			cands = append(cands, childText(c, vwsns.Workspace, "HostName"))
+		case "Unsuitable":
+			unfit = append(unfit, childText(c, vwsns.Workspace, "HostName")+": "+childText(c, vwsns.Workspace, "Reason"))
+		}
+	}
+	return strings.Join(cands, " ") + " | " + strings.Join(unfit, "; ")
+}
+
+// TestPlaceMove: Place with Move ranks the hosts a deployed workspace could move to,
+// its own host listed as unsuitable; without Move its own host is its only candidate.
+func TestPlaceMove(t *testing.T) {
+	f := newFixture(t)
+	v, err := describe.NewValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.r.validator = v
+	node7 := identity.With(context.Background(), identity.Identity{DN: "/O=Grid/CN=host/node7"})
+	for _, name := range []string{"node7", "node8"} {
+		offer := strings.ReplaceAll(goodHost, "node7", name)
+		if _, err := f.r.announceHost(node7, announcement(t, offer, "PT3M")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	desc, err := os.ReadFile("../schema/samples/minimal-vm.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(desc); err != nil {
+		t.Fatal(err)
+	}
+	c, err := f.r.Create(context.Background(), CreateSpec{Name: "mover", Owner: "o", Description: doc.Root(), BaseImage: f.base,
+		Termination: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	want := func(what, children, want string) {
+		t.Helper()
+		out, err := f.r.place(ctx, placeRequest(t, c.Key, children))
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if got := placed(out); got != want {
+			t.Fatalf("%s: %q, want %q", what, got, want)
+		}
+	}
+	want("in the repository", ``, "node7 node8 | ")
+	want("in the repository, Move has no effect", `<vw:Move>true</vw:Move>`, "node7 node8 | ")
+	if _, err := f.r.CheckOut(node7, c.Key, "node7", "",
+		&wsa.EPR{Version: wsa.V200508, Address: "https://node7:8443/wsrf/services/WorkspaceManagerService"}, &tester); err != nil {
+		t.Fatal(err)
+	}
+	want("deployed on node7", ``, "node7 | ")
+	want("deployed on node7, Move false", `<vw:Move>0</vw:Move>`, "node7 | ")
+	want("moving off node7", `<vw:Move>true</vw:Move><vw:InitialState>running</vw:InitialState>`, "node8 | node7: the workspace is deployed there now")
+	want("moving off node7 (1)", `<vw:Move>1</vw:Move>`, "node8 | node7: the workspace is deployed there now")
+	for _, bad := range []struct{ children, says string }{
+		{`<vw:Move>yes</vw:Move>`, `Move: "yes" is not an xs:boolean`},
+		{`<vw:InitialState>flying</vw:InitialState>`, `InitialState "flying" is not shutdown, running or paused`},
+	} {
+		if _, err := f.r.place(ctx, placeRequest(t, c.Key, bad.children)); !errors.Is(err, errdefs.ErrBadRequest) || !strings.Contains(err.Error(), bad.says) {
+			t.Errorf("Place with %s: %v, want a bad request saying %q", bad.children, err, bad.says)
+		}
 	}
 }

@@ -644,6 +644,12 @@ type Place struct {
 	// shutdown): to run or pause it now, a host must also have started the
 	// networks its NICs join.
 	InitialState *WorkspaceState `xml:"InitialState,omitempty" json:"InitialState,omitempty"`
+
+	// True: where could the deployed workspace move to (vws move)?
+	// The hosts other than its own are ranked as if it were back in the
+	// repository, and its own host is listed Unsuitable. No effect on a
+	// workspace in the repository.
+	Move bool `xml:"Move,omitempty" json:"Move,omitempty"`
 }
 
 type PlaceResponse struct {
