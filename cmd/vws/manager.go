@@ -103,21 +103,12 @@ no host has announced itself, the manager at --url deploys it.`,
 			}
 			placed := ""
 			if t.host == "" {
-				if mgr, placed, err = place(cmd, ws, mgr, state); err != nil {
+				if mgr, placed, err = place(cmd, ws, mgr, state, false); err != nil {
 					return err
 				}
 			}
-			body := mgrBody("Deploy", ws)
-			if state != "" {
-				body.CreateElement("mgr:InitialState").SetText(state)
-			}
 			start := time.Now()
-			stop := showStaging(cmd.Context(), mgr.Address, keyOfEPR(ws))
-			resp, err := lifecycleClient().Invoke(cmd.Context(), mgr, "Deploy", body)
-			stop()
-			if err != nil && cmd.Context().Err() != nil {
-				return &interruptedError{fmt.Sprintf("the deploy was cancelled, and the manager undoes a deploy cut short; vws status %s shows where the workspace is", args[0])}
-			}
+			resp, err := deployOn(cmd, mgr, ws, state, args[0])
 			if err != nil {
 				return err
 			}
@@ -133,15 +124,33 @@ no host has announced itself, the manager at --url deploys it.`,
 	return cmd
 }
 
+// deployOn asks the manager mgr to deploy ws and leave it in state, drawing staging
+// progress meanwhile; arg is how the user named the workspace.
+func deployOn(cmd *cobra.Command, mgr, ws *wsa.EPR, state, arg string) (*etree.Element, error) {
+	body := mgrBody("Deploy", ws)
+	if state != "" {
+		body.CreateElement("mgr:InitialState").SetText(state)
+	}
+	stop := showStaging(cmd.Context(), mgr.Address, keyOfEPR(ws))
+	resp, err := lifecycleClient().Invoke(cmd.Context(), mgr, "Deploy", body)
+	stop()
+	if err != nil && cmd.Context().Err() != nil {
+		return nil, &interruptedError{fmt.Sprintf("the deploy was cancelled, and the manager undoes a deploy cut short; vws status %s shows where the workspace is", arg)}
+	}
+	return resp, err
+}
+
 func newPlaceCommand() *cobra.Command {
 	var base, state string
+	var move bool
 	cmd := &cobra.Command{
-		Use:   "place EPR|KEY [--state running]",
+		Use:   "place EPR|KEY [--state running] [--move]",
 		Short: "Show where vws deploy would put a workspace, and why not elsewhere",
 		Long: `Place asks the Repository which of the hosts announced to it could deploy the
 workspace now, best first (the most of its images cached, then the most free memory,
 then the fewest workspaces), and why each other host could not. Nothing is deployed
-or reserved: vws deploy without --host deploys on the first.`,
+or reserved: vws deploy without --host deploys on the first. With --move, a deployed
+workspace's other hosts are ranked: where vws move would take it.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkInitialState(state); err != nil {
@@ -151,7 +160,7 @@ or reserved: vws deploy without --host deploys on the first.`,
 			if err != nil {
 				return err
 			}
-			resp, err := soapClient().Invoke(cmd.Context(), ws, "Place", placeBody(state))
+			resp, err := soapClient().Invoke(cmd.Context(), ws, "Place", placeBody(state, move))
 			if err != nil {
 				return err
 			}
@@ -183,6 +192,7 @@ or reserved: vws deploy without --host deploys on the first.`,
 	}
 	cmd.Flags().StringVar(&base, "url", "", "base URL of vws (default $VWS_URL, else http://127.0.0.1:8080)")
 	cmd.Flags().StringVar(&state, "state", "", "the state the deploy is to leave it in: to run it now, a host must have its networks started")
+	cmd.Flags().BoolVar(&move, "move", false, "rank the hosts a deployed workspace could move to (vws move), not the one it is on")
 	return cmd
 }
 
@@ -205,24 +215,32 @@ func managerBase(el *etree.Element) string {
 	return "-"
 }
 
-func placeBody(state string) *etree.Element {
+// placeBody is a Place request; move asks where a deployed workspace could go.
+func placeBody(state string, move bool) *etree.Element {
 	body := etree.NewElement("vw:Place")
 	body.CreateAttr("xmlns:vw", vwsns.Workspace)
 	if state != "" {
 		body.CreateElement("vw:InitialState").SetText(state)
 	}
+	if move {
+		body.CreateElement("vw:Move").SetText("true")
+	}
 	return body
 }
 
-// place asks the Repository where to deploy ws: the manager of its best candidate
-// host and a line that says why, or fallback when no host has announced itself (a
-// lone server, or one whose managers have not yet).
-func place(cmd *cobra.Command, ws, fallback *wsa.EPR, state string) (*wsa.EPR, string, error) {
-	resp, err := soapClient().Invoke(cmd.Context(), ws, "Place", placeBody(state))
+// place asks the Repository where to deploy ws (move: where to move it, off the host
+// it is deployed on): the manager of its best candidate host and a line that says
+// why, or fallback when no host has announced itself (a lone server, or one whose
+// managers have not yet; without fallback, that is an error).
+func place(cmd *cobra.Command, ws, fallback *wsa.EPR, state string, move bool) (*wsa.EPR, string, error) {
+	resp, err := soapClient().Invoke(cmd.Context(), ws, "Place", placeBody(state, move))
 	if err != nil {
 		return nil, "", err
 	}
 	cands, unfit := resp.SelectElements("Candidate"), resp.SelectElements("Unsuitable")
+	if len(cands) == 0 && len(unfit) == 0 && fallback == nil {
+		return nil, "", errors.New("no host has announced itself to the repository (vws host list is empty): name the host with --host URL")
+	}
 	if len(cands) == 0 && len(unfit) == 0 {
 		fmt.Fprintf(cmd.ErrOrStderr(), "vws: no host has announced itself to the repository; deploying on the manager at %s\n",
 			strings.TrimSuffix(fallback.Address, managerPath))
@@ -234,7 +252,7 @@ func place(cmd *cobra.Command, ws, fallback *wsa.EPR, state string) (*wsa.EPR, s
 			fmt.Fprintf(&why, "\n  %s: %s", txt(u, "HostName"), txt(u, "Reason"))
 		}
 		return nil, "", refused("no host the repository knows can deploy this workspace now:%s\n"+
-			"free what the reasons name, or deploy on a host of your choice with --host URL", why.String())
+			"free what the reasons name, or name a host of your choice with --host URL", why.String())
 	}
 	best := cands[0]
 	ref := best.SelectElement("ManagerReference")

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vws-grid/vws/internal/client"
+	"github.com/vws-grid/vws/internal/vwsns"
+	"github.com/vws-grid/vws/internal/wsa"
+)
+
+func newMoveCommand() *cobra.Command {
+	var base, host, state string
+	cmd := &cobra.Command{
+		Use:   "move EPR|KEY [--host URL] [--state running|paused|shutdown]",
+		Short: "Move a deployed workspace to another host: serialize, undeploy, deploy there, resume",
+		Long: `Move takes a deployed workspace to another host (cold migration): a running or
+paused guest is serialized (its RAM saved), the workspace is undeployed with its
+changes and memory image, then deployed on the new host, where it continues where
+it stopped. It ends in the state it had (--state chooses another).
+
+Without --host, the Repository picks the host as vws deploy does, among the hosts
+other than the current one (vws place --move shows the ranking). Nothing is
+stopped when no other host fits, or when the new host's manager does not answer.
+If the deploy on the new host fails, the workspace is deployed back where it was.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkInitialState(state); err != nil {
+				return err
+			}
+			ws, err := workspaceEPR(base, args[0])
+			if err != nil {
+				return err
+			}
+			from, err := whereDeployed(cmd, ws, args[0])
+			if err != nil {
+				return err
+			}
+			if state == "" {
+				state = from.state
+			}
+			// The destination is settled, and answers, before anything stops.
+			var to *wsa.EPR
+			why := ""
+			if host != "" {
+				to = &wsa.EPR{Version: ws.Version, Address: strings.TrimRight(host, "/") + managerPath}
+				noteAddress(to.Address, "--host")
+				if to.Address == from.manager.Address {
+					return fmt.Errorf("workspace %s is already deployed on %s (%s): name another host's manager with --host, or leave --host out to let the repository choose", args[0], from.host, host)
+				}
+			} else if to, why, err = place(cmd, ws, nil, state, true); err != nil {
+				return err
+			}
+			if err := probeManager(cmd, to); err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if why != "" {
+				fmt.Fprintln(out, strings.Replace(why, "placed on", "moving to", 1))
+			}
+			begun := time.Now()
+			if err := stopForMove(cmd, ws, from); err != nil {
+				return err
+			}
+			start := time.Now()
+			if _, err := lifecycleClient().Invoke(cmd.Context(), from.manager, "Undeploy", mgrBody("Undeploy", ws)); err != nil {
+				return err
+			}
+			timed(cmd, "undeployed from "+from.host, start, "in the repository")
+			start = time.Now()
+			resp, err := deployOn(cmd, to, ws, state, args[0])
+			if err != nil {
+				return moveBack(cmd, ws, from, state, args[0], err)
+			}
+			timed(cmd, "deployed on "+txt(resp, "Host"), start, txt(resp, "State"))
+			fmt.Fprintf(out, "moved from %s to %s in %.2fs\n", from.host, txt(resp, "Host"), time.Since(begun).Seconds())
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&base, "url", "", "base URL of vws (default $VWS_URL, else http://127.0.0.1:8080)")
+	cmd.Flags().StringVar(&host, "host", "", "base URL of the manager to move it to (default: the host the Repository places it on)")
+	cmd.Flags().StringVar(&state, "state", "", "state to leave it in on the new host: running, paused or shutdown (default: the state it has now)")
+	return cmd
+}
+
+// deployedAt is where a workspace to move is, and how.
+type deployedAt struct {
+	host    string
+	manager *wsa.EPR
+	state   string
+}
+
+// whereDeployed reads the workspace's host, manager and state, refusing a workspace
+// that is not deployed, or not in a state a move can carry.
+func whereDeployed(cmd *cobra.Command, ws *wsa.EPR, arg string) (deployedAt, error) {
+	q := func(local string) wsa.QName { return wsa.QName{Space: vwsns.Workspace, Local: local} }
+	props, err := soapClient().GetMultipleResourceProperties(cmd.Context(), ws, []wsa.QName{q("state"), q("deployment"), q("host"), q("managerReference")})
+	if err != nil {
+		return deployedAt{}, err
+	}
+	var at deployedAt
+	deployment := ""
+	for _, p := range props {
+		switch p.Tag {
+		case "state":
+			at.state = strings.TrimSpace(p.Text())
+		case "deployment":
+			deployment = strings.TrimSpace(p.Text())
+		case "host":
+			at.host = strings.TrimSpace(p.Text())
+		case "managerReference":
+			if at.manager, err = wsa.ParseEPR(p); err != nil {
+				return deployedAt{}, fmt.Errorf("the workspace's vw:managerReference: %w", err)
+			}
+			at.manager.Version = ws.Version
+		}
+	}
+	switch {
+	case deployment == "in-repository":
+		return deployedAt{}, fmt.Errorf("workspace %s is in the repository, on no host: vws deploy %s puts it on one (with --state running, a serialized one continues where it stopped)", arg, arg)
+	case deployment != "deployed" || at.manager == nil:
+		return deployedAt{}, fmt.Errorf("workspace %s is %s, between the repository and a host: wait until vws status shows it deployed, then move it", arg, deployment)
+	case at.state == "corrupted":
+		return deployedAt{}, fmt.Errorf("workspace %s is corrupted on %s: vws status says why; vws shutdown --mode trash discards this deployment's changes, after which it can move", arg, at.host)
+	}
+	noteAddress(at.manager.Address, "the manager address in the workspace's vw:managerReference (where it is deployed)")
+	return at, nil
+}
+
+// probeManager asks the destination's manager for its domain type before anything
+// stops, so that a manager that is down, or an address that is none, costs nothing.
+func probeManager(cmd *cobra.Command, mgr *wsa.EPR) error {
+	_, err := soapClient().GetResourceProperty(cmd.Context(), mgr, wsa.QName{Space: vwsns.Manager, Local: "DomainType"})
+	if err != nil {
+		fmt.Fprintln(cmd.ErrOrStderr(), "vws: the manager to move the workspace to does not answer; nothing was stopped")
+	}
+	return err
+}
+
+// stopForMove serializes a running or paused workspace, so that its RAM travels
+// with it; one serialized already, or shut down, has nothing to save.
+func stopForMove(cmd *cobra.Command, ws *wsa.EPR, from deployedAt) error {
+	if from.state != "running" && from.state != "paused" {
+		return nil
+	}
+	body := mgrBody("Shutdown", ws)
+	body.CreateElement("mgr:Mode").SetText("Serialize")
+	start := time.Now()
+	_, err := lifecycleClient().Invoke(cmd.Context(), from.manager, "Shutdown", body)
+	var fe *client.FaultError
+	if from.state == "paused" && errors.As(err, &fe) && fe.Type == "WorkspaceStateFault" {
+		return nil // paused by a serialize already: its memory image is on the host
+	}
+	if err != nil {
+		return err
+	}
+	timed(cmd, "serialized on "+from.host, start, "paused, RAM saved")
+	return nil
+}
+
+// moveBack deploys the workspace again where it was after its deploy on the new host
+// failed with cause, and returns cause; the lines on stderr say where it is now.
+func moveBack(cmd *cobra.Command, ws *wsa.EPR, from deployedAt, state, arg string, cause error) error {
+	if cmd.Context().Err() != nil {
+		return cause
+	}
+	stderr := cmd.ErrOrStderr()
+	fmt.Fprintf(stderr, "vws: the deploy on the new host failed; deploying workspace %s back on %s\n", arg, from.host)
+	resp, err := deployOn(cmd, from.manager, ws, state, arg)
+	if err != nil {
+		fmt.Fprintf(stderr, "vws: deploying it back on %s failed too (%v): it is in the repository with its changes (and its RAM, if it was running); vws deploy %s --state %s puts it on a host\n",
+			from.host, err, arg, orShutdown(state))
+		return cause
+	}
+	fmt.Fprintf(stderr, "vws: workspace %s is back on %s, %s; the move failed because:\n", arg, from.host, txt(resp, "State"))
+	return cause
+}
+
+func orShutdown(state string) string {
+	if state == "" {
+		return "shutdown"
+	}
+	return state
+}
