@@ -529,6 +529,10 @@ func (r *Repository) checkOutHandler(ctx context.Context, req *container.Request
 			return nil, errdefs.WithAdvice(fmt.Errorf("%w: ManagerReference: %w", errdefs.ErrBadRequest, err),
 				"send the manager's endpoint reference (wsa:Address and its reference parameters), or leave ManagerReference out")
 		}
+		if err := nameVouchesFor(identity.From(ctx), manager.Address); err != nil {
+			r.audit.Record(ctx, "check-out", key, "denied", err.Error())
+			return nil, errdefs.WithAdvice(fmt.Errorf("%w: CheckOut: %w", errdefs.ErrAuthorization, err), managerNameAdvice)
+		}
 	}
 	var user *identity.Identity
 	if dn := childText(req.Payload, vwsns.Workspace, "OnBehalfOf"); dn != "" {

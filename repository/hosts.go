@@ -52,6 +52,10 @@ func (r *Repository) announceHost(ctx context.Context, req *container.Request) (
 		return nil, errdefs.WithAdvice(fmt.Errorf("%w: AnnounceHost: ValidFor %q is not a duration between %s and %s",
 			errdefs.ErrBadRequest, childText(req.Payload, vwsns.Repository, "ValidFor"), minValidFor, maxValidFor), "send e.g. PT3M; nothing was recorded")
 	}
+	if err := nameVouchesFor(identity.From(ctx), h.Manager.Address); err != nil {
+		r.audit.Record(ctx, "announce-host", h.Name, "denied", err.Error())
+		return nil, errdefs.WithAdvice(fmt.Errorf("%w: AnnounceHost: %w", errdefs.ErrAuthorization, err), managerNameAdvice)
+	}
 	now := r.now().UTC()
 	h.AnnouncedBy, h.LastSeen, h.Expires = identity.From(ctx).String(), now, now.Add(validFor)
 	if err := r.hosts.Announce(h, now); err != nil {
@@ -71,6 +75,34 @@ func (r *Repository) announceHost(ctx context.Context, req *container.Request) (
 	out.CreateElement("r:Expires").SetText(wsrf.FormatTime(h.Expires))
 	return out, nil
 }
+
+// nameVouchesFor refuses an https manager address whose host the caller's
+// certificate does not name: a host announces, and checks workspaces out under, its
+// own address, not another host's (placement would send deploys there). A
+// certificate names a host by a subject alternative name, or by a Globus-style
+// "host/NAME" common name. Over plain HTTP there is no name to hold anyone to.
+func nameVouchesFor(id identity.Identity, address string) error {
+	cert := id.Certificate
+	u, err := url.Parse(address)
+	if cert == nil || err != nil || u.Scheme != "https" {
+		return nil
+	}
+	name := u.Hostname()
+	if cert.VerifyHostname(name) == nil || cert.Subject.CommonName == name || cert.Subject.CommonName == "host/"+name {
+		return nil
+	}
+	names := slices.Clone(cert.DNSNames)
+	for _, ip := range cert.IPAddresses {
+		names = append(names, ip.String())
+	}
+	if len(names) == 0 {
+		names = []string{cert.Subject.CommonName}
+	}
+	return fmt.Errorf("the manager address %s names host %q, which the caller's certificate (%s) does not: it names %s",
+		address, name, id.DN, strings.Join(names, ", "))
+}
+
+const managerNameAdvice = "give the manager a public URL (vws serve --public-url) on a name its host certificate holds, or issue the host certificate for the name clients reach it at; nothing was recorded"
 
 // saveHost keeps h's announcement, and forgets those expired, so that a restarted
 // Repository places workspaces at once.

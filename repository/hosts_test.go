@@ -3,7 +3,7 @@ package repository
 import (
 	"context"
 	"errors"
-	"os"
+	"net"
 	"reflect"
 	"strings"
 	"testing"
@@ -16,6 +16,7 @@ import (
 	"github.com/vws-grid/vws/internal/dialect"
 	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/identity"
+	"github.com/vws-grid/vws/internal/pki"
 	"github.com/vws-grid/vws/internal/soap"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
@@ -223,6 +224,16 @@ func placed(out *etree.Element) string {
 	return strings.Join(cands, " ") + " | " + strings.Join(unfit, "; ")
 }
 
+// minimalVM is the schema's smallest valid VM description.
+func minimalVM(t *testing.T) *etree.Element {
+	t.Helper()
+	doc := etree.NewDocument()
+	if err := doc.ReadFromFile("../schema/samples/minimal-vm.xml"); err != nil {
+		t.Fatal(err)
+	}
+	return doc.Root()
+}
+
 // TestPlaceMove: Place with Move ranks the hosts a deployed workspace could move to,
 // its own host listed as unsuitable; without Move its own host is its only candidate.
 func TestPlaceMove(t *testing.T) {
@@ -239,15 +250,7 @@ func TestPlaceMove(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	desc, err := os.ReadFile("../schema/samples/minimal-vm.xml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc := etree.NewDocument()
-	if err := doc.ReadFromBytes(desc); err != nil {
-		t.Fatal(err)
-	}
-	c, err := f.r.Create(context.Background(), CreateSpec{Name: "mover", Owner: "o", Description: doc.Root(), BaseImage: f.base,
+	c, err := f.r.Create(context.Background(), CreateSpec{Name: "mover", Owner: "o", Description: minimalVM(t), BaseImage: f.base,
 		Termination: time.Now().Add(time.Hour)})
 	if err != nil {
 		t.Fatal(err)
@@ -280,5 +283,77 @@ func TestPlaceMove(t *testing.T) {
 		if _, err := f.r.place(ctx, placeRequest(t, c.Key, bad.children)); !errors.Is(err, errdefs.ErrBadRequest) || !strings.Contains(err.Error(), bad.says) {
 			t.Errorf("Place with %s: %v, want a bad request saying %q", bad.children, err, bad.says)
 		}
+	}
+}
+
+// TestAnnouncedManagerMustBeTheCertificatesHost: over TLS, a host announces, and
+// checks workspaces out under, a manager address its certificate names, so that it
+// cannot send placed deploys to another host; the refusal records nothing.
+func TestAnnouncedManagerMustBeTheCertificatesHost(t *testing.T) {
+	f := newFixture(t)
+	ca, err := pki.NewCA(pki.CAOptions{KeyType: pki.KeyTypeECDSA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	as := func(o pki.HostOptions) context.Context {
+		t.Helper()
+		o.KeyType = pki.KeyTypeECDSA
+		cred, err := ca.IssueHost(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return identity.With(context.Background(), identity.Identity{DN: identity.OneLineDN(cred.Certificate.Subject), Certificate: cred.Certificate})
+	}
+	node7 := as(pki.HostOptions{Name: "node7", IPs: []net.IP{net.ParseIP("10.0.0.7")}})
+	at := func(address string) string {
+		return strings.Replace(goodHost, "https://node7:8443", address, 1)
+	}
+	for _, ok := range []string{"https://node7:8443", "https://10.0.0.7:8443", "http://node9:8080"} {
+		if _, err := f.r.announceHost(node7, announcement(t, at(ok), "PT3M")); err != nil {
+			t.Errorf("node7's certificate announcing %s: %v", ok, err)
+		}
+	}
+	// A host certificate without subject alternative names, as old Globus ones are,
+	// names its host by CN=host/NAME.
+	legacy := as(pki.HostOptions{Name: "10.9.9.9"})
+	legacyHost := strings.ReplaceAll(at("https://10.9.9.9:8443"), "node7", "legacy")
+	if _, err := f.r.announceHost(legacy, announcement(t, legacyHost, "PT3M")); err != nil {
+		t.Errorf("CN=host/10.9.9.9 announcing https://10.9.9.9:8443: %v", err)
+	}
+	before := f.r.hosts.Live(f.r.now())
+	_, err = f.r.announceHost(node7, announcement(t, at("https://node8:8443"), "PT3M"))
+	if !errors.Is(err, errdefs.ErrAuthorization) || !strings.Contains(err.Error(), `names host "node8", which the caller's certificate (/O=Grid/OU=vws/CN=host/node7) does not: it names node7, 10.0.0.7`) {
+		t.Fatalf("node7's certificate announcing node8's address: %v", err)
+	}
+	if after := f.r.hosts.Live(f.r.now()); !reflect.DeepEqual(after, before) {
+		t.Fatalf("a refused announcement changed the hosts:\n%+v\nwas\n%+v", after, before)
+	}
+
+	c, err := f.r.Create(context.Background(), CreateSpec{Name: "vouched", Owner: "o", Description: minimalVM(t), BaseImage: f.base, Termination: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkOut := func(ctx context.Context, address string) error {
+		doc := etree.NewDocument()
+		if err := doc.ReadFromString(`<vw:CheckOut xmlns:vw="` + vwsns.Workspace + `" xmlns:wsa="http://www.w3.org/2005/08/addressing"><vw:Host>node7</vw:Host>` +
+			`<vw:ManagerReference><wsa:Address>` + address + `</wsa:Address></vw:ManagerReference><vw:OnBehalfOf>o</vw:OnBehalfOf></vw:CheckOut>`); err != nil {
+			t.Fatal(err)
+		}
+		req := placeRequest(t, c.Key, "")
+		req.Payload = doc.Root()
+		_, err := f.r.checkOutHandler(ctx, req)
+		return err
+	}
+	if err := checkOut(node7, "https://node8:8443/wsrf/services/WorkspaceManagerService"); !errors.Is(err, errdefs.ErrAuthorization) || !strings.Contains(err.Error(), `names host "node8"`) {
+		t.Fatalf("node7 checking out with node8's manager address: %v", err)
+	}
+	if d := f.prop(c.Key, PropDeployment); d != "in-repository" {
+		t.Fatalf("after a refused check-out the workspace is %s", d)
+	}
+	if err := checkOut(node7, "https://node7:8443/wsrf/services/WorkspaceManagerService"); err != nil {
+		t.Fatalf("node7 checking out with its own manager address: %v", err)
+	}
+	if d := f.prop(c.Key, PropDeployment); d != "staging" {
+		t.Fatalf("after a check-out the workspace is %s", d)
 	}
 }
