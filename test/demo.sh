@@ -14,10 +14,11 @@ export VWS_URL="https://127.0.0.1:$port"
 log="$data/serve.log"
 
 cleanup() {
+	[ -n "${pid2:-}" ] && kill "$pid2" 2>/dev/null && wait "$pid2" 2>/dev/null || true
 	[ -n "${pid:-}" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
 	# The Manager leaves domains running across its own restarts; the demo's must go.
 	for d in $(virsh -c qemu:///system list --all --name 2>/dev/null | grep '^vws-' || true); do
-		if [ -d "$data/db/manager/workspaces/${d#vws-}" ]; then
+		if [ -d "$data/db/manager/workspaces/${d#vws-}" ] || [ -d "$data/node2/manager/workspaces/${d#vws-}" ]; then
 			virsh -c qemu:///system destroy "$d" >/dev/null 2>&1 || true
 			virsh -c qemu:///system undefine "$d" >/dev/null 2>&1 || true
 		fi
@@ -104,14 +105,28 @@ step "Pause it: the console stops advancing" \
 	bash -c "\"$VWS\" pause '$data/demo.epr' && a=\$(\"$VWS\" console '$data/demo.epr' | grep -c tick) && sleep 2 && b=\$(\"$VWS\" console '$data/demo.epr' | grep -c tick) && echo \"ticks before: \$a, two seconds later: \$b\""
 step "Unpause it: the job goes on" \
 	bash -c "\"$VWS\" unpause '$data/demo.epr' && sleep 2 && \"$VWS\" console --tail 40 '$data/demo.epr'"
+# A second host in miniature: a manager-only vws on another port, with its own data
+# directory and image cache, serving the same Repository (the same host certificate:
+# both run on 127.0.0.1). It announces itself to the Repository at start.
+"$VWS" serve --role manager --repository "$VWS_URL" --host-name node2 --listen "127.0.0.1:$((port + 1))" --data "$data/node2" \
+	--cert "$data/host-cert.pem" --key "$data/host-key.pem" --ca "$ca" --policy "$data/rules" >"$data/node2.log" 2>&1 &
+pid2=$!
+step "A second host's Manager starts and announces itself (vws serve --role manager --repository URL)" \
+	bash -c "for i in \$(seq 100); do \"$VWS\" host list | grep -q '^node2 ' && break; sleep 0.2; done; \"$VWS\" host list"
+step "Where could it move? Every host but its own, ranked (vws place --move)" \
+	"$VWS" place "$data/demo.epr" --move
+step "Move it, running, to the other host: serialize, undeploy, deploy there and restore, in one command" \
+	bash -c "\"$VWS\" move '$data/demo.epr' && sleep 2 && \"$VWS\" console --tail 40 '$data/demo.epr'"
+step "The Repository knows where it went" \
+	"$VWS" wsrf get-properties -e "$data/demo.epr" vw:state vw:deployment vw:host
 step "Serialize it: its RAM is saved to a memory image (a hot image)" \
 	"$VWS" shutdown "$data/demo.epr" --mode serialize
 step "Undeploy it: the changed overlay and the memory image go back to the Repository" \
 	"$VWS" undeploy "$data/demo.epr"
 step "In the Repository, paused, with its memory image" \
 	"$VWS" wsrf get-properties -e "$data/demo.epr" vw:state vw:deployment vw:imageDigest
-step "Deploy it again from the hot image, running: the guest continues where it stopped" \
-	bash -c "\"$VWS\" deploy '$data/demo.epr' --state running && sleep 2 && \"$VWS\" console --tail 40 '$data/demo.epr'"
+step "Deploy it again from the hot image on the first host, running: the guest continues where it stopped" \
+	bash -c "\"$VWS\" deploy '$data/demo.epr' --host '$VWS_URL' --state running && sleep 2 && \"$VWS\" console --tail 40 '$data/demo.epr'"
 step "The host: hypervisor, capacity, what runs, what is cached" \
 	"$VWS" host status
 step "An operation in the wrong state is a typed fault naming both states (exit status 2)" \
