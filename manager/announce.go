@@ -193,6 +193,9 @@ func (m *Manager) announcement(ctx context.Context, self *wsa.EPR) (body *etree.
 	if err != nil {
 		h.CreateElement("repo:Problem").SetText(err.Error())
 	}
+	if m.Draining() {
+		h.CreateElement("repo:Draining").SetText("true")
+	}
 	body.CreateElement("repo:ValidFor").SetText(wsrf.FormatDuration(3 * m.cfg.AnnounceEvery))
 	return body, info, err
 }

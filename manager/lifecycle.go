@@ -150,6 +150,9 @@ func (m *Manager) Deploy(ctx context.Context, epr *wsa.EPR, initial string) (Res
 		return Result{}, errdefs.WithAdvice(&errdefs.StateError{Current: rec.Phase + "/" + rec.State + " on " + m.cfg.Host, Requested: "staging"},
 			"it is already deployed here")
 	}
+	if err := m.refuseWhileDraining(key); err != nil {
+		return Result{}, err
+	}
 	// A new deployment: what the reporter told the Repository of an earlier one on
 	// this host (a failed deploy reported deployed, then undone) must not pass for
 	// this one's report, or its first state (shutdown/deployed again) is never sent

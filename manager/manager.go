@@ -139,6 +139,9 @@ type Manager struct {
 	kick chan struct{}
 	// announceKick asks for an announcement soon: what this host offers changed.
 	announceKick chan struct{}
+	// draining: no new workspaces (SetDraining); drainMu orders its changes.
+	draining atomic.Bool
+	drainMu  sync.Mutex
 	// existence paces the reconciler's questions whether a workspace still exists.
 	existence existenceChecks
 	// retries spaces the reconciler's retries of an undo or hand-back that fails.
@@ -210,6 +213,7 @@ func New(cfg Config, hv Hypervisor, valid Validator) (*Manager, error) {
 		announceKick: make(chan struct{}, 1),
 		boot:         readBootState(cfg.Dir),
 	}
+	m.draining.Store(readDraining(cfg.Dir))
 	if es, ok := hv.(eventSource); ok {
 		es.Watch(m.onEvent)
 	}

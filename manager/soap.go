@@ -44,9 +44,10 @@ func (m *Manager) Service(contract fs.FS) (*container.Service, error) {
 	wsrf.HandleProperties(svc, &wsrf.Singleton{
 		DocName: mq("WorkspaceManagerResourceProperties"),
 		Declared: []wsa.QName{PropVMMType, PropVMMVersion, PropDomainType, PropCPUs, PropMemoryTotal,
-			PropMemoryFree, PropHypervisorProblem, PropDeployedWorkspaces, PropCachedImages, PropNetworks},
+			PropMemoryFree, PropHypervisorProblem, PropDeployedWorkspaces, PropCachedImages, PropNetworks, PropDraining},
 		Build: m.hostProperties,
 	})
+	wsrf.HandleModify(svc, m)
 	// Deploy, Start, Unpause (of a serialized workspace), Shutdown and Undeploy last
 	// as long as their work: an image transfer, restoring or saving a guest's RAM, the
 	// grace period a guest is given (a client may ask for minutes). The container's
@@ -223,6 +224,11 @@ func (m *Manager) hostProperties(ctx context.Context, d *dialect.Dialect) ([]*et
 		if r.Name != "" {
 			w.CreateElement("mgr:Name").SetText(r.Name)
 		}
+		if r.WorkspaceAddress != "" {
+			epr := workspaceEPR(r)
+			epr.Version = d.WSA
+			epr.ChildElement(w, "mgr:WorkspaceReference", "wsa")
+		}
 		state := r.State
 		if state == "" {
 			state = stateShutdown
@@ -256,6 +262,7 @@ func (m *Manager) hostProperties(ctx context.Context, d *dialect.Dialect) ([]*et
 	if nets != nil {
 		props = append(props, nets)
 	}
+	props = append(props, wsrf.TextProperty(PropDraining, strconv.FormatBool(m.Draining())))
 	return props, nil
 }
 

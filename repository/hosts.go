@@ -256,6 +256,10 @@ func parseHostOffer(el *etree.Element) (placement.Host, error) {
 				text = text[:maxProblemText]
 			}
 			h.Problem = strings.ToValidUTF8(text, "\uFFFD")
+		case "Draining":
+			if h.Draining, err = xsBoolean(text); err != nil || text == "" {
+				return h, fmt.Errorf("Draining %q is not a boolean", text)
+			}
 		default:
 			return h, fmt.Errorf("%s is not part of a host offer", c.Tag)
 		}
@@ -308,6 +312,9 @@ func hostElement(local string, h placement.Host, d *dialect.Dialect, known bool)
 	}
 	if h.Problem != "" {
 		el.CreateElement("r:Problem").SetText(h.Problem)
+	}
+	if h.Draining {
+		el.CreateElement("r:Draining").SetText("true")
 	}
 	if known {
 		el.CreateElement("r:AnnouncedBy").SetText(h.AnnouncedBy)

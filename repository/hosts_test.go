@@ -64,6 +64,8 @@ func TestAnnounceHostRefusesBadOffers(t *testing.T) {
 		{"unknown element", goodHost + "<repo:Owner>x</repo:Owner>", "PT3M", "Owner is not part of a host offer"},
 		{"element twice", goodHost + "<repo:CPUs>9</repo:CPUs>", "PT3M", "CPUs appears twice"},
 		{"foreign element", goodHost + `<x:y xmlns:x="urn:x"/>`, "PT3M", `element y in namespace "urn:x"`},
+		{"Draining not a boolean", goodHost + "<repo:Draining>maybe</repo:Draining>", "PT3M", `Draining "maybe" is not a boolean`},
+		{"Draining empty", goodHost + "<repo:Draining/>", "PT3M", `Draining "" is not a boolean`},
 		{"ValidFor too short", goodHost, "PT1S", `ValidFor "PT1S" is not a duration between 10s and 1h0m0s`},
 		{"ValidFor too long", goodHost, "P1D", "is not a duration between"},
 		{"ValidFor not a duration", goodHost, "soon", "is not a duration between"},
@@ -222,6 +224,40 @@ func placed(out *etree.Element) string {
 		}
 	}
 	return strings.Join(cands, " ") + " | " + strings.Join(unfit, "; ")
+}
+
+// TestDrainingHostIsNotPlaced: a host that announces it is draining is listed so,
+// across a restart too, and placement passes it over.
+func TestDrainingHostIsNotPlaced(t *testing.T) {
+	f := newFixture(t)
+	v, err := describe.NewValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.r.validator = v
+	node7 := identity.With(context.Background(), identity.Identity{DN: "/O=Grid/CN=host/node7"})
+	for _, offer := range []string{goodHost + "<repo:Draining>true</repo:Draining>", strings.ReplaceAll(goodHost, "node7", "node8")} {
+		if _, err := f.r.announceHost(node7, announcement(t, offer, "PT3M")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.reopen()
+	f.r.validator = v
+	known := hostElement("KnownHost", f.r.hosts.Live(f.r.now())[0], dialect.WSRF12, true)
+	if childText(known, vwsns.Repository, "HostName") != "node7" || childText(known, vwsns.Repository, "Draining") != "true" {
+		t.Fatalf("after a restart, node7 is listed as %s", elementString(known))
+	}
+	c, err := f.r.Create(context.Background(), CreateSpec{Name: "placed", Owner: "o", Description: minimalVM(t), BaseImage: f.base, Termination: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := f.r.place(context.Background(), placeRequest(t, c.Key, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := placed(out); got != "node8 | node7: draining for maintenance: its administrator takes no new workspaces there" {
+		t.Fatalf("placement with node7 draining: %q", got)
+	}
 }
 
 // minimalVM is the schema's smallest valid VM description.

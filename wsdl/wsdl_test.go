@@ -165,7 +165,7 @@ var expectedOps = map[string]struct {
 		[]string{"Clone", "CheckOut", "CheckIn", "ReportState", "Place"}, nil},
 	"WorkspaceRepositoryService": {"WorkspaceRepositoryPortType", "http://vws.dev/ns/2026/repository", standard3,
 		[]string{"ListWorkspaces", "ListImages", "RegisterWorkspace", "AnnounceHost"}, nil},
-	"WorkspaceManagerService": {"WorkspaceManagerPortType", "http://vws.dev/ns/2026/manager", standard3,
+	"WorkspaceManagerService": {"WorkspaceManagerPortType", "http://vws.dev/ns/2026/manager", append(slices.Clone(standard3), "SetResourceProperties"),
 		[]string{"Deploy", "Start", "Console", "Pause", "Unpause", "Shutdown", "Undeploy"}, nil},
 	// Only standard operations: WS-ResourceProperties, WS-ResourceLifetime and the
 	// subscription manager of each dialect's WS-BaseNotification.

@@ -478,7 +478,7 @@ func newConsoleCommand() *cobra.Command {
 }
 
 func newHostCommand() *cobra.Command {
-	host := &cobra.Command{Use: "host", Short: "Inspect host managers"}
+	host := &cobra.Command{Use: "host", Short: "Inspect host managers; drain and evacuate a host for maintenance"}
 	var base string
 	status := &cobra.Command{
 		Use:   "status [URL]",
@@ -520,7 +520,7 @@ quiet for longer than its announcement is valid.`,
 		},
 	}
 	list.Flags().StringVar(&listBase, "url", "", "base URL of vws (default $VWS_URL, else http://127.0.0.1:8080)")
-	host.AddCommand(status, list)
+	host.AddCommand(status, list, newHostDrainCommand(), newHostEvacuateCommand())
 	return host
 }
 
@@ -541,8 +541,12 @@ func printKnownHosts(w io.Writer, hosts []*etree.Element) error {
 		if a := txt(h, "Architecture"); a != "-" {
 			typ += "/" + a
 		}
+		problem := dash(txt(h, "Problem"))
+		if txt(h, "Draining") == "true" {
+			problem = strings.TrimPrefix(problem+"; draining (no new workspaces)", "-; ")
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", txt(h, "HostName"), addr, typ, dash(txt(h, "CPUs")), dash(txt(h, "MemoryFreeMiB")),
-			txt(h, "DeployedWorkspaces"), len(h.SelectElements("CachedImage")), seen, dash(txt(h, "Problem")))
+			txt(h, "DeployedWorkspaces"), len(h.SelectElements("CachedImage")), seen, problem)
 	}
 	return tw.Flush()
 }
@@ -561,6 +565,9 @@ func printHost(w io.Writer, resp *etree.Element) error {
 		fmt.Fprintf(tw, "%s:\t%s\n", f, v)
 	}
 	tw.Flush()
+	if txt(doc, "Draining") == "true" {
+		fmt.Fprintln(w, "\nDraining: no new workspaces are deployed here (vws host drain --off ends it)")
+	}
 	if p := doc.SelectElement("HypervisorProblem"); p != nil {
 		fmt.Fprintf(w, "\nThe hypervisor cannot be read: %s\n", strings.TrimSpace(p.Text()))
 	}

@@ -36,55 +36,61 @@ If the deploy on the new host fails, the workspace is deployed back where it was
 			if err != nil {
 				return err
 			}
-			from, err := whereDeployed(cmd, ws, args[0])
-			if err != nil {
-				return err
-			}
-			if state == "" {
-				state = from.state
-			}
-			// The destination is settled, and answers, before anything stops.
-			var to *wsa.EPR
-			why := ""
-			if host != "" {
-				to = &wsa.EPR{Version: ws.Version, Address: strings.TrimRight(host, "/") + managerPath}
-				noteAddress(to.Address, "--host")
-				if to.Address == from.manager.Address {
-					return fmt.Errorf("workspace %s is already deployed on %s (%s): name another host's manager with --host, or leave --host out to let the repository choose", args[0], from.host, host)
-				}
-			} else if to, why, err = place(cmd, ws, nil, state, true); err != nil {
-				return err
-			}
-			if err := probeManager(cmd, to); err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			if why != "" {
-				fmt.Fprintln(out, strings.Replace(why, "placed on", "moving to", 1))
-			}
-			begun := time.Now()
-			if err := stopForMove(cmd, ws, from); err != nil {
-				return err
-			}
-			start := time.Now()
-			if _, err := lifecycleClient().Invoke(cmd.Context(), from.manager, "Undeploy", mgrBody("Undeploy", ws)); err != nil {
-				return err
-			}
-			timed(cmd, "undeployed from "+from.host, start, "in the repository")
-			start = time.Now()
-			resp, err := deployOn(cmd, to, ws, state, args[0])
-			if err != nil {
-				return moveBack(cmd, ws, from, state, args[0], err)
-			}
-			timed(cmd, "deployed on "+txt(resp, "Host"), start, txt(resp, "State"))
-			fmt.Fprintf(out, "moved from %s to %s in %.2fs\n", from.host, txt(resp, "Host"), time.Since(begun).Seconds())
-			return nil
+			return moveWorkspace(cmd, ws, args[0], host, state)
 		},
 	}
 	cmd.Flags().StringVar(&base, "url", "", "base URL of vws (default $VWS_URL, else http://127.0.0.1:8080)")
 	cmd.Flags().StringVar(&host, "host", "", "base URL of the manager to move it to (default: the host the Repository places it on)")
 	cmd.Flags().StringVar(&state, "state", "", "state to leave it in on the new host: running, paused or shutdown (default: the state it has now)")
 	return cmd
+}
+
+// moveWorkspace moves ws (arg, as the user named it) to the manager at host, or
+// where the Repository places it, and leaves it in state (default: as it is).
+func moveWorkspace(cmd *cobra.Command, ws *wsa.EPR, arg, host, state string) error {
+	from, err := whereDeployed(cmd, ws, arg)
+	if err != nil {
+		return err
+	}
+	if state == "" {
+		state = from.state
+	}
+	// The destination is settled, and answers, before anything stops.
+	var to *wsa.EPR
+	why := ""
+	if host != "" {
+		to = &wsa.EPR{Version: ws.Version, Address: strings.TrimRight(host, "/") + managerPath}
+		noteAddress(to.Address, "--host")
+		if to.Address == from.manager.Address {
+			return fmt.Errorf("workspace %s is already deployed on %s (%s): name another host's manager with --host, or leave --host out to let the repository choose", arg, from.host, host)
+		}
+	} else if to, why, err = place(cmd, ws, nil, state, true); err != nil {
+		return err
+	}
+	if err := probeManager(cmd, to); err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	if why != "" {
+		fmt.Fprintln(out, strings.Replace(why, "placed on", "moving to", 1))
+	}
+	begun := time.Now()
+	if err := stopForMove(cmd, ws, from); err != nil {
+		return err
+	}
+	start := time.Now()
+	if _, err := lifecycleClient().Invoke(cmd.Context(), from.manager, "Undeploy", mgrBody("Undeploy", ws)); err != nil {
+		return err
+	}
+	timed(cmd, "undeployed from "+from.host, start, "in the repository")
+	start = time.Now()
+	resp, err := deployOn(cmd, to, ws, state, arg)
+	if err != nil {
+		return moveBack(cmd, ws, from, state, arg, err)
+	}
+	timed(cmd, "deployed on "+txt(resp, "Host"), start, txt(resp, "State"))
+	fmt.Fprintf(out, "moved from %s to %s in %.2fs\n", from.host, txt(resp, "Host"), time.Since(begun).Seconds())
+	return nil
 }
 
 // deployedAt is where a workspace to move is, and how.

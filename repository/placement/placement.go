@@ -31,6 +31,8 @@ type Host struct {
 	// Problem says why the manager could not read its hypervisor; nothing is placed
 	// on the host meanwhile.
 	Problem string
+	// Draining: its administrator takes no new workspaces there (maintenance).
+	Draining bool
 
 	AnnouncedBy string // the identity that announced it
 	LastSeen    time.Time
@@ -137,6 +139,10 @@ func Rank(d *describe.Description, images []Image, hosts []Host, runNow bool) ([
 	cands := make([]Candidate, 0, len(hosts))
 	var unfit []Unsuitable
 	for _, h := range hosts {
+		if h.Draining {
+			unfit = append(unfit, Unsuitable{Host: h, Reason: "draining for maintenance: its administrator takes no new workspaces there"})
+			continue
+		}
 		if h.Problem != "" {
 			// What it offers is unknown, not lacking: tried last, where its manager
 			// says at once whether the hypervisor is back.

@@ -171,3 +171,20 @@ func BenchmarkRank(b *testing.B) {
 		}
 	}
 }
+
+// TestRankDraining: a draining host is passed over, however well it would fit,
+// whether or not its hypervisor could be read.
+func TestRankDraining(t *testing.T) {
+	images := []Image{{Digest: "sha256:base", Size: 4 << 30}}
+	drained := host("drained", 16384, 0, "sha256:base")
+	drained.Draining = true
+	drainedUnread := host("drained-unread", 0, 0)
+	drainedUnread.Problem, drainedUnread.Draining = "libvirtd is not running", true
+	cands, unfit := Rank(desc(1024, 1, ""), images, []Host{drained, host("other", 2048, 3), drainedUnread}, false)
+	if names(cands) != "other" || names(unfit) != "drained drained-unread" {
+		t.Fatalf("candidates %q, unsuitable %q", names(cands), names(unfit))
+	}
+	if !strings.Contains(unfit[0].Reason, "draining for maintenance") {
+		t.Fatalf("reason: %q", unfit[0].Reason)
+	}
+}

@@ -777,6 +777,8 @@ type MemoryFree HostMiB
 
 type HypervisorProblem string
 
+type Draining bool
+
 type DeployedWorkspaces DeployedWorkspacesType
 
 type Networks HostNetworksType
@@ -793,6 +795,10 @@ type DeployedWorkspaceType struct {
 	Key *WorkspaceKeyType `xml:"Key,omitempty" json:"Key,omitempty"`
 
 	Name *WorkspaceNameType `xml:"Name,omitempty" json:"Name,omitempty"`
+
+	// The workspace's EPR at its Repository, in the reader's
+	// WS-Addressing version: what a client moving it (vws host evacuate) calls.
+	WorkspaceReference *EndpointReferenceContainerType `xml:"WorkspaceReference,omitempty" json:"WorkspaceReference,omitempty"`
 
 	State *WorkspaceState `xml:"State,omitempty" json:"State,omitempty"`
 

@@ -839,6 +839,10 @@ type HostOfferType struct {
 	CachedImage []*Digest `xml:"CachedImage,omitempty" json:"CachedImage,omitempty"`
 
 	Problem string `xml:"Problem,omitempty" json:"Problem,omitempty"`
+
+	// True while the host takes no new workspaces (its manager's
+	// mgr:Draining): placement passes it over. Absent means false.
+	Draining bool `xml:"Draining,omitempty" json:"Draining,omitempty"`
 }
 
 type WorkspaceRepositoryPortType interface {

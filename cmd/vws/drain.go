@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/beevik/etree"
+	"github.com/spf13/cobra"
+
+	"github.com/vws-grid/vws/internal/client"
+	"github.com/vws-grid/vws/internal/vwsns"
+	"github.com/vws-grid/vws/internal/wsa"
+)
+
+// managerOf is the manager service at the base URL in args (else --url), as the
+// command named what.
+func managerOf(base string, args []string, what string) (*wsa.EPR, error) {
+	u := baseURL(base)
+	if len(args) == 1 {
+		if err := checkBaseURL("the manager URL", args[0]); err != nil {
+			return nil, err
+		}
+		u = strings.TrimRight(args[0], "/")
+		noteAddress(u, "the URL argument of "+what)
+	}
+	return &wsa.EPR{Version: wsa.V200508, Address: u + managerPath}, nil
+}
+
+// setDraining updates the manager's mgr:Draining (SetResourceProperties, which
+// policy grants site administrators).
+func setDraining(ctx context.Context, mgr *wsa.EPR, on bool) error {
+	d := client.DialectOf(mgr)
+	body := etree.NewElement("wsrp:SetResourceProperties")
+	body.CreateAttr("xmlns:wsrp", d.RP)
+	v := body.CreateElement("wsrp:Update").CreateElement("mgr:Draining")
+	v.CreateAttr("xmlns:mgr", vwsns.Manager)
+	v.SetText(fmt.Sprint(on))
+	_, err := soapClient().Invoke(ctx, mgr, "SetResourceProperties", body)
+	return err
+}
+
+func newHostDrainCommand() *cobra.Command {
+	var base string
+	var off bool
+	cmd := &cobra.Command{
+		Use:   "drain [URL] [--off]",
+		Short: "Take no new workspaces on a host (maintenance); --off ends it",
+		Long: `Drain marks the manager's host as taking no new workspaces: a deploy there is
+refused, and the Repository's placement passes the host over (it is told within a
+second or two). What runs there runs on; vws host evacuate moves it away. The drain
+outlives a restart of the manager, until vws host drain --off. It needs the site
+administrator's right (policy class admin).`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			mgr, err := managerOf(base, args, "vws host drain")
+			if err != nil {
+				return err
+			}
+			if err := setDraining(cmd.Context(), mgr, !off); err != nil {
+				return err
+			}
+			host := strings.TrimSuffix(mgr.Address, managerPath)
+			if off {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s takes new workspaces again\n", host)
+				return nil
+			}
+			n, err := deployedOn(cmd.Context(), mgr)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s takes no new workspaces; %d deployed there run on (vws host evacuate %s moves them)\n", host, len(n), host)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&base, "url", "", "base URL of the manager when URL is not given (default $VWS_URL, else http://127.0.0.1:8080)")
+	cmd.Flags().BoolVar(&off, "off", false, "end the drain: the host takes new workspaces again")
+	return cmd
+}
+
+// hostWorkspace is one workspace a manager holds, as its host properties list it.
+type hostWorkspace struct {
+	key, name, state, deployment string
+	ref                          *wsa.EPR
+}
+
+// deployedOn lists the workspaces the manager holds (those the caller may see).
+func deployedOn(ctx context.Context, mgr *wsa.EPR) ([]hostWorkspace, error) {
+	els, err := soapClient().GetResourceProperty(ctx, mgr, wsa.QName{Space: vwsns.Manager, Local: "DeployedWorkspaces"})
+	if err != nil {
+		return nil, err
+	}
+	var out []hostWorkspace
+	for _, d := range els {
+		for _, w := range d.SelectElements("Workspace") {
+			hw := hostWorkspace{key: txt(w, "Key"), name: dash(txt(w, "Name")), state: txt(w, "State"), deployment: txt(w, "Deployment")}
+			if ref := w.SelectElement("WorkspaceReference"); ref != nil {
+				if hw.ref, err = wsa.ParseEPR(ref); err != nil {
+					return nil, fmt.Errorf("the manager's reference to workspace %s: %w", hw.key, err)
+				}
+			}
+			out = append(out, hw)
+		}
+	}
+	return out, nil
+}
+
+func newHostEvacuateCommand() *cobra.Command {
+	var base string
+	cmd := &cobra.Command{
+		Use:   "evacuate [URL]",
+		Short: "Drain a host and move every workspace deployed there to other hosts",
+		Long: `Evacuate drains the manager's host (vws host drain), then moves each workspace
+deployed there as vws move does — a running guest serialized, undeployed, deployed
+on the host the Repository places it on and restored there — one after the other,
+and says what it could not move and why (a corrupted workspace, one between the
+repository and the host, one no other host can take). It needs the right to manage
+every workspace there: the site administrator's.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			mgr, err := managerOf(base, args, "vws host evacuate")
+			if err != nil {
+				return err
+			}
+			if err := setDraining(cmd.Context(), mgr, true); err != nil {
+				return err
+			}
+			wss, err := deployedOn(cmd.Context(), mgr)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			host := strings.TrimSuffix(mgr.Address, managerPath)
+			fmt.Fprintf(out, "%s drained; %d workspace(s) to move\n", host, len(wss))
+			var left []string
+			for _, w := range wss {
+				fmt.Fprintf(out, "\n%s (%s, %s):\n", w.key, w.name, w.state)
+				if w.ref == nil {
+					left = append(left, w.key+": the manager does not say where its repository is")
+					continue
+				}
+				w.ref.Version = mgr.Version
+				if err := moveWorkspace(cmd, w.ref, w.key, "", ""); err != nil {
+					fmt.Fprintf(cmd.ErrOrStderr(), "vws: %s not moved: %v\n", w.key, describe(err))
+					left = append(left, w.key+": "+describe(err))
+				}
+			}
+			if len(left) > 0 {
+				return refused("%d of %d workspace(s) are still on %s, which stays drained:\n  %s\nsee to each, then run vws host evacuate again",
+					len(left), len(wss), host, strings.Join(left, "\n  "))
+			}
+			fmt.Fprintf(out, "\n%s holds no workspaces and stays drained (vws host drain --off %s ends it)\n", host, host)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&base, "url", "", "base URL of the manager when URL is not given (default $VWS_URL, else http://127.0.0.1:8080)")
+	return cmd
+}
