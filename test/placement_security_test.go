@@ -107,3 +107,54 @@ func waitKnownHost(t *testing.T, c *client.Client, repo *wsa.EPR, name string) *
 		}
 	}
 }
+
+// TestDrainOverTLS: only a site administrator drains a host (WS-RP
+// SetResourceProperties of mgr:Draining on the Manager); a user's attempt, a value
+// that is no boolean and any other property are refused, changing nothing; the
+// drain reaches the Repository with the host's next announcement.
+func TestDrainOverTLS(t *testing.T) {
+	s := newSecSite(t)
+	ctx := context.Background()
+	asAdmin, asBob := s.as(s.users["admin"]), s.as(s.users["bob"])
+	mgr, repo := s.epr(vwsns.ManagerService), s.epr(vwsns.RepositoryService)
+	waitKnownHost(t, asAdmin, repo, "sec-host")
+	set := func(c *client.Client, local, value string) error {
+		body := etree.NewElement("wsrp:SetResourceProperties")
+		body.CreateAttr("xmlns:wsrp", "http://docs.oasis-open.org/wsrf/rp-2")
+		v := body.CreateElement("wsrp:Update").CreateElement("mgr:" + local)
+		v.CreateAttr("xmlns:mgr", vwsns.Manager)
+		v.SetText(value)
+		_, err := c.Invoke(ctx, mgr, "SetResourceProperties", body)
+		return err
+	}
+	draining := func() string {
+		t.Helper()
+		els, err := asBob.GetResourceProperty(ctx, mgr, wsa.QName{Space: vwsns.Manager, Local: "Draining"})
+		if err != nil || len(els) != 1 {
+			t.Fatalf("mgr:Draining: %v (%d)", err, len(els))
+		}
+		return strings.TrimSpace(els[0].Text())
+	}
+	wantFaultType(t, "bob drains the host", set(asBob, "Draining", "true"), "WorkspaceAuthorizationFault", "CN=bob")
+	wantFaultType(t, "admin sets mgr:Draining to maybe", set(asAdmin, "Draining", "maybe"), "InvalidModificationFault", `"maybe" is not an xs:boolean`)
+	wantFaultType(t, "admin sets mgr:CPUs", set(asAdmin, "CPUs", "64"), "UnableToModifyResourcePropertyFault", "read-only")
+	if d := draining(); d != "false" {
+		t.Fatalf("after refused modifications mgr:Draining is %q", d)
+	}
+	if err := set(asAdmin, "Draining", "true"); err != nil {
+		t.Fatalf("admin drains the host: %v", err)
+	}
+	if d := draining(); d != "true" {
+		t.Fatalf("after the admin's drain mgr:Draining is %q", d)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for elText(knownHost(t, asAdmin, repo, "sec-host"), "Draining") != "true" {
+		if time.Now().After(deadline) {
+			t.Fatal("the Repository was not told of the drain within 10 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := set(asAdmin, "Draining", "false"); err != nil || draining() != "false" {
+		t.Fatalf("admin ends the drain: %v (mgr:Draining %q)", err, draining())
+	}
+}
