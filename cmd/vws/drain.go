@@ -65,11 +65,11 @@ administrator's right (policy class admin).`,
 				fmt.Fprintf(cmd.OutOrStdout(), "%s takes new workspaces again\n", host)
 				return nil
 			}
-			n, err := deployedOn(cmd.Context(), mgr)
+			held, err := deployedOn(cmd.Context(), mgr)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s takes no new workspaces; %d deployed there run on (vws host evacuate %s moves them)\n", host, len(n), host)
+			fmt.Fprintf(cmd.OutOrStdout(), "%s takes no new workspaces; %d deployed there run on (vws host evacuate %s moves them)\n", host, len(held), host)
 			return nil
 		},
 	}
@@ -80,8 +80,8 @@ administrator's right (policy class admin).`,
 
 // hostWorkspace is one workspace a manager holds, as its host properties list it.
 type hostWorkspace struct {
-	key, name, state, deployment string
-	ref                          *wsa.EPR
+	key, name, state string
+	ref              *wsa.EPR // at its Repository
 }
 
 // deployedOn lists the workspaces the manager holds (those the caller may see).
@@ -93,7 +93,7 @@ func deployedOn(ctx context.Context, mgr *wsa.EPR) ([]hostWorkspace, error) {
 	var out []hostWorkspace
 	for _, d := range els {
 		for _, w := range d.SelectElements("Workspace") {
-			hw := hostWorkspace{key: txt(w, "Key"), name: dash(txt(w, "Name")), state: txt(w, "State"), deployment: txt(w, "Deployment")}
+			hw := hostWorkspace{key: txt(w, "Key"), name: dash(txt(w, "Name")), state: txt(w, "State")}
 			if ref := w.SelectElement("WorkspaceReference"); ref != nil {
 				if hw.ref, err = wsa.ParseEPR(ref); err != nil {
 					return nil, fmt.Errorf("the manager's reference to workspace %s: %w", hw.key, err)
