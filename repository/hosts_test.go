@@ -229,12 +229,7 @@ func placed(out *etree.Element) string {
 // TestDrainingHostIsNotPlaced: a host that announces it is draining is listed so,
 // across a restart too, and placement passes it over.
 func TestDrainingHostIsNotPlaced(t *testing.T) {
-	f := newFixture(t)
-	v, err := describe.NewValidator()
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.r.validator = v
+	f := newPlacingFixture(t)
 	node7 := identity.With(context.Background(), identity.Identity{DN: "/O=Grid/CN=host/node7"})
 	for _, offer := range []string{goodHost + "<repo:Draining>true</repo:Draining>", strings.ReplaceAll(goodHost, "node7", "node8")} {
 		if _, err := f.r.announceHost(node7, announcement(t, offer, "PT3M")); err != nil {
@@ -242,7 +237,6 @@ func TestDrainingHostIsNotPlaced(t *testing.T) {
 		}
 	}
 	f.reopen()
-	f.r.validator = v
 	known := hostElement("KnownHost", f.r.hosts.Live(f.r.now())[0], dialect.WSRF12, true)
 	if childText(known, vwsns.Repository, "HostName") != "node7" || childText(known, vwsns.Repository, "Draining") != "true" {
 		t.Fatalf("after a restart, node7 is listed as %s", elementString(known))
@@ -260,6 +254,20 @@ func TestDrainingHostIsNotPlaced(t *testing.T) {
 	}
 }
 
+// newPlacingFixture is a fixture whose Repository validates descriptions, as Place
+// needs.
+func newPlacingFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := newFixture(t)
+	v, err := describe.NewValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.validator = v
+	f.reopen()
+	return f
+}
+
 // minimalVM is the schema's smallest valid VM description.
 func minimalVM(t *testing.T) *etree.Element {
 	t.Helper()
@@ -273,12 +281,7 @@ func minimalVM(t *testing.T) *etree.Element {
 // TestPlaceMove: Place with Move ranks the hosts a deployed workspace could move to,
 // its own host listed as unsuitable; without Move its own host is its only candidate.
 func TestPlaceMove(t *testing.T) {
-	f := newFixture(t)
-	v, err := describe.NewValidator()
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.r.validator = v
+	f := newPlacingFixture(t)
 	node7 := identity.With(context.Background(), identity.Identity{DN: "/O=Grid/CN=host/node7"})
 	for _, name := range []string{"node7", "node8"} {
 		offer := strings.ReplaceAll(goodHost, "node7", name)

@@ -45,6 +45,8 @@ type fixture struct {
 	signer  *manifestsig.Signer
 	earlier func([]*x509.Certificate, time.Time) error
 	now     func() time.Time
+	// validator, when set, checks descriptions (Config.Validator), as Place needs.
+	validator Validator
 	// logs keeps what the repository logs (every open appends).
 	logs lockedBuffer
 }
@@ -108,7 +110,7 @@ func (f *fixture) open() {
 		}
 	}
 	r, err := New(context.Background(), Config{Dir: f.dir, Store: f.db, DB: f.db.SQL(), Pool: f.pool, Signer: signer, EarlierSigner: f.earlier,
-		Now: f.now, Logger: f.logger()})
+		Now: f.now, Logger: f.logger(), Validator: f.validator})
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -153,10 +153,7 @@ or reserved: vws deploy without --host deploys on the first. With --move, a depl
 workspace's other hosts are ranked: where vws move would take it.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkInitialState(state); err != nil {
-				return err
-			}
-			ws, err := workspaceEPR(base, args[0])
+			ws, err := workspaceToLeaveIn(base, args[0], state)
 			if err != nil {
 				return err
 			}
@@ -194,6 +191,15 @@ workspace's other hosts are ranked: where vws move would take it.`,
 	cmd.Flags().StringVar(&state, "state", "", "the state the deploy is to leave it in: to run it now, a host must have its networks started")
 	cmd.Flags().BoolVar(&move, "move", false, "rank the hosts a deployed workspace could move to (vws move), not the one it is on")
 	return cmd
+}
+
+// workspaceToLeaveIn is the workspace arg names (at base), once --state is one a
+// deploy can leave it in.
+func workspaceToLeaveIn(base, arg, state string) (*wsa.EPR, error) {
+	if err := checkInitialState(state); err != nil {
+		return nil, err
+	}
+	return workspaceEPR(base, arg)
 }
 
 // checkInitialState refuses a --state a deploy cannot leave a workspace in.
