@@ -67,8 +67,9 @@ func (m *Manager) SetProperties(ctx context.Context, _ string, mods []wsrf.Modif
 			on = false
 			continue
 		}
+		const advice = "send one mgr:Draining holding true (take no new workspaces) or false"
 		if len(mod.Values) != 1 {
-			return fmt.Errorf("%w: mgr:Draining takes one value, not %d", errdefs.ErrInvalidModification, len(mod.Values))
+			return errdefs.WithAdvice(fmt.Errorf("%w: mgr:Draining takes one value, not %d", errdefs.ErrInvalidModification, len(mod.Values)), advice)
 		}
 		switch v := strings.TrimSpace(mod.Values[0].Text()); v {
 		case "true", "1":
@@ -76,7 +77,7 @@ func (m *Manager) SetProperties(ctx context.Context, _ string, mods []wsrf.Modif
 		case "false", "0":
 			on = false
 		default:
-			return fmt.Errorf("%w: mgr:Draining %q is not an xs:boolean (true or false)", errdefs.ErrInvalidModification, v)
+			return errdefs.WithAdvice(fmt.Errorf("%w: mgr:Draining %q is not an xs:boolean (true or false)", errdefs.ErrInvalidModification, v), advice)
 		}
 	}
 	return m.SetDraining(ctx, on)
