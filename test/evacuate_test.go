@@ -31,7 +31,7 @@ func TestHostEvacuate(t *testing.T) {
 	WaitConsole(t, a, running, bootTimeout, "tick 2", hasTicks(2))
 	done()
 
-	out := a.MustCLI(t, "host", "drain", b.URL).stdout
+	out := a.MustCLI(t, "host", "drain", "evacB").stdout // by name, as vws host list shows it
 	if !strings.Contains(out, "takes no new workspaces; 2 deployed there run on") {
 		t.Fatalf("vws host drain:\n%s", out)
 	}
@@ -50,7 +50,7 @@ func TestHostEvacuate(t *testing.T) {
 
 	done = Step(t, "vws host evacuate B: both move to A")
 	last := guest.LastTick(Console(t, a, running))
-	r := a.MustCLI(t, "host", "evacuate", b.URL)
+	r := a.MustCLI(t, "host", "evacuate", "evacB")
 	done()
 	t.Logf("vws host evacuate:\n%s", r.stdout)
 	for _, want := range []string{"drained; 2 workspace(s) to move", "moved from evacB to evacA", "holds no workspaces and stays drained"} {

@@ -70,9 +70,16 @@ func TestMove(t *testing.T) {
 		t.Fatalf("on %s the job should continue after tick %d, not boot again:\n%s", to, lastA, c)
 	}
 
-	r = a.CLI(t, "move", w.EPRFile, "--host", servers[to].URL)
-	if r.code != 1 || !strings.Contains(r.stderr, "is already deployed on "+to) {
-		t.Fatalf("vws move --host the host it is on: exit %d\n%s", r.code, r.stderr)
+	// --host takes a manager's URL or a host's name, as vws host list shows it.
+	for _, here := range []string{servers[to].URL, to} {
+		r = a.CLI(t, "move", w.EPRFile, "--host", here)
+		if r.code != 1 || !strings.Contains(r.stderr, "is already deployed on "+to) {
+			t.Fatalf("vws move --host %s, the host it is on: exit %d\n%s", here, r.code, r.stderr)
+		}
+	}
+	r = a.CLI(t, "move", w.EPRFile, "--host", "nosuch")
+	if r.code != 1 || !strings.Contains(r.stderr, `no host named "nosuch" has announced itself to the repository`) {
+		t.Fatalf("vws move --host of an unknown host name: exit %d\n%s", r.code, r.stderr)
 	}
 
 	// A manager serving another Repository refuses the deploy once the workspace has

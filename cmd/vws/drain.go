@@ -13,18 +13,13 @@ import (
 	"github.com/vws-grid/vws/internal/wsa"
 )
 
-// managerOf is the manager service at the base URL in args (else --url), as the
-// command named what.
-func managerOf(base string, args []string, what string) (*wsa.EPR, error) {
-	u := baseURL(base)
+// managerOf is the manager service args name (a base URL or a host name the
+// Repository at --url knows), else the one at --url, as the command named what.
+func managerOf(ctx context.Context, base string, args []string, what string) (*wsa.EPR, error) {
 	if len(args) == 1 {
-		if err := checkBaseURL("the manager URL", args[0]); err != nil {
-			return nil, err
-		}
-		u = strings.TrimRight(args[0], "/")
-		noteAddress(u, "the URL argument of "+what)
+		return managerAt(ctx, base, args[0], "the URL argument of "+what)
 	}
-	return &wsa.EPR{Version: wsa.V200508, Address: u + managerPath}, nil
+	return &wsa.EPR{Version: wsa.V200508, Address: baseURL(base) + managerPath}, nil
 }
 
 // setDraining updates the manager's mgr:Draining (SetResourceProperties, which
@@ -44,7 +39,7 @@ func newHostDrainCommand() *cobra.Command {
 	var base string
 	var off bool
 	cmd := &cobra.Command{
-		Use:   "drain [URL] [--off]",
+		Use:   "drain [URL|HOST] [--off]",
 		Short: "Take no new workspaces on a host (maintenance); --off ends it",
 		Long: `Drain marks the manager's host as taking no new workspaces: a deploy there is
 refused, and the Repository's placement passes the host over (it is told within a
@@ -53,7 +48,7 @@ outlives a restart of the manager, until vws host drain --off. It needs the site
 administrator's right (policy class admin).`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			mgr, err := managerOf(base, args, "vws host drain")
+			mgr, err := managerOf(cmd.Context(), base, args, "vws host drain")
 			if err != nil {
 				return err
 			}
@@ -73,7 +68,7 @@ administrator's right (policy class admin).`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&base, "url", "", "base URL of the manager when URL is not given (default $VWS_URL, else http://127.0.0.1:8080)")
+	cmd.Flags().StringVar(&base, "url", "", "base URL of vws: the manager when no URL or HOST is given, the repository that knows HOST (default $VWS_URL, else http://127.0.0.1:8080)")
 	cmd.Flags().BoolVar(&off, "off", false, "end the drain: the host takes new workspaces again")
 	return cmd
 }
@@ -108,7 +103,7 @@ func deployedOn(ctx context.Context, mgr *wsa.EPR) ([]hostWorkspace, error) {
 func newHostEvacuateCommand() *cobra.Command {
 	var base string
 	cmd := &cobra.Command{
-		Use:   "evacuate [URL]",
+		Use:   "evacuate [URL|HOST]",
 		Short: "Drain a host and move every workspace deployed there to other hosts",
 		Long: `Evacuate drains the manager's host (vws host drain), then moves each workspace
 deployed there as vws move does — a running guest serialized, undeployed, deployed
@@ -118,7 +113,7 @@ repository and the host, one no other host can take). It needs the right to mana
 every workspace there: the site administrator's.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			mgr, err := managerOf(base, args, "vws host evacuate")
+			mgr, err := managerOf(cmd.Context(), base, args, "vws host evacuate")
 			if err != nil {
 				return err
 			}
@@ -140,7 +135,7 @@ every workspace there: the site administrator's.`,
 					continue
 				}
 				w.ref.Version = mgr.Version
-				if err := moveWorkspace(cmd, w.ref, w.key, "", ""); err != nil {
+				if err := moveWorkspace(cmd, w.ref, base, w.key, "", ""); err != nil {
 					fmt.Fprintf(cmd.ErrOrStderr(), "vws: %s not moved: %v\n", w.key, describe(err))
 					left = append(left, w.key+": "+describe(err))
 				}
@@ -153,6 +148,6 @@ every workspace there: the site administrator's.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&base, "url", "", "base URL of the manager when URL is not given (default $VWS_URL, else http://127.0.0.1:8080)")
+	cmd.Flags().StringVar(&base, "url", "", "base URL of vws: the manager when no URL or HOST is given, the repository that knows HOST (default $VWS_URL, else http://127.0.0.1:8080)")
 	return cmd
 }

@@ -225,7 +225,7 @@ func checkURLFlags(cmd *cobra.Command, _ []string) error {
 		}
 	}
 	if f := cmd.Flags().Lookup("host"); f != nil && f.Value.Type() == "string" && f.Value.String() != "" {
-		if err := checkBaseURL("--host", f.Value.String()); err != nil {
+		if err := checkManagerArg("--host", f.Value.String()); err != nil {
 			return err
 		}
 	}

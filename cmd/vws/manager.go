@@ -44,9 +44,12 @@ func (t *managerTarget) resolve(ctx context.Context, arg string, deployed bool) 
 		return nil, nil, err
 	}
 	if t.host != "" {
-		addr := strings.TrimRight(t.host, "/") + managerPath
-		noteAddress(addr, "--host")
-		return ws, &wsa.EPR{Version: ws.Version, Address: addr}, nil
+		mgr, err := managerAt(ctx, t.base, t.host, "--host")
+		if err != nil {
+			return nil, nil, err
+		}
+		mgr.Version = ws.Version
+		return ws, mgr, nil
 	}
 	if deployed {
 		els, err := soapClient().GetResourceProperty(ctx, ws, wsa.QName{Space: vwsns.Workspace, Local: "managerReference"})
@@ -119,7 +122,7 @@ no host has announced itself, the manager at --url deploys it.`,
 			return nil
 		},
 	}
-	t.register(cmd, "base URL of the manager to deploy on (default: the host the Repository places it on)")
+	t.register(cmd, "the host to deploy on: its manager's base URL, or its name as vws host list shows it (default: the host the Repository places it on)")
 	cmd.Flags().StringVar(&state, "state", "", "state to leave the workspace in: shutdown, running or paused")
 	return cmd
 }
@@ -358,7 +361,7 @@ func newLifecycleCommand(op, short string) *cobra.Command {
 			return nil
 		},
 	}
-	t.register(cmd, "base URL of the manager (default: the one the workspace is deployed on)")
+	t.register(cmd, "the manager: its base URL, or its host's name as vws host list shows it (default: the one the workspace is deployed on)")
 	return cmd
 }
 
@@ -397,7 +400,7 @@ func newShutdownCommand() *cobra.Command {
 			return nil
 		},
 	}
-	t.register(cmd, "base URL of the manager (default: the one the workspace is deployed on)")
+	t.register(cmd, "the manager: its base URL, or its host's name as vws host list shows it (default: the one the workspace is deployed on)")
 	cmd.Flags().StringVar(&mode, "mode", "normal", "normal, trash or serialize")
 	cmd.Flags().DurationVar(&grace, "grace", 0, "how long a normal shutdown waits for the guest before forcing it off (default: the manager's)")
 	return cmd
@@ -477,7 +480,7 @@ func newConsoleCommand() *cobra.Command {
 			}
 		},
 	}
-	t.register(cmd, "base URL of the manager (default: the one the workspace is deployed on)")
+	t.register(cmd, "the manager: its base URL, or its host's name as vws host list shows it (default: the one the workspace is deployed on)")
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing what the guest writes")
 	cmd.Flags().Int64Var(&tail, "tail", 0, "start this many bytes before the end")
 	return cmd
@@ -487,19 +490,14 @@ func newHostCommand() *cobra.Command {
 	host := &cobra.Command{Use: "host", Short: "Inspect host managers; drain and evacuate a host for maintenance"}
 	var base string
 	status := &cobra.Command{
-		Use:   "status [URL]",
+		Use:   "status [URL|HOST]",
 		Short: "Show a manager's host: hypervisor, capacity, deployed workspaces, cached images",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			u := baseURL(base)
-			if len(args) == 1 {
-				if err := checkBaseURL("the manager URL", args[0]); err != nil {
-					return err
-				}
-				u = strings.TrimRight(args[0], "/")
-				noteAddress(u, "the URL argument of vws host status")
+			epr, err := managerOf(cmd.Context(), base, args, "vws host status")
+			if err != nil {
+				return err
 			}
-			epr := &wsa.EPR{Version: wsa.V200508, Address: u + managerPath}
 			resp, err := soapClient().QueryResourceProperties(cmd.Context(), epr, "/*", nil)
 			if err != nil {
 				return err

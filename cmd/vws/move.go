@@ -16,7 +16,7 @@ import (
 func newMoveCommand() *cobra.Command {
 	var base, host, state string
 	cmd := &cobra.Command{
-		Use:   "move EPR|KEY [--host URL] [--state running|paused|shutdown]",
+		Use:   "move EPR|KEY [--host URL|HOST] [--state running|paused|shutdown]",
 		Short: "Move a deployed workspace to another host: serialize, undeploy, deploy there, resume",
 		Long: `Move takes a deployed workspace to another host (cold migration): a running or
 paused guest is serialized (its RAM saved), the workspace is undeployed with its
@@ -33,18 +33,19 @@ If the deploy on the new host fails, the workspace is deployed back where it was
 			if err != nil {
 				return err
 			}
-			return moveWorkspace(cmd, ws, args[0], host, state)
+			return moveWorkspace(cmd, ws, base, args[0], host, state)
 		},
 	}
 	cmd.Flags().StringVar(&base, "url", "", "base URL of vws (default $VWS_URL, else http://127.0.0.1:8080)")
-	cmd.Flags().StringVar(&host, "host", "", "base URL of the manager to move it to (default: the host the Repository places it on)")
+	cmd.Flags().StringVar(&host, "host", "", "the host to move it to: its manager's base URL, or its name (default: the host the Repository places it on)")
 	cmd.Flags().StringVar(&state, "state", "", "state to leave it in on the new host: running, paused or shutdown (default: the state it has now)")
 	return cmd
 }
 
-// moveWorkspace moves ws (arg, as the user named it) to the manager at host, or
-// where the Repository places it, and leaves it in state (default: as it is).
-func moveWorkspace(cmd *cobra.Command, ws *wsa.EPR, arg, host, state string) error {
+// moveWorkspace moves ws (arg, as the user named it) to host's manager (a URL, or a
+// host name the Repository at base knows), or where the Repository places it, and
+// leaves it in state (default: as it is).
+func moveWorkspace(cmd *cobra.Command, ws *wsa.EPR, base, arg, host, state string) error {
 	from, err := whereDeployed(cmd, ws, arg)
 	if err != nil {
 		return err
@@ -56,8 +57,10 @@ func moveWorkspace(cmd *cobra.Command, ws *wsa.EPR, arg, host, state string) err
 	var to *wsa.EPR
 	why := ""
 	if host != "" {
-		to = &wsa.EPR{Version: ws.Version, Address: strings.TrimRight(host, "/") + managerPath}
-		noteAddress(to.Address, "--host")
+		if to, err = managerAt(cmd.Context(), base, host, "--host"); err != nil {
+			return err
+		}
+		to.Version = ws.Version
 		if to.Address == from.manager.Address {
 			return fmt.Errorf("workspace %s is already deployed on %s (%s): name another host's manager with --host, or leave --host out to let the repository choose", arg, from.host, host)
 		}
