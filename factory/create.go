@@ -41,6 +41,8 @@ type Auditor interface {
 type Deps struct {
 	Validator Validator
 	Registry  Registry
+	// Hosts, when set, says what the site's hosts offer (VMMTypes, Architectures).
+	Hosts Hosts
 	Audit     Auditor
 	Now       func() time.Time
 }

@@ -22,9 +22,10 @@ import (
 
 // Config is what the Factory offers.
 type Config struct {
-	// VMMTypes the site's managers run (kvm, qemu, xen).
-	VMMTypes []string
-	// Architectures of the site's hosts; default the machine's own.
+	// VMMTypes the site's managers run (kvm, qemu, xen), and Architectures of its
+	// hosts (default the machine's own): what the Factory says it offers while no
+	// host has announced itself to the Repository (Deps.Hosts), a guess until then.
+	VMMTypes      []string
 	Architectures []string
 	// DefaultLifetime applies when a Create asks for none.
 	DefaultLifetime time.Duration
@@ -85,15 +86,17 @@ func NewService(contract fs.FS, cfg Config, deps *Deps) (*container.Service, err
 	if err != nil {
 		return nil, err
 	}
+	offered := &siteOffer{hosts: deps.Hosts}
 	props := &wsrf.Singleton{
 		DocName:  q("WorkspaceFactoryResourceProperties"),
 		Declared: []wsa.QName{PropVMMTypes, PropArchitectures, PropDefaultLifetime, PropMaximumLifetime, PropImagePool, PropVersion},
 		Build: func(ctx context.Context, d *dialect.Dialect) ([]*etree.Element, error) {
 			var out []*etree.Element
-			for _, v := range cfg.VMMTypes {
+			vmms, archs := offered.now(ctx, cfg)
+			for _, v := range vmms {
 				out = append(out, wsrf.TextProperty(PropVMMTypes, v))
 			}
-			for _, a := range cfg.Architectures {
+			for _, a := range archs {
 				out = append(out, wsrf.TextProperty(PropArchitectures, a))
 			}
 			out = append(out,

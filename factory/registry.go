@@ -10,6 +10,7 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/vws-grid/vws/internal/client"
+	"github.com/vws-grid/vws/internal/hostfit"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/internal/wsrf"
@@ -131,4 +132,22 @@ func joinNonEmpty(sep string, parts ...string) string {
 		out = append(out, p)
 	}
 	return strings.Join(out, sep)
+}
+
+// Offers reads the hosts announced to the Repository (repo:KnownHost), leaving out
+// those whose hypervisor could not be read.
+func (r *SOAPRegistry) Offers(ctx context.Context) ([]hostfit.Offer, error) {
+	hosts, err := r.Client.GetResourceProperty(ctx, r.epr(), wsa.QName{Space: vwsns.Repository, Local: "KnownHost"})
+	if err != nil {
+		return nil, fmt.Errorf("read the hosts announced to the repository: %w", err)
+	}
+	var out []hostfit.Offer
+	for _, h := range hosts {
+		o := hostfit.Offer{DomainType: childText(h, "DomainType"), Arch: childText(h, "Architecture")}
+		if o.DomainType == "" || o.Arch == "" {
+			continue
+		}
+		out = append(out, o)
+	}
+	return out, nil
 }

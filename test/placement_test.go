@@ -56,6 +56,19 @@ func TestPlacement(t *testing.T) {
 	if !strings.Contains(hosts["hostB"], strings.TrimPrefix(b.URL, "http://")) || !strings.Contains(hosts["hostA"], "qemu/x86_64") {
 		t.Fatalf("vws host list:\n%v", hosts)
 	}
+	// The Factory says what the announced hosts run, not a guess: on TCG hosts no kvm.
+	offer := a.MustCLI(t, "wsrf", "get-properties", "-s", a.URL+"/wsrf/services/WorkspaceFactoryService", "fac:VMMTypes", "fac:Architectures").stdout
+	wantVMMs := []string{">qemu<"}
+	if ReadHost(t, a).DomainType == "kvm" {
+		wantVMMs = append(wantVMMs, ">kvm<")
+	} else if strings.Contains(offer, ">kvm<") {
+		t.Fatalf("the Factory offers kvm on hosts that run TCG:\n%s", offer)
+	}
+	for _, want := range append(wantVMMs, ">x86_64<", ">i686<") {
+		if !strings.Contains(offer, want) {
+			t.Fatalf("the Factory's offer lacks %s:\n%s", want, offer)
+		}
+	}
 
 	// Neither caches the guest yet, both see the same machine's free memory: the
 	// tie goes by name, to hostA. Deployed on B by hand, the images stay in B's cache.

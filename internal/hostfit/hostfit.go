@@ -65,6 +65,15 @@ func (o Offer) VMMTypes() []string {
 	return []string{o.DomainType}
 }
 
+// Architectures lists the guest architectures the host runs: its own, and on x86_64
+// also i686.
+func (o Offer) Architectures() []string {
+	if o.Arch == "x86_64" {
+		return []string{"x86_64", "i686"}
+	}
+	return []string{o.Arch}
+}
+
 // Fit is what a fitting description gets on the host.
 type Fit struct {
 	Arch      string // the guest's architecture
@@ -90,7 +99,7 @@ func Check(d *describe.Description, o Offer) (Fit, error) {
 	if arch == "" {
 		arch = o.Arch
 	}
-	if arch != o.Arch && !(o.Arch == "x86_64" && arch == "i686") {
+	if !slices.Contains(o.Architectures(), arch) {
 		return Fit{}, metadataErr("/vw:virtualWorkspace/hw:hardware/hw:CPU/hw:architecture",
 			fmt.Sprintf("the workspace needs architecture %s; this host is %s", arch, o.Arch), "deploy it on a host of that architecture")
 	}

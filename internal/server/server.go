@@ -225,9 +225,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.baseURL.Store("")
+	registry := &factory.SOAPRegistry{Client: sec.client(), URL: s.BaseURL}
 	deps := &factory.Deps{
 		Validator: s.validator, Audit: auditLog, Now: cfg.Now,
-		Registry: &factory.SOAPRegistry{Client: sec.client(), URL: s.BaseURL},
+		Registry: registry, Hosts: registry,
 	}
 	lifetimes := wsrf.LifetimePolicy{Default: cfg.Factory.DefaultLifetime, Maximum: cfg.Factory.MaximumLifetime, Refuse: cfg.Factory.RefuseLongLifetimes}
 

@@ -1,0 +1,62 @@
+package factory
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/vws-grid/vws/internal/hostfit"
+)
+
+// announced is a Hosts whose answer the test sets, counting the questions.
+type announced struct {
+	offers []hostfit.Offer
+	err    error
+	asked  int
+}
+
+func (a *announced) Offers(context.Context) ([]hostfit.Offer, error) {
+	a.asked++
+	return a.offers, a.err
+}
+
+// TestSiteOffer: the Factory says what the announced hosts run — a KVM host also plain
+// QEMU, an x86_64 host also i686 guests — and its configured guess only while no host
+// has announced itself or the Repository cannot say; it asks at most every offerTTL.
+func TestSiteOffer(t *testing.T) {
+	cfg := Config{}
+	cfg.Defaults()
+	hosts := &announced{}
+	s := &siteOffer{hosts: hosts}
+	ctx := context.Background()
+	want := func(what string, vmms, archs []string) {
+		t.Helper()
+		gotV, gotA := s.now(ctx, cfg)
+		if !slices.Equal(gotV, vmms) || !slices.Equal(gotA, archs) {
+			t.Fatalf("%s: VMM types %v, architectures %v; want %v, %v", what, gotV, gotA, vmms, archs)
+		}
+	}
+	want("no host announced: the configured guess", cfg.VMMTypes, cfg.Architectures)
+
+	hosts.offers = []hostfit.Offer{{DomainType: "qemu", Arch: "x86_64"}, {DomainType: "qemu", Arch: "aarch64"}}
+	want("within offerTTL of the last answer: unchanged", cfg.VMMTypes, cfg.Architectures)
+	if hosts.asked != 1 {
+		t.Fatalf("asked the Repository %d times within offerTTL", hosts.asked)
+	}
+	s.read = time.Time{} // as if offerTTL had passed
+	want("two TCG hosts", []string{"qemu"}, []string{"aarch64", "i686", "x86_64"})
+
+	hosts.offers = append(hosts.offers, hostfit.Offer{DomainType: "kvm", Arch: "x86_64"})
+	s.read = time.Time{}
+	want("and a KVM host", []string{"kvm", "qemu"}, []string{"aarch64", "i686", "x86_64"})
+
+	hosts.offers, hosts.err = nil, errors.New("repository unreachable")
+	s.read = time.Time{}
+	want("the Repository cannot say: the last answer", []string{"kvm", "qemu"}, []string{"aarch64", "i686", "x86_64"})
+
+	hosts.err = nil
+	s.read = time.Time{}
+	want("every host gone quiet: the configured guess again", cfg.VMMTypes, cfg.Architectures)
+}
