@@ -123,6 +123,23 @@ func TestMove(t *testing.T) {
 	}
 	WantWSProps(t, w, "state", "running", "deployment", "deployed", "host", to)
 
+	// A paused workspace moves paused (serialized, restored into memory with its vCPUs
+	// stopped), and runs on where it stopped once unpaused.
+	a.MustCLI(t, "pause", w.EPRFile)
+	last = guest.LastTick(Console(t, a, w))
+	done = Step(t, "vws move --host A of a paused workspace")
+	out = a.MustCLI(t, "move", w.EPRFile, "--host", a.URL).stdout
+	done()
+	if !strings.Contains(out, "serialized on "+to) || !strings.Contains(out, "deployed on moveA: paused") {
+		t.Fatalf("vws move of a paused workspace:\n%s", out)
+	}
+	WantWSProps(t, w, "state", "paused", "deployment", "deployed", "host", "moveA")
+	if st := DomainState(w.Domain()); st != "paused" {
+		t.Fatalf("moved paused, the domain is %q", st)
+	}
+	a.MustCLI(t, "unpause", w.EPRFile)
+	WaitConsole(t, a, w, tickTimeout, fmt.Sprintf("ticks after %d on A", last), hasTicks(last+2))
+
 	a.MustCLI(t, "shutdown", w.EPRFile, "--mode", "trash")
 	a.MustCLI(t, "undeploy", w.EPRFile)
 	a.MustCLI(t, "destroy", w.EPRFile)
