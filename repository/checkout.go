@@ -179,6 +179,7 @@ func (r *Repository) CheckOut(ctx context.Context, key, host, requestID string, 
 		setText(s, PropLockHolder, holder)
 		setText(s, PropLastModified, wsrf.FormatTime(now))
 		removeProp(s, PropStateDetail)
+		removeProp(s, PropHostSilentSince)
 		removeProp(s, PropManagerRef)
 		if manager != nil {
 			s.Props = append(s.Props, managerRefElement(manager))
@@ -436,6 +437,7 @@ func (r *Repository) CheckIn(ctx context.Context, key string, req CheckInRequest
 		removeProp(s, PropHost)
 		removeProp(s, PropLockHolder)
 		removeProp(s, PropManagerRef)
+		removeProp(s, PropHostSilentSince)
 		if state != "corrupted" {
 			removeProp(s, PropStateDetail) // a host's explanation ends with its deployment
 		}
@@ -496,6 +498,7 @@ func (r *Repository) ReportState(ctx context.Context, key, token, host, state, d
 			return fmt.Errorf("%w: a workspace returns to the repository by CheckIn, not ReportState", errdefs.ErrBadRequest)
 		}
 		setText(s, PropState, state)
+		removeProp(s, PropHostSilentSince) // its host reports: it is heard from
 		if detail != "" {
 			setText(s, PropStateDetail, detail)
 		} else {

@@ -113,7 +113,9 @@ func (r *Repository) saveHost(ctx context.Context, h placement.Host) error {
 	if err != nil {
 		return err
 	}
-	if _, err := r.db.ExecContext(ctx, `DELETE FROM known_hosts WHERE expires <= $1`, r.now().UnixMilli()); err != nil {
+	// Expired announcements are kept a while: a restarted Repository still knows those
+	// hosts went silent.
+	if _, err := r.db.ExecContext(ctx, `DELETE FROM known_hosts WHERE expires <= $1`, r.now().Add(-silentKept).UnixMilli()); err != nil {
 		return err
 	}
 	_, err = r.db.ExecContext(ctx, `INSERT INTO known_hosts (name, announced_by, offer, last_seen, expires) VALUES ($1, $2, $3, $4, $5)
@@ -122,10 +124,14 @@ func (r *Repository) saveHost(ctx context.Context, h placement.Host) error {
 	return err
 }
 
-// loadHosts reads the announcements that have not expired, at start.
+// silentKept is how long an expired announcement stays in the database.
+const silentKept = 7 * 24 * time.Hour
+
+// loadHosts reads the announcements, at start: those that have not expired place
+// workspaces at once, the others tell which hosts went silent.
 func (r *Repository) loadHosts(ctx context.Context) error {
 	now := r.now()
-	rows, err := r.db.QueryContext(ctx, `SELECT announced_by, offer, last_seen, expires FROM known_hosts WHERE expires > $1`, now.UnixMilli())
+	rows, err := r.db.QueryContext(ctx, `SELECT announced_by, offer, last_seen, expires FROM known_hosts WHERE expires > $1`, now.Add(-silentKept).UnixMilli())
 	if err != nil {
 		return fmt.Errorf("read the hosts' announcements: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/vws-grid/vws/internal/soap"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
+	"github.com/vws-grid/vws/internal/wsrf"
 )
 
 const digestA = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -394,5 +396,70 @@ func TestAnnouncedManagerMustBeTheCertificatesHost(t *testing.T) {
 	}
 	if d := f.prop(c.Key, PropDeployment); d != "staging" {
 		t.Fatalf("after a check-out the workspace is %s", d)
+	}
+}
+
+// TestSilentHostMarksItsWorkspaces: a workspace deployed on a host whose announcement
+// expired says since when its host is silent (its state is only the last report),
+// across a restart of the Repository too; the mark goes when the host announces itself
+// or reports again, and a workspace in the repository is never marked.
+func TestSilentHostMarksItsWorkspaces(t *testing.T) {
+	f := newFixture(t)
+	var now atomic.Int64 // read by the Repository's own goroutines too
+	now.Store(time.Now().UTC().Truncate(time.Millisecond).UnixNano())
+	clock := func() time.Time { return time.Unix(0, now.Load()).UTC() }
+	advance := func(d time.Duration) { now.Add(int64(d)) }
+	f.now = clock
+	f.reopen()
+	ctx := context.Background()
+	node7 := identity.With(ctx, identity.Identity{DN: "/O=Grid/CN=host/node7"})
+	announce := func() {
+		t.Helper()
+		if _, err := f.r.announceHost(node7, announcement(t, goodHost, "PT10S")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	create := func(name string) string {
+		t.Helper()
+		c, err := f.r.Create(ctx, CreateSpec{Name: name, Owner: "o", Description: minimalVM(t), BaseImage: f.base, Termination: clock().Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Key
+	}
+	announce()
+	lastHeard := clock()
+	out, home := create("out-on-node7"), create("at-home")
+	m, err := f.r.CheckOut(node7, out, "node7", "", &wsa.EPR{Version: wsa.V200508, Address: "https://node7:8443/wsrf/services/WorkspaceManagerService"}, &tester)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := func(what, outMark string) {
+		t.Helper()
+		f.r.markSilentHosts(ctx)
+		if got := f.prop(out, PropHostSilentSince); got != outMark {
+			t.Fatalf("%s: the deployed workspace's hostSilentSince is %q, want %q", what, got, outMark)
+		}
+		if got := f.prop(home, PropHostSilentSince); got != "" {
+			t.Fatalf("%s: the workspace in the repository is marked %q", what, got)
+		}
+	}
+	want("node7 announced", "")
+	advance(11 * time.Second)
+	want("node7 silent", wsrf.FormatTime(lastHeard))
+	advance(time.Second)
+	announce()
+	lastHeard = clock()
+	want("node7 back", "")
+
+	advance(11 * time.Second)
+	want("node7 silent again", wsrf.FormatTime(lastHeard))
+	f.reopen()
+	want("after a restart", wsrf.FormatTime(lastHeard))
+	if _, _, _, err := f.r.ReportState(node7, out, m.Token, "node7", "running", "deployed", ""); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.prop(out, PropHostSilentSince); got != "" {
+		t.Fatalf("after node7 reported, hostSilentSince is %q", got)
 	}
 }

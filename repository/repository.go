@@ -56,13 +56,15 @@ var (
 	PropEPR           = vw("EPR")
 	PropManagerRef    = vw("managerReference")
 	PropStateDetail   = vw("stateDetail")
+	// PropHostSilentSince: the workspace's host stopped announcing itself (watchHosts).
+	PropHostSilentSince = vw("hostSilentSince")
 )
 
 // WorkspaceProperties lists every property of a workspace document, in the order the
 // WSDL's document sequence declares them.
 var WorkspaceProperties = []wsa.QName{PropCategory, PropState, PropEPR, PropCreationTime, PropLifeCycle,
 	PropLastModified, PropHardware, PropNetwork, PropSoftware, PropCapability, PropDeployment, PropHost,
-	PropManagerRef, PropLockHolder, PropStateDetail, PropImageDigest, PropOwner, PropName}
+	PropManagerRef, PropLockHolder, PropStateDetail, PropHostSilentSince, PropImageDigest, PropOwner, PropName}
 
 // writable: what a client may change of a workspace it manages. Resource requests and
 // the startup job can change while the workspace sits in the repository; identity,
@@ -178,6 +180,8 @@ type Repository struct {
 	hosts *placement.Directory
 	// placements counts Place answers by outcome.
 	placements *prometheus.CounterVec
+	// watch marks the workspaces on hosts that stopped announcing themselves.
+	watch hostWatch
 }
 
 // New loads the workspace home and reconciles the files on disk with it.
@@ -263,6 +267,8 @@ func New(ctx context.Context, cfg Config) (*Repository, error) {
 		return nil, fmt.Errorf("repository start-up sweep: %w", err)
 	}
 	r.rebuildLedger(ctx)
+	r.markSilentHosts(ctx) // hosts that went quiet while the Repository was down
+	r.watchHosts()
 	return r, nil
 }
 
@@ -271,7 +277,10 @@ type nopAudit struct{}
 func (nopAudit) Record(context.Context, string, string, string, string) {}
 
 // Close stops the workspace expiry scheduler.
-func (r *Repository) Close() { r.Workspaces.Close() }
+func (r *Repository) Close() {
+	r.stopWatchingHosts()
+	r.Workspaces.Close()
+}
 
 // writable allows the writable properties while the workspace is in the repository.
 func (r *Repository) writable(s *wsrf.Snapshot, q wsa.QName) error {

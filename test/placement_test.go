@@ -114,11 +114,20 @@ func TestPlacement(t *testing.T) {
 	WantWSProps(t, big, "deployment", "in-repository", "lockHolder", "")
 
 	// B goes quiet: once its announcement (valid 3 × 4 s) expires, it is no longer
-	// listed, and the next workspace is placed on A.
+	// listed, the workspace deployed there says since when its host is silent, and
+	// the next workspace is placed on A.
+	a.MustCLI(t, "deploy", first.EPRFile, "--host", "hostB")
 	done = Step(t, "B stops; its announcement expires")
 	b.Kill()
 	waitHosts(t, a, 20*time.Second, "hostA alone", func(h map[string]string) bool { return h["hostA"] != "" && h["hostB"] == "" })
 	done()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(a.MustCLI(t, "status", first.EPRFile).stdout, "hostSilentSince") {
+		if time.Now().After(deadline) {
+			t.Fatalf("10 s after hostB went silent, its workspace does not say so:\n%s", a.MustCLI(t, "status", first.EPRFile).stdout)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	r = a.MustCLI(t, "deploy", second.EPRFile)
 	if !strings.Contains(r.stdout, "placed on hostA:") {
 		t.Fatalf("with B gone, vws deploy without --host:\n%s", r.stdout)

@@ -43,10 +43,49 @@ type Host struct {
 type Directory struct {
 	mu    sync.Mutex
 	hosts map[string]Host
+	// silent are the hosts whose announcement expired, by name, with when they were
+	// last heard from, until they announce themselves again (or silentFor passes);
+	// silentChanges counts changes of that set, so that a watcher need not compare.
+	silent        map[string]time.Time
+	silentChanges uint64
 }
 
+// silentFor is how long a host that went quiet is remembered as silent.
+const silentFor = 7 * 24 * time.Hour
+
 // NewDirectory returns an empty directory.
-func NewDirectory() *Directory { return &Directory{hosts: map[string]Host{}} }
+func NewDirectory() *Directory { return &Directory{hosts: map[string]Host{}, silent: map[string]time.Time{}} }
+
+// Silent returns the hosts whose announcements expired and that have not announced
+// themselves since, with when each was last heard from, and a number that changes
+// whenever that set does.
+func (d *Directory) Silent(now time.Time) (map[string]time.Time, uint64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.prune(now)
+	out := make(map[string]time.Time, len(d.silent))
+	for name, seen := range d.silent {
+		out[name] = seen
+	}
+	return out, d.silentChanges
+}
+
+// prune moves the expired announcements to silent and forgets the long silent.
+func (d *Directory) prune(now time.Time) {
+	for name, h := range d.hosts {
+		if !now.Before(h.Expires) {
+			delete(d.hosts, name)
+			d.silent[name] = h.LastSeen
+			d.silentChanges++
+		}
+	}
+	for name, seen := range d.silent {
+		if now.Sub(seen) > silentFor {
+			delete(d.silent, name)
+			d.silentChanges++
+		}
+	}
+}
 
 // ErrNameTaken is Announce's refusal of a host name another identity announced.
 type ErrNameTaken struct {
@@ -68,6 +107,10 @@ func (d *Directory) Announce(h Host, now time.Time) error {
 		return &ErrNameTaken{Name: h.Name, By: old.AnnouncedBy, Until: old.Expires}
 	}
 	d.hosts[h.Name] = h
+	if _, ok := d.silent[h.Name]; ok {
+		delete(d.silent, h.Name)
+		d.silentChanges++
+	}
 	return nil
 }
 
@@ -96,17 +139,14 @@ func (d *Directory) Charge(name string, memMiB int64, images []string) {
 	d.hosts[name] = h
 }
 
-// Live lists the hosts whose announcement has not expired at now, by name, and
-// forgets the others.
+// Live lists the hosts whose announcement has not expired at now, by name; the
+// others become silent.
 func (d *Directory) Live(now time.Time) []Host {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	var live []Host
-	for name, h := range d.hosts {
-		if !now.Before(h.Expires) {
-			delete(d.hosts, name)
-			continue
-		}
+	d.prune(now)
+	live := make([]Host, 0, len(d.hosts))
+	for _, h := range d.hosts {
 		live = append(live, h)
 	}
 	slices.SortFunc(live, func(a, b Host) int { return cmp.Compare(a.Name, b.Name) })

@@ -577,6 +577,8 @@ type ManagerReference struct {
 	AnyType
 }
 
+type HostSilentSince soap.XSDDateTime
+
 type LockHolder Principal
 
 type ImageDigest struct {
