@@ -28,12 +28,7 @@ func draining(kind wsrf.ModKind, value string) []wsrf.Modification {
 // restart, and only mgr:Draining may be set, to a boolean.
 func TestDraining(t *testing.T) {
 	const k = "ws-here"
-	m, _, rec := crashManager(t, k, stateRunning, false)
-	scope, err := parseRepoScope("http://127.0.0.1:1/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.scopes = []repoScope{scope}
+	m, rec := servingManager(t, k, stateRunning)
 	rec.Owner = "/O=Grid/CN=owner"
 	if err := m.journal.put(rec); err != nil {
 		t.Fatal(err)
@@ -50,7 +45,7 @@ func TestDraining(t *testing.T) {
 	key.CreateAttr("xmlns:vw", vwsns.Workspace)
 	key.SetText("ws-new")
 	other.References = []*etree.Element{key}
-	_, err = m.Deploy(ctx, &other, "")
+	_, err := m.Deploy(ctx, &other, "")
 	if !errors.Is(err, errdefs.ErrState) || !strings.Contains(err.Error(), "host h is draining for maintenance") ||
 		!strings.Contains(errdefs.Advice(err), "another host") {
 		t.Fatalf("Deploy on a draining host: %v (%s)", err, errdefs.Advice(err))

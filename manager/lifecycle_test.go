@@ -82,12 +82,7 @@ func TestOperationsAreAuthorizedByName(t *testing.T) {
 // check-out (no owner known yet) is refused without its phase.
 func TestDeployRefusesTheUserBeforeTellingTheState(t *testing.T) {
 	const k = "ws-alice"
-	m, _, rec := crashManager(t, k, statePaused, false)
-	scope, err := parseRepoScope("http://127.0.0.1:1/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.scopes = []repoScope{scope}
+	m, rec := servingManager(t, k, statePaused)
 	alice, bob := "/O=Grid/CN=alice", "/O=Grid/CN=bob"
 	rec.Owner, rec.Name = alice, "alicews"
 	if err := m.journal.put(rec); err != nil {
@@ -129,6 +124,19 @@ func TestDeployRefusesTheUserBeforeTellingTheState(t *testing.T) {
 		t.Fatalf("a Deploy while a check-out is unanswered: %v", err)
 	}
 	noState("bob", err)
+}
+
+// servingManager is crashManager's manager with a workspace in state, serving the
+// Repository its record's EPR names, as a Deploy needs.
+func servingManager(t *testing.T, key, state string) (*Manager, *record) {
+	t.Helper()
+	m, _, rec := crashManager(t, key, state, false)
+	scope, err := parseRepoScope("http://127.0.0.1:1/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.scopes = []repoScope{scope}
+	return m, rec
 }
 
 // TestUnfinishedDeploymentIsNotToldToStrangers: a caller who may not manage a
