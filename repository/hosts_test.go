@@ -447,10 +447,18 @@ func TestSilentHostMarksItsWorkspaces(t *testing.T) {
 	want("node7 announced", "")
 	advance(11 * time.Second)
 	want("node7 silent", wsrf.FormatTime(lastHeard))
+	// The Repository lists node7 as silent, with the one workspace deployed there.
+	if els := f.r.silentHostElements(f.r.List(Filter{})); len(els) != 1 || childText(els[0], vwsns.Repository, "HostName") != "node7" ||
+		childText(els[0], vwsns.Repository, "LastSeen") != wsrf.FormatTime(lastHeard) || childText(els[0], vwsns.Repository, "DeployedWorkspaces") != "1" {
+		t.Fatalf("repo:SilentHost: %d elements, the first %v", len(els), els)
+	}
 	advance(time.Second)
 	announce()
 	lastHeard = clock()
 	want("node7 back", "")
+	if els := f.r.silentHostElements(f.r.List(Filter{})); len(els) != 0 {
+		t.Fatalf("node7 announced again, yet %d repo:SilentHost", len(els))
+	}
 
 	advance(11 * time.Second)
 	want("node7 silent again", wsrf.FormatTime(lastHeard))

@@ -344,7 +344,7 @@ func (r *Repository) RepositoryService(contract fs.FS, version string) (*contain
 	rq := func(l string) wsa.QName { return vwsns.Q(vwsns.Repository, l) }
 	props := &wsrf.Singleton{
 		DocName:  rq("WorkspaceRepositoryResourceProperties"),
-		Declared: []wsa.QName{rq("WorkspaceCount"), rq("ImageCount"), rq("Version"), rq("Workspace"), rq("KnownHost")},
+		Declared: []wsa.QName{rq("WorkspaceCount"), rq("ImageCount"), rq("Version"), rq("Workspace"), rq("KnownHost"), rq("SilentHost")},
 		Now:      r.now,
 		Build: func(ctx context.Context, d *dialect.Dialect) ([]*etree.Element, error) {
 			imgs, err := r.pool.List(ctx)
@@ -366,7 +366,7 @@ func (r *Repository) RepositoryService(contract fs.FS, version string) (*contain
 			for _, h := range r.hosts.Live(r.now()) {
 				props = append(props, hostElement("KnownHost", h, d, true))
 			}
-			return props, nil
+			return append(props, r.silentHostElements(all)...), nil
 		},
 	}
 	wsrf.HandleProperties(svc, props)

@@ -2,9 +2,15 @@ package repository
 
 import (
 	"context"
+	"maps"
+	"slices"
+	"strconv"
 	"sync"
 	"time"
 
+	"github.com/beevik/etree"
+
+	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsrf"
 )
 
@@ -92,4 +98,27 @@ func (r *Repository) markSilentHosts(ctx context.Context) {
 	if len(todo) > 0 {
 		r.log.Info("workspaces on silent hosts", "marked_or_unmarked", len(todo), "silent_hosts", len(silent))
 	}
+}
+
+// silentHostElements are the repo:SilentHost properties, by name, each counting the
+// workspaces of visible deployed there.
+func (r *Repository) silentHostElements(visible []Summary) []*etree.Element {
+	silent, _ := r.hosts.Silent(r.now())
+	names := slices.Sorted(maps.Keys(silent))
+	out := make([]*etree.Element, 0, len(names))
+	for _, name := range names {
+		n := 0
+		for _, w := range visible {
+			if w.Host == name && w.Deployment != "in-repository" {
+				n++
+			}
+		}
+		el := etree.NewElement("r:SilentHost")
+		el.CreateAttr("xmlns:r", vwsns.Repository)
+		el.CreateElement("r:HostName").SetText(name)
+		el.CreateElement("r:LastSeen").SetText(wsrf.FormatTime(silent[name]))
+		el.CreateElement("r:DeployedWorkspaces").SetText(strconv.Itoa(n))
+		out = append(out, el)
+	}
+	return out
 }

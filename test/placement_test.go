@@ -12,12 +12,31 @@ import (
 	"time"
 )
 
-// knownHosts is `vws host list` against s, as lines by host name.
+// knownHosts is `vws host list` against s, as lines by host name: the hosts that
+// announced themselves, not those listed as silent after them.
 func knownHosts(t *testing.T, s *MgrServer) map[string]string {
 	t.Helper()
 	out := s.MustCLI(t, "host", "list").stdout
+	known, _, _ := strings.Cut(out, "\n\n")
 	hosts := map[string]string{}
-	for _, line := range strings.Split(out, "\n")[1:] {
+	for _, line := range strings.Split(known, "\n")[1:] {
+		if f := strings.Fields(line); len(f) > 0 {
+			hosts[f[0]] = line
+		}
+	}
+	return hosts
+}
+
+// silentHosts is the silent section of `vws host list` against s, as lines by name.
+func silentHosts(t *testing.T, s *MgrServer) map[string]string {
+	t.Helper()
+	out := s.MustCLI(t, "host", "list").stdout
+	hosts := map[string]string{}
+	_, silent, found := strings.Cut(out, "\nSilent ")
+	if !found {
+		return hosts
+	}
+	for _, line := range strings.Split(silent, "\n")[2:] { // after the title and the header
 		if f := strings.Fields(line); len(f) > 0 {
 			hosts[f[0]] = line
 		}
@@ -127,6 +146,9 @@ func TestPlacement(t *testing.T) {
 			t.Fatalf("10 s after hostB went silent, its workspace does not say so:\n%s", a.MustCLI(t, "status", first.EPRFile).stdout)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+	if f := strings.Fields(silentHosts(t, a)["hostB"]); len(f) != 4 || f[3] != "1" {
+		t.Fatalf("vws host list does not list hostB as silent with its one workspace:\n%s", a.MustCLI(t, "host", "list").stdout)
 	}
 	r = a.MustCLI(t, "deploy", second.EPRFile)
 	if !strings.Contains(r.stdout, "placed on hostA:") {

@@ -516,16 +516,51 @@ quiet for longer than its announcement is valid.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			epr := &wsa.EPR{Version: wsa.V200508, Address: baseURL(listBase) + "/wsrf/services/" + vwsns.RepositoryService}
-			hosts, err := soapClient().GetResourceProperty(cmd.Context(), epr, wsa.QName{Space: vwsns.Repository, Local: "KnownHost"})
+			props, err := soapClient().GetMultipleResourceProperties(cmd.Context(), epr,
+				[]wsa.QName{{Space: vwsns.Repository, Local: "KnownHost"}, {Space: vwsns.Repository, Local: "SilentHost"}})
 			if err != nil {
 				return err
 			}
-			return printKnownHosts(cmd.OutOrStdout(), hosts)
+			var known, silent []*etree.Element
+			for _, p := range props {
+				if p.Tag == "SilentHost" {
+					silent = append(silent, p)
+				} else {
+					known = append(known, p)
+				}
+			}
+			w := cmd.OutOrStdout()
+			if err := printKnownHosts(w, known); err != nil {
+				return err
+			}
+			return printSilentHosts(w, silent)
 		},
 	}
 	list.Flags().StringVar(&listBase, "url", "", "base URL of vws (default $VWS_URL, else http://127.0.0.1:8080)")
 	host.AddCommand(status, list, newHostDrainCommand(), newHostEvacuateCommand())
 	return host
+}
+
+// ago is an xs:dateTime as how long ago it was, or as it is when it does not parse.
+func ago(ts string) string {
+	if t, err := time.Parse(time.RFC3339Nano, ts); err == nil {
+		return time.Since(t).Round(time.Second).String() + " ago"
+	}
+	return ts
+}
+
+// printSilentHosts lists the hosts that stopped announcing themselves, if any.
+func printSilentHosts(w io.Writer, hosts []*etree.Element) error {
+	if len(hosts) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w, "\nSilent (no announcement since; their workspaces say vw:hostSilentSince):")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOST\tLAST SEEN\tDEPLOYED THERE")
+	for _, h := range hosts {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", txt(h, "HostName"), ago(txt(h, "LastSeen")), txt(h, "DeployedWorkspaces"))
+	}
+	return tw.Flush()
 }
 
 func printKnownHosts(w io.Writer, hosts []*etree.Element) error {
@@ -537,10 +572,7 @@ func printKnownHosts(w io.Writer, hosts []*etree.Element) error {
 	fmt.Fprintln(tw, "HOST\tMANAGER\tTYPE\tCPUS\tFREE (MiB)\tDEPLOYED\tCACHED IMAGES\tLAST SEEN\tPROBLEM")
 	for _, h := range hosts {
 		addr := managerBase(h)
-		seen := txt(h, "LastSeen")
-		if t, err := time.Parse(time.RFC3339Nano, seen); err == nil {
-			seen = time.Since(t).Round(time.Second).String() + " ago"
-		}
+		seen := ago(txt(h, "LastSeen"))
 		typ := dash(txt(h, "DomainType"))
 		if a := txt(h, "Architecture"); a != "-" {
 			typ += "/" + a

@@ -760,6 +760,16 @@ type KnownHost struct {
 	Expires *Timestamp `xml:"Expires,omitempty" json:"Expires,omitempty"`
 }
 
+type SilentHost struct {
+	XMLName xml.Name `xml:"http://vws.dev/ns/2026/repository SilentHost"`
+
+	HostName *HostName `xml:"HostName,omitempty" json:"HostName,omitempty"`
+
+	LastSeen *Timestamp `xml:"LastSeen,omitempty" json:"LastSeen,omitempty"`
+
+	DeployedWorkspaces *Count `xml:"DeployedWorkspaces,omitempty" json:"DeployedWorkspaces,omitempty"`
+}
+
 type WorkspaceCount Count
 
 type ImageCount Count
