@@ -464,8 +464,10 @@ func (m *Manager) apply(ctx context.Context, c change) {
 }
 
 // forgetDestroyed removes, domain and files, every workspace the Repository no longer
-// knows: destroyed by its owner or by its lifetime while it was out on this host. It
-// reports whether it removed any.
+// knows — destroyed by its owner or by its lifetime while it was out on this host —
+// or no longer has out here: reclaimed while this host was silent (down, or cut off),
+// which the Repository records as back in the repository while this host still holds
+// it deployed. It reports whether it removed any.
 func (m *Manager) forgetDestroyed(ctx context.Context, recs []*record) bool {
 	removed := false
 	now := time.Now()
@@ -474,20 +476,32 @@ func (m *Manager) forgetDestroyed(ctx context.Context, recs []*record) bool {
 		if rec.Token == "" || !m.existence.due(rec.Key, m.isLocal(rec), now) {
 			continue
 		}
-		if _, _, err := m.repo.whereabouts(ctx, rec); !errors.Is(err, errdefs.ErrResourceUnknown) {
-			if err != nil {
-				m.existence.again(rec.Key) // unanswered: ask next round
-			}
+		deployment, _, err := m.repo.whereabouts(ctx, rec)
+		why, reclaimed := "the repository destroyed the workspace", false
+		switch {
+		case errors.Is(err, errdefs.ErrResourceUnknown):
+		case err != nil:
+			m.existence.again(rec.Key) // unanswered: ask next round
+			continue
+		case deployment == "in-repository" && rec.Phase == phaseDeployed:
+			// An undeploy journals unstaging before it checks in: only a reclaim
+			// hands back a workspace this host still has deployed.
+			why, reclaimed = "the repository took the workspace back (reclaimed while this host was silent); what it did here since is not kept", true
+		default:
 			continue
 		}
 		unlock, ok := m.locks.tryLock(rec.Key)
 		if !ok {
 			continue
 		}
+		if cur, err := m.journal.get(rec.Key); err != nil || (reclaimed && cur.Phase != phaseDeployed) {
+			unlock() // changed meanwhile (an undeploy began): the next round asks again
+			continue
+		}
 		if err := m.removeLocal(ctx, rec); err != nil {
-			m.log.Warn("remove a workspace the repository destroyed; will retry", "workspace", rec.Key, "err", err)
+			m.log.Warn("remove a workspace no longer out here; will retry", "workspace", rec.Key, "why", why, "err", err)
 		} else {
-			m.log.Info("the repository destroyed the workspace: domain and files removed", "workspace", rec.Key)
+			m.log.Info(why+": domain and files removed", "workspace", rec.Key)
 			removed = true
 		}
 		unlock()

@@ -264,6 +264,10 @@ type CheckInRequest struct {
 	MemorySize   int64
 	// State is the state the workspace was left in; "" means shutdown.
 	State string
+	// reclaimFrom, set by Reclaim alone, hands the workspace back for the silent host
+	// it names, whoever calls: the host's own credentials are not needed, its silence is.
+	reclaimFrom string
+	detail      string // vw:stateDetail after the check-in
 }
 
 // CheckIn returns a checked-out workspace to the repository and releases its lock.
@@ -312,7 +316,11 @@ func (r *Repository) CheckIn(ctx context.Context, key string, req CheckInRequest
 			return refuse(errdefs.WithAdvice(&errdefs.LockedError{Holder: holder}, "only the manager that checked the workspace out may check it in, with its lock token"),
 				tokenMismatch(s, chain))
 		}
-		if err := heldByCaller(ctx, s); err != nil {
+		if req.reclaimFrom != "" {
+			if err := r.stillSilent(s, req.reclaimFrom); err != nil {
+				return err
+			}
+		} else if err := heldByCaller(ctx, s); err != nil {
 			return err
 		}
 		if chain.Seal == "" { // see CheckOut: a record changed outside vws meanwhile
@@ -440,6 +448,9 @@ func (r *Repository) CheckIn(ctx context.Context, key string, req CheckInRequest
 		removeProp(s, PropHostSilentSince)
 		if state != "corrupted" {
 			removeProp(s, PropStateDetail) // a host's explanation ends with its deployment
+		}
+		if req.detail != "" {
+			setText(s, PropStateDetail, req.detail)
 		}
 		return nil
 	})

@@ -327,6 +327,7 @@ func (r *Repository) WorkspaceService(contract fs.FS, lt wsrf.LifetimePolicy) (*
 	svc.Handle("CheckIn", r.checkInHandler)
 	svc.Handle("ReportState", r.reportStateHandler)
 	svc.Handle("Place", r.place)
+	svc.Handle("Reclaim", r.reclaimHandler)
 	if r.subs != nil {
 		svc.Handle("Subscribe", r.subs.Subscribe(r.Properties))
 	} else {

@@ -40,7 +40,7 @@ func newRootCommand() *cobra.Command {
 		newLifecycleCommand("Pause", "Suspend a running workspace's vCPUs"),
 		newLifecycleCommand("Unpause", "Resume a paused workspace"),
 		newLifecycleCommand("Undeploy", "Hand a shut-down or serialized workspace back to the Repository with its changes"),
-		newShutdownCommand(), newConsoleCommand(), newHostCommand(), newPlaceCommand(), newMoveCommand())
+		newShutdownCommand(), newConsoleCommand(), newHostCommand(), newPlaceCommand(), newMoveCommand(), newReclaimCommand())
 	root.AddCommand(newAuditCommand(), newDatabaseCommand())
 	registerTLSFlags(root)
 	root.AddCommand(newPKICommand())

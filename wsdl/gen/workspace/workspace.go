@@ -662,6 +662,19 @@ type PlaceResponse struct {
 	Unsuitable []*UnsuitableHostType `xml:"Unsuitable,omitempty" json:"Unsuitable,omitempty"`
 }
 
+type Reclaim struct {
+	XMLName xml.Name `xml:"http://vws.dev/ns/2026/workspace Reclaim"`
+}
+
+type ReclaimResponse struct {
+	XMLName xml.Name `xml:"http://vws.dev/ns/2026/workspace ReclaimResponse"`
+
+	State *WorkspaceState `xml:"State,omitempty" json:"State,omitempty"`
+
+	// The silent host it was taken from.
+	Host *HostName `xml:"Host,omitempty" json:"Host,omitempty"`
+}
+
 type Clone struct {
 	XMLName xml.Name `xml:"http://vws.dev/ns/2026/workspace Clone"`
 
@@ -881,6 +894,10 @@ type WorkspacePortType interface {
 	Place(request *Place) (*PlaceResponse, error)
 
 	PlaceContext(ctx context.Context, request *Place) (*PlaceResponse, error)
+
+	Reclaim(request *Reclaim) (*ReclaimResponse, error)
+
+	ReclaimContext(ctx context.Context, request *Reclaim) (*ReclaimResponse, error)
 }
 
 type workspacePortType struct {
@@ -973,6 +990,23 @@ func (service *workspacePortType) PlaceContext(ctx context.Context, request *Pla
 
 func (service *workspacePortType) Place(request *Place) (*PlaceResponse, error) {
 	return service.PlaceContext(
+		context.Background(),
+		request,
+	)
+}
+
+func (service *workspacePortType) ReclaimContext(ctx context.Context, request *Reclaim) (*ReclaimResponse, error) {
+	response := new(ReclaimResponse)
+	err := service.client.CallContext(ctx, "http://vws.dev/ns/2026/workspace/WorkspacePortType/ReclaimRequest", request, response)
+	if err != nil {
+		return nil, err
+	}
+
+	return response, nil
+}
+
+func (service *workspacePortType) Reclaim(request *Reclaim) (*ReclaimResponse, error) {
+	return service.ReclaimContext(
 		context.Background(),
 		request,
 	)
