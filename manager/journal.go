@@ -39,6 +39,10 @@ type record struct {
 	// version; the key is Key).
 	WorkspaceAddress string `json:"workspaceAddress"`
 	WSAVersion       int    `json:"wsaVersion"`
+	// CheckedOutAs is the host name the workspace was checked out under (vws serve
+	// --host-name then): the Repository naming another host for it means it was
+	// taken away, not that this host was renamed.
+	CheckedOutAs string `json:"checkedOutAs,omitempty"`
 	Token            string `json:"token"`
 	// CheckOutID names this deployment's CheckOut to the Repository, journaled before
 	// it is sent and sent again with a retry, so that a copy arriving after the deploy

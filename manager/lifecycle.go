@@ -164,7 +164,7 @@ func (m *Manager) Deploy(ctx context.Context, epr *wsa.EPR, initial string) (Res
 		return Result{}, err
 	}
 	// Journal the intent before the check-out, so a crash right after it is found.
-	rec := &record{Key: key, WorkspaceAddress: epr.Address, WSAVersion: int(epr.Version), Phase: phaseStaging, CheckOutID: rand.Text()}
+	rec := &record{Key: key, WorkspaceAddress: epr.Address, WSAVersion: int(epr.Version), CheckedOutAs: m.cfg.Host, Phase: phaseStaging, CheckOutID: rand.Text()}
 	// The cache images this deploy stages stay pinned until it ends; its journal
 	// record keeps them from eviction after that.
 	defer func() { m.cache.unpin(rec.Shared) }()

@@ -476,19 +476,17 @@ func (m *Manager) forgetDestroyed(ctx context.Context, recs []*record) bool {
 		if rec.Token == "" || !m.existence.due(rec.Key, m.isLocal(rec), now) {
 			continue
 		}
-		deployment, _, err := m.repo.whereabouts(ctx, rec)
+		deployment, host, err := m.repo.whereabouts(ctx, rec)
 		why, reclaimed := "the repository destroyed the workspace", false
 		switch {
 		case errors.Is(err, errdefs.ErrResourceUnknown):
 		case err != nil:
 			m.existence.again(rec.Key) // unanswered: ask next round
 			continue
-		case deployment == "in-repository" && rec.Phase == phaseDeployed:
-			// An undeploy journals unstaging before it checks in: only a reclaim
-			// hands back a workspace this host still has deployed.
-			why, reclaimed = "the repository took the workspace back (reclaimed while this host was silent); what it did here since is not kept", true
 		default:
-			continue
+			if why, reclaimed = takenAway(rec, deployment, host); !reclaimed {
+				continue
+			}
 		}
 		unlock, ok := m.locks.tryLock(rec.Key)
 		if !ok {
@@ -507,6 +505,24 @@ func (m *Manager) forgetDestroyed(ctx context.Context, recs []*record) bool {
 		unlock()
 	}
 	return removed
+}
+
+// takenAway says why a workspace this host holds deployed is no longer its own, by
+// the Repository's deployment and host of it: back in the repository (an undeploy
+// journals unstaging before it checks in, so only a reclaim does that while the
+// record says deployed), or deployed on another host since.
+func takenAway(rec *record, deployment, host string) (string, bool) {
+	if rec.Phase != phaseDeployed {
+		return "", false
+	}
+	const reclaimed = "reclaimed from this host while it was silent; what it did here since is not kept"
+	switch {
+	case deployment == "in-repository":
+		return "the repository took the workspace back (" + reclaimed + ")", true
+	case rec.CheckedOutAs != "" && host != "" && host != rec.CheckedOutAs:
+		return "the repository has the workspace deployed on " + host + " now (" + reclaimed + ")", true
+	}
+	return "", false
 }
 
 // existenceEvery is how often the reconciler asks a remote Repository whether a

@@ -1273,3 +1273,32 @@ func TestSerializeWhoseGuestDies(t *testing.T) {
 		}
 	}
 }
+
+// TestTakenAway: a workspace this host holds deployed is no longer its own when the
+// Repository has it back in the repository, or deployed on another host than the one
+// it was checked out under — not when this host was merely renamed since, nor while
+// an undeploy or a deploy of it is under way here.
+func TestTakenAway(t *testing.T) {
+	rec := func(phase, as string) *record { return &record{Phase: phase, CheckedOutAs: as} }
+	for _, tc := range []struct {
+		name             string
+		rec              *record
+		deployment, host string
+		taken            bool
+		says             string
+	}{
+		{"deployed here", rec(phaseDeployed, "b"), "deployed", "b", false, ""},
+		{"back in the repository", rec(phaseDeployed, "b"), "in-repository", "", true, "took the workspace back"},
+		{"deployed on another host", rec(phaseDeployed, "b"), "deployed", "c", true, "deployed on c now"},
+		{"staging on another host", rec(phaseDeployed, "b"), "staging", "c", true, "deployed on c now"},
+		{"this host renamed since (checked out as b, now b2)", rec(phaseDeployed, "b"), "deployed", "b", false, ""},
+		{"a record from before CheckedOutAs", rec(phaseDeployed, ""), "deployed", "c", false, ""},
+		{"an undeploy under way here", rec(phaseUnstaging, "b"), "in-repository", "", false, ""},
+		{"a deploy under way here", rec(phaseStaging, "b"), "staging", "b", false, ""},
+	} {
+		why, taken := takenAway(tc.rec, tc.deployment, tc.host)
+		if taken != tc.taken || !strings.Contains(why, tc.says) {
+			t.Errorf("%s: taken %v (%q), want %v saying %q", tc.name, taken, why, tc.taken, tc.says)
+		}
+	}
+}

@@ -55,7 +55,7 @@ func TestReclaim(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	done()
-	if !strings.Contains(b.Logs(), "reclaimed while this host was silent") {
+	if !strings.Contains(b.Logs(), "the repository took the workspace back (reclaimed from this host while it was silent") {
 		t.Errorf("B's log does not say why it removed the workspace")
 	}
 
