@@ -104,8 +104,8 @@ func nameVouchesFor(id identity.Identity, address string) error {
 
 const managerNameAdvice = "give the manager a public URL (vws serve --public-url) on a name its host certificate holds, or issue the host certificate for the name clients reach it at; nothing was recorded"
 
-// saveHost keeps h's announcement, and forgets those expired, so that a restarted
-// Repository places workspaces at once.
+// saveHost keeps h's announcement, so that a restarted Repository places workspaces
+// at once.
 func (r *Repository) saveHost(ctx context.Context, h placement.Host) error {
 	doc := etree.NewDocument()
 	doc.SetRoot(hostElement("Host", h, dialect.ForWSA(h.Manager.Version), false))
@@ -113,25 +113,19 @@ func (r *Repository) saveHost(ctx context.Context, h placement.Host) error {
 	if err != nil {
 		return err
 	}
-	// Expired announcements are kept a while: a restarted Repository still knows those
-	// hosts went silent.
-	if _, err := r.db.ExecContext(ctx, `DELETE FROM known_hosts WHERE expires <= $1`, r.now().Add(-silentKept).UnixMilli()); err != nil {
-		return err
-	}
+	// An expired announcement stays until the host announces itself again (one row
+	// per host): a restarted Repository still knows which hosts went silent.
 	_, err = r.db.ExecContext(ctx, `INSERT INTO known_hosts (name, announced_by, offer, last_seen, expires) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (name) DO UPDATE SET announced_by = excluded.announced_by, offer = excluded.offer, last_seen = excluded.last_seen, expires = excluded.expires`,
 		h.Name, h.AnnouncedBy, offer, h.LastSeen.UnixMilli(), h.Expires.UnixMilli())
 	return err
 }
 
-// silentKept is how long an expired announcement stays in the database.
-const silentKept = 7 * 24 * time.Hour
-
 // loadHosts reads the announcements, at start: those that have not expired place
 // workspaces at once, the others tell which hosts went silent.
 func (r *Repository) loadHosts(ctx context.Context) error {
 	now := r.now()
-	rows, err := r.db.QueryContext(ctx, `SELECT announced_by, offer, last_seen, expires FROM known_hosts WHERE expires > $1`, now.Add(-silentKept).UnixMilli())
+	rows, err := r.db.QueryContext(ctx, `SELECT announced_by, offer, last_seen, expires FROM known_hosts`)
 	if err != nil {
 		return fmt.Errorf("read the hosts' announcements: %w", err)
 	}

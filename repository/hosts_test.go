@@ -471,3 +471,33 @@ func TestSilentHostMarksItsWorkspaces(t *testing.T) {
 		t.Fatalf("after node7 reported, hostSilentSince is %q", got)
 	}
 }
+
+// TestLongSilentHostsDropOutOfTheList: a host silent for more than a week is listed
+// only while workspaces the caller sees are still deployed there.
+func TestLongSilentHostsDropOutOfTheList(t *testing.T) {
+	f := newFixture(t)
+	var now atomic.Int64
+	now.Store(time.Now().UnixNano())
+	f.now = func() time.Time { return time.Unix(0, now.Load()).UTC() }
+	f.reopen()
+	node7 := identity.With(context.Background(), identity.Identity{DN: "/O=Grid/CN=host/node7"})
+	if _, err := f.r.announceHost(node7, announcement(t, goodHost, "PT10S")); err != nil {
+		t.Fatal(err)
+	}
+	now.Add(int64(listSilentFor - time.Minute))
+	if els := f.r.silentHostElements(nil); len(els) != 1 {
+		t.Fatalf("silent for less than a week: %d repo:SilentHost", len(els))
+	}
+	now.Add(int64(2 * time.Minute))
+	if els := f.r.silentHostElements(nil); len(els) != 0 {
+		t.Fatalf("silent for more than a week, nothing there: %d repo:SilentHost", len(els))
+	}
+	if els := f.r.silentHostElements([]Summary{{Host: "node7", Deployment: "deployed"}}); len(els) != 1 {
+		t.Fatalf("silent for more than a week, a workspace there: %d repo:SilentHost", len(els))
+	}
+	// The Repository still knows it went silent after a restart.
+	f.reopen()
+	if silent, _ := f.r.hosts.Silent(f.now()); silent["node7"].IsZero() {
+		t.Fatal("after a restart the Repository forgot that node7 went silent")
+	}
+}

@@ -100,10 +100,15 @@ func (r *Repository) markSilentHosts(ctx context.Context) {
 	}
 }
 
+// listSilentFor is how long a silent host with none of the caller's workspaces is
+// still listed: a host taken out of service for good drops out of vws host list.
+const listSilentFor = 7 * 24 * time.Hour
+
 // silentHostElements are the repo:SilentHost properties, by name, each counting the
 // workspaces of visible deployed there.
 func (r *Repository) silentHostElements(visible []Summary) []*etree.Element {
-	silent, _ := r.hosts.Silent(r.now())
+	now := r.now()
+	silent, _ := r.hosts.Silent(now)
 	names := slices.Sorted(maps.Keys(silent))
 	out := make([]*etree.Element, 0, len(names))
 	for _, name := range names {
@@ -112,6 +117,9 @@ func (r *Repository) silentHostElements(visible []Summary) []*etree.Element {
 			if w.Host == name && w.Deployment != "in-repository" {
 				n++
 			}
+		}
+		if n == 0 && now.Sub(silent[name]) > listSilentFor {
+			continue
 		}
 		el := etree.NewElement("r:SilentHost")
 		el.CreateAttr("xmlns:r", vwsns.Repository)

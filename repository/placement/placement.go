@@ -44,14 +44,12 @@ type Directory struct {
 	mu    sync.Mutex
 	hosts map[string]Host
 	// silent are the hosts whose announcement expired, by name, with when they were
-	// last heard from, until they announce themselves again (or silentFor passes);
-	// silentChanges counts changes of that set, so that a watcher need not compare.
+	// last heard from, until they announce themselves again: workspaces may still be
+	// out there, however long ago. silentChanges counts changes of that set, so that
+	// a watcher need not compare.
 	silent        map[string]time.Time
 	silentChanges uint64
 }
-
-// silentFor is how long a host that went quiet is remembered as silent.
-const silentFor = 7 * 24 * time.Hour
 
 // NewDirectory returns an empty directory.
 func NewDirectory() *Directory { return &Directory{hosts: map[string]Host{}, silent: map[string]time.Time{}} }
@@ -70,18 +68,12 @@ func (d *Directory) Silent(now time.Time) (map[string]time.Time, uint64) {
 	return out, d.silentChanges
 }
 
-// prune moves the expired announcements to silent and forgets the long silent.
+// prune moves the expired announcements to silent.
 func (d *Directory) prune(now time.Time) {
 	for name, h := range d.hosts {
 		if !now.Before(h.Expires) {
 			delete(d.hosts, name)
 			d.silent[name] = h.LastSeen
-			d.silentChanges++
-		}
-	}
-	for name, seen := range d.silent {
-		if now.Sub(seen) > silentFor {
-			delete(d.silent, name)
 			d.silentChanges++
 		}
 	}
