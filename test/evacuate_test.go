@@ -15,11 +15,7 @@ import (
 // outlives a restart of the manager until vws host drain --off.
 func TestHostEvacuate(t *testing.T) {
 	t.Parallel()
-	announce := []string{"--announce-every", "4s"}
-	a := StartMgrServer(t, MgrServerOptions{HostName: "evacA", Args: announce})
-	bOpts := MgrServerOptions{HostName: "evacB", Roles: []string{"manager"}, Repository: a.URL, Args: announce}
-	b := StartMgrServer(t, bOpts)
-	ImportGuest(t, a)
+	a, b, bOpts := announcingHosts(t, "evac")
 	running := CreateWorkspace(t, a, TickerDescription(t))
 	stopped := CreateWorkspace(t, a, TickerDescription(t))
 	later := CreateWorkspace(t, a, TickerDescription(t))
@@ -67,7 +63,6 @@ func TestHostEvacuate(t *testing.T) {
 
 	// Restarted (the maintenance), B is still drained, until drain --off.
 	b.Kill()
-	bOpts.Dir = b.Dir
 	b = StartMgrServer(t, bOpts)
 	if st := a.MustCLI(t, "host", "status", b.URL).stdout; !strings.Contains(st, "Draining: no new workspaces") {
 		t.Fatalf("vws host status of B restarted:\n%s", st)

@@ -44,6 +44,20 @@ func silentHosts(t *testing.T, s *MgrServer) map[string]string {
 	return hosts
 }
 
+// announcingHosts starts host <prefix>A (all roles) and the manager-only host
+// <prefix>B serving its Repository, both announcing themselves every 4 s, and
+// imports the test guest; bOpts restart B on its directory.
+func announcingHosts(t *testing.T, prefix string) (a, b *MgrServer, bOpts MgrServerOptions) {
+	t.Helper()
+	announce := []string{"--announce-every", "4s"}
+	a = StartMgrServer(t, MgrServerOptions{HostName: prefix + "A", Args: announce})
+	bOpts = MgrServerOptions{HostName: prefix + "B", Roles: []string{"manager"}, Repository: a.URL, Args: announce}
+	b = StartMgrServer(t, bOpts)
+	bOpts.Dir = b.Dir
+	ImportGuest(t, a)
+	return a, b, bOpts
+}
+
 // waitHosts waits until `vws host list` shows exactly the hosts ok accepts.
 func waitHosts(t *testing.T, s *MgrServer, patience time.Duration, what string, ok func(map[string]string) bool) map[string]string {
 	t.Helper()

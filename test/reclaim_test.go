@@ -12,11 +12,7 @@ import (
 // domain and files. While the host is heard from, a reclaim is refused.
 func TestReclaim(t *testing.T) {
 	t.Parallel()
-	announce := []string{"--announce-every", "4s"}
-	a := StartMgrServer(t, MgrServerOptions{HostName: "reclaimA", Args: announce})
-	bOpts := MgrServerOptions{HostName: "reclaimB", Roles: []string{"manager"}, Repository: a.URL, Args: announce}
-	b := StartMgrServer(t, bOpts)
-	ImportGuest(t, a)
+	a, b, bOpts := announcingHosts(t, "reclaim")
 	w := CreateWorkspace(t, a, TickerDescription(t))
 	waitHosts(t, a, 10*time.Second, "reclaimB", func(h map[string]string) bool { return h["reclaimB"] != "" })
 
@@ -46,7 +42,6 @@ func TestReclaim(t *testing.T) {
 	// B comes back: its manager finds the workspace back in the repository and
 	// removes its copy, running guest included.
 	done = Step(t, "B's manager restarts and removes its copy")
-	bOpts.Dir = b.Dir
 	b = StartMgrServer(t, bOpts)
 	for deadline := time.Now().Add(60 * time.Second); DomainDefined(w.Domain()) || b.HasWorkspaceDir(w.Key); {
 		if time.Now().After(deadline) {
