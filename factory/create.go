@@ -43,8 +43,8 @@ type Deps struct {
 	Registry  Registry
 	// Hosts, when set, says what the site's hosts offer (VMMTypes, Architectures).
 	Hosts Hosts
-	Audit     Auditor
-	Now       func() time.Time
+	Audit Auditor
+	Now   func() time.Time
 }
 
 // create answers Create (the container has authorized the caller): validate, bound the lifetime, pick the base image,

@@ -43,7 +43,7 @@ type record struct {
 	// --host-name then): the Repository naming another host for it means it was
 	// taken away, not that this host was renamed.
 	CheckedOutAs string `json:"checkedOutAs,omitempty"`
-	Token            string `json:"token"`
+	Token        string `json:"token"`
 	// CheckOutID names this deployment's CheckOut to the Repository, journaled before
 	// it is sent and sent again with a retry, so that a copy arriving after the deploy
 	// was undone is refused rather than locking the workspace for nobody.

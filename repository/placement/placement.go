@@ -52,7 +52,9 @@ type Directory struct {
 }
 
 // NewDirectory returns an empty directory.
-func NewDirectory() *Directory { return &Directory{hosts: map[string]Host{}, silent: map[string]time.Time{}} }
+func NewDirectory() *Directory {
+	return &Directory{hosts: map[string]Host{}, silent: map[string]time.Time{}}
+}
 
 // Silent returns the hosts whose announcements expired and that have not announced
 // themselves since, with when each was last heard from, and a number that changes
