@@ -256,6 +256,18 @@ func TestDrainingHostIsNotPlaced(t *testing.T) {
 	}
 }
 
+// newClockedFixture is a fixture whose Repository reads a clock the test moves with
+// advance (its own goroutines read it too).
+func newClockedFixture(t *testing.T) (*fixture, func(time.Duration)) {
+	t.Helper()
+	f := newFixture(t)
+	var now atomic.Int64
+	now.Store(time.Now().UTC().Truncate(time.Millisecond).UnixNano())
+	f.now = func() time.Time { return time.Unix(0, now.Load()).UTC() }
+	f.reopen()
+	return f, func(d time.Duration) { now.Add(int64(d)) }
+}
+
 // newPlacingFixture is a fixture whose Repository validates descriptions, as Place
 // needs.
 func newPlacingFixture(t *testing.T) *fixture {
@@ -404,13 +416,8 @@ func TestAnnouncedManagerMustBeTheCertificatesHost(t *testing.T) {
 // across a restart of the Repository too; the mark goes when the host announces itself
 // or reports again, and a workspace in the repository is never marked.
 func TestSilentHostMarksItsWorkspaces(t *testing.T) {
-	f := newFixture(t)
-	var now atomic.Int64 // read by the Repository's own goroutines too
-	now.Store(time.Now().UTC().Truncate(time.Millisecond).UnixNano())
-	clock := func() time.Time { return time.Unix(0, now.Load()).UTC() }
-	advance := func(d time.Duration) { now.Add(int64(d)) }
-	f.now = clock
-	f.reopen()
+	f, advance := newClockedFixture(t)
+	clock := f.now
 	ctx := context.Background()
 	node7 := identity.With(ctx, identity.Identity{DN: "/O=Grid/CN=host/node7"})
 	announce := func() {
@@ -475,20 +482,16 @@ func TestSilentHostMarksItsWorkspaces(t *testing.T) {
 // TestLongSilentHostsDropOutOfTheList: a host silent for more than a week is listed
 // only while workspaces the caller sees are still deployed there.
 func TestLongSilentHostsDropOutOfTheList(t *testing.T) {
-	f := newFixture(t)
-	var now atomic.Int64
-	now.Store(time.Now().UnixNano())
-	f.now = func() time.Time { return time.Unix(0, now.Load()).UTC() }
-	f.reopen()
+	f, advance := newClockedFixture(t)
 	node7 := identity.With(context.Background(), identity.Identity{DN: "/O=Grid/CN=host/node7"})
 	if _, err := f.r.announceHost(node7, announcement(t, goodHost, "PT10S")); err != nil {
 		t.Fatal(err)
 	}
-	now.Add(int64(listSilentFor - time.Minute))
+	advance(listSilentFor - time.Minute)
 	if els := f.r.silentHostElements(nil); len(els) != 1 {
 		t.Fatalf("silent for less than a week: %d repo:SilentHost", len(els))
 	}
-	now.Add(int64(2 * time.Minute))
+	advance(2 * time.Minute)
 	if els := f.r.silentHostElements(nil); len(els) != 0 {
 		t.Fatalf("silent for more than a week, nothing there: %d repo:SilentHost", len(els))
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,11 +16,7 @@ import (
 // changes; once the host is silent, Reclaim hands it back as it was checked out, says
 // so, and the host's lock no longer opens it.
 func TestReclaim(t *testing.T) {
-	f := newFixture(t)
-	var now atomic.Int64
-	now.Store(time.Now().UnixNano())
-	f.now = func() time.Time { return time.Unix(0, now.Load()).UTC() }
-	f.reopen()
+	f, advance := newClockedFixture(t)
 	ctx := context.Background()
 	node7 := identity.With(ctx, identity.Identity{DN: "/O=Grid/CN=host/node7"})
 	admin := identity.With(ctx, identity.Identity{DN: "/O=Grid/CN=admin"})
@@ -47,7 +42,7 @@ func TestReclaim(t *testing.T) {
 		t.Fatalf("a refused Reclaim left the workspace %s, lock holder %q", d, h)
 	}
 
-	now.Add(int64(11 * time.Second))
+	advance(11 * time.Second)
 	state, host, err := f.r.Reclaim(admin, c.Key)
 	if err != nil || state != "shutdown" || host != "node7" {
 		t.Fatalf("Reclaim from silent node7: %q, %q, %v", state, host, err)
