@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/vws-grid/vws/internal/errdefs"
@@ -71,14 +70,11 @@ func (m *Manager) SetProperties(ctx context.Context, _ string, mods []wsrf.Modif
 		if len(mod.Values) != 1 {
 			return errdefs.WithAdvice(fmt.Errorf("%w: mgr:Draining takes one value, not %d", errdefs.ErrInvalidModification, len(mod.Values)), advice)
 		}
-		switch v := strings.TrimSpace(mod.Values[0].Text()); v {
-		case "true", "1":
-			on = true
-		case "false", "0":
-			on = false
-		default:
-			return errdefs.WithAdvice(fmt.Errorf("%w: mgr:Draining %q is not an xs:boolean (true or false)", errdefs.ErrInvalidModification, v), advice)
+		v, err := wsrf.ParseBoolean(mod.Values[0].Text())
+		if err != nil {
+			return errdefs.WithAdvice(fmt.Errorf("%w: mgr:Draining: %w", errdefs.ErrInvalidModification, err), advice)
 		}
+		on = v
 	}
 	return m.SetDraining(ctx, on)
 }

@@ -238,10 +238,13 @@ func parseHostOffer(el *etree.Element) (placement.Host, error) {
 				if name == "" || len(name) > 256 || strings.ContainsFunc(name, func(r rune) bool { return r < ' ' }) {
 					return h, fmt.Errorf("network name %q is empty, too long or holds control characters", name)
 				}
-				if !slices.Contains([]string{"", "true", "false", "1", "0"}, active) {
-					return h, fmt.Errorf("network %s: Active %q is not a boolean", name, active)
+				started := false
+				if active != "" { // absent: not started
+					if started, err = wsrf.ParseBoolean(active); err != nil {
+						return h, fmt.Errorf("network %s: Active %q is not a boolean", name, active)
+					}
 				}
-				h.Offer.Networks = append(h.Offer.Networks, hostfit.Network{Name: name, Active: active == "true" || active == "1"})
+				h.Offer.Networks = append(h.Offer.Networks, hostfit.Network{Name: name, Active: started})
 			}
 		case "CachedImage":
 			if !digestRE.MatchString(text) {
@@ -257,7 +260,7 @@ func parseHostOffer(el *etree.Element) (placement.Host, error) {
 			}
 			h.Problem = strings.ToValidUTF8(text, "\uFFFD")
 		case "Draining":
-			if h.Draining, err = xsBoolean(text); err != nil || text == "" {
+			if h.Draining, err = wsrf.ParseBoolean(text); err != nil {
 				return h, fmt.Errorf("Draining %q is not a boolean", text)
 			}
 		default:
@@ -364,7 +367,10 @@ func (r *Repository) place(ctx context.Context, req *container.Request) (*etree.
 		return nil, errdefs.WithAdvice(fmt.Errorf("%w: Place: InitialState %q is not shutdown, running or paused", errdefs.ErrBadRequest, initial),
 			"send the state the deploy is to leave the workspace in, or none for shutdown")
 	}
-	move, err := xsBoolean(childText(req.Payload, vwsns.Workspace, "Move"))
+	move := false
+	if v := childText(req.Payload, vwsns.Workspace, "Move"); v != "" {
+		move, err = wsrf.ParseBoolean(v)
+	}
 	if err != nil {
 		return nil, errdefs.WithAdvice(fmt.Errorf("%w: Place: Move: %w", errdefs.ErrBadRequest, err),
 			"send true to rank the hosts the deployed workspace could move to, or leave Move out")

@@ -327,15 +327,3 @@ func sortSummaries(s []Summary) {
 		return strings.Compare(a.Key, b.Key)
 	})
 }
-
-// xsBoolean reads an xs:boolean's lexical forms (true, false, 1, 0); empty is false,
-// as an element left out is.
-func xsBoolean(s string) (bool, error) {
-	switch s {
-	case "true", "1":
-		return true, nil
-	case "", "false", "0":
-		return false, nil
-	}
-	return false, fmt.Errorf("%q is not an xs:boolean (true, false, 1 or 0)", s)
-}
