@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -45,6 +46,8 @@ type Deps struct {
 	Hosts Hosts
 	Audit Auditor
 	Now   func() time.Time
+	// Log is for what goes wrong behind the answers (default slog.Default()).
+	Log *slog.Logger
 }
 
 // create answers Create (the container has authorized the caller): validate, bound the lifetime, pick the base image,

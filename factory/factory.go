@@ -86,7 +86,7 @@ func NewService(contract fs.FS, cfg Config, deps *Deps) (*container.Service, err
 	if err != nil {
 		return nil, err
 	}
-	offered := &siteOffer{hosts: deps.Hosts}
+	offered := &siteOffer{hosts: deps.Hosts, log: deps.Log}
 	props := &wsrf.Singleton{
 		DocName:  q("WorkspaceFactoryResourceProperties"),
 		Declared: []wsa.QName{PropVMMTypes, PropArchitectures, PropDefaultLifetime, PropMaximumLifetime, PropImagePool, PropVersion},

@@ -2,6 +2,7 @@ package factory
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -24,11 +25,13 @@ const offerTTL = 5 * time.Second
 // Architectures say it: read from the Repository's announcements, cached briefly.
 type siteOffer struct {
 	hosts Hosts
+	log   *slog.Logger
 
 	mu           sync.Mutex
 	read         time.Time
 	vmms, archs  []string
 	haveAnnounce bool
+	failing      bool // the last question went unanswered (logged once, until it is)
 }
 
 // now is the VMM types and architectures the announced hosts offer, or cfg's until a
@@ -43,8 +46,19 @@ func (s *siteOffer) now(ctx context.Context, cfg Config) (vmms, archs []string) 
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		offers, err := s.hosts.Offers(ctx)
 		cancel()
+		// Asked again only after offerTTL either way: an unanswering Repository must
+		// not hold every property read for the timeout.
+		s.read = time.Now()
+		switch {
+		case err != nil && !s.failing:
+			s.failing = true
+			s.logger().Warn("factory: cannot read the hosts' announcements from the Repository; VMMTypes and Architectures say what they said last (or the configured guess) until it answers",
+				"err", err)
+		case err == nil && s.failing:
+			s.failing = false
+			s.logger().Info("factory: the Repository answers again; VMMTypes and Architectures follow the announced hosts")
+		}
 		if err == nil {
-			s.read = time.Now()
 			s.vmms, s.archs = union(offers)
 			s.haveAnnounce = len(offers) > 0
 		}
@@ -53,6 +67,13 @@ func (s *siteOffer) now(ctx context.Context, cfg Config) (vmms, archs []string) 
 		return cfg.VMMTypes, cfg.Architectures
 	}
 	return s.vmms, s.archs
+}
+
+func (s *siteOffer) logger() *slog.Logger {
+	if s.log == nil {
+		return slog.Default()
+	}
+	return s.log
 }
 
 // union is every VMM type and architecture one of offers runs, sorted.

@@ -1,9 +1,12 @@
 package factory
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,7 +32,8 @@ func TestSiteOffer(t *testing.T) {
 	cfg := Config{}
 	cfg.Defaults()
 	hosts := &announced{}
-	s := &siteOffer{hosts: hosts}
+	var logged bytes.Buffer
+	s := &siteOffer{hosts: hosts, log: slog.New(slog.NewTextHandler(&logged, nil))}
 	ctx := context.Background()
 	want := func(what string, vmms, archs []string) {
 		t.Helper()
@@ -55,8 +59,24 @@ func TestSiteOffer(t *testing.T) {
 	hosts.offers, hosts.err = nil, errors.New("repository unreachable")
 	s.read = time.Time{}
 	want("the Repository cannot say: the last answer", []string{"kvm", "qemu"}, []string{"aarch64", "i686", "x86_64"})
+	asked := hosts.asked
+	want("within offerTTL of an unanswered question: not asked again", []string{"kvm", "qemu"}, []string{"aarch64", "i686", "x86_64"})
+	if hosts.asked != asked {
+		t.Fatalf("an unanswering Repository was asked again within offerTTL (%d questions, not %d): every property read would wait for it", hosts.asked, asked)
+	}
+	s.read = time.Time{}
+	want("still unanswered", []string{"kvm", "qemu"}, []string{"aarch64", "i686", "x86_64"})
+	if n := strings.Count(logged.String(), "cannot read the hosts' announcements"); n != 1 {
+		t.Fatalf("the unanswering Repository was logged %d times, want once:\n%s", n, logged.String())
+	}
+	if !strings.Contains(logged.String(), "repository unreachable") {
+		t.Fatalf("the log does not say why:\n%s", logged.String())
+	}
 
 	hosts.err = nil
 	s.read = time.Time{}
 	want("every host gone quiet: the configured guess again", cfg.VMMTypes, cfg.Architectures)
+	if !strings.Contains(logged.String(), "answers again") {
+		t.Fatalf("the Repository's return is not logged:\n%s", logged.String())
+	}
 }

@@ -227,7 +227,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.baseURL.Store("")
 	registry := &factory.SOAPRegistry{Client: sec.client(), URL: s.BaseURL}
 	deps := &factory.Deps{
-		Validator: s.validator, Audit: auditLog, Now: cfg.Now,
+		Validator: s.validator, Audit: auditLog, Now: cfg.Now, Log: cfg.Logger,
 		Registry: registry, Hosts: registry,
 	}
 	lifetimes := wsrf.LifetimePolicy{Default: cfg.Factory.DefaultLifetime, Maximum: cfg.Factory.MaximumLifetime, Refuse: cfg.Factory.RefuseLongLifetimes}
