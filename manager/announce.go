@@ -2,7 +2,9 @@ package manager
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -114,7 +116,10 @@ func (m *Manager) announce(failing map[string]bool) (ok, healthy bool, fingerpri
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := m.repo.soap.Invoke(ctx, &wsa.EPR{Version: wsa.V200508, Address: url}, "AnnounceHost", body.Copy())
+			resp, err := m.repo.soap.Invoke(ctx, &wsa.EPR{Version: wsa.V200508, Address: url}, "AnnounceHost", body.Copy())
+			if err == nil {
+				m.disownNotHeld(ctx, scope.String(), self, resp)
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			result := "ok"
@@ -177,7 +182,7 @@ func (m *Manager) announcement(ctx context.Context, self *wsa.EPR) (body *etree.
 		h.CreateElement("repo:MemoryTotalMiB").SetText(strconv.FormatInt(info.MemoryMiB, 10))
 		h.CreateElement("repo:MemoryFreeMiB").SetText(strconv.FormatInt(info.FreeMiB, 10))
 	}
-	recs, _ := m.journal.all()
+	recs, unreadable := m.journal.all()
 	h.CreateElement("repo:DeployedWorkspaces").SetText(strconv.Itoa(len(recs)))
 	if err == nil && info.NetworksKnown {
 		nets := h.CreateElement("repo:Networks")
@@ -197,5 +202,53 @@ func (m *Manager) announcement(ctx context.Context, self *wsa.EPR) (body *etree.
 		h.CreateElement("repo:Draining").SetText("true")
 	}
 	body.CreateElement("repo:ValidFor").SetText(wsrf.FormatDuration(3 * m.cfg.AnnounceEvery))
+	// What this host holds, so that a Repository can name what it has checked out here
+	// that the host lost (NotHeld). Not said when a record could not be read: its
+	// workspace would look lost.
+	if len(unreadable) == 0 {
+		holds := body.CreateElement("repo:Holds")
+		holds.CreateAttr("xmlns:vw", vwsns.Workspace)
+		for _, r := range recs {
+			holds.CreateElement("vw:WorkspaceKey").SetText(r.Key)
+		}
+	}
 	return body, info, err
+}
+
+// disownNotHeld tells the Repository at repository, for each workspace its
+// announcement's answer lists as checked out here but not held, that this host indeed
+// holds no record of it (it was reinstalled, or the manager's data lost), so the
+// Repository takes it back. Each is checked holding the workspace against this host's
+// own deploys: one that began since the announcement has journaled it first.
+func (m *Manager) disownNotHeld(ctx context.Context, repository string, self *wsa.EPR, resp *etree.Element) {
+	for _, el := range resp.ChildElements() {
+		if el.Tag != "NotHeld" {
+			continue
+		}
+		key := strings.TrimSpace(el.Text())
+		if key == "" {
+			continue
+		}
+		unlock, ok := m.locks.tryLock(key)
+		if !ok {
+			continue // a deploy or an undeploy of it is under way: the next announcement asks again
+		}
+		if _, err := m.journal.get(key); !errors.Is(err, os.ErrNotExist) {
+			unlock()
+			continue
+		}
+		state, err := m.repo.disown(ctx, repository, key, self)
+		unlock()
+		if err != nil {
+			m.log.Warn("tell the repository this host holds no record of a workspace it has checked out here; will retry at the next announcement",
+				"workspace", key, "repository", repository, "err", err)
+			continue
+		}
+		m.log.Warn("the repository had a workspace checked out to this host, which holds no record of it (reinstalled, or the manager's data lost): it took the workspace back, "+state+", losing what it did here since its check-out",
+			"workspace", key, "repository", repository)
+		if _, err := m.hv.State(ctx, domainName(key)); err == nil {
+			m.log.Warn("a domain of the disowned workspace is still defined here, outside vws's records; remove it (virsh destroy, virsh undefine) unless another manager on this libvirtd holds it",
+				"workspace", key, "domain", domainName(key))
+		}
+	}
 }

@@ -229,6 +229,24 @@ func (c *repoClient) checkIn(ctx context.Context, r *record, overlayDigest, memo
 	return nil
 }
 
+// disown tells the Repository at repository (a base URL) that this host, at self,
+// holds no record of workspace key, which it has checked out here.
+func (c *repoClient) disown(ctx context.Context, repository, key string, self *wsa.EPR) (string, error) {
+	k := etree.NewElement("vw:WorkspaceKey")
+	k.CreateAttr("xmlns:vw", vwsns.Workspace)
+	k.SetText(key)
+	epr := &wsa.EPR{Version: self.Version, Address: repository + "/wsrf/services/" + vwsns.WorkspaceService, References: []*etree.Element{k}}
+	body := wsBody("Disown")
+	self.ChildElement(body, "vw:ManagerReference", "wsa")
+	cctx, cancel := c.bounded(ctx)
+	defer cancel()
+	resp, err := c.soap.Invoke(cctx, epr, "Disown", body)
+	if err != nil {
+		return "", remoteErr("disown the workspace", silence(cctx, err))
+	}
+	return childText(resp, "State"), nil
+}
+
 // reportState tells the Repository what this host observed.
 func (c *repoClient) reportState(ctx context.Context, r *record, host, state, deployment, detail string) error {
 	body := wsBody("ReportState")

@@ -264,10 +264,12 @@ type CheckInRequest struct {
 	MemorySize   int64
 	// State is the state the workspace was left in; "" means shutdown.
 	State string
-	// reclaimFrom, set by Reclaim alone, hands the workspace back for the silent host
-	// it names, whoever calls: the host's own credentials are not needed, its silence is.
-	reclaimFrom string
-	detail      string // vw:stateDetail after the check-in
+	// takeBack, set by Reclaim and Disown, hands the workspace back without the
+	// upload of a deployment that ended well, when it holds under the workspace's lock:
+	// the silence of its host (Reclaim; the host's credentials are not needed), the
+	// manager it is checked out to saying it holds no record of it (Disown).
+	takeBack func(*wsrf.Snapshot) error
+	detail   string // vw:stateDetail after the check-in
 }
 
 // CheckIn returns a checked-out workspace to the repository and releases its lock.
@@ -316,8 +318,8 @@ func (r *Repository) CheckIn(ctx context.Context, key string, req CheckInRequest
 			return refuse(errdefs.WithAdvice(&errdefs.LockedError{Holder: holder}, "only the manager that checked the workspace out may check it in, with its lock token"),
 				tokenMismatch(s, chain))
 		}
-		if req.reclaimFrom != "" {
-			if err := r.stillSilent(s, req.reclaimFrom); err != nil {
+		if req.takeBack != nil {
+			if err := req.takeBack(s); err != nil {
 				return err
 			}
 		} else if err := heldByCaller(ctx, s); err != nil {

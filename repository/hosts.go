@@ -56,6 +56,10 @@ func (r *Repository) announceHost(ctx context.Context, req *container.Request) (
 		r.audit.Record(ctx, "announce-host", h.Name, "denied", err.Error())
 		return nil, errdefs.WithAdvice(fmt.Errorf("%w: AnnounceHost: %w", errdefs.ErrAuthorization, err), managerNameAdvice)
 	}
+	holds, err := heldKeys(req.Payload)
+	if err != nil {
+		return nil, errdefs.WithAdvice(fmt.Errorf("%w: AnnounceHost: %w", errdefs.ErrBadRequest, err), "list each workspace key the manager holds once, at most 100000; nothing was recorded")
+	}
 	now := r.now().UTC()
 	h.AnnouncedBy, h.LastSeen, h.Expires = identity.From(ctx).String(), now, now.Add(validFor)
 	if err := r.hosts.Announce(h, now); err != nil {
@@ -73,7 +77,53 @@ func (r *Repository) announceHost(ctx context.Context, req *container.Request) (
 	}
 	out := response(vwsns.Repository, "AnnounceHostResponse")
 	out.CreateElement("r:Expires").SetText(wsrf.FormatTime(h.Expires))
+	if holds != nil {
+		for _, key := range r.notHeld(h.Manager.Address, holds) {
+			out.CreateElement("r:NotHeld").SetText(key)
+		}
+	}
 	return out, nil
+}
+
+// maxHeld bounds the keys of an announcement's Holds.
+const maxHeld = 100000
+
+// heldKeys is the set of keys an announcement's Holds lists; nil when it has none
+// (the manager does not say what it holds).
+func heldKeys(payload *etree.Element) (map[string]bool, error) {
+	el := child(payload, vwsns.Repository, "Holds")
+	if el == nil {
+		return nil, nil
+	}
+	keys := map[string]bool{}
+	for _, k := range el.ChildElements() {
+		if k.Tag != "WorkspaceKey" || k.NamespaceURI() != vwsns.Workspace {
+			return nil, fmt.Errorf("Holds lists a %s, not only vw:WorkspaceKey", k.FullTag())
+		}
+		key := strings.TrimSpace(k.Text())
+		if key == "" || keys[key] {
+			return nil, fmt.Errorf("Holds lists an empty or repeated key %q", key)
+		}
+		if len(keys) == maxHeld {
+			return nil, fmt.Errorf("Holds lists more than %d keys", maxHeld)
+		}
+		keys[key] = true
+	}
+	return keys, nil
+}
+
+// notHeld is the workspaces checked out to the manager at address that holds does not
+// list: its host no longer has a record of them.
+func (r *Repository) notHeld(address string, holds map[string]bool) []string {
+	var out []string
+	r.Workspaces.Range(func(s *wsrf.Snapshot) bool {
+		if !holds[s.Key] && managerAddressOf(s) == address {
+			out = append(out, s.Key)
+		}
+		return true
+	})
+	slices.Sort(out)
+	return out
 }
 
 // nameVouchesFor refuses an https manager address whose host the caller's

@@ -328,6 +328,7 @@ func (r *Repository) WorkspaceService(contract fs.FS, lt wsrf.LifetimePolicy) (*
 	svc.Handle("ReportState", r.reportStateHandler)
 	svc.Handle("Place", r.place)
 	svc.Handle("Reclaim", r.reclaimHandler)
+	svc.Handle("Disown", r.disownHandler)
 	if r.subs != nil {
 		svc.Handle("Subscribe", r.subs.Subscribe(r.Properties))
 	} else {

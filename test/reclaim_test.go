@@ -1,6 +1,7 @@
 package test
 
 import (
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -60,5 +61,51 @@ func TestReclaim(t *testing.T) {
 	done()
 	WantWSProps(t, w, "state", "running", "deployment", "deployed", "host", "reclaimA")
 	a.MustCLI(t, "shutdown", w.EPRFile, "--mode", "trash")
+	a.MustCLI(t, "undeploy", w.EPRFile)
+}
+
+// TestReinstalledHostGivesItsWorkspacesBack: a host reinstalled after a workspace was
+// deployed on it (its domain and its manager's data gone) comes back at the same
+// address and announces itself: the Repository names the workspace it has checked
+// out there, the manager finds no record of it and disowns it, and the workspace is
+// back in the repository, deployable elsewhere — no reclaim needed, and none
+// possible while the host is heard from.
+func TestReinstalledHostGivesItsWorkspacesBack(t *testing.T) {
+	t.Parallel()
+	a, b, bOpts := announcingHosts(t, "reinst")
+	w := CreateWorkspace(t, a, TickerDescription(t))
+	waitHosts(t, a, 10*time.Second, "reinstB", func(h map[string]string) bool { return h["reinstB"] != "" })
+	a.MustCLI(t, "deploy", w.EPRFile, "--host", "reinstB")
+	WantWSProps(t, w, "state", "shutdown", "deployment", "deployed", "host", "reinstB")
+
+	done := Step(t, "B reinstalled: its domain and data gone; back at the same address")
+	u, err := url.Parse(b.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Kill()
+	CleanupDomain(t, w.Domain())
+	bOpts.Dir = t.TempDir()
+	bOpts.Args = append(bOpts.Args, "--listen", u.Host)
+	b = StartMgrServer(t, bOpts)
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(a.MustCLI(t, "status", w.EPRFile).stdout, "in-repository"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("30 s after the reinstalled B came back, the workspace is still out:\n%s\nB's log:\n%s", a.MustCLI(t, "status", w.EPRFile).stdout, b.Logs())
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	done()
+	WantWSProps(t, w, "state", "shutdown", "deployment", "in-repository", "lockHolder", "", "host", "")
+	if st := a.MustCLI(t, "status", w.EPRFile).stdout; !strings.Contains(st, "whose manager at "+b.URL) || !strings.Contains(st, "no longer holds a record of it") {
+		t.Errorf("the workspace's status does not say why it came back:\n%s", st)
+	}
+	if !strings.Contains(b.Logs(), "holds no record of it") {
+		t.Errorf("B's log does not say it disowned the workspace:\n%s", b.Logs())
+	}
+
+	done = Step(t, "deploy on A")
+	a.MustCLI(t, "deploy", w.EPRFile, "--host", a.URL)
+	done()
+	WantWSProps(t, w, "deployment", "deployed", "host", "reinstA")
 	a.MustCLI(t, "undeploy", w.EPRFile)
 }

@@ -162,7 +162,7 @@ var expectedOps = map[string]struct {
 	"WorkspaceFactoryService": {"WorkspaceFactoryPortType", "http://vws.dev/ns/2026/factory", standard3, []string{"Create"}, nil},
 	"WorkspaceService": {"WorkspacePortType", "http://vws.dev/ns/2026/workspace",
 		append(slices.Clone(standard3), "SetResourceProperties", "Destroy", "SetTerminationTime", "Subscribe"),
-		[]string{"Clone", "CheckOut", "CheckIn", "ReportState", "Place", "Reclaim"}, nil},
+		[]string{"Clone", "CheckOut", "CheckIn", "ReportState", "Place", "Reclaim", "Disown"}, nil},
 	"WorkspaceRepositoryService": {"WorkspaceRepositoryPortType", "http://vws.dev/ns/2026/repository", standard3,
 		[]string{"ListWorkspaces", "ListImages", "RegisterWorkspace", "AnnounceHost"}, nil},
 	"WorkspaceManagerService": {"WorkspaceManagerPortType", "http://vws.dev/ns/2026/manager", append(slices.Clone(standard3), "SetResourceProperties"),

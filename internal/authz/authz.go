@@ -117,7 +117,7 @@ var classes = map[string]map[string]policy.Operation{
 	vwsns.WorkspaceService: {
 		"Destroy": policy.Manage, "SetTerminationTime": policy.Manage, "SetResourceProperties": policy.Manage,
 		"Subscribe": policy.Inspect, "Clone": policy.Create,
-		"CheckOut": policy.Host, "CheckIn": policy.Host, "ReportState": policy.Host, "Place": policy.Manage,
+		"CheckOut": policy.Host, "CheckIn": policy.Host, "ReportState": policy.Host, "Disown": policy.Host, "Place": policy.Manage,
 	},
 	vwsns.RepositoryService: {
 		"ListImages": policy.Inspect, "ListWorkspaces": policy.Inspect, "RegisterWorkspace": policy.Host,

@@ -740,12 +740,24 @@ type AnnounceHost struct {
 	// How long the Repository counts on this announcement
 	// without another: between PT10S and PT1H.
 	ValidFor *Duration `xml:"ValidFor,omitempty" json:"ValidFor,omitempty"`
+
+	Holds struct {
+		WorkspaceKey []*WorkspaceKey `xml:"WorkspaceKey,omitempty" json:"WorkspaceKey,omitempty"`
+	} `xml:"Holds,omitempty" json:"Holds,omitempty"`
 }
 
 type AnnounceHostResponse struct {
 	XMLName xml.Name `xml:"http://vws.dev/ns/2026/repository AnnounceHostResponse"`
 
 	Expires *Timestamp `xml:"Expires,omitempty" json:"Expires,omitempty"`
+
+	// Given only when the announcement had Holds: a workspace
+	// this Repository has checked out to the announcing manager (its
+	// vw:managerReference is the announced ManagerReference's address) that
+	// Holds does not list. The manager checks, holding the workspace against
+	// its own deploys, that it has no record of it, and then says so with
+	// Disown on WorkspaceService.
+	NotHeld []*WorkspaceKeyType `xml:"NotHeld,omitempty" json:"NotHeld,omitempty"`
 }
 
 type KnownHost struct {

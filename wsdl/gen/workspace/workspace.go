@@ -675,6 +675,18 @@ type ReclaimResponse struct {
 	Host *HostName `xml:"Host,omitempty" json:"Host,omitempty"`
 }
 
+type Disown struct {
+	XMLName xml.Name `xml:"http://vws.dev/ns/2026/workspace Disown"`
+
+	ManagerReference *EndpointReferenceContainerType `xml:"ManagerReference,omitempty" json:"ManagerReference,omitempty"`
+}
+
+type DisownResponse struct {
+	XMLName xml.Name `xml:"http://vws.dev/ns/2026/workspace DisownResponse"`
+
+	State *WorkspaceState `xml:"State,omitempty" json:"State,omitempty"`
+}
+
 type Clone struct {
 	XMLName xml.Name `xml:"http://vws.dev/ns/2026/workspace Clone"`
 
@@ -898,6 +910,10 @@ type WorkspacePortType interface {
 	Reclaim(request *Reclaim) (*ReclaimResponse, error)
 
 	ReclaimContext(ctx context.Context, request *Reclaim) (*ReclaimResponse, error)
+
+	Disown(request *Disown) (*DisownResponse, error)
+
+	DisownContext(ctx context.Context, request *Disown) (*DisownResponse, error)
 }
 
 type workspacePortType struct {
@@ -1007,6 +1023,23 @@ func (service *workspacePortType) ReclaimContext(ctx context.Context, request *R
 
 func (service *workspacePortType) Reclaim(request *Reclaim) (*ReclaimResponse, error) {
 	return service.ReclaimContext(
+		context.Background(),
+		request,
+	)
+}
+
+func (service *workspacePortType) DisownContext(ctx context.Context, request *Disown) (*DisownResponse, error) {
+	response := new(DisownResponse)
+	err := service.client.CallContext(ctx, "http://vws.dev/ns/2026/workspace/WorkspacePortType/DisownRequest", request, response)
+	if err != nil {
+		return nil, err
+	}
+
+	return response, nil
+}
+
+func (service *workspacePortType) Disown(request *Disown) (*DisownResponse, error) {
+	return service.DisownContext(
 		context.Background(),
 		request,
 	)
