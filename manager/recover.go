@@ -300,7 +300,7 @@ func (m *Manager) apply(ctx context.Context, c change) {
 		if rec.Token == "" {
 			// Died between journal and check-out answer: ask again; the Repository
 			// hands the same host its lock back.
-			man, err := m.repo.checkOut(ctx, workspaceEPR(rec), m.cfg.Host, rec.CheckOutID, nil, nil)
+			man, err := m.repo.checkOut(ctx, workspaceEPR(rec), m.checkedOutAs(rec), rec.CheckOutID, nil, nil)
 			if unreachable(err) { // whether the first check-out went through is still open
 				retry("undo an interrupted deploy: the repository is unreachable", err)
 				return
@@ -505,6 +505,15 @@ func (m *Manager) forgetDestroyed(ctx context.Context, recs []*record) bool {
 		unlock()
 	}
 	return removed
+}
+
+// checkedOutAs is the host name rec's workspace was checked out under: the Repository
+// knows the deployment by it, also after the host was renamed (--host-name).
+func (m *Manager) checkedOutAs(rec *record) string {
+	if rec.CheckedOutAs != "" {
+		return rec.CheckedOutAs
+	}
+	return m.cfg.Host // a record from before CheckedOutAs
 }
 
 // takenAway says why a workspace this host holds deployed is no longer its own, by

@@ -71,7 +71,7 @@ func (m *Manager) sendReport(ctx context.Context, key string) {
 	if m.reportedState(key) == want {
 		return
 	}
-	if err := m.repo.reportState(ctx, rec, m.cfg.Host, rec.State, rec.Phase, rec.Detail); err != nil {
+	if err := m.repo.reportState(ctx, rec, m.checkedOutAs(rec), rec.State, rec.Phase, rec.Detail); err != nil {
 		level := m.log.Warn
 		if errors.Is(err, errdefs.ErrLocked) || errors.Is(err, errdefs.ErrResourceUnknown) {
 			level = m.log.Debug // checked in or destroyed meanwhile

@@ -121,7 +121,7 @@ func (m *Manager) finishUndeploy(ctx context.Context, rec *record) (string, erro
 	// clean-up remains.
 	if dep, host, err := m.repo.whereabouts(ctx, rec); err != nil {
 		return "", err
-	} else if dep == "in-repository" || host != m.cfg.Host {
+	} else if dep == "in-repository" || host != m.checkedOutAs(rec) {
 		return rec.OverlayDigest, m.removeLocal(ctx, rec)
 	}
 	overlayDigest, err := m.uploadOverlay(ctx, rec)
