@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"errors"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/internal/wsrf"
+	"github.com/vws-grid/vws/vmm"
 )
 
 // draining is an Update (or Delete) of mgr:Draining to value.
@@ -98,5 +100,62 @@ func TestDraining(t *testing.T) {
 
 	if err := m.SetProperties(ctx, "", draining(wsrf.Delete, "")); err != nil || m.Draining() || readDraining(m.cfg.Dir) {
 		t.Fatalf("Delete of mgr:Draining: %v (draining %v, on disk %v)", err, m.Draining(), readDraining(m.cfg.Dir))
+	}
+}
+
+// slowHostHV is crashHV whose Host call (libvirt's node info, a round trip) waits
+// until released.
+type slowHostHV struct {
+	*crashHV
+	entered, release chan struct{}
+}
+
+func (h *slowHostHV) Host(ctx context.Context) (vmm.HostInfo, error) {
+	close(h.entered)
+	<-h.release
+	return vmm.HostInfo{}, nil
+}
+
+// TestDrainIsNotBypassedByADeployInFlight: once SetDraining(true) has returned (and
+// vws host evacuate has read the host's workspace list, empty), no new workspace may
+// be checked out to the host. A Deploy that passed the drain check just before, and
+// was still asking libvirt for the host's facts, goes on to check the workspace out
+// (and would stage and define it) on the drained host.
+func TestDrainIsNotBypassedByADeployInFlight(t *testing.T) {
+	const k = "ws-drain-race"
+	m, hv0, rec := crashManager(t, "ws-other", stateShutdown, false)
+	hv := &slowHostHV{crashHV: hv0, entered: make(chan struct{}), release: make(chan struct{})}
+	m.hv = hv
+	repo := &fakeRepo{deployment: "in-repository"}
+	hs := httptest.NewServer(repo)
+	defer hs.Close()
+	scope, err := parseRepoScope(hs.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.scopes = []repoScope{scope}
+	m.repo = &repoClient{soap: clientFor(hs), http: hs.Client()}
+	m.journal.remove(rec.Key)
+
+	epr := workspaceEPR(&record{Key: k, WorkspaceAddress: hs.URL + "/wsrf/services/WorkspaceService", WSAVersion: rec.WSAVersion})
+	done := make(chan error, 1)
+	go func() { _, err := m.Deploy(context.Background(), epr, ""); done <- err }()
+	<-hv.entered
+	if err := m.SetDraining(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	recs, _ := m.journal.all()
+	t.Logf("drained; the host lists %d workspace(s) (what vws host evacuate would move)", len(recs))
+	close(hv.release)
+	err = <-done
+	t.Logf("Deploy: %v; repository saw %v", err, repo.calls)
+	if repo.seen("CheckOut") {
+		t.Fatalf("a Deploy checked workspace %s out to host %s after its drain began (the drain check ran before SetDraining, nothing re-checks it)", k, m.cfg.Host)
+	}
+	if !errors.Is(err, errdefs.ErrState) || !strings.Contains(err.Error(), "draining") {
+		t.Fatalf("the Deploy under way when the drain began: %v, want the drain's WorkspaceStateFault", err)
+	}
+	if _, err := m.journal.get(k); err == nil {
+		t.Fatal("the refused Deploy left a journal record")
 	}
 }

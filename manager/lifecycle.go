@@ -172,6 +172,12 @@ func (m *Manager) Deploy(ctx context.Context, epr *wsa.EPR, initial string) (Res
 		m.journal.remove(key) // what a failed write may have left
 		return Result{}, m.adviseOnFullDisk(fmt.Errorf("journal: %w; nothing was done", err), "deploy the workspace on another host")
 	}
+	// Again, now that the record is there: a drain that began since the check above
+	// lists this deploy among the host's workspaces, or is seen here — never neither.
+	if err := m.refuseWhileDraining(key); err != nil {
+		m.journal.remove(key)
+		return Result{}, err
+	}
 	caller := identity.From(ctx)
 	// The Repository is called with the workspace's address and key alone, as every
 	// later call is: other reference parameters of the caller's EPR would go along

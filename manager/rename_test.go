@@ -131,4 +131,3 @@ func TestReportAfterHostRenameNamesTheCheckOutHost(t *testing.T) {
 }
 
 func clientFor(hs *httptest.Server) *client.Client { return client.New(hs.Client()) }
-
