@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/vws-grid/vws/internal/xmldsigec"
+	"slices"
 	"strings"
 	"time"
 
@@ -204,15 +205,20 @@ func (v *Verifier) Verify(env *soap.Envelope) (*Result, error) {
 		// Without a message id, by what was signed (the SignedInfo's digest), not by
 		// the SignatureValue: its base64 text can be written several ways, and an
 		// ECDSA signature has a second valid value, all for one message.
-		key := "s\x00" + string(sum)
+		// Both keys when there is a message id, so that neither a new message id on
+		// what was signed nor headers rearranged around it passes for a new message.
+		keys := []string{"s\x00" + string(sum)}
 		if messageID != "" {
-			key = "m\x00" + id.DN + "\x00" + messageID
+			keys = append([]string{"m\x00" + id.DN + "\x00" + messageID}, keys...)
 		}
-		if err := v.Replay.Check(key, id.DN, expires.Add(skew), now); err != nil {
-			if errors.Is(err, ErrReplayCacheFull) {
+		for _, key := range keys {
+			err := v.Replay.Check(key, id.DN, expires.Add(skew), now)
+			switch {
+			case err == nil:
+				continue
+			case errors.Is(err, ErrReplayCacheFull):
 				return nil, &Error{Code: CodeInvalidSecurity, Reason: "too many messages in flight to check for replay; retry later", Err: err}
-			}
-			if messageID != "" {
+			case key[0] == 'm':
 				return nil, &Error{Code: CodeInvalidSecurity, Reason: "message " + messageID + " was seen before: replay refused", Err: err}
 			}
 			return nil, &Error{Code: CodeInvalidSecurity, Reason: "this signature was seen before: replay refused", Err: err}
@@ -441,9 +447,25 @@ func (v *Verifier) checkReferences(si *etree.Element, ids map[string]*etree.Elem
 		if subtle.ConstantTimeCompare(got, want) != 1 {
 			return nil, fail(CodeFailedCheck, fmt.Sprintf("digest of #%s does not match: %s was changed after signing", id, describe(el, env, ts)))
 		}
+		if !signable(el, env, ts) {
+			// A signed element moved out of its place still digests the same; what
+			// acts on the message reads it only there (a MessageID inside an unknown
+			// header block is no MessageID, and would key replays differently).
+			return nil, fail(CodeInvalidSecurity, fmt.Sprintf("reference #%s names a %s that is not the soap:Body, a header block, the wsu:Timestamp or a security token: a signed element moved elsewhere is refused", id, el.FullTag()))
+		}
 		covered[el] = true
 	}
 	return covered, nil
+}
+
+// signable says whether el is where a signed part of a request belongs: the Body, a
+// header block, or the Timestamp or a token in the Security header.
+func signable(el *etree.Element, env *soap.Envelope, ts *etree.Element) bool {
+	if el == env.Body || el == ts || slices.Contains(env.Headers, el) {
+		return true
+	}
+	parent := el.Parent()
+	return parent != nil && is(parent, NSWSSE, "Security") && slices.Contains(env.Headers, parent)
 }
 
 // referenceTransforms accepts exactly one transform, exclusive C14N, and returns its
