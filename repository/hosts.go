@@ -138,18 +138,11 @@ func nameVouchesFor(id identity.Identity, address string) error {
 		return nil
 	}
 	name := u.Hostname()
-	if cert.VerifyHostname(name) == nil || cert.Subject.CommonName == name || cert.Subject.CommonName == "host/"+name {
+	if identity.NamesHost(cert, name) {
 		return nil
 	}
-	names := slices.Clone(cert.DNSNames)
-	for _, ip := range cert.IPAddresses {
-		names = append(names, ip.String())
-	}
-	if len(names) == 0 {
-		names = []string{cert.Subject.CommonName}
-	}
 	return fmt.Errorf("the manager address %s names host %q, which the caller's certificate (%s) does not: it names %s",
-		address, name, id.DN, strings.Join(names, ", "))
+		address, name, id.DN, strings.Join(identity.HostNames(cert), ", "))
 }
 
 const managerNameAdvice = "give the manager a public URL (vws serve --public-url) on a name its host certificate holds, or issue the host certificate for the name clients reach it at; nothing was recorded"

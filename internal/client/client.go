@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 
 	"github.com/vws-grid/vws/internal/dialect"
 	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/identity"
 	"github.com/vws-grid/vws/internal/soap"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/internal/wssec"
@@ -110,7 +112,11 @@ func (c *Client) Call(ctx context.Context, epr *wsa.EPR, action string, body *et
 	}
 	var env *soap.Envelope
 	if c.Signer != nil && c.Verifier != nil {
-		env, _, err = c.Verifier.VerifyResponse(raw)
+		var res *wssec.Result
+		env, res, err = c.Verifier.VerifyResponse(raw)
+		if err == nil {
+			err = answersRequest(env, res, epr.Address, messageID(headers))
+		}
 		if errors.Is(err, errdefs.ErrSecurity) {
 			return nil, fmt.Errorf("the answer of %s: %w", epr.Address, err)
 		}
@@ -131,6 +137,44 @@ func (c *Client) Call(ctx context.Context, epr *wsa.EPR, action string, body *et
 		return nil, errors.New("response has an empty soap:Body")
 	}
 	return env.Payload, nil
+}
+
+// answersRequest checks that a verified signed answer is this service's answer to
+// this request: signed (wsa:RelatesTo with it) for the request's message id, and by a
+// certificate that names the host the request went to — not by any certificate the
+// CAs vouch for (a user's), nor a captured answer to another request.
+func answersRequest(env *soap.Envelope, res *wssec.Result, address, sent string) error {
+	var relatesTo string
+	for _, h := range env.Headers {
+		if wsa.IsAddressingHeader(h) && h.Tag == "RelatesTo" {
+			relatesTo = strings.TrimSpace(h.Text())
+		}
+	}
+	if sent != "" && relatesTo != sent {
+		return fmt.Errorf("%w: the signed answer relates to message %q, not to the request sent (%s): refused", errdefs.ErrSecurity, relatesTo, sent)
+	}
+	u, err := url.Parse(address)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errdefs.ErrSecurity, err)
+	}
+	if cert := res.Identity.Certificate; !identity.NamesHost(cert, u.Hostname()) {
+		names := "none"
+		if cert != nil {
+			names = strings.Join(identity.HostNames(cert), ", ")
+		}
+		return fmt.Errorf("%w: the answer is signed by %s, whose certificate does not name the service's host %q (it names %s): refused", errdefs.ErrSecurity, res.Identity.DN, u.Hostname(), names)
+	}
+	return nil
+}
+
+// messageID is the wsa:MessageID among a request's headers.
+func messageID(headers []*etree.Element) string {
+	for _, h := range headers {
+		if h.Tag == "MessageID" {
+			return h.Text()
+		}
+	}
+	return ""
 }
 
 func faultError(status int, f *soap.Fault) *FaultError {

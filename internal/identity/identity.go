@@ -207,3 +207,26 @@ func attrName(oid asn1.ObjectIdentifier) string {
 	}
 	return oid.String()
 }
+
+// NamesHost says whether cert names host as a service host's certificate does: by a
+// subject alternative name, or by a Globus-style "host/NAME" (or bare NAME) common
+// name.
+func NamesHost(cert *x509.Certificate, host string) bool {
+	if cert == nil {
+		return false
+	}
+	return cert.VerifyHostname(host) == nil || cert.Subject.CommonName == host || cert.Subject.CommonName == "host/"+host
+}
+
+// HostNames lists the names cert gives a host (its subject alternative names, or else
+// its common name), for a message saying which names it does give.
+func HostNames(cert *x509.Certificate) []string {
+	names := append([]string(nil), cert.DNSNames...)
+	for _, ip := range cert.IPAddresses {
+		names = append(names, ip.String())
+	}
+	if len(names) == 0 {
+		names = []string{cert.Subject.CommonName}
+	}
+	return names
+}
