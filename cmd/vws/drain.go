@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -127,7 +128,7 @@ every workspace there: the site administrator's.`,
 			out := cmd.OutOrStdout()
 			host := strings.TrimSuffix(mgr.Address, managerPath)
 			fmt.Fprintf(out, "%s drained; %d workspace(s) to move\n", host, len(wss))
-			var left []string
+			var left, waiting []string
 			for _, w := range wss {
 				fmt.Fprintf(out, "\n%s (%s, %s):\n", w.key, w.name, w.state)
 				if w.ref == nil {
@@ -135,14 +136,28 @@ every workspace there: the site administrator's.`,
 					continue
 				}
 				w.ref.Version = mgr.Version
-				if err := moveWorkspace(cmd, w.ref, base, w.key, "", ""); err != nil {
+				err := moveWorkspace(cmd, w.ref, base, w.key, "", "")
+				var inRepo *inRepositoryError
+				switch {
+				case errors.As(err, &inRepo):
+					fmt.Fprintf(cmd.ErrOrStderr(), "vws: %s not moved, and now in the repository: %v\n", w.key, describe(err))
+					waiting = append(waiting, fmt.Sprintf("%s: %s (and back on this drained host: %s); %s puts it on a host", w.key, describe(err), describe(inRepo.back), inRepo.redeploy))
+				case err != nil:
 					fmt.Fprintf(cmd.ErrOrStderr(), "vws: %s not moved: %v\n", w.key, describe(err))
 					left = append(left, w.key+": "+describe(err))
 				}
 			}
+			var unmoved []string
 			if len(left) > 0 {
-				return refused("%d of %d workspace(s) are still on %s, which stays drained:\n  %s\nsee to each, then run vws host evacuate again",
-					len(left), len(wss), host, strings.Join(left, "\n  "))
+				unmoved = append(unmoved, fmt.Sprintf("%d of %d workspace(s) are still on %s, which stays drained:\n  %s\nsee to each, then run vws host evacuate again",
+					len(left), len(wss), host, strings.Join(left, "\n  ")))
+			}
+			if len(waiting) > 0 {
+				unmoved = append(unmoved, fmt.Sprintf("%d of %d workspace(s) could be deployed neither on another host nor back here, and are in the repository:\n  %s",
+					len(waiting), len(wss), strings.Join(waiting, "\n  ")))
+			}
+			if len(unmoved) > 0 {
+				return refused("%s", strings.Join(unmoved, "\n"))
 			}
 			fmt.Fprintf(out, "\n%s holds no workspaces and stays drained (vws host drain --off %s ends it)\n", host, host)
 			return nil

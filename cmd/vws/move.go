@@ -178,13 +178,24 @@ func moveBack(cmd *cobra.Command, ws *wsa.EPR, from deployedAt, state, arg strin
 	fmt.Fprintf(stderr, "vws: the deploy on the new host failed; deploying workspace %s back on %s\n", arg, from.host)
 	resp, err := deployOn(cmd, from.manager, ws, state, arg)
 	if err != nil {
-		fmt.Fprintf(stderr, "vws: deploying it back on %s failed too (%v): it is in the repository with its changes (and its RAM, if it was running); vws deploy %s --state %s puts it on a host\n",
-			from.host, err, arg, orShutdown(state))
-		return cause
+		redeploy := fmt.Sprintf("vws deploy %s --state %s", arg, orShutdown(state))
+		fmt.Fprintf(stderr, "vws: deploying it back on %s failed too (%v): it is in the repository with its changes (and its RAM, if it was running); %s puts it on a host\n",
+			from.host, err, redeploy)
+		return &inRepositoryError{cause: cause, back: err, redeploy: redeploy}
 	}
 	fmt.Fprintf(stderr, "vws: workspace %s is back on %s, %s; the move failed because:\n", arg, from.host, txt(resp, "State"))
 	return cause
 }
+
+// inRepositoryError is a move that failed on the new host and could not go back
+// either (a drained host takes no deploys): the workspace waits in the repository.
+type inRepositoryError struct {
+	cause, back error
+	redeploy    string // the command that puts it on a host again
+}
+
+func (e *inRepositoryError) Error() string { return e.cause.Error() }
+func (e *inRepositoryError) Unwrap() error { return e.cause }
 
 func orShutdown(state string) string {
 	if state == "" {
