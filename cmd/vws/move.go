@@ -50,7 +50,8 @@ func moveWorkspace(cmd *cobra.Command, ws *wsa.EPR, base, arg, host, state strin
 	if err != nil {
 		return err
 	}
-	if state == "" {
+	stateChosen := state != ""
+	if !stateChosen {
 		state = from.state
 	}
 	// The destination is settled, and answers, before anything stops.
@@ -75,8 +76,14 @@ func moveWorkspace(cmd *cobra.Command, ws *wsa.EPR, base, arg, host, state strin
 		fmt.Fprintln(out, strings.Replace(why, "placed on", "moving to", 1))
 	}
 	begun := time.Now()
-	if err := stopForMove(cmd, ws, from); err != nil {
+	serialized, err := stopForMove(cmd, ws, from)
+	if err != nil {
 		return err
+	}
+	if serialized && !stateChosen {
+		// Serialized before the move: it stays so, its RAM in its memory image, not
+		// restored paused into the new host's memory.
+		state = ""
 	}
 	start := time.Now()
 	if _, err := lifecycleClient().Invoke(cmd.Context(), from.manager, "Undeploy", mgrBody("Undeploy", ws)); err != nil {
@@ -148,24 +155,24 @@ func probeManager(cmd *cobra.Command, mgr *wsa.EPR) error {
 }
 
 // stopForMove serializes a running or paused workspace, so that its RAM travels
-// with it; one serialized already, or shut down, has nothing to save.
-func stopForMove(cmd *cobra.Command, ws *wsa.EPR, from deployedAt) error {
+// with it; one serialized already (which it says), or shut down, has nothing to save.
+func stopForMove(cmd *cobra.Command, ws *wsa.EPR, from deployedAt) (alreadySerialized bool, err error) {
 	if from.state != "running" && from.state != "paused" {
-		return nil
+		return false, nil
 	}
 	body := mgrBody("Shutdown", ws)
 	body.CreateElement("mgr:Mode").SetText("Serialize")
 	start := time.Now()
-	_, err := lifecycleClient().Invoke(cmd.Context(), from.manager, "Shutdown", body)
+	_, err = lifecycleClient().Invoke(cmd.Context(), from.manager, "Shutdown", body)
 	var fe *client.FaultError
 	if from.state == "paused" && errors.As(err, &fe) && fe.Type == "WorkspaceStateFault" {
-		return nil // paused by a serialize already: its memory image is on the host
+		return true, nil // paused by a serialize already: its memory image is on the host
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	timed(cmd, "serialized on "+from.host, start, "paused, RAM saved")
-	return nil
+	return false, nil
 }
 
 // moveBack deploys the workspace again where it was after its deploy on the new host

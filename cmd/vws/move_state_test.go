@@ -1,0 +1,112 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/beevik/etree"
+
+	"github.com/vws-grid/vws/internal/vwsns"
+	"github.com/vws-grid/vws/internal/wsa"
+)
+
+// TestMoveKeepsTheWayAWorkspaceIsPaused: a workspace paused in RAM is serialized for
+// the move and restored paused on the new host; one serialized before the move stays
+// serialized there (deployed without an initial state), its RAM not loaded into the
+// new host's memory; --state still decides when given.
+func TestMoveKeepsTheWayAWorkspaceIsPaused(t *testing.T) {
+	const key = "ws-move-paused"
+	for _, tc := range []struct {
+		name       string
+		serialized bool   // before the move
+		flag       string // --state
+		want       string // B's Deploy InitialState ("": none)
+	}{
+		{"paused in RAM", false, "", "paused"},
+		{"serialized", true, "", ""},
+		{"serialized, --state running", true, "running", "running"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			onA, initial := true, "unset"
+			repo, a, b := &fakeSOAP{}, &fakeSOAP{}, &fakeSOAP{}
+			repoHS, aHS, bHS := httptest.NewServer(repo), httptest.NewServer(a), httptest.NewServer(b)
+			defer repoHS.Close()
+			defer aHS.Close()
+			defer bHS.Close()
+			mgrEPR := func(base string) *wsa.EPR { return &wsa.EPR{Version: wsa.V200508, Address: base + managerPath} }
+			repo.handle = func(op string, p *etree.Element) (*etree.Element, string) {
+				mu.Lock()
+				defer mu.Unlock()
+				if op != "GetMultipleResourceProperties" {
+					return el("vw:"+op+"Response", vwsns.Workspace, ""), ""
+				}
+				out := el("wsrp:GetMultipleResourcePropertiesResponse", "http://docs.oasis-open.org/wsrf/rp-2", "")
+				out.AddChild(el("vw:state", vwsns.Workspace, "paused"))
+				out.AddChild(el("vw:deployment", vwsns.Workspace, "deployed"))
+				out.AddChild(el("vw:host", vwsns.Workspace, "node-a"))
+				mgrEPR(aHS.URL).ChildElement(out, "vw:managerReference", "wsa")
+				out.SelectElement("managerReference").CreateAttr("xmlns:vw", vwsns.Workspace)
+				return out, ""
+			}
+			a.handle = func(op string, p *etree.Element) (*etree.Element, string) {
+				mu.Lock()
+				defer mu.Unlock()
+				switch op {
+				case "Shutdown":
+					if tc.serialized {
+						return nil, "workspace " + key + " is paused, not running or paused in memory"
+					}
+				case "Undeploy":
+					onA = false
+				}
+				return el("mgr:"+op+"Response", vwsns.Manager, ""), ""
+			}
+			b.handle = func(op string, p *etree.Element) (*etree.Element, string) {
+				mu.Lock()
+				defer mu.Unlock()
+				switch op {
+				case "GetResourceProperty":
+					out := el("wsrp:GetResourcePropertyResponse", "http://docs.oasis-open.org/wsrf/rp-2", "")
+					out.AddChild(el("mgr:DomainType", vwsns.Manager, "qemu"))
+					return out, ""
+				case "Deploy":
+					initial = ""
+					if s := p.SelectElement("InitialState"); s != nil {
+						initial = s.Text()
+					}
+					out := el("mgr:DeployResponse", vwsns.Manager, "")
+					out.CreateElement("mgr:State").SetText("paused")
+					out.CreateElement("mgr:Host").SetText("node-b")
+					return out, ""
+				}
+				return el("mgr:"+op+"Response", vwsns.Manager, ""), ""
+			}
+			k := el("vw:WorkspaceKey", vwsns.Workspace, key)
+			ws := &wsa.EPR{Version: wsa.V200508, Address: repoHS.URL + "/wsrf/services/WorkspaceService", References: []*etree.Element{k}}
+			cmd := newMoveCommand()
+			var out bytes.Buffer
+			cmd.SetOut(&out)
+			cmd.SetErr(&out)
+			cmd.SetContext(context.Background())
+			if err := moveWorkspace(cmd, ws, repoHS.URL, key, bHS.URL, tc.flag); err != nil {
+				t.Fatalf("move: %v\n%s", err, out.String())
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if onA {
+				t.Fatal("the workspace was not undeployed from A: the test moved nothing")
+			}
+			if initial != tc.want {
+				t.Fatalf("B was asked to deploy it with InitialState %q, want %q\n%s", initial, tc.want, out.String())
+			}
+			if tc.serialized && strings.Contains(out.String(), "serialized on") {
+				t.Errorf("a workspace serialized already was said to be serialized by the move:\n%s", out.String())
+			}
+		})
+	}
+}
