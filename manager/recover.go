@@ -492,8 +492,11 @@ func (m *Manager) forgetDestroyed(ctx context.Context, recs []*record) bool {
 		if !ok {
 			continue
 		}
-		if cur, err := m.journal.get(rec.Key); err != nil || (reclaimed && cur.Phase != phaseDeployed) {
-			unlock() // changed meanwhile (an undeploy began): the next round asks again
+		if cur, err := m.journal.get(rec.Key); err != nil || cur.Token != rec.Token || (reclaimed && cur.Phase != phaseDeployed) {
+			// Changed meanwhile (an undeploy began, or the workspace was handed back
+			// and deployed here again under another lock: the answer was about the
+			// old deployment): the next round asks again.
+			unlock()
 			continue
 		}
 		if err := m.removeLocal(ctx, rec); err != nil {
