@@ -511,7 +511,6 @@ func (r *Repository) ReportState(ctx context.Context, key, token, host, state, d
 			return fmt.Errorf("%w: a workspace returns to the repository by CheckIn, not ReportState", errdefs.ErrBadRequest)
 		}
 		setText(s, PropState, state)
-		removeProp(s, PropHostSilentSince) // its host reports: it is heard from
 		if detail != "" {
 			setText(s, PropStateDetail, detail)
 		} else {
@@ -527,6 +526,13 @@ func (r *Repository) ReportState(ctx context.Context, key, token, host, state, d
 	if err != nil {
 		r.auditRefusal(ctx, "report-state", key, err)
 		return "", "", time.Time{}, err
+	}
+	if r.hosts.Heard(host, now) {
+		// Its announcements stopped, yet it reports: it stays silent (placement passes
+		// it over), last heard from now, which the marks of its workspaces then say.
+		if _, err := r.db.ExecContext(ctx, `UPDATE known_hosts SET last_seen = $1 WHERE name = $2 AND last_seen < $1`, now.UnixMilli(), host); err != nil {
+			r.log.Warn("could not keep when a silent host was last heard from", "host", host, "err", err)
+		}
 	}
 	return state, dep, now, nil
 }

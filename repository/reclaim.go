@@ -3,6 +3,7 @@ package repository
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/beevik/etree"
 
@@ -108,8 +109,14 @@ func (r *Repository) takeBack(ctx context.Context, key, op string, allowed func(
 // stillSilent refuses to take a workspace from host unless the host has stopped
 // announcing itself: a host that is heard from may be running it.
 func (r *Repository) stillSilent(s *wsrf.Snapshot, host string) error {
-	silent, _ := r.hosts.Silent(r.now())
+	now := r.now()
+	silent, _ := r.hosts.Silent(now)
 	if _, ok := silent[host]; ok {
+		return nil
+	}
+	// The name announced again, but by another identity than the one holding the
+	// workspace: that one has not been heard from under it.
+	if holder, by := text(s, PropLockHolder), r.hosts.AnnouncedBy(host, now); strings.HasPrefix(holder, "/") && by != "" && by != holder {
 		return nil
 	}
 	return errdefs.WithAdvice(fmt.Errorf("%w: workspace %s is deployed on %s, which is not silent (it announces itself, or never did): it may be running there",

@@ -2,6 +2,7 @@ package repository
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"slices"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/beevik/etree"
 
+	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsrf"
 )
@@ -24,7 +26,6 @@ type hostWatch struct {
 	stopOnce sync.Once
 	done     sync.WaitGroup
 	mu       sync.Mutex // one round at a time
-	seen     uint64     // the directory's silentChanges last acted on
 }
 
 func (r *Repository) watchHosts() {
@@ -53,46 +54,41 @@ func (r *Repository) stopWatchingHosts() {
 }
 
 // markSilentHosts gives each workspace deployed on a host that stopped announcing
-// itself vw:hostSilentSince (when the host was last heard from), and takes it from
-// those whose host is back: the workspace's EPR then says its state is only the last
-// report. The workspaces are looked through only when the set of silent hosts changed.
+// itself vw:hostSilentSince (when the host was last heard from), keeps that time
+// current, and takes the mark from those whose host is back or that left it: the
+// workspace's EPR then says its state is only the last report. Every round looks at
+// every workspace — a comparison in memory each — so that nothing a restart, a
+// check-out to a silent host or a missed round left behind stays wrong.
 func (r *Repository) markSilentHosts(ctx context.Context) {
 	r.watch.mu.Lock()
 	defer r.watch.mu.Unlock()
-	silent, changes := r.hosts.Silent(r.now())
-	if changes == r.watch.seen {
-		return
+	silent, _ := r.hosts.Silent(r.now())
+	mark := func(s *wsrf.Snapshot) string {
+		since, ok := silent[text(s, PropHost)]
+		if !ok || text(s, PropDeployment) == "in-repository" {
+			return ""
+		}
+		return wsrf.FormatTime(since)
 	}
-	r.watch.seen = changes
-	type change struct {
-		key   string
-		since time.Time // zero: unmark
-	}
-	var todo []change
+	var todo []string
 	r.Workspaces.Range(func(s *wsrf.Snapshot) bool {
-		since, isSilent := silent[text(s, PropHost)]
-		isSilent = isSilent && text(s, PropDeployment) != "in-repository"
-		marked := s.Property(PropHostSilentSince) != nil
-		switch {
-		case isSilent && !marked:
-			todo = append(todo, change{s.Key, since})
-		case !isSilent && marked:
-			todo = append(todo, change{key: s.Key})
+		if text(s, PropHostSilentSince) != mark(s) {
+			todo = append(todo, s.Key)
 		}
 		return true
 	})
-	for _, c := range todo {
-		err := r.Workspaces.Modify(ctx, c.key, func(s *wsrf.Snapshot) error {
-			if c.since.IsZero() {
+	for _, key := range todo {
+		// Decided again under the workspace's lock: it may have moved since.
+		err := r.Workspaces.Modify(ctx, key, func(s *wsrf.Snapshot) error {
+			if m := mark(s); m == "" {
 				removeProp(s, PropHostSilentSince)
-			} else if text(s, PropDeployment) != "in-repository" {
-				setText(s, PropHostSilentSince, wsrf.FormatTime(c.since))
+			} else {
+				setText(s, PropHostSilentSince, m)
 			}
 			return nil
 		})
-		if err != nil {
-			r.log.Warn("could not mark a workspace whose host went silent, or came back", "workspace", c.key, "err", err)
-			r.watch.seen = 0 // try again next round
+		if err != nil && !errors.Is(err, errdefs.ErrResourceUnknown) {
+			r.log.Warn("could not mark a workspace whose host went silent, or came back", "workspace", key, "err", err)
 		}
 	}
 	if len(todo) > 0 {

@@ -471,7 +471,11 @@ func (r *Repository) Clone(ctx context.Context, key, name, owner string, termina
 			os.Remove(layerFile)
 		}
 		r.releaseName(name, cloneKey)
-		release()
+		if !cloneCreated {
+			// A clone whose row was written gave its quota back when it was destroyed
+			// (or still holds it, if that failed): released once, not twice.
+			release()
+		}
 		if !undone {
 			return nil, err // the clone's record stays: not "nothing was created"
 		}

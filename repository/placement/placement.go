@@ -81,6 +81,31 @@ func (d *Directory) prune(now time.Time) {
 	}
 }
 
+// Heard notes that host name was heard from at now other than by announcing itself
+// (it reported a workspace's state). A silent host stays silent — its announcements
+// stopped, placement passes it over — but was last heard from now; Heard says
+// whether it is silent.
+func (d *Directory) Heard(name string, now time.Time) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.prune(now)
+	seen, ok := d.silent[name]
+	if ok && now.After(seen) {
+		d.silent[name] = now
+		d.silentChanges++
+	}
+	return ok
+}
+
+// AnnouncedBy is the identity whose announcement of host name is live at now ("":
+// none is).
+func (d *Directory) AnnouncedBy(name string, now time.Time) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.prune(now)
+	return d.hosts[name].AnnouncedBy
+}
+
 // ErrNameTaken is Announce's refusal of a host name another identity announced.
 type ErrNameTaken struct {
 	Name, By string

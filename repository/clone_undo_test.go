@@ -1,0 +1,103 @@
+package repository
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vws-grid/vws/internal/identity"
+	"github.com/vws-grid/vws/internal/manifestsig"
+	"github.com/vws-grid/vws/internal/wsrf"
+	"github.com/vws-grid/vws/policy"
+)
+
+// failingStore fails PutResource for one key while armed, and may call a hook first.
+type failingStore struct {
+	wsrf.Store
+	mu     sync.Mutex
+	failOn string
+	before func(key string)
+}
+
+func (s *failingStore) PutResource(ctx context.Context, service string, r wsrf.StoredResource) error {
+	s.mu.Lock()
+	fail, hook := s.failOn == r.Key, s.before
+	s.mu.Unlock()
+	if hook != nil {
+		hook(r.Key)
+	}
+	if fail {
+		return errors.New("injected: the source's row could not be written")
+	}
+	return s.Store.PutResource(ctx, service, r)
+}
+
+// openFailing starts f's repository on a failingStore, under rules.
+func (f *fixture) openFailing(rules string) *failingStore {
+	f.t.Helper()
+	st := &failingStore{Store: f.db}
+	var pol Policy
+	if rules != "" {
+		parsed, err := policy.Parse(strings.NewReader(rules), "rules")
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		pol = fixedPolicy{parsed}
+	}
+	signer, err := manifestsig.LoadOrCreate(filepath.Join(f.dir, "keys"), "test repository")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.r.Close()
+	r, err := New(context.Background(), Config{Dir: f.dir, Store: st, DB: f.db.SQL(), Pool: f.pool, Signer: signer, Policy: pol,
+		Now: f.now, Validator: f.validator, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.r = r
+	f.pool.SetInUse(r.InUse)
+	f.t.Cleanup(r.Close)
+	return st
+}
+
+// TestUndoneCloneReleasesItsQuotaOnce: a Clone whose clone row was committed but
+// whose source row was not is undone by destroying the clone, which gives the clone's
+// workspace back to the owner's quota; the reservation is not released a second time,
+// so the count stays true and the quota holds.
+func TestUndoneCloneReleasesItsQuotaOnce(t *testing.T) {
+	needQemu(t)
+	f := newFixture(t)
+	st := f.openFailing("allow * *\nquota /O=Grid/CN=alice workspaces=2\n")
+	src := f.mustCreateFor(alice, "src", 0)
+	scope := "dn:" + alice.DN
+	if got := f.r.ledger.Usage(scope).Workspaces; got != 1 {
+		t.Fatalf("precondition: alice holds %d workspaces in the ledger, want 1", got)
+	}
+	st.mu.Lock()
+	st.failOn = src
+	st.mu.Unlock()
+	ctx := identity.With(context.Background(), alice)
+	if _, err := f.r.Clone(ctx, src, "copy", alice.DN, time.Now().Add(30*time.Minute)); err == nil {
+		t.Fatal("precondition: the clone was to fail on the source's row")
+	}
+	st.mu.Lock()
+	st.failOn = ""
+	st.mu.Unlock()
+	n := 0
+	f.r.Workspaces.Range(func(*wsrf.Snapshot) bool { n++; return true })
+	if got := f.r.ledger.Usage(scope).Workspaces; got != n {
+		t.Errorf("after a failed, undone clone alice holds %d workspaces, but the ledger counts %d", n, got)
+	}
+	// Consequence: the quota of 2 lets alice hold 3.
+	_, err1 := f.createFor(alice, "second", 30*time.Minute, 0)
+	_, err2 := f.createFor(alice, "third", 30*time.Minute, 0)
+	if err1 == nil && err2 == nil {
+		t.Errorf("quota workspaces=2, yet alice now holds 3 workspaces")
+	}
+}
