@@ -8,8 +8,8 @@ import (
 	"time"
 )
 
-// DefaultReplayMax is the ReplayCache capacity when none is given: at ~100 bytes an
-// entry, about 100 MB at worst.
+// DefaultReplayMax is the ReplayCache capacity in messages when none is given: at
+// ~200 bytes a message (its keys), about 200 MB at worst.
 const DefaultReplayMax = 1_000_000
 
 // ErrReplay is a message seen before; ErrReplayCacheFull a message refused because the
@@ -26,9 +26,9 @@ var (
 // only, so that nobody can fill the cache and so block everyone's signed messages.
 // The zero value is ready to use.
 type ReplayCache struct {
-	// Max is the number of live entries; DefaultReplayMax when zero.
+	// Max is the number of live messages; DefaultReplayMax when zero.
 	Max int
-	// PerSigner is the number of live entries one signer may hold; Max/16 when zero.
+	// PerSigner is the number of live messages one signer may hold; Max/16 when zero.
 	PerSigner int
 
 	mu       sync.Mutex
@@ -42,9 +42,10 @@ func NewReplayCache(max int) *ReplayCache {
 	return &ReplayCache{Max: max}
 }
 
-// Check records key, a message of signer, until the time until and fails if it is
-// already recorded.
-func (c *ReplayCache) Check(key, signer string, until, now time.Time) error {
+// Check records a message of signer, known by each of keys, until the time until,
+// and fails with ErrReplay, recording nothing, if one of them is recorded already.
+// A message counts once against Max and PerSigner, however many keys it has.
+func (c *ReplayCache) Check(signer string, until, now time.Time, keys ...string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.seen == nil {
@@ -53,20 +54,24 @@ func (c *ReplayCache) Check(key, signer string, until, now time.Time) error {
 	// Entries expire in heap order, so the sweep costs O(log n) per expired entry.
 	for len(c.expires) > 0 && !c.expires[0].until.After(now) {
 		e := heap.Pop(&c.expires).(expiry)
-		delete(c.seen, e.key)
+		for _, k := range e.keys {
+			delete(c.seen, k)
+		}
 		if c.bySigner[e.signer]--; c.bySigner[e.signer] <= 0 {
 			delete(c.bySigner, e.signer)
 		}
 	}
-	if _, dup := c.seen[key]; dup {
-		return ErrReplay
+	for _, key := range keys {
+		if _, dup := c.seen[key]; dup {
+			return ErrReplay
+		}
 	}
 	limit := c.Max
 	if limit <= 0 {
 		limit = DefaultReplayMax
 	}
-	if len(c.seen) >= limit {
-		return fmt.Errorf("%w: %d messages are still live; refusing new ones rather than forgetting", ErrReplayCacheFull, len(c.seen))
+	if len(c.expires) >= limit {
+		return fmt.Errorf("%w: %d messages are still live; refusing new ones rather than forgetting", ErrReplayCacheFull, len(c.expires))
 	}
 	perSigner := c.PerSigner
 	if perSigner <= 0 {
@@ -75,22 +80,33 @@ func (c *ReplayCache) Check(key, signer string, until, now time.Time) error {
 	if n := c.bySigner[signer]; n >= perSigner {
 		return fmt.Errorf("%w: %d messages of this signer are still live; refusing more from it", ErrReplayCacheFull, n)
 	}
-	c.seen[key] = struct{}{}
+	for _, key := range keys {
+		c.seen[key] = struct{}{}
+	}
 	c.bySigner[signer]++
-	heap.Push(&c.expires, expiry{until: until, key: key, signer: signer})
+	heap.Push(&c.expires, expiry{until: until, keys: keys, signer: signer})
 	return nil
 }
 
-// Len is the number of entries held.
+// Seen says whether key is recorded.
+func (c *ReplayCache) Seen(key string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.seen[key]
+	return ok
+}
+
+// Len is the number of messages held.
 func (c *ReplayCache) Len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.seen)
+	return len(c.expires)
 }
 
 type expiry struct {
-	until       time.Time
-	key, signer string
+	until  time.Time
+	keys   []string
+	signer string
 }
 
 type expiryHeap []expiry

@@ -1,6 +1,9 @@
 package wssec
 
 import (
+	"errors"
+	"time"
+
 	"testing"
 
 	"github.com/vws-grid/vws/internal/soap"
@@ -53,4 +56,30 @@ func TestReplayWithTheMessageIDMoved(t *testing.T) {
 		t.Fatalf("REPLAY ACCEPTED: the second delivery of the same signed message (MessageID moved into a wrapper header) verified as %s", res.Identity.DN)
 	}
 	wantRefused(t, err, CodeInvalidSecurity)
+}
+
+// TestReplayCacheCountsAMessageOnce: a message known by several keys (its message id
+// and its signature's digest) holds one place of its signer's share; a message with
+// any key seen before is a replay, and records none of its other keys.
+func TestReplayCacheCountsAMessageOnce(t *testing.T) {
+	c := &ReplayCache{Max: 32, PerSigner: 2}
+	until := t0.Add(time.Minute)
+	if err := c.Check("alice", until, t0, "m1", "s1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Check("alice", until, t0, "m2", "s2"); err != nil {
+		t.Fatalf("a second message of two keys, within a share of two messages: %v", err)
+	}
+	if n := c.Len(); n != 2 {
+		t.Fatalf("Len %d, want 2 messages", n)
+	}
+	if err := c.Check("bob", until, t0, "m9", "s1"); !errors.Is(err, ErrReplay) {
+		t.Fatalf("a new message id on a signature seen before: %v", err)
+	}
+	if c.Seen("m9") {
+		t.Fatal("the refused replay's message id was recorded")
+	}
+	if err := c.Check("bob", until, t0, "m9", "s9"); err != nil {
+		t.Fatalf("the message id of a refused replay, sent afresh: %v", err)
+	}
 }

@@ -208,17 +208,16 @@ func (v *Verifier) Verify(env *soap.Envelope) (*Result, error) {
 		// Both keys when there is a message id, so that neither a new message id on
 		// what was signed nor headers rearranged around it passes for a new message.
 		keys := []string{"s\x00" + string(sum)}
+		byID := ""
 		if messageID != "" {
-			keys = append([]string{"m\x00" + id.DN + "\x00" + messageID}, keys...)
+			byID = "m\x00" + id.DN + "\x00" + messageID
+			keys = append(keys, byID)
 		}
-		for _, key := range keys {
-			err := v.Replay.Check(key, id.DN, expires.Add(skew), now)
+		if err := v.Replay.Check(id.DN, expires.Add(skew), now, keys...); err != nil {
 			switch {
-			case err == nil:
-				continue
 			case errors.Is(err, ErrReplayCacheFull):
 				return nil, &Error{Code: CodeInvalidSecurity, Reason: "too many messages in flight to check for replay; retry later", Err: err}
-			case key[0] == 'm':
+			case byID != "" && v.Replay.Seen(byID):
 				return nil, &Error{Code: CodeInvalidSecurity, Reason: "message " + messageID + " was seen before: replay refused", Err: err}
 			}
 			return nil, &Error{Code: CodeInvalidSecurity, Reason: "this signature was seen before: replay refused", Err: err}

@@ -331,16 +331,16 @@ func TestReplay(t *testing.T) {
 	env, _ := soap.Parse(req)
 	_, err = later.Verify(env)
 	wantRefused(t, err, CodeMessageExpired)
-	if n := v.Replay.Len(); n != 3 { // the request's message id and SignedInfo digest, the response's digest
-		t.Errorf("replay cache holds %d entries, want 3", n)
+	if n := v.Replay.Len(); n != 2 { // the request (by message id and by digest), the response
+		t.Errorf("replay cache holds %d messages, want 2", n)
 	}
 	// The next message accepted sweeps the expired entries out.
 	s := p.signer(RSASHA256, t0.Add(11*time.Minute))
 	if _, err := later.Verify(signed(t, s, request(wsa.NS200403, "urn:uuid:later"))); err != nil {
 		t.Fatal(err)
 	}
-	if n := v.Replay.Len(); n != 2 {
-		t.Errorf("replay cache holds %d entries after expiry, want 2", n)
+	if n := v.Replay.Len(); n != 1 {
+		t.Errorf("replay cache holds %d messages after expiry, want 1", n)
 	}
 }
 
@@ -348,21 +348,21 @@ func TestReplayCacheBounds(t *testing.T) {
 	c := &ReplayCache{Max: 2, PerSigner: 2}
 	until := t0.Add(time.Minute)
 	for _, k := range []string{"a", "b"} {
-		if err := c.Check(k, "s1", until, t0); err != nil {
+		if err := c.Check("s1", until, t0, k); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := c.Check("a", "s1", until, t0); !errors.Is(err, ErrReplay) {
+	if err := c.Check("s1", until, t0, "a"); !errors.Is(err, ErrReplay) {
 		t.Errorf("second a: %v, want ErrReplay", err)
 	}
-	if err := c.Check("c", "s2", until, t0); !errors.Is(err, ErrReplayCacheFull) {
+	if err := c.Check("s2", until, t0, "c"); !errors.Is(err, ErrReplayCacheFull) {
 		t.Errorf("c with a full cache: %v, want ErrReplayCacheFull", err)
 	}
 	// Once a and b expire there is room again, and a is no longer remembered.
-	if err := c.Check("c", "s1", until.Add(time.Minute), until); err != nil {
+	if err := c.Check("s1", until.Add(time.Minute), until, "c"); err != nil {
 		t.Errorf("c after expiry: %v", err)
 	}
-	if err := c.Check("a", "s1", until.Add(time.Minute), until); err != nil {
+	if err := c.Check("s1", until.Add(time.Minute), until, "a"); err != nil {
 		t.Errorf("a after expiry: %v", err)
 	}
 	if c.Len() != 2 {
@@ -376,27 +376,27 @@ func TestReplayCacheShares(t *testing.T) {
 	c := &ReplayCache{Max: 100, PerSigner: 3}
 	until := t0.Add(time.Minute)
 	for i := range 3 {
-		if err := c.Check(fmt.Sprint("m", i), "mallory", until, t0); err != nil {
+		if err := c.Check("mallory", until, t0, fmt.Sprint("m", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := c.Check("m3", "mallory", until, t0); !errors.Is(err, ErrReplayCacheFull) || !strings.Contains(err.Error(), "this signer") {
+	if err := c.Check("mallory", until, t0, "m3"); !errors.Is(err, ErrReplayCacheFull) || !strings.Contains(err.Error(), "this signer") {
 		t.Errorf("a fourth message of one signer with a share of 3: %v", err)
 	}
-	if err := c.Check("x", "alice", until, t0); err != nil {
+	if err := c.Check("alice", until, t0, "x"); err != nil {
 		t.Errorf("another signer's message: %v", err)
 	}
-	if err := c.Check("m3", "mallory", until.Add(time.Minute), until); err != nil {
+	if err := c.Check("mallory", until.Add(time.Minute), until, "m3"); err != nil {
 		t.Errorf("once the signer's messages expired: %v", err)
 	}
 	// Without PerSigner, a signer's share is Max/16.
 	d := &ReplayCache{Max: 64}
 	for i := range 4 {
-		if err := d.Check(fmt.Sprint("d", i), "s", until, t0); err != nil {
+		if err := d.Check("s", until, t0, fmt.Sprint("d", i)); err != nil {
 			t.Fatalf("message %d of a share of 4: %v", i, err)
 		}
 	}
-	if err := d.Check("d4", "s", until, t0); !errors.Is(err, ErrReplayCacheFull) {
+	if err := d.Check("s", until, t0, "d4"); !errors.Is(err, ErrReplayCacheFull) {
 		t.Errorf("a fifth message with Max 64: %v", err)
 	}
 }
