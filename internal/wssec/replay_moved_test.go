@@ -2,9 +2,8 @@ package wssec
 
 import (
 	"errors"
-	"time"
-
 	"testing"
+	"time"
 
 	"github.com/vws-grid/vws/internal/soap"
 	"github.com/vws-grid/vws/internal/wsa"
