@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -20,9 +21,20 @@ import (
 // failingStore fails PutResource for one key while armed, and may call a hook first.
 type failingStore struct {
 	wsrf.Store
-	mu     sync.Mutex
-	failOn string
-	before func(key string)
+	mu         sync.Mutex
+	failOn     string
+	failDelete bool // every DeleteResource fails
+	before     func(key string)
+}
+
+func (s *failingStore) DeleteResource(ctx context.Context, service, key string) error {
+	s.mu.Lock()
+	fail := s.failDelete
+	s.mu.Unlock()
+	if fail {
+		return errors.New("injected: the row could not be deleted")
+	}
+	return s.Store.DeleteResource(ctx, service, key)
 }
 
 func (s *failingStore) PutResource(ctx context.Context, service string, r wsrf.StoredResource) error {
@@ -99,5 +111,47 @@ func TestUndoneCloneReleasesItsQuotaOnce(t *testing.T) {
 	_, err2 := f.createFor(alice, "third", 30*time.Minute, 0)
 	if err1 == nil && err2 == nil {
 		t.Errorf("quota workspaces=2, yet alice now holds 3 workspaces")
+	}
+}
+
+// TestCloneLeftByAFailedUndoKeepsItsLayer: when the clone's row was written, the
+// source's was not, and destroying the clone fails too, the clone's record stays —
+// and so does the frozen layer it stands on.
+func TestCloneLeftByAFailedUndoKeepsItsLayer(t *testing.T) {
+	needQemu(t)
+	f := newFixture(t)
+	st := f.openFailing("")
+	src := f.mustCreateFor(alice, "src", 0)
+	st.mu.Lock()
+	st.failOn, st.failDelete = src, true
+	st.mu.Unlock()
+	ctx := identity.With(context.Background(), alice)
+	if _, err := f.r.Clone(ctx, src, "copy", alice.DN, time.Now().Add(30*time.Minute)); err == nil {
+		t.Fatal("precondition: the clone was to fail on the source's row")
+	}
+	st.mu.Lock()
+	st.failOn, st.failDelete = "", false
+	st.mu.Unlock()
+	var layers []string
+	f.r.Workspaces.Range(func(s *wsrf.Snapshot) bool {
+		if s.Key == src {
+			return true
+		}
+		chain, err := decodeChain(s.Private)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range chain.Layers {
+			layers = append(layers, f.r.layerPath(l.ID))
+		}
+		return true
+	})
+	if len(layers) == 0 {
+		t.Fatal("precondition: no clone record stayed, or it stands on no layer")
+	}
+	for _, l := range layers {
+		if _, err := os.Stat(l); err != nil {
+			t.Errorf("the clone's record stayed, but its layer is gone: %v", err)
+		}
 	}
 }

@@ -467,8 +467,10 @@ func (r *Repository) Clone(ctx context.Context, key, name, owner string, termina
 				r.log.Error("undo clone", "clone", cloneKey, "err", derr)
 				undone = false
 			}
-			os.Remove(srcNew)
-			os.Remove(layerFile)
+			os.Remove(srcNew) // the source's next overlay, which its unwritten row named
+			if undone {
+				os.Remove(layerFile) // else the clone's record stands on it
+			}
 		}
 		r.releaseName(name, cloneKey)
 		if !cloneCreated {
