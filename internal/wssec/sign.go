@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"github.com/vws-grid/vws/internal/xmldsigec"
 	"hash"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/beevik/etree"
@@ -199,12 +201,19 @@ func (s *Signer) Sign(doc *etree.Document) error {
 	for i, el := range toSign {
 		id := ensureID(el, wsu, fmt.Sprintf("%s-%d-%s", el.Tag, i, suffix))
 		h.Reset()
-		if err := canonicalize(h, el, ""); err != nil {
+		prefixes := prefixesOf(el)
+		if err := canonicalize(h, el, prefixes); err != nil {
 			return fmt.Errorf("wssec: digest of %s: %w", el.FullTag(), err)
 		}
 		ref := si.CreateElement("ds:Reference")
 		ref.CreateAttr("URI", "#"+id)
-		ref.CreateElement("ds:Transforms").CreateElement("ds:Transform").CreateAttr("Algorithm", NSExcC14N)
+		tr := ref.CreateElement("ds:Transforms").CreateElement("ds:Transform")
+		tr.CreateAttr("Algorithm", NSExcC14N)
+		if prefixes != "" {
+			in := tr.CreateElement("ec:InclusiveNamespaces")
+			in.CreateAttr("xmlns:ec", NSExcC14N)
+			in.CreateAttr("PrefixList", prefixes)
+		}
 		ref.CreateElement("ds:DigestMethod").CreateAttr("Algorithm", digestURI)
 		ref.CreateElement("ds:DigestValue").SetText(base64.StdEncoding.EncodeToString(h.Sum(nil)))
 	}
@@ -232,6 +241,39 @@ func (s *Signer) Sign(doc *etree.Document) error {
 	r.CreateAttr("URI", "#"+bstID)
 	r.CreateAttr("ValueType", tokenType)
 	return nil
+}
+
+// prefixesOf is the InclusiveNamespaces PrefixList for signing el: every prefix in
+// scope at el or declared inside it. Exclusive C14N leaves out a declaration that
+// no element or attribute name uses, yet a QName in text or an attribute value
+// (rp:GetResourceProperty's "vw:state", a TopicExpression) depends on it: listed, it
+// is signed, and rebinding it after signing breaks the signature.
+func prefixesOf(el *etree.Element) string {
+	seen := map[string]bool{}
+	add := func(e *etree.Element) {
+		for _, a := range e.Attr {
+			if a.Space == "xmlns" && a.Key != "xml" {
+				seen[a.Key] = true
+			}
+		}
+	}
+	for p := el.Parent(); p != nil; p = p.Parent() {
+		add(p)
+	}
+	var walk func(*etree.Element)
+	walk = func(e *etree.Element) {
+		add(e)
+		for _, c := range e.ChildElements() {
+			walk(c)
+		}
+	}
+	walk(el)
+	list := make([]string, 0, len(seen))
+	for p := range seen {
+		list = append(list, p)
+	}
+	sort.Strings(list)
+	return strings.Join(list, " ")
 }
 
 // timeLayout is xs:dateTime in UTC with milliseconds, as WSS implementations write it.

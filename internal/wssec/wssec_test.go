@@ -235,7 +235,12 @@ func TestWrappingAttacks(t *testing.T) {
 		sec.InsertChildAt(ts.Index(), evil)
 		wrapper(env, ts)
 		_, err := p.verifier(t0).Verify(wire(t, env.Doc))
-		wantRefused(t, err, CodeInvalidSecurity, "a signed element moved elsewhere is refused")
+		// Refused as moved, or (its signed prefixes no longer all in scope out of
+		// the Security header) as changed.
+		var e *Error
+		if !errors.As(err, &e) || !strings.Contains(e.Reason, "a signed element moved elsewhere is refused") && !strings.Contains(e.Reason, "was changed after signing") {
+			t.Fatalf("the moved Timestamp: %v", err)
+		}
 	})
 	t.Run("duplicate id elsewhere", func(t *testing.T) {
 		env := fresh(t)
