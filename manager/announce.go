@@ -237,6 +237,17 @@ func (m *Manager) disownNotHeld(ctx context.Context, repository string, self *ws
 			unlock()
 			continue
 		}
+		// A domain of it still here says the host has the workspace, and the records
+		// are what is missing (a data directory on a disk not mounted, say): giving it
+		// up would have the guest removed once the records are back.
+		if _, err := m.hv.State(ctx, domainName(key)); !isNoDomain(err) {
+			unlock()
+			if err == nil {
+				m.log.Warn("the repository has a workspace checked out to this host, whose domain is defined here, but the manager holds no record of it: is its data directory the right one (a disk not mounted?); it is not given back",
+					"workspace", key, "domain", domainName(key), "data", m.cfg.Dir)
+			}
+			continue
+		}
 		state, err := m.repo.disown(ctx, repository, key, self)
 		unlock()
 		if err != nil {
@@ -244,11 +255,7 @@ func (m *Manager) disownNotHeld(ctx context.Context, repository string, self *ws
 				"workspace", key, "repository", repository, "err", err)
 			continue
 		}
-		m.log.Warn("the repository had a workspace checked out to this host, which holds no record of it (reinstalled, or the manager's data lost): it took the workspace back, "+state+", losing what it did here since its check-out",
+		m.log.Warn("the repository had a workspace checked out to this host, which holds no record of it and no domain (reinstalled, or the manager's data lost): it took the workspace back, "+state+", losing what it did here since its check-out",
 			"workspace", key, "repository", repository)
-		if _, err := m.hv.State(ctx, domainName(key)); err == nil {
-			m.log.Warn("a domain of the disowned workspace is still defined here, outside vws's records; remove it (virsh destroy, virsh undefine) unless another manager on this libvirtd holds it",
-				"workspace", key, "domain", domainName(key))
-		}
 	}
 }

@@ -201,8 +201,14 @@ func (m *Manager) recover(ctx context.Context) {
 			continue
 		}
 		if _, err := m.journal.get(key); errors.Is(err, os.ErrNotExist) {
-			m.log.Info("remove files of a workspace this host does not hold", "workspace", key)
-			os.RemoveAll(filepath.Join(m.cfg.Dir, "workspaces", key))
+			// Not under a domain still defined here: that one runs on these files, and
+			// it is the record that is missing.
+			if _, err := m.hv.State(ctx, domainName(key)); isNoDomain(err) {
+				m.log.Info("remove files of a workspace this host does not hold", "workspace", key)
+				os.RemoveAll(filepath.Join(m.cfg.Dir, "workspaces", key))
+			} else if err == nil {
+				m.log.Warn("files of a workspace this host holds no record of, under a domain defined here: kept", "workspace", key, "domain", domainName(key))
+			}
 		}
 		unlock()
 	}
