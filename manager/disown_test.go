@@ -53,9 +53,7 @@ func (d *disownRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	out := etree.NewElement("r:DisownResponse")
 	out.CreateAttr("xmlns:r", vwsns.Workspace)
 	out.CreateElement("r:State").SetText("shutdown")
-	b, _ := (&soap.Message{Body: out}).Bytes()
-	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
-	w.Write(b)
+	answerSOAP(w, out)
 }
 
 // domainsHV is crashHV knowing domains by name: those of keys, and no other.

@@ -41,9 +41,7 @@ func TestTakenAwayActsOnlyOnTheDeploymentAskedAbout(t *testing.T) {
 		out := etree.NewElement("r:GetMultipleResourcePropertiesResponse")
 		out.CreateAttr("xmlns:r", vwsns.Workspace)
 		out.CreateElement("r:deployment").SetText("in-repository")
-		b, _ := (&soap.Message{Body: out}).Bytes()
-		w.Header().Set("Content-Type", "text/xml; charset=utf-8")
-		w.Write(b)
+		answerSOAP(w, out)
 	}))
 	defer hs.Close()
 	m.repo = &repoClient{soap: clientFor(hs), http: hs.Client()}

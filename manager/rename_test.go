@@ -70,9 +70,7 @@ func (f *fakeRepo) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	b, _ := (&soap.Message{Body: out}).Bytes()
-	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
-	w.Write(b)
+	answerSOAP(w, out)
 }
 
 // TestUndeployAfterHostRenameHandsBack: a host restarted under another --host-name
@@ -131,3 +129,10 @@ func TestReportAfterHostRenameNamesTheCheckOutHost(t *testing.T) {
 }
 
 func clientFor(hs *httptest.Server) *client.Client { return client.New(hs.Client()) }
+
+// answerSOAP answers a fake Repository's request with body in a SOAP envelope.
+func answerSOAP(w http.ResponseWriter, body *etree.Element) {
+	b, _ := (&soap.Message{Body: body}).Bytes()
+	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+	w.Write(b)
+}

@@ -8,9 +8,34 @@ import (
 	"time"
 
 	"github.com/vws-grid/vws/internal/identity"
-	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/internal/wsrf"
 )
+
+// asNode7 is a call from node7's host certificate.
+func asNode7() context.Context {
+	return identity.With(context.Background(), identity.Identity{DN: "/O=Grid/CN=host/node7"})
+}
+
+// announceNode7 has node7 announce itself (goodHost) for ten seconds.
+func (f *fixture) announceNode7(t *testing.T) {
+	t.Helper()
+	if _, err := f.r.announceHost(asNode7(), announcement(t, goodHost, "PT10S")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// outOnNode7 creates a workspace and checks it out to node7, returning its key.
+func (f *fixture) outOnNode7(t *testing.T, name string) string {
+	t.Helper()
+	c, err := f.r.Create(context.Background(), CreateSpec{Name: name, Owner: "o", Description: minimalVM(t), BaseImage: f.base, Termination: f.now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.r.CheckOut(asNode7(), c.Key, "node7", "", nil, &tester); err != nil {
+		t.Fatal(err)
+	}
+	return c.Key
+}
 
 // TestSilentMarkGoesAfterARestartOnceTheHostIsBack: node7 goes silent (its
 // workspace is marked), announces itself again, and the Repository restarts before
@@ -18,34 +43,21 @@ import (
 func TestSilentMarkGoesAfterARestartOnceTheHostIsBack(t *testing.T) {
 	f, advance := newClockedFixture(t)
 	ctx := context.Background()
-	node7 := identity.With(ctx, identity.Identity{DN: "/O=Grid/CN=host/node7"})
-	announce := func() {
-		t.Helper()
-		if _, err := f.r.announceHost(node7, announcement(t, goodHost, "PT10S")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	announce()
-	c, err := f.r.Create(ctx, CreateSpec{Name: "out", Owner: "o", Description: minimalVM(t), BaseImage: f.base, Termination: f.now().Add(time.Hour)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.r.CheckOut(node7, c.Key, "node7", "", &wsa.EPR{Version: wsa.V200508, Address: "https://node7:8443/wsrf/services/WorkspaceManagerService"}, &tester); err != nil {
-		t.Fatal(err)
-	}
+	f.announceNode7(t)
+	key := f.outOnNode7(t, "out")
 	advance(11 * time.Second)
 	f.r.markSilentHosts(ctx)
-	if f.prop(c.Key, PropHostSilentSince) == "" {
+	if f.prop(key, PropHostSilentSince) == "" {
 		t.Fatal("precondition: workspace on silent node7 not marked")
 	}
-	announce() // node7 is back
-	f.reopen() // restart before the next 2-second round
+	f.announceNode7(t) // node7 is back
+	f.reopen()         // restart before the next 2-second round
 	if live := f.r.hosts.Live(f.now()); len(live) != 1 || live[0].Name != "node7" {
 		t.Fatalf("precondition: node7 not live after restart: %+v", live)
 	}
 	f.r.markSilentHosts(ctx)
 	f.r.markSilentHosts(ctx)
-	if got := f.prop(c.Key, PropHostSilentSince); got != "" {
+	if got := f.prop(key, PropHostSilentSince); got != "" {
 		t.Fatalf("node7 is live (announced, not silent) after the restart, yet its workspace still says hostSilentSince=%q", got)
 	}
 }
@@ -58,24 +70,11 @@ func TestSilentMarkNeverLandsOnAWorkspaceThatMovedToALiveHost(t *testing.T) {
 	f, advance := newClockedFixture(t)
 	st := f.openFailing("")
 	ctx := context.Background()
-	node7 := identity.With(ctx, identity.Identity{DN: "/O=Grid/CN=host/node7"})
 	node8 := identity.With(ctx, identity.Identity{DN: "/O=Grid/CN=host/node8"})
 	admin := identity.With(ctx, identity.Identity{DN: "/O=Grid/CN=admin"})
 	node8Host := strings.ReplaceAll(goodHost, "node7", "node8")
-	if _, err := f.r.announceHost(node7, announcement(t, goodHost, "PT10S")); err != nil {
-		t.Fatal(err)
-	}
-	var keys []string
-	for _, name := range []string{"w1", "w2"} {
-		c, err := f.r.Create(ctx, CreateSpec{Name: name, Owner: "o", Description: minimalVM(t), BaseImage: f.base, Termination: f.now().Add(time.Hour)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.r.CheckOut(node7, c.Key, "node7", "", nil, &tester); err != nil {
-			t.Fatal(err)
-		}
-		keys = append(keys, c.Key)
-	}
+	f.announceNode7(t)
+	keys := []string{f.outOnNode7(t, "w1"), f.outOnNode7(t, "w2")}
 	advance(11 * time.Second) // node7 silent
 	if _, err := f.r.announceHost(node8, announcement(t, node8Host, "PT3M")); err != nil {
 		t.Fatal(err)
@@ -134,19 +133,10 @@ func TestSilentMarkNeverLandsOnAWorkspaceThatMovedToALiveHost(t *testing.T) {
 func TestWorkspaceCheckedOutToASilentHostIsMarked(t *testing.T) {
 	f, advance := newClockedFixture(t)
 	ctx := context.Background()
-	node7 := identity.With(ctx, identity.Identity{DN: "/O=Grid/CN=host/node7"})
-	if _, err := f.r.announceHost(node7, announcement(t, goodHost, "PT10S")); err != nil {
-		t.Fatal(err)
-	}
-	c, err := f.r.Create(ctx, CreateSpec{Name: "late", Owner: "o", Description: minimalVM(t), BaseImage: f.base, Termination: f.now().Add(time.Hour)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f.announceNode7(t)
 	advance(11 * time.Second)
 	f.r.markSilentHosts(ctx) // node7 is silent; nothing deployed there yet
-	if _, err := f.r.CheckOut(node7, c.Key, "node7", "", nil, &tester); err != nil {
-		t.Fatal(err)
-	}
+	key := f.outOnNode7(t, "late")
 	for i := 0; i < 3; i++ {
 		advance(hostWatchEvery)
 		f.r.markSilentHosts(ctx)
@@ -154,7 +144,7 @@ func TestWorkspaceCheckedOutToASilentHostIsMarked(t *testing.T) {
 	if silent, _ := f.r.hosts.Silent(f.now()); silent["node7"].IsZero() {
 		t.Fatal("precondition: node7 not silent")
 	}
-	if got := f.prop(c.Key, PropHostSilentSince); got == "" {
+	if got := f.prop(key, PropHostSilentSince); got == "" {
 		t.Fatal("workspace deployed on silent node7 has no hostSilentSince after several watch rounds")
 	}
 }
@@ -166,19 +156,10 @@ func TestWorkspaceCheckedOutToASilentHostIsMarked(t *testing.T) {
 func TestReclaimWhenAnotherIdentityAnnouncesTheHostName(t *testing.T) {
 	f, advance := newClockedFixture(t)
 	ctx := context.Background()
-	node7 := identity.With(ctx, identity.Identity{DN: "/O=Grid/CN=host/node7"})
 	node9 := identity.With(ctx, identity.Identity{DN: "/O=Grid/CN=host/node9"})
 	admin := identity.With(ctx, identity.Identity{DN: "/O=Grid/CN=admin"})
-	if _, err := f.r.announceHost(node7, announcement(t, goodHost, "PT10S")); err != nil {
-		t.Fatal(err)
-	}
-	c, err := f.r.Create(ctx, CreateSpec{Name: "held", Owner: "o", Description: minimalVM(t), BaseImage: f.base, Termination: f.now().Add(time.Hour)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.r.CheckOut(node7, c.Key, "node7", "", nil, &tester); err != nil {
-		t.Fatal(err)
-	}
+	f.announceNode7(t)
+	key := f.outOnNode7(t, "held")
 	advance(11 * time.Second)
 	f.r.markSilentHosts(ctx)
 	impostor := strings.Replace(goodHost, "https://node7:8443", "https://node9:8443", 1)
@@ -186,8 +167,8 @@ func TestReclaimWhenAnotherIdentityAnnouncesTheHostName(t *testing.T) {
 		t.Logf("another identity's announcement of node7 refused: %v", err)
 	}
 	f.r.markSilentHosts(ctx)
-	if _, _, err := f.r.Reclaim(admin, c.Key); err != nil {
-		t.Fatalf("node7 (lock holder %s) has not been heard from, yet Reclaim is refused: %v", f.prop(c.Key, PropLockHolder), err)
+	if _, _, err := f.r.Reclaim(admin, key); err != nil {
+		t.Fatalf("node7 (lock holder %s) has not been heard from, yet Reclaim is refused: %v", f.prop(key, PropLockHolder), err)
 	}
 }
 
@@ -197,31 +178,18 @@ func TestReclaimWhenAnotherIdentityAnnouncesTheHostName(t *testing.T) {
 func TestSilentMarkFollowsTheLastHeard(t *testing.T) {
 	f, advance := newClockedFixture(t)
 	ctx := context.Background()
-	node7 := identity.With(ctx, identity.Identity{DN: "/O=Grid/CN=host/node7"})
-	announce := func() {
-		t.Helper()
-		if _, err := f.r.announceHost(node7, announcement(t, goodHost, "PT10S")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	announce()
-	c, err := f.r.Create(ctx, CreateSpec{Name: "out", Owner: "o", Description: minimalVM(t), BaseImage: f.base, Termination: f.now().Add(time.Hour)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.r.CheckOut(node7, c.Key, "node7", "", nil, &tester); err != nil {
-		t.Fatal(err)
-	}
+	f.announceNode7(t)
+	key := f.outOnNode7(t, "out")
 	advance(11 * time.Second)
 	f.r.markSilentHosts(ctx)
 	advance(time.Second)
-	announce()
+	f.announceNode7(t)
 	t2 := f.now()
 	f.r.Close()
 	advance(time.Minute) // the Repository is down; node7's announcement expires
 	f.open()
 	f.r.markSilentHosts(ctx)
-	if got, want := f.prop(c.Key, PropHostSilentSince), wsrf.FormatTime(t2); got != want {
+	if got, want := f.prop(key, PropHostSilentSince), wsrf.FormatTime(t2); got != want {
 		t.Fatalf("after the restart node7 was last heard from at %s, yet its workspace says hostSilentSince=%s", want, got)
 	}
 }
