@@ -63,6 +63,11 @@ func Parse(data []byte) (*Envelope, error) {
 	if err := doc.ReadFromBytes(data); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
+	// Anywhere in the tree: hasDTD, a byte scan, can be misled (a "<!--" inside a
+	// processing instruction hides what follows the instruction from it).
+	if hasDirective(doc.Child) {
+		return nil, ErrDTD
+	}
 	env := &Envelope{Doc: doc}
 	for _, t := range doc.Child {
 		switch t := t.(type) {
@@ -125,6 +130,22 @@ func Parse(data []byte) (*Envelope, error) {
 		env.Payload = kids[0]
 	}
 	return env, nil
+}
+
+// hasDirective says whether tokens, or any element among them, hold a "<!" directive
+// (DOCTYPE, ENTITY, ELEMENT, …).
+func hasDirective(tokens []etree.Token) bool {
+	for _, t := range tokens {
+		switch t := t.(type) {
+		case *etree.Directive:
+			return true
+		case *etree.Element:
+			if hasDirective(t.Child) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // hasDTD finds "<!" markup that is neither a comment nor CDATA. The parser would keep a

@@ -102,6 +102,7 @@ func GetMultipleResourceProperties(p Properties) container.Handler {
 			return nil, err
 		}
 		var names []wsa.QName
+		asked := map[wsa.QName]bool{}
 		for _, c := range req.Payload.ChildElements() {
 			if c.Tag != "ResourceProperty" || c.NamespaceURI() != req.Dialect.RP {
 				return nil, fmt.Errorf("%w: unexpected {%s}%s; GetMultipleResourceProperties holds ResourceProperty elements",
@@ -111,7 +112,12 @@ func GetMultipleResourceProperties(p Properties) container.Handler {
 			if err != nil {
 				return nil, err
 			}
-			names = append(names, q)
+			// Each property once: a name repeated thousands of times must not have
+			// the document built, and answered, as often.
+			if !asked[q] {
+				asked[q] = true
+				names = append(names, q)
+			}
 		}
 		if len(names) == 0 {
 			return nil, fmt.Errorf("%w: GetMultipleResourceProperties names no ResourceProperty", errdefs.ErrInvalidQName)
