@@ -30,8 +30,39 @@ func (n Networks) Permits(ip net.IP) bool {
 		}
 		return false
 	}
+	if v4 := embeddedIPv4(ip); v4 != nil && !permittedByDefault(v4) {
+		return false
+	}
+	return permittedByDefault(ip)
+}
+
+func permittedByDefault(ip net.IP) bool {
 	return !(ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsInterfaceLocalMulticast() ||
 		ip.IsMulticast() || ip.IsUnspecified())
+}
+
+// nat64 is the well-known NAT64 prefix (RFC 6052), 64:ff9b::/96.
+var nat64 = &net.IPNet{IP: net.ParseIP("64:ff9b::"), Mask: net.CIDRMask(96, 128)}
+
+// embeddedIPv4 is the IPv4 address an IPv6 address reaches by translation — NAT64's
+// well-known prefix, or the deprecated IPv4-compatible form (::a.b.c.d) — or nil: a
+// link-local IPv4 target (a cloud's metadata service) must not be reachable so.
+func embeddedIPv4(ip net.IP) net.IP {
+	if ip.To4() != nil || len(ip) != net.IPv6len {
+		return nil
+	}
+	if nat64.Contains(ip) {
+		return net.IP(ip[12:16])
+	}
+	for _, b := range ip[:12] {
+		if b != 0 {
+			return nil
+		}
+	}
+	if v4 := net.IP(ip[12:16]); !v4.Equal(net.IPv4zero) && !(v4[0] == 0 && v4[1] == 0 && v4[2] == 0) {
+		return v4 // ::a.b.c.d, not :: or ::1
+	}
+	return nil
 }
 
 // ParseNetworks reads CIDRs (a bare address is a /32 or /128).

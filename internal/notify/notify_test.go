@@ -519,7 +519,9 @@ func TestProducerPropertiesNameEveryTopic(t *testing.T) {
 func TestNetworks(t *testing.T) {
 	var def Networks
 	for ip, want := range map[string]bool{"127.0.0.1": true, "10.1.2.3": true, "::1": true, "169.254.169.254": false,
-		"fe80::1": false, "224.0.0.1": false, "0.0.0.0": false} {
+		"fe80::1": false, "224.0.0.1": false, "0.0.0.0": false, "::ffff:169.254.169.254": false,
+		// A link-local IPv4 address reached by translation: NAT64, IPv4-compatible.
+		"64:ff9b::a9fe:a9fe": false, "::a9fe:a9fe": false, "64:ff9b::a00:1": true, "::": false} {
 		if got := def.Permits(net.ParseIP(ip)); got != want {
 			t.Errorf("default networks permit %s: %v, want %v", ip, got, want)
 		}
