@@ -452,9 +452,15 @@ func TestParseSizesAndLifetimes(t *testing.T) {
 			t.Errorf("parseLifetime(%q) = %v, %v", in, got, err)
 		}
 	}
-	for _, bad := range []string{"d", "0d", "-1h", "xd"} {
-		if _, err := parseLifetime(bad); err == nil {
-			t.Errorf("parseLifetime(%q) accepted", bad)
+	for _, bad := range []string{"d", "0d", "-1h", "xd", "106753d", "106751d48h"} {
+		if got, err := parseLifetime(bad); err == nil {
+			t.Errorf("parseLifetime(%q) accepted, as %v", bad, got)
+		}
+	}
+	// Sizes and durations past int64 are refused, not wrapped into a wrong limit.
+	for _, bad := range []string{"9007199254740992TiB", "9223372036854775807GiB"} {
+		if got, err := parseMiB(bad); err == nil || !strings.Contains(err.Error(), "too large") {
+			t.Errorf("parseMiB(%q) = %d, %v", bad, got, err)
 		}
 	}
 	for d, want := range map[time.Duration]string{168 * time.Hour: "7d", 36 * time.Hour: "1d12h", 200 * time.Hour: "8d8h", 12 * time.Hour: "12h",

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -229,6 +230,9 @@ func parseMiB(v string) (int64, error) {
 	if err != nil || n <= 0 {
 		return 0, fmt.Errorf("want a size in MiB (2048) or with a unit (2048MiB, 2GiB), got %q", v)
 	}
+	if n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("size %q is too large to count; leave the limit out for none", v)
+	}
 	return n * mult, nil
 }
 
@@ -239,6 +243,9 @@ func parseLifetime(v string) (time.Duration, error) {
 	if i := strings.IndexByte(v, 'd'); i > 0 {
 		days, err := strconv.Atoi(v[:i])
 		if err == nil {
+			if days > int(math.MaxInt64/int64(24*time.Hour)) {
+				return 0, fmt.Errorf("duration %q is too long to count (at most about 292 years); leave the limit out for none", v)
+			}
 			d, rest = time.Duration(days)*24*time.Hour, v[i+1:]
 		}
 	}
@@ -246,6 +253,9 @@ func parseLifetime(v string) (time.Duration, error) {
 		r, err := time.ParseDuration(rest)
 		if err != nil {
 			return 0, fmt.Errorf("want a duration such as 12h, 7d or 1d12h, got %q", v)
+		}
+		if r > 0 && d > math.MaxInt64-r {
+			return 0, fmt.Errorf("duration %q is too long to count (at most about 292 years); leave the limit out for none", v)
 		}
 		d += r
 	}
