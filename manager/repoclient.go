@@ -365,6 +365,7 @@ func (c *repoClient) fetch(ctx context.Context, img *manifestImage, token, path 
 		}
 	}
 	checked := chunked && have == img.Size // every piece was kept, and checked
+	resumedFrom := have                    // an unchecked prefix, when not chunked
 	if have < img.Size {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, img.Location, nil)
 		if err != nil {
@@ -383,6 +384,12 @@ func (c *repoClient) fetch(ctx context.Context, img *manifestImage, token, path 
 		defer resp.Body.Close()
 		switch {
 		case resp.StatusCode == http.StatusPartialContent && have > 0:
+			// Only the bytes asked for may land after what is kept.
+			cr := resp.Header.Get("Content-Range")
+			total, ok := strings.CutPrefix(cr, fmt.Sprintf("bytes %d-%d/", have, img.Size-1))
+			if !ok || total != "*" && total != strconv.FormatInt(img.Size, 10) {
+				return fmt.Errorf("fetch %s image from %s (resumable): asked for bytes %d-, the server answered with Content-Range %q", img.Role, img.Location, have, cr)
+			}
 		case resp.StatusCode == http.StatusOK:
 			if have > 0 { // the server ignored the range: start over
 				if err := restart(); err != nil {
@@ -441,6 +448,12 @@ func (c *repoClient) fetch(ctx context.Context, img *manifestImage, token, path 
 	if have != img.Size || (chunked && !checked) || (!chunked && got != img.Digest) {
 		f.Close()
 		os.Remove(part)
+		if !chunked && resumedFrom > 0 && have == img.Size && ctx.Err() == nil {
+			// The bytes kept from an earlier attempt were not checked on their own:
+			// they, not the repository's copy, may be what is wrong. Once more, whole.
+			slog.Warn("a resumed transfer does not match its digest: fetching the image again from its start", "role", img.Role, "digest", img.Digest, "location", img.Location)
+			return c.fetch(ctx, img, token, path, progress)
+		}
 		what := "digest " + got
 		if chunked {
 			what = "its pieces not all matching the manifest's list"
