@@ -227,7 +227,7 @@ func (r *Repository) serveFile(w http.ResponseWriter, req *http.Request, key, di
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Repr-Digest", "sha-256=:"+base64.StdEncoding.EncodeToString(sum)+":")
 	h.Set("Cache-Control", "no-store")
-	http.ServeContent(w, req, "", fi.ModTime(), f)
+	transfer.ServeContent(w, req, fi.ModTime(), f, fi.Size())
 	return nil
 }
 

@@ -68,3 +68,25 @@ func LimitRanges(max int, h http.Handler) http.Handler {
 		h.ServeHTTP(w, r)
 	})
 }
+
+// ServeContent is http.ServeContent for a file of size bytes, except that a suffix
+// range of zero bytes ("bytes=-0") is unsatisfiable, as RFC 9110 §14.1.2 says:
+// net/http answers it 206 with an impossible Content-Range ("bytes N-(N-1)/N"). Such
+// specs are dropped, and a Range of nothing else is answered 416.
+func ServeContent(w http.ResponseWriter, r *http.Request, modtime time.Time, content io.ReadSeeker, size int64) {
+	if rng, ok := strings.CutPrefix(r.Header.Get("Range"), "bytes="); ok {
+		var kept []string
+		for _, spec := range strings.Split(rng, ",") {
+			if strings.TrimSpace(spec) != "-0" {
+				kept = append(kept, spec)
+			}
+		}
+		if len(kept) == 0 {
+			w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", size))
+			http.Error(w, "a range of the last 0 bytes is no bytes: ask for a suffix of at least 1 byte (bytes=-N)", http.StatusRequestedRangeNotSatisfiable)
+			return
+		}
+		r.Header.Set("Range", "bytes="+strings.Join(kept, ","))
+	}
+	http.ServeContent(w, r, "", modtime, content)
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/fsutil"
 	"github.com/vws-grid/vws/internal/identity"
+	"github.com/vws-grid/vws/internal/transfer"
 )
 
 // ImportResult is the body of a PUT /images answer.
@@ -112,7 +113,7 @@ func (p *Pool) serveBlob(ctx context.Context, w http.ResponseWriter, r *http.Req
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Repr-Digest", "sha-256=:"+base64.StdEncoding.EncodeToString(sum)+":")
-	http.ServeContent(w, r, "", fi.ModTime(), f)
+	transfer.ServeContent(w, r, fi.ModTime(), f, fi.Size())
 }
 
 func (p *Pool) serveList(ctx context.Context, w http.ResponseWriter, r *http.Request) {
