@@ -82,7 +82,7 @@ func (p *Pool) importStream(ctx context.Context, r io.Reader, m Meta) (img Image
 	// Sync outside the lock, unless the content is already stored (then the temporary
 	// file is thrown away and syncing it would only cost time).
 	synced := false
-	if !p.holds(ctx, digest) {
+	if !p.holds(ctx, digest, res.size) {
 		if err := tmp.Sync(); err != nil {
 			return Image{}, false, fmt.Errorf("sync imported image: %w", err)
 		}
@@ -91,14 +91,21 @@ func (p *Pool) importStream(ctx context.Context, r io.Reader, m Meta) (img Image
 	return p.commit(ctx, tmp, synced, &keepTmp, digest, format, res.size, vsize, m)
 }
 
-// holds says whether the pool has a recorded, present blob for digest.
-func (p *Pool) holds(ctx context.Context, digest string) bool {
+// holds says whether the pool has a recorded, present blob of size bytes for digest.
+func (p *Pool) holds(ctx context.Context, digest string, size int64) bool {
 	var n int
 	if err := p.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM images WHERE digest = $1`, digest).Scan(&n); err != nil || n == 0 {
 		return false
 	}
-	_, err := os.Stat(p.blobPath(digest))
-	return err == nil
+	return p.blobOfSize(digest, size)
+}
+
+// blobOfSize says whether digest's blob is there with size bytes. One of another size
+// is damaged (cut short, say): an import of the same content replaces it rather than
+// counting as a duplicate of it.
+func (p *Pool) blobOfSize(digest string, size int64) bool {
+	fi, err := os.Stat(p.blobPath(digest))
+	return err == nil && fi.Size() == size
 }
 
 // commit puts the temporary file in place as the digest's blob, durably (unless the
@@ -121,10 +128,10 @@ func (p *Pool) commit(ctx context.Context, tmp *os.File, synced bool, keepTmp *b
 	blob := p.blobPath(digest)
 	stored := true
 	if known > 0 {
-		if _, err := os.Stat(blob); err == nil {
+		if p.blobOfSize(digest, size) {
 			stored = false // dedupe: the deferred cleanup removes the temporary file
 		} else {
-			p.log.Warn("image pool: re-importing content whose blob file was missing", "digest", digest)
+			p.log.Warn("image pool: re-importing content whose blob file was missing or damaged (not its size): the import replaces it", "digest", digest)
 		}
 	}
 	if stored {
