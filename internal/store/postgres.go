@@ -106,11 +106,25 @@ func IsPostgresURL(url string) bool {
 	return strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://")
 }
 
-// RedactURL is a database URL fit for a message or a log: without its password.
+// RedactURL is a database URL fit for a message or a log: without its password —
+// the user:password@ part, and the query's password and sslpassword, which PostgreSQL
+// clients read too. What is not a URL at all (a libpq "key=value" string may carry
+// password=) is not shown.
 func RedactURL(s string) string {
 	u, err := neturl.Parse(s)
-	if err != nil {
-		return "(a database URL that does not parse)"
+	if err != nil || u.Scheme == "" || u.Opaque != "" || strings.ContainsAny(s, " \t\n") {
+		return "(not a URL; not shown, since it may hold a password)"
+	}
+	q := u.Query()
+	hidden := false
+	for k := range q {
+		if strings.EqualFold(k, "password") || strings.EqualFold(k, "sslpassword") {
+			q.Set(k, "xxxxx")
+			hidden = true
+		}
+	}
+	if hidden {
+		u.RawQuery = q.Encode()
 	}
 	return u.Redacted()
 }
@@ -243,10 +257,11 @@ func (s *DB) checkPostgresSchema(ctx context.Context) error {
 // serverLock holds the server's advisory lock on one dedicated connection: the lock
 // lives as long as that session does.
 type serverLock struct {
-	db   *sql.DB
-	what string
-	mu   sync.Mutex
-	conn *sql.Conn
+	db       *sql.DB
+	what     string
+	mu       sync.Mutex // held for a whole check or take: one at a time
+	conn     *sql.Conn
+	released bool
 
 	lost chan error // the lock went to another server (once)
 	stop chan struct{}
@@ -280,6 +295,13 @@ func (l *serverLock) watch() {
 func (l *serverLock) take(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.takeLocked(ctx)
+}
+
+func (l *serverLock) takeLocked(ctx context.Context) error {
+	if l.released {
+		return fmt.Errorf("lock %s: this server has released it", l.what)
+	}
 	conn, err := l.db.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("connect to %s: %w", l.what, err)
@@ -367,20 +389,25 @@ func (l *serverLock) holder(ctx context.Context, conn *sql.Conn) (app, addr stri
 // check is the server's health check: the database answers and the lock is still
 // this server's. A session lost with its connection (a database restart) lost the
 // lock too; it is taken again if no other server took it meanwhile.
+//
+// Checks run one at a time: two that both found the session cut would each take the
+// lock, the second on a session of its own, dropping the first's from sight while it
+// still holds the lock — and every later check would find the lock held by "another
+// server". And never on the caller's context: a ping cancelled midway (a /healthz
+// whose client hung up) closes the session, and with it the lock.
 func (l *serverLock) check(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lockCheckEvery)
+	defer cancel()
 	l.mu.Lock()
-	conn := l.conn
-	l.mu.Unlock()
-	if conn != nil {
-		if err := conn.PingContext(ctx); err == nil {
+	defer l.mu.Unlock()
+	if l.conn != nil {
+		if err := l.conn.PingContext(ctx); err == nil {
 			return nil
 		}
-		conn.Close()
-		l.mu.Lock()
+		l.conn.Close()
 		l.conn = nil
-		l.mu.Unlock()
 	}
-	return l.take(ctx)
+	return l.takeLocked(ctx)
 }
 
 func (l *serverLock) release() error {
@@ -388,6 +415,7 @@ func (l *serverLock) release() error {
 	l.wg.Wait() // no check re-takes the lock after this
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.released = true // and no /healthz either
 	if l.conn == nil {
 		return nil
 	}
