@@ -169,3 +169,24 @@ func metadataErr(path, reason, advice string) error {
 	}
 	return err
 }
+
+// restorableMemory says whether a serialized guest of savedMiB can resume here: within
+// what its description allows (a memory image holding more came from a host that did
+// not keep to it), and with that much memory free.
+func restorableMemory(m describe.Memory, savedMiB, freeMiB int64) error {
+	least := m.SizeMiB
+	if m.MinMiB > 0 {
+		least = m.MinMiB
+	}
+	if savedMiB < int64(least) || savedMiB > int64(m.SizeMiB) {
+		return errdefs.WithAdvice(fmt.Errorf("%w: the memory image holds a guest of %d MiB, outside what its description allows (hw:RAM %d MiB, at least %d)",
+			errdefs.ErrImageIntegrity, savedMiB, m.SizeMiB, least),
+			"the host that serialized it did not keep to the description: tell the site administrator; vws clone copies the workspace without its saved RAM, to boot afresh")
+	}
+	if savedMiB > freeMiB {
+		return errdefs.WithAdvice(&errdefs.MetadataError{Path: "/vw:virtualWorkspace/hw:hardware/hw:RAM",
+			Reason: fmt.Sprintf("the workspace was serialized with %d MiB of RAM, which it resumes with; this host has %d MiB free", savedMiB, freeMiB)},
+			"deploy it on a host with that much free memory")
+	}
+	return nil
+}

@@ -313,3 +313,28 @@ func TestDomainIdentity(t *testing.T) {
 		t.Errorf("derivedMAC(ws-000, 1) = %s, was %s", got, want)
 	}
 }
+
+// TestRestorableMemory: a serialized guest resumes with the memory it was saved with,
+// which must be within its description and free on this host.
+func TestRestorableMemory(t *testing.T) {
+	desc := describe.Memory{SizeMiB: 512, MinMiB: 256}
+	for _, tc := range []struct {
+		saved, free int64
+		fault       error // nil: restorable
+		says        string
+	}{
+		{512, 4096, nil, ""},
+		{300, 300, nil, ""}, // granted less than asked on the host it was saved on
+		{4096, 8192, errdefs.ErrImageIntegrity, "a guest of 4096 MiB, outside what its description allows (hw:RAM 512 MiB, at least 256)"},
+		{128, 8192, errdefs.ErrImageIntegrity, "outside what its description allows"},
+		{512, 400, errdefs.ErrMetadata, "serialized with 512 MiB of RAM, which it resumes with; this host has 400 MiB free"},
+	} {
+		err := restorableMemory(desc, tc.saved, tc.free)
+		switch {
+		case tc.fault == nil && err != nil:
+			t.Errorf("saved %d, free %d: %v", tc.saved, tc.free, err)
+		case tc.fault != nil && (!errors.Is(err, tc.fault) || !strings.Contains(err.Error(), tc.says)):
+			t.Errorf("saved %d, free %d: %v, want %v saying %q", tc.saved, tc.free, err, tc.fault, tc.says)
+		}
+	}
+}

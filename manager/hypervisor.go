@@ -21,6 +21,9 @@ type Hypervisor interface {
 	Stop(ctx context.Context, name string) error
 	Save(ctx context.Context, name, path string) error
 	Restore(ctx context.Context, path string, s vmm.Spec, paused bool) error
+	// SavedMemoryMiB is the memory of the guest a save image holds, which a restore
+	// gives it whatever the host would grant afresh.
+	SavedMemoryMiB(ctx context.Context, path string) (int64, error)
 	RestoreManagedSave(ctx context.Context, name string, paused bool) error
 	RemoveManagedSave(ctx context.Context, name string) error
 	Undefine(ctx context.Context, name string) error

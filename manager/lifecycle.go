@@ -272,6 +272,18 @@ func (m *Manager) stageAndDefine(ctx context.Context, rec *record, man *manifest
 	if err != nil {
 		return Result{}, err
 	}
+	if hot {
+		// The guest resumes with the memory it was saved with, not what this host
+		// would grant the workspace afresh.
+		saved, err := m.hv.SavedMemoryMiB(ctx, rec.MemoryFile)
+		if err != nil {
+			return Result{}, err
+		}
+		if err := restorableMemory(desc.Hardware.Memory, saved, offer.FreeMiB); err != nil {
+			return Result{}, err
+		}
+		spec.MemoryMiB = int(saved)
+	}
 	hostname := man.Name
 	if desc.Network != nil {
 		for _, n := range desc.Network.NICs {

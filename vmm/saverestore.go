@@ -3,10 +3,12 @@ package vmm
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 
 	"libvirt.org/go/libvirt"
+	"libvirt.org/go/libvirtxml"
 )
 
 // Save writes the domain's RAM and device state to path (virDomainSave). The domain
@@ -98,4 +100,26 @@ func SaveImageUnfinished(path string) (bool, error) {
 		return false, err
 	}
 	return string(head) == qemuSavePartial, nil
+}
+
+// SavedMemoryMiB is the memory of the guest a save image holds: a restore gives it
+// exactly that much, whatever a host would grant the workspace afresh.
+func (l *Libvirt) SavedMemoryMiB(ctx context.Context, path string) (int64, error) {
+	var saved string
+	err := l.read(ctx, func(c *libvirt.Connect) (err error) {
+		saved, err = c.DomainSaveImageGetXMLDesc(path, 0)
+		return err
+	})
+	if err != nil {
+		return 0, wrap("read the domain XML of", path, err)
+	}
+	var dom libvirtxml.Domain
+	if err := dom.Unmarshal(saved); err != nil {
+		return 0, fmt.Errorf("parse domain XML of the save image %s: %w", path, err)
+	}
+	mib, err := memoryMiB(dom.Memory)
+	if err != nil {
+		return 0, fmt.Errorf("the save image %s: its guest's memory: %w", path, err)
+	}
+	return mib, nil
 }

@@ -148,9 +148,10 @@ func cpuFor(s Spec) *libvirtxml.DomainCPU {
 	}
 }
 
-// rewriteSaved takes the domain XML embedded in a save image and replaces its host-side
-// paths (disk sources by target, kernel, initrd, file-backed serial/console) with those
-// of s. It reports whether anything changed. The name and UUID must match s.
+// rewriteSaved takes the domain XML embedded in a save image, holds it to s
+// (checkSaved: the name, UUID, memory, vCPUs and devices must be s's), and replaces its
+// host-side paths (disk sources by target, kernel, initrd, file-backed serial/console)
+// with those of s. It reports whether anything changed.
 func rewriteSaved(saved string, s Spec) (string, bool, error) {
 	var dom libvirtxml.Domain
 	if err := dom.Unmarshal(saved); err != nil {
@@ -162,7 +163,10 @@ func rewriteSaved(saved string, s Spec) (string, bool, error) {
 	if dom.UUID != s.UUID {
 		return "", false, invalid("uuid", "%q differs from the saved domain's UUID %q", s.UUID, dom.UUID)
 	}
-	changed := false
+	if err := checkSaved(&dom, s); err != nil {
+		return "", false, err
+	}
+	changed := sanitizeSaved(&dom)
 	set := func(dst *string, v string) {
 		if *dst != v {
 			*dst, changed = v, true

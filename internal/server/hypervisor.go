@@ -172,6 +172,10 @@ func (l *lazyHypervisor) Save(ctx context.Context, name, path string) error {
 func (l *lazyHypervisor) Restore(ctx context.Context, path string, s vmm.Spec, paused bool) error {
 	return l.do(ctx, func(hv *vmm.Libvirt) error { return hv.Restore(ctx, path, s, paused) })
 }
+func (l *lazyHypervisor) SavedMemoryMiB(ctx context.Context, path string) (mib int64, err error) {
+	err = l.do(ctx, func(hv *vmm.Libvirt) error { mib, err = hv.SavedMemoryMiB(ctx, path); return err })
+	return mib, err
+}
 func (l *lazyHypervisor) RestoreManagedSave(ctx context.Context, name string, paused bool) error {
 	return l.do(ctx, func(hv *vmm.Libvirt) error { return hv.RestoreManagedSave(ctx, name, paused) })
 }

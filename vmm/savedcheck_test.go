@@ -1,0 +1,122 @@
+package vmm
+
+import (
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"libvirt.org/go/libvirtxml"
+)
+
+// TestSavedDomainHeldToTheSpec: the domain XML inside a save image comes from the host
+// that last ran the workspace; restoring it here takes only what the spec describes
+// (plus what a hypervisor adds by itself), so a host taken over cannot have other
+// hosts run QEMU arguments, host devices, sockets or another memory size of its
+// choosing when the workspace moves.
+func TestSavedDomainHeldToTheSpec(t *testing.T) {
+	here := goldenSpecs["qemu-kernel-boot"]
+	saved := func(t *testing.T, mut func(*libvirtxml.Domain)) string {
+		t.Helper()
+		x, err := DomainXML(here)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d libvirtxml.Domain
+		if err := d.Unmarshal(x); err != nil {
+			t.Fatal(err)
+		}
+		// What libvirt adds on its own is accepted.
+		d.Devices.Emulator = "/usr/bin/qemu-system-x86_64"
+		d.Devices.Controllers = append(d.Devices.Controllers, libvirtxml.DomainController{Type: "usb", Model: "piix3-uhci"})
+		d.Devices.Inputs = append(d.Devices.Inputs, libvirtxml.DomainInput{Type: "mouse", Bus: "ps2"})
+		d.Devices.Interfaces[0].Target = &libvirtxml.DomainInterfaceTarget{Dev: "vnet7"}
+		d.SecLabel = []libvirtxml.DomainSecLabel{{Type: "dynamic", Model: "apparmor"}}
+		d.Memory = &libvirtxml.DomainMemory{Value: uint(here.MemoryMiB) << 10, Unit: "KiB"}
+		if mut != nil {
+			mut(&d)
+		}
+		out, err := d.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	out, changed, err := rewriteSaved(saved(t, nil), here)
+	if err != nil {
+		t.Fatalf("a saved domain as libvirt writes it: %v", err)
+	}
+	if !changed || strings.Contains(out, "vnet7") {
+		t.Errorf("the tap device it had on the other host is kept (changed %v):\n%s", changed, out)
+	}
+	for name, tc := range map[string]struct {
+		mut  func(*libvirtxml.Domain)
+		says string
+	}{
+		"more memory than granted": {func(d *libvirtxml.Domain) { d.Memory = &libvirtxml.DomainMemory{Value: 4096, Unit: "MiB"} }, "a guest of 4096 MiB; the spec gives it 128 MiB"},
+		"other vCPUs":              {func(d *libvirtxml.Domain) { d.VCPU.Value = 8 }, "8 vCPUs"},
+		"QEMU command line": {func(d *libvirtxml.Domain) {
+			d.QEMUCommandline = &libvirtxml.DomainQEMUCommandline{Args: []libvirtxml.DomainQEMUCommandlineArg{{Value: "-chardev"}, {Value: "socket,id=x,path=/run/libvirt/libvirt-sock"}}}
+		}, "passes arguments through"},
+		"a host block device": {func(d *libvirtxml.Domain) {
+			d.Devices.Disks = append(d.Devices.Disks, libvirtxml.DomainDisk{Device: "disk",
+				Source: &libvirtxml.DomainDiskSource{Block: &libvirtxml.DomainDiskSourceBlock{Dev: "/dev/sda"}},
+				Target: &libvirtxml.DomainDiskTarget{Dev: "vdz", Bus: "virtio"}})
+		}, "vdz is not a file"},
+		"a host bridge": {func(d *libvirtxml.Domain) {
+			d.Devices.Interfaces = append(d.Devices.Interfaces, libvirtxml.DomainInterface{
+				Source: &libvirtxml.DomainInterfaceSource{Bridge: &libvirtxml.DomainInterfaceSourceBridge{Bridge: "br-mgmt"}}})
+		}, "2 network interfaces"},
+		"its interface on another network": {func(d *libvirtxml.Domain) { d.Devices.Interfaces[0].Source.Network.Network = "mgmt" }, "not attached as the spec's"},
+		"an interface script": {func(d *libvirtxml.Domain) {
+			d.Devices.Interfaces[0].Script = &libvirtxml.DomainInterfaceScript{Path: "/tmp/x.sh"}
+		}, "runs scripts"},
+		"a serial port on a socket": {func(d *libvirtxml.Domain) {
+			d.Devices.Serials[0].Source = &libvirtxml.DomainChardevSource{UNIX: &libvirtxml.DomainChardevSourceUNIX{Mode: "connect", Path: "/run/x.sock"}}
+		}, "connected to something else"},
+		"a host filesystem": {func(d *libvirtxml.Domain) {
+			d.Devices.Filesystems = []libvirtxml.DomainFilesystem{{Source: &libvirtxml.DomainFilesystemSource{Mount: &libvirtxml.DomainFilesystemSourceMount{Dir: "/"}}}}
+		}, "filesystems devices"},
+		"a host device": {func(d *libvirtxml.Domain) {
+			d.Devices.Hostdevs = []libvirtxml.DomainHostdev{{SubsysUSB: &libvirtxml.DomainHostdevSubsysUSB{
+				Source: &libvirtxml.DomainHostdevSubsysUSBSource{Address: &libvirtxml.DomainAddressUSB{}}}}}
+		}, "hostdevs devices"},
+		"another emulator": {func(d *libvirtxml.Domain) { d.Devices.Emulator = "/tmp/evil" }, "emulator"},
+		"no confinement":   {func(d *libvirtxml.Domain) { d.SecLabel = []libvirtxml.DomainSecLabel{{Type: "none"}} }, "security label"},
+		"firmware":         {func(d *libvirtxml.Domain) { d.OS.Loader = &libvirtxml.DomainLoader{Path: "/tmp/fw.bin"} }, "firmware"},
+	} {
+		if _, _, err := rewriteSaved(saved(t, tc.mut), here); !errors.Is(err, ErrInvalidSpec) || !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("%s: %v, want a refusal saying %q", name, err, tc.says)
+		}
+	}
+}
+
+// TestRestoreRefusesAnotherMemorySize: on libvirt's test driver, a guest saved with
+// 256 MiB is not restored under a spec that grants 64 MiB (it would run with the
+// 256 MiB this host did not grant).
+func TestRestoreRefusesAnotherMemorySize(t *testing.T) {
+	l, err := Open(t.Context(), Config{URI: "test:///default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	ctx := t.Context()
+	there := newTestSpec(t, l, "qemu", func(t *testing.T) string { return filepath.Join(t.TempDir(), "root.qcow2") })
+	there.MemoryMiB = 256
+	defineAndStart(t, l, there)
+	img := filepath.Join(t.TempDir(), "memory.save")
+	if err := l.Save(ctx, there.Name, img); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := l.SavedMemoryMiB(ctx, img); err != nil || got != 256 {
+		t.Fatalf("SavedMemoryMiB = %d, %v; want 256", got, err)
+	}
+	here := there
+	here.MemoryMiB = 64
+	if err := l.Define(ctx, here); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Restore(ctx, img, here, false); !errors.Is(err, ErrInvalidSpec) || !strings.Contains(err.Error(), "256 MiB") {
+		t.Fatalf("Restore under a spec of 64 MiB: %v", err)
+	}
+}
