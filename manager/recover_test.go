@@ -533,7 +533,7 @@ func (h *crashHV) set(st vmm.State, forced, saved bool) {
 	h.dom = &d
 }
 
-func (h *crashHV) Host(context.Context) (vmm.HostInfo, error) { return vmm.HostInfo{}, nil }
+func (h *crashHV) Host(context.Context) (vmm.HostInfo, error)            { return vmm.HostInfo{}, nil }
 func (h *crashHV) SavedMemoryMiB(context.Context, string) (int64, error) { return 256, nil }
 func (h *crashHV) RestoreManagedSave(_ context.Context, _ string, paused bool) error {
 	if !h.managedSave {
