@@ -3,6 +3,7 @@ package manager
 import (
 	"crypto/sha256"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/vws-grid/vws/internal/describe"
@@ -71,7 +72,7 @@ func buildSpec(key string, d *describe.Description, host hostOffer, files staged
 	if sw := d.Software; sw != nil && sw.Kernel != nil && files.Kernel != "" {
 		spec.Kernel, spec.Initrd = files.Kernel, files.Initrd
 		spec.Cmdline = sw.Kernel.Cmdline
-		if !strings.Contains(spec.Cmdline, "console=") {
+		if !slices.ContainsFunc(strings.Fields(spec.Cmdline), func(f string) bool { return strings.HasPrefix(f, "console=") }) {
 			// The Manager records ttyS0; a guest writing elsewhere would show nothing.
 			spec.Cmdline = strings.TrimSpace(spec.Cmdline + " console=ttyS0")
 		}
@@ -113,11 +114,18 @@ func buildSpec(key string, d *describe.Description, host hostOffer, files staged
 			if kind == "" {
 				kind = "network"
 			}
-			spec.NICs = append(spec.NICs, vmm.NIC{MAC: strings.ToLower(mac), Model: nic.Model, Kind: kind, Source: nic.Network})
+			source := nic.Network
+			if kind == "user" {
+				source = "" // the schema names an association even for user-mode networking, which joins none
+			}
+			spec.NICs = append(spec.NICs, vmm.NIC{MAC: strings.ToLower(mac), Model: nic.Model, Kind: kind, Source: source})
 		}
 	}
 	if err := spec.Validate(); err != nil {
-		return vmm.Spec{}, fmt.Errorf("%w (from the workspace description)", err)
+		// What the schema let through and the hypervisor cannot take: the description's
+		// fault, said as one.
+		return vmm.Spec{}, errdefs.WithAdvice(&errdefs.MetadataError{Path: "/vw:virtualWorkspace", Reason: "this host cannot run it as described: " + err.Error()},
+			"change the description (vws create with another one), or deploy it on another host")
 	}
 	return spec, nil
 }

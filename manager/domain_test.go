@@ -24,15 +24,21 @@ var (
 // prose rules), as the Manager does with a manifest's.
 func describeXML(t *testing.T, xml string) *describe.Description {
 	t.Helper()
-	descValidatorOnce.Do(func() { descValidator, descValidatorErr = describe.NewValidator() })
-	if descValidatorErr != nil {
-		t.Fatal(descValidatorErr)
-	}
-	d, err := descValidator.Validate([]byte(xml))
+	d, err := describeXMLErr(t, xml)
 	if err != nil {
 		t.Fatalf("the test's description is invalid: %v\n%s", err, xml)
 	}
 	return d
+}
+
+// describeXMLErr validates xml as the Factory does, returning its refusal.
+func describeXMLErr(t *testing.T, xml string) (*describe.Description, error) {
+	t.Helper()
+	descValidatorOnce.Do(func() { descValidator, descValidatorErr = describe.NewValidator() })
+	if descValidatorErr != nil {
+		t.Fatal(descValidatorErr)
+	}
+	return descValidator.Validate([]byte(xml))
 }
 
 // vmXML is a vm description; the parts are the category's vmm attribute, the contents

@@ -127,7 +127,7 @@ func (s Spec) Validate() error {
 	}
 	macs := map[string]bool{}
 	for i, n := range s.NICs {
-		if err := n.validate(i); err != nil {
+		if err := n.validate(i, s.Type == "xen"); err != nil {
 			return err
 		}
 		mac := strings.ToLower(n.MAC)
@@ -178,15 +178,15 @@ func (d Disk) bus() string {
 	}
 }
 
-func (n NIC) validate(i int) error {
+func (n NIC) validate(i int, xen bool) error {
 	if !macRE.MatchString(n.MAC) {
 		return invalid(nicField(i, "mac"), "%q must be six colon-separated hex bytes, e.g. 52:54:00:12:34:56", n.MAC)
 	}
 	if first, _ := strconv.ParseUint(n.MAC[:2], 16, 8); first&1 == 1 {
 		return invalid(nicField(i, "mac"), "%q is a multicast address: the first byte must be even", n.MAC)
 	}
-	if n.Model != "" && !slices.Contains(nicModels, n.Model) {
-		return invalid(nicField(i, "model"), "%q must be one of %s", n.Model, strings.Join(nicModels, ", "))
+	if n.Model != "" && !slices.Contains(nicModels, n.Model) && !(n.Model == "netfront" && xen) {
+		return invalid(nicField(i, "model"), "%q must be one of %s (netfront on Xen)", n.Model, strings.Join(nicModels, ", "))
 	}
 	if !slices.Contains(nicKinds, n.Kind) {
 		return invalid(nicField(i, "kind"), "%q must be one of %s", n.Kind, strings.Join(nicKinds, ", "))

@@ -114,6 +114,9 @@ func checkHardware(h *node) error {
 			return metaErr(t.path(), "disk target %q is used by an earlier disk; disk targets must be unique. Give this disk another target", t.str())
 		}
 		targets[t.str()] = true
+		if d.val(hw("device")) == "cdrom" && strings.HasPrefix(t.str(), "vd") {
+			return metaErr(t.path(), "a CD-ROM drive cannot be on a virtio target (%s); give it an sd or hd target, e.g. sdc", t.str())
+		}
 		// hardware.xsd: "a disk has an image or partitions (or is an empty scratch disk
 		// with a size)". A CD-ROM drive may be empty (samples/full-vm.xml has one).
 		if d.get(hw("image")) == nil && len(d.all(hw("partition"))) == 0 && d.get(hw("size")) == nil && d.val(hw("device")) != "cdrom" {
@@ -163,7 +166,7 @@ func checkImage(img *node, in func(string) qname) error {
 }
 
 func checkNetwork(n *node) error {
-	names := map[string]bool{}
+	names, macs := map[string]bool{}, map[string]bool{}
 	for _, nic := range n.all(nt("nic")) {
 		name := nic.get(nt("name"))
 		if reason := nameProblem(name.str(), maxNICName); reason != "" {
@@ -173,6 +176,17 @@ func checkNetwork(n *node) error {
 			return metaErr(name.path(), "interface name %q is used by an earlier NIC; NIC names must be unique. Rename this NIC", name.str())
 		}
 		names[name.str()] = true
+		if mac := nic.get(nt("mac")); mac != nil {
+			m := strings.ToLower(mac.str())
+			// (The schema has checked the form: six colon-separated hex bytes.)
+			if first, err := strconv.ParseUint(m[:2], 16, 8); err == nil && first&1 == 1 {
+				return metaErr(mac.path(), "%s is a multicast address, which no NIC may have: its first byte must be even (52:54:00:… is the usual prefix)", mac.str())
+			}
+			if macs[m] {
+				return metaErr(mac.path(), "MAC address %s is used by an earlier NIC; each NIC needs its own (or leave net:mac out to have one derived)", mac.str())
+			}
+			macs[m] = true
+		}
 	}
 	return nil
 }
@@ -207,8 +221,8 @@ func checkStartup(st *node) error {
 		return metaErr(args[maxArguments].path(), "at most %d arguments are accepted; the description has %d. Pass the rest in a file", maxArguments, len(args))
 	}
 	for _, a := range args {
-		if len(a.text) > maxArgument {
-			return metaErr(a.path(), "the argument is %d bytes; at most %d are accepted. Pass long values in a file", len(a.text), maxArgument)
+		if n := utf8.RuneCount(a.text); n > maxArgument {
+			return metaErr(a.path(), "the argument is %d characters long; at most %d are accepted. Pass long values in a file", n, maxArgument)
 		}
 	}
 	vars := map[string]bool{}
