@@ -125,8 +125,11 @@ type Config struct {
 	// Subscriptions, when set, takes Subscribe and is told of every change of a
 	// workspace's NotifiedTopics and of its end; nil: Subscribe is refused.
 	Subscriptions Subscriptions
-	Logger        *slog.Logger
-	Now           func() time.Time
+	// StorageName names the database when it is not in Dir (PostgreSQL), for the
+	// administrator told it is full.
+	StorageName string
+	Logger      *slog.Logger
+	Now         func() time.Time
 }
 
 // NotifiedTopics are the workspace properties whose changes subscribers are told of
@@ -149,6 +152,7 @@ type Subscriptions interface {
 type Repository struct {
 	Workspaces *wsrf.Home
 	dir        string
+	storage    string // Config.StorageName
 	pool       ImagePool
 	audit      Auditor
 	signer     ManifestSigner
@@ -198,7 +202,7 @@ func New(ctx context.Context, cfg Config) (*Repository, error) {
 	if cfg.DB == nil {
 		return nil, fmt.Errorf("repository: no database configured")
 	}
-	r := &Repository{dir: cfg.Dir, pool: cfg.Pool, audit: cfg.Audit, signer: cfg.Signer, log: cfg.Logger, now: cfg.Now, names: map[string]string{},
+	r := &Repository{dir: cfg.Dir, storage: cfg.StorageName, pool: cfg.Pool, audit: cfg.Audit, signer: cfg.Signer, log: cfg.Logger, now: cfg.Now, names: map[string]string{},
 		db: cfg.DB, earlier: cfg.EarlierSigner, policy: cfg.Policy, decisions: cfg.Decisions, validator: cfg.Validator, ledger: policy.NewLedger(), hosts: placement.NewDirectory(),
 		subs: cfg.Subscriptions}
 	if err := r.recordSigner(ctx); err != nil {

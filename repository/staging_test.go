@@ -109,7 +109,7 @@ func (f *fixture) open() {
 			f.t.Fatal(err)
 		}
 	}
-	r, err := New(context.Background(), Config{Dir: f.dir, Store: f.db, DB: f.db.SQL(), Pool: f.pool, Signer: signer, EarlierSigner: f.earlier,
+	r, err := New(context.Background(), Config{Dir: f.dir, Store: f.db, DB: f.db.SQL(), StorageName: f.db.String(), Pool: f.pool, Signer: signer, EarlierSigner: f.earlier,
 		Now: f.now, Logger: f.logger(), Validator: f.validator})
 	if err != nil {
 		f.t.Fatal(err)

@@ -500,18 +500,22 @@ func (r *Repository) noRoom(op, key, again string, err error) error {
 	if !store.IsFull(err) {
 		return err
 	}
-	r.log.Error(op+": the repository's storage is full; nothing was created", "key", key, "dir", r.dir, "err", err)
-	return errdefs.WithAdvice(&storageFullError{dir: r.dir, cause: err}, "the site administrator must free space there, then "+again)
+	where := "its data directory, " + r.dir
+	if store.IsDatabaseServerFull(err) {
+		where = "the disk of its database, " + r.storage
+	}
+	r.log.Error(op+": the repository's storage is full; nothing was created", "key", key, "where", where, "err", err)
+	return errdefs.WithAdvice(&storageFullError{where: where, cause: err}, "the site administrator must free space there, then "+again)
 }
 
 // storageFullError is a workspace the repository's storage had no room for.
 type storageFullError struct {
-	dir   string
+	where string
 	cause error
 }
 
 func (e *storageFullError) Error() string {
-	return fmt.Sprintf("%s: the repository's storage is full (no room left in its data directory, %s); nothing was created", errdefs.ErrCreation, e.dir)
+	return fmt.Sprintf("%s: the repository's storage is full (no room left in %s); nothing was created", errdefs.ErrCreation, e.where)
 }
 
 func (e *storageFullError) Unwrap() []error { return []error{errdefs.ErrCreation, e.cause} }

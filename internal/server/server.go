@@ -268,7 +268,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			Dir: cfg.DataDir, MaxLifetime: cfg.Factory.MaximumLifetime, Store: db, DB: db.SQL(), Pool: pool,
 			Audit: auditLog, Signer: signer, EarlierSigner: sec.earlierManifestSigner(cfg),
 			Policy: s.policy, Decisions: auditLog, Validator: s.validator, Subscriptions: s.subscriptions,
-			Metrics: reg, Logger: cfg.Logger, Now: cfg.Now,
+			Metrics: reg, Logger: cfg.Logger, Now: cfg.Now, StorageName: auditWhere,
 		})
 		if err != nil {
 			return nil, err

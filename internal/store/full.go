@@ -28,3 +28,10 @@ func IsFull(err error) bool {
 	msg := strings.ToLower(err.Error())
 	return errors.Is(err, syscall.ENOSPC) || strings.Contains(msg, "no space left on device") || strings.Contains(msg, "database or disk is full")
 }
+
+// IsDatabaseServerFull says whether err is PostgreSQL's disk_full: the database
+// server's disk, not this host's, has no room.
+func IsDatabaseServerFull(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "53100"
+}
