@@ -302,6 +302,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	case <-ctx.Done():
 	case lost = <-srv.Lost():
 		logger.Error("stopping: the database is no longer this server's", "err", lost)
+		srv.Fence() // not one more write over the records the other server keeps now
 	}
 	logger.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

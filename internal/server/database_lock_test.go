@@ -50,3 +50,24 @@ func TestCancelledHealthzKeepsTheDatabase(t *testing.T) {
 		t.Fatal("a second server started on the database of a running server")
 	}
 }
+
+// TestFenceStopsWritesAtOnce: once fenced (its database taken by another server), a
+// server writes nothing more — a Create fails — and still closes cleanly.
+func TestFenceStopsWritesAtOnce(t *testing.T) {
+	url := storetest.NewPostgres(t, storetest.Server(t))
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv, err := New(context.Background(), Config{DataDir: t.TempDir(), Database: url, Roles: []string{"repository"}, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Fence()
+	rec := httptest.NewRecorder()
+	srv.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
+	if rec.Code == 200 {
+		t.Errorf("a fenced server says it is healthy")
+	}
+	if _, err := srv.db.SQL().Exec(`SELECT 1`); err == nil {
+		t.Error("a fenced server's database still takes statements")
+	}
+	srv.Close()
+}

@@ -129,6 +129,7 @@ type Server struct {
 	validator  *describe.Validator
 	baseURL    atomic.Value // string: how this server reaches itself
 	unlock     func()       // releases the data directory (LockDataDir)
+	fenced     atomic.Bool  // Fence: the database is another server's now
 	handler    http.Handler
 	db         *store.DB
 	Manager    *manager.Manager
@@ -414,12 +415,27 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "use GET", http.StatusMethodNotAllowed)
 		return
 	}
+	if s.fenced.Load() {
+		http.Error(w, "stopping: another vws server took this server's database", http.StatusServiceUnavailable)
+		return
+	}
 	if err := s.db.Ping(r.Context()); err != nil {
 		http.Error(w, "database: "+err.Error(), http.StatusServiceUnavailable)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	fmt.Fprintln(w, "ok")
+}
+
+// Fence stops this server's use of its database at once, before it shuts down: when
+// another server has taken the database (Lost), whatever this one would still write —
+// a request in flight, a lifetime expiring, a report — would overwrite the records
+// that server now keeps. Later calls fail; Close still releases the rest.
+func (s *Server) Fence() {
+	s.fenced.Store(true)
+	if s.db != nil {
+		s.db.SQL().Close()
+	}
 }
 
 // Close stops background work and closes the store.
