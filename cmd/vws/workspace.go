@@ -59,14 +59,29 @@ type eprOutput struct {
 	tmp  *os.File // in path's directory, renamed over path once written
 }
 
-func prepareEPROutput(path string) (*eprOutput, error) {
+//
+// An existing file is replaced only with force, and never when it is one of inputs
+// (the command's -f file, or the EPR file of the workspace it clones): an EPR file is
+// often the only handle a user keeps on a workspace.
+func prepareEPROutput(path string, force bool, inputs ...string) (*eprOutput, error) {
 	if path == "" {
 		return &eprOutput{}, nil
 	}
 	// A directory cannot be renamed over, and its parent is not where the user
 	// looks for the temporary file: refuse it (or a name ending in /) here.
-	if fi, err := os.Stat(path); (err == nil && fi.IsDir()) || strings.HasSuffix(path, string(filepath.Separator)) {
+	fi, err := os.Stat(path)
+	if (err == nil && fi.IsDir()) || strings.HasSuffix(path, string(filepath.Separator)) {
 		return nil, fmt.Errorf("-o %s is a directory: give a file name for the EPR, e.g. %s; nothing was created", path, filepath.Join(path, "ws.xml"))
+	}
+	if err == nil {
+		for _, in := range inputs {
+			if ifi, ierr := os.Stat(in); ierr == nil && os.SameFile(fi, ifi) {
+				return nil, fmt.Errorf("-o %s is the file this command reads (%s): writing the new EPR there would lose it; give another file name; nothing was created", path, in)
+			}
+		}
+		if !force {
+			return nil, fmt.Errorf("-o %s exists (the EPR of another workspace?): give another file name, or --force to replace it; nothing was created", path)
+		}
 	}
 	path = filepath.Clean(path)
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
@@ -113,6 +128,7 @@ func (o *eprOutput) save(cmd *cobra.Command, epr *wsa.EPR) error {
 
 func newCreateCommand() *cobra.Command {
 	var base, file, image, name, out string
+	var force bool
 	var memory, cpus int
 	var lifetime time.Duration
 	cmd := &cobra.Command{
@@ -131,6 +147,8 @@ let vws write the description from --memory and --cpus. Prints the new workspace
 			switch {
 			case file != "" && image != "":
 				return fmt.Errorf("give either -f or --image, not both")
+			case file != "" && (cmd.Flags().Changed("memory") || cmd.Flags().Changed("cpus")):
+				return fmt.Errorf("--memory and --cpus go with --image; with -f the description says how much (hw:RAM, hw:CPU): change the file, or use --image")
 			case file != "":
 				var err error
 				if desc, err = readXMLFile("-f", file, "a workspace description (schema/vws/workspace.xsd), or use --image NAME"); err != nil {
@@ -142,11 +160,18 @@ let vws write the description from --memory and --cpus. Prints the new workspace
 					return fmt.Errorf("-f %s is an endpoint reference, not a workspace description: give a description (schema/vws/workspace.xsd), or use --image NAME; vws clone %s copies the workspace it names", file, file)
 				}
 			case image != "":
+				// The schema's bounds (hardware.xsd), said in the flags' terms.
+				if memory < 16 || memory > 4<<20 {
+					return fmt.Errorf("--memory %d: give the memory in MiB, from 16 to 4194304 (4 TiB)", memory)
+				}
+				if cpus < 1 || cpus > 512 {
+					return fmt.Errorf("--cpus %d: give from 1 to 512 virtual CPUs", cpus)
+				}
 				desc = describeFromFlags(image, memory, cpus)
 			default:
 				return fmt.Errorf("give a description with -f FILE, or an image with --image NAME")
 			}
-			output, err := prepareEPROutput(out)
+			output, err := prepareEPROutput(out, force, file)
 			if err != nil {
 				return err
 			}
@@ -185,7 +210,8 @@ let vws write the description from --memory and --cpus. Prints the new workspace
 	f.IntVar(&cpus, "cpus", 1, "virtual CPUs (with --image)")
 	f.StringVar(&name, "name", "", "workspace name (default: generated)")
 	f.DurationVar(&lifetime, "lifetime", 0, "requested lifetime, e.g. 2h (default: the site's)")
-	f.StringVarP(&out, "output", "o", "", "save the workspace's EPR to this file")
+	f.StringVarP(&out, "output", "o", "", "save the workspace's EPR to this file (a new one, unless --force)")
+	f.BoolVar(&force, "force", false, "replace an existing -o file")
 	return cmd
 }
 
@@ -290,6 +316,7 @@ func newStatusCommand() *cobra.Command {
 
 func newCloneCommand() *cobra.Command {
 	var base, name, out string
+	var force bool
 	var lifetime time.Duration
 	cmd := &cobra.Command{
 		Use:   "clone EPR|KEY [--name NAME] [-o epr.xml]",
@@ -303,7 +330,7 @@ func newCloneCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			output, err := prepareEPROutput(out)
+			output, err := prepareEPROutput(out, force, args[0])
 			if err != nil {
 				return err
 			}
@@ -336,7 +363,8 @@ func newCloneCommand() *cobra.Command {
 	f.StringVar(&base, "url", "", "base URL of vws (default $VWS_URL, else http://127.0.0.1:8080)")
 	f.StringVar(&name, "name", "", "the clone's name (default: generated)")
 	f.DurationVar(&lifetime, "lifetime", 0, "the clone's lifetime (default: the site's)")
-	f.StringVarP(&out, "output", "o", "", "save the clone's EPR to this file")
+	f.StringVarP(&out, "output", "o", "", "save the clone's EPR to this file (a new one, unless --force)")
+	f.BoolVar(&force, "force", false, "replace an existing -o file")
 	return cmd
 }
 
