@@ -59,7 +59,6 @@ type eprOutput struct {
 	tmp  *os.File // in path's directory, renamed over path once written
 }
 
-//
 // An existing file is replaced only with force, and never when it is one of inputs
 // (the command's -f file, or the EPR file of the workspace it clones): an EPR file is
 // often the only handle a user keeps on a workspace.
