@@ -15,6 +15,7 @@ import (
 	"github.com/vws-grid/vws/internal/client"
 	"github.com/vws-grid/vws/internal/dialect"
 	"github.com/vws-grid/vws/internal/notify"
+	"github.com/vws-grid/vws/internal/server"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/internal/wsrf"
@@ -225,6 +226,8 @@ func TestCLISubscribe(t *testing.T) {
 		{append(append([]string{"wsrf", "subscribe", "--consumer-url", "ftp://x/"}, key...), "state"), "--consumer-url"},
 		{append(append([]string{"wsrf", "subscribe", "--lifetime", "0s"}, key...), "state"), "--lifetime"},
 		{append(append([]string{"wsrf", "subscribe", "--listen", "256.0.0.1:0"}, key...), "state"), "--listen"},
+		{append(append([]string{"wsrf", "subscribe", "--wait", "-1s"}, key...), "state"), "--wait -1s is negative"},
+		{append(append([]string{"wsrf", "subscribe", "--count", "-1"}, key...), "state"), "--count -1 is negative"},
 	} {
 		r := runVWS(t, env, c.args...)
 		if r.code != 1 || !strings.Contains(r.stderr, c.says) {
@@ -282,4 +285,28 @@ func TestCLISubscribeRenews(t *testing.T) {
 	}
 	chains, _ := sub.Changes(t)
 	WantChain(t, "state", chains["state"], []string{"shutdown", "running"})
+}
+
+// A listener whose --lifetime is beyond what the service grants says so, and renews
+// at half of what was granted: its subscriptions outlive the granted lifetime and a
+// change after it still reaches it.
+func TestCLISubscribeRenewsWithinWhatWasGranted(t *testing.T) {
+	s := harness.Start(t, func(c *server.Config) { c.SubscriptionMaxLifetime = 3 * time.Second })
+	s.SeedWorkspace(t, "cg", "granted", nil)
+	env := []string{"VWS_URL=" + s.URL}
+	sub := StartSubscriber(t, env, "-k", "{"+vwsns.Workspace+"}WorkspaceKey", "cg", "--lifetime", "1h", "--count", "1", "state")
+	if !strings.Contains(sub.stderr(), "the service grants subscriptions 3s at most, not the 1h0m0s of --lifetime") {
+		t.Errorf("no note of the shorter lifetime granted: %q", sub.stderr())
+	}
+	if !strings.Contains(sub.stderr(), "for state, termination") {
+		t.Errorf("the topics are not named as the command line names them: %q", sub.stderr())
+	}
+	time.Sleep(4500 * time.Millisecond) // past the 3 s granted
+	if n := subscriptionCount(t, s); n != 2 {
+		t.Fatalf("after more than the lifetime granted, %d subscriptions are left; want them renewed (2)\nstderr %q", n, sub.stderr())
+	}
+	setWorkspaceState(t, s, "cg", "running")
+	if code := sub.Wait(t, 20*time.Second); code != 0 {
+		t.Fatalf("exit %d; stderr %q", code, sub.stderr())
+	}
 }

@@ -87,6 +87,12 @@ the service from (so 127.0.0.1 for a local service); behind NAT give --consumer-
 			if lifetime <= 0 {
 				return fmt.Errorf("--lifetime %s: give a positive duration, e.g. 1h", lifetime)
 			}
+			if wait < 0 {
+				return fmt.Errorf("--wait %s is negative: give how long to listen, e.g. 10m (or leave it out to listen until Ctrl-C)", wait)
+			}
+			if count < 0 {
+				return fmt.Errorf("--count %d is negative: give how many notifications to wait for (or leave it out for no limit)", count)
+			}
 			return runSubscribe(cmd, epr, d, topics, subscribeOptions{listen: listen, consumerURL: consumerURL,
 				lifetime: lifetime, wait: wait, count: count, raw: raw})
 		},
@@ -170,8 +176,15 @@ func runSubscribe(cmd *cobra.Command, ws *wsa.EPR, d *dialect.Dialect, topics []
 			return fmt.Errorf("SubscriptionReference: %w", err)
 		}
 		subs = append(subs, s)
+		// The service may grant less than --lifetime (its maximum): renewing at half
+		// of what was asked would come after the subscription ended.
+		if granted, ok := grantedLifetime(ctx, sc, d, s, resp); ok && granted < o.lifetime-time.Second {
+			fmt.Fprintf(cmd.ErrOrStderr(), "note: the service grants subscriptions %s at most, not the %s of --lifetime; vws renews them every %s\n",
+				granted.Round(time.Second), o.lifetime, max(granted/2, time.Second).Round(time.Second))
+			o.lifetime = granted
+		}
 	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "vws: listening on %s for %s (Ctrl-C to stop)\n", o.consumerURL, topicNames(topics))
+	fmt.Fprintf(cmd.ErrOrStderr(), "vws: listening on %s for %s (Ctrl-C to stop)\n", o.consumerURL, topicNames(d, topics))
 
 	var timeout <-chan time.Time
 	if o.wait > 0 {
@@ -319,12 +332,46 @@ func values(els []*etree.Element) string {
 	return strings.Join(parts, ",")
 }
 
-func topicNames(qs []wsa.QName) string {
+// topicNames says qs as the command line names them (state, deployment, termination).
+func topicNames(d *dialect.Dialect, qs []wsa.QName) string {
 	names := make([]string, len(qs))
 	for i, q := range qs {
 		names[i] = q.Local
+		for name, topic := range subscribeTopics {
+			if topic(d) == q {
+				names[i] = name
+			}
+		}
 	}
 	return strings.Join(names, ", ")
+}
+
+// grantedLifetime is how long the service granted subscription s: from its
+// SubscribeResponse (WS-BaseNotification 1.3), or else its resource properties (GT4).
+func grantedLifetime(ctx context.Context, sc *client.Client, d *dialect.Dialect, s *wsa.EPR, resp *etree.Element) (time.Duration, bool) {
+	current, term := "", ""
+	if c, t := resp.FindElement("./CurrentTime"), resp.FindElement("./TerminationTime"); c != nil && t != nil {
+		current, term = c.Text(), t.Text()
+	} else {
+		els, err := sc.GetMultipleResourceProperties(ctx, s, []wsa.QName{{Space: d.RL, Local: "CurrentTime"}, {Space: d.RL, Local: "TerminationTime"}})
+		if err != nil {
+			return 0, false
+		}
+		for _, el := range els {
+			switch el.Tag {
+			case "CurrentTime":
+				current = el.Text()
+			case "TerminationTime":
+				term = el.Text()
+			}
+		}
+	}
+	now, err1 := wsrf.ParseDateTime(strings.TrimSpace(current))
+	until, err2 := wsrf.ParseDateTime(strings.TrimSpace(term))
+	if err1 != nil || err2 != nil || !until.After(now) {
+		return 0, false
+	}
+	return until.Sub(now), true
 }
 
 func subscriptionKeyOf(e *wsa.EPR) string {

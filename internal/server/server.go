@@ -79,6 +79,9 @@ type Config struct {
 	// Repository sends notifications to; default: any address but link-local and
 	// multicast ones.
 	NotifyNetworks []string
+	// SubscriptionMaxLifetime bounds a subscription's lifetime (0: notify's default,
+	// 30 days).
+	SubscriptionMaxLifetime time.Duration
 	// Manager configures the host manager role.
 	Manager ManagerConfig
 	// Logger for request and service logs; default slog.Default().
@@ -261,7 +264,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		s.subscriptions, err = notify.New(ctx, notify.Config{Topics: repository.NotifiedTopics, Store: db,
 			TLS: sec.tls, Signer: sec.signer, Networks: nets, Metrics: reg, Logger: cfg.Logger, Now: cfg.Now,
-			MayRead: az.MayStillRead})
+			MayRead: az.MayStillRead, MaxLifetime: cfg.SubscriptionMaxLifetime})
 		if err != nil {
 			return nil, err
 		}
