@@ -128,6 +128,14 @@ func TestCLIWSRFVerbs(t *testing.T) {
 			if again := runVWS(t, env, "wsrf", "get-property", "-e", eprFile, "{"+d.RL+"}TerminationTime"); again.stdout != term.stdout {
 				t.Fatalf("a refused change changed the termination time: %q → %q", term.stdout, again.stdout)
 			}
+			// wsrl:, as vws status and query write it, in the EPR's dialect.
+			if byPrefix := runVWS(t, env, "wsrf", "get-property", "-e", eprFile, "wsrl:TerminationTime"); byPrefix.code != 0 || byPrefix.stdout != term.stdout {
+				t.Fatalf("get-property wsrl:TerminationTime: %+v", byPrefix)
+			}
+			// -k without the key's value: said so, not "give exactly one property name".
+			if r := runVWS(t, env, "wsrf", "get-property", "-k", "{"+vwsns.Workspace+"}WorkspaceKey", "vw:state"); r.code != 1 || !strings.Contains(r.stderr, "takes the key's value, then the property") {
+				t.Fatalf("get-property -k NAME PROPERTY: %+v", r)
+			}
 			r = runVWS(t, env, "wsrf", "destroy", "-e", eprFile)
 			if r.code != 0 {
 				t.Fatalf("destroy: %+v", r)

@@ -187,6 +187,7 @@ func runAudit(ctx context.Context, out io.Writer, o *auditOptions) error {
 			list = append(list, jsonEntry{e.ID, e.Time, e.Caller, e.Operation, e.Resource, e.Decision, e.Rule, e.Detail, e.Hash})
 		}
 		enc := json.NewEncoder(out)
+		enc.SetEscapeHTML(false) // "<anonymous>", as the table and --caller write it
 		enc.SetIndent("", "  ")
 		return enc.Encode(list)
 	}

@@ -61,6 +61,7 @@ func TestAuditCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+
 	var got []struct {
 		ID     int64
 		Caller string
@@ -189,5 +190,20 @@ func TestAuditRefusesFlagsThatDoNothing(t *testing.T) {
 	}
 	if out, err := auditCLI(t, "--data", dir, "--decision", "while-deployed"); err != nil || strings.Count(out, "\n") != 1 {
 		t.Errorf("a decision the Repository records: %v\n%s", err, out)
+	}
+}
+
+// TestAuditJSONKeepsAngleBrackets: --json writes "<anonymous>" as the table and
+// --caller do, not "\u003canonymous\u003e", which grep would not find.
+func TestAuditJSONKeepsAngleBrackets(t *testing.T) {
+	dir, db, l := openAudit(t)
+	l.Record(context.Background(), "create", "ws-1", "done", "name=<x>")
+	db.Close()
+	out, err := auditCLI(t, "--data", dir, "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, `"<anonymous>"`) || strings.Contains(out, `\u003c`) {
+		t.Fatalf("--json:\n%s", out)
 	}
 }

@@ -129,6 +129,16 @@ func baseURL(flag string) string {
 }
 
 // parseName accepts {namespace}local or prefix:local with a known prefix.
+// propertyName is parseName for a resource property of the resource epr names, with
+// wsrl bound to its dialect's WS-ResourceLifetime (wsrl:TerminationTime, as vws status
+// and query write it).
+func propertyName(epr *wsa.EPR, s string) (wsa.QName, error) {
+	if p, local, ok := strings.Cut(s, ":"); ok && p == "wsrl" && !strings.HasPrefix(s, "{") {
+		return wsa.QName{Space: client.DialectOf(epr).RL, Local: local}, nil
+	}
+	return parseName(s)
+}
+
 func parseName(s string) (wsa.QName, error) {
 	if strings.HasPrefix(s, "{") {
 		return wsa.ParseClark(s)
@@ -136,7 +146,7 @@ func parseName(s string) (wsa.QName, error) {
 	if p, local, ok := strings.Cut(s, ":"); ok {
 		ns, known := knownPrefixes[p]
 		if !known {
-			return wsa.QName{}, fmt.Errorf("unknown prefix %q in %q: write {namespace}%s or use one of vw, hw, net, sw, cap, fac, repo, mgr", p, s, local)
+			return wsa.QName{}, fmt.Errorf("unknown prefix %q in %q: write {namespace}%s or use one of vw, hw, net, sw, cap, fac, repo, mgr (and wsrl for a property)", p, s, local)
 		}
 		return wsa.QName{Space: ns, Local: local}, nil
 	}
@@ -176,10 +186,13 @@ func wsrfGetProperty() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if len(rest) == 0 && t.keyName != "" {
+				return fmt.Errorf("-k %s takes the key's value, then the property: -k NAME VALUE PROPERTY", t.keyName)
+			}
 			if len(rest) != 1 {
 				return fmt.Errorf("give exactly one property name")
 			}
-			q, err := parseName(rest[0])
+			q, err := propertyName(epr, rest[0])
 			if err != nil {
 				return err
 			}
@@ -204,12 +217,15 @@ func wsrfGetProperties() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if len(rest) == 0 && t.keyName != "" {
+				return fmt.Errorf("-k %s takes the key's value, then the properties: -k NAME VALUE PROPERTY...", t.keyName)
+			}
 			if len(rest) == 0 {
 				return fmt.Errorf("give at least one property name")
 			}
 			var qs []wsa.QName
 			for _, a := range rest {
-				q, err := parseName(a)
+				q, err := propertyName(epr, a)
 				if err != nil {
 					return err
 				}
