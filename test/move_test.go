@@ -31,6 +31,9 @@ func TestMove(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "is in the repository, on no host: vws deploy") {
 		t.Fatalf("vws move of a workspace in the repository: exit %d\n%s", r.code, r.stderr)
 	}
+	if r := a.CLI(t, "place", w.EPRFile, "--move"); r.code != 1 || !strings.Contains(r.stderr, "is in the repository, on no host: vws deploy") {
+		t.Fatalf("vws place --move of a workspace in the repository: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 
 	done := Step(t, "deploy on A, running, to tick 2")
 	a.MustCLI(t, "deploy", w.EPRFile, "--host", a.URL, "--state", "running")

@@ -81,6 +81,9 @@ func describe(err error) string {
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) && ue.Op == "parse" {
+		if from, ok := rawAddressSource(ue.URL); ok {
+			return fmt.Sprintf("%q is not a URL: write http://HOST:PORT/... or https://HOST:PORT/... (%s)", ue.URL, from)
+		}
 		return fmt.Sprintf("%q is not a URL: write http://HOST:PORT or https://HOST:PORT (--url, $VWS_URL, --host)", ue.URL)
 	}
 	return err.Error()
@@ -261,28 +264,48 @@ func (e *connError) Unwrap() error { return e.err }
 // from: the advice on a connection failure must name what the user can correct.
 var addressSources struct {
 	sync.Mutex
-	m map[string]string
+	m   map[string]string
+	raw map[string]string // as given, also what does not parse as a URL
 }
 
 // noteAddress records that addr (a service address or base URL) came from from, a
 // noun phrase such as "--host" or "the address in EPR file ws.xml".
 func noteAddress(addr, from string) {
-	u, err := url.Parse(strings.TrimSpace(addr))
+	addr = strings.TrimSpace(addr)
+	addressSources.Lock()
+	defer addressSources.Unlock()
+	if addressSources.raw == nil {
+		addressSources.raw = map[string]string{}
+	}
+	addressSources.raw[addr] = from
+	u, err := url.Parse(addr)
 	if err != nil {
 		return
 	}
-	addressSources.Lock()
-	defer addressSources.Unlock()
 	if addressSources.m == nil {
 		addressSources.m = map[string]string{}
 	}
 	addressSources.m[addressKey(u)] = from
 }
 
+// rawAddressSource is where an address that may not parse was taken from: noted as
+// given, or under an address noted so.
+func rawAddressSource(addr string) (string, bool) {
+	addressSources.Lock()
+	defer addressSources.Unlock()
+	best, from := "", ""
+	for noted, f := range addressSources.raw {
+		if strings.HasPrefix(addr, noted) && len(noted) > len(best) {
+			best, from = noted, f
+		}
+	}
+	return from, best != ""
+}
+
 // forgetAddresses empties addressSources, for a new command line.
 func forgetAddresses() {
 	addressSources.Lock()
-	addressSources.m = nil
+	addressSources.m, addressSources.raw = nil, nil
 	addressSources.Unlock()
 }
 

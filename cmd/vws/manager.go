@@ -160,6 +160,13 @@ workspace's other hosts are ranked: where vws move would take it.`,
 			if err != nil {
 				return err
 			}
+			if move {
+				// Only a deployed workspace moves: say so as vws move does, rather than
+				// rank it as a deploy.
+				if _, err := whereDeployed(cmd, ws, args[0]); err != nil {
+					return err
+				}
+			}
 			resp, err := soapClient().Invoke(cmd.Context(), ws, "Place", placeBody(state, move))
 			if err != nil {
 				return err
@@ -182,7 +189,10 @@ workspace's other hosts are ranked: where vws move would take it.`,
 				tw.Flush()
 			}
 			if len(unfit) > 0 {
-				fmt.Fprintln(w, "\nCannot deploy it now:")
+				if len(cands) > 0 {
+					fmt.Fprintln(w)
+				}
+				fmt.Fprintln(w, "Cannot deploy it now:")
 				for _, u := range unfit {
 					fmt.Fprintf(w, "  %s: %s\n", txt(u, "HostName"), txt(u, "Reason"))
 				}
