@@ -403,9 +403,11 @@ func (e *InUseError) Error() string {
 func (e *InUseError) Unwrap() error { return errdefs.ErrBadRequest }
 
 // Remove deletes the name; the blob and its images row go too when no other name
-// points at the digest. It refuses while inUse (nil: nothing is in use) reports that a
-// workspace uses the digest, whether or not other names share it. inUse runs while the
-// pool's lock is held: it must not call the pool's Import, Remove or Hold.
+// points at the digest. When the name is the content's last, it refuses while inUse
+// (nil: nothing is in use) reports that a workspace uses the digest; a name another
+// name shares the content with goes whatever uses it, since the content stays.
+// inUse runs while the pool's lock is held: it must not call the pool's Import,
+// Remove or Hold.
 func (p *Pool) Remove(ctx context.Context, name string, inUse InUseFunc) error {
 	if looksLikeDigest(name) {
 		return badRequest("remove takes an image name, not a digest (%s); `vws image list` shows the names", truncate(name, 80))
@@ -423,7 +425,11 @@ func (p *Pool) Remove(ctx context.Context, name string, inUse InUseFunc) error {
 	if err != nil {
 		return fmt.Errorf("look up image %q: %w", name, err)
 	}
-	if inUse != nil {
+	var sharing int
+	if err := p.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM image_names WHERE digest = $1 AND name <> $2`, digest, name).Scan(&sharing); err != nil {
+		return fmt.Errorf("look up image %q: %w", name, err)
+	}
+	if inUse != nil && sharing == 0 {
 		users, err := inUse(ctx, digest)
 		if err != nil {
 			return fmt.Errorf("check whether workspaces use image %q: %w", name, err)

@@ -474,6 +474,9 @@ func TestMatch(t *testing.T) {
 	}
 }
 
+// TestRemove: a name goes; its content goes with its last name, which is refused while
+// a workspace stands on the content — but a name that shares the content with another
+// goes whatever uses it, the content staying.
 func TestRemove(t *testing.T) {
 	tp := openTestPool(t)
 	ctx := context.Background()
@@ -483,26 +486,8 @@ func TestRemove(t *testing.T) {
 	blob, _ := tp.Path(a.Digest)
 
 	used := func(context.Context, string) ([]string, error) { return []string{"web-1 0123"}, nil }
-	err := tp.Remove(ctx, "a", used)
-	var inUse *InUseError
-	if !errors.As(err, &inUse) || !errors.Is(err, errdefs.ErrBadRequest) || !strings.Contains(err.Error(), "used by workspaces (web-1 0123)") {
-		t.Fatalf("Remove of an image in use: %v", err)
-	}
-	if _, err := tp.Get(ctx, "a"); err != nil {
-		t.Errorf("a refused removal removed the name: %v", err)
-	}
-	checkErr := errors.New("repository down")
-	if err := tp.Remove(ctx, "a", func(context.Context, string) ([]string, error) { return nil, checkErr }); !errors.Is(err, checkErr) {
-		t.Errorf("Remove with a failing in-use check: %v", err)
-	}
-
-	var asked string
-	notUsed := func(_ context.Context, d string) ([]string, error) { asked = d; return nil, nil }
-	if err := tp.Remove(ctx, "a", notUsed); err != nil {
-		t.Fatal(err)
-	}
-	if asked != a.Digest {
-		t.Errorf("inUse asked about %q, want %q", asked, a.Digest)
+	if err := tp.Remove(ctx, "a", used); err != nil {
+		t.Fatalf("Remove of a name whose content another name keeps, in use: %v", err)
 	}
 	if _, err := os.Stat(blob); err != nil {
 		t.Errorf("the blob went while name b still points at it: %v", err)
@@ -510,8 +495,26 @@ func TestRemove(t *testing.T) {
 	if img, err := tp.Get(ctx, a.Digest); err != nil || img.Name != "b" {
 		t.Errorf("Get(digest) after removing a = %+v, %v", img, err)
 	}
-	if err := tp.Remove(ctx, "b", nil); err != nil {
+	err := tp.Remove(ctx, "b", used)
+	var inUse *InUseError
+	if !errors.As(err, &inUse) || !errors.Is(err, errdefs.ErrBadRequest) || !strings.Contains(err.Error(), "used by workspaces (web-1 0123)") {
+		t.Fatalf("Remove of the last name of content in use: %v", err)
+	}
+	if _, err := tp.Get(ctx, "b"); err != nil {
+		t.Errorf("a refused removal removed the name: %v", err)
+	}
+	checkErr := errors.New("repository down")
+	if err := tp.Remove(ctx, "b", func(context.Context, string) ([]string, error) { return nil, checkErr }); !errors.Is(err, checkErr) {
+		t.Errorf("Remove with a failing in-use check: %v", err)
+	}
+
+	var asked string
+	notUsed := func(_ context.Context, d string) ([]string, error) { asked = d; return nil, nil }
+	if err := tp.Remove(ctx, "b", notUsed); err != nil {
 		t.Fatal(err)
+	}
+	if asked != a.Digest {
+		t.Errorf("inUse asked about %q, want %q", asked, a.Digest)
 	}
 	if _, err := os.Stat(blob); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the blob stays after its last name went: %v", err)
