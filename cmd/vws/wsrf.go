@@ -3,9 +3,12 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"os"
 	"path"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -279,6 +282,10 @@ with --ns prefix=namespace.`,
 				}
 				ns[p] = u
 			}
+			if p := unboundPrefix(expr, ns); p != "" {
+				bound := slices.Sorted(maps.Keys(ns))
+				return fmt.Errorf("prefix %q in the query is not bound: bind it with --ns %s=NAMESPACE (bound: %s)", p, p, strings.Join(bound, ", "))
+			}
 			resp, err := soapClient().QueryResourceProperties(cmd.Context(), epr, expr, ns)
 			if err != nil {
 				return err
@@ -355,4 +362,21 @@ func wsrfDestroy() *cobra.Command {
 	}
 	t.register(cmd)
 	return cmd
+}
+
+// xpathQName finds the prefixes of names in an XPath expression (not an axis's "::",
+// and not inside a string literal, which quotedRE takes out first).
+var (
+	quotedRE   = regexp.MustCompile(`"[^"]*"|'[^']*'`)
+	xpathQName = regexp.MustCompile(`(^|[^A-Za-z0-9_.:-])([A-Za-z_][A-Za-z0-9_.-]*):([A-Za-z_*])`)
+)
+
+// unboundPrefix is a prefix expr uses that ns does not bind ("" none).
+func unboundPrefix(expr string, ns map[string]string) string {
+	for _, m := range xpathQName.FindAllStringSubmatch(quotedRE.ReplaceAllString(expr, `""`), -1) {
+		if _, ok := ns[m[2]]; !ok {
+			return m[2]
+		}
+	}
+	return ""
 }
