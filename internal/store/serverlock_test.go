@@ -38,12 +38,7 @@ func TestRedactURLHidesEveryPassword(t *testing.T) {
 // another vws server", and the server is not told (Lost) to stop.
 func TestConcurrentHealthChecksAfterACut(t *testing.T) {
 	ctx := context.Background()
-	url := storetest.NewPostgres(t, storetest.Server(t))
-	db, err := store.OpenPostgres(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db, _ := serverOnNewDatabase(t)
 	var falseInUse atomic.Int64
 	var sample atomic.Value
 	lost := make(chan error, 1)
@@ -87,12 +82,7 @@ func TestConcurrentHealthChecksAfterACut(t *testing.T) {
 // neither later checks nor the watcher find it held by "another vws server".
 func TestTwoHealthChecksAfterACut(t *testing.T) {
 	ctx := context.Background()
-	url := storetest.NewPostgres(t, storetest.Server(t))
-	db, err := store.OpenPostgres(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db, _ := serverOnNewDatabase(t)
 	storetest.CutLock(t, db.SQL())
 	time.Sleep(50 * time.Millisecond)
 	var wg sync.WaitGroup
@@ -122,12 +112,7 @@ func TestTwoHealthChecksAfterACut(t *testing.T) {
 // connection whose Ping failed, and with it the lock — so a second server started
 // then is still refused.
 func TestCancelledHealthCheckKeepsTheLock(t *testing.T) {
-	url := storetest.NewPostgres(t, storetest.Server(t))
-	db, err := store.OpenPostgres(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db, url := serverOnNewDatabase(t)
 	cctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	t.Logf("cancelled health check: %v", db.Ping(cctx))
@@ -136,4 +121,17 @@ func TestCancelledHealthCheckKeepsTheLock(t *testing.T) {
 		defer other.Close()
 		t.Fatalf("a second server got the database of a running server, after one of its health checks was cancelled")
 	}
+}
+
+// serverOnNewDatabase is a server's store, holding the lock of a new PostgreSQL
+// database (the test is skipped without one), and that database's URL.
+func serverOnNewDatabase(t *testing.T) (*store.DB, string) {
+	t.Helper()
+	url := storetest.NewPostgres(t, storetest.Server(t))
+	db, err := store.OpenPostgres(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, url
 }
