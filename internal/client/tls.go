@@ -61,6 +61,9 @@ func LoadCredentials(certFile, keyFile, caPath string) (*Credentials, error) {
 		source = "~/.globus"
 	}
 	if certFile != "" {
+		if err := checkKeyFile(certFile, keyFile, source); err != nil {
+			return nil, err
+		}
 		cred, err := pki.LoadCredential(certFile, keyFile)
 		if errors.Is(err, os.ErrNotExist) {
 			var pe *os.PathError
@@ -99,6 +102,28 @@ func LoadCredentials(certFile, keyFile, caPath string) (*Credentials, error) {
 	return cr, nil
 }
 
+// checkKeyFile refuses a private key (a proxy file holds one) that is not the user's
+// own and readable by the user alone, as Globus does: /tmp is everyone's, and a proxy
+// file another user left at /tmp/x509up_u<uid> would have the user act as that user.
+func checkKeyFile(certFile, keyFile, source string) error {
+	path := keyFile
+	if path == "" {
+		path = certFile // a proxy file: certificate and key in one
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.IsDir() {
+		return nil // LoadCredential says what is wrong
+	}
+	if uid, ok := fileOwner(fi); ok && uid != os.Getuid() {
+		return fmt.Errorf("client credential (from %s): %s belongs to user %d, not to you (%d): refused, since its key would have you act as someone else; make your own proxy (vws pki proxy, grid-proxy-init)",
+			source, path, uid, os.Getuid())
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("client credential (from %s): %s holds a private key others may read or write (mode %s): chmod 600 %s", source, path, fi.Mode().Perm(), path)
+	}
+	return nil
+}
+
 // DefaultProxyFile is where grid-proxy-init writes a proxy: /tmp/x509up_u<uid>.
 func DefaultProxyFile() string {
 	return filepath.Join(os.TempDir(), "x509up_u"+strconv.Itoa(os.Getuid()))
@@ -125,6 +150,17 @@ func (cr *Credentials) TLSConfig() (*tls.Config, error) {
 			return nil, err
 		}
 		cfg.RootCAs = pool
+		// crypto/tls checks the host name and the chain; the CRLs and signing
+		// policies of the same directory are checked here.
+		if trust, err := pki.LoadTrust(cr.CAPath); err == nil {
+			cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+				trust.MaybeReload()
+				if err := trust.CheckServer(cs.PeerCertificates, time.Now()); err != nil {
+					return fmt.Errorf("the server's certificate: %w", err)
+				}
+				return nil
+			}
+		}
 	}
 	if cr.Certificate != nil {
 		cert := cr.Certificate

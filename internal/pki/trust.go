@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -58,10 +60,17 @@ type trustState struct {
 	roots *x509.CertPool
 	cas   []*x509.Certificate
 	// crls holds, per issuing CA (by its DER certificate), the newest CRL whose
-	// signature that CA verifies.
-	crls  map[string]*x509.RevocationList
-	stamp string // names, sizes and mtimes of the files read
-	gen   uint64 // see Generation
+	// signature that CA verifies — every certificate of a CA re-issued with the same
+	// key gets its CRL.
+	crls map[string]*x509.RevocationList
+	// others are the CRLs no CA of the directory verifies: an intermediate's whose
+	// certificate the caller sends. They are checked against the path's issuer.
+	others []*x509.RevocationList
+	// policies are the subjects each CA may sign, by the CA's one-line DN, from the
+	// directory's Globus signing_policy files; a CA without one may sign any.
+	policies map[string][]*regexp.Regexp
+	stamp    string // names, sizes and mtimes of the files read
+	gen      uint64 // see Generation
 }
 
 // LoadTrust reads the CA certificates (*.0…*.9, *.pem, *.crt) and CRLs (*.r0…*.r9,
@@ -169,6 +178,8 @@ func trustFileName(n string) bool {
 	}
 	ext := filepath.Ext(n)
 	switch {
+	case ext == ".signing_policy":
+		return true
 	case ext == ".pem" || ext == ".crt" || ext == ".crl":
 		return true
 	case len(ext) == 2 && ext[1] >= '0' && ext[1] <= '9':
@@ -186,6 +197,12 @@ func loadTrustState(path string, files []string) (*trustState, error) {
 		data, err := os.ReadFile(f)
 		if err != nil {
 			return nil, fmt.Errorf("trusted CAs: %w", err)
+		}
+		if strings.HasSuffix(f, ".signing_policy") {
+			if err := st.readSigningPolicy(data); err != nil {
+				return nil, fmt.Errorf("trusted CAs: %s: %w", f, err)
+			}
+			continue
 		}
 		found := false
 		for rest := data; ; {
@@ -224,20 +241,19 @@ func loadTrustState(path string, files []string) (*trustState, error) {
 		return nil, fmt.Errorf("no CA certificates found in %s", path)
 	}
 	for _, crl := range crls {
-		var issuer *x509.Certificate
+		signed := false
 		for _, ca := range st.cas {
-			if bytes.Equal(ca.RawSubject, crl.RawIssuer) && crl.CheckSignatureFrom(ca) == nil {
-				issuer = ca
-				break
+			if !bytes.Equal(ca.RawSubject, crl.RawIssuer) || crl.CheckSignatureFrom(ca) != nil {
+				continue
+			}
+			signed = true
+			key := string(ca.Raw)
+			if old := st.crls[key]; old == nil || crl.ThisUpdate.After(old.ThisUpdate) {
+				st.crls[key] = crl
 			}
 		}
-		if issuer == nil {
-			slog.Warn("ignoring a CRL no trusted CA signed", "issuer", identity.OneLineDN(crl.Issuer), "path", path)
-			continue
-		}
-		key := string(issuer.Raw)
-		if old := st.crls[key]; old == nil || crl.ThisUpdate.After(old.ThisUpdate) {
-			st.crls[key] = crl
+		if !signed {
+			st.others = append(st.others, crl)
 		}
 	}
 	return st, nil
@@ -310,6 +326,24 @@ func earlier(a, b time.Time) time.Time {
 
 // verifyEndEntity verifies ee and says until when that holds (see Verdict.Until).
 func (t *Trust) verifyEndEntity(st *trustState, ee *x509.Certificate, rest []*x509.Certificate, now time.Time) (time.Time, error) {
+	// A caller authenticates as a TLS client (or signs as one): a certificate its CA
+	// limited to other uses (e-mail, code signing, a server only) does not.
+	return t.verifyFor(st, ee, rest, now, x509.ExtKeyUsageClientAuth)
+}
+
+// CheckServer verifies a server's chain (leaf first) as a client must beside the
+// host name: against the CAs, for server authentication, their CRLs and signing
+// policies — crypto/tls alone consults no CRL, and a revoked host certificate would
+// still pass for the service.
+func (t *Trust) CheckServer(chain []*x509.Certificate, now time.Time) error {
+	if len(chain) == 0 {
+		return refuse(ErrUntrusted, "the server presented no certificate")
+	}
+	_, err := t.verifyFor(t.state.Load(), chain[0], chain[1:], now, x509.ExtKeyUsageServerAuth)
+	return err
+}
+
+func (t *Trust) verifyFor(st *trustState, ee *x509.Certificate, rest []*x509.Certificate, now time.Time, usage x509.ExtKeyUsage) (time.Time, error) {
 	dn := DN(ee)
 	if err := checkValidity("certificate", ee, now, "renew it"); err != nil {
 		return time.Time{}, err
@@ -325,7 +359,7 @@ func (t *Trust) verifyEndEntity(st *trustState, ee *x509.Certificate, rest []*x5
 		inter.AddCert(c)
 	}
 	paths, err := ee.Verify(x509.VerifyOptions{Roots: st.roots, Intermediates: inter, CurrentTime: now,
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+		KeyUsages: []x509.ExtKeyUsage{usage}})
 	if err != nil {
 		var ua x509.UnknownAuthorityError
 		if errors.As(err, &ua) {
@@ -337,21 +371,49 @@ func (t *Trust) verifyEndEntity(st *trustState, ee *x509.Certificate, rest []*x5
 		}
 		return time.Time{}, refuse(ErrUntrusted, "certificate %s does not verify: %v", dn, err)
 	}
-	// Any verified path will do; check revocation along the first that passes.
-	var firstErr error
+	// Every verified path must pass: one through a CA certificate re-issued with the
+	// same key, or ending at an intermediate the directory also holds, must not skip
+	// a CRL another path would meet. Each path goes on up to a self-signed root.
+	var until time.Time
 	for _, p := range paths {
-		until, err := checkRevocation(st, p, now)
-		if err == nil {
-			for _, c := range p {
-				until = earlier(until, c.NotAfter)
-			}
-			return until, nil
+		p = towardRoot(st, p)
+		if err := checkSigningPolicies(st, p); err != nil {
+			return time.Time{}, err
 		}
-		if firstErr == nil {
-			firstErr = err
+		pu, err := checkRevocation(st, p, now)
+		if err != nil {
+			return time.Time{}, err
+		}
+		until = earlier(until, pu)
+		for _, c := range p {
+			until = earlier(until, c.NotAfter)
 		}
 	}
-	return time.Time{}, firstErr
+	return until, nil
+}
+
+// towardRoot extends a verified path that ends at a CA of the directory which is not
+// self-signed (an intermediate installed beside its root) with its issuers from the
+// directory, up to a self-signed one, so that their CRLs are consulted too.
+func towardRoot(st *trustState, path []*x509.Certificate) []*x509.Certificate {
+	for range 8 {
+		top := path[len(path)-1]
+		if bytes.Equal(top.RawSubject, top.RawIssuer) && top.CheckSignatureFrom(top) == nil {
+			return path
+		}
+		var issuer *x509.Certificate
+		for _, ca := range st.cas {
+			if bytes.Equal(ca.RawSubject, top.RawIssuer) && !slices.Contains(path, ca) && top.CheckSignatureFrom(ca) == nil {
+				issuer = ca
+				break
+			}
+		}
+		if issuer == nil {
+			return path
+		}
+		path = append(slices.Clone(path), issuer)
+	}
+	return path
 }
 
 // checkRevocation checks every certificate of a verified path (leaf first) but the
@@ -364,6 +426,9 @@ func checkRevocation(st *trustState, path []*x509.Certificate, now time.Time) (t
 	for i := 0; i+1 < len(path); i++ {
 		c, issuer := path[i], path[i+1]
 		crl := st.crls[string(issuer.Raw)]
+		if crl == nil {
+			crl = otherCRL(st, issuer)
+		}
 		if crl == nil {
 			continue
 		}
@@ -380,6 +445,94 @@ func checkRevocation(st *trustState, path []*x509.Certificate, now time.Time) (t
 		until = earlier(until, crl.NextUpdate)
 	}
 	return until, nil
+}
+
+// A Globus signing_policy file names, for a CA, the subjects it may sign:
+//
+//	access_id_CA   X509   '/C=US/O=Globus/CN=Globus Certification Authority'
+//	pos_rights     globus CA:sign
+//	cond_subjects  globus '"/C=us/O=Globus/*"  "/C=US/O=Globus/*"'
+//
+// A "*" stands for any characters. IGTF bundles ship one per CA: without them every
+// CA of a bundle could issue any name — another CA's users', or a host's.
+var (
+	policyAccessRE = regexp.MustCompile(`^\s*access_id_CA\s+X509\s+'([^']*)'`)
+	policyCondRE   = regexp.MustCompile(`^\s*cond_subjects\s+globus\s+'([^']*)'`)
+	policyQuotedRE = regexp.MustCompile(`"([^"]*)"`)
+)
+
+// readSigningPolicy adds a signing_policy file's CAs and the subjects they may sign.
+// A CA named without cond_subjects may sign nothing: the file is refused rather
+// than read as allowing more than it says.
+func (st *trustState) readSigningPolicy(data []byte) error {
+	if st.policies == nil {
+		st.policies = map[string][]*regexp.Regexp{}
+	}
+	var ca string
+	for _, line := range strings.Split(string(data), "\n") {
+		if m := policyAccessRE.FindStringSubmatch(line); m != nil {
+			ca = m[1]
+			if _, ok := st.policies[ca]; !ok {
+				st.policies[ca] = []*regexp.Regexp{}
+			}
+			continue
+		}
+		m := policyCondRE.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		if ca == "" {
+			return errors.New("cond_subjects before any access_id_CA")
+		}
+		for _, q := range policyQuotedRE.FindAllStringSubmatch(m[1], -1) {
+			glob := regexp.QuoteMeta(q[1])
+			glob = strings.ReplaceAll(glob, `\*`, ".*")
+			st.policies[ca] = append(st.policies[ca], regexp.MustCompile("^"+glob+"$"))
+		}
+	}
+	return nil
+}
+
+// checkSigningPolicies refuses a path on which a CA signed a subject its signing
+// policy does not allow.
+func checkSigningPolicies(st *trustState, path []*x509.Certificate) error {
+	for i := 0; i+1 < len(path); i++ {
+		issuer := DN(path[i+1])
+		allowed, ok := st.policies[issuer]
+		if !ok {
+			continue
+		}
+		subject := DN(path[i])
+		if !slices.ContainsFunc(allowed, func(re *regexp.Regexp) bool { return re.MatchString(subject) }) {
+			return refuse(ErrUntrusted, "certificate %s is issued by %s outside its signing policy (it signs only %s): refused", subject, issuer, policyList(allowed))
+		}
+	}
+	return nil
+}
+
+func policyList(res []*regexp.Regexp) string {
+	if len(res) == 0 {
+		return "nothing"
+	}
+	var out []string
+	for _, re := range res {
+		p := strings.TrimSuffix(strings.TrimPrefix(re.String(), "^"), "$")
+		out = append(out, strings.ReplaceAll(strings.ReplaceAll(p, ".*", "*"), `\`, ""))
+	}
+	return strings.Join(out, ", ")
+}
+
+// otherCRL is the newest CRL of those no directory CA verifies that issuer verifies:
+// an intermediate's, whose certificate the caller sent.
+func otherCRL(st *trustState, issuer *x509.Certificate) *x509.RevocationList {
+	var newest *x509.RevocationList
+	for _, crl := range st.others {
+		if bytes.Equal(crl.RawIssuer, issuer.RawSubject) && crl.CheckSignatureFrom(issuer) == nil &&
+			(newest == nil || crl.ThisUpdate.After(newest.ThisUpdate)) {
+			newest = crl
+		}
+	}
+	return newest
 }
 
 // verifyProxies checks the proxies of chain (leaf first; the last element is the
