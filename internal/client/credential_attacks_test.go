@@ -53,8 +53,9 @@ func TestPlantedDefaultProxyFileRefused(t *testing.T) {
 	cr, err := LoadCredentials("", "", "")
 	if err == nil && cr.Certificate != nil {
 		fi, _ := os.Stat(path)
+		owner, _ := fileOwner(fi)
 		t.Fatalf("ATTACK SUCCEEDED: the client presents %s from %s (mode %v, owner uid %d, caller uid %d)",
-			pki.DN(cr.Certificate.Leaf), cr.Source, fi.Mode(), ownerUID(fi), os.Getuid())
+			pki.DN(cr.Certificate.Leaf), cr.Source, fi.Mode(), owner, os.Getuid())
 	}
 }
 
