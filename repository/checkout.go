@@ -464,6 +464,9 @@ func (r *Repository) CheckIn(ctx context.Context, key string, req CheckInRequest
 		return "", time.Time{}, err
 	}
 	r.ledger.Add(ranScopes, policy.Usage{Running: -1, MemoryMiB: -ranMemory})
+	if !r.durable(ctx, "check-in") {
+		drop, dropIfSame = nil, nil // the start-up sweep removes them
+	}
 	for _, f := range drop {
 		if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
 			r.log.Warn("check-in: could not remove a superseded file; the next start removes it", "key", key, "file", f, "err", err)

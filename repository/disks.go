@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/vws-grid/vws/internal/fsutil"
+	"github.com/vws-grid/vws/internal/store"
 )
 
 // diskChain is a workspace's private record of its image files: the pool base, the
@@ -171,3 +172,6 @@ var fileDigest = fsutil.FileDigest
 
 // syncDir makes a directory entry (a new or renamed file) durable.
 var syncDir = fsutil.SyncDir
+
+// makeDurable makes the database's commits so far survive an OS crash (tests watch it).
+var makeDurable = store.Durable

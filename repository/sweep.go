@@ -256,7 +256,7 @@ func (r *Repository) sweepWorkspace(ctx context.Context, key string, layerInodes
 		superseded = active
 		return nil
 	})
-	if err == nil && superseded != "" {
+	if err == nil && superseded != "" && r.durable(ctx, "sweep") {
 		os.Remove(superseded) // its inode lives on as the layer
 	}
 	return err

@@ -169,8 +169,12 @@ func (r *Repository) createOn(ctx context.Context, key string, spec CreateSpec, 
 	if err := qcow2.CreateOverlay(filepath.Join(dir, chain.Overlay), basePath, img.Format, vsize); err != nil {
 		return fmt.Errorf("%w: overlay: %w", errdefs.ErrCreation, err)
 	}
-	if err := syncDir(dir); err != nil {
-		return fmt.Errorf("%w: %w", errdefs.ErrCreation, err)
+	// The directory's entry in workspaces/ too: a record committed for a directory an
+	// OS crash took away would be a workspace lost.
+	for _, d := range []string{dir, r.workspaceDir("")} {
+		if err := syncDir(d); err != nil {
+			return fmt.Errorf("%w: %w", errdefs.ErrCreation, err)
+		}
 	}
 	snap := &wsrf.Snapshot{Key: key, Props: r.initialProperties(spec, img.Digest, r.now().UTC())}
 	if err := r.seal(ctx, snap, chain); err != nil {
@@ -483,8 +487,9 @@ func (r *Repository) Clone(ctx context.Context, key, name, owner string, termina
 		}
 		return nil, r.noRoom("clone", cloneKey, "clone the workspace again", err)
 	}
-	// The old overlay's inode lives on as the layer; drop its workspace name.
-	if oldOverlay != "" {
+	// The old overlay's inode lives on as the layer; drop its workspace name — once
+	// the commits that replaced it are on disk (else the start-up sweep drops it).
+	if oldOverlay != "" && r.durable(ctx, "clone") {
 		os.Remove(filepath.Join(r.workspaceDir(key), oldOverlay))
 	}
 	r.audit.Record(ctx, "clone", cloneKey, "done", "source="+key+" name="+name)
@@ -571,8 +576,12 @@ func (r *Repository) afterDestroy(s *wsrf.Snapshot) {
 		r.ledger.Add(chain.QuotaScopes, policy.Usage{Workspaces: -1})
 		r.ledger.Add(chain.RunScopes, policy.Usage{Running: -1, MemoryMiB: -chain.RunMemoryMiB})
 	}
-	if err := os.RemoveAll(r.workspaceDir(s.Key)); err != nil {
-		r.log.Error("remove destroyed workspace's files", "key", s.Key, "err", err)
+	// Once the record's removal is on disk: an OS crash must not bring back a record
+	// whose files are gone (if this fails, the start-up sweep removes them).
+	if r.durable(context.Background(), "destroy") {
+		if err := os.RemoveAll(r.workspaceDir(s.Key)); err != nil {
+			r.log.Error("remove destroyed workspace's files", "key", s.Key, "err", err)
+		}
 	}
 	ctx, cause := context.Background(), "unknown"
 	if d, ok := r.destroying.LoadAndDelete(s.Key); ok {
@@ -681,4 +690,15 @@ func qualify(prefix, local string) string {
 		return local
 	}
 	return prefix + ":" + local
+}
+
+// durable makes the database's commits so far survive an operating-system crash
+// before op removes files they made obsolete; false (logged) when it cannot: the
+// files are then left to the start-up sweep, which removes what no record names.
+func (r *Repository) durable(ctx context.Context, op string) bool {
+	if err := makeDurable(ctx, r.db); err != nil {
+		r.log.Warn(op+": the database's commit is not yet durable; obsolete files are left to the next start", "err", err)
+		return false
+	}
+	return true
 }

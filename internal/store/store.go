@@ -280,3 +280,36 @@ func (s *DB) Ping(ctx context.Context) error {
 	}
 	return s.db.PingContext(ctx)
 }
+
+// Durable makes the commits made so far through db survive an operating-system crash,
+// not only a process crash, before something they made obsolete is removed (a
+// replaced file): SQLite in WAL mode with synchronous=NORMAL appends commits to its
+// log without syncing it, so the log is synced here; PostgreSQL flushes every commit.
+func Durable(ctx context.Context, db *sql.DB) error {
+	if IsPostgres(db) {
+		return nil
+	}
+	var seq int
+	var name, file string
+	if err := db.QueryRowContext(ctx, `PRAGMA database_list`).Scan(&seq, &name, &file); err != nil {
+		return fmt.Errorf("make the database's last commits durable: %w", err)
+	}
+	if file == "" {
+		return nil // in memory
+	}
+	for _, f := range []string{file + "-wal", file} {
+		h, err := os.Open(f)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("make the database's last commits durable: %w", err)
+		}
+		err = h.Sync()
+		h.Close()
+		if err != nil {
+			return fmt.Errorf("make the database's last commits durable: sync %s: %w", f, err)
+		}
+	}
+	return nil
+}

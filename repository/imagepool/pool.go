@@ -25,6 +25,7 @@ import (
 
 	"github.com/vws-grid/vws/internal/chunkhash"
 	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/store"
 )
 
 // Image is a named base image.
@@ -459,9 +460,12 @@ func (p *Pool) Remove(ctx context.Context, name string, inUse InUseFunc) error {
 		return fmt.Errorf("remove image %q: %w", name, err)
 	}
 	// The rows are gone; a crash before the unlink leaves an orphan blob the next
-	// startup sweep removes.
+	// startup sweep removes. Unlinked only once their removal is on disk: an OS crash
+	// must not bring back a name whose blob is gone.
 	if others == 0 {
 		p.stopChunks(digest)
+	}
+	if others == 0 && store.Durable(ctx, p.db) == nil {
 		if err := os.Remove(p.blobPath(digest)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			p.log.Warn("image pool: could not delete the blob of a removed image; the next start removes it", "digest", digest, "err", err)
 		}

@@ -1,0 +1,78 @@
+package repository
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+)
+
+// TestCreateSyncsTheWorkspacesDirectory: Create commits a record naming
+// workspaces/<key> only once that directory's entry in workspaces/ is on disk too, as
+// Clone does: else an OS crash could leave a record naming a directory that is gone.
+func TestCreateSyncsTheWorkspacesDirectory(t *testing.T) {
+	f := newFixture(t)
+	var synced []string
+	orig := syncDir
+	t.Cleanup(func() { syncDir = orig })
+	syncDir = func(dir string) error {
+		synced = append(synced, filepath.Clean(dir))
+		return orig(dir)
+	}
+	parent := filepath.Clean(f.r.workspaceDir(""))
+	key := f.create("fresh", "", "")
+	if !slices.Contains(synced, parent) {
+		t.Errorf("Create committed workspace %s without syncing %s (the new directory's entry); synced only %v", key, parent, synced)
+	}
+}
+
+// TestObsoleteFilesGoOnlyOnceTheCommitIsDurable: the files a commit made obsolete — a
+// cloned source's old overlay, a destroyed workspace's directory — are removed only
+// after the commit is on disk (SQLite's log synced): an OS crash must not keep the
+// removal and lose the commit, leaving a record naming a missing file. When that
+// cannot be made sure, they are left to the start-up sweep.
+func TestObsoleteFilesGoOnlyOnceTheCommitIsDurable(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	orig := makeDurable
+	t.Cleanup(func() { makeDurable = orig })
+	src := f.create("src", "", "")
+	old := filepath.Join(f.r.workspaceDir(src), "disk-1.qcow2")
+	if _, err := os.Stat(old); err != nil {
+		t.Fatalf("precondition: the source's overlay: %v", err)
+	}
+
+	// Not durable: the obsolete overlay stays, and the sweep takes it at the next start.
+	makeDurable = func(context.Context, *sql.DB) error { return errors.New("disk gone") }
+	if _, err := f.r.Clone(ctx, src, "copy1", "o", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(old); err != nil {
+		t.Fatalf("the source's old overlay was removed though its replacement's commit was not durable: %v", err)
+	}
+	makeDurable = orig
+	f.reopen()
+	if _, err := os.Stat(old); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the start-up sweep left the obsolete overlay: %v", err)
+	}
+
+	// Destroy: the directory goes only once the record's removal is durable.
+	makeDurable = func(context.Context, *sql.DB) error { return errors.New("disk gone") }
+	victim := f.create("victim", "", "")
+	dir := f.r.workspaceDir(victim)
+	if err := f.r.Workspaces.Destroy(ctx, victim); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("a destroyed workspace's files were removed though the record's removal was not durable: %v", err)
+	}
+	makeDurable = orig
+	f.reopen()
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the start-up sweep left the destroyed workspace's files: %v", err)
+	}
+}
