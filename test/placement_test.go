@@ -141,7 +141,7 @@ func TestPlacement(t *testing.T) {
 	// A workspace that fits no host is refused before anything is checked out.
 	big := CreateWorkspace(t, a, TickerDescription(t, "<hw:CPU><hw:count>1</hw:count>", "<hw:CPU><hw:count>64</hw:count>"))
 	wantUnplaced(t, a.CLI(t, "deploy", big.EPRFile), "hostA: ", "hostB: ", "asks for 64 CPUs")
-	if out := a.MustCLI(t, "place", big.EPRFile).stdout; !strings.HasPrefix(out, "\nCannot deploy it now:") || strings.Count(out, "asks for 64 CPUs") != 2 {
+	if out := a.MustCLI(t, "place", big.EPRFile).stdout; !strings.HasPrefix(out, "Cannot deploy it now:") || strings.Count(out, "asks for 64 CPUs") != 2 {
 		t.Fatalf("vws place of a workspace no host fits:\n%s", out)
 	}
 	WantWSProps(t, big, "deployment", "in-repository", "lockHolder", "")
