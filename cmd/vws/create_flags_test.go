@@ -44,6 +44,7 @@ func TestCreateRefusesBeforeSending(t *testing.T) {
 		{[]string{"-f", desc, "--memory", "512"}, "--memory and --cpus go with --image"},
 		{[]string{"--image", "deb", "--memory", "0"}, "--memory 0: give the memory in MiB, from 16"},
 		{[]string{"--image", "deb", "--cpus", "-1"}, "--cpus -1: give from 1 to 512"},
+		{[]string{"--image", "deb", "--lifetime", "1000000h"}, "--lifetime 1000000h0m0s is more than 100 years"},
 	} {
 		err := runCreate(t, tc.args...)
 		if err == nil || !strings.Contains(err.Error(), tc.says) {

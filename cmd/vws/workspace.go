@@ -125,6 +125,10 @@ func (o *eprOutput) save(cmd *cobra.Command, epr *wsa.EPR) error {
 	return nil
 }
 
+// maxRequestedLifetime is the longest lifetime a request may name (the schema's 100
+// years); a site's own maximum, shorter, clamps it.
+const maxRequestedLifetime = 100 * 365 * 24 * time.Hour
+
 func newCreateCommand() *cobra.Command {
 	var base, file, image, name, out string
 	var force bool
@@ -141,6 +145,9 @@ let vws write the description from --memory and --cpus. Prints the new workspace
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if lifetime < 0 {
 				return fmt.Errorf("--lifetime %s is negative: give how long the workspace should live, e.g. 2h (or leave it out for the site's default)", lifetime)
+			}
+			if lifetime > maxRequestedLifetime {
+				return fmt.Errorf("--lifetime %s is more than 100 years: give how long the workspace should live, e.g. 720h (a site shortens what is beyond its maximum)", lifetime)
 			}
 			var desc *etree.Element
 			switch {
@@ -324,6 +331,9 @@ func newCloneCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if lifetime < 0 {
 				return fmt.Errorf("--lifetime %s is negative: give how long the clone should live, e.g. 2h (or leave it out for the site's default)", lifetime)
+			}
+			if lifetime > maxRequestedLifetime {
+				return fmt.Errorf("--lifetime %s is more than 100 years: give how long the clone should live, e.g. 720h (a site shortens what is beyond its maximum)", lifetime)
 			}
 			epr, err := workspaceEPR(base, args[0])
 			if err != nil {
