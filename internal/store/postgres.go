@@ -419,9 +419,18 @@ func (l *serverLock) release() error {
 	if l.conn == nil {
 		return nil
 	}
-	// Closing the session releases its advisory locks.
+	// Unlocked here, not left to the session's end: sql.Conn.Close hands the session
+	// back to the pool, and PostgreSQL ends a closed session's backend (and its locks)
+	// only some moments later — a server started right after this one stops must not
+	// find the database still held by it.
+	ctx, cancel := context.WithTimeout(context.Background(), lockCheckEvery)
+	defer cancel()
+	_, uerr := l.conn.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, int64(serverLockKey))
 	err := l.conn.Close()
 	l.conn = nil
+	if err == nil && uerr != nil {
+		err = fmt.Errorf("unlock %s: %w", l.what, uerr)
+	}
 	return err
 }
 
