@@ -6,12 +6,10 @@ package test
 // domains (virsh) cleaned up whatever happens.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -147,33 +145,26 @@ func StartMgrServer(t *testing.T, o MgrServerOptions) *MgrServer {
 	args = append(args, o.Args...)
 	s := &MgrServer{Dir: o.Dir, HostName: o.HostName, TLS: o.TLS, exited: make(chan struct{})}
 	s.cmd = exec.Command(vws(t), args...)
-	stderr, err := s.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	// A writer, not StderrPipe: Wait returns only once everything the process wrote is
+	// here, so its last line (why it exited) is never lost to a read not yet done.
+	urlc := make(chan string, 1)
+	s.cmd.Stderr = &lineWriter{line: func(line string) {
+		s.logMu.Lock()
+		s.log.WriteString(line + "\n")
+		s.logMu.Unlock()
+		if m := mgrServingURL.FindStringSubmatch(line); m != nil {
+			select {
+			case urlc <- m[1]:
+			default:
+			}
+		}
+	}}
+	s.cmd.WaitDelay = 5 * time.Second // a child holding stderr open cannot hold Wait up for ever
 	s.Started = time.Now()
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	trackServer(t, s)
-	urlc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			s.logMu.Lock()
-			s.log.WriteString(line + "\n")
-			s.logMu.Unlock()
-			if m := mgrServingURL.FindStringSubmatch(line); m != nil {
-				select {
-				case urlc <- m[1]:
-				default:
-				}
-			}
-		}
-		io.Copy(io.Discard, stderr)
-	}()
 	go func() {
 		s.cmd.Wait()
 		close(s.exited)
@@ -643,5 +634,26 @@ func Step(t *testing.T, name string) func() {
 	return func() {
 		t.Helper()
 		t.Logf("step %-40s %6.2fs", name, time.Since(start).Seconds())
+	}
+}
+
+// lineWriter hands each complete line written to it to line.
+type lineWriter struct {
+	mu   sync.Mutex
+	buf  []byte
+	line func(string)
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, p...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		w.line(string(w.buf[:i]))
+		w.buf = w.buf[i+1:]
 	}
 }
