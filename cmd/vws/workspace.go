@@ -125,9 +125,18 @@ func (o *eprOutput) save(cmd *cobra.Command, epr *wsa.EPR) error {
 	return nil
 }
 
-// maxRequestedLifetime is the longest lifetime a request may name (the schema's 100
-// years); a site's own maximum, shorter, clamps it.
-const maxRequestedLifetime = 100 * 365 * 24 * time.Hour
+// checkLifetime refuses a --lifetime the service would refuse, in the flag's terms:
+// negative, or beyond the longest duration a request may name (a site's own maximum,
+// shorter, clamps what lies between).
+func checkLifetime(lifetime time.Duration, what string) error {
+	switch {
+	case lifetime < 0:
+		return fmt.Errorf("--lifetime %s is negative: give how long the %s should live, e.g. 2h (or leave it out for the site's default)", lifetime, what)
+	case lifetime > wsrf.MaxDuration:
+		return fmt.Errorf("--lifetime %s is more than 100 years: give how long the %s should live, e.g. 720h (a site shortens what is beyond its maximum)", lifetime, what)
+	}
+	return nil
+}
 
 func newCreateCommand() *cobra.Command {
 	var base, file, image, name, out string
@@ -143,11 +152,8 @@ let vws write the description from --memory and --cpus. Prints the new workspace
 -o also saves its EPR for the other commands and for GT-style tools.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if lifetime < 0 {
-				return fmt.Errorf("--lifetime %s is negative: give how long the workspace should live, e.g. 2h (or leave it out for the site's default)", lifetime)
-			}
-			if lifetime > maxRequestedLifetime {
-				return fmt.Errorf("--lifetime %s is more than 100 years: give how long the workspace should live, e.g. 720h (a site shortens what is beyond its maximum)", lifetime)
+			if err := checkLifetime(lifetime, "workspace"); err != nil {
+				return err
 			}
 			var desc *etree.Element
 			switch {
@@ -329,11 +335,8 @@ func newCloneCommand() *cobra.Command {
 		Short: "Copy a workspace (copy-on-write) under a new name",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if lifetime < 0 {
-				return fmt.Errorf("--lifetime %s is negative: give how long the clone should live, e.g. 2h (or leave it out for the site's default)", lifetime)
-			}
-			if lifetime > maxRequestedLifetime {
-				return fmt.Errorf("--lifetime %s is more than 100 years: give how long the clone should live, e.g. 720h (a site shortens what is beyond its maximum)", lifetime)
+			if err := checkLifetime(lifetime, "clone"); err != nil {
+				return err
 			}
 			epr, err := workspaceEPR(base, args[0])
 			if err != nil {

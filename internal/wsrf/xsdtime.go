@@ -22,6 +22,10 @@ func ParseDateTime(s string) (time.Time, error) {
 
 var durationRE = regexp.MustCompile(`^(-)?P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$`)
 
+// MaxDuration is the longest xsd:duration ParseDuration takes: longer than any
+// lifetime, shorter than what a time.Duration holds.
+const MaxDuration = 100 * 365 * 24 * time.Hour
+
 // ParseDuration parses an xsd:duration. Years and months count as 365 and 30 days,
 // since a lifetime needs a fixed length.
 func ParseDuration(s string) (time.Duration, error) {
@@ -42,7 +46,7 @@ func ParseDuration(s string) (time.Duration, error) {
 		}
 		total += v * u
 	}
-	if total > float64(100*365*24*3600) {
+	if total > MaxDuration.Seconds() {
 		return 0, fmt.Errorf("%q is longer than 100 years", s)
 	}
 	d := time.Duration(total * float64(time.Second))
