@@ -118,9 +118,8 @@ func (h *slowHostHV) Host(ctx context.Context) (vmm.HostInfo, error) {
 
 // TestDrainIsNotBypassedByADeployInFlight: once SetDraining(true) has returned (and
 // vws host evacuate has read the host's workspace list, empty), no new workspace may
-// be checked out to the host. A Deploy that passed the drain check just before, and
-// was still asking libvirt for the host's facts, goes on to check the workspace out
-// (and would stage and define it) on the drained host.
+// be checked out to the host: a Deploy that passed the drain check just before, and
+// was still asking libvirt for the host's facts, is refused once it has journaled.
 func TestDrainIsNotBypassedByADeployInFlight(t *testing.T) {
 	const k = "ws-drain-race"
 	m, hv0, rec := crashManager(t, "ws-other", stateShutdown, false)

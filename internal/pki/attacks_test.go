@@ -1,6 +1,6 @@
 package pki
 
-// Security review: attacks on chain verification. Each test FAILS when the attack
+// Attacks on chain verification, each refused. Each test fails when the attack
 // succeeds (the code accepts what it must refuse).
 
 import (
@@ -43,9 +43,9 @@ func reissuedCA(t *testing.T, ca *Credential) *x509.Certificate {
 }
 
 // ATTACK 1: the CA's certificate re-issued with the same key (<hash>.0 and <hash>.1)
-// and one CRL (<hash>.r0) revoking bob: the CRL is attached to one of the two CA
-// certificates only, Go finds a path through each, and the path through the other one
-// has "no CRL", so the revoked certificate is accepted.
+// and one CRL (<hash>.r0) revoking bob. Go finds a path through each CA certificate;
+// the CRL must count on both (it once went to one only, and the other path let the
+// revoked certificate through).
 func TestAttackRevokedUserViaReissuedCA(t *testing.T) {
 	f := testPKI(t)
 	now := time.Now()
@@ -122,8 +122,8 @@ func intermediate(t *testing.T, root *Credential) interFixture {
 // ATTACK 2: the root CA revokes an intermediate CA by its CRL; the intermediate's
 // certificate is in the CA directory (as IGTF bundles install every CA of a
 // hierarchy). Every CA of the directory is a root of the pool, so Go returns the path
-// [user, intermediate] ending at the intermediate, and checkRevocation never looks at
-// the root's CRL: a user of the revoked intermediate is accepted.
+// [user, intermediate] ending at the intermediate: the path must be extended to the
+// root and its CRL read, so that a user of the revoked intermediate is refused.
 func TestAttackRevokedIntermediateInCADir(t *testing.T) {
 	f := testPKI(t)
 	now := time.Now()
@@ -182,8 +182,8 @@ func TestAttackRevokedIntermediatePresentedByClient(t *testing.T) {
 }
 
 // ATTACK 3: the intermediate's CRL (revoking its user) is in the directory, the
-// intermediate certificate itself comes from the client: the CRL is dropped as "no
-// trusted CA signed" it, and the revoked user is accepted.
+// intermediate certificate itself comes from the client: the CRL must still count
+// (it was once dropped as one "no trusted CA signed").
 func TestAttackIntermediateCRLIgnored(t *testing.T) {
 	f := testPKI(t)
 	now := time.Now()
@@ -206,7 +206,8 @@ func TestAttackIntermediateCRLIgnored(t *testing.T) {
 }
 
 // ATTACK 4: an end-entity certificate whose extendedKeyUsage does not allow TLS client
-// authentication (S/MIME only; a TLS-server-only certificate) authenticates as a user.
+// authentication (S/MIME only; a TLS-server-only certificate) must not authenticate
+// as a user.
 func TestAttackNoClientAuthEKU(t *testing.T) {
 	f := testPKI(t)
 	now := time.Now()
@@ -234,8 +235,8 @@ func TestAttackNoClientAuthEKU(t *testing.T) {
 
 // ATTACK 5: a second trusted CA (any one of an IGTF bundle) mints a certificate with
 // alice's DN. The directory's <hash>.signing_policy confines it to /O=Other/*, as
-// Globus (and IGTF's distribution) rely on; vws ignores signing_policy files, so the
-// certificate authenticates as alice, with VO attributes of the other CA's choosing.
+// Globus (and IGTF's distribution) rely on: the certificate must not authenticate as
+// alice.
 func TestAttackSigningPolicyIgnored(t *testing.T) {
 	f := testPKI(t)
 	now := time.Now()

@@ -1,6 +1,6 @@
 package pki
 
-// Security review: attacks that are (correctly) refused; these tests pass.
+// Attacks on chain verification that are refused.
 
 import (
 	"crypto/x509"
