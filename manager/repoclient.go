@@ -232,10 +232,7 @@ func (c *repoClient) checkIn(ctx context.Context, r *record, overlayDigest, memo
 // disown tells the Repository at repository (a base URL) that this host, at self,
 // holds no record of workspace key, which it has checked out here.
 func (c *repoClient) disown(ctx context.Context, repository, key string, self *wsa.EPR) (string, error) {
-	k := etree.NewElement("vw:WorkspaceKey")
-	k.CreateAttr("xmlns:vw", vwsns.Workspace)
-	k.SetText(key)
-	epr := &wsa.EPR{Version: self.Version, Address: repository + "/wsrf/services/" + vwsns.WorkspaceService, References: []*etree.Element{k}}
+	epr := workspaceEPR(&record{Key: key, WorkspaceAddress: repository + "/wsrf/services/" + vwsns.WorkspaceService, WSAVersion: int(self.Version)})
 	body := wsBody("Disown")
 	self.ChildElement(body, "vw:ManagerReference", "wsa")
 	cctx, cancel := c.bounded(ctx)
