@@ -1006,18 +1006,43 @@ func (b *bench) consolePath(key string) string {
 	return filepath.Join(b.dir, "data", "manager", "workspaces", key, "console.log")
 }
 
-// waitState waits (untimed) until the manager's journal says state: a raw operation
-// on the manager's domain may have been observed by its reconciler (every 2 s), which
-// then records the next state it sees.
+// waitState waits (untimed) until the manager says state: a raw operation on the
+// manager's domain may have been observed by its reconciler (every 2 s), which then
+// records the next state it sees. The manager is asked, not its journal: running ⇄
+// paused is kept in memory only (the journal says running either way).
 func (b *bench) waitState(key, state string) error {
 	deadline := time.Now().Add(10 * time.Second)
-	for b.journal(key).State != state {
+	for {
+		got, err := b.managerState(key)
+		if err != nil {
+			return err
+		}
+		if got == state {
+			return nil
+		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("workspace %s: the manager records %q, not %q, after 10 s", key, b.journal(key).State, state)
+			return fmt.Errorf("workspace %s: the manager says %q, not %q, after 10 s", key, got, state)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return nil
+}
+
+// managerState is the state the manager's DeployedWorkspaces property gives key.
+func (b *bench) managerState(key string) (string, error) {
+	props, err := b.cl.GetResourceProperty(b.ctx, b.mgr, wsa.QName{Space: vwsns.Manager, Local: "DeployedWorkspaces"})
+	if err != nil {
+		return "", fmt.Errorf("the manager's deployed workspaces: %w", err)
+	}
+	for _, p := range props {
+		for _, w := range p.SelectElements("Workspace") {
+			if k := w.SelectElement("Key"); k != nil && strings.TrimSpace(k.Text()) == key {
+				if st := w.SelectElement("State"); st != nil {
+					return strings.TrimSpace(st.Text()), nil
+				}
+			}
+		}
+	}
+	return "", nil
 }
 
 func keyOf(epr *wsa.EPR) string {
