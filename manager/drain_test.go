@@ -158,3 +158,31 @@ func TestDrainIsNotBypassedByADeployInFlight(t *testing.T) {
 		t.Fatal("the refused Deploy left a journal record")
 	}
 }
+
+// TestHostPropertiesNameTheArchitecture: a site admin reads, and a client choosing a
+// host for a description's architecture checks, which CPUs the host has.
+func TestHostPropertiesNameTheArchitecture(t *testing.T) {
+	m, hv, _ := crashManager(t, "ws-arch", stateRunning, false)
+	m.hv = hostInfoHV{crashHV: hv, info: vmm.HostInfo{VMMType: "qemu", DomainType: "qemu", Arch: "aarch64", CPUs: 4, MemoryMiB: 8192, FreeMiB: 4096}}
+	props, err := m.hostProperties(context.Background(), dialect.WSRF12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range props {
+		if p.Tag == "Architecture" && p.NamespaceURI() == vwsns.Manager {
+			got = append(got, p.Text())
+		}
+	}
+	if len(got) != 1 || got[0] != "aarch64" {
+		t.Fatalf("mgr:Architecture properties %q, want one saying aarch64", got)
+	}
+}
+
+// hostInfoHV is crashHV describing a host of its own.
+type hostInfoHV struct {
+	*crashHV
+	info vmm.HostInfo
+}
+
+func (h hostInfoHV) Host(context.Context) (vmm.HostInfo, error) { return h.info, nil }

@@ -26,6 +26,7 @@ var (
 	PropVMMType            = mq("VMMType")
 	PropVMMVersion         = mq("VMMVersion")
 	PropDomainType         = mq("DomainType")
+	PropArchitecture       = mq("Architecture")
 	PropCPUs               = mq("CPUs")
 	PropMemoryTotal        = mq("MemoryTotal")
 	PropMemoryFree         = mq("MemoryFree")
@@ -43,7 +44,7 @@ func (m *Manager) Service(contract fs.FS) (*container.Service, error) {
 	}
 	wsrf.HandleProperties(svc, &wsrf.Singleton{
 		DocName: mq("WorkspaceManagerResourceProperties"),
-		Declared: []wsa.QName{PropVMMType, PropVMMVersion, PropDomainType, PropCPUs, PropMemoryTotal,
+		Declared: []wsa.QName{PropVMMType, PropVMMVersion, PropDomainType, PropArchitecture, PropCPUs, PropMemoryTotal,
 			PropMemoryFree, PropHypervisorProblem, PropDeployedWorkspaces, PropCachedImages, PropNetworks, PropDraining},
 		Build: m.hostProperties,
 	})
@@ -199,6 +200,7 @@ func (m *Manager) hostProperties(ctx context.Context, d *dialect.Dialect) ([]*et
 			wsrf.TextProperty(PropVMMType, h.VMMType),
 			wsrf.TextProperty(PropVMMVersion, h.VMMVersion),
 			wsrf.TextProperty(PropDomainType, h.DomainType),
+			wsrf.TextProperty(PropArchitecture, h.Arch),
 			wsrf.TextProperty(PropCPUs, strconv.Itoa(h.CPUs)),
 			wsrf.TextProperty(PropMemoryTotal, strconv.FormatInt(h.MemoryMiB, 10)),
 			wsrf.TextProperty(PropMemoryFree, strconv.FormatInt(h.FreeMiB, 10)))

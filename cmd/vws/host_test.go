@@ -21,7 +21,7 @@ func TestPrintHostSaysTheUnits(t *testing.T) {
 	if err := printHost(&out, doc.Root()); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"MemoryTotal:  7940 MiB", "MemoryFree:   5120 MiB", "MEMORY (MiB)", "DomainType:   -"} {
+	for _, want := range []string{"MemoryTotal:   7940 MiB", "MemoryFree:    5120 MiB", "MEMORY (MiB)", "DomainType:    -", "Architecture:  -"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("host status lacks %q:\n%s", want, out.String())
 		}

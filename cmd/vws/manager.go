@@ -603,7 +603,7 @@ func printHost(w io.Writer, resp *etree.Element) error {
 		doc = resp.ChildElements()[0]
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	for _, f := range []string{"VMMType", "VMMVersion", "DomainType", "CPUs", "MemoryTotal", "MemoryFree"} {
+	for _, f := range []string{"VMMType", "VMMVersion", "DomainType", "Architecture", "CPUs", "MemoryTotal", "MemoryFree"} {
 		v := dash(txt(doc, f))
 		if strings.HasPrefix(f, "Memory") && v != "-" {
 			v += " MiB" // the properties count MiB (mgr:HostMiB)
