@@ -29,7 +29,7 @@ func TestBuildSpecUserNIC(t *testing.T) {
 // TestBuildSpecSchemaValuesTheHostRefuses: every description the schema allows either
 // deploys or is refused with a WorkspaceMetadataFault, never a bare invalid-spec
 // error: netfront deploys on Xen; the others are refused (and by the Factory already,
-// TestDescriptionRefusesWhatNoHostRuns).
+// describe.TestRefused).
 func TestBuildSpecSchemaValuesTheHostRefuses(t *testing.T) {
 	const key = "3f2a9c1e-6b7d-4e8f-9a0b-1c2d3e4f5a6b"
 	files := stagedFiles{Disk: "/m/ws/run.qcow2", CIData: "/m/ws/cidata.iso", Console: "/m/ws/console.log"}

@@ -33,8 +33,10 @@ const base64LineLen = 76
 //   - writes each file: mkdir -p its directory, base64 -d from a quoted here-document
 //     (under umask 077, so the content is never readable by others before the chmod),
 //     chmod to the file's Mode (describe.File defaults it to 0644; the Mode is applied
-//     exactly as given, so an explicit "000" stays 000). Files are owned by root.
-//   - mkdir -p and cd to the working directory, if given.
+//     exactly as given, so an explicit "000" stays 000). Files are owned by root, or
+//     with a user that exists in the guest by that user (a 0600 key is the job's).
+//   - mkdir -p and cd to the working directory, if given; one the script creates is
+//     the user's, as files are (one that exists, /tmp say, keeps its owner).
 //   - prints "vws: startup EXECUTABLE" and runs the program through env(1): the
 //     environment variables are env's NAME=VALUE arguments, so they reach the program
 //     only and never change the script's own PATH or IFS.
@@ -78,6 +80,16 @@ func UserData(s *describe.Startup) ([]byte, error) {
 		b.WriteString("vws_finish() {\n\texit \"$1\"\n}\n")
 	}
 	b.WriteString("vws_fail() {\n\techo \"vws: startup failed: $1\"\n\tvws_finish 1\n}\n")
+	// What the script sets up for the job is the job's user's, when there is one:
+	// it must read a 0600 file placed for it and write where it works.
+	own := func(p string) string { return "" }
+	if s.User != "" {
+		fmt.Fprintf(&b, "vws_user=%s\nvws_owner=\n", quote(s.User))
+		b.WriteString("if id -u \"$vws_user\" >/dev/null 2>&1; then\n\tvws_owner=$vws_user\nfi\n")
+		own = func(p string) string {
+			return fmt.Sprintf("{ [ -z \"$vws_owner\" ] || chown \"$vws_owner\" %s; }", quote(p))
+		}
+	}
 
 	for i, f := range s.Files {
 		fmt.Fprintf(&b, "\n# file %d\n", i+1)
@@ -97,10 +109,18 @@ func UserData(s *describe.Startup) ([]byte, error) {
 		}
 		fmt.Fprintf(&b, "%s\n) || vws_fail %s\n", heredocEnd, quote("cannot write "+f.Path))
 		fmt.Fprintf(&b, "chmod %04o %s || vws_fail %s\n", uint32(f.Mode.Perm()), quote(f.Path), quote("cannot chmod "+f.Path))
+		if s.User != "" {
+			fmt.Fprintf(&b, "%s || vws_fail %s\n", own(f.Path), quote("cannot give "+f.Path+" to "+s.User))
+		}
 	}
 
 	if wd := s.WorkingDirectory; wd != "" {
-		fmt.Fprintf(&b, "\nmkdir -p %[1]s && cd %[1]s || vws_fail %[2]s\n", quote(wd), quote("cannot enter working directory "+wd))
+		created := ""
+		if s.User != "" {
+			created = " && " + own(wd)
+		}
+		fmt.Fprintf(&b, "\nif [ ! -d %[1]s ]; then\n\tmkdir -p %[1]s%[3]s || vws_fail %[2]s\nfi\ncd %[1]s || vws_fail %[2]s\n",
+			quote(wd), quote("cannot enter working directory "+wd), created)
 	}
 
 	// The program's command line for env(1): NAME=VALUE..., executable, arguments.
@@ -123,8 +143,7 @@ func UserData(s *describe.Startup) ([]byte, error) {
 	}
 	fmt.Fprintf(&b, "echo %s\n", quote("vws: startup "+s.Executable))
 	if s.User != "" {
-		fmt.Fprintf(&b, "vws_user=%s\n", quote(s.User))
-		b.WriteString("if id -u \"$vws_user\" >/dev/null 2>&1; then\n")
+		b.WriteString("if [ -n \"$vws_owner\" ]; then\n")
 		fmt.Fprintf(&b, "\tsu -s /bin/sh -c 'exec env \"$@\"' -- \"$vws_user\" vws-startup \"$@\"%s\n", redirect)
 		b.WriteString("else\n")
 		b.WriteString("\techo \"vws: user $vws_user does not exist in this guest; running as root\"\n")

@@ -110,6 +110,13 @@ func validateStartup(s *describe.Startup) error {
 			return badRequest(field+" content", "%d bytes; at most %d are allowed", len(f.Content), MaxFileSize)
 		}
 	}
+	placed := make([]string, len(s.Files))
+	for i, f := range s.Files {
+		placed[i] = f.Path
+	}
+	if conflict, as := describe.StartupPathConflict(s.Executable, s.WorkingDirectory, placed); conflict != "" {
+		return badRequest("startup files", "%q is also %s: the guest cannot create both", conflict, as)
+	}
 	switch s.Output {
 	case "", "console", "discard":
 	default:

@@ -31,6 +31,7 @@ package describe
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/beevik/etree"
@@ -112,7 +113,12 @@ func (v *Validator) Close() {
 // on success. Every refusal of the description wraps *errdefs.MetadataError; other
 // errors (ErrClosed, a libxml2 failure) are the service's.
 func (v *Validator) Validate(data []byte) (*Description, error) {
-	data, err := precheck(data, v.limits)
+	return v.validate(data, len(data))
+}
+
+// validate is Validate of data whose sender sent size bytes.
+func (v *Validator) validate(data []byte, size int) (*Description, error) {
+	data, err := precheckSized(data, size, v.limits)
 	if err != nil {
 		return nil, err
 	}
@@ -174,9 +180,34 @@ func (v *Validator) ValidateElement(el *etree.Element) (*Description, error) {
 			}
 		}
 	}
-	b, err := etree.NewDocumentWithRoot(c).WriteToBytes()
+	doc := etree.NewDocumentWithRoot(c)
+	// Canonical escapes: a CR in text (sent as &#13;, the only way it survives
+	// parsing) is written &#xD; and read back as CR, where etree's default writes it
+	// raw and the line-end rule of XML reads it back as LF, changing an argument or a
+	// file. Quotes stay unescaped, so the size limit is not spent on &quot;.
+	doc.WriteSettings.CanonicalText = true
+	doc.WriteSettings.CanonicalAttrVal = true
+	b, err := doc.WriteToBytes()
 	if err != nil {
 		return nil, fmt.Errorf("describe: serialising the description: %w", err)
 	}
-	return v.Validate(b)
+	return v.validate(b, len(b)-escapeSurplus(c))
+}
+
+// escapeSurplus is how many bytes the canonical writing of el adds to what its
+// sender needed to send: each ">" of text is written "&gt;" but may be sent as is.
+// The size limit then measures what the client sent, not our re-escaped copy.
+func escapeSurplus(el *etree.Element) int {
+	n := 0
+	for _, t := range el.Child {
+		switch t := t.(type) {
+		case *etree.CharData:
+			if !t.IsCData() {
+				n += 3 * strings.Count(t.Data, ">")
+			}
+		case *etree.Element:
+			n += escapeSurplus(t)
+		}
+	}
+	return n
 }

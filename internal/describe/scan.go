@@ -87,8 +87,14 @@ func metaErr(path, format string, args ...any) error {
 // returns the document with a UTF-8 byte order mark removed and line ends normalised,
 // which XML defines as equivalent.
 func precheck(data []byte, lim Limits) ([]byte, error) {
-	if len(data) > lim.MaxBytes {
-		return nil, metaErr("/", "the description is %d bytes; at most %d are accepted. Send a smaller description (large file contents belong in an image)", len(data), lim.MaxBytes)
+	return precheckSized(data, len(data), lim)
+}
+
+// precheckSized is precheck of data its sender sent as size bytes (a description
+// taken from a parsed message is written again, escapes and all).
+func precheckSized(data []byte, size int, lim Limits) ([]byte, error) {
+	if size > lim.MaxBytes {
+		return nil, metaErr("/", "the description is %d bytes; at most %d are accepted. Send a smaller description (large file contents belong in an image)", size, lim.MaxBytes)
 	}
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, metaErr("/", "the description is empty. Send a vw:virtualWorkspace element")

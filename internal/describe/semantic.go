@@ -117,6 +117,9 @@ func checkHardware(h *node) error {
 		if d.val(hw("device")) == "cdrom" && strings.HasPrefix(t.str(), "vd") {
 			return metaErr(t.path(), "a CD-ROM drive cannot be on a virtio target (%s); give it an sd or hd target, e.g. sdc", t.str())
 		}
+		if bus := d.get(hw("bus")); d.val(hw("device")) == "cdrom" && bus.collapsed() == "virtio" {
+			return metaErr(bus.path(), "a CD-ROM drive cannot be on the virtio bus; give it bus sata, scsi or ide, or leave hw:bus out to follow its target (%s)", t.str())
+		}
 		// hardware.xsd: "a disk has an image or partitions (or is an empty scratch disk
 		// with a size)". A CD-ROM drive may be empty (samples/full-vm.xml has one).
 		if d.get(hw("image")) == nil && len(d.all(hw("partition"))) == 0 && d.get(hw("size")) == nil && d.val(hw("device")) != "cdrom" {
@@ -234,7 +237,8 @@ func checkStartup(st *node) error {
 		vars[name.str()] = true
 	}
 	paths := map[string]bool{}
-	for _, f := range st.all(cp("file")) {
+	files := st.all(cp("file"))
+	for _, f := range files {
 		p := f.get(cp("path"))
 		if reason := guestPathProblem(p.str()); reason != "" {
 			return metaErr(p.path(), "%s. Send an absolute guest path without \".\" or \"..\" segments", reason)
@@ -251,6 +255,20 @@ func checkStartup(st *node) error {
 		if len(content) > maxFileContent {
 			return metaErr(c.path(), "the file content is %d bytes; at most %d are accepted. Put large files in the image", len(content), maxFileContent)
 		}
+	}
+	var placed []string
+	for _, f := range files {
+		placed = append(placed, f.get(cp("path")).str())
+	}
+	if conflict, as := StartupPathConflict(st.get(cp("executable")).str(), st.get(cp("workingDirectory")).str(), placed); conflict != "" {
+		at := st.get(cp("executable"))
+		for _, f := range files {
+			if p := f.get(cp("path")); p.str() == conflict {
+				at = p
+				break
+			}
+		}
+		return metaErr(at.path(), "%q is also %s: the guest cannot create both, and the job would not start. Place files beside, not in place of, the folders the startup needs", conflict, as)
 	}
 	return nil
 }

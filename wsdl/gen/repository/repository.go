@@ -419,9 +419,13 @@ type StartupType struct {
 
 	WorkingDirectory *GuestPath `xml:"workingDirectory,omitempty" json:"workingDirectory,omitempty"`
 
+	// The guest user the program runs as (root when absent, or when
+	// the guest has no such user). The files placed, and a working directory the
+	// startup creates, are that user's.
 	User *UserName `xml:"user,omitempty" json:"user,omitempty"`
 
-	// At most 64; the service refuses more.
+	// At most 64; the service refuses more. No file may be the
+	// working directory, or a folder of it or of another file.
 	File []*FileType `xml:"file,omitempty" json:"file,omitempty"`
 
 	// Where the program's standard output and error go; absent
