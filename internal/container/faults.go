@@ -213,11 +213,29 @@ func buildFault(in faultInput) (*soap.Fault, faultKind) {
 		el.CreateElement("f:MaximumTime").SetText(tb.Max.UTC().Format("2006-01-02T15:04:05.000Z"))
 	}
 
+	var uf unknownFilter
+	if k.ns == nsBN && d == dialect.WSRF12 && errors.As(in.err, &uf) {
+		// b-2 requires the refused filter's name (an xs:QName, so its prefix is
+		// declared where it is used).
+		space, local := uf.UnknownFilter()
+		u := el.CreateElement("f:UnknownFilter")
+		if space != "" {
+			u.CreateAttr("xmlns:uf", space)
+			local = "uf:" + local
+		}
+		u.SetText(local)
+	}
+
 	code := k.code
 	if in.code != "" {
 		code = in.code
 	}
 	return &soap.Fault{Code: code, String: desc, Detail: []*etree.Element{el}}, k
+}
+
+// unknownFilter is an invalid notification filter that names the element refused.
+type unknownFilter interface {
+	UnknownFilter() (space, local string)
 }
 
 // addTypedDetail appends the extra elements of vws fault subtypes.

@@ -378,7 +378,9 @@ func (b *Broker) Count(producer string) int {
 func (b *Broker) Owner(ctx context.Context, key string) (owner, name, holder string, err error) {
 	err = b.home.View(ctx, key, func(*wsrf.Snapshot) error {
 		if s := b.lookup(key); s != nil {
-			owner, name = s.owner, "subscription to "+s.producer
+			// As a workspace's: "<anonymous>", never "" (no owner at all, which
+			// would leave the subscription to anyone the operation class admits).
+			owner, name = identity.Identity{DN: s.owner}.String(), "subscription to "+s.producer
 		}
 		return nil
 	})

@@ -138,7 +138,9 @@ func (b *Broker) drain(s *sub) {
 	defer b.wg.Done()
 	for {
 		s.mu.Lock()
-		if len(s.queue) == 0 || s.ended {
+		// Stopping: what is queued is dropped (Resync tells it after the restart),
+		// not sent, nor counted against the consumer.
+		if len(s.queue) == 0 || s.ended || b.stopping() {
 			s.sending = false
 			s.mu.Unlock()
 			return
@@ -164,6 +166,9 @@ func (b *Broker) drain(s *sub) {
 		}
 		if !m.skip {
 			delivered := b.deliver(s, m)
+			if !delivered && b.stopping() {
+				continue // the broker's shutdown, not the consumer, failed it
+			}
 			if delivered && !isTermination(m.topic) {
 				b.noteSent(s, m.topic, m.newValue)
 			}
@@ -224,12 +229,41 @@ func (b *Broker) mayRead(s *sub) error {
 	return b.cfg.MayRead(ctx, identity.Identity{DN: s.owner, Attributes: s.attrs}, s.producer)
 }
 
-// end destroys subscription s.
+// end destroys subscription s. It is sent nothing more from now on; a destroy the
+// store refuses (busy, say) is tried again until it is done or the broker stops
+// (then at the next start, a dead consumer fails again).
 func (b *Broker) end(s *sub) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := b.home.Destroy(ctx, s.key); err != nil {
-		b.cfg.Logger.Error("end a subscription", "subscription", s.key, "err", err)
+	s.mu.Lock()
+	s.ended, s.queue, s.sending = true, nil, false
+	s.mu.Unlock()
+	for wait := endRetry; ; wait = min(2*wait, time.Minute) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		err := b.home.Destroy(ctx, s.key)
+		cancel()
+		if err == nil || errors.Is(err, errdefs.ErrResourceUnknown) {
+			return
+		}
+		b.cfg.Logger.Error("end a subscription; trying again", "subscription", s.key, "in", wait, "err", err)
+		select {
+		case <-time.After(wait):
+		case <-b.stop:
+			return
+		}
+	}
+}
+
+// endRetry is the first wait before a failed end is tried again.
+var endRetry = time.Second
+
+var errStopping = errors.New("the broker is shutting down")
+
+// stopping reports whether Close has begun.
+func (b *Broker) stopping() bool {
+	select {
+	case <-b.stop:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -274,13 +308,16 @@ func (b *Broker) ownerSlots(owner string) chan struct{} {
 }
 
 func (b *Broker) post(s *sub, body []byte) error {
+	if b.stopping() {
+		return errStopping // select below picks at random between a free slot and stop
+	}
 	mine := b.ownerSlots(s.owner)
 	for _, sem := range []chan struct{}{mine, b.slots} {
 		select {
 		case sem <- struct{}{}:
 			defer func(sem chan struct{}) { <-sem }(sem)
 		case <-b.stop:
-			return fmt.Errorf("shutting down")
+			return errStopping
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.DeliveryTimeout)

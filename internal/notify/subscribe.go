@@ -197,8 +197,8 @@ func (b *Broker) readRequest(d *dialect.Dialect, payload *etree.Element, now tim
 				return nil, &filterError{unknown: wsa.QName{Space: c.NamespaceURI(), Local: c.Tag}}
 			}
 			if r.topics != nil {
-				return nil, errdefs.WithAdvice(fmt.Errorf("%w: more than one TopicExpression (a message would have to match all of them)", errdefs.ErrInvalidFilter),
-					"subscribe once per topic")
+				return nil, errdefs.WithAdvice(&filterError{unknown: wsa.QName{Space: c.NamespaceURI(), Local: c.Tag},
+					why: "more than one TopicExpression (a message would have to match all of them)"}, "subscribe once per topic")
 			}
 			topics, err := parseTopics(c, b.cfg.Topics)
 			if err != nil {
@@ -212,13 +212,23 @@ func (b *Broker) readRequest(d *dialect.Dialect, payload *etree.Element, now tim
 }
 
 // filterError is a Filter holding an expression vws does not evaluate.
-type filterError struct{ unknown wsa.QName }
+type filterError struct {
+	unknown wsa.QName
+	why     string // "" for an expression of a kind vws has no use for
+}
 
 func (e *filterError) Error() string {
+	if e.why != "" {
+		return fmt.Sprintf("%v: %s", errdefs.ErrInvalidFilter, e.why)
+	}
 	return fmt.Sprintf("%v: %s is not supported; vws filters by TopicExpression only", errdefs.ErrInvalidFilter, e.unknown)
 }
 
 func (e *filterError) Unwrap() error { return errdefs.ErrInvalidFilter }
+
+// UnknownFilter names the filter element refused, which WSN 1.3's InvalidFilterFault
+// carries (wsnt:UnknownFilter).
+func (e *filterError) UnknownFilter() (space, local string) { return e.unknown.Space, e.unknown.Local }
 
 // checkConsumer refuses an address vws cannot or may not deliver to.
 func (b *Broker) checkConsumer(epr *wsa.EPR) error {
