@@ -237,13 +237,16 @@ func renderManagerRef(d *dialect.Dialect, p *etree.Element) *etree.Element {
 }
 
 // describeSnapshot rebuilds the vw:virtualWorkspace description from a workspace's
-// properties.
+// properties. Every instance goes in: a second hw:hardware that a SetResourceProperties
+// Insert added is then refused by the schema, not left unchecked beside the first.
 func describeSnapshot(s *wsrf.Snapshot) *etree.Element {
 	d := etree.NewElement("vw:virtualWorkspace")
 	d.CreateAttr("xmlns:vw", vwsns.Workspace)
 	for _, q := range []wsa.QName{PropCategory, PropState, PropCreationTime, PropLifeCycle, PropLastModified, PropHardware, PropNetwork, PropSoftware, PropCapability} {
-		if p := s.Property(q); p != nil {
-			d.AddChild(p.Copy())
+		for _, p := range s.Props {
+			if p.Tag == q.Local && p.NamespaceURI() == q.Space {
+				d.AddChild(p.Copy())
+			}
 		}
 	}
 	return d

@@ -389,9 +389,25 @@ func sameTime(a, b *time.Time) bool {
 	return a.Equal(*b)
 }
 
+// lifetimeProperty reports whether q is WS-ResourceLifetime's CurrentTime or
+// TerminationTime, in either dialect's namespace.
+func lifetimeProperty(q wsa.QName) bool {
+	for _, d := range dialect.Dialects {
+		if q.Space == d.RL && (q.Local == "CurrentTime" || q.Local == "TerminationTime") {
+			return true
+		}
+	}
+	return false
+}
+
 // SetProperties applies WS-ResourceProperties modifications all-or-nothing.
 func (h *Home) SetProperties(ctx context.Context, key string, mods []Modification) error {
 	for _, m := range mods {
+		if lifetimeProperty(m.Property) {
+			// In the document (GetResourceProperty answers it), so not an unknown name.
+			return errdefs.WithAdvice(fmt.Errorf("%w: %s is read-only", errdefs.ErrUnableToModify, m.Property.Local),
+				"change when the resource ends with SetTerminationTime")
+		}
 		if !h.Declares(m.Property) {
 			return fmt.Errorf("%w: %s is not a property of %s", errdefs.ErrInvalidQName, m.Property, h.cfg.Document.Local)
 		}

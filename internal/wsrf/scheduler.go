@@ -80,6 +80,9 @@ func (s *scheduler) stop() {
 	})
 }
 
+// clockCheck is the longest the scheduler sleeps with a termination pending.
+const clockCheck = time.Second
+
 func (s *scheduler) run() {
 	defer close(s.done)
 	timer := time.NewTimer(time.Hour)
@@ -96,7 +99,10 @@ func (s *scheduler) run() {
 				continue
 			}
 			if e.at.After(now) {
-				wait = e.at.Sub(now)
+				// Timers run on the monotonic clock, which stands still while the
+				// host is suspended and ignores a clock step: a long sleep could end
+				// well after the time it waited for. Look at the clock each second.
+				wait = min(e.at.Sub(now), clockCheck)
 				break
 			}
 			heap.Pop(&s.q)
