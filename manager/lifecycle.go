@@ -166,8 +166,12 @@ func (m *Manager) Deploy(ctx context.Context, epr *wsa.EPR, initial string) (Res
 	// Journal the intent before the check-out, so a crash right after it is found.
 	rec := &record{Key: key, WorkspaceAddress: epr.Address, WSAVersion: int(epr.Version), CheckedOutAs: m.cfg.Host, Phase: phaseStaging, CheckOutID: rand.Text()}
 	// The cache images this deploy stages stay pinned until it ends; its journal
-	// record keeps them from eviction after that.
-	defer func() { m.cache.unpin(rec.Shared) }()
+	// record keeps them from eviction after that. A failed deploy leaves them (and a
+	// .part to resume) evictable: the budget holds from then on.
+	defer func() {
+		m.cache.unpin(rec.Shared)
+		m.evictCache()
+	}()
 	if err := m.journal.put(rec); err != nil {
 		m.journal.remove(key) // what a failed write may have left
 		return Result{}, m.adviseOnFullDisk(fmt.Errorf("journal: %w; nothing was done", err), "deploy the workspace on another host")

@@ -180,7 +180,7 @@ func TestCacheEntryChangedInPlaceIsCheckedAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !m.cache.verified(digest, img.Size) {
+	if !m.cache.stampValid(digest, img.Size) {
 		t.Fatal("a freshly staged image is not stamped as checked")
 	}
 	f, _ := os.OpenFile(path, os.O_RDWR, 0)
@@ -188,7 +188,7 @@ func TestCacheEntryChangedInPlaceIsCheckedAgain(t *testing.T) {
 	f.Close()
 	later := time.Now().Add(time.Second)
 	os.Chtimes(path, later, later)
-	if m.cache.verified(digest, img.Size) {
+	if m.cache.stampValid(digest, img.Size) {
 		t.Fatal("an entry written to since its check still counts as checked")
 	}
 	if _, hit, err := m.stageShared(context.Background(), img, "", "", nil); err != nil || hit || gets.Load() != 2 {
@@ -202,7 +202,7 @@ func TestCacheEntryChangedInPlaceIsCheckedAgain(t *testing.T) {
 	if _, hit, err := m.stageShared(context.Background(), img, "", "", nil); err != nil || !hit || gets.Load() != 2 {
 		t.Fatalf("unstamped entry: hit %v, %v, %d transfers", hit, err, gets.Load())
 	}
-	if !m.cache.verified(digest, img.Size) {
+	if !m.cache.stampValid(digest, img.Size) {
 		t.Fatal("the unstamped entry was not stamped after its check")
 	}
 }

@@ -2,12 +2,15 @@ package manager
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -65,38 +68,65 @@ func (c *cache) pinned() map[string]bool {
 }
 
 // A cache entry is used without reading it again while it is the file that was
-// checked: a stamp beside it (<hex>.verified) records its inode, size and
-// modification time at the check. A file written to since is checked again before
-// use; one staged from the co-located pool shares the pool's inode, so an edit of the
-// pool's copy is caught here too.
+// checked, against what it was checked by: a stamp beside it (<hex>.verified) records
+// its inode, size and modification time at the check, and checkedBy. A file written
+// to since is checked again before use; one staged from the co-located pool shares
+// the pool's inode, so an edit of the pool's copy is caught here too.
 const stampSuffix = ".verified"
 
-func stampText(fi os.FileInfo) string {
+func stampText(fi os.FileInfo, by string) string {
 	var ino uint64
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		ino = uint64(st.Ino)
 	}
-	return fmt.Sprintf("%d %d %d\n", ino, fi.Size(), fi.ModTime().UnixNano())
+	return fmt.Sprintf("%d %d %d %s\n", ino, fi.Size(), fi.ModTime().UnixNano(), by)
 }
 
-// verified reports whether the entry for digest is size bytes and unchanged since
-// it was stamped.
-func (c *cache) verified(digest string, size int64) bool {
+// checkedWhole marks an entry checked against its whole digest: its bytes are the
+// digest's, whoever asks.
+const checkedWhole = "whole"
+
+// checkedBy names what staging img checks it against: its whole digest, or the
+// manifest's piece list (by the list's own hash). Pieces prove the bytes are what
+// that list says, and only the Repository that sent the list vouches that it is the
+// digest's. The cache is shared by every Repository this host serves, so an entry
+// checked by one list is checked again before a manifest with another list, or
+// none, uses it: one Repository cannot plant bytes under a digest another names.
+func checkedBy(img *manifestImage) string {
+	if img.Chunks.Empty() {
+		return checkedWhole
+	}
+	sum := sha256.Sum256([]byte(strconv.FormatInt(img.Chunks.ChunkBytes, 10) + " " + img.Chunks.Text()))
+	return "pieces:" + hex.EncodeToString(sum[:16])
+}
+
+// verified reports whether the entry for digest is size bytes, unchanged since it was
+// stamped, and checked by what by names (or by its whole digest). stampedBy is what
+// the stamp says it was checked by.
+func (c *cache) verified(digest string, size int64, by string) (ok bool, stampedBy string) {
 	fi, err := os.Stat(c.path(digest))
 	if err != nil || fi.Size() != size {
-		return false
+		return false, ""
 	}
-	want, err := os.ReadFile(c.path(digest) + stampSuffix)
-	return err == nil && string(want) == stampText(fi)
+	got, err := os.ReadFile(c.path(digest) + stampSuffix)
+	if err != nil {
+		return false, ""
+	}
+	fields := strings.Fields(string(got))
+	if len(fields) != 4 || string(got) != stampText(fi, fields[3]) {
+		return false, ""
+	}
+	stampedBy = fields[3]
+	return stampedBy == checkedWhole || stampedBy == by, stampedBy
 }
 
-// stamp records that the entry for digest was just checked.
-func (c *cache) stamp(digest string) error {
+// stamp records that the entry for digest was just checked, by what by names.
+func (c *cache) stamp(digest, by string) error {
 	fi, err := os.Stat(c.path(digest))
 	if err != nil {
 		return err
 	}
-	return fsutil.WriteFileAtomic(c.path(digest)+stampSuffix, []byte(stampText(fi)), 0o644)
+	return fsutil.WriteFileAtomic(c.path(digest)+stampSuffix, []byte(stampText(fi, by)), 0o644)
 }
 
 // used records that the entry for digest was just used (the stamp's time: least
@@ -106,9 +136,10 @@ func (c *cache) used(digest string) {
 	os.Chtimes(c.path(digest)+stampSuffix, now, now)
 }
 
-// drop removes the entry for digest and its stamp.
+// drop removes the entry for digest, its stamp and a layer's header as fetched.
 func (c *cache) drop(digest string) {
 	os.Remove(c.path(digest) + stampSuffix)
+	os.Remove(c.path(digest) + originSuffix)
 	os.Remove(c.path(digest))
 }
 
@@ -128,7 +159,8 @@ func (c *cache) sweep() {
 const partKeep = 24 * time.Hour
 
 // dropStaleParts removes the .part files not written to for partKeep, except those of
-// a transfer in flight (its digest's lock is held), and returns their names.
+// a transfer in flight (its digest's lock is held) or about to resume (a deploy pinned
+// the digest and counted the .part's bytes as staged), and returns their names.
 func (c *cache) dropStaleParts(now time.Time) []string {
 	ents, _ := os.ReadDir(c.dir)
 	var dropped []string
@@ -141,8 +173,13 @@ func (c *cache) dropStaleParts(now time.Time) []string {
 		if err != nil || now.Sub(fi.ModTime()) < partKeep {
 			continue
 		}
-		unlock, free := c.inflight.tryLock("sha256:" + hexDigest)
+		digest := "sha256:" + hexDigest
+		unlock, free := c.inflight.tryLock(digest)
 		if !free {
+			continue
+		}
+		if c.pinned()[digest] {
+			unlock()
 			continue
 		}
 		if os.Remove(filepath.Join(c.dir, e.Name())) == nil {
@@ -209,9 +246,9 @@ func (m *Manager) stageShared(ctx context.Context, img *manifestImage, token, ba
 		return "", false, fmt.Errorf("the %s image %s: %w", img.Role, img.Digest, err)
 	}
 	defer unlock()
-	if m.cache.verified(img.Digest, img.Size) {
+	if ok, by := m.cache.verified(img.Digest, img.Size, checkedBy(img)); ok {
 		if img.Role == "layer" {
-			if err := m.repointLayer(ctx, img, backingFormat); err != nil {
+			if err := m.repointLayer(ctx, img, backingFormat, by); err != nil {
 				return "", false, err
 			}
 		}
@@ -221,16 +258,25 @@ func (m *Manager) stageShared(ctx context.Context, img *manifestImage, token, ba
 		return path, true, nil
 	}
 	if fi, err := os.Stat(path); err == nil && fi.Size() == img.Size {
-		// Present, but changed since it was checked (or never stamped): check again.
+		// Present, but changed since it was checked (or never stamped, or checked by
+		// another piece list): check again. A layer re-pointed already is checked
+		// with its header as fetched.
 		err := verifyImage(ctx, path, img)
+		if err != nil && img.Role == "layer" && ctx.Err() == nil {
+			if _, serr := os.Stat(path + originSuffix); serr == nil {
+				if rerr := verifyRepointed(ctx, path, img); rerr == nil {
+					err = nil
+				}
+			}
+		}
 		if err == nil {
 			if img.Role == "layer" {
-				if err := m.repointLayer(ctx, img, backingFormat); err != nil {
+				if err := m.repointLayer(ctx, img, backingFormat, checkedBy(img)); err != nil {
 					return "", false, err
 				}
 			}
 			m.metrics.cacheHits.Inc()
-			if err := m.cache.stamp(img.Digest); err != nil {
+			if err := m.cache.stamp(img.Digest, checkedBy(img)); err != nil {
 				return "", false, err
 			}
 			m.cache.pin(img.Digest)
@@ -239,8 +285,9 @@ func (m *Manager) stageShared(ctx context.Context, img *manifestImage, token, ba
 		if ctx.Err() != nil {
 			return "", false, ctx.Err()
 		}
+		// Not removed: the workspaces deployed on it keep their file until a checked
+		// copy replaces it (the transfer renames over it), or if the transfer fails.
 		m.log.Warn("a cached image no longer matches its digest; staging it again", "digest", img.Digest, "err", err)
-		m.cache.drop(img.Digest)
 	}
 	if m.cfg.LocalImages != nil {
 		t0 := time.Now()
@@ -261,6 +308,9 @@ func (m *Manager) stageShared(ctx context.Context, img *manifestImage, token, ba
 			// Not kept to resume: it holds space the user must now free.
 			os.Remove(path + ".part")
 		}
+		// A .part kept to resume counts against --cache-max like any entry: keep the
+		// cache within it now, not at the next successful staging.
+		m.evictCache()
 		return "", false, err
 	}
 	return path, false, m.staged(ctx, img, backingFormat)
@@ -270,12 +320,13 @@ func (m *Manager) stageShared(ctx context.Context, img *manifestImage, token, ba
 // deploy staging it, and keeps the cache within its budget.
 func (m *Manager) staged(ctx context.Context, img *manifestImage, backingFormat string) error {
 	if img.Role == "layer" {
-		if err := m.repointLayer(ctx, img, backingFormat); err != nil {
+		os.Remove(m.cache.path(img.Digest) + originSuffix) // of bytes this copy replaced
+		if err := m.repointLayer(ctx, img, backingFormat, checkedBy(img)); err != nil {
 			m.cache.drop(img.Digest)
 			return err
 		}
 	}
-	if err := m.cache.stamp(img.Digest); err != nil {
+	if err := m.cache.stamp(img.Digest, checkedBy(img)); err != nil {
 		return err
 	}
 	m.cache.pin(img.Digest)
@@ -288,15 +339,22 @@ func (m *Manager) staged(ctx context.Context, img *manifestImage, backingFormat 
 // manager makes to an entry, before stamping it): a deploy uses a cached layer as it
 // is, instead of rewriting it under guests that read it, which would also leave it
 // unlike its stamp and have every deploy check and transfer it again.
-func (m *Manager) repointLayer(ctx context.Context, img *manifestImage, backingFormat string) error {
+func (m *Manager) repointLayer(ctx context.Context, img *manifestImage, backingFormat, checked string) error {
 	path, below := m.cache.path(img.Digest), m.cache.path(img.Backing)
 	if info, err := qcow2.ReadInfo(path); err == nil && info.BackingFile == below && info.BackingFormat == backingFormat {
 		return nil
 	}
+	// The first re-pointing keeps the header as fetched (a later one, to another
+	// backing format, must not take the re-pointed header for it).
+	if _, err := os.Stat(path + originSuffix); errors.Is(err, os.ErrNotExist) {
+		if err := saveOrigin(path); err != nil {
+			return fmt.Errorf("keep the header of layer %s: %w", img.Digest, err)
+		}
+	}
 	if err := rebase(ctx, path, below, backingFormat); err != nil {
 		return err
 	}
-	return m.cache.stamp(img.Digest)
+	return m.cache.stamp(img.Digest, checked)
 }
 
 // fetch transfers an image from the Repository over HTTP, counted in the metrics.

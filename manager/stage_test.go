@@ -96,10 +96,17 @@ func TestClonedLayerStaysACacheHit(t *testing.T) {
 	if fi, err := os.Stat(m.cache.path(layer.Digest)); err != nil || !fi.ModTime().Equal(later) {
 		t.Errorf("the cached layer was rewritten by a later deploy (%v)", err)
 	}
-	if !m.cache.verified(layer.Digest, layer.Size) {
+	if !m.cache.stampValid(layer.Digest, layer.Size) {
 		t.Error("the cached layer no longer matches its stamp")
 	}
 	if strings.Contains(logged.String(), "no longer matches") {
 		t.Errorf("a deploy reported the cache damaged:\n%s", logged.String())
 	}
+}
+
+// stampValid reports whether the entry for digest is size bytes and its stamp still
+// matches it, whatever it was checked by.
+func (c *cache) stampValid(digest string, size int64) bool {
+	_, by := c.verified(digest, size, "")
+	return by != ""
 }

@@ -153,7 +153,13 @@ func (m *Manager) removeLocal(ctx context.Context, rec *record) error {
 	if err := m.removeWorkspaceDir(rec.Key); err != nil {
 		return err
 	}
-	return m.journal.remove(rec.Key)
+	if err := m.journal.remove(rec.Key); err != nil {
+		return err
+	}
+	// Its images are no longer in use: a cache over its budget (everything was in
+	// use) comes back within it now.
+	m.evictCache()
+	return nil
 }
 
 // removeWorkspaceDir removes a workspace's directory. Console reads (the host's
