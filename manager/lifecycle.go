@@ -136,7 +136,15 @@ func (m *Manager) Deploy(ctx context.Context, epr *wsa.EPR, initial string) (Res
 		return Result{}, err
 	}
 	defer unlock()
-	if rec, err := m.journal.get(key); err == nil {
+	if held, err := m.journal.get(key); err != nil && !errors.Is(err, os.ErrNotExist) {
+		// A record this manager cannot read (damaged, or written by a newer vws) is of
+		// a workspace that may be deployed here: a new deployment would overwrite it,
+		// and undoing that one would remove the guest and its disk.
+		m.log.Error("deploy refused: the journal record of the workspace cannot be read", "workspace", key, "err", err)
+		return Result{}, errdefs.WithAdvice(fmt.Errorf("%w: this host keeps a record of workspace %s that it cannot read; Deploy is refused", errdefs.ErrState, key),
+			"the site admin of this host must look at its journal record (the manager's log names it); deploy the workspace on another host meanwhile")
+	} else if err == nil {
+		rec := held
 		// Only a caller who may manage the workspace learns its state here; the owner
 		// is the one its signed manifest named. A record without one is a check-out
 		// not yet answered: whose the workspace is is not known, so nothing is told.
@@ -452,6 +460,18 @@ func (m *Manager) Shutdown(ctx context.Context, epr *wsa.EPR, mode string, grace
 		case ModeNormal, "":
 			switch {
 			case rec.State == stateRunning, rec.State == statePaused && !rec.Hot:
+				// A guest that ended before this shutdown (crashed, forced off behind
+				// vws's back, powered off by itself, unseen by the reconciler yet) is
+				// recorded as the reconciler records it, not as shut down by this call.
+				if c, ok := m.observedEnd(ctx, rec); ok {
+					if err := m.transition(ctx, rec, c.State, c.Detail); err != nil {
+						return err
+					}
+					if c.State == stateCorrupted {
+						return errdefs.WithAdvice(&errdefs.StateError{Current: stateCorrupted, Requested: stateShutdown}, c.Detail)
+					}
+					return nil
+				}
 				// Journaled first: a domain found forced off after a crash was forced by
 				// this shutdown (shutdown), not destroyed behind vws's back (corrupted).
 				if err := m.begin(rec, pendingShutdown); err != nil {
@@ -472,6 +492,10 @@ func (m *Manager) Shutdown(ctx context.Context, epr *wsa.EPR, mode string, grace
 				detail := ""
 				if forced {
 					detail = fmt.Sprintf("the guest did not power off within %s; forced off", grace)
+				} else if c, ok := m.observedEnd(ctx, rec); ok {
+					// Off, but not by its own power-off (its QEMU died, or it was forced
+					// off outside vws, during the grace): as a restarted manager says.
+					detail = c.Detail
 				}
 				return m.transition(ctx, rec, stateShutdown, detail)
 			case rec.State == statePaused && rec.Hot:
@@ -789,6 +813,36 @@ func (m *Manager) restore(ctx context.Context, rec *record, paused bool) error {
 		os.Remove(spent)
 	}
 	return nil
+}
+
+// observedEnd is what the reconciler would record of rec's guest if it has ended (shut
+// off or crashed), and whether it has: the plan made from libvirt's word, as after a
+// restart. With the hypervisor unreadable nothing is concluded.
+func (m *Manager) observedEnd(ctx context.Context, rec *record) (change, bool) {
+	doms, err := m.hv.List(ctx, domainName(rec.Key))
+	if err != nil {
+		m.log.Debug("read the domain's state", "workspace", rec.Key, "err", err)
+		return change{}, false
+	}
+	found := false
+	for _, d := range doms {
+		if d.Name != domainName(rec.Key) {
+			continue
+		}
+		found = true
+		if d.State != vmm.StateShutOff && d.State != vmm.StateCrashed {
+			return change{}, false // still running or paused (or in transition): not ended
+		}
+	}
+	if !found && rec.Pending == pendingShutdown {
+		return change{}, false // a transient domain vanishes when this shutdown ends it
+	}
+	for _, c := range plan([]*record{rec.clone()}, doms) {
+		if (c.Kind == observe || c.Kind == finishShutdown) && c.State != stateRunning && c.State != statePaused {
+			return c, true
+		}
+	}
+	return change{}, false
 }
 
 // transition records a new state in the journal, durably, as the outcome of any

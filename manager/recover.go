@@ -152,9 +152,11 @@ func plan(recs []*record, doms []vmm.Domain) []change {
 			c.Kind, c.State, c.Detail = observe, stateShutdown, detailPoweredOff
 		case d.State == vmm.StateRunning && r.State != stateRunning && r.State != stateCorrupted:
 			c.Kind, c.State = observe, stateRunning
-		case d.State == vmm.StatePaused && r.State == stateRunning && !d.Busy:
+		case d.State == vmm.StatePaused && (r.State == stateRunning || r.State == stateShutdown && !r.Hot) && !d.Busy:
 			// (Paused for a libvirt job — a managed save, say — is not the guest paused:
-			// the job's end says what it became.)
+			// the job's end says what it became.) Under a record that says shut down: a
+			// Deploy --state paused that died before recording it, or virsh start
+			// --paused behind vws's back; the guest holds RAM either way.
 			c.Kind, c.State = observe, statePaused
 		}
 		if c.Kind == observe || c.Kind == finishShutdown {
