@@ -6,6 +6,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -34,10 +35,16 @@ type Engine struct {
 	fallback *Rules
 }
 
+// stamp tells one version of a policy file from another. Modification time and size
+// alone miss an edit of the same length within the file system's time granularity
+// (a second on ext3 and NFSv3; and a replacing file may carry an old mtime): the
+// inode (a file replaced by rename is another one) and the change time (set by the
+// kernel on every write, never by the writer) tell those apart.
 type stamp struct {
-	mod  time.Time
-	size int64
-	ok   bool
+	mod, change time.Time
+	size        int64
+	ino         uint64
+	ok          bool
 }
 
 func stampOf(file string) (stamp, error) {
@@ -48,7 +55,11 @@ func stampOf(file string) (stamp, error) {
 	if err != nil {
 		return stamp{}, err
 	}
-	return stamp{mod: fi.ModTime(), size: fi.Size(), ok: true}, nil
+	st := stamp{mod: fi.ModTime(), size: fi.Size(), ok: true}
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		st.ino, st.change = sys.Ino, time.Unix(sys.Ctim.Unix())
+	}
+	return st, nil
 }
 
 // NewEngine loads rulesFile and gridMapFile (either may be ""; both "" serve AllowAll,

@@ -422,6 +422,9 @@ func (rs *Rules) parseLine(f []string, n int) error {
 		if len(f) != 3 {
 			return fmt.Errorf("want \"require-signature SERVICE OPERATION\" (either may be *)")
 		}
+		if err := checkSignable(f[1], f[2]); err != nil {
+			return fmt.Errorf("require-signature: %w", err)
+		}
 		rs.sigs = append(rs.sigs, sigRule{service: f[1], operation: f[2]})
 	default:
 		return fmt.Errorf("%q: want allow, deny, group, attribute, share, quota or require-signature", f[0])

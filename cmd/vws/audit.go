@@ -15,6 +15,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 	_ "modernc.org/sqlite" // the database driver, read-only here
@@ -200,12 +201,26 @@ func runAudit(ctx context.Context, out io.Writer, o *auditOptions) error {
 	return tw.Flush()
 }
 
-// cell keeps one record on one line: tabs and newlines in a field would break the table.
+// cell keeps one record on one line, and the terminal's: tabs and newlines in a
+// field would break the table, and a caller chooses some fields (a plain-HTTP path
+// decodes %1b to ESC), whose control characters would move the cursor, erase the
+// records above or overwrite the caller column. Those are shown escaped (\x1b).
 func cell(s string) string {
 	if s == "" {
 		return "-"
 	}
-	return strings.NewReplacer("\t", " ", "\n", " ", "\r", " ").Replace(s)
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '\t' || r == '\n' || r == '\r':
+			b.WriteByte(' ')
+		case unicode.IsControl(r):
+			fmt.Fprintf(&b, "\\x%02x", r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 // parseWhen reads a time as RFC 3339 or as a duration back from now ("90m", "7d").

@@ -601,7 +601,10 @@ func (l *Log) Prune(ctx context.Context, before time.Time) (int64, error) {
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("read audit checkpoint: %w", err)
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT `+columns+` FROM audit WHERE time < $1 ORDER BY id`, before.UnixMilli())
+	// In chain order up to the first record at or after before, not every record
+	// older than before: after the clock stepped back, one written before the step
+	// has a later time than those after it, and skipping it would break the chain.
+	rows, err := tx.QueryContext(ctx, `SELECT `+columns+` FROM audit ORDER BY id`)
 	if err != nil {
 		return 0, fmt.Errorf("prune audit log: %w", err)
 	}
@@ -611,6 +614,9 @@ func (l *Log) Prune(ctx context.Context, before time.Time) (int64, error) {
 		if err != nil {
 			rows.Close()
 			return 0, err
+		}
+		if !e.Time.Before(before) {
+			break
 		}
 		if e.Prev != lastHash || e.ComputeHash() != e.Hash {
 			rows.Close()
