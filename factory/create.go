@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/beevik/etree"
@@ -14,6 +15,7 @@ import (
 	"github.com/vws-grid/vws/internal/container"
 	"github.com/vws-grid/vws/internal/describe"
 	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/hostfit"
 	"github.com/vws-grid/vws/internal/identity"
 	"github.com/vws-grid/vws/internal/soap"
 	"github.com/vws-grid/vws/internal/vwsns"
@@ -89,13 +91,35 @@ func create(cfg Config, d *Deps) container.Handler {
 			}
 			at = &t
 		}
+		if t := desc.TerminationTime; !t.IsZero() {
+			// The description's own "when it ends" is a request like Create's: taken,
+			// not silently replaced by the default, and never asked for twice.
+			const path = "/vw:virtualWorkspace/vw:lifeCycle/vw:terminationTime"
+			if at != nil || childText(p, "RequestedLifetime") != "" || desc.RequestedLifetime != 0 {
+				return nil, errdefs.WithAdvice(&errdefs.MetadataError{Path: path, Reason: "the termination time is asked for twice (here, and by a requested lifetime or Create's RequestedTerminationTime)"},
+					"ask once: keep either the description's terminationTime or the other request")
+			}
+			at = &t
+		}
+
 		term, clamped, err := lt.Resolve(now, lifetime, at)
+		if errors.Is(err, errdefs.ErrTermTimeRejected) {
+			// Create declares no WS-RL fault: the request's metadata asks for more
+			// than the site gives.
+			reason := strings.TrimPrefix(err.Error(), errdefs.ErrTermTimeRejected.Error()+": ")
+			return nil, errdefs.WithAdvice(&errdefs.MetadataError{Path: "/fac:Create", Reason: reason}, errdefs.Advice(err))
+		}
 		if err != nil {
 			return nil, err
 		}
 		if desc.Category != describe.CategoryVM {
 			return nil, errdefs.WithAdvice(&errdefs.MetadataError{Path: "/vw:virtualWorkspace/vw:category",
 				Reason: fmt.Sprintf("this site creates VM workspaces, not %q", desc.Category)}, "ask for category vm")
+		}
+		if desc.Hardware != nil {
+			if _, err := hostfit.Disks(desc.Hardware.Disks); err != nil {
+				return nil, err
+			}
 		}
 		images, err := d.Registry.ListImages(ctx)
 		if err != nil {
@@ -116,7 +140,14 @@ func create(cfg Config, d *Deps) container.Handler {
 			Termination: term, RequestedLifetime: lifetime,
 		})
 		if err != nil {
-			return nil, unwrapRemote(err)
+			err = unwrapRemote(err)
+			if errors.Is(err, errdefs.ErrResourceUnknown) {
+				// The image went from the pool between the listing and the
+				// registration (the Repository's word for it).
+				return nil, errdefs.WithAdvice(&errdefs.MetadataError{Path: "/vw:virtualWorkspace", Reason: "the base image left the pool: " + err.Error()},
+					"name an image 'vws image list' shows")
+			}
+			return nil, err
 		}
 		out := etree.NewElement("fac:CreateResponse")
 		out.CreateAttr("xmlns:fac", vwsns.Factory)
@@ -136,18 +167,38 @@ func create(cfg Config, d *Deps) container.Handler {
 // pickImage chooses the base image: the one the description names (software image or
 // the boot disk's), else the only pool image whose software matches the request.
 func pickImage(images []imagepool.Image, desc *describe.Description) (imagepool.Image, error) {
-	var ref *describe.Image
-	if desc.Software != nil && desc.Software.Image != nil {
-		ref = desc.Software.Image
-	} else if desc.Hardware != nil {
-		for _, disk := range desc.Hardware.Disks {
-			if disk.Image != nil && (disk.Boot || ref == nil) {
-				ref = disk.Image
-			}
+	var sw, disk *describe.Image
+	diskPath := ""
+	if desc.Software != nil {
+		sw = desc.Software.Image
+	}
+	if desc.Hardware != nil {
+		// The disk a manager backs with the base image (hostfit.Disks has refused
+		// any layout it does not deploy).
+		if root, _ := hostfit.Disks(desc.Hardware.Disks); root >= 0 {
+			disk, diskPath = desc.Hardware.Disks[root].Image, fmt.Sprintf("/vw:virtualWorkspace/hw:hardware/hw:disk[%d]/hw:image", root+1)
 		}
 	}
-	if ref != nil {
-		return findImage(images, ref, "image")
+	switch {
+	case sw != nil && disk != nil:
+		a, err := findImage(images, sw, "image", "/vw:virtualWorkspace/sw:software/sw:image")
+		if err != nil {
+			return a, err
+		}
+		b, err := findImage(images, disk, "image", diskPath)
+		if err != nil {
+			return b, err
+		}
+		if a.Digest != b.Digest {
+			return imagepool.Image{}, errdefs.WithAdvice(&errdefs.MetadataError{Path: diskPath,
+				Reason: fmt.Sprintf("the root disk's image is %s (%s), the software's %s (%s): a workspace has one base image", b.Name, b.Digest, a.Name, a.Digest)},
+				"name the same image in both places, or in one of them only")
+		}
+		return a, nil
+	case sw != nil:
+		return findImage(images, sw, "image", "/vw:virtualWorkspace/sw:software/sw:image")
+	case disk != nil:
+		return findImage(images, disk, "image", diskPath)
 	}
 	want := imagepool.Meta{}
 	if sw := desc.Software; sw != nil {
@@ -164,14 +215,28 @@ func pickImage(images []imagepool.Image, desc *describe.Description) (imagepool.
 	if desc.Hardware != nil {
 		want.Arch = desc.Hardware.CPU.Architecture
 	}
-	return imagepool.Select(images, want)
+	img, err := imagepool.Select(images, want)
+	if errors.Is(err, errdefs.ErrResourceUnknown) {
+		// The description asks for what the pool lacks: its metadata, not an
+		// addressed resource, is at fault.
+		return img, errdefs.WithAdvice(&errdefs.MetadataError{Path: "/vw:virtualWorkspace/sw:software", Reason: err.Error()},
+			"import an image that fits with 'vws image import', or name one 'vws image list' shows")
+	}
+	return img, err
 }
 
-// findImage resolves an image reference against the pool: by digest when it gives
-// one, else by name. what names the reference in the fault ("image", "kernel image").
-func findImage(images []imagepool.Image, ref *describe.Image, what string) (imagepool.Image, error) {
+// findImage resolves an image reference (at path in the description) against the
+// pool: by digest when it gives one, else by name; a reference giving both must name
+// one image, as the schema says. what names the reference in the fault ("image",
+// "kernel image").
+func findImage(images []imagepool.Image, ref *describe.Image, what, path string) (imagepool.Image, error) {
 	for _, img := range images {
 		if (ref.Digest != "" && img.Digest == ref.Digest) || (ref.Digest == "" && img.Name == ref.Name) {
+			if ref.Name != "" && ref.Digest != "" && img.Name != ref.Name {
+				return imagepool.Image{}, errdefs.WithAdvice(&errdefs.MetadataError{Path: path,
+					Reason: fmt.Sprintf("%s %q with digest %s: the pool names that digest %q", what, ref.Name, ref.Digest, img.Name)},
+					"give the name and digest of one image ('vws image list' shows both), or only one of them")
+			}
 			return img, nil
 		}
 	}
@@ -179,7 +244,7 @@ func findImage(images []imagepool.Image, ref *describe.Image, what string) (imag
 	if ref.Digest != "" {
 		id = ref.Digest
 	}
-	return imagepool.Image{}, errdefs.WithAdvice(fmt.Errorf("%w: %s %q is not in the pool", errdefs.ErrResourceUnknown, what, id),
+	return imagepool.Image{}, errdefs.WithAdvice(&errdefs.MetadataError{Path: path, Reason: fmt.Sprintf("%s %q is not in the pool", what, id)},
 		"import it with 'vws image import', or name one 'vws image list' shows")
 }
 
@@ -200,7 +265,7 @@ func pickBootImages(images []imagepool.Image, desc *describe.Description) (kerne
 		if b.ref == nil {
 			continue
 		}
-		img, err := findImage(images, b.ref, b.what)
+		img, err := findImage(images, b.ref, b.what, "/vw:virtualWorkspace/sw:software/sw:kernel/"+b.elem)
 		if err != nil {
 			return "", "", err
 		}

@@ -54,7 +54,6 @@ type stagedFiles struct {
 	Initrd  string
 	CIData  string // the NoCloud configuration CD
 	Console string
-	Scratch map[string]string // extra empty disks by target
 }
 
 // buildSpec turns a validated description into a domain definition for this host,
@@ -78,7 +77,10 @@ func buildSpec(key string, d *describe.Description, host hostOffer, files staged
 		}
 	}
 	used := map[string]bool{}
-	root := rootDisk(hw.Disks)
+	root, err := hostfit.Disks(hw.Disks)
+	if err != nil {
+		return vmm.Spec{}, err
+	}
 	cdTarget := ""
 	for i, disk := range hw.Disks {
 		switch {
@@ -88,11 +90,9 @@ func buildSpec(key string, d *describe.Description, host hostOffer, files staged
 			// An empty CD-ROM drive of the description carries the configuration CD.
 			cdTarget = disk.Target
 			spec.Disks = append(spec.Disks, vmm.Disk{Path: files.CIData, Format: "raw", Target: disk.Target, Bus: disk.Bus, Device: "cdrom", ReadOnly: true})
-		case disk.Image == nil && disk.Device != "cdrom" && files.Scratch[disk.Target] != "":
-			spec.Disks = append(spec.Disks, vmm.Disk{Path: files.Scratch[disk.Target], Format: "qcow2", Target: disk.Target, Bus: disk.Bus, ReadOnly: disk.ReadOnly})
-		default:
+		default: // hostfit.Disks refused it already
 			return vmm.Spec{}, metadataErr(fmt.Sprintf("/vw:virtualWorkspace/hw:hardware/hw:disk[%d]", i+1),
-				"this manager deploys one image-backed root disk, empty scratch disks and one empty CD-ROM drive", "describe the extra images as partitions of the root image")
+				"this manager deploys one image-backed root disk and one empty CD-ROM drive", "put what the other disks hold into the base image")
 		}
 		used[disk.Target] = true
 	}
@@ -141,24 +141,6 @@ func startableNetworks(spec vmm.Spec, host hostOffer) error {
 		}
 	}
 	return nil
-}
-
-// rootDisk is the index of the disk the base image backs: the boot disk with an
-// image, else the first with an image; -1 when none has one.
-func rootDisk(disks []describe.Disk) int {
-	first := -1
-	for i, d := range disks {
-		if d.Image == nil || d.Device == "cdrom" {
-			continue
-		}
-		if d.Boot {
-			return i
-		}
-		if first < 0 {
-			first = i
-		}
-	}
-	return first
 }
 
 func freeTarget(used map[string]bool, prefix string) string {

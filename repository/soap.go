@@ -106,6 +106,15 @@ func (r *Repository) clone(lt wsrf.LifetimePolicy) container.Handler {
 			if lifetime, err = wsrf.ParseDuration(s); err != nil {
 				return nil, fmt.Errorf("%w: RequestedLifetime: %w", errdefs.ErrBadRequest, err)
 			}
+			if lifetime <= 0 {
+				// Not "the default", as Create: a caller who asks for none is told so.
+				return nil, errdefs.WithAdvice(fmt.Errorf("%w: RequestedLifetime %s is not a positive duration", errdefs.ErrBadRequest, s),
+					"ask for a positive lifetime, or leave RequestedLifetime out for the site's default")
+			}
+			if childText(p, vwsns.Workspace, "RequestedTerminationTime") != "" {
+				return nil, errdefs.WithAdvice(fmt.Errorf("%w: Clone asks for both RequestedLifetime and RequestedTerminationTime", errdefs.ErrBadRequest),
+					"give one of them (the schema allows at most one)")
+			}
 		}
 		if s := childText(p, vwsns.Workspace, "RequestedTerminationTime"); s != "" {
 			t, err := wsrf.ParseDateTime(s)

@@ -193,7 +193,7 @@ func TestStagingOverHTTP(t *testing.T) {
 
 	// An unknown kernel is faulted like an unknown base image, and creates nothing.
 	_, err := create(t, s, dialect.WSRF12, vmDescription(`<sw:kernel><sw:image><sw:name>no-such-kernel</sw:name></sw:image></sw:kernel><sw:image><sw:name>base</sw:name></sw:image>`), "nok", "")
-	if fe := faultOf(t, err); fe.Type != "ResourceUnknownFault" || !strings.Contains(fe.Description, "no-such-kernel") || !strings.Contains(fe.Description, "vws image import") {
+	if fe := faultOf(t, err); fe.Type != "WorkspaceMetadataFault" || !strings.Contains(fe.Description, "no-such-kernel") || !strings.Contains(fe.Description, "vws image import") {
 		t.Fatalf("unknown kernel: %s: %s", fe.Type, fe.Description)
 	}
 	epr, err := create(t, s, dialect.WSRF12, vmDescription(boot), "kboot", "")

@@ -261,7 +261,7 @@ func TestCreateBadInputChangesNothing(t *testing.T) {
 			"", "", "WorkspaceMetadataFault", "hw:size", nil},
 		{"unknown element", vmDescription(`<sw:image><sw:name>deb-a</sw:name></sw:image>`, `<vw:color>red</vw:color>`),
 			"", "", "WorkspaceMetadataFault", "color", nil},
-		{"unknown image", vmDescription(`<sw:image><sw:name>nope</sw:name></sw:image>`), "", "", "ResourceUnknownFault", "nope", nil},
+		{"unknown image", vmDescription(`<sw:image><sw:name>nope</sw:name></sw:image>`), "", "", "WorkspaceMetadataFault", "nope", nil},
 		{"ambiguous software", vmDescription(`<sw:os><sw:family>linux</sw:family><sw:distribution>debian</sw:distribution></sw:os>`),
 			"", "", "WorkspaceMetadataFault", "deb-a", nil},
 		{"duplicate name", vmDescription(`<sw:image><sw:name>deb-a</sw:name></sw:image>`), "taken", "", "WorkspaceMetadataFault", "already exists", nil},
@@ -527,7 +527,8 @@ func TestLifetimeClampedOrRefused(t *testing.T) {
 		resp, err := client.New(nil).Invoke(context.Background(), factoryEPR(s, dialect.GT4), "Create", body)
 		if refuse {
 			fe := faultOf(t, err)
-			if fe.Type != "TerminationTimeChangeRejectedFault" || !strings.Contains(fe.Description, "P2D") {
+			// Create declares no WS-RL fault: its request's metadata asks too much.
+			if fe.Type != "WorkspaceMetadataFault" || !strings.Contains(fe.Description, "P10D exceeds the site maximum P2D") || strings.Contains(fe.Description, "change rejected") {
 				t.Fatalf("refuse: %s: %s", fe.Type, fe.Description)
 			}
 			if n := len(s.Srv.Repository.Workspaces.Keys()); n != 0 {
@@ -622,9 +623,9 @@ func TestCreateFaultsSayEachPartOnce(t *testing.T) {
 		{"duplicate name", "one", "one", "", desc, "WorkspaceMetadataFault",
 			[]string{`a workspace named "one" already exists`, "choose another name, or destroy the existing workspace first"},
 			[]string{"workspace metadata invalid", "correct the named element"}, "ElementPath"},
-		{"unknown image", "", "", "", vmDescription(`<sw:image><sw:name>nope</sw:name></sw:image>`), "ResourceUnknownFault",
-			[]string{"resource unknown", `image "nope" is not in the pool`, "vws image import"},
-			[]string{"check the EPR"}, ""},
+		{"unknown image", "", "", "", vmDescription(`<sw:image><sw:name>nope</sw:name></sw:image>`), "WorkspaceMetadataFault",
+			[]string{`image "nope" is not in the pool`, "vws image import"},
+			[]string{"check the EPR", "resource unknown", "correct the named element"}, "ElementPath"},
 		{"quota lifetime", "", "long", "P8DT8H", desc, "WorkspaceQuotaExceededFault",
 			[]string{"quota exceeded", "quota lifetime=7d of group:anon", "asks for a lifetime of 8d8h", "ask for a lifetime of at most 7d"},
 			[]string{"destroy or shut down", "h0m0s"}, ""},

@@ -151,3 +151,52 @@ func metadataErr(path, reason, advice string) error {
 	}
 	return err
 }
+
+// Disks checks d's disks against the layout every Manager deploys — one image-backed
+// root disk (the workspace's base image; one is added when no disk names an image)
+// and at most one empty CD-ROM drive, which carries the configuration CD — and returns
+// the root disk's index, -1 when the Manager adds it. The Factory refuses at Create
+// what it refuses, so no workspace is made that no host can deploy.
+func Disks(disks []describe.Disk) (root int, err error) {
+	root = rootDisk(disks)
+	cdrom := false
+	for i, disk := range disks {
+		path := fmt.Sprintf("/vw:virtualWorkspace/hw:hardware/hw:disk[%d]", i+1)
+		switch {
+		case i == root:
+		case disk.Device == "cdrom" && disk.Image == nil && !cdrom:
+			cdrom = true
+		case disk.Device == "cdrom" && disk.Image == nil:
+			return -1, metadataErr(path, "a second empty CD-ROM drive; the configuration CD takes the first, and a manager attaches no other",
+				"describe one empty CD-ROM drive")
+		case disk.Device == "cdrom":
+			return -1, metadataErr(path, "a CD-ROM drive with an image; a manager attaches only the configuration CD, in an empty drive",
+				"leave the drive empty, and put what the image holds into the base image or the startup files")
+		case disk.Image != nil:
+			return -1, metadataErr(path, "a second image-backed disk; a manager deploys one, backed by the workspace's base image",
+				"put what the extra image holds into the base image (a larger or partitioned one)")
+		default:
+			return -1, metadataErr(path, "an empty scratch disk; managers do not create scratch disks",
+				"use a base image with the space the workspace needs (a larger virtual size), and leave the scratch disk out")
+		}
+	}
+	return root, nil
+}
+
+// rootDisk is the index of the disk the base image backs: the boot disk with an
+// image, else the first with an image; -1 when none has one.
+func rootDisk(disks []describe.Disk) int {
+	first := -1
+	for i, d := range disks {
+		if d.Image == nil || d.Device == "cdrom" {
+			continue
+		}
+		if d.Boot {
+			return i
+		}
+		if first < 0 {
+			first = i
+		}
+	}
+	return first
+}
