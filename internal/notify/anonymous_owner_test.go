@@ -18,13 +18,13 @@ import (
 	"github.com/vws-grid/vws/policy"
 )
 
-type reviewRules struct{ rs *policy.Rules }
+type fixedRules struct{ rs *policy.Rules }
 
-func (r reviewRules) Rules() *policy.Rules { return r.rs }
+func (r fixedRules) Rules() *policy.Rules { return r.rs }
 
-type reviewAudit struct{}
+type discardAudit struct{}
 
-func (reviewAudit) RecordDecision(context.Context, string, string, bool, string, string) error {
+func (discardAudit) RecordDecision(context.Context, string, string, bool, string, string) error {
 	return nil
 }
 
@@ -43,7 +43,7 @@ func TestAnAnonymousSubscriptionIsNotEveryonesToManage(t *testing.T) {
 	d := dialect.WSRF12
 	// Subscribe as anonymous (no identity in the context).
 	key := subscribe(t, b, d, "ws1", consumerRef(d, "http://127.0.0.1:9/c"))
-	a := &authz.Authorizer{Policy: reviewRules{rs}, Audit: reviewAudit{}, Subscriptions: b}
+	a := &authz.Authorizer{Policy: fixedRules{rs}, Audit: discardAudit{}, Subscriptions: b}
 	req := func(op string) *container.Request {
 		svc := &container.Service{Name: vwsns.SubscriptionManagerService, Key: vwsns.SubscriptionKey}
 		h := etree.NewElement("vwn:SubscriptionKey")
