@@ -110,6 +110,24 @@ func (m *Manager) evictUnused(why string, enough func(own int64) bool, attrs ...
 
 // cacheInUse is the set of cache digests deployments and deploys in flight use;
 // known is false when a deployed workspace's record does not list them.
+// usedByDeployed reports whether a workspace deployed here stands on the cache entry
+// for digest (its record lists it), or whether that cannot be told.
+func (m *Manager) usedByDeployed(digest string) bool {
+	recs, errs := m.journal.all()
+	if len(errs) > 0 {
+		return true
+	}
+	for _, r := range recs {
+		if r.Phase == phaseStaging {
+			continue
+		}
+		if len(r.Shared) == 0 || slices.Contains(r.Shared, digest) {
+			return true // listed, or deployed by an earlier vws that did not list them
+		}
+	}
+	return false
+}
+
 func (m *Manager) cacheInUse() (inUse map[string]bool, known bool) {
 	inUse = m.cache.pinned()
 	recs, errs := m.journal.all()

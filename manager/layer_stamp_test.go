@@ -125,6 +125,10 @@ func TestADeployedWorkspacesLayerSurvivesAFailedDeploy(t *testing.T) {
 		}
 	}
 	deploy("ws-1")
+	// ws-1 is deployed: its record lists the cache entries it stands on.
+	if err := m.journal.put(&record{Key: "ws-1", Phase: phaseDeployed, State: stateShutdown, Shared: []string{base.Digest, layer.Digest}}); err != nil {
+		t.Fatal(err)
+	}
 	// The stamps are gone (a stop right after the re-point, before the stamp).
 	os.Remove(m.cache.path(layer.Digest) + stampSuffix)
 	os.Remove(m.cache.path(base.Digest) + stampSuffix)

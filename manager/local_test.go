@@ -58,7 +58,8 @@ func localManager(t *testing.T, pool LocalImages, hs *httptest.Server) *Manager 
 	// The cache sits beside the pool, on one file system, as in one server's data dir.
 	root := t.TempDir()
 	os.Mkdir(filepath.Join(root, "cache"), 0o700)
-	return &Manager{cache: &cache{dir: filepath.Join(root, "cache")},
+	os.Mkdir(filepath.Join(root, "journal"), 0o700)
+	return &Manager{cache: &cache{dir: filepath.Join(root, "cache")}, journal: &journal{dir: filepath.Join(root, "journal")},
 		repo: &repoClient{http: hs.Client()}, cfg: Config{LocalImages: pool}, log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		metrics: newMetrics(nil)}
 }

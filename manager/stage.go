@@ -285,9 +285,15 @@ func (m *Manager) stageShared(ctx context.Context, img *manifestImage, token, ba
 		if ctx.Err() != nil {
 			return "", false, ctx.Err()
 		}
-		// Not removed: the workspaces deployed on it keep their file until a checked
-		// copy replaces it (the transfer renames over it), or if the transfer fails.
 		m.log.Warn("a cached image no longer matches its digest; staging it again", "digest", img.Digest, "err", err)
+		if m.usedByDeployed(img.Digest) {
+			// Kept: the workspaces deployed on it keep their backing file until a
+			// checked copy replaces it (the transfer renames over it), or if the
+			// transfer fails. Unstamped, it is checked again before any other use.
+			os.Remove(path + stampSuffix)
+		} else {
+			m.cache.drop(img.Digest) // nor listed as cached: placement would prefer this host for it
+		}
 	}
 	if m.cfg.LocalImages != nil {
 		t0 := time.Now()

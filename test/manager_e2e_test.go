@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -91,7 +92,8 @@ func TestManagerLifecycle(t *testing.T) {
 		}
 	}
 	hs := s.MustCLI(t, "host", "status", s.URL).stdout
-	if !strings.Contains(hs, w.Key) || !strings.Contains(hs, "running") || !strings.Contains(hs, "DomainType:   qemu") {
+	if !strings.Contains(hs, w.Key) || !strings.Contains(hs, "running") || !regexp.MustCompile(`DomainType: +qemu\n`).MatchString(hs) ||
+		ReadHost(t, s).Arch == "" || !regexp.MustCompile(`Architecture: +`+regexp.QuoteMeta(ReadHost(t, s).Arch)+`\n`).MatchString(hs) {
 		t.Fatalf("vws host status:\n%s", hs)
 	}
 	for _, d := range []string{imgs.Disk, imgs.Kernel, imgs.Initrd} {

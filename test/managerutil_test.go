@@ -529,6 +529,7 @@ type HostWorkspace struct {
 // HostInfo is a manager's host property document, read over SOAP.
 type HostInfo struct {
 	DomainType string
+	Arch       string // mgr:Architecture
 	Workspaces map[string]HostWorkspace
 	Cached     map[string]int64 // digest → size
 }
@@ -559,7 +560,7 @@ func readHost(ctx context.Context, url string) (HostInfo, error) {
 		}
 		return ""
 	}
-	h := HostInfo{DomainType: text(doc, "DomainType"), Workspaces: map[string]HostWorkspace{}, Cached: map[string]int64{}}
+	h := HostInfo{DomainType: text(doc, "DomainType"), Arch: text(doc, "Architecture"), Workspaces: map[string]HostWorkspace{}, Cached: map[string]int64{}}
 	if d := doc.SelectElement("DeployedWorkspaces"); d != nil {
 		for _, w := range d.SelectElements("Workspace") {
 			hw := HostWorkspace{Key: text(w, "Key"), Name: text(w, "Name"), State: text(w, "State"), Deployment: text(w, "Deployment"),
