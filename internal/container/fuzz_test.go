@@ -68,6 +68,7 @@ func FuzzServeSOAP(f *testing.F) {
 		for _, svc := range []string{vwsns.WorkspaceService, vwsns.FactoryService} {
 			rec := httptest.NewRecorder()
 			req := httptest.NewRequest(http.MethodPost, "/wsrf/services/"+svc, bytes.NewReader(body))
+			req.Header.Set("Content-Type", "text/xml; charset=utf-8")
 			h.ServeHTTP(rec, req)
 			if n := catcher.panics.Load(); n > 0 {
 				t.Fatalf("handler panicked on %q", body)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"mime"
 	"net/http"
 	"net/url"
 	"strings"
@@ -136,6 +137,7 @@ func (c *Container) serveService(w http.ResponseWriter, r *http.Request) {
 			c.wsdl.serveWSDL(w, r, svc)
 			return
 		}
+		w.Header().Set("Allow", "GET, POST")
 		http.Error(w, "this is a SOAP endpoint: POST a SOAP 1.1 envelope, or GET ?wsdl for its description", http.StatusMethodNotAllowed)
 		return
 	case http.MethodPost:
@@ -144,7 +146,21 @@ func (c *Container) serveService(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "use POST for SOAP requests", http.StatusMethodNotAllowed)
 		return
 	}
+	if ct := r.Header.Get("Content-Type"); !soapMediaType(ct) {
+		// A web page can POST text/plain or a form to any site without asking it
+		// first, and the browser presents the user's certificate: only the SOAP
+		// types, which it may not send cross-site unasked, are carried out.
+		http.Error(w, fmt.Sprintf("a SOAP 1.1 request is sent as text/xml, not %q; nothing was done", ct), http.StatusUnsupportedMediaType)
+		return
+	}
 	c.serveSOAP(w, r, svc)
+}
+
+// soapMediaType reports whether ct is SOAP 1.1's text/xml, or SOAP 1.2's
+// application/soap+xml (answered with a VersionMismatch fault).
+func soapMediaType(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && (mt == "text/xml" || mt == "application/soap+xml")
 }
 
 func (c *Container) serviceNames() string {
@@ -321,6 +337,22 @@ func (c *Container) route(r *http.Request, svc *Service, env *soap.Envelope, cl 
 	if op == nil {
 		return nil, fmt.Errorf("%w: %s has no operation whose request element is %s (%s dialect)",
 			errdefs.ErrActionNotSupported, svc.Name, payloadName, cl.dialect.Name)
+	}
+	if maps.Version == wsa.V200508 {
+		// WS-Addressing 1.0 SOAP Binding §5 (checked once the action is known to be
+		// this service's): a SOAPAction is empty or the [action]; proxies, filters
+		// and logs that go by it would otherwise see one operation while another
+		// runs. (2004/03 says nothing of it: GT4 sends "".)
+		if sa := strings.Trim(strings.TrimSpace(r.Header.Get("SOAPAction")), `"`); maps.Action != "" && sa != "" && sa != maps.Action {
+			return nil, fmt.Errorf("%w: %w", errdefs.ErrBadRequest, wsa.InvalidHeader(maps.Version, wsa.CodeActionMismatch, "Action",
+				fmt.Sprintf("the HTTP SOAPAction %q is not the wsa:Action %q; send the same action in both, or an empty SOAPAction", sa, maps.Action)))
+		}
+		if maps.ReplyTo != nil && maps.MessageID == "" {
+			// Core §3.1: a reply endpoint needs a message id, or the reply relates to
+			// nothing.
+			return nil, fmt.Errorf("%w: %w", errdefs.ErrBadRequest, &wsa.Fault{Version: maps.Version, Subcode: wsa.CodeMessageAddressingHeaderRequired,
+				ProblemHeader: "MessageID", Reason: "wsa:ReplyTo is given without a wsa:MessageID; send a MessageID, which the reply's RelatesTo names"})
+		}
 	}
 	cl.opName = op.Name
 	if svc.Key.Local != "" {
@@ -535,6 +567,11 @@ func (c *Container) fail(w http.ResponseWriter, r *http.Request, cl *call, statu
 	}
 	fault, kind := buildFault(in)
 	action := cl.dialect.FaultAction
+	if (code == soap.CodeMustUnderstand || code == soap.CodeVersionMismatch) && cl.dialect.WSA == wsa.V200508 {
+		// Faults SOAP itself defines carry the 1.0 SOAP Binding's action (§6), not
+		// WSRF's BaseFault one.
+		action = wsa.NS200508 + "/soap/fault"
+	}
 	if cl.req != nil {
 		if a, ok := cl.req.Operation.Faults[kind.name]; ok {
 			action = a

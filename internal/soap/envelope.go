@@ -42,6 +42,11 @@ type Envelope struct {
 // MaxDepth bounds element nesting; a SOAP request has no reason to be deep.
 const MaxDepth = 64
 
+// MaxAttributes bounds the attributes (namespace declarations included) of one
+// element: resolving a prefix scans an element's attributes and its ancestors', so a
+// header of tens of thousands of them made every look-up cost as much.
+const MaxAttributes = 256
+
 // Parse reads one SOAP 1.1 envelope from data.
 func Parse(data []byte) (*Envelope, error) {
 	data, transcoded := toUTF8(data)
@@ -67,6 +72,10 @@ func Parse(data []byte) (*Envelope, error) {
 	// processing instruction hides what follows the instruction from it).
 	if hasDirective(doc.Child) {
 		return nil, ErrDTD
+	}
+	if el := tooManyAttributes(doc.Child); el != nil {
+		return nil, fmt.Errorf("%w: element %s has %d attributes; at most %d are accepted (a SOAP message has no reason for more)",
+			ErrMalformed, el.FullTag(), len(el.Attr), MaxAttributes)
 	}
 	env := &Envelope{Doc: doc}
 	for _, t := range doc.Child {
@@ -134,6 +143,21 @@ func Parse(data []byte) (*Envelope, error) {
 
 // hasDirective says whether tokens, or any element among them, hold a "<!" directive
 // (DOCTYPE, ENTITY, ELEMENT, …).
+// tooManyAttributes finds an element with more than MaxAttributes attributes.
+func tooManyAttributes(tokens []etree.Token) *etree.Element {
+	for _, t := range tokens {
+		if el, ok := t.(*etree.Element); ok {
+			if len(el.Attr) > MaxAttributes {
+				return el
+			}
+			if found := tooManyAttributes(el.Child); found != nil {
+				return found
+			}
+		}
+	}
+	return nil
+}
+
 func hasDirective(tokens []etree.Token) bool {
 	for _, t := range tokens {
 		switch t := t.(type) {
@@ -218,7 +242,8 @@ func utf8Only(charset string, input io.Reader) (io.Reader, error) {
 func MustUnderstand(h *etree.Element) bool {
 	mu, actor := "", ""
 	for _, a := range h.Attr {
-		if a.NamespaceURI() != NS11 {
+		// The name first: resolving the prefix scans the element's attributes.
+		if (a.Key != "mustUnderstand" && a.Key != "actor") || a.NamespaceURI() != NS11 {
 			continue
 		}
 		switch a.Key {

@@ -17,6 +17,9 @@ type EPR struct {
 	References []*etree.Element
 }
 
+// MaxReferences bounds the reference parameters (or properties) of one EPR.
+const MaxReferences = 64
+
 // ParseEPR reads an EPR-typed element (EndpointReference, From, ReplyTo, Originator, …).
 func ParseEPR(el *etree.Element) (*EPR, error) {
 	epr := &EPR{}
@@ -31,6 +34,10 @@ func ParseEPR(el *etree.Element) (*EPR, error) {
 			epr.Address = trimText(c)
 		case "ReferenceProperties", "ReferenceParameters":
 			for _, r := range c.ChildElements() {
+				if len(epr.References) == MaxReferences {
+					// Each is echoed as a header of every reply: no real EPR has so many.
+					return nil, fmt.Errorf("endpoint reference has more than %d reference parameters", MaxReferences)
+				}
 				epr.References = append(epr.References, Detach(r))
 			}
 		}
@@ -126,9 +133,12 @@ func (e *EPR) Headers() []*etree.Element {
 	return out
 }
 
-// Detach copies el out of its document, declaring on the copy every namespace in scope
-// at el that the copy does not declare itself, so prefixes used in its name, attributes
-// and content (QName values) still resolve.
+// Detach copies el out of its document, declaring on the copy the namespaces in scope
+// at el that it uses and does not declare itself: those of its names and attributes,
+// and those whose prefix begins a QName in its text or attribute values. Not every
+// one in scope: a message declaring thousands of prefixes on its envelope would
+// otherwise have each detached element (a reference parameter echoed in a reply) carry
+// all of them, a request of kilobytes costing gigabytes.
 func Detach(el *etree.Element) *etree.Element {
 	c := el.Copy()
 	declared := map[string]bool{}
@@ -139,7 +149,8 @@ func Detach(el *etree.Element) *etree.Element {
 			declared[""] = true
 		}
 	}
-	for p := el.Parent(); p != nil; p = p.Parent() {
+	used := usedPrefixes(c)
+	for p := el.Parent(); p != nil && len(used) > 0; p = p.Parent() {
 		for _, a := range p.Attr {
 			var prefix string
 			switch {
@@ -150,10 +161,11 @@ func Detach(el *etree.Element) *etree.Element {
 			default:
 				continue
 			}
-			if declared[prefix] {
+			if declared[prefix] || !used[prefix] {
 				continue
 			}
 			declared[prefix] = true
+			delete(used, prefix)
 			if prefix == "" {
 				c.CreateAttr("xmlns", a.Value)
 			} else {
@@ -162,6 +174,42 @@ func Detach(el *etree.Element) *etree.Element {
 		}
 	}
 	return c
+}
+
+// usedPrefixes is the prefixes el's subtree may need declared: those of its element
+// and attribute names ("" for unprefixed elements: the default namespace), and any
+// that begins a QName-like token of its text or attribute values.
+func usedPrefixes(el *etree.Element) map[string]bool {
+	used := map[string]bool{}
+	text := func(s string) {
+		for _, f := range strings.Fields(s) {
+			if p, _, ok := strings.Cut(f, ":"); ok && p != "" && !strings.ContainsAny(p, "/?#") {
+				used[p] = true
+			}
+		}
+	}
+	var walk func(e *etree.Element)
+	walk = func(e *etree.Element) {
+		used[e.Space] = true
+		for _, a := range e.Attr {
+			if a.Space != "" && a.Space != "xmlns" {
+				used[a.Space] = true
+			}
+			if a.Space != "xmlns" && !(a.Space == "" && a.Key == "xmlns") {
+				text(a.Value)
+			}
+		}
+		for _, t := range e.Child {
+			switch t := t.(type) {
+			case *etree.Element:
+				walk(t)
+			case *etree.CharData:
+				text(t.Data)
+			}
+		}
+	}
+	walk(el)
+	return used
 }
 
 // QName is a namespace-qualified name.

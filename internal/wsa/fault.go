@@ -6,11 +6,13 @@ import "github.com/beevik/etree"
 // SOAP Binding §6.4 (subcodes and the subsubcodes of InvalidAddressingHeader) and the
 // 2004/03 member submission §5.
 const (
-	CodeInvalidAddressingHeader       = "InvalidAddressingHeader"
-	CodeInvalidCardinality            = "InvalidCardinality"
-	CodeMissingAddressInEPR           = "MissingAddressInEPR"
-	CodeOnlyAnonymousAddressSupported = "OnlyAnonymousAddressSupported"
-	CodeActionNotSupported            = "ActionNotSupported"
+	CodeInvalidAddressingHeader         = "InvalidAddressingHeader"
+	CodeInvalidCardinality              = "InvalidCardinality"
+	CodeMissingAddressInEPR             = "MissingAddressInEPR"
+	CodeOnlyAnonymousAddressSupported   = "OnlyAnonymousAddressSupported"
+	CodeActionNotSupported              = "ActionNotSupported"
+	CodeActionMismatch                  = "ActionMismatch"
+	CodeMessageAddressingHeaderRequired = "MessageAddressingHeaderRequired"
 	// CodeInvalidMessageInformationHeader is 2004/03's only fault for a header
 	// that is present but wrong.
 	CodeInvalidMessageInformationHeader = "InvalidMessageInformationHeader"
