@@ -1,15 +1,9 @@
 package manager
 
 import (
-	"bytes"
-	"context"
-	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/vws-grid/vws/internal/qcow2"
@@ -22,55 +16,17 @@ import (
 // intact layer for a damaged one: no "no longer matches its digest" warning to the
 // site admin, and no second transfer of it.
 func TestAnUnstampedLayerIsNotTakenForDamaged(t *testing.T) {
-	repo := t.TempDir()
-	basePath, layerPath, overlayPath := filepath.Join(repo, "base.img"), filepath.Join(repo, "layer.qcow2"), filepath.Join(repo, "disk-1.qcow2")
-	if err := os.WriteFile(basePath, bytes.Repeat([]byte{0x11}, 1<<20), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := qcow2.CreateOverlay(layerPath, basePath, "raw", 1<<20); err != nil {
-		t.Fatal(err)
-	}
-	if err := qcow2.CreateOverlay(overlayPath, layerPath, "qcow2", 1<<20); err != nil {
-		t.Fatal(err)
-	}
-	base := fileImage(t, "base", basePath, "raw", "")
-	layer := fileImage(t, "layer", layerPath, "qcow2", base.Digest)
-	overlay := fileImage(t, "overlay", overlayPath, "qcow2", layer.Digest)
-	byDigest := map[string]string{base.Digest: basePath, layer.Digest: layerPath, overlay.Digest: overlayPath}
-	var mu sync.Mutex
-	gets := map[string]int{}
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		d := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
-		mu.Lock()
-		gets[d]++
-		mu.Unlock()
-		http.ServeFile(w, r, byDigest[d])
-	}))
-	t.Cleanup(hs.Close)
-	for _, img := range []*manifestImage{&base, &layer, &overlay} {
-		img.Location = hs.URL + "/files/" + img.Digest
-	}
-	var logged bytes.Buffer
-	m := localManager(t, nil, hs)
-	m.cfg.Dir = filepath.Dir(m.cache.dir)
-	m.log = slog.New(slog.NewTextHandler(&logged, nil))
-	deploy := func(key string) {
-		t.Helper()
-		man := &manifest{Images: []manifestImage{base, layer, overlay}}
-		if _, err := m.stageFiles(context.Background(), man, &record{Key: key}, nil); err != nil {
-			t.Fatalf("deploy %s: %v", key, err)
-		}
-	}
-	deploy("ws-1")
+	c := newLayerChain(t, nil)
+	c.deploy(t, "ws-1")
 	// The stamps are gone (a stop right after the re-point, before the stamp).
-	os.Remove(m.cache.path(layer.Digest) + stampSuffix)
-	os.Remove(m.cache.path(base.Digest) + stampSuffix)
-	deploy("ws-2")
-	if strings.Contains(logged.String(), "no longer matches") {
-		t.Errorf("an intact cached layer was reported damaged to the site admin:\n%s", logged.String())
+	os.Remove(c.m.cache.path(c.layer.Digest) + stampSuffix)
+	os.Remove(c.m.cache.path(c.base.Digest) + stampSuffix)
+	c.deploy(t, "ws-2")
+	if strings.Contains(c.logged.String(), "no longer matches") {
+		t.Errorf("an intact cached layer was reported damaged to the site admin:\n%s", c.logged.String())
 	}
-	if gets[layer.Digest] != 1 || gets[base.Digest] != 1 {
-		t.Errorf("the layer was transferred %d times, the base %d times; want once each", gets[layer.Digest], gets[base.Digest])
+	if c.gets(c.layer.Digest) != 1 || c.gets(c.base.Digest) != 1 {
+		t.Errorf("the layer was transferred %d times, the base %d times; want once each", c.gets(c.layer.Digest), c.gets(c.base.Digest))
 	}
 }
 
@@ -80,51 +36,11 @@ func TestAnUnstampedLayerIsNotTakenForDamaged(t *testing.T) {
 // one is not removed before a checked copy replaces it, so the deployed workspace's
 // backing chain stays whole.
 func TestADeployedWorkspacesLayerSurvivesAFailedDeploy(t *testing.T) {
-	repo := t.TempDir()
-	basePath, layerPath, overlayPath := filepath.Join(repo, "base.img"), filepath.Join(repo, "layer.qcow2"), filepath.Join(repo, "disk-1.qcow2")
-	if err := os.WriteFile(basePath, bytes.Repeat([]byte{0x11}, 1<<20), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := qcow2.CreateOverlay(layerPath, basePath, "raw", 1<<20); err != nil {
-		t.Fatal(err)
-	}
-	if err := qcow2.CreateOverlay(overlayPath, layerPath, "qcow2", 1<<20); err != nil {
-		t.Fatal(err)
-	}
-	base := fileImage(t, "base", basePath, "raw", "")
-	layer := fileImage(t, "layer", layerPath, "qcow2", base.Digest)
-	overlay := fileImage(t, "overlay", overlayPath, "qcow2", layer.Digest)
-	byDigest := map[string]string{base.Digest: basePath, layer.Digest: layerPath, overlay.Digest: overlayPath}
-	var mu sync.Mutex
-	gets := map[string]int{}
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		d := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
-		mu.Lock()
-		gets[d]++
-		n := gets[d]
-		mu.Unlock()
-		if d == layer.Digest && n > 1 {
-			http.Error(w, "repository down", http.StatusServiceUnavailable)
-			return
-		}
-		http.ServeFile(w, r, byDigest[d])
-	}))
-	t.Cleanup(hs.Close)
-	for _, img := range []*manifestImage{&base, &layer, &overlay} {
-		img.Location = hs.URL + "/files/" + img.Digest
-	}
-	var logged bytes.Buffer
-	m := localManager(t, nil, hs)
-	m.cfg.Dir = filepath.Dir(m.cache.dir)
-	m.log = slog.New(slog.NewTextHandler(&logged, nil))
-	deploy := func(key string) {
-		t.Helper()
-		man := &manifest{Images: []manifestImage{base, layer, overlay}}
-		if _, err := m.stageFiles(context.Background(), man, &record{Key: key}, nil); err != nil {
-			t.Fatalf("deploy %s: %v", key, err)
-		}
-	}
-	deploy("ws-1")
+	var layerDigest string
+	c := newLayerChain(t, func(d string, n int) bool { return d == layerDigest && n > 1 })
+	layerDigest = c.layer.Digest
+	m, base, layer := c.m, c.base, c.layer
+	c.deploy(t, "ws-1")
 	// ws-1 is deployed: its record lists the cache entries it stands on.
 	if err := m.journal.put(&record{Key: "ws-1", Phase: phaseDeployed, State: stateShutdown, Shared: []string{base.Digest, layer.Digest}}); err != nil {
 		t.Fatal(err)
@@ -132,8 +48,7 @@ func TestADeployedWorkspacesLayerSurvivesAFailedDeploy(t *testing.T) {
 	// The stamps are gone (a stop right after the re-point, before the stamp).
 	os.Remove(m.cache.path(layer.Digest) + stampSuffix)
 	os.Remove(m.cache.path(base.Digest) + stampSuffix)
-	man := &manifest{Images: []manifestImage{base, layer, overlay}}
-	if _, err := m.stageFiles(context.Background(), man, &record{Key: "ws-2"}, nil); err != nil {
+	if err := c.stage("ws-2"); err != nil {
 		t.Errorf("deploy ws-2 with the repository down, every image intact in the cache: %v", err)
 	}
 	ws1 := filepath.Join(m.workspaceDir("ws-1"), "overlay.qcow2")
@@ -157,7 +72,7 @@ func TestADeployedWorkspacesLayerSurvivesAFailedDeploy(t *testing.T) {
 	}
 	f.Close()
 	os.Remove(cached + stampSuffix)
-	if _, err := m.stageFiles(context.Background(), man, &record{Key: "ws-3"}, nil); err == nil {
+	if err := c.stage("ws-3"); err == nil {
 		t.Fatal("a damaged cached layer was staged with the repository down")
 	}
 	if _, err := os.Stat(info.BackingFile); err != nil {

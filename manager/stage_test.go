@@ -32,47 +32,11 @@ func fileImage(t *testing.T, role, path, format, backing string) manifestImage {
 // by every later deploy of the clone: not transferred again, not rewritten, and
 // standing on the cache's copy of the base.
 func TestClonedLayerStaysACacheHit(t *testing.T) {
-	// The Repository's chain: base (raw) ← layer ← overlay, each backed by a path of
-	// the Repository's own.
-	repo := t.TempDir()
-	basePath, layerPath, overlayPath := filepath.Join(repo, "base.img"), filepath.Join(repo, "layer.qcow2"), filepath.Join(repo, "disk-1.qcow2")
-	if err := os.WriteFile(basePath, bytes.Repeat([]byte{0x11}, 1<<20), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := qcow2.CreateOverlay(layerPath, basePath, "raw", 1<<20); err != nil {
-		t.Fatal(err)
-	}
-	if err := qcow2.CreateOverlay(overlayPath, layerPath, "qcow2", 1<<20); err != nil {
-		t.Fatal(err)
-	}
-	base := fileImage(t, "base", basePath, "raw", "")
-	layer := fileImage(t, "layer", layerPath, "qcow2", base.Digest)
-	overlay := fileImage(t, "overlay", overlayPath, "qcow2", layer.Digest)
-	byDigest := map[string]string{base.Digest: basePath, layer.Digest: layerPath, overlay.Digest: overlayPath}
-	var mu sync.Mutex
-	gets := map[string]int{}
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		d := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
-		mu.Lock()
-		gets[d]++
-		mu.Unlock()
-		http.ServeFile(w, r, byDigest[d])
-	}))
-	t.Cleanup(hs.Close)
-	for _, img := range []*manifestImage{&base, &layer, &overlay} {
-		img.Location = hs.URL + "/files/" + img.Digest
-	}
-
-	var logged bytes.Buffer
-	m := localManager(t, nil, hs)
-	m.cfg.Dir = filepath.Dir(m.cache.dir)
-	m.log = slog.New(slog.NewTextHandler(&logged, nil))
+	c := newLayerChain(t, nil)
+	m, base, layer, gets := c.m, c.base, c.layer, c.gets
 	deploy := func(key string) {
 		t.Helper()
-		man := &manifest{Images: []manifestImage{base, layer, overlay}}
-		if _, err := m.stageFiles(context.Background(), man, &record{Key: key}, nil); err != nil {
-			t.Fatalf("deploy %s: %v", key, err)
-		}
+		c.deploy(t, key)
 		cached := m.cache.path(layer.Digest)
 		if info, err := qcow2.ReadInfo(cached); err != nil || info.BackingFile != m.cache.path(base.Digest) || info.BackingFormat != "raw" {
 			t.Fatalf("deploy %s: the cached layer stands on %+v (%v), not the cache's base", key, info, err)
@@ -90,8 +54,8 @@ func TestClonedLayerStaysACacheHit(t *testing.T) {
 	time.Sleep(10 * time.Millisecond) // a rewrite would show in the modification time
 	deploy("ws-2")
 	deploy("ws-3")
-	if gets[layer.Digest] != 1 || gets[base.Digest] != 1 {
-		t.Errorf("three deploys of one clone fetched the layer %d times and the base %d times, want once each", gets[layer.Digest], gets[base.Digest])
+	if gets(layer.Digest) != 1 || gets(base.Digest) != 1 {
+		t.Errorf("three deploys of one clone fetched the layer %d times and the base %d times, want once each", gets(layer.Digest), gets(base.Digest))
 	}
 	if fi, err := os.Stat(m.cache.path(layer.Digest)); err != nil || !fi.ModTime().Equal(later) {
 		t.Errorf("the cached layer was rewritten by a later deploy (%v)", err)
@@ -99,8 +63,85 @@ func TestClonedLayerStaysACacheHit(t *testing.T) {
 	if !m.cache.stampValid(layer.Digest, layer.Size) {
 		t.Error("the cached layer no longer matches its stamp")
 	}
-	if strings.Contains(logged.String(), "no longer matches") {
-		t.Errorf("a deploy reported the cache damaged:\n%s", logged.String())
+	if strings.Contains(c.logged.String(), "no longer matches") {
+		t.Errorf("a deploy reported the cache damaged:\n%s", c.logged.String())
+	}
+}
+
+// layerChain is a Repository's clone chain — base (raw) ← layer ← overlay, each backed
+// by a path of the Repository's own — served over HTTP, and a manager to stage it.
+type layerChain struct {
+	base, layer, overlay manifestImage
+	m                    *Manager
+	logged               *bytes.Buffer
+	mu                   sync.Mutex
+	served               map[string]int
+}
+
+// newLayerChain serves the chain; down, when set, says whether the n-th GET (from 1)
+// of a digest is answered 503.
+func newLayerChain(t *testing.T, down func(digest string, n int) bool) *layerChain {
+	t.Helper()
+	repo := t.TempDir()
+	basePath, layerPath, overlayPath := filepath.Join(repo, "base.img"), filepath.Join(repo, "layer.qcow2"), filepath.Join(repo, "disk-1.qcow2")
+	if err := os.WriteFile(basePath, bytes.Repeat([]byte{0x11}, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := qcow2.CreateOverlay(layerPath, basePath, "raw", 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if err := qcow2.CreateOverlay(overlayPath, layerPath, "qcow2", 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	c := &layerChain{served: map[string]int{}, logged: &bytes.Buffer{}}
+	c.base = fileImage(t, "base", basePath, "raw", "")
+	c.layer = fileImage(t, "layer", layerPath, "qcow2", c.base.Digest)
+	c.overlay = fileImage(t, "overlay", overlayPath, "qcow2", c.layer.Digest)
+	byDigest := map[string]string{c.base.Digest: basePath, c.layer.Digest: layerPath, c.overlay.Digest: overlayPath}
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
+		c.mu.Lock()
+		c.served[d]++
+		n := c.served[d]
+		c.mu.Unlock()
+		if down != nil && down(d, n) {
+			http.Error(w, "repository down", http.StatusServiceUnavailable)
+			return
+		}
+		http.ServeFile(w, r, byDigest[d])
+	}))
+	t.Cleanup(hs.Close)
+	for _, img := range []*manifestImage{&c.base, &c.layer, &c.overlay} {
+		img.Location = hs.URL + "/files/" + img.Digest
+	}
+	c.m = localManager(t, nil, hs)
+	c.m.cfg.Dir = filepath.Dir(c.m.cache.dir)
+	c.m.log = slog.New(slog.NewTextHandler(c.logged, nil))
+	return c
+}
+
+// gets is how many times digest was asked for.
+func (c *layerChain) gets(digest string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.served[digest]
+}
+
+func (c *layerChain) manifest() *manifest {
+	return &manifest{Images: []manifestImage{c.base, c.layer, c.overlay}}
+}
+
+// stage stages the chain for workspace key, as its deploy does.
+func (c *layerChain) stage(key string) error {
+	_, err := c.m.stageFiles(context.Background(), c.manifest(), &record{Key: key}, nil)
+	return err
+}
+
+// deploy stages the chain for workspace key, which must succeed.
+func (c *layerChain) deploy(t *testing.T, key string) {
+	t.Helper()
+	if err := c.stage(key); err != nil {
+		t.Fatalf("deploy %s: %v", key, err)
 	}
 }
 
