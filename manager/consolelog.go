@@ -23,7 +23,8 @@ import (
 //
 // A file keeps its identity (inode and birth time) through a rename, so the offset at
 // which each file starts is remembered by identity in path.index: written when the set
-// of files changes, kept beside the log, read again by a restarted manager.
+// of files changes or the log grew, kept beside the log, read again by a restarted
+// manager.
 
 // maxConsoleBackups bounds the backups looked for (virtlogd's max_backups).
 const maxConsoleBackups = 16
@@ -46,8 +47,8 @@ type consoleFile struct {
 // consoleIndex is what path.index keeps.
 type consoleIndex struct {
 	Files []indexedFile `json:"files"`
-	// End is where the newest file ended when the index was written: the start of
-	// whatever comes next if every file it names has been rotated away meanwhile.
+	// End is where the newest file ended at the last read: the start of whatever
+	// comes next if every file it names has been rotated away meanwhile.
 	End int64 `json:"end"`
 }
 
@@ -217,7 +218,9 @@ func (s consoleStream) place(path string) error {
 			s[i].start = s[i-1].start + s[i-1].size
 		}
 	}
-	same := len(idx.Files) == len(s)
+	// The end is kept too, not only the files: were every file rotated away before
+	// the next read, the stream must go on after the last byte handed out.
+	same := len(idx.Files) == len(s) && idx.End == s.end()
 	for i := 0; same && i < len(s); i++ {
 		same = idx.Files[i].ID == s[i].id && idx.Files[i].Start == s[i].start
 	}

@@ -157,3 +157,33 @@ func firstDiff(a, b []byte) int {
 	}
 	return min(len(a), len(b))
 }
+
+// TestConsoleOffsetsKeepGrowingWhenEveryFileRotatedAway: when every file read before has
+// been dropped between two reads, the stream goes on after the last byte a reader was
+// given, not before it — offsets never slide back, even if the last read saw the log grow
+// without rotating.
+func TestConsoleOffsetsKeepGrowingWhenEveryFileRotatedAway(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "console.log")
+	l := &rotatingLog{path: path, maxSize: 100, backups: 2}
+	line := func(i int) []byte { return fmt.Appendf(nil, "line %04d ........\n", i) } // 19 bytes
+	l.write(t, line(0))
+	mustRead(t, path, 0, 1000) // the index now names console.log
+	for i := 1; i < 4; i++ {   // the same file grows: no rotation
+		l.write(t, line(i))
+	}
+	seen := mustRead(t, path, 0, 1000)
+	if seen.Size != int64(l.written.Len()) {
+		t.Fatalf("before rotating: size %d, want %d", seen.Size, l.written.Len())
+	}
+	for i := 4; i < 20; i++ { // enough rotations to drop every file read before
+		l.write(t, line(i))
+	}
+	after := mustRead(t, path, 0, 10000)
+	if after.Offset < seen.Size {
+		t.Fatalf("after every file was rotated away the stream starts at %d, before the %d bytes already handed out", after.Offset, seen.Size)
+	}
+	// What was dropped unread is lost; what is kept is the newest bytes written.
+	if !bytes.HasSuffix(l.written.Bytes(), after.Data) || len(after.Data) == 0 {
+		t.Fatalf("after every file was rotated away the stream holds %q", after.Data)
+	}
+}
