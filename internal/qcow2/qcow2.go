@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -355,17 +354,33 @@ func readPrefix(f *os.File, n int) ([]byte, error) {
 	return buf[:m], nil
 }
 
-var errTruncated = errors.New("truncated header")
+// CheckHeader applies qemu's limits on open to the fixed header fields at the start of
+// head: version, cluster size, virtual size (which the L1 table must be able to map),
+// header length and refcount width. It needs the first 72 bytes (104 for version 3)
+// and looks no further: header extensions and the backing file name are not read.
+func CheckHeader(head []byte) error {
+	_, err := parseFixed(head)
+	return err
+}
 
-// parseHeader parses cluster 0 of an image (or as much of it as the file
-// has), applying the same sanity limits qemu applies on open.
-func parseHeader(b []byte) (header, error) {
+// ErrTruncated is returned for a header cut short.
+var ErrTruncated = errors.New("truncated header")
+
+// maxVirtualSize is the largest virtual size an L1 table qemu opens can map with
+// clusters of 1<<clusterBits bytes.
+func maxVirtualSize(clusterBits uint32) uint64 {
+	cs := uint64(1) << clusterBits
+	return maxL1Entries * cs * (cs / l1EntrySize)
+}
+
+// parseFixed parses and checks the fixed header fields.
+func parseFixed(b []byte) (header, error) {
 	var h header
 	if !IsQCOW2(b) {
 		return h, ErrNotQCOW2
 	}
 	if len(b) < v2HeaderLength {
-		return h, errTruncated
+		return h, ErrTruncated
 	}
 	be := binary.BigEndian
 	h.version = be.Uint32(b[4:])
@@ -387,7 +402,7 @@ func parseHeader(b []byte) (header, error) {
 		h.headerLength = v2HeaderLength
 	case 3:
 		if len(b) < v3HeaderLength {
-			return h, errTruncated
+			return h, ErrTruncated
 		}
 		h.incompatibleFeatures = be.Uint64(b[72:])
 		h.compatibleFeatures = be.Uint64(b[80:])
@@ -398,11 +413,11 @@ func parseHeader(b []byte) (header, error) {
 		return h, fmt.Errorf("unsupported qcow2 version %d", h.version)
 	}
 	if h.clusterBits < 9 || h.clusterBits > 21 {
-		return h, fmt.Errorf("invalid cluster_bits %d", h.clusterBits)
+		return h, fmt.Errorf("invalid cluster_bits %d (qemu opens 9 to 21)", h.clusterBits)
 	}
 	cs := uint64(1) << h.clusterBits
-	if h.size > math.MaxInt64 {
-		return h, fmt.Errorf("invalid virtual size %d", h.size)
+	if max := maxVirtualSize(h.clusterBits); h.size > max {
+		return h, fmt.Errorf("virtual size %d is more than %d-byte clusters can map (%d)", h.size, cs, max)
 	}
 	if h.version == 3 {
 		if h.headerLength < v3HeaderLength || h.headerLength%8 != 0 || uint64(h.headerLength) > cs {
@@ -411,8 +426,22 @@ func parseHeader(b []byte) (header, error) {
 		if h.refcountOrder > 6 {
 			return h, fmt.Errorf("invalid refcount_order %d", h.refcountOrder)
 		}
+	}
+	return h, nil
+}
+
+// parseHeader parses cluster 0 of an image (or as much of it as the file
+// has), applying the same sanity limits qemu applies on open.
+func parseHeader(b []byte) (header, error) {
+	h, err := parseFixed(b)
+	if err != nil {
+		return h, err
+	}
+	be := binary.BigEndian
+	cs := uint64(1) << h.clusterBits
+	if h.version == 3 {
 		if uint64(len(b)) < uint64(h.headerLength) {
-			return h, errTruncated
+			return h, ErrTruncated
 		}
 		if h.headerLength > v3HeaderLength {
 			h.compressionType = b[v3HeaderLength]
@@ -432,7 +461,7 @@ func parseHeader(b []byte) (header, error) {
 			break
 		}
 		if off+8 > uint64(len(b)) {
-			return h, errTruncated
+			return h, ErrTruncated
 		}
 		typ, n := be.Uint32(b[off:]), uint64(be.Uint32(b[off+4:]))
 		if typ == extEnd {
@@ -443,7 +472,7 @@ func parseHeader(b []byte) (header, error) {
 			return h, fmt.Errorf("header extension %#x at %d overruns the extension area", typ, off)
 		}
 		if data+n > uint64(len(b)) {
-			return h, errTruncated
+			return h, ErrTruncated
 		}
 		if typ == extBackingFormat {
 			if n >= 16 { // qemu's limit
@@ -461,7 +490,7 @@ func parseHeader(b []byte) (header, error) {
 		}
 		end := h.backingFileOffset + uint64(h.backingFileSize)
 		if end > uint64(len(b)) {
-			return h, errTruncated
+			return h, ErrTruncated
 		}
 		h.backingFile = string(b[h.backingFileOffset:end])
 	}

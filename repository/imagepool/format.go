@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math"
+
+	"github.com/vws-grid/vws/internal/qcow2"
 )
 
 // Image formats the pool stores.
@@ -91,6 +93,10 @@ func detectQCOW2(head []byte, size int64) (string, int64, error) {
 		if be.Uint64(head[72:80])&qcow2IncompatDataFile != 0 {
 			return "", 0, badRequest("the qcow2 image keeps its data in an external file; convert it into one file: qemu-img convert -O qcow2 IN OUT.qcow2")
 		}
+	}
+	// What qemu would refuse to open is refused now, not at the first deploy.
+	if err := qcow2.CheckHeader(head); err != nil {
+		return "", 0, badRequest("the qcow2 header is not one qemu opens: %v; check the file, or rewrite it: qemu-img convert -O qcow2 IN OUT.qcow2", err)
 	}
 	return FormatQCOW2, int64(vsize), nil
 }

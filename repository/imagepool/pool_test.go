@@ -181,10 +181,14 @@ func TestDetectFormat(t *testing.T) {
 		copy(h, "QFI\xfb")
 		h[7] = byte(version)
 		putBE64(h[8:], backing)
+		h[23] = 16 // cluster_bits: 64 KiB, qemu-img's default
 		putBE64(h[24:], vsize)
 		putBE64(h[72:], incompat)
+		h[99] = 4    // refcount_order
+		h[103] = 104 // header_length
 		return h
 	}
+	with := func(h []byte, at int, v byte) []byte { h[at] = v; return h }
 	tests := []struct {
 		name   string
 		head   []byte
@@ -202,6 +206,13 @@ func TestDetectFormat(t *testing.T) {
 		{"qcow2 backing", qcow(3, 512, 1<<20, 0), 200000, "", 0, "backing file"},
 		{"qcow2 data file", qcow(3, 0, 1<<20, 4), 200000, "", 0, "external file"},
 		{"qcow2 zero size", qcow(3, 0, 0, 0), 200000, "", 0, "virtual size"},
+		// What qemu would refuse to open is refused at import, not at the first deploy.
+		{"qcow2 larger than its clusters map", qcow(3, 0, 1<<51+1, 0), 200000, "", 0, "virtual size"},
+		{"qcow2 cluster_bits 30", with(qcow(3, 0, 1<<20, 0), 23, 30), 200000, "", 0, "cluster_bits 30"},
+		{"qcow2 cluster_bits 0", with(qcow(2, 0, 1<<20, 0), 23, 0), 200000, "", 0, "cluster_bits 0"},
+		{"qcow2 header_length 0", with(qcow(3, 0, 1<<20, 0), 103, 0), 200000, "", 0, "header_length 0"},
+		{"qcow2 header_length odd", with(qcow(3, 0, 1<<20, 0), 103, 105), 200000, "", 0, "header_length 105"},
+		{"qcow2 refcount_order 7", with(qcow(3, 0, 1<<20, 0), 99, 7), 200000, "", 0, "refcount_order 7"},
 		{"qcow2 cut short", []byte("QFI\xfb\x00\x00\x00\x03"), 8, "", 0, "cut short"},
 		{"gzip", []byte("\x1f\x8b\x08\x00rest"), 100, "", 0, "gunzip"},
 		{"vmdk", []byte("KDMV\x01\x00\x00\x00"), 100, "", 0, "VMDK"},
