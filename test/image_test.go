@@ -71,7 +71,9 @@ func TestCLIImage(t *testing.T) {
 
 	// Imported again under its name, with its content: nothing to do (a provisioning
 	// script may run twice); another file under that name is refused before its upload.
-	for _, args := range [][]string{{"--name", "deb12"}, {"--name", "deb12", "--os", "linux/debian/12", "--arch", "x86_64"}} {
+	// The libraries are a set: given again in another order, or one twice, they agree.
+	for _, args := range [][]string{{"--name", "deb12"}, {"--name", "deb12", "--os", "linux/debian/12", "--arch", "x86_64"},
+		{"--name", "deb12", "--lib", "openmpi", "--lib", "glibc=2.36"}, {"--name", "deb12", "--lib", "glibc=2.36", "--lib", "openmpi", "--lib", "openmpi"}} {
 		r = runVWS(t, env, append([]string{"image", "import", raw}, args...)...)
 		if r.code != 0 || !strings.Contains(r.stdout, digest) || !strings.Contains(r.stdout, "nothing to do") {
 			t.Fatalf("import again %v: %+v", args, r)

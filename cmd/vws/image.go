@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -201,11 +202,18 @@ func sameImage(ctx context.Context, base, file string, size int64, m imagepool.M
 				m.Name, f[0], dash(f[2]), f[1], m.Name)
 		}
 	}
-	if len(m.Libraries) > 0 && strings.Join(m.Libraries, " ") != strings.Join(img.Libraries, " ") {
+	if len(m.Libraries) > 0 && !sameSet(m.Libraries, img.Libraries) {
 		return nil, refused("image %q holds this content with libraries %q, not %q; to change its metadata, remove it (vws image remove %s) and import it again",
 			m.Name, strings.Join(img.Libraries, " "), strings.Join(m.Libraries, " "), m.Name)
 	}
 	return img, nil
+}
+
+// sameSet says whether a and b hold the same strings, whatever their order and
+// repetitions: the pool keeps an image's libraries as a set.
+func sameSet(a, b []string) bool {
+	norm := func(s []string) []string { return slices.Compact(slices.Sorted(slices.Values(s))) }
+	return slices.Equal(norm(a), norm(b))
 }
 
 func listImages(ctx context.Context, base string) (*imagepool.ImageList, error) {
