@@ -319,6 +319,11 @@ func parseHostOffer(el *etree.Element) (placement.Host, error) {
 		return h, errors.New("no DeployedWorkspaces")
 	case h.Problem == "" && capacity != 4:
 		return h, errors.New("DomainType, Architecture, CPUs and MemoryFreeMiB are required unless Problem says why the hypervisor cannot be read")
+	// Offers that cannot be true would place workspaces where they cannot run.
+	case seen["CPUs"] && h.Offer.CPUs == 0:
+		return h, errors.New("CPUs 0: a host offers at least one")
+	case seen["MemoryTotalMiB"] && seen["MemoryFreeMiB"] && h.Offer.FreeMiB > h.MemoryTotalMiB:
+		return h, fmt.Errorf("MemoryFreeMiB %d is more than MemoryTotalMiB %d", h.Offer.FreeMiB, h.MemoryTotalMiB)
 	}
 	return h, nil
 }

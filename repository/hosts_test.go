@@ -60,6 +60,8 @@ func TestAnnounceHostRefusesBadOffers(t *testing.T) {
 		{"unknown domain type", repl(">kvm<", ">vmware<"), "PT3M", `DomainType "vmware" is not kvm, qemu or xen`},
 		{"unknown architecture", repl(">x86_64<", ">pdp11<"), "PT3M", `Architecture "pdp11"`},
 		{"negative CPUs", repl(">8<", ">-1<"), "PT3M", `CPUs "-1" is not a whole number`},
+		{"no CPUs", repl(">8<", ">0<"), "PT3M", "CPUs 0: a host offers at least one"},
+		{"more memory free than there is", repl(">16384<", ">65536<"), "PT3M", "MemoryFreeMiB 65536 is more than MemoryTotalMiB 32768"},
 		{"capacity missing without a problem", repl("<repo:CPUs>8</repo:CPUs>", ""), "PT3M", "are required unless Problem says why"},
 		{"bad digest", repl(digestA, "sha256:xyz"), "PT3M", `CachedImage "sha256:xyz" is not a sha256:<64 hex> digest`},
 		{"not a boolean", repl(">true<", ">yes<"), "PT3M", `Active "yes" is not a boolean`},

@@ -256,7 +256,11 @@ func (l *Libvirt) readHost() (HostInfo, error) {
 		}
 		h.VMMVersion, h.LibvirtVersion = version(hv), version(lib)
 		h.Arch, h.CPUs = ni.Model, int(ni.Cpus)
-		h.MemoryMiB, h.FreeMiB = int64(ni.Memory/1024), int64(free/(1<<20))
+		// Drivers may count the two differently (Xen's free memory is the
+		// hypervisor's, its node memory may be dom0's): free is at most the total,
+		// which is what the Repository takes from an announcement.
+		h.MemoryMiB = int64(ni.Memory / 1024)
+		h.FreeMiB = min(int64(free/(1<<20)), h.MemoryMiB)
 		// Best effort: a driver without networks (or a network driver that is down)
 		// leaves them unknown, which checks nothing, rather than failing.
 		h.Networks, h.NetworksKnown = networks(c)
