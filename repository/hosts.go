@@ -68,6 +68,11 @@ func (r *Repository) announceHost(ctx context.Context, req *container.Request) (
 			return nil, errdefs.WithAdvice(fmt.Errorf("%w: %w", errdefs.ErrAuthorization, err),
 				"each host announces itself under its own name (vws serve --host-name); nothing was recorded")
 		}
+		var addrTaken *placement.ErrAddressTaken
+		if errors.As(err, &addrTaken) {
+			return nil, errdefs.WithAdvice(fmt.Errorf("%w: %w", errdefs.ErrAuthorization, err),
+				"each host announces its own manager's address (vws serve --public-url); nothing was recorded")
+		}
 		return nil, err
 	}
 	if err := r.saveHost(ctx, h); err != nil {
@@ -191,6 +196,13 @@ func (r *Repository) loadHosts(ctx context.Context) error {
 		}
 		h.AnnouncedBy, h.LastSeen, h.Expires = by, time.UnixMilli(seen).UTC(), time.UnixMilli(expires).UTC()
 		if err := r.hosts.Announce(h, now); err != nil {
+			// Two live announcements of one manager under two identities, kept
+			// before such were refused: the host's next announcement settles it.
+			var addrTaken *placement.ErrAddressTaken
+			if errors.As(err, &addrTaken) {
+				r.log.Warn("a stored host announcement names another host's manager; the host is placed again once it announces itself", "host", h.Name, "err", err)
+				continue
+			}
 			return err
 		}
 	}
@@ -476,6 +488,15 @@ func (r *Repository) place(ctx context.Context, req *container.Request) (*etree.
 	}
 	cands, unfit := placement.Rank(desc, images, live, initial == "running" || initial == "paused")
 	unfit = append(here, unfit...)
+	// Silent hosts are named too: with every known host silent, an empty answer
+	// would read as "no host announced itself" and send the deploy elsewhere.
+	now := r.now()
+	for _, h := range r.hosts.SilentHosts(now) {
+		if now.Sub(h.LastSeen) <= listSilentFor {
+			unfit = append(unfit, placement.Unsuitable{Host: h, Reason: "silent since " + wsrf.FormatTime(h.LastSeen) +
+				": its manager stopped announcing itself; nothing is placed there until it does"})
+		}
+	}
 	switch {
 	case len(cands) > 0:
 		r.placements.WithLabelValues("placed").Inc()

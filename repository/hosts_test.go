@@ -510,3 +510,77 @@ func TestLongSilentHostsDropOutOfTheList(t *testing.T) {
 		t.Fatal("after a restart the Repository forgot that node7 went silent")
 	}
 }
+
+// TestAnnounceHostRefusesAnotherHostsManager: a live host's manager address cannot be
+// announced under another name by another identity (it would draw placements to that
+// manager with made-up capacity); its own identity may rename it, and once the
+// announcement expired the address is free.
+func TestAnnounceHostRefusesAnotherHostsManager(t *testing.T) {
+	f, advance := newClockedFixture(t)
+	node7 := identity.With(context.Background(), identity.Identity{DN: "/O=Grid/CN=host/node7"})
+	if _, err := f.r.announceHost(node7, announcement(t, goodHost, "PT10S")); err != nil {
+		t.Fatal(err)
+	}
+	node8 := identity.With(context.Background(), identity.Identity{DN: "/O=Grid/CN=host/node8"})
+	for _, addr := range []string{"https://node7:8443/wsrf/services/WorkspaceManagerService", "HTTPS://Node7:8443/wsrf/services/WorkspaceManagerService"} {
+		other := strings.Replace(strings.Replace(goodHost, ">node7<", ">node8<", 1), "https://node7:8443/wsrf/services/WorkspaceManagerService", addr, 1)
+		_, err := f.r.announceHost(node8, announcement(t, other, "PT3M"))
+		if !errors.Is(err, errdefs.ErrAuthorization) || !strings.Contains(err.Error(), `is announced by /O=Grid/CN=host/node7 for host "node7"`) {
+			t.Fatalf("node8 announcing node7's manager at %s: %v", addr, err)
+		}
+	}
+	if live := f.r.hosts.Live(f.r.now()); len(live) != 1 || live[0].Name != "node7" {
+		t.Fatalf("a refused announcement was recorded: %+v", live)
+	}
+	renamed := strings.Replace(goodHost, ">node7<", ">node7b<", 1)
+	if _, err := f.r.announceHost(node7, announcement(t, renamed, "PT10S")); err != nil {
+		t.Fatalf("node7 announcing its own manager under a new name: %v", err)
+	}
+	advance(11 * time.Second)
+	other := strings.Replace(goodHost, ">node7<", ">node8<", 1)
+	if _, err := f.r.announceHost(node8, announcement(t, other, "PT3M")); err != nil {
+		t.Fatalf("the address once node7's announcements expired: %v", err)
+	}
+}
+
+// TestPlaceListsSilentHosts: a host whose announcements stopped is listed as
+// unsuitable, saying since when, so that a deploy is refused with the reason rather
+// than sent to some default manager; after a week of silence it is forgotten.
+func TestPlaceListsSilentHosts(t *testing.T) {
+	f, advance := newClockedFixture(t)
+	v, err := describe.NewValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.validator = v
+	f.reopen()
+	node7 := identity.With(context.Background(), identity.Identity{DN: "/O=Grid/CN=host/node7"})
+	if _, err := f.r.announceHost(node7, announcement(t, goodHost, "PT10S")); err != nil {
+		t.Fatal(err)
+	}
+	lastSeen := f.now()
+	c, err := f.r.Create(context.Background(), CreateSpec{Name: "placed", Owner: "o", Description: minimalVM(t), BaseImage: f.base, Termination: f.now().Add(30 * 24 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	advance(11 * time.Second)
+	out, err := f.r.place(context.Background(), placeRequest(t, c.Key, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := " | node7: silent since " + wsrf.FormatTime(lastSeen) + ": its manager stopped announcing itself; nothing is placed there until it does"
+	if got := placed(out); got != want {
+		t.Fatalf("placement with node7 silent: %q, want %q", got, want)
+	}
+	ref := child(child(out, vwsns.Workspace, "Unsuitable"), vwsns.Workspace, "ManagerReference")
+	if epr, err := wsa.ParseEPR(ref); err != nil || epr.Address != "https://node7:8443/wsrf/services/WorkspaceManagerService" {
+		t.Fatalf("the silent host's manager reference: %v %v", epr, err)
+	}
+	advance(listSilentFor)
+	if out, err = f.r.place(context.Background(), placeRequest(t, c.Key, "")); err != nil {
+		t.Fatal(err)
+	}
+	if got := placed(out); got != " | " {
+		t.Fatalf("placement with node7 silent for over a week: %q", got)
+	}
+}

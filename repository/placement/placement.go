@@ -10,7 +10,9 @@ package placement
 import (
 	"cmp"
 	"fmt"
+	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,17 +45,17 @@ type Host struct {
 type Directory struct {
 	mu    sync.Mutex
 	hosts map[string]Host
-	// silent are the hosts whose announcement expired, by name, with when they were
-	// last heard from, until they announce themselves again: workspaces may still be
-	// out there, however long ago. silentChanges counts changes of that set, so that
-	// a watcher need not compare.
-	silent        map[string]time.Time
+	// silent are the hosts whose announcement expired, by name, as last announced
+	// with LastSeen when they were last heard from, until they announce themselves
+	// again: workspaces may still be out there, however long ago. silentChanges
+	// counts changes of that set, so that a watcher need not compare.
+	silent        map[string]Host
 	silentChanges uint64
 }
 
 // NewDirectory returns an empty directory.
 func NewDirectory() *Directory {
-	return &Directory{hosts: map[string]Host{}, silent: map[string]time.Time{}}
+	return &Directory{hosts: map[string]Host{}, silent: map[string]Host{}}
 }
 
 // Silent returns the hosts whose announcements expired and that have not announced
@@ -64,10 +66,24 @@ func (d *Directory) Silent(now time.Time) (map[string]time.Time, uint64) {
 	defer d.mu.Unlock()
 	d.prune(now)
 	out := make(map[string]time.Time, len(d.silent))
-	for name, seen := range d.silent {
-		out[name] = seen
+	for name, h := range d.silent {
+		out[name] = h.LastSeen
 	}
 	return out, d.silentChanges
+}
+
+// SilentHosts returns the hosts silent at now, as last announced, with LastSeen when
+// each was last heard from, by name.
+func (d *Directory) SilentHosts(now time.Time) []Host {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.prune(now)
+	out := make([]Host, 0, len(d.silent))
+	for _, h := range d.silent {
+		out = append(out, h)
+	}
+	slices.SortFunc(out, func(a, b Host) int { return cmp.Compare(a.Name, b.Name) })
+	return out
 }
 
 // prune moves the expired announcements to silent.
@@ -75,7 +91,7 @@ func (d *Directory) prune(now time.Time) {
 	for name, h := range d.hosts {
 		if !now.Before(h.Expires) {
 			delete(d.hosts, name)
-			d.silent[name] = h.LastSeen
+			d.silent[name] = h
 			d.silentChanges++
 		}
 	}
@@ -89,9 +105,10 @@ func (d *Directory) Heard(name string, now time.Time) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.prune(now)
-	seen, ok := d.silent[name]
-	if ok && now.After(seen) {
-		d.silent[name] = now
+	h, ok := d.silent[name]
+	if ok && now.After(h.LastSeen) {
+		h.LastSeen = now
+		d.silent[name] = h
 		d.silentChanges++
 	}
 	return ok
@@ -116,14 +133,32 @@ func (e *ErrNameTaken) Error() string {
 	return fmt.Sprintf("host name %q is announced by %s until %s", e.Name, e.By, e.Until.UTC().Format(time.RFC3339))
 }
 
-// Announce records h, replacing the host's previous announcement. A name another
-// identity announced is refused until that announcement expires: one host's
-// credentials must not redirect the deploys meant for another.
+// ErrAddressTaken is Announce's refusal of a manager address another identity
+// announced under another host name.
+type ErrAddressTaken struct {
+	Address, Host, By string
+	Until             time.Time
+}
+
+func (e *ErrAddressTaken) Error() string {
+	return fmt.Sprintf("manager address %s is announced by %s for host %q until %s", e.Address, e.By, e.Host, e.Until.UTC().Format(time.RFC3339))
+}
+
+// Announce records h, replacing the host's previous announcement. A name, or a
+// manager address, another identity announced is refused until that announcement
+// expires: one host's credentials must neither redirect the deploys meant for another
+// nor speak for another's manager (and draw placements to it with made-up capacity).
 func (d *Directory) Announce(h Host, now time.Time) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if old, ok := d.hosts[h.Name]; ok && old.AnnouncedBy != h.AnnouncedBy && now.Before(old.Expires) {
 		return &ErrNameTaken{Name: h.Name, By: old.AnnouncedBy, Until: old.Expires}
+	}
+	addr := managerKey(h.Manager)
+	for _, other := range d.hosts {
+		if other.Name != h.Name && other.AnnouncedBy != h.AnnouncedBy && now.Before(other.Expires) && managerKey(other.Manager) == addr {
+			return &ErrAddressTaken{Address: h.Manager.Address, Host: other.Name, By: other.AnnouncedBy, Until: other.Expires}
+		}
 	}
 	d.hosts[h.Name] = h
 	if _, ok := d.silent[h.Name]; ok {
@@ -131,6 +166,23 @@ func (d *Directory) Announce(h Host, now time.Time) error {
 		d.silentChanges++
 	}
 	return nil
+}
+
+// managerKey is a manager's address as compared between announcements: scheme and
+// host name in lower case, the port explicit, the path as given.
+func managerKey(epr *wsa.EPR) string {
+	if epr == nil {
+		return ""
+	}
+	u, err := url.Parse(epr.Address)
+	if err != nil {
+		return epr.Address
+	}
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[strings.ToLower(u.Scheme)]
+	}
+	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Hostname()) + ":" + port + u.EscapedPath()
 }
 
 // Charge counts a workspace just checked out to host name against what it last
