@@ -82,6 +82,9 @@ func checkSaved(dom *libvirtxml.Domain, s Spec) error {
 		if src := disk.Source; src != nil && src.File == nil && !reflect.ValueOf(*src).IsZero() || src == nil && disk.Device != "cdrom" {
 			return invalid("disks", "saved disk %s is not a file, nor an empty CD-ROM drive", diskName(disk))
 		}
+		if err := checkSavedFileSource(disk); err != nil {
+			return err
+		}
 	}
 	if len(d.Interfaces) != len(s.NICs) {
 		return invalid("nics", "the saved domain has %d network interfaces, the spec %d", len(d.Interfaces), len(s.NICs))
@@ -107,6 +110,29 @@ func checkSaved(dom *libvirtxml.Domain, s Spec) error {
 	for _, a := range d.Audios {
 		if a.None == nil {
 			return invalid("saved domain", "a saved audio backend plays on the host")
+		}
+	}
+	return nil
+}
+
+// checkSavedFileSource refuses what a file-backed saved disk's <source> names besides
+// its file: an external data file (<dataStore>, a host block device say), slices,
+// persistent reservations, encryption, an fd group, or a security label of its own
+// would all follow the workspace to the next host. libvirt's own index and relabel
+// settings pass.
+func checkSavedFileSource(disk libvirtxml.DomainDisk) error {
+	src := disk.Source
+	if src == nil || src.File == nil {
+		return nil
+	}
+	rest := *src
+	rest.File, rest.Index, rest.StartupPolicy = nil, 0, ""
+	if !reflect.ValueOf(rest).IsZero() || src.File.FDGroup != "" || src.StartupPolicy != "" && src.StartupPolicy != "optional" {
+		return invalid("disks", "saved disk %s names more than its file: an external data store, slices, reservations, encryption, a startup policy or an fd group", diskName(disk))
+	}
+	for _, l := range src.File.SecLabel {
+		if l.Label != "" {
+			return invalid("disks", "saved disk %s carries a security label of its own (%q)", diskName(disk), l.Label)
 		}
 	}
 	return nil

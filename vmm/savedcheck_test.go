@@ -120,3 +120,74 @@ func TestRestoreRefusesAnotherMemorySize(t *testing.T) {
 		t.Fatalf("Restore under a spec of 64 MiB: %v", err)
 	}
 }
+
+// TestSavedDiskWithoutFormatTakesTheSpecs: a save image from a host taken
+// over whose disk has no <driver type> (libvirt then opens the file as raw) must not
+// restore the spec's qcow2 overlay as raw: the guest could write a qcow2 header
+// naming any host file as backing store, which the next qcow2 open follows.
+func TestSavedDiskWithoutFormatTakesTheSpecs(t *testing.T) {
+	here := goldenSpecs["qemu-kernel-boot"]
+	x, err := DomainXML(here)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d libvirtxml.Domain
+	if err := d.Unmarshal(x); err != nil {
+		t.Fatal(err)
+	}
+	for i := range d.Devices.Disks {
+		d.Devices.Disks[i].Driver = nil // no format: libvirt's QEMU driver takes it as raw
+	}
+	saved, err := d.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := rewriteSaved(saved, here)
+	if err != nil {
+		t.Fatalf("a saved disk without a format, the spec saying which: %v", err)
+	}
+	var got libvirtxml.Domain
+	if err := got.Unmarshal(out); err != nil {
+		t.Fatal(err)
+	}
+	for _, disk := range got.Devices.Disks {
+		if disk.Target.Dev != "vda" {
+			continue
+		}
+		if disk.Driver == nil || disk.Driver.Type != "qcow2" {
+			t.Errorf("saved disk vda without <driver type>: restored XML keeps it without format qcow2 (driver %+v); libvirt opens the qcow2 overlay %s as raw", disk.Driver, disk.Source.File.File)
+		}
+	}
+}
+
+// TestSavedDiskDataStoreIsRefused: a save image's disk whose file source names
+// an external data file (<dataStore>) on a host block device passes checkSaved: the
+// restored guest's disk data would be read and written on /dev/sda of every host the
+// workspace moves to.
+func TestSavedDiskDataStoreIsRefused(t *testing.T) {
+	here := goldenSpecs["qemu-kernel-boot"]
+	x, err := DomainXML(here)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d libvirtxml.Domain
+	if err := d.Unmarshal(x); err != nil {
+		t.Fatal(err)
+	}
+	for i := range d.Devices.Disks {
+		if d.Devices.Disks[i].Target.Dev == "vda" {
+			d.Devices.Disks[i].Source.DataStore = &libvirtxml.DomainDiskDataStore{
+				Format: &libvirtxml.DomainDiskFormat{Type: "raw"},
+				Source: &libvirtxml.DomainDiskSource{Block: &libvirtxml.DomainDiskSourceBlock{Dev: "/dev/sda"}},
+			}
+		}
+	}
+	saved, err := d.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := rewriteSaved(saved, here)
+	if err == nil {
+		t.Errorf("a saved disk whose data store is the host's /dev/sda is accepted for restore; the XML libvirt gets:\n%s", out)
+	}
+}

@@ -200,6 +200,12 @@ func rewriteSaved(saved string, s Spec) (string, bool, error) {
 			if disk.Driver != nil && disk.Driver.Type != "" && disk.Driver.Type != want.Format {
 				return "", false, invalid(diskFieldByTarget(want.Target), "format %q differs from the saved disk's %q", want.Format, disk.Driver.Type)
 			}
+			// A disk without a format would be opened as raw: the guest could then
+			// write a qcow2 header naming any host file as its backing store.
+			if disk.Driver == nil {
+				disk.Driver, changed = &libvirtxml.DomainDiskDriver{Name: "qemu"}, true
+			}
+			set(&disk.Driver.Type, want.Format)
 		}
 		for _, d := range s.Disks {
 			if !seen[d.Target] {
