@@ -606,6 +606,7 @@ func (m *Manager) trash(ctx context.Context, rec *record, define bool) error {
 
 // dropMemory discards a saved memory image; the workspace ends shut down.
 func (m *Manager) dropMemory(ctx context.Context, rec *record) error {
+	began := false
 	if rec.MemoryFile != "" || rec.ManagedSave {
 		if rec.Pending == "" {
 			// Journaled first: killed after the removal, the manager would come back
@@ -614,16 +615,25 @@ func (m *Manager) dropMemory(ctx context.Context, rec *record) error {
 			if err := m.begin(rec, pendingDrop); err != nil {
 				return err
 			}
+			began = true
 		}
+	}
+	// A removal that failed removed nothing: this call's drop is taken back, so that
+	// "nothing was changed" holds (a drop the reconciler finishes stays pending).
+	fail := func(err error) error {
+		if began {
+			m.abandon(rec, err)
+		}
+		return err
 	}
 	if rec.ManagedSave {
 		if err := m.hv.RemoveManagedSave(ctx, rec.Spec.Name); err != nil && !isNoDomain(err) {
-			return err
+			return fail(err)
 		}
 	}
 	if rec.MemoryFile != "" {
 		if err := os.Remove(rec.MemoryFile); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
+			return fail(err)
 		}
 	}
 	rec.Hot, rec.ManagedSave, rec.MemoryFile, rec.MemoryDigest = false, false, "", ""
