@@ -618,22 +618,20 @@ func (m *Manager) dropMemory(ctx context.Context, rec *record) error {
 			began = true
 		}
 	}
-	// A removal that failed removed nothing: this call's drop is taken back, so that
-	// "nothing was changed" holds (a drop the reconciler finishes stays pending).
-	fail := func(err error) error {
-		if began {
-			m.abandon(rec, err)
-		}
-		return err
-	}
 	if rec.ManagedSave {
 		if err := m.hv.RemoveManagedSave(ctx, rec.Spec.Name); err != nil && !isNoDomain(err) {
-			return fail(err)
+			// libvirtd refused or could not be reached: nothing was removed, so this
+			// call's drop is taken back and "nothing was changed" holds (one whose
+			// outcome is unknown, or that the reconciler finishes, stays pending).
+			if began {
+				m.abandon(rec, err)
+			}
+			return err
 		}
 	}
 	if rec.MemoryFile != "" {
 		if err := os.Remove(rec.MemoryFile); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fail(err)
+			return err
 		}
 	}
 	rec.Hot, rec.ManagedSave, rec.MemoryFile, rec.MemoryDigest = false, false, "", ""
