@@ -52,7 +52,9 @@ func (c *ReplayCache) Check(signer string, until, now time.Time, keys ...string)
 		c.seen, c.bySigner = map[string]struct{}{}, map[string]int{}
 	}
 	// Entries expire in heap order, so the sweep costs O(log n) per expired entry.
-	for len(c.expires) > 0 && !c.expires[0].until.After(now) {
+	// An entry is kept through its until: the timestamp check accepts a message up
+	// to and including that instant.
+	for len(c.expires) > 0 && c.expires[0].until.Before(now) {
 		e := heap.Pop(&c.expires).(expiry)
 		for _, k := range e.keys {
 			delete(c.seen, k)

@@ -414,6 +414,18 @@ func (v *Verifier) checkReferences(si *etree.Element, ids map[string]*etree.Elem
 		if el == nil {
 			return nil, fail(CodeInvalidSecurity, fmt.Sprintf("reference #%s names no element with that wsu:Id", id))
 		}
+		// Both before any digest, which anyone can compute: a SignedInfo naming the
+		// Body a thousand times would otherwise cost a thousand canonicalizations
+		// before the SignatureValue is even looked at.
+		if covered[el] {
+			return nil, fail(CodeInvalidSecurity, fmt.Sprintf("reference #%s names an element referenced more than once", id))
+		}
+		if !signable(el, env, ts) {
+			// A signed element moved out of its place still digests the same; what
+			// acts on the message reads it only there (a MessageID inside an unknown
+			// header block is no MessageID, and would key replays differently).
+			return nil, fail(CodeInvalidSecurity, fmt.Sprintf("reference #%s names a %s that is not the soap:Body, a header block, the wsu:Timestamp or a security token: a signed element moved elsewhere is refused", id, el.FullTag()))
+		}
 		prefixes, err := referenceTransforms(ref, id)
 		if err != nil {
 			return nil, err
@@ -445,12 +457,6 @@ func (v *Verifier) checkReferences(si *etree.Element, ids map[string]*etree.Elem
 		}
 		if subtle.ConstantTimeCompare(got, want) != 1 {
 			return nil, fail(CodeFailedCheck, fmt.Sprintf("digest of #%s does not match: %s was changed after signing", id, describe(el, env, ts)))
-		}
-		if !signable(el, env, ts) {
-			// A signed element moved out of its place still digests the same; what
-			// acts on the message reads it only there (a MessageID inside an unknown
-			// header block is no MessageID, and would key replays differently).
-			return nil, fail(CodeInvalidSecurity, fmt.Sprintf("reference #%s names a %s that is not the soap:Body, a header block, the wsu:Timestamp or a security token: a signed element moved elsewhere is refused", id, el.FullTag()))
 		}
 		covered[el] = true
 	}
