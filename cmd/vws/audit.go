@@ -63,6 +63,13 @@ func (o *auditOptions) check(cmd *cobra.Command) error {
 	if o.filter.Limit < 0 {
 		return fmt.Errorf("--limit %d is negative: give how many records to show, or 0 for all", o.filter.Limit)
 	}
+	if o.verify {
+		for _, name := range []string{"caller", "operation", "resource", "decision", "since", "until", "limit", "json"} {
+			if cmd.Flags().Changed(name) {
+				return fmt.Errorf("--verify checks the whole chain and says so in a line of text, whatever --%s says: leave --%s out", name, name)
+			}
+		}
+	}
 	if o.pruneBefore != "" {
 		for _, name := range []string{"caller", "operation", "resource", "decision", "since", "until", "limit", "json", "verify", "anchor"} {
 			if cmd.Flags().Changed(name) {

@@ -101,6 +101,14 @@ func deployedOn(ctx context.Context, mgr *wsa.EPR) ([]hostWorkspace, error) {
 	return out, nil
 }
 
+// dashList writes keys comma-separated, or "none".
+func dashList(keys []string) string {
+	if len(keys) == 0 {
+		return "none"
+	}
+	return strings.Join(keys, ", ")
+}
+
 func newHostEvacuateCommand() *cobra.Command {
 	var base string
 	cmd := &cobra.Command{
@@ -128,8 +136,8 @@ every workspace there: the site administrator's.`,
 			out := cmd.OutOrStdout()
 			host := strings.TrimSuffix(mgr.Address, managerPath)
 			fmt.Fprintf(out, "%s drained; %d workspace(s) to move\n", host, len(wss))
-			var left, waiting []string
-			for _, w := range wss {
+			var left, waiting, moved []string
+			for i, w := range wss {
 				fmt.Fprintf(out, "\n%s (%s, %s):\n", w.key, w.name, w.state)
 				if w.ref == nil {
 					left = append(left, w.key+": the manager does not say where its repository is")
@@ -137,6 +145,16 @@ every workspace there: the site administrator's.`,
 				}
 				w.ref.Version = mgr.Version
 				err := moveWorkspace(cmd, w.ref, base, w.key, "", "")
+				if cmd.Context().Err() != nil {
+					// Ctrl-C: stop, and say what is where rather than report the
+					// cancelled moves as workspaces left on the host.
+					rest := make([]string, 0, len(wss)-i-1)
+					for _, r := range wss[i+1:] {
+						rest = append(rest, r.key)
+					}
+					return &interruptedError{fmt.Sprintf("the evacuation was cancelled while moving %s, which may be on %s, on its new host or in the repository: vws status %s shows where; moved: %s; not tried, still on the host: %s; %s stays drained",
+						w.key, host, w.key, dashList(moved), dashList(rest), host)}
+				}
 				var inRepo *inRepositoryError
 				switch {
 				case errors.As(err, &inRepo):
@@ -145,6 +163,8 @@ every workspace there: the site administrator's.`,
 				case err != nil:
 					fmt.Fprintf(cmd.ErrOrStderr(), "vws: %s not moved: %v\n", w.key, describe(err))
 					left = append(left, w.key+": "+describe(err))
+				default:
+					moved = append(moved, w.key)
 				}
 			}
 			var unmoved []string

@@ -399,7 +399,8 @@ func newShutdownCommand() *cobra.Command {
 			body := mgrBody("Shutdown", ws)
 			body.CreateElement("mgr:Mode").SetText(m)
 			if grace > 0 {
-				body.CreateElement("mgr:GracePeriod").SetText(fmt.Sprintf("PT%gS", grace.Seconds()))
+				// Never an exponent (%g writes 1e+06 past a million seconds), which xs:duration has not.
+				body.CreateElement("mgr:GracePeriod").SetText("PT" + strconv.FormatFloat(grace.Seconds(), 'f', -1, 64) + "S")
 			}
 			start := time.Now()
 			resp, err := lifecycleClient().Invoke(cmd.Context(), mgr, "Shutdown", body)

@@ -61,6 +61,9 @@ func newPKICACommand() *cobra.Command {
 			if dir == "" {
 				return errors.New("--dir is required: the CA directory to create (e.g. ./certificates)")
 			}
+			if err := errors.Join(checkDays("days", days), checkDays("crl-days", crlDays)); err != nil {
+				return err
+			}
 			keyPath := filepath.Join(dir, caKeyFile)
 			if _, err := os.Stat(keyPath); err == nil {
 				return fmt.Errorf("%s already holds a CA (%s); pick another --dir", dir, keyPath)
@@ -130,6 +133,9 @@ func (o *issueFlags) register(f *pflag.FlagSet) {
 
 // load reads the CA and the key type.
 func (o *issueFlags) load() (*pki.Credential, pki.KeyType, error) {
+	if err := checkDays("days", o.days); err != nil {
+		return nil, "", err
+	}
 	ca, err := loadCA(o.caDir)
 	if err != nil {
 		return nil, "", err
@@ -295,6 +301,9 @@ func newPKIRevokeCommand() *cobra.Command {
 		Use:   "revoke --ca-dir DIR [SERIAL|CERTFILE]...",
 		Short: "Revoke certificates (by serial number or PEM file) and rewrite the CA's CRL; with none, just renew the CRL",
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkDays("crl-days", crlDays); err != nil {
+				return err
+			}
 			ca, err := loadCA(caDir)
 			if err != nil {
 				return err
@@ -304,10 +313,11 @@ func newPKIRevokeCommand() *cobra.Command {
 				return err
 			}
 			now := time.Now()
+			var revoked []*big.Int // said only once the CRL that revokes them is written
 			for _, a := range args {
 				serial, err := serialOf(a, ca.Certificate)
 				if err != nil {
-					return err
+					return fmt.Errorf("%w; nothing was revoked", err)
 				}
 				dup := false
 				for _, e := range entries {
@@ -316,7 +326,7 @@ func newPKIRevokeCommand() *cobra.Command {
 				if !dup {
 					entries = append(entries, pki.RevokedSerial{Serial: serial, At: now})
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "revoked serial %s (0x%x)\n", serial, serial)
+				revoked = append(revoked, serial)
 			}
 			next := now.Add(daysDuration(crlDays))
 			crl, err := ca.CRL(entries, now, next, number+1)
@@ -325,6 +335,9 @@ func newPKIRevokeCommand() *cobra.Command {
 			}
 			if err := pki.WriteCRL(caDir, ca.Certificate, crl); err != nil {
 				return err
+			}
+			for _, serial := range revoked {
+				fmt.Fprintf(cmd.OutOrStdout(), "revoked serial %s (0x%x)\n", serial, serial)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "CRL of %s: %d revoked, next update %s\n", pki.DN(ca.Certificate), len(entries), next.UTC().Format(time.RFC3339))
 			return nil
@@ -437,3 +450,16 @@ func keyTypeFlag(f *pflag.FlagSet, p *string, def string) {
 }
 
 func daysDuration(d int) time.Duration { return time.Duration(d) * 24 * time.Hour }
+
+// maxDays bounds --days and --crl-days: a hundred years, well inside a time.Duration.
+const maxDays = 36500
+
+// checkDays refuses a --days or --crl-days that is not a whole number of days from 1
+// to maxDays: a CRL whose next update is now is stale at once, and verifiers then
+// refuse every certificate of its CA.
+func checkDays(flag string, d int) error {
+	if d < 1 || d > maxDays {
+		return fmt.Errorf("--%s %d: give between 1 and %d days", flag, d, maxDays)
+	}
+	return nil
+}

@@ -164,6 +164,12 @@ func (o *serveOptions) check() error {
 			return fmt.Errorf("%s %q is not valid: give %s", e.flag, e.value, orList(e.allowed))
 		}
 	}
+	// It goes into every EPR and into the server's calls to itself.
+	if o.publicURL != "" {
+		if err := checkBaseURL("--public-url", o.publicURL); err != nil {
+			return err
+		}
+	}
 	for _, r := range o.roles {
 		if !slices.Contains(rolesOrAll(nil), r) {
 			return fmt.Errorf("--role %q is not valid: give %s (default all)", r, orList(rolesOrAll(nil)))

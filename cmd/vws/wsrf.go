@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"net/url"
 	"os"
 	"path"
@@ -320,6 +321,10 @@ func wsrfSetTerminationTime() *cobra.Command {
 				secs, err := strconv.ParseInt(rest[0], 10, 64)
 				if err != nil || secs < 0 {
 					return fmt.Errorf("%q is not a number of seconds (or infinity)", rest[0])
+				}
+				// Beyond this a time.Duration wraps round, to a time in a few seconds.
+				if maxSecs := int64(math.MaxInt64 / int64(time.Second)); secs > maxSecs {
+					return fmt.Errorf("%d seconds is more than %d (about 292 years); for no termination time give infinity", secs, maxSecs)
 				}
 				at := time.Now().Add(time.Duration(secs) * time.Second)
 				when = &at
