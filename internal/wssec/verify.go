@@ -153,6 +153,11 @@ func (v *Verifier) Verify(env *soap.Envelope) (*Result, error) {
 	if !covered[env.Body] {
 		return nil, fail(CodeInvalidSecurity, "the signature does not cover the soap:Body")
 	}
+	for el := range covered {
+		if e := unsignedDefaultNamespace(el); e != nil {
+			return nil, fail(CodeInvalidSecurity, fmt.Sprintf("the default namespace in scope at the signed %s is not covered by the signature (exclusive c14n leaves it out there), so a QName in content resolved through it could be changed after signing; bind that namespace to a prefix", e.FullTag()))
+		}
+	}
 	if !covered[ts] {
 		return nil, fail(CodeInvalidSecurity, "the signature does not cover the wsu:Timestamp")
 	}
@@ -593,4 +598,50 @@ func decodeToken(bst *etree.Element) ([]*x509.Certificate, error) {
 	default:
 		return nil, fail(CodeInvalidSecurityToken, fmt.Sprintf("BinarySecurityToken ValueType %q is not supported; use X509v3 or X509PKIPathv1", vt))
 	}
+}
+
+// unsignedDefaultNamespace returns the first prefixed element in el whose in-scope
+// default namespace differs from the one the canonical form gives it — the namespace
+// of its nearest unprefixed ancestor inside el, or none —, or nil. Exclusive c14n
+// renders a default namespace declaration only on unprefixed elements, so such a
+// binding is not signed, and an unprefixed QName in text or an attribute value
+// (wsrf's ResourceProperty="x") would resolve through whatever an intermediary put
+// there. vws's c14n does not implement InclusiveNamespaces "#default", so there is
+// no signed form of it to accept either.
+func unsignedDefaultNamespace(el *etree.Element) *etree.Element {
+	var walk func(e *etree.Element, inScope, signed string) *etree.Element
+	walk = func(e *etree.Element, inScope, signed string) *etree.Element {
+		if v, ok := defaultDeclaration(e); ok {
+			inScope = v
+		}
+		if e.Space == "" {
+			signed = inScope
+		} else if inScope != signed {
+			return e
+		}
+		for _, c := range e.ChildElements() {
+			if r := walk(c, inScope, signed); r != nil {
+				return r
+			}
+		}
+		return nil
+	}
+	inScope := ""
+	for p := el.Parent(); p != nil; p = p.Parent() {
+		if v, ok := defaultDeclaration(p); ok {
+			inScope = v
+			break
+		}
+	}
+	return walk(el, inScope, "")
+}
+
+// defaultDeclaration is e's own xmlns="..." declaration, if it has one.
+func defaultDeclaration(e *etree.Element) (string, bool) {
+	for _, a := range e.Attr {
+		if a.Space == "" && a.Key == "xmlns" {
+			return a.Value, true
+		}
+	}
+	return "", false
 }

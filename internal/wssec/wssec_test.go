@@ -363,11 +363,16 @@ func TestReplayCacheBounds(t *testing.T) {
 	if err := c.Check("s2", until, t0, "c"); !errors.Is(err, ErrReplayCacheFull) {
 		t.Errorf("c with a full cache: %v, want ErrReplayCacheFull", err)
 	}
-	// Once a and b expire there is room again, and a is no longer remembered.
-	if err := c.Check("s1", until.Add(time.Minute), until, "c"); err != nil {
+	// At until a and b are still remembered (their timestamps are still accepted
+	// then); just after, there is room again, and a is no longer remembered.
+	if err := c.Check("s1", until.Add(time.Minute), until, "a"); !errors.Is(err, ErrReplay) {
+		t.Errorf("a at the last instant it is remembered: %v, want ErrReplay", err)
+	}
+	after := until.Add(time.Millisecond)
+	if err := c.Check("s1", until.Add(time.Minute), after, "c"); err != nil {
 		t.Errorf("c after expiry: %v", err)
 	}
-	if err := c.Check("s1", until.Add(time.Minute), until, "a"); err != nil {
+	if err := c.Check("s1", until.Add(time.Minute), after, "a"); err != nil {
 		t.Errorf("a after expiry: %v", err)
 	}
 	if c.Len() != 2 {
@@ -391,7 +396,7 @@ func TestReplayCacheShares(t *testing.T) {
 	if err := c.Check("alice", until, t0, "x"); err != nil {
 		t.Errorf("another signer's message: %v", err)
 	}
-	if err := c.Check("mallory", until.Add(time.Minute), until, "m3"); err != nil {
+	if err := c.Check("mallory", until.Add(time.Minute), until.Add(time.Millisecond), "m3"); err != nil {
 		t.Errorf("once the signer's messages expired: %v", err)
 	}
 	// Without PerSigner, a signer's share is Max/16.
