@@ -48,4 +48,3 @@ func TestUnsignedDefaultNamespaceRefused(t *testing.T) {
 		t.Fatalf("ALTERED MESSAGE ACCEPTED: signed by %s for {%s}Harmless, the service now resolves {%s}%s", res.Identity.DN, victimNS, q.Space, q.Local)
 	}
 }
-
