@@ -16,32 +16,7 @@ import (
 // choosing when the workspace moves.
 func TestSavedDomainHeldToTheSpec(t *testing.T) {
 	here := goldenSpecs["qemu-kernel-boot"]
-	saved := func(t *testing.T, mut func(*libvirtxml.Domain)) string {
-		t.Helper()
-		x, err := DomainXML(here)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var d libvirtxml.Domain
-		if err := d.Unmarshal(x); err != nil {
-			t.Fatal(err)
-		}
-		// What libvirt adds on its own is accepted.
-		d.Devices.Emulator = "/usr/bin/qemu-system-x86_64"
-		d.Devices.Controllers = append(d.Devices.Controllers, libvirtxml.DomainController{Type: "usb", Model: "piix3-uhci"})
-		d.Devices.Inputs = append(d.Devices.Inputs, libvirtxml.DomainInput{Type: "mouse", Bus: "ps2"})
-		d.Devices.Interfaces[0].Target = &libvirtxml.DomainInterfaceTarget{Dev: "vnet7"}
-		d.SecLabel = []libvirtxml.DomainSecLabel{{Type: "dynamic", Model: "apparmor"}}
-		d.Memory = &libvirtxml.DomainMemory{Value: uint(here.MemoryMiB) << 10, Unit: "KiB"}
-		if mut != nil {
-			mut(&d)
-		}
-		out, err := d.Marshal()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out
-	}
+	saved := func(t *testing.T, mut func(*libvirtxml.Domain)) string { return savedXML(t, here, mut) }
 	out, changed, err := rewriteSaved(saved(t, nil), here)
 	if err != nil {
 		t.Fatalf("a saved domain as libvirt writes it: %v", err)
@@ -121,13 +96,11 @@ func TestRestoreRefusesAnotherMemorySize(t *testing.T) {
 	}
 }
 
-// TestSavedDiskWithoutFormatTakesTheSpecs: a save image from a host taken
-// over whose disk has no <driver type> (libvirt then opens the file as raw) must not
-// restore the spec's qcow2 overlay as raw: the guest could write a qcow2 header
-// naming any host file as backing store, which the next qcow2 open follows.
-func TestSavedDiskWithoutFormatTakesTheSpecs(t *testing.T) {
-	here := goldenSpecs["qemu-kernel-boot"]
-	x, err := DomainXML(here)
+// savedXML is the domain XML a save image of a domain made from spec holds, with
+// what libvirt adds on its own, changed by mut.
+func savedXML(t *testing.T, spec Spec, mut func(*libvirtxml.Domain)) string {
+	t.Helper()
+	x, err := DomainXML(spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,13 +108,34 @@ func TestSavedDiskWithoutFormatTakesTheSpecs(t *testing.T) {
 	if err := d.Unmarshal(x); err != nil {
 		t.Fatal(err)
 	}
-	for i := range d.Devices.Disks {
-		d.Devices.Disks[i].Driver = nil // no format: libvirt's QEMU driver takes it as raw
+	// What libvirt adds on its own is accepted.
+	d.Devices.Emulator = "/usr/bin/qemu-system-x86_64"
+	d.Devices.Controllers = append(d.Devices.Controllers, libvirtxml.DomainController{Type: "usb", Model: "piix3-uhci"})
+	d.Devices.Inputs = append(d.Devices.Inputs, libvirtxml.DomainInput{Type: "mouse", Bus: "ps2"})
+	d.Devices.Interfaces[0].Target = &libvirtxml.DomainInterfaceTarget{Dev: "vnet7"}
+	d.SecLabel = []libvirtxml.DomainSecLabel{{Type: "dynamic", Model: "apparmor"}}
+	d.Memory = &libvirtxml.DomainMemory{Value: uint(spec.MemoryMiB) << 10, Unit: "KiB"}
+	if mut != nil {
+		mut(&d)
 	}
-	saved, err := d.Marshal()
+	out, err := d.Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return out
+}
+
+// TestSavedDiskWithoutFormatTakesTheSpecs: a save image from a host taken over whose
+// disk has no <driver type> (libvirt then opens the file as raw) must not restore the
+// spec's qcow2 overlay as raw: the guest could write a qcow2 header naming any host
+// file as backing store, which the next qcow2 open follows.
+func TestSavedDiskWithoutFormatTakesTheSpecs(t *testing.T) {
+	here := goldenSpecs["qemu-kernel-boot"]
+	saved := savedXML(t, here, func(d *libvirtxml.Domain) {
+		for i := range d.Devices.Disks {
+			d.Devices.Disks[i].Driver = nil // no format: libvirt's QEMU driver takes it as raw
+		}
+	})
 	out, _, err := rewriteSaved(saved, here)
 	if err != nil {
 		t.Fatalf("a saved disk without a format, the spec saying which: %v", err)
@@ -151,43 +145,29 @@ func TestSavedDiskWithoutFormatTakesTheSpecs(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, disk := range got.Devices.Disks {
-		if disk.Target.Dev != "vda" {
-			continue
-		}
-		if disk.Driver == nil || disk.Driver.Type != "qcow2" {
+		if disk.Target.Dev == "vda" && (disk.Driver == nil || disk.Driver.Type != "qcow2") {
 			t.Errorf("saved disk vda without <driver type>: restored XML keeps it without format qcow2 (driver %+v); libvirt opens the qcow2 overlay %s as raw", disk.Driver, disk.Source.File.File)
 		}
 	}
 }
 
-// TestSavedDiskDataStoreIsRefused: a save image's disk whose file source names
-// an external data file (<dataStore>) on a host block device passes checkSaved: the
-// restored guest's disk data would be read and written on /dev/sda of every host the
-// workspace moves to.
+// TestSavedDiskDataStoreIsRefused: a save image's disk whose file source names an
+// external data file (<dataStore>) on a host block device is refused: the restored
+// guest's disk data would be read and written on /dev/sda of every host the workspace
+// moves to.
 func TestSavedDiskDataStoreIsRefused(t *testing.T) {
 	here := goldenSpecs["qemu-kernel-boot"]
-	x, err := DomainXML(here)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var d libvirtxml.Domain
-	if err := d.Unmarshal(x); err != nil {
-		t.Fatal(err)
-	}
-	for i := range d.Devices.Disks {
-		if d.Devices.Disks[i].Target.Dev == "vda" {
-			d.Devices.Disks[i].Source.DataStore = &libvirtxml.DomainDiskDataStore{
-				Format: &libvirtxml.DomainDiskFormat{Type: "raw"},
-				Source: &libvirtxml.DomainDiskSource{Block: &libvirtxml.DomainDiskSourceBlock{Dev: "/dev/sda"}},
+	saved := savedXML(t, here, func(d *libvirtxml.Domain) {
+		for i := range d.Devices.Disks {
+			if d.Devices.Disks[i].Target.Dev == "vda" {
+				d.Devices.Disks[i].Source.DataStore = &libvirtxml.DomainDiskDataStore{
+					Format: &libvirtxml.DomainDiskFormat{Type: "raw"},
+					Source: &libvirtxml.DomainDiskSource{Block: &libvirtxml.DomainDiskSourceBlock{Dev: "/dev/sda"}},
+				}
 			}
 		}
-	}
-	saved, err := d.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, _, err := rewriteSaved(saved, here)
-	if err == nil {
+	})
+	if out, _, err := rewriteSaved(saved, here); err == nil {
 		t.Errorf("a saved disk whose data store is the host's /dev/sda is accepted for restore; the XML libvirt gets:\n%s", out)
 	}
 }
