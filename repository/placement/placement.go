@@ -78,8 +78,13 @@ func (d *Directory) SilentHosts(now time.Time) []Host {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.prune(now)
-	out := make([]Host, 0, len(d.silent))
-	for _, h := range d.silent {
+	return byName(d.silent)
+}
+
+// byName lists the hosts of m sorted by name.
+func byName(m map[string]Host) []Host {
+	out := make([]Host, 0, len(m))
+	for _, h := range m {
 		out = append(out, h)
 	}
 	slices.SortFunc(out, func(a, b Host) int { return cmp.Compare(a.Name, b.Name) })
@@ -216,12 +221,7 @@ func (d *Directory) Live(now time.Time) []Host {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.prune(now)
-	live := make([]Host, 0, len(d.hosts))
-	for _, h := range d.hosts {
-		live = append(live, h)
-	}
-	slices.SortFunc(live, func(a, b Host) int { return cmp.Compare(a.Name, b.Name) })
-	return live
+	return byName(d.hosts)
 }
 
 // Image is one of a workspace's images a host caches by digest.
