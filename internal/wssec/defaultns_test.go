@@ -3,8 +3,6 @@ package wssec
 import (
 	"testing"
 
-	"github.com/beevik/etree"
-
 	"github.com/vws-grid/vws/internal/wsa"
 )
 
@@ -14,22 +12,9 @@ import (
 // must not pass for what was signed.
 func TestUnsignedDefaultNamespaceRefused(t *testing.T) {
 	p := getPKI(t)
-	const rpNS = "http://docs.oasis-open.org/wsrf/rp-2"
 	const victimNS = "urn:vws:props:a"
 	const otherNS = "urn:vws:props:b"
-	doc := request(wsa.NS200508, "urn:uuid:secreview-default-qname")
-	var body *etree.Element
-	for _, c := range doc.Root().ChildElements() {
-		if c.Tag == "Body" {
-			body = c
-		}
-	}
-	for _, c := range body.ChildElements() {
-		body.RemoveChild(c)
-	}
-	set := body.CreateElement("rp:SetResourceProperties")
-	set.CreateAttr("xmlns:rp", rpNS)
-	del := set.CreateElement("rp:Delete")
+	doc, del := deleteRequest("urn:uuid:secreview-default-qname")
 	del.CreateAttr("xmlns", victimNS)
 	del.CreateAttr("ResourceProperty", "Harmless")
 	if err := p.signer(RSASHA256, t0).Sign(doc); err != nil {

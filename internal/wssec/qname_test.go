@@ -22,28 +22,33 @@ func TestQNamePrefixesAreSigned(t *testing.T) {
 	}
 }
 
+// deleteRequest is a request whose Body is a WSRF SetResourceProperties with one
+// Delete, returned for the caller to name the property.
+func deleteRequest(messageID string) (*etree.Document, *etree.Element) {
+	doc := request(wsa.NS200508, messageID)
+	var body *etree.Element
+	for _, c := range doc.Root().ChildElements() {
+		if c.Tag == "Body" {
+			body = c
+		}
+	}
+	for _, c := range body.ChildElements() {
+		body.RemoveChild(c)
+	}
+	set := body.CreateElement("rp:SetResourceProperties")
+	set.CreateAttr("xmlns:rp", "http://docs.oasis-open.org/wsrf/rp-2")
+	return doc, set.CreateElement("rp:Delete")
+}
+
 func qnameRebinding(t *testing.T, onEnvelope bool) {
 	p := getPKI(t)
-	const rpNS = "http://docs.oasis-open.org/wsrf/rp-2"
 	const victimNS = "urn:vws:props:a"
 	const otherNS = "urn:vws:props:b"
 	build := func() *etree.Document {
-		doc := request(wsa.NS200508, "urn:uuid:secreview-qname")
+		doc, del := deleteRequest("urn:uuid:secreview-qname")
 		if onEnvelope {
 			doc.Root().CreateAttr("xmlns:p", victimNS)
 		}
-		var body *etree.Element
-		for _, c := range doc.Root().ChildElements() {
-			if c.Tag == "Body" {
-				body = c
-			}
-		}
-		for _, c := range body.ChildElements() {
-			body.RemoveChild(c)
-		}
-		set := body.CreateElement("rp:SetResourceProperties")
-		set.CreateAttr("xmlns:rp", rpNS)
-		del := set.CreateElement("rp:Delete")
 		del.CreateAttr("ResourceProperty", "p:Harmless")
 		if !onEnvelope {
 			del.CreateAttr("xmlns:p", victimNS)
