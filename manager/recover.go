@@ -349,7 +349,7 @@ func (m *Manager) apply(ctx context.Context, c change) {
 				case <-fctx.Done():
 				}
 			}()
-			if _, err := m.finishUndeploy(fctx, rec); err != nil {
+			if _, _, err := m.finishUndeploy(fctx, rec); err != nil {
 				retry("finish an interrupted undeploy", err)
 				return
 			}

@@ -48,13 +48,27 @@ func (m *Manager) Undeploy(ctx context.Context, epr *wsa.EPR) (Result, error) {
 		m.report(rec)
 		// On failure the record stays in phase unstaging: the reconciler finishes the
 		// hand-back.
-		digest, err := m.finishUndeploy(ctx, rec)
-		if err != nil && errdefs.Advice(err) == "" {
-			err = errdefs.WithAdvice(err, "the workspace stays unstaging on this host and the manager retries the hand-back by itself; "+
-				"if the error persists, tell the site administrator")
+		digest, takenBack, err := m.finishUndeploy(ctx, rec)
+		if err != nil {
+			// The hand-back has begun: a retry is refused, and the manager carries
+			// it on by itself. Advice of its own (a full disk) stays; an unreachable
+			// Repository's "nothing was changed; retry" is not true of this call.
+			var unreachable *unreachableError
+			if errdefs.Advice(err) == "" || errors.As(err, &unreachable) {
+				err = errdefs.WithAdvice(err, "the workspace stays unstaging on this host and the manager retries the hand-back by itself; "+
+					"if the error persists, tell the site administrator")
+			}
+			return err
+		}
+		if takenBack != "" {
+			// The phase was deployed, so this is no check-in of ours cut short: the
+			// Repository took the workspace back meanwhile (a reclaim), and nothing
+			// went back with this call.
+			return errdefs.WithAdvice(fmt.Errorf("%w: %s before this undeploy (reclaimed from this host while it was silent): nothing was handed back, the local copy is removed, and what the workspace did here since is not kept",
+				errdefs.ErrState, takenBack), "vws status EPR shows where it is now")
 		}
 		res = Result{State: rec.State, Deployment: "in-repository", OverlayDigest: digest}
-		return err
+		return nil
 	})
 	if err != nil {
 		return Result{}, err
@@ -111,22 +125,28 @@ func (m *Manager) managedSaveToFile(ctx context.Context, rec *record) error {
 	return nil
 }
 
-// finishUndeploy does the hand-back; every step may be repeated after a crash.
-func (m *Manager) finishUndeploy(ctx context.Context, rec *record) (string, error) {
+// finishUndeploy does the hand-back; every step may be repeated after a crash. When
+// the Repository no longer has the workspace checked out to this host, only local
+// clean-up remains, and takenBack says where it is instead.
+func (m *Manager) finishUndeploy(ctx context.Context, rec *record) (digest, takenBack string, err error) {
 	if err := m.hv.Stop(ctx, rec.Spec.Name); err != nil && !isNoDomain(err) {
-		return "", err
+		return "", "", err
 	}
 	// A crash after the check-in went through leaves the lock released (the
 	// workspace in the repository, or already out on another host): only local
 	// clean-up remains.
 	if dep, host, err := m.repo.whereabouts(ctx, rec); err != nil {
-		return "", err
+		return "", "", err
 	} else if dep == "in-repository" || host != m.checkedOutAs(rec) {
-		return rec.OverlayDigest, m.removeLocal(ctx, rec)
+		where := "the repository holds the workspace"
+		if dep != "in-repository" {
+			where = "the repository has the workspace deployed on " + host
+		}
+		return rec.OverlayDigest, where, m.removeLocal(ctx, rec)
 	}
 	overlayDigest, err := m.uploadOverlay(ctx, rec)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	memoryDigest := ""
 	switch {
@@ -135,14 +155,14 @@ func (m *Manager) finishUndeploy(ctx context.Context, rec *record) (string, erro
 		memoryDigest = rec.MemoryDigest
 	case rec.Hot && rec.MemoryFile != "":
 		if memoryDigest, err = m.repo.upload(ctx, rec, "memory", rec.MemoryFile); err != nil {
-			return "", err
+			return "", "", err
 		}
 	}
 	state := rec.State
 	if err := m.repo.checkIn(ctx, rec, overlayDigest, memoryDigest, state); err != nil {
-		return "", err
+		return "", "", err
 	}
-	return overlayDigest, m.removeLocal(ctx, rec)
+	return overlayDigest, "", m.removeLocal(ctx, rec)
 }
 
 // removeLocal removes a handed-back workspace from this host: domain, files, record.

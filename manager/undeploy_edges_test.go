@@ -1,0 +1,68 @@
+package manager
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vws-grid/vws/internal/client"
+	"github.com/vws-grid/vws/internal/errdefs"
+)
+
+// TestUndeployOfAReclaimedWorkspaceSaysNothingWentBack: a workspace the Repository
+// reclaimed while this host was silent, undeployed before the reconciler's first
+// round, is cleaned up here — but the answer is a state fault saying nothing was
+// handed back, not a success as if the guest's changes had gone back.
+func TestUndeployOfAReclaimedWorkspaceSaysNothingWentBack(t *testing.T) {
+	const k = "ws-reclaimed"
+	m, _, rec := crashManager(t, k, stateShutdown, false)
+	if err := os.WriteFile(filepath.Join(m.cfg.Dir, "base.img"), make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	repo := &fakeRepo{deployment: "in-repository", host: ""}
+	hs := httptest.NewServer(repo)
+	defer hs.Close()
+	m.repo = &repoClient{soap: clientFor(hs), http: hs.Client()}
+	rec.WorkspaceAddress = hs.URL + "/wsrf/services/WorkspaceService"
+	rec.Token, rec.CheckedOutAs, rec.OverlayDigest = "tok", "h", "sha256:checkedout"
+	if err := m.journal.put(rec); err != nil {
+		t.Fatal(err)
+	}
+	res, err := m.Undeploy(context.Background(), workspaceEPR(rec))
+	if !errors.Is(err, errdefs.ErrState) || !strings.Contains(err.Error(), "nothing was handed back") || repo.seen("PUT") {
+		t.Fatalf("Undeploy of a reclaimed workspace: %+v, %v (repository saw %v); want a state fault saying nothing was handed back", res, err, repo.calls)
+	}
+	if _, statErr := os.Stat(m.workspaceDir(k)); !os.IsNotExist(statErr) {
+		t.Errorf("the reclaimed workspace's local copy is still there: %v", statErr)
+	}
+	if r, _ := m.journal.get(k); r != nil {
+		t.Errorf("the reclaimed workspace's record is still journaled: %+v", r)
+	}
+}
+
+// TestUndeployWithRepositoryDownSaysTheManagerCarriesOn: an Undeploy whose Repository
+// refuses connections has journaled the hand-back and stopped the domain; its error
+// says the manager finishes it by itself, not "nothing was changed; retry" (a retried
+// Undeploy is refused while it is unstaging).
+func TestUndeployWithRepositoryDownSaysTheManagerCarriesOn(t *testing.T) {
+	const k = "ws-repo-down"
+	m, _, rec := crashManager(t, k, stateShutdown, false)
+	// crashManager's record addresses http://127.0.0.1:1/: connection refused.
+	m.repo = &repoClient{soap: client.New(http.DefaultClient), http: http.DefaultClient}
+	_, err := m.Undeploy(context.Background(), workspaceEPR(rec))
+	if err == nil {
+		t.Fatal("Undeploy with the Repository down succeeded")
+	}
+	r, _ := m.journal.get(k)
+	if r == nil || r.Phase != phaseUnstaging {
+		t.Fatalf("after an Undeploy cut off from its Repository the record is %+v; want it unstaging", r)
+	}
+	if advice := errdefs.Advice(err); strings.Contains(advice, "nothing was changed") || !strings.Contains(advice, "the manager retries the hand-back by itself") {
+		t.Fatalf("Undeploy left the workspace unstaging but advised %q", advice)
+	}
+}
