@@ -18,7 +18,13 @@ func FreeBytes(path string) (int64, error) {
 	if err := syscall.Statfs(path, &st); err != nil {
 		return 0, &os.PathError{Op: "statfs", Path: path, Err: err}
 	}
-	return int64(st.Bavail) * int64(st.Bsize), nil
+	// Blocks are counted in fragments (f_frsize); f_bsize is only the preferred
+	// I/O size, which some file systems (FUSE, NFS) set apart from it.
+	frsize := int64(st.Frsize)
+	if frsize == 0 {
+		frsize = int64(st.Bsize)
+	}
+	return int64(st.Bavail) * frsize, nil
 }
 
 // FileDigest hashes a file as the contract names images: "sha256:<hex>", with its size.
