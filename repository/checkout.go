@@ -55,6 +55,9 @@ type Manifest struct {
 	Signed *etree.Element
 }
 
+// maxRequestIDLen bounds a CheckOut's RequestID (workspace-service.xsd says so too).
+const maxRequestIDLen = 128
+
 // CheckOut locks workspace key for deployment on host and returns its manifest. A
 // workspace is checked out to one host at a time. manager, the EPR of the host's VW
 // Manager, becomes the workspace's vw:managerReference (nil: none).
@@ -70,6 +73,11 @@ type Manifest struct {
 func (r *Repository) CheckOut(ctx context.Context, key, host, requestID string, manager *wsa.EPR, user *identity.Identity) (*Manifest, error) {
 	if !hostRE.MatchString(host) {
 		return nil, errdefs.WithAdvice(fmt.Errorf("%w: host %q is not a host name", errdefs.ErrBadRequest, host), "send the manager's host name")
+	}
+	// The record keeps the latest ended names: bounded, so no host can grow it.
+	if len(requestID) > maxRequestIDLen {
+		return nil, errdefs.WithAdvice(fmt.Errorf("%w: RequestID is %d characters; at most %d are taken", errdefs.ErrBadRequest, len(requestID), maxRequestIDLen),
+			"name the check-out with a short unique id (a UUID); nothing was changed")
 	}
 	holder := host
 	if id := identity.From(ctx); !id.IsAnonymous() {

@@ -35,11 +35,23 @@ const (
 )
 
 // Upload bounds: an overlay holds at most every cluster of its disk plus metadata; a
-// memory image at most the guest's RAM plus device state.
+// memory image at most the guest's RAM plus device state (video RAM, ROMs, the
+// saved domain's XML): memorySlack beyond an eighth more than its RAM, and never
+// more than MaxMemoryBytes.
 const (
 	overlaySlack   = 64 << 20
+	memorySlack    = 256 << 20
 	MaxMemoryBytes = 64 << 30
 )
+
+// memoryLimit is the largest memory image of a guest of ramMiB (0: not known).
+func memoryLimit(ramMiB int64) int64 {
+	if ramMiB <= 0 || ramMiB > MaxMemoryBytes>>20 {
+		return MaxMemoryBytes
+	}
+	ram := ramMiB << 20
+	return min(ram+ram/8+memorySlack, MaxMemoryBytes)
+}
 
 // UploadResult is the JSON body of a successful PUT: the digest and size of the file as
 // the repository now holds it (for an overlay, after its backing reference was rewritten
@@ -251,7 +263,7 @@ func (r *Repository) serveUpload(w http.ResponseWriter, req *http.Request, key, 
 		}
 		vsize = chain.VirtualSize
 		if kind == "memory" {
-			limit = MaxMemoryBytes
+			limit = memoryLimit(memoryMiB(s))
 			return nil
 		}
 		limit = vsize + vsize/10 + overlaySlack

@@ -248,6 +248,9 @@ func New(ctx context.Context, cfg Config) (*Repository, error) {
 		AfterDestroy:     r.afterDestroy,
 		Render:           renderManagerRef,
 		CheckTermination: r.checkTermination,
+		// Expired while the Repository was down: destroyed once the ledger counts
+		// them, so that their quota is given back from a count that holds it.
+		DeferExpiry: true,
 		OnTerminationChange: func(s *wsrf.Snapshot) {
 			setLifeCycleTermination(s, r.now())
 		},
@@ -271,6 +274,7 @@ func New(ctx context.Context, cfg Config) (*Repository, error) {
 		return nil, fmt.Errorf("repository start-up sweep: %w", err)
 	}
 	r.rebuildLedger(ctx)
+	home.StartExpiry()
 	r.markSilentHosts(ctx) // hosts that went quiet while the Repository was down
 	r.watchHosts()
 	return r, nil

@@ -76,6 +76,11 @@ type HomeConfig struct {
 	// OnTerminationChange lets the service mirror a new termination time in its own
 	// properties (s.Termination is the new one), persisted with it.
 	OnTerminationChange func(s *Snapshot)
+	// DeferExpiry leaves the expiry scheduler stopped until StartExpiry: resources
+	// whose time ran out while the service was down are destroyed only once the
+	// service has read what it keeps about them (a quota ledger, say), not while it
+	// does.
+	DeferExpiry bool
 	// OnChange is told of every committed change of a resource's stored properties
 	// (before and after, which it must not modify), with the resource still locked,
 	// so that changes of one resource reach it in order; it must not block.
@@ -144,8 +149,17 @@ func NewHome(ctx context.Context, cfg HomeConfig) (*Home, error) {
 			}
 		}
 	}
-	h.sched.start()
+	if !cfg.DeferExpiry {
+		h.sched.start()
+	}
 	return h, nil
+}
+
+// StartExpiry starts the expiry scheduler of a home made with DeferExpiry.
+func (h *Home) StartExpiry() {
+	if !h.sched.active {
+		h.sched.start()
+	}
 }
 
 // Close stops the expiry scheduler.

@@ -736,7 +736,9 @@ type CheckOut struct {
 	// The manager's name for this check-out, sent again when it
 	// asks again for the lock. Once the check-out is checked in, a CheckOut with
 	// this RequestID is refused: a copy of a request the manager gave up on,
-	// arriving late, must not lock the workspace for nobody.
+	// arriving late, must not lock the workspace for nobody. At most 128
+	// characters: the workspace's record keeps the latest ended ones.
+
 	RequestID string `xml:"RequestID,omitempty" json:"RequestID,omitempty"`
 }
 
