@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/vws-grid/vws/internal/chunkhash"
 	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/fsutil"
 )
 
 // flakyImages serves one image with Range support, cutting the first response off
@@ -294,7 +296,7 @@ func TestFetchParallel(t *testing.T) {
 		last = done
 		calls++
 	}
-	if err := m.fetch(context.Background(), img, "tok", path, progress); err != nil {
+	if err := m.fetch(context.Background(), img, "tok", path, progress, true); err != nil {
 		t.Fatal(err)
 	}
 	sameFile(t, path, srv.data)
@@ -495,7 +497,8 @@ func TestFetchRefusesAWrongRange(t *testing.T) {
 
 // BenchmarkFetch stages a 256 MiB image in 32 MiB pieces from a file served over
 // loopback HTTP (sendfile, as the Repository serves its pool), with 1 to 8 streams,
-// fsync included.
+// fsync included; "fsync-later" is the cache's staging, which leaves the fsync to the
+// background (cachesync.go), beside cp of the same file.
 func BenchmarkFetch(b *testing.B) {
 	const size = 256 << 20
 	dir := b.TempDir()
@@ -512,21 +515,44 @@ func BenchmarkFetch(b *testing.B) {
 	}))
 	defer hs.Close()
 	img := &manifestImage{Role: "base", Digest: digest, Size: size, Location: hs.URL + "/image", Chunks: w.List()}
-	for _, streams := range []int{1, 2, 4, 8} {
-		b.Run(fmt.Sprintf("streams=%d", streams), func(b *testing.B) {
+	run := func(name string, streams int, durable bool) {
+		b.Run(name, func(b *testing.B) {
 			c := &repoClient{http: hs.Client(), streams: streams}
 			b.SetBytes(size)
 			path := filepath.Join(dir, "staged")
 			for b.Loop() {
-				if err := c.fetch(context.Background(), img, "", path, nil); err != nil {
+				if err := c.fetchTo(context.Background(), img, "", path, nil, durable); err != nil {
 					b.Fatal(err)
 				}
 				b.StopTimer()
-				os.Remove(path) // freeing the blocks of 256 MiB is no part of a staging
+				syncAndRemove(b, path) // neither the blocks' freeing nor their writeback is the next round's
 				b.StartTimer()
 			}
 		})
 	}
+	for _, streams := range []int{1, 2, 4, 8} {
+		run(fmt.Sprintf("streams=%d", streams), streams, true)
+	}
+	run("streams=4/fsync-later", 4, false)
+	b.Run("cp", func(b *testing.B) {
+		b.SetBytes(size)
+		path := filepath.Join(dir, "copied")
+		for b.Loop() {
+			if out, err := exec.Command("cp", src, path).CombinedOutput(); err != nil {
+				b.Fatalf("cp: %v: %s", err, out)
+			}
+			b.StopTimer()
+			syncAndRemove(b, path)
+			b.StartTimer()
+		}
+	})
+}
+
+func syncAndRemove(b *testing.B, path string) {
+	if err := fsutil.SyncFile(path); err != nil {
+		b.Fatal(err)
+	}
+	os.Remove(path)
 }
 
 // TestFetchParallelCancelled: a deploy cancelled before or during the transfer never

@@ -61,7 +61,7 @@ func configuredStreams(n int) int {
 // A piece that differs is a *chunkhash.MismatchError (the transfer stops at once); a
 // server that ignores Range is errRangeIgnored, with f cut to the matching pieces it
 // begins with. Other errors leave f to be resumed.
-func (c *repoClient) fetchPieces(ctx context.Context, img *manifestImage, token string, f *os.File, progress progressFunc) error {
+func (c *repoClient) fetchPieces(ctx context.Context, img *manifestImage, token string, f *os.File, progress progressFunc, writeback bool) error {
 	l := img.Chunks
 	fi, err := f.Stat()
 	if err != nil {
@@ -113,7 +113,7 @@ func (c *repoClient) fetchPieces(ctx context.Context, img *manifestImage, token 
 					return
 				}
 				// good[i] is written by the one stream holding piece i, read after wg.Wait.
-				if err := c.fetchSpan(pieceCtx, img, token, f, sp, buf, prog, func(i int) { good[i] = true }); err != nil {
+				if err := c.fetchSpan(pieceCtx, img, token, f, sp, buf, prog, writeback, func(i int) { good[i] = true }); err != nil {
 					mu.Lock()
 					if firstErr == nil {
 						firstErr = err
@@ -172,7 +172,7 @@ func spansOf(missing []int, streams int) []span {
 
 // fetchSpan GETs the pieces of sp into f in one range request, and checks each
 // against the list as soon as it is written (done is told which matched).
-func (c *repoClient) fetchSpan(ctx context.Context, img *manifestImage, token string, f *os.File, sp span, buf []byte, prog *sharedProgress, done func(piece int)) error {
+func (c *repoClient) fetchSpan(ctx context.Context, img *manifestImage, token string, f *os.File, sp span, buf []byte, prog *sharedProgress, writeback bool, done func(piece int)) error {
 	l := img.Chunks
 	start := int64(sp.first) * l.ChunkBytes
 	last := sp.first + sp.count - 1
@@ -209,7 +209,7 @@ func (c *repoClient) fetchSpan(ctx context.Context, img *manifestImage, token st
 		return fetchStatusError(fmt.Sprintf("fetch %s image from %s (resumable), %s", img.Role, img.Location, want), resp)
 	}
 	for i := sp.first; i <= last; i++ {
-		if err := c.readPiece(ctx, img, resp.Body, f, i, buf, prog, want); err != nil {
+		if err := c.readPiece(ctx, img, resp.Body, f, i, buf, prog, want, writeback); err != nil {
 			return err
 		}
 		done(i)
@@ -218,8 +218,8 @@ func (c *repoClient) fetchSpan(ctx context.Context, img *manifestImage, token st
 }
 
 // readPiece copies piece i from body (positioned at its start) into its place in f,
-// asking for write-back on the way, and checks it against the list.
-func (c *repoClient) readPiece(ctx context.Context, img *manifestImage, body io.Reader, f *os.File, i int, buf []byte, prog *sharedProgress, want string) error {
+// asking for write-back on the way when told to, and checks it against the list.
+func (c *repoClient) readPiece(ctx context.Context, img *manifestImage, body io.Reader, f *os.File, i int, buf []byte, prog *sharedProgress, want string, writeback bool) error {
 	l := img.Chunks
 	off, n := int64(i)*l.ChunkBytes, pieceLen(l, i)
 	var done, flushed int64
@@ -231,7 +231,7 @@ func (c *repoClient) readPiece(ctx context.Context, img *manifestImage, body io.
 			}
 			done += int64(k)
 			prog.add(int64(k))
-			if done-flushed >= pieceWritebackEvery {
+			if writeback && done-flushed >= pieceWritebackEvery {
 				transfer.StartWriteback(f, off+flushed, done-flushed)
 				flushed = done
 			}
@@ -243,7 +243,7 @@ func (c *repoClient) readPiece(ctx context.Context, img *manifestImage, body io.
 			return fmt.Errorf("fetch %s image from %s (resumable), %s: piece %d: %d of %d bytes came: %w", img.Role, img.Location, want, i, done, n, rerr)
 		}
 	}
-	if done > flushed {
+	if writeback && done > flushed {
 		transfer.StartWriteback(f, off+flushed, done-flushed)
 	}
 	// Read back from the page cache (mapped, not copied): hashing the bytes in the

@@ -131,6 +131,7 @@ func (m *Manager) Deploy(ctx context.Context, epr *wsa.EPR, initial string) (Res
 		return Result{}, err
 	}
 	defer m.offerChanged() // deployed workspaces, cached images and free memory
+	defer m.syncs.hold()() // staged images are written out after it (cachesync.go)
 	unlock, err := m.lockWorkspace(ctx, key, "Deploy")
 	if err != nil {
 		return Result{}, err
@@ -768,6 +769,9 @@ func (m *Manager) result(rec *record) Result {
 }
 
 func (m *Manager) start(ctx context.Context, rec *record) error {
+	if err := m.bootable(rec); err != nil {
+		return err
+	}
 	if err := m.hv.Start(ctx, rec.Spec.Name); err != nil {
 		return err
 	}
@@ -779,6 +783,9 @@ func (m *Manager) start(ctx context.Context, rec *record) error {
 // startPaused boots a workspace with its vCPUs stopped (Deploy with initial state
 // paused): its job does not begin until Unpause.
 func (m *Manager) startPaused(ctx context.Context, rec *record) error {
+	if err := m.bootable(rec); err != nil {
+		return err
+	}
 	if err := m.hv.StartPaused(ctx, rec.Spec.Name); err != nil {
 		return err
 	}
@@ -794,6 +801,9 @@ func (m *Manager) pause(ctx context.Context, rec *record) error {
 
 // restore resumes a serialized workspace from its memory image.
 func (m *Manager) restore(ctx context.Context, rec *record, paused bool) error {
+	if err := m.bootable(rec); err != nil {
+		return err
+	}
 	if rec.ManagedSave {
 		if err := m.hv.RestoreManagedSave(ctx, rec.Spec.Name, paused); err != nil {
 			return err

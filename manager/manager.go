@@ -149,6 +149,9 @@ type Manager struct {
 	// boot says whether the host restarted since the last reconcile (reconciler only).
 	boot bootState
 
+	// syncs are the background fsyncs of staged cache entries (cachesync.go).
+	syncs backgroundSyncs
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
@@ -218,6 +221,8 @@ func New(cfg Config, hv Hypervisor, valid Validator) (*Manager, error) {
 		es.Watch(m.onEvent)
 	}
 	m.cache.sweep()
+	m.cache.boot = m.boot.current
+	m.recheckUnsynced(context.Background())
 	m.log.Info("manager ready", "host", cfg.Host, "repositories", cfg.Repositories, "own_repository", cfg.LocalRepository != nil)
 	m.wg.Add(2)
 	go m.loop()
@@ -233,13 +238,15 @@ func New(cfg Config, hv Hypervisor, valid Validator) (*Manager, error) {
 // round calls its own Repository.
 const startupDelay = 100 * time.Millisecond
 
-// Close stops the reconciler. Domains keep running; the next start adopts them.
+// Close stops the reconciler and waits for the background fsyncs of staged images.
+// Domains keep running; the next start adopts them.
 func (m *Manager) Close() {
 	select {
 	case <-m.stop:
 	default:
 		close(m.stop)
 		m.wg.Wait()
+		m.syncs.close()
 	}
 }
 

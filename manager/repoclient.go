@@ -300,6 +300,15 @@ type progressFunc func(done, total int64)
 // configured so, its pieces checked on every core while it arrives. Without a list
 // (overlay, memory), one stream is hashed whole.
 func (c *repoClient) fetch(ctx context.Context, img *manifestImage, token, path string, progress progressFunc) error {
+	return c.fetchTo(ctx, img, token, path, progress, true)
+}
+
+// fetchTo is fetch; durable false leaves the staged file's fsync to the caller (a
+// cache entry is synced in the background: cachesync.go), and asks for no write-back
+// on the way: blocks the kernel has not allocated yet are not among what the
+// caller's next fsync of a small file (a journal record) waits for, on ext4's
+// data=ordered.
+func (c *repoClient) fetchTo(ctx context.Context, img *manifestImage, token, path string, progress progressFunc, durable bool) error {
 	if img.Location == "" {
 		return fmt.Errorf("%w: the manifest gives no location for the %s image %s", errdefs.ErrImageIntegrity, img.Role, img.Digest)
 	}
@@ -311,11 +320,11 @@ func (c *repoClient) fetch(ctx context.Context, img *manifestImage, token, path 
 	defer f.Close()
 	chunked := !img.Chunks.Empty()
 	if chunked && c.fetchStreams() > 1 {
-		err := c.fetchPieces(ctx, img, token, f, progress)
+		err := c.fetchPieces(ctx, img, token, f, progress, durable)
 		var mismatch *chunkhash.MismatchError
 		switch {
 		case err == nil:
-			return commitPart(f, part, path)
+			return commitPart(f, part, path, durable)
 		case errors.Is(err, errRangeIgnored):
 			slog.Warn("the repository ignores range requests: fetching the image in one stream", "role", img.Role, "digest", img.Digest, "location", img.Location)
 		case errors.As(err, &mismatch):
@@ -400,7 +409,7 @@ func (c *repoClient) fetch(ctx context.Context, img *manifestImage, token, path 
 		if progress != nil {
 			src = &progressReader{r: src, done: have, total: img.Size, fn: progress}
 		}
-		opt := transfer.Options{Offset: have}
+		opt := transfer.Options{Offset: have, NoWriteback: !durable}
 		var ck *chunkhash.Checker
 		copyCtx, stop := context.WithCancel(ctx)
 		defer stop()
@@ -435,8 +444,10 @@ func (c *repoClient) fetch(ctx context.Context, img *manifestImage, token, path 
 			return fmt.Errorf("fetch %s image from %s (resumable): %w", img.Role, img.Location, err)
 		}
 	}
-	if err := f.Sync(); err != nil {
-		return err
+	if durable {
+		if err := f.Sync(); err != nil {
+			return err
+		}
 	}
 	got := ""
 	if h != nil {
@@ -449,7 +460,7 @@ func (c *repoClient) fetch(ctx context.Context, img *manifestImage, token, path 
 			// The bytes kept from an earlier attempt were not checked on their own:
 			// they, not the repository's copy, may be what is wrong. Once more, whole.
 			slog.Warn("a resumed transfer does not match its digest: fetching the image again from its start", "role", img.Role, "digest", img.Digest, "location", img.Location)
-			return c.fetch(ctx, img, token, path, progress)
+			return c.fetchTo(ctx, img, token, path, progress, durable)
 		}
 		what := "digest " + got
 		if chunked {
@@ -464,11 +475,13 @@ func (c *repoClient) fetch(ctx context.Context, img *manifestImage, token, path 
 	return os.Rename(part, path)
 }
 
-// commitPart makes a complete, checked .part file the staged image: durable first,
-// since a deployed workspace boots from it.
-func commitPart(f *os.File, part, path string) error {
-	if err := f.Sync(); err != nil {
-		return err
+// commitPart makes a complete, checked .part file the staged image: durable first
+// when asked, since a deployed workspace boots from it.
+func commitPart(f *os.File, part, path string, durable bool) error {
+	if durable {
+		if err := f.Sync(); err != nil {
+			return err
+		}
 	}
 	if err := f.Close(); err != nil {
 		return err

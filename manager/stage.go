@@ -31,6 +31,11 @@ type cache struct {
 	inflight keyedLocks
 	// pins counts the deploys in flight that staged each digest: never evicted.
 	pins map[string]int
+	// boot is the host's boot ID ("" unknown: every entry is synced before use), and
+	// unsynced counts, per digest, the staged copies whose background fsync has not
+	// finished (cachesync.go).
+	boot     string
+	unsynced map[string]int
 }
 
 func (c *cache) path(digest string) string {
@@ -71,15 +76,37 @@ func (c *cache) pinned() map[string]bool {
 // checked, against what it was checked by: a stamp beside it (<hex>.verified) records
 // its inode, size and modification time at the check, and checkedBy. A file written
 // to since is checked again before use; one staged from the co-located pool shares
-// the pool's inode, so an edit of the pool's copy is caught here too.
+// the pool's inode, so an edit of the pool's copy is caught here too. An entry whose
+// bytes may not be on disk yet says so, with the boot they are good for
+// (unsyncedPrefix; cachesync.go).
 const stampSuffix = ".verified"
 
-func stampText(fi os.FileInfo, by string) string {
+// unsyncedPrefix, with the host's boot ID, ends the stamp of an entry not yet synced.
+const unsyncedPrefix = "unsynced:"
+
+func stampText(fi os.FileInfo, by, unsyncedBoot string) string {
 	var ino uint64
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		ino = uint64(st.Ino)
 	}
+	if unsyncedBoot != "" {
+		return fmt.Sprintf("%d %d %d %s %s%s\n", ino, fi.Size(), fi.ModTime().UnixNano(), by, unsyncedPrefix, unsyncedBoot)
+	}
 	return fmt.Sprintf("%d %d %d %s\n", ino, fi.Size(), fi.ModTime().UnixNano(), by)
+}
+
+// parseStamp splits a stamp into what it was checked by and the boot it is unsynced
+// under ("": on disk); ok is false for a malformed one.
+func parseStamp(text string) (by, unsyncedBoot string, ok bool) {
+	fields := strings.Fields(text)
+	switch len(fields) {
+	case 4:
+		return fields[3], "", true
+	case 5:
+		boot, ok := strings.CutPrefix(fields[4], unsyncedPrefix)
+		return fields[3], boot, ok && boot != ""
+	}
+	return "", "", false
 }
 
 // checkedWhole marks an entry checked against its whole digest: its bytes are the
@@ -112,12 +139,26 @@ func (c *cache) verified(digest string, size int64, by string) (ok bool, stamped
 	if err != nil {
 		return false, ""
 	}
-	fields := strings.Fields(string(got))
-	if len(fields) != 4 || string(got) != stampText(fi, fields[3]) {
+	stampedBy, unsyncedBoot, ok := parseStamp(string(got))
+	if !ok || string(got) != stampText(fi, stampedBy, unsyncedBoot) {
 		return false, ""
 	}
-	stampedBy = fields[3]
+	// Not on disk when stamped: the page cache holds the checked bytes for as long as
+	// the host runs; after a restart they may have been lost with it.
+	if unsyncedBoot != "" && unsyncedBoot != c.boot {
+		return false, ""
+	}
 	return stampedBy == checkedWhole || stampedBy == by, stampedBy
+}
+
+// intact reports whether the entry for digest is still the file its stamp checked.
+func (c *cache) intact(digest string) bool {
+	fi, err := os.Stat(c.path(digest))
+	if err != nil {
+		return false
+	}
+	_, by := c.verified(digest, fi.Size(), "")
+	return by != ""
 }
 
 // stamp records that the entry for digest was just checked, by what by names.
@@ -126,7 +167,7 @@ func (c *cache) stamp(digest, by string) error {
 	if err != nil {
 		return err
 	}
-	return fsutil.WriteFileAtomic(c.path(digest)+stampSuffix, []byte(stampText(fi, by)), 0o644)
+	return fsutil.WriteFileAtomic(c.path(digest)+stampSuffix, []byte(stampText(fi, by, c.unsyncedBoot(digest))), 0o644)
 }
 
 // used records that the entry for digest was just used (the stamp's time: least
@@ -309,7 +350,16 @@ func (m *Manager) stageShared(ctx context.Context, img *manifestImage, token, ba
 			m.log.Warn("this host's image pool has a bad copy; fetching the image from the repository", "digest", img.Digest, "err", err)
 		}
 	}
-	if err := m.fetch(ctx, img, token, path, progress); err != nil {
+	durable := !m.cache.canDeferSync()
+	if !durable {
+		// Counted before the file is in place: every stamp written for it from now on
+		// says it is not on disk yet, until syncLater's fsync.
+		m.cache.beginUnsynced(img.Digest)
+	}
+	if err := m.fetch(ctx, img, token, path, progress, durable); err != nil {
+		if !durable {
+			m.cache.endUnsynced(img.Digest)
+		}
 		if isNoSpace(err) {
 			// Not kept to resume: it holds space the user must now free.
 			os.Remove(path + ".part")
@@ -319,7 +369,11 @@ func (m *Manager) stageShared(ctx context.Context, img *manifestImage, token, ba
 		m.evictCache()
 		return "", false, err
 	}
-	return path, false, m.staged(ctx, img, backingFormat)
+	err = m.staged(ctx, img, backingFormat)
+	if !durable {
+		m.syncLater(img.Digest) // after staged: a layer's re-pointed header is synced too
+	}
+	return path, false, err
 }
 
 // staged re-points a newly staged layer, stamps the cache entry, pins it for the
@@ -363,10 +417,11 @@ func (m *Manager) repointLayer(ctx context.Context, img *manifestImage, backingF
 	return m.cache.stamp(img.Digest, checked)
 }
 
-// fetch transfers an image from the Repository over HTTP, counted in the metrics.
-func (m *Manager) fetch(ctx context.Context, img *manifestImage, token, path string, progress progressFunc) error {
+// fetch transfers an image from the Repository over HTTP, counted in the metrics;
+// durable false leaves its fsync to the caller.
+func (m *Manager) fetch(ctx context.Context, img *manifestImage, token, path string, progress progressFunc, durable bool) error {
 	t0 := time.Now()
-	if err := m.repo.fetch(ctx, img, token, path, progress); err != nil {
+	if err := m.repo.fetchTo(ctx, img, token, path, progress, durable); err != nil {
 		return err
 	}
 	m.metrics.staged(sourceRepository, img.Size, t0)
@@ -499,10 +554,10 @@ func (m *Manager) stageFiles(ctx context.Context, man *manifest, rec *record, pr
 			}
 		case "overlay":
 			path = filepath.Join(dir, "overlay.qcow2")
-			err = m.fetch(ctx, img, man.Token, path, prog(done))
+			err = m.fetch(ctx, img, man.Token, path, prog(done), true)
 		case "memory":
 			path = filepath.Join(dir, "memory.save")
-			err = m.fetch(ctx, img, man.Token, path, prog(done))
+			err = m.fetch(ctx, img, man.Token, path, prog(done), true)
 		default:
 			err = fmt.Errorf("%w: the manifest has an image of unknown role %q", errdefs.ErrImageIntegrity, img.Role)
 		}

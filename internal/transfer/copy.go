@@ -45,6 +45,9 @@ type Options struct {
 	// stops early.
 	HeadLen int
 	Inspect func(head []byte) error
+	// NoWriteback: no early write-back of an *os.File destination (its caller syncs
+	// it later, or not at all).
+	NoWriteback bool
 	// Written, when set, is told after every write how many bytes this copy has
 	// written so far (from the writing goroutine): a caller that checks pieces of the
 	// file itself learns which are complete.
@@ -77,6 +80,9 @@ func CopyHashed(ctx context.Context, dst io.Writer, src io.Reader, h hash.Hash, 
 	go func() {
 		defer close(writeExit)
 		f, _ := dst.(*os.File)
+		if opt.NoWriteback {
+			f = nil
+		}
 		written, flushed := opt.Offset, opt.Offset
 		for b := range writeQ {
 			if writeErr == nil {
