@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net"
 	neturl "net/url"
 	"os"
 	"regexp"
@@ -257,10 +258,16 @@ func (s *DB) checkPostgresSchema(ctx context.Context) error {
 // serverLock holds the server's advisory lock on one dedicated connection: the lock
 // lives as long as that session does.
 type serverLock struct {
-	db       *sql.DB
-	what     string
-	mu       sync.Mutex // held for a whole check or take: one at a time
-	conn     *sql.Conn
+	db   *sql.DB
+	what string
+	mu   sync.Mutex // held for a whole check or take: one at a time
+	conn *sql.Conn
+	// session is the backend pid of the session that took the lock last, and app its
+	// application_name: one a check gave up on may live on at the server, holding the
+	// lock (retake). Both must match: after a database restart the pid may be another
+	// server's.
+	session  int32
+	app      string
 	released bool
 
 	lost chan error // the lock went to another server (once)
@@ -307,26 +314,66 @@ func (l *serverLock) takeLocked(ctx context.Context) error {
 		return fmt.Errorf("connect to %s: %w", l.what, err)
 	}
 	var got bool
-	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, int64(serverLockKey)).Scan(&got); err != nil {
+	var session int32
+	var self string
+	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1), pg_backend_pid(), current_setting('application_name')`,
+		int64(serverLockKey)).Scan(&got, &session, &self); err != nil {
 		conn.Close()
 		return fmt.Errorf("lock %s for this server: %w", l.what, err)
 	}
 	if !got {
-		app, addr, err := l.holder(ctx, conn)
-		conn.Close()
-		return &heldError{what: l.what, app: app, addr: addr, unknown: err != nil}
+		app, addr, holder, err := l.holder(ctx, conn)
+		if err == nil && l.session != 0 && holder == l.session && app == l.app {
+			// This server's own earlier session, which a check gave up on (the network
+			// stalled, and PostgreSQL never saw the connection end): nobody uses it.
+			if err := l.retake(ctx, conn, holder); err != nil {
+				conn.Close()
+				return err // not ErrInUse: no other server holds the database
+			}
+		} else {
+			conn.Close()
+			return &heldError{what: l.what, app: app, addr: addr, pid: holder, unknown: err != nil}
+		}
 	}
-	l.conn = conn
+	l.conn, l.session, l.app = conn, session, self
 	return nil
 }
 
+// retake ends the session stale (this server's own, or a dead server's of this
+// host), which holds the lock, and takes the lock on conn once PostgreSQL has let it
+// go (ending a backend is asynchronous).
+func (l *serverLock) retake(ctx context.Context, conn *sql.Conn, stale int32) error {
+	var ended bool
+	if err := conn.QueryRowContext(ctx, `SELECT pg_terminate_backend($1)`, stale).Scan(&ended); err != nil || !ended {
+		return fmt.Errorf("lock %s: the session %d of a vws server that no longer uses it holds the lock, and it could not be ended (%v); "+
+			"PostgreSQL ends it once it notices its connection is gone, or a superuser can: SELECT pg_terminate_backend(%d)", l.what, stale, err, stale)
+	}
+	for {
+		var got bool
+		if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, int64(serverLockKey)).Scan(&got); err != nil {
+			return fmt.Errorf("lock %s for this server: %w", l.what, err)
+		}
+		if got {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("lock %s: the stale session %d was ended, but still held the lock: %w", l.what, stale, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
 // deadHolderPatience is how long a starting server waits for the session of a vws
-// process of this host that no longer runs: killed a moment before (a crash, then a
-// restart by hand or by systemd), its session keeps the lock until PostgreSQL
-// notices the connection is gone, which takes until its last statement ends.
+// process of this host that no longer runs, where it may not end that session itself:
+// killed a moment before (a crash, then a restart by hand or by systemd), its session
+// keeps the lock until PostgreSQL notices the connection is gone.
 const deadHolderPatience = 15 * time.Second
 
-// takeAtStart takes the lock, waiting out the session of a dead local server.
+// takeAtStart takes the lock, ending the session of a dead server of this host: over
+// TCP, PostgreSQL may not notice for hours that its connection is gone (TCP
+// keepalive), and no server could start on the database meanwhile. Where ending it
+// is not allowed, it waits for PostgreSQL to notice, up to deadHolderPatience.
 func (l *serverLock) takeAtStart(ctx context.Context) error {
 	deadline := time.Now().Add(deadHolderPatience)
 	for {
@@ -334,6 +381,9 @@ func (l *serverLock) takeAtStart(ctx context.Context) error {
 		var held *heldError
 		if err == nil || !errors.As(err, &held) || !held.deadLocal() || time.Now().After(deadline) {
 			return err
+		}
+		if held.pid != 0 && l.takeFromDead(ctx, held.pid) == nil {
+			return nil
 		}
 		select {
 		case <-ctx.Done():
@@ -343,10 +393,35 @@ func (l *serverLock) takeAtStart(ctx context.Context) error {
 	}
 }
 
+// takeFromDead takes the lock from the session pid of a dead server (retake).
+func (l *serverLock) takeFromDead(ctx context.Context, pid int32) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	conn, err := l.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	rctx, cancel := context.WithTimeout(ctx, lockCheckEvery)
+	defer cancel()
+	var session int32
+	var self string
+	if err := conn.QueryRowContext(rctx, `SELECT pg_backend_pid(), current_setting('application_name')`).Scan(&session, &self); err != nil {
+		conn.Close()
+		return err
+	}
+	if err := l.retake(rctx, conn, pid); err != nil {
+		conn.Close()
+		return err
+	}
+	l.conn, l.session, l.app = conn, session, self
+	return nil
+}
+
 // heldError is the refusal of a database another server's session holds.
 type heldError struct {
 	what, app, addr string
-	unknown         bool // PostgreSQL did not show this user the holder's session
+	pid             int32 // the holder's backend
+	unknown         bool  // PostgreSQL did not show this user the holder's session
 }
 
 func (e *heldError) Error() string {
@@ -364,7 +439,7 @@ var vwsAppRE = regexp.MustCompile(`^vws on (.+) \(pid (\d+)\)$`)
 // deadLocal says the holder is a vws server of this host whose process is gone.
 func (e *heldError) deadLocal() bool {
 	m := vwsAppRE.FindStringSubmatch(e.app)
-	if m == nil || e.addr != "local socket" && e.addr != "127.0.0.1" && e.addr != "::1" {
+	if m == nil || !fromThisHost(e.addr) {
 		return false
 	}
 	host, _ := os.Hostname()
@@ -375,15 +450,41 @@ func (e *heldError) deadLocal() bool {
 	return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
 }
 
+// fromThisHost says PostgreSQL saw a session come from this host: by its Unix socket,
+// over loopback, or from one of this host's own addresses (a database on another
+// machine). Behind NAT the address is the router's, and nothing is concluded.
+func fromThisHost(addr string) bool {
+	if addr == "local socket" {
+		return true
+	}
+	ip := net.ParseIP(addr)
+	if ip == nil {
+		return false
+	}
+	if ip.IsLoopback() {
+		return true
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ip) {
+			return true
+		}
+	}
+	return false
+}
+
 // holder says who holds the lock, from PostgreSQL's own view of the sessions. Advisory
 // locks are per database: the servers of other databases on the same PostgreSQL
 // server hold the same key, and are not the holder.
-func (l *serverLock) holder(ctx context.Context, conn *sql.Conn) (app, addr string, err error) {
-	err = conn.QueryRowContext(ctx, `SELECT COALESCE(a.application_name, ''), COALESCE(host(a.client_addr), 'local socket')
+func (l *serverLock) holder(ctx context.Context, conn *sql.Conn) (app, addr string, pid int32, err error) {
+	err = conn.QueryRowContext(ctx, `SELECT COALESCE(a.application_name, ''), COALESCE(host(a.client_addr), 'local socket'), a.pid
 		FROM pg_locks k JOIN pg_stat_activity a ON a.pid = k.pid
 		WHERE k.locktype = 'advisory' AND k.objid = $1 AND k.granted
-			AND k.database = (SELECT oid FROM pg_database WHERE datname = current_database()) LIMIT 1`, int64(serverLockKey)).Scan(&app, &addr)
-	return app, addr, err
+			AND k.database = (SELECT oid FROM pg_database WHERE datname = current_database()) LIMIT 1`, int64(serverLockKey)).Scan(&app, &addr, &pid)
+	return app, addr, pid, err
 }
 
 // check is the server's health check: the database answers and the lock is still

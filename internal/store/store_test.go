@@ -4,6 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"net"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -152,5 +155,34 @@ func TestDurable(t *testing.T) {
 	}
 	if err := Durable(context.Background(), db.SQL()); err != nil {
 		t.Fatalf("Durable: %v", err)
+	}
+}
+
+// TestDeadServerOfThisHostOverTCP: a dead vws server of this host whose session came
+// from one of this host's own addresses (a database on another machine) is this
+// host's, as one over the Unix socket or loopback is; one from another address is not.
+func TestDeadServerOfThisHostOverTCP(t *testing.T) {
+	host, _ := os.Hostname()
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	app := fmt.Sprintf("vws on %s (pid %d)", host, dead.Process.Pid)
+	var own string
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() {
+			own = n.IP.String()
+			break
+		}
+	}
+	cases := map[string]bool{"local socket": true, "127.0.0.1": true, "::1": true, "192.0.2.7": false, "not an address": false}
+	if own != "" {
+		cases[own] = true
+	}
+	for addr, want := range cases {
+		if got := (&heldError{app: app, addr: addr}).deadLocal(); got != want {
+			t.Errorf("a dead server of this host connected from %s: deadLocal %v, want %v", addr, got, want)
+		}
 	}
 }
