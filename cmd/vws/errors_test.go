@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net"
@@ -10,7 +11,10 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -481,5 +485,55 @@ func TestCLIConsoleEmptySaysSo(t *testing.T) {
 	r := vwsRun(t, context.Background(), "console", "k", "--host", s.URL)
 	if r.code != 0 || r.stdout != "" || r.stderr != "(no console output yet)\n" {
 		t.Fatalf("want exit 0 and a note on stderr, got exit %d\nstdout: %q\nstderr: %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+// vws console -f of a console that started over (the workspace deployed anew, its
+// console shorter than what was printed) prints the new console from its start.
+func TestCLIConsoleFollowStartsOver(t *testing.T) {
+	var mu sync.Mutex
+	calls := 0
+	printedNew := make(chan struct{})
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		calls++
+		console := "the old deployment's console\n"
+		if calls > 2 {
+			console = "new\n"
+		}
+		mu.Unlock()
+		m := regexp.MustCompile(`<mgr:Offset>(-?\d+)</mgr:Offset>`).FindSubmatch(body)
+		off, _ := strconv.Atoi(string(m[1]))
+		off = max(0, min(off, len(console)))
+		if console == "new\n" && off == 0 {
+			defer func() {
+				select {
+				case <-printedNew:
+				default:
+					close(printedNew)
+				}
+			}()
+		}
+		w.Header().Set("Content-Type", "text/xml")
+		fmt.Fprintf(w, `<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>`+
+			`<mgr:ConsoleResponse xmlns:mgr="http://vws.dev/ns/2026/manager"><mgr:Text>%s</mgr:Text>`+
+			`<mgr:Offset>%d</mgr:Offset><mgr:Size>%d</mgr:Size></mgr:ConsoleResponse></s:Body></s:Envelope>`,
+			base64.StdEncoding.EncodeToString([]byte(console[off:])), off, len(console))
+	}))
+	t.Cleanup(s.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-printedNew:
+			time.Sleep(200 * time.Millisecond) // the CLI writes what it got
+		case <-time.After(10 * time.Second):
+		}
+		cancel()
+	}()
+	r := vwsRun(t, ctx, "console", "k", "-f", "--host", s.URL)
+	if want := "the old deployment's console\nnew\n"; r.stdout != want {
+		t.Fatalf("want %q printed, got %q (exit %d, stderr %q)", want, r.stdout, r.code, r.stderr)
 	}
 }

@@ -478,7 +478,10 @@ func newConsoleCommand() *cobra.Command {
 						continue // more than one answer's worth
 					}
 				case size < offset:
-					offset = size // the console started over (deployed anew): follow the new one
+					offset = 0 // the console started over (deployed anew): the new one from its start
+					if follow {
+						continue
+					}
 				}
 				if !follow {
 					return nil
