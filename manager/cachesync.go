@@ -59,8 +59,21 @@ func (c *cache) unsyncedBoot(digest string) string {
 	return ""
 }
 
-// syncStaged writes a staged entry to disk (a test holds it back).
+// syncStaged writes a cache entry to disk (a test holds it back, or fails it).
 var syncStaged = (*os.File).Sync
+
+// syncPath writes the entry at path, and its directory entry, to disk.
+func syncPath(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := syncStaged(f); err != nil {
+		return err
+	}
+	return fsutil.SyncDir(filepath.Dir(path))
+}
 
 // backgroundSyncs runs the fsyncs of staged entries, and lets Close wait for them.
 // An fsync waits while deploys are in flight, up to maxSyncDelay: on ext4 (data=ordered)
@@ -157,17 +170,14 @@ func (c *cache) syncEntry(digest string, stop <-chan struct{}) error {
 		return err
 	}
 	defer f.Close()
-	err = syncStaged(f)
-	if err == nil {
-		err = fsutil.SyncDir(c.dir)
+	syncErr := syncStaged(f)
+	if syncErr == nil {
+		syncErr = fsutil.SyncDir(c.dir)
 	}
 	c.endUnsynced(digest)
-	if err != nil {
-		return err
-	}
 	fi, err := f.Stat()
 	if err != nil {
-		return err
+		return errors.Join(syncErr, err)
 	}
 	// Under the digest's lock no staging replaces the file or its stamp meanwhile.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -181,9 +191,19 @@ func (c *cache) syncEntry(digest string, stop <-chan struct{}) error {
 	}()
 	unlock, err := c.inflight.lockCtx(ctx, digest, "syncing it")
 	if err != nil {
-		return err
+		return errors.Join(syncErr, err)
 	}
 	defer unlock()
+	if syncErr != nil {
+		// What the kernel failed to write may be gone from the page cache too: not the
+		// checked bytes any more, on this boot either. Dropped, unless a copy staged
+		// since replaced it: a running guest keeps its open file, a workspace deployed
+		// on it does not boot again (bootable), a deploy fetches it anew.
+		if cur, err := os.Stat(path); err == nil && os.SameFile(cur, fi) {
+			c.drop(digest)
+		}
+		return syncErr
+	}
 	got, err := os.ReadFile(path + stampSuffix)
 	if err != nil {
 		return err
@@ -248,7 +268,7 @@ func (m *Manager) recheckUnsynced(ctx context.Context) {
 func (c *cache) recheck(ctx context.Context, digest, by string) error {
 	path := c.path(digest)
 	// What the page cache holds goes to disk first: then the check is of what the disk keeps.
-	if err := fsutil.SyncFile(path); err != nil {
+	if err := syncPath(path); err != nil {
 		return err
 	}
 	fi, err := os.Stat(path)
@@ -273,16 +293,39 @@ func (c *cache) recheck(ctx context.Context, digest, by string) error {
 	return fsutil.WriteFileAtomic(path+stampSuffix, []byte(stampText(fi, by, "")), 0o644)
 }
 
-// bootable refuses to boot rec on a shared image whose cache entry no longer holds
-// its check: damaged on this host's disk, or lost with a host that went down before
-// its fsync (recheckUnsynced unstamped it). The workspace's own files are intact; a
-// new deploy stages the image again.
-func (m *Manager) bootable(rec *record) error {
+// bootable refuses to boot rec on a shared image whose cache entry is not its digest
+// on this host's disk: damaged, lost with a host that went down before its fsync
+// (recheckUnsynced unstamped it), or dropped when its write failed. An entry whose
+// stamp merely no longer matches (one of an earlier vws, a data directory copied to
+// another disk: another inode) is checked again rather than refused. The workspace's
+// own files are intact; a new deploy stages the image again.
+func (m *Manager) bootable(ctx context.Context, rec *record) error {
 	for _, d := range rec.Shared {
-		if !m.cache.intact(d) {
-			return errdefs.WithAdvice(fmt.Errorf("%w: the cached image %s under workspace %s failed its check on this host (damaged on disk, or lost with the host before it was written out): nothing was started",
-				errdefs.ErrImageIntegrity, d, rec.Key), "undeploy the workspace (its own changes and saved RAM are handed back) and deploy it again: the image is staged anew")
+		if m.cache.intact(d) {
+			continue
 		}
+		err := m.recheckForBoot(ctx, d)
+		if err == nil {
+			continue
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return errdefs.WithAdvice(fmt.Errorf("%w: the cached image %s under workspace %s is not that image on this host's disk (%w): nothing was started",
+			errdefs.ErrImageIntegrity, d, rec.Key, err), "undeploy the workspace (its own changes and saved RAM are handed back) and deploy it again: the image is staged anew")
 	}
 	return nil
+}
+
+// recheckForBoot checks the entry for digest against its digest, under its lock.
+func (m *Manager) recheckForBoot(ctx context.Context, digest string) error {
+	unlock, err := m.cache.inflight.lockCtx(ctx, digest, "checking it before a boot")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if m.cache.intact(digest) { // checked meanwhile
+		return nil
+	}
+	return m.cache.recheck(ctx, digest, checkedWhole)
 }

@@ -3,8 +3,11 @@ package manager
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -83,19 +86,26 @@ func TestWithoutABootIDStagingSyncsFirst(t *testing.T) {
 	data, digest := testImage(1<<20 + 3)
 	hs, _ := countingImages(t, data)
 	m := localManager(t, nil, hs)
-	called := false
+	var staging, late atomic.Bool
 	old := syncStaged
-	syncStaged = func(f *os.File) error { called = true; return f.Sync() }
+	syncStaged = func(f *os.File) error {
+		if !staging.Load() {
+			late.Store(true)
+		}
+		return f.Sync()
+	}
 	t.Cleanup(func() { syncStaged = old })
 	img := &manifestImage{Role: "base", Digest: digest, Size: int64(len(data)), Location: hs.URL + "/images/" + digest, Chunks: listOf(t, data)}
+	staging.Store(true)
 	path, _, err := m.stageShared(context.Background(), img, "", "", nil)
+	staging.Store(false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	m.syncs.close()
 	b, _ := os.ReadFile(path + stampSuffix)
-	if called || strings.Contains(string(b), "unsynced") {
-		t.Fatalf("without a boot ID: a background fsync ran (%v), stamp %q", called, b)
+	if late.Load() || strings.Contains(string(b), "unsynced") {
+		t.Fatalf("without a boot ID: an fsync ran after the staging (%v), stamp %q", late.Load(), b)
 	}
 }
 
@@ -171,7 +181,7 @@ func TestEntriesUnsyncedAtAHostCrashAreCheckedAtStart(t *testing.T) {
 		if r.State != stateShutdown {
 			t.Errorf("%s: the restart check changed its state to %s (%q)", key, r.State, r.Detail)
 		}
-		err = m.bootable(r)
+		err = m.bootable(context.Background(), r)
 		if want != (err == nil) || !want && (!errors.Is(err, errdefs.ErrImageIntegrity) || !strings.Contains(errdefs.Advice(err), "deploy it again")) {
 			t.Errorf("%s may boot: %v (advice %q)", key, err, errdefs.Advice(err))
 		}
@@ -202,7 +212,7 @@ func TestNoBootOnADamagedCachedImage(t *testing.T) {
 			t.Fatal(err)
 		}
 		rec.Shared = []string{digest}
-		if err := m.bootable(rec); err != nil {
+		if err := m.bootable(context.Background(), rec); err != nil {
 			t.Fatalf("hot %v: an intact entry refused: %v", hot, err)
 		}
 		var err error
@@ -264,4 +274,131 @@ func TestBackgroundFsyncWaitsForDeploysInFlight(t *testing.T) {
 	stop := make(chan struct{})
 	close(stop)
 	b.waitIdle(time.Hour, stop) // a stopping manager syncs now
+}
+
+// TestAFailedBackgroundFsyncDropsTheEntry: the write-back of a staged image failed
+// (EIO): the page cache may no longer hold the checked bytes either, so the entry is
+// dropped, a workspace deployed on it does not boot, and the next deploy fetches it.
+func TestAFailedBackgroundFsyncDropsTheEntry(t *testing.T) {
+	data, digest := testImage(3<<20 + 11)
+	hs, gets := countingImages(t, data)
+	m := localManager(t, nil, hs)
+	m.repo.streams = 2
+	m.cache.boot = "boot-1"
+	old := syncStaged
+	failing := true
+	syncStaged = func(f *os.File) error {
+		if failing {
+			return &os.PathError{Op: "sync", Path: f.Name(), Err: syscall.EIO}
+		}
+		return f.Sync()
+	}
+	t.Cleanup(func() { syncStaged = old })
+
+	img := &manifestImage{Role: "base", Digest: digest, Size: int64(len(data)), Location: hs.URL + "/images/" + digest, Chunks: listOf(t, data)}
+	if _, _, err := m.stageShared(context.Background(), img, "", "", nil); err != nil {
+		t.Fatal(err)
+	}
+	m.syncs.close() // the background fsync has run, and failed
+	if ok, _ := m.cache.verified(digest, img.Size, checkedBy(img)); ok {
+		t.Error("after its fsync failed with EIO, the entry is still used on its stamp alone")
+	}
+	if err := m.bootable(context.Background(), &record{Key: "ws", Shared: []string{digest}}); !errors.Is(err, errdefs.ErrImageIntegrity) {
+		t.Errorf("after its fsync failed with EIO, a workspace boots on the entry: %v", err)
+	}
+	failing = false
+	before := gets.Load()
+	m.syncs = backgroundSyncs{}
+	_, hit, err := m.stageShared(context.Background(), img, "", "", nil)
+	m.syncs.close()
+	if err != nil || hit || gets.Load() == before {
+		t.Fatalf("the next deploy: hit %v, %d more GETs, %v; want it fetched anew", hit, gets.Load()-before, err)
+	}
+}
+
+// TestAStaleStampIsCheckedAgainBeforeABoot: a stamp that no longer matches an intact
+// entry — written by an earlier vws (3 fields), or of another inode after the data
+// directory was copied — is no damage: the entry is checked again, and boots.
+func TestAStaleStampIsCheckedAgainBeforeABoot(t *testing.T) {
+	for _, how := range []string{"stamp of an earlier vws", "data directory copied", "tampered"} {
+		t.Run(how, func(t *testing.T) {
+			hs, _ := countingImages(t, nil)
+			m := localManager(t, nil, hs)
+			data, digest := testImage(1<<20 + 5)
+			p := m.cache.path(digest)
+			if err := os.WriteFile(p, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.cache.stamp(digest, checkedWhole); err != nil {
+				t.Fatal(err)
+			}
+			fi, _ := os.Stat(p)
+			switch how {
+			case "stamp of an earlier vws":
+				st := fi.Sys().(*syscall.Stat_t)
+				if err := os.WriteFile(p+stampSuffix, fmt.Appendf(nil, "%d %d %d\n", st.Ino, fi.Size(), fi.ModTime().UnixNano()), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			case "data directory copied": // cp -a: same bytes, same mtime, another inode
+				tmp := p + ".copy"
+				if err := os.WriteFile(tmp, data, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chtimes(tmp, time.Now(), fi.ModTime()); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Rename(tmp, p); err != nil {
+					t.Fatal(err)
+				}
+			case "tampered":
+				data[9] ^= 1
+				if err := os.WriteFile(p, data, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			err := m.bootable(context.Background(), &record{Key: "ws", Phase: phaseDeployed, State: stateShutdown, Shared: []string{digest}})
+			if how == "tampered" {
+				if !errors.Is(err, errdefs.ErrImageIntegrity) {
+					t.Fatalf("booted on a tampered entry: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("the cached image is byte for byte its digest, yet the workspace may not boot: %v", err)
+			}
+			if !m.cache.intact(digest) {
+				t.Error("checked again, the entry was not stamped")
+			}
+		})
+	}
+}
+
+// TestARecheckedEntryIsStampedOnDiskOnlyOnceSynced: an entry found without a stamp (a
+// manager killed between a transfer's rename and its stamp, the bytes perhaps only in
+// the page cache) and checked again is synced before a stamp says it is on disk.
+func TestARecheckedEntryIsStampedOnDiskOnlyOnceSynced(t *testing.T) {
+	data, digest := testImage(2<<20 + 3)
+	hs, _ := countingImages(t, data)
+	m := localManager(t, nil, hs)
+	m.cache.boot = "boot-1"
+	synced := false
+	old := syncStaged
+	syncStaged = func(f *os.File) error { synced = true; return f.Sync() }
+	t.Cleanup(func() { syncStaged = old })
+	p := m.cache.path(digest)
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	img := &manifestImage{Role: "base", Digest: digest, Size: int64(len(data)), Location: hs.URL + "/images/" + digest, Chunks: listOf(t, data)}
+	if _, hit, err := m.stageShared(context.Background(), img, "", "", nil); err != nil || !hit {
+		t.Fatalf("stage: hit %v, %v", hit, err)
+	}
+	m.syncs.close()
+	b, err := os.ReadFile(p + stampSuffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), unsyncedPrefix) && !synced {
+		t.Errorf("stamped %q (on disk) though nothing synced the entry", b)
+	}
 }

@@ -769,7 +769,7 @@ func (m *Manager) result(rec *record) Result {
 }
 
 func (m *Manager) start(ctx context.Context, rec *record) error {
-	if err := m.bootable(rec); err != nil {
+	if err := m.bootable(ctx, rec); err != nil {
 		return err
 	}
 	if err := m.hv.Start(ctx, rec.Spec.Name); err != nil {
@@ -783,7 +783,7 @@ func (m *Manager) start(ctx context.Context, rec *record) error {
 // startPaused boots a workspace with its vCPUs stopped (Deploy with initial state
 // paused): its job does not begin until Unpause.
 func (m *Manager) startPaused(ctx context.Context, rec *record) error {
-	if err := m.bootable(rec); err != nil {
+	if err := m.bootable(ctx, rec); err != nil {
 		return err
 	}
 	if err := m.hv.StartPaused(ctx, rec.Spec.Name); err != nil {
@@ -801,7 +801,7 @@ func (m *Manager) pause(ctx context.Context, rec *record) error {
 
 // restore resumes a serialized workspace from its memory image.
 func (m *Manager) restore(ctx context.Context, rec *record, paused bool) error {
-	if err := m.bootable(rec); err != nil {
+	if err := m.bootable(ctx, rec); err != nil {
 		return err
 	}
 	if rec.ManagedSave {

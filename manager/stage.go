@@ -163,11 +163,21 @@ func (c *cache) intact(digest string) bool {
 
 // stamp records that the entry for digest was just checked, by what by names.
 func (c *cache) stamp(digest, by string) error {
-	fi, err := os.Stat(c.path(digest))
+	path := c.path(digest)
+	boot := c.unsyncedBoot(digest)
+	if boot == "" {
+		// A stamp without the marker says the bytes are on disk: make it true (a copy
+		// renamed in unsynced by a manager killed before stamping it, checked again
+		// now from the page cache; a layer's new header). Already on disk, it is cheap.
+		if err := syncPath(path); err != nil {
+			return err
+		}
+	}
+	fi, err := os.Stat(path)
 	if err != nil {
 		return err
 	}
-	return fsutil.WriteFileAtomic(c.path(digest)+stampSuffix, []byte(stampText(fi, by, c.unsyncedBoot(digest))), 0o644)
+	return fsutil.WriteFileAtomic(path+stampSuffix, []byte(stampText(fi, by, boot)), 0o644)
 }
 
 // used records that the entry for digest was just used (the stamp's time: least
