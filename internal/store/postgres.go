@@ -171,8 +171,7 @@ func connectPostgres(ctx context.Context, url, app string, params map[string]str
 	if err != nil {
 		return nil, "", fmt.Errorf("database URL: %w", err)
 	}
-	host, _ := os.Hostname()
-	cfg.RuntimeParams["application_name"] = fmt.Sprintf("%s on %s (pid %d)", app, host, os.Getpid())
+	cfg.RuntimeParams["application_name"] = appName(app, os.Getpid())
 	for k, v := range params {
 		cfg.RuntimeParams[k] = v
 	}
@@ -326,7 +325,7 @@ func (l *serverLock) takeLocked(ctx context.Context) error {
 		if err == nil && l.session != 0 && holder == l.session && app == l.app {
 			// This server's own earlier session, which a check gave up on (the network
 			// stalled, and PostgreSQL never saw the connection end): nobody uses it.
-			if err := l.retake(ctx, conn, holder); err != nil {
+			if err := l.retake(ctx, conn, holder, app); err != nil {
 				conn.Close()
 				return err // not ErrInUse: no other server holds the database
 			}
@@ -342,11 +341,22 @@ func (l *serverLock) takeLocked(ctx context.Context) error {
 // retake ends the session stale (this server's own, or a dead server's of this
 // host), which holds the lock, and takes the lock on conn once PostgreSQL has let it
 // go (ending a backend is asynchronous).
-func (l *serverLock) retake(ctx context.Context, conn *sql.Conn, stale int32) error {
+//
+// Only a session idle for longer than a live server leaves its lock's session (it
+// pings it every lockCheckEvery), and still named app, is ended: a live server of
+// another PID namespace under the same host name is not "dead", and a backend pid
+// may have gone to another session meanwhile.
+func (l *serverLock) retake(ctx context.Context, conn *sql.Conn, stale int32, app string) error {
 	var ended bool
-	if err := conn.QueryRowContext(ctx, `SELECT pg_terminate_backend($1)`, stale).Scan(&ended); err != nil || !ended {
-		return fmt.Errorf("lock %s: the session %d of a vws server that no longer uses it holds the lock, and it could not be ended (%v); "+
-			"PostgreSQL ends it once it notices its connection is gone, or a superuser can: SELECT pg_terminate_backend(%d)", l.what, stale, err, stale)
+	if err := conn.QueryRowContext(ctx, `SELECT COALESCE(bool_or(pg_terminate_backend(pid)), false) FROM pg_stat_activity
+		WHERE pid = $1 AND application_name = $2 AND state = 'idle' AND state_change < now() - make_interval(secs => $3)`,
+		stale, app, (3 * lockCheckEvery).Seconds()).Scan(&ended); err != nil || !ended {
+		why := "it was in use within the last " + (3 * lockCheckEvery).String() + ", or this role may not end it"
+		if err != nil {
+			why = err.Error()
+		}
+		return fmt.Errorf("lock %s: the session %d of a vws server that no longer uses it holds the lock, and it was not ended (%s); "+
+			"PostgreSQL ends it once it notices its connection is gone, or a superuser can: SELECT pg_terminate_backend(%d)", l.what, stale, why, stale)
 	}
 	for {
 		var got bool
@@ -376,14 +386,23 @@ const deadHolderPatience = 15 * time.Second
 // is not allowed, it waits for PostgreSQL to notice, up to deadHolderPatience.
 func (l *serverLock) takeAtStart(ctx context.Context) error {
 	deadline := time.Now().Add(deadHolderPatience)
+	var endErr error
 	for {
 		err := l.take(ctx)
 		var held *heldError
-		if err == nil || !errors.As(err, &held) || !held.deadLocal() || time.Now().After(deadline) {
+		if err == nil || !errors.As(err, &held) || !held.deadLocal() {
 			return err
 		}
-		if held.pid != 0 && l.takeFromDead(ctx, held.pid) == nil {
-			return nil
+		if time.Now().After(deadline) {
+			if endErr != nil { // say how to end it
+				return fmt.Errorf("%w; that server no longer runs, but %w", err, endErr)
+			}
+			return err
+		}
+		if held.pid != 0 {
+			if endErr = l.takeFromDead(ctx, held.pid, held.app); endErr == nil {
+				return nil
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -394,7 +413,7 @@ func (l *serverLock) takeAtStart(ctx context.Context) error {
 }
 
 // takeFromDead takes the lock from the session pid of a dead server (retake).
-func (l *serverLock) takeFromDead(ctx context.Context, pid int32) error {
+func (l *serverLock) takeFromDead(ctx context.Context, pid int32, app string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	conn, err := l.db.Conn(ctx)
@@ -409,7 +428,7 @@ func (l *serverLock) takeFromDead(ctx context.Context, pid int32) error {
 		conn.Close()
 		return err
 	}
-	if err := l.retake(rctx, conn, pid); err != nil {
+	if err := l.retake(rctx, conn, pid, app); err != nil {
 		conn.Close()
 		return err
 	}
@@ -434,6 +453,17 @@ func (e *heldError) Error() string {
 
 func (e *heldError) Unwrap() error { return ErrInUse }
 
+// appName is the application_name of process pid's sessions: "APP on HOST (pid N)",
+// HOST shortened so that the whole fits the 63 bytes PostgreSQL keeps (NAMEDATALEN).
+func appName(app string, pid int) string {
+	host, _ := os.Hostname()
+	tail := fmt.Sprintf(" (pid %d)", pid)
+	if max := 63 - len(app) - len(" on ") - len(tail); len(host) > max && max > 0 {
+		host = host[:max]
+	}
+	return app + " on " + host + tail
+}
+
 var vwsAppRE = regexp.MustCompile(`^vws on (.+) \(pid (\d+)\)$`)
 
 // deadLocal says the holder is a vws server of this host whose process is gone.
@@ -442,9 +472,8 @@ func (e *heldError) deadLocal() bool {
 	if m == nil || !fromThisHost(e.addr) {
 		return false
 	}
-	host, _ := os.Hostname()
 	pid, err := strconv.Atoi(m[2])
-	if m[1] != host || err != nil || pid <= 0 || pid == os.Getpid() {
+	if err != nil || e.app != appName("vws", pid) || pid <= 0 || pid == os.Getpid() {
 		return false
 	}
 	return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
@@ -480,7 +509,7 @@ func fromThisHost(addr string) bool {
 // locks are per database: the servers of other databases on the same PostgreSQL
 // server hold the same key, and are not the holder.
 func (l *serverLock) holder(ctx context.Context, conn *sql.Conn) (app, addr string, pid int32, err error) {
-	err = conn.QueryRowContext(ctx, `SELECT COALESCE(a.application_name, ''), COALESCE(host(a.client_addr), 'local socket'), a.pid
+	err = conn.QueryRowContext(ctx, `SELECT COALESCE(a.application_name, ''), CASE WHEN a.client_port = -1 THEN 'local socket' ELSE COALESCE(host(a.client_addr), 'not shown') END, a.pid
 		FROM pg_locks k JOIN pg_stat_activity a ON a.pid = k.pid
 		WHERE k.locktype = 'advisory' AND k.objid = $1 AND k.granted
 			AND k.database = (SELECT oid FROM pg_database WHERE datname = current_database()) LIMIT 1`, int64(serverLockKey)).Scan(&app, &addr, &pid)
