@@ -14,27 +14,40 @@ import (
 	"github.com/vws-grid/vws/internal/errdefs"
 )
 
+// hookSync makes fn write cache entries to disk until the test ends.
+func hookSync(t *testing.T, fn func(*os.File) error) {
+	old := syncStaged
+	syncStaged = fn
+	t.Cleanup(func() { syncStaged = old })
+}
+
+// stagingManager is a manager on a host whose boot ID is known (boot-1), and the
+// image of size bytes that its repository serves, with its piece list.
+func stagingManager(t *testing.T, size int) (*Manager, *manifestImage, []byte, *atomic.Int32) {
+	data, digest := testImage(size)
+	hs, gets := countingImages(t, data)
+	m := localManager(t, nil, hs)
+	m.repo.streams = 2
+	m.cache.boot = "boot-1"
+	img := &manifestImage{Role: "base", Digest: digest, Size: int64(len(data)), Location: hs.URL + "/images/" + digest, Chunks: listOf(t, data)}
+	return m, img, data, gets
+}
+
 // TestAStagedImageIsUsedBeforeItsFsync: a base image staged from the Repository is
 // handed to the deploy once checked, while its fsync runs in the background; until
 // that is done its stamp is good for this boot only (a host restart may have lost the
 // bytes), and then for good. A Close waits for the fsync.
 func TestAStagedImageIsUsedBeforeItsFsync(t *testing.T) {
-	data, digest := testImage(3<<20 + 11)
-	hs, _ := countingImages(t, data)
-	m := localManager(t, nil, hs)
-	m.repo.streams = 2
-	m.cache.boot = "boot-1"
+	m, img, data, _ := stagingManager(t, 3<<20+11)
+	digest := img.Digest
 	release := make(chan struct{})
 	synced := make(chan struct{})
-	old := syncStaged
-	syncStaged = func(f *os.File) error {
+	hookSync(t, func(f *os.File) error {
 		<-release
 		defer close(synced)
 		return f.Sync()
-	}
-	t.Cleanup(func() { syncStaged = old })
+	})
 
-	img := &manifestImage{Role: "base", Digest: digest, Size: int64(len(data)), Location: hs.URL + "/images/" + digest, Chunks: listOf(t, data)}
 	path, hit, err := m.stageShared(context.Background(), img, "", "", nil)
 	if err != nil || hit {
 		t.Fatalf("stage: hit %v, %v", hit, err)
@@ -83,19 +96,15 @@ func TestAStagedImageIsUsedBeforeItsFsync(t *testing.T) {
 // TestWithoutABootIDStagingSyncsFirst: where the host's boot ID is unknown, a restart
 // could not be told apart, so a staged image is on disk before it is used.
 func TestWithoutABootIDStagingSyncsFirst(t *testing.T) {
-	data, digest := testImage(1<<20 + 3)
-	hs, _ := countingImages(t, data)
-	m := localManager(t, nil, hs)
+	m, img, _, _ := stagingManager(t, 1<<20+3)
+	m.cache.boot = ""
 	var staging, late atomic.Bool
-	old := syncStaged
-	syncStaged = func(f *os.File) error {
+	hookSync(t, func(f *os.File) error {
 		if !staging.Load() {
 			late.Store(true)
 		}
 		return f.Sync()
-	}
-	t.Cleanup(func() { syncStaged = old })
-	img := &manifestImage{Role: "base", Digest: digest, Size: int64(len(data)), Location: hs.URL + "/images/" + digest, Chunks: listOf(t, data)}
+	})
 	staging.Store(true)
 	path, _, err := m.stageShared(context.Background(), img, "", "", nil)
 	staging.Store(false)
@@ -280,22 +289,16 @@ func TestBackgroundFsyncWaitsForDeploysInFlight(t *testing.T) {
 // (EIO): the page cache may no longer hold the checked bytes either, so the entry is
 // dropped, a workspace deployed on it does not boot, and the next deploy fetches it.
 func TestAFailedBackgroundFsyncDropsTheEntry(t *testing.T) {
-	data, digest := testImage(3<<20 + 11)
-	hs, gets := countingImages(t, data)
-	m := localManager(t, nil, hs)
-	m.repo.streams = 2
-	m.cache.boot = "boot-1"
-	old := syncStaged
+	m, img, _, gets := stagingManager(t, 3<<20+11)
+	digest := img.Digest
 	failing := true
-	syncStaged = func(f *os.File) error {
+	hookSync(t, func(f *os.File) error {
 		if failing {
 			return &os.PathError{Op: "sync", Path: f.Name(), Err: syscall.EIO}
 		}
 		return f.Sync()
-	}
-	t.Cleanup(func() { syncStaged = old })
+	})
 
-	img := &manifestImage{Role: "base", Digest: digest, Size: int64(len(data)), Location: hs.URL + "/images/" + digest, Chunks: listOf(t, data)}
 	if _, _, err := m.stageShared(context.Background(), img, "", "", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -377,19 +380,14 @@ func TestAStaleStampIsCheckedAgainBeforeABoot(t *testing.T) {
 // manager killed between a transfer's rename and its stamp, the bytes perhaps only in
 // the page cache) and checked again is synced before a stamp says it is on disk.
 func TestARecheckedEntryIsStampedOnDiskOnlyOnceSynced(t *testing.T) {
-	data, digest := testImage(2<<20 + 3)
-	hs, _ := countingImages(t, data)
-	m := localManager(t, nil, hs)
-	m.cache.boot = "boot-1"
+	m, img, data, _ := stagingManager(t, 2<<20+3)
+	digest := img.Digest
 	synced := false
-	old := syncStaged
-	syncStaged = func(f *os.File) error { synced = true; return f.Sync() }
-	t.Cleanup(func() { syncStaged = old })
+	hookSync(t, func(f *os.File) error { synced = true; return f.Sync() })
 	p := m.cache.path(digest)
 	if err := os.WriteFile(p, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	img := &manifestImage{Role: "base", Digest: digest, Size: int64(len(data)), Location: hs.URL + "/images/" + digest, Chunks: listOf(t, data)}
 	if _, hit, err := m.stageShared(context.Background(), img, "", "", nil); err != nil || !hit {
 		t.Fatalf("stage: hit %v, %v", hit, err)
 	}
