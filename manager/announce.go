@@ -180,7 +180,8 @@ func (m *Manager) announcement(ctx context.Context, self *wsa.EPR) (body *etree.
 		h.CreateElement("repo:Architecture").SetText(info.Arch)
 		h.CreateElement("repo:CPUs").SetText(strconv.Itoa(info.CPUs))
 		h.CreateElement("repo:MemoryTotalMiB").SetText(strconv.FormatInt(info.MemoryMiB, 10))
-		h.CreateElement("repo:MemoryFreeMiB").SetText(strconv.FormatInt(info.FreeMiB, 10))
+		// Free for one more guest: what the guests in RAM have not committed (memory.go).
+		h.CreateElement("repo:MemoryFreeMiB").SetText(strconv.FormatInt(m.uncommittedMiB(info, ""), 10))
 	}
 	recs, unreadable := m.journal.all()
 	h.CreateElement("repo:DeployedWorkspaces").SetText(strconv.Itoa(len(recs)))

@@ -247,6 +247,7 @@ func (m *Manager) stageAndDefine(ctx context.Context, rec *record, man *manifest
 		return Result{}, fmt.Errorf("%w: the manifest carries saved memory but the workspace is %s, not paused", errdefs.ErrImageIntegrity, man.State)
 	}
 	offer := offerOf(host)
+	offer.FreeMiB = m.uncommittedMiB(host, rec.Key)
 	dir := m.workspaceDir(rec.Key)
 	planned := stagedFiles{Disk: dir + "/run.qcow2", CIData: dir + "/cidata.iso", Console: dir + "/console.log"}
 	if k := man.image("kernel"); k != nil {
@@ -772,6 +773,11 @@ func (m *Manager) start(ctx context.Context, rec *record) error {
 	if err := m.bootable(ctx, rec); err != nil {
 		return err
 	}
+	release, err := m.admitBoot(ctx, rec)
+	if err != nil {
+		return err
+	}
+	defer release()
 	if err := m.hv.Start(ctx, rec.Spec.Name); err != nil {
 		return err
 	}
@@ -786,6 +792,11 @@ func (m *Manager) startPaused(ctx context.Context, rec *record) error {
 	if err := m.bootable(ctx, rec); err != nil {
 		return err
 	}
+	release, err := m.admitBoot(ctx, rec)
+	if err != nil {
+		return err
+	}
+	defer release()
 	if err := m.hv.StartPaused(ctx, rec.Spec.Name); err != nil {
 		return err
 	}
@@ -804,6 +815,11 @@ func (m *Manager) restore(ctx context.Context, rec *record, paused bool) error {
 	if err := m.bootable(ctx, rec); err != nil {
 		return err
 	}
+	release, err := m.admitBoot(ctx, rec)
+	if err != nil {
+		return err
+	}
+	defer release()
 	if rec.ManagedSave {
 		if err := m.hv.RestoreManagedSave(ctx, rec.Spec.Name, paused); err != nil {
 			return err

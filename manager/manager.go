@@ -80,6 +80,12 @@ type Config struct {
 	// with it left over (after evicting cached images no workspace uses) is refused
 	// before it writes anything. 0: DefaultMinFreeBytes; negative: no floor.
 	MinFreeBytes int64
+	// MemoryReserveMiB is the host memory no guest is given: a boot (Start, restore,
+	// Deploy running or paused) is refused when the guests this host holds in RAM,
+	// with the new one, would have more than the host's memory less this, and a deploy
+	// is granted no more (memory.go). 0: DefaultMemoryReserveMiB; negative: no account
+	// is kept (overcommit), only the host's free memory is read at deploy.
+	MemoryReserveMiB int64
 	// FetchStreams is how many parallel range requests stage an image whose manifest
 	// lists its pieces, a piece or a run of pieces each (0: DefaultFetchStreams; 1: one
 	// GET per image).
@@ -151,6 +157,8 @@ type Manager struct {
 
 	// syncs are the background fsyncs of staged cache entries (cachesync.go).
 	syncs backgroundSyncs
+	// memory accounts for the RAM of the guests in flight to boot (memory.go).
+	memory memoryAccount
 
 	stop chan struct{}
 	wg   sync.WaitGroup

@@ -64,6 +64,7 @@ type serveOptions struct {
 	announce     time.Duration
 	cacheMax     string
 	minFree      string
+	memReserve   string
 	// notifyNets are where the Repository may send notifications.
 	notifyNets []string
 	streams    int
@@ -131,6 +132,7 @@ anonymous, only with --insecure. Test credentials: vws pki.`,
 	f.StringVar(&o.publicURL, "public-url", "", "base URL others reach this server at, as in its EPRs and its own calls\n(default: the listen address; over TLS on an unspecified address, the host certificate's name)")
 	f.DurationVar(&o.grace, "grace", 30*time.Second, "manager: how long a normal shutdown waits for the guest before forcing it off")
 	f.StringVar(&o.cacheMax, "cache-max", "", "manager: bound on the image bytes the host cache alone holds, e.g. 50GiB; past it the least recently used images no deployment uses are evicted (default: no bound)")
+	f.StringVar(&o.memReserve, "memory-reserve", "512MiB", "manager: host memory no guest is given; a Start, restore or running deploy whose guest would take the guests held in RAM past the host's memory less this is refused, and a deploy is granted no more (0: no account, guests may be given more than the host has)")
 	f.StringVar(&o.minFree, "min-free", "1GiB", "manager: room kept free on the file system of its files (DATA/manager) for guest overlays to grow and for the manager's journal; a deploy or serialize that would not fit with it left over (after evicting cached images no deployment uses) is refused before it writes anything (0: no floor)")
 	f.IntVar(&o.streams, "fetch-streams", manager.DefaultFetchStreams, "manager: parallel HTTP range requests (a piece, or a run of pieces of a large image, each) that stage an image from another server's repository when its manifest lists the pieces (1: one GET)")
 	f.DurationVar(&o.announce, "announce-every", manager.DefaultAnnounceEvery, "manager: how often to announce this host to its repositories for placement, besides soon after each deploy, start, shutdown or undeploy (an announcement stays valid three times as long; 0: never)")
@@ -243,6 +245,14 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if minFreeBytes == 0 {
 		minFreeBytes = -1
 	}
+	memReserve, err := humanize.ParseBytes(o.memReserve)
+	if err != nil || memReserve > math.MaxInt64 {
+		return fmt.Errorf("--memory-reserve %q is not a size: give bytes with a unit, e.g. 512MiB or 2GiB (0: no account of the guests' memory)", o.memReserve)
+	}
+	memReserveMiB := int64((memReserve + (1<<20) - 1) >> 20) // a part MiB counts whole
+	if memReserveMiB == 0 {
+		memReserveMiB = -1 // likewise: 0 here means no account
+	}
 	if o.streams < 1 {
 		return fmt.Errorf("--fetch-streams %d: give at least 1 (one GET per image)", o.streams)
 	}
@@ -271,7 +281,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		NotifyNetworks: o.notifyNets,
 		Factory:        factory.Config{DefaultLifetime: o.defLife, MaximumLifetime: o.maxLife, RefuseLongLifetimes: o.lifePol == "refuse"},
 		Manager: server.ManagerConfig{LibvirtURI: o.libvirt, LibvirtTimeout: o.libvirtTimeout, DomainType: o.domType, Host: o.hostName, GracePeriod: o.grace, ReconcileEvery: o.reconcile,
-			CacheMaxBytes: int64(cacheMax), MinFreeBytes: minFreeBytes, FetchStreams: o.streams, AnnounceEvery: announceEvery(o.announce),
+			CacheMaxBytes: int64(cacheMax), MinFreeBytes: minFreeBytes, MemoryReserveMiB: memReserveMiB, FetchStreams: o.streams, AnnounceEvery: announceEvery(o.announce),
 			RepositoryTimeout: o.repoTimeout, Repositories: o.repositories}})
 	if err != nil {
 		return err

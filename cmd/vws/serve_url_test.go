@@ -60,6 +60,7 @@ func TestServeRefusesUnknownFlagValues(t *testing.T) {
 		{[]string{"--log-level", "loud"}, []string{`--log-level "loud" is not valid`, "debug, info, warn or error"}},
 		{[]string{"--role", "factory,repo"}, []string{`--role "repo" is not valid`, "factory, repository or manager"}},
 		{[]string{"--listen", "18352"}, []string{"--listen takes host:port, e.g. 127.0.0.1:18352 or :18352"}},
+		{[]string{"--memory-reserve", "lots"}, []string{`--memory-reserve "lots" is not a size`, "e.g. 512MiB", "0: no account"}},
 		// Checked before the TLS credentials are looked for.
 		{[]string{"--insecure=false", "--domain-type", "kvmm"}, []string{`--domain-type "kvmm" is not valid`}},
 	} {

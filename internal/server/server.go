@@ -111,6 +111,9 @@ type ManagerConfig struct {
 	// MinFreeBytes is the room deploys and serializes leave free on the manager's file
 	// system (0 → manager.DefaultMinFreeBytes; negative: no floor).
 	MinFreeBytes int64
+	// MemoryReserveMiB is the host memory no guest is given (0 →
+	// manager.DefaultMemoryReserveMiB; negative: no account of the guests' memory).
+	MemoryReserveMiB int64
 	// FetchStreams is how many parallel range requests stage an image the manifest
 	// lists the pieces of (0 → manager.DefaultFetchStreams; 1: one GET).
 	FetchStreams int
@@ -310,10 +313,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			Dir: filepath.Join(cfg.DataDir, "manager"), Host: cfg.Manager.Host, GracePeriod: cfg.Manager.GracePeriod,
 			ReconcileEvery: cfg.Manager.ReconcileEvery, CacheMaxBytes: cfg.Manager.CacheMaxBytes,
 			MinFreeBytes: cfg.Manager.MinFreeBytes, FetchStreams: cfg.Manager.FetchStreams, RepositoryTimeout: cfg.Manager.RepositoryTimeout,
-			AnnounceEvery: cfg.Manager.AnnounceEvery,
-			Repositories:  cfg.Manager.Repositories,
-			Self:          func() string { return s.BaseURL() + "/wsrf/services/WorkspaceManagerService" },
-			Authorize:     az.Check, Visible: az.MayInspect, Logger: cfg.Logger, HTTP: sec.httpClient(), ManifestTrust: sec.manifestTrustFunc(),
+			MemoryReserveMiB: cfg.Manager.MemoryReserveMiB,
+			AnnounceEvery:    cfg.Manager.AnnounceEvery,
+			Repositories:     cfg.Manager.Repositories,
+			Self:             func() string { return s.BaseURL() + "/wsrf/services/WorkspaceManagerService" },
+			Authorize:        az.Check, Visible: az.MayInspect, Logger: cfg.Logger, HTTP: sec.httpClient(), ManifestTrust: sec.manifestTrustFunc(),
 			Metrics: reg,
 		}
 		if s.images != nil {
