@@ -249,7 +249,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if err != nil || memReserve > math.MaxInt64 {
 		return fmt.Errorf("--memory-reserve %q is not a size: give bytes with a unit, e.g. 512MiB or 2GiB (0: no account of the guests' memory)", o.memReserve)
 	}
-	memReserveMiB := int64((memReserve + (1<<20) - 1) >> 20) // a part MiB counts whole
+	memReserveMiB := int64((memReserve + (1 << 20) - 1) >> 20) // a part MiB counts whole
 	if memReserveMiB == 0 {
 		memReserveMiB = -1 // likewise: 0 here means no account
 	}
