@@ -49,11 +49,13 @@ func (m *Manager) memoryReserve() (int64, bool) {
 }
 
 // committedMiB is the memory of the guests this host holds in RAM and of the boots
-// under way, but for workspace except's. Called with a.mu held.
-func (m *Manager) committedMiB(except string) (int64, error) {
+// under way, but for workspace except's. Called with a.mu held. A journal record it
+// cannot read (damaged, or a newer vws's) is left out, with a warning: one workspace
+// the site administrator must look at does not stop every boot on the host.
+func (m *Manager) committedMiB(except string) int64 {
 	recs, errs := m.journal.all()
-	if len(errs) > 0 {
-		return 0, fmt.Errorf("journal: %w", errs[0])
+	for _, err := range errs {
+		m.log.Warn("memory account: a journal record cannot be read; its guest's memory is not counted", "err", err)
 	}
 	var sum int64
 	for _, r := range recs {
@@ -66,7 +68,7 @@ func (m *Manager) committedMiB(except string) (int64, error) {
 			sum += mib
 		}
 	}
-	return sum, nil
+	return sum
 }
 
 // uncommittedMiB is what the account leaves for one more guest on host (all of its
@@ -77,11 +79,8 @@ func (m *Manager) uncommittedMiB(host vmm.HostInfo, except string) int64 {
 		return host.FreeMiB
 	}
 	m.memory.mu.Lock()
-	committed, err := m.committedMiB(except)
+	committed := m.committedMiB(except)
 	m.memory.mu.Unlock()
-	if err != nil {
-		return host.FreeMiB // the boot's own admission refuses, saying why
-	}
 	return min(host.FreeMiB, max(0, host.MemoryMiB-reserve-committed))
 }
 
@@ -104,10 +103,7 @@ func (m *Manager) admitBoot(ctx context.Context, rec *record) (release func(), e
 	a := &m.memory
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	committed, err := m.committedMiB(rec.Key)
-	if err != nil {
-		return nil, err
-	}
+	committed := m.committedMiB(rec.Key)
 	if left := host.MemoryMiB - reserve - committed; need > left {
 		return nil, errdefs.WithAdvice(&errdefs.MetadataError{Path: "/vw:virtualWorkspace/hw:hardware/hw:RAM",
 			Reason: fmt.Sprintf("the guest needs %d MiB of RAM; this host's %d MiB, less %d MiB kept for the host, leave %d MiB beside the %d MiB its running and paused guests hold: nothing was started",

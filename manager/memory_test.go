@@ -3,6 +3,8 @@ package manager
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -86,4 +88,99 @@ func TestBootsAreAdmittedAgainstTheGuestsInRAM(t *testing.T) {
 	if got := m.uncommittedMiB(host, ""); got != host.FreeMiB {
 		t.Errorf("no account kept: a deploy is offered %d MiB, want the host's free %d", got, host.FreeMiB)
 	}
+}
+
+// TestAnUnreadableRecordDoesNotStopEveryBoot: a journal record this manager cannot
+// read (damaged, or a newer vws's; the site administrator must look at it) is left
+// out of the account with a warning: the other workspaces still boot, and a deploy is
+// offered what the readable records leave.
+func TestAnUnreadableRecordDoesNotStopEveryBoot(t *testing.T) {
+	m, hv, rec := crashManager(t, "ws-new", stateShutdown, false)
+	host := vmm.HostInfo{MemoryMiB: 8192, FreeMiB: 8000}
+	m.hv = hostInfoHV{crashHV: hv, info: host}
+	rec.Spec.MemoryMiB = 512
+	if err := m.journal.put(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(hv.dir, "ws-other.json"), []byte(`{"version": 2, "key": "ws-other"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.start(context.Background(), rec); err != nil {
+		t.Fatalf("Start of a 512 MiB guest on an empty 8 GiB host, another workspace's record unreadable: %v", err)
+	}
+	if got := m.uncommittedMiB(host, "ws-third"); got != 8192-512-512 {
+		t.Errorf("a deploy is offered %d MiB, want %d", got, 8192-512-512)
+	}
+}
+
+// restoreProbeHV runs during while RestoreManagedSave brings the guest back into RAM.
+type restoreProbeHV struct {
+	hostInfoHV
+	during func()
+}
+
+func (h restoreProbeHV) RestoreManagedSave(ctx context.Context, name string, paused bool) error {
+	h.during()
+	return h.hostInfoHV.RestoreManagedSave(ctx, name, paused)
+}
+
+// TestUndeployOfAManagedSaveIsAdmitted: Undeploy of a workspace libvirt saved by
+// itself (managed save) restores the guest into RAM (paused) to save it again to
+// memory.save. That is a boot: it must pass the account (or at least be counted while
+// it runs), or it puts a guest into RAM the account has no room for, and a Start
+// meanwhile is admitted beside it.
+func TestUndeployOfAManagedSaveIsAdmitted(t *testing.T) {
+	ctx := context.Background()
+	const k = "ws-managed"
+	host := vmm.HostInfo{MemoryMiB: 4096, FreeMiB: 4000}
+	setup := func(t *testing.T, others int64) (*Manager, *record, *bool, *int64) {
+		m, hv, rec := crashManager(t, k, statePaused, true)
+		os.Remove(rec.MemoryFile)
+		rec.ManagedSave, rec.MemoryFile, rec.Spec.MemoryMiB = true, "", 2048
+		if err := m.journal.put(rec); err != nil {
+			t.Fatal(err)
+		}
+		hv.managedSave = true
+		hv.set(vmm.StateShutOff, false, true)
+		if others > 0 {
+			run := &record{Key: "ws-running", Phase: phaseDeployed, State: stateRunning, Spec: vmm.Spec{MemoryMiB: int(others)}}
+			if err := m.journal.put(run); err != nil {
+				t.Fatal(err)
+			}
+		}
+		called, left := new(bool), new(int64)
+		m.hv = restoreProbeHV{hostInfoHV: hostInfoHV{crashHV: hv, info: host}, during: func() {
+			*called = true
+			*left = m.uncommittedMiB(host, "")
+		}}
+		return m, rec, called, left
+	}
+
+	t.Run("no room", func(t *testing.T) {
+		// 4096 - 512 reserved - 2048 running = 1536 left; the saved guest has 2048.
+		m, rec, called, _ := setup(t, 2048)
+		err := m.managedSaveToFile(ctx, rec)
+		if *called {
+			t.Errorf("a 2048 MiB guest was restored into RAM with 1536 MiB left in the account (err %v)", err)
+		}
+		if !errors.Is(err, errdefs.ErrMetadata) || !strings.Contains(errdefs.Advice(err), "discard its RAM") {
+			t.Errorf("the refusal: %v (advice %q)", err, errdefs.Advice(err))
+		}
+		if r, _ := m.journal.get(k); !r.Hot || !r.ManagedSave || r.State != statePaused {
+			t.Errorf("after the refusal the record says %s, hot %v, managed save %v", r.State, r.Hot, r.ManagedSave)
+		}
+	})
+	t.Run("counted while restored", func(t *testing.T) {
+		m, rec, called, left := setup(t, 0)
+		if err := m.managedSaveToFile(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+		if !*called {
+			t.Fatal("not restored")
+		}
+		// 4096 - 512 = 3584 with nothing in RAM; the restored 2048 MiB guest leaves 1536.
+		if *left != 1536 {
+			t.Errorf("while the guest is restored into RAM the account leaves %d MiB, want 1536 (the guest is not counted)", *left)
+		}
+	})
 }

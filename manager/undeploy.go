@@ -90,6 +90,15 @@ func (m *Manager) managedSaveToFile(ctx context.Context, rec *record) error {
 		return err
 	}
 	defer release()
+	// The guest comes back into RAM until it is saved again: a boot like any other.
+	admitted, err := m.admitBoot(ctx, rec)
+	if err != nil {
+		if errors.Is(err, errdefs.ErrMetadata) {
+			err = errdefs.WithAdvice(err, "discard its RAM (Shutdown Normal or Trash) and undeploy it then, or shut down or serialize another guest on this host first")
+		}
+		return err
+	}
+	defer admitted()
 	if err := m.hv.RestoreManagedSave(ctx, rec.Spec.Name, true); err != nil {
 		return err
 	}
