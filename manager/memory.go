@@ -108,7 +108,7 @@ func (m *Manager) admitBoot(ctx context.Context, rec *record) (release func(), e
 		return nil, errdefs.WithAdvice(&errdefs.MetadataError{Path: "/vw:virtualWorkspace/hw:hardware/hw:RAM",
 			Reason: fmt.Sprintf("the guest needs %d MiB of RAM; this host's %d MiB, less %d MiB kept for the host, leave %d MiB beside the %d MiB its running and paused guests hold: nothing was started",
 				need, host.MemoryMiB, reserve, max(0, left), committed)},
-			"shut down or serialize a guest on this host first, or undeploy the workspace and deploy it on another host")
+			"shut down or serialize a guest on this host first, or run the workspace on another host (one deployed here: undeploy it, then deploy it there)")
 	}
 	if a.booting == nil {
 		a.booting = map[string]int64{}
