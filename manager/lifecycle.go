@@ -896,6 +896,10 @@ func (m *Manager) transition(ctx context.Context, rec *record, state, detail str
 			"dir", m.cfg.Dir, "err", err)
 	}
 	m.report(rec)
+	// A guest that entered or left RAM changes the memory this host offers
+	// (memory.go), whoever changed it: a restore by Unpause, the reconciler seeing a
+	// guest power off. (Pause and Unpause of a guest in RAM go by transitionFast.)
+	m.offerChanged()
 	return nil
 }
 

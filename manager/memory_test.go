@@ -184,3 +184,19 @@ func TestUndeployOfAManagedSaveIsAdmitted(t *testing.T) {
 		}
 	})
 }
+
+// TestATransitionIsAnnounced: a guest entering or leaving RAM changes the memory the
+// host offers for placement, whatever made it (Unpause restoring a serialized guest,
+// the reconciler seeing one power off): every transition asks for an announcement.
+func TestATransitionIsAnnounced(t *testing.T) {
+	m, _, rec := crashManager(t, "ws-announced", statePaused, true)
+	m.announceKick = make(chan struct{}, 1)
+	if err := m.transition(context.Background(), rec, stateRunning, "restored from its memory image"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-m.announceKick:
+	default:
+		t.Fatal("a guest restored into RAM asked for no announcement of the memory this host offers")
+	}
+}
