@@ -247,7 +247,6 @@ func (m *Manager) stageAndDefine(ctx context.Context, rec *record, man *manifest
 		return Result{}, fmt.Errorf("%w: the manifest carries saved memory but the workspace is %s, not paused", errdefs.ErrImageIntegrity, man.State)
 	}
 	offer := offerOf(host)
-	offer.FreeMiB = m.uncommittedMiB(host, rec.Key)
 	dir := m.workspaceDir(rec.Key)
 	planned := stagedFiles{Disk: dir + "/run.qcow2", CIData: dir + "/cidata.iso", Console: dir + "/console.log"}
 	if k := man.image("kernel"); k != nil {
@@ -256,11 +255,20 @@ func (m *Manager) stageAndDefine(ctx context.Context, rec *record, man *manifest
 	if i := man.image("initrd"); i != nil {
 		planned.Initrd = m.cache.path(i.Digest)
 	}
-	// Check the description against this host before moving any bytes.
-	spec, err := buildSpec(rec.Key, desc, offer, planned)
+	// Check the description against this host before moving any bytes, with the
+	// memory the account leaves (memory.go), held while the deploy stages a guest it
+	// boots.
+	var spec vmm.Spec
+	releaseMemory, err := m.grantForDeploy(host, rec.Key, initial == stateRunning || initial == statePaused, func(free int64) (int64, error) {
+		offer.FreeMiB = free
+		s, err := buildSpec(rec.Key, desc, offer, planned)
+		spec = s
+		return int64(s.MemoryMiB), err
+	})
 	if err != nil {
 		return Result{}, err
 	}
+	defer releaseMemory()
 	if initial == stateRunning || initial == statePaused {
 		if err := startableNetworks(spec, offer); err != nil {
 			return Result{}, err

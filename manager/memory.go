@@ -79,9 +79,35 @@ func (m *Manager) uncommittedMiB(host vmm.HostInfo, except string) int64 {
 		return host.FreeMiB
 	}
 	m.memory.mu.Lock()
-	committed := m.committedMiB(except)
-	m.memory.mu.Unlock()
-	return min(host.FreeMiB, max(0, host.MemoryMiB-reserve-committed))
+	defer m.memory.mu.Unlock()
+	return min(host.FreeMiB, max(0, host.MemoryMiB-reserve-m.committedMiB(except)))
+}
+
+// grantForDeploy runs grant with the memory the account leaves for rec's guest on
+// host, and, for a deploy that boots it (boots), holds the memory granted (grant's
+// result) from then until release — called once the boot is journaled or the deploy
+// undone — so that two deploys staging at once are not both granted the same memory.
+func (m *Manager) grantForDeploy(host vmm.HostInfo, key string, boots bool, grant func(freeMiB int64) (int64, error)) (release func(), err error) {
+	a := &m.memory
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	free := host.FreeMiB
+	if reserve, kept := m.memoryReserve(); kept && host.MemoryMiB > 0 {
+		free = min(free, max(0, host.MemoryMiB-reserve-m.committedMiB(key)))
+	}
+	mib, err := grant(free)
+	if err != nil || !boots {
+		return func() {}, err
+	}
+	if a.booting == nil {
+		a.booting = map[string]int64{}
+	}
+	a.booting[key] = mib
+	return sync.OnceFunc(func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		delete(a.booting, key)
+	}), nil
 }
 
 // admitBoot counts rec's memory as committed until release, called once its boot is

@@ -200,3 +200,49 @@ func TestATransitionIsAnnounced(t *testing.T) {
 		t.Fatal("a guest restored into RAM asked for no announcement of the memory this host offers")
 	}
 }
+
+// TestADeployThatBootsHoldsItsMemoryWhileItStages: a deploy that will boot its guest
+// holds the memory it was granted while it stages (minutes for a large image): a
+// second one meanwhile is granted only what is left, and one that boots nothing holds
+// nothing.
+func TestADeployThatBootsHoldsItsMemoryWhileItStages(t *testing.T) {
+	m, hv, _ := crashManager(t, "ws-a", stateShutdown, false)
+	host := vmm.HostInfo{MemoryMiB: 4096, FreeMiB: 4000}
+	m.hv = hostInfoHV{crashHV: hv, info: host}
+	grantAll := func(free int64) (int64, error) { return free, nil }
+	grant := func(mib int64) func(int64) (int64, error) {
+		return func(free int64) (int64, error) {
+			if mib > free {
+				return 0, errors.New("no room")
+			}
+			return mib, nil
+		}
+	}
+	release, err := m.grantForDeploy(host, "ws-a", true, grant(3000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var offered int64
+	if _, err := m.grantForDeploy(host, "ws-b", false, func(free int64) (int64, error) { offered = free; return 0, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if offered != 4096-512-3000 {
+		t.Errorf("beside a deploy staging a 3000 MiB guest it will boot, another is offered %d MiB, want %d", offered, 4096-512-3000)
+	}
+	if _, err := m.grantForDeploy(host, "ws-b", true, grant(1024)); err == nil {
+		t.Error("a second 1024 MiB deploy was granted with 584 MiB left")
+	}
+	release()
+	if r, err := m.grantForDeploy(host, "ws-b", true, grant(1024)); err != nil {
+		t.Errorf("once the first deploy is done: %v", err)
+	} else {
+		r()
+	}
+	// One that boots nothing (deploy shut down) holds nothing.
+	if _, err := m.grantForDeploy(host, "ws-c", false, grant(3000)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.grantForDeploy(host, "ws-d", false, func(free int64) (int64, error) { offered = free; return grantAll(free) }); err != nil || offered != 4096-512 {
+		t.Errorf("after a deploy that boots nothing, another is offered %d MiB (%v), want %d", offered, err, 4096-512)
+	}
+}
