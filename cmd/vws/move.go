@@ -87,6 +87,9 @@ func moveWorkspace(cmd *cobra.Command, ws *wsa.EPR, base, arg, host, state strin
 	}
 	start := time.Now()
 	if _, err := lifecycleClient().Invoke(cmd.Context(), from.manager, "Undeploy", mgrBody("Undeploy", ws)); err != nil {
+		if !serialized && (from.state == "running" || from.state == "paused") {
+			return resumeAfterFailedUndeploy(cmd, ws, from, arg, err)
+		}
 		return err
 	}
 	timed(cmd, "undeployed from "+from.host, start, "in the repository")
@@ -191,6 +194,37 @@ func moveBack(cmd *cobra.Command, ws *wsa.EPR, from deployedAt, state, arg strin
 		return &inRepositoryError{cause: cause, back: err, redeploy: redeploy}
 	}
 	fmt.Fprintf(stderr, "vws: workspace %s is back on %s, %s; the move failed because:\n", arg, from.host, txt(resp, "State"))
+	return cause
+}
+
+// resumeAfterFailedUndeploy puts back a workspace the move serialized when its
+// Undeploy then failed with cause (libvirtd away a moment, say): one that was running
+// is started again where it is, from the RAM just saved, so that the grid job does
+// not stay stopped unnoticed; for one that was paused, or that cannot be started, the
+// lines on stderr say where it is and how to resume it. It returns cause.
+func resumeAfterFailedUndeploy(cmd *cobra.Command, ws *wsa.EPR, from deployedAt, arg string, cause error) error {
+	if cmd.Context().Err() != nil {
+		return cause
+	}
+	stderr := cmd.ErrOrStderr()
+	now, err := whereDeployed(cmd, ws, arg)
+	switch {
+	case err != nil:
+		fmt.Fprintf(stderr, "vws: the undeploy failed after the move serialized workspace %s on %s, and where it is now cannot be read (%v): "+
+			"vws status %s says; vws start %s resumes it where it is deployed, vws deploy %s --state running once it is in the repository\n", arg, from.host, err, arg, arg, arg)
+	case now.manager.Address != from.manager.Address || now.state != "paused":
+		fmt.Fprintf(stderr, "vws: the undeploy failed after the move serialized workspace %s on %s; it is now %s on %s: vws status %s says more\n",
+			arg, from.host, now.state, now.host, arg)
+	case from.state == "paused":
+		fmt.Fprintf(stderr, "vws: workspace %s stays serialized on %s, its RAM saved by the move: vws start %s resumes it, running; the move failed because:\n", arg, from.host, arg)
+	default:
+		if _, err := lifecycleClient().Invoke(cmd.Context(), from.manager, "Start", mgrBody("Start", ws)); err != nil {
+			fmt.Fprintf(stderr, "vws: workspace %s stays serialized on %s, its RAM saved by the move, and starting it again failed too (%v): vws start %s resumes it; the move failed because:\n",
+				arg, from.host, err, arg)
+		} else {
+			fmt.Fprintf(stderr, "vws: workspace %s is running again on %s, from the RAM the move saved; the move failed because:\n", arg, from.host)
+		}
+	}
 	return cause
 }
 
