@@ -77,6 +77,7 @@ administrator's right (policy class admin).`,
 // hostWorkspace is one workspace a manager holds, as its host properties list it.
 type hostWorkspace struct {
 	key, name, state string
+	deployment       string   // the manager's phase: staging, deployed, unstaging
 	ref              *wsa.EPR // at its Repository
 }
 
@@ -89,7 +90,7 @@ func deployedOn(ctx context.Context, mgr *wsa.EPR) ([]hostWorkspace, error) {
 	var out []hostWorkspace
 	for _, d := range els {
 		for _, w := range d.SelectElements("Workspace") {
-			hw := hostWorkspace{key: txt(w, "Key"), name: dash(txt(w, "Name")), state: txt(w, "State")}
+			hw := hostWorkspace{key: txt(w, "Key"), name: dash(txt(w, "Name")), state: txt(w, "State"), deployment: txt(w, "Deployment")}
 			if ref := w.SelectElement("WorkspaceReference"); ref != nil {
 				if hw.ref, err = wsa.ParseEPR(ref); err != nil {
 					return nil, fmt.Errorf("the manager's reference to workspace %s: %w", hw.key, err)
@@ -141,6 +142,14 @@ every workspace there: the site administrator's.`,
 				fmt.Fprintf(out, "\n%s (%s, %s):\n", w.key, w.name, w.state)
 				if w.ref == nil {
 					left = append(left, w.key+": the manager does not say where its repository is")
+					continue
+				}
+				if w.deployment == "staging" || w.deployment == "unstaging" {
+					// Its deploy (or hand-back) is under way here: the repository may
+					// not know yet, and would call it in the repository, to deploy again.
+					what := map[string]string{"staging": "a deploy", "unstaging": "a hand-back to the repository"}[w.deployment]
+					fmt.Fprintf(cmd.ErrOrStderr(), "vws: %s not moved: %s of it is under way on this host\n", w.key, what)
+					left = append(left, fmt.Sprintf("%s: %s of it is under way on this host; once vws status %s shows it finished, it can move", w.key, what, w.key))
 					continue
 				}
 				w.ref.Version = mgr.Version
