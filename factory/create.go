@@ -91,6 +91,13 @@ func create(cfg Config, d *Deps) container.Handler {
 			}
 			at = &t
 		}
+		if desc.RequestedLifetime != 0 && (at != nil || childText(p, "RequestedLifetime") != "") {
+			// Likewise the description's requested lifetime: one asking for PT2H must
+			// not silently get what Create's other request says, charged to its owner.
+			const path = "/vw:virtualWorkspace/vw:lifeCycle/vw:requestedLifetime"
+			return nil, errdefs.WithAdvice(&errdefs.MetadataError{Path: path, Reason: "the lifetime is asked for twice (here, and by Create's RequestedLifetime or RequestedTerminationTime)"},
+				"ask once: keep either the description's requestedLifetime or Create's request")
+		}
 		if t := desc.TerminationTime; !t.IsZero() {
 			// The description's own "when it ends" is a request like Create's: taken,
 			// not silently replaced by the default, and never asked for twice.

@@ -536,7 +536,7 @@ func (h *Home) expire(key string) {
 		return // already gone
 	}
 	defer r.mu.Unlock()
-	if r.termination == nil || r.termination.After(h.cfg.Now()) {
+	if r.termination == nil || r.termination.After(h.cfg.Now().Round(0)) {
 		return // extended meanwhile
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -19,6 +19,8 @@ type scheduler struct {
 	done     chan struct{}
 	active   bool
 	stopOnce sync.Once
+	firing   sync.WaitGroup // expiries under way
+	slots    chan struct{}  // bounds them: thousands may fall due at a start
 }
 
 type entry struct {
@@ -39,12 +41,17 @@ func (h *entryHeap) Pop() any {
 	return e
 }
 
+// expiriesAtOnce bounds the expiries under way: each destroys a resource (a database
+// write, its files), and a server started after a long stop may find thousands due.
+const expiriesAtOnce = 16
+
 func newScheduler(now func() time.Time, fire func(string)) *scheduler {
 	return &scheduler{now: now, fire: fire, due: map[string]time.Time{}, wake: make(chan struct{}, 1),
-		quit: make(chan struct{}), done: make(chan struct{})}
+		quit: make(chan struct{}), done: make(chan struct{}), slots: make(chan struct{}, expiriesAtOnce)}
 }
 
 func (s *scheduler) schedule(key string, at time.Time) {
+	at = at.Round(0) // the wall clock only: a monotonic reading would outlast a clock step or suspend
 	s.mu.Lock()
 	s.due[key] = at
 	heap.Push(&s.q, entry{key, at})
@@ -77,6 +84,7 @@ func (s *scheduler) stop() {
 	s.stopOnce.Do(func() {
 		close(s.quit)
 		<-s.done
+		s.firing.Wait()
 	})
 }
 
@@ -91,7 +99,7 @@ func (s *scheduler) run() {
 		var expired []string
 		wait := time.Hour
 		s.mu.Lock()
-		now := s.now()
+		now := s.now().Round(0)
 		for s.q.Len() > 0 {
 			e := s.q[0]
 			if at, ok := s.due[e.key]; !ok || !at.Equal(e.at) {
@@ -111,7 +119,15 @@ func (s *scheduler) run() {
 		}
 		s.mu.Unlock()
 		for _, k := range expired {
-			s.fire(k)
+			// Each on its own: one busy resource (its lock held by a long operation)
+			// must not hold back the others' expiry.
+			s.firing.Add(1)
+			s.slots <- struct{}{}
+			go func() {
+				defer s.firing.Done()
+				defer func() { <-s.slots }()
+				s.fire(k)
+			}()
 		}
 		if len(expired) > 0 {
 			continue // fire may have rescheduled
