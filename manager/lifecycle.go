@@ -777,11 +777,17 @@ func (m *Manager) result(rec *record) Result {
 	return Result{State: rec.State, Deployment: "deployed", Host: m.cfg.Host}
 }
 
-func (m *Manager) start(ctx context.Context, rec *record) error {
+// readyToBoot checks what booting rec needs: its cached images intact (bootable) and
+// room for its RAM (admitBoot, held until release).
+func (m *Manager) readyToBoot(ctx context.Context, rec *record) (release func(), err error) {
 	if err := m.bootable(ctx, rec); err != nil {
-		return err
+		return nil, err
 	}
-	release, err := m.admitBoot(ctx, rec)
+	return m.admitBoot(ctx, rec)
+}
+
+func (m *Manager) start(ctx context.Context, rec *record) error {
+	release, err := m.readyToBoot(ctx, rec)
 	if err != nil {
 		return err
 	}
@@ -797,10 +803,7 @@ func (m *Manager) start(ctx context.Context, rec *record) error {
 // startPaused boots a workspace with its vCPUs stopped (Deploy with initial state
 // paused): its job does not begin until Unpause.
 func (m *Manager) startPaused(ctx context.Context, rec *record) error {
-	if err := m.bootable(ctx, rec); err != nil {
-		return err
-	}
-	release, err := m.admitBoot(ctx, rec)
+	release, err := m.readyToBoot(ctx, rec)
 	if err != nil {
 		return err
 	}
@@ -820,10 +823,7 @@ func (m *Manager) pause(ctx context.Context, rec *record) error {
 
 // restore resumes a serialized workspace from its memory image.
 func (m *Manager) restore(ctx context.Context, rec *record, paused bool) error {
-	if err := m.bootable(ctx, rec); err != nil {
-		return err
-	}
-	release, err := m.admitBoot(ctx, rec)
+	release, err := m.readyToBoot(ctx, rec)
 	if err != nil {
 		return err
 	}
