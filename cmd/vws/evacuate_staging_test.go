@@ -34,11 +34,7 @@ func TestEvacuateNamesADeployUnderWayOnTheDrainedHost(t *testing.T) {
 			return el("vw:"+op+"Response", vwsns.Workspace, ""), ""
 		}
 		// The manager has journaled the deploy; its CheckOut has not arrived yet.
-		out := el("wsrp:GetMultipleResourcePropertiesResponse", "http://docs.oasis-open.org/wsrf/rp-2", "")
-		out.AddChild(el("vw:state", vwsns.Workspace, "shutdown"))
-		out.AddChild(el("vw:deployment", vwsns.Workspace, "in-repository"))
-		out.AddChild(el("vw:host", vwsns.Workspace, ""))
-		return out, ""
+		return workspaceProps("shutdown", "in-repository", "", nil), ""
 	}
 	a.handle = func(op string, p *etree.Element) (*etree.Element, string) {
 		switch op {

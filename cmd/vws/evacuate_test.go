@@ -63,6 +63,21 @@ func el(tag, ns, text string) *etree.Element {
 	return e
 }
 
+// workspaceProps is a Repository's GetMultipleResourceProperties answer about a
+// workspace: its state, deployment and host, and the manager it is deployed on (nil:
+// none).
+func workspaceProps(state, deployment, host string, mgr *wsa.EPR) *etree.Element {
+	out := el("wsrp:GetMultipleResourcePropertiesResponse", "http://docs.oasis-open.org/wsrf/rp-2", "")
+	out.AddChild(el("vw:state", vwsns.Workspace, state))
+	out.AddChild(el("vw:deployment", vwsns.Workspace, deployment))
+	out.AddChild(el("vw:host", vwsns.Workspace, host))
+	if mgr != nil {
+		mgr.ChildElement(out, "vw:managerReference", "wsa")
+		out.SelectElement("managerReference").CreateAttr("xmlns:vw", vwsns.Workspace)
+	}
+	return out
+}
+
 // TestEvacuateSaysWhereAWorkspaceIs: during vws host evacuate the host is drained, so
 // a move whose deploy on the new host fails cannot deploy the workspace back there
 // (the drained manager refuses any new deploy): the workspace ends in the repository,
@@ -96,19 +111,10 @@ func TestEvacuateSaysWhereAWorkspaceIs(t *testing.T) {
 		defer mu.Unlock()
 		switch op {
 		case "GetMultipleResourceProperties":
-			out := el("wsrp:GetMultipleResourcePropertiesResponse", "http://docs.oasis-open.org/wsrf/rp-2", "")
-			dep, host := "in-repository", ""
 			if deployedOnA {
-				dep, host = "deployed", "node-a"
+				return workspaceProps("shutdown", "deployed", "node-a", mgrEPR(aURL)), ""
 			}
-			out.AddChild(el("vw:state", vwsns.Workspace, "shutdown"))
-			out.AddChild(el("vw:deployment", vwsns.Workspace, dep))
-			out.AddChild(el("vw:host", vwsns.Workspace, host))
-			if deployedOnA {
-				mgrEPR(aURL).ChildElement(out, "vw:managerReference", "wsa")
-				out.SelectElement("managerReference").CreateAttr("xmlns:vw", vwsns.Workspace)
-			}
-			return out, ""
+			return workspaceProps("shutdown", "in-repository", "", nil), ""
 		case "Place":
 			out := el("vw:PlaceResponse", vwsns.Workspace, "")
 			c := out.CreateElement("vw:Candidate")

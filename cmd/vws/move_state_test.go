@@ -45,13 +45,7 @@ func TestMoveKeepsTheWayAWorkspaceIsPaused(t *testing.T) {
 				if op != "GetMultipleResourceProperties" {
 					return el("vw:"+op+"Response", vwsns.Workspace, ""), ""
 				}
-				out := el("wsrp:GetMultipleResourcePropertiesResponse", "http://docs.oasis-open.org/wsrf/rp-2", "")
-				out.AddChild(el("vw:state", vwsns.Workspace, "paused"))
-				out.AddChild(el("vw:deployment", vwsns.Workspace, "deployed"))
-				out.AddChild(el("vw:host", vwsns.Workspace, "node-a"))
-				mgrEPR(aHS.URL).ChildElement(out, "vw:managerReference", "wsa")
-				out.SelectElement("managerReference").CreateAttr("xmlns:vw", vwsns.Workspace)
-				return out, ""
+				return workspaceProps("paused", "deployed", "node-a", mgrEPR(aHS.URL)), ""
 			}
 			a.handle = func(op string, p *etree.Element) (*etree.Element, string) {
 				mu.Lock()
