@@ -74,12 +74,17 @@ func (m *Manager) committedMiB(except string) int64 {
 // uncommittedMiB is what the account leaves for one more guest on host (all of its
 // free memory when no account is kept or the host's size is unknown).
 func (m *Manager) uncommittedMiB(host vmm.HostInfo, except string) int64 {
+	m.memory.mu.Lock()
+	defer m.memory.mu.Unlock()
+	return m.uncommittedLocked(host, except)
+}
+
+// uncommittedLocked is uncommittedMiB with m.memory.mu held.
+func (m *Manager) uncommittedLocked(host vmm.HostInfo, except string) int64 {
 	reserve, kept := m.memoryReserve()
 	if !kept || host.MemoryMiB <= 0 {
 		return host.FreeMiB
 	}
-	m.memory.mu.Lock()
-	defer m.memory.mu.Unlock()
 	return min(host.FreeMiB, max(0, host.MemoryMiB-reserve-m.committedMiB(except)))
 }
 
@@ -88,17 +93,17 @@ func (m *Manager) uncommittedMiB(host vmm.HostInfo, except string) int64 {
 // result) from then until release — called once the boot is journaled or the deploy
 // undone — so that two deploys staging at once are not both granted the same memory.
 func (m *Manager) grantForDeploy(host vmm.HostInfo, key string, boots bool, grant func(freeMiB int64) (int64, error)) (release func(), err error) {
-	a := &m.memory
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	free := host.FreeMiB
-	if reserve, kept := m.memoryReserve(); kept && host.MemoryMiB > 0 {
-		free = min(free, max(0, host.MemoryMiB-reserve-m.committedMiB(key)))
-	}
-	mib, err := grant(free)
+	m.memory.mu.Lock()
+	defer m.memory.mu.Unlock()
+	mib, err := grant(m.uncommittedLocked(host, key))
 	if err != nil || !boots {
 		return func() {}, err
 	}
+	return m.memory.hold(key, mib), nil
+}
+
+// hold counts mib as booting for key until release. Called with a.mu held.
+func (a *memoryAccount) hold(key string, mib int64) (release func()) {
 	if a.booting == nil {
 		a.booting = map[string]int64{}
 	}
@@ -107,7 +112,7 @@ func (m *Manager) grantForDeploy(host vmm.HostInfo, key string, boots bool, gran
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		delete(a.booting, key)
-	}), nil
+	})
 }
 
 // admitBoot counts rec's memory as committed until release, called once its boot is
@@ -136,13 +141,5 @@ func (m *Manager) admitBoot(ctx context.Context, rec *record) (release func(), e
 				need, host.MemoryMiB, reserve, max(0, left), committed)},
 			"shut down or serialize a guest on this host first, or run the workspace on another host (one deployed here: undeploy it, then deploy it there)")
 	}
-	if a.booting == nil {
-		a.booting = map[string]int64{}
-	}
-	a.booting[rec.Key] = need
-	return sync.OnceFunc(func() {
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		delete(a.booting, rec.Key)
-	}), nil
+	return a.hold(rec.Key, need), nil
 }
