@@ -361,3 +361,85 @@ func TestWSSecXmlsecSignedPayloadsVerify(t *testing.T) {
 		}
 	}
 }
+
+// defaultQNamePayload resolves an unprefixed QName (Kind="Harmless") through the
+// default namespace in scope at a prefixed element: exclusive c14n signs that binding
+// only when the transform lists "#default".
+const defaultQNamePayload = `<vw:Deploy xmlns:vw="http://vws.dev/ns/2026/workspace" Kind="Harmless">` +
+	`<vw:State>running</vw:State><note>n</note></vw:Deploy>`
+
+// defaultQNameEnvelope is the request with defaultQNamePayload, its default namespace
+// declared on the Envelope (onEnvelope) or on vw:Deploy.
+func defaultQNameEnvelope(t *testing.T, ns string, onEnvelope bool) *etree.Document {
+	doc := wssecEnvelope(t, ns, defaultQNamePayload)
+	at := doc.FindElement("//Deploy")
+	if onEnvelope {
+		at = doc.Root()
+	}
+	at.CreateAttr("xmlns", "urn:vws:kinds:a")
+	return doc
+}
+
+// TestWSSecDefaultTokenInterop: a signature over a default namespace in scope at a
+// prefixed element, with "#default" in the InclusiveNamespaces, reads the same to
+// xmlsec and to vws both ways, WSS4J's way of listing it included; rebound after
+// signing, it is refused. A WSS4J-style signature that leaves the binding out (it
+// lists only what the signed element's ancestors declare) is refused as before.
+func TestWSSecDefaultTokenInterop(t *testing.T) {
+	xmlsec1 := needXmlsec1(t)
+	needZeepXmlsec(t)
+	p := newWSSecPKI(t)
+	for _, ns := range []string{wsa.NS200403, wsa.NS200508} {
+		for _, onEnvelope := range []bool{true, false} {
+			where := fmt.Sprintf("%s, default namespace on the Envelope %v", ns, onEnvelope)
+			doc := defaultQNameEnvelope(t, ns, onEnvelope)
+			s := &wssec.Signer{Key: p.userKey, Chain: []*x509.Certificate{p.user}, Algorithm: wssec.RSASHA256}
+			if err := s.Sign(doc); err != nil {
+				t.Fatal(err)
+			}
+			data, err := doc.WriteToBytes()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Contains(data, []byte(` #default"`)) {
+				t.Fatalf("%s: our signature does not list #default:\n%s", where, data)
+			}
+			if out, err := xmlsec1Verify(t, xmlsec1, p, ns, data); err != nil {
+				t.Errorf("%s: xmlsec1 refuses our #default signature: %v\n%s\n%s", where, err, out, data)
+			}
+
+			unsigned, err := defaultQNameEnvelope(t, ns, onEnvelope).WriteToBytes()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(zeepPython, "interop/zeep_wssec.py", "sign-envelope-inclusive", p.keyPEM, p.certPEM, "sha256")
+			cmd.Stdin = bytes.NewReader(unsigned)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if data, err = cmd.Output(); err != nil {
+				t.Fatalf("zeep_wssec.py sign-envelope-inclusive: %v\n%s", err, stderr.Bytes())
+			}
+			env, err := soap.Parse(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = p.verifier().Verify(env)
+			if !onEnvelope {
+				if err == nil || !strings.Contains(err.Error(), "default namespace") {
+					t.Errorf("%s: xmlsec's signature leaves the binding unsigned: got %v, want it refused", where, err)
+				}
+				continue
+			}
+			if err != nil {
+				t.Errorf("%s: xmlsec's #default signature does not verify: %v\n%s", where, err, data)
+			}
+			rebound := bytes.Replace(data, []byte(`xmlns="urn:vws:kinds:a"`), []byte(`xmlns="urn:vws:kinds:b"`), 1)
+			if env, err = soap.Parse(rebound); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p.verifier().Verify(env); err == nil || !strings.Contains(err.Error(), "does not match") {
+				t.Errorf("%s: the default namespace rebound after xmlsec signed it: got %v, want a digest mismatch", where, err)
+			}
+		}
+	}
+}

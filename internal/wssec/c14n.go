@@ -3,6 +3,7 @@ package wssec
 import (
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 
@@ -50,10 +51,15 @@ func canonicalize(w io.Writer, el *etree.Element, prefixList string) error {
 			cp.Attr = append(cp.Attr, etree.Attr{Space: a.Space, Key: a.Key, Value: a.Value})
 		}
 	}
+	// goxmldsig takes prefixes only; the default namespace's token is ours to render.
+	var inScopeDefault map[*etree.Element]string
+	if prefixList, inScopeDefault = withoutDefaultToken(prefixList); inScopeDefault != nil {
+		recordDefaults(cp, "", inScopeDefault)
+	}
 	if err := etreeutils.TransformExcC14n(cp, prefixList, false); err != nil {
 		return fmt.Errorf("exclusive c14n of %s: %w", el.FullTag(), err)
 	}
-	fixCanonical(cp, map[string]string{"xml": nsXML}, "")
+	fixCanonical(cp, map[string]string{"xml": nsXML}, "", inScopeDefault)
 	doc := etree.NewDocument()
 	doc.SetRoot(cp)
 	doc.WriteSettings = etree.WriteSettings{CanonicalEndTags: true, CanonicalText: true, CanonicalAttrVal: true}
@@ -61,6 +67,33 @@ func canonicalize(w io.Writer, el *etree.Element, prefixList string) error {
 		return fmt.Errorf("writing the canonical form of %s: %w", el.FullTag(), err)
 	}
 	return nil
+}
+
+// defaultToken names the default namespace in an InclusiveNamespaces PrefixList
+// (exclusive c14n §3). WSS4J lists it whenever a default namespace is in scope.
+const defaultToken = "#default"
+
+// withoutDefaultToken returns prefixList without "#default", and a map to record the
+// in-scope default namespace of every element in when the list had it (else nil).
+func withoutDefaultToken(prefixList string) (string, map[*etree.Element]string) {
+	fields := strings.Fields(prefixList)
+	rest := slices.DeleteFunc(slices.Clone(fields), func(p string) bool { return p == defaultToken })
+	if len(rest) == len(fields) {
+		return prefixList, nil
+	}
+	return strings.Join(rest, " "), map[*etree.Element]string{}
+}
+
+// recordDefaults notes in m the default namespace in scope at el and below, inherited
+// being the one in scope at el's parent ("" for none).
+func recordDefaults(el *etree.Element, inherited string, m map[*etree.Element]string) {
+	if v, ok := defaultDeclaration(el); ok {
+		inherited = v
+	}
+	m[el] = inherited
+	for _, c := range el.ChildElements() {
+		recordDefaults(c, inherited, m)
+	}
 }
 
 func isNSDecl(a etree.Attr) bool {
@@ -78,7 +111,19 @@ func nsDeclPrefix(a etree.Attr) string {
 // namespace URI then local name (C14N §2.2), no xmlns="" unless a non-empty default
 // namespace is in output scope, CDATA as text. scope maps the prefixes declared on
 // output ancestors; outDefault is the default namespace in output scope.
-func fixCanonical(el *etree.Element, scope map[string]string, outDefault string) {
+//
+// inScopeDefault, when not nil ("#default" was in the PrefixList), holds each
+// element's default namespace in the input: it is rendered as inclusive c14n renders
+// it, wherever it differs from the one in output scope, whether or not the element
+// uses it (goxmldsig renders it only on unprefixed elements).
+func fixCanonical(el *etree.Element, scope map[string]string, outDefault string, inScopeDefault map[*etree.Element]string) {
+	if inScopeDefault != nil {
+		if _, ok := defaultDeclaration(el); !ok {
+			// An unprefixed element has its declaration already; an empty one is
+			// dropped below unless a non-empty default is in output scope.
+			el.Attr = append(el.Attr, etree.Attr{Key: "xmlns", Value: inScopeDefault[el]})
+		}
+	}
 	own := false
 	kept := el.Attr[:0]
 	for _, a := range el.Attr {
@@ -102,7 +147,7 @@ func fixCanonical(el *etree.Element, scope map[string]string, outDefault string)
 	for i, t := range el.Child {
 		switch t := t.(type) {
 		case *etree.Element:
-			fixCanonical(t, scope, outDefault)
+			fixCanonical(t, scope, outDefault, inScopeDefault)
 		case *etree.CharData:
 			if t.IsCData() {
 				text := etree.NewText(t.Data)

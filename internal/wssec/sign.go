@@ -244,7 +244,7 @@ func (s *Signer) Sign(doc *etree.Document) error {
 }
 
 // prefixesOf is the InclusiveNamespaces PrefixList for signing el: every prefix in
-// scope at el or declared inside it. Exclusive C14N leaves out a declaration that
+// scope at el or declared inside it, and the default namespace where it needs it. Exclusive C14N leaves out a declaration that
 // no element or attribute name uses, yet a QName in text or an attribute value
 // (rp:GetResourceProperty's "vw:state", a TopicExpression) depends on it: listed, it
 // is signed, and rebinding it after signing breaks the signature.
@@ -268,11 +268,16 @@ func prefixesOf(el *etree.Element) string {
 		}
 	}
 	walk(el)
-	list := make([]string, 0, len(seen))
+	list := make([]string, 0, len(seen)+1)
 	for p := range seen {
 		list = append(list, p)
 	}
 	sort.Strings(list)
+	if unsignedDefaultNamespace(el) != nil {
+		// A default namespace exclusive c14n would leave unsigned: "#default" signs
+		// it (listed only then, so every other signature reads as before).
+		list = append(list, defaultToken)
+	}
 	return strings.Join(list, " ")
 }
 

@@ -153,11 +153,6 @@ func (v *Verifier) Verify(env *soap.Envelope) (*Result, error) {
 	if !covered[env.Body] {
 		return nil, fail(CodeInvalidSecurity, "the signature does not cover the soap:Body")
 	}
-	for el := range covered {
-		if e := unsignedDefaultNamespace(el); e != nil {
-			return nil, fail(CodeInvalidSecurity, fmt.Sprintf("the default namespace in scope at the signed %s is not covered by the signature (exclusive c14n leaves it out there), so a QName in content resolved through it could be changed after signing; bind that namespace to a prefix", e.FullTag()))
-		}
-	}
 	if !covered[ts] {
 		return nil, fail(CodeInvalidSecurity, "the signature does not cover the wsu:Timestamp")
 	}
@@ -463,6 +458,11 @@ func (v *Verifier) checkReferences(si *etree.Element, ids map[string]*etree.Elem
 		if subtle.ConstantTimeCompare(got, want) != 1 {
 			return nil, fail(CodeFailedCheck, fmt.Sprintf("digest of #%s does not match: %s was changed after signing", id, describe(el, env, ts)))
 		}
+		if !slices.Contains(strings.Fields(prefixes), defaultToken) {
+			if e := unsignedDefaultNamespace(el); e != nil {
+				return nil, fail(CodeInvalidSecurity, fmt.Sprintf("the default namespace in scope at the signed %s is not covered by the signature (exclusive c14n leaves it out there), so a QName in content resolved through it could be changed after signing; bind that namespace to a prefix, or list #default in the transform's InclusiveNamespaces", e.FullTag()))
+			}
+		}
 		covered[el] = true
 	}
 	return covered, nil
@@ -606,8 +606,8 @@ func decodeToken(bst *etree.Element) ([]*x509.Certificate, error) {
 // renders a default namespace declaration only on unprefixed elements, so such a
 // binding is not signed, and an unprefixed QName in text or an attribute value
 // (wsrf's ResourceProperty="x") would resolve through whatever an intermediary put
-// there. vws's c14n does not implement InclusiveNamespaces "#default", so there is
-// no signed form of it to accept either.
+// there. A reference whose InclusiveNamespaces lists "#default" signs the binding
+// wherever it changes, and is not checked so.
 func unsignedDefaultNamespace(el *etree.Element) *etree.Element {
 	var walk func(e *etree.Element, inScope, signed string) *etree.Element
 	walk = func(e *etree.Element, inScope, signed string) *etree.Element {

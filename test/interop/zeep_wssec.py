@@ -9,6 +9,10 @@
   zeep_wssec.py sign-envelope KEY.pem CERT.pem {sha1|sha256} < envelope.xml
       signs an envelope built elsewhere the same way, without zeep's client (to
       check canonicalization of unusual content against xmlsec's).
+  zeep_wssec.py sign-envelope-inclusive KEY.pem CERT.pem {sha1|sha256} < envelope.xml
+      the same, with each transform's InclusiveNamespaces listing every prefix its
+      ancestors declare, "#default" for a default namespace, as WSS4J (Axis2, CXF)
+      writes it (WSSecSignature.getInclusivePrefixes).
   zeep_wssec.py verify CERT.pem < envelope.xml
       checks an envelope signed elsewhere with zeep's own verifier (xmlsec), exit 0 if
       it verifies, 1 if not.
@@ -106,6 +110,17 @@ class WsaBinarySignature(zsig.BinarySignature):
     with _sign_node called for the addressing headers as well.
     """
 
+    inclusive = False
+
+    def _sign(self, ctx, signature, node):
+        zsig._sign_node(ctx, signature, node, self.digest_method)
+        if not self.inclusive:
+            return
+        prefixes = sorted(p if p is not None else "#default" for p in node.getparent().nsmap)
+        transform = signature.findall(".//{%s}Reference" % ns.DS)[-1].find(".//{%s}Transform" % ns.DS)
+        ec = "http://www.w3.org/2001/10/xml-exc-c14n#"
+        etree.SubElement(transform, etree.QName(ec, "InclusiveNamespaces"), {"PrefixList": " ".join(prefixes)}, nsmap={"ec": ec})
+
     def apply(self, envelope, headers):
         key = zsig._make_sign_key(self.key_data, self.cert_data, self.password)
         security = get_security_header(envelope)
@@ -126,14 +141,14 @@ class WsaBinarySignature(zsig.BinarySignature):
 
         ctx = xmlsec.SignatureContext()
         ctx.key = key
-        zsig._sign_node(ctx, signature, envelope.find(etree.QName(soap_env, "Body")), self.digest_method)
-        zsig._sign_node(ctx, signature, security.find(etree.QName(ns.WSU, "Timestamp")), self.digest_method)
+        self._sign(ctx, signature, envelope.find(etree.QName(soap_env, "Body")))
+        self._sign(ctx, signature, security.find(etree.QName(ns.WSU, "Timestamp")))
         header = envelope.find(etree.QName(soap_env, "Header"))
         for h in header:
             # Every header block but the Security header: the WS-Addressing headers
             # and the resource key, which vws requires signed with the rest.
             if h is not security:
-                zsig._sign_node(ctx, signature, h, self.digest_method)
+                self._sign(ctx, signature, h)
         ctx.sign(signature)
 
         # As zeep's BinarySignature: the certificate moves into a BinarySecurityToken
@@ -169,9 +184,11 @@ def sign(key, cert, wsa_ns, alg):
     sys.stdout.buffer.write(etree.tostring(envelope, xml_declaration=True, encoding="UTF-8"))
 
 
-def sign_envelope(key, cert, alg):
+def sign_envelope(key, cert, alg, inclusive=False):
     envelope = etree.fromstring(sys.stdin.buffer.read())
-    WsaBinarySignature(key, cert, **methods_for(alg)).apply(envelope, {})
+    signer = WsaBinarySignature(key, cert, **methods_for(alg))
+    signer.inclusive = inclusive
+    signer.apply(envelope, {})
     sys.stdout.buffer.write(etree.tostring(envelope, xml_declaration=True, encoding="UTF-8"))
 
 
@@ -255,6 +272,8 @@ if __name__ == "__main__":
         sign(*sys.argv[2:])
     elif len(sys.argv) == 5 and sys.argv[1] == "sign-envelope":
         sign_envelope(*sys.argv[2:])
+    elif len(sys.argv) == 5 and sys.argv[1] == "sign-envelope-inclusive":
+        sign_envelope(*sys.argv[2:], inclusive=True)
     elif len(sys.argv) == 3 and sys.argv[1] == "verify":
         verify(sys.argv[2])
     elif len(sys.argv) == 9 and sys.argv[1] == "call" and sys.argv[2] in ("signed", "unsigned"):
