@@ -165,6 +165,7 @@ func TestCLIBadEPRFilesSayWhatTheyAre(t *testing.T) {
 		{[]string{"pause", "factory.xml"}, []string{"factory.xml is not a workspace's"}},
 		{[]string{"destroy", "manager.xml"}, []string{"manager.xml is not a workspace's", "WorkspaceManagerService"}},
 		{[]string{"wsrf", "get-property", "-e", "missing.xml", "vw:state"}, []string{"EPR file missing.xml does not exist", "-s and -k"}},
+		{[]string{"wsrf", "get-property", "-e", "keyless.xml", "vw:state"}, []string{"EPR file keyless.xml names WorkspaceService but no workspace", "vws create -o", "-k vw:WorkspaceKey"}},
 		{[]string{"create", "-f", "missing.xml"}, []string{"-f missing.xml: no such file", "--image NAME"}},
 		{[]string{"create", "-f", "text.xml"}, []string{"-f text.xml is not XML"}},
 		{[]string{"create", "-f", "empty.xml"}, []string{"-f empty.xml is empty"}},

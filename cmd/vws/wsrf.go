@@ -69,6 +69,11 @@ func (t *targetOptions) resolve(args []string) (*wsa.EPR, []string, error) {
 		if epr, err = readEPRFile(t.eprFile, "give -e a file holding a wsa:EndpointReference (vws create -o writes one), or name the resource with -s and -k"); err != nil {
 			return nil, nil, err
 		}
+		// The service would answer with a fault about SOAP headers; the file is what
+		// the user can fix.
+		if isWorkspaceService(epr.Address) && len(epr.References) == 0 {
+			return nil, nil, fmt.Errorf("EPR file %s names WorkspaceService but no workspace: it has no reference parameters (a workspace's EPR carries its vw:WorkspaceKey); give the EPR file vws create -o wrote, or -k vw:WorkspaceKey KEY", t.eprFile)
+		}
 		noteAddress(epr.Address, "the address in EPR file "+t.eprFile)
 		if d != nil && d.WSA != epr.Version {
 			epr = convertEPR(epr, d.WSA)
@@ -98,7 +103,7 @@ func (t *targetOptions) resolve(args []string) (*wsa.EPR, []string, error) {
 		k.SetText(args[0])
 		epr.References = append(epr.References, k)
 		args = args[1:]
-	} else if path.Base(strings.TrimRight(addrPath(addr), "/")) == vwsns.WorkspaceService {
+	} else if isWorkspaceService(addr) {
 		// A workspace is a WS-Resource of WorkspaceService named by its key; the
 		// service alone is no resource, and its fault says so less plainly.
 		return nil, nil, fmt.Errorf("no resource named: give -e EPR-FILE or -k NAME VALUE (the workspace's key, e.g. -k vw:WorkspaceKey KEY)")
@@ -112,6 +117,12 @@ func convertEPR(e *wsa.EPR, v wsa.Version) *wsa.EPR {
 	c := *e
 	c.Version = v
 	return &c
+}
+
+// isWorkspaceService says whether addr is WorkspaceService's, whose resources (the
+// workspaces) an EPR names by their key.
+func isWorkspaceService(addr string) bool {
+	return path.Base(strings.TrimRight(addrPath(strings.TrimSpace(addr)), "/")) == vwsns.WorkspaceService
 }
 
 // addrPath is the path of the address s, or s when it is no URL.
