@@ -9,6 +9,7 @@ import (
 
 	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/fsutil"
+	"github.com/vws-grid/vws/internal/qcow2"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/policy"
 	"github.com/vws-grid/vws/vmm"
@@ -205,6 +206,14 @@ func (m *Manager) removeWorkspaceDir(key string) error {
 // uploadOverlay folds the deployment's changes into the checked-out overlay and
 // uploads it when anything changed; it returns the digest to check in.
 func (m *Manager) uploadOverlay(ctx context.Context, rec *record) (string, error) {
+	if _, err := qcow2.ReadInfo(rec.Run); errors.Is(err, qcow2.ErrNotQCOW2) || errors.Is(err, qcow2.ErrTruncated) {
+		// A run disk whose header was never written out is one a kill cut off while
+		// resetRun made it anew, after the commit below: no guest ever wrote to it
+		// (QEMU opens it as qcow2), and qemu-img would refuse it at every retry.
+		if err := resetRun(rec); err != nil {
+			return "", err
+		}
+	}
 	if fi, err := os.Stat(rec.Run); err == nil {
 		// The commit writes at most the clusters the deployment wrote, and qcow2
 		// tables: refused up front, it leaves the checked-out overlay untouched rather

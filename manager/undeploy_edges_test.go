@@ -66,3 +66,37 @@ func TestUndeployWithRepositoryDownSaysTheManagerCarriesOn(t *testing.T) {
 		t.Fatalf("Undeploy left the workspace unstaging but advised %q", advice)
 	}
 }
+
+// TestUndeployFinishesAfterAKillInsideTheRunReset: a manager killed while an undeploy
+// made its run disk anew, after the commit had folded the guest's changes into the
+// overlay, leaves run.qcow2 created but not yet written (createOverlay's O_EXCL open
+// came first). No guest ever wrote to it; the restarted manager must still hand the
+// overlay back, not fail its commit at every retry with the workspace stuck unstaging.
+func TestUndeployFinishesAfterAKillInsideTheRunReset(t *testing.T) {
+	const k = "ws-reset-killed"
+	m, _, rec := crashManager(t, k, stateShutdown, false)
+	if err := os.WriteFile(filepath.Join(m.cfg.Dir, "base.img"), make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	repo := &fakeRepo{deployment: "deployed", host: "h"}
+	hs := httptest.NewServer(repo)
+	defer hs.Close()
+	m.repo = &repoClient{soap: clientFor(hs), http: hs.Client()}
+	rec.WorkspaceAddress = hs.URL + "/wsrf/services/WorkspaceService"
+	rec.Token, rec.CheckedOutAs, rec.Phase = "tok", "h", phaseUnstaging
+	if err := m.journal.put(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(rec.Run, nil, 0o644); err != nil { // as the kill left it
+		t.Fatal(err)
+	}
+	if _, _, err := m.finishUndeploy(context.Background(), rec); err != nil {
+		t.Fatalf("the restarted manager cannot finish the undeploy: %v (the repository saw %v)", err, repo.calls)
+	}
+	if !repo.seen("CheckIn") {
+		t.Fatalf("the workspace was not checked in: the repository saw %v", repo.calls)
+	}
+	if r, _ := m.journal.get(k); r != nil {
+		t.Errorf("the handed-back workspace's record is still journaled: %+v", r)
+	}
+}
