@@ -50,6 +50,13 @@ func (m *Manager) Undeploy(ctx context.Context, epr *wsa.EPR) (Result, error) {
 		// On failure the record stays in phase unstaging: the reconciler finishes the
 		// hand-back.
 		digest, takenBack, err := m.finishUndeploy(ctx, rec)
+		var left *leftoverError
+		if errors.As(err, &left) {
+			// Checked in: the workspace is in the repository, as answered; what is
+			// left here is this host's to remove (the record stays unstaging).
+			m.log.Warn("undeployed; removing the workspace's domain and files here failed, the manager retries", "workspace", rec.Key, "err", left.err)
+			err = nil
+		}
 		if err != nil {
 			// The hand-back has begun: a retry is refused, and the manager carries
 			// it on by itself. Advice of its own (a full disk) stays; an unreachable
@@ -172,8 +179,20 @@ func (m *Manager) finishUndeploy(ctx context.Context, rec *record) (digest, take
 	if err := m.repo.checkIn(ctx, rec, overlayDigest, memoryDigest, state); err != nil {
 		return "", "", err
 	}
-	return overlayDigest, "", m.removeLocal(ctx, rec)
+	if err := m.removeLocal(ctx, rec); err != nil {
+		return overlayDigest, "", &leftoverError{err}
+	}
+	return overlayDigest, "", nil
 }
+
+// leftoverError is a hand-back the Repository took whose local clean-up (domain,
+// files, record) failed: the undeploy is done, and the reconciler removes the rest.
+type leftoverError struct{ err error }
+
+func (e *leftoverError) Error() string {
+	return "checked in; removing the workspace's domain and files here: " + e.err.Error()
+}
+func (e *leftoverError) Unwrap() error { return e.err }
 
 // removeLocal removes a handed-back workspace from this host: domain, files, record.
 func (m *Manager) removeLocal(ctx context.Context, rec *record) error {

@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -98,5 +99,47 @@ func TestUndeployFinishesAfterAKillInsideTheRunReset(t *testing.T) {
 	}
 	if r, _ := m.journal.get(k); r != nil {
 		t.Errorf("the handed-back workspace's record is still journaled: %+v", r)
+	}
+}
+
+// undefineFailsHV is crashHV whose Undefine fails: libvirtd gone right after a
+// check-in, before the domain could be removed.
+type undefineFailsHV struct{ *crashHV }
+
+func (h undefineFailsHV) Undefine(context.Context, string) error {
+	return fmt.Errorf("%w: libvirtd is unreachable", errdefs.ErrHypervisor)
+}
+
+// TestUndeployCheckedInIsAnsweredSoWhenLocalCleanUpFails: once the Repository took the
+// check-in, the workspace is in the repository; a domain libvirtd then cannot remove
+// is this host's leftover, which the reconciler removes. The Undeploy is answered as
+// done, not as a hand-back still unstaging here that the manager retries (vws move
+// would stop there, its workspace left in the repository).
+func TestUndeployCheckedInIsAnsweredSoWhenLocalCleanUpFails(t *testing.T) {
+	const k = "ws-checked-in-cleanup"
+	m, hv, rec := crashManager(t, k, stateShutdown, false)
+	m.hv = undefineFailsHV{hv}
+	if err := os.WriteFile(filepath.Join(m.cfg.Dir, "base.img"), make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	repo := &fakeRepo{deployment: "deployed", host: "h"}
+	hs := httptest.NewServer(repo)
+	defer hs.Close()
+	m.repo = &repoClient{soap: clientFor(hs), http: hs.Client()}
+	rec.WorkspaceAddress = hs.URL + "/wsrf/services/WorkspaceService"
+	rec.Token, rec.CheckedOutAs = "tok", "h"
+	if err := m.journal.put(rec); err != nil {
+		t.Fatal(err)
+	}
+	res, err := m.Undeploy(context.Background(), workspaceEPR(rec))
+	if !repo.seen("CheckIn") {
+		t.Fatalf("Undeploy: %v; the repository saw %v, no check-in", err, repo.calls)
+	}
+	if err != nil || res.Deployment != "in-repository" {
+		t.Fatalf("the workspace is checked in (the repository has it %s), but Undeploy answered %+v, %v (advice %q)",
+			repo.deployment, res, err, errdefs.Advice(err))
+	}
+	if r, _ := m.journal.get(k); r == nil || r.Phase != phaseUnstaging {
+		t.Errorf("the leftover of the handed-back workspace is not kept for the reconciler to remove: %+v", r)
 	}
 }
