@@ -111,3 +111,32 @@ func TestUndoOfADeployOnAFullDisk(t *testing.T) {
 		t.Fatalf("the workspace directory stayed: %v", err)
 	}
 }
+
+// TestFinishedRestoreOnAFullDiskKeepsTheImageTheDiskNames: a restore that finished
+// unrecorded (the manager restarted, or libvirtd answered late) is recorded by the
+// reconciler; while the disk refuses that record, the record on disk still says
+// serialized, and the memory image it names stays. Removed, a host restart (the guest
+// off) would bring back a serialized workspace with no memory image: its Start fails,
+// and its Undeploy is stuck unstaging, uploading a file that is gone.
+func TestFinishedRestoreOnAFullDiskKeepsTheImageTheDiskNames(t *testing.T) {
+	const k = "ws-full-finish-restore"
+	m, hv, _ := crashManager(t, k, statePaused, true)
+	hv.set(vmm.StateRunning, false, false) // libvirt restored it; the record says serialized
+	free := fillJournal(t, m)
+	m.apply(context.Background(), change{Kind: finishRestore, Key: k})
+	if r, _ := m.journal.get(k); r.Hot || r.State != stateRunning {
+		t.Fatalf("the finished restore is not recorded: %+v", r)
+	}
+	if r := onDisk(t, m, k); r.Hot && r.MemoryFile != "" {
+		if _, err := os.Stat(r.MemoryFile); err != nil {
+			t.Fatalf("the disk's record says serialized, its RAM in %s, but the image was removed: %v", r.MemoryFile, err)
+		}
+	} else {
+		t.Fatalf("the disk took the record after all (%+v): the test filled nothing", r)
+	}
+	free()
+	m.writeUnsaved()
+	if r := onDisk(t, m, k); r.Hot || m.journal.kept(k) {
+		t.Fatalf("after space was freed the disk says %+v (kept in memory: %v)", r, m.journal.kept(k))
+	}
+}

@@ -425,13 +425,19 @@ func (m *Manager) apply(ctx context.Context, c change) {
 			log.Error("record a managed save", "err", err)
 		}
 	case finishRestore:
-		if err := os.Remove(rec.MemoryFile); err != nil && !errors.Is(err, os.ErrNotExist) {
-			log.Warn("remove a spent memory image", "err", err)
-		}
+		spent := rec.MemoryFile
 		rec.Hot, rec.ManagedSave, rec.MemoryFile, rec.MemoryDigest = false, false, "", ""
 		log.Info("recorded a restore that finished unrecorded (the manager restarted, or libvirtd answered it late)", "state", c.State)
 		if err := m.transition(ctx, rec, c.State, "restored from its memory image"); err != nil {
 			log.Error("record a finished restore", "err", err)
+			return
+		}
+		// Journaled first, removed after, as restore does: not while the disk still
+		// holds the record that names it (the restart sweep removes it then).
+		if spent != "" && !m.journal.kept(rec.Key) {
+			if err := os.Remove(spent); err != nil && !errors.Is(err, os.ErrNotExist) {
+				log.Warn("remove a spent memory image", "err", err)
+			}
 		}
 	case finishShutdown:
 		if rec.State != c.From || rec.Pending != pendingShutdown {
