@@ -644,14 +644,27 @@ func commitRun(ctx context.Context, run string) error {
 	return nil
 }
 
-// resetRun discards this deployment's changes (Trash).
+// resetRun discards this deployment's changes (Trash, and after an undeploy's
+// commit). The new run disk is made aside and renamed over the old one: a kill
+// leaves one or the other, never a run without its header, which qemu-img commit
+// would refuse at every retry. The directory is synced so that after a power loss
+// the discarded changes do not come back under a record that says they went.
 func resetRun(rec *record) error {
 	info, err := qcow2.ReadInfo(rec.Overlay)
 	if err != nil {
 		return err
 	}
-	if err := os.Remove(rec.Run); err != nil && !errors.Is(err, os.ErrNotExist) {
+	fresh := rec.Run + ".new"
+	if err := os.Remove(fresh); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	return qcow2.CreateOverlay(rec.Run, rec.Overlay, "qcow2", info.VirtualSize)
+	if err := qcow2.CreateOverlay(fresh, rec.Overlay, "qcow2", info.VirtualSize); err != nil {
+		os.Remove(fresh)
+		return err
+	}
+	if err := os.Rename(fresh, rec.Run); err != nil {
+		os.Remove(fresh)
+		return err
+	}
+	return fsutil.SyncDir(filepath.Dir(rec.Run))
 }

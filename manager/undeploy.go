@@ -185,6 +185,17 @@ func (m *Manager) finishUndeploy(ctx context.Context, rec *record) (digest, take
 	return overlayDigest, "", nil
 }
 
+// headerless says whether the qcow2 file at path was created but its header not
+// (wholly) written: empty, or cut short inside the header.
+func headerless(path string) bool {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return false
+	}
+	_, err = qcow2.ReadInfo(path)
+	return errors.Is(err, qcow2.ErrTruncated) || (fi.Size() == 0 && errors.Is(err, qcow2.ErrNotQCOW2))
+}
+
 // leftoverError is a hand-back the Repository took whose local clean-up (domain,
 // files, record) failed: the undeploy is done, and the reconciler removes the rest.
 type leftoverError struct{ err error }
@@ -225,10 +236,11 @@ func (m *Manager) removeWorkspaceDir(key string) error {
 // uploadOverlay folds the deployment's changes into the checked-out overlay and
 // uploads it when anything changed; it returns the digest to check in.
 func (m *Manager) uploadOverlay(ctx context.Context, rec *record) (string, error) {
-	if _, err := qcow2.ReadInfo(rec.Run); errors.Is(err, qcow2.ErrNotQCOW2) || errors.Is(err, qcow2.ErrTruncated) {
+	if headerless(rec.Run) {
 		// A run disk whose header was never written out is one a kill cut off while
-		// resetRun made it anew, after the commit below: no guest ever wrote to it
-		// (QEMU opens it as qcow2), and qemu-img would refuse it at every retry.
+		// an earlier vws's resetRun made it anew in place, after the commit below: no
+		// guest ever wrote to it, and qemu-img would refuse it at every retry. (A
+		// damaged header on a disk with data is left to fail loudly.)
 		if err := resetRun(rec); err != nil {
 			return "", err
 		}

@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/vws-grid/vws/internal/client"
 	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/qcow2"
 )
 
 // TestUndeployOfAReclaimedWorkspaceSaysNothingWentBack: a workspace the Repository
@@ -141,5 +143,53 @@ func TestUndeployCheckedInIsAnsweredSoWhenLocalCleanUpFails(t *testing.T) {
 	}
 	if r, _ := m.journal.get(k); r == nil || r.Phase != phaseUnstaging {
 		t.Errorf("the leftover of the handed-back workspace is not kept for the reconciler to remove: %+v", r)
+	}
+}
+
+// TestUndeployLeavesADamagedRunDiskAlone: a run disk with data but no qcow2 header is
+// damage, not a reset cut short: the undeploy fails on it rather than discarding
+// what the guest wrote.
+func TestUndeployLeavesADamagedRunDiskAlone(t *testing.T) {
+	const k = "ws-run-damaged"
+	m, _, rec := crashManager(t, k, stateShutdown, false)
+	repo := &fakeRepo{deployment: "deployed", host: "h"}
+	hs := httptest.NewServer(repo)
+	defer hs.Close()
+	m.repo = &repoClient{soap: clientFor(hs), http: hs.Client()}
+	rec.WorkspaceAddress = hs.URL + "/wsrf/services/WorkspaceService"
+	rec.Token, rec.CheckedOutAs, rec.Phase = "tok", "h", phaseUnstaging
+	if err := m.journal.put(rec); err != nil {
+		t.Fatal(err)
+	}
+	damaged := bytes.Repeat([]byte("guest data "), 1<<12)
+	if err := os.WriteFile(rec.Run, damaged, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := m.finishUndeploy(context.Background(), rec); err == nil {
+		t.Fatal("the undeploy of a damaged run disk succeeded")
+	}
+	if got, err := os.ReadFile(rec.Run); err != nil || !bytes.Equal(got, damaged) {
+		t.Fatalf("the damaged run disk was replaced (err %v)", err)
+	}
+	if repo.seen("CheckIn") {
+		t.Fatalf("checked in without the guest's changes: the repository saw %v", repo.calls)
+	}
+}
+
+// TestResetRunReplacesTheRunWhole: the run disk is made aside and renamed over the
+// old, so nothing is ever left at its path without a header.
+func TestResetRunReplacesTheRunWhole(t *testing.T) {
+	_, _, rec := crashManager(t, "ws-reset-whole", stateShutdown, false)
+	if err := os.WriteFile(rec.Run+".new", []byte("left by a kill"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := resetRun(rec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := qcow2.ReadInfo(rec.Run); err != nil {
+		t.Fatalf("the run disk after a reset: %v", err)
+	}
+	if _, err := os.Stat(rec.Run + ".new"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the aside copy is left: %v", err)
 	}
 }
