@@ -86,11 +86,12 @@ func (r *Repository) CheckOut(ctx context.Context, key, host, requestID string, 
 	var m *Manifest
 	release := func() {}
 	withdrawn := false
-	var charged int64 // memory of a new check-out, for placement
+	var lockedElsewhere error // a re-ask that met another holder's lock: withdrawn all the same
+	var charged int64         // memory of a new check-out, for placement
 	err := r.Workspaces.Modify(ctx, key, func(s *wsrf.Snapshot) error {
 		release() // a retried fn must not count twice
 		release = func() {}
-		withdrawn, charged = false, 0
+		withdrawn, lockedElsewhere, charged = false, nil, 0
 		chain, err := decodeChain(s.Private)
 		if err != nil {
 			return err
@@ -112,8 +113,18 @@ func (r *Repository) CheckOut(ctx context.Context, key, host, requestID string, 
 			}
 		}
 		if chain.Lock != "" && !reissue {
-			return errdefs.WithAdvice(&errdefs.LockedError{Holder: text(s, PropLockHolder) + " on " + text(s, PropHost)},
+			locked := errdefs.WithAdvice(&errdefs.LockedError{Holder: text(s, PropLockHolder) + " on " + text(s, PropHost)},
 				"wait until that manager undeploys the workspace")
+			if user != nil || requestID == "" {
+				return locked
+			}
+			// Asked again for a lock another holds: the manager undoes its deploy on
+			// this answer too, so its first request, should it arrive once that lock
+			// is released, must not lock the workspace for nobody.
+			chain.endRequest(requestID)
+			s.Private = chain.encode()
+			lockedElsewhere = locked
+			return nil
 		}
 		if !reissue && user == nil && requestID != "" {
 			// Asked again for a lock it does not hold: the first request never arrived,
@@ -198,6 +209,10 @@ func (r *Repository) CheckOut(ctx context.Context, key, host, requestID string, 
 	if err != nil {
 		release()
 		return nil, err
+	}
+	if lockedElsewhere != nil {
+		r.audit.Record(ctx, "check-out", key, "withdrawn", "host="+host+" request="+requestID+" (locked to another holder)")
+		return nil, lockedElsewhere
 	}
 	if withdrawn {
 		r.audit.Record(ctx, "check-out", key, "withdrawn", "host="+host+" request="+requestID)

@@ -663,3 +663,27 @@ func TestLateCheckOutCopyIsRefused(t *testing.T) {
 		t.Fatalf("a new check-out after the late copies: %v", err)
 	}
 }
+
+// TestWithdrawalMeetingAnotherHostsLockHolds: a manager that gave up on its CheckOut
+// asks again while another host holds the workspace; told it is locked there, it drops
+// its deploy. Its first request, arriving once that host has checked the workspace
+// in, must not lock it for nobody.
+func TestWithdrawalMeetingAnotherHostsLockHolds(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	key := f.create("contested", "", "")
+	mb, err := f.r.CheckOut(ctx, key, "host-b", "req-b", nil, &tester)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.r.CheckOut(ctx, key, "host-a", "req-a", nil, nil); !errors.Is(err, errdefs.ErrLocked) {
+		t.Fatalf("host-a asking again while host-b holds the workspace: %v", err)
+	}
+	if _, _, err := f.r.CheckIn(ctx, key, CheckInRequest{Token: mb.Token, OverlayDigest: image(mb, "overlay").Digest, OverlaySize: -1, MemorySize: -1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.r.CheckOut(ctx, key, "host-a", "req-a", nil, &tester); !errors.Is(err, errdefs.ErrState) || !strings.Contains(err.Error(), "late copy") {
+		t.Fatalf("host-a's withdrawn check-out arriving after host-b checked in: %v", err)
+	}
+	f.wantUntouched(key)
+}
