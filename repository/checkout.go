@@ -199,9 +199,14 @@ func (r *Repository) CheckOut(ctx context.Context, key, host, requestID string, 
 		setText(s, PropLastModified, wsrf.FormatTime(now))
 		removeProp(s, PropStateDetail)
 		removeProp(s, PropHostSilentSince)
-		removeProp(s, PropManagerRef)
-		if manager != nil {
-			s.Props = append(s.Props, managerRefElement(manager))
+		// A re-ask without a reference (a manager's reconciler asking again) is still
+		// the manager the lock was taken for: its reference stays, so the workspace
+		// still names it (and that manager can still disown it).
+		if !reissue || manager != nil {
+			removeProp(s, PropManagerRef)
+			if manager != nil {
+				s.Props = append(s.Props, managerRefElement(manager))
+			}
 		}
 		s.Private = chain.encode()
 		return nil

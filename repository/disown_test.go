@@ -15,6 +15,7 @@ import (
 	"github.com/vws-grid/vws/internal/identity"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
+	"github.com/vws-grid/vws/internal/wsrf"
 )
 
 // announcementHolding is goodHost's announcement listing keys as what it holds.
@@ -155,5 +156,36 @@ func TestDisown(t *testing.T) {
 		if _, err := f.r.announceHost(node7, req); !errors.Is(err, errdefs.ErrBadRequest) || !strings.Contains(err.Error(), tc.says) {
 			t.Errorf("%s in Holds: %v, want a client fault saying %q", tc.name, err, tc.says)
 		}
+	}
+}
+
+// TestReaskKeepsTheManagerReference: a manager that lost the answer to its CheckOut
+// asks again without its reference (the reconciler's re-ask): the lock it gets back
+// is still its manager's, and the workspace says so, so that the manager can still
+// disown it should it lose its record of it.
+func TestReaskKeepsTheManagerReference(t *testing.T) {
+	f, _ := newClockedFixture(t)
+	ctx := context.Background()
+	node7 := identity.With(ctx, identity.Identity{DN: "/O=Grid/CN=host/node7"})
+	const mgr7 = "https://node7:8443/wsrf/services/WorkspaceManagerService"
+	c, err := f.r.Create(ctx, CreateSpec{Name: "reasked", Owner: "o", Description: minimalVM(t), BaseImage: f.base, Termination: f.now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := f.r.CheckOut(node7, c.Key, "node7", "req-1", &wsa.EPR{Version: wsa.V200508, Address: mgr7}, &tester)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := f.r.CheckOut(node7, c.Key, "node7", "req-1", nil, nil)
+	if err != nil || again.Token != m.Token {
+		t.Fatalf("asked again: %v", err)
+	}
+	var mgr string
+	f.r.Workspaces.View(ctx, c.Key, func(s *wsrf.Snapshot) error { mgr = managerAddressOf(s); return nil })
+	if mgr != mgr7 {
+		t.Fatalf("after the re-ask, the workspace checked out to node7's manager names manager %q, want %s", mgr, mgr7)
+	}
+	if state, err := f.r.Disown(node7, c.Key, mgr7); err != nil || state != "shutdown" {
+		t.Fatalf("node7's manager disowning the workspace it asked again for: %q, %v", state, err)
 	}
 }
