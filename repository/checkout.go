@@ -82,6 +82,14 @@ func (r *Repository) CheckOut(ctx context.Context, key, host, requestID string, 
 	holder := host
 	if id := identity.From(ctx); !id.IsAnonymous() {
 		holder = id.DN
+		// A new check-out names where the workspace goes (vw:host, the host's offer is
+		// charged): not a name another identity announces, as an announcement could
+		// not. A re-ask (no user) only gets back, or withdraws, its holder's own lock.
+		if by := r.hosts.AnnouncedBy(host, r.now()); user != nil && by != "" && by != id.String() {
+			r.audit.Record(ctx, "check-out", key, "denied", "host name "+host+" is announced by "+by)
+			return nil, errdefs.WithAdvice(fmt.Errorf("%w: host name %q is announced by %s, not by %s", errdefs.ErrAuthorization, host, by, id.DN),
+				"a manager checks workspaces out under its own host name (vws serve --host-name); nothing was changed")
+		}
 	}
 	var m *Manifest
 	release := func() {}

@@ -584,3 +584,27 @@ func TestPlaceListsSilentHosts(t *testing.T) {
 		t.Fatalf("placement with node7 silent for over a week: %q", got)
 	}
 }
+
+// TestCheckOutUnderAnotherHostsNameRefused: a host cannot check a workspace out under
+// the name another identity announces: the workspace would say it is deployed on a
+// host that never took it, and that host's offer would be charged for it.
+func TestCheckOutUnderAnotherHostsNameRefused(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	node7 := identity.With(ctx, identity.Identity{DN: "/O=Grid/CN=host/node7"})
+	node8 := identity.With(ctx, identity.Identity{DN: "/O=Grid/CN=host/node8"})
+	if _, err := f.r.announceHost(node7, announcement(t, goodHost, "PT3M")); err != nil {
+		t.Fatal(err)
+	}
+	key := f.create("claimed", "", "")
+	if _, err := f.r.CheckOut(node8, key, "node7", "", nil, &tester); !errors.Is(err, errdefs.ErrAuthorization) {
+		t.Fatalf("node8 checking a workspace out under node7's announced name: %v, want an authorization fault", err)
+	}
+	f.wantUntouched(key)
+	if h := f.r.hosts.Live(f.r.now())[0]; h.Deployed != 2 {
+		t.Fatalf("node8's check-out under node7's name charged node7: %d deployed", h.Deployed)
+	}
+	if _, err := f.r.CheckOut(node7, key, "node7", "", nil, &tester); err != nil {
+		t.Fatalf("node7 checking out under its own name: %v", err)
+	}
+}
