@@ -81,6 +81,11 @@ func (s *Singleton) props(ctx context.Context, d *dialect.Dialect, key string, o
 
 // Property implements Properties.
 func (s *Singleton) Property(ctx context.Context, d *dialect.Dialect, key string, q wsa.QName) ([]*etree.Element, error) {
+	if q.Space == d.RL && q.Local == "TerminationTime" {
+		// Never destroyed, so its document declares CurrentTime alone: an empty answer
+		// would read as "no termination scheduled".
+		return nil, fmt.Errorf("%w: this service is not a resource that ends, and its property document has no TerminationTime", errdefs.ErrInvalidQName)
+	}
 	props, err := s.props(ctx, d, key, &q)
 	if err != nil {
 		return nil, err
