@@ -101,10 +101,10 @@ type MAPs struct {
 }
 
 // ReadMAPs extracts addressing properties from SOAP header blocks. The version is the
-// namespace of the first addressing header seen; headers of the other version are ignored.
-// An invalid addressing header makes the error a *Fault; every header is read all the
-// same (the first of a repeated one counts), so that the fault can still name the
-// request's MessageID in its RelatesTo.
+// namespace of the first addressing header seen; an addressing header of the other
+// version is a *Fault, as a repeated one is. An invalid addressing header makes the
+// error a *Fault; every header is read all the same (the first of a repeated one
+// counts), so that the fault can still name the request's MessageID in its RelatesTo.
 func ReadMAPs(headers []*etree.Element) (MAPs, error) {
 	var m MAPs
 	var fault *Fault
@@ -117,6 +117,14 @@ func ReadMAPs(headers []*etree.Element) (MAPs, error) {
 		if m.Version == 0 {
 			m.Version = v
 		} else if v != m.Version {
+			// Two versions say two things at once (an action in each, say): which the
+			// sender meant would be a guess, and whatever reads the other version (a
+			// proxy, a log) would see another request than the one carried out.
+			if fault == nil && IsAddressingHeader(h) {
+				fault = InvalidHeader(m.Version, "", h.Tag, fmt.Sprintf(
+					"wsa:%s is in %s, but the request's addressing headers before it are in %s; send all of them in one WS-Addressing version",
+					h.Tag, v.Namespace(), m.Version.Namespace()))
+			}
 			continue
 		}
 		switch h.Tag {
