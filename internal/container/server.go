@@ -320,6 +320,12 @@ func (c *Container) route(r *http.Request, svc *Service, env *soap.Envelope, cl 
 	if env.Payload == nil {
 		return nil, fmt.Errorf("%w: soap:Body is empty; it must hold the request element", errdefs.ErrBadRequest)
 	}
+	if n := len(env.Body.ChildElements()); n > 1 {
+		// Document/literal: one request element (WS-I Basic Profile 1.1 R2201, R2210).
+		// Carrying out the first alone would answer for the others as if done.
+		return nil, errdefs.WithAdvice(fmt.Errorf("%w: soap:Body holds %d elements; a request holds one, the operation's request element",
+			errdefs.ErrBadRequest, n), "send one operation per request; nothing was done")
+	}
 	contract := svc.contracts[cl.dialect]
 	payloadName := wsa.QName{Space: env.Payload.NamespaceURI(), Local: env.Payload.Tag}
 	op := contract.ByInput(payloadName)
