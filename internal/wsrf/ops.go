@@ -209,35 +209,40 @@ func SetTerminationTime(l Lifetime, now func() time.Time) container.Handler {
 }
 
 func requestedTermination(d *dialect.Dialect, payload *etree.Element, now time.Time) (*time.Time, error) {
+	var asked *etree.Element
 	for _, c := range payload.ChildElements() {
-		if c.NamespaceURI() != d.RL {
+		if c.NamespaceURI() != d.RL || !(c.Tag == "RequestedTerminationTime" || (c.Tag == "RequestedLifetimeDuration" && d == dialect.WSRF12)) {
 			continue
 		}
-		switch c.Tag {
-		case "RequestedTerminationTime":
-			if isNil(c) {
-				return nil, nil
-			}
-			t, err := ParseDateTime(c.Text())
-			if err != nil {
-				return nil, fmt.Errorf("%w: RequestedTerminationTime: %v", errdefs.ErrUnableToSetTermTime, err)
-			}
-			return &t, nil
-		case "RequestedLifetimeDuration":
-			if d != dialect.WSRF12 {
-				break
-			}
-			dur, err := ParseDuration(c.Text())
-			if err != nil {
-				return nil, fmt.Errorf("%w: RequestedLifetimeDuration: %v", errdefs.ErrUnableToSetTermTime, err)
-			}
-			t := now.Add(dur)
-			return &t, nil
+		if asked != nil {
+			// The schema's choice of one: taking either would move the end to a
+			// time the caller may not have meant.
+			return nil, errdefs.WithAdvice(fmt.Errorf("%w: SetTerminationTime holds %s and %s; it asks for one termination time",
+				errdefs.ErrUnableToSetTermTime, asked.Tag, c.Tag), "send one RequestedTerminationTime (or, in WSRF 1.2, one RequestedLifetimeDuration)")
 		}
+		asked = c
 	}
-	return nil, errdefs.WithAdvice(
-		fmt.Errorf("%w: SetTerminationTime holds no RequestedTerminationTime in %s", errdefs.ErrUnableToSetTermTime, d.RL),
-		"send RequestedTerminationTime (an xsd:dateTime, or xsi:nil=\"true\" for never)")
+	if asked == nil {
+		return nil, errdefs.WithAdvice(
+			fmt.Errorf("%w: SetTerminationTime holds no RequestedTerminationTime in %s", errdefs.ErrUnableToSetTermTime, d.RL),
+			"send RequestedTerminationTime (an xsd:dateTime, or xsi:nil=\"true\" for never)")
+	}
+	if asked.Tag == "RequestedLifetimeDuration" {
+		dur, err := ParseDuration(asked.Text())
+		if err != nil {
+			return nil, fmt.Errorf("%w: RequestedLifetimeDuration: %v", errdefs.ErrUnableToSetTermTime, err)
+		}
+		t := now.Add(dur)
+		return &t, nil
+	}
+	if isNil(asked) {
+		return nil, nil
+	}
+	t, err := ParseDateTime(asked.Text())
+	if err != nil {
+		return nil, fmt.Errorf("%w: RequestedTerminationTime: %v", errdefs.ErrUnableToSetTermTime, err)
+	}
+	return &t, nil
 }
 
 func isNil(el *etree.Element) bool {
