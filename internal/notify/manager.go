@@ -137,6 +137,11 @@ func (b *Broker) renew(ctx context.Context, req *container.Request) (*etree.Elem
 	var asked *time.Time
 	for _, c := range req.Payload.ChildElements() {
 		if c.Tag == "TerminationTime" && c.NamespaceURI() == d.BN {
+			if asked != nil {
+				// One of two would be a guess at the end the subscriber meant.
+				return nil, errdefs.WithAdvice(&errdefs.TimeBoundsError{Err: fmt.Errorf("%w: Renew holds more than one TerminationTime", errdefs.ErrUnacceptableTermTime),
+					Min: now, Max: now.Add(b.cfg.MaxLifetime)}, "send one TerminationTime")
+			}
 			t, err := initialTermination(d, c, now)
 			if err != nil {
 				msg := strings.TrimPrefix(err.Error(), errdefs.ErrUnacceptableInitialTermTime.Error()+": ")

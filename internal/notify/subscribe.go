@@ -132,10 +132,18 @@ func topicList(qs []wsa.QName) string {
 func (b *Broker) readRequest(d *dialect.Dialect, payload *etree.Element, now time.Time) (*request, error) {
 	r := &request{}
 	var filter *etree.Element
+	seen := map[string]bool{}
 	for _, c := range payload.ChildElements() {
 		if c.NamespaceURI() != d.BN {
 			return nil, fmt.Errorf("%w: unexpected element %s in Subscribe", errdefs.ErrSubscribe, c.FullTag())
 		}
+		if seen[c.Tag] {
+			// Each part comes at most once: taking one of two would send messages to
+			// a consumer, or about a topic, the subscriber may not have meant.
+			return nil, errdefs.WithAdvice(fmt.Errorf("%w: Subscribe holds more than one %s", errdefs.ErrSubscribe, c.Tag),
+				"send one "+c.Tag+", and subscribe once more for another")
+		}
+		seen[c.Tag] = true
 		switch c.Tag {
 		case "ConsumerReference":
 			epr, err := wsa.ParseEPR(c)
