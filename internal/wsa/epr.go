@@ -17,6 +17,10 @@ type EPR struct {
 	References []*etree.Element
 }
 
+// ErrMissingAddress is an endpoint reference without an address, which WS-Addressing
+// faults as MissingAddressInEPR rather than as another invalid EPR.
+var ErrMissingAddress = errors.New("endpoint reference without an address")
+
 // MaxReferences bounds the reference parameters (or properties) of one EPR.
 const MaxReferences = 64
 
@@ -30,6 +34,10 @@ func ParseEPR(el *etree.Element) (*EPR, error) {
 		}
 		switch c.Tag {
 		case "Address":
+			if epr.Version != 0 {
+				// Which endpoint was meant would be a guess.
+				return nil, errors.New("endpoint reference has more than one wsa:Address")
+			}
 			epr.Version = v
 			epr.Address = trimText(c)
 		case "ReferenceProperties", "ReferenceParameters":
@@ -43,10 +51,10 @@ func ParseEPR(el *etree.Element) (*EPR, error) {
 		}
 	}
 	if epr.Version == 0 {
-		return nil, errors.New("endpoint reference has no wsa:Address")
+		return nil, fmt.Errorf("%w: it has no wsa:Address", ErrMissingAddress)
 	}
 	if epr.Address == "" {
-		return nil, errors.New("endpoint reference has an empty wsa:Address")
+		return nil, fmt.Errorf("%w: its wsa:Address is empty", ErrMissingAddress)
 	}
 	return epr, nil
 }

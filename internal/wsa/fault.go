@@ -9,6 +9,7 @@ const (
 	CodeInvalidAddressingHeader         = "InvalidAddressingHeader"
 	CodeInvalidCardinality              = "InvalidCardinality"
 	CodeMissingAddressInEPR             = "MissingAddressInEPR"
+	CodeInvalidEPR                      = "InvalidEPR"
 	CodeOnlyAnonymousAddressSupported   = "OnlyAnonymousAddressSupported"
 	CodeActionNotSupported              = "ActionNotSupported"
 	CodeActionMismatch                  = "ActionMismatch"

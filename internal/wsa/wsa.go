@@ -3,6 +3,7 @@
 package wsa
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/beevik/etree"
@@ -153,7 +154,11 @@ func ReadMAPs(headers []*etree.Element) (MAPs, error) {
 			epr, err := ParseEPR(h)
 			if err != nil {
 				if fault == nil {
-					fault = InvalidHeader(v, CodeMissingAddressInEPR, h.Tag, fmt.Sprintf("wsa:%s: %v", h.Tag, err))
+					code := CodeInvalidEPR
+					if errors.Is(err, ErrMissingAddress) {
+						code = CodeMissingAddressInEPR
+					}
+					fault = InvalidHeader(v, code, h.Tag, fmt.Sprintf("wsa:%s: %v", h.Tag, err))
 				}
 				continue
 			}
