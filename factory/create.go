@@ -237,15 +237,25 @@ func pickImage(images []imagepool.Image, desc *describe.Description) (imagepool.
 // one image, as the schema says. what names the reference in the fault ("image",
 // "kernel image").
 func findImage(images []imagepool.Image, ref *describe.Image, what, path string) (imagepool.Image, error) {
-	for _, img := range images {
-		if (ref.Digest != "" && img.Digest == ref.Digest) || (ref.Digest == "" && img.Name == ref.Name) {
-			if ref.Name != "" && ref.Digest != "" && img.Name != ref.Name {
-				return imagepool.Image{}, errdefs.WithAdvice(&errdefs.MetadataError{Path: path,
-					Reason: fmt.Sprintf("%s %q with digest %s: the pool names that digest %q", what, ref.Name, ref.Digest, img.Name)},
-					"give the name and digest of one image ('vws image list' shows both), or only one of them")
-			}
+	var other *imagepool.Image // the first image with the digest, under another name
+	for i, img := range images {
+		if ref.Digest == "" && img.Name == ref.Name {
 			return img, nil
 		}
+		if ref.Digest != "" && img.Digest == ref.Digest {
+			// Content may have several names: a reference agrees with any of them.
+			if ref.Name == "" || img.Name == ref.Name {
+				return img, nil
+			}
+			if other == nil {
+				other = &images[i]
+			}
+		}
+	}
+	if other != nil {
+		return imagepool.Image{}, errdefs.WithAdvice(&errdefs.MetadataError{Path: path,
+			Reason: fmt.Sprintf("%s %q with digest %s: the pool names that digest %q", what, ref.Name, ref.Digest, other.Name)},
+			"give the name and digest of one image ('vws image list' shows both), or only one of them")
 	}
 	id := ref.Name
 	if ref.Digest != "" {
