@@ -293,8 +293,8 @@ func (e *AmbiguousError) Unwrap() error { return errdefs.ErrMetadata }
 //   - Libraries: every one present; "glibc" fits "glibc=2.36", "glibc=2" fits "glibc=2.36".
 //
 // When want.Name is set only that image is a candidate (and must still fit the rest).
-// No fit: errdefs.ErrResourceUnknown, listing what the pool has. More than one:
-// *AmbiguousError (errdefs.ErrMetadata) naming them.
+// No fit: errdefs.ErrResourceUnknown, listing what the pool has. More than one content
+// (names of one content fit as one): *AmbiguousError (errdefs.ErrMetadata) naming them.
 func (p *Pool) Match(ctx context.Context, want Meta) (Image, error) {
 	if _, err := normalizeMeta(want, false); err != nil {
 		return Image{}, err // before reading the pool

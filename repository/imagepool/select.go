@@ -2,6 +2,7 @@ package imagepool
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/vws-grid/vws/internal/errdefs"
@@ -17,6 +18,11 @@ func Select(all []Image, want Meta) (Image, error) {
 	var fits []Image
 	for _, img := range all {
 		if (want.Name == "" || img.Name == want.Name) && fitsMeta(img, want) {
+			// Names of one content are one image to stand on: the first (in the
+			// listing's order) stands for the others, which would be no choice.
+			if img.Digest != "" && slices.ContainsFunc(fits, func(f Image) bool { return f.Digest == img.Digest }) {
+				continue
+			}
 			fits = append(fits, img)
 		}
 	}
