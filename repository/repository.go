@@ -24,6 +24,7 @@ import (
 	"github.com/vws-grid/vws/internal/describe"
 	"github.com/vws-grid/vws/internal/dialect"
 	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/hostfit"
 	"github.com/vws-grid/vws/internal/notify"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
@@ -315,8 +316,15 @@ func (r *Repository) validateDescription(s *wsrf.Snapshot) error {
 	if r.validator == nil {
 		return nil
 	}
-	if _, err := r.validator.ValidateElement(describeSnapshot(s)); err != nil {
+	d, err := r.validator.ValidateElement(describeSnapshot(s))
+	if err != nil {
 		return errdefs.WithAdvice(err, "nothing was changed; send a description part that the workspace schema allows (GetResourceProperty shows the current one)")
+	}
+	// Nor a disk layout no manager deploys, which Create refuses.
+	if d.Hardware != nil {
+		if _, err := hostfit.Disks(d.Hardware.Disks); err != nil {
+			return fmt.Errorf("nothing was changed: %w", err)
+		}
 	}
 	return nil
 }
