@@ -2,6 +2,7 @@ package repository
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -125,6 +126,12 @@ func (r *Repository) clone(lt wsrf.LifetimePolicy) container.Handler {
 		}
 		now := r.now()
 		term, clamped, err := lt.Resolve(now, lifetime, at)
+		if errors.Is(err, errdefs.ErrTermTimeRejected) {
+			// As for Create: Clone declares no WS-RL fault; the request asks for more
+			// than the site gives.
+			reason := strings.TrimPrefix(err.Error(), errdefs.ErrTermTimeRejected.Error()+": ")
+			return nil, errdefs.WithAdvice(&errdefs.MetadataError{Path: "/vw:Clone", Reason: reason}, errdefs.Advice(err))
+		}
 		if err != nil {
 			return nil, err
 		}
