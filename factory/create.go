@@ -210,6 +210,13 @@ func pickImage(images []imagepool.Image, desc *describe.Description) (imagepool.
 	want := imagepool.Meta{}
 	if sw := desc.Software; sw != nil {
 		if sw.OS != nil {
+			if sw.OS.Distribution == "" && sw.OS.Version != "" {
+				// The pool's OS is family/distribution/version: a version alone
+				// would be dropped, and any distribution's image taken for it.
+				return imagepool.Image{}, errdefs.WithAdvice(&errdefs.MetadataError{Path: "/vw:virtualWorkspace/sw:software/sw:os/sw:version",
+					Reason: fmt.Sprintf("an OS version (%s) without a distribution cannot be matched against the pool's images", sw.OS.Version)},
+					"give the distribution too (e.g. debian with version 12), leave the version out, or name the image")
+			}
 			want.OS = joinNonEmpty("/", sw.OS.Family, sw.OS.Distribution, sw.OS.Version)
 		}
 		if sw.Kernel != nil {
