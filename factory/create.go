@@ -324,6 +324,10 @@ func unwrapRemote(err error) error {
 	return fmt.Errorf("%w: the repository: %w", errdefs.ErrCreation, err)
 }
 
+// maxPreferredHosts bounds fac:ResourceRequest/fac:PreferredHost (factory.xsd: "at
+// most 64; the service refuses more").
+const maxPreferredHosts = 64
+
 // createChildren are the elements Create holds (schema/vws/factory.xsd), each at most
 // once.
 var createChildren = []wsa.QName{
@@ -348,6 +352,25 @@ func checkCreateShape(p *etree.Element) error {
 		if seen[q]++; seen[q] > 1 {
 			return errdefs.WithAdvice(&errdefs.MetadataError{Path: "/fac:Create/" + c.FullTag(), Reason: "appears more than once"},
 				"send each element of Create once")
+		}
+	}
+	if rr := childEl(p, vwsns.Factory, "ResourceRequest"); rr != nil {
+		hosts := 0
+		for _, c := range rr.ChildElements() {
+			path := "/fac:Create/fac:ResourceRequest/" + c.FullTag()
+			switch {
+			case c.Tag == "PreferredHost" && c.NamespaceURI() == vwsns.Factory:
+				if hosts++; hosts > maxPreferredHosts {
+					return errdefs.WithAdvice(&errdefs.MetadataError{Path: path, Reason: fmt.Sprintf("more than %d preferred hosts", maxPreferredHosts)},
+						fmt.Sprintf("name at most %d hosts (factory.xsd)", maxPreferredHosts))
+				}
+			case c.Tag == "Group" && c.NamespaceURI() == vwsns.Factory:
+				// Not honoured: the workspace would count against other quotas than
+				// the one named, and nothing would say so.
+				return errdefs.WithAdvice(&errdefs.MetadataError{Path: path,
+					Reason: "this Factory does not charge a workspace to a group of the caller's choosing: it counts against every quota the site's rules give its owner"},
+					"leave fac:Group out (a group quota of the rules file applies to its members whatever they ask)")
+			}
 		}
 	}
 	if seen[createChildren[2]] > 0 && seen[createChildren[3]] > 0 {
