@@ -323,6 +323,13 @@ func (r *Repository) CheckIn(ctx context.Context, key string, req CheckInRequest
 	if !workspaceStates[state] {
 		return "", time.Time{}, fmt.Errorf("%w: state %q is not shutdown, paused, running or corrupted", errdefs.ErrBadRequest, state)
 	}
+	// A workspace in the repository runs nowhere: it comes back shut down, serialized
+	// (paused, with its memory image), or corrupted — never running, or its properties
+	// would say so of a workspace no host deploys.
+	if state == "running" {
+		return "", time.Time{}, errdefs.WithAdvice(fmt.Errorf("%w: a workspace checks in shut down, serialized (paused, with its memory image) or corrupted, not running", errdefs.ErrBadRequest),
+			"shut the workspace down or serialize it first, and check it in in the state that left it; nothing was changed")
+	}
 	if req.MemoryDigest != "" && state != "paused" {
 		return "", time.Time{}, errdefs.WithAdvice(fmt.Errorf("%w: a memory image comes with state paused (a serialized workspace), not %s", errdefs.ErrBadRequest, state),
 			"check in with State paused, or without MemoryDigest")
