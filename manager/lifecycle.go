@@ -381,11 +381,22 @@ func (m *Manager) undoDeploy(ctx context.Context, rec *record) error {
 		return err
 	}
 	if rec.Token != "" {
-		if err := m.repo.checkIn(ctx, rec, rec.OverlayDigest, rec.MemoryDigest, rec.StateAtCheckout); err != nil && !errors.Is(err, errdefs.ErrLocked) {
+		if err := m.repo.checkIn(ctx, rec, rec.OverlayDigest, rec.MemoryDigest, handBackState(rec.StateAtCheckout)); err != nil && !errors.Is(err, errdefs.ErrLocked) {
 			return err
 		}
 	}
 	return m.journal.remove(rec.Key)
+}
+
+// handBackState is the state an undone deploy checks the workspace in with: the one
+// it was checked out in, except running, which an earlier Repository recorded of
+// workspaces checked in so and now refuses at check-in. Without a memory image, a
+// workspace nobody runs is shut down.
+func handBackState(atCheckout string) string {
+	if atCheckout == stateRunning {
+		return stateShutdown
+	}
+	return atCheckout
 }
 
 // removeDomain stops and undefines a workspace's domain, if there is one.

@@ -26,6 +26,7 @@ type fakeRepo struct {
 	host       string
 	calls      []string
 	reportHost []string
+	checkedIn  []string // the State of each CheckIn
 }
 
 func (f *fakeRepo) seen(op string) bool {
@@ -63,6 +64,11 @@ func (f *fakeRepo) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		out.CreateElement("r:host").SetText(f.host)
 	case "CheckIn":
 		f.deployment, f.host = "in-repository", ""
+		for _, c := range env.Payload.ChildElements() {
+			if c.Tag == "State" {
+				f.checkedIn = append(f.checkedIn, c.Text())
+			}
+		}
 	case "ReportState":
 		for _, c := range env.Payload.ChildElements() {
 			if c.Tag == "Host" {

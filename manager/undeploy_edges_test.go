@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -191,5 +192,25 @@ func TestResetRunReplacesTheRunWhole(t *testing.T) {
 	}
 	if _, err := os.Stat(rec.Run + ".new"); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("the aside copy is left: %v", err)
+	}
+}
+
+// TestUndoOfARunningRecordHandsBackShutdown: a workspace an earlier Repository let be
+// checked in as running comes out so; an undone deploy hands it back shut down,
+// which the Repository takes, not running, which it now refuses (the lock would stay
+// held here, retried for ever).
+func TestUndoOfARunningRecordHandsBackShutdown(t *testing.T) {
+	m, _, rec := crashManager(t, "ws-legacy-running", stateShutdown, false)
+	repo := &fakeRepo{deployment: "staging", host: "h"}
+	hs := httptest.NewServer(repo)
+	defer hs.Close()
+	m.repo = &repoClient{soap: clientFor(hs), http: hs.Client()}
+	rec.WorkspaceAddress = hs.URL + "/wsrf/services/WorkspaceService"
+	rec.Token, rec.CheckedOutAs, rec.Phase, rec.StateAtCheckout = "tok", "h", phaseStaging, stateRunning
+	if err := m.undoDeploy(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{stateShutdown}; !slices.Equal(repo.checkedIn, want) {
+		t.Fatalf("checked in with states %q, want %q", repo.checkedIn, want)
 	}
 }
