@@ -56,9 +56,10 @@ type record struct {
 	// domain when ManagedSave, and the domain is off (a serialized workspace).
 	Hot         bool `json:"hot,omitempty"`
 	ManagedSave bool `json:"managedSave,omitempty"`
-	// Pending names a Shutdown under way (pendingShutdown, pendingTrash, pendingDrop),
-	// written before its first step and cleared with its outcome: a restarted manager
-	// finishes it, or tells its forced stop from someone else's, instead of guessing.
+	// Pending names a Shutdown under way (pendingShutdown, pendingTrash, pendingDrop,
+	// pendingSerialize), written before its first step and cleared with its outcome: a
+	// restarted manager finishes it, or tells its forced stop from someone else's,
+	// instead of guessing; or a restore libvirtd fell silent under (pendingRestore).
 	Pending string `json:"pending,omitempty"`
 	// Checked-out content, returned unchanged when nothing changed (Trash, failed deploy).
 	OverlayDigest string `json:"overlayDigest"`

@@ -46,6 +46,11 @@ const (
 	// forgets why a domain is shut off ("saved" becomes "unknown"), so this mark, not
 	// the shut-off reason, tells a finished save from a guest that powered off.
 	pendingSerialize = "serialize"
+	// A restore (Start, Unpause) libvirtd fell silent under, journaled once it is cut
+	// off: libvirtd may still bring the guest up from the memory image when it
+	// wakes, so nothing may discard, upload or restore that image until the
+	// reconciler has seen whether it did.
+	pendingRestore = "restore"
 )
 
 // Result is a workspace's state after an operation.
@@ -679,14 +684,20 @@ func (m *Manager) begin(rec *record, op string) error {
 func unfinishedDiscard(rec *record, op string) error {
 	var what, repeat string
 	switch rec.Pending {
-	case pendingSerialize, pendingShutdown:
+	case pendingSerialize, pendingShutdown, pendingRestore:
 		// At rest, such a mark is a call libvirtd fell silent under: it may still
-		// carry it out (finish a save, take the guest down). Another operation now
-		// would overwrite the mark the reconciler reads the outcome by, and a repeated
-		// Serialize would remove the memory image libvirtd finished.
-		what = "a Serialize"
-		if rec.Pending == pendingShutdown {
+		// carry it out (finish a save, take the guest down, restore it). Another
+		// operation now would overwrite the mark the reconciler reads the outcome by,
+		// a repeated Serialize would remove the memory image libvirtd finished, and a
+		// shutdown or an Undeploy would discard or hand back the image of a guest
+		// about to run on from it.
+		switch rec.Pending {
+		case pendingSerialize:
+			what = "a Serialize"
+		case pendingShutdown:
 			what = "a Normal shutdown"
+		default:
+			what = "a restore from its memory image"
 		}
 		return errdefs.WithAdvice(fmt.Errorf("%w: the outcome of %s of workspace %s is not known yet (libvirtd did not answer while it was under way); %s is refused until it is",
 			errdefs.ErrState, what, rec.Key, op),
@@ -840,13 +851,21 @@ func (m *Manager) restore(ctx context.Context, rec *record, paused bool) error {
 	}
 	defer release()
 	if rec.ManagedSave {
-		if err := m.hv.RestoreManagedSave(ctx, rec.Spec.Name, paused); err != nil {
-			return err
-		}
+		err = m.hv.RestoreManagedSave(ctx, rec.Spec.Name, paused)
 	} else {
-		if err := m.hv.Restore(ctx, rec.MemoryFile, rec.Spec, paused); err != nil {
-			return err
+		err = m.hv.Restore(ctx, rec.MemoryFile, rec.Spec, paused)
+	}
+	if errors.Is(err, vmm.ErrOutcomeUnknown) {
+		// libvirtd may still restore the guest: marked (in memory at least, should
+		// the disk refuse it) so that the image stays until the reconciler knows.
+		rec.Pending = pendingRestore
+		if _, jerr := m.journal.putOrKeep(rec); jerr != nil && !m.journal.kept(rec.Key) {
+			m.log.Error("journal a restore whose outcome is unknown", "workspace", rec.Key, "err", jerr)
 		}
+		return err
+	}
+	if err != nil {
+		return err
 	}
 	spent := rec.MemoryFile
 	rec.Hot, rec.ManagedSave, rec.MemoryFile, rec.MemoryDigest = false, false, "", ""

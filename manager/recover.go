@@ -41,6 +41,7 @@ const (
 	finishDrop                             // discarding a memory image died part-way: finish it
 	retryReport                            // the Repository has not heard the current state
 	abandonSerialize                       // a Serialize's save did not happen: drop its partial file
+	abandonRestore                         // a cut-off restore did not happen: the workspace stays serialized
 )
 
 // detailPoweredOff is why a workspace last seen running or paused is shut down, as far
@@ -90,6 +91,12 @@ func plan(recs []*record, doms []vmm.Domain) []change {
 			if d.State == vmm.StatePaused {
 				c.State = statePaused
 			}
+		case r.Pending == pendingRestore && exists && d.State == vmm.StatePaused && d.Busy:
+			// Still restoring: wait.
+		case r.Pending == pendingRestore && (!exists || d.State == vmm.StateShutOff || d.State == vmm.StateCrashed):
+			// The cut-off restore did not bring the guest up: the memory image is
+			// still its RAM. (A guest restored and running is finishRestore below.)
+			c.Kind = abandonRestore
 		case r.Pending == pendingTrash:
 			// Every step of a Trash may be repeated, and the user asked for it.
 			c.Kind = finishTrash
@@ -471,6 +478,13 @@ func (m *Manager) apply(ctx context.Context, c change) {
 		log.Info("a serialize left unfinished did not save the RAM", "state", c.State, "why", c.Detail)
 		if err := m.transition(ctx, rec, c.State, c.Detail); err != nil {
 			log.Error("record an abandoned serialize", "err", err)
+		}
+	case abandonRestore:
+		// Only the mark goes: what else the domain says (gone, its managed-save
+		// image removed) the next round reads as for any serialized workspace.
+		log.Info("a restore left unfinished did not restore the guest; it stays serialized")
+		if err := m.transition(ctx, rec, rec.State, rec.Detail); err != nil {
+			log.Error("record an abandoned restore", "err", err)
 		}
 	case retryReport:
 		m.report(rec)

@@ -169,6 +169,14 @@ func TestPlan(t *testing.T) {
 			want: []change{{Kind: finishRestore, Key: k, State: stateRunning}}},
 		{name: "hot, domain paused: a restore (paused) finished unrecorded", recs: []*record{deployedRec(k, statePaused, true)}, doms: []vmm.Domain{domOf(k, vmm.StatePaused)},
 			want: []change{{Kind: finishRestore, Key: k, State: statePaused}}},
+		{name: "restore cut off, domain running: it happened", recs: []*record{pendingRec(k, statePaused, true, pendingRestore)}, doms: []vmm.Domain{domOf(k, vmm.StateRunning)},
+			want: []change{{Kind: finishRestore, Key: k, State: stateRunning}}},
+		{name: "restore cut off, domain paused by its job: still restoring, wait", recs: []*record{pendingRec(k, statePaused, true, pendingRestore)}, doms: []vmm.Domain{busyDom(k)}},
+		{name: "restore cut off, domain still shut off: it did not happen", recs: []*record{pendingRec(k, statePaused, true, pendingRestore)}, doms: []vmm.Domain{savedDom(k)},
+			want: []change{{Kind: abandonRestore, Key: k}}},
+		{name: "restore cut off, QEMU died under it: it did not happen", recs: []*record{pendingRec(k, statePaused, true, pendingRestore)}, doms: []vmm.Domain{domOf(k, vmm.StateCrashed)},
+			want: []change{{Kind: abandonRestore, Key: k}}},
+		{name: "restore cut off, domain state unknown: conclude nothing", recs: []*record{pendingRec(k, statePaused, true, pendingRestore)}, doms: []vmm.Domain{domOf(k, vmm.StateUnknown)}},
 		{name: "Normal shutdown under way, domain forced off: forced by it, shutdown (not corrupted)", recs: []*record{pendingRec(k, stateRunning, false, pendingShutdown)},
 			doms: []vmm.Domain{forcedDom(k)}, want: []change{{Kind: finishShutdown, Key: k, State: stateShutdown}}, detail: "forced off"},
 		{name: "Normal shutdown under way, the guest powered off", recs: []*record{pendingRec(k, stateRunning, false, pendingShutdown)},
@@ -613,8 +621,16 @@ func (h *crashHV) Save(_ context.Context, _, path string) error {
 	h.set(vmm.StateShutOff, false, true)
 	return nil
 }
-func (h *crashHV) Restore(context.Context, string, vmm.Spec, bool) error {
-	return errors.New("not in this test")
+func (h *crashHV) Restore(_ context.Context, _ string, _ vmm.Spec, paused bool) error {
+	h.at("restore")
+	if err := h.fail["restore"]; err != nil {
+		return err
+	}
+	h.set(vmm.StateRunning, false, false)
+	if paused {
+		h.set(vmm.StatePaused, false, false)
+	}
+	return nil
 }
 func (h *crashHV) Undefine(context.Context, string) error {
 	h.at("undefine")
@@ -1106,6 +1122,66 @@ func TestCutOffCallsLeaveWhatLibvirtdMayStillDo(t *testing.T) {
 		_, err := os.Stat(filepath.Join(m.workspaceDir(k), "memory.save"))
 		if kept := err == nil; kept != c.kept {
 			t.Errorf("serialize whose save failed (%v): memory image kept %v, want %v", c.err, kept, c.kept)
+		}
+	}
+}
+
+// TestCutOffRestoreIsAwaited: a restore libvirtd fell silent under may still
+// happen when it wakes. Until the reconciler has seen what libvirt did, no other
+// operation may act on the serialized record (a Normal shutdown would discard the
+// memory image of a guest about to run from it, an Undeploy would hand back that
+// image beside a disk the guest has moved past); then the workspace is recorded
+// running if the restore happened, and still serialized if it did not.
+func TestCutOffRestoreIsAwaited(t *testing.T) {
+	const k = "ws-cutoff-restore"
+	ctx := context.Background()
+	unknown := fmt.Errorf("restore: no answer: %w (%w)", errdefs.ErrHypervisor, vmm.ErrOutcomeUnknown)
+	for _, happened := range []bool{true, false} {
+		m, hv, rec := crashManager(t, k, statePaused, true)
+		epr := workspaceEPR(rec)
+		hv.fail = map[string]error{"restore": unknown}
+		if _, err := m.Start(ctx, epr); !errors.Is(err, vmm.ErrOutcomeUnknown) {
+			t.Fatalf("Start with the restore cut off: %v", err)
+		}
+		for _, op := range []struct {
+			name string
+			do   func() error
+		}{
+			{"Normal", func() error { _, err := m.Shutdown(ctx, epr, ModeNormal, 0); return err }},
+			{"Trash", func() error { _, err := m.Shutdown(ctx, epr, ModeTrash, 0); return err }},
+			{"Undeploy", func() error { _, err := m.Undeploy(ctx, epr); return err }},
+			{"Start", func() error { _, err := m.Start(ctx, epr); return err }},
+		} {
+			if err := op.do(); !errors.Is(err, errdefs.ErrState) {
+				t.Fatalf("%s after a restore cut off: %v; want it refused until the restore's outcome is known", op.name, err)
+			}
+		}
+		if _, err := os.Stat(rec.MemoryFile); err != nil {
+			t.Fatalf("the memory image a cut-off restore may still read is gone: %v", err)
+		}
+		delete(hv.fail, "restore")
+		want := stateRunning
+		if happened { // libvirtd wakes and finishes the restore
+			hv.set(vmm.StateRunning, false, false)
+		} else {
+			want = statePaused
+		}
+		m.reconcile(ctx)
+		r, err := (&journal{dir: hv.dir}).get(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.State != want || r.Hot == happened || r.Pending != "" {
+			t.Errorf("restore happened %v: the record is %s, serialized %v, pending %q; want %s, serialized %v, nothing pending",
+				happened, r.State, r.Hot, r.Pending, want, !happened)
+		}
+		if _, err := os.Stat(rec.MemoryFile); errors.Is(err, os.ErrNotExist) != happened {
+			t.Errorf("restore happened %v: memory image removed %v", happened, errors.Is(err, os.ErrNotExist))
+		}
+		if !happened {
+			if _, err := m.Start(ctx, epr); err != nil {
+				t.Errorf("Start once the cut-off restore is known not to have happened: %v", err)
+			}
 		}
 	}
 }
