@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -111,9 +112,12 @@ func (j *journal) put(r *record) error {
 	defer j.mu.RUnlock()
 	if err := writeFileAtomic(j.path(r.Key), data); err != nil {
 		j.latestMu.Lock()
-		// The disk may hold either version: read it again; unless the latest record
-		// is one the disk refused before (putOrKeep), which the disk never held.
-		if !j.unsaved[r.Key] {
+		// The disk may hold either version. Holding the new one (renamed, the
+		// directory's sync failed), it is read again. Holding the earlier one, the
+		// latest record stands: it is that version with what putVolatile changed on
+		// it (a Pause), which reading the disk would undo. A record the disk refused
+		// before (putOrKeep) the disk never held, so it stands too.
+		if on, rerr := os.ReadFile(j.path(r.Key)); !j.unsaved[r.Key] && (rerr != nil || bytes.Equal(on, data)) {
 			delete(j.latest, r.Key)
 		}
 		j.latestMu.Unlock()

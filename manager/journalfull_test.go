@@ -140,3 +140,31 @@ func TestFinishedRestoreOnAFullDiskKeepsTheImageTheDiskNames(t *testing.T) {
 		t.Fatalf("after space was freed the disk says %+v (kept in memory: %v)", r, m.journal.kept(k))
 	}
 }
+
+// TestRefusedShutdownKeepsAPause: a Pause is recorded for this process only (the
+// disk keeps running); a Shutdown the full disk refuses before it acts changed
+// nothing, so the manager still says paused — not running — and Unpause resumes
+// the guest, rather than being refused as if it ran.
+func TestRefusedShutdownKeepsAPause(t *testing.T) {
+	const k = "ws-full-pause"
+	ctx := context.Background()
+	m, hv, rec := crashManager(t, k, stateRunning, false)
+	epr := workspaceEPR(rec)
+	if _, err := m.Pause(ctx, epr); err != nil {
+		t.Fatal(err)
+	}
+	free := fillJournal(t, m)
+	defer free()
+	if _, err := m.Shutdown(ctx, epr, ModeNormal, time.Second); err == nil || !isNoSpace(err) {
+		t.Fatalf("Shutdown on a full disk: %v", err)
+	}
+	if hv.dom.State != vmm.StatePaused {
+		t.Fatalf("the refused Shutdown left the domain %v", hv.dom.State)
+	}
+	if r, _ := m.journal.get(k); r.State != statePaused {
+		t.Errorf("after a refused Shutdown the manager says the paused guest is %s", r.State)
+	}
+	if _, err := m.Unpause(ctx, epr); err != nil {
+		t.Errorf("Unpause of the paused guest: %v", err)
+	}
+}
