@@ -168,3 +168,41 @@ func TestRefusedShutdownKeepsAPause(t *testing.T) {
 		t.Errorf("Unpause of the paused guest: %v", err)
 	}
 }
+
+// TestIncompleteSaveOutlivesItsUnwrittenRecord: a Serialize whose save libvirtd cut
+// off leaves an incomplete image, recorded corrupted for that reason. Until the
+// disk holds that record the image stays: a manager killed before then comes back
+// to the serialize's mark and must find it, or it records the workspace corrupted
+// for a save "outside vws" that never was.
+func TestIncompleteSaveOutlivesItsUnwrittenRecord(t *testing.T) {
+	const k = "ws-full-incomplete-save"
+	ctx := context.Background()
+	m, hv, rec := crashManager(t, k, stateRunning, false)
+	rec.Pending = pendingSerialize
+	if err := m.journal.put(rec); err != nil {
+		t.Fatal(err)
+	}
+	mem := m.workspaceDir(k) + "/memory.save"
+	if err := os.WriteFile(mem, []byte("LibvirtQemudPart and half the RAM"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hv.set(vmm.StateShutOff, false, false)
+	free := fillJournal(t, m)
+	m.reconcile(ctx)
+	if r, _ := m.journal.get(k); r.State != stateCorrupted {
+		t.Fatalf("the incomplete save is not recorded: %+v", r)
+	}
+	if r := onDisk(t, m, k); r.Pending != pendingSerialize {
+		t.Fatalf("the disk took the record after all (%+v): the test filled nothing", r)
+	}
+	// Killed now: restarted on the disk's record, once there is room.
+	free()
+	m.journal = &journal{dir: m.journal.dir}
+	m.reconcile(ctx)
+	if r := onDisk(t, m, k); r.State != stateCorrupted || !strings.Contains(r.Detail, "incomplete") {
+		t.Errorf("after the restart the record is %s: %q; want corrupted by the incomplete save", r.State, r.Detail)
+	}
+	if _, err := os.Stat(mem); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the incomplete image is kept once the disk holds its record (stat: %v)", err)
+	}
+}

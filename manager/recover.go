@@ -403,12 +403,19 @@ func (m *Manager) apply(ctx context.Context, c change) {
 		if unfinished, err := vmm.SaveImageUnfinished(mem); err == nil && unfinished {
 			// The domain ended before libvirt finished the image (QEMU died mid-save):
 			// the RAM is lost, as in a forced off.
-			os.Remove(mem)
 			detail := "its serialize was cut off before libvirt finished saving the RAM (the memory image was incomplete and is removed); " +
 				"the RAM is lost and the disk may be inconsistent (Shutdown Trash discards this deployment's changes)"
 			log.Warn("workspace changed state on its own", "from", rec.State, "to", stateCorrupted, "why", detail)
 			if err := m.transition(ctx, rec, stateCorrupted, detail); err != nil {
 				log.Error("record observed state", "err", err)
+				return
+			}
+			// Journaled first, removed after: a restart on the earlier record must
+			// still find the image to tell why (without it, it would blame a save
+			// outside vws). Kept while only memory holds the record; the restart
+			// sweep removes it then.
+			if !m.journal.kept(rec.Key) {
+				os.Remove(mem)
 			}
 			return
 		}
