@@ -205,3 +205,18 @@ func TestServeRefusesAPublicURLThatIsNoURL(t *testing.T) {
 		t.Fatalf("--public-url 127.0.0.1:8080 (no scheme): want exit 1 naming --public-url before serving, got exit %d; stderr %q", r.code, r.stderr)
 	}
 }
+
+// vws pki proxy --hours that no lifetime can be (NaN, infinite, past what a
+// time.Duration holds) is refused: it used to make a 12-hour proxy, the default,
+// and exit 0 as if the request had been met.
+func TestProxyRefusesHoursNoLifetimeCanBe(t *testing.T) {
+	_, user := pkiCA(t)
+	for _, hours := range []string{"NaN", "inf", "1e10"} {
+		out := filepath.Join(t.TempDir(), "x509up")
+		r := vwsRun(t, context.Background(), "pki", "proxy", "--cert", user+"-cert.pem", "--key", user+"-key.pem", "--hours", hours, "--out", out)
+		_, statErr := os.Stat(out)
+		if r.code == 0 || statErr == nil || !strings.Contains(r.stderr, "--hours ") || !strings.Contains(r.stderr, "to 876000 hours") {
+			t.Errorf("--hours %s: exit %d, proxy written: %v, stdout %q, stderr %q; want it refused", hours, r.code, statErr == nil, r.stdout, r.stderr)
+		}
+	}
+}

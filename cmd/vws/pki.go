@@ -236,8 +236,10 @@ file, to delegate further). The proxy, its new key and the issuing chain go to o
 of mode 0600 (default /tmp/x509up_u<uid>, where vws and Globus clients look for it).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if hours <= 0 {
-				return errors.New("--hours must be positive")
+			// NaN, infinity and hours past a time.Duration would come out as no
+			// lifetime, and the proxy would get the default 12 h without a word.
+			if !(hours > 0 && hours <= maxDays*24) {
+				return fmt.Errorf("--hours %v: give a lifetime from above 0 to %d hours (the proxy ends with its issuing certificate at the latest)", hours, maxDays*24)
 			}
 			certFile, keyFile := tlsFlags.cert, tlsFlags.key
 			if certFile == "" {
