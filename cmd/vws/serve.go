@@ -266,6 +266,17 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if o.libvirtTimeout < time.Second {
 		return fmt.Errorf("--libvirt-timeout %s: give at least 1s (libvirt probes a silent libvirtd once a second at most)", o.libvirtTimeout)
 	}
+	// The services read zero or less as their default: 30 s, 2 s or 1 MiB would be
+	// used instead of what was given.
+	if o.grace <= 0 {
+		return fmt.Errorf("--grace %s: give how long a normal shutdown waits for the guest before forcing it off, e.g. 30s", o.grace)
+	}
+	if o.reconcile <= 0 {
+		return fmt.Errorf("--reconcile-every %s: give how often the manager compares its journal with libvirt, e.g. 2s", o.reconcile)
+	}
+	if o.maxBody <= 0 {
+		return fmt.Errorf("--max-body %d: give the largest SOAP request body in bytes, e.g. 1048576 (1 MiB)", o.maxBody)
+	}
 	if o.defLife <= 0 || o.maxLife <= 0 || o.defLife > o.maxLife {
 		return errors.New("--default-lifetime and --max-lifetime must be positive, the default no longer than the maximum")
 	}

@@ -76,3 +76,32 @@ func TestServeRefusesUnknownFlagValues(t *testing.T) {
 		})
 	}
 }
+
+// A --grace, --reconcile-every or --max-body of zero or less is refused at start:
+// the services read them as "the default" and the server ran with 30 s, 2 s or
+// 1 MiB instead, without a word.
+func TestServeRefusesNonPositiveBounds(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	base := []string{"serve", "--insecure", "--listen", "127.0.0.1:0", "--data", data, "--libvirt-uri", "test:///default"}
+	for _, tc := range []struct {
+		args     []string
+		mentions []string
+	}{
+		{[]string{"--grace", "0s"}, []string{"--grace 0s", "e.g. 30s"}},
+		{[]string{"--grace", "-5s"}, []string{"--grace -5s", "e.g. 30s"}},
+		{[]string{"--reconcile-every", "0s"}, []string{"--reconcile-every 0s", "e.g. 2s"}},
+		{[]string{"--max-body", "0"}, []string{"--max-body 0", "in bytes"}},
+		{[]string{"--max-body", "-1"}, []string{"--max-body -1", "in bytes"}},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			// A server that starts anyway is stopped, and fails the test.
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			r := vwsRun(t, ctx, append(base, tc.args...)...)
+			wantError(t, r, tc.mentions...)
+			if _, err := os.Stat(data); err == nil {
+				t.Errorf("%s was created", data)
+			}
+		})
+	}
+}
