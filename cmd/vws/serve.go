@@ -196,6 +196,10 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	switch {
 	case o.insecure && (o.certFile != "" || o.keyFile != ""):
 		return errors.New("--insecure and --cert/--key exclude each other")
+	case o.insecure && o.caPath != "":
+		// Without TLS the CAs would go unused: signed requests and manifest signers
+		// would not be verified against them.
+		return errors.New("--insecure and --ca exclude each other: plain HTTP verifies no one; leave --insecure out to serve HTTPS with --cert, --key and --ca")
 	case !o.insecure:
 		certFile, keyFile, caPath, err := serveTLSFiles(o)
 		if err != nil {

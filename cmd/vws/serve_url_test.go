@@ -105,3 +105,18 @@ func TestServeRefusesNonPositiveBounds(t *testing.T) {
 		})
 	}
 }
+
+// vws serve --insecure --ca DIR is refused: plain HTTP takes no CAs, and the server
+// ran without them, verifying neither signed requests nor manifest signers against
+// them, without a word.
+func TestServeInsecureRefusesCAs(t *testing.T) {
+	ca, _ := pkiCA(t)
+	data := filepath.Join(t.TempDir(), "data")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	r := vwsRun(t, ctx, "serve", "--insecure", "--ca", ca, "--listen", "127.0.0.1:0", "--data", data, "--libvirt-uri", "test:///default")
+	wantError(t, r, "--insecure", "--ca")
+	if _, err := os.Stat(data); err == nil {
+		t.Errorf("%s was created", data)
+	}
+}
