@@ -21,6 +21,7 @@ import (
 	_ "modernc.org/sqlite" // the database driver, read-only here
 
 	"github.com/vws-grid/vws/internal/audit"
+	"github.com/vws-grid/vws/internal/server"
 	"github.com/vws-grid/vws/internal/store"
 )
 
@@ -275,6 +276,9 @@ func openAuditReader(ctx context.Context, o *auditOptions) (*sql.DB, string, err
 // error rather than a new empty database when the directory is wrong.
 func openAuditDB(dir string) (*sql.DB, error) {
 	path := filepath.Join(dir, "vws.db")
+	if err := server.CheckRecordsHere(dir); err != nil {
+		return nil, err
+	}
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("no vws database in %s (pass --data DIR, the server's data directory): %w", dir, err)
 	}
@@ -310,6 +314,9 @@ func pruneAudit(ctx context.Context, out io.Writer, o *auditOptions, now time.Ti
 		// once the transaction has committed the checkpoint too.
 		db, err = store.OpenPostgresBeside(ctx, o.database, store.ReadWrite)
 	} else {
+		if err := server.CheckRecordsHere(o.dataDir); err != nil {
+			return err
+		}
 		if _, err := os.Stat(filepath.Join(o.dataDir, "vws.db")); err != nil {
 			return fmt.Errorf("no vws database in %s (pass --data DIR, the server's data directory): %w", o.dataDir, err)
 		}

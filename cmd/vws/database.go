@@ -67,6 +67,10 @@ func runDatabaseCopy(ctx context.Context, out io.Writer, dir, to string) error {
 	if _, err := os.Stat(filepath.Join(dir, "vws.db")); err != nil {
 		return fmt.Errorf("no vws database in %s (pass --data DIR, the server's data directory): %w", dir, err)
 	}
+	// A second copy would carry the backup's records, not those kept since.
+	if err := server.CheckRecordsHere(dir); err != nil {
+		return err
+	}
 	release, err := server.LockDataDir(dir)
 	if err != nil {
 		var inUse *server.DataDirInUseError
@@ -137,6 +141,10 @@ func runDatabaseCopy(ctx context.Context, out io.Writer, dir, to string) error {
 			dst, src, srcN, n, broken)
 	}
 
+	if err := server.MarkRecordsMoved(dir, store.RedactURL(to)); err != nil {
+		return fmt.Errorf("the records were copied, but %w: do not start the server without --database", err)
+	}
+
 	fmt.Fprintf(out, `
 Next:
   1. Start the server with its other flags as before, and
@@ -145,10 +153,9 @@ Next:
      workspaces' disks (workspaces/, layers/), the manifest signing key (keys/,
      unless --cert and --key name one), the host manager's journal and cache
      (manager/) and the server's lock (vws.lock).
-  3. Its vws.db is no longer used: keep it as a backup, and do not start the server
-     without --database again, which would bring back its records as they were at
-     this copy.
-`, dir, store.RedactURL(to))
+  3. Its vws.db is no longer used: keep it as a backup. vws serve and vws audit
+     refuse it from now on (%[3]s says where the records are).
+`, dir, store.RedactURL(to), filepath.Join(dir, "vws.db.moved"))
 	return nil
 }
 

@@ -386,3 +386,39 @@ func TestDatabaseCopyRefusesBadArguments(t *testing.T) {
 		}
 	}
 }
+
+// Once vws database copy has moved a data directory's records to PostgreSQL, vws
+// serve on it without --database is refused, and so is vws audit --data: its vws.db
+// is the backup of the records as they were at the copy. A server started on it
+// used to take the backup for the records, and its start-up sweep removed the files
+// of every workspace made since (they have no record there).
+func TestDatabaseCopyKeepsTheDataDirectoryOffItsSQLite(t *testing.T) {
+	srv := postgresServer(t)
+	dir := t.TempDir()
+	db, err := store.Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	url := storetest.NewPostgres(t, srv)
+	if out, err := databaseCLI(t, "copy", "--data", dir, "--to", url); err != nil {
+		t.Fatalf("copy: %v\n%s", err, out)
+	}
+	// A workspace created under PostgreSQL after the copy.
+	since := filepath.Join(dir, "workspaces", "created-since")
+	if err := os.MkdirAll(since, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(since, "overlay.qcow2"), []byte("the user's work"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	r := vwsRun(t, ctx, "serve", "--insecure", "--role", "factory,repository", "--listen", "127.0.0.1:0", "--data", dir)
+	if _, err := os.Stat(filepath.Join(since, "overlay.qcow2")); err != nil {
+		t.Errorf("a server started without --database removed a workspace made since the copy: %v", err)
+	}
+	wantError(t, r, "--database", store.RedactURL(url))
+	r = vwsRun(t, context.Background(), "audit", "--data", dir)
+	wantError(t, r, "--database", store.RedactURL(url))
+}

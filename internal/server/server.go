@@ -174,6 +174,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	cfg.Factory.Version = Version
 	cfg.Factory.Defaults()
 
+	if cfg.Database == "" {
+		if err := CheckRecordsHere(cfg.DataDir); err != nil {
+			return nil, err
+		}
+	}
 	unlock, err := LockDataDir(cfg.DataDir)
 	if err != nil {
 		var inUse *DataDirInUseError
