@@ -120,3 +120,30 @@ func TestServeInsecureRefusesCAs(t *testing.T) {
 		t.Errorf("%s was created", data)
 	}
 }
+
+// vws serve on a data directory that holds workspaces' and images' files, with a
+// database that holds no record at all (a mistyped --database, a lost vws.db), is
+// refused: its start-up sweeps removed every one of those files, as records-less
+// leftovers.
+func TestServeRefusesANewDatabaseBesideFilesOfRecords(t *testing.T) {
+	data := t.TempDir()
+	overlay := filepath.Join(data, "workspaces", "ws-1", "overlay.qcow2")
+	blob := filepath.Join(data, "images", "sha256-"+strings.Repeat("ab", 32))
+	for _, f := range []string{overlay, blob} {
+		if err := os.MkdirAll(filepath.Dir(f), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, []byte("a user's work"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	r := vwsRun(t, ctx, "serve", "--insecure", "--role", "factory,repository", "--listen", "127.0.0.1:0", "--data", data)
+	for _, f := range []string{overlay, blob} {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("the server removed %s: %v", f, err)
+		}
+	}
+	wantError(t, r, "holds no record", "--database")
+}

@@ -1,12 +1,15 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/vws-grid/vws/internal/store"
 )
 
 // movedFile, in a data directory, names the PostgreSQL database vws database copy
@@ -52,4 +55,27 @@ func CheckRecordsHere(dir string) error {
 		return fmt.Errorf("data directory %s: %w", dir, err)
 	}
 	return &RecordsMovedError{Dir: dir, To: strings.TrimSpace(string(data))}
+}
+
+// checkFilesHaveRecords refuses a database that holds no record at all beside a data
+// directory holding workspaces' or pool images' files: it is not the database they
+// belong to (a mistyped --database, a lost vws.db), and the Repository's start-up
+// sweeps would remove every one of them as a leftover without a record.
+func checkFilesHaveRecords(ctx context.Context, db *store.DB, dir string) error {
+	var held []string
+	if ws, _ := os.ReadDir(filepath.Join(dir, "workspaces")); len(ws) > 0 {
+		held = append(held, fmt.Sprintf("%d workspace(s) in %s", len(ws), filepath.Join(dir, "workspaces")))
+	}
+	if blobs, _ := filepath.Glob(filepath.Join(dir, "images", "sha256-*")); len(blobs) > 0 {
+		held = append(held, fmt.Sprintf("%d pool image(s) in %s", len(blobs), filepath.Join(dir, "images")))
+	}
+	if len(held) == 0 {
+		return nil
+	}
+	empty, err := db.Empty(ctx)
+	if err != nil || !empty {
+		return err
+	}
+	return fmt.Errorf("%s holds no record, but data directory %s holds the files of %s: give the --database they belong to (or, with SQLite, put their vws.db back); "+
+		"starting on this database would remove them. To start afresh, move those directories away", db, dir, strings.Join(held, " and "))
 }

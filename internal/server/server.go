@@ -209,6 +209,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			s.Close()
 		}
 	}()
+	if roles["repository"] {
+		if err := checkFilesHaveRecords(ctx, db, cfg.DataDir); err != nil {
+			return nil, err
+		}
+	}
 
 	s.policy, err = policy.NewEngine(cfg.PolicyFile, cfg.GridMapFile, cfg.Logger)
 	if err != nil {

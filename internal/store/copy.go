@@ -323,3 +323,17 @@ func (s *rowSum) add(vals []any) {
 		s[i] += binary.BigEndian.Uint64(sum[8*i:])
 	}
 }
+
+// Empty says whether the database holds no record at all, as a new one.
+func (s *DB) Empty(ctx context.Context) (bool, error) {
+	for _, t := range copyTables {
+		var n int64
+		if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM `+t.name+` LIMIT 1) AS one`).Scan(&n); err != nil {
+			return false, fmt.Errorf("read %s of %s: %w", t.name, s.what, err)
+		}
+		if n > 0 {
+			return false, nil
+		}
+	}
+	return true, nil
+}
