@@ -136,6 +136,10 @@ func runAudit(ctx context.Context, out io.Writer, o *auditOptions) error {
 	if o.filter.Until, err = parseWhen(o.until, now); err != nil {
 		return fmt.Errorf("--until: %w", err)
 	}
+	// Swapped, they match nothing, and an empty table would read as "nothing then".
+	if !o.filter.Since.IsZero() && !o.filter.Until.IsZero() && o.filter.Since.After(o.filter.Until) {
+		return fmt.Errorf("--since %s is after --until %s: no record is both; give the earlier time to --since", o.since, o.until)
+	}
 	if o.pruneBefore != "" {
 		return pruneAudit(ctx, out, o, now)
 	}

@@ -207,3 +207,19 @@ func TestAuditJSONKeepsAngleBrackets(t *testing.T) {
 		t.Fatalf("--json:\n%s", out)
 	}
 }
+
+// A --since later than --until matches nothing by construction (--since 1h --until
+// 2h, the two swapped): it is refused, saying so, rather than shown as an empty
+// trail, which reads as "nothing happened then".
+func TestAuditRefusesSinceAfterUntil(t *testing.T) {
+	dir, db, l := openAudit(t)
+	l.Record(identity.With(context.Background(), identity.Identity{DN: "/O=Grid/CN=alice"}), "create", "ws", "done", "")
+	db.Close()
+	out, err := auditCLI(t, "--data", dir, "--since", "1h", "--until", "2h")
+	if err == nil || !strings.Contains(err.Error(), "--since 1h is after --until 2h") {
+		t.Fatalf("--since 1h --until 2h: want refused, got %v\n%s", err, out)
+	}
+	if out, err := auditCLI(t, "--data", dir, "--since", "2h", "--until", "0s"); err != nil || strings.Count(out, "\n") != 2 {
+		t.Fatalf("--since 2h --until 0s: %v\n%s", err, out)
+	}
+}
