@@ -220,3 +220,23 @@ func TestProxyRefusesHoursNoLifetimeCanBe(t *testing.T) {
 		}
 	}
 }
+
+// vws pki user (or host) --out PREFIX does not write over the credential already
+// there (the prefix of another user, mistyped): it replaced PREFIX-key.pem, and the
+// certificate issued for that key was left without it. --force replaces them.
+func TestPKIIssueKeepsAnExistingCredential(t *testing.T) {
+	ca, alice := pkiCA(t)
+	key := fileSum(t, alice+"-key.pem")
+	r := vwsRun(t, context.Background(), "pki", "user", "--ca-dir", ca, "--cn", "bob", "--out", alice)
+	if r.code == 0 || fileSum(t, alice+"-key.pem") != key || !strings.Contains(r.stderr, "--force") {
+		t.Fatalf("issuing bob over alice's files: exit %d, alice's key kept: %v, stderr %q", r.code, fileSum(t, alice+"-key.pem") == key, r.stderr)
+	}
+	r = vwsRun(t, context.Background(), "pki", "host", "--ca-dir", ca, "--name", "node7", "--out", alice)
+	if r.code == 0 || fileSum(t, alice+"-key.pem") != key {
+		t.Fatalf("issuing a host over alice's files: exit %d, stderr %q", r.code, r.stderr)
+	}
+	r = vwsRun(t, context.Background(), "pki", "user", "--ca-dir", ca, "--cn", "bob", "--out", alice, "--force")
+	if r.code != 0 || fileSum(t, alice+"-key.pem") == key {
+		t.Fatalf("--force: exit %d, stderr %q", r.code, r.stderr)
+	}
+}

@@ -122,12 +122,14 @@ func newPKICACommand() *cobra.Command {
 type issueFlags struct {
 	caDir, out, keyType string
 	days                int
+	force               bool
 }
 
 func (o *issueFlags) register(f *pflag.FlagSet) {
 	f.StringVar(&o.caDir, "ca-dir", "", "CA directory made by vws pki ca (required)")
 	f.IntVar(&o.days, "days", 365, "validity in days")
-	f.StringVar(&o.out, "out", "", "output prefix: writes PREFIX-cert.pem and PREFIX-key.pem (required)")
+	f.StringVar(&o.out, "out", "", "output prefix: writes PREFIX-cert.pem and PREFIX-key.pem (required; new ones, unless --force)")
+	f.BoolVar(&o.force, "force", false, "replace an existing PREFIX-cert.pem and PREFIX-key.pem")
 	keyTypeFlag(f, &o.keyType, "rsa")
 }
 
@@ -177,7 +179,7 @@ func newPKIHostCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return writeIssued(cmd.OutOrStdout(), o.out, c)
+			return writeIssued(cmd.OutOrStdout(), o.out, c, o.force)
 		},
 	}
 	f := cmd.Flags()
@@ -212,7 +214,7 @@ certificates issued by a trusted CA only, never on proxies.`,
 			if err != nil {
 				return err
 			}
-			return writeIssued(cmd.OutOrStdout(), o.out, c)
+			return writeIssued(cmd.OutOrStdout(), o.out, c, o.force)
 		},
 	}
 	f := cmd.Flags()
@@ -431,8 +433,15 @@ func serialOf(arg string, ca *x509.Certificate) (*big.Int, error) {
 	return s, nil
 }
 
-func writeIssued(w io.Writer, prefix string, c *pki.Credential) error {
+func writeIssued(w io.Writer, prefix string, c *pki.Credential, force bool) error {
 	certFile, keyFile := prefix+"-cert.pem", prefix+"-key.pem"
+	// A key is the only copy there is: one written over leaves the certificate
+	// issued for it (and handed out) without it.
+	for _, f := range []string{keyFile, certFile} {
+		if _, err := os.Stat(f); err == nil && !force {
+			return fmt.Errorf("--out %s: %s exists (another credential?): give another prefix, or --force to replace it; nothing was written", prefix, f)
+		}
+	}
 	if err := pki.WriteCredential(certFile, keyFile, c); err != nil {
 		return err
 	}
