@@ -69,6 +69,18 @@ type serveOptions struct {
 	notifyNets []string
 	streams    int
 	anon       bool // TLS callers without a client certificate are let in
+	// changed says whether a flag was given (nil: none was, as in tests of runServe).
+	changed func(name string) bool
+}
+
+// roleFlags are the flags that set up one role only.
+var roleFlags = []struct {
+	role  string
+	flags []string
+}{
+	{"manager", []string{"repository", "libvirt-uri", "libvirt-timeout", "repository-timeout", "domain-type", "host-name", "grace",
+		"reconcile-every", "cache-max", "memory-reserve", "min-free", "fetch-streams", "announce-every"}},
+	{"repository", []string{"notify-networks"}},
 }
 
 func defaultDataDir() string {
@@ -102,7 +114,10 @@ this host. --policy and --grid-mapfile decide who may do what (re-read on change
 every decision goes to the hash-chained audit log (vws audit). Plain HTTP, everyone
 anonymous, only with --insecure. Test credentials: vws pki.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runServe(cmd.Context(), o) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.changed = cmd.Flags().Changed
+			return runServe(cmd.Context(), o)
+		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to listen on")
@@ -175,6 +190,18 @@ func (o *serveOptions) check() error {
 	for _, r := range o.roles {
 		if !slices.Contains(rolesOrAll(nil), r) {
 			return fmt.Errorf("--role %q is not valid: give %s (default all)", r, orList(rolesOrAll(nil)))
+		}
+	}
+	// A setting of a role the server does not run would be ignored without a word.
+	for _, rf := range roleFlags {
+		if slices.Contains(rolesOrAll(o.roles), rf.role) || o.changed == nil {
+			continue
+		}
+		for _, name := range rf.flags {
+			if o.changed(name) {
+				return fmt.Errorf("--%s is a setting of the %s role, which this server does not run (--role %s): leave it out, or add %s to --role",
+					name, rf.role, strings.Join(o.roles, ","), rf.role)
+			}
 		}
 	}
 	return nil

@@ -147,3 +147,28 @@ func TestServeRefusesANewDatabaseBesideFilesOfRecords(t *testing.T) {
 	}
 	wantError(t, r, "holds no record", "--database")
 }
+
+// A flag of a role the server does not run is refused: --role factory,repository
+// --host-name node7 (or --repository, --libvirt-uri…) configures no manager, and
+// --role manager --notify-networks no repository; the server started without a word
+// about the setting it ignored.
+func TestServeRefusesFlagsOfRolesItDoesNotRun(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	base := []string{"serve", "--insecure", "--listen", "127.0.0.1:0", "--data", data}
+	for _, tc := range []struct {
+		args     []string
+		mentions []string
+	}{
+		{[]string{"--role", "factory,repository", "--host-name", "node7"}, []string{"--host-name", "manager role"}},
+		{[]string{"--role", "repository", "--repository", "http://repo.example.org:8080"}, []string{"--repository", "manager role"}},
+		{[]string{"--role", "manager", "--repository", "http://127.0.0.1:1", "--libvirt-uri", "test:///default", "--notify-networks", "10.0.0.0/8"},
+			[]string{"--notify-networks", "repository role"}},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			r := vwsRun(t, ctx, append(base, tc.args...)...)
+			wantError(t, r, tc.mentions...)
+		})
+	}
+}
