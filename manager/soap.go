@@ -237,6 +237,9 @@ func (m *Manager) hostProperties(ctx context.Context, d *dialect.Dialect) ([]*et
 		}
 		w.CreateElement("mgr:State").SetText(state)
 		w.CreateElement("mgr:Deployment").SetText(r.Phase)
+		if r.CheckedOutAs != "" {
+			w.CreateElement("mgr:Host").SetText(r.CheckedOutAs)
+		}
 		if r.Spec.MemoryMiB > 0 {
 			w.CreateElement("mgr:MemoryMiB").SetText(strconv.Itoa(r.Spec.MemoryMiB))
 		}

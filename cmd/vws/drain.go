@@ -78,6 +78,7 @@ administrator's right (policy class admin).`,
 type hostWorkspace struct {
 	key, name, state string
 	deployment       string   // the manager's phase: staging, deployed, unstaging
+	host             string   // the host name it was checked out under ("" from an older manager)
 	ref              *wsa.EPR // at its Repository
 }
 
@@ -91,6 +92,9 @@ func deployedOn(ctx context.Context, mgr *wsa.EPR) ([]hostWorkspace, error) {
 	for _, d := range els {
 		for _, w := range d.SelectElements("Workspace") {
 			hw := hostWorkspace{key: txt(w, "Key"), name: dash(txt(w, "Name")), state: txt(w, "State"), deployment: txt(w, "Deployment")}
+			if h := w.SelectElement("Host"); h != nil { // not from an older manager
+				hw.host = strings.TrimSpace(h.Text())
+			}
 			if ref := w.SelectElement("WorkspaceReference"); ref != nil {
 				if hw.ref, err = wsa.ParseEPR(ref); err != nil {
 					return nil, fmt.Errorf("the manager's reference to workspace %s: %w", hw.key, err)
@@ -153,7 +157,7 @@ every workspace there: the site administrator's.`,
 					continue
 				}
 				w.ref.Version = mgr.Version
-				err := moveWorkspace(cmd, w.ref, base, w.key, "", "")
+				err := moveOff(cmd, w.ref, base, w.key, "", "", w.host)
 				if cmd.Context().Err() != nil {
 					// Ctrl-C: stop, and say what is where rather than report the
 					// cancelled moves as workspaces left on the host.

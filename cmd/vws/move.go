@@ -46,9 +46,21 @@ If the deploy on the new host fails, the workspace is deployed back where it was
 // host name the Repository at base knows), or where the Repository places it, and
 // leaves it in state (default: as it is).
 func moveWorkspace(cmd *cobra.Command, ws *wsa.EPR, base, arg, host, state string) error {
+	return moveOff(cmd, ws, base, arg, host, state, "")
+}
+
+// moveOff is moveWorkspace for a workspace a manager lists as checked out under the
+// host name off ("": wherever it is). One the repository has on another host was
+// taken back from that one while it was silent and deployed again elsewhere: moving
+// it would stop it on a host nobody named, so it is refused, untouched.
+func moveOff(cmd *cobra.Command, ws *wsa.EPR, base, arg, host, state, off string) error {
 	from, err := whereDeployed(cmd, ws, arg)
 	if err != nil {
 		return err
+	}
+	if off != "" && from.host != off {
+		return fmt.Errorf("the repository has workspace %s on %s, not on %s: the manager of %s lists a copy it no longer holds, and removes it once it finds that out; nothing was stopped",
+			arg, from.host, off, off)
 	}
 	stateChosen := state != ""
 	if !stateChosen {

@@ -810,6 +810,11 @@ type DeployedWorkspaceType struct {
 
 	Deployment *DeploymentState `xml:"Deployment,omitempty" json:"Deployment,omitempty"`
 
+	// The host name the workspace was checked out under, as the
+	// Repository's vw:host says while this host holds it: one that says another
+	// was taken back and deployed elsewhere (vws host evacuate leaves it).
+	Host *HostName `xml:"Host,omitempty" json:"Host,omitempty"`
+
 	MemoryMiB *HostMiB `xml:"MemoryMiB,omitempty" json:"MemoryMiB,omitempty"`
 
 	// The libvirt domain name.
