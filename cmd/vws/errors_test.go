@@ -124,6 +124,8 @@ func TestCLIBadOptionValuesAreRefusedLocally(t *testing.T) {
 		{[]string{"wsrf", "query"}, []string{"give -e EPR-FILE or -k NAME VALUE"}},
 		{[]string{"wsrf", "set-termination-time", "60"}, []string{"give -e EPR-FILE or -k NAME VALUE"}},
 		{[]string{"wsrf", "destroy"}, []string{"give -e EPR-FILE or -k NAME VALUE"}},
+		{[]string{"pki", "ca", "--dir", "never-made", "--key-bits", "100000"}, []string{"--key-bits 100000: give an RSA key size from 2048 to 16384"}},
+		{[]string{"pki", "ca", "--dir", "never-made", "--key-bits", "512"}, []string{"--key-bits 512: give an RSA key size from 2048 to 16384"}},
 		{[]string{"wsrf", "get-property", "-s", "http://127.0.0.1:9/wsrf/services/WorkspaceService/", "vw:state"}, []string{"give -e EPR-FILE or -k NAME VALUE"}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

@@ -77,6 +77,10 @@ func newPKICACommand() *cobra.Command {
 					return errors.New("--key-bits sets the size of RSA keys; ECDSA keys are P-256: drop one of --key-bits and --key-type ecdsa")
 				}
 				bits = 0
+			} else if bits < 2048 || bits > 16384 {
+				// Below 2048 bits Go (and the grid's TLS libraries) refuse the key; above
+				// 16384 its generation runs for hours.
+				return fmt.Errorf("--key-bits %d: give an RSA key size from 2048 to 16384 (4096 is a common choice for a CA)", bits)
 			}
 			ca, err := pki.NewCA(pki.CAOptions{Subject: dn, Validity: pki.Validity{Lifetime: daysDuration(days)}, KeyType: kt, KeyBits: bits})
 			if err != nil {
