@@ -74,6 +74,17 @@ func (o Offer) Architectures() []string {
 	return []string{o.Arch}
 }
 
+// What a manager defines at most (vmm.Spec's ranges): a host with more CPUs, memory
+// or another architecture still cannot give a guest more, and placement must not
+// choose it for a deploy its manager would refuse.
+const (
+	MaxCPUs      = 256
+	MaxMemoryMiB = 1 << 20
+)
+
+// DefinedArchitectures are the guest architectures a manager defines domains for.
+var DefinedArchitectures = []string{"x86_64", "i686", "aarch64"}
+
 // Fit is what a fitting description gets on the host.
 type Fit struct {
 	Arch      string // the guest's architecture
@@ -99,9 +110,18 @@ func Check(d *describe.Description, o Offer) (Fit, error) {
 	if arch == "" {
 		arch = o.Arch
 	}
+	if !slices.Contains(DefinedArchitectures, arch) {
+		return Fit{}, metadataErr("/vw:virtualWorkspace/hw:hardware/hw:CPU/hw:architecture",
+			fmt.Sprintf("the workspace needs architecture %s; a manager runs %s guests", arch, strings.Join(DefinedArchitectures, ", ")),
+			"describe a workspace of one of those architectures")
+	}
 	if !slices.Contains(o.Architectures(), arch) {
 		return Fit{}, metadataErr("/vw:virtualWorkspace/hw:hardware/hw:CPU/hw:architecture",
 			fmt.Sprintf("the workspace needs architecture %s; this host is %s", arch, o.Arch), "deploy it on a host of that architecture")
+	}
+	if hw.CPU.Count > MaxCPUs {
+		return Fit{}, metadataErr("/vw:virtualWorkspace/hw:hardware/hw:CPU/hw:count",
+			fmt.Sprintf("the workspace asks for %d CPUs; a manager gives a guest at most %d", hw.CPU.Count, MaxCPUs), "ask for fewer CPUs")
 	}
 	if hw.CPU.Count > o.CPUs {
 		return Fit{}, metadataErr("/vw:virtualWorkspace/hw:hardware/hw:CPU/hw:count",
@@ -127,17 +147,23 @@ func Check(d *describe.Description, o Offer) (Fit, error) {
 }
 
 // grantMemory grants the requested size when the host has it free, else as much as
-// the host has down to the description's minimum.
+// the host has down to the description's minimum; never more than MaxMemoryMiB.
 func grantMemory(m describe.Memory, freeMiB int64) (int, error) {
-	if int64(m.SizeMiB) <= freeMiB {
+	most := min(freeMiB, MaxMemoryMiB)
+	if int64(m.SizeMiB) <= most {
 		return m.SizeMiB, nil
 	}
-	if m.MinMiB > 0 && int64(m.MinMiB) <= freeMiB {
-		return int(freeMiB), nil
+	if m.MinMiB > 0 && int64(m.MinMiB) <= most {
+		return int(most), nil
 	}
 	least := m.SizeMiB
 	if m.MinMiB > 0 {
 		least = m.MinMiB
+	}
+	if least > MaxMemoryMiB {
+		return 0, metadataErr("/vw:virtualWorkspace/hw:hardware/hw:RAM",
+			fmt.Sprintf("the workspace needs at least %d MiB; a manager gives a guest at most %d MiB", least, MaxMemoryMiB),
+			fmt.Sprintf("lower hw:RAM (or hw:minimum) to at most %d", MaxMemoryMiB))
 	}
 	return 0, metadataErr("/vw:virtualWorkspace/hw:hardware/hw:RAM",
 		fmt.Sprintf("the workspace needs at least %d MiB; this host has %d MiB free", least, freeMiB),
