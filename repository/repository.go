@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/x509"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -311,8 +312,8 @@ type Validator interface {
 
 // validateDescription refuses a change of a workspace's properties that leaves its
 // description invalid (hardware out of the schema's ranges, say), which would
-// otherwise only fail its next deploy.
-func (r *Repository) validateDescription(s *wsrf.Snapshot) error {
+// otherwise only fail its next deploy, or untrue (a root disk on another image).
+func (r *Repository) validateDescription(ctx context.Context, before []*etree.Element, s *wsrf.Snapshot) error {
 	if r.validator == nil {
 		return nil
 	}
@@ -322,9 +323,55 @@ func (r *Repository) validateDescription(s *wsrf.Snapshot) error {
 	}
 	// Nor a disk layout no manager deploys, which Create refuses.
 	if d.Hardware != nil {
-		if _, err := hostfit.Disks(d.Hardware.Disks); err != nil {
+		root, err := hostfit.Disks(d.Hardware.Disks)
+		if err != nil {
 			return fmt.Errorf("nothing was changed: %w", err)
 		}
+		if root >= 0 {
+			return r.checkRootImage(ctx, before, s, root, d.Hardware.Disks[root].Image)
+		}
+	}
+	return nil
+}
+
+// checkRootImage refuses a root disk image reference that names another image than
+// the workspace's base: the overlay stands on the base, fixed at Create, and a manager
+// boots it whatever the description says, which would then name an image the
+// workspace does not run. A reference the change leaves as it was is taken as it is
+// (its name may since have left the pool).
+func (r *Repository) checkRootImage(ctx context.Context, before []*etree.Element, s *wsrf.Snapshot, root int, ref *describe.Image) error {
+	if old, err := r.validator.ValidateElement(describeSnapshot(&wsrf.Snapshot{Props: before})); err == nil && old.Hardware != nil {
+		if i, err := hostfit.Disks(old.Hardware.Disks); err == nil && i >= 0 && *old.Hardware.Disks[i].Image == *ref {
+			return nil
+		}
+	}
+	chain, err := decodeChain(s.Private)
+	if err != nil {
+		return fmt.Errorf("nothing was changed: %w", err)
+	}
+	path := fmt.Sprintf("/vw:virtualWorkspace/hw:hardware/hw:disk[%d]/hw:image", root+1)
+	named := ref.Digest // the image the reference names; "" for none the pool holds
+	if ref.Name != "" {
+		img, err := r.pool.Get(ctx, ref.Name)
+		switch {
+		case errors.Is(err, errdefs.ErrResourceUnknown):
+			named = ""
+		case err != nil:
+			return fmt.Errorf("nothing was changed: %w", err)
+		case ref.Digest == "":
+			named = img.Digest
+		case img.Digest != ref.Digest:
+			named = "" // a name and a digest of two images, which Create refuses too
+		}
+	}
+	if named != chain.Base {
+		id := ref.Name
+		if id == "" {
+			id = ref.Digest
+		}
+		return errdefs.WithAdvice(&errdefs.MetadataError{Path: path,
+			Reason: fmt.Sprintf("the root disk's image %q is not the workspace's base image (%s), on which its disk stands since Create", id, chain.Base)},
+			"nothing was changed; leave the root disk's image as it is, or name the base (vw:imageDigest with role base shows it); vws create makes a workspace on another image")
 	}
 	return nil
 }

@@ -52,9 +52,10 @@ type HomeConfig struct {
 	// resource locked. Nil: nothing is writable.
 	Writable func(s *Snapshot, q wsa.QName) error
 	// Validate checks the properties of the resource in s as a SetResourceProperties
-	// leaves them, before anything is stored; its error refuses every modification of
-	// the request and is returned as is. Nil: any content is taken.
-	Validate func(s *Snapshot) error
+	// leaves them (before: as they were), before anything is stored; its error refuses
+	// every modification of the request and is returned as is. Nil: any content is
+	// taken.
+	Validate func(ctx context.Context, before []*etree.Element, s *Snapshot) error
 	// MaxLifetime bounds SetTerminationTime; zero for no bound.
 	MaxLifetime time.Duration
 	// CheckTermination, when set, may refuse a SetTerminationTime to t (nil: never) on
@@ -435,9 +436,10 @@ func (h *Home) SetProperties(ctx context.Context, key string, mods []Modificatio
 				return err
 			}
 		}
+		before := s.Props
 		s.Props = applyModifications(s.Props, mods)
 		if h.cfg.Validate != nil {
-			return h.cfg.Validate(s)
+			return h.cfg.Validate(ctx, before, s)
 		}
 		return nil
 	})
