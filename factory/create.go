@@ -2,9 +2,13 @@ package factory
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -141,11 +145,23 @@ func create(cfg Config, d *Deps) container.Handler {
 			return nil, err
 		}
 		name := childText(p, "Name")
+		if name == "" {
+			// Named here rather than by the Repository, so that a registration whose
+			// answer is lost can say what to look for.
+			name = "ws-" + randomHex(6)
+		}
 		key, address, err := d.Registry.Register(ctx, Registration{
 			Description: desc.Raw, Name: name, Owner: identity.From(ctx).String(), OwnerAttributes: identity.From(ctx).Attributes, BaseImage: img.Digest,
 			KernelImage: kernel, InitrdImage: initrd,
 			Termination: term, RequestedLifetime: lifetime,
 		})
+		if err != nil && answerLost(err) {
+			// The Repository may have committed the workspace before its answer was
+			// lost: it then exists and counts against the owner's quota, and a retry
+			// would make a second one (or be refused for the taken name).
+			return nil, errdefs.WithAdvice(fmt.Errorf("%w: the repository's answer to the registration was lost: %w", errdefs.ErrCreation, err),
+				fmt.Sprintf("the workspace %q may have been created all the same, and then counts against your quota: 'vws list' shows it under that name if it was, and the other commands take its key (vws destroy KEY removes it); look before you create it again", name))
+		}
 		if err != nil {
 			err = unwrapRemote(err)
 			if errors.Is(err, errdefs.ErrResourceUnknown) {
@@ -305,6 +321,27 @@ func pickBootImages(images []imagepool.Image, desc *describe.Description) (kerne
 			Reason: "an initrd is only loaded with a kernel image"}, "name the kernel image (sw:kernel/sw:image) too, or leave the initrd out")
 	}
 	return kernel, initrd, nil
+}
+
+// answerLost says whether a registration that failed so may have reached the
+// Repository without its answer reaching the Factory: not a fault the Repository
+// answered, nor a call that failed before its request left (not sent, no
+// connection, a refused TLS handshake), as the Manager judges its calls.
+func answerLost(err error) bool {
+	var fe *client.FaultError
+	var op *net.OpError
+	var cert *tls.CertificateVerificationError
+	return !errors.As(err, &fe) && !errors.Is(err, client.ErrNotSent) &&
+		!(errors.As(err, &op) && op.Op == "dial") && !errors.As(err, &cert)
+}
+
+// randomHex is n random bytes in hex.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand does not fail on the platforms vws runs on
+	}
+	return hex.EncodeToString(b)
 }
 
 // unwrapRemote turns the Repository's fault back into the error it stands for, so the
