@@ -12,6 +12,7 @@ import (
 	"github.com/vws-grid/vws/internal/identity"
 	"github.com/vws-grid/vws/internal/soap"
 	"github.com/vws-grid/vws/internal/vwsns"
+	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/internal/wsrf"
 )
 
@@ -61,5 +62,48 @@ func TestCloneChecksTheLifetimeItIsAsked(t *testing.T) {
 	}
 	if _, err := h(ctx, cloneRequest(t, src, `<vw:Name>hour</vw:Name><vw:RequestedLifetime>PT1H</vw:RequestedLifetime>`)); err != nil || count() != 2 {
 		t.Fatalf("Clone with RequestedLifetime PT1H: %v (%d workspaces)", err, count())
+	}
+}
+
+// TestCloneRecordsTheLifetimeItIsAsked: vw:lifeCycle is "what was asked for and when
+// it ends" (workspace.xsd), and a workspace Created with RequestedLifetime PT1H says
+// requestedLifetime PT1H. A clone asked for PT1H must say so too: two workspaces
+// whose lifetimes were asked for alike must not read differently (vws status, an
+// XPath query over the Repository's documents).
+func TestCloneRecordsTheLifetimeItIsAsked(t *testing.T) {
+	needQemu(t)
+	f := newFixture(t)
+	ctx := identity.With(context.Background(), alice)
+	c, err := f.r.Create(ctx, CreateSpec{Name: "made", Owner: alice.DN, Description: sizedDescription(0), BaseImage: f.base,
+		Termination: time.Now().Add(time.Hour), RequestedLifetime: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := f.r.clone(wsrf.LifetimePolicy{Default: 24 * time.Hour, Maximum: 30 * 24 * time.Hour})
+	out, err := h(ctx, cloneRequest(t, c.Key, `<vw:Name>cloned</vw:Name><vw:RequestedLifetime>PT1H</vw:RequestedLifetime>`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := wsa.ParseEPR(out.SelectElement("WorkspaceReference"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	requested := func(key string) string {
+		got := "(none)"
+		if err := f.r.Workspaces.View(ctx, key, func(s *wsrf.Snapshot) error {
+			if lc := s.Property(PropLifeCycle); lc != nil {
+				if rl := lc.SelectElement("requestedLifetime"); rl != nil {
+					got = rl.Text()
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	cloneKey := ref.References[0].Text()
+	if made, cloned := requested(c.Key), requested(cloneKey); made != cloned {
+		t.Errorf("asked for PT1H each, the created workspace's vw:lifeCycle says requestedLifetime %s, the clone's %s", made, cloned)
 	}
 }

@@ -136,7 +136,7 @@ func (r *Repository) clone(lt wsrf.LifetimePolicy) container.Handler {
 			return nil, err
 		}
 		owner := identity.From(ctx).String()
-		created, err := r.Clone(ctx, key, childText(p, vwsns.Workspace, "Name"), owner, term)
+		created, err := r.CloneRequesting(ctx, key, childText(p, vwsns.Workspace, "Name"), owner, term, lifetime)
 		if err != nil {
 			return nil, err
 		}

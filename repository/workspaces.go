@@ -292,6 +292,12 @@ func inRepository(s *wsrf.Snapshot, requested string) error {
 // committed first, then the source's; a crash between the two leaves the source on an
 // overlay that is also a layer, which the start-up sweep rolls forward.
 func (r *Repository) Clone(ctx context.Context, key, name, owner string, termination time.Time) (*Created, error) {
+	return r.CloneRequesting(ctx, key, name, owner, termination, 0)
+}
+
+// CloneRequesting is Clone for a caller who asked for requested as the clone's
+// lifetime (0: none), which its vw:lifeCycle records, as Create's does.
+func (r *Repository) CloneRequesting(ctx context.Context, key, name, owner string, termination time.Time, requested time.Duration) (*Created, error) {
 	cloneKey := newID()
 	if name == "" {
 		name = "ws-" + cloneKey[:12]
@@ -435,6 +441,9 @@ func (r *Repository) Clone(ctx context.Context, key, name, owner string, termina
 		}
 		lc := etree.NewElement("p:lifeCycle")
 		lc.CreateAttr("xmlns:p", vwsns.Workspace)
+		if requested > 0 {
+			lc.CreateElement("p:requestedLifetime").SetText(wsrf.FormatDuration(requested))
+		}
 		lc.CreateElement("p:terminationTime").SetText(wsrf.FormatTime(termination))
 		props = append(props, lc, wsrf.TextProperty(PropCreationTime, wsrf.FormatTime(now)), wsrf.TextProperty(PropLastModified, wsrf.FormatTime(now)),
 			wsrf.TextProperty(PropOwner, owner), wsrf.TextProperty(PropName, name))
