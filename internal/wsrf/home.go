@@ -566,8 +566,13 @@ func (h *Home) persist(ctx context.Context, key string, r *resource) error {
 }
 
 // encodeProperties serializes standalone property elements under one wrapper.
+// Carriage returns go as &#xD;: written as they are, reading them back (XML's
+// end-of-line handling) would turn them into line feeds, and a value would change
+// with a restart.
 func encodeProperties(props []*etree.Element) ([]byte, error) {
 	doc := etree.NewDocument()
+	doc.WriteSettings.CanonicalText = true
+	doc.WriteSettings.CanonicalAttrVal = true
 	root := doc.CreateElement("properties")
 	for _, p := range props {
 		root.AddChild(p.Copy())
