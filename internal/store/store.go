@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -160,7 +161,7 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 	path := filepath.Join(dir, "vws.db")
 	// WAL + synchronous=NORMAL: a commit survives a process crash (kill -9) at no fsync
 	// cost per write; busy_timeout makes concurrent writers wait instead of failing.
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)"
+	dsn := SQLiteURI(path) + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
@@ -172,6 +173,14 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// SQLiteURI is the "file:" URI of the SQLite database at path, for a DSN to append
+// its query to. SQLite reads '#' and '?' in a URI as the end of the path and decodes
+// '%': left as they are, a data directory "lab#1" kept its database in a file "lab"
+// beside it (which "lab#2" shared), and "lab%41" could not open one.
+func SQLiteURI(path string) string {
+	return "file:" + strings.NewReplacer("%", "%25", "?", "%3F", "#", "%23").Replace(path)
 }
 
 // SQL exposes the database to the packages that own tables in it (image pool, audit).
