@@ -308,26 +308,33 @@ func (m *Manager) stageShared(ctx context.Context, img *manifestImage, token, ba
 		m.cache.pin(img.Digest)
 		return path, true, nil
 	}
+	if fi, err := os.Stat(path); err == nil && fi.Size() != img.Size && ctx.Err() == nil && entryIsDigest(ctx, path, img, fi.Size()) {
+		// The manifest is wrong about the image, not the entry: its bytes, which
+		// workspaces deployed here may stand on, are not replaced by what it vouches for.
+		return "", false, errdefs.WithAdvice(fmt.Errorf("%w: the manifest says the %s image %s has %d bytes; that image has %d",
+			errdefs.ErrImageIntegrity, img.Role, img.Digest, img.Size, fi.Size()), integrityAdvice)
+	}
 	if fi, err := os.Stat(path); err == nil && fi.Size() == img.Size {
 		// Present, but changed since it was checked (or never stamped, or checked by
 		// another piece list): check again. A layer re-pointed already is checked
 		// with its header as fetched.
-		err := verifyImage(ctx, path, img)
-		if err != nil && img.Role == "layer" && ctx.Err() == nil {
-			if _, serr := os.Stat(path + originSuffix); serr == nil {
-				if rerr := verifyRepointed(ctx, path, img); rerr == nil {
-					err = nil
-				}
-			}
+		by := checkedBy(img)
+		err := checkEntry(ctx, path, img)
+		if err != nil && !img.Chunks.Empty() && ctx.Err() == nil && entryIsDigest(ctx, path, img, img.Size) {
+			// The manifest's piece list is not of the image its digest names, which
+			// the entry is: replaced by what the list vouches for, it would be another
+			// image under the workspaces deployed on it, its stamp intact.
+			m.log.Warn("a manifest's piece list does not match the image its digest names; using the cached image, which does", "digest", img.Digest, "err", err)
+			err, by = nil, checkedWhole
 		}
 		if err == nil {
 			if img.Role == "layer" {
-				if err := m.repointLayer(ctx, img, backingFormat, checkedBy(img)); err != nil {
+				if err := m.repointLayer(ctx, img, backingFormat, by); err != nil {
 					return "", false, err
 				}
 			}
 			m.metrics.cacheHits.Inc()
-			if err := m.cache.stamp(img.Digest, checkedBy(img)); err != nil {
+			if err := m.cache.stamp(img.Digest, by); err != nil {
 				return "", false, err
 			}
 			m.cache.pin(img.Digest)
@@ -522,6 +529,27 @@ func verifyImage(ctx context.Context, path string, img *manifestImage) error {
 			errdefs.ErrImageIntegrity, img.Role, size, got, img.Size, img.Digest)
 	}
 	return nil
+}
+
+// checkEntry checks a cache entry against the manifest as verifyImage does, a layer
+// re-pointed already with its header as fetched.
+func checkEntry(ctx context.Context, path string, img *manifestImage) error {
+	err := verifyImage(ctx, path, img)
+	if err != nil && img.Role == "layer" && ctx.Err() == nil {
+		if _, serr := os.Stat(path + originSuffix); serr == nil {
+			if rerr := verifyRepointed(ctx, path, img); rerr == nil {
+				err = nil
+			}
+		}
+	}
+	return err
+}
+
+// entryIsDigest reports whether the cache entry at path, size bytes, is the image
+// img's digest names, whatever img's piece list and size say: a piece list proves
+// only that bytes are what it lists.
+func entryIsDigest(ctx context.Context, path string, img *manifestImage, size int64) bool {
+	return checkEntry(ctx, path, &manifestImage{Role: img.Role, Digest: img.Digest, Size: size}) == nil
 }
 
 // stageFiles brings every image of a manifest to this host: shared ones into the
