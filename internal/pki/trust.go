@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/vws-grid/vws/internal/identity"
@@ -69,7 +70,7 @@ type trustState struct {
 	// policies are the subjects each CA may sign, by the CA's one-line DN, from the
 	// directory's Globus signing_policy files; a CA without one may sign any.
 	policies map[string][]*regexp.Regexp
-	stamp    string // names, sizes and mtimes of the files read
+	stamp    string // names and fileStamps of the files read
 	gen      uint64 // see Generation
 }
 
@@ -116,7 +117,7 @@ func (t *Trust) Reload() error {
 }
 
 // MaybeReload re-reads the directory when a file was added, removed or changed
-// (size or mtime) — fetch-crl refreshes CRLs on real sites — looking at most once a
+// (fileStamp) — fetch-crl refreshes CRLs on real sites — looking at most once a
 // second, so it is cheap to call on every handshake. A failed reload is logged and
 // the previous set kept.
 func (t *Trust) MaybeReload() {
@@ -140,15 +141,15 @@ func (t *Trust) MaybeReload() {
 	slog.Info("trusted CAs reloaded", "path", t.path)
 }
 
-// trustFiles lists the files LoadTrust reads and a stamp of their names, sizes
-// and modification times.
+// trustFiles lists the files LoadTrust reads and a stamp of their names and
+// fileStamps.
 func trustFiles(path string) ([]string, string, error) {
 	info, err := os.Stat(path)
 	if err != nil {
 		return nil, "", fmt.Errorf("trusted CAs: %w", err)
 	}
 	if !info.IsDir() {
-		return []string{path}, fmt.Sprintf("%s %d %d", path, info.Size(), info.ModTime().UnixNano()), nil
+		return []string{path}, path + " " + fileStamp(info), nil
 	}
 	entries, err := os.ReadDir(path)
 	if err != nil {
@@ -167,9 +168,23 @@ func trustFiles(path string) ([]string, string, error) {
 			continue
 		}
 		files = append(files, full)
-		fmt.Fprintf(&stamp, "%s %d %d\n", n, fi.Size(), fi.ModTime().UnixNano())
+		fmt.Fprintf(&stamp, "%s %s\n", n, fileStamp(fi))
 	}
 	return files, stamp.String(), nil
+}
+
+// fileStamp tells one version of a file from another. Size and mtime alone miss a
+// CRL replaced by one of the same size (one revoked serial for another, or a refresh
+// with new dates) within the file system's timestamp granularity (a second on ext3
+// and NFSv3, a jiffy on ext4): the inode (a file replaced by rename, as fetch-crl and
+// WriteCRL do, is another one) and the change time (set by the kernel on every
+// write) tell those apart, as policy.Engine's stamps do.
+func fileStamp(fi os.FileInfo) string {
+	s := fmt.Sprintf("%d %d", fi.Size(), fi.ModTime().UnixNano())
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		s += fmt.Sprintf(" %d %d.%d", sys.Ino, sys.Ctim.Sec, sys.Ctim.Nsec)
+	}
+	return s
 }
 
 func trustFileName(n string) bool {
