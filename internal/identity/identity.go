@@ -109,6 +109,18 @@ var shortNames = map[string]string{
 	"0.9.2342.19200300.100.1.25": "DC",
 	"0.9.2342.19200300.100.1.1":  "UID",
 	"1.2.840.113549.1.9.1":       "emailAddress",
+	// The rest of OpenSSL's short names a personal or host certificate may carry: a
+	// DN written otherwise (an OID) would not match the rule or grid-mapfile line an
+	// administrator copied from openssl or grid-proxy-info.
+	"2.5.4.4":  "SN",
+	"2.5.4.42": "GN",
+	"2.5.4.12": "title",
+	"2.5.4.9":  "street",
+	"2.5.4.17": "postalCode",
+	"2.5.4.65": "pseudonym",
+	"2.5.4.43": "initials",
+	"2.5.4.44": "generationQualifier",
+	"2.5.4.46": "dnQualifier",
 }
 
 // OneLineDN renders a name as OpenSSL's "/A=v/B=w" one-line form, in certificate order.

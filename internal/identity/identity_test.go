@@ -58,3 +58,17 @@ func TestOneLineDN(t *testing.T) {
 		t.Errorf("AmbiguousValue = %s %q", attr, val)
 	}
 }
+
+// TestOneLineDNNamesAsOpenSSLDoes: every attribute a personal certificate may carry
+// is written by its OpenSSL short name, as `openssl x509 -subject -nameopt compat`
+// printed it for a certificate with this subject (OpenSSL 3.0), so that rules and
+// grid-mapfile lines copied from it match.
+func TestOneLineDNNamesAsOpenSSLDoes(t *testing.T) {
+	const openssl = "/DC=org/O=Grid/SN=Doe/GN=John/title=Dr/street=Main St 1/postalCode=12345/pseudonym=jd/initials=J/generationQualifier=Jr/dnQualifier=q1/CN=John Doe"
+	oid := func(arcs ...int) asn1.ObjectIdentifier { return append(asn1.ObjectIdentifier{2, 5, 4}, arcs...) }
+	n := name(atv(oidDC, "org"), atv(oidO, "Grid"), atv(oid(4), "Doe"), atv(oid(42), "John"), atv(oid(12), "Dr"), atv(oid(9), "Main St 1"),
+		atv(oid(17), "12345"), atv(oid(65), "jd"), atv(oid(43), "J"), atv(oid(44), "Jr"), atv(oid(46), "q1"), atv(oidCN, "John Doe"))
+	if got := OneLineDN(n); got != openssl {
+		t.Errorf("OneLineDN = %s\nopenssl     %s", got, openssl)
+	}
+}
