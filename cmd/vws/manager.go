@@ -295,9 +295,12 @@ func place(cmd *cobra.Command, ws, fallback *wsa.EPR, state string, move bool) (
 }
 
 // showStaging draws a progress bar from the manager's staging progress while a
-// deploy is in flight (on a terminal only).
+// deploy is in flight (on a terminal only). It asks with the CLI's credentials, as
+// the deploy does: a manager over mutual TLS answers no one else, and its host
+// certificate is the site CAs' to vouch for, not the system's.
 func showStaging(ctx context.Context, managerAddr, key string) func() {
-	if !term.IsTerminal(int(os.Stderr.Fd())) || key == "" {
+	hc, err := httpClient()
+	if err != nil || !term.IsTerminal(int(os.Stderr.Fd())) || key == "" {
 		return func() {}
 	}
 	url := strings.TrimSuffix(managerAddr, managerPath) + "/manager/staging/" + key
@@ -316,7 +319,7 @@ func showStaging(ctx context.Context, managerAddr, key string) func() {
 			case <-time.After(200 * time.Millisecond):
 			}
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := hc.Do(req)
 			if err != nil {
 				continue
 			}
