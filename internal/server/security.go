@@ -47,6 +47,16 @@ func newSecurity(cfg Config, pol *policy.Engine) (*security, error) {
 		MinVersion:   tls.VersionTLS12,
 		Certificates: []tls.Certificate{{Certificate: chain, PrivateKey: cred.Key, Leaf: cred.Certificate}},
 		RootCAs:      cfg.Trust.Roots(),
+		// crypto/tls checks the host name and the chain but consults no CRL: a peer
+		// whose host certificate the site revoked is refused here, as the CLI does,
+		// as a failed verification (the callers know nothing was sent then).
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			s.trust.MaybeReload()
+			if err := s.trust.CheckServer(cs.PeerCertificates, time.Now()); err != nil {
+				return &tls.CertificateVerificationError{UnverifiedCertificates: cs.PeerCertificates, Err: err}
+			}
+			return nil
+		},
 	}
 	return s, nil
 }
