@@ -114,8 +114,14 @@ func (c *Client) Call(ctx context.Context, epr *wsa.EPR, action string, body *et
 	if c.Signer != nil && c.Verifier != nil {
 		var res *wssec.Result
 		env, res, err = c.Verifier.VerifyResponse(raw)
-		if err == nil {
+		switch {
+		case err == nil:
 			err = answersRequest(env, res, epr.Address, messageID(headers))
+		case res != nil && !res.Signed && soap.IsFault(env.Payload):
+			// A service signs no fault about a request it refused for its message
+			// security (a signature for another address, a clock far off): not the
+			// service's word, so no *FaultError, but the only account of why.
+			err = fmt.Errorf("%w; unverified, it says: %s", err, faultError(resp.StatusCode, soap.ParseFault(env.Payload)))
 		}
 		if errors.Is(err, errdefs.ErrSecurity) {
 			return nil, fmt.Errorf("the answer of %s: %w", epr.Address, err)
