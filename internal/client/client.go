@@ -58,10 +58,18 @@ func (e *FaultError) Error() string {
 	if desc == "" {
 		desc = e.Fault.String
 	}
+	if strings.TrimSpace(desc) == "" {
+		// Both are required, but a foreign service or a proxy may leave them out.
+		desc = fmt.Sprintf("a fault with no faultstring (HTTP %d)", e.HTTPStatus)
+	}
 	if e.Type != "" {
 		return e.Type + ": " + desc
 	}
-	return "soap:" + string(e.Fault.Code) + ": " + desc
+	code := string(e.Fault.Code)
+	if code == "" {
+		code = "Fault"
+	}
+	return "soap:" + code + ": " + desc
 }
 
 // ErrNotSent marks a call that failed before its request left this process (no
