@@ -102,11 +102,19 @@ func (c *Client) Call(ctx context.Context, epr *wsa.EPR, action string, body *et
 	}
 	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
 	req.Header.Set("SOAPAction", `"`+action+`"`)
-	resp, err := c.HTTP.Do(req)
+	// A SOAP call is not redirected: Go would post the request again, signature and
+	// all, to wherever the answer points — another host, or plain HTTP.
+	hc := *c.HTTP
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("call %s: %w", epr.Address, err)
 	}
 	defer resp.Body.Close()
+	if loc := resp.Header.Get("Location"); resp.StatusCode/100 == 3 && loc != "" {
+		return nil, fmt.Errorf("%s answered HTTP %d, a redirect to %s: vws does not follow the redirects of SOAP calls, which would send the request where the answer says; "+
+			"if that is the service's address, call it there", epr.Address, resp.StatusCode, loc)
+	}
 	limit := c.MaxResponseBytes
 	if limit <= 0 {
 		limit = 64 << 20
