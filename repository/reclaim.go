@@ -110,18 +110,31 @@ func (r *Repository) takeBack(ctx context.Context, key, op string, allowed func(
 // announcing itself: a host that is heard from may be running it.
 func (r *Repository) stillSilent(s *wsrf.Snapshot, host string) error {
 	now := r.now()
+	holder := text(s, PropLockHolder)
 	silent, _ := r.hosts.Silent(now)
-	if _, ok := silent[host]; ok {
-		return nil
-	}
+	_, quiet := silent[host]
 	// The name announced again, but by another identity than the one holding the
 	// workspace: that one has not been heard from under it.
-	if holder, by := text(s, PropLockHolder), r.hosts.AnnouncedBy(host, now); strings.HasPrefix(holder, "/") && by != "" && by != holder {
-		return nil
+	if by := r.hosts.AnnouncedBy(host, now); !quiet && strings.HasPrefix(holder, "/") && by != "" && by != holder {
+		quiet = true
 	}
-	return errdefs.WithAdvice(fmt.Errorf("%w: workspace %s is deployed on %s, which is not silent (it announces itself, or never did): it may be running there",
-		errdefs.ErrState, s.Key, host),
-		"undeploy it there (vws undeploy), or move it (vws move, vws host evacuate); a host that went down is listed silent by vws host list once its announcement expires")
+	if !quiet {
+		return errdefs.WithAdvice(fmt.Errorf("%w: workspace %s is deployed on %s, which is not silent (it announces itself, or never did): it may be running there",
+			errdefs.ErrState, s.Key, host),
+			"undeploy it there (vws undeploy), or move it (vws move, vws host evacuate); a host that went down is listed silent by vws host list once its announcement expires")
+	}
+	// The name went quiet, but the manager holding the workspace still announces
+	// itself under another (the host was renamed): it runs the workspace on.
+	announcer := holder
+	if !strings.HasPrefix(holder, "/") { // checked out over plain HTTP: the holder is the host name
+		announcer = identity.Anonymous.String()
+	}
+	if name, ok := r.hosts.AnnouncedManager(managerAddressOf(s), announcer, now); ok {
+		return errdefs.WithAdvice(fmt.Errorf("%w: workspace %s is deployed on %s, whose manager at %s still announces itself, as %s: it may be running there",
+			errdefs.ErrState, s.Key, host, managerAddressOf(s), name),
+			"undeploy it there (vws undeploy), or move it (vws move, vws host evacuate): the host was renamed, and its manager still holds what it checked out under the old name")
+	}
+	return nil
 }
 
 // reclaimHandler answers Reclaim on WorkspaceService.

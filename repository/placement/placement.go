@@ -128,6 +128,26 @@ func (d *Directory) AnnouncedBy(name string, now time.Time) string {
 	return d.hosts[name].AnnouncedBy
 }
 
+// AnnouncedManager names a host under which identity by announces the manager at
+// address, live at now (false: none). A host renamed (vws serve --host-name) announces
+// its manager under the new name only, while it still runs what it checked out under
+// the old one.
+func (d *Directory) AnnouncedManager(address, by string, now time.Time) (string, bool) {
+	if address == "" {
+		return "", false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.prune(now)
+	key := managerKey(&wsa.EPR{Address: address})
+	for _, h := range byName(d.hosts) {
+		if h.AnnouncedBy == by && managerKey(h.Manager) == key {
+			return h.Name, true
+		}
+	}
+	return "", false
+}
+
 // ErrNameTaken is Announce's refusal of a host name another identity announced.
 type ErrNameTaken struct {
 	Name, By string
