@@ -181,7 +181,10 @@ func (d *Directory) Announce(h Host, now time.Time) error {
 	}
 	addr := managerKey(h.Manager)
 	for _, other := range d.hosts {
-		if other.Name != h.Name && other.AnnouncedBy != h.AnnouncedBy && now.Before(other.Expires) && managerKey(other.Manager) == addr {
+		// An expired announcement (a restarted Repository reading which hosts went
+		// silent) speaks for no manager: it only keeps its host silent, whoever
+		// announced that address since.
+		if now.Before(h.Expires) && other.Name != h.Name && other.AnnouncedBy != h.AnnouncedBy && now.Before(other.Expires) && managerKey(other.Manager) == addr {
 			return &ErrAddressTaken{Address: h.Manager.Address, Host: other.Name, By: other.AnnouncedBy, Until: other.Expires}
 		}
 	}
