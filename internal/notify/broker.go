@@ -182,6 +182,8 @@ type sub struct {
 	sending  bool
 	failures int  // messages dropped in a row
 	ended    bool // destroyed: deliver nothing more
+	// queued are the topics a message was queued for (catchUp).
+	queued map[wsa.QName]bool
 }
 
 func (s *sub) wants(q wsa.QName) bool {

@@ -110,10 +110,37 @@ func parseValue(v string) []*etree.Element {
 	return out
 }
 
+// catchUp sends a new subscription s the changes made between the read of its
+// producer's properties it started from (sent) and its indexing, which Changed told
+// no one: each topic's, from the value in sent to the one in current, read since. A
+// topic a message was queued for meanwhile is left alone: that message, told after
+// the read, starts where the subscription was live, and a catch-up queued behind it
+// would send the changes out of order.
+func (b *Broker) catchUp(s *sub, sent map[string]string, current []*etree.Element) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, q := range b.cfg.Topics {
+		was, now := sent[q.String()], valueOf(current, q)
+		if was == now || !s.wants(q) || s.queued[q] {
+			continue
+		}
+		b.enqueueLocked(s, message{topic: q, old: parseValue(was), new: instances(current, q), newValue: now})
+	}
+}
+
 // enqueue adds m to s's queue and starts its sender if none runs.
 func (b *Broker) enqueue(s *sub, m message) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	b.enqueueLocked(s, m)
+}
+
+// enqueueLocked is enqueue with s.mu held.
+func (b *Broker) enqueueLocked(s *sub, m message) {
+	if s.queued == nil {
+		s.queued = map[wsa.QName]bool{}
+	}
+	s.queued[m.topic] = true
 	if s.ended {
 		return
 	}

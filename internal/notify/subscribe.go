@@ -102,10 +102,15 @@ func (b *Broker) Subscribe(producer Producer) container.Handler {
 			return nil, fmt.Errorf("%w: %w", errdefs.ErrSubscribe, err)
 		}
 		b.index(live)
-		// A producer destroyed since the check above told nobody of this subscription.
-		if _, err := producer(ctx, key); errors.Is(err, errdefs.ErrResourceUnknown) {
+		// A producer destroyed since the check above told nobody of this subscription;
+		// one changed since was told of it before the subscription was live.
+		latest, err := producer(ctx, key)
+		if errors.Is(err, errdefs.ErrResourceUnknown) {
 			_ = b.home.Destroy(ctx, subKey)
 			return nil, err
+		}
+		if err == nil {
+			b.catchUp(live, rec.Sent, latest)
 		}
 		b.cfg.Logger.Info("subscribed", "subscription", subKey, "workspace", key, "topics", topicList(r.topics),
 			"consumer", consumer.Address, "until", wsrf.FormatTime(term), "subscriber", rec.Owner)
