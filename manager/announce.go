@@ -138,6 +138,9 @@ func (m *Manager) announce(failing map[string]bool) (ok, healthy bool, fingerpri
 			case failing[url]:
 				m.log.Info("announced this host to the repository again", "repository", url)
 				delete(failing, url)
+				// It answers again: what it could not be told goes now, not at the
+				// reconciler's next round, so its workspaces' EPRs tell the truth sooner.
+				m.reportPending()
 			}
 		}()
 	}

@@ -35,6 +35,17 @@ func (m *Manager) report(rec *record) {
 	})
 }
 
+// reportPending has every workspace whose current state its Repository has not heard
+// reported (a report that failed, or none yet).
+func (m *Manager) reportPending() {
+	recs, _ := m.journal.all() // one it cannot read, the reconciler's rounds see to
+	for _, r := range recs {
+		if r.Token != "" && r.State != "" && m.reportedState(r.Key) != r.reportKey() {
+			m.report(r)
+		}
+	}
+}
+
 // reportedState is what the Repository was last told of a workspace ("" unknown).
 func (m *Manager) reportedState(key string) string {
 	if v, ok := m.reported.Load(key); ok {
