@@ -351,8 +351,20 @@ func TestManagerUndeployWhileReadingConsoles(t *testing.T) {
 
 // cacheProblems checks a manager's host cache: every entry holds the bytes its
 // digest names (not one staged twice over itself, or cut short), no transfer or
-// staging left a file behind, and each of want is there.
+// staging left a file behind, and each of want is there. A fetched image is written
+// to disk and stamped in the background once the deploys end (at most 10 s later),
+// and that stamp's temporary file is no leftover while it is being written: what
+// is wrong must stay wrong for 12 s.
 func cacheProblems(s *MgrServer, want ...string) []string {
+	var bad []string
+	for deadline := time.Now().Add(12 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if bad = cacheProblemsNow(s, want...); len(bad) == 0 || time.Now().After(deadline) {
+			return bad
+		}
+	}
+}
+
+func cacheProblemsNow(s *MgrServer, want ...string) []string {
 	dir := filepath.Join(s.ManagerDir(), "cache")
 	ents, err := os.ReadDir(dir)
 	if err != nil {
