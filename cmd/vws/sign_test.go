@@ -19,7 +19,15 @@ import (
 // TestSignFlag: against a server whose policy requires signed Factory requests, an
 // unsigned call over mutual TLS is refused naming the requirement, and the same call
 // with --sign is accepted (and its signed answer verified).
-func TestSignFlag(t *testing.T) {
+// signSite is a Factory and Repository over mutual TLS on https://127.0.0.1:PORT,
+// with a test CA, a host credential naming localhost and 127.0.0.1, and alice's proxy;
+// rules, when not "", is the policy file's text.
+type signSite struct {
+	dir, ca, proxy, url string
+}
+
+func startSignSite(t *testing.T, rules string) signSite {
+	t.Helper()
 	dir := t.TempDir()
 	ca, host, user, proxy := filepath.Join(dir, "certificates"), filepath.Join(dir, "host"), filepath.Join(dir, "alice"), filepath.Join(dir, "x509up")
 	for _, s := range [][]string{
@@ -38,19 +46,22 @@ func TestSignFlag(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rules := filepath.Join(dir, "policy")
-	if err := os.WriteFile(rules, []byte("require-signature WorkspaceFactoryService *\nallow * *\n"), 0o644); err != nil {
-		t.Fatal(err)
+	var policyFile string
+	if rules != "" {
+		policyFile = filepath.Join(dir, "policy")
+		if err := os.WriteFile(policyFile, []byte(rules), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	srv, err := server.New(context.Background(), server.Config{
-		DataDir: filepath.Join(dir, "data"), Roles: []string{"factory", "repository"}, PolicyFile: rules,
+		DataDir: filepath.Join(dir, "data"), Roles: []string{"factory", "repository"}, PolicyFile: policyFile,
 		HostCertFile: host + "-cert.pem", HostKeyFile: host + "-key.pem", Trust: trust,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Close()
+	t.Cleanup(func() { srv.Close() })
 	cfg, err := tlsutil.Server(host+"-cert.pem", host+"-key.pem", "", tlsutil.WithTrust(trust))
 	if err != nil {
 		t.Fatal(err)
@@ -58,11 +69,17 @@ func TestSignFlag(t *testing.T) {
 	hs := httptest.NewUnstartedServer(srv.Handler())
 	hs.TLS = cfg
 	hs.StartTLS()
-	defer hs.Close()
+	t.Cleanup(hs.Close)
 	srv.SetBaseURL(hs.URL)
+	return signSite{dir: dir, ca: ca, proxy: proxy, url: hs.URL}
+}
+
+func TestSignFlag(t *testing.T) {
+	site := startSignSite(t, "require-signature WorkspaceFactoryService *\nallow * *\n")
+	dir, ca, proxy := site.dir, site.ca, site.proxy
 
 	call := []string{"--cert", proxy, "--ca", ca,
-		"wsrf", "get-property", "-s", hs.URL + "/wsrf/services/" + vwsns.FactoryService, "fac:Version"}
+		"wsrf", "get-property", "-s", site.url + "/wsrf/services/" + vwsns.FactoryService, "fac:Version"}
 	out, err := runCLI(t, call...)
 	if err == nil || !strings.Contains(err.Error(), "requires WorkspaceFactoryService.GetResourceProperty requests to be signed") {
 		t.Fatalf("unsigned call: %v (want the signature requirement)\n%s", err, out)
