@@ -29,6 +29,15 @@ type fakeRepo struct {
 	checkedIn  []string // the State of each CheckIn
 }
 
+// serveFakeRepo has m reach repo, served over HTTP until the test ends, as rec's
+// workspace's Repository.
+func serveFakeRepo(t *testing.T, m *Manager, rec *record, repo *fakeRepo) {
+	hs := httptest.NewServer(repo)
+	t.Cleanup(hs.Close)
+	m.repo = &repoClient{soap: clientFor(hs), http: hs.Client()}
+	rec.WorkspaceAddress = hs.URL + "/wsrf/services/WorkspaceService"
+}
+
 func (f *fakeRepo) seen(op string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -91,11 +100,8 @@ func TestUndeployAfterHostRenameHandsBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	repo := &fakeRepo{deployment: "deployed", host: "old-name"}
-	hs := httptest.NewServer(repo)
-	defer hs.Close()
-	m.repo = &repoClient{soap: clientFor(hs), http: hs.Client()}
+	serveFakeRepo(t, m, rec, repo)
 	m.cfg.Host = "new-name" // restarted with --host-name new-name
-	rec.WorkspaceAddress = hs.URL + "/wsrf/services/WorkspaceService"
 	rec.Token, rec.CheckedOutAs = "tok", "old-name"
 	if err := m.journal.put(rec); err != nil {
 		t.Fatal(err)
@@ -119,11 +125,8 @@ func TestReportAfterHostRenameNamesTheCheckOutHost(t *testing.T) {
 	const k = "ws-renamed-report"
 	m, _, rec := crashManager(t, k, stateShutdown, false)
 	repo := &fakeRepo{deployment: "deployed", host: "old-name"}
-	hs := httptest.NewServer(repo)
-	defer hs.Close()
-	m.repo = &repoClient{soap: clientFor(hs), http: hs.Client()}
+	serveFakeRepo(t, m, rec, repo)
 	m.cfg.Host = "new-name"
-	rec.WorkspaceAddress = hs.URL + "/wsrf/services/WorkspaceService"
 	rec.Token, rec.CheckedOutAs = "tok", "old-name"
 	if err := m.journal.put(rec); err != nil {
 		t.Fatal(err)

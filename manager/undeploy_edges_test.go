@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -29,10 +28,7 @@ func TestUndeployOfAReclaimedWorkspaceSaysNothingWentBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	repo := &fakeRepo{deployment: "in-repository", host: ""}
-	hs := httptest.NewServer(repo)
-	defer hs.Close()
-	m.repo = &repoClient{soap: clientFor(hs), http: hs.Client()}
-	rec.WorkspaceAddress = hs.URL + "/wsrf/services/WorkspaceService"
+	serveFakeRepo(t, m, rec, repo)
 	rec.Token, rec.CheckedOutAs, rec.OverlayDigest = "tok", "h", "sha256:checkedout"
 	if err := m.journal.put(rec); err != nil {
 		t.Fatal(err)
@@ -83,10 +79,7 @@ func TestUndeployFinishesAfterAKillInsideTheRunReset(t *testing.T) {
 		t.Fatal(err)
 	}
 	repo := &fakeRepo{deployment: "deployed", host: "h"}
-	hs := httptest.NewServer(repo)
-	defer hs.Close()
-	m.repo = &repoClient{soap: clientFor(hs), http: hs.Client()}
-	rec.WorkspaceAddress = hs.URL + "/wsrf/services/WorkspaceService"
+	serveFakeRepo(t, m, rec, repo)
 	rec.Token, rec.CheckedOutAs, rec.Phase = "tok", "h", phaseUnstaging
 	if err := m.journal.put(rec); err != nil {
 		t.Fatal(err)
@@ -126,10 +119,7 @@ func TestUndeployCheckedInIsAnsweredSoWhenLocalCleanUpFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	repo := &fakeRepo{deployment: "deployed", host: "h"}
-	hs := httptest.NewServer(repo)
-	defer hs.Close()
-	m.repo = &repoClient{soap: clientFor(hs), http: hs.Client()}
-	rec.WorkspaceAddress = hs.URL + "/wsrf/services/WorkspaceService"
+	serveFakeRepo(t, m, rec, repo)
 	rec.Token, rec.CheckedOutAs = "tok", "h"
 	if err := m.journal.put(rec); err != nil {
 		t.Fatal(err)
@@ -154,10 +144,7 @@ func TestUndeployLeavesADamagedRunDiskAlone(t *testing.T) {
 	const k = "ws-run-damaged"
 	m, _, rec := crashManager(t, k, stateShutdown, false)
 	repo := &fakeRepo{deployment: "deployed", host: "h"}
-	hs := httptest.NewServer(repo)
-	defer hs.Close()
-	m.repo = &repoClient{soap: clientFor(hs), http: hs.Client()}
-	rec.WorkspaceAddress = hs.URL + "/wsrf/services/WorkspaceService"
+	serveFakeRepo(t, m, rec, repo)
 	rec.Token, rec.CheckedOutAs, rec.Phase = "tok", "h", phaseUnstaging
 	if err := m.journal.put(rec); err != nil {
 		t.Fatal(err)
@@ -202,10 +189,7 @@ func TestResetRunReplacesTheRunWhole(t *testing.T) {
 func TestUndoOfARunningRecordHandsBackShutdown(t *testing.T) {
 	m, _, rec := crashManager(t, "ws-legacy-running", stateShutdown, false)
 	repo := &fakeRepo{deployment: "staging", host: "h"}
-	hs := httptest.NewServer(repo)
-	defer hs.Close()
-	m.repo = &repoClient{soap: clientFor(hs), http: hs.Client()}
-	rec.WorkspaceAddress = hs.URL + "/wsrf/services/WorkspaceService"
+	serveFakeRepo(t, m, rec, repo)
 	rec.Token, rec.CheckedOutAs, rec.Phase, rec.StateAtCheckout = "tok", "h", phaseStaging, stateRunning
 	if err := m.undoDeploy(context.Background(), rec); err != nil {
 		t.Fatal(err)
