@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/vws-grid/vws/internal/fsutil"
 	"github.com/vws-grid/vws/internal/store"
 )
 
@@ -21,13 +22,9 @@ const movedFile = "vws.db.moved"
 // MarkRecordsMoved records in dir that its records are in the PostgreSQL database
 // redactedURL from now on.
 func MarkRecordsMoved(dir, redactedURL string) error {
-	path := filepath.Join(dir, movedFile)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(redactedURL+"\n"), 0o600); err != nil {
-		return fmt.Errorf("mark %s as moved to PostgreSQL: %w", dir, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
+	// Durable before the copy is reported done: a mark lost in a crash would leave the
+	// backup to be taken for the records.
+	if err := fsutil.WriteFileAtomic(filepath.Join(dir, movedFile), []byte(redactedURL+"\n"), 0o600); err != nil {
 		return fmt.Errorf("mark %s as moved to PostgreSQL: %w", dir, err)
 	}
 	return nil
