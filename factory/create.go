@@ -150,15 +150,15 @@ func create(cfg Config, d *Deps) container.Handler {
 			// answer is lost can say what to look for.
 			name = "ws-" + randomHex(6)
 		}
-		key, address, err := d.Registry.Register(ctx, Registration{
+		key, address, err := register(ctx, d.Registry, Registration{
 			Description: desc.Raw, Name: name, Owner: identity.From(ctx).String(), OwnerAttributes: identity.From(ctx).Attributes, BaseImage: img.Digest,
 			KernelImage: kernel, InitrdImage: initrd,
-			Termination: term, RequestedLifetime: lifetime,
+			Termination: term, RequestedLifetime: lifetime, RequestID: randomHex(16),
 		})
 		if err != nil && answerLost(err) {
 			// The Repository may have committed the workspace before its answer was
-			// lost: it then exists and counts against the owner's quota, and a retry
-			// would make a second one (or be refused for the taken name).
+			// lost, and the repeats could not learn whether it did: it may exist and
+			// count against the owner's quota.
 			return nil, errdefs.WithAdvice(fmt.Errorf("%w: the repository's answer to the registration was lost: %w", errdefs.ErrCreation, err),
 				fmt.Sprintf("the workspace %q may have been created all the same, and then counts against your quota: 'vws list' shows it under that name if it was, and the other commands take its key (vws destroy KEY removes it); look before you create it again", name))
 		}
@@ -333,6 +333,43 @@ func answerLost(err error) bool {
 	var cert *tls.CertificateVerificationError
 	return !errors.As(err, &fe) && !errors.Is(err, client.ErrNotSent) &&
 		!(errors.As(err, &op) && op.Op == "dial") && !errors.As(err, &cert)
+}
+
+// registerAttempts bounds the registrations of one Create: the first, and repeats
+// after answers lost on the way back, waiting registerBackoff, then four times it.
+const registerAttempts = 3
+
+var registerBackoff = 250 * time.Millisecond
+
+// register registers reg, asking again (same RequestID) while the answer is lost: the
+// Repository answers a repeat with the workspace an earlier one made. After a lost
+// answer, a repeat's refusal (the name taken by that very workspace still being made,
+// the quota it took) is no proof that nothing was made: the lost answer is returned.
+func register(ctx context.Context, registry Registry, reg Registration) (key, address string, err error) {
+	wait := registerBackoff
+	var lost error
+	for attempt := 1; ; attempt++ {
+		key, address, err = registry.Register(ctx, reg)
+		switch {
+		case err == nil:
+			return key, address, nil
+		case answerLost(err):
+			lost = err
+		case lost != nil:
+			return "", "", lost
+		default:
+			return "", "", err
+		}
+		if attempt == registerAttempts || reg.RequestID == "" {
+			return "", "", lost
+		}
+		select {
+		case <-ctx.Done():
+			return "", "", lost
+		case <-time.After(wait):
+		}
+		wait *= 4
+	}
 }
 
 // randomHex is n random bytes in hex.

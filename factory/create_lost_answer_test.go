@@ -60,6 +60,8 @@ func (s soapRegisterOnly) ListImages(context.Context) ([]imagepool.Image, error)
 // been created and how to find it — vws list, under the name it was registered with,
 // which the Factory must therefore know also when Create asked for none.
 func TestCreateWhoseRegistrationAnswerIsLostSaysTheWorkspaceMayExist(t *testing.T) {
+	defer func(b time.Duration) { registerBackoff = b }(registerBackoff)
+	registerBackoff = time.Millisecond // every repeat's answer is lost too
 	repo := &lateRepository{}
 	srv := httptest.NewServer(repo)
 	defer srv.Close()

@@ -29,6 +29,9 @@ type Registration struct {
 	KernelImage, InitrdImage string
 	Termination              time.Time
 	RequestedLifetime        time.Duration
+	// RequestID names this registration, the same in every repeat of it: a repeat
+	// after a lost answer is answered with the workspace the first one made.
+	RequestID string
 }
 
 // SOAPRegistry reaches the Repository over its SOAP interface, as every component
@@ -97,6 +100,9 @@ func (r *SOAPRegistry) Register(ctx context.Context, reg Registration) (key, add
 	body.CreateElement("repo:TerminationTime").SetText(wsrf.FormatTime(reg.Termination))
 	if reg.RequestedLifetime > 0 {
 		body.CreateElement("repo:RequestedLifetime").SetText(wsrf.FormatDuration(reg.RequestedLifetime))
+	}
+	if reg.RequestID != "" {
+		body.CreateElement("repo:RequestID").SetText(reg.RequestID)
 	}
 	resp, err := r.Client.Invoke(ctx, r.epr(), "RegisterWorkspace", body)
 	if err != nil {

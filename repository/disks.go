@@ -61,6 +61,10 @@ type diskChain struct {
 	// workspace again for nobody.
 	LockRequest   string   `json:"lockRequest,omitempty"`
 	EndedRequests []string `json:"endedRequests,omitempty"`
+	// CreateRequest is the RequestID of the RegisterWorkspace that created the
+	// workspace ("" none given): the Factory sends it again when the answer was lost,
+	// and is answered with this workspace instead of a second one.
+	CreateRequest string `json:"createRequest,omitempty"`
 }
 
 // maxEndedRequests bounds the check-out names a workspace remembers as ended: a copy

@@ -83,6 +83,11 @@ func (r *Repository) registerWorkspace(ctx context.Context, req *container.Reque
 			return nil, fmt.Errorf("%w: RequestedLifetime: %w", errdefs.ErrBadRequest, err)
 		}
 	}
+	spec.RequestID = childText(p, vwsns.Repository, "RequestID")
+	if len(spec.RequestID) > maxRequestIDLen {
+		return nil, errdefs.WithAdvice(fmt.Errorf("%w: RequestID is %d characters; at most %d are taken", errdefs.ErrBadRequest, len(spec.RequestID), maxRequestIDLen),
+			"send a shorter name for the registration")
+	}
 	created, err := r.Create(ctx, spec)
 	if err != nil {
 		return nil, err

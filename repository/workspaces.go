@@ -43,6 +43,9 @@ type CreateSpec struct {
 	RequestedLifetime        time.Duration
 	// OwnerAttributes are the creator's VO attributes (group quotas may count by them).
 	OwnerAttributes []string
+	// RequestID is the Factory's name for this registration ("" none): a repeat
+	// whose answer was lost is answered with the workspace the first one made.
+	RequestID string
 }
 
 // Created is what Create and Clone return.
@@ -101,6 +104,10 @@ func (r *Repository) Create(ctx context.Context, spec CreateSpec) (*Created, err
 	if spec.Name == "" {
 		spec.Name = "ws-" + key[:12]
 	}
+	// Before the quota: the workspace a lost answer told of counts against it already.
+	if c, ok := r.createdBefore(ctx, spec); ok {
+		return c, nil
+	}
 	owner := ownerIdentity(spec.Owner, spec.OwnerAttributes)
 	scopes, release, err := r.reserveWorkspace(owner, spec.Termination.Sub(r.now()))
 	if err != nil {
@@ -110,6 +117,9 @@ func (r *Repository) Create(ctx context.Context, spec CreateSpec) (*Created, err
 	// decided for the owner, not for the Factory's host.
 	if err := r.reserveName(ctx, spec.Name, key, owner); err != nil {
 		release()
+		if c, ok := r.createdBefore(ctx, spec); ok { // committed since the look above
+			return c, nil
+		}
 		return nil, err
 	}
 	ok := false
@@ -150,12 +160,48 @@ func (r *Repository) Create(ctx context.Context, spec CreateSpec) (*Created, err
 	return &Created{Key: key, Name: spec.Name, Termination: term}, nil
 }
 
+// createdBefore finds the workspace an earlier RegisterWorkspace with spec's RequestID
+// made for the same owner under the same name: the Factory asks again when that
+// answer was lost, and must not be told the name is taken by its own workspace. One
+// still being made is not found; the Factory's next repeat finds it.
+func (r *Repository) createdBefore(ctx context.Context, spec CreateSpec) (*Created, bool) {
+	if spec.RequestID == "" {
+		return nil, false
+	}
+	r.namesMu.Lock()
+	key, ok := r.names[spec.Name]
+	r.namesMu.Unlock()
+	if !ok {
+		return nil, false
+	}
+	var c *Created
+	err := r.Workspaces.View(ctx, key, func(s *wsrf.Snapshot) error {
+		chain, err := decodeChain(s.Private)
+		if err != nil {
+			return err
+		}
+		if chain.CreateRequest == spec.RequestID && text(s, PropOwner) == spec.Owner && text(s, PropName) == spec.Name {
+			c = &Created{Key: key, Name: spec.Name}
+			if s.Termination != nil {
+				c.Termination = *s.Termination
+			}
+		}
+		return nil
+	})
+	if err != nil || c == nil {
+		return nil, false
+	}
+	r.audit.Record(ctx, "create", key, "done", "repeated registration "+spec.RequestID+" answered with the workspace it made")
+	return c, true
+}
+
 // createOn makes workspace key's overlay on the base image at basePath and commits it.
 func (r *Repository) createOn(ctx context.Context, key string, spec CreateSpec, img imagepool.Image, basePath string, scopes []string) error {
 	// qcow2 sizes are whole sectors; round a raw base up as qemu-img does.
 	vsize := (img.VirtualSize + 511) &^ 511
 	chain := &diskChain{Version: chainVersion, Base: img.Digest, BaseFormat: img.Format, VirtualSize: vsize, Overlay: overlayName(1),
-		Kernel: spec.KernelImage, Initrd: spec.InitrdImage, OwnerAttributes: spec.OwnerAttributes, QuotaScopes: scopes}
+		Kernel: spec.KernelImage, Initrd: spec.InitrdImage, OwnerAttributes: spec.OwnerAttributes, QuotaScopes: scopes,
+		CreateRequest: spec.RequestID}
 	dir := r.workspaceDir(key)
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return fmt.Errorf("%w: workspace directory: %w", errdefs.ErrCreation, err)

@@ -704,6 +704,14 @@ type RegisterWorkspace struct {
 	TerminationTime *Timestamp `xml:"TerminationTime,omitempty" json:"TerminationTime,omitempty"`
 
 	RequestedLifetime *Duration `xml:"RequestedLifetime,omitempty" json:"RequestedLifetime,omitempty"`
+
+	// The Factory's name for this registration, sent again when
+	// it asks again after the answer was lost. A RegisterWorkspace whose Name is
+	// taken by a workspace that a registration with the same RequestID made for
+	// the same Owner is answered with that workspace, not refused and not made
+	// twice. At most 128 characters.
+
+	RequestID string `xml:"RequestID,omitempty" json:"RequestID,omitempty"`
 }
 
 type RegisterWorkspaceResponse struct {
