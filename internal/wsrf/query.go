@@ -55,12 +55,20 @@ func QueryResourceProperties(p Properties) container.Handler {
 			out.SetText(xpathdoc.FormatAtomic(res.Atomic))
 			return out, nil
 		}
+		afterText := false
 		for _, n := range res.Nodes {
 			switch n.Kind {
 			case xpathdoc.ElementNode, xpathdoc.DocumentNode:
 				out.AddChild(n.Element)
+				afterText = false
 			case xpathdoc.AttributeNode, xpathdoc.TextNode:
+				// One value a line: run together, the values of several nodes (each
+				// workspace's state) could not be told apart.
+				if afterText {
+					out.CreateText("\n")
+				}
 				out.CreateText(n.Text)
+				afterText = true
 			}
 		}
 		return out, nil

@@ -1,0 +1,52 @@
+package wsrf_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/beevik/etree"
+
+	"github.com/vws-grid/vws/internal/container"
+	"github.com/vws-grid/vws/internal/dialect"
+	"github.com/vws-grid/vws/internal/wsa"
+	"github.com/vws-grid/vws/internal/wsrf"
+)
+
+// TestQueryKeepsTextResultsApart: a query whose result is several text or attribute
+// nodes (each workspace's state in the Repository's document, say) answers each
+// value so that the caller can tell them apart — not "runningpaused".
+func TestQueryKeepsTextResultsApart(t *testing.T) {
+	ns := "urn:t"
+	state := wsa.QName{Space: ns, Local: "State"}
+	s := &wsrf.Singleton{
+		DocName:  wsa.QName{Space: ns, Local: "Doc"},
+		Declared: []wsa.QName{state},
+		Build: func(context.Context, *dialect.Dialect) ([]*etree.Element, error) {
+			var props []*etree.Element
+			for _, v := range []string{"running", "paused"} {
+				p := wsrf.TextProperty(state, v)
+				p.CreateAttr("value", v)
+				props = append(props, p)
+			}
+			return props, nil
+		},
+	}
+	for _, expr := range []string{"/*/t:State/text()", "/*/t:State/@value"} {
+		for _, d := range dialect.Dialects {
+			doc := etree.NewDocument()
+			if err := doc.ReadFromString(`<rp:QueryResourceProperties xmlns:rp="` + d.RP + `" xmlns:t="` + ns + `">` +
+				`<rp:QueryExpression Dialect="` + dialect.XPathDialect + `">` + expr + `</rp:QueryExpression></rp:QueryResourceProperties>`); err != nil {
+				t.Fatal(err)
+			}
+			req := &container.Request{Service: &container.Service{Name: "WorkspaceRepositoryService"}, Dialect: d, Payload: doc.Root()}
+			out, err := wsrf.QueryResourceProperties(s)(context.Background(), req)
+			if err != nil {
+				t.Fatalf("%s %s: %v", d.Name, expr, err)
+			}
+			if got := strings.Fields(out.Text()); len(got) != 2 || got[0] != "running" || got[1] != "paused" {
+				t.Errorf("%s %s answered %q: the two values cannot be told apart", d.Name, expr, out.Text())
+			}
+		}
+	}
+}
