@@ -252,6 +252,12 @@ func pickImage(images []imagepool.Image, desc *describe.Description) (imagepool.
 		return img, errdefs.WithAdvice(&errdefs.MetadataError{Path: "/vw:virtualWorkspace/sw:software", Reason: err.Error()},
 			"import an image that fits with 'vws image import', or name one 'vws image list' shows")
 	}
+	var ambiguous *imagepool.AmbiguousError
+	if errors.As(err, &ambiguous) {
+		// A WorkspaceMetadataFault names the element at fault (its schema requires an
+		// ElementPath): here the request that several images fit.
+		return img, &errdefs.MetadataError{Path: "/vw:virtualWorkspace/sw:software", Reason: err.Error()}
+	}
 	return img, err
 }
 
