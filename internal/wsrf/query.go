@@ -46,7 +46,11 @@ func QueryResourceProperties(p Properties) container.Handler {
 		}
 		ns := wsa.InScopeNamespaces(qe)
 		delete(ns, "") // XPath 1.0: unprefixed names are in no namespace
-		res, err := xpathdoc.Evaluate(ctx, doc, qe.Text(), ns, QueryLimits)
+		expr, err := queryText(qe)
+		if err != nil {
+			return nil, err
+		}
+		res, err := xpathdoc.Evaluate(ctx, doc, expr, ns, QueryLimits)
 		if err != nil {
 			return nil, err
 		}
@@ -73,4 +77,21 @@ func QueryResourceProperties(p Properties) container.Handler {
 		}
 		return out, nil
 	}
+}
+
+// queryText is the expression a QueryExpression holds: all its text, comments left
+// out as XML reads them. An element in it is refused: etree's Text stops there, and
+// evaluating the part before it would answer another query than the one sent.
+func queryText(qe *etree.Element) (string, error) {
+	var b strings.Builder
+	for _, t := range qe.Child {
+		switch t := t.(type) {
+		case *etree.CharData:
+			b.WriteString(t.Data)
+		case *etree.Element:
+			return "", errdefs.WithAdvice(fmt.Errorf("%w: the QueryExpression holds an element <%s>", errdefs.ErrInvalidQuery, t.FullTag()),
+				"send the XPath expression as the QueryExpression's text, with < written &lt;")
+		}
+	}
+	return b.String(), nil
 }

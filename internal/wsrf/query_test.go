@@ -50,3 +50,42 @@ func TestQueryKeepsTextResultsApart(t *testing.T) {
 		}
 	}
 }
+
+// TestQueryExpressionIsItsWholeText: the expression is the QueryExpression's whole
+// text, as XML reads it (a comment or a CDATA section splits the text, not the
+// expression), never its first piece: "/*<!--c-->/t:B" asks for B, not the whole
+// document. An element inside it is no XPath: refused, not skipped.
+func TestQueryExpressionIsItsWholeText(t *testing.T) {
+	ns := "urn:t"
+	a, b := wsa.QName{Space: ns, Local: "A"}, wsa.QName{Space: ns, Local: "B"}
+	s := &wsrf.Singleton{
+		DocName:  wsa.QName{Space: ns, Local: "Doc"},
+		Declared: []wsa.QName{a, b},
+		Build: func(context.Context, *dialect.Dialect) ([]*etree.Element, error) {
+			return []*etree.Element{wsrf.TextProperty(a, "first"), wsrf.TextProperty(b, "second")}, nil
+		},
+	}
+	query := func(d *dialect.Dialect, inner string) (*etree.Element, error) {
+		doc := etree.NewDocument()
+		if err := doc.ReadFromString(`<rp:QueryResourceProperties xmlns:rp="` + d.RP + `" xmlns:t="` + ns + `">` +
+			`<rp:QueryExpression Dialect="` + dialect.XPathDialect + `">` + inner + `</rp:QueryExpression></rp:QueryResourceProperties>`); err != nil {
+			t.Fatal(err)
+		}
+		req := &container.Request{Service: &container.Service{Name: "WorkspaceRepositoryService"}, Dialect: d, Payload: doc.Root()}
+		return wsrf.QueryResourceProperties(s)(context.Background(), req)
+	}
+	for _, d := range dialect.Dialects {
+		for _, inner := range []string{`/*<!--c-->/t:B/text()`, `/*/<![CDATA[t:B]]>/text()`, `string(/*/t:B)<!---->`} {
+			out, err := query(d, inner)
+			if err != nil {
+				t.Fatalf("%s %s: %v", d.Name, inner, err)
+			}
+			if got := out.Text(); got != "second" {
+				t.Errorf("%s %s answered %q, want B's value \"second\"", d.Name, inner, got)
+			}
+		}
+		if out, err := query(d, `/*<t:x/>/t:B`); err == nil {
+			t.Errorf("%s: a QueryExpression holding an element was evaluated: %v", d.Name, out.Text())
+		}
+	}
+}
