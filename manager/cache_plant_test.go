@@ -5,12 +5,18 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/qcow2"
 )
 
 // TestAnotherPieceListDoesNotReplaceTheImageADeployedWorkspaceUses: an entry staged
@@ -72,5 +78,85 @@ func plantUnderDeployed(t *testing.T, good, evil []byte) {
 	if gotDigest := "sha256:" + hex.EncodeToString(sum[:]); gotDigest != digest {
 		berr := m.bootable(context.Background(), rec)
 		t.Fatalf("the cache entry for %s under deployed workspace ws-1 now has digest %s (bytes another manifest's piece list vouched for); Start's check before a boot says %v", digest[:19], gotDigest[:19], berr)
+	}
+}
+
+// TestAnotherManifestDoesNotRepointACachedLayer: a cached layer stands on the cache's
+// copy of the image its Repository's manifest put below it, and a workspace deployed
+// here reads through it. Another manifest that names the same layer on another image
+// must not re-point the shared entry: the deployed workspace's disk would then read
+// that image's bytes wherever its own layers hold none.
+func TestAnotherManifestDoesNotRepointACachedLayer(t *testing.T) {
+	c := newLayerChain(t, nil)
+	c.deploy(t, "ws-1")
+	m := c.m
+	if err := m.journal.put(&record{Key: "ws-1", Phase: phaseDeployed, State: stateShutdown, Shared: []string{c.base.Digest, c.layer.Digest}}); err != nil {
+		t.Fatal(err)
+	}
+	otherPath := filepath.Join(t.TempDir(), "other.img")
+	if err := os.WriteFile(otherPath, bytes.Repeat([]byte{0x22}, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	other := fileImage(t, "base", otherPath, "raw", "")
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, otherPath) }))
+	t.Cleanup(hs.Close)
+	other.Location = hs.URL + "/files/" + other.Digest
+	layer := c.layer
+	layer.Backing = other.Digest
+	man := &manifest{Images: []manifestImage{other, layer, c.overlay}}
+	_, err := m.stageFiles(context.Background(), man, &record{Key: "ws-2"}, nil)
+	t.Logf("staging the layer on another image: err=%v", err)
+
+	info, rerr := qcow2.ReadInfo(m.cache.path(c.layer.Digest))
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	if info.BackingFile != m.cache.path(c.base.Digest) {
+		t.Fatalf("the cached layer under deployed workspace ws-1 now stands on %s, not on its base %s", info.BackingFile, m.cache.path(c.base.Digest))
+	}
+	if !errors.Is(err, errdefs.ErrImageIntegrity) {
+		t.Errorf("the manifest naming the layer on another image: %v, want an ImageIntegrityFault", err)
+	}
+}
+
+// TestAStandaloneImageIsNotTakenForALayer: a qcow2 base in the cache has no image
+// below it. A manifest that names its digest as a layer must not give the shared
+// entry a backing file: every workspace standing on that base would read another
+// image's bytes wherever the base holds none.
+func TestAStandaloneImageIsNotTakenForALayer(t *testing.T) {
+	c := newLayerChain(t, nil)
+	m := c.m
+	dir := t.TempDir()
+	qbase := filepath.Join(dir, "base.qcow2")
+	out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", qbase, "1M").CombinedOutput()
+	if err != nil {
+		t.Fatalf("qemu-img create: %v: %s", err, out)
+	}
+	standalone := fileImage(t, "base", qbase, "qcow2", "")
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, qbase) }))
+	t.Cleanup(hs.Close)
+	standalone.Location = hs.URL + "/files/" + standalone.Digest
+	if _, _, err := m.stageShared(context.Background(), &standalone, "", "", nil); err != nil {
+		t.Fatal(err)
+	}
+	m.cache.unpin([]string{standalone.Digest})
+
+	asLayer := standalone
+	asLayer.Role, asLayer.Backing = "layer", c.base.Digest
+	overlay := c.overlay
+	overlay.Backing = asLayer.Digest
+	man := &manifest{Images: []manifestImage{c.base, asLayer, overlay}}
+	_, err = m.stageFiles(context.Background(), man, &record{Key: "ws-2"}, nil)
+	t.Logf("staging a standalone image as a layer: err=%v", err)
+
+	info, rerr := qcow2.ReadInfo(m.cache.path(standalone.Digest))
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	if info.BackingFile != "" {
+		t.Fatalf("the cached standalone image %s now stands on %s", standalone.Digest[:19], info.BackingFile)
+	}
+	if !errors.Is(err, errdefs.ErrImageIntegrity) {
+		t.Errorf("the manifest naming a standalone image a layer: %v, want an ImageIntegrityFault", err)
 	}
 }

@@ -418,12 +418,25 @@ func (m *Manager) staged(ctx context.Context, img *manifestImage, backingFormat 
 // unlike its stamp and have every deploy check and transfer it again.
 func (m *Manager) repointLayer(ctx context.Context, img *manifestImage, backingFormat, checked string) error {
 	path, below := m.cache.path(img.Digest), m.cache.path(img.Backing)
-	if info, err := qcow2.ReadInfo(path); err == nil && info.BackingFile == below && info.BackingFormat == backingFormat {
+	info, err := qcow2.ReadInfo(path)
+	if err == nil && info.BackingFile == below && info.BackingFormat == backingFormat {
 		return nil
+	}
+	// The entry is shared by every workspace and Repository on this host: a manifest
+	// that puts it on another image than it stands on here, or makes an image that
+	// stands alone a layer, would change the disk of every workspace deployed on it.
+	if err == nil && info.BackingFile != below && filepath.Dir(info.BackingFile) == m.cache.dir {
+		return errdefs.WithAdvice(fmt.Errorf("%w: the manifest puts the layer %s on %s, but this host's cached copy stands on %s",
+			errdefs.ErrImageIntegrity, img.Digest, img.Backing, "sha256:"+filepath.Base(info.BackingFile)), integrityAdvice)
+	}
+	_, serr := os.Stat(path + originSuffix)
+	if err == nil && info.BackingFile == "" && errors.Is(serr, os.ErrNotExist) {
+		return errdefs.WithAdvice(fmt.Errorf("%w: the manifest names the image %s a layer on %s, but it stands on no image",
+			errdefs.ErrImageIntegrity, img.Digest, img.Backing), integrityAdvice)
 	}
 	// The first re-pointing keeps the header as fetched (a later one, to another
 	// backing format, must not take the re-pointed header for it).
-	if _, err := os.Stat(path + originSuffix); errors.Is(err, os.ErrNotExist) {
+	if errors.Is(serr, os.ErrNotExist) {
 		if err := saveOrigin(path); err != nil {
 			return fmt.Errorf("keep the header of layer %s: %w", img.Digest, err)
 		}
