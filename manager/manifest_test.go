@@ -186,3 +186,34 @@ func TestCheckOutRefusesManifest(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckOutRefusesASizeThatIsNoSize: a signed manifest whose image size is not a
+// count of bytes is refused at check-out. A negative one would otherwise pass the
+// free-space check for the images listed with it (deployNeed adds it), which are then
+// staged onto a disk without room before the transfer of that image fails.
+func TestCheckOutRefusesASizeThatIsNoSize(t *testing.T) {
+	s := testSigner(t)
+	for _, size := range []string{"-1099511627776", "-1", "lots", ""} {
+		t.Run(size, func(t *testing.T) {
+			me := testManifest(mfKey)
+			me.FindElement("./Image[Role='overlay']/SizeBytes").SetText(size)
+			signed, err := s.Sign(me)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hs := checkOutServer(t, signed)
+			c := &repoClient{soap: client.New(hs.Client()), http: hs.Client(), trust: trustOnly(s.Certificate())}
+			m, err := c.checkOut(context.Background(), checkOutEPR(hs, mfKey), "node7.example.org", "", nil, nil)
+			if !errors.Is(err, errdefs.ErrImageIntegrity) {
+				need := int64(0)
+				if m != nil {
+					need = (&Manager{cache: &cache{dir: t.TempDir()}}).deployNeed(m).workspace
+				}
+				t.Fatalf("SizeBytes %q: err %v, want ErrImageIntegrity (the deploy would reserve %d bytes in the workspace directory)", size, err, need)
+			}
+			if m == nil || m.Token != mfToken {
+				t.Fatalf("manifest %+v: the lock token is needed to hand the workspace back", m)
+			}
+		})
+	}
+}

@@ -187,7 +187,13 @@ func (m *manifest) readImages(me *etree.Element, repoAddress string) error {
 		if loc, err := url.Parse(img.Location); err == nil && base != nil && img.Location != "" {
 			img.Location = base.ResolveReference(loc).String()
 		}
-		img.Size, _ = strconv.ParseInt(childText(ie, "SizeBytes"), 10, 64)
+		// A size that is no count of bytes would pass, negative, into the room a
+		// deploy reserves, and let the images beside it fill the disk.
+		size, err := strconv.ParseInt(childText(ie, "SizeBytes"), 10, 64)
+		if (err != nil || size < 0) && firstErr == nil {
+			firstErr = fmt.Errorf("the %s image %s has size %q, not a count of bytes", img.Role, img.Digest, childText(ie, "SizeBytes"))
+		}
+		img.Size = max(size, 0)
 		if cb := childText(ie, "ChunkBytes"); cb != "" {
 			n, err := strconv.ParseInt(cb, 10, 64)
 			if err == nil {
