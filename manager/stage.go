@@ -615,6 +615,9 @@ func (m *Manager) stageFiles(ctx context.Context, man *manifest, rec *record, pr
 		if err != nil {
 			return files, err
 		}
+		if err := namesNoHostFile(path, img); err != nil {
+			return files, err
+		}
 		done += img.Size
 		local[img.Digest] = path
 		format[img.Digest] = img.Format
@@ -655,6 +658,33 @@ func (m *Manager) stageFiles(ctx context.Context, man *manifest, rec *record, pr
 	files.Console = filepath.Join(dir, "console.log")
 	files.CIData = filepath.Join(dir, "cidata.iso")
 	return files, nil
+}
+
+// namesNoHostFile refuses a disk image of the guest's chain whose qcow2 header names
+// a file qemu would open with it, which the guest could then read (any file the
+// hypervisor may, another workspace's disk here): an external data file, or a base's
+// backing file. Layers and the overlay are re-pointed at this host's copies; the image
+// pool refuses both at import, so only a Repository's altered copy has them.
+func namesNoHostFile(path string, img *manifestImage) error {
+	switch {
+	case img.Role == "layer" || img.Role == "overlay":
+	case img.Role == "base" && backingFormatOf(img.Format) == "qcow2":
+	default: // opened as raw, or not a disk
+		return nil
+	}
+	info, err := qcow2.ReadInfo(path)
+	if err != nil {
+		return fmt.Errorf("%w: the %s image %s is not a readable qcow2 image: %w", errdefs.ErrImageIntegrity, img.Role, img.Digest, err)
+	}
+	if info.ExternalData {
+		return errdefs.WithAdvice(fmt.Errorf("%w: the %s image %s keeps its data in another file, which this host does not open for a guest",
+			errdefs.ErrImageIntegrity, img.Role, img.Digest), integrityAdvice)
+	}
+	if img.Role == "base" && info.BackingFile != "" {
+		return errdefs.WithAdvice(fmt.Errorf("%w: the base image %s stands on the file %q, which this host does not open for a guest",
+			errdefs.ErrImageIntegrity, img.Digest, info.BackingFile), integrityAdvice)
+	}
+	return nil
 }
 
 // backingFormatOf is the format a qcow2 records for the image below it: the

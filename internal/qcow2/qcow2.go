@@ -62,6 +62,10 @@ const (
 	extEnd           = 0x00000000
 	extBackingFormat = 0xE2792ACA
 
+	// incompatExternalData is the incompatible feature bit of an image whose
+	// data lives in an external file.
+	incompatExternalData = 1 << 2
+
 	// Fixed cluster positions of an empty overlay.
 	refcountTableOffset = 1 * clusterSize
 	refcountBlockOffset = 2 * clusterSize
@@ -82,6 +86,9 @@ type Info struct {
 	ClusterBits   uint32
 	BackingFile   string // as stored in the image; "" if none
 	BackingFormat string // from the backing format extension; "" if absent
+	// ExternalData: the guest's data lives in another file the header names
+	// (incompatible feature bit 2), which qemu opens with the image.
+	ExternalData bool
 }
 
 // IsQCOW2 reports whether header starts with the qcow2 magic "QFI\xfb".
@@ -341,6 +348,7 @@ func ReadInfo(path string) (Info, error) {
 		ClusterBits:   h.clusterBits,
 		BackingFile:   h.backingFile,
 		BackingFormat: h.backingFormat,
+		ExternalData:  h.incompatibleFeatures&incompatExternalData != 0,
 	}, nil
 }
 

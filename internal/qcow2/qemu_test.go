@@ -194,7 +194,7 @@ func TestQemuOverlay(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if want := (Info{3, size, 16, base, format}); info != want {
+				if want := (Info{3, size, 16, base, format, false}); info != want {
 					t.Errorf("ReadInfo after qemu writes = %+v, want %+v", info, want)
 				}
 			})
