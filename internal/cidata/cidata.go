@@ -7,9 +7,10 @@
 //
 // # The ISO writer and the file names
 //
-// The image is written with github.com/kdomanski/iso9660 (v0.4.0), which writes a
-// plain ISO9660 primary volume: no Rock Ridge, no Joliet, no path tables. It "mangles"
-// names to its d1 character set, which keeps lower case and '-', so the root directory
+// The image is a plain ISO9660 primary volume, laid out as
+// github.com/kdomanski/iso9660 (v0.4.0) lays one out and encoded with its record
+// types (writeImage): no Rock Ridge, no Joliet, no path tables. Its names are in the
+// library's "mangled" d1 form, which keeps lower case and '-', so the root directory
 // records are "meta-data;1" and "user-data;1". Linux's isofs (without Rock Ridge or
 // Joliet, default map=normal) shows them as "meta-data" and "user-data" — lower-cased,
 // ";1" dropped — which are the names cloud-init opens. This was checked with isoinfo
@@ -20,12 +21,12 @@
 // through busybox su and powered the guest off. Strict ISO9660 readers would want upper
 // case and no '-', but NoCloud is read by Linux and cloud-init, and cloud-init's own
 // cloud-localds gives the same names (through Rock Ridge and Joliet). Only these two
-// fixed names are written, and the library keeps both unchanged (the tests read them
-// back). The volume identifier is "cidata" as given. So no Rock Ridge/Joliet writer
-// (nor an external mkisofs/xorriso) is needed.
+// fixed names are written (the tests read them back). The volume identifier is
+// "cidata" as given. So no Rock Ridge/Joliet writer (nor an external mkisofs/xorriso)
+// is needed.
 //
-// The library leaves the directory records' timestamps zero (readers show 1900-ish or
-// 2049 dates); nothing reads them. Files in a plain ISO9660 volume carry no
+// The directory records' timestamps are left zero (readers show 1900-ish or 2049
+// dates); nothing reads them. Files in a plain ISO9660 volume carry no
 // permissions: the guest runs the script with "/bin/sh user-data", not by executing it.
 package cidata
 
@@ -34,8 +35,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-
-	"github.com/kdomanski/iso9660"
 
 	"github.com/vws-grid/vws/internal/describe"
 )
@@ -90,20 +89,6 @@ func Write(path string, c Config) (err error) {
 		return err
 	}
 
-	w, err := iso9660.NewWriter()
-	if err != nil {
-		return fmt.Errorf("cidata: %w", err)
-	}
-	defer w.Cleanup()
-	for _, f := range []struct {
-		name string
-		data []byte
-	}{{MetaDataName, meta}, {UserDataName, user}} {
-		if err := w.AddFile(bytes.NewReader(f.data), f.name); err != nil {
-			return fmt.Errorf("cidata: staging %s: %w", f.name, err)
-		}
-	}
-
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
@@ -115,7 +100,7 @@ func Write(path string, c Config) (err error) {
 			os.Remove(tmp.Name())
 		}
 	}()
-	if err = w.WriteTo(tmp, VolumeID); err != nil {
+	if err = writeImage(tmp, VolumeID, []isoFile{{MetaDataName + ";1", meta}, {UserDataName + ";1", user}}); err != nil {
 		return fmt.Errorf("cidata: writing the image: %w", err)
 	}
 	// A few-KiB disc is shorter than the window label probers read at once (busybox

@@ -346,3 +346,19 @@ func TestWriteAtomic(t *testing.T) {
 		t.Errorf("directory holds %q", names)
 	}
 }
+
+// TestWriteStagesNothingOutsideItsDirectory: the startup files (which may hold
+// secrets) reach the disk only inside the image's own directory, which the Manager
+// cleans with the workspace. A staging copy under the system temporary directory
+// would stay there for good when the manager is killed while writing.
+func TestWriteStagesNothingOutsideItsDirectory(t *testing.T) {
+	t.Setenv("TMPDIR", filepath.Join(t.TempDir(), "no-such-dir"))
+	dir := t.TempDir()
+	p := filepath.Join(dir, "cidata.iso")
+	if err := Write(p, testConfig()); err != nil {
+		t.Fatalf("Write with an unusable TMPDIR: %v", err)
+	}
+	if names := listDir(t, dir); strings.Join(names, " ") != "cidata.iso" {
+		t.Errorf("directory holds %q", names)
+	}
+}
