@@ -117,7 +117,7 @@ func (s Spec) Validate() error {
 	}
 	targets := map[string]bool{}
 	for i, d := range s.Disks {
-		if err := d.validate(i); err != nil {
+		if err := d.validate(i, s.Type); err != nil {
 			return err
 		}
 		if targets[d.Target] {
@@ -139,7 +139,8 @@ func (s Spec) Validate() error {
 	return nil
 }
 
-func (d Disk) validate(i int) error {
+// validate checks d for a domain of type domType ("" when not known yet).
+func (d Disk) validate(i int, domType string) error {
 	if err := checkPath(diskField(i, "path"), d.Path, false); err != nil {
 		return err
 	}
@@ -154,6 +155,11 @@ func (d Disk) validate(i int) error {
 	}
 	if d.Device != "" && !slices.Contains(devices, d.Device) {
 		return invalid(diskField(i, "device"), "%q must be one of %s", d.Device, strings.Join(devices, ", "))
+	}
+	if d.bus() == "xen" && domType != "" && domType != "xen" {
+		// libvirt's QEMU driver defines such a disk and fails every start of the
+		// domain ("unsupported disk bus 'xen'"): only Xen has that front-end.
+		return invalid(diskField(i, "bus"), "xen (target %s) is a bus only a xen domain has, not a %s one: use virtio (target vdX), sata or scsi (sdX) or ide (hdX)", d.Target, domType)
 	}
 	if d.Device == "cdrom" && d.bus() == "virtio" {
 		return invalid(diskField(i, "bus"), "a cdrom cannot be on the virtio bus: use sata, scsi or ide (target sdX or hdX)")

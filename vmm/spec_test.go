@@ -64,6 +64,8 @@ func TestValidate(t *testing.T) {
 		{"disk bus", func(s *Spec) { s.Disks[0].Bus = "floppy" }, "disks[0].bus"},
 		{"disk device", func(s *Spec) { s.Disks[0].Device = "lun" }, "disks[0].device"},
 		{"virtio cdrom", func(s *Spec) { s.Disks[0].Device = "cdrom" }, "disks[0].bus"},
+		{"xen bus on qemu", func(s *Spec) { s.Disks[0].Bus = "xen" }, "disks[0].bus"},
+		{"xen target on kvm", func(s *Spec) { s.Type, s.Disks[0].Target = "kvm", "xvda" }, "disks[0].bus"},
 		{"duplicate target", func(s *Spec) { s.Disks = append(s.Disks, s.Disks[0]) }, "disks[1].target"},
 		{"mac missing", func(s *Spec) { s.NICs[0].MAC = "" }, "nics[0].mac"},
 		{"mac bad", func(s *Spec) { s.NICs[0].MAC = "52:54:00:zz:00:01" }, "nics[0].mac"},
