@@ -50,6 +50,11 @@ func checkSaved(dom *libvirtxml.Domain, s Spec) error {
 	if dom.Bootloader != "" || dom.BootloaderArgs != "" || dom.MemoryBacking != nil || dom.IDMap != nil || dom.MaximumMemory != nil || dom.LaunchSecurity != nil {
 		return invalid("saved domain", "it names a bootloader, memory backing, ID map, memory hotplug or launch security, which no workspace description does")
 	}
+	if len(dom.SysInfo) > 0 {
+		// A fw_cfg entry may name a host file, which libvirt labels for QEMU and QEMU
+		// hands to the guest.
+		return invalid("saved domain", "it has sysinfo (SMBIOS tables or fw_cfg entries, which may name host files), which no workspace description makes")
+	}
 	for _, l := range dom.SecLabel {
 		if l.Type != "" && l.Type != "dynamic" {
 			return invalid("saved domain", "its security label is %q, not the hypervisor's own (dynamic)", l.Type)

@@ -59,6 +59,11 @@ func TestSavedDomainHeldToTheSpec(t *testing.T) {
 		"another emulator": {func(d *libvirtxml.Domain) { d.Devices.Emulator = "/tmp/evil" }, "emulator"},
 		"no confinement":   {func(d *libvirtxml.Domain) { d.SecLabel = []libvirtxml.DomainSecLabel{{Type: "none"}} }, "security label"},
 		"firmware":         {func(d *libvirtxml.Domain) { d.OS.Loader = &libvirtxml.DomainLoader{Path: "/tmp/fw.bin"} }, "firmware"},
+		// libvirt labels the file for QEMU, which hands its bytes to the guest.
+		"a host file through fw_cfg": {func(d *libvirtxml.Domain) {
+			d.SysInfo = []libvirtxml.DomainSysInfo{{FWCfg: &libvirtxml.DomainSysInfoFWCfg{
+				Entry: []libvirtxml.DomainSysInfoEntry{{Name: "opt/x", File: "/etc/shadow"}}}}}
+		}, "sysinfo"},
 	} {
 		if _, _, err := rewriteSaved(saved(t, tc.mut), here); !errors.Is(err, ErrInvalidSpec) || !strings.Contains(err.Error(), tc.says) {
 			t.Errorf("%s: %v, want a refusal saying %q", name, err, tc.says)
