@@ -50,6 +50,15 @@ func checkSaved(dom *libvirtxml.Domain, s Spec) error {
 	if dom.Bootloader != "" || dom.BootloaderArgs != "" || dom.MemoryBacking != nil || dom.IDMap != nil || dom.MaximumMemory != nil || dom.LaunchSecurity != nil {
 		return invalid("saved domain", "it names a bootloader, memory backing, ID map, memory hotplug or launch security, which no workspace description does")
 	}
+	// A coredump on_crash would have each crash write the guest's RAM to this host's
+	// disk (and coredump-restart boot it to crash again).
+	for _, a := range []struct{ element, saved, want string }{
+		{"on_poweroff", dom.OnPoweroff, onPoweroff}, {"on_reboot", dom.OnReboot, onReboot}, {"on_crash", dom.OnCrash, onCrash},
+	} {
+		if a.saved != "" && a.saved != a.want {
+			return invalid("saved domain", "its %s is %q, not %q as vws defines every domain", a.element, a.saved, a.want)
+		}
+	}
 	if len(dom.SysInfo) > 0 {
 		// A fw_cfg entry may name a host file, which libvirt labels for QEMU and QEMU
 		// hands to the guest.

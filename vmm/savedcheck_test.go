@@ -59,6 +59,8 @@ func TestSavedDomainHeldToTheSpec(t *testing.T) {
 		"another emulator": {func(d *libvirtxml.Domain) { d.Devices.Emulator = "/tmp/evil" }, "emulator"},
 		"no confinement":   {func(d *libvirtxml.Domain) { d.SecLabel = []libvirtxml.DomainSecLabel{{Type: "none"}} }, "security label"},
 		"firmware":         {func(d *libvirtxml.Domain) { d.OS.Loader = &libvirtxml.DomainLoader{Path: "/tmp/fw.bin"} }, "firmware"},
+		// Each crash would write the guest's RAM to this host's disk, and boot it to crash again.
+		"a core dump on crash": {func(d *libvirtxml.Domain) { d.OnCrash = "coredump-restart" }, "on_crash"},
 		// libvirt labels the file for QEMU, which hands its bytes to the guest.
 		"a host file through fw_cfg": {func(d *libvirtxml.Domain) {
 			d.SysInfo = []libvirtxml.DomainSysInfo{{FWCfg: &libvirtxml.DomainSysInfoFWCfg{

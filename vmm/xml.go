@@ -25,6 +25,13 @@ func DomainXML(s Spec) (string, error) {
 	return out + "\n", nil
 }
 
+// The lifecycle actions of every domain (checkSaved holds saved ones to them too).
+const (
+	onPoweroff = "destroy"
+	onReboot   = "restart"
+	onCrash    = "destroy"
+)
+
 func buildDomain(s Spec) (*libvirtxml.Domain, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
@@ -60,9 +67,9 @@ func buildDomain(s Spec) (*libvirtxml.Domain, error) {
 		},
 		CPU:        cpuFor(s),
 		Clock:      &libvirtxml.DomainClock{Offset: "utc"},
-		OnPoweroff: "destroy",
-		OnReboot:   "restart",
-		OnCrash:    "destroy",
+		OnPoweroff: onPoweroff,
+		OnReboot:   onReboot,
+		OnCrash:    onCrash,
 		Devices:    &libvirtxml.DomainDeviceList{MemBalloon: &libvirtxml.DomainMemBalloon{Model: "none"}},
 	}
 	if x86 {
