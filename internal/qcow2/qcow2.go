@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -74,6 +75,18 @@ const (
 	// Header lengths: v2 (fixed) and v3 (mandatory fields only).
 	v2HeaderLength = 72
 	v3HeaderLength = 104
+
+	// The incompatible features qemu knows (dirty, corrupt, external data file,
+	// compression type, extended L2 entries): it refuses to open an image with any
+	// other.
+	knownIncompatibleFeatures = 1<<5 - 1
+	incompatibleExtendedL2    = 1 << 4
+
+	// qemu's bounds on the refcount and snapshot tables (QCOW_MAX_REFTABLE_SIZE,
+	// QCOW_MAX_SNAPSHOTS, sizeof(QCowSnapshotHeader)).
+	maxRefcountTableBytes = 8 << 20
+	maxSnapshots          = 65536
+	snapshotHeaderSize    = 40
 )
 
 // ErrNotQCOW2 is returned by ReadInfo for files that lack the qcow2 magic.
@@ -364,8 +377,9 @@ func readPrefix(f *os.File, n int) ([]byte, error) {
 
 // CheckHeader applies qemu's limits on open to the fixed header fields at the start of
 // head: version, cluster size, virtual size (which the L1 table must be able to map),
-// header length and refcount width. It needs the first 72 bytes (104 for version 3)
-// and looks no further: header extensions and the backing file name are not read.
+// header length, refcount width, incompatible features, and the places and sizes of
+// the L1, refcount and snapshot tables. It needs the first 72 bytes (104 for version
+// 3) and looks no further: header extensions and the backing file name are not read.
 func CheckHeader(head []byte) error {
 	_, err := parseFixed(head)
 	return err
@@ -434,8 +448,47 @@ func parseFixed(b []byte) (header, error) {
 		if h.refcountOrder > 6 {
 			return h, fmt.Errorf("invalid refcount_order %d", h.refcountOrder)
 		}
+		if unknown := h.incompatibleFeatures &^ knownIncompatibleFeatures; unknown != 0 {
+			return h, fmt.Errorf("unknown incompatible features %#x", unknown)
+		}
+	}
+	// The tables qemu locates from the header on open: it refuses the image when one
+	// is out of bounds or off a cluster boundary, or the L1 table cannot map the size.
+	l2Entries := cs / l1EntrySize
+	if h.incompatibleFeatures&incompatibleExtendedL2 != 0 {
+		l2Entries /= 2 // 16-byte L2 entries
+	}
+	if h.l1Size > maxL1Entries {
+		return h, fmt.Errorf("L1 table of %d entries is larger than qemu's limit of %d", h.l1Size, maxL1Entries)
+	}
+	if need := (h.size + cs*l2Entries - 1) / (cs * l2Entries); uint64(h.l1Size) < need {
+		return h, fmt.Errorf("L1 table of %d entries cannot map the virtual size %d (%d needed)", h.l1Size, h.size, need)
+	}
+	if h.l1Size > 0 && !tableFits(h.l1TableOffset, uint64(h.l1Size)*l1EntrySize, cs) {
+		return h, fmt.Errorf("invalid l1_table_offset %d", h.l1TableOffset)
+	}
+	if h.refcountTableClusters == 0 {
+		return h, errors.New("no refcount table (refcount_table_clusters 0)")
+	}
+	if uint64(h.refcountTableClusters)*cs > maxRefcountTableBytes {
+		return h, fmt.Errorf("refcount table of %d clusters is larger than qemu's limit of %d bytes", h.refcountTableClusters, maxRefcountTableBytes)
+	}
+	if !tableFits(h.refcountTableOffset, uint64(h.refcountTableClusters)*cs, cs) {
+		return h, fmt.Errorf("invalid refcount_table_offset %d", h.refcountTableOffset)
+	}
+	if h.nbSnapshots > maxSnapshots {
+		return h, fmt.Errorf("%d snapshots, more than qemu's limit of %d", h.nbSnapshots, maxSnapshots)
+	}
+	if !tableFits(h.snapshotsOffset, uint64(h.nbSnapshots)*snapshotHeaderSize, cs) {
+		return h, fmt.Errorf("invalid snapshots_offset %d", h.snapshotsOffset)
 	}
 	return h, nil
+}
+
+// tableFits says whether a table of n bytes at off passes qemu's check on open: it
+// starts on a cluster boundary and ends within a signed 64-bit file offset.
+func tableFits(off, n, clusterSize uint64) bool {
+	return off%clusterSize == 0 && off <= math.MaxInt64-n
 }
 
 // parseHeader parses cluster 0 of an image (or as much of it as the file

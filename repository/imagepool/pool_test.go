@@ -183,6 +183,13 @@ func TestDetectFormat(t *testing.T) {
 		putBE64(h[8:], backing)
 		h[23] = 16 // cluster_bits: 64 KiB, qemu-img's default
 		putBE64(h[24:], vsize)
+		// The tables where qemu-img puts them, the L1 table large enough for vsize:
+		// qemu refuses to open a header without them.
+		l1 := (vsize + 1<<29 - 1) >> 29
+		h[36], h[37], h[38], h[39] = byte(l1>>24), byte(l1>>16), byte(l1>>8), byte(l1)
+		putBE64(h[40:], 3<<16) // l1_table_offset
+		putBE64(h[48:], 1<<16) // refcount_table_offset
+		h[59] = 1              // refcount_table_clusters
 		putBE64(h[72:], incompat)
 		h[99] = 4    // refcount_order
 		h[103] = 104 // header_length
@@ -205,6 +212,8 @@ func TestDetectFormat(t *testing.T) {
 		{"qcow2 v1", qcow(1, 0, 1<<20, 0), 200000, "", 0, "version 1"},
 		{"qcow2 backing", qcow(3, 512, 1<<20, 0), 200000, "", 0, "backing file"},
 		{"qcow2 data file", qcow(3, 0, 1<<20, 4), 200000, "", 0, "external file"},
+		{"qcow2 unknown incompatible feature", qcow(3, 0, 1<<20, 1<<5), 200000, "", 0, "unknown incompatible features"},
+		{"qcow2 L1 table too small", with(qcow(3, 0, 1<<34, 0), 39, 1), 200000, "", 0, "L1 table"},
 		{"qcow2 zero size", qcow(3, 0, 0, 0), 200000, "", 0, "virtual size"},
 		// What qemu would refuse to open is refused at import, not at the first deploy.
 		{"qcow2 larger than its clusters map", qcow(3, 0, 1<<51+1, 0), 200000, "", 0, "virtual size"},
