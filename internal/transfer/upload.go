@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -77,7 +78,7 @@ func ServeContent(w http.ResponseWriter, r *http.Request, modtime time.Time, con
 	if rng, ok := strings.CutPrefix(r.Header.Get("Range"), "bytes="); ok {
 		var kept []string
 		for _, spec := range strings.Split(rng, ",") {
-			if strings.TrimSpace(spec) != "-0" {
+			if !zeroSuffix(spec) {
 				kept = append(kept, spec)
 			}
 		}
@@ -89,4 +90,16 @@ func ServeContent(w http.ResponseWriter, r *http.Request, modtime time.Time, con
 		r.Header.Set("Range", "bytes="+strings.Join(kept, ","))
 	}
 	http.ServeContent(w, r, "", modtime, content)
+}
+
+// zeroSuffix says whether a range spec asks for the last zero bytes, read as net/http
+// reads it: "-0", and as well "-00", "- 0" or "-+0", which it parses to the same 0.
+func zeroSuffix(spec string) bool {
+	start, end, ok := strings.Cut(strings.TrimSpace(spec), "-")
+	if !ok || strings.TrimSpace(start) != "" {
+		return false
+	}
+	end = strings.TrimSpace(end)
+	n, err := strconv.ParseInt(end, 10, 64)
+	return err == nil && n == 0 && end != "" && end[0] != '-'
 }
