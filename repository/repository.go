@@ -204,7 +204,13 @@ func New(ctx context.Context, cfg Config) (*Repository, error) {
 	if cfg.DB == nil {
 		return nil, fmt.Errorf("repository: no database configured")
 	}
-	r := &Repository{dir: cfg.Dir, storage: cfg.StorageName, pool: cfg.Pool, audit: cfg.Audit, signer: cfg.Signer, log: cfg.Logger, now: cfg.Now, names: map[string]string{},
+	// Absolute: layer and base paths are written into qcow2 headers as backing files,
+	// which must be absolute (qemu reads a relative one from the overlay's directory).
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("repository directory %s: %w", cfg.Dir, err)
+	}
+	r := &Repository{dir: dir, storage: cfg.StorageName, pool: cfg.Pool, audit: cfg.Audit, signer: cfg.Signer, log: cfg.Logger, now: cfg.Now, names: map[string]string{},
 		db: cfg.DB, earlier: cfg.EarlierSigner, policy: cfg.Policy, decisions: cfg.Decisions, validator: cfg.Validator, ledger: policy.NewLedger(), hosts: placement.NewDirectory(),
 		subs: cfg.Subscriptions}
 	if err := r.recordSigner(ctx); err != nil {
@@ -232,7 +238,7 @@ func New(ctx context.Context, cfg Config) (*Repository, error) {
 		}
 	}
 	for _, sub := range []string{"workspaces", "layers"} {
-		if err := os.MkdirAll(filepath.Join(cfg.Dir, sub), 0o700); err != nil {
+		if err := os.MkdirAll(filepath.Join(r.dir, sub), 0o700); err != nil {
 			return nil, fmt.Errorf("repository: %w", err)
 		}
 	}
