@@ -398,8 +398,8 @@ func storageFull(kind, what string) error {
 
 // checkUploadedOverlay refuses what cannot be a workspace overlay: not qcow2, no
 // backing file (a flattened image would let the chain below show through its
-// unallocated clusters), another virtual size, encryption, or an external data file
-// (the guest's bytes in some host file).
+// unallocated clusters), another virtual size, encryption, an external data file
+// (the guest's bytes in some host file), or marked corrupt.
 func checkUploadedOverlay(path string, vsize int64) error {
 	bad := func(format string, args ...any) error {
 		return httpErr(http.StatusBadRequest, "the uploaded overlay "+format+"; nothing was kept", args...)
@@ -432,6 +432,11 @@ func checkUploadedOverlay(path string, vsize int64) error {
 	}
 	if info.Version >= 3 && be.Uint64(head[72:80])&(1<<2) != 0 {
 		return bad("keeps its data in an external file")
+	}
+	// QEMU sets the corrupt bit when it finds the metadata inconsistent; such an image
+	// opens read-only only, so neither re-pointing it here nor a guest could use it.
+	if info.Version >= 3 && be.Uint64(head[72:80])&(1<<1) != 0 {
+		return bad("is marked corrupt by qemu (its metadata is inconsistent): repair it (qemu-img check -r all) and upload it again")
 	}
 	return nil
 }
