@@ -175,6 +175,13 @@ func New(cfg Config, hv Hypervisor, valid Validator) (*Manager, error) {
 	if cfg.Dir == "" {
 		return nil, fmt.Errorf("manager: no directory configured")
 	}
+	// Absolute: cache and workspace paths are written into qcow2 headers as backing
+	// files, which qemu reads from the overlay's own directory when relative.
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("manager directory %s: %w", cfg.Dir, err)
+	}
+	cfg.Dir = dir
 	if cfg.Host == "" {
 		h, err := os.Hostname()
 		if err != nil {
