@@ -158,6 +158,9 @@ const maxBatch = 256
 type pending struct {
 	entry Entry
 	done  chan error
+	// sent: an insert of entry (as it is now, id and hash) failed, which does not
+	// say it was not written: the connection can drop after PostgreSQL committed.
+	sent bool
 }
 
 // writeBatch writes batch after the head (with c.mu held) and tells each record's
@@ -204,6 +207,12 @@ func (l *Log) writeRecords(ctx context.Context, records []*pending) error {
 				continue
 			}
 		}
+		if records, err = l.unwritten(ctx, records); err != nil {
+			continue
+		}
+		if len(records) == 0 {
+			return nil // the failed insert had committed; the head was read after it
+		}
 		id, prev := c.lastID, c.lastHash
 		now := time.UnixMilli(l.now().UnixMilli()).UTC()
 		for _, p := range records {
@@ -222,9 +231,33 @@ func (l *Log) writeRecords(ctx context.Context, records []*pending) error {
 			c.lastID, c.lastHash = id, prev
 			return nil
 		}
+		for _, p := range records {
+			p.sent = true
+		}
 		c.loaded = false
 	}
 	return err
+}
+
+// unwritten is records less those a failed insert wrote after all (found at the id
+// with the hash it sent): appended again, they would be in the trail twice.
+func (l *Log) unwritten(ctx context.Context, records []*pending) ([]*pending, error) {
+	out := records[:0:0]
+	for _, p := range records {
+		if p.sent {
+			var hash string
+			err := l.db.QueryRowContext(ctx, `SELECT hash FROM audit WHERE id = $1`, p.entry.ID).Scan(&hash)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return records, fmt.Errorf("read audit record %d: %w", p.entry.ID, err)
+			}
+			if err == nil && hash == p.entry.Hash {
+				continue
+			}
+			p.sent = false
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 func (l *Log) insert(ctx context.Context, records []*pending) error {
