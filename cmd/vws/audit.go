@@ -295,6 +295,11 @@ func openAuditDB(dir string) (*sql.DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+	// Not migrated here, so checked: a newer vws's records could be misread.
+	if _, err := store.CheckSQLiteVersion(context.Background(), db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
 	return db, nil
 }
 

@@ -202,17 +202,28 @@ func (s *DB) Close() error {
 // migrate applies the migrations the database has not seen, up to the first upTo (all
 // but in tests, which build a database as an earlier vws left it).
 func (s *DB) migrate(ctx context.Context, upTo int) error {
-	var version int
-	if err := s.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+	version, err := CheckSQLiteVersion(ctx, s.db)
+	if err != nil {
 		return err
-	}
-	if version > len(migrations) {
-		return fmt.Errorf("database schema version %d is newer than this vws (%d); use a newer vws", version, len(migrations))
 	}
 	return s.apply(ctx, migrations, version, upTo, func(tx *sql.Tx, v int) error {
 		_, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v))
 		return err
 	})
+}
+
+// CheckSQLiteVersion returns the schema version of the SQLite database db, refusing
+// one a newer vws wrote: its records are of a schema this vws does not know. Readers
+// that do not migrate (vws audit) check it too.
+func CheckSQLiteVersion(ctx context.Context, db *sql.DB) (int, error) {
+	var version int
+	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+		return 0, err
+	}
+	if version > len(migrations) {
+		return version, fmt.Errorf("database schema version %d is newer than this vws (%d); use a newer vws", version, len(migrations))
+	}
+	return version, nil
 }
 
 // apply runs list[from:upTo], each in one transaction with setVersion recording the
