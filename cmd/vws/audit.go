@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -245,9 +246,16 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 	}
 	var days time.Duration
 	rest := s
+	// A duration holds some 292 years; past that, days*24h and days+d wrap around
+	// (213600d became 96 days: a --prune-before removing what it should have kept).
+	const maxDays = math.MaxInt64 / int64(24*time.Hour)
+	tooLong := fmt.Errorf("%q: longer than a duration can be (%d days)", s, maxDays)
 	if i := strings.IndexByte(s, 'd'); i > 0 {
-		var n int
+		var n int64
 		if _, err := fmt.Sscanf(s[:i], "%d", &n); err == nil && fmt.Sprint(n) == s[:i] {
+			if n > maxDays || n < -maxDays {
+				return time.Time{}, tooLong
+			}
 			days, rest = time.Duration(n)*24*time.Hour, s[i+1:]
 		}
 	}
@@ -257,6 +265,9 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 		if d, err = time.ParseDuration(rest); err != nil {
 			return time.Time{}, fmt.Errorf("%q: want a duration (1h, 7d) or an RFC 3339 time (2026-05-01T12:00:00Z)", s)
 		}
+	}
+	if (d > 0 && days > math.MaxInt64-d) || (d < 0 && days <= math.MinInt64-d) {
+		return time.Time{}, tooLong
 	}
 	return now.Add(-(days + d)), nil
 }
