@@ -105,12 +105,17 @@ func runDatabaseCopy(ctx context.Context, out io.Writer, dir, to string) error {
 		return err
 	}
 	defer dst.Close()
-	tables, err := store.CopyRecords(ctx, src, dst)
+	tables, earlier, err := store.CopyRecords(ctx, src, dst)
 	if err != nil {
 		return err
 	}
 
-	fmt.Fprintf(out, "copied the records of %s to %s:\n", src, dst)
+	if earlier {
+		// A run cut short after its commit: finished here, by the checks and the mark.
+		fmt.Fprintf(out, "%s already holds every record of %s (an earlier copy committed them, then did not finish); nothing copied:\n", dst, src)
+	} else {
+		fmt.Fprintf(out, "copied the records of %s to %s:\n", src, dst)
+	}
 	for _, t := range tables {
 		fmt.Fprintf(out, "  %-18s %9d %s\n", t.Table, t.Rows, plural(t.Rows, "row", "rows"))
 	}

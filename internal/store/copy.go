@@ -93,26 +93,29 @@ func (e *NotEmptyError) Error() string {
 // contents (a checksum of each row's values, read back inside the transaction). src
 // is read in one transaction too, so the copy is of one moment of it.
 //
+// A dst that already holds exactly src's records (row for row, by the same checksums)
+// is what an earlier copy committed before it was cut short (kill -9 before it marked
+// the data directory): earlier is then true, and nothing is written.
+//
 // Values go over as they are: blobs byte for byte, NULL as NULL, an empty blob as an
 // empty one. A value PostgreSQL refuses (a NUL in a text, an image name whose image
 // is missing) fails the copy naming its table, with nothing written.
-func CopyRecords(ctx context.Context, src, dst *DB) ([]TableCopy, error) {
+func CopyRecords(ctx context.Context, src, dst *DB) (copied []TableCopy, earlier bool, err error) {
 	if IsPostgres(src.db) || !IsPostgres(dst.db) {
-		return nil, errors.New("copy records: from a SQLite database to a PostgreSQL one only")
+		return nil, false, errors.New("copy records: from a SQLite database to a PostgreSQL one only")
 	}
 	// A read transaction: SQLite (WAL) keeps its snapshot until the end.
 	stx, err := src.db.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", src.what, err)
+		return nil, false, fmt.Errorf("read %s: %w", src.what, err)
 	}
 	defer stx.Rollback()
 
 	conn, err := dst.db.Conn(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", dst.what, err)
+		return nil, false, fmt.Errorf("connect to %s: %w", dst.what, err)
 	}
 	defer conn.Close()
-	var copied []TableCopy
 	err = conn.Raw(func(dc any) error {
 		// pgx's own connection: COPY, not a statement per row, which would take
 		// minutes for an audit trail of millions of records.
@@ -124,7 +127,16 @@ func CopyRecords(ctx context.Context, src, dst *DB) ([]TableCopy, error) {
 		// Rollback after a failure, even a cancelled ctx's: nothing stays half-copied.
 		defer tx.Rollback(context.WithoutCancel(ctx))
 		if err := checkEmpty(ctx, tx, dst.what); err != nil {
-			return err
+			var ne *NotEmptyError
+			if !errors.As(err, &ne) {
+				return err
+			}
+			held, same, serr := sameRecords(ctx, stx, tx)
+			if serr != nil || !same {
+				return err // the refusal says what the target holds
+			}
+			copied, earlier = held, true
+			return nil
 		}
 		for _, t := range copyTables {
 			n, err := copyTableRows(ctx, stx, tx, t)
@@ -141,11 +153,63 @@ func CopyRecords(ctx context.Context, src, dst *DB) ([]TableCopy, error) {
 	if err != nil {
 		var ne *NotEmptyError
 		if errors.As(err, &ne) {
-			return nil, err
+			return nil, false, err
 		}
-		return nil, fmt.Errorf("copy the records of %s to %s: nothing was written: %w", src.what, dst.what, err)
+		return nil, false, fmt.Errorf("copy the records of %s to %s: nothing was written: %w", src.what, dst.what, err)
 	}
-	return copied, nil
+	return copied, earlier, nil
+}
+
+// sameRecords says whether PostgreSQL holds exactly SQLite's records: in every
+// table, as many rows with the same checksums.
+func sameRecords(ctx context.Context, stx *sql.Tx, tx pgx.Tx) ([]TableCopy, bool, error) {
+	var held []TableCopy
+	for _, t := range copyTables {
+		rows, err := stx.QueryContext(ctx, `SELECT `+strings.Join(t.columnNames(), ", ")+` FROM `+t.name)
+		if err != nil {
+			return nil, false, fmt.Errorf("read %s: %w", t.name, err)
+		}
+		source := &sqliteRows{rows: rows, table: t}
+		for source.Next() { // counts and checksums each row
+		}
+		rows.Close()
+		if err := source.Err(); err != nil {
+			return nil, false, fmt.Errorf("read %s: %w", t.name, err)
+		}
+		n, sum, err := postgresRows(ctx, tx, t)
+		if err != nil {
+			return nil, false, err
+		}
+		if n != source.n || sum != source.sum {
+			return nil, false, nil
+		}
+		held = append(held, TableCopy{t.name, n})
+	}
+	return held, true, nil
+}
+
+// postgresRows counts and checksums t's rows in PostgreSQL, as sqliteRows does
+// SQLite's.
+func postgresRows(ctx context.Context, tx pgx.Tx, t copyTable) (int64, rowSum, error) {
+	var sum rowSum
+	back, err := tx.Query(ctx, `SELECT `+strings.Join(t.columnNames(), ", ")+` FROM `+pgx.Identifier{t.name}.Sanitize())
+	if err != nil {
+		return 0, sum, fmt.Errorf("read back: %w", err)
+	}
+	defer back.Close()
+	var count int64
+	for back.Next() {
+		vals, err := back.Values()
+		if err != nil {
+			return 0, sum, fmt.Errorf("read back: %w", err)
+		}
+		sum.add(vals)
+		count++
+	}
+	if err := back.Err(); err != nil {
+		return 0, sum, fmt.Errorf("read back: %w", err)
+	}
+	return count, sum, nil
 }
 
 // checkEmpty refuses a target holding any record, naming every table that does.
@@ -184,23 +248,9 @@ func copyTableRows(ctx context.Context, stx *sql.Tx, tx pgx.Tx, t copyTable) (in
 		return 0, fmt.Errorf("PostgreSQL took %d of %d rows", n, source.n)
 	}
 
-	back, err := tx.Query(ctx, `SELECT `+strings.Join(cols, ", ")+` FROM `+pgx.Identifier{t.name}.Sanitize())
+	count, got, err := postgresRows(ctx, tx, t)
 	if err != nil {
-		return 0, fmt.Errorf("read back: %w", err)
-	}
-	defer back.Close()
-	var got rowSum
-	var count int64
-	for back.Next() {
-		vals, err := back.Values()
-		if err != nil {
-			return 0, fmt.Errorf("read back: %w", err)
-		}
-		got.add(vals)
-		count++
-	}
-	if err := back.Err(); err != nil {
-		return 0, fmt.Errorf("read back: %w", err)
+		return 0, err
 	}
 	if count != source.n {
 		return 0, fmt.Errorf("%d rows in SQLite, %d in PostgreSQL", source.n, count)
