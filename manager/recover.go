@@ -504,6 +504,17 @@ func (m *Manager) apply(ctx context.Context, c change) {
 // which the Repository records as back in the repository while this host still holds
 // it deployed. It reports whether it removed any.
 func (m *Manager) forgetDestroyed(ctx context.Context, recs []*record) bool {
+	// The questions get half of the round at most, and a Repository that leaves one
+	// unanswered is not asked again this round: one that accepts connections and
+	// never answers must not leave the round no time for the hypervisor (a guest
+	// that powered off would go unrecorded, its memory still counted, as long as it
+	// hangs).
+	if deadline, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, time.Now().Add(time.Until(deadline)/2))
+		defer cancel()
+	}
+	unanswered := map[string]bool{} // by Repository base URL
 	removed := false
 	now := time.Now()
 	m.existence.keepOnly(recs)
@@ -511,11 +522,17 @@ func (m *Manager) forgetDestroyed(ctx context.Context, recs []*record) bool {
 		if rec.Token == "" || !m.existence.due(rec.Key, m.isLocal(rec), now) {
 			continue
 		}
+		repository := repositoryBase(rec.WorkspaceAddress)
+		if unanswered[repository] || ctx.Err() != nil {
+			m.existence.again(rec.Key)
+			continue
+		}
 		deployment, host, err := m.repo.whereabouts(ctx, rec)
 		why, reclaimed := "the repository destroyed the workspace", false
 		switch {
 		case errors.Is(err, errdefs.ErrResourceUnknown):
 		case err != nil:
+			unanswered[repository] = unreachable(err)
 			m.existence.again(rec.Key) // unanswered: ask next round
 			continue
 		default:

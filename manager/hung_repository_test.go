@@ -1,0 +1,57 @@
+package manager
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/vws-grid/vws/vmm"
+)
+
+// ctxHV is crashHV whose List gives up once its context is done, as libvirt's does.
+type ctxHV struct{ *crashHV }
+
+func (h ctxHV) List(ctx context.Context, prefix string) ([]vmm.Domain, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return h.crashHV.List(ctx, prefix)
+}
+
+// TestHungRepositoryDoesNotStopTheReconciler: a Repository that accepts connections
+// and never answers (a stopped process, a server stuck on its database) must not
+// take the reconciler's whole round with the question whether a workspace still
+// exists there: a guest that powered off meanwhile is still recorded shut down, and
+// its memory no longer counted.
+func TestHungRepositoryDoesNotStopTheReconciler(t *testing.T) {
+	const k = "ws-hung-repository"
+	m, hv, rec := crashManager(t, k, stateRunning, false)
+	m.hv = ctxHV{hv}
+	release := make(chan struct{})
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release // never answers while the test runs
+	}))
+	defer hs.Close()
+	defer close(release)
+	m.repo = &repoClient{soap: clientFor(hs), http: hs.Client()}
+	rec.WorkspaceAddress, rec.Token, rec.CheckedOutAs = hs.URL+"/wsrf/services/WorkspaceService", "tok", "h"
+	if err := m.journal.put(rec); err != nil {
+		t.Fatal(err)
+	}
+	hv.set(vmm.StateShutOff, false, false) // the guest powered off
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second) // a round's bound, shortened
+	defer cancel()
+	m.reconcile(ctx)
+
+	cur, err := m.journal.get(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cur.State != stateShutdown {
+		t.Fatalf("after a round with the workspace's Repository hung, the journal still says %s/%s of a guest that powered off: "+
+			"the round went waiting for the Repository and had no time left for the hypervisor", cur.Phase, cur.State)
+	}
+}
