@@ -54,13 +54,52 @@ func (m *Manager) reportedState(key string) string {
 	return ""
 }
 
+// reporter hands each queued workspace to its Repository's sender: one per
+// Repository, so that one that accepts connections and never answers holds back its
+// own reports only, not those of the others a host deploys for. A workspace always
+// goes to the same sender, which sends one report at a time: an older state never
+// overtakes a newer one.
 func (m *Manager) reporter() {
 	defer m.wg.Done()
+	senders := map[string]chan string{}
 	for {
 		select {
 		case <-m.stop:
 			return
 		case key := <-m.reportq:
+			rec, err := m.journal.get(key)
+			if err != nil {
+				m.queued.Delete(key)
+				if errors.Is(err, os.ErrNotExist) {
+					m.reported.Delete(key) // undeployed meanwhile: CheckIn said it all
+				}
+				continue
+			}
+			repository := repositoryBase(rec.WorkspaceAddress)
+			q, ok := senders[repository]
+			if !ok {
+				q = make(chan string, cap(m.reportq))
+				senders[repository] = q
+				m.wg.Add(1)
+				go m.reportSender(q)
+			}
+			select {
+			case q <- key: // still queued (coalescing) until its sender takes it
+			default:
+				m.queued.Delete(key) // full: the reconciler's next round sends it
+			}
+		}
+	}
+}
+
+// reportSender sends the reports of one Repository's workspaces, one at a time.
+func (m *Manager) reportSender(q <-chan string) {
+	defer m.wg.Done()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case key := <-q:
 			m.queued.Delete(key)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			m.sendReport(ctx, key)
