@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,6 +58,13 @@ func (m *Manager) announcer() {
 	check := time.NewTicker(offerCheckEvery)
 	defer check.Stop()
 	announced := "" // the offer's fingerprint as last announced
+	// After a round that read the hypervisor and reached some Repositories but not
+	// all, the round brought forward goes to those that failed only: the others took
+	// the offer, and each announcement costs them a scan of their workspaces (Holds).
+	// A change, or the period's end, sends it to all again.
+	retryFailed := false
+	var lastAll time.Time // when every Repository was last sent the offer
+	allFingerprint := ""  // the offer as sent then
 	for {
 		select {
 		case <-m.stop:
@@ -67,6 +75,7 @@ func (m *Manager) announcer() {
 			}
 			continue
 		case <-m.announceKick:
+			retryFailed = false
 			// Brought forward, never put off: a stream of changes must not hold
 			// back the periodic announcement.
 			if soon := time.Now().Add(announceSettle); due.After(soon) {
@@ -83,10 +92,16 @@ func (m *Manager) announcer() {
 			continue
 		}
 		next := every
-		ok, healthy, fingerprint := m.announce(failing)
-		if ok {
-			announced = fingerprint
+		only := retryFailed && time.Since(lastAll) < every
+		ok, healthy, fingerprint := m.announce(failing, only)
+		if !only {
+			lastAll, allFingerprint = time.Now(), fingerprint
 		}
+		if ok {
+			// After a retry, the offer the others hold is the one to compare with.
+			announced = allFingerprint
+		}
+		retryFailed = healthy && !ok
 		if !ok || !healthy {
 			// A Repository down or libvirt unreadable: soon again, not a whole
 			// period with stale facts.
@@ -97,10 +112,10 @@ func (m *Manager) announcer() {
 	}
 }
 
-// announce sends one announcement to each Repository: ok if all took it, healthy if
-// it could read the hypervisor. failing remembers which failed last time, so a
-// Repository that stays down is logged once.
-func (m *Manager) announce(failing map[string]bool) (ok, healthy bool, fingerprint string) {
+// announce sends one announcement to each Repository (only those in failing, when
+// onlyFailed): ok if all took it, healthy if it could read the hypervisor. failing
+// remembers which failed last time, so a Repository that stays down is logged once.
+func (m *Manager) announce(failing map[string]bool, onlyFailed bool) (ok, healthy bool, fingerprint string) {
 	self := m.selfEPR(wsa.V200508)
 	if self == nil {
 		return false, true, ""
@@ -111,7 +126,11 @@ func (m *Manager) announce(failing map[string]bool) (ok, healthy bool, fingerpri
 	healthy, fingerprint, ok = err == nil, offerFingerprint(info, err), true
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	for _, scope := range m.repositories() {
+	scopes := m.repositories()
+	if onlyFailed { // decided before any answer changes failing
+		scopes = slices.DeleteFunc(slices.Clone(scopes), func(s repoScope) bool { return !failing[s.String()+repositoryServicePath] })
+	}
+	for _, scope := range scopes {
 		url := scope.String() + repositoryServicePath
 		wg.Add(1)
 		go func() {

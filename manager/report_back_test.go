@@ -33,7 +33,7 @@ func TestReportsGoOutWhenTheRepositoryAnswersAgain(t *testing.T) {
 	defer close(m.stop)
 
 	failing := map[string]bool{hs.URL + repositoryServicePath: true} // the last announcement failed
-	if ok, _, _ := m.announce(failing); !ok {
+	if ok, _, _ := m.announce(failing, false); !ok {
 		t.Fatalf("the announcement failed: the repository saw %v", repo.calls)
 	}
 	select {
