@@ -27,6 +27,9 @@ type fakeRepo struct {
 	calls      []string
 	reportHost []string
 	checkedIn  []string // the State of each CheckIn
+	// holds is the state ReportState answers, as a Repository that applied a later
+	// report does; "" answers what was reported, as one that applied it.
+	holds string
 }
 
 // serveFakeRepo has m reach repo, served over HTTP until the test ends, as rec's
@@ -79,11 +82,19 @@ func (f *fakeRepo) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	case "ReportState":
+		state, deployment := f.holds, f.deployment
 		for _, c := range env.Payload.ChildElements() {
-			if c.Tag == "Host" {
+			switch {
+			case c.Tag == "Host":
 				f.reportHost = append(f.reportHost, c.Text())
+			case c.Tag == "State" && state == "":
+				state = c.Text()
+			case c.Tag == "Deployment" && f.holds == "":
+				deployment = c.Text()
 			}
 		}
+		out.CreateElement("r:State").SetText(state)
+		out.CreateElement("r:Deployment").SetText(deployment)
 	}
 	answerSOAP(w, out)
 }

@@ -250,7 +250,9 @@ func (c *repoClient) disown(ctx context.Context, repository, key string, self *w
 	return childText(resp, "State"), nil
 }
 
-// reportState tells the Repository what this host observed.
+// reportState tells the Repository what this host observed. A report the Repository
+// answers with another state than it told was not applied (it had applied one observed
+// later: this host's clock stepped back); errNotApplied has it sent again.
 func (c *repoClient) reportState(ctx context.Context, r *record, host, state, deployment, detail string) error {
 	body := wsBody("ReportState")
 	body.CreateElement("vw:LockToken").SetText(r.Token)
@@ -262,17 +264,24 @@ func (c *repoClient) reportState(ctx context.Context, r *record, host, state, de
 	body.CreateElement("vw:ObservedAt").SetText(wsrf.FormatTime(time.Now().UTC()))
 	if detail != "" {
 		if len(detail) > 4000 {
-			detail = detail[:4000]
+			detail = strings.ToValidUTF8(detail[:4000], "") // not half a character
 		}
 		body.CreateElement("vw:Detail").SetText(detail)
 	}
 	cctx, cancel := c.bounded(ctx)
 	defer cancel()
-	if _, err := c.soap.Invoke(cctx, workspaceEPR(r), "ReportState", body); err != nil {
+	resp, err := c.soap.Invoke(cctx, workspaceEPR(r), "ReportState", body)
+	if err != nil {
 		return remoteErr("report the workspace's state", silence(cctx, err))
+	}
+	if got := childText(resp, "State"); got != state || deployment != "" && childText(resp, "Deployment") != deployment {
+		return fmt.Errorf("%w: the repository answered %s/%s", errNotApplied, got, childText(resp, "Deployment"))
 	}
 	return nil
 }
+
+// errNotApplied is a report the Repository took for older than one it applied.
+var errNotApplied = errors.New("the report was not applied: the repository holds a later one")
 
 // whereabouts reads where the Repository has the workspace: its deployment and the
 // host holding it (recovery uses them to learn whether a check-in went through

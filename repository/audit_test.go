@@ -100,7 +100,7 @@ func TestLockRefusalsAudited(t *testing.T) {
 	rec := f.recordAudit()
 
 	// Host B with host A's token.
-	if _, _, _, err := f.r.ReportState(asB, key, m.Token, "a.example.org", "running", "deployed", ""); err == nil {
+	if _, _, _, err := f.r.ReportState(asB, key, m.Token, "a.example.org", "running", "deployed", "", time.Time{}); err == nil {
 		t.Fatal("host B reported on host A's check-out")
 	}
 	wantAudited(t, "B's report", rec.take(), []string{hostB.DN, "report-state " + key + " denied", "checked out to " + hostA.DN})
@@ -119,11 +119,11 @@ func TestLockRefusalsAudited(t *testing.T) {
 
 	// Host A with a wrong token, or another host's name.
 	wrong := strings.Repeat("f", 32)
-	if _, _, _, err := f.r.ReportState(asA, key, wrong, "a.example.org", "running", "deployed", ""); err == nil {
+	if _, _, _, err := f.r.ReportState(asA, key, wrong, "a.example.org", "running", "deployed", "", time.Time{}); err == nil {
 		t.Fatal("a report with a wrong token was taken")
 	}
 	wantAudited(t, "a wrong token", rec.take(), []string{hostA.DN, "report-state " + key + " denied", "lock token is not the workspace's"})
-	if _, _, _, err := f.r.ReportState(asA, key, m.Token, "c.example.org", "running", "deployed", ""); err == nil {
+	if _, _, _, err := f.r.ReportState(asA, key, m.Token, "c.example.org", "running", "deployed", "", time.Time{}); err == nil {
 		t.Fatal("a report for another host was taken")
 	}
 	wantAudited(t, "another host's name", rec.take(), []string{hostA.DN, "report-state " + key + " denied", `"c.example.org"`})
@@ -133,7 +133,7 @@ func TestLockRefusalsAudited(t *testing.T) {
 	wantAudited(t, "no token", rec.take(), []string{hostA.DN, "fetch-file " + key + " denied", "no lock token"})
 
 	// Bad input and unknown paths are not decisions: nothing is audited.
-	if _, _, _, err := f.r.ReportState(asA, key, m.Token, "a.example.org", "bogus", "", ""); err == nil {
+	if _, _, _, err := f.r.ReportState(asA, key, m.Token, "a.example.org", "bogus", "", "", time.Time{}); err == nil {
 		t.Fatal("state bogus was taken")
 	}
 	if rs := f.doAs(hostA, http.MethodGet, "/workspaces/"+key+"/files/nonsense", m.Token); rs.code != http.StatusNotFound {
@@ -149,7 +149,7 @@ func TestLockRefusalsAudited(t *testing.T) {
 	if _, _, err := f.r.CheckIn(asA, key, CheckInRequest{Token: m.Token, OverlayDigest: ov.Digest, OverlaySize: -1, MemorySize: -1}); err == nil {
 		t.Fatal("checked in twice with one token")
 	}
-	if _, _, _, err := f.r.ReportState(asA, key, m.Token, "a.example.org", "running", "deployed", ""); err == nil {
+	if _, _, _, err := f.r.ReportState(asA, key, m.Token, "a.example.org", "running", "deployed", "", time.Time{}); err == nil {
 		t.Fatal("a report with a spent token was taken")
 	}
 	if rs := f.doAs(hostA, http.MethodGet, ov.Path, m.Token); rs.code != http.StatusConflict {

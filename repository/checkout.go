@@ -531,7 +531,7 @@ func (r *Repository) CheckIn(ctx context.Context, key string, req CheckInRequest
 
 // ReportState records a state change a manager observed on its host, and why
 // (detail; "" when there is nothing to add).
-func (r *Repository) ReportState(ctx context.Context, key, token, host, state, deployment, detail string) (string, string, time.Time, error) {
+func (r *Repository) ReportState(ctx context.Context, key, token, host, state, deployment, detail string, observed time.Time) (string, string, time.Time, error) {
 	if !workspaceStates[state] {
 		return "", "", time.Time{}, fmt.Errorf("%w: state %q is not shutdown, paused, running or corrupted", errdefs.ErrBadRequest, state)
 	}
@@ -540,6 +540,7 @@ func (r *Repository) ReportState(ctx context.Context, key, token, host, state, d
 	}
 	now := r.now().UTC()
 	var dep string
+	stale := false
 	err := r.Workspaces.Modify(ctx, key, func(s *wsrf.Snapshot) error {
 		chain, err := decodeChain(s.Private)
 		if err != nil {
@@ -559,6 +560,17 @@ func (r *Repository) ReportState(ctx context.Context, key, token, host, state, d
 		if deployment == "in-repository" {
 			return fmt.Errorf("%w: a workspace returns to the repository by CheckIn, not ReportState", errdefs.ErrBadRequest)
 		}
+		if !observed.IsZero() {
+			at := observed.UnixMilli()
+			if chain.ReportedLock == chain.Lock && at < chain.ReportedAt {
+				// A newer report of this manager's is applied already: this one
+				// arrived late. Answered with what the workspace says, unchanged.
+				stale = true
+				return errUnchanged
+			}
+			chain.ReportedAt, chain.ReportedLock = at, chain.Lock
+			s.Private = chain.encode()
+		}
 		setText(s, PropState, state)
 		if detail != "" {
 			setText(s, PropStateDetail, detail)
@@ -572,6 +584,9 @@ func (r *Repository) ReportState(ctx context.Context, key, token, host, state, d
 		dep = text(s, PropDeployment)
 		return nil
 	})
+	if stale {
+		return r.currentState(ctx, key)
+	}
 	if err != nil {
 		r.auditRefusal(ctx, "report-state", key, err)
 		return "", "", time.Time{}, err
@@ -584,6 +599,20 @@ func (r *Repository) ReportState(ctx context.Context, key, token, host, state, d
 		}
 	}
 	return state, dep, now, nil
+}
+
+// errUnchanged ends a Modify that leaves the workspace as it is.
+var errUnchanged = errors.New("unchanged")
+
+// currentState is the workspace's state, deployment and last modification, as a
+// ReportState answer gives them.
+func (r *Repository) currentState(ctx context.Context, key string) (state, deployment string, modified time.Time, err error) {
+	err = r.Workspaces.View(ctx, key, func(s *wsrf.Snapshot) error {
+		state, deployment = text(s, PropState), text(s, PropDeployment)
+		modified, _ = wsrf.ParseDateTime(text(s, PropLastModified))
+		return nil
+	})
+	return state, deployment, modified, err
 }
 
 // SOAP adapters.
@@ -671,8 +700,15 @@ func (r *Repository) reportStateHandler(ctx context.Context, req *container.Requ
 		return nil, fmt.Errorf("%w: ReportState needs the workspace's key header", errdefs.ErrResourceUnknown)
 	}
 	p := req.Payload
+	var observed time.Time
+	if s := childText(p, vwsns.Workspace, "ObservedAt"); s != "" {
+		var err error
+		if observed, err = wsrf.ParseDateTime(s); err != nil {
+			return nil, errdefs.WithAdvice(fmt.Errorf("%w: ObservedAt: %w", errdefs.ErrBadRequest, err), "send when the state was observed as an xs:dateTime")
+		}
+	}
 	state, dep, at, err := r.ReportState(ctx, key, childText(p, vwsns.Workspace, "LockToken"), childText(p, vwsns.Workspace, "Host"),
-		childText(p, vwsns.Workspace, "State"), childText(p, vwsns.Workspace, "Deployment"), childText(p, vwsns.Workspace, "Detail"))
+		childText(p, vwsns.Workspace, "State"), childText(p, vwsns.Workspace, "Deployment"), childText(p, vwsns.Workspace, "Detail"), observed)
 	if err != nil {
 		return nil, err
 	}

@@ -65,6 +65,11 @@ type diskChain struct {
 	// workspace ("" none given): the Factory sends it again when the answer was lost,
 	// and is answered with this workspace instead of a second one.
 	CreateRequest string `json:"createRequest,omitempty"`
+	// ReportedAt is the vw:ObservedAt (Unix ms) of the latest report applied under
+	// the lock ReportedLock: a report observed before it arrives late (held up while
+	// the manager gave up waiting and sent a newer one) and is not applied.
+	ReportedAt   int64  `json:"reportedAt,omitempty"`
+	ReportedLock string `json:"reportedLock,omitempty"`
 }
 
 // maxEndedRequests bounds the check-out names a workspace remembers as ended: a copy

@@ -69,7 +69,7 @@ func TestDisown(t *testing.T) {
 	held, lost, staging, elsewhere, noRef, home := create("held"), create("lost"), create("staging"), create("elsewhere"), create("noref"), create("home")
 	checkOut(node7, held, "node7", mgr7)
 	m := checkOut(node7, lost, "node7", mgr7)
-	if _, _, _, err := f.r.ReportState(node7, lost, m.Token, "node7", "running", "deployed", ""); err != nil {
+	if _, _, _, err := f.r.ReportState(node7, lost, m.Token, "node7", "running", "deployed", "", time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	checkOut(node7, staging, "node7", mgr7)
@@ -127,7 +127,7 @@ func TestDisown(t *testing.T) {
 	if d := f.prop(lost, PropStateDetail); !strings.Contains(d, "from host node7, whose manager at "+mgr7+" no longer holds a record of it") || !strings.Contains(d, "is lost") {
 		t.Errorf("after Disown, stateDetail is %q", d)
 	}
-	if _, _, _, err := f.r.ReportState(node7, lost, m.Token, "node7", "running", "deployed", ""); err == nil {
+	if _, _, _, err := f.r.ReportState(node7, lost, m.Token, "node7", "running", "deployed", "", time.Time{}); err == nil {
 		t.Fatal("a report with the disowned check-out's lock was taken")
 	}
 	if _, err := disown(node7, lost, mgr7); !errors.Is(err, errdefs.ErrState) {

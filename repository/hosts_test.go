@@ -476,7 +476,7 @@ func TestSilentHostMarksItsWorkspaces(t *testing.T) {
 	// A report is news from node7, not an announcement: it stays silent, last heard
 	// from when it reported, also after a restart.
 	advance(time.Second)
-	if _, _, _, err := f.r.ReportState(node7, out, m.Token, "node7", "running", "deployed", ""); err != nil {
+	if _, _, _, err := f.r.ReportState(node7, out, m.Token, "node7", "running", "deployed", "", time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	lastHeard = clock()

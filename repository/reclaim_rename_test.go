@@ -39,7 +39,7 @@ func TestReclaimRefusedWhileTheManagerAnnouncesUnderANewName(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, _, _, err := f.r.ReportState(asNode7(), c.Key, m.Token, "node7", "running", "deployed", ""); err != nil {
+	if _, _, _, err := f.r.ReportState(asNode7(), c.Key, m.Token, "node7", "running", "deployed", "", time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := f.r.Reclaim(admin, c.Key); !errors.Is(err, errdefs.ErrState) {

@@ -31,7 +31,7 @@ func TestReclaim(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, _, err := f.r.ReportState(node7, c.Key, m.Token, "node7", "running", "deployed", ""); err != nil {
+	if _, _, _, err := f.r.ReportState(node7, c.Key, m.Token, "node7", "running", "deployed", "", time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -55,7 +55,7 @@ func TestReclaim(t *testing.T) {
 	if d := f.prop(c.Key, PropStateDetail); !strings.Contains(d, "reclaimed from silent host node7 by /O=Grid/CN=admin") || !strings.Contains(d, "is lost") {
 		t.Errorf("after Reclaim, stateDetail is %q", d)
 	}
-	if _, _, _, err := f.r.ReportState(node7, c.Key, m.Token, "node7", "running", "deployed", ""); !errors.Is(err, errdefs.ErrLocked) && !errors.Is(err, errdefs.ErrAuthorization) {
+	if _, _, _, err := f.r.ReportState(node7, c.Key, m.Token, "node7", "running", "deployed", "", time.Time{}); !errors.Is(err, errdefs.ErrLocked) && !errors.Is(err, errdefs.ErrAuthorization) {
 		t.Fatalf("node7 reporting with its old lock after the reclaim: %v", err)
 	}
 	if d := f.prop(c.Key, PropDeployment); d != "in-repository" {
