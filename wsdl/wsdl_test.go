@@ -109,6 +109,9 @@ var dialects = []dialect{
 		faultAction: "http://docs.oasis-open.org/wsrf/fault",
 		rlNS:        rl2,
 		std: map[string][4]string{
+			"GetResourcePropertyDocument": {q(rp2, "GetResourcePropertyDocument"), q(rp2, "GetResourcePropertyDocumentResponse"),
+				"http://docs.oasis-open.org/wsrf/rpw-2/GetResourcePropertyDocument/GetResourcePropertyDocumentRequest",
+				"http://docs.oasis-open.org/wsrf/rpw-2/GetResourcePropertyDocument/GetResourcePropertyDocumentResponse"},
 			"GetResourceProperty": {q(rp2, "GetResourceProperty"), q(rp2, "GetResourcePropertyResponse"),
 				"http://docs.oasis-open.org/wsrf/rpw-2/GetResourceProperty/GetResourcePropertyRequest",
 				"http://docs.oasis-open.org/wsrf/rpw-2/GetResourceProperty/GetResourcePropertyResponse"},
@@ -149,41 +152,48 @@ var dialects = []dialect{
 	},
 }
 
-// The operation names the runtime registers handlers for, per service.
-var standard3 = []string{"GetResourceProperty", "GetMultipleResourceProperties", "QueryResourceProperties"}
+// The WS-ResourceProperties reads every service declares first, per dialect: WS-RP 1.2
+// has GetResourcePropertyDocument (first, as in rpw-2.wsdl); the 2004/06 draft of GT 4.0
+// has no such operation.
+var rpReads = map[string][]string{
+	"gt4":    {"GetResourceProperty", "GetMultipleResourceProperties", "QueryResourceProperties"},
+	"wsrf12": {"GetResourcePropertyDocument", "GetResourceProperty", "GetMultipleResourceProperties", "QueryResourceProperties"},
+}
 
+// The operation names the runtime registers handlers for, per service.
 var expectedOps = map[string]struct {
 	portType, tns string
-	std, own      []string
+	// std are the standard operations after the reads of rpReads.
+	std, own []string
 	// stdIn overrides std in the named dialect (the subscription manager's operations
 	// differ between WSN 1.2 draft 01 and WSN 1.3).
 	stdIn map[string][]string
 }{
-	"WorkspaceFactoryService": {"WorkspaceFactoryPortType", "http://vws.dev/ns/2026/factory", standard3, []string{"Create"}, nil},
+	"WorkspaceFactoryService": {"WorkspaceFactoryPortType", "http://vws.dev/ns/2026/factory", nil, []string{"Create"}, nil},
 	"WorkspaceService": {"WorkspacePortType", "http://vws.dev/ns/2026/workspace",
-		append(slices.Clone(standard3), "SetResourceProperties", "Destroy", "SetTerminationTime", "Subscribe"),
+		[]string{"SetResourceProperties", "Destroy", "SetTerminationTime", "Subscribe"},
 		[]string{"Clone", "CheckOut", "CheckIn", "ReportState", "Place", "Reclaim", "Disown"}, nil},
-	"WorkspaceRepositoryService": {"WorkspaceRepositoryPortType", "http://vws.dev/ns/2026/repository", standard3,
+	"WorkspaceRepositoryService": {"WorkspaceRepositoryPortType", "http://vws.dev/ns/2026/repository", nil,
 		[]string{"ListWorkspaces", "ListImages", "RegisterWorkspace", "AnnounceHost"}, nil},
-	"WorkspaceManagerService": {"WorkspaceManagerPortType", "http://vws.dev/ns/2026/manager", append(slices.Clone(standard3), "SetResourceProperties"),
+	"WorkspaceManagerService": {"WorkspaceManagerPortType", "http://vws.dev/ns/2026/manager", []string{"SetResourceProperties"},
 		[]string{"Deploy", "Start", "Console", "Pause", "Unpause", "Shutdown", "Undeploy"}, nil},
 	// Only standard operations: WS-ResourceProperties, WS-ResourceLifetime and the
 	// subscription manager of each dialect's WS-BaseNotification.
 	"SubscriptionManagerService": {"SubscriptionManagerPortType", "http://vws.dev/ns/2026/notification", nil, nil,
 		map[string][]string{
-			"gt4": append(slices.Clone(standard3), "Destroy", "SetTerminationTime", "PauseSubscription", "ResumeSubscription"),
-			"wsrf12": append(slices.Clone(standard3), "Destroy", "SetTerminationTime",
-				"Renew", "Unsubscribe", "PauseSubscription", "ResumeSubscription"),
+			"gt4":    {"Destroy", "SetTerminationTime", "PauseSubscription", "ResumeSubscription"},
+			"wsrf12": {"Destroy", "SetTerminationTime", "Renew", "Unsubscribe", "PauseSubscription", "ResumeSubscription"},
 		}},
 }
 
 // stdOps is the standard operations svc must declare in dialect dl.
 func stdOps(svc, dl string) []string {
 	want := expectedOps[svc]
+	rest := want.std
 	if ops, ok := want.stdIn[dl]; ok {
-		return ops
+		rest = ops
 	}
-	return want.std
+	return append(slices.Clone(rpReads[dl]), rest...)
 }
 
 // ---------------------------------------------------------------- WSDL model

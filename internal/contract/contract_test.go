@@ -65,6 +65,7 @@ func TestSubscriptionManagerDispatch(t *testing.T) {
 			{"ResumeSubscription", "http://docs.oasis-open.org/wsn/2004/06/wsn-WS-BaseNotification/ResumeSubscription", q(gt4BN, "ResumeSubscription")},
 		},
 		"wsdl/wsrf12/SubscriptionManagerService.wsdl": {
+			{"GetResourcePropertyDocument", "http://docs.oasis-open.org/wsrf/rpw-2/GetResourcePropertyDocument/GetResourcePropertyDocumentRequest", q(rp2, "GetResourcePropertyDocument")},
 			{"GetResourceProperty", "http://docs.oasis-open.org/wsrf/rpw-2/GetResourceProperty/GetResourcePropertyRequest", q(rp2, "GetResourceProperty")},
 			{"GetMultipleResourceProperties", "http://docs.oasis-open.org/wsrf/rpw-2/GetMultipleResourceProperties/GetMultipleResourcePropertiesRequest", q(rp2, "GetMultipleResourceProperties")},
 			{"QueryResourceProperties", "http://docs.oasis-open.org/wsrf/rpw-2/QueryResourceProperties/QueryResourcePropertiesRequest", q(rp2, "QueryResourceProperties")},
