@@ -116,6 +116,13 @@ var gt4Names = map[string]string{
 	"UnacceptableTerminationTimeFault":        "SubscribeCreationFailedFault",
 }
 
+// gt4Advice replaces, in the GT 4.0 dialect, default advice that names an operation
+// the 2004/06 drafts lack (GetResourcePropertyDocument is WS-RP 1.2's).
+var gt4Advice = map[string]string{
+	"InvalidResourcePropertyQNameFault": "ask for a property the resource's property document declares " +
+		"(QueryResourceProperties with the XPath /*, or ?wsdl, lists them)",
+}
+
 // SentinelOf returns the error a vws fault of this BaseFault subtype (its local name)
 // stands for, so that a service passing on another's fault keeps its kind; nil for
 // ServiceFault, which several errors share, and for a name vws does not send.
@@ -175,6 +182,9 @@ func buildFault(in faultInput) (*soap.Fault, faultKind) {
 		ns = FaultNS
 	}
 	if d == dialect.GT4 {
+		if a, ok := gt4Advice[k.name]; ok {
+			k.advice = a
+		}
 		if n, ok := gt4Names[k.name]; ok {
 			k.name = n
 		}

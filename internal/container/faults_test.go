@@ -3,6 +3,9 @@ package container
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"path"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -10,9 +13,11 @@ import (
 
 	"github.com/beevik/etree"
 
+	"github.com/vws-grid/vws/internal/contract"
 	"github.com/vws-grid/vws/internal/dialect"
 	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/soap"
+	"github.com/vws-grid/vws/wsdl"
 )
 
 // TestSentinelOfRoundTrips: every fault type vws sends, passed on by another vws
@@ -100,6 +105,57 @@ func TestPassOnKeepsTheFaultAsItWas(t *testing.T) {
 		_, _, desc3 := received(t, withCtx)
 		if want := sentinel.Error() + ": the repository refused to check the workspace out: " + strings.TrimPrefix(desc, sentinel.Error()+": "); desc3 != want {
 			t.Errorf("with context: %q, want %q", desc3, want)
+		}
+	}
+}
+
+// TestAdviceNamesOnlyOperationsOfTheDialect: the default advice of every fault names
+// only operations the dialect's WSDLs declare; GT 4.0's WS-RP draft has no
+// GetResourcePropertyDocument, so its InvalidResourcePropertyQNameFault points to
+// QueryResourceProperties instead.
+func TestAdviceNamesOnlyOperationsOfTheDialect(t *testing.T) {
+	files, err := fs.Glob(wsdl.FS, "*/*.wsdl")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no served WSDLs: %v", err)
+	}
+	declared := map[string]map[string]bool{} // dialect directory → operation names
+	all := map[string]bool{}
+	for _, f := range files {
+		svc, err := contract.Load(contract.FS, "wsdl/"+f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := path.Base(path.Dir(f))
+		if declared[dir] == nil {
+			declared[dir] = map[string]bool{}
+		}
+		for _, op := range svc.Operations {
+			declared[dir][op.Name] = true
+			all[op.Name] = true
+		}
+	}
+	for _, d := range dialect.Dialects {
+		ops := declared[d.WSDLDir]
+		if len(ops) == 0 {
+			t.Fatalf("no operations declared in wsdl/%s", d.WSDLDir)
+		}
+		for _, k := range append(slices.Clone(faultKinds), fallbackKind) {
+			err := k.sentinel
+			if err == nil {
+				err = errors.New("internal")
+			}
+			f, _ := buildFault(faultInput{err: err, dialect: d, now: time.Now()})
+			for name := range all {
+				if !ops[name] && regexp.MustCompile(`\b`+name+`\b`).MatchString(f.String) {
+					t.Errorf("%s %s advises %s, which the dialect does not declare: %s", d.Name, k.name, name, f.String)
+				}
+			}
+		}
+	}
+	for d, want := range map[*dialect.Dialect]string{dialect.WSRF12: "GetResourcePropertyDocument", dialect.GT4: "QueryResourceProperties with the XPath /*"} {
+		f, _ := buildFault(faultInput{err: fmt.Errorf("%w: vw:nope", errdefs.ErrInvalidQName), dialect: d, now: time.Now()})
+		if !strings.Contains(f.String, want) {
+			t.Errorf("%s InvalidResourcePropertyQNameFault: %q, want advice naming %s", d.Name, f.String, want)
 		}
 	}
 }
