@@ -215,7 +215,7 @@ func buildFault(in faultInput) (*soap.Fault, faultKind) {
 		el.CreateAttr("xmlns:wsrf-rp", d.RP)
 		el.CreateElement("wsrf-rp:ResourcePropertyChangeFailure")
 	}
-	addTypedDetail(el, in.err)
+	addTypedDetail(el, in.err, k)
 	var tb *errdefs.TimeBoundsError
 	if k.ns == nsBN && d == dialect.WSRF12 && errors.As(in.err, &tb) {
 		// b-2 requires the bounds after the BaseFault parts.
@@ -248,13 +248,12 @@ type unknownFilter interface {
 	UnknownFilter() (space, local string)
 }
 
-// addTypedDetail appends the extra elements of vws fault subtypes.
-func addTypedDetail(el *etree.Element, err error) {
+// addTypedDetail appends the extra elements of vws fault subtypes (of kind k).
+func addTypedDetail(el *etree.Element, err error, k faultKind) {
 	var se *errdefs.StateError
-	if errors.As(err, &se) {
-		el.CreateAttr("xmlns:vwf", FaultNS)
-		el.CreateElement("vwf:CurrentState").SetText(se.Current)
-		el.CreateElement("vwf:RequestedState").SetText(se.Requested)
+	named := errors.As(err, &se)
+	if named {
+		addStates(el, se.Current, se.Requested)
 	}
 	var le *errdefs.LockedError
 	if errors.As(err, &le) {
@@ -271,6 +270,39 @@ func addTypedDetail(el *etree.Element, err error) {
 		for _, d := range po.detail {
 			el.CreateAttr("xmlns:vwf", FaultNS)
 			el.CreateElement("vwf:" + d[0]).SetText(d[1])
+			named = named || d[0] == "CurrentState"
 		}
 	}
+	if k.sentinel == errdefs.ErrState && !named {
+		// vws-faults.xsd requires both states in every WorkspaceStateFault. An error
+		// that names neither (a hypervisor's refusal; a fault passed on from a service
+		// that sent none) is from code that does not know them: it says so rather
+		// than guess, and the description says what was refused.
+		addStates(el, "", "")
+	}
+}
+
+// unknownState stands for a state the refusal did not name.
+const unknownState = "unknown"
+
+// addStates appends a WorkspaceStateFault's CurrentState and RequestedState, each
+// at least one character, as vwf:StateName requires.
+func addStates(el *etree.Element, current, requested string) {
+	if current == "" {
+		current = unknownState
+	}
+	if requested == "" {
+		requested = unknownState
+	}
+	el.CreateAttr("xmlns:vwf", FaultNS)
+	el.CreateElement("vwf:CurrentState").SetText(current)
+	el.CreateElement("vwf:RequestedState").SetText(requested)
+}
+
+// FaultDetail is the BaseFault element (the detail) of the fault the container sends
+// for err in dialect d, so that the tests of the services whose errors become faults
+// can check them against the fault schemas without serving a request.
+func FaultDetail(err error, d *dialect.Dialect) *etree.Element {
+	f, _ := buildFault(faultInput{err: err, dialect: d, now: time.Now()})
+	return f.Detail[0]
 }

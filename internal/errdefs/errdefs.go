@@ -55,16 +55,29 @@ var (
 type StateError struct {
 	Current   string
 	Requested string
+	// Err, if set, is the refusal in the words of the code that made it, which are
+	// then the message: the states are the fault's detail, not all there is to say.
+	Err error
 }
 
 func (e *StateError) Error() string {
+	if e.Err != nil {
+		return e.Err.Error()
+	}
 	if e.Current == e.Requested {
 		return fmt.Sprintf("workspace is already %s (current and requested state)", e.Current)
 	}
 	return fmt.Sprintf("workspace is %s; cannot go to %s", e.Current, e.Requested)
 }
 
-func (e *StateError) Unwrap() error { return ErrState }
+// Unwrap gives ErrState even when Err does not wrap it, and Err, whose advice and
+// causes stay visible to errors.As and errors.Is.
+func (e *StateError) Unwrap() []error {
+	if e.Err != nil {
+		return []error{e.Err, ErrState}
+	}
+	return []error{ErrState}
+}
 
 // Hint attaches advice for the caller ("what to do") to an error without hiding its cause.
 type Hint struct {
