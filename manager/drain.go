@@ -84,6 +84,9 @@ func (m *Manager) refuseWhileDraining(key string) error {
 	if !m.Draining() {
 		return nil
 	}
-	return errdefs.WithAdvice(fmt.Errorf("%w: host %s is draining for maintenance and takes no new workspaces; workspace %s was not deployed", errdefs.ErrState, m.cfg.Host, key),
+	// Refused before its check-out: this host has not taken the workspace from the
+	// repository, where a Deploy expects it, and no other host's state is its to tell.
+	return errdefs.WithAdvice(&errdefs.StateError{Current: "in-repository", Requested: phaseDeployed,
+		Err: fmt.Errorf("%w: host %s is draining for maintenance and takes no new workspaces; workspace %s was not deployed", errdefs.ErrState, m.cfg.Host, key)},
 		"deploy it on another host (vws deploy without --host lets the Repository choose), or ask the site administrator when the drain ends (vws host drain --off)")
 }

@@ -91,17 +91,34 @@ func (k *keyedLocks) lockCtx(ctx context.Context, key, what string) (func(), err
 	case <-ctx.Done():
 	}
 	k.mu.Lock()
-	holder, since := l.what, l.since
+	busy := &busyError{holder: l.what, err: ctx.Err()}
+	if !l.since.IsZero() {
+		busy.held = time.Since(l.since)
+	}
 	k.mu.Unlock()
 	k.done(key, l)
+	return nil, busy
+}
+
+// busyError is a wait for a key's lock that ended with the waiter's context.
+type busyError struct {
+	holder string        // the work holding the lock ("" unnamed)
+	held   time.Duration // how long it had held it (0: not known)
+	err    error         // the waiter's context's error
+}
+
+func (e *busyError) Error() string {
+	holder := e.holder
 	if holder == "" {
 		holder = "another operation"
 	}
-	if since.IsZero() {
-		return nil, fmt.Errorf("%s is under way: %w", holder, ctx.Err())
+	if e.held == 0 {
+		return fmt.Sprintf("%s is under way: %v", holder, e.err)
 	}
-	return nil, fmt.Errorf("%s has been under way for %s: %w", holder, time.Since(since).Round(100*time.Millisecond), ctx.Err())
+	return fmt.Sprintf("%s has been under way for %s: %v", holder, e.held.Round(100*time.Millisecond), e.err)
 }
+
+func (e *busyError) Unwrap() error { return e.err }
 
 // tryLock takes key's lock only if it is free.
 func (k *keyedLocks) tryLock(key string) (func(), bool) {

@@ -36,6 +36,31 @@ const (
 	ModeSerialize = "Serialize"
 )
 
+// stateSerialized is the state a Serialize asks for, as a WorkspaceStateFault names
+// it: paused, with the RAM in a memory image.
+const stateSerialized = "paused (serialized)"
+
+// requestedState is the state the operation op leads a workspace to, which a
+// WorkspaceStateFault refusing it names: op as the refusals name it ("Start",
+// "Shutdown (Trash)"), or a Shutdown's mode alone; "" for none vws knows.
+func requestedState(op string) string {
+	switch strings.TrimSuffix(strings.TrimPrefix(op, "Shutdown ("), ")") {
+	case "Deploy":
+		return phaseDeployed
+	case "Start", "Unpause":
+		return stateRunning
+	case "Pause":
+		return statePaused
+	case ModeNormal, ModeTrash:
+		return stateShutdown
+	case ModeSerialize:
+		return stateSerialized
+	case "Undeploy":
+		return "in-repository"
+	}
+	return ""
+}
+
 // Shutdowns under way (record.Pending): each is journaled before its first step, so
 // a manager killed part-way comes back knowing what it was doing.
 const (
@@ -110,11 +135,13 @@ func (m *Manager) deployed(ctx context.Context, key string, op policy.Operation,
 		return rec, nil
 	case phaseUnstaging:
 		// An undeploy that failed part-way, which the reconciler finishes.
-		return nil, errdefs.WithAdvice(fmt.Errorf("%w: workspace %s is unstaging on host %s (being handed back to the Repository); %s is refused", errdefs.ErrState, key, m.cfg.Host, name),
+		return nil, errdefs.WithAdvice(&errdefs.StateError{Current: phaseUnstaging, Requested: requestedState(name),
+			Err: fmt.Errorf("%w: workspace %s is unstaging on host %s (being handed back to the Repository); %s is refused", errdefs.ErrState, key, m.cfg.Host, name)},
 			"the manager finishes the hand-back by itself; then deploy the workspace again")
 	default:
 		// A deploy that failed or lost its check-out answer, which the reconciler undoes.
-		return nil, errdefs.WithAdvice(fmt.Errorf("%w: workspace %s is %s on host %s (a deploy not finished); %s is refused", errdefs.ErrState, key, rec.Phase, m.cfg.Host, name),
+		return nil, errdefs.WithAdvice(&errdefs.StateError{Current: rec.Phase, Requested: requestedState(name),
+			Err: fmt.Errorf("%w: workspace %s is %s on host %s (a deploy not finished); %s is refused", errdefs.ErrState, key, rec.Phase, m.cfg.Host, name)},
 			"the manager undoes the unfinished deploy by itself; then deploy the workspace again")
 	}
 }
@@ -147,7 +174,10 @@ func (m *Manager) Deploy(ctx context.Context, epr *wsa.EPR, initial string) (Res
 		// a workspace that may be deployed here: a new deployment would overwrite it,
 		// and undoing that one would remove the guest and its disk.
 		m.log.Error("deploy refused: the journal record of the workspace cannot be read", "workspace", key, "err", err)
-		return Result{}, errdefs.WithAdvice(fmt.Errorf("%w: this host keeps a record of workspace %s that it cannot read; Deploy is refused", errdefs.ErrState, key),
+		// Which phase the record says is unreadable too; that there is one says the
+		// workspace is deployed here, in one phase or another.
+		return Result{}, errdefs.WithAdvice(&errdefs.StateError{Current: phaseDeployed, Requested: phaseDeployed,
+			Err: fmt.Errorf("%w: this host keeps a record of workspace %s that it cannot read; Deploy is refused", errdefs.ErrState, key)},
 			"the site admin of this host must look at its journal record (the manager's log names it); deploy the workspace on another host meanwhile")
 	} else if err == nil {
 		rec := held
@@ -155,7 +185,9 @@ func (m *Manager) Deploy(ctx context.Context, epr *wsa.EPR, initial string) (Res
 		// is the one its signed manifest named. A record without one is a check-out
 		// not yet answered: whose the workspace is is not known, so nothing is told.
 		if rec.Owner == "" {
-			return Result{}, errdefs.WithAdvice(fmt.Errorf("%w: workspace %s has a deploy under way on this host; Deploy is refused", errdefs.ErrState, key),
+			// Staging, as such a record is, and said no further than the message does.
+			return Result{}, errdefs.WithAdvice(&errdefs.StateError{Current: phaseStaging, Requested: phaseDeployed,
+				Err: fmt.Errorf("%w: workspace %s has a deploy under way on this host; Deploy is refused", errdefs.ErrState, key)},
 				"the manager finishes or undoes that deploy by itself; deploy the workspace again then")
 		}
 		if err := m.authorize(ctx, policy.Manage, "Deploy", rec); err != nil {
@@ -542,7 +574,7 @@ func (m *Manager) Shutdown(ctx context.Context, epr *wsa.EPR, mode string, grace
 			return m.trash(ctx, rec, rec.State == stateCorrupted)
 		case ModeSerialize:
 			if rec.State != stateRunning && !(rec.State == statePaused && !rec.Hot) {
-				return &errdefs.StateError{Current: rec.State, Requested: "paused (serialized)"}
+				return &errdefs.StateError{Current: rec.State, Requested: stateSerialized}
 			}
 			// Refuse before libvirt writes: a save that fills the disk fails late and
 			// leaves the disk full; refused here, the guest runs on untouched.
@@ -699,8 +731,9 @@ func unfinishedDiscard(rec *record, op string) error {
 		default:
 			what = "a restore from its memory image"
 		}
-		return errdefs.WithAdvice(fmt.Errorf("%w: the outcome of %s of workspace %s is not known yet (libvirtd did not answer while it was under way); %s is refused until it is",
-			errdefs.ErrState, what, rec.Key, op),
+		return errdefs.WithAdvice(&errdefs.StateError{Current: rec.State, Requested: requestedState(op),
+			Err: fmt.Errorf("%w: the outcome of %s of workspace %s is not known yet (libvirtd did not answer while it was under way); %s is refused until it is",
+				errdefs.ErrState, what, rec.Key, op)},
 			"the manager records the outcome by itself once libvirtd answers again (vws status shows it); repeat the operation then if it is still needed")
 	case pendingTrash:
 		if op == ModeTrash {
@@ -715,7 +748,8 @@ func unfinishedDiscard(rec *record, op string) error {
 	default:
 		return nil
 	}
-	return errdefs.WithAdvice(fmt.Errorf("%w: %s of workspace %s failed part-way and is not finished; %s is refused until it is", errdefs.ErrState, what, rec.Key, op),
+	return errdefs.WithAdvice(&errdefs.StateError{Current: rec.State, Requested: requestedState(op),
+		Err: fmt.Errorf("%w: %s of workspace %s failed part-way and is not finished; %s is refused until it is", errdefs.ErrState, what, rec.Key, op)},
 		"the manager finishes it by itself within seconds; or finish it now: vws shutdown EPR "+repeat)
 }
 
@@ -779,10 +813,31 @@ func (m *Manager) lockWorkspace(ctx context.Context, key, name string) (func(), 
 		err = fmt.Errorf("the request ended: %w", ctx.Err())
 	}
 	if err != nil {
-		return nil, errdefs.WithAdvice(fmt.Errorf("%w: %s of workspace %s was not begun: %w", errdefs.ErrState, name, key, err),
+		return nil, errdefs.WithAdvice(&errdefs.StateError{Current: busyPhase(err), Requested: requestedState(name),
+			Err: fmt.Errorf("%w: %s of workspace %s was not begun: %w", errdefs.ErrState, name, key, err)},
 			"retry once the operation under way has finished (vws status shows the workspace's state)")
 	}
 	return unlock, nil
+}
+
+// busyPhase is the deployment phase a workspace is in while the operation holding its
+// lock (named in err, a wait for the lock given up) runs: staging under a Deploy,
+// unstaging under an Undeploy, deployed under any other. Only the holder's name,
+// which the refusal says anyway, is used: the caller is not yet authorized to learn
+// the workspace's state. "" (unknown) for an unnamed holder (the reconciler, in any
+// phase) and for a lock that came free as the request ended.
+func busyPhase(err error) string {
+	var busy *busyError
+	if !errors.As(err, &busy) || busy.holder == "" {
+		return ""
+	}
+	switch busy.holder {
+	case "Deploy":
+		return phaseStaging
+	case "Undeploy":
+		return phaseUnstaging
+	}
+	return phaseDeployed
 }
 
 // authorize decides op (the operation action, as the audit and a denial name it) on
@@ -850,8 +905,16 @@ func (m *Manager) restore(ctx context.Context, rec *record, paused bool) error {
 		return err
 	}
 	defer release()
+	state := stateRunning
+	if paused {
+		state = statePaused
+	}
 	if rec.ManagedSave {
 		err = m.hv.RestoreManagedSave(ctx, rec.Spec.Name, paused)
+		if errors.Is(err, vmm.ErrNoManagedSave) {
+			// The hypervisor's refusal, with the states only this record knows.
+			return &errdefs.StateError{Current: rec.State, Requested: state, Err: err}
+		}
 	} else {
 		err = m.hv.Restore(ctx, rec.MemoryFile, rec.Spec, paused)
 	}
@@ -869,10 +932,6 @@ func (m *Manager) restore(ctx context.Context, rec *record, paused bool) error {
 	}
 	spent := rec.MemoryFile
 	rec.Hot, rec.ManagedSave, rec.MemoryFile, rec.MemoryDigest = false, false, "", ""
-	state := stateRunning
-	if paused {
-		state = statePaused
-	}
 	// Journaled first, removed after: the image is spent once the guest runs on (its
 	// disk has moved past it), but a record that still says hot must never lose it.
 	// A crash in between leaves a stray memory.save, which recover removes.

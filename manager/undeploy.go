@@ -49,7 +49,7 @@ func (m *Manager) Undeploy(ctx context.Context, epr *wsa.EPR) (Result, error) {
 		m.report(rec)
 		// On failure the record stays in phase unstaging: the reconciler finishes the
 		// hand-back.
-		digest, takenBack, err := m.finishUndeploy(ctx, rec)
+		digest, taken, err := m.finishUndeploy(ctx, rec)
 		var left *leftoverError
 		if errors.As(err, &left) {
 			// Checked in: the workspace is in the repository, as answered; what is
@@ -68,12 +68,13 @@ func (m *Manager) Undeploy(ctx context.Context, epr *wsa.EPR) (Result, error) {
 			}
 			return err
 		}
-		if takenBack != "" {
+		if taken != nil {
 			// The phase was deployed, so this is no check-in of ours cut short: the
 			// Repository took the workspace back meanwhile (a reclaim), and nothing
 			// went back with this call.
-			return errdefs.WithAdvice(fmt.Errorf("%w: %s before this undeploy (reclaimed from this host while it was silent): nothing was handed back, the local copy is removed, and what the workspace did here since is not kept",
-				errdefs.ErrState, takenBack), "vws status EPR shows where it is now")
+			return errdefs.WithAdvice(&errdefs.StateError{Current: taken.deployment, Requested: "in-repository",
+				Err: fmt.Errorf("%w: %s before this undeploy (reclaimed from this host while it was silent): nothing was handed back, the local copy is removed, and what the workspace did here since is not kept",
+					errdefs.ErrState, taken)}, "vws status EPR shows where it is now")
 		}
 		res = Result{State: rec.State, Deployment: "in-repository", OverlayDigest: digest}
 		return nil
@@ -108,6 +109,10 @@ func (m *Manager) managedSaveToFile(ctx context.Context, rec *record) error {
 	}
 	defer admitted()
 	if err := m.hv.RestoreManagedSave(ctx, rec.Spec.Name, true); err != nil {
+		if errors.Is(err, vmm.ErrNoManagedSave) {
+			// The hypervisor's refusal, with the states only this record knows.
+			return &errdefs.StateError{Current: rec.State, Requested: "in-repository", Err: err}
+		}
 		return err
 	}
 	mem := m.workspaceDir(rec.Key) + "/memory.save"
@@ -142,28 +147,38 @@ func (m *Manager) managedSaveToFile(ctx context.Context, rec *record) error {
 	return nil
 }
 
+// takenBack is where the Repository has a workspace it no longer has checked out to
+// this host.
+type takenBack struct {
+	deployment string // the Repository's deployment state of it
+	host       string // where it is deployed, unless in-repository
+}
+
+func (t *takenBack) String() string {
+	if t.deployment == "in-repository" {
+		return "the repository holds the workspace"
+	}
+	return "the repository has the workspace deployed on " + t.host
+}
+
 // finishUndeploy does the hand-back; every step may be repeated after a crash. When
 // the Repository no longer has the workspace checked out to this host, only local
-// clean-up remains, and takenBack says where it is instead.
-func (m *Manager) finishUndeploy(ctx context.Context, rec *record) (digest, takenBack string, err error) {
+// clean-up remains, and taken says where it is instead.
+func (m *Manager) finishUndeploy(ctx context.Context, rec *record) (digest string, taken *takenBack, err error) {
 	if err := m.hv.Stop(ctx, rec.Spec.Name); err != nil && !isNoDomain(err) {
-		return "", "", err
+		return "", nil, err
 	}
 	// A crash after the check-in went through leaves the lock released (the
 	// workspace in the repository, or already out on another host): only local
 	// clean-up remains.
 	if dep, host, err := m.repo.whereabouts(ctx, rec); err != nil {
-		return "", "", err
+		return "", nil, err
 	} else if dep == "in-repository" || host != m.checkedOutAs(rec) {
-		where := "the repository holds the workspace"
-		if dep != "in-repository" {
-			where = "the repository has the workspace deployed on " + host
-		}
-		return rec.OverlayDigest, where, m.removeLocal(ctx, rec)
+		return rec.OverlayDigest, &takenBack{deployment: dep, host: host}, m.removeLocal(ctx, rec)
 	}
 	overlayDigest, err := m.uploadOverlay(ctx, rec)
 	if err != nil {
-		return "", "", err
+		return "", nil, err
 	}
 	memoryDigest := ""
 	switch {
@@ -172,17 +187,17 @@ func (m *Manager) finishUndeploy(ctx context.Context, rec *record) (digest, take
 		memoryDigest = rec.MemoryDigest
 	case rec.Hot && rec.MemoryFile != "":
 		if memoryDigest, err = m.repo.upload(ctx, rec, "memory", rec.MemoryFile); err != nil {
-			return "", "", err
+			return "", nil, err
 		}
 	}
 	state := rec.State
 	if err := m.repo.checkIn(ctx, rec, overlayDigest, memoryDigest, state); err != nil {
-		return "", "", err
+		return "", nil, err
 	}
 	if err := m.removeLocal(ctx, rec); err != nil {
-		return overlayDigest, "", &leftoverError{err}
+		return overlayDigest, nil, &leftoverError{err}
 	}
-	return overlayDigest, "", nil
+	return overlayDigest, nil, nil
 }
 
 // headerless says whether the qcow2 file at path was created but its header not

@@ -96,17 +96,20 @@ func (r *Repository) CheckOut(ctx context.Context, key, host, requestID string, 
 	withdrawn := false
 	var lockedElsewhere error // a re-ask that met another holder's lock: withdrawn all the same
 	var charged int64         // memory of a new check-out, for placement
+	var deployment string     // the workspace's deployment state, which a refusal names
 	err := r.Workspaces.Modify(ctx, key, func(s *wsrf.Snapshot) error {
 		release() // a retried fn must not count twice
 		release = func() {}
 		withdrawn, lockedElsewhere, charged = false, nil, 0
+		deployment = text(s, PropDeployment)
 		chain, err := decodeChain(s.Private)
 		if err != nil {
 			return err
 		}
 		if requestID != "" && slices.Contains(chain.EndedRequests, requestID) {
-			return errdefs.WithAdvice(fmt.Errorf("%w: check-out %s of workspace %s has ended (checked in, or withdrawn by its host); this is a late copy of a request its manager gave up on",
-				errdefs.ErrState, requestID, key), "nothing was changed; a manager that deploys the workspace sends a new CheckOut")
+			return errdefs.WithAdvice(&errdefs.StateError{Current: deployment, Requested: "staging",
+				Err: fmt.Errorf("%w: check-out %s of workspace %s has ended (checked in, or withdrawn by its host); this is a late copy of a request its manager gave up on",
+					errdefs.ErrState, requestID, key)}, "nothing was changed; a manager that deploys the workspace sends a new CheckOut")
 		}
 		// A manager that lost the answer to its CheckOut (it crashed, or the connection
 		// dropped) asks again: the same holder on the same host, still staging, gets the
@@ -229,8 +232,9 @@ func (r *Repository) CheckOut(ctx context.Context, key, host, requestID string, 
 	}
 	if withdrawn {
 		r.audit.Record(ctx, "check-out", key, "withdrawn", "host="+host+" request="+requestID)
-		return nil, errdefs.WithAdvice(fmt.Errorf("%w: workspace %s is not checked out to %s on %s: check-out %s never arrived, or has not yet; it is withdrawn, and refused should it arrive",
-			errdefs.ErrState, key, holder, host, requestID), "nothing is locked for this host; a manager that deploys the workspace sends a new CheckOut")
+		return nil, errdefs.WithAdvice(&errdefs.StateError{Current: deployment, Requested: "staging",
+			Err: fmt.Errorf("%w: workspace %s is not checked out to %s on %s: check-out %s never arrived, or has not yet; it is withdrawn, and refused should it arrive",
+				errdefs.ErrState, key, holder, host, requestID)}, "nothing is locked for this host; a manager that deploys the workspace sends a new CheckOut")
 	}
 	if charged > 0 {
 		var cacheable []string

@@ -437,7 +437,8 @@ func (r *Repository) place(ctx context.Context, req *container.Request) (*etree.
 	}
 	out := response(vwsns.Workspace, "PlaceResponse")
 	if deployment != "in-repository" && managerRef == nil {
-		return nil, errdefs.WithAdvice(fmt.Errorf("%w: the workspace is %s on %s, between the repository and a host", errdefs.ErrState, deployment, host),
+		return nil, errdefs.WithAdvice(&errdefs.StateError{Current: deployment, Requested: "deployed",
+			Err: fmt.Errorf("%w: the workspace is %s on %s, between the repository and a host", errdefs.ErrState, deployment, host)},
 			"wait until it is deployed there, or back in the repository")
 	}
 	if deployment != "in-repository" && !move {

@@ -46,7 +46,8 @@ func (r *Repository) Disown(ctx context.Context, key, managerAddress string) (st
 			if mgr == "" {
 				mgr = "a manager that gave no address"
 			}
-			return errdefs.WithAdvice(fmt.Errorf("%w: workspace %s is checked out to the manager at %s, not to %s", errdefs.ErrState, s.Key, mgr, managerAddress),
+			return errdefs.WithAdvice(&errdefs.StateError{Current: text(s, PropDeployment), Requested: "in-repository",
+				Err: fmt.Errorf("%w: workspace %s is checked out to the manager at %s, not to %s", errdefs.ErrState, s.Key, mgr, managerAddress)},
 				"only the manager a workspace is checked out to may disown it; nothing was changed")
 		}
 		return nil
@@ -119,8 +120,9 @@ func (r *Repository) stillSilent(s *wsrf.Snapshot, host string) error {
 		quiet = true
 	}
 	if !quiet {
-		return errdefs.WithAdvice(fmt.Errorf("%w: workspace %s is deployed on %s, which is not silent (it announces itself, or never did): it may be running there",
-			errdefs.ErrState, s.Key, host),
+		return errdefs.WithAdvice(&errdefs.StateError{Current: text(s, PropDeployment), Requested: "in-repository",
+			Err: fmt.Errorf("%w: workspace %s is deployed on %s, which is not silent (it announces itself, or never did): it may be running there",
+				errdefs.ErrState, s.Key, host)},
 			"undeploy it there (vws undeploy), or move it (vws move, vws host evacuate); a host that went down is listed silent by vws host list once its announcement expires")
 	}
 	// The name went quiet, but the manager holding the workspace still announces
@@ -130,8 +132,9 @@ func (r *Repository) stillSilent(s *wsrf.Snapshot, host string) error {
 		announcer = identity.Anonymous.String()
 	}
 	if name, ok := r.hosts.AnnouncedManager(managerAddressOf(s), announcer, now); ok {
-		return errdefs.WithAdvice(fmt.Errorf("%w: workspace %s is deployed on %s, whose manager at %s still announces itself, as %s: it may be running there",
-			errdefs.ErrState, s.Key, host, managerAddressOf(s), name),
+		return errdefs.WithAdvice(&errdefs.StateError{Current: text(s, PropDeployment), Requested: "in-repository",
+			Err: fmt.Errorf("%w: workspace %s is deployed on %s, whose manager at %s still announces itself, as %s: it may be running there",
+				errdefs.ErrState, s.Key, host, managerAddressOf(s), name)},
 			"undeploy it there (vws undeploy), or move it (vws move, vws host evacuate): the host was renamed, and its manager still holds what it checked out under the old name")
 	}
 	return nil
