@@ -50,7 +50,7 @@ func TestStateRefusalsNameBothStates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, _, err := f.r.ReportState(node7, heard, m.Token, "node7", "running", "deployed", ""); err != nil {
+	if _, _, _, err := f.r.ReportState(node7, heard, m.Token, "node7", "running", "deployed", "", time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	_, _, notSilent := f.r.Reclaim(admin, heard)
