@@ -62,7 +62,8 @@ func (r *Repository) announceHost(ctx context.Context, req *container.Request) (
 	}
 	now := r.now().UTC()
 	h.AnnouncedBy, h.LastSeen, h.Expires = identity.From(ctx).String(), now, now.Add(validFor)
-	if err := r.hosts.Announce(h, now); err != nil {
+	forgotten, err := r.hosts.AnnounceWithin(h, now, maxHostNamesPerIdentity, r.hostNamesInUse())
+	if err != nil {
 		var taken *placement.ErrNameTaken
 		if errors.As(err, &taken) {
 			return nil, errdefs.WithAdvice(fmt.Errorf("%w: %w", errdefs.ErrAuthorization, err),
@@ -73,7 +74,21 @@ func (r *Repository) announceHost(ctx context.Context, req *container.Request) (
 			return nil, errdefs.WithAdvice(fmt.Errorf("%w: %w", errdefs.ErrAuthorization, err),
 				"each host announces its own manager's address (vws serve --public-url); nothing was recorded")
 		}
+		var tooMany *placement.ErrTooManyNames
+		if errors.As(err, &tooMany) {
+			return nil, errdefs.WithAdvice(fmt.Errorf("%w: %w", errdefs.ErrAuthorization, err),
+				"announce the host under a name it announced before (vws serve --host-name), or undeploy or reclaim the workspaces deployed under the names it no longer uses; nothing was recorded")
+		}
 		return nil, err
+	}
+	if forgotten != "" {
+		r.log.Info("forgot a silent host name no workspace is deployed under: its identity announces another, and may hold only so many",
+			"host", forgotten, "announced_by", h.AnnouncedBy, "new_name", h.Name, "limit", maxHostNamesPerIdentity)
+		// Only its row: the name may have been announced by another identity since.
+		if _, err := r.db.ExecContext(ctx, `DELETE FROM known_hosts WHERE name = $1 AND announced_by = $2`, forgotten, h.AnnouncedBy); err != nil {
+			// A restarted Repository remembers it silent once more, until the next new name.
+			r.log.Warn("could not remove a forgotten host's announcement from the database", "host", forgotten, "err", err)
+		}
 	}
 	if err := r.saveHost(ctx, h); err != nil {
 		// Placement goes on from memory; only a restart before the host's next
@@ -88,6 +103,28 @@ func (r *Repository) announceHost(ctx context.Context, req *container.Request) (
 		}
 	}
 	return out, nil
+}
+
+// maxHostNamesPerIdentity bounds the host names, live or silent, one identity keeps
+// in the Repository: a silent name is remembered however long it stays silent (its
+// workspaces can be reclaimed only so), so a manager whose --host-name changes at each
+// start, or a host credential misused, would otherwise grow the hosts kept, in memory
+// and in the database, up to the body limit per name, without end. Two managers of
+// one machine share a credential, and --insecure hosts all announce as anonymous,
+// so the bound is generous.
+const maxHostNamesPerIdentity = 64
+
+// hostNamesInUse says whether a workspace is deployed (or on its way) under a host
+// name: a silent name that workspaces are still out on is not forgotten.
+func (r *Repository) hostNamesInUse() func(name string) bool {
+	used := map[string]bool{}
+	r.Workspaces.Range(func(s *wsrf.Snapshot) bool {
+		if host := text(s, PropHost); host != "" && text(s, PropDeployment) != "in-repository" {
+			used[host] = true
+		}
+		return true
+	})
+	return func(name string) bool { return used[name] }
 }
 
 // maxHeld bounds the keys of an announcement's Holds.

@@ -3,6 +3,7 @@ package repository
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"reflect"
 	"strings"
@@ -606,5 +607,73 @@ func TestCheckOutUnderAnotherHostsNameRefused(t *testing.T) {
 	}
 	if _, err := f.r.CheckOut(node7, key, "node7", "", nil, &tester); err != nil {
 		t.Fatalf("node7 checking out under its own name: %v", err)
+	}
+}
+
+// TestOneIdentityAnnouncesBoundedHostNames: a host identity that announces ever new
+// host names (a manager whose --host-name changes at each start, or a host
+// credential misused) does not grow the Repository's hosts, in memory and in its
+// database, without end: past maxHostNamesPerIdentity names, the longest-silent of
+// its names that no workspace is deployed on is forgotten; one that holds a workspace
+// is kept (it is how Reclaim knows the host went quiet), and when none can go the
+// new name is refused and nothing is recorded.
+func TestOneIdentityAnnouncesBoundedHostNames(t *testing.T) {
+	f, advance := newClockedFixture(t)
+	ctx := context.Background()
+	node7 := identity.With(ctx, identity.Identity{DN: "/O=Grid/CN=host/node7"})
+	named := func(name string) string { return strings.Replace(goodHost, ">node7<", ">"+name+"<", 1) }
+	c, err := f.r.Create(ctx, CreateSpec{Name: "out", Owner: "o", Description: minimalVM(t), BaseImage: f.base, Termination: f.now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := func() map[string]bool {
+		out := map[string]bool{}
+		for _, h := range f.r.hosts.Live(f.now()) {
+			out[h.Name] = true
+		}
+		silent, _ := f.r.hosts.Silent(f.now())
+		for name := range silent {
+			out[name] = true
+		}
+		return out
+	}
+	for i := range maxHostNamesPerIdentity + 10 {
+		name := fmt.Sprintf("n%d", i)
+		if _, err := f.r.announceHost(node7, announcement(t, named(name), "PT10S")); err != nil {
+			t.Fatalf("announcing %s: %v", name, err)
+		}
+		if i == 0 {
+			// n0 holds a workspace: it must be remembered however long it is silent.
+			if _, err := f.r.CheckOut(node7, c.Key, "n0", "", &wsa.EPR{Version: wsa.V200508, Address: "https://node7:8443/wsrf/services/WorkspaceManagerService"}, &tester); err != nil {
+				t.Fatal(err)
+			}
+		}
+		advance(11 * time.Second)
+	}
+	check := func(when string) {
+		t.Helper()
+		got := names()
+		if len(got) > maxHostNamesPerIdentity || !got["n0"] || !got[fmt.Sprintf("n%d", maxHostNamesPerIdentity+9)] {
+			t.Fatalf("%s: the Repository keeps %d host names of one identity (at most %d), n0 (a workspace is there) %v, the latest %v",
+				when, len(got), maxHostNamesPerIdentity, got["n0"], got[fmt.Sprintf("n%d", maxHostNamesPerIdentity+9)])
+		}
+	}
+	check("after the announcements")
+	f.reopen()
+	check("after a restart")
+
+	// With every name live, a new one has nothing to make room with: refused.
+	node9 := identity.With(ctx, identity.Identity{DN: "/O=Grid/CN=host/node9"})
+	for i := range maxHostNamesPerIdentity {
+		if _, err := f.r.announceHost(node9, announcement(t, named(fmt.Sprintf("m%d", i)), "PT3M")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = f.r.announceHost(node9, announcement(t, named("one-more"), "PT3M"))
+	if !errors.Is(err, errdefs.ErrAuthorization) || !strings.Contains(err.Error(), "host names") {
+		t.Fatalf("one name too many, all live: %v", err)
+	}
+	if names()["one-more"] {
+		t.Fatal("a refused announcement was recorded")
 	}
 }

@@ -169,6 +169,17 @@ func (e *ErrAddressTaken) Error() string {
 	return fmt.Sprintf("manager address %s is announced by %s for host %q until %s", e.Address, e.By, e.Host, e.Until.UTC().Format(time.RFC3339))
 }
 
+// ErrTooManyNames is AnnounceWithin's refusal of one more host name from an identity
+// whose names, live or silent, are all still needed.
+type ErrTooManyNames struct {
+	By    string
+	Limit int
+}
+
+func (e *ErrTooManyNames) Error() string {
+	return fmt.Sprintf("%s has announced %d host names already, each still live or with workspaces deployed under it", e.By, e.Limit)
+}
+
 // Announce records h, replacing the host's previous announcement. A name, or a
 // manager address, another identity announced is refused until that announcement
 // expires: one host's credentials must neither redirect the deploys meant for another
@@ -176,6 +187,67 @@ func (e *ErrAddressTaken) Error() string {
 func (d *Directory) Announce(h Host, now time.Time) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if err := d.refuse(h, now); err != nil {
+		return err
+	}
+	d.record(h)
+	return nil
+}
+
+// AnnounceWithin records h as Announce does, for an identity that may hold at most
+// limit host names, live or silent: silent names are otherwise kept for ever, so an
+// identity announcing ever new names would grow the directory (and its records)
+// without end. A new name past the limit takes the place of the identity's
+// longest-silent name that inUse does not claim (workspaces deployed under it, which
+// only its silence lets be reclaimed), which is forgotten and returned; with none,
+// the new name is refused and nothing changes.
+func (d *Directory) AnnounceWithin(h Host, now time.Time, limit int, inUse func(name string) bool) (forgotten string, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.prune(now)
+	if err := d.refuse(h, now); err != nil {
+		return "", err
+	}
+	holds := func(o Host) bool { return o.AnnouncedBy == h.AnnouncedBy }
+	if old, ok := d.hosts[h.Name]; ok && holds(old) {
+		d.record(h)
+		return "", nil
+	}
+	if old, ok := d.silent[h.Name]; ok && holds(old) {
+		d.record(h)
+		return "", nil
+	}
+	n := 0
+	var spare []Host
+	for _, o := range d.hosts {
+		if holds(o) {
+			n++
+		}
+	}
+	for _, o := range d.silent {
+		if holds(o) {
+			n++
+			if !inUse(o.Name) {
+				spare = append(spare, o)
+			}
+		}
+	}
+	if n >= limit {
+		if len(spare) == 0 {
+			return "", &ErrTooManyNames{By: h.AnnouncedBy, Limit: limit}
+		}
+		oldest := slices.MinFunc(spare, func(a, b Host) int { return cmp.Or(a.LastSeen.Compare(b.LastSeen), cmp.Compare(a.Name, b.Name)) })
+		delete(d.silent, oldest.Name)
+		d.silentChanges++
+		forgotten = oldest.Name
+	}
+	d.record(h)
+	return forgotten, nil
+}
+
+// refuse says why h may not be recorded at now: its name or its manager's address is
+// another identity's.
+func (d *Directory) refuse(h Host, now time.Time) error {
 	if old, ok := d.hosts[h.Name]; ok && old.AnnouncedBy != h.AnnouncedBy && now.Before(old.Expires) {
 		return &ErrNameTaken{Name: h.Name, By: old.AnnouncedBy, Until: old.Expires}
 	}
@@ -188,12 +260,16 @@ func (d *Directory) Announce(h Host, now time.Time) error {
 			return &ErrAddressTaken{Address: h.Manager.Address, Host: other.Name, By: other.AnnouncedBy, Until: other.Expires}
 		}
 	}
+	return nil
+}
+
+// record keeps h as its host's announcement, once refuse let it.
+func (d *Directory) record(h Host) {
 	d.hosts[h.Name] = h
 	if _, ok := d.silent[h.Name]; ok {
 		delete(d.silent, h.Name)
 		d.silentChanges++
 	}
-	return nil
 }
 
 // managerKey is a manager's address as compared between announcements: scheme and
