@@ -76,11 +76,17 @@ func (s *siteOffer) logger() *slog.Logger {
 	return s.log
 }
 
-// union is every VMM type and architecture one of offers runs, sorted.
+// union is every VMM type and architecture one of offers runs, sorted: only guests a
+// manager defines (hostfit.DefinedArchitectures) run, so a host of another
+// architecture (a ppc64le machine running a manager) offers neither.
 func union(offers []hostfit.Offer) (vmms, archs []string) {
 	for _, o := range offers {
+		runs := slices.DeleteFunc(o.Architectures(), func(a string) bool { return !slices.Contains(hostfit.DefinedArchitectures, a) })
+		if len(runs) == 0 {
+			continue
+		}
 		vmms = append(vmms, o.VMMTypes()...)
-		archs = append(archs, o.Architectures()...)
+		archs = append(archs, runs...)
 	}
 	slices.Sort(vmms)
 	slices.Sort(archs)

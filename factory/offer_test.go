@@ -80,3 +80,17 @@ func TestSiteOffer(t *testing.T) {
 		t.Fatalf("the Repository's return is not logged:\n%s", logged.String())
 	}
 }
+
+// TestSiteOfferOnlyWhatManagersDefine: a host of an architecture no manager defines
+// guests for (a ppc64le or s390x machine running a manager) runs no workspace, so the
+// Factory does not offer its architecture, nor its VMM type on its account.
+func TestSiteOfferOnlyWhatManagersDefine(t *testing.T) {
+	cfg := Config{}
+	cfg.Defaults()
+	hosts := &announced{offers: []hostfit.Offer{{DomainType: "qemu", Arch: "x86_64"}, {DomainType: "kvm", Arch: "ppc64le"}}}
+	s := &siteOffer{hosts: hosts}
+	vmms, archs := s.now(context.Background(), cfg)
+	if !slices.Equal(vmms, []string{"qemu"}) || !slices.Equal(archs, []string{"i686", "x86_64"}) {
+		t.Fatalf("a TCG x86_64 host and a KVM ppc64le one: VMM types %v, architectures %v; want [qemu], [i686 x86_64]", vmms, archs)
+	}
+}
