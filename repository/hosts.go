@@ -62,7 +62,13 @@ func (r *Repository) announceHost(ctx context.Context, req *container.Request) (
 	}
 	now := r.now().UTC()
 	h.AnnouncedBy, h.LastSeen, h.Expires = identity.From(ctx).String(), now, now.Add(validFor)
-	forgotten, err := r.hosts.AnnounceWithin(h, now, maxHostNamesPerIdentity, r.hostNamesInUse())
+	inUse := func(string) bool { return true }
+	if r.hosts.AnnouncedBy(h.Name, now) != h.AnnouncedBy {
+		// Not a live host announcing itself again (the minutely case, which never
+		// asks): the workspaces are read, outside the directory's lock.
+		inUse = r.hostNamesInUse()
+	}
+	forgotten, err := r.hosts.AnnounceWithin(h, now, maxHostNamesPerIdentity, inUse)
 	if err != nil {
 		var taken *placement.ErrNameTaken
 		if errors.As(err, &taken) {
