@@ -146,7 +146,7 @@ func (v *Verifier) Verify(env *soap.Envelope) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	covered, err := v.checkReferences(si, ids, env, ts)
+	covered, err := v.checkReferences(si, ids, env, sec, ts)
 	if err != nil {
 		return nil, err
 	}
@@ -399,7 +399,7 @@ func inclusivePrefixes(el *etree.Element) string {
 
 // checkReferences recomputes every Reference's digest and returns the set of elements
 // they cover.
-func (v *Verifier) checkReferences(si *etree.Element, ids map[string]*etree.Element, env *soap.Envelope, ts *etree.Element) (map[*etree.Element]bool, error) {
+func (v *Verifier) checkReferences(si *etree.Element, ids map[string]*etree.Element, env *soap.Envelope, sec, ts *etree.Element) (map[*etree.Element]bool, error) {
 	covered := map[*etree.Element]bool{}
 	for _, ref := range si.ChildElements() {
 		if !is(ref, NSDS, "Reference") {
@@ -420,7 +420,7 @@ func (v *Verifier) checkReferences(si *etree.Element, ids map[string]*etree.Elem
 		if covered[el] {
 			return nil, fail(CodeInvalidSecurity, fmt.Sprintf("reference #%s names an element referenced more than once", id))
 		}
-		if !signable(el, env, ts) {
+		if !signable(el, env, sec, ts) {
 			// A signed element moved out of its place still digests the same; what
 			// acts on the message reads it only there (a MessageID inside an unknown
 			// header block is no MessageID, and would key replays differently).
@@ -469,13 +469,16 @@ func (v *Verifier) checkReferences(si *etree.Element, ids map[string]*etree.Elem
 }
 
 // signable says whether el is where a signed part of a request belongs: the Body, a
-// header block, or the Timestamp or a token in the Security header.
-func signable(el *etree.Element, env *soap.Envelope, ts *etree.Element) bool {
+// header block, or the Timestamp or a token in sec, the Security header verified. A
+// header block moved into a Security header (this one, or one for another actor that
+// nobody here reads) is no header block any more, so only WS-Security's own elements
+// count as tokens there.
+func signable(el *etree.Element, env *soap.Envelope, sec, ts *etree.Element) bool {
 	if el == env.Body || el == ts || slices.Contains(env.Headers, el) {
 		return true
 	}
-	parent := el.Parent()
-	return parent != nil && is(parent, NSWSSE, "Security") && slices.Contains(env.Headers, parent)
+	ns := el.NamespaceURI()
+	return el.Parent() == sec && (ns == NSWSSE || ns == nsWSSE11)
 }
 
 // referenceTransforms accepts exactly one transform, exclusive C14N, and returns its

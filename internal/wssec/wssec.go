@@ -23,6 +23,8 @@ const (
 	NSDS      = "http://www.w3.org/2000/09/xmldsig#"
 	NSExcC14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
 	nsXEnc    = "http://www.w3.org/2001/04/xmlenc#"
+	// nsWSSE11 is WS-Security 1.1's (wsse11:SignatureConfirmation, a token WSS4J signs).
+	nsWSSE11 = "http://docs.oasis-open.org/wss/oasis-wss-wssecurity-secext-1.1.xsd"
 
 	ValueTypeX509v3        = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509v3"
 	ValueTypeX509PKIPathv1 = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509PKIPathv1"
