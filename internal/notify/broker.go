@@ -441,14 +441,19 @@ func (b *Broker) Resync(ctx context.Context, producer Producer) {
 			if err := b.home.View(ctx, s.key, func(snap *wsrf.Snapshot) error { return json.Unmarshal(snap.Private, &rec) }); err != nil {
 				continue
 			}
+			// A topic a message was queued for since the start (a change the
+			// Repository recorded before this) is left alone, as in catchUp: that
+			// message, not yet taken, would be told again behind it.
+			s.mu.Lock()
 			for _, q := range b.cfg.Topics {
 				was, known := rec.Sent[q.String()]
 				now := valueOf(props, q)
-				if !known || was == now || !s.wants(q) {
+				if !known || was == now || !s.wants(q) || s.queued[q] {
 					continue
 				}
-				b.enqueue(s, message{topic: q, old: parseValue(was), new: instances(props, q), newValue: now})
+				b.enqueueLocked(s, message{topic: q, old: parseValue(was), new: instances(props, q), newValue: now})
 			}
+			s.mu.Unlock()
 		}
 	}
 }
