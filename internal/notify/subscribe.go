@@ -267,9 +267,17 @@ func (b *Broker) checkConsumer(epr *wsa.EPR) error {
 	return nil
 }
 
+// never is the termination time asked for with xsi:nil: none, which Subscribe and
+// Renew bound to the site's maximum as any time beyond it.
+var never = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+
 // initialTermination reads InitialTerminationTime: an xsd:dateTime, or in WSN 1.3
-// also an xsd:duration from now.
+// also an xsd:duration from now, or xsi:nil (never), which WSN 1.3 declares nillable.
 func initialTermination(d *dialect.Dialect, el *etree.Element, now time.Time) (*time.Time, error) {
+	if d == dialect.WSRF12 && isNil(el) {
+		t := never
+		return &t, nil
+	}
 	v := strings.TrimSpace(el.Text())
 	var t time.Time
 	if d == dialect.WSRF12 && (strings.HasPrefix(v, "P") || strings.HasPrefix(v, "-P")) {
@@ -289,6 +297,17 @@ func initialTermination(d *dialect.Dialect, el *etree.Element, now time.Time) (*
 			wsrf.FormatTime(t), wsrf.FormatTime(now))
 	}
 	return &t, nil
+}
+
+// isNil reports whether el is xsi:nil.
+func isNil(el *etree.Element) bool {
+	for _, a := range el.Attr {
+		if a.Key == "nil" && a.NamespaceURI() == "http://www.w3.org/2001/XMLSchema-instance" {
+			v := strings.TrimSpace(a.Value)
+			return v == "true" || v == "1"
+		}
+	}
+	return false
 }
 
 // eprProperty renders epr as a standalone property {d.BN}local.
