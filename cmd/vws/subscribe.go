@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -100,7 +101,7 @@ the service from (so 127.0.0.1 for a local service); behind NAT give --consumer-
 	t.register(cmd)
 	f := cmd.Flags()
 	f.StringVar(&listen, "listen", "", "HOST:PORT to take notifications on (default: the local address that reaches the service, any free port)")
-	f.StringVar(&consumerURL, "consumer-url", "", "the URL the service sends notifications to (default: http://<--listen>/)")
+	f.StringVar(&consumerURL, "consumer-url", "", "the URL the service sends notifications to (default: http://<--listen>/; with no host in --listen, the local address that reaches the service)")
 	f.DurationVar(&lifetime, "lifetime", time.Hour, "how long the subscriptions outlive a vws that cannot destroy them (killed, say); while it runs, vws renews them")
 	f.DurationVar(&wait, "wait", 0, "stop after this long (default: until Ctrl-C, --count or the workspace's end)")
 	f.IntVar(&count, "count", 0, "stop after this many notifications (default: no limit)")
@@ -125,7 +126,7 @@ func runSubscribe(cmd *cobra.Command, ws *wsa.EPR, d *dialect.Dialect, topics []
 		return fmt.Errorf("listen for notifications on %s: %w (give --listen HOST:PORT)", o.listen, err)
 	}
 	if o.consumerURL == "" {
-		o.consumerURL = "http://" + ln.Addr().String() + "/"
+		o.consumerURL = "http://" + advertisedAddress(ln.Addr(), ws.Address) + "/"
 	} else if u, err := url.Parse(o.consumerURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		ln.Close()
 		return fmt.Errorf("--consumer-url %q is not an http:// or https:// URL", o.consumerURL)
@@ -413,6 +414,17 @@ func notifyTrust(service string) (*wssec.Verifier, func(identity.Identity) error
 		return nil
 	}
 	return verifier, host, nil
+}
+
+// advertisedAddress is where the service reaches a listener at addr: addr itself, or,
+// listening on every interface (--listen :PORT), the local address on the route to
+// the service, on that port — the service sends nothing to 0.0.0.0 or ::.
+func advertisedAddress(addr net.Addr, service string) string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok || !tcp.IP.IsUnspecified() {
+		return addr.String()
+	}
+	return net.JoinHostPort(localAddressFor(service), strconv.Itoa(tcp.Port))
 }
 
 // localAddressFor is this host's address on the route to the service at addr (no
