@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -258,6 +259,12 @@ func (b *Broker) checkConsumer(epr *wsa.EPR) error {
 	}
 	if u.User != nil {
 		return errdefs.WithAdvice(fmt.Errorf("%w: consumer address %q carries credentials", errdefs.ErrSubscribe, epr.Address), advice)
+	}
+	// An IPv6 address with a zone (fe80::1%eth0) is an address too, which net.ParseIP
+	// does not read: taken for a name, it would pass here and fail every delivery.
+	if addr, err := netip.ParseAddr(u.Hostname()); err == nil && addr.Zone() != "" {
+		return errdefs.WithAdvice(fmt.Errorf("%w: this site sends no notifications to %s (an address with a zone)", errdefs.ErrSubscribe, addr),
+			"use a consumer address on a network the site allows (its administrator sets them with --notify-networks)")
 	}
 	// A name is checked when a message is sent, against what it resolves to then.
 	if ip := net.ParseIP(u.Hostname()); ip != nil && !b.cfg.Networks.Permits(ip) {
