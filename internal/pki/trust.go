@@ -70,8 +70,11 @@ type trustState struct {
 	// policies are the subjects each CA may sign, by the CA's one-line DN, from the
 	// directory's Globus signing_policy files; a CA without one may sign any.
 	policies map[string][]*regexp.Regexp
-	stamp    string // names and fileStamps of the files read
-	gen      uint64 // see Generation
+	// policyFiles are the <hash>.signing_policy files, by that subject hash: a CA
+	// with one whose access_id_CA lines all spell another name signs nothing.
+	policyFiles map[string]string
+	stamp       string // names and fileStamps of the files read
+	gen         uint64 // see Generation
 }
 
 // LoadTrust reads the CA certificates (*.0…*.9, *.pem, *.crt) and CRLs (*.r0…*.r9,
@@ -206,7 +209,7 @@ func trustFileName(n string) bool {
 }
 
 func loadTrustState(path string, files []string) (*trustState, error) {
-	st := &trustState{roots: x509.NewCertPool(), crls: map[string]*x509.RevocationList{}}
+	st := &trustState{roots: x509.NewCertPool(), crls: map[string]*x509.RevocationList{}, policyFiles: map[string]string{}}
 	var crls []*x509.RevocationList
 	for _, f := range files {
 		data, err := os.ReadFile(f)
@@ -216,6 +219,9 @@ func loadTrustState(path string, files []string) (*trustState, error) {
 		if strings.HasSuffix(f, ".signing_policy") {
 			if err := st.readSigningPolicy(data); err != nil {
 				return nil, fmt.Errorf("trusted CAs: %s: %w", f, err)
+			}
+			if hash := strings.TrimSuffix(filepath.Base(f), ".signing_policy"); subjectHashRE.MatchString(hash) {
+				st.policyFiles[hash] = f
 			}
 			continue
 		}
@@ -474,6 +480,7 @@ var (
 	policyAccessRE = regexp.MustCompile(`^\s*access_id_CA\s+X509\s+'([^']*)'`)
 	policyCondRE   = regexp.MustCompile(`^\s*cond_subjects\s+globus\s+'([^']*)'`)
 	policyQuotedRE = regexp.MustCompile(`"([^"]*)"`)
+	subjectHashRE  = regexp.MustCompile(`^[0-9a-f]{8}$`)
 )
 
 // readSigningPolicy adds a signing_policy file's CAs and the subjects they may sign.
@@ -515,6 +522,13 @@ func checkSigningPolicies(st *trustState, path []*x509.Certificate) error {
 		issuer := DN(path[i+1])
 		allowed, ok := st.policies[issuer]
 		if !ok {
+			// Globus and ARC find a CA's policy by its subject hash: the file is the
+			// CA's even when its access_id_CA spells the name otherwise ("/Email=" for
+			// "/emailAddress=", another quoting), and it then allows nothing. Ignoring
+			// it would let the CA sign any name.
+			if file := st.policyFiles[subjectHashOf(path[i+1])]; file != "" {
+				return refuse(ErrUntrusted, "certificate %s is issued by %s, whose signing policy %s names no access_id_CA %q, so it may sign nothing here: refused; correct the file's access_id_CA line", DN(path[i]), issuer, file, issuer)
+			}
 			continue
 		}
 		subject := DN(path[i])
@@ -523,6 +537,15 @@ func checkSigningPolicies(st *trustState, path []*x509.Certificate) error {
 		}
 	}
 	return nil
+}
+
+// subjectHashOf is c's subject hash, "" when its name does not parse.
+func subjectHashOf(c *x509.Certificate) string {
+	h, err := SubjectHash(c.RawSubject)
+	if err != nil {
+		return ""
+	}
+	return h
 }
 
 func policyList(res []*regexp.Regexp) string {
