@@ -53,3 +53,46 @@ func TestSigningPolicyOtherSpellingStillConfines(t *testing.T) {
 		t.Log(err)
 	}
 }
+
+// A CA name without spaces may be written unquoted (the Globus sample file says names
+// with whitespace must be quoted; ARC reads either). Such a file must load and confine
+// its CA — also when it follows another CA's entry, whose namespace it must not widen.
+func TestSigningPolicyUnquotedCAName(t *testing.T) {
+	f := testPKI(t)
+	now := time.Now()
+	dir := caDir(t, f.ca, now.Add(time.Hour))
+	ohash, err := WriteCADir(dir, f.other.Certificate, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vhash, _ := SubjectHash(f.ca.Certificate.RawSubject)
+	own := "access_id_CA X509 '" + DN(f.ca.Certificate) + "'\npos_rights globus CA:sign\ncond_subjects globus '\"/O=Grid/OU=vws/*\"'\n"
+	unquoted := "access_id_CA X509 " + DN(f.other.Certificate) + "\npos_rights globus CA:sign\ncond_subjects globus '\"/O=Other/*\"'\n"
+	for _, tc := range []struct {
+		name, file, pol string
+		vwsConfined     bool // the file also confines f.ca
+	}{
+		{"alone", ohash, unquoted, false},
+		{"after another CA's entry", vhash, own + unquoted, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := os.WriteFile(filepath.Join(dir, tc.file+".signing_policy"), []byte(tc.pol), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			defer os.Remove(filepath.Join(dir, tc.file+".signing_policy"))
+			trust, err := LoadTrust(dir)
+			if err != nil {
+				t.Fatalf("a signing_policy with an unquoted access_id_CA is refused: %v", err)
+			}
+			if id, err := trust.Verify([]*x509.Certificate{forgeUser(t, f.other, "/O=Grid/OU=vws/CN=alice", now)}, now); err == nil {
+				t.Errorf("ATTACK SUCCEEDED: %s, confined to /O=Other/*, issued a certificate that authenticates as %s", DN(f.other.Certificate), id.DN)
+			}
+			if id, err := trust.Verify([]*x509.Certificate{forgeUser(t, f.ca, "/O=Other/CN=mallory", now)}, now); tc.vwsConfined && err == nil {
+				t.Errorf("ATTACK SUCCEEDED: %s, confined to /O=Grid/OU=vws/*, issued a certificate that authenticates as %s", DN(f.ca.Certificate), id.DN)
+			}
+			if _, err := trust.Verify([]*x509.Certificate{forgeUser(t, f.other, "/O=Other/CN=carol", now)}, now); err != nil {
+				t.Errorf("a certificate inside its CA's namespace is refused: %v", err)
+			}
+		})
+	}
+}

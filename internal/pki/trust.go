@@ -475,13 +475,9 @@ func checkRevocation(st *trustState, path []*x509.Certificate, now time.Time) (t
 //	cond_subjects  globus '"/C=us/O=Globus/*"  "/C=US/O=Globus/*"'
 //
 // A "*" stands for any characters. IGTF bundles ship one per CA: without them every
-// CA of a bundle could issue any name — another CA's users', or a host's.
-var (
-	policyAccessRE = regexp.MustCompile(`^\s*access_id_CA\s+X509\s+'([^']*)'`)
-	policyCondRE   = regexp.MustCompile(`^\s*cond_subjects\s+globus\s+'([^']*)'`)
-	policyQuotedRE = regexp.MustCompile(`"([^"]*)"`)
-	subjectHashRE  = regexp.MustCompile(`^[0-9a-f]{8}$`)
-)
+// CA of a bundle could issue any name — another CA's users', or a host's. A value is
+// quoted with ' or ", or is one word (a CA name without spaces may be written bare).
+var subjectHashRE = regexp.MustCompile(`^[0-9a-f]{8}$`)
 
 // readSigningPolicy adds a signing_policy file's CAs and the subjects they may sign.
 // A CA named without cond_subjects may sign nothing: the file is refused rather
@@ -491,28 +487,59 @@ func (st *trustState) readSigningPolicy(data []byte) error {
 		st.policies = map[string][]*regexp.Regexp{}
 	}
 	var ca string
+	entry := false // after an access_id_ line; ca is "" when that is not a CA's
 	for _, line := range strings.Split(string(data), "\n") {
-		if m := policyAccessRE.FindStringSubmatch(line); m != nil {
-			ca = m[1]
-			if _, ok := st.policies[ca]; !ok {
-				st.policies[ca] = []*regexp.Regexp{}
+		w := policyWords(line)
+		if len(w) == 0 || strings.HasPrefix(w[0], "#") {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(w[0], "access_id_"):
+			// Each access identity starts an entry: the conditions of one vws does not
+			// read as a CA's bind no CA, least of all the entry before it.
+			entry, ca = true, ""
+			if w[0] == "access_id_CA" && len(w) >= 3 && w[1] == "X509" {
+				ca = w[2]
+				if _, ok := st.policies[ca]; !ok {
+					st.policies[ca] = []*regexp.Regexp{}
+				}
 			}
-			continue
-		}
-		m := policyCondRE.FindStringSubmatch(line)
-		if m == nil {
-			continue
-		}
-		if ca == "" {
-			return errors.New("cond_subjects before any access_id_CA")
-		}
-		for _, q := range policyQuotedRE.FindAllStringSubmatch(m[1], -1) {
-			glob := regexp.QuoteMeta(q[1])
-			glob = strings.ReplaceAll(glob, `\*`, ".*")
-			st.policies[ca] = append(st.policies[ca], regexp.MustCompile("^"+glob+"$"))
+		case w[0] == "cond_subjects" && len(w) >= 3 && w[1] == "globus":
+			if !entry {
+				return errors.New("cond_subjects before any access_id_CA")
+			}
+			if ca == "" {
+				continue
+			}
+			for _, q := range policyWords(w[2]) {
+				glob := regexp.QuoteMeta(q)
+				glob = strings.ReplaceAll(glob, `\*`, ".*")
+				st.policies[ca] = append(st.policies[ca], regexp.MustCompile("^"+glob+"$"))
+			}
 		}
 	}
 	return nil
+}
+
+// policyWords splits a signing_policy line into its words: runs without blanks, or
+// text quoted with ' or " (to the closing quote, or the end of the line).
+func policyWords(line string) []string {
+	var words []string
+	for {
+		line = strings.TrimLeft(line, " \t\r")
+		if line == "" {
+			return words
+		}
+		var w string
+		if q := line[0]; q == '\'' || q == '"' {
+			w, line, _ = strings.Cut(line[1:], string(q))
+		} else if i := strings.IndexAny(line, " \t\r"); i >= 0 {
+			w, line = line[:i], line[i:]
+		} else {
+			w, line = line, ""
+		}
+		words = append(words, w)
+	}
 }
 
 // checkSigningPolicies refuses a path on which a CA signed a subject its signing
