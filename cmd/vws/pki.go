@@ -20,6 +20,7 @@ import (
 
 	"github.com/vws-grid/vws/internal/client"
 	"github.com/vws-grid/vws/internal/pki"
+	"github.com/vws-grid/vws/internal/pki/certext"
 )
 
 // caKeyFile is where `vws pki ca` keeps the CA's private key, inside the CA
@@ -265,6 +266,9 @@ of mode 0600 (default /tmp/x509up_u<uid>, where vws and Globus clients look for 
 			if time.Now().After(issuer.Certificate.NotAfter) {
 				return fmt.Errorf("%s in %s expired at %s: renew it first", pki.DN(issuer.Certificate), certFile, issuer.Certificate.NotAfter.UTC().Format(time.RFC3339))
 			}
+			if err := proxyIssuable(issuer, limited); err != nil {
+				return fmt.Errorf("%s: %w; nothing was written", certFile, err)
+			}
 			o := pki.ProxyOptions{Validity: pki.Validity{Lifetime: time.Duration(hours * float64(time.Hour))}, Limited: limited, Legacy: legacy}
 			if keyType != "" {
 				if o.KeyType, err = pki.ParseKeyType(keyType); err != nil {
@@ -300,6 +304,35 @@ of mode 0600 (default /tmp/x509up_u<uid>, where vws and Globus clients look for 
 	f.StringVar(&out, "out", "", "proxy file to write (default /tmp/x509up_u<uid>)")
 	keyTypeFlag(f, &keyType, "")
 	return cmd
+}
+
+// proxyIssuable refuses to make from issuer (delegating a proxy further) a proxy
+// that every verifier refuses: a full proxy of a limited one, or one more than a
+// proxy path length of issuer's chain allows (counted as pki.Trust.Verify does).
+func proxyIssuable(issuer *pki.Credential, limited bool) error {
+	chain := issuer.FullChain()
+	ee := certext.EndEntity(chain)
+	if ee < 0 {
+		ee = len(chain)
+	}
+	remaining, wasLimited := -1, false // proxies still allowed below; -1: unconstrained
+	for i := ee - 1; i >= 0; i-- {
+		p := certext.Classify(chain[i])
+		wasLimited = wasLimited || p.Limited
+		if remaining > 0 {
+			remaining--
+		}
+		if pl := p.Info.PathLen; p.Kind == certext.RFC3820 && pl >= 0 && (remaining < 0 || pl < remaining) {
+			remaining = pl
+		}
+	}
+	if wasLimited && !limited {
+		return fmt.Errorf("%s is a limited proxy, whose proxies must be limited too: add --limited", pki.DN(issuer.Certificate))
+	}
+	if remaining == 0 {
+		return fmt.Errorf("%s allows no further proxies (its proxy path length is used up): make the proxy from the user certificate instead", pki.DN(issuer.Certificate))
+	}
+	return nil
 }
 
 func newPKIRevokeCommand() *cobra.Command {
