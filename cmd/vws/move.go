@@ -87,8 +87,27 @@ func moveOff(cmd *cobra.Command, ws *wsa.EPR, base, arg, host, state, off string
 	if why != "" {
 		fmt.Fprintln(out, strings.Replace(why, "placed on", "moving to", 1))
 	}
+	// Ctrl-C may cut the move short between any two steps: what the user is then
+	// told names the commands that finish it, with the state it is to end in (run
+	// again without --state, a move carries the workspace it serialized as a
+	// serialized one, and a running job would stay stopped on the new host).
+	toBase := strings.TrimSuffix(to.Address, managerPath)
+	withState := func() string {
+		if state == "" {
+			return ""
+		}
+		return " --state " + state
+	}
 	begun := time.Now()
 	serialized, err := stopForMove(cmd, ws, from)
+	if err != nil && cmd.Context().Err() != nil {
+		resume := ""
+		if from.state == "running" {
+			resume = fmt.Sprintf("vws start %s resumes it there, ", arg)
+		}
+		return &interruptedError{fmt.Sprintf("the move was cancelled while serializing workspace %s on %s: it is %s there still, or serialized (its RAM saved, its vCPUs stopped) if the manager finished: vws status %s shows which; %svws move %s --host %s%s finishes the move",
+			arg, from.host, from.state, arg, resume, arg, toBase, withState())}
+	}
 	if err != nil {
 		return err
 	}
@@ -99,6 +118,10 @@ func moveOff(cmd *cobra.Command, ws *wsa.EPR, base, arg, host, state, off string
 	}
 	start := time.Now()
 	if _, err := lifecycleClient().Invoke(cmd.Context(), from.manager, "Undeploy", mgrBody("Undeploy", ws)); err != nil {
+		if cmd.Context().Err() != nil {
+			return &interruptedError{fmt.Sprintf("the move was cancelled while undeploying workspace %s from %s: it is serialized there still, or in the repository if the manager finished: vws status %s shows which; vws move %s --host %s%s finishes the move from %s, vws deploy %s --host %s%s from the repository",
+				arg, from.host, arg, arg, toBase, withState(), from.host, arg, toBase, withState())}
+		}
 		if !serialized && (from.state == "running" || from.state == "paused") {
 			return resumeAfterFailedUndeploy(cmd, ws, from, arg, err)
 		}
@@ -107,6 +130,10 @@ func moveOff(cmd *cobra.Command, ws *wsa.EPR, base, arg, host, state, off string
 	timed(cmd, "undeployed from "+from.host, start, "in the repository")
 	start = time.Now()
 	resp, err := deployOn(cmd, to, ws, state, arg)
+	if err != nil && cmd.Context().Err() != nil {
+		return &interruptedError{fmt.Sprintf("the move was cancelled while deploying workspace %s on %s: the manager undoes a deploy cut short, leaving it in the repository with its changes: vws status %s shows where it is; vws deploy %s --host %s%s finishes the move, --host %s puts it back",
+			arg, toBase, arg, arg, toBase, withState(), strings.TrimSuffix(from.manager.Address, managerPath))}
+	}
 	if err != nil {
 		return moveBack(cmd, ws, from, state, arg, err)
 	}
