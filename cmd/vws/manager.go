@@ -468,7 +468,11 @@ func newConsoleCommand() *cobra.Command {
 						data = data[i+1:]
 					}
 				}
-				cmd.OutOrStdout().Write(data)
+				// Standard output is often a file: one that could not be written (a
+				// full disk) does not hold the console, and exit 0 would say it does.
+				if _, err := cmd.OutOrStdout().Write(data); err != nil {
+					return fmt.Errorf("write the console output: %w; free space where it goes, or send it elsewhere", err)
+				}
 				size, _ := strconv.ParseInt(txt(resp, "Size"), 10, 64)
 				if first && size == 0 {
 					// Silence would look like a hung command or a broken console.
