@@ -395,6 +395,11 @@ func newShutdownCommand() *cobra.Command {
 			if grace < 0 {
 				return fmt.Errorf("--grace %s is negative: give how long to wait for the guest, e.g. 30s (or leave it out for the manager's default)", grace)
 			}
+			// The manager waits for no guest in the other modes: a grace the user
+			// counts on would pass unnoticed.
+			if cmd.Flags().Changed("grace") && m != "Normal" {
+				return fmt.Errorf("--grace goes with --mode normal: a %s shutdown does not wait for the guest (trash forces it off at once, serialize saves its RAM as it is); leave --grace out, or use --mode normal", strings.ToLower(m))
+			}
 			ws, mgr, err := t.resolve(cmd.Context(), args[0], true)
 			if err != nil {
 				return err
