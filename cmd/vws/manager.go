@@ -10,10 +10,12 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/beevik/etree"
 	"github.com/schollz/progressbar/v3"
@@ -449,6 +451,8 @@ func newConsoleCommand() *cobra.Command {
 			if tail > 0 {
 				offset = -tail
 			}
+			f, ok := cmd.OutOrStdout().(*os.File)
+			terminal := ok && term.IsTerminal(int(f.Fd()))
 			for first := true; ; first = false {
 				body := mgrBody("Console", ws)
 				body.CreateElement("mgr:Offset").SetText(strconv.FormatInt(offset, 10))
@@ -475,6 +479,9 @@ func newConsoleCommand() *cobra.Command {
 				}
 				// Standard output is often a file: one that could not be written (a
 				// full disk) does not hold the console, and exit 0 would say it does.
+				if terminal {
+					data = terminalText(data)
+				}
 				if _, err := cmd.OutOrStdout().Write(data); err != nil {
 					return fmt.Errorf("write the console output: %w; free space where it goes, or send it elsewhere", err)
 				}
@@ -510,6 +517,43 @@ func newConsoleCommand() *cobra.Command {
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing what the guest writes")
 	cmd.Flags().Int64Var(&tail, "tail", 0, "start this many bytes before the end")
 	return cmd
+}
+
+// sgrRE is a Select Graphic Rendition sequence (colours, bold): the one escape
+// sequence a console shown on a terminal keeps.
+var sgrRE = regexp.MustCompile(`^\x1b\[[0-9;]*m`)
+
+// terminalText is console output as the viewer's terminal may be given it: text,
+// line ends, tabs and colours as they are; any other control character, and so any
+// other escape sequence, written out (\x1b, \u009b); bytes that are not UTF-8 as
+// U+FFFD. The guest is not the viewer's (a site administrator may be inspecting a
+// user's workspace): its output must not move the cursor up and erase the lines
+// above, retitle the window, write the clipboard (OSC 52) or query the terminal so
+// that its answer lands in the viewer's shell. A sequence split between two answers
+// is shown written out, never passed on.
+func terminalText(data []byte) []byte {
+	out := make([]byte, 0, len(data))
+	for len(data) > 0 {
+		if m := sgrRE.Find(data); m != nil {
+			out, data = append(out, m...), data[len(m):]
+			continue
+		}
+		r, n := utf8.DecodeRune(data)
+		switch {
+		case r == utf8.RuneError && n == 1:
+			out = utf8.AppendRune(out, utf8.RuneError)
+		case r == '\n' || r == '\r' || r == '\t':
+			out = append(out, data[0])
+		case r < 0x20 || r == 0x7f:
+			out = fmt.Appendf(out, `\x%02x`, r)
+		case r >= 0x80 && r < 0xa0: // C1 controls: a CSI or OSC in one code point
+			out = fmt.Appendf(out, `\u%04x`, r)
+		default:
+			out = append(out, data[:n]...)
+		}
+		data = data[n:]
+	}
+	return out
 }
 
 func newHostCommand() *cobra.Command {
