@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"github.com/vws-grid/vws/internal/client"
@@ -31,6 +32,13 @@ func newSecurity(cfg Config, pol *policy.Engine) (*security, error) {
 		return s, nil
 	}
 	s.verifier = wssec.NewVerifier(s.verifyChain)
+	// Kept on disk: a message accepted before a restart (or a kill) must not be
+	// accepted again after it, while its Timestamp is live.
+	if cfg.DataDir != "" {
+		if err := s.verifier.Replay.Persist(filepath.Join(cfg.DataDir, "wssec-replay.log"), time.Now()); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.HostCertFile == "" {
 		return s, nil
 	}

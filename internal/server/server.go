@@ -32,6 +32,7 @@ import (
 	"github.com/vws-grid/vws/internal/tlsutil"
 	"github.com/vws-grid/vws/internal/transfer"
 	"github.com/vws-grid/vws/internal/wsrf"
+	"github.com/vws-grid/vws/internal/wssec"
 	"github.com/vws-grid/vws/manager"
 	"github.com/vws-grid/vws/policy"
 	"github.com/vws-grid/vws/repository"
@@ -133,9 +134,10 @@ type Server struct {
 	Repository *repository.Repository
 	images     *imagepool.Pool
 	validator  *describe.Validator
-	baseURL    atomic.Value // string: how this server reaches itself
-	unlock     func()       // releases the data directory (LockDataDir)
-	fenced     atomic.Bool  // Fence: the database is another server's now
+	replay     *wssec.ReplayCache // its log on disk, closed with the server
+	baseURL    atomic.Value       // string: how this server reaches itself
+	unlock     func()             // releases the data directory (LockDataDir)
+	fenced     atomic.Bool        // Fence: the database is another server's now
 	handler    http.Handler
 	db         *store.DB
 	Manager    *manager.Manager
@@ -240,6 +242,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	sec, err := newSecurity(cfg, s.policy)
 	if err != nil {
 		return nil, err
+	}
+	if sec.verifier != nil {
+		s.replay = sec.verifier.Replay
 	}
 	s.baseURL.Store("")
 	registry := &factory.SOAPRegistry{Client: sec.client(), URL: s.BaseURL}
@@ -471,6 +476,9 @@ func (s *Server) Close() {
 	}
 	if s.validator != nil {
 		s.validator.Close()
+	}
+	if s.replay != nil {
+		s.replay.Close()
 	}
 	if s.policy != nil {
 		s.policy.Close()

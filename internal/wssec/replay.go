@@ -35,6 +35,7 @@ type ReplayCache struct {
 	seen     map[string]struct{}
 	bySigner map[string]int
 	expires  expiryHeap
+	log      *replayLog // nil: held in memory only (Persist)
 }
 
 // NewReplayCache returns a cache of max entries (DefaultReplayMax when max <= 0).
@@ -82,11 +83,12 @@ func (c *ReplayCache) Check(signer string, until, now time.Time, keys ...string)
 	if n := c.bySigner[signer]; n >= perSigner {
 		return fmt.Errorf("%w: %d messages of this signer are still live; refusing more from it", ErrReplayCacheFull, n)
 	}
-	for _, key := range keys {
-		c.seen[key] = struct{}{}
+	// Logged first: a message the log cannot hold is refused, since after a restart
+	// its replay would pass.
+	if err := c.appendLocked(expiry{until: until, keys: keys, signer: signer}); err != nil {
+		return err
 	}
-	c.bySigner[signer]++
-	heap.Push(&c.expires, expiry{until: until, keys: keys, signer: signer})
+	c.record(signer, until, keys)
 	return nil
 }
 

@@ -217,6 +217,8 @@ func (v *Verifier) Verify(env *soap.Envelope) (*Result, error) {
 			switch {
 			case errors.Is(err, ErrReplayCacheFull):
 				return nil, &Error{Code: CodeInvalidSecurity, Reason: "too many messages in flight to check for replay; retry later", Err: err}
+			case errors.Is(err, ErrReplayNotRecorded):
+				return nil, &Error{Code: CodeInvalidSecurity, Reason: "the service could not record the message against its replay; retry later", Err: err}
 			case byID != "" && v.Replay.Seen(byID):
 				return nil, &Error{Code: CodeInvalidSecurity, Reason: "message " + messageID + " was seen before: replay refused", Err: err}
 			}
