@@ -133,8 +133,11 @@ func (m *Manager) sendReport(ctx context.Context, key string) {
 }
 
 // reportKey is what a report tells the Repository: state, deployment phase and the
-// detail. The detail is part of it: "paused" is both a guest paused in RAM and a
-// serialized one, and only vw:stateDetail tells them apart.
+// detail, of which deployment. The detail is part of it: "paused" is both a guest
+// paused in RAM and a serialized one, and only vw:stateDetail tells them apart. The
+// deployment (its check-out) is too: a report of an earlier deployment here whose
+// answer comes back after the workspace was undeployed and deployed again is
+// remembered after the new Deploy forgot it, and must not pass for the new one's.
 func (r *record) reportKey() string {
-	return r.State + "/" + r.Phase + "/" + r.Detail
+	return r.State + "/" + r.Phase + "/" + r.Detail + " of check-out " + r.CheckOutID
 }
