@@ -55,3 +55,44 @@ func TestHungRepositoryDoesNotStopTheReconciler(t *testing.T) {
 			"the round went waiting for the Repository and had no time left for the hypervisor", cur.Phase, cur.State)
 	}
 }
+
+// TestHungRepositoryOfAnUnfinishedDeployDoesNotStopTheReconciler: the same for a
+// deploy a crash left unfinished (its check-out unanswered): asking that Repository
+// again for the lock, to give it back, must not take the whole round either, or a
+// guest of another workspace that powered off goes unrecorded for as long as the
+// Repository hangs.
+func TestHungRepositoryOfAnUnfinishedDeployDoesNotStopTheReconciler(t *testing.T) {
+	const k = "ws-powered-off"
+	m, hv, _ := crashManager(t, k, stateRunning, false)
+	m.hv = ctxHV{hv}
+	release := make(chan struct{})
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release // never answers while the test runs
+	}))
+	defer hs.Close()
+	defer close(release)
+	m.repo = &repoClient{soap: clientFor(hs), http: hs.Client()}
+	// Listed (and planned) before the other: killed between journal and check-out answer.
+	staging := &record{Key: "ws-a-staging", WorkspaceAddress: hs.URL + "/wsrf/services/WorkspaceService", CheckedOutAs: "h",
+		Phase: phaseStaging, CheckOutID: "id"}
+	if err := m.journal.put(staging); err != nil {
+		t.Fatal(err)
+	}
+	hv.set(vmm.StateShutOff, false, false) // the other workspace's guest powered off
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second) // a round's bound, shortened
+	defer cancel()
+	m.reconcile(ctx)
+
+	cur, err := m.journal.get(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cur.State != stateShutdown {
+		t.Fatalf("after a round with an unfinished deploy's Repository hung, the journal still says %s/%s of a guest that powered off: "+
+			"the round went waiting for the Repository and had no time left for the hypervisor", cur.Phase, cur.State)
+	}
+	if _, err := m.journal.get(staging.Key); err != nil {
+		t.Fatalf("the unfinished deploy's record: %v; want it kept for the next round", err)
+	}
+}

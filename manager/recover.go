@@ -312,6 +312,11 @@ func (m *Manager) apply(ctx context.Context, c change) {
 	}
 	switch c.Kind {
 	case abortStaging:
+		// A Repository that accepts connections and never answers must not take the
+		// round from the other workspaces (a guest that powered off would go
+		// unrecorded for as long as it hangs): the undo gets half of what is left.
+		ctx, cancel := halfOfRound(ctx)
+		defer cancel()
 		if rec.Token == "" {
 			// Died between journal and check-out answer: ask again; the Repository
 			// hands the same host its lock back.
@@ -509,11 +514,8 @@ func (m *Manager) forgetDestroyed(ctx context.Context, recs []*record) bool {
 	// never answers must not leave the round no time for the hypervisor (a guest
 	// that powered off would go unrecorded, its memory still counted, as long as it
 	// hangs).
-	if deadline, ok := ctx.Deadline(); ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, time.Now().Add(time.Until(deadline)/2))
-		defer cancel()
-	}
+	ctx, cancel := halfOfRound(ctx)
+	defer cancel()
 	unanswered := map[string]bool{} // by Repository base URL
 	removed := false
 	now := time.Now()
@@ -560,6 +562,17 @@ func (m *Manager) forgetDestroyed(ctx context.Context, recs []*record) bool {
 		unlock()
 	}
 	return removed
+}
+
+// halfOfRound is ctx ending halfway to its deadline (ctx itself without one): what
+// waits on a Repository in a reconcile round, which may hang, leaves the rest of the
+// round to the hypervisor's checks.
+func halfOfRound(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithDeadline(ctx, time.Now().Add(time.Until(deadline)/2))
 }
 
 // checkedOutAs is the host name rec's workspace was checked out under: the Repository
