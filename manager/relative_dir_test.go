@@ -3,6 +3,7 @@ package manager
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/vws-grid/vws/internal/qcow2"
+	"github.com/vws-grid/vws/vmm"
 )
 
 // TestRelativeDataDirectory: `vws serve --data ./data` gives the Manager a relative
@@ -39,10 +41,11 @@ func TestRelativeDataDirectory(t *testing.T) {
 	}))
 	defer hs.Close()
 	baseImg.Location, overlayImg.Location = hs.URL+"/files/"+baseImg.Digest, hs.URL+"/files/"+overlayImg.Digest
-	m, err := New(Config{Dir: filepath.Join("data", "manager"), Host: "h", Repositories: []string{hs.URL}, HTTP: hs.Client()}, nil, nil)
+	m, err := New(Config{Dir: filepath.Join("data", "manager"), Host: "h", Repositories: []string{hs.URL}, HTTP: hs.Client()}, silentHV{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer m.Close()
 	files, err := m.stageFiles(context.Background(), &manifest{Images: []manifestImage{baseImg, overlayImg}}, &record{Key: "ws-1"}, nil)
 	if err != nil {
 		t.Fatalf("staging with a relative data directory: %v", err)
@@ -52,4 +55,17 @@ func TestRelativeDataDirectory(t *testing.T) {
 			t.Errorf("%s is backed by %q (%v); want an absolute path", p, info.BackingFile, err)
 		}
 	}
+}
+
+// silentHV is a libvirtd that does not answer: the manager's start-up recovery, which
+// runs while the test stages, concludes nothing of the files it finds (with no
+// hypervisor at all it crashed, asking of the staged workspace's domain).
+type silentHV struct{ Hypervisor }
+
+func (silentHV) State(context.Context, string) (vmm.State, error) {
+	return 0, errors.New("libvirtd does not answer")
+}
+
+func (silentHV) List(context.Context, string) ([]vmm.Domain, error) {
+	return nil, errors.New("libvirtd does not answer")
 }
