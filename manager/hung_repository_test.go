@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"testing"
 	"time"
 
@@ -94,5 +95,52 @@ func TestHungRepositoryOfAnUnfinishedDeployDoesNotStopTheReconciler(t *testing.T
 	}
 	if _, err := m.journal.get(staging.Key); err != nil {
 		t.Fatalf("the unfinished deploy's record: %v; want it kept for the next round", err)
+	}
+}
+
+// TestHungRepositoryDoesNotKeepAnotherOnesWorkspacesHere: a host that deploys the
+// workspaces of two Repositories asks each whether its workspaces are still out
+// here. While one accepts connections and never answers, the other's answer that
+// it took a workspace back (or destroyed it) must still be acted on: the workspace's
+// domain and files leave this host, not linger for as long as the first one hangs
+// because its workspace is listed first.
+func TestHungRepositoryDoesNotKeepAnotherOnesWorkspacesHere(t *testing.T) {
+	m, hv, recA := crashManager(t, "ws-a-of-hung", stateShutdown, false)
+	m.hv = ctxHV{hv}
+	release := make(chan struct{})
+	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release // never answers while the test runs
+	}))
+	defer hung.Close()
+	defer close(release)
+	repoB := &fakeRepo{deployment: "in-repository"} // took B back while this host was silent
+	b := httptest.NewServer(repoB)
+	defer b.Close()
+	m.repo = &repoClient{soap: clientFor(b), http: b.Client()}
+
+	recA.WorkspaceAddress, recA.Token, recA.CheckedOutAs = hung.URL+"/wsrf/services/WorkspaceService", "tok-a", "h"
+	recB := recA.clone()
+	recB.Key, recB.WorkspaceAddress, recB.Token = "ws-b-of-healthy", b.URL+"/wsrf/services/WorkspaceService", "tok-b"
+	if err := os.MkdirAll(m.workspaceDir(recB.Key), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*record{recA, recB} {
+		if err := m.journal.put(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 3 { // rounds, their bound shortened
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		m.reconcile(ctx)
+		cancel()
+	}
+	if !repoB.seen("GetMultipleResourceProperties") {
+		t.Errorf("in 3 rounds the healthy Repository was never asked about its workspace: every round's questions waited on the hung one")
+	}
+	if _, err := m.journal.get(recB.Key); err == nil {
+		t.Fatalf("a workspace its Repository took back is still deployed here after 3 rounds, while another Repository hangs")
+	}
+	if _, err := os.Stat(m.workspaceDir(recB.Key)); err == nil {
+		t.Fatalf("the files of a workspace its Repository took back are still here")
 	}
 }

@@ -516,29 +516,52 @@ func (m *Manager) forgetDestroyed(ctx context.Context, recs []*record) bool {
 	// hangs).
 	ctx, cancel := halfOfRound(ctx)
 	defer cancel()
-	unanswered := map[string]bool{} // by Repository base URL
-	removed := false
 	now := time.Now()
 	m.existence.keepOnly(recs)
+	byRepository := map[string][]*record{} // by Repository base URL, in journal order
+	due := 0
 	for _, rec := range recs {
 		if rec.Token == "" || !m.existence.due(rec.Key, m.isLocal(rec), now) {
 			continue
 		}
 		repository := repositoryBase(rec.WorkspaceAddress)
-		if unanswered[repository] || ctx.Err() != nil {
+		byRepository[repository] = append(byRepository[repository], rec)
+		due++
+	}
+	// Each Repository is asked on its own: one that hangs holds back the questions
+	// about its own workspaces only, not those of the others this host deploys for
+	// (whose workspaces, listed after its, would otherwise never be asked about).
+	answers := make(chan whereabouts, due)
+	for _, list := range byRepository {
+		go func() {
+			unanswered := false
+			for _, rec := range list {
+				if unanswered || ctx.Err() != nil {
+					answers <- whereabouts{rec: rec}
+					continue
+				}
+				deployment, host, err := m.repo.whereabouts(ctx, rec)
+				unanswered = err != nil && !errors.Is(err, errdefs.ErrResourceUnknown) && unreachable(err)
+				answers <- whereabouts{rec: rec, asked: true, deployment: deployment, host: host, err: err}
+			}
+		}()
+	}
+	removed := false
+	for range due {
+		a := <-answers
+		rec := a.rec
+		if !a.asked {
 			m.existence.again(rec.Key)
 			continue
 		}
-		deployment, host, err := m.repo.whereabouts(ctx, rec)
 		why, reclaimed := "the repository destroyed the workspace", false
 		switch {
-		case errors.Is(err, errdefs.ErrResourceUnknown):
-		case err != nil:
-			unanswered[repository] = unreachable(err)
+		case errors.Is(a.err, errdefs.ErrResourceUnknown):
+		case a.err != nil:
 			m.existence.again(rec.Key) // unanswered: ask next round
 			continue
 		default:
-			if why, reclaimed = takenAway(rec, deployment, host); !reclaimed {
+			if why, reclaimed = takenAway(rec, a.deployment, a.host); !reclaimed {
 				continue
 			}
 		}
@@ -562,6 +585,14 @@ func (m *Manager) forgetDestroyed(ctx context.Context, recs []*record) bool {
 		unlock()
 	}
 	return removed
+}
+
+// whereabouts is a Repository's answer where a workspace is (forgetDestroyed).
+type whereabouts struct {
+	rec              *record
+	asked            bool // false: not asked this round (its Repository hung, or time ran out)
+	deployment, host string
+	err              error
 }
 
 // halfOfRound is ctx ending halfway to its deadline (ctx itself without one): what
