@@ -970,6 +970,12 @@ func (m *Manager) observedEnd(ctx context.Context, rec *record) (change, bool) {
 	}
 	for _, c := range plan([]*record{rec.clone()}, doms) {
 		if (c.Kind == observe || c.Kind == finishShutdown) && c.State != stateRunning && c.State != statePaused {
+			if c.Kind == observe && c.Detail == detailPoweredOff {
+				// As the reconciler reads it (apply): a shut-off reason libvirt forgot
+				// is read from the host's boot and libvirt's log of the run, which may
+				// say the guest lost its RAM rather than powered off.
+				c.State, c.Detail = m.poweredOffOutcome(rec.Spec.Name)
+			}
 			return c, true
 		}
 	}

@@ -260,3 +260,31 @@ func TestANormalShutdownOfAGuestOffAlready(t *testing.T) {
 		t.Fatalf("recorded %q %q (pending %q); want shutdown, %q", r.State, r.Detail, r.Pending, detailPoweredOff)
 	}
 }
+
+// TestANormalShutdownOfAGuestLostAsItsRunLogTells: a guest found shut off for no
+// reason libvirt still knows (libvirtd restarted since) whose run log says it ended
+// destroyed, crashed or killed lost its RAM: the reconciler records it corrupted
+// (TestPowerOffReadFromTheRunLog). A Normal shutdown arriving before the reconciler's
+// round must record it as the reconciler does, not as a guest that powered itself off.
+func TestANormalShutdownOfAGuestLostAsItsRunLogTells(t *testing.T) {
+	const k = "ws-lost-runlog"
+	for _, run := range []*vmm.LastRun{
+		{Ended: true, Reason: "destroyed", EndedAt: "T"},
+		{Killed: "terminating on signal 9"},
+	} {
+		m, chv, rec := crashManager(t, k, stateRunning, false)
+		m.hv = &offAwareHV{crashHV: chv}
+		chv.set(vmm.StateShutOff, false, false) // libvirt's reason forgotten: not "forced", not "crashed"
+		chv.lastRun = run
+		_, err := m.Shutdown(context.Background(), workspaceEPR(rec), ModeNormal, time.Second)
+		r, _ := m.journal.get(k)
+		if r.State != stateCorrupted {
+			t.Errorf("run %+v: a Normal shutdown of a guest lost already recorded it %q (%q), answering %v; want corrupted, as the reconciler records it",
+				run, r.State, r.Detail, err)
+		}
+		var se *errdefs.StateError
+		if !errors.As(err, &se) || se.Current != stateCorrupted {
+			t.Errorf("run %+v: Shutdown Normal answered %v; want a state fault saying corrupted", run, err)
+		}
+	}
+}
