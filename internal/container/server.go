@@ -120,7 +120,17 @@ func New(cfg Config, services ...*Service) (*Container, error) {
 func (c *Container) Handle(pattern string, h http.Handler) { c.mux.Handle(pattern, h) }
 
 // ServeHTTP implements http.Handler.
-func (c *Container) ServeHTTP(w http.ResponseWriter, r *http.Request) { c.mux.ServeHTTP(w, r) }
+func (c *Container) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Body != nil && r.Body != http.NoBody {
+		// On every endpoint a body must arrive within BodyTimeout, unless its handler
+		// sets a bound of its own (serveSOAP, the transfers' StallGuard): net/http reads
+		// what a handler left of a body before it answers, with no deadline, so a
+		// client that stalls after a refusal (no such service, 415) would hold the
+		// connection for ever.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(c.cfg.BodyTimeout))
+	}
+	c.mux.ServeHTTP(w, r)
+}
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
