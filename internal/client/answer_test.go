@@ -58,12 +58,18 @@ func TestSignedAnswerMustAnswerTheRequest(t *testing.T) {
 		name      string
 		signer    *pki.Credential
 		relatesTo string // "": the request's MessageID
-		refused   string
+		// echoed, if set, follows as a RelatesTo of the request's MessageID marked as a
+		// reference parameter: what the service echoes of a ReplyTo whose reference
+		// parameters hold a wsa:RelatesTo, so that whoever sent that request gets the
+		// service's signed answer to it relating to a request of someone else.
+		echoed  bool
+		refused string
 	}{
-		{"the service's answer", service, "", ""},
-		{"signed by a user of the site", mallory, "", `does not name the service's host "127.0.0.1"`},
-		{"signed by another host", other, "", `does not name the service's host "127.0.0.1"`},
-		{"the service's answer to another request", service, "urn:uuid:some-other-message", "not to the request sent"},
+		{"the service's answer", service, "", false, ""},
+		{"signed by a user of the site", mallory, "", false, `does not name the service's host "127.0.0.1"`},
+		{"signed by another host", other, "", false, `does not name the service's host "127.0.0.1"`},
+		{"the service's answer to another request", service, "urn:uuid:some-other-message", false, "not to the request sent"},
+		{"the service's answer to another request, this request's id echoed after", service, "urn:uuid:some-other-message", true, "not to the request sent"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -83,9 +89,17 @@ func TestSignedAnswerMustAnswerTheRequest(t *testing.T) {
 				if tc.relatesTo != "" {
 					rel.SetText(tc.relatesTo)
 				}
+				headers := []*etree.Element{action, rel}
+				if tc.echoed {
+					echo := etree.NewElement("wsa:RelatesTo")
+					echo.CreateAttr("xmlns:wsa", wsa.NS200508)
+					echo.CreateAttr("wsa:IsReferenceParameter", "true")
+					echo.SetText(maps.MessageID)
+					headers = append(headers, echo)
+				}
 				body := etree.NewElement("wsrl:DestroyResponse")
 				body.CreateAttr("xmlns:wsrl", rl)
-				doc := (&soap.Message{Headers: []*etree.Element{action, rel}, Body: body}).Document()
+				doc := (&soap.Message{Headers: headers, Body: body}).Document()
 				if err := (&wssec.Signer{Key: tc.signer.Key, Chain: tc.signer.FullChain()}).Sign(doc); err != nil {
 					t.Error(err)
 				}

@@ -166,10 +166,18 @@ func (c *Client) Call(ctx context.Context, epr *wsa.EPR, action string, body *et
 // certificate that names the host the request went to — not by any certificate the
 // CAs vouch for (a user's), nor a captured answer to another request.
 func answersRequest(env *soap.Envelope, res *wssec.Result, address, sent string) error {
-	var relatesTo string
+	// Every RelatesTo, not the last alone: a service echoes the reference parameters
+	// of a request's ReplyTo as header blocks of its answer, so whoever sent a request
+	// whose ReplyTo holds a wsa:RelatesTo naming this request gets the service's signed
+	// answer to that other request relating to this one too.
+	relatesTo := ""
 	for _, h := range env.Headers {
-		if wsa.IsAddressingHeader(h) && h.Tag == "RelatesTo" {
-			relatesTo = strings.TrimSpace(h.Text())
+		if !wsa.IsAddressingHeader(h) || h.Tag != "RelatesTo" {
+			continue
+		}
+		relatesTo = strings.TrimSpace(h.Text())
+		if sent != "" && relatesTo != sent {
+			break
 		}
 	}
 	if sent != "" && relatesTo != sent {
