@@ -46,6 +46,13 @@ func ParseEPR(el *etree.Element) (*EPR, error) {
 					// Each is echoed as a header of every reply: no real EPR has so many.
 					return nil, fmt.Errorf("endpoint reference has more than %d reference parameters", MaxReferences)
 				}
+				if IsAddressingHeader(r) {
+					// Echoed as a header block, it would be a second wsa:Action or
+					// wsa:RelatesTo… of each message sent to the endpoint (a vws answer,
+					// signed by the host), saying that it is, or answers, another.
+					return nil, fmt.Errorf("endpoint reference has a reference parameter {%s}%s, a WS-Addressing header of its own: no message may carry two",
+						r.NamespaceURI(), r.Tag)
+				}
 				epr.References = append(epr.References, Detach(r))
 			}
 		}
