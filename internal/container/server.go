@@ -163,6 +163,13 @@ func (c *Container) serveService(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("a SOAP 1.1 request is sent as text/xml, not %q; nothing was done", ct), http.StatusUnsupportedMediaType)
 		return
 	}
+	if ce := strings.TrimSpace(r.Header.Get("Content-Encoding")); ce != "" && !strings.EqualFold(ce, "identity") {
+		// The body would be parsed as the XML it is not, and refused for a byte of it.
+		w.Header().Set("Accept-Encoding", "identity")
+		http.Error(w, fmt.Sprintf("request bodies with Content-Encoding %q are not accepted: send the envelope uncompressed; nothing was done", ce),
+			http.StatusUnsupportedMediaType)
+		return
+	}
 	c.serveSOAP(w, r, svc)
 }
 
