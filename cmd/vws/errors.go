@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -466,7 +467,22 @@ func readXMLFile(flag, path, what string) (*etree.Element, error) {
 	if doc.Root() == nil {
 		return nil, fmt.Errorf("%s %s is not XML; give %s", flag, path, what)
 	}
+	// A SOAP message holds no processing instructions (services refuse one); they
+	// mean nothing to vws, so the file's are left out rather than the file refused.
+	dropProcInsts(doc.Root())
 	return doc.Root(), nil
+}
+
+// dropProcInsts removes the processing instructions inside e.
+func dropProcInsts(e *etree.Element) {
+	for _, t := range slices.Clone(e.Child) {
+		switch t := t.(type) {
+		case *etree.ProcInst:
+			e.RemoveChild(t)
+		case *etree.Element:
+			dropProcInsts(t)
+		}
+	}
 }
 
 // banner is what a server that speaks first says on a new connection, quoted, or a

@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/beevik/etree"
 )
 
 // cliRun is one in-process run of the vws command line.
@@ -538,5 +540,25 @@ func TestCLIConsoleFollowStartsOver(t *testing.T) {
 	r := vwsRun(t, ctx, "console", "k", "-f", "--host", s.URL)
 	if want := "the old deployment's console\nnew\n"; r.stdout != want {
 		t.Fatalf("want %q printed, got %q (exit %d, stderr %q)", want, r.stdout, r.code, r.stderr)
+	}
+}
+
+// TestReadXMLFileLeavesOutProcessingInstructions: services refuse a SOAP message
+// holding a processing instruction; one inside a description file (an editor's, a
+// stylesheet's) means nothing to vws and is left out of what is sent.
+func TestReadXMLFileLeavesOutProcessingInstructions(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "ws.xml")
+	if err := os.WriteFile(file, []byte(`<?xml version="1.0"?><?xml-stylesheet href="x"?><vw:virtualWorkspace xmlns:vw="urn:vw"><?editor pos=1?><vw:category>vm<?x?></vw:category></vw:virtualWorkspace>`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root, err := readXMLFile("-f", file, "a description")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := etree.NewDocument()
+	doc.SetRoot(root.Copy())
+	out, _ := doc.WriteToString()
+	if strings.Contains(out, "<?") || root.SelectElement("category").Text() != "vm" {
+		t.Errorf("what would be sent: %s", out)
 	}
 }

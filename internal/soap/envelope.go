@@ -97,6 +97,11 @@ func Parse(data []byte) (*Envelope, error) {
 	if root == nil {
 		return nil, fmt.Errorf("%w: empty document", ErrMalformed)
 	}
+	// SOAP 1.1 (and WS-I BP R1009) forbid them; and a reader taking an element's text
+	// stops at one, so "2030-01-01T00:00:00<?x?>+05:00" would be read as another time.
+	if pi := procInst(root.Child); pi != nil {
+		return nil, fmt.Errorf("%w: a processing instruction <?%s?> inside the envelope; SOAP messages hold none", ErrMalformed, pi.Target)
+	}
 	if root.Tag != "Envelope" {
 		return nil, fmt.Errorf("%w: root element is %s, not soap:Envelope", ErrMalformed, root.Tag)
 	}
@@ -170,6 +175,21 @@ func hasDirective(tokens []etree.Token) bool {
 		}
 	}
 	return false
+}
+
+// procInst is the first processing instruction among tokens and their descendants.
+func procInst(tokens []etree.Token) *etree.ProcInst {
+	for _, t := range tokens {
+		switch t := t.(type) {
+		case *etree.ProcInst:
+			return t
+		case *etree.Element:
+			if pi := procInst(t.Child); pi != nil {
+				return pi
+			}
+		}
+	}
+	return nil
 }
 
 // hasDTD finds "<!" markup that is neither a comment nor CDATA. The parser would keep a
