@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/vws-grid/vws/internal/pki"
-	"github.com/vws-grid/vws/internal/tlsutil"
 )
 
 // Credentials are what a client presents and trusts, found the Globus way.
@@ -145,21 +144,19 @@ func TLSConfig(certFile, keyFile, caPath string) (*tls.Config, error) {
 func (cr *Credentials) TLSConfig() (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if cr.CAPath != "" {
-		pool, err := tlsutil.LoadCAs(cr.CAPath)
+		// Read once: crypto/tls checks the host name and the chain against its CAs;
+		// the CRLs and signing policies of the same reading are checked here.
+		trust, err := pki.LoadTrust(cr.CAPath)
 		if err != nil {
 			return nil, err
 		}
-		cfg.RootCAs = pool
-		// crypto/tls checks the host name and the chain; the CRLs and signing
-		// policies of the same directory are checked here.
-		if trust, err := pki.LoadTrust(cr.CAPath); err == nil {
-			cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-				trust.MaybeReload()
-				if err := trust.CheckServer(cs.PeerCertificates, time.Now()); err != nil {
-					return fmt.Errorf("the server's certificate: %w", err)
-				}
-				return nil
+		cfg.RootCAs = trust.Roots()
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			trust.MaybeReload()
+			if err := trust.CheckServer(cs.PeerCertificates, time.Now()); err != nil {
+				return fmt.Errorf("the server's certificate: %w", err)
 			}
+			return nil
 		}
 	}
 	if cr.Certificate != nil {
