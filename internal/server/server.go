@@ -145,6 +145,7 @@ type Server struct {
 	// subscriptions are the WS-BaseNotification subscriptions to workspaces.
 	subscriptions *notify.Broker
 	policy        *policy.Engine
+	log           *slog.Logger
 }
 
 // New opens the store and builds every configured role's services.
@@ -204,7 +205,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	cfg.Logger.Info("database", "store", db.String())
-	s := &Server{db: db, unlock: unlock}
+	s := &Server{db: db, unlock: unlock, log: cfg.Logger}
 	ok := false
 	defer func() {
 		if !ok {
@@ -442,7 +443,10 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.db.Ping(r.Context()); err != nil {
-		http.Error(w, "database: "+err.Error(), http.StatusServiceUnavailable)
+		// The error goes to the log, not to any caller past TLS: PostgreSQL's names the
+		// database's host and user.
+		s.log.Error("health check: the database does not answer", "err", err)
+		http.Error(w, "the database does not answer (the server's log says why)", http.StatusServiceUnavailable)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
