@@ -375,6 +375,19 @@ func (b *Broker) Count(producer string) int {
 	return len(b.byProducer[producer])
 }
 
+// countBy is the number of producer's subscriptions that subscriber holds.
+func (b *Broker) countBy(producer, subscriber string) int {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	n := 0
+	for _, s := range b.byProducer[producer] {
+		if s.owner == subscriber {
+			n++
+		}
+	}
+	return n
+}
+
 // Owner returns the subscriber of subscription key and what it subscribes to, for
 // authorization (a subscription is its subscriber's to manage).
 func (b *Broker) Owner(ctx context.Context, key string) (owner, name, holder string, err error) {

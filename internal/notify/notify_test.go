@@ -899,3 +899,36 @@ func TestSubscriptionEndsWhenReadRightsAreWithdrawn(t *testing.T) {
 		}
 	}
 }
+
+// One subscriber holds at most a quarter of a workspace's subscriptions: a user the
+// owner shared the workspace with cannot take every place and leave the owner none.
+// Anonymous callers (--insecure) are not told apart, so not bounded so.
+func TestOneSubscriberHoldsAQuarter(t *testing.T) {
+	b := newBroker(t, nil, func(c *Config) { c.MaxPerProducer = 8 })
+	d := dialect.GT4
+	inner := consumerRef(d, "http://127.0.0.1:9/c") + topicFilter(d, "vw:state")
+	subscribe := func(who string) error {
+		ctx := context.Background()
+		if who != "" {
+			ctx = identity.With(ctx, identity.Identity{DN: who})
+		}
+		_, err := b.Subscribe(exists("ws1"))(ctx, subscribeRequest(t, d, "ws1", inner))
+		return err
+	}
+	for i := range 2 {
+		if err := subscribe("/O=Grid/CN=bob"); err != nil {
+			t.Fatalf("bob's subscription %d: %v", i+1, err)
+		}
+	}
+	if err := subscribe("/O=Grid/CN=bob"); !errors.Is(err, errdefs.ErrSubscribe) || !strings.Contains(err.Error(), "one subscriber") {
+		t.Fatalf("bob's third subscription of 8 places: %v, want refused", err)
+	}
+	if err := subscribe("/O=Grid/CN=alice"); err != nil {
+		t.Fatalf("the owner's subscription after bob's: %v", err)
+	}
+	for i := range 5 {
+		if err := subscribe(""); err != nil {
+			t.Fatalf("anonymous subscription %d: %v", i+1, err)
+		}
+	}
+}

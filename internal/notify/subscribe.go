@@ -60,6 +60,15 @@ func (b *Broker) Subscribe(producer Producer) container.Handler {
 			return nil, errdefs.WithAdvice(fmt.Errorf("%w: the workspace has %d subscriptions, the most this site allows", errdefs.ErrSubscribe, n),
 				"destroy (unsubscribe) subscriptions you no longer need")
 		}
+		// A quarter each: one subscriber (a user the owner shared the workspace with)
+		// cannot take every place and leave the owner none. Not among anonymous callers
+		// (--insecure), who are all one and nobody.
+		if id := identity.From(ctx); !id.IsAnonymous() {
+			if n, most := b.countBy(key, id.DN), max(b.cfg.MaxPerProducer/4, 1); n >= most {
+				return nil, errdefs.WithAdvice(fmt.Errorf("%w: you hold %d subscriptions to this workspace, the most one subscriber may", errdefs.ErrSubscribe, n),
+					"destroy (unsubscribe) those you no longer need, or renew one instead of subscribing again")
+			}
+		}
 		term := now.Add(b.cfg.DefaultLifetime)
 		if r.termination != nil {
 			term = *r.termination
