@@ -13,6 +13,7 @@ import (
 
 	"github.com/beevik/etree"
 
+	"github.com/vws-grid/vws/internal/hostfit"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/internal/wsrf"
@@ -207,12 +208,9 @@ func (m *Manager) announcement(ctx context.Context, self *wsa.EPR) (body *etree.
 	}
 	recs, unreadable := m.journal.all()
 	h.CreateElement("repo:DeployedWorkspaces").SetText(strconv.Itoa(len(recs)))
-	if err == nil && info.NetworksKnown {
-		nets := h.CreateElement("repo:Networks")
-		for _, n := range info.Networks {
-			ne := nets.CreateElement("repo:Network")
-			ne.CreateElement("repo:Name").SetText(n.Name)
-			ne.CreateElement("repo:Active").SetText(strconv.FormatBool(n.Active))
+	if err == nil {
+		if nets := networksElement("repo", m.offer(info)); nets != nil {
+			h.AddChild(nets)
 		}
 	}
 	for _, c := range m.cache.list() {
@@ -281,4 +279,30 @@ func (m *Manager) disownNotHeld(ctx context.Context, repository string, self *ws
 		m.log.Warn("the repository had a workspace checked out to this host, which holds no record of it and no domain (reinstalled, or the manager's data lost): it took the workspace back, "+state+", losing what it did here since its check-out",
 			"workspace", key, "repository", repository)
 	}
+}
+
+// networksElement lists what a NIC may join here as prefix:Networks (the Repository's
+// and the Manager's share a layout), or is nil when nothing is known: neither the
+// libvirt networks nor a published bridge.
+func networksElement(prefix string, o hostOffer) *etree.Element {
+	bridges := o.Bridges()
+	if !o.NetworksKnown && len(bridges) == 0 {
+		return nil
+	}
+	nets := etree.NewElement(prefix + ":Networks")
+	if !o.NetworksKnown {
+		// Only the bridges are listed: a reader must not take that for a host without
+		// libvirt networks, and refuse NICs that join one.
+		nets.CreateAttr("libvirtNetworksUnknown", "true")
+	}
+	for _, n := range o.Networks {
+		e := nets.CreateElement(prefix + ":Network")
+		e.CreateElement(prefix + ":Name").SetText(n.Name)
+		e.CreateElement(prefix + ":Active").SetText(strconv.FormatBool(n.Active))
+		if n.IsBridge() {
+			// Absent means a libvirt network, as older peers write and read it.
+			e.CreateElement(prefix + ":Kind").SetText(hostfit.KindBridge)
+		}
+	}
+	return nets
 }

@@ -38,14 +38,23 @@ func derivedMAC(key string, i int) string {
 // hostOffer is what this host can run, for checking a description against it.
 type hostOffer = hostfit.Offer
 
-// offerOf is the offer of a host as the hypervisor describes it.
-func offerOf(h vmm.HostInfo) hostOffer {
+// offerOf is the offer of a host as the hypervisor describes it, with the bridges its
+// site publishes (Config.Bridges): the only bridges a NIC may join.
+func offerOf(h vmm.HostInfo, bridges []string) hostOffer {
 	o := hostOffer{DomainType: h.DomainType, Arch: h.Arch, CPUs: h.CPUs, FreeMiB: h.FreeMiB, NetworksKnown: h.NetworksKnown}
 	for _, n := range h.Networks {
-		o.Networks = append(o.Networks, hostfit.Network{Name: n.Name, Active: n.Active})
+		o.Networks = append(o.Networks, hostfit.Network{Name: n.Name, Kind: hostfit.KindNetwork, Active: n.Active})
+	}
+	for _, b := range bridges {
+		o.Networks = append(o.Networks, hostfit.Network{Name: b, Kind: hostfit.KindBridge, Active: true})
 	}
 	return o
 }
+
+// offer is this host's offer: what the hypervisor says, and the published bridges.
+// Deploy checks a description against it, and announcements and resource properties
+// tell it, so that placement decides as Deploy does.
+func (m *Manager) offer(h vmm.HostInfo) hostOffer { return offerOf(h, m.cfg.Bridges) }
 
 // stagedFiles are the host paths a workspace's domain uses.
 type stagedFiles struct {

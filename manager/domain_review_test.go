@@ -40,7 +40,7 @@ func TestBuildSpecSchemaValuesTheHostRefuses(t *testing.T) {
 		host hostOffer
 		desc vmXML
 	}{
-		{"netfront NIC on a Xen host", xen, vmXML{Network: `<net:nic><net:name>eth0</net:name><net:model>netfront</net:model><net:association><net:name>br0</net:name><net:kind>bridge</net:kind></net:association></net:nic>`}},
+		{"netfront NIC on a Xen host", publishing(xen, "br0"), vmXML{Network: `<net:nic><net:name>eth0</net:name><net:model>netfront</net:model><net:association><net:name>br0</net:name><net:kind>bridge</net:kind></net:association></net:nic>`}},
 		{"multicast MAC", tcg, vmXML{Network: `<net:nic><net:name>eth0</net:name><net:mac>01:00:5e:00:00:01</net:mac><net:association><net:name>default</net:name></net:association></net:nic>`}},
 		{"the same MAC on two NICs", tcg, vmXML{Network: `<net:nic><net:name>eth0</net:name><net:mac>52:54:00:00:00:01</net:mac><net:association><net:name>default</net:name></net:association></net:nic>` +
 			`<net:nic><net:name>eth1</net:name><net:mac>52:54:00:00:00:01</net:mac><net:association><net:name>default</net:name></net:association></net:nic>`}},

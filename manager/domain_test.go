@@ -11,6 +11,7 @@ import (
 
 	"github.com/vws-grid/vws/internal/describe"
 	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/hostfit"
 	"github.com/vws-grid/vws/vmm"
 )
 
@@ -138,7 +139,7 @@ func TestBuildSpec(t *testing.T) {
 		{name: "a second image-backed disk is refused", host: tcg,
 			desc:    vmXML{Disks: rootVDA + `<hw:disk><hw:target>vdb</hw:target><hw:image><hw:name>data</hw:name></hw:image></hw:disk>`},
 			refused: "hw:disk[2]"},
-		{name: "NICs: given MAC lower-cased, missing MAC derived, kinds kept", host: tcg,
+		{name: "NICs: given MAC lower-cased, missing MAC derived, kinds kept", host: publishing(tcg, "br0"),
 			desc: vmXML{Network: `<net:nic><net:name>eth0</net:name><net:mac>52:54:00:AB:CD:EF</net:mac><net:model>e1000</net:model>` +
 				`<net:association><net:name>default</net:name></net:association></net:nic>` +
 				`<net:nic><net:name>eth1</net:name><net:association><net:name>br0</net:name><net:kind>bridge</net:kind></net:association></net:nic>` +
@@ -192,9 +193,18 @@ func TestBuildSpec(t *testing.T) {
 		{name: "a network the host lacks is refused, naming those it has", host: withNets(tcg, vmm.Network{Name: "default"}, vmm.Network{Name: "lab", Active: true}),
 			desc:    vmXML{Network: nicOn("eth0", "default", "") + nicOn("eth1", "grid", "")},
 			refused: "net:nic[2]/net:association/net:name", reason: `NIC eth1 joins network "grid"; this host's networks are: default (not started), lab`},
-		{name: "a bridge is not a libvirt network: not checked", host: withNets(tcg),
+		{name: "a bridge the site publishes", host: publishing(withNets(tcg), "br0"),
 			desc: vmXML{Network: nicOn("eth0", "br0", "bridge")},
 			want: base(func(s *vmm.Spec) { s.NICs = []vmm.NIC{{MAC: derivedMAC(key, 0), Kind: "bridge", Source: "br0"}} })},
+		{name: "a published bridge, the libvirt networks not known", host: publishing(tcg, "br0"),
+			desc: vmXML{Network: nicOn("eth0", "br0", "bridge")},
+			want: base(func(s *vmm.Spec) { s.NICs = []vmm.NIC{{MAC: derivedMAC(key, 0), Kind: "bridge", Source: "br0"}} })},
+		{name: "a bridge the site does not publish is refused", host: withNets(tcg, vmm.Network{Name: "default", Active: true}),
+			desc:    vmXML{Network: nicOn("eth0", "default", "") + nicOn("eth1", "br-mgmt", "bridge")},
+			refused: "net:nic[2]/net:association/net:name", reason: `NIC eth1 joins host bridge "br-mgmt", which this host does not publish: it publishes no bridge`},
+		{name: "an unpublished bridge is refused, the libvirt networks not known", host: publishing(tcg, "br0"),
+			desc:    vmXML{Network: nicOn("eth0", "virbr0", "bridge")},
+			refused: "net:nic[1]/net:association/net:name", reason: "it publishes only bridges br0"},
 		{name: "networks not known (a driver without them): not checked", host: tcg,
 			desc: vmXML{Network: nicOn("eth0", "grid", "")},
 			want: base(func(s *vmm.Spec) { s.NICs = []vmm.NIC{{MAC: derivedMAC(key, 0), Kind: "network", Source: "grid"}} })},
@@ -234,7 +244,15 @@ func TestBuildSpec(t *testing.T) {
 }
 
 func withNets(h hostOffer, nets ...vmm.Network) hostOffer {
-	return offerOf(vmm.HostInfo{DomainType: h.DomainType, Arch: h.Arch, CPUs: h.CPUs, FreeMiB: h.FreeMiB, Networks: nets, NetworksKnown: true})
+	return offerOf(vmm.HostInfo{DomainType: h.DomainType, Arch: h.Arch, CPUs: h.CPUs, FreeMiB: h.FreeMiB, Networks: nets, NetworksKnown: true}, nil)
+}
+
+// publishing is h with bridges published, as vws serve --bridge does.
+func publishing(h hostOffer, bridges ...string) hostOffer {
+	for _, b := range bridges {
+		h.Networks = append(h.Networks, hostfit.Network{Name: b, Kind: hostfit.KindBridge, Active: true})
+	}
+	return h
 }
 
 func nicOn(name, network, kind string) string {

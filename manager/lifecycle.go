@@ -283,7 +283,7 @@ func (m *Manager) stageAndDefine(ctx context.Context, rec *record, man *manifest
 	if hot && man.State != statePaused {
 		return Result{}, fmt.Errorf("%w: the manifest carries saved memory but the workspace is %s, not paused", errdefs.ErrImageIntegrity, man.State)
 	}
-	offer := offerOf(host)
+	offer := m.offer(host)
 	dir := m.workspaceDir(rec.Key)
 	planned := stagedFiles{Disk: dir + "/run.qcow2", CIData: dir + "/cidata.iso", Console: dir + "/console.log"}
 	if k := man.image("kernel"); k != nil {

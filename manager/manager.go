@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/vws-grid/vws/internal/client"
 	"github.com/vws-grid/vws/internal/describe"
+	"github.com/vws-grid/vws/internal/hostfit"
 	"github.com/vws-grid/vws/internal/manifestsig"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/policy"
@@ -58,6 +60,11 @@ type Config struct {
 	// whose workspaces this manager deploys, besides LocalRepository's: a Deploy of
 	// another's is refused before anything is sent to it.
 	Repositories []string
+	// Bridges are the host bridges the site publishes for guests to join (a NIC of
+	// kind bridge): a description naming any other bridge is refused, so that no user
+	// puts a guest on a bridge the site keeps for itself (its management network, the
+	// one behind a filtered libvirt network). Linux interface names.
+	Bridges []string
 	// LocalRepository gives the base URL of a Repository in this process (an embedded
 	// server learns its address once it listens); nil: none.
 	LocalRepository func() string
@@ -212,6 +219,9 @@ func New(cfg Config, hv Hypervisor, valid Validator) (*Manager, error) {
 		}
 		scopes = append(scopes, scope)
 	}
+	if cfg.Bridges, err = publishedBridges(cfg.Bridges); err != nil {
+		return nil, fmt.Errorf("manager: %w", err)
+	}
 	if len(scopes) == 0 && cfg.LocalRepository == nil {
 		return nil, errors.New("manager: no repository whose workspaces it deploys: name one (vws serve --repository URL, repeatable), or run the repository role in this server")
 	}
@@ -238,7 +248,7 @@ func New(cfg Config, hv Hypervisor, valid Validator) (*Manager, error) {
 	m.cache.sweep()
 	m.cache.boot = m.boot.current
 	m.recheckUnsynced(context.Background())
-	m.log.Info("manager ready", "host", cfg.Host, "repositories", cfg.Repositories, "own_repository", cfg.LocalRepository != nil)
+	m.log.Info("manager ready", "host", cfg.Host, "repositories", cfg.Repositories, "bridges", cfg.Bridges, "own_repository", cfg.LocalRepository != nil)
 	m.wg.Add(2)
 	go m.loop()
 	go m.reporter()
@@ -247,6 +257,17 @@ func New(cfg Config, hv Hypervisor, valid Validator) (*Manager, error) {
 		go m.announcer()
 	}
 	return m, nil
+}
+
+// publishedBridges checks the names of the bridges a site publishes and lists them
+// sorted, once each, as announcements and resource properties tell them.
+func publishedBridges(names []string) ([]string, error) {
+	for _, b := range names {
+		if err := hostfit.CheckBridgeName(b); err != nil {
+			return nil, fmt.Errorf("published %w", err)
+		}
+	}
+	return slices.Compact(slices.Sorted(slices.Values(names))), nil
 }
 
 // startupDelay lets an embedded server start listening before the first recovery

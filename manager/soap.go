@@ -187,14 +187,8 @@ func (m *Manager) hostProperties(ctx context.Context, d *dialect.Dialect) ([]*et
 	var props []*etree.Element
 	var nets *etree.Element
 	if h, err := m.hv.Host(ctx); err == nil {
-		if h.NetworksKnown {
-			nets = etree.NewElement("mgr:Networks")
+		if nets = networksElement("mgr", m.offer(h)); nets != nil {
 			nets.CreateAttr("xmlns:mgr", vwsns.Manager)
-			for _, n := range h.Networks {
-				e := nets.CreateElement("mgr:Network")
-				e.CreateElement("mgr:Name").SetText(n.Name)
-				e.CreateElement("mgr:Active").SetText(strconv.FormatBool(n.Active))
-			}
 		}
 		props = append(props,
 			wsrf.TextProperty(PropVMMType, h.VMMType),

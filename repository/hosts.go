@@ -324,7 +324,15 @@ func parseHostOffer(el *etree.Element) (placement.Host, error) {
 			}
 			h.Deployed = int(n)
 		case "Networks":
+			// Absent (as older managers send it): the host's libvirt networks are listed.
 			h.Offer.NetworksKnown = true
+			if unknown := c.SelectAttrValue("libvirtNetworksUnknown", ""); unknown != "" {
+				u, err := wsrf.ParseBoolean(unknown)
+				if err != nil {
+					return h, fmt.Errorf("Networks: libvirtNetworksUnknown %q is not a boolean", unknown)
+				}
+				h.Offer.NetworksKnown = !u
+			}
 			for _, n := range c.ChildElements() {
 				if n.Tag != "Network" || n.NamespaceURI() != vwsns.Repository {
 					return h, fmt.Errorf("Networks holds %s; it lists Network elements", n.Tag)
@@ -342,7 +350,20 @@ func parseHostOffer(el *etree.Element) (placement.Host, error) {
 						return h, fmt.Errorf("network %s: Active %q is not a boolean", name, active)
 					}
 				}
-				h.Offer.Networks = append(h.Offer.Networks, hostfit.Network{Name: name, Active: started})
+				// Absent: a libvirt network, as older managers list theirs (and list no
+				// bridge: placement then passes them over for a NIC on one).
+				kind := childText(n, vwsns.Repository, "Kind")
+				switch kind {
+				case "", hostfit.KindNetwork:
+					kind = hostfit.KindNetwork
+				case hostfit.KindBridge:
+					if err := hostfit.CheckBridgeName(name); err != nil {
+						return h, fmt.Errorf("network %s: %w", name, err)
+					}
+				default:
+					return h, fmt.Errorf("network %s: Kind %q is not network or bridge", name, kind)
+				}
+				h.Offer.Networks = append(h.Offer.Networks, hostfit.Network{Name: name, Kind: kind, Active: started})
 			}
 		case "CachedImage":
 			if !digestRE.MatchString(text) {
@@ -400,12 +421,18 @@ func hostElement(local string, h placement.Host, d *dialect.Dialect, known bool)
 		el.CreateElement("r:MemoryFreeMiB").SetText(strconv.FormatInt(h.Offer.FreeMiB, 10))
 	}
 	el.CreateElement("r:DeployedWorkspaces").SetText(strconv.Itoa(h.Deployed))
-	if h.Offer.NetworksKnown {
+	if h.Offer.NetworksKnown || len(h.Offer.Bridges()) > 0 {
 		nets := el.CreateElement("r:Networks")
+		if !h.Offer.NetworksKnown {
+			nets.CreateAttr("libvirtNetworksUnknown", "true")
+		}
 		for _, n := range h.Offer.Networks {
 			ne := nets.CreateElement("r:Network")
 			ne.CreateElement("r:Name").SetText(n.Name)
 			ne.CreateElement("r:Active").SetText(strconv.FormatBool(n.Active))
+			if n.IsBridge() {
+				ne.CreateElement("r:Kind").SetText(hostfit.KindBridge)
+			}
 		}
 	}
 	cached := make([]string, 0, len(h.Cached))

@@ -695,13 +695,32 @@ func printHost(w io.Writer, resp *etree.Element) error {
 		}
 	}
 	if c := doc.SelectElement("Networks"); c != nil {
-		fmt.Fprintln(w, "\nNetworks (libvirt):")
+		var networks, bridges []string
 		for _, n := range c.SelectElements("Network") {
+			if txt(n, "Kind") == "bridge" {
+				bridges = append(bridges, txt(n, "Name"))
+				continue
+			}
 			state := "started"
 			if txt(n, "Active") != "true" {
 				state = "not started (virsh net-start " + txt(n, "Name") + ")"
 			}
-			fmt.Fprintf(w, "  %s  %s\n", txt(n, "Name"), state)
+			networks = append(networks, txt(n, "Name")+"  "+state)
+		}
+		if c.SelectAttrValue("libvirtNetworksUnknown", "") == "true" {
+			fmt.Fprintln(w, "\nNetworks (libvirt): could not be listed")
+		} else {
+			fmt.Fprintln(w, "\nNetworks (libvirt):")
+		}
+		for _, n := range networks {
+			fmt.Fprintf(w, "  %s\n", n)
+		}
+		fmt.Fprintln(w, "\nBridges guests may join (vws serve --bridge):")
+		if len(bridges) == 0 {
+			fmt.Fprintln(w, "  none")
+		}
+		for _, b := range bridges {
+			fmt.Fprintf(w, "  %s\n", b)
 		}
 	}
 	return nil

@@ -23,6 +23,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vws-grid/vws/factory"
+	"github.com/vws-grid/vws/internal/hostfit"
 	"github.com/vws-grid/vws/internal/notify"
 	"github.com/vws-grid/vws/internal/pki"
 	"github.com/vws-grid/vws/internal/server"
@@ -65,6 +66,8 @@ type serveOptions struct {
 	cacheMax     string
 	minFree      string
 	memReserve   string
+	// bridges are the host bridges the manager lets guests join.
+	bridges []string
 	// notifyNets are where the Repository may send notifications.
 	notifyNets []string
 	streams    int
@@ -79,7 +82,7 @@ var roleFlags = []struct {
 	flags []string
 }{
 	{"manager", []string{"repository", "libvirt-uri", "libvirt-timeout", "repository-timeout", "domain-type", "host-name", "grace",
-		"reconcile-every", "cache-max", "memory-reserve", "min-free", "fetch-streams", "announce-every"}},
+		"reconcile-every", "cache-max", "memory-reserve", "min-free", "fetch-streams", "announce-every", "bridge"}},
 	{"repository", []string{"notify-networks"}},
 }
 
@@ -130,6 +133,7 @@ anonymous, only with --insecure. Test credentials: vws pki.`,
 	f.BoolVar(&o.anon, "allow-anonymous", false, "let TLS clients without a certificate connect (policy decides what they may do); presented certificates are still verified")
 	f.StringSliceVar(&o.roles, "role", nil, "roles to run: factory, repository, manager (default all)")
 	f.StringArrayVar(&o.repositories, "repository", nil, "manager: base URL of a Repository whose workspaces this host deploys, e.g. https://repo.example.org:8443 (repeatable; this server's own when it runs the repository role); a Deploy naming another is refused before it is called")
+	f.StringArrayVar(&o.bridges, "bridge", nil, "manager: a host bridge guests may join, e.g. br-grid (repeatable); a NIC of kind bridge must name one of these, and a workspace joining any other bridge is refused (default: none — guests join libvirt networks only)")
 	f.Int64Var(&o.maxBody, "max-body", 1<<20, "largest SOAP request body in bytes (larger: HTTP 413)")
 	f.StringSliceVar(&o.notifyNets, "notify-networks", nil, "repository: the only networks (CIDRs or addresses, comma-separated) notifications may be sent to, e.g. 10.0.0.0/8,127.0.0.1 (default: any address but link-local and multicast ones)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -161,6 +165,11 @@ anonymous, only with --insecure. Test credentials: vws pki.`,
 func (o *serveOptions) check() error {
 	if _, err := notify.ParseNetworks(o.notifyNets); err != nil {
 		return fmt.Errorf("--notify-networks: %w", err)
+	}
+	for _, b := range o.bridges {
+		if err := hostfit.CheckBridgeName(b); err != nil {
+			return fmt.Errorf("--bridge: %w", err)
+		}
 	}
 	if _, port, err := net.SplitHostPort(o.listen); err != nil || port == "" {
 		example := "8080"
@@ -324,7 +333,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		Factory:        factory.Config{DefaultLifetime: o.defLife, MaximumLifetime: o.maxLife, RefuseLongLifetimes: o.lifePol == "refuse"},
 		Manager: server.ManagerConfig{LibvirtURI: o.libvirt, LibvirtTimeout: o.libvirtTimeout, DomainType: o.domType, Host: o.hostName, GracePeriod: o.grace, ReconcileEvery: o.reconcile,
 			CacheMaxBytes: int64(cacheMax), MinFreeBytes: minFreeBytes, MemoryReserveMiB: memReserveMiB, FetchStreams: o.streams, AnnounceEvery: announceEvery(o.announce),
-			RepositoryTimeout: o.repoTimeout, Repositories: o.repositories}})
+			RepositoryTimeout: o.repoTimeout, Repositories: o.repositories, Bridges: o.bridges}})
 	if err != nil {
 		return err
 	}

@@ -127,7 +127,7 @@ func TestServeRefusesANewDatabaseBesideFilesOfRecords(t *testing.T) {
 }
 
 // A flag of a role the server does not run is refused: --role factory,repository
-// --host-name node7 (or --repository, --libvirt-uri…) configures no manager, and
+// --host-name node7 (or --repository, --libvirt-uri, --bridge…) configures no manager, and
 // --role manager --notify-networks no repository; the server started without a word
 // about the setting it ignored.
 func TestServeRefusesFlagsOfRolesItDoesNotRun(t *testing.T) {
@@ -141,12 +141,29 @@ func TestServeRefusesFlagsOfRolesItDoesNotRun(t *testing.T) {
 		{[]string{"--role", "repository", "--repository", "http://repo.example.org:8080"}, []string{"--repository", "manager role"}},
 		{[]string{"--role", "manager", "--repository", "http://127.0.0.1:1", "--libvirt-uri", "test:///default", "--notify-networks", "10.0.0.0/8"},
 			[]string{"--notify-networks", "repository role"}},
+		{[]string{"--role", "factory,repository", "--bridge", "br-grid"}, []string{"--bridge", "manager role"}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			defer cancel()
 			r := vwsRun(t, ctx, append(base, tc.args...)...)
 			wantError(t, r, tc.mentions...)
+		})
+	}
+}
+
+// TestServeRefusesABridgeNoInterfaceIsNamed: --bridge takes a Linux interface name
+// (1 to 15 characters, no '/'); another is refused at start, saying so, rather than
+// published as a bridge no guest can join.
+func TestServeRefusesABridgeNoInterfaceIsNamed(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	for _, bad := range []string{"../br0", "br/0", "a-bridge-name-too-long", ""} {
+		t.Run(bad, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			r := vwsRun(t, ctx, "serve", "--insecure", "--listen", "127.0.0.1:0", "--data", data, "--role", "manager",
+				"--repository", "http://127.0.0.1:1", "--libvirt-uri", "test:///default", "--bridge", "br-grid", "--bridge", bad)
+			wantError(t, r, "--bridge", "is not a network interface name")
 		})
 	}
 }

@@ -6,6 +6,7 @@ package hostfit
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -19,41 +20,75 @@ type Offer struct {
 	Arch       string
 	CPUs       int
 	FreeMiB    int64
-	// Networks are the host's libvirt networks, when known: a NIC must join one.
-	Networks      []Network
+	// Networks are what a NIC may join: the host's libvirt networks (kind network),
+	// when known, and the host bridges its site publishes (kind bridge). A bridge not
+	// listed is not the guests' to join, whatever the host has.
+	Networks []Network
+	// NetworksKnown says the host's libvirt networks could be listed. The published
+	// bridges come from the manager's configuration: they are known either way.
 	NetworksKnown bool
 }
 
-// Network is one of a host's libvirt networks.
+// The kinds of Network, as net:kind names them.
+const (
+	KindNetwork = "network" // a libvirt network; "" means the same
+	KindBridge  = "bridge"  // a host bridge the site publishes
+	KindUser    = "user"    // QEMU user-mode networking: joins nothing of the host's
+)
+
+// Network is one of a host's libvirt networks, or a bridge its site publishes.
 type Network struct {
 	Name   string
-	Active bool // started: a guest joining it can start
+	Kind   string // KindNetwork (or "") or KindBridge
+	Active bool   // started: a guest joining it can start (a published bridge: true)
 }
 
-// Network is the host's network named name, if it has one.
+// IsBridge says whether n is a published bridge rather than a libvirt network.
+func (n Network) IsBridge() bool { return n.Kind == KindBridge }
+
+// Network is the host's libvirt network named name, if it has one.
 func (o Offer) Network(name string) (Network, bool) {
 	for _, n := range o.Networks {
-		if n.Name == name {
+		if n.Name == name && !n.IsBridge() {
 			return n, true
 		}
 	}
 	return Network{}, false
 }
 
-// NetworkNames lists the host's networks for a message, those not started marked.
+// PublishesBridge says whether the host's site publishes the bridge named name.
+func (o Offer) PublishesBridge(name string) bool {
+	return slices.ContainsFunc(o.Networks, func(n Network) bool { return n.IsBridge() && n.Name == name })
+}
+
+// NetworkNames lists the host's libvirt networks for a message, those not started
+// marked.
 func (o Offer) NetworkNames() string {
-	if len(o.Networks) == 0 {
-		return "none"
-	}
 	var names []string
 	for _, n := range o.Networks {
-		if n.Active {
+		switch {
+		case n.IsBridge():
+		case n.Active:
 			names = append(names, n.Name)
-		} else {
+		default:
 			names = append(names, n.Name+" (not started)")
 		}
 	}
+	if len(names) == 0 {
+		return "none"
+	}
 	return strings.Join(names, ", ")
+}
+
+// Bridges lists the bridges the host publishes.
+func (o Offer) Bridges() []string {
+	var names []string
+	for _, n := range o.Networks {
+		if n.IsBridge() {
+			names = append(names, n.Name)
+		}
+	}
+	return names
 }
 
 // VMMTypes lists the VMM types a description may ask for on this host: a KVM host
@@ -131,20 +166,58 @@ func Check(d *describe.Description, o Offer) (Fit, error) {
 	if err != nil {
 		return Fit{}, err
 	}
-	if d.Network != nil && o.NetworksKnown {
+	if d.Network != nil {
 		for i, nic := range d.Network.NICs {
-			if nic.NetworkKind != "" && nic.NetworkKind != "network" {
-				continue
-			}
-			if _, ok := o.Network(nic.Network); !ok {
-				return Fit{}, metadataErr(fmt.Sprintf("/vw:virtualWorkspace/net:network/net:nic[%d]/net:association/net:name", i+1),
-					fmt.Sprintf("NIC %s joins network %q; this host's networks are: %s", nic.Name, nic.Network, o.NetworkNames()),
-					fmt.Sprintf("name one of them, or deploy the workspace on a host that has network %q", nic.Network))
+			if err := checkNIC(i, nic, o); err != nil {
+				return Fit{}, err
 			}
 		}
 	}
 	return Fit{Arch: arch, MemoryMiB: mem}, nil
 }
+
+// checkNIC says whether the host has what NIC i joins. A bridge is checked even when
+// the libvirt networks are not known: a guest on an unpublished bridge would sit on
+// whatever the host's bridge of that name carries (a management network, the
+// traffic behind a filtered libvirt network), as an address of its user's choosing.
+func checkNIC(i int, nic describe.NIC, o Offer) error {
+	association := fmt.Sprintf("/vw:virtualWorkspace/net:network/net:nic[%d]/net:association", i+1)
+	switch nic.NetworkKind {
+	case "", KindNetwork:
+		if _, ok := o.Network(nic.Network); o.NetworksKnown && !ok {
+			return metadataErr(association+"/net:name",
+				fmt.Sprintf("NIC %s joins network %q; this host's networks are: %s", nic.Name, nic.Network, o.NetworkNames()),
+				fmt.Sprintf("name one of them, or deploy the workspace on a host that has network %q", nic.Network))
+		}
+	case KindBridge:
+		if !o.PublishesBridge(nic.Network) {
+			published := "publishes no bridge"
+			if b := o.Bridges(); len(b) > 0 {
+				published = "publishes only bridges " + strings.Join(b, ", ")
+			}
+			return metadataErr(association+"/net:name",
+				fmt.Sprintf("NIC %s joins host bridge %q, which this host does not publish: it %s", nic.Name, nic.Network, published),
+				fmt.Sprintf("join a libvirt network of the host instead (net:kind network), or ask the site's administrators to publish bridge %q (vws serve --bridge %s) if guests may join it", nic.Network, nic.Network))
+		}
+	case KindUser:
+		// QEMU's user-mode networking joins nothing of the host's.
+	default:
+		return metadataErr(association+"/net:kind", fmt.Sprintf("NIC %s joins a network of kind %q, which a manager does not know", nic.Name, nic.NetworkKind),
+			"use kind network, bridge or user")
+	}
+	return nil
+}
+
+// CheckBridgeName refuses a name that cannot be a Linux network interface's (at most
+// 15 characters, of the ones net:NetworkName allows), the bridges a site publishes.
+func CheckBridgeName(name string) error {
+	if !bridgeNameRE.MatchString(name) {
+		return fmt.Errorf("bridge name %q is not a network interface name: give 1 to 15 letters, digits, '.', '_' or '-', starting with a letter or digit", name)
+	}
+	return nil
+}
+
+var bridgeNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,14}$`)
 
 // grantMemory grants the requested size when the host has it free, else as much as
 // the host has down to the description's minimum; never more than MaxMemoryMiB.

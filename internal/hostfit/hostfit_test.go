@@ -9,10 +9,24 @@ import (
 	"github.com/vws-grid/vws/internal/errdefs"
 )
 
-// host is an x86_64 TCG host with 4 CPUs, 2 GiB free and two networks, one stopped.
+// host is an x86_64 TCG host with 4 CPUs, 2 GiB free and two networks, one stopped;
+// its site publishes no bridge.
 func host() Offer {
 	return Offer{DomainType: "qemu", Arch: "x86_64", CPUs: 4, FreeMiB: 2048, NetworksKnown: true,
 		Networks: []Network{{Name: "default", Active: true}, {Name: "lab", Active: false}}}
+}
+
+// bridged is host with bridges published, its libvirt networks known or not.
+func bridged(networksKnown bool, bridges ...string) Offer {
+	o := host()
+	o.NetworksKnown = networksKnown
+	if !networksKnown {
+		o.Networks = nil
+	}
+	for _, b := range bridges {
+		o.Networks = append(o.Networks, Network{Name: b, Kind: KindBridge, Active: true})
+	}
+	return o
 }
 
 // vm is a 1-CPU, 512 MiB VM description changed by each of edits.
@@ -45,7 +59,10 @@ func TestCheckFits(t *testing.T) {
 		{"every CPU", vm(func(d *describe.Description) { d.Hardware.CPU.Count = 4 }), host(), "x86_64", 512},
 		{"less than asked, down to the minimum: all that is free", vm(func(d *describe.Description) { d.Hardware.Memory = describe.Memory{SizeMiB: 4096, MinMiB: 1024} }), host(), "x86_64", 2048},
 		{"a stopped network still fits (starting is Deploy's and placement's concern)", vm(nic("network", "lab")), host(), "x86_64", 512},
-		{"a bridge NIC is not a libvirt network", vm(nic("bridge", "br0")), host(), "x86_64", 512},
+		{"a bridge the host publishes", vm(nic("bridge", "br-grid")), bridged(true, "br0", "br-grid"), "x86_64", 512},
+		{"a published bridge, the libvirt networks unknown", vm(nic("bridge", "br0")), bridged(false, "br0"), "x86_64", 512},
+		{"user-mode networking joins nothing of the host's", vm(nic("user", "slirp")), host(), "x86_64", 512},
+		{"user-mode networking, nothing published, networks unknown", vm(nic("user", "slirp")), bridged(false), "x86_64", 512},
 		{"networks unknown: not checked", vm(nic("network", "elsewhere")), func() Offer { o := host(); o.NetworksKnown = false; return o }(), "x86_64", 512},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -61,27 +78,52 @@ func TestCheckRefuses(t *testing.T) {
 	for _, tc := range []struct {
 		name, path, says, advice string
 		d                        *describe.Description
+		o                        *Offer // nil: host()
 	}{
 		{"dynamic account", "/vw:virtualWorkspace/vw:category", `deploys vm workspaces, not "dynamic account"`, "",
-			vm(func(d *describe.Description) { d.Category = describe.CategoryDynamicAccount })},
+			vm(func(d *describe.Description) { d.Category = describe.CategoryDynamicAccount }), nil},
 		{"kvm on a TCG host", "/vw:virtualWorkspace/vw:category/@vmm", `needs VMM "kvm"; this host offers qemu`, "host of that VMM type",
-			vm(func(d *describe.Description) { d.VMM = "kvm" })},
+			vm(func(d *describe.Description) { d.VMM = "kvm" }), nil},
 		{"no hardware", "/vw:virtualWorkspace/hw:hardware", "needs its hardware described", "",
-			vm(func(d *describe.Description) { d.Hardware = nil })},
+			vm(func(d *describe.Description) { d.Hardware = nil }), nil},
 		{"another architecture", "/vw:virtualWorkspace/hw:hardware/hw:CPU/hw:architecture", "needs architecture aarch64; this host is x86_64", "host of that architecture",
-			vm(func(d *describe.Description) { d.Hardware.CPU.Architecture = "aarch64" })},
+			vm(func(d *describe.Description) { d.Hardware.CPU.Architecture = "aarch64" }), nil},
 		{"too many CPUs", "/vw:virtualWorkspace/hw:hardware/hw:CPU/hw:count", "asks for 5 CPUs; this host has 4", "fewer CPUs",
-			vm(func(d *describe.Description) { d.Hardware.CPU.Count = 5 })},
+			vm(func(d *describe.Description) { d.Hardware.CPU.Count = 5 }), nil},
 		{"more memory than free", "/vw:virtualWorkspace/hw:hardware/hw:RAM", "needs at least 4096 MiB; this host has 2048 MiB free", "more free memory",
-			vm(func(d *describe.Description) { d.Hardware.Memory.SizeMiB = 4096 })},
+			vm(func(d *describe.Description) { d.Hardware.Memory.SizeMiB = 4096 }), nil},
 		{"a minimum above what is free", "/vw:virtualWorkspace/hw:hardware/hw:RAM", "needs at least 3072 MiB", "lower hw:RAM/hw:minimum",
-			vm(func(d *describe.Description) { d.Hardware.Memory = describe.Memory{SizeMiB: 4096, MinMiB: 3072} })},
+			vm(func(d *describe.Description) { d.Hardware.Memory = describe.Memory{SizeMiB: 4096, MinMiB: 3072} }), nil},
 		{"a network the host lacks", "/vw:virtualWorkspace/net:network/net:nic[1]/net:association/net:name",
 			`joins network "elsewhere"; this host's networks are: default, lab (not started)`, `host that has network "elsewhere"`,
-			vm(nic("", "elsewhere"))},
+			vm(nic("", "elsewhere")), nil},
+		// A bridge no one published is the hole this closes: a guest on the host's
+		// management bridge, or behind another network's filtering.
+		{"a bridge on a host that publishes none", "/vw:virtualWorkspace/net:network/net:nic[1]/net:association/net:name",
+			`NIC eth0 joins host bridge "br-mgmt", which this host does not publish: it publishes no bridge`, "ask the site's administrators to publish bridge",
+			vm(nic("bridge", "br-mgmt")), nil},
+		{"a bridge the host does not publish", "/vw:virtualWorkspace/net:network/net:nic[1]/net:association/net:name",
+			`joins host bridge "virbr0", which this host does not publish: it publishes only bridges br0, br-grid`, "net:kind network",
+			vm(nic("bridge", "virbr0")), ptr(bridged(true, "br0", "br-grid"))},
+		{"a bridge named like a libvirt network of the host", "/vw:virtualWorkspace/net:network/net:nic[1]/net:association/net:name",
+			`joins host bridge "default"`, "",
+			vm(nic("bridge", "default")), nil},
+		{"an unpublished bridge, the libvirt networks unknown", "/vw:virtualWorkspace/net:network/net:nic[1]/net:association/net:name",
+			`joins host bridge "br1", which this host does not publish: it publishes only bridges br0`, "",
+			vm(nic("bridge", "br1")), ptr(bridged(false, "br0"))},
+		{"a bridge, nothing known or published", "/vw:virtualWorkspace/net:network/net:nic[1]/net:association/net:name",
+			`publishes no bridge`, "",
+			vm(nic("bridge", "br0")), ptr(bridged(false))},
+		{"a kind no manager knows", "/vw:virtualWorkspace/net:network/net:nic[1]/net:association/net:kind",
+			`kind "direct"`, "kind network, bridge or user",
+			vm(nic("direct", "eth0")), nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Check(tc.d, host())
+			o := host()
+			if tc.o != nil {
+				o = *tc.o
+			}
+			_, err := Check(tc.d, o)
 			var me *errdefs.MetadataError
 			if !errors.As(err, &me) || me.Path != tc.path || !strings.Contains(me.Reason, tc.says) {
 				t.Fatalf("Check: %v; want a metadata error at %s saying %q", err, tc.path, tc.says)
@@ -99,5 +141,38 @@ func TestNetworkNames(t *testing.T) {
 	}
 	if got := host().NetworkNames(); got != "default, lab (not started)" {
 		t.Errorf("two networks: %q", got)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestNetworkNamesLeaveOutBridges: a refusal of a libvirt network names the host's
+// networks, not the bridges it publishes, and the other way round.
+func TestNetworkNamesLeaveOutBridges(t *testing.T) {
+	o := bridged(true, "br0")
+	if got := o.NetworkNames(); got != "default, lab (not started)" {
+		t.Errorf("networks: %q", got)
+	}
+	if got := o.Bridges(); len(got) != 1 || got[0] != "br0" {
+		t.Errorf("bridges: %q", got)
+	}
+	if _, ok := o.Network("br0"); ok {
+		t.Error("a published bridge passes for a libvirt network")
+	}
+	if o.PublishesBridge("default") {
+		t.Error("a libvirt network passes for a published bridge")
+	}
+}
+
+func TestCheckBridgeName(t *testing.T) {
+	for _, ok := range []string{"br0", "virbr1", "br-grid.10", "a", "fifteen_chars_x"} {
+		if err := CheckBridgeName(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "sixteen_chars_xx", "../br0", "br/0", "-br", ".", "br 0", "bré"} {
+		if err := CheckBridgeName(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
 	}
 }

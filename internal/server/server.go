@@ -127,6 +127,8 @@ type ManagerConfig struct {
 	// Repositories are the base URLs of the Repositories whose workspaces the manager
 	// deploys, besides this server's own when it runs the repository role.
 	Repositories []string
+	// Bridges are the host bridges guests may join (manager.Config.Bridges).
+	Bridges []string
 }
 
 // Server is a running set of roles.
@@ -332,6 +334,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			MemoryReserveMiB: cfg.Manager.MemoryReserveMiB,
 			AnnounceEvery:    cfg.Manager.AnnounceEvery,
 			Repositories:     cfg.Manager.Repositories,
+			Bridges:          cfg.Manager.Bridges,
 			Self:             func() string { return s.BaseURL() + "/wsrf/services/WorkspaceManagerService" },
 			Authorize:        az.Check, Visible: az.MayInspect, Logger: cfg.Logger, HTTP: sec.httpClient(), ManifestTrust: sec.manifestTrustFunc(),
 			Metrics: reg,

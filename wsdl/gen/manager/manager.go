@@ -659,6 +659,17 @@ const (
 
 type HostMiB int64
 
+type HostNetworkKind string
+
+const (
+
+	// A libvirt network of the host.
+	HostNetworkKindNetwork HostNetworkKind = "network"
+
+	// A host bridge the site publishes for guests.
+	HostNetworkKindBridge HostNetworkKind = "bridge"
+)
+
 type Deploy struct {
 	XMLName xml.Name `xml:"http://vws.dev/ns/2026/manager Deploy"`
 
@@ -832,13 +843,24 @@ type HostNetworksType struct {
 	XMLName xml.Name `xml:"http://vws.dev/ns/2026/manager Networks"`
 
 	Network []*HostNetworkType `xml:"Network,omitempty" json:"Network,omitempty"`
+
+	// True when the host's libvirt networks could not be listed:
+	// only its published bridges are, and a NIC joining a libvirt network is not
+	// checked against them.
+
+	LibvirtNetworksUnknown bool `xml:"libvirtNetworksUnknown,attr,omitempty" json:"libvirtNetworksUnknown,omitempty"`
 }
 
 type HostNetworkType struct {
 	Name string `xml:"Name,omitempty" json:"Name,omitempty"`
 
-	// Started: a guest joining it can start.
+	// Started: a guest joining it can start (true for a
+	// published bridge).
 	Active bool `xml:"Active,omitempty" json:"Active,omitempty"`
+
+	// Absent: network (as managers before bridges were
+	// published list every entry).
+	Kind *HostNetworkKind `xml:"Kind,omitempty" json:"Kind,omitempty"`
 }
 
 type CachedImagesType struct {

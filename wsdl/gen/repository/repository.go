@@ -867,7 +867,18 @@ type HostOfferType struct {
 
 			// Started; absent means not.
 			Active bool `xml:"Active,omitempty" json:"Active,omitempty"`
+
+			// network (a libvirt network) or bridge (a
+			// published host bridge, named as a Linux interface); absent
+			// means network.
+
+			Kind string `xml:"Kind,omitempty" json:"Kind,omitempty"`
 		} `xml:"Network,omitempty" json:"Network,omitempty"`
+
+		// True when the host could not list its libvirt
+		// networks: only its published bridges are listed.
+
+		LibvirtNetworksUnknown bool `xml:"libvirtNetworksUnknown,attr,omitempty" json:"libvirtNetworksUnknown,omitempty"`
 	} `xml:"Networks,omitempty" json:"Networks,omitempty"`
 
 	// An image (pool image or frozen layer) in the host's cache. At
