@@ -167,3 +167,27 @@ func TestNewRefusesABridgeNameNoInterfaceHas(t *testing.T) {
 		}
 	}
 }
+
+// TestStartRefusesAWithdrawnBridge: a workspace deployed on a bridge this host no
+// longer publishes (deployed before bridges had to be published, or withdrawn since)
+// is not booted onto it; published again, it starts.
+func TestStartRefusesAWithdrawnBridge(t *testing.T) {
+	const key = "ws-withdrawn"
+	m, hv, rec := crashManager(t, key, stateShutdown, false)
+	rec.Spec.NICs = []vmm.NIC{{MAC: "52:54:00:00:00:01", Kind: "network", Source: "default"}, {MAC: "52:54:00:00:00:02", Kind: "bridge", Source: "br-old"}}
+	if err := m.journal.put(rec); err != nil {
+		t.Fatal(err)
+	}
+	_, err := m.Start(context.Background(), workspaceEPR(rec))
+	var me *errdefs.MetadataError
+	if !errors.As(err, &me) || !strings.HasSuffix(me.Path, "net:nic[2]/net:association/net:name") || !strings.Contains(err.Error(), `host bridge "br-old", which this host no longer publishes`) {
+		t.Fatalf("Start on a withdrawn bridge: %v", err)
+	}
+	if hv.dom.State != vmm.StateShutOff {
+		t.Fatalf("the guest was booted: %v", hv.dom.State)
+	}
+	m.cfg.Bridges = []string{"br-old"}
+	if res, err := m.Start(context.Background(), workspaceEPR(rec)); err != nil || res.State != stateRunning {
+		t.Fatalf("Start on a published bridge: %+v, %v", res, err)
+	}
+}

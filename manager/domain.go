@@ -152,6 +152,21 @@ func startableNetworks(spec vmm.Spec, host hostOffer) error {
 	return nil
 }
 
+// onPublishedBridges refuses to boot a domain with a NIC on a bridge this host does
+// not publish now: one deployed before bridges had to be published, or whose bridge
+// the site has since withdrawn, would otherwise go on reaching it. Its NICs are the
+// description's, in order.
+func (m *Manager) onPublishedBridges(spec vmm.Spec) error {
+	for i, nic := range spec.NICs {
+		if nic.Kind == hostfit.KindBridge && !slices.Contains(m.cfg.Bridges, nic.Source) {
+			return metadataErr(fmt.Sprintf("/vw:virtualWorkspace/net:network/net:nic[%d]/net:association/net:name", i+1),
+				fmt.Sprintf("the workspace's NIC %s joins host bridge %q, which this host no longer publishes; it is not booted", nic.MAC, nic.Source),
+				fmt.Sprintf("undeploy it and join a published bridge or a libvirt network instead, or ask the site's administrators to publish bridge %q (vws serve --bridge %s) if guests may join it", nic.Source, nic.Source))
+		}
+	}
+	return nil
+}
+
 func freeTarget(used map[string]bool, prefix string) string {
 	for c := 'a'; c <= 'z'; c++ {
 		if t := prefix + string(c); !used[t] {

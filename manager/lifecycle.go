@@ -854,9 +854,13 @@ func (m *Manager) result(rec *record) Result {
 	return Result{State: rec.State, Deployment: "deployed", Host: m.cfg.Host}
 }
 
-// readyToBoot checks what booting rec needs: its cached images intact (bootable) and
-// room for its RAM (admitBoot, held until release).
+// readyToBoot checks what booting rec needs: its NICs on bridges this host publishes,
+// its cached images intact (bootable) and room for its RAM (admitBoot, held until
+// release).
 func (m *Manager) readyToBoot(ctx context.Context, rec *record) (release func(), err error) {
+	if err := m.onPublishedBridges(rec.Spec); err != nil {
+		return nil, err
+	}
 	if err := m.bootable(ctx, rec); err != nil {
 		return nil, err
 	}
