@@ -137,7 +137,7 @@ anonymous, only with --insecure. Test credentials: vws pki.`,
 	f.Int64Var(&o.maxBody, "max-body", 1<<20, "largest SOAP request body in bytes (larger: HTTP 413)")
 	f.StringSliceVar(&o.notifyNets, "notify-networks", nil, "repository: the only networks (CIDRs or addresses, comma-separated) notifications may be sent to, e.g. 10.0.0.0/8,127.0.0.1 (default: any address but link-local and multicast ones)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
-	f.StringVar(&o.policy, "policy", "", "rules file: allow/deny, groups, shares, quotas, require-signature (see policy/policy.go); reloaded on change; default: allow everything")
+	f.StringVar(&o.policy, "policy", "", "rules file: allow/deny, groups, shares, quotas, require-signature (see policy/policy.go); reloaded on change; without it (and --grid-mapfile) authenticated callers create and manage their own workspaces, …/CN=host/ certificates are hosts and nobody is admin; with --insecure everyone may do everything")
 	f.StringVar(&o.gridMap, "grid-mapfile", "", `Globus grid-mapfile ("DN" account); reloaded on change`)
 	f.DurationVar(&o.defLife, "default-lifetime", 24*time.Hour, "lifetime of a workspace whose request names none")
 	f.DurationVar(&o.maxLife, "max-lifetime", 30*24*time.Hour, "longest lifetime a workspace may have")
