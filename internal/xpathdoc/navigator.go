@@ -138,7 +138,9 @@ func (n *nav) resolve(e *etree.Element, prefix string, elem bool) string {
 }
 
 // Value returns the XPath string-value of the current node. Each token
-// visited costs one step, so string(/) on a large document is not free.
+// visited costs one step and its text one more per 64 bytes, so string(/) on
+// a large document is not free, and neither is one large text node: the
+// library copies strings (concat, translate) without moving the navigator.
 func (n *nav) Value() string {
 	switch n.k {
 	case kindDoc:
@@ -146,13 +148,22 @@ func (n *nav) Value() string {
 	case kindElem:
 		return n.elemText(n.e)
 	case kindAttr:
-		return n.e.Attr[n.a].Value
+		return n.charged(n.e.Attr[n.a].Value)
 	case kindText:
 		return n.runText(n.p, n.i)
 	case kindComment:
-		return n.p.Child[n.i].(*etree.Comment).Data
+		return n.charged(n.p.Child[n.i].(*etree.Comment).Data)
 	}
 	return ""
+}
+
+// textStepBytes is how many bytes of text cost one step.
+const textStepBytes = 64
+
+// charged charges the text s and returns it.
+func (n *nav) charged(s string) string {
+	n.b.tick(len(s) / textStepBytes)
+	return s
 }
 
 func (n *nav) elemText(e *etree.Element) string {
@@ -160,7 +171,7 @@ func (n *nav) elemText(e *etree.Element) string {
 	if len(e.Child) == 1 {
 		n.b.tick(1)
 		if cd, ok := e.Child[0].(*etree.CharData); ok {
-			return cd.Data
+			return n.charged(cd.Data)
 		}
 		if _, ok := e.Child[0].(*etree.Element); !ok {
 			return ""
@@ -176,7 +187,7 @@ func (n *nav) appendText(sb *strings.Builder, e *etree.Element) {
 		n.b.tick(1)
 		switch t := t.(type) {
 		case *etree.CharData:
-			sb.WriteString(t.Data)
+			sb.WriteString(n.charged(t.Data))
 		case *etree.Element:
 			n.appendText(sb, t)
 		}
@@ -194,6 +205,7 @@ func (n *nav) runText(p *etree.Element, i int) string {
 		if !ok || cd.Data == "" {
 			continue
 		}
+		n.charged(cd.Data)
 		switch {
 		case sb != nil:
 			sb.WriteString(cd.Data)

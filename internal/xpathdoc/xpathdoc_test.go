@@ -733,3 +733,26 @@ func BenchmarkDescendantPredicate(b *testing.B) {
 		}
 	}
 }
+
+// A string-value costs one step per 64 bytes of text besides its tokens, as
+// Limits.MaxSteps says: otherwise one large text node, copied by concat() a few
+// hundred times, allocates hundreds of MiB within a handful of steps and runs far past
+// the timeout, which is only consulted as steps pass.
+func TestLargeTextCostsSteps(t *testing.T) {
+	text := strings.Repeat("x", 64*1000)
+	root := loadDoc(t, `<rp:Doc xmlns:rp="urn:vws:rp" a="`+text+`"><rp:c>`+text+`</rp:c><!--`+text+`--></rp:Doc>`)
+	for _, expr := range []string{"string-length(/)", "string-length(/*/rp:c)", "string-length(//text())", "string-length(/*/@a)", "string-length(//comment())"} {
+		r, err := Evaluate(context.Background(), root, expr, queryNS, Limits{})
+		if err != nil {
+			t.Fatalf("%s: %v", expr, err)
+		}
+		if r.Steps < 1000 {
+			t.Errorf("%s took %d steps; a string-value of %d bytes costs at least %d", expr, r.Steps, len(text), len(text)/64)
+		}
+	}
+	huge := "string-length(concat(" + strings.Repeat("/*/rp:c, ", 300) + "'x'))"
+	r, err := Evaluate(context.Background(), root, huge, queryNS, Limits{Timeout: time.Hour})
+	if !errors.Is(err, ErrBudgetExceeded) || !strings.Contains(err.Error(), "evaluation steps") {
+		t.Fatalf("got %v (steps %d), want the step budget exceeded", err, r.Steps)
+	}
+}
