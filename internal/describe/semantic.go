@@ -185,6 +185,11 @@ func checkNetwork(n *node) error {
 			if first, err := strconv.ParseUint(m[:2], 16, 8); err == nil && first&1 == 1 {
 				return metaErr(mac.path(), "%s is a multicast address, which no NIC may have: its first byte must be even (52:54:00:… is the usual prefix)", mac.str())
 			}
+			// QEMU reads an all-zero MAC as "none given" and assigns its fixed default
+			// (52:54:00:12:34:56), the same for every such guest on a host.
+			if m == "00:00:00:00:00:00" {
+				return metaErr(mac.path(), "%s is the all-zero address, which no NIC may have; give a unicast address (52:54:00:… is the usual prefix) or leave net:mac out to have one derived", mac.str())
+			}
 			if macs[m] {
 				return metaErr(mac.path(), "MAC address %s is used by an earlier NIC; each NIC needs its own (or leave net:mac out to have one derived)", mac.str())
 			}
