@@ -68,6 +68,8 @@ func TestStartupPathsThatCannotAllExistAreRefused(t *testing.T) {
 				file("/srv/run", "<cap:content>x</cap:content>")))},
 		{"the executable is the folder of a placed file", "/bin/job", doc(vm, startup(
 			file("/bin/job/config", "<cap:content>x</cap:content>")))},
+		{"file is the folder of the executable", "/bin", doc(vm, startup(
+			file("/bin", "<cap:content>x</cap:content>")))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,8 +4,8 @@ import "path"
 
 // StartupPathConflict finds a path the startup would need both as a file and as a
 // folder: a placed file, or the executable, that is the working directory or a folder
-// of it or of another placed file. The guest could never create them all, and the job
-// would fail at boot. It returns that path and what needs it as a folder, or "" when
+// of it or of another placed file, or a placed file that is a folder of the executable.
+// The guest could never create them all, and the job would fail at boot. It returns that path and what needs it as a folder, or "" when
 // nothing does. Paths are absolute guest paths, as checked before.
 func StartupPathConflict(executable, workingDir string, files []string) (conflict, neededAs string) {
 	folders := map[string]string{}
@@ -23,6 +23,12 @@ func StartupPathConflict(executable, workingDir string, files []string) (conflic
 	for _, f := range files {
 		for d := path.Dir(f); d != "/"; d = path.Dir(d) {
 			need(d, "the folder of the placed file "+f)
+		}
+	}
+	// The executable, placed or from the image, is only reachable through folders.
+	if executable != "" {
+		for d := path.Dir(executable); d != "/"; d = path.Dir(d) {
+			need(d, "a folder of the executable "+executable)
 		}
 	}
 	for _, f := range files {
