@@ -187,6 +187,11 @@ func checkNetwork(n *node) error {
 			}
 			// QEMU reads an all-zero MAC as "none given" and assigns its fixed default
 			// (52:54:00:12:34:56), the same for every such guest on a host.
+			// libvirt gives a guest's tap device on the host its MAC with the first byte
+			// set to 0xFE, and refuses to start a guest whose own MAC begins so.
+			if strings.HasPrefix(m, "fe:") {
+				return metaErr(mac.path(), "%s begins with 0xFE, which libvirt reserves for the host's side of a guest's NIC and refuses at start; give another unicast address (52:54:00:… is the usual prefix) or leave net:mac out to have one derived", mac.str())
+			}
 			if m == "00:00:00:00:00:00" {
 				return metaErr(mac.path(), "%s is the all-zero address, which no NIC may have; give a unicast address (52:54:00:… is the usual prefix) or leave net:mac out to have one derived", mac.str())
 			}
