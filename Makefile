@@ -3,16 +3,23 @@ GO      ?= go
 BIN     := bin/vws
 FUZZTIME ?= 60s
 
-.PHONY: all build test test-postgres test-short generate verify-generate bench lint fuzz demo clean
+.PHONY: all build setup test test-postgres test-short generate verify-generate bench lint fuzz demo clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/vws
 
+# Installs and starts what the build, the tests and the demo need (idempotent, quiet
+# once done). It comes before the build: cgo needs libvirt-dev and libxml2-dev.
+setup:
+	bash test/setup.sh
+
 # The whole suite, interoperability tests with zeep and Apache Axis 1.4 included
 # (they skip with a message where those are not installed; test/setup.sh installs them).
-test: build
+test:
+	bash test/setup.sh
+	$(MAKE) build
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 	$(MAKE) test-postgres
@@ -57,7 +64,9 @@ lint:
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzServeSOAP -fuzztime=$(FUZZTIME) -fuzzminimizetime=100x ./internal/container/
 
-demo: build
+demo:
+	bash test/setup.sh
+	$(MAKE) build
 	bash test/demo.sh
 
 clean:
