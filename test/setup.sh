@@ -45,6 +45,9 @@ if ((${#missing[@]})); then
 	fi
 	echo "setup: installing ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
+	# An earlier run killed inside dpkg leaves packages unpacked but not configured,
+	# and apt-get then refuses everything ("dpkg was interrupted"): finish that first.
+	dpkg --configure -a
 	apt-get update -q
 	apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
