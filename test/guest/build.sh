@@ -80,13 +80,23 @@ if [ -z "$deb" ]; then
 		(cd "$dl" && apt-get download -q "$kpkg" >/dev/null)
 	fi
 	rm -f "$out"/pkg/*.deb # older kernels
-	mv "$dl"/*.deb "$out/pkg/"
-	rmdir "$dl"
+	# Copied next to its place, then renamed into it: a copy across filesystems
+	# killed halfway must not leave a truncated .deb under the name every later
+	# run takes for a complete download.
+	for f in "$dl"/*.deb; do
+		cp "$f" "$out/pkg/.partial"
+		mv -f "$out/pkg/.partial" "$out/pkg/$(basename "$f")"
+	done
+	rm -rf "$dl"
 	deb=$(ls "$out/pkg/${kpkg}_"*.deb | head -n1)
 fi
 kroot=$tmp/kernel
 log "dpkg -x $(basename "$deb"); depmod (to resolve module dependencies)"
-dpkg -x "$deb" "$kroot"
+if ! dpkg -x "$deb" "$kroot"; then
+	rm -f "$deb" # damaged: the next run downloads it again
+	echo "guest: $deb cannot be extracted: removed it; run again to download it anew" >&2
+	exit 1
+fi
 depmod -b "$kroot" "$kver"
 config=$kroot/boot/config-$kver
 [ -f "$config" ] || { echo "guest: $config missing" >&2; exit 1; }
