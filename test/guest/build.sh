@@ -51,7 +51,8 @@ flock 9
 cached && exit 0
 rm -rf "$out"/.build.*
 tmp=$(mktemp -d "$out/.build.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
+dl= # the kernel's download directory, outside $out (see below)
+trap 'rm -rf "$tmp" ${dl:+"$dl"}' EXIT
 
 # --- kernel ----------------------------------------------------------------
 meta_version=$(apt-cache policy linux-image-amd64 | awk '/Candidate:/ {print $2}')
