@@ -55,16 +55,18 @@ dl= # the kernel's download directory, outside $out (see below)
 trap 'rm -rf "$tmp" ${dl:+"$dl"}' EXIT
 
 # --- kernel ----------------------------------------------------------------
-meta_version=$(apt-cache policy linux-image-amd64 | awk '/Candidate:/ {print $2}')
-kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9].*-amd64$/ {print $2; exit}')
+resolve_kernel() { # sets meta_version, kpkg and kver from apt's package lists
+	meta_version=$(apt-cache policy linux-image-amd64 | awk '/Candidate:/ {print $2}')
+	kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9].*-amd64$/ {print $2; exit}')
+	kver=${kpkg#linux-image-}
+}
+resolve_kernel
 if [ -z "$kpkg" ] || [ "$meta_version" = "(none)" ]; then
 	log "no package lists for linux-image-amd64: apt-get update"
 	apt-get update -q >/dev/null
-	meta_version=$(apt-cache policy linux-image-amd64 | awk '/Candidate:/ {print $2}')
-	kpkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9].*-amd64$/ {print $2; exit}')
+	resolve_kernel
 fi
 [ -n "$kpkg" ] || { echo "guest: cannot resolve the kernel package of linux-image-amd64" >&2; exit 1; }
-kver=${kpkg#linux-image-}
 log "kernel $kpkg (linux-image-amd64 $meta_version)"
 
 # The .deb is cached in $out/pkg; it is extracted (not installed) for each build.
@@ -78,6 +80,10 @@ if [ -z "$deb" ]; then
 	if ! (cd "$dl" && apt-get download -q "$kpkg" >/dev/null 2>&1); then
 		log "download failed: apt-get update and retry"
 		apt-get update -q >/dev/null
+		# Old lists name a kernel ABI the mirror may no longer carry: resolve anew.
+		resolve_kernel
+		[ -n "$kpkg" ] || { echo "guest: cannot resolve the kernel package of linux-image-amd64" >&2; exit 1; }
+		log "kernel $kpkg (linux-image-amd64 $meta_version)"
 		(cd "$dl" && apt-get download -q "$kpkg" >/dev/null)
 	fi
 	rm -f "$out"/pkg/*.deb # older kernels
