@@ -175,6 +175,10 @@ qemu-img convert -q -f raw -O qcow2 "$tmp/disk.raw" "$tmp/disk.qcow2"
 
 # --- publish ---------------------------------------------------------------
 cp "$kroot/boot/vmlinuz-$kver" "$tmp/vmlinuz"
+# No manifest while the three files are replaced one by one: killed in between,
+# they may be of two builds (two kernels), and the next run must not take them
+# for a cached image.
+rm -f "$out/manifest"
 for f in vmlinuz initrd.img disk.qcow2; do
 	mv -f "$tmp/$f" "$out/$f"
 done
