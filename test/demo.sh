@@ -14,6 +14,11 @@ export VWS_URL="https://127.0.0.1:$port"
 log="$data/serve.log"
 
 cleanup() {
+	# The background subscriber ends with the workspace; if the demo stopped first,
+	# it would retry its renewals forever.
+	if [ -s "$data/subscriber.pid" ]; then
+		kill "$(cat "$data/subscriber.pid")" 2>/dev/null || true
+	fi
 	[ -n "${pid2:-}" ] && kill "$pid2" 2>/dev/null && wait "$pid2" 2>/dev/null || true
 	[ -n "${pid:-}" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
 	# The Manager leaves domains running across its own restarts; the demo's must go.
