@@ -28,6 +28,15 @@ var (
 	buildErr  error
 )
 
+// TestMain removes the vws binary the tests built (about 40 MB in $TMPDIR per run).
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if vwsBin != "" {
+		os.RemoveAll(filepath.Dir(vwsBin))
+	}
+	os.Exit(code)
+}
+
 // vws builds cmd/vws once per test run (with -race when the tests run with it) and
 // returns its path.
 func vws(t *testing.T) string {
