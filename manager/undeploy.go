@@ -170,10 +170,12 @@ func (m *Manager) finishUndeploy(ctx context.Context, rec *record) (digest strin
 	}
 	// A crash after the check-in went through leaves the lock released (the
 	// workspace in the repository, or already out on another host): only local
-	// clean-up remains.
+	// clean-up remains. An answer naming no host says nothing of another host (as in
+	// takenAway): the hand-back goes on, and the Repository refuses it if the lock
+	// is no longer this host's, rather than the changes being deleted unreturned.
 	if dep, host, err := m.repo.whereabouts(ctx, rec); err != nil {
 		return "", nil, err
-	} else if dep == "in-repository" || host != m.checkedOutAs(rec) {
+	} else if dep == "in-repository" || host != "" && host != m.checkedOutAs(rec) {
 		return rec.OverlayDigest, &takenBack{deployment: dep, host: host}, m.removeLocal(ctx, rec)
 	}
 	overlayDigest, err := m.uploadOverlay(ctx, rec)

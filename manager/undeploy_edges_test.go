@@ -198,3 +198,25 @@ func TestUndoOfARunningRecordHandsBackShutdown(t *testing.T) {
 		t.Fatalf("checked in with states %q, want %q", repo.checkedIn, want)
 	}
 }
+
+// TestUndeployWithoutTheRepositorysHostChecksIn: a Repository whose answer names no
+// host for a workspace it has deployed says nothing of another host holding it; the
+// hand-back goes on (the Repository refuses an upload or check-in that is not the
+// lock holder's), rather than deleting the guest's changes here unreturned.
+func TestUndeployWithoutTheRepositorysHostChecksIn(t *testing.T) {
+	const k = "ws-no-host"
+	m, _, rec := crashManager(t, k, stateShutdown, false)
+	if err := os.WriteFile(filepath.Join(m.cfg.Dir, "base.img"), make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	repo := &fakeRepo{deployment: "deployed", host: ""}
+	serveFakeRepo(t, m, rec, repo)
+	rec.Token, rec.CheckedOutAs = "tok", "h"
+	if err := m.journal.put(rec); err != nil {
+		t.Fatal(err)
+	}
+	res, err := m.Undeploy(context.Background(), workspaceEPR(rec))
+	if err != nil || !repo.seen("PUT") || !repo.seen("CheckIn") {
+		t.Fatalf("Undeploy with the Repository naming no host: %+v, %v; the repository saw %v, want the overlay uploaded and checked in", res, err, repo.calls)
+	}
+}
