@@ -28,12 +28,14 @@ type memoryAccount struct {
 	booting map[string]int64
 }
 
-// inRAM reports whether rec's guest holds its memory on this host.
+// inRAM reports whether rec's guest holds its memory on this host, or may at any
+// moment: a restore libvirtd fell silent under (pendingRestore) may still bring a
+// serialized guest back into RAM when it wakes.
 func inRAM(rec *record) bool {
 	if rec.Phase == phaseStaging {
 		return false
 	}
-	return rec.State == stateRunning || rec.State == statePaused && !rec.Hot
+	return rec.State == stateRunning || rec.State == statePaused && !rec.Hot || rec.Pending == pendingRestore
 }
 
 // memoryReserve is the configured reserve in MiB, and whether the account is kept.

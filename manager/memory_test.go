@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -244,5 +245,34 @@ func TestADeployThatBootsHoldsItsMemoryWhileItStages(t *testing.T) {
 	}
 	if _, err := m.grantForDeploy(host, "ws-d", false, func(free int64) (int64, error) { offered = free; return grantAll(free) }); err != nil || offered != 4096-512 {
 		t.Errorf("after a deploy that boots nothing, another is offered %d MiB (%v), want %d", offered, err, 4096-512)
+	}
+}
+
+// TestACutOffRestoreKeepsItsMemory: a restore libvirtd fell silent under may still
+// bring the guest into RAM when it wakes; until the reconciler knows, its memory
+// stays counted, or a boot meanwhile is admitted into the RAM the restored guest
+// then takes too.
+func TestACutOffRestoreKeepsItsMemory(t *testing.T) {
+	ctx := context.Background()
+	const k = "ws-cutoff"
+	m, hv, rec := crashManager(t, k, statePaused, true)
+	host := vmm.HostInfo{MemoryMiB: 4096, FreeMiB: 4000}
+	m.hv = hostInfoHV{crashHV: hv, info: host}
+	rec.Spec.MemoryMiB = 2048
+	if err := m.journal.put(rec); err != nil {
+		t.Fatal(err)
+	}
+	hv.fail = map[string]error{"restore": fmt.Errorf("restore: no answer: %w (%w)", errdefs.ErrHypervisor, vmm.ErrOutcomeUnknown)}
+	if _, err := m.Start(ctx, workspaceEPR(rec)); !errors.Is(err, vmm.ErrOutcomeUnknown) {
+		t.Fatalf("Start with the restore cut off: %v", err)
+	}
+	// 4096 - 512 reserved - 2048 the restore may still take = 1536 left.
+	other := &record{Key: "ws-other", Phase: phaseDeployed, State: stateShutdown, Spec: vmm.Spec{MemoryMiB: 2048}}
+	if release, err := m.admitBoot(ctx, other); err == nil {
+		release()
+		t.Fatalf("a 2048 MiB boot beside a cut-off restore of 2048 MiB, 3584 MiB for guests, was admitted")
+	}
+	if got := m.uncommittedMiB(host, "ws-other"); got != 1536 {
+		t.Errorf("beside a cut-off restore a deploy is offered %d MiB, want 1536", got)
 	}
 }
