@@ -68,6 +68,11 @@ func checkSaved(dom *libvirtxml.Domain, s Spec) error {
 		if l.Type != "" && l.Type != "dynamic" {
 			return invalid("saved domain", "its security label is %q, not the hypervisor's own (dynamic)", l.Type)
 		}
+		// A dynamic label is made from the base the domain names, if any: SELinux
+		// would run QEMU in a context of the saving host's choosing (unconfined_t).
+		if l.BaseLabel != "" {
+			return invalid("saved domain", "its security label is made from a base label of its own (%q), not the hypervisor's", l.BaseLabel)
+		}
 	}
 	if os := dom.OS; os != nil {
 		if os.Loader != nil || os.NVRam != nil || os.VarStore != nil || os.Firmware != "" || os.FirmwareInfo != nil || os.Init != "" ||

@@ -178,3 +178,17 @@ func TestSavedDiskDataStoreIsRefused(t *testing.T) {
 		t.Errorf("a saved disk whose data store is the host's /dev/sda is accepted for restore; the XML libvirt gets:\n%s", out)
 	}
 }
+
+// TestSavedBaseLabelIsRefused: a dynamic security label is the restoring host's own,
+// unless the saved domain names the base it is made from: libvirt's SELinux driver
+// then runs QEMU in that context (unconfined_t, say) on every host the workspace
+// moves to.
+func TestSavedBaseLabelIsRefused(t *testing.T) {
+	here := goldenSpecs["qemu-kernel-boot"]
+	saved := savedXML(t, here, func(d *libvirtxml.Domain) {
+		d.SecLabel = []libvirtxml.DomainSecLabel{{Type: "dynamic", Model: "selinux", BaseLabel: "unconfined_u:unconfined_r:unconfined_t:s0"}}
+	})
+	if out, _, err := rewriteSaved(saved, here); !errors.Is(err, ErrInvalidSpec) {
+		t.Errorf("a saved domain whose QEMU runs as unconfined_t is accepted for restore (%v); the XML libvirt gets:\n%s", err, out)
+	}
+}
