@@ -263,6 +263,14 @@ func newImageRemoveCommand(base *string) *cobra.Command {
 		Short: "Remove an image name from the pool (its content goes with its last name); refused while workspaces use it",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// Refused here in the pool's words: sent, a name beginning with a dot
+			// (".", "..", "../x") is cleaned out of the URL path into another request,
+			// answered with a 404 or 405 that says nothing of the name.
+			if strings.HasPrefix(args[0], ".") {
+				if err := imagepool.ValidateName(args[0]); err != nil {
+					return &refusalError{err.Error()}
+				}
+			}
 			req, err := http.NewRequestWithContext(cmd.Context(), http.MethodDelete, baseURL(*base)+"/images/"+url.PathEscape(args[0]), nil)
 			if err != nil {
 				return err
