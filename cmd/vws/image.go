@@ -197,7 +197,13 @@ func sameImage(ctx context.Context, base, file string, size int64, m imagepool.M
 		return nil, taken
 	}
 	for _, f := range [][3]string{{"os", m.OS, img.OS}, {"kernel", m.Kernel, img.Kernel}, {"arch", m.Arch, img.Arch}} {
-		if f[1] != "" && !strings.EqualFold(f[1], f[2]) {
+		// OS and architecture are told apart regardless of case, as the pool does; a
+		// kernel label is kept as given and matched with its case.
+		differ := !strings.EqualFold(f[1], f[2])
+		if f[0] == "kernel" {
+			differ = f[1] != f[2]
+		}
+		if f[1] != "" && differ {
 			return nil, refused("image %q holds this content with --%s %q, not %q; to change its metadata, remove it (vws image remove %s) and import it again",
 				m.Name, f[0], dash(f[2]), f[1], m.Name)
 		}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,7 +20,10 @@ import (
 // and removes nothing. Sent as it is, "." or ".." (or "../deb12") is cleaned out of
 // the URL path into a DELETE of /images (405) or of no pool path (404, "is this a vws
 // Repository?"), which says nothing of the name.
-func TestCLIImageRemoveOfAPathLikeNameIsRefused(t *testing.T) {
+// servePool serves a fresh image pool holding "deb12" as the container mounts it,
+// at $VWS_URL.
+func servePool(t *testing.T, deb12 []byte, m imagepool.Meta) *imagepool.Pool {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	db, err := store.Open(ctx, dir)
@@ -32,15 +36,21 @@ func TestCLIImageRemoveOfAPathLikeNameIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pool.Close() })
-	if _, _, err := pool.Import(ctx, bytes.NewReader([]byte("a raw disk")), imagepool.Meta{Name: "deb12"}); err != nil {
+	if _, _, err := pool.Import(ctx, bytes.NewReader(deb12), m); err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux() // as the container mounts the pool
 	mux.Handle("/images", pool)
 	mux.Handle("/images/", pool)
 	s := httptest.NewServer(mux)
-	defer s.Close()
+	t.Cleanup(s.Close)
 	t.Setenv("VWS_URL", s.URL)
+	return pool
+}
+
+func TestCLIImageRemoveOfAPathLikeNameIsRefused(t *testing.T) {
+	ctx := context.Background()
+	pool := servePool(t, []byte("a raw disk"), imagepool.Meta{Name: "deb12"})
 	for _, name := range []string{".", "..", "../deb12", "./", "deb12/.", "x/../deb12"} {
 		r := vwsRun(t, ctx, "image", "remove", name)
 		if r.code == 0 || strings.Contains(r.stdout, "removed") || !strings.Contains(r.stderr, "not valid") {
@@ -49,5 +59,25 @@ func TestCLIImageRemoveOfAPathLikeNameIsRefused(t *testing.T) {
 	}
 	if _, err := pool.Get(ctx, "deb12"); err != nil {
 		t.Errorf("the pool lost an image: %v", err)
+	}
+}
+
+// vws image import of an image's own file under its name with another kernel label
+// is refused, as other metadata: kernel labels are told apart by case, by the pool
+// (which keeps the label as given) and by the Factory's matching of a requested kernel.
+func TestCLIImageImportAgainWithAKernelOfOtherCaseIsRefused(t *testing.T) {
+	ctx := context.Background()
+	data := []byte("a raw disk")
+	servePool(t, data, imagepool.Meta{Name: "deb12", Kernel: "6.1.0-rt"})
+	file := filepath.Join(t.TempDir(), "disk.raw")
+	if err := os.WriteFile(file, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := vwsRun(t, ctx, "image", "import", file, "--name", "deb12", "--kernel", "6.1.0-rt"); r.code != 0 || !strings.Contains(r.stdout, "nothing to do") {
+		t.Fatalf("import again with the image's kernel: exit %d\nstdout: %q\nstderr: %q", r.code, r.stdout, r.stderr)
+	}
+	r := vwsRun(t, ctx, "image", "import", file, "--name", "deb12", "--kernel", "6.1.0-RT")
+	if r.code != exitFault || strings.Contains(r.stdout, "nothing to do") || !strings.Contains(r.stderr, `with --kernel "6.1.0-rt", not "6.1.0-RT"`) {
+		t.Errorf("import again with another kernel label: exit %d\nstdout: %q\nstderr: %q; want it refused as other metadata", r.code, r.stdout, r.stderr)
 	}
 }
