@@ -155,3 +155,36 @@ func TestCloneLeftByAFailedUndoKeepsItsLayer(t *testing.T) {
 		}
 	}
 }
+
+// TestCloneLeftByAFailedUndoKeepsItsName: the clone whose undo failed keeps its
+// record, so it keeps its name too: names are unique, and a second workspace must not
+// be made under the name of one that exists.
+func TestCloneLeftByAFailedUndoKeepsItsName(t *testing.T) {
+	needQemu(t)
+	f := newFixture(t)
+	st := f.openFailing("")
+	src := f.mustCreateFor(alice, "src", 0)
+	st.mu.Lock()
+	st.failOn, st.failDelete = src, true
+	st.mu.Unlock()
+	ctx := identity.With(context.Background(), alice)
+	if _, err := f.r.Clone(ctx, src, "copy", alice.DN, time.Now().Add(30*time.Minute)); err == nil {
+		t.Fatal("precondition: the clone was to fail on the source's row")
+	}
+	st.mu.Lock()
+	st.failOn, st.failDelete = "", false
+	st.mu.Unlock()
+	var named []string
+	f.r.Workspaces.Range(func(s *wsrf.Snapshot) bool {
+		if text(s, PropName) == "copy" {
+			named = append(named, s.Key)
+		}
+		return true
+	})
+	if len(named) != 1 {
+		t.Fatalf("precondition: %d workspaces named copy after the failed undo, want the clone's record alone", len(named))
+	}
+	if key, err := f.createFor(alice, "copy", 30*time.Minute, 0); err == nil {
+		t.Errorf("the clone %s named copy stayed, yet a Create named copy made a second one, %s", named[0], key)
+	}
+}

@@ -531,7 +531,9 @@ func (r *Repository) CloneRequesting(ctx context.Context, key, name, owner strin
 				os.Remove(layerFile) // else the clone's record stands on it
 			}
 		}
-		r.releaseName(name, cloneKey)
+		if undone {
+			r.releaseName(name, cloneKey) // else the clone's record still bears it
+		}
 		if !cloneCreated {
 			// A clone whose row was written gave its quota back when it was destroyed
 			// (or still holds it, if that failed): released once, not twice.
