@@ -76,3 +76,42 @@ func TestObsoleteFilesGoOnlyOnceTheCommitIsDurable(t *testing.T) {
 		t.Errorf("the start-up sweep left the destroyed workspace's files: %v", err)
 	}
 }
+
+// TestLayerGoesOnlyOnceTheDestroyIsDurable: destroying the last workspace standing on
+// a frozen layer makes the layer obsolete, as it makes the workspace's directory: it
+// too goes only once the record's removal is on disk, or an OS crash could bring back
+// a record whose layer is gone. Until then it is left to the start-up sweep.
+func TestLayerGoesOnlyOnceTheDestroyIsDurable(t *testing.T) {
+	needQemu(t)
+	f := newFixture(t)
+	ctx := context.Background()
+	orig := makeDurable
+	t.Cleanup(func() { makeDurable = orig })
+	src := f.create("src", "", "")
+	c, err := f.r.Clone(ctx, src, "copy", "o", time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers := f.chain(c.Key).Layers
+	if len(layers) != 1 {
+		t.Fatalf("precondition: the clone stands on %d layers, want 1", len(layers))
+	}
+	layer := f.r.layerPath(layers[0].ID)
+	if err := f.r.Workspaces.Destroy(ctx, src); err != nil {
+		t.Fatal(err)
+	}
+	makeDurable = func(context.Context, *sql.DB) error { return errors.New("disk gone") }
+	if err := f.r.Workspaces.Destroy(ctx, c.Key); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(500 * time.Millisecond); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(layer); err != nil {
+			t.Fatalf("the layer of a destroyed clone was removed though the record's removal was not durable: %v", err)
+		}
+	}
+	makeDurable = orig
+	f.reopen()
+	if _, err := os.Stat(layer); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the start-up sweep left the layer no workspace stands on: %v", err)
+	}
+}

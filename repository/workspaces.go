@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -681,12 +682,16 @@ func (r *Repository) collectLayers() {
 	if err != nil {
 		return
 	}
-	for _, e := range entries {
-		id := strings.TrimSuffix(e.Name(), ".qcow2")
-		if !used[id] {
-			os.Remove(filepath.Join(r.dir, "layers", e.Name()))
-			r.log.Info("removed unused layer", "layer", id)
-		}
+	unused := slices.DeleteFunc(entries, func(e os.DirEntry) bool { return used[strings.TrimSuffix(e.Name(), ".qcow2")] })
+	// A layer goes unused when the last record naming it is removed: like that
+	// workspace's directory, it goes only once the removal is on disk, else an OS crash
+	// could bring back a record whose layer is gone (the start-up sweep removes it).
+	if len(unused) == 0 || !r.durable(context.Background(), "layer collection") {
+		return
+	}
+	for _, e := range unused {
+		os.Remove(filepath.Join(r.dir, "layers", e.Name()))
+		r.log.Info("removed unused layer", "layer", strings.TrimSuffix(e.Name(), ".qcow2"))
 	}
 }
 
