@@ -188,3 +188,43 @@ func TestCloneLeftByAFailedUndoKeepsItsName(t *testing.T) {
 		t.Errorf("the clone %s named copy stayed, yet a Create named copy made a second one, %s", named[0], key)
 	}
 }
+
+// TestUndoneCloneKeepsALayerAnotherStandsOn: once the clone's row is written, the
+// clone is a workspace like any other (listed, so clonable) before its source's row
+// is; a clone of it made in that moment stands on the same frozen layer. Undoing the
+// first clone when its source's row fails must not remove that layer from under it.
+func TestUndoneCloneKeepsALayerAnotherStandsOn(t *testing.T) {
+	needQemu(t)
+	f := newFixture(t)
+	st := f.openFailing("")
+	src := f.mustCreateFor(alice, "src", 0)
+	ctx := identity.With(context.Background(), alice)
+	var grand *Created
+	var grandErr error
+	st.mu.Lock()
+	st.failOn = src
+	st.before = func(key string) {
+		if key != src || grand != nil || grandErr != nil {
+			return
+		}
+		f.r.namesMu.Lock()
+		clone := f.r.names["copy"]
+		f.r.namesMu.Unlock()
+		grand, grandErr = f.r.Clone(ctx, clone, "grand", alice.DN, time.Now().Add(30*time.Minute))
+	}
+	st.mu.Unlock()
+	if _, err := f.r.Clone(ctx, src, "copy", alice.DN, time.Now().Add(30*time.Minute)); err == nil {
+		t.Fatal("precondition: the clone was to fail on the source's row")
+	}
+	st.mu.Lock()
+	st.failOn, st.before = "", nil
+	st.mu.Unlock()
+	if grandErr != nil || grand == nil {
+		t.Fatalf("precondition: cloning the clone before its source's row was written: %v", grandErr)
+	}
+	for _, l := range f.chain(grand.Key).Layers {
+		if _, err := os.Stat(f.r.layerPath(l.ID)); err != nil {
+			t.Errorf("undoing the first clone removed the layer its own clone %s stands on: %v", grand.Key, err)
+		}
+	}
+}

@@ -528,9 +528,8 @@ func (r *Repository) CloneRequesting(ctx context.Context, key, name, owner strin
 				undone = false
 			}
 			os.Remove(srcNew) // the source's next overlay, which its unwritten row named
-			if undone {
-				os.Remove(layerFile) // else the clone's record stands on it
-			}
+			// The layer is left to the collector the destroy started: the clone's record
+			// was listed, so a clone of the clone may stand on it by now.
 		}
 		if undone {
 			r.releaseName(name, cloneKey) // else the clone's record still bears it
