@@ -5,7 +5,9 @@ package fsutil
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -70,9 +72,19 @@ func SyncFile(path string) error {
 // over path, and the directory synced, so a crash leaves the old or the new content
 // and a reader (a server reloading its CA directory) never sees half a file. The
 // temporary file has mode perm, whatever the umask, before any secret is written.
+// It is created exclusively: a link planted at its name (x509up_u<uid>.tmp in /tmp)
+// must not have the data written into the file it points at.
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	create := func() (*os.File, error) { return os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600) }
+	f, err := create()
+	if errors.Is(err, fs.ErrExist) {
+		// Left by a run killed before its rename, or planted: removing a name never
+		// touches what it links to, and in a sticky directory (/tmp) fails for
+		// another user's file, which then stays refused.
+		os.Remove(tmp)
+		f, err = create()
+	}
 	if err != nil {
 		return err
 	}

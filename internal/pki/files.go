@@ -7,7 +7,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -107,44 +106,10 @@ func WriteCRL(dir string, ca *x509.Certificate, crl []byte) error {
 // may write (/tmp/x509up_u<uid>), where a link planted at that name would have the
 // key written into, and over, a file of the user's.
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	if err := writeFileExclusive(path, data, perm); err != nil {
+	if err := fsutil.WriteFileAtomic(path, data, perm); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
-}
-
-func writeFileExclusive(path string, data []byte, perm os.FileMode) error {
-	tmp := path + ".tmp"
-	create := func() (*os.File, error) { return os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600) }
-	f, err := create()
-	if errors.Is(err, fs.ErrExist) {
-		// Left by a run killed before its rename, or planted: removing a name never
-		// touches what it links to, and in a sticky directory (/tmp) fails for
-		// another user's file, which then stays refused.
-		os.Remove(tmp)
-		f, err = create()
-	}
-	if err != nil {
-		return err
-	}
-	err = f.Chmod(perm)
-	if err == nil {
-		_, err = f.Write(data)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return fsutil.SyncDir(filepath.Dir(path))
 }
 
 // ReadCertificates returns every certificate of a PEM file, in file order.
