@@ -21,6 +21,17 @@ func (h ctxHV) List(ctx context.Context, prefix string) ([]vmm.Domain, error) {
 	return h.crashHV.List(ctx, prefix)
 }
 
+// hungServer is a Repository that accepts connections and never answers while the
+// test runs.
+func hungServer(t *testing.T) *httptest.Server {
+	release := make(chan struct{})
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release
+	}))
+	t.Cleanup(func() { close(release); hs.Close() })
+	return hs
+}
+
 // TestHungRepositoryDoesNotStopTheReconciler: a Repository that accepts connections
 // and never answers (a stopped process, a server stuck on its database) must not
 // take the reconciler's whole round with the question whether a workspace still
@@ -30,12 +41,7 @@ func TestHungRepositoryDoesNotStopTheReconciler(t *testing.T) {
 	const k = "ws-hung-repository"
 	m, hv, rec := crashManager(t, k, stateRunning, false)
 	m.hv = ctxHV{hv}
-	release := make(chan struct{})
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		<-release // never answers while the test runs
-	}))
-	defer hs.Close()
-	defer close(release)
+	hs := hungServer(t)
 	m.repo = &repoClient{soap: clientFor(hs), http: hs.Client()}
 	rec.WorkspaceAddress, rec.Token, rec.CheckedOutAs = hs.URL+"/wsrf/services/WorkspaceService", "tok", "h"
 	if err := m.journal.put(rec); err != nil {
@@ -66,12 +72,7 @@ func TestHungRepositoryOfAnUnfinishedDeployDoesNotStopTheReconciler(t *testing.T
 	const k = "ws-powered-off"
 	m, hv, _ := crashManager(t, k, stateRunning, false)
 	m.hv = ctxHV{hv}
-	release := make(chan struct{})
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		<-release // never answers while the test runs
-	}))
-	defer hs.Close()
-	defer close(release)
+	hs := hungServer(t)
 	m.repo = &repoClient{soap: clientFor(hs), http: hs.Client()}
 	// Listed (and planned) before the other: killed between journal and check-out answer.
 	staging := &record{Key: "ws-a-staging", WorkspaceAddress: hs.URL + "/wsrf/services/WorkspaceService", CheckedOutAs: "h",
@@ -107,12 +108,7 @@ func TestHungRepositoryOfAnUnfinishedDeployDoesNotStopTheReconciler(t *testing.T
 func TestHungRepositoryDoesNotKeepAnotherOnesWorkspacesHere(t *testing.T) {
 	m, hv, recA := crashManager(t, "ws-a-of-hung", stateShutdown, false)
 	m.hv = ctxHV{hv}
-	release := make(chan struct{})
-	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		<-release // never answers while the test runs
-	}))
-	defer hung.Close()
-	defer close(release)
+	hung := hungServer(t)
 	repoB := &fakeRepo{deployment: "in-repository"} // took B back while this host was silent
 	b := httptest.NewServer(repoB)
 	defer b.Close()
