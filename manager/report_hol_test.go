@@ -1,7 +1,6 @@
 package manager
 
 import (
-	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -14,12 +13,7 @@ import (
 // each report queued before.
 func TestHungRepositoryDoesNotHoldBackAnotherOnesReports(t *testing.T) {
 	m, _, recA := crashManager(t, "ws-of-a", stateRunning, false)
-	release := make(chan struct{})
-	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		<-release
-	}))
-	defer hung.Close()
-	defer close(release)
+	hung := hungServer(t)
 	repoB := &fakeRepo{deployment: "deployed", host: "h"}
 	b := httptest.NewServer(repoB)
 	defer b.Close()
