@@ -90,7 +90,9 @@ func TestRefusedReview(t *testing.T) {
 	}
 	// Upper-case proxy name: accepted (canonical compare, as OpenSSL), identity is the EE's.
 	up, _ := ParseDN("/O=GRID/OU=VWS/CN=ALICE2/CN=13")
-	if id, err := trust.Verify(rawProxy(t, ecdsaAlice, up, pci(t, -1, certext.OIDPolicyInheritAll), nil).FullChain(), now); err == nil {
-		t.Logf("upper-case proxy subject accepted; identity %s", id.DN)
+	if id, err := trust.Verify(rawProxy(t, ecdsaAlice, up, pci(t, -1, certext.OIDPolicyInheritAll), nil).FullChain(), now); err != nil {
+		t.Errorf("upper-case proxy subject refused: %v", err)
+	} else if want := DN(ecdsaAlice.Certificate); id.DN != want {
+		t.Errorf("upper-case proxy subject authenticates as %s, want the EE's %s", id.DN, want)
 	}
 }
