@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -34,7 +36,10 @@ func TestPKIProxyOfProxyKeepsItsLimits(t *testing.T) {
 		out := filepath.Join(dir, "of-"+filepath.Base(issuer))
 		msg, err := runCLI(t, "pki", "proxy", "--cert", issuer, "--out", out)
 		if err != nil {
-			t.Logf("vws pki proxy --cert %s: %v", filepath.Base(issuer), err)
+			// Refused: it must have written nothing, as it says.
+			if _, serr := os.Stat(out); !errors.Is(serr, os.ErrNotExist) {
+				t.Errorf("vws pki proxy --cert %s refused (%v) but left %s (%v)", filepath.Base(issuer), err, out, serr)
+			}
 			continue
 		}
 		chain, rerr := pki.ReadCertificates(out)
