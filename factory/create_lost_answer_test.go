@@ -63,24 +63,9 @@ func TestCreateWhoseRegistrationAnswerIsLostSaysTheWorkspaceMayExist(t *testing.
 	defer func(b time.Duration) { registerBackoff = b }(registerBackoff)
 	registerBackoff = time.Millisecond // every repeat's answer is lost too
 	repo := &lateRepository{}
-	srv := httptest.NewServer(repo)
-	defer srv.Close()
-	v, err := describe.NewValidator()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := Config{}
-	cfg.Defaults()
-	reg := soapRegisterOnly{SOAPRegistry: &SOAPRegistry{Client: client.New(&http.Client{Timeout: 300 * time.Millisecond}), URL: func() string { return srv.URL }}, images: poolOfTwo()}
-	h := create(cfg, &Deps{Validator: v, Registry: reg, Now: time.Now})
+	h := createOverSOAP(t, repo, 300*time.Millisecond)
 	for _, c := range []struct{ what, name string }{{"named", `<fac:Name>mine</fac:Name>`}, {"unnamed", ``}} {
-		doc := etree.NewDocument()
-		if err := doc.ReadFromString(`<fac:Create xmlns:fac="` + vwsns.Factory + `" xmlns:vw="` + vwsns.Workspace + `" xmlns:sw="` + vwsns.Software + `">` +
-			`<vw:virtualWorkspace><vw:category>vm</vw:category><sw:software><sw:image><sw:name>debian-12</sw:name></sw:image></sw:software></vw:virtualWorkspace>` +
-			c.name + `</fac:Create>`); err != nil {
-			t.Fatal(err)
-		}
-		_, err := h(context.Background(), &container.Request{Dialect: dialect.WSRF12, Payload: doc.Root()})
+		_, err := h(context.Background(), createRequest(t, c.name))
 		repo.mu.Lock()
 		registered := repo.committed[len(repo.committed)-1]
 		repo.mu.Unlock()
@@ -95,4 +80,33 @@ func TestCreateWhoseRegistrationAnswerIsLostSaysTheWorkspaceMayExist(t *testing.
 			t.Errorf("%s: the Repository registered the workspace %q; the Factory answered %v, advice %q", c.what, registered, err, advice)
 		}
 	}
+}
+
+// createOverSOAP is the Create handler of a Factory that registers with the
+// Repository repo over SOAP, each call bounded by timeout, on a pool of two images.
+func createOverSOAP(t *testing.T, repo http.Handler, timeout time.Duration) container.Handler {
+	t.Helper()
+	srv := httptest.NewServer(repo)
+	t.Cleanup(srv.Close)
+	v, err := describe.NewValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{}
+	cfg.Defaults()
+	reg := soapRegisterOnly{SOAPRegistry: &SOAPRegistry{Client: client.New(&http.Client{Timeout: timeout}), URL: func() string { return srv.URL }}, images: poolOfTwo()}
+	return create(cfg, &Deps{Validator: v, Registry: reg, Now: time.Now})
+}
+
+// createRequest is a WSRF 1.2 Create of a debian-12 VM, with extra (a fac:Name, say)
+// after the description.
+func createRequest(t *testing.T, extra string) *container.Request {
+	t.Helper()
+	doc := etree.NewDocument()
+	if err := doc.ReadFromString(`<fac:Create xmlns:fac="` + vwsns.Factory + `" xmlns:vw="` + vwsns.Workspace + `" xmlns:sw="` + vwsns.Software + `">` +
+		`<vw:virtualWorkspace><vw:category>vm</vw:category><sw:software><sw:image><sw:name>debian-12</sw:name></sw:image></sw:software></vw:virtualWorkspace>` +
+		extra + `</fac:Create>`); err != nil {
+		t.Fatal(err)
+	}
+	return &container.Request{Dialect: dialect.WSRF12, Payload: doc.Root()}
 }

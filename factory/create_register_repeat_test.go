@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -12,10 +11,6 @@ import (
 
 	"github.com/beevik/etree"
 
-	"github.com/vws-grid/vws/internal/client"
-	"github.com/vws-grid/vws/internal/container"
-	"github.com/vws-grid/vws/internal/describe"
-	"github.com/vws-grid/vws/internal/dialect"
 	"github.com/vws-grid/vws/internal/vwsns"
 )
 
@@ -67,23 +62,8 @@ func TestCreateRepeatsARegistrationWhoseAnswerWasLost(t *testing.T) {
 	defer func(b time.Duration) { registerBackoff = b }(registerBackoff)
 	registerBackoff = time.Millisecond
 	repo := &forgetfulRepository{made: map[string]string{}}
-	srv := httptest.NewServer(repo)
-	defer srv.Close()
-	v, err := describe.NewValidator()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := Config{}
-	cfg.Defaults()
-	reg := soapRegisterOnly{SOAPRegistry: &SOAPRegistry{Client: client.New(&http.Client{Timeout: 5 * time.Second}), URL: func() string { return srv.URL }}, images: poolOfTwo()}
-	h := create(cfg, &Deps{Validator: v, Registry: reg, Now: time.Now})
-	doc := etree.NewDocument()
-	if err := doc.ReadFromString(`<fac:Create xmlns:fac="` + vwsns.Factory + `" xmlns:vw="` + vwsns.Workspace + `" xmlns:sw="` + vwsns.Software + `">` +
-		`<vw:virtualWorkspace><vw:category>vm</vw:category><sw:software><sw:image><sw:name>debian-12</sw:name></sw:image></sw:software></vw:virtualWorkspace>` +
-		`</fac:Create>`); err != nil {
-		t.Fatal(err)
-	}
-	out, err := h(context.Background(), &container.Request{Dialect: dialect.WSRF12, Payload: doc.Root()})
+	h := createOverSOAP(t, repo, 5*time.Second)
+	out, err := h(context.Background(), createRequest(t, ""))
 	if err != nil {
 		t.Fatalf("Create after a lost registration answer: %v", err)
 	}
