@@ -114,14 +114,15 @@ func TestUndoneCloneReleasesItsQuotaOnce(t *testing.T) {
 	}
 }
 
-// TestCloneLeftByAFailedUndoKeepsItsLayer: when the clone's row was written, the
-// source's was not, and destroying the clone fails too, the clone's record stays —
-// and so does the frozen layer it stands on.
-func TestCloneLeftByAFailedUndoKeepsItsLayer(t *testing.T) {
+// cloneWhoseUndoFailed clones alice's workspace src as "copy" with the source's row
+// failing to be written and the clone's destroy failing too, so the undo leaves the
+// clone's record; then the store works again.
+func cloneWhoseUndoFailed(t *testing.T) (f *fixture, src string) {
+	t.Helper()
 	needQemu(t)
-	f := newFixture(t)
+	f = newFixture(t)
 	st := f.openFailing("")
-	src := f.mustCreateFor(alice, "src", 0)
+	src = f.mustCreateFor(alice, "src", 0)
 	st.mu.Lock()
 	st.failOn, st.failDelete = src, true
 	st.mu.Unlock()
@@ -132,6 +133,14 @@ func TestCloneLeftByAFailedUndoKeepsItsLayer(t *testing.T) {
 	st.mu.Lock()
 	st.failOn, st.failDelete = "", false
 	st.mu.Unlock()
+	return f, src
+}
+
+// TestCloneLeftByAFailedUndoKeepsItsLayer: when the clone's row was written, the
+// source's was not, and destroying the clone fails too, the clone's record stays —
+// and so does the frozen layer it stands on.
+func TestCloneLeftByAFailedUndoKeepsItsLayer(t *testing.T) {
+	f, src := cloneWhoseUndoFailed(t)
 	var layers []string
 	f.r.Workspaces.Range(func(s *wsrf.Snapshot) bool {
 		if s.Key == src {
@@ -160,20 +169,7 @@ func TestCloneLeftByAFailedUndoKeepsItsLayer(t *testing.T) {
 // record, so it keeps its name too: names are unique, and a second workspace must not
 // be made under the name of one that exists.
 func TestCloneLeftByAFailedUndoKeepsItsName(t *testing.T) {
-	needQemu(t)
-	f := newFixture(t)
-	st := f.openFailing("")
-	src := f.mustCreateFor(alice, "src", 0)
-	st.mu.Lock()
-	st.failOn, st.failDelete = src, true
-	st.mu.Unlock()
-	ctx := identity.With(context.Background(), alice)
-	if _, err := f.r.Clone(ctx, src, "copy", alice.DN, time.Now().Add(30*time.Minute)); err == nil {
-		t.Fatal("precondition: the clone was to fail on the source's row")
-	}
-	st.mu.Lock()
-	st.failOn, st.failDelete = "", false
-	st.mu.Unlock()
+	f, _ := cloneWhoseUndoFailed(t)
 	var named []string
 	f.r.Workspaces.Range(func(s *wsrf.Snapshot) bool {
 		if text(s, PropName) == "copy" {
