@@ -2,12 +2,9 @@ package test
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,59 +16,14 @@ import (
 	"github.com/vws-grid/vws/internal/soap"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
+	"github.com/vws-grid/vws/internal/xsdtest"
 	"github.com/vws-grid/vws/test/harness"
 )
 
-// typesSchema extracts a WSDL's inline xsd:schema into a standalone file whose
-// schemaLocations point at the repository's schema files.
+// typesSchema extracts the inline xsd:schema of service's WSDL in dialect d.
 func typesSchema(t *testing.T, d *dialect.Dialect, service string) string {
 	t.Helper()
-	wsdlPath, _ := filepath.Abs(filepath.Join("..", "wsdl", d.WSDLDir, service+".wsdl"))
-	doc := etree.NewDocument()
-	if err := doc.ReadFromFile(wsdlPath); err != nil {
-		t.Fatal(err)
-	}
-	el := doc.Root().FindElement("types/schema")
-	if el == nil {
-		t.Fatalf("%s: no wsdl:types/xsd:schema", wsdlPath)
-	}
-	schema := wsa.Detach(el)
-	var walk func(e *etree.Element)
-	walk = func(e *etree.Element) {
-		if a := e.SelectAttr("schemaLocation"); a != nil && !strings.Contains(a.Value, "://") {
-			a.Value = filepath.Join(filepath.Dir(wsdlPath), a.Value)
-		}
-		for _, c := range e.ChildElements() {
-			walk(c)
-		}
-	}
-	walk(schema)
-	out := filepath.Join(t.TempDir(), service+".xsd")
-	if err := etree.NewDocumentWithRoot(schema).WriteToFile(out); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-// validate runs xmllint --schema on el as a standalone document.
-func validate(t *testing.T, xsd string, el *etree.Element) {
-	t.Helper()
-	xl, err := exec.LookPath("xmllint")
-	if err != nil {
-		t.Skip("xmllint not found (Debian: libxml2-utils); test/setup.sh installs it")
-	}
-	docPath := filepath.Join(t.TempDir(), "doc.xml")
-	if err := etree.NewDocumentWithRoot(wsa.Detach(el)).WriteToFile(docPath); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(xl, "--noout", "--nonet", "--schema", xsd, docPath).CombinedOutput()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		data, _ := os.ReadFile(docPath)
-		t.Fatalf("does not validate against %s:\n%s\n%s", filepath.Base(xsd), out, data)
-	} else if err != nil {
-		t.Fatal(err)
-	}
+	return xsdtest.TypesSchema(t, filepath.Join("..", "wsdl", d.WSDLDir, service+".wsdl"))
 }
 
 // TestResponsesConformToContract checks what the server really sends — every service's
@@ -102,12 +54,12 @@ func TestResponsesConformToContract(t *testing.T) {
 					t.Fatalf("query / returned %d elements", len(docs))
 				}
 				xsd := typesSchema(t, d, svc)
-				validate(t, xsd, docs[0])
+				xsdtest.Validate(t, xsd, docs[0])
 
 				// A fault from this service validates too.
 				f := post(t, url, request(d, url, getRPAction(d), key, `<rp:GetResourceProperty>vw:nope</rp:GetResourceProperty>`, headers...))
 				f.fault(t)
-				validate(t, xsd, f.env.Payload.FindElement("detail/*"))
+				xsdtest.Validate(t, xsd, f.env.Payload.FindElement("detail/*"))
 			})
 		}
 		t.Run(d.Name+"/more faults", func(t *testing.T) {
@@ -120,7 +72,7 @@ func TestResponsesConformToContract(t *testing.T) {
 			} {
 				f := post(t, url, request(d, url, body.action, body.key, body.body))
 				f.fault(t)
-				validate(t, xsd, f.env.Payload.FindElement("detail/*"))
+				xsdtest.Validate(t, xsd, f.env.Payload.FindElement("detail/*"))
 			}
 		})
 	}
@@ -233,7 +185,7 @@ func TestNotificationConformsToContract(t *testing.T) {
 			if ok.status != 200 {
 				t.Fatalf("Subscribe: HTTP %d: %s", ok.status, ok.raw)
 			}
-			validate(t, xsd, ok.env.Payload)
+			xsdtest.Validate(t, xsd, ok.env.Payload)
 
 			for _, c := range []struct {
 				name, addr, te, extra string
@@ -255,7 +207,7 @@ func TestNotificationConformsToContract(t *testing.T) {
 				if typ != want {
 					t.Errorf("%s: %s (%s), want %s", c.name, typ, desc, want)
 				}
-				validate(t, xsd, f.env.Payload.FindElement("detail/*"))
+				xsdtest.Validate(t, xsd, f.env.Payload.FindElement("detail/*"))
 			}
 
 			// A change of the workspace's state, then its end, reach the consumer as
@@ -283,13 +235,13 @@ func TestNotificationConformsToContract(t *testing.T) {
 			for range 2 {
 				select {
 				case n := <-got:
-					validate(t, xsd, n)
+					xsdtest.Validate(t, xsd, n)
 					payload := n.FindElement("NotificationMessage/Message/*")
 					if payload == nil {
 						t.Fatalf("Notify without a message: %v", n)
 					}
 					kinds[payload.Tag] = true
-					validate(t, xsd, payload)
+					xsdtest.Validate(t, xsd, payload)
 				case <-time.After(10 * time.Second):
 					t.Fatalf("within 10 s the consumer got only %v", kinds)
 				}

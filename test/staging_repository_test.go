@@ -30,6 +30,7 @@ import (
 	"github.com/vws-grid/vws/internal/server"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
+	"github.com/vws-grid/vws/internal/xsdtest"
 	"github.com/vws-grid/vws/repository"
 	"github.com/vws-grid/vws/test/harness"
 )
@@ -215,7 +216,7 @@ func TestStagingOverHTTP(t *testing.T) {
 	mgr := &wsa.EPR{Version: wsa.V200508, Address: "http://host-a.example.org:8443/wsrf/services/WorkspaceManagerService"}
 	m := stagingCheckOut(t, epr, "host-a.example.org", mgr)
 	if _, err := exec.LookPath("xmllint"); err == nil {
-		validate(t, typesSchema(t, dialect.WSRF12, vwsns.WorkspaceService), m.el)
+		xsdtest.Validate(t, typesSchema(t, dialect.WSRF12, vwsns.WorkspaceService), m.el)
 	}
 	if got := m.roles(); got != "base,kernel,initrd,layer,overlay" {
 		t.Fatalf("manifest roles %s", got)

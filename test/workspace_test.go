@@ -24,6 +24,7 @@ import (
 	"github.com/vws-grid/vws/internal/tmpfstest"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
+	"github.com/vws-grid/vws/internal/xsdtest"
 	"github.com/vws-grid/vws/test/harness"
 )
 
@@ -336,7 +337,7 @@ func TestCheckOutLocksAndStates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	validate(t, typesSchema(t, dialect.WSRF12, vwsns.WorkspaceService), m)
+	xsdtest.Validate(t, typesSchema(t, dialect.WSRF12, vwsns.WorkspaceService), m)
 	manifest := m.SelectElement("Manifest")
 	token := m.FindElement("Lock/Token").Text()
 	var roles []string

@@ -3,14 +3,11 @@ package server
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -24,6 +21,7 @@ import (
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/internal/wsrf"
+	"github.com/vws-grid/vws/internal/xsdtest"
 )
 
 const (
@@ -229,47 +227,8 @@ func subscribe12(t *testing.T, wsURL, keyHeader string) []string {
 }
 
 // validateAgainstTypes validates el with xmllint against the inline schema of the
-// service's WSRF 1.2 WSDL, its schemaLocations made absolute.
+// service's WSRF 1.2 WSDL.
 func validateAgainstTypes(t *testing.T, svc string, el *etree.Element) {
 	t.Helper()
-	xl, err := exec.LookPath("xmllint")
-	if err != nil {
-		t.Skip("xmllint not found (Debian: libxml2-utils); skipping XML Schema validation")
-	}
-	wsdlPath, _ := filepath.Abs(filepath.Join("..", "..", "wsdl", "wsrf12", svc+".wsdl"))
-	wdoc := etree.NewDocument()
-	if err := wdoc.ReadFromFile(wsdlPath); err != nil {
-		t.Fatal(err)
-	}
-	types := wdoc.Root().FindElement("types/schema")
-	if types == nil {
-		t.Fatalf("%s: no wsdl:types/xsd:schema", wsdlPath)
-	}
-	schema := wsa.Detach(types)
-	var walk func(e *etree.Element)
-	walk = func(e *etree.Element) {
-		if a := e.SelectAttr("schemaLocation"); a != nil {
-			a.Value = filepath.Join(filepath.Dir(wsdlPath), a.Value)
-		}
-		for _, c := range e.ChildElements() {
-			walk(c)
-		}
-	}
-	walk(schema)
-	dir := t.TempDir()
-	xsd, doc := filepath.Join(dir, svc+".xsd"), filepath.Join(dir, "answer.xml")
-	if err := etree.NewDocumentWithRoot(schema).WriteToFile(xsd); err != nil {
-		t.Fatal(err)
-	}
-	if err := etree.NewDocumentWithRoot(wsa.Detach(el)).WriteToFile(doc); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(xl, "--noout", "--nonet", "--schema", xsd, doc).CombinedOutput()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		data, _ := os.ReadFile(doc)
-		t.Fatalf("the answer does not validate against %s's types:\n%s\n%s", svc, out, data)
-	} else if err != nil {
-		t.Fatal(err)
-	}
+	xsdtest.Validate(t, xsdtest.TypesSchema(t, filepath.Join("..", "..", "wsdl", "wsrf12", svc+".wsdl")), el)
 }
