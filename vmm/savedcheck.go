@@ -24,6 +24,18 @@ var savedDevices = map[string]bool{
 	"Controllers": true, "Inputs": true, "Videos": true, "MemBalloon": true, "Audios": true,
 }
 
+// savedDomainFields are what a saved <domain> may hold beside its devices: what
+// buildDomain sets, and what libvirt fills in itself (id, currentMemory, the cgroup
+// partition, security labels). Anything else (scheduling, pinning, cgroup placement,
+// block I/O, memory or NUMA tuning, I/O threads, perf counters...) vws never defines,
+// and would act on the restoring host's CPUs, devices and cgroups: an allow-list, so
+// an element this list forgot is refused rather than restored.
+var savedDomainFields = map[string]bool{
+	"XMLName": true, "Type": true, "ID": true, "Name": true, "UUID": true, "Memory": true, "CurrentMemory": true,
+	"VCPU": true, "Resource": true, "OS": true, "Features": true, "CPU": true, "Clock": true,
+	"OnPoweroff": true, "OnReboot": true, "OnCrash": true, "Devices": true, "SecLabel": true,
+}
+
 // emulatorRE are the QEMU binaries a distribution installs.
 var emulatorRE = regexp.MustCompile(`^/usr(/local)?/(bin|libexec|lib(64)?/xen/bin)/(qemu-system-[a-z0-9_]+|qemu-kvm|kvm)$`)
 
@@ -80,11 +92,21 @@ func checkSaved(dom *libvirtxml.Domain, s Spec) error {
 			return invalid("saved domain", "its <os> loads firmware, a device tree, ACPI tables or an init of its own, which no workspace description does")
 		}
 	}
+	v := reflect.ValueOf(*dom)
+	for i := 0; i < v.NumField(); i++ {
+		if f := v.Type().Field(i); !v.Field(i).IsZero() && !savedDomainFields[f.Name] {
+			return invalid("saved domain", "it has <%s>, which vws never defines (host tuning or placement of the saving host's choosing)", xmlElement(f))
+		}
+	}
+	// libvirt places every guest in /machine unless told otherwise.
+	if r := dom.Resource; r != nil && (r.Partition != "" && r.Partition != "/machine" || r.FibreChannel != nil) {
+		return invalid("saved domain", "its <resource> places it in cgroup partition %q or tags its I/O, not libvirt's /machine", r.Partition)
+	}
 	d := dom.Devices
 	if d == nil {
 		return nil
 	}
-	v := reflect.ValueOf(*d)
+	v = reflect.ValueOf(*d)
 	for i := 0; i < v.NumField(); i++ {
 		name := v.Type().Field(i).Name
 		if !v.Field(i).IsZero() && !savedDevices[name] {
@@ -238,6 +260,14 @@ func sanitizeSaved(dom *libvirtxml.Domain) (changed bool) {
 		}
 	}
 	return changed
+}
+
+// xmlElement is the element name of a libvirtxml struct field, for messages.
+func xmlElement(f reflect.StructField) string {
+	if name, _, _ := strings.Cut(f.Tag.Get("xml"), ","); name != "" && name != "-" {
+		return name
+	}
+	return strings.ToLower(f.Name)
 }
 
 func diskName(d libvirtxml.DomainDisk) string {

@@ -192,3 +192,48 @@ func TestSavedBaseLabelIsRefused(t *testing.T) {
 		t.Errorf("a saved domain whose QEMU runs as unconfined_t is accepted for restore (%v); the XML libvirt gets:\n%s", err, out)
 	}
 }
+
+// TestSavedHostTuningIsRefused: vws defines no host-side tuning, so a saved domain's
+// scheduling, pinning, cgroup placement, block I/O device limits, memory or NUMA
+// policy, I/O threads or perf counters came from whoever wrote the image; restored,
+// they would act on the restoring host's CPUs, devices and cgroups. A saved domain is
+// held to what vws defines (and libvirt adds: <resource><partition>/machine), not to
+// a list of what is known to be harmful.
+func TestSavedHostTuningIsRefused(t *testing.T) {
+	here := goldenSpecs["qemu-kernel-boot"]
+	prio := 99
+	if _, _, err := rewriteSaved(savedXML(t, here, func(d *libvirtxml.Domain) {
+		d.Resource = &libvirtxml.DomainResource{Partition: "/machine"}
+	}), here); err != nil {
+		t.Fatalf("a saved domain in libvirt's own cgroup partition: %v", err)
+	}
+	for name, mut := range map[string]func(*libvirtxml.Domain){
+		// SCHED_FIFO at 99: a guest's busy vCPU starves everything else on its host CPU.
+		"real-time vCPUs": func(d *libvirtxml.Domain) {
+			d.CPUTune = &libvirtxml.DomainCPUTune{VCPUSched: []libvirtxml.DomainCPUTuneVCPUSched{{VCPUs: "0", Scheduler: "fifo", Priority: &prio}}}
+		},
+		"emulator pinned to host CPU 0": func(d *libvirtxml.Domain) {
+			d.CPUTune = &libvirtxml.DomainCPUTune{EmulatorPin: &libvirtxml.DomainCPUTuneEmulatorPin{CPUSet: "0"}}
+		},
+		"a cgroup outside /machine": func(d *libvirtxml.Domain) {
+			d.Resource = &libvirtxml.DomainResource{Partition: "/system.slice"}
+		},
+		"limits on the host's /dev/sda": func(d *libvirtxml.Domain) {
+			d.BlockIOTune = &libvirtxml.DomainBlockIOTune{Device: []libvirtxml.DomainBlockIOTuneDevice{{Path: "/dev/sda", ReadIopsSec: 1}}}
+		},
+		"memory limits": func(d *libvirtxml.Domain) {
+			d.MemoryTune = &libvirtxml.DomainMemoryTune{SoftLimit: &libvirtxml.DomainMemoryTuneLimit{Value: 1}}
+		},
+		"memory bound to a host NUMA node": func(d *libvirtxml.Domain) {
+			d.NUMATune = &libvirtxml.DomainNUMATune{Memory: &libvirtxml.DomainNUMATuneMemory{Mode: "strict", Nodeset: "0"}}
+		},
+		"100000 I/O threads": func(d *libvirtxml.Domain) { d.IOThreads = 100000 },
+		"host perf counters": func(d *libvirtxml.Domain) {
+			d.Perf = &libvirtxml.DomainPerf{Events: []libvirtxml.DomainPerfEvent{{Name: "cmt", Enabled: "yes"}}}
+		},
+	} {
+		if out, _, err := rewriteSaved(savedXML(t, here, mut), here); !errors.Is(err, ErrInvalidSpec) {
+			t.Errorf("%s: accepted for restore (%v); the XML libvirt gets:\n%s", name, err, out)
+		}
+	}
+}
