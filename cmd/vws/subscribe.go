@@ -406,10 +406,20 @@ func notifyTrust(service string) (*wssec.Verifier, func(identity.Identity) error
 	if err != nil {
 		return nil, nil, err
 	}
+	u, err := url.Parse(service)
+	if err != nil || u.Hostname() == "" {
+		return nil, nil, fmt.Errorf("the service address %q names no host to check its signed notifications against", service)
+	}
 	verifier := wssec.NewVerifier(func(chain []*x509.Certificate) (identity.Identity, error) { return trust.Verify(chain, time.Now()) })
 	host := func(id identity.Identity) error {
 		if !strings.Contains(id.DN, "/CN=host/") {
 			return fmt.Errorf("the Notify is signed by %s, not by a service's host certificate (…/CN=host/…)", id.DN)
+		}
+		// Every host of the site has a certificate of the same CAs, and the listener key
+		// crosses the network in the clear: only the host the subscriptions were made
+		// with, whose name TLS checked, speaks for them.
+		if id.Certificate == nil || id.Certificate.VerifyHostname(u.Hostname()) != nil {
+			return fmt.Errorf("the Notify is signed by %s, whose certificate is not for %s, the service the subscriptions were made with: refused", id.DN, u.Hostname())
 		}
 		return nil
 	}
