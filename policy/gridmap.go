@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/vws-grid/vws/internal/identity"
 )
 
 // GridMap maps certificate DNs to local accounts, as a Globus grid-mapfile does.
@@ -54,6 +56,7 @@ func ParseGridMap(r io.Reader, source string) (*GridMap, error) {
 		if !strings.HasPrefix(dn, "/") {
 			return nil, fmt.Errorf("%s:%d: DN %q: want the OpenSSL one-line form /O=.../CN=...", source, n, dn)
 		}
+		dn = identity.CanonicalDN(dn) // /Email= and /E= are /emailAddress=, as Globus takes them
 		if _, dup := gm.accounts[dn]; !dup {
 			gm.accounts[dn] = account
 		}
@@ -88,7 +91,7 @@ func gridMapDN(line string) (dn, rest string, err error) {
 }
 
 // Account returns the account dn maps to, "" when it is not listed.
-func (gm *GridMap) Account(dn string) string { return gm.accounts[dn] }
+func (gm *GridMap) Account(dn string) string { return gm.accounts[identity.CanonicalDN(dn)] }
 
 // Len is the number of mapped DNs.
 func (gm *GridMap) Len() int { return len(gm.accounts) }

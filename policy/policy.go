@@ -311,7 +311,8 @@ func parseSubject(s string) (subject, error) {
 		}
 		return subject{kind: subjAccount, pattern: s[len("account:"):]}, nil
 	case strings.HasPrefix(s, "/") || strings.HasPrefix(s, "*"):
-		return subject{kind: subjDN, pattern: s}, nil
+		// A DN is matched with its email attribute spelled one way (identity.CanonicalDN).
+		return subject{kind: subjDN, pattern: identity.CanonicalDN(s)}, nil
 	}
 	return subject{}, fmt.Errorf("subject %q: want %s", s, subjectForms)
 }
@@ -559,7 +560,7 @@ func (c *caller) matchesBase(s subject) bool {
 	case subjAny:
 		return !anon
 	case subjDN:
-		return !anon && glob(s.pattern, c.id.DN)
+		return !anon && glob(s.pattern, identity.CanonicalDN(c.id.DN))
 	case subjAccount:
 		return c.account != "" && glob(s.pattern, c.account)
 	case subjVO:

@@ -181,6 +181,26 @@ func StartsAttribute(s string) bool {
 	return j > 1 && j < len(s) && s[j] == '='
 }
 
+// CanonicalDN writes the email attribute of a one-line DN as OneLineDN does,
+// emailAddress, however it is spelled: older OpenSSL wrote Email, some tools E, and
+// Globus takes the three for one attribute, so a grid-mapfile line or rule copied
+// from such a tool names the same certificates. The rest of dn is unchanged.
+func CanonicalDN(dn string) string {
+	var b strings.Builder
+	for i := 0; i < len(dn); i++ {
+		if dn[i] == '/' && StartsAttribute(dn[i:]) {
+			name, _, _ := strings.Cut(dn[i+1:], "=")
+			if strings.EqualFold(name, "Email") || strings.EqualFold(name, "E") || strings.EqualFold(name, "emailAddress") {
+				b.WriteString("/emailAddress")
+				i += len(name)
+				continue
+			}
+		}
+		b.WriteByte(dn[i])
+	}
+	return b.String()
+}
+
 func writeATV(b *strings.Builder, atv pkix.AttributeTypeAndValue) {
 	b.WriteByte('/')
 	b.WriteString(attrName(atv.Type))

@@ -1,0 +1,50 @@
+package policy
+
+import (
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"strings"
+	"testing"
+
+	"github.com/vws-grid/vws/internal/identity"
+)
+
+// TestEmailAttributeSpellings: OpenSSL writes a certificate's email attribute as
+// "/emailAddress=" (vws too), older OpenSSL and many grid-mapfiles and rules as
+// "/Email=" or "/E=". Globus takes the three for one attribute: a grid-mapfile line
+// copied from an old tool must map the user, and a deny rule written so must deny.
+func TestEmailAttributeSpellings(t *testing.T) {
+	name := pkix.Name{Names: []pkix.AttributeTypeAndValue{
+		{Type: asn1.ObjectIdentifier{2, 5, 4, 10}, Value: "Grid"},
+		{Type: asn1.ObjectIdentifier{2, 5, 4, 3}, Value: "Jane Doe"},
+		{Type: asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 1}, Value: "jane@example.org"},
+	}}
+	jane := identity.Identity{DN: identity.OneLineDN(name)} // as vws renders her certificate
+	if jane.DN != "/O=Grid/CN=Jane Doe/emailAddress=jane@example.org" {
+		t.Fatalf("the certificate renders as %q", jane.DN)
+	}
+	for _, spelled := range []string{"emailAddress", "Email", "E"} {
+		gm, err := ParseGridMap(strings.NewReader(`"/O=Grid/CN=Jane Doe/`+spelled+`=jane@example.org" jane`+"\n"), "grid-mapfile")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := gm.Account(jane.DN); got != "jane" {
+			t.Errorf("grid-mapfile line with /%s=: %s maps to %q, want jane", spelled, jane.DN, got)
+		}
+		rs, err := Parse(strings.NewReader("deny * /O=Grid/CN=Jane Doe/"+spelled+"=*\nallow * *\n"), "rules")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := rs.Decide(jane, Create, Resource{}); d.Allowed {
+			t.Errorf("deny rule with /%s=: %s may create (%s)", spelled, jane.DN, d.Rule)
+		}
+	}
+	// The other way round: a DN given with /Email= is the same person.
+	gm, err := ParseGridMap(strings.NewReader(`"/O=Grid/CN=Jane Doe/emailAddress=jane@example.org" jane`+"\n"), "grid-mapfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := gm.Account("/O=Grid/CN=Jane Doe/Email=jane@example.org"); got != "jane" {
+		t.Errorf("/Email= against a grid-mapfile's /emailAddress=: maps to %q, want jane", got)
+	}
+}
