@@ -193,8 +193,8 @@ func (b *Broker) drain(s *sub) {
 		}
 		if !m.skip {
 			delivered := b.deliver(s, m)
-			if !delivered && b.stopping() {
-				continue // the broker's shutdown, not the consumer, failed it
+			if !delivered && (b.stopping() || b.withdrawn(s, m)) {
+				continue // the broker's shutdown, or the subscriber, not the consumer, failed it
 			}
 			if delivered && !isTermination(m.topic) {
 				b.noteSent(s, m.topic, m.newValue)
@@ -315,11 +315,22 @@ func (b *Broker) deliver(s *sub, m message) bool {
 		case <-b.stop:
 			return false
 		}
+		if b.withdrawn(s, m) {
+			return false // unsubscribed or paused while it waited: nothing more is sent
+		}
 	}
 	b.cfg.Logger.Warn("notification not delivered; dropped", "subscription", s.key, "consumer", s.consumer.Address,
 		"topic", m.topic.Local, "attempts", len(b.cfg.Retries)+1, "err", last)
 	b.metrics.dropped.Inc()
 	return false
+}
+
+// withdrawn reports whether s may no longer be sent m: it ended, or is paused (which
+// holds back everything but its ending message).
+func (b *Broker) withdrawn(s *sub, m message) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ended || (s.paused && !m.last)
 }
 
 // ownerSlots is the semaphore of one subscriber's deliveries.
