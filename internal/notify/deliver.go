@@ -176,6 +176,9 @@ func (b *Broker) drain(s *sub) {
 		s.queue = s.queue[1:]
 		s.mu.Unlock()
 
+		if !m.skip && b.expired(s) {
+			m.skip = true // over, though its expiry has not destroyed it yet
+		}
 		if !m.skip {
 			switch err := b.mayRead(s); {
 			case errors.Is(err, errdefs.ErrAuthorization):
@@ -193,7 +196,7 @@ func (b *Broker) drain(s *sub) {
 		}
 		if !m.skip {
 			delivered := b.deliver(s, m)
-			if !delivered && (b.stopping() || b.withdrawn(s, m)) {
+			if !delivered && (b.stopping() || b.withdrawn(s, m) || b.expired(s)) {
 				continue // the broker's shutdown, or the subscriber, not the consumer, failed it
 			}
 			if delivered && !isTermination(m.topic) {
@@ -315,7 +318,7 @@ func (b *Broker) deliver(s *sub, m message) bool {
 		case <-b.stop:
 			return false
 		}
-		if b.withdrawn(s, m) {
+		if b.withdrawn(s, m) || b.expired(s) {
 			return false // unsubscribed or paused while it waited: nothing more is sent
 		}
 	}
@@ -331,6 +334,18 @@ func (b *Broker) withdrawn(s *sub, m message) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.ended || (s.paused && !m.last)
+}
+
+// expired reports whether s's termination time has passed (or it is gone): the
+// expiry scheduler destroys it within a second, or later if the destroy fails, and
+// after a restart only once it has started.
+func (b *Broker) expired(s *sub) bool {
+	over := false
+	err := b.home.View(context.Background(), s.key, func(snap *wsrf.Snapshot) error {
+		over = snap.Termination != nil && !snap.Termination.After(b.cfg.Now().Round(0)) // the wall clock, as expiry
+		return nil
+	})
+	return over || errors.Is(err, errdefs.ErrResourceUnknown)
 }
 
 // ownerSlots is the semaphore of one subscriber's deliveries.
