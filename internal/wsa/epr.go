@@ -140,12 +140,31 @@ func (e *EPR) Headers() []*etree.Element {
 	for _, r := range e.References {
 		h := r.Copy()
 		if e.Version == V200508 {
-			h.CreateAttr("xmlns:wsa-rp", NS200508)
-			h.CreateAttr("wsa-rp:IsReferenceParameter", "true")
+			// Under a prefix the parameter does not use itself: rebinding one of its
+			// own would rename it (into WS-Addressing's namespace, say).
+			p := freePrefix(h, "wsa-rp")
+			h.CreateAttr("xmlns:"+p, NS200508)
+			h.CreateAttr(p+":IsReferenceParameter", "true")
 		}
 		out = append(out, h)
 	}
 	return out
+}
+
+// freePrefix is want, or want followed by a number, neither used in el's subtree nor
+// declared on el.
+func freePrefix(el *etree.Element, want string) string {
+	taken := usedPrefixes(el)
+	for _, a := range el.Attr {
+		if a.Space == "xmlns" {
+			taken[a.Key] = true
+		}
+	}
+	p := want
+	for i := 1; taken[p]; i++ {
+		p = fmt.Sprintf("%s%d", want, i)
+	}
+	return p
 }
 
 // Detach copies el out of its document, declaring on the copy the namespaces in scope
