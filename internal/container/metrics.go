@@ -12,6 +12,11 @@ type Metrics struct {
 	requests *prometheus.CounterVec
 	faults   *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	// The parse budget (admission): how long requests waited for it, how many were
+	// refused as busy, and how many body bytes hold it now.
+	admissionWait prometheus.Histogram
+	busy          prometheus.Counter
+	admitted      prometheus.Gauge
 }
 
 // NewMetrics registers the container's instruments in reg.
@@ -28,8 +33,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time from reading a SOAP request to writing its response.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"service", "operation"}),
+		admissionWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "vws_soap_admission_wait_seconds",
+			Help:    "Time SOAP requests, their body read, waited for room in the parse budget.",
+			Buckets: []float64{.0001, .001, .01, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}),
+		busy: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "vws_soap_busy_total", Help: "SOAP requests answered HTTP 503 because the parse budget stayed full.",
+		}),
+		admitted: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "vws_soap_admitted_body_bytes", Help: "Body bytes of the SOAP requests holding the parse budget now.",
+		}),
 	}
-	reg.MustRegister(m.requests, m.faults, m.latency)
+	reg.MustRegister(m.requests, m.faults, m.latency, m.admissionWait, m.busy, m.admitted)
 	return m
 }
 

@@ -41,6 +41,13 @@ type Config struct {
 	// covers yet: a client that stalls or trickles past it is cut off rather than
 	// holding a connection. Default DefaultBodyTimeout.
 	BodyTimeout time.Duration
+	// ParseBudget bounds the body bytes of the SOAP requests parsed and in process at
+	// once, server-wide: a request takes its body's length of it once the body is in
+	// and gives it back when answered. 0: DefaultParseBudget; negative: no bound.
+	ParseBudget int64
+	// ParseWait is how long a request waits for room in ParseBudget before it is
+	// answered HTTP 503 with Retry-After. Default DefaultParseWait.
+	ParseWait time.Duration
 	// HandlerTimeout bounds one operation (except those registered with
 	// Service.HandleUnbounded). Default 30 s.
 	HandlerTimeout time.Duration
@@ -79,6 +86,7 @@ type Container struct {
 	services map[string]*Service
 	mux      *http.ServeMux
 	wsdl     *wsdlServer
+	admit    *admission
 }
 
 // New builds a container for services; it refuses any service whose WSDL declares an
@@ -93,13 +101,20 @@ func New(cfg Config, services ...*Service) (*Container, error) {
 	if cfg.HandlerTimeout <= 0 {
 		cfg.HandlerTimeout = 30 * time.Second
 	}
+	if cfg.ParseBudget == 0 {
+		cfg.ParseBudget = DefaultParseBudget
+	}
+	if cfg.ParseWait <= 0 {
+		cfg.ParseWait = DefaultParseWait
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	c := &Container{cfg: cfg, services: map[string]*Service{}, mux: http.NewServeMux()}
+	c := &Container{cfg: cfg, services: map[string]*Service{}, mux: http.NewServeMux(),
+		admit: newAdmission(cfg.ParseBudget, cfg.ParseWait, cfg.Metrics)}
 	var errs []error
 	for _, s := range services {
 		if err := s.Check(); err != nil {
@@ -225,6 +240,17 @@ func (c *Container) serveSOAP(w http.ResponseWriter, r *http.Request, svc *Servi
 	// Lifted once the body is in (net/http does too as it starts reading ahead to
 	// notice a client hanging up): a deadline left there would cancel a long operation.
 	_ = rc.SetReadDeadline(time.Time{})
+	// Parsing multiplies a body's bytes by up to ~37 in heap, before anyone is
+	// authorized: the budget bounds how much of that is alive at once. Taken only now,
+	// so that a slow body holds none of it; held to the answer, as the tree is.
+	release, err := c.admit.admit(r.Context(), int64(buf.Len()))
+	if err != nil {
+		cl.dialect = guessDialect(buf.Bytes())
+		w.Header().Set("Retry-After", c.admit.retryAfter())
+		c.fail(w, r, cl, http.StatusServiceUnavailable, err, "")
+		return
+	}
+	defer release()
 	env, err := soap.Parse(buf.Bytes())
 	if err != nil {
 		cl.dialect = guessDialect(buf.Bytes())
@@ -661,7 +687,10 @@ func (c *Container) observe(r *http.Request, cl *call, status int, fault string,
 	level := slog.LevelInfo
 	if fault != "" {
 		attrs = append(attrs, slog.String("fault", fault), slog.String("error", err.Error()))
-		if classify(err).code == soap.CodeServer {
+		switch {
+		case errors.Is(err, errBusy):
+			level = slog.LevelWarn // load, not a failure (vws_soap_busy_total counts them)
+		case classify(err).code == soap.CodeServer:
 			level = slog.LevelError
 		}
 	}
