@@ -23,6 +23,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vws-grid/vws/factory"
+	"github.com/vws-grid/vws/internal/container"
 	"github.com/vws-grid/vws/internal/hostfit"
 	"github.com/vws-grid/vws/internal/notify"
 	"github.com/vws-grid/vws/internal/pki"
@@ -53,6 +54,9 @@ type serveOptions struct {
 	logJSON   bool
 	libvirt   string
 	domType   string
+	// parseBudget bounds the body bytes of SOAP requests in process at once
+	// (container.Config.ParseBudget).
+	parseBudget int64
 	// libvirtTimeout bounds libvirtd's silence (vmm.Config.Timeout).
 	libvirtTimeout time.Duration
 	// repoTimeout bounds a SOAP call to a Repository (manager.Config.RepositoryTimeout).
@@ -135,6 +139,7 @@ anonymous, only with --insecure. Test credentials: vws pki.`,
 	f.StringArrayVar(&o.repositories, "repository", nil, "manager: base URL of a Repository whose workspaces this host deploys, e.g. https://repo.example.org:8443 (repeatable; this server's own when it runs the repository role); a Deploy naming another is refused before it is called")
 	f.StringArrayVar(&o.bridges, "bridge", nil, "manager: a host bridge guests may join, e.g. br-grid (repeatable); a NIC of kind bridge must name one of these, and a workspace joining any other bridge is refused (default: none — guests join libvirt networks only)")
 	f.Int64Var(&o.maxBody, "max-body", 1<<20, "largest SOAP request body in bytes (larger: HTTP 413)")
+	f.Int64Var(&o.parseBudget, "parse-budget", container.DefaultParseBudget, "body bytes of the SOAP requests parsed and in process at once, server-wide (a parsed body takes up to ~37 times its size in memory); a request that finds no room within 5 s: HTTP 503 with Retry-After")
 	f.StringSliceVar(&o.notifyNets, "notify-networks", nil, "repository: the only networks (CIDRs or addresses, comma-separated) notifications may be sent to, e.g. 10.0.0.0/8,127.0.0.1 (default: any address but link-local and multicast ones)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.policy, "policy", "", "rules file: allow/deny, groups, shares, quotas, require-signature (see policy/policy.go); reloaded on change; without it (and --grid-mapfile) authenticated callers create and manage their own workspaces, …/CN=host/ certificates are hosts and nobody is admin; with --insecure everyone may do everything")
@@ -317,6 +322,9 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	if o.maxBody <= 0 {
 		return fmt.Errorf("--max-body %d: give the largest SOAP request body in bytes, e.g. 1048576 (1 MiB)", o.maxBody)
 	}
+	if o.parseBudget <= 0 {
+		return fmt.Errorf("--parse-budget %d: give the body bytes of SOAP requests in process at once, e.g. %d (8 MiB)", o.parseBudget, container.DefaultParseBudget)
+	}
 	if o.defLife <= 0 || o.maxLife <= 0 || o.defLife > o.maxLife {
 		return errors.New("--default-lifetime and --max-lifetime must be positive, the default no longer than the maximum")
 	}
@@ -327,7 +335,7 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		return fmt.Errorf("listen on %s: %w", o.listen, err)
 	}
 	defer ln.Close()
-	srv, err := server.New(ctx, server.Config{DataDir: o.dataDir, Database: o.database, Roles: o.roles, MaxBodyBytes: o.maxBody, Logger: logger,
+	srv, err := server.New(ctx, server.Config{DataDir: o.dataDir, Database: o.database, Roles: o.roles, MaxBodyBytes: o.maxBody, ParseBudget: o.parseBudget, Logger: logger,
 		PolicyFile: o.policy, GridMapFile: o.gridMap, HostCertFile: o.certFile, HostKeyFile: o.keyFile, Trust: o.trust,
 		NotifyNetworks: o.notifyNets,
 		Factory:        factory.Config{DefaultLifetime: o.defLife, MaximumLifetime: o.maxLife, RefuseLongLifetimes: o.lifePol == "refuse"},

@@ -70,6 +70,7 @@ func TestServeRefusesUnknownFlagValues(t *testing.T) {
 		{[]string{"--reconcile-every", "0s"}, []string{"--reconcile-every 0s", "e.g. 2s"}},
 		{[]string{"--max-body", "0"}, []string{"--max-body 0", "in bytes"}},
 		{[]string{"--max-body", "-1"}, []string{"--max-body -1", "in bytes"}},
+		{[]string{"--parse-budget", "0"}, []string{"--parse-budget 0", "e.g. 8388608"}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			// A server that starts anyway is stopped, and fails the test.

@@ -61,6 +61,9 @@ type Config struct {
 	Roles []string
 	// MaxBodyBytes bounds SOAP request bodies (HTTP 413 beyond). Default 1 MiB.
 	MaxBodyBytes int64
+	// ParseBudget bounds the body bytes of the SOAP requests parsed and in process at
+	// once (container.Config.ParseBudget; 0: container.DefaultParseBudget).
+	ParseBudget int64
 	// Factory is what the Factory offers.
 	Factory factory.Config
 	// PolicyFile holds the rules (policy package); empty with GridMapFile empty: every
@@ -362,7 +365,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		az.Subscriptions = s.subscriptions
 	}
 	c, err := container.New(container.Config{
-		MaxBodyBytes: cfg.MaxBodyBytes, Logger: cfg.Logger, ContractFS: cf,
+		MaxBodyBytes: cfg.MaxBodyBytes, ParseBudget: cfg.ParseBudget, Logger: cfg.Logger, ContractFS: cf,
 		Metrics: container.NewMetrics(reg), Now: cfg.Now, Authorize: az.Authorize,
 		Verifier: sec.verifier, Signer: sec.signer, RequireSignature: sec.requireSignature,
 		BaseURL: s.BaseURL,
