@@ -173,6 +173,11 @@ type Repository struct {
 	// layersMu keeps the layer collector away from clones that have frozen a layer
 	// not yet recorded in any workspace.
 	layersMu sync.RWMutex
+	// collectMu guards collecting (a collector goroutine runs) and collectAgain (a
+	// destroy asked for a pass after the one under way began): see collectSoon.
+	collectMu    sync.Mutex
+	collecting   bool
+	collectAgain bool
 	// destroyed is told the key of a workspace destroyed while deployed (NotifyDestroyed).
 	destroyed atomic.Pointer[func(key string)]
 	// destroying holds, from beforeDestroy to afterDestroy, who destroys a workspace

@@ -649,7 +649,7 @@ func (r *Repository) afterDestroy(s *wsrf.Snapshot) {
 		r.rememberGone(s.Key, text(s, PropOwner), text(s, PropName))
 		r.subs.Terminated(s.Key, terminationReason(cause))
 	}
-	go r.collectLayers() // not under the destroyed resource's lock
+	r.collectSoon() // not under the destroyed resource's lock
 	if f := r.destroyed.Load(); f != nil && text(s, PropDeployment) != "in-repository" {
 		(*f)(s.Key)
 	}
@@ -671,6 +671,35 @@ func terminationReason(cause string) string {
 // NotifyDestroyed has f told the key of every workspace destroyed while deployed:
 // a Manager in this process then removes it at once, rather than when it next asks.
 func (r *Repository) NotifyDestroyed(f func(key string)) { r.destroyed.Store(&f) }
+
+// collectSoon has the layer collector pass once more, after this call, in the
+// background. One collector runs at a time, and the destroys that come while it runs
+// share its next pass: a mass expiry then costs a few passes over the workspaces, not
+// one per destroy (N² work, and N writers queued on layersMu ahead of every Clone).
+// A pass begins after the request, so it sees the record the caller removed as gone,
+// and collectLayers makes that removal durable before deleting a layer it freed.
+func (r *Repository) collectSoon() {
+	r.collectMu.Lock()
+	defer r.collectMu.Unlock()
+	if r.collecting {
+		r.collectAgain = true
+		return
+	}
+	r.collecting = true
+	go func() {
+		for {
+			r.collectLayers()
+			r.collectMu.Lock()
+			if !r.collectAgain {
+				r.collecting = false
+				r.collectMu.Unlock()
+				return
+			}
+			r.collectAgain = false
+			r.collectMu.Unlock()
+		}
+	}()
+}
 
 // collectLayers removes layer files no workspace's chain names.
 func (r *Repository) collectLayers() {
