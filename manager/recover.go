@@ -362,6 +362,11 @@ func (m *Manager) apply(ctx context.Context, c change) {
 				}
 			}()
 			if _, _, err := m.finishUndeploy(fctx, rec); err != nil {
+				var refused *uploadRefusedError
+				if errors.As(err, &refused) && rec.Phase == phaseDeployed {
+					m.retries.succeeded(c.Key) // nothing left to retry: keepDeployed said why
+					return
+				}
 				retry("finish an interrupted undeploy", err)
 				return
 			}

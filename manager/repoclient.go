@@ -573,6 +573,9 @@ func (c *repoClient) upload(ctx context.Context, r *record, kind, path string) (
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		if resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusRequestEntityTooLarge {
+			return "", &uploadRefusedError{kind: kind, status: resp.StatusCode, reason: strings.TrimSpace(string(msg))}
+		}
 		return "", fmt.Errorf("upload the %s to %s: HTTP %d: %s", kind, url, resp.StatusCode, strings.TrimSpace(string(msg)))
 	}
 	var out struct {
@@ -584,6 +587,21 @@ func (c *repoClient) upload(ctx context.Context, r *record, kind, path string) (
 	}
 	return out.Digest, nil
 }
+
+// uploadRefusedError is an upload the Repository refused for its bytes (400: not an
+// overlay it can take, a digest that does not match; 413: too large): the same file
+// sent again is refused again, unlike a 5xx or a broken connection.
+type uploadRefusedError struct {
+	kind   string // overlay or memory
+	status int
+	reason string // the Repository's
+}
+
+func (e *uploadRefusedError) Error() string {
+	return fmt.Sprintf("the repository refused the workspace's %s (HTTP %d): %s", e.kind, e.status, e.reason)
+}
+
+func (e *uploadRefusedError) Unwrap() error { return errdefs.ErrImageIntegrity }
 
 // repositoryBase is the server root of a WorkspaceService address.
 func repositoryBase(address string) string {

@@ -180,7 +180,7 @@ func (m *Manager) finishUndeploy(ctx context.Context, rec *record) (digest strin
 	}
 	overlayDigest, err := m.uploadOverlay(ctx, rec)
 	if err != nil {
-		return "", nil, err
+		return "", nil, m.keepDeployed(rec, err)
 	}
 	memoryDigest := ""
 	switch {
@@ -189,7 +189,7 @@ func (m *Manager) finishUndeploy(ctx context.Context, rec *record) (digest strin
 		memoryDigest = rec.MemoryDigest
 	case rec.Hot && rec.MemoryFile != "":
 		if memoryDigest, err = m.repo.upload(ctx, rec, "memory", rec.MemoryFile); err != nil {
-			return "", nil, err
+			return "", nil, m.keepDeployed(rec, err)
 		}
 	}
 	state := rec.State
@@ -200,6 +200,29 @@ func (m *Manager) finishUndeploy(ctx context.Context, rec *record) (digest strin
 		return overlayDigest, nil, &leftoverError{err}
 	}
 	return overlayDigest, nil, nil
+}
+
+// keepDeployed ends a hand-back whose upload the Repository refused for good
+// (uploadRefusedError): sent again, the same bytes would be refused again, so the
+// workspace goes back to deployed here rather than stay unstaging, every operation on
+// it refused while the reconciler sends them for ever. Nothing is lost: the checked-out
+// overlay holds the guest's changes, and the Repository kept nothing. Other errors
+// are returned as they are, for the reconciler to retry.
+func (m *Manager) keepDeployed(rec *record, err error) error {
+	var refused *uploadRefusedError
+	if !errors.As(err, &refused) {
+		return err
+	}
+	rec.Phase = phaseDeployed
+	if jerr := m.journal.put(rec); jerr != nil {
+		rec.Phase = phaseUnstaging // as the journal still says: the reconciler tries again
+		return fmt.Errorf("%s; recording the workspace deployed again failed: %w", err.Error(), jerr)
+	}
+	m.report(rec)
+	m.log.Error("the repository refused the hand-back; the workspace stays deployed here", "workspace", rec.Key, "err", err)
+	return errdefs.WithAdvice(err, "nothing was handed back: the workspace stays deployed on this host, "+rec.State+
+		", and the repository keeps what it had; this deployment's changes are now in its overlay here (Shutdown Trash no longer discards them). "+
+		"See to what the repository names (the site administrator of this host may have to repair the file), then undeploy again")
 }
 
 // headerless says whether the qcow2 file at path was created but its header not
