@@ -51,11 +51,19 @@ type Authorizer struct {
 	// (audit.Unrecorded).
 	AuditStore string
 
-	// readers caches MayStillRead's grants under the rules that made them.
+	// readers caches MayStillRead's grants under the rules that made them, at most
+	// maxRememberedReaders of them.
 	readersMu    sync.Mutex
 	readersRules *policy.Rules
 	readers      map[string]bool
 }
+
+// maxRememberedReaders bounds Authorizer.readers: one entry per subscriber and
+// workspace would otherwise grow for as long as the rules are not reloaded, as
+// workspaces come and go. When full it is emptied, so grants are decided (and
+// audited) afresh: a cost paid once per this many grants, and the hit path stays one
+// map lookup.
+const maxRememberedReaders = 4096
 
 // FormerOwners knows the owner and name of recently destroyed workspaces.
 type FormerOwners interface {
@@ -103,6 +111,9 @@ func (a *Authorizer) MayStillRead(ctx context.Context, who identity.Identity, ke
 	}
 	a.readersMu.Lock()
 	if a.readersRules == rules {
+		if len(a.readers) >= maxRememberedReaders {
+			clear(a.readers)
+		}
 		a.readers[memo] = true
 	}
 	a.readersMu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -425,4 +426,34 @@ type formerOwners struct {
 func (f formerOwners) FormerOwner(key string) (string, string, bool) {
 	w, ok := f.former[key]
 	return w[0], w[1], ok
+}
+
+// The remembered read grants are bounded: a long-running server sees workspaces come
+// and go (and subscribers with ever new VO attributes) without a policy reload, and
+// each pair must not be kept forever. Past the bound, grants are decided afresh.
+func TestMayStillReadMemoIsBounded(t *testing.T) {
+	rs, err := policy.Parse(strings.NewReader("allow inspect *\n"), "rules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := owners{}
+	a := &Authorizer{Policy: rules{rs}, Audit: &decisions{}, Owners: own}
+	ctx := context.Background()
+	for i := range 3 * maxRememberedReaders {
+		key := fmt.Sprintf("w%d", i)
+		own[key] = [3]string{alice, key, ""}
+		if err := a.MayStillRead(ctx, identity.Identity{DN: alice}, key); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(a.readers); n > maxRememberedReaders {
+			t.Fatalf("after %d workspaces, %d grants remembered: more than the bound %d", i+1, n, maxRememberedReaders)
+		}
+	}
+	// The hit path still works: a grant just made is not decided again.
+	log := &decisions{}
+	a.Audit = log
+	last := fmt.Sprintf("w%d", 3*maxRememberedReaders-1)
+	if err := a.MayStillRead(ctx, identity.Identity{DN: alice}, last); err != nil || len(log.got) != 0 {
+		t.Errorf("the latest grant again: %v, decisions %q, want none", err, log.got)
+	}
 }
