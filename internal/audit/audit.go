@@ -623,11 +623,11 @@ func checkpoint(ctx context.Context, q querier) (Checkpoint, error) {
 // as the checkpoint the rest of the chain continues from. A broken stretch is kept as
 // evidence: pruning refuses. It returns how many records went.
 func (l *Log) Prune(ctx context.Context, before time.Time) (int64, error) {
-	tx, err := l.db.BeginTx(ctx, nil)
+	tx, commit, rollback, err := l.beginPrune(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("prune audit log: %w", err)
+		return 0, err
 	}
-	defer tx.Rollback()
+	defer rollback()
 	cp := Checkpoint{LastHash: Genesis}
 	var pruned, at int64
 	err = tx.QueryRowContext(ctx, `SELECT last_id, last_hash, pruned, at FROM audit_checkpoint WHERE id = 1`).Scan(&cp.LastID, &cp.LastHash, &pruned, &at)
@@ -672,11 +672,48 @@ func (l *Log) Prune(ctx context.Context, before time.Time) (int64, error) {
 		lastID, lastHash, pruned+n, l.now().UnixMilli()); err != nil {
 		return 0, fmt.Errorf("prune audit log: %w", err)
 	}
-	if err := tx.Commit(); err != nil {
+	if err := commit(); err != nil {
 		return 0, fmt.Errorf("prune audit log: %w", err)
 	}
 	l.log.Info("audit log pruned", "removed", n, "checkpoint id", lastID, "checkpoint hash", lastHash)
 	return n, nil
+}
+
+type pruneTx interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// beginPrune begins Prune's transaction. On SQLite it is BEGIN IMMEDIATE: a deferred
+// one reads the chain in a snapshot and its DELETE must then upgrade to the write
+// lock, which SQLite refuses at once (SQLITE_BUSY, without waiting) once the server
+// beside it has appended since the snapshot — on a busy server, nearly always. Taken
+// first, the write lock waits (busy_timeout) for the server's append in progress.
+func (l *Log) beginPrune(ctx context.Context) (tx pruneTx, commit func() error, rollback func(), err error) {
+	if store.IsPostgres(l.db) {
+		t, err := l.db.BeginTx(ctx, nil)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("prune audit log: %w", err)
+		}
+		return t, t.Commit, func() { _ = t.Rollback() }, nil
+	}
+	conn, err := l.db.Conn(ctx)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("prune audit log: %w", err)
+	}
+	if _, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+		conn.Close()
+		return nil, nil, nil, errdefs.WithAdvice(fmt.Errorf("prune audit log: lock the database for writing (the server beside it holds the lock): %w", err),
+			"nothing was removed; retry")
+	}
+	commit = func() error { _, err := conn.ExecContext(ctx, `COMMIT`); return err }
+	rollback = func() {
+		// After a COMMIT there is nothing to roll back, and SQLite says so: ignored.
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`)
+		conn.Close()
+	}
+	return conn, commit, rollback, nil
 }
 
 // HasAnchor reports whether the chain still holds record id with hash — a head the
