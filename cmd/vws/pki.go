@@ -67,6 +67,9 @@ func newPKICACommand() *cobra.Command {
 			}
 			keyPath := filepath.Join(dir, caKeyFile)
 			if _, err := os.Stat(keyPath); err == nil {
+				if _, err := loadCA(dir); err != nil {
+					return fmt.Errorf("%w: left by an interrupted vws pki ca? Remove %s and run again, or pick another --dir; nothing was written", err, keyPath)
+				}
 				return fmt.Errorf("%s already holds a CA (%s); pick another --dir", dir, keyPath)
 			}
 			kt, err := pki.ParseKeyType(keyType)
@@ -92,6 +95,13 @@ func newPKICACommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// The key last: it marks the directory as holding a CA, so a run cut short
+			// before it leaves a certificate that a rerun replaces (same subject, same
+			// <hash>.0), never a key without its certificate, which blocks a rerun.
+			hash, err := pki.WriteCADir(dir, ca.Certificate, crl)
+			if err != nil {
+				return err
+			}
 			if err := os.MkdirAll(filepath.Dir(keyPath), 0o700); err != nil {
 				return fmt.Errorf("CA key directory: %w", err)
 			}
@@ -100,10 +110,6 @@ func newPKICACommand() *cobra.Command {
 				return err
 			}
 			if err := pki.WriteFileAtomic(keyPath, key, 0o600); err != nil {
-				return err
-			}
-			hash, err := pki.WriteCADir(dir, ca.Certificate, crl)
-			if err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "CA %s\n  certificate %s\n  CRL         %s (next update %s)\n  key         %s\n",
