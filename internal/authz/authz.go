@@ -280,6 +280,7 @@ func (a *Authorizer) HTTP(service string, classesOf func(*http.Request) []policy
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := identity.With(r.Context(), identity.FromRequest(r))
 		res := policy.Resource{Service: service, Action: r.Method}
+		detail := requestQuery(r)
 		var err error
 		for _, op := range classesOf(r) {
 			if err = a.limited(ctx, op, res, r.URL.Path); err != nil {
@@ -287,13 +288,13 @@ func (a *Authorizer) HTTP(service string, classesOf func(*http.Request) []policy
 			}
 			d, derr := a.Policy.Rules().Authorize(ctx, op, res)
 			if err = derr; d.Allowed {
-				if rerr := a.Audit.RecordDecision(ctx, string(op)+" "+r.Method, r.URL.Path, true, d.Rule, ""); rerr != nil {
+				if rerr := a.Audit.RecordDecision(ctx, string(op)+" "+r.Method, r.URL.Path, true, d.Rule, detail); rerr != nil {
 					http.Error(w, audit.Unrecorded(rerr, a.AuditStore).Error()+"; "+errdefs.Advice(audit.Unrecorded(rerr, a.AuditStore)), http.StatusServiceUnavailable)
 					return
 				}
 				break
 			}
-			_ = a.Audit.RecordDecision(ctx, string(op)+" "+r.Method, r.URL.Path, false, d.Rule, "") // refused either way
+			_ = a.Audit.RecordDecision(ctx, string(op)+" "+r.Method, r.URL.Path, false, d.Rule, detail) // refused either way
 		}
 		if err != nil {
 			msg := err.Error()
@@ -305,6 +306,24 @@ func (a *Authorizer) HTTP(service string, classesOf func(*http.Request) []policy
 		}
 		h.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// maxAuditedQuery bounds the query an HTTP decision's record carries: a caller
+// chooses it, refused callers included, and a line of the trail should stay a line.
+const maxAuditedQuery = 512
+
+// requestQuery is what a request names beyond its path, for its decision's record:
+// an image import is PUT /images?name=N&os=…, and the path alone does not say which
+// image was imported.
+func requestQuery(r *http.Request) string {
+	q := r.URL.RawQuery
+	if q == "" {
+		return ""
+	}
+	if len(q) > maxAuditedQuery {
+		q = q[:maxAuditedQuery] + "…"
+	}
+	return "query " + q
 }
 
 // MayInspect reports, without auditing, whether the caller in ctx may see res: for

@@ -28,11 +28,12 @@ type rules struct{ rs *policy.Rules }
 func (r rules) Rules() *policy.Rules { return r.rs }
 
 type decisions struct {
-	got  []string
-	fail error // what every record fails with (nil: recorded)
+	got     []string
+	details []string // each record's detail, in the same order
+	fail    error    // what every record fails with (nil: recorded)
 }
 
-func (d *decisions) RecordDecision(ctx context.Context, op, res string, allowed bool, rule, _ string) error {
+func (d *decisions) RecordDecision(ctx context.Context, op, res string, allowed bool, rule, detail string) error {
 	if d.fail != nil {
 		return d.fail
 	}
@@ -41,6 +42,7 @@ func (d *decisions) RecordDecision(ctx context.Context, op, res string, allowed 
 		verdict = "allowed"
 	}
 	d.got = append(d.got, identity.From(ctx).DN+" "+op+" "+res+" "+verdict)
+	d.details = append(d.details, detail)
 	return nil
 }
 
@@ -455,5 +457,28 @@ func TestMayStillReadMemoIsBounded(t *testing.T) {
 	last := fmt.Sprintf("w%d", 3*maxRememberedReaders-1)
 	if err := a.MayStillRead(ctx, identity.Identity{DN: alice}, last); err != nil || len(log.got) != 0 {
 		t.Errorf("the latest grant again: %v, decisions %q, want none", err, log.got)
+	}
+}
+
+// An image import is PUT /images?name=N&os=…: its decision, recorded before the import
+// runs, names the image, which the path alone does not; so does a refusal.
+func TestHTTPDecisionNamesTheImage(t *testing.T) {
+	none, err := policy.Parse(strings.NewReader(""), "rules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rs := range []*policy.Rules{policy.AllowAll, none} {
+		log := &decisions{}
+		a := &Authorizer{Policy: rules{rs}, Audit: log}
+		recordedFirst := true
+		h := a.HTTP("images", func(*http.Request) []policy.Operation { return []policy.Operation{policy.Admin} },
+			http.HandlerFunc(func(http.ResponseWriter, *http.Request) { recordedFirst = len(log.got) == 1 }))
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPut, "/images?name=debian-12&os=linux/debian/12", nil))
+		if !recordedFirst {
+			t.Error("the import ran before its decision was recorded")
+		}
+		if len(log.got) != 1 || !strings.Contains(log.details[0], "name=debian-12") {
+			t.Errorf("records %q with details %q: they do not say which image", log.got, log.details)
+		}
 	}
 }

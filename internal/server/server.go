@@ -306,6 +306,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, err
 		}
 		pool.SetInUse(s.Repository.InUse)
+		pool.SetAudit(auditLog)
 		s.images = pool
 		if err := add(s.Repository.WorkspaceService(cf, lifetimes)); err != nil {
 			return nil, err

@@ -155,6 +155,11 @@ func (p *Pool) serveImport(ctx context.Context, w http.ResponseWriter, r *http.R
 	}
 	p.log.Info("image imported", "name", img.Name, "digest", img.Digest, "format", img.Format,
 		"size", img.Size, "stored", stored, "caller", identity.From(ctx).String())
+	how := "stored"
+	if !stored {
+		how = "deduplicated (the pool held its content already)"
+	}
+	p.record(ctx, "image-import", img.Name, fmt.Sprintf("digest=%s format=%s size=%d %s", img.Digest, img.Format, img.Size, how))
 	w.Header().Set("Location", "/images/"+img.Digest)
 	writeJSON(w, http.StatusCreated, ImportResult{Image: img, Stored: stored, Deduplicated: !stored})
 }
@@ -191,11 +196,13 @@ func (p *Pool) serveRemove(ctx context.Context, w http.ResponseWriter, r *http.R
 	p.mu.RLock()
 	inUse := p.inUse
 	p.mu.RUnlock()
-	if err := p.Remove(ctx, name, inUse); err != nil {
+	digest, err := p.remove(ctx, name, inUse)
+	if err != nil {
 		p.fail(ctx, w, err)
 		return
 	}
-	p.log.Info("image removed", "name", name, "caller", identity.From(ctx).String())
+	p.log.Info("image removed", "name", name, "digest", digest, "caller", identity.From(ctx).String())
+	p.record(ctx, "image-remove", name, "digest="+digest)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -236,4 +243,14 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.Encode(v)
+}
+
+// record appends what was done to the audit trail, when the pool has one.
+func (p *Pool) record(ctx context.Context, operation, name, detail string) {
+	p.mu.RLock()
+	a := p.audit
+	p.mu.RUnlock()
+	if a != nil {
+		a.Record(ctx, operation, name, "done", detail)
+	}
 }

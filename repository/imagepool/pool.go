@@ -70,6 +70,7 @@ type Pool struct {
 	// shared, so a blob cannot disappear while a caller builds an overlay on it.
 	mu    sync.RWMutex
 	inUse InUseFunc
+	audit Auditor // nil: not recorded
 
 	// Chunk lists (chunks.go): the piece length, the running computations by digest,
 	// and the background work's lifetime (Open's ctx, or Close).
@@ -116,6 +117,20 @@ func Open(ctx context.Context, dir string, db *sql.DB, log *slog.Logger) (*Pool,
 	}
 	p.life, p.stop = context.WithCancel(ctx)
 	return p, nil
+}
+
+// Auditor appends what the pool did to the audit trail, with the caller in ctx.
+type Auditor interface {
+	Record(ctx context.Context, operation, resource, decision, detail string)
+}
+
+// SetAudit sets where ServeHTTP records the imports and removals it did, with the
+// image's name and digest: the decision recorded before one only has the request,
+// and an import's digest is known only once it is read. Call it before serving.
+func (p *Pool) SetAudit(a Auditor) {
+	p.mu.Lock()
+	p.audit = a
+	p.mu.Unlock()
 }
 
 // SetInUse sets the check ServeHTTP's DELETE passes to Remove (the Repository's "does a
@@ -410,54 +425,60 @@ func (e *InUseError) Unwrap() error { return errdefs.ErrBadRequest }
 // inUse runs while the pool's lock is held: it must not call the pool's Import,
 // Remove or Hold.
 func (p *Pool) Remove(ctx context.Context, name string, inUse InUseFunc) error {
+	_, err := p.remove(ctx, name, inUse)
+	return err
+}
+
+// remove is Remove, returning the digest the name had, for the audit record.
+func (p *Pool) remove(ctx context.Context, name string, inUse InUseFunc) (string, error) {
 	if looksLikeDigest(name) {
-		return badRequest("remove takes an image name, not a digest (%s); `vws image list` shows the names", truncate(name, 80))
+		return "", badRequest("remove takes an image name, not a digest (%s); `vws image list` shows the names", truncate(name, 80))
 	}
 	if err := ValidateName(name); err != nil {
-		return err
+		return "", err
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var digest string
 	err := p.db.QueryRowContext(ctx, `SELECT digest FROM image_names WHERE name = $1`, name).Scan(&digest)
 	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("%w: no image named %q; `vws image list` shows the pool", errdefs.ErrResourceUnknown, name)
+		return "", fmt.Errorf("%w: no image named %q; `vws image list` shows the pool", errdefs.ErrResourceUnknown, name)
 	}
 	if err != nil {
-		return fmt.Errorf("look up image %q: %w", name, err)
+		return "", fmt.Errorf("look up image %q: %w", name, err)
 	}
 	var sharing int
 	if err := p.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM image_names WHERE digest = $1 AND name <> $2`, digest, name).Scan(&sharing); err != nil {
-		return fmt.Errorf("look up image %q: %w", name, err)
+		return "", fmt.Errorf("look up image %q: %w", name, err)
 	}
 	if inUse != nil && sharing == 0 {
 		users, err := inUse(ctx, digest)
 		if err != nil {
-			return fmt.Errorf("check whether workspaces use image %q: %w", name, err)
+			return "", fmt.Errorf("check whether workspaces use image %q: %w", name, err)
 		}
 		if len(users) > 0 {
-			return &InUseError{Name: name, Digest: digest, Users: users}
+			return "", &InUseError{Name: name, Digest: digest, Users: users}
 		}
 	}
 	tx, err := p.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("remove image %q: %w", name, err)
+		return "", fmt.Errorf("remove image %q: %w", name, err)
 	}
 	defer tx.Rollback()
 	if _, err := tx.ExecContext(ctx, `DELETE FROM image_names WHERE name = $1`, name); err != nil {
-		return fmt.Errorf("remove image %q: %w", name, err)
+		return "", fmt.Errorf("remove image %q: %w", name, err)
 	}
 	var others int
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM image_names WHERE digest = $1`, digest).Scan(&others); err != nil {
-		return fmt.Errorf("remove image %q: %w", name, err)
+		return "", fmt.Errorf("remove image %q: %w", name, err)
 	}
 	if others == 0 {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM images WHERE digest = $1`, digest); err != nil {
-			return fmt.Errorf("remove image %q: %w", name, err)
+			return "", fmt.Errorf("remove image %q: %w", name, err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("remove image %q: %w", name, err)
+		return "", fmt.Errorf("remove image %q: %w", name, err)
 	}
 	// The rows are gone; a crash before the unlink leaves an orphan blob the next
 	// startup sweep removes. Unlinked only once their removal is on disk: an OS crash
@@ -470,7 +491,7 @@ func (p *Pool) Remove(ctx context.Context, name string, inUse InUseFunc) error {
 			p.log.Warn("image pool: could not delete the blob of a removed image; the next start removes it", "digest", digest, "err", err)
 		}
 	}
-	return nil
+	return digest, nil
 }
 
 // Path is the absolute path of the blob with this digest ("sha256:<hex>" or bare hex);
