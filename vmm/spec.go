@@ -17,6 +17,10 @@ type Disk struct {
 	Device   string // "disk" | "cdrom"; "" → disk. A cdrom is always read-only.
 	ReadOnly bool
 	Boot     bool // boot from this disk (boot order 1, 2, … in Disks order) when no kernel is given
+	// Scratch: an empty disk created for this deployment alone, whose contents are
+	// not kept. It must be a writable qcow2 disk (not a cdrom); like every disk it is
+	// not shareable.
+	Scratch bool
 }
 
 // NIC is one network interface of a guest.
@@ -160,6 +164,9 @@ func (d Disk) validate(i int, domType string) error {
 		// libvirt's QEMU driver defines such a disk and fails every start of the
 		// domain ("unsupported disk bus 'xen'"): only Xen has that front-end.
 		return invalid(diskField(i, "bus"), "xen (target %s) is a bus only a xen domain has, not a %s one: use virtio (target vdX), sata or scsi (sdX) or ide (hdX)", d.Target, domType)
+	}
+	if d.Scratch && (d.Format != "qcow2" || d.ReadOnly || d.Device == "cdrom") {
+		return invalid(diskField(i, "scratch"), "a scratch disk (%s) must be a writable qcow2 disk, not format %q, read-only %v, device %q", d.Target, d.Format, d.ReadOnly, d.Device)
 	}
 	if d.Device == "cdrom" && d.bus() == "virtio" {
 		return invalid(diskField(i, "bus"), "a cdrom cannot be on the virtio bus: use sata, scsi or ide (target sdX or hdX)")

@@ -199,3 +199,27 @@ func TestRewriteSaved(t *testing.T) {
 		}
 	}
 }
+
+// TestScratchDiskXML: a scratch disk reaches the domain as a writable, unshared
+// qcow2 disk at its target; one that is not that never reaches XML.
+func TestScratchDiskXML(t *testing.T) {
+	s := validSpec()
+	s.Disks = append(s.Disks, Disk{Path: "/d/scratch-vdb.qcow2", Format: "qcow2", Target: "vdb", Bus: "virtio", Scratch: true})
+	x, err := DomainXML(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d libvirtxml.Domain
+	if err := d.Unmarshal(x); err != nil {
+		t.Fatal(err)
+	}
+	disk := d.Devices.Disks[1]
+	if disk.Device != "disk" || disk.Driver == nil || disk.Driver.Type != "qcow2" || disk.Source.File.File != "/d/scratch-vdb.qcow2" ||
+		disk.Target.Dev != "vdb" || disk.Target.Bus != "virtio" || disk.ReadOnly != nil || disk.Shareable != nil {
+		t.Errorf("scratch disk XML: %+v\n%s", disk, x)
+	}
+	s.Disks[1].Format = "raw"
+	if _, err := DomainXML(s); !errors.Is(err, ErrInvalidSpec) {
+		t.Errorf("a raw scratch disk: %v; want ErrInvalidSpec", err)
+	}
+}

@@ -120,6 +120,33 @@ func CreateOverlay(path, backingPath, backingFormat string, virtualSize int64) e
 	return createOverlay(path, backingPath, backingFormat, virtualSize, (*os.File).Sync)
 }
 
+// CreateEmpty writes a new, empty qcow2 (version 3) image at path that stands on no
+// backing file: a blank disk of virtualSize bytes (a multiple of 512) reading as
+// zeros, sparse on disk. Like CreateOverlay it never clobbers a file, fsyncs, and
+// removes the partial file on any error.
+func CreateEmpty(path string, virtualSize int64) error {
+	if path == "" {
+		return errors.New("qcow2: empty image path")
+	}
+	l, err := newLayout("", "", virtualSize)
+	if err != nil {
+		return err
+	}
+	return writeLayout(path, l, (*os.File).Sync)
+}
+
+// EmptySize is the length of the file CreateOverlay or CreateEmpty writes for
+// virtualSize (its metadata clusters; the file is sparse, so fewer bytes are
+// allocated), or an error for a size they refuse.
+func EmptySize(virtualSize int64) (int64, error) {
+	l, err := newLayout("", "", virtualSize)
+	if err != nil {
+		return 0, err
+	}
+	// A backing file name fits in cluster 0 either way: the same length.
+	return l.fileSize, nil
+}
+
 // createOverlay takes the sync step as a parameter so tests can make it fail
 // and observe the cleanup.
 func createOverlay(path, backingPath, backingFormat string, virtualSize int64, sync func(*os.File) error) (err error) {
@@ -129,11 +156,18 @@ func createOverlay(path, backingPath, backingFormat string, virtualSize int64, s
 	if path == backingPath {
 		return fmt.Errorf("qcow2: overlay %q cannot be its own backing file", path)
 	}
+	if err := checkBackingPath(backingPath); err != nil {
+		return err
+	}
 	l, err := newLayout(backingPath, backingFormat, virtualSize)
 	if err != nil {
 		return err
 	}
+	return writeLayout(path, l, sync)
+}
 
+// writeLayout writes l as a new file at path.
+func writeLayout(path string, l *layout, sync func(*os.File) error) (err error) {
 	// 0644 like qemu-img (subject to umask). O_EXCL: never clobber an image.
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
@@ -197,11 +231,11 @@ func (l *layout) writes() []write {
 	}
 }
 
+// newLayout lays out an empty image over backingPath, or standing alone when
+// backingPath is "" (no backing file, no backing format extension). The caller has
+// checked a non-empty backingPath (checkBackingPath).
 func newLayout(backingPath, backingFormat string, virtualSize int64) (*layout, error) {
-	if err := checkBackingPath(backingPath); err != nil {
-		return nil, err
-	}
-	if backingFormat != "raw" && backingFormat != "qcow2" {
+	if backingPath != "" && backingFormat != "raw" && backingFormat != "qcow2" {
 		return nil, fmt.Errorf("qcow2: backing format %q not supported (want raw or qcow2)", backingFormat)
 	}
 	switch {
@@ -229,12 +263,19 @@ func newLayout(backingPath, backingFormat string, virtualSize int64) (*layout, e
 	be := binary.BigEndian
 	put32 := func(v uint32) { h.Write(be.AppendUint32(nil, v)) }
 	put64 := func(v uint64) { h.Write(be.AppendUint64(nil, v)) }
-	fmtExtLen := 8 + align8(len(backingFormat))
+	fmtExtLen := 0
+	if backingPath != "" {
+		fmtExtLen = 8 + align8(len(backingFormat))
+	}
 	nameOffset := headerLength + fmtExtLen + 8
+	backingOffset := uint64(nameOffset)
+	if backingPath == "" {
+		backingOffset = 0 // the spec's "no backing file"
+	}
 
 	h.WriteString(magic)
 	put32(3)                                    // version
-	put64(uint64(nameOffset))                   // backing_file_offset
+	put64(backingOffset)                        // backing_file_offset
 	put32(uint32(len(backingPath)))             // backing_file_size
 	put32(clusterBits)                          // cluster_bits
 	put64(uint64(virtualSize))                  // size
@@ -251,10 +292,12 @@ func newLayout(backingPath, backingFormat string, virtualSize int64) (*layout, e
 	put32(refcountOrder)                        // refcount_order
 	put32(headerLength)                         // header_length
 	h.Write(make([]byte, headerLength-h.Len())) // compression_type 0 (zlib) + padding
-	put32(extBackingFormat)
-	put32(uint32(len(backingFormat)))
-	h.WriteString(backingFormat)
-	h.Write(make([]byte, align8(len(backingFormat))-len(backingFormat)))
+	if backingPath != "" {
+		put32(extBackingFormat)
+		put32(uint32(len(backingFormat)))
+		h.WriteString(backingFormat)
+		h.Write(make([]byte, align8(len(backingFormat))-len(backingFormat)))
+	}
 	put32(extEnd)
 	put32(0)
 	h.WriteString(backingPath)

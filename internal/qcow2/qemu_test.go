@@ -9,7 +9,9 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -415,5 +417,50 @@ func TestQemuCheckCatchesBadRefcounts(t *testing.T) {
 	}
 	if r, err := qemuCheck(t, path); err == nil || r.Corruptions == 0 {
 		t.Fatalf("qemu-img check accepted a missing L1 refcount: %+v, %v", r, err)
+	}
+}
+
+// TestQemuEmpty: the blank image CreateEmpty writes (a scratch disk) is one qemu
+// opens clean, with the size asked for, no backing file, reading zeros, and
+// writable; EmptySize is its length, and it allocates a few KiB whatever its size.
+func TestQemuEmpty(t *testing.T) {
+	requireQemu(t)
+	for _, size := range []int64{1 * mib, 4 * gib, 64 * tib} {
+		t.Run(off(size), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "scratch.qcow2")
+			if err := CreateEmpty(path, size); err != nil {
+				t.Fatal(err)
+			}
+			requireClean(t, path)
+			chain := qemuInfoChain(t, path)
+			if len(chain) != 1 || chain[0].VirtualSize != size || chain[0].BackingFilename != "" || chain[0].Format != "qcow2" {
+				t.Fatalf("qemu-img info: %+v; want one qcow2 image of %d bytes on no backing file", chain, size)
+			}
+			info, err := ReadInfo(path)
+			if err != nil || info.VirtualSize != size || info.BackingFile != "" || info.BackingFormat != "" {
+				t.Fatalf("ReadInfo: %+v, %v", info, err)
+			}
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want, err := EmptySize(size); err != nil || fi.Size() != want {
+				t.Errorf("file is %d bytes; EmptySize says %d (%v)", fi.Size(), want, err)
+			}
+			qemuIO(t, "qcow2", path, "read -P 0 0 64k")
+			qemuIO(t, "qcow2", path, "write -P 0x5a 512k 4k")
+			qemuIO(t, "qcow2", path, "read -P 0x5a 512k 4k")
+			requireClean(t, path)
+		})
+	}
+	if err := CreateEmpty(filepath.Join(t.TempDir(), "odd.qcow2"), 1000); err == nil {
+		t.Error("a size that is not a multiple of 512 was taken")
+	}
+	path := filepath.Join(t.TempDir(), "taken.qcow2")
+	if err := os.WriteFile(path, []byte("data"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := CreateEmpty(path, mib); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("CreateEmpty over an existing file: %v; want fs.ErrExist", err)
 	}
 }
