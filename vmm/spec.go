@@ -18,10 +18,14 @@ type Disk struct {
 	ReadOnly bool
 	Boot     bool // boot from this disk (boot order 1, 2, … in Disks order) when no kernel is given
 	// Scratch: an empty disk created for this deployment alone, whose contents are
-	// not kept. It must be a writable qcow2 disk (not a cdrom); like every disk it is
-	// not shareable.
+	// not kept. It must be a writable qcow2 disk (not a cdrom) of SizeMiB; like every
+	// disk it is not shareable.
 	Scratch bool
+	SizeMiB int64 // a scratch disk's virtual size: 1..MaxScratchMiB; 0 for other disks
 }
+
+// MaxScratchMiB is the largest scratch disk (64 TiB, the description schema's bound).
+const MaxScratchMiB = 64 << 20
 
 // NIC is one network interface of a guest.
 type NIC struct {
@@ -167,6 +171,12 @@ func (d Disk) validate(i int, domType string) error {
 	}
 	if d.Scratch && (d.Format != "qcow2" || d.ReadOnly || d.Device == "cdrom") {
 		return invalid(diskField(i, "scratch"), "a scratch disk (%s) must be a writable qcow2 disk, not format %q, read-only %v, device %q", d.Target, d.Format, d.ReadOnly, d.Device)
+	}
+	if d.Scratch && (d.SizeMiB < 1 || d.SizeMiB > MaxScratchMiB) {
+		return invalid(diskField(i, "size"), "a scratch disk (%s) of %d MiB is outside 1..%d", d.Target, d.SizeMiB, MaxScratchMiB)
+	}
+	if !d.Scratch && d.SizeMiB != 0 {
+		return invalid(diskField(i, "size"), "only a scratch disk is created with a size (%s has %d MiB)", d.Target, d.SizeMiB)
 	}
 	if d.Device == "cdrom" && d.bus() == "virtio" {
 		return invalid(diskField(i, "bus"), "a cdrom cannot be on the virtio bus: use sata, scsi or ide (target sdX or hdX)")

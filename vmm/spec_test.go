@@ -64,9 +64,14 @@ func TestValidate(t *testing.T) {
 		{"disk bus", func(s *Spec) { s.Disks[0].Bus = "floppy" }, "disks[0].bus"},
 		{"disk device", func(s *Spec) { s.Disks[0].Device = "lun" }, "disks[0].device"},
 		{"virtio cdrom", func(s *Spec) { s.Disks[0].Device = "cdrom" }, "disks[0].bus"},
-		{"raw scratch disk", func(s *Spec) { s.Disks[0].Scratch, s.Disks[0].Format = true, "raw" }, "disks[0].scratch"},
-		{"read-only scratch disk", func(s *Spec) { s.Disks[0].Scratch, s.Disks[0].ReadOnly = true, true }, "disks[0].scratch"},
-		{"scratch cdrom", func(s *Spec) { s.Disks[0].Scratch, s.Disks[0].Device, s.Disks[0].Target = true, "cdrom", "sdb" }, "disks[0].scratch"},
+		{"raw scratch disk", func(s *Spec) { s.Disks[0].Scratch, s.Disks[0].SizeMiB, s.Disks[0].Format = true, 64, "raw" }, "disks[0].scratch"},
+		{"read-only scratch disk", func(s *Spec) { s.Disks[0].Scratch, s.Disks[0].SizeMiB, s.Disks[0].ReadOnly = true, 64, true }, "disks[0].scratch"},
+		{"scratch cdrom", func(s *Spec) {
+			s.Disks[0].Scratch, s.Disks[0].SizeMiB, s.Disks[0].Device, s.Disks[0].Target = true, 64, "cdrom", "sdb"
+		}, "disks[0].scratch"},
+		{"scratch disk of no size", func(s *Spec) { s.Disks[0].Scratch = true }, "disks[0].size"},
+		{"scratch disk past 64 TiB", func(s *Spec) { s.Disks[0].Scratch, s.Disks[0].SizeMiB = true, MaxScratchMiB+1 }, "disks[0].size"},
+		{"a size on a disk not scratch", func(s *Spec) { s.Disks[0].SizeMiB = 64 }, "disks[0].size"},
 		{"xen bus on qemu", func(s *Spec) { s.Disks[0].Bus = "xen" }, "disks[0].bus"},
 		{"xen target on kvm", func(s *Spec) { s.Type, s.Disks[0].Target = "kvm", "xvda" }, "disks[0].bus"},
 		{"duplicate target", func(s *Spec) { s.Disks = append(s.Disks, s.Disks[0]) }, "disks[1].target"},

@@ -204,7 +204,7 @@ func TestRewriteSaved(t *testing.T) {
 // qcow2 disk at its target; one that is not that never reaches XML.
 func TestScratchDiskXML(t *testing.T) {
 	s := validSpec()
-	s.Disks = append(s.Disks, Disk{Path: "/d/scratch-vdb.qcow2", Format: "qcow2", Target: "vdb", Bus: "virtio", Scratch: true})
+	s.Disks = append(s.Disks, Disk{Path: "/d/scratch-vdb.qcow2", Format: "qcow2", Target: "vdb", Bus: "virtio", Scratch: true, SizeMiB: 4096})
 	x, err := DomainXML(s)
 	if err != nil {
 		t.Fatal(err)
