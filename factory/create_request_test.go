@@ -119,7 +119,7 @@ func TestCreateRefusesADiskLayoutNoManagerDeploys(t *testing.T) {
 	for _, c := range []struct{ name, disks, says string }{
 		{"a second image, not in the pool", root + `<hw:disk><hw:target>vdb</hw:target><hw:image><hw:name>no-such-image</hw:name></hw:image></hw:disk>`, "second image-backed disk"},
 		{"a second image, in the pool", root + `<hw:disk><hw:target>vdb</hw:target><hw:image><hw:name>centos-7</hw:name></hw:image></hw:disk>`, "second image-backed disk"},
-		{"a scratch disk", root + `<hw:disk><hw:target>vdb</hw:target><hw:size>1024</hw:size></hw:disk>`, "scratch disk"},
+		{"partitions without images", root + `<hw:disk><hw:target>vdb</hw:target><hw:size>1024</hw:size><hw:partition><hw:number>1</hw:number></hw:partition></hw:disk>`, "partitions without images"},
 		{"two empty CD-ROM drives", root + `<hw:disk><hw:target>sdc</hw:target><hw:device>cdrom</hw:device></hw:disk><hw:disk><hw:target>sdd</hw:target><hw:device>cdrom</hw:device></hw:disk>`, "second empty CD-ROM"},
 		{"a CD-ROM with an image", root + `<hw:disk><hw:target>sdc</hw:target><hw:device>cdrom</hw:device><hw:image><hw:name>centos-7</hw:name></hw:image></hw:disk>`, "CD-ROM drive with an image"},
 	} {
@@ -134,12 +134,14 @@ func TestCreateRefusesADiskLayoutNoManagerDeploys(t *testing.T) {
 			t.Errorf("%s: registered", c.name)
 		}
 	}
-	// The layout a manager deploys is created.
+	// The layout a manager deploys is created: an empty scratch disk (created at each
+	// deploy) too.
 	reg := &recordingRegistry{images: poolOfTwo()}
 	if _, err := runCreate(t, reg, now, `<vw:virtualWorkspace><vw:category>vm</vw:category>
 		<hw:hardware><hw:RAM><hw:size>256</hw:size></hw:RAM><hw:CPU><hw:count>1</hw:count></hw:CPU>`+root+
+		`<hw:disk><hw:target>vdb</hw:target><hw:size>1024</hw:size></hw:disk>`+
 		`<hw:disk><hw:target>sdc</hw:target><hw:device>cdrom</hw:device></hw:disk></hw:hardware></vw:virtualWorkspace>`); err != nil || reg.got == nil || reg.got.BaseImage != poolOfTwo()[0].Digest {
-		t.Fatalf("root disk and an empty CD-ROM: %v", err)
+		t.Fatalf("root disk, a scratch disk and an empty CD-ROM: %v", err)
 	}
 }
 

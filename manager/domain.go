@@ -63,6 +63,7 @@ type stagedFiles struct {
 	Initrd  string
 	CIData  string // the NoCloud configuration CD
 	Console string
+	Dir     string // the deployment's directory, where its scratch disks are created
 }
 
 // buildSpec turns a validated description into a domain definition for this host,
@@ -99,9 +100,14 @@ func buildSpec(key string, d *describe.Description, host hostOffer, files staged
 			// An empty CD-ROM drive of the description carries the configuration CD.
 			cdTarget = disk.Target
 			spec.Disks = append(spec.Disks, vmm.Disk{Path: files.CIData, Format: "raw", Target: disk.Target, Bus: disk.Bus, Device: "cdrom", ReadOnly: true})
+		case hostfit.IsScratch(disk):
+			// Created empty by the deploy (createScratch); spec.Validate below checks
+			// its path, target and size before any of it reaches libvirt.
+			spec.Disks = append(spec.Disks, vmm.Disk{Path: scratchPath(files.Dir, disk.Target), Format: "qcow2", Target: disk.Target, Bus: disk.Bus,
+				Scratch: true, SizeMiB: disk.SizeMiB})
 		default: // hostfit.Disks refused it already
 			return vmm.Spec{}, metadataErr(fmt.Sprintf("/vw:virtualWorkspace/hw:hardware/hw:disk[%d]", i+1),
-				"this manager deploys one image-backed root disk and one empty CD-ROM drive", "put what the other disks hold into the base image")
+				"this manager deploys one image-backed root disk, empty scratch disks and one empty CD-ROM drive", "put what the other disks hold into the base image")
 		}
 		used[disk.Target] = true
 	}

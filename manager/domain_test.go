@@ -97,7 +97,7 @@ const (
 func TestBuildSpec(t *testing.T) {
 	const key = "3f2a9c1e-6b7d-4e8f-9a0b-1c2d3e4f5a6b"
 	files := stagedFiles{Disk: "/m/ws/run.qcow2", CIData: "/m/ws/cidata.iso", Console: "/m/ws/console.log",
-		Kernel: "/m/cache/kernel", Initrd: "/m/cache/initrd"}
+		Kernel: "/m/cache/kernel", Initrd: "/m/cache/initrd", Dir: "/m/ws"}
 	tcg := hostOffer{DomainType: "qemu", Arch: "x86_64", CPUs: 2, FreeMiB: 4096}
 	kvm := hostOffer{DomainType: "kvm", Arch: "x86_64", CPUs: 8, FreeMiB: 4096}
 	root := vmm.Disk{Path: files.Disk, Format: "qcow2", Target: "vda", Bus: "virtio", Boot: true}
@@ -134,8 +134,13 @@ func TestBuildSpec(t *testing.T) {
 			want: base(func(s *vmm.Spec) { s.Disks = []vmm.Disk{cd("hdc", "ide"), root} })},
 		{name: "only the first empty CD-ROM is used; a second is refused", desc: vmXML{Disks: rootVDA + cdSDA + cdHDC}, host: tcg,
 			refused: "hw:disk[3]"},
-		{name: "an empty scratch disk is refused (no manager makes one)", desc: vmXML{Disks: rootVDA + scratchB}, host: tcg,
-			refused: "hw:disk[2]"},
+		{name: "an empty scratch disk: a writable qcow2 of its size in the deployment's directory", desc: vmXML{Disks: rootVDA + scratchB}, host: tcg,
+			want: base(func(s *vmm.Spec) {
+				s.Disks = []vmm.Disk{root, {Path: "/m/ws/scratch-vdb.qcow2", Format: "qcow2", Target: "vdb", Bus: "virtio", Scratch: true, SizeMiB: 64}, cd("sda", "sata")}
+			})},
+		{name: "a disk of partitions without images is refused", host: tcg,
+			desc:    vmXML{Disks: rootVDA + `<hw:disk><hw:target>vdb</hw:target><hw:size>64</hw:size><hw:partition><hw:number>1</hw:number></hw:partition></hw:disk>`},
+			refused: "hw:disk[2]", reason: "partitions without images"},
 		{name: "a second image-backed disk is refused", host: tcg,
 			desc:    vmXML{Disks: rootVDA + `<hw:disk><hw:target>vdb</hw:target><hw:image><hw:name>data</hw:name></hw:image></hw:disk>`},
 			refused: "hw:disk[2]"},

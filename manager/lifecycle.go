@@ -285,7 +285,7 @@ func (m *Manager) stageAndDefine(ctx context.Context, rec *record, man *manifest
 	}
 	offer := m.offer(host)
 	dir := m.workspaceDir(rec.Key)
-	planned := stagedFiles{Disk: dir + "/run.qcow2", CIData: dir + "/cidata.iso", Console: dir + "/console.log"}
+	planned := stagedFiles{Disk: dir + "/run.qcow2", CIData: dir + "/cidata.iso", Console: dir + "/console.log", Dir: dir}
 	if k := man.image("kernel"); k != nil {
 		planned.Kernel = m.cache.path(k.Digest)
 	}
@@ -315,7 +315,9 @@ func (m *Manager) stageAndDefine(ctx context.Context, rec *record, man *manifest
 	// rather than part-way with a bare write error. The images counted as cached
 	// stay pinned so that no eviction takes them before they are staged.
 	defer m.pinManifest(man)()
-	release, err := m.reserveRoom("deploy "+rec.Key, m.deployNeed(man), "workspace "+rec.Key, "deploy the workspace on another host")
+	need := m.deployNeed(man)
+	need.workspace += scratchBytes(spec)
+	release, err := m.reserveRoom("deploy "+rec.Key, need, "workspace "+rec.Key, "deploy the workspace on another host")
 	if err != nil {
 		return Result{}, err
 	}
@@ -357,6 +359,11 @@ func (m *Manager) stageAndDefine(ctx context.Context, rec *record, man *manifest
 	}
 	if err := cidata.Write(files.CIData, cidata.Config{InstanceID: rec.Key, Hostname: hostname, Startup: desc.Startup}); err != nil {
 		return Result{}, fmt.Errorf("configuration CD: %w", err)
+	}
+	// In the workspace's directory, which an undone deploy removes whole (the
+	// reconciler's too, after a crash): never uploaded.
+	if err := createScratch(spec); err != nil {
+		return Result{}, err
 	}
 	rec.Spec = spec
 	rec.Hot = hot
@@ -576,6 +583,10 @@ func (m *Manager) Shutdown(ctx context.Context, epr *wsa.EPR, mode string, grace
 			if rec.State != stateRunning && !(rec.State == statePaused && !rec.Hot) {
 				return &errdefs.StateError{Current: rec.State, Requested: stateSerialized}
 			}
+			// Before anything is journaled or saved: the guest runs on untouched.
+			if err := refuseRAMWithScratch(rec, "Serialize", stateSerialized); err != nil {
+				return err
+			}
 			// Refuse before libvirt writes: a save that fills the disk fails late and
 			// leaves the disk full; refused here, the guest runs on untouched.
 			need := spaceNeed{workspace: int64(rec.Spec.MemoryMiB) << 20}
@@ -650,6 +661,10 @@ func removeUnlessStillWritten(mem string, err error) {
 // may be repeated: the reconciler uses it to finish a Trash a crash interrupted.
 func (m *Manager) trash(ctx context.Context, rec *record, define bool) error {
 	if err := resetRun(rec); err != nil {
+		return fmt.Errorf("discard the deployment's changes: %w", err)
+	}
+	// What the guest wrote to its scratch disks is this deployment's too.
+	if err := createScratch(rec.Spec); err != nil {
 		return fmt.Errorf("discard the deployment's changes: %w", err)
 	}
 	if define {

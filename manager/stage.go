@@ -655,6 +655,7 @@ func (m *Manager) stageFiles(ctx context.Context, man *manifest, rec *record, pr
 		return files, fmt.Errorf("create the deployment overlay: %w", err)
 	}
 	files.Disk = rec.Run
+	files.Dir = dir
 	files.Console = filepath.Join(dir, "console.log")
 	files.CIData = filepath.Join(dir, "cidata.iso")
 	return files, nil

@@ -38,6 +38,11 @@ func (m *Manager) Undeploy(ctx context.Context, epr *wsa.EPR) (Result, error) {
 			return err
 		}
 		if rec.Hot && rec.ManagedSave {
+			// libvirt saved the RAM by itself (a host shutdown): it may resume here, on
+			// the scratch disk it wrote to, but not go to the Repository without it.
+			if err := refuseRAMWithScratch(rec, "Undeploy of the RAM libvirt saved", "in-repository"); err != nil {
+				return errdefs.WithAdvice(err, "start it here (vws start) and shut it down normally, or discard its RAM (vws shutdown --mode normal); then undeploy it")
+			}
 			if err := m.managedSaveToFile(ctx, rec); err != nil {
 				return err
 			}

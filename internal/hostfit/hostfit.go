@@ -162,6 +162,11 @@ func Check(d *describe.Description, o Offer) (Fit, error) {
 		return Fit{}, metadataErr("/vw:virtualWorkspace/hw:hardware/hw:CPU/hw:count",
 			fmt.Sprintf("the workspace asks for %d CPUs; this host has %d", hw.CPU.Count, o.CPUs), "ask for fewer CPUs or deploy on a larger host")
 	}
+	// The disk layout too, so that placement does not choose a host for a workspace
+	// whose disks the manager would refuse there.
+	if _, err := Disks(hw.Disks); err != nil {
+		return Fit{}, err
+	}
 	mem, err := grantMemory(hw.Memory, o.FreeMiB)
 	if err != nil {
 		return Fit{}, err
@@ -251,11 +256,23 @@ func metadataErr(path, reason, advice string) error {
 	return err
 }
 
+// MaxScratchMiB is the largest scratch disk a manager creates (vmm.Spec's range):
+// hw:DiskMiB's bound, 64 TiB.
+const MaxScratchMiB = 64 << 20
+
+// IsScratch says whether a disk is an empty scratch disk: a disk (not a CD-ROM drive)
+// with a size, no image and no partitions. A manager creates it empty at each deploy
+// and keeps nothing of it: it is not handed back to the Repository.
+func IsScratch(d describe.Disk) bool {
+	return d.Device != "cdrom" && d.Image == nil && len(d.Partitions) == 0 && d.SizeMiB != 0
+}
+
 // Disks checks d's disks against the layout every Manager deploys — one image-backed
-// root disk (the workspace's base image; one is added when no disk names an image)
-// and at most one empty CD-ROM drive, which carries the configuration CD — and returns
-// the root disk's index, -1 when the Manager adds it. The Factory refuses at Create
-// what it refuses, so no workspace is made that no host can deploy.
+// root disk (the workspace's base image; one is added when no disk names an image),
+// any number of empty scratch disks (IsScratch), and at most one empty CD-ROM drive,
+// which carries the configuration CD — and returns the root disk's index, -1 when the
+// Manager adds it. The Factory refuses at Create what it refuses, so no workspace is
+// made that no host can deploy.
 func Disks(disks []describe.Disk) (root int, err error) {
 	root = rootDisk(disks)
 	cdrom := false
@@ -274,12 +291,43 @@ func Disks(disks []describe.Disk) (root int, err error) {
 		case disk.Image != nil:
 			return -1, metadataErr(path, "a second image-backed disk; a manager deploys one, backed by the workspace's base image",
 				"put what the extra image holds into the base image (a larger or partitioned one)")
-		default:
-			return -1, metadataErr(path, "an empty scratch disk; managers do not create scratch disks",
-				"use a base image with the space the workspace needs (a larger virtual size), and leave the scratch disk out")
+		case IsScratch(disk):
+			if err := checkScratch(path, disk); err != nil {
+				return -1, err
+			}
+		case len(disk.Partitions) > 0:
+			const blank = "for empty space, describe a blank disk with hw:size and no partitions, which each deploy creates empty (its contents are not kept)"
+			if !slices.ContainsFunc(disk.Partitions, func(p describe.Partition) bool { return p.Image != nil }) {
+				return -1, metadataErr(path, "a disk of partitions without images; a manager creates no partitions",
+					"partitions need images, and a manager does not assemble those into a disk either: put what the partitions are to hold into the base image; "+blank)
+			}
+			return -1, metadataErr(path, "a disk of partition images; a manager does not assemble partition images into a disk",
+				"put what the partition images hold into the base image (a partitioned one); "+blank)
+		default: // no image, no partitions, no size: the description's rules refuse it first
+			return -1, metadataErr(path, "a disk with no image, no partitions and no size",
+				"give the disk an hw:size, and a manager creates it empty at each deploy (its contents are not kept)")
 		}
 	}
 	return root, nil
+}
+
+// checkScratch refuses what a scratch disk cannot be: a size outside hw:DiskMiB's
+// bounds (a description the schema has not checked), a read-only one (it would stay
+// empty) or a boot disk (it holds nothing to boot).
+func checkScratch(path string, d describe.Disk) error {
+	if d.SizeMiB < 1 || d.SizeMiB > MaxScratchMiB {
+		return metadataErr(path+"/hw:size", fmt.Sprintf("a scratch disk of %d MiB; a manager creates scratch disks of 1 to %d MiB", d.SizeMiB, MaxScratchMiB),
+			fmt.Sprintf("give hw:size between 1 and %d", MaxScratchMiB))
+	}
+	if d.ReadOnly {
+		return metadataErr(path+"/hw:readOnly", "a read-only scratch disk; a manager creates it empty, and read-only it would stay so",
+			"leave hw:readOnly out (or false)")
+	}
+	if d.Boot {
+		return metadataErr(path+"/hw:boot", "a scratch disk marked to boot; it is created empty and holds nothing to boot",
+			"mark the image-backed disk hw:boot instead")
+	}
+	return nil
 }
 
 // rootDisk is the index of the disk the base image backs: the boot disk with an

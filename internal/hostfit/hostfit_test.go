@@ -176,3 +176,80 @@ func TestCheckBridgeName(t *testing.T) {
 		}
 	}
 }
+
+var (
+	imageDisk   = describe.Disk{Target: "vda", Image: &describe.Image{Name: "base"}, Boot: true}
+	scratchDisk = describe.Disk{Target: "vdb", SizeMiB: 4096}
+	// partitioned is samples/full-vm.xml's second disk: partitions, no images.
+	partitioned = describe.Disk{Target: "vdb", SizeMiB: 4096, Partitions: []describe.Partition{
+		{Number: 1, Label: "scratch", MountPoint: "/scratch", Filesystem: "ext4", SizeMiB: 3072}, {Number: 2, Filesystem: "swap", SizeMiB: 1024}}}
+)
+
+// TestDisksTakeScratchDisks: a disk with a size and neither image nor partitions is an
+// empty scratch disk, which managers create; a disk of partitions without images is
+// still refused, saying partitions need images and that a blank disk is created
+// empty; a scratch disk that cannot be one is refused naming the element.
+func TestDisksTakeScratchDisks(t *testing.T) {
+	cd := describe.Disk{Target: "sda", Device: "cdrom"}
+	for _, disks := range [][]describe.Disk{
+		{imageDisk, scratchDisk},
+		{scratchDisk, imageDisk, cd},
+		{scratchDisk}, // the manager adds the root disk
+		{imageDisk, scratchDisk, {Target: "vdc", SizeMiB: MaxScratchMiB}, {Target: "sdb", Bus: "sata", SizeMiB: 1}},
+	} {
+		root, err := Disks(disks)
+		if err != nil {
+			t.Errorf("%+v: %v", disks, err)
+			continue
+		}
+		if want := slicesIndexRoot(disks); root != want {
+			t.Errorf("%+v: root %d, want %d", disks, root, want)
+		}
+		if _, err := Check(vm(func(d *describe.Description) { d.Hardware.Disks = disks }), host()); err != nil {
+			t.Errorf("Check (placement's, the manager's) of %+v: %v", disks, err)
+		}
+	}
+	if !IsScratch(scratchDisk) || IsScratch(partitioned) || IsScratch(imageDisk) || IsScratch(describe.Disk{Target: "sdb", Device: "cdrom", SizeMiB: 1}) {
+		t.Error("IsScratch takes the wrong disks")
+	}
+	for _, c := range []struct {
+		name         string
+		disk         describe.Disk
+		path, advice string
+	}{
+		{"partitions without images", partitioned, "hw:disk[2]", "partitions need images"},
+		{"a size beyond the schema's bound", describe.Disk{Target: "vdb", SizeMiB: MaxScratchMiB + 1}, "hw:disk[2]/hw:size", "between 1 and"},
+		{"a negative size", describe.Disk{Target: "vdb", SizeMiB: -1}, "hw:disk[2]/hw:size", "between 1 and"},
+		{"read-only", describe.Disk{Target: "vdb", SizeMiB: 64, ReadOnly: true}, "hw:disk[2]/hw:readOnly", "leave hw:readOnly out"},
+		{"marked to boot", describe.Disk{Target: "vdb", SizeMiB: 64, Boot: true}, "hw:disk[2]/hw:boot", "image-backed disk"},
+		{"no size at all", describe.Disk{Target: "vdb"}, "hw:disk[2]", "hw:size"},
+		{"partition images", describe.Disk{Target: "vdb", Partitions: []describe.Partition{{Number: 1, Image: &describe.Image{Name: "p1"}}}}, "hw:disk[2]", "into the base image"},
+	} {
+		for _, check := range []func([]describe.Disk) error{
+			func(d []describe.Disk) error { _, err := Disks(d); return err },
+			func(d []describe.Disk) error {
+				_, err := Check(vm(func(desc *describe.Description) { desc.Hardware.Disks = d }), host())
+				return err
+			},
+		} {
+			err := check([]describe.Disk{imageDisk, c.disk})
+			var me *errdefs.MetadataError
+			if !errors.As(err, &me) || !strings.HasSuffix(me.Path, c.path) || !strings.Contains(errdefs.Advice(err), c.advice) {
+				t.Errorf("%s: %v (advice %q); want a metadata fault at %s advising %q", c.name, err, errdefs.Advice(err), c.path, c.advice)
+			}
+		}
+	}
+	if _, err := Disks([]describe.Disk{imageDisk, partitioned}); err == nil || !strings.Contains(errdefs.Advice(err), "blank disk with hw:size and no partitions") {
+		t.Errorf("the partitioned disk's advice does not say a blank disk is created empty: %q", errdefs.Advice(err))
+	}
+}
+
+// slicesIndexRoot is the image-backed disk's index, -1 for none.
+func slicesIndexRoot(disks []describe.Disk) int {
+	for i, d := range disks {
+		if d.Image != nil {
+			return i
+		}
+	}
+	return -1
+}

@@ -188,3 +188,20 @@ func TestRankDraining(t *testing.T) {
 		t.Fatalf("reason: %q", unfit[0].Reason)
 	}
 }
+
+// TestRankScratchDisks: placement takes a workspace with an empty scratch disk, which
+// managers create, and sets every host apart for one whose disk has partitions but no
+// images, with the manager's reason.
+func TestRankScratchDisks(t *testing.T) {
+	root := describe.Disk{Target: "vda", Image: &describe.Image{Name: "base"}, Boot: true}
+	scratch := desc(512, 1, "")
+	scratch.Hardware.Disks = []describe.Disk{root, {Target: "vdb", SizeMiB: 4096}}
+	if cands, unfit := Rank(scratch, nil, []Host{host("a", 8192, 0)}, false); len(cands) != 1 || len(unfit) != 0 {
+		t.Errorf("a scratch disk: candidates %s, unsuitable %+v", names(cands), unfit)
+	}
+	parts := desc(512, 1, "")
+	parts.Hardware.Disks = []describe.Disk{root, {Target: "vdb", SizeMiB: 4096, Partitions: []describe.Partition{{Number: 1, SizeMiB: 4096}}}}
+	if cands, unfit := Rank(parts, nil, []Host{host("a", 8192, 0)}, false); len(cands) != 0 || len(unfit) != 1 || !strings.Contains(unfit[0].Reason, "partitions without images") {
+		t.Errorf("partitions without images: candidates %s, unsuitable %+v", names(cands), unfit)
+	}
+}
