@@ -207,7 +207,10 @@ func stopForMove(cmd *cobra.Command, ws *wsa.EPR, from deployedAt) (alreadySeria
 	start := time.Now()
 	_, err = lifecycleClient().Invoke(cmd.Context(), from.manager, "Shutdown", body)
 	var fe *client.FaultError
-	if from.state == "paused" && errors.As(err, &fe) && fe.Type == "WorkspaceStateFault" {
+	// A state fault for a paused workspace says it is serialized already — unless it
+	// refuses the serialize for its scratch disk (whose contents do not travel),
+	// which the move must not take for one and undeploy.
+	if from.state == "paused" && errors.As(err, &fe) && fe.Type == "WorkspaceStateFault" && !strings.Contains(fe.Description, "scratch disk") {
 		return true, nil // paused by a serialize already: its memory image is on the host
 	}
 	if err != nil {
