@@ -197,7 +197,9 @@ func (m *Manager) hostProperties(ctx context.Context, d *dialect.Dialect) ([]*et
 			wsrf.TextProperty(PropArchitecture, h.Arch),
 			wsrf.TextProperty(PropCPUs, strconv.Itoa(h.CPUs)),
 			wsrf.TextProperty(PropMemoryTotal, strconv.FormatInt(h.MemoryMiB, 10)),
-			wsrf.TextProperty(PropMemoryFree, strconv.FormatInt(h.FreeMiB, 10)))
+			// Not the kernel's free memory: what the guests in RAM have not committed
+			// (memory.go), as announced and as a boot is admitted against.
+			wsrf.TextProperty(PropMemoryFree, strconv.FormatInt(m.uncommittedMiB(h, ""), 10)))
 	} else {
 		// The hypervisor cannot be read: say what is known without inventing
 		// capacity, and why the rest is missing.
