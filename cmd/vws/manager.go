@@ -24,6 +24,7 @@ import (
 
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
+	"github.com/vws-grid/vws/manager"
 )
 
 const managerPath = "/wsrf/services/" + vwsns.ManagerService
@@ -493,7 +494,11 @@ func newConsoleCommand() *cobra.Command {
 				switch {
 				case size > offset || offset < 0:
 					offset = size
-					if len(data) > 0 && !follow {
+					// Without --follow, read on only after a full answer (an absent
+					// MaxBytes asks for the most, manager.MaxConsoleRead): a shorter one
+					// reached the end, and a guest writing between every two answers
+					// would otherwise keep the command going for ever.
+					if size-from >= manager.MaxConsoleRead && !follow {
 						continue // more than one answer's worth
 					}
 				case size < offset:
