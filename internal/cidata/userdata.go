@@ -30,8 +30,9 @@ const base64LineLen = 76
 // /bin/sh. A nil Startup gives a script that only says there is none.
 //
 // What the script does, in order:
-//   - writes each file: mkdir -p its directory, base64 -d from a quoted here-document
-//     (under umask 077, so the content is never readable by others before the chmod),
+//   - writes each file: mkdir -p its directory, removes what is at its path, base64 -d
+//     from a quoted here-document into a file created anew (umask 077, noclobber), so
+//     the content is never readable by others before the chmod,
 //     chmod to the file's Mode (describe.File defaults it to 0644; the Mode is applied
 //     exactly as given, so an explicit "000" stays 000). Files are owned by root, or
 //     with a user that exists in the guest by that user (a 0600 key is the job's).
@@ -96,7 +97,10 @@ func UserData(s *describe.Startup) ([]byte, error) {
 		if dir := path.Dir(f.Path); dir != "/" {
 			fmt.Fprintf(&b, "mkdir -p %s || vws_fail %s\n", quote(dir), quote("cannot create directory "+dir))
 		}
-		fmt.Fprintf(&b, "(umask 077 && base64 -d >%s <<'%s'\n", quote(f.Path), heredocEnd)
+		// Written to a new file only: one the guest already has keeps its mode
+		// through a redirection, and would hold the content under it until the
+		// chmod. noclobber makes the create exclusive, so none slips in between.
+		fmt.Fprintf(&b, "(umask 077 && rm -f %[1]s && set -C && base64 -d >%[1]s <<'%[2]s'\n", quote(f.Path), heredocEnd)
 		enc := base64.StdEncoding.EncodeToString(f.Content)
 		for len(enc) > base64LineLen {
 			b.WriteString(enc[:base64LineLen])
