@@ -494,11 +494,12 @@ func newConsoleCommand() *cobra.Command {
 				switch {
 				case size > offset || offset < 0:
 					offset = size
-					// Without --follow, read on only after a full answer (an absent
-					// MaxBytes asks for the most, manager.MaxConsoleRead): a shorter one
-					// reached the end, and a guest writing between every two answers
-					// would otherwise keep the command going for ever.
-					if size-from >= manager.MaxConsoleRead && !follow {
+					// Read on at once only after a full answer (an absent MaxBytes asks
+					// for the most, manager.MaxConsoleRead): a shorter one reached the
+					// end, and a guest writing between every two answers would otherwise
+					// keep the command going for ever without --follow. With it, a
+					// pause here would let a fast guest outrun the follower.
+					if size-from >= manager.MaxConsoleRead {
 						continue // more than one answer's worth
 					}
 				case size < offset:
