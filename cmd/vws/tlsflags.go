@@ -108,6 +108,9 @@ func soapClient() *client.Client {
 	}
 	hc.Timeout = 5 * time.Minute // as client.New(nil) had
 	c := client.New(hc)
+	// The user's own process, reading what they ask for (a whole Repository's property
+	// document): more than a server's components take from each other.
+	c.MaxResponseBytes = 64 << 20
 	c.Signer, c.Verifier = signer, verifier
 	return c
 }

@@ -26,7 +26,7 @@ import (
 // Client sends SOAP requests.
 type Client struct {
 	HTTP *http.Client
-	// MaxResponseBytes bounds a response body. Default 64 MiB.
+	// MaxResponseBytes bounds a response body. Default DefaultMaxResponseBytes.
 	MaxResponseBytes int64
 	// Signer, when set, signs every request (WS-Security X.509).
 	Signer *wssec.Signer
@@ -34,6 +34,15 @@ type Client struct {
 	// signed by a trusted service and checks them.
 	Verifier *wssec.Verifier
 }
+
+// DefaultMaxResponseBytes bounds the answers a Client reads unless told otherwise. A
+// server's components call each other with it (a Manager its Repositories, the
+// Factory its Repository), and a parsed answer keeps up to ~30 bytes of tree per byte
+// of empty elements, so it fits their largest legitimate answers with margin and no
+// more: a CheckOut (the description, at most the Repository's 1 MiB --max-body, and
+// 2 MiB of piece digests per TiB of image), the KnownHost of a thousand hosts or the
+// ListImages of thousands of images (a few MB).
+const DefaultMaxResponseBytes = 16 << 20
 
 // New returns a client using hc (http.DefaultClient when nil).
 func New(hc *http.Client) *Client {
@@ -117,14 +126,22 @@ func (c *Client) Call(ctx context.Context, epr *wsa.EPR, action string, body *et
 	}
 	limit := c.MaxResponseBytes
 	if limit <= 0 {
-		limit = 64 << 20
+		limit = DefaultMaxResponseBytes
 	}
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	tooLarge := func() error {
+		return fmt.Errorf("%s answered with more than %d bytes, the most this caller reads of a SOAP answer: refused unparsed (is it a vws service, and a sound one?)",
+			epr.Address, limit)
+	}
+	// An announced length over the bound is refused unread.
+	if resp.ContentLength > limit {
+		return nil, tooLarge()
+	}
+	raw, err := readAtMost(resp.Body, limit+1, resp.ContentLength)
 	if err != nil {
 		return nil, fmt.Errorf("read response from %s: %w", epr.Address, err)
 	}
 	if int64(len(raw)) > limit {
-		return nil, fmt.Errorf("response from %s is larger than %d bytes", epr.Address, limit)
+		return nil, tooLarge()
 	}
 	var env *soap.Envelope
 	if c.Signer != nil && c.Verifier != nil {
@@ -159,6 +176,30 @@ func (c *Client) Call(ctx context.Context, epr *wsa.EPR, action string, body *et
 		return nil, errors.New("response has an empty soap:Body")
 	}
 	return env.Payload, nil
+}
+
+// readAtMost reads up to n bytes of r, into a buffer that grows by doubling but never
+// beyond n (io.ReadAll's would reach a multiple of it, in steps summing to several).
+func readAtMost(r io.Reader, n, sizeHint int64) ([]byte, error) {
+	c := int64(64 << 10)
+	if sizeHint > 0 {
+		c = sizeHint + 1 // +1: the read that finds the end
+	}
+	buf := make([]byte, 0, min(c, n))
+	for int64(len(buf)) < n {
+		if len(buf) == cap(buf) {
+			buf = append(make([]byte, 0, min(2*int64(cap(buf)), n)), buf...)
+		}
+		k, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+k]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+	return buf, nil
 }
 
 // answersRequest checks that a verified signed answer is this service's answer to
