@@ -144,7 +144,7 @@ func runSubscribe(cmd *cobra.Command, ws *wsa.EPR, d *dialect.Dialect, topics []
 		ln.Close()
 		return err
 	}
-	srv := &http.Server{Handler: consumer, ReadHeaderTimeout: 10 * time.Second}
+	srv := listenerServer(consumer)
 	go srv.Serve(ln)
 	defer srv.Close()
 
@@ -349,6 +349,13 @@ func topicNames(d *dialect.Dialect, qs []wsa.QName) string {
 
 // grantedLifetime is how long the service granted subscription s: from its
 // SubscribeResponse (WS-BaseNotification 1.3), or else its resource properties (GT4).
+// listenerServer serves the notification consumer, which anyone reaching the host can
+// reach: the consumer bounds a body's time, IdleTimeout a kept-alive connection's
+// (net/http keeps an idle one for ever without it or ReadTimeout).
+func listenerServer(consumer http.Handler) *http.Server {
+	return &http.Server{Handler: consumer, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+}
+
 func grantedLifetime(ctx context.Context, sc *client.Client, d *dialect.Dialect, s *wsa.EPR, resp *etree.Element) (time.Duration, bool) {
 	current, term := "", ""
 	if c, t := resp.FindElement("./CurrentTime"), resp.FindElement("./TerminationTime"); c != nil && t != nil {

@@ -68,3 +68,16 @@ func TestListenOnEveryInterfaceGivesAReachableConsumerURL(t *testing.T) {
 		t.Fatalf("the consumer address %q has not the port listened on", consumer)
 	}
 }
+
+// TestListenerDropsIdleConnections: a connection kept alive after a Notify and then
+// left silent must be closed at some point, not held (with its goroutine) for as long
+// as whoever opened it likes.
+func TestListenerDropsIdleConnections(t *testing.T) {
+	srv := listenerServer(http.NotFoundHandler())
+	if srv.IdleTimeout <= 0 && srv.ReadTimeout <= 0 {
+		t.Fatal("the listener's server has neither IdleTimeout nor ReadTimeout: an idle kept-alive connection is held for ever")
+	}
+	if srv.ReadHeaderTimeout <= 0 {
+		t.Fatal("the listener's server has no ReadHeaderTimeout")
+	}
+}

@@ -1,11 +1,14 @@
 package notify
 
 import (
+	"cmp"
 	"crypto/subtle"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/beevik/etree"
 
@@ -37,8 +40,22 @@ type Notification struct {
 // messages only from subscriptions it made.
 var ListenerKey = wsa.QName{Space: vwsns.Notification, Local: "Listener"}
 
-// maxNotifyBytes bounds a Notify a Consumer reads.
-const maxNotifyBytes = 1 << 20
+// maxNotifyBytes bounds a Notify a Consumer reads: vws's are ~8 KiB signed (an RSA
+// host chain), and a parsed body keeps up to ~30 bytes of tree per byte.
+const maxNotifyBytes = 64 << 10
+
+// A Notify body must arrive within notifyBodyTimeout (64 KiB at 64 kbit/s), or the
+// connection is closed: anyone who reaches the listener could otherwise hold
+// connections and goroutines for ever by trickling bodies.
+const notifyBodyTimeout = 10 * time.Second
+
+// notifyParsing bounds the Notify messages parsed and in process at once (a
+// producer sends one subscriber at most 4 at once); one that finds no room within
+// notifyParseWait is answered 503, and the producer tries again.
+const (
+	notifyParsing   = 4
+	notifyParseWait = 5 * time.Second
+)
 
 // Consumer is an HTTP notification consumer: it takes Notify messages carrying its
 // token and hands each NotificationMessage to Deliver.
@@ -51,6 +68,10 @@ type Consumer struct {
 	// whether that signer may send notifications (a host, say).
 	Verifier *wssec.Verifier
 	Signer   func(identity.Identity) error
+
+	slotsOnce   sync.Once
+	slots       chan struct{}
+	bodyTimeout time.Duration // 0: notifyBodyTimeout (tests shorten it)
 }
 
 // Reference is the consumer's EPR at address, in WS-Addressing version v.
@@ -64,9 +85,37 @@ func (c *Consumer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "this is a WS-BaseNotification consumer: POST Notify messages", http.StatusMethodNotAllowed)
 		return
 	}
+	// net/http sets no deadline on a body (the listener's server has none either), and
+	// reads what a handler left of one before answering: set it before anything.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(cmp.Or(c.bodyTimeout, notifyBodyTimeout)))
+	if r.ContentLength > maxNotifyBytes {
+		w.Header().Set("Connection", "close")
+		http.Error(w, fmt.Sprintf("a Notify of %d bytes: this consumer takes at most %d", r.ContentLength, maxNotifyBytes), http.StatusRequestEntityTooLarge)
+		return
+	}
 	data, err := io.ReadAll(io.LimitReader(r.Body, maxNotifyBytes+1))
-	if err != nil || len(data) > maxNotifyBytes {
-		http.Error(w, "message unreadable or too large", http.StatusRequestEntityTooLarge)
+	switch {
+	case err != nil:
+		w.Header().Set("Connection", "close")
+		http.Error(w, fmt.Sprintf("the Notify did not arrive whole within %s: %v", cmp.Or(c.bodyTimeout, notifyBodyTimeout), err), http.StatusRequestTimeout)
+		return
+	case len(data) > maxNotifyBytes:
+		w.Header().Set("Connection", "close")
+		http.Error(w, fmt.Sprintf("a Notify larger than %d bytes: this consumer takes at most that", maxNotifyBytes), http.StatusRequestEntityTooLarge)
+		return
+	}
+	// A slot once the body is in, held while its tree lives: a trickled body holds none.
+	c.slotsOnce.Do(func() { c.slots = make(chan struct{}, notifyParsing) })
+	wait := time.NewTimer(notifyParseWait)
+	defer wait.Stop()
+	select {
+	case c.slots <- struct{}{}:
+		defer func() { <-c.slots }()
+	case <-wait.C:
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "the consumer is busy with other messages: send it again", http.StatusServiceUnavailable)
+		return
+	case <-r.Context().Done():
 		return
 	}
 	env, err := soap.Parse(data)
