@@ -237,3 +237,33 @@ func TestSavedHostTuningIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestSavedXMLTheCheckCannotSeeIsRefused: checkSaved sees a saved domain through
+// libvirtxml, so whatever libvirtxml does not model (an element of a libvirt newer
+// than it, one in a namespace of its own, another attribute) is invisible to the
+// check; and when the spec changes nothing in the XML (the same host, the same paths)
+// libvirt restores the image's own, with it. Such XML is refused.
+func TestSavedXMLTheCheckCannotSeeIsRefused(t *testing.T) {
+	here := goldenSpecs["qemu-kernel-boot"]
+	saved, err := DomainXML(here)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, changed, err := rewriteSaved(saved, here); err != nil || changed {
+		t.Fatalf("the domain as vws defines it: changed %v, %v", changed, err)
+	}
+	for name, tc := range map[string]struct{ old, new, says string }{
+		"an unknown device":                            {"</devices>", `<frobnicator path="/dev/sda"/></devices>`, "frobnicator"},
+		"an element in a namespace of its own":         {"</devices>", `<x:hook xmlns:x="urn:made-up" run="/tmp/x.sh"/></devices>`, "{urn:made-up}hook"},
+		"an unknown attribute":                         {"<devices>", `<devices frob="1">`, "attribute frob"},
+		"a second on_crash, which libvirt reads first": {"<on_crash>", `<on_crash>coredump-restart</on_crash><on_crash>`, "<domain/on_crash>"},
+	} {
+		if !strings.Contains(saved, tc.old) {
+			t.Fatalf("%s: no %s in %s", name, tc.old, saved)
+		}
+		out, _, err := rewriteSaved(strings.Replace(saved, tc.old, tc.new, 1), here)
+		if !errors.Is(err, ErrInvalidSpec) || !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("%s: %v, want a refusal naming %s; the XML libvirt gets:\n%s", name, err, tc.says, out)
+		}
+	}
+}

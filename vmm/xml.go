@@ -173,6 +173,11 @@ func rewriteSaved(saved string, s Spec) (string, bool, error) {
 	if err := checkSaved(&dom, s); err != nil {
 		return "", false, err
 	}
+	// Unchanged, the image's own XML is restored (some drivers take no other), so it
+	// must hold nothing the check did not see.
+	if err := checkModeled(saved, &dom); err != nil {
+		return "", false, err
+	}
 	changed := sanitizeSaved(&dom)
 	set := func(dst *string, v string) {
 		if *dst != v {
