@@ -26,8 +26,9 @@ import (
 )
 
 // NameRE is what a workspace name may look like: no path-like or odd names, since
-// names reach file listings, logs and (later) libvirt domain names.
-var NameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+// names reach file listings, logs and (later) libvirt domain names. 1 to 64
+// characters, as vw:WorkspaceNameType (fac:Create/fac:Name) allows.
+var NameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
 // CreateSpec is an authorized, validated request for a new workspace.
 type CreateSpec struct {
@@ -60,7 +61,7 @@ type Created struct {
 func (r *Repository) reserveName(ctx context.Context, name, key string, who identity.Identity) error {
 	if !NameRE.MatchString(name) {
 		return errdefs.WithAdvice(&errdefs.MetadataError{Path: "Name", Reason: fmt.Sprintf("%q is not a valid workspace name", name)},
-			"use 1–63 letters, digits, '.', '_' or '-', starting with a letter or digit")
+			"use 1–64 letters, digits, '.', '_' or '-', starting with a letter or digit")
 	}
 	r.namesMu.Lock()
 	other, taken := r.names[name]
