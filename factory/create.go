@@ -128,6 +128,9 @@ func create(cfg Config, d *Deps) container.Handler {
 				Reason: fmt.Sprintf("this site creates VM workspaces, not %q", desc.Category)}, "ask for category vm")
 		}
 		if desc.Hardware != nil {
+			if err := hostfit.Defined(desc.Hardware); err != nil {
+				return nil, err
+			}
 			if _, err := hostfit.Disks(desc.Hardware.Disks); err != nil {
 				return nil, err
 			}

@@ -146,17 +146,14 @@ func Check(d *describe.Description, o Offer) (Fit, error) {
 		arch = o.Arch
 	}
 	if !slices.Contains(DefinedArchitectures, arch) {
-		return Fit{}, metadataErr("/vw:virtualWorkspace/hw:hardware/hw:CPU/hw:architecture",
-			fmt.Sprintf("the workspace needs architecture %s; a manager runs %s guests", arch, strings.Join(DefinedArchitectures, ", ")),
-			"describe a workspace of one of those architectures")
+		return Fit{}, undefinedArch(arch)
 	}
 	if !slices.Contains(o.Architectures(), arch) {
 		return Fit{}, metadataErr("/vw:virtualWorkspace/hw:hardware/hw:CPU/hw:architecture",
 			fmt.Sprintf("the workspace needs architecture %s; this host is %s", arch, o.Arch), "deploy it on a host of that architecture")
 	}
 	if hw.CPU.Count > MaxCPUs {
-		return Fit{}, metadataErr("/vw:virtualWorkspace/hw:hardware/hw:CPU/hw:count",
-			fmt.Sprintf("the workspace asks for %d CPUs; a manager gives a guest at most %d", hw.CPU.Count, MaxCPUs), "ask for fewer CPUs")
+		return Fit{}, tooManyCPUs(hw.CPU.Count)
 	}
 	if hw.CPU.Count > o.CPUs {
 		return Fit{}, metadataErr("/vw:virtualWorkspace/hw:hardware/hw:CPU/hw:count",
@@ -179,6 +176,44 @@ func Check(d *describe.Description, o Offer) (Fit, error) {
 		}
 	}
 	return Fit{Arch: arch, MemoryMiB: mem}, nil
+}
+
+// Defined says whether a manager defines hw at all, on any host: an architecture it
+// runs guests of ("" is the host's own), at most MaxCPUs CPUs and at least as little
+// as MaxMemoryMiB of memory. The Factory refuses at Create what it refuses, so no
+// workspace is made that no host can deploy.
+func Defined(hw *describe.Hardware) error {
+	if a := hw.CPU.Architecture; a != "" && !slices.Contains(DefinedArchitectures, a) {
+		return undefinedArch(a)
+	}
+	if hw.CPU.Count > MaxCPUs {
+		return tooManyCPUs(hw.CPU.Count)
+	}
+	least := hw.Memory.SizeMiB
+	if hw.Memory.MinMiB > 0 {
+		least = hw.Memory.MinMiB
+	}
+	if least > MaxMemoryMiB {
+		return tooMuchMemory(least)
+	}
+	return nil
+}
+
+func undefinedArch(arch string) error {
+	return metadataErr("/vw:virtualWorkspace/hw:hardware/hw:CPU/hw:architecture",
+		fmt.Sprintf("the workspace needs architecture %s; a manager runs %s guests", arch, strings.Join(DefinedArchitectures, ", ")),
+		"describe a workspace of one of those architectures")
+}
+
+func tooManyCPUs(n int) error {
+	return metadataErr("/vw:virtualWorkspace/hw:hardware/hw:CPU/hw:count",
+		fmt.Sprintf("the workspace asks for %d CPUs; a manager gives a guest at most %d", n, MaxCPUs), "ask for fewer CPUs")
+}
+
+func tooMuchMemory(least int) error {
+	return metadataErr("/vw:virtualWorkspace/hw:hardware/hw:RAM",
+		fmt.Sprintf("the workspace needs at least %d MiB; a manager gives a guest at most %d MiB", least, MaxMemoryMiB),
+		fmt.Sprintf("lower hw:RAM (or hw:minimum) to at most %d", MaxMemoryMiB))
 }
 
 // checkNIC says whether the host has what NIC i joins. A bridge is checked even when
@@ -239,9 +274,7 @@ func grantMemory(m describe.Memory, freeMiB int64) (int, error) {
 		least = m.MinMiB
 	}
 	if least > MaxMemoryMiB {
-		return 0, metadataErr("/vw:virtualWorkspace/hw:hardware/hw:RAM",
-			fmt.Sprintf("the workspace needs at least %d MiB; a manager gives a guest at most %d MiB", least, MaxMemoryMiB),
-			fmt.Sprintf("lower hw:RAM (or hw:minimum) to at most %d", MaxMemoryMiB))
+		return 0, tooMuchMemory(least)
 	}
 	return 0, metadataErr("/vw:virtualWorkspace/hw:hardware/hw:RAM",
 		fmt.Sprintf("the workspace needs at least %d MiB; this host has %d MiB free", least, freeMiB),
