@@ -30,7 +30,7 @@ func TestCreateRefusesBeforeSending(t *testing.T) {
 	dir := t.TempDir()
 	desc := filepath.Join(dir, "desc.xml")
 	epr := filepath.Join(dir, "ws.xml")
-	for path, content := range map[string]string{desc: "<vw:virtualWorkspace/>", epr: "<wsa:EndpointReference/>"} {
+	for path, content := range map[string]string{desc: `<vw:virtualWorkspace xmlns:vw="http://vws.dev/ns/2026/workspace"/>`, epr: "<wsa:EndpointReference/>"} {
 		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -51,7 +51,7 @@ func TestCreateRefusesBeforeSending(t *testing.T) {
 			t.Errorf("vws create %s: %v, want a refusal saying %q", strings.Join(tc.args, " "), err, tc.says)
 		}
 	}
-	for path, was := range map[string]string{desc: "<vw:virtualWorkspace/>", epr: "<wsa:EndpointReference/>"} {
+	for path, was := range map[string]string{desc: `<vw:virtualWorkspace xmlns:vw="http://vws.dev/ns/2026/workspace"/>`, epr: "<wsa:EndpointReference/>"} {
 		if got, _ := os.ReadFile(path); string(got) != was {
 			t.Errorf("%s was changed: %q", path, got)
 		}

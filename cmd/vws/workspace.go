@@ -171,6 +171,12 @@ let vws write the description from --memory and --cpus. Prints the new workspace
 				if desc.Tag == "EndpointReference" {
 					return fmt.Errorf("-f %s is an endpoint reference, not a workspace description: give a description (schema/vws/workspace.xsd), or use --image NAME; vws clone %s copies the workspace it names", file, file)
 				}
+				// Nor would it say that the file's namespace is missing: it names
+				// {}virtualWorkspace an element Create does not hold.
+				if desc.Tag != "virtualWorkspace" || desc.NamespaceURI() != vwsns.Workspace {
+					return fmt.Errorf("-f %s is not a workspace description: %s; its root must be vw:virtualWorkspace with xmlns:vw=%q (schema/vws/workspace.xsd), or use --image NAME",
+						file, describeRoot(desc), vwsns.Workspace)
+				}
 			case image != "":
 				// The schema's bounds (hardware.xsd), said in the flags' terms.
 				if memory < 16 || memory > 4<<20 {
@@ -236,6 +242,18 @@ func printLifetime(cmd *cobra.Command, resp *etree.Element) {
 	}
 	if t := resp.SelectElement("TerminationTime"); t != nil {
 		fmt.Fprintln(cmd.ErrOrStderr(), "terminates at", strings.TrimSpace(t.Text()))
+	}
+}
+
+// describeRoot says what a file's root element is, for a refusal.
+func describeRoot(e *etree.Element) string {
+	switch ns := e.NamespaceURI(); {
+	case ns == "" && e.Space != "":
+		return fmt.Sprintf("its root element %s uses prefix %q, which is not declared", e.FullTag(), e.Space)
+	case ns == "":
+		return fmt.Sprintf("its root element %s is in no namespace", e.Tag)
+	default:
+		return fmt.Sprintf("its root element is {%s}%s", ns, e.Tag)
 	}
 }
 
