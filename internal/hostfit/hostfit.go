@@ -293,6 +293,10 @@ func metadataErr(path, reason, advice string) error {
 // hw:DiskMiB's bound, 64 TiB.
 const MaxScratchMiB = 64 << 20
 
+// MaxScratchDisks bounds a workspace's scratch disks: each is a file the deploy
+// creates and a PCI slot of the guest, and the schema sets no bound on disks.
+const MaxScratchDisks = 8
+
 // IsScratch says whether a disk is an empty scratch disk: a disk (not a CD-ROM drive)
 // with a size, no image and no partitions. A manager creates it empty at each deploy
 // and keeps nothing of it: it is not handed back to the Repository.
@@ -302,13 +306,14 @@ func IsScratch(d describe.Disk) bool {
 
 // Disks checks d's disks against the layout every Manager deploys — one image-backed
 // root disk (the workspace's base image; one is added when no disk names an image),
-// any number of empty scratch disks (IsScratch), and at most one empty CD-ROM drive,
+// up to MaxScratchDisks empty scratch disks (IsScratch), and at most one empty CD-ROM drive,
 // which carries the configuration CD — and returns the root disk's index, -1 when the
 // Manager adds it. The Factory refuses at Create what it refuses, so no workspace is
 // made that no host can deploy.
 func Disks(disks []describe.Disk) (root int, err error) {
 	root = rootDisk(disks)
 	cdrom := false
+	scratch := 0
 	for i, disk := range disks {
 		path := fmt.Sprintf("/vw:virtualWorkspace/hw:hardware/hw:disk[%d]", i+1)
 		switch {
@@ -327,6 +332,10 @@ func Disks(disks []describe.Disk) (root int, err error) {
 		case IsScratch(disk):
 			if err := checkScratch(path, disk); err != nil {
 				return -1, err
+			}
+			if scratch++; scratch > MaxScratchDisks {
+				return -1, metadataErr(path, fmt.Sprintf("scratch disk number %d; a manager creates at most %d per workspace", scratch, MaxScratchDisks),
+					fmt.Sprintf("describe at most %d scratch disks: fewer, larger ones hold the same", MaxScratchDisks))
 			}
 		case len(disk.Partitions) > 0:
 			const blank = "for empty space, describe a blank disk with hw:size and no partitions, which each deploy creates empty (its contents are not kept)"

@@ -2,6 +2,7 @@ package hostfit
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -238,6 +239,17 @@ func TestDisksTakeScratchDisks(t *testing.T) {
 				t.Errorf("%s: %v (advice %q); want a metadata fault at %s advising %q", c.name, err, errdefs.Advice(err), c.path, c.advice)
 			}
 		}
+	}
+	many := []describe.Disk{imageDisk}
+	for i := range MaxScratchDisks + 1 {
+		many = append(many, describe.Disk{Target: fmt.Sprintf("vd%c", 'b'+i), SizeMiB: 64})
+	}
+	if _, err := Disks(many[:MaxScratchDisks+1]); err != nil {
+		t.Errorf("%d scratch disks: %v", MaxScratchDisks, err)
+	}
+	var me *errdefs.MetadataError
+	if _, err := Disks(many); !errors.As(err, &me) || !strings.HasSuffix(me.Path, fmt.Sprintf("hw:disk[%d]", MaxScratchDisks+2)) {
+		t.Errorf("%d scratch disks: %v; want a metadata fault at the one too many", MaxScratchDisks+1, err)
 	}
 	if _, err := Disks([]describe.Disk{imageDisk, partitioned}); err == nil || !strings.Contains(errdefs.Advice(err), "blank disk with hw:size and no partitions") {
 		t.Errorf("the partitioned disk's advice does not say a blank disk is created empty: %q", errdefs.Advice(err))
