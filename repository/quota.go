@@ -90,21 +90,21 @@ func extends(cur, next *time.Time) bool {
 	}
 }
 
-// rebuildLedger counts the stored workspaces after a start.
+// rebuildLedger counts the stored workspaces after a start. Range, not View: those
+// whose time ran out while vws was down count too, since their destroy, soon, takes
+// them off the ledger.
 func (r *Repository) rebuildLedger(ctx context.Context) {
-	for _, key := range r.Workspaces.Keys() {
-		r.Workspaces.View(ctx, key, func(s *wsrf.Snapshot) error {
-			chain, err := decodeChain(s.Private)
-			if err != nil {
-				return nil
-			}
-			r.ledger.Add(chain.QuotaScopes, policy.Usage{Workspaces: 1})
-			if len(chain.RunScopes) > 0 {
-				r.ledger.Add(chain.RunScopes, policy.Usage{Running: 1, MemoryMiB: chain.RunMemoryMiB})
-			}
-			return nil
-		})
-	}
+	r.Workspaces.Range(func(s *wsrf.Snapshot) bool {
+		chain, err := decodeChain(s.Private)
+		if err != nil {
+			return true
+		}
+		r.ledger.Add(chain.QuotaScopes, policy.Usage{Workspaces: 1})
+		if len(chain.RunScopes) > 0 {
+			r.ledger.Add(chain.RunScopes, policy.Usage{Running: 1, MemoryMiB: chain.RunMemoryMiB})
+		}
+		return true
+	})
 }
 
 // memoryMiB is the RAM a workspace asks for: its size, else its maximum, else its

@@ -501,8 +501,10 @@ func (r *Repository) rememberGone(key, owner, name string) {
 	})
 }
 
+// ViewAny: a workspace past its termination time, not destroyed yet, is still its
+// owner's alone to Destroy (every other operation finds it unknown).
 func (r *Repository) Owner(ctx context.Context, key string) (owner, name, holder string, err error) {
-	err = r.Workspaces.View(ctx, key, func(s *wsrf.Snapshot) error {
+	err = r.Workspaces.ViewAny(ctx, key, func(s *wsrf.Snapshot) error {
 		owner, name, holder = text(s, PropOwner), text(s, PropName), text(s, PropLockHolder)
 		return nil
 	})

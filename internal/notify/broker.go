@@ -389,9 +389,10 @@ func (b *Broker) countBy(producer, subscriber string) int {
 }
 
 // Owner returns the subscriber of subscription key and what it subscribes to, for
-// authorization (a subscription is its subscriber's to manage).
+// authorization (a subscription is its subscriber's to manage); also of one past its
+// termination time, whose Destroy must still be its subscriber's alone.
 func (b *Broker) Owner(ctx context.Context, key string) (owner, name, holder string, err error) {
-	err = b.home.View(ctx, key, func(*wsrf.Snapshot) error {
+	err = b.home.ViewAny(ctx, key, func(*wsrf.Snapshot) error {
 		if s := b.lookup(key); s != nil {
 			// As a workspace's: "<anonymous>", never "" (no owner at all, which
 			// would leave the subscription to anyone the operation class admits).

@@ -2,11 +2,14 @@ package notify
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/vws-grid/vws/internal/dialect"
+	"github.com/vws-grid/vws/internal/errdefs"
+	"github.com/vws-grid/vws/internal/identity"
 	"github.com/vws-grid/vws/internal/wsa"
 )
 
@@ -38,5 +41,39 @@ func TestExpiredSubscriptionIsSentNothing(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if n := len(c.messages()); n != 0 {
 		t.Fatalf("a subscription an hour past its termination time was sent %d messages", n)
+	}
+}
+
+// An expired subscription not destroyed yet answers ResourceUnknown to what would use
+// or renew it, but what destroys it (Destroy, Unsubscribe) is still authorized as its
+// subscriber's: its owner is known to authorization, which otherwise decides for an
+// unknown key by the operation class alone.
+func TestExpiredSubscriptionKeepsItsOwnerForDestroy(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	st := &flakyStore{Store: openStore(t)}
+	st.failing.Store(true)
+	b, err := New(context.Background(), Config{Topics: []wsa.QName{propState, propDeployment}, Store: st, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	d := dialect.WSRF12
+	alice := identity.With(context.Background(), identity.Identity{DN: "/O=Grid/CN=alice"})
+	out, err := b.Subscribe(exists("ws1"))(alice, subscribeRequest(t, d, "ws1", consumerRef(d, "http://127.0.0.1:9/c")+
+		`<wsnt:InitialTerminationTime>PT1H</wsnt:InitialTerminationTime>`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := out.FindElement("./SubscriptionReference/ReferenceParameters/SubscriptionKey").Text()
+	mu.Lock()
+	now = now.Add(2 * time.Hour)
+	mu.Unlock()
+	if _, err := b.home.Property(context.Background(), d, key, wsa.QName{Space: d.RL, Local: "TerminationTime"}); !errors.Is(err, errdefs.ErrResourceUnknown) {
+		t.Errorf("TerminationTime of an expired subscription: %v; want ResourceUnknown", err)
+	}
+	if owner, _, _, err := b.Owner(context.Background(), key); err != nil || owner != "/O=Grid/CN=alice" {
+		t.Errorf("Owner of an expired subscription = %q, %v; want alice's DN", owner, err)
 	}
 }

@@ -218,8 +218,27 @@ func (h *Home) CreatePrivate(ctx context.Context, key string, props []*etree.Ele
 	return nil
 }
 
-// lookup returns the resource for key, locked; the caller unlocks r.mu.
+// lookup returns the resource for key, locked; the caller unlocks r.mu. A resource
+// past its termination time is destroyed as WS-ResourceLifetime has it, even while the
+// expiry scheduler has not removed it yet (not run since a start, or its destroy
+// failed and waits for a retry): it is unknown here, so that it cannot be renewed back
+// to life, read or used. Only what destroys it (Destroy, the expiry, ViewAny to
+// authorize a Destroy) and Range (which counts what it still holds) reach it, through
+// find.
 func (h *Home) lookup(key string) (*resource, error) {
+	r, err := h.find(key)
+	if err != nil {
+		return nil, err
+	}
+	if now := h.cfg.Now().Round(0); r.termination != nil && !r.termination.After(now) { // the wall clock, as expiry
+		r.mu.Unlock()
+		return nil, fmt.Errorf("%w: %s resource %q ended at its termination time %s", errdefs.ErrResourceUnknown, h.cfg.Service, key, FormatTime(*r.termination))
+	}
+	return r, nil
+}
+
+// find is lookup without the termination time's check.
+func (h *Home) find(key string) (*resource, error) {
 	h.mu.RLock()
 	r := h.res[key]
 	h.mu.RUnlock()
@@ -397,6 +416,17 @@ func (h *Home) View(ctx context.Context, key string, fn func(s *Snapshot) error)
 	return fn(&Snapshot{Key: key, Props: r.props, Private: r.private, Termination: r.termination})
 }
 
+// ViewAny is View that also reaches a resource past its termination time not yet
+// destroyed: for authorizing what destroys it, which must still be its owner's to do.
+func (h *Home) ViewAny(ctx context.Context, key string, fn func(s *Snapshot) error) error {
+	r, err := h.find(key)
+	if err != nil {
+		return err
+	}
+	defer r.mu.Unlock()
+	return fn(&Snapshot{Key: key, Props: r.props, Private: r.private, Termination: r.termination})
+}
+
 func sameTime(a, b *time.Time) bool {
 	if a == nil || b == nil {
 		return a == b
@@ -447,7 +477,7 @@ func (h *Home) SetProperties(ctx context.Context, key string, mods []Modificatio
 
 // Destroy releases and forgets resource key.
 func (h *Home) Destroy(ctx context.Context, key string) error {
-	r, err := h.lookup(key)
+	r, err := h.find(key)
 	if err != nil {
 		return err
 	}
@@ -482,10 +512,11 @@ func (h *Home) destroyLocked(ctx context.Context, key string, r *resource) error
 }
 
 // Range calls fn for each resource with a read-only snapshot, one resource locked at a
-// time, until fn returns false.
+// time, until fn returns false; also those past their termination time not yet
+// destroyed, which still hold what they held.
 func (h *Home) Range(fn func(s *Snapshot) bool) {
 	for _, key := range h.Keys() {
-		r, err := h.lookup(key)
+		r, err := h.find(key)
 		if err != nil {
 			continue // destroyed meanwhile
 		}
@@ -533,7 +564,7 @@ func (h *Home) SetTerminationTime(ctx context.Context, key string, t *time.Time)
 
 // expire destroys resource key if its termination time has come.
 func (h *Home) expire(key string) {
-	r, err := h.lookup(key)
+	r, err := h.find(key)
 	if err != nil {
 		return // already gone
 	}
