@@ -21,6 +21,9 @@ type EPR struct {
 // faults as MissingAddressInEPR rather than as another invalid EPR.
 var ErrMissingAddress = errors.New("endpoint reference without an address")
 
+// nsWSSE is WS-Security 1.0's namespace, of the wsse:Security header.
+const nsWSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+
 // MaxReferences bounds the reference parameters (or properties) of one EPR.
 const MaxReferences = 64
 
@@ -52,6 +55,20 @@ func ParseEPR(el *etree.Element) (*EPR, error) {
 					// signed by the host), saying that it is, or answers, another.
 					return nil, fmt.Errorf("endpoint reference has a reference parameter {%s}%s, a WS-Addressing header of its own: no message may carry two",
 						r.NamespaceURI(), r.Tag)
+				}
+				if r.Tag == "Security" && r.NamespaceURI() == nsWSSE {
+					// Echoed, it would be a wsse:Security header of its own in each message
+					// the host signs for the endpoint, which signing refuses: none could
+					// be sent.
+					return nil, fmt.Errorf("endpoint reference has a wsse:Security reference parameter: messages to it carry the sender's own; remove it from the reference parameters")
+				}
+				for _, a := range r.Attr {
+					if a.Key == "IsReferenceParameter" && a.NamespaceURI() == NS200508 {
+						// Echoed in WS-Addressing 1.0, it is marked so once more: an element
+						// with the attribute twice is not well-formed XML.
+						return nil, fmt.Errorf("endpoint reference has a reference parameter {%s}%s carrying wsa:IsReferenceParameter: that attribute marks the header a sender makes of it; remove it from the parameter",
+							r.NamespaceURI(), r.Tag)
+					}
 				}
 				epr.References = append(epr.References, Detach(r))
 			}
