@@ -297,11 +297,10 @@ func initialTermination(d *dialect.Dialect, el *etree.Element, now time.Time) (*
 	v := strings.TrimSpace(el.Text())
 	var t time.Time
 	if d == dialect.WSRF12 && (strings.HasPrefix(v, "P") || strings.HasPrefix(v, "-P")) {
-		dur, err := wsrf.ParseDuration(v)
-		if err != nil {
+		var err error
+		if t, err = wsrf.TimeAfter(now, v); err != nil {
 			return nil, fmt.Errorf("%w: InitialTerminationTime %q: %v", errdefs.ErrUnacceptableInitialTermTime, v, err)
 		}
-		t = now.Add(dur)
 	} else {
 		var err error
 		if t, err = wsrf.ParseDateTime(v); err != nil {

@@ -228,11 +228,10 @@ func requestedTermination(d *dialect.Dialect, payload *etree.Element, now time.T
 			"send RequestedTerminationTime (an xsd:dateTime, or xsi:nil=\"true\" for never)")
 	}
 	if asked.Tag == "RequestedLifetimeDuration" {
-		dur, err := ParseDuration(asked.Text())
+		t, err := TimeAfter(now, asked.Text())
 		if err != nil {
 			return nil, fmt.Errorf("%w: RequestedLifetimeDuration: %v", errdefs.ErrUnableToSetTermTime, err)
 		}
-		t := now.Add(dur)
 		return &t, nil
 	}
 	if isNil(asked) {

@@ -1,6 +1,7 @@
 package wsrf
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -47,13 +48,30 @@ func ParseDuration(s string) (time.Duration, error) {
 		total += v * u
 	}
 	if total > MaxDuration.Seconds() {
-		return 0, fmt.Errorf("%q is longer than 100 years", s)
+		return 0, fmt.Errorf("%q is %w", s, errTooLong)
 	}
 	d := time.Duration(total * float64(time.Second))
 	if m[1] == "-" {
 		d = -d
 	}
 	return d, nil
+}
+
+var errTooLong = errors.New("longer than 100 years")
+
+// TimeAfter is the time xsd:duration s from now. A positive one longer than
+// ParseDuration takes is beyond any lifetime: it is the latest time, as far as a
+// dateTime goes (year 9999), so that a site's maximum bounds it as it bounds such a
+// dateTime, rather than refusing the same wish put as a duration.
+func TimeAfter(now time.Time, s string) (time.Time, error) {
+	d, err := ParseDuration(s)
+	if errors.Is(err, errTooLong) && !strings.HasPrefix(strings.TrimSpace(s), "-") {
+		return time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC), nil
+	}
+	if err != nil {
+		return time.Time{}, err
+	}
+	return now.Add(d), nil
 }
 
 // FormatDuration renders d as an xsd:duration (seconds precision).
