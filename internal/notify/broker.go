@@ -217,9 +217,9 @@ type Broker struct {
 
 	slots chan struct{} // bounds concurrent deliveries
 	// perOwner bounds one subscriber's concurrent deliveries, so that slow consumers
-	// of one user cannot hold every slot (owner → its slots).
+	// of one user cannot hold every slot (owner → its slots, while in use).
 	perOwnerMu sync.Mutex
-	perOwner   map[string]chan struct{}
+	perOwner   map[string]*ownerSlots
 	wg         sync.WaitGroup
 	stop       chan struct{}
 	once       sync.Once
@@ -236,7 +236,7 @@ const (
 func New(ctx context.Context, cfg Config) (*Broker, error) {
 	cfg.defaults()
 	b := &Broker{cfg: cfg, subs: map[string]*sub{}, byProducer: map[string]map[string]*sub{},
-		slots: make(chan struct{}, maxConcurrentDeliveries), perOwner: map[string]chan struct{}{}, stop: make(chan struct{})}
+		slots: make(chan struct{}, maxConcurrentDeliveries), perOwner: map[string]*ownerSlots{}, stop: make(chan struct{})}
 	home, err := wsrf.NewHome(ctx, wsrf.HomeConfig{
 		Service:      vwsns.SubscriptionManagerService,
 		Document:     Document,

@@ -348,23 +348,41 @@ func (b *Broker) expired(s *sub) bool {
 	return over || errors.Is(err, errdefs.ErrResourceUnknown)
 }
 
-// ownerSlots is the semaphore of one subscriber's deliveries.
-func (b *Broker) ownerSlots(owner string) chan struct{} {
+// ownerSlots is the semaphore of one subscriber's deliveries, and how many
+// deliveries hold or wait for it.
+type ownerSlots struct {
+	c     chan struct{}
+	users int
+}
+
+// ownerSlots returns the semaphore of owner's deliveries and the function that
+// gives it back once the delivery is over. It is forgotten when no delivery uses
+// it, so that one is not kept for each subscriber ever seen; while any does, every
+// delivery of owner gets that one, which keeps the bound.
+func (b *Broker) ownerSlots(owner string) (chan struct{}, func()) {
 	b.perOwnerMu.Lock()
 	defer b.perOwnerMu.Unlock()
-	c := b.perOwner[owner]
-	if c == nil {
-		c = make(chan struct{}, maxOwnerDeliveries)
-		b.perOwner[owner] = c
+	o := b.perOwner[owner]
+	if o == nil {
+		o = &ownerSlots{c: make(chan struct{}, maxOwnerDeliveries)}
+		b.perOwner[owner] = o
 	}
-	return c
+	o.users++
+	return o.c, func() {
+		b.perOwnerMu.Lock()
+		defer b.perOwnerMu.Unlock()
+		if o.users--; o.users == 0 {
+			delete(b.perOwner, owner)
+		}
+	}
 }
 
 func (b *Broker) post(s *sub, body []byte) error {
 	if b.stopping() {
 		return errStopping // select below picks at random between a free slot and stop
 	}
-	mine := b.ownerSlots(s.owner)
+	mine, done := b.ownerSlots(s.owner)
+	defer done()
 	for _, sem := range []chan struct{}{mine, b.slots} {
 		select {
 		case sem <- struct{}{}:
