@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -348,7 +349,15 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	defer srv.Close()
 	// Refused handshakes (untrusted, expired, revoked, impersonating certificates) are
 	// reported by net/http through ErrorLog: into the structured log with the rest.
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+	// Handlers are counted: past the shutdown's grace period the store must not close
+	// under one still running.
+	var inFlight sync.WaitGroup
+	served := srv.Handler()
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inFlight.Add(1)
+		defer inFlight.Done()
+		served.ServeHTTP(w, r)
+	}), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(handler, slog.LevelWarn)}
 	scheme := "http"
 	if tlsCfg != nil {
@@ -380,16 +389,24 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		srv.Fence() // not one more write over the records the other server keeps now
 	}
 	logger.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {
-		return err
+		// Requests still running (an upload, a deploy) are cut short: closing their
+		// connections cancels them, a deploy is undone, and the store closes only once
+		// their handlers have returned.
+		logger.Warn("requests still running after the shutdown's grace period are cut short", "grace", shutdownGrace)
+		hs.Close()
+		inFlight.Wait()
 	}
 	if lost != nil {
 		return fmt.Errorf("stopped, since another vws server took the database while this one's session was cut: %w", lost)
 	}
 	return nil
 }
+
+// shutdownGrace is how long a stopping server lets the requests under way finish.
+var shutdownGrace = 10 * time.Second
 
 func rolesOrAll(r []string) []string {
 	if len(r) == 0 {
