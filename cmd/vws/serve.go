@@ -258,6 +258,9 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		if tlsCfg, err = tlsutil.Server(certFile, keyFile, caPath, opts...); err != nil {
 			return err
 		}
+		if err := checkHostValidity(certFile, tlsCfg.Certificates[0], time.Now()); err != nil {
+			return err
+		}
 	case o.anon:
 		return errors.New("--allow-anonymous is about TLS clients; with --insecure every caller is anonymous already")
 	}
@@ -407,6 +410,23 @@ func runServe(ctx context.Context, o *serveOptions) error {
 
 // shutdownGrace is how long a stopping server lets the requests under way finish.
 var shutdownGrace = 10 * time.Second
+
+// checkHostValidity refuses a host certificate outside its validity: every client
+// would refuse the server at the handshake, and its log would show only handshake
+// errors.
+func checkHostValidity(certFile string, cert tls.Certificate, now time.Time) error {
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		return fmt.Errorf("host certificate %s: %w", certFile, err)
+	}
+	switch {
+	case now.After(leaf.NotAfter):
+		return fmt.Errorf("host certificate %s expired at %s: renew it (vws pki host makes test ones), clients refuse an expired one", certFile, leaf.NotAfter.UTC().Format(time.RFC3339))
+	case now.Before(leaf.NotBefore):
+		return fmt.Errorf("host certificate %s is not valid before %s: check this machine's clock, or renew it with a validity starting now", certFile, leaf.NotBefore.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
 
 func rolesOrAll(r []string) []string {
 	if len(r) == 0 {
