@@ -248,6 +248,9 @@ func runServe(ctx context.Context, o *serveOptions) error {
 			return err
 		}
 		o.certFile, o.keyFile, o.caPath = certFile, keyFile, caPath
+		if err := checkHostKeyMode(keyFile); err != nil {
+			return err
+		}
 		if o.trust, err = pki.LoadTrust(caPath); err != nil {
 			return err
 		}
@@ -410,6 +413,20 @@ func runServe(ctx context.Context, o *serveOptions) error {
 
 // shutdownGrace is how long a stopping server lets the requests under way finish.
 var shutdownGrace = 10 * time.Second
+
+// checkHostKeyMode refuses a host key others on the machine may read or write, as
+// Globus does: any of them could act as this host. (Group access is left to the
+// site: a key shared with the group of the account vws runs under.)
+func checkHostKeyMode(keyFile string) error {
+	fi, err := os.Stat(keyFile)
+	if err != nil || fi.IsDir() {
+		return nil // loading it says what is wrong
+	}
+	if fi.Mode().Perm()&0o007 != 0 {
+		return fmt.Errorf("host key %s may be read or written by any user of this machine (mode %s), who could act as this host: chmod 600 %s", keyFile, fi.Mode().Perm(), keyFile)
+	}
+	return nil
+}
 
 // checkHostValidity refuses a host certificate outside its validity: every client
 // would refuse the server at the handshake, and its log would show only handshake

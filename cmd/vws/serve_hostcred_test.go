@@ -59,3 +59,14 @@ func TestServeRefusesAHostCertificateOutsideItsValidity(t *testing.T) {
 		})
 	}
 }
+
+// A host key others may read lets anyone on the machine act as the host: refused at
+// start, as Globus refuses it, saying how to fix the mode.
+func TestServeRefusesAHostKeyOthersMayRead(t *testing.T) {
+	cert, key, caDir := hostCredential(t, pki.Validity{}, 0o644)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	r := vwsRun(t, ctx, "serve", "--role", "factory", "--listen", "127.0.0.1:0", "--data", t.TempDir(),
+		"--cert", cert, "--key", key, "--ca", caDir)
+	wantError(t, r, key, "chmod 600")
+}
