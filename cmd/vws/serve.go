@@ -81,11 +81,12 @@ type serveOptions struct {
 	changed func(name string) bool
 }
 
-// roleFlags are the flags that set up one role only.
+// roleFlags are the flags that set up one role only (or either of two).
 var roleFlags = []struct {
-	role  string
+	role  string // "a or b": either
 	flags []string
 }{
+	{"factory or repository", []string{"default-lifetime", "max-lifetime", "lifetime-policy"}},
 	{"manager", []string{"repository", "libvirt-uri", "libvirt-timeout", "repository-timeout", "domain-type", "host-name", "grace",
 		"reconcile-every", "cache-max", "memory-reserve", "min-free", "fetch-streams", "announce-every", "bridge"}},
 	{"repository", []string{"notify-networks"}},
@@ -209,7 +210,7 @@ func (o *serveOptions) check() error {
 	}
 	// A setting of a role the server does not run would be ignored without a word.
 	for _, rf := range roleFlags {
-		if slices.Contains(rolesOrAll(o.roles), rf.role) || o.changed == nil {
+		if o.changed == nil || slices.ContainsFunc(strings.Split(rf.role, " or "), func(r string) bool { return slices.Contains(rolesOrAll(o.roles), r) }) {
 			continue
 		}
 		for _, name := range rf.flags {

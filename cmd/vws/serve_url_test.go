@@ -143,6 +143,14 @@ func TestServeRefusesFlagsOfRolesItDoesNotRun(t *testing.T) {
 		{[]string{"--role", "manager", "--repository", "http://127.0.0.1:1", "--libvirt-uri", "test:///default", "--notify-networks", "10.0.0.0/8"},
 			[]string{"--notify-networks", "repository role"}},
 		{[]string{"--role", "factory,repository", "--bridge", "br-grid"}, []string{"--bridge", "manager role"}},
+		// Workspaces' lifetimes are the Factory's and the Repository's (Create, Clone,
+		// SetTerminationTime): a manager alone has none to bound.
+		{[]string{"--role", "manager", "--repository", "http://127.0.0.1:1", "--libvirt-uri", "test:///default", "--max-lifetime", "1440h"},
+			[]string{"--max-lifetime", "factory or repository role"}},
+		{[]string{"--role", "manager", "--repository", "http://127.0.0.1:1", "--libvirt-uri", "test:///default", "--default-lifetime", "1h"},
+			[]string{"--default-lifetime", "factory or repository role"}},
+		{[]string{"--role", "manager", "--repository", "http://127.0.0.1:1", "--libvirt-uri", "test:///default", "--lifetime-policy", "refuse"},
+			[]string{"--lifetime-policy", "factory or repository role"}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
