@@ -178,6 +178,10 @@ type Repository struct {
 	collectMu    sync.Mutex
 	collecting   bool
 	collectAgain bool
+	// collectClosed (Close) starts no more collectors; collectDone is the one running,
+	// which Close waits for: it uses the database the server closes next.
+	collectClosed bool
+	collectDone   sync.WaitGroup
 	// destroyed is told the key of a workspace destroyed while deployed (NotifyDestroyed).
 	destroyed atomic.Pointer[func(key string)]
 	// destroying holds, from beforeDestroy to afterDestroy, who destroys a workspace
@@ -301,6 +305,10 @@ func (nopAudit) Record(context.Context, string, string, string, string) {}
 func (r *Repository) Close() {
 	r.stopWatchingHosts()
 	r.Workspaces.Close()
+	r.collectMu.Lock()
+	r.collectClosed = true // layers freed from now on are the start-up sweep's
+	r.collectMu.Unlock()
+	r.collectDone.Wait()
 }
 
 // writable allows the writable properties while the workspace is in the repository.

@@ -686,8 +686,13 @@ func (r *Repository) collectSoon() {
 		r.collectAgain = true
 		return
 	}
+	if r.collectClosed {
+		return
+	}
 	r.collecting = true
+	r.collectDone.Add(1)
 	go func() {
+		defer r.collectDone.Done()
 		for {
 			r.collectLayers()
 			r.collectMu.Lock()
