@@ -208,6 +208,12 @@ func (o *serveOptions) check() error {
 			return fmt.Errorf("--role %q is not valid: give %s (default all)", r, orList(rolesOrAll(nil)))
 		}
 	}
+	// The Factory registers what it creates with this server's Repository (no flag
+	// names another): without it every Create would fail.
+	if roles := rolesOrAll(o.roles); slices.Contains(roles, "factory") && !slices.Contains(roles, "repository") {
+		return fmt.Errorf("--role %s runs the factory without the repository role, with which it registers every workspace it creates: give --role factory,repository (a manager beside them: factory,repository,manager)",
+			strings.Join(o.roles, ","))
+	}
 	// A setting of a role the server does not run would be ignored without a word.
 	for _, rf := range roleFlags {
 		if o.changed == nil || slices.ContainsFunc(strings.Split(rf.role, " or "), func(r string) bool { return slices.Contains(rolesOrAll(o.roles), r) }) {

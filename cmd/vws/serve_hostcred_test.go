@@ -53,7 +53,7 @@ func TestServeRefusesAHostCertificateOutsideItsValidity(t *testing.T) {
 			cert, key, caDir := hostCredential(t, tc.v, 0o600)
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			defer cancel()
-			r := vwsRun(t, ctx, "serve", "--role", "factory", "--listen", "127.0.0.1:0", "--data", t.TempDir(),
+			r := vwsRun(t, ctx, "serve", "--role", "repository", "--listen", "127.0.0.1:0", "--data", t.TempDir(),
 				"--cert", cert, "--key", key, "--ca", caDir)
 			wantError(t, r, cert, tc.says, "renew")
 		})
@@ -66,7 +66,7 @@ func TestServeRefusesAHostKeyOthersMayRead(t *testing.T) {
 	cert, key, caDir := hostCredential(t, pki.Validity{}, 0o644)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	r := vwsRun(t, ctx, "serve", "--role", "factory", "--listen", "127.0.0.1:0", "--data", t.TempDir(),
+	r := vwsRun(t, ctx, "serve", "--role", "repository", "--listen", "127.0.0.1:0", "--data", t.TempDir(),
 		"--cert", cert, "--key", key, "--ca", caDir)
 	wantError(t, r, key, "chmod 600")
 }

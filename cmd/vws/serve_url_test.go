@@ -176,3 +176,14 @@ func TestServeRefusesABridgeNoInterfaceIsNamed(t *testing.T) {
 		})
 	}
 }
+
+// The Factory registers every workspace it creates with the Repository of its own
+// server, and no flag names another: --role factory without the repository role
+// started a server whose every Create failed (HTTP 404 from itself). It is refused at
+// start, saying what to give.
+func TestServeRefusesAFactoryWithoutItsRepository(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	r := vwsRun(t, ctx, "serve", "--insecure", "--listen", "127.0.0.1:0", "--data", t.TempDir(), "--role", "factory")
+	wantError(t, r, "--role factory", "repository role", "--role factory,repository")
+}
