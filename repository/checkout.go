@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -106,7 +105,7 @@ func (r *Repository) CheckOut(ctx context.Context, key, host, requestID string, 
 		if err != nil {
 			return err
 		}
-		if requestID != "" && slices.Contains(chain.EndedRequests, requestID) {
+		if requestID != "" && chain.ended(holder, requestID) {
 			return errdefs.WithAdvice(&errdefs.StateError{Current: deployment, Requested: "staging",
 				Err: fmt.Errorf("%w: check-out %s of workspace %s has ended (checked in, or withdrawn by its host); this is a late copy of a request its manager gave up on",
 					errdefs.ErrState, requestID, key)}, "nothing was changed; a manager that deploys the workspace sends a new CheckOut")
@@ -132,7 +131,7 @@ func (r *Repository) CheckOut(ctx context.Context, key, host, requestID string, 
 			// Asked again for a lock another holds: the manager undoes its deploy on
 			// this answer too, so its first request, should it arrive once that lock
 			// is released, must not lock the workspace for nobody.
-			chain.endRequest(requestID)
+			chain.endRequest(holder, requestID)
 			s.Private = chain.encode()
 			lockedElsewhere = locked
 			return nil
@@ -141,7 +140,7 @@ func (r *Repository) CheckOut(ctx context.Context, key, host, requestID string, 
 			// Asked again for a lock it does not hold: the first request never arrived,
 			// or has not yet. The manager undoes its deploy on this answer, so the
 			// request is withdrawn, and its copy refused should it arrive later.
-			chain.endRequest(requestID)
+			chain.endRequest(holder, requestID)
 			s.Private = chain.encode()
 			withdrawn = true
 			return nil
@@ -480,7 +479,7 @@ func (r *Repository) CheckIn(ctx context.Context, key string, req CheckInRequest
 				}
 			}
 		}
-		chain.endRequest(chain.LockRequest)
+		chain.endRequest(text(s, PropLockHolder), chain.LockRequest)
 		chain.Lock, chain.LockRequest = "", ""
 		ranScopes, ranMemory = chain.RunScopes, chain.RunMemoryMiB
 		chain.RunScopes, chain.RunMemoryMiB = nil, 0

@@ -55,12 +55,14 @@ type diskChain struct {
 	RunScopes       []string `json:"runScopes,omitempty"`
 	RunMemoryMiB    int64    `json:"runMemoryMiB,omitempty"`
 	// LockRequest is the RequestID of the CheckOut that took Lock ("" none given);
-	// EndedRequests those of the latest check-outs checked in or withdrawn (at most
-	// maxEndedRequests). A copy of such a CheckOut arriving late (held in the network
-	// after its manager gave up on it and undid the deploy) must not lock the
-	// workspace again for nobody.
-	LockRequest   string   `json:"lockRequest,omitempty"`
-	EndedRequests []string `json:"endedRequests,omitempty"`
+	// Ended those of the latest check-outs checked in or withdrawn, each with the
+	// holder that sent it (at most maxEndedRequests per holder). A copy of such a
+	// CheckOut arriving late (held in the network after its manager gave up on it and
+	// undid the deploy) must not lock the workspace again for nobody. EndedRequests
+	// are such names kept before they were kept per holder, ended for every holder.
+	LockRequest   string         `json:"lockRequest,omitempty"`
+	Ended         []endedRequest `json:"ended,omitempty"`
+	EndedRequests []string       `json:"endedRequests,omitempty"`
 	// CreateRequest is the RequestID of the RegisterWorkspace that created the
 	// workspace ("" none given): the Factory sends it again when the answer was lost,
 	// and is answered with this workspace instead of a second one.
@@ -72,18 +74,48 @@ type diskChain struct {
 	ReportedLock string `json:"reportedLock,omitempty"`
 }
 
-// maxEndedRequests bounds the check-out names a workspace remembers as ended: a copy
-// delayed past that many later deployments of the workspace is not expected.
-const maxEndedRequests = 8
+// maxEndedRequests bounds the check-out names a workspace remembers as ended per
+// holder: a copy delayed past that many later check-outs of its holder is not
+// expected. maxEnded bounds them over all holders.
+const (
+	maxEndedRequests = 8
+	maxEnded         = 8 * maxEndedRequests
+)
 
-// endRequest remembers check-out id ("": none) as ended.
-func (c *diskChain) endRequest(id string) {
-	if id == "" || slices.Contains(c.EndedRequests, id) {
+// endedRequest is a check-out name its holder (a host identity's DN, or a host
+// name without TLS) ended.
+type endedRequest struct {
+	By string `json:"by"`
+	ID string `json:"id"`
+}
+
+// ended says whether holder by ended its check-out id.
+func (c *diskChain) ended(by, id string) bool {
+	return slices.Contains(c.EndedRequests, id) || slices.Contains(c.Ended, endedRequest{By: by, ID: id})
+}
+
+// endRequest remembers holder by's check-out id ("": none) as ended. Any host may
+// withdraw a name on any workspace, so a holder's names make room for its own
+// only: another host's withdrawals cannot push them out (its late copy would lock
+// the workspace again), unless more than maxEnded/maxEndedRequests holders ended
+// names since.
+func (c *diskChain) endRequest(by, id string) {
+	if id == "" || c.ended(by, id) {
 		return
 	}
-	c.EndedRequests = append(c.EndedRequests, id)
-	if n := len(c.EndedRequests); n > maxEndedRequests {
-		c.EndedRequests = slices.Clone(c.EndedRequests[n-maxEndedRequests:])
+	c.Ended = append(c.Ended, endedRequest{By: by, ID: id})
+	own := 0
+	for _, e := range c.Ended {
+		if e.By == by {
+			own++
+		}
+	}
+	if own > maxEndedRequests {
+		i := slices.IndexFunc(c.Ended, func(e endedRequest) bool { return e.By == by })
+		c.Ended = slices.Delete(c.Ended, i, i+1)
+	}
+	if n := len(c.Ended); n > maxEnded {
+		c.Ended = slices.Clone(c.Ended[n-maxEnded:])
 	}
 }
 
