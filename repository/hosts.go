@@ -104,7 +104,7 @@ func (r *Repository) announceHost(ctx context.Context, req *container.Request) (
 	out := response(vwsns.Repository, "AnnounceHostResponse")
 	out.CreateElement("r:Expires").SetText(wsrf.FormatTime(h.Expires))
 	if holds != nil {
-		for _, key := range r.notHeld(h.Manager.Address, holds) {
+		for _, key := range r.notHeld(h, holds) {
 			out.CreateElement("r:NotHeld").SetText(key)
 		}
 	}
@@ -160,18 +160,32 @@ func heldKeys(payload *etree.Element) (map[string]bool, error) {
 	return keys, nil
 }
 
-// notHeld is the workspaces checked out to the manager at address that holds does not
-// list: its host no longer has a record of them.
-func (r *Repository) notHeld(address string, holds map[string]bool) []string {
+// notHeld is the workspaces checked out to h's manager that holds does not list: its
+// host no longer has a record of them. Those checked out to another manager address
+// under h's name, by the identity announcing h, are its too: a host reinstalled under
+// a new address keeps its name live, so they could never be reclaimed.
+func (r *Repository) notHeld(h placement.Host, holds map[string]bool) []string {
 	var out []string
 	r.Workspaces.Range(func(s *wsrf.Snapshot) bool {
-		if !holds[s.Key] && managerAddressOf(s) == address {
+		if holds[s.Key] {
+			return true
+		}
+		if addr := managerAddressOf(s); addr == h.Manager.Address || (addr != "" && text(s, PropHost) == h.Name && holderAnnounces(text(s, PropLockHolder), h)) {
 			out = append(out, s.Key)
 		}
 		return true
 	})
 	slices.Sort(out)
 	return out
+}
+
+// holderAnnounces says whether lock holder (a DN, or the host name of a check-out
+// over plain HTTP) is the identity that announced h.
+func holderAnnounces(holder string, h placement.Host) bool {
+	if !strings.HasPrefix(holder, "/") {
+		return h.AnnouncedBy == identity.Anonymous.String() && holder == h.Name
+	}
+	return holder == h.AnnouncedBy
 }
 
 // nameVouchesFor refuses an https manager address whose host the caller's

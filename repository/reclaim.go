@@ -42,7 +42,9 @@ func (r *Repository) Disown(ctx context.Context, key, managerAddress string) (st
 		if err := heldByCaller(ctx, s); err != nil {
 			return err
 		}
-		if mgr := managerAddressOf(s); mgr != managerAddress {
+		// Or the caller announces the workspace's host under managerAddress now: the
+		// host was reinstalled under a new address (notHeld names it such workspaces).
+		if mgr := managerAddressOf(s); mgr != managerAddress && (mgr == "" || !r.announcesUnder(ctx, host, managerAddress)) {
 			if mgr == "" {
 				mgr = "a manager that gave no address"
 			}
@@ -56,6 +58,13 @@ func (r *Repository) Disown(ctx context.Context, key, managerAddress string) (st
 			wsrf.FormatTime(r.now()), host, managerAddress)
 	})
 	return state, err
+}
+
+// announcesUnder says whether the caller's live announcement of host names the
+// manager at address.
+func (r *Repository) announcesUnder(ctx context.Context, host, address string) bool {
+	name, ok := r.hosts.AnnouncedManager(address, identity.From(ctx).String(), r.now())
+	return ok && name == host
 }
 
 // managerAddressOf is the address of the manager a workspace is checked out to, ""
