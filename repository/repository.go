@@ -340,8 +340,11 @@ func (r *Repository) validateDescription(ctx context.Context, before []*etree.El
 	if err != nil {
 		return errdefs.WithAdvice(err, "nothing was changed; send a description part that the workspace schema allows (GetResourceProperty shows the current one)")
 	}
-	// Nor a disk layout no manager deploys, which Create refuses.
+	// Nor hardware or a disk layout no manager deploys, which Create refuses.
 	if d.Hardware != nil {
+		if err := hostfit.Defined(d.Hardware); err != nil {
+			return fmt.Errorf("nothing was changed: %w", err)
+		}
 		root, err := hostfit.Disks(d.Hardware.Disks)
 		if err != nil {
 			return fmt.Errorf("nothing was changed: %w", err)
