@@ -66,6 +66,10 @@ func create(cfg Config, d *Deps) container.Handler {
 		if err := checkCreateShape(p); err != nil {
 			return nil, err
 		}
+		name, err := createName(p)
+		if err != nil {
+			return nil, err
+		}
 		descEl := childEl(p, vwsns.Workspace, "virtualWorkspace")
 		if descEl == nil {
 			return nil, errdefs.WithAdvice(&errdefs.MetadataError{Path: "/fac:Create", Reason: "no vw:virtualWorkspace description"},
@@ -147,7 +151,6 @@ func create(cfg Config, d *Deps) container.Handler {
 		if err != nil {
 			return nil, err
 		}
-		name := childText(p, "Name")
 		if name == "" {
 			// Named here rather than by the Repository, so that a registration whose
 			// answer is lost can say what to look for.
@@ -419,6 +422,26 @@ var createChildren = []wsa.QName{
 	{Space: vwsns.Factory, Local: "RequestedLifetime"},
 	{Space: vwsns.Factory, Local: "RequestedTerminationTime"},
 	{Space: vwsns.Factory, Local: "ResourceRequest"},
+}
+
+// createName is fac:Name as sent ("" when absent), refused unless it is a
+// vw:WorkspaceNameType: an empty one is not a wish for a generated name, nor is one
+// with spaces around it another name, and the Repository would name the element
+// otherwise.
+func createName(p *etree.Element) (string, error) {
+	el := childEl(p, vwsns.Factory, "Name")
+	if el == nil {
+		return "", nil
+	}
+	if len(el.ChildElements()) > 0 {
+		return "", errdefs.WithAdvice(&errdefs.MetadataError{Path: "/fac:Create/fac:Name", Reason: "the name holds an element"},
+			"send the name as text only")
+	}
+	name := el.Text()
+	if err := describe.CheckWorkspaceName(name); err != nil {
+		return "", err
+	}
+	return name, nil
 }
 
 // checkCreateShape refuses a Create whose children the schema does not allow: which of

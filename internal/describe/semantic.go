@@ -329,18 +329,21 @@ func guestPathProblem(p string) string {
 }
 
 // CheckWorkspaceName checks the name a Create gives a workspace (fac:Name, of type
-// vw:WorkspaceNameType), which is not part of the description but becomes a file and
-// resource name just the same. The error wraps a MetadataError whose path is
-// /fac:Create/fac:Name.
+// vw:WorkspaceNameType), which is not part of the description. The error is a
+// MetadataError whose path is /fac:Create/fac:Name. It takes what the type's pattern
+// takes, ".." inside a name too: a name is no path (files and domains are named after
+// the key), and the Repository takes such a name from a Clone.
 func CheckWorkspaceName(name string) error {
+	// Not metaErr, which says "workspace description".
+	nameErr := func(path, format string, args ...any) error { return newMeta(path, fmt.Sprintf(format, args...)) }
 	const path = "/fac:Create/fac:Name"
-	if reason := nameProblem(name, maxWorkspaceKey); reason != "" {
-		return metaErr(path, "%s. Send 1 to 64 letters, digits, \".\", \"_\" or \"-\", starting with a letter or digit", reason)
+	if name == "" || len(name) > maxWorkspaceKey {
+		return nameErr(path, "the name is %d bytes. Send 1 to 64 letters, digits, \".\", \"_\" or \"-\", starting with a letter or digit", len(name))
 	}
 	for i, r := range name {
 		ok := r < 128 && (unicode.IsLetter(r) || unicode.IsDigit(r) || (i > 0 && strings.ContainsRune("._-", r)))
 		if !ok {
-			return metaErr(path, "the name contains %q at byte %d. Send 1 to 64 letters, digits, \".\", \"_\" or \"-\", starting with a letter or digit", r, i)
+			return nameErr(path, "the name contains %q at byte %d. Send 1 to 64 letters, digits, \".\", \"_\" or \"-\", starting with a letter or digit", r, i)
 		}
 	}
 	return nil
