@@ -35,5 +35,12 @@ func (l LifetimePolicy) Resolve(now time.Time, lifetime time.Duration, at *time.
 		}
 		lifetime, clamped = l.Maximum, true
 	}
-	return now.Add(lifetime).UTC().Truncate(time.Millisecond), clamped, nil
+	term = now.Add(lifetime).UTC().Truncate(time.Millisecond)
+	if !term.After(now) {
+		// A termination time counts in milliseconds: a shorter lifetime would end the
+		// resource at or before the moment it is made.
+		return time.Time{}, false, errdefs.WithAdvice(fmt.Errorf("%w: the requested lifetime ends within the millisecond it is asked in", errdefs.ErrBadRequest),
+			"ask for a lifetime of at least a millisecond (PT0.001S), e.g. PT2H")
+	}
+	return term, clamped, nil
 }
