@@ -83,7 +83,7 @@ func create(cfg Config, d *Deps) container.Handler {
 		lifetime := desc.RequestedLifetime
 		var at *time.Time
 		if s := childText(p, "RequestedLifetime"); s != "" {
-			if lifetime, err = wsrf.ParseDuration(s); err != nil {
+			if lifetime, err = wsrf.ParseLifetime(s); err != nil {
 				return nil, &errdefs.MetadataError{Path: "/fac:Create/fac:RequestedLifetime", Reason: err.Error()}
 			}
 			if lifetime <= 0 {

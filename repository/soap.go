@@ -79,7 +79,7 @@ func (r *Repository) registerWorkspace(ctx context.Context, req *container.Reque
 		}
 	}
 	if s := childText(p, vwsns.Repository, "RequestedLifetime"); s != "" {
-		if spec.RequestedLifetime, err = wsrf.ParseDuration(s); err != nil {
+		if spec.RequestedLifetime, err = wsrf.ParseLifetime(s); err != nil {
 			return nil, fmt.Errorf("%w: RequestedLifetime: %w", errdefs.ErrBadRequest, err)
 		}
 	}
@@ -109,7 +109,7 @@ func (r *Repository) clone(lt wsrf.LifetimePolicy) container.Handler {
 		var at *time.Time
 		var err error
 		if s := childText(p, vwsns.Workspace, "RequestedLifetime"); s != "" {
-			if lifetime, err = wsrf.ParseDuration(s); err != nil {
+			if lifetime, err = wsrf.ParseLifetime(s); err != nil {
 				return nil, fmt.Errorf("%w: RequestedLifetime: %w", errdefs.ErrBadRequest, err)
 			}
 			if lifetime <= 0 {

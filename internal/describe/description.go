@@ -225,8 +225,8 @@ func build(root *node) (*Description, error) {
 	var err error
 	if lc := root.get(vw("lifeCycle")); lc != nil {
 		if rl := lc.get(vw("requestedLifetime")); rl != nil {
-			if d.RequestedLifetime, err = wsrf.ParseDuration(rl.str()); err != nil {
-				return nil, metaErr(rl.path(), "%v. Send a shorter lifetime", err)
+			if d.RequestedLifetime, err = wsrf.ParseLifetime(rl.str()); err != nil {
+				return nil, metaErr(rl.path(), "%v. Send a duration such as PT2H", err)
 			}
 			// Zero would read as "no lifetime asked for", and no workspace can live for
 			// no time at all.

@@ -3,6 +3,7 @@ package wsrf
 import (
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
@@ -72,6 +73,19 @@ func TimeAfter(now time.Time, s string) (time.Time, error) {
 		return time.Time{}, err
 	}
 	return now.Add(d), nil
+}
+
+// ParseLifetime parses a requested lifetime, an xsd:duration. A positive one longer
+// than ParseDuration takes is beyond any lifetime: it reads as the longest
+// time.Duration, as far as a dateTime in year 9999 is from now (time.Time.Sub), so
+// that a site's maximum bounds it as it bounds such a dateTime, rather than refusing
+// the same wish put as a duration.
+func ParseLifetime(s string) (time.Duration, error) {
+	d, err := ParseDuration(s)
+	if errors.Is(err, errTooLong) && !strings.HasPrefix(strings.TrimSpace(s), "-") {
+		return time.Duration(math.MaxInt64), nil
+	}
+	return d, err
 }
 
 // FormatDuration renders d as an xsd:duration (seconds precision).
