@@ -772,7 +772,9 @@ type ConsoleResponse struct {
 	// Where Text starts in the console log.
 	Offset int64 `xml:"Offset,omitempty" json:"Offset,omitempty"`
 
-	// The console log's size now: the Offset of the next read.
+	// Where Text ends in the console log (Offset plus the bytes
+	// in Text): the Offset of the next read. It is the log's size only when Text
+	// reached the end; a full answer (MaxBytes) may stop short of it.
 	Size int64 `xml:"Size,omitempty" json:"Size,omitempty"`
 
 	// The bytes, base64: a console carries control characters
