@@ -45,7 +45,11 @@ func (m *Manager) Console(ctx context.Context, epr *wsa.EPR, offset int64, max i
 
 // readConsole reads the console log at path, rotations included, as one stream.
 func readConsole(path string, offset int64, max int) (ConsoleChunk, error) {
-	s, err := openConsole(path)
+	return readConsoleStream(path, offset, max, true)
+}
+
+func readConsoleStream(path string, offset int64, max int, offsets bool) (ConsoleChunk, error) {
+	s, err := openConsole(path, offsets)
 	if err != nil {
 		return ConsoleChunk{}, fmt.Errorf("read the console log: %w", err)
 	}
@@ -55,7 +59,8 @@ func readConsole(path string, offset int64, max int) (ConsoleChunk, error) {
 
 // consoleTail is the end of a console log as printable text, for a resource property.
 func consoleTail(path string, max int) string {
-	c, err := readConsole(path, -int64(max), max)
+	// The tail shows no offsets: a log that only grew is no reason to write its index.
+	c, err := readConsoleStream(path, -int64(max), max, false)
 	if err != nil {
 		return ""
 	}

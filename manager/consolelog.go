@@ -23,8 +23,9 @@ import (
 //
 // A file keeps its identity (inode and birth time) through a rename, so the offset at
 // which each file starts is remembered by identity in path.index: written when the set
-// of files changes or the log grew, kept beside the log, read again by a restarted
-// manager.
+// of files changes, or the log grew and the read hands out offsets (Console; not the
+// console tail of a property read, which would write to disk on every poll), kept
+// beside the log, read again by a restarted manager.
 
 // maxConsoleBackups bounds the backups looked for (virtlogd's max_backups).
 const maxConsoleBackups = 16
@@ -71,8 +72,9 @@ func (s consoleStream) first() int64 { return s[0].start }
 func (s consoleStream) end() int64   { return s[len(s)-1].start + s[len(s)-1].size }
 
 // openConsole opens the log at path and its backups, oldest first, and places them in
-// the stream. An empty stream means nothing was written yet.
-func openConsole(path string) (consoleStream, error) {
+// the stream. An empty stream means nothing was written yet. offsets says the caller
+// hands out offsets in the stream, whose end the index must then keep.
+func openConsole(path string, offsets bool) (consoleStream, error) {
 	consoleMu.Lock()
 	defer consoleMu.Unlock()
 	for attempt := 0; ; attempt++ {
@@ -110,7 +112,7 @@ func openConsole(path string) (consoleStream, error) {
 			}
 			return nil, errors.New("the console log kept rotating while it was read; try again")
 		}
-		if err := s.place(path); err != nil {
+		if err := s.place(path, offsets); err != nil {
 			s.close()
 			return nil, err
 		}
@@ -183,8 +185,8 @@ func (s consoleStream) renamedSince(path string) (bool, error) {
 }
 
 // place sets each file's start from the index, and updates the index when the set of
-// files changed.
-func (s consoleStream) place(path string) error {
+// files changed, or (keepEnd) the stream grew.
+func (s consoleStream) place(path string, keepEnd bool) error {
 	var idx consoleIndex
 	if data, err := os.ReadFile(path + ".index"); err == nil {
 		json.Unmarshal(data, &idx) // an unreadable index is an empty one
@@ -219,8 +221,9 @@ func (s consoleStream) place(path string) error {
 		}
 	}
 	// The end is kept too, not only the files: were every file rotated away before
-	// the next read, the stream must go on after the last byte handed out.
-	same := len(idx.Files) == len(s) && idx.End == s.end()
+	// the next read, the stream must go on after the last byte handed out. A reader
+	// that hands out no offsets needs no end kept.
+	same := len(idx.Files) == len(s) && (idx.End == s.end() || !keepEnd)
 	for i := 0; same && i < len(s); i++ {
 		same = idx.Files[i].ID == s[i].id && idx.Files[i].Start == s[i].start
 	}

@@ -187,3 +187,41 @@ func TestConsoleOffsetsKeepGrowingWhenEveryFileRotatedAway(t *testing.T) {
 		t.Fatalf("after every file was rotated away the stream holds %q", after.Data)
 	}
 }
+
+// TestConsoleTailDoesNotRewriteTheIndex: the console tail in every read of the host's
+// properties hands out no offsets, so a log that grew without rotating is no reason to
+// write (and sync) its index; a rotation still is.
+func TestConsoleTailDoesNotRewriteTheIndex(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "console.log")
+	l := &rotatingLog{path: path, maxSize: 100, backups: 3}
+	line := func(i int) []byte { return fmt.Appendf(nil, "line %04d ........\n", i) } // 20 bytes
+	l.write(t, line(0))
+	consoleTail(path, 2048)
+	before, err := os.Stat(path + ".index")
+	if err != nil {
+		t.Fatalf("the first read left no index: %v", err)
+	}
+	writes := 0
+	for i := 1; i < 4; i++ { // the log grows; no rotation
+		l.write(t, line(i))
+		consoleTail(path, 2048)
+		if now, err := os.Stat(path + ".index"); err != nil || !os.SameFile(before, now) {
+			writes++
+			before = now
+		}
+	}
+	if writes != 0 {
+		t.Fatalf("%d property reads of a growing console rewrote its index %d times", 3, writes)
+	}
+	for i := 4; i < 6; i++ { // a rotation: the index must follow it
+		l.write(t, line(i))
+	}
+	consoleTail(path, 2048)
+	if now, err := os.Stat(path + ".index"); err != nil || os.SameFile(before, now) {
+		t.Fatalf("a rotation left the index as it was (%v)", err)
+	}
+	// Offsets handed out by Console still never slide back.
+	if c := mustRead(t, path, 0, 1000); c.Offset != 0 || !bytes.Equal(c.Data, l.written.Bytes()) {
+		t.Fatalf("after property reads the stream reads %q from %d, want %q from 0", c.Data, c.Offset, l.written.Bytes())
+	}
+}
