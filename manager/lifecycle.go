@@ -274,6 +274,19 @@ func (m *Manager) Deploy(ctx context.Context, epr *wsa.EPR, initial string) (Res
 	return res, nil
 }
 
+// keyHostname is a host name made from a workspace key. The key is its Repository's
+// choice, of any length from 1 and with '.' and '_', which a host name cannot hold.
+func keyHostname(key string) string {
+	part := []byte(key[:min(8, len(key))])
+	for i, c := range part {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			part[i] = '-'
+		}
+	}
+	// A key starts with a letter or digit (keyRE): something is left.
+	return "ws-" + strings.TrimRight(string(part), "-")
+}
+
 func (m *Manager) stageAndDefine(ctx context.Context, rec *record, man *manifest, host vmm.HostInfo, initial string) (Result, error) {
 	desc, err := m.valid.ValidateElement(man.Description)
 	if err != nil {
@@ -355,7 +368,7 @@ func (m *Manager) stageAndDefine(ctx context.Context, rec *record, man *manifest
 		}
 	}
 	if !hostnameRE.MatchString(hostname) {
-		hostname = "ws-" + rec.Key[:8]
+		hostname = keyHostname(rec.Key)
 	}
 	if err := cidata.Write(files.CIData, cidata.Config{InstanceID: rec.Key, Hostname: hostname, Startup: desc.Startup}); err != nil {
 		return Result{}, fmt.Errorf("configuration CD: %w", err)

@@ -85,6 +85,12 @@ type scratchSite struct {
 
 func newScratchSite(t *testing.T, key string, sizeMiB int) *scratchSite {
 	t.Helper()
+	return newNamedScratchSite(t, key, "scratchy", sizeMiB)
+}
+
+// newNamedScratchSite is newScratchSite with the workspace's name in the manifest.
+func newNamedScratchSite(t *testing.T, key, name string, sizeMiB int) *scratchSite {
+	t.Helper()
 	if _, err := exec.LookPath("qemu-img"); err != nil {
 		t.Skip("qemu-img not installed")
 	}
@@ -111,7 +117,7 @@ func newScratchSite(t *testing.T, key string, sizeMiB int) *scratchSite {
 	me := etree.NewElement("r:Manifest")
 	me.CreateAttr("xmlns:r", vwsns.Workspace)
 	me.CreateElement("r:WorkspaceKey").SetText(key)
-	me.CreateElement("r:name").SetText("scratchy")
+	me.CreateElement("r:name").SetText(name)
 	me.CreateElement("r:owner").SetText(mfOwner)
 	files := map[string][]byte{}
 	for _, img := range []struct {
@@ -406,5 +412,22 @@ func TestUndeployOfManagedSaveWithScratchDisk(t *testing.T) {
 	}
 	if r, _ := m.journal.get(k); r.Phase != phaseDeployed || !r.Hot || !r.ManagedSave || r.State != statePaused || r.Pending != "" {
 		t.Errorf("after the refused Undeploy the record is %+v", r)
+	}
+}
+
+// TestDeployHostnameFromAnyKey: a workspace whose name is no host name gets one made
+// from its key, which the Repository chose (any length, '.' and '_' allowed): a short
+// key or one with such characters deploys, with a valid host name.
+func TestDeployHostnameFromAnyKey(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("linux only")
+	}
+	for _, key := range []string{"ws1", "a_b.cdefghij"} {
+		t.Run(key, func(t *testing.T) {
+			s := newNamedScratchSite(t, key, "not a host name", 1)
+			if _, err := s.m.Deploy(context.Background(), s.epr, ""); err != nil {
+				t.Fatalf("Deploy of workspace %q named %q: %v", key, "not a host name", err)
+			}
+		})
 	}
 }
