@@ -401,6 +401,9 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		logger.Error("stopping: the database is no longer this server's", "err", lost)
 		srv.Fence() // not one more write over the records the other server keeps now
 	}
+	// A second SIGINT or SIGTERM now ends vws at once, as without a handler: the
+	// shutdown may wait on requests for as long as their handlers take.
+	stop()
 	logger.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
