@@ -240,3 +240,18 @@ func TestPKIIssueKeepsAnExistingCredential(t *testing.T) {
 		t.Fatalf("--force: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// vws serve --public-url with a query, fragment or user name is refused: the service
+// paths appended to it in every EPR would land in the query or fragment, and a user
+// name (or password) would go out in every EPR.
+func TestServeRefusesAPublicURLWithQueryFragmentOrUser(t *testing.T) {
+	for _, u := range []string{"http://127.0.0.1:8080/?x=1", "http://127.0.0.1:8080/?", "http://127.0.0.1:8080/#top", "http://admin:secret@127.0.0.1:8080"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		r := vwsRun(t, ctx, "serve", "--insecure", "--role", "factory,repository", "--data", t.TempDir(),
+			"--listen", "127.0.0.1:0", "--public-url", u)
+		cancel()
+		if r.code != exitError || !strings.Contains(r.stderr, "--public-url") || !strings.Contains(r.stderr, "give http://127.0.0.1:8080") || strings.Contains(r.stderr, "secret") {
+			t.Errorf("--public-url %s: want exit 1 naming --public-url and the URL to give instead (no password) before serving, got exit %d; stderr %q", u, r.code, r.stderr)
+		}
+	}
+}

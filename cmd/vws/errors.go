@@ -241,6 +241,13 @@ func checkBaseURL(from, s string) error {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("%s %q is not a vws URL: write http://HOST:PORT or https://HOST:PORT", from, s)
 	}
+	// The service paths are appended to it: behind a query or fragment they would be
+	// no part of the path.
+	if strings.ContainsAny(s, "?#") {
+		base := *u
+		base.RawQuery, base.ForceQuery, base.Fragment, base.RawFragment = "", false, "", ""
+		return fmt.Errorf("%s %q has a query or fragment, which the service paths vws appends would end up in: give %s", from, u.Redacted(), base.Redacted())
+	}
 	// The commands append the service path themselves: a service address here
 	// would be sent to as <address>/wsrf/services/..., and its 404 misleads.
 	if i := strings.Index(u.Path+"/", "/wsrf/services/"); i >= 0 {

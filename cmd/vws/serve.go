@@ -10,6 +10,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -201,6 +202,11 @@ func (o *serveOptions) check() error {
 	if o.publicURL != "" {
 		if err := checkBaseURL("--public-url", o.publicURL); err != nil {
 			return err
+		}
+		if u, _ := url.Parse(o.publicURL); u.User != nil {
+			base := *u
+			base.User = nil
+			return fmt.Errorf("--public-url %q names a user, whom every EPR the server hands out would disclose: give %s", u.Redacted(), base.String())
 		}
 	}
 	for _, r := range o.roles {
