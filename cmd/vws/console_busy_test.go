@@ -57,7 +57,18 @@ func TestCLIConsoleOfABusyGuestEnds(t *testing.T) {
 // A console longer than one answer (1 MiB) is still printed whole without --follow.
 func TestCLIConsoleLongerThanOneAnswer(t *testing.T) {
 	console := strings.Repeat("0123456789abcde\n", 5<<16) // 5 MiB
-	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s := fixedConsoleManager(console)
+	defer s.Close()
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"console", "k", "--host", s.URL}, &stdout, &stderr); code != 0 || stdout.String() != console {
+		t.Fatalf("exit %d, printed %d of %d bytes; stderr %q", code, stdout.Len(), len(console), stderr.String())
+	}
+}
+
+// fixedConsoleManager answers Console as a manager whose guest wrote console and
+// nothing more, at most 1 MiB an answer.
+func fixedConsoleManager(console string) *httptest.Server {
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		m := regexp.MustCompile(`<mgr:Offset>(-?\d+)</mgr:Offset>`).FindSubmatch(body)
 		off, _ := strconv.Atoi(string(m[1]))
@@ -69,9 +80,4 @@ func TestCLIConsoleLongerThanOneAnswer(t *testing.T) {
 			`<mgr:Offset>%d</mgr:Offset><mgr:Size>%d</mgr:Size></mgr:ConsoleResponse></s:Body></s:Envelope>`,
 			base64.StdEncoding.EncodeToString([]byte(console[off:end])), off, end)
 	}))
-	defer s.Close()
-	var stdout, stderr bytes.Buffer
-	if code := run(context.Background(), []string{"console", "k", "--host", s.URL}, &stdout, &stderr); code != 0 || stdout.String() != console {
-		t.Fatalf("exit %d, printed %d of %d bytes; stderr %q", code, stdout.Len(), len(console), stderr.String())
-	}
 }

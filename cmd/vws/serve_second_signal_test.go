@@ -34,17 +34,7 @@ func TestServeSecondSignalEndsTheShutdown(t *testing.T) {
 	go func() { exited <- child.Wait() }()
 	defer child.Process.Kill() // nothing once it has exited
 	base := "http://" + addr
-	for i := 0; ; i++ {
-		resp, err := http.Get(base + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if i == 200 {
-			t.Fatalf("the server did not come up: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitHealthy(t, base)
 	// An upload that trickles in for longer than the test waits: the shutdown waits
 	// for it.
 	body, feed := io.Pipe()

@@ -45,17 +45,7 @@ func TestServeStopsNoStoreUnderARunningRequest(t *testing.T) {
 		done <- vwsRun(t, ctx, "serve", "--insecure", "--role", "factory,repository", "--listen", addr, "--data", t.TempDir())
 	}()
 	base := "http://" + addr
-	for i := 0; ; i++ {
-		resp, err := http.Get(base + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if i == 100 {
-			t.Fatalf("the server did not come up: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitHealthy(t, base)
 
 	// An upload that trickles in for longer than the grace period.
 	body, feed := io.Pipe()
@@ -117,5 +107,21 @@ func TestServeStopsNoStoreUnderARunningRequest(t *testing.T) {
 	logged, _ := os.ReadFile(logFile.Name())
 	if strings.Contains(string(logged), "database is closed") {
 		t.Errorf("a request wrote after the database closed:\n%s", logged)
+	}
+}
+
+// waitHealthy waits up to 10 s for the vws server at base to answer /healthz.
+func waitHealthy(t *testing.T, base string) {
+	t.Helper()
+	for i := 0; ; i++ {
+		resp, err := http.Get(base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			return
+		}
+		if i == 200 {
+			t.Fatalf("the server did not come up: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
