@@ -321,6 +321,14 @@ func (r *Repository) writable(s *wsrf.Snapshot, q wsa.QName) error {
 		return errdefs.WithAdvice(fmt.Errorf("%w: %s while the workspace is %s", errdefs.ErrUnableToModify, q.Local, d),
 			"undeploy the workspace first")
 	}
+	// Saved RAM restores only on the hardware it ran on: changed, the next hot deploy
+	// would stage everything and then fail, or leave the guest paused for good.
+	if q == PropHardware {
+		if chain, err := decodeChain(s.Private); err == nil && chain.Memory != "" {
+			return errdefs.WithAdvice(fmt.Errorf("%w: hardware of a serialized workspace: its saved RAM restores only on the hardware it ran on", errdefs.ErrUnableToModify),
+				"nothing was changed; to change it, discard the saved RAM first: deploy the workspace, shut it down normally (vws shutdown --mode normal) and undeploy it")
+		}
+	}
 	return nil
 }
 
