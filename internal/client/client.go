@@ -15,6 +15,7 @@ import (
 
 	"github.com/beevik/etree"
 
+	"github.com/vws-grid/vws/internal/container"
 	"github.com/vws-grid/vws/internal/dialect"
 	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/identity"
@@ -111,6 +112,11 @@ func (c *Client) Call(ctx context.Context, epr *wsa.EPR, action string, body *et
 	}
 	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
 	req.Header.Set("SOAPAction", `"`+action+`"`)
+	if tok := container.AdmittedToken(ctx); tok != "" {
+		// Made for a request the server serves: admitted by it at once if it is that
+		// server (a self-call), which would otherwise wait on the budget it holds.
+		req.Header.Set(container.AdmittedHeader, tok)
+	}
 	// A SOAP call is not redirected: Go would post the request again, signature and
 	// all, to wherever the answer points — another host, or plain HTTP.
 	hc := *c.HTTP

@@ -2,10 +2,12 @@ package container
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"math"
 	"strconv"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -37,10 +39,72 @@ type admission struct {
 	size   int64
 	wait   time.Duration
 	metric *Metrics
+	// live are the admission tokens of the requests in process, and how many nested
+	// requests each has in process (see AdmittedHeader).
+	mu   sync.Mutex
+	live map[string]int
+}
+
+// AdmittedHeader carries, on a call a handler makes with its request's context (the
+// Factory registering with the Repository, a Manager checking out from the Repository
+// of its process), the admission token of the request it serves. That request holds
+// its share of the budget until the call is answered: were the call to wait for
+// budget like any other, a budget full of such requests, or one body as large as the
+// budget, would have every call wait ParseWait and be refused. A call bearing a live
+// token is admitted at once, its parent's share standing for it. The token is random,
+// good only while its request is in process and for maxNested calls at once; a peer
+// that is sent it can only skip this server's budget wait meanwhile.
+const AdmittedHeader = "Vws-Admitted"
+
+// maxNested bounds the calls one request's token admits at once: a chain of calls
+// (Repository → Manager → Repository) is a few deep.
+const maxNested = 4
+
+type admittedKey struct{}
+
+// AdmittedToken is the admission token of the request ctx serves ("" none), for
+// AdmittedHeader.
+func AdmittedToken(ctx context.Context) string {
+	s, _ := ctx.Value(admittedKey{}).(string)
+	return s
+}
+
+// nested admits a call bearing token, live: at once and outside the budget.
+func (a *admission) nested(token string) (release func(), ok bool) {
+	if token == "" {
+		return nil, false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n, live := a.live[token]
+	if !live || n >= maxNested {
+		return nil, false
+	}
+	a.live[token] = n + 1
+	return func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if _, ok := a.live[token]; ok {
+			a.live[token]--
+		}
+	}, true
+}
+
+// token makes a request's admission token, live until its release.
+func (a *admission) token() (token string, release func()) {
+	token = rand.Text()
+	a.mu.Lock()
+	a.live[token] = 0
+	a.mu.Unlock()
+	return token, func() {
+		a.mu.Lock()
+		delete(a.live, token)
+		a.mu.Unlock()
+	}
 }
 
 func newAdmission(budget int64, wait time.Duration, m *Metrics) *admission {
-	a := &admission{size: budget, wait: wait, metric: m}
+	a := &admission{size: budget, wait: wait, metric: m, live: map[string]int{}}
 	if budget > 0 {
 		a.sem = semaphore.NewWeighted(budget)
 	}

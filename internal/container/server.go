@@ -243,12 +243,21 @@ func (c *Container) serveSOAP(w http.ResponseWriter, r *http.Request, svc *Servi
 	// Parsing multiplies a body's bytes by up to ~37 in heap, before anyone is
 	// authorized: the budget bounds how much of that is alive at once. Taken only now,
 	// so that a slow body holds none of it; held to the answer, as the tree is.
-	release, err := c.admit.admit(r.Context(), int64(buf.Len()))
-	if err != nil {
-		cl.dialect = guessDialect(buf.Bytes())
-		w.Header().Set("Retry-After", c.admit.retryAfter())
-		c.fail(w, r, cl, http.StatusServiceUnavailable, err, "")
-		return
+	// A call of a request in process, which waits for it holding its share, is not
+	// made to wait for budget (AdmittedHeader); it passes that request's token on.
+	token := r.Header.Get(AdmittedHeader)
+	release, nested := c.admit.nested(token)
+	if !nested {
+		release, err = c.admit.admit(r.Context(), int64(buf.Len()))
+		if err != nil {
+			cl.dialect = guessDialect(buf.Bytes())
+			w.Header().Set("Retry-After", c.admit.retryAfter())
+			c.fail(w, r, cl, http.StatusServiceUnavailable, err, "")
+			return
+		}
+		var end func()
+		token, end = c.admit.token()
+		defer end()
 	}
 	defer release()
 	env, err := soap.Parse(buf.Bytes())
@@ -296,6 +305,7 @@ func (c *Container) serveSOAP(w http.ResponseWriter, r *http.Request, svc *Servi
 	}
 	cl.signed = signed
 	ctx := context.WithValue(identity.With(r.Context(), caller), requestKey{}, req)
+	ctx = context.WithValue(ctx, admittedKey{}, token)
 	if !svc.Unbounded(req.Operation.Name) {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.HandlerTimeout)
