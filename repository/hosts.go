@@ -164,13 +164,37 @@ func heldKeys(payload *etree.Element) (map[string]bool, error) {
 // host no longer has a record of them. Those checked out to another manager address
 // under h's name, by the identity announcing h, are its too: a host reinstalled under
 // a new address keeps its name live, so they could never be reclaimed.
+//
+// Not while the manager at the old address may still run them: two machines may
+// announce one name and credential at once (a replacement started before the old
+// one is shut down), each announcement replacing the other's. A workspace that an
+// announcement from the address it is checked out to listed held is not named to
+// another address until that announcement has expired.
 func (r *Repository) notHeld(h placement.Host, holds map[string]bool) []string {
 	var out []string
+	now := r.now()
+	r.heldMu.Lock()
+	defer r.heldMu.Unlock()
+	if r.heldUntil == nil {
+		r.heldUntil = map[string]time.Time{}
+	}
+	for key, until := range r.heldUntil {
+		if !until.After(now) {
+			delete(r.heldUntil, key)
+		}
+	}
 	r.Workspaces.Range(func(s *wsrf.Snapshot) bool {
+		addr := managerAddressOf(s)
 		if holds[s.Key] {
+			if addr == h.Manager.Address {
+				r.heldUntil[s.Key] = h.Expires
+			}
 			return true
 		}
-		if addr := managerAddressOf(s); addr == h.Manager.Address || (addr != "" && text(s, PropHost) == h.Name && holderAnnounces(text(s, PropLockHolder), h)) {
+		switch {
+		case addr == h.Manager.Address:
+			out = append(out, s.Key)
+		case addr != "" && text(s, PropHost) == h.Name && holderAnnounces(text(s, PropLockHolder), h) && !r.heldUntil[s.Key].After(now):
 			out = append(out, s.Key)
 		}
 		return true

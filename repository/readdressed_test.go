@@ -64,3 +64,51 @@ func TestReinstalledUnderANewAddressGivesBack(t *testing.T) {
 		t.Fatalf("after the disown: deployment %q, detail %q", d, f.prop(c.Key, PropStateDetail))
 	}
 }
+
+// TestReplacementBesideTheOldMachineIsToldNothing: a replacement started under the
+// old machine's name and credential while the old machine still runs (each
+// announcement replacing the other's) must not be told the old machine's workspaces
+// are not held, or it would disown them while their guests run on: only once the old
+// machine's last announcement listing them has expired unrenewed.
+func TestReplacementBesideTheOldMachineIsToldNothing(t *testing.T) {
+	f, advance := newClockedFixture(t)
+	ctx := context.Background()
+	node7 := identity.With(ctx, identity.Identity{DN: "/O=Grid/CN=host/node7"})
+	const oldMgr = "https://node7:8443/wsrf/services/WorkspaceManagerService"
+	const newMgr = "https://node7:9443/wsrf/services/WorkspaceManagerService"
+	c, err := f.r.Create(ctx, CreateSpec{Name: "running", Owner: "o", Description: minimalVM(t), BaseImage: f.base, Termination: f.now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := f.r.CheckOut(node7, c.Key, "node7", "", &wsa.EPR{Version: wsa.V200508, Address: oldMgr}, &tester)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := f.r.ReportState(node7, c.Key, m.Token, "node7", "running", "deployed", "", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	announce := func(address string, keys ...string) []string {
+		t.Helper()
+		req := announcementHolding(t, keys...) // valid for PT3M
+		req.Payload.FindElement(".//Address").SetText(address)
+		resp, err := f.r.announceHost(node7, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return notHeldIn(resp)
+	}
+	if got := announce(oldMgr, c.Key); len(got) != 0 {
+		t.Fatalf("the old machine holding the workspace is told %v", got)
+	}
+	if got := announce(newMgr); len(got) != 0 {
+		t.Fatalf("a replacement beside the old machine, which still runs the workspace, is told %v not held", got)
+	}
+	advance(2 * time.Minute)
+	if got := announce(newMgr); len(got) != 0 {
+		t.Fatalf("told %v before the old machine's announcement expired", got)
+	}
+	advance(time.Minute + time.Second) // the old machine's announcement, unrenewed, has expired
+	if got := announce(newMgr); !slices.Equal(got, []string{c.Key}) {
+		t.Fatalf("NotHeld %v once the old machine is gone, want %s", got, c.Key)
+	}
+}

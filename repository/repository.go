@@ -182,6 +182,11 @@ type Repository struct {
 	// which Close waits for: it uses the database the server closes next.
 	collectClosed bool
 	collectDone   sync.WaitGroup
+	// heldUntil is, by workspace key, until when the latest announcement that listed
+	// it held, from the manager address it is checked out to, vouches for it (its
+	// Expires): see notHeld.
+	heldMu    sync.Mutex
+	heldUntil map[string]time.Time
 	// destroyed is told the key of a workspace destroyed while deployed (NotifyDestroyed).
 	destroyed atomic.Pointer[func(key string)]
 	// destroying holds, from beforeDestroy to afterDestroy, who destroys a workspace
