@@ -269,7 +269,7 @@ func TestCreateBadInputChangesNothing(t *testing.T) {
 		{"path-like name", vmDescription(`<sw:image><sw:name>deb-a</sw:name></sw:image>`), "../../etc", "", "WorkspaceMetadataFault", "name", nil},
 		{"oversized name", vmDescription(`<sw:image><sw:name>deb-a</sw:name></sw:image>`), strings.Repeat("n", 300), "", "WorkspaceMetadataFault", "name", nil},
 		{"negative lifetime", vmDescription(`<sw:image><sw:name>deb-a</sw:name></sw:image>`), "", "-PT1H", "WorkspaceMetadataFault", "positive", nil},
-		{"absurd lifetime", vmDescription(`<sw:image><sw:name>deb-a</sw:name></sw:image>`), "", "P99999Y", "WorkspaceMetadataFault", "RequestedLifetime", nil},
+		{"malformed lifetime", vmDescription(`<sw:image><sw:name>deb-a</sw:name></sw:image>`), "", "P1X", "WorkspaceMetadataFault", "RequestedLifetime", nil},
 		{"zero lifetime", vmDescription(`<sw:image><sw:name>deb-a</sw:name></sw:image>`), "", "PT0S", "WorkspaceMetadataFault", "positive", nil},
 		// Which of two the caller meant would be a guess.
 		{"two names", vmDescription(`<sw:image><sw:name>deb-a</sw:name></sw:image>`), "one", "", "WorkspaceMetadataFault", "more than once",
