@@ -164,6 +164,9 @@ func Check(d *describe.Description, o Offer) (Fit, error) {
 	if _, err := Disks(hw.Disks); err != nil {
 		return Fit{}, err
 	}
+	if err := checkBuses(hw.Disks, o.DomainType); err != nil {
+		return Fit{}, err
+	}
 	mem, err := grantMemory(hw.Memory, o.FreeMiB)
 	if err != nil {
 		return Fit{}, err
@@ -351,6 +354,29 @@ func Disks(disks []describe.Disk) (root int, err error) {
 		}
 	}
 	return root, nil
+}
+
+// checkBuses refuses a disk on the xen bus (hw:bus xen, or an xvd target with no
+// bus) for a domain type other than xen: vmm.Spec refuses it there, as libvirt's QEMU
+// driver would define the domain and fail every start. "" is a type not known yet.
+func checkBuses(disks []describe.Disk, domType string) error {
+	if domType == "" || domType == "xen" {
+		return nil
+	}
+	for i, d := range disks {
+		path := fmt.Sprintf("/vw:virtualWorkspace/hw:hardware/hw:disk[%d]", i+1)
+		switch {
+		case d.Bus == "xen":
+			path += "/hw:bus"
+		case d.Bus == "" && strings.HasPrefix(d.Target, "xvd"):
+			path += "/hw:target"
+		default:
+			continue
+		}
+		return metadataErr(path, fmt.Sprintf("xen (target %s) is a bus only a xen domain has, not a %s one", d.Target, domType),
+			"use virtio (target vdX), sata or scsi (sdX) or ide (hdX), or deploy it on a host of domain type xen")
+	}
+	return nil
 }
 
 // checkScratch refuses what a scratch disk cannot be: a size outside hw:DiskMiB's

@@ -64,6 +64,9 @@ func TestCheckFits(t *testing.T) {
 		{"a published bridge, the libvirt networks unknown", vm(nic("bridge", "br0")), bridged(false, "br0"), "x86_64", 512},
 		{"user-mode networking joins nothing of the host's", vm(nic("user", "slirp")), host(), "x86_64", 512},
 		{"user-mode networking, nothing published, networks unknown", vm(nic("user", "slirp")), bridged(false), "x86_64", 512},
+		{"an xvd target on a xen host", vm(func(d *describe.Description) {
+			d.Hardware.Disks = []describe.Disk{{Target: "xvda", Image: &describe.Image{Name: "base"}}}
+		}), func() Offer { o := host(); o.DomainType = "xen"; return o }(), "x86_64", 512},
 		{"networks unknown: not checked", vm(nic("network", "elsewhere")), func() Offer { o := host(); o.NetworksKnown = false; return o }(), "x86_64", 512},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -118,6 +121,18 @@ func TestCheckRefuses(t *testing.T) {
 		{"a kind no manager knows", "/vw:virtualWorkspace/net:network/net:nic[1]/net:association/net:kind",
 			`kind "direct"`, "kind network, bridge or user",
 			vm(nic("direct", "eth0")), nil},
+		// The manager's vmm.Spec refuses these on a QEMU/KVM domain; placement must
+		// not choose such a host.
+		{"an xvd target on a qemu host", "/vw:virtualWorkspace/hw:hardware/hw:disk[1]/hw:target",
+			"xen (target xvda) is a bus only a xen domain has, not a qemu one", "host of domain type xen",
+			vm(func(d *describe.Description) {
+				d.Hardware.Disks = []describe.Disk{{Target: "xvda", Image: &describe.Image{Name: "base"}}}
+			}), nil},
+		{"bus xen on a kvm host", "/vw:virtualWorkspace/hw:hardware/hw:disk[2]/hw:bus",
+			"xen (target vdb) is a bus only a xen domain has, not a kvm one", "use virtio",
+			vm(func(d *describe.Description) {
+				d.Hardware.Disks = []describe.Disk{{Target: "vda", Image: &describe.Image{Name: "base"}}, {Target: "vdb", Bus: "xen", SizeMiB: 64}}
+			}), ptr(func() Offer { o := host(); o.DomainType = "kvm"; return o }())},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := host()

@@ -205,3 +205,17 @@ func TestRankScratchDisks(t *testing.T) {
 		t.Errorf("partitions without images: candidates %s, unsuitable %+v", names(cands), unfit)
 	}
 }
+
+// TestRankXenBus: a disk on the xen bus sets apart a QEMU/KVM host, whose manager
+// would refuse to define it, with the disk element named; a xen host takes it.
+func TestRankXenBus(t *testing.T) {
+	d := desc(512, 1, "")
+	d.Hardware.Disks = []describe.Disk{{Target: "xvda", Image: &describe.Image{Name: "base"}, Boot: true}}
+	xen := host("xen1", 8192, 0)
+	xen.Offer.DomainType = "xen"
+	cands, unfit := Rank(d, nil, []Host{host("qemu1", 8192, 0), xen}, false)
+	if names(cands) != "xen1" || len(unfit) != 1 || unfit[0].Name != "qemu1" ||
+		!strings.Contains(unfit[0].Reason, "hw:disk[1]/hw:target: xen (target xvda) is a bus only a xen domain has") {
+		t.Errorf("candidates %s, unsuitable %+v; want xen1, and qemu1 set apart for its disk's bus", names(cands), unfit)
+	}
+}
