@@ -441,6 +441,11 @@ func (b *Broker) Resync(ctx context.Context, producer Producer) {
 	b.mu.RUnlock()
 	for _, p := range producers {
 		props, err := producer(ctx, p)
+		if errors.Is(err, wsrf.ErrExpired) {
+			// Not gone: its expiry, running in the background from the start,
+			// destroys it and tells its subscribers so (its lifetime expired).
+			continue
+		}
 		if errors.Is(err, errdefs.ErrResourceUnknown) {
 			b.cfg.Logger.Info("ending the subscriptions of a workspace that is gone", "workspace", p, "subscriptions", b.Count(p))
 			b.Terminated(p, "it no longer exists")

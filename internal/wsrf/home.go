@@ -218,6 +218,11 @@ func (h *Home) CreatePrivate(ctx context.Context, key string, props []*etree.Ele
 	return nil
 }
 
+// ErrExpired is in the ErrResourceUnknown of a resource past its termination time
+// that its expiry has not destroyed yet: unknown to what would use it, but not gone,
+// and its destroy is still to tell why it ended.
+var ErrExpired = errors.New("ended at its termination time")
+
 // lookup returns the resource for key, locked; the caller unlocks r.mu. A resource
 // past its termination time is destroyed as WS-ResourceLifetime has it, even while the
 // expiry scheduler has not removed it yet (not run since a start, or its destroy
@@ -232,7 +237,7 @@ func (h *Home) lookup(key string) (*resource, error) {
 	}
 	if now := h.cfg.Now().Round(0); r.termination != nil && !r.termination.After(now) { // the wall clock, as expiry
 		r.mu.Unlock()
-		return nil, fmt.Errorf("%w: %s resource %q ended at its termination time %s", errdefs.ErrResourceUnknown, h.cfg.Service, key, FormatTime(*r.termination))
+		return nil, fmt.Errorf("%w: %s resource %q %w %s", errdefs.ErrResourceUnknown, h.cfg.Service, key, ErrExpired, FormatTime(*r.termination))
 	}
 	return r, nil
 }
