@@ -27,17 +27,7 @@ func TestReinstalledUnderANewAddressGivesBack(t *testing.T) {
 	admin := identity.With(ctx, identity.Identity{DN: "/O=Grid/CN=admin"})
 	const oldMgr = "https://node7:8443/wsrf/services/WorkspaceManagerService"
 	const newMgr = "https://node7:9443/wsrf/services/WorkspaceManagerService"
-	c, err := f.r.Create(ctx, CreateSpec{Name: "lost", Owner: "o", Description: minimalVM(t), BaseImage: f.base, Termination: f.now().Add(time.Hour)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := f.r.CheckOut(node7, c.Key, "node7", "", &wsa.EPR{Version: wsa.V200508, Address: oldMgr}, &tester)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, _, err := f.r.ReportState(node7, c.Key, m.Token, "node7", "running", "deployed", "", time.Time{}); err != nil {
-		t.Fatal(err)
-	}
+	c := runningOnNode7(t, f, node7, "lost", oldMgr)
 	// Reinstalled: same name and certificate, a new port, no records.
 	req := announcementHolding(t)
 	req.Payload.FindElement(".//Address").SetText(newMgr)
@@ -76,17 +66,7 @@ func TestReplacementBesideTheOldMachineIsToldNothing(t *testing.T) {
 	node7 := identity.With(ctx, identity.Identity{DN: "/O=Grid/CN=host/node7"})
 	const oldMgr = "https://node7:8443/wsrf/services/WorkspaceManagerService"
 	const newMgr = "https://node7:9443/wsrf/services/WorkspaceManagerService"
-	c, err := f.r.Create(ctx, CreateSpec{Name: "running", Owner: "o", Description: minimalVM(t), BaseImage: f.base, Termination: f.now().Add(time.Hour)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := f.r.CheckOut(node7, c.Key, "node7", "", &wsa.EPR{Version: wsa.V200508, Address: oldMgr}, &tester)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, _, err := f.r.ReportState(node7, c.Key, m.Token, "node7", "running", "deployed", "", time.Time{}); err != nil {
-		t.Fatal(err)
-	}
+	c := runningOnNode7(t, f, node7, "running", oldMgr)
 	announce := func(address string, keys ...string) []string {
 		t.Helper()
 		req := announcementHolding(t, keys...) // valid for PT3M
@@ -111,4 +91,22 @@ func TestReplacementBesideTheOldMachineIsToldNothing(t *testing.T) {
 	if got := announce(newMgr); !slices.Equal(got, []string{c.Key}) {
 		t.Fatalf("NotHeld %v once the old machine is gone, want %s", got, c.Key)
 	}
+}
+
+// runningOnNode7 creates workspace name and has node7 check it out at manager address
+// mgr and report it running there.
+func runningOnNode7(t *testing.T, f *fixture, node7 context.Context, name, mgr string) *Created {
+	t.Helper()
+	c, err := f.r.Create(context.Background(), CreateSpec{Name: name, Owner: "o", Description: minimalVM(t), BaseImage: f.base, Termination: f.now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := f.r.CheckOut(node7, c.Key, "node7", "", &wsa.EPR{Version: wsa.V200508, Address: mgr}, &tester)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := f.r.ReportState(node7, c.Key, m.Token, "node7", "running", "deployed", "", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
