@@ -25,16 +25,7 @@ import (
 // UnableToSetTerminationTimeFault, and the termination time stays as it was.
 func TestSetTerminationTimeAsksForOneTime(t *testing.T) {
 	ctx := context.Background()
-	now := time.Now().UTC().Truncate(time.Millisecond)
-	clock := func() time.Time { return now }
-	h, err := wsrf.NewHome(ctx, wsrf.HomeConfig{Service: "test", Document: docName, Declared: []wsa.QName{propA},
-		Store: storetest.Open(t), Now: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(h.Close)
-	keyQ := wsa.QName{Space: "urn:t", Local: "Key"}
-	set := wsrf.SetTerminationTime(h, clock)
+	h, now, set := setTerminationHome(t, 0)
 	inHour := wsrf.FormatTime(now.Add(time.Hour))
 	for _, c := range []struct {
 		d    *dialect.Dialect
@@ -52,16 +43,7 @@ func TestSetTerminationTimeAsksForOneTime(t *testing.T) {
 			if err := h.Create(ctx, key, nil, &was); err != nil {
 				t.Fatal(err)
 			}
-			hdr := etree.NewElement("t:Key")
-			hdr.CreateAttr("xmlns:t", keyQ.Space)
-			hdr.SetText(key)
-			doc := etree.NewDocument()
-			if err := doc.ReadFromString(`<wsrl:SetTerminationTime xmlns:wsrl="` + c.d.RL + `">` + c.body + `</wsrl:SetTerminationTime>`); err != nil {
-				t.Fatal(err)
-			}
-			req := &container.Request{Service: &container.Service{Key: keyQ}, Dialect: c.d,
-				Envelope: &soap.Envelope{Headers: []*etree.Element{hdr}}, Payload: doc.Root()}
-			_, err := set(ctx, req)
+			err := set(c.d, key, c.body)
 			if !errors.Is(err, errdefs.ErrUnableToSetTermTime) {
 				t.Errorf("err = %v; want UnableToSetTerminationTimeFault", err)
 			}
@@ -74,5 +56,35 @@ func TestSetTerminationTimeAsksForOneTime(t *testing.T) {
 				t.Errorf("TerminationTime is now %s; want it left at %s", got, wsrf.FormatTime(was))
 			}
 		})
+	}
+}
+
+// setTerminationHome is a home on a clock stopped at now, granting at most maxLifetime
+// (0: no bound), and set, which sends its SetTerminationTime handler a request of
+// dialect d holding body for resource key.
+func setTerminationHome(t *testing.T, maxLifetime time.Duration) (h *wsrf.Home, now time.Time, set func(d *dialect.Dialect, key, body string) error) {
+	t.Helper()
+	ctx := context.Background()
+	now = time.Now().UTC().Truncate(time.Millisecond)
+	clock := func() time.Time { return now }
+	h, err := wsrf.NewHome(ctx, wsrf.HomeConfig{Service: "test", Document: docName, Declared: []wsa.QName{propA},
+		Store: storetest.Open(t), Now: clock, MaxLifetime: maxLifetime})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	keyQ := wsa.QName{Space: "urn:t", Local: "Key"}
+	handler := wsrf.SetTerminationTime(h, clock)
+	return h, now, func(d *dialect.Dialect, key, body string) error {
+		hdr := etree.NewElement("t:Key")
+		hdr.CreateAttr("xmlns:t", keyQ.Space)
+		hdr.SetText(key)
+		doc := etree.NewDocument()
+		if err := doc.ReadFromString(`<wsrl:SetTerminationTime xmlns:wsrl="` + d.RL + `">` + body + `</wsrl:SetTerminationTime>`); err != nil {
+			t.Fatal(err)
+		}
+		_, err := handler(ctx, &container.Request{Service: &container.Service{Key: keyQ}, Dialect: d,
+			Envelope: &soap.Envelope{Headers: []*etree.Element{hdr}}, Payload: doc.Root()})
+		return err
 	}
 }
