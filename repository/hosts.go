@@ -104,11 +104,47 @@ func (r *Repository) announceHost(ctx context.Context, req *container.Request) (
 	out := response(vwsns.Repository, "AnnounceHostResponse")
 	out.CreateElement("r:Expires").SetText(wsrf.FormatTime(h.Expires))
 	if holds != nil {
-		for _, key := range r.notHeld(h, holds) {
+		notHeld, moved := r.notHeld(h, holds)
+		for _, key := range notHeld {
 			out.CreateElement("r:NotHeld").SetText(key)
 		}
+		r.repoint(ctx, h, moved)
 	}
 	return out, nil
+}
+
+// repoint names h's manager in the vw:managerReference of the workspaces keys, which
+// h's announcement lists held but which name another address of its host: the host
+// moved with its records (a new --public-url), and clients sent to the old address
+// would find no manager there.
+func (r *Repository) repoint(ctx context.Context, h placement.Host, keys []string) {
+	for _, key := range keys {
+		var from string
+		err := r.Workspaces.Modify(ctx, key, func(s *wsrf.Snapshot) error {
+			// Decided again under the workspace's lock: it may have been checked in,
+			// or out again, since.
+			from = managerAddressOf(s)
+			if from == "" || from == h.Manager.Address || text(s, PropHost) != h.Name || !holderAnnounces(text(s, PropLockHolder), h) {
+				from = ""
+				return nil
+			}
+			epr := *h.Manager
+			if old, err := wsa.ParseEPR(s.Property(PropManagerRef)); err == nil {
+				epr.Version = old.Version // as its manager checked it out; read in the reader's
+			}
+			removeProp(s, PropManagerRef)
+			s.Props = append(s.Props, managerRefElement(&epr))
+			return nil
+		})
+		switch {
+		case err != nil && !errors.Is(err, errdefs.ErrResourceUnknown):
+			r.log.Warn("could not name a moved host's new manager address in a workspace it holds", "workspace", key, "host", h.Name, "address", h.Manager.Address, "err", err)
+		case err == nil && from != "":
+			r.log.Info("a host announces a workspace it holds from a new manager address; the workspace names it now",
+				"workspace", key, "host", h.Name, "from", from, "to", h.Manager.Address)
+			r.audit.Record(ctx, "repoint-manager", key, "done", "host="+h.Name+" from="+from+" to="+h.Manager.Address)
+		}
+	}
 }
 
 // maxHostNamesPerIdentity bounds the host names, live or silent, one identity keeps
@@ -170,8 +206,11 @@ func heldKeys(payload *etree.Element) (map[string]bool, error) {
 // one is shut down), each announcement replacing the other's. A workspace that an
 // announcement from the address it is checked out to listed held is not named to
 // another address until that announcement has expired.
-func (r *Repository) notHeld(h placement.Host, holds map[string]bool) []string {
-	var out []string
+//
+// moved are those holds lists that are checked out under h's name, by the identity
+// announcing h, to another address whose announcements no longer list them held: the
+// host moved with its records, and they are to name its new address (repoint).
+func (r *Repository) notHeld(h placement.Host, holds map[string]bool) (out, moved []string) {
 	now := r.now()
 	r.heldMu.Lock()
 	defer r.heldMu.Unlock()
@@ -186,8 +225,13 @@ func (r *Repository) notHeld(h placement.Host, holds map[string]bool) []string {
 	r.Workspaces.Range(func(s *wsrf.Snapshot) bool {
 		addr := managerAddressOf(s)
 		if holds[s.Key] {
-			if addr == h.Manager.Address {
+			switch {
+			case addr == h.Manager.Address:
 				r.heldUntil[s.Key] = h.Expires
+			case addr != "" && text(s, PropHost) == h.Name && holderAnnounces(text(s, PropLockHolder), h) && !r.heldUntil[s.Key].After(now):
+				// The new address holds it now, as the old one did.
+				r.heldUntil[s.Key] = h.Expires
+				moved = append(moved, s.Key)
 			}
 			return true
 		}
@@ -200,7 +244,8 @@ func (r *Repository) notHeld(h placement.Host, holds map[string]bool) []string {
 		return true
 	})
 	slices.Sort(out)
-	return out
+	slices.Sort(moved)
+	return out, moved
 }
 
 // holderAnnounces says whether lock holder (a DN, or the host name of a check-out
