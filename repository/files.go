@@ -310,7 +310,10 @@ func (r *Repository) serveUpload(w http.ResponseWriter, req *http.Request, key, 
 			return storageFull(kind, fmt.Sprintf("it filled up after %d bytes of the %s; nothing was kept", n, kind))
 		}
 		r.log.Warn("workspace upload interrupted; nothing kept", "key", key, "kind", kind, "received", n, "err", err)
-		return httpErr(http.StatusBadRequest, "the upload ended after %d bytes: %v; nothing was kept, send it again", n, err)
+		// Not 400: a manager takes that (and 413) for a refusal of the bytes, which
+		// sent again would be refused again, and gives the hand-back up. A body cut
+		// short says nothing of its bytes; 408 is retried.
+		return httpErr(http.StatusRequestTimeout, "the upload ended after %d bytes: %v; nothing was kept, send it again", n, err)
 	}
 	received := "sha256:" + hex.EncodeToString(h.Sum(nil))
 	if want != "" && want != received {

@@ -457,7 +457,7 @@ func TestOverlayUploadRebasedAndAdopted(t *testing.T) {
 	if rec.Code != http.StatusRequestEntityTooLarge {
 		t.Fatalf("oversized: %d", rec.Code)
 	}
-	if rs := f.do(http.MethodPut, "/workspaces/"+key+"/overlay", m.Token, io.MultiReader(bytes.NewReader(changed[:1000]), errReader{})); rs.code != http.StatusBadRequest {
+	if rs := f.do(http.MethodPut, "/workspaces/"+key+"/overlay", m.Token, io.MultiReader(bytes.NewReader(changed[:1000]), errReader{})); rs.code != http.StatusRequestTimeout {
 		t.Fatalf("interrupted: %d", rs.code)
 	}
 	if after := f.files(key); strings.Join(after, ",") != strings.Join(before, ",") {
