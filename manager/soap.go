@@ -59,7 +59,11 @@ func (m *Manager) Service(contract fs.FS) (*container.Service, error) {
 		if err != nil {
 			return nil, err
 		}
-		res, err := m.Deploy(ctx, epr, childText(req.Payload, "InitialState"))
+		initial := childText(req.Payload, "InitialState")
+		// Each of these may wait long for the workspace's lock (lockWorkspace): it does
+		// so without the request's tree, or its share of the parse budget.
+		container.DoneReading(ctx, epr)
+		res, err := m.Deploy(ctx, epr, initial)
 		if err != nil {
 			return nil, err
 		}
@@ -74,6 +78,7 @@ func (m *Manager) Service(contract fs.FS) (*container.Service, error) {
 			if err != nil {
 				return nil, err
 			}
+			container.DoneReading(ctx, epr)
 			res, err := f(ctx, epr)
 			if err != nil {
 				return nil, err
@@ -95,7 +100,9 @@ func (m *Manager) Service(contract fs.FS) (*container.Service, error) {
 				return nil, fmt.Errorf("%w: GracePeriod %q is not a positive xs:duration", errdefs.ErrBadRequest, s)
 			}
 		}
-		res, err := m.Shutdown(ctx, epr, childText(req.Payload, "Mode"), grace)
+		mode := childText(req.Payload, "Mode")
+		container.DoneReading(ctx, epr)
+		res, err := m.Shutdown(ctx, epr, mode, grace)
 		if err != nil {
 			return nil, err
 		}
@@ -106,6 +113,7 @@ func (m *Manager) Service(contract fs.FS) (*container.Service, error) {
 		if err != nil {
 			return nil, err
 		}
+		container.DoneReading(ctx, epr)
 		res, err := m.Undeploy(ctx, epr)
 		if err != nil {
 			return nil, err

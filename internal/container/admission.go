@@ -33,7 +33,8 @@ var errBusy = errors.New("the server is busy: too many large requests are being 
 // admission bounds the body bytes of the SOAP requests between parse and answer. A
 // request takes its share only once its whole body is in, so a client trickling a
 // body holds a connection (until BodyTimeout) but never a share; it keeps the share
-// until its answer is written, because the parsed tree lives as long as the request.
+// as long as its parsed tree lives: until its answer is written, or until its handler
+// has read what it needs and lets the tree go (DoneReading).
 type admission struct {
 	sem    *semaphore.Weighted // nil: no bound
 	size   int64
@@ -51,7 +52,8 @@ type admission struct {
 // its share of the budget until the call is answered: were the call to wait for
 // budget like any other, a budget full of such requests, or one body as large as the
 // budget, would have every call wait ParseWait and be refused. A call bearing a live
-// token is admitted at once, its parent's share standing for it. The token is random,
+// token is admitted at once, its parent's share standing for it (or, once the parent
+// has let go of its tree, the server's own making of the call). The token is random,
 // good only while its request is in process and for maxNested calls at once; a peer
 // that is sent it can only skip this server's budget wait meanwhile.
 const AdmittedHeader = "Vws-Admitted"
@@ -112,17 +114,17 @@ func newAdmission(budget int64, wait time.Duration, m *Metrics) *admission {
 }
 
 // admit waits up to the configured wait (or until the caller hangs up) for n bytes of
-// the budget. It returns the release, or an error that says the server is busy.
-func (a *admission) admit(ctx context.Context, n int64) (release func(), err error) {
+// the budget. It returns the request's share, or an error that says the server is busy.
+func (a *admission) admit(ctx context.Context, n int64) (*share, error) {
 	if a.sem == nil {
-		return func() {}, nil
+		return &share{}, nil
 	}
 	// A body larger than the whole budget (--max-body above it) is parsed alone
 	// rather than never.
 	n = min(n, a.size)
 	start := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, a.wait)
-	err = a.sem.Acquire(wctx, n)
+	err := a.sem.Acquire(wctx, n)
 	cancel()
 	if a.metric != nil {
 		a.metric.admissionWait.Observe(time.Since(start).Seconds())
@@ -137,13 +139,36 @@ func (a *admission) admit(ctx context.Context, n int64) (release func(), err err
 	if a.metric != nil {
 		a.metric.admitted.Add(float64(n))
 	}
-	return func() {
-		if a.metric != nil {
-			a.metric.admitted.Sub(float64(n))
-		}
-		a.sem.Release(n)
-	}, nil
+	return &share{a: a, n: n}, nil
 }
+
+// share is the part of the budget one request holds.
+type share struct {
+	a  *admission // nil: no bound
+	mu sync.Mutex
+	n  int64
+}
+
+// shrink gives back all of the share but keep bytes (a share never grows).
+func (s *share) shrink(keep int64) {
+	if s.a == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	back := s.n - max(0, min(keep, s.n))
+	if back == 0 {
+		return
+	}
+	s.n -= back
+	if s.a.metric != nil {
+		s.a.metric.admitted.Sub(float64(back))
+	}
+	s.a.sem.Release(back)
+}
+
+// release gives back the whole share.
+func (s *share) release() { s.shrink(0) }
 
 // retryAfter is the Retry-After of a busy refusal, in whole seconds: by then the
 // requests that held the budget for the whole wait have most likely been answered.

@@ -19,6 +19,7 @@ import (
 	"github.com/vws-grid/vws/internal/container"
 	"github.com/vws-grid/vws/internal/contract"
 	"github.com/vws-grid/vws/internal/dialect"
+	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
 )
@@ -241,5 +242,51 @@ func TestSlowBodyHoldsNoParseBudget(t *testing.T) {
 	status := make([]byte, 12)
 	if _, err := io.ReadFull(conn, status); err != nil || string(status) != "HTTP/1.1 200" {
 		t.Errorf("the slow client's answer: %q %v", status, err)
+	}
+}
+
+// TestDoneReadingGivesBackTheShare: a handler that has read its request and says so
+// (DoneReading) before a long wait holds none of the budget meanwhile: with a budget
+// of about one body, another request is answered at once; the waiting request's fault,
+// written without its tree, still names the service it was sent to.
+func TestDoneReadingGivesBackTheShare(t *testing.T) {
+	body := paddedRequest(64 << 10)
+	entered := make(chan struct{}, 1)
+	unblock := make(chan struct{})
+	var waiting atomic.Bool
+	// Room for one body and what the waiting request keeps of it (its EPR).
+	hs, reg := budgetServer(t, int64(len(body)+1024), 300*time.Millisecond, func(ctx context.Context, req *container.Request) (*etree.Element, error) {
+		if !waiting.CompareAndSwap(false, true) {
+			return etree.NewElement("done"), nil
+		}
+		container.DoneReading(ctx)
+		if req.Envelope != nil || req.Payload != nil {
+			t.Error("the request's tree is still held after DoneReading")
+		}
+		entered <- struct{}{}
+		<-unblock
+		return nil, fmt.Errorf("%w: the wait ended", errdefs.ErrState)
+	})
+	var once sync.Once
+	release := func() { once.Do(func() { close(unblock) }) }
+	t.Cleanup(release)
+	first := make(chan answer, 1)
+	go func() { first <- post(hs, body) }()
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first request did not run")
+	}
+	if a := post(hs, body); a.status != http.StatusOK {
+		t.Errorf("a request while another waits past DoneReading: HTTP %d %v\n%.500s", a.status, a.err, a.body)
+	}
+	release()
+	a := <-first
+	if a.status != http.StatusInternalServerError || !strings.Contains(a.body, "/wsrf/services/"+vwsns.FactoryService) ||
+		!strings.Contains(a.body, "the wait ended") {
+		t.Errorf("the fault of the request that waited: HTTP %d %v\n%.1000s", a.status, a.err, a.body)
+	}
+	if got := metricValue(t, reg, "vws_soap_admitted_body_bytes"); got != 0 {
+		t.Errorf("vws_soap_admitted_body_bytes = %v with nothing in process, want 0", got)
 	}
 }

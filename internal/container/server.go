@@ -43,7 +43,8 @@ type Config struct {
 	BodyTimeout time.Duration
 	// ParseBudget bounds the body bytes of the SOAP requests parsed and in process at
 	// once, server-wide: a request takes its body's length of it once the body is in
-	// and gives it back when answered. 0: DefaultParseBudget; negative: no bound.
+	// and gives it back when answered, or once its handler has read it (DoneReading).
+	// 0: DefaultParseBudget; negative: no bound.
 	ParseBudget int64
 	// ParseWait is how long a request waits for room in ParseBudget before it is
 	// answered HTTP 503 with Retry-After. Default DefaultParseWait.
@@ -218,7 +219,8 @@ func (c *Container) serveSOAP(w http.ResponseWriter, r *http.Request, svc *Servi
 	cl := &call{svc: svc, start: c.cfg.Now(), opName: "-"}
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
-	defer bufPool.Put(buf)
+	putBuf := sync.OnceFunc(func() { bufPool.Put(buf) }) // at the end, or once read (DoneReading)
+	defer putBuf()
 
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Now().Add(c.cfg.BodyTimeout))
@@ -242,24 +244,28 @@ func (c *Container) serveSOAP(w http.ResponseWriter, r *http.Request, svc *Servi
 	_ = rc.SetReadDeadline(time.Time{})
 	// Parsing multiplies a body's bytes by up to ~37 in heap, before anyone is
 	// authorized: the budget bounds how much of that is alive at once. Taken only now,
-	// so that a slow body holds none of it; held to the answer, as the tree is.
+	// so that a slow body holds none of it; held as long as the tree is: to the
+	// answer, or until the handler says it has read what it needs (DoneReading).
 	// A call of a request in process, which waits for it holding its share, is not
 	// made to wait for budget (AdmittedHeader); it passes that request's token on.
 	token := r.Header.Get(AdmittedHeader)
-	release, nested := c.admit.nested(token)
-	if !nested {
-		release, err = c.admit.admit(r.Context(), int64(buf.Len()))
+	var sh *share
+	endNested, nested := c.admit.nested(token)
+	if nested {
+		defer endNested()
+	} else {
+		sh, err = c.admit.admit(r.Context(), int64(buf.Len()))
 		if err != nil {
 			cl.dialect = guessDialect(buf.Bytes())
 			w.Header().Set("Retry-After", c.admit.retryAfter())
 			c.fail(w, r, cl, http.StatusServiceUnavailable, err, "")
 			return
 		}
+		defer sh.release()
 		var end func()
 		token, end = c.admit.token()
 		defer end()
 	}
-	defer release()
 	env, err := soap.Parse(buf.Bytes())
 	if err != nil {
 		cl.dialect = guessDialect(buf.Bytes())
@@ -306,6 +312,14 @@ func (c *Container) serveSOAP(w http.ResponseWriter, r *http.Request, svc *Servi
 	cl.signed = signed
 	ctx := context.WithValue(identity.With(r.Context(), caller), requestKey{}, req)
 	ctx = context.WithValue(ctx, admittedKey{}, token)
+	ctx = context.WithValue(ctx, readingKey{}, &reading{done: func(kept []*wsa.EPR) {
+		req.dropTree()
+		putBuf()
+		if sh != nil {
+			// What the answer and the handler keep of the request stays counted.
+			sh.shrink(mapsWeight(cl.maps) + eprWeight(req.EPR()) + eprWeight(kept...))
+		}
+	}})
 	if !svc.Unbounded(req.Operation.Name) {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.HandlerTimeout)
@@ -620,7 +634,7 @@ func (c *Container) fail(w http.ResponseWriter, r *http.Request, cl *call, statu
 	in := faultInput{err: err, dialect: cl.dialect, code: code, now: c.cfg.Now()}
 	if cl.req != nil {
 		in.originator = cl.req.EPR()
-		in.opNS = cl.req.Payload.NamespaceURI()
+		in.opNS = cl.req.Operation.Input.Space // the request element's (route), which DoneReading may have dropped
 	} else {
 		in.originator = &wsa.EPR{Version: cl.dialect.WSA, Address: endpointAddress(r)}
 	}
@@ -661,7 +675,8 @@ func (c *Container) fail(w http.ResponseWriter, r *http.Request, cl *call, statu
 func (c *Container) write(w http.ResponseWriter, status int, m *soap.Message, sign bool) {
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
-	defer bufPool.Put(buf)
+	putBuf := sync.OnceFunc(func() { bufPool.Put(buf) }) // at the end, or once read (DoneReading)
+	defer putBuf()
 	doc := m.Document()
 	if sign && c.cfg.Signer != nil {
 		if err := c.cfg.Signer.Sign(doc); err != nil {

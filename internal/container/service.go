@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/beevik/etree"
 
@@ -35,6 +36,15 @@ type Request struct {
 	Payload *etree.Element
 	// Address is this service's endpoint address as the caller reached it.
 	Address string
+	// epr is EPR's answer, kept once the tree is dropped (DoneReading).
+	epr *wsa.EPR
+}
+
+// dropTree keeps what the container still needs of the request's tree, its EPR, and
+// lets go of the rest.
+func (r *Request) dropTree() {
+	r.epr = r.EPR()
+	r.Envelope, r.Payload = nil, nil
 }
 
 // Header returns the first header block named q, or nil.
@@ -62,6 +72,9 @@ func (r *Request) ResourceKey() (string, bool) {
 
 // EPR is the endpoint reference of the resource this request addressed, in its dialect.
 func (r *Request) EPR() *wsa.EPR {
+	if r.epr != nil {
+		return r.epr
+	}
 	epr := &wsa.EPR{Version: r.Dialect.WSA, Address: r.Address}
 	if h := r.Header(r.Service.Key); h != nil {
 		k := wsa.Detach(h)
@@ -215,6 +228,69 @@ func NotImplemented(op string) Handler {
 	return func(ctx context.Context, req *Request) (*etree.Element, error) {
 		return nil, fmt.Errorf("%w: %s.%s", errdefs.ErrNotImplemented, req.Service.Name, op)
 	}
+}
+
+type readingKey struct{}
+
+// reading is DoneReading's hook into the request a context serves.
+type reading struct {
+	once sync.Once
+	done func(kept []*wsa.EPR)
+}
+
+// DoneReading tells the container that the handler serving ctx has read all it needs
+// of its request (kept: the endpoint references it took from it and still holds), and
+// is about to wait for something whose length the request does not decide — a
+// workspace's lock, held by an operation that may last minutes. The request's
+// envelope and payload are dropped (Envelope and Payload are nil from then on), and
+// its share of the parse budget is given back but for what the answer and the
+// handler still hold: otherwise a few large requests queued behind one operation
+// hold the whole budget, and the server answers every other caller 503. Outside a
+// request, and after the first call, it does nothing.
+func DoneReading(ctx context.Context, kept ...*wsa.EPR) {
+	if rd, ok := ctx.Value(readingKey{}).(*reading); ok {
+		rd.once.Do(func() { rd.done(kept) })
+	}
+}
+
+// mapsWeight is what a request's addressing properties weigh against the parse
+// budget: the bytes of their text.
+func mapsWeight(m wsa.MAPs) int64 {
+	return int64(len(m.To)+len(m.Action)+len(m.MessageID)+len(m.RelatesTo)) + eprWeight(m.From, m.ReplyTo, m.FaultTo)
+}
+
+// eprWeight is the bytes of text of eprs' addresses and reference parameters.
+func eprWeight(eprs ...*wsa.EPR) int64 {
+	var n int64
+	for _, e := range eprs {
+		if e == nil {
+			continue
+		}
+		n += int64(len(e.Address))
+		for _, r := range e.References {
+			n += elementWeight(r)
+		}
+	}
+	return n
+}
+
+// elementWeight is the bytes of el's names, attributes and text, as written.
+func elementWeight(el *etree.Element) int64 {
+	n := int64(2*(len(el.Space)+len(el.Tag)) + 5)
+	for _, a := range el.Attr {
+		n += int64(len(a.Space) + len(a.Key) + len(a.Value) + 5)
+	}
+	for _, t := range el.Child {
+		switch t := t.(type) {
+		case *etree.Element:
+			n += elementWeight(t)
+		case *etree.CharData:
+			n += int64(len(t.Data))
+		case *etree.Comment:
+			n += int64(len(t.Data) + 7)
+		}
+	}
+	return n
 }
 
 type requestKey struct{}
