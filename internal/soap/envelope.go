@@ -66,6 +66,11 @@ func Parse(data []byte) (*Envelope, error) {
 	doc := etree.NewDocument()
 	doc.ReadSettings = etree.ReadSettings{MaxDepth: MaxDepth, CharsetReader: charsets}
 	if err := doc.ReadFromBytes(data); err != nil {
+		if errors.Is(err, etree.ErrMaxDepth) {
+			// The library's wording names neither the bound nor what to change.
+			return nil, fmt.Errorf("%w: elements are nested more than %d deep; a SOAP request has no reason to be deeper",
+				ErrMalformed, MaxDepth)
+		}
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	// Anywhere in the tree: hasDTD, a byte scan, can be misled (a "<!--" inside a
