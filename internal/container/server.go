@@ -675,8 +675,7 @@ func (c *Container) fail(w http.ResponseWriter, r *http.Request, cl *call, statu
 func (c *Container) write(w http.ResponseWriter, status int, m *soap.Message, sign bool) {
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
-	putBuf := sync.OnceFunc(func() { bufPool.Put(buf) }) // at the end, or once read (DoneReading)
-	defer putBuf()
+	defer bufPool.Put(buf)
 	doc := m.Document()
 	if sign && c.cfg.Signer != nil {
 		if err := c.cfg.Signer.Sign(doc); err != nil {
