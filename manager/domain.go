@@ -112,7 +112,7 @@ func buildSpec(key string, d *describe.Description, host hostOffer, files staged
 		used[disk.Target] = true
 	}
 	if root < 0 {
-		target := freeTarget(used, "vd")
+		target := hostfit.AddedRootTarget // hostfit.Disks refused a described disk there
 		used[target] = true
 		spec.Disks = append([]vmm.Disk{{Path: files.Disk, Format: "qcow2", Target: target, Bus: "virtio", Boot: true}}, spec.Disks...)
 	}

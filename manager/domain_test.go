@@ -138,6 +138,16 @@ func TestBuildSpec(t *testing.T) {
 			want: base(func(s *vmm.Spec) {
 				s.Disks = []vmm.Disk{root, {Path: "/m/ws/scratch-vdb.qcow2", Format: "qcow2", Target: "vdb", Bus: "virtio", Scratch: true, SizeMiB: 64}, cd("sda", "sata")}
 			})},
+		// libvirt orders virtio disks by target and the guest names them in that
+		// order: the root disk the manager adds behind a scratch disk at vda would be
+		// the guest's vdb, and root=/dev/vda would find the empty scratch disk.
+		{name: "a scratch disk at vda, the root disk left to the manager, is refused", host: tcg,
+			desc:    vmXML{Disks: `<hw:disk><hw:target>vda</hw:target><hw:bus>virtio</hw:bus><hw:size>64</hw:size></hw:disk>`},
+			refused: "hw:disk[1]/hw:target", reason: "vda"},
+		{name: "a scratch disk at vdb, the root disk left to the manager: the root disk is vda", desc: vmXML{Disks: scratchB}, host: tcg,
+			want: base(func(s *vmm.Spec) {
+				s.Disks = []vmm.Disk{root, {Path: "/m/ws/scratch-vdb.qcow2", Format: "qcow2", Target: "vdb", Bus: "virtio", Scratch: true, SizeMiB: 64}, cd("sda", "sata")}
+			})},
 		{name: "a disk of partitions without images is refused", host: tcg,
 			desc:    vmXML{Disks: rootVDA + `<hw:disk><hw:target>vdb</hw:target><hw:size>64</hw:size><hw:partition><hw:number>1</hw:number></hw:partition></hw:disk>`},
 			refused: "hw:disk[2]", reason: "partitions without images"},

@@ -307,8 +307,12 @@ func IsScratch(d describe.Disk) bool {
 	return d.Device != "cdrom" && d.Image == nil && len(d.Partitions) == 0 && d.SizeMiB != 0
 }
 
+// AddedRootTarget is the target of the root disk a Manager adds when no disk of the
+// description names an image: the guest's first virtio disk.
+const AddedRootTarget = "vda"
+
 // Disks checks d's disks against the layout every Manager deploys — one image-backed
-// root disk (the workspace's base image; one is added when no disk names an image),
+// root disk (the workspace's base image; one is added, at AddedRootTarget, when no disk names an image),
 // up to MaxScratchDisks empty scratch disks (IsScratch), and at most one empty CD-ROM drive,
 // which carries the configuration CD — and returns the root disk's index, -1 when the
 // Manager adds it. The Factory refuses at Create what it refuses, so no workspace is
@@ -319,6 +323,13 @@ func Disks(disks []describe.Disk) (root int, err error) {
 	scratch := 0
 	for i, disk := range disks {
 		path := fmt.Sprintf("/vw:virtualWorkspace/hw:hardware/hw:disk[%d]", i+1)
+		if root < 0 && disk.Target == AddedRootTarget {
+			// libvirt orders a domain's virtio disks by target, and the guest names
+			// them in that order: the added root disk would come second, and a kernel
+			// told root=/dev/vda would find this disk instead.
+			return -1, metadataErr(path+"/hw:target", fmt.Sprintf("target %s, which the root disk takes: no disk names an image, so a manager adds the root disk, backed by the base image, as the guest's first virtio disk", AddedRootTarget),
+				"give this disk another target (vdb, say), or describe the root disk with an hw:image and the target it is to have")
+		}
 		switch {
 		case i == root:
 		case disk.Device == "cdrom" && disk.Image == nil && !cdrom:
