@@ -83,3 +83,41 @@ func TestStartupUserOwnsWhatIsSetUpForIt(t *testing.T) {
 		})
 	}
 }
+
+// With cap:user, the directories the script creates for a file placed for the job are
+// the job's user's, as a working directory it creates is: the job must be able to
+// write beside its file (ssh writes known_hosts beside the key). Directories the guest
+// has already keep their owner.
+func TestStartupUserOwnsTheDirectoriesCreatedForItsFiles(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("switching users needs root")
+	}
+	if _, err := user.Lookup("nobody"); err != nil {
+		t.Skip("no user nobody")
+	}
+	for _, sh := range shells(t) {
+		t.Run(sh.name, func(t *testing.T) {
+			dir, _ := guestDir(t)
+			ssh := filepath.Join(dir, "home", "job", ".ssh")
+			key := filepath.Join(ssh, "id_ed25519")
+			s := &describe.Startup{
+				Executable: "/bin/sh",
+				Args:       []string{"-c", "echo host >" + filepath.Join(ssh, "known_hosts") + " && echo JOB-WROTE-BESIDE-KEY"},
+				User:       "nobody",
+				Files:      []describe.File{{Path: key, Mode: 0o600, Content: []byte("KEY\n")}},
+			}
+			out, code := runScript(t, sh, mustUserData(t, s), dir)
+			if code != 0 || !strings.Contains(out, "JOB-WROTE-BESIDE-KEY") {
+				fi, _ := os.Stat(ssh)
+				t.Errorf("the job, running as nobody, cannot write in %s, which the script created for its file %s (mode %v, uid %d); output:\n%s",
+					ssh, key, fi.Mode(), fi.Sys().(*syscall.Stat_t).Uid, out)
+			}
+			if fi, err := os.Stat(filepath.Join(dir, "home")); err != nil || fi.Sys().(*syscall.Stat_t).Uid == 0 {
+				t.Errorf("%s, created by the script for the job's file, is root's (%v)", filepath.Join(dir, "home"), err)
+			}
+			if fi, err := os.Stat(dir); err != nil || fi.Sys().(*syscall.Stat_t).Uid != 0 {
+				t.Errorf("the existing directory %s was given to the job's user (%v)", dir, err)
+			}
+		})
+	}
+}

@@ -30,14 +30,16 @@ const base64LineLen = 76
 // /bin/sh. A nil Startup gives a script that only says there is none.
 //
 // What the script does, in order:
-//   - writes each file: mkdir -p its directory, removes what is at its path, base64 -d
+//   - writes each file: mkdir -p its directory (with a user that exists in the guest,
+//     the directories the script creates are that user's, so the job can write beside
+//     its files; those the guest has keep their owner), removes what is at its path, base64 -d
 //     from a quoted here-document into a file created anew (umask 077, noclobber), so
 //     the content is never readable by others before the chmod,
 //     chmod to the file's Mode (describe.File defaults it to 0644; the Mode is applied
 //     exactly as given, so an explicit "000" stays 000). Files are owned by root, or
 //     with a user that exists in the guest by that user (a 0600 key is the job's).
-//   - mkdir -p and cd to the working directory, if given; one the script creates is
-//     the user's, as files are (one that exists, /tmp say, keeps its owner).
+//   - mkdir -p and cd to the working directory, if given; the directories the script
+//     creates are the user's, as files are (one that exists, /tmp say, keeps its owner).
 //   - prints "vws: startup EXECUTABLE" and runs the program through env(1): the
 //     environment variables are env's NAME=VALUE arguments, so they reach the program
 //     only and never change the script's own PATH or IFS.
@@ -90,12 +92,23 @@ func UserData(s *describe.Startup) ([]byte, error) {
 		own = func(p string) string {
 			return fmt.Sprintf("{ [ -z \"$vws_owner\" ] || chown \"$vws_owner\" %s; }", quote(p))
 		}
+		// mkdir -p that gives the directories it creates to the job's user (the
+		// topmost of them and what is below it, which it alone made), so the job can
+		// write beside its files; those the guest has keep their owner.
+		b.WriteString("vws_mkdir() {\n\tvws_top=\n\tvws_d=$1\n" +
+			"\twhile [ -n \"$vws_d\" ] && [ ! -d \"$vws_d\" ]; do\n\t\tvws_top=$vws_d\n\t\tvws_d=${vws_d%/*}\n\tdone\n" +
+			"\tmkdir -p \"$1\" || return 1\n" +
+			"\t[ -z \"$vws_top\" ] || [ -z \"$vws_owner\" ] || chown -R \"$vws_owner\" \"$vws_top\"\n}\n")
+	}
+	mkdir := "mkdir -p"
+	if s.User != "" {
+		mkdir = "vws_mkdir"
 	}
 
 	for i, f := range s.Files {
 		fmt.Fprintf(&b, "\n# file %d\n", i+1)
 		if dir := path.Dir(f.Path); dir != "/" {
-			fmt.Fprintf(&b, "mkdir -p %s || vws_fail %s\n", quote(dir), quote("cannot create directory "+dir))
+			fmt.Fprintf(&b, "%s %s || vws_fail %s\n", mkdir, quote(dir), quote("cannot create directory "+dir))
 		}
 		// Written to a new file only: one the guest already has keeps its mode
 		// through a redirection, and would hold the content under it until the
@@ -119,12 +132,8 @@ func UserData(s *describe.Startup) ([]byte, error) {
 	}
 
 	if wd := s.WorkingDirectory; wd != "" {
-		created := ""
-		if s.User != "" {
-			created = " && " + own(wd)
-		}
-		fmt.Fprintf(&b, "\nif [ ! -d %[1]s ]; then\n\tmkdir -p %[1]s%[3]s || vws_fail %[2]s\nfi\ncd %[1]s || vws_fail %[2]s\n",
-			quote(wd), quote("cannot enter working directory "+wd), created)
+		fmt.Fprintf(&b, "\nif [ ! -d %[1]s ]; then\n\t%[3]s %[1]s || vws_fail %[2]s\nfi\ncd %[1]s || vws_fail %[2]s\n",
+			quote(wd), quote("cannot enter working directory "+wd), mkdir)
 	}
 
 	// The program's command line for env(1): NAME=VALUE..., executable, arguments.
