@@ -593,7 +593,12 @@ func (m *Manager) Shutdown(ctx context.Context, epr *wsa.EPR, mode string, grace
 			}
 			return m.trash(ctx, rec, rec.State == stateCorrupted)
 		case ModeSerialize:
-			if rec.State != stateRunning && !(rec.State == statePaused && !rec.Hot) {
+			if rec.State == statePaused && rec.Hot {
+				// Named as the state asked for: vws move reads "serialized already"
+				// from the fault's states, not from its words.
+				return &errdefs.StateError{Current: stateSerialized, Requested: stateSerialized}
+			}
+			if rec.State != stateRunning && rec.State != statePaused {
 				return &errdefs.StateError{Current: rec.State, Requested: stateSerialized}
 			}
 			// Before anything is journaled or saved: the guest runs on untouched.

@@ -82,6 +82,17 @@ func TestStateRefusalsNameBothStates(t *testing.T) {
 			_, err := m.Pause(ctx, workspaceEPR(rec))
 			return err
 		}, "a Trash of workspace ws-refused failed part-way", stateRunning, statePaused},
+		// What vws move reads a workspace serialized before it by: the state it is
+		// in is the one asked for.
+		{"a Serialize of a workspace serialized already", func() error {
+			m, rec := inPhase(phaseDeployed, statePaused, "")
+			rec.Hot = true
+			if err := m.journal.put(rec); err != nil {
+				t.Fatal(err)
+			}
+			_, err := m.Shutdown(ctx, workspaceEPR(rec), ModeSerialize, time.Second)
+			return err
+		}, "already paused (serialized)", stateSerialized, stateSerialized},
 		{"a Serialize while an Undeploy is under way", func() error {
 			m, rec := inPhase(phaseDeployed, stateShutdown, "")
 			unlock, err := m.lockWorkspace(ctx, k, "Undeploy")

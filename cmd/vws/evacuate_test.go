@@ -24,6 +24,9 @@ type fakeSOAP struct {
 	calls []string
 	// handle returns the response payload, or a fault description.
 	handle func(op string, payload *etree.Element) (*etree.Element, string)
+	// states, if set, gives the CurrentState and RequestedState a fault for op names
+	// in its detail, as a WorkspaceStateFault does ("": none).
+	states func(op string) (current, requested string)
 }
 
 func (f *fakeSOAP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -44,6 +47,13 @@ func (f *fakeSOAP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		d := etree.NewElement("vw:WorkspaceStateFault")
 		d.CreateAttr("xmlns:vw", vwsns.Workspace)
 		d.CreateElement("vw:Description").SetText(fault)
+		if f.states != nil {
+			if cur, req := f.states(op); cur != "" {
+				d.CreateAttr("xmlns:vwf", vwsns.Faults)
+				d.CreateElement("vwf:CurrentState").SetText(cur)
+				d.CreateElement("vwf:RequestedState").SetText(req)
+			}
+		}
 		msg.Body = (&soap.Fault{Code: soap.CodeServer, String: fault, Detail: []*etree.Element{d}}).Element()
 		msg.Body.CreateAttr("xmlns:soapenv", soap.NS11)
 		status = 500

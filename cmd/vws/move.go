@@ -207,10 +207,7 @@ func stopForMove(cmd *cobra.Command, ws *wsa.EPR, from deployedAt) (alreadySeria
 	start := time.Now()
 	_, err = lifecycleClient().Invoke(cmd.Context(), from.manager, "Shutdown", body)
 	var fe *client.FaultError
-	// A state fault for a paused workspace says it is serialized already — unless it
-	// refuses the serialize for its scratch disk (whose contents do not travel),
-	// which the move must not take for one and undeploy.
-	if from.state == "paused" && errors.As(err, &fe) && fe.Type == "WorkspaceStateFault" && !strings.Contains(fe.Description, "scratch disk") {
+	if from.state == "paused" && errors.As(err, &fe) && serializedAlready(fe) {
 		return true, nil // paused by a serialize already: its memory image is on the host
 	}
 	if err != nil {
@@ -218,6 +215,31 @@ func stopForMove(cmd *cobra.Command, ws *wsa.EPR, from deployedAt) (alreadySeria
 	}
 	timed(cmd, "serialized on "+from.host, start, "paused, RAM saved")
 	return false, nil
+}
+
+// stateSerialized is the state a manager's WorkspaceStateFault names for a workspace
+// serialized (paused, its RAM in a memory image).
+const stateSerialized = "paused (serialized)"
+
+// serializedAlready says whether fe refuses a Serialize because the workspace is
+// serialized already: a WorkspaceStateFault whose detail names it in the state asked
+// for. Its words are not read: a refusal for another reason (a scratch disk, whose
+// contents do not travel; an earlier operation's unknown outcome) names the state the
+// workspace is in, and the move must not take it for one serialized and undeploy it.
+func serializedAlready(fe *client.FaultError) bool {
+	if fe.Type != "WorkspaceStateFault" || fe.Fault == nil || len(fe.Fault.Detail) == 0 {
+		return false
+	}
+	var current, requested string
+	for _, c := range fe.Fault.Detail[0].ChildElements() {
+		switch c.Tag {
+		case "CurrentState":
+			current = strings.TrimSpace(c.Text())
+		case "RequestedState":
+			requested = strings.TrimSpace(c.Text())
+		}
+	}
+	return current == stateSerialized && requested == stateSerialized
 }
 
 // moveBack deploys the workspace again where it was after its deploy on the new host

@@ -47,13 +47,17 @@ func TestMoveKeepsTheWayAWorkspaceIsPaused(t *testing.T) {
 				}
 				return workspaceProps("paused", "deployed", "node-a", mgrEPR(aHS.URL)), ""
 			}
+			a.states = func(op string) (string, string) {
+				// As a manager refuses to serialize a workspace serialized already.
+				return "paused (serialized)", "paused (serialized)"
+			}
 			a.handle = func(op string, p *etree.Element) (*etree.Element, string) {
 				mu.Lock()
 				defer mu.Unlock()
 				switch op {
 				case "Shutdown":
 					if tc.serialized {
-						return nil, "workspace " + key + " is paused, not running or paused in memory"
+						return nil, "workspace is already paused (serialized) (current and requested state)"
 					}
 				case "Undeploy":
 					onA = false
@@ -102,5 +106,69 @@ func TestMoveKeepsTheWayAWorkspaceIsPaused(t *testing.T) {
 				t.Errorf("a workspace serialized already was said to be serialized by the move:\n%s", out.String())
 			}
 		})
+	}
+}
+
+// TestMoveDoesNotTakeAnotherRefusalForSerialized: a manager's refusal to serialize a
+// paused workspace for a reason other than its being serialized already (here: the
+// outcome of an earlier operation is not known yet) names the state it is in, paused,
+// whatever its words; the move stops there with that fault, undeploying nothing.
+func TestMoveDoesNotTakeAnotherRefusalForSerialized(t *testing.T) {
+	const key = "ws-move-unknown"
+	const refusal = "the outcome of a Normal shutdown of workspace " + key + " is not known yet (libvirtd did not answer while it was under way); Serialize is refused until it is"
+	var mu sync.Mutex
+	var opsA, opsB []string
+	repo, a, b := &fakeSOAP{}, &fakeSOAP{}, &fakeSOAP{}
+	repoHS, aHS, bHS := httptest.NewServer(repo), httptest.NewServer(a), httptest.NewServer(b)
+	defer repoHS.Close()
+	defer aHS.Close()
+	defer bHS.Close()
+	repo.handle = func(op string, p *etree.Element) (*etree.Element, string) {
+		if op != "GetMultipleResourceProperties" {
+			return el("vw:"+op+"Response", vwsns.Workspace, ""), ""
+		}
+		return workspaceProps("paused", "deployed", "node-a", &wsa.EPR{Version: wsa.V200508, Address: aHS.URL + managerPath}), ""
+	}
+	a.states = func(op string) (string, string) { return "paused", "paused (serialized)" }
+	a.handle = func(op string, p *etree.Element) (*etree.Element, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		opsA = append(opsA, op)
+		if op == "Shutdown" {
+			return nil, refusal
+		}
+		return el("mgr:"+op+"Response", vwsns.Manager, ""), ""
+	}
+	b.handle = func(op string, p *etree.Element) (*etree.Element, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		opsB = append(opsB, op)
+		if op == "GetResourceProperty" {
+			out := el("wsrp:GetResourcePropertyResponse", "http://docs.oasis-open.org/wsrf/rp-2", "")
+			out.AddChild(el("mgr:DomainType", vwsns.Manager, "qemu"))
+			return out, ""
+		}
+		return el("mgr:"+op+"Response", vwsns.Manager, ""), ""
+	}
+	ws := &wsa.EPR{Version: wsa.V200508, Address: repoHS.URL + "/wsrf/services/WorkspaceService",
+		References: []*etree.Element{el("vw:WorkspaceKey", vwsns.Workspace, key)}}
+	cmd := newMoveCommand()
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SetContext(context.Background())
+	err := moveWorkspace(cmd, ws, repoHS.URL, key, bHS.URL, "")
+	if err == nil || !strings.Contains(err.Error(), "is not known yet") {
+		t.Errorf("move: %v; want the manager's refusal\n%s", err, out.String())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(opsA, " ") != "Shutdown" {
+		t.Errorf("A was sent %v; want only the refused Shutdown (Serialize): the refusal was taken for a workspace serialized already", opsA)
+	}
+	for _, op := range opsB {
+		if op != "GetResourceProperty" {
+			t.Errorf("B was sent %s", op)
+		}
 	}
 }
