@@ -353,8 +353,11 @@ func (r *Repository) CheckIn(ctx context.Context, key string, req CheckInRequest
 	var dropIfSame []os.FileInfo // pending files: removed after the commit unless replaced meanwhile
 	var ranScopes []string       // the deployment's quota charge, given back after the commit
 	var ranMemory int64
+	// committing: fn is done and the record is being written. A write that fails may
+	// still have committed (its answer lost): the record may name what fn linked.
+	committing := false
 	err := r.Workspaces.Modify(ctx, key, func(s *wsrf.Snapshot) error {
-		linked, drop, dropIfSame = nil, nil, nil
+		linked, drop, dropIfSame, committing = nil, nil, nil, false
 		chain, err := decodeChain(s.Private)
 		if err != nil {
 			return err
@@ -503,11 +506,17 @@ func (r *Repository) CheckIn(ctx context.Context, key string, req CheckInRequest
 		if req.detail != "" {
 			setText(s, PropStateDetail, req.detail)
 		}
+		committing = true
 		return nil
 	})
 	if err != nil {
+		// After a failed write the linked files stay (links to the uploads, no room
+		// taken): a retry links them again, and the start-up sweep removes those no
+		// record names.
 		for _, f := range linked {
-			os.Remove(f)
+			if !committing {
+				os.Remove(f)
+			}
 		}
 		r.auditRefusal(ctx, "check-in", key, err)
 		return "", time.Time{}, err

@@ -49,6 +49,8 @@ type fixture struct {
 	validator Validator
 	// logs keeps what the repository logs (every open appends).
 	logs lockedBuffer
+	// store, when set, is what open keeps the workspaces in instead of db.
+	store wsrf.Store
 }
 
 func needQemu(t *testing.T) {
@@ -109,7 +111,11 @@ func (f *fixture) open() {
 			f.t.Fatal(err)
 		}
 	}
-	r, err := New(context.Background(), Config{Dir: f.dir, Store: f.db, DB: f.db.SQL(), StorageName: f.db.String(), Pool: f.pool, Signer: signer, EarlierSigner: f.earlier,
+	var st wsrf.Store = f.db
+	if f.store != nil {
+		st = f.store
+	}
+	r, err := New(context.Background(), Config{Dir: f.dir, Store: st, DB: f.db.SQL(), StorageName: f.db.String(), Pool: f.pool, Signer: signer, EarlierSigner: f.earlier,
 		Now: f.now, Logger: f.logger(), Validator: f.validator})
 	if err != nil {
 		f.t.Fatal(err)
