@@ -272,8 +272,22 @@ func (s *DB) LoadResources(ctx context.Context, service string) ([]wsrf.StoredRe
 	return out, rows.Err()
 }
 
+// writeTimeout bounds a record write once begun (writeContext).
+const writeTimeout = 30 * time.Second
+
+// writeContext is ctx for a record write, which a caller hanging up does not end:
+// cancelled mid-statement, the driver answers the context's error whether or not the
+// statement committed, and the caller, told it failed, undoes what the record may now
+// name (files it linked, a directory it made). Bounded still, for a database server
+// that stops answering.
+func writeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
+}
+
 // PutResource implements wsrf.Store.
 func (s *DB) PutResource(ctx context.Context, service string, r wsrf.StoredResource) error {
+	ctx, cancel := writeContext(ctx)
+	defer cancel()
 	var term any
 	if r.Termination != nil {
 		term = r.Termination.UnixMilli()
@@ -288,6 +302,8 @@ func (s *DB) PutResource(ctx context.Context, service string, r wsrf.StoredResou
 
 // DeleteResource implements wsrf.Store. Deleting a missing resource is not an error.
 func (s *DB) DeleteResource(ctx context.Context, service, key string) error {
+	ctx, cancel := writeContext(ctx)
+	defer cancel()
 	_, err := s.db.ExecContext(ctx, `DELETE FROM resources WHERE service = $1 AND key = $2`, service, key)
 	return err
 }
