@@ -109,6 +109,9 @@ func TestCLIBadOptionValuesAreRefusedLocally(t *testing.T) {
 		{[]string{"create", "--image", "x", "--memory", "512MB"}, []string{"write --memory 512"}},
 		{[]string{"clone", "k", "--lifetime", "-1h"}, []string{"--lifetime", "negative"}},
 		{[]string{"shutdown", "k", "--grace", "-1s"}, []string{"--grace", "negative"}},
+		// The manager takes no zero grace, and one left out is its default (30 s):
+		// sent as nothing, the guest would get the default, not the none asked for.
+		{[]string{"shutdown", "k", "--grace", "0s"}, []string{"--grace 0s", "e.g. 30s"}},
 		{[]string{"shutdown", "k", "--mode", "bogus"}, []string{"--mode must be normal, trash or serialize"}},
 		{[]string{"deploy", "k", "--state", "bogus"}, []string{"--state must be shutdown, running or paused"}},
 		{[]string{"list", "--state", "bogus"}, []string{`--state "bogus" is not a workspace state`, "running"}},

@@ -398,6 +398,11 @@ func newShutdownCommand() *cobra.Command {
 			if grace < 0 {
 				return fmt.Errorf("--grace %s is negative: give how long to wait for the guest, e.g. 30s (or leave it out for the manager's default)", grace)
 			}
+			// The manager takes no zero grace and reads none sent as its default: a
+			// --grace 0s left out would wait 30 s where the user asked for no wait.
+			if grace == 0 && cmd.Flags().Changed("grace") {
+				return fmt.Errorf("--grace 0s is no wait: give how long to wait for the guest, e.g. 30s, or 1s to force it off almost at once (or leave it out for the manager's default)")
+			}
 			// The manager waits for no guest in the other modes: a grace the user
 			// counts on would pass unnoticed.
 			if cmd.Flags().Changed("grace") && m != "Normal" {
