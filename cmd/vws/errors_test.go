@@ -108,6 +108,10 @@ func TestCLIBadOptionValuesAreRefusedLocally(t *testing.T) {
 		{[]string{"create", "--image", "x", "--memory", "1.5GiB"}, []string{"write --memory 1536"}},
 		{[]string{"create", "--image", "x", "--memory", "512MB"}, []string{"write --memory 512"}},
 		{[]string{"clone", "k", "--lifetime", "-1h"}, []string{"--lifetime", "negative"}},
+		// An empty name (a script's unset variable) is refused, as the Factory refuses
+		// one: left out, the workspace would get a generated name without a word.
+		{[]string{"create", "--image", "x", "--name", ""}, []string{"--name is empty", "leave --name out"}},
+		{[]string{"clone", "k", "--name", ""}, []string{"--name is empty", "leave --name out"}},
 		{[]string{"shutdown", "k", "--grace", "-1s"}, []string{"--grace", "negative"}},
 		// The manager takes no zero grace, and one left out is its default (30 s):
 		// sent as nothing, the guest would get the default, not the none asked for.

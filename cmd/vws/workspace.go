@@ -138,6 +138,16 @@ func checkLifetime(lifetime time.Duration, what string) error {
 	return nil
 }
 
+// checkName refuses a --name given empty (a script's unset variable): the service
+// refuses an empty name, and one left out is generated, so sent as nothing it would
+// name the workspace without a word.
+func checkName(cmd *cobra.Command, name, what string) error {
+	if name == "" && cmd.Flags().Changed("name") {
+		return fmt.Errorf("--name is empty: give the %s a name (1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit), or leave --name out for a generated one; nothing was created", what)
+	}
+	return nil
+}
+
 func newCreateCommand() *cobra.Command {
 	var base, file, image, name, out string
 	var force bool
@@ -153,6 +163,9 @@ let vws write the description from --memory and --cpus. Prints the new workspace
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkLifetime(lifetime, "workspace"); err != nil {
+				return err
+			}
+			if err := checkName(cmd, name, "workspace"); err != nil {
 				return err
 			}
 			var desc *etree.Element
@@ -354,6 +367,9 @@ func newCloneCommand() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkLifetime(lifetime, "clone"); err != nil {
+				return err
+			}
+			if err := checkName(cmd, name, "clone"); err != nil {
 				return err
 			}
 			epr, err := workspaceEPR(base, args[0])
