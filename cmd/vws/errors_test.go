@@ -108,6 +108,10 @@ func TestCLIBadOptionValuesAreRefusedLocally(t *testing.T) {
 		{[]string{"create", "--image", "x", "--memory", "1.5GiB"}, []string{"write --memory 1536"}},
 		{[]string{"create", "--image", "x", "--memory", "512MB"}, []string{"write --memory 512"}},
 		{[]string{"clone", "k", "--lifetime", "-1h"}, []string{"--lifetime", "negative"}},
+		// The service refuses a zero lifetime, and one left out is the site's default
+		// (a day): sent as nothing, the workspace would live that, not the none asked for.
+		{[]string{"create", "--image", "x", "--lifetime", "0s"}, []string{"--lifetime 0s", "e.g. 2h"}},
+		{[]string{"clone", "k", "--lifetime", "0s"}, []string{"--lifetime 0s", "e.g. 2h"}},
 		// An empty name (a script's unset variable) is refused, as the Factory refuses
 		// one: left out, the workspace would get a generated name without a word.
 		{[]string{"create", "--image", "x", "--name", ""}, []string{"--name is empty", "leave --name out"}},

@@ -126,10 +126,13 @@ func (o *eprOutput) save(cmd *cobra.Command, epr *wsa.EPR) error {
 }
 
 // checkLifetime refuses a --lifetime the service would refuse, in the flag's terms:
-// negative, or beyond the longest duration a request may name (a site's own maximum,
-// shorter, clamps what lies between).
-func checkLifetime(lifetime time.Duration, what string) error {
+// zero (changed: given; sent as nothing, it would be the site's default), negative,
+// or beyond the longest duration a request may name (a site's own maximum, shorter,
+// clamps what lies between).
+func checkLifetime(lifetime time.Duration, changed bool, what string) error {
 	switch {
+	case lifetime == 0 && changed:
+		return fmt.Errorf("--lifetime 0s is no lifetime: give how long the %s should live, e.g. 2h (or leave it out for the site's default)", what)
 	case lifetime < 0:
 		return fmt.Errorf("--lifetime %s is negative: give how long the %s should live, e.g. 2h (or leave it out for the site's default)", lifetime, what)
 	case lifetime > wsrf.MaxDuration:
@@ -162,7 +165,7 @@ let vws write the description from --memory and --cpus. Prints the new workspace
 -o also saves its EPR for the other commands and for GT-style tools.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkLifetime(lifetime, "workspace"); err != nil {
+			if err := checkLifetime(lifetime, cmd.Flags().Changed("lifetime"), "workspace"); err != nil {
 				return err
 			}
 			if err := checkName(cmd, name, "workspace"); err != nil {
@@ -366,7 +369,7 @@ func newCloneCommand() *cobra.Command {
 		Short: "Copy a workspace (copy-on-write) under a new name",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkLifetime(lifetime, "clone"); err != nil {
+			if err := checkLifetime(lifetime, cmd.Flags().Changed("lifetime"), "clone"); err != nil {
 				return err
 			}
 			if err := checkName(cmd, name, "clone"); err != nil {
