@@ -455,7 +455,9 @@ func newConsoleCommand() *cobra.Command {
 			}
 			offset := int64(0)
 			if tail > 0 {
-				offset = -tail
+				// One byte more than asked: the byte before the tail says whether
+				// its first line is whole.
+				offset = -tail - 1
 			}
 			f, ok := cmd.OutOrStdout().(*os.File)
 			terminal := ok && term.IsTerminal(int(f.Fd()))
@@ -477,10 +479,13 @@ func newConsoleCommand() *cobra.Command {
 				if offset >= 0 && from > offset {
 					fmt.Fprintf(cmd.ErrOrStderr(), "vws: %d bytes of console output before this were rotated away (virtlogd keeps max_backups files of max_size)\n", from-offset)
 				}
-				if offset < 0 {
-					// A tail starts mid-line: show whole lines only.
-					if i := bytes.IndexByte(data, '\n'); i >= 0 && txt(resp, "Offset") != "0" {
+				if offset < 0 && txt(resp, "Offset") != "0" {
+					// A tail starts mid-line: show whole lines only. Past the extra
+					// byte, a tail that starts a line is kept whole.
+					if i := bytes.IndexByte(data, '\n'); i >= 0 {
 						data = data[i+1:]
+					} else if len(data) > 0 {
+						data = data[1:]
 					}
 				}
 				// Standard output is often a file: one that could not be written (a
