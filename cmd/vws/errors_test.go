@@ -96,6 +96,7 @@ func TestCLIArgumentErrorsNameTheUsage(t *testing.T) {
 
 func TestCLIBadOptionValuesAreRefusedLocally(t *testing.T) {
 	_, hits := countingServer(t)
+	t.Chdir(t.TempDir()) // where a relative -o would be written
 	ctx := context.Background()
 	for _, tc := range []struct {
 		args     []string
@@ -108,6 +109,9 @@ func TestCLIBadOptionValuesAreRefusedLocally(t *testing.T) {
 		{[]string{"create", "--image", "x", "--memory", "1.5GiB"}, []string{"write --memory 1536"}},
 		{[]string{"create", "--image", "x", "--memory", "512MB"}, []string{"write --memory 512"}},
 		{[]string{"clone", "k", "--lifetime", "-1h"}, []string{"--lifetime", "negative"}},
+		// "-" is standard output to most tools, but -o would make a file of that name.
+		{[]string{"create", "--image", "x", "-o", "-"}, []string{"-o -", "standard output", "e.g. -o ws.xml"}},
+		{[]string{"clone", "k", "-o", "-"}, []string{"-o -", "standard output", "e.g. -o ws.xml"}},
 		// The service refuses a zero lifetime, and one left out is the site's default
 		// (a day): sent as nothing, the workspace would live that, not the none asked for.
 		{[]string{"create", "--image", "x", "--lifetime", "0s"}, []string{"--lifetime 0s", "e.g. 2h"}},
@@ -147,6 +151,9 @@ func TestCLIBadOptionValuesAreRefusedLocally(t *testing.T) {
 	}
 	if hits.Load() != 0 {
 		t.Errorf("%d requests reached the server: a bad option was sent instead of refused", hits.Load())
+	}
+	if ents, _ := os.ReadDir("."); len(ents) != 0 {
+		t.Errorf("a refused command left %s in the working directory", ents[0].Name())
 	}
 }
 

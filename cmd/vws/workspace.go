@@ -66,6 +66,11 @@ func prepareEPROutput(path string, force bool, inputs ...string) (*eprOutput, er
 	if path == "" {
 		return &eprOutput{}, nil
 	}
+	// To most tools "-" is standard output: here it would be a file of that name,
+	// which the user would not look for.
+	if path == "-" {
+		return nil, errors.New("-o - would write the EPR to a file named \"-\", not to standard output (where the key goes): give a file name, e.g. -o ws.xml; nothing was created")
+	}
 	// A directory cannot be renamed over, and its parent is not where the user
 	// looks for the temporary file: refuse it (or a name ending in /) here.
 	fi, err := os.Stat(path)
