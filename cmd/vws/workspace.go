@@ -109,8 +109,14 @@ func (o *eprOutput) save(cmd *cobra.Command, epr *wsa.EPR) error {
 	if k := epr.Reference(vwsns.Workspace, "WorkspaceKey"); k != nil {
 		key = strings.TrimSpace(k.Text())
 	}
-	fmt.Fprintln(cmd.OutOrStdout(), key)
+	// Standard output is often a file a script keeps the key in: one that could not
+	// be written (a full disk) holds no handle on the new workspace, and exit 0
+	// would say it does.
+	_, perr := fmt.Fprintln(cmd.OutOrStdout(), key)
 	if o.tmp == nil {
+		if perr != nil {
+			return fmt.Errorf("print the key: %w; workspace %s exists: the other commands take this key, and vws destroy %s removes it", perr, key, key)
+		}
 		return nil
 	}
 	_, err := epr.Document().WriteTo(o.tmp)
@@ -126,6 +132,9 @@ func (o *eprOutput) save(cmd *cobra.Command, epr *wsa.EPR) error {
 	if err != nil {
 		os.Remove(o.tmp.Name())
 		return fmt.Errorf("write EPR to %s: %w; workspace %s exists: the other commands take its key, and vws destroy %s removes it", o.path, err, key, key)
+	}
+	if perr != nil {
+		return fmt.Errorf("print the key: %w; workspace %s exists, its EPR is in %s", perr, key, o.path)
 	}
 	return nil
 }
