@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -60,11 +61,22 @@ func readConsoleStream(path string, offset int64, max int, offsets bool) (Consol
 // consoleTail is the end of a console log as printable text, for a resource property.
 func consoleTail(path string, max int) string {
 	// The tail shows no offsets: a log that only grew is no reason to write its index.
-	c, err := readConsoleStream(path, -int64(max), max, false)
+	// One byte more than shown: the byte before the tail says whether its first line
+	// is whole.
+	c, err := readConsoleStream(path, -int64(max)-1, max+1, false)
 	if err != nil {
 		return ""
 	}
-	s := strings.Map(func(r rune) rune {
+	data := c.Data
+	if c.Offset > 0 && len(data) > 0 {
+		rest := data[1:]
+		// Start at a whole line, unless the cut line is all the tail holds.
+		if i := bytes.IndexByte(rest, '\n'); data[0] != '\n' && i >= 0 && i+1 < len(rest) {
+			rest = rest[i+1:]
+		}
+		data = rest
+	}
+	return strings.Map(func(r rune) rune {
 		switch {
 		case r == '\n' || r == '\t':
 			return r
@@ -72,9 +84,5 @@ func consoleTail(path string, max int) string {
 			return -1
 		}
 		return r
-	}, strings.ToValidUTF8(string(c.Data), ""))
-	if i := strings.IndexByte(s, '\n'); i >= 0 && c.Offset > 0 {
-		s = s[i+1:] // start at a whole line
-	}
-	return s
+	}, strings.ToValidUTF8(string(data), ""))
 }

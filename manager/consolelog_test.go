@@ -225,3 +225,26 @@ func TestConsoleTailDoesNotRewriteTheIndex(t *testing.T) {
 		t.Fatalf("after property reads the stream reads %q from %d, want %q from 0", c.Data, c.Offset, l.written.Bytes())
 	}
 }
+
+// TestConsoleTailKeepsAWholeFirstLine: the tail shows whole lines only, and a tail
+// whose bytes begin exactly at a line's start keeps that line.
+func TestConsoleTailKeepsAWholeFirstLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "console.log")
+	if err := os.WriteFile(path, []byte("one\ntwo\nthree\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		max  int
+		want string
+	}{
+		{10, "two\nthree\n"}, // begins at "two": kept whole
+		{11, "two\nthree\n"}, // begins at the newline before it
+		{12, "two\nthree\n"}, // begins inside "one": that part dropped
+		{14, "one\ntwo\nthree\n"},
+		{3, "ee\n"}, // no line break before the end: the partial line is all there is
+	} {
+		if got := consoleTail(path, c.max); got != c.want {
+			t.Errorf("consoleTail(%d) = %q, want %q", c.max, got, c.want)
+		}
+	}
+}
