@@ -657,7 +657,10 @@ type unreachableError struct {
 func (e *unreachableError) Error() string {
 	return "cannot reach the repository to " + e.what + ": " + e.err.Error()
 }
-func (e *unreachableError) Unwrap() error { return e.err }
+
+// Unwrap gives the cause, and ErrUnavailable: the message is written for the caller,
+// whose fault keeps it.
+func (e *unreachableError) Unwrap() []error { return []error{e.err, errdefs.ErrUnavailable} }
 
 // mayHaveBeenSent says whether a call that failed so may have reached the
 // Repository: not when it failed before leaving this process, no connection was

@@ -27,8 +27,9 @@ const DefaultMinFreeBytes = 1 << 30
 const ownFilesSlack = 2 << 20
 
 // errNoRoom: a deploy or serialize was refused before it wrote anything, because its
-// bytes would not fit with the floor left free.
-var errNoRoom = errors.New("not enough free disk space")
+// bytes would not fit with the floor left free. Of kind ErrStorageFull, so that its
+// fault says where and how much.
+var errNoRoom = errdefs.OfKind(errors.New("not enough free disk space"), errdefs.ErrStorageFull)
 
 // spaceNeed is what an operation will write: into the host cache, and into the
 // workspace's own directory. The two may lie on different file systems. images
@@ -312,6 +313,8 @@ func (m *Manager) adviseOnFullDisk(err error, alternative string) error {
 	if free, ferr := m.freeSpace(m.cfg.Dir); ferr == nil {
 		err = fmt.Errorf("%w (the disk filled up: %s has %s free now; the manager keeps %s free)", err, m.cfg.Dir, ibytes(free), ibytes(m.minFree()))
 	}
+	// The caller is told the full disk (the administrator must free space), not an incident.
+	err = errdefs.OfKind(err, errdefs.ErrStorageFull)
 	if alternative == "" {
 		return errdefs.WithAdvice(err, fmt.Sprintf("free space in %s and repeat", m.cfg.Dir))
 	}

@@ -751,7 +751,7 @@ func (l *Log) HasAnchor(ctx context.Context, id int64, hash string) error {
 // a full disk, so that the administrator knows where to make room.
 func Unrecorded(err error, dir string) error {
 	if store.IsFull(err) {
-		return errdefs.WithAdvice(fmt.Errorf("the server's storage is full (%s): the audit trail cannot record this decision, so nothing was done: %w", dir, err),
+		return errdefs.WithAdvice(errdefs.OfKind(fmt.Errorf("the server's storage is full (%s): the audit trail cannot record this decision, so nothing was done: %w", dir, err), errdefs.ErrStorageFull),
 			"the site administrator must free space there, then retry")
 	}
 	return errdefs.WithAdvice(fmt.Errorf("the audit trail could not record this decision, so nothing was done: %w", err),

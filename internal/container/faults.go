@@ -1,7 +1,10 @@
 package container
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/beevik/etree"
@@ -100,10 +103,36 @@ var faultKinds = []faultKind{
 		"correct the request and send it again"},
 	{errdefs.ErrNotImplemented, nsVWS, "ServiceFault", soap.CodeServer,
 		"this release does not provide the operation yet"},
+	// Server-side failures whose words are written for the caller; last, so that an
+	// error another kind names keeps that kind.
+	{errBusy, nsVWS, "ServiceFault", soap.CodeServer,
+		"nothing was done; send the request again later"},
+	{errHandlerTimeout, nsVWS, "ServiceFault", soap.CodeServer,
+		"check the resource's state before repeating an operation that changes it; if operations keep timing out, tell the site administrator"},
+	{errdefs.ErrStorageFull, nsVWS, "ServiceFault", soap.CodeServer,
+		"the site administrator must free space on the server; then retry"},
+	{errdefs.ErrUnavailable, nsVWS, "ServiceFault", soap.CodeServer,
+		"retry later; if it persists, tell the site administrator"},
 }
 
+// fallbackKind is an error no kind names: the server's own failure, told to the
+// caller as an incident (buildFault), never in its code's words.
 var fallbackKind = faultKind{nil, nsVWS, "ServiceFault", soap.CodeServer,
-	"the service failed internally; retry, and report to the site administrator if it persists"}
+	"retry later, first checking whether an operation that changes something took effect"}
+
+// newIncident returns an id for one unclassified failure, which its fault names and
+// the server's log records it under.
+func newIncident() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b) // crypto/rand.Read does not fail (it panics if it cannot read)
+	return hex.EncodeToString(b)
+}
+
+// publicError is an error whose caller is told less than its Error text, which the
+// server's log keeps.
+type publicError interface {
+	public() string
+}
 
 // gt4Names are the faults the 2004/06 drafts name otherwise or lack (those become
 // the draft's nearest fault: its Subscribe knows no filters but the topic, and no
@@ -157,6 +186,8 @@ type faultInput struct {
 	opNS string
 	code soap.FaultCode // overrides the kind's code when set (MustUnderstand, VersionMismatch)
 	now  time.Time
+	// incident names an unclassified failure; buildFault makes one up when empty.
+	incident string
 }
 
 // buildFault renders err as a SOAP fault whose detail is a BaseFault subtype.
@@ -190,9 +221,23 @@ func buildFault(in faultInput) (*soap.Fault, faultKind) {
 		}
 	}
 	desc := in.err.Error()
+	var pub publicError
+	if errors.As(in.err, &pub) {
+		desc = pub.public()
+	}
 	advice := errdefs.Advice(in.err)
 	if advice == "" {
 		advice = k.advice
+	}
+	if k.sentinel == nil {
+		// Its words are the code's (file paths, SQL, driver text), not the caller's:
+		// they stay in the server's log, under the incident id the caller is given.
+		// Advice is written for callers, so it stays.
+		if in.incident == "" {
+			in.incident = newIncident()
+		}
+		desc = fmt.Sprintf("the service failed internally (incident %s)", in.incident)
+		advice += "; if it persists, give the site administrator the incident id " + in.incident
 	}
 	if advice != "" {
 		desc += "; " + advice

@@ -3,6 +3,9 @@ package container
 import (
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io/fs"
 	"path"
 	"regexp"
@@ -156,6 +159,77 @@ func TestAdviceNamesOnlyOperationsOfTheDialect(t *testing.T) {
 		f, _ := buildFault(faultInput{err: fmt.Errorf("%w: vw:nope", errdefs.ErrInvalidQName), dialect: d, now: time.Now()})
 		if !strings.Contains(f.String, want) {
 			t.Errorf("%s InvalidResourcePropertyQNameFault: %q, want advice naming %s", d.Name, f.String, want)
+		}
+	}
+}
+
+// TestEveryKindKeepsItsWords: every errdefs sentinel, and the container's own busy
+// and timed-out refusals, names a fault kind, so an error of it keeps its words (they
+// are written for the caller) in both dialects; only an error no kind names is told
+// as an incident. A sentinel added to errdefs without an entry here fails the test.
+func TestEveryKindKeepsItsWords(t *testing.T) {
+	sentinels := map[string]error{
+		"ErrBadRequest": errdefs.ErrBadRequest, "ErrResourceUnknown": errdefs.ErrResourceUnknown,
+		"ErrInvalidQName": errdefs.ErrInvalidQName, "ErrInvalidQuery": errdefs.ErrInvalidQuery,
+		"ErrUnknownQueryDialect": errdefs.ErrUnknownQueryDialect, "ErrInvalidModification": errdefs.ErrInvalidModification,
+		"ErrUnableToModify": errdefs.ErrUnableToModify, "ErrUnableToSetTermTime": errdefs.ErrUnableToSetTermTime,
+		"ErrTermTimeRejected": errdefs.ErrTermTimeRejected, "ErrActionNotSupported": errdefs.ErrActionNotSupported,
+		"ErrMetadata": errdefs.ErrMetadata, "ErrAuthorization": errdefs.ErrAuthorization,
+		"ErrQuotaExceeded": errdefs.ErrQuotaExceeded, "ErrState": errdefs.ErrState, "ErrLocked": errdefs.ErrLocked,
+		"ErrSecurity": errdefs.ErrSecurity, "ErrSubscribe": errdefs.ErrSubscribe,
+		"ErrTopicNotSupported": errdefs.ErrTopicNotSupported, "ErrInvalidTopic": errdefs.ErrInvalidTopic,
+		"ErrTopicDialectUnknown": errdefs.ErrTopicDialectUnknown, "ErrInvalidFilter": errdefs.ErrInvalidFilter,
+		"ErrUnacceptableInitialTermTime": errdefs.ErrUnacceptableInitialTermTime,
+		"ErrUnacceptableTermTime":        errdefs.ErrUnacceptableTermTime, "ErrNotDestroyed": errdefs.ErrNotDestroyed,
+		"ErrCreation": errdefs.ErrCreation, "ErrImageIntegrity": errdefs.ErrImageIntegrity,
+		"ErrHypervisor": errdefs.ErrHypervisor, "ErrNotImplemented": errdefs.ErrNotImplemented,
+		"ErrQueryTooCostly": errdefs.ErrQueryTooCostly, "ErrStorageFull": errdefs.ErrStorageFull,
+		"ErrUnavailable": errdefs.ErrUnavailable,
+	}
+	file, err := parser.ParseFile(token.NewFileSet(), "../errdefs/errdefs.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, obj := range file.Scope.Objects {
+		if obj.Kind == ast.Var && strings.HasPrefix(name, "Err") {
+			if _, ok := sentinels[name]; !ok {
+				t.Errorf("errdefs.%s is not checked here: add it, and a fault kind for it", name)
+			}
+		}
+	}
+	const words = "workspace k: /srv/vws/data is 99% full"
+	errs := map[string]error{
+		"errBusy":    fmt.Errorf("%w (waited 5s for room to read a 9-byte request): %s", errBusy, words),
+		"timedOut":   &timedOut{limit: time.Second, err: errors.New("handler: " + words)},
+		"StateError": &errdefs.StateError{Current: "running", Requested: "paused", Err: errors.New(words)},
+		"OfKind":     errdefs.OfKind(errors.New(words), errdefs.ErrStorageFull),
+	}
+	for name, s := range sentinels {
+		errs[name] = fmt.Errorf("%w: %s", s, words)
+	}
+	for name, err := range errs {
+		if k := classify(err); k.sentinel == nil {
+			t.Errorf("%s (%v) names no fault kind", name, err)
+		}
+		for _, d := range dialect.Dialects {
+			f, _ := buildFault(faultInput{err: err, dialect: d, now: time.Now()})
+			want := words
+			if name == "timedOut" {
+				want = "did not finish within the server's limit of 1s"
+			}
+			if !strings.Contains(f.String, want) || strings.Contains(f.String, "incident") {
+				t.Errorf("%s %s: %q, want its own words %q", d.Name, name, f.String, want)
+			}
+		}
+	}
+
+	// An error no kind names is an incident, in each dialect alike.
+	for _, d := range dialect.Dialects {
+		f, _ := buildFault(faultInput{err: errors.New(words), dialect: d, now: time.Now(), incident: "0123456789ab"})
+		want := "the service failed internally (incident 0123456789ab); " + fallbackKind.advice +
+			"; if it persists, give the site administrator the incident id 0123456789ab"
+		if f.String != want || f.Code != soap.CodeServer {
+			t.Errorf("%s: %s %q, want Server %q", d.Name, f.Code, f.String, want)
 		}
 	}
 }

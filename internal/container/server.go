@@ -11,6 +11,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -206,13 +207,14 @@ func (c *Container) serviceNames() string {
 
 // call is the state of one SOAP exchange, for logging, metrics and faults.
 type call struct {
-	svc     *Service
-	dialect *dialect.Dialect
-	maps    wsa.MAPs
-	req     *Request
-	opName  string
-	start   time.Time
-	signed  bool // the request carried a verified signature
+	svc      *Service
+	dialect  *dialect.Dialect
+	maps     wsa.MAPs
+	req      *Request
+	opName   string
+	start    time.Time
+	signed   bool   // the request carried a verified signature
+	incident string // the id of the unclassified failure its fault names, if any
 }
 
 func (c *Container) serveSOAP(w http.ResponseWriter, r *http.Request, svc *Service) {
@@ -322,18 +324,18 @@ func (c *Container) serveSOAP(w http.ResponseWriter, r *http.Request, svc *Servi
 	}})
 	if !svc.Unbounded(req.Operation.Name) {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.cfg.HandlerTimeout)
+		ctx, cancel = context.WithTimeoutCause(ctx, c.cfg.HandlerTimeout, errHandlerTimeout)
 		defer cancel()
 	}
 	if c.cfg.Authorize != nil {
 		if err := c.cfg.Authorize(ctx, req); err != nil {
-			c.fail(w, r, cl, http.StatusInternalServerError, err, "")
+			c.fail(w, r, cl, http.StatusInternalServerError, c.stopped(ctx, err), "")
 			return
 		}
 	}
 	body, err := c.invoke(ctx, svc, req)
 	if err != nil {
-		c.fail(w, r, cl, http.StatusInternalServerError, err, "")
+		c.fail(w, r, cl, http.StatusInternalServerError, c.stopped(ctx, err), "")
 		return
 	}
 	if cl.discarded(false) {
@@ -351,12 +353,38 @@ func (c *Container) serveSOAP(w http.ResponseWriter, r *http.Request, svc *Servi
 func (c *Container) invoke(ctx context.Context, svc *Service, req *Request) (body *etree.Element, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			c.cfg.Logger.Error("handler panic", "service", svc.Name, "operation", req.Operation.Name, "panic", p)
-			body, err = nil, fmt.Errorf("internal error in %s", req.Operation.Name)
+			c.cfg.Logger.Error("handler panic", "service", svc.Name, "operation", req.Operation.Name, "panic", p, "stack", string(debug.Stack()))
+			// Unclassified, so the caller gets an incident id and the log the panic under it.
+			body, err = nil, fmt.Errorf("internal error in %s: panic: %v", req.Operation.Name, p)
 		}
 	}()
 	return svc.handlers[req.Operation.Name](ctx, req)
 }
+
+// errHandlerTimeout is the cause of a context the container ended at HandlerTimeout.
+var errHandlerTimeout = errors.New("the operation did not finish within the server's time limit")
+
+// stopped returns err, which the handler answered under ctx, as a timedOut when the
+// container's HandlerTimeout ended ctx and no fault type names err: the caller learns
+// that the operation was stopped, not how the code noticed.
+func (c *Container) stopped(ctx context.Context, err error) error {
+	if classify(err).sentinel != nil || !errors.Is(context.Cause(ctx), errHandlerTimeout) {
+		return err
+	}
+	return &timedOut{limit: c.cfg.HandlerTimeout, err: err}
+}
+
+// timedOut is an operation the container stopped at HandlerTimeout.
+type timedOut struct {
+	limit time.Duration
+	err   error // the handler's answer, for the log
+}
+
+func (e *timedOut) public() string {
+	return fmt.Sprintf("the operation did not finish within the server's limit of %s, so the server stopped it; whether it took effect is not known", e.limit)
+}
+func (e *timedOut) Error() string   { return e.public() + ": " + e.err.Error() }
+func (e *timedOut) Unwrap() []error { return []error{errHandlerTimeout, e.err} }
 
 var errMustUnderstand = errors.New("header not understood")
 
@@ -632,6 +660,10 @@ func (c *Container) fail(w http.ResponseWriter, r *http.Request, cl *call, statu
 		return
 	}
 	in := faultInput{err: err, dialect: cl.dialect, code: code, now: c.cfg.Now()}
+	if classify(err).sentinel == nil {
+		cl.incident = newIncident()
+		in.incident = cl.incident
+	}
 	if cl.req != nil {
 		in.originator = cl.req.EPR()
 		in.opNS = cl.req.Operation.Input.Space // the request element's (route), which DoneReading may have dropped
@@ -711,7 +743,12 @@ func (c *Container) observe(r *http.Request, cl *call, status int, fault string,
 	level := slog.LevelInfo
 	if fault != "" {
 		attrs = append(attrs, slog.String("fault", fault), slog.String("error", err.Error()))
+		if cl.incident != "" {
+			attrs = append(attrs, slog.String("incident", cl.incident))
+		}
 		switch {
+		case cl.incident != "":
+			level = slog.LevelError // the caller was told to quote the id to the administrator
 		case errors.Is(err, errBusy):
 			level = slog.LevelWarn // load, not a failure (vws_soap_busy_total counts them)
 		case classify(err).code == soap.CodeServer:

@@ -49,7 +49,22 @@ var (
 	ErrHypervisor     = errors.New("hypervisor failure")
 	ErrNotImplemented = errors.New("operation not implemented")
 	ErrQueryTooCostly = errors.New("query exceeded its evaluation budget")
+	// ErrStorageFull: the server's storage has no room for what the operation would
+	// write; the message says where, for the caller to pass on to the administrator.
+	ErrStorageFull = errors.New("storage full")
+	// ErrUnavailable: a service this one needs did not answer; the message says which
+	// and what became of the request.
+	ErrUnavailable = errors.New("service unavailable")
 )
+
+// OfKind returns err, which errors.Is also finds to be kind, its message unchanged:
+// for an error written for callers whose words do not start with kind's.
+func OfKind(err, kind error) error { return &kinded{err: err, kind: kind} }
+
+type kinded struct{ err, kind error }
+
+func (e *kinded) Error() string   { return e.err.Error() }
+func (e *kinded) Unwrap() []error { return []error{e.err, e.kind} }
 
 // StateError names both the current and the requested state, as WorkspaceStateFault must.
 type StateError struct {
