@@ -12,12 +12,18 @@ import (
 )
 
 func main() {
+	os.Exit(run(interruptContext(), os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// interruptContext is canceled by the first Ctrl-C, which cancels the command; a
+// second one ends vws at once.
+func interruptContext() context.Context {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	go func() {
 		<-ctx.Done()
-		stop() // the first Ctrl-C cancels the command; a second one ends vws at once
+		stop()
 	}()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	return ctx
 }
 
 func newRootCommand() *cobra.Command {

@@ -408,8 +408,11 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		srv.Fence() // not one more write over the records the other server keeps now
 	}
 	// A second SIGINT or SIGTERM now ends vws at once, as without a handler: the
-	// shutdown may wait on requests for as long as their handlers take.
+	// shutdown may wait on requests for as long as their handlers take. Reset, not
+	// just stop: main's Ctrl-C handler would otherwise swallow a SIGINT after a
+	// SIGTERM.
 	stop()
+	signal.Reset(syscall.SIGINT, syscall.SIGTERM)
 	logger.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
