@@ -326,7 +326,7 @@ func pruneAudit(ctx context.Context, out io.Writer, o *auditOptions, now time.Ti
 	}
 	var db *store.DB
 	if o.database != "" {
-		// Beside the running server, which is safe: Prune is one transaction that
+		// Beside the running server, which is safe: each of Prune's transactions
 		// removes verified records up to the last one older than --prune-before and
 		// moves the checkpoint to it, while the server only appends after the chain's
 		// head (never at or below a record that exists, so never among those removed)
@@ -352,8 +352,16 @@ func pruneAudit(ctx context.Context, out io.Writer, o *auditOptions, now time.Ti
 	}
 	log := audit.New(db.SQL(), slog.New(slog.DiscardHandler))
 	n, err := log.Prune(ctx, before)
-	if err != nil {
+	switch {
+	case err != nil && n == 0:
 		return fmt.Errorf("audit log in %s: nothing removed: %w", where, err)
+	case err != nil:
+		// Prune goes in batches, each with its checkpoint: those done stay done.
+		msg := fmt.Sprintf("audit log in %s: removed %d records older than %s, then stopped; the chain verifies from the checkpoint (vws audit --verify), and the same --prune-before again removes the rest", where, n, before.Format(time.RFC3339))
+		if errors.Is(err, context.Canceled) {
+			return &interruptedError{msg}
+		}
+		return fmt.Errorf("%s: %w", msg, err)
 	}
 	cp, err := log.Checkpoint(ctx)
 	if err != nil {

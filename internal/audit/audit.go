@@ -621,62 +621,108 @@ func checkpoint(ctx context.Context, q querier) (Checkpoint, error) {
 // Prune removes the records older than before — an audit table that records every
 // decision grows without end — once they verify, and keeps the last one's id and hash
 // as the checkpoint the rest of the chain continues from. A broken stretch is kept as
-// evidence: pruning refuses. It returns how many records went.
+// evidence: pruning refuses. It returns how many records went, also when it stops
+// with an error after some batches did.
+//
+// It removes them pruneBatch at a time, each batch with the checkpoint in one short
+// transaction: on SQLite a transaction holds the write lock the server's every append
+// (every request's audit record) waits for, and one over a large trail outlasted
+// busy_timeout, failing the server's requests. Stopped between batches (an error, an
+// interrupt, a crash), the trail verifies from the checkpoint of the last one.
 func (l *Log) Prune(ctx context.Context, before time.Time) (int64, error) {
+	var total int64
+	var lastID int64
+	var lastHash string
+	for {
+		start := time.Now()
+		n, id, hash, err := l.pruneOnce(ctx, before, pruneBatch)
+		if n > 0 {
+			total, lastID, lastHash = total+n, id, hash
+		}
+		if err != nil {
+			if total > 0 {
+				l.log.Info("audit log pruned in part", "removed", total, "checkpoint id", lastID, "checkpoint hash", lastHash, "err", err)
+			}
+			return total, err
+		}
+		if n < pruneBatch {
+			break
+		}
+		// As long again without the lock: a waiting writer's busy handler retries
+		// every few ms (at most every 100), and would otherwise rarely find it free.
+		select {
+		case <-ctx.Done():
+			l.log.Info("audit log pruned in part", "removed", total, "checkpoint id", lastID, "checkpoint hash", lastHash, "err", ctx.Err())
+			return total, fmt.Errorf("prune audit log: %w", ctx.Err())
+		case <-time.After(time.Since(start)):
+		}
+	}
+	if total > 0 {
+		l.log.Info("audit log pruned", "removed", total, "checkpoint id", lastID, "checkpoint hash", lastHash)
+	}
+	return total, nil
+}
+
+// pruneBatch is the most records one of Prune's transactions removes: a few
+// milliseconds of holding the write lock.
+var pruneBatch int64 = 1000
+
+// pruneOnce removes up to limit of the oldest records older than before, with the
+// checkpoint, in one transaction, and returns how many went and the new checkpoint.
+func (l *Log) pruneOnce(ctx context.Context, before time.Time, limit int64) (int64, int64, string, error) {
 	tx, commit, rollback, err := l.beginPrune(ctx)
 	if err != nil {
-		return 0, err
+		return 0, 0, "", err
 	}
 	defer rollback()
 	cp := Checkpoint{LastHash: Genesis}
 	var pruned, at int64
 	err = tx.QueryRowContext(ctx, `SELECT last_id, last_hash, pruned, at FROM audit_checkpoint WHERE id = 1`).Scan(&cp.LastID, &cp.LastHash, &pruned, &at)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return 0, fmt.Errorf("read audit checkpoint: %w", err)
+		return 0, 0, "", fmt.Errorf("read audit checkpoint: %w", err)
 	}
 	// In chain order up to the first record at or after before, not every record
 	// older than before: after the clock stepped back, one written before the step
 	// has a later time than those after it, and skipping it would break the chain.
-	rows, err := tx.QueryContext(ctx, `SELECT `+columns+` FROM audit ORDER BY id`)
+	rows, err := tx.QueryContext(ctx, `SELECT `+columns+` FROM audit ORDER BY id LIMIT $1`, limit)
 	if err != nil {
-		return 0, fmt.Errorf("prune audit log: %w", err)
+		return 0, 0, "", fmt.Errorf("prune audit log: %w", err)
 	}
 	lastID, lastHash, n := cp.LastID, cp.LastHash, int64(0)
 	for rows.Next() {
 		e, err := scanEntry(rows)
 		if err != nil {
 			rows.Close()
-			return 0, err
+			return 0, 0, "", err
 		}
 		if !e.Time.Before(before) {
 			break
 		}
 		if e.Prev != lastHash || e.ComputeHash() != e.Hash {
 			rows.Close()
-			return 0, &ChainError{ID: e.ID, Reason: "it does not verify; records up to it are kept as evidence (vws audit --verify)"}
+			return 0, 0, "", &ChainError{ID: e.ID, Reason: "it does not verify; records up to it are kept as evidence (vws audit --verify)"}
 		}
 		lastID, lastHash, n = e.ID, e.Hash, n+1
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("prune audit log: %w", err)
+		return 0, 0, "", fmt.Errorf("prune audit log: %w", err)
 	}
 	if n == 0 {
-		return 0, nil
+		return 0, 0, "", nil
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM audit WHERE id <= $1`, lastID); err != nil {
-		return 0, fmt.Errorf("prune audit log: %w", err)
+		return 0, 0, "", fmt.Errorf("prune audit log: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO audit_checkpoint (id, last_id, last_hash, pruned, at) VALUES (1, $1, $2, $3, $4)
 		ON CONFLICT (id) DO UPDATE SET last_id = excluded.last_id, last_hash = excluded.last_hash, pruned = excluded.pruned, at = excluded.at`,
 		lastID, lastHash, pruned+n, l.now().UnixMilli()); err != nil {
-		return 0, fmt.Errorf("prune audit log: %w", err)
+		return 0, 0, "", fmt.Errorf("prune audit log: %w", err)
 	}
 	if err := commit(); err != nil {
-		return 0, fmt.Errorf("prune audit log: %w", err)
+		return 0, 0, "", fmt.Errorf("prune audit log: %w", err)
 	}
-	l.log.Info("audit log pruned", "removed", n, "checkpoint id", lastID, "checkpoint hash", lastHash)
-	return n, nil
+	return n, lastID, lastHash, nil
 }
 
 type pruneTx interface {
@@ -705,7 +751,7 @@ func (l *Log) beginPrune(ctx context.Context) (tx pruneTx, commit func() error, 
 	if _, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
 		conn.Close()
 		return nil, nil, nil, errdefs.WithAdvice(fmt.Errorf("prune audit log: lock the database for writing (the server beside it holds the lock): %w", err),
-			"nothing was removed; retry")
+			"the records not yet removed are intact; retry")
 	}
 	commit = func() error { _, err := conn.ExecContext(ctx, `COMMIT`); return err }
 	rollback = func() {
