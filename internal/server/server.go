@@ -182,6 +182,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	cfg.Factory.Version = Version
 	cfg.Factory.Defaults()
 
+	// The rules before the data directory: a mistyped --policy or --grid-mapfile
+	// fails the start without creating or migrating a database.
+	pol, err := policy.NewEngine(cfg.PolicyFile, cfg.GridMapFile, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.Database == "" {
 		if err := CheckRecordsHere(cfg.DataDir); err != nil {
 			return nil, err
@@ -223,10 +229,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}
 
-	s.policy, err = policy.NewEngine(cfg.PolicyFile, cfg.GridMapFile, cfg.Logger)
-	if err != nil {
-		return nil, err
-	}
+	s.policy = pol
 	switch {
 	case cfg.PolicyFile != "" || cfg.GridMapFile != "":
 	case cfg.Trust != nil:
