@@ -71,17 +71,22 @@ func (r *Repository) announceHost(ctx context.Context, req *container.Request) (
 	forgotten, err := r.hosts.AnnounceWithin(h, now, maxHostNamesPerIdentity, inUse)
 	if err != nil {
 		var taken *placement.ErrNameTaken
-		if errors.As(err, &taken) {
+		var addrTaken *placement.ErrAddressTaken
+		var tooMany *placement.ErrTooManyNames
+		// Audited as the certificate-name refusal is: each is an identity reaching
+		// for a host that is not its own, or for more hosts than it may keep.
+		if errors.As(err, &taken) || errors.As(err, &addrTaken) || errors.As(err, &tooMany) {
+			r.audit.Record(ctx, "announce-host", h.Name, "denied", err.Error())
+		}
+		if taken != nil {
 			return nil, errdefs.WithAdvice(fmt.Errorf("%w: %w", errdefs.ErrAuthorization, err),
 				"each host announces itself under its own name (vws serve --host-name); nothing was recorded")
 		}
-		var addrTaken *placement.ErrAddressTaken
-		if errors.As(err, &addrTaken) {
+		if addrTaken != nil {
 			return nil, errdefs.WithAdvice(fmt.Errorf("%w: %w", errdefs.ErrAuthorization, err),
 				"each host announces its own manager's address (vws serve --public-url); nothing was recorded")
 		}
-		var tooMany *placement.ErrTooManyNames
-		if errors.As(err, &tooMany) {
+		if tooMany != nil {
 			return nil, errdefs.WithAdvice(fmt.Errorf("%w: %w", errdefs.ErrAuthorization, err),
 				"announce the host under a name it announced before (vws serve --host-name), or undeploy or reclaim the workspaces deployed under the names it no longer uses; nothing was recorded")
 		}
