@@ -486,6 +486,10 @@ func parseHostOffer(el *etree.Element) (placement.Host, error) {
 	// Offers that cannot be true would place workspaces where they cannot run.
 	case seen["CPUs"] && h.Offer.CPUs == 0:
 		return h, errors.New("CPUs 0: a host offers at least one")
+	// Free memory alone is unchecked (up to 2^40 MiB) and would win every placement
+	// by free memory; every vws manager sends the total it is part of.
+	case seen["MemoryFreeMiB"] && !seen["MemoryTotalMiB"]:
+		return h, errors.New("MemoryFreeMiB without MemoryTotalMiB: send the host's total memory with its free memory")
 	case seen["MemoryTotalMiB"] && seen["MemoryFreeMiB"] && h.Offer.FreeMiB > h.MemoryTotalMiB:
 		return h, fmt.Errorf("MemoryFreeMiB %d is more than MemoryTotalMiB %d", h.Offer.FreeMiB, h.MemoryTotalMiB)
 	}
