@@ -34,9 +34,11 @@ const managerPath = "/wsrf/services/" + vwsns.ManagerService
 type managerTarget struct {
 	base string // --url: where the workspace EPR's key resolves
 	host string // --host: a manager's base URL
+	verb string // the command's name, for its advice
 }
 
 func (t *managerTarget) register(cmd *cobra.Command, hostHelp string) {
+	t.verb = cmd.Name()
 	cmd.Flags().StringVar(&t.base, "url", "", "base URL of vws (default $VWS_URL, else http://127.0.0.1:8080)")
 	cmd.Flags().StringVar(&t.host, "host", "", hostHelp)
 }
@@ -66,9 +68,28 @@ func (t *managerTarget) resolve(ctx context.Context, arg string, deployed bool) 
 				return ws, ref, nil
 			}
 		}
-		return nil, nil, errors.New("the workspace is not deployed (it has no vw:managerReference); deploy it first, or name the manager with --host")
+		return nil, nil, errors.New("the workspace is not deployed (it has no vw:managerReference): " + notDeployedAdvice(t.verb, arg))
 	}
 	return ws, &wsa.EPR{Version: ws.Version, Address: baseURL(t.base) + managerPath}, nil
+}
+
+// notDeployedAdvice is what to do about a workspace in the repository, for the
+// command verb: one that stops a workspace has nothing to do, and deploying it
+// first, as the others are told, would be no help.
+func notDeployedAdvice(verb, arg string) string {
+	const other = "if a manager still holds it, name that manager with --host"
+	deploy := "vws deploy " + arg + " --state running deploys and starts it, or name the manager with --host"
+	switch verb {
+	case "undeploy":
+		return "it is in the repository already, so there is nothing to undeploy; " + other
+	case "shutdown":
+		return "it runs nowhere, so there is nothing to shut down; " + other
+	case "pause", "unpause":
+		return "it runs nowhere, so there is nothing to " + verb + "; " + deploy
+	case "console":
+		return "it has a console once deployed: " + deploy
+	}
+	return "deploy it first: " + deploy
 }
 
 func mgrBody(local string, ws *wsa.EPR) *etree.Element {
