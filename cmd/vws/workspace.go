@@ -235,6 +235,9 @@ let vws write the description from --memory and --cpus. Prints the new workspace
 			}
 			factory := &wsa.EPR{Version: wsa.V200508, Address: baseURL(base) + "/wsrf/services/" + vwsns.FactoryService}
 			resp, err := soapClient().Invoke(cmd.Context(), factory, "Create", body)
+			if err != nil && cmd.Context().Err() != nil {
+				return interruptedNew("create", name, out)
+			}
 			if err != nil {
 				return err
 			}
@@ -261,6 +264,22 @@ let vws write the description from --memory and --cpus. Prints the new workspace
 	f.StringVarP(&out, "output", "o", "", "save the workspace's EPR to this file (a new one, unless --force)")
 	f.BoolVar(&force, "force", false, "replace an existing -o file")
 	return cmd
+}
+
+// interruptedNew says where to look for the workspace a create or clone cut short
+// may still make: the user never saw its key, and -o's file was not written.
+func interruptedNew(what, name, out string) error {
+	msg := "the " + what + " was cancelled before the answer came, and the service may still make the workspace: "
+	if name != "" {
+		msg += fmt.Sprintf("vws list shows it, named %q, if it did", name)
+	} else {
+		msg += "vws list shows it, under a generated name, if it did"
+	}
+	msg += " (vws destroy KEY removes it)"
+	if out != "" {
+		msg += "; its EPR was not written to " + out
+	}
+	return &interruptedError{msg}
 }
 
 // printLifetime tells, on stderr, when a new workspace (created or cloned) ends,
@@ -407,6 +426,9 @@ func newCloneCommand() *cobra.Command {
 				body.CreateElement("vw:RequestedLifetime").SetText(wsrf.FormatDuration(lifetime))
 			}
 			resp, err := soapClient().Invoke(cmd.Context(), epr, "Clone", body)
+			if err != nil && cmd.Context().Err() != nil {
+				return interruptedNew("clone", name, out)
+			}
 			if err != nil {
 				return err
 			}
