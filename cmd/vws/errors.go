@@ -26,6 +26,7 @@ import (
 	"github.com/beevik/etree"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"golang.org/x/term"
 
 	"github.com/vws-grid/vws/internal/client"
 	"github.com/vws-grid/vws/internal/wsa"
@@ -425,11 +426,18 @@ func httpsRefusal(req *http.Request, resp *http.Response) (*http.Response, error
 	return nil, &connError{msg: fmt.Sprintf("http://%s speaks HTTPS, not plain HTTP: use https://%s in %s", req.URL.Host, req.URL.Host, addressSource(req.URL))}
 }
 
-// readEPRFile reads an EPR file; its errors say what the file is instead, and hint
-// what to give.
-func readEPRFile(path, hint string) (*wsa.EPR, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
+// readEPRFile reads an EPR file, or from in when path is "-" (standard input, as
+// most tools read "-", vws image import among them); its errors say what the file
+// is instead, and hint what to give.
+func readEPRFile(in io.Reader, path, hint string) (*wsa.EPR, error) {
+	var data []byte
+	var err error
+	if path == "-" {
+		data, err = readEPRStdin(in, hint)
+		if err != nil {
+			return nil, err
+		}
+	} else if data, err = os.ReadFile(path); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("EPR file %s does not exist; %s", path, hint)
 		}
@@ -438,8 +446,12 @@ func readEPRFile(path, hint string) (*wsa.EPR, error) {
 		}
 		return nil, fmt.Errorf("read EPR file: %w", err)
 	}
+	name, what := "EPR file "+path, path+" is not an EPR file"
+	if path == "-" {
+		name, what = "standard input", "standard input holds no EPR"
+	}
 	if len(bytes.TrimSpace(data)) == 0 {
-		return nil, fmt.Errorf("EPR file %s is empty; %s", path, hint)
+		return nil, fmt.Errorf("%s is empty; %s", name, hint)
 	}
 	epr, err := wsa.ReadEPRDocument(data)
 	if err == nil {
@@ -447,9 +459,29 @@ func readEPRFile(path, hint string) (*wsa.EPR, error) {
 	}
 	doc := etree.NewDocument()
 	if doc.ReadFromBytes(data) != nil || doc.Root() == nil {
-		return nil, fmt.Errorf("%s is not an EPR file: it is not XML; %s", path, hint)
+		return nil, fmt.Errorf("%s: it is not XML; %s", what, hint)
 	}
-	return nil, fmt.Errorf("%s is not an EPR file (<%s>: %w); %s", path, doc.Root().Tag, err, hint)
+	return nil, fmt.Errorf("%s (<%s>: %w); %s", what, doc.Root().Tag, err, hint)
+}
+
+// maxEPRSize bounds an EPR read from standard input: one is a few hundred bytes,
+// and a stream piped in by mistake (an image) would be read into memory whole.
+const maxEPRSize = 1 << 20
+
+// readEPRStdin reads the EPR document piped in on in, refusing a terminal (the
+// command would wait for a document nobody is typing).
+func readEPRStdin(in io.Reader, hint string) ([]byte, error) {
+	if f, ok := in.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		return nil, fmt.Errorf("- reads the EPR from standard input, which is a terminal: pipe an EPR document in (e.g. cat ws.xml | vws status -), or %s", hint)
+	}
+	data, err := io.ReadAll(io.LimitReader(in, maxEPRSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read the EPR from standard input: %w", err)
+	}
+	if len(data) > maxEPRSize {
+		return nil, fmt.Errorf("standard input holds more than %d bytes, no EPR; %s", maxEPRSize, hint)
+	}
+	return data, nil
 }
 
 // readXMLFile reads an XML document the user named with flag, saying what the file

@@ -43,8 +43,9 @@ func (t *managerTarget) register(cmd *cobra.Command, hostHelp string) {
 	cmd.Flags().StringVar(&t.host, "host", "", hostHelp)
 }
 
-func (t *managerTarget) resolve(ctx context.Context, arg string, deployed bool) (ws, mgr *wsa.EPR, err error) {
-	ws, err = workspaceEPR(t.base, arg)
+func (t *managerTarget) resolve(cmd *cobra.Command, arg string, deployed bool) (ws, mgr *wsa.EPR, err error) {
+	ctx := cmd.Context()
+	ws, err = workspaceEPR(cmd, t.base, arg)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -124,7 +125,7 @@ no host has announced itself, the manager at --url deploys it.`,
 			if err := checkInitialState(state); err != nil {
 				return err
 			}
-			ws, mgr, err := t.resolve(cmd.Context(), args[0], false)
+			ws, mgr, err := t.resolve(cmd, args[0], false)
 			if err != nil {
 				return err
 			}
@@ -180,7 +181,7 @@ or reserved: vws deploy without --host deploys on the first. With --move, a depl
 workspace's other hosts are ranked: where vws move would take it.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ws, err := workspaceToLeaveIn(base, args[0], state)
+			ws, err := workspaceToLeaveIn(cmd, base, args[0], state)
 			if err != nil {
 				return err
 			}
@@ -232,11 +233,11 @@ workspace's other hosts are ranked: where vws move would take it.`,
 
 // workspaceToLeaveIn is the workspace arg names (at base), once --state is one a
 // deploy can leave it in.
-func workspaceToLeaveIn(base, arg, state string) (*wsa.EPR, error) {
+func workspaceToLeaveIn(cmd *cobra.Command, base, arg, state string) (*wsa.EPR, error) {
 	if err := checkInitialState(state); err != nil {
 		return nil, err
 	}
-	return workspaceEPR(base, arg)
+	return workspaceEPR(cmd, base, arg)
 }
 
 // checkInitialState refuses a --state a deploy cannot leave a workspace in.
@@ -381,7 +382,7 @@ func newLifecycleCommand(op, short string) *cobra.Command {
 		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ws, mgr, err := t.resolve(cmd.Context(), args[0], true)
+			ws, mgr, err := t.resolve(cmd, args[0], true)
 			if err != nil {
 				return err
 			}
@@ -429,7 +430,7 @@ func newShutdownCommand() *cobra.Command {
 			if cmd.Flags().Changed("grace") && m != "Normal" {
 				return fmt.Errorf("--grace goes with --mode normal: a %s shutdown does not wait for the guest (trash forces it off at once, serialize saves its RAM as it is); leave --grace out, or use --mode normal", strings.ToLower(m))
 			}
-			ws, mgr, err := t.resolve(cmd.Context(), args[0], true)
+			ws, mgr, err := t.resolve(cmd, args[0], true)
 			if err != nil {
 				return err
 			}
@@ -470,7 +471,7 @@ func newConsoleCommand() *cobra.Command {
 			if tail < 0 {
 				return fmt.Errorf("--tail %d is negative: give how many bytes before the end to start at, e.g. --tail 2000", tail)
 			}
-			ws, mgr, err := t.resolve(cmd.Context(), args[0], true)
+			ws, mgr, err := t.resolve(cmd, args[0], true)
 			if err != nil {
 				return err
 			}

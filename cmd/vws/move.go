@@ -29,7 +29,7 @@ stopped when no other host fits, or when the new host's manager does not answer.
 If the deploy on the new host fails, the workspace is deployed back where it was.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ws, err := workspaceToLeaveIn(base, args[0], state)
+			ws, err := workspaceToLeaveIn(cmd, base, args[0], state)
 			if err != nil {
 				return err
 			}

@@ -25,7 +25,7 @@ A host that is heard from is refused: undeploy, move or evacuate instead. It nee
 the site administrator's right (policy class admin).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ws, err := workspaceEPR(base, args[0])
+			ws, err := workspaceEPR(cmd, base, args[0])
 			if err != nil {
 				return err
 			}

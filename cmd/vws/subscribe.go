@@ -63,7 +63,7 @@ destroys them when it stops.
 The service must reach the listener: by default vws listens on the address it reaches
 the service from (so 127.0.0.1 for a local service); behind NAT give --consumer-url.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			epr, rest, err := t.resolve(args)
+			epr, rest, err := t.resolve(cmd, args)
 			if err != nil {
 				return err
 			}

@@ -20,26 +20,31 @@ import (
 	"github.com/vws-grid/vws/internal/wsrf"
 )
 
-// workspaceEPR reads an EPR argument: an EPR file, or a bare workspace key. Whatever
-// exists under that name is read as a file; a name that does not, and looks like a
-// path (a / or a .), is a missing file rather than a key.
-func workspaceEPR(base, arg string) (*wsa.EPR, error) {
-	const hint = "give the EPR file vws create -o wrote, or the workspace's key (vws list shows them)"
-	if _, err := os.Stat(arg); err == nil || strings.ContainsAny(arg, "/.") {
-		epr, err := readEPRFile(arg, hint)
+// workspaceEPR reads an EPR argument: an EPR file, "-" for an EPR document on
+// standard input, or a bare workspace key. Whatever exists under that name is read
+// as a file; a name that does not, and looks like a path (a / or a .), is a missing
+// file rather than a key.
+func workspaceEPR(cmd *cobra.Command, base, arg string) (*wsa.EPR, error) {
+	const hint = "give the EPR file vws create -o wrote (or - and the EPR on standard input), or the workspace's key (vws list shows them)"
+	if _, err := os.Stat(arg); err == nil || strings.ContainsAny(arg, "/.") || arg == "-" {
+		src := "EPR file " + arg
+		if arg == "-" {
+			src = "the EPR on standard input"
+		}
+		epr, err := readEPRFile(cmd.InOrStdin(), arg, hint)
 		if err != nil {
 			return nil, err
 		}
 		if k := epr.Reference(vwsns.Workspace, "WorkspaceKey"); k == nil || strings.TrimSpace(k.Text()) == "" {
-			return nil, fmt.Errorf("EPR file %s names no workspace (it has no vw:WorkspaceKey reference parameter, or an empty one); %s", arg, hint)
+			return nil, fmt.Errorf("%s names no workspace (it has no vw:WorkspaceKey reference parameter, or an empty one); %s", src, hint)
 		}
 		// A Factory's or Manager's address with a workspace key would reach a
 		// service that reads the key differently (or not at all): its answers
 		// mislead, or worse, succeed on the wrong resource.
 		if u, err := url.Parse(strings.TrimSpace(epr.Address)); err == nil && path.Base(u.Path) != vwsns.WorkspaceService {
-			return nil, fmt.Errorf("EPR file %s is not a workspace's: its address is %s, a workspace's ends in /wsrf/services/%s; %s", arg, epr.Address, vwsns.WorkspaceService, hint)
+			return nil, fmt.Errorf("%s is not a workspace's: its address is %s, a workspace's ends in /wsrf/services/%s; %s", src, epr.Address, vwsns.WorkspaceService, hint)
 		}
-		noteAddress(epr.Address, "the address in EPR file "+arg)
+		noteAddress(epr.Address, "the address in "+src)
 		return epr, nil
 	}
 	if strings.TrimSpace(arg) == "" {
@@ -378,7 +383,7 @@ func newStatusCommand() *cobra.Command {
 		Short: "Show a workspace's resource-property document",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			epr, err := workspaceEPR(base, args[0])
+			epr, err := workspaceEPR(cmd, base, args[0])
 			if err != nil {
 				return err
 			}
@@ -408,7 +413,7 @@ func newCloneCommand() *cobra.Command {
 			if err := checkName(cmd, name, "clone"); err != nil {
 				return err
 			}
-			epr, err := workspaceEPR(base, args[0])
+			epr, err := workspaceEPR(cmd, base, args[0])
 			if err != nil {
 				return err
 			}
@@ -460,7 +465,7 @@ func newDestroyCommand() *cobra.Command {
 		Short: "Destroy a workspace: its image and metadata are removed",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			epr, err := workspaceEPR(base, args[0])
+			epr, err := workspaceEPR(cmd, base, args[0])
 			if err != nil {
 				return err
 			}

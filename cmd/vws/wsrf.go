@@ -49,7 +49,7 @@ func (t *targetOptions) register(cmd *cobra.Command) {
 }
 
 // resolve builds the EPR and returns the arguments left after the key value.
-func (t *targetOptions) resolve(args []string) (*wsa.EPR, []string, error) {
+func (t *targetOptions) resolve(cmd *cobra.Command, args []string) (*wsa.EPR, []string, error) {
 	var d *dialect.Dialect
 	switch t.dialect {
 	case "":
@@ -66,15 +66,19 @@ func (t *targetOptions) resolve(args []string) (*wsa.EPR, []string, error) {
 			return nil, nil, fmt.Errorf("give either --eprFile or --service/--key, not both")
 		}
 		var err error
-		if epr, err = readEPRFile(t.eprFile, "give -e a file holding a wsa:EndpointReference (vws create -o writes one), or name the resource with -s and -k"); err != nil {
+		if epr, err = readEPRFile(cmd.InOrStdin(), t.eprFile, "give -e a file holding a wsa:EndpointReference (vws create -o writes one; -e - reads one from standard input), or name the resource with -s and -k"); err != nil {
 			return nil, nil, err
 		}
 		// The service would answer with a fault about SOAP headers; the file is what
 		// the user can fix.
-		if isWorkspaceService(epr.Address) && len(epr.References) == 0 {
-			return nil, nil, fmt.Errorf("EPR file %s names WorkspaceService but no workspace: it has no reference parameters (a workspace's EPR carries its vw:WorkspaceKey); give the EPR file vws create -o wrote, or -k vw:WorkspaceKey KEY", t.eprFile)
+		src := "EPR file " + t.eprFile
+		if t.eprFile == "-" {
+			src = "the EPR on standard input"
 		}
-		noteAddress(epr.Address, "the address in EPR file "+t.eprFile)
+		if isWorkspaceService(epr.Address) && len(epr.References) == 0 {
+			return nil, nil, fmt.Errorf("%s names WorkspaceService but no workspace: it has no reference parameters (a workspace's EPR carries its vw:WorkspaceKey); give the EPR file vws create -o wrote, or -k vw:WorkspaceKey KEY", src)
+		}
+		noteAddress(epr.Address, "the address in "+src)
 		if d != nil && d.WSA != epr.Version {
 			epr = convertEPR(epr, d.WSA)
 		}
@@ -197,7 +201,7 @@ func wsrfGetProperty() *cobra.Command {
 		Use:   "get-property [key-value] PROPERTY",
 		Short: "Print one resource property ({namespace}name or vw:name)",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			epr, rest, err := t.resolve(args)
+			epr, rest, err := t.resolve(cmd, args)
 			if err != nil {
 				return err
 			}
@@ -228,7 +232,7 @@ func wsrfGetProperties() *cobra.Command {
 		Use:   "get-properties [key-value] PROPERTY...",
 		Short: "Print several resource properties",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			epr, rest, err := t.resolve(args)
+			epr, rest, err := t.resolve(cmd, args)
 			if err != nil {
 				return err
 			}
@@ -267,7 +271,7 @@ func wsrfQuery() *cobra.Command {
 vw, hw, net, sw, cap, fac, repo and mgr are bound to the vws namespaces; bind more
 with --ns prefix=namespace.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			epr, rest, err := t.resolve(args)
+			epr, rest, err := t.resolve(cmd, args)
 			if err != nil {
 				return err
 			}
@@ -320,7 +324,7 @@ func wsrfSetTerminationTime() *cobra.Command {
 		Use:   "set-termination-time [key-value] SECONDS|infinity",
 		Short: "Schedule the resource's destruction SECONDS from now, or never",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			epr, rest, err := t.resolve(args)
+			epr, rest, err := t.resolve(cmd, args)
 			if err != nil {
 				return err
 			}
@@ -362,7 +366,7 @@ func wsrfDestroy() *cobra.Command {
 		Use:   "destroy [key-value]",
 		Short: "Destroy the resource",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			epr, rest, err := t.resolve(args)
+			epr, rest, err := t.resolve(cmd, args)
 			if err != nil {
 				return err
 			}
