@@ -45,6 +45,11 @@ func workspaceEPR(cmd *cobra.Command, base, arg string) (*wsa.EPR, error) {
 			return nil, fmt.Errorf("%s is not a workspace's: its address is %s, a workspace's ends in /wsrf/services/%s; %s", src, epr.Address, vwsns.WorkspaceService, hint)
 		}
 		noteAddress(epr.Address, "the address in "+src)
+		// The EPR names where its workspace is, as GT tools read it: a --url that
+		// differs is not used for it, and the user who gave one should know.
+		if base != "" && !sameAddress(epr.Address, baseURL(base)+"/wsrf/services/"+vwsns.WorkspaceService) {
+			fmt.Fprintf(cmd.ErrOrStderr(), "vws: note: the workspace is reached at the address in %s, %s, not under --url %s\n", src, strings.TrimSpace(epr.Address), base)
+		}
 		return epr, nil
 	}
 	if strings.TrimSpace(arg) == "" {
@@ -54,6 +59,17 @@ func workspaceEPR(cmd *cobra.Command, base, arg string) (*wsa.EPR, error) {
 	k.CreateAttr("xmlns:vw", vwsns.Workspace)
 	k.SetText(arg)
 	return &wsa.EPR{Version: wsa.V200508, Address: baseURL(base) + "/wsrf/services/" + vwsns.WorkspaceService, References: []*etree.Element{k}}, nil
+}
+
+// sameAddress says whether a and b are one service address (scheme and host in any
+// case, the path without a trailing /).
+func sameAddress(a, b string) bool {
+	ua, erra := url.Parse(strings.TrimSpace(a))
+	ub, errb := url.Parse(strings.TrimSpace(b))
+	if erra != nil || errb != nil {
+		return strings.TrimSpace(a) == strings.TrimSpace(b)
+	}
+	return addressKey(ua) == addressKey(ub)
 }
 
 // eprOutput is where -o saves a new workspace's EPR. It is made ready before the
