@@ -211,20 +211,15 @@ func New(cfg Config, hv Hypervisor, valid Validator) (*Manager, error) {
 	if cfg.HTTP == nil {
 		cfg.HTTP = &http.Client{Timeout: 30 * time.Minute}
 	}
+	if err := CheckConfig(cfg); err != nil {
+		return nil, err
+	}
 	var scopes []repoScope
 	for _, r := range cfg.Repositories {
-		scope, err := parseRepoScope(r)
-		if err != nil {
-			return nil, fmt.Errorf("manager: %w", err)
-		}
+		scope, _ := parseRepoScope(r) // CheckConfig took it
 		scopes = append(scopes, scope)
 	}
-	if cfg.Bridges, err = publishedBridges(cfg.Bridges); err != nil {
-		return nil, fmt.Errorf("manager: %w", err)
-	}
-	if len(scopes) == 0 && cfg.LocalRepository == nil {
-		return nil, errors.New("manager: no repository whose workspaces it deploys: name one (vws serve --repository URL, repeatable), or run the repository role in this server")
-	}
+	cfg.Bridges, _ = publishedBridges(cfg.Bridges)
 	for _, d := range []string{"journal", "cache", "workspaces"} {
 		if err := os.MkdirAll(filepath.Join(cfg.Dir, d), 0o700); err != nil {
 			return nil, fmt.Errorf("manager directory: %w", err)
@@ -258,6 +253,32 @@ func New(cfg Config, hv Hypervisor, valid Validator) (*Manager, error) {
 	}
 	return m, nil
 }
+
+// CheckConfig refuses the settings New would refuse for what they say alone. It
+// reads and makes nothing: a server runs it before it locks or writes its data
+// directory, so that a mistyped flag leaves that as it was.
+func CheckConfig(cfg Config) error {
+	for _, r := range cfg.Repositories {
+		if _, err := parseRepoScope(r); err != nil {
+			return fmt.Errorf("manager: --repository: %w", err)
+		}
+	}
+	if _, err := publishedBridges(cfg.Bridges); err != nil {
+		return fmt.Errorf("manager: --bridge: %w", err)
+	}
+	// Repositories refuse a check-out under any other name (the schema's HostName):
+	// every deploy would fail.
+	if cfg.Host != "" && !checkOutHostRE.MatchString(cfg.Host) {
+		return fmt.Errorf("manager: --host-name %q is not a host name: give this host's DNS name or address (letters, digits, '.', '-', ':' and brackets, at most 260)", cfg.Host)
+	}
+	if len(cfg.Repositories) == 0 && cfg.LocalRepository == nil {
+		return errors.New("manager: no repository whose workspaces it deploys: name one (vws serve --repository URL, repeatable), or run the repository role in this server")
+	}
+	return nil
+}
+
+// checkOutHostRE is the schema's vw:HostName, what a Repository takes as a host's name.
+var checkOutHostRE = regexp.MustCompile(`^[A-Za-z0-9\[][A-Za-z0-9.:\[\]\-]{0,259}$`)
 
 // publishedBridges checks the names of the bridges a site publishes and lists them
 // sorted, once each, as announcements and resource properties tell them.

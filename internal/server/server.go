@@ -188,6 +188,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if roles["manager"] {
+		// Only non-nil matters here: New is given the real one.
+		var local func() string
+		if roles["repository"] {
+			local = func() string { return "" }
+		}
+		if err := manager.CheckConfig(manager.Config{Host: cfg.Manager.Host, Repositories: cfg.Manager.Repositories,
+			Bridges: cfg.Manager.Bridges, LocalRepository: local}); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.Database == "" {
 		if err := CheckRecordsHere(cfg.DataDir); err != nil {
 			return nil, err

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// wantServeRefused runs vws serve with args on a data directory not made yet and
+// fails unless the start is refused with one line mentioning each of mentions, and
+// the data directory is still not there: no directory, lock file or database made.
+func wantServeRefused(t *testing.T, args []string, mentions ...string) {
+	t.Helper()
+	data := filepath.Join(t.TempDir(), "data")
+	all := append([]string{"serve", "--insecure", "--listen", "127.0.0.1:0", "--libvirt-uri", "test:///default", "--data", data}, args...)
+	// A start that is not refused serves until this ends.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	wantError(t, vwsRun(t, ctx, all...), mentions...)
+	if _, err := os.Stat(data); !errors.Is(err, fs.ErrNotExist) {
+		var names []string
+		_ = filepath.WalkDir(data, func(p string, _ fs.DirEntry, _ error) error {
+			names = append(names, p)
+			return nil
+		})
+		t.Errorf("vws serve %s was refused, yet made %s", strings.Join(args, " "), strings.Join(names, ", "))
+	}
+}
+
+// A manager option only its flags decide on fails the start before the data
+// directory is made or written.
+func TestServeBadManagerOptionLeavesTheDataDirectoryAlone(t *testing.T) {
+	for _, c := range []struct {
+		args     []string
+		mentions []string
+	}{
+		{[]string{"--repository", "notaurl"}, []string{"--repository", "notaurl"}},
+		{[]string{"--role", "manager"}, []string{"--repository"}},
+		{[]string{"--role", "manager", "--repository", "http://repo.example.org:8080", "--host-name", "my host"}, []string{"--host-name", "my host"}},
+	} {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) { wantServeRefused(t, c.args, c.mentions...) })
+	}
+}
