@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,14 +15,15 @@ import (
 // wantServeRefused runs vws serve with args on a data directory not made yet and
 // fails unless the start is refused with one line mentioning each of mentions, and
 // the data directory is still not there: no directory, lock file or database made.
-func wantServeRefused(t *testing.T, args []string, mentions ...string) {
+func wantServeRefused(t *testing.T, args []string, mentions ...string) cliRun {
 	t.Helper()
 	data := filepath.Join(t.TempDir(), "data")
 	all := append([]string{"serve", "--insecure", "--listen", "127.0.0.1:0", "--libvirt-uri", "test:///default", "--data", data}, args...)
 	// A start that is not refused serves until this ends.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	wantError(t, vwsRun(t, ctx, all...), mentions...)
+	r := vwsRun(t, ctx, all...)
+	wantError(t, r, mentions...)
 	if _, err := os.Stat(data); !errors.Is(err, fs.ErrNotExist) {
 		var names []string
 		_ = filepath.WalkDir(data, func(p string, _ fs.DirEntry, _ error) error {
@@ -30,6 +32,7 @@ func wantServeRefused(t *testing.T, args []string, mentions ...string) {
 		})
 		t.Errorf("vws serve %s was refused, yet made %s", strings.Join(args, " "), strings.Join(names, ", "))
 	}
+	return r
 }
 
 // A manager option only its flags decide on fails the start before the data
@@ -43,6 +46,26 @@ func TestServeBadManagerOptionLeavesTheDataDirectoryAlone(t *testing.T) {
 		{[]string{"--role", "manager"}, []string{"--repository"}},
 		{[]string{"--role", "manager", "--repository", "http://repo.example.org:8080", "--host-name", "my host"}, []string{"--host-name", "my host"}},
 	} {
-		t.Run(strings.Join(c.args, " "), func(t *testing.T) { wantServeRefused(t, c.args, c.mentions...) })
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) { _ = wantServeRefused(t, c.args, c.mentions...) })
+	}
+}
+
+// A --database that is no PostgreSQL URL, or names one that cannot be reached, fails
+// the start before the data directory is made or locked, with one line that names
+// the flag, the database without its password, and why.
+func TestServeBadDatabaseLeavesTheDataDirectoryAlone(t *testing.T) {
+	_ = wantServeRefused(t, []string{"--database", "vws.db"}, "--database", "postgres://")
+
+	// A port nothing listens on.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	r := wantServeRefused(t, []string{"--database", "postgres://vws:s3cret@" + addr + "/vws"},
+		"--database postgres://vws:xxxxx@"+addr+"/vws", "could not be reached", "connection refused")
+	if strings.Contains(r.stderr, "s3cret") {
+		t.Errorf("the refusal shows the password: %s", r.stderr)
 	}
 }

@@ -203,6 +203,20 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		if err := CheckRecordsHere(cfg.DataDir); err != nil {
 			return nil, err
 		}
+	} else {
+		if !store.IsPostgresURL(cfg.Database) {
+			return nil, fmt.Errorf("--database %q: want a PostgreSQL URL, postgres://USER@HOST:PORT/DATABASE (without it, SQLite in the data directory)", store.RedactURL(cfg.Database))
+		}
+		// Before the data directory is locked (or made): a database that is down or
+		// mistyped leaves it as it was. Opening it below still fails should it go
+		// away meanwhile.
+		if err := store.PingPostgres(ctx, cfg.Database); err != nil {
+			var ce *store.ConnectError
+			if errors.As(err, &ce) {
+				return nil, fmt.Errorf("--database %s could not be reached: %w", store.RedactURL(cfg.Database), err)
+			}
+			return nil, fmt.Errorf("--database %s: %w", store.RedactURL(cfg.Database), err)
+		}
 	}
 	unlock, err := LockDataDir(cfg.DataDir)
 	if err != nil {
@@ -214,10 +228,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	var db *store.DB
 	if cfg.Database != "" {
-		if !store.IsPostgresURL(cfg.Database) {
-			unlock()
-			return nil, fmt.Errorf("database %q: want a PostgreSQL URL, postgres://USER@HOST:PORT/DATABASE (without it, SQLite in the data directory)", store.RedactURL(cfg.Database))
-		}
 		db, err = store.OpenPostgres(ctx, cfg.Database)
 	} else {
 		db, err = store.Open(ctx, cfg.DataDir)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 )
 
@@ -184,9 +185,45 @@ func connectPostgres(ctx context.Context, url, app string, params map[string]str
 	defer cancel()
 	if err := db.PingContext(pingCtx); err != nil {
 		db.Close()
-		return nil, "", fmt.Errorf("connect to %s: %w", what, err)
+		return nil, "", &ConnectError{What: what, Err: err}
 	}
 	return db, what, nil
+}
+
+// ConnectError is a PostgreSQL database that took no session: not running, not
+// reachable, or refusing this client.
+type ConnectError struct {
+	What string // PostgreSQL USER@HOST:PORT/DATABASE, no password
+	Err  error
+}
+
+// Error is one line: the driver's text spans one line per attempt, each repeating
+// the address.
+func (e *ConnectError) Error() string {
+	cause := e.Err
+	var ce *pgconn.ConnectError
+	if errors.As(cause, &ce) {
+		cause = ce.Unwrap()
+		// The last attempt is the telling one: with sslmode=prefer the first is often
+		// only a server that does no TLS.
+		if j, ok := cause.(interface{ Unwrap() []error }); ok && len(j.Unwrap()) > 0 {
+			cause = j.Unwrap()[len(j.Unwrap())-1]
+		}
+	}
+	return "connect to " + e.What + ": " + strings.Join(strings.Fields(cause.Error()), " ")
+}
+
+func (e *ConnectError) Unwrap() error { return e.Err }
+
+// PingPostgres checks that the PostgreSQL database url names takes a session, and
+// leaves it: a server checks it before it locks its data directory, which an
+// unreachable database then leaves as it was.
+func PingPostgres(ctx context.Context, url string) error {
+	db, _, err := connectPostgres(ctx, url, "vws", nil, 1)
+	if err != nil {
+		return err
+	}
+	return db.Close()
 }
 
 // Access is what OpenPostgresBeside's sessions may do.
