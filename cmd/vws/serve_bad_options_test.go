@@ -69,3 +69,18 @@ func TestServeBadDatabaseLeavesTheDataDirectoryAlone(t *testing.T) {
 		t.Errorf("the refusal shows the password: %s", r.stderr)
 	}
 }
+
+// A --data that is a file is refused as that, and the file is left as it was.
+func TestServeDataThatIsAFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "data")
+	if err := os.WriteFile(file, []byte("not a directory\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	wantError(t, vwsRun(t, ctx, "serve", "--insecure", "--role", "factory,repository", "--listen", "127.0.0.1:0", "--data", file),
+		"--data "+file+" is not a directory")
+	if got, err := os.ReadFile(file); err != nil || string(got) != "not a directory\n" {
+		t.Errorf("the refused start changed --data's file: %q, %v", got, err)
+	}
+}

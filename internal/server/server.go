@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -198,6 +199,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			Bridges: cfg.Manager.Bridges, LocalRepository: local}); err != nil {
 			return nil, err
 		}
+	}
+	// A file there would otherwise be told by whichever file in it vws opened first.
+	if fi, err := os.Stat(cfg.DataDir); err == nil && !fi.IsDir() || errors.Is(err, syscall.ENOTDIR) {
+		return nil, fmt.Errorf("--data %s is not a directory: give the path of the data directory (it is made if missing)", cfg.DataDir)
 	}
 	if cfg.Database == "" {
 		if err := CheckRecordsHere(cfg.DataDir); err != nil {
