@@ -84,3 +84,13 @@ func TestServeDataThatIsAFile(t *testing.T) {
 		t.Errorf("the refused start changed --data's file: %q, %v", got, err)
 	}
 }
+
+// A missing --policy or --grid-mapfile is told by its flag, not by the Go error.
+func TestServeMissingPolicyFileNamesTheFlag(t *testing.T) {
+	for _, flag := range []string{"--policy", "--grid-mapfile"} {
+		t.Run(flag, func(t *testing.T) {
+			missing := filepath.Join(t.TempDir(), "no-such-file")
+			_ = wantServeRefused(t, []string{flag, missing}, flag+" "+missing, "does not exist")
+		})
+	}
+}

@@ -185,6 +185,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 
 	// The rules before the data directory: a mistyped --policy or --grid-mapfile
 	// fails the start without creating or migrating a database.
+	// Told by their flags: the engine's words name neither.
+	for _, f := range []struct{ flag, path string }{{"--policy", cfg.PolicyFile}, {"--grid-mapfile", cfg.GridMapFile}} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.Stat(f.path); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%s %s: %w: give the path of an existing file", f.flag, f.path, fs.ErrNotExist)
+		} else if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", f.flag, f.path, err)
+		}
+	}
 	pol, err := policy.NewEngine(cfg.PolicyFile, cfg.GridMapFile, cfg.Logger)
 	if err != nil {
 		return nil, err
