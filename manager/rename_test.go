@@ -30,6 +30,8 @@ type fakeRepo struct {
 	// holds is the state ReportState answers, as a Repository that applied a later
 	// report does; "" answers what was reported, as one that applied it.
 	holds string
+	// checkInFault, if set, is the fault every CheckIn is answered with.
+	checkInFault *soap.Fault
 }
 
 // serveFakeRepo has m reach repo, served over HTTP until the test ends, as rec's
@@ -75,6 +77,13 @@ func (f *fakeRepo) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		out.CreateElement("r:deployment").SetText(f.deployment)
 		out.CreateElement("r:host").SetText(f.host)
 	case "CheckIn":
+		if f.checkInFault != nil {
+			b, _ := (&soap.Message{Body: f.checkInFault.Element()}).Bytes()
+			w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+			w.WriteHeader(http.StatusInternalServerError)
+			w.Write(b)
+			return
+		}
 		f.deployment, f.host = "in-repository", ""
 		for _, c := range env.Payload.ChildElements() {
 			if c.Tag == "State" {

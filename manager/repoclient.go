@@ -29,6 +29,7 @@ import (
 	"github.com/vws-grid/vws/internal/fsutil"
 	"github.com/vws-grid/vws/internal/identity"
 	"github.com/vws-grid/vws/internal/manifestsig"
+	"github.com/vws-grid/vws/internal/soap"
 	"github.com/vws-grid/vws/internal/transfer"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
@@ -636,6 +637,14 @@ func remoteErr(what string, err error) error {
 			// Manager's caller reads each part once.
 			return container.PassOn(sentinel, fe.Description, fe.Fault, "the repository refused to "+what)
 		}
+		if fe.Type == "ServiceFault" && fe.Fault != nil && fe.Fault.Code == soap.CodeServer {
+			// The Repository's own failure (an incident there, busy, out of room):
+			// its words, and the incident id its administrator looks up, reach the
+			// caller as they were, not as an incident of the Manager's.
+			return container.PassOn(errdefs.ErrUnavailable, fe.Description, fe.Fault, "the repository failed to "+what)
+		}
+		// A Client-coded ServiceFault says the Manager's request was wrong: the
+		// Manager's failure, not the caller's.
 		return fmt.Errorf("the repository refused to %s: %w", what, err)
 	}
 	u := &unreachableError{what: what, err: err, sent: mayHaveBeenSent(err)}

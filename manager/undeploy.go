@@ -65,9 +65,10 @@ func (m *Manager) Undeploy(ctx context.Context, epr *wsa.EPR) (Result, error) {
 		if err != nil {
 			// The hand-back has begun: a retry is refused, and the manager carries
 			// it on by itself. Advice of its own (a full disk) stays; an unreachable
-			// Repository's "nothing was changed; retry" is not true of this call.
+			// Repository's "nothing was changed; retry", or a failing one's "retry",
+			// is not true of this call (its incident id stays in the message).
 			var unreachable *unreachableError
-			if errdefs.Advice(err) == "" || errors.As(err, &unreachable) {
+			if errdefs.Advice(err) == "" || errors.As(err, &unreachable) || errors.Is(err, errdefs.ErrUnavailable) {
 				err = errdefs.WithAdvice(err, "the workspace stays unstaging on this host and the manager retries the hand-back by itself; "+
 					"if the error persists, tell the site administrator")
 			}
