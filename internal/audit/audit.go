@@ -800,6 +800,10 @@ func Unrecorded(err error, dir string) error {
 		return errdefs.WithAdvice(errdefs.OfKind(fmt.Errorf("the server's storage is full (%s): the audit trail cannot record this decision, so nothing was done: %w", dir, err), errdefs.ErrStorageFull),
 			"the site administrator must free space there, then retry")
 	}
+	// The cause (the database's words) is the server's own failure, which the caller
+	// cannot act on: an incident, told without it. That nothing was done, which makes
+	// a retry safe, is the caller's to know: said in the advice, which the incident's
+	// fault keeps and ends with whom to tell.
 	return errdefs.WithAdvice(fmt.Errorf("the audit trail could not record this decision, so nothing was done: %w", err),
-		"retry later; if it persists, tell the site administrator (the server's log says why)")
+		"nothing was done; retry later")
 }

@@ -31,3 +31,20 @@ func TestUnrecordedFullSaysWhere(t *testing.T) {
 		}
 	}
 }
+
+// TestUnrecordedOtherSaysNothingWasDone: a decision the trail could not record for
+// another reason is the server's own failure, an incident, whose cause the caller
+// cannot act on; but that nothing was done is the caller's to know (a retry is then
+// safe), and the fault still says it, in both dialects.
+func TestUnrecordedOtherSaysNothingWasDone(t *testing.T) {
+	other := audit.Unrecorded(errors.New("insert audit record: SQL logic error: no such table: audit"), "/srv/vws")
+	for _, d := range dialect.Dialects {
+		desc := container.FaultDetail(other, d).SelectElement("Description").Text()
+		if !strings.Contains(desc, "incident") || !strings.Contains(desc, "nothing was done") {
+			t.Errorf("%s: %q, want an incident that says nothing was done", d.Name, desc)
+		}
+		if n := strings.Count(desc, "if it persists"); n != 1 {
+			t.Errorf("%s: %q says \"if it persists\" %d times", d.Name, desc, n)
+		}
+	}
+}
