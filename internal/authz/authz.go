@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -50,6 +51,9 @@ type Authorizer struct {
 	// database), for the refusal of an operation it could not record
 	// (audit.Unrecorded).
 	AuditStore string
+	// Log records the full error of a failure a plain HTTP answer names only by its
+	// incident id; nil: slog.Default().
+	Log *slog.Logger
 
 	// readers caches MayStillRead's grants under the rules that made them, at most
 	// maxRememberedReaders of them.
@@ -289,7 +293,7 @@ func (a *Authorizer) HTTP(service string, classesOf func(*http.Request) []policy
 			d, derr := a.Policy.Rules().Authorize(ctx, op, res)
 			if err = derr; d.Allowed {
 				if rerr := a.Audit.RecordDecision(ctx, string(op)+" "+r.Method, r.URL.Path, true, d.Rule, detail); rerr != nil {
-					http.Error(w, audit.Unrecorded(rerr, a.AuditStore).Error()+"; "+errdefs.Advice(audit.Unrecorded(rerr, a.AuditStore)), http.StatusServiceUnavailable)
+					http.Error(w, a.unrecordedAnswer(r, rerr), http.StatusServiceUnavailable)
 					return
 				}
 				break
@@ -330,4 +334,23 @@ func requestQuery(r *http.Request) string {
 // listings, which show each caller what is theirs (or shared with them).
 func (a *Authorizer) MayInspect(ctx context.Context, res policy.Resource) bool {
 	return a.Policy.Rules().Decide(identity.From(ctx), policy.Inspect, res).Allowed
+}
+
+// unrecordedAnswer is the body of the 503 for a decision the audit trail could not
+// record (err): a full storage is told as such, for the administrator to free it;
+// any other cause is the database's words, which stay in the log under an incident
+// id the answer names, as a SOAP fault's would.
+func (a *Authorizer) unrecordedAnswer(r *http.Request, err error) string {
+	refusal := audit.Unrecorded(err, a.AuditStore)
+	if errors.Is(refusal, errdefs.ErrStorageFull) {
+		return refusal.Error() + "; " + errdefs.Advice(refusal)
+	}
+	incident := container.NewIncident()
+	log := a.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	log.Error("audit trail could not record an HTTP request's decision; refused", "incident", incident, "method", r.Method, "path", r.URL.Path, "err", err)
+	return fmt.Sprintf("the service failed internally (incident %s): the audit trail could not record this decision, so nothing was done; %s; if it persists, give the site administrator the incident id %s",
+		incident, errdefs.Advice(refusal), incident)
 }

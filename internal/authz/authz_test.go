@@ -1,12 +1,15 @@
 package authz
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -480,5 +483,35 @@ func TestHTTPDecisionNamesTheImage(t *testing.T) {
 		if len(log.got) != 1 || !strings.Contains(log.details[0], "name=debian-12") {
 			t.Errorf("records %q with details %q: they do not say which image", log.got, log.details)
 		}
+	}
+}
+
+// TestUnrecordedHTTPAnswerIsAnIncident: a plain HTTP request whose decision the audit
+// trail could not record for another reason than a full storage is refused naming an
+// incident id, not the database's words (paths, SQL), which the log keeps under it.
+func TestUnrecordedHTTPAnswerIsAnIncident(t *testing.T) {
+	var logged bytes.Buffer
+	a := &Authorizer{Policy: rules{policy.AllowAll}, AuditStore: "/srv/vws",
+		Audit: &decisions{fail: errors.New("insert audit record: open /srv/vws/vws.db-wal: SQL logic error: INSERT INTO audit")},
+		Log:   slog.New(slog.NewTextHandler(&logged, nil))}
+	h := a.HTTP("images", func(*http.Request) []policy.Operation { return []policy.Operation{policy.Inspect} },
+		http.HandlerFunc(func(http.ResponseWriter, *http.Request) { t.Error("served without an audit record") }))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/images", nil))
+	body := rec.Body.String()
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("HTTP %d %q, want 503", rec.Code, body)
+	}
+	for _, leak := range []string{"/srv/vws", "SQL", "INSERT"} {
+		if strings.Contains(body, leak) {
+			t.Errorf("the answer tells the caller %q: %q", leak, body)
+		}
+	}
+	m := regexp.MustCompile(`incident ([0-9a-f]{12})`).FindStringSubmatch(body)
+	if m == nil || !strings.Contains(body, "nothing was done") {
+		t.Fatalf("the answer %q names no incident, or does not say nothing was done", body)
+	}
+	if !strings.Contains(logged.String(), "incident="+m[1]) || !strings.Contains(logged.String(), "SQL logic error") {
+		t.Errorf("the log does not hold the full error under incident %s:\n%s", m[1], logged.String())
 	}
 }

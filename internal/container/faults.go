@@ -120,9 +120,9 @@ var faultKinds = []faultKind{
 var fallbackKind = faultKind{nil, nsVWS, "ServiceFault", soap.CodeServer,
 	"retry later, first checking whether an operation that changes something took effect"}
 
-// newIncident returns an id for one unclassified failure, which its fault names and
-// the server's log records it under.
-func newIncident() string {
+// NewIncident returns an id for one unclassified failure, which its fault (or HTTP
+// answer) names and the server's log records it under.
+func NewIncident() string {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b) // crypto/rand.Read does not fail (it panics if it cannot read)
 	return hex.EncodeToString(b)
@@ -234,7 +234,7 @@ func buildFault(in faultInput) (*soap.Fault, faultKind) {
 		// they stay in the server's log, under the incident id the caller is given.
 		// Advice is written for callers, so it stays.
 		if in.incident == "" {
-			in.incident = newIncident()
+			in.incident = NewIncident()
 		}
 		desc = fmt.Sprintf("the service failed internally (incident %s)", in.incident)
 		advice += "; if it persists, give the site administrator the incident id " + in.incident

@@ -661,7 +661,7 @@ func (c *Container) fail(w http.ResponseWriter, r *http.Request, cl *call, statu
 	}
 	in := faultInput{err: err, dialect: cl.dialect, code: code, now: c.cfg.Now()}
 	if classify(err).sentinel == nil {
-		cl.incident = newIncident()
+		cl.incident = NewIncident()
 		in.incident = cl.incident
 	}
 	if cl.req != nil {

@@ -284,7 +284,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Database != "" {
 		auditWhere = db.String()
 	}
-	az := &authz.Authorizer{Policy: s.policy, Audit: auditLog, AuditStore: auditWhere}
+	az := &authz.Authorizer{Policy: s.policy, Audit: auditLog, AuditStore: auditWhere, Log: cfg.Logger}
 	sec, err := newSecurity(cfg, s.policy)
 	if err != nil {
 		return nil, err
