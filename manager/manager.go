@@ -189,8 +189,12 @@ func New(cfg Config, hv Hypervisor, valid Validator) (*Manager, error) {
 		return nil, fmt.Errorf("manager directory %s: %w", cfg.Dir, err)
 	}
 	cfg.Dir = dir
+	// Before Host is defaulted: a system host name is told as that, not as --host-name.
+	if err := CheckConfig(cfg); err != nil {
+		return nil, err
+	}
 	if cfg.Host == "" {
-		h, err := os.Hostname()
+		h, err := systemHostname()
 		if err != nil {
 			return nil, fmt.Errorf("manager host name: %w", err)
 		}
@@ -210,9 +214,6 @@ func New(cfg Config, hv Hypervisor, valid Validator) (*Manager, error) {
 	}
 	if cfg.HTTP == nil {
 		cfg.HTTP = &http.Client{Timeout: 30 * time.Minute}
-	}
-	if err := CheckConfig(cfg); err != nil {
-		return nil, err
 	}
 	var scopes []repoScope
 	for _, r := range cfg.Repositories {
@@ -271,11 +272,25 @@ func CheckConfig(cfg Config) error {
 	if cfg.Host != "" && !checkOutHostRE.MatchString(cfg.Host) {
 		return fmt.Errorf("manager: --host-name %q is not a host name: give this host's DNS name or address (letters, digits, '.', '-', ':' and brackets, at most 260)", cfg.Host)
 	}
+	// Without one, New takes the system's, which nothing else has checked.
+	if cfg.Host == "" {
+		h, err := systemHostname()
+		if err != nil {
+			return fmt.Errorf("manager: the system's host name, which workspaces are checked out under without --host-name: %w: pass --host-name with this host's DNS name or address", err)
+		}
+		if !checkOutHostRE.MatchString(h) {
+			return fmt.Errorf("manager: the system's host name %q, which workspaces are checked out under without --host-name, is not one a Repository takes (letters, digits, '.', '-', ':' and brackets, at most 260): pass --host-name with this host's DNS name or address", h)
+		}
+	}
 	if len(cfg.Repositories) == 0 && cfg.LocalRepository == nil {
 		return errors.New("manager: no repository whose workspaces it deploys: name one (vws serve --repository URL, repeatable), or run the repository role in this server")
 	}
 	return nil
 }
+
+// systemHostname is the host name a manager without Config.Host checks out under
+// (a variable for tests, which must not rename the machine).
+var systemHostname = os.Hostname
 
 // checkOutHostRE is the schema's vw:HostName, what a Repository takes as a host's name.
 var checkOutHostRE = regexp.MustCompile(`^[A-Za-z0-9\[][A-Za-z0-9.:\[\]\-]{0,259}$`)
