@@ -94,3 +94,22 @@ func TestServeMissingPolicyFileNamesTheFlag(t *testing.T) {
 		})
 	}
 }
+
+// A --policy or --grid-mapfile that does not parse is refused by its flag, with the
+// line at fault and what is wrong with it, before the data directory is touched.
+func TestServeUnparsablePolicyFileNamesTheFlagAndLine(t *testing.T) {
+	for _, c := range []struct {
+		flag, text, says string
+	}{
+		{"--policy", "allow create *\nallow craete *\n", `unknown operation "craete"`},
+		{"--grid-mapfile", "\"/O=Grid/CN=Alice\" alice\n\"/O=Grid/CN=Bob\"\n", "no account after the DN"},
+	} {
+		t.Run(c.flag, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "rules")
+			if err := os.WriteFile(file, []byte(c.text), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_ = wantServeRefused(t, []string{c.flag, file}, c.flag+" "+file, file+":2:", c.says, "correct")
+		})
+	}
+}

@@ -186,7 +186,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	// The rules before the data directory: a mistyped --policy or --grid-mapfile
 	// fails the start without creating or migrating a database.
 	// Told by their flags: the engine's words name neither.
-	for _, f := range []struct{ flag, path string }{{"--policy", cfg.PolicyFile}, {"--grid-mapfile", cfg.GridMapFile}} {
+	for _, f := range []struct {
+		flag, path string
+		load       func(string) error
+	}{
+		{"--policy", cfg.PolicyFile, func(p string) error { _, err := policy.Load(p); return err }},
+		{"--grid-mapfile", cfg.GridMapFile, func(p string) error { _, err := policy.LoadGridMap(p); return err }},
+	} {
 		if f.path == "" {
 			continue
 		}
@@ -194,6 +200,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("%s %s: %w: give the path of an existing file", f.flag, f.path, fs.ErrNotExist)
 		} else if err != nil {
 			return nil, fmt.Errorf("%s %s: %w", f.flag, f.path, err)
+		}
+		// Each on its own: read together, a fault could be either flag's.
+		if err := f.load(f.path); err != nil {
+			return nil, fmt.Errorf("%s %s: %w: correct it and start again", f.flag, f.path, err)
 		}
 	}
 	pol, err := policy.NewEngine(cfg.PolicyFile, cfg.GridMapFile, cfg.Logger)
