@@ -1,6 +1,9 @@
 package server
 
 import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -10,6 +13,7 @@ import (
 
 	"github.com/vws-grid/vws/internal/client"
 	"github.com/vws-grid/vws/internal/identity"
+	"github.com/vws-grid/vws/internal/manifestsig"
 	"github.com/vws-grid/vws/internal/pki"
 	"github.com/vws-grid/vws/internal/wssec"
 	"github.com/vws-grid/vws/policy"
@@ -67,6 +71,36 @@ func newSecurity(cfg Config, pol *policy.Engine) (*security, error) {
 		},
 	}
 	return s, nil
+}
+
+// checkHostCredential refuses, before the data directory is touched, a host
+// credential that newSecurity or the Repository's manifest signer would refuse once
+// it is: TLS serves with keys (Ed25519) neither signs with.
+func checkHostCredential(cfg Config, signsManifests bool) error {
+	if cfg.HostCertFile == "" || cfg.Trust == nil && !signsManifests {
+		return nil
+	}
+	cred, err := pki.LoadCredential(cfg.HostCertFile, cfg.HostKeyFile)
+	if err != nil {
+		return fmt.Errorf("--cert %s, --key %s: %w", cfg.HostCertFile, cfg.HostKeyFile, err)
+	}
+	kind := fmt.Sprintf("%T", cred.Key.Public())
+	switch cred.Key.Public().(type) {
+	case *rsa.PublicKey, *ecdsa.PublicKey:
+		kind = ""
+	case ed25519.PublicKey:
+		kind = "Ed25519"
+	}
+	if kind != "" {
+		return fmt.Errorf("--key %s holds an %s key, which vws cannot sign manifests and SOAP messages with: give an RSA or ECDSA host key and its certificate (--cert, --key; vws pki host makes test ones)",
+			cfg.HostKeyFile, kind)
+	}
+	if signsManifests {
+		if _, err := manifestsig.Load(cfg.HostCertFile, cfg.HostKeyFile); err != nil {
+			return fmt.Errorf("--cert %s, --key %s: %w", cfg.HostCertFile, cfg.HostKeyFile, err)
+		}
+	}
+	return nil
 }
 
 func (s *security) verifyChain(chain []*x509.Certificate) (identity.Identity, error) {

@@ -221,6 +221,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
+	if err := checkHostCredential(cfg, roles["repository"]); err != nil {
+		return nil, err
+	}
 	// A file there would otherwise be told by whichever file in it vws opened first.
 	if fi, err := os.Stat(cfg.DataDir); err == nil && !fi.IsDir() || errors.Is(err, syscall.ENOTDIR) {
 		return nil, fmt.Errorf("--data %s is not a directory: give the path of the data directory (it is made if missing)", cfg.DataDir)
