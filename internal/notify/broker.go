@@ -68,8 +68,9 @@ type Config struct {
 	// MaxFailures ends a subscription after this many messages in a row were
 	// dropped (default 5): its consumer is gone.
 	MaxFailures int
-	// MaxQueue bounds the messages waiting for one subscription (default 256); the
-	// oldest goes when a new one comes to a full queue.
+	// MaxQueue bounds the messages waiting for one subscription (default 256); when
+	// a new one comes to a full queue, the oldest change is merged into the next of
+	// its topic (shed), so that the messages sent still chain.
 	MaxQueue int
 	// MayRead, if set, says whether a subscriber may still read its producer, before
 	// each message: rights granted at Subscribe can be withdrawn (a policy change).

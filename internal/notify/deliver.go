@@ -147,17 +147,48 @@ func (b *Broker) enqueueLocked(s *sub, m message) {
 	if s.paused && !m.last {
 		return // a paused subscription is sent nothing, and keeps nothing for later
 	}
-	if len(s.queue) >= b.cfg.MaxQueue {
-		b.cfg.Logger.Warn("notification queue full; dropping the oldest message", "subscription", s.key, "consumer", s.consumer.Address)
-		s.queue = s.queue[1:]
+	s.queue = append(s.queue, m)
+	if len(s.queue) > b.cfg.MaxQueue {
+		b.cfg.Logger.Warn("notification queue full; merging the oldest change into the next of its topic", "subscription", s.key, "consumer", s.consumer.Address)
+		s.queue = shed(s.queue)
 		b.metrics.dropped.Inc()
 	}
-	s.queue = append(s.queue, m)
 	if !s.sending {
 		s.sending = true
 		b.wg.Add(1)
 		go b.drain(s)
 	}
+}
+
+// shed makes room in a full queue q by merging its oldest value change that a later
+// one of the same topic follows into that one (which then starts from the dropped
+// one's old value), so that what the consumer is sent still chains: each message's
+// old value is the previous one's new. A change merged back to where it started is
+// no change and goes too. With no such pair, the oldest message that does not end
+// the subscription goes.
+func shed(q []message) []message {
+	for i, m := range q {
+		if isTermination(m.topic) {
+			continue
+		}
+		for j := i + 1; j < len(q); j++ {
+			if q[j].topic != m.topic {
+				continue
+			}
+			q[j].old = m.old
+			out := append(q[:i:i], q[i+1:]...)
+			if valueOf(m.old, m.topic) == q[j].newValue {
+				out = append(out[:j-1:j-1], out[j:]...)
+			}
+			return out
+		}
+	}
+	for i, m := range q {
+		if !m.last {
+			return append(q[:i:i], q[i+1:]...)
+		}
+	}
+	return q
 }
 
 // drain sends s's queue in order, then exits.
