@@ -2,6 +2,7 @@ package notify
 
 import (
 	"cmp"
+	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
 	"io"
@@ -72,6 +73,44 @@ type Consumer struct {
 	slotsOnce   sync.Once
 	slots       chan struct{}
 	bodyTimeout time.Duration // 0: notifyBodyTimeout (tests shorten it)
+
+	// taken are the digests of the Notify bodies lately taken, oldest first: a
+	// producer that got no answer to one (a connection cut, an answer later than its
+	// timeout) sends the same bytes again, which are acknowledged, not delivered a
+	// second time nor refused as a replay (which the producer counts as a message
+	// lost, and enough of them as a consumer gone).
+	takenMu sync.Mutex
+	taken   map[[sha256.Size]byte]bool
+	takenQ  [][sha256.Size]byte
+}
+
+// maxTaken bounds the Notify bodies a Consumer remembers having taken: a producer
+// sends one subscription's messages one at a time, retrying each for seconds.
+const maxTaken = 1024
+
+// take records the Notify body of digest sum as taken; false if it was already.
+func (c *Consumer) take(sum [sha256.Size]byte) bool {
+	c.takenMu.Lock()
+	defer c.takenMu.Unlock()
+	if c.taken[sum] {
+		return false
+	}
+	if c.taken == nil {
+		c.taken = map[[sha256.Size]byte]bool{}
+	}
+	if len(c.takenQ) >= maxTaken {
+		delete(c.taken, c.takenQ[0])
+		c.takenQ = c.takenQ[1:]
+	}
+	c.taken[sum] = true
+	c.takenQ = append(c.takenQ, sum)
+	return true
+}
+
+func (c *Consumer) wasTaken(sum [sha256.Size]byte) bool {
+	c.takenMu.Lock()
+	defer c.takenMu.Unlock()
+	return c.taken[sum]
 }
 
 // Reference is the consumer's EPR at address, in WS-Addressing version v.
@@ -102,6 +141,11 @@ func (c *Consumer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case len(data) > maxNotifyBytes:
 		w.Header().Set("Connection", "close")
 		http.Error(w, fmt.Sprintf("a Notify larger than %d bytes: this consumer takes at most that", maxNotifyBytes), http.StatusRequestEntityTooLarge)
+		return
+	}
+	sum := sha256.Sum256(data)
+	if c.wasTaken(sum) {
+		w.WriteHeader(http.StatusOK) // a retry of a Notify taken already: it has been delivered
 		return
 	}
 	// A slot once the body is in, held while its tree lives: a trickled body holds none.
@@ -159,8 +203,10 @@ func (c *Consumer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	for _, m := range msgs {
-		c.Deliver(m)
+	if c.take(sum) { // else the same bytes were taken meanwhile, by a retry that overtook them
+		for _, m := range msgs {
+			c.Deliver(m)
+		}
 	}
 	w.WriteHeader(http.StatusOK)
 }
