@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,9 +22,13 @@ const xsiNS = "http://www.w3.org/2001/XMLSchema-instance"
 // so it is granted the maximum as any later time is (README: "beyond 30 days,
 // Subscribe and Renew grant the 30 days and say so in their answer").
 func TestNilTerminationTimeIsGrantedTheMaximum(t *testing.T) {
-	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	// The Home's scheduler reads the clock on its own goroutine while the test
+	// moves it on.
+	var now atomic.Pointer[time.Time]
+	start := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	now.Store(&start)
 	b := newBroker(t, nil, func(c *Config) {
-		c.Now = func() time.Time { return now }
+		c.Now = func() time.Time { return *now.Load() }
 		c.MaxLifetime, c.DefaultLifetime = 48*time.Hour, time.Hour
 	})
 	d := dialect.WSRF12
@@ -47,7 +52,8 @@ func TestNilTerminationTimeIsGrantedTheMaximum(t *testing.T) {
 	k.SetText(key)
 	req := &container.Request{Service: &container.Service{Name: vwsns.SubscriptionManagerService, Key: vwsns.SubscriptionKey},
 		Dialect: d, Envelope: &soap.Envelope{Headers: []*etree.Element{k}}, Payload: doc.Root()}
-	now = now.Add(time.Hour)
+	later := start.Add(time.Hour)
+	now.Store(&later)
 	out, err = b.renew(context.Background(), req)
 	if err != nil {
 		t.Fatalf("Renew with a nil TerminationTime: %v", err)
