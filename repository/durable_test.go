@@ -39,7 +39,7 @@ func TestObsoleteFilesGoOnlyOnceTheCommitIsDurable(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	orig := makeDurable
-	t.Cleanup(func() { makeDurable = orig })
+	t.Cleanup(func() { f.setMakeDurable(orig) })
 	src := f.create("src", "", "")
 	old := filepath.Join(f.r.workspaceDir(src), "disk-1.qcow2")
 	if _, err := os.Stat(old); err != nil {
@@ -47,21 +47,21 @@ func TestObsoleteFilesGoOnlyOnceTheCommitIsDurable(t *testing.T) {
 	}
 
 	// Not durable: the obsolete overlay stays, and the sweep takes it at the next start.
-	makeDurable = func(context.Context, *sql.DB) error { return errors.New("disk gone") }
+	f.setMakeDurable(func(context.Context, *sql.DB) error { return errors.New("disk gone") })
 	if _, err := f.r.Clone(ctx, src, "copy1", "o", time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(old); err != nil {
 		t.Fatalf("the source's old overlay was removed though its replacement's commit was not durable: %v", err)
 	}
-	makeDurable = orig
+	f.setMakeDurable(orig)
 	f.reopen()
 	if _, err := os.Stat(old); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the start-up sweep left the obsolete overlay: %v", err)
 	}
 
 	// Destroy: the directory goes only once the record's removal is durable.
-	makeDurable = func(context.Context, *sql.DB) error { return errors.New("disk gone") }
+	f.setMakeDurable(func(context.Context, *sql.DB) error { return errors.New("disk gone") })
 	victim := f.create("victim", "", "")
 	dir := f.r.workspaceDir(victim)
 	if err := f.r.Workspaces.Destroy(ctx, victim); err != nil {
@@ -70,7 +70,7 @@ func TestObsoleteFilesGoOnlyOnceTheCommitIsDurable(t *testing.T) {
 	if _, err := os.Stat(dir); err != nil {
 		t.Fatalf("a destroyed workspace's files were removed though the record's removal was not durable: %v", err)
 	}
-	makeDurable = orig
+	f.setMakeDurable(orig)
 	f.reopen()
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the start-up sweep left the destroyed workspace's files: %v", err)
@@ -86,7 +86,7 @@ func TestLayerGoesOnlyOnceTheDestroyIsDurable(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	orig := makeDurable
-	t.Cleanup(func() { makeDurable = orig })
+	t.Cleanup(func() { f.setMakeDurable(orig) })
 	src := f.create("src", "", "")
 	c, err := f.r.Clone(ctx, src, "copy", "o", time.Now().Add(time.Hour))
 	if err != nil {
@@ -100,7 +100,7 @@ func TestLayerGoesOnlyOnceTheDestroyIsDurable(t *testing.T) {
 	if err := f.r.Workspaces.Destroy(ctx, src); err != nil {
 		t.Fatal(err)
 	}
-	makeDurable = func(context.Context, *sql.DB) error { return errors.New("disk gone") }
+	f.setMakeDurable(func(context.Context, *sql.DB) error { return errors.New("disk gone") })
 	if err := f.r.Workspaces.Destroy(ctx, c.Key); err != nil {
 		t.Fatal(err)
 	}
@@ -109,9 +109,16 @@ func TestLayerGoesOnlyOnceTheDestroyIsDurable(t *testing.T) {
 			t.Fatalf("the layer of a destroyed clone was removed though the record's removal was not durable: %v", err)
 		}
 	}
-	makeDurable = orig
+	f.setMakeDurable(orig)
 	f.reopen()
 	if _, err := os.Stat(layer); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the start-up sweep left the layer no workspace stands on: %v", err)
 	}
+}
+
+// setMakeDurable sets the durability hook once the layer collector a destroy started is
+// done: the collector reads the hook on its own goroutine, after Destroy has returned.
+func (f *fixture) setMakeDurable(fn func(context.Context, *sql.DB) error) {
+	f.r.collectDone.Wait()
+	makeDurable = fn
 }
