@@ -185,6 +185,12 @@ type sub struct {
 	ended    bool // destroyed: deliver nothing more
 	// queued are the topics a message was queued for (catchUp).
 	queued map[wsa.QName]bool
+	// unsent are, by topic (Clark name), the values in the record's Sent when it
+	// was loaded at start, until a message of that topic is queued: that first
+	// message starts from what the consumer was last sent, not from the value
+	// before the change, which a message lost when the process stopped may have
+	// left untold.
+	unsent map[string]string
 }
 
 func (s *sub) wants(q wsa.QName) bool {
@@ -262,6 +268,7 @@ func New(ctx context.Context, cfg Config) (*Broker, error) {
 			bad = append(bad, s.Key)
 			return true
 		}
+		live.unsent = sentOf(s.Private) // what its consumer was last sent, before this start
 		b.index(live)
 		return true
 	})
@@ -317,6 +324,13 @@ func parseRecord(key string, private []byte) (*sub, error) {
 		}
 	}
 	return s, nil
+}
+
+// sentOf is the Sent of a subscription record parseRecord read.
+func sentOf(private []byte) map[string]string {
+	var rec record
+	_ = json.Unmarshal(private, &rec)
+	return rec.Sent
 }
 
 func (b *Broker) index(s *sub) {
@@ -463,7 +477,8 @@ func (b *Broker) Resync(ctx context.Context, producer Producer) {
 			}
 			// A topic a message was queued for since the start (a change the
 			// Repository recorded before this) is left alone, as in catchUp: that
-			// message, not yet taken, would be told again behind it.
+			// message starts from the value last sent (enqueueLocked), and one
+			// queued behind it would tell a change again.
 			s.mu.Lock()
 			for _, q := range b.cfg.Topics {
 				was, known := rec.Sent[q.String()]

@@ -147,6 +147,16 @@ func (b *Broker) enqueueLocked(s *sub, m message) {
 	if s.paused && !m.last {
 		return // a paused subscription is sent nothing, and keeps nothing for later
 	}
+	if was, ok := s.unsent[m.topic.String()]; ok && !isTermination(m.topic) {
+		// The topic's first message since the start: from what the consumer was
+		// last sent (a change queued at start-up, before Resync, would otherwise
+		// chain from a value it was never told).
+		delete(s.unsent, m.topic.String())
+		if was == m.newValue {
+			return // merged back to what the consumer has: no change
+		}
+		m.old = parseValue(was)
+	}
 	s.queue = append(s.queue, m)
 	if len(s.queue) > b.cfg.MaxQueue {
 		b.cfg.Logger.Warn("notification queue full; merging the oldest change into the next of its topic", "subscription", s.key, "consumer", s.consumer.Address)
