@@ -222,28 +222,29 @@ type Broker struct {
 	subs       map[string]*sub
 	byProducer map[string]map[string]*sub
 
-	slots chan struct{} // bounds concurrent deliveries
-	// perOwner bounds one subscriber's concurrent deliveries, so that slow consumers
-	// of one user cannot hold every slot (owner → its slots, while in use).
-	perOwnerMu sync.Mutex
-	perOwner   map[string]*ownerSlots
-	wg         sync.WaitGroup
-	stop       chan struct{}
-	once       sync.Once
+	slots deliverySlots // bounds concurrent deliveries
+	wg    sync.WaitGroup
+	stop  chan struct{}
+	once  sync.Once
 }
 
 // maxConcurrentDeliveries bounds the HTTP deliveries in flight, all subscriptions
-// together; maxOwnerDeliveries those of one subscriber.
+// together; maxOwnerDeliveries those of one subscriber. A subscriber's deliveries
+// beyond its first go only while fewer than sharedDeliveries are in flight: the
+// other slots are for subscribers with none, so that a few whose consumers never
+// answer (each delivery then takes the whole DeliveryTimeout) cannot hold every
+// slot while everyone else's messages wait.
 const (
 	maxConcurrentDeliveries = 16
 	maxOwnerDeliveries      = 4
+	sharedDeliveries        = maxConcurrentDeliveries / 2
 )
 
 // New loads the subscriptions from the store and starts their expiry.
 func New(ctx context.Context, cfg Config) (*Broker, error) {
 	cfg.defaults()
 	b := &Broker{cfg: cfg, subs: map[string]*sub{}, byProducer: map[string]map[string]*sub{},
-		slots: make(chan struct{}, maxConcurrentDeliveries), perOwner: map[string]*ownerSlots{}, stop: make(chan struct{})}
+		slots: deliverySlots{byOwner: map[string]int{}}, stop: make(chan struct{})}
 	home, err := wsrf.NewHome(ctx, wsrf.HomeConfig{
 		Service:      vwsns.SubscriptionManagerService,
 		Document:     Document,

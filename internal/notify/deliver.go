@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/beevik/etree"
@@ -389,49 +391,95 @@ func (b *Broker) expired(s *sub) bool {
 	return over || errors.Is(err, errdefs.ErrResourceUnknown)
 }
 
-// ownerSlots is the semaphore of one subscriber's deliveries, and how many
-// deliveries hold or wait for it.
-type ownerSlots struct {
-	c     chan struct{}
-	users int
+// deliverySlots are the deliveries in flight, in all and by subscriber, and the
+// deliveries waiting for one, in the order they came.
+type deliverySlots struct {
+	mu       sync.Mutex
+	inFlight int
+	byOwner  map[string]int // subscribers with deliveries in flight: how many
+	waiting  []*slotWaiter
 }
 
-// ownerSlots returns the semaphore of owner's deliveries and the function that
-// gives it back once the delivery is over. It is forgotten when no delivery uses
-// it, so that one is not kept for each subscriber ever seen; while any does, every
-// delivery of owner gets that one, which keeps the bound.
-func (b *Broker) ownerSlots(owner string) (chan struct{}, func()) {
-	b.perOwnerMu.Lock()
-	defer b.perOwnerMu.Unlock()
-	o := b.perOwner[owner]
-	if o == nil {
-		o = &ownerSlots{c: make(chan struct{}, maxOwnerDeliveries)}
-		b.perOwner[owner] = o
+type slotWaiter struct {
+	owner   string
+	granted chan struct{} // closed when the slot is the waiter's
+}
+
+// mayTakeLocked says whether a delivery of owner may start now.
+func (d *deliverySlots) mayTakeLocked(owner string) bool {
+	held := d.byOwner[owner]
+	switch {
+	case held >= maxOwnerDeliveries:
+		return false
+	case held > 0:
+		return d.inFlight < sharedDeliveries
+	default:
+		return d.inFlight < maxConcurrentDeliveries
 	}
-	o.users++
-	return o.c, func() {
-		b.perOwnerMu.Lock()
-		defer b.perOwnerMu.Unlock()
-		if o.users--; o.users == 0 {
-			delete(b.perOwner, owner)
+}
+
+func (d *deliverySlots) takeLocked(owner string) {
+	d.inFlight++
+	d.byOwner[owner]++
+}
+
+// take waits for a slot for a delivery of owner, or for stop (false).
+func (d *deliverySlots) take(owner string, stop <-chan struct{}) bool {
+	d.mu.Lock()
+	if d.mayTakeLocked(owner) { // a waiter that may is let through when a slot frees
+		d.takeLocked(owner)
+		d.mu.Unlock()
+		return true
+	}
+	w := &slotWaiter{owner: owner, granted: make(chan struct{})}
+	d.waiting = append(d.waiting, w)
+	d.mu.Unlock()
+	select {
+	case <-w.granted:
+		return true
+	case <-stop:
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		select {
+		case <-w.granted: // given meanwhile: given back
+			d.giveLocked(owner)
+		default:
+			d.waiting = slices.DeleteFunc(d.waiting, func(o *slotWaiter) bool { return o == w })
 		}
+		return false
 	}
+}
+
+// give ends a delivery of owner; the slot goes to the first waiters that may start.
+func (d *deliverySlots) give(owner string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.giveLocked(owner)
+}
+
+func (d *deliverySlots) giveLocked(owner string) {
+	d.inFlight--
+	if d.byOwner[owner]--; d.byOwner[owner] == 0 {
+		delete(d.byOwner, owner) // not kept for each subscriber ever seen
+	}
+	d.waiting = slices.DeleteFunc(d.waiting, func(w *slotWaiter) bool {
+		if !d.mayTakeLocked(w.owner) {
+			return false
+		}
+		d.takeLocked(w.owner)
+		close(w.granted)
+		return true
+	})
 }
 
 func (b *Broker) post(s *sub, body []byte) error {
 	if b.stopping() {
 		return errStopping // select below picks at random between a free slot and stop
 	}
-	mine, done := b.ownerSlots(s.owner)
-	defer done()
-	for _, sem := range []chan struct{}{mine, b.slots} {
-		select {
-		case sem <- struct{}{}:
-			defer func(sem chan struct{}) { <-sem }(sem)
-		case <-b.stop:
-			return errStopping
-		}
+	if !b.slots.take(s.owner, b.stop) {
+		return errStopping
 	}
+	defer b.slots.give(s.owner)
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.DeliveryTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.consumer.Address, bytes.NewReader(body))

@@ -12,7 +12,7 @@ import (
 	"github.com/vws-grid/vws/internal/wsa"
 )
 
-// One subscriber's deliveries are bounded by a semaphore of its own; one kept for
+// One subscriber's deliveries are bounded by a count of its own; one kept for
 // every subscriber ever seen would grow with each new DN for as long as vws runs.
 // It is kept while deliveries of that subscriber use it, and only then.
 func TestOwnerSlotsAreNotKeptForever(t *testing.T) {
@@ -41,9 +41,9 @@ func TestOwnerSlotsAreNotKeptForever(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	b.perOwnerMu.Lock()
-	kept := len(b.perOwner)
-	b.perOwnerMu.Unlock()
+	b.slots.mu.Lock()
+	kept := len(b.slots.byOwner)
+	b.slots.mu.Unlock()
 	if kept != 0 {
 		t.Errorf("%d subscribers' semaphores kept after their deliveries ended, want none", kept)
 	}
