@@ -144,6 +144,10 @@ func plan(recs []*record, doms []vmm.Domain) []change {
 			// Serialize's save finished (libvirtd completes it when the manager
 			// dies) but was never recorded: the RAM is in a file, not lost.
 			c.Kind = adoptSave
+		case r.Hot && d.State == vmm.StatePaused && d.Busy:
+			// A restore still loading the RAM (the manager died during Start, Unpause
+			// or Deploy, and libvirtd went on): wait for its end. Its image is the RAM
+			// until the guest runs from it.
 		case r.Hot && (d.State == vmm.StateRunning || d.State == vmm.StatePaused) && r.State != stateCorrupted:
 			// A restore finished but was never recorded: the guest runs on from its
 			// memory image, which is spent (its disk has moved past it).

@@ -169,6 +169,7 @@ func TestPlan(t *testing.T) {
 			want: []change{{Kind: finishRestore, Key: k, State: stateRunning}}},
 		{name: "hot, domain paused: a restore (paused) finished unrecorded", recs: []*record{deployedRec(k, statePaused, true)}, doms: []vmm.Domain{domOf(k, vmm.StatePaused)},
 			want: []change{{Kind: finishRestore, Key: k, State: statePaused}}},
+		{name: "hot, domain paused by a restore's job (the manager died during it): still restoring, wait", recs: []*record{deployedRec(k, statePaused, true)}, doms: []vmm.Domain{busyDom(k)}},
 		{name: "restore cut off, domain running: it happened", recs: []*record{pendingRec(k, statePaused, true, pendingRestore)}, doms: []vmm.Domain{domOf(k, vmm.StateRunning)},
 			want: []change{{Kind: finishRestore, Key: k, State: stateRunning}}},
 		{name: "restore cut off, domain paused by its job: still restoring, wait", recs: []*record{pendingRec(k, statePaused, true, pendingRestore)}, doms: []vmm.Domain{busyDom(k)}},
@@ -1377,5 +1378,35 @@ func TestTakenAway(t *testing.T) {
 		if taken != tc.taken || !strings.Contains(why, tc.says) {
 			t.Errorf("%s: taken %v (%q), want %v saying %q", tc.name, taken, why, tc.taken, tc.says)
 		}
+	}
+}
+
+// TestRestoreUnderWayAtRestart: a manager killed during the restore of a serialized
+// workspace (Start, Unpause, Deploy --state running) comes back to libvirtd still
+// loading the RAM, the domain paused under the restore's job. Nothing is concluded
+// until the job ends: the memory image is the guest's RAM until the restore has
+// happened, and a restore that then fails leaves the workspace serialized, its image
+// in place, not shut down with its RAM lost.
+func TestRestoreUnderWayAtRestart(t *testing.T) {
+	const k = "ws-restoring"
+	ctx := context.Background()
+	m, hv, rec := crashManager(t, k, statePaused, true)
+	d := busyDom(k) // killed while libvirtd restores it
+	hv.dom = &d
+	m.reconcile(ctx)
+	if _, err := os.Stat(rec.MemoryFile); err != nil {
+		t.Fatalf("the memory image of a restore still under way was removed: %v", err)
+	}
+	if r, _ := (&journal{dir: hv.dir}).get(k); r.State != statePaused || !r.Hot || r.MemoryFile != rec.MemoryFile {
+		t.Errorf("with the restore under way the record became %s, serialized %v; want it left serialized", r.State, r.Hot)
+	}
+	// The restore fails: the domain is shut off again, the image still its RAM.
+	hv.set(vmm.StateShutOff, false, false)
+	m.reconcile(ctx)
+	if r, _ := (&journal{dir: hv.dir}).get(k); r.State != statePaused || !r.Hot || r.MemoryFile != rec.MemoryFile {
+		t.Fatalf("after the restore failed the record is %s, serialized %v (%s); want serialized", r.State, r.Hot, r.Detail)
+	}
+	if _, err := m.Start(ctx, workspaceEPR(rec)); err != nil {
+		t.Errorf("Start after the restore failed: %v", err)
 	}
 }
