@@ -401,7 +401,9 @@ func (m *Manager) apply(ctx context.Context, c change) {
 		}
 	case adoptSave:
 		mem := m.workspaceDir(rec.Key) + "/memory.save"
-		if fi, err := os.Stat(mem); err != nil || fi.Size() == 0 {
+		// An empty image under this serialize's mark is the save cut off before any
+		// of it reached the disk (the host lost power): unfinished, as below.
+		if fi, err := os.Stat(mem); err != nil || fi.Size() == 0 && rec.Pending != pendingSerialize {
 			detail := "its domain's RAM was saved outside vws (virsh save?) while " + rec.State +
 				"; this host has no memory image of it, the disk is intact (Shutdown Trash discards this deployment's changes)"
 			if rec.ManagedSave {

@@ -1410,3 +1410,37 @@ func TestRestoreUnderWayAtRestart(t *testing.T) {
 		t.Errorf("Start after the restore failed: %v", err)
 	}
 }
+
+// TestSerializeCutOffBeforeItsFirstByte: a host that lost power while a Serialize
+// saved the RAM can come back with memory.save empty (created, nothing of it written
+// out) and the domain shut off. That is this serialize cut off, not a save made
+// outside vws: the workspace is recorded corrupted saying so, and the empty file goes
+// with the RAM it never held.
+func TestSerializeCutOffBeforeItsFirstByte(t *testing.T) {
+	const k = "ws-empty-save"
+	ctx := context.Background()
+	m, hv, rec := crashManager(t, k, stateRunning, false)
+	if _, err := m.Shutdown(ctx, workspaceEPR(rec), ModeSerialize, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.journal.put(hv.onDisk["save"]); err != nil { // killed during the save
+		t.Fatal(err)
+	}
+	mem := m.workspaceDir(k) + "/memory.save"
+	if err := os.WriteFile(mem, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hv.set(vmm.StateShutOff, false, false) // the power failure ended it
+	m.reconcile(ctx)
+	r, err := (&journal{dir: hv.dir}).get(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.State != stateCorrupted || r.Hot || r.Pending != "" || strings.Contains(r.Detail, "outside vws") || !strings.Contains(r.Detail, "serialize was cut off") {
+		t.Errorf("after a serialize cut off before its image was written, the record is %s, serialized %v, pending %q: %q; want corrupted by the cut-off serialize",
+			r.State, r.Hot, r.Pending, r.Detail)
+	}
+	if _, err := os.Stat(mem); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the empty memory image is kept (stat: %v)", err)
+	}
+}
