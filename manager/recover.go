@@ -401,9 +401,11 @@ func (m *Manager) apply(ctx context.Context, c change) {
 		}
 	case adoptSave:
 		mem := m.workspaceDir(rec.Key) + "/memory.save"
-		// An empty image under this serialize's mark is the save cut off before any
-		// of it reached the disk (the host lost power): unfinished, as below.
-		if fi, err := os.Stat(mem); err != nil || fi.Size() == 0 && rec.Pending != pendingSerialize {
+		fi, err := os.Stat(mem)
+		// Under this serialize's mark, no image or an empty one is the save cut off
+		// before any of it reached the disk (the host lost power): unfinished, as below.
+		none := errors.Is(err, os.ErrNotExist) || err == nil && fi.Size() == 0
+		if cutOff := none && rec.Pending == pendingSerialize; !cutOff && (err != nil || fi.Size() == 0) {
 			detail := "its domain's RAM was saved outside vws (virsh save?) while " + rec.State +
 				"; this host has no memory image of it, the disk is intact (Shutdown Trash discards this deployment's changes)"
 			if rec.ManagedSave {
@@ -416,20 +418,18 @@ func (m *Manager) apply(ctx context.Context, c change) {
 			}
 			return
 		}
-		if unfinished, err := vmm.SaveImageUnfinished(mem); err == nil && unfinished {
+		if unfinished, err := vmm.SaveImageUnfinished(mem); none || err == nil && unfinished {
 			// The domain ended before libvirt finished the image (QEMU died mid-save):
 			// the RAM is lost, as in a forced off.
-			detail := "its serialize was cut off before libvirt finished saving the RAM (the memory image was incomplete and is removed); " +
+			detail := "its serialize was cut off before libvirt finished saving the RAM (the memory image was incomplete or not written at all, and is removed); " +
 				"the RAM is lost and the disk may be inconsistent (Shutdown Trash discards this deployment's changes)"
 			log.Warn("workspace changed state on its own", "from", rec.State, "to", stateCorrupted, "why", detail)
 			if err := m.transition(ctx, rec, stateCorrupted, detail); err != nil {
 				log.Error("record observed state", "err", err)
 				return
 			}
-			// Journaled first, removed after: a restart on the earlier record must
-			// still find the image to tell why (without it, it would blame a save
-			// outside vws). Kept while only memory holds the record; the restart
-			// sweep removes it then.
+			// Journaled first, removed after, as everywhere. Kept while only memory
+			// holds the record; the restart sweep removes it then.
 			if !m.journal.kept(rec.Key) {
 				os.Remove(mem)
 			}

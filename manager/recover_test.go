@@ -1444,3 +1444,31 @@ func TestSerializeCutOffBeforeItsFirstByte(t *testing.T) {
 		t.Errorf("the empty memory image is kept (stat: %v)", err)
 	}
 }
+
+// TestSerializeCutOffBeforeItsImage: a host that lost power right after a Serialize
+// journaled its mark can come back with no memory.save at all (libvirtd had not
+// created it, or its creation never reached the disk) and the domain shut off. Under
+// the mark that is this serialize cut off, not RAM saved outside vws with the disk
+// intact, as the record used to say.
+func TestSerializeCutOffBeforeItsImage(t *testing.T) {
+	const k = "ws-no-save"
+	ctx := context.Background()
+	m, hv, rec := crashManager(t, k, stateRunning, false)
+	if _, err := m.Shutdown(ctx, workspaceEPR(rec), ModeSerialize, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.journal.put(hv.onDisk["save"]); err != nil { // killed as the save began
+		t.Fatal(err)
+	}
+	os.Remove(m.workspaceDir(k) + "/memory.save")
+	hv.set(vmm.StateShutOff, false, false) // the power failure ended it
+	m.reconcile(ctx)
+	r, err := (&journal{dir: hv.dir}).get(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.State != stateCorrupted || r.Hot || r.Pending != "" || strings.Contains(r.Detail, "outside vws") || !strings.Contains(r.Detail, "serialize was cut off") {
+		t.Errorf("after a serialize cut off before its image was created, the record is %s, serialized %v, pending %q: %q; want corrupted by the cut-off serialize",
+			r.State, r.Hot, r.Pending, r.Detail)
+	}
+}
