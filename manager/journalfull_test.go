@@ -206,3 +206,32 @@ func TestIncompleteSaveOutlivesItsUnwrittenRecord(t *testing.T) {
 		t.Errorf("the incomplete image is kept once the disk holds its record (stat: %v)", err)
 	}
 }
+
+// TestSpentImageGoesOnceTheDiskTakesTheRecord: a Start that restored a serialized
+// workspace on a full disk keeps the memory image while only memory holds the record
+// that says it is spent (the disk's record still names it). Once the disk takes that
+// record, nothing names the image any more: it goes then, not at some later restart
+// of the manager, on the disk that was just full.
+func TestSpentImageGoesOnceTheDiskTakesTheRecord(t *testing.T) {
+	const k = "ws-full-spent-image"
+	ctx := context.Background()
+	m, hv, rec := crashManager(t, k, statePaused, true)
+	free := fillJournal(t, m)
+	if res, err := m.Start(ctx, workspaceEPR(rec)); err != nil || res.State != stateRunning {
+		t.Fatalf("Start on a full disk: %+v, %v", res, err)
+	}
+	if r := onDisk(t, m, k); !r.Hot {
+		t.Fatalf("the disk took the record after all (%+v): the test filled nothing", r)
+	}
+	if _, err := os.Stat(rec.MemoryFile); err != nil {
+		t.Fatalf("the image the disk's record names was removed: %v", err)
+	}
+	free()
+	m.reconcile(ctx)
+	if r := onDisk(t, m, k); r.Hot || r.State != stateRunning || m.journal.kept(k) || hv.dom.State != vmm.StateRunning {
+		t.Fatalf("after space was freed the disk says %+v (kept in memory: %v)", r, m.journal.kept(k))
+	}
+	if _, err := os.Stat(rec.MemoryFile); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the spent memory image stays once no record names it (stat: %v)", err)
+	}
+}

@@ -193,9 +193,9 @@ func (m *Manager) recover(ctx context.Context) {
 		known[r.Key] = true
 		// A memory image no record holds: spent by a restore that journaled its
 		// outcome and died before removing it.
-		if r.Phase == phaseDeployed && !r.Hot && r.Pending != pendingSerialize {
+		if namesNoImage(r) {
 			if unlock, ok := m.locks.tryLock(r.Key); ok {
-				if cur, err := m.journal.get(r.Key); err == nil && cur.Phase == phaseDeployed && !cur.Hot && cur.Pending != pendingSerialize {
+				if cur, err := m.journal.get(r.Key); err == nil && namesNoImage(cur) {
 					os.Remove(filepath.Join(m.workspaceDir(r.Key), "memory.save"))
 				}
 				unlock()
@@ -225,6 +225,12 @@ func (m *Manager) recover(ctx context.Context) {
 		}
 		unlock()
 	}
+}
+
+// namesNoImage says whether r is of a deployed workspace that keeps no memory.save:
+// one found in its directory is spent (by a restore, or a save cut off).
+func namesNoImage(r *record) bool {
+	return r.Phase == phaseDeployed && !r.Hot && r.Pending != pendingSerialize
 }
 
 // reconcile compares and acts. With the hypervisor unreachable it concludes nothing.
@@ -271,6 +277,11 @@ func (m *Manager) writeUnsaved() {
 			m.log.Debug("journal a record kept in memory: the disk still refuses it", "workspace", key, "err", err)
 		case written:
 			m.log.Info("journaled a workspace's record the disk had refused", "workspace", key)
+			// A memory image kept while the disk held the record that named it (a
+			// restore, a cut-off save) is named by none now.
+			if r, err := m.journal.get(key); err == nil && namesNoImage(r) {
+				os.Remove(filepath.Join(m.workspaceDir(key), "memory.save"))
+			}
 		}
 		unlock()
 	}
