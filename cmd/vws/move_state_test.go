@@ -116,53 +116,11 @@ func TestMoveKeepsTheWayAWorkspaceIsPaused(t *testing.T) {
 func TestMoveDoesNotTakeAnotherRefusalForSerialized(t *testing.T) {
 	const key = "ws-move-unknown"
 	const refusal = "the outcome of a Normal shutdown of workspace " + key + " is not known yet (libvirtd did not answer while it was under way); Serialize is refused until it is"
-	var mu sync.Mutex
-	var opsA, opsB []string
-	repo, a, b := &fakeSOAP{}, &fakeSOAP{}, &fakeSOAP{}
-	repoHS, aHS, bHS := httptest.NewServer(repo), httptest.NewServer(a), httptest.NewServer(b)
-	defer repoHS.Close()
-	defer aHS.Close()
-	defer bHS.Close()
-	repo.handle = func(op string, p *etree.Element) (*etree.Element, string) {
-		if op != "GetMultipleResourceProperties" {
-			return el("vw:"+op+"Response", vwsns.Workspace, ""), ""
-		}
-		return workspaceProps("paused", "deployed", "node-a", &wsa.EPR{Version: wsa.V200508, Address: aHS.URL + managerPath}), ""
-	}
-	a.states = func(op string) (string, string) { return "paused", "paused (serialized)" }
-	a.handle = func(op string, p *etree.Element) (*etree.Element, string) {
-		mu.Lock()
-		defer mu.Unlock()
-		opsA = append(opsA, op)
-		if op == "Shutdown" {
-			return nil, refusal
-		}
-		return el("mgr:"+op+"Response", vwsns.Manager, ""), ""
-	}
-	b.handle = func(op string, p *etree.Element) (*etree.Element, string) {
-		mu.Lock()
-		defer mu.Unlock()
-		opsB = append(opsB, op)
-		if op == "GetResourceProperty" {
-			out := el("wsrp:GetResourcePropertyResponse", "http://docs.oasis-open.org/wsrf/rp-2", "")
-			out.AddChild(el("mgr:DomainType", vwsns.Manager, "qemu"))
-			return out, ""
-		}
-		return el("mgr:"+op+"Response", vwsns.Manager, ""), ""
-	}
-	ws := &wsa.EPR{Version: wsa.V200508, Address: repoHS.URL + "/wsrf/services/WorkspaceService",
-		References: []*etree.Element{el("vw:WorkspaceKey", vwsns.Workspace, key)}}
-	cmd := newMoveCommand()
-	var out bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(&out)
-	cmd.SetContext(context.Background())
-	err := moveWorkspace(cmd, ws, repoHS.URL, key, bHS.URL, "")
+	err, out, opsA, opsB := moveRefusedAtShutdown(t, key, "paused", refusal,
+		func(op string) (string, string) { return "paused", "paused (serialized)" })
 	if err == nil || !strings.Contains(err.Error(), "is not known yet") {
-		t.Errorf("move: %v; want the manager's refusal\n%s", err, out.String())
+		t.Errorf("move: %v; want the manager's refusal\n%s", err, out)
 	}
-	mu.Lock()
-	defer mu.Unlock()
 	if strings.Join(opsA, " ") != "Shutdown" {
 		t.Errorf("A was sent %v; want only the refused Shutdown (Serialize): the refusal was taken for a workspace serialized already", opsA)
 	}
