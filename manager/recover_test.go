@@ -1411,64 +1411,50 @@ func TestRestoreUnderWayAtRestart(t *testing.T) {
 	}
 }
 
-// TestSerializeCutOffBeforeItsFirstByte: a host that lost power while a Serialize
-// saved the RAM can come back with memory.save empty (created, nothing of it written
-// out) and the domain shut off. That is this serialize cut off, not a save made
-// outside vws: the workspace is recorded corrupted saying so, and the empty file goes
-// with the RAM it never held.
-func TestSerializeCutOffBeforeItsFirstByte(t *testing.T) {
-	const k = "ws-empty-save"
-	ctx := context.Background()
-	m, hv, rec := crashManager(t, k, stateRunning, false)
-	if _, err := m.Shutdown(ctx, workspaceEPR(rec), ModeSerialize, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.journal.put(hv.onDisk["save"]); err != nil { // killed during the save
-		t.Fatal(err)
-	}
-	mem := m.workspaceDir(k) + "/memory.save"
-	if err := os.WriteFile(mem, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	hv.set(vmm.StateShutOff, false, false) // the power failure ended it
-	m.reconcile(ctx)
-	r, err := (&journal{dir: hv.dir}).get(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.State != stateCorrupted || r.Hot || r.Pending != "" || strings.Contains(r.Detail, "outside vws") || !strings.Contains(r.Detail, "serialize was cut off") {
-		t.Errorf("after a serialize cut off before its image was written, the record is %s, serialized %v, pending %q: %q; want corrupted by the cut-off serialize",
-			r.State, r.Hot, r.Pending, r.Detail)
-	}
-	if _, err := os.Stat(mem); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("the empty memory image is kept (stat: %v)", err)
-	}
-}
-
-// TestSerializeCutOffBeforeItsImage: a host that lost power right after a Serialize
-// journaled its mark can come back with no memory.save at all (libvirtd had not
-// created it, or its creation never reached the disk) and the domain shut off. Under
-// the mark that is this serialize cut off, not RAM saved outside vws with the disk
-// intact, as the record used to say.
-func TestSerializeCutOffBeforeItsImage(t *testing.T) {
-	const k = "ws-no-save"
-	ctx := context.Background()
-	m, hv, rec := crashManager(t, k, stateRunning, false)
-	if _, err := m.Shutdown(ctx, workspaceEPR(rec), ModeSerialize, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.journal.put(hv.onDisk["save"]); err != nil { // killed as the save began
-		t.Fatal(err)
-	}
-	os.Remove(m.workspaceDir(k) + "/memory.save")
-	hv.set(vmm.StateShutOff, false, false) // the power failure ended it
-	m.reconcile(ctx)
-	r, err := (&journal{dir: hv.dir}).get(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.State != stateCorrupted || r.Hot || r.Pending != "" || strings.Contains(r.Detail, "outside vws") || !strings.Contains(r.Detail, "serialize was cut off") {
-		t.Errorf("after a serialize cut off before its image was created, the record is %s, serialized %v, pending %q: %q; want corrupted by the cut-off serialize",
-			r.State, r.Hot, r.Pending, r.Detail)
+// TestSerializeCutOffBeforeItsImageReachedTheDisk: a host that lost power while a
+// Serialize saved the RAM can come back with memory.save empty (created, nothing of
+// it written out) or missing (libvirtd had not created it, or its creation never
+// reached the disk), and the domain shut off. Under the serialize's mark that is this
+// serialize cut off, not RAM saved outside vws with the disk intact: the workspace is
+// recorded corrupted saying so, and an empty file goes with the RAM it never held.
+func TestSerializeCutOffBeforeItsImageReachedTheDisk(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		image []byte // nil: no file
+	}{
+		{"empty", []byte{}},
+		{"missing", nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			k := "ws-" + c.name + "-save"
+			ctx := context.Background()
+			m, hv, rec := crashManager(t, k, stateRunning, false)
+			if _, err := m.Shutdown(ctx, workspaceEPR(rec), ModeSerialize, 0); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.journal.put(hv.onDisk["save"]); err != nil { // killed during the save
+				t.Fatal(err)
+			}
+			mem := m.workspaceDir(k) + "/memory.save"
+			os.Remove(mem)
+			if c.image != nil {
+				if err := os.WriteFile(mem, c.image, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			hv.set(vmm.StateShutOff, false, false) // the power failure ended it
+			m.reconcile(ctx)
+			r, err := (&journal{dir: hv.dir}).get(k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.State != stateCorrupted || r.Hot || r.Pending != "" || strings.Contains(r.Detail, "outside vws") || !strings.Contains(r.Detail, "serialize was cut off") {
+				t.Errorf("after a serialize cut off before its image was written, the record is %s, serialized %v, pending %q: %q; want corrupted by the cut-off serialize",
+					r.State, r.Hot, r.Pending, r.Detail)
+			}
+			if _, err := os.Stat(mem); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("the memory image is kept (stat: %v)", err)
+			}
+		})
 	}
 }
