@@ -667,23 +667,8 @@ func value(t *testing.T, reg *prometheus.Registry, sample string) float64 {
 // With the host's credential the broker signs each Notify; a consumer that trusts the
 // site's CA takes it, and refuses unsigned or forged ones.
 func TestSignedNotifications(t *testing.T) {
-	ca, err := pki.NewCA(pki.CAOptions{KeyType: pki.KeyTypeECDSA})
-	if err != nil {
-		t.Fatal(err)
-	}
-	host, err := ca.IssueHost(pki.HostOptions{Name: "repo.example.org", KeyType: pki.KeyTypeECDSA})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca, host, trust := signingSite(t)
 	user, err := ca.IssueUser(pki.UserOptions{CN: "mallory", KeyType: pki.KeyTypeECDSA})
-	if err != nil {
-		t.Fatal(err)
-	}
-	caDir := filepath.Join(t.TempDir(), "certificates")
-	if _, err := pki.WriteCADir(caDir, ca.Certificate, nil); err != nil {
-		t.Fatal(err)
-	}
-	trust, err := pki.LoadTrust(caDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -931,4 +916,26 @@ func TestOneSubscriberHoldsAQuarter(t *testing.T) {
 			t.Fatalf("anonymous subscription %d: %v", i+1, err)
 		}
 	}
+}
+
+// signingSite is a site CA, a host credential it issued (repo.example.org) and the
+// trust of a consumer that trusts the CA.
+func signingSite(t *testing.T) (ca, host *pki.Credential, trust *pki.Trust) {
+	t.Helper()
+	ca, err := pki.NewCA(pki.CAOptions{KeyType: pki.KeyTypeECDSA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, err = ca.IssueHost(pki.HostOptions{Name: "repo.example.org", KeyType: pki.KeyTypeECDSA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	caDir := filepath.Join(t.TempDir(), "certificates")
+	if _, err := pki.WriteCADir(caDir, ca.Certificate, nil); err != nil {
+		t.Fatal(err)
+	}
+	if trust, err = pki.LoadTrust(caDir); err != nil {
+		t.Fatal(err)
+	}
+	return ca, host, trust
 }

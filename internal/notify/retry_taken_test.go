@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,7 +13,6 @@ import (
 	"github.com/vws-grid/vws/internal/dialect"
 	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/identity"
-	"github.com/vws-grid/vws/internal/pki"
 	"github.com/vws-grid/vws/internal/wssec"
 )
 
@@ -25,22 +23,7 @@ import (
 // subscription of a consumer that had taken every message as one that is gone. The
 // consumer now acknowledges a Notify it already took, without delivering it twice.
 func TestARetriedNotifyTheConsumerTookIsAcknowledged(t *testing.T) {
-	ca, err := pki.NewCA(pki.CAOptions{KeyType: pki.KeyTypeECDSA})
-	if err != nil {
-		t.Fatal(err)
-	}
-	host, err := ca.IssueHost(pki.HostOptions{Name: "repo.example.org", KeyType: pki.KeyTypeECDSA})
-	if err != nil {
-		t.Fatal(err)
-	}
-	caDir := filepath.Join(t.TempDir(), "certificates")
-	if _, err := pki.WriteCADir(caDir, ca.Certificate, nil); err != nil {
-		t.Fatal(err)
-	}
-	trust, err := pki.LoadTrust(caDir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, host, trust := signingSite(t)
 	var delivered atomic.Int32
 	consumer := &Consumer{Token: "t1", Deliver: func(Notification) { delivered.Add(1) },
 		Verifier: wssec.NewVerifier(func(chain []*x509.Certificate) (identity.Identity, error) { return trust.Verify(chain, time.Now()) })}
