@@ -37,16 +37,7 @@ func TestMovedHostRepointsItsWorkspaces(t *testing.T) {
 	const oldMgr = "https://node7:8443/wsrf/services/WorkspaceManagerService"
 	const newMgr = "https://node7:9443/wsrf/services/WorkspaceManagerService"
 	c := runningOnNode7(t, f, node7, "moved", oldMgr)
-	announce := func(address string, keys ...string) []string {
-		t.Helper()
-		req := announcementHolding(t, keys...) // valid for PT3M
-		req.Payload.FindElement(".//Address").SetText(address)
-		resp, err := f.r.announceHost(node7, req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return notHeldIn(resp)
-	}
+	announce := func(address string, keys ...string) []string { return announceFrom(t, f, node7, address, keys...) }
 	announce(oldMgr, c.Key)
 	if got := announce(newMgr, c.Key); len(got) != 0 {
 		t.Fatalf("the moved host holding the workspace is told %v not held", got)

@@ -67,16 +67,7 @@ func TestReplacementBesideTheOldMachineIsToldNothing(t *testing.T) {
 	const oldMgr = "https://node7:8443/wsrf/services/WorkspaceManagerService"
 	const newMgr = "https://node7:9443/wsrf/services/WorkspaceManagerService"
 	c := runningOnNode7(t, f, node7, "running", oldMgr)
-	announce := func(address string, keys ...string) []string {
-		t.Helper()
-		req := announcementHolding(t, keys...) // valid for PT3M
-		req.Payload.FindElement(".//Address").SetText(address)
-		resp, err := f.r.announceHost(node7, req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return notHeldIn(resp)
-	}
+	announce := func(address string, keys ...string) []string { return announceFrom(t, f, node7, address, keys...) }
 	if got := announce(oldMgr, c.Key); len(got) != 0 {
 		t.Fatalf("the old machine holding the workspace is told %v", got)
 	}
@@ -109,4 +100,17 @@ func runningOnNode7(t *testing.T, f *fixture, node7 context.Context, name, mgr s
 		t.Fatal(err)
 	}
 	return c
+}
+
+// announceFrom announces node7's host from manager address, listing keys held (valid
+// for PT3M), as who, and returns the keys the answer says are not held.
+func announceFrom(t *testing.T, f *fixture, who context.Context, address string, keys ...string) []string {
+	t.Helper()
+	req := announcementHolding(t, keys...)
+	req.Payload.FindElement(".//Address").SetText(address)
+	resp, err := f.r.announceHost(who, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return notHeldIn(resp)
 }
