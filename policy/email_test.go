@@ -48,3 +48,20 @@ func TestEmailAttributeSpellings(t *testing.T) {
 		t.Errorf("/Email= against a grid-mapfile's /emailAddress=: maps to %q, want jane", got)
 	}
 }
+
+// TestEmailAttributeSpellingsInOwnerShare: a share rule's owner: selector is a DN
+// glob too, and one written with /Email= or /E= must select the workspaces of the
+// certificate vws renders with /emailAddress=.
+func TestEmailAttributeSpellingsInOwnerShare(t *testing.T) {
+	owner := "/O=Grid/CN=Jane/emailAddress=jane@example.org"
+	ws := Resource{Key: "ws-1", Name: "data", Owner: owner}
+	for _, spelled := range []string{"emailAddress", "Email", "E"} {
+		rs, err := Parse(strings.NewReader("allow inspect *\nshare inspect owner:/O=Grid/CN=Jane/"+spelled+"=jane@example.org /O=Grid/CN=Bob\n"), "rules")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := rs.Decide(identity.Identity{DN: "/O=Grid/CN=Bob"}, Inspect, ws); !d.Allowed {
+			t.Errorf("share owner: with /%s=: Bob may not inspect Jane's workspace (%s)", spelled, d.Rule)
+		}
+	}
+}

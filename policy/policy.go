@@ -409,6 +409,10 @@ func (rs *Rules) parseLine(f []string, n int) error {
 			if !ok || v == "" || (k != "key" && k != "name" && k != "owner") {
 				return fmt.Errorf("share selector %q: want key:KEY, name:GLOB, owner:DN-GLOB or *", f[2])
 			}
+			if k == "owner" {
+				// An owner is a DN, matched as subjects are (identity.CanonicalDN).
+				v = identity.CanonicalDN(v)
+			}
 			sr.selKind, sr.selPat = k, v
 		}
 		s, err := parseSubject(tail(3))
@@ -644,7 +648,7 @@ func (s shareRule) selects(res Resource) bool {
 	case "name":
 		return res.Name != "" && glob(s.selPat, res.Name)
 	case "owner":
-		return glob(s.selPat, res.Owner)
+		return glob(s.selPat, identity.CanonicalDN(res.Owner))
 	}
 	return true
 }
