@@ -144,6 +144,12 @@ func Check(d *describe.Description, o Offer) (Fit, error) {
 	arch := hw.CPU.Architecture
 	if arch == "" {
 		arch = o.Arch
+		if !slices.Contains(DefinedArchitectures, arch) {
+			// The description names none: it is the host that is of the wrong kind.
+			return Fit{}, metadataErr("/vw:virtualWorkspace/hw:hardware/hw:CPU",
+				fmt.Sprintf("this host is %s, and a manager runs only %s guests", o.Arch, strings.Join(DefinedArchitectures, ", ")),
+				fmt.Sprintf("deploy it on a host of one of those architectures (%s)", strings.Join(DefinedArchitectures, ", ")))
+		}
 	}
 	if !slices.Contains(DefinedArchitectures, arch) {
 		return Fit{}, undefinedArch(arch)

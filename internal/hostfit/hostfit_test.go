@@ -280,3 +280,28 @@ func slicesIndexRoot(disks []describe.Disk) int {
 	}
 	return -1
 }
+
+// TestCheckHostOfUndefinedArchitecture: a description that names no architecture
+// takes the host's; on a host whose architecture no manager runs guests of (a ppc64le
+// machine running a manager), the refusal is the host's, not a need the description
+// does not have, and says which hosts would do.
+func TestCheckHostOfUndefinedArchitecture(t *testing.T) {
+	o := host()
+	o.Arch = "ppc64le"
+	_, err := Check(vm(), o)
+	var me *errdefs.MetadataError
+	if !errors.As(err, &me) {
+		t.Fatalf("Check: %v; want a metadata error", err)
+	}
+	if strings.Contains(me.Reason, "workspace needs architecture ppc64le") || !strings.Contains(me.Reason, "this host is ppc64le") {
+		t.Errorf("reason %q blames the description for the host's architecture", me.Reason)
+	}
+	if adv := errdefs.Advice(err); !strings.Contains(adv, "deploy it on") {
+		t.Errorf("advice %q does not say to deploy it on another host", adv)
+	}
+	// A description that does name one is still refused for it.
+	_, err = Check(vm(func(d *describe.Description) { d.Hardware.CPU.Architecture = "x86_64" }), o)
+	if !errors.As(err, &me) || !strings.Contains(me.Reason, "needs architecture x86_64; this host is ppc64le") {
+		t.Errorf("x86_64 on ppc64le: %v", err)
+	}
+}
