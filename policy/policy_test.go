@@ -452,7 +452,9 @@ func TestParseSizesAndLifetimes(t *testing.T) {
 			t.Errorf("parseLifetime(%q) = %v, %v", in, got, err)
 		}
 	}
-	for _, bad := range []string{"d", "0d", "-1h", "xd", "106753d", "106751d48h"} {
+	for _, bad := range []string{"d", "0d", "-1h", "xd", "106753d", "106751d48h",
+		// A negative part would shorten the rest, and a large negative day count wrap.
+		"-1d48h", "1d-12h", "-9223372036854775807d1h"} {
 		if got, err := parseLifetime(bad); err == nil {
 			t.Errorf("parseLifetime(%q) accepted, as %v", bad, got)
 		}

@@ -242,6 +242,9 @@ func parseLifetime(v string) (time.Duration, error) {
 	rest := v
 	if i := strings.IndexByte(v, 'd'); i > 0 {
 		days, err := strconv.Atoi(v[:i])
+		if err == nil && days < 0 {
+			return 0, fmt.Errorf("want a positive duration, got %q", v)
+		}
 		if err == nil {
 			if days > int(math.MaxInt64/int64(24*time.Hour)) {
 				return 0, fmt.Errorf("duration %q is too long to count (at most about 292 years); leave the limit out for none", v)
@@ -254,7 +257,10 @@ func parseLifetime(v string) (time.Duration, error) {
 		if err != nil {
 			return 0, fmt.Errorf("want a duration such as 12h, 7d or 1d12h, got %q", v)
 		}
-		if r > 0 && d > math.MaxInt64-r {
+		if r < 0 {
+			return 0, fmt.Errorf("want a positive duration, got %q", v)
+		}
+		if d > math.MaxInt64-r {
 			return 0, fmt.Errorf("duration %q is too long to count (at most about 292 years); leave the limit out for none", v)
 		}
 		d += r
