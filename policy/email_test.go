@@ -65,3 +65,28 @@ func TestEmailAttributeSpellingsInOwnerShare(t *testing.T) {
 		}
 	}
 }
+
+// TestOwnerShareOfADNWithSpaces: grid DNs hold spaces (CN=Jane Doe); an owner:
+// selector naming one is read up to the subject, not cut at the first space (which
+// refused the line, blaming a subject "Doe …").
+func TestOwnerShareOfADNWithSpaces(t *testing.T) {
+	for _, subject := range []string{"/O=Grid/CN=Bob Smith", "group:friends", "*"} {
+		rules := "allow inspect *\ngroup friends /O=Grid/CN=Bob Smith\nshare inspect owner:/O=Grid/CN=Jane Q. Doe/emailAddress=jane@example.org " + subject + "\n"
+		rs, err := Parse(strings.NewReader(rules), "rules")
+		if err != nil {
+			t.Errorf("subject %s: %v", subject, err)
+			continue
+		}
+		jane := Resource{Owner: "/O=Grid/CN=Jane Q. Doe/emailAddress=jane@example.org", Key: "k"}
+		if d := rs.Decide(identity.Identity{DN: "/O=Grid/CN=Bob Smith"}, Inspect, jane); !d.Allowed {
+			t.Errorf("subject %s: Bob may not inspect Jane's workspace (%s)", subject, d.Rule)
+		}
+		other := Resource{Owner: "/O=Grid/CN=Jane Q", Key: "k2"}
+		if d := rs.Decide(identity.Identity{DN: "/O=Grid/CN=Bob Smith"}, Inspect, other); d.Allowed {
+			t.Errorf("subject %s: the share of Jane Q. Doe's workspaces reached Jane Q's (%s)", subject, d.Rule)
+		}
+	}
+	if _, err := Parse(strings.NewReader("share inspect owner:/O=Grid/CN=Jane Doe\n"), "rules"); err == nil {
+		t.Error("a share without a subject parsed")
+	}
+}

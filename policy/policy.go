@@ -31,7 +31,8 @@
 // caller), group:NAME, vo:FQAN-GLOB (matches one of the caller's VO attributes) or
 // account:NAME-GLOB (the caller's grid-mapfile account).
 //
-// SELECTOR: key:KEY (one workspace), name:GLOB (its name), owner:DN-GLOB, or *.
+// SELECTOR: key:KEY (one workspace), name:GLOB (its name), owner:DN-GLOB (which may
+// hold spaces: it runs to the field that starts the subject), or *.
 //
 // Quotas: LIMIT is workspaces=N (held), running=N (deployed and running),
 // memory=SIZE (MiB, or with a MiB/GiB/TiB unit: memory=8GiB) or lifetime=DURATION
@@ -317,6 +318,12 @@ func parseSubject(s string) (subject, error) {
 	return subject{}, fmt.Errorf("subject %q: want %s", s, subjectForms)
 }
 
+// startsSubject reports whether a rule's field begins a subject (parseSubject).
+func startsSubject(field string) bool {
+	return field == "anonymous" || strings.HasPrefix(field, "/") || strings.HasPrefix(field, "*") ||
+		strings.HasPrefix(field, "group:") || strings.HasPrefix(field, "vo:") || strings.HasPrefix(field, "account:")
+}
+
 // Parse reads rules from r; source names it in decisions and errors.
 func Parse(r io.Reader, source string) (*Rules, error) {
 	rs := &Rules{source: source, groups: map[string][]member{}}
@@ -402,6 +409,16 @@ func (rs *Rules) parseLine(f []string, n int) error {
 			return fmt.Errorf("share %q: want inspect or manage", f[1])
 		}
 		sr := shareRule{op: op, line: n}
+		subjAt := 3
+		if strings.HasPrefix(f[2], "owner:") {
+			// Grid DNs hold spaces (CN=Jane Doe): the owner's DN runs on to the field
+			// that starts the subject, as a subject's own DN runs to the line's end.
+			for subjAt < len(f)-1 && !startsSubject(f[subjAt]) {
+				subjAt++
+			}
+			f = append(f[:2:2], append([]string{strings.Join(f[2:subjAt], " ")}, f[subjAt:]...)...)
+			subjAt = 3
+		}
 		if f[2] == "*" {
 			sr.selKind = "*"
 		} else {
@@ -415,7 +432,7 @@ func (rs *Rules) parseLine(f []string, n int) error {
 			}
 			sr.selKind, sr.selPat = k, v
 		}
-		s, err := parseSubject(tail(3))
+		s, err := parseSubject(strings.Join(f[subjAt:], " "))
 		if err != nil {
 			return err
 		}
