@@ -133,6 +133,9 @@ func TestCLIBadOptionValuesAreRefusedLocally(t *testing.T) {
 		{[]string{"list", "--url", "127.0.0.1:9"}, []string{`--url "127.0.0.1:9" is not a vws URL`}},
 		{[]string{"host", "status", "abc:1"}, []string{`"abc:1" is not a vws URL`, "or the name of a host"}},
 		{[]string{"deploy", "k", "--host", "node/7"}, []string{`--host "node/7" is not a vws URL`, "or the name of a host vws host list shows"}},
+		// No host can have announced itself under a name with '_': the Repository refuses it.
+		{[]string{"deploy", "k", "--host", "node_7"}, []string{`--host "node_7" is not a vws URL`, "letters, digits, '.' and '-'"}},
+		{[]string{"host", "drain", "node_7"}, []string{`"node_7" is not a vws URL`, "letters, digits, '.' and '-'"}},
 		{[]string{"list", "--url", "http://127.0.0.1:9/wsrf/services/WorkspaceService"}, []string{"is a service's address", "give http://127.0.0.1:9 "}},
 		{[]string{"start", "k", "--host", "http://127.0.0.1:9/vws/wsrf/services/WorkspaceManagerService/"}, []string{"--host", "is a service's address", "give http://127.0.0.1:9/vws "}},
 		{[]string{"host", "status", "https://h:9/wsrf/services"}, []string{"is a service's address", "give https://h:9 "}},

@@ -12,8 +12,10 @@ import (
 
 // hostNameRE is a host name as a manager announces itself under (vws serve
 // --host-name): what --host and the host commands take besides a manager's URL.
-// A colon makes it a URL without its scheme instead, the commoner slip.
-var hostNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$`)
+// A colon makes it a URL without its scheme instead, the commoner slip. No '_':
+// a Repository takes no host by such a name (the schema's vw:HostName), so none
+// can have announced itself under one.
+var hostNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$`)
 
 // isHostName says whether s names a host rather than giving a URL.
 func isHostName(s string) bool { return !strings.Contains(s, "://") && hostNameRE.MatchString(s) }
@@ -24,7 +26,7 @@ func checkManagerArg(from, s string) error {
 		return nil
 	}
 	if err := checkBaseURL(from, s); err != nil {
-		return fmt.Errorf("%w, or the name of a host vws host list shows", err)
+		return fmt.Errorf("%w, or the name of a host vws host list shows (letters, digits, '.' and '-')", err)
 	}
 	return nil
 }
