@@ -255,6 +255,11 @@ of mode 0600 (default /tmp/x509up_u<uid>, where vws and Globus clients look for 
 				return fmt.Errorf("--hours %v: give a lifetime from above 0 to %d hours (the proxy ends with its issuing certificate at the latest)", hours, maxDays*24)
 			}
 			certFile, keyFile := tlsFlags.cert, tlsFlags.key
+			// Else the key would be dropped for the default credential, and the proxy
+			// made from a certificate other than the one the user meant.
+			if keyFile != "" && certFile == "" {
+				return errors.New("--key needs --cert: give the certificate the key belongs to with --cert, or leave --key out to use $X509_USER_CERT and $X509_USER_KEY (else ~/.globus); nothing was written")
+			}
 			if certFile == "" {
 				certFile, keyFile = os.Getenv("X509_USER_CERT"), os.Getenv("X509_USER_KEY")
 			}
