@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/beevik/etree"
+
+	"github.com/vws-grid/vws/internal/client"
 )
 
 // cliRun is one in-process run of the vws command line.
@@ -207,8 +209,11 @@ func TestCLIBadEPRFilesSayWhatTheyAre(t *testing.T) {
 }
 
 func TestCLIServerURLProblemsSayWhatToFix(t *testing.T) {
-	t.Setenv("HOME", t.TempDir())   // no ~/.globus credential
-	t.Setenv("TMPDIR", t.TempDir()) // no default proxy file
+	t.Setenv("HOME", t.TempDir()) // no ~/.globus credential
+	// No default proxy file.
+	saved := client.ProxyDir
+	client.ProxyDir = t.TempDir()
+	t.Cleanup(func() { client.ProxyDir = saved })
 	t.Setenv("X509_USER_PROXY", "")
 	t.Setenv("X509_USER_CERT", "")
 	ctx := context.Background()

@@ -18,7 +18,7 @@ import (
 // by others, as Globus does.
 func TestPlantedDefaultProxyFileRefused(t *testing.T) {
 	tmp := t.TempDir()
-	t.Setenv("TMPDIR", tmp)
+	hideDefaultProxy(t, tmp)
 	t.Setenv("X509_USER_PROXY", "")
 	t.Setenv("X509_USER_CERT", "")
 	t.Setenv("HOME", t.TempDir())
@@ -36,7 +36,7 @@ func TestPlantedDefaultProxyFileRefused(t *testing.T) {
 	}
 	path := DefaultProxyFile()
 	if filepath.Dir(path) != tmp {
-		t.Fatalf("DefaultProxyFile %s is not under TMPDIR", path)
+		t.Fatalf("DefaultProxyFile %s is not under ProxyDir", path)
 	}
 	if err := pki.WriteProxyFile(path, p); err != nil {
 		t.Fatal(err)

@@ -125,8 +125,14 @@ func checkKeyFile(certFile, keyFile, source string) error {
 
 // DefaultProxyFile is where grid-proxy-init writes a proxy: /tmp/x509up_u<uid>.
 func DefaultProxyFile() string {
-	return filepath.Join(os.TempDir(), "x509up_u"+strconv.Itoa(os.Getuid()))
+	return filepath.Join(ProxyDir, "x509up_u"+strconv.Itoa(os.Getuid()))
 }
+
+// ProxyDir is the directory of the default proxy file: /tmp itself, as the Globus
+// tools have it, whatever $TMPDIR says (batch systems set one per job), so that vws
+// finds the proxy grid-proxy-init made, and vws pki proxy writes where they look. A
+// variable for tests.
+var ProxyDir = "/tmp"
 
 // TLSConfig returns the client TLS configuration for LoadCredentials(certFile,
 // keyFile, caPath): it presents the credential (with its whole chain, which a proxy

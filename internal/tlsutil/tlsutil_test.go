@@ -25,7 +25,10 @@ func TestMutualTLS(t *testing.T) {
 	t.Setenv("X509_USER_PROXY", "")
 	t.Setenv("X509_USER_CERT", "")
 	t.Setenv("HOME", t.TempDir())
-	t.Setenv("TMPDIR", t.TempDir()) // no /tmp/x509up_u<uid> of the machine's
+	// No /tmp/x509up_u<uid> of the machine's.
+	saved := client.ProxyDir
+	client.ProxyDir = t.TempDir()
+	t.Cleanup(func() { client.ProxyDir = saved })
 	dir := t.TempDir()
 	ca, err := pki.NewCA(pki.CAOptions{})
 	if err != nil {
