@@ -2,6 +2,7 @@ package factory
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -10,7 +11,10 @@ import (
 	"github.com/beevik/etree"
 
 	"github.com/vws-grid/vws/internal/client"
+	"github.com/vws-grid/vws/internal/container"
+	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/hostfit"
+	"github.com/vws-grid/vws/internal/soap"
 	"github.com/vws-grid/vws/internal/vwsns"
 	"github.com/vws-grid/vws/internal/wsa"
 	"github.com/vws-grid/vws/internal/wsrf"
@@ -53,7 +57,7 @@ func (r *SOAPRegistry) ListImages(ctx context.Context) ([]imagepool.Image, error
 	body.CreateAttr("xmlns:repo", vwsns.Repository)
 	resp, err := r.Client.Invoke(ctx, r.epr(), "ListImages", body)
 	if err != nil {
-		return nil, fmt.Errorf("list the repository's images: %w", err)
+		return nil, unavailable(ctx, "list its images", err)
 	}
 	var out []imagepool.Image
 	for _, e := range resp.SelectElements("Image") {
@@ -118,6 +122,26 @@ func (r *SOAPRegistry) Register(ctx context.Context, reg Registration) (key, add
 		return "", "", fmt.Errorf("the repository's workspace reference: %w", err)
 	}
 	return key, epr.Address, nil
+}
+
+// unavailable is a call the Repository did not answer, or answered with its own
+// failure (a Server ServiceFault: an incident there), told to the Factory's caller as
+// the Repository's unavailability in its words, naming its incident id, not as an
+// incident of the Factory's. A call whose ctx ended, or that the Repository refused,
+// stays as it was.
+func unavailable(ctx context.Context, what string, err error) error {
+	var fe *client.FaultError
+	switch {
+	case ctx.Err() != nil:
+	case errors.As(err, &fe):
+		if fe.Type == "ServiceFault" && fe.Fault != nil && fe.Fault.Code == soap.CodeServer {
+			return container.PassOn(errdefs.ErrUnavailable, fe.Description, fe.Fault, "the repository failed to "+what)
+		}
+	default:
+		return errdefs.WithAdvice(fmt.Errorf("%w: cannot reach the repository to %s: %w", errdefs.ErrUnavailable, what, err),
+			"nothing was changed; retry when the Repository answers again (its site administrator: is vws serve running there?)")
+	}
+	return fmt.Errorf("ask the repository to %s: %w", what, err)
 }
 
 func childText(e *etree.Element, child string) string {
