@@ -479,6 +479,14 @@ func checkCreateShape(p *etree.Element) error {
 			}
 		}
 	}
+	for _, q := range createChildren[2:4] {
+		// An empty request is no duration or time (factory.xsd), nor a wish for the
+		// default: a caller whose value came out empty would get the default lifetime.
+		if el := childEl(p, q.Space, q.Local); el != nil && strings.TrimSpace(el.Text()) == "" {
+			return errdefs.WithAdvice(&errdefs.MetadataError{Path: "/fac:Create/fac:" + q.Local, Reason: "is empty"},
+				"give a value (a duration such as PT2H, or a UTC time), or leave the element out for the site's default lifetime")
+		}
+	}
 	if seen[createChildren[2]] > 0 && seen[createChildren[3]] > 0 {
 		return errdefs.WithAdvice(&errdefs.MetadataError{Path: "/fac:Create", Reason: "both RequestedLifetime and RequestedTerminationTime"},
 			"give one of them: a lifetime, or the time the workspace ends")
