@@ -10,13 +10,21 @@ import (
 	"time"
 )
 
+// endOfDay is xsd:dateTime's 24:00:00 (fractional zeros allowed), which Go's parser
+// knows no hour 24 for.
+var endOfDay = regexp.MustCompile(`^(\d{4}-\d{2}-\d{2})T24:00:00(?:\.0+)?(Z|[+-]\d{2}:\d{2})?$`)
+
 // ParseDateTime parses an xsd:dateTime. A value without a zone is taken as UTC, as
-// GT4 does.
+// GT4 does. 24:00:00 is the first instant of the next day (XML Schema Part 2 §3.2.7).
 func ParseDateTime(s string) (time.Time, error) {
 	s = strings.TrimSpace(s)
+	v, next := s, 0
+	if m := endOfDay.FindStringSubmatch(s); m != nil {
+		v, next = m[1]+"T00:00:00"+m[2], 1
+	}
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999"} {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t.UTC(), nil
+		if t, err := time.Parse(layout, v); err == nil {
+			return t.AddDate(0, 0, next).UTC(), nil
 		}
 	}
 	return time.Time{}, fmt.Errorf("%q is not an xsd:dateTime such as 2026-11-22T01:13:56.303Z", s)
