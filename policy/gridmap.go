@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/vws-grid/vws/internal/identity"
@@ -27,7 +28,8 @@ func LoadGridMap(file string) (*GridMap, error) {
 }
 
 // ParseGridMap reads grid-mapfile lines: `"DN" account[,account...]`, the DN quoted
-// when it contains spaces (a backslash escapes a quote inside), '#' comments. The
+// when it contains spaces (a backslash escapes a quote inside, and \xHH is the byte
+// HH, as OpenSSL writes non-ASCII names), '#' comments. The
 // first account is the mapped one; a DN listed twice keeps its first line, as Globus does.
 func ParseGridMap(r io.Reader, source string) (*GridMap, error) {
 	gm := &GridMap{source: source, accounts: map[string]string{}}
@@ -73,21 +75,47 @@ func gridMapDN(line string) (dn, rest string, err error) {
 		if strings.ContainsRune(dn, '\t') {
 			dn, rest, _ = strings.Cut(line, "\t")
 		}
+		dn, _ = unescapeDN(dn, 0)
 		return dn, rest, nil
 	}
+	dn, end := unescapeDN(line[1:], '"')
+	if end < 0 {
+		return "", "", fmt.Errorf("unterminated quoted DN")
+	}
+	return dn, line[1+end+1:], nil
+}
+
+// unescapeDN decodes s up to the first unescaped byte stop (0: to its end) as Globus
+// reads a grid-mapfile DN, and returns where stop is (-1: not found). A backslash
+// takes the next byte as it is, but \xHH is the byte HH: OpenSSL's one-line form,
+// which grid-cert-info and the tools that write grid-mapfiles print, writes every
+// byte outside printable ASCII so (é is \xC3\xA9), and read literally such a line
+// would map no certificate.
+func unescapeDN(s string, stop byte) (string, int) {
 	var b strings.Builder
-	for i := 1; i < len(line); i++ {
-		switch c := line[i]; {
-		case c == '\\' && i+1 < len(line):
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\' && i+3 < len(s) && s[i+1] == 'x' && isHex(s[i+2]) && isHex(s[i+3]):
+			v, _ := strconv.ParseUint(s[i+2:i+4], 16, 8)
+			b.WriteByte(byte(v))
+			i += 3
+		case c == '\\' && i+1 < len(s):
 			i++
-			b.WriteByte(line[i])
-		case c == '"':
-			return b.String(), line[i+1:], nil
+			b.WriteByte(s[i])
+		case stop != 0 && c == stop:
+			return b.String(), i
 		default:
 			b.WriteByte(c)
 		}
 	}
-	return "", "", fmt.Errorf("unterminated quoted DN")
+	if stop != 0 {
+		return b.String(), -1
+	}
+	return b.String(), len(s)
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }
 
 // Account returns the account dn maps to, "" when it is not listed.
