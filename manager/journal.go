@@ -306,7 +306,8 @@ func (j *journal) all() ([]*record, []error) {
 	return out, errs
 }
 
-func writeFileAtomic(path string, data []byte) error {
+// writeFileAtomic is a variable, as syncDir is, for tests to fail it after the rename.
+var writeFileAtomic = func(path string, data []byte) error {
 	return fsutil.WriteFileAtomic(path, data, 0o600)
 }
 

@@ -732,9 +732,18 @@ func (m *Manager) dropMemory(ctx context.Context, rec *record) error {
 // begin journals, durably, that the shutdown op is under way on rec; the transition
 // that records its outcome clears it.
 func (m *Manager) begin(rec *record, op string) error {
+	prev := rec.Pending
 	rec.Pending = op
 	if err := m.journal.put(rec); err != nil {
-		rec.Pending = ""
+		rec.Pending = prev
+		// Renamed into place before the directory's sync failed, the mark is read
+		// back, and the reconciler would carry out what this call answers was not
+		// done: taken back, in memory at least until the disk takes it.
+		if cur, gerr := m.journal.get(rec.Key); gerr == nil && cur.Pending == op && prev != op {
+			if _, perr := m.journal.putOrKeep(rec); perr != nil && !m.journal.kept(rec.Key) {
+				m.log.Error("take back the journal's mark of an operation not begun", "workspace", rec.Key, "op", op, "err", perr)
+			}
+		}
 		return m.adviseOnFullDisk(fmt.Errorf("journal: %w; nothing was done", err), "")
 	}
 	return nil

@@ -1,0 +1,43 @@
+package manager
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/vws-grid/vws/vmm"
+)
+
+// TestTrashRefusedByTheDirectorySyncIsNotCarriedOut: a Trash whose mark reached the
+// journal (renamed into place) but whose directory's sync failed is answered "nothing
+// was done"; the reconciler must not then read that mark back and carry the Trash
+// out, forcing the guest off and discarding the deployment's changes.
+func TestTrashRefusedByTheDirectorySyncIsNotCarriedOut(t *testing.T) {
+	const k = "ws-begin-sync"
+	ctx := context.Background()
+	m, hv, rec := crashManager(t, k, stateRunning, false)
+	write := writeFileAtomic
+	t.Cleanup(func() { writeFileAtomic = write })
+	writeFileAtomic = func(path string, data []byte) error {
+		if err := write(path, data); err != nil {
+			return err
+		}
+		return &os.PathError{Op: "sync", Path: filepath.Dir(path), Err: syscall.EIO}
+	}
+	if _, err := m.Shutdown(ctx, workspaceEPR(rec), ModeTrash, 0); err == nil {
+		t.Fatal("Trash with the journal's directory sync failing succeeded")
+	}
+	writeFileAtomic = write
+	if r, _ := m.journal.get(k); r.Pending != "" {
+		t.Errorf("Trash answered as not done, yet the manager's record says pending %q", r.Pending)
+	}
+	m.reconcile(ctx)
+	if hv.dom.State != vmm.StateRunning {
+		t.Errorf("Trash answered as not done, yet the reconciler left the domain %v", hv.dom.State)
+	}
+	if r := onDisk(t, m, k); r.Pending != "" || r.State != stateRunning {
+		t.Errorf("Trash answered as not done, yet the journal says %s, pending %q", r.State, r.Pending)
+	}
+}
