@@ -736,17 +736,25 @@ func (m *Manager) begin(rec *record, op string) error {
 	rec.Pending = op
 	if err := m.journal.put(rec); err != nil {
 		rec.Pending = prev
-		// Renamed into place before the directory's sync failed, the mark is read
-		// back, and the reconciler would carry out what this call answers was not
-		// done: taken back, in memory at least until the disk takes it.
-		if cur, gerr := m.journal.get(rec.Key); gerr == nil && cur.Pending == op && prev != op {
-			if _, perr := m.journal.putOrKeep(rec); perr != nil && !m.journal.kept(rec.Key) {
-				m.log.Error("take back the journal's mark of an operation not begun", "workspace", rec.Key, "op", op, "err", perr)
-			}
+		if prev != op {
+			m.takeBack(rec, func(cur *record) bool { return cur.Pending == op })
 		}
 		return m.adviseOnFullDisk(fmt.Errorf("journal: %w; nothing was done", err), "")
 	}
 	return nil
+}
+
+// takeBack journals rec, as it was before a put the disk refused, if the refused
+// record is read back all the same (refused says so of the record read): renamed into
+// place before the directory's sync failed, it would have the reconciler carry out
+// what the caller answers was not done. In memory at least, until the disk takes it.
+func (m *Manager) takeBack(rec *record, refused func(*record) bool) {
+	if cur, err := m.journal.get(rec.Key); err != nil || !refused(cur) {
+		return
+	}
+	if _, err := m.journal.putOrKeep(rec); err != nil && !m.journal.kept(rec.Key) {
+		m.log.Error("take back a journal record the disk refused", "workspace", rec.Key, "err", err)
+	}
 }
 
 // unfinishedDiscard refuses op on a workspace whose Trash, or whose discarding of a

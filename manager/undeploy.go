@@ -49,6 +49,8 @@ func (m *Manager) Undeploy(ctx context.Context, epr *wsa.EPR) (Result, error) {
 		}
 		rec.Phase = phaseUnstaging
 		if err := m.journal.put(rec); err != nil {
+			rec.Phase = phaseDeployed
+			m.takeBack(rec, func(cur *record) bool { return cur.Phase == phaseUnstaging })
 			return m.adviseOnFullDisk(fmt.Errorf("journal: %w; the workspace stays deployed here", err), "")
 		}
 		m.report(rec)
