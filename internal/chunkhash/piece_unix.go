@@ -38,7 +38,15 @@ func (r *pieceReader) sum(off, n int64) (sum [sha256.Size]byte, err error) {
 		}
 	}()
 	syscall.Madvise(data, syscall.MADV_SEQUENTIAL)
-	return sha256.Sum256(data), nil
+	sum = sha256.Sum256(data)
+	// Only pages wholly past the end fault: the one the file ends in reads as zeros
+	// beyond it, which would pass for a piece ending in zeros that the file lacks.
+	if fi, err := r.f.Stat(); err != nil {
+		return sum, err
+	} else if fi.Size() < off+n {
+		return sum, fmt.Errorf("bytes %d–%d: the file ends after %d of them", off, off+n-1, max(0, fi.Size()-off))
+	}
+	return sum, nil
 }
 
 // sumRead is the fallback where a piece cannot be mapped.
