@@ -79,8 +79,9 @@ const (
 	// The incompatible features qemu knows (dirty, corrupt, external data file,
 	// compression type, extended L2 entries): it refuses to open an image with any
 	// other.
-	knownIncompatibleFeatures = 1<<5 - 1
-	incompatibleExtendedL2    = 1 << 4
+	knownIncompatibleFeatures   = 1<<5 - 1
+	incompatibleCompressionType = 1 << 3
+	incompatibleExtendedL2      = 1 << 4
 
 	// qemu's bounds on the refcount and snapshot tables (QCOW_MAX_REFTABLE_SIZE,
 	// QCOW_MAX_SNAPSHOTS, sizeof(QCowSnapshotHeader)).
@@ -494,6 +495,20 @@ func parseFixed(b []byte) (header, error) {
 		if unknown := h.incompatibleFeatures &^ knownIncompatibleFeatures; unknown != 0 {
 			return h, fmt.Errorf("unknown incompatible features %#x", unknown)
 		}
+		// compression_type (byte 104, zlib when the header ends before it): qemu knows
+		// zlib (0) and zstd (1), and opens no image whose feature bit 3 disagrees with it.
+		if h.headerLength == v3HeaderLength || len(b) > v3HeaderLength {
+			if h.headerLength > v3HeaderLength {
+				h.compressionType = b[v3HeaderLength]
+			}
+			bit := h.incompatibleFeatures&incompatibleCompressionType != 0
+			switch {
+			case h.compressionType > 1:
+				return h, fmt.Errorf("unknown compression type %d", h.compressionType)
+			case bit != (h.compressionType != 0):
+				return h, fmt.Errorf("compression type %d does not agree with the compression type feature bit (set: %v)", h.compressionType, bit)
+			}
+		}
 	}
 	// The tables qemu locates from the header on open: it refuses the image when one
 	// is out of bounds or off a cluster boundary, or the L1 table cannot map the size.
@@ -546,9 +561,6 @@ func parseHeader(b []byte) (header, error) {
 	if h.version == 3 {
 		if uint64(len(b)) < uint64(h.headerLength) {
 			return h, ErrTruncated
-		}
-		if h.headerLength > v3HeaderLength {
-			h.compressionType = b[v3HeaderLength]
 		}
 	}
 

@@ -23,6 +23,15 @@ func TestQemuCheckHeaderRefusesWhatQemuRefuses(t *testing.T) {
 	if err := CheckHeader(orig); err != nil {
 		t.Fatalf("CheckHeader of qemu-img's own image: %v", err)
 	}
+	// zstd, with its feature bit, is an image qemu opens.
+	zstd := filepath.Join(dir, "zstd.qcow2")
+	if exec.Command("qemu-img", "create", "-f", "qcow2", "-o", "compression_type=zstd", zstd, "1G").Run() == nil {
+		if b, err := os.ReadFile(zstd); err != nil {
+			t.Fatal(err)
+		} else if err := CheckHeader(b); err != nil {
+			t.Errorf("CheckHeader of qemu-img's zstd image: %v", err)
+		}
+	}
 	be := binary.BigEndian
 	tests := []struct {
 		name   string
@@ -37,6 +46,9 @@ func TestQemuCheckHeaderRefusesWhatQemuRefuses(t *testing.T) {
 		{"refcount table offset not cluster aligned", func(h []byte) { be.PutUint64(h[48:], 65536+8) }},
 		{"too many snapshots", func(h []byte) { be.PutUint32(h[60:], 65537) }},
 		{"snapshot table offset not cluster aligned", func(h []byte) { be.PutUint64(h[64:], 8) }},
+		{"compression type zstd without its feature bit", func(h []byte) { h[104] = 1 }},
+		{"compression type feature bit with zlib", func(h []byte) { be.PutUint64(h[72:], 1<<3) }},
+		{"unknown compression type", func(h []byte) { be.PutUint64(h[72:], 1<<3); h[104] = 2 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
