@@ -378,26 +378,9 @@ func ReadInfo(path string) (Info, error) {
 	}
 	defer f.Close()
 
-	// Everything ReadInfo needs lives in cluster 0. Read 4 KiB, which covers
-	// the header of any image; if the cluster is larger and the file goes on,
-	// re-read the whole cluster so extensions and the backing name are there.
-	buf, err := readPrefix(f, 4096)
+	h, err := readHeader(f, path)
 	if err != nil {
-		return Info{}, fmt.Errorf("qcow2: read %s: %w", path, err)
-	}
-	if !IsQCOW2(buf) {
-		return Info{}, fmt.Errorf("%w: %s", ErrNotQCOW2, path)
-	}
-	if len(buf) == 4096 {
-		if cb := binary.BigEndian.Uint32(buf[20:]); cb > 12 && cb <= 21 {
-			if buf, err = readPrefix(f, 1<<cb); err != nil {
-				return Info{}, fmt.Errorf("qcow2: read %s: %w", path, err)
-			}
-		}
-	}
-	h, err := parseHeader(buf)
-	if err != nil {
-		return Info{}, fmt.Errorf("qcow2: %s: %w", path, err)
+		return Info{}, err
 	}
 	return Info{
 		Version:       h.version,
@@ -407,6 +390,32 @@ func ReadInfo(path string) (Info, error) {
 		BackingFormat: h.backingFormat,
 		ExternalData:  h.incompatibleFeatures&incompatExternalData != 0,
 	}, nil
+}
+
+// readHeader reads and parses cluster 0 of the qcow2 image f (at path).
+func readHeader(f *os.File, path string) (header, error) {
+	// Everything lives in cluster 0. Read 4 KiB, which covers the header of any
+	// image; if the cluster is larger and the file goes on, re-read the whole
+	// cluster so extensions and the backing name are there.
+	buf, err := readPrefix(f, 4096)
+	if err != nil {
+		return header{}, fmt.Errorf("qcow2: read %s: %w", path, err)
+	}
+	if !IsQCOW2(buf) {
+		return header{}, fmt.Errorf("%w: %s", ErrNotQCOW2, path)
+	}
+	if len(buf) == 4096 {
+		if cb := binary.BigEndian.Uint32(buf[20:]); cb > 12 && cb <= 21 {
+			if buf, err = readPrefix(f, 1<<cb); err != nil {
+				return header{}, fmt.Errorf("qcow2: read %s: %w", path, err)
+			}
+		}
+	}
+	h, err := parseHeader(buf)
+	if err != nil {
+		return header{}, fmt.Errorf("qcow2: %s: %w", path, err)
+	}
+	return h, nil
 }
 
 // readPrefix returns the first n bytes of f, or fewer if f is shorter.
@@ -623,13 +632,9 @@ func Unwritten(path string) (bool, error) {
 		return false, fmt.Errorf("qcow2: %w", err)
 	}
 	defer f.Close()
-	buf, err := readPrefix(f, 4096)
+	h, err := readHeader(f, path)
 	if err != nil {
-		return false, fmt.Errorf("qcow2: read %s: %w", path, err)
-	}
-	h, err := parseHeader(buf)
-	if err != nil {
-		return false, fmt.Errorf("qcow2: %s: %w", path, err)
+		return false, err
 	}
 	if h.nbSnapshots != 0 {
 		return false, nil
