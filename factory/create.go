@@ -147,6 +147,9 @@ func create(cfg Config, d *Deps) container.Handler {
 		if err != nil {
 			return nil, err
 		}
+		if err := sameArchitecture(desc, img, "base image"); err != nil {
+			return nil, err
+		}
 		kernel, initrd, err := pickBootImages(images, desc)
 		if err != nil {
 			return nil, err
@@ -267,6 +270,20 @@ func pickImage(images []imagepool.Image, desc *describe.Description) (imagepool.
 	return img, err
 }
 
+// sameArchitecture refuses an image named (rather than matched, which compares the
+// architecture) whose recorded architecture is not the one the description asks
+// for: a guest of that architecture boots it on no host, yet the workspace would
+// count against its owner's quota.
+func sameArchitecture(desc *describe.Description, img imagepool.Image, what string) error {
+	hw := desc.Hardware
+	if hw == nil || hw.CPU.Architecture == "" || img.Arch == "" || img.Arch == hw.CPU.Architecture {
+		return nil
+	}
+	return errdefs.WithAdvice(&errdefs.MetadataError{Path: "/vw:virtualWorkspace/hw:hardware/hw:CPU/hw:architecture",
+		Reason: fmt.Sprintf("the workspace is an %s guest; its %s %s is an %s image, which it cannot boot", hw.CPU.Architecture, what, img.Name, img.Arch)},
+		"name images of that architecture ('vws image list' shows them), or ask for the images' architecture")
+}
+
 // findImage resolves an image reference (at path in the description) against the
 // pool: by digest when it gives one, else by name; a reference giving both must name
 // one image, as the schema says. what names the reference in the fault ("image",
@@ -325,6 +342,9 @@ func pickBootImages(images []imagepool.Image, desc *describe.Description) (kerne
 			return "", "", errdefs.WithAdvice(&errdefs.MetadataError{Path: "/vw:virtualWorkspace/sw:software/sw:kernel/" + b.elem,
 				Reason: fmt.Sprintf("%s %q is a %s image; the hypervisor loads a kernel or initrd as a plain file", b.what, img.Name, img.Format)},
 				"import the kernel or initrd file itself (it is stored raw)")
+		}
+		if err := sameArchitecture(desc, img, b.what); err != nil {
+			return "", "", err
 		}
 		*b.out = img.Digest
 	}

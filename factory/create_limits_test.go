@@ -39,7 +39,9 @@ func TestCreateRefusesHardwareNoManagerDefines(t *testing.T) {
 		`<hw:RAM><hw:size>1048576</hw:size></hw:RAM><hw:CPU><hw:count>256</hw:count><hw:architecture>aarch64</hw:architecture></hw:CPU>`,
 		`<hw:RAM><hw:size>4194304</hw:size><hw:minimum>1024</hw:minimum></hw:RAM><hw:CPU><hw:count>1</hw:count></hw:CPU>`,
 	} {
-		reg := &recordingRegistry{images: poolOfTwo()}
+		pool := poolOfTwo()
+		pool[0].Arch = "aarch64" // the image an aarch64 guest boots
+		reg := &recordingRegistry{images: pool}
 		if _, err := runCreate(t, reg, now, `<vw:virtualWorkspace><vw:category>vm</vw:category><hw:hardware>`+hw+`</hw:hardware>
 			<sw:software><sw:image><sw:name>debian-12</sw:name></sw:image></sw:software></vw:virtualWorkspace>`); err != nil || reg.got == nil {
 			t.Errorf("%s: %v", strings.Join(strings.Fields(hw), ""), err)

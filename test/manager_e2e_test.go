@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -414,14 +415,24 @@ func TestManagerFaults(t *testing.T) {
 	})
 
 	t.Run("metadata", func(t *testing.T) {
+		// An aarch64 workspace needs aarch64 images (the Factory refuses the x86_64
+		// test guest's): an empty disk, booted from itself (no x86_64 kernel).
+		armDisk := filepath.Join(t.TempDir(), "arm.qcow2")
+		if out, err := exec.Command("qemu-img", "create", "-f", "qcow2", armDisk, "64M").CombinedOutput(); err != nil {
+			t.Fatalf("qemu-img create: %v: %s", err, out)
+		}
+		a.MustCLI(t, "image", "import", armDisk, "--name", "arm-disk", "--os", "linux/busybox/1", "--arch", "aarch64")
 		for _, tc := range []struct {
-			name, old, new, mention string
+			name    string
+			replace []string
+			mention string
 		}{
-			{"vmm kvm", `vmm="qemu"`, `vmm="kvm"`, "@vmm"},
-			{"aarch64", `<hw:architecture>x86_64<`, `<hw:architecture>aarch64<`, "hw:architecture"},
+			{"vmm kvm", []string{`vmm="qemu"`, `vmm="kvm"`}, "@vmm"},
+			{"aarch64", []string{`<hw:architecture>x86_64<`, `<hw:architecture>aarch64<`, `<hw:name>guest-disk<`, `<hw:name>arm-disk<`,
+				`<sw:kernel>`, `<!--<sw:kernel>`, `</sw:kernel>`, `</sw:kernel>-->`}, "hw:architecture"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				ws := CreateWorkspace(t, a, TickerDescription(t, tc.old, tc.new))
+				ws := CreateWorkspace(t, a, TickerDescription(t, tc.replace...))
 				r := a.CLI(t, "deploy", ws.EPRFile, "--host", a.URL)
 				WantFault(t, r, "WorkspaceMetadataFault", tc.mention)
 				WantWSProps(t, ws, "state", "shutdown", "deployment", "in-repository", "lockHolder", "", "managerReference", "")
