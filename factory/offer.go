@@ -43,7 +43,9 @@ func (s *siteOffer) now(ctx context.Context, cfg Config) (vmms, archs []string) 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if time.Since(s.read) > offerTTL {
-		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		// What is read serves every caller for offerTTL: not cut short by this one's
+		// hanging up.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		offers, err := s.hosts.Offers(ctx)
 		cancel()
 		// Asked again only after offerTTL either way: an unanswering Repository must

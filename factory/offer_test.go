@@ -94,3 +94,30 @@ func TestSiteOfferOnlyWhatManagersDefine(t *testing.T) {
 		t.Fatalf("a TCG x86_64 host and a KVM ppc64le one: VMM types %v, architectures %v; want [qemu], [i686 x86_64]", vmms, archs)
 	}
 }
+
+// ctxHosts answers as a Repository client does: not once the caller's ctx has ended.
+type ctxHosts struct{ offers []hostfit.Offer }
+
+func (h ctxHosts) Offers(ctx context.Context) ([]hostfit.Offer, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return h.offers, nil
+}
+
+// TestSiteOfferOutlivesItsCaller: the announcements read once serve every caller for
+// offerTTL, so a caller that hung up while they were read must not make that read
+// fail — the properties would show the configured guess to everyone, and the log
+// warn of an unanswering Repository that answers.
+func TestSiteOfferOutlivesItsCaller(t *testing.T) {
+	cfg := Config{}
+	cfg.Defaults()
+	var logged bytes.Buffer
+	s := &siteOffer{hosts: ctxHosts{offers: []hostfit.Offer{{DomainType: "qemu", Arch: "aarch64"}}}, log: slog.New(slog.NewTextHandler(&logged, nil))}
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	s.now(gone, cfg)
+	if _, archs := s.now(context.Background(), cfg); !slices.Equal(archs, []string{"aarch64"}) || logged.Len() != 0 {
+		t.Errorf("after a caller hung up during the read: architectures %v, log %q; want the announced aarch64 and no warning", archs, logged.String())
+	}
+}
