@@ -122,6 +122,8 @@ func TestCreateRefusesADiskLayoutNoManagerDeploys(t *testing.T) {
 		{"partitions without images", root + `<hw:disk><hw:target>vdb</hw:target><hw:size>1024</hw:size><hw:partition><hw:number>1</hw:number></hw:partition></hw:disk>`, "partitions without images"},
 		{"two empty CD-ROM drives", root + `<hw:disk><hw:target>sdc</hw:target><hw:device>cdrom</hw:device></hw:disk><hw:disk><hw:target>sdd</hw:target><hw:device>cdrom</hw:device></hw:disk>`, "second empty CD-ROM"},
 		{"a CD-ROM with an image", root + `<hw:disk><hw:target>sdc</hw:target><hw:device>cdrom</hw:device><hw:image><hw:name>centos-7</hw:name></hw:image></hw:disk>`, "CD-ROM drive with an image"},
+		// The root disk has its base image's size: a larger one asked for would be the image's.
+		{"a size on the root disk", `<hw:disk><hw:target>vda</hw:target><hw:size>20480</hw:size><hw:image><hw:name>debian-12</hw:name></hw:image></hw:disk>`, "a size (20480 MiB) on the image-backed root disk"},
 	} {
 		reg := &recordingRegistry{images: poolOfTwo()}
 		_, err := runCreate(t, reg, now, `<vw:virtualWorkspace><vw:category>vm</vw:category>

@@ -338,6 +338,9 @@ func Disks(disks []describe.Disk) (root int, err error) {
 		}
 		switch {
 		case i == root:
+			if err := checkRoot(path, disk); err != nil {
+				return -1, err
+			}
 		case disk.Device == "cdrom" && disk.Image == nil && !cdrom:
 			cdrom = true
 		case disk.Device == "cdrom" && disk.Image == nil:
@@ -392,6 +395,26 @@ func checkBuses(disks []describe.Disk, domType string) error {
 		}
 		return metadataErr(path, fmt.Sprintf("xen (target %s) is a bus only a xen domain has, not a %s one", d.Target, domType),
 			"use virtio (target vdX), sata or scsi (sdX) or ide (hdX), or deploy it on a host of domain type xen")
+	}
+	return nil
+}
+
+// checkRoot refuses what a manager would drop from the root disk: it deploys the
+// workspace's overlay on its base image, of the image's size, writable, as the image
+// is partitioned. A larger size, a read-only disk or a partition table asked for would
+// otherwise be silently something else.
+func checkRoot(path string, d describe.Disk) error {
+	if d.SizeMiB != 0 {
+		return metadataErr(path+"/hw:size", fmt.Sprintf("a size (%d MiB) on the image-backed root disk; a manager deploys it at its base image's size", d.SizeMiB),
+			"leave hw:size out of the root disk; for more space, describe an empty scratch disk (hw:size, no hw:image), or import a larger base image")
+	}
+	if d.ReadOnly {
+		return metadataErr(path+"/hw:readOnly", "a read-only root disk; a manager deploys the root disk writable, on the workspace's own overlay",
+			"leave hw:readOnly out (or false); the base image itself is never written")
+	}
+	if len(d.Partitions) > 0 {
+		return metadataErr(path+"/hw:partition[1]", "partitions on the image-backed root disk; a manager creates no partitions, the disk holds the base image's",
+			"leave hw:partition out of the root disk, and import a partitioned base image laid out as needed")
 	}
 	return nil
 }

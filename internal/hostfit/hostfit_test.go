@@ -305,3 +305,37 @@ func TestCheckHostOfUndefinedArchitecture(t *testing.T) {
 		t.Errorf("x86_64 on ppc64le: %v", err)
 	}
 }
+
+// TestDisksRefuseRootDiskSettings: the root disk is the workspace's overlay on its base
+// image, of the image's size, writable, unpartitioned by the manager; a size, read-only
+// flag or partitions described on it would be dropped at deploy, so they are refused,
+// by Disks (Create's check) and Check (placement's and Deploy's), naming the element.
+func TestDisksRefuseRootDiskSettings(t *testing.T) {
+	for _, c := range []struct {
+		name         string
+		edit         func(*describe.Disk)
+		path, advice string
+	}{
+		{"a size", func(d *describe.Disk) { d.SizeMiB = 20480 }, "hw:disk[1]/hw:size", "scratch disk"},
+		{"read-only", func(d *describe.Disk) { d.ReadOnly = true }, "hw:disk[1]/hw:readOnly", "leave hw:readOnly out"},
+		{"partitions", func(d *describe.Disk) {
+			d.Partitions = []describe.Partition{{Number: 1, MountPoint: "/", Filesystem: "ext4"}}
+		}, "hw:disk[1]/hw:partition[1]", "partitioned base image"},
+	} {
+		root := imageDisk
+		c.edit(&root)
+		for _, check := range []func([]describe.Disk) error{
+			func(d []describe.Disk) error { _, err := Disks(d); return err },
+			func(d []describe.Disk) error {
+				_, err := Check(vm(func(desc *describe.Description) { desc.Hardware.Disks = d }), host())
+				return err
+			},
+		} {
+			err := check([]describe.Disk{root, scratchDisk})
+			var me *errdefs.MetadataError
+			if !errors.As(err, &me) || !strings.HasSuffix(me.Path, c.path) || !strings.Contains(errdefs.Advice(err), c.advice) {
+				t.Errorf("%s on the root disk: %v (advice %q); want a metadata fault at %s advising %q", c.name, err, errdefs.Advice(err), c.path, c.advice)
+			}
+		}
+	}
+}
