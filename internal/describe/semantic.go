@@ -2,6 +2,7 @@ package describe
 
 import (
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"unicode"
@@ -200,6 +201,33 @@ func checkNetwork(n *node) error {
 			}
 			macs[m] = true
 		}
+		if err := checkIP(nic.get(nt("ip"))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkIP applies what net:IPAddress's loose IPv6 pattern and net:PrefixLength's
+// 0..128 cannot: that each address parses, and that an IPv4 address's prefix length
+// is at most 32 (the schema allows 128, for IPv6).
+func checkIP(ip *node) error {
+	if ip == nil {
+		return nil
+	}
+	for _, q := range []qname{nt("address"), nt("gateway"), nt("nameserver")} {
+		for _, a := range ip.all(q) {
+			if _, err := netip.ParseAddr(a.str()); err != nil {
+				return metaErr(a.path(), "%q is not an IPv4 or IPv6 address. Send a dotted quad (10.20.0.17) or an IPv6 address (2001:db8::17)", a.str())
+			}
+		}
+	}
+	addr, pl := ip.get(nt("address")), ip.get(nt("prefixLength"))
+	if addr == nil || pl == nil {
+		return nil
+	}
+	if v, _ := ip.intVal(nt("prefixLength")); netip.MustParseAddr(addr.str()).Is4() && v > 32 {
+		return metaErr(pl.path(), "prefix length %d, but IPv4 address %s has a prefix length of at most 32. Give the IPv4 network's length (24 for a /24)", v, addr.str())
 	}
 	return nil
 }
