@@ -139,6 +139,10 @@ func create(cfg Config, d *Deps) container.Handler {
 				return nil, err
 			}
 		}
+		// Nor addressing a manager would not apply (a static address, say).
+		if err := hostfit.Addressing(desc.Network); err != nil {
+			return nil, err
+		}
 		images, err := d.Registry.ListImages(ctx)
 		if err != nil {
 			return nil, err

@@ -147,5 +147,24 @@ func TestCreateRefusesADiskLayoutNoManagerDeploys(t *testing.T) {
 	}
 }
 
+// TestCreateRefusesAddressingNoManagerApplies: a manager hands the guest only its host
+// name; a static address would be a workspace on another address than asked, so
+// Create refuses it (hostfit.Addressing), naming the element, before registering.
+func TestCreateRefusesAddressingNoManagerApplies(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	reg := &recordingRegistry{images: poolOfTwo()}
+	_, err := runCreate(t, reg, now, `<vw:virtualWorkspace><vw:category>vm</vw:category>
+		<net:network xmlns:net="`+vwsns.Network+`"><net:nic><net:name>eth0</net:name><net:association><net:name>default</net:name></net:association>
+		<net:ip><net:method>static</net:method><net:address>10.20.0.17</net:address><net:prefixLength>24</net:prefixLength></net:ip></net:nic></net:network>
+		<sw:software><sw:image><sw:name>debian-12</sw:name></sw:image></sw:software></vw:virtualWorkspace>`)
+	var me *errdefs.MetadataError
+	if !errors.As(err, &me) || me.Path != "/vw:virtualWorkspace/net:network/net:nic[1]/net:ip/net:method" || !strings.Contains(me.Reason, "static address") {
+		t.Errorf("a static address: %v", err)
+	}
+	if reg.got != nil {
+		t.Error("registered")
+	}
+}
+
 // refuseLongLifetimes runs runCreate's Factory with RefuseLongLifetimes (vws serve --lifetime-policy refuse).
 var refuseLongLifetimes bool

@@ -184,7 +184,64 @@ func Check(d *describe.Description, o Offer) (Fit, error) {
 			}
 		}
 	}
+	if err := Addressing(d.Network); err != nil {
+		return Fit{}, err
+	}
 	return Fit{Arch: arch, MemoryMiB: mem}, nil
+}
+
+// Addressing refuses the net:ip settings a manager would not apply: it writes no
+// network configuration into the guest, which configures its interfaces as its image
+// does (by DHCP, for cloud images), and hands it only a host name, the first one a
+// NIC gives. So net:method dhcp and net:hostname are taken; a static address, method
+// none, a prefix length, gateway or name servers, or a second host name, would be
+// silently something else. The Factory refuses at Create what it refuses.
+func Addressing(n *describe.Network) error {
+	if n == nil {
+		return nil
+	}
+	const elsewhere = "have the network's DHCP server hand the NIC its address, gateway and name servers (a libvirt network's <host> entry for its net:mac), or configure them in the base image"
+	const ignored = "a manager writes no network configuration into the guest, which configures its interfaces as its image does (by DHCP, for cloud images): only net:hostname reaches it"
+	hostname := ""
+	for i, nic := range n.NICs {
+		ip := nic.IP
+		if ip == nil {
+			continue
+		}
+		path := fmt.Sprintf("/vw:virtualWorkspace/net:network/net:nic[%d]/net:ip/", i+1)
+		switch ip.Method {
+		case "static":
+			return metadataErr(path+"net:method", fmt.Sprintf("NIC %s asks for a static address (net:method static); %s", nic.Name, ignored),
+				"use net:method dhcp and leave net:address, net:prefixLength, net:gateway and net:nameserver out; "+elsewhere)
+		case "none":
+			return metadataErr(path+"net:method", fmt.Sprintf("NIC %s asks for no address (net:method none); %s", nic.Name, ignored),
+				"use net:method dhcp, or leave net:ip out; to keep the interface down, configure that in the base image")
+		}
+		for _, set := range []struct {
+			elem string
+			is   bool
+		}{
+			{"net:address", ip.Address != ""},
+			{"net:prefixLength", ip.PrefixLength != nil},
+			{"net:gateway", ip.Gateway != ""},
+			{"net:nameserver[1]", len(ip.Nameservers) > 0},
+		} {
+			if set.is {
+				elem, _, _ := strings.Cut(set.elem, "[")
+				return metadataErr(path+set.elem, fmt.Sprintf("NIC %s gives %s; %s", nic.Name, elem, ignored),
+					fmt.Sprintf("leave %s out; %s", elem, elsewhere))
+			}
+		}
+		switch {
+		case ip.Hostname == "" || ip.Hostname == hostname:
+		case hostname == "":
+			hostname = ip.Hostname
+		default:
+			return metadataErr(path+"net:hostname", fmt.Sprintf("NIC %s gives host name %s; the guest takes one host name, an earlier NIC's (%s)", nic.Name, ip.Hostname, hostname),
+				"give net:hostname on one NIC only: the first NIC's that has one is the guest's")
+		}
+	}
+	return nil
 }
 
 // Defined says whether a manager defines hw at all, on any host: an architecture it

@@ -339,3 +339,56 @@ func TestDisksRefuseRootDiskSettings(t *testing.T) {
 		}
 	}
 }
+
+// TestAddressingRefusesWhatIsIgnored: a manager hands the guest only a host name (the
+// first NIC's net:hostname); a static address, prefix length, gateway, name servers,
+// method none or a second host name would be silently not applied, so Addressing
+// (Create's check) and Check (placement's and Deploy's) refuse them, naming the element.
+func TestAddressingRefusesWhatIsIgnored(t *testing.T) {
+	withIP := func(ips ...*describe.IPConfig) *describe.Network {
+		n := &describe.Network{}
+		for i, ip := range ips {
+			n.NICs = append(n.NICs, describe.NIC{Name: fmt.Sprintf("eth%d", i), Network: "default", NetworkKind: KindNetwork, IP: ip})
+		}
+		return n
+	}
+	for _, n := range []*describe.Network{
+		nil,
+		withIP(nil),
+		withIP(&describe.IPConfig{Method: "dhcp"}),
+		withIP(&describe.IPConfig{Method: "dhcp", Hostname: "ws.example.org"}, nil),
+		withIP(&describe.IPConfig{Method: "dhcp", Hostname: "ws.example.org"}, &describe.IPConfig{Method: "dhcp", Hostname: "ws.example.org"}),
+	} {
+		if err := Addressing(n); err != nil {
+			t.Errorf("%+v: %v", n, err)
+		}
+		if _, err := Check(vm(func(d *describe.Description) { d.Network = n }), host()); err != nil {
+			t.Errorf("Check of %+v: %v", n, err)
+		}
+	}
+	const ip = "/vw:virtualWorkspace/net:network/net:nic[2]/net:ip/"
+	for _, c := range []struct {
+		name         string
+		ip           describe.IPConfig
+		path, advice string
+	}{
+		{"a static address", describe.IPConfig{Method: "static", Address: "10.20.0.17", PrefixLength: ptr(24)}, ip + "net:method", "net:method dhcp"},
+		{"method none", describe.IPConfig{Method: "none"}, ip + "net:method", "net:method dhcp"},
+		{"an address with dhcp", describe.IPConfig{Method: "dhcp", Address: "10.20.0.17"}, ip + "net:address", "DHCP server"},
+		{"a prefix length", describe.IPConfig{Method: "dhcp", PrefixLength: ptr(24)}, ip + "net:prefixLength", "leave net:prefixLength out"},
+		{"a gateway", describe.IPConfig{Method: "dhcp", Gateway: "10.20.0.1"}, ip + "net:gateway", "leave net:gateway out"},
+		{"a name server", describe.IPConfig{Method: "dhcp", Nameservers: []string{"10.20.0.2"}}, ip + "net:nameserver[1]", "leave net:nameserver out"},
+		{"a second host name", describe.IPConfig{Method: "dhcp", Hostname: "other.example.org"}, ip + "net:hostname", "the first NIC's"},
+	} {
+		n := withIP(&describe.IPConfig{Method: "dhcp", Hostname: "ws.example.org"}, &c.ip)
+		for _, err := range []error{
+			Addressing(n),
+			func() error { _, err := Check(vm(func(d *describe.Description) { d.Network = n }), host()); return err }(),
+		} {
+			var me *errdefs.MetadataError
+			if !errors.As(err, &me) || me.Path != c.path || !strings.Contains(me.Reason, "NIC eth1") || !strings.Contains(errdefs.Advice(err), c.advice) {
+				t.Errorf("%s: %v (advice %q); want a metadata fault at %s advising %q", c.name, err, errdefs.Advice(err), c.path, c.advice)
+			}
+		}
+	}
+}
