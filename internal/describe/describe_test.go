@@ -432,7 +432,7 @@ func TestRefused(t *testing.T) {
 		{"duplicate environment variable", doc(vm, startup("<cap:environment><cap:name>A</cap:name><cap:value>1</cap:value></cap:environment><cap:environment><cap:name>A</cap:name><cap:value>2</cap:value></cap:environment>")), "/vw:virtualWorkspace/cap:capability/cap:startup/cap:environment[2]/cap:name", "once"},
 		{"bad base64", doc(vm, startup(file("/a", "<cap:encoding>base64</cap:encoding><cap:content>not base64!</cap:content>"))), "/vw:virtualWorkspace/cap:capability/cap:startup/cap:file/cap:content", "base64"},
 		{"zero lifetime", doc(vm, "<vw:lifeCycle><vw:requestedLifetime>PT0S</vw:requestedLifetime></vw:lifeCycle>"), "/vw:virtualWorkspace/vw:lifeCycle/vw:requestedLifetime", "positive duration"},
-		{"termination time Go cannot represent", doc(vm, "<vw:lifeCycle><vw:terminationTime>2026-03-01T24:00:00Z</vw:terminationTime></vw:lifeCycle>"), "/vw:virtualWorkspace/vw:lifeCycle/vw:terminationTime", "24:00:00"},
+		{"termination time Go cannot represent", doc(vm, "<vw:lifeCycle><vw:terminationTime>10000-03-01T00:00:00Z</vw:terminationTime></vw:lifeCycle>"), "/vw:virtualWorkspace/vw:lifeCycle/vw:terminationTime", "10000-03-01"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -860,5 +860,13 @@ func BenchmarkValidateInvalid(b *testing.B) {
 		if _, err := v.Validate(data); err == nil {
 			b.Fatal("accepted")
 		}
+	}
+}
+
+// TestTerminationTimeAtTheEndOfADay: XML Schema's 24:00:00 is the next midnight.
+func TestTerminationTimeAtTheEndOfADay(t *testing.T) {
+	d, err := validator(t).Validate([]byte(doc(vm, "<vw:lifeCycle><vw:terminationTime>2026-03-01T24:00:00Z</vw:terminationTime></vw:lifeCycle>")))
+	if err != nil || !d.TerminationTime.Equal(time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)) {
+		t.Fatalf("terminationTime 2026-03-01T24:00:00Z: %v, %v; want 2026-03-02T00:00:00Z", d, err)
 	}
 }

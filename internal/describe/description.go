@@ -236,7 +236,7 @@ func build(root *node) (*Description, error) {
 		}
 		if tt := lc.get(vw("terminationTime")); tt != nil {
 			if d.TerminationTime, err = wsrf.ParseDateTime(tt.str()); err != nil {
-				return nil, metaErr(tt.path(), "%v; years before 0000 or after 9999 and 24:00:00 cannot be used. Send a time such as 2026-03-01T21:30:00Z", err)
+				return nil, metaErr(tt.path(), "%v; years before 0000 or after 9999 cannot be used. Send a time such as 2026-03-01T21:30:00Z", err)
 			}
 		}
 	}
