@@ -356,6 +356,13 @@ func pickBootImages(images []imagepool.Image, desc *describe.Description) (kerne
 		return "", "", errdefs.WithAdvice(&errdefs.MetadataError{Path: "/vw:virtualWorkspace/sw:software/sw:kernel/sw:initrd",
 			Reason: "an initrd is only loaded with a kernel image"}, "name the kernel image (sw:kernel/sw:image) too, or leave the initrd out")
 	}
+	if strings.TrimSpace(k.Cmdline) != "" && kernel == "" {
+		// The image's own boot loader decides its command line: this one would be
+		// dropped without a word.
+		return "", "", errdefs.WithAdvice(&errdefs.MetadataError{Path: "/vw:virtualWorkspace/sw:software/sw:kernel/sw:cmdline",
+			Reason: "a kernel command line is only given to a kernel image the hypervisor loads; a guest booted by its image's boot loader takes the one the image's boot loader configures"},
+			"name the kernel image (sw:kernel/sw:image) too, or leave sw:cmdline out and set the command line in the base image")
+	}
 	return kernel, initrd, nil
 }
 

@@ -52,3 +52,26 @@ func TestCreateRefusesAnImageOfAnotherArchitecture(t *testing.T) {
 		}
 	}
 }
+
+// TestCreateRefusesACommandLineWithoutAKernel: a command line reaches only a kernel
+// the hypervisor loads; without one the image's boot loader boots the guest, and the
+// workspace's sw:cmdline would be dropped without a word. One with its kernel image is
+// created.
+func TestCreateRefusesACommandLineWithoutAKernel(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	pool := append(poolOfTwo(), imagepool.Image{Name: "vmlinuz", Digest: "sha256:" + strings.Repeat("c", 64), Format: imagepool.FormatRaw, Arch: "x86_64"})
+	body := func(kernel string) string {
+		return `<vw:virtualWorkspace><vw:category>vm</vw:category><sw:software><sw:kernel>` + kernel +
+			`<sw:cmdline>console=ttyS0 single</sw:cmdline></sw:kernel><sw:image><sw:name>debian-12</sw:name></sw:image></sw:software></vw:virtualWorkspace>`
+	}
+	reg := &recordingRegistry{images: pool}
+	_, err := runCreate(t, reg, now, body(``))
+	var me *errdefs.MetadataError
+	if !errors.As(err, &me) || me.Path != "/vw:virtualWorkspace/sw:software/sw:kernel/sw:cmdline" || reg.got != nil {
+		t.Errorf("a command line without a kernel image: err %v, registered %v; want a WorkspaceMetadataFault at sw:cmdline, nothing registered", err, reg.got != nil)
+	}
+	reg = &recordingRegistry{images: pool}
+	if _, err := runCreate(t, reg, now, body(`<sw:image><sw:name>vmlinuz</sw:name></sw:image>`)); err != nil || reg.got == nil {
+		t.Errorf("a command line with its kernel image: %v", err)
+	}
+}
