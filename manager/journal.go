@@ -77,6 +77,9 @@ type record struct {
 	// Reported is the state/phase last told to the Repository, kept in memory only
 	// (after a restart every workspace is reported once more).
 	Reported string `json:"-"`
+	// Spent, when set, says why MemoryFile no longer holds the RAM of the disk as it is
+	// now (imageSpent), read by the reconciler before each plan; kept in memory only.
+	Spent string `json:"-"`
 }
 
 var keyRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)

@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/vws-grid/vws/internal/errdefs"
 	"github.com/vws-grid/vws/internal/fsutil"
+	"github.com/vws-grid/vws/internal/qcow2"
 	"github.com/vws-grid/vws/vmm"
 )
 
@@ -42,6 +44,7 @@ const (
 	retryReport                            // the Repository has not heard the current state
 	abandonSerialize                       // a Serialize's save did not happen: drop its partial file
 	abandonRestore                         // a cut-off restore did not happen: the workspace stays serialized
+	dropSpent                              // a restore's guest ran and ended unrecorded: its memory image is spent
 )
 
 // detailPoweredOff is why a workspace last seen running or paused is shut down, as far
@@ -72,6 +75,18 @@ func plan(recs []*record, doms []vmm.Domain) []change {
 		switch {
 		case exists && d.State == vmm.StateUnknown:
 			// Unreachable or in transition is never "shut off": conclude nothing.
+		case r.Spent != "" && r.Hot && (r.Pending == "" || r.Pending == pendingRestore) &&
+			(!exists || (d.State == vmm.StateShutOff || d.State == vmm.StateCrashed) && !d.ManagedSave):
+			// Restored and run from, then ended, unrecorded: not "the restore did not
+			// happen". It ended as a guest recorded running would have.
+			ran := r.clone()
+			ran.State, ran.Hot, ran.Pending, ran.Spent = stateRunning, false, "", ""
+			c.Kind, c.State, c.Detail = dropSpent, stateShutdown, detailPoweredOff
+			for _, o := range plan([]*record{ran}, doms) {
+				if o.Kind == observe {
+					c.State, c.Detail = o.State, o.Detail
+				}
+			}
 		case r.Pending == pendingSerialize && exists && d.State == vmm.StateShutOff && !d.ManagedSave:
 			// The save this Serialize asked for ended the domain (libvirtd finishes it
 			// when the manager dies); a restarted libvirtd no longer says "saved".
@@ -255,6 +270,7 @@ func (m *Manager) reconcile(ctx context.Context) {
 	}
 	for _, r := range recs {
 		r.Reported = m.reportedState(r.Key)
+		r.Spent = imageSpent(r)
 	}
 	for _, c := range plan(recs, doms) {
 		m.apply(ctx, c)
@@ -312,6 +328,7 @@ func (m *Manager) apply(ctx context.Context, c change) {
 		return // unreachable: conclude nothing
 	}
 	rec.Reported = m.reportedState(rec.Key)
+	rec.Spent = imageSpent(rec)
 	fresh := plan([]*record{rec}, doms)
 	if len(fresh) == 0 {
 		return
@@ -520,9 +537,69 @@ func (m *Manager) apply(ctx context.Context, c change) {
 		if err := m.transition(ctx, rec, rec.State, rec.Detail); err != nil {
 			log.Error("record an abandoned restore", "err", err)
 		}
+	case dropSpent:
+		if c.Detail == detailPoweredOff {
+			c.State, c.Detail = m.poweredOffOutcome(rec.Spec.Name)
+		}
+		spent := rec.MemoryFile
+		detail := "its memory image is spent (" + rec.Spent + "): removed, not restored onto a disk that moved past it; " + c.Detail
+		rec.Hot, rec.ManagedSave, rec.MemoryFile, rec.MemoryDigest = false, false, "", ""
+		log.Warn("workspace changed state on its own", "from", stateSerialized, "to", c.State, "why", detail)
+		if err := m.transition(ctx, rec, c.State, detail); err != nil {
+			log.Error("record observed state", "err", err)
+			return
+		}
+		// Journaled first, removed after, as restore does (the restart sweep removes
+		// it once the disk takes the record).
+		if spent != "" && !m.journal.kept(rec.Key) {
+			if err := os.Remove(spent); err != nil && !errors.Is(err, os.ErrNotExist) {
+				log.Warn("remove a spent memory image", "err", err)
+			}
+		}
 	case retryReport:
 		m.report(rec)
 	}
+}
+
+// imageSpent says why rec's memory image no longer holds the RAM of its disks as they
+// are now, "" when it does (or rec keeps none of its own: libvirt removes a managed-save
+// image once it restored it). The domain cannot tell QEMU dying while it loaded the
+// image (still the RAM) from a guest that ran from it and ended before its restore was
+// journaled (the manager killed, the disk refusing the record): restored again, the
+// image's page cache would meet a disk that moved past it and corrupt the guest's file
+// systems. The disks tell: a save completes after QEMU's last write to them, so one
+// modified after the image was written was written since; one a deploy made after
+// fetching the image holds nothing while no guest wrote it. What cannot be read counts
+// as spent: stale RAM is never restored.
+func imageSpent(rec *record) string {
+	if !rec.Hot || rec.ManagedSave || rec.MemoryFile == "" {
+		return ""
+	}
+	img, err := os.Stat(rec.MemoryFile)
+	if err != nil {
+		return fmt.Sprintf("it cannot be read: %v", err)
+	}
+	disks := []string{rec.Run}
+	for _, d := range scratchDisks(rec.Spec) {
+		disks = append(disks, d.Path)
+	}
+	for _, disk := range disks {
+		fi, err := os.Stat(disk)
+		if err != nil {
+			return fmt.Sprintf("whether its disk was written since cannot be read: %v", err)
+		}
+		if !fi.ModTime().After(img.ModTime()) {
+			continue
+		}
+		switch unwritten, err := qcow2.Unwritten(disk); {
+		case err != nil:
+			return fmt.Sprintf("whether its disk was written since cannot be read: %v", err)
+		case !unwritten:
+			return "its disk " + filepath.Base(disk) + " was written at " + fi.ModTime().UTC().Format(time.RFC3339) +
+				", after the image was saved at " + img.ModTime().UTC().Format(time.RFC3339) + ": the guest was restored from it and ran"
+		}
+	}
+	return ""
 }
 
 // forgetDestroyed removes, domain and files, every workspace the Repository no longer

@@ -3,6 +3,7 @@ package manager
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -178,6 +179,26 @@ func TestPlan(t *testing.T) {
 		{name: "restore cut off, QEMU died under it: it did not happen", recs: []*record{pendingRec(k, statePaused, true, pendingRestore)}, doms: []vmm.Domain{domOf(k, vmm.StateCrashed)},
 			want: []change{{Kind: abandonRestore, Key: k}}},
 		{name: "restore cut off, domain state unknown: conclude nothing", recs: []*record{pendingRec(k, statePaused, true, pendingRestore)}, doms: []vmm.Domain{domOf(k, vmm.StateUnknown)}},
+		// The domain cannot tell a guest restored, run and ended (the restore not
+		// journaled) from QEMU dying while it loaded the image; its disk can (imageSpent).
+		{name: "hot, restored and ran unrecorded (disk written since), then powered off: the image is spent", recs: []*record{spentRec(k, "")}, doms: []vmm.Domain{domOf(k, vmm.StateShutOff)},
+			want: []change{{Kind: dropSpent, Key: k, State: stateShutdown}}, detail: "powered off"},
+		{name: "hot, restored and ran unrecorded, then its QEMU died: spent, corrupted", recs: []*record{spentRec(k, "")}, doms: []vmm.Domain{domOf(k, vmm.StateCrashed)},
+			want: []change{{Kind: dropSpent, Key: k, State: stateCorrupted}}, detail: "crashed"},
+		{name: "hot, restored and ran unrecorded, then forced off: spent, corrupted", recs: []*record{spentRec(k, "")}, doms: []vmm.Domain{forcedDom(k)},
+			want: []change{{Kind: dropSpent, Key: k, State: stateCorrupted}}, detail: "forced off"},
+		{name: "hot, restored and ran unrecorded, then its domain vanished: spent, corrupted", recs: []*record{spentRec(k, "")},
+			want: []change{{Kind: dropSpent, Key: k, State: stateCorrupted}}, detail: "vanished"},
+		{name: "restore cut off, it ran and ended: spent, not abandoned", recs: []*record{spentRec(k, pendingRestore)}, doms: []vmm.Domain{domOf(k, vmm.StateCrashed)},
+			want: []change{{Kind: dropSpent, Key: k, State: stateCorrupted}}},
+		{name: "restore cut off, it ran and powered off: spent, not abandoned", recs: []*record{spentRec(k, pendingRestore)}, doms: []vmm.Domain{domOf(k, vmm.StateShutOff)},
+			want: []change{{Kind: dropSpent, Key: k, State: stateShutdown}}},
+		{name: "hot and spent, domain running: a restore finished unrecorded", recs: []*record{spentRec(k, "")}, doms: []vmm.Domain{domOf(k, vmm.StateRunning)},
+			want: []change{{Kind: finishRestore, Key: k, State: stateRunning}}},
+		{name: "hot and spent, domain paused by a job: wait", recs: []*record{spentRec(k, pendingRestore)}, doms: []vmm.Domain{busyDom(k)}},
+		{name: "hot and spent, domain state unknown: conclude nothing", recs: []*record{spentRec(k, "")}, doms: []vmm.Domain{domOf(k, vmm.StateUnknown)}},
+		{name: "hot and spent, a Trash under way: finish it", recs: []*record{spentRec(k, pendingTrash)}, doms: []vmm.Domain{domOf(k, vmm.StateShutOff)},
+			want: []change{{Kind: finishTrash, Key: k}}},
 		{name: "Normal shutdown under way, domain forced off: forced by it, shutdown (not corrupted)", recs: []*record{pendingRec(k, stateRunning, false, pendingShutdown)},
 			doms: []vmm.Domain{forcedDom(k)}, want: []change{{Kind: finishShutdown, Key: k, State: stateShutdown}}, detail: "forced off"},
 		{name: "Normal shutdown under way, the guest powered off", recs: []*record{pendingRec(k, stateRunning, false, pendingShutdown)},
@@ -1189,6 +1210,14 @@ func TestCutOffRestoreIsAwaited(t *testing.T) {
 
 func withPending(r *record, p string) *record { r.Pending = p; return r }
 
+// spentRec is a serialized record, pending op, whose memory image its disk has moved
+// past (imageSpent).
+func spentRec(key, op string) *record {
+	r := pendingRec(key, statePaused, true, op)
+	r.Spent = "its disk was written after the image was saved"
+	return r
+}
+
 // busyDom is a paused domain with a libvirt job under way (a save).
 func busyDom(key string) vmm.Domain {
 	d := domOf(key, vmm.StatePaused)
@@ -1456,5 +1485,116 @@ func TestSerializeCutOffBeforeItsImageReachedTheDisk(t *testing.T) {
 				t.Errorf("the memory image is kept (stat: %v)", err)
 			}
 		})
+	}
+}
+
+// TestRestoredImageThatRanIsNotRestoredAgain: a Start restores a serialized workspace
+// and its guest runs, writing its disk; the manager is killed before it journals the
+// restore (or the disk refuses the record), and the guest then ends. The record on
+// disk still says serialized (or restore pending) and the domain is off, as when QEMU
+// died loading the image: restored again, the image's RAM would meet a disk that moved
+// past it and corrupt the guest's file systems. The run disk, written after the image,
+// tells the two apart: the workspace is recorded off (how the guest ended) and the
+// spent image removed. A disk not written since keeps the image, and Start restores it.
+func TestRestoredImageThatRanIsNotRestoredAgain(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name    string
+		pending string
+		dom     func(string) *vmm.Domain // nil: vanished
+		written bool                     // the guest wrote its run disk after the save
+		garbled bool                     // the run disk, modified after the save, cannot be read
+		want    string
+	}{
+		{name: "ran, powered off", dom: func(k string) *vmm.Domain { d := domOf(k, vmm.StateShutOff); return &d }, written: true, want: stateShutdown},
+		{name: "ran, QEMU killed", dom: func(k string) *vmm.Domain { d := domOf(k, vmm.StateCrashed); return &d }, written: true, want: stateCorrupted},
+		{name: "restore cut off, ran, domain gone", pending: pendingRestore, written: true, want: stateCorrupted},
+		{name: "restore cut off, ran, powered off", pending: pendingRestore, dom: func(k string) *vmm.Domain { d := domOf(k, vmm.StateShutOff); return &d }, written: true, want: stateShutdown},
+		{name: "run disk unreadable", dom: func(k string) *vmm.Domain { d := domOf(k, vmm.StateShutOff); return &d }, garbled: true, want: stateShutdown},
+		{name: "QEMU died loading the image", dom: func(k string) *vmm.Domain { d := domOf(k, vmm.StateCrashed); return &d }, want: statePaused},
+		{name: "restore cut off, QEMU died loading the image", pending: pendingRestore, dom: func(k string) *vmm.Domain { d := domOf(k, vmm.StateShutOff); return &d }, want: statePaused},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			k := "ws-spent-" + strings.NewReplacer(" ", "-", ",", "").Replace(c.name)
+			m, hv, rec := crashManager(t, k, statePaused, true)
+			if c.pending != "" {
+				r := rec.clone()
+				r.Pending = c.pending
+				if err := m.journal.put(r); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Saved a while ago; the restore opened the run disk since (QEMU does), which
+			// alone writes nothing of the guest's.
+			saved := time.Now().Add(-time.Hour)
+			if err := os.Chtimes(rec.MemoryFile, saved, saved); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chtimes(rec.Run, time.Now(), time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case c.written:
+				guestWrites(t, rec.Run)
+			case c.garbled:
+				if err := os.WriteFile(rec.Run, []byte("QFI"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			hv.dom = nil
+			if c.dom != nil {
+				hv.dom = c.dom(k)
+			}
+			m.reconcile(ctx) // the restarted manager
+			r, err := (&journal{dir: hv.dir}).get(k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, statErr := os.Stat(rec.MemoryFile)
+			if c.want == statePaused {
+				if r.State != statePaused || !r.Hot || r.MemoryFile != rec.MemoryFile || r.Pending != "" || statErr != nil {
+					t.Fatalf("disk not written since the save: the record is %s, serialized %v, pending %q (%q), image: %v; want it serialized, its image kept",
+						r.State, r.Hot, r.Pending, r.Detail, statErr)
+				}
+				if c.dom == nil || c.dom(k).State == vmm.StateCrashed {
+					hv.set(vmm.StateShutOff, false, false)
+				}
+				if _, err := m.Start(ctx, workspaceEPR(rec)); err != nil {
+					t.Errorf("Start of the workspace still serialized: %v", err)
+				}
+				return
+			}
+			if r.State != c.want || r.Hot || r.MemoryFile != "" || r.Pending != "" || !strings.Contains(r.Detail, "memory image is spent") {
+				t.Errorf("the guest ran from its memory image and ended: the record is %s, serialized %v, image %q, pending %q (%q); want %s, not serialized, saying the image is spent",
+					r.State, r.Hot, r.MemoryFile, r.Pending, r.Detail, c.want)
+			}
+			if !errors.Is(statErr, os.ErrNotExist) {
+				t.Errorf("the spent memory image is kept (stat: %v)", statErr)
+			}
+		})
+	}
+}
+
+// guestWrites allocates an L2 table in the qcow2 image at path, as a guest's first
+// write to it does (and its modification time moves on).
+func guestWrites(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var h [48]byte
+	if _, err := f.ReadAt(h[:], 0); err != nil {
+		t.Fatal(err)
+	}
+	l1 := int64(binary.BigEndian.Uint64(h[40:]))
+	var e [8]byte
+	binary.BigEndian.PutUint64(e[:], 1<<63|1<<20) // an L2 table at 1 MiB, copied
+	if _, err := f.WriteAt(e[:], l1); err != nil {
+		t.Fatal(err)
+	}
+	if w, err := qcow2.Unwritten(path); err != nil || w {
+		t.Fatalf("the guest's write allocated nothing: unwritten %v, %v", w, err)
 	}
 }
