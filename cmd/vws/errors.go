@@ -318,8 +318,14 @@ func forgetAddresses() {
 	addressSources.Unlock()
 }
 
+// addressKey is u as one service address: scheme and host in lower case, a default
+// port (:80 for http, :443 for https) left out, the path without a trailing /.
 func addressKey(u *url.URL) string {
-	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host) + strings.TrimRight(u.Path, "/")
+	scheme, host := strings.ToLower(u.Scheme), strings.ToLower(u.Host)
+	if p := u.Port(); (scheme == "http" && p == "80") || (scheme == "https" && p == "443") {
+		host = strings.TrimSuffix(host, ":"+p)
+	}
+	return scheme + "://" + host + strings.TrimRight(u.Path, "/")
 }
 
 // addressSource is where the address u was taken from: a noted source of u or of a

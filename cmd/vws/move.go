@@ -74,7 +74,9 @@ func moveOff(cmd *cobra.Command, ws *wsa.EPR, base, arg, host, state, off string
 			return err
 		}
 		to.Version = ws.Version
-		if to.Address == from.manager.Address {
+		// The same manager spelled otherwise (host case, a trailing /, a default
+		// port) is no other host: moving there would stop the workspace for nothing.
+		if sameAddress(to.Address, from.manager.Address) {
 			return fmt.Errorf("workspace %s is already deployed on %s (%s): name another host's manager with --host, or leave --host out to let the repository choose", arg, from.host, host)
 		}
 	} else if to, why, err = place(cmd, ws, nil, state, true); err != nil {

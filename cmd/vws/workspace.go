@@ -61,8 +61,8 @@ func workspaceEPR(cmd *cobra.Command, base, arg string) (*wsa.EPR, error) {
 	return &wsa.EPR{Version: wsa.V200508, Address: baseURL(base) + "/wsrf/services/" + vwsns.WorkspaceService, References: []*etree.Element{k}}, nil
 }
 
-// sameAddress says whether a and b are one service address (scheme and host in any
-// case, the path without a trailing /).
+// sameAddress says whether a and b are one service address (as addressKey has it:
+// scheme and host in any case, a default port written or not, no trailing /).
 func sameAddress(a, b string) bool {
 	ua, erra := url.Parse(strings.TrimSpace(a))
 	ub, errb := url.Parse(strings.TrimSpace(b))
