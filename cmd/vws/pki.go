@@ -254,6 +254,10 @@ of mode 0600 (default /tmp/x509up_u<uid>, where vws and Globus clients look for 
 			if !(hours > 0 && hours <= maxDays*24) {
 				return fmt.Errorf("--hours %v: give a lifetime from above 0 to %d hours (the proxy ends with its issuing certificate at the latest)", hours, maxDays*24)
 			}
+			// Else a limit mistyped as a negative would quietly mean no limit at all.
+			if pathLen < -1 {
+				return fmt.Errorf("--path-length %d: give how many further proxies may be made from this one, 0 or more (0: none), or -1 for no limit; nothing was written", pathLen)
+			}
 			certFile, keyFile := tlsFlags.cert, tlsFlags.key
 			// Else the key would be dropped for the default credential, and the proxy
 			// made from a certificate other than the one the user meant.
