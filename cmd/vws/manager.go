@@ -196,11 +196,13 @@ workspace's other hosts are ranked: where vws move would take it.`,
 			if err != nil {
 				return err
 			}
-			w := cmd.OutOrStdout()
+			// Written whole at the end, so that a standard output that cannot take it
+			// (a full disk, a closed pipe) fails the command instead of exit 0.
+			w := new(bytes.Buffer)
 			cands, unfit := resp.SelectElements("Candidate"), resp.SelectElements("Unsuitable")
 			if len(cands) == 0 && len(unfit) == 0 {
 				fmt.Fprintln(w, "No host has announced itself to this repository: vws deploy would use the manager at --url.")
-				return nil
+				return writeOut(cmd.OutOrStdout(), w, "the ranking")
 			}
 			if len(cands) > 0 {
 				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -222,7 +224,7 @@ workspace's other hosts are ranked: where vws move would take it.`,
 					fmt.Fprintf(w, "  %s: %s\n", txt(u, "HostName"), txt(u, "Reason"))
 				}
 			}
-			return nil
+			return writeOut(cmd.OutOrStdout(), w, "the ranking")
 		},
 	}
 	cmd.Flags().StringVar(&base, "url", "", "base URL of vws (default $VWS_URL, else http://127.0.0.1:8080)")
@@ -673,8 +675,8 @@ func printSilentHosts(w io.Writer, hosts []*etree.Element) error {
 
 func printKnownHosts(w io.Writer, hosts []*etree.Element) error {
 	if len(hosts) == 0 {
-		fmt.Fprintln(w, "No host has announced itself to this repository (managers announce at start and every minute).")
-		return nil
+		_, err := fmt.Fprintln(w, "No host has announced itself to this repository (managers announce at start and every minute).")
+		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "HOST\tMANAGER\tTYPE\tCPUS\tFREE (MiB)\tDEPLOYED\tCACHED IMAGES\tLAST SEEN\tPROBLEM")
@@ -695,7 +697,8 @@ func printKnownHosts(w io.Writer, hosts []*etree.Element) error {
 	return tw.Flush()
 }
 
-func printHost(w io.Writer, resp *etree.Element) error {
+func printHost(out io.Writer, resp *etree.Element) error {
+	w := new(bytes.Buffer) // written whole at the end, as place's ranking is
 	doc := resp
 	if len(resp.ChildElements()) == 1 && len(resp.ChildElements()[0].ChildElements()) > 0 {
 		doc = resp.ChildElements()[0]
@@ -760,6 +763,15 @@ func printHost(w io.Writer, resp *etree.Element) error {
 		for _, b := range bridges {
 			fmt.Fprintf(w, "  %s\n", b)
 		}
+	}
+	return writeOut(out, w, "the host's status")
+}
+
+// writeOut writes buf, all a command shows, to out: one that cannot take it (a full
+// disk, a closed pipe) fails the command, as exit 0 would say it was shown.
+func writeOut(out io.Writer, buf *bytes.Buffer, what string) error {
+	if _, err := out.Write(buf.Bytes()); err != nil {
+		return fmt.Errorf("write %s to standard output: %w; free space where it goes, or send it elsewhere", what, err)
 	}
 	return nil
 }
