@@ -61,7 +61,9 @@ listens for the messages on --listen, renews its subscriptions while it runs, an
 destroys them when it stops.
 
 The service must reach the listener: by default vws listens on the address it reaches
-the service from (so 127.0.0.1 for a local service); behind NAT give --consumer-url.`,
+the service from (so 127.0.0.1 for a local service); behind NAT give --consumer-url.
+The listener speaks plain HTTP: an https:// --consumer-url needs a TLS-terminating
+proxy in front of it.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			epr, rest, err := t.resolve(cmd, args)
 			if err != nil {
@@ -130,6 +132,12 @@ func runSubscribe(cmd *cobra.Command, ws *wsa.EPR, d *dialect.Dialect, topics []
 	} else if u, err := url.Parse(o.consumerURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		ln.Close()
 		return fmt.Errorf("--consumer-url %q is not an http:// or https:// URL", o.consumerURL)
+	} else if u.Scheme == "https" {
+		// Right behind a TLS-terminating proxy that forwards to the listener; without
+		// one every delivery fails, which the user would learn only when the service
+		// ends the subscriptions.
+		fmt.Fprintf(cmd.ErrOrStderr(), "vws: note: the listener on %s speaks plain HTTP: --consumer-url %s reaches it only through a TLS-terminating proxy that forwards to it; without one, give an http:// URL\n",
+			ln.Addr(), o.consumerURL)
 	}
 
 	token := make([]byte, 16)
