@@ -79,6 +79,7 @@ func (t *targetOptions) resolve(cmd *cobra.Command, args []string) (*wsa.EPR, []
 			return nil, nil, fmt.Errorf("%s names WorkspaceService but no workspace: it has no reference parameters (a workspace's EPR carries its vw:WorkspaceKey); give the EPR file vws create -o wrote, or -k vw:WorkspaceKey KEY", src)
 		}
 		noteAddress(epr.Address, "the address in "+src)
+		noteURLUnused(cmd, t.baseURL, epr.Address, src)
 		if d != nil && d.WSA != epr.Version {
 			epr = convertEPR(epr, d.WSA)
 		}
@@ -90,6 +91,7 @@ func (t *targetOptions) resolve(cmd *cobra.Command, args []string) (*wsa.EPR, []
 	addr := t.service
 	if addr != "" {
 		noteAddress(addr, "-s/--service")
+		noteURLUnused(cmd, t.baseURL, addr, "-s/--service")
 	} else {
 		addr = baseURL(t.baseURL) + "/wsrf/services/" + vwsns.WorkspaceService
 	}
@@ -113,6 +115,18 @@ func (t *targetOptions) resolve(cmd *cobra.Command, args []string) (*wsa.EPR, []
 		return nil, nil, fmt.Errorf("no resource named: give -e EPR-FILE or -k NAME VALUE (the workspace's key, e.g. -k vw:WorkspaceKey KEY)")
 	}
 	return epr, args, nil
+}
+
+// noteURLUnused says on stderr when a --url (base) is not where addr, taken from src,
+// is: the resource is reached at addr, and the user who gave --url should know.
+func noteURLUnused(cmd *cobra.Command, base, addr, src string) {
+	a := strings.TrimSpace(addr)
+	if i := strings.Index(a, "/wsrf/services/"); i >= 0 {
+		a = a[:i]
+	}
+	if base != "" && !sameAddress(a, baseURL(base)) {
+		fmt.Fprintf(cmd.ErrOrStderr(), "vws: note: the resource is reached at the address in %s, %s, not under --url %s\n", src, strings.TrimSpace(addr), base)
+	}
 }
 
 // convertEPR re-expresses an EPR in the other WS-Addressing version; the reference
