@@ -1,6 +1,7 @@
 package imagepool
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -21,7 +22,8 @@ import (
 // the bytes go to a temporary file in the pool directory while they are hashed; when r
 // ends, the file is synced and renamed to its digest and the rows are written in one
 // transaction. If the pool already holds the same content, the temporary file is
-// dropped, the name points at the existing blob, and stored is false.
+// dropped, the name points at the existing blob, and stored is false; if that blob has
+// gone bad, the verified bytes repair it (stored is then true).
 //
 // ctx bounds the streaming; once every byte is in, the import is finished even if ctx
 // ends (the client sent it all; it should find it stored).
@@ -79,16 +81,85 @@ func (p *Pool) importStream(ctx context.Context, r io.Reader, m Meta) (img Image
 	}
 	digest := digestPrefix + hex.EncodeToString(res.sum[:])
 	ctx = context.WithoutCancel(ctx)
-	// Sync outside the lock, unless the content is already stored (then the temporary
-	// file is thrown away and syncing it would only cost time).
-	synced := false
-	if !p.holds(ctx, digest, res.size) {
+	// Sync outside the lock, unless the content is already stored intact (then the
+	// temporary file is thrown away and syncing it would only cost time). A blob of the
+	// right size may still have gone bad (a bit flip): compared here, outside the lock,
+	// with the bytes just verified against its digest, which then repair it.
+	synced, repair := false, false
+	held := p.holds(ctx, digest, res.size)
+	if held {
+		same, err := sameContent(p.blobPath(digest), tmp)
+		if err != nil {
+			p.log.Warn("image pool: could not compare a stored blob with the same content imported again; the import rewrites it", "digest", digest, "err", err)
+		}
+		repair = !same
+	}
+	if repair || !held {
 		if err := tmp.Sync(); err != nil {
 			return Image{}, false, fmt.Errorf("sync imported image: %w", err)
 		}
 		synced = true
 	}
-	return p.commit(ctx, tmp, synced, &keepTmp, digest, format, res.size, vsize, m)
+	return p.commit(ctx, tmp, synced, repair, &keepTmp, digest, format, res.size, vsize, m)
+}
+
+// sameContent says whether the file at path holds the bytes of f (the same length).
+func sameContent(path string, f *os.File) (bool, error) {
+	g, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer g.Close()
+	a, b := make([]byte, chunkReadBytes), make([]byte, chunkReadBytes)
+	for off := int64(0); ; off += chunkReadBytes {
+		n, err := f.ReadAt(a, off)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return false, err
+		}
+		m, err := g.ReadAt(b, off)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return false, err
+		}
+		if n != m || !bytes.Equal(a[:n], b[:m]) {
+			return false, nil
+		}
+		if n < chunkReadBytes {
+			return true, nil
+		}
+	}
+}
+
+// rewriteBlob writes the verified bytes of f over those of the same size blob at path
+// that differ, in the file itself rather than by a rename: a manager on this host that
+// staged the image from the pool holds a hard link to the blob, which a rename would
+// leave on the damaged bytes (its stamp unchanged, so used unchecked); written in
+// place, its copy is repaired too and, modified since its check, checked again.
+func rewriteBlob(path string, f *os.File) error {
+	g, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	a, b := make([]byte, chunkReadBytes), make([]byte, chunkReadBytes)
+	for off := int64(0); ; off += chunkReadBytes {
+		n, err := f.ReadAt(a, off)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+		m, err := g.ReadAt(b, off)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+		if n != m || !bytes.Equal(a[:n], b[:m]) {
+			if _, err := g.WriteAt(a[:n], off); err != nil {
+				return err
+			}
+		}
+		if n < chunkReadBytes {
+			break
+		}
+	}
+	return g.Sync()
 }
 
 // holds says whether the pool has a recorded, present blob of size bytes for digest.
@@ -111,7 +182,10 @@ func (p *Pool) blobOfSize(digest string, size int64) bool {
 // commit puts the temporary file in place as the digest's blob, durably (unless the
 // pool has that content already), and records the image and its name in one
 // transaction.
-func (p *Pool) commit(ctx context.Context, tmp *os.File, synced bool, keepTmp *bool, digest, format string, size, vsize int64, m Meta) (Image, bool, error) {
+//
+// repair says the recorded blob of the right size was found to differ from the
+// temporary file: its content is then rewritten from it.
+func (p *Pool) commit(ctx context.Context, tmp *os.File, synced, repair bool, keepTmp *bool, digest, format string, size, vsize int64, m Meta) (Image, bool, error) {
 	tmpName := tmp.Name()
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -126,15 +200,22 @@ func (p *Pool) commit(ctx context.Context, tmp *os.File, synced bool, keepTmp *b
 		return Image{}, false, fmt.Errorf("look up digest %s: %w", digest, err)
 	}
 	blob := p.blobPath(digest)
-	stored := true
+	stored, place := true, true
 	if known > 0 {
 		if p.blobOfSize(digest, size) {
-			stored = false // dedupe: the deferred cleanup removes the temporary file
+			// dedupe (the deferred cleanup removes the temporary file), or a repair
+			place, stored = false, repair
+			if repair {
+				p.log.Warn("image pool: re-importing content whose blob file was damaged (its size intact): the import's verified bytes repair it in place", "digest", digest)
+				if err := rewriteBlob(blob, tmp); err != nil {
+					return Image{}, false, fmt.Errorf("repair the pool's damaged copy of %s: %w", digest, err)
+				}
+			}
 		} else {
 			p.log.Warn("image pool: re-importing content whose blob file was missing or damaged (not its size): the import replaces it", "digest", digest)
 		}
 	}
-	if stored {
+	if place {
 		if !synced { // the content went away between the look and the lock
 			if err := tmp.Sync(); err != nil {
 				return Image{}, false, fmt.Errorf("sync imported image: %w", err)
@@ -154,7 +235,7 @@ func (p *Pool) commit(ctx context.Context, tmp *os.File, synced bool, keepTmp *b
 	}
 	now := time.Now()
 	fail := func(err error) (Image, bool, error) {
-		if stored {
+		if place {
 			p.unlinkNew(blob, known > 0)
 		}
 		return Image{}, false, fmt.Errorf("record image %q: %w", m.Name, err)
