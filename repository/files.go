@@ -324,7 +324,7 @@ func (r *Repository) serveUpload(w http.ResponseWriter, req *http.Request, key, 
 		if err := tmp.Close(); err != nil {
 			return err
 		}
-		if err := checkUploadedOverlay(tmpName, vsize); err != nil {
+		if err := checkUploadedOverlay(tmpName, vsize, topPath, topFormat); err != nil {
 			return err
 		}
 		// The manager's copy is backed by its own cache; the repository's must stand on
@@ -402,8 +402,9 @@ func storageFull(kind, what string) error {
 // checkUploadedOverlay refuses what cannot be a workspace overlay: not qcow2, no
 // backing file (a flattened image would let the chain below show through its
 // unallocated clusters), another virtual size, encryption, an external data file
-// (the guest's bytes in some host file), or marked corrupt.
-func checkUploadedOverlay(path string, vsize int64) error {
+// (the guest's bytes in some host file), marked corrupt, or with no room in its first
+// cluster for the backing file name it is re-pointed at (top, of topFormat).
+func checkUploadedOverlay(path string, vsize int64, top, topFormat string) error {
 	bad := func(format string, args ...any) error {
 		return httpErr(http.StatusBadRequest, "the uploaded overlay "+format+"; nothing was kept", args...)
 	}
@@ -419,6 +420,16 @@ func checkUploadedOverlay(path string, vsize int64) error {
 	}
 	if info.VirtualSize != vsize {
 		return bad("has a virtual size of %d bytes, not the workspace's %d", info.VirtualSize, vsize)
+	}
+	// Re-pointing it (qemu-img rebase) fails when the repository's backing file name
+	// does not fit its first cluster: the upload's doing, not the repository's.
+	room, err := qcow2.BackingRoom(path)
+	if err != nil {
+		return bad("has an unreadable qcow2 header (%v)", err)
+	}
+	if need := 8 + int64((len(topFormat)+7)&^7) + int64(len(top)); need > room {
+		return bad("has no room in its first cluster (%d bytes) for the repository's backing file name: its header and header extensions leave %d bytes, the name and its format need %d; create the overlay with larger clusters (qemu-img's default, 64 KiB) or fewer header extensions",
+			int64(1)<<info.ClusterBits, max(room, 0), need)
 	}
 	f, err := os.Open(path)
 	if err != nil {

@@ -62,6 +62,12 @@ const (
 
 	extEnd           = 0x00000000
 	extBackingFormat = 0xE2792ACA
+	// The other header extensions qemu knows, and writes anew when it rewrites the
+	// header; any other it keeps as it is.
+	extFeatureTable = 0x6803F857
+	extCryptoHeader = 0x0537BE77
+	extBitmaps      = 0x23852875
+	extDataFile     = 0x44415441
 
 	// incompatExternalData is the incompatible feature bit of an image whose
 	// data lives in an external file.
@@ -366,6 +372,7 @@ type header struct {
 	compressionType       uint8
 	backingFormat         string
 	backingFile           string
+	unknownExtBytes       uint64 // header extensions qemu does not know, with their padding
 }
 
 // ReadInfo reads the header, header extensions and backing file name of the
@@ -390,6 +397,24 @@ func ReadInfo(path string) (Info, error) {
 		BackingFormat: h.backingFormat,
 		ExternalData:  h.incompatibleFeatures&incompatExternalData != 0,
 	}, nil
+}
+
+// BackingRoom is how many bytes of cluster 0 of the qcow2 image at path are left for
+// a backing file name and its format extension when qemu rewrites the header (as
+// qemu-img rebase does), at most: qemu writes the header as long as it is, keeps the
+// extensions it does not know, and ends them with an 8-byte marker, then fails ("No
+// space left in the file header") when the name does not fit after them.
+func BackingRoom(path string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, fmt.Errorf("qcow2: %w", err)
+	}
+	defer f.Close()
+	h, err := readHeader(f, path)
+	if err != nil {
+		return 0, err
+	}
+	return int64(1)<<h.clusterBits - int64(uint64(h.headerLength)+h.unknownExtBytes+8), nil
 }
 
 // readHeader reads and parses cluster 0 of the qcow2 image f (at path).
@@ -599,11 +624,15 @@ func parseHeader(b []byte) (header, error) {
 		if data+n > uint64(len(b)) {
 			return h, ErrTruncated
 		}
-		if typ == extBackingFormat {
+		switch typ {
+		case extBackingFormat:
 			if n >= 16 { // qemu's limit
 				return h, fmt.Errorf("backing format extension too long (%d bytes)", n)
 			}
 			h.backingFormat = string(b[data : data+n])
+		case extFeatureTable, extCryptoHeader, extBitmaps, extDataFile:
+		default:
+			h.unknownExtBytes += 8 + (n+7)&^7
 		}
 		off = data + (n+7)&^7
 	}
