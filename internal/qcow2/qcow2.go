@@ -549,6 +549,10 @@ func parseFixed(b []byte) (header, error) {
 	l2Entries := cs / l1EntrySize
 	if h.incompatibleFeatures&incompatibleExtendedL2 != 0 {
 		l2Entries /= 2 // 16-byte L2 entries
+		// They cut a cluster into 32 subclusters, which qemu wants of 512 bytes at least.
+		if cs/32 < 512 {
+			return h, fmt.Errorf("extended L2 entries with %d-byte clusters (qemu opens them with 16 KiB clusters or larger)", cs)
+		}
 	}
 	if h.l1Size > maxL1Entries {
 		return h, fmt.Errorf("L1 table of %d entries is larger than qemu's limit of %d", h.l1Size, maxL1Entries)

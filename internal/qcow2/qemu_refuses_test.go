@@ -67,3 +67,40 @@ func TestQemuCheckHeaderRefusesWhatQemuRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestQemuCheckHeaderRefusesSmallSubclusters: with extended L2 entries a cluster is cut
+// into 32 subclusters, and qemu opens no image whose subclusters are under 512 bytes
+// (clusters under 16 KiB), though its L1 table maps the size.
+func TestQemuCheckHeaderRefusesSmallSubclusters(t *testing.T) {
+	requireQemu(t)
+	dir := t.TempDir()
+	ok := filepath.Join(dir, "extl2-16k.qcow2")
+	if exec.Command("qemu-img", "create", "-f", "qcow2", "-o", "cluster_size=16k,extended_l2=on", ok, "1G").Run() == nil {
+		if b, err := os.ReadFile(ok); err != nil {
+			t.Fatal(err)
+		} else if err := CheckHeader(b); err != nil {
+			t.Errorf("CheckHeader of qemu-img's image with extended L2 entries: %v", err)
+		}
+	}
+	for _, cs := range []string{"4k", "8k"} {
+		t.Run(cs, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "bad.qcow2")
+			run(t, "qemu-img", "create", "-f", "qcow2", "-o", "cluster_size="+cs, path, "1M")
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			be := binary.BigEndian
+			be.PutUint64(b[72:], be.Uint64(b[72:])|incompatibleExtendedL2)
+			if err := os.WriteFile(path, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := exec.Command("qemu-img", "info", path).CombinedOutput(); err == nil {
+				t.Fatalf("qemu-img opens the mutated image; the test's premise is wrong:\n%s", out)
+			}
+			if err := CheckHeader(b); err == nil {
+				t.Errorf("CheckHeader accepts extended L2 entries with %s clusters, which qemu refuses to open", cs)
+			}
+		})
+	}
+}
