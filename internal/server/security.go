@@ -132,8 +132,9 @@ func (s *security) client() *client.Client {
 	return c
 }
 
-// manifestTrust accepts a manifest signer whose certificate the site's CAs vouch for
-// and whom policy allows to act as a host; nil without CAs (integrity only).
+// manifestTrust accepts a manifest signer whose certificate the site's CAs vouch for,
+// that is not a limited proxy, and whom policy allows to act as a host; nil without
+// CAs (integrity only).
 func (s *security) manifestTrust(chain []*x509.Certificate) error {
 	if s.trust == nil {
 		return nil
@@ -141,6 +142,11 @@ func (s *security) manifestTrust(chain []*x509.Certificate) error {
 	id, err := s.verifyChain(chain)
 	if err != nil {
 		return err
+	}
+	// Signing what a Manager deploys is acting as the host, which a limited proxy
+	// may not do (authz refuses it every host operation).
+	if id.Limited {
+		return fmt.Errorf("%s may not sign manifests: it is a limited proxy, which may not act as the host; sign with the host credential or a full proxy of it", id)
 	}
 	if d := s.policy.Rules().Decide(id, policy.Host, policy.Resource{Service: "manifest signer"}); !d.Allowed {
 		return fmt.Errorf("%s may not sign manifests here: policy does not allow it as a host (%s)", id, d.Rule)
