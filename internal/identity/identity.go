@@ -242,12 +242,34 @@ func attrName(oid asn1.ObjectIdentifier) string {
 
 // NamesHost says whether cert names host as a service host's certificate does: by a
 // subject alternative name, or by a Globus-style "host/NAME" (or bare NAME) common
-// name.
+// name. Host names are compared ignoring case, as VerifyHostname does.
 func NamesHost(cert *x509.Certificate, host string) bool {
 	if cert == nil {
 		return false
 	}
-	return cert.VerifyHostname(host) == nil || cert.Subject.CommonName == host || cert.Subject.CommonName == "host/"+host
+	cn := cert.Subject.CommonName
+	return cert.VerifyHostname(host) == nil || equalFoldASCII(cn, host) || strings.HasPrefix(cn, "host/") && equalFoldASCII(cn[len("host/"):], host)
+}
+
+// equalFoldASCII compares ignoring the case of ASCII letters only: DNS names fold
+// so, and a Unicode look-alike (the Kelvin sign for K) must not name another host.
+func equalFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 // HostNames lists the names cert gives a host (its subject alternative names, or else
