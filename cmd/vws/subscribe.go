@@ -432,8 +432,9 @@ func notifyTrust(service string) (*wssec.Verifier, func(identity.Identity) error
 		}
 		// Every host of the site has a certificate of the same CAs, and the listener key
 		// crosses the network in the clear: only the host the subscriptions were made
-		// with, whose name TLS checked, speaks for them.
-		if id.Certificate == nil || id.Certificate.VerifyHostname(u.Hostname()) != nil {
+		// with, whose name TLS checked, speaks for them. It is named as the client
+		// holds signed answers to (a SAN, or a Globus-style CN=host/NAME).
+		if !identity.NamesHost(id.Certificate, u.Hostname()) {
 			return fmt.Errorf("the Notify is signed by %s, whose certificate is not for %s, the service the subscriptions were made with: refused", id.DN, u.Hostname())
 		}
 		return nil

@@ -2,6 +2,10 @@ package main
 
 import (
 	"bytes"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -91,4 +95,41 @@ func TestSubscribeTakesNotificationsOfItsServiceOnly(t *testing.T) {
 	if rec := send(service); rec.Code != http.StatusOK {
 		t.Errorf("a Notify signed by the service's host: HTTP %d %q", rec.Code, strings.TrimSpace(rec.Body.String()))
 	}
+	// A site whose (older grid) CA issues host certificates naming the host only in
+	// CN=host/NAME: the client takes answers signed so (identity.NamesHost), and so
+	// must the listener take notifications, of that host only.
+	got = 0
+	if rec := send(cnOnly(t, ca, other)); rec.Code != http.StatusForbidden || got != 0 {
+		t.Errorf("a Notify signed by another host's CN-only certificate: HTTP %d %q, %d delivered; want it refused", rec.Code, strings.TrimSpace(rec.Body.String()), got)
+	}
+	if rec := send(cnOnly(t, ca, service)); rec.Code != http.StatusOK || got != 1 {
+		t.Errorf("a Notify signed by the service's CN-only host certificate: HTTP %d %q, %d delivered", rec.Code, strings.TrimSpace(rec.Body.String()), got)
+	}
+}
+
+// cnOnly is host's certificate without subject alternative names: it names its host
+// by CN=host/NAME alone, as older grid CAs issue them.
+func cnOnly(t *testing.T, ca, host *pki.Credential) *pki.Credential {
+	t.Helper()
+	tmpl := *host.Certificate
+	tmpl.DNSNames, tmpl.IPAddresses, tmpl.ExtraExtensions = nil, nil, nil
+	var exts []pkix.Extension
+	for _, e := range tmpl.Extensions {
+		if !e.Id.Equal(asn1.ObjectIdentifier{2, 5, 29, 17}) { // subjectAltName
+			exts = append(exts, e)
+		}
+	}
+	tmpl.Extensions = exts
+	der, err := x509.CreateCertificate(rand.Reader, &tmpl, ca.Certificate, host.Key.Public(), ca.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cert.DNSNames) != 0 {
+		t.Fatalf("%s still has SANs %v", cert.Subject, cert.DNSNames)
+	}
+	return &pki.Credential{Certificate: cert, Key: host.Key, Chain: host.Chain}
 }
