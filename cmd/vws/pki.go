@@ -356,6 +356,15 @@ func newPKIRevokeCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "revoke --ca-dir DIR [SERIAL|CERTFILE]...",
 		Short: "Revoke certificates (by serial number or PEM file) and rewrite the CA's CRL; with none, just renew the CRL",
+		Long: `Revoke certificates (by serial number or PEM file) and rewrite the CA's CRL; with
+none, just renew the CRL.
+
+A serial is read as hex when written as openssl prints it (serial=0A1B2C, from
+openssl x509 -noout -serial), 0x-prefixed (0x0A1B2C), as colon-separated bytes
+(0A:1B:2C) or holding a letter A-F (0A1B2C); as decimal, as vws pki prints it, when it
+is an odd number of digits. An even number of digits alone (1234) may be openssl's hex
+or a decimal, and is refused: write it 0x1234 or serial=1234 for hex, or a decimal in
+its 0x form (vws pki prints each serial both ways), or give the certificate file.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkDays("crl-days", crlDays); err != nil {
 				return err
@@ -479,6 +488,9 @@ func serialOf(arg string, ca *x509.Certificate) (*big.Int, error) {
 		return certs[0].SerialNumber, nil
 	}
 	s, err := pki.ParseSerial(arg)
+	if errors.Is(err, pki.ErrAmbiguousSerial) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%q is neither a certificate file nor a serial: %w", arg, err)
 	}

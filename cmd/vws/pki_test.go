@@ -142,6 +142,8 @@ func TestPKICommands(t *testing.T) {
 		{[]string{"pki", "host", "--ca-dir", ca, "--name", "x/CN=admin", "--out", host}, `host name "x/CN=admin" holds "/" or "="`},
 		{[]string{"pki", "ca", "--dir", ca}, "already holds a CA"},
 		{[]string{"pki", "revoke", "--ca-dir", ca, "nonsense"}, "neither a certificate file nor a serial"},
+		// openssl's hex serial=1234 pasted bare: not revoked as decimal 1234.
+		{[]string{"pki", "revoke", "--ca-dir", ca, "1234"}, "write 0x1234 for hex"},
 		{[]string{"pki", "proxy", "--cert", user + "-cert.pem", "--key", host + "-key.pem", "--out", proxy}, "does not belong to the certificate"},
 	} {
 		if out, err := runCLI(t, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -447,27 +447,38 @@ func appendCN(rawName []byte, cn string) ([]byte, error) {
 	return asn1.Marshal(vals)
 }
 
-// ParseSerial reads a serial number in decimal, or in hex with a 0x prefix or
-// colon-separated bytes as openssl prints it.
+// ErrAmbiguousSerial is ParseSerial's refusal of a bare even number of digits, which
+// may be hex or decimal.
+var ErrAmbiguousSerial = errors.New("ambiguous serial number")
+
+// ParseSerial reads a serial number: in hex as openssl prints it ("serial=0A1B2C",
+// from openssl x509 -noout -serial, or its value alone when it holds a letter A-F),
+// 0x-prefixed or as colon-separated bytes; in decimal, as vws pki prints it, when it
+// has an odd number of digits. openssl prints whole bytes, so an even number of
+// digits alone may be its hex: read as decimal it would name another certificate,
+// and it is refused (ErrAmbiguousSerial) with how to write it.
 func ParseSerial(s string) (*big.Int, error) {
-	n := new(big.Int)
-	var ok bool
+	const digits, hexDigits = "0123456789", "0123456789abcdefABCDEF"
+	text, base := s, 16
 	switch {
+	case len(s) >= len("serial=") && strings.EqualFold(s[:len("serial=")], "serial="):
+		text = s[len("serial="):]
 	case len(s) > 2 && (s[:2] == "0x" || s[:2] == "0X"):
-		_, ok = n.SetString(s[2:], 16)
+		text = s[2:]
 	case strings.Contains(s, ":"):
-		var hex []byte
-		for i := 0; i < len(s); i++ {
-			if s[i] != ':' {
-				hex = append(hex, s[i])
-			}
-		}
-		_, ok = n.SetString(string(hex), 16)
-	default:
-		_, ok = n.SetString(s, 10)
+		text = strings.ReplaceAll(s, ":", "")
+	case s != "" && strings.Trim(s, digits) == "" && len(s)%2 == 0:
+		return nil, fmt.Errorf("%w %q: openssl prints serials in hex (serial=%s), vws pki in decimal; write 0x%s for hex, or the decimal's 0x form (vws pki prints both), or give the certificate file",
+			ErrAmbiguousSerial, s, s, s)
+	case strings.Trim(s, digits) == "":
+		base = 10
 	}
+	n := new(big.Int)
+	_, ok := n.SetString(text, base)
+	// big.Int also takes a sign or underscores: "+12" is 12 in decimal, 18 in hex.
+	ok = ok && text != "" && strings.Trim(text, hexDigits) == ""
 	if !ok || n.Sign() <= 0 {
-		return nil, fmt.Errorf("serial number %q: want a positive decimal number, 0x-prefixed hex or colon-separated hex bytes", s)
+		return nil, fmt.Errorf("serial number %q: want hex as openssl prints it (serial=0A1B2C, 0x0A1B2C or 0A:1B:2C), or decimal as vws pki prints it", s)
 	}
 	return n, nil
 }
