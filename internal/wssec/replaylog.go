@@ -95,7 +95,9 @@ func (c *ReplayCache) appendLocked(e expiry) error {
 	if l == nil {
 		return nil
 	}
-	if l.lines > 2*len(c.expires)+1024 {
+	// A log not reopened after compaction is retried: a message it cannot hold is
+	// refused (see Check).
+	if l.f == nil || l.lines > 2*len(c.expires)+1024 {
 		if err := c.compactLocked(); err != nil {
 			return err
 		}
@@ -109,6 +111,11 @@ func (c *ReplayCache) appendLocked(e expiry) error {
 	}
 	l.lines++
 	return nil
+}
+
+// openAppend opens the log to append to (a variable for tests).
+var openAppend = func(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o600)
 }
 
 // compactLocked rewrites the log with the live messages only, then appends to it.
@@ -145,9 +152,8 @@ func (c *ReplayCache) compactLocked() error {
 	if l.f != nil {
 		l.f.Close()
 	}
-	if l.f, err = os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND, 0o600); err != nil {
-		l.f = nil
-		c.log = nil // nothing to append to: refuse nothing for it, say so once
+	if l.f, err = openAppend(l.path); err != nil {
+		l.f = nil // the next message retries
 		return fmt.Errorf("%w: %s: %w", ErrReplayNotRecorded, l.path, err)
 	}
 	l.lines = len(c.expires)
@@ -159,6 +165,7 @@ func (c *ReplayCache) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.log == nil || c.log.f == nil {
+		c.log = nil
 		return nil
 	}
 	err := c.log.f.Close()

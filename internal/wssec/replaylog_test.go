@@ -99,3 +99,37 @@ func TestReplayLogUnwritableRefuses(t *testing.T) {
 	}
 	c.Close()
 }
+
+// TestReplayLogNotReopenedRefuses: when the log, once compacted, cannot be opened
+// again, signed messages are refused until it can (each retries it), rather than
+// accepted unrecorded: after a restart their replay would pass.
+func TestReplayLogNotReopenedRefuses(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "replay.log")
+	now := time.Now()
+	c := NewReplayCache(0)
+	if err := c.Persist(path, now); err != nil {
+		t.Fatal(err)
+	}
+	c.log.lines = 1 << 20 // mostly expired: the next message compacts it
+	defer func(open func(string) (*os.File, error)) { openAppend = open }(openAppend)
+	good := openAppend
+	openAppend = func(string) (*os.File, error) { return nil, errors.New("EMFILE") }
+	for _, k := range []string{"k1", "k2"} {
+		if err := c.Check("/CN=alice", now.Add(time.Minute), now, k); !errors.Is(err, ErrReplayNotRecorded) {
+			t.Fatalf("message %s while the log cannot be opened: %v, want ErrReplayNotRecorded", k, err)
+		}
+	}
+	openAppend = good
+	if err := c.Check("/CN=alice", now.Add(time.Minute), now, "k2"); err != nil {
+		t.Fatalf("a message once the log opens again: %v", err)
+	}
+	c.Close()
+	restarted := NewReplayCache(0)
+	if err := restarted.Persist(path, now); err != nil {
+		t.Fatal(err)
+	}
+	defer restarted.Close()
+	if err := restarted.Check("/CN=alice", now.Add(time.Minute), now, "k2"); !errors.Is(err, ErrReplay) {
+		t.Fatalf("a message accepted before the restart, replayed after it: %v, want ErrReplay", err)
+	}
+}
