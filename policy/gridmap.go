@@ -29,8 +29,9 @@ func LoadGridMap(file string) (*GridMap, error) {
 
 // ParseGridMap reads grid-mapfile lines: `"DN" account[,account...]`, the DN quoted
 // when it contains spaces (a backslash escapes a quote inside, and \xHH is the byte
-// HH, as OpenSSL writes non-ASCII names), '#' comments. The
-// first account is the mapped one; a DN listed twice keeps its first line, as Globus does.
+// HH, as OpenSSL writes non-ASCII names), '#' comments; text after the accounts is
+// ignored, as Globus does. The first account is the mapped one; a DN listed twice keeps
+// its first line, as Globus does.
 func ParseGridMap(r io.Reader, source string) (*GridMap, error) {
 	gm := &GridMap{source: source, accounts: map[string]string{}}
 	sc := bufio.NewScanner(r)
@@ -50,10 +51,10 @@ func ParseGridMap(r io.Reader, source string) (*GridMap, error) {
 		if rest == "" {
 			return nil, fmt.Errorf("%s:%d: want \"DN\" account[,account...]: no account after the DN", source, n)
 		}
-		account, _, _ := strings.Cut(rest, ",")
-		account = strings.TrimSpace(account)
-		if account == "" || strings.ContainsAny(account, " \t") {
-			return nil, fmt.Errorf("%s:%d: account %q: want account[,account...] without spaces", source, n, rest)
+		// The accounts are the first field after the DN; Globus ignores what follows it.
+		account, _, _ := strings.Cut(strings.Fields(rest)[0], ",")
+		if account == "" {
+			return nil, fmt.Errorf("%s:%d: account %q: want account[,account...], no comma before the first account", source, n, rest)
 		}
 		if !strings.HasPrefix(dn, "/") {
 			return nil, fmt.Errorf("%s:%d: DN %q: want the OpenSSL one-line form /O=.../CN=...", source, n, dn)
