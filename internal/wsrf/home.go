@@ -275,10 +275,17 @@ func (h *Home) Property(ctx context.Context, d *dialect.Dialect, key string, q w
 		}
 	}
 	if h.fixed[q] {
+		rendered := false
 		for _, p := range h.cfg.Fixed(d) {
 			if p.Tag == q.Local && p.NamespaceURI() == q.Space {
 				out = append(out, p)
+				rendered = true
 			}
+		}
+		if _, stored := h.declared[q]; !rendered && !stored {
+			// Another dialect's name for it: not in this caller's document, as the
+			// other dialect's CurrentTime and TerminationTime are not.
+			return nil, fmt.Errorf("%w: %s is not a resource property of %s in the %s dialect", errdefs.ErrInvalidQName, q, h.cfg.Document.Local, d.Name)
 		}
 	}
 	return out, nil
