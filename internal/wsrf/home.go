@@ -268,6 +268,9 @@ func (h *Home) Property(ctx context.Context, d *dialect.Dialect, key string, q w
 	if q.Space == d.RL && (q.Local == "CurrentTime" || q.Local == "TerminationTime") {
 		return h.lifetimeProps(d, r, q.Local), nil
 	}
+	if !h.Declares(q) {
+		return nil, undeclared(q)
+	}
 	var out []*etree.Element
 	for _, p := range r.props {
 		if p.Tag == q.Local && p.NamespaceURI() == q.Space {
@@ -458,21 +461,22 @@ func lifetimeProperty(q wsa.QName) bool {
 }
 
 // SetProperties applies WS-ResourceProperties modifications all-or-nothing.
+// The resource is looked up first: to one that does not exist, the answer is that.
 func (h *Home) SetProperties(ctx context.Context, key string, mods []Modification) error {
-	for _, m := range mods {
-		if lifetimeProperty(m.Property) {
-			// In the document (GetResourceProperty answers it), so not an unknown name.
-			return errdefs.WithAdvice(fmt.Errorf("%w: %s is read-only", errdefs.ErrUnableToModify, m.Property.Local),
-				"change when the resource ends with SetTerminationTime")
-		}
-		if !h.Declares(m.Property) {
-			return fmt.Errorf("%w: %s is not a property of %s", errdefs.ErrInvalidQName, m.Property, h.cfg.Document.Local)
-		}
-		if h.cfg.Writable == nil {
-			return fmt.Errorf("%w: %s is read-only", errdefs.ErrUnableToModify, m.Property)
-		}
-	}
 	return h.Modify(ctx, key, func(s *Snapshot) error {
+		for _, m := range mods {
+			if lifetimeProperty(m.Property) {
+				// In the document (GetResourceProperty answers it), so not an unknown name.
+				return errdefs.WithAdvice(fmt.Errorf("%w: %s is read-only", errdefs.ErrUnableToModify, m.Property.Local),
+					"change when the resource ends with SetTerminationTime")
+			}
+			if !h.Declares(m.Property) {
+				return fmt.Errorf("%w: %s is not a property of %s", errdefs.ErrInvalidQName, m.Property, h.cfg.Document.Local)
+			}
+			if h.cfg.Writable == nil {
+				return fmt.Errorf("%w: %s is read-only", errdefs.ErrUnableToModify, m.Property)
+			}
+		}
 		for _, m := range mods {
 			if err := h.cfg.Writable(s, m.Property); err != nil {
 				return err

@@ -14,9 +14,10 @@ import (
 	"github.com/vws-grid/vws/internal/wsa"
 )
 
-// Properties is what the WS-ResourceProperties operations read.
+// Properties is what the WS-ResourceProperties operations read. Property faults
+// ResourceUnknown for a missing resource before it looks at q, and
+// InvalidResourcePropertyQName for a q not in the resource's document in dialect d.
 type Properties interface {
-	Declares(q wsa.QName) bool
 	Property(ctx context.Context, d *dialect.Dialect, key string, q wsa.QName) ([]*etree.Element, error)
 	Document(ctx context.Context, d *dialect.Dialect, key string) (*etree.Element, error)
 }
@@ -57,18 +58,19 @@ func response(ns, local string) *etree.Element {
 }
 
 // propertyName resolves the QName text of el, or faults naming what was wrong.
-func propertyName(p Properties, el *etree.Element, d *dialect.Dialect) (wsa.QName, error) {
+// Whether the resource has such a property is Property's to say, once it knows the
+// resource exists.
+func propertyName(el *etree.Element) (wsa.QName, error) {
 	q, err := wsa.ResolveQName(el, el.Text())
 	if err != nil {
 		return q, fmt.Errorf("%w: %v", errdefs.ErrInvalidQName, err)
 	}
-	if q.Space == d.RL && (q.Local == "CurrentTime" || q.Local == "TerminationTime") {
-		return q, nil
-	}
-	if !p.Declares(q) {
-		return q, fmt.Errorf("%w: %s is not a resource property of this service", errdefs.ErrInvalidQName, q)
-	}
 	return q, nil
+}
+
+// undeclared is the fault for a property q not in the document.
+func undeclared(q wsa.QName) error {
+	return fmt.Errorf("%w: %s is not a resource property of this service", errdefs.ErrInvalidQName, q)
 }
 
 // GetResourceProperty answers WS-RP GetResourceProperty.
@@ -78,7 +80,7 @@ func GetResourceProperty(p Properties) container.Handler {
 		if err != nil {
 			return nil, err
 		}
-		q, err := propertyName(p, req.Payload, req.Dialect)
+		q, err := propertyName(req.Payload)
 		if err != nil {
 			return nil, err
 		}
@@ -108,7 +110,7 @@ func GetMultipleResourceProperties(p Properties) container.Handler {
 				return nil, fmt.Errorf("%w: unexpected {%s}%s; GetMultipleResourceProperties holds ResourceProperty elements",
 					errdefs.ErrBadRequest, c.NamespaceURI(), c.Tag)
 			}
-			q, err := propertyName(p, c, req.Dialect)
+			q, err := propertyName(c)
 			if err != nil {
 				return nil, err
 			}

@@ -42,8 +42,8 @@ func (s *Singleton) Declares(q wsa.QName) bool {
 
 // props builds the properties; only (when set) restricts the costly ones built.
 func (s *Singleton) props(ctx context.Context, d *dialect.Dialect, key string, only *wsa.QName) ([]*etree.Element, error) {
-	if key != "" {
-		return nil, fmt.Errorf("%w: this service has a single resource and takes no key", errdefs.ErrResourceUnknown)
+	if err := noKey(key); err != nil {
+		return nil, err
 	}
 	if only != nil {
 		if build, ok := s.Costly[*only]; ok {
@@ -79,8 +79,22 @@ func (s *Singleton) props(ctx context.Context, d *dialect.Dialect, key string, o
 	return append(props, TimeElement(d.RL, "CurrentTime", ptr(now()))), nil
 }
 
+// noKey faults a key: the service is its single resource.
+func noKey(key string) error {
+	if key != "" {
+		return fmt.Errorf("%w: this service has a single resource and takes no key", errdefs.ErrResourceUnknown)
+	}
+	return nil
+}
+
 // Property implements Properties.
 func (s *Singleton) Property(ctx context.Context, d *dialect.Dialect, key string, q wsa.QName) ([]*etree.Element, error) {
+	if err := noKey(key); err != nil {
+		return nil, err
+	}
+	if !(q.Space == d.RL && (q.Local == "CurrentTime" || q.Local == "TerminationTime")) && !s.Declares(q) {
+		return nil, undeclared(q)
+	}
 	if q.Space == d.RL && q.Local == "TerminationTime" {
 		// Never destroyed, so its document declares CurrentTime alone: an empty answer
 		// would read as "no termination scheduled".
