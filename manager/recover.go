@@ -75,6 +75,13 @@ func plan(recs []*record, doms []vmm.Domain) []change {
 		switch {
 		case exists && d.State == vmm.StateUnknown:
 			// Unreachable or in transition is never "shut off": conclude nothing.
+		case r.Hot && !r.ManagedSave && (r.Pending == "" || r.Pending == pendingRestore) &&
+			exists && d.State == vmm.StateShutOff && d.ManagedSave:
+			// Only a guest that ran has a managed save: restored from its memory image
+			// and run from (the restore unrecorded), then saved by libvirt itself
+			// (libvirt-guests at a host shutdown, virsh managedsave). libvirt's image is
+			// its RAM now, the memory image spent, whether or not the disk reads written.
+			c.Kind = adoptManagedSave
 		case r.Spent != "" && r.Hot && (r.Pending == "" || r.Pending == pendingRestore) &&
 			(!exists || (d.State == vmm.StateShutOff || d.State == vmm.StateCrashed) && !d.ManagedSave):
 			// Restored and run from, then ended, unrecorded: not "the restore did not
@@ -476,11 +483,25 @@ func (m *Manager) apply(ctx context.Context, c change) {
 		// Left where libvirt keeps it: Start resumes it from there (RestoreManagedSave),
 		// as libvirt-guests does at boot with ON_BOOT=start (seen as a finished
 		// restore); Undeploy moves it into memory.save first; Trash removes it.
-		rec.Hot, rec.ManagedSave, rec.MemoryFile, rec.MemoryDigest = true, true, "", ""
 		detail := "serialized: libvirt saved its RAM (virsh managedsave, or libvirt-guests at a host shutdown) while " + rec.State + "; Start resumes it where it stopped"
-		log.Info("recorded RAM libvirt saved", "from", rec.State)
+		spent := rec.MemoryFile
+		if rec.Hot {
+			// Serialized still on record: restored and run from unrecorded, so its
+			// memory image is older than libvirt's, and never to be restored or sent.
+			detail = "serialized: libvirt saved its RAM (virsh managedsave, or libvirt-guests at a host shutdown) after it was restored and ran" +
+				" (the restore not recorded); its older memory image is spent and removed; Start resumes it where libvirt stopped it"
+		}
+		rec.Hot, rec.ManagedSave, rec.MemoryFile, rec.MemoryDigest = true, true, "", ""
+		log.Info("recorded RAM libvirt saved", "from", rec.State, "spent image", spent)
 		if err := m.transition(ctx, rec, statePaused, detail); err != nil {
 			log.Error("record a managed save", "err", err)
+			return
+		}
+		// Journaled first, removed after, as restore does.
+		if spent != "" && !m.journal.kept(rec.Key) {
+			if err := os.Remove(spent); err != nil && !errors.Is(err, os.ErrNotExist) {
+				log.Warn("remove a spent memory image", "err", err)
+			}
 		}
 	case finishRestore:
 		spent := rec.MemoryFile

@@ -193,6 +193,14 @@ func TestPlan(t *testing.T) {
 			want: []change{{Kind: dropSpent, Key: k, State: stateCorrupted}}},
 		{name: "restore cut off, it ran and powered off: spent, not abandoned", recs: []*record{spentRec(k, pendingRestore)}, doms: []vmm.Domain{domOf(k, vmm.StateShutOff)},
 			want: []change{{Kind: dropSpent, Key: k, State: stateShutdown}}},
+		// Restored and run from unrecorded, then saved by libvirt itself (libvirt-guests
+		// at a host shutdown, virsh managedsave): its image is the RAM, memory.save spent.
+		{name: "hot, restored and ran unrecorded, then libvirt saved it (managed save): take libvirt's RAM in", recs: []*record{spentRec(k, "")}, doms: []vmm.Domain{managedSavedDom(k)},
+			want: []change{{Kind: adoptManagedSave, Key: k}}},
+		{name: "restore cut off, it ran and libvirt saved it: take libvirt's RAM in, not abandoned", recs: []*record{spentRec(k, pendingRestore)}, doms: []vmm.Domain{managedSavedDom(k)},
+			want: []change{{Kind: adoptManagedSave, Key: k}}},
+		{name: "hot, domain managed-saved though the disk reads unwritten: libvirt's RAM is the later", recs: []*record{deployedRec(k, statePaused, true)}, doms: []vmm.Domain{managedSavedDom(k)},
+			want: []change{{Kind: adoptManagedSave, Key: k}}},
 		{name: "hot and spent, domain running: a restore finished unrecorded", recs: []*record{spentRec(k, "")}, doms: []vmm.Domain{domOf(k, vmm.StateRunning)},
 			want: []change{{Kind: finishRestore, Key: k, State: stateRunning}}},
 		{name: "hot and spent, domain paused by a job: wait", recs: []*record{spentRec(k, pendingRestore)}, doms: []vmm.Domain{busyDom(k)}},
@@ -1570,6 +1578,70 @@ func TestRestoredImageThatRanIsNotRestoredAgain(t *testing.T) {
 			}
 			if !errors.Is(statErr, os.ErrNotExist) {
 				t.Errorf("the spent memory image is kept (stat: %v)", statErr)
+			}
+		})
+	}
+}
+
+// TestRestoredImageThatRanAndWasManagedSavedIsNotRestored: a Start restores a
+// serialized workspace from its memory.save and the guest runs; before the restore is
+// journaled (the manager killed, or the disk refusing the record) libvirt saves the
+// guest's RAM by itself (libvirt-guests ON_SHUTDOWN=suspend at a host shutdown, virsh
+// managedsave). The record on disk still says serialized from memory.save, and the
+// domain is off with a managed-save image of RAM newer than it. The workspace is
+// recorded serialized in libvirt's image, as a guest recorded running would be, and
+// the stale memory.save removed: Start resumes libvirt's RAM, not the spent image onto
+// a disk that moved past it, and Undeploy has no stale image to send.
+func TestRestoredImageThatRanAndWasManagedSavedIsNotRestored(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name    string
+		pending string
+		written bool // the guest wrote its run disk after the save
+	}{
+		{name: "ran and wrote its disk", written: true},
+		{name: "restore cut off, ran and wrote its disk", pending: pendingRestore, written: true},
+		{name: "ran, its disk unwritten"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			k := "ws-msave-" + strings.NewReplacer(" ", "-", ",", "").Replace(c.name)
+			m, hv, rec := crashManager(t, k, statePaused, true)
+			if c.pending != "" {
+				r := rec.clone()
+				r.Pending = c.pending
+				if err := m.journal.put(r); err != nil {
+					t.Fatal(err)
+				}
+			}
+			saved := time.Now().Add(-time.Hour)
+			if err := os.Chtimes(rec.MemoryFile, saved, saved); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chtimes(rec.Run, time.Now(), time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			if c.written {
+				guestWrites(t, rec.Run)
+			}
+			d := managedSavedDom(k)
+			hv.dom, hv.managedSave = &d, true
+			m.reconcile(ctx) // the restarted manager
+			r, err := (&journal{dir: hv.dir}).get(k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.State != statePaused || !r.Hot || !r.ManagedSave || r.MemoryFile != "" || r.Pending != "" {
+				t.Errorf("libvirt saved the RAM of the guest restored from memory.save: the record is %s, serialized %v, managed save %v, image %q, pending %q (%q); want serialized in libvirt's managed save",
+					r.State, r.Hot, r.ManagedSave, r.MemoryFile, r.Pending, r.Detail)
+			}
+			if _, err := os.Stat(rec.MemoryFile); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("the spent memory.save is kept (stat: %v)", err)
+			}
+			if _, err := m.Start(ctx, workspaceEPR(rec)); err != nil {
+				t.Fatalf("Start: %v", err)
+			}
+			if hv.onDisk["restore"] != nil || hv.managedSave {
+				t.Errorf("Start restored the spent memory.save (%v), not libvirt's managed save (still there: %v)", hv.onDisk["restore"] != nil, hv.managedSave)
 			}
 		})
 	}
