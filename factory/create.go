@@ -131,6 +131,9 @@ func create(cfg Config, d *Deps) container.Handler {
 			return nil, errdefs.WithAdvice(&errdefs.MetadataError{Path: "/vw:virtualWorkspace/vw:category",
 				Reason: fmt.Sprintf("this site creates VM workspaces, not %q", desc.Category)}, "ask for category vm")
 		}
+		if err := requireVMM(p, desc); err != nil {
+			return nil, err
+		}
 		if desc.Hardware != nil {
 			if err := hostfit.Defined(desc.Hardware); err != nil {
 				return nil, err
@@ -439,6 +442,43 @@ func unwrapRemote(err error) error {
 		}
 	}
 	return fmt.Errorf("%w: the repository: %w", errdefs.ErrCreation, err)
+}
+
+// vmmKinds are the VMM types a workspace may ask for (vw:VMMKind).
+var vmmKinds = []string{"kvm", "qemu", "xen"}
+
+// requireVMM makes fac:ResourceRequest/fac:VMMType the description's VMM requirement
+// (vw:category/@vmm), which the Repository's placement and the manager's Deploy
+// check: a wish for kvm is not to be met by a plain-QEMU host. A description that
+// names another VMM is refused: which of the two was meant would be a guess.
+func requireVMM(p *etree.Element, desc *describe.Description) error {
+	rr := childEl(p, vwsns.Factory, "ResourceRequest")
+	if rr == nil {
+		return nil
+	}
+	el := childEl(rr, vwsns.Factory, "VMMType")
+	if el == nil {
+		return nil
+	}
+	const path = "/fac:Create/fac:ResourceRequest/fac:VMMType"
+	vmm := strings.TrimSpace(el.Text())
+	if !slices.Contains(vmmKinds, vmm) {
+		return errdefs.WithAdvice(&errdefs.MetadataError{Path: path, Reason: fmt.Sprintf("%q is not a VMM type (kvm, qemu or xen)", vmm)},
+			"ask for kvm, qemu or xen, or leave VMMType out for any the site offers")
+	}
+	if desc.VMM != "" && desc.VMM != vmm {
+		return errdefs.WithAdvice(&errdefs.MetadataError{Path: "/vw:virtualWorkspace/vw:category/@vmm",
+			Reason: fmt.Sprintf("the description needs VMM %q, the ResourceRequest's VMMType asks for %q", desc.VMM, vmm)},
+			"ask for one VMM type: the same in both places, or in one of them only")
+	}
+	cat := childEl(desc.Raw, vwsns.Workspace, "category")
+	if cat == nil {
+		return fmt.Errorf("the validated description has no vw:category") // the schema requires one
+	}
+	// The description the Repository keeps is what Place and Deploy read.
+	cat.CreateAttr("vmm", vmm)
+	desc.VMM = vmm
+	return nil
 }
 
 // maxPreferredHosts bounds fac:ResourceRequest/fac:PreferredHost (factory.xsd: "at
