@@ -72,6 +72,9 @@ type diskChain struct {
 	// the manager gave up waiting and sent a newer one) and is not applied.
 	ReportedAt   int64  `json:"reportedAt,omitempty"`
 	ReportedLock string `json:"reportedLock,omitempty"`
+	// PreferredHosts are the hosts the workspace's creator asked Place to prefer
+	// (fac:PreferredHost), in that order; a clone keeps them with its description.
+	PreferredHosts []string `json:"preferredHosts,omitempty"`
 }
 
 // maxEndedRequests bounds the check-out names a workspace remembers as ended per

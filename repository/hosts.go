@@ -649,7 +649,7 @@ func (r *Repository) place(ctx context.Context, req *container.Request) (*etree.
 			return true
 		})
 	}
-	cands, unfit := placement.Rank(desc, images, live, initial == "running" || initial == "paused")
+	cands, unfit := placement.Rank(desc, images, live, initial == "running" || initial == "paused", chain.PreferredHosts)
 	unfit = append(here, unfit...)
 	// Silent hosts are named too: with every known host silent, an empty answer
 	// would read as "no host announced itself" and send the deploy elsewhere.
@@ -690,6 +690,9 @@ func candidateElement(out *etree.Element, c placement.Candidate, d *dialect.Dial
 		el.CreateElement("r:MemoryFreeMiB").SetText(strconv.FormatInt(c.Offer.FreeMiB, 10))
 	}
 	el.CreateElement("r:DeployedWorkspaces").SetText(strconv.Itoa(c.Deployed))
+	if c.Preferred > 0 {
+		el.CreateElement("r:Preferred").SetText(placement.PreferredReason)
+	}
 	if c.Problem != "" {
 		el.CreateElement("r:Problem").SetText(c.Problem)
 	}

@@ -57,6 +57,10 @@ func response(ns, local string) *etree.Element {
 	return e
 }
 
+// maxPreferredHosts bounds a registration's PreferredHosts (repository.xsd, as
+// factory.xsd bounds fac:PreferredHost): each workspace's record keeps them.
+const maxPreferredHosts = 64
+
 // registerWorkspace answers RegisterWorkspace, the Factory's hand-over.
 func (r *Repository) registerWorkspace(ctx context.Context, req *container.Request) (*etree.Element, error) {
 	p := req.Payload
@@ -74,9 +78,21 @@ func (r *Repository) registerWorkspace(ctx context.Context, req *container.Reque
 		KernelImage: childText(p, vwsns.Repository, "KernelImage"), InitrdImage: childText(p, vwsns.Repository, "InitrdImage"),
 	}
 	for _, c := range p.ChildElements() {
-		if c.Tag == "OwnerAttribute" && c.NamespaceURI() == vwsns.Repository {
+		switch {
+		case c.Tag == "OwnerAttribute" && c.NamespaceURI() == vwsns.Repository:
 			spec.OwnerAttributes = append(spec.OwnerAttributes, strings.TrimSpace(c.Text()))
+		case c.Tag == "PreferredHost" && c.NamespaceURI() == vwsns.Repository:
+			h := strings.TrimSpace(c.Text())
+			if !hostRE.MatchString(h) {
+				return nil, errdefs.WithAdvice(fmt.Errorf("%w: PreferredHost %q is not a host name", errdefs.ErrBadRequest, h),
+					"send host names as hosts announce themselves (vws host list)")
+			}
+			spec.PreferredHosts = append(spec.PreferredHosts, h)
 		}
+	}
+	if len(spec.PreferredHosts) > maxPreferredHosts {
+		return nil, errdefs.WithAdvice(fmt.Errorf("%w: %d PreferredHosts; at most %d are taken", errdefs.ErrBadRequest, len(spec.PreferredHosts), maxPreferredHosts),
+			"send fewer preferred hosts")
 	}
 	if s := childText(p, vwsns.Repository, "RequestedLifetime"); s != "" {
 		if spec.RequestedLifetime, err = wsrf.ParseLifetime(s); err != nil {

@@ -48,6 +48,9 @@ type CreateSpec struct {
 	// RequestID is the Factory's name for this registration ("" none): a repeat
 	// whose answer was lost is answered with the workspace the first one made.
 	RequestID string
+	// PreferredHosts are the host names Place ranks first, in this order, when they
+	// fit (fac:PreferredHost).
+	PreferredHosts []string
 }
 
 // Created is what Create and Clone return.
@@ -203,7 +206,7 @@ func (r *Repository) createOn(ctx context.Context, key string, spec CreateSpec, 
 	vsize := (img.VirtualSize + 511) &^ 511
 	chain := &diskChain{Version: chainVersion, Base: img.Digest, BaseFormat: img.Format, VirtualSize: vsize, Overlay: overlayName(1),
 		Kernel: spec.KernelImage, Initrd: spec.InitrdImage, OwnerAttributes: spec.OwnerAttributes, QuotaScopes: scopes,
-		CreateRequest: spec.RequestID}
+		CreateRequest: spec.RequestID, PreferredHosts: spec.PreferredHosts}
 	dir := r.workspaceDir(key)
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return fmt.Errorf("%w: workspace directory: %w", errdefs.ErrCreation, err)

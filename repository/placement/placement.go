@@ -4,7 +4,8 @@
 // at Deploy), those that already cache most of its images first ("image already on
 // the host" is the placement criterion of the architecture), then those with the
 // most free memory, then those running the fewest workspaces; last, the hosts whose
-// manager could not read its hypervisor when it announced itself.
+// manager could not read its hypervisor when it announced itself. Fitting hosts the
+// workspace's creator preferred come before all others, in the order preferred.
 package placement
 
 import (
@@ -334,7 +335,13 @@ type Candidate struct {
 	Host
 	CachedBytes int64 // of the workspace's images, already on the host
 	StagedBytes int64 // of the workspace's images, to move there
+	// Preferred is the host's place (from 1) among those the workspace's creator
+	// preferred; 0 when it is not one of them.
+	Preferred int
 }
+
+// PreferredReason says why a Candidate with Preferred ranks before the others.
+const PreferredReason = "preferred by the workspace's creator"
 
 // Unsuitable is a host that could not, and why.
 type Unsuitable struct {
@@ -344,8 +351,11 @@ type Unsuitable struct {
 
 // Rank sorts hosts for workspace d whose cacheable images are images: candidates
 // best first, and the hosts that do not fit with the reason. runNow says the deploy
-// starts the guest (running or paused), which needs its networks started.
-func Rank(d *describe.Description, images []Image, hosts []Host, runNow bool) ([]Candidate, []Unsuitable) {
+// starts the guest (running or paused), which needs its networks started. The fitting
+// hosts named in preferred (host names, compared as DNS names are, without regard to
+// case) come first, in that order; a preferred host that does not fit, or whose
+// manager could not read its hypervisor, is not preferred.
+func Rank(d *describe.Description, images []Image, hosts []Host, runNow bool, preferred []string) ([]Candidate, []Unsuitable) {
 	cands := make([]Candidate, 0, len(hosts))
 	var unfit []Unsuitable
 	for _, h := range hosts {
@@ -367,7 +377,7 @@ func Rank(d *describe.Description, images []Image, hosts []Host, runNow bool) ([
 			unfit = append(unfit, Unsuitable{Host: h, Reason: reason})
 			continue
 		}
-		c := Candidate{Host: h}
+		c := Candidate{Host: h, Preferred: preference(preferred, h.Name)}
 		for _, img := range images {
 			if h.Cached[img.Digest] {
 				c.CachedBytes += img.Size
@@ -380,6 +390,8 @@ func Rank(d *describe.Description, images []Image, hosts []Host, runNow bool) ([
 	slices.SortStableFunc(cands, func(a, b Candidate) int {
 		return cmp.Or(
 			cmp.Compare(unread(a.Host), unread(b.Host)),
+			cmp.Compare(notPreferred(a), notPreferred(b)),
+			cmp.Compare(a.Preferred, b.Preferred),
 			cmp.Compare(b.CachedBytes, a.CachedBytes),
 			cmp.Compare(b.Offer.FreeMiB, a.Offer.FreeMiB),
 			cmp.Compare(a.Deployed, b.Deployed),
@@ -403,6 +415,25 @@ func stoppedNetwork(d *describe.Description, o hostfit.Offer) string {
 		}
 	}
 	return ""
+}
+
+// preference is name's place (from 1) in preferred, 0 when it is not there.
+func preference(preferred []string, name string) int {
+	for i, p := range preferred {
+		if strings.EqualFold(p, name) {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// notPreferred is 1 for a candidate the workspace's creator did not prefer, which
+// ranks it after those it did.
+func notPreferred(c Candidate) int {
+	if c.Preferred == 0 {
+		return 1
+	}
+	return 0
 }
 
 // unread is 1 for a host whose manager could not read its hypervisor, which ranks it last.

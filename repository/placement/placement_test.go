@@ -66,7 +66,7 @@ func TestRank(t *testing.T) {
 	}
 	d := desc(512, 2, "x86_64")
 	d.VMM = "qemu"
-	cands, unfit := Rank(d, images, append(hosts, kvmOnly), false)
+	cands, unfit := Rank(d, images, append(hosts, kvmOnly), false, nil)
 	if got, want := names(cands), "all-cached-small base-cached-idle base-cached-busy kernel-only empty-big empty-big-busy broken"; got != want {
 		t.Errorf("candidates: %s\nwant        %s", got, want)
 	}
@@ -88,6 +88,39 @@ func TestRank(t *testing.T) {
 	}
 }
 
+// TestRankPreferred: the fitting hosts the workspace's creator preferred
+// (fac:PreferredHost) come first, in the order given, before those caching more of its
+// images; a preferred host that does not fit, whose hypervisor is unread or that did
+// not announce itself is not preferred, and the reasons of the unsuitable stay as
+// they are.
+func TestRankPreferred(t *testing.T) {
+	images := []Image{{Digest: "sha256:base", Size: 4 << 30}}
+	broken := host("broken", 8192, 0)
+	broken.Problem = "libvirtd is not running"
+	hosts := []Host{
+		host("cached", 16384, 0, "sha256:base"),
+		host("node7", 1024, 4),
+		host("node8", 2048, 0),
+		host("small", 256, 0, "sha256:base"),
+		broken,
+	}
+	cands, unfit := Rank(desc(512, 1, ""), images, hosts, false, []string{"gone", "small", "NODE8", "broken", "node7"})
+	if got, want := names(cands), "node8 node7 cached broken"; got != want {
+		t.Errorf("candidates: %s, want %s", got, want)
+	}
+	for _, c := range cands {
+		if want := map[string]int{"node8": 3, "node7": 5}[c.Name]; c.Preferred != want {
+			t.Errorf("%s: preferred %d, want %d", c.Name, c.Preferred, want)
+		}
+	}
+	if names(unfit) != "small" || !strings.Contains(unfit[0].Reason, "this host has 256 MiB free") {
+		t.Errorf("unsuitable: %+v", unfit)
+	}
+	if cands, _ := Rank(desc(512, 1, ""), images, hosts, false, nil); names(cands) != "cached node8 node7 broken" {
+		t.Errorf("with no preference: %s", names(cands))
+	}
+}
+
 // TestRankNetworks: a host without the network a NIC joins does not fit, nor, for a
 // deploy that runs the guest, one that has it defined but not started.
 func TestRankNetworks(t *testing.T) {
@@ -100,10 +133,10 @@ func TestRankNetworks(t *testing.T) {
 	none := host("no-lab", 4096, 0)
 	none.Offer.NetworksKnown, none.Offer.Networks = true, []hostfit.Network{{Name: "default", Active: true}}
 	hosts := []Host{withNet("lab-up", true), withNet("lab-down", false), none}
-	if cands, _ := Rank(desc(256, 1, "", "lab"), nil, hosts, false); names(cands) != "lab-down lab-up" {
+	if cands, _ := Rank(desc(256, 1, "", "lab"), nil, hosts, false, nil); names(cands) != "lab-down lab-up" {
 		t.Errorf("deployed shut down, candidates %q, want lab-down lab-up (a network is needed started only to run)", names(cands))
 	}
-	cands, unfit := Rank(desc(256, 1, "", "lab"), nil, hosts, true)
+	cands, unfit := Rank(desc(256, 1, "", "lab"), nil, hosts, true, nil)
 	if got := names(cands); got != "lab-up" {
 		t.Errorf("candidates %q, want lab-up", got)
 	}
@@ -165,7 +198,7 @@ func BenchmarkRank(b *testing.B) {
 	d := desc(2048, 2, "x86_64", "default")
 	b.ReportAllocs()
 	for b.Loop() {
-		cands, _ := Rank(d, images, hosts, true)
+		cands, _ := Rank(d, images, hosts, true, nil)
 		if len(cands) == 0 {
 			b.Fatal("no candidate")
 		}
@@ -180,7 +213,7 @@ func TestRankDraining(t *testing.T) {
 	drained.Draining = true
 	drainedUnread := host("drained-unread", 0, 0)
 	drainedUnread.Problem, drainedUnread.Draining = "libvirtd is not running", true
-	cands, unfit := Rank(desc(1024, 1, ""), images, []Host{drained, host("other", 2048, 3), drainedUnread}, false)
+	cands, unfit := Rank(desc(1024, 1, ""), images, []Host{drained, host("other", 2048, 3), drainedUnread}, false, nil)
 	if names(cands) != "other" || names(unfit) != "drained drained-unread" {
 		t.Fatalf("candidates %q, unsuitable %q", names(cands), names(unfit))
 	}
@@ -196,12 +229,12 @@ func TestRankScratchDisks(t *testing.T) {
 	root := describe.Disk{Target: "vda", Image: &describe.Image{Name: "base"}, Boot: true}
 	scratch := desc(512, 1, "")
 	scratch.Hardware.Disks = []describe.Disk{root, {Target: "vdb", SizeMiB: 4096}}
-	if cands, unfit := Rank(scratch, nil, []Host{host("a", 8192, 0)}, false); len(cands) != 1 || len(unfit) != 0 {
+	if cands, unfit := Rank(scratch, nil, []Host{host("a", 8192, 0)}, false, nil); len(cands) != 1 || len(unfit) != 0 {
 		t.Errorf("a scratch disk: candidates %s, unsuitable %+v", names(cands), unfit)
 	}
 	parts := desc(512, 1, "")
 	parts.Hardware.Disks = []describe.Disk{root, {Target: "vdb", SizeMiB: 4096, Partitions: []describe.Partition{{Number: 1, SizeMiB: 4096}}}}
-	if cands, unfit := Rank(parts, nil, []Host{host("a", 8192, 0)}, false); len(cands) != 0 || len(unfit) != 1 || !strings.Contains(unfit[0].Reason, "partitions without images") {
+	if cands, unfit := Rank(parts, nil, []Host{host("a", 8192, 0)}, false, nil); len(cands) != 0 || len(unfit) != 1 || !strings.Contains(unfit[0].Reason, "partitions without images") {
 		t.Errorf("partitions without images: candidates %s, unsuitable %+v", names(cands), unfit)
 	}
 }
@@ -213,7 +246,7 @@ func TestRankXenBus(t *testing.T) {
 	d.Hardware.Disks = []describe.Disk{{Target: "xvda", Image: &describe.Image{Name: "base"}, Boot: true}}
 	xen := host("xen1", 8192, 0)
 	xen.Offer.DomainType = "xen"
-	cands, unfit := Rank(d, nil, []Host{host("qemu1", 8192, 0), xen}, false)
+	cands, unfit := Rank(d, nil, []Host{host("qemu1", 8192, 0), xen}, false, nil)
 	if names(cands) != "xen1" || len(unfit) != 1 || unfit[0].Name != "qemu1" ||
 		!strings.Contains(unfit[0].Reason, "hw:disk[1]/hw:target: xen (target xvda) is a bus only a xen domain has") {
 		t.Errorf("candidates %s, unsuitable %+v; want xen1, and qemu1 set apart for its disk's bus", names(cands), unfit)

@@ -712,6 +712,11 @@ type RegisterWorkspace struct {
 	// twice. At most 128 characters.
 
 	RequestID string `xml:"RequestID,omitempty" json:"RequestID,omitempty"`
+
+	// The hosts the creator asked for (fac:PreferredHost), in
+	// order: kept with the workspace, Place ranks those that fit before all
+	// others. At most 64; the Repository refuses more.
+	PreferredHost []*HostName `xml:"PreferredHost,omitempty" json:"PreferredHost,omitempty"`
 }
 
 type RegisterWorkspaceResponse struct {

@@ -820,6 +820,12 @@ type PlacementCandidateType struct {
 
 	DeployedWorkspaces *Count `xml:"DeployedWorkspaces,omitempty" json:"DeployedWorkspaces,omitempty"`
 
+	// Present when the workspace's creator preferred the host
+	// (fac:PreferredHost): it then ranks before the hosts not preferred, in the
+	// order preferred, whatever they cache. Says so ("preferred by the
+	// workspace's creator").
+	Preferred string `xml:"Preferred,omitempty" json:"Preferred,omitempty"`
+
 	// Why the host's manager could not read its hypervisor when it
 	// last announced itself: such hosts come last, and their manager says at
 	// Deploy whether it is back.
