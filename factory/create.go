@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -67,6 +68,10 @@ func create(cfg Config, d *Deps) container.Handler {
 			return nil, err
 		}
 		name, err := createName(p)
+		if err != nil {
+			return nil, err
+		}
+		preferred, err := preferredHosts(p)
 		if err != nil {
 			return nil, err
 		}
@@ -169,7 +174,7 @@ func create(cfg Config, d *Deps) container.Handler {
 		key, address, err := register(ctx, d.Registry, Registration{
 			Description: desc.Raw, Name: name, Owner: identity.From(ctx).String(), OwnerAttributes: identity.From(ctx).Attributes, BaseImage: img.Digest,
 			KernelImage: kernel, InitrdImage: initrd,
-			Termination: term, RequestedLifetime: lifetime, RequestID: randomHex(16),
+			Termination: term, RequestedLifetime: lifetime, RequestID: randomHex(16), PreferredHosts: preferred,
 		})
 		if err != nil && answerLost(err) {
 			// The Repository may have committed the workspace before its answer was
@@ -444,6 +449,37 @@ func unwrapRemote(err error) error {
 	return fmt.Errorf("%w: the repository: %w", errdefs.ErrCreation, err)
 }
 
+// hostNameRE is vw:HostName (workspace.xsd): a host name or address, with a port.
+var hostNameRE = regexp.MustCompile(`^[A-Za-z0-9\[][A-Za-z0-9.:\[\]\-]{0,259}$`)
+
+// preferredHosts are fac:ResourceRequest's fac:PreferredHost names, in order (none
+// when it names none), refused unless each is a vw:HostName and they are at most
+// maxPreferredHosts: the Repository keeps them with the workspace.
+func preferredHosts(p *etree.Element) ([]string, error) {
+	rr := childEl(p, vwsns.Factory, "ResourceRequest")
+	if rr == nil {
+		return nil, nil
+	}
+	var hosts []string
+	for _, c := range rr.ChildElements() {
+		if c.Tag != "PreferredHost" || c.NamespaceURI() != vwsns.Factory {
+			continue
+		}
+		path := fmt.Sprintf("/fac:Create/fac:ResourceRequest/%s[%d]", c.FullTag(), len(hosts)+1)
+		if len(hosts) == maxPreferredHosts {
+			return nil, errdefs.WithAdvice(&errdefs.MetadataError{Path: path, Reason: fmt.Sprintf("more than %d preferred hosts", maxPreferredHosts)},
+				fmt.Sprintf("name at most %d hosts (factory.xsd)", maxPreferredHosts))
+		}
+		h := strings.TrimSpace(c.Text())
+		if !hostNameRE.MatchString(h) {
+			return nil, errdefs.WithAdvice(&errdefs.MetadataError{Path: path, Reason: fmt.Sprintf("%q is not a host name", h)},
+				"name hosts as they announce themselves to the Repository (vws host list)")
+		}
+		hosts = append(hosts, h)
+	}
+	return hosts, nil
+}
+
 // vmmKinds are the VMM types a workspace may ask for (vw:VMMKind).
 var vmmKinds = []string{"kvm", "qemu", "xen"}
 
@@ -532,15 +568,9 @@ func checkCreateShape(p *etree.Element) error {
 		}
 	}
 	if rr := childEl(p, vwsns.Factory, "ResourceRequest"); rr != nil {
-		hosts := 0
 		for _, c := range rr.ChildElements() {
 			path := "/fac:Create/fac:ResourceRequest/" + c.FullTag()
 			switch {
-			case c.Tag == "PreferredHost" && c.NamespaceURI() == vwsns.Factory:
-				if hosts++; hosts > maxPreferredHosts {
-					return errdefs.WithAdvice(&errdefs.MetadataError{Path: path, Reason: fmt.Sprintf("more than %d preferred hosts", maxPreferredHosts)},
-						fmt.Sprintf("name at most %d hosts (factory.xsd)", maxPreferredHosts))
-				}
 			case c.Tag == "Group" && c.NamespaceURI() == vwsns.Factory:
 				// Not honoured: the workspace would count against other quotas than
 				// the one named, and nothing would say so.

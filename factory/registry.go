@@ -36,6 +36,9 @@ type Registration struct {
 	// RequestID names this registration, the same in every repeat of it: a repeat
 	// after a lost answer is answered with the workspace the first one made.
 	RequestID string
+	// PreferredHosts are fac:PreferredHost's host names, in order: the Repository
+	// keeps them, and its placement ranks those that fit first.
+	PreferredHosts []string
 }
 
 // SOAPRegistry reaches the Repository over its SOAP interface, as every component
@@ -107,6 +110,9 @@ func (r *SOAPRegistry) Register(ctx context.Context, reg Registration) (key, add
 	}
 	if reg.RequestID != "" {
 		body.CreateElement("repo:RequestID").SetText(reg.RequestID)
+	}
+	for _, h := range reg.PreferredHosts {
+		body.CreateElement("repo:PreferredHost").SetText(h)
 	}
 	resp, err := r.Client.Invoke(ctx, r.epr(), "RegisterWorkspace", body)
 	if err != nil {
