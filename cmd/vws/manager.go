@@ -175,8 +175,9 @@ func newPlaceCommand() *cobra.Command {
 		Use:   "place EPR|KEY [--state running] [--move]",
 		Short: "Show where vws deploy would put a workspace, and why not elsewhere",
 		Long: `Place asks the Repository which of the hosts announced to it could deploy the
-workspace now, best first (the most of its images cached, then the most free memory,
-then the fewest workspaces), and why each other host could not. Nothing is deployed
+workspace now, best first (those its creator preferred at Create, in that order, then
+the most of its images cached, then the most free memory, then the fewest
+workspaces), and why each other host could not. Nothing is deployed
 or reserved: vws deploy without --host deploys on the first. With --move, a deployed
 workspace's other hosts are ranked: where vws move would take it.`,
 		Args: cobra.ExactArgs(1),
@@ -206,12 +207,12 @@ workspace's other hosts are ranked: where vws move would take it.`,
 			}
 			if len(cands) > 0 {
 				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "RANK\tHOST\tMANAGER\tCACHED\tTO STAGE\tFREE (MiB)\tDEPLOYED\tPROBLEM")
+				fmt.Fprintln(tw, "RANK\tHOST\tMANAGER\tCACHED\tTO STAGE\tFREE (MiB)\tDEPLOYED\tPREFERRED\tPROBLEM")
 				for i, c := range cands {
 					cached, _ := strconv.ParseInt(txt(c, "CachedBytes"), 10, 64)
 					staged, _ := strconv.ParseInt(txt(c, "StagedBytes"), 10, 64)
-					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", i+1, txt(c, "HostName"), managerBase(c), formatBytes(cached), formatBytes(staged),
-						txt(c, "MemoryFreeMiB"), txt(c, "DeployedWorkspaces"), txt(c, "Problem"))
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", i+1, txt(c, "HostName"), managerBase(c), formatBytes(cached), formatBytes(staged),
+						txt(c, "MemoryFreeMiB"), txt(c, "DeployedWorkspaces"), txt(c, "Preferred"), txt(c, "Problem"))
 				}
 				tw.Flush()
 			}
@@ -313,8 +314,12 @@ func place(cmd *cobra.Command, ws, fallback *wsa.EPR, state string, move bool) (
 	noteAddress(mgr.Address, "the manager address the repository placed the workspace on, or name one with --host")
 	cached, _ := strconv.ParseInt(txt(best, "CachedBytes"), 10, 64)
 	staged, _ := strconv.ParseInt(txt(best, "StagedBytes"), 10, 64)
-	why := fmt.Sprintf("placed on %s: %s of its images cached there, %s to stage; %s MiB free; %d other host(s) fit, %d do not",
-		txt(best, "HostName"), formatBytes(cached), formatBytes(staged), dash(txt(best, "MemoryFreeMiB")), len(cands)-1, len(unfit))
+	preferred := ""
+	if p := txt(best, "Preferred"); p != "-" {
+		preferred = ", " + p // the Repository's words: "preferred by the workspace's creator"
+	}
+	why := fmt.Sprintf("placed on %s%s: %s of its images cached there, %s to stage; %s MiB free; %d other host(s) fit, %d do not",
+		txt(best, "HostName"), preferred, formatBytes(cached), formatBytes(staged), dash(txt(best, "MemoryFreeMiB")), len(cands)-1, len(unfit))
 	if p := txt(best, "Problem"); p != "-" {
 		why = fmt.Sprintf("placed on %s, the only choice left, though its manager could not read its hypervisor when it announced itself: %s", txt(best, "HostName"), p)
 	}
