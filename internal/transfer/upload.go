@@ -13,23 +13,80 @@ import (
 // server gives up on it: the manager gives up on its own transfers after as long.
 const DefaultUploadStall = 2 * time.Minute
 
-// StallGuard serves h, cutting off a request body that moves no bytes for stall: an
-// upload may take hours on a slow link, but a client that stops sending (crashed,
-// cut off, or hostile) must not hold a connection and a handler for ever.
+// StallGuard serves h, cutting off a request body that moves no bytes for stall, and
+// likewise an answer: an upload or a download may take hours on a slow link, but a
+// client that stops sending or reading (crashed, cut off, or hostile) must not hold a
+// connection, an open image and a handler for ever.
 func StallGuard(stall time.Duration, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
 		// Requests without a body are left alone: net/http is already reading ahead
 		// on their connection to notice a hang-up, and a deadline there would cancel
 		// a long download.
 		if r.Body != nil && r.Body != http.NoBody {
-			rc := http.NewResponseController(w)
 			if rc.SetReadDeadline(time.Now().Add(stall)) == nil {
 				r.Body = &progressBody{ReadCloser: r.Body, rc: rc, stall: stall}
 			}
 		}
-		h.ServeHTTP(w, r)
+		pw := &progressWriter{ResponseWriter: w, rc: rc, stall: stall}
+		h.ServeHTTP(pw, r)
+		if pw.wrote {
+			// What is buffered goes out under the bound too; the connection's next
+			// request (a long operation) must not inherit it.
+			_ = rc.Flush()
+			_ = rc.SetWriteDeadline(time.Time{})
+		}
 	})
 }
+
+// progressWriter moves its connection's write deadline on before every write, so an
+// answer fails once its client has read nothing of it for stall.
+type progressWriter struct {
+	http.ResponseWriter
+	rc    *http.ResponseController
+	stall time.Duration
+	wrote bool
+}
+
+func (w *progressWriter) Write(p []byte) (int, error) {
+	w.wrote = true
+	_ = w.rc.SetWriteDeadline(time.Now().Add(w.stall))
+	return w.ResponseWriter.Write(p)
+}
+
+// ReadFrom keeps net/http's sendfile, a piece at a time so the deadline moves on.
+func (w *progressWriter) ReadFrom(src io.Reader) (int64, error) {
+	rf, ok := w.ResponseWriter.(io.ReaderFrom)
+	if !ok {
+		return io.Copy(struct{ io.Writer }{w}, src)
+	}
+	// sendfile sees through one *io.LimitedReader (http.ServeContent's), not two.
+	left := int64(-1)
+	if lr, ok := src.(*io.LimitedReader); ok {
+		src, left = lr.R, lr.N
+		defer func() { lr.N = left }()
+	}
+	var total int64
+	for left != 0 {
+		piece := int64(32 << 10)
+		if left > 0 {
+			piece = min(piece, left)
+		}
+		w.wrote = true
+		_ = w.rc.SetWriteDeadline(time.Now().Add(w.stall))
+		n, err := rf.ReadFrom(&io.LimitedReader{R: src, N: piece})
+		total += n
+		if left > 0 {
+			left -= n
+		}
+		if err != nil || n == 0 {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+func (w *progressWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // progressBody moves its connection's read deadline on with every byte read, and
 // lifts it at the end of the body.
