@@ -63,6 +63,9 @@ func (v *Revalidator) Handler(next http.Handler) http.Handler {
 			v.log.Warn("client certificate refused on an open connection", "caller", identity.FromChain(r.TLS.PeerCertificates).String(),
 				"remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path, "err", err)
 			w.Header().Set("Connection", "close")
+			// Nor is the body waited for: net/http would read what is left of it
+			// before closing, with no deadline, for as long as the client sends none.
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 			http.Error(w, "client certificate refused: "+err.Error(), http.StatusForbidden)
 			return
 		}
