@@ -68,7 +68,9 @@ func (w *progressWriter) ReadFrom(src io.Reader) (int64, error) {
 	}
 	var total int64
 	for left != 0 {
-		piece := int64(32 << 10)
+		// A piece must go within stall: 1 MiB asks at least ~8.7 KB/s of the client
+		// (slower than any link an image crosses), at a sendfile call per MiB.
+		piece := int64(1 << 20)
 		if left > 0 {
 			piece = min(piece, left)
 		}
