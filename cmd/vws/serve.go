@@ -377,7 +377,10 @@ func runServe(ctx context.Context, o *serveOptions) error {
 		defer inFlight.Done()
 		served.ServeHTTP(w, r)
 	}), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(handler, slog.LevelWarn)}
+		// Held per connection before any handler, outside the parse budget; no client
+		// of these services sends more than a few KiB (net/http's default is 1 MiB).
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(handler, slog.LevelWarn)}
 	scheme := "http"
 	if tlsCfg != nil {
 		ln = tls.NewListener(ln, tlsCfg)
