@@ -57,13 +57,20 @@ func dump(t *testing.T, db *sql.DB, q string) []string {
 	return out
 }
 
+// auditRebuild is the schema version before the migration that rebuilds the audit
+// table (migrations[auditRebuild]): no longer the last one since known_hosts came.
+const auditRebuild = 9
+
 // The migration that drops AUTOINCREMENT from the audit table keeps every column, row
 // and id (gaps included: pruned or removed records must stay visible to Verify), leaves
 // nothing behind, and the table takes appends with explicit ids as before.
 func TestMigrationAuditWithoutAutoincrement(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	old := openAt(t, dir, len(migrations)-1)
+	if !strings.Contains(migrations[auditRebuild], "audit_new") {
+		t.Fatalf("migration %d is not the audit table's rebuild: %.60s", auditRebuild+1, migrations[auditRebuild])
+	}
+	old := openAt(t, dir, auditRebuild)
 	for _, q := range []string{
 		// A pre-chain row (unhashed), chained rows and a gap where records were removed.
 		`INSERT INTO audit (id, time, caller, operation, decision) VALUES (1, 10, 'old', 'create', 'done')`,
