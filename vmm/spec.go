@@ -57,6 +57,12 @@ type Spec struct {
 
 const maxCmdline = 2048
 
+// maxPCCPUs is the most vCPUs QEMU's machine pc (i440fx) takes.
+const maxPCCPUs = 255
+
+// x86 reports whether the guest is an x86 one (Arch "" is x86_64).
+func (s Spec) x86() bool { return s.Arch == "" || s.Arch == "x86_64" || s.Arch == "i686" }
+
 var (
 	nameRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 	uuidRE   = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
@@ -95,6 +101,11 @@ func (s Spec) Validate() error {
 	}
 	if s.CPUs < 1 || s.CPUs > 256 {
 		return invalid("cpus", "%d is outside 1..256", s.CPUs)
+	}
+	if s.CPUs > maxPCCPUs && s.Type != "" && s.Type != "xen" && s.x86() {
+		// buildDomain gives x86 guests QEMU's machine pc (i440fx), which takes at most
+		// 255 vCPUs: libvirt refuses to define more.
+		return invalid("cpus", "%d is more than the %d vCPUs an x86 %s guest (machine pc) can have", s.CPUs, maxPCCPUs, s.Type)
 	}
 	switch s.CPUModel {
 	case "", "host-passthrough", "host-model":

@@ -22,6 +22,16 @@ func TestValidate(t *testing.T) {
 	if err := validSpec().Validate(); err != nil {
 		t.Fatalf("valid spec: %v", err)
 	}
+	for _, cpus := range []struct {
+		typ, arch string
+		n         int
+	}{{"qemu", "", 255}, {"kvm", "x86_64", 255}, {"xen", "", 256}, {"qemu", "aarch64", 256}} {
+		s := validSpec()
+		s.Type, s.Arch, s.CPUs = cpus.typ, cpus.arch, cpus.n
+		if err := s.Validate(); err != nil {
+			t.Errorf("%d CPUs on %s %s: %v", cpus.n, cpus.typ, cpus.arch, err)
+		}
+	}
 	tests := []struct {
 		name string
 		mut  func(*Spec)
@@ -41,6 +51,10 @@ func TestValidate(t *testing.T) {
 		{"memory huge", func(s *Spec) { s.MemoryMiB = 1048577 }, "memory"},
 		{"cpus 0", func(s *Spec) { s.CPUs = 0 }, "cpus"},
 		{"cpus 257", func(s *Spec) { s.CPUs = 257 }, "cpus"},
+		// Machine pc takes 255 (libvirt: "Maximum CPUs greater than specified machine
+		// type limit 255" at define).
+		{"cpus 256 on x86 qemu", func(s *Spec) { s.CPUs = 256 }, "cpus"},
+		{"cpus 256 on i686 kvm", func(s *Spec) { s.Type, s.Arch, s.CPUs = "kvm", "i686", 256 }, "cpus"},
 		{"cpu model markup", func(s *Spec) { s.CPUModel = "<x>" }, "cpu model"},
 		{"cmdline newline", func(s *Spec) { s.Cmdline = "console=ttyS0\ninit=/bin/sh" }, "cmdline"},
 		{"cmdline nul", func(s *Spec) { s.Cmdline = "a\x00b" }, "cmdline"},
