@@ -142,6 +142,13 @@ func (s Spec) Validate() error {
 		if targets[d.Target] {
 			return invalid(diskField(i, "target"), "%q is used twice", d.Target)
 		}
+		// libvirt puts an IDE disk on the controller, bus and unit its target's letters
+		// count to (4 per controller), and refuses to define a second controller on
+		// machine pc ("Only 1 IDE controller is supported").
+		if letters := d.Target[strings.IndexByte(d.Target, 'd')+1:]; d.bus() == "ide" && s.Type != "" && s.Type != "xen" && s.x86() &&
+			(len(letters) > 1 || letters[0] > 'd') {
+			return invalid(diskField(i, "target"), "%s on the ide bus is past the 4 drives of machine pc's one IDE controller: use hda to hdd (sda to sdd on bus ide), or another bus (sata or scsi: sdX, virtio: vdX)", d.Target)
+		}
 		targets[d.Target] = true
 	}
 	macs := map[string]bool{}

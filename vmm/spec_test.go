@@ -32,6 +32,12 @@ func TestValidate(t *testing.T) {
 			t.Errorf("%d CPUs on %s %s: %v", cpus.n, cpus.typ, cpus.arch, err)
 		}
 	}
+	s := validSpec()
+	s.Disks = append(s.Disks, Disk{Path: "/d/c.iso", Format: "raw", Target: "hdd", Device: "cdrom"},
+		Disk{Path: "/d/x.raw", Format: "raw", Target: "sdd", Bus: "ide"}, Disk{Path: "/d/y.raw", Format: "raw", Target: "sdz"})
+	if err := s.Validate(); err != nil {
+		t.Errorf("hdd, sdd on ide and sdz on sata: %v", err)
+	}
 	tests := []struct {
 		name string
 		mut  func(*Spec)
@@ -88,6 +94,10 @@ func TestValidate(t *testing.T) {
 		{"a size on a disk not scratch", func(s *Spec) { s.Disks[0].SizeMiB = 64 }, "disks[0].size"},
 		{"xen bus on qemu", func(s *Spec) { s.Disks[0].Bus = "xen" }, "disks[0].bus"},
 		{"xen target on kvm", func(s *Spec) { s.Type, s.Disks[0].Target = "kvm", "xvda" }, "disks[0].bus"},
+		// libvirt: "Only 1 IDE controller is supported" at define.
+		{"ide target past hdd", func(s *Spec) { s.Disks = append(s.Disks, Disk{Path: "/d/x.raw", Format: "raw", Target: "hde"}) }, "disks[1].target"},
+		{"ide target hdaa", func(s *Spec) { s.Disks = append(s.Disks, Disk{Path: "/d/x.raw", Format: "raw", Target: "hdaa"}) }, "disks[1].target"},
+		{"sd target past sdd on bus ide", func(s *Spec) { s.Type, s.Disks[0].Target, s.Disks[0].Bus = "kvm", "sde", "ide" }, "disks[0].target"},
 		{"duplicate target", func(s *Spec) { s.Disks = append(s.Disks, s.Disks[0]) }, "disks[1].target"},
 		{"mac missing", func(s *Spec) { s.NICs[0].MAC = "" }, "nics[0].mac"},
 		{"mac bad", func(s *Spec) { s.NICs[0].MAC = "52:54:00:zz:00:01" }, "nics[0].mac"},
