@@ -310,15 +310,27 @@ func (m *Manager) adviseOnFullDisk(err error, alternative string) error {
 	if err == nil || errors.Is(err, errNoRoom) || !isNoSpace(err) {
 		return err
 	}
-	if free, ferr := m.freeSpace(m.cfg.Dir); ferr == nil {
-		err = fmt.Errorf("%w (the disk filled up: %s has %s free now; the manager keeps %s free)", err, m.cfg.Dir, ibytes(free), ibytes(m.minFree()))
+	// The cache or the workspaces may be file systems of their own: the fullest is
+	// the one that filled up.
+	dir, free, known := m.cfg.Dir, int64(0), false
+	dirs := []string{m.cfg.Dir, m.workspacesRoot()}
+	if m.cache != nil {
+		dirs = append(dirs, m.cache.dir)
+	}
+	for _, d := range dirs {
+		if f, ferr := m.freeSpace(d); ferr == nil && (!known || f < free) {
+			dir, free, known = d, f, true
+		}
+	}
+	if known {
+		err = fmt.Errorf("%w (the disk filled up: %s has %s free now; the manager keeps %s free)", err, dir, ibytes(free), ibytes(m.minFree()))
 	}
 	// The caller is told the full disk (the administrator must free space), not an incident.
 	err = errdefs.OfKind(err, errdefs.ErrStorageFull)
 	if alternative == "" {
-		return errdefs.WithAdvice(err, fmt.Sprintf("free space in %s and repeat", m.cfg.Dir))
+		return errdefs.WithAdvice(err, fmt.Sprintf("free space in %s and repeat", dir))
 	}
-	return errdefs.WithAdvice(err, fmt.Sprintf("free space in %s and repeat, or %s", m.cfg.Dir, alternative))
+	return errdefs.WithAdvice(err, fmt.Sprintf("free space in %s and repeat, or %s", dir, alternative))
 }
 
 // isNoSpace recognizes ENOSPC, wrapped or as text: libvirt and qemu-img report it in
