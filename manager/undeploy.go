@@ -265,7 +265,11 @@ func (m *Manager) removeLocal(ctx context.Context, rec *record) error {
 		return err
 	}
 	// Its images are no longer in use: a cache over its budget (everything was in
-	// use) comes back within it now.
+	// use) comes back within it now. They were in use until now, so they are the
+	// most recently used, not as old as their staging.
+	for _, d := range rec.Shared {
+		m.cache.used(d)
+	}
 	m.evictCache()
 	return nil
 }
