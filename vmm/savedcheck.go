@@ -35,6 +35,7 @@ var savedDomainFields = map[string]bool{
 	"XMLName": true, "Type": true, "ID": true, "Name": true, "UUID": true, "Memory": true, "CurrentMemory": true,
 	"VCPU": true, "Resource": true, "OS": true, "Features": true, "CPU": true, "Clock": true,
 	"OnPoweroff": true, "OnReboot": true, "OnCrash": true, "Devices": true, "SecLabel": true,
+	"PM": true, // the guest's sleep states (buildDomain offers none): nothing of the host's
 }
 
 // emulatorRE are the QEMU binaries a distribution installs.

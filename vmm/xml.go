@@ -10,7 +10,8 @@ import (
 // DomainXML builds the libvirt domain XML for a valid Spec whose Type is set.
 //
 // The guest gets ACPI and APIC (x86), so a guest's poweroff ends the domain;
-// on_poweroff destroy, on_reboot restart, on_crash destroy; machine "pc" on x86
+// on_poweroff destroy, on_reboot restart, on_crash destroy; no ACPI S3/S4 sleep
+// states (x86 qemu/kvm); machine "pc" on x86
 // qemu/kvm ("virt" on aarch64, libvirt's choice on Xen); no memory balloon; the
 // serial console (ttyS0) appended to ConsoleLog, with <console> on that serial.
 func DomainXML(s Spec) (string, error) {
@@ -77,6 +78,14 @@ func buildDomain(s Spec) (*libvirtxml.Domain, error) {
 			ACPI: &libvirtxml.DomainFeature{},
 			APIC: &libvirtxml.DomainFeatureAPIC{},
 		}
+	}
+	if x86 && s.Type != "xen" {
+		// A guest that suspends itself (S3) is pmsuspended, which Resume cannot wake
+		// (it would need a wakeup call), and S4 ends QEMU as a power-off would: vws's
+		// pause and serialize are how a workspace sleeps, so the guest is not offered
+		// either (QEMU's PIIX4 disable_s3/disable_s4).
+		dom.PM = &libvirtxml.DomainPM{SuspendToMem: &libvirtxml.DomainPMPolicy{Enabled: "no"},
+			SuspendToDisk: &libvirtxml.DomainPMPolicy{Enabled: "no"}}
 	}
 
 	boot := uint(0)
