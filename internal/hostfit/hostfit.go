@@ -115,6 +115,8 @@ func (o Offer) Architectures() []string {
 const (
 	MaxCPUs      = 256
 	MaxMemoryMiB = 1 << 20
+	// MaxPCCPUs is the most an x86 qemu/kvm guest has (QEMU's machine pc).
+	MaxPCCPUs = 255
 )
 
 // DefinedArchitectures are the guest architectures a manager defines domains for.
@@ -160,6 +162,12 @@ func Check(d *describe.Description, o Offer) (Fit, error) {
 	}
 	if hw.CPU.Count > MaxCPUs {
 		return Fit{}, tooManyCPUs(hw.CPU.Count)
+	}
+	if x86 := arch == "x86_64" || arch == "i686"; x86 && o.DomainType != "xen" && hw.CPU.Count > MaxPCCPUs {
+		// The manager gives x86 qemu/kvm guests QEMU's machine pc (vmm.Spec refuses more).
+		return Fit{}, metadataErr("/vw:virtualWorkspace/hw:hardware/hw:CPU/hw:count",
+			fmt.Sprintf("the workspace asks for %d CPUs; an x86 %s guest (machine pc) has at most %d", hw.CPU.Count, o.DomainType, MaxPCCPUs),
+			"ask for fewer CPUs")
 	}
 	if hw.CPU.Count > o.CPUs {
 		return Fit{}, metadataErr("/vw:virtualWorkspace/hw:hardware/hw:CPU/hw:count",

@@ -94,6 +94,9 @@ func TestCheckRefuses(t *testing.T) {
 			vm(func(d *describe.Description) { d.Hardware.CPU.Architecture = "aarch64" }), nil},
 		{"too many CPUs", "/vw:virtualWorkspace/hw:hardware/hw:CPU/hw:count", "asks for 5 CPUs; this host has 4", "fewer CPUs",
 			vm(func(d *describe.Description) { d.Hardware.CPU.Count = 5 }), nil},
+		// A host of 256 CPUs or more can still not give an x86 qemu/kvm guest all 256.
+		{"256 CPUs on an x86 qemu host", "/vw:virtualWorkspace/hw:hardware/hw:CPU/hw:count", "asks for 256 CPUs; an x86 qemu guest (machine pc) has at most 255", "fewer CPUs",
+			vm(func(d *describe.Description) { d.Hardware.CPU.Count = 256 }), &Offer{DomainType: "qemu", Arch: "x86_64", CPUs: 512, FreeMiB: 2048}},
 		{"more memory than free", "/vw:virtualWorkspace/hw:hardware/hw:RAM", "needs at least 4096 MiB; this host has 2048 MiB free", "more free memory",
 			vm(func(d *describe.Description) { d.Hardware.Memory.SizeMiB = 4096 }), nil},
 		{"a minimum above what is free", "/vw:virtualWorkspace/hw:hardware/hw:RAM", "needs at least 3072 MiB", "lower hw:RAM/hw:minimum",
