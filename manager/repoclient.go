@@ -405,11 +405,18 @@ func (c *repoClient) fetchTo(ctx context.Context, img *manifestImage, token, pat
 		}
 		defer resp.Body.Close()
 		switch {
+		case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable && have > 0,
+			resp.StatusCode == http.StatusPartialContent && wrongLength(resp, img.Size):
+			// The Repository's copy is shorter (or longer) than the manifest says: no
+			// retry completes the .part from it, which is not kept to fail the next
+			// Deploy the same way; once the copy is repaired, the fetch starts over.
+			f.Close()
+			os.Remove(part)
+			return wrongCopyError(img, resp)
 		case resp.StatusCode == http.StatusPartialContent && have > 0:
 			// Only the bytes asked for may land after what is kept.
 			cr := resp.Header.Get("Content-Range")
-			total, ok := strings.CutPrefix(cr, fmt.Sprintf("bytes %d-%d/", have, img.Size-1))
-			if !ok || total != "*" && total != strconv.FormatInt(img.Size, 10) {
+			if !strings.HasPrefix(cr, fmt.Sprintf("bytes %d-%d/", have, img.Size-1)) {
 				return fmt.Errorf("fetch %s image from %s (resumable): asked for bytes %d-, the server answered with Content-Range %q", img.Role, img.Location, have, cr)
 			}
 		case resp.StatusCode == http.StatusOK:
@@ -489,6 +496,31 @@ func (c *repoClient) fetchTo(ctx context.Context, img *manifestImage, token, pat
 		return err
 	}
 	return os.Rename(part, path)
+}
+
+// wrongLength says whether a 206 gives the length of the server's copy as other than
+// size (a length of "*" is unknown, not wrong).
+func wrongLength(resp *http.Response, size int64) bool {
+	_, total, ok := strings.Cut(resp.Header.Get("Content-Range"), "/")
+	return ok && total != "*" && total != strconv.FormatInt(size, 10)
+}
+
+// wrongCopyError is a range request for bytes of the image the manifest describes
+// that the Repository refused as past the end of its copy (416), or answered giving
+// its copy another length: its copy is damaged (truncated, most likely), and every
+// retry fails the same way until it is repaired there.
+func wrongCopyError(img *manifestImage, resp *http.Response) error {
+	cr := resp.Header.Get("Content-Range")
+	how, has := "shorter than its manifest says", "it ends before the bytes asked for"
+	if _, total, _ := strings.Cut(cr, "/"); total != "" && total != "*" {
+		has = "it has " + total + " bytes"
+		if n, err := strconv.ParseInt(total, 10, 64); err == nil && n > img.Size {
+			how = "longer than its manifest says"
+		}
+	}
+	return errdefs.WithAdvice(fmt.Errorf("%w: the repository's copy of the %s image %s (%s) is %s: %s, the manifest says %d (HTTP %d to a range request, Content-Range %q)",
+		errdefs.ErrImageIntegrity, img.Role, img.Digest, img.Location, how, has, img.Size, resp.StatusCode, cr),
+		"nothing was defined or booted, and retrying fails the same way: the repository's site administrator should check its copy of the image and repair it (restore it from a backup, or upload it again)")
 }
 
 // commitPart makes a complete, checked .part file the staged image: durable first
