@@ -336,6 +336,10 @@ func (m *Manager) loop() {
 	m.recover(rctx)
 	cancel()
 	m.dropStaleParts()
+	// A budget lowered since the last run (--cache-max) holds from the start, not
+	// from the next staging or undeploy; after recovery, whose records say which
+	// images the workspaces deployed here stand on (never evicted).
+	m.evictCache()
 	lastPartSweep := time.Now()
 	t := time.NewTicker(m.cfg.ReconcileEvery)
 	defer t.Stop()
