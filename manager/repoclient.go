@@ -464,6 +464,11 @@ func (c *repoClient) fetchTo(ctx context.Context, img *manifestImage, token, pat
 			checked = cerr == nil && err == nil && have == img.Size
 		}
 		if err != nil {
+			if isNoSpace(err) {
+				// Not called resumable: the cache's .part of a full disk is removed
+				// (stageShared), its space wanted back.
+				return fmt.Errorf("fetch %s image from %s: %w", img.Role, img.Location, err)
+			}
 			return fmt.Errorf("fetch %s image from %s (resumable): %w", img.Role, img.Location, err)
 		}
 	}
