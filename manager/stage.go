@@ -363,8 +363,14 @@ func (m *Manager) stageShared(ctx context.Context, img *manifestImage, token, ba
 			}
 			return path, false, m.staged(ctx, img, backingFormat)
 		}
-		if err != nil {
+		switch {
+		case err == nil:
+		case errors.Is(err, errdefs.ErrImageIntegrity):
 			m.log.Warn("this host's image pool has a bad copy; fetching the image from the repository", "digest", img.Digest, "err", err)
+		case ctx.Err() != nil:
+			return "", false, ctx.Err()
+		default: // a full disk, a read error: nothing says the pool's bytes are bad
+			m.log.Warn("could not stage the image from this host's image pool; fetching it from the repository", "digest", img.Digest, "err", err)
 		}
 	}
 	durable := !m.cache.canDeferSync()
