@@ -7,7 +7,8 @@
 // zeros. Altering or removing a record breaks the chain at that point, which Verify
 // (and `vws audit --verify`) reports. Someone able to rewrite the database can
 // recompute every later hash, so the head (id and hash) is also logged every
-// anchorEvery records and at start: a log shipped off the host pins the chain.
+// anchorEvery records and when the server starts and stops (Start, Stop): a log
+// shipped off the host pins the chain.
 //
 // Records written before the chain existed (hash ”) are chained by the first record
 // appended after the upgrade; from then on an unhashed record is a break.
@@ -316,6 +317,35 @@ func text(s string) string {
 // with write access could otherwise rewrite consistently from the first change on.
 func (l *Log) anchor(id int64, hash string) {
 	l.log.Info("audit chain head", "id", id, "hash", hash)
+}
+
+// Start reads the chain head and logs it, for a server that starts: the records
+// written since the last anchor of the previous run are then anchored before this
+// run's first append, which could otherwise be hours (or never) away.
+func (l *Log) Start(ctx context.Context) error {
+	c := l.chain
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return l.loadHead(ctx)
+}
+
+// Stop logs the chain head, for a server that stops (once nothing appends any
+// more): the newest records, fewer than anchorEvery since the last anchor, are then
+// anchored outside the database too, and removing them while the server is down
+// fails `vws audit --verify --anchor`.
+func (l *Log) Stop() {
+	c := l.chain
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.loaded {
+		l.anchor(c.lastID, c.lastHash)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := l.loadHead(ctx); err != nil { // logs the head when read
+		l.log.Warn("the audit chain head was not logged at stop", "err", err)
+	}
 }
 
 // loadHead reads the last record (with c.mu held), chaining pre-chain records first.

@@ -146,6 +146,7 @@ type Server struct {
 	fenced     atomic.Bool        // Fence: the database is another server's now
 	handler    http.Handler
 	db         *store.DB
+	audit      *audit.Log
 	Manager    *manager.Manager
 	hv         *lazyHypervisor
 	// subscriptions are the WS-BaseNotification subscriptions to workspaces.
@@ -293,6 +294,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	auditLog := audit.New(db.SQL(), cfg.Logger)
+	if err := auditLog.Start(ctx); err != nil { // logs the head: an anchor before any append
+		return nil, err
+	}
+	s.audit = auditLog
 	auditWhere := cfg.DataDir // where an administrator makes room when the trail is full
 	if cfg.Database != "" {
 		auditWhere = db.String()
@@ -549,6 +554,9 @@ func (s *Server) Close() {
 	}
 	if s.images != nil {
 		s.images.Close() // its background chunk lists write to the database
+	}
+	if s.audit != nil {
+		s.audit.Stop() // logs the head, with what was appended since the last anchor
 	}
 	if s.db != nil {
 		s.db.Close()
