@@ -151,6 +151,11 @@ func (l *Log) append(ctx context.Context, operation, resource, decision, rule, d
 	return <-p.done
 }
 
+// writeTimeout bounds the write of one batch of records (as internal/store bounds a
+// record write): a database that stops answering fails the requests waiting for their
+// audit record, rather than holding them until TCP gives up.
+var writeTimeout = 30 * time.Second
+
 // maxBatch bounds the records one INSERT carries (10 parameters each; SQLite takes
 // 32766 parameters in a statement).
 const maxBatch = 256
@@ -167,11 +172,22 @@ type pending struct {
 // writeBatch writes batch after the head (with c.mu held) and tells each record's
 // appender. A batch that fails is written again one record at a time, so that a
 // record the database refuses fails alone, not the requests that shared its commit.
+// All of it within writeTimeout: the appenders queued behind a stalled batch wait
+// for c.mu, and each batch then fails in its turn instead of holding them all.
 func (l *Log) writeBatch(ctx context.Context, batch []*pending) {
-	err := l.writeRecords(ctx, batch)
+	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
+	defer cancel()
+	write := func(records []*pending) error {
+		err := l.writeRecords(ctx, records)
+		if err != nil && ctx.Err() != nil {
+			err = fmt.Errorf("the database did not answer within %v: %w", writeTimeout, err)
+		}
+		return err
+	}
+	err := write(batch)
 	if err != nil && len(batch) > 1 {
 		for _, p := range batch {
-			l.finish(p, l.writeRecords(ctx, []*pending{p}))
+			l.finish(p, write([]*pending{p}))
 		}
 		return
 	}
