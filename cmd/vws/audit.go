@@ -369,5 +369,22 @@ func pruneAudit(ctx context.Context, out io.Writer, o *auditOptions, now time.Ti
 	}
 	fmt.Fprintf(out, "removed %d records older than %s; the chain now starts after record %d (hash %s), %d removed in all\n",
 		n, before.Format(time.RFC3339), cp.LastID, cp.LastHash, cp.Pruned)
+	// A record dated in the future stops every prune until its date is old enough.
+	stop, held, ok, err := log.FutureStop(ctx, before)
+	if err != nil {
+		return err
+	}
+	if ok {
+		records := "records after it older than %s are"
+		if held == 1 {
+			records = "record after it older than %s is"
+		}
+		records = fmt.Sprintf(records, before.Format(time.RFC3339))
+		at := stop.Time.Format(time.RFC3339)
+		fmt.Fprintf(out, "pruning stopped at record %d, dated %s, in the future (the server's clock was ahead when it was written): "+
+			"the chain is removed in order, so the %d %s kept until %s, when the same --prune-before reaches it; "+
+			"check the server's clock (NTP); to remove them sooner, give --prune-before a time after %s with --yes, which removes every record up to the first dated at or after that time, recent ones included\n",
+			stop.ID, at, held, records, stop.Time.Add(now.Sub(before)).Format(time.RFC3339), at)
+	}
 	return nil
 }

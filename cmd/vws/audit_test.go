@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vws-grid/vws/internal/audit"
 	"github.com/vws-grid/vws/internal/identity"
@@ -221,5 +222,44 @@ func TestAuditRefusesSinceAfterUntil(t *testing.T) {
 	}
 	if out, err := auditCLI(t, "--data", dir, "--since", "2h", "--until", "0s"); err != nil || strings.Count(out, "\n") != 2 {
 		t.Fatalf("--since 2h --until 0s: %v\n%s", err, out)
+	}
+}
+
+// TestAuditPruneSaysWhyItStopsAtAFutureRecord: after the clock was briefly set into
+// the future, pruning stops at the record written then on every later run (the chain
+// is removed in order) and said only "removed 0 records". It now names the record,
+// its date, and what the administrator can do.
+func TestAuditPruneSaysWhyItStopsAtAFutureRecord(t *testing.T) {
+	dir, db, l := openAudit(t)
+	alice := identity.With(context.Background(), identity.Identity{DN: "/O=Grid/CN=alice"})
+	for range 4 {
+		l.Record(alice, "create", "ws", "done", "")
+	}
+	// Record 2 was written while the clock was in 2099; the others are 200 days, 100
+	// days and an hour old. Rewritten with their hashes, as vws would have written them.
+	now := time.Now()
+	stamps := []time.Time{now.Add(-200 * 24 * time.Hour), time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC), now.Add(-100 * 24 * time.Hour), now.Add(-time.Hour)}
+	list, err := l.List(context.Background(), 10)
+	if err != nil || len(list) != 4 {
+		t.Fatalf("list: %v %v", list, err)
+	}
+	prev := audit.Genesis
+	for i, e := range list {
+		e.Time, e.Prev = time.UnixMilli(stamps[i].UnixMilli()).UTC(), prev
+		e.Hash = e.ComputeHash()
+		prev = e.Hash
+		if _, err := db.SQL().Exec(`UPDATE audit SET time = $1, prev = $2, hash = $3 WHERE id = $4`, e.Time.UnixMilli(), e.Prev, e.Hash, e.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	out, err := auditCLI(t, "--data", dir, "--prune-before", "90d")
+	if err != nil || !strings.Contains(out, "removed 1 records") {
+		t.Fatalf("prune: %v\n%s", err, out)
+	}
+	for _, want := range []string{"stopped at record 2, dated 2099-01-01T00:00:00Z, in the future", "1 record after it", "NTP", "--prune-before"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the report does not say %q:\n%s", want, out)
+		}
 	}
 }

@@ -709,6 +709,23 @@ func (l *Log) Prune(ctx context.Context, before time.Time) (int64, error) {
 	return total, nil
 }
 
+// FutureStop is the record at which Prune(before) stops when it is dated in the
+// future — written while the clock was ahead — and held is how many records after it
+// are older than before, which Prune keeps because it removes the chain in order:
+// until that date is older than before too, every Prune stops there. ok is false
+// when Prune does not stop at such a record, or none are held.
+func (l *Log) FutureStop(ctx context.Context, before time.Time) (e Entry, held int64, ok bool, err error) {
+	all, err := l.query(ctx, `SELECT `+columns+` FROM audit WHERE time >= $1 ORDER BY id LIMIT 1`, before.UnixMilli())
+	if err != nil || len(all) == 0 || !all[0].Time.After(l.now()) {
+		return Entry{}, 0, false, err
+	}
+	e = all[0]
+	if err := l.db.QueryRowContext(ctx, `SELECT count(*) FROM audit WHERE id > $1 AND time < $2`, e.ID, before.UnixMilli()).Scan(&held); err != nil {
+		return Entry{}, 0, false, fmt.Errorf("read audit log: %w", err)
+	}
+	return e, held, held > 0, nil
+}
+
 // pruneBatch is the most records one of Prune's transactions removes: a few
 // milliseconds of holding the write lock.
 var pruneBatch int64 = 1000
