@@ -77,6 +77,10 @@ var faultKinds = []faultKind{
 		"ask for a termination time in the future, or none"},
 	{errdefs.ErrUnacceptableTermTime, nsBN, "UnacceptableTerminationTimeFault", soap.CodeClient,
 		"ask for a termination time in the future"},
+	{errdefs.ErrUnrecognizedPolicy, nsBN, "UnrecognizedPolicyRequestFault", soap.CodeClient,
+		"subscribe without a SubscriptionPolicy"},
+	{errdefs.ErrUnsupportedPolicy, nsBN, "UnsupportedPolicyRequestFault", soap.CodeClient,
+		"subscribe without a SubscriptionPolicy"},
 	{errdefs.ErrSubscribe, nsBN, "SubscribeCreationFailedFault", soap.CodeClient,
 		"nothing was subscribed; correct the request as the description says and send it again"},
 	{errdefs.ErrMetadata, nsVWS, "WorkspaceMetadataFault", soap.CodeClient,
@@ -143,6 +147,8 @@ var gt4Names = map[string]string{
 	"InvalidFilterFault":                      "SubscribeCreationFailedFault",
 	"UnacceptableInitialTerminationTimeFault": "SubscribeCreationFailedFault",
 	"UnacceptableTerminationTimeFault":        "SubscribeCreationFailedFault",
+	"UnrecognizedPolicyRequestFault":          "SubscribeCreationFailedFault",
+	"UnsupportedPolicyRequestFault":           "SubscribeCreationFailedFault",
 }
 
 // gt4Advice replaces, in the GT 4.0 dialect, default advice that names an operation
@@ -280,6 +286,18 @@ func buildFault(in faultInput) (*soap.Fault, faultKind) {
 		}
 		u.SetText(local)
 	}
+	var rp refusedPolicy
+	if k.ns == nsBN && d == dialect.WSRF12 && errors.As(in.err, &rp) {
+		// b-2 names the refused policy (an xs:QName) in UnrecognizedPolicy or
+		// UnsupportedPolicy, after the BaseFault parts.
+		space, local := rp.RefusedPolicy()
+		p := el.CreateElement("f:" + k.name[:len(k.name)-len("RequestFault")])
+		if space != "" {
+			p.CreateAttr("xmlns:rp", space)
+			local = "rp:" + local
+		}
+		p.SetText(local)
+	}
 
 	code := k.code
 	if in.code != "" {
@@ -291,6 +309,11 @@ func buildFault(in faultInput) (*soap.Fault, faultKind) {
 // unknownFilter is an invalid notification filter that names the element refused.
 type unknownFilter interface {
 	UnknownFilter() (space, local string)
+}
+
+// refusedPolicy is a subscription policy refused, which names the element refused.
+type refusedPolicy interface {
+	RefusedPolicy() (space, local string)
 }
 
 // addTypedDetail appends the extra elements of vws fault subtypes (of kind k).

@@ -184,7 +184,8 @@ func TestEveryKindKeepsItsWords(t *testing.T) {
 		"ErrCreation": errdefs.ErrCreation, "ErrImageIntegrity": errdefs.ErrImageIntegrity,
 		"ErrHypervisor": errdefs.ErrHypervisor, "ErrNotImplemented": errdefs.ErrNotImplemented,
 		"ErrQueryTooCostly": errdefs.ErrQueryTooCostly, "ErrStorageFull": errdefs.ErrStorageFull,
-		"ErrUnavailable": errdefs.ErrUnavailable,
+		"ErrUnavailable": errdefs.ErrUnavailable, "ErrUnrecognizedPolicy": errdefs.ErrUnrecognizedPolicy,
+		"ErrUnsupportedPolicy": errdefs.ErrUnsupportedPolicy,
 	}
 	file, err := parser.ParseFile(token.NewFileSet(), "../errdefs/errdefs.go", nil, 0)
 	if err != nil {

@@ -39,6 +39,8 @@ var (
 	ErrInvalidFilter               = errors.New("invalid filter")
 	ErrUnacceptableInitialTermTime = errors.New("unacceptable initial termination time")
 	ErrUnacceptableTermTime        = errors.New("unacceptable termination time")
+	ErrUnrecognizedPolicy          = errors.New("unrecognized subscription policy")
+	ErrUnsupportedPolicy           = errors.New("unsupported subscription policy")
 )
 
 // Server errors: something on our side failed.

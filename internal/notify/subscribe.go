@@ -193,7 +193,11 @@ func (b *Broker) readRequest(d *dialect.Dialect, payload *etree.Element, now tim
 			return nil, errdefs.WithAdvice(fmt.Errorf("%w: %s is not supported", errdefs.ErrSubscribe, c.Tag),
 				"subscribe to the topic alone; each message carries the old and new value to select on")
 		case "SubscriptionPolicy":
-			if len(c.ChildElements()) > 0 || strings.TrimSpace(c.Text()) != "" {
+			if ps := c.ChildElements(); len(ps) > 0 {
+				return nil, &policyError{policy: wsa.QName{Space: ps[0].NamespaceURI(), Local: ps[0].Tag},
+					known: ps[0].NamespaceURI() == dialect.WSRF12.BN && ps[0].Tag == "UseRaw"}
+			}
+			if strings.TrimSpace(c.Text()) != "" {
 				return nil, fmt.Errorf("%w: no subscription policy is supported", errdefs.ErrSubscribe)
 			}
 		case "InitialTerminationTime":
@@ -252,6 +256,30 @@ func (e *filterError) Unwrap() error { return errdefs.ErrInvalidFilter }
 // UnknownFilter names the filter element refused, which WSN 1.3's InvalidFilterFault
 // carries (wsnt:UnknownFilter).
 func (e *filterError) UnknownFilter() (space, local string) { return e.unknown.Space, e.unknown.Local }
+
+// policyError is a subscription policy vws does not honour: none is supported.
+type policyError struct {
+	policy wsa.QName
+	known  bool // WSN 1.3's own (UseRaw): recognized, not supported
+}
+
+func (e *policyError) Error() string {
+	if e.known {
+		return fmt.Sprintf("%v: %s is not supported; vws sends every message wrapped in Notify", errdefs.ErrUnsupportedPolicy, e.policy)
+	}
+	return fmt.Sprintf("%v: %s is not a policy vws knows; it supports none", errdefs.ErrUnrecognizedPolicy, e.policy)
+}
+
+func (e *policyError) Unwrap() error {
+	if e.known {
+		return errdefs.ErrUnsupportedPolicy
+	}
+	return errdefs.ErrUnrecognizedPolicy
+}
+
+// RefusedPolicy names the policy refused, which WSN 1.3's UnrecognizedPolicyRequestFault
+// and UnsupportedPolicyRequestFault carry.
+func (e *policyError) RefusedPolicy() (space, local string) { return e.policy.Space, e.policy.Local }
 
 // checkConsumer refuses an address vws cannot or may not deliver to.
 func (b *Broker) checkConsumer(epr *wsa.EPR) error {
