@@ -37,9 +37,19 @@ func (n Networks) Permits(ip net.IP) bool {
 }
 
 func permittedByDefault(ip net.IP) bool {
+	for _, m := range metadataOutsideLinkLocal {
+		if ip.Equal(m) {
+			return false
+		}
+	}
 	return !(ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsInterfaceLocalMulticast() ||
 		ip.IsMulticast() || ip.IsUnspecified())
 }
+
+// metadataOutsideLinkLocal are the cloud metadata services that answer elsewhere than
+// at a link-local address: AWS's over IPv6 (a unique-local address) and Alibaba
+// Cloud's (in the shared address space).
+var metadataOutsideLinkLocal = []net.IP{net.ParseIP("fd00:ec2::254"), net.ParseIP("100.100.100.200")}
 
 // nat64 is the well-known NAT64 prefix (RFC 6052), 64:ff9b::/96.
 var nat64 = &net.IPNet{IP: net.ParseIP("64:ff9b::"), Mask: net.CIDRMask(96, 128)}

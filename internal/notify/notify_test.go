@@ -521,7 +521,10 @@ func TestNetworks(t *testing.T) {
 	for ip, want := range map[string]bool{"127.0.0.1": true, "10.1.2.3": true, "::1": true, "169.254.169.254": false,
 		"fe80::1": false, "224.0.0.1": false, "0.0.0.0": false, "::ffff:169.254.169.254": false,
 		// A link-local IPv4 address reached by translation: NAT64, IPv4-compatible.
-		"64:ff9b::a9fe:a9fe": false, "::a9fe:a9fe": false, "64:ff9b::a00:1": true, "::": false} {
+		"64:ff9b::a9fe:a9fe": false, "::a9fe:a9fe": false, "64:ff9b::a00:1": true, "::": false,
+		// Metadata services outside link-local (AWS over IPv6, Alibaba Cloud), not
+		// their neighbours.
+		"fd00:ec2::254": false, "100.100.100.200": false, "64:ff9b::6464:64c8": false, "fd00:ec2::253": true, "100.100.100.201": true} {
 		if got := def.Permits(net.ParseIP(ip)); got != want {
 			t.Errorf("default networks permit %s: %v, want %v", ip, got, want)
 		}
