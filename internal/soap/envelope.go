@@ -82,6 +82,9 @@ func Parse(data []byte) (*Envelope, error) {
 		return nil, fmt.Errorf("%w: element %s has %d attributes; at most %d are accepted (a SOAP message has no reason for more)",
 			ErrMalformed, el.FullTag(), len(el.Attr), MaxAttributes)
 	}
+	if err := undeclaredPrefix(doc.Child, map[string]int{}); err != nil {
+		return nil, err
+	}
 	env := &Envelope{Doc: doc}
 	for _, t := range doc.Child {
 		switch t := t.(type) {
@@ -163,6 +166,47 @@ func tooManyAttributes(tokens []etree.Token) *etree.Element {
 			if found := tooManyAttributes(el.Child); found != nil {
 				return found
 			}
+		}
+	}
+	return nil
+}
+
+// undeclaredPrefix refuses a name whose prefix is not declared where it is used, and
+// xmlns:p="" (Namespaces in XML 1.0): etree reads such a name as in no namespace, and
+// a reference parameter using one would be echoed, still undeclared, into a reply.
+// scope counts the declarations of each prefix in force.
+func undeclaredPrefix(tokens []etree.Token, scope map[string]int) error {
+	for _, t := range tokens {
+		el, ok := t.(*etree.Element)
+		if !ok {
+			continue
+		}
+		for _, a := range el.Attr {
+			if a.Space == "xmlns" {
+				if a.Value == "" {
+					return fmt.Errorf("%w: xmlns:%s=\"\" on element %s; XML 1.0 namespaces do not allow undeclaring a prefix", ErrMalformed, a.Key, el.FullTag())
+				}
+				scope[a.Key]++
+			}
+		}
+		err := func() error {
+			if el.Space != "" && el.Space != "xml" && scope[el.Space] == 0 {
+				return fmt.Errorf("%w: the prefix of element %s is not declared", ErrMalformed, el.FullTag())
+			}
+			for _, a := range el.Attr {
+				if a.Space != "" && a.Space != "xmlns" && a.Space != "xml" && scope[a.Space] == 0 {
+					return fmt.Errorf("%w: the prefix of attribute %s on element %s is not declared", ErrMalformed, a.FullKey(), el.FullTag())
+				}
+			}
+			return undeclaredPrefix(el.Child, scope)
+		}()
+		for _, a := range el.Attr {
+			if a.Space == "xmlns" {
+				scope[a.Key]--
+			}
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil

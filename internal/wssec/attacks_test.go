@@ -98,6 +98,7 @@ func TestSignatureAttacksRefused(t *testing.T) {
 		bst := securityChild(t, env, NSWSSE, "BinarySecurityToken")
 		w := env.Headers[0].Parent().CreateElement("x:W")
 		w.CreateAttr("xmlns:x", "urn:attacker")
+		w.CreateAttr("xmlns:wsse", NSWSSE) // the token's prefix was declared by the Security header
 		bst.Parent().RemoveChild(bst)
 		w.AddChild(bst)
 		refused(t, env)
