@@ -112,8 +112,11 @@ func (r *Repository) CheckOut(ctx context.Context, key, host, requestID string, 
 		}
 		// A manager that lost the answer to its CheckOut (it crashed, or the connection
 		// dropped) asks again: the same holder on the same host, still staging, gets the
-		// same lock back, so it can finish or undo the deploy.
-		reissue := chain.Lock != "" && text(s, PropHost) == host && text(s, PropLockHolder) == holder && text(s, PropDeployment) == "staging"
+		// same lock back, so it can finish or undo the deploy. Under the check-out's
+		// own RequestID when both name one: another name is another deploy (a second
+		// machine under the same host name and credential), which meets the lock.
+		sameRequest := requestID == "" || chain.LockRequest == "" || requestID == chain.LockRequest
+		reissue := chain.Lock != "" && sameRequest && text(s, PropHost) == host && text(s, PropLockHolder) == holder && text(s, PropDeployment) == "staging"
 		// The user is decided on before anything is said of the workspace's state: a
 		// user who may not manage it must not learn where it is deployed, or that it is.
 		// Also on a re-ask that names one: a lock is handed back only to its user.
