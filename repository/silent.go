@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -62,10 +63,26 @@ func (r *Repository) stopWatchingHosts() {
 func (r *Repository) markSilentHosts(ctx context.Context) {
 	r.watch.mu.Lock()
 	defer r.watch.mu.Unlock()
-	silent, _ := r.hosts.Silent(r.now())
+	now := r.now()
+	silent, _ := r.hosts.Silent(now)
+	announcedBy := map[string]string{}
+	for _, h := range r.hosts.Live(now) {
+		announcedBy[h.Name] = h.AnnouncedBy
+	}
 	mark := func(s *wsrf.Snapshot) string {
+		if text(s, PropDeployment) == "in-repository" {
+			return ""
+		}
 		since, ok := silent[text(s, PropHost)]
-		if !ok || text(s, PropDeployment) == "in-repository" {
+		if !ok {
+			// The name announced again, but by another identity than the one holding
+			// the workspace (as stillSilent sees it): that one is still not heard
+			// from, and the mark it has stays.
+			if holder := text(s, PropLockHolder); strings.HasPrefix(holder, "/") {
+				if by := announcedBy[text(s, PropHost)]; by != "" && by != holder {
+					return text(s, PropHostSilentSince)
+				}
+			}
 			return ""
 		}
 		return wsrf.FormatTime(since)
