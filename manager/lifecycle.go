@@ -621,6 +621,19 @@ func (m *Manager) Shutdown(ctx context.Context, epr *wsa.EPR, mode string, grace
 			if err := m.hv.Save(ctx, name, mem); err != nil {
 				removeUnlessStillWritten(mem, err)
 				m.abandon(rec, err)
+				// A guest that powered itself off before or during the save (libvirt: "domain
+				// is not running") had nothing to save and lost nothing: recorded as the
+				// reconciler records it, and refused in that state.
+				if !errors.Is(err, vmm.ErrOutcomeUnknown) {
+					if c, ok := m.observedEnd(ctx, rec); ok && c.State != stateCorrupted {
+						if err := m.transition(ctx, rec, c.State, c.Detail); err != nil {
+							return err
+						}
+						return errdefs.WithAdvice(&errdefs.StateError{Current: c.State, Requested: stateSerialized,
+							Err: fmt.Errorf("%w: workspace %s cannot be serialized: %s", errdefs.ErrState, rec.Key, c.Detail)},
+							"it is shut down, its disk as the guest left it: start it again, or undeploy it")
+					}
+				}
 				if lost := m.guestEnded(ctx, rec, err); lost != nil {
 					return lost
 				}
