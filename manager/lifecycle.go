@@ -936,7 +936,15 @@ func (m *Manager) start(ctx context.Context, rec *record) error {
 		return err
 	}
 	defer release()
-	if err := m.hv.Start(ctx, rec.Spec.Name); err != nil {
+	err = m.hv.Start(ctx, rec.Spec.Name)
+	if errors.Is(err, vmm.ErrNoDomain) {
+		// Undefined outside vws while shut down (virsh undefine): only the definition
+		// is lost, and the record has it, as the reconciler's redefine does.
+		if err = m.hv.Define(ctx, rec.Spec); err == nil {
+			err = m.hv.Start(ctx, rec.Spec.Name)
+		}
+	}
+	if err != nil {
 		return err
 	}
 	// Durable: after a crash, a domain found off whose record says running vanished
