@@ -511,7 +511,7 @@ func (m *Manager) Unpause(ctx context.Context, epr *wsa.EPR) (Result, error) {
 			return m.restore(ctx, rec, false)
 		}
 		if err := m.hv.Resume(ctx, rec.Spec.Name); err != nil {
-			return err
+			return m.endedBefore(ctx, rec, stateRunning, err)
 		}
 		return m.transitionFast(rec, stateRunning)
 	})
@@ -968,9 +968,27 @@ func (m *Manager) startPaused(ctx context.Context, rec *record) error {
 
 func (m *Manager) pause(ctx context.Context, rec *record) error {
 	if err := m.hv.Pause(ctx, rec.Spec.Name); err != nil {
-		return err
+		return m.endedBefore(ctx, rec, statePaused, err)
 	}
 	return m.transitionFast(rec, statePaused)
+}
+
+// endedBefore is the answer to a Pause or Unpause (to requested) that libvirt
+// refused: a guest that ended before it (powered off, crashed, its domain gone),
+// unseen by the reconciler yet, is recorded as the reconciler records it and the
+// operation refused in that state; otherwise cause.
+func (m *Manager) endedBefore(ctx context.Context, rec *record, requested string, cause error) error {
+	if errors.Is(cause, vmm.ErrOutcomeUnknown) {
+		return cause
+	}
+	c, ok := m.observedEnd(ctx, rec)
+	if !ok {
+		return cause
+	}
+	if err := m.transition(ctx, rec, c.State, c.Detail); err != nil {
+		return err
+	}
+	return errdefs.WithAdvice(&errdefs.StateError{Current: c.State, Requested: requested}, c.Detail)
 }
 
 // restore resumes a serialized workspace from its memory image.
