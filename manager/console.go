@@ -68,7 +68,9 @@ func consoleTail(path string, max int) string {
 		return ""
 	}
 	data := c.Data
-	if c.Offset > 0 && len(data) > 0 {
+	// Only a read that got the byte asked for before the tail has it: a stream whose
+	// start was rotated away may hold less than the tail.
+	if c.Offset > 0 && len(data) == max+1 {
 		rest := data[1:]
 		// Start at a whole line, unless the cut line is all the tail holds.
 		if i := bytes.IndexByte(rest, '\n'); data[0] != '\n' && i >= 0 && i+1 < len(rest) {

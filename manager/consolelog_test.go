@@ -248,3 +248,20 @@ func TestConsoleTailKeepsAWholeFirstLine(t *testing.T) {
 		}
 	}
 }
+
+// TestConsoleTailAfterItsStartRotatedAway: the stream goes on from 1000 bytes that
+// were rotated away, and holds less than the tail: what it holds begins at a line of
+// its own (a rotation starts a new file) and is shown whole — no byte of it is taken
+// for "the byte before the tail", nor its first line dropped for being cut.
+func TestConsoleTailAfterItsStartRotatedAway(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "console.log")
+	if err := os.WriteFile(path, []byte("tick 7\ntick 8\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path+".index", []byte(`{"files":[],"end":1000}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := consoleTail(path, 2048); got != "tick 7\ntick 8\n" {
+		t.Errorf("consoleTail = %q, want %q", got, "tick 7\ntick 8\n")
+	}
+}

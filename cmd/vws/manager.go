@@ -508,9 +508,10 @@ func newConsoleCommand() *cobra.Command {
 				if offset >= 0 && from > offset {
 					fmt.Fprintf(cmd.ErrOrStderr(), "vws: %d bytes of console output before this were rotated away (virtlogd keeps max_backups files of max_size)\n", from-offset)
 				}
-				if offset < 0 && txt(resp, "Offset") != "0" {
+				if offset < 0 && txt(resp, "Offset") != "0" && int64(len(data)) == -offset {
 					// A tail starts mid-line: show whole lines only. Past the extra
-					// byte, a tail that starts a line is kept whole.
+					// byte, a tail that starts a line is kept whole. (Fewer bytes: the
+					// console's start was rotated away, and all that is kept came.)
 					if i := bytes.IndexByte(data, '\n'); i >= 0 {
 						data = data[i+1:]
 					} else if len(data) > 0 {
